@@ -1,0 +1,63 @@
+# pvedr — the human interface; CI (.ci/run) calls the same targets.
+CARGO   ?= cargo
+PREFIX  ?= /usr/local
+DESTDIR ?=
+TOOLS   := $(notdir $(wildcard tools/*))
+DEBUG   := target/debug
+
+.PHONY: all build release test test-rust test-rules lint fmt man check-man demo bench install uninstall clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace --bins
+
+release:
+	$(CARGO) build --workspace --bins --release
+
+# The test command (README, .ci/run): every crate's unit and integration tests against the
+# real sshd, moto and terraform that `.ci/run` installs, then the alert-rule tests.
+test: build test-rust test-rules
+
+test-rust:
+	$(CARGO) test --workspace
+
+test-rules:
+	@if [ -d contrib/prometheus ]; then \
+	  command -v promtool >/dev/null || { echo "promtool missing: apt-get install prometheus"; exit 1; }; \
+	  promtool check rules contrib/prometheus/*.rules.yml && \
+	  promtool test rules contrib/prometheus/tests/*.yml; \
+	fi
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+# Man pages are generated from each tool's clap definition (`<tool> --generate-man`).
+man: build
+	@mkdir -p man
+	@for t in $(TOOLS); do $(DEBUG)/$$t --generate-man > man/$$t.1 || exit 1; echo "man/$$t.1"; done
+
+check-man: man
+	git diff --exit-code -- man/
+
+# The demo: a simulated node with real archives, listed through the real tools.
+demo: build
+	./scripts/demo.sh
+
+bench: release
+	./bench/run.sh
+
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	@for t in $(TOOLS); do install -m 755 target/release/$$t $(DESTDIR)$(PREFIX)/bin/$$t; done
+	@for t in $(TOOLS); do install -m 644 man/$$t.1 $(DESTDIR)$(PREFIX)/share/man/man1/$$t.1; done
+
+uninstall:
+	@for t in $(TOOLS); do rm -f $(DESTDIR)$(PREFIX)/bin/$$t $(DESTDIR)$(PREFIX)/share/man/man1/$$t.1; done
+
+clean:
+	$(CARGO) clean

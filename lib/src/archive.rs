@@ -1,0 +1,188 @@
+//! vzdump archive names, read as pve-storage reads them (`PVE::Storage::archive_info`).
+//!
+//! `vzdump-<type>-<vmid>-YYYY_MM_DD-HH_MM_SS.<ext>` is a *standard* name: its time is the
+//! node's local time. Any other `vzdump-<type>-….<ext>` is listed too, but is non-standard:
+//! its time comes from the file and prune never removes it.
+
+use chrono::NaiveDateTime;
+
+/// What a backup file name says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveName {
+    /// `qemu`, `lxc` or `openvz`.
+    pub subtype: String,
+    /// The whole extension: `vma.zst`, `tar`, `tgz`, …
+    pub format: String,
+    /// `gz`, `lzo`, `zst`, `bz2`, or none.
+    pub compression: Option<String>,
+    /// From a standard name, or from the `-NNN-` pattern Proxmox's listing uses.
+    pub vmid: Option<u64>,
+    /// Set for standard names only.
+    pub local_time: Option<NaiveDateTime>,
+    /// The name without the extension (`vzdump-qemu-100-2024_01_15-02_00_02`): the basename
+    /// of the `.log` beside a standard archive.
+    pub stem: String,
+}
+
+impl ArchiveName {
+    pub fn is_std_name(&self) -> bool {
+        self.local_time.is_some()
+    }
+}
+
+const COMPRESSORS: [&str; 4] = ["gz", "lzo", "zst", "bz2"];
+
+/// The extension part of a backup file name (`BACKUP_EXT_RE_2`), if it has one.
+fn split_extension(file: &str) -> Option<(&str, String, Option<String>)> {
+    if let Some(stem) = file.strip_suffix(".tgz") {
+        return Some((stem, "tgz".into(), Some("gz".into())));
+    }
+    for base in ["vma", "tar"] {
+        if let Some(stem) = file.strip_suffix(&format!(".{base}")) {
+            return Some((stem, base.into(), None));
+        }
+        for c in COMPRESSORS {
+            if let Some(stem) = file.strip_suffix(&format!(".{base}.{c}")) {
+                return Some((stem, format!("{base}.{c}"), Some(c.into())));
+            }
+        }
+    }
+    None
+}
+
+/// Parses a file name (no directory). `None` when it is not a vzdump archive at all
+/// (logs, notes, `.dat` in progress, other files).
+pub fn parse(file: &str) -> Option<ArchiveName> {
+    let (stem, format, compression) = split_extension(file)?;
+    let rest = stem.strip_prefix("vzdump-")?;
+    let (subtype, after) = rest.split_once('-')?;
+    if !matches!(subtype, "qemu" | "lxc" | "openvz") || after.is_empty() {
+        return None;
+    }
+    let (vmid, local_time) = match std_parts(after) {
+        Some((id, t)) => (Some(id), Some(t)),
+        None => (listing_vmid(file, &format), None),
+    };
+    Some(ArchiveName {
+        subtype: subtype.into(),
+        format,
+        compression,
+        vmid,
+        local_time,
+        stem: stem.into(),
+    })
+}
+
+/// `NNN-YYYY_MM_DD-HH_MM_SS` → (vmid, local time).
+fn std_parts(s: &str) -> Option<(u64, NaiveDateTime)> {
+    let (id, time) = s.split_once('-')?;
+    let vmid = vmid_digits(id)?;
+    if time.len() != 19
+        || !time
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return None;
+    }
+    let t = NaiveDateTime::parse_from_str(time, "%Y_%m_%d-%H_%M_%S").ok()?;
+    Some((vmid, t))
+}
+
+fn vmid_digits(id: &str) -> Option<u64> {
+    let ok = (3..=9).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && !id.starts_with('0');
+    if ok { id.parse().ok() } else { None }
+}
+
+/// Proxmox's listing takes the vmid of any name from `-([1-9][0-9]{2,8})-[^/]+\.<format>$`
+/// (the first such group, as a leftmost regex match does).
+fn listing_vmid(file: &str, format: &str) -> Option<u64> {
+    let body = file.strip_suffix(format)?.strip_suffix('.')?;
+    let bytes = body.as_bytes();
+    for (i, _) in body.match_indices('-') {
+        let digits = bytes[i + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let end = i + 1 + digits;
+        // `-NNN-` then at least one more character before the extension.
+        let closed = bytes.get(end) == Some(&b'-') && end + 1 < bytes.len();
+        if closed && (3..=9).contains(&digits) && bytes[i + 1] != b'0' {
+            return body[i + 1..end].parse().ok();
+        }
+    }
+    None
+}
+
+/// `vzdump-qemu-100-2024_01_15-02_00_02` → the `.dat` in-progress name's test: is this file
+/// the partial output of a running backup? (`X.vma.zst` is written as `X.vma.dat`.)
+pub fn is_in_progress(file: &str) -> bool {
+    file.starts_with("vzdump-") && file.ends_with(".dat")
+}
+
+/// A vzdump log name (`<stem>.log`) → (subtype, vmid, local time), for standard stems only.
+pub fn parse_log_name(file: &str) -> Option<(String, u64, NaiveDateTime)> {
+    let stem = file.strip_suffix(".log")?;
+    let rest = stem.strip_prefix("vzdump-")?;
+    let (subtype, after) = rest.split_once('-')?;
+    if !matches!(subtype, "qemu" | "lxc" | "openvz") {
+        return None;
+    }
+    let (vmid, t) = std_parts(after)?;
+    Some((subtype.into(), vmid, t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_names() {
+        let a = parse("vzdump-qemu-100-2024_01_15-02_00_02.vma.zst").expect("archive");
+        assert_eq!(a.subtype, "qemu");
+        assert_eq!(a.format, "vma.zst");
+        assert_eq!(a.compression.as_deref(), Some("zst"));
+        assert_eq!(a.vmid, Some(100));
+        assert!(a.is_std_name());
+        assert_eq!(a.stem, "vzdump-qemu-100-2024_01_15-02_00_02");
+        let t = parse("vzdump-lxc-101-2024_01_15-02_01_07.tar").expect("archive");
+        assert_eq!((t.format.as_str(), t.compression), ("tar", None));
+        let g = parse("vzdump-openvz-16110-2020_03_30-21_39_30.tgz").expect("archive");
+        assert_eq!(
+            (g.format.as_str(), g.compression.as_deref()),
+            ("tgz", Some("gz"))
+        );
+    }
+
+    #[test]
+    fn non_standard_and_rejected() {
+        let a = parse("vzdump-qemu-100-manual-copy.vma.zst").expect("archive");
+        assert!(!a.is_std_name());
+        assert_eq!(a.vmid, Some(100));
+        let b = parse("vzdump-qemu-foo.vma").expect("archive");
+        assert_eq!(b.vmid, None);
+        for bad in [
+            "vzdump-qemu-100-2024_01_15-02_00_02.vma.xz",
+            "vzdump-qemu-100-2024_01_15-02_00_02.vms.gz",
+            "vzdump-qemu-100-2024_01_15-02_00_02.log",
+            "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst.notes",
+            "vzdump-qemu-100-2024_01_15-02_00_02.vma.dat",
+            "vzdump-none-100-2024_01_15-02_00_02.tar.gz",
+            "vzdump-lxc-101-2024_01_15-02_01_07.tgz.lzo",
+            "other.vma",
+        ] {
+            assert!(parse(bad).is_none(), "{bad}");
+        }
+        assert!(is_in_progress(
+            "vzdump-qemu-100-2024_01_15-02_00_02.vma.dat"
+        ));
+    }
+
+    #[test]
+    fn logs() {
+        let (t, id, _) = parse_log_name("vzdump-qemu-102-2024_01_15-02_00_02.log").expect("log");
+        assert_eq!((t.as_str(), id), ("qemu", 102));
+        assert!(parse_log_name("vzdump-qemu-102-x.log").is_none());
+    }
+}

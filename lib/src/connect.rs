@@ -1,0 +1,139 @@
+//! The connection flags every node-facing tool shares, and the transport they build.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::error::{Error, Result};
+use crate::tfvars;
+use crate::transport::{Local, Ssh, SshOptions, Transport};
+use crate::validate;
+
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnectArgs {
+    /// Proxmox VE node to reach over SSH (name or IP). Without --host (and without --dir),
+    /// the Proxmox commands run on this machine.
+    #[arg(long, short = 'H', value_name = "HOST", env = "PVEDR_HOST")]
+    pub host: Option<String>,
+
+    /// SSH port.
+    #[arg(long, value_name = "PORT", default_value_t = 22)]
+    pub port: u16,
+
+    /// SSH user.
+    #[arg(long, value_name = "USER", default_value = "root")]
+    pub user: String,
+
+    /// Private key file. Default: the SSH agent, then ~/.ssh/id_ed25519, ~/.ssh/id_rsa.
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+
+    /// known_hosts file the node's host key is checked against (default ~/.ssh/known_hosts).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "~/.ssh/known_hosts",
+        hide_default_value = true
+    )]
+    pub known_hosts: Option<PathBuf>,
+
+    /// Trust and record the host key of a node not yet in known_hosts. A changed key is
+    /// never accepted.
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+
+    /// Give up connecting after this long (30s, 1m, …).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub connect_timeout: String,
+
+    /// Read the host (and node) from a Terraform tfvars file.
+    #[arg(long, value_name = "FILE")]
+    pub tfvars: Option<PathBuf>,
+
+    /// tfvars variable holding the host. Default: the first set of pve_host, proxmox_host,
+    /// pm_api_url, proxmox_endpoint, virtual_environment_endpoint, proxmox_api_url (URLs are
+    /// reduced to their host).
+    #[arg(long, value_name = "NAME", requires = "tfvars")]
+    pub tfvars_host_var: Option<String>,
+
+    /// tfvars variable holding the node name. Default: the first set of pve_node,
+    /// proxmox_node, target_node, node_name.
+    #[arg(long, value_name = "NAME", requires = "tfvars")]
+    pub tfvars_node_var: Option<String>,
+}
+
+/// A transport and what the connection flags said about the node.
+pub struct Connection {
+    pub transport: Box<dyn Transport>,
+    /// Node name from the tfvars file, if any.
+    pub tfvars_node: Option<String>,
+}
+
+impl ConnectArgs {
+    pub fn connect(&self) -> Result<Connection> {
+        let mut host = self.host.clone();
+        let mut tfvars_node = None;
+        if let Some(path) = &self.tfvars {
+            let t = tfvars::read(
+                path,
+                self.tfvars_host_var.as_deref(),
+                self.tfvars_node_var.as_deref(),
+            )?;
+            if host.is_none() {
+                host = t.host;
+                if host.is_none() {
+                    return Err(Error::usage(format!(
+                        "{}: no host variable found (tried {}); name it with --tfvars-host-var",
+                        path.display(),
+                        tfvars::DEFAULT_HOST_VARS.join(", ")
+                    )));
+                }
+            }
+            if let Some(n) = &t.node {
+                validate::node(n)?;
+            }
+            tfvars_node = t.node;
+        }
+        let transport: Box<dyn Transport> = match host {
+            None => Box::new(Local),
+            Some(h) => {
+                validate_host(&h)?;
+                let mut o = SshOptions::new(h);
+                o.port = self.port;
+                o.user = self.user.clone();
+                o.identity = self.identity.clone();
+                o.known_hosts = self.known_hosts.as_ref().map(|p| expand_home(p));
+                o.accept_new_host_key = self.accept_new_host_key;
+                o.connect_timeout =
+                    Duration::from_secs(crate::time::parse_duration(&self.connect_timeout)?.max(1));
+                Box::new(Ssh::new(o))
+            }
+        };
+        Ok(Connection {
+            transport,
+            tfvars_node,
+        })
+    }
+}
+
+fn expand_home(p: &std::path::Path) -> PathBuf {
+    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// A host name or IP address: no spaces, no shell or option characters.
+fn validate_host(h: &str) -> Result<()> {
+    let ok = !h.is_empty()
+        && !h.starts_with('-')
+        && h.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!("invalid host '{}'", h.escape_debug())))
+    }
+}

@@ -1,0 +1,181 @@
+//! One error type for every tool, and the one place that turns it into an exit code.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Exit codes shared by every tool but `backup-check` (see `records.md`).
+pub mod code {
+    pub const SUCCESS: u8 = 0;
+    /// The operation failed; nothing was destroyed.
+    pub const FAILURE: u8 = 1;
+    /// Bad flag or value.
+    pub const USAGE: u8 = 2;
+    /// Some records succeeded, some failed.
+    pub const PARTIAL: u8 = 3;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Which exit-code contract a tool follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitScheme {
+    /// 0 ok, 1 failed, 2 usage, 3 partial.
+    Standard,
+    /// Nagios plugin convention: every error, usage errors included, is 3 (UNKNOWN), so a
+    /// monitoring system never reads a typo as "CRITICAL backup".
+    Nagios,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad flag or value, found before anything was done.
+    #[error("{0}")]
+    Usage(String),
+
+    /// A malformed input record: names the file and line.
+    #[error("{source_name}:{line}: {message}")]
+    Input {
+        source_name: String,
+        line: u64,
+        message: String,
+    },
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+
+    /// The SSH host key could not be trusted. The message says how to fix it.
+    #[error("{0}")]
+    HostKey(String),
+
+    #[error("ssh {host}: {message}")]
+    Ssh { host: String, message: String },
+
+    /// A remote (or local) command ran and failed.
+    #[error("{host}: `{command}` exited with status {status}{}", stderr_suffix(.stderr))]
+    Remote {
+        host: String,
+        command: String,
+        status: i32,
+        stderr: String,
+    },
+
+    /// Unexpected output from a Proxmox command.
+    #[error("{host}: `{command}`: unexpected output: {message}")]
+    Protocol {
+        host: String,
+        command: String,
+        message: String,
+    },
+
+    /// A safety check said no; nothing was changed.
+    #[error("{0}")]
+    Refused(String),
+
+    /// A change needs confirmation, and there is no terminal to ask on.
+    #[error("{0}")]
+    NeedsConfirmation(String),
+
+    /// Some items failed; the others went through. Details were reported as records.
+    #[error("{0}")]
+    Partial(String),
+
+    #[error("interrupted")]
+    Interrupted,
+
+    #[error("{0}")]
+    Other(String),
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let s = stderr.trim();
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(": {s}")
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn usage(msg: impl Into<String>) -> Self {
+        Error::Usage(msg.into())
+    }
+
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// True when the error is a closed stdout (`| head`): the tool ends quietly with 0.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+    }
+
+    /// The one map from error to exit code.
+    pub fn exit_code(&self, scheme: ExitScheme) -> u8 {
+        if self.is_broken_pipe() {
+            return code::SUCCESS;
+        }
+        if matches!(self, Error::Interrupted) {
+            return code::INTERRUPTED;
+        }
+        match scheme {
+            ExitScheme::Nagios => 3,
+            ExitScheme::Standard => match self {
+                Error::Usage(_) | Error::NeedsConfirmation(_) => code::USAGE,
+                Error::Partial(_) => code::PARTIAL,
+                _ => code::FAILURE,
+            },
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(source: io::Error) -> Self {
+        Error::Io {
+            context: "I/O error".into(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes() {
+        let s = ExitScheme::Standard;
+        assert_eq!(Error::usage("x").exit_code(s), 2);
+        assert_eq!(Error::Refused("x".into()).exit_code(s), 1);
+        assert_eq!(Error::Partial("x".into()).exit_code(s), 3);
+        assert_eq!(Error::NeedsConfirmation("x".into()).exit_code(s), 2);
+        assert_eq!(Error::usage("x").exit_code(ExitScheme::Nagios), 3);
+        let bp = Error::io("stdout", io::Error::from(io::ErrorKind::BrokenPipe));
+        assert_eq!(bp.exit_code(s), 0);
+        assert_eq!(bp.exit_code(ExitScheme::Nagios), 0);
+    }
+
+    #[test]
+    fn remote_message_has_status_and_stderr() {
+        let e = Error::Remote {
+            host: "pve1".into(),
+            command: "pvesh get /x".into(),
+            status: 255,
+            stderr: "No 'get' handler defined for '/x'\n".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "pve1: `pvesh get /x` exited with status 255: No 'get' handler defined for '/x'"
+        );
+    }
+}

@@ -1,0 +1,488 @@
+//! Gathering backups (and guests, storages, jobs) from nodes, or from a dump directory.
+//!
+//! Over a transport the work takes at most three round trips, whatever the number of nodes
+//! and storages: the cluster's nodes, then every node's backup storages, then every
+//! storage's content, each round a parallel batch on the node.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::dumpdir::DumpDir;
+use crate::error::{Error, Result};
+use crate::pve;
+use crate::records::{Backup, BackupFailure, Guest, Job, Storage};
+use crate::time::{self, Zone};
+use crate::transport::{RemoteCommand, Transport};
+use crate::validate;
+
+/// Which nodes and storages to read.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Selection")]
+pub struct SelectArgs {
+    /// Node to list (repeatable). Default: the node the command runs on.
+    #[arg(long, value_name = "NODE")]
+    pub node: Vec<String>,
+
+    /// Every online node of the cluster (offline nodes are reported on stderr).
+    #[arg(long, conflicts_with = "node")]
+    pub all_nodes: bool,
+
+    /// Storage to list (repeatable). Default: every storage of the node whose content
+    /// includes backups. In --dir mode: the storage ID used in volids (default `dir`).
+    #[arg(long, short = 's', value_name = "STORAGE")]
+    pub storage: Vec<String>,
+
+    /// Offline mode: read this dump directory directly (a NAS mount when the cluster is
+    /// gone) instead of asking Proxmox.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["all_nodes", "host", "tfvars"])]
+    pub dir: Option<PathBuf>,
+
+    /// The node's time zone (IANA name, e.g. Europe/Paris), used to read the local time in
+    /// archive names. Default: the TZ environment variable, else the system zone.
+    #[arg(long, value_name = "NAME")]
+    pub timezone: Option<String>,
+}
+
+/// Which backups to keep.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Filters")]
+pub struct FilterArgs {
+    /// Only this guest (repeatable).
+    #[arg(long, value_name = "VMID")]
+    pub vmid: Vec<String>,
+
+    /// Only VMs (qemu) or containers (lxc).
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["qemu", "lxc"])]
+    pub guest_type: Option<String>,
+
+    /// Only backups made at or after this time (YYYY-MM-DD in the node's zone, or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+
+    /// Only backups made at or before this time (a date means the end of that day).
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+
+    /// Only the newest backup of each guest.
+    #[arg(long)]
+    pub latest: bool,
+}
+
+/// Parsed and validated filters.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub vmids: Vec<u64>,
+    pub guest_type: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub latest: bool,
+}
+
+impl FilterArgs {
+    pub fn parse(&self, zone: Zone) -> Result<Filter> {
+        Ok(Filter {
+            vmids: self
+                .vmid
+                .iter()
+                .map(|v| validate::vmid(v))
+                .collect::<Result<_>>()?,
+            guest_type: self.guest_type.clone(),
+            since: self
+                .since
+                .as_deref()
+                .map(|s| time::parse_date(s, zone, false))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|s| time::parse_date(s, zone, true))
+                .transpose()?,
+            latest: self.latest,
+        })
+    }
+}
+
+impl Filter {
+    pub fn matches(&self, b: &Backup) -> bool {
+        (self.vmids.is_empty() || b.vmid.is_some_and(|v| self.vmids.contains(&v)))
+            && self.guest_type.as_deref().is_none_or(|t| t == b.subtype)
+            && self.since.is_none_or(|s| b.ctime >= s)
+            && self.until.is_none_or(|u| b.ctime <= u)
+    }
+
+    /// Keeps the matching backups, in order; with `latest`, the newest per guest
+    /// (type and VMID, as Proxmox groups them).
+    pub fn apply(&self, backups: Vec<Backup>) -> Vec<Backup> {
+        let kept: Vec<Backup> = backups.into_iter().filter(|b| self.matches(b)).collect();
+        if !self.latest {
+            return kept;
+        }
+        let mut newest: BTreeMap<(String, Option<u64>), usize> = BTreeMap::new();
+        for (i, b) in kept.iter().enumerate() {
+            let key = (b.subtype.clone(), b.vmid);
+            match newest.get(&key) {
+                Some(&j) if kept[j].ctime >= b.ctime => {}
+                _ => {
+                    newest.insert(key, i);
+                }
+            }
+        }
+        let chosen: HashSet<usize> = newest.into_values().collect();
+        kept.into_iter()
+            .enumerate()
+            .filter(|(i, _)| chosen.contains(i))
+            .map(|(_, b)| b)
+            .collect()
+    }
+}
+
+/// What to gather besides backups.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    pub guests: bool,
+    pub storage: bool,
+    pub jobs: bool,
+    pub failures: bool,
+}
+
+/// Everything gathered. `problems` lists what could not be read (the run is partial).
+#[derive(Debug, Default)]
+pub struct Gathered {
+    pub backups: Vec<Backup>,
+    pub guests: Vec<Guest>,
+    pub storages: Vec<Storage>,
+    pub jobs: Vec<Job>,
+    pub failures: Vec<BackupFailure>,
+    pub problems: Vec<String>,
+}
+
+impl Gathered {
+    /// Fills `name` of each backup from the guest list.
+    fn name_backups(&mut self) {
+        let names: BTreeMap<u64, &str> = self
+            .guests
+            .iter()
+            .filter_map(|g| Some((g.vmid, g.name.as_deref()?)))
+            .collect();
+        for b in &mut self.backups {
+            if let Some(n) = b.vmid.and_then(|v| names.get(&v)) {
+                b.name = Some((*n).to_string());
+            }
+        }
+    }
+}
+
+/// Reads a dump directory.
+pub fn gather_dir(sel: &SelectArgs, zone: Zone, extras: Extras) -> Result<Gathered> {
+    let path = sel
+        .dir
+        .clone()
+        .ok_or_else(|| Error::usage("no --dir given"))?;
+    if sel.storage.len() > 1 {
+        return Err(Error::usage(
+            "--dir takes one --storage (the ID used in volids)",
+        ));
+    }
+    let storage = match sel.storage.first() {
+        Some(s) => validate::storage_id(s)?.to_string(),
+        None => "dir".into(),
+    };
+    let node = match sel.node.as_slice() {
+        [] => None,
+        [n] => Some(validate::node(n)?.to_string()),
+        _ => return Err(Error::usage("--dir takes one --node")),
+    };
+    let dd = DumpDir {
+        path,
+        storage,
+        node,
+        zone,
+    };
+    let listing = dd.list()?;
+    let mut g = Gathered {
+        backups: listing.backups,
+        failures: listing.failures,
+        ..Default::default()
+    };
+    if extras.storage {
+        g.storages.push(dd.storage_record()?);
+    }
+    if extras.guests {
+        eprintln!("pvedr: --with-guests needs a node; a dump directory holds no guest list");
+    }
+    if extras.jobs {
+        eprintln!("pvedr: --with-jobs needs a node; a dump directory holds no job list");
+    }
+    Ok(g)
+}
+
+/// Asks Proxmox through the transport (local pvesh or SSH).
+pub fn gather_remote(
+    t: &dyn Transport,
+    sel: &SelectArgs,
+    extras: Extras,
+    default_node: Option<&str>,
+) -> Result<Gathered> {
+    let host = t.host().to_string();
+    for n in &sel.node {
+        validate::node(n)?;
+    }
+    for s in &sel.storage {
+        validate::storage_id(s)?;
+    }
+    let mut g = Gathered::default();
+    let explicit: Vec<String> = if sel.node.is_empty() {
+        default_node
+            .map(|n| vec![n.to_string()])
+            .unwrap_or_default()
+    } else {
+        sel.node.clone()
+    };
+
+    // Round 1: the cluster (only when the nodes are not named), guests, jobs.
+    let mut round1: Vec<RemoteCommand> = Vec::new();
+    let need_status = explicit.is_empty() || sel.all_nodes;
+    if need_status {
+        round1.push(pve::get("/cluster/status", &[]));
+    }
+    if extras.guests {
+        round1.push(pve::get("/cluster/resources", &["--type", "vm"]));
+    }
+    if extras.jobs {
+        round1.push(pve::get("/cluster/backup", &[]));
+    }
+    let nodes: Vec<String>;
+    // When the nodes are known, their storage lists ride along in round 1.
+    let mut storage_lists: Vec<(String, RemoteCommand)> = Vec::new();
+    if !need_status {
+        nodes = explicit;
+        for n in &nodes {
+            storage_lists.push((n.clone(), storage_index(n)));
+        }
+    } else {
+        nodes = Vec::new();
+    }
+    let mut batch1 = round1.clone();
+    batch1.extend(storage_lists.iter().map(|(_, c)| c.clone()));
+    let mut out1 = t.exec_batch(&batch1)?.into_iter();
+    let mut nodes = nodes;
+    if need_status {
+        let cmd = &round1[0];
+        let status = pve::parse_list(&host, cmd, out1.next().unwrap_or_default())?;
+        let (all, local) = cluster_nodes(&status);
+        if sel.all_nodes {
+            for (n, online) in &all {
+                if *online {
+                    nodes.push(n.clone());
+                } else {
+                    let msg = format!("node {n} is offline; its local storages were not listed");
+                    eprintln!("pvedr: {msg}");
+                    g.problems.push(msg);
+                }
+            }
+        } else {
+            nodes.push(local.ok_or_else(|| Error::Protocol {
+                host: host.clone(),
+                command: cmd.line(),
+                message: "no local node in /cluster/status; name it with --node".into(),
+            })?);
+        }
+    }
+    let mut idx = usize::from(need_status);
+    if extras.guests {
+        let cmd = &round1[idx];
+        let items = pve::parse_list(&host, cmd, out1.next().unwrap_or_default())?;
+        g.guests = items.iter().filter_map(pve::guest).collect();
+        g.guests.sort_by_key(|x| x.vmid);
+        idx += 1;
+    }
+    if extras.jobs {
+        let cmd = &round1[idx];
+        let items = pve::parse_list(&host, cmd, out1.next().unwrap_or_default())?;
+        g.jobs = items.iter().filter_map(pve::job).collect();
+    }
+
+    // Round 2 (unless done above): each node's backup storages.
+    let storage_out = if storage_lists.is_empty() {
+        storage_lists = nodes
+            .iter()
+            .map(|n| (n.clone(), storage_index(n)))
+            .collect();
+        let cmds: Vec<RemoteCommand> = storage_lists.iter().map(|(_, c)| c.clone()).collect();
+        t.exec_batch(&cmds)?
+    } else {
+        out1.collect()
+    };
+    let mut targets: Vec<Storage> = Vec::new();
+    let mut seen_shared: HashSet<String> = HashSet::new();
+    for ((node, cmd), out) in storage_lists.iter().zip(storage_out) {
+        let items = match pve::parse_list(&host, cmd, out) {
+            Ok(i) => i,
+            Err(e) => {
+                let msg = format!("node {node}: cannot list storages: {e}");
+                eprintln!("pvedr: {msg}");
+                g.problems.push(msg);
+                continue;
+            }
+        };
+        for m in &items {
+            let Some(s) = pve::storage(node, m) else {
+                continue;
+            };
+            if !sel.storage.is_empty() && !sel.storage.contains(&s.storage) {
+                continue;
+            }
+            // A shared storage (NFS, PBS) shows the same backups on every node: list it once.
+            if s.shared && !seen_shared.insert(s.storage.clone()) {
+                continue;
+            }
+            targets.push(s);
+        }
+    }
+    for want in &sel.storage {
+        if !targets.iter().any(|s| &s.storage == want) {
+            let msg = format!(
+                "storage '{want}' not found with backup content on {}",
+                nodes.join(", ")
+            );
+            eprintln!("pvedr: {msg}");
+            g.problems.push(msg);
+        }
+    }
+
+    // Round 3: the content of every storage.
+    let listable: Vec<&Storage> = targets
+        .iter()
+        .filter(|s| {
+            if !s.active {
+                let msg = format!(
+                    "storage {} on {} is not active; not listed",
+                    s.storage,
+                    s.node.as_deref().unwrap_or("?")
+                );
+                eprintln!("pvedr: {msg}");
+                g.problems.push(msg);
+            }
+            s.active
+        })
+        .collect();
+    let cmds: Vec<RemoteCommand> = listable
+        .iter()
+        .map(|s| {
+            pve::get(
+                &format!(
+                    "/nodes/{}/storage/{}/content",
+                    s.node.as_deref().unwrap_or(""),
+                    s.storage
+                ),
+                &["--content", "backup"],
+            )
+        })
+        .collect();
+    let outs = t.exec_batch(&cmds)?;
+    for ((s, cmd), out) in listable.iter().zip(&cmds).zip(outs) {
+        let node = s.node.as_deref().unwrap_or("");
+        match pve::parse_list(&host, cmd, out) {
+            Ok(items) => g.backups.extend(
+                items
+                    .iter()
+                    .filter_map(|m| pve::backup(node, &s.storage, m)),
+            ),
+            Err(e) => {
+                let msg = format!("storage {} on {node}: {e}", s.storage);
+                eprintln!("pvedr: {msg}");
+                g.problems.push(msg);
+            }
+        }
+    }
+    if extras.failures {
+        eprintln!(
+            "pvedr: --with-failures reads the vzdump logs of a dump directory (--dir); over SSH, failed runs show in backup-check's task checks"
+        );
+    }
+    if extras.storage {
+        g.storages = targets;
+    }
+    if extras.guests {
+        g.name_backups();
+    }
+    Ok(g)
+}
+
+fn storage_index(node: &str) -> RemoteCommand {
+    pve::get(&format!("/nodes/{node}/storage"), &["--content", "backup"])
+}
+
+/// (node, online) of every node in `/cluster/status`, and the local one.
+fn cluster_nodes(
+    items: &[serde_json::Map<String, serde_json::Value>],
+) -> (Vec<(String, bool)>, Option<String>) {
+    let mut all = Vec::new();
+    let mut local = None;
+    for m in items {
+        if pve::str_of(m, "type").as_deref() != Some("node") {
+            continue;
+        }
+        let Some(name) = pve::str_of(m, "name") else {
+            continue;
+        };
+        if pve::bool_of(m, "local").unwrap_or(false) {
+            local = Some(name.clone());
+        }
+        all.push((name, pve::bool_of(m, "online").unwrap_or(false)));
+    }
+    all.sort();
+    (all, local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(vmid: u64, subtype: &str, ctime: i64) -> Backup {
+        Backup {
+            vmid: Some(vmid),
+            subtype: subtype.into(),
+            ctime,
+            volid: format!("l:backup/{subtype}-{vmid}-{ctime}"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn latest_is_per_type_and_vmid() {
+        let f = Filter {
+            latest: true,
+            ..Default::default()
+        };
+        let out = f.apply(vec![
+            b(100, "qemu", 1),
+            b(100, "qemu", 3),
+            b(100, "lxc", 2),
+            b(101, "qemu", 1),
+        ]);
+        let got: Vec<(u64, &str, i64)> = out
+            .iter()
+            .map(|x| (x.vmid.unwrap_or(0), x.subtype.as_str(), x.ctime))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(100, "qemu", 3), (100, "lxc", 2), (101, "qemu", 1)]
+        );
+    }
+
+    #[test]
+    fn ranges_and_types() {
+        let f = Filter {
+            since: Some(2),
+            until: Some(3),
+            guest_type: Some("qemu".into()),
+            ..Default::default()
+        };
+        let out = f.apply(vec![b(100, "qemu", 1), b(100, "qemu", 3), b(100, "lxc", 2)]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].ctime, 3);
+    }
+}

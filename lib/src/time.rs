@@ -1,0 +1,191 @@
+//! Durations (`26h`, `1h30m`), dates (`YYYY-MM-DD`, RFC 3339) and the node's time zone.
+//!
+//! Archive names hold the node's *local* time, so every name → epoch conversion goes through
+//! a [`Zone`]: the `TZ` environment variable (or the system zone), or `--timezone NAME`.
+
+use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone};
+
+use crate::error::{Error, Result};
+
+/// Parses `30s`, `10m`, `26h`, `7d`, `2w` and combinations such as `1h30m`, into seconds.
+pub fn parse_duration(s: &str) -> Result<u64> {
+    let bad = || {
+        Error::usage(format!(
+            "invalid duration '{s}': expected e.g. 30s, 10m, 26h, 7d or 1h30m"
+        ))
+    };
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    let mut any = false;
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            'w' => 7 * 86400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        num.clear();
+        any = true;
+    }
+    if !num.is_empty() || !any {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
+/// Renders seconds back as `1d2h3m4s` (for messages).
+pub fn format_duration(mut secs: u64) -> String {
+    if secs == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, n) in [("d", 86400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if secs >= n {
+            out.push_str(&format!("{}{unit}", secs / n));
+            secs %= n;
+        }
+    }
+    out
+}
+
+/// The node's time zone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Zone {
+    /// This process's local zone (`TZ` or `/etc/localtime`).
+    Local,
+    Named(chrono_tz::Tz),
+}
+
+impl Zone {
+    /// `--timezone NAME` if given, else the process's zone (honours `TZ`).
+    pub fn from_arg(name: Option<&str>) -> Result<Zone> {
+        match name {
+            None => Ok(Zone::Local),
+            Some(n) => n.parse::<chrono_tz::Tz>().map(Zone::Named).map_err(|_| {
+                Error::usage(format!(
+                    "unknown time zone '{n}': expected an IANA name such as Europe/Paris"
+                ))
+            }),
+        }
+    }
+
+    /// Local wall time → Unix seconds. Ambiguous times (the repeated hour when DST ends) take
+    /// the earlier instant; times that do not exist (the skipped hour) are read with the
+    /// offset in force before the change, as `mktime` does.
+    pub fn to_epoch(&self, t: NaiveDateTime) -> Option<i64> {
+        match self {
+            Zone::Local => resolve(&chrono::Local, t),
+            Zone::Named(tz) => resolve(tz, t),
+        }
+    }
+
+    /// Unix seconds → local wall time.
+    pub fn to_local(&self, epoch: i64) -> Option<NaiveDateTime> {
+        let utc = DateTime::from_timestamp(epoch, 0)?;
+        Some(match self {
+            Zone::Local => utc.with_timezone(&chrono::Local).naive_local(),
+            Zone::Named(tz) => utc.with_timezone(tz).naive_local(),
+        })
+    }
+}
+
+fn resolve<Z: TimeZone>(zone: &Z, t: NaiveDateTime) -> Option<i64> {
+    match zone.from_local_datetime(&t) {
+        LocalResult::Single(d) => Some(d.timestamp()),
+        LocalResult::Ambiguous(a, b) => Some(a.timestamp().min(b.timestamp())),
+        LocalResult::None => {
+            // In a DST gap: use the offset of a moment before the gap.
+            let before = t - chrono::Duration::hours(3);
+            let off = zone
+                .from_local_datetime(&before)
+                .earliest()?
+                .offset()
+                .fix()
+                .local_minus_utc();
+            Some(t.and_utc().timestamp() - i64::from(off))
+        }
+    }
+}
+
+/// A point in time from the command line: `YYYY-MM-DD` (midnight in `zone`; with
+/// `end_of_day`, the last second of that day) or RFC 3339.
+pub fn parse_date(s: &str, zone: Zone, end_of_day: bool) -> Result<i64> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp());
+    }
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        Error::usage(format!(
+            "invalid date '{s}': expected YYYY-MM-DD or RFC 3339 (2024-01-15T02:00:00Z)"
+        ))
+    })?;
+    if d.year() < 1970 {
+        return Err(Error::usage(format!("invalid date '{s}': before 1970")));
+    }
+    let t = if end_of_day {
+        d.and_hms_opt(23, 59, 59)
+    } else {
+        d.and_hms_opt(0, 0, 0)
+    }
+    .ok_or_else(|| Error::usage(format!("invalid date '{s}'")))?;
+    zone.to_epoch(t)
+        .ok_or_else(|| Error::usage(format!("date '{s}' does not exist in the time zone")))
+}
+
+/// Seconds since the epoch, now.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").ok(), Some(30));
+        assert_eq!(parse_duration("26h").ok(), Some(26 * 3600));
+        assert_eq!(parse_duration("1h30m").ok(), Some(5400));
+        assert_eq!(parse_duration("7d").ok(), Some(7 * 86400));
+        for bad in ["", "h", "10", "10x", "-1h", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_duration(93784), "1d2h3m4s");
+    }
+
+    #[test]
+    fn zones_and_dst() {
+        let paris = Zone::from_arg(Some("Europe/Paris")).expect("zone");
+        let t = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").expect("t");
+        // Winter: UTC+1.
+        assert_eq!(paris.to_epoch(t("2024-01-15 02:00:02")), Some(1705280402));
+        // 2024-10-27 02:30 happens twice in Paris: the earlier (CEST, UTC+2) instant wins.
+        assert_eq!(paris.to_epoch(t("2024-10-27 02:30:00")), Some(1729989000));
+        // 2024-03-31 02:30 does not exist; read with the winter offset (UTC+1) as mktime does.
+        assert_eq!(paris.to_epoch(t("2024-03-31 02:30:00")), Some(1711848600));
+        assert_eq!(paris.to_local(1705280402), Some(t("2024-01-15 02:00:02")));
+        assert!(Zone::from_arg(Some("Mars/Olympus")).is_err());
+    }
+
+    #[test]
+    fn dates() {
+        let utc = Zone::from_arg(Some("UTC")).expect("zone");
+        assert_eq!(parse_date("2024-01-15", utc, false).ok(), Some(1705276800));
+        assert_eq!(parse_date("2024-01-15", utc, true).ok(), Some(1705363199));
+        assert_eq!(
+            parse_date("2024-01-15T02:00:00+01:00", utc, false).ok(),
+            Some(1705280400)
+        );
+        assert!(parse_date("15.01.2024", utc, false).is_err());
+    }
+}

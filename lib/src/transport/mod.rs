@@ -1,0 +1,106 @@
+//! Running Proxmox commands: on this machine ([`Local`]) or on a node over SSH ([`Ssh`]).
+//!
+//! Commands are argument vectors, quoted for the shell in one place ([`crate::shell`]).
+//! Several read-only commands can run as one batch: one round trip, the commands in parallel
+//! on the node (each `pvesh` costs Proxmox about half a second to start).
+
+mod batch;
+mod local;
+mod ssh;
+
+pub use local::Local;
+pub use ssh::{Ssh, SshOptions};
+
+use crate::error::{Error, Result};
+use crate::shell;
+
+/// A command to run on the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCommand {
+    pub argv: Vec<String>,
+    /// Mutating commands are never retried.
+    pub mutating: bool,
+}
+
+impl RemoteCommand {
+    /// A read-only command (retried on connection failures).
+    pub fn read<S: Into<String>>(argv: impl IntoIterator<Item = S>) -> Self {
+        RemoteCommand {
+            argv: argv.into_iter().map(Into::into).collect(),
+            mutating: false,
+        }
+    }
+
+    /// A command that changes the node (never retried).
+    pub fn write<S: Into<String>>(argv: impl IntoIterator<Item = S>) -> Self {
+        RemoteCommand {
+            argv: argv.into_iter().map(Into::into).collect(),
+            mutating: true,
+        }
+    }
+
+    /// The command as one quoted shell line.
+    pub fn line(&self) -> String {
+        shell::join(&self.argv)
+    }
+}
+
+/// What a command left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandOutput {
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl CommandOutput {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+}
+
+pub trait Transport {
+    /// The host, for messages (`local` for [`Local`]).
+    fn host(&self) -> &str;
+
+    /// Runs one command; a non-zero exit status is not an error here.
+    fn exec(&self, cmd: &RemoteCommand) -> Result<CommandOutput>;
+
+    /// Runs read-only commands in parallel on the node, in one round trip; outputs in order.
+    fn exec_batch(&self, cmds: &[RemoteCommand]) -> Result<Vec<CommandOutput>> {
+        if cmds.len() == 1 {
+            return Ok(vec![self.exec(&cmds[0])?]);
+        }
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let script = batch::script(cmds);
+        let out = self.exec(&RemoteCommand::read(["sh", "-c", script.as_str()]))?;
+        batch::parse(&out, cmds.len()).map_err(|message| Error::Protocol {
+            host: self.host().into(),
+            command: "batch of read-only commands".into(),
+            message,
+        })
+    }
+
+    /// Runs a command and returns its standard output; a non-zero status is an error that
+    /// carries the status and standard error.
+    fn run(&self, cmd: &RemoteCommand) -> Result<Vec<u8>> {
+        let out = self.exec(cmd)?;
+        check(self.host(), cmd, out)
+    }
+}
+
+/// Turns a failed command's output into [`Error::Remote`].
+pub fn check(host: &str, cmd: &RemoteCommand, out: CommandOutput) -> Result<Vec<u8>> {
+    if out.success() {
+        Ok(out.stdout)
+    } else {
+        Err(Error::Remote {
+            host: host.into(),
+            command: cmd.line(),
+            status: out.status,
+            stderr: out.stderr,
+        })
+    }
+}

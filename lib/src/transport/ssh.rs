@@ -1,0 +1,361 @@
+//! SSH to a node with `ssh2`: host key checked against known_hosts, key or agent auth, one
+//! connection per run, retries for connecting and for read-only commands only.
+
+use std::cell::RefCell;
+use std::io::Read;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, KnownHostKeyFormat, Session};
+
+use super::{CommandOutput, RemoteCommand, Transport};
+use crate::error::{Error, Result};
+
+/// How to reach and trust a node.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// Private key file; else the agent, else `~/.ssh/id_ed25519`, `~/.ssh/id_rsa`.
+    pub identity: Option<PathBuf>,
+    /// Default `~/.ssh/known_hosts`.
+    pub known_hosts: Option<PathBuf>,
+    /// Add an unknown host key to known_hosts (a changed key is never accepted).
+    pub accept_new_host_key: bool,
+    pub connect_timeout: Duration,
+    /// Attempts for connecting and for read-only commands (delay doubles from `retry_delay`).
+    pub tries: u32,
+    pub retry_delay: Duration,
+}
+
+impl SshOptions {
+    pub fn new(host: impl Into<String>) -> Self {
+        SshOptions {
+            host: host.into(),
+            port: 22,
+            user: "root".into(),
+            identity: None,
+            known_hosts: None,
+            accept_new_host_key: false,
+            connect_timeout: Duration::from_secs(10),
+            tries: 3,
+            retry_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+pub struct Ssh {
+    opts: SshOptions,
+    session: RefCell<Option<Session>>,
+}
+
+/// Failures worth another try (network), as opposed to trust or auth failures.
+enum ConnectError {
+    Transient(Error),
+    Fatal(Error),
+}
+
+impl Ssh {
+    pub fn new(opts: SshOptions) -> Self {
+        Ssh {
+            opts,
+            session: RefCell::new(None),
+        }
+    }
+
+    fn err(&self, message: impl Into<String>) -> Error {
+        Error::Ssh {
+            host: self.opts.host.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn home() -> Option<PathBuf> {
+        std::env::var_os("HOME").map(PathBuf::from)
+    }
+
+    fn known_hosts_path(&self) -> Result<PathBuf> {
+        match &self.opts.known_hosts {
+            Some(p) => Ok(p.clone()),
+            None => Self::home()
+                .map(|h| h.join(".ssh/known_hosts"))
+                .ok_or_else(|| self.err("HOME is not set; give --known-hosts FILE")),
+        }
+    }
+
+    /// The session, connecting (with retries) on first use.
+    fn session(&self) -> Result<Session> {
+        if let Some(s) = self.session.borrow().as_ref() {
+            return Ok(s.clone());
+        }
+        let mut delay = self.opts.retry_delay;
+        let mut attempt = 1;
+        let session = loop {
+            match self.connect() {
+                Ok(s) => break s,
+                Err(ConnectError::Fatal(e)) => return Err(e),
+                Err(ConnectError::Transient(e)) if attempt >= self.opts.tries => return Err(e),
+                Err(ConnectError::Transient(e)) => {
+                    eprintln!("pvedr: {e}; retrying in {}s", delay.as_secs_f32());
+                    std::thread::sleep(delay);
+                    delay *= 2;
+                    attempt += 1;
+                }
+            }
+        };
+        *self.session.borrow_mut() = Some(session.clone());
+        Ok(session)
+    }
+
+    fn connect(&self) -> std::result::Result<Session, ConnectError> {
+        use ConnectError::{Fatal, Transient};
+        let o = &self.opts;
+        let addrs: Vec<_> = (o.host.as_str(), o.port)
+            .to_socket_addrs()
+            .map_err(|e| Transient(self.err(format!("cannot resolve host: {e}"))))?
+            .collect();
+        let mut last = None;
+        let mut tcp = None;
+        for a in &addrs {
+            match TcpStream::connect_timeout(a, o.connect_timeout) {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let tcp = tcp.ok_or_else(|| {
+            Transient(self.err(format!(
+                "cannot connect to port {}: {}",
+                o.port,
+                last.map(|e| e.to_string()).unwrap_or_else(|| "no address".into())
+            )))
+        })?;
+        let mut sess = Session::new().map_err(|e| Fatal(self.err(e.to_string())))?;
+        sess.set_tcp_stream(tcp);
+        sess.set_timeout(o.connect_timeout.as_millis() as u32);
+        sess.handshake()
+            .map_err(|e| Transient(self.err(format!("SSH handshake failed: {e}"))))?;
+        self.verify_host_key(&sess).map_err(Fatal)?;
+        self.authenticate(&sess).map_err(Fatal)?;
+        // Restores and backups run for a long time: no timeout once connected.
+        sess.set_timeout(0);
+        sess.set_keepalive(true, 30);
+        Ok(sess)
+    }
+
+    fn host_label(&self) -> String {
+        if self.opts.port == 22 {
+            self.opts.host.clone()
+        } else {
+            format!("[{}]:{}", self.opts.host, self.opts.port)
+        }
+    }
+
+    fn verify_host_key(&self, sess: &Session) -> Result<()> {
+        let path = self.known_hosts_path()?;
+        let (key, key_type) = sess
+            .host_key()
+            .ok_or_else(|| self.err("the server sent no host key"))?;
+        let fingerprint = sess
+            .host_key_hash(HashType::Sha256)
+            .map(|h| format!("SHA256:{}", base64_nopad(h)))
+            .unwrap_or_else(|| "unknown".into());
+        let mut kh = sess.known_hosts().map_err(|e| self.err(e.to_string()))?;
+        if path.exists() {
+            kh.read_file(&path, KnownHostFileKind::OpenSSH)
+                .map_err(|e| self.err(format!("cannot read {}: {e}", path.display())))?;
+        }
+        let label = self.host_label();
+        match kh.check_port(&self.opts.host, self.opts.port, key) {
+            CheckResult::Match => Ok(()),
+            CheckResult::Mismatch => Err(Error::HostKey(format!(
+                "host key for {label} has CHANGED (now {fingerprint}); refusing to connect. \
+                 If the node was reinstalled, remove the old key with \
+                 `ssh-keygen -R '{label}' -f {}` and check the new fingerprint on the node \
+                 (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`)",
+                path.display()
+            ))),
+            CheckResult::NotFound if self.opts.accept_new_host_key => {
+                let format =
+                    key_format(key_type).ok_or_else(|| self.err("unsupported host key type"))?;
+                kh.add(&label, key, "added by pvedr", format)
+                    .map_err(|e| self.err(e.to_string()))?;
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+                }
+                kh.write_file(&path, KnownHostFileKind::OpenSSH)
+                    .map_err(|e| self.err(format!("cannot write {}: {e}", path.display())))?;
+                eprintln!(
+                    "pvedr: added host key {fingerprint} of {label} to {}",
+                    path.display()
+                );
+                Ok(())
+            }
+            CheckResult::NotFound => Err(Error::HostKey(format!(
+                "host key for {label} is not known ({fingerprint}, not in {}). \
+                 Check the fingerprint on the node (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), \
+                 then rerun with --accept-new-host-key, or connect once with `ssh`",
+                path.display()
+            ))),
+            CheckResult::Failure => Err(self.err("host key check failed")),
+        }
+    }
+
+    fn authenticate(&self, sess: &Session) -> Result<()> {
+        let user = &self.opts.user;
+        let mut tried = Vec::new();
+        if let Some(id) = &self.opts.identity {
+            if !id.exists() {
+                return Err(Error::usage(format!(
+                    "identity file {} does not exist",
+                    id.display()
+                )));
+            }
+            match sess.userauth_pubkey_file(user, None, id, None) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    return Err(self.err(format!(
+                        "authentication as {user} with {} failed: {}",
+                        id.display(),
+                        e.message()
+                    )));
+                }
+            }
+        }
+        if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+            if sess.userauth_agent(user).is_ok() && sess.authenticated() {
+                return Ok(());
+            }
+            tried.push("the SSH agent".to_string());
+        }
+        if let Some(home) = Self::home() {
+            for name in ["id_ed25519", "id_rsa"] {
+                let p = home.join(".ssh").join(name);
+                if p.exists() {
+                    if try_key(sess, user, &p) {
+                        return Ok(());
+                    }
+                    tried.push(p.display().to_string());
+                }
+            }
+        }
+        Err(self.err(format!(
+            "authentication as {user} failed (tried: {}); give --identity FILE or load the key into ssh-agent",
+            if tried.is_empty() { "nothing".into() } else { tried.join(", ") }
+        )))
+    }
+
+    fn exec_once(&self, sess: &Session, line: &str) -> std::result::Result<CommandOutput, String> {
+        let msg = |e: ssh2::Error| e.message().to_string();
+        let mut ch = sess.channel_session().map_err(msg)?;
+        ch.exec(line).map_err(msg)?;
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        // stderr stays small for the commands pvedr runs (the batch script files it away);
+        // libssh2 queues it while stdout is read.
+        ch.read_to_end(&mut stdout).map_err(|e| e.to_string())?;
+        ch.stderr()
+            .read_to_end(&mut stderr)
+            .map_err(|e| e.to_string())?;
+        ch.wait_close().map_err(msg)?;
+        let status = ch.exit_status().map_err(msg)?;
+        Ok(CommandOutput {
+            status,
+            stdout,
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+}
+
+fn try_key(sess: &Session, user: &str, p: &Path) -> bool {
+    sess.userauth_pubkey_file(user, None, p, None).is_ok() && sess.authenticated()
+}
+
+fn key_format(t: HostKeyType) -> Option<KnownHostKeyFormat> {
+    Some(match t {
+        HostKeyType::Rsa => KnownHostKeyFormat::SshRsa,
+        HostKeyType::Dss => KnownHostKeyFormat::SshDss,
+        HostKeyType::Ecdsa256 => KnownHostKeyFormat::Ecdsa256,
+        HostKeyType::Ecdsa384 => KnownHostKeyFormat::Ecdsa384,
+        HostKeyType::Ecdsa521 => KnownHostKeyFormat::Ecdsa521,
+        HostKeyType::Ed25519 => KnownHostKeyFormat::Ed25519,
+        HostKeyType::Unknown => return None,
+    })
+}
+
+/// Base64 without padding, as OpenSSH prints fingerprints.
+fn base64_nopad(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+impl Transport for Ssh {
+    fn host(&self) -> &str {
+        &self.opts.host
+    }
+
+    fn exec(&self, cmd: &RemoteCommand) -> Result<CommandOutput> {
+        let line = cmd.line();
+        let tries = if cmd.mutating {
+            1
+        } else {
+            self.opts.tries.max(1)
+        };
+        let mut delay = self.opts.retry_delay;
+        let mut attempt = 1;
+        loop {
+            let sess = self.session()?;
+            match self.exec_once(&sess, &line) {
+                Ok(out) => return Ok(out),
+                Err(e) => {
+                    // The connection is suspect: drop it so a retry reconnects.
+                    *self.session.borrow_mut() = None;
+                    let err = self.err(format!(
+                        "connection failed while running `{line}`: {e}{}",
+                        if cmd.mutating {
+                            " (a changing command is never retried; check the node's state)"
+                        } else {
+                            ""
+                        }
+                    ));
+                    if attempt >= tries {
+                        return Err(err);
+                    }
+                    eprintln!("pvedr: {err}; retrying in {}s", delay.as_secs_f32());
+                    std::thread::sleep(delay);
+                    delay *= 2;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_base64() {
+        assert_eq!(base64_nopad(b"abc"), "YWJj");
+        assert_eq!(base64_nopad(b"ab"), "YWI");
+        assert_eq!(base64_nopad(b"a"), "YQ");
+    }
+}
