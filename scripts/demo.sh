@@ -15,7 +15,7 @@ cleanup() {
 trap cleanup EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
-run() { printf '$ %s\n' "$*" >&2; "$@"; }
+run() { printf '$ %s\n' "$*" >&2; "$@" || echo "(exit status $?: see the message above)" >&2; }
 
 [ -x "$BIN/pve-ls-backups" ] || cargo build --workspace --bins
 
@@ -28,7 +28,7 @@ ls "$work/node/local/dump" 2>/dev/null | head -20 >&2 || true
 say "On the node itself (pvesh runs locally): every backup storage of pve1, as a table"
 run "$BIN/pve-ls-backups" --format table
 
-say "The whole cluster, newest backup per guest, as JSON Lines"
+say "The whole cluster, newest backup per guest, as JSON Lines (pve3 is offline: exit status 3, partial)"
 run "$BIN/pve-ls-backups" --all-nodes --latest
 
 say "Offline: the dump directory read directly (the cluster is gone), with failed runs"
@@ -39,7 +39,8 @@ for s in json.load(open(sys.argv[1])):
         print(s["path"] + "/dump")
 PY
 )
-run "$BIN/pve-ls-backups" --dir "$dump" --storage local --node pve1 --with-failures --format table
+run "$BIN/pve-ls-backups" --dir "$dump" --storage local --node pve1 --format table
+run "$BIN/pve-ls-backups" --dir "$work/node/nas" --storage nas --with-failures
 
 say "Both ways give the same records (ignoring the offline-only path/log fields)"
 strip='del(.path, .log, .log_status)'
@@ -48,8 +49,8 @@ if command -v jq >/dev/null; then
        <("$BIN/pve-ls-backups" --dir "$dump" --storage local --node pve1 2>/dev/null | jq -c "$strip") \
     && echo "identical" >&2
   say "A jq pipeline: protected backups and total size per guest"
-  "$BIN/pve-ls-backups" --all-nodes | jq -r 'select(.protected) | "protected: \(.volid)"'
-  "$BIN/pve-ls-backups" --all-nodes | jq -s -r 'group_by(.vmid)[] | "guest \(.[0].vmid): \(length) backups, \(map(.size) | add) bytes"'
+  "$BIN/pve-ls-backups" --node pve1 --node pve2 | jq -r 'select(.protected) | "protected: \(.volid)"'
+  "$BIN/pve-ls-backups" --node pve1 --node pve2 | jq -s -r 'group_by(.vmid)[] | "guest \(.[0].vmid): \(length) backups, \(map(.size) | add) bytes"'
 else
   echo "(jq not installed: skipping the jq pipeline)" >&2
 fi

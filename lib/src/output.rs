@@ -35,6 +35,9 @@ pub fn columns(kind: &str) -> &'static [&'static str] {
             "format",
             "protected",
             "notes",
+            "verification",
+            "mark",
+            "reason",
             "volid",
         ],
         "guest" => &[
@@ -219,8 +222,11 @@ fn render_table(out: &mut dyn Write, rows: &[Map<String, Value>]) -> io::Result<
     }
     for (i, kind) in kinds.iter().enumerate() {
         let group: Vec<&Map<String, Value>> = rows.iter().filter(|r| kind_of(r) == *kind).collect();
+        // Tables show the documented columns (all fields for unknown kinds); CSV has them all.
+        let documented = columns(kind);
         let cols: Vec<String> = column_list(std::iter::once(*kind), &group)
             .into_iter()
+            .filter(|c| documented.is_empty() || documented.contains(&c.as_str()))
             .filter(|c| group.iter().any(|r| r.get(c).is_some_and(|v| !v.is_null())))
             .collect();
         let cells: Vec<Vec<String>> = group
@@ -313,6 +319,10 @@ fn human_cell(column: &str, v: Option<&Value>) -> String {
             .map(|f| format!("{:.1}%", f * 100.0))
             .unwrap_or_default(),
         (_, Some(Value::String(s))) => s.lines().next().unwrap_or("").to_string(),
+        // `verification: {state, upid}` → its state.
+        (_, Some(Value::Object(m))) if m.get("state").is_some_and(Value::is_string) => {
+            m["state"].as_str().unwrap_or("").to_string()
+        }
         (_, other) => plain_cell(other),
     }
 }
@@ -378,9 +388,11 @@ mod tests {
         let mut lines = text.lines();
         assert_eq!(
             lines.next(),
-            Some("node,storage,vmid,subtype,time,size,format,protected,notes,volid,extra")
+            Some(
+                "node,storage,vmid,subtype,time,size,format,protected,notes,verification,mark,reason,volid,extra"
+            )
         );
-        assert_eq!(lines.next(), Some(",,100,,,5,,,,a:backup/x,e"));
+        assert_eq!(lines.next(), Some(",,100,,,5,,,,,,,a:backup/x,e"));
     }
 
     #[test]

@@ -1,1 +1,50 @@
-//! placeholder
+//! The pvedr test harness: real parts for integration tests.
+//!
+//! - [`SimNode`]: a simulated Proxmox VE cluster (the Python simulator in `tests/sim/`), laid
+//!   out in a temporary directory with real vzdump archives.
+//! - [`Sshd`]: a real OpenSSH server on a free loopback port, with generated host and client
+//!   keys, whose `PATH` runs the simulator.
+//! - [`bin`]: the workspace's binaries.
+
+#![allow(clippy::unwrap_used)]
+
+mod sim;
+mod sshd;
+
+pub use sim::{Backup, SimNode};
+pub use sshd::Sshd;
+
+use std::path::PathBuf;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// `tests/sim`.
+pub fn sim_dir() -> PathBuf {
+    workspace_root().join("tests").join("sim")
+}
+
+/// A command for one of the workspace's binaries (built by `cargo build --workspace --bins`;
+/// `make test` does).
+pub fn bin(name: &str) -> assert_cmd::Command {
+    let path = assert_cmd::cargo::cargo_bin(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (make test does)",
+        path.display()
+    );
+    assert_cmd::Command::new(path)
+}
+
+/// Parses every stdout line as JSON (each must be one object).
+pub fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}

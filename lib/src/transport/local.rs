@@ -13,7 +13,7 @@ impl Transport for Local {
         "local"
     }
 
-    fn exec(&self, cmd: &RemoteCommand) -> Result<CommandOutput> {
+    fn exec_quiet(&self, cmd: &RemoteCommand) -> Result<CommandOutput> {
         let (prog, args) = cmd
             .argv
             .split_first()

@@ -64,7 +64,13 @@ pub trait Transport {
     fn host(&self) -> &str;
 
     /// Runs one command; a non-zero exit status is not an error here.
-    fn exec(&self, cmd: &RemoteCommand) -> Result<CommandOutput>;
+    fn exec(&self, cmd: &RemoteCommand) -> Result<CommandOutput> {
+        trace(self.host(), &cmd.line());
+        self.exec_quiet(cmd)
+    }
+
+    /// [`Transport::exec`] without the trace line.
+    fn exec_quiet(&self, cmd: &RemoteCommand) -> Result<CommandOutput>;
 
     /// Runs read-only commands in parallel on the node, in one round trip; outputs in order.
     fn exec_batch(&self, cmds: &[RemoteCommand]) -> Result<Vec<CommandOutput>> {
@@ -75,7 +81,18 @@ pub trait Transport {
             return Ok(Vec::new());
         }
         let script = batch::script(cmds);
-        let out = self.exec(&RemoteCommand::read(["sh", "-c", script.as_str()]))?;
+        trace(
+            self.host(),
+            &format!(
+                "batch of {} commands: {}",
+                cmds.len(),
+                cmds.iter()
+                    .map(RemoteCommand::line)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        );
+        let out = self.exec_quiet(&RemoteCommand::read(["sh", "-c", script.as_str()]))?;
         batch::parse(&out, cmds.len()).map_err(|message| Error::Protocol {
             host: self.host().into(),
             command: "batch of read-only commands".into(),
@@ -88,6 +105,17 @@ pub trait Transport {
     fn run(&self, cmd: &RemoteCommand) -> Result<Vec<u8>> {
         let out = self.exec(cmd)?;
         check(self.host(), cmd, out)
+    }
+}
+
+/// With `PVEDR_TRACE=1`, every round trip to the node is shown on stderr.
+fn trace(host: &str, what: &str) {
+    use std::sync::OnceLock;
+    static ON: OnceLock<bool> = OnceLock::new();
+    if *ON
+        .get_or_init(|| std::env::var_os("PVEDR_TRACE").is_some_and(|v| v != "0" && !v.is_empty()))
+    {
+        eprintln!("pvedr: trace: {host}: {what}");
     }
 }
 

@@ -311,7 +311,7 @@ impl Transport for Ssh {
         &self.opts.host
     }
 
-    fn exec(&self, cmd: &RemoteCommand) -> Result<CommandOutput> {
+    fn exec_quiet(&self, cmd: &RemoteCommand) -> Result<CommandOutput> {
         let line = cmd.line();
         let tries = if cmd.mutating {
             1

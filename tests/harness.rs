@@ -1,0 +1,198 @@
+//! The harness itself: the simulator prints what Proxmox prints, locally and over a real sshd.
+
+use pvedr_testkit::{Backup, SimNode, Sshd};
+use serde_json::Value;
+use std::process::Command;
+
+fn pvesh_local(sim: &SimNode, args: &[&str]) -> (i32, String, String) {
+    let mut c = Command::new(pvedr_testkit::sim_dir().join("bin/pvesh"));
+    c.args(args);
+    for (k, v) in sim.env() {
+        c.env(k, v);
+    }
+    let out = c.output().expect("pvesh runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn content_listing_matches_proxmox_fields() {
+    let sim = SimNode::demo();
+    let (code, out, err) = pvesh_local(
+        &sim,
+        &[
+            "get",
+            "/nodes/pve1/storage/local/content",
+            "--content",
+            "backup",
+            "--output-format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1, "one line of JSON");
+    let v: Vec<Value> = serde_json::from_str(&out).expect("json");
+    // Keys are sorted, as Perl's canonical JSON prints them.
+    let first = out.find("\"content\"").expect("content");
+    assert!(first < out.find("\"ctime\"").expect("ctime"));
+    let volids: Vec<String> = v
+        .iter()
+        .map(|e| e["volid"].as_str().unwrap_or("").to_lowercase())
+        .collect();
+    let mut sorted = volids.clone();
+    sorted.sort();
+    assert_eq!(volids, sorted, "sorted by lower-cased volid");
+    let std = v
+        .iter()
+        .find(|e| e["volid"] == "local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst")
+        .expect("standard archive");
+    assert_eq!(std["ctime"], 1705284002);
+    assert_eq!(std["format"], "vma.zst");
+    assert_eq!(std["subtype"], "qemu");
+    assert_eq!(std["vmid"], 100);
+    assert_eq!(std["notes"], "web01");
+    assert!(std.get("protected").is_none(), "protected only when set");
+    let prot = v
+        .iter()
+        .find(|e| e["protected"] == 1)
+        .expect("a protected one");
+    assert_eq!(
+        prot["volid"],
+        "local:backup/vzdump-qemu-100-2024_01_07-02_00_02.vma.zst"
+    );
+    let odd = v
+        .iter()
+        .find(|e| e["volid"] == "local:backup/vzdump-qemu-100-manual-copy.vma.zst")
+        .expect("non-standard name");
+    assert_eq!(odd["vmid"], 100);
+    for e in &v {
+        let id = e["volid"].as_str().unwrap_or("");
+        assert!(!id.ends_with(".log") && !id.ends_with(".notes") && !id.ends_with(".dat"));
+    }
+}
+
+#[test]
+fn pbs_entries() {
+    let sim = SimNode::demo();
+    let (code, out, _) = pvesh_local(
+        &sim,
+        &[
+            "get",
+            "/nodes/pve1/storage/pbs/content",
+            "--content",
+            "backup",
+            "--output-format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0);
+    let v: Vec<Value> = serde_json::from_str(&out).expect("json");
+    let vm = v.iter().find(|e| e["vmid"] == 100).expect("vm 100");
+    assert_eq!(vm["format"], "pbs-vm");
+    assert_eq!(vm["volid"], "pbs:backup/vm/100/2024-01-14T01:00:02Z");
+    assert_eq!(vm["verification"]["state"], "ok");
+    assert!(vm["encrypted"].is_string());
+    let no_size = v.iter().find(|e| e["vmid"] == 102).expect("vm 102");
+    assert_eq!(no_size["size"], 1, "PBS without a size reports 1");
+}
+
+#[test]
+fn timezone_of_the_node_reads_names() {
+    let sim = SimNode::with("empty", "Europe/Paris", 1_705_300_000);
+    // 2024-01-15 02:00:02 in Paris (UTC+1).
+    sim.add_backup(&Backup::new("local", "qemu", 100, 1_705_280_402));
+    let (_, out, _) = pvesh_local(
+        &sim,
+        &[
+            "get",
+            "/nodes/pve1/storage/local/content",
+            "--output-format",
+            "json",
+        ],
+    );
+    let v: Vec<Value> = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        v[0]["volid"],
+        "local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst"
+    );
+    assert_eq!(v[0]["ctime"], 1_705_280_402);
+}
+
+#[test]
+fn delete_removes_side_files_and_refuses_protected() {
+    let sim = SimNode::demo();
+    let dump = sim.dump_dir("local");
+    let vol = "local:backup/vzdump-qemu-100-2024_01_08-02_00_02.vma.zst";
+    let (code, out, err) = pvesh_local(
+        &sim,
+        &[
+            "delete",
+            &format!("/nodes/pve1/storage/local/content/{vol}"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("Removed volume '{vol}'")));
+    assert!(
+        !dump
+            .join("vzdump-qemu-100-2024_01_08-02_00_02.vma.zst")
+            .exists()
+    );
+    assert!(
+        !dump
+            .join("vzdump-qemu-100-2024_01_08-02_00_02.log")
+            .exists()
+    );
+    assert!(
+        !dump
+            .join("vzdump-qemu-100-2024_01_08-02_00_02.vma.zst.notes")
+            .exists()
+    );
+    let prot = "local:backup/vzdump-qemu-100-2024_01_07-02_00_02.vma.zst";
+    let (code, _, err) = pvesh_local(
+        &sim,
+        &[
+            "delete",
+            &format!("/nodes/pve1/storage/local/content/{prot}"),
+        ],
+    );
+    assert_eq!(code, 255);
+    assert!(err.contains("cannot remove protected volume"), "{err}");
+    assert!(
+        dump.join("vzdump-qemu-100-2024_01_07-02_00_02.vma.zst")
+            .exists()
+    );
+}
+
+#[test]
+fn faults_and_command_log() {
+    let sim = SimNode::demo();
+    sim.fail_when("/cluster/backup", "got timeout", 255);
+    let (code, _, err) = pvesh_local(&sim, &["get", "/cluster/backup", "--output-format", "json"]);
+    assert_eq!((code, err.trim()), (255, "got timeout"));
+    let (code, _, err) = pvesh_local(&sim, &["get", "/nope"]);
+    assert_eq!(code, 255);
+    assert_eq!(err.trim(), "No 'get' handler defined for '/nope'");
+    let cmds = sim.commands();
+    assert_eq!(cmds.len(), 2);
+    assert_eq!(cmds[0]["argv"][1], "/cluster/backup");
+}
+
+#[test]
+fn over_a_real_sshd() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let out = sshd
+        .ssh("pvesh get /nodes/pve1/storage/local/content --content backup --output-format json");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        sshd.log()
+    );
+    let v: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(v.len() >= 10);
+    assert_eq!(sim.commands().len(), 1);
+}

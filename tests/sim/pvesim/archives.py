@@ -1,0 +1,186 @@
+"""Real vzdump archives for the tests: VMA images with correct headers and extents, LXC tars
+holding ./etc/vzdump/pct.conf, compressed with the real zstd/gzip/lzop, and vzdump logs.
+Layouts follow shared/reference/proxmox.md §7 and §8."""
+
+import gzip
+import hashlib
+import io
+import os
+import struct
+import subprocess
+import tarfile
+import time
+import uuid
+
+CLUSTER = 65536
+BLOCKS_PER_EXTENT = 59
+HEADER_BASE = 12288
+
+
+def _blob_buffer():
+    buf = bytearray(b"\0")  # offset 0 is never used
+
+    def add(data):
+        off = len(buf)
+        buf.extend(struct.pack("<H", len(data)))
+        buf.extend(data)
+        return off
+    return buf, add
+
+
+def vma_bytes(config, disks, ctime=None, seed=1):
+    """A VMA archive. config: qemu-server.conf text; disks: [(devname, size_bytes)]."""
+    u = uuid.UUID(int=(seed * 0x9E3779B97F4A7C15) % (1 << 128)).bytes
+    buf, add = _blob_buffer()
+    name_off = add(b"qemu-server.conf\0")
+    conf_off = add(config.encode())
+    dev_offs = [add(d[0].encode() + b"\0") for d in disks]
+    blob_size = len(buf)
+    header_size = HEADER_BASE + ((blob_size + 511) // 512) * 512
+    h = bytearray(header_size)
+    h[0:4] = b"VMA\0"
+    struct.pack_into(">I", h, 4, 1)
+    h[8:24] = u
+    struct.pack_into(">q", h, 24, int(ctime if ctime is not None else time.time()))
+    struct.pack_into(">I", h, 48, HEADER_BASE)
+    struct.pack_into(">I", h, 52, blob_size)
+    struct.pack_into(">I", h, 56, header_size)
+    struct.pack_into(">I", h, 2044, name_off)
+    struct.pack_into(">I", h, 3068, conf_off)
+    for i, (off, (_name, size)) in enumerate(zip(dev_offs, disks)):
+        dev_id = i + 1
+        base = 4096 + 32 * dev_id
+        struct.pack_into(">I", h, base, off)
+        struct.pack_into(">Q", h, base + 8, size)
+    h[HEADER_BASE:HEADER_BASE + blob_size] = buf
+    h[32:48] = hashlib.md5(bytes(h)).digest()
+    out = bytearray(h)
+    # Extents: every cluster of every device, full (mask 0xffff), 59 clusters per extent.
+    clusters = []
+    for i, (_name, size) in enumerate(disks):
+        for c in range((size + CLUSTER - 1) // CLUSTER):
+            clusters.append((i + 1, c))
+    for start in range(0, len(clusters), BLOCKS_PER_EXTENT):
+        part = clusters[start:start + BLOCKS_PER_EXTENT]
+        eh = bytearray(512)
+        eh[0:4] = b"VMAE"
+        struct.pack_into(">H", eh, 6, len(part) * 16)
+        eh[8:24] = u
+        for j, (dev, c) in enumerate(part):
+            info = (0xFFFF << 48) | (dev << 32) | c
+            struct.pack_into(">Q", eh, 40 + 8 * j, info)
+        eh[24:40] = hashlib.md5(bytes(eh)).digest()
+        out.extend(eh)
+        for dev, c in part:
+            # Some structure and some zeros, like a disk.
+            block = hashlib.sha256(b"%d-%d-%d" % (seed, dev, c)).digest() * 64
+            out.extend(block + bytes(CLUSTER - len(block)))
+    return bytes(out)
+
+
+def lxc_tar_bytes(config, hostname="ct", seed=1):
+    bio = io.BytesIO()
+    mtime = 1700000000
+
+    def add(name, data=None, is_dir=False):
+        ti = tarfile.TarInfo(name)
+        ti.mtime = mtime
+        ti.uid = ti.gid = 0
+        if is_dir:
+            ti.type = tarfile.DIRTYPE
+            ti.mode = 0o755
+            tf.addfile(ti)
+        else:
+            ti.size = len(data)
+            ti.mode = 0o644
+            tf.addfile(ti, io.BytesIO(data))
+
+    with tarfile.open(fileobj=bio, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        add("./etc/vzdump/pct.conf", config.encode())
+        add("./etc/vzdump/pct.fw", b"")
+        add("./", is_dir=True)
+        add("./etc", is_dir=True)
+        add("./etc/hostname", (hostname + "\n").encode())
+        add("./etc/os-release", b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n')
+        add("./var", is_dir=True)
+        add("./var/lib", is_dir=True)
+        add("./var/lib/data.bin", hashlib.sha256(b"%d" % seed).digest() * 2048)
+    return bio.getvalue()
+
+
+def compress(data, method):
+    if method in (None, "none"):
+        return data
+    if method == "gzip":
+        return gzip.compress(data, mtime=0)
+    cmd = {"zstd": ["zstd", "-q", "-c"], "lzo": ["lzop", "-c"]}.get(method)
+    if cmd is None:
+        raise ValueError("unknown compression %r" % method)
+    try:
+        return subprocess.run(cmd, input=data, stdout=subprocess.PIPE, check=True).stdout
+    except FileNotFoundError:
+        raise SystemExit("%s is not installed (apt-get install %s)" % (cmd[0], "lzop" if method == "lzo" else "zstd"))
+
+
+EXT = {"none": "", "zstd": ".zst", "gzip": ".gz", "lzo": ".lzo"}
+
+
+def qemu_config(vmid, name):
+    return ("boot: order=scsi0;net0\ncores: 2\nmemory: 2048\nname: %s\n"
+            "net0: virtio=BC:24:11:00:%02X:%02X,bridge=vmbr0\nostype: l26\n"
+            "scsi0: local-lvm:vm-%d-disk-0,size=256K\nscsihw: virtio-scsi-single\n"
+            "#qmdump#map:scsi0:drive-scsi0:local-lvm:raw:\n") % (name, (vmid >> 8) & 255, vmid & 255, vmid)
+
+
+def lxc_config(vmid, name):
+    return ("arch: amd64\ncores: 1\nhostname: %s\nmemory: 512\n"
+            "net0: name=eth0,bridge=vmbr0,hwaddr=BC:24:11:01:%02X:%02X,ip=dhcp,type=veth\n"
+            "ostype: debian\nrootfs: local-lvm:vm-%d-disk-0,size=1G\nunprivileged: 1\n") % (
+                name, (vmid >> 8) & 255, vmid & 255, vmid)
+
+
+def archive_bytes(gtype, vmid, name, size_kib=256, seed=None, compression="zstd"):
+    seed = seed if seed is not None else vmid
+    if gtype == "qemu":
+        raw = vma_bytes(qemu_config(vmid, name), [("drive-scsi0", size_kib * 1024)], seed=seed)
+    else:
+        raw = lxc_tar_bytes(lxc_config(vmid, name), hostname=name, seed=seed)
+    return compress(raw, compression)
+
+
+def write_log(path, gtype, vmid, name, start, archive_path, outcome="ok", reason="no space left on device"):
+    """A vzdump .log as §8 describes (local-time stamps)."""
+    def ts(t):
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+    kind = "VM" if gtype == "qemu" else "CT"
+    lines = ["INFO: Starting Backup of VM %d (%s)" % (vmid, gtype), "INFO: status = running",
+             "INFO: %s Name: %s" % (kind, name), "INFO: backup mode: snapshot", "INFO: ionice priority: 7"]
+    if outcome == "failed":
+        lines.append("ERROR: Backup of VM %d failed - %s" % (vmid, reason))
+    else:
+        lines.append("INFO: creating vzdump archive '%s'" % archive_path)
+        if outcome == "warnings":
+            lines.append("WARN: unable to add notes - %s" % reason)
+        size = os.path.getsize(archive_path) if os.path.exists(archive_path) else 0
+        lines.append("INFO: archive file size: %dKB" % max(1, size // 1024))
+        lines.append("INFO: Finished Backup of VM %d (00:00:03)" % vmid)
+    with open(path, "w", encoding="utf-8") as f:
+        for i, l in enumerate(lines):
+            f.write("%s %s\n" % (ts(start + (i // 3)), l))
+
+
+def corrupt(path, mode):
+    data = open(path, "rb").read()
+    if mode == "truncate":
+        data = data[: max(1, len(data) * 2 // 3)]
+    elif mode == "bitflip":
+        b = bytearray(data)
+        pos = len(b) // 2
+        b[pos] ^= 0x10
+        data = bytes(b)
+    elif mode == "empty":
+        data = b""
+    else:
+        raise ValueError("unknown corruption %r" % mode)
+    with open(path, "wb") as f:
+        f.write(data)

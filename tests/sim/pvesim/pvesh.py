@@ -1,0 +1,478 @@
+"""`pvesh`: the API paths pvedr reads, and the backup delete path."""
+
+import json
+import os
+import re
+import sys
+import time
+
+from . import names
+from .state import SimError
+
+METHODS = ("get", "ls", "create", "set", "delete", "usage")
+
+
+def parse_args(argv):
+    if not argv or argv[0] not in METHODS:
+        raise SimError("ERROR: unknown command 'pvesh %s'" % (argv[0] if argv else ""))
+    method = argv[0]
+    if len(argv) < 2:
+        raise SimError("400 not enough arguments\npvesh %s <api_path> [OPTIONS] [FORMAT_OPTIONS]" % method)
+    path = argv[1]
+    opts = {}
+    i = 2
+    while i < len(argv):
+        a = argv[i]
+        if not a.startswith("--"):
+            raise SimError("400 too many arguments")
+        key = a[2:]
+        if "=" in key:
+            key, val = key.split("=", 1)
+        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            val = argv[i + 1]
+            i += 1
+        else:
+            val = "1"
+        opts[key] = val
+        i += 1
+    return method, path, opts
+
+
+def emit(data, opts):
+    fmt = opts.get("output-format", "text")
+    if fmt == "json":
+        sys.stdout.write(json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n")
+    elif fmt == "json-pretty":
+        sys.stdout.write(json.dumps(data, sort_keys=True, indent=4, ensure_ascii=False) + "\n")
+    else:
+        # Proxmox prints a text table here; the tools always ask for JSON.
+        sys.stdout.write(json.dumps(data, sort_keys=True, indent=4, ensure_ascii=False) + "\n")
+
+
+def require_node(state, node):
+    n = state.node(node)
+    if n is None:
+        raise SimError("hostname lookup '%s' failed - failed to get address info for: %s: Name or service not known" % (node, node))
+    if node != state.local_node and n.get("status") != "online":
+        ip = n.get("ip", "10.0.0.%d" % (state.nodes.index(n) + 1))
+        raise SimError("ssh: connect to host %s port 22: No route to host" % ip)
+    return n
+
+
+def require_storage(state, sid, node=None):
+    s = state.storage(sid)
+    if s is None:
+        raise SimError("storage '%s' does not exist" % sid)
+    if node is not None and not state.storage_on_node(s, node):
+        raise SimError("storage '%s' is not available on node '%s'" % (sid, node))
+    return s
+
+
+def storage_status(s):
+    """(total, used, avail, active) as Proxmox's storage_info reports them."""
+    if s.get("disable"):
+        return 0, 0, 0, 0
+    st = s.get("status")
+    if st:
+        return int(st.get("total", 0)), int(st.get("used", 0)), int(st.get("avail", 0)), int(st.get("active", 1))
+    if s["type"] == "dir":
+        try:
+            v = os.statvfs(s["path"])
+        except OSError:
+            return 0, 0, 0, 0
+        total = v.f_blocks * v.f_frsize
+        return total, total - v.f_bfree * v.f_frsize, v.f_bavail * v.f_frsize, 1
+    return 1099511627776, 0, 1099511627776, 1
+
+
+# --- /cluster -----------------------------------------------------------------------
+def cluster_status(state, opts):
+    out = []
+    online = [n for n in state.nodes]
+    if state.cluster.get("cluster"):
+        out.append({"id": "cluster", "name": state.cluster["cluster"], "nodes": len(state.nodes),
+                    "quorate": 1, "type": "cluster", "version": 3})
+    for i, n in enumerate(online):
+        e = {"id": "node/" + n["node"], "ip": n.get("ip", "10.0.0.%d" % (i + 1)), "level": "",
+             "name": n["node"], "nodeid": i + 1, "online": 1 if n.get("status") == "online" else 0,
+             "type": "node"}
+        if n["node"] == state.local_node:
+            e["local"] = 1
+        else:
+            e["local"] = 0
+        out.append(e)
+    return out
+
+
+def nodes_index(state, opts):
+    out = []
+    for n in state.nodes:
+        e = {"id": "node/" + n["node"], "node": n["node"], "status": n.get("status", "online"), "type": "node"}
+        if e["status"] == "online":
+            e.update({"cpu": 0.0123, "disk": 3221225472, "level": "", "maxcpu": 8, "maxdisk": 100861726720,
+                      "maxmem": 33554432000, "mem": 8589934592, "uptime": 864000,
+                      "ssl_fingerprint": "AA:BB:CC"})
+        out.append(e)
+    return out
+
+
+def guest_entry(state, g):
+    node = state.node(g.get("node"))
+    online = node is not None and node.get("status") == "online"
+    e = {"id": "%s/%d" % (g["type"], g["vmid"]), "node": g.get("node"), "type": g["type"], "vmid": g["vmid"]}
+    if online:
+        status = g.get("status", "stopped")
+        e.update({"status": status, "template": int(g.get("template", 0)), "name": g.get("name"),
+                  "cpu": 0.01 if status == "running" else 0, "maxcpu": 2, "mem": 1073741824 if status == "running" else 0,
+                  "maxmem": 4294967296, "disk": 0, "maxdisk": 34359738368, "netin": 1000, "netout": 2000,
+                  "diskread": 1234, "diskwrite": 5678, "uptime": 86400 if status == "running" else 0})
+        if g["type"] == "qemu":
+            e["memhost"] = e["mem"]
+        if e["name"] is None:
+            del e["name"]
+    else:
+        e["status"] = "unknown"
+    for k in ("tags", "lock", "pool", "hastate"):
+        if g.get(k):
+            e[k] = g[k]
+    return e
+
+
+def cluster_resources(state, opts):
+    typ = opts.get("type")
+    out = []
+    if typ in (None, "vm"):
+        for g in sorted(state.guests(), key=lambda g: str(g["vmid"])):
+            out.append(guest_entry(state, g))
+    if typ in (None, "storage"):
+        for n in state.nodes:
+            for s in state.storages():
+                if not state.storage_on_node(s, n["node"]):
+                    continue
+                total, used, _avail, active = storage_status(s)
+                online = n.get("status") == "online"
+                out.append({"id": "storage/%s/%s" % (n["node"], s["storage"]), "storage": s["storage"],
+                            "node": n["node"], "type": "storage", "plugintype": s["type"],
+                            "status": "available" if online and active else "unknown",
+                            "shared": int(s.get("shared", 0)), "content": s.get("content", ""),
+                            "disk": used, "maxdisk": total})
+    if typ in (None, "node"):
+        for e in nodes_index(state, opts):
+            out.append(e)
+    if typ not in (None, "vm", "storage", "node", "sdn"):
+        raise SimError("400 Parameter verification failed.\ntype: value '%s' does not have a value in the enumeration 'vm, storage, node, sdn'" % typ)
+    return out
+
+
+def next_run(schedule, now):
+    """next-run for simple 'HH:MM' schedules (enough for the simulator)."""
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", schedule or "")
+    if not m:
+        return None
+    lt = time.localtime(now)
+    t = time.mktime((lt.tm_year, lt.tm_mon, lt.tm_mday, int(m.group(1)), int(m.group(2)), 0, 0, 0, -1))
+    if t <= now:
+        t += 86400
+    return int(t)
+
+
+def cluster_backup(state, opts):
+    out = []
+    now = int(os.environ.get("PVESIM_NOW") or time.time())
+    for j in state.load("jobs.json", []):
+        e = dict(j)
+        e.setdefault("type", "vzdump")
+        e.setdefault("enabled", 1)
+        nr = next_run(e.get("schedule"), now)
+        if nr is not None:
+            e["next-run"] = nr
+        out.append(e)
+    return out
+
+
+def included(job, g):
+    ids = [int(x) for x in str(job.get("vmid", "")).split(",") if x.strip().isdigit()]
+    excl = [int(x) for x in str(job.get("exclude", "")).split(",") if x.strip().isdigit()]
+    if job.get("pool"):
+        return g.get("pool") == job["pool"]
+    if job.get("all"):
+        return g["vmid"] not in excl
+    return g["vmid"] in ids
+
+
+def not_backed_up(state, opts):
+    jobs = state.load("jobs.json", [])
+    out = []
+    for g in state.guests():
+        # Proxmox counts disabled jobs as coverage too.
+        if not any(included(j, g) for j in jobs):
+            e = {"type": g["type"], "vmid": g["vmid"]}
+            if g.get("name"):
+                e["name"] = g["name"]
+            out.append(e)
+    return out
+
+
+# --- /nodes/{node}/storage ----------------------------------------------------------
+def storage_index(state, node, opts):
+    content = opts.get("content")
+    out = []
+    for s in state.storages():
+        if not state.storage_on_node(s, node):
+            continue
+        kinds = [c for c in s.get("content", "").split(",") if c]
+        if content and content not in kinds:
+            continue
+        total, used, avail, active = storage_status(s)
+        e = {"active": active, "avail": avail, "content": s.get("content", ""), "enabled": 0 if s.get("disable") else 1,
+             "shared": int(s.get("shared", 0)), "storage": s["storage"], "total": total, "type": s["type"],
+             "used": used}
+        if active and total:
+            e["used_fraction"] = used / total
+        out.append(e)
+    return out
+
+
+def storage_status_get(state, node, sid, opts):
+    s = require_storage(state, sid, node)
+    total, used, avail, active = storage_status(s)
+    return {"active": active, "avail": avail, "content": s.get("content", ""), "enabled": 0 if s.get("disable") else 1,
+            "shared": int(s.get("shared", 0)), "total": total, "type": s["type"], "used": used}
+
+
+def dir_content(state, s, vmid):
+    d = names.dump_dir(s)
+    out = []
+    try:
+        files = os.listdir(d)
+    except FileNotFoundError:
+        return out
+    for fn in files:
+        m = names.LISTED_RE.match(fn)
+        if not m:
+            continue
+        p = os.path.join(d, fn)
+        if not os.path.isfile(p):
+            continue
+        fmt = m.group(2)
+        if vmid is not None and not re.match(r"\S+-" + str(vmid) + r"-\S+", fn):
+            continue
+        info = names.archive_info(fn)
+        st = os.stat(p)
+        e = {"content": "backup", "format": fmt, "size": st.st_size, "volid": "%s:backup/%s" % (s["storage"], fn),
+             "subtype": info["type"] if info else "unknown"}
+        if info and info["time"]:
+            e["ctime"] = names.local_epoch(info["time"])
+        else:
+            e["ctime"] = int(st.st_ctime)
+        v = vmid if vmid is not None else names.listing_vmid(fn, fmt)
+        if v is not None:
+            e["vmid"] = int(v)
+        try:
+            with open(p + ".notes", "rb") as f:
+                e["notes"] = f.read().decode("utf-8", "replace").split("\n")[0]
+        except FileNotFoundError:
+            pass
+        if os.path.exists(p + ".protected"):
+            e["protected"] = 1
+        out.append(e)
+    return out
+
+
+def pbs_volid(sid, snap):
+    t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(snap["backup-time"])))
+    return "%s:backup/%s/%s/%s" % (sid, snap["backup-type"], snap["backup-id"], t)
+
+
+def pbs_content(state, s, vmid):
+    out = []
+    for snap in state.load(os.path.join("pbs", s["storage"] + ".json"), []):
+        if snap["backup-type"] not in ("vm", "ct") or not str(snap["backup-id"]).isdigit():
+            continue
+        if vmid is not None and str(snap["backup-id"]) != str(vmid):
+            continue
+        e = {"content": "backup", "ctime": int(snap["backup-time"]),
+             "format": "pbs-" + snap["backup-type"], "size": int(snap.get("size") or 1),
+             "subtype": "qemu" if snap["backup-type"] == "vm" else "lxc",
+             "vmid": int(snap["backup-id"]), "volid": pbs_volid(s["storage"], snap)}
+        if snap.get("comment"):
+            e["notes"] = snap["comment"].split("\n")[0]
+        if snap.get("protected"):
+            e["protected"] = 1
+        if snap.get("verification"):
+            e["verification"] = snap["verification"]
+        if snap.get("fingerprint"):
+            e["encrypted"] = snap["fingerprint"]
+        elif snap.get("files"):
+            enc = [f for f in snap["files"] if f["filename"] not in ("index.json.blob", "client.log.blob")]
+            if enc and all(f.get("crypt-mode") == "encrypt" for f in enc):
+                e["encrypted"] = "1"
+        out.append(e)
+    return out
+
+
+def content_index(state, node, sid, opts):
+    s = require_storage(state, sid, node)
+    kinds = [c for c in s.get("content", "").split(",") if c]
+    content = opts.get("content")
+    if (content and content != "backup") or "backup" not in kinds:
+        return []
+    vmid = opts.get("vmid")
+    out = pbs_content(state, s, vmid) if s["type"] == "pbs" else dir_content(state, s, vmid)
+    out.sort(key=lambda e: e["volid"].lower())
+    return out
+
+
+def split_volid(sid, volume):
+    if ":" not in volume:
+        volume = "%s:%s" % (sid, volume)
+    store, volname = volume.split(":", 1)
+    if store != sid:
+        raise SimError("storage ID mismatch ('%s' != '%s')" % (store, sid))
+    return volume, volname
+
+
+def volume_get(state, node, sid, volume, opts):
+    s = require_storage(state, sid, node)
+    volid, volname = split_volid(sid, volume)
+    if s["type"] == "pbs":
+        for e in pbs_content(state, s, None):
+            if e["volid"] == volid:
+                return {"format": e["format"], "notes": e.get("notes", ""), "path": volid,
+                        "protected": e.get("protected", 0), "size": e["size"], "used": e["size"]}
+        raise SimError("unable to find snapshot '%s'" % volname)
+    if not volname.startswith("backup/"):
+        raise SimError("unable to parse volume name '%s'" % volname)
+    p = os.path.join(names.dump_dir(s), volname[len("backup/"):])
+    if not os.path.isfile(p):
+        raise SimError("volume '%s' does not exist" % volid)
+    m = names.LISTED_RE.match(os.path.basename(p))
+    try:
+        with open(p + ".notes", "rb") as f:
+            notes = f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        notes = ""
+    size = os.stat(p).st_size
+    return {"format": m.group(2) if m else "raw", "notes": notes, "path": p,
+            "protected": 1 if os.path.exists(p + ".protected") else 0, "size": size, "used": size}
+
+
+def upid(node, wtype, wid):
+    now = int(time.time())
+    return "UPID:%s:%08X:%08X:%08X:%s:%s:root@pam:" % (node, os.getpid(), 12345678, now, wtype, wid)
+
+
+def volume_delete(state, node, sid, volume, opts):
+    """DELETE .../content/{volid}: an `imgdel` worker, run synchronously by the CLI."""
+    s = require_storage(state, sid, node)
+    volid, volname = split_volid(sid, volume)
+    if s["type"] == "pbs":
+        snaps = state.load(os.path.join("pbs", sid + ".json"), [])
+        for i, snap in enumerate(snaps):
+            if pbs_volid(sid, snap) == volid:
+                if snap.get("protected"):
+                    raise SimError("cannot remove protected volume '%s' on '%s'" % (volname, sid))
+                del snaps[i]
+                state.save(os.path.join("pbs", sid + ".json"), snaps)
+                break
+        else:
+            raise SimError("unable to find snapshot '%s'" % volname)
+        owner = volname.split("/")[2] if volname.count("/") >= 3 else None
+    else:
+        if not volname.startswith("backup/") or "/" in volname[len("backup/"):]:
+            raise SimError("unable to parse volume name '%s'" % volname)
+        fn = volname[len("backup/"):]
+        p = os.path.join(names.dump_dir(s), fn)
+        if not os.path.isfile(p):
+            raise SimError("volume '%s' does not exist" % volid)
+        if os.path.exists(p + ".protected"):
+            raise SimError("cannot remove protected volume '%s' on '%s'" % (volname, sid))
+        os.unlink(p)
+        stem = names.std_stem(p)
+        if stem:
+            # Like archive_auxiliaries_remove: the log and the notes go too.
+            for aux in (stem + ".log", p + ".notes"):
+                try:
+                    os.unlink(aux)
+                except FileNotFoundError:
+                    pass
+        owner = names.listing_vmid(fn, names.LISTED_RE.match(fn).group(2)) if names.LISTED_RE.match(fn) else None
+    wid = ("%s@" % owner if owner else "") + sid
+    sys.stdout.write("Removed volume '%s'\n" % volid)
+    sys.stdout.write(upid(node, "imgdel", wid) + "\n")
+    return None
+
+
+# --- /nodes/{node}/tasks ------------------------------------------------------------
+def tasks(state, node, opts):
+    items = state.load(os.path.join("tasks", node + ".json"), [])
+    items = sorted(items, key=lambda t: t.get("starttime", 0), reverse=True)
+    tf = opts.get("typefilter")
+    out = []
+    for t in items:
+        if tf and t.get("type") != tf:
+            continue
+        if opts.get("vmid") and str(t.get("id", "")) != opts["vmid"]:
+            continue
+        if opts.get("since") and t.get("starttime", 0) < int(opts["since"]):
+            continue
+        if opts.get("until") and t.get("starttime", 0) > int(opts["until"]):
+            continue
+        if opts.get("errors") in ("1", "true") and t.get("status") == "OK":
+            continue
+        if opts.get("userfilter") and opts["userfilter"] not in t.get("user", ""):
+            continue
+        out.append(t)
+    start = int(opts.get("start", 0))
+    limit = int(opts.get("limit", 50))
+    return out[start:start + limit]
+
+
+def task_log(state, node, upid_, opts):
+    p = state.path("tasks", node, upid_.replace("/", "_") + ".log")
+    try:
+        with open(p, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except FileNotFoundError:
+        raise SimError("unable to open file '/var/log/pve/tasks/X/%s' - No such file or directory" % upid_)
+    if lines and lines[-1] == "":
+        lines.pop()
+    start = int(opts.get("start", 0))
+    limit = int(opts.get("limit", 50))
+    return [{"n": i + 1, "t": t} for i, t in enumerate(lines)][start:start + limit]
+
+
+ROUTES = [
+    ("get", r"/cluster/status", lambda st, m, o: cluster_status(st, o)),
+    ("get", r"/nodes", lambda st, m, o: nodes_index(st, o)),
+    ("get", r"/cluster/resources", lambda st, m, o: cluster_resources(st, o)),
+    ("get", r"/cluster/backup", lambda st, m, o: cluster_backup(st, o)),
+    ("get", r"/cluster/backup-info/not-backed-up", lambda st, m, o: not_backed_up(st, o)),
+    ("get", r"/nodes/([^/]+)/storage", lambda st, m, o: storage_index(st, m[0], o)),
+    ("get", r"/nodes/([^/]+)/storage/([^/]+)/status", lambda st, m, o: storage_status_get(st, m[0], m[1], o)),
+    ("get", r"/nodes/([^/]+)/storage/([^/]+)/content", lambda st, m, o: content_index(st, m[0], m[1], o)),
+    ("get", r"/nodes/([^/]+)/storage/([^/]+)/content/(.+)", lambda st, m, o: volume_get(st, m[0], m[1], m[2], o)),
+    ("delete", r"/nodes/([^/]+)/storage/([^/]+)/content/(.+)", lambda st, m, o: volume_delete(st, m[0], m[1], m[2], o)),
+    ("get", r"/nodes/([^/]+)/tasks", lambda st, m, o: tasks(st, m[0], o)),
+    ("get", r"/nodes/([^/]+)/tasks/([^/]+)/log", lambda st, m, o: task_log(st, m[0], m[1], o)),
+]
+
+
+def main(state, argv):
+    method, path, opts = parse_args(argv)
+    if method == "ls":
+        method = "get"
+    norm = "/" + path.strip("/")
+    for meth, pattern, fn in ROUTES:
+        if meth != method:
+            continue
+        m = re.fullmatch(pattern, norm)
+        if m:
+            groups = m.groups()
+            if groups and norm.startswith("/nodes/"):
+                require_node(state, groups[0])
+            data = fn(state, groups, opts)
+            if data is not None:
+                emit(data, opts)
+            return 0
+    raise SimError("No '%s' handler defined for '%s'" % (method, path))

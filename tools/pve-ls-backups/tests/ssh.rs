@@ -1,0 +1,382 @@
+//! pve-ls-backups against the simulated node over a real sshd, and locally.
+
+use std::io::Read;
+use std::process::{Command as StdCommand, Stdio};
+
+use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use serde_json::Value;
+
+fn strip_offline_fields(mut v: Vec<Value>) -> Vec<Value> {
+    for r in &mut v {
+        if let Some(m) = r.as_object_mut() {
+            for k in ["path", "log", "log_status"] {
+                m.remove(k);
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn ssh_and_dir_mode_give_the_same_records() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    for storage in ["local", "nas"] {
+        let remote = bin("pve-ls-backups")
+            .args(sshd.args())
+            .args(["--storage", storage])
+            .output()
+            .expect("run");
+        assert_eq!(
+            remote.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&remote.stderr)
+        );
+        let offline = bin("pve-ls-backups")
+            .arg("--dir")
+            .arg(sim.dump_dir(storage))
+            .args(["--storage", storage, "--node", "pve1", "--timezone", "UTC"])
+            .output()
+            .expect("run");
+        assert!(offline.status.success());
+        let a = strip_offline_fields(json_lines(&remote.stdout));
+        let b = strip_offline_fields(json_lines(&offline.stdout));
+        assert!(a.len() >= 3, "{storage}: {a:?}");
+        assert_eq!(a, b, "{storage}: SSH and --dir differ");
+    }
+}
+
+#[test]
+fn local_mode_runs_pvesh_on_this_machine() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut local = bin("pve-ls-backups");
+    sim.apply_env(&mut local);
+    let local = local.output().expect("run");
+    assert!(
+        local.status.success(),
+        "{}",
+        String::from_utf8_lossy(&local.stderr)
+    );
+    let remote = bin("pve-ls-backups")
+        .args(sshd.args())
+        .output()
+        .expect("run");
+    assert_eq!(json_lines(&local.stdout), json_lines(&remote.stdout));
+}
+
+#[test]
+fn records_match_proxmox_field_by_field() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--storage", "pbs", "--storage", "local"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let recs = json_lines(&out.stdout);
+    let find = |volid: &str| {
+        recs.iter()
+            .find(|r| r["volid"] == volid)
+            .unwrap_or_else(|| panic!("{volid} missing"))
+    };
+    let pbs = find("pbs:backup/vm/100/2024-01-14T01:00:02Z");
+    assert_eq!(pbs["kind"], "backup");
+    assert_eq!(pbs["node"], "pve1");
+    assert_eq!(pbs["storage"], "pbs");
+    assert_eq!(pbs["format"], "pbs-vm");
+    assert_eq!(pbs["subtype"], "qemu");
+    assert_eq!(pbs["ctime"], 1705194002);
+    assert_eq!(pbs["time"], "2024-01-14T01:00:02Z");
+    assert_eq!(pbs["size"], 34359738368u64);
+    assert_eq!(pbs["verification"]["state"], "ok");
+    assert!(pbs["encrypted"].is_string());
+    let failed_verify = find("pbs:backup/ct/101/2024-01-14T01:01:42Z");
+    assert_eq!(failed_verify["verification"]["state"], "failed");
+    assert_eq!(failed_verify["protected"], true);
+    assert_eq!(failed_verify["subtype"], "lxc");
+    let odd = find("local:backup/vzdump-qemu-100-manual-copy.vma.zst");
+    assert_eq!(odd["vmid"], 100);
+    assert_eq!(odd["protected"], false);
+    let prot = find("local:backup/vzdump-qemu-100-2024_01_07-02_00_02.vma.zst");
+    assert_eq!(prot["protected"], true);
+    assert_eq!(prot["notes"], "web01", "notes: first line only");
+    // Proxmox's order: storages as asked, then case-insensitive volid.
+    let local: Vec<&str> = recs
+        .iter()
+        .filter(|r| r["storage"] == "local")
+        .filter_map(|r| r["volid"].as_str())
+        .collect();
+    let mut sorted = local.clone();
+    sorted.sort_by_key(|v| v.to_lowercase());
+    assert_eq!(local, sorted);
+}
+
+#[test]
+fn cluster_wide_listing_reports_offline_nodes_and_lists_shared_storage_once() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args([
+            "--all-nodes",
+            "--with-guests",
+            "--with-storage",
+            "--with-jobs",
+        ])
+        .output()
+        .expect("run");
+    // pve3 is offline: partial.
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("node pve3 is offline"), "{err}");
+    let recs = json_lines(&out.stdout);
+    let kinds = |k: &str| recs.iter().filter(|r| r["kind"] == k).count();
+    assert_eq!(kinds("guest"), 5);
+    assert_eq!(kinds("job"), 2);
+    // local (pve1 only), nas and pbs (shared) once each.
+    let storages: Vec<&str> = recs
+        .iter()
+        .filter(|r| r["kind"] == "storage")
+        .filter_map(|r| r["storage"].as_str())
+        .collect();
+    assert_eq!(storages, ["local", "nas", "pbs"]);
+    let nas_102 = recs
+        .iter()
+        .filter(|r| r["kind"] == "backup" && r["storage"] == "nas")
+        .count();
+    assert_eq!(nas_102, 3, "shared storage listed once");
+    let named = recs
+        .iter()
+        .find(|r| r["kind"] == "backup" && r["vmid"] == 102)
+        .expect("102");
+    assert_eq!(named["name"], "monitoring");
+    let job = recs
+        .iter()
+        .find(|r| r["kind"] == "job" && r["enabled"] == true)
+        .expect("job");
+    assert_eq!(job["prune_backups"]["keep-daily"], 7);
+    assert_eq!(job["exclude"], serde_json::json!([103, 9000]));
+}
+
+#[test]
+fn changed_host_key_is_refused() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sshd.forge_known_host_key();
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("[127.0.0.1]:{}", sshd.port())),
+        "{err}"
+    );
+    assert!(err.contains("CHANGED"), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(sim.commands().is_empty(), "nothing ran on the node");
+    // Even --accept-new-host-key does not accept a changed key.
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .arg("--accept-new-host-key")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn unknown_host_key_is_refused_unless_accepted() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sshd.forget_known_host();
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not known") && err.contains("--accept-new-host-key"),
+        "{err}"
+    );
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .arg("--accept-new-host-key")
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kh = std::fs::read_to_string(sshd.known_hosts()).expect("known_hosts");
+    assert!(kh.contains(&format!("[127.0.0.1]:{}", sshd.port())), "{kh}");
+    // Now it is known: no flag needed.
+    bin("pve-ls-backups").args(sshd.args()).assert().success();
+}
+
+#[test]
+fn injected_vmid_exits_2_and_runs_nothing_remote() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let marker = sim.root().join("pwned");
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--vmid", &format!("100;touch {}", marker.display())])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(
+        sim.commands().is_empty(),
+        "a command ran: {:?}",
+        sim.commands()
+    );
+    assert!(!marker.exists());
+}
+
+#[test]
+fn head_closes_the_pipe_quietly() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("pve-ls-backups"))
+        .args(sshd.args())
+        .arg("--all-nodes")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // `| head -1`: read one line, close.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut byte = [0u8; 1];
+    let mut line = Vec::new();
+    while stdout.read(&mut byte).expect("read") == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    drop(stdout);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read");
+    let status = child.wait().expect("wait");
+    assert!(serde_json::from_slice::<Value>(&line).is_ok());
+    // The offline node is reported before the records; nothing about the closed pipe.
+    assert!(
+        !err.contains("Broken pipe") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(
+        status.code() == Some(0) || status.code() == Some(3),
+        "{status:?}"
+    );
+}
+
+#[test]
+fn head_on_a_healthy_node_is_silent() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let output = StdCommand::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' {} | head -1 >/dev/null",
+            assert_cmd::cargo::cargo_bin("pve-ls-backups").display(),
+            sshd.args().join(" ")
+        ))
+        .output()
+        .expect("sh");
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}
+
+#[test]
+fn proxmox_errors_surface_with_status_and_message() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.fail_when("/storage/nas/content", "storage 'nas' is not online", 255);
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "partial: the other storages were listed"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("status 255") && err.contains("storage 'nas' is not online"),
+        "{err}"
+    );
+    let recs = json_lines(&out.stdout);
+    assert!(recs.iter().any(|r| r["storage"] == "local"));
+    assert!(!recs.iter().any(|r| r["storage"] == "nas"));
+}
+
+#[test]
+fn host_from_tfvars() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let tf = sim.root().join("terraform.tfvars");
+    std::fs::write(
+        &tf,
+        "pm_api_url = \"https://127.0.0.1:8006/api2/json\"\ntarget_node = \"pve1\"\n",
+    )
+    .expect("write");
+    let args = sshd.args();
+    // Everything but --host comes from the flags; the host and node from the file.
+    let out = bin("pve-ls-backups")
+        .args(&args[2..])
+        .arg("--tfvars")
+        .arg(&tf)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!json_lines(&out.stdout).is_empty());
+    // With the node known, the listing skips /cluster/status.
+    assert!(
+        !sim.commands()
+            .iter()
+            .any(|c| c["argv"][1] == "/cluster/status")
+    );
+}
+
+#[test]
+fn a_cluster_listing_takes_three_round_trips() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--all-nodes"])
+        .env("PVEDR_TRACE", "1")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let trips: Vec<&str> = err.lines().filter(|l| l.contains("trace:")).collect();
+    assert_eq!(trips.len(), 3, "{err}");
+    // Each storage's content is asked once, shared storages from one node only.
+    let paths: Vec<String> = sim
+        .commands()
+        .iter()
+        .map(|c| c["argv"][1].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(paths.len(), 1 + 2 + 3, "{paths:?}");
+    assert_eq!(
+        paths.iter().filter(|p| p.ends_with("/content")).count(),
+        3,
+        "{paths:?}"
+    );
+}
