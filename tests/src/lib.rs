@@ -48,3 +48,27 @@ pub fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
         .collect()
 }
+
+/// The committed `man/<tool>.1` is what `<tool> --generate-man` prints, and it documents
+/// every long flag of `cmd` and the EXAMPLES, RECORDS and EXIT STATUS sections.
+pub fn assert_man_page(tool: &str, cmd: clap::Command) {
+    let out = bin(tool).arg("--generate-man").output().expect("run");
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).expect("utf8");
+    let path = workspace_root().join("man").join(format!("{tool}.1"));
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        generated == committed,
+        "{} is out of date: run `make man`",
+        path.display()
+    );
+    for arg in cmd.get_arguments() {
+        if let Some(long) = arg.get_long() {
+            let roff = format!("\\-\\-{}", long.replace('-', "\\-"));
+            assert!(generated.contains(&roff), "--{long} is not in the man page");
+        }
+    }
+    for section in [".SH \"RECORDS\"", ".SH \"EXIT STATUS\"", ".SH \"EXAMPLES\""] {
+        assert!(generated.contains(section), "missing {section}");
+    }
+}

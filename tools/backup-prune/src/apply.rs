@@ -1,0 +1,269 @@
+//! `--apply`: delete the backups marked `remove`, one at a time, after proving the preview
+//! still holds, and prove each deletion afterwards.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use pvedr::error::Result;
+use pvedr::output::Output;
+use pvedr::records::{Backup, Record, Step};
+use pvedr::transport::{RemoteCommand, Transport};
+use pvedr::{pve, validate};
+use serde_json::Map;
+
+use crate::cli::Cli;
+use crate::plan::GroupKey;
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub deleted: usize,
+    pub skipped: usize,
+    pub failed: usize,
+}
+
+/// What a storage holds now: volid → (ctime, protected), or why it could not be listed.
+type Listing = HashMap<(String, String), Result<Vec<Backup>, String>>;
+
+fn relist(t: &dyn Transport, pairs: &[(String, String)]) -> Result<Listing> {
+    let cmds: Vec<RemoteCommand> = pairs
+        .iter()
+        .map(|(n, s)| {
+            pve::get(
+                &format!("/nodes/{n}/storage/{s}/content"),
+                &["--content", "backup"],
+            )
+        })
+        .collect();
+    let outs = t.exec_batch(&cmds)?;
+    let mut listing = Listing::new();
+    for (((n, s), cmd), out) in pairs.iter().zip(&cmds).zip(outs) {
+        let r = pve::parse_list(t.host(), cmd, out)
+            .map(|items| items.iter().filter_map(|m| pve::backup(n, s, m)).collect())
+            .map_err(|e| e.to_string());
+        listing.insert((n.clone(), s.clone()), r);
+    }
+    Ok(listing)
+}
+
+fn step(volid: &str, status: &str, message: impl Into<String>, started: Option<Instant>) -> Step {
+    Step {
+        step: "delete".into(),
+        target: Some(volid.into()),
+        status: status.into(),
+        message: Some(message.into()),
+        duration_s: started.map(|s| (s.elapsed().as_secs_f64() * 1000.0).round() / 1000.0),
+        extra: Map::new(),
+    }
+}
+
+pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> {
+    let with_node = |b: &Backup| -> Backup {
+        let mut b = b.clone();
+        if b.node.is_none() {
+            b.node = cli.node.clone();
+        }
+        b
+    };
+    let backups: Vec<Backup> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Backup(b) => Some(with_node(b)),
+            _ => None,
+        })
+        .collect();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut targets: Vec<&Backup> = Vec::new();
+    for b in &backups {
+        if b.extra.get("mark").and_then(|m| m.as_str()) != Some("remove") {
+            continue;
+        }
+        // Input records are checked like flags: nothing odd reaches the node's shell.
+        let checked = match (&b.node, &b.storage) {
+            (None, _) => Err("no node known for this backup; give --node".to_string()),
+            (_, None) => Err("no storage in the record".to_string()),
+            (Some(n), Some(s)) => validate::node(n)
+                .and(validate::storage_id(s))
+                .and(validate::volid(&b.volid))
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        };
+        match checked {
+            Err(e) => steps.push(step(&b.volid, "failed", e, None)),
+            Ok(()) if b.protected => steps.push(step(&b.volid, "skipped", "protected", None)),
+            Ok(()) => targets.push(b),
+        }
+    }
+    let mut report = Report::default();
+    if !targets.is_empty() {
+        let conn = cli.connect.connect()?;
+        let t = conn.transport.as_ref();
+        let mut pairs: Vec<(String, String)> = targets
+            .iter()
+            .map(|b| {
+                (
+                    b.node.clone().unwrap_or_default(),
+                    b.storage.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        pairs.sort();
+        pairs.dedup();
+
+        // The check: does the preview still hold?
+        let before = relist(t, &pairs)?;
+        let mut input_groups: HashMap<GroupKey, Vec<&Backup>> = HashMap::new();
+        for b in &backups {
+            input_groups.entry(GroupKey::of(b)).or_default().push(b);
+        }
+        let mut eligible: Vec<&Backup> = Vec::new();
+        for b in &targets {
+            let pair = (
+                b.node.clone().unwrap_or_default(),
+                b.storage.clone().unwrap_or_default(),
+            );
+            let now = match before.get(&pair) {
+                Some(Ok(list)) => list,
+                Some(Err(e)) => {
+                    steps.push(step(
+                        &b.volid,
+                        "failed",
+                        format!("cannot list the storage: {e}"),
+                        None,
+                    ));
+                    continue;
+                }
+                None => continue,
+            };
+            let Some(current) = now.iter().find(|c| c.volid == b.volid) else {
+                steps.push(step(
+                    &b.volid,
+                    "skipped",
+                    "already gone from the storage",
+                    None,
+                ));
+                continue;
+            };
+            if current.protected {
+                steps.push(step(
+                    &b.volid,
+                    "skipped",
+                    "protected since the listing",
+                    None,
+                ));
+                continue;
+            }
+            if !cli.force {
+                if let Some(why) =
+                    group_changed(&input_groups[&GroupKey::of(b)], now, &GroupKey::of(b))
+                {
+                    steps.push(step(
+                        &b.volid,
+                        "skipped",
+                        format!("{why} since the input was listed, so the marks may be wrong; list again (or --force)"),
+                        None,
+                    ));
+                    continue;
+                }
+            }
+            eligible.push(b);
+        }
+
+        // One at a time; a failure does not stop the others.
+        let total = eligible.len();
+        let mut attempted: Vec<(usize, &Backup)> = Vec::new();
+        for (i, b) in eligible.iter().enumerate() {
+            let started = Instant::now();
+            let cmd = RemoteCommand::write([
+                "pvesh".to_string(),
+                "delete".into(),
+                format!(
+                    "/nodes/{}/storage/{}/content/{}",
+                    b.node.as_deref().unwrap_or(""),
+                    b.storage.as_deref().unwrap_or(""),
+                    b.volid
+                ),
+            ]);
+            let result = t.exec(&cmd);
+            let s = match result {
+                Ok(o)
+                    if o.success()
+                        && !String::from_utf8_lossy(&o.stdout).contains("TASK ERROR")
+                        && !o.stderr.contains("TASK ERROR") =>
+                {
+                    attempted.push((steps.len(), b));
+                    step(&b.volid, "changed", "deleted", Some(started))
+                }
+                Ok(o) => {
+                    let msg = o.stderr.trim().to_string();
+                    step(
+                        &b.volid,
+                        "failed",
+                        if msg.is_empty() {
+                            format!("exit status {}", o.status)
+                        } else {
+                            msg
+                        },
+                        Some(started),
+                    )
+                }
+                Err(e) => step(&b.volid, "failed", e.to_string(), Some(started)),
+            };
+            eprintln!(
+                "backup-prune: [{}/{total}] {} {}: {}",
+                i + 1,
+                s.status,
+                b.volid,
+                s.message.as_deref().unwrap_or("")
+            );
+            steps.push(s);
+        }
+
+        // The proof: gone from the listing.
+        if !attempted.is_empty() {
+            let after = relist(t, &pairs)?;
+            for (idx, b) in attempted {
+                let pair = (
+                    b.node.clone().unwrap_or_default(),
+                    b.storage.clone().unwrap_or_default(),
+                );
+                if let Some(Ok(list)) = after.get(&pair) {
+                    if list.iter().any(|c| c.volid == b.volid) {
+                        steps[idx].status = "failed".into();
+                        steps[idx].message = Some("still listed after the delete".into());
+                    }
+                }
+            }
+        }
+    }
+    for s in steps {
+        match s.status.as_str() {
+            "changed" => report.deleted += 1,
+            "skipped" => report.skipped += 1,
+            _ => report.failed += 1,
+        }
+        out.write(&Record::Step(s))?;
+    }
+    Ok(report)
+}
+
+/// A group's marks depend only on its backups at least as new as each one: the preview is
+/// still right if no backup that old or newer appeared and none of the input vanished.
+fn group_changed(input: &[&Backup], now: &[Backup], key: &GroupKey) -> Option<String> {
+    let oldest = input.iter().map(|b| b.ctime).min()?;
+    let known: HashSet<&str> = input.iter().map(|b| b.volid.as_str()).collect();
+    let present: HashSet<&str> = now.iter().map(|b| b.volid.as_str()).collect();
+    let added = now
+        .iter()
+        .filter(|c| c.subtype == key.subtype && c.vmid == key.vmid)
+        .filter(|c| c.ctime >= oldest && !known.contains(c.volid.as_str()))
+        .count();
+    let gone = known.iter().filter(|v| !present.contains(*v)).count();
+    match (added, gone) {
+        (0, 0) => None,
+        (a, 0) => Some(format!("{a} newer backup(s) of this guest appeared")),
+        (0, g) => Some(format!("{g} backup(s) of this guest vanished")),
+        (a, g) => Some(format!(
+            "{a} backup(s) of this guest appeared and {g} vanished"
+        )),
+    }
+}

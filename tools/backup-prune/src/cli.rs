@@ -1,0 +1,120 @@
+use clap::Parser;
+use pvedr::cli::OutputArgs;
+use pvedr::connect::ConnectArgs;
+
+const AFTER: &str = "EXAMPLES:
+  pve-ls-backups --host pve1 | backup-prune --keep-daily 7 --keep-weekly 4 --format table
+  pve-ls-backups --host pve1 --storage local | backup-prune --prune-backups keep-last=3
+  pve-ls-backups --host pve1 --with-jobs | backup-prune --from-job | jq 'select(.mark==\"remove\")'
+  pve-ls-backups --host pve1 --vmid 100 | backup-prune --keep-daily 7 --apply --host pve1
+  backup-prune --keep-monthly 12 --timezone Europe/Paris backups.jsonl
+
+RECORDS:
+  Reads records (JSON Lines) from FILEs or standard input. Every record is written back in
+  input order; `backup` records gain:
+    mark    keep | remove | protected | renamed (the words of `pvesm prune-backups`)
+    reason  the rule that kept it: keep-last, keep-hourly, keep-daily, keep-weekly,
+            keep-monthly, keep-yearly, keep-all; no-job / no-policy with --from-job when
+            no job (or no job retention) covers the guest; null otherwise
+  Backups are grouped as Proxmox groups them on each storage: by node and storage, then by
+  guest type and VMID. Non-standard names are `renamed` and never removed; protected
+  backups neither use a slot nor cover a period. Periods use the node's local time (TZ or
+  --timezone) with ISO weeks.
+  With --apply, a `step` record follows for each deletion: step=delete, target=<volid>,
+  status changed | skipped | failed, message, duration_s.
+  --format table prints what `pvesm prune-backups --dry-run` prints.
+
+SAFETY:
+  Without --apply nothing is deleted. With --apply, the storages are listed again first: a
+  backup that is gone, now protected, or in a group that changed since the input was read
+  (a backup added or removed) is skipped (--force deletes the unchanged ones anyway). Only
+  backups of the input marked `remove` are deleted, one at a time, through
+  `pvesh delete /nodes/<node>/storage/<storage>/content/<volid>`; a failure does not stop
+  the others. Afterwards the storages are listed once more to prove each deletion.
+
+EXIT STATUS:
+  0    success (with --apply: every deletion done or skipped as unsafe)
+  1    failed (bad input records, node unreachable, every deletion failed)
+  2    usage error (bad flag, bad policy string); nothing was done
+  3    partial: some deletions failed, the others were done
+  130  interrupted
+  A closed standard output (`| head`) ends the run quietly with status 0.";
+
+/// Mark and delete vzdump backups with Proxmox's own retention rules.
+///
+/// Reads `backup` records (from pve-ls-backups), marks each with what Proxmox's
+/// `prune-backups` would do — keep, remove, protected, renamed — and why, and with --apply
+/// deletes the ones marked remove through the node.
+#[derive(Parser, Debug)]
+#[command(name = "backup-prune", version, after_long_help = AFTER)]
+pub struct Cli {
+    /// Input files of records. With no FILE, or when FILE is -, read standard input.
+    #[arg(value_name = "FILE", default_value = "-")]
+    pub files: Vec<String>,
+
+    /// Keep the N newest backups.
+    #[arg(long, value_name = "N", help_heading = "Retention")]
+    pub keep_last: Option<u64>,
+    /// Keep the newest backup of each of the last N hours that have one.
+    #[arg(long, value_name = "N", help_heading = "Retention")]
+    pub keep_hourly: Option<u64>,
+    /// Keep the newest backup of each of the last N days that have one.
+    #[arg(long, value_name = "N", help_heading = "Retention")]
+    pub keep_daily: Option<u64>,
+    /// Keep the newest backup of each of the last N ISO weeks that have one.
+    #[arg(long, value_name = "N", help_heading = "Retention")]
+    pub keep_weekly: Option<u64>,
+    /// Keep the newest backup of each of the last N months that have one.
+    #[arg(long, value_name = "N", help_heading = "Retention")]
+    pub keep_monthly: Option<u64>,
+    /// Keep the newest backup of each of the last N years that have one.
+    #[arg(long, value_name = "N", help_heading = "Retention")]
+    pub keep_yearly: Option<u64>,
+    /// Keep everything.
+    #[arg(long, help_heading = "Retention")]
+    pub keep_all: bool,
+
+    /// The policy as Proxmox writes it: "keep-daily=7,keep-weekly=4".
+    #[arg(long, value_name = "STRING", help_heading = "Retention",
+          conflicts_with_all = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_all"])]
+    pub prune_backups: Option<String>,
+
+    /// Use the retention of the backup job covering each guest, from the `job` records in the
+    /// input (pve-ls-backups --with-jobs).
+    #[arg(long, help_heading = "Retention",
+          conflicts_with_all = ["prune_backups", "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_all"])]
+    pub from_job: bool,
+
+    /// The node's time zone (IANA name) for periods. Default: TZ, else the system zone.
+    #[arg(long, value_name = "NAME", help_heading = "Retention")]
+    pub timezone: Option<String>,
+
+    /// Delete the backups marked remove, through the node (see SAFETY).
+    #[arg(long, help_heading = "Apply")]
+    pub apply: bool,
+
+    /// With --apply: delete even in groups that changed since the input was listed.
+    #[arg(long, requires = "apply", help_heading = "Apply")]
+    pub force: bool,
+
+    /// Node for records that carry none (listings made with --dir).
+    #[arg(long, value_name = "NODE", help_heading = "Apply")]
+    pub node: Option<String>,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,175 @@
+//! From records to marks: grouping as Proxmox does, the policy per group, the marks written
+//! back into each `backup` record (`mark`, `reason`).
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use pvedr::archive;
+use pvedr::records::{Backup, Job, Record};
+use pvedr::time::Zone;
+use serde_json::Value;
+
+use crate::mark::{Entry, Mark, mark_group};
+use crate::policy::KeepOptions;
+
+/// Where the retention comes from.
+#[derive(Debug, Clone)]
+pub enum PolicySource {
+    Fixed(KeepOptions),
+    /// The `prune_backups` of the job covering each guest.
+    FromJob,
+}
+
+/// Proxmox prunes each storage on its own, per guest type and VMID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupKey {
+    pub node: Option<String>,
+    pub storage: Option<String>,
+    pub subtype: String,
+    pub vmid: Option<u64>,
+}
+
+impl GroupKey {
+    pub fn of(b: &Backup) -> GroupKey {
+        GroupKey {
+            node: b.node.clone(),
+            storage: b.storage.clone(),
+            subtype: b.subtype.clone(),
+            vmid: b.vmid,
+        }
+    }
+}
+
+/// A standard name: PBS snapshots always; files when the name carries the time.
+pub fn is_std_name(b: &Backup) -> bool {
+    if b.format.starts_with("pbs-") {
+        return true;
+    }
+    let file = b.volid.rsplit('/').next().unwrap_or(&b.volid);
+    archive::parse(file).is_some_and(|a| a.is_std_name())
+}
+
+/// The job whose retention applies to a guest on a storage: enabled jobs writing to that
+/// storage first, then any enabled job, then a disabled one.
+fn job_for<'a>(jobs: &[&'a Job], key: &GroupKey) -> Option<&'a Job> {
+    let vmid = key.vmid?;
+    let covering: Vec<&Job> = jobs
+        .iter()
+        .copied()
+        .filter(|j| j.covers(vmid) == Some(true))
+        .collect();
+    let same_storage = |j: &&Job| j.storage.is_some() && j.storage == key.storage;
+    covering
+        .iter()
+        .find(|j| j.enabled && same_storage(j))
+        .or_else(|| covering.iter().find(|j| j.enabled))
+        .or_else(|| covering.first())
+        .copied()
+}
+
+/// Marks every `backup` record in place. Returns warnings for stderr.
+pub fn mark_records(
+    records: &mut [Record],
+    source: &PolicySource,
+    zone: Zone,
+) -> Result<Vec<String>, String> {
+    let mut groups: HashMap<GroupKey, Vec<usize>> = HashMap::new();
+    let mut order: Vec<GroupKey> = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        if let Record::Backup(b) = r {
+            let k = GroupKey::of(b);
+            groups
+                .entry(k.clone())
+                .or_insert_with(|| {
+                    order.push(k);
+                    Vec::new()
+                })
+                .push(i);
+        }
+    }
+    // Owned: the records are marked in place below.
+    let owned_jobs: Vec<Job> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Job(j) => Some(j.clone()),
+            _ => None,
+        })
+        .collect();
+    let jobs: Vec<&Job> = owned_jobs.iter().collect();
+    let local = |t: i64| -> NaiveDateTime { zone.to_local(t).unwrap_or_default() };
+    let mut warnings = Vec::new();
+    for key in order {
+        let idx = &groups[&key];
+        let (opts, reason_override) = match source {
+            PolicySource::Fixed(o) => (*o, None),
+            PolicySource::FromJob => match job_for(&jobs, &key) {
+                None => {
+                    warnings.push(format!(
+                        "{}/{}: no backup job covers this guest; its backups are all kept",
+                        key.subtype,
+                        key.vmid.map(|v| v.to_string()).unwrap_or_default()
+                    ));
+                    (
+                        KeepOptions {
+                            all: true,
+                            ..Default::default()
+                        },
+                        Some("no-job"),
+                    )
+                }
+                Some(j) => match &j.prune_backups {
+                    None => {
+                        warnings.push(format!(
+                            "job {} has no retention of its own (the storage's applies, not known here); backups of {}/{} are all kept",
+                            j.id,
+                            key.subtype,
+                            key.vmid.map(|v| v.to_string()).unwrap_or_default()
+                        ));
+                        (
+                            KeepOptions {
+                                all: true,
+                                ..Default::default()
+                            },
+                            Some("no-policy"),
+                        )
+                    }
+                    Some(p) => (
+                        KeepOptions::from_json(p)
+                            .map_err(|e| format!("job {}: prune-backups: {e}", j.id))?,
+                        None,
+                    ),
+                },
+            },
+        };
+        let entries: Vec<Entry> = idx
+            .iter()
+            .map(|&i| match &records[i] {
+                Record::Backup(b) => Entry {
+                    ctime: b.ctime,
+                    std_name: is_std_name(b),
+                    protected: b.protected,
+                },
+                _ => Entry {
+                    ctime: 0,
+                    std_name: false,
+                    protected: true,
+                },
+            })
+            .collect();
+        let marks = mark_group(&entries, &opts, &local);
+        for (&i, (mark, reason)) in idx.iter().zip(marks) {
+            if let Record::Backup(b) = &mut records[i] {
+                let reason = match (mark, reason_override) {
+                    (Mark::Keep, Some(r)) => Some(r),
+                    _ => reason.map(|r| r.as_str()),
+                };
+                b.extra.insert("mark".into(), Value::from(mark.as_str()));
+                b.extra.insert(
+                    "reason".into(),
+                    reason.map(Value::from).unwrap_or(Value::Null),
+                );
+            }
+        }
+    }
+    Ok(warnings)
+}

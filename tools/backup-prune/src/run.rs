@@ -1,0 +1,93 @@
+use pvedr::error::{Error, Result, code};
+use pvedr::output::Format;
+use pvedr::records::{Backup, Record};
+use pvedr::time::Zone;
+use pvedr::{jsonl, validate};
+
+use crate::cli::Cli;
+use crate::plan::{self, PolicySource};
+use crate::policy::KeepOptions;
+use crate::{apply, table};
+
+fn policy_source(cli: &Cli) -> Result<PolicySource> {
+    if cli.from_job {
+        return Ok(PolicySource::FromJob);
+    }
+    if let Some(s) = &cli.prune_backups {
+        let o: KeepOptions = s
+            .parse()
+            .map_err(|e| Error::usage(format!("--prune-backups '{s}': {e}")))?;
+        return Ok(PolicySource::Fixed(o));
+    }
+    let flags = [
+        cli.keep_last,
+        cli.keep_hourly,
+        cli.keep_daily,
+        cli.keep_weekly,
+        cli.keep_monthly,
+        cli.keep_yearly,
+    ];
+    if flags.iter().all(Option::is_none) && !cli.keep_all {
+        return Err(Error::usage(
+            "no retention given: use --keep-last/--keep-daily/… , --keep-all, --prune-backups or --from-job",
+        ));
+    }
+    let [last, hourly, daily, weekly, monthly, yearly] = flags.map(|f| f.unwrap_or(0));
+    let o = KeepOptions {
+        last,
+        hourly,
+        daily,
+        weekly,
+        monthly,
+        yearly,
+        all: cli.keep_all,
+    };
+    o.validate().map_err(|e| Error::usage(e.0))?;
+    Ok(PolicySource::Fixed(o))
+}
+
+pub fn run(cli: Cli) -> Result<u8> {
+    // Every flag is checked before any input is read or anything is run on a node.
+    let zone = Zone::from_arg(cli.timezone.as_deref())?;
+    let source = policy_source(&cli)?;
+    if let Some(n) = &cli.node {
+        validate::node(n)?;
+    }
+    let mut records = jsonl::read_all(&cli.files)?;
+    let warnings = plan::mark_records(&mut records, &source, zone).map_err(Error::Other)?;
+    for w in warnings {
+        eprintln!("backup-prune: {w}");
+    }
+    let mut out = cli.output.output();
+    if out.format() == Format::Table {
+        let backups: Vec<&Backup> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Backup(b) => Some(b),
+                _ => None,
+            })
+            .collect();
+        table::write(out.raw(), &backups, !cli.apply)
+            .map_err(|e| Error::io("writing to standard output", e))?;
+    } else {
+        for r in &records {
+            out.write(r)?;
+        }
+    }
+    let status = if cli.apply {
+        let report = apply::apply(&cli, &records, &mut out)?;
+        eprintln!(
+            "backup-prune: {} deleted, {} skipped, {} failed",
+            report.deleted, report.skipped, report.failed
+        );
+        match (report.deleted, report.failed) {
+            (_, 0) => code::SUCCESS,
+            (0, _) => code::FAILURE,
+            _ => code::PARTIAL,
+        }
+    } else {
+        code::SUCCESS
+    };
+    out.finish()?;
+    Ok(status)
+}

@@ -1,0 +1,254 @@
+//! --apply against the simulated node over a real sshd.
+
+use std::collections::BTreeSet;
+
+use pvedr_testkit::{Backup, SimNode, Sshd, bin, json_lines};
+use serde_json::Value;
+
+/// pve-ls-backups | backup-prune --keep-daily 3 [--apply]: returns (marked records, steps, exit code).
+fn prune(sim: &SimNode, sshd: &Sshd, extra: &[&str]) -> (Vec<Value>, Vec<Value>, i32, String) {
+    let listing = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--storage", "local"])
+        .output()
+        .expect("list");
+    assert!(
+        listing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    let _ = sim;
+    let out = bin("backup-prune")
+        .args(["--keep-daily", "3", "--timezone", "UTC"])
+        .args(sshd.args())
+        .args(extra)
+        .write_stdin(listing.stdout)
+        .output()
+        .expect("prune");
+    let recs = json_lines(&out.stdout);
+    let (steps, marked): (Vec<Value>, Vec<Value>) =
+        recs.into_iter().partition(|r| r["kind"] == "step");
+    (
+        marked,
+        steps,
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn files(sim: &SimNode) -> BTreeSet<String> {
+    std::fs::read_dir(sim.dump_dir("local"))
+        .expect("dump")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect()
+}
+
+fn volids_marked(marked: &[Value], mark: &str) -> BTreeSet<String> {
+    marked
+        .iter()
+        .filter(|r| r["mark"] == mark)
+        .filter_map(|r| r["volid"].as_str().map(String::from))
+        .collect()
+}
+
+fn file_of(volid: &str) -> String {
+    volid.rsplit('/').next().unwrap_or("").to_string()
+}
+
+#[test]
+fn without_apply_nothing_is_deleted() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let before = files(&sim);
+    let (marked, steps, code, _) = prune(&sim, &sshd, &[]);
+    assert_eq!(code, 0);
+    assert!(steps.is_empty());
+    assert!(!volids_marked(&marked, "remove").is_empty());
+    assert_eq!(files(&sim), before);
+    assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
+}
+
+#[test]
+fn apply_removes_exactly_the_remove_set() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let before = files(&sim);
+    let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply"]);
+    assert_eq!(code, 0, "{err}");
+    let remove = volids_marked(&marked, "remove");
+    let protected = volids_marked(&marked, "protected");
+    let renamed = volids_marked(&marked, "renamed");
+    assert_eq!(
+        remove.len(),
+        5,
+        "100: 9 nightly, 1 protected, 3 kept; 101: 3 kept: {remove:?}"
+    );
+    assert_eq!(protected.len(), 1);
+    assert_eq!(renamed.len(), 1);
+    // One step per removal, all done.
+    let done: BTreeSet<String> = steps
+        .iter()
+        .filter(|s| s["status"] == "changed")
+        .filter_map(|s| s["target"].as_str().map(String::from))
+        .collect();
+    assert_eq!(done, remove);
+    // Exactly those archives (and their .log/.notes) are gone; the rest is untouched.
+    let after = files(&sim);
+    let gone: BTreeSet<String> = before.difference(&after).cloned().collect();
+    for v in &remove {
+        let f = file_of(v);
+        assert!(gone.contains(&f), "{f} still there");
+        assert!(gone.contains(&format!("{f}.notes")));
+    }
+    let archives_gone: BTreeSet<&String> = gone
+        .iter()
+        .filter(|f| f.ends_with(".zst") || f.ends_with(".gz"))
+        .collect();
+    assert_eq!(archives_gone.len(), remove.len());
+    for v in protected.iter().chain(&renamed) {
+        assert!(after.contains(&file_of(v)), "{v} must stay");
+    }
+    // Deletes were the only changes, each once, and never of a protected volume.
+    let deletes: Vec<String> = sim
+        .commands()
+        .iter()
+        .filter(|c| c["argv"][0] == "delete")
+        .filter_map(|c| c["argv"][1].as_str().map(String::from))
+        .collect();
+    assert_eq!(deletes.len(), remove.len());
+    assert!(
+        deletes
+            .iter()
+            .all(|d| !protected.iter().any(|p| d.ends_with(p.as_str())))
+    );
+}
+
+#[test]
+fn a_failed_delete_leaves_the_rest_deleted_and_exits_3() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.fail_when(
+        "vzdump-qemu-100-2024_01_10",
+        "unable to remove volume - Input/output error",
+        255,
+    );
+    let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply"]);
+    assert_eq!(code, 3, "{err}");
+    let remove = volids_marked(&marked, "remove");
+    let failed: Vec<&Value> = steps.iter().filter(|s| s["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0]["target"]
+            .as_str()
+            .unwrap_or("")
+            .contains("2024_01_10")
+    );
+    assert!(
+        failed[0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Input/output error")
+    );
+    let after = files(&sim);
+    for v in &remove {
+        let present = after.contains(&file_of(v));
+        assert_eq!(present, v.contains("2024_01_10"), "{v}");
+    }
+}
+
+#[test]
+fn a_group_that_changed_since_the_listing_is_left_alone() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let listing = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--storage", "local"])
+        .output()
+        .expect("list");
+    // A new nightly backup of 100 lands after the listing: the marks for 100 are stale.
+    sim.add_backup(&Backup::new("local", "qemu", 100, 1_705_370_402));
+    let before = files(&sim);
+    let out = bin("backup-prune")
+        .args(["--keep-daily", "3", "--timezone", "UTC", "--apply"])
+        .args(sshd.args())
+        .write_stdin(listing.stdout)
+        .output()
+        .expect("prune");
+    let recs = json_lines(&out.stdout);
+    let steps: Vec<&Value> = recs.iter().filter(|r| r["kind"] == "step").collect();
+    let skipped_100 = steps
+        .iter()
+        .filter(|s| {
+            s["status"] == "skipped" && s["target"].as_str().unwrap_or("").contains("-100-")
+        })
+        .count();
+    let deleted_101 = steps
+        .iter()
+        .filter(|s| {
+            s["status"] == "changed" && s["target"].as_str().unwrap_or("").contains("-101-")
+        })
+        .count();
+    assert!(skipped_100 >= 1, "{steps:?}");
+    assert_eq!(deleted_101, 0, "101 had nothing to remove");
+    assert!(
+        steps
+            .iter()
+            .all(|s| s["status"] != "changed"
+                || !s["target"].as_str().unwrap_or("").contains("-100-"))
+    );
+    assert!(
+        steps[0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("appeared"),
+        "{steps:?}"
+    );
+    let after = files(&sim);
+    assert!(
+        before
+            .iter()
+            .filter(|f| f.contains("-100-"))
+            .all(|f| after.contains(f))
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn records_without_a_node_need_one() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let listing = bin("pve-ls-backups")
+        .arg("--dir")
+        .arg(sim.dump_dir("local"))
+        .args(["--storage", "local", "--timezone", "UTC"])
+        .output()
+        .expect("list");
+    let out = bin("backup-prune")
+        .args(["--keep-daily", "3", "--timezone", "UTC", "--apply"])
+        .args(sshd.args())
+        .write_stdin(listing.stdout.clone())
+        .output()
+        .expect("prune");
+    assert_eq!(out.status.code(), Some(1), "every deletion failed: no node");
+    assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
+    let out = bin("backup-prune")
+        .args([
+            "--keep-daily",
+            "3",
+            "--timezone",
+            "UTC",
+            "--apply",
+            "--node",
+            "pve1",
+        ])
+        .args(sshd.args())
+        .write_stdin(listing.stdout)
+        .output()
+        .expect("prune");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
