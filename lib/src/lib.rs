@@ -14,6 +14,8 @@ pub mod listing;
 pub mod output;
 pub mod pve;
 pub mod records;
+pub mod retention;
+pub mod schedule;
 pub mod shell;
 pub mod tfvars;
 pub mod time;

@@ -261,6 +261,11 @@ pub fn gather_remote(
         for n in &nodes {
             storage_lists.push((n.clone(), storage_index(n)));
         }
+        if extras.jobs {
+            for n in &nodes {
+                storage_lists.push((n.clone(), task_index(n)));
+            }
+        }
     } else {
         nodes = Vec::new();
     }
@@ -304,12 +309,15 @@ pub fn gather_remote(
         g.jobs = items.iter().filter_map(pve::job).collect();
     }
 
-    // Round 2 (unless done above): each node's backup storages.
+    // Round 2 (unless done above): each node's backup storages (and vzdump tasks).
     let storage_out = if storage_lists.is_empty() {
         storage_lists = nodes
             .iter()
             .map(|n| (n.clone(), storage_index(n)))
             .collect();
+        if extras.jobs {
+            storage_lists.extend(nodes.iter().map(|n| (n.clone(), task_index(n))));
+        }
         let cmds: Vec<RemoteCommand> = storage_lists.iter().map(|(_, c)| c.clone()).collect();
         t.exec_batch(&cmds)?
     } else {
@@ -317,7 +325,19 @@ pub fn gather_remote(
     };
     let mut targets: Vec<Storage> = Vec::new();
     let mut seen_shared: HashSet<String> = HashSet::new();
+    let mut tasks: Vec<(String, serde_json::Map<String, serde_json::Value>)> = Vec::new();
     for ((node, cmd), out) in storage_lists.iter().zip(storage_out) {
+        if cmd.argv.get(2).is_some_and(|p| p.ends_with("/tasks")) {
+            match pve::parse_list(&host, cmd, out) {
+                Ok(items) => tasks.extend(items.into_iter().map(|t| (node.clone(), t))),
+                Err(e) => {
+                    let msg = format!("node {node}: cannot list tasks: {e}");
+                    eprintln!("pvedr: {msg}");
+                    g.problems.push(msg);
+                }
+            }
+            continue;
+        }
         let items = match pve::parse_list(&host, cmd, out) {
             Ok(i) => i,
             Err(e) => {
@@ -408,7 +428,89 @@ pub fn gather_remote(
     if extras.guests {
         g.name_backups();
     }
+    if extras.jobs {
+        let zone = Zone::from_arg(sel.timezone.as_deref())?;
+        attach_last_tasks(&mut g.jobs, &tasks, zone);
+    }
     Ok(g)
+}
+
+fn task_index(node: &str) -> RemoteCommand {
+    pve::get(
+        &format!("/nodes/{node}/tasks"),
+        &["--typefilter", "vzdump", "--limit", "100"],
+    )
+}
+
+fn severity(status: &str) -> u8 {
+    match status {
+        "OK" => 0,
+        s if s.starts_with("WARNINGS") => 1,
+        _ => 2,
+    }
+}
+
+/// Gives each job the outcome of its last run (`last_task`). The job ID is not in a task, so
+/// scheduled runs (started by root@pam) are matched to a job by the schedule's time of day in
+/// the node's zone (--timezone/TZ), within 10 minutes; with one job, all are its own. Of each
+/// node's newest run the worst wins, so one failed node is not hidden by another.
+fn attach_last_tasks(
+    jobs: &mut [Job],
+    tasks: &[(String, serde_json::Map<String, serde_json::Value>)],
+    zone: Zone,
+) {
+    let single = jobs.len() == 1;
+    for job in jobs.iter_mut() {
+        let schedule = job
+            .schedule
+            .as_deref()
+            .and_then(crate::schedule::Schedule::parse);
+        let mut newest: BTreeMap<&str, (i64, &serde_json::Map<String, serde_json::Value>)> =
+            BTreeMap::new();
+        for (node, t) in tasks {
+            if pve::str_of(t, "type").as_deref() != Some("vzdump")
+                || job.node.as_deref().is_some_and(|n| n != node)
+            {
+                continue;
+            }
+            let Some(start) = pve::int_of(t, "starttime") else {
+                continue;
+            };
+            let belongs = single
+                || match (&schedule, zone.to_local(start)) {
+                    (Some(s), Some(lt)) => {
+                        use chrono::{Datelike, Timelike};
+                        s.matches(
+                            lt.weekday().num_days_from_monday(),
+                            lt.hour() * 60 + lt.minute(),
+                            10,
+                        )
+                    }
+                    _ => false,
+                };
+            if !belongs {
+                continue;
+            }
+            if newest.get(node.as_str()).is_none_or(|(s, _)| start > *s) {
+                newest.insert(node, (start, t));
+            }
+        }
+        let worst = newest.values().max_by_key(|(start, t)| {
+            (
+                severity(&pve::str_of(t, "status").unwrap_or_default()),
+                *start,
+            )
+        });
+        if let Some((_, t)) = worst {
+            let mut m = serde_json::Map::new();
+            for k in ["upid", "node", "starttime", "endtime", "status"] {
+                if let Some(v) = t.get(k) {
+                    m.insert(k.into(), v.clone());
+                }
+            }
+            job.last_task = Some(serde_json::Value::Object(m));
+        }
+    }
 }
 
 fn storage_index(node: &str) -> RemoteCommand {

@@ -2,9 +2,7 @@
 
 mod apply;
 mod cli;
-pub mod mark;
 pub mod plan;
-pub mod policy;
 mod run;
 mod table;
 

@@ -9,8 +9,8 @@ use pvedr::records::{Backup, Job, Record};
 use pvedr::time::Zone;
 use serde_json::Value;
 
-use crate::mark::{Entry, Mark, mark_group};
-use crate::policy::KeepOptions;
+use pvedr::retention::KeepOptions;
+use pvedr::retention::{Entry, Mark, mark_group};
 
 /// Where the retention comes from.
 #[derive(Debug, Clone)]

@@ -6,8 +6,8 @@ use pvedr::{jsonl, validate};
 
 use crate::cli::Cli;
 use crate::plan::{self, PolicySource};
-use crate::policy::KeepOptions;
 use crate::{apply, table};
+use pvedr::retention::KeepOptions;
 
 fn policy_source(cli: &Cli) -> Result<PolicySource> {
     if cli.from_job {

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use chrono::{Datelike, NaiveDateTime, Timelike};
 
-use crate::policy::KeepOptions;
+use crate::retention::policy::KeepOptions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mark {

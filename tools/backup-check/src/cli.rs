@@ -1,0 +1,176 @@
+use clap::Parser;
+use pvedr::cli::OutputArgs;
+use pvedr::connect::ConnectArgs;
+use pvedr::listing::SelectArgs;
+
+const AFTER: &str = "EXAMPLES:
+  pve-ls-backups --host pve1 --all-nodes --with-guests --with-storage --with-jobs | backup-check
+  backup-check --host pve1 --all-nodes --nagios                      # Nagios/Icinga
+  backup-check --local --prom /var/lib/node_exporter/textfile/pvedr.prom   # cron on the node
+  backup-check --dir /mnt/nas/dump --storage nas --deep --format table     # offline, whole archives
+  tfstate-versions list --env prod --inspect | backup-check
+
+CHECKS:
+  freshness    newest usable backup older than --max-age (WARNING) / --max-age-critical
+               (CRITICAL); with a job covering the guest: its schedule's longest interval
+               plus --grace (WARNING), twice the interval plus --grace (CRITICAL)
+  count        fewer usable backups than --min-count
+  retention    more backups than the job's prune-backups keeps (pruning not running), or
+               fewer than it should keep given the schedule (needs job records)
+  size         newest backup of 0 bytes (CRITICAL), or below --shrink-warn of the previous
+               one on the same storage (WARNING)
+  last-run     a failed vzdump run (log without archive) newer than the newest backup; a
+               job whose last task did not end OK/WARNINGS (CRITICAL)
+  verification PBS verification failed (CRITICAL for the newest snapshot)
+  coverage     a guest with no backup (CRITICAL) or in no enabled job (WARNING; Proxmox's
+               own list counts disabled jobs) (needs guest records)
+  space        storage used at --storage-warn / --storage-crit percent
+  integrity    --deep: the archive is whole (decompresses, checksums, VMA header and
+               extents, LXC tar with pct.conf, sha256= in the notes)
+  versioning, state, lineage   Terraform state versions (tfstate_version records)
+  A damaged archive does not count for freshness or count. Checks whose records are
+  missing from the input are skipped, not UNKNOWN.
+
+RECORDS:
+  Reads records (FILE or standard input), or gathers them itself with --local, --host or
+  --dir (the same flags as pve-ls-backups). Writes one `check` record per finding:
+  component (guest/100, storage/pve1/local, job/<id>, tfstate/prod), check, status
+  (ok|warning|critical|unknown), message, value, threshold; then one `summary` record
+  (counts by status, exit_code, duration_s).
+  --format table prints one row per component: component, status, last backup, size, notes.
+  --nagios prints one plugin status line with perfdata instead of records.
+  --prom FILE writes Prometheus textfile-collector metrics atomically:
+  pvedr_backup_last_timestamp_seconds, pvedr_backup_last_size_bytes, pvedr_backup_archives,
+  pvedr_backup_guest_status (per guest), pvedr_backup_storage_used_ratio (per storage),
+  pvedr_backup_check_status (per check), pvedr_backup_check_last_run_timestamp_seconds,
+  pvedr_backup_check_duration_seconds. Alert rules and a dashboard are in contrib/.
+
+EXIT STATUS:
+  Nagios plugin convention; the worst status wins (CRITICAL > WARNING > UNKNOWN > OK):
+  0    OK
+  1    WARNING
+  2    CRITICAL
+  3    UNKNOWN: could not check (node unreachable, bad input), and every usage error
+  A closed standard output (`| head`) ends the run quietly with status 0.";
+
+/// Check that every backup exists, is fresh, is whole and can be restored.
+///
+/// Runs the checks cron, Nagios/Icinga and Prometheus need every night over backup listings:
+/// freshness per guest from the archive's own time, count, retention, size, failed runs,
+/// coverage, storage space, Terraform state versions and, with --deep, archive integrity.
+#[derive(Parser, Debug)]
+#[command(name = "backup-check", version, after_long_help = AFTER)]
+pub struct Cli {
+    /// Input files of records. With no FILE, or when FILE is -, read standard input (unless
+    /// --local, --host or --dir gather the records).
+    #[arg(value_name = "FILE", default_value = "-")]
+    pub files: Vec<String>,
+
+    /// Gather the records on this machine (a Proxmox VE node) instead of reading them.
+    #[arg(long, help_heading = "Selection")]
+    pub local: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Newest backup older than this is WARNING (30m, 26h, 2d, …).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "26h",
+        help_heading = "Thresholds"
+    )]
+    pub max_age: String,
+
+    /// Newest backup older than this is CRITICAL.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "48h",
+        help_heading = "Thresholds"
+    )]
+    pub max_age_critical: String,
+
+    /// Margin added to a job's schedule interval.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "2h",
+        help_heading = "Thresholds"
+    )]
+    pub grace: String,
+
+    /// Fewer usable backups per guest is WARNING.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        help_heading = "Thresholds"
+    )]
+    pub min_count: usize,
+
+    /// Newest backup smaller than this share of the previous one is WARNING (percent).
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value = "50",
+        help_heading = "Thresholds"
+    )]
+    pub shrink_warn: String,
+
+    /// Storage used at or above this is WARNING (percent; `80%` is accepted too).
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value = "80",
+        help_heading = "Thresholds"
+    )]
+    pub storage_warn: String,
+
+    /// Storage used at or above this is CRITICAL (percent).
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value = "90",
+        help_heading = "Thresholds"
+    )]
+    pub storage_crit: String,
+
+    /// Check that every archive is whole (see CHECKS). Over SSH the node's compressors test
+    /// the archives; with --dir (or records with a path) pvedr reads them itself.
+    #[arg(long, help_heading = "Integrity")]
+    pub deep: bool,
+
+    /// Archives checked in parallel with --deep. Default: the number of CPUs.
+    #[arg(long, value_name = "N", help_heading = "Integrity")]
+    pub jobs: Option<usize>,
+
+    /// Print one Nagios plugin status line with perfdata instead of records.
+    #[arg(long, help_heading = "Output")]
+    pub nagios: bool,
+
+    /// Also write Prometheus textfile-collector metrics to FILE (atomically).
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub prom: Option<std::path::PathBuf>,
+
+    /// Check as if it were this Unix time (for tests and replays).
+    #[arg(long, value_name = "EPOCH", hide = true)]
+    pub now: Option<i64>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,142 @@
+//! Running `--deep` over many archives: in parallel, with progress on stderr.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pvedr::records::Backup;
+use pvedr::transport::{RemoteCommand, Transport};
+use pvedr::{pve, validate};
+
+use crate::integrity;
+
+/// `sha256=<hex>` anywhere in the notes.
+fn notes_sha256(b: &Backup) -> Option<String> {
+    let n = b.notes.as_deref()?;
+    let i = n.find("sha256=")?;
+    let hex: String = n[i + 7..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    (hex.len() == 64).then_some(hex)
+}
+
+/// Checks archives that have a local path. Returns volid → problem for the damaged ones.
+pub fn check_local(backups: &[&Backup], jobs: usize) -> HashMap<String, String> {
+    let work: Vec<(String, PathBuf, String, Option<String>)> = backups
+        .iter()
+        .filter_map(|b| {
+            Some((
+                b.volid.clone(),
+                PathBuf::from(b.path.as_ref()?),
+                b.format.clone(),
+                notes_sha256(b),
+            ))
+        })
+        .collect();
+    let total = work.len();
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let damaged = Mutex::new(HashMap::new());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1).min(total.max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some((volid, path, format, sha)) = work.get(i) else {
+                        break;
+                    };
+                    let r = integrity::check_file(path, format, sha.as_deref());
+                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    match &r {
+                        Ok(()) => eprintln!("backup-check: deep [{n}/{total}] ok {volid}"),
+                        Err(e) => {
+                            eprintln!("backup-check: deep [{n}/{total}] DAMAGED {volid}: {e}")
+                        }
+                    }
+                    if let Err(e) = r {
+                        if let Ok(mut d) = damaged.lock() {
+                            d.insert(volid.clone(), e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    damaged.into_inner().unwrap_or_default()
+}
+
+/// Checks archives on the node with its own tools (zstd -t, gzip -t, lzop -t, vma verify).
+/// PBS snapshots are left to PBS verification.
+pub fn check_remote(
+    t: &dyn Transport,
+    backups: &[&Backup],
+) -> pvedr::Result<(HashMap<String, String>, usize)> {
+    let files: Vec<&Backup> = backups
+        .iter()
+        .copied()
+        .filter(|b| !b.format.starts_with("pbs-"))
+        .filter(|b| {
+            b.node.as_deref().is_some_and(|n| validate::node(n).is_ok())
+                && b.storage
+                    .as_deref()
+                    .is_some_and(|s| validate::storage_id(s).is_ok())
+                && validate::volid(&b.volid).is_ok()
+        })
+        .collect();
+    let path_cmds: Vec<RemoteCommand> = files
+        .iter()
+        .map(|b| {
+            pve::get(
+                &format!(
+                    "/nodes/{}/storage/{}/content/{}",
+                    b.node.as_deref().unwrap_or(""),
+                    b.storage.as_deref().unwrap_or(""),
+                    b.volid
+                ),
+                &[],
+            )
+        })
+        .collect();
+    let outs = t.exec_batch(&path_cmds)?;
+    let mut damaged = HashMap::new();
+    let mut tests: Vec<(&Backup, RemoteCommand)> = Vec::new();
+    for ((b, cmd), out) in files.iter().zip(&path_cmds).zip(outs) {
+        match pve::parse_object(t.host(), cmd, out) {
+            Ok(m) => match pve::str_of(&m, "path") {
+                Some(p) => tests.push((
+                    b,
+                    RemoteCommand::read(integrity::remote_test(&p, &b.format)),
+                )),
+                None => {
+                    damaged.insert(b.volid.clone(), "no path reported by Proxmox".into());
+                }
+            },
+            Err(e) => {
+                damaged.insert(b.volid.clone(), format!("cannot locate: {e}"));
+            }
+        }
+    }
+    eprintln!(
+        "backup-check: deep: testing {} archive(s) on {}",
+        tests.len(),
+        t.host()
+    );
+    let cmds: Vec<RemoteCommand> = tests.iter().map(|(_, c)| c.clone()).collect();
+    let outs = t.exec_batch(&cmds)?;
+    for ((b, _), out) in tests.iter().zip(outs) {
+        if !out.success() {
+            let msg = out.stderr.trim();
+            damaged.insert(
+                b.volid.clone(),
+                if msg.is_empty() {
+                    format!("test failed with status {}", out.status)
+                } else {
+                    msg.to_string()
+                },
+            );
+        }
+    }
+    Ok((damaged, files.len()))
+}

@@ -1,0 +1,410 @@
+//! `--deep`: is each archive whole? In-process for files we can read: stream-decompress
+//! (zstd frame checksums, gzip CRC32; lzo and bz2 through `lzop -dc`/`bzip2 -dc`), then walk
+//! the content: a VMA's header (magic, version, MD5, config blobs) and every extent (magic,
+//! MD5, UUID, block map, each cluster once), or a tar's headers (checksums) and its
+//! `./etc/vzdump/pct.conf`. A `sha256=` in the notes is compared with the file.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use md5::{Digest, Md5};
+use sha2::Sha256;
+
+const VMA_HEADER_BASE: usize = 12288;
+const CLUSTER: u64 = 65536;
+
+/// Hashes what passes through (for `sha256=` in the notes).
+struct Hashing<R> {
+    inner: R,
+    hash: Option<Sha256>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(h) = &mut self.hash {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+fn explain(e: io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => "truncated (unexpected end of data)".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Checks one archive file. `Err` says what is wrong.
+pub fn check_file(path: &Path, format: &str, sha256: Option<&str>) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if meta.len() == 0 {
+        return Err("empty file".into());
+    }
+    let (base, compression) = match format.split_once('.') {
+        Some((b, c)) => (b, Some(c)),
+        None if format == "tgz" => ("tar", Some("gz")),
+        None => (format, None),
+    };
+    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut raw = Hashing {
+        inner: BufReader::with_capacity(1 << 20, file),
+        hash: sha256.map(|_| Sha256::new()),
+    };
+    match compression {
+        None => check_content(base, &mut raw)?,
+        Some("zst") => {
+            let mut d =
+                zstd::stream::read::Decoder::new(&mut raw).map_err(|e| format!("zstd: {e}"))?;
+            check_content(base, &mut d).map_err(|e| format!("zstd stream: {e}"))?;
+            // Drain: the frame checksum is verified at the end of the frame.
+            io::copy(&mut d, &mut io::sink()).map_err(|e| format!("zstd: {}", explain(e)))?;
+        }
+        Some("gz") => {
+            let mut d = flate2::read::MultiGzDecoder::new(&mut raw);
+            check_content(base, &mut d).map_err(|e| format!("gzip stream: {e}"))?;
+            io::copy(&mut d, &mut io::sink()).map_err(|e| format!("gzip: {}", explain(e)))?;
+        }
+        Some(c @ ("lzo" | "bz2")) => {
+            let tool = if c == "lzo" { "lzop" } else { "bzip2" };
+            check_with_decompressor(tool, path, base)?;
+            io::copy(&mut raw, &mut io::sink()).map_err(|e| e.to_string())?;
+        }
+        Some(other) => return Err(format!("unknown compression '{other}'")),
+    }
+    // Anything after the content (tar padding) still counts for the file's hash.
+    io::copy(&mut raw, &mut io::sink()).map_err(|e| e.to_string())?;
+    if let (Some(want), Some(h)) = (sha256, raw.hash) {
+        let got: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        if !want.eq_ignore_ascii_case(&got) {
+            return Err(format!("sha256 mismatch: notes say {want}, file is {got}"));
+        }
+    }
+    Ok(())
+}
+
+/// lzo and bz2: the system tool decompresses (and checks its checksums); we check the content.
+fn check_with_decompressor(tool: &str, path: &Path, base: &str) -> Result<(), String> {
+    let mut child = Command::new(tool)
+        .arg("-dc")
+        .arg(path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {tool} (install it): {e}"))?;
+    let mut out = child.stdout.take().ok_or("no pipe")?;
+    let content = check_content(base, &mut out);
+    let _ = io::copy(&mut out, &mut io::sink());
+    drop(out);
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        let msg = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        return Err(format!(
+            "{tool}: {}",
+            if msg.is_empty() { "failed".into() } else { msg }
+        ));
+    }
+    content.map_err(|e| format!("{tool} stream: {e}"))
+}
+
+fn check_content(base: &str, r: &mut dyn Read) -> Result<(), String> {
+    match base {
+        "vma" => check_vma(r),
+        "tar" | "tgz" => check_tar(r),
+        other => Err(format!("unknown archive format '{other}'")),
+    }
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn be64(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_be_bytes(x)
+}
+
+/// Reads a blob (u16le length + bytes) of the header's blob buffer.
+fn blob(header: &[u8], buf_off: usize, buf_size: usize, p: usize) -> Result<&[u8], String> {
+    if p == 0 || p + 2 > buf_size {
+        return Err(format!("VMA blob offset {p} outside the blob buffer"));
+    }
+    let at = buf_off + p;
+    let len = u16::from_le_bytes([header[at], header[at + 1]]) as usize;
+    if p + 2 + len > buf_size {
+        return Err(format!("VMA blob at {p} runs past the blob buffer"));
+    }
+    Ok(&header[at + 2..at + 2 + len])
+}
+
+fn cstr(b: &[u8]) -> Result<String, String> {
+    match b.split_last() {
+        Some((0, s)) => Ok(String::from_utf8_lossy(s).into_owned()),
+        _ => Err("VMA string blob is not NUL-terminated".into()),
+    }
+}
+
+fn check_vma(r: &mut dyn Read) -> Result<(), String> {
+    let mut header = vec![0u8; VMA_HEADER_BASE];
+    r.read_exact(&mut header)
+        .map_err(|e| format!("VMA header: {}", explain(e)))?;
+    if &header[0..4] != b"VMA\0" {
+        return Err("not a VMA archive (bad magic)".into());
+    }
+    if be32(&header, 4) != 1 {
+        return Err(format!("wrong vma version {}", be32(&header, 4)));
+    }
+    let header_size = be32(&header, 56) as usize;
+    if !(VMA_HEADER_BASE..=VMA_HEADER_BASE + (1 << 20)).contains(&header_size) {
+        return Err(format!("VMA header size {header_size} is impossible"));
+    }
+    header.resize(header_size, 0);
+    r.read_exact(&mut header[VMA_HEADER_BASE..])
+        .map_err(|e| format!("VMA header: {}", explain(e)))?;
+    let mut zeroed = header.clone();
+    zeroed[32..48].fill(0);
+    if Md5::digest(&zeroed).as_slice() != &header[32..48] {
+        return Err("VMA header checksum (MD5) mismatch".into());
+    }
+    let uuid = header[8..24].to_vec();
+    let buf_off = be32(&header, 48) as usize;
+    let buf_size = be32(&header, 52) as usize;
+    if buf_off + buf_size > header_size {
+        return Err("VMA blob buffer lies outside the header".into());
+    }
+    let mut configs = Vec::new();
+    for i in 0..256 {
+        let name_p = be32(&header, 2044 + 4 * i) as usize;
+        let data_p = be32(&header, 3068 + 4 * i) as usize;
+        if name_p == 0 {
+            continue;
+        }
+        let name = cstr(blob(&header, buf_off, buf_size, name_p)?)?;
+        blob(&header, buf_off, buf_size, data_p)?;
+        configs.push(name);
+    }
+    if !configs.iter().any(|c| c == "qemu-server.conf") {
+        return Err("VMA holds no qemu-server.conf".into());
+    }
+    // Devices: dev_id → (size, clusters seen).
+    let mut devices: Vec<Option<(u64, Vec<bool>)>> = vec![None; 256];
+    for (id, dev) in devices.iter_mut().enumerate().skip(1) {
+        let base = 4096 + 32 * id;
+        let name_p = be32(&header, base) as usize;
+        if name_p == 0 {
+            continue;
+        }
+        cstr(blob(&header, buf_off, buf_size, name_p)?)?;
+        let size = be64(&header, base + 8);
+        let clusters = size.div_ceil(CLUSTER) as usize;
+        *dev = Some((size, vec![false; clusters]));
+    }
+    let mut eh = [0u8; 512];
+    let mut n_extent = 0u64;
+    loop {
+        // End of the archive exactly at an extent boundary.
+        let got = read_full(r, &mut eh).map_err(explain)?;
+        if got == 0 {
+            break;
+        }
+        if got < 512 {
+            return Err(format!("truncated in extent {n_extent} header"));
+        }
+        if &eh[0..4] != b"VMAE" {
+            return Err(format!("extent {n_extent}: bad magic"));
+        }
+        if eh[4] != 0 || eh[5] != 0 {
+            return Err(format!("extent {n_extent}: reserved field set"));
+        }
+        if eh[8..24] != uuid[..] {
+            return Err(format!("extent {n_extent}: wrong UUID"));
+        }
+        let mut z = eh;
+        z[24..40].fill(0);
+        if Md5::digest(z).as_slice() != &eh[24..40] {
+            return Err(format!("extent {n_extent}: header checksum (MD5) mismatch"));
+        }
+        let block_count = u64::from(u16::from_be_bytes([eh[6], eh[7]]));
+        let mut bytes = 0u64;
+        for j in 0..59 {
+            let bi = be64(&eh, 40 + 8 * j);
+            let dev_id = ((bi >> 32) & 0xff) as usize;
+            if dev_id == 0 {
+                continue;
+            }
+            let mask = (bi >> 48) as u16;
+            let cluster = (bi & 0xffff_ffff) as usize;
+            bytes += if mask == 0xffff {
+                CLUSTER
+            } else {
+                u64::from(mask.count_ones()) * 4096
+            };
+            let Some((_, seen)) = devices[dev_id].as_mut() else {
+                return Err(format!("extent {n_extent}: unknown device {dev_id}"));
+            };
+            match seen.get_mut(cluster) {
+                None => {
+                    return Err(format!(
+                        "extent {n_extent}: cluster {cluster} beyond device {dev_id}"
+                    ));
+                }
+                Some(true) => {
+                    return Err(format!(
+                        "found duplicated cluster {cluster} of device {dev_id}"
+                    ));
+                }
+                Some(s) => *s = true,
+            }
+        }
+        if bytes != block_count * 4096 {
+            return Err(format!(
+                "vma extent error - missing blocks (extent {n_extent})"
+            ));
+        }
+        let copied = io::copy(&mut r.take(bytes), &mut io::sink()).map_err(explain)?;
+        if copied != bytes {
+            return Err(format!("truncated in extent {n_extent} data"));
+        }
+        n_extent += 1;
+    }
+    for (id, dev) in devices.iter().enumerate() {
+        if let Some((_, seen)) = dev {
+            if let Some(missing) = seen.iter().position(|s| !s) {
+                return Err(format!("detected missing cluster {missing} of device {id}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Like read_exact, but returns how much was read when the data ends early.
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn octal(field: &[u8]) -> Option<u64> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        // GNU base-256 for large sizes.
+        return Some(
+            field[1..]
+                .iter()
+                .fold(0u64, |a, b| (a << 8) | u64::from(*b)),
+        );
+    }
+    let s: String = field
+        .iter()
+        .take_while(|b| **b != 0 && **b != b' ')
+        .map(|b| *b as char)
+        .collect();
+    let s = s.trim();
+    if s.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(s, 8).ok()
+}
+
+fn check_tar(r: &mut dyn Read) -> Result<(), String> {
+    let mut h = [0u8; 512];
+    let mut long_name: Option<String> = None;
+    let mut has_conf = false;
+    let mut members = 0u64;
+    loop {
+        let got = read_full(r, &mut h).map_err(explain)?;
+        if got < 512 {
+            return Err(format!("tar truncated after {members} members"));
+        }
+        if h.iter().all(|b| *b == 0) {
+            break;
+        }
+        let stored = octal(&h[148..156]).ok_or("tar header checksum unreadable")?;
+        let sum: u64 = h
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u64::from(*b)
+                }
+            })
+            .sum();
+        if sum != stored {
+            return Err(format!("tar header checksum mismatch at member {members}"));
+        }
+        let size = octal(&h[124..136]).ok_or("tar size unreadable")?;
+        let typeflag = h[156];
+        let padded = size.div_ceil(512) * 512;
+        if typeflag == b'L' {
+            let mut name = vec![0u8; padded as usize];
+            r.read_exact(&mut name)
+                .map_err(|_| "tar truncated in a long name".to_string())?;
+            name.truncate(size as usize);
+            long_name = Some(
+                String::from_utf8_lossy(&name)
+                    .trim_end_matches('\0')
+                    .to_string(),
+            );
+            continue;
+        }
+        let name = long_name.take().unwrap_or_else(|| {
+            let n: Vec<u8> = h[..100].iter().take_while(|b| **b != 0).copied().collect();
+            String::from_utf8_lossy(&n).into_owned()
+        });
+        if name == "./etc/vzdump/pct.conf"
+            || name == "./etc/vzdump/vps.conf"
+            || name == "qemu-server.conf"
+        {
+            has_conf = true;
+        }
+        let copied = io::copy(&mut r.take(padded), &mut io::sink()).map_err(explain)?;
+        if copied != padded {
+            return Err(format!("tar truncated in member {name}"));
+        }
+        members += 1;
+    }
+    if !has_conf {
+        return Err("tar holds no ./etc/vzdump/pct.conf (not a vzdump container backup)".into());
+    }
+    Ok(())
+}
+
+/// The command that tests an archive on the node (`--deep` over SSH).
+pub fn remote_test(path: &str, format: &str) -> Vec<String> {
+    let c = |v: &[&str]| {
+        v.iter()
+            .map(|s| s.to_string())
+            .chain([path.to_string()])
+            .collect()
+    };
+    match format
+        .rsplit_once('.')
+        .map(|(_, c)| c)
+        .unwrap_or(if format == "tgz" { "gz" } else { "" })
+    {
+        "zst" => c(&["zstd", "-q", "-t"]),
+        "gz" => c(&["gzip", "-t"]),
+        "lzo" => c(&["lzop", "-t"]),
+        "bz2" => c(&["bzip2", "-t"]),
+        _ if format == "vma" => c(&["vma", "verify"]),
+        _ => vec![
+            "sh".into(),
+            "-c".into(),
+            "tar -tf \"$1\" >/dev/null".into(),
+            "sh".into(),
+            path.into(),
+        ],
+    }
+}

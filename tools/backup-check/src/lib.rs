@@ -1,0 +1,12 @@
+//! `backup-check`: know that every backup exists, is fresh, is whole — with Nagios exit
+//! codes and Prometheus metrics.
+
+pub mod checks;
+mod cli;
+mod deep;
+pub mod integrity;
+mod report;
+mod run;
+
+pub use cli::Cli;
+pub use run::run;

@@ -1,0 +1,327 @@
+//! Summary, the Nagios status line, the admins' table and the Prometheus textfile.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+
+use pvedr::records::{Backup, Check, Summary};
+use serde_json::{Map, Value};
+
+use crate::checks::{Inputs, Status};
+
+pub fn worst(checks: &[Check]) -> Status {
+    checks
+        .iter()
+        .map(|c| Status::parse(&c.status))
+        .max()
+        .unwrap_or(Status::Ok)
+}
+
+pub fn summary(checks: &[Check], duration_s: f64) -> Summary {
+    let mut counts = Map::new();
+    for s in [
+        Status::Ok,
+        Status::Warning,
+        Status::Critical,
+        Status::Unknown,
+    ] {
+        let n = checks.iter().filter(|c| c.status == s.as_str()).count();
+        counts.insert(s.as_str().into(), Value::from(n));
+    }
+    Summary {
+        tool: Some("backup-check".into()),
+        counts,
+        exit_code: worst(checks).nagios_code(),
+        duration_s: Some((duration_s * 1000.0).round() / 1000.0),
+        extra: Map::new(),
+    }
+}
+
+/// `BACKUP CRITICAL - 1 critical, 2 warning, 0 unknown, 30 ok: guest/102 freshness: … | perfdata`
+pub fn nagios_line(checks: &[Check]) -> String {
+    let w = worst(checks);
+    let count = |s: Status| checks.iter().filter(|c| c.status == s.as_str()).count();
+    let mut line = format!(
+        "BACKUP {} - {} critical, {} warning, {} unknown, {} ok",
+        w.as_str().to_uppercase(),
+        count(Status::Critical),
+        count(Status::Warning),
+        count(Status::Unknown),
+        count(Status::Ok)
+    );
+    let mut problems: Vec<&Check> = checks.iter().filter(|c| c.status != "ok").collect();
+    problems.sort_by_key(|c| std::cmp::Reverse(Status::parse(&c.status)));
+    if !problems.is_empty() {
+        let shown: Vec<String> = problems
+            .iter()
+            .take(3)
+            .map(|c| format!("{} {}: {}", c.component, c.check, c.message))
+            .collect();
+        let _ = write!(line, ": {}", shown.join("; "));
+        if problems.len() > 3 {
+            let _ = write!(line, " (+{} more)", problems.len() - 3);
+        }
+    }
+    // Perfdata must not contain '|'.
+    let mut line = line.replace('|', "/");
+    let mut perf = Vec::new();
+    for c in checks {
+        let label = c.component.replace(['/', ' ', '\''], "_");
+        match (c.check.as_str(), &c.value, &c.threshold) {
+            ("freshness", Some(v), Some(t)) => perf.push(format!(
+                "'{label}_age'={}s;{};{};0",
+                v.as_i64().unwrap_or(0).max(0),
+                t["warning"],
+                t["critical"]
+            )),
+            ("space", Some(v), Some(t)) => perf.push(format!(
+                "'{label}_used'={:.1}%;{};{};0;100",
+                v.as_f64().unwrap_or(0.0) * 100.0,
+                t["warning"].as_f64().unwrap_or(0.0) * 100.0,
+                t["critical"].as_f64().unwrap_or(0.0) * 100.0
+            )),
+            _ => {}
+        }
+    }
+    if !perf.is_empty() {
+        line.push_str(" | ");
+        line.push_str(&perf.join(" "));
+    }
+    line
+}
+
+/// The admins' report: one row per component.
+pub fn table(out: &mut dyn Write, checks: &[Check], inputs: &Inputs) -> std::io::Result<()> {
+    let mut rows: BTreeMap<&str, Vec<&Check>> = BTreeMap::new();
+    for c in checks {
+        rows.entry(c.component.as_str()).or_default().push(c);
+    }
+    let newest = |vmid: u64| -> Option<&Backup> {
+        inputs
+            .backups
+            .iter()
+            .filter(|b| b.vmid == Some(vmid) && !inputs.damaged.contains_key(&b.volid))
+            .max_by_key(|b| b.ctime)
+    };
+    let mut cells: Vec<[String; 5]> = vec![[
+        "COMPONENT".into(),
+        "STATUS".into(),
+        "LAST BACKUP".into(),
+        "SIZE".into(),
+        "NOTES".into(),
+    ]];
+    for (component, cs) in rows {
+        let status = cs
+            .iter()
+            .map(|c| Status::parse(&c.status))
+            .max()
+            .unwrap_or(Status::Ok);
+        let b = component
+            .strip_prefix("guest/")
+            .and_then(|v| v.parse().ok())
+            .and_then(newest);
+        let notes: Vec<String> = cs
+            .iter()
+            .filter(|c| c.status != "ok")
+            .map(|c| format!("{}: {}", c.check, c.message))
+            .collect();
+        cells.push([
+            component.to_string(),
+            status.as_str().to_uppercase(),
+            b.map(|b| b.time.clone()).unwrap_or_else(|| "-".into()),
+            b.and_then(|b| b.size)
+                .map(pvedr::output::human_bytes)
+                .unwrap_or_else(|| "-".into()),
+            if notes.is_empty() {
+                "ok".into()
+            } else {
+                notes.join("; ")
+            },
+        ]);
+    }
+    let mut widths = [0usize; 5];
+    for r in &cells {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in &cells {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+    }
+    Ok(())
+}
+
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn status_value(s: Status) -> u8 {
+    s.nagios_code()
+}
+
+/// Prometheus textfile-collector metrics.
+pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f64) -> String {
+    let mut m = String::new();
+    let mut metric = |name: &str, help: &str, samples: Vec<(String, String)>| {
+        let _ = writeln!(m, "# HELP {name} {help}");
+        let _ = writeln!(m, "# TYPE {name} gauge");
+        for (labels, value) in samples {
+            if labels.is_empty() {
+                let _ = writeln!(m, "{name} {value}");
+            } else {
+                let _ = writeln!(m, "{name}{{{labels}}} {value}");
+            }
+        }
+    };
+    // Per guest.
+    let names: BTreeMap<u64, &str> = inputs
+        .guests
+        .iter()
+        .filter_map(|g| Some((g.vmid, g.name.as_deref()?)))
+        .collect();
+    let mut per_guest: BTreeMap<u64, (i64, Option<u64>, usize, String)> = BTreeMap::new();
+    for b in inputs
+        .backups
+        .iter()
+        .filter(|b| !inputs.damaged.contains_key(&b.volid))
+    {
+        let Some(v) = b.vmid else { continue };
+        let e = per_guest
+            .entry(v)
+            .or_insert((i64::MIN, None, 0, b.subtype.clone()));
+        e.2 += 1;
+        if b.ctime > e.0 {
+            e.0 = b.ctime;
+            e.1 = b.size;
+            e.3 = b.subtype.clone();
+        }
+    }
+    let guest_labels = |v: u64, t: &str| {
+        format!(
+            "vmid=\"{v}\",type=\"{}\",name=\"{}\"",
+            esc(t),
+            esc(names.get(&v).copied().unwrap_or(""))
+        )
+    };
+    metric(
+        "pvedr_backup_last_timestamp_seconds",
+        "Unix time of the newest usable backup of the guest (from the archive name).",
+        per_guest
+            .iter()
+            .map(|(v, e)| (guest_labels(*v, &e.3), e.0.to_string()))
+            .collect(),
+    );
+    metric(
+        "pvedr_backup_last_size_bytes",
+        "Size in bytes of the newest usable backup of the guest.",
+        per_guest
+            .iter()
+            .filter_map(|(v, e)| Some((guest_labels(*v, &e.3), e.1?.to_string())))
+            .collect(),
+    );
+    metric(
+        "pvedr_backup_archives",
+        "Number of usable backups of the guest.",
+        per_guest
+            .iter()
+            .map(|(v, e)| (guest_labels(*v, &e.3), e.2.to_string()))
+            .collect(),
+    );
+    let mut guest_status: BTreeMap<u64, Status> = BTreeMap::new();
+    for c in checks {
+        if let Some(v) = c
+            .component
+            .strip_prefix("guest/")
+            .and_then(|v| v.parse().ok())
+        {
+            let s = guest_status.entry(v).or_insert(Status::Ok);
+            *s = (*s).max(Status::parse(&c.status));
+        }
+    }
+    metric(
+        "pvedr_backup_guest_status",
+        "Worst check status of the guest: 0 ok, 1 warning, 2 critical, 3 unknown.",
+        guest_status
+            .iter()
+            .map(|(v, s)| {
+                let t = per_guest.get(v).map(|e| e.3.as_str()).unwrap_or("");
+                (guest_labels(*v, t), status_value(*s).to_string())
+            })
+            .collect(),
+    );
+    metric(
+        "pvedr_backup_storage_used_ratio",
+        "Used fraction (0 to 1) of the backup storage.",
+        inputs
+            .storages
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    format!(
+                        "node=\"{}\",storage=\"{}\"",
+                        esc(s.node.as_deref().unwrap_or("")),
+                        esc(&s.storage)
+                    ),
+                    s.used_fraction?.to_string(),
+                ))
+            })
+            .collect(),
+    );
+    metric(
+        "pvedr_backup_check_status",
+        "Status of each check: 0 ok, 1 warning, 2 critical, 3 unknown.",
+        checks
+            .iter()
+            .map(|c| {
+                (
+                    format!(
+                        "component=\"{}\",check=\"{}\"",
+                        esc(&c.component),
+                        esc(&c.check)
+                    ),
+                    status_value(Status::parse(&c.status)).to_string(),
+                )
+            })
+            .collect(),
+    );
+    metric(
+        "pvedr_backup_check_last_run_timestamp_seconds",
+        "Unix time of the last backup-check run.",
+        vec![(String::new(), run_ts.to_string())],
+    );
+    metric(
+        "pvedr_backup_check_duration_seconds",
+        "Duration of the last backup-check run in seconds.",
+        vec![(String::new(), format!("{duration_s:.3}"))],
+    );
+    m
+}
+
+/// Writes the textfile atomically: a temporary file in the same directory, then a rename.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("backup-check.prom");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}

@@ -1,0 +1,186 @@
+use std::time::Instant;
+
+use pvedr::error::{Error, Result};
+use pvedr::jsonl;
+use pvedr::listing::{self, Extras};
+use pvedr::output::Format;
+use pvedr::records::Record;
+use pvedr::time::{Zone, parse_duration};
+
+use crate::checks::{Inputs, Thresholds, run_checks};
+use crate::cli::Cli;
+use crate::{deep, report};
+
+/// `80`, `80%` → 0.8.
+fn percent(flag: &str, v: &str) -> Result<f64> {
+    let n: f64 = v
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| Error::usage(format!("{flag}: '{v}' is not a percentage")))?;
+    if !(0.0..=100.0).contains(&n) {
+        return Err(Error::usage(format!(
+            "{flag}: '{v}' is not between 0 and 100"
+        )));
+    }
+    Ok(n / 100.0)
+}
+
+fn thresholds(cli: &Cli) -> Result<Thresholds> {
+    let t = Thresholds {
+        max_age: parse_duration(&cli.max_age)?,
+        max_age_critical: parse_duration(&cli.max_age_critical)?,
+        grace: parse_duration(&cli.grace)?,
+        min_count: cli.min_count,
+        shrink_warn: percent("--shrink-warn", &cli.shrink_warn)?,
+        storage_warn: percent("--storage-warn", &cli.storage_warn)?,
+        storage_crit: percent("--storage-crit", &cli.storage_crit)?,
+    };
+    if t.max_age_critical < t.max_age {
+        return Err(Error::usage("--max-age-critical is shorter than --max-age"));
+    }
+    if t.storage_crit < t.storage_warn {
+        return Err(Error::usage("--storage-crit is below --storage-warn"));
+    }
+    Ok(t)
+}
+
+fn split(records: Vec<Record>, inputs: &mut Inputs) {
+    for r in records {
+        match r {
+            Record::Backup(b) => inputs.backups.push(b),
+            Record::Guest(g) => inputs.guests.push(g),
+            Record::Storage(s) => inputs.storages.push(s),
+            Record::Job(j) => inputs.jobs.push(j),
+            Record::BackupFailure(f) => inputs.failures.push(f),
+            Record::TfstateVersion(v) => inputs.tfstate.push(v),
+            _ => {}
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<u8> {
+    let started = Instant::now();
+    let th = thresholds(&cli)?;
+    let zone = Zone::from_arg(cli.select.timezone.as_deref())?;
+    let now = cli.now.unwrap_or_else(pvedr::time::now);
+    let gather = cli.local
+        || cli.connect.host.is_some()
+        || cli.connect.tfvars.is_some()
+        || cli.select.dir.is_some();
+    let extras = Extras {
+        guests: true,
+        storage: true,
+        jobs: true,
+        failures: true,
+    };
+    let mut inputs = Inputs::default();
+    let mut transport = None;
+    let mut problems: Vec<String> = Vec::new();
+    if cli.select.dir.is_some() {
+        let g = listing::gather_dir(
+            &cli.select,
+            zone,
+            Extras {
+                guests: false,
+                jobs: false,
+                ..extras
+            },
+        )?;
+        split_gathered(g, &mut inputs);
+    } else if gather {
+        let conn = cli.connect.connect()?;
+        let remote = Extras {
+            failures: false,
+            ..extras
+        };
+        let g = listing::gather_remote(
+            conn.transport.as_ref(),
+            &cli.select,
+            remote,
+            conn.tfvars_node.as_deref(),
+        )?;
+        if !g.problems.is_empty() {
+            eprintln!(
+                "backup-check: could not read everything: {}",
+                g.problems.join("; ")
+            );
+        }
+        problems = g.problems.clone();
+        split_gathered(g, &mut inputs);
+        transport = Some(conn.transport);
+    } else {
+        split(jsonl::read_all(&cli.files)?, &mut inputs);
+    }
+
+    if cli.deep {
+        let jobs = cli.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
+        let with_path: Vec<&pvedr::records::Backup> =
+            inputs.backups.iter().filter(|b| b.path.is_some()).collect();
+        if !with_path.is_empty() {
+            inputs.damaged = deep::check_local(&with_path, jobs);
+            inputs.deep_checked = Some(with_path.len());
+        } else if let Some(t) = &transport {
+            let all: Vec<&pvedr::records::Backup> = inputs.backups.iter().collect();
+            let (damaged, n) = deep::check_remote(t.as_ref(), &all)?;
+            inputs.damaged = damaged;
+            inputs.deep_checked = Some(n);
+        } else {
+            eprintln!(
+                "backup-check: --deep needs archives it can reach: --dir, --host/--local, or records with a path"
+            );
+        }
+    }
+
+    let mut checks = run_checks(&inputs, &th, now, zone);
+    // What could not be read is UNKNOWN, not OK.
+    for p in problems {
+        checks.push(pvedr::records::Check {
+            component: "source".into(),
+            check: "read".into(),
+            status: "unknown".into(),
+            message: p,
+            value: None,
+            threshold: None,
+            extra: Default::default(),
+        });
+    }
+    let duration = started.elapsed().as_secs_f64();
+    let summary = report::summary(&checks, duration);
+    if let Some(p) = &cli.prom {
+        let text = report::prometheus(&checks, &inputs, now, duration);
+        report::write_atomically(p, &text)
+            .map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
+    }
+    let code = summary.exit_code;
+    let mut out = cli.output.output();
+    if cli.nagios {
+        let mut line = report::nagios_line(&checks);
+        line.push('\n');
+        out.raw()
+            .write_all(line.as_bytes())
+            .map_err(|e| Error::io("writing to standard output", e))?;
+    } else if out.format() == Format::Table {
+        report::table(out.raw(), &checks, &inputs)
+            .map_err(|e| Error::io("writing to standard output", e))?;
+    } else {
+        for c in checks {
+            out.write(&Record::Check(c))?;
+        }
+        out.write(&Record::Summary(summary))?;
+    }
+    out.finish()?;
+    Ok(code)
+}
+
+fn split_gathered(g: listing::Gathered, inputs: &mut Inputs) {
+    inputs.backups = g.backups;
+    inputs.guests = g.guests;
+    inputs.storages = g.storages;
+    inputs.jobs = g.jobs;
+    inputs.failures = g.failures;
+}

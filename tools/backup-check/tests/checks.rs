@@ -1,0 +1,412 @@
+//! backup-check on records (stdin) and against the simulated cluster over a real sshd:
+//! each check, the Nagios exit codes 0/1/2/3, the Nagios line and the Prometheus textfile.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use serde_json::{Value, json};
+
+const NOW: i64 = 1_705_300_000; // 2024-01-15 06:26:40 UTC
+
+fn backup(vmid: u64, ctime: i64, size: u64) -> Value {
+    let stamp = chrono::DateTime::from_timestamp(ctime, 0)
+        .expect("time")
+        .format("%Y_%m_%d-%H_%M_%S");
+    json!({"kind": "backup", "node": "pve1", "storage": "local", "vmid": vmid, "subtype": "qemu",
+           "volid": format!("local:backup/vzdump-qemu-{vmid}-{stamp}.vma.zst"), "ctime": ctime, "time": "",
+           "size": size, "format": "vma.zst", "protected": false})
+}
+
+fn check_stdin(records: &[Value], args: &[&str]) -> (Vec<Value>, i32, String) {
+    let input: String = records.iter().map(|r| format!("{r}\n")).collect();
+    let out = bin("backup-check")
+        .args(["--now", &NOW.to_string(), "--timezone", "UTC"])
+        .args(args)
+        .write_stdin(input)
+        .output()
+        .expect("run");
+    (
+        json_lines(&out.stdout),
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn find<'a>(checks: &'a [Value], component: &str, check: &str) -> &'a Value {
+    checks
+        .iter()
+        .find(|c| c["component"] == component && c["check"] == check)
+        .unwrap_or_else(|| panic!("no {component} {check} in {checks:?}"))
+}
+
+#[test]
+fn exit_0_when_everything_is_fresh() {
+    let (checks, code, _) = check_stdin(
+        &[
+            backup(100, NOW - 3600, 1000),
+            backup(100, NOW - 90000, 1000),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(find(&checks, "guest/100", "freshness")["status"], "ok");
+    let summary = checks.last().expect("summary");
+    assert_eq!(summary["kind"], "summary");
+    assert_eq!(summary["exit_code"], 0);
+}
+
+#[test]
+fn exit_1_when_a_backup_is_getting_old() {
+    let (checks, code, _) = check_stdin(&[backup(100, NOW - 30 * 3600, 1000)], &[]);
+    assert_eq!(code, 1);
+    let f = find(&checks, "guest/100", "freshness");
+    assert_eq!(f["status"], "warning");
+    assert_eq!(f["value"], 30 * 3600);
+    assert_eq!(
+        f["threshold"],
+        json!({"warning": 93600, "critical": 172800})
+    );
+}
+
+#[test]
+fn exit_2_when_a_backup_is_missing_or_empty() {
+    let (checks, code, _) = check_stdin(&[backup(100, NOW - 50 * 3600, 1000)], &[]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        find(&checks, "guest/100", "freshness")["status"],
+        "critical"
+    );
+    let (checks, code, _) = check_stdin(&[backup(101, NOW - 3600, 0)], &[]);
+    assert_eq!(code, 2);
+    assert_eq!(find(&checks, "guest/101", "size")["status"], "critical");
+}
+
+#[test]
+fn exit_3_for_usage_errors_and_unreachable_nodes() {
+    let (_, code, err) = check_stdin(&[], &["--storage-warn", "eighty"]);
+    assert_eq!(code, 3, "usage errors are UNKNOWN, never CRITICAL");
+    assert!(err.contains("--storage-warn"), "{err}");
+    let (_, code, _) = check_stdin(&[], &["--no-such-flag"]);
+    assert_eq!(code, 3);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let out = bin("backup-check")
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--connect-timeout",
+            "2s",
+        ])
+        .env("HOME", "/nonexistent")
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn shrink_count_and_storage() {
+    let recs = [
+        backup(100, NOW - 3600, 400),
+        backup(100, NOW - 90000, 1000),
+        json!({"kind": "storage", "node": "pve1", "storage": "nas", "type": "dir", "used_fraction": 0.85, "active": true}),
+        json!({"kind": "storage", "node": "pve1", "storage": "big", "type": "dir", "used_fraction": 0.95, "active": true}),
+    ];
+    let (checks, code, _) = check_stdin(&recs, &["--min-count", "3", "--storage-warn", "80%"]);
+    assert_eq!(code, 2);
+    assert_eq!(find(&checks, "guest/100", "size")["status"], "warning");
+    assert_eq!(find(&checks, "guest/100", "count")["status"], "warning");
+    assert_eq!(
+        find(&checks, "storage/pve1/nas", "space")["status"],
+        "warning"
+    );
+    assert_eq!(
+        find(&checks, "storage/pve1/big", "space")["status"],
+        "critical"
+    );
+}
+
+#[test]
+fn coverage_counts_only_enabled_jobs_and_skips_without_records() {
+    let recs = [
+        json!({"kind": "guest", "vmid": 100, "type": "qemu", "name": "web"}),
+        json!({"kind": "guest", "vmid": 103, "type": "lxc", "name": "test"}),
+        json!({"kind": "guest", "vmid": 104, "type": "lxc", "name": "lab"}),
+        json!({"kind": "guest", "vmid": 9000, "type": "qemu", "template": true}),
+        json!({"kind": "job", "id": "backup-on", "all": true, "exclude": [103, 104], "enabled": true, "schedule": "02:00"}),
+        json!({"kind": "job", "id": "backup-off", "vmid": [104], "enabled": false, "schedule": "sat 01:00"}),
+        backup(100, NOW - 3600, 1000),
+        backup(104, NOW - 3600, 1000),
+    ];
+    let (checks, _, _) = check_stdin(&recs, &[]);
+    assert_eq!(find(&checks, "guest/103", "coverage")["status"], "critical");
+    let c104 = find(&checks, "guest/104", "coverage");
+    assert_eq!(c104["status"], "warning");
+    assert!(
+        c104["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("backup-off")
+    );
+    assert_eq!(find(&checks, "guest/100", "coverage")["status"], "ok");
+    assert!(
+        !checks.iter().any(|c| c["component"] == "guest/9000"),
+        "templates are not checked"
+    );
+    // No guest records: coverage is skipped, not UNKNOWN.
+    let (checks, _, _) = check_stdin(&[backup(100, NOW - 3600, 1000)], &[]);
+    assert!(!checks.iter().any(|c| c["check"] == "coverage"));
+    assert!(!checks.iter().any(|c| c["check"] == "retention"));
+}
+
+#[test]
+fn schedule_sets_the_expected_age() {
+    // A weekly job: a 3-day-old backup is fine.
+    let recs = [
+        json!({"kind": "job", "id": "weekly", "all": true, "enabled": true, "schedule": "sat 01:00"}),
+        backup(100, NOW - 3 * 86400, 1000),
+    ];
+    let (checks, code, _) = check_stdin(&recs, &[]);
+    let f = find(&checks, "guest/100", "freshness");
+    assert_eq!(f["status"], "ok", "{f}");
+    assert_eq!(f["threshold"]["warning"], 7 * 86400 + 7200);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn retention_conformance() {
+    let mut recs = vec![
+        json!({"kind": "job", "id": "daily", "all": true, "enabled": true, "schedule": "02:00",
+                               "storage": "local", "prune_backups": {"keep-last": 3}}),
+    ];
+    for d in 0..6 {
+        recs.push(backup(100, NOW - 3600 - d * 86400, 1000));
+    }
+    let (checks, _, _) = check_stdin(&recs, &[]);
+    let r = find(&checks, "guest/100", "retention");
+    assert_eq!(r["status"], "warning");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("pruning is not running"),
+        "{r}"
+    );
+}
+
+#[test]
+fn tfstate_records() {
+    let v = |id: &str, latest: bool, serial: u64, lineage: &str| {
+        json!({"kind": "tfstate_version", "env": "prod", "bucket": "tfstate-prod", "key": "terraform.tfstate",
+               "version_id": id, "is_latest": latest, "delete_marker": false, "serial": serial, "lineage": lineage})
+    };
+    let (checks, code, _) = check_stdin(&[v("v3", true, 3, "L1"), v("v2", false, 2, "L1")], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(find(&checks, "tfstate/prod", "state")["status"], "ok");
+    let (checks, code, _) = check_stdin(&[v("v3", true, 3, "L2"), v("v2", false, 2, "L1")], &[]);
+    assert_eq!(
+        find(&checks, "tfstate/prod", "lineage")["status"],
+        "warning"
+    );
+    assert_eq!(code, 1);
+    let (checks, code, _) = check_stdin(&[v("null", true, 3, "L1")], &[]);
+    assert_eq!(
+        find(&checks, "tfstate/prod", "versioning")["status"],
+        "warning"
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn the_cluster_over_ssh_with_alerts_and_metrics() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let dir = tempfile::tempdir().expect("tmp");
+    let prom = dir.path().join("pvedr.prom");
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args([
+            "--node",
+            "pve1",
+            "--node",
+            "pve2",
+            "--timezone",
+            "UTC",
+            "--now",
+            &NOW.to_string(),
+        ])
+        .arg("--prom")
+        .arg(&prom)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checks = json_lines(&out.stdout);
+    assert_eq!(find(&checks, "guest/103", "coverage")["status"], "critical");
+    assert_eq!(
+        find(&checks, "job/backup-8c5b1a3e-4f2d", "last-run")["status"],
+        "critical"
+    );
+    assert_eq!(
+        find(&checks, "storage/pve1/nas", "space")["status"],
+        "warning"
+    );
+    assert_eq!(
+        find(&checks, "guest/101", "verification")["status"],
+        "critical"
+    );
+    assert_eq!(find(&checks, "guest/100", "freshness")["status"], "ok");
+    // The textfile passes promtool's lint.
+    let text = std::fs::read_to_string(&prom).expect("prom file");
+    assert!(text.contains("pvedr_backup_storage_used_ratio{node=\"pve1\",storage=\"nas\"} 0.85"));
+    assert!(text.contains("pvedr_backup_check_last_run_timestamp_seconds 1705300000"));
+    let mut lint = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus; .ci/run does)");
+    lint.stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let res = lint.wait_with_output().expect("promtool");
+    assert!(
+        res.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&res.stdout),
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(
+        res.stdout.is_empty() && res.stderr.is_empty(),
+        "promtool complains: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    // No temporary file left behind.
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+
+    // The Nagios line.
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args([
+            "--node",
+            "pve1",
+            "--timezone",
+            "UTC",
+            "--now",
+            &NOW.to_string(),
+            "--nagios",
+        ])
+        .output()
+        .expect("run");
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(line.lines().count(), 1);
+    assert!(line.starts_with("BACKUP CRITICAL - "), "{line}");
+    assert!(line.contains(" | 'guest_100_age'="), "{line}");
+}
+
+#[test]
+fn deep_over_ssh_uses_the_nodes_own_tools() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let dump = sim.dump_dir("local");
+    let victim = dump.join("vzdump-qemu-100-2024_01_14-02_00_02.vma.zst");
+    let bytes = std::fs::read(&victim).expect("read");
+    std::fs::write(&victim, &bytes[..bytes.len() / 2]).expect("truncate");
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args([
+            "--node",
+            "pve1",
+            "--storage",
+            "local",
+            "--deep",
+            "--timezone",
+            "UTC",
+            "--now",
+            &NOW.to_string(),
+        ])
+        .output()
+        .expect("run");
+    let checks = json_lines(&out.stdout);
+    let bad: Vec<&Value> = checks
+        .iter()
+        .filter(|c| c["check"] == "integrity" && c["status"] == "critical")
+        .collect();
+    assert_eq!(bad.len(), 1, "{checks:?}");
+    assert!(
+        bad[0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("2024_01_14")
+    );
+    assert!(sim.commands().iter().any(|c| {
+        c["argv"]
+            .to_string()
+            .contains("content/local:backup/vzdump-qemu-100-2024_01_14")
+    }));
+}
+
+#[test]
+fn dashboard_uses_only_metrics_backup_check_writes() {
+    let root = pvedr_testkit::workspace_root();
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("contrib/grafana/pvedr-backups.json"))
+            .expect("dashboard"),
+    )
+    .expect("json");
+    assert_eq!(dash["templating"]["list"][0]["type"], "datasource");
+    let known = [
+        "pvedr_backup_last_timestamp_seconds",
+        "pvedr_backup_last_size_bytes",
+        "pvedr_backup_archives",
+        "pvedr_backup_guest_status",
+        "pvedr_backup_storage_used_ratio",
+        "pvedr_backup_check_status",
+        "pvedr_backup_check_last_run_timestamp_seconds",
+        "pvedr_backup_check_duration_seconds",
+    ];
+    let cli_help = String::from_utf8(
+        bin("backup-check")
+            .arg("--help")
+            .output()
+            .expect("help")
+            .stdout,
+    )
+    .expect("utf8");
+    for p in dash["panels"].as_array().expect("panels") {
+        assert_eq!(p["datasource"]["uid"], "${datasource}");
+        for t in p["targets"].as_array().expect("targets") {
+            let expr = t["expr"].as_str().unwrap_or("");
+            for word in expr
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("pvedr_"))
+            {
+                assert!(
+                    known.contains(&word),
+                    "{word} in the dashboard is not a metric"
+                );
+                assert!(
+                    cli_help.contains(word),
+                    "{word} is not documented in --help"
+                );
+            }
+        }
+    }
+}
