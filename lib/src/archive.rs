@@ -133,6 +133,36 @@ pub fn parse_log_name(file: &str) -> Option<(String, u64, NaiveDateTime)> {
     Some((subtype.into(), vmid, t))
 }
 
+/// The command that tests an archive on the node with its own tools: the compressor's test
+/// mode for `.zst/.gz/.lzo/.bz2`, `vma verify` for a plain VMA, `tar -t` for a plain tar.
+pub fn test_command(path: &str, format: &str) -> Vec<String> {
+    let with = |v: &[&str]| {
+        v.iter()
+            .map(|s| s.to_string())
+            .chain([path.to_string()])
+            .collect()
+    };
+    let compression = if format == "tgz" {
+        "gz"
+    } else {
+        format.rsplit_once('.').map(|(_, c)| c).unwrap_or("")
+    };
+    match compression {
+        "zst" => with(&["zstd", "-q", "-t"]),
+        "gz" => with(&["gzip", "-t"]),
+        "lzo" => with(&["lzop", "-t"]),
+        "bz2" => with(&["bzip2", "-t"]),
+        _ if format == "vma" => with(&["vma", "verify"]),
+        _ => vec![
+            "sh".into(),
+            "-c".into(),
+            "tar -tf \"$1\" >/dev/null".into(),
+            "sh".into(),
+            path.into(),
+        ],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

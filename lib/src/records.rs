@@ -271,6 +271,9 @@ pub struct Restore {
     pub duration_s: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The command that undoes the run (restores the safety point, removes the new guest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub way_back: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -135,7 +135,10 @@ def init(root, scenario, now):
         {"vmid": 9000, "type": "qemu", "node": "pve1", "name": "debian-template", "status": "stopped", "template": 1},
     ]
     for g in guests:
-        g["config"] = {}
+        text = archives.qemu_config(g["vmid"], g["name"]) if g["type"] == "qemu" else archives.lxc_config(g["vmid"], g["name"])
+        g["config"] = {k.strip(): v.strip() for k, v in (l.split(":", 1) for l in text.splitlines() if ":" in l and not l.startswith("#"))}
+        if g["vmid"] == 100:
+            g["snapshots"] = {"before-upgrade": dict(g["config"], memory="1024")}
         write_json(root, os.path.join("guests", "%d.json" % g["vmid"]), g)
     write_json(root, "jobs.json", [
         {"all": 1, "compress": "zstd", "enabled": 1, "exclude": "103,9000", "id": "backup-8c5b1a3e-4f2d",
@@ -224,6 +227,7 @@ def main(argv=None):
     c = sub.add_parser("corrupt")
     c.add_argument("file")
     c.add_argument("--mode", required=True, choices=["truncate", "bitflip", "empty"])
+    c.add_argument("--offset", type=int, help="bitflip: the byte to change (default: the middle)")
     a = sub.add_parser("archive")
     a.add_argument("out")
     a.add_argument("--type", required=True, choices=["qemu", "lxc"])
@@ -241,7 +245,7 @@ def main(argv=None):
         add_pbs(args.root, args.storage, args.type, args.vmid, args.epoch, args.size, args.comment,
                 args.protected, args.verify, args.encrypted)
     elif args.cmd == "corrupt":
-        archives.corrupt(args.file, args.mode)
+        archives.corrupt(args.file, args.mode, args.offset)
     elif args.cmd == "archive":
         data = archives.archive_bytes(args.type, args.vmid, "vm%d" % args.vmid, args.size_kib, args.seed, args.compress)
         with open(args.out, "wb") as f:

@@ -126,7 +126,7 @@ EXT = {"none": "", "zstd": ".zst", "gzip": ".gz", "lzo": ".lzo"}
 
 
 def qemu_config(vmid, name):
-    return ("boot: order=scsi0;net0\ncores: 2\nmemory: 2048\nname: %s\n"
+    return ("agent: 1\nboot: order=scsi0;net0\ncores: 2\nipconfig0: ip=127.0.0.1/8\nmemory: 2048\nname: %s\n"
             "net0: virtio=BC:24:11:00:%02X:%02X,bridge=vmbr0\nostype: l26\n"
             "scsi0: local-lvm:vm-%d-disk-0,size=256K\nscsihw: virtio-scsi-single\n"
             "#qmdump#map:scsi0:drive-scsi0:local-lvm:raw:\n") % (name, (vmid >> 8) & 255, vmid & 255, vmid)
@@ -169,14 +169,14 @@ def write_log(path, gtype, vmid, name, start, archive_path, outcome="ok", reason
             f.write("%s %s\n" % (ts(start + (i // 3)), l))
 
 
-def corrupt(path, mode):
+def corrupt(path, mode, offset=None):
     data = open(path, "rb").read()
     if mode == "truncate":
         data = data[: max(1, len(data) * 2 // 3)]
     elif mode == "bitflip":
         b = bytearray(data)
-        pos = len(b) // 2
-        b[pos] ^= 0x10
+        pos = offset if offset is not None else len(b) // 2
+        b[pos % len(b)] ^= 0x10
         data = bytes(b)
     elif mode == "empty":
         data = b""

@@ -107,7 +107,27 @@ class State:
                     self.save("faults.json", faults)
                 if f.get("stdout"):
                     sys.stdout.write(f["stdout"])
+                if f.get("action") == "disconnect":
+                    cut_connection()
                 raise SimError(f.get("stderr", "simulated failure"), f.get("exit", 255))
+
+
+def cut_connection():
+    """Kills the sshd process serving this session: the client sees the connection drop."""
+    import signal
+    pid = os.getppid()
+    for _ in range(10):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().split()
+        except OSError:
+            return
+        comm, ppid = fields[1].strip("()"), int(fields[3])
+        if comm.startswith("sshd"):
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+            return
+        pid = ppid
 
 
 def main_wrapper(cmd, handler):

@@ -107,7 +107,7 @@ pub fn check_remote(
             Ok(m) => match pve::str_of(&m, "path") {
                 Some(p) => tests.push((
                     b,
-                    RemoteCommand::read(integrity::remote_test(&p, &b.format)),
+                    RemoteCommand::read(pvedr::archive::test_command(&p, &b.format)),
                 )),
                 None => {
                     damaged.insert(b.volid.clone(), "no path reported by Proxmox".into());

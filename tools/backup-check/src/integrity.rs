@@ -380,31 +380,3 @@ fn check_tar(r: &mut dyn Read) -> Result<(), String> {
     }
     Ok(())
 }
-
-/// The command that tests an archive on the node (`--deep` over SSH).
-pub fn remote_test(path: &str, format: &str) -> Vec<String> {
-    let c = |v: &[&str]| {
-        v.iter()
-            .map(|s| s.to_string())
-            .chain([path.to_string()])
-            .collect()
-    };
-    match format
-        .rsplit_once('.')
-        .map(|(_, c)| c)
-        .unwrap_or(if format == "tgz" { "gz" } else { "" })
-    {
-        "zst" => c(&["zstd", "-q", "-t"]),
-        "gz" => c(&["gzip", "-t"]),
-        "lzo" => c(&["lzop", "-t"]),
-        "bz2" => c(&["bzip2", "-t"]),
-        _ if format == "vma" => c(&["vma", "verify"]),
-        _ => vec![
-            "sh".into(),
-            "-c".into(),
-            "tar -tf \"$1\" >/dev/null".into(),
-            "sh".into(),
-            path.into(),
-        ],
-    }
-}

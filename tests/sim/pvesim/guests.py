@@ -1,0 +1,364 @@
+"""qm, pct, qmrestore, vzdump: guest state in guests/<vmid>.json, real archives in, real
+archives out. Messages and exit codes as Proxmox's (shared/reference/proxmox.md §5, §8)."""
+
+import gzip
+import io
+import os
+import re
+import struct
+import subprocess
+import sys
+import tarfile
+import time
+
+from . import archives, names
+from .state import SimError
+
+
+def kind_word(gtype):
+    return "VM" if gtype == "qemu" else "CT"
+
+
+def opts(args):
+    """--key value pairs and positionals."""
+    pos, kv = [], {}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("--"):
+            k = a[2:]
+            if "=" in k:
+                k, v = k.split("=", 1)
+            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+                v = args[i + 1]
+                i += 1
+            else:
+                v = "1"
+            kv[k] = v
+        else:
+            pos.append(a)
+        i += 1
+    return pos, kv
+
+
+def need_guest(state, vmid, gtype):
+    g = state.guest(vmid)
+    if g is None or g["type"] != gtype:
+        if gtype == "qemu":
+            raise SimError("Configuration file 'nodes/%s/qemu-server/%s.conf' does not exist" % (state.local_node, vmid))
+        raise SimError("Configuration file 'nodes/%s/lxc/%s.conf' does not exist" % (state.local_node, vmid))
+    return g
+
+
+def check_lock(g):
+    if g.get("lock"):
+        raise SimError("%s is locked (%s)" % (kind_word(g["type"]), g["lock"]))
+
+
+def print_config(g):
+    conf = dict(g.get("config") or {})
+    if g.get("name") and g["type"] == "qemu":
+        conf.setdefault("name", g["name"])
+    if g.get("name") and g["type"] == "lxc":
+        conf.setdefault("hostname", g["name"])
+    if g.get("lock"):
+        conf["lock"] = g["lock"]
+    for k in sorted(conf):
+        sys.stdout.write("%s: %s\n" % (k, conf[k]))
+
+
+def set_options(g, kv):
+    conf = g.setdefault("config", {})
+    for k, v in kv.items():
+        if k in ("skiplock",):
+            continue
+        if k == "delete":
+            for d in v.split(","):
+                conf.pop(d, None)
+        else:
+            conf[k] = v
+
+
+def start(state, g):
+    check_lock(g)
+    if g.get("status") == "running":
+        raise SimError("%s %s already running" % (kind_word(g["type"]), g["vmid"]))
+    if g.get("fail_start"):
+        raise SimError("start failed: %s" % g["fail_start"])
+    g["status"] = "running"
+    state.save_guest(g)
+
+
+def stop(state, g):
+    if g.get("status") != "running":
+        if g["type"] == "lxc":
+            raise SimError("CT %s not running" % g["vmid"])
+        return
+    g["status"] = "stopped"
+    state.save_guest(g)
+
+
+def destroy(state, g, kv):
+    if g.get("status") == "running" and not (g["type"] == "lxc" and kv.get("force") == "1"):
+        if g["type"] == "qemu":
+            raise SimError("VM %s is running - destroy failed" % g["vmid"])
+        raise SimError("unable to destroy CT %s - container is running" % g["vmid"])
+    check_lock(g)
+    if kv.get("purge") == "1":
+        jobs = state.load("jobs.json", [])
+        for j in jobs:
+            ids = [x for x in str(j.get("vmid", "")).split(",") if x and x != str(g["vmid"])]
+            if "vmid" in j:
+                j["vmid"] = ",".join(ids)
+        state.save("jobs.json", jobs)
+    state.delete_guest(g["vmid"])
+
+
+def rollback(state, g, snap):
+    check_lock(g)
+    snaps = g.get("snapshots") or {}
+    if snap not in snaps:
+        raise SimError("snapshot '%s' does not exist" % snap)
+    g["config"] = dict(snaps[snap])
+    g["status"] = "stopped"
+    g["rolled_back_to"] = snap
+    state.save_guest(g)
+
+
+def qm(state, argv):
+    if not argv:
+        raise SimError("ERROR: no command specified")
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "guest" and rest[:1] == ["cmd"]:
+        pos, _ = opts(rest[1:])
+        g = need_guest(state, pos[0], "qemu")
+        if g.get("status") != "running" or str((g.get("config") or {}).get("agent", "0")).split(",")[0] not in ("1", "enabled=1"):
+            raise SimError("QEMU guest agent is not running")
+        if g.get("agent_broken"):
+            raise SimError("QEMU guest agent is not running")
+        return 0
+    pos, kv = opts(rest)
+    if not pos:
+        raise SimError("400 not enough arguments")
+    g = need_guest(state, pos[0], "qemu")
+    if cmd == "status":
+        sys.stdout.write("status: %s\n" % g.get("status", "stopped"))
+    elif cmd == "config":
+        print_config(g)
+    elif cmd == "start":
+        start(state, g)
+    elif cmd in ("stop", "shutdown"):
+        stop(state, g)
+    elif cmd == "set":
+        check_lock(g) if "skiplock" not in kv else None
+        set_options(g, kv)
+        state.save_guest(g)
+    elif cmd == "destroy":
+        destroy(state, g, kv)
+    elif cmd == "rollback":
+        rollback(state, g, pos[1] if len(pos) > 1 else "")
+    else:
+        raise SimError("ERROR: unknown command 'qm %s'" % cmd)
+    return 0
+
+
+def pct(state, argv):
+    if not argv:
+        raise SimError("ERROR: no command specified")
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "restore":
+        pos, kv = opts(rest)
+        return restore(state, "lxc", pos[0], pos[1], kv)
+    if cmd == "exec":
+        vmid = rest[0]
+        g = need_guest(state, vmid, "lxc")
+        if g.get("status") != "running":
+            raise SimError("CT %s not running" % vmid)
+        return 0
+    pos, kv = opts(rest)
+    if not pos:
+        raise SimError("400 not enough arguments")
+    g = need_guest(state, pos[0], "lxc")
+    if cmd == "status":
+        sys.stdout.write("status: %s\n" % g.get("status", "stopped"))
+    elif cmd == "config":
+        print_config(g)
+    elif cmd == "start":
+        start(state, g)
+    elif cmd in ("stop", "shutdown"):
+        stop(state, g)
+    elif cmd == "set":
+        set_options(g, kv)
+        state.save_guest(g)
+    elif cmd == "destroy":
+        destroy(state, g, kv)
+    elif cmd == "rollback":
+        rollback(state, g, pos[1] if len(pos) > 1 else "")
+    else:
+        raise SimError("ERROR: unknown command 'pct %s'" % cmd)
+    return 0
+
+
+def archive_path(state, archive):
+    if archive.startswith("/"):
+        return archive
+    if ":" not in archive:
+        raise SimError("unable to parse volume ID '%s'" % archive)
+    sid, volname = archive.split(":", 1)
+    s = state.storage(sid)
+    if s is None:
+        raise SimError("storage '%s' does not exist" % sid)
+    if s["type"] != "dir" or not volname.startswith("backup/"):
+        raise SimError("unable to parse directory volume name '%s'" % volname)
+    p = os.path.join(names.dump_dir(s), volname[len("backup/"):])
+    if not os.path.isfile(p):
+        raise SimError("volume '%s' does not exist" % archive)
+    return p
+
+
+def decompressed(path):
+    data = open(path, "rb").read()
+    if path.endswith(".zst"):
+        return subprocess.run(["zstd", "-q", "-d", "-c"], input=data, stdout=subprocess.PIPE, check=True).stdout
+    if path.endswith(".gz") or path.endswith(".tgz"):
+        return gzip.decompress(data)
+    if path.endswith(".lzo"):
+        return subprocess.run(["lzop", "-d", "-c"], input=data, stdout=subprocess.PIPE, check=True).stdout
+    return data
+
+
+def archive_config(path, gtype):
+    """The guest config inside a real archive (what `vzdump/extractconfig` returns)."""
+    try:
+        raw = decompressed(path)
+    except subprocess.CalledProcessError:
+        raise SimError("unable to read archive '%s' - decompression failed" % path)
+    conf = {}
+    text = ""
+    if gtype == "qemu":
+        if raw[:4] != b"VMA\0":
+            raise SimError("unable to read archive '%s' - not a VMA file" % path)
+        off = struct.unpack(">I", raw[48:52])[0]
+        p = struct.unpack(">I", raw[3068:3072])[0]
+        ln = struct.unpack("<H", raw[off + p:off + p + 2])[0]
+        text = raw[off + p + 2:off + p + 2 + ln].decode()
+    else:
+        with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
+            text = tf.extractfile("./etc/vzdump/pct.conf").read().decode()
+    for line in text.splitlines():
+        if line.startswith("#") or ":" not in line:
+            continue
+        k, v = line.split(":", 1)
+        conf[k.strip()] = v.strip()
+    return conf
+
+
+def restore(state, gtype, vmid, archive, kv):
+    force = kv.get("force") == "1"
+    existing = state.guest(vmid)
+    if existing is not None and not force:
+        if gtype == "qemu":
+            raise SimError("unable to restore VM %s - %s %s already exists on node '%s'" % (
+                vmid, kind_word(existing["type"]), vmid, existing.get("node")))
+        raise SimError("%s %s already exists on node '%s'" % (kind_word(existing["type"]), vmid, existing.get("node")))
+    if existing is not None:
+        if existing["type"] != gtype:
+            raise SimError("unable to restore %s %s - guest type mismatch" % (kind_word(gtype), vmid))
+        if existing.get("lock"):
+            raise SimError("unable to restore %s %s - %s is locked (%s)" % (kind_word(gtype), vmid, kind_word(gtype), existing["lock"]))
+        if existing.get("status") == "running":
+            if gtype == "qemu":
+                raise SimError("unable to restore VM %s - vm is running" % vmid)
+            raise SimError("can't overwrite running container")
+    path = archive_path(state, archive)
+    conf = archive_config(path, gtype)
+    if gtype == "qemu":
+        sys.stdout.write("restore vma archive: zstd -q -d -c %s | vma extract -v -r /var/tmp/vzdumptmp%d.fifo - /var/tmp/vzdumptmp%d\n" % (path, os.getpid(), os.getpid()))
+    else:
+        sys.stdout.write("extracting archive '%s'\n" % path)
+    g = {"vmid": int(vmid), "type": gtype, "node": state.local_node,
+         "name": conf.get("name") or conf.get("hostname") or ("VM %s" % vmid),
+         "status": "stopped", "config": conf, "restored_from": archive}
+    if existing and existing.get("snapshots") is not None:
+        pass  # snapshots are dropped by a restore
+    if kv.get("unique") == "1":
+        g["unique"] = True
+    if kv.get("storage"):
+        g["restored_to_storage"] = kv["storage"]
+    state.save_guest(g)
+    if kv.get("start") == "1":
+        g["status"] = "running"
+        state.save_guest(g)
+    sys.stdout.write("rescan volumes...\n")
+    return 0
+
+
+def qmrestore(state, argv):
+    pos, kv = opts(argv)
+    if len(pos) < 2:
+        raise SimError("400 not enough arguments\nqmrestore <archive> <vmid> [OPTIONS]")
+    archive, vmid = pos[0], pos[1]
+    if not re.fullmatch(r"[1-9][0-9]{2,8}", vmid):
+        raise SimError("400 Parameter verification failed.\nvmid: invalid format - value does not look like a valid VM ID")
+    base = os.path.basename(archive.split(":", 1)[-1])
+    if not names.archive_info(base):
+        raise SimError("ERROR: couldn't determine archive info from '%s'" % archive)
+    return restore(state, "qemu", vmid, archive, kv)
+
+
+def vzdump(state, argv):
+    pos, kv = opts(argv)
+    if not pos:
+        raise SimError("400 not enough arguments")
+    vmid = pos[0]
+    g = state.guest(vmid)
+    if g is None:
+        raise SimError("unable to find VM '%s'" % vmid)
+    sid = kv.get("storage", "local")
+    s = state.storage(sid)
+    if s is None:
+        raise SimError("storage '%s' does not exist" % sid)
+    now = int(time.time())
+    stamp = time.strftime("%Y_%m_%d-%H_%M_%S", time.localtime(now))
+    sys.stdout.write("INFO: starting new backup job: vzdump %s\n" % " ".join(argv))
+    sys.stdout.write("INFO: Starting Backup of VM %s (%s)\n" % (vmid, g["type"]))
+    if g.get("lock"):
+        sys.stdout.write("ERROR: Backup of VM %s failed - %s is locked (%s)\n" % (vmid, kind_word(g["type"]), g["lock"]))
+        raise SimError("INFO: Backup job finished with errors\nTASK ERROR: job errors")
+    compress = kv.get("compress", "0")
+    ext = {"zstd": ".zst", "gzip": ".gz", "lzo": ".lzo", "1": ".lzo"}.get(compress, "")
+    base = "vma" if g["type"] == "qemu" else "tar"
+    fname = "vzdump-%s-%s-%s.%s%s" % (g["type"], vmid, stamp, base, ext)
+    d = names.dump_dir(s)
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, fname)
+    sys.stdout.write("INFO: creating vzdump archive '%s'\n" % path)
+    meth = {".zst": "zstd", ".gz": "gzip", ".lzo": "lzo", "": "none"}[ext]
+    data = archives.archive_bytes(g["type"], int(vmid), g.get("name") or "guest", 64, seed=now, compression=meth)
+    with open(path, "wb") as f:
+        f.write(data)
+    tmpl = kv.get("notes-template")
+    if tmpl:
+        notes = tmpl.replace("{{guestname}}", g.get("name") or "").replace("{{vmid}}", str(vmid)).replace(
+            "{{node}}", state.local_node).replace("{{cluster}}", state.cluster.get("cluster") or "standalone node")
+        notes = notes.replace("\\n", "\n")
+        with open(path + ".notes", "w", encoding="utf-8") as f:
+            f.write(notes)
+        sys.stdout.write("INFO: adding notes to backup\n")
+    if kv.get("protected") == "1":
+        open(path + ".protected", "w").close()
+    archives.write_log(os.path.join(d, fname.split(".")[0] + ".log"), g["type"], int(vmid), g.get("name") or "", now, path)
+    # Retention: the job's/CLI's, else the storage's (which may delete old archives).
+    prune = kv.get("prune-backups") or s.get("prune-backups")
+    if prune and "keep-all=1" not in prune:
+        m = re.search(r"keep-last=(\d+)", prune)
+        if m:
+            keep = int(m.group(1))
+            mine = sorted([f for f in os.listdir(d) if re.match(r"vzdump-%s-%s-\d{4}_" % (g["type"], vmid), f)
+                           and names.LISTED_RE.match(f) and not os.path.exists(os.path.join(d, f + ".protected"))], reverse=True)
+            for old in mine[keep:]:
+                os.unlink(os.path.join(d, old))
+                sys.stdout.write("INFO: removing backup '%s:backup/%s'\n" % (sid, old))
+    sys.stdout.write("INFO: Finished Backup of VM %s (00:00:03)\n" % vmid)
+    sys.stdout.write("INFO: Backup job finished successfully\n")
+    return 0

@@ -1,0 +1,167 @@
+use clap::Parser;
+use pvedr::cli::OutputArgs;
+use pvedr::connect::ConnectArgs;
+
+const AFTER: &str = "EXAMPLES:
+  pve-ls-backups --host pve1 --vmid 100 --latest | pve-restore --host pve1 --target-id 9100 --dry-run
+  pve-restore --host pve1 --volid local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst --force --yes --start --probe agent
+  pve-restore --host pve1 --vmid 101 --date 2024-01-14 --force --yes     # overwrite 101 with that day's backup
+  pve-restore --host pve1 --vmid 100 --test --yes                        # restore drill: scratch VMID, links down, agent, destroy
+  pve-restore --host pve1 --vmid 120 --snapshot before-upgrade --force --yes
+  pve-restore --host pve1 --vmid 130 --force --yes --probe monitoring:10.0.0.30   # Prometheus, Grafana, Alertmanager health
+
+RECORDS:
+  Reads `backup` records (pve-ls-backups) from FILE or standard input unless --volid or --vmid
+  names the backup; several records need --all. Writes one `restore` record per guest:
+  vmid, target_vmid, volid, node, dry_run, status (planned | restored | verified | failed |
+  rolled-back | refused), steps (each: step, target, status planned|ok|changed|skipped|failed,
+  message (why, or what happened), duration_s, command), safety_point ({volid, storage} of the
+  vzdump taken before overwriting), verify ([{probe, status, message, attempts}]),
+  duration_s, error, and way_back (the command that undoes the run); then a `summary`.
+  Progress goes to stderr.
+
+SAFETY:
+  Every run builds the plan first and prints it; --dry-run stops there and runs only
+  read-only commands (the archive test among them). A plan that changes the node asks on the
+  terminal; without one it needs --yes (else exit 2, nothing done). Overwriting an existing
+  guest (--target-id equal to the backup's VMID counts) needs --force (else exit 1); another
+  --target-id must be free cluster-wide. Before anything changes the archive is tested on the
+  node (zstd -t, gzip -t, lzop -t, vma verify). Before overwriting: the guest's lock is
+  checked (--wait-lock), a running guest is stopped, and a safety point is made with vzdump
+  (--prune-backups keep-all=1, so no retention deletes old archives). The restore uses the
+  restore command's own --force (never destroy --purge, which drops the guest from backup
+  jobs). If the restore or the verification fails, the safety point is restored
+  (--no-rollback keeps the failed state). One restore per target VMID at a time.
+
+EXIT STATUS:
+  0    success (restored, verified when asked)
+  1    failed or refused (the record says which steps ran and the way back)
+  2    usage error, or a change without --yes and without a terminal; nothing was done
+  3    partial: with --all, some guests restored and some failed
+  130  interrupted";
+
+/// Restore a Proxmox VE VM or container from a backup: plan, dry-run, safety point,
+/// restore, verify.
+#[derive(Parser, Debug)]
+#[command(name = "pve-restore", version, after_long_help = AFTER)]
+pub struct Cli {
+    /// Input files of `backup` records. With no FILE, or when FILE is -, read standard input
+    /// (unless --volid or --vmid is given).
+    #[arg(value_name = "FILE", default_value = "-")]
+    pub files: Vec<String>,
+
+    /// The backup to restore (a volume ID, as pve-ls-backups prints it).
+    #[arg(long, value_name = "VOLID", help_heading = "What")]
+    pub volid: Option<String>,
+
+    /// Restore this guest from its newest backup (or the one of --date).
+    #[arg(
+        long,
+        value_name = "VMID",
+        conflicts_with = "volid",
+        help_heading = "What"
+    )]
+    pub vmid: Option<String>,
+
+    /// With --vmid: the newest backup made on this day (node's local date).
+    #[arg(
+        long,
+        value_name = "YYYY-MM-DD",
+        requires = "vmid",
+        help_heading = "What"
+    )]
+    pub date: Option<String>,
+
+    /// Roll the guest (--vmid) back to this snapshot instead of restoring a backup.
+    #[arg(long, value_name = "NAME", requires = "vmid", help_heading = "What")]
+    pub snapshot: Option<String>,
+
+    /// Restore every record read, in order.
+    #[arg(long, help_heading = "What")]
+    pub all: bool,
+
+    /// VMID to restore to. Default: the backup's own VMID (an overwrite).
+    #[arg(long, value_name = "VMID", help_heading = "Where")]
+    pub target_id: Option<String>,
+
+    /// Node to restore on. Default: the backup record's node, else the node reached.
+    #[arg(long, value_name = "NODE", help_heading = "Where")]
+    pub node: Option<String>,
+
+    /// Storage for the restored disks.
+    #[arg(long, value_name = "STORAGE", help_heading = "Where")]
+    pub storage: Option<String>,
+
+    /// Give the restored guest new MAC addresses.
+    #[arg(long, help_heading = "Where")]
+    pub unique: bool,
+
+    /// Start the guest after restoring and wait until it runs.
+    #[arg(long, help_heading = "Verify")]
+    pub start: bool,
+
+    /// Check the restored guest (implies --start): agent, ping:HOST, tcp:HOST:PORT,
+    /// ssh[:HOST], http:URL[=STATUS], monitoring[:HOST] (Prometheus, Grafana and
+    /// Alertmanager health). Without HOST, the IP from the guest's config. Repeatable.
+    #[arg(long, value_name = "PROBE", help_heading = "Verify")]
+    pub probe: Vec<String>,
+
+    /// Time allowed to each probe attempt and for the guest to start.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        help_heading = "Verify"
+    )]
+    pub probe_timeout: String,
+
+    /// Attempts per probe (2 s apart).
+    #[arg(long, value_name = "N", default_value_t = 5, help_heading = "Verify")]
+    pub probe_retries: u32,
+
+    /// Restore drill: restore to a scratch VMID (--target-id or the first free from 9900)
+    /// with every network link down, check the guest agent, destroy the scratch guest.
+    #[arg(long, help_heading = "Verify")]
+    pub test: bool,
+
+    /// Print the plan and run only read-only commands.
+    #[arg(long, help_heading = "Safety")]
+    pub dry_run: bool,
+
+    /// Do not ask: the plan is approved (needed without a terminal).
+    #[arg(long, short = 'y', help_heading = "Safety")]
+    pub yes: bool,
+
+    /// Allow overwriting an existing guest (after a safety point).
+    #[arg(long, help_heading = "Safety")]
+    pub force: bool,
+
+    /// Keep the failed state instead of restoring the safety point.
+    #[arg(long, help_heading = "Safety")]
+    pub no_rollback: bool,
+
+    /// Wait this long for the guest's lock (backup, snapshot, …) to go away.
+    #[arg(long, value_name = "DURATION", help_heading = "Safety")]
+    pub wait_lock: Option<String>,
+
+    /// Storage for the safety point. Default: the backup's storage.
+    #[arg(long, value_name = "STORAGE", help_heading = "Safety")]
+    pub safety_storage: Option<String>,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

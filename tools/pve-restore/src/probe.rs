@@ -1,0 +1,310 @@
+//! Probes of a restored guest: the guest agent, ping, TCP, SSH, HTTP (and the monitoring
+//! stack's health endpoints), each with a timeout and retries.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use pvedr::error::{Error, Result};
+use pvedr::transport::{RemoteCommand, Transport};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    Agent,
+    Ping(Option<String>),
+    Tcp(Option<String>, u16),
+    Ssh(Option<String>),
+    /// URL (may hold `{ip}`) and the expected status.
+    Http(String, u16),
+}
+
+impl Probe {
+    pub fn name(&self) -> String {
+        match self {
+            Probe::Agent => "agent".into(),
+            Probe::Ping(h) => format!("ping:{}", h.as_deref().unwrap_or("{ip}")),
+            Probe::Tcp(h, p) => format!("tcp:{}:{p}", h.as_deref().unwrap_or("{ip}")),
+            Probe::Ssh(h) => format!("ssh:{}", h.as_deref().unwrap_or("{ip}")),
+            Probe::Http(u, s) => format!("http:{u}={s}"),
+        }
+    }
+}
+
+fn host_ok(h: &str) -> Result<String> {
+    if h.is_empty()
+        || !h
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b".-:_[]".contains(&c))
+    {
+        return Err(Error::usage(format!(
+            "invalid probe host '{}'",
+            h.escape_debug()
+        )));
+    }
+    Ok(h.to_string())
+}
+
+/// Parses one `--probe` value (some expand to several probes).
+pub fn parse(spec: &str) -> Result<Vec<Probe>> {
+    let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
+    let host = || -> Result<Option<String>> {
+        if rest.is_empty() {
+            Ok(None)
+        } else {
+            host_ok(rest).map(Some)
+        }
+    };
+    Ok(match kind {
+        "agent" if rest.is_empty() => vec![Probe::Agent],
+        "ping" => vec![Probe::Ping(host()?)],
+        "ssh" => vec![Probe::Ssh(host()?)],
+        "tcp" => {
+            let (h, p) = rest.rsplit_once(':').ok_or_else(|| {
+                Error::usage(format!(
+                    "--probe {spec}: expected tcp:HOST:PORT or tcp::PORT"
+                ))
+            })?;
+            let port = p
+                .parse()
+                .map_err(|_| Error::usage(format!("--probe {spec}: bad port")))?;
+            vec![Probe::Tcp(
+                if h.is_empty() {
+                    None
+                } else {
+                    Some(host_ok(h)?)
+                },
+                port,
+            )]
+        }
+        "http" => {
+            let (url, status) = match rest.rsplit_once('=') {
+                Some((u, s)) if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() => {
+                    (u, s.parse().map_err(|_| Error::usage("bad status"))?)
+                }
+                _ => (rest, 200),
+            };
+            if !url.starts_with("http://") {
+                return Err(Error::usage(format!(
+                    "--probe {spec}: only http:// URLs are supported"
+                )));
+            }
+            vec![Probe::Http(url.into(), status)]
+        }
+        "monitoring" => {
+            let h = if rest.is_empty() {
+                "{ip}".to_string()
+            } else {
+                host_ok(rest)?
+            };
+            vec![
+                Probe::Http(format!("http://{h}:9090/-/healthy"), 200),
+                Probe::Http(format!("http://{h}:3000/api/health"), 200),
+                Probe::Http(format!("http://{h}:9093/-/healthy"), 200),
+            ]
+        }
+        _ => {
+            return Err(Error::usage(format!(
+                "unknown probe '{spec}': agent, ping:HOST, tcp:HOST:PORT, ssh:HOST, http:URL[=STATUS], monitoring[:HOST]"
+            )));
+        }
+    })
+}
+
+/// The first IP address in a guest config (`ipconfig0: ip=…` for VMs, `netN: …,ip=…` for CTs).
+pub fn config_ip(config: &str) -> Option<String> {
+    for line in config.lines() {
+        let (k, v) = line.split_once(':')?;
+        if !(k.starts_with("ipconfig") || k.starts_with("net")) {
+            continue;
+        }
+        for part in v.trim().split(',') {
+            if let Some(ip) = part.strip_prefix("ip=") {
+                if ip != "dhcp" && ip != "manual" {
+                    return Some(ip.split('/').next().unwrap_or(ip).to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+pub struct Target<'a> {
+    pub transport: &'a dyn Transport,
+    pub vmid: u64,
+    pub lxc: bool,
+    pub ip: Option<String>,
+    pub timeout: Duration,
+}
+
+fn resolve(host: &Option<String>, t: &Target) -> std::result::Result<String, String> {
+    host.clone()
+        .or_else(|| t.ip.clone())
+        .ok_or_else(|| "no host given and no IP in the guest's config".to_string())
+}
+
+fn connect(host: &str, port: u16, timeout: Duration) -> std::result::Result<TcpStream, String> {
+    let addr = (host.trim_matches(['[', ']']), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("no address for {host}"))?;
+    let s =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{host}:{port}: {e}"))?;
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_write_timeout(Some(timeout));
+    Ok(s)
+}
+
+/// One attempt.
+pub fn run_once(p: &Probe, t: &Target) -> std::result::Result<String, String> {
+    match p {
+        Probe::Agent => {
+            let argv: Vec<String> = if t.lxc {
+                vec![
+                    "pct".into(),
+                    "exec".into(),
+                    t.vmid.to_string(),
+                    "--".into(),
+                    "true".into(),
+                ]
+            } else {
+                vec![
+                    "qm".into(),
+                    "guest".into(),
+                    "cmd".into(),
+                    t.vmid.to_string(),
+                    "ping".into(),
+                ]
+            };
+            let out = t
+                .transport
+                .exec(&RemoteCommand::read(argv))
+                .map_err(|e| e.to_string())?;
+            if out.success() {
+                Ok(if t.lxc {
+                    "pct exec works".into()
+                } else {
+                    "guest agent answers".into()
+                })
+            } else {
+                Err(out.stderr.trim().to_string())
+            }
+        }
+        Probe::Ping(h) => {
+            let host = resolve(h, t)?;
+            let out = std::process::Command::new("ping")
+                .args([
+                    "-c",
+                    "1",
+                    "-W",
+                    &t.timeout.as_secs().max(1).to_string(),
+                    &host,
+                ])
+                .output()
+                .map_err(|e| format!("cannot run ping: {e}"))?;
+            if out.status.success() {
+                Ok(format!("{host} answers"))
+            } else {
+                Err(format!("{host} does not answer"))
+            }
+        }
+        Probe::Tcp(h, port) => {
+            let host = resolve(h, t)?;
+            connect(&host, *port, t.timeout).map(|_| format!("{host}:{port} accepts connections"))
+        }
+        Probe::Ssh(h) => {
+            let host = resolve(h, t)?;
+            let mut s = connect(&host, 22, t.timeout)?;
+            let mut buf = [0u8; 64];
+            let n = s.read(&mut buf).map_err(|e| format!("{host}:22: {e}"))?;
+            let banner = String::from_utf8_lossy(&buf[..n]);
+            if banner.starts_with("SSH-") {
+                Ok(banner.trim().to_string())
+            } else {
+                Err(format!("{host}:22 is not SSH"))
+            }
+        }
+        Probe::Http(url, want) => {
+            let url = match &t.ip {
+                Some(ip) => url.replace("{ip}", ip),
+                None if url.contains("{ip}") => return Err("no IP in the guest's config".into()),
+                None => url.clone(),
+            };
+            let rest = url.trim_start_matches("http://");
+            let (hostport, path) = rest
+                .split_once('/')
+                .map(|(h, p)| (h, format!("/{p}")))
+                .unwrap_or((rest, "/".into()));
+            let (host, port) = match hostport.rsplit_once(':') {
+                Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => {
+                    (h, p.parse().unwrap_or(80))
+                }
+                _ => (hostport, 80),
+            };
+            let mut s = connect(host, port, t.timeout)?;
+            write!(
+                s,
+                "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: pve-restore\r\n\r\n"
+            )
+            .map_err(|e| e.to_string())?;
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while head.len() < 256
+                && s.read(&mut byte).map_err(|e| e.to_string())? == 1
+                && byte[0] != b'\n'
+            {
+                head.push(byte[0]);
+            }
+            let line = String::from_utf8_lossy(&head);
+            let status: u16 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| format!("{url}: no HTTP answer"))?;
+            if status == *want {
+                Ok(format!("{url} answered {status}"))
+            } else {
+                Err(format!("{url} answered {status}, expected {want}"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        assert_eq!(parse("agent").ok(), Some(vec![Probe::Agent]));
+        assert_eq!(
+            parse("tcp:10.0.0.5:22").ok(),
+            Some(vec![Probe::Tcp(Some("10.0.0.5".into()), 22)])
+        );
+        assert_eq!(parse("tcp::443").ok(), Some(vec![Probe::Tcp(None, 443)]));
+        assert_eq!(
+            parse("http:http://10.0.0.5:9090/-/healthy=200").ok(),
+            Some(vec![Probe::Http(
+                "http://10.0.0.5:9090/-/healthy".into(),
+                200
+            )])
+        );
+        assert_eq!(parse("monitoring:10.0.0.30").map(|v| v.len()).ok(), Some(3));
+        assert!(parse("tcp:a b:22").is_err());
+        assert!(parse("http:https://x").is_err());
+        assert!(parse("telnet:x").is_err());
+    }
+
+    #[test]
+    fn ips_from_config() {
+        assert_eq!(
+            config_ip("agent: 1\nipconfig0: ip=10.0.0.5/24,gw=10.0.0.1\n").as_deref(),
+            Some("10.0.0.5")
+        );
+        assert_eq!(
+            config_ip("net0: name=eth0,bridge=vmbr0,ip=192.168.1.9/24,type=veth\n").as_deref(),
+            Some("192.168.1.9")
+        );
+        assert_eq!(config_ip("net0: name=eth0,ip=dhcp\n"), None);
+    }
+}

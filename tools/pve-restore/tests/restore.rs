@@ -1,0 +1,492 @@
+//! pve-restore against the simulated node over a real sshd.
+
+use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use serde_json::{Value, json};
+
+const VM_BACKUP: &str = "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
+const CT_BACKUP: &str = "local:backup/vzdump-lxc-101-2024_01_14-02_01_07.tar.gz";
+
+fn restore(sshd: &Sshd, args: &[&str]) -> (Value, i32, String) {
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(args)
+        .output()
+        .expect("run");
+    let recs = json_lines(&out.stdout);
+    let rec = recs
+        .iter()
+        .find(|r| r["kind"] == "restore")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if !recs.is_empty() {
+        assert_eq!(
+            recs.last().map(|r| r["kind"].clone()),
+            Some(json!("summary"))
+        );
+    }
+    (
+        rec,
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn guest(sim: &SimNode, vmid: u64) -> Value {
+    sim.read_json(&format!("guests/{vmid}.json"))
+}
+
+/// argv of every simulated command that changes something.
+fn mutations(sim: &SimNode) -> Vec<String> {
+    sim.commands()
+        .iter()
+        .filter_map(|c| {
+            let cmd = c["cmd"].as_str()?;
+            let argv: Vec<&str> = c["argv"]
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let first = argv.first().copied().unwrap_or("");
+            let mutating = match cmd {
+                "qmrestore" | "vzdump" => true,
+                "qm" | "pct" => !matches!(first, "status" | "config" | "guest" | "exec"),
+                "pvesh" => first != "get",
+                _ => false,
+            };
+            mutating.then(|| format!("{cmd} {}", argv.join(" ")))
+        })
+        .collect()
+}
+
+fn step<'a>(rec: &'a Value, name: &str) -> &'a Value {
+    rec["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["step"] == name))
+        .unwrap_or_else(|| panic!("no step {name}: {rec}"))
+}
+
+#[test]
+fn restore_to_a_new_vmid() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(
+        &sshd,
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--target-id",
+            "9100",
+            "--yes",
+            "--start",
+            "--probe",
+            "agent",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "verified");
+    assert_eq!(rec["target_vmid"], 9100);
+    assert_eq!(rec["verify"][0]["status"], "ok");
+    assert!(rec["duration_s"].as_f64().unwrap_or(0.0) > 0.0);
+    assert_eq!(rec["way_back"], "qm destroy 9100");
+    let g = guest(&sim, 9100);
+    assert_eq!(g["restored_from"], VM_BACKUP);
+    assert_eq!(g["status"], "running");
+    assert_eq!(g["name"], "web01");
+    // The original is untouched; no safety point for a new VMID.
+    assert_eq!(guest(&sim, 100)["status"], "running");
+    assert!(!mutations(&sim).iter().any(|m| m.starts_with("vzdump")));
+    assert!(mutations(&sim).contains(&format!("qmrestore {VM_BACKUP} 9100")));
+}
+
+#[test]
+fn overwrite_takes_a_safety_point_first() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored");
+    let safety = rec["safety_point"]["volid"]
+        .as_str()
+        .expect("safety point")
+        .to_string();
+    assert!(safety.starts_with("local:backup/vzdump-qemu-100-"));
+    let m = mutations(&sim);
+    // Order: stop (it ran), vzdump without pruning, then the restore's own --force; never destroy --purge.
+    assert!(m[0].starts_with("qm stop 100"), "{m:?}");
+    assert!(
+        m[1].starts_with("vzdump 100 --storage local")
+            && m[1].contains("--prune-backups keep-all=1"),
+        "{m:?}"
+    );
+    assert_eq!(m[2], format!("qmrestore {VM_BACKUP} 100 --force 1"));
+    assert!(!m.iter().any(|x| x.contains("destroy")));
+    // The safety point is a real archive with a note saying why.
+    let file = safety.rsplit('/').next().expect("file");
+    let notes = std::fs::read_to_string(sim.dump_dir("local").join(format!("{file}.notes")))
+        .expect("notes");
+    assert!(notes.contains("safety point before restoring"));
+    assert_eq!(guest(&sim, 100)["restored_from"], VM_BACKUP);
+    assert_eq!(rec["way_back"], format!("qmrestore {safety} 100 --force 1"));
+}
+
+#[test]
+fn containers_use_pct_restore_with_the_vmid_first() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(
+        &sshd,
+        &["--volid", CT_BACKUP, "--target-id", "9101", "--yes"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored");
+    assert!(mutations(&sim).contains(&format!("pct restore 9101 {CT_BACKUP}")));
+    assert_eq!(guest(&sim, 9101)["name"], "db01");
+}
+
+#[test]
+fn a_failure_after_the_safety_point_puts_the_original_back() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.fail_when(
+        &format!("qmrestore {VM_BACKUP}"),
+        "unable to restore VM 100 - error before or during data restore",
+        255,
+    );
+    let (rec, code, _) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 1);
+    assert_eq!(rec["status"], "rolled-back");
+    assert!(
+        rec["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("restore failed")
+    );
+    assert_eq!(step(&rec, "restore")["status"], "failed");
+    assert_eq!(step(&rec, "rollback")["status"], "changed");
+    let safety = rec["safety_point"]["volid"]
+        .as_str()
+        .expect("safety")
+        .to_string();
+    let g = guest(&sim, 100);
+    assert_eq!(
+        g["restored_from"], safety,
+        "the original came back from the safety point"
+    );
+    assert_eq!(g["status"], "running", "it ran before, it runs again");
+}
+
+#[test]
+fn a_failed_verification_rolls_back_too() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.fail_when("guest cmd 100 ping", "QEMU guest agent is not running", 255);
+    let (rec, code, _) = restore(
+        &sshd,
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--force",
+            "--yes",
+            "--probe",
+            "agent",
+            "--probe-retries",
+            "2",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(rec["status"], "rolled-back");
+    assert_eq!(rec["verify"][0]["status"], "failed");
+    assert_eq!(rec["verify"][0]["attempts"], 2);
+    assert_eq!(
+        guest(&sim, 100)["restored_from"],
+        rec["safety_point"]["volid"]
+    );
+}
+
+#[test]
+fn dry_run_runs_no_mutating_command() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, _) = restore(
+        &sshd,
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--force",
+            "--dry-run",
+            "--start",
+            "--probe",
+            "agent",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(rec["dry_run"], true);
+    assert_eq!(rec["status"], "planned");
+    let names: Vec<&str> = rec["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "check-archive",
+            "check-lock",
+            "stop",
+            "safety-point",
+            "restore",
+            "start",
+            "probe",
+            "rollback"
+        ]
+    );
+    assert!(
+        step(&rec, "safety-point")["command"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--prune-backups keep-all=1")
+    );
+    assert_eq!(step(&rec, "restore")["status"], "planned");
+    assert!(!sim.commands().is_empty(), "read-only checks ran");
+    assert_eq!(mutations(&sim), Vec::<String>::new());
+}
+
+#[test]
+fn a_corrupt_archive_is_refused_before_anything_changes() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let f = sim
+        .dump_dir("local")
+        .join("vzdump-qemu-100-2024_01_14-02_00_02.vma.zst");
+    let bytes = std::fs::read(&f).expect("read");
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).expect("write");
+    let (rec, code, _) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 1);
+    assert_eq!(rec["status"], "refused");
+    assert!(rec["error"].as_str().unwrap_or("").contains("damaged"));
+    assert_eq!(mutations(&sim), Vec::<String>::new());
+    assert_eq!(guest(&sim, 100)["status"], "running");
+}
+
+#[test]
+fn an_existing_guest_needs_force() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, _) = restore(&sshd, &["--volid", VM_BACKUP, "--yes"]);
+    assert_eq!(code, 1);
+    assert_eq!(rec["status"], "refused");
+    assert!(rec["error"].as_str().unwrap_or("").contains("--force"));
+    // Another existing VMID is never a target.
+    let (rec, code, _) = restore(
+        &sshd,
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--target-id",
+            "101",
+            "--yes",
+            "--force",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        rec["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("free cluster-wide")
+    );
+    assert_eq!(mutations(&sim), Vec::<String>::new());
+}
+
+#[test]
+fn no_terminal_and_no_yes_is_refused() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (_, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--target-id", "9100"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(mutations(&sim), Vec::<String>::new());
+}
+
+#[test]
+fn a_locked_guest_is_not_touched() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut g = guest(&sim, 100);
+    g["lock"] = json!("backup");
+    sim.write_json("guests/100.json", &g);
+    let (rec, code, _) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 1);
+    assert!(
+        rec["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("locked (backup)")
+    );
+    assert_eq!(mutations(&sim), Vec::<String>::new());
+}
+
+#[test]
+fn a_cut_connection_says_which_steps_ran_and_the_way_back() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let faults = json!([{"match": format!("qmrestore {VM_BACKUP}"), "action": "disconnect", "stderr": "", "exit": 255}]);
+    sim.write_json("faults.json", &faults);
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "failed");
+    assert_eq!(step(&rec, "stop")["status"], "changed");
+    assert_eq!(step(&rec, "safety-point")["status"], "changed");
+    let r = step(&rec, "restore");
+    assert_eq!(r["status"], "failed");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("connection lost"),
+        "{r}"
+    );
+    assert_eq!(
+        step(&rec, "rollback")["status"],
+        "skipped",
+        "no blind rollback on an unknown state"
+    );
+    let safety = rec["safety_point"]["volid"].as_str().expect("safety");
+    assert_eq!(rec["way_back"], format!("qmrestore {safety} 100 --force 1"));
+    assert!(err.contains("way back: qmrestore"), "{err}");
+}
+
+#[test]
+fn restore_drill_on_a_scratch_vmid() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--test", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "verified");
+    assert_eq!(rec["target_vmid"], 9900);
+    assert_eq!(step(&rec, "isolate")["status"], "changed");
+    assert_eq!(step(&rec, "cleanup")["status"], "changed");
+    let m = mutations(&sim);
+    assert!(
+        m.iter()
+            .any(|x| x.starts_with("qm set 9900 --net0") && x.contains("link_down=1")),
+        "{m:?}"
+    );
+    assert!(m.iter().any(|x| x == "qm destroy 9900"), "{m:?}");
+    assert!(
+        !m.iter().any(|x| x.contains(" 100 ") || x.ends_with(" 100")),
+        "production untouched: {m:?}"
+    );
+    assert!(
+        sim.read_json("guests/9900.json").is_null(),
+        "scratch guest destroyed"
+    );
+}
+
+#[test]
+fn newest_backup_of_a_vmid_from_stdin_or_listing() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let listing = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--storage", "local", "--vmid", "101", "--latest"])
+        .output()
+        .expect("list");
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(["--target-id", "9201", "--yes"])
+        .write_stdin(listing.stdout)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        guest(&sim, 9201)["restored_from"],
+        "local:backup/vzdump-lxc-101-2024_01_15-02_01_07.tar.zst"
+    );
+    let (rec, code, _) = restore(
+        &sshd,
+        &[
+            "--vmid",
+            "101",
+            "--date",
+            "2024-01-13",
+            "--target-id",
+            "9202",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        rec["volid"],
+        "local:backup/vzdump-lxc-101-2024_01_13-02_01_07.tar.gz"
+    );
+    // Several records need --all.
+    let listing = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--storage", "local", "--vmid", "101"])
+        .output()
+        .expect("list");
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .arg("--yes")
+        .write_stdin(listing.stdout)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn snapshot_rollback_after_a_safety_point() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(
+        &sshd,
+        &[
+            "--vmid",
+            "100",
+            "--snapshot",
+            "before-upgrade",
+            "--force",
+            "--yes",
+            "--safety-storage",
+            "local",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored");
+    assert_eq!(guest(&sim, 100)["rolled_back_to"], "before-upgrade");
+    let m = mutations(&sim);
+    assert!(
+        m[0].starts_with("vzdump 100") && m[1] == "qm rollback 100 before-upgrade",
+        "{m:?}"
+    );
+}
+
+#[test]
+fn injected_values_never_reach_the_node() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    for args in [
+        vec!["--volid", "local:backup/x.vma.zst;reboot", "--yes"],
+        vec!["--vmid", "100;reboot", "--yes"],
+        vec![
+            "--volid",
+            VM_BACKUP,
+            "--target-id",
+            "9100 --force 1",
+            "--yes",
+        ],
+        vec!["--volid", VM_BACKUP, "--storage", "$(id)", "--yes"],
+        vec!["--volid", VM_BACKUP, "--probe", "tcp:a;b:22", "--yes"],
+    ] {
+        let (_, code, _) = restore(&sshd, &args);
+        assert_eq!(code, 2, "{args:?}");
+    }
+    assert!(sim.commands().is_empty());
+}
