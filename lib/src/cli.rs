@@ -81,6 +81,7 @@ pub fn main<C: Parser>(
 pub fn render_man(cmd: clap::Command, out: &mut dyn Write) -> std::io::Result<()> {
     let extra = cmd.get_after_long_help().map(|s| s.to_string());
     let has_subcommands = cmd.get_subcommands().next().is_some();
+    let sub_text = subcommand_options(&cmd);
     let man = clap_mangen::Man::new(cmd);
     man.render_title(out)?;
     man.render_name_section(out)?;
@@ -89,12 +90,38 @@ pub fn render_man(cmd: clap::Command, out: &mut dyn Write) -> std::io::Result<()
     man.render_options_section(out)?;
     if has_subcommands {
         man.render_subcommands_section(out)?;
+        out.write_all(sub_text.as_bytes())?;
     }
     if let Some(text) = extra {
         out.write_all(roff_sections(&text).as_bytes())?;
     }
     man.render_version_section(out)?;
     Ok(())
+}
+
+fn roff_escape(s: &str) -> String {
+    s.replace('\\', "\\e").replace('-', "\\-")
+}
+
+/// Each subcommand's own arguments (clap_mangen lists only the subcommands' names).
+fn subcommand_options(cmd: &clap::Command) -> String {
+    let mut s = String::new();
+    for sub in cmd.get_subcommands() {
+        s.push_str(&format!(".SH \"{} OPTIONS\"\n", sub.get_name().to_uppercase()));
+        if let Some(a) = sub.get_about() {
+            s.push_str(&format!("{}\n", roff_escape(&a.to_string())));
+        }
+        for arg in sub.get_arguments().filter(|a| !a.is_hide_set() && a.get_id() != "help") {
+            let name = match (arg.get_long(), arg.get_value_names()) {
+                (Some(l), _) => format!("\\fB\\-\\-{}\\fR", l.replace('-', "\\-")),
+                (None, Some(v)) => format!("\\fI<{}>\\fR", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" ")),
+                (None, None) => format!("\\fI<{}>\\fR", arg.get_id()),
+            };
+            let help = arg.get_long_help().or(arg.get_help()).map(|h| h.to_string()).unwrap_or_default();
+            s.push_str(&format!(".TP\n{name}\n{}\n", roff_escape(&help)));
+        }
+    }
+    s
 }
 
 fn roff_sections(text: &str) -> String {

@@ -1,0 +1,162 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use pvedr::cli::OutputArgs;
+
+const AFTER: &str = "EXAMPLES:
+  tfstate-versions list --env prod --inspect --format table
+  tfstate-versions --backend-config infra/prod list
+  tfstate-versions --env prod diff 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY 0v2Zb3XkQpNX.Lz9nHxK
+  tfstate-versions --env prod restore 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY --dry-run
+  tfstate-versions --env prod restore 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY --yes
+  tfstate-versions --env prod --env lab --env monitoring export --to /srv/backup/tfstate
+  tfstate-versions fallback --dir infra/prod      # MinIO is down: work on a local state
+  tfstate-versions return --dir infra/prod        # MinIO is back: migrate home
+  tfstate-versions list --env prod --inspect | backup-check
+
+RECORDS:
+  list: one `tfstate_version` record per version and delete marker of exactly the key,
+  newest first: env, bucket, key, version_id, is_latest, delete_marker, last_modified
+  (RFC 3339), size, etag; with --inspect also serial, lineage, terraform_version,
+  resources (count), outputs (names), valid (false when the version is not a state).
+  show: the version's state JSON itself (not a record).
+  diff: `tfstate_diff` records: address, change (added | removed | changed), then one with
+  serial and lineage of both sides.
+  restore, undelete, export, fallback, return: `step` records (step, target, status
+  planned | ok | changed | skipped | failed, message, duration_s); restore ends with the
+  command that undoes it (also on stderr).
+
+S3:
+  Endpoint: --endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the backend block's
+  endpoints.s3/endpoint, else AWS. Region: --region, AWS_REGION, AWS_DEFAULT_REGION, the
+  backend's region, else us-east-1. Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+  (AWS_SESSION_TOKEN), else the profile AWS_PROFILE (default `default`) of
+  ~/.aws/credentials. Path-style addressing; request checksums only when required.
+
+EXIT STATUS:
+  0    success
+  1    failed or refused (not a valid state, foreign lineage, lock held, S3 error); nothing
+       was written
+  2    usage error, or a write without --yes and without a terminal; nothing was written
+  3    partial: export of several environments where some failed
+  130  interrupted";
+
+/// List, inspect, diff and restore Terraform state versions on any S3; fall back to a local
+/// backend and return.
+#[derive(Parser, Debug)]
+#[command(name = "tfstate-versions", version, after_long_help = AFTER)]
+pub struct Cli {
+    /// Environment E: bucket tfstate-E, key terraform.tfstate (repeatable for export).
+    #[arg(long, value_name = "E", global = true)]
+    pub env: Vec<String>,
+
+    /// Bucket (instead of --env).
+    #[arg(long, value_name = "BUCKET", global = true)]
+    pub bucket: Option<String>,
+
+    /// State key. Default: terraform.tfstate (or the backend block's key).
+    #[arg(long, value_name = "KEY", global = true)]
+    pub key: Option<String>,
+
+    /// Terraform workspace: the key becomes <workspace_key_prefix, default env:>/W/<key>.
+    #[arg(long, value_name = "W", global = true)]
+    pub workspace: Option<String>,
+
+    /// Read bucket, key, region, endpoint and workspace prefix from the backend "s3" block
+    /// of this Terraform directory.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub backend_config: Option<PathBuf>,
+
+    /// S3 endpoint URL (MinIO, Garage, SeaweedFS, Ceph RGW, …).
+    #[arg(long, value_name = "URL", global = true)]
+    pub endpoint: Option<String>,
+
+    /// S3 region.
+    #[arg(long, value_name = "REGION", global = true)]
+    pub region: Option<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WriteArgs {
+    /// Show what would be done; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask (needed without a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List every version and delete marker of the state, newest first.
+    List {
+        /// Download each version and add serial, lineage, terraform_version, resources, outputs.
+        #[arg(long)]
+        inspect: bool,
+    },
+    /// Print one version's state JSON.
+    Show {
+        /// Version id (or `latest`).
+        version: String,
+    },
+    /// Resource-level differences between two versions.
+    Diff { a: String, b: String },
+    /// Make an old version current again, as a new version, safely.
+    Restore {
+        /// Version id to restore.
+        version: String,
+        /// Go ahead although the lineage differs or a lock is held (a lock held by someone
+        /// else is never deleted or overwritten).
+        #[arg(long)]
+        force: bool,
+        /// Byte-exact copy, keeping the old serial (default: serial = highest + 1, as
+        /// `terraform state push` requires).
+        #[arg(long)]
+        keep_serial: bool,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Remove the delete marker on top of the state: the previous version is current again.
+    Undelete {
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Write the current state of each environment to DIR, atomically, with its sha256 and
+    /// version id.
+    Export {
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Switch a Terraform directory to a local backend (an override file; your files are
+    /// not edited), migrating the state.
+    Fallback {
+        #[arg(long, value_name = "ENVDIR")]
+        dir: PathBuf,
+        #[arg(long, value_name = "PATH", default_value = "terraform")]
+        terraform_bin: String,
+    },
+    /// Bring a directory in fallback back to its S3 backend.
+    Return {
+        #[arg(long, value_name = "ENVDIR")]
+        dir: PathBuf,
+        #[arg(long, value_name = "PATH", default_value = "terraform")]
+        terraform_bin: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

