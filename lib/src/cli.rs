@@ -15,11 +15,17 @@ use crate::output::{Format, Output};
 pub struct OutputArgs {
     /// Output format: JSON Lines for pipes, an aligned table or CSV (one header row) for
     /// people and spreadsheets.
-    #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
+    #[arg(
+        long,
+        value_enum,
+        default_value_t,
+        value_name = "FORMAT",
+        global = true
+    )]
     pub format: Format,
 
     /// Flush after every record even when stdout is not a terminal (`tail -f`-style pipes).
-    #[arg(long, short = 'u')]
+    #[arg(long, short = 'u', global = true)]
     pub line_buffered: bool,
 }
 
@@ -107,17 +113,33 @@ fn roff_escape(s: &str) -> String {
 fn subcommand_options(cmd: &clap::Command) -> String {
     let mut s = String::new();
     for sub in cmd.get_subcommands() {
-        s.push_str(&format!(".SH \"{} OPTIONS\"\n", sub.get_name().to_uppercase()));
+        s.push_str(&format!(
+            ".SH \"{} OPTIONS\"\n",
+            sub.get_name().to_uppercase()
+        ));
         if let Some(a) = sub.get_about() {
             s.push_str(&format!("{}\n", roff_escape(&a.to_string())));
         }
-        for arg in sub.get_arguments().filter(|a| !a.is_hide_set() && a.get_id() != "help") {
+        for arg in sub
+            .get_arguments()
+            .filter(|a| !a.is_hide_set() && a.get_id() != "help")
+        {
             let name = match (arg.get_long(), arg.get_value_names()) {
                 (Some(l), _) => format!("\\fB\\-\\-{}\\fR", l.replace('-', "\\-")),
-                (None, Some(v)) => format!("\\fI<{}>\\fR", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" ")),
+                (None, Some(v)) => format!(
+                    "\\fI<{}>\\fR",
+                    v.iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
                 (None, None) => format!("\\fI<{}>\\fR", arg.get_id()),
             };
-            let help = arg.get_long_help().or(arg.get_help()).map(|h| h.to_string()).unwrap_or_default();
+            let help = arg
+                .get_long_help()
+                .or(arg.get_help())
+                .map(|h| h.to_string())
+                .unwrap_or_default();
             s.push_str(&format!(".TP\n{name}\n{}\n", roff_escape(&help)));
         }
     }

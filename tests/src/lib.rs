@@ -62,8 +62,15 @@ pub fn assert_man_page(tool: &str, cmd: clap::Command) {
         "{} is out of date: run `make man`",
         path.display()
     );
-    let subs: Vec<clap::Arg> = cmd.get_subcommands().flat_map(|s| s.get_arguments().cloned().collect::<Vec<_>>()).collect();
-    for arg in cmd.get_arguments().chain(subs.iter()).filter(|a| !a.is_hide_set()) {
+    let subs: Vec<clap::Arg> = cmd
+        .get_subcommands()
+        .flat_map(|s| s.get_arguments().cloned().collect::<Vec<_>>())
+        .collect();
+    for arg in cmd
+        .get_arguments()
+        .chain(subs.iter())
+        .filter(|a| !a.is_hide_set())
+    {
         if let Some(long) = arg.get_long() {
             let roff = format!("\\-\\-{}", long.replace('-', "\\-"));
             assert!(generated.contains(&roff), "--{long} is not in the man page");
