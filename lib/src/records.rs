@@ -204,6 +204,31 @@ pub struct Step {
     pub extra: Extra,
 }
 
+impl Step {
+    /// A step that took from `started` until now (`None`: it did not run).
+    pub fn new(
+        step: &str,
+        target: impl Into<String>,
+        status: &str,
+        message: impl Into<String>,
+        started: Option<std::time::Instant>,
+    ) -> Step {
+        Step {
+            step: step.into(),
+            target: Some(target.into()),
+            status: status.into(),
+            message: Some(message.into()),
+            duration_s: started.map(seconds_since),
+            extra: Extra::new(),
+        }
+    }
+}
+
+/// Seconds since `t`, to the millisecond (the `duration_s` of records).
+pub fn seconds_since(t: std::time::Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
+}
+
 /// A finding of backup-check.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Check {

@@ -9,7 +9,6 @@ use pvedr::output::Output;
 use pvedr::records::{Backup, Record, Step};
 use pvedr::transport::{RemoteCommand, Transport};
 use pvedr::{pve, validate};
-use serde_json::Map;
 
 use crate::cli::Cli;
 use crate::plan::GroupKey;
@@ -46,14 +45,7 @@ fn relist(t: &dyn Transport, pairs: &[(String, String)]) -> Result<Listing> {
 }
 
 fn step(volid: &str, status: &str, message: impl Into<String>, started: Option<Instant>) -> Step {
-    Step {
-        step: "delete".into(),
-        target: Some(volid.into()),
-        status: status.into(),
-        message: Some(message.into()),
-        duration_s: started.map(|s| (s.elapsed().as_secs_f64() * 1000.0).round() / 1000.0),
-        extra: Map::new(),
-    }
+    Step::new("delete", volid, status, message, started)
 }
 
 pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> {

@@ -41,7 +41,7 @@ impl Plan {
         let s = &mut self.steps[i];
         s.status = status.into();
         s.message = Some(message.into());
-        s.duration_s = Some((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
+        s.duration_s = Some(pvedr::records::seconds_since(started));
         eprintln!(
             "pve-restore: [{}] {} {}: {}",
             i + 1,

@@ -306,7 +306,7 @@ pub fn run(cli: Cli) -> Result<u8> {
 }
 
 fn secs(since: Instant) -> f64 {
-    (since.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
+    pvedr::records::seconds_since(since)
 }
 
 fn tool_of(lxc: bool) -> &'static str {

@@ -115,6 +115,11 @@ pub enum Command {
         /// else is never deleted or overwritten).
         #[arg(long)]
         force: bool,
+        /// Update the legacy DynamoDB lock table's digest item (`<bucket>/<key>-md5`) too.
+        /// Default: the backend block's dynamodb_table. Endpoint: AWS_ENDPOINT_URL_DYNAMODB,
+        /// the block's endpoints.dynamodb, else --endpoint.
+        #[arg(long, value_name = "TABLE")]
+        dynamodb_table: Option<String>,
         /// Byte-exact copy, keeping the old serial (default: serial = highest + 1, as
         /// `terraform state push` requires).
         #[arg(long)]

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use pvedr::error::{Error, Result};
 use pvedr::records::Step;
-use serde_json::Map;
 
 use crate::s3::S3;
 use crate::state;
@@ -17,14 +16,7 @@ pub const OVERRIDE: &str = "pvedr_fallback_override.tf";
 const OVERRIDE_TEXT: &str = "# Written by `tfstate-versions fallback`: the S3 backend was unavailable.\n# Remove it with `tfstate-versions return --dir .` (which migrates the state back).\nterraform {\n  backend \"local\" {\n    path = \"terraform.tfstate\"\n  }\n}\n";
 
 fn step(name: &str, target: &Path, status: &str, msg: impl Into<String>, t0: Instant) -> Step {
-    Step {
-        step: name.into(),
-        target: Some(target.display().to_string()),
-        status: status.into(),
-        message: Some(msg.into()),
-        duration_s: Some((t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0),
-        extra: Map::new(),
-    }
+    Step::new(name, target.display().to_string(), status, msg, Some(t0))
 }
 
 fn terraform(bin: &str, dir: &Path, args: &[&str]) -> Result<(i32, String)> {

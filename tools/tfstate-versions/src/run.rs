@@ -50,14 +50,7 @@ fn record(t: &Target, e: &Entry) -> TfstateVersion {
 }
 
 fn step(name: &str, target: &str, status: &str, msg: impl Into<String>, t0: Instant) -> Step {
-    Step {
-        step: name.into(),
-        target: Some(target.into()),
-        status: status.into(),
-        message: Some(msg.into()),
-        duration_s: Some((t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0),
-        extra: Map::new(),
-    }
+    Step::new(name, target, status, msg, Some(t0))
 }
 
 fn confirm(what: &str, w: &WriteArgs) -> Result<()> {
@@ -153,8 +146,17 @@ pub fn run(cli: Cli) -> Result<u8> {
             version,
             force,
             keep_serial,
+            dynamodb_table,
             write,
-        } => restore(&cli, version, *force, *keep_serial, write, &mut out)?,
+        } => restore(
+            &cli,
+            version,
+            *force,
+            *keep_serial,
+            dynamodb_table.as_deref(),
+            write,
+            &mut out,
+        )?,
         Command::Undelete { write } => {
             let t = one_target(&cli)?;
             let s3 = S3::connect(&t)?;
@@ -266,10 +268,12 @@ fn restore(
     version: &str,
     force: bool,
     keep_serial: bool,
+    table: Option<&str>,
     w: &WriteArgs,
     out: &mut Output,
 ) -> Result<u8> {
     let t = one_target(cli)?;
+    let table = table.map(String::from).or(t.dynamodb_table.clone());
     let s3 = S3::connect(&t)?;
     let lock_key = format!("{}.tflock", t.key);
     let mut steps: Vec<Step> = Vec::new();
@@ -396,6 +400,18 @@ fn restore(
             "read back and compare",
             t0,
         ));
+        if let Some(tb) = &table {
+            steps.push(step(
+                "digest",
+                tb,
+                "planned",
+                format!(
+                    "set Digest of {}/{}-md5 to the MD5 of the new content",
+                    t.bucket, t.key
+                ),
+                t0,
+            ));
+        }
         for s in steps {
             out.write(&Record::Step(s))?;
         }
@@ -472,6 +488,31 @@ fn restore(
         },
         t0,
     ));
+    let mut digest_failed = false;
+    if let Some(tb) = &table {
+        let t0 = Instant::now();
+        let digest = format!("{:x}", md5::Md5::digest(&new_body));
+        let ep = t.dynamodb_endpoint.clone().or(t.endpoint.clone());
+        match s3.put_digest(tb, ep.as_deref(), &digest) {
+            Ok(()) => steps.push(step(
+                "digest",
+                tb,
+                "changed",
+                format!("{}/{}-md5 = {digest}", t.bucket, t.key),
+                t0,
+            )),
+            Err(e) => {
+                digest_failed = true;
+                steps.push(step(
+                    "digest",
+                    tb,
+                    "failed",
+                    format!("{e}; Terraform refuses the state until Digest = {digest}"),
+                    t0,
+                ));
+            }
+        }
+    }
     if own_lock {
         steps.push(step(
             "release-lock",
@@ -490,7 +531,11 @@ fn restore(
     for s in steps {
         out.write(&Record::Step(s))?;
     }
-    Ok(if same { code::SUCCESS } else { code::FAILURE })
+    Ok(if same && !digest_failed {
+        code::SUCCESS
+    } else {
+        code::FAILURE
+    })
 }
 
 fn export(cli: &Cli, to: &std::path::Path, out: &mut Output) -> Result<u8> {

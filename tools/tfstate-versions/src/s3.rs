@@ -14,6 +14,7 @@ use crate::target::{self, Target};
 pub struct S3 {
     client: Client,
     rt: tokio::runtime::Runtime,
+    region: String,
     pub bucket: String,
     pub key: String,
 }
@@ -98,6 +99,7 @@ impl S3 {
         Ok(S3 {
             client: Client::from_conf(conf.build()),
             rt,
+            region: t.region.clone(),
             bucket: t.bucket.clone(),
             key: t.key.clone(),
         })
@@ -289,6 +291,34 @@ impl S3 {
             )
             .map(|_| ())
             .map_err(|e| explain(&format!("deleting s3://{}/{key}", self.bucket), e))
+    }
+
+    /// The legacy DynamoDB lock table's digest item (`<bucket>/<key>-md5`): Terraform refuses
+    /// a state whose MD5 differs from it, so a restore must rewrite it.
+    pub fn put_digest(&self, table: &str, endpoint: Option<&str>, digest: &str) -> Result<()> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let (ak, sk, token) = target::credentials()?;
+        let mut conf = aws_sdk_dynamodb::config::Builder::new()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new(self.region.clone()))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                ak, sk, token, None, "pvedr",
+            ));
+        if let Some(ep) = endpoint {
+            conf = conf.endpoint_url(ep);
+        }
+        let db = aws_sdk_dynamodb::Client::from_conf(conf.build());
+        let lock_id = format!("{}/{}-md5", self.bucket, self.key);
+        self.rt
+            .block_on(
+                db.put_item()
+                    .table_name(table)
+                    .item("LockID", AttributeValue::S(lock_id))
+                    .item("Digest", AttributeValue::S(digest.to_string()))
+                    .send(),
+            )
+            .map(|_| ())
+            .map_err(|e| explain(&format!("DynamoDB table {table}"), e))
     }
 
     /// Server-side copy of the current object to another key (a safety copy).

@@ -13,6 +13,9 @@ pub struct Target {
     pub key: String,
     pub endpoint: Option<String>,
     pub region: String,
+    /// The legacy lock table and its endpoint, from the backend block or the environment.
+    pub dynamodb_table: Option<String>,
+    pub dynamodb_endpoint: Option<String>,
 }
 
 /// What a `backend "s3"` block says.
@@ -23,6 +26,8 @@ pub struct Backend {
     pub region: Option<String>,
     pub endpoint: Option<String>,
     pub workspace_key_prefix: Option<String>,
+    pub dynamodb_table: Option<String>,
+    pub dynamodb_endpoint: Option<String>,
 }
 
 fn attr_str(body: &hcl::Body, name: &str) -> Option<String> {
@@ -32,6 +37,25 @@ fn attr_str(body: &hcl::Body, name: &str) -> Option<String> {
             hcl::Expression::String(s) => Some(s.clone()),
             _ => None,
         })
+}
+
+/// `endpoints = { s3 = "…", dynamodb = "…" }` → the one for `service`.
+fn endpoints_entry(b: &hcl::Body, service: &str) -> Option<String> {
+    let a = b.attributes().find(|a| a.key() == "endpoints")?;
+    let hcl::Expression::Object(o) = a.expr() else {
+        return None;
+    };
+    o.iter().find_map(|(k, v)| {
+        let key = match k {
+            hcl::ObjectKey::Identifier(i) => i.to_string(),
+            hcl::ObjectKey::Expression(hcl::Expression::String(s)) => s.clone(),
+            _ => return None,
+        };
+        match v {
+            hcl::Expression::String(s) if key == service => Some(s.clone()),
+            _ => None,
+        }
+    })
 }
 
 /// Reads the `backend "s3"` block of the `.tf` files of a directory (pvedr's own fallback
@@ -59,32 +83,16 @@ pub fn read_backend(dir: &Path) -> Result<Backend> {
                     continue;
                 }
                 let b = be.body();
-                let endpoint = attr_str(b, "endpoint").or_else(|| {
-                    b.attributes()
-                        .find(|a| a.key() == "endpoints")
-                        .and_then(|a| match a.expr() {
-                            hcl::Expression::Object(o) => o.iter().find_map(|(k, v)| {
-                                let key = match k {
-                                    hcl::ObjectKey::Identifier(i) => i.to_string(),
-                                    hcl::ObjectKey::Expression(hcl::Expression::String(s)) => {
-                                        s.clone()
-                                    }
-                                    _ => return None,
-                                };
-                                match (key.as_str(), v) {
-                                    ("s3", hcl::Expression::String(s)) => Some(s.clone()),
-                                    _ => None,
-                                }
-                            }),
-                            _ => None,
-                        })
-                });
+                let endpoint = attr_str(b, "endpoint").or_else(|| endpoints_entry(b, "s3"));
                 return Ok(Backend {
                     bucket: attr_str(b, "bucket"),
                     key: attr_str(b, "key"),
                     region: attr_str(b, "region"),
                     endpoint,
                     workspace_key_prefix: attr_str(b, "workspace_key_prefix"),
+                    dynamodb_table: attr_str(b, "dynamodb_table"),
+                    dynamodb_endpoint: attr_str(b, "dynamodb_endpoint")
+                        .or_else(|| endpoints_entry(b, "dynamodb")),
                 });
             }
         }
@@ -153,7 +161,11 @@ pub fn resolve(f: &Flags) -> Result<Target> {
             )
         }
     };
+    let dynamodb_endpoint =
+        env_var("AWS_ENDPOINT_URL_DYNAMODB").or(backend.dynamodb_endpoint.clone());
     Ok(Target {
+        dynamodb_table: backend.dynamodb_table.clone(),
+        dynamodb_endpoint,
         env: f.env.map(String::from),
         bucket,
         key,

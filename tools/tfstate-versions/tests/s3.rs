@@ -423,3 +423,77 @@ fn bad_input_and_clear_errors() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn restore_updates_the_legacy_dynamodb_digest() {
+    let moto = Moto::start();
+    moto.create_versioned_bucket("tfstate-legacy");
+    moto.boto(
+        "tfstate-legacy",
+        "import boto3\ndb = boto3.client('dynamodb', endpoint_url=s3.meta.endpoint_url, aws_access_key_id='test', aws_secret_access_key='testtest', region_name='us-east-1')\ndb.create_table(TableName='tflock', KeySchema=[{'AttributeName': 'LockID', 'KeyType': 'HASH'}], AttributeDefinitions=[{'AttributeName': 'LockID', 'AttributeType': 'S'}], BillingMode='PAY_PER_REQUEST')",
+    );
+    let tf = Tf::new(&moto, "tfstate-legacy");
+    // The legacy lock: a DynamoDB table instead of the lock file.
+    let main = std::fs::read_to_string(tf.path().join("main.tf")).expect("main");
+    let main = main
+        .replace(
+            "use_lockfile                = true",
+            "dynamodb_table              = \"tflock\"",
+        )
+        .replace(
+            &format!(
+                "endpoints                   = {{ s3 = \"{}\" }}",
+                moto.endpoint()
+            ),
+            &format!(
+                "endpoints                   = {{ s3 = \"{0}\", dynamodb = \"{0}\" }}",
+                moto.endpoint()
+            ),
+        );
+    std::fs::write(tf.path().join("main.tf"), main).expect("write");
+    tf.ok(&["init", "-input=false", "-no-color"]);
+    for v in ["one", "two"] {
+        tf.apply(v);
+    }
+    let recs = list(&moto, "tfstate-legacy");
+    let first = recs.iter().find(|r| r["serial"] == 1).expect("1")["version_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let out = pvedr_testkit::bin("tfstate-versions")
+        .envs(common::env())
+        .arg("--backend-config")
+        .arg(tf.path())
+        .args(["restore", &first, "--yes"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let steps = json_lines(&out.stdout);
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["step"] == "digest" && s["status"] == "changed"),
+        "{steps:?}"
+    );
+    // Terraform accepts the restored state at once (a stale digest makes it fail).
+    let plan = tf.run(&[
+        "plan",
+        "-detailed-exitcode",
+        "-input=false",
+        "-no-color",
+        "-var",
+        "v=one",
+    ]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&plan.stdout),
+        String::from_utf8_lossy(&plan.stderr)
+    );
+}
