@@ -9,6 +9,7 @@ pub mod cli;
 pub mod connect;
 pub mod dumpdir;
 pub mod error;
+pub mod interrupt;
 pub mod jsonl;
 pub mod listing;
 pub mod output;

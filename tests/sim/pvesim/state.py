@@ -105,6 +105,11 @@ class State:
                         continue
                     faults[i]["times"] = times - 1
                     self.save("faults.json", faults)
+                if f.get("sleep"):
+                    # A slow command that then succeeds (to interrupt a run mid-step).
+                    time.sleep(float(f["sleep"]))
+                    if "exit" not in f:
+                        continue
                 if f.get("stdout"):
                     sys.stdout.write(f["stdout"])
                 if f.get("action") == "disconnect":

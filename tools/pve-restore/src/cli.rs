@@ -14,7 +14,7 @@ RECORDS:
   Reads `backup` records (pve-ls-backups) from FILE or standard input unless --volid or --vmid
   names the backup; several records need --all. Writes one `restore` record per guest:
   vmid, target_vmid, volid, node, dry_run, status (planned | restored | verified | failed |
-  rolled-back | refused), steps (each: step, target, status planned|ok|changed|skipped|failed,
+  rolled-back | refused | interrupted), steps (each: step, target, status planned|ok|changed|skipped|failed,
   message (why, or what happened), duration_s, command), safety_point ({volid, storage} of the
   vzdump taken before overwriting), verify ([{probe, status, message, attempts}]),
   duration_s, error, and way_back (the command that undoes the run); then a `summary`.
@@ -38,7 +38,9 @@ EXIT STATUS:
   1    failed or refused (the record says which steps ran and the way back)
   2    usage error, or a change without --yes and without a terminal; nothing was done
   3    partial: with --all, some guests restored and some failed
-  130  interrupted";
+  130  interrupted (Ctrl-C or SIGTERM): the running step is finished, nothing further is
+       started, an overwritten guest is put back from the safety point, a stopped one
+       started again; a second Ctrl-C stops at once";
 
 /// Restore a Proxmox VE VM or container from a backup: plan, dry-run, safety point,
 /// restore, verify.

@@ -289,7 +289,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         let n = counts.get(&r.status).and_then(Value::as_u64).unwrap_or(0);
         counts.insert(r.status.clone(), Value::from(n + 1));
     }
+    let interrupted = records.iter().any(|r| r.status == "interrupted");
     let exit = match (failed, records.len()) {
+        _ if interrupted => code::INTERRUPTED,
         (0, _) => code::SUCCESS,
         (f, n) if f < n => code::PARTIAL,
         _ => code::FAILURE,
@@ -718,11 +720,13 @@ fn restore_one(
         cli.yes,
     )?;
     let _lock = lock_target(t.host(), port, target)?;
+    pvedr::interrupt::install();
 
     // From here on the node changes: every failure is recorded with the way back.
     let mut safety: Option<String> = None;
     let mut failure: Option<String> = None;
     let mut lost = false;
+    let mut stopped_by_us = false;
     macro_rules! step {
         ($i:expr, $argv:expr) => {{
             let t0 = Instant::now();
@@ -742,15 +746,24 @@ fn restore_one(
             }
         }};
     }
-    if let Some(i) = i_stop {
+    if failure.is_none() && pvedr::interrupt::requested() {
+        failure = Some("interrupted".into());
+    }
+    if let (Some(i), None) = (i_stop, &failure) {
         if was_running {
             match step!(i, argv(&[tool, "stop", &id])) {
-                Ok((_, t0)) => plan.finish(i, "changed", "stopped", t0),
+                Ok((_, t0)) => {
+                    plan.finish(i, "changed", "stopped", t0);
+                    stopped_by_us = true;
+                }
                 Err(m) => failure = Some(format!("stop failed: {m}")),
             }
         } else {
             plan.finish(i, "skipped", "not running", Instant::now());
         }
+    }
+    if failure.is_none() && pvedr::interrupt::requested() {
+        failure = Some("interrupted".into());
     }
     if let (Some(i), None) = (i_safety, &failure) {
         let a: Vec<String> = plan.steps[i]
@@ -797,6 +810,9 @@ fn restore_one(
             Err(m) => failure = Some(format!("safety point failed: {m}; nothing was overwritten")),
         }
     }
+    if failure.is_none() && pvedr::interrupt::requested() {
+        failure = Some("interrupted".into());
+    }
     let mut restored = false;
     if failure.is_none() {
         match step!(i_restore, restore_argv) {
@@ -806,6 +822,9 @@ fn restore_one(
             }
             Err(m) => failure = Some(format!("restore failed: {m}")),
         }
+    }
+    if failure.is_none() && pvedr::interrupt::requested() {
+        failure = Some("interrupted".into());
     }
     if let (Some(i), true, None) = (i_isolate, restored, &failure) {
         let t0 = Instant::now();
@@ -840,6 +859,9 @@ fn restore_one(
             }
         }
     }
+    if failure.is_none() && pvedr::interrupt::requested() {
+        failure = Some("interrupted".into());
+    }
     if let (Some(i), true, None) = (i_start, restored, &failure) {
         match step!(i, argv(&[tool, "start", &id])) {
             Ok((_, t0)) => {
@@ -862,6 +884,9 @@ fn restore_one(
             }
             Err(m) => failure = Some(format!("start failed: {m}")),
         }
+    }
+    if failure.is_none() && pvedr::interrupt::requested() {
+        failure = Some("interrupted".into());
     }
     // Probes.
     let mut verify = Vec::new();
@@ -972,12 +997,7 @@ fn restore_one(
     } else if let Some(i) = i_rollback {
         plan.finish(i, "skipped", "not needed", Instant::now());
     }
-    if was_running
-        && failure
-            .as_deref()
-            .is_some_and(|f| f.starts_with("safety point"))
-        && !lost
-    {
+    if stopped_by_us && !restored && failure.is_some() && !lost {
         // Nothing was overwritten: bring the guest back up.
         let _ = exec(t, &argv(&[tool, "start", &id]), true);
         was_running = false;
@@ -1001,6 +1021,7 @@ fn restore_one(
     rec.steps = plan.steps;
     rec.duration_s = Some(secs(started));
     rec.status = match (&failure, rolled_back) {
+        (Some(f), _) if f == "interrupted" => "interrupted".into(),
         (None, _) if !verify.is_empty() => "verified".into(),
         (None, _) => "restored".into(),
         (Some(_), true) => "rolled-back".into(),

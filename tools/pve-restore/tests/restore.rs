@@ -490,3 +490,50 @@ fn injected_values_never_reach_the_node() {
     }
     assert!(sim.commands().is_empty());
 }
+
+#[test]
+fn ctrl_c_stops_at_a_safe_point_and_exits_130() {
+    use std::process::{Command, Stdio};
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.write_json("faults.json", &json!([{"match": "vzdump 100", "sleep": 3}]));
+    let child = Command::new(assert_cmd::cargo::cargo_bin("pve-restore"))
+        .args(sshd.args())
+        .args(["--volid", VM_BACKUP, "--force", "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Wait until the safety point is being made, then interrupt.
+    let t0 = std::time::Instant::now();
+    while !sim.commands().iter().any(|c| c["cmd"] == "vzdump") {
+        assert!(t0.elapsed().as_secs() < 20, "vzdump never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = json_lines(&out.stdout);
+    let rec = recs
+        .iter()
+        .find(|r| r["kind"] == "restore")
+        .expect("record");
+    assert_eq!(rec["status"], "interrupted");
+    assert_eq!(
+        step(rec, "safety-point")["status"],
+        "changed",
+        "the running step was finished"
+    );
+    assert_eq!(step(rec, "restore")["status"], "skipped");
+    // Nothing was overwritten and the guest runs again, as before.
+    let g = guest(&sim, 100);
+    assert!(g.get("restored_from").is_none());
+    assert_eq!(g["status"], "running");
+}
