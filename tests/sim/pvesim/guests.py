@@ -137,29 +137,7 @@ def qm(state, argv):
         if g.get("agent_broken"):
             raise SimError("QEMU guest agent is not running")
         return 0
-    pos, kv = opts(rest)
-    if not pos:
-        raise SimError("400 not enough arguments")
-    g = need_guest(state, pos[0], "qemu")
-    if cmd == "status":
-        sys.stdout.write("status: %s\n" % g.get("status", "stopped"))
-    elif cmd == "config":
-        print_config(g)
-    elif cmd == "start":
-        start(state, g)
-    elif cmd in ("stop", "shutdown"):
-        stop(state, g)
-    elif cmd == "set":
-        check_lock(g) if "skiplock" not in kv else None
-        set_options(g, kv)
-        state.save_guest(g)
-    elif cmd == "destroy":
-        destroy(state, g, kv)
-    elif cmd == "rollback":
-        rollback(state, g, pos[1] if len(pos) > 1 else "")
-    else:
-        raise SimError("ERROR: unknown command 'qm %s'" % cmd)
-    return 0
+    return common(state, "qemu", cmd, rest)
 
 
 def pct(state, argv):
@@ -175,10 +153,15 @@ def pct(state, argv):
         if g.get("status") != "running":
             raise SimError("CT %s not running" % vmid)
         return 0
+    return common(state, "lxc", cmd, rest)
+
+
+def common(state, gtype, cmd, rest):
+    """The subcommands qm and pct share: status, config, start, stop, set, destroy, rollback."""
     pos, kv = opts(rest)
     if not pos:
         raise SimError("400 not enough arguments")
-    g = need_guest(state, pos[0], "lxc")
+    g = need_guest(state, pos[0], gtype)
     if cmd == "status":
         sys.stdout.write("status: %s\n" % g.get("status", "stopped"))
     elif cmd == "config":
@@ -188,6 +171,8 @@ def pct(state, argv):
     elif cmd in ("stop", "shutdown"):
         stop(state, g)
     elif cmd == "set":
+        if gtype == "qemu" and "skiplock" not in kv:
+            check_lock(g)
         set_options(g, kv)
         state.save_guest(g)
     elif cmd == "destroy":
@@ -195,7 +180,7 @@ def pct(state, argv):
     elif cmd == "rollback":
         rollback(state, g, pos[1] if len(pos) > 1 else "")
     else:
-        raise SimError("ERROR: unknown command 'pct %s'" % cmd)
+        raise SimError("ERROR: unknown command '%s %s'" % ("qm" if gtype == "qemu" else "pct", cmd))
     return 0
 
 
