@@ -261,7 +261,7 @@ pub fn gather_remote(
         for n in &nodes {
             storage_lists.push((n.clone(), storage_index(n)));
         }
-        if extras.jobs {
+        if extras.jobs || extras.failures {
             for n in &nodes {
                 storage_lists.push((n.clone(), task_index(n)));
             }
@@ -315,7 +315,7 @@ pub fn gather_remote(
             .iter()
             .map(|n| (n.clone(), storage_index(n)))
             .collect();
-        if extras.jobs {
+        if extras.jobs || extras.failures {
             storage_lists.extend(nodes.iter().map(|n| (n.clone(), task_index(n))));
         }
         let cmds: Vec<RemoteCommand> = storage_lists.iter().map(|(_, c)| c.clone()).collect();
@@ -401,7 +401,46 @@ pub fn gather_remote(
             )
         })
         .collect();
-    let outs = t.exec_batch(&cmds)?;
+    // Failed vzdump tasks (not OK, not WARNINGS): their logs name the guests that failed.
+    let failed: Vec<(&String, &serde_json::Map<String, serde_json::Value>)> = if extras.failures {
+        tasks
+            .iter()
+            .filter(|(_, t)| {
+                let st = pve::str_of(t, "status").unwrap_or_default();
+                pve::str_of(t, "type").as_deref() == Some("vzdump")
+                    && !st.is_empty()
+                    && severity(&st) == 2
+                    && st != "RUNNING"
+            })
+            .map(|(n, t)| (n, t))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let log_cmds: Vec<RemoteCommand> = failed
+        .iter()
+        .filter_map(|(n, t)| {
+            let upid = pve::str_of(t, "upid")?;
+            Some(pve::get(
+                &format!("/nodes/{n}/tasks/{upid}/log"),
+                &["--limit", "100000"],
+            ))
+        })
+        .collect();
+    let mut all_cmds = cmds.clone();
+    all_cmds.extend(log_cmds.iter().cloned());
+    let mut outs = t.exec_batch(&all_cmds)?;
+    let log_outs = outs.split_off(cmds.len());
+    for (((node, task), cmd), out) in failed.iter().zip(&log_cmds).zip(log_outs) {
+        match pve::parse_list(&host, cmd, out) {
+            Ok(lines) => g.failures.extend(task_failures(node, task, &lines)),
+            Err(e) => {
+                let msg = format!("node {node}: cannot read a failed task's log: {e}");
+                eprintln!("pvedr: {msg}");
+                g.problems.push(msg);
+            }
+        }
+    }
     for ((s, cmd), out) in listable.iter().zip(&cmds).zip(outs) {
         let node = s.node.as_deref().unwrap_or("");
         match pve::parse_list(&host, cmd, out) {
@@ -417,11 +456,6 @@ pub fn gather_remote(
             }
         }
     }
-    if extras.failures {
-        eprintln!(
-            "pvedr: --with-failures reads the vzdump logs of a dump directory (--dir); over SSH, failed runs show in backup-check's task checks"
-        );
-    }
     if extras.storage {
         g.storages = targets;
     }
@@ -433,6 +467,49 @@ pub fn gather_remote(
         attach_last_tasks(&mut g.jobs, &tasks, zone);
     }
     Ok(g)
+}
+
+/// `ERROR: Backup of VM <vmid> failed - <reason>` lines of a vzdump task log, each with the
+/// guest type from its `Starting Backup of VM <vmid> (<type>)` line.
+fn task_failures(
+    node: &str,
+    task: &serde_json::Map<String, serde_json::Value>,
+    lines: &[serde_json::Map<String, serde_json::Value>],
+) -> Vec<BackupFailure> {
+    let start = pve::int_of(task, "starttime").unwrap_or(0);
+    let upid = pve::str_of(task, "upid").unwrap_or_default();
+    let text: Vec<String> = lines.iter().filter_map(|l| pve::str_of(l, "t")).collect();
+    let mut out = Vec::new();
+    for l in &text {
+        let Some(rest) = l.split("ERROR: Backup of VM ").nth(1) else {
+            continue;
+        };
+        let Some((id, reason)) = rest.split_once(" failed - ") else {
+            continue;
+        };
+        let Ok(vmid) = id.trim().parse::<u64>() else {
+            continue;
+        };
+        let subtype = text
+            .iter()
+            .find_map(|x| {
+                let r = x.split(&format!("Starting Backup of VM {vmid} (")).nth(1)?;
+                Some(r.trim_end_matches(')').to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        out.push(BackupFailure {
+            node: Some(node.into()),
+            storage: None,
+            vmid,
+            subtype,
+            ctime: start,
+            time: crate::records::rfc3339(start),
+            log: upid.clone(),
+            error: Some(format!("Backup of VM {vmid} failed - {}", reason.trim())),
+            extra: Default::default(),
+        });
+    }
+    out
 }
 
 fn task_index(node: &str) -> RemoteCommand {

@@ -90,14 +90,10 @@ pub fn run(cli: Cli) -> Result<u8> {
         split_gathered(g, &mut inputs);
     } else if gather {
         let conn = cli.connect.connect()?;
-        let remote = Extras {
-            failures: false,
-            ..extras
-        };
         let g = listing::gather_remote(
             conn.transport.as_ref(),
             &cli.select,
-            remote,
+            extras,
             conn.tfvars_node.as_deref(),
         )?;
         if !g.problems.is_empty() {

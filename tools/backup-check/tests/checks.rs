@@ -270,6 +270,15 @@ fn the_cluster_over_ssh_with_alerts_and_metrics() {
         "critical"
     );
     assert_eq!(find(&checks, "guest/100", "freshness")["status"], "ok");
+    // The failed run of 102 is read from the task log on pve2.
+    let run = find(&checks, "guest/102", "last-run");
+    assert_eq!(run["status"], "critical");
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no space left on device")
+    );
     // The textfile passes promtool's lint.
     let text = std::fs::read_to_string(&prom).expect("prom file");
     assert!(text.contains("pvedr_backup_storage_used_ratio{node=\"pve1\",storage=\"nas\"} 0.85"));

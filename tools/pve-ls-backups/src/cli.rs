@@ -25,8 +25,8 @@ RECORDS:
     shared, active (path in --dir mode: the directory's file system).
   kind=job (--with-jobs): id, schedule, storage, vmid, all, exclude, pool, node, enabled,
     prune_backups, mode, next_run, comment.
-  kind=backup_failure (--with-failures, --dir mode): node, storage, vmid, subtype, ctime,
-    time, log, error (the log's last ERROR line).
+  kind=backup_failure (--with-failures): node, storage (--dir), vmid, subtype, ctime, time,
+    log (the .log path, or the task's UPID), error (the ERROR line).
   Backups come in Proxmox's order: by storage as listed, then by volid (case-insensitive).
   Table and CSV columns: the fields above in that order, then any others.
 
@@ -70,8 +70,9 @@ pub struct Cli {
     #[arg(long, help_heading = "Extra records")]
     pub with_jobs: bool,
 
-    /// Also emit a `backup_failure` record per failed run (a vzdump log with no archive;
-    /// --dir mode). Failed runs are always reported on stderr.
+    /// Also emit a `backup_failure` record per failed guest backup: from a vzdump log with no
+    /// archive (--dir), or from the ERROR lines of failed vzdump tasks (on a node). Failed
+    /// runs are always reported on stderr.
     #[arg(long, help_heading = "Extra records")]
     pub with_failures: bool,
 

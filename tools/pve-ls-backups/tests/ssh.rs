@@ -380,3 +380,41 @@ fn a_cluster_listing_takes_three_round_trips() {
         "{paths:?}"
     );
 }
+
+#[test]
+fn failed_runs_come_from_the_task_logs_on_a_node() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args([
+            "--node",
+            "pve1",
+            "--node",
+            "pve2",
+            "--with-failures",
+            "--vmid",
+            "102",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = json_lines(&out.stdout);
+    let f = recs
+        .iter()
+        .find(|r| r["kind"] == "backup_failure")
+        .expect("a failure");
+    assert_eq!(f["vmid"], 102);
+    assert_eq!(f["subtype"], "qemu");
+    assert_eq!(f["node"], "pve2");
+    assert_eq!(
+        f["error"],
+        "Backup of VM 102 failed - no space left on device"
+    );
+    assert!(f["log"].as_str().unwrap_or("").starts_with("UPID:pve2:"));
+}
