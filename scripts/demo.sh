@@ -125,7 +125,8 @@ resource "terraform_data" "a" { input = var.v }
 TF
   (cd "$work/prod" && "$V/bin/terraform" init -input=false >/dev/null && for v in one two three; do "$V/bin/terraform" apply -auto-approve -input=false -var v=$v >/dev/null; done)
   run "$BIN/tfstate-versions" --backend-config "$work/prod" list --inspect --format table
-  first=$("$BIN/tfstate-versions" --backend-config "$work/prod" list --inspect | jq -r 'select(.serial==1) | .version_id')
+  first=$("$BIN/tfstate-versions" --backend-config "$work/prod" list --inspect \
+    | python3 -c 'import json, sys; print(next(r["version_id"] for r in map(json.loads, sys.stdin) if r.get("serial") == 1))')
   run "$BIN/tfstate-versions" --backend-config "$work/prod" restore "$first" --dry-run --format table
   "$BIN/tfstate-versions" --backend-config "$work/prod" list --inspect | run "$BIN/backup-check" --format table
 else
