@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::error::{Error, Result};
-use crate::tfvars;
+use crate::terraform::tfvars;
 use crate::transport::{Local, Ssh, SshOptions, Transport};
 use crate::validate;
 

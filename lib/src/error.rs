@@ -73,6 +73,15 @@ pub enum Error {
         message: String,
     },
 
+    /// An S3 request failed: what was asked, and what the server said.
+    #[error("{what}: {}{message}{}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default(), status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    S3 {
+        what: String,
+        code: Option<String>,
+        status: Option<u16>,
+        message: String,
+    },
+
     /// A safety check said no; nothing was changed.
     #[error("{0}")]
     Refused(String),
@@ -120,6 +129,19 @@ impl Error {
         matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
     }
 
+    /// Whether trying again may help: a lost connection, an S3 server that is busy or down.
+    /// Never a refusal, a usage error or an answer that will not change.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Ssh { .. } => true,
+            Error::S3 { status, .. } => match status {
+                None => true,
+                Some(s) => *s >= 500 || *s == 429 || *s == 408,
+            },
+            _ => false,
+        }
+    }
+
     /// The one map from error to exit code.
     pub fn exit_code(&self, scheme: ExitScheme) -> u8 {
         if self.is_broken_pipe() {
@@ -136,6 +158,16 @@ impl Error {
                 _ => code::FAILURE,
             },
         }
+    }
+}
+
+/// The exit code of a run over several items, from how they ended (standard scheme).
+pub fn exit_for(succeeded: usize, failed: usize, interrupted: bool) -> u8 {
+    match (succeeded, failed) {
+        _ if interrupted => code::INTERRUPTED,
+        (_, 0) => code::SUCCESS,
+        (0, _) => code::FAILURE,
+        _ => code::PARTIAL,
     }
 }
 
@@ -163,6 +195,30 @@ mod tests {
         let bp = Error::io("stdout", io::Error::from(io::ErrorKind::BrokenPipe));
         assert_eq!(bp.exit_code(s), 0);
         assert_eq!(bp.exit_code(ExitScheme::Nagios), 0);
+    }
+
+    #[test]
+    fn outcomes() {
+        assert_eq!(exit_for(2, 0, false), 0);
+        assert_eq!(exit_for(0, 0, false), 0);
+        assert_eq!(exit_for(1, 1, false), 3);
+        assert_eq!(exit_for(0, 2, false), 1);
+        assert_eq!(exit_for(1, 0, true), 130);
+    }
+
+    #[test]
+    fn s3_errors_say_what_the_server_said() {
+        let e = Error::S3 {
+            what: "bucket tfstate-prod".into(),
+            code: Some("NoSuchBucket".into()),
+            status: Some(404),
+            message: "The specified bucket does not exist".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "bucket tfstate-prod: NoSuchBucket: The specified bucket does not exist (HTTP 404)"
+        );
+        assert!(!e.is_transient());
     }
 
     #[test]

@@ -2,23 +2,31 @@
 //! validation and quoting of remote arguments, the transports to a Proxmox VE node, and the
 //! reading of backup listings.
 //!
-//! Tool logic lives in the tools; this crate stays thin.
+//! The engines the tools share live here (transports, S3 behind the `s3` feature,
+//! Terraform, plans, retry, atomic writes); each tool only holds its commands.
 
 pub mod archive;
 pub mod cli;
 pub mod connect;
 pub mod dumpdir;
 pub mod error;
+pub mod fs;
 pub mod interrupt;
 pub mod jsonl;
 pub mod listing;
+pub mod msg;
 pub mod output;
-pub mod pve;
+pub mod plan;
+pub mod process;
+pub mod pvesh;
 pub mod records;
 pub mod retention;
+pub mod retry;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod schedule;
 pub mod shell;
-pub mod tfvars;
+pub mod terraform;
 pub mod time;
 pub mod transport;
 pub mod validate;

@@ -11,7 +11,7 @@ use clap::Args;
 
 use crate::dumpdir::DumpDir;
 use crate::error::{Error, Result};
-use crate::pve;
+use crate::pvesh::{self, paths};
 use crate::records::{Backup, BackupFailure, Guest, Job, Storage};
 use crate::time::{self, Zone};
 use crate::transport::{RemoteCommand, Transport};
@@ -245,13 +245,13 @@ pub fn gather_remote(
     let mut round1: Vec<RemoteCommand> = Vec::new();
     let need_status = explicit.is_empty() || sel.all_nodes;
     if need_status {
-        round1.push(pve::get("/cluster/status", &[]));
+        round1.push(pvesh::get(paths::CLUSTER_STATUS, &[]));
     }
     if extras.guests {
-        round1.push(pve::get("/cluster/resources", &["--type", "vm"]));
+        round1.push(pvesh::get(paths::CLUSTER_RESOURCES, &["--type", "vm"]));
     }
     if extras.jobs {
-        round1.push(pve::get("/cluster/backup", &[]));
+        round1.push(pvesh::get(paths::CLUSTER_BACKUP, &[]));
     }
     let nodes: Vec<String>;
     // When the nodes are known, their storage lists ride along in round 1.
@@ -275,7 +275,7 @@ pub fn gather_remote(
     let mut nodes = nodes;
     if need_status {
         let cmd = &round1[0];
-        let status = pve::parse_list(&host, cmd, out1.next().unwrap_or_default())?;
+        let status = pvesh::parse_list(&host, cmd, out1.next().unwrap_or_default())?;
         let (all, local) = cluster_nodes(&status);
         if sel.all_nodes {
             for (n, online) in &all {
@@ -298,15 +298,15 @@ pub fn gather_remote(
     let mut idx = usize::from(need_status);
     if extras.guests {
         let cmd = &round1[idx];
-        let items = pve::parse_list(&host, cmd, out1.next().unwrap_or_default())?;
-        g.guests = items.iter().filter_map(pve::guest).collect();
+        let items = pvesh::parse_list(&host, cmd, out1.next().unwrap_or_default())?;
+        g.guests = items.iter().filter_map(pvesh::guest).collect();
         g.guests.sort_by_key(|x| x.vmid);
         idx += 1;
     }
     if extras.jobs {
         let cmd = &round1[idx];
-        let items = pve::parse_list(&host, cmd, out1.next().unwrap_or_default())?;
-        g.jobs = items.iter().filter_map(pve::job).collect();
+        let items = pvesh::parse_list(&host, cmd, out1.next().unwrap_or_default())?;
+        g.jobs = items.iter().filter_map(pvesh::job).collect();
     }
 
     // Round 2 (unless done above): each node's backup storages (and vzdump tasks).
@@ -328,7 +328,7 @@ pub fn gather_remote(
     let mut tasks: Vec<(String, serde_json::Map<String, serde_json::Value>)> = Vec::new();
     for ((node, cmd), out) in storage_lists.iter().zip(storage_out) {
         if cmd.argv.get(2).is_some_and(|p| p.ends_with("/tasks")) {
-            match pve::parse_list(&host, cmd, out) {
+            match pvesh::parse_list(&host, cmd, out) {
                 Ok(items) => tasks.extend(items.into_iter().map(|t| (node.clone(), t))),
                 Err(e) => {
                     let msg = format!("node {node}: cannot list tasks: {e}");
@@ -338,7 +338,7 @@ pub fn gather_remote(
             }
             continue;
         }
-        let items = match pve::parse_list(&host, cmd, out) {
+        let items = match pvesh::parse_list(&host, cmd, out) {
             Ok(i) => i,
             Err(e) => {
                 let msg = format!("node {node}: cannot list storages: {e}");
@@ -348,7 +348,7 @@ pub fn gather_remote(
             }
         };
         for m in &items {
-            let Some(s) = pve::storage(node, m) else {
+            let Some(s) = pvesh::storage(node, m) else {
                 continue;
             };
             if !sel.storage.is_empty() && !sel.storage.contains(&s.storage) {
@@ -391,12 +391,8 @@ pub fn gather_remote(
     let cmds: Vec<RemoteCommand> = listable
         .iter()
         .map(|s| {
-            pve::get(
-                &format!(
-                    "/nodes/{}/storage/{}/content",
-                    s.node.as_deref().unwrap_or(""),
-                    s.storage
-                ),
+            pvesh::get(
+                &paths::contents(s.node.as_deref().unwrap_or(""), &s.storage),
                 &["--content", "backup"],
             )
         })
@@ -406,8 +402,8 @@ pub fn gather_remote(
         tasks
             .iter()
             .filter(|(_, t)| {
-                let st = pve::str_of(t, "status").unwrap_or_default();
-                pve::str_of(t, "type").as_deref() == Some("vzdump")
+                let st = pvesh::str_of(t, "status").unwrap_or_default();
+                pvesh::str_of(t, "type").as_deref() == Some("vzdump")
                     && !st.is_empty()
                     && severity(&st) == 2
                     && st != "RUNNING"
@@ -420,9 +416,9 @@ pub fn gather_remote(
     let log_cmds: Vec<RemoteCommand> = failed
         .iter()
         .filter_map(|(n, t)| {
-            let upid = pve::str_of(t, "upid")?;
-            Some(pve::get(
-                &format!("/nodes/{n}/tasks/{upid}/log"),
+            let upid = pvesh::str_of(t, "upid")?;
+            Some(pvesh::get(
+                &paths::task_log(n, &upid),
                 &["--limit", "100000"],
             ))
         })
@@ -432,7 +428,7 @@ pub fn gather_remote(
     let mut outs = t.exec_batch(&all_cmds)?;
     let log_outs = outs.split_off(cmds.len());
     for (((node, task), cmd), out) in failed.iter().zip(&log_cmds).zip(log_outs) {
-        match pve::parse_list(&host, cmd, out) {
+        match pvesh::parse_list(&host, cmd, out) {
             Ok(lines) => g.failures.extend(task_failures(node, task, &lines)),
             Err(e) => {
                 let msg = format!("node {node}: cannot read a failed task's log: {e}");
@@ -443,11 +439,11 @@ pub fn gather_remote(
     }
     for ((s, cmd), out) in listable.iter().zip(&cmds).zip(outs) {
         let node = s.node.as_deref().unwrap_or("");
-        match pve::parse_list(&host, cmd, out) {
+        match pvesh::parse_list(&host, cmd, out) {
             Ok(items) => g.backups.extend(
                 items
                     .iter()
-                    .filter_map(|m| pve::backup(node, &s.storage, m)),
+                    .filter_map(|m| pvesh::backup(node, &s.storage, m)),
             ),
             Err(e) => {
                 let msg = format!("storage {} on {node}: {e}", s.storage);
@@ -476,9 +472,9 @@ fn task_failures(
     task: &serde_json::Map<String, serde_json::Value>,
     lines: &[serde_json::Map<String, serde_json::Value>],
 ) -> Vec<BackupFailure> {
-    let start = pve::int_of(task, "starttime").unwrap_or(0);
-    let upid = pve::str_of(task, "upid").unwrap_or_default();
-    let text: Vec<String> = lines.iter().filter_map(|l| pve::str_of(l, "t")).collect();
+    let start = pvesh::int_of(task, "starttime").unwrap_or(0);
+    let upid = pvesh::str_of(task, "upid").unwrap_or_default();
+    let text: Vec<String> = lines.iter().filter_map(|l| pvesh::str_of(l, "t")).collect();
     let mut out = Vec::new();
     for l in &text {
         let Some(rest) = l.split("ERROR: Backup of VM ").nth(1) else {
@@ -513,8 +509,8 @@ fn task_failures(
 }
 
 fn task_index(node: &str) -> RemoteCommand {
-    pve::get(
-        &format!("/nodes/{node}/tasks"),
+    pvesh::get(
+        &paths::tasks(node),
         &["--typefilter", "vzdump", "--limit", "100"],
     )
 }
@@ -545,12 +541,12 @@ fn attach_last_tasks(
         let mut newest: BTreeMap<&str, (i64, &serde_json::Map<String, serde_json::Value>)> =
             BTreeMap::new();
         for (node, t) in tasks {
-            if pve::str_of(t, "type").as_deref() != Some("vzdump")
+            if pvesh::str_of(t, "type").as_deref() != Some("vzdump")
                 || job.node.as_deref().is_some_and(|n| n != node)
             {
                 continue;
             }
-            let Some(start) = pve::int_of(t, "starttime") else {
+            let Some(start) = pvesh::int_of(t, "starttime") else {
                 continue;
             };
             let belongs = single
@@ -574,7 +570,7 @@ fn attach_last_tasks(
         }
         let worst = newest.values().max_by_key(|(start, t)| {
             (
-                severity(&pve::str_of(t, "status").unwrap_or_default()),
+                severity(&pvesh::str_of(t, "status").unwrap_or_default()),
                 *start,
             )
         });
@@ -591,7 +587,7 @@ fn attach_last_tasks(
 }
 
 fn storage_index(node: &str) -> RemoteCommand {
-    pve::get(&format!("/nodes/{node}/storage"), &["--content", "backup"])
+    pvesh::get(&paths::storages(node), &["--content", "backup"])
 }
 
 /// (node, online) of every node in `/cluster/status`, and the local one.
@@ -601,16 +597,16 @@ fn cluster_nodes(
     let mut all = Vec::new();
     let mut local = None;
     for m in items {
-        if pve::str_of(m, "type").as_deref() != Some("node") {
+        if pvesh::str_of(m, "type").as_deref() != Some("node") {
             continue;
         }
-        let Some(name) = pve::str_of(m, "name") else {
+        let Some(name) = pvesh::str_of(m, "name") else {
             continue;
         };
-        if pve::bool_of(m, "local").unwrap_or(false) {
+        if pvesh::bool_of(m, "local").unwrap_or(false) {
             local = Some(name.clone());
         }
-        all.push((name, pve::bool_of(m, "online").unwrap_or(false)));
+        all.push((name, pvesh::bool_of(m, "online").unwrap_or(false)));
     }
     all.sort();
     (all, local)

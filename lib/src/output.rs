@@ -162,6 +162,12 @@ impl Output {
         Ok(())
     }
 
+    /// Pushes out the JSON Lines written so far (a record that must not wait for the run to
+    /// end, as a restored guest's).
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(stdout_err)
+    }
+
     /// Renders tables and CSV, and flushes. Call once at the end.
     pub fn finish(&mut self) -> Result<()> {
         let rows = std::mem::take(&mut self.rows);

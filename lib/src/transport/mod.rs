@@ -2,7 +2,9 @@
 //!
 //! Commands are argument vectors, quoted for the shell in one place ([`crate::shell`]).
 //! Several read-only commands can run as one batch: one round trip, the commands in parallel
-//! on the node (each `pvesh` costs Proxmox about half a second to start).
+//! on the node (each `pvesh` costs Proxmox about half a second to start). Archives stream:
+//! [`Transport::exec_stream`] copies a command's output into a writer as it comes, and
+//! [`Transport::exec_with_stdin`] feeds a reader to a command, both in bounded memory.
 
 mod batch;
 mod local;
@@ -11,8 +13,17 @@ mod ssh;
 pub use local::Local;
 pub use ssh::{Ssh, SshOptions};
 
+use std::io::{Read, Write};
+
 use crate::error::{Error, Result};
 use crate::shell;
+
+/// Output kept of a command run whole (a `pvesh` listing of a large cluster fits easily).
+pub const MAX_OUTPUT: usize = 256 * 1024 * 1024;
+/// Standard error kept of any command (the end of it is what explains a failure).
+pub const MAX_STDERR: usize = 1024 * 1024;
+/// Standard output kept of a command fed through [`Transport::exec_with_stdin`].
+pub const MAX_STDIN_REPLY: usize = 16 * 1024 * 1024;
 
 /// A command to run on the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +70,21 @@ impl CommandOutput {
     }
 }
 
+/// What a streamed command left: its output went to the caller's writer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Streamed {
+    pub status: i32,
+    pub stderr: String,
+    /// Bytes of standard output copied.
+    pub bytes: u64,
+}
+
+impl Streamed {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+}
+
 pub trait Transport {
     /// The host, for messages (`local` for [`Local`]).
     fn host(&self) -> &str;
@@ -71,6 +97,15 @@ pub trait Transport {
 
     /// [`Transport::exec`] without the trace line.
     fn exec_quiet(&self, cmd: &RemoteCommand) -> Result<CommandOutput>;
+
+    /// Runs a command with its standard output copied into `sink` as it comes, in bounded
+    /// memory (an archive from a node into an upload). Never retried: part of the output
+    /// may already be gone.
+    fn exec_stream(&self, cmd: &RemoteCommand, sink: &mut dyn Write) -> Result<Streamed>;
+
+    /// Runs a command with `input` fed to its standard input (an archive back to a node).
+    /// Never retried. Its standard output is kept up to [`MAX_STDIN_REPLY`].
+    fn exec_with_stdin(&self, cmd: &RemoteCommand, input: &mut dyn Read) -> Result<CommandOutput>;
 
     /// Runs read-only commands in parallel on the node, in one round trip; outputs in order.
     fn exec_batch(&self, cmds: &[RemoteCommand]) -> Result<Vec<CommandOutput>> {

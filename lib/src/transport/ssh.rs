@@ -2,15 +2,19 @@
 //! connection per run, retries for connecting and for read-only commands only.
 
 use std::cell::RefCell;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, KnownHostKeyFormat, Session};
 
-use super::{CommandOutput, RemoteCommand, Transport};
+use super::{
+    CommandOutput, MAX_OUTPUT, MAX_STDERR, MAX_STDIN_REPLY, RemoteCommand, Streamed, Transport,
+};
 use crate::error::{Error, Result};
+use crate::msg;
+use crate::retry::Retry;
 
 /// How to reach and trust a node.
 #[derive(Debug, Clone)]
@@ -25,9 +29,8 @@ pub struct SshOptions {
     /// Add an unknown host key to known_hosts (a changed key is never accepted).
     pub accept_new_host_key: bool,
     pub connect_timeout: Duration,
-    /// Attempts for connecting and for read-only commands (delay doubles from `retry_delay`).
-    pub tries: u32,
-    pub retry_delay: Duration,
+    /// Connecting and read-only commands are retried so; changing commands never are.
+    pub retry: Retry,
 }
 
 impl SshOptions {
@@ -40,8 +43,7 @@ impl SshOptions {
             known_hosts: None,
             accept_new_host_key: false,
             connect_timeout: Duration::from_secs(10),
-            tries: 3,
-            retry_delay: Duration::from_secs(1),
+            retry: Retry::default(),
         }
     }
 }
@@ -55,6 +57,22 @@ pub struct Ssh {
 enum ConnectError {
     Transient(Error),
     Fatal(Error),
+}
+
+impl ConnectError {
+    fn into_error(self) -> Error {
+        match self {
+            ConnectError::Transient(e) | ConnectError::Fatal(e) => e,
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Transient(e) | ConnectError::Fatal(e) => e.fmt(f),
+        }
+    }
 }
 
 impl Ssh {
@@ -90,21 +108,15 @@ impl Ssh {
         if let Some(s) = self.session.borrow().as_ref() {
             return Ok(s.clone());
         }
-        let mut delay = self.opts.retry_delay;
-        let mut attempt = 1;
-        let session = loop {
-            match self.connect() {
-                Ok(s) => break s,
-                Err(ConnectError::Fatal(e)) => return Err(e),
-                Err(ConnectError::Transient(e)) if attempt >= self.opts.tries => return Err(e),
-                Err(ConnectError::Transient(e)) => {
-                    eprintln!("pvedr: {e}; retrying in {}s", delay.as_secs_f32());
-                    std::thread::sleep(delay);
-                    delay *= 2;
-                    attempt += 1;
-                }
-            }
-        };
+        let session = self
+            .opts
+            .retry
+            .run_when(
+                &format!("ssh {}", self.opts.host),
+                |_| self.connect(),
+                |e| matches!(e, ConnectError::Transient(_)),
+            )
+            .map_err(ConnectError::into_error)?;
         *self.session.borrow_mut() = Some(session.clone());
         Ok(session)
     }
@@ -190,10 +202,10 @@ impl Ssh {
                 }
                 kh.write_file(&path, KnownHostFileKind::OpenSSH)
                     .map_err(|e| self.err(format!("cannot write {}: {e}", path.display())))?;
-                eprintln!(
-                    "pvedr: added host key {fingerprint} of {label} to {}",
+                msg::say(format!(
+                    "added host key {fingerprint} of {label} to {}",
                     path.display()
-                );
+                ));
                 Ok(())
             }
             CheckResult::NotFound => Err(Error::HostKey(format!(
@@ -250,25 +262,64 @@ impl Ssh {
         )))
     }
 
-    fn exec_once(&self, sess: &Session, line: &str) -> std::result::Result<CommandOutput, String> {
-        let msg = |e: ssh2::Error| e.message().to_string();
-        let mut ch = sess.channel_session().map_err(msg)?;
-        ch.exec(line).map_err(msg)?;
+    fn channel(&self, sess: &Session, line: &str) -> std::result::Result<ssh2::Channel, String> {
+        let mut ch = sess.channel_session().map_err(ssh_msg)?;
+        ch.exec(line).map_err(ssh_msg)?;
+        Ok(ch)
+    }
+
+    /// Reads what is left of the channel: stdout up to `max_out` (the rest drained), stderr
+    /// up to [`MAX_STDERR`], then the exit status. stderr stays small for the commands pvedr
+    /// runs (the batch script files it away); libssh2 queues it while stdout is read.
+    fn finish_channel(
+        mut ch: ssh2::Channel,
+        max_out: usize,
+    ) -> std::result::Result<CommandOutput, String> {
         let mut stdout = Vec::new();
+        copy_bounded(&mut ch, &mut stdout, max_out).map_err(|e| e.to_string())?;
         let mut stderr = Vec::new();
-        // stderr stays small for the commands pvedr runs (the batch script files it away);
-        // libssh2 queues it while stdout is read.
-        ch.read_to_end(&mut stdout).map_err(|e| e.to_string())?;
-        ch.stderr()
-            .read_to_end(&mut stderr)
-            .map_err(|e| e.to_string())?;
-        ch.wait_close().map_err(msg)?;
-        let status = ch.exit_status().map_err(msg)?;
+        copy_bounded(&mut ch.stderr(), &mut stderr, MAX_STDERR).map_err(|e| e.to_string())?;
+        ch.wait_close().map_err(ssh_msg)?;
+        let status = ch.exit_status().map_err(ssh_msg)?;
         Ok(CommandOutput {
             status,
             stdout,
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         })
+    }
+
+    fn exec_once(&self, sess: &Session, line: &str) -> std::result::Result<CommandOutput, String> {
+        let ch = self.channel(sess, line)?;
+        Self::finish_channel(ch, MAX_OUTPUT)
+    }
+
+    fn lost(&self, line: &str, e: impl std::fmt::Display, mutating: bool) -> Error {
+        *self.session.borrow_mut() = None;
+        self.err(format!(
+            "connection failed while running `{line}`: {e}{}",
+            if mutating {
+                " (a changing command is never retried; check the node's state)"
+            } else {
+                ""
+            }
+        ))
+    }
+}
+
+fn ssh_msg(e: ssh2::Error) -> String {
+    e.message().to_string()
+}
+
+/// Copies `r` into `out` keeping at most `max` bytes (the rest is read and dropped).
+fn copy_bounded(r: &mut dyn Read, out: &mut Vec<u8>, max: usize) -> std::io::Result<()> {
+    let mut buf = [0u8; 32 * 1024];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let room = max.saturating_sub(out.len());
+        out.extend_from_slice(&buf[..n.min(room)]);
     }
 }
 
@@ -312,39 +363,76 @@ impl Transport for Ssh {
     }
 
     fn exec_quiet(&self, cmd: &RemoteCommand) -> Result<CommandOutput> {
-        let line = cmd.line();
-        let tries = if cmd.mutating {
-            1
-        } else {
-            self.opts.tries.max(1)
-        };
-        let mut delay = self.opts.retry_delay;
-        let mut attempt = 1;
-        loop {
-            let sess = self.session()?;
-            match self.exec_once(&sess, &line) {
-                Ok(out) => return Ok(out),
-                Err(e) => {
-                    // The connection is suspect: drop it so a retry reconnects.
-                    *self.session.borrow_mut() = None;
-                    let err = self.err(format!(
-                        "connection failed while running `{line}`: {e}{}",
-                        if cmd.mutating {
-                            " (a changing command is never retried; check the node's state)"
-                        } else {
-                            ""
-                        }
-                    ));
-                    if attempt >= tries {
-                        return Err(err);
-                    }
-                    eprintln!("pvedr: {err}; retrying in {}s", delay.as_secs_f32());
-                    std::thread::sleep(delay);
-                    delay *= 2;
-                    attempt += 1;
-                }
-            }
+        if cmd.argv.iter().any(|a| a.contains('\0')) {
+            return Err(Error::usage(format!(
+                "a command argument contains a NUL byte: `{}`",
+                cmd.line().escape_debug()
+            )));
         }
+        let line = cmd.line();
+        let retry = if cmd.mutating {
+            Retry::once()
+        } else {
+            self.opts.retry
+        };
+        retry.run_when(
+            &format!("ssh {}", self.opts.host),
+            |_| {
+                let sess = self.session()?;
+                self.exec_once(&sess, &line)
+                    .map_err(|e| self.lost(&line, e, cmd.mutating))
+            },
+            |e| matches!(e, Error::Ssh { .. }),
+        )
+    }
+
+    fn exec_stream(&self, cmd: &RemoteCommand, sink: &mut dyn Write) -> Result<Streamed> {
+        let line = cmd.line();
+        super::trace(self.host(), &format!("stream: {line}"));
+        let sess = self.session()?;
+        let mut ch = self
+            .channel(&sess, &line)
+            .map_err(|e| self.lost(&line, e, cmd.mutating))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut bytes = 0u64;
+        loop {
+            let n = ch
+                .read(&mut buf)
+                .map_err(|e| self.lost(&line, e, cmd.mutating))?;
+            if n == 0 {
+                break;
+            }
+            if let Err(e) = sink.write_all(&buf[..n]) {
+                // The reader gave up: stop the remote side too.
+                let _ = ch.close();
+                return Err(Error::io(
+                    format!("{}: `{line}`: writing its output", self.opts.host),
+                    e,
+                ));
+            }
+            bytes = bytes.saturating_add(n as u64);
+        }
+        let out = Self::finish_channel(ch, 0).map_err(|e| self.lost(&line, e, cmd.mutating))?;
+        Ok(Streamed {
+            status: out.status,
+            stderr: out.stderr,
+            bytes,
+        })
+    }
+
+    fn exec_with_stdin(&self, cmd: &RemoteCommand, input: &mut dyn Read) -> Result<CommandOutput> {
+        let line = cmd.line();
+        super::trace(self.host(), &format!("with stdin: {line}"));
+        let sess = self.session()?;
+        let mut ch = self
+            .channel(&sess, &line)
+            .map_err(|e| self.lost(&line, e, cmd.mutating))?;
+        // The remote command reads its input before it answers (cat > FILE, pvesm import):
+        // its stdout is read after the input is sent.
+        std::io::copy(input, &mut ch).map_err(|e| self.lost(&line, e, cmd.mutating))?;
+        ch.send_eof()
+            .map_err(|e| self.lost(&line, ssh_msg(e), cmd.mutating))?;
+        Self::finish_channel(ch, MAX_STDIN_REPLY).map_err(|e| self.lost(&line, e, cmd.mutating))
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pvedr::records::Backup;
 use pvedr::transport::{RemoteCommand, Transport};
-use pvedr::{pve, validate};
+use pvedr::{pvesh, validate};
 
 use crate::integrity;
 
@@ -88,12 +88,11 @@ pub fn check_remote(
     let path_cmds: Vec<RemoteCommand> = files
         .iter()
         .map(|b| {
-            pve::get(
-                &format!(
-                    "/nodes/{}/storage/{}/content/{}",
+            pvesh::get(
+                &pvesh::paths::content(
                     b.node.as_deref().unwrap_or(""),
                     b.storage.as_deref().unwrap_or(""),
-                    b.volid
+                    &b.volid,
                 ),
                 &[],
             )
@@ -103,8 +102,8 @@ pub fn check_remote(
     let mut damaged = HashMap::new();
     let mut tests: Vec<(&Backup, RemoteCommand)> = Vec::new();
     for ((b, cmd), out) in files.iter().zip(&path_cmds).zip(outs) {
-        match pve::parse_object(t.host(), cmd, out) {
-            Ok(m) => match pve::str_of(&m, "path") {
+        match pvesh::parse_object(t.host(), cmd, out) {
+            Ok(m) => match pvesh::str_of(&m, "path") {
                 Some(p) => tests.push((
                     b,
                     RemoteCommand::read(pvedr::archive::test_command(&p, &b.format)),

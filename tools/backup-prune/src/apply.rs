@@ -8,7 +8,7 @@ use pvedr::error::Result;
 use pvedr::output::Output;
 use pvedr::records::{Backup, Record, Step};
 use pvedr::transport::{RemoteCommand, Transport};
-use pvedr::{pve, validate};
+use pvedr::{pvesh, validate};
 
 use crate::cli::Cli;
 use crate::plan::GroupKey;
@@ -26,18 +26,18 @@ type Listing = HashMap<(String, String), Result<Vec<Backup>, String>>;
 fn relist(t: &dyn Transport, pairs: &[(String, String)]) -> Result<Listing> {
     let cmds: Vec<RemoteCommand> = pairs
         .iter()
-        .map(|(n, s)| {
-            pve::get(
-                &format!("/nodes/{n}/storage/{s}/content"),
-                &["--content", "backup"],
-            )
-        })
+        .map(|(n, s)| pvesh::get(&pvesh::paths::contents(n, s), &["--content", "backup"]))
         .collect();
     let outs = t.exec_batch(&cmds)?;
     let mut listing = Listing::new();
     for (((n, s), cmd), out) in pairs.iter().zip(&cmds).zip(outs) {
-        let r = pve::parse_list(t.host(), cmd, out)
-            .map(|items| items.iter().filter_map(|m| pve::backup(n, s, m)).collect())
+        let r = pvesh::parse_list(t.host(), cmd, out)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|m| pvesh::backup(n, s, m))
+                    .collect()
+            })
             .map_err(|e| e.to_string());
         listing.insert((n.clone(), s.clone()), r);
     }
@@ -168,11 +168,10 @@ pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> 
             let cmd = RemoteCommand::write([
                 "pvesh".to_string(),
                 "delete".into(),
-                format!(
-                    "/nodes/{}/storage/{}/content/{}",
+                pvesh::paths::content(
                     b.node.as_deref().unwrap_or(""),
                     b.storage.as_deref().unwrap_or(""),
-                    b.volid
+                    &b.volid,
                 ),
             ]);
             let result = t.exec(&cmd);

@@ -1,5 +1,5 @@
 use clap::Parser;
-use pvedr::cli::OutputArgs;
+use pvedr::cli::{InputArgs, OutputArgs, WriteArgs};
 use pvedr::connect::ConnectArgs;
 
 const AFTER: &str = "EXAMPLES:
@@ -47,10 +47,8 @@ EXIT STATUS:
 #[derive(Parser, Debug)]
 #[command(name = "pve-restore", version, after_long_help = AFTER)]
 pub struct Cli {
-    /// Input files of `backup` records. With no FILE, or when FILE is -, read standard input
-    /// (unless --volid or --vmid is given).
-    #[arg(value_name = "FILE", default_value = "-")]
-    pub files: Vec<String>,
+    #[command(flatten)]
+    pub input: InputArgs,
 
     /// The backup to restore (a volume ID, as pve-ls-backups prints it).
     #[arg(long, value_name = "VOLID", help_heading = "What")]
@@ -126,13 +124,8 @@ pub struct Cli {
     #[arg(long, help_heading = "Verify")]
     pub test: bool,
 
-    /// Print the plan and run only read-only commands.
-    #[arg(long, help_heading = "Safety")]
-    pub dry_run: bool,
-
-    /// Do not ask: the plan is approved (needed without a terminal).
-    #[arg(long, short = 'y', help_heading = "Safety")]
-    pub yes: bool,
+    #[command(flatten)]
+    pub write: WriteArgs,
 
     /// Allow overwriting an existing guest (after a safety point).
     #[arg(long, help_heading = "Safety")]

@@ -2,9 +2,11 @@
 //! it works.
 
 mod cli;
-mod plan;
+mod guest;
 mod probe;
+mod restore;
 mod run;
+mod snapshot;
 
 pub use cli::Cli;
 pub use run::run;

@@ -128,7 +128,7 @@ pub fn config_ip(config: &str) -> Option<String> {
     None
 }
 
-pub struct Target<'a> {
+pub struct ProbeTarget<'a> {
     pub transport: &'a dyn Transport,
     pub vmid: u64,
     pub lxc: bool,
@@ -136,7 +136,7 @@ pub struct Target<'a> {
     pub timeout: Duration,
 }
 
-fn resolve(host: &Option<String>, t: &Target) -> std::result::Result<String, String> {
+fn resolve(host: &Option<String>, t: &ProbeTarget) -> std::result::Result<String, String> {
     host.clone()
         .or_else(|| t.ip.clone())
         .ok_or_else(|| "no host given and no IP in the guest's config".to_string())
@@ -156,7 +156,7 @@ fn connect(host: &str, port: u16, timeout: Duration) -> std::result::Result<TcpS
 }
 
 /// One attempt.
-pub fn run_once(p: &Probe, t: &Target) -> std::result::Result<String, String> {
+pub fn run_once(p: &Probe, t: &ProbeTarget) -> std::result::Result<String, String> {
     match p {
         Probe::Agent => {
             let argv: Vec<String> = if t.lxc {

@@ -1,7 +1,8 @@
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
-use pvedr::cli::OutputArgs;
+use clap::{Parser, Subcommand};
+use pvedr::cli::{OutputArgs, WriteArgs};
+use pvedr::s3::S3Args;
 
 const AFTER: &str = "EXAMPLES:
   tfstate-versions list --env prod --inspect --format table
@@ -46,13 +47,8 @@ EXIT STATUS:
 #[derive(Parser, Debug)]
 #[command(name = "tfstate-versions", version, after_long_help = AFTER)]
 pub struct Cli {
-    /// Environment E: bucket tfstate-E, key terraform.tfstate (repeatable for export).
-    #[arg(long, value_name = "E", global = true)]
-    pub env: Vec<String>,
-
-    /// Bucket (instead of --env).
-    #[arg(long, value_name = "BUCKET", global = true)]
-    pub bucket: Option<String>,
+    #[command(flatten)]
+    pub s3: S3Args,
 
     /// State key. Default: terraform.tfstate (or the backend block's key).
     #[arg(long, value_name = "KEY", global = true)]
@@ -62,34 +58,11 @@ pub struct Cli {
     #[arg(long, value_name = "W", global = true)]
     pub workspace: Option<String>,
 
-    /// Read bucket, key, region, endpoint and workspace prefix from the backend "s3" block
-    /// of this Terraform directory.
-    #[arg(long, value_name = "DIR", global = true)]
-    pub backend_config: Option<PathBuf>,
-
-    /// S3 endpoint URL (MinIO, Garage, SeaweedFS, Ceph RGW, …).
-    #[arg(long, value_name = "URL", global = true)]
-    pub endpoint: Option<String>,
-
-    /// S3 region.
-    #[arg(long, value_name = "REGION", global = true)]
-    pub region: Option<String>,
-
     #[command(flatten)]
     pub output: OutputArgs,
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct WriteArgs {
-    /// Show what would be done; write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Do not ask (needed without a terminal).
-    #[arg(long, short = 'y')]
-    pub yes: bool,
 }
 
 #[derive(Subcommand, Debug)]

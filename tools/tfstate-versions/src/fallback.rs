@@ -1,102 +1,73 @@
 //! Fallback to a local backend when the S3 server is down, and the return. The user's files
 //! are never edited: an override file switches the backend, and removing it switches back.
+//! Every way out of a failed step puts the directory back as it was.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
-use pvedr::error::{Error, Result};
+use pvedr::error::Error;
 use pvedr::records::Step;
+use pvedr::s3::{Bucket, MAX_IN_MEMORY};
+use pvedr::terraform::backend::{FALLBACK_OVERRIDE, read_backend};
+use pvedr::terraform::{PlanOutcome, Terraform, state};
 
-use crate::s3::S3;
-use crate::state;
-use crate::target::{self, Flags};
+use crate::cli::Cli;
+use crate::location::StateLocation;
 
-pub const OVERRIDE: &str = "pvedr_fallback_override.tf";
 const OVERRIDE_TEXT: &str = "# Written by `tfstate-versions fallback`: the S3 backend was unavailable.\n# Remove it with `tfstate-versions return --dir .` (which migrates the state back).\nterraform {\n  backend \"local\" {\n    path = \"terraform.tfstate\"\n  }\n}\n";
 
 fn step(name: &str, target: &Path, status: &str, msg: impl Into<String>, t0: Instant) -> Step {
     Step::new(name, target.display().to_string(), status, msg, Some(t0))
 }
 
-fn terraform(bin: &str, dir: &Path, args: &[&str]) -> Result<(i32, String)> {
-    let out = Command::new(bin)
-        .args(args)
-        .current_dir(dir)
-        .env("TF_IN_AUTOMATION", "1")
-        .output()
-        .map_err(|e| Error::io(format!("cannot run {bin} (give --terraform-bin)"), e))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok((out.status.code().unwrap_or(-1), text))
+/// One failed step: the record to write.
+fn failed(name: &str, dir: &Path, e: impl std::fmt::Display, t0: Instant) -> Step {
+    step(name, dir, "failed", e.to_string(), t0)
 }
 
-fn last_lines(s: &str) -> String {
-    let lines: Vec<&str> = s
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            !l.is_empty() && !l.starts_with('│') && !l.starts_with('╷') && !l.starts_with('╵')
-        })
-        .collect();
-    lines
-        .iter()
-        .rev()
-        .take(2)
-        .rev()
-        .copied()
-        .collect::<Vec<_>>()
-        .join(" / ")
-}
-
-pub fn fallback(dir: &Path, bin: &str, steps: &mut Vec<Step>) -> Result<bool> {
+pub fn fallback(dir: &Path, bin: &str) -> Vec<Step> {
+    let mut steps = Vec::new();
     let t0 = Instant::now();
-    target::read_backend(dir)?;
-    let ov = dir.join(OVERRIDE);
-    if ov.exists() {
-        return Err(Error::Refused(format!(
-            "{} is already in fallback ({} exists)",
-            dir.display(),
-            ov.display()
-        )));
+    if let Err(e) = read_backend(dir) {
+        steps.push(failed("override", dir, e, t0));
+        return steps;
     }
-    std::fs::write(&ov, OVERRIDE_TEXT)
-        .map_err(|e| Error::io(format!("writing {}", ov.display()), e))?;
+    let ov = dir.join(FALLBACK_OVERRIDE);
+    if std::fs::symlink_metadata(&ov).is_ok() {
+        steps.push(failed(
+            "override",
+            dir,
+            format!(
+                "{} is already in fallback ({} exists)",
+                dir.display(),
+                ov.display()
+            ),
+            t0,
+        ));
+        return steps;
+    }
+    if let Err(e) = pvedr::fs::write_atomic(&ov, OVERRIDE_TEXT.as_bytes()) {
+        steps.push(failed("override", dir, e, t0));
+        return steps;
+    }
     steps.push(step(
         "override",
         dir,
         "changed",
-        format!("wrote {OVERRIDE} (local backend)"),
+        format!("wrote {FALLBACK_OVERRIDE} (local backend)"),
         t0,
     ));
+    let tf = Terraform::new(bin, dir);
     let t0 = Instant::now();
-    let (code, text) = terraform(
-        bin,
-        dir,
-        &[
-            "init",
-            "-migrate-state",
-            "-force-copy",
-            "-input=false",
-            "-no-color",
-        ],
-    )?;
-    if code != 0 {
+    if let Err(e) = tf.init_migrate() {
         let _ = std::fs::remove_file(&ov);
-        steps.push(step(
+        steps.push(failed(
             "migrate",
             dir,
-            "failed",
-            format!(
-                "terraform init failed ({}); the override was removed, nothing changed",
-                last_lines(&text)
-            ),
+            format!("{e}; the override was removed, nothing changed"),
             t0,
         ));
-        return Ok(false);
+        return steps;
     }
     steps.push(step(
         "migrate",
@@ -106,104 +77,104 @@ pub fn fallback(dir: &Path, bin: &str, steps: &mut Vec<Step>) -> Result<bool> {
         t0,
     ));
     let t0 = Instant::now();
-    let (code, text) = terraform(
-        bin,
-        dir,
-        &[
-            "plan",
-            "-detailed-exitcode",
-            "-input=false",
-            "-no-color",
-            "-lock=false",
-        ],
-    )?;
-    let ok = code == 0 || code == 2;
-    steps.push(step(
-        "verify",
-        dir,
-        if ok { "ok" } else { "failed" },
-        match code {
-            0 => "terraform plan works on the local state: no changes".to_string(),
-            2 => "terraform plan works on the local state (it shows pending changes)".to_string(),
-            _ => format!("terraform plan failed: {}", last_lines(&text)),
-        },
-        t0,
-    ));
-    eprintln!(
-        "tfstate-versions: {} IS NOW IN FALLBACK: its state is local ({}). When S3 is back: tfstate-versions return --dir {}",
+    steps.push(match tf.plan(&["-lock=false"]) {
+        Ok(PlanOutcome::NoChanges) => step(
+            "verify",
+            dir,
+            "ok",
+            "terraform plan works on the local state: no changes",
+            t0,
+        ),
+        Ok(PlanOutcome::Changes(_)) => step(
+            "verify",
+            dir,
+            "ok",
+            "terraform plan works on the local state (it shows pending changes)",
+            t0,
+        ),
+        Err(e) => failed("verify", dir, e, t0),
+    });
+    pvedr::msg::say(format!(
+        "{} IS NOW IN FALLBACK: its state is local ({}). When S3 is back: tfstate-versions return --dir {}",
         dir.display(),
         dir.join("terraform.tfstate").display(),
-        dir.display()
-    );
-    Ok(ok)
+        pvedr::shell::quote(&dir.display().to_string())
+    ));
+    steps
 }
 
-pub fn return_home(dir: &Path, bin: &str, f: &Flags, steps: &mut Vec<Step>) -> Result<bool> {
-    let ov = dir.join(OVERRIDE);
-    if !ov.exists() {
-        return Err(Error::Refused(format!(
-            "{} is not in fallback (no {OVERRIDE})",
-            dir.display()
-        )));
-    }
-    let local = dir.join("terraform.tfstate");
-    let local_serial = std::fs::read(&local)
-        .ok()
-        .and_then(|b| state::parse(&b).ok())
-        .map(|(_, i)| i.serial);
-    // S3 must be healthy before anything moves.
+fn serial_of(bytes: &[u8]) -> Option<u64> {
+    state::parse(bytes).ok().map(|(_, i)| i.serial)
+}
+
+pub fn return_home(dir: &Path, bin: &str, cli: &Cli) -> Vec<Step> {
+    let mut steps = Vec::new();
     let t0 = Instant::now();
-    let backend_flags = Flags {
-        backend_config: Some(dir),
-        ..*f
-    };
-    let tgt = target::resolve(&backend_flags)?;
-    let s3 = S3::connect(&tgt)?;
-    if let Err(e) = s3.head_bucket() {
-        steps.push(step(
+    let ov = dir.join(FALLBACK_OVERRIDE);
+    if !ov.exists() {
+        steps.push(failed(
             "check-s3",
             dir,
-            "failed",
-            format!("S3 is not healthy: {e}; staying in fallback"),
+            format!(
+                "{} is not in fallback (no {FALLBACK_OVERRIDE})",
+                dir.display()
+            ),
             t0,
         ));
-        return Ok(false);
+        return steps;
     }
-    let before = s3.history().map(|h| h.len()).unwrap_or(0);
+    let local_serial = std::fs::read(dir.join("terraform.tfstate"))
+        .ok()
+        .and_then(|b| serial_of(&b));
+    // S3 must be healthy before anything moves.
+    let mut args = cli.s3.clone();
+    args.backend_config = Some(dir.to_path_buf());
+    let checked = StateLocation::resolve(&args, None, cli.key.as_deref(), cli.workspace.as_deref())
+        .and_then(|t| {
+            let s3 = Bucket::connect(&t.endpoint, &t.bucket)?;
+            s3.head()?;
+            Ok((t, s3))
+        });
+    let (t, s3) = match checked {
+        Ok(v) => v,
+        Err(e) => {
+            steps.push(failed(
+                "check-s3",
+                dir,
+                format!("S3 is not healthy: {e}; staying in fallback"),
+                t0,
+            ));
+            return steps;
+        }
+    };
+    let before = s3.versions(&t.key, true).map(|h| h.len()).unwrap_or(0);
     steps.push(step(
         "check-s3",
         dir,
         "ok",
-        format!("bucket {} answers", tgt.bucket),
+        format!("bucket {} answers", t.bucket),
         t0,
     ));
     let t0 = Instant::now();
-    let kept = dir.join(format!(".{OVERRIDE}.returned"));
-    std::fs::rename(&ov, &kept).map_err(|e| Error::io(format!("moving {}", ov.display()), e))?;
-    let (code, text) = terraform(
-        bin,
-        dir,
-        &[
-            "init",
-            "-migrate-state",
-            "-force-copy",
-            "-input=false",
-            "-no-color",
-        ],
-    )?;
-    if code != 0 {
-        let _ = std::fs::rename(&kept, &ov);
-        steps.push(step(
+    let kept = dir.join(format!(".{FALLBACK_OVERRIDE}.returned"));
+    if let Err(e) = std::fs::rename(&ov, &kept) {
+        steps.push(failed(
             "migrate",
             dir,
-            "failed",
-            format!(
-                "terraform init failed ({}); still in fallback",
-                last_lines(&text)
-            ),
+            Error::io(format!("moving {}", ov.display()), e),
             t0,
         ));
-        return Ok(false);
+        return steps;
+    }
+    if let Err(e) = Terraform::new(bin, dir).init_migrate() {
+        let _ = std::fs::rename(&kept, &ov);
+        steps.push(failed(
+            "migrate",
+            dir,
+            format!("{e}; still in fallback"),
+            t0,
+        ));
+        return steps;
     }
     let _ = std::fs::remove_file(&kept);
     steps.push(step(
@@ -215,31 +186,44 @@ pub fn return_home(dir: &Path, bin: &str, f: &Flags, steps: &mut Vec<Step>) -> R
     ));
     let t0 = Instant::now();
     let remote = s3
-        .get(None)
+        .get(&t.key, None, MAX_IN_MEMORY)
         .ok()
-        .and_then(|b| state::parse(&b).ok())
-        .map(|(_, i)| i.serial);
-    let after = s3.history().map(|h| h.len()).unwrap_or(0);
-    let ok = match (remote, local_serial) {
+        .and_then(|b| serial_of(&b));
+    let after = s3.versions(&t.key, true).map(|h| h.len()).unwrap_or(0);
+    let serial_ok = match (remote, local_serial) {
         (Some(r), Some(l)) => r >= l,
         (Some(_), None) => true,
         _ => false,
     };
+    let show = |s: Option<u64>| s.map_or("none".to_string(), |v| v.to_string());
+    let ok = serial_ok && after >= before;
     steps.push(step(
         "verify",
         dir,
-        if ok && after >= before {
-            "ok"
-        } else {
-            "failed"
-        },
+        if ok { "ok" } else { "failed" },
         format!(
-            "S3 serial {:?} vs local {:?}; versions {before} → {after}",
-            remote, local_serial
+            "S3 serial {} vs local {}; versions {before} → {after}",
+            show(remote),
+            show(local_serial)
         ),
         t0,
     ));
-    // Leftover local state files go to an archive directory, not away.
+    if ok {
+        steps.push(archive_leftovers(dir));
+    } else {
+        steps.push(step(
+            "archive",
+            dir,
+            "skipped",
+            "the local state stays where it is until S3 holds it (verification failed)",
+            Instant::now(),
+        ));
+    }
+    steps
+}
+
+/// Leftover local state files go to an archive directory, not away.
+fn archive_leftovers(dir: &Path) -> Step {
     let t0 = Instant::now();
     let archive = dir.join(format!(
         ".pvedr-fallback-{}",
@@ -252,15 +236,22 @@ pub fn return_home(dir: &Path, bin: &str, f: &Flags, steps: &mut Vec<Step>) -> R
         "terraform.tfstate.d",
     ] {
         let p = dir.join(name);
-        if p.exists() {
-            std::fs::create_dir_all(&archive)
-                .map_err(|e| Error::io(format!("creating {}", archive.display()), e))?;
-            std::fs::rename(&p, archive.join(name))
-                .map_err(|e| Error::io(format!("archiving {}", p.display()), e))?;
-            moved.push(name);
+        if !p.exists() {
+            continue;
         }
+        let r = std::fs::create_dir_all(&archive)
+            .and_then(|()| std::fs::rename(&p, archive.join(name)));
+        if let Err(e) = r {
+            return failed(
+                "archive",
+                dir,
+                Error::io(format!("archiving {}", p.display()), e),
+                t0,
+            );
+        }
+        moved.push(name);
     }
-    steps.push(step(
+    step(
         "archive",
         dir,
         if moved.is_empty() {
@@ -270,6 +261,5 @@ pub fn return_home(dir: &Path, bin: &str, f: &Flags, steps: &mut Vec<Step>) -> R
         },
         format!("moved {} to {}", moved.join(", "), archive.display()),
         t0,
-    ));
-    Ok(ok)
+    )
 }

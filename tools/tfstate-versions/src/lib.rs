@@ -2,11 +2,11 @@
 //! and fall back to a local backend.
 
 mod cli;
-pub mod fallback;
+mod export;
+mod fallback;
+mod location;
+mod restore;
 mod run;
-mod s3;
-pub mod state;
-pub mod target;
 
 pub use cli::Cli;
 pub use run::run;

@@ -1,7 +1,10 @@
-//! `pvesh` calls and their JSON, turned into records.
+//! `pvesh` calls and their JSON (integers as numbers or strings, Perl booleans), turned into
+//! records.
 //!
 //! Field names and types follow what Proxmox prints (see `shared/reference/proxmox.md`):
 //! integers may come as numbers or strings, `protected` is `1` or absent.
+
+pub mod paths;
 
 use serde_json::{Map, Value};
 
@@ -91,27 +94,6 @@ pub fn bool_of(m: &Map<String, Value>, k: &str) -> Option<bool> {
         Value::String(s) => Some(!(s.is_empty() || s == "0")),
         _ => None,
     }
-}
-
-/// One entry of `/nodes`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeEntry {
-    pub node: String,
-    pub online: bool,
-}
-
-pub fn nodes(items: &[Map<String, Value>]) -> Vec<NodeEntry> {
-    let mut v: Vec<NodeEntry> = items
-        .iter()
-        .filter_map(|m| {
-            Some(NodeEntry {
-                node: str_of(m, "node")?,
-                online: str_of(m, "status").as_deref() == Some("online"),
-            })
-        })
-        .collect();
-    v.sort_by(|a, b| a.node.cmp(&b.node));
-    v
 }
 
 /// One entry of `/nodes/{node}/storage` as a `storage` record.

@@ -1,86 +1,7 @@
-//! The shared entry point: parse → run → map the error to an exit code, once for all tools.
-//! Also the common output flags and the man page renderer (`<tool> --generate-man`).
+//! Man pages from the clap definitions: clap_mangen's sections, each subcommand's options,
+//! then the sections written in the command's `after_long_help`.
 
-use std::ffi::OsString;
 use std::io::Write;
-use std::process::ExitCode;
-
-use clap::{Args, Parser};
-
-use crate::error::{ExitScheme, Result, code};
-use crate::output::{Format, Output};
-
-#[derive(Args, Debug, Clone, Default)]
-#[command(next_help_heading = "Output")]
-pub struct OutputArgs {
-    /// Output format: JSON Lines for pipes, an aligned table or CSV (one header row) for
-    /// people and spreadsheets.
-    #[arg(
-        long,
-        value_enum,
-        default_value_t,
-        value_name = "FORMAT",
-        global = true
-    )]
-    pub format: Format,
-
-    /// Flush after every record even when stdout is not a terminal (`tail -f`-style pipes).
-    #[arg(long, short = 'u', global = true)]
-    pub line_buffered: bool,
-}
-
-impl OutputArgs {
-    pub fn output(&self) -> Output {
-        Output::stdout(self.format, self.line_buffered)
-    }
-}
-
-/// Runs a tool. `run` returns the exit code of a completed run (0, or 3 for partial, or a
-/// Nagios state); errors are printed once as `<tool>: <message>` and mapped by `scheme`.
-/// A closed stdout (`| head`) ends the run quietly with 0.
-pub fn main<C: Parser>(
-    name: &str,
-    scheme: ExitScheme,
-    run: impl FnOnce(C) -> Result<u8>,
-) -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().collect();
-    if args.get(1).and_then(|a| a.to_str()) == Some("--generate-man") {
-        let mut out = std::io::stdout().lock();
-        return match render_man(C::command(), &mut out) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                let _ = writeln!(std::io::stderr(), "{name}: {e}");
-                ExitCode::from(code::FAILURE)
-            }
-        };
-    }
-    let usage_code = match scheme {
-        ExitScheme::Standard => code::USAGE,
-        ExitScheme::Nagios => 3,
-    };
-    let cli = match C::try_parse_from(args) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    ExitCode::SUCCESS
-                }
-                _ => ExitCode::from(usage_code),
-            };
-        }
-    };
-    match run(cli) {
-        Ok(c) => ExitCode::from(c),
-        Err(e) => {
-            if !e.is_broken_pipe() {
-                // stderr may be closed too; nothing more to do then.
-                let _ = writeln!(std::io::stderr(), "{name}: {e}");
-            }
-            ExitCode::from(e.exit_code(scheme))
-        }
-    }
-}
 
 /// Renders a man page: clap_mangen's standard sections, then the sections written in the
 /// command's `after_long_help` (lines such as `EXIT STATUS:` start a section).
@@ -181,15 +102,6 @@ fn roff_sections(text: &str) -> String {
     }
     s
 }
-
-/// The standard EXIT STATUS text for tools following the common contract.
-pub const EXIT_STATUS: &str = "EXIT STATUS:
-  0    success
-  1    the operation failed (nothing destroyed; the records say where it stopped)
-  2    usage error (bad flag or value); nothing was done
-  3    partial: some items succeeded, some failed (see stderr and the records)
-  130  interrupted
-  A closed standard output (`| head`) ends the run quietly with status 0.";
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,58 @@
+//! Messages on stderr, each prefixed with the running tool's name (set once by
+//! [`crate::cli::main`]), with control characters from input made visible so that a name
+//! read from a node or an archive cannot drive the terminal.
+
+use std::fmt::Display;
+use std::sync::OnceLock;
+
+static TOOL: OnceLock<String> = OnceLock::new();
+
+/// Names the running tool (the first call wins).
+pub fn set_tool(name: &str) {
+    let _ = TOOL.set(name.to_string());
+}
+
+/// The running tool's name (`pvedr` until set).
+pub fn tool() -> &'static str {
+    TOOL.get().map(String::as_str).unwrap_or("pvedr")
+}
+
+/// `text` with control characters other than newline and tab escaped.
+pub fn visible(text: &str) -> String {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `<tool>: <message>`.
+pub fn say(message: impl Display) {
+    eprintln!("{}: {}", tool(), visible(&message.to_string()));
+}
+
+/// `<tool>: warning: <message>`.
+pub fn warn(message: impl Display) {
+    eprintln!("{}: warning: {}", tool(), visible(&message.to_string()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_reach_the_terminal_visibly() {
+        assert_eq!(visible("a\u{1b}[31mb\nc"), "a\\u{1b}[31mb\nc");
+        assert_eq!(visible("plain"), "plain");
+    }
+}

@@ -1,0 +1,47 @@
+//! The Proxmox API paths pvedr reads and changes through `pvesh`, built in one place.
+//! Every value in a path has been validated (node, storage, volid, vmid) before.
+
+pub const CLUSTER_STATUS: &str = "/cluster/status";
+pub const CLUSTER_RESOURCES: &str = "/cluster/resources";
+pub const CLUSTER_BACKUP: &str = "/cluster/backup";
+pub const NODES: &str = "/nodes";
+
+/// `/nodes/NODE/storage`.
+pub fn storages(node: &str) -> String {
+    format!("/nodes/{node}/storage")
+}
+
+/// `/nodes/NODE/storage/STORAGE/content`.
+pub fn contents(node: &str, storage: &str) -> String {
+    format!("/nodes/{node}/storage/{storage}/content")
+}
+
+/// `/nodes/NODE/storage/STORAGE/content/VOLID`: one volume (its path, notes, protection).
+pub fn content(node: &str, storage: &str, volid: &str) -> String {
+    format!("/nodes/{node}/storage/{storage}/content/{volid}")
+}
+
+/// `/nodes/NODE/tasks`.
+pub fn tasks(node: &str) -> String {
+    format!("/nodes/{node}/tasks")
+}
+
+/// `/nodes/NODE/tasks/UPID/log`.
+pub fn task_log(node: &str, upid: &str) -> String {
+    format!("/nodes/{node}/tasks/{upid}/log")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn paths() {
+        assert_eq!(
+            super::content("pve1", "local", "local:backup/x.vma.zst"),
+            "/nodes/pve1/storage/local/content/local:backup/x.vma.zst"
+        );
+        assert_eq!(
+            super::task_log("pve1", "UPID:x"),
+            "/nodes/pve1/tasks/UPID:x/log"
+        );
+    }
+}

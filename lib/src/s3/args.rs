@@ -1,0 +1,128 @@
+//! The S3 flags, defined once and flattened into each tool that talks to S3.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::Endpoint;
+use crate::error::{Error, Result};
+use crate::terraform::backend::{self, Backend};
+
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "S3")]
+pub struct S3Args {
+    /// Environment E: bucket tfstate-E (repeatable where a tool works on several).
+    #[arg(long, value_name = "E", global = true)]
+    pub env: Vec<String>,
+
+    /// Bucket (instead of --env).
+    #[arg(long, value_name = "BUCKET", global = true)]
+    pub bucket: Option<String>,
+
+    /// Read bucket, key, region, endpoint and workspace prefix from the backend "s3" block
+    /// of this Terraform directory.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub backend_config: Option<PathBuf>,
+
+    /// S3 endpoint URL (MinIO, Garage, SeaweedFS, Ceph RGW, …). Default:
+    /// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the backend block's, else AWS.
+    #[arg(long, value_name = "URL", global = true)]
+    pub endpoint: Option<String>,
+
+    /// S3 region. Default: AWS_REGION, AWS_DEFAULT_REGION, the backend block's, else us-east-1.
+    #[arg(long, value_name = "REGION", global = true)]
+    pub region: Option<String>,
+}
+
+/// An environment name as it may appear in a bucket name.
+pub fn check_env(e: &str) -> Result<()> {
+    let ok = !e.is_empty()
+        && e.len() <= 55
+        && e.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "invalid --env '{}': lower-case letters, digits, '-' and '.' (it names the bucket tfstate-E)",
+            e.escape_debug()
+        )))
+    }
+}
+
+impl S3Args {
+    /// The backend block of `--backend-config` (empty without it).
+    pub fn backend(&self) -> Result<Backend> {
+        match &self.backend_config {
+            Some(d) => backend::read_backend(d),
+            None => Ok(Backend::default()),
+        }
+    }
+
+    pub fn endpoint_with(&self, b: &Backend) -> Result<Endpoint> {
+        Endpoint::resolve(
+            self.endpoint.as_deref(),
+            self.region.as_deref(),
+            b.endpoint.as_deref(),
+            b.region.as_deref(),
+        )
+    }
+
+    /// The bucket of environment `env` (or of `--bucket`, or of the backend block).
+    pub fn bucket_for(&self, env: Option<&str>, b: &Backend) -> Result<String> {
+        if let Some(e) = env {
+            check_env(e)?;
+        }
+        let bucket = self
+            .bucket
+            .clone()
+            .or_else(|| env.map(|e| format!("tfstate-{e}")))
+            .or(b.bucket.clone())
+            .ok_or_else(|| {
+                Error::usage("which bucket? give --env E, --bucket B, or --backend-config DIR")
+            })?;
+        super::config::check_bucket(&bucket)?;
+        Ok(bucket)
+    }
+
+    /// Every bucket named by `--bucket` and `--env`, in order, without repeats.
+    pub fn buckets(&self) -> Result<Vec<String>> {
+        let b = self.backend()?;
+        let mut out: Vec<String> = Vec::new();
+        if self.bucket.is_some() || (self.env.is_empty() && b.bucket.is_some()) {
+            out.push(self.bucket_for(None, &b)?);
+        }
+        for e in &self.env {
+            check_env(e)?;
+            let name = format!("tfstate-{e}");
+            super::config::check_bucket(&name)?;
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_the_bucket() {
+        let a = S3Args {
+            env: vec!["lab".into(), "prod".into(), "lab".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            a.buckets().expect("buckets"),
+            ["tfstate-lab", "tfstate-prod"]
+        );
+        assert_eq!(
+            a.bucket_for(Some("lab"), &Backend::default()).expect("b"),
+            "tfstate-lab"
+        );
+        assert!(check_env("").is_err());
+        assert!(check_env("Prod;x").is_err());
+    }
+}

@@ -1,0 +1,506 @@
+//! S3 on the official SDK, for any S3 (MinIO, Garage, Ceph RGW, AWS): path-style addressing,
+//! checksums only when required (older MinIO rejects the SDK's default), and errors that say
+//! what the server said ([`Error::S3`]). Blocking API over a current-thread runtime: the
+//! tools are sequential, and one runtime per client keeps them free of async.
+//!
+//! Built only with the `s3` feature, so tools without S3 do not compile the SDK.
+
+mod args;
+mod config;
+mod dynamodb;
+mod multipart;
+
+pub use args::S3Args;
+pub use config::{Endpoint, credentials, printable_url};
+pub use multipart::{MultipartUpload, Part, Upload};
+
+use std::io::Write;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+
+use crate::error::{Error, Result};
+
+/// One entry of a key's history: a version or a delete marker.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: String,
+    pub version_id: String,
+    pub is_latest: bool,
+    pub delete_marker: bool,
+    pub last_modified: Option<i64>,
+    pub size: Option<u64>,
+    pub etag: Option<String>,
+}
+
+/// What a HEAD said of an object.
+#[derive(Debug, Clone, Default)]
+pub struct Head {
+    pub size: Option<u64>,
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+    pub metadata: std::collections::HashMap<String, String>,
+}
+
+/// A client bound to one bucket.
+pub struct Bucket {
+    client: Client,
+    rt: tokio::runtime::Runtime,
+    endpoint: Endpoint,
+    pub name: String,
+}
+
+/// `what: Code: message (HTTP status)`, from an SDK error.
+pub(crate) fn explain<E: ProvideErrorMetadata, R: HasStatus>(
+    what: &str,
+    e: SdkError<E, R>,
+) -> Error {
+    let (code, message) = match &e {
+        SdkError::ServiceError(s) => (
+            s.err().code().map(String::from),
+            s.err().message().unwrap_or("(no message)").to_string(),
+        ),
+        SdkError::TimeoutError(_) => (None, "timed out".into()),
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => {
+            (None, "cannot reach the S3 endpoint".into())
+        }
+        SdkError::DispatchFailure(_) => (
+            None,
+            "request failed before it reached the S3 server".into(),
+        ),
+        SdkError::ResponseError(_) => (None, "unreadable response from the S3 server".into()),
+        _ => (None, "request could not be built".into()),
+    };
+    Error::S3 {
+        what: what.into(),
+        code,
+        status: status(&e),
+        message,
+    }
+}
+
+fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<String> {
+    match e {
+        SdkError::ServiceError(s) => s.err().code().map(String::from),
+        _ => None,
+    }
+}
+
+fn status<E, R: HasStatus>(e: &SdkError<E, R>) -> Option<u16> {
+    match e {
+        SdkError::ServiceError(s) => Some(s.raw().status_code()),
+        SdkError::ResponseError(r) => Some(r.raw().status_code()),
+        _ => None,
+    }
+}
+
+fn not_found<E: ProvideErrorMetadata, R: HasStatus>(e: &SdkError<E, R>) -> bool {
+    status(e) == Some(404)
+        || code(e).is_some_and(|c| c == "NotFound" || c == "NoSuchKey" || c == "NoSuchBucket")
+}
+
+pub(crate) trait HasStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+/// The largest object read whole into memory (states, manifests); larger ones stream.
+pub const MAX_IN_MEMORY: u64 = 256 * 1024 * 1024;
+
+impl Bucket {
+    pub fn connect(endpoint: &Endpoint, bucket: &str) -> Result<Bucket> {
+        config::check_bucket(bucket)?;
+        let (ak, sk, token) = credentials()?;
+        let mut conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(endpoint.region.clone()))
+            .credentials_provider(Credentials::new(ak, sk, token, None, "pvedr"))
+            .force_path_style(true)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if let Some(ep) = &endpoint.url {
+            conf = conf.endpoint_url(ep);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start the I/O runtime", e))?;
+        Ok(Bucket {
+            client: Client::from_conf(conf.build()),
+            rt,
+            endpoint: endpoint.clone(),
+            name: bucket.into(),
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.name)
+    }
+
+    /// Whether the bucket exists and the credentials may use it.
+    pub fn head(&self) -> Result<()> {
+        self.rt
+            .block_on(self.client.head_bucket().bucket(&self.name).send())
+            .map(|_| ())
+            .map_err(|e| explain(&format!("bucket {}", self.name), e))
+    }
+
+    /// `Ok(false)` when the bucket does not exist.
+    pub fn exists(&self) -> Result<bool> {
+        match self
+            .rt
+            .block_on(self.client.head_bucket().bucket(&self.name).send())
+        {
+            Ok(_) => Ok(true),
+            Err(e) if not_found(&e) => Ok(false),
+            Err(e) => Err(explain(&format!("bucket {}", self.name), e)),
+        }
+    }
+
+    pub fn create(&self) -> Result<()> {
+        self.rt
+            .block_on(self.client.create_bucket().bucket(&self.name).send())
+            .map(|_| ())
+            .map_err(|e| explain(&format!("creating bucket {}", self.name), e))
+    }
+
+    /// Whether versioning is enabled: `Some(true/false)`, or `None` when the server's answer
+    /// cannot be read (moto 5.2.5 names its XML root differently from S3); callers then infer
+    /// it from the version ids.
+    pub fn versioning(&self) -> Result<Option<bool>> {
+        match self.rt.block_on(
+            self.client
+                .get_bucket_versioning()
+                .bucket(&self.name)
+                .send(),
+        ) {
+            Ok(r) => Ok(Some(r.status().is_some_and(|s| s.as_str() == "Enabled"))),
+            Err(e) if status(&e) == Some(200) => Ok(None),
+            Err(e) => Err(explain(&format!("bucket {}", self.name), e)),
+        }
+    }
+
+    pub fn enable_versioning(&self) -> Result<()> {
+        let conf = VersioningConfiguration::builder()
+            .status(BucketVersioningStatus::Enabled)
+            .build();
+        self.rt
+            .block_on(
+                self.client
+                    .put_bucket_versioning()
+                    .bucket(&self.name)
+                    .versioning_configuration(conf)
+                    .send(),
+            )
+            .map(|_| ())
+            .map_err(|e| explain(&format!("enabling versioning on {}", self.name), e))
+    }
+
+    /// Every version and delete marker under `prefix`, all pages; with `exact`, only
+    /// those of exactly that key (not `<key>.tflock`). Newest first per key.
+    pub fn versions(&self, prefix: &str, exact: bool) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        let (mut km, mut vm): (Option<String>, Option<String>) = (None, None);
+        loop {
+            let r = self
+                .rt
+                .block_on(
+                    self.client
+                        .list_object_versions()
+                        .bucket(&self.name)
+                        .prefix(prefix)
+                        .set_key_marker(km.clone())
+                        .set_version_id_marker(vm.clone())
+                        .send(),
+                )
+                .map_err(|e| {
+                    if code(&e).is_some_and(|c| c == "NotImplemented" || c == "MethodNotAllowed") {
+                        Error::Refused(format!(
+                            "bucket {}: this S3 server does not implement ListObjectVersions; versions cannot be listed here",
+                            self.name
+                        ))
+                    } else {
+                        explain(&format!("listing versions of {}", self.url(prefix)), e)
+                    }
+                })?;
+            let keep = |k: Option<&str>| !exact || k == Some(prefix);
+            for v in r.versions().iter().filter(|v| keep(v.key())) {
+                out.push(Entry {
+                    key: v.key().unwrap_or_default().to_string(),
+                    version_id: v.version_id().unwrap_or("null").to_string(),
+                    is_latest: v.is_latest().unwrap_or(false),
+                    delete_marker: false,
+                    last_modified: v.last_modified().map(|t| t.secs()),
+                    size: v.size().and_then(|s| u64::try_from(s).ok()),
+                    etag: v.e_tag().map(|e| e.trim_matches('"').to_string()),
+                });
+            }
+            for m in r.delete_markers().iter().filter(|m| keep(m.key())) {
+                out.push(Entry {
+                    key: m.key().unwrap_or_default().to_string(),
+                    version_id: m.version_id().unwrap_or("null").to_string(),
+                    is_latest: m.is_latest().unwrap_or(false),
+                    delete_marker: true,
+                    last_modified: m.last_modified().map(|t| t.secs()),
+                    size: None,
+                    etag: None,
+                });
+            }
+            km = r.next_key_marker().map(String::from);
+            vm = r.next_version_id_marker().map(String::from);
+            if r.is_truncated() != Some(true) || (km.is_none() && vm.is_none()) {
+                break;
+            }
+        }
+        // The SDK separates versions from markers: per key the latest first, then by time
+        // (servers may round times to the second, so the latest flag decides ties at the top).
+        out.sort_by(|a, b| {
+            a.key
+                .cmp(&b.key)
+                .then(b.is_latest.cmp(&a.is_latest))
+                .then(b.last_modified.cmp(&a.last_modified))
+        });
+        Ok(out)
+    }
+
+    /// The current objects under `prefix` (key, size), all pages.
+    pub fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let r = self
+                .rt
+                .block_on(
+                    self.client
+                        .list_objects_v2()
+                        .bucket(&self.name)
+                        .prefix(prefix)
+                        .set_continuation_token(token.clone())
+                        .send(),
+                )
+                .map_err(|e| explain(&format!("listing {}", self.url(prefix)), e))?;
+            for o in r.contents() {
+                let size = o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+                out.push((o.key().unwrap_or_default().to_string(), size));
+            }
+            token = r.next_continuation_token().map(String::from);
+            if r.is_truncated() != Some(true) || token.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// An object's metadata; `Ok(None)` when there is no current object.
+    pub fn head_object(&self, key: &str) -> Result<Option<Head>> {
+        match self
+            .rt
+            .block_on(self.client.head_object().bucket(&self.name).key(key).send())
+        {
+            Ok(r) => Ok(Some(Head {
+                size: r.content_length().and_then(|s| u64::try_from(s).ok()),
+                etag: r.e_tag().map(|e| e.trim_matches('"').to_string()),
+                version_id: r.version_id().map(String::from),
+                metadata: r.metadata().cloned().unwrap_or_default(),
+            })),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(explain(&format!("checking {}", self.url(key)), e)),
+        }
+    }
+
+    /// Reads an object (a version of it) whole; refused above `limit` bytes so that an
+    /// object's size never sizes an allocation unchecked.
+    pub fn get(&self, key: &str, version: Option<&str>, limit: u64) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        let mut w = LimitedWriter {
+            inner: &mut buf,
+            left: limit,
+        };
+        self.get_to(key, version, &mut w)?;
+        Ok(buf)
+    }
+
+    /// Streams an object (a version of it) into `out`, chunk by chunk; returns the bytes.
+    pub fn get_to(&self, key: &str, version: Option<&str>, out: &mut dyn Write) -> Result<u64> {
+        let what = || {
+            format!(
+                "reading {} version {}",
+                self.url(key),
+                version.unwrap_or("latest")
+            )
+        };
+        let mut r = self
+            .rt
+            .block_on(
+                self.client
+                    .get_object()
+                    .bucket(&self.name)
+                    .key(key)
+                    .set_version_id(version.map(String::from))
+                    .send(),
+            )
+            .map_err(|e| explain(&what(), e))?;
+        let mut n = 0u64;
+        loop {
+            let chunk = self.rt.block_on(r.body.try_next()).map_err(|e| Error::S3 {
+                what: what(),
+                code: None,
+                status: None,
+                message: e.to_string(),
+            })?;
+            let Some(chunk) = chunk else { break };
+            out.write_all(&chunk).map_err(|e| Error::io(what(), e))?;
+            n = n.saturating_add(chunk.len() as u64);
+        }
+        Ok(n)
+    }
+
+    /// Writes an object; returns its version id (`null` without versioning).
+    pub fn put(&self, key: &str, body: Vec<u8>) -> Result<String> {
+        self.put_with(key, body, false, &[])
+            .map(|v| v.unwrap_or_else(|| "null".into()))
+    }
+
+    /// Terraform's conditional write for locks (`If-None-Match: *`): `Ok(None)` when the
+    /// key exists already (someone was faster).
+    pub fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<Option<String>> {
+        self.put_with(key, body, true, &[])
+    }
+
+    /// A write with user metadata (`x-amz-meta-*`; ASCII values only, as S3 requires).
+    pub fn put_with(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        only_if_absent: bool,
+        metadata: &[(&str, &str)],
+    ) -> Result<Option<String>> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.name)
+            .key(key)
+            .body(ByteStream::from(body));
+        for (k, v) in metadata {
+            req = req.metadata(*k, *v);
+        }
+        if only_if_absent {
+            req = req.if_none_match("*");
+        }
+        match self.rt.block_on(req.send()) {
+            Ok(r) => Ok(Some(r.version_id().unwrap_or("null").to_string())),
+            Err(e)
+                if only_if_absent
+                    && (status(&e) == Some(412)
+                        || code(&e).is_some_and(|c| c == "PreconditionFailed")) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(explain(&format!("writing {}", self.url(key)), e)),
+        }
+    }
+
+    /// Deletes a key (a delete marker on a versioned bucket) or exactly one version.
+    pub fn delete(&self, key: &str, version: Option<&str>) -> Result<()> {
+        self.rt
+            .block_on(
+                self.client
+                    .delete_object()
+                    .bucket(&self.name)
+                    .key(key)
+                    .set_version_id(version.map(String::from))
+                    .send(),
+            )
+            .map(|_| ())
+            .map_err(|e| explain(&format!("deleting {}", self.url(key)), e))
+    }
+
+    /// Server-side copy of `from` (a version of it) to `to` in the same bucket.
+    pub fn copy(&self, from: &str, version: Option<&str>, to: &str) -> Result<String> {
+        let mut src = format!("{}/{}", self.name, urlencode_key(from));
+        if let Some(v) = version {
+            src.push_str(&format!("?versionId={}", urlencode_key(v)));
+        }
+        self.rt
+            .block_on(
+                self.client
+                    .copy_object()
+                    .bucket(&self.name)
+                    .key(to)
+                    .copy_source(src)
+                    .send(),
+            )
+            .map(|r| r.version_id().unwrap_or("null").to_string())
+            .map_err(|e| explain(&format!("copying {} to {to}", self.url(from)), e))
+    }
+}
+
+/// Percent-encodes a key for `x-amz-copy-source` (slashes stay).
+fn urlencode_key(k: &str) -> String {
+    let mut s = String::new();
+    for b in k.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+/// A writer that refuses to grow past a bound.
+struct LimitedWriter<'a> {
+    inner: &'a mut Vec<u8>,
+    left: u64,
+}
+
+impl Write for LimitedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(std::io::Error::other(
+                "the object is larger than this tool reads into memory",
+            ));
+        }
+        self.left -= buf.len() as u64;
+        self.inner.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_source_is_encoded() {
+        assert_eq!(urlencode_key("a b/c+d.tfstate"), "a%20b/c%2Bd.tfstate");
+    }
+
+    #[test]
+    fn limited_writer_refuses_past_the_bound() {
+        let mut v = Vec::new();
+        let mut w = LimitedWriter {
+            inner: &mut v,
+            left: 4,
+        };
+        assert!(w.write_all(b"abcd").is_ok());
+        assert!(w.write_all(b"e").is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! What pve-restore asks of a node about guests, and the commands it runs on them.
+
+use std::collections::HashMap;
+
+use pvedr::error::{Error, Result};
+use pvedr::pvesh;
+use pvedr::transport::{CommandOutput, RemoteCommand, Transport};
+use pvedr::validate;
+
+/// A guest as `/cluster/resources` shows it.
+#[derive(Debug, Clone)]
+pub struct Present {
+    pub node: String,
+    pub gtype: String,
+    pub running: bool,
+}
+
+/// The node the connection lands on (`/cluster/status`, `local: 1`).
+pub fn local_node(t: &dyn Transport) -> Result<String> {
+    let cmd = pvesh::get(pvesh::paths::CLUSTER_STATUS, &[]);
+    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
+    let name = items
+        .iter()
+        .find(|m| {
+            pvesh::str_of(m, "type").as_deref() == Some("node")
+                && pvesh::bool_of(m, "local") == Some(true)
+        })
+        .and_then(|m| pvesh::str_of(m, "name"))
+        .ok_or_else(|| Error::Other("cannot tell which node this is; give --node".into()))?;
+    validate::node(&name).map_err(|_| Error::Protocol {
+        host: t.host().into(),
+        command: cmd.line(),
+        message: format!(
+            "the node sent an invalid node name '{}'",
+            name.escape_debug()
+        ),
+    })?;
+    Ok(name)
+}
+
+/// Every guest of the cluster by VMID.
+pub fn resources(t: &dyn Transport) -> Result<HashMap<u64, Present>> {
+    let cmd = pvesh::get(pvesh::paths::CLUSTER_RESOURCES, &["--type", "vm"]);
+    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
+    Ok(items
+        .iter()
+        .filter_map(|m| {
+            Some((
+                pvesh::uint_of(m, "vmid")?,
+                Present {
+                    node: pvesh::str_of(m, "node").unwrap_or_default(),
+                    gtype: pvesh::str_of(m, "type").unwrap_or_default(),
+                    running: pvesh::str_of(m, "status").as_deref() == Some("running"),
+                },
+            ))
+        })
+        .collect())
+}
+
+pub fn tool_of(lxc: bool) -> &'static str {
+    if lxc { "pct" } else { "qm" }
+}
+
+pub fn argv(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+/// The restore command: `qmrestore <archive> <vmid>` but `pct restore <vmid> <archive>`.
+pub fn restore_cmd(
+    lxc: bool,
+    archive: &str,
+    target: u64,
+    force: bool,
+    storage: Option<&str>,
+    unique: bool,
+) -> Vec<String> {
+    let id = target.to_string();
+    let mut a = if lxc {
+        argv(&["pct", "restore", &id, archive])
+    } else {
+        argv(&["qmrestore", archive, &id])
+    };
+    if force {
+        a.extend(argv(&["--force", "1"]));
+    }
+    if let Some(s) = storage {
+        a.extend(argv(&["--storage", s]));
+    }
+    if unique {
+        a.extend(argv(&["--unique", "1"]));
+    }
+    a
+}
+
+/// A vzdump of the guest to come back to; keep-all=1 so that no retention deletes old
+/// archives (maybe the one being restored).
+pub fn safety_point_cmd(vmid: &str, storage: &str, mode: &str, note: &str) -> Vec<String> {
+    argv(&[
+        "vzdump",
+        vmid,
+        "--storage",
+        storage,
+        "--mode",
+        mode,
+        "--compress",
+        "zstd",
+        "--notes-template",
+        note,
+        "--prune-backups",
+        "keep-all=1",
+    ])
+}
+
+/// The volid of the archive vzdump says it wrote (`creating vzdump archive '…/NAME'`),
+/// validated like user input: it comes back from the node.
+pub fn safety_point_volid(stdout: &str, storage: &str) -> Option<String> {
+    let file = stdout.lines().find_map(|l| {
+        let rest = l.split("creating vzdump archive '").nth(1)?;
+        Some(rest.trim_end_matches('\'').rsplit('/').next()?.to_string())
+    })?;
+    let v = format!("{storage}:backup/{file}");
+    validate::volid(&v).ok()?;
+    pvedr::archive::parse(&file)?;
+    Some(v)
+}
+
+/// The last line of a failed command's stderr, or its status.
+pub fn status_line(out: &CommandOutput) -> String {
+    let e = out.stderr.trim();
+    if e.is_empty() {
+        format!("exit status {}", out.status)
+    } else {
+        e.lines().last().unwrap_or(e).to_string()
+    }
+}
+
+/// `qm|pct config VMID`: `Ok(Err(why))` when the command failed on the node.
+pub fn config(
+    t: &dyn Transport,
+    lxc: bool,
+    vmid: u64,
+) -> Result<std::result::Result<String, String>> {
+    let out = t.exec(&RemoteCommand::read(argv(&[
+        tool_of(lxc),
+        "config",
+        &vmid.to_string(),
+    ])))?;
+    Ok(if out.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(status_line(&out))
+    })
+}
+
+pub fn lock_of(config: &str) -> Option<String> {
+    config
+        .lines()
+        .find_map(|l| l.strip_prefix("lock:").map(|v| v.trim().to_string()))
+}
+
+/// `netN` lines of a config whose link is up, as (key, value).
+pub fn links_up(config: &str) -> Vec<(String, String)> {
+    config
+        .lines()
+        .filter_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            let k = k.trim();
+            let is_net =
+                k.len() > 3 && k.starts_with("net") && k[3..].bytes().all(|c| c.is_ascii_digit());
+            (is_net && !v.contains("link_down=1")).then(|| (k.to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// One restore per target VMID at a time (on this machine, for this host).
+pub fn lock_target(host: &str, port: u16, vmid: u64) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let path = dir.join(format!("pvedr-restore-{host}-{port}-{vmid}.lock"));
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        Error::Refused(format!(
+            "another pve-restore is working on VMID {vmid} ({})",
+            path.display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safety_point_from_vzdump_output() {
+        let out = "INFO: starting new backup job\nINFO: creating vzdump archive '/var/lib/vz/dump/vzdump-qemu-100-2024_01_15-03_00_00.vma.zst'\n";
+        assert_eq!(
+            safety_point_volid(out, "local").as_deref(),
+            Some("local:backup/vzdump-qemu-100-2024_01_15-03_00_00.vma.zst")
+        );
+        let evil = "INFO: creating vzdump archive '/x/vzdump-qemu-100-2024_01_15-03_00_00.vma.zst;rm -rf /'\n";
+        assert_eq!(safety_point_volid(evil, "local"), None);
+    }
+
+    #[test]
+    fn links() {
+        let c =
+            "net0: virtio=AA,bridge=vmbr0\nnet1: virtio=BB,bridge=vmbr1,link_down=1\nnetwork: x\n";
+        assert_eq!(
+            links_up(c),
+            [("net0".to_string(), "virtio=AA,bridge=vmbr0".to_string())]
+        );
+    }
+}

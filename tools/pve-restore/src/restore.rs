@@ -1,0 +1,810 @@
+//! Restoring one guest, in phases: select (target, refusals), plan, check (read-only),
+//! change (stop, safety point, restore), verify (isolate, start, probes), clean up, roll
+//! back. Every phase ends in the `restore` record: a connection lost after the first
+//! change says which steps ran and how to get back, and the commands run are the plan's.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use pvedr::error::Result;
+use pvedr::plan::{Plan, StepId};
+use pvedr::records::{Backup, Restore, seconds_since};
+use pvedr::retry::{Retry, poll_until};
+use pvedr::shell;
+use pvedr::transport::{CommandOutput, RemoteCommand, Transport};
+use pvedr::validate;
+use serde_json::{Value, json};
+
+use crate::cli::Cli;
+use crate::guest::{self, Present, argv, restore_cmd, tool_of};
+use crate::probe::{self, ProbeTarget};
+use crate::run::Options;
+
+/// What every guest's restore shares.
+pub struct Ctx<'a> {
+    pub cli: &'a Cli,
+    pub o: &'a Options,
+    pub t: &'a dyn Transport,
+    pub port: u16,
+}
+
+/// The plan's steps by role.
+#[derive(Default)]
+struct Steps {
+    check: StepId,
+    lock: Option<StepId>,
+    stop: Option<StepId>,
+    safety: Option<StepId>,
+    restore: StepId,
+    isolate: Option<StepId>,
+    start: Option<StepId>,
+    probes: Vec<StepId>,
+    cleanup: Option<StepId>,
+    rollback: Option<StepId>,
+}
+
+/// One guest's restore as it goes.
+struct Job<'a> {
+    ctx: &'a Ctx<'a>,
+    b: Backup,
+    lxc: bool,
+    target: u64,
+    storage: String,
+    overwrite: bool,
+    was_running: bool,
+    plan: Plan,
+    s: Steps,
+    rec: Restore,
+    started: Instant,
+    safety: Option<String>,
+    failure: Option<String>,
+    lost: bool,
+    stopped_by_us: bool,
+    restored: bool,
+    rolled_back: bool,
+}
+
+/// A refusal before anything changed.
+pub fn refused(mut rec: Restore, plan: Plan, msg: String, started: Instant) -> Restore {
+    pvedr::msg::say(format!("refused: {msg}"));
+    rec.status = "refused".into();
+    rec.error = Some(msg);
+    rec.steps = plan.steps;
+    rec.duration_s = Some(seconds_since(started));
+    rec
+}
+
+/// A failure before anything changed (a node that does not answer, say).
+fn failed_early(mut rec: Restore, plan: Plan, e: pvedr::Error, started: Instant) -> Restore {
+    pvedr::msg::say(format!("failed: {e}"));
+    rec.status = "failed".into();
+    rec.error = Some(format!("{e}; nothing was changed"));
+    rec.steps = plan.steps;
+    rec.duration_s = Some(seconds_since(started));
+    rec
+}
+
+/// Restores one backup. `Err` only for what stops the whole run (no confirmation);
+/// everything else, connection failures included, ends up in the record.
+pub fn restore_one(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> {
+    let started = Instant::now();
+    let node = ctx
+        .o
+        .node
+        .clone()
+        .or(b.node.clone())
+        .unwrap_or_else(|| default_node.to_string());
+    let mut rec = Restore {
+        vmid: b.vmid,
+        volid: Some(b.volid.clone()),
+        node: Some(node.clone()),
+        dry_run: ctx.cli.write.dry_run,
+        status: "planned".into(),
+        ..Default::default()
+    };
+    let plan = Plan::default();
+    if let Err(e) = validate::node(&node)
+        .and_then(|_| validate::volid(&b.volid))
+        .and_then(|_| validate::storage_id(b.storage.as_deref().unwrap_or_default()))
+    {
+        return Ok(refused(rec, plan, e.to_string(), started));
+    }
+    if b.subtype != "qemu" && b.subtype != "lxc" {
+        let msg = format!("cannot restore a '{}' backup", b.subtype);
+        return Ok(refused(rec, plan, msg, started));
+    }
+    let present = match guest::resources(ctx.t) {
+        Ok(p) => p,
+        Err(e) => return Ok(failed_early(rec, plan, e, started)),
+    };
+    let target = match select_target(ctx, &b, &present) {
+        Ok(t) => t,
+        Err(msg) => return Ok(refused(rec, plan, msg, started)),
+    };
+    rec.target_vmid = Some(target);
+    let existing = present.get(&target).cloned();
+    if let Some(e) = &existing {
+        rec.node = Some(e.node.clone());
+        if let Err(msg) = check_overwrite(ctx, &b, target, e) {
+            return Ok(refused(rec, plan, msg, started));
+        }
+    }
+    let mut job = Job {
+        ctx,
+        lxc: b.subtype == "lxc",
+        storage: b.storage.clone().unwrap_or_default(),
+        target,
+        overwrite: existing.is_some(),
+        was_running: existing.as_ref().is_some_and(|e| e.running),
+        b,
+        plan,
+        s: Steps::default(),
+        rec,
+        started,
+        safety: None,
+        failure: None,
+        lost: false,
+        stopped_by_us: false,
+        restored: false,
+        rolled_back: false,
+    };
+    job.build_plan();
+    job.run()
+}
+
+/// The VMID to restore to: a scratch one for a drill, else --target-id or the backup's.
+fn select_target(
+    ctx: &Ctx,
+    b: &Backup,
+    present: &HashMap<u64, Present>,
+) -> std::result::Result<u64, String> {
+    if ctx.cli.test {
+        let v = match ctx.o.target {
+            Some(v) => v,
+            None => (9900..999_999_999)
+                .find(|v| !present.contains_key(v))
+                .unwrap_or(9900),
+        };
+        return match present.contains_key(&v) {
+            true => Err(format!("scratch VMID {v} is in use")),
+            false => Ok(v),
+        };
+    }
+    ctx.o
+        .target
+        .or(b.vmid)
+        .ok_or_else(|| "the backup has no VMID; give --target-id".to_string())
+}
+
+fn check_overwrite(
+    ctx: &Ctx,
+    b: &Backup,
+    target: u64,
+    e: &Present,
+) -> std::result::Result<(), String> {
+    if Some(target) != b.vmid {
+        return Err(format!(
+            "--target-id {target} is taken ({} on {}): a new VMID must be free cluster-wide",
+            e.gtype, e.node
+        ));
+    }
+    if e.gtype != b.subtype {
+        return Err(format!(
+            "guest {target} is a {} but the backup is a {}",
+            e.gtype, b.subtype
+        ));
+    }
+    if !ctx.cli.force {
+        return Err(format!(
+            "guest {target} exists on {}: overwriting it needs --force (a safety point is taken first)",
+            e.node
+        ));
+    }
+    Ok(())
+}
+
+impl Job<'_> {
+    fn tool(&self) -> &'static str {
+        tool_of(self.lxc)
+    }
+
+    fn id(&self) -> String {
+        self.target.to_string()
+    }
+
+    fn safety_storage(&self) -> String {
+        self.ctx
+            .o
+            .safety_storage
+            .clone()
+            .unwrap_or_else(|| self.storage.clone())
+    }
+
+    fn build_plan(&mut self) {
+        let (tool, id, cli) = (self.tool(), self.id(), self.ctx.cli);
+        let p = &mut self.plan;
+        self.s.check = p.read(
+            "check-archive",
+            &self.b.volid,
+            "test the archive on the node before anything changes",
+            Some(pvedr::archive::test_command("<path>", &self.b.format)),
+        );
+        if self.overwrite {
+            self.s.lock = Some(p.read(
+                "check-lock",
+                &id,
+                "a locked guest (backup, snapshot, migration) must not be touched",
+                Some(argv(&[tool, "config", &id])),
+            ));
+            self.s.stop = Some(p.change(
+                "stop",
+                &id,
+                "stop the guest, only if it runs",
+                Some(argv(&[tool, "stop", &id])),
+            ));
+            let note = format!("pvedr safety point before restoring {}", self.b.volid);
+            let storage = self
+                .ctx
+                .o
+                .safety_storage
+                .clone()
+                .unwrap_or_else(|| self.storage.clone());
+            self.s.safety = Some(p.change(
+                "safety-point",
+                &id,
+                "a vzdump of the current guest to come back to; keep-all=1 so no retention deletes old archives (maybe the one being restored)",
+                Some(guest::safety_point_cmd(&id, &storage, "stop", &note)),
+            ));
+        }
+        let why = if self.overwrite {
+            "overwrite with the restore command's own --force (destroy --purge would silently drop the guest from backup jobs)"
+        } else {
+            "restore to a VMID that is free cluster-wide"
+        };
+        let cmd = restore_cmd(
+            self.lxc,
+            &self.b.volid,
+            self.target,
+            self.overwrite,
+            self.ctx.o.storage.as_deref(),
+            cli.unique,
+        );
+        self.s.restore = p.change("restore", &id, why, Some(cmd));
+        if cli.test {
+            self.s.isolate = Some(p.change(
+                "isolate",
+                &id,
+                "every network link down: the copy must not talk to production",
+                Some(argv(&[tool, "set", &id, "--netN", "<net>,link_down=1"])),
+            ));
+        }
+        if self.ctx.o.start {
+            self.s.start = Some(p.change(
+                "start",
+                &id,
+                "start the restored guest and wait until it runs",
+                Some(argv(&[tool, "start", &id])),
+            ));
+        }
+        for pr in &self.ctx.o.probes {
+            self.s
+                .probes
+                .push(p.read("probe", &pr.name(), "prove the restored guest works", None));
+        }
+        if cli.test {
+            self.s.cleanup = Some(p.change(
+                "cleanup",
+                &id,
+                "destroy the scratch guest",
+                Some(argv(&[tool, "destroy", &id])),
+            ));
+        }
+        if self.overwrite {
+            self.s.rollback = Some(p.change(
+                "rollback",
+                &id,
+                "only if the restore or the verification fails: restore the safety point",
+                Some(restore_cmd(
+                    self.lxc,
+                    "<safety point>",
+                    self.target,
+                    true,
+                    None,
+                    false,
+                )),
+            ));
+        }
+    }
+
+    /// All phases, in order; always a record.
+    fn run(mut self) -> Result<Restore> {
+        let node = self.rec.node.clone().unwrap_or_default();
+        self.plan.print(&format!(
+            "plan for {} → {} on {node}:",
+            self.b.volid, self.target
+        ));
+        if let Some(msg) = self.check() {
+            self.plan.skip_rest("refused");
+            return Ok(refused(self.rec, self.plan, msg, self.started));
+        }
+        if self.ctx.cli.write.dry_run {
+            self.rec.steps = self.plan.steps;
+            self.rec.duration_s = Some(seconds_since(self.started));
+            return Ok(self.rec);
+        }
+        pvedr::cli::confirm(
+            &format!(
+                "restoring {} to {} {} on {node}{}",
+                self.b.volid,
+                if self.lxc { "CT" } else { "VM" },
+                self.target,
+                if self.overwrite { " (overwrite)" } else { "" }
+            ),
+            self.ctx.cli.write.yes,
+        )?;
+        let _lock = guest::lock_target(self.ctx.t.host(), self.ctx.port, self.target)?;
+        pvedr::interrupt::install();
+        self.change();
+        self.verify();
+        self.cleanup();
+        self.roll_back();
+        Ok(self.finish())
+    }
+
+    /// A read-only command; a lost connection is recorded and ends the run's changes.
+    fn read(&mut self, a: &[String]) -> Option<CommandOutput> {
+        match self.ctx.t.exec(&RemoteCommand::read(a.to_vec())) {
+            Ok(out) => Some(out),
+            Err(e) => {
+                self.lost = true;
+                self.failure
+                    .get_or_insert(format!("connection lost: {e}; the node's state is unknown"));
+                None
+            }
+        }
+    }
+
+    /// Runs step `i`'s own command (a change); `Err` says why it failed.
+    fn exec_step(&mut self, i: StepId) -> std::result::Result<(CommandOutput, Instant), String> {
+        let t0 = Instant::now();
+        let cmd = RemoteCommand::write(self.plan.command(i).to_vec());
+        match self.ctx.t.exec(&cmd) {
+            Ok(out) if out.success() => Ok((out, t0)),
+            Ok(out) => {
+                let m = guest::status_line(&out);
+                self.plan.finish(i, "failed", m.clone(), t0);
+                Err(m)
+            }
+            Err(e) => {
+                self.lost = true;
+                let m = format!("connection lost: {e}; the node's state is unknown");
+                self.plan.finish(i, "failed", m.clone(), t0);
+                Err(m)
+            }
+        }
+    }
+
+    /// Whether the run may go on: no failure, no interrupt.
+    fn go_on(&mut self) -> bool {
+        if self.failure.is_none() && pvedr::interrupt::requested() {
+            self.failure = Some("interrupted".into());
+        }
+        self.failure.is_none()
+    }
+
+    /// The read-only checks (they run in a dry run too); `Some(why)` refuses.
+    fn check(&mut self) -> Option<String> {
+        if let Some(m) = self.check_archive() {
+            return Some(m);
+        }
+        self.check_lock()
+    }
+
+    fn check_archive(&mut self) -> Option<String> {
+        let (i, t0) = (self.s.check, Instant::now());
+        if self.b.format.starts_with("pbs-") {
+            self.plan.finish(
+                i,
+                "skipped",
+                "PBS verifies its snapshots (see the backup's verification state)",
+                t0,
+            );
+            return None;
+        }
+        let path = pvedr::pvesh::paths::content(
+            self.rec.node.as_deref().unwrap_or(""),
+            &self.storage,
+            &self.b.volid,
+        );
+        let cmd = pvedr::pvesh::get(&path, &[]);
+        let found = self
+            .ctx
+            .t
+            .exec(&cmd)
+            .and_then(|out| pvedr::pvesh::parse_object(self.ctx.t.host(), &cmd, out));
+        let m = match found {
+            Ok(m) => m,
+            Err(e) => {
+                self.plan.finish(i, "failed", e.to_string(), t0);
+                return Some(format!("cannot locate the archive: {e}"));
+            }
+        };
+        let Some(file) = pvedr::pvesh::str_of(&m, "path") else {
+            self.plan
+                .finish(i, "failed", "Proxmox reports no path for the archive", t0);
+            return Some("cannot locate the archive".into());
+        };
+        let test = pvedr::archive::test_command(&file, &self.b.format);
+        self.plan.set_command(i, test.clone());
+        match self.ctx.t.exec(&RemoteCommand::read(test)) {
+            Ok(out) if out.success() => {
+                self.plan.finish(i, "ok", format!("{file} is whole"), t0);
+                None
+            }
+            Ok(out) => {
+                let msg = format!("the archive is damaged: {}", guest::status_line(&out));
+                self.plan.finish(i, "failed", msg.clone(), t0);
+                Some(format!("{msg}; nothing was changed"))
+            }
+            Err(e) => {
+                self.plan.finish(i, "failed", e.to_string(), t0);
+                Some(format!("cannot test the archive: {e}; nothing was changed"))
+            }
+        }
+    }
+
+    fn check_lock(&mut self) -> Option<String> {
+        let i = self.s.lock?;
+        let t0 = Instant::now();
+        let wait = if self.ctx.cli.write.dry_run {
+            Duration::ZERO
+        } else {
+            self.ctx.o.wait_lock
+        };
+        let (t, lxc, target) = (self.ctx.t, self.lxc, self.target);
+        let mut last_lock = None;
+        let r = poll_until(t0 + wait, Duration::from_secs(2), || {
+            match guest::config(t, lxc, target)? {
+                Err(e) => Ok(Some(Err(e))),
+                Ok(conf) => match guest::lock_of(&conf) {
+                    None => Ok(Some(Ok(()))),
+                    Some(l) => {
+                        last_lock = Some(l);
+                        Ok(None)
+                    }
+                },
+            }
+        });
+        let msg = match r {
+            Ok(Some(Ok(()))) => {
+                self.plan.finish(i, "ok", "not locked", t0);
+                return None;
+            }
+            Ok(Some(Err(e))) => format!("cannot read guest {target}: {e}"),
+            Ok(None) => format!(
+                "guest {target} is locked ({}); wait for it or use --wait-lock",
+                last_lock.unwrap_or_default()
+            ),
+            Err(e) => format!("cannot read guest {target}: {e}"),
+        };
+        self.plan.finish(i, "failed", msg.clone(), t0);
+        Some(msg)
+    }
+
+    /// Stop, safety point, restore.
+    fn change(&mut self) {
+        if let (Some(i), true) = (self.s.stop, self.go_on()) {
+            if self.was_running {
+                match self.exec_step(i) {
+                    Ok((_, t0)) => {
+                        self.plan.finish(i, "changed", "stopped", t0);
+                        self.stopped_by_us = true;
+                    }
+                    Err(m) => self.failure = Some(format!("stop failed: {m}")),
+                }
+            } else {
+                self.plan
+                    .finish(i, "skipped", "not running", Instant::now());
+            }
+        }
+        if let (Some(i), true) = (self.s.safety, self.go_on()) {
+            self.safety_point(i);
+        }
+        if self.go_on() {
+            let i = self.s.restore;
+            match self.exec_step(i) {
+                Ok((_, t0)) => {
+                    self.plan
+                        .finish(i, "changed", format!("restored {}", self.b.volid), t0);
+                    self.restored = true;
+                }
+                Err(m) => self.failure = Some(format!("restore failed: {m}")),
+            }
+        }
+    }
+
+    fn safety_point(&mut self, i: StepId) {
+        match self.exec_step(i) {
+            Ok((out, t0)) => {
+                let storage = self.safety_storage();
+                match guest::safety_point_volid(&String::from_utf8_lossy(&out.stdout), &storage) {
+                    Some(v) => {
+                        self.plan
+                            .finish(i, "changed", format!("safety point {v}"), t0);
+                        self.rec.safety_point = Some(json!({"volid": v, "storage": storage}));
+                        self.safety = Some(v);
+                    }
+                    None => {
+                        self.plan.finish(
+                            i,
+                            "failed",
+                            "vzdump did not say which archive it wrote",
+                            t0,
+                        );
+                        self.failure = Some("no safety point".into());
+                    }
+                }
+            }
+            Err(m) => {
+                self.failure = Some(format!("safety point failed: {m}; nothing was overwritten"))
+            }
+        }
+    }
+
+    /// Isolate (drill), start and wait, probes.
+    fn verify(&mut self) {
+        if !self.restored {
+            return;
+        }
+        if let (Some(i), true) = (self.s.isolate, self.go_on()) {
+            self.isolate(i);
+        }
+        if let (Some(i), true) = (self.s.start, self.go_on()) {
+            self.start(i);
+        }
+        if !self.ctx.o.probes.is_empty() && self.go_on() {
+            self.probes();
+        }
+    }
+
+    fn isolate(&mut self, i: StepId) {
+        let t0 = Instant::now();
+        let Some(out) = self.read(&argv(&[self.tool(), "config", &self.id()])) else {
+            self.plan
+                .finish(i, "failed", "connection lost reading the config", t0);
+            return;
+        };
+        if !out.success() {
+            let e = guest::status_line(&out);
+            self.plan.finish(i, "failed", e.clone(), t0);
+            self.failure = Some(format!("isolating failed: {e}"));
+            return;
+        }
+        let links = guest::links_up(&String::from_utf8_lossy(&out.stdout));
+        for (k, v) in &links {
+            self.plan.set_command(
+                i,
+                argv(&[
+                    self.tool(),
+                    "set",
+                    &self.id(),
+                    &format!("--{k}"),
+                    &format!("{v},link_down=1"),
+                ]),
+            );
+            if let Err(m) = self.exec_step(i) {
+                self.failure = Some(format!("isolating failed: {m}"));
+                return;
+            }
+        }
+        self.plan
+            .finish(i, "changed", format!("{} link(s) down", links.len()), t0);
+    }
+
+    fn start(&mut self, i: StepId) {
+        let t0 = match self.exec_step(i) {
+            Ok((_, t0)) => t0,
+            Err(m) => {
+                self.failure = Some(format!("start failed: {m}"));
+                return;
+            }
+        };
+        let deadline = Instant::now() + self.ctx.o.probe_timeout.max(Duration::from_secs(5)) * 3;
+        let status = argv(&[self.tool(), "status", &self.id()]);
+        let mut running = false;
+        while Instant::now() < deadline && !pvedr::interrupt::requested() {
+            let Some(out) = self.read(&status) else {
+                let m = self.failure.clone().unwrap_or_default();
+                self.plan.finish(i, "failed", m, t0);
+                return;
+            };
+            if String::from_utf8_lossy(&out.stdout).contains("status: running") {
+                running = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        if running {
+            self.plan.finish(i, "changed", "running", t0);
+        } else {
+            self.plan.finish(i, "failed", "did not reach running", t0);
+            self.failure.get_or_insert("the guest did not start".into());
+        }
+    }
+
+    fn probes(&mut self) {
+        let Some(out) = self.read(&argv(&[self.tool(), "config", &self.id()])) else {
+            return;
+        };
+        let ip = out
+            .success()
+            .then(|| probe::config_ip(&String::from_utf8_lossy(&out.stdout)))
+            .flatten();
+        let target = ProbeTarget {
+            transport: self.ctx.t,
+            vmid: self.target,
+            lxc: self.lxc,
+            ip,
+            timeout: self.ctx.o.probe_timeout,
+        };
+        let mut retry = Retry::new(self.ctx.cli.probe_retries, Duration::from_secs(2));
+        retry.factor = 1;
+        let mut verify = Vec::new();
+        for (p, &i) in self.ctx.o.probes.iter().zip(&self.s.probes.clone()) {
+            let t0 = Instant::now();
+            let mut attempts = 0;
+            let r = retry.run_when(
+                &format!("probe {}", p.name()),
+                |a| {
+                    attempts = a;
+                    probe::run_once(p, &target)
+                },
+                |_| !pvedr::interrupt::requested(),
+            );
+            let (status, m) = match r {
+                Ok(m) => ("ok", m),
+                Err(m) => {
+                    self.failure
+                        .get_or_insert(format!("verification failed: {} ({m})", p.name()));
+                    ("failed", m)
+                }
+            };
+            self.plan.finish(i, status, m.clone(), t0);
+            verify.push(
+                json!({"probe": p.name(), "status": status, "message": m, "attempts": attempts}),
+            );
+        }
+        self.rec.verify = Some(Value::Array(verify));
+    }
+
+    /// The drill destroys its scratch guest whatever happened.
+    fn cleanup(&mut self) {
+        let Some(i) = self.s.cleanup else { return };
+        if !self.restored || self.lost {
+            return;
+        }
+        let _ = self.ctx.t.exec(&RemoteCommand::write(argv(&[
+            self.tool(),
+            "stop",
+            &self.id(),
+        ])));
+        match self.exec_step(i) {
+            Ok((_, t0)) => self.plan.finish(
+                i,
+                "changed",
+                format!("scratch guest {} destroyed", self.target),
+                t0,
+            ),
+            Err(m) if !self.lost => {
+                self.failure.get_or_insert(format!(
+                    "cleanup failed: {m}; destroy {} {} by hand",
+                    self.tool(),
+                    self.target
+                ));
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// After a failure: back to the safety point (never blind: not on a lost connection).
+    fn roll_back(&mut self) {
+        let Some(i) = self.s.rollback else { return };
+        let Some(f) = self.failure.clone() else {
+            self.plan.finish(i, "skipped", "not needed", Instant::now());
+            return;
+        };
+        if self.ctx.cli.no_rollback {
+            self.plan
+                .finish(i, "skipped", "--no-rollback", Instant::now());
+            return;
+        }
+        let needed = self.restored
+            || f.starts_with("restore failed")
+            || f.starts_with("verification")
+            || f.starts_with("start");
+        let Some(s) = self.safety.clone().filter(|_| needed && !self.lost) else {
+            return;
+        };
+        let _ = self.ctx.t.exec(&RemoteCommand::write(argv(&[
+            self.tool(),
+            "stop",
+            &self.id(),
+        ])));
+        self.plan
+            .set_command(i, restore_cmd(self.lxc, &s, self.target, true, None, false));
+        if let Ok((_, t0)) = self.exec_step(i) {
+            if self.was_running {
+                let _ = self.ctx.t.exec(&RemoteCommand::write(argv(&[
+                    self.tool(),
+                    "start",
+                    &self.id(),
+                ])));
+            }
+            self.plan.finish(
+                i,
+                "changed",
+                format!("guest {} is back as it was ({s})", self.target),
+                t0,
+            );
+            self.rolled_back = true;
+        }
+    }
+
+    /// The record: status, steps, the way back.
+    fn finish(mut self) -> Restore {
+        if self.stopped_by_us && !self.restored && self.failure.is_some() && !self.lost {
+            // Nothing was overwritten: bring the guest back up.
+            let _ = self.ctx.t.exec(&RemoteCommand::write(argv(&[
+                self.tool(),
+                "start",
+                &self.id(),
+            ])));
+            self.was_running = false;
+        }
+        self.plan.skip_rest(if self.lost {
+            "connection lost"
+        } else {
+            "not reached"
+        });
+        self.rec.way_back = self.way_back();
+        self.rec.steps = self.plan.steps;
+        self.rec.duration_s = Some(seconds_since(self.started));
+        let verified = self.rec.verify.is_some();
+        self.rec.status = match (&self.failure, self.rolled_back) {
+            (Some(f), _) if f == "interrupted" => "interrupted",
+            (None, _) if verified => "verified",
+            (None, _) => "restored",
+            (Some(_), true) => "rolled-back",
+            (Some(_), false) => "failed",
+        }
+        .into();
+        self.rec.error = self.failure;
+        if let Some(w) = self.rec.way_back.as_ref() {
+            pvedr::msg::say(format!("way back: {w}"));
+        }
+        self.rec
+    }
+
+    /// The command that undoes the run, quoted to be pasted.
+    fn way_back(&self) -> Option<String> {
+        if self.ctx.cli.test || self.rolled_back {
+            return None;
+        }
+        let tool = self.tool();
+        match (&self.safety, self.overwrite, self.restored) {
+            (Some(s), true, _) => Some(shell::join(&restore_cmd(
+                self.lxc,
+                s,
+                self.target,
+                true,
+                None,
+                false,
+            ))),
+            (None, true, false) if self.was_running => {
+                Some(shell::join(&argv(&[tool, "start", &self.id()])))
+            }
+            (_, false, true) => Some(shell::join(&argv(&[tool, "destroy", &self.id()]))),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! `--vmid N --snapshot NAME`: roll a guest back to a snapshot, after a safety point.
+
+use std::time::Instant;
+
+use pvedr::error::Result;
+use pvedr::plan::Plan;
+use pvedr::records::{Restore, seconds_since};
+use pvedr::shell;
+use pvedr::transport::RemoteCommand;
+use serde_json::{Value, json};
+
+use crate::guest::{self, argv, restore_cmd, tool_of};
+use crate::restore::{Ctx, refused};
+
+pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore> {
+    let started = Instant::now();
+    let mut rec = Restore {
+        vmid: Some(vmid),
+        target_vmid: Some(vmid),
+        node: Some(node.into()),
+        dry_run: ctx.cli.write.dry_run,
+        status: "planned".into(),
+        ..Default::default()
+    };
+    rec.extra.insert("snapshot".into(), Value::from(snap));
+    let mut plan = Plan::default();
+    let present = match guest::resources(ctx.t) {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(refused(
+                rec,
+                plan,
+                format!("{e}; nothing was changed"),
+                started,
+            ));
+        }
+    };
+    let Some(e) = present.get(&vmid).cloned() else {
+        return Ok(refused(
+            rec,
+            plan,
+            format!("guest {vmid} does not exist"),
+            started,
+        ));
+    };
+    let lxc = e.gtype == "lxc";
+    let (tool, id) = (tool_of(lxc), vmid.to_string());
+    rec.node = Some(e.node.clone());
+    if !ctx.cli.force {
+        let msg = format!(
+            "rolling {vmid} back to '{snap}' discards its current state: needs --force (a safety point is taken first)"
+        );
+        return Ok(refused(rec, plan, msg, started));
+    }
+    let Some(storage) = ctx.o.safety_storage.clone() else {
+        let msg = "give --safety-storage for the safety point taken before the rollback".into();
+        return Ok(refused(rec, plan, msg, started));
+    };
+    let i_lock = plan.read(
+        "check-lock",
+        &id,
+        "a locked guest must not be touched",
+        Some(argv(&[tool, "config", &id])),
+    );
+    let note = format!("pvedr safety point before rollback to {snap}");
+    let i_safety = plan.change(
+        "safety-point",
+        &id,
+        "a vzdump of the current state to come back to",
+        Some(guest::safety_point_cmd(&id, &storage, "snapshot", &note)),
+    );
+    let i_rb = plan.change(
+        "rollback",
+        &id,
+        "back to the snapshot",
+        Some(argv(&[tool, "rollback", &id, snap])),
+    );
+    let t0 = Instant::now();
+    let lock = match guest::config(ctx.t, lxc, vmid) {
+        Ok(Ok(c)) => guest::lock_of(&c),
+        Ok(Err(m)) => return Ok(refused(rec, plan, m, started)),
+        Err(e) => return Ok(refused(rec, plan, e.to_string(), started)),
+    };
+    if let Some(l) = lock {
+        plan.finish(i_lock, "failed", format!("locked ({l})"), t0);
+        plan.skip_rest("refused");
+        return Ok(refused(
+            rec,
+            plan,
+            format!("guest {vmid} is locked ({l})"),
+            started,
+        ));
+    }
+    plan.finish(i_lock, "ok", "not locked", t0);
+    if ctx.cli.write.dry_run {
+        rec.steps = plan.steps;
+        return Ok(rec);
+    }
+    pvedr::cli::confirm(
+        &format!("rolling {vmid} back to snapshot '{snap}'"),
+        ctx.cli.write.yes,
+    )?;
+    let _lock = guest::lock_target(ctx.t.host(), ctx.port, vmid)?;
+    let t0 = Instant::now();
+    let out = match ctx
+        .t
+        .exec(&RemoteCommand::write(plan.command(i_safety).to_vec()))
+    {
+        Ok(out) if out.success() => out,
+        Ok(out) => {
+            plan.finish(i_safety, "failed", guest::status_line(&out), t0);
+            return Ok(ended(
+                rec,
+                plan,
+                "safety point failed; nothing was changed",
+                started,
+            ));
+        }
+        Err(e) => {
+            plan.finish(i_safety, "failed", format!("connection lost: {e}"), t0);
+            return Ok(ended(
+                rec,
+                plan,
+                "connection lost during the safety point; nothing was rolled back",
+                started,
+            ));
+        }
+    };
+    let v = guest::safety_point_volid(&String::from_utf8_lossy(&out.stdout), &storage);
+    plan.finish(
+        i_safety,
+        "changed",
+        format!("safety point {}", v.as_deref().unwrap_or("?")),
+        t0,
+    );
+    rec.safety_point = v.as_ref().map(|v| json!({"volid": v, "storage": storage}));
+    rec.way_back = v.map(|v| shell::join(&restore_cmd(lxc, &v, vmid, true, None, false)));
+    let t0 = Instant::now();
+    match ctx
+        .t
+        .exec(&RemoteCommand::write(plan.command(i_rb).to_vec()))
+    {
+        Ok(out) if out.success() => {
+            plan.finish(i_rb, "changed", format!("rolled back to '{snap}'"), t0);
+            rec.status = "restored".into();
+        }
+        Ok(out) => {
+            let m = guest::status_line(&out);
+            plan.finish(i_rb, "failed", m.clone(), t0);
+            rec.status = "failed".into();
+            rec.error = Some(m);
+        }
+        Err(e) => {
+            plan.finish(
+                i_rb,
+                "failed",
+                format!("connection lost: {e}; the guest's state is unknown"),
+                t0,
+            );
+            rec.status = "failed".into();
+            rec.error = Some(format!("connection lost: {e}"));
+        }
+    }
+    if let Some(w) = &rec.way_back {
+        pvedr::msg::say(format!("way back: {w}"));
+    }
+    rec.steps = plan.steps;
+    rec.duration_s = Some(seconds_since(started));
+    Ok(rec)
+}
+
+fn ended(mut rec: Restore, mut plan: Plan, why: &str, started: Instant) -> Restore {
+    plan.skip_rest("no safety point");
+    rec.status = "failed".into();
+    rec.error = Some(why.into());
+    rec.steps = plan.steps;
+    rec.duration_s = Some(seconds_since(started));
+    rec
+}
