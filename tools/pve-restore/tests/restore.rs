@@ -537,3 +537,118 @@ fn ctrl_c_stops_at_a_safe_point_and_exits_130() {
     assert!(g.get("restored_from").is_none());
     assert_eq!(g["status"], "running");
 }
+
+#[test]
+fn a_cut_after_the_first_change_says_what_ran_and_the_way_back() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    // `qm stop 100` is the first change; the connection dies on the safety point.
+    let faults =
+        json!([{"match": "vzdump 100", "action": "disconnect", "stderr": "", "exit": 255}]);
+    sim.write_json("faults.json", &faults);
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "failed");
+    assert_eq!(step(&rec, "stop")["status"], "changed");
+    let s = step(&rec, "safety-point");
+    assert_eq!(s["status"], "failed");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("connection lost"),
+        "{s}"
+    );
+    assert_eq!(step(&rec, "restore")["status"], "skipped");
+    assert_eq!(
+        rec["way_back"], "qm start 100",
+        "nothing was overwritten: start it again"
+    );
+    assert!(!mutations(&sim).iter().any(|m| m.starts_with("qmrestore")));
+}
+
+#[test]
+fn a_cut_during_verification_still_gives_a_record_and_the_way_back() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    // The restore and `qm start` go through; the connection dies while waiting for it to run.
+    let faults =
+        json!([{"match": "qm status 100", "action": "disconnect", "stderr": "", "exit": 255}]);
+    sim.write_json("faults.json", &faults);
+    let (rec, code, err) = restore(
+        &sshd,
+        &["--volid", VM_BACKUP, "--force", "--yes", "--start"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "failed");
+    assert_eq!(step(&rec, "restore")["status"], "changed");
+    let s = step(&rec, "start");
+    assert_eq!(s["status"], "failed");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("connection lost"),
+        "{s}"
+    );
+    assert_eq!(
+        step(&rec, "rollback")["status"],
+        "skipped",
+        "no blind rollback"
+    );
+    let safety = rec["safety_point"]["volid"].as_str().expect("safety");
+    assert_eq!(rec["way_back"], format!("qmrestore {safety} 100 --force 1"));
+    assert!(err.contains("way back: qmrestore"), "{err}");
+}
+
+#[test]
+fn each_guest_record_is_written_when_that_guest_is_done() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    // The second guest's restore is slow: the first record must come out before it ends.
+    let faults = json!([{"match": format!("pct restore 101 {CT_BACKUP}"), "sleep": 3}]);
+    sim.write_json("faults.json", &faults);
+    let rec = |volid: &str, vmid: u64, subtype: &str, format: &str| {
+        json!({"kind": "backup", "node": "pve1", "storage": "local", "volid": volid, "vmid": vmid,
+               "subtype": subtype, "format": format, "ctime": 1705194002, "time": "2024-01-14T01:00:02Z"})
+    };
+    let input = format!(
+        "{}\n{}\n",
+        rec(VM_BACKUP, 100, "qemu", "vma.zst"),
+        rec(CT_BACKUP, 101, "lxc", "tar.gz")
+    );
+    let path = assert_cmd::cargo::cargo_bin("pve-restore");
+    let mut child = std::process::Command::new(path)
+        .args(sshd.args())
+        .args(["--all", "--force", "--yes"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut arrivals = Vec::new();
+    for line in stdout.lines() {
+        let v: Value = serde_json::from_str(&line.expect("line")).expect("json");
+        arrivals.push((v, Instant::now()));
+    }
+    let done = Instant::now();
+    assert!(child.wait().expect("wait").success());
+    let kinds: Vec<_> = arrivals.iter().map(|(v, _)| v["kind"].clone()).collect();
+    assert_eq!(kinds, ["restore", "restore", "summary"]);
+    assert_eq!(arrivals[0].0["target_vmid"], 100);
+    let early = done - arrivals[0].1;
+    assert!(
+        early >= Duration::from_secs(2),
+        "guest 100's record came {early:?} before the end, not as soon as it was done"
+    );
+}
