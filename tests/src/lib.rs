@@ -4,10 +4,12 @@
 //!   out in a temporary directory with real vzdump archives.
 //! - [`Sshd`]: a real OpenSSH server on a free loopback port, with generated host and client
 //!   keys, whose `PATH` runs the simulator.
-//! - [`bin`]: the workspace's binaries.
+//! - [`s3::Moto`], [`s3::Tf`]: a moto S3 server and a real Terraform directory on it.
+//! - [`bin`], [`run_ok`], [`run_code`], [`records`]: the workspace's binaries and their records.
 
 #![allow(clippy::unwrap_used)]
 
+pub mod s3;
 mod sim;
 mod sshd;
 
@@ -46,6 +48,32 @@ pub fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(out)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+/// Runs a command that must succeed; shows its stderr when it does not.
+pub fn run_ok(cmd: &mut assert_cmd::Command) -> std::process::Output {
+    run_code(cmd, 0)
+}
+
+/// Runs a command that must exit with `code`.
+pub fn run_code(cmd: &mut assert_cmd::Command, code: i32) -> std::process::Output {
+    let out = cmd.output().expect("the binary runs");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The stdout records of one kind, as pvedr's own type (so a test reads fields by name).
+pub fn records(out: &[u8], kind: &str) -> Vec<pvedr::Record> {
+    json_lines(out)
+        .into_iter()
+        .filter(|v| v["kind"] == kind)
+        .map(|v| pvedr::Record::from_value(v).unwrap_or_else(|e| panic!("{kind}: {e}")))
         .collect()
 }
 

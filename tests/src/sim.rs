@@ -182,6 +182,29 @@ impl SimNode {
             .collect()
     }
 
+    /// argv of every simulated command that changes something.
+    pub fn mutations(&self) -> Vec<String> {
+        self.commands()
+            .iter()
+            .filter_map(|c| {
+                let cmd = c["cmd"].as_str()?;
+                let argv: Vec<&str> = c["argv"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let first = argv.first().copied().unwrap_or("");
+                let mutating = match cmd {
+                    "qmrestore" | "vzdump" => true,
+                    "qm" | "pct" => !matches!(first, "status" | "config" | "guest" | "exec"),
+                    "pvesh" => first != "get",
+                    _ => false,
+                };
+                mutating.then(|| format!("{cmd} {}", argv.join(" ")))
+            })
+            .collect()
+    }
+
     pub fn clear_commands(&self) {
         let _ = std::fs::remove_file(self.root().join("commands.log"));
     }

