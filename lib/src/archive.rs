@@ -117,6 +117,16 @@ fn listing_vmid(file: &str, format: &str) -> Option<u64> {
 
 /// `vzdump-qemu-100-2024_01_15-02_00_02` → the `.dat` in-progress name's test: is this file
 /// the partial output of a running backup? (`X.vma.zst` is written as `X.vma.dat`.)
+/// Whether a backup has a standard name (Proxmox prunes only those): PBS snapshots
+/// always; files when the name carries the time.
+pub fn is_std_backup(b: &crate::records::Backup) -> bool {
+    if b.format.starts_with("pbs-") {
+        return true;
+    }
+    let file = b.volid.rsplit('/').next().unwrap_or(&b.volid);
+    parse(file).is_some_and(|a| a.is_std_name())
+}
+
 pub fn is_in_progress(file: &str) -> bool {
     file.starts_with("vzdump-") && file.ends_with(".dat")
 }

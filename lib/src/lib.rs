@@ -12,6 +12,7 @@ pub mod dumpdir;
 pub mod error;
 pub mod fs;
 pub mod interrupt;
+pub mod jobs;
 pub mod jsonl;
 pub mod listing;
 pub mod msg;

@@ -6,6 +6,7 @@ use pvedr::records::{Backup, BackupFailure, Check, Guest, Job, Storage, TfstateV
 use pvedr::retention::{Entry, KeepOptions, Mark, mark_group};
 use pvedr::schedule::Schedule;
 use pvedr::time::{Zone, format_duration};
+use pvedr::{archive, jobs};
 use serde_json::{Map, Value, json};
 
 /// Status, ordered by how bad it is: the worst wins (CRITICAL > WARNING > UNKNOWN > OK).
@@ -97,22 +98,46 @@ fn job_policy(job: &Job) -> Option<KeepOptions> {
         .and_then(|p| KeepOptions::from_json(p).ok())
 }
 
-/// The enabled job backing up a guest (one writing to a storage first).
-fn covering_job(jobs: &[Job], vmid: u64) -> Option<&Job> {
-    jobs.iter()
-        .find(|j| j.enabled && j.covers(vmid) == Some(true))
-}
-
 fn age_text(secs: i64) -> String {
     format_duration(secs.max(0) as u64)
 }
 
+/// One guest and its backups, as every per-guest check sees it.
+struct GuestView<'a> {
+    component: String,
+    vmid: u64,
+    /// Every backup of the guest; `good`: those `--deep` did not find damaged.
+    all: Vec<&'a Backup>,
+    good: Vec<&'a Backup>,
+    newest: Option<&'a Backup>,
+    /// The enabled job backing the guest up (Proxmox's coverage, pvedr's one rule).
+    job: Option<&'a Job>,
+    /// Whether a `guest` record names it (coverage needs them).
+    listed: bool,
+    /// The job schedule's longest interval, when there is a job with a schedule.
+    interval: Option<u64>,
+}
+
 pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Check> {
     let mut out = Vec::new();
-    let guests_known = !inp.guests.is_empty();
-    let jobs_known = !inp.jobs.is_empty();
+    for g in guest_views(inp) {
+        coverage(inp, &g, &mut out);
+        freshness(th, now, &g, &mut out);
+        count(th, &g, &mut out);
+        size(th, &g, &mut out);
+        last_run(inp, &g, &mut out);
+        verification(&g, &mut out);
+        integrity(inp, &g, &mut out);
+        retention(zone, &g, &mut out);
+    }
+    job_runs(inp, &mut out);
+    space(inp, th, &mut out);
+    out.extend(tfstate_checks(&inp.tfstate));
+    out
+}
 
-    // Every guest: from guest records (templates aside), backups, failures.
+/// Every guest (from guest records, templates aside, backups and failures) with its backups.
+fn guest_views(inp: &Inputs) -> Vec<GuestView<'_>> {
     let mut vmids: BTreeSet<u64> = BTreeSet::new();
     vmids.extend(inp.guests.iter().filter(|g| !g.template).map(|g| g.vmid));
     vmids.extend(inp.backups.iter().filter_map(|b| b.vmid));
@@ -123,335 +148,369 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
         .filter(|g| g.template)
         .map(|g| g.vmid)
         .collect();
-
     let mut by_guest: BTreeMap<u64, Vec<&Backup>> = BTreeMap::new();
     for b in &inp.backups {
         if let Some(v) = b.vmid {
             by_guest.entry(v).or_default().push(b);
         }
     }
-    for vmid in vmids {
-        if templates.contains(&vmid) {
-            continue;
-        }
-        let component = format!("guest/{vmid}");
-        let all: Vec<&Backup> = by_guest.get(&vmid).cloned().unwrap_or_default();
-        let good: Vec<&Backup> = all
+    vmids
+        .into_iter()
+        .filter(|v| !templates.contains(v))
+        .map(|vmid| {
+            let all: Vec<&Backup> = by_guest.get(&vmid).cloned().unwrap_or_default();
+            let good: Vec<&Backup> = all
+                .iter()
+                .copied()
+                .filter(|b| !inp.damaged.contains_key(&b.volid))
+                .collect();
+            let newest = good.iter().copied().max_by_key(|b| b.ctime);
+            let job = jobs::covering(&inp.jobs, vmid, newest.and_then(|b| b.storage.as_deref()));
+            let interval = job
+                .and_then(|j| j.schedule.as_deref())
+                .and_then(Schedule::parse)
+                .map(|s| s.max_interval());
+            GuestView {
+                component: format!("guest/{vmid}"),
+                vmid,
+                listed: inp.guests.iter().any(|g| g.vmid == vmid),
+                all,
+                good,
+                newest,
+                job,
+                interval,
+            }
+        })
+        .collect()
+}
+
+fn coverage(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
+    if !g.listed {
+        return;
+    }
+    let (c, vmid) = (&g.component, g.vmid);
+    if g.all.is_empty() {
+        out.push(check(
+            c,
+            "coverage",
+            Status::Critical,
+            "no backup at all".into(),
+            Some(json!(0)),
+            Some(json!(1)),
+        ));
+    } else if !inp.jobs.is_empty() && g.job.is_none() {
+        let disabled: Vec<&str> = inp
+            .jobs
             .iter()
-            .copied()
-            .filter(|b| !inp.damaged.contains_key(&b.volid))
+            .filter(|j| !j.enabled && j.covers(vmid) == Some(true))
+            .map(|j| j.id.as_str())
             .collect();
-        let newest = good.iter().copied().max_by_key(|b| b.ctime);
-        let job = covering_job(&inp.jobs, vmid);
-
-        // Coverage (needs guest records).
-        if guests_known && inp.guests.iter().any(|g| g.vmid == vmid) {
-            if all.is_empty() {
-                out.push(check(
-                    &component,
-                    "coverage",
-                    Status::Critical,
-                    "no backup at all".into(),
-                    Some(json!(0)),
-                    Some(json!(1)),
-                ));
-            } else if jobs_known && job.is_none() {
-                let disabled: Vec<&str> = inp
-                    .jobs
-                    .iter()
-                    .filter(|j| !j.enabled && j.covers(vmid) == Some(true))
-                    .map(|j| j.id.as_str())
-                    .collect();
-                let msg = if disabled.is_empty() {
-                    "not in any enabled backup job".to_string()
-                } else {
-                    format!(
-                        "only in disabled backup job(s) {} (Proxmox counts these as covered; they do not run)",
-                        disabled.join(", ")
-                    )
-                };
-                out.push(check(
-                    &component,
-                    "coverage",
-                    Status::Warning,
-                    msg,
-                    None,
-                    None,
-                ));
-            } else {
-                let via = job.map(|j| format!(" by job {}", j.id)).unwrap_or_default();
-                out.push(check(
-                    &component,
-                    "coverage",
-                    Status::Ok,
-                    format!("backed up{via}"),
-                    None,
-                    None,
-                ));
-            }
-        }
-
-        // Freshness.
-        let interval = job
-            .and_then(|j| j.schedule.as_deref())
-            .and_then(Schedule::parse)
-            .map(|s| s.max_interval());
-        let (warn, crit, basis) = match interval {
-            Some(i) => (
-                i + th.grace,
-                2 * i + th.grace,
-                format!("job {} schedule", job.map(|j| j.id.as_str()).unwrap_or("")),
-            ),
-            None => (th.max_age, th.max_age_critical, "--max-age".to_string()),
+        let msg = if disabled.is_empty() {
+            "not in any enabled backup job".to_string()
+        } else {
+            format!(
+                "only in disabled backup job(s) {} (Proxmox counts these as covered; they do not run)",
+                disabled.join(", ")
+            )
         };
-        let threshold = json!({"warning": warn, "critical": crit});
-        match newest {
-            Some(b) => {
-                let age = now - b.ctime;
-                let status = if age > crit as i64 {
-                    Status::Critical
-                } else if age > warn as i64 {
-                    Status::Warning
-                } else {
-                    Status::Ok
-                };
-                out.push(check(
-                    &component,
-                    "freshness",
-                    status,
-                    format!(
-                        "newest backup is {} old ({}; limits from {basis})",
-                        age_text(age),
-                        b.volid
-                    ),
-                    Some(json!(age)),
-                    Some(threshold),
-                ));
-            }
-            None if !all.is_empty() => out.push(check(
-                &component,
-                "freshness",
-                Status::Critical,
-                format!("no usable backup: all {} are damaged", all.len()),
-                None,
-                Some(threshold),
-            )),
-            None if !(guests_known && inp.guests.iter().any(|g| g.vmid == vmid)) => {
-                out.push(check(
-                    &component,
-                    "freshness",
-                    Status::Critical,
-                    "no backup at all".into(),
-                    None,
-                    Some(threshold),
-                ))
-            }
-            None => {}
-        }
+        out.push(check(c, "coverage", Status::Warning, msg, None, None));
+    } else {
+        let via = g
+            .job
+            .map(|j| format!(" by job {}", j.id))
+            .unwrap_or_default();
+        out.push(check(
+            c,
+            "coverage",
+            Status::Ok,
+            format!("backed up{via}"),
+            None,
+            None,
+        ));
+    }
+}
 
-        // Count.
-        if !all.is_empty() || th.min_count > 1 {
-            let status = if good.len() < th.min_count {
+fn freshness(th: &Thresholds, now: i64, g: &GuestView, out: &mut Vec<Check>) {
+    let (warn, crit, basis) = match g.interval {
+        Some(i) => (
+            i + th.grace,
+            2 * i + th.grace,
+            format!(
+                "job {} schedule",
+                g.job.map(|j| j.id.as_str()).unwrap_or("")
+            ),
+        ),
+        None => (th.max_age, th.max_age_critical, "--max-age".to_string()),
+    };
+    let threshold = json!({"warning": warn, "critical": crit});
+    let c = &g.component;
+    match g.newest {
+        Some(b) => {
+            let age = now - b.ctime;
+            let status = if age > crit as i64 {
+                Status::Critical
+            } else if age > warn as i64 {
                 Status::Warning
             } else {
                 Status::Ok
             };
-            out.push(check(
-                &component,
-                "count",
-                status,
-                format!("{} usable backup(s)", good.len()),
-                Some(json!(good.len())),
-                Some(json!(th.min_count)),
-            ));
-        }
-
-        // Size: zero bytes, or shrunk against the previous backup on the same storage.
-        if let Some(b) = newest {
-            let prev = good
-                .iter()
-                .filter(|p| {
-                    p.storage == b.storage && p.ctime < b.ctime && !p.format.starts_with("pbs-")
-                })
-                .max_by_key(|p| p.ctime);
-            let (status, msg) = match (b.size, prev.and_then(|p| p.size)) {
-                (Some(0), _) => (
-                    Status::Critical,
-                    format!("newest backup is empty (0 bytes): {}", b.volid),
-                ),
-                (Some(s), Some(p))
-                    if p > 0
-                        && (s as f64) < th.shrink_warn * p as f64
-                        && !b.format.starts_with("pbs-") =>
-                {
-                    (
-                        Status::Warning,
-                        format!(
-                            "newest backup shrank to {:.0}% of the previous one ({s} < {p} bytes)",
-                            100.0 * s as f64 / p as f64
-                        ),
-                    )
-                }
-                (Some(s), _) => (Status::Ok, format!("{s} bytes")),
-                (None, _) => (Status::Unknown, "size unknown".into()),
-            };
-            out.push(check(
-                &component,
-                "size",
-                status,
-                msg,
-                b.size.map(|s| json!(s)),
-                Some(json!(th.shrink_warn)),
-            ));
-        }
-
-        // The last run: a failed run newer than the newest good backup.
-        let newest_time = newest.map(|b| b.ctime).unwrap_or(i64::MIN);
-        if let Some(f) = inp
-            .failures
-            .iter()
-            .filter(|f| f.vmid == vmid)
-            .max_by_key(|f| f.ctime)
-        {
-            let (status, msg) = if f.ctime > newest_time {
-                (
-                    Status::Critical,
-                    format!(
-                        "last backup run failed at {}: {}",
-                        f.time,
-                        f.error.as_deref().unwrap_or("see log")
-                    ),
-                )
-            } else {
-                (
-                    Status::Ok,
-                    format!("an older run failed at {}, a newer backup exists", f.time),
-                )
-            };
-            out.push(check(&component, "last-run", status, msg, None, None));
-        }
-
-        // PBS verification.
-        for b in all
-            .iter()
-            .filter(|b| b.verification.as_ref().is_some_and(|v| v.state == "failed"))
-        {
-            let newest_here = all
-                .iter()
-                .filter(|x| x.storage == b.storage)
-                .map(|x| x.ctime)
-                .max()
-                == Some(b.ctime);
-            let status = if newest_here {
-                Status::Critical
-            } else {
-                Status::Warning
-            };
-            out.push(check(
-                &component,
-                "verification",
-                status,
-                format!("PBS verification failed: {}", b.volid),
-                None,
-                None,
-            ));
-        }
-
-        // Integrity (--deep).
-        if inp.deep_checked.is_some() {
-            for b in &all {
-                if let Some(why) = inp.damaged.get(&b.volid) {
-                    out.push(check(
-                        &component,
-                        "integrity",
-                        Status::Critical,
-                        format!("{} is damaged: {why}", b.volid),
-                        None,
-                        None,
-                    ));
-                }
-            }
-            if !all.is_empty() && all.iter().all(|b| !inp.damaged.contains_key(&b.volid)) {
-                out.push(check(
-                    &component,
-                    "integrity",
-                    Status::Ok,
-                    format!("{} archive(s) whole", all.len()),
-                    None,
-                    None,
-                ));
-            }
-        }
-
-        // Retention conformance against the job's prune-backups.
-        if let Some((j, opts)) = job
-            .and_then(|j| job_policy(j).map(|o| (j, o)))
-            .filter(|(j, _)| j.storage.is_none() || good.iter().any(|b| b.storage == j.storage))
-        {
-            let mut groups: BTreeMap<(Option<&str>, &str), Vec<&Backup>> = BTreeMap::new();
-            for b in &good {
-                if j.storage.is_none() || b.storage == j.storage {
-                    groups
-                        .entry((b.storage.as_deref(), b.subtype.as_str()))
-                        .or_default()
-                        .push(b);
-                }
-            }
-            let local = |t: i64| zone.to_local(t).unwrap_or_default();
-            let mut extra = 0;
-            let mut kept = 0;
-            for g in groups.values() {
-                let entries: Vec<Entry> = g
-                    .iter()
-                    .map(|b| Entry {
-                        ctime: b.ctime,
-                        std_name: std_name(b),
-                        protected: b.protected,
-                    })
-                    .collect();
-                let marks = mark_group(&entries, &opts, &local);
-                extra += marks.iter().filter(|(m, _)| *m == Mark::Remove).count();
-                kept += marks.iter().filter(|(m, _)| *m == Mark::Keep).count();
-            }
-            let slots: u64 = opts.counts().iter().sum();
-            let on_storage: Vec<&&Backup> = groups.values().flatten().collect();
-            let span = (
-                on_storage.iter().map(|b| b.ctime).min(),
-                on_storage.iter().map(|b| b.ctime).max(),
+            let msg = format!(
+                "newest backup is {} old ({}; limits from {basis})",
+                age_text(age),
+                b.volid
             );
-            let runs = match (interval, span) {
-                (Some(i), (Some(oldest), Some(newest))) if i > 0 => {
-                    ((newest - oldest) as u64 / i + 1).min(slots)
-                }
-                _ => 0,
-            };
-            let (status, msg) = if extra > 0 {
-                (
-                    Status::Warning,
-                    format!("{extra} backup(s) more than {opts} keeps: pruning is not running"),
-                )
-            } else if !opts.keeps_everything() && (kept as u64) < runs {
-                (
-                    Status::Warning,
-                    format!(
-                        "{kept} backup(s) where {opts} should keep {runs}: runs failed or backups were deleted"
-                    ),
-                )
-            } else {
-                (Status::Ok, format!("{kept} backup(s) kept by {opts}"))
-            };
             out.push(check(
-                &component,
-                "retention",
+                c,
+                "freshness",
                 status,
                 msg,
-                Some(json!(good.len())),
-                Some(json!(opts.to_string())),
+                Some(json!(age)),
+                Some(threshold),
+            ));
+        }
+        None if !g.all.is_empty() => out.push(check(
+            c,
+            "freshness",
+            Status::Critical,
+            format!("no usable backup: all {} are damaged", g.all.len()),
+            None,
+            Some(threshold),
+        )),
+        None if !g.listed => out.push(check(
+            c,
+            "freshness",
+            Status::Critical,
+            "no backup at all".into(),
+            None,
+            Some(threshold),
+        )),
+        None => {}
+    }
+}
+
+fn count(th: &Thresholds, g: &GuestView, out: &mut Vec<Check>) {
+    if g.all.is_empty() && th.min_count <= 1 {
+        return;
+    }
+    let status = if g.good.len() < th.min_count {
+        Status::Warning
+    } else {
+        Status::Ok
+    };
+    out.push(check(
+        &g.component,
+        "count",
+        status,
+        format!("{} usable backup(s)", g.good.len()),
+        Some(json!(g.good.len())),
+        Some(json!(th.min_count)),
+    ));
+}
+
+/// Zero bytes, or shrunk against the previous backup on the same storage.
+fn size(th: &Thresholds, g: &GuestView, out: &mut Vec<Check>) {
+    let Some(b) = g.newest else { return };
+    let prev = g
+        .good
+        .iter()
+        .filter(|p| p.storage == b.storage && p.ctime < b.ctime && !p.format.starts_with("pbs-"))
+        .max_by_key(|p| p.ctime);
+    let (status, msg) = match (b.size, prev.and_then(|p| p.size)) {
+        (Some(0), _) => (
+            Status::Critical,
+            format!("newest backup is empty (0 bytes): {}", b.volid),
+        ),
+        (Some(s), Some(p))
+            if p > 0 && (s as f64) < th.shrink_warn * p as f64 && !b.format.starts_with("pbs-") =>
+        {
+            (
+                Status::Warning,
+                format!(
+                    "newest backup shrank to {:.0}% of the previous one ({s} < {p} bytes)",
+                    100.0 * s as f64 / p as f64
+                ),
+            )
+        }
+        (Some(s), _) => (Status::Ok, format!("{s} bytes")),
+        (None, _) => (Status::Unknown, "size unknown".into()),
+    };
+    out.push(check(
+        &g.component,
+        "size",
+        status,
+        msg,
+        b.size.map(|s| json!(s)),
+        Some(json!(th.shrink_warn)),
+    ));
+}
+
+/// The last run: a failed run newer than the newest good backup.
+fn last_run(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
+    let newest_time = g.newest.map(|b| b.ctime).unwrap_or(i64::MIN);
+    let Some(f) = inp
+        .failures
+        .iter()
+        .filter(|f| f.vmid == g.vmid)
+        .max_by_key(|f| f.ctime)
+    else {
+        return;
+    };
+    let (status, msg) = if f.ctime > newest_time {
+        (
+            Status::Critical,
+            format!(
+                "last backup run failed at {}: {}",
+                f.time,
+                f.error.as_deref().unwrap_or("see log")
+            ),
+        )
+    } else {
+        (
+            Status::Ok,
+            format!("an older run failed at {}, a newer backup exists", f.time),
+        )
+    };
+    out.push(check(&g.component, "last-run", status, msg, None, None));
+}
+
+/// PBS verification: a failed one is critical on the newest snapshot of its storage.
+fn verification(g: &GuestView, out: &mut Vec<Check>) {
+    for b in g
+        .all
+        .iter()
+        .filter(|b| b.verification.as_ref().is_some_and(|v| v.state == "failed"))
+    {
+        let newest_here = g
+            .all
+            .iter()
+            .filter(|x| x.storage == b.storage)
+            .map(|x| x.ctime)
+            .max()
+            == Some(b.ctime);
+        let status = if newest_here {
+            Status::Critical
+        } else {
+            Status::Warning
+        };
+        let msg = format!("PBS verification failed: {}", b.volid);
+        out.push(check(&g.component, "verification", status, msg, None, None));
+    }
+}
+
+/// Integrity (`--deep`).
+fn integrity(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
+    if inp.deep_checked.is_none() {
+        return;
+    }
+    for b in &g.all {
+        if let Some(why) = inp.damaged.get(&b.volid) {
+            let msg = format!("{} is damaged: {why}", b.volid);
+            out.push(check(
+                &g.component,
+                "integrity",
+                Status::Critical,
+                msg,
+                None,
+                None,
             ));
         }
     }
+    if !g.all.is_empty() && g.all.iter().all(|b| !inp.damaged.contains_key(&b.volid)) {
+        let msg = format!("{} archive(s) whole", g.all.len());
+        out.push(check(
+            &g.component,
+            "integrity",
+            Status::Ok,
+            msg,
+            None,
+            None,
+        ));
+    }
+}
 
-    // Jobs: the last run's outcome.
+/// Retention conformance against the job's prune-backups, with Proxmox's own marking.
+fn retention(zone: Zone, g: &GuestView, out: &mut Vec<Check>) {
+    let Some((j, opts)) = g
+        .job
+        .and_then(|j| job_policy(j).map(|o| (j, o)))
+        .filter(|(j, _)| j.storage.is_none() || g.good.iter().any(|b| b.storage == j.storage))
+    else {
+        return;
+    };
+    let mut groups: BTreeMap<(Option<&str>, &str), Vec<&Backup>> = BTreeMap::new();
+    for b in g
+        .good
+        .iter()
+        .filter(|b| j.storage.is_none() || b.storage == j.storage)
+    {
+        groups
+            .entry((b.storage.as_deref(), b.subtype.as_str()))
+            .or_default()
+            .push(b);
+    }
+    let local = |t: i64| zone.to_local(t).unwrap_or_default();
+    let (mut extra, mut kept) = (0, 0);
+    for grp in groups.values() {
+        let entries: Vec<Entry> = grp
+            .iter()
+            .map(|b| Entry {
+                ctime: b.ctime,
+                std_name: archive::is_std_backup(b),
+                protected: b.protected,
+            })
+            .collect();
+        let marks = mark_group(&entries, &opts, &local);
+        extra += marks.iter().filter(|(m, _)| *m == Mark::Remove).count();
+        kept += marks.iter().filter(|(m, _)| *m == Mark::Keep).count();
+    }
+    let runs = expected_runs(
+        g.interval,
+        groups.values().flatten(),
+        opts.counts().iter().sum(),
+    );
+    let (status, msg) = if extra > 0 {
+        (
+            Status::Warning,
+            format!("{extra} backup(s) more than {opts} keeps: pruning is not running"),
+        )
+    } else if !opts.keeps_everything() && (kept as u64) < runs {
+        (
+            Status::Warning,
+            format!(
+                "{kept} backup(s) where {opts} should keep {runs}: runs failed or backups were deleted"
+            ),
+        )
+    } else {
+        (Status::Ok, format!("{kept} backup(s) kept by {opts}"))
+    };
+    out.push(check(
+        &g.component,
+        "retention",
+        status,
+        msg,
+        Some(json!(g.good.len())),
+        Some(json!(opts.to_string())),
+    ));
+}
+
+/// How many backups the schedule should have made over the span the archives cover, at
+/// most the policy's slots.
+fn expected_runs<'a>(
+    interval: Option<u64>,
+    backups: impl Iterator<Item = &'a &'a Backup>,
+    slots: u64,
+) -> u64 {
+    let times: Vec<i64> = backups.map(|b| b.ctime).collect();
+    match (interval, times.iter().min(), times.iter().max()) {
+        (Some(i), Some(oldest), Some(newest)) if i > 0 => {
+            (newest.saturating_sub(*oldest) as u64 / i + 1).min(slots)
+        }
+        _ => 0,
+    }
+}
+
+/// Jobs: the last run's outcome.
+fn job_runs(inp: &Inputs, out: &mut Vec<Check>) {
     for j in inp.jobs.iter().filter(|j| j.enabled) {
         let Some(t) = j.last_task.as_ref() else {
             continue;
@@ -481,28 +540,16 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
             None,
         ));
     }
+}
 
-    // Storage space.
+/// Storage space.
+fn space(inp: &Inputs, th: &Thresholds, out: &mut Vec<Check>) {
     for s in &inp.storages {
         let component = format!("storage/{}/{}", s.node.as_deref().unwrap_or("-"), s.storage);
         let threshold = json!({"warning": th.storage_warn, "critical": th.storage_crit});
-        match s.used_fraction {
-            _ if !s.active => out.push(check(
-                &component,
-                "space",
-                Status::Unknown,
-                "storage is not active".into(),
-                None,
-                Some(threshold),
-            )),
-            None => out.push(check(
-                &component,
-                "space",
-                Status::Unknown,
-                "usage unknown".into(),
-                None,
-                Some(threshold),
-            )),
+        let (status, msg, value) = match s.used_fraction {
+            _ if !s.active => (Status::Unknown, "storage is not active".to_string(), None),
+            None => (Status::Unknown, "usage unknown".to_string(), None),
             Some(f) => {
                 let status = if f >= th.storage_crit {
                     Status::Critical
@@ -511,28 +558,18 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
                 } else {
                     Status::Ok
                 };
-                out.push(check(
-                    &component,
-                    "space",
-                    status,
-                    format!("{:.1}% used", f * 100.0),
-                    Some(json!(f)),
-                    Some(threshold),
-                ));
+                (status, format!("{:.1}% used", f * 100.0), Some(json!(f)))
             }
-        }
+        };
+        out.push(check(
+            &component,
+            "space",
+            status,
+            msg,
+            value,
+            Some(threshold),
+        ));
     }
-
-    out.extend(tfstate_checks(&inp.tfstate));
-    out
-}
-
-fn std_name(b: &Backup) -> bool {
-    if b.format.starts_with("pbs-") {
-        return true;
-    }
-    let file = b.volid.rsplit('/').next().unwrap_or("");
-    pvedr::archive::parse(file).is_some_and(|a| a.is_std_name())
 }
 
 fn tfstate_checks(versions: &[TfstateVersion]) -> Vec<Check> {

@@ -18,6 +18,8 @@ pub struct Report {
     pub deleted: usize,
     pub skipped: usize,
     pub failed: usize,
+    /// A Ctrl-C or SIGTERM stopped the deletions.
+    pub interrupted: bool,
 }
 
 /// What a storage holds now: volid → (ctime, protected), or why it could not be listed.
@@ -48,28 +50,38 @@ fn step(volid: &str, status: &str, message: impl Into<String>, started: Option<I
     Step::new("delete", volid, status, message, started)
 }
 
-pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> {
-    let with_node = |b: &Backup| -> Backup {
-        let mut b = b.clone();
-        if b.node.is_none() {
-            b.node = cli.node.clone();
-        }
-        b
-    };
-    let backups: Vec<Backup> = records
+fn pair_of(b: &Backup) -> (String, String) {
+    (
+        b.node.clone().unwrap_or_default(),
+        b.storage.clone().unwrap_or_default(),
+    )
+}
+
+/// The input's `backup` records, with `--node` where a record names none.
+fn input_backups(cli: &Cli, records: &[Record]) -> Vec<Backup> {
+    records
         .iter()
         .filter_map(|r| match r {
-            Record::Backup(b) => Some(with_node(b)),
+            Record::Backup(b) => {
+                let mut b = b.clone();
+                if b.node.is_none() {
+                    b.node = cli.node.clone();
+                }
+                Some(b)
+            }
             _ => None,
         })
-        .collect();
-    let mut steps: Vec<Step> = Vec::new();
-    let mut targets: Vec<&Backup> = Vec::new();
-    for b in &backups {
+        .collect()
+}
+
+/// The backups marked `remove` whose records pass the checks a flag would (nothing odd
+/// reaches the node's shell); the others get their step now.
+fn marked<'a>(backups: &'a [Backup], steps: &mut Vec<Step>) -> Vec<&'a Backup> {
+    let mut targets = Vec::new();
+    for b in backups {
         if b.extra.get("mark").and_then(|m| m.as_str()) != Some("remove") {
             continue;
         }
-        // Input records are checked like flags: nothing odd reaches the node's shell.
         let checked = match (&b.node, &b.storage) {
             (None, _) => Err("no node known for this backup; give --node".to_string()),
             (_, None) => Err("no storage in the record".to_string()),
@@ -85,145 +97,26 @@ pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> 
             Ok(()) => targets.push(b),
         }
     }
+    targets
+}
+
+pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> {
+    let backups = input_backups(cli, records);
+    let mut steps: Vec<Step> = Vec::new();
+    let targets = marked(&backups, &mut steps);
     let mut report = Report::default();
     if !targets.is_empty() {
         let conn = cli.connect.connect()?;
         let t = conn.transport.as_ref();
-        let mut pairs: Vec<(String, String)> = targets
-            .iter()
-            .map(|b| {
-                (
-                    b.node.clone().unwrap_or_default(),
-                    b.storage.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
+        let mut pairs: Vec<(String, String)> = targets.iter().map(|b| pair_of(b)).collect();
         pairs.sort();
         pairs.dedup();
-
-        // The check: does the preview still hold?
         let before = relist(t, &pairs)?;
-        let mut input_groups: HashMap<GroupKey, Vec<&Backup>> = HashMap::new();
-        for b in &backups {
-            input_groups.entry(GroupKey::of(b)).or_default().push(b);
-        }
-        let mut eligible: Vec<&Backup> = Vec::new();
-        for b in &targets {
-            let pair = (
-                b.node.clone().unwrap_or_default(),
-                b.storage.clone().unwrap_or_default(),
-            );
-            let now = match before.get(&pair) {
-                Some(Ok(list)) => list,
-                Some(Err(e)) => {
-                    steps.push(step(
-                        &b.volid,
-                        "failed",
-                        format!("cannot list the storage: {e}"),
-                        None,
-                    ));
-                    continue;
-                }
-                None => continue,
-            };
-            let Some(current) = now.iter().find(|c| c.volid == b.volid) else {
-                steps.push(step(
-                    &b.volid,
-                    "skipped",
-                    "already gone from the storage",
-                    None,
-                ));
-                continue;
-            };
-            if current.protected {
-                steps.push(step(
-                    &b.volid,
-                    "skipped",
-                    "protected since the listing",
-                    None,
-                ));
-                continue;
-            }
-            if !cli.force {
-                if let Some(why) =
-                    group_changed(&input_groups[&GroupKey::of(b)], now, &GroupKey::of(b))
-                {
-                    steps.push(step(
-                        &b.volid,
-                        "skipped",
-                        format!("{why} since the input was listed, so the marks may be wrong; list again (or --force)"),
-                        None,
-                    ));
-                    continue;
-                }
-            }
-            eligible.push(b);
-        }
-
-        // One at a time; a failure does not stop the others.
-        let total = eligible.len();
-        let mut attempted: Vec<(usize, &Backup)> = Vec::new();
-        for (i, b) in eligible.iter().enumerate() {
-            let started = Instant::now();
-            let cmd = RemoteCommand::write([
-                "pvesh".to_string(),
-                "delete".into(),
-                pvesh::paths::content(
-                    b.node.as_deref().unwrap_or(""),
-                    b.storage.as_deref().unwrap_or(""),
-                    &b.volid,
-                ),
-            ]);
-            let result = t.exec(&cmd);
-            let s = match result {
-                Ok(o)
-                    if o.success()
-                        && !String::from_utf8_lossy(&o.stdout).contains("TASK ERROR")
-                        && !o.stderr.contains("TASK ERROR") =>
-                {
-                    attempted.push((steps.len(), b));
-                    step(&b.volid, "changed", "deleted", Some(started))
-                }
-                Ok(o) => {
-                    let msg = o.stderr.trim().to_string();
-                    step(
-                        &b.volid,
-                        "failed",
-                        if msg.is_empty() {
-                            format!("exit status {}", o.status)
-                        } else {
-                            msg
-                        },
-                        Some(started),
-                    )
-                }
-                Err(e) => step(&b.volid, "failed", e.to_string(), Some(started)),
-            };
-            eprintln!(
-                "backup-prune: [{}/{total}] {} {}: {}",
-                i + 1,
-                s.status,
-                b.volid,
-                s.message.as_deref().unwrap_or("")
-            );
-            steps.push(s);
-        }
-
-        // The proof: gone from the listing.
+        let eligible = still_safe(cli, &backups, &targets, &before, &mut steps);
+        pvedr::interrupt::install();
+        let attempted = delete_each(t, &eligible, &mut steps, &mut report);
         if !attempted.is_empty() {
-            let after = relist(t, &pairs)?;
-            for (idx, b) in attempted {
-                let pair = (
-                    b.node.clone().unwrap_or_default(),
-                    b.storage.clone().unwrap_or_default(),
-                );
-                if let Some(Ok(list)) = after.get(&pair) {
-                    if list.iter().any(|c| c.volid == b.volid) {
-                        steps[idx].status = "failed".into();
-                        steps[idx].message = Some("still listed after the delete".into());
-                    }
-                }
-            }
+            prove(t, &pairs, &attempted, &mut steps)?;
         }
     }
     for s in steps {
@@ -235,6 +128,151 @@ pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> 
         out.write(&Record::Step(s))?;
     }
     Ok(report)
+}
+
+/// The check: does the preview still hold? Returns the backups it is safe to delete.
+fn still_safe<'a>(
+    cli: &Cli,
+    backups: &'a [Backup],
+    targets: &[&'a Backup],
+    before: &Listing,
+    steps: &mut Vec<Step>,
+) -> Vec<&'a Backup> {
+    let mut input_groups: HashMap<GroupKey, Vec<&Backup>> = HashMap::new();
+    for b in backups {
+        input_groups.entry(GroupKey::of(b)).or_default().push(b);
+    }
+    let mut eligible = Vec::new();
+    for &b in targets {
+        let now = match before.get(&pair_of(b)) {
+            Some(Ok(list)) => list,
+            Some(Err(e)) => {
+                steps.push(step(
+                    &b.volid,
+                    "failed",
+                    format!("cannot list the storage: {e}"),
+                    None,
+                ));
+                continue;
+            }
+            None => continue,
+        };
+        let Some(current) = now.iter().find(|c| c.volid == b.volid) else {
+            steps.push(step(
+                &b.volid,
+                "skipped",
+                "already gone from the storage",
+                None,
+            ));
+            continue;
+        };
+        if current.protected {
+            steps.push(step(
+                &b.volid,
+                "skipped",
+                "protected since the listing",
+                None,
+            ));
+            continue;
+        }
+        let key = GroupKey::of(b);
+        let changed = input_groups
+            .get(&key)
+            .and_then(|input| group_changed(input, now, &key));
+        if let (Some(why), false) = (changed, cli.force) {
+            steps.push(step(
+                &b.volid,
+                "skipped",
+                format!("{why} since the input was listed, so the marks may be wrong; list again (or --force)"),
+                None,
+            ));
+            continue;
+        }
+        eligible.push(b);
+    }
+    eligible
+}
+
+/// One at a time; a failure does not stop the others. A Ctrl-C lets the running deletion
+/// finish and skips the rest. Returns the steps (by index) of deletions that went through.
+fn delete_each<'a>(
+    t: &dyn Transport,
+    eligible: &[&'a Backup],
+    steps: &mut Vec<Step>,
+    report: &mut Report,
+) -> Vec<(usize, &'a Backup)> {
+    let total = eligible.len();
+    let mut attempted = Vec::new();
+    for (i, &b) in eligible.iter().enumerate() {
+        if pvedr::interrupt::requested() {
+            report.interrupted = true;
+            steps.push(step(
+                &b.volid,
+                "skipped",
+                "interrupted before this deletion",
+                None,
+            ));
+            continue;
+        }
+        let started = Instant::now();
+        let cmd = RemoteCommand::write([
+            "pvesh".to_string(),
+            "delete".into(),
+            pvesh::paths::content(
+                b.node.as_deref().unwrap_or(""),
+                b.storage.as_deref().unwrap_or(""),
+                &b.volid,
+            ),
+        ]);
+        let s = match t.exec(&cmd) {
+            Ok(o)
+                if o.success()
+                    && !String::from_utf8_lossy(&o.stdout).contains("TASK ERROR")
+                    && !o.stderr.contains("TASK ERROR") =>
+            {
+                attempted.push((steps.len(), b));
+                step(&b.volid, "changed", "deleted", Some(started))
+            }
+            Ok(o) => {
+                let msg = o.stderr.trim().to_string();
+                let msg = if msg.is_empty() {
+                    format!("exit status {}", o.status)
+                } else {
+                    msg
+                };
+                step(&b.volid, "failed", msg, Some(started))
+            }
+            Err(e) => step(&b.volid, "failed", e.to_string(), Some(started)),
+        };
+        pvedr::msg::say(format!(
+            "[{}/{total}] {} {}: {}",
+            i + 1,
+            s.status,
+            b.volid,
+            s.message.as_deref().unwrap_or("")
+        ));
+        steps.push(s);
+    }
+    attempted
+}
+
+/// The proof: gone from the listing.
+fn prove(
+    t: &dyn Transport,
+    pairs: &[(String, String)],
+    attempted: &[(usize, &Backup)],
+    steps: &mut [Step],
+) -> Result<()> {
+    let after = relist(t, pairs)?;
+    for (idx, b) in attempted {
+        if let Some(Ok(list)) = after.get(&pair_of(b)) {
+            if list.iter().any(|c| c.volid == b.volid) {
+                steps[*idx].status = "failed".into();
+                steps[*idx].message = Some("still listed after the delete".into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A group's marks depend only on its backups at least as new as each one: the preview is

@@ -40,31 +40,9 @@ impl GroupKey {
     }
 }
 
-/// A standard name: PBS snapshots always; files when the name carries the time.
-pub fn is_std_name(b: &Backup) -> bool {
-    if b.format.starts_with("pbs-") {
-        return true;
-    }
-    let file = b.volid.rsplit('/').next().unwrap_or(&b.volid);
-    archive::parse(file).is_some_and(|a| a.is_std_name())
-}
-
-/// The job whose retention applies to a guest on a storage: enabled jobs writing to that
-/// storage first, then any enabled job, then a disabled one.
+/// The job whose retention applies to a guest on a storage (pvedr's one rule).
 fn job_for<'a>(jobs: &[&'a Job], key: &GroupKey) -> Option<&'a Job> {
-    let vmid = key.vmid?;
-    let covering: Vec<&Job> = jobs
-        .iter()
-        .copied()
-        .filter(|j| j.covers(vmid) == Some(true))
-        .collect();
-    let same_storage = |j: &&Job| j.storage.is_some() && j.storage == key.storage;
-    covering
-        .iter()
-        .find(|j| j.enabled && same_storage(j))
-        .or_else(|| covering.iter().find(|j| j.enabled))
-        .or_else(|| covering.first())
-        .copied()
+    pvedr::jobs::retention_job(jobs, key.vmid?, key.storage.as_deref())
 }
 
 /// Marks every `backup` record in place. Returns warnings for stderr.
@@ -146,7 +124,7 @@ pub fn mark_records(
             .map(|&i| match &records[i] {
                 Record::Backup(b) => Entry {
                     ctime: b.ctime,
-                    std_name: is_std_name(b),
+                    std_name: archive::is_std_backup(b),
                     protected: b.protected,
                 },
                 _ => Entry {

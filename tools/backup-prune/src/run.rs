@@ -76,15 +76,11 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
     let status = if cli.apply {
         let report = apply::apply(&cli, &records, &mut out)?;
-        eprintln!(
-            "backup-prune: {} deleted, {} skipped, {} failed",
+        pvedr::msg::say(format!(
+            "{} deleted, {} skipped, {} failed",
             report.deleted, report.skipped, report.failed
-        );
-        match (report.deleted, report.failed) {
-            (_, 0) => code::SUCCESS,
-            (0, _) => code::FAILURE,
-            _ => code::PARTIAL,
-        }
+        ));
+        pvedr::error::exit_for(report.deleted, report.failed, report.interrupted)
     } else {
         code::SUCCESS
     };

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use pvedr::error::Result;
-use pvedr::plan::Plan;
+use pvedr::plan::{Plan, StepId};
 use pvedr::records::{Restore, seconds_since};
 use pvedr::shell;
 use pvedr::transport::RemoteCommand;
@@ -101,6 +101,31 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         ctx.cli.write.yes,
     )?;
     let _lock = guest::lock_target(ctx.t.host(), ctx.port, vmid)?;
+    let ids = Ids {
+        safety: i_safety,
+        rollback: i_rb,
+        lxc,
+        vmid,
+        storage,
+        snap,
+    };
+    Ok(execute(ctx, rec, plan, &ids, started))
+}
+
+/// The steps of a rollback, and what they need.
+struct Ids<'a> {
+    safety: StepId,
+    rollback: StepId,
+    lxc: bool,
+    vmid: u64,
+    storage: String,
+    snap: &'a str,
+}
+
+/// The safety point, then the rollback: always a record.
+fn execute(ctx: &Ctx, mut rec: Restore, mut plan: Plan, ids: &Ids, started: Instant) -> Restore {
+    let (i_safety, i_rb, lxc, vmid, snap) = (ids.safety, ids.rollback, ids.lxc, ids.vmid, ids.snap);
+    let storage = ids.storage.clone();
     let t0 = Instant::now();
     let out = match ctx
         .t
@@ -109,21 +134,21 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         Ok(out) if out.success() => out,
         Ok(out) => {
             plan.finish(i_safety, "failed", guest::status_line(&out), t0);
-            return Ok(ended(
+            return ended(
                 rec,
                 plan,
                 "safety point failed; nothing was changed",
                 started,
-            ));
+            );
         }
         Err(e) => {
             plan.finish(i_safety, "failed", format!("connection lost: {e}"), t0);
-            return Ok(ended(
+            return ended(
                 rec,
                 plan,
                 "connection lost during the safety point; nothing was rolled back",
                 started,
-            ));
+            );
         }
     };
     let v = guest::safety_point_volid(&String::from_utf8_lossy(&out.stdout), &storage);
@@ -166,7 +191,7 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
     }
     rec.steps = plan.steps;
     rec.duration_s = Some(seconds_since(started));
-    Ok(rec)
+    rec
 }
 
 fn ended(mut rec: Restore, mut plan: Plan, why: &str, started: Instant) -> Restore {

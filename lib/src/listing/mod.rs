@@ -4,6 +4,10 @@
 //! and storages: the cluster's nodes, then every node's backup storages, then every
 //! storage's content, each round a parallel batch on the node.
 
+mod remote;
+
+pub use remote::gather_remote;
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
@@ -14,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::pvesh::{self, paths};
 use crate::records::{Backup, BackupFailure, Guest, Job, Storage};
 use crate::time::{self, Zone};
-use crate::transport::{RemoteCommand, Transport};
+use crate::transport::RemoteCommand;
 use crate::validate;
 
 /// Which nodes and storages to read.
@@ -210,257 +214,10 @@ pub fn gather_dir(sel: &SelectArgs, zone: Zone, extras: Extras) -> Result<Gather
         g.storages.push(dd.storage_record()?);
     }
     if extras.guests {
-        eprintln!("pvedr: --with-guests needs a node; a dump directory holds no guest list");
+        crate::msg::warn("--with-guests needs a node; a dump directory holds no guest list");
     }
     if extras.jobs {
-        eprintln!("pvedr: --with-jobs needs a node; a dump directory holds no job list");
-    }
-    Ok(g)
-}
-
-/// Asks Proxmox through the transport (local pvesh or SSH).
-pub fn gather_remote(
-    t: &dyn Transport,
-    sel: &SelectArgs,
-    extras: Extras,
-    default_node: Option<&str>,
-) -> Result<Gathered> {
-    let host = t.host().to_string();
-    for n in &sel.node {
-        validate::node(n)?;
-    }
-    for s in &sel.storage {
-        validate::storage_id(s)?;
-    }
-    let mut g = Gathered::default();
-    let explicit: Vec<String> = if sel.node.is_empty() {
-        default_node
-            .map(|n| vec![n.to_string()])
-            .unwrap_or_default()
-    } else {
-        sel.node.clone()
-    };
-
-    // Round 1: the cluster (only when the nodes are not named), guests, jobs.
-    let mut round1: Vec<RemoteCommand> = Vec::new();
-    let need_status = explicit.is_empty() || sel.all_nodes;
-    if need_status {
-        round1.push(pvesh::get(paths::CLUSTER_STATUS, &[]));
-    }
-    if extras.guests {
-        round1.push(pvesh::get(paths::CLUSTER_RESOURCES, &["--type", "vm"]));
-    }
-    if extras.jobs {
-        round1.push(pvesh::get(paths::CLUSTER_BACKUP, &[]));
-    }
-    let nodes: Vec<String>;
-    // When the nodes are known, their storage lists ride along in round 1.
-    let mut storage_lists: Vec<(String, RemoteCommand)> = Vec::new();
-    if !need_status {
-        nodes = explicit;
-        for n in &nodes {
-            storage_lists.push((n.clone(), storage_index(n)));
-        }
-        if extras.jobs || extras.failures {
-            for n in &nodes {
-                storage_lists.push((n.clone(), task_index(n)));
-            }
-        }
-    } else {
-        nodes = Vec::new();
-    }
-    let mut batch1 = round1.clone();
-    batch1.extend(storage_lists.iter().map(|(_, c)| c.clone()));
-    let mut out1 = t.exec_batch(&batch1)?.into_iter();
-    let mut nodes = nodes;
-    if need_status {
-        let cmd = &round1[0];
-        let status = pvesh::parse_list(&host, cmd, out1.next().unwrap_or_default())?;
-        let (all, local) = cluster_nodes(&status);
-        if sel.all_nodes {
-            for (n, online) in &all {
-                if *online {
-                    nodes.push(n.clone());
-                } else {
-                    let msg = format!("node {n} is offline; its local storages were not listed");
-                    eprintln!("pvedr: {msg}");
-                    g.problems.push(msg);
-                }
-            }
-        } else {
-            nodes.push(local.ok_or_else(|| Error::Protocol {
-                host: host.clone(),
-                command: cmd.line(),
-                message: "no local node in /cluster/status; name it with --node".into(),
-            })?);
-        }
-    }
-    let mut idx = usize::from(need_status);
-    if extras.guests {
-        let cmd = &round1[idx];
-        let items = pvesh::parse_list(&host, cmd, out1.next().unwrap_or_default())?;
-        g.guests = items.iter().filter_map(pvesh::guest).collect();
-        g.guests.sort_by_key(|x| x.vmid);
-        idx += 1;
-    }
-    if extras.jobs {
-        let cmd = &round1[idx];
-        let items = pvesh::parse_list(&host, cmd, out1.next().unwrap_or_default())?;
-        g.jobs = items.iter().filter_map(pvesh::job).collect();
-    }
-
-    // Round 2 (unless done above): each node's backup storages (and vzdump tasks).
-    let storage_out = if storage_lists.is_empty() {
-        storage_lists = nodes
-            .iter()
-            .map(|n| (n.clone(), storage_index(n)))
-            .collect();
-        if extras.jobs || extras.failures {
-            storage_lists.extend(nodes.iter().map(|n| (n.clone(), task_index(n))));
-        }
-        let cmds: Vec<RemoteCommand> = storage_lists.iter().map(|(_, c)| c.clone()).collect();
-        t.exec_batch(&cmds)?
-    } else {
-        out1.collect()
-    };
-    let mut targets: Vec<Storage> = Vec::new();
-    let mut seen_shared: HashSet<String> = HashSet::new();
-    let mut tasks: Vec<(String, serde_json::Map<String, serde_json::Value>)> = Vec::new();
-    for ((node, cmd), out) in storage_lists.iter().zip(storage_out) {
-        if cmd.argv.get(2).is_some_and(|p| p.ends_with("/tasks")) {
-            match pvesh::parse_list(&host, cmd, out) {
-                Ok(items) => tasks.extend(items.into_iter().map(|t| (node.clone(), t))),
-                Err(e) => {
-                    let msg = format!("node {node}: cannot list tasks: {e}");
-                    eprintln!("pvedr: {msg}");
-                    g.problems.push(msg);
-                }
-            }
-            continue;
-        }
-        let items = match pvesh::parse_list(&host, cmd, out) {
-            Ok(i) => i,
-            Err(e) => {
-                let msg = format!("node {node}: cannot list storages: {e}");
-                eprintln!("pvedr: {msg}");
-                g.problems.push(msg);
-                continue;
-            }
-        };
-        for m in &items {
-            let Some(s) = pvesh::storage(node, m) else {
-                continue;
-            };
-            if !sel.storage.is_empty() && !sel.storage.contains(&s.storage) {
-                continue;
-            }
-            // A shared storage (NFS, PBS) shows the same backups on every node: list it once.
-            if s.shared && !seen_shared.insert(s.storage.clone()) {
-                continue;
-            }
-            targets.push(s);
-        }
-    }
-    for want in &sel.storage {
-        if !targets.iter().any(|s| &s.storage == want) {
-            let msg = format!(
-                "storage '{want}' not found with backup content on {}",
-                nodes.join(", ")
-            );
-            eprintln!("pvedr: {msg}");
-            g.problems.push(msg);
-        }
-    }
-
-    // Round 3: the content of every storage.
-    let listable: Vec<&Storage> = targets
-        .iter()
-        .filter(|s| {
-            if !s.active {
-                let msg = format!(
-                    "storage {} on {} is not active; not listed",
-                    s.storage,
-                    s.node.as_deref().unwrap_or("?")
-                );
-                eprintln!("pvedr: {msg}");
-                g.problems.push(msg);
-            }
-            s.active
-        })
-        .collect();
-    let cmds: Vec<RemoteCommand> = listable
-        .iter()
-        .map(|s| {
-            pvesh::get(
-                &paths::contents(s.node.as_deref().unwrap_or(""), &s.storage),
-                &["--content", "backup"],
-            )
-        })
-        .collect();
-    // Failed vzdump tasks (not OK, not WARNINGS): their logs name the guests that failed.
-    let failed: Vec<(&String, &serde_json::Map<String, serde_json::Value>)> = if extras.failures {
-        tasks
-            .iter()
-            .filter(|(_, t)| {
-                let st = pvesh::str_of(t, "status").unwrap_or_default();
-                pvesh::str_of(t, "type").as_deref() == Some("vzdump")
-                    && !st.is_empty()
-                    && severity(&st) == 2
-                    && st != "RUNNING"
-            })
-            .map(|(n, t)| (n, t))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let log_cmds: Vec<RemoteCommand> = failed
-        .iter()
-        .filter_map(|(n, t)| {
-            let upid = pvesh::str_of(t, "upid")?;
-            Some(pvesh::get(
-                &paths::task_log(n, &upid),
-                &["--limit", "100000"],
-            ))
-        })
-        .collect();
-    let mut all_cmds = cmds.clone();
-    all_cmds.extend(log_cmds.iter().cloned());
-    let mut outs = t.exec_batch(&all_cmds)?;
-    let log_outs = outs.split_off(cmds.len());
-    for (((node, task), cmd), out) in failed.iter().zip(&log_cmds).zip(log_outs) {
-        match pvesh::parse_list(&host, cmd, out) {
-            Ok(lines) => g.failures.extend(task_failures(node, task, &lines)),
-            Err(e) => {
-                let msg = format!("node {node}: cannot read a failed task's log: {e}");
-                eprintln!("pvedr: {msg}");
-                g.problems.push(msg);
-            }
-        }
-    }
-    for ((s, cmd), out) in listable.iter().zip(&cmds).zip(outs) {
-        let node = s.node.as_deref().unwrap_or("");
-        match pvesh::parse_list(&host, cmd, out) {
-            Ok(items) => g.backups.extend(
-                items
-                    .iter()
-                    .filter_map(|m| pvesh::backup(node, &s.storage, m)),
-            ),
-            Err(e) => {
-                let msg = format!("storage {} on {node}: {e}", s.storage);
-                eprintln!("pvedr: {msg}");
-                g.problems.push(msg);
-            }
-        }
-    }
-    if extras.storage {
-        g.storages = targets;
-    }
-    if extras.guests {
-        g.name_backups();
-    }
-    if extras.jobs {
-        let zone = Zone::from_arg(sel.timezone.as_deref())?;
-        attach_last_tasks(&mut g.jobs, &tasks, zone);
+        crate::msg::warn("--with-jobs needs a node; a dump directory holds no job list");
     }
     Ok(g)
 }

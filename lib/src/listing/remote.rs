@@ -1,0 +1,311 @@
+//! Gathering over a transport, in at most three round trips whatever the cluster's size:
+//! (1) the cluster's nodes, guests and jobs, (2) each node's backup storages and vzdump
+//! tasks, (3) each storage's content and the logs of failed tasks. Each round is one batch;
+//! its answers are found by what was asked ([`Req`]), not by position.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use super::{Extras, Gathered, SelectArgs};
+use crate::error::{Error, Result};
+use crate::msg;
+use crate::pvesh::{self, paths};
+use crate::records::Storage;
+use crate::time::Zone;
+use crate::transport::{CommandOutput, RemoteCommand, Transport};
+use crate::validate;
+
+/// What a request in a round asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Req {
+    Status,
+    Resources,
+    Jobs,
+    Storages(String),
+    Tasks(String),
+    Content(usize),
+    Log(usize),
+}
+
+/// One round trip: requests, then their answers.
+#[derive(Default)]
+struct Round {
+    asked: Vec<(Req, RemoteCommand)>,
+}
+
+/// A round's answers.
+struct Answers {
+    host: String,
+    got: Vec<(Req, RemoteCommand, CommandOutput)>,
+}
+
+impl Round {
+    fn ask(&mut self, r: Req, cmd: RemoteCommand) {
+        self.asked.push((r, cmd));
+    }
+
+    fn run(self, t: &dyn Transport) -> Result<Answers> {
+        let cmds: Vec<RemoteCommand> = self.asked.iter().map(|(_, c)| c.clone()).collect();
+        let outs = t.exec_batch(&cmds)?;
+        Ok(Answers {
+            host: t.host().into(),
+            got: self
+                .asked
+                .into_iter()
+                .zip(outs)
+                .map(|((r, c), o)| (r, c, o))
+                .collect(),
+        })
+    }
+}
+
+impl Answers {
+    /// The answer to `r` as a JSON list; `None` when it was not asked.
+    fn list(&mut self, r: &Req) -> Option<Result<Vec<Map<String, Value>>>> {
+        let i = self.got.iter().position(|(x, _, _)| x == r)?;
+        let (_, cmd, out) = self.got.swap_remove(i);
+        Some(pvesh::parse_list(&self.host, &cmd, out))
+    }
+}
+
+fn problem(g: &mut Gathered, msg: String) {
+    msg::say(&msg);
+    g.problems.push(msg);
+}
+
+/// Asks Proxmox through the transport (local pvesh or SSH).
+pub fn gather_remote(
+    t: &dyn Transport,
+    sel: &SelectArgs,
+    extras: Extras,
+    default_node: Option<&str>,
+) -> Result<Gathered> {
+    for n in &sel.node {
+        validate::node(n)?;
+    }
+    for s in &sel.storage {
+        validate::storage_id(s)?;
+    }
+    let mut g = Gathered::default();
+    let named: Vec<String> = match (sel.node.is_empty(), default_node) {
+        (false, _) => sel.node.clone(),
+        (true, Some(n)) => vec![n.to_string()],
+        (true, None) => Vec::new(),
+    };
+    let need_status = named.is_empty() || sel.all_nodes;
+    let mut r1 = Round::default();
+    if need_status {
+        r1.ask(Req::Status, pvesh::get(paths::CLUSTER_STATUS, &[]));
+    }
+    if extras.guests {
+        r1.ask(
+            Req::Resources,
+            pvesh::get(paths::CLUSTER_RESOURCES, &["--type", "vm"]),
+        );
+    }
+    if extras.jobs {
+        r1.ask(Req::Jobs, pvesh::get(paths::CLUSTER_BACKUP, &[]));
+    }
+    // When the nodes are known, their storage lists ride along in round 1.
+    if !need_status {
+        ask_node_lists(&mut r1, &named, extras);
+    }
+    let mut a1 = r1.run(t)?;
+    let nodes = match a1.list(&Req::Status) {
+        Some(status) => online_nodes(&status?, sel, &a1.host, &mut g)?,
+        None => named,
+    };
+    if let Some(items) = a1.list(&Req::Resources) {
+        g.guests = items?.iter().filter_map(pvesh::guest).collect();
+        g.guests.sort_by_key(|x| x.vmid);
+    }
+    if let Some(items) = a1.list(&Req::Jobs) {
+        g.jobs = items?.iter().filter_map(pvesh::job).collect();
+    }
+    let mut lists = if need_status {
+        let mut r2 = Round::default();
+        ask_node_lists(&mut r2, &nodes, extras);
+        r2.run(t)?
+    } else {
+        a1
+    };
+    let (targets, tasks) = node_lists(&mut lists, &nodes, sel, extras, &mut g);
+    contents_and_logs(t, &targets, &tasks, extras, &mut g)?;
+    if extras.storage {
+        g.storages = targets;
+    }
+    if extras.guests {
+        g.name_backups();
+    }
+    if extras.jobs {
+        let zone = Zone::from_arg(sel.timezone.as_deref())?;
+        super::attach_last_tasks(&mut g.jobs, &tasks, zone);
+    }
+    Ok(g)
+}
+
+fn ask_node_lists(r: &mut Round, nodes: &[String], extras: Extras) {
+    for n in nodes {
+        r.ask(Req::Storages(n.clone()), super::storage_index(n));
+    }
+    if extras.jobs || extras.failures {
+        for n in nodes {
+            r.ask(Req::Tasks(n.clone()), super::task_index(n));
+        }
+    }
+}
+
+/// The nodes to read from `/cluster/status`: every online one (`--all-nodes`), or this one.
+fn online_nodes(
+    status: &[Map<String, Value>],
+    sel: &SelectArgs,
+    host: &str,
+    g: &mut Gathered,
+) -> Result<Vec<String>> {
+    let (all, local) = super::cluster_nodes(status);
+    if !sel.all_nodes {
+        let local = local.ok_or_else(|| Error::Protocol {
+            host: host.into(),
+            command: pvesh::get(paths::CLUSTER_STATUS, &[]).line(),
+            message: "no local node in /cluster/status; name it with --node".into(),
+        })?;
+        return Ok(vec![local]);
+    }
+    let mut nodes = Vec::new();
+    for (n, online) in all {
+        if online {
+            nodes.push(n);
+        } else {
+            problem(
+                g,
+                format!("node {n} is offline; its local storages were not listed"),
+            );
+        }
+    }
+    Ok(nodes)
+}
+
+type Task = (String, Map<String, Value>);
+
+/// Each node's backup storages (a shared one once) and its vzdump tasks.
+fn node_lists(
+    a: &mut Answers,
+    nodes: &[String],
+    sel: &SelectArgs,
+    extras: Extras,
+    g: &mut Gathered,
+) -> (Vec<Storage>, Vec<Task>) {
+    let mut targets: Vec<Storage> = Vec::new();
+    let mut seen_shared: HashSet<String> = HashSet::new();
+    let mut tasks: Vec<Task> = Vec::new();
+    for node in nodes {
+        if extras.jobs || extras.failures {
+            match a.list(&Req::Tasks(node.clone())) {
+                Some(Ok(items)) => tasks.extend(items.into_iter().map(|t| (node.clone(), t))),
+                Some(Err(e)) => problem(g, format!("node {node}: cannot list tasks: {e}")),
+                None => {}
+            }
+        }
+        let items = match a.list(&Req::Storages(node.clone())) {
+            Some(Ok(i)) => i,
+            Some(Err(e)) => {
+                problem(g, format!("node {node}: cannot list storages: {e}"));
+                continue;
+            }
+            None => continue,
+        };
+        for s in items.iter().filter_map(|m| pvesh::storage(node, m)) {
+            if !sel.storage.is_empty() && !sel.storage.contains(&s.storage) {
+                continue;
+            }
+            // A shared storage (NFS, PBS) shows the same backups on every node: list it once.
+            if s.shared && !seen_shared.insert(s.storage.clone()) {
+                continue;
+            }
+            targets.push(s);
+        }
+    }
+    for want in &sel.storage {
+        if !targets.iter().any(|s| &s.storage == want) {
+            let msg = format!(
+                "storage '{want}' not found with backup content on {}",
+                nodes.join(", ")
+            );
+            problem(g, msg);
+        }
+    }
+    (targets, tasks)
+}
+
+/// Failed vzdump tasks (not OK, not WARNINGS, not running): their logs name the guests.
+fn failed_tasks(tasks: &[Task]) -> Vec<&Task> {
+    tasks
+        .iter()
+        .filter(|(_, t)| {
+            let st = pvesh::str_of(t, "status").unwrap_or_default();
+            pvesh::str_of(t, "type").as_deref() == Some("vzdump")
+                && !st.is_empty()
+                && super::severity(&st) == 2
+                && st != "RUNNING"
+        })
+        .collect()
+}
+
+/// Round 3: every active storage's content, and the logs of failed tasks.
+fn contents_and_logs(
+    t: &dyn Transport,
+    targets: &[Storage],
+    tasks: &[Task],
+    extras: Extras,
+    g: &mut Gathered,
+) -> Result<()> {
+    let mut r3 = Round::default();
+    for (i, s) in targets.iter().enumerate() {
+        if !s.active {
+            let node = s.node.as_deref().unwrap_or("?");
+            problem(
+                g,
+                format!("storage {} on {node} is not active; not listed", s.storage),
+            );
+            continue;
+        }
+        let path = paths::contents(s.node.as_deref().unwrap_or(""), &s.storage);
+        r3.ask(Req::Content(i), pvesh::get(&path, &["--content", "backup"]));
+    }
+    let failed = if extras.failures {
+        failed_tasks(tasks)
+    } else {
+        Vec::new()
+    };
+    for (i, (n, task)) in failed.iter().enumerate() {
+        if let Some(upid) = pvesh::str_of(task, "upid") {
+            let path = paths::task_log(n, &upid);
+            r3.ask(Req::Log(i), pvesh::get(&path, &["--limit", "100000"]));
+        }
+    }
+    let mut a = r3.run(t)?;
+    for (i, (node, task)) in failed.iter().enumerate() {
+        match a.list(&Req::Log(i)) {
+            Some(Ok(lines)) => g.failures.extend(super::task_failures(node, task, &lines)),
+            Some(Err(e)) => problem(
+                g,
+                format!("node {node}: cannot read a failed task's log: {e}"),
+            ),
+            None => {}
+        }
+    }
+    for (i, s) in targets.iter().enumerate() {
+        let node = s.node.as_deref().unwrap_or("");
+        match a.list(&Req::Content(i)) {
+            Some(Ok(items)) => g.backups.extend(
+                items
+                    .iter()
+                    .filter_map(|m| pvesh::backup(node, &s.storage, m)),
+            ),
+            Some(Err(e)) => problem(g, format!("storage {} on {node}: {e}", s.storage)),
+            None => {}
+        }
+    }
+    Ok(())
+}
