@@ -19,6 +19,9 @@ pub struct Plan {
 /// A step's index in its plan.
 pub type StepId = usize;
 
+/// A step's command, when it runs one on the node.
+pub type Cmd = Option<Vec<String>>;
+
 impl Plan {
     fn push(
         &mut self,
@@ -48,25 +51,13 @@ impl Plan {
     }
 
     /// A step that only reads.
-    pub fn read(
-        &mut self,
-        step: &str,
-        target: &str,
-        why: &str,
-        argv: Option<Vec<String>>,
-    ) -> StepId {
-        self.push(step, target, why, argv, false)
+    pub fn read(&mut self, step: &str, on: &str, why: &str, cmd: Cmd) -> StepId {
+        self.push(step, on, why, cmd, false)
     }
 
     /// A step that changes something.
-    pub fn change(
-        &mut self,
-        step: &str,
-        target: &str,
-        why: &str,
-        argv: Option<Vec<String>>,
-    ) -> StepId {
-        self.push(step, target, why, argv, true)
+    pub fn change(&mut self, step: &str, on: &str, why: &str, cmd: Cmd) -> StepId {
+        self.push(step, on, why, cmd, true)
     }
 
     /// The command a step runs.

@@ -52,13 +52,16 @@ pub fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
 }
 
 /// Runs a command that must succeed; shows its stderr when it does not.
-pub fn run_ok(cmd: &mut assert_cmd::Command) -> std::process::Output {
+pub fn run_ok(cmd: impl std::borrow::BorrowMut<assert_cmd::Command>) -> std::process::Output {
     run_code(cmd, 0)
 }
 
-/// Runs a command that must exit with `code`.
-pub fn run_code(cmd: &mut assert_cmd::Command, code: i32) -> std::process::Output {
-    let out = cmd.output().expect("the binary runs");
+/// Runs a command that must exit with `code`; shows its stderr when it does not.
+pub fn run_code(
+    mut cmd: impl std::borrow::BorrowMut<assert_cmd::Command>,
+    code: i32,
+) -> std::process::Output {
+    let out = cmd.borrow_mut().output().expect("the binary runs");
     assert_eq!(
         out.status.code(),
         Some(code),
@@ -80,6 +83,8 @@ pub fn records(out: &[u8], kind: &str) -> Vec<pvedr::Record> {
 /// The committed `man/<tool>.1` is what `<tool> --generate-man` prints, and it documents
 /// every visible long flag of `cmd` and the EXAMPLES, RECORDS and EXIT STATUS sections.
 pub fn assert_man_page(tool: &str, cmd: clap::Command) {
+    // clap's own consistency checks of the definition, once per tool.
+    cmd.clone().debug_assert();
     let out = bin(tool).arg("--generate-man").output().expect("run");
     assert!(out.status.success());
     let generated = String::from_utf8(out.stdout).expect("utf8");

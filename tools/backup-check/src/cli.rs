@@ -1,5 +1,5 @@
 use clap::Parser;
-use pvedr::cli::OutputArgs;
+use pvedr::cli::{InputArgs, OutputArgs};
 use pvedr::connect::ConnectArgs;
 use pvedr::listing::SelectArgs;
 
@@ -61,10 +61,8 @@ EXIT STATUS:
 #[derive(Parser, Debug)]
 #[command(name = "backup-check", version, after_long_help = AFTER)]
 pub struct Cli {
-    /// Input files of records. With no FILE, or when FILE is -, read standard input (unless
-    /// --local, --host or --dir gather the records).
-    #[arg(value_name = "FILE", default_value = "-")]
-    pub files: Vec<String>,
+    #[command(flatten)]
+    pub input: InputArgs,
 
     /// Gather the records on this machine (a Proxmox VE node) instead of reading them.
     #[arg(long, help_heading = "Selection")]
@@ -162,15 +160,4 @@ pub struct Cli {
 
     #[command(flatten)]
     pub output: OutputArgs,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn verify_cli() {
-        Cli::command().debug_assert();
-    }
 }

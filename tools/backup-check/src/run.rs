@@ -106,7 +106,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         split_gathered(g, &mut inputs);
         transport = Some(conn.transport);
     } else {
-        split(jsonl::read_all(&cli.files)?, &mut inputs);
+        split(jsonl::read_all(&cli.input.files)?, &mut inputs);
     }
 
     if cli.deep {

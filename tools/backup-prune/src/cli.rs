@@ -1,5 +1,5 @@
 use clap::Parser;
-use pvedr::cli::OutputArgs;
+use pvedr::cli::{InputArgs, OutputArgs};
 use pvedr::connect::ConnectArgs;
 
 const AFTER: &str = "EXAMPLES:
@@ -48,9 +48,8 @@ EXIT STATUS:
 #[derive(Parser, Debug)]
 #[command(name = "backup-prune", version, after_long_help = AFTER)]
 pub struct Cli {
-    /// Input files of records. With no FILE, or when FILE is -, read standard input.
-    #[arg(value_name = "FILE", default_value = "-")]
-    pub files: Vec<String>,
+    #[command(flatten)]
+    pub input: InputArgs,
 
     /// Keep the N newest backups.
     #[arg(long, value_name = "N", help_heading = "Retention")]
@@ -106,15 +105,4 @@ pub struct Cli {
 
     #[command(flatten)]
     pub output: OutputArgs,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn verify_cli() {
-        Cli::command().debug_assert();
-    }
 }

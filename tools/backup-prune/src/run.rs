@@ -53,7 +53,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     if let Some(n) = &cli.node {
         validate::node(n)?;
     }
-    let mut records = jsonl::read_all(&cli.files)?;
+    let mut records = jsonl::read_all(&cli.input.files)?;
     let warnings = plan::mark_records(&mut records, &source, zone).map_err(Error::Other)?;
     for w in warnings {
         eprintln!("backup-prune: {w}");

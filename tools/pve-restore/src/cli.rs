@@ -149,14 +149,3 @@ pub struct Cli {
     #[command(flatten)]
     pub output: OutputArgs,
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn verify_cli() {
-        Cli::command().debug_assert();
-    }
-}

@@ -94,23 +94,18 @@ fn exit_3_for_usage_errors_and_unreachable_nodes() {
         .local_addr()
         .expect("addr")
         .port();
-    let out = bin("backup-check")
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--connect-timeout",
-            "2s",
-        ])
-        .env("HOME", "/nonexistent")
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    pvedr_testkit::run_code(
+        bin("backup-check")
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--connect-timeout",
+                "2s",
+            ])
+            .env("HOME", "/nonexistent"),
+        3,
     );
 }
 
@@ -233,27 +228,22 @@ fn the_cluster_over_ssh_with_alerts_and_metrics() {
     let sshd = Sshd::start(&sim);
     let dir = tempfile::tempdir().expect("tmp");
     let prom = dir.path().join("pvedr.prom");
-    let out = bin("backup-check")
-        .args(sshd.args())
-        .args([
-            "--node",
-            "pve1",
-            "--node",
-            "pve2",
-            "--timezone",
-            "UTC",
-            "--now",
-            &NOW.to_string(),
-        ])
-        .arg("--prom")
-        .arg(&prom)
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = pvedr_testkit::run_code(
+        bin("backup-check")
+            .args(sshd.args())
+            .args([
+                "--node",
+                "pve1",
+                "--node",
+                "pve2",
+                "--timezone",
+                "UTC",
+                "--now",
+                &NOW.to_string(),
+            ])
+            .arg("--prom")
+            .arg(&prom),
+        2,
     );
     let checks = json_lines(&out.stdout);
     assert_eq!(find(&checks, "guest/103", "coverage")["status"], "critical");

@@ -48,21 +48,17 @@ fn policy_errors_are_proxmox_errors_and_usage_errors() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(msg), "{args:?}: {err}");
     }
-    let out = bin("backup-prune")
-        .args(["--keep-daily", "-1"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
+    pvedr_testkit::run_code(bin("backup-prune").args(["--keep-daily", "-1"]), 2);
 }
 
 #[test]
 fn bad_input_names_the_line() {
-    let out = bin("backup-prune")
-        .args(["--keep-last", "1"])
-        .write_stdin(format!("{}\nnot json\n", backup(100, 1, false)))
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(1));
+    let out = pvedr_testkit::run_code(
+        bin("backup-prune")
+            .args(["--keep-last", "1"])
+            .write_stdin(format!("{}\nnot json\n", backup(100, 1, false))),
+        1,
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("<stdin>:2:"), "{err}");
 }
@@ -153,15 +149,10 @@ fn from_job_uses_the_covering_jobs_retention() {
             input.push(backup(vmid, day, false));
         }
     }
-    let out = bin("backup-prune")
-        .arg("--from-job")
-        .write_stdin(stream(&input))
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = pvedr_testkit::run_ok(
+        bin("backup-prune")
+            .arg("--from-job")
+            .write_stdin(stream(&input)),
     );
     let recs = json_lines(&out.stdout);
     let kept = |vmid: u64| {

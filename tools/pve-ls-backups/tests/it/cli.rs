@@ -49,24 +49,14 @@ fn dump_dir(dir: &Path) {
 fn offline_listing_reads_names_in_the_node_zone() {
     let tmp = tempfile::tempdir().expect("tmp");
     dump_dir(tmp.path());
-    let out = tool()
-        .args(["--dir"])
-        .arg(tmp.path())
-        .args([
-            "--storage",
-            "nas",
-            "--node",
-            "pve1",
-            "--timezone",
-            "Europe/Paris",
-        ])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = pvedr_testkit::run_ok(tool().args(["--dir"]).arg(tmp.path()).args([
+        "--storage",
+        "nas",
+        "--node",
+        "pve1",
+        "--timezone",
+        "Europe/Paris",
+    ]));
     let recs = lines(&out.stdout);
     let volids: Vec<&str> = recs
         .iter()
@@ -138,17 +128,12 @@ fn filters() {
     let tmp = tempfile::tempdir().expect("tmp");
     dump_dir(tmp.path());
     let run = |args: &[&str]| -> Vec<Value> {
-        let out = tool()
-            .arg("--dir")
-            .arg(tmp.path())
-            .args(["--timezone", "UTC"])
-            .args(args)
-            .output()
-            .expect("run");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = pvedr_testkit::run_ok(
+            tool()
+                .arg("--dir")
+                .arg(tmp.path())
+                .args(["--timezone", "UTC"])
+                .args(args),
         );
         lines(&out.stdout)
     };

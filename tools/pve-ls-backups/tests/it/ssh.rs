@@ -22,16 +22,11 @@ fn ssh_and_dir_mode_give_the_same_records() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
     for storage in ["local", "nas"] {
-        let remote = bin("pve-ls-backups")
-            .args(sshd.args())
-            .args(["--storage", storage])
-            .output()
-            .expect("run");
-        assert_eq!(
-            remote.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&remote.stderr)
+        let remote = pvedr_testkit::run_code(
+            bin("pve-ls-backups")
+                .args(sshd.args())
+                .args(["--storage", storage]),
+            0,
         );
         let offline = bin("pve-ls-backups")
             .arg("--dir")
@@ -166,11 +161,7 @@ fn changed_host_key_is_refused() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
     sshd.forge_known_host_key();
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(1));
+    let out = pvedr_testkit::run_code(bin("pve-ls-backups").args(sshd.args()), 1);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&format!("[127.0.0.1]:{}", sshd.port())),
@@ -180,12 +171,12 @@ fn changed_host_key_is_refused() {
     assert!(out.stdout.is_empty());
     assert!(sim.commands().is_empty(), "nothing ran on the node");
     // Even --accept-new-host-key does not accept a changed key.
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
-        .arg("--accept-new-host-key")
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(1));
+    pvedr_testkit::run_code(
+        bin("pve-ls-backups")
+            .args(sshd.args())
+            .arg("--accept-new-host-key"),
+        1,
+    );
 }
 
 #[test]
@@ -193,26 +184,17 @@ fn unknown_host_key_is_refused_unless_accepted() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
     sshd.forget_known_host();
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(1));
+    let out = pvedr_testkit::run_code(bin("pve-ls-backups").args(sshd.args()), 1);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("is not known") && err.contains("--accept-new-host-key"),
         "{err}"
     );
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
-        .arg("--accept-new-host-key")
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    pvedr_testkit::run_code(
+        bin("pve-ls-backups")
+            .args(sshd.args())
+            .arg("--accept-new-host-key"),
+        0,
     );
     let kh = std::fs::read_to_string(sshd.known_hosts()).expect("known_hosts");
     assert!(kh.contains(&format!("[127.0.0.1]:{}", sshd.port())), "{kh}");
@@ -225,12 +207,12 @@ fn injected_vmid_exits_2_and_runs_nothing_remote() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
     let marker = sim.root().join("pwned");
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
-        .args(["--vmid", &format!("100;touch {}", marker.display())])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
+    let out = pvedr_testkit::run_code(
+        bin("pve-ls-backups")
+            .args(sshd.args())
+            .args(["--vmid", &format!("100;touch {}", marker.display())]),
+        2,
+    );
     assert!(out.stdout.is_empty());
     assert!(
         sim.commands().is_empty(),
@@ -332,17 +314,12 @@ fn host_from_tfvars() {
     .expect("write");
     let args = sshd.args();
     // Everything but --host comes from the flags; the host and node from the file.
-    let out = bin("pve-ls-backups")
-        .args(&args[2..])
-        .arg("--tfvars")
-        .arg(&tf)
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = pvedr_testkit::run_code(
+        bin("pve-ls-backups")
+            .args(&args[2..])
+            .arg("--tfvars")
+            .arg(&tf),
+        0,
     );
     assert!(!json_lines(&out.stdout).is_empty());
     // With the node known, the listing skips /cluster/status.
@@ -357,13 +334,13 @@ fn host_from_tfvars() {
 fn a_cluster_listing_takes_three_round_trips() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
-        .args(["--all-nodes"])
-        .env("PVEDR_TRACE", "1")
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(3));
+    let out = pvedr_testkit::run_code(
+        bin("pve-ls-backups")
+            .args(sshd.args())
+            .args(["--all-nodes"])
+            .env("PVEDR_TRACE", "1"),
+        3,
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     let trips: Vec<&str> = err.lines().filter(|l| l.contains("trace:")).collect();
     assert_eq!(trips.len(), 3, "{err}");
@@ -385,9 +362,8 @@ fn a_cluster_listing_takes_three_round_trips() {
 fn failed_runs_come_from_the_task_logs_on_a_node() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
-        .args([
+    let out = pvedr_testkit::run_code(
+        bin("pve-ls-backups").args(sshd.args()).args([
             "--node",
             "pve1",
             "--node",
@@ -395,14 +371,8 @@ fn failed_runs_come_from_the_task_logs_on_a_node() {
             "--with-failures",
             "--vmid",
             "102",
-        ])
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ]),
+        0,
     );
     let recs = json_lines(&out.stdout);
     let f = recs

@@ -42,6 +42,32 @@ fn step<'a>(rec: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no step {name}: {rec}"))
 }
 
+/// Overwrites guest 100 with the connection cut at the first command matching `at`: the run
+/// fails (exit 1) and still writes its record.
+fn cut_at(at: &str, args: &[&str]) -> (SimNode, Value, String) {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let faults = json!([{"match": at, "action": "disconnect", "stderr": "", "exit": 255}]);
+    sim.write_json("faults.json", &faults);
+    let mut a = vec!["--volid", VM_BACKUP, "--force", "--yes"];
+    a.extend_from_slice(args);
+    let (rec, code, err) = restore(&sshd, &a);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "failed");
+    (sim, rec, err)
+}
+
+fn assert_lost(s: &Value) {
+    assert_eq!(s["status"], "failed", "{s}");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("connection lost"),
+        "{s}"
+    );
+}
+
 #[test]
 fn restore_to_a_new_vmid() {
     let sim = SimNode::demo();
@@ -312,24 +338,10 @@ fn a_locked_guest_is_not_touched() {
 
 #[test]
 fn a_cut_connection_says_which_steps_ran_and_the_way_back() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let faults = json!([{"match": format!("qmrestore {VM_BACKUP}"), "action": "disconnect", "stderr": "", "exit": 255}]);
-    sim.write_json("faults.json", &faults);
-    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
-    assert_eq!(code, 1, "{err}");
-    assert_eq!(rec["status"], "failed");
+    let (_sim, rec, err) = cut_at(&format!("qmrestore {VM_BACKUP}"), &[]);
     assert_eq!(step(&rec, "stop")["status"], "changed");
     assert_eq!(step(&rec, "safety-point")["status"], "changed");
-    let r = step(&rec, "restore");
-    assert_eq!(r["status"], "failed");
-    assert!(
-        r["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("connection lost"),
-        "{r}"
-    );
+    assert_lost(step(&rec, "restore"));
     assert_eq!(
         step(&rec, "rollback")["status"],
         "skipped",
@@ -376,17 +388,12 @@ fn newest_backup_of_a_vmid_from_stdin_or_listing() {
         .args(["--storage", "local", "--vmid", "101", "--latest"])
         .output()
         .expect("list");
-    let out = bin("pve-restore")
-        .args(sshd.args())
-        .args(["--target-id", "9201", "--yes"])
-        .write_stdin(listing.stdout)
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    pvedr_testkit::run_code(
+        bin("pve-restore")
+            .args(sshd.args())
+            .args(["--target-id", "9201", "--yes"])
+            .write_stdin(listing.stdout),
+        0,
     );
     assert_eq!(
         guest(&sim, 9201)["restored_from"],
@@ -415,13 +422,13 @@ fn newest_backup_of_a_vmid_from_stdin_or_listing() {
         .args(["--storage", "local", "--vmid", "101"])
         .output()
         .expect("list");
-    let out = bin("pve-restore")
-        .args(sshd.args())
-        .arg("--yes")
-        .write_stdin(listing.stdout)
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
+    pvedr_testkit::run_code(
+        bin("pve-restore")
+            .args(sshd.args())
+            .arg("--yes")
+            .write_stdin(listing.stdout),
+        2,
+    );
 }
 
 #[test]
@@ -523,25 +530,10 @@ fn ctrl_c_stops_at_a_safe_point_and_exits_130() {
 
 #[test]
 fn a_cut_after_the_first_change_says_what_ran_and_the_way_back() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
     // `qm stop 100` is the first change; the connection dies on the safety point.
-    let faults =
-        json!([{"match": "vzdump 100", "action": "disconnect", "stderr": "", "exit": 255}]);
-    sim.write_json("faults.json", &faults);
-    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
-    assert_eq!(code, 1, "{err}");
-    assert_eq!(rec["status"], "failed");
+    let (sim, rec, _) = cut_at("vzdump 100", &[]);
     assert_eq!(step(&rec, "stop")["status"], "changed");
-    let s = step(&rec, "safety-point");
-    assert_eq!(s["status"], "failed");
-    assert!(
-        s["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("connection lost"),
-        "{s}"
-    );
+    assert_lost(step(&rec, "safety-point"));
     assert_eq!(step(&rec, "restore")["status"], "skipped");
     assert_eq!(
         rec["way_back"], "qm start 100",
@@ -552,28 +544,10 @@ fn a_cut_after_the_first_change_says_what_ran_and_the_way_back() {
 
 #[test]
 fn a_cut_during_verification_still_gives_a_record_and_the_way_back() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
     // The restore and `qm start` go through; the connection dies while waiting for it to run.
-    let faults =
-        json!([{"match": "qm status 100", "action": "disconnect", "stderr": "", "exit": 255}]);
-    sim.write_json("faults.json", &faults);
-    let (rec, code, err) = restore(
-        &sshd,
-        &["--volid", VM_BACKUP, "--force", "--yes", "--start"],
-    );
-    assert_eq!(code, 1, "{err}");
-    assert_eq!(rec["status"], "failed");
+    let (_sim, rec, err) = cut_at("qm status 100", &["--start"]);
     assert_eq!(step(&rec, "restore")["status"], "changed");
-    let s = step(&rec, "start");
-    assert_eq!(s["status"], "failed");
-    assert!(
-        s["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("connection lost"),
-        "{s}"
-    );
+    assert_lost(step(&rec, "start"));
     assert_eq!(
         step(&rec, "rollback")["status"],
         "skipped",

@@ -5,15 +5,7 @@ use pvedr_testkit::s3::{Moto, Tf, s3_env};
 use serde_json::Value;
 
 fn list(moto: &Moto, bucket: &str) -> Vec<Value> {
-    let out = tool(moto, bucket)
-        .args(["list", "--inspect"])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = pvedr_testkit::run_ok(tool(moto, bucket).args(["list", "--inspect"]));
     json_lines(&out.stdout)
 }
 
@@ -65,27 +57,19 @@ fn restore_makes_terraform_see_the_old_content_with_a_higher_serial() {
     let moto = Moto::start();
     let tf = three_applies(&moto, "tfstate-restore");
     let recs = list(&moto, "tfstate-restore");
-    let first = recs.iter().find(|r| r["serial"] == 1).expect("serial 1")["version_id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let first = version_of_serial(&recs, 1);
     let before = moto.version_count("tfstate-restore", "terraform.tfstate");
     // Without --yes and without a terminal: refused, nothing written.
-    let out = tool(&moto, "tfstate-restore")
-        .args(["restore", &first])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
+    pvedr_testkit::run_code(tool(&moto, "tfstate-restore").args(["restore", &first]), 2);
     assert_eq!(
         moto.version_count("tfstate-restore", "terraform.tfstate"),
         before
     );
     // Dry run: the plan, nothing written.
-    let out = tool(&moto, "tfstate-restore")
-        .args(["restore", &first, "--dry-run"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(0));
+    let out = pvedr_testkit::run_code(
+        tool(&moto, "tfstate-restore").args(["restore", &first, "--dry-run"]),
+        0,
+    );
     assert!(
         json_lines(&out.stdout)
             .iter()
@@ -95,15 +79,9 @@ fn restore_makes_terraform_see_the_old_content_with_a_higher_serial() {
         moto.version_count("tfstate-restore", "terraform.tfstate"),
         before
     );
-    let out = tool(&moto, "tfstate-restore")
-        .args(["restore", &first, "--yes"])
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = pvedr_testkit::run_code(
+        tool(&moto, "tfstate-restore").args(["restore", &first, "--yes"]),
+        0,
     );
     let steps = json_lines(&out.stdout);
     assert!(
@@ -151,35 +129,25 @@ fn a_held_lock_blocks_restore() {
     let moto = Moto::start();
     let _tf = three_applies(&moto, "tfstate-lock");
     let recs = list(&moto, "tfstate-lock");
-    let first = recs.iter().find(|r| r["serial"] == 1).expect("serial 1")["version_id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let first = version_of_serial(&recs, 1);
     moto.boto(
         "tfstate-lock",
         "s3.put_object(Bucket=B, Key='terraform.tfstate.tflock', Body=b'{\"ID\":\"someone\"}')",
     );
     let before = moto.version_count("tfstate-lock", "terraform.tfstate");
-    let out = tool(&moto, "tfstate-lock")
-        .args(["restore", &first, "--yes"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(1));
+    let out = pvedr_testkit::run_code(
+        tool(&moto, "tfstate-lock").args(["restore", &first, "--yes"]),
+        1,
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds the Terraform lock"));
     assert_eq!(
         moto.version_count("tfstate-lock", "terraform.tfstate"),
         before
     );
     // --force goes ahead but leaves the other lock alone.
-    let out = tool(&moto, "tfstate-lock")
-        .args(["restore", &first, "--yes", "--force"])
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    pvedr_testkit::run_code(
+        tool(&moto, "tfstate-lock").args(["restore", &first, "--yes", "--force"]),
+        0,
     );
     let lock = moto.boto(
         "tfstate-lock",
@@ -229,11 +197,10 @@ fn a_foreign_lineage_version_is_refused() {
         .as_str()
         .expect("id")
         .to_string();
-    let out = tool(&moto, "tfstate-foreign")
-        .args(["restore", &garbage, "--yes", "--force"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(1));
+    let out = pvedr_testkit::run_code(
+        tool(&moto, "tfstate-foreign").args(["restore", &garbage, "--yes", "--force"]),
+        1,
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid state"));
     let _ = foreign;
 }
@@ -270,16 +237,7 @@ fn show_diff_undelete_and_export() {
         "tfstate-prod",
         "s3.delete_object(Bucket=B, Key='terraform.tfstate')",
     );
-    let out = tool(&moto, "tfstate-prod")
-        .args(["undelete", "--yes"])
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pvedr_testkit::run_code(tool(&moto, "tfstate-prod").args(["undelete", "--yes"]), 0);
     let recs = list(&moto, "tfstate-prod");
     assert_eq!(recs[0]["serial"], 3);
     assert!(recs.iter().all(|r| r["delete_marker"] == false));
@@ -329,18 +287,12 @@ fn fallback_and_return_lose_no_state() {
     let moto = Moto::start();
     let tf = three_applies(&moto, "tfstate-fb");
     let before = moto.version_count("tfstate-fb", "terraform.tfstate");
-    let out = pvedr_testkit::bin("tfstate-versions")
-        .envs(s3_env())
-        .args(["fallback", "--dir"])
-        .arg(tf.path())
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let out = pvedr_testkit::run_code(
+        pvedr_testkit::bin("tfstate-versions")
+            .envs(s3_env())
+            .args(["fallback", "--dir"])
+            .arg(tf.path()),
+        0,
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("IS NOW IN FALLBACK"));
     assert!(tf.path().join("terraform.tfstate").exists());
@@ -356,18 +308,12 @@ fn fallback_and_return_lose_no_state() {
         before,
         "S3 untouched meanwhile"
     );
-    let out = pvedr_testkit::bin("tfstate-versions")
-        .envs(s3_env())
-        .args(["return", "--dir"])
-        .arg(tf.path())
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    pvedr_testkit::run_code(
+        pvedr_testkit::bin("tfstate-versions")
+            .envs(s3_env())
+            .args(["return", "--dir"])
+            .arg(tf.path()),
+        0,
     );
     let after = moto.version_count("tfstate-fb", "terraform.tfstate");
     assert!(
@@ -403,11 +349,7 @@ fn fallback_and_return_lose_no_state() {
 #[test]
 fn bad_input_and_clear_errors() {
     let moto = Moto::start();
-    let out = tool(&moto, "no-such-bucket")
-        .args(["list"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(1));
+    let out = pvedr_testkit::run_code(tool(&moto, "no-such-bucket").args(["list"]), 1);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("NoSuchBucket"), "{err}");
     assert_eq!(
@@ -415,11 +357,10 @@ fn bad_input_and_clear_errors() {
         1,
         "one clear line, not a stack of SDK text: {err}"
     );
-    let out = pvedr_testkit::bin("tfstate-versions")
-        .args(["--bucket", "Bad_Name", "list"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
+    pvedr_testkit::run_code(
+        pvedr_testkit::bin("tfstate-versions").args(["--bucket", "Bad_Name", "list"]),
+        2,
+    );
 }
 
 #[test]
@@ -467,18 +408,13 @@ fn restore_updates_the_legacy_dynamodb_digest() {
         .as_str()
         .expect("id")
         .to_string();
-    let out = pvedr_testkit::bin("tfstate-versions")
-        .envs(s3_env())
-        .arg("--backend-config")
-        .arg(tf.path())
-        .args(["restore", &first, "--yes"])
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = pvedr_testkit::run_code(
+        pvedr_testkit::bin("tfstate-versions")
+            .envs(s3_env())
+            .arg("--backend-config")
+            .arg(tf.path())
+            .args(["restore", &first, "--yes"]),
+        0,
     );
     let steps = json_lines(&out.stdout);
     assert!(
@@ -512,4 +448,12 @@ pub fn tool(moto: &Moto, bucket: &str) -> assert_cmd::Command {
     c.envs(s3_env())
         .args(["--endpoint", &moto.endpoint(), "--bucket", bucket]);
     c
+}
+
+/// The version id of the version with this serial (from `list --inspect`).
+fn version_of_serial(recs: &[Value], serial: u64) -> String {
+    recs.iter().find(|r| r["serial"] == serial).expect("serial")["version_id"]
+        .as_str()
+        .expect("id")
+        .to_string()
 }
