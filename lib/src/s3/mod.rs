@@ -47,6 +47,19 @@ pub struct Head {
     pub metadata: std::collections::HashMap<String, String>,
 }
 
+/// S3 credentials; never printed (`Debug` shows the access key only).
+pub struct Secret {
+    pub ak: String,
+    pub sk: String,
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret {{ ak: {:?}, sk: <hidden> }}", self.ak)
+    }
+}
+
 /// A client bound to one bucket.
 pub struct Bucket {
     client: Client,
@@ -118,9 +131,16 @@ impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
 pub const MAX_IN_MEMORY: u64 = 256 * 1024 * 1024;
 
 impl Bucket {
+    /// A client with the credentials of the environment or the credentials file.
     pub fn connect(endpoint: &Endpoint, bucket: &str) -> Result<Bucket> {
-        config::check_bucket(bucket)?;
         let (ak, sk, token) = credentials()?;
+        Bucket::connect_with(endpoint, bucket, Secret { ak, sk, token })
+    }
+
+    /// A client with the given credentials.
+    pub fn connect_with(endpoint: &Endpoint, bucket: &str, secret: Secret) -> Result<Bucket> {
+        config::check_bucket(bucket)?;
+        let Secret { ak, sk, token } = secret;
         let mut conf = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(endpoint.region.clone()))

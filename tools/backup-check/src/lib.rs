@@ -1,10 +1,10 @@
 //! `backup-check`: know that every backup exists, is fresh, is whole — with Nagios exit
 //! codes and Prometheus metrics.
 
-pub mod checks;
+mod checks;
 mod cli;
 mod deep;
-pub mod integrity;
+mod integrity;
 mod report;
 mod run;
 

@@ -96,12 +96,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             extras,
             conn.tfvars_node.as_deref(),
         )?;
-        if !g.problems.is_empty() {
-            eprintln!(
-                "backup-check: could not read everything: {}",
-                g.problems.join("; ")
-            );
-        }
+        // Each problem was said on stderr as it was found; the checks report them.
         problems = g.problems.clone();
         split_gathered(g, &mut inputs);
         transport = Some(conn.transport);
@@ -126,8 +121,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             inputs.damaged = damaged;
             inputs.deep_checked = Some(n);
         } else {
-            eprintln!(
-                "backup-check: --deep needs archives it can reach: --dir, --host/--local, or records with a path"
+            pvedr::msg::warn(
+                "--deep needs archives it can reach: --dir, --host/--local, or records with a path",
             );
         }
     }

@@ -2,7 +2,7 @@
 
 mod apply;
 mod cli;
-pub mod plan;
+mod plan;
 mod run;
 mod table;
 

@@ -56,7 +56,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     let mut records = jsonl::read_all(&cli.input.files)?;
     let warnings = plan::mark_records(&mut records, &source, zone).map_err(Error::Other)?;
     for w in warnings {
-        eprintln!("backup-prune: {w}");
+        pvedr::msg::warn(w);
     }
     let mut out = cli.output.output();
     if out.format() == Format::Table {

@@ -19,9 +19,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         listing::gather_dir(&cli.select, zone, extras)?
     } else {
         if cli.select.timezone.is_some() {
-            eprintln!(
-                "pve-ls-backups: --timezone only matters with --dir (Proxmox reads the names itself)"
-            );
+            pvedr::msg::warn("--timezone only matters with --dir (Proxmox reads the names itself)");
         }
         let conn = cli.connect.connect()?;
         listing::gather_remote(
@@ -38,14 +36,14 @@ fn emit(cli: &Cli, filter: &Filter, g: Gathered) -> Result<u8> {
     let mut out = cli.output.output();
     for f in &g.failures {
         if filter.vmids.is_empty() || filter.vmids.contains(&f.vmid) {
-            eprintln!(
-                "pve-ls-backups: failed backup of {} {} at {}: {} ({})",
+            pvedr::msg::say(format!(
+                "failed backup of {} {} at {}: {} ({})",
                 f.subtype,
                 f.vmid,
                 f.time,
                 f.error.as_deref().unwrap_or("no ERROR line"),
                 f.log
-            );
+            ));
         }
     }
     for s in g.storages {
