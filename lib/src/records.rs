@@ -15,7 +15,11 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// One vzdump archive or PBS snapshot.
+///
+/// Read leniently (see [`Backup::from_map`]): an entry of `pvesh get …/content` with a `kind`
+/// is a record. Written as declared here.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Map<String, Value>")]
 pub struct Backup {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
@@ -57,6 +61,210 @@ pub struct Backup {
     pub log_status: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+impl TryFrom<Map<String, Value>> for Backup {
+    type Error = String;
+
+    fn try_from(m: Map<String, Value>) -> Result<Self, String> {
+        Backup::from_map(m)
+    }
+}
+
+impl Backup {
+    /// A `backup` record from what Proxmox prints for one backup volume (pve-storage
+    /// `src/PVE/API2/Storage/Content.pm` `index`: `volid`, `ctime`, `format`, `size`,
+    /// `subtype`, `vmid`, `notes`, `protected`, `verification`, `encrypted`, `content`), or
+    /// from a record pvedr wrote. Only `volid` and `ctime` are required:
+    ///
+    /// * numbers may come as numbers or strings (Perl prints a scalar as it last used it);
+    /// * `protected` is `1` (pve-storage `Plugin.pm` `$get_subdir_files`:
+    ///   `$info->{protected} = 1`), `0`, `true`/`false` or `"1"`/`"0"`; absent or `null` is
+    ///   not protected;
+    /// * `time` is `ctime` as RFC 3339 UTC when absent;
+    /// * `storage` is the volid's `STORAGE:` when absent;
+    /// * `subtype`, `format` and `vmid`, when absent, come from the volid as Proxmox reads it:
+    ///   a PBS snapshot `backup/<vm|ct>/<id>/<UTC time>` (pve-storage `PBSPlugin.pm`
+    ///   `parse_volname`: format `pbs-<type>`, vmid if the id is numeric, subtype `qemu`/`lxc`
+    ///   as in its `list_volumes`), else the archive name (`Storage.pm` `archive_info`, and
+    ///   `$get_subdir_files`' `-NNN-` vmid; subtype `unknown` for a name that is not
+    ///   `vzdump-<type>-…`). A `format` that cannot be derived must be given;
+    /// * `null` is absent for every optional field; fields of no known name are kept in
+    ///   `extra`, in their order.
+    pub fn from_map(mut m: Map<String, Value>) -> Result<Backup, String> {
+        let volid = match m.remove("volid") {
+            Some(Value::String(s)) => s,
+            Some(other) => return Err(format!("`volid` must be a string, got {other}")),
+            None => return Err("missing field `volid`".into()),
+        };
+        let ctime = take_int(&mut m, "ctime")?.ok_or("missing field `ctime`")?;
+        let derived = from_volid(&volid);
+        let storage = take_string(&mut m, "storage")?.or(derived.storage);
+        let time = match m.remove("time") {
+            None | Some(Value::Null) => rfc3339(ctime),
+            Some(Value::String(s)) => s,
+            Some(other) => return Err(format!("`time` must be a string, got {other}")),
+        };
+        let vmid = match take_int(&mut m, "vmid")? {
+            Some(v) => Some(u64::try_from(v).map_err(|_| format!("`vmid` {v} is negative"))?),
+            None => derived.vmid,
+        };
+        let subtype = take_string(&mut m, "subtype")?.unwrap_or(derived.subtype);
+        let format = match take_string(&mut m, "format")?.or(derived.format) {
+            Some(f) => f,
+            None => {
+                return Err(format!(
+                    "missing field `format` (the volid '{volid}' does not name a vzdump archive)"
+                ));
+            }
+        };
+        let size = match take_int(&mut m, "size")? {
+            Some(v) => Some(u64::try_from(v).map_err(|_| format!("`size` {v} is negative"))?),
+            None => None,
+        };
+        let protected = match m.remove("protected") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => b,
+            Some(Value::Number(n)) if n.as_u64() == Some(1) => true,
+            Some(Value::Number(n)) if n.as_u64() == Some(0) => false,
+            Some(Value::String(s)) if s == "1" => true,
+            Some(Value::String(s)) if s == "0" => false,
+            Some(other) => {
+                return Err(format!(
+                    "`protected` must be true/false, 1/0 or \"1\"/\"0\", got {other}"
+                ));
+            }
+        };
+        let verification = match m.remove("verification") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                serde_json::from_value::<Verification>(v)
+                    .map_err(|e| format!("`verification`: {e}"))?,
+            ),
+        };
+        Ok(Backup {
+            node: take_string(&mut m, "node")?,
+            storage,
+            vmid,
+            subtype,
+            ctime,
+            time,
+            size,
+            format,
+            notes: take_string(&mut m, "notes")?,
+            protected,
+            verification,
+            encrypted: take_string(&mut m, "encrypted")?,
+            name: take_string(&mut m, "name")?,
+            path: take_string(&mut m, "path")?,
+            log: take_string(&mut m, "log")?,
+            log_status: take_string(&mut m, "log_status")?,
+            volid,
+            extra: m,
+        })
+    }
+}
+
+/// A string field; a number is taken as its text (Perl does not keep the two apart).
+fn take_string(m: &mut Map<String, Value>, k: &str) -> Result<Option<String>, String> {
+    match m.remove(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(format!("`{k}` must be a string, got {other}")),
+    }
+}
+
+/// An integer field, as a JSON integer or a string of digits.
+fn take_int(m: &mut Map<String, Value>, k: &str) -> Result<Option<i64>, String> {
+    let v = match m.remove(k) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => v,
+    };
+    let n = match &v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse::<i64>().ok(),
+        _ => None,
+    };
+    n.map(Some)
+        .ok_or_else(|| format!("`{k}` must be an integer, got {v}"))
+}
+
+/// What a volid says of its backup.
+struct FromVolid {
+    storage: Option<String>,
+    subtype: String,
+    format: Option<String>,
+    vmid: Option<u64>,
+}
+
+fn from_volid(volid: &str) -> FromVolid {
+    let (storage, volname) = match volid.split_once(':') {
+        Some((s, v)) if !s.is_empty() => (Some(s.to_string()), v),
+        _ => (None, volid),
+    };
+    if let Some((btype, vmid)) = pbs_volname(volname) {
+        return FromVolid {
+            storage,
+            subtype: if btype == "vm" { "qemu" } else { "lxc" }.into(),
+            format: Some(format!("pbs-{btype}")),
+            vmid,
+        };
+    }
+    let file = volname.rsplit('/').next().unwrap_or(volname);
+    match crate::archive::parse(file) {
+        Some(a) => FromVolid {
+            storage,
+            subtype: a.subtype,
+            format: Some(a.format),
+            vmid: a.vmid,
+        },
+        None => FromVolid {
+            storage,
+            subtype: "unknown".into(),
+            format: None,
+            vmid: None,
+        },
+    }
+}
+
+/// `backup/<vm|ct>/<id>/YYYY-MM-DDTHH:MM:SSZ` → (type, numeric id).
+fn pbs_volname(volname: &str) -> Option<(&str, Option<u64>)> {
+    let mut parts = volname.split('/');
+    let (Some("backup"), Some(btype), Some(id), Some(time), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    // `[^\s_]+` for the id, `[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z` for the time.
+    if !matches!(btype, "vm" | "ct")
+        || id.is_empty()
+        || id.contains(|c: char| c.is_whitespace() || c == '_')
+    {
+        return None;
+    }
+    let pattern = b"dddd-dd-ddTdd:dd:ddZ";
+    let time_ok = time.len() == pattern.len()
+        && time.bytes().zip(pattern).all(|(b, &p)| {
+            if p == b'd' {
+                b.is_ascii_digit()
+            } else {
+                b == p
+            }
+        });
+    if !time_ok {
+        return None;
+    }
+    let vmid = if id.bytes().all(|b| b.is_ascii_digit()) {
+        id.parse().ok()
+    } else {
+        None
+    };
+    Some((btype, vmid))
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -418,7 +626,7 @@ mod tests {
 
     #[test]
     fn kind_comes_first_and_unknown_fields_pass_through() {
-        let v = json!({"kind": "backup", "volid": "local:backup/x.vma", "subtype": "qemu",
+        let v = json!({"kind": "backup", "storage": "local", "volid": "local:backup/x.vma", "subtype": "qemu",
                        "ctime": 1, "time": "1970-01-01T00:00:01Z", "format": "vma", "mark": "keep"});
         let r = Record::from_value(v).expect("valid");
         let Record::Backup(b) = &r else {
@@ -426,7 +634,10 @@ mod tests {
         };
         assert_eq!(b.extra.get("mark"), Some(&json!("keep")));
         let out = serde_json::to_string(&r.to_value()).expect("json");
-        assert!(out.starts_with(r#"{"kind":"backup","volid""#), "{out}");
+        assert!(
+            out.starts_with(r#"{"kind":"backup","storage":"local","volid""#),
+            "{out}"
+        );
         assert!(out.contains(r#""mark":"keep""#));
     }
 
@@ -455,6 +666,145 @@ mod tests {
         };
         assert_eq!(j.covers(100), Some(true));
         assert_eq!(j.covers(101), Some(false));
+    }
+
+    fn backup(v: Value) -> Result<Backup, String> {
+        match Record::from_value(v)? {
+            Record::Backup(b) => Ok(b),
+            other => Err(format!("not a backup: {other:?}")),
+        }
+    }
+
+    #[test]
+    fn backup_as_pvesh_prints_it() {
+        // pve-storage Plugin.pm $get_subdir_files + Content.pm index, `| jq '.kind="backup"'`.
+        let b = backup(
+            json!({"content": "backup", "ctime": 1705284067, "format": "tar.zst",
+            "protected": 1, "size": 312475648, "subtype": "lxc", "vmid": 101,
+            "volid": "local:backup/vzdump-lxc-101-2024_01_15-02_01_07.tar.zst", "kind": "backup"}),
+        )
+        .expect("valid");
+        assert!(b.protected);
+        assert_eq!(b.time, "2024-01-15T02:01:07Z");
+        assert_eq!(b.storage.as_deref(), Some("local"));
+        assert_eq!(b.node, None);
+        assert_eq!((b.vmid, b.size), (Some(101), Some(312475648)));
+        assert_eq!(b.extra.get("content"), Some(&json!("backup")));
+        // The record pvedr writes for it: derived fields added, Proxmox's kept.
+        let out = Record::Backup(b).to_value();
+        assert_eq!(out["protected"], json!(true));
+        assert_eq!(out["time"], json!("2024-01-15T02:01:07Z"));
+        assert_eq!(out["content"], json!("backup"));
+    }
+
+    #[test]
+    fn backup_needs_only_volid_and_ctime() {
+        let b = backup(json!({"kind": "backup", "ctime": "1705284002",
+            "volid": "nas:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst"}))
+        .expect("valid");
+        assert_eq!(b.storage.as_deref(), Some("nas"));
+        assert_eq!((b.subtype.as_str(), b.format.as_str()), ("qemu", "vma.zst"));
+        assert_eq!(
+            (b.vmid, b.ctime, b.protected),
+            (Some(100), 1705284002, false)
+        );
+        let b = backup(json!({"kind": "backup", "ctime": 1705280405,
+            "volid": "pbs:backup/ct/101/2024-01-15T01:00:05Z"}))
+        .expect("valid");
+        assert_eq!((b.subtype.as_str(), b.format.as_str()), ("lxc", "pbs-ct"));
+        assert_eq!(b.vmid, Some(101));
+        // Non-standard name: vmid from the `-NNN-` pattern.
+        let b = backup(json!({"kind": "backup", "ctime": 1,
+            "volid": "local:backup/vzdump-qemu-100-manual-copy.vma.zst"}))
+        .expect("valid");
+        assert_eq!(b.vmid, Some(100));
+        // Not a vzdump name: Proxmox says `unknown`; the format must be given.
+        let b = backup(json!({"kind": "backup", "ctime": 1, "format": "vma",
+            "volid": "local:backup/other.vma"}))
+        .expect("valid");
+        assert_eq!((b.subtype.as_str(), b.vmid), ("unknown", None));
+        let e = backup(json!({"kind": "backup", "ctime": 1, "volid": "local:backup/other.vma"}))
+            .unwrap_err();
+        assert!(e.contains("missing field `format`"), "{e}");
+        // Given fields win over the volid.
+        let b = backup(
+            json!({"kind": "backup", "ctime": 1, "vmid": "200", "subtype": "lxc",
+            "storage": "x", "volid": "local:backup/vzdump-qemu-100-manual-copy.vma.zst"}),
+        )
+        .expect("valid");
+        assert_eq!((b.vmid, b.subtype.as_str()), (Some(200), "lxc"));
+        assert_eq!(b.storage.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn backup_protected_and_nulls() {
+        let base = json!({"kind": "backup", "ctime": 1, "volid": "local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma"});
+        for (v, want) in [
+            (json!(1), true),
+            (json!(0), false),
+            (json!(true), true),
+            (json!(false), false),
+            (json!("1"), true),
+            (json!("0"), false),
+            (Value::Null, false),
+        ] {
+            let mut r = base.clone();
+            r["protected"] = v.clone();
+            assert_eq!(backup(r).expect("valid").protected, want, "{v}");
+        }
+        for v in [json!(2), json!("yes"), json!([1])] {
+            let mut r = base.clone();
+            r["protected"] = v.clone();
+            let e = backup(r).unwrap_err();
+            assert!(e.contains("`protected` must be"), "{v}: {e}");
+        }
+        let mut r = base.clone();
+        for k in ["time", "vmid", "size", "notes", "node", "verification"] {
+            r[k] = Value::Null;
+        }
+        let b = backup(r).expect("nulls are absent");
+        assert_eq!(b.time, "1970-01-01T00:00:01Z");
+        assert_eq!((b.vmid, b.size, b.notes), (Some(100), None, None));
+        for (k, v) in [
+            ("ctime", json!("x")),
+            ("size", json!(-1)),
+            ("vmid", json!(1.5)),
+        ] {
+            let mut r = base.clone();
+            r[k] = v;
+            assert!(backup(r).is_err(), "{k}");
+        }
+        let e = backup(json!({"kind": "backup", "volid": "local:backup/x.vma", "format": "vma"}))
+            .unwrap_err();
+        assert!(e.contains("missing field `ctime`"), "{e}");
+    }
+
+    #[test]
+    fn backup_records_written_by_pvedr_read_back_the_same() {
+        let b = Backup {
+            node: Some("pve1".into()),
+            storage: Some("pbs".into()),
+            volid: "pbs:backup/vm/100/2024-01-15T01:00:05Z".into(),
+            vmid: Some(100),
+            subtype: "qemu".into(),
+            ctime: 1705280405,
+            time: "2024-01-15T01:00:05Z".into(),
+            size: Some(1),
+            format: "pbs-vm".into(),
+            notes: Some("web01".into()),
+            protected: true,
+            verification: Some(Verification {
+                state: "ok".into(),
+                upid: Some("UPID:x".into()),
+            }),
+            encrypted: Some("1".into()),
+            name: Some("web01".into()),
+            extra: [("mark".to_string(), json!("keep"))].into_iter().collect(),
+            ..Default::default()
+        };
+        let v = Record::Backup(b.clone()).to_value();
+        let text = serde_json::to_string(&v).expect("json");
+        assert_eq!(backup(v).expect("valid"), b, "{text}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import stat
 import sys
 import time
 
@@ -241,6 +242,7 @@ def storage_status_get(state, node, sid, opts):
 
 
 def dir_content(state, s, vmid):
+    """pve-storage Plugin.pm `$get_subdir_files` (type backup) and `list_volumes`."""
     d = names.dump_dir(s)
     out = []
     try:
@@ -248,17 +250,25 @@ def dir_content(state, s, vmid):
     except FileNotFoundError:
         return out
     for fn in files:
+        # `<$path/*>`: a glob, so no dot files.
+        if fn.startswith("."):
+            continue
         m = names.LISTED_RE.match(fn)
         if not m:
             continue
         p = os.path.join(d, fn)
-        if not os.path.isfile(p):
+        # `next if (!$st || S_ISDIR($st->mode))`: anything but a directory is listed.
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
             continue
         fmt = m.group(2)
-        if vmid is not None and not re.match(r"\S+-" + str(vmid) + r"-\S+", fn):
+        # `$fn !~ m/\S+-$vmid-\S+/`: unanchored.
+        if vmid is not None and not re.search(r"\S+-" + str(vmid) + r"-\S+", fn):
             continue
         info = names.archive_info(fn)
-        st = os.stat(p)
         e = {"content": "backup", "format": fmt, "size": st.st_size, "volid": "%s:backup/%s" % (s["storage"], fn),
              "subtype": info["type"] if info else "unknown"}
         if info and info["time"]:
@@ -268,11 +278,20 @@ def dir_content(state, s, vmid):
         v = vmid if vmid is not None else names.listing_vmid(fn, fmt)
         if v is not None:
             e["vmid"] = int(v)
+        # pve-common File.pm `file_read_first_line`: undef for an empty file (no field), else
+        # the first line chomped; `decode('UTF-8', $notes, 1) // $notes`: bytes that are not
+        # UTF-8 stay bytes, which the JSON encoder prints as one code point each (Latin-1).
         try:
             with open(p + ".notes", "rb") as f:
-                e["notes"] = f.read().decode("utf-8", "replace").split("\n")[0]
+                raw = f.readline()
         except FileNotFoundError:
-            pass
+            raw = None
+        if raw:
+            raw = raw[:-1] if raw.endswith(b"\n") else raw
+            try:
+                e["notes"] = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                e["notes"] = raw.decode("latin-1")
         if os.path.exists(p + ".protected"):
             e["protected"] = 1
         out.append(e)

@@ -32,9 +32,15 @@ fn policy_errors_are_proxmox_errors_and_usage_errors() {
             vec!["--keep-all", "--keep-daily", "3"],
             "keep-all cannot be set together with other options.",
         ),
+        // pve-common JSONSchema.pm parse_property_string + check_object: an unknown key is a
+        // format error, and every bad value gets its own line, sorted by key here.
         (
             vec!["--prune-backups", "keep-hours=1"],
-            "invalid key in comma-separated list property: keep-hours",
+            "format error\nkeep-hours: property is not defined in schema and the schema does not allow additional properties\n",
+        ),
+        (
+            vec!["--prune-backups", "keep-weekly=-1,keep-daily=x"],
+            "format error\nkeep-daily: type check ('integer') failed - got 'x'\nkeep-weekly: value must have a minimum value of 0\n",
         ),
         (vec![], "no retention given"),
     ] {
@@ -49,6 +55,30 @@ fn policy_errors_are_proxmox_errors_and_usage_errors() {
         assert!(err.contains(msg), "{args:?}: {err}");
     }
     pvedr_testkit::run_code(bin("backup-prune").args(["--keep-daily", "-1"]), 2);
+}
+
+#[test]
+fn policy_strings_proxmox_accepts() {
+    // One trailing newline per part and numbers beyond any integer type pass
+    // (parse_property_string's `(.+)$`, is_integer).
+    for (policy, want) in [
+        ("keep-last=1\n", ["remove", "keep"]),
+        ("keep-last=+1,keep-all=0", ["remove", "keep"]),
+        ("keep-last=99999999999999999999999", ["keep", "keep"]),
+    ] {
+        let out = bin("backup-prune")
+            .args(["--prune-backups", policy])
+            .write_stdin(stream(&[backup(100, 1, false), backup(100, 2, false)]))
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{policy:?}: {err}");
+        let marks: Vec<Value> = json_lines(&out.stdout)
+            .iter()
+            .map(|r| r["mark"].clone())
+            .collect();
+        assert_eq!(marks, want.map(Value::from), "{policy:?}");
+    }
 }
 
 #[test]
