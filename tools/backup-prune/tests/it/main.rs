@@ -4,3 +4,4 @@ mod apply;
 mod cli;
 mod corpus;
 mod man;
+mod pvesh_pipeline;
