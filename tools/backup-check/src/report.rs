@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::Path;
 
 use pvedr::records::{Backup, Check, Summary};
 use serde_json::{Map, Value};
@@ -303,25 +302,4 @@ pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f6
         vec![(String::new(), format!("{duration_s:.3}"))],
     );
     m
-}
-
-/// Writes the textfile atomically: a temporary file in the same directory, then a rename.
-pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("backup-check.prom");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }

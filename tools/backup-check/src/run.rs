@@ -144,8 +144,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     let summary = report::summary(&checks, duration);
     if let Some(p) = &cli.prom {
         let text = report::prometheus(&checks, &inputs, now, duration);
-        report::write_atomically(p, &text)
-            .map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
+        pvedr::fs::write_atomic(p, text.as_bytes())?;
     }
     let code = summary.exit_code;
     let mut out = cli.output.output();

@@ -610,20 +610,24 @@ impl Job<'_> {
             }
         };
         let deadline = Instant::now() + self.ctx.o.probe_timeout.max(Duration::from_secs(5)) * 3;
-        let status = argv(&[self.tool(), "status", &self.id()]);
-        let mut running = false;
-        while Instant::now() < deadline && !pvedr::interrupt::requested() {
-            let Some(out) = self.read(&status) else {
-                let m = self.failure.clone().unwrap_or_default();
+        let status = RemoteCommand::read(argv(&[self.tool(), "status", &self.id()]));
+        let t = self.ctx.t;
+        let polled = poll_until(deadline, Duration::from_millis(500), || {
+            let out = t.exec(&status)?;
+            Ok(String::from_utf8_lossy(&out.stdout)
+                .contains("status: running")
+                .then_some(()))
+        });
+        let running = match polled {
+            Ok(r) => r.is_some(),
+            Err(e) => {
+                self.lost = true;
+                let m = format!("connection lost: {e}; the node's state is unknown");
+                self.failure.get_or_insert(m.clone());
                 self.plan.finish(i, "failed", m, t0);
                 return;
-            };
-            if String::from_utf8_lossy(&out.stdout).contains("status: running") {
-                running = true;
-                break;
             }
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        };
         if running {
             self.plan.finish(i, "changed", "running", t0);
         } else {
