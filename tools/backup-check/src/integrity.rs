@@ -4,7 +4,6 @@
 //! MD5, UUID, block map, each cluster once), or a tar's headers (checksums) and its
 //! `./etc/vzdump/pct.conf`. A `sha256=` in the notes is compared with the file.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -46,8 +45,9 @@ fn explain(e: io::Error) -> String {
 
 /// Checks one archive file. `Err` says what is wrong.
 pub fn check_file(path: &Path, format: &str, sha256: Option<&str>) -> Result<(), String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if meta.len() == 0 {
+    // Only a regular file: a FIFO or device named like an archive would block or never end.
+    let (file, len) = pvedr::dumpdir::open_regular(path).map_err(|e| e.to_string())?;
+    if len == 0 {
         return Err("empty file".into());
     }
     let (base, compression) = match format.split_once('.') {
@@ -55,7 +55,6 @@ pub fn check_file(path: &Path, format: &str, sha256: Option<&str>) -> Result<(),
         None if format == "tgz" => ("tar", Some("gz")),
         None => (format, None),
     };
-    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let mut raw = Hashing {
         inner: BufReader::with_capacity(1 << 20, file),
         hash: sha256.map(|_| Sha256::new()),
