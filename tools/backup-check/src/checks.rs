@@ -107,6 +107,32 @@ fn age_text(secs: i64) -> String {
     format_duration(secs.max(0) as u64)
 }
 
+/// Clock skew between the node and this host tolerated before a backup is "in the future".
+const MAX_SKEW: i64 = 300;
+
+/// Why a backup's time cannot be right at `now`: before 1970, so far off that `now - ctime`
+/// overflows, or in the future beyond [`MAX_SKEW`]. `None` for a plausible time.
+fn time_problem(now: i64, ctime: i64) -> Option<String> {
+    match now.checked_sub(ctime) {
+        None => Some(format!("has an impossible time (ctime {ctime})")),
+        Some(_) if ctime < 0 => Some(format!("has an impossible time (ctime {ctime})")),
+        Some(age) if age < -MAX_SKEW => {
+            let when = pvedr::records::rfc3339(ctime);
+            Some(format!(
+                "is dated in the future: {} ({} ahead, more than {} of clock skew)",
+                if when.is_empty() {
+                    ctime.to_string()
+                } else {
+                    when
+                },
+                format_duration(age.unsigned_abs()),
+                format_duration(MAX_SKEW as u64)
+            ))
+        }
+        Some(_) => None,
+    }
+}
+
 pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Check> {
     let mut out = Vec::new();
     let guests_known = !inp.guests.is_empty();
@@ -141,7 +167,12 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
             .copied()
             .filter(|b| !inp.damaged.contains_key(&b.volid))
             .collect();
-        let newest = good.iter().copied().max_by_key(|b| b.ctime);
+        // A backup dated in the future would count as fresh forever: it gets a `time` check.
+        let newest = good
+            .iter()
+            .copied()
+            .filter(|b| time_problem(now, b.ctime).is_none())
+            .max_by_key(|b| b.ctime);
         let job = covering_job(&inp.jobs, vmid);
 
         // Coverage (needs guest records).
@@ -207,7 +238,7 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
         let threshold = json!({"warning": warn, "critical": crit});
         match newest {
             Some(b) => {
-                let age = now - b.ctime;
+                let age = now.saturating_sub(b.ctime);
                 let status = if age > crit as i64 {
                     Status::Critical
                 } else if age > warn as i64 {
@@ -232,7 +263,14 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
                 &component,
                 "freshness",
                 Status::Critical,
-                format!("no usable backup: all {} are damaged", all.len()),
+                if good.is_empty() {
+                    format!("no usable backup: all {} are damaged", all.len())
+                } else {
+                    format!(
+                        "no usable backup: all {} are damaged or impossibly dated",
+                        all.len()
+                    )
+                },
                 None,
                 Some(threshold),
             )),
@@ -247,6 +285,18 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
                 ))
             }
             None => {}
+        }
+        for b in &all {
+            if let Some(why) = time_problem(now, b.ctime) {
+                out.push(check(
+                    &component,
+                    "time",
+                    Status::Critical,
+                    format!("{} {why}", b.volid),
+                    None,
+                    None,
+                ));
+            }
         }
 
         // Count.
@@ -421,7 +471,7 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
             );
             let runs = match (interval, span) {
                 (Some(i), (Some(oldest), Some(newest))) if i > 0 => {
-                    ((newest - oldest) as u64 / i + 1).min(slots)
+                    (newest.abs_diff(oldest) / i).saturating_add(1).min(slots)
                 }
                 _ => 0,
             };

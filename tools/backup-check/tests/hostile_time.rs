@@ -1,5 +1,6 @@
 //! Impossible times (issue 11 point 4): a ctime that wraps the age subtraction, or a backup
-//! dated in the future, never reads as "0s old, OK".
+//! dated in the future, never reads as "0s old, OK". Such a backup gets a CRITICAL `time`
+//! check with the reason and does not count for freshness.
 
 use std::time::Duration;
 
@@ -32,11 +33,25 @@ fn check_stdin(lines: &[String]) -> (Vec<Value>, i32, String) {
     )
 }
 
-fn freshness(checks: &[Value]) -> &Value {
+fn find<'a>(checks: &'a [Value], check: &str) -> &'a Value {
     checks
         .iter()
-        .find(|c| c["component"] == "guest/100" && c["check"] == "freshness")
-        .unwrap_or_else(|| panic!("no freshness in {checks:?}"))
+        .find(|c| c["component"] == "guest/100" && c["check"] == check)
+        .unwrap_or_else(|| panic!("no {check} in {checks:?}"))
+}
+
+fn freshness(checks: &[Value]) -> &Value {
+    find(checks, "freshness")
+}
+
+/// The messages of the CRITICAL `time` checks of guest 100.
+fn time_problems(checks: &[Value]) -> Vec<String> {
+    checks
+        .iter()
+        .filter(|c| c["component"] == "guest/100" && c["check"] == "time")
+        .inspect(|c| assert_eq!(c["status"], "critical", "{c}"))
+        .map(|c| c["message"].as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 #[test]
@@ -47,11 +62,11 @@ fn absurd_ctimes_are_never_ok() {
         assert_eq!(code, 2, "ctime {ctime}: {checks:?} {err}");
         let f = freshness(&checks);
         assert_eq!(f["status"], "critical", "ctime {ctime}: {f}");
+        let t = time_problems(&checks);
+        assert_eq!(t.len(), 1, "{checks:?}");
         assert!(
-            f["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("impossible") || m.contains("future")),
-            "{f}"
+            t[0].contains("impossible") || t[0].contains("future"),
+            "{t:?}"
         );
     }
     // 1e300 is no integer: the record is refused, the run UNKNOWN.
@@ -71,7 +86,14 @@ fn absurd_ctimes_beside_a_job_and_good_backups_do_not_break_the_run() {
     ];
     let (checks, code, err) = check_stdin(&lines);
     assert_eq!(code, 2, "{checks:?} {err}");
-    assert_eq!(freshness(&checks)["status"], "critical");
+    // Freshness is that of the good backup; the two others are reported.
+    assert_eq!(freshness(&checks)["status"], "ok", "{checks:?}");
+    assert_eq!(freshness(&checks)["value"], 3600);
+    assert_eq!(time_problems(&checks).len(), 2, "{checks:?}");
+    assert!(
+        checks.iter().any(|c| c["check"] == "retention"),
+        "{checks:?}"
+    );
 }
 
 #[test]
@@ -93,10 +115,13 @@ fn a_backup_from_the_future_is_critical() {
         .expect("run");
     let checks = json_lines(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{checks:?}");
-    let f = freshness(&checks);
-    assert_eq!(f["status"], "critical", "{f}");
-    let m = f["message"].as_str().unwrap_or("");
-    assert!(m.contains("future") && m.contains("2099-01-01"), "{m}");
+    assert_eq!(freshness(&checks)["status"], "critical", "{checks:?}");
+    let t = time_problems(&checks);
+    assert_eq!(t.len(), 1, "{checks:?}");
+    assert!(
+        t[0].contains("future") && t[0].contains("2099-01-01"),
+        "{t:?}"
+    );
 
     // Within the clock skew (two minutes ahead) it is simply fresh.
     let (checks, code, err) =
