@@ -345,26 +345,60 @@ fn has_archive(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The outcome of a vzdump `.log`: `error` if any line is an ERROR, `warning` for WARN lines,
-/// `ok` when the backup finished, `unknown` otherwise (a log cut short).
+// vzdump's wording, pve-manager PVE/VZDump.pm `exec_backup_task`: a guest's backup ends
+// with `debugmsg('err', "Backup of VM $vmid failed - $err", ...)` or
+// `debugmsg('info', "Finished Backup of VM $vmid ($tstr)", ...)`. Other ERROR lines (e.g.
+// qemu-server's "unable to freeze guest fs - ...") can precede either.
+
+/// The level word of a `.log` line (`<date> <time> <LEVEL>: <msg>`).
+fn level(l: &str) -> Option<&str> {
+    l.split_whitespace().nth(2)
+}
+
+/// The message of an `ERROR: Backup of VM N failed - …` line.
+fn failure_line(l: &str) -> Option<&str> {
+    if level(l) != Some("ERROR:") {
+        return None;
+    }
+    let i = l.find(" ERROR: ")?;
+    let msg = l[i + " ERROR: ".len()..].trim();
+    let rest = msg.strip_prefix("Backup of VM ")?;
+    let (vmid, tail) = rest.split_once(' ')?;
+    (vmid.chars().all(|c| c.is_ascii_digit()) && tail.starts_with("failed - ")).then_some(msg)
+}
+
+/// The outcome of a vzdump `.log`: `error` if the backup failed (`Backup of VM N failed`),
+/// or did not finish and has ERROR lines; `warning` if it finished with ERROR or WARN
+/// lines (a guest-agent freeze error is not a failure), or did not finish and has WARN
+/// lines; `ok` when it finished cleanly; `unknown` otherwise (a log cut short).
 pub fn log_outcome(text: &str) -> &'static str {
-    let level = |l: &str, tag: &str| l.split_whitespace().nth(2) == Some(tag);
-    if text.lines().any(|l| level(l, "ERROR:")) {
-        "error"
-    } else if text.lines().any(|l| level(l, "WARN:")) {
-        "warning"
-    } else if text
+    let has = |tag: &str| text.lines().any(|l| level(l) == Some(tag));
+    let finished = text
         .lines()
-        .any(|l| l.contains("INFO: Finished Backup of VM"))
-    {
-        "ok"
+        .any(|l| l.contains("INFO: Finished Backup of VM"));
+    if text.lines().any(|l| failure_line(l).is_some()) {
+        "error"
+    } else if finished {
+        if has("ERROR:") || has("WARN:") {
+            "warning"
+        } else {
+            "ok"
+        }
+    } else if has("ERROR:") {
+        "error"
+    } else if has("WARN:") {
+        "warning"
     } else {
         "unknown"
     }
 }
 
-/// The message of the last `ERROR:` line of a vzdump log.
+/// Why a vzdump run failed: the last `Backup of VM N failed - …` line, else the message of
+/// the last `ERROR:` line.
 pub fn last_error(text: &str) -> Option<String> {
+    if let Some(msg) = text.lines().rev().find_map(failure_line) {
+        return Some(msg.to_string());
+    }
     text.lines().rev().find_map(|l| {
         let i = l.find(" ERROR: ")?;
         Some(l[i + " ERROR: ".len()..].trim().to_string())
@@ -387,5 +421,9 @@ mod tests {
             last_error(err).as_deref(),
             Some("Backup of VM 102 failed - no space left on device")
         );
+        let frozen = "2024-01-15 02:00:12 ERROR: unable to freeze guest fs - got timeout\n2024-01-15 02:01:05 INFO: Finished Backup of VM 100 (00:01:03)\n";
+        assert_eq!(log_outcome(frozen), "warning");
+        let cut = "2024-01-15 02:00:12 ERROR: unable to freeze guest fs - got timeout\n";
+        assert_eq!(log_outcome(cut), "error");
     }
 }
