@@ -2,14 +2,128 @@
 //! pve-storage's dir plugin would list, plus what only the files tell (path, vzdump log).
 
 use std::collections::HashSet;
-use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::archive;
 use crate::error::{Error, Result};
 use crate::records::{self, Backup, BackupFailure, Storage};
 use crate::time::Zone;
+
+/// Most of a `.notes` file read: Proxmox lists its first line only.
+const MAX_NOTES: u64 = 64 * 1024;
+/// Most of a vzdump `.log` read, from its end (the outcome is in the last lines).
+const MAX_LOG_TAIL: u64 = 1 << 20;
+
+/// Why a file was not read.
+#[derive(Debug)]
+pub enum Skip {
+    /// It does not exist.
+    Missing,
+    /// A FIFO, socket, device or directory: reading it could block or never end.
+    NotRegular(&'static str),
+    /// It cannot be opened or read.
+    Unreadable(io::Error),
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skip::Missing => write!(f, "missing"),
+            Skip::NotRegular(what) => write!(f, "not a regular file ({what})"),
+            Skip::Unreadable(e) => write!(f, "cannot read: {e}"),
+        }
+    }
+}
+
+fn kind_of(t: fs::FileType) -> &'static str {
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
+}
+
+/// Opens `path` for reading only if it is a regular file. The open is non-blocking (a FIFO
+/// without a writer would block it forever) and the type is checked on the open file
+/// (fstat), so nothing can swap the file in between.
+pub fn open_regular(path: &Path) -> std::result::Result<(File, u64), Skip> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Skip::Missing,
+            _ => Skip::Unreadable(e),
+        })?;
+    let meta = file.metadata().map_err(Skip::Unreadable)?;
+    if !meta.is_file() {
+        return Err(Skip::NotRegular(kind_of(meta.file_type())));
+    }
+    Ok((file, meta.len()))
+}
+
+/// The first `max` bytes of a regular file, and whether there was more.
+fn read_head(path: &Path, max: u64) -> std::result::Result<(Vec<u8>, bool), Skip> {
+    let (file, _) = open_regular(path)?;
+    let mut buf = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(Skip::Unreadable)?;
+    let cut = buf.len() as u64 > max;
+    buf.truncate(max as usize);
+    Ok((buf, cut))
+}
+
+/// The last `max` bytes of a regular file.
+fn read_tail(path: &Path, max: u64) -> std::result::Result<Vec<u8>, Skip> {
+    let (mut file, len) = open_regular(path)?;
+    if len > max {
+        file.seek(SeekFrom::Start(len - max))
+            .map_err(Skip::Unreadable)?;
+    }
+    let mut buf = Vec::new();
+    file.take(max)
+        .read_to_end(&mut buf)
+        .map_err(Skip::Unreadable)?;
+    Ok(buf)
+}
+
+/// A warning on stderr, prefixed with the running tool's name.
+fn warn(msg: &str) {
+    crate::msg::warn(msg);
+}
+
+/// The first line of a `.notes` file; `None` (with a warning unless it is missing) when it
+/// cannot be read.
+fn read_notes(path: &Path) -> Option<String> {
+    match read_head(path, MAX_NOTES) {
+        Ok((bytes, cut)) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let first = text.lines().next().unwrap_or("").to_string();
+            if cut && first.len() == text.len() {
+                warn(&format!(
+                    "{}: first line cut to {MAX_NOTES} bytes",
+                    path.display()
+                ));
+            }
+            Some(first)
+        }
+        Err(Skip::Missing) => None,
+        Err(e) => {
+            warn(&format!("skipped {}: {e}", path.display()));
+            None
+        }
+    }
+}
 
 /// Where and how to read.
 #[derive(Debug, Clone)]
@@ -55,8 +169,12 @@ impl DumpDir {
             .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
         for e in entries {
             let e = e.map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
-            if let Some(n) = e.file_name().to_str() {
-                names.push(n.to_string());
+            match e.file_name().to_str() {
+                Some(n) => names.push(n.to_string()),
+                None => warn(&format!(
+                    "skipped {}: the file name is not UTF-8",
+                    e.path().display()
+                )),
             }
         }
         let present: HashSet<&str> = names.iter().map(String::as_str).collect();
@@ -67,33 +185,57 @@ impl DumpDir {
                 continue;
             };
             let p = dir.join(name);
-            // Skip what is not a regular file (a directory named like an archive).
-            let Ok(meta) = fs::metadata(&p) else { continue };
-            if !meta.is_file() {
-                continue;
-            }
+            // Skip what is not a regular file (a directory named like an archive). stat only:
+            // the archive itself is opened by whoever reads it.
+            let meta = match fs::metadata(&p) {
+                Ok(m) if m.is_file() => m,
+                Ok(m) => {
+                    warn(&format!(
+                        "skipped {}: not a regular file ({})",
+                        p.display(),
+                        kind_of(m.file_type())
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    warn(&format!("skipped {}: cannot read: {e}", p.display()));
+                    continue;
+                }
+            };
             stems.insert(a.stem.clone());
             let ctime = match a.local_time.and_then(|t| self.zone.to_epoch(t)) {
                 Some(t) => t,
                 None => meta.ctime(),
             };
-            let notes = fs::read(dir.join(format!("{name}.notes"))).ok().map(|b| {
-                String::from_utf8_lossy(&b)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            });
+            let notes = read_notes(&dir.join(format!("{name}.notes")));
             let (log, log_status) =
                 if a.is_std_name() && present.contains(format!("{}.log", a.stem).as_str()) {
                     let lp = dir.join(format!("{}.log", a.stem));
-                    let status = fs::read(&lp)
-                        .ok()
-                        .map(|b| log_outcome(&String::from_utf8_lossy(&b)));
-                    (Some(lp.display().to_string()), status)
+                    match read_tail(&lp, MAX_LOG_TAIL) {
+                        Ok(b) => (
+                            Some(lp.display().to_string()),
+                            Some(log_outcome(&String::from_utf8_lossy(&b))),
+                        ),
+                        Err(e) => {
+                            warn(&format!("skipped {}: {e}", lp.display()));
+                            (None, None)
+                        }
+                    }
                 } else {
                     (None, None)
                 };
+            let protected = present.contains(format!("{name}.protected").as_str());
+            if protected {
+                // Proxmox only tests that it exists (`-e`): never opened, and it counts.
+                let pp = dir.join(format!("{name}.protected"));
+                if let Some(m) = fs::metadata(&pp).ok().filter(|m| !m.is_file()) {
+                    warn(&format!(
+                        "{}: not a regular file ({}); the archive counts as protected, as in Proxmox",
+                        pp.display(),
+                        kind_of(m.file_type())
+                    ));
+                }
+            }
             out.backups.push(Backup {
                 node: self.node.clone(),
                 storage: Some(self.storage.clone()),
@@ -105,7 +247,7 @@ impl DumpDir {
                 size: Some(meta.len()),
                 format: a.format.clone(),
                 notes,
-                protected: present.contains(format!("{name}.protected").as_str()),
+                protected,
                 path: Some(p.display().to_string()),
                 log,
                 log_status: log_status.map(String::from),
@@ -129,9 +271,17 @@ impl DumpDir {
                 continue;
             }
             let lp = dir.join(name);
-            let text = fs::read(&lp)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
+            let text = match read_tail(&lp, MAX_LOG_TAIL) {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(e @ Skip::NotRegular(_)) => {
+                    warn(&format!("skipped {}: {e}", lp.display()));
+                    continue;
+                }
+                Err(e) => {
+                    warn(&format!("{}: {e}", lp.display()));
+                    String::new()
+                }
+            };
             let ctime = self.zone.to_epoch(t).unwrap_or(0);
             out.failures.push(BackupFailure {
                 node: self.node.clone(),
@@ -187,26 +337,60 @@ fn has_archive(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The outcome of a vzdump `.log`: `error` if any line is an ERROR, `warning` for WARN lines,
-/// `ok` when the backup finished, `unknown` otherwise (a log cut short).
+// vzdump's wording, pve-manager PVE/VZDump.pm `exec_backup_task`: a guest's backup ends
+// with `debugmsg('err', "Backup of VM $vmid failed - $err", ...)` or
+// `debugmsg('info', "Finished Backup of VM $vmid ($tstr)", ...)`. Other ERROR lines (e.g.
+// qemu-server's "unable to freeze guest fs - ...") can precede either.
+
+/// The level word of a `.log` line (`<date> <time> <LEVEL>: <msg>`).
+fn level(l: &str) -> Option<&str> {
+    l.split_whitespace().nth(2)
+}
+
+/// The message of an `ERROR: Backup of VM N failed - …` line.
+fn failure_line(l: &str) -> Option<&str> {
+    if level(l) != Some("ERROR:") {
+        return None;
+    }
+    let i = l.find(" ERROR: ")?;
+    let msg = l[i + " ERROR: ".len()..].trim();
+    let rest = msg.strip_prefix("Backup of VM ")?;
+    let (vmid, tail) = rest.split_once(' ')?;
+    (vmid.chars().all(|c| c.is_ascii_digit()) && tail.starts_with("failed - ")).then_some(msg)
+}
+
+/// The outcome of a vzdump `.log`: `error` if the backup failed (`Backup of VM N failed`),
+/// or did not finish and has ERROR lines; `warning` if it finished with ERROR or WARN
+/// lines (a guest-agent freeze error is not a failure), or did not finish and has WARN
+/// lines; `ok` when it finished cleanly; `unknown` otherwise (a log cut short).
 pub fn log_outcome(text: &str) -> &'static str {
-    let level = |l: &str, tag: &str| l.split_whitespace().nth(2) == Some(tag);
-    if text.lines().any(|l| level(l, "ERROR:")) {
-        "error"
-    } else if text.lines().any(|l| level(l, "WARN:")) {
-        "warning"
-    } else if text
+    let has = |tag: &str| text.lines().any(|l| level(l) == Some(tag));
+    let finished = text
         .lines()
-        .any(|l| l.contains("INFO: Finished Backup of VM"))
-    {
-        "ok"
+        .any(|l| l.contains("INFO: Finished Backup of VM"));
+    if text.lines().any(|l| failure_line(l).is_some()) {
+        "error"
+    } else if finished {
+        if has("ERROR:") || has("WARN:") {
+            "warning"
+        } else {
+            "ok"
+        }
+    } else if has("ERROR:") {
+        "error"
+    } else if has("WARN:") {
+        "warning"
     } else {
         "unknown"
     }
 }
 
-/// The message of the last `ERROR:` line of a vzdump log.
+/// Why a vzdump run failed: the last `Backup of VM N failed - …` line, else the message of
+/// the last `ERROR:` line.
 pub fn last_error(text: &str) -> Option<String> {
+    if let Some(msg) = text.lines().rev().find_map(failure_line) {
+        return Some(msg.to_string());
+    }
     text.lines().rev().find_map(|l| {
         let i = l.find(" ERROR: ")?;
         Some(l[i + " ERROR: ".len()..].trim().to_string())
@@ -229,5 +413,9 @@ mod tests {
             last_error(err).as_deref(),
             Some("Backup of VM 102 failed - no space left on device")
         );
+        let frozen = "2024-01-15 02:00:12 ERROR: unable to freeze guest fs - got timeout\n2024-01-15 02:01:05 INFO: Finished Backup of VM 100 (00:01:03)\n";
+        assert_eq!(log_outcome(frozen), "warning");
+        let cut = "2024-01-15 02:00:12 ERROR: unable to freeze guest fs - got timeout\n";
+        assert_eq!(log_outcome(cut), "error");
     }
 }

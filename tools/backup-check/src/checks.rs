@@ -102,6 +102,32 @@ fn age_text(secs: i64) -> String {
     format_duration(secs.max(0) as u64)
 }
 
+/// Clock skew between the node and this host tolerated before a backup is "in the future".
+const MAX_SKEW: i64 = 300;
+
+/// Why a backup's time cannot be right at `now`: before 1970, so far off that `now - ctime`
+/// overflows, or in the future beyond [`MAX_SKEW`]. `None` for a plausible time.
+fn time_problem(now: i64, ctime: i64) -> Option<String> {
+    match now.checked_sub(ctime) {
+        None => Some(format!("has an impossible time (ctime {ctime})")),
+        Some(_) if ctime < 0 => Some(format!("has an impossible time (ctime {ctime})")),
+        Some(age) if age < -MAX_SKEW => {
+            let when = pvedr::records::rfc3339(ctime);
+            Some(format!(
+                "is dated in the future: {} ({} ahead, more than {} of clock skew)",
+                if when.is_empty() {
+                    ctime.to_string()
+                } else {
+                    when
+                },
+                format_duration(age.unsigned_abs()),
+                format_duration(MAX_SKEW as u64)
+            ))
+        }
+        Some(_) => None,
+    }
+}
+
 /// One guest and its backups, as every per-guest check sees it.
 struct GuestView<'a> {
     component: String,
@@ -120,9 +146,10 @@ struct GuestView<'a> {
 
 pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Check> {
     let mut out = Vec::new();
-    for g in guest_views(inp) {
+    for g in guest_views(inp, now) {
         coverage(inp, &g, &mut out);
         freshness(th, now, &g, &mut out);
+        times(now, &g, &mut out);
         count(th, &g, &mut out);
         size(th, &g, &mut out);
         last_run(inp, &g, &mut out);
@@ -137,7 +164,7 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
 }
 
 /// Every guest (from guest records, templates aside, backups and failures) with its backups.
-fn guest_views(inp: &Inputs) -> Vec<GuestView<'_>> {
+fn guest_views(inp: &Inputs, now: i64) -> Vec<GuestView<'_>> {
     let mut vmids: BTreeSet<u64> = BTreeSet::new();
     vmids.extend(inp.guests.iter().filter(|g| !g.template).map(|g| g.vmid));
     vmids.extend(inp.backups.iter().filter_map(|b| b.vmid));
@@ -164,7 +191,12 @@ fn guest_views(inp: &Inputs) -> Vec<GuestView<'_>> {
                 .copied()
                 .filter(|b| !inp.damaged.contains_key(&b.volid))
                 .collect();
-            let newest = good.iter().copied().max_by_key(|b| b.ctime);
+            // A backup dated in the future would count as fresh forever: it gets a `time` check.
+            let newest = good
+                .iter()
+                .copied()
+                .filter(|b| time_problem(now, b.ctime).is_none())
+                .max_by_key(|b| b.ctime);
             let job = jobs::covering(&inp.jobs, vmid, newest.and_then(|b| b.storage.as_deref()));
             let interval = job
                 .and_then(|j| j.schedule.as_deref())
@@ -246,7 +278,7 @@ fn freshness(th: &Thresholds, now: i64, g: &GuestView, out: &mut Vec<Check>) {
     let c = &g.component;
     match g.newest {
         Some(b) => {
-            let age = now - b.ctime;
+            let age = now.saturating_sub(b.ctime);
             let status = if age > crit as i64 {
                 Status::Critical
             } else if age > warn as i64 {
@@ -272,7 +304,14 @@ fn freshness(th: &Thresholds, now: i64, g: &GuestView, out: &mut Vec<Check>) {
             c,
             "freshness",
             Status::Critical,
-            format!("no usable backup: all {} are damaged", g.all.len()),
+            if g.good.is_empty() {
+                format!("no usable backup: all {} are damaged", g.all.len())
+            } else {
+                format!(
+                    "no usable backup: all {} are damaged or impossibly dated",
+                    g.all.len()
+                )
+            },
             None,
             Some(threshold),
         )),
@@ -285,6 +324,23 @@ fn freshness(th: &Thresholds, now: i64, g: &GuestView, out: &mut Vec<Check>) {
             Some(threshold),
         )),
         None => {}
+    }
+}
+
+/// Backups dated in the future or impossibly: CRITICAL, and not fresh.
+fn times(now: i64, g: &GuestView, out: &mut Vec<Check>) {
+    for b in &g.all {
+        if let Some(why) = time_problem(now, b.ctime) {
+            let msg = format!("{} {why}", b.volid);
+            out.push(check(
+                &g.component,
+                "time",
+                Status::Critical,
+                msg,
+                None,
+                None,
+            ));
+        }
     }
 }
 
@@ -503,7 +559,7 @@ fn expected_runs<'a>(
     let times: Vec<i64> = backups.map(|b| b.ctime).collect();
     match (interval, times.iter().min(), times.iter().max()) {
         (Some(i), Some(oldest), Some(newest)) if i > 0 => {
-            (newest.saturating_sub(*oldest) as u64 / i + 1).min(slots)
+            (newest.abs_diff(*oldest) / i).saturating_add(1).min(slots)
         }
         _ => 0,
     }

@@ -14,6 +14,8 @@ CHECKS:
   freshness    newest usable backup older than --max-age (WARNING) / --max-age-critical
                (CRITICAL); with a job covering the guest: its schedule's longest interval
                plus --grace (WARNING), twice the interval plus --grace (CRITICAL)
+  time         a backup dated more than 5 minutes in the future, or impossibly (before
+               1970, out of range) (CRITICAL); it never counts as fresh
   count        fewer usable backups than --min-count
   retention    more backups than the job's prune-backups keeps (pruning not running), or
                fewer than it should keep given the schedule (needs job records)

@@ -1,7 +1,7 @@
 //! Running `--deep` over many archives: in parallel, with progress on stderr.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -20,6 +20,19 @@ fn notes_sha256(b: &Backup) -> Option<String> {
         .take_while(|c| c.is_ascii_hexdigit())
         .collect();
     (hex.len() == 64).then_some(hex)
+}
+
+/// `integrity::check_file`, with a panic in the checker (a bug, or an overflow check on a
+/// number the archive supplies) reported for this archive instead of ending the run.
+fn check_guarded(path: &Path, format: &str, sha256: Option<&str>) -> Result<(), String> {
+    std::panic::catch_unwind(|| integrity::check_file(path, format, sha256)).unwrap_or_else(|p| {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        Err(format!("the checker failed on it ({why})"))
+    })
 }
 
 /// Checks archives that have a local path. Returns volid → problem for the damaged ones.
@@ -47,7 +60,7 @@ pub fn check_local(backups: &[&Backup], jobs: usize) -> HashMap<String, String> 
                     let Some((volid, path, format, sha)) = work.get(i) else {
                         break;
                     };
-                    let r = integrity::check_file(path, format, sha.as_deref());
+                    let r = check_guarded(path, format, sha.as_deref());
                     let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                     match &r {
                         Ok(()) => eprintln!("backup-check: deep [{n}/{total}] ok {volid}"),

@@ -4,7 +4,6 @@
 //! MD5, UUID, block map, each cluster once), or a tar's headers (checksums) and its
 //! `./etc/vzdump/pct.conf`. A `sha256=` in the notes is compared with the file.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -14,6 +13,12 @@ use sha2::Sha256;
 
 const VMA_HEADER_BASE: usize = 12288;
 const CLUSTER: u64 = 65536;
+/// VMA numbers a device's clusters with 32 bits (blockinfo bits 0-31): no device is larger.
+const VMA_MAX_DEVICE: u64 = (1 << 32) * CLUSTER;
+/// Clusters tracked per archive, one bit each: a 64 MiB bitmap, 32 TiB of disks.
+const MAX_TRACKED_CLUSTERS: u64 = 1 << 29;
+/// Longest GNU long name (`L` member) accepted; PATH_MAX is 4096.
+const MAX_LONG_NAME: u64 = 1 << 16;
 
 /// Hashes what passes through (for `sha256=` in the notes).
 struct Hashing<R> {
@@ -40,8 +45,9 @@ fn explain(e: io::Error) -> String {
 
 /// Checks one archive file. `Err` says what is wrong.
 pub fn check_file(path: &Path, format: &str, sha256: Option<&str>) -> Result<(), String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if meta.len() == 0 {
+    // Only a regular file: a FIFO or device named like an archive would block or never end.
+    let (file, len) = pvedr::dumpdir::open_regular(path).map_err(|e| e.to_string())?;
+    if len == 0 {
         return Err("empty file".into());
     }
     let (base, compression) = match format.split_once('.') {
@@ -49,7 +55,6 @@ pub fn check_file(path: &Path, format: &str, sha256: Option<&str>) -> Result<(),
         None if format == "tgz" => ("tar", Some("gz")),
         None => (format, None),
     };
-    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let mut raw = Hashing {
         inner: BufReader::with_capacity(1 << 20, file),
         hash: sha256.map(|_| Sha256::new()),
@@ -118,6 +123,45 @@ fn check_content(base: &str, r: &mut dyn Read) -> Result<(), String> {
     }
 }
 
+/// Which clusters of a device were seen, one bit each.
+#[derive(Clone)]
+struct Seen {
+    words: Vec<u64>,
+    len: u64,
+}
+
+impl Seen {
+    fn new(len: u64) -> Self {
+        // Callers bound `len` by MAX_TRACKED_CLUSTERS.
+        Seen {
+            words: vec![0; len.div_ceil(64) as usize],
+            len,
+        }
+    }
+
+    /// Marks cluster `i`: `None` if beyond the device, else whether it was already seen.
+    fn set(&mut self, i: u64) -> Option<bool> {
+        if i >= self.len {
+            return None;
+        }
+        let w = self.words.get_mut(usize::try_from(i / 64).ok()?)?;
+        let bit = 1u64 << (i % 64);
+        let was = *w & bit != 0;
+        *w |= bit;
+        Some(was)
+    }
+
+    fn first_missing(&self) -> Option<u64> {
+        let (w, word) = self
+            .words
+            .iter()
+            .enumerate()
+            .find(|(_, w)| **w != u64::MAX)?;
+        let i = w as u64 * 64 + u64::from(word.trailing_ones());
+        (i < self.len).then_some(i)
+    }
+}
+
 fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
@@ -138,7 +182,9 @@ fn blob(header: &[u8], buf_off: usize, buf_size: usize, p: usize) -> Result<&[u8
     if p + 2 + len > buf_size {
         return Err(format!("VMA blob at {p} runs past the blob buffer"));
     }
-    Ok(&header[at + 2..at + 2 + len])
+    header
+        .get(at + 2..at + 2 + len)
+        .ok_or_else(|| format!("VMA blob at {p} runs past the header"))
 }
 
 fn cstr(b: &[u8]) -> Result<String, String> {
@@ -173,7 +219,10 @@ fn check_vma(r: &mut dyn Read) -> Result<(), String> {
     let uuid = header[8..24].to_vec();
     let buf_off = be32(&header, 48) as usize;
     let buf_size = be32(&header, 52) as usize;
-    if buf_off + buf_size > header_size {
+    if buf_off
+        .checked_add(buf_size)
+        .is_none_or(|end| end > header_size)
+    {
         return Err("VMA blob buffer lies outside the header".into());
     }
     let mut configs = Vec::new();
@@ -191,7 +240,8 @@ fn check_vma(r: &mut dyn Read) -> Result<(), String> {
         return Err("VMA holds no qemu-server.conf".into());
     }
     // Devices: dev_id → (size, clusters seen).
-    let mut devices: Vec<Option<(u64, Vec<bool>)>> = vec![None; 256];
+    let mut devices: Vec<Option<(u64, Seen)>> = vec![None; 256];
+    let mut tracked = 0u64;
     for (id, dev) in devices.iter_mut().enumerate().skip(1) {
         let base = 4096 + 32 * id;
         let name_p = be32(&header, base) as usize;
@@ -200,8 +250,20 @@ fn check_vma(r: &mut dyn Read) -> Result<(), String> {
         }
         cstr(blob(&header, buf_off, buf_size, name_p)?)?;
         let size = be64(&header, base + 8);
-        let clusters = size.div_ceil(CLUSTER) as usize;
-        *dev = Some((size, vec![false; clusters]));
+        if size > VMA_MAX_DEVICE {
+            return Err(format!(
+                "VMA device {id} has an impossible size of {size} bytes (the format addresses {VMA_MAX_DEVICE} at most)"
+            ));
+        }
+        let clusters = size.div_ceil(CLUSTER);
+        tracked = tracked.saturating_add(clusters);
+        if tracked > MAX_TRACKED_CLUSTERS {
+            return Err(format!(
+                "VMA device {id} of {size} bytes takes the archive's disks beyond what --deep checks ({} bytes)",
+                MAX_TRACKED_CLUSTERS * CLUSTER
+            ));
+        }
+        *dev = Some((size, Seen::new(clusters)));
     }
     let mut eh = [0u8; 512];
     let mut n_extent = 0u64;
@@ -237,7 +299,7 @@ fn check_vma(r: &mut dyn Read) -> Result<(), String> {
                 continue;
             }
             let mask = (bi >> 48) as u16;
-            let cluster = (bi & 0xffff_ffff) as usize;
+            let cluster = bi & 0xffff_ffff;
             bytes += if mask == 0xffff {
                 CLUSTER
             } else {
@@ -246,7 +308,7 @@ fn check_vma(r: &mut dyn Read) -> Result<(), String> {
             let Some((_, seen)) = devices[dev_id].as_mut() else {
                 return Err(format!("extent {n_extent}: unknown device {dev_id}"));
             };
-            match seen.get_mut(cluster) {
+            match seen.set(cluster) {
                 None => {
                     return Err(format!(
                         "extent {n_extent}: cluster {cluster} beyond device {dev_id}"
@@ -257,7 +319,7 @@ fn check_vma(r: &mut dyn Read) -> Result<(), String> {
                         "found duplicated cluster {cluster} of device {dev_id}"
                     ));
                 }
-                Some(s) => *s = true,
+                Some(false) => {}
             }
         }
         if bytes != block_count * 4096 {
@@ -273,7 +335,7 @@ fn check_vma(r: &mut dyn Read) -> Result<(), String> {
     }
     for (id, dev) in devices.iter().enumerate() {
         if let Some((_, seen)) = dev {
-            if let Some(missing) = seen.iter().position(|s| !s) {
+            if let Some(missing) = seen.first_missing() {
                 return Err(format!("detected missing cluster {missing} of device {id}"));
             }
         }
@@ -295,14 +357,17 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// A numeric tar field: octal, or GNU base-256 for large values. `None` when unreadable,
+/// negative or beyond 64 bits.
 fn octal(field: &[u8]) -> Option<u64> {
-    if field.first().is_some_and(|b| b & 0x80 != 0) {
-        // GNU base-256 for large sizes.
-        return Some(
-            field[1..]
-                .iter()
-                .fold(0u64, |a, b| (a << 8) | u64::from(*b)),
-        );
+    if let Some(first) = field.first().filter(|b| *b & 0x80 != 0) {
+        if first & 0x40 != 0 {
+            return None; // a negative base-256 number
+        }
+        let top = u64::from(first & 0x3f);
+        return field[1..]
+            .iter()
+            .try_fold(top, |a, b| a.checked_mul(256)?.checked_add(u64::from(*b)));
     }
     let s: String = field
         .iter()
@@ -344,10 +409,29 @@ fn check_tar(r: &mut dyn Read) -> Result<(), String> {
         if sum != stored {
             return Err(format!("tar header checksum mismatch at member {members}"));
         }
-        let size = octal(&h[124..136]).ok_or("tar size unreadable")?;
+        let header_name = || {
+            let n: Vec<u8> = h[..100].iter().take_while(|b| **b != 0).copied().collect();
+            String::from_utf8_lossy(&n).into_owned()
+        };
+        let size = octal(&h[124..136]).ok_or_else(|| {
+            format!(
+                "tar member {members} ({}): size field unreadable or beyond 64 bits",
+                header_name()
+            )
+        })?;
         let typeflag = h[156];
-        let padded = size.div_ceil(512) * 512;
+        let Some(padded) = size.checked_next_multiple_of(512) else {
+            return Err(format!(
+                "tar member {members} ({}): impossible size {size}",
+                header_name()
+            ));
+        };
         if typeflag == b'L' {
+            if size > MAX_LONG_NAME {
+                return Err(format!(
+                    "tar member {members}: GNU long name of {size} bytes (more than {MAX_LONG_NAME})"
+                ));
+            }
             let mut name = vec![0u8; padded as usize];
             r.read_exact(&mut name)
                 .map_err(|_| "tar truncated in a long name".to_string())?;
@@ -359,10 +443,7 @@ fn check_tar(r: &mut dyn Read) -> Result<(), String> {
             );
             continue;
         }
-        let name = long_name.take().unwrap_or_else(|| {
-            let n: Vec<u8> = h[..100].iter().take_while(|b| **b != 0).copied().collect();
-            String::from_utf8_lossy(&n).into_owned()
-        });
+        let name = long_name.take().unwrap_or_else(header_name);
         if name == "./etc/vzdump/pct.conf"
             || name == "./etc/vzdump/vps.conf"
             || name == "qemu-server.conf"

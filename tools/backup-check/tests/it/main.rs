@@ -1,5 +1,8 @@
 //! backup-check's integration tests: one binary, a module per area, all through the built binaries.
 
 mod checks;
+mod hostile;
+mod hostile_dir;
+mod hostile_time;
 mod integrity;
 mod man;
