@@ -310,6 +310,8 @@ def vzdump(state, argv):
     if g.get("lock"):
         sys.stdout.write("ERROR: Backup of VM %s failed - %s is locked (%s)\n" % (vmid, kind_word(g["type"]), g["lock"]))
         raise SimError("INFO: Backup job finished with errors\nTASK ERROR: job errors")
+    if s["type"] == "pbs":
+        return vzdump_pbs(state, s, g, vmid, kv, now)
     compress = kv.get("compress", "0")
     ext = {"zstd": ".zst", "gzip": ".gz", "lzo": ".lzo", "1": ".lzo"}.get(compress, "")
     base = "vma" if g["type"] == "qemu" else "tar"
@@ -344,6 +346,28 @@ def vzdump(state, argv):
             for old in mine[keep:]:
                 os.unlink(os.path.join(d, old))
                 sys.stdout.write("INFO: removing backup '%s:backup/%s'\n" % (sid, old))
+    sys.stdout.write("INFO: Finished Backup of VM %s (00:00:03)\n" % vmid)
+    sys.stdout.write("INFO: Backup job finished successfully\n")
+    return 0
+
+
+def vzdump_pbs(state, s, g, vmid, kv, now):
+    """vzdump to a PBS storage: a snapshot in the datastore, named as pve-manager's
+    PVE/VZDump/QemuServer.pm and pve-container's PVE/VZDump/LXC.pm print it
+    ("creating Proxmox Backup Server archive 'vm/100/2026-12-01T02:00:02Z'", UTC)."""
+    btype = "vm" if g["type"] == "qemu" else "ct"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    sys.stdout.write("INFO: creating Proxmox Backup Server archive '%s/%s/%s'\n" % (btype, vmid, stamp))
+    rel = os.path.join("pbs", s["storage"] + ".json")
+    snaps = state.load(rel, [])
+    snap = {"backup-type": btype, "backup-id": str(vmid), "backup-time": now, "size": 4194304}
+    tmpl = kv.get("notes-template")
+    if tmpl:
+        snap["comment"] = tmpl.replace("{{guestname}}", g.get("name") or "").replace("{{vmid}}", str(vmid))
+    if kv.get("protected") == "1":
+        snap["protected"] = True
+    snaps.append(snap)
+    state.save(rel, snaps)
     sys.stdout.write("INFO: Finished Backup of VM %s (00:00:03)\n" % vmid)
     sys.stdout.write("INFO: Backup job finished successfully\n")
     return 0

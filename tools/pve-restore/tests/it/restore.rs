@@ -609,3 +609,23 @@ fn each_guest_record_is_written_when_that_guest_is_done() {
         "guest 100's record came {early:?} before the end, not as soon as it was done"
     );
 }
+
+#[test]
+fn a_pbs_safety_point_is_found() {
+    // vzdump to a PBS storage names the snapshot it makes differently from a file archive.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(
+        &sshd,
+        &["--volid", VM_BACKUP, "--force", "--yes", "--safety-storage", "pbs"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored");
+    let safety = rec["safety_point"]["volid"].as_str().expect("a safety point");
+    assert!(safety.starts_with("pbs:backup/vm/100/"), "{safety}");
+    assert!(safety.ends_with('Z'), "{safety}");
+    assert_eq!(rec["way_back"], format!("qmrestore {safety} 100 --force 1"));
+    let m = sim.mutations();
+    assert!(m.iter().any(|x| x.starts_with("vzdump 100 --storage pbs")), "{m:?}");
+    assert!(m.iter().any(|x| x.starts_with("qmrestore")), "{m:?}");
+}
