@@ -111,17 +111,38 @@ pub fn safety_point_cmd(vmid: &str, storage: &str, mode: &str, note: &str) -> Ve
     ])
 }
 
-/// The volid of the archive vzdump says it wrote (`creating vzdump archive '…/NAME'`),
-/// validated like user input: it comes back from the node.
+/// The volid of the backup vzdump says it made, validated like user input (it comes back
+/// from the node). A file archive: `creating vzdump archive '/…/vzdump-qemu-100-….vma.zst'`
+/// → `STORAGE:backup/NAME`; a PBS snapshot (pve-manager `PVE/VZDump/QemuServer.pm`,
+/// pve-container `PVE/VZDump/LXC.pm`): `creating Proxmox Backup Server archive
+/// 'vm/100/2026-12-01T02:00:02Z'` → `STORAGE:backup/vm/100/2026-12-01T02:00:02Z`.
 pub fn safety_point_volid(stdout: &str, storage: &str) -> Option<String> {
-    let file = stdout.lines().find_map(|l| {
-        let rest = l.split("creating vzdump archive '").nth(1)?;
-        Some(rest.trim_end_matches('\'').rsplit('/').next()?.to_string())
+    let quoted = |l: &str, what: &str| -> Option<String> {
+        let rest = l.split(what).nth(1)?;
+        Some(rest.trim_end().strip_suffix('\'')?.to_string())
+    };
+    let v = stdout.lines().find_map(|l| {
+        if let Some(path) = quoted(l, "creating vzdump archive '") {
+            let file = path.rsplit('/').next()?.to_string();
+            pvedr::archive::parse(&file)?;
+            return Some(format!("{storage}:backup/{file}"));
+        }
+        let snap = quoted(l, "creating Proxmox Backup Server archive '")?;
+        pbs_snapshot(&snap).then(|| format!("{storage}:backup/{snap}"))
     })?;
-    let v = format!("{storage}:backup/{file}");
     validate::volid(&v).ok()?;
-    pvedr::archive::parse(&file)?;
     Some(v)
+}
+
+/// `vm|ct/VMID/YYYY-MM-DDTHH:MM:SSZ`.
+fn pbs_snapshot(s: &str) -> bool {
+    let mut parts = s.split('/');
+    let ok = matches!(parts.next(), Some("vm" | "ct"))
+        && parts.next().is_some_and(|id| validate::vmid(id).is_ok())
+        && parts.next().is_some_and(|t| {
+            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%SZ").is_ok()
+        });
+    ok && parts.next().is_none()
 }
 
 /// The last line of a failed command's stderr, or its status.
@@ -205,6 +226,13 @@ mod tests {
         );
         let evil = "INFO: creating vzdump archive '/x/vzdump-qemu-100-2024_01_15-03_00_00.vma.zst;rm -rf /'\n";
         assert_eq!(safety_point_volid(evil, "local"), None);
+        let pbs = "INFO: creating Proxmox Backup Server archive 'vm/100/2026-12-01T02:00:02Z'\n";
+        assert_eq!(
+            safety_point_volid(pbs, "pbs").as_deref(),
+            Some("pbs:backup/vm/100/2026-12-01T02:00:02Z")
+        );
+        let bad = "INFO: creating Proxmox Backup Server archive 'vm/100/$(reboot)'\n";
+        assert_eq!(safety_point_volid(bad, "pbs"), None);
     }
 
     #[test]

@@ -617,15 +617,27 @@ fn a_pbs_safety_point_is_found() {
     let sshd = Sshd::start(&sim);
     let (rec, code, err) = restore(
         &sshd,
-        &["--volid", VM_BACKUP, "--force", "--yes", "--safety-storage", "pbs"],
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--force",
+            "--yes",
+            "--safety-storage",
+            "pbs",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored");
-    let safety = rec["safety_point"]["volid"].as_str().expect("a safety point");
+    let safety = rec["safety_point"]["volid"]
+        .as_str()
+        .expect("a safety point");
     assert!(safety.starts_with("pbs:backup/vm/100/"), "{safety}");
     assert!(safety.ends_with('Z'), "{safety}");
     assert_eq!(rec["way_back"], format!("qmrestore {safety} 100 --force 1"));
     let m = sim.mutations();
-    assert!(m.iter().any(|x| x.starts_with("vzdump 100 --storage pbs")), "{m:?}");
+    assert!(
+        m.iter().any(|x| x.starts_with("vzdump 100 --storage pbs")),
+        "{m:?}"
+    );
     assert!(m.iter().any(|x| x.starts_with("qmrestore")), "{m:?}");
 }
