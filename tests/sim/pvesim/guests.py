@@ -251,6 +251,13 @@ def restore(state, gtype, vmid, archive, kv):
             raise SimError("unable to restore %s %s - guest type mismatch" % (kind_word(gtype), vmid))
         if existing.get("lock"):
             raise SimError("unable to restore %s %s - %s is locked (%s)" % (kind_word(gtype), vmid, kind_word(gtype), existing["lock"]))
+        if str((existing.get("config") or {}).get("protection", "0")) == "1":
+            # pve-guest-common AbstractConfig.pm check_protection, called by qemu-server
+            # API2/Qemu.pm (restore: $emsg "unable to restore VM N -") and pve-container
+            # API2/LXC.pm ("unable to restore CT N").
+            if gtype == "qemu":
+                raise SimError("unable to restore VM %s - - protection mode enabled" % vmid)
+            raise SimError("unable to restore CT %s - protection mode enabled" % vmid)
         if existing.get("status") == "running":
             if gtype == "qemu":
                 raise SimError("unable to restore VM %s - vm is running" % vmid)

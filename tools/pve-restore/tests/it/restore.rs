@@ -641,3 +641,21 @@ fn a_pbs_safety_point_is_found() {
     );
     assert!(m.iter().any(|x| x.starts_with("qmrestore")), "{m:?}");
 }
+
+#[test]
+fn a_protected_guest_is_refused_with_nothing_stopped() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut g = guest(&sim, 100);
+    g["config"]["protection"] = json!("1");
+    sim.write_json("guests/100.json", &g);
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused");
+    assert!(
+        rec["error"].as_str().unwrap_or("").contains("protection"),
+        "{rec}"
+    );
+    assert_eq!(sim.mutations(), Vec::<String>::new(), "nothing stopped, nothing backed up");
+    assert_eq!(guest(&sim, 100)["status"], "running");
+}
