@@ -173,6 +173,16 @@ pub fn config(
     })
 }
 
+/// `protection: 1`: Proxmox refuses to restore over the guest (pve-guest-common
+/// `AbstractConfig.pm` `check_protection`, called by qemu-server's and pve-container's
+/// restore before anything is replaced).
+pub fn protected(config: &str) -> bool {
+    config
+        .lines()
+        .filter_map(|l| l.strip_prefix("protection:"))
+        .any(|v| v.trim() == "1")
+}
+
 pub fn lock_of(config: &str) -> Option<String> {
     config
         .lines()

@@ -203,6 +203,19 @@ fn check_overwrite(
     Ok(())
 }
 
+fn protected_msg(lxc: bool, target: u64) -> String {
+    format!(
+        "guest {target} has protection on: Proxmox refuses to restore over a protected guest, so nothing was stopped or changed (if you mean it, first: {})",
+        shell::join(&argv(&[
+            tool_of(lxc),
+            "set",
+            &target.to_string(),
+            "--protection",
+            "0"
+        ]))
+    )
+}
+
 impl Job<'_> {
     fn tool(&self) -> &'static str {
         tool_of(self.lxc)
@@ -465,7 +478,8 @@ impl Job<'_> {
         let mut last_lock = None;
         let r = poll_until(t0 + wait, Duration::from_secs(2), || {
             match guest::config(t, lxc, target)? {
-                Err(e) => Ok(Some(Err(e))),
+                Err(e) => Ok(Some(Err(format!("cannot read guest {target}: {e}")))),
+                Ok(conf) if guest::protected(&conf) => Ok(Some(Err(protected_msg(lxc, target)))),
                 Ok(conf) => match guest::lock_of(&conf) {
                     None => Ok(Some(Ok(()))),
                     Some(l) => {
@@ -480,7 +494,7 @@ impl Job<'_> {
                 self.plan.finish(i, "ok", "not locked", t0);
                 return None;
             }
-            Ok(Some(Err(e))) => format!("cannot read guest {target}: {e}"),
+            Ok(Some(Err(e))) => e,
             Ok(None) => format!(
                 "guest {target} is locked ({}); wait for it or use --wait-lock",
                 last_lock.unwrap_or_default()

@@ -656,6 +656,10 @@ fn a_protected_guest_is_refused_with_nothing_stopped() {
         rec["error"].as_str().unwrap_or("").contains("protection"),
         "{rec}"
     );
-    assert_eq!(sim.mutations(), Vec::<String>::new(), "nothing stopped, nothing backed up");
+    assert_eq!(
+        sim.mutations(),
+        Vec::<String>::new(),
+        "nothing stopped, nothing backed up"
+    );
     assert_eq!(guest(&sim, 100)["status"], "running");
 }
