@@ -213,12 +213,22 @@ def decompressed(path):
 
 
 def archive_config(path, gtype):
-    """The guest config inside a real archive (what `vzdump/extractconfig` returns)."""
+    """The guest config inside a real archive, as a dict."""
+    conf = {}
+    for line in archive_config_text(path, gtype).splitlines():
+        if line.startswith("#") or ":" not in line:
+            continue
+        k, v = line.split(":", 1)
+        conf[k.strip()] = v.strip()
+    return conf
+
+
+def archive_config_text(path, gtype):
+    """The guest config inside a real archive, as `pvesm extractconfig` prints it."""
     try:
         raw = decompressed(path)
     except subprocess.CalledProcessError:
         raise SimError("unable to read archive '%s' - decompression failed" % path)
-    conf = {}
     text = ""
     if gtype == "qemu":
         if raw[:4] != b"VMA\0":
@@ -230,12 +240,35 @@ def archive_config(path, gtype):
     else:
         with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
             text = tf.extractfile("./etc/vzdump/pct.conf").read().decode()
-    for line in text.splitlines():
-        if line.startswith("#") or ":" not in line:
-            continue
-        k, v = line.split(":", 1)
-        conf[k.strip()] = v.strip()
-    return conf
+    return text
+
+
+def pvesm(state, argv):
+    """`pvesm extractconfig VOLID` (pve-storage src/PVE/CLI/pvesm.pm `extractconfig`:
+    `extract_vzdump_config`, printed with a newline)."""
+    if len(argv) != 2 or argv[0] != "extractconfig":
+        raise SimError("pvesim: only `pvesm extractconfig VOLID` is simulated")
+    volid = argv[1]
+    base = os.path.basename(volid.split(":", 1)[-1])
+    info = names.archive_info(base)
+    if not info:
+        raise SimError("unable to parse volume ID '%s'" % volid)
+    gtype = "qemu" if "qemu" in base else "lxc"
+    sys.stdout.write(archive_config_text(archive_path(state, volid), gtype) + "\n")
+    return 0
+
+
+def ct_restore_storage(state, kv):
+    """pct restore puts every volume on --storage, default `local` (pve-container
+    src/PVE/API2/LXC.pm create_vm: `extract_param($param, 'storage') // 'local'`), which
+    must hold container directories (`$check_and_activate_storage`: `rootdir` content)."""
+    sid = kv.get("storage") or "local"
+    s = state.storage(sid)
+    if s is None:
+        raise SimError("storage '%s' does not exist" % sid)
+    if "rootdir" not in (s.get("content") or "").split(","):
+        raise SimError("400 Parameter verification failed.\nstorage: storage '%s' does not support container directories\npct restore <vmid> <ostemplate> [OPTIONS]" % sid)
+    return sid
 
 
 def restore(state, gtype, vmid, archive, kv):
@@ -264,6 +297,12 @@ def restore(state, gtype, vmid, archive, kv):
             raise SimError("can't overwrite running container")
     path = archive_path(state, archive)
     conf = archive_config(path, gtype)
+    if gtype == "lxc":
+        sid = ct_restore_storage(state, kv)
+        for k in list(conf):
+            if (k == "rootfs" or re.fullmatch(r"mp\d+", k)) and ":" in conf[k] and not conf[k].startswith("/"):
+                conf[k] = "%s:%s" % (sid, conf[k].split(":", 1)[1])
+        kv = dict(kv, storage=sid)
     if gtype == "qemu":
         sys.stdout.write("restore vma archive: zstd -q -d -c %s | vma extract -v -r /var/tmp/vzdumptmp%d.fifo - /var/tmp/vzdumptmp%d\n" % (path, os.getpid(), os.getpid()))
     else:

@@ -663,3 +663,35 @@ fn a_protected_guest_is_refused_with_nothing_stopped() {
     );
     assert_eq!(guest(&sim, 100)["status"], "running");
 }
+
+#[test]
+fn a_container_goes_back_to_its_own_storage_not_local() {
+    // `local` cannot hold containers in the demo (no rootdir); the CT lives on local-lvm.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(&sshd, &["--volid", CT_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored");
+    let m = sim.mutations();
+    assert!(
+        m.contains(&format!("pct restore 101 {CT_BACKUP} --force 1 --storage local-lvm")),
+        "{m:?}"
+    );
+    assert!(guest(&sim, 101)["config"]["rootfs"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("local-lvm:"));
+    let safety = rec["safety_point"]["volid"].as_str().expect("safety");
+    assert_eq!(
+        rec["way_back"],
+        format!("pct restore 101 {safety} --force 1 --storage local-lvm")
+    );
+    // A new VMID: the storage the archive's own config names (pvesm extractconfig).
+    let (rec, code, err) = restore(&sshd, &["--volid", CT_BACKUP, "--target-id", "9102", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        sim.mutations()
+            .contains(&format!("pct restore 9102 {CT_BACKUP} --storage local-lvm")),
+        "{rec}"
+    );
+}
