@@ -145,6 +145,34 @@ fn pbs_snapshot(s: &str) -> bool {
     ok && parts.next().is_none()
 }
 
+/// The storage of a container's root file system in a config (`rootfs: STORAGE:VOLUME,…`).
+pub fn rootfs_storage(config: &str) -> Option<String> {
+    let v = config
+        .lines()
+        .find_map(|l| l.strip_prefix("rootfs:"))?
+        .trim();
+    let (sid, rest) = v.split_once(':')?;
+    (!rest.is_empty() && validate::storage_id(sid).is_ok()).then(|| sid.to_string())
+}
+
+/// `pvesm extractconfig VOLID`: the guest config inside a backup (pve-storage
+/// `src/PVE/CLI/pvesm.pm` `extractconfig`).
+pub fn archive_config(
+    t: &dyn Transport,
+    volid: &str,
+) -> Result<std::result::Result<String, String>> {
+    let out = t.exec(&RemoteCommand::read(argv(&[
+        "pvesm",
+        "extractconfig",
+        volid,
+    ])))?;
+    Ok(if out.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(status_line(&out))
+    })
+}
+
 /// The last line of a failed command's stderr, or its status.
 pub fn status_line(out: &CommandOutput) -> String {
     let e = out.stderr.trim();
@@ -243,6 +271,16 @@ mod tests {
         );
         let bad = "INFO: creating Proxmox Backup Server archive 'vm/100/$(reboot)'\n";
         assert_eq!(safety_point_volid(bad, "pbs"), None);
+    }
+
+    #[test]
+    fn rootfs() {
+        assert_eq!(
+            rootfs_storage("arch: amd64\nrootfs: local-lvm:vm-101-disk-0,size=8G\n").as_deref(),
+            Some("local-lvm")
+        );
+        assert_eq!(rootfs_storage("rootfs: /srv/ct101\n"), None);
+        assert_eq!(rootfs_storage("rootfs: bad;id:x\n"), None);
     }
 
     #[test]

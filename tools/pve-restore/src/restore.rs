@@ -50,6 +50,10 @@ struct Job<'a> {
     lxc: bool,
     target: u64,
     storage: String,
+    /// Where the restored volumes go: `--storage`, else for a container where its root file
+    /// system is now (overwrite) or was at backup time; `None`: qmrestore's own choice (each
+    /// disk back on its original storage).
+    target_storage: Option<String>,
     overwrite: bool,
     was_running: bool,
     plan: Plan,
@@ -129,9 +133,19 @@ pub fn restore_one(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> 
             return Ok(refused(rec, plan, msg, started));
         }
     }
+    let lxc = b.subtype == "lxc";
+    let target_storage = match (&ctx.o.storage, lxc) {
+        (Some(s), _) => Some(s.clone()),
+        (None, false) => None,
+        (None, true) => match ct_storage(ctx, &b, target, existing.is_some()) {
+            Ok(s) => Some(s),
+            Err(msg) => return Ok(refused(rec, plan, msg, started)),
+        },
+    };
     let mut job = Job {
         ctx,
-        lxc: b.subtype == "lxc",
+        lxc,
+        target_storage,
         storage: b.storage.clone().unwrap_or_default(),
         target,
         overwrite: existing.is_some(),
@@ -150,6 +164,35 @@ pub fn restore_one(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> 
     };
     job.build_plan();
     job.run()
+}
+
+/// Where a container's volumes go without `--storage`: `pct restore` would put them all on
+/// `local` (pve-container `API2/LXC.pm`: `storage // 'local'`), which on a default install
+/// cannot hold containers. So: the storage of its root file system now (overwrite), else
+/// the one the backup's own config names (`pvesm extractconfig`).
+fn ct_storage(
+    ctx: &Ctx,
+    b: &Backup,
+    target: u64,
+    overwrite: bool,
+) -> std::result::Result<String, String> {
+    let (config, whose) = if overwrite {
+        (
+            guest::config(ctx.t, true, target),
+            format!("CT {target}'s config"),
+        )
+    } else {
+        (
+            guest::archive_config(ctx.t, &b.volid),
+            format!("the config inside {}", b.volid),
+        )
+    };
+    let text = config
+        .map_err(|e| e.to_string())
+        .and_then(|c| c)
+        .map_err(|e| format!("cannot read {whose} to tell the storage ({e}); give --storage"))?;
+    guest::rootfs_storage(&text)
+        .ok_or_else(|| format!("{whose} names no rootfs storage; give --storage"))
 }
 
 /// The VMID to restore to: a scratch one for a drill, else --target-id or the backup's.
@@ -233,8 +276,16 @@ impl Job<'_> {
             .unwrap_or_else(|| self.storage.clone())
     }
 
+    /// The restore of a safety point over the target (the rollback, the way back): a
+    /// container onto the same storage, a VM's disks where they were.
+    fn back_cmd(&self, archive: &str) -> Vec<String> {
+        let storage = self.target_storage.as_deref().filter(|_| self.lxc);
+        restore_cmd(self.lxc, archive, self.target, true, storage, false)
+    }
+
     fn build_plan(&mut self) {
         let (tool, id, cli) = (self.tool(), self.id(), self.ctx.cli);
+        let back_cmd = self.back_cmd("<safety point>");
         let p = &mut self.plan;
         self.s.check = p.read(
             "check-archive",
@@ -279,10 +330,16 @@ impl Job<'_> {
             &self.b.volid,
             self.target,
             self.overwrite,
-            self.ctx.o.storage.as_deref(),
+            self.target_storage.as_deref(),
             cli.unique,
         );
-        self.s.restore = p.change("restore", &id, why, Some(cmd));
+        let why = match &self.target_storage {
+            Some(s) => format!("{why}; every volume on storage {s}"),
+            None => format!(
+                "{why}; qmrestore puts each disk back on its original storage (--storage chooses one)"
+            ),
+        };
+        self.s.restore = p.change("restore", &id, &why, Some(cmd));
         if cli.test {
             self.s.isolate = Some(p.change(
                 "isolate",
@@ -317,14 +374,7 @@ impl Job<'_> {
                 "rollback",
                 &id,
                 "only if the restore or the verification fails: restore the safety point",
-                Some(restore_cmd(
-                    self.lxc,
-                    "<safety point>",
-                    self.target,
-                    true,
-                    None,
-                    false,
-                )),
+                Some(back_cmd),
             ));
         }
     }
@@ -748,8 +798,7 @@ impl Job<'_> {
             "stop",
             &self.id(),
         ])));
-        self.plan
-            .set_command(i, restore_cmd(self.lxc, &s, self.target, true, None, false));
+        self.plan.set_command(i, self.back_cmd(&s));
         if let Ok((_, t0)) = self.exec_step(i) {
             if self.was_running {
                 let _ = self.ctx.t.exec(&RemoteCommand::write(argv(&[
@@ -810,14 +859,7 @@ impl Job<'_> {
         }
         let tool = self.tool();
         match (&self.safety, self.overwrite, self.restored) {
-            (Some(s), true, _) => Some(shell::join(&restore_cmd(
-                self.lxc,
-                s,
-                self.target,
-                true,
-                None,
-                false,
-            ))),
+            (Some(s), true, _) => Some(shell::join(&self.back_cmd(s))),
             (None, true, false) if self.was_running => {
                 Some(shell::join(&argv(&[tool, "start", &self.id()])))
             }

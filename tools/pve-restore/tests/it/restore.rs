@@ -147,7 +147,8 @@ fn containers_use_pct_restore_with_the_vmid_first() {
     assert_eq!(rec["status"], "restored");
     assert!(
         sim.mutations()
-            .contains(&format!("pct restore 9101 {CT_BACKUP}"))
+            .contains(&format!("pct restore 9101 {CT_BACKUP} --storage local-lvm")),
+        "the storage is always given: pct restore would put the volumes on `local`"
     );
     assert_eq!(guest(&sim, 9101)["name"], "db01");
 }
@@ -674,20 +675,27 @@ fn a_container_goes_back_to_its_own_storage_not_local() {
     assert_eq!(rec["status"], "restored");
     let m = sim.mutations();
     assert!(
-        m.contains(&format!("pct restore 101 {CT_BACKUP} --force 1 --storage local-lvm")),
+        m.contains(&format!(
+            "pct restore 101 {CT_BACKUP} --force 1 --storage local-lvm"
+        )),
         "{m:?}"
     );
-    assert!(guest(&sim, 101)["config"]["rootfs"]
-        .as_str()
-        .unwrap_or("")
-        .starts_with("local-lvm:"));
+    assert!(
+        guest(&sim, 101)["config"]["rootfs"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("local-lvm:")
+    );
     let safety = rec["safety_point"]["volid"].as_str().expect("safety");
     assert_eq!(
         rec["way_back"],
         format!("pct restore 101 {safety} --force 1 --storage local-lvm")
     );
     // A new VMID: the storage the archive's own config names (pvesm extractconfig).
-    let (rec, code, err) = restore(&sshd, &["--volid", CT_BACKUP, "--target-id", "9102", "--yes"]);
+    let (rec, code, err) = restore(
+        &sshd,
+        &["--volid", CT_BACKUP, "--target-id", "9102", "--yes"],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(
         sim.mutations()
