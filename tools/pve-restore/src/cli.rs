@@ -88,7 +88,9 @@ pub struct Cli {
     #[arg(long, value_name = "NODE", help_heading = "Where")]
     pub node: Option<String>,
 
-    /// Storage for the restored disks.
+    /// Storage for the restored volumes. Default: a container's go where its root file
+    /// system is now (overwrite) or where the backup's own config puts it (pct restore alone
+    /// would use `local`); a VM's disks each go back to their original storage.
     #[arg(long, value_name = "STORAGE", help_heading = "Where")]
     pub storage: Option<String>,
 
