@@ -89,7 +89,17 @@ def start(state, g):
     state.save_guest(g)
 
 
+def ha_managed(g):
+    """pve-ha-manager PVE::HA::Config::vm_is_ha_managed: a resource not `ignored`."""
+    return bool(g.get("hastate")) and g.get("hastate") != "ignored"
+
+
 def stop(state, g):
+    if ha_managed(g):
+        # qemu-server API2/Qemu.pm vm_stop (pve-container likewise): only an HA request
+        # (`ha-manager crm-command stop`), which returns before the guest has stopped.
+        sys.stdout.write("Requesting HA stop for %s %s\n" % (kind_word(g["type"]), g["vmid"]))
+        return
     if g.get("status") != "running":
         if g["type"] == "lxc":
             raise SimError("CT %s not running" % g["vmid"])
@@ -355,6 +365,10 @@ def vzdump(state, argv):
     sys.stdout.write("INFO: Starting Backup of VM %s (%s)\n" % (vmid, g["type"]))
     if g.get("lock"):
         sys.stdout.write("ERROR: Backup of VM %s failed - %s is locked (%s)\n" % (vmid, kind_word(g["type"]), g["lock"]))
+        raise SimError("INFO: Backup job finished with errors\nTASK ERROR: job errors")
+    if kv.get("mode") == "stop" and g.get("hastate") == "started":
+        # pve-manager PVE/VZDump.pm: stop mode refused for an HA-managed, started service.
+        sys.stdout.write("ERROR: Backup of VM %s failed - Cannot execute a backup with stop mode on a HA managed and enabled Service. Use snapshot mode or disable the Service.\n" % vmid)
         raise SimError("INFO: Backup job finished with errors\nTASK ERROR: job errors")
     if s["type"] == "pbs":
         return vzdump_pbs(state, s, g, vmid, kv, now)

@@ -703,3 +703,20 @@ fn a_container_goes_back_to_its_own_storage_not_local() {
         "{rec}"
     );
 }
+
+#[test]
+fn an_ha_managed_guest_is_refused_with_the_ha_command() {
+    // `qm stop` of an HA-managed guest only files a request, and vzdump's stop mode refuses
+    // it: stop it through HA first.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut g = guest(&sim, 100);
+    g["hastate"] = json!("started");
+    sim.write_json("guests/100.json", &g);
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused");
+    let msg = rec["error"].as_str().unwrap_or("");
+    assert!(msg.contains("ha-manager set vm:100 --state stopped"), "{msg}");
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+}
