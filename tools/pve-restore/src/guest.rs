@@ -13,6 +13,16 @@ pub struct Present {
     pub node: String,
     pub gtype: String,
     pub running: bool,
+    /// The HA state (`hastate` of `/cluster/resources`), when HA manages the guest.
+    pub hastate: Option<String>,
+}
+
+impl Present {
+    /// Whether HA manages it (pve-ha-manager `vm_is_ha_managed`: any state but `ignored`):
+    /// `qm stop` then only files a request, and vzdump's stop mode refuses it.
+    pub fn ha_managed(&self) -> bool {
+        self.hastate.as_deref().is_some_and(|s| s != "ignored")
+    }
 }
 
 /// The node the connection lands on (`/cluster/status`, `local: 1`).
@@ -51,6 +61,7 @@ pub fn resources(t: &dyn Transport) -> Result<HashMap<u64, Present>> {
                     node: pvesh::str_of(m, "node").unwrap_or_default(),
                     gtype: pvesh::str_of(m, "type").unwrap_or_default(),
                     running: pvesh::str_of(m, "status").as_deref() == Some("running"),
+                    hastate: pvesh::str_of(m, "hastate"),
                 },
             ))
         })

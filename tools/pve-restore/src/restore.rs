@@ -243,6 +243,14 @@ fn check_overwrite(
             e.node
         ));
     }
+    if e.ha_managed() {
+        let sid = format!("{}:{target}", if e.gtype == "lxc" { "ct" } else { "vm" });
+        return Err(format!(
+            "guest {target} is managed by HA (state {}): a stop would only be requested and HA may start it again; nothing was changed. Stop it through HA first: {}",
+            e.hastate.as_deref().unwrap_or("?"),
+            shell::join(&["ha-manager", "set", &sid, "--state", "stopped"])
+        ));
+    }
     Ok(())
 }
 

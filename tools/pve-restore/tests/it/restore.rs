@@ -717,6 +717,9 @@ fn an_ha_managed_guest_is_refused_with_the_ha_command() {
     assert_eq!(code, 1, "{err}");
     assert_eq!(rec["status"], "refused");
     let msg = rec["error"].as_str().unwrap_or("");
-    assert!(msg.contains("ha-manager set vm:100 --state stopped"), "{msg}");
+    assert!(
+        msg.contains("ha-manager set vm:100 --state stopped"),
+        "{msg}"
+    );
     assert_eq!(sim.mutations(), Vec::<String>::new());
 }
