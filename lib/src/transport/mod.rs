@@ -7,9 +7,11 @@
 //! [`Transport::exec_with_stdin`] feeds a reader to a command, both in bounded memory.
 
 mod batch;
+mod hop;
 mod local;
 mod ssh;
 
+pub use hop::Hop;
 pub use local::Local;
 pub use ssh::{Ssh, SshOptions};
 

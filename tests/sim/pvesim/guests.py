@@ -43,7 +43,9 @@ def opts(args):
 
 def need_guest(state, vmid, gtype):
     g = state.guest(vmid)
-    if g is None or g["type"] != gtype:
+    # qm/pct read the config from this node's directory (/etc/pve/nodes/<this node>/…):
+    # a guest of another node is not there (qemu-server PVE/QemuConfig.pm load_config).
+    if g is None or g["type"] != gtype or g.get("node") != state.local_node:
         if gtype == "qemu":
             raise SimError("Configuration file 'nodes/%s/qemu-server/%s.conf' does not exist" % (state.local_node, vmid))
         raise SimError("Configuration file 'nodes/%s/lxc/%s.conf' does not exist" % (state.local_node, vmid))
@@ -284,6 +286,10 @@ def ct_restore_storage(state, kv):
 def restore(state, gtype, vmid, archive, kv):
     force = kv.get("force") == "1"
     existing = state.guest(vmid)
+    if existing is not None and existing.get("node") != state.local_node:
+        # pve-cluster check_vmid_unused: the VMID belongs to a guest of another node.
+        raise SimError("unable to restore %s %s - %s %s already exists on node '%s'" % (
+            kind_word(gtype), vmid, kind_word(existing["type"]), vmid, existing.get("node")))
     if existing is not None and not force:
         if gtype == "qemu":
             raise SimError("unable to restore VM %s - %s %s already exists on node '%s'" % (
@@ -355,6 +361,9 @@ def vzdump(state, argv):
     g = state.guest(vmid)
     if g is None:
         raise SimError("unable to find VM '%s'" % vmid)
+    if g.get("node") != state.local_node:
+        # vzdump backs up the guests of this node only: another node's is skipped silently.
+        return 0
     sid = kv.get("storage", "local")
     s = state.storage(sid)
     if s is None:

@@ -723,3 +723,56 @@ fn an_ha_managed_guest_is_refused_with_the_ha_command() {
     );
     assert_eq!(sim.mutations(), Vec::<String>::new());
 }
+
+#[test]
+fn a_guest_on_another_node_is_restored_on_that_node() {
+    // Connected to pve1; guest 102 lives on pve2: qm, vzdump and qmrestore must run there.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(
+        &sshd,
+        &[
+            "--vmid",
+            "102",
+            "--force",
+            "--yes",
+            "--safety-storage",
+            "nas",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let backup = rec["volid"].as_str().expect("volid").to_string();
+    assert_eq!(rec["status"], "restored");
+    assert_eq!(rec["node"], "pve2");
+    let on = |node: &str| -> Vec<String> {
+        sim.commands()
+            .iter()
+            .filter(|c| c["node"] == node)
+            .filter_map(|c| {
+                let argv: Vec<&str> = c["argv"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+                Some(format!("{} {}", c["cmd"].as_str()?, argv.join(" ")))
+            })
+            .collect()
+    };
+    let pve2 = on("pve2");
+    assert!(
+        pve2.iter().any(|c| c.starts_with("qm stop 102")),
+        "{pve2:?}"
+    );
+    assert!(pve2.iter().any(|c| c.starts_with("vzdump 102")), "{pve2:?}");
+    assert!(
+        pve2.iter()
+            .any(|c| c.starts_with(&format!("qmrestore {backup} 102"))),
+        "{pve2:?}"
+    );
+    assert!(
+        !on("pve1")
+            .iter()
+            .any(|c| c.starts_with("qm ") || c.starts_with("vzdump") || c.starts_with("qmrestore"))
+    );
+    assert_eq!(guest(&sim, 102)["restored_from"], backup);
+}
