@@ -1,7 +1,9 @@
 //! Commands for another node of the cluster, run from the node we are connected to over the
 //! cluster's own SSH, as Proxmox does itself (pve-cluster `src/PVE/SSHInfo.pm`
 //! `ssh_info_to_command`: `/usr/bin/ssh -e none -o BatchMode=yes -o HostKeyAlias=NODE
-//! root@IP`, the node's key checked against `/etc/pve/nodes/NODE/ssh_known_hosts`).
+//! root@IP`, the node's key checked against `/etc/pve/nodes/NODE/ssh_known_hosts`). The
+//! client is found on the node's PATH (`/usr/bin/ssh` there; the simulator's in tests), and
+//! a connect timeout bounds the wait for a node that does not answer.
 //! `qm`, `pct`, `qmrestore`, `vzdump` and archive tests act on the local node only, so
 //! each must run on the node that owns the guest (or the local storage).
 
@@ -34,11 +36,13 @@ impl<'a> Hop<'a> {
     pub fn wrap(&self, cmd: &RemoteCommand) -> RemoteCommand {
         let known = format!("/etc/pve/nodes/{}/ssh_known_hosts", self.node);
         let argv = vec![
-            "/usr/bin/ssh".to_string(),
+            "ssh".to_string(),
             "-e".into(),
             "none".into(),
             "-o".into(),
             "BatchMode=yes".into(),
+            "-o".into(),
+            "ConnectTimeout=10".into(),
             "-o".into(),
             format!("HostKeyAlias={}", self.node),
             "-o".into(),

@@ -26,6 +26,7 @@ pub struct Ctx<'a> {
     pub o: &'a Options,
     pub t: &'a dyn Transport,
     pub port: u16,
+    pub cluster: guest::Cluster,
 }
 
 /// The plan's steps by role.
@@ -46,6 +47,8 @@ struct Steps {
 /// One guest's restore as it goes.
 struct Job<'a> {
     ctx: &'a Ctx<'a>,
+    /// Where node-local commands run: the node that owns the guest (or will).
+    t: &'a dyn Transport,
     b: Backup,
     lxc: bool,
     target: u64,
@@ -134,16 +137,26 @@ pub fn restore_one(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> 
         }
     }
     let lxc = b.subtype == "lxc";
+    let on = rec.node.clone().unwrap_or(node);
+    let hop = match ctx.cluster.route(ctx.t, &on) {
+        Ok(h) => h,
+        Err(e) => return Ok(refused(rec, plan, e.to_string(), started)),
+    };
+    let t: &dyn Transport = match &hop {
+        Some(h) => h,
+        None => ctx.t,
+    };
     let target_storage = match (&ctx.o.storage, lxc) {
         (Some(s), _) => Some(s.clone()),
         (None, false) => None,
-        (None, true) => match ct_storage(ctx, &b, target, existing.is_some()) {
+        (None, true) => match ct_storage(t, &b, target, existing.is_some()) {
             Ok(s) => Some(s),
             Err(msg) => return Ok(refused(rec, plan, msg, started)),
         },
     };
     let mut job = Job {
         ctx,
+        t,
         lxc,
         target_storage,
         storage: b.storage.clone().unwrap_or_default(),
@@ -171,19 +184,19 @@ pub fn restore_one(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> 
 /// cannot hold containers. So: the storage of its root file system now (overwrite), else
 /// the one the backup's own config names (`pvesm extractconfig`).
 fn ct_storage(
-    ctx: &Ctx,
+    t: &dyn Transport,
     b: &Backup,
     target: u64,
     overwrite: bool,
 ) -> std::result::Result<String, String> {
     let (config, whose) = if overwrite {
         (
-            guest::config(ctx.t, true, target),
+            guest::config(t, true, target),
             format!("CT {target}'s config"),
         )
     } else {
         (
-            guest::archive_config(ctx.t, &b.volid),
+            guest::archive_config(t, &b.volid),
             format!("the config inside {}", b.volid),
         )
     };
@@ -424,7 +437,7 @@ impl Job<'_> {
 
     /// A read-only command; a lost connection is recorded and ends the run's changes.
     fn read(&mut self, a: &[String]) -> Option<CommandOutput> {
-        match self.ctx.t.exec(&RemoteCommand::read(a.to_vec())) {
+        match self.t.exec(&RemoteCommand::read(a.to_vec())) {
             Ok(out) => Some(out),
             Err(e) => {
                 self.lost = true;
@@ -439,7 +452,7 @@ impl Job<'_> {
     fn exec_step(&mut self, i: StepId) -> std::result::Result<(CommandOutput, Instant), String> {
         let t0 = Instant::now();
         let cmd = RemoteCommand::write(self.plan.command(i).to_vec());
-        match self.ctx.t.exec(&cmd) {
+        match self.t.exec(&cmd) {
             Ok(out) if out.success() => Ok((out, t0)),
             Ok(out) => {
                 let m = guest::status_line(&out);
@@ -492,7 +505,7 @@ impl Job<'_> {
             .ctx
             .t
             .exec(&cmd)
-            .and_then(|out| pvedr::pvesh::parse_object(self.ctx.t.host(), &cmd, out));
+            .and_then(|out| pvedr::pvesh::parse_object(self.t.host(), &cmd, out));
         let m = match found {
             Ok(m) => m,
             Err(e) => {
@@ -507,7 +520,7 @@ impl Job<'_> {
         };
         let test = pvedr::archive::test_command(&file, &self.b.format);
         self.plan.set_command(i, test.clone());
-        match self.ctx.t.exec(&RemoteCommand::read(test)) {
+        match self.t.exec(&RemoteCommand::read(test)) {
             Ok(out) if out.success() => {
                 self.plan.finish(i, "ok", format!("{file} is whole"), t0);
                 None
@@ -532,7 +545,7 @@ impl Job<'_> {
         } else {
             self.ctx.o.wait_lock
         };
-        let (t, lxc, target) = (self.ctx.t, self.lxc, self.target);
+        let (t, lxc, target) = (self.t, self.lxc, self.target);
         let mut last_lock = None;
         let r = poll_until(t0 + wait, Duration::from_secs(2), || {
             match guest::config(t, lxc, target)? {
@@ -683,7 +696,7 @@ impl Job<'_> {
         };
         let deadline = Instant::now() + self.ctx.o.probe_timeout.max(Duration::from_secs(5)) * 3;
         let status = RemoteCommand::read(argv(&[self.tool(), "status", &self.id()]));
-        let t = self.ctx.t;
+        let t = self.t;
         let polled = poll_until(deadline, Duration::from_millis(500), || {
             let out = t.exec(&status)?;
             Ok(String::from_utf8_lossy(&out.stdout)
@@ -717,7 +730,7 @@ impl Job<'_> {
             .then(|| probe::config_ip(&String::from_utf8_lossy(&out.stdout)))
             .flatten();
         let target = ProbeTarget {
-            transport: self.ctx.t,
+            transport: self.t,
             vmid: self.target,
             lxc: self.lxc,
             ip,
@@ -759,7 +772,7 @@ impl Job<'_> {
         if !self.restored || self.lost {
             return;
         }
-        let _ = self.ctx.t.exec(&RemoteCommand::write(argv(&[
+        let _ = self.t.exec(&RemoteCommand::write(argv(&[
             self.tool(),
             "stop",
             &self.id(),
@@ -801,7 +814,7 @@ impl Job<'_> {
         let Some(s) = self.safety.clone().filter(|_| needed && !self.lost) else {
             return;
         };
-        let _ = self.ctx.t.exec(&RemoteCommand::write(argv(&[
+        let _ = self.t.exec(&RemoteCommand::write(argv(&[
             self.tool(),
             "stop",
             &self.id(),
@@ -809,7 +822,7 @@ impl Job<'_> {
         self.plan.set_command(i, self.back_cmd(&s));
         if let Ok((_, t0)) = self.exec_step(i) {
             if self.was_running {
-                let _ = self.ctx.t.exec(&RemoteCommand::write(argv(&[
+                let _ = self.t.exec(&RemoteCommand::write(argv(&[
                     self.tool(),
                     "start",
                     &self.id(),
@@ -829,7 +842,7 @@ impl Job<'_> {
     fn finish(mut self) -> Restore {
         if self.stopped_by_us && !self.restored && self.failure.is_some() && !self.lost {
             // Nothing was overwritten: bring the guest back up.
-            let _ = self.ctx.t.exec(&RemoteCommand::write(argv(&[
+            let _ = self.t.exec(&RemoteCommand::write(argv(&[
                 self.tool(),
                 "start",
                 &self.id(),

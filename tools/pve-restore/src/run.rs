@@ -173,15 +173,19 @@ pub fn run(cli: Cli) -> Result<u8> {
     };
     let conn = cli.connect.connect()?;
     let t = conn.transport.as_ref();
-    let default_node = match opts.node.clone().or(conn.tfvars_node.clone()) {
-        Some(n) => n,
-        None => guest::local_node(t)?,
-    };
+    let cluster = guest::cluster(t)?;
+    let default_node = opts
+        .node
+        .clone()
+        .or(conn.tfvars_node.clone())
+        .or(cluster.local.clone())
+        .ok_or_else(|| Error::Other("cannot tell which node this is; give --node".into()))?;
     let ctx = Ctx {
         cli: &cli,
         o: &opts,
         t,
         port: cli.connect.port,
+        cluster,
     };
     let mut out = cli.output.output();
     let mut records: Vec<Restore> = Vec::new();

@@ -6,7 +6,7 @@ use pvedr::error::Result;
 use pvedr::plan::{Plan, StepId};
 use pvedr::records::{Restore, seconds_since};
 use pvedr::shell;
-use pvedr::transport::RemoteCommand;
+use pvedr::transport::{RemoteCommand, Transport};
 use serde_json::{Value, json};
 
 use crate::guest::{self, argv, restore_cmd, tool_of};
@@ -76,7 +76,15 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         Some(argv(&[tool, "rollback", &id, snap])),
     );
     let t0 = Instant::now();
-    let lock = match guest::config(ctx.t, lxc, vmid) {
+    let hop = match ctx.cluster.route(ctx.t, &e.node) {
+        Ok(h) => h,
+        Err(err) => return Ok(refused(rec, plan, err.to_string(), started)),
+    };
+    let t: &dyn Transport = match &hop {
+        Some(h) => h,
+        None => ctx.t,
+    };
+    let lock = match guest::config(t, lxc, vmid) {
         Ok(Ok(c)) => guest::lock_of(&c),
         Ok(Err(m)) => return Ok(refused(rec, plan, m, started)),
         Err(e) => return Ok(refused(rec, plan, e.to_string(), started)),
@@ -109,7 +117,7 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         storage,
         snap,
     };
-    Ok(execute(ctx, rec, plan, &ids, started))
+    Ok(execute(t, rec, plan, &ids, started))
 }
 
 /// The steps of a rollback, and what they need.
@@ -123,14 +131,17 @@ struct Ids<'a> {
 }
 
 /// The safety point, then the rollback: always a record.
-fn execute(ctx: &Ctx, mut rec: Restore, mut plan: Plan, ids: &Ids, started: Instant) -> Restore {
+fn execute(
+    t: &dyn Transport,
+    mut rec: Restore,
+    mut plan: Plan,
+    ids: &Ids,
+    started: Instant,
+) -> Restore {
     let (i_safety, i_rb, lxc, vmid, snap) = (ids.safety, ids.rollback, ids.lxc, ids.vmid, ids.snap);
     let storage = ids.storage.clone();
     let t0 = Instant::now();
-    let out = match ctx
-        .t
-        .exec(&RemoteCommand::write(plan.command(i_safety).to_vec()))
-    {
+    let out = match t.exec(&RemoteCommand::write(plan.command(i_safety).to_vec())) {
         Ok(out) if out.success() => out,
         Ok(out) => {
             plan.finish(i_safety, "failed", guest::status_line(&out), t0);
@@ -161,10 +172,7 @@ fn execute(ctx: &Ctx, mut rec: Restore, mut plan: Plan, ids: &Ids, started: Inst
     rec.safety_point = v.as_ref().map(|v| json!({"volid": v, "storage": storage}));
     rec.way_back = v.map(|v| shell::join(&restore_cmd(lxc, &v, vmid, true, None, false)));
     let t0 = Instant::now();
-    match ctx
-        .t
-        .exec(&RemoteCommand::write(plan.command(i_rb).to_vec()))
-    {
+    match t.exec(&RemoteCommand::write(plan.command(i_rb).to_vec())) {
         Ok(out) if out.success() => {
             plan.finish(i_rb, "changed", format!("rolled back to '{snap}'"), t0);
             rec.status = "restored".into();
