@@ -57,6 +57,19 @@ fn cut_at(at: &str, args: &[&str]) -> (SimNode, Value, String) {
     (sim, rec, err)
 }
 
+/// After a lost connection: no blind rollback on an unknown state, and the printed way back
+/// restores the safety point.
+fn assert_way_back_to_the_safety_point(rec: &Value, err: &str) {
+    assert_eq!(
+        step(rec, "rollback")["status"],
+        "skipped",
+        "no blind rollback"
+    );
+    let safety = rec["safety_point"]["volid"].as_str().expect("safety");
+    assert_eq!(rec["way_back"], format!("qmrestore {safety} 100 --force 1"));
+    assert!(err.contains("way back: qmrestore"), "{err}");
+}
+
 fn assert_lost(s: &Value) {
     assert_eq!(s["status"], "failed", "{s}");
     assert!(
@@ -343,14 +356,7 @@ fn a_cut_connection_says_which_steps_ran_and_the_way_back() {
     assert_eq!(step(&rec, "stop")["status"], "changed");
     assert_eq!(step(&rec, "safety-point")["status"], "changed");
     assert_lost(step(&rec, "restore"));
-    assert_eq!(
-        step(&rec, "rollback")["status"],
-        "skipped",
-        "no blind rollback on an unknown state"
-    );
-    let safety = rec["safety_point"]["volid"].as_str().expect("safety");
-    assert_eq!(rec["way_back"], format!("qmrestore {safety} 100 --force 1"));
-    assert!(err.contains("way back: qmrestore"), "{err}");
+    assert_way_back_to_the_safety_point(&rec, &err);
 }
 
 #[test]
@@ -549,14 +555,7 @@ fn a_cut_during_verification_still_gives_a_record_and_the_way_back() {
     let (_sim, rec, err) = cut_at("qm status 100", &["--start"]);
     assert_eq!(step(&rec, "restore")["status"], "changed");
     assert_lost(step(&rec, "start"));
-    assert_eq!(
-        step(&rec, "rollback")["status"],
-        "skipped",
-        "no blind rollback"
-    );
-    let safety = rec["safety_point"]["volid"].as_str().expect("safety");
-    assert_eq!(rec["way_back"], format!("qmrestore {safety} 100 --force 1"));
-    assert!(err.contains("way back: qmrestore"), "{err}");
+    assert_way_back_to_the_safety_point(&rec, &err);
 }
 
 #[test]
