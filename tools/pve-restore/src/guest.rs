@@ -210,11 +210,12 @@ pub fn archive_config(
     t: &dyn Transport,
     volid: &str,
 ) -> Result<std::result::Result<String, String>> {
-    let out = t.exec(&RemoteCommand::read(argv(&[
-        "pvesm",
-        "extractconfig",
-        volid,
-    ])))?;
+    read_text(t, &["pvesm", "extractconfig", volid])
+}
+
+/// A read-only command's output as text: `Ok(Err(why))` when it failed on the node.
+fn read_text(t: &dyn Transport, a: &[&str]) -> Result<std::result::Result<String, String>> {
+    let out = t.exec(&RemoteCommand::read(argv(a)))?;
     Ok(if out.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -238,16 +239,7 @@ pub fn config(
     lxc: bool,
     vmid: u64,
 ) -> Result<std::result::Result<String, String>> {
-    let out = t.exec(&RemoteCommand::read(argv(&[
-        tool_of(lxc),
-        "config",
-        &vmid.to_string(),
-    ])))?;
-    Ok(if out.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(status_line(&out))
-    })
+    read_text(t, &[tool_of(lxc), "config", &vmid.to_string()])
 }
 
 /// `protection: 1`: Proxmox refuses to restore over the guest (pve-guest-common

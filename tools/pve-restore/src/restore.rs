@@ -72,20 +72,31 @@ struct Job<'a> {
 }
 
 /// A refusal before anything changed.
-pub fn refused(mut rec: Restore, plan: Plan, msg: String, started: Instant) -> Restore {
-    pvedr::msg::say(format!("refused: {msg}"));
-    rec.status = "refused".into();
-    rec.error = Some(msg);
-    rec.steps = plan.steps;
-    rec.duration_s = Some(seconds_since(started));
-    rec
+pub fn refused(rec: Restore, plan: Plan, msg: String, started: Instant) -> Restore {
+    ended_early(rec, plan, "refused", msg, started)
 }
 
 /// A failure before anything changed (a node that does not answer, say).
-fn failed_early(mut rec: Restore, plan: Plan, e: pvedr::Error, started: Instant) -> Restore {
-    pvedr::msg::say(format!("failed: {e}"));
-    rec.status = "failed".into();
-    rec.error = Some(format!("{e}; nothing was changed"));
+fn failed_early(rec: Restore, plan: Plan, e: pvedr::Error, started: Instant) -> Restore {
+    ended_early(
+        rec,
+        plan,
+        "failed",
+        format!("{e}; nothing was changed"),
+        started,
+    )
+}
+
+fn ended_early(
+    mut rec: Restore,
+    plan: Plan,
+    status: &str,
+    msg: String,
+    started: Instant,
+) -> Restore {
+    pvedr::msg::say(format!("{status}: {msg}"));
+    rec.status = status.into();
+    rec.error = Some(msg);
     rec.steps = plan.steps;
     rec.duration_s = Some(seconds_since(started));
     rec
