@@ -375,15 +375,19 @@ impl Transport for Ssh {
         } else {
             self.opts.retry
         };
-        retry.run_when(
-            &format!("ssh {}", self.opts.host),
-            |_| {
-                let sess = self.session()?;
-                self.exec_once(&sess, &line)
-                    .map_err(|e| self.lost(&line, e, cmd.mutating))
-            },
-            |e| matches!(e, Error::Ssh { .. }),
-        )
+        // Connecting has its own retries (in `session`): only a connection lost while the
+        // command ran is tried again here.
+        retry
+            .run_when(
+                &format!("ssh {}", self.opts.host),
+                |_| {
+                    let sess = self.session().map_err(ConnectError::Fatal)?;
+                    self.exec_once(&sess, &line)
+                        .map_err(|e| ConnectError::Transient(self.lost(&line, e, cmd.mutating)))
+                },
+                |e| matches!(e, ConnectError::Transient(_)),
+            )
+            .map_err(ConnectError::into_error)
     }
 
     fn exec_stream(&self, cmd: &RemoteCommand, sink: &mut dyn Write) -> Result<Streamed> {
