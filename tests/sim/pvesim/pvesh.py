@@ -192,13 +192,20 @@ def cluster_backup(state, opts):
 
 
 def included(job, g):
+    """pve-manager `VZDump.pm` get_included_guests: the pool first (its members, `exclude`
+    not applied), else the `vmid` list, else `all` minus `exclude`; then a job with `node`
+    keeps only the guests on that node. Disabled jobs count (BackupInfo.pm)."""
     ids = [int(x) for x in str(job.get("vmid", "")).split(",") if x.strip().isdigit()]
     excl = [int(x) for x in str(job.get("exclude", "")).split(",") if x.strip().isdigit()]
     if job.get("pool"):
-        return g.get("pool") == job["pool"]
-    if job.get("all"):
-        return g["vmid"] not in excl
-    return g["vmid"] in ids
+        chosen = g.get("pool") == job["pool"]
+    elif ids:
+        chosen = g["vmid"] in ids
+    elif job.get("all"):
+        chosen = g["vmid"] not in excl
+    else:
+        chosen = False
+    return chosen and (not job.get("node") or job["node"] == g.get("node"))
 
 
 def not_backed_up(state, opts):
@@ -382,9 +389,34 @@ def upid(node, wtype, wid):
 
 
 def volume_delete(state, node, sid, volume, opts):
-    """DELETE .../content/{volid}: an `imgdel` worker, run synchronously by the CLI."""
+    """DELETE .../content/{volid}: an `imgdel` worker, run synchronously by the CLI.
+
+    As pve-storage `API2/Storage/Content.pm` (delete) runs it through pve-common
+    `RESTEnvironment.pm` fork_worker in CLI mode: the volume is parsed before the fork (an
+    error there exits non-zero), but a failure inside the worker (`vdisk_free`: protected,
+    missing, I/O) is only printed to stderr by `tee_worker`; pvesh still prints the UPID and
+    exits 0. "Removed volume" is printed only when the worker got that far.
+    """
     s = require_storage(state, sid, node)
     volid, volname = split_volid(sid, volume)
+    if s["type"] != "pbs" and (not volname.startswith("backup/") or "/" in volname[len("backup/"):]):
+        raise SimError("unable to parse volume name '%s'" % volname)
+    try:
+        state.check_faults("imgdel", [volid])
+        owner = delete_worker(state, s, sid, volid, volname)
+    except SimError as e:
+        sys.stdout.write(upid(node, "imgdel", sid) + "\n")
+        sys.stdout.flush()
+        sys.stderr.write(e.message.rstrip("\n") + "\n")
+        return None
+    wid = ("%s@" % owner if owner else "") + sid
+    sys.stdout.write("Removed volume '%s'\n" % volid)
+    sys.stdout.write(upid(node, "imgdel", wid) + "\n")
+    return None
+
+
+def delete_worker(state, s, sid, volid, volname):
+    """The worker's part: vdisk_free (protection checked there) and the side files."""
     if s["type"] == "pbs":
         snaps = state.load(os.path.join("pbs", sid + ".json"), [])
         for i, snap in enumerate(snaps):
@@ -398,8 +430,6 @@ def volume_delete(state, node, sid, volume, opts):
             raise SimError("unable to find snapshot '%s'" % volname)
         owner = volname.split("/")[2] if volname.count("/") >= 3 else None
     else:
-        if not volname.startswith("backup/") or "/" in volname[len("backup/"):]:
-            raise SimError("unable to parse volume name '%s'" % volname)
         fn = volname[len("backup/"):]
         p = os.path.join(names.dump_dir(s), fn)
         if not os.path.isfile(p):
@@ -416,10 +446,7 @@ def volume_delete(state, node, sid, volume, opts):
                 except FileNotFoundError:
                     pass
         owner = names.listing_vmid(fn, names.LISTED_RE.match(fn).group(2)) if names.LISTED_RE.match(fn) else None
-    wid = ("%s@" % owner if owner else "") + sid
-    sys.stdout.write("Removed volume '%s'\n" % volid)
-    sys.stdout.write(upid(node, "imgdel", wid) + "\n")
-    return None
+    return owner
 
 
 # --- /nodes/{node}/tasks ------------------------------------------------------------

@@ -165,6 +165,48 @@ fn coverage_counts_only_enabled_jobs_and_skips_without_records() {
 }
 
 #[test]
+fn coverage_is_what_vzdump_would_include_as_proxmox_reports_it() {
+    // get_included_guests: the pool first (exclude not applied), then the vmid list, then
+    // all minus exclude; `node` keeps only that node's guests.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut g101 = sim.read_json("guests/101.json");
+    g101["pool"] = json!("prod");
+    sim.write_json("guests/101.json", &g101);
+    sim.write_json(
+        "jobs.json",
+        &json!([
+            {"id": "backup-pve2", "type": "vzdump", "all": 1, "node": "pve2", "enabled": 1,
+             "schedule": "02:00", "storage": "nas"},
+            {"id": "backup-prod", "type": "vzdump", "pool": "prod", "exclude": "101", "enabled": 1,
+             "schedule": "03:00", "storage": "local"},
+        ]),
+    );
+    let proxmox = sshd.ssh("pvesh get /cluster/backup-info/not-backed-up --output-format json");
+    let not_backed_up: Vec<u64> = serde_json::from_slice::<Vec<Value>>(&proxmox.stdout)
+        .expect("not-backed-up")
+        .iter()
+        .filter_map(|g| g["vmid"].as_u64())
+        .collect();
+    assert!(not_backed_up.contains(&100) && !not_backed_up.contains(&101));
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args(["--node", "pve1", "--node", "pve2", "--timezone", "UTC"])
+        .output()
+        .expect("run");
+    let checks = json_lines(&out.stdout);
+    // 103 has no backup at all (critical whatever covers it): the others say it.
+    for vmid in [100u64, 101, 102] {
+        let c = find(&checks, &format!("guest/{vmid}"), "coverage");
+        let covered = c["status"] == "ok";
+        assert_eq!(covered, !not_backed_up.contains(&vmid), "guest {vmid}: {c}");
+        if vmid == 100 {
+            assert_eq!(c["status"], "warning", "{c}");
+        }
+    }
+}
+
+#[test]
 fn schedule_sets_the_expected_age() {
     // A weekly job: a 3-day-old backup is fine.
     let recs = [

@@ -157,6 +157,28 @@ fn a_failed_delete_leaves_the_rest_deleted_and_exits_3() {
 }
 
 #[test]
+fn a_delete_whose_worker_fails_reports_proxmox_error_though_pvesh_exits_0() {
+    // pvesh runs the imgdel worker synchronously: its error goes to stderr, the exit is 0.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.fail_when(
+        "imgdel local:backup/vzdump-qemu-100-2024_01_10",
+        "unable to remove volume - Device or resource busy",
+        0,
+    );
+    let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply"]);
+    assert_eq!(code, 3, "{err}");
+    let failed: Vec<&Value> = steps.iter().filter(|s| s["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{steps:?}");
+    let message = failed[0]["message"].as_str().unwrap_or("");
+    assert!(message.contains("Device or resource busy"), "{message}");
+    let after = files(&sim);
+    for v in &volids_marked(&marked, "remove") {
+        assert_eq!(after.contains(&file_of(v)), v.contains("2024_01_10"), "{v}");
+    }
+}
+
+#[test]
 fn a_group_that_changed_since_the_listing_is_left_alone() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
