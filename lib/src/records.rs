@@ -383,19 +383,6 @@ pub struct Job {
     pub extra: Extra,
 }
 
-impl Job {
-    /// Whether the job backs up this guest (pool membership is not known here: `None`).
-    pub fn covers(&self, vmid: u64) -> Option<bool> {
-        if self.all {
-            return Some(!self.exclude.contains(&vmid));
-        }
-        if self.pool.is_some() {
-            return None;
-        }
-        Some(self.vmid.contains(&vmid))
-    }
-}
-
 /// One step of a plan or of a run (restore, fallback, rebuild, prune --apply).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Step {
@@ -655,17 +642,6 @@ mod tests {
         assert!(Record::from_value(json!({"a": 1})).is_err());
         let e = Record::from_value(json!({"kind": "backup"})).unwrap_err();
         assert!(e.contains("bad `backup` record"), "{e}");
-    }
-
-    #[test]
-    fn job_coverage() {
-        let j = Job {
-            all: true,
-            exclude: vec![101],
-            ..Default::default()
-        };
-        assert_eq!(j.covers(100), Some(true));
-        assert_eq!(j.covers(101), Some(false));
     }
 
     fn backup(v: Value) -> Result<Backup, String> {

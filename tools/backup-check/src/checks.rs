@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use pvedr::jobs::GuestRef;
 use pvedr::records::{Backup, BackupFailure, Check, Guest, Job, Storage, TfstateVersion};
 use pvedr::retention::{Entry, KeepOptions, Mark, mark_group};
 use pvedr::schedule::Schedule;
@@ -140,6 +141,8 @@ struct GuestView<'a> {
     job: Option<&'a Job>,
     /// Whether a `guest` record names it (coverage needs them).
     listed: bool,
+    /// What job selection sees of it (node and pool from its `guest` record).
+    guest: GuestRef<'a>,
     /// The job schedule's longest interval, when there is a job with a schedule.
     interval: Option<u64>,
 }
@@ -197,7 +200,12 @@ fn guest_views(inp: &Inputs, now: i64) -> Vec<GuestView<'_>> {
                 .copied()
                 .filter(|b| time_problem(now, b.ctime).is_none())
                 .max_by_key(|b| b.ctime);
-            let job = jobs::covering(&inp.jobs, vmid, newest.and_then(|b| b.storage.as_deref()));
+            let guest = inp
+                .guests
+                .iter()
+                .find(|g| g.vmid == vmid)
+                .map_or(GuestRef::vmid(vmid), GuestRef::of);
+            let job = jobs::covering(&inp.jobs, &guest, newest.and_then(|b| b.storage.as_deref()));
             let interval = job
                 .and_then(|j| j.schedule.as_deref())
                 .and_then(Schedule::parse)
@@ -206,6 +214,7 @@ fn guest_views(inp: &Inputs, now: i64) -> Vec<GuestView<'_>> {
                 component: format!("guest/{vmid}"),
                 vmid,
                 listed: inp.guests.iter().any(|g| g.vmid == vmid),
+                guest,
                 all,
                 good,
                 newest,
@@ -220,7 +229,7 @@ fn coverage(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
     if !g.listed {
         return;
     }
-    let (c, vmid) = (&g.component, g.vmid);
+    let c = &g.component;
     if g.all.is_empty() {
         out.push(check(
             c,
@@ -234,7 +243,7 @@ fn coverage(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
         let disabled: Vec<&str> = inp
             .jobs
             .iter()
-            .filter(|j| !j.enabled && j.covers(vmid) == Some(true))
+            .filter(|j| !j.enabled && jobs::includes(j, &g.guest) == Some(true))
             .map(|j| j.id.as_str())
             .collect();
         let msg = if disabled.is_empty() {
