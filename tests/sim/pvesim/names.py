@@ -26,8 +26,22 @@ def archive_info(name):
     if std:
         vmid = int(std.group(2))
         parts = tuple(int(std.group(i)) for i in range(3, 9))
+        if not timelocal_accepts(parts):
+            # archive_info dies in timelocal: the listing's `eval {…} // {}` keeps nothing.
+            return None
     return {"type": btype, "format": ext, "vmid": vmid, "time": parts,
             "stem": std.group(1) if std else None}
+
+
+def timelocal_accepts(parts):
+    """Time::Local's range check (croaks otherwise): month 1..12, day within the month
+    (29 Feb only in leap years), hour 0..23, minute and second 0..59 (no leap second)."""
+    y, mo, d, h, mi, s = parts
+    if not 1 <= mo <= 12 or h > 23 or mi > 59 or s > 59:
+        return False
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    days = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo - 1]
+    return 1 <= d <= days
 
 
 def local_epoch(parts):

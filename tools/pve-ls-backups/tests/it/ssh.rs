@@ -388,3 +388,63 @@ fn failed_runs_come_from_the_task_logs_on_a_node() {
     );
     assert!(f["log"].as_str().unwrap_or("").starts_with("UPID:pve2:"));
 }
+
+#[test]
+fn names_proxmox_cannot_date_are_listed_as_unknown_with_the_files_ctime() {
+    // pve-storage lists every file with a backup extension; archive_info dies in
+    // timelocal on an impossible date (the listing keeps nothing of it: subtype unknown).
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let odd = [
+        "vzdump-qemu-100-2021_02_29-02_00_00.vma.zst",
+        "vzdump-qemu-100-2024_13_01-02_00_00.vma.zst",
+        "vzdump-qemu-100-2024_01_01-24_00_00.vma.zst",
+        "vzdump-qemu-100-2024_01_01-02_00_60.vma.zst",
+        "mybackup-100-before-upgrade.vma.zst",
+    ];
+    for name in odd {
+        std::fs::write(sim.dump_dir("local").join(name), b"x").expect("write");
+    }
+    let remote = pvedr_testkit::run_code(
+        bin("pve-ls-backups")
+            .args(sshd.args())
+            .args(["--storage", "local"]),
+        0,
+    );
+    let recs = json_lines(&remote.stdout);
+    for name in odd {
+        let r = recs
+            .iter()
+            .find(|r| r["volid"] == format!("local:backup/{name}"))
+            .unwrap_or_else(|| panic!("{name} not listed"));
+        assert_eq!(r["subtype"], "unknown", "{name}: {r}");
+        assert_eq!(r["vmid"], 100, "{name}: {r}");
+        let file_ctime = std::fs::metadata(sim.dump_dir("local").join(name))
+            .map(|m| std::os::unix::fs::MetadataExt::ctime(&m))
+            .expect("stat");
+        assert_eq!(r["ctime"], file_ctime, "{name}: {r}");
+    }
+    let offline = bin("pve-ls-backups")
+        .arg("--dir")
+        .arg(sim.dump_dir("local"))
+        .args(["--storage", "local", "--node", "pve1", "--timezone", "UTC"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        strip_offline_fields(json_lines(&remote.stdout)),
+        strip_offline_fields(json_lines(&offline.stdout)),
+        "SSH and --dir differ"
+    );
+    // Never standard names: prune marks them renamed, whatever the policy.
+    let marked = bin("backup-prune")
+        .args(["--keep-last", "1", "--timezone", "UTC"])
+        .write_stdin(remote.stdout)
+        .output()
+        .expect("prune");
+    for r in json_lines(&marked.stdout) {
+        let v = r["volid"].as_str().unwrap_or("");
+        if odd.iter().any(|n| v.ends_with(n)) {
+            assert_eq!(r["mark"], "renamed", "{r}");
+        }
+    }
+}
