@@ -694,12 +694,13 @@ mod tests {
             "volid": "local:backup/vzdump-qemu-100-manual-copy.vma.zst"}))
         .expect("valid");
         assert_eq!(b.vmid, Some(100));
-        // Not a vzdump name: Proxmox says `unknown`; the format must be given.
-        let b = backup(json!({"kind": "backup", "ctime": 1, "format": "vma",
-            "volid": "local:backup/other.vma"}))
-        .expect("valid");
+        // Not a vzdump name: Proxmox says `unknown`; the format is the extension's.
+        let b = backup(json!({"kind": "backup", "ctime": 1, "volid": "local:backup/other.vma"}))
+            .expect("valid");
         assert_eq!((b.subtype.as_str(), b.vmid), ("unknown", None));
-        let e = backup(json!({"kind": "backup", "ctime": 1, "volid": "local:backup/other.vma"}))
+        assert_eq!(b.format, "vma");
+        // No backup extension (a provider's volid): the format must be given.
+        let e = backup(json!({"kind": "backup", "ctime": 1, "volid": "local:backup/other.img"}))
             .unwrap_err();
         assert!(e.contains("missing field `format`"), "{e}");
         // Given fields win over the volid.

@@ -775,3 +775,29 @@ fn a_guest_on_another_node_is_restored_on_that_node() {
     );
     assert_eq!(guest(&sim, 102)["restored_from"], backup);
 }
+
+#[test]
+fn an_archive_of_unknown_type_is_refused_not_guessed() {
+    // Proxmox lists `other.vma` and impossible dates as subtype `unknown`: VM or container?
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let name = "vzdump-lxc-101-2021_02_29-02_00_00.tar.gz";
+    std::fs::copy(
+        sim.dump_dir("local")
+            .join("vzdump-lxc-101-2024_01_14-02_01_07.tar.gz"),
+        sim.dump_dir("local").join(name),
+    )
+    .expect("copy");
+    let volid = format!("local:backup/{name}");
+    let (rec, code, err) = restore(&sshd, &["--volid", &volid, "--target-id", "9101", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused", "{rec}");
+    assert!(
+        rec["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("subtype unknown"),
+        "{rec}"
+    );
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
