@@ -449,6 +449,17 @@ def delete_worker(state, s, sid, volid, volname):
     return owner
 
 
+# --- /nodes/{node}/time -------------------------------------------------------------
+def node_time(state, node, opts):
+    """pve-manager PVE/API2/Nodes.pm `time`: the zone timedatectl reports (pve-common
+    PVE/Systemd.pm get_timezone), UTC seconds, and local seconds as if they were UTC."""
+    now = int(os.environ.get("PVESIM_NOW") or time.time())
+    time.tzset()
+    lt = time.localtime(now)
+    return {"localtime": now + lt.tm_gmtoff, "time": now,
+            "timezone": os.environ.get("TZ") or "Etc/UTC"}
+
+
 # --- /nodes/{node}/tasks ------------------------------------------------------------
 def tasks(state, node, opts):
     items = state.load(os.path.join("tasks", node + ".json"), [])
@@ -499,6 +510,7 @@ ROUTES = [
     ("get", r"/nodes/([^/]+)/storage/([^/]+)/content", lambda st, m, o: content_index(st, m[0], m[1], o)),
     ("get", r"/nodes/([^/]+)/storage/([^/]+)/content/(.+)", lambda st, m, o: volume_get(st, m[0], m[1], m[2], o)),
     ("delete", r"/nodes/([^/]+)/storage/([^/]+)/content/(.+)", lambda st, m, o: volume_delete(st, m[0], m[1], m[2], o)),
+    ("get", r"/nodes/([^/]+)/time", lambda st, m, o: node_time(st, m[0], o)),
     ("get", r"/nodes/([^/]+)/tasks", lambda st, m, o: tasks(st, m[0], o)),
     ("get", r"/nodes/([^/]+)/tasks/([^/]+)/log", lambda st, m, o: task_log(st, m[0], m[1], o)),
 ]
@@ -516,6 +528,9 @@ def main(state, argv):
         if m:
             groups = m.groups()
             if groups and norm.startswith("/nodes/"):
+                # pve-manager PVE/CLI/pvesh.pm proxy_handler: `localhost` is this node.
+                if groups[0] == "localhost":
+                    groups = (state.local_node,) + groups[1:]
                 require_node(state, groups[0])
             data = fn(state, groups, opts)
             if data is not None:

@@ -448,3 +448,49 @@ fn names_proxmox_cannot_date_are_listed_as_unknown_with_the_files_ctime() {
         }
     }
 }
+
+/// 2024-01-15 00:30 in Paris: still 2024-01-14 in UTC.
+const PARIS_JUST_AFTER_MIDNIGHT: i64 = 1_705_275_000;
+
+#[test]
+fn dates_are_days_in_the_nodes_time_zone_not_the_callers() {
+    let sim = SimNode::with("demo", "Europe/Paris", pvedr_testkit::DEFAULT_NOW);
+    let sshd = Sshd::start(&sim);
+    sim.add_backup(&pvedr_testkit::Backup::new(
+        "local",
+        "qemu",
+        100,
+        PARIS_JUST_AFTER_MIDNIGHT,
+    ));
+    let since = |extra: &[&str]| -> Vec<i64> {
+        let out = pvedr_testkit::run_code(
+            bin("pve-ls-backups")
+                .env("TZ", "UTC")
+                .args(sshd.args())
+                .args([
+                    "--storage",
+                    "local",
+                    "--vmid",
+                    "100",
+                    "--since",
+                    "2024-01-15",
+                ])
+                .args(extra),
+            0,
+        );
+        json_lines(&out.stdout)
+            .iter()
+            .filter_map(|r| r["ctime"].as_i64())
+            .collect()
+    };
+    // The node says Europe/Paris: its 15 January began at 23:00 UTC.
+    assert!(since(&[]).contains(&PARIS_JUST_AFTER_MIDNIGHT));
+    // --timezone overrides what the node says.
+    assert!(!since(&["--timezone", "UTC"]).contains(&PARIS_JUST_AFTER_MIDNIGHT));
+    assert!(
+        sim.commands()
+            .iter()
+            .any(|c| c["argv"].to_string().contains("/time")),
+        "the node was asked for its zone"
+    );
+}
