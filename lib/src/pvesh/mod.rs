@@ -65,6 +65,30 @@ pub fn parse_object(
     }
 }
 
+/// The zone a node reads archive names and calendars in: the `timezone` of its
+/// `/nodes/NODE/time` (pve-manager `API2/Nodes.pm` `time`, from `timedatectl`).
+pub fn zone_of(host: &str, cmd: &RemoteCommand, out: CommandOutput) -> Result<crate::time::Zone> {
+    let m = parse_object(host, cmd, out)?;
+    let name = str_of(&m, "timezone").ok_or_else(|| Error::Protocol {
+        host: host.into(),
+        command: cmd.line(),
+        message: "no timezone in the answer".into(),
+    })?;
+    crate::time::Zone::named(&name).map_err(|_| {
+        Error::Other(format!(
+            "{host} is in time zone '{}', which pvedr does not know: give --timezone",
+            crate::msg::visible(&name)
+        ))
+    })
+}
+
+/// Asks a node for its zone (`localhost`: the node pvesh runs on).
+pub fn node_zone(t: &dyn crate::transport::Transport, node: &str) -> Result<crate::time::Zone> {
+    let cmd = get(&paths::node_time(node), &[]);
+    let out = t.exec(&cmd)?;
+    zone_of(t.host(), &cmd, out)
+}
+
 pub fn str_of(m: &Map<String, Value>, k: &str) -> Option<String> {
     match m.get(k)? {
         Value::String(s) => Some(s.clone()),

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
+use pvedr::connect::Connection;
 use pvedr::error::Result;
 use pvedr::output::Output;
 use pvedr::records::{Backup, Record, Step};
@@ -100,13 +101,21 @@ fn marked<'a>(backups: &'a [Backup], steps: &mut Vec<Step>) -> Vec<&'a Backup> {
     targets
 }
 
-pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> {
+pub fn apply(
+    cli: &Cli,
+    records: &[Record],
+    out: &mut Output,
+    conn: Option<Connection>,
+) -> Result<Report> {
     let backups = input_backups(cli, records);
     let mut steps: Vec<Step> = Vec::new();
     let targets = marked(&backups, &mut steps);
     let mut report = Report::default();
     if !targets.is_empty() {
-        let conn = cli.connect.connect()?;
+        let conn = match conn {
+            Some(c) => c,
+            None => cli.connect.connect()?,
+        };
         let t = conn.transport.as_ref();
         let mut pairs: Vec<(String, String)> = targets.iter().map(|b| pair_of(b)).collect();
         pairs.sort();
