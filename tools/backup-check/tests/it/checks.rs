@@ -451,3 +451,61 @@ fn dashboard_uses_only_metrics_backup_check_writes() {
         }
     }
 }
+
+#[test]
+fn pbs_verification_states_are_an_open_set() {
+    let pbs = |vmid: u64, ctime: i64, state: Option<&str>| {
+        let mut b = json!({"kind": "backup", "node": "pve1", "storage": "pbs", "vmid": vmid,
+            "subtype": "qemu", "ctime": ctime, "size": 1000, "format": "pbs-vm",
+            "volid": format!("pbs:backup/vm/{vmid}/{}", chrono::DateTime::from_timestamp(ctime, 0)
+                .expect("time").format("%Y-%m-%dT%H:%M:%SZ"))});
+        if let Some(s) = state {
+            // The verify task started three hours before NOW (its UPID's start time).
+            b["verification"] = json!({"state": s, "upid": format!(
+                "UPID:pbs1:00000A1C:0001F2C3:{:08X}:verify:store1:root@pam:", NOW - 3 * 3600)});
+        }
+        b
+    };
+    let (checks, code, _) = check_stdin(
+        &[
+            pbs(100, NOW - 7200, Some("ok")),
+            pbs(101, NOW - 90_000, Some("failed")),
+            pbs(101, NOW - 7200, Some("ok")),
+            pbs(102, NOW - 7200, Some("degraded")),
+            pbs(103, NOW - 7200, None),
+        ],
+        &[],
+    );
+    let v = |vmid: u64| {
+        checks
+            .iter()
+            .filter(|c| c["component"] == format!("guest/{vmid}") && c["check"] == "verification")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    assert_eq!(v(100)[0]["status"], "ok", "{:?}", v(100));
+    assert!(
+        v(100)[0]["message"].as_str().unwrap_or("").contains("3h"),
+        "{:?}",
+        v(100)
+    );
+    // A failed verification is CRITICAL, even of an older backup.
+    assert!(
+        v(101).iter().any(|c| c["status"] == "critical"),
+        "{:?}",
+        v(101)
+    );
+    // A state pvedr does not know is UNKNOWN, never OK.
+    assert_eq!(v(102)[0]["status"], "unknown", "{:?}", v(102));
+    // Never verified: said, not alarmed.
+    assert!(v(103).iter().all(|c| c["status"] == "ok"), "{:?}", v(103));
+    assert!(
+        v(103).iter().any(|c| c["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("never verified")),
+        "{:?}",
+        v(103)
+    );
+    assert_eq!(code, 2);
+}
