@@ -45,10 +45,18 @@ def timelocal_accepts(parts):
 
 
 def local_epoch(parts):
-    """The node's local time (TZ) to epoch, like Perl's timelocal (mktime, isdst unknown)."""
+    """The node's local time (TZ) to epoch, like Perl's Time::Local timelocal: a time the
+    autumn fall-back repeats is "the earlier of the two possible GMT times" (its docs);
+    mktime with isdst unknown would pick either. A time the spring gap skips is normalised
+    forward, as mktime does."""
     time.tzset()
     y, mo, d, h, mi, s = parts
-    return int(time.mktime((y, mo, d, h, mi, s, 0, 0, -1)))
+    both = []
+    for dst in (0, 1):
+        e = int(time.mktime((y, mo, d, h, mi, s, 0, 0, dst)))
+        if tuple(time.localtime(e))[:6] == (y, mo, d, h, mi, s):
+            both.append(e)
+    return min(both) if both else int(time.mktime((y, mo, d, h, mi, s, 0, 0, -1)))
 
 
 def listing_vmid(name, fmt):

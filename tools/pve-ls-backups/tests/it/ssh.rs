@@ -495,3 +495,33 @@ fn dates_are_days_in_the_nodes_time_zone_not_the_callers() {
         "the node was asked for its zone"
     );
 }
+
+#[test]
+fn the_repeated_hour_in_autumn_is_its_earlier_instant() {
+    // Time::Local's timelocal: "the earlier of the two possible GMT times".
+    let sim = SimNode::with("demo", "Europe/Paris", pvedr_testkit::DEFAULT_NOW);
+    let sshd = Sshd::start(&sim);
+    let name = "vzdump-qemu-100-2024_10_27-02_30_00.vma.zst";
+    std::fs::write(sim.dump_dir("local").join(name), b"x").expect("write");
+    let ctime = |out: &[u8]| {
+        json_lines(out)
+            .into_iter()
+            .find(|r| r["volid"] == format!("local:backup/{name}"))
+            .map(|r| r["ctime"].clone())
+    };
+    let remote = pvedr_testkit::run_code(
+        bin("pve-ls-backups")
+            .args(sshd.args())
+            .args(["--storage", "local"]),
+        0,
+    );
+    let offline = bin("pve-ls-backups")
+        .arg("--dir")
+        .arg(sim.dump_dir("local"))
+        .args(["--storage", "local", "--node", "pve1", "--timezone", "Europe/Paris"])
+        .output()
+        .expect("run");
+    // 02:30 CEST = 00:30 UTC, not 02:30 CET = 01:30 UTC.
+    assert_eq!(ctime(&remote.stdout), Some(serde_json::json!(1_729_989_000)));
+    assert_eq!(ctime(&offline.stdout), Some(serde_json::json!(1_729_989_000)));
+}
