@@ -234,7 +234,9 @@ impl Bucket {
                     SdkError::ResponseError(r) => r.raw().body().bytes(),
                     _ => None,
                 };
-                Ok(xml_status(&String::from_utf8_lossy(body.unwrap_or_default())))
+                Ok(xml_status(&String::from_utf8_lossy(
+                    body.unwrap_or_default(),
+                )))
             }
             Err(e) => Err(explain(&format!("bucket {}", self.name), e)),
         }
