@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 
 /// How long one HTTP probe may take, connection included.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one ListBuckets page may take.
+pub const LIST_TIMEOUT: Duration = Duration::from_secs(15);
 /// The most of a probe's body read (MinIO's answers are empty).
 pub const PROBE_MAX_BODY: usize = 64 * 1024;
 
@@ -207,19 +209,27 @@ fn s3_check(client: &Bucket, minio: bool, note: String) -> Health {
 }
 
 impl Bucket {
-    /// Every bucket the credentials see (ListBuckets, all pages).
+    /// Every bucket the credentials see (ListBuckets, all pages), each page bounded by
+    /// [`LIST_TIMEOUT`] so that a server that accepts connections and never answers cannot
+    /// hold a health check.
     pub fn list_buckets(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
+            let req = self
+                .client
+                .list_buckets()
+                .set_continuation_token(token.clone())
+                .send();
             let r = self
                 .rt
-                .block_on(
-                    self.client
-                        .list_buckets()
-                        .set_continuation_token(token.clone())
-                        .send(),
-                )
+                .block_on(async { tokio::time::timeout(LIST_TIMEOUT, req).await })
+                .map_err(|_| {
+                    Error::Other(format!(
+                        "listing buckets: no answer within {}s",
+                        LIST_TIMEOUT.as_secs()
+                    ))
+                })?
                 .map_err(|e| explain("listing buckets", e))?;
             out.extend(
                 r.buckets()

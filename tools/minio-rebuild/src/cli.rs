@@ -49,7 +49,7 @@ S3:
 
 EXIT STATUS:
   0    success: the store is healthy, the buckets are versioned, the states are there (a
-       state left untouched is reported, not an error); --dry-run always, unless usage
+       state left untouched is reported, not an error); a --dry-run whose reads worked
   1    a step failed (the store stayed unreachable, a bucket could not be created or
        versioned, an export is damaged, a backend does not initialise); the records say
        which, and nothing after it was attempted

@@ -86,7 +86,15 @@ fn wait(ctx: &mut Ctx, target: &str) -> Result<bool> {
             d.as_secs_f64(),
             (deadline - now).as_secs()
         ));
-        std::thread::sleep(d);
+        sleep_unless_interrupted(d);
+    }
+    if pvedr::interrupt::requested() {
+        let m = format!(
+            "interrupted after {}s of waiting; nothing was changed",
+            t0.elapsed().as_secs()
+        );
+        ctx.emit(step("wait", target, "failed", m, t0))?;
+        return Ok(false);
     }
     let m = format!(
         "the store at {target} is unreachable or unhealthy after {}s and {tries} checks (last: {}); tried {}. Bring the server back (or give --terraform-dir to redeploy it) and run again, or wait longer with --wait",
@@ -100,6 +108,18 @@ fn wait(ctx: &mut Ctx, target: &str) -> Result<bool> {
     );
     ctx.emit(step("wait", target, "failed", m, t0))?;
     Ok(false)
+}
+
+/// Sleeps `d` in short slices, so that Ctrl-C ends a long delay at once.
+fn sleep_unless_interrupted(d: Duration) {
+    let end = Instant::now() + d;
+    while !pvedr::interrupt::requested() {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(200)));
+    }
 }
 
 /// `terraform init`, `plan -target`, then `apply -target` (not in a dry run).

@@ -16,7 +16,13 @@ struct Started {
 impl Drop for Started {
     fn drop(&mut self) {
         if let Ok(pid) = std::fs::read_to_string(&self.pidfile) {
-            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+            let pid = pid.trim();
+            if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+                // The shell's own kill: no procps needed.
+                let _ = std::process::Command::new("sh")
+                    .args(["-c", &format!("kill {pid}")])
+                    .status();
+            }
         }
     }
 }
