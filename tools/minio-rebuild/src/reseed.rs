@@ -299,3 +299,54 @@ fn put_and_check(
     }
     Ok(("changed", m, extra))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(serial: u64, lineage: &str, v: &str) -> Vec<u8> {
+        format!(r#"{{"version":4,"serial":{serial},"lineage":"{lineage}","outputs":{{"v":{{"value":"{v}"}}}}}}"#)
+            .into_bytes()
+    }
+
+    fn export(b: &[u8]) -> (StateInfo, String) {
+        (state::parse(b).expect("state").1, hex(b))
+    }
+
+    #[test]
+    fn only_a_missing_or_older_state_of_the_same_lineage_is_replaced() {
+        let (info, sha) = export(&st(3, "L", "x"));
+        let kept = |stored: Vec<u8>| match decide(&stored, &info, &sha) {
+            Decision::Keep(r) => r,
+            _ => panic!("kept"),
+        };
+        assert!(matches!(
+            decide(&st(2, "L", "y"), &info, &sha),
+            Decision::Upload(_)
+        ));
+        assert!(matches!(
+            decide(&st(3, "L", "x"), &info, &sha),
+            Decision::Same
+        ));
+        assert!(kept(st(4, "L", "y")).contains("newer state (serial 4 > the export's 3)"));
+        assert!(kept(st(3, "L", "y")).contains("other content"));
+        assert!(kept(st(1, "M", "x")).contains("another state (lineage M"));
+        assert!(kept(b"garbage".to_vec()).contains("not a valid state"));
+    }
+
+    #[test]
+    fn export_files_by_environment_or_bucket() {
+        let d = tempfile::tempdir().expect("tmp");
+        std::fs::write(d.path().join("prod.tfstate"), "{}").expect("w");
+        std::fs::write(d.path().join("other-bucket.tfstate"), "{}").expect("w");
+        assert_eq!(
+            export_file(d.path(), "tfstate-prod"),
+            Some(d.path().join("prod.tfstate"))
+        );
+        assert_eq!(
+            export_file(d.path(), "other-bucket"),
+            Some(d.path().join("other-bucket.tfstate"))
+        );
+        assert_eq!(export_file(d.path(), "tfstate-lab"), None);
+    }
+}

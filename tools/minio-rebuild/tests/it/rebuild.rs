@@ -211,3 +211,53 @@ fn changes_need_yes_and_bad_flags_are_usage_errors() {
     );
     run(tool("ftp://x").args(["--env", "prod", "--yes"]), 2);
 }
+
+#[test]
+fn drift_in_an_environment_is_reported_with_its_count() {
+    let moto = Moto::start();
+    let tf = environment(&moto, "prod");
+    // The state now says v = two; the configuration's default is one: one change pending.
+    tf.apply("two");
+    let out = run(
+        tool(&moto.endpoint())
+            .args(["--env", "prod", "--yes", "--verify-dir"])
+            .arg(tf.path()),
+        0,
+    );
+    let s = steps(&out);
+    let v = s
+        .iter()
+        .find(|r| r["step"] == "verify-backends")
+        .expect("verify");
+    assert_eq!(v["status"], "changed", "{v}");
+    assert_eq!(v["changes"], 1);
+    assert!(v["message"].as_str().unwrap_or("").contains("drift"));
+    // A directory whose backend cannot initialise fails, with a way forward.
+    let broken = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        broken.path().join("main.tf"),
+        std::fs::read_to_string(tf.path().join("main.tf"))
+            .expect("main")
+            .replace("\"tfstate-prod\"", "\"tfstate-gone\""),
+    )
+    .expect("write");
+    let out = run(
+        tool(&moto.endpoint())
+            .args(["--env", "prod", "--yes", "--verify-dir"])
+            .arg(broken.path()),
+        1,
+    );
+    let s = steps(&out);
+    let v = s
+        .iter()
+        .find(|r| r["step"] == "verify-backends")
+        .expect("verify");
+    assert_eq!(v["status"], "failed");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("check the backend block"),
+        "{v}"
+    );
+}

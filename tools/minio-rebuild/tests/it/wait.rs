@@ -112,3 +112,62 @@ fn a_store_brought_back_within_the_wait_completes_the_run() {
     assert_eq!(statuses(&s, "buckets"), ["changed"]);
     assert_eq!(statuses(&s, "versioning"), ["changed"]);
 }
+
+#[test]
+fn an_interrupted_wait_ends_with_its_record_and_exit_130() {
+    let ep = format!("http://127.0.0.1:{}", free_port());
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("minio-rebuild"))
+        .envs(env())
+        .args([
+            "--endpoint",
+            &ep,
+            "--env",
+            "prod",
+            "--wait",
+            "60s",
+            "--yes",
+            "-u",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("health record");
+    assert!(first.contains("\"step\":\"health\""), "{first}");
+    // The health record is out: the tool is waiting. SIGTERM, with the shell's own kill.
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).expect("records");
+    let mut err = Vec::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_end(&mut err)
+        .expect("stderr");
+    let out = std::process::Output {
+        status: child.wait().expect("exit"),
+        stdout: format!("{first}{rest}").into_bytes(),
+        stderr: err,
+    };
+    assert_no_secret(&out);
+    assert_eq!(out.status.code(), Some(130));
+    let s = steps(&out);
+    assert_eq!(statuses(&s, "wait"), ["failed"]);
+    assert!(
+        s[1]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("interrupted")
+    );
+    let summary = pvedr_testkit::json_lines(&out.stdout)
+        .pop()
+        .expect("summary");
+    assert_eq!(summary["exit_code"], 130);
+}
