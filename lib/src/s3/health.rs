@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 
 use super::{Bucket, Endpoint, explain, printable_url};
@@ -74,28 +75,45 @@ pub fn probe(url: &str, path: &str) -> Result<Probe> {
 }
 
 async fn get(target: &str) -> std::result::Result<Probe, String> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
-        .map_err(|e| format!("TLS roots: {e}"))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
     let req = http::Request::get(target)
         .header("user-agent", "pvedr")
         .body(Empty::new())
         .map_err(|e| format!("bad URL: {e}"))?;
+    let builder = Client::builder(TokioExecutor::new());
+    if target.starts_with("http://") {
+        // Plain HTTP needs no TLS roots (a host without CA certificates still probes).
+        return fetch(builder.build(HttpConnector::new()), req).await;
+    }
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+        .map_err(|e| format!("TLS roots: {e}"))?
+        .https_only()
+        .enable_http1()
+        .build();
+    fetch(builder.build(https), req).await
+}
+
+async fn fetch<C: Connect + Clone + Send + Sync + 'static>(
+    client: Client<C, Empty<Bytes>>,
+    req: http::Request<Empty<Bytes>>,
+) -> std::result::Result<Probe, String> {
     let resp = client.request(req).await.map_err(connect_error)?;
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
+    let text = |v: &http::HeaderValue| {
+        v.to_str()
+            .ok()
             .map(|s| s.chars().take(200).collect::<String>())
     };
+    let headers = resp.headers();
+    // Some servers send several `Server` headers (moto: Werkzeug, then amazon.com).
+    let servers: Vec<String> = headers.get_all("server").iter().filter_map(text).collect();
     let probe = Probe {
         status: resp.status().as_u16(),
-        server: header("server"),
-        minio_status: header("x-minio-server-status"),
+        server: servers
+            .iter()
+            .find(|s| s.trim().to_ascii_lowercase().starts_with("minio"))
+            .or(servers.first())
+            .cloned(),
+        minio_status: headers.get("x-minio-server-status").and_then(text),
     };
     // Drain a bounded amount of the body so the answer is complete, never more.
     let mut body = resp.into_body();
