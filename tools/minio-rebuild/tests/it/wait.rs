@@ -32,6 +32,14 @@ fn a_store_that_stays_down_fails_the_wait() {
         err.contains("minio-rebuild: waiting for"),
         "progress on stderr: {err}"
     );
+    // A secret in the endpoint's user:password is not printed either (run() checks).
+    let port = ep.rsplit(':').next().unwrap_or("1");
+    let with_secret = format!("http://ak:{}@127.0.0.1:{port}", crate::common::SECRET);
+    let out = run(
+        tool(&with_secret).args(["--env", "prod", "--wait", "1s", "--yes"]),
+        1,
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("http://127.0.0.1:{port}")));
     // A dry run does not wait: it plans.
     let out = run(tool(&ep).args(["--env", "prod", "--dry-run"]), 0);
     let s = steps(&out);
