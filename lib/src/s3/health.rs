@@ -146,6 +146,8 @@ pub struct Health {
     pub healthy: bool,
     /// The server said it is MinIO (or the caller said so).
     pub minio: bool,
+    /// The server answers but refuses the credentials: waiting will not help.
+    pub refused: bool,
     /// What was tried and what it answered, for people.
     pub message: String,
 }
@@ -162,6 +164,7 @@ pub fn check(endpoint: &Endpoint, force_minio: bool, client: &Bucket) -> Health 
             return Health {
                 healthy: false,
                 minio: force_minio,
+                refused: false,
                 message: e.to_string(),
             };
         }
@@ -189,6 +192,7 @@ fn minio_check(url: &str, live: &Probe) -> Health {
     let unhealthy = |message: String| Health {
         healthy: false,
         minio: true,
+        refused: false,
         message,
     };
     if live.status != 200 || live.minio_status.as_deref() == Some("offline") {
@@ -198,6 +202,7 @@ fn minio_check(url: &str, live: &Probe) -> Health {
         Ok(r) if r.status == 200 => Health {
             healthy: true,
             minio: true,
+            refused: false,
             message: "MinIO /minio/health/live and /minio/health/ready: HTTP 200".into(),
         },
         Ok(r) => unhealthy(format!(
@@ -213,6 +218,7 @@ fn s3_check(client: &Bucket, minio: bool, note: String) -> Health {
         Ok(b) => Health {
             healthy: true,
             minio,
+            refused: false,
             message: format!(
                 "{note}S3 ListBuckets answers with these credentials ({} buckets)",
                 b.len()
@@ -221,9 +227,22 @@ fn s3_check(client: &Bucket, minio: bool, note: String) -> Health {
         Err(e) => Health {
             healthy: false,
             minio,
+            refused: credentials_refused(&e),
             message: format!("{note}S3 ListBuckets: {e}"),
         },
     }
+}
+
+/// The server's way of saying the key is unknown, the signature wrong or access denied.
+pub fn credentials_refused(e: &Error) -> bool {
+    const CODES: [&str; 4] = [
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "InvalidToken",
+    ];
+    matches!(e, Error::S3 { status, code, .. }
+        if matches!(status, Some(401 | 403)) || code.as_deref().is_some_and(|c| CODES.contains(&c)))
 }
 
 impl Bucket {
@@ -274,6 +293,23 @@ mod tests {
             "http://127.0.0.1:9000"
         );
         assert_eq!(origin("https://s3.example"), "https://s3.example");
+    }
+
+    #[test]
+    fn refused_credentials_are_told_apart_from_a_server_down() {
+        let s3 = |status, code: Option<&str>| Error::S3 {
+            what: "x".into(),
+            code: code.map(String::from),
+            status,
+            message: "m".into(),
+        };
+        assert!(credentials_refused(&s3(Some(403), None)));
+        assert!(credentials_refused(&s3(
+            Some(400),
+            Some("InvalidAccessKeyId")
+        )));
+        assert!(!credentials_refused(&s3(Some(503), Some("SlowDown"))));
+        assert!(!credentials_refused(&s3(None, None)));
     }
 
     #[test]

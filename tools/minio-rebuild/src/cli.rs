@@ -14,7 +14,8 @@ const AFTER: &str = "EXAMPLES:
 STEPS (in this order; the run stops at the first failure, whose message says what to do):
   health           MinIO's /minio/health/live and /minio/health/ready when the server says
                    `Server: MinIO` (or with --minio); otherwise S3 ListBuckets, which proves
-                   reachability and credentials. Unhealthy: `skipped` with the reason.
+                   reachability and credentials. Unhealthy: `skipped` with the reason;
+                   credentials refused (403, InvalidAccessKeyId…): `failed` at once.
   reprovision      only with --terraform-dir and an unhealthy store: terraform init, plan,
                    then apply -target=<--module> -auto-approve -input=false.
   wait             health polled with a growing delay (0.5 s up to 10 s) until --wait runs

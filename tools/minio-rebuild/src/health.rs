@@ -40,12 +40,24 @@ pub fn bring_up(ctx: &mut Ctx) -> Result<bool> {
         }
         return Ok(true);
     }
+    if h.refused {
+        ctx.emit(step("health", &target, "failed", refused(&h), t0))?;
+        return Ok(false);
+    }
     let why = format!("unhealthy: {}", h.message);
     ctx.emit(step("health", &target, "skipped", why, t0))?;
     if ctx.cli.terraform_dir.is_some() && !reprovision(ctx)? {
         return Ok(false);
     }
     wait(ctx, &target)
+}
+
+/// The message of a server that answers but refuses the credentials.
+fn refused(h: &Health) -> String {
+    format!(
+        "{}: the server answers but refuses these credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) to a key of this server",
+        h.message
+    )
 }
 
 /// Polls health until it is good or `--wait` passes.
@@ -74,6 +86,10 @@ fn wait(ctx: &mut Ctx, target: &str) -> Result<bool> {
             );
             ctx.emit(step("wait", target, "ok", m, t0))?;
             return Ok(true);
+        }
+        if last.refused {
+            ctx.emit(step("wait", target, "failed", refused(&last), t0))?;
+            return Ok(false);
         }
         let now = Instant::now();
         if now >= deadline || pvedr::interrupt::requested() {
