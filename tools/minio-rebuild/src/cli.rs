@@ -37,7 +37,8 @@ STEPS (in this order; the run stops at the first failure, whose message says wha
 
 RECORDS:
   `step` records: step, target, status (ok | changed | planned | skipped | failed),
-  message, duration_s; reseed adds serial, sha256, version_id (and way_back after --force);
+  message, duration_s; reseed adds serial, sha256, export_version_id (the version the
+  export was taken from), version_id (the one written) and way_back (after --force);
   verify-backends adds changes (the plan's count). Then one `summary`: counts by status,
   exit_code, duration_s.
 

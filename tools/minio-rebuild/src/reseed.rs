@@ -175,7 +175,20 @@ fn one(ctx: &Ctx, bucket: &str, target: &str, file: &Path) -> Step {
     };
     s.extra.insert("serial".into(), Value::from(info.serial));
     s.extra.insert("sha256".into(), Value::from(sha));
+    if let Some(v) = exported_version(file) {
+        s.extra.insert("export_version_id".into(), Value::from(v));
+    }
     s
+}
+
+/// The version id the export was taken from (`<file>.version`), when it reads as one.
+fn exported_version(file: &Path) -> Option<String> {
+    let p = PathBuf::from(format!("{}.version", file.display()));
+    if p.metadata().ok()?.len() > 1024 {
+        return None;
+    }
+    let v = std::fs::read_to_string(p).ok()?.trim().to_string();
+    (!v.is_empty() && v.chars().all(|c| c.is_ascii_graphic())).then_some(v)
 }
 
 type Outcome = (&'static str, String, serde_json::Map<String, Value>);

@@ -53,6 +53,14 @@ fn an_empty_server_is_rebuilt_and_a_second_run_changes_nothing() {
         assert_eq!(statuses(&s, step), ["changed", "changed"], "{step}: {s:?}");
     }
     assert_eq!(statuses(&s, "verify-backends"), ["ok", "ok"], "{s:?}");
+    let r = s.iter().find(|r| r["step"] == "reseed").expect("reseed");
+    let exported = std::fs::read_to_string(dir.path().join("prod.tfstate.version")).expect("v");
+    assert_eq!(r["export_version_id"], exported.trim());
+    assert_eq!(r["serial"], 1);
+    assert!(
+        r["version_id"].as_str().is_some_and(|v| !v.is_empty()),
+        "{r}"
+    );
     // Versioning is on, and only noncurrent versions expire.
     for b in ["tfstate-prod", "tfstate-lab"] {
         assert_eq!(
