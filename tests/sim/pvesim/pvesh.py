@@ -231,6 +231,10 @@ def storage_index(state, node, opts):
         kinds = [c for c in s.get("content", "").split(",") if c]
         if content and content not in kinds:
             continue
+        # pve-storage Storage.pm storage_info: with a content filter, a storage that
+        # storage_check_enabled refuses (disabled) is left out, not listed as inactive.
+        if content and s.get("disable"):
+            continue
         total, used, avail, active = storage_status(s)
         e = {"active": active, "avail": avail, "content": s.get("content", ""), "enabled": 0 if s.get("disable") else 1,
              "shared": int(s.get("shared", 0)), "storage": s["storage"], "total": total, "type": s["type"],
@@ -339,6 +343,9 @@ def pbs_content(state, s, vmid):
 
 def content_index(state, node, sid, opts):
     s = require_storage(state, sid, node)
+    if s.get("disable"):
+        # volume_list → activate_storage → storage_check_enabled dies.
+        raise SimError("storage '%s' is disabled" % sid)
     kinds = [c for c in s.get("content", "").split(",") if c]
     content = opts.get("content")
     if (content and content != "backup") or "backup" not in kinds:

@@ -525,3 +525,30 @@ fn the_repeated_hour_in_autumn_is_its_earlier_instant() {
     assert_eq!(ctime(&remote.stdout), Some(serde_json::json!(1_729_989_000)));
     assert_eq!(ctime(&offline.stdout), Some(serde_json::json!(1_729_989_000)));
 }
+
+#[test]
+fn a_disabled_storage_is_not_a_backup_storage() {
+    // Proxmox leaves a disabled storage out of `--content backup` and refuses its content.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut storages = sim.read_json("storage.json");
+    if let Some(nas) = storages
+        .as_array_mut()
+        .and_then(|a| a.iter_mut().find(|s| s["storage"] == "nas"))
+    {
+        nas["disable"] = serde_json::json!(1);
+    }
+    sim.write_json("storage.json", &storages);
+    let out = pvedr_testkit::run_code(bin("pve-ls-backups").args(sshd.args()), 0);
+    let recs = json_lines(&out.stdout);
+    assert!(!recs.is_empty());
+    assert!(recs.iter().all(|r| r["storage"] != "nas"), "{recs:?}");
+    let named = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--storage", "nas"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&named.stderr);
+    assert_ne!(named.status.code(), Some(0), "{err}");
+    assert!(err.contains("nas"), "{err}");
+}
