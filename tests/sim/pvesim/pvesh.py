@@ -543,4 +543,5 @@ def main(state, argv):
             if data is not None:
                 emit(data, opts)
             return 0
-    raise SimError("No '%s' handler defined for '%s'" % (method, path))
+    # pve-manager PVE/CLI/pvesh.pm extract_path_info: printed, then exit(1).
+    raise SimError("No '%s' handler defined for '%s'" % (argv[0] if argv else method, path), 1)

@@ -536,3 +536,66 @@ fn a_hung_storage_makes_the_nagios_check_unknown_not_hang() {
     );
     assert_eq!(find(&checks, "guest/100", "freshness")["status"], "ok");
 }
+
+#[test]
+fn the_nagios_status_is_one_line_whatever_the_input_holds() {
+    // A volid with a newline and a '|' must not fake a second status line or perfdata.
+    let mut b = backup(100, NOW - 300_000, 1000);
+    b["volid"] = json!("local:backup/vzdump-qemu-100-x\nOK - all fine | a=1\u{1b}[2J.vma.zst");
+    let out = bin("backup-check")
+        .args(["--now", &NOW.to_string(), "--timezone", "UTC", "--nagios"])
+        .write_stdin(format!("{b}\n"))
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert_eq!(
+        text.matches('|').count(),
+        1,
+        "one perfdata separator: {text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn deep_over_ssh_verifies_a_plain_vma_with_the_nodes_vma_tool() {
+    // An uncompressed VMA is tested with `vma verify` on the node (pve-qemu's tool).
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut whole = pvedr_testkit::Backup::new("local", "qemu", 100, NOW - 3000);
+    whole.compress = "none".into();
+    sim.add_backup(&whole);
+    let mut cut = pvedr_testkit::Backup::new("local", "qemu", 100, NOW - 2000);
+    cut.compress = "none".into();
+    let p = sim.add_backup(&cut);
+    let bytes = std::fs::read(&p).expect("read");
+    std::fs::write(&p, &bytes[..bytes.len() - 4096]).expect("truncate");
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args([
+            "--node",
+            "pve1",
+            "--storage",
+            "local",
+            "--deep",
+            "--timezone",
+            "UTC",
+        ])
+        .args(["--now", &NOW.to_string()])
+        .output()
+        .expect("run");
+    let checks = json_lines(&out.stdout);
+    let bad: Vec<&str> = checks
+        .iter()
+        .filter(|c| c["check"] == "integrity" && c["status"] == "critical")
+        .filter_map(|c| c["message"].as_str())
+        .collect();
+    let name = p.file_name().and_then(|n| n.to_str()).expect("name");
+    assert_eq!(bad.len(), 1, "{checks:?}");
+    assert!(bad[0].contains(name), "{bad:?}");
+    assert!(
+        sim.commands().iter().any(|c| c["cmd"] == "vma"),
+        "vma verify ran on the node"
+    );
+}
