@@ -167,13 +167,23 @@ pub fn parse_log_name(file: &str) -> Option<(String, u64, NaiveDateTime)> {
     }
 }
 
+/// How long an archive test may run silently: reading a large archive off a slow NAS takes
+/// hours, and the test tools print nothing until they are done.
+pub const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// [`test_command`] as a read-only command with its own bound ([`TEST_TIMEOUT`]).
+pub fn test(path: &str, format: &str) -> crate::transport::RemoteCommand {
+    crate::transport::RemoteCommand::read(test_command(path, format)).within(TEST_TIMEOUT)
+}
+
 /// The command that tests an archive on the node with its own tools: the compressor's test
 /// mode for `.zst/.gz/.lzo/.bz2`, `vma verify` for a plain VMA, `tar -t` for a plain tar.
 pub fn test_command(path: &str, format: &str) -> Vec<String> {
+    // `--`: a path is never an option, wherever it came from.
     let with = |v: &[&str]| {
         v.iter()
             .map(|s| s.to_string())
-            .chain([path.to_string()])
+            .chain(["--".to_string(), path.to_string()])
             .collect()
     };
     let compression = if format == "tgz" {

@@ -18,16 +18,23 @@ pub fn waves(n: usize) -> u32 {
     u32::try_from(n.div_ceil(PARALLEL).max(1)).unwrap_or(u32::MAX)
 }
 
-/// The script; each command is stopped after `each` (`timeout`, where the node has it).
+/// The longest any command of the batch may take: its own bound, else `each`.
+pub fn longest(cmds: &[RemoteCommand], each: Duration) -> Duration {
+    cmds.iter()
+        .map(|c| c.timeout.unwrap_or(each))
+        .max()
+        .unwrap_or(each)
+}
+
+/// The script; each command is stopped after its own bound, else `each` (coreutils
+/// `timeout`, where the node has it).
 pub fn script(cmds: &[RemoteCommand], each: Duration) -> String {
     let mut s = String::from("d=$(mktemp -d) || exit 97\ntrap 'rm -rf \"$d\"' EXIT\n");
-    let secs = each.as_secs().max(1);
-    s.push_str(&format!(
-        "if command -v timeout >/dev/null 2>&1; then t=\"timeout -k 5 {secs}\"; else t=; fi\n"
-    ));
+    s.push_str("if command -v timeout >/dev/null 2>&1; then t=\"timeout -k 5\"; else t=; fi\n");
     for (i, c) in cmds.iter().enumerate() {
+        let secs = c.timeout.unwrap_or(each).as_secs().max(1);
         s.push_str(&format!(
-            "{{ $t {} </dev/null >\"$d/{i}.o\" 2>\"$d/{i}.e\"; echo $? >\"$d/{i}.s\"; }} &\n",
+            "{{ ${{t:+$t {secs}}} {} </dev/null >\"$d/{i}.o\" 2>\"$d/{i}.e\"; echo $? >\"$d/{i}.s\"; }} &\n",
             c.line()
         ));
         if (i + 1) % PARALLEL == 0 {

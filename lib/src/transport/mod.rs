@@ -173,7 +173,8 @@ pub trait Transport {
                     .join("; ")
             ),
         );
-        let whole = each.saturating_mul(batch::waves(cmds.len())) + Duration::from_secs(30);
+        let whole = batch::longest(cmds, each).saturating_mul(batch::waves(cmds.len()))
+            + Duration::from_secs(30);
         let out =
             self.exec_quiet(&RemoteCommand::read(["sh", "-c", script.as_str()]).within(whole))?;
         batch::parse(&out, cmds.len()).map_err(|message| Error::Protocol {

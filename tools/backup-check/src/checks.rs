@@ -70,6 +70,8 @@ pub struct Inputs {
     pub tfstate: Vec<TfstateVersion>,
     /// volid → what is wrong, for archives `--deep` found damaged.
     pub damaged: HashMap<String, String>,
+    /// volid → why `--deep` could not test it (the node lacks the tool): not damage.
+    pub untested: HashMap<String, String>,
     /// How many archives `--deep` checked (None: it did not run).
     pub deep_checked: Option<usize>,
 }
@@ -507,8 +509,21 @@ fn integrity(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
                 None,
             ));
         }
+        if let Some(why) = inp.untested.get(&b.volid) {
+            let msg = format!("{} could not be tested: {why}", b.volid);
+            out.push(check(
+                &g.component,
+                "integrity",
+                Status::Unknown,
+                msg,
+                None,
+                None,
+            ));
+        }
     }
-    if !g.all.is_empty() && g.all.iter().all(|b| !inp.damaged.contains_key(&b.volid)) {
+    let fine =
+        |b: &&Backup| !inp.damaged.contains_key(&b.volid) && !inp.untested.contains_key(&b.volid);
+    if !g.all.is_empty() && g.all.iter().all(fine) {
         let msg = format!("{} archive(s) whole", g.all.len());
         out.push(check(
             &g.component,

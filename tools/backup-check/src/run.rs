@@ -119,7 +119,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             inputs.deep_checked = Some(with_path.len());
         } else if let Some(t) = &transport {
             let all: Vec<&pvedr::records::Backup> = inputs.backups.iter().collect();
-            let (damaged, n) = deep::check_remote(t.as_ref(), &all)?;
+            let (damaged, untested, n) = deep::check_remote(t.as_ref(), &all)?;
+            inputs.untested = untested;
             inputs.damaged = damaged;
             inputs.deep_checked = Some(n);
         } else {

@@ -535,7 +535,10 @@ impl Job<'_> {
         };
         let test = pvedr::archive::test_command(&file, &self.b.format);
         self.plan.set_command(i, test.clone());
-        match self.t.exec(&RemoteCommand::read(test)) {
+        match self
+            .t
+            .exec(&RemoteCommand::read(test).within(pvedr::archive::TEST_TIMEOUT))
+        {
             Ok(out) if out.success() => {
                 self.plan.finish(i, "ok", format!("{file} is whole"), t0);
                 None
