@@ -177,3 +177,54 @@ fn a_locked_guest_keeps_its_snapshots_with_proxmox_reason() {
     assert_eq!(refused[0]["message"], "CT is locked (backup)");
     assert_eq!(names(&sim, 101), before);
 }
+
+#[test]
+fn ctrl_c_finishes_the_running_removal_writes_the_records_and_exits_130() {
+    use std::process::{Command, Stdio};
+    let (sim, sshd) = seeded();
+    // The first removal is slow; Ctrl-C arrives while it runs.
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": format!("delsnapshot 101 {}", DAILY[0]), "sleep": 3}]),
+    );
+    let child = Command::new(assert_cmd::cargo::cargo_bin("pve-snapshot"))
+        .arg("prune")
+        .args(sshd.args())
+        .args(["--vmid", "101", "--keep", "1", "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let t0 = std::time::Instant::now();
+    while !sim.commands().iter().any(|c| c["argv"][0] == "delsnapshot") {
+        assert!(t0.elapsed().as_secs() < 20, "delsnapshot never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = pvedr_testkit::json_lines(&out.stdout);
+    let status = |n: &str| {
+        of(&recs, 101)
+            .iter()
+            .find(|r| r["name"] == n)
+            .map(|r| r["status"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(status(DAILY[0]), "removed");
+    assert_eq!(status(DAILY[1]), "skipped");
+    assert_eq!(status(DAILY[2]), "skipped");
+    assert!(names(&sim, 101).contains(&DAILY[1].to_string()));
+    assert!(!names(&sim, 101).contains(&DAILY[0].to_string()));
+    assert_eq!(
+        recs.last().map(|r| r["exit_code"].clone()),
+        Some(json!(130))
+    );
+}
