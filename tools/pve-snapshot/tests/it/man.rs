@@ -14,3 +14,20 @@ fn man_page_is_current_and_says_snapshots_are_not_backups() {
         assert!(page.contains(field), "record field {field} not documented");
     }
 }
+
+#[test]
+fn completions_for_bash_zsh_and_fish_know_the_subcommands() {
+    for sh in ["bash", "zsh", "fish"] {
+        let out = pvedr_testkit::run_ok(
+            pvedr_testkit::bin("pve-snapshot").args(["--generate-completions", sh]),
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        for word in ["prune", "keep", "wait-lock", "max-age"] {
+            assert!(text.contains(word), "{sh}: {word} missing");
+        }
+    }
+    pvedr_testkit::run_code(
+        pvedr_testkit::bin("pve-snapshot").args(["--generate-completions", "tcsh"]),
+        2,
+    );
+}
