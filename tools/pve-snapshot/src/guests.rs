@@ -9,7 +9,7 @@ use pvedr::listing::GuestSelection;
 use pvedr::pvesh::{self, paths};
 use pvedr::records::{Guest, Snapshot, rfc3339};
 use pvedr::transport::{CommandOutput, RemoteCommand, Transport};
-use pvedr::{msg, retry};
+use pvedr::{msg, retry, validate};
 use serde_json::{Map, Value};
 
 use crate::names;
@@ -26,9 +26,22 @@ pub struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     pub fn new(t: &'a dyn Transport, sel: &GuestSelection) -> Result<Ctx<'a>> {
         let cluster = cluster::read(t)?;
-        let (guests, missing) = sel.resolve(t)?;
+        let (found, mut missing) = sel.resolve(t)?;
         for v in &missing {
             msg::warn(format!("guest {v} does not exist in the cluster"));
+        }
+        // The node name reaches API paths and commands: one that is not a node name is
+        // the node's own error, and its guest is left alone.
+        let (guests, odd): (Vec<Guest>, Vec<Guest>) = found
+            .into_iter()
+            .partition(|g| g.node.as_deref().is_some_and(|n| validate::node(n).is_ok()));
+        for g in odd {
+            msg::warn(format!(
+                "guest {}: invalid node '{}' in /cluster/resources; left alone",
+                g.vmid,
+                msg::visible(g.node.as_deref().unwrap_or(""))
+            ));
+            missing.push(g.vmid);
         }
         Ok(Ctx {
             t,

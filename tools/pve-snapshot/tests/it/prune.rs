@@ -228,3 +228,33 @@ fn ctrl_c_finishes_the_running_removal_writes_the_records_and_exits_130() {
         Some(json!(130))
     );
 }
+
+#[test]
+fn hostile_names_from_the_node_never_reach_a_command() {
+    let (sim, sshd) = seeded();
+    edit_guest(&sim, 101, |g| {
+        g["snapshots"]["daily-20230101-020000;touch${IFS}/tmp/pwned"] =
+            section(1_600_000_000, None, true);
+    });
+    edit_guest(&sim, 103, |g| g["node"] = json!("pve2;id"));
+    let (recs, code, err) = snap(
+        &sshd,
+        "prune",
+        &["--vmid", "101", "--vmid", "103", "--keep", "3", "--yes"],
+    );
+    // 103 is left alone (its node name is not one), 101 is pruned as usual.
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("invalid node"), "{err}");
+    assert!(
+        of(&recs, 101)
+            .iter()
+            .all(|r| !r["name"].as_str().unwrap_or("").contains(';'))
+    );
+    let m = sim.mutations();
+    assert_eq!(m, vec![format!("pct delsnapshot 101 {}", DAILY[0])]);
+    assert!(
+        sim.commands()
+            .iter()
+            .all(|c| !c.to_string().contains("pve2;id"))
+    );
+}
