@@ -11,7 +11,7 @@ const AFTER: &str = concat!(
 
 EXAMPLES:
   pve-snapshot create --host pve1 --all --exclude 9000 --label daily --yes
-  pve-snapshot create --host pve1 --tag prod --vmstate --wait-lock 10m
+  pve-snapshot create --host pve1 --tag prod --vmstate --wait-lock 10m --dry-run
   pve-snapshot prune --host pve1 --all --label daily --keep 7 --dry-run
   pve-snapshot ls --host pve1 --label daily | jq -r 'select(.vmid==101) | .name'
   pve-snapshot ls --host pve1 --label daily --max-age 26h        # Nagios: 0 OK, 1 WARNING
@@ -154,6 +154,11 @@ pub struct PruneArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("since", |a| a.help("Only snapshots taken at or after this time (YYYY-MM-DD, or RFC 3339)")),
+    mut_arg("until", |a| a.help("Only snapshots taken at or before this time (a date means the end of that day)")),
+    mut_arg("latest", |a| a.help("Only the newest snapshot of each label per guest (manual ones as one group)"))
+)]
 pub struct LsArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,

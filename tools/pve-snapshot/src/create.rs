@@ -22,6 +22,15 @@ pub fn run(a: &CreateArgs) -> Result<u8> {
     let wait = wait_lock(a.wait_lock.as_deref())?;
     let conn = a.connect.connect()?;
     let ctx = Ctx::new(conn.transport.as_ref(), &sel)?;
+    if !a.write.dry_run && !ctx.guests.is_empty() {
+        pvedr::cli::confirm(
+            &format!(
+                "taking a '{label}' snapshot of {} guest(s) (each record's way_back removes it)",
+                ctx.guests.len()
+            ),
+            a.write.yes,
+        )?;
+    }
     interrupt::install();
     let mut stamps: BTreeMap<String, Result<String, String>> = BTreeMap::new();
     let mut recs = Vec::new();

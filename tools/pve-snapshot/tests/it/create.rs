@@ -24,7 +24,7 @@ fn three_guests_across_two_nodes_each_on_its_own_node() {
     let (recs, code, err) = snap(
         &sshd,
         "create",
-        &["--vmid", "100", "--vmid", "101", "--vmid", "102"],
+        &["--yes", "--vmid", "100", "--vmid", "101", "--vmid", "102"],
     );
     assert_eq!(code, 0, "{err}");
     for (vmid, node) in [(100, "pve1"), (101, "pve1"), (102, "pve2")] {
@@ -68,10 +68,10 @@ fn three_guests_across_two_nodes_each_on_its_own_node() {
 fn a_second_create_the_same_day_adds_new_snapshots() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
-    let (first, code, err) = snap(&sshd, "create", &["--vmid", "101"]);
+    let (first, code, err) = snap(&sshd, "create", &["--yes", "--vmid", "101"]);
     assert_eq!(code, 0, "{err}");
     next_second();
-    let (second, code, err) = snap(&sshd, "create", &["--vmid", "101"]);
+    let (second, code, err) = snap(&sshd, "create", &["--yes", "--vmid", "101"]);
     assert_eq!(code, 0, "{err}");
     let (a, b) = (&of(&first, 101)[0], &of(&second, 101)[0]);
     assert_ne!(a["name"], b["name"]);
@@ -101,6 +101,7 @@ fn a_locked_guest_and_a_storage_without_snapshots_are_reported_with_proxmox_reas
         &sshd,
         "create",
         &[
+            "--yes",
             "--vmid",
             "100",
             "--vmid",
@@ -127,7 +128,11 @@ fn a_locked_guest_and_a_storage_without_snapshots_are_reported_with_proxmox_reas
 fn templates_are_reported_and_a_dry_run_changes_nothing() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
-    let (recs, code, err) = snap(&sshd, "create", &["--all", "--exclude", "103", "--dry-run"]);
+    let (recs, code, err) = snap(
+        &sshd,
+        "create",
+        &["--yes", "--all", "--exclude", "103", "--dry-run"],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
     let t = &of(&recs, 9000)[0];
@@ -139,7 +144,7 @@ fn templates_are_reported_and_a_dry_run_changes_nothing() {
         "{t}"
     );
     assert!(of(&recs, 103).is_empty());
-    let (recs, code, _) = snap(&sshd, "create", &["--vmid", "9000"]);
+    let (recs, code, _) = snap(&sshd, "create", &["--yes", "--vmid", "9000"]);
     assert_eq!(code, 1);
     assert_eq!(
         of(&recs, 9000)[0]["message"],
@@ -173,6 +178,7 @@ fn vmstate_is_saved_for_a_running_vm_only() {
         &sshd,
         "create",
         &[
+            "--yes",
             "--vmid",
             "100",
             "--vmid",
@@ -198,4 +204,16 @@ fn vmstate_is_saved_for_a_running_vm_only() {
             .as_str()
             .is_some_and(|n| n.starts_with("pre-upgrade-"))
     );
+}
+
+#[test]
+fn create_asks_first_and_without_a_terminal_takes_nothing() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (recs, code, err) = snap(&sshd, "create", &["--vmid", "101"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--yes"), "{err}");
+    assert!(recs.is_empty());
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+    assert!(names(&sim, 101).is_empty());
 }

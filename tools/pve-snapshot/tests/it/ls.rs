@@ -11,7 +11,11 @@ use crate::{of, snap};
 fn ls_records_go_through_jq() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
-    let (_, code, err) = snap(&sshd, "create", &["--vmid", "101", "--vmid", "102"]);
+    let (_, code, err) = snap(
+        &sshd,
+        "create",
+        &["--yes", "--vmid", "101", "--vmid", "102"],
+    );
     assert_eq!(code, 0, "{err}");
     let listing = bin("pve-snapshot")
         .arg("ls")
@@ -43,7 +47,7 @@ fn ls_records_go_through_jq() {
 fn ls_shows_every_snapshot_with_its_fields() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
-    let (created, code, err) = snap(&sshd, "create", &["--vmid", "100"]);
+    let (created, code, err) = snap(&sshd, "create", &["--yes", "--vmid", "100"]);
     assert_eq!(code, 0, "{err}");
     let (recs, code, err) = snap(&sshd, "ls", &["--vmid", "100"]);
     assert_eq!(code, 0, "{err}");
@@ -69,7 +73,7 @@ fn ls_shows_every_snapshot_with_its_fields() {
 fn max_age_is_a_nagios_check() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
-    let (_, code, err) = snap(&sshd, "create", &["--vmid", "101"]);
+    let (_, code, err) = snap(&sshd, "create", &["--yes", "--vmid", "101"]);
     assert_eq!(code, 0, "{err}");
     let (_, code, err) = snap(
         &sshd,

@@ -8,10 +8,10 @@ use crate::{guest, next_second, snap};
 fn the_newest_snapshot_rolls_back_through_pve_restore() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
-    let (_, code, err) = snap(&sshd, "create", &["--vmid", "101"]);
+    let (_, code, err) = snap(&sshd, "create", &["--yes", "--vmid", "101"]);
     assert_eq!(code, 0, "{err}");
     next_second();
-    let (_, code, err) = snap(&sshd, "create", &["--vmid", "101"]);
+    let (_, code, err) = snap(&sshd, "create", &["--yes", "--vmid", "101"]);
     assert_eq!(code, 0, "{err}");
     let (latest, code, err) = snap(
         &sshd,
