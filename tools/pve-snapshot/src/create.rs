@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::cli::CreateArgs;
 use crate::guests::{self, Ctx, tool};
 use crate::names;
-use crate::run::{finish, mark_status, selection, status_of, wait_lock};
+use crate::run::{Unhandled, finish, mark_status, selection, status_of, wait_lock};
 
 pub fn run(a: &CreateArgs) -> Result<u8> {
     let started = Instant::now();
@@ -54,7 +54,11 @@ pub fn run(a: &CreateArgs) -> Result<u8> {
     for r in &recs {
         out.write(&Record::Snapshot(r.clone()))?;
     }
-    finish(&mut out, &recs, ctx.missing.len(), interrupted, started)
+    let unhandled = Unhandled {
+        missing: ctx.missing.len(),
+        unreadable: 0,
+    };
+    finish(&mut out, &recs, unhandled, interrupted, started)
 }
 
 struct Job<'a> {

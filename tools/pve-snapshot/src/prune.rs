@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::cli::PruneArgs;
 use crate::guests::{self, Ctx, tool};
 use crate::names;
-use crate::run::{finish, mark_status, selection, wait_lock};
+use crate::run::{Unhandled, finish, mark_status, selection, wait_lock};
 
 pub fn run(a: &PruneArgs) -> Result<u8> {
     let started = Instant::now();
@@ -56,13 +56,11 @@ pub fn run(a: &PruneArgs) -> Result<u8> {
     for r in &recs {
         out.write(&Record::Snapshot(r.clone()))?;
     }
-    finish(
-        &mut out,
-        &recs,
-        ctx.missing.len() + unreadable,
-        interrupted,
-        started,
-    )
+    let unhandled = Unhandled {
+        missing: ctx.missing.len(),
+        unreadable,
+    };
+    finish(&mut out, &recs, unhandled, interrupted, started)
 }
 
 fn is_remove(r: &Snapshot) -> bool {

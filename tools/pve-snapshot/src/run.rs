@@ -58,11 +58,19 @@ pub fn status_of(rec: &Snapshot) -> Option<&str> {
     rec.extra.get("status").and_then(Value::as_str)
 }
 
+/// Guests that got no record: not in the cluster (or with an invalid node), or whose
+/// snapshots could not be listed. Each counts as a failure.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unhandled {
+    pub missing: usize,
+    pub unreadable: usize,
+}
+
 /// The end of a `create` or `prune` run: counts by status, the summary record, the exit code.
 pub fn finish(
     out: &mut Output,
     recs: &[Snapshot],
-    missing: usize,
+    unhandled: Unhandled,
     interrupted: bool,
     started: Instant,
 ) -> Result<u8> {
@@ -70,9 +78,15 @@ pub fn finish(
     for s in recs.iter().filter_map(status_of) {
         *counts.entry(s.to_string()).or_default() += 1;
     }
-    if missing > 0 {
-        counts.insert("missing".into(), missing as u64);
+    for (k, n) in [
+        ("missing", unhandled.missing),
+        ("unreadable", unhandled.unreadable),
+    ] {
+        if n > 0 {
+            counts.insert(k.into(), n as u64);
+        }
     }
+    let missing = unhandled.missing + unhandled.unreadable;
     let good = ["created", "removed", "planned"]
         .iter()
         .map(|k| counts.get(*k).copied().unwrap_or(0))
