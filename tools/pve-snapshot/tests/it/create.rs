@@ -217,3 +217,30 @@ fn create_asks_first_and_without_a_terminal_takes_nothing() {
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
     assert!(names(&sim, 101).is_empty());
 }
+
+#[test]
+fn guests_are_selected_by_tag_pool_and_type_as_pve_ls_backups_selects() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    edit_guest(&sim, 102, |g| g["pool"] = json!("infra"));
+    let planned = |args: &[&str]| -> Vec<u64> {
+        let mut a = vec!["--dry-run"];
+        a.extend_from_slice(args);
+        let (recs, code, err) = snap(&sshd, "create", &a);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        recs.iter()
+            .filter(|r| r["kind"] == "snapshot")
+            .filter_map(|r| r["vmid"].as_u64())
+            .collect()
+    };
+    assert_eq!(planned(&["--tag", "prod"]), vec![100, 101]);
+    assert_eq!(planned(&["--tag", "prod", "--type", "lxc"]), vec![101]);
+    assert_eq!(
+        planned(&["--pool", "infra", "--vmid", "103"]),
+        vec![102, 103]
+    );
+    assert_eq!(
+        planned(&["--all", "--exclude", "100,9000", "--type", "qemu"]),
+        vec![102]
+    );
+}
