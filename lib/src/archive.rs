@@ -50,42 +50,64 @@ fn split_extension(file: &str) -> Option<(&str, String, Option<String>)> {
     None
 }
 
-/// Parses a file name (no directory). `None` when it is not a vzdump archive at all
-/// (logs, notes, `.dat` in progress, other files).
+/// Parses a file name (no directory) as pve-storage lists it (`get_subdir_files`): every
+/// name with a backup extension is a backup. `None` when it has none (logs, notes, `.dat`
+/// in progress, other files). Names that are not `vzdump-<qemu|lxc|openvz>-…`, and
+/// standard names with an impossible date (`archive_info` dies in `timelocal` and the
+/// listing keeps nothing of it), have subtype `unknown`; neither is ever a standard name.
 pub fn parse(file: &str) -> Option<ArchiveName> {
     let (stem, format, compression) = split_extension(file)?;
-    let rest = stem.strip_prefix("vzdump-")?;
-    let (subtype, after) = rest.split_once('-')?;
-    if !matches!(subtype, "qemu" | "lxc" | "openvz") || after.is_empty() {
-        return None;
-    }
-    let (vmid, local_time) = match std_parts(after) {
-        Some((id, t)) => (Some(id), Some(t)),
-        None => (listing_vmid(file, &format), None),
+    let typed = stem
+        .strip_prefix("vzdump-")
+        .and_then(|rest| rest.split_once('-'))
+        .filter(|(t, after)| matches!(*t, "qemu" | "lxc" | "openvz") && !after.is_empty());
+    let (subtype, std) = match typed {
+        Some((t, after)) => match std_parts(after) {
+            StdName::Dated(id, time) => (t, Some((id, time))),
+            StdName::Impossible => ("unknown", None),
+            StdName::Not => (t, None),
+        },
+        None => ("unknown", None),
     };
     Some(ArchiveName {
         subtype: subtype.into(),
+        vmid: std
+            .map(|(id, _)| id)
+            .or_else(|| listing_vmid(file, &format)),
+        local_time: std.map(|(_, t)| t),
         format,
         compression,
-        vmid,
-        local_time,
         stem: stem.into(),
     })
 }
 
-/// `NNN-YYYY_MM_DD-HH_MM_SS` → (vmid, local time).
-fn std_parts(s: &str) -> Option<(u64, NaiveDateTime)> {
-    let (id, time) = s.split_once('-')?;
-    let vmid = vmid_digits(id)?;
-    if time.len() != 19
-        || !time
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'_' || b == b'-')
-    {
-        return None;
+/// What the part after `vzdump-<type>-` is.
+enum StdName {
+    /// `NNN-YYYY_MM_DD-HH_MM_SS` with a date Perl's `timelocal` accepts.
+    Dated(u64, NaiveDateTime),
+    /// That shape, but month 13, 29 Feb of a common year, hour 24, second 60, …
+    Impossible,
+    Not,
+}
+
+fn std_parts(s: &str) -> StdName {
+    let Some((id, time)) = s.split_once('-') else {
+        return StdName::Not;
+    };
+    let shape = time.len() == 19
+        && time.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 | 13 | 16 => b == b'_',
+            10 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    let Some(vmid) = vmid_digits(id).filter(|_| shape) else {
+        return StdName::Not;
+    };
+    // chrono reads second 60 as a leap second; Time::Local refuses it.
+    match NaiveDateTime::parse_from_str(time, "%Y_%m_%d-%H_%M_%S") {
+        Ok(t) if t.and_utc().timestamp_subsec_nanos() < 1_000_000_000 => StdName::Dated(vmid, t),
+        _ => StdName::Impossible,
     }
-    let t = NaiveDateTime::parse_from_str(time, "%Y_%m_%d-%H_%M_%S").ok()?;
-    Some((vmid, t))
 }
 
 fn vmid_digits(id: &str) -> Option<u64> {
@@ -139,8 +161,10 @@ pub fn parse_log_name(file: &str) -> Option<(String, u64, NaiveDateTime)> {
     if !matches!(subtype, "qemu" | "lxc" | "openvz") {
         return None;
     }
-    let (vmid, t) = std_parts(after)?;
-    Some((subtype.into(), vmid, t))
+    match std_parts(after) {
+        StdName::Dated(vmid, t) => Some((subtype.into(), vmid, t)),
+        StdName::Impossible | StdName::Not => None,
+    }
 }
 
 /// The command that tests an archive on the node with its own tools: the compressor's test
@@ -208,12 +232,26 @@ mod tests {
             "vzdump-qemu-100-2024_01_15-02_00_02.log",
             "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst.notes",
             "vzdump-qemu-100-2024_01_15-02_00_02.vma.dat",
-            "vzdump-none-100-2024_01_15-02_00_02.tar.gz",
             "vzdump-lxc-101-2024_01_15-02_01_07.tgz.lzo",
-            "other.vma",
         ] {
             assert!(parse(bad).is_none(), "{bad}");
         }
+        // Listed as Proxmox lists them, but undated and of unknown type.
+        for odd in [
+            "vzdump-none-100-2024_01_15-02_00_02.tar.gz",
+            "other.vma",
+            "vzdump-qemu-100-2021_02_29-02_00_00.vma",
+            "vzdump-qemu-100-2024_01_15-02_00_60.vma",
+            "vzdump-qemu-100-2024_01_15-24_00_00.vma",
+        ] {
+            let a = parse(odd).expect(odd);
+            assert_eq!(
+                (a.subtype.as_str(), a.is_std_name()),
+                ("unknown", false),
+                "{odd}"
+            );
+        }
+        assert!(parse("vzdump-qemu-100-2024_02_29-02_00_00.vma").is_some_and(|a| a.is_std_name()));
         assert!(is_in_progress(
             "vzdump-qemu-100-2024_01_15-02_00_02.vma.dat"
         ));

@@ -1,5 +1,5 @@
 //! The cluster as `/cluster/status` shows it, and the way to run a node-local command
-//! (`qm`, `pct`, `vzdump`, `date`) on the node that owns a guest: the connection itself when
+//! (`qm`, `pct`, `vzdump`) on the node that owns a guest: the connection itself when
 //! it lands there, else a [`Hop`] over the cluster's own SSH (pve-cluster `SSHInfo.pm`).
 
 use std::collections::HashMap;

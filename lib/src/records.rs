@@ -383,19 +383,6 @@ pub struct Job {
     pub extra: Extra,
 }
 
-impl Job {
-    /// Whether the job backs up this guest (pool membership is not known here: `None`).
-    pub fn covers(&self, vmid: u64) -> Option<bool> {
-        if self.all {
-            return Some(!self.exclude.contains(&vmid));
-        }
-        if self.pool.is_some() {
-            return None;
-        }
-        Some(self.vmid.contains(&vmid))
-    }
-}
-
 /// One step of a plan or of a run (restore, fallback, rebuild, prune --apply).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Step {
@@ -691,17 +678,6 @@ mod tests {
         assert!(e.contains("bad `backup` record"), "{e}");
     }
 
-    #[test]
-    fn job_coverage() {
-        let j = Job {
-            all: true,
-            exclude: vec![101],
-            ..Default::default()
-        };
-        assert_eq!(j.covers(100), Some(true));
-        assert_eq!(j.covers(101), Some(false));
-    }
-
     fn backup(v: Value) -> Result<Backup, String> {
         match Record::from_value(v)? {
             Record::Backup(b) => Ok(b),
@@ -752,12 +728,13 @@ mod tests {
             "volid": "local:backup/vzdump-qemu-100-manual-copy.vma.zst"}))
         .expect("valid");
         assert_eq!(b.vmid, Some(100));
-        // Not a vzdump name: Proxmox says `unknown`; the format must be given.
-        let b = backup(json!({"kind": "backup", "ctime": 1, "format": "vma",
-            "volid": "local:backup/other.vma"}))
-        .expect("valid");
+        // Not a vzdump name: Proxmox says `unknown`; the format is the extension's.
+        let b = backup(json!({"kind": "backup", "ctime": 1, "volid": "local:backup/other.vma"}))
+            .expect("valid");
         assert_eq!((b.subtype.as_str(), b.vmid), ("unknown", None));
-        let e = backup(json!({"kind": "backup", "ctime": 1, "volid": "local:backup/other.vma"}))
+        assert_eq!(b.format, "vma");
+        // No backup extension (a provider's volid): the format must be given.
+        let e = backup(json!({"kind": "backup", "ctime": 1, "volid": "local:backup/other.img"}))
             .unwrap_err();
         assert!(e.contains("missing field `format`"), "{e}");
         // Given fields win over the volid.

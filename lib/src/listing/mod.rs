@@ -45,8 +45,10 @@ pub struct SelectArgs {
     #[arg(long, value_name = "PATH", conflicts_with_all = ["all_nodes", "host", "tfvars"])]
     pub dir: Option<PathBuf>,
 
-    /// The node's time zone (IANA name, e.g. Europe/Paris), used to read the local time in
-    /// archive names. Default: the TZ environment variable, else the system zone.
+    /// The node's time zone (IANA name, e.g. Europe/Paris): what dates (--since, --until),
+    /// retention periods and job schedules mean, and with --dir how archive names are read.
+    /// Default: the zone the node reports (/nodes/localhost/time); with --dir, TZ, else the
+    /// system zone.
     #[arg(long, value_name = "NAME")]
     pub timezone: Option<String>,
 }
@@ -162,6 +164,20 @@ pub struct Gathered {
     pub jobs: Vec<Job>,
     pub failures: Vec<BackupFailure>,
     pub problems: Vec<String>,
+    /// The zone of the node asked (its `/nodes/localhost/time`), when `--timezone` was not
+    /// given: what dates, periods and schedules mean there.
+    pub node_zone: Option<Zone>,
+}
+
+impl Gathered {
+    /// `--timezone` if given, else the node's own zone, else this process's.
+    pub fn zone(&self, sel: &SelectArgs) -> Result<Zone> {
+        match (&sel.timezone, self.node_zone) {
+            (Some(n), _) => Zone::named(n),
+            (None, Some(z)) => Ok(z),
+            (None, None) => Ok(Zone::Local),
+        }
+    }
 }
 
 impl Gathered {

@@ -21,6 +21,11 @@ pub fn content(node: &str, storage: &str, volid: &str) -> String {
     format!("/nodes/{node}/storage/{storage}/content/{volid}")
 }
 
+/// `/nodes/NODE/time`: the node's clock and time zone (`localhost`: the node pvesh runs on).
+pub fn node_time(node: &str) -> String {
+    format!("/nodes/{node}/time")
+}
+
 /// `/nodes/NODE/tasks`.
 pub fn tasks(node: &str) -> String {
     format!("/nodes/{node}/tasks")

@@ -2,11 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use pvedr::jobs::GuestRef;
 use pvedr::records::{Backup, BackupFailure, Check, Guest, Job, Snapshot, Storage, TfstateVersion};
 use pvedr::retention::{Entry, KeepOptions, Mark, mark_group};
 use pvedr::schedule::Schedule;
 use pvedr::time::{Zone, format_duration};
-use pvedr::{archive, jobs};
+use pvedr::{archive, jobs, pvesh};
 use serde_json::{Map, Value, json};
 
 /// Status, ordered by how bad it is: the worst wins (CRITICAL > WARNING > UNKNOWN > OK).
@@ -144,6 +145,8 @@ struct GuestView<'a> {
     job: Option<&'a Job>,
     /// Whether a `guest` record names it (coverage needs them).
     listed: bool,
+    /// What job selection sees of it (node and pool from its `guest` record).
+    guest: GuestRef<'a>,
     /// The job schedule's longest interval, when there is a job with a schedule.
     interval: Option<u64>,
 }
@@ -157,7 +160,7 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
         count(th, &g, &mut out);
         size(th, &g, &mut out);
         last_run(inp, &g, &mut out);
-        verification(&g, &mut out);
+        verification(now, &g, &mut out);
         integrity(inp, &g, &mut out);
         retention(zone, &g, &mut out);
     }
@@ -206,7 +209,12 @@ fn guest_views(inp: &Inputs, now: i64) -> Vec<GuestView<'_>> {
                 .copied()
                 .filter(|b| time_problem(now, b.ctime).is_none())
                 .max_by_key(|b| b.ctime);
-            let job = jobs::covering(&inp.jobs, vmid, newest.and_then(|b| b.storage.as_deref()));
+            let guest = inp
+                .guests
+                .iter()
+                .find(|g| g.vmid == vmid)
+                .map_or(GuestRef::vmid(vmid), GuestRef::of);
+            let job = jobs::covering(&inp.jobs, &guest, newest.and_then(|b| b.storage.as_deref()));
             let interval = job
                 .and_then(|j| j.schedule.as_deref())
                 .and_then(Schedule::parse)
@@ -215,6 +223,7 @@ fn guest_views(inp: &Inputs, now: i64) -> Vec<GuestView<'_>> {
                 component: format!("guest/{vmid}"),
                 vmid,
                 listed: inp.guests.iter().any(|g| g.vmid == vmid),
+                guest,
                 all,
                 good,
                 newest,
@@ -229,7 +238,7 @@ fn coverage(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
     if !g.listed {
         return;
     }
-    let (c, vmid) = (&g.component, g.vmid);
+    let c = &g.component;
     if g.all.is_empty() {
         out.push(check(
             c,
@@ -243,7 +252,7 @@ fn coverage(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
         let disabled: Vec<&str> = inp
             .jobs
             .iter()
-            .filter(|j| !j.enabled && j.covers(vmid) == Some(true))
+            .filter(|j| !j.enabled && jobs::includes(j, &g.guest) == Some(true))
             .map(|j| j.id.as_str())
             .collect();
         let msg = if disabled.is_empty() {
@@ -439,26 +448,54 @@ fn last_run(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
 }
 
 /// PBS verification: a failed one is critical on the newest snapshot of its storage.
-fn verification(g: &GuestView, out: &mut Vec<Check>) {
-    for b in g
+/// PBS verification, an open set of states: `failed` is CRITICAL, `ok` is fine, any other
+/// state UNKNOWN; absent means never verified. The newest PBS backup's verification is
+/// reported with its age (the verify task's UPID start time).
+fn verification(now: i64, g: &GuestView, out: &mut Vec<Check>) {
+    let c = &g.component;
+    for b in &g.all {
+        let Some(v) = &b.verification else { continue };
+        let (status, msg) = match v.state.as_str() {
+            "ok" => continue,
+            "failed" => (
+                Status::Critical,
+                format!("PBS verification failed: {}", b.volid),
+            ),
+            other => (
+                Status::Unknown,
+                format!(
+                    "PBS verification of {} is '{}', a state pvedr does not know",
+                    b.volid,
+                    pvedr::msg::visible(other)
+                ),
+            ),
+        };
+        out.push(check(c, "verification", status, msg, None, None));
+    }
+    let newest_pbs = g
         .all
         .iter()
-        .filter(|b| b.verification.as_ref().is_some_and(|v| v.state == "failed"))
-    {
-        let newest_here = g
-            .all
-            .iter()
-            .filter(|x| x.storage == b.storage)
-            .map(|x| x.ctime)
-            .max()
-            == Some(b.ctime);
-        let status = if newest_here {
-            Status::Critical
-        } else {
-            Status::Warning
+        .filter(|b| b.format.starts_with("pbs-"))
+        .max_by_key(|b| b.ctime);
+    if let Some(b) = newest_pbs {
+        let msg = match &b.verification {
+            None => format!("newest PBS backup {} never verified", b.volid),
+            Some(v) if v.state == "ok" => {
+                let age = v.upid.as_deref().and_then(pvesh::upid_start).map(|t| {
+                    format!(
+                        " {} ago",
+                        format_duration(now.saturating_sub(t).max(0).unsigned_abs())
+                    )
+                });
+                format!(
+                    "newest PBS backup {} verified ok{}",
+                    b.volid,
+                    age.unwrap_or_default()
+                )
+            }
+            Some(_) => return,
         };
-        let msg = format!("PBS verification failed: {}", b.volid);
-        out.push(check(&g.component, "verification", status, msg, None, None));
+        out.push(check(c, "verification", Status::Ok, msg, None, None));
     }
 }
 

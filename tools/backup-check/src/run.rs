@@ -64,7 +64,7 @@ fn split(records: Vec<Record>, inputs: &mut Inputs) {
 pub fn run(cli: Cli) -> Result<u8> {
     let started = Instant::now();
     let th = thresholds(&cli)?;
-    let zone = Zone::from_arg(cli.select.timezone.as_deref())?;
+    let mut zone = Zone::from_arg(cli.select.timezone.as_deref())?;
     let now = cli.now.unwrap_or_else(pvedr::time::now);
     let gather = cli.local
         || cli.connect.host.is_some()
@@ -100,6 +100,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         )?;
         // Each problem was said on stderr as it was found; the checks report them.
         problems = g.problems.clone();
+        // Periods and schedules are the node's.
+        zone = g.zone(&cli.select)?;
         split_gathered(g, &mut inputs);
         transport = Some(conn.transport);
     } else {

@@ -1,8 +1,9 @@
+use pvedr::connect::Connection;
 use pvedr::error::{Error, Result, code};
 use pvedr::output::Format;
 use pvedr::records::{Backup, Record};
 use pvedr::time::Zone;
-use pvedr::{jsonl, validate};
+use pvedr::{jsonl, pvesh, validate};
 
 use crate::cli::Cli;
 use crate::plan::{self, PolicySource};
@@ -46,6 +47,18 @@ fn policy_source(cli: &Cli) -> Result<PolicySource> {
     Ok(PolicySource::Fixed(o))
 }
 
+/// Periods are the node's days: with a node to talk to (--host, --tfvars, --apply) and no
+/// --timezone, its own zone; the connection is kept for --apply.
+fn node_zone(cli: &Cli, given: Zone) -> Result<(Zone, Option<Connection>)> {
+    let talks = cli.apply || cli.connect.host.is_some() || cli.connect.tfvars.is_some();
+    if cli.timezone.is_some() || !talks {
+        return Ok((given, None));
+    }
+    let conn = cli.connect.connect()?;
+    let zone = pvesh::node_zone(conn.transport.as_ref(), "localhost")?;
+    Ok((zone, Some(conn)))
+}
+
 pub fn run(cli: Cli) -> Result<u8> {
     // Every flag is checked before any input is read or anything is run on a node.
     let zone = Zone::from_arg(cli.timezone.as_deref())?;
@@ -54,6 +67,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         validate::node(n)?;
     }
     let mut records = jsonl::read_all(&cli.input.files)?;
+    let (zone, conn) = node_zone(&cli, zone)?;
     let warnings = plan::mark_records(&mut records, &source, zone).map_err(Error::Other)?;
     for w in warnings {
         pvedr::msg::warn(w);
@@ -75,7 +89,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
     }
     let status = if cli.apply {
-        let report = apply::apply(&cli, &records, &mut out)?;
+        let report = apply::apply(&cli, &records, &mut out, conn)?;
         pvedr::msg::say(format!(
             "{} deleted, {} skipped, {} failed",
             report.deleted, report.skipped, report.failed

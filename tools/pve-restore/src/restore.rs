@@ -128,7 +128,11 @@ pub fn restore_one(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> 
         return Ok(refused(rec, plan, e.to_string(), started));
     }
     if b.subtype != "qemu" && b.subtype != "lxc" {
-        let msg = format!("cannot restore a '{}' backup", b.subtype);
+        // `unknown`: Proxmox could not type or date the name; qmrestore or pct is a guess.
+        let msg = format!(
+            "cannot restore a backup of subtype {}: Proxmox cannot tell a VM from a container by this name; rename it to vzdump-qemu-… or vzdump-lxc-… (with a valid date) first",
+            b.subtype
+        );
         return Ok(refused(rec, plan, msg, started));
     }
     let present = match guest::resources(ctx.t) {

@@ -59,22 +59,21 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The node's local time as `YYYYMMDD-HHMMSS` (its own clock and zone).
+    /// The node's local time as `YYYYMMDD-HHMMSS`: its own clock and zone, from
+    /// `/nodes/NODE/time` (pve-manager `API2/Nodes.pm` `time`: `localtime` is the local
+    /// wall clock counted as if it were UTC seconds).
     pub fn node_stamp(&self, node: &str) -> Result<String> {
-        let cmd = RemoteCommand::read(["date", "+%Y%m%d-%H%M%S"]);
-        let out = self.on_node(node, &cmd)?;
-        let text = String::from_utf8_lossy(&pvedr::transport::check(node, &cmd, out)?)
-            .trim()
-            .to_string();
-        if names::is_stamp(&text) {
-            Ok(text)
-        } else {
-            Err(Error::Protocol {
+        let cmd = pvesh::get(&paths::node_time(node), &[]);
+        let m = pvesh::parse_object(self.t.host(), &cmd, self.t.exec(&cmd)?)?;
+        pvesh::int_of(&m, "localtime")
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map(|t| t.format("%Y%m%d-%H%M%S").to_string())
+            .filter(|s| names::is_stamp(s))
+            .ok_or_else(|| Error::Protocol {
                 host: node.into(),
                 command: cmd.line(),
-                message: format!("not a time: '{}'", text.escape_debug()),
+                message: "no usable `localtime`".into(),
             })
-        }
     }
 
     /// Waits up to `wait` for the guest's lock to go away (read from `qm|pct config` on its

@@ -165,6 +165,48 @@ fn coverage_counts_only_enabled_jobs_and_skips_without_records() {
 }
 
 #[test]
+fn coverage_is_what_vzdump_would_include_as_proxmox_reports_it() {
+    // get_included_guests: the pool first (exclude not applied), then the vmid list, then
+    // all minus exclude; `node` keeps only that node's guests.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut g101 = sim.read_json("guests/101.json");
+    g101["pool"] = json!("prod");
+    sim.write_json("guests/101.json", &g101);
+    sim.write_json(
+        "jobs.json",
+        &json!([
+            {"id": "backup-pve2", "type": "vzdump", "all": 1, "node": "pve2", "enabled": 1,
+             "schedule": "02:00", "storage": "nas"},
+            {"id": "backup-prod", "type": "vzdump", "pool": "prod", "exclude": "101", "enabled": 1,
+             "schedule": "03:00", "storage": "local"},
+        ]),
+    );
+    let proxmox = sshd.ssh("pvesh get /cluster/backup-info/not-backed-up --output-format json");
+    let not_backed_up: Vec<u64> = serde_json::from_slice::<Vec<Value>>(&proxmox.stdout)
+        .expect("not-backed-up")
+        .iter()
+        .filter_map(|g| g["vmid"].as_u64())
+        .collect();
+    assert!(not_backed_up.contains(&100) && !not_backed_up.contains(&101));
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args(["--node", "pve1", "--node", "pve2", "--timezone", "UTC"])
+        .output()
+        .expect("run");
+    let checks = json_lines(&out.stdout);
+    // 103 has no backup at all (critical whatever covers it): the others say it.
+    for vmid in [100u64, 101, 102] {
+        let c = find(&checks, &format!("guest/{vmid}"), "coverage");
+        let covered = c["status"] == "ok";
+        assert_eq!(covered, !not_backed_up.contains(&vmid), "guest {vmid}: {c}");
+        if vmid == 100 {
+            assert_eq!(c["status"], "warning", "{c}");
+        }
+    }
+}
+
+#[test]
 fn schedule_sets_the_expected_age() {
     // A weekly job: a 3-day-old backup is fine.
     let recs = [
@@ -408,6 +450,64 @@ fn dashboard_uses_only_metrics_backup_check_writes() {
             }
         }
     }
+}
+
+#[test]
+fn pbs_verification_states_are_an_open_set() {
+    let pbs = |vmid: u64, ctime: i64, state: Option<&str>| {
+        let mut b = json!({"kind": "backup", "node": "pve1", "storage": "pbs", "vmid": vmid,
+            "subtype": "qemu", "ctime": ctime, "size": 1000, "format": "pbs-vm",
+            "volid": format!("pbs:backup/vm/{vmid}/{}", chrono::DateTime::from_timestamp(ctime, 0)
+                .expect("time").format("%Y-%m-%dT%H:%M:%SZ"))});
+        if let Some(s) = state {
+            // The verify task started three hours before NOW (its UPID's start time).
+            b["verification"] = json!({"state": s, "upid": format!(
+                "UPID:pbs1:00000A1C:0001F2C3:{:08X}:verify:store1:root@pam:", NOW - 3 * 3600)});
+        }
+        b
+    };
+    let (checks, code, _) = check_stdin(
+        &[
+            pbs(100, NOW - 7200, Some("ok")),
+            pbs(101, NOW - 90_000, Some("failed")),
+            pbs(101, NOW - 7200, Some("ok")),
+            pbs(102, NOW - 7200, Some("degraded")),
+            pbs(103, NOW - 7200, None),
+        ],
+        &[],
+    );
+    let v = |vmid: u64| {
+        checks
+            .iter()
+            .filter(|c| c["component"] == format!("guest/{vmid}") && c["check"] == "verification")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    assert_eq!(v(100)[0]["status"], "ok", "{:?}", v(100));
+    assert!(
+        v(100)[0]["message"].as_str().unwrap_or("").contains("3h"),
+        "{:?}",
+        v(100)
+    );
+    // A failed verification is CRITICAL, even of an older backup.
+    assert!(
+        v(101).iter().any(|c| c["status"] == "critical"),
+        "{:?}",
+        v(101)
+    );
+    // A state pvedr does not know is UNKNOWN, never OK.
+    assert_eq!(v(102)[0]["status"], "unknown", "{:?}", v(102));
+    // Never verified: said, not alarmed.
+    assert!(v(103).iter().all(|c| c["status"] == "ok"), "{:?}", v(103));
+    assert!(
+        v(103).iter().any(|c| c["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("never verified")),
+        "{:?}",
+        v(103)
+    );
+    assert_eq!(code, 2);
 }
 
 fn snapshot(vmid: u64, name: &str, snaptime: i64) -> Value {

@@ -775,3 +775,66 @@ fn a_guest_on_another_node_is_restored_on_that_node() {
     );
     assert_eq!(guest(&sim, 102)["restored_from"], backup);
 }
+
+#[test]
+fn an_archive_of_unknown_type_is_refused_not_guessed() {
+    // Proxmox lists `other.vma` and impossible dates as subtype `unknown`: VM or container?
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let name = "vzdump-lxc-101-2021_02_29-02_00_00.tar.gz";
+    std::fs::copy(
+        sim.dump_dir("local")
+            .join("vzdump-lxc-101-2024_01_14-02_01_07.tar.gz"),
+        sim.dump_dir("local").join(name),
+    )
+    .expect("copy");
+    let volid = format!("local:backup/{name}");
+    let (rec, code, err) = restore(&sshd, &["--volid", &volid, "--target-id", "9101", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused", "{rec}");
+    assert!(
+        rec["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("subtype unknown"),
+        "{rec}"
+    );
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
+#[test]
+fn date_is_a_day_in_the_nodes_time_zone() {
+    // 2024-01-15 00:30 in Paris is 2024-01-14 23:30 UTC: not a backup of the 14th there.
+    let sim = SimNode::with("demo", "Europe/Paris", pvedr_testkit::DEFAULT_NOW);
+    let sshd = Sshd::start(&sim);
+    sim.add_backup(&pvedr_testkit::Backup::new(
+        "local",
+        "qemu",
+        100,
+        1_705_275_000,
+    ));
+    let out = bin("pve-restore")
+        .env("TZ", "UTC")
+        .args(sshd.args())
+        .args([
+            "--vmid",
+            "100",
+            "--date",
+            "2024-01-14",
+            "--target-id",
+            "9100",
+            "--dry-run",
+        ])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let rec = json_lines(&out.stdout)
+        .into_iter()
+        .find(|r| r["kind"] == "restore")
+        .expect("record");
+    assert_eq!(
+        rec["volid"], "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst",
+        "{rec}"
+    );
+}

@@ -244,3 +244,35 @@ fn guests_are_selected_by_tag_pool_and_type_as_pve_ls_backups_selects() {
         vec![102]
     );
 }
+
+#[test]
+fn the_name_holds_the_node_local_time() {
+    let sim = SimNode::with("demo", "Europe/Paris", pvedr_testkit::DEFAULT_NOW);
+    let sshd = Sshd::start(&sim);
+    let (recs, code, err) = snap(&sshd, "create", &["--yes", "--vmid", "101"]);
+    assert_eq!(code, 0, "{err}");
+    let r = &of(&recs, 101)[0];
+    let stamp = r["name"]
+        .as_str()
+        .and_then(|n| n.strip_prefix("daily-"))
+        .expect("name");
+    let when = format!(
+        "{} {}:{}:{}",
+        &stamp[..8],
+        &stamp[9..11],
+        &stamp[11..13],
+        &stamp[13..15]
+    );
+    // The stamp read back as Paris wall-clock time is the snapshot's own time.
+    let out = std::process::Command::new("date")
+        .env("TZ", "Europe/Paris")
+        .args(["-d", &when, "+%s"])
+        .output()
+        .expect("date");
+    let epoch: i64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("epoch");
+    let snaptime = r["snaptime"].as_i64().expect("snaptime");
+    assert!((snaptime - epoch).abs() <= 5, "{stamp} vs {snaptime}");
+}
