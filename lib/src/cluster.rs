@@ -83,9 +83,10 @@ mod tests {
             ..Default::default()
         };
         c.ips.insert("pve2".into(), "10.0.0.2".into());
-        assert!(c.route(&Local, "pve1").expect("route").is_none());
-        assert!(c.route(&Local, "pve2").expect("route").is_some());
-        assert!(c.route(&Local, "pve3").is_err());
+        let local = Local::default();
+        assert!(c.route(&local, "pve1").expect("route").is_none());
+        assert!(c.route(&local, "pve2").expect("route").is_some());
+        assert!(c.route(&local, "pve3").is_err());
         assert!(valid_ip("10.0.0.2") && valid_ip("fe80::1") && !valid_ip("1;reboot"));
     }
 }

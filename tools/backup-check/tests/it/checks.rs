@@ -510,6 +510,33 @@ fn pbs_verification_states_are_an_open_set() {
     assert_eq!(code, 2);
 }
 
+#[test]
+fn a_hung_storage_makes_the_nagios_check_unknown_not_hang() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "storage/nas/content", "sleep": 60}]),
+    );
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args(["--timezone", "UTC", "--now", &NOW.to_string()])
+        .args(["--command-timeout", "2s"])
+        .timeout(std::time::Duration::from_secs(50))
+        .output()
+        .expect("run");
+    // The demo has CRITICAL findings too (which Nagios ranks above UNKNOWN); the stuck
+    // storage is its own UNKNOWN finding, and the rest was checked.
+    let checks = json_lines(&out.stdout);
+    assert!(
+        checks.iter().any(
+            |c| c["status"] == "unknown" && c["message"].as_str().unwrap_or("").contains("nas")
+        ),
+        "{checks:?}"
+    );
+    assert_eq!(find(&checks, "guest/100", "freshness")["status"], "ok");
+}
+
 fn snapshot(vmid: u64, name: &str, snaptime: i64) -> Value {
     json!({"kind": "snapshot", "node": "pve1", "vmid": vmid, "type": "lxc", "name": name,
            "label": "daily", "snaptime": snaptime, "description": "pve-snapshot: label daily"})

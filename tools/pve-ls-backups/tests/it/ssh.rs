@@ -565,3 +565,58 @@ fn a_disabled_storage_is_not_a_backup_storage() {
     assert_ne!(named.status.code(), Some(0), "{err}");
     assert!(err.contains("nas"), "{err}");
 }
+
+#[test]
+fn a_hung_storage_is_reported_and_the_others_still_listed() {
+    // A pvesh that never answers (a hung NFS mount) is stopped on the node after
+    // --command-timeout; the listing goes on and exits 3 (partial).
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.write_json(
+        "faults.json",
+        &serde_json::json!([{"match": "storage/nas/content", "sleep": 60}]),
+    );
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--command-timeout", "2s"])
+        .timeout(std::time::Duration::from_secs(50))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("nas") && err.contains("command timeout"),
+        "{err}"
+    );
+    let recs = json_lines(&out.stdout);
+    assert!(recs.iter().any(|r| r["storage"] == "local"), "{recs:?}");
+    assert!(recs.iter().all(|r| r["storage"] != "nas"));
+    // A bad duration is a usage error even without --host.
+    let bad = bin("pve-ls-backups")
+        .args(["--command-timeout", "soon", "--dir", "/nonexistent"])
+        .output()
+        .expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn a_single_command_that_never_answers_ends_the_wait() {
+    // One node, one storage, a zone given: each round is one command, bounded by the SSH
+    // session's own timeout (no batch script to stop it on the node).
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.write_json(
+        "faults.json",
+        &serde_json::json!([{"match": "storage/local/content", "sleep": 60}]),
+    );
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--node", "pve1", "--storage", "local", "--timezone", "UTC"])
+        .args(["--command-timeout", "2s"])
+        .timeout(std::time::Duration::from_secs(50))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no answer for 2s"), "{err}");
+}
