@@ -5,7 +5,7 @@ DESTDIR ?=
 TOOLS   := $(notdir $(wildcard tools/*))
 DEBUG   := target/debug
 
-.PHONY: all build release test test-deps test-rust test-rules lint fmt man check-man demo bench install uninstall clean
+.PHONY: all build release test test-deps test-rust test-rules lint fmt man check-man completions demo bench install uninstall clean
 
 all: build
 
@@ -47,6 +47,13 @@ man: build
 
 check-man: man
 	git diff --exit-code -- man/
+
+# Shell completions, from the same clap definitions (`<tool> --generate-completions SHELL`).
+completions: build
+	@mkdir -p $(DEBUG)/completions
+	@for t in $(TOOLS); do for sh in bash zsh fish; do \
+	  $(DEBUG)/$$t --generate-completions $$sh > $(DEBUG)/completions/$$t.$$sh || exit 1; done; done
+	@echo "$(DEBUG)/completions/"
 
 # The demo: a simulated node with real archives, listed through the real tools.
 demo: build

@@ -511,6 +511,38 @@ pub struct Summary {
     pub extra: Extra,
 }
 
+/// A guest snapshot (`pve-snapshot`): what `/nodes/N/{qemu,lxc}/V/snapshot` says of it,
+/// plus the label pve-snapshot gave it and, from `create`/`prune`, what was done.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    pub vmid: u64,
+    /// `qemu` or `lxc`.
+    #[serde(rename = "type")]
+    pub guest_type: String,
+    pub name: String,
+    /// The label of a snapshot pve-snapshot made (`daily` of `daily-20240115-020000`);
+    /// absent for any other snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Proxmox's `snaptime` (Unix seconds); absent when Proxmox says 0 (unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snaptime: Option<i64>,
+    /// `snaptime` as RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Whether the snapshot holds the VM's RAM (VMs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmstate: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 /// Any record. Kinds this crate does not know are kept as they are.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
@@ -524,6 +556,7 @@ pub enum Record {
     Step(Step),
     Check(Check),
     Summary(Summary),
+    Snapshot(Snapshot),
     Other(Map<String, Value>),
 }
 
@@ -593,6 +626,7 @@ kinds! {
     Step => "step",
     Check => "check",
     Summary => "summary",
+    Snapshot => "snapshot",
 }
 
 fn parse<T: DeserializeOwned>(map: Map<String, Value>, kind: &str) -> Result<T, String> {

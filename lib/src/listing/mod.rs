@@ -4,8 +4,10 @@
 //! and storages: the cluster's nodes, then every node's backup storages, then every
 //! storage's content, each round a parallel batch on the node.
 
+mod guests;
 mod remote;
 
+pub use guests::{GuestArgs, GuestSelection};
 pub use remote::gather_remote;
 
 use std::collections::{BTreeMap, HashSet};

@@ -36,6 +36,11 @@ pub fn task_log(node: &str, upid: &str) -> String {
     format!("/nodes/{node}/tasks/{upid}/log")
 }
 
+/// `/nodes/NODE/{qemu,lxc}/VMID/snapshot`: a guest's snapshots and the `current` entry.
+pub fn guest_snapshots(node: &str, guest_type: &str, vmid: u64) -> String {
+    format!("/nodes/{node}/{guest_type}/{vmid}/snapshot")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -11,7 +11,7 @@ import sys
 import tarfile
 import time
 
-from . import archives, names
+from . import archives, names, snapshots
 from .state import SimError
 
 
@@ -131,7 +131,7 @@ def rollback(state, g, snap):
     snaps = g.get("snapshots") or {}
     if snap not in snaps:
         raise SimError("snapshot '%s' does not exist" % snap)
-    g["config"] = dict(snaps[snap])
+    g["config"] = snapshots.applied(g.get("config") or {}, snaps[snap], snap)
     g["status"] = "stopped"
     g["rolled_back_to"] = snap
     state.save_guest(g)
@@ -149,6 +149,8 @@ def qm(state, argv):
         if g.get("agent_broken"):
             raise SimError("QEMU guest agent is not running")
         return 0
+    if cmd in snapshots.COMMANDS:
+        return snapshots.run(state, "qemu", cmd, rest, need_guest)
     return common(state, "qemu", cmd, rest)
 
 
@@ -165,6 +167,8 @@ def pct(state, argv):
         if g.get("status") != "running":
             raise SimError("CT %s not running" % vmid)
         return 0
+    if cmd in snapshots.COMMANDS:
+        return snapshots.run(state, "lxc", cmd, rest, need_guest)
     return common(state, "lxc", cmd, rest)
 
 

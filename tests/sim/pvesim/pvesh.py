@@ -7,7 +7,7 @@ import stat
 import sys
 import time
 
-from . import names
+from . import names, snapshots
 from .state import SimError
 
 METHODS = ("get", "ls", "create", "set", "delete", "usage")
@@ -517,6 +517,8 @@ ROUTES = [
     ("get", r"/nodes/([^/]+)/storage/([^/]+)/content", lambda st, m, o: content_index(st, m[0], m[1], o)),
     ("get", r"/nodes/([^/]+)/storage/([^/]+)/content/(.+)", lambda st, m, o: volume_get(st, m[0], m[1], m[2], o)),
     ("delete", r"/nodes/([^/]+)/storage/([^/]+)/content/(.+)", lambda st, m, o: volume_delete(st, m[0], m[1], m[2], o)),
+    ("get", r"/nodes/([^/]+)/(qemu|lxc)/([1-9][0-9]{2,8})/snapshot",
+     lambda st, m, o: snapshots.pvesh_list(st, m[0], m[1], m[2])),
     ("get", r"/nodes/([^/]+)/time", lambda st, m, o: node_time(st, m[0], o)),
     ("get", r"/nodes/([^/]+)/tasks", lambda st, m, o: tasks(st, m[0], o)),
     ("get", r"/nodes/([^/]+)/tasks/([^/]+)/log", lambda st, m, o: task_log(st, m[0], m[1], o)),

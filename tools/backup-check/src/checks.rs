@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pvedr::jobs::GuestRef;
-use pvedr::records::{Backup, BackupFailure, Check, Guest, Job, Storage, TfstateVersion};
+use pvedr::records::{Backup, BackupFailure, Check, Guest, Job, Snapshot, Storage, TfstateVersion};
 use pvedr::retention::{Entry, KeepOptions, Mark, mark_group};
 use pvedr::schedule::Schedule;
 use pvedr::time::{Zone, format_duration};
@@ -58,6 +58,8 @@ pub struct Thresholds {
     pub shrink_warn: f64,
     pub storage_warn: f64,
     pub storage_crit: f64,
+    /// Newest snapshot of a label older than this is WARNING (`snapshots`).
+    pub max_snapshot_age: u64,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +70,8 @@ pub struct Inputs {
     pub jobs: Vec<Job>,
     pub failures: Vec<BackupFailure>,
     pub tfstate: Vec<TfstateVersion>,
+    /// pve-snapshot's records: checked on their own, never as backups.
+    pub snapshots: Vec<Snapshot>,
     /// volid → what is wrong, for archives `--deep` found damaged.
     pub damaged: HashMap<String, String>,
     /// volid → why `--deep` could not test it (the node lacks the tool): not damage.
@@ -165,6 +169,11 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
     job_runs(inp, &mut out);
     space(inp, th, &mut out);
     out.extend(tfstate_checks(&inp.tfstate));
+    out.extend(crate::checks_snapshots::snapshots(
+        &inp.snapshots,
+        th.max_snapshot_age,
+        now,
+    ));
     out
 }
 

@@ -35,6 +35,7 @@ fn thresholds(cli: &Cli) -> Result<Thresholds> {
         shrink_warn: percent("--shrink-warn", &cli.shrink_warn)?,
         storage_warn: percent("--storage-warn", &cli.storage_warn)?,
         storage_crit: percent("--storage-crit", &cli.storage_crit)?,
+        max_snapshot_age: parse_duration(&cli.max_snapshot_age)?,
     };
     if t.max_age_critical < t.max_age {
         return Err(Error::usage("--max-age-critical is shorter than --max-age"));
@@ -54,6 +55,7 @@ fn split(records: Vec<Record>, inputs: &mut Inputs) {
             Record::Job(j) => inputs.jobs.push(j),
             Record::BackupFailure(f) => inputs.failures.push(f),
             Record::TfstateVersion(v) => inputs.tfstate.push(v),
+            Record::Snapshot(s) => inputs.snapshots.push(s),
             _ => {}
         }
     }

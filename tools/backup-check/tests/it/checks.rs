@@ -599,3 +599,51 @@ fn deep_over_ssh_verifies_a_plain_vma_with_the_nodes_vma_tool() {
         "vma verify ran on the node"
     );
 }
+
+fn snapshot(vmid: u64, name: &str, snaptime: i64) -> Value {
+    json!({"kind": "snapshot", "node": "pve1", "vmid": vmid, "type": "lxc", "name": name,
+           "label": "daily", "snaptime": snaptime, "description": "pve-snapshot: label daily"})
+}
+
+#[test]
+fn snapshots_are_checked_on_their_own_and_never_count_as_backups() {
+    let guest = json!({"kind": "guest", "node": "pve1", "vmid": 101, "type": "lxc", "name": "db01",
+                       "status": "running"});
+    let manual = json!({"kind": "snapshot", "vmid": 101, "type": "lxc", "name": "before-upgrade",
+                        "snaptime": NOW - 60});
+    let (checks, code, err) = check_stdin(
+        &[
+            guest,
+            snapshot(101, "daily-20240115-020000", NOW - 3600),
+            snapshot(101, "daily-20240114-020000", NOW - 90_000),
+            manual,
+            snapshot(102, "daily-20240112-020000", NOW - 3 * 86_400),
+        ],
+        &["--max-snapshot-age", "26h"],
+    );
+    // A fresh snapshot does not make guest 101 backed up: no backup is still CRITICAL.
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(find(&checks, "guest/101", "coverage")["status"], "critical");
+    let fresh = find(&checks, "snapshot/101/daily", "snapshots");
+    assert_eq!(fresh["status"], "ok");
+    assert_eq!(fresh["value"], 3600);
+    let stale = find(&checks, "snapshot/102/daily", "snapshots");
+    assert_eq!(stale["status"], "warning");
+    assert!(
+        stale["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("daily-20240112-020000"))
+    );
+    // Snapshot records alone make no guest checks, and the manual snapshot no check at all.
+    assert!(!checks.iter().any(|c| c["component"] == "guest/102"));
+    assert_eq!(
+        checks.iter().filter(|c| c["check"] == "snapshots").count(),
+        2
+    );
+    // Only snapshots, all fresh: OK.
+    let (_, code, err) = check_stdin(
+        &[snapshot(101, "daily-20240115-020000", NOW - 3600)],
+        &["--max-snapshot-age", "2h"],
+    );
+    assert_eq!(code, 0, "{err}");
+}
