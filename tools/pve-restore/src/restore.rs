@@ -121,7 +121,10 @@ pub fn restore_one(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> 
         ..Default::default()
     };
     let plan = Plan::default();
-    if let Err(e) = validate::node(&node)
+    // A record's VMID is checked like a flag's (`"vmid": 5` must never reach qmrestore).
+    let vmid_ok = b.vmid.map_or(Ok(0), |v| validate::vmid(&v.to_string()));
+    if let Err(e) = vmid_ok
+        .and_then(|_| validate::node(&node))
         .and_then(|_| validate::volid(&b.volid))
         .and_then(|_| validate::storage_id(b.storage.as_deref().unwrap_or_default()))
     {

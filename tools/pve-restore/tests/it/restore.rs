@@ -838,3 +838,29 @@ fn date_is_a_day_in_the_nodes_time_zone() {
         "{rec}"
     );
 }
+
+#[test]
+fn a_record_with_an_impossible_vmid_is_refused() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let rec = format!(
+        "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"vmid\":5,\"subtype\":\"qemu\",\"ctime\":1705197602,\"format\":\"vma.zst\",\"volid\":\"{VM_BACKUP}\"}}\n"
+    );
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(["--yes", "--force"])
+        .write_stdin(rec)
+        .output()
+        .expect("run");
+    let recs = json_lines(&out.stdout);
+    let r = recs
+        .iter()
+        .find(|r| r["kind"] == "restore")
+        .expect("record");
+    assert_eq!(r["status"], "refused", "{r}");
+    assert!(
+        r["error"].as_str().unwrap_or("").contains("invalid VMID"),
+        "{r}"
+    );
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
