@@ -864,3 +864,33 @@ fn a_record_with_an_impossible_vmid_is_refused() {
     );
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
 }
+
+#[test]
+fn a_record_claiming_pbs_for_a_local_archive_is_still_tested() {
+    // Whether a backup is PBS (and skips the archive test) is the node's storage type, not
+    // what a record says.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let f = sim
+        .dump_dir("local")
+        .join("vzdump-qemu-100-2024_01_14-02_00_02.vma.zst");
+    let bytes = std::fs::read(&f).expect("read");
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).expect("write");
+    let rec = format!(
+        "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"vmid\":100,\"subtype\":\"qemu\",\"ctime\":1705197602,\"format\":\"pbs-vm\",\"volid\":\"{VM_BACKUP}\"}}\n"
+    );
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(["--target-id", "9100", "--yes"])
+        .write_stdin(rec)
+        .output()
+        .expect("run");
+    let recs = json_lines(&out.stdout);
+    let r = recs
+        .iter()
+        .find(|r| r["kind"] == "restore")
+        .expect("record");
+    assert_eq!(r["status"], "refused", "{r}");
+    assert!(r["error"].as_str().unwrap_or("").contains("damaged"), "{r}");
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
