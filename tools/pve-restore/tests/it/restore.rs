@@ -894,3 +894,21 @@ fn a_record_claiming_pbs_for_a_local_archive_is_still_tested() {
     assert!(r["error"].as_str().unwrap_or("").contains("damaged"), "{r}");
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
 }
+
+#[test]
+fn a_failed_safety_point_says_vzdumps_error_not_job_errors() {
+    // vzdump prints the guest's ERROR line on stdout and only "job errors" on stderr.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "vzdump 100", "exit": 255, "stderr": "job errors",
+            "stdout": "INFO: starting new backup job: vzdump 100\nINFO: Starting Backup of VM 100 (qemu)\nERROR: Backup of VM 100 failed - no space left on device\nINFO: Backup job finished with errors\n"}]),
+    );
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    let msg = rec["error"].as_str().unwrap_or("");
+    assert!(msg.contains("no space left on device"), "{rec}");
+    assert_eq!(guest(&sim, 100)["status"], "running", "nothing destroyed");
+    assert!(!sim.mutations().iter().any(|m| m.starts_with("qmrestore")));
+}
