@@ -96,7 +96,12 @@ def ha_managed(g):
     return bool(g.get("hastate")) and g.get("hastate") != "ignored"
 
 
-def stop(state, g):
+def stop(state, g, kv=None):
+    kv = kv or {}
+    # qemu-server QemuServer.pm _do_vm_stop and pve-container API2/LXC/Status.pm vm_stop:
+    # a lock refuses the stop unless --skiplock (for a CT also the `mounted` lock passes).
+    if "skiplock" not in kv and not (g["type"] == "lxc" and g.get("lock") == "mounted"):
+        check_lock(g)
     if ha_managed(g):
         # qemu-server API2/Qemu.pm vm_stop (pve-container likewise): only an HA request
         # (`ha-manager crm-command stop`), which returns before the guest has stopped.
@@ -185,9 +190,10 @@ def common(state, gtype, cmd, rest):
     elif cmd == "start":
         start(state, g)
     elif cmd in ("stop", "shutdown"):
-        stop(state, g)
+        stop(state, g, kv)
     elif cmd == "set":
-        if gtype == "qemu" and "skiplock" not in kv:
+        # qemu-server and pve-container (API2/LXC/Config.pm update_vm) both check the lock.
+        if "skiplock" not in kv:
             check_lock(g)
         set_options(g, kv)
         state.save_guest(g)
