@@ -657,8 +657,10 @@ fn deep_tests_each_nodes_local_archives_on_that_node() {
     let mut storages = sim.read_json("storage.json");
     let path = sim.root().join("local2");
     if let Some(a) = storages.as_array_mut() {
-        a.push(json!({"storage": "local2", "type": "dir", "path": path.to_string_lossy(),
-            "content": "backup", "shared": 0, "nodes": ["pve2"]}));
+        a.push(
+            json!({"storage": "local2", "type": "dir", "path": path.to_string_lossy(),
+            "content": "backup", "shared": 0, "nodes": ["pve2"]}),
+        );
     }
     sim.write_json("storage.json", &storages);
     let mut b = pvedr_testkit::Backup::new("local2", "qemu", 102, NOW - 3000);
@@ -666,7 +668,15 @@ fn deep_tests_each_nodes_local_archives_on_that_node() {
     sim.add_backup(&b);
     let out = bin("backup-check")
         .args(sshd.args())
-        .args(["--node", "pve2", "--storage", "local2", "--deep", "--timezone", "UTC"])
+        .args([
+            "--node",
+            "pve2",
+            "--storage",
+            "local2",
+            "--deep",
+            "--timezone",
+            "UTC",
+        ])
         .args(["--now", &NOW.to_string()])
         .output()
         .expect("run");
@@ -675,5 +685,8 @@ fn deep_tests_each_nodes_local_archives_on_that_node() {
     assert_eq!(c["status"], "ok", "{checks:?}");
     let cmds = sim.commands();
     let vma: Vec<&Value> = cmds.iter().filter(|c| c["cmd"] == "vma").collect();
-    assert!(!vma.is_empty() && vma.iter().all(|c| c["node"] == "pve2"), "{vma:?}");
+    assert!(
+        !vma.is_empty() && vma.iter().all(|c| c["node"] == "pve2"),
+        "{vma:?}"
+    );
 }
