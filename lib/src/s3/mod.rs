@@ -9,10 +9,12 @@ mod args;
 mod config;
 mod dynamodb;
 mod multipart;
+mod options;
 
 pub use args::S3Args;
-pub use config::{Endpoint, credentials, printable_url};
-pub use multipart::{MultipartUpload, Part, Upload};
+pub use config::{Endpoint, check_bucket, credentials, printable_url};
+pub use multipart::{MAX_PART, MIN_PART, MultipartUpload, Part, Upload};
+pub use options::{Lock, LockMode, Sse, WriteOptions};
 
 use std::io::Write;
 

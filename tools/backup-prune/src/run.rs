@@ -6,7 +6,7 @@ use pvedr::{jsonl, validate};
 
 use crate::cli::Cli;
 use crate::plan::{self, PolicySource};
-use crate::{apply, table};
+use crate::{apply, offsite, table};
 use pvedr::retention::KeepOptions;
 
 fn policy_source(cli: &Cli) -> Result<PolicySource> {
@@ -75,7 +75,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
     }
     let status = if cli.apply {
-        let report = apply::apply(&cli, &records, &mut out)?;
+        let report = apply_both(&cli, &records, &mut out)?;
         pvedr::msg::say(format!(
             "{} deleted, {} skipped, {} failed",
             report.deleted, report.skipped, report.failed
@@ -86,4 +86,21 @@ pub fn run(cli: Cli) -> Result<u8> {
     };
     out.finish()?;
     Ok(status)
+}
+
+/// Backups on a node through the node, offsite copies on S3 (`offsite`).
+fn apply_both(
+    cli: &Cli,
+    records: &[Record],
+    out: &mut pvedr::output::Output,
+) -> Result<apply::Report> {
+    let (remote, local): (Vec<Record>, Vec<Record>) =
+        records.iter().cloned().partition(offsite::is_offsite);
+    let mut report = apply::apply(cli, &local, out)?;
+    let r = offsite::apply(cli, &remote, out)?;
+    report.deleted += r.deleted;
+    report.skipped += r.skipped;
+    report.failed += r.failed;
+    report.interrupted |= r.interrupted;
+    Ok(report)
 }

@@ -1,0 +1,13 @@
+//! `backup-sync`: offsite copies of vzdump backups on S3 — push, list, pull.
+
+mod cli;
+mod location;
+mod manifest;
+mod meter;
+mod pull;
+mod push;
+mod run;
+mod source;
+
+pub use cli::Cli;
+pub use run::run;
