@@ -85,7 +85,13 @@ impl Bucket {
             .set_server_side_encryption(sse)
             .set_ssekms_key_id(kms)
             .set_object_lock_mode(mode)
-            .set_object_lock_retain_until_date(until);
+            .set_object_lock_retain_until_date(until)
+            // S3 wants a body checksum on a write with retention.
+            .set_checksum_algorithm(
+                opts.lock
+                    .is_some()
+                    .then_some(aws_sdk_s3::types::ChecksumAlgorithm::Sha256),
+            );
         self.rt
             .block_on(req.send())
             .map(|r| r.version_id().unwrap_or("null").to_string())
@@ -117,40 +123,31 @@ impl Bucket {
             .map_err(|e| explain(&format!("locking {}", self.url(key)), e))
     }
 
-    /// The retention of one version; `Ok(None)` when it has none (or the bucket has no
-    /// Object Lock).
+    /// The retention of one version, from its HEAD (which every S3 with Object Lock
+    /// answers; moto has no GetObjectRetention); `Ok(None)` when it has none.
     pub fn retention(&self, key: &str, version: Option<&str>) -> Result<Option<Lock>> {
         let r = self.rt.block_on(
             self.client
-                .get_object_retention()
+                .head_object()
                 .bucket(&self.name)
                 .key(key)
                 .set_version_id(version.map(String::from))
                 .send(),
         );
         match r {
-            Ok(r) => Ok(r.retention().and_then(|l| {
-                let mode = match l.mode()? {
-                    ObjectLockRetentionMode::Compliance => LockMode::Compliance,
-                    _ => LockMode::Governance,
-                };
-                Some(Lock {
-                    mode,
-                    until: l.retain_until_date()?.secs(),
-                })
-            })),
-            // moto answers 200 with no body for an object without retention.
-            Err(e)
-                if super::status(&e) == Some(200)
-                    || super::not_found(&e)
-                    || super::code(&e).is_some_and(|c| {
-                        c == "NoSuchObjectLockConfiguration"
-                            || c == "ObjectLockConfigurationNotFoundError"
-                            || c == "InvalidRequest"
-                    }) =>
-            {
-                Ok(None)
-            }
+            Ok(r) => Ok(
+                match (r.object_lock_mode(), r.object_lock_retain_until_date()) {
+                    (Some(m), Some(until)) => Some(Lock {
+                        mode: match m {
+                            ObjectLockMode::Compliance => LockMode::Compliance,
+                            _ => LockMode::Governance,
+                        },
+                        until: until.secs(),
+                    }),
+                    _ => None,
+                },
+            ),
+            Err(e) if super::not_found(&e) => Ok(None),
             Err(e) => Err(explain(
                 &format!("reading the lock of {}", self.url(key)),
                 e,
