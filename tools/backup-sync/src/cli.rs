@@ -13,6 +13,7 @@ const AFTER: &str = "EXAMPLES:
   backup-sync ls --from s3://offsite/pve | backup-prune --keep-daily 30 --apply
   backup-sync pull 'offsite:backup/pve/pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst' \\
       --to-dir /var/lib/vz/dump
+  backup-sync ls --from s3://offsite/pve | backup-sync pull --to-node pve1 --storage local --host pve1
   backup-sync ls --from s3://offsite/pve | jq -c 'select(.vmid==100)' | backup-sync pull --to-dir .
 
 KEYS:
@@ -88,7 +89,7 @@ pub enum Command {
         from: String,
     },
     /// Bring offsite copies back into a directory, verified against their manifest.
-    Pull(PullArgs),
+    Pull(Box<PullArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -169,12 +170,29 @@ pub struct PullArgs {
     pub volids: Vec<String>,
 
     /// Directory the archives (and their side files) are written into.
-    #[arg(long, value_name = "DIR")]
-    pub to_dir: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "to_node",
+        conflicts_with = "to_node"
+    )]
+    pub to_dir: Option<PathBuf>,
+
+    /// Node whose backup storage (--storage) the archives go back to, over SSH (--host) or
+    /// on this machine.
+    #[arg(long, value_name = "NODE", requires = "storage")]
+    pub to_node: Option<String>,
+
+    /// With --to-node: the directory storage the archives are written to.
+    #[arg(long, value_name = "ID", requires = "to_node")]
+    pub storage: Option<String>,
 
     /// Replace a file of the same name whose contents differ.
     #[arg(long)]
     pub force: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

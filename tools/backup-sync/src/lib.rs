@@ -8,6 +8,7 @@ mod pull;
 mod push;
 mod run;
 mod source;
+mod to_node;
 
 pub use cli::Cli;
 pub use run::run;

@@ -38,11 +38,15 @@ pub fn targets(a: &PullArgs) -> Result<Vec<(String, String)>> {
             "nothing to pull: give a VOLID or `backup` records on stdin",
         ));
     }
-    if !a.to_dir.is_dir() {
+    if let Some(d) = a.to_dir.as_ref().filter(|d| !d.is_dir()) {
         return Err(Error::usage(format!(
             "--to-dir {}: not a directory",
-            a.to_dir.display()
+            d.display()
         )));
+    }
+    if let (Some(n), Some(s)) = (&a.to_node, &a.storage) {
+        pvedr::validate::node(n)?;
+        pvedr::validate::storage_id(s)?;
     }
     volids.iter().map(|v| parse_volid(v)).collect()
 }
@@ -58,6 +62,10 @@ pub fn run(
     emit: &mut dyn FnMut(Step) -> Result<()>,
 ) -> Result<()> {
     let mut buckets: HashMap<String, Bucket> = HashMap::new();
+    let node = match &a.to_node {
+        Some(_) => Some(a.connect.connect()?.transport),
+        None => None,
+    };
     for (b, key) in targets {
         let name = key.rsplit('/').next().unwrap_or(key);
         if pvedr::interrupt::requested() {
@@ -74,8 +82,16 @@ pub fn run(
         }
         let started = Instant::now();
         let st = match buckets.get(b) {
-            Some(bucket) => pull_one(bucket, key, &a.to_dir, a.force, started)
-                .unwrap_or_else(|e| step(name, "failed", e.to_string(), Some(started))),
+            Some(bucket) => match (&node, &a.to_dir, &a.storage) {
+                (Some(t), _, Some(s)) => {
+                    crate::to_node::pull_one(endpoint, bucket, key, t.as_ref(), s, a.force)
+                }
+                (_, Some(d), _) => pull_one(bucket, key, d, a.force, started),
+                _ => Err(Error::usage(
+                    "give --to-dir DIR or --to-node NODE --storage ID",
+                )),
+            }
+            .unwrap_or_else(|e| step(name, "failed", e.to_string(), Some(started))),
             None => continue,
         };
         emit(st)?;

@@ -164,20 +164,23 @@ impl Source {
                     h.update(&buf[..n]);
                 }
             }
-            Source::Node(t) => {
-                let cmd = RemoteCommand::read(["sha256sum", "--", path]);
-                let out = t.run(&cmd)?;
-                let text = String::from_utf8_lossy(&out);
-                let sum = text.split_whitespace().next().unwrap_or("");
-                if sum.len() == 64 && sum.bytes().all(|c| c.is_ascii_hexdigit()) {
-                    Ok(sum.to_ascii_lowercase())
-                } else {
-                    Err(Error::Other(format!(
-                        "sha256sum on {} gave no checksum",
-                        t.host()
-                    )))
-                }
-            }
+            Source::Node(t) => remote_sha256(t.as_ref(), path),
         }
+    }
+}
+
+/// A file's sha256 by the node's own `sha256sum`.
+pub fn remote_sha256(t: &dyn Transport, path: &str) -> Result<String> {
+    let cmd = RemoteCommand::read(["sha256sum", "--", path]);
+    let out = t.run(&cmd)?;
+    let text = String::from_utf8_lossy(&out);
+    let sum = text.split_whitespace().next().unwrap_or("");
+    if sum.len() == 64 && sum.bytes().all(|c| c.is_ascii_hexdigit()) {
+        Ok(sum.to_ascii_lowercase())
+    } else {
+        Err(Error::Other(format!(
+            "sha256sum on {} gave no checksum",
+            t.host()
+        )))
     }
 }

@@ -108,3 +108,47 @@ fn a_corrupted_copy_is_not_written() {
     assert_eq!(of_kind(&out.stdout, "step")[0]["status"], "failed");
     assert_eq!(std::fs::read(to.path().join(name)).expect("read"), b"mine");
 }
+
+#[test]
+fn pull_to_node_puts_the_archive_back_on_the_storage_over_ssh() {
+    let sim = pvedr_testkit::SimNode::demo();
+    let sshd = pvedr_testkit::Sshd::start(&sim);
+    let s3 = Offsite::new();
+    pushed(&sim, &s3);
+    let dump = sim.dump_dir("local");
+    let name = "vzdump-lxc-101-2024_01_15-02_01_07.tar.zst";
+    let side = [
+        format!("{name}.notes"),
+        "vzdump-lxc-101-2024_01_15-02_01_07.log".to_string(),
+    ];
+    let original: Vec<Vec<u8>> = std::iter::once(name.to_string())
+        .chain(side.iter().cloned())
+        .map(|f| std::fs::read(dump.join(f)).expect("original"))
+        .collect();
+    // The node lost its disk.
+    for f in std::iter::once(name.to_string()).chain(side.iter().cloned()) {
+        std::fs::remove_file(dump.join(f)).expect("rm");
+    }
+    let volid = format!("offsite:backup/pve/pve1/101/{name}");
+    let out = run_ok(
+        s3.tool("backup-sync")
+            .args(["pull", &volid, "--to-node", "pve1", "--storage", "local"])
+            .args(sshd.args()),
+    );
+    assert_eq!(
+        statuses(&out.stdout),
+        [(name.to_string(), "changed".to_string())]
+    );
+    let back: Vec<Vec<u8>> = std::iter::once(name.to_string())
+        .chain(side.iter().cloned())
+        .map(|f| std::fs::read(dump.join(f)).expect("pulled back"))
+        .collect();
+    assert_eq!(back, original, "byte-identical, side files too");
+    assert!(
+        files(&dump).iter().all(|f| !f.contains("backup-sync.tmp")),
+        "no temporary file left"
+    );
+    // Proxmox lists it again, ready for pve-restore.
+    let listing = String::from_utf8(crate::common::list_ssh(&sshd, "local")).expect("utf8");
+    assert!(listing.contains(&format!("local:backup/{name}")));
+}
