@@ -106,13 +106,16 @@ fn item(p: &Plan, b: &Backup) -> std::result::Result<Item, String> {
         .vmid
         .or(parsed.vmid)
         .ok_or("no vmid in the record or the name")?;
-    let group = p
-        .storage
-        .clone()
-        .or_else(|| b.node.clone())
-        .or_else(|| p.node.clone())
-        .ok_or("no node known for this backup; give --node or --storage")?;
-    pvedr::validate::node(&group).map_err(|e| e.to_string())?;
+    // --storage was checked with the flags; a node from a record is checked here.
+    let group = match (&p.storage, b.node.as_ref().or(p.node.as_ref())) {
+        (Some(s), _) => s.clone(),
+        (None, Some(n)) => pvedr::validate::node(n)
+            .map_err(|e| e.to_string())?
+            .to_string(),
+        (None, None) => {
+            return Err("no node known for this backup; give --node or --storage".into());
+        }
+    };
     Ok(Item {
         key: p.location.key(&group, vmid, &name),
         backup: b.clone(),

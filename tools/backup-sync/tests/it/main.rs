@@ -1,6 +1,7 @@
 //! backup-sync's integration tests: one binary, a module per area, all through the built
 //! binaries against moto, the simulated node and a real sshd.
 
+mod cli;
 mod common;
 mod interrupt;
 mod man;
