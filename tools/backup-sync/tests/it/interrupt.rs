@@ -46,23 +46,36 @@ fn interrupted_upload_leaves_nothing(signal: Signal) {
         .expect("stdin")
         .write_all(rec.as_bytes())
         .expect("write");
+    // Midway: wait for two progress lines (about 4 s at 2 MiB/s: the first part is up).
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let lines = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for l in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = tx.send(l.clone());
+            all.push(l);
+        }
+        all
+    });
     let deadline = Instant::now() + Duration::from_secs(60);
-    while s3.uploads() == 0 {
-        assert!(Instant::now() < deadline, "the upload never started");
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "ended before the signal"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    let mut progress = Vec::new();
+    while progress.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let l = rx.recv_timeout(left).expect("progress lines on stderr");
+        if l.contains(" of ") && l.ends_with("/s") {
+            progress.push(l);
+        }
     }
+    assert!(
+        progress[0].starts_with(&format!("backup-sync: {NAME}: ")),
+        "{progress:?}"
+    );
+    assert!(progress[0].contains("%) at "), "{progress:?}");
+    assert_eq!(s3.uploads(), 1, "the upload is under way");
     kill(Pid::from_raw(child.id() as i32), signal).expect("signal");
     let out = child.wait_with_output().expect("wait");
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = lines.join().expect("stderr").join("\n");
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
     let steps = of_kind(&out.stdout, "step");
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0]["status"], "failed");
