@@ -37,7 +37,7 @@ SAFETY:
   An archive already offsite with the same size and sha256 is skipped (push is idempotent
   and resumes where it stopped); the same name with other contents is refused unless
   --force. Uploads are multipart and streamed (never a local copy): memory stays within
-  about 2 x --part-size per job. An upload that fails or is interrupted (SIGINT/SIGTERM)
+  a few --part-size per job. An upload that fails or is interrupted (SIGINT/SIGTERM)
   is aborted, so no half object is left. pull writes beside the target and renames only
   after the sha256 matches the manifest; an existing different file is kept unless --force.
 
@@ -113,7 +113,7 @@ pub struct PushArgs {
     #[arg(long, value_name = "ID", help_heading = "Source")]
     pub storage: Option<String>,
 
-    /// Multipart part size (5M to 5G); memory is about 2 x this per job.
+    /// Multipart part size (5M to 5G); memory is a few of these per job.
     #[arg(
         long,
         value_name = "SIZE",

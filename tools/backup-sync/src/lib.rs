@@ -4,6 +4,7 @@ mod cli;
 mod location;
 mod manifest;
 mod meter;
+mod pipe;
 mod pull;
 mod push;
 mod run;

@@ -18,6 +18,7 @@ use crate::cli::{LockModeArg, PushArgs, SseArg};
 use crate::location::{Location, check_part, manifest_key};
 use crate::manifest::{MAX_MANIFEST, Manifest, SideFile};
 use crate::meter::{Meter, Throttle, parse_size, rate};
+use crate::pipe::PartPipe;
 use crate::source::Source;
 
 /// What every job shares.
@@ -312,8 +313,44 @@ fn upload(
     size: Option<u64>,
 ) -> Result<(String, u64)> {
     let up = MultipartUpload::start_opts(bucket, &it.key, p.part_size, Retry::default(), &p.opts)?;
-    let mut meter = Meter::new(up, &it.name, size, p.throttle.clone());
-    // On any error below, the upload is dropped unfinished: aborted, no object.
+    let (pipe, rx) = PartPipe::new(p.part_size);
+    let (read, sent) = std::thread::scope(|s| {
+        let sender = s.spawn(move || crate::pipe::upload(up, rx));
+        let read = read_into(p, src, it, path, size, pipe);
+        // On a read error the pipe is gone without `Finish`: the upload is aborted.
+        let sent = sender
+            .join()
+            .unwrap_or_else(|_| Err(Error::Other("the upload thread failed".into())));
+        (read, sent)
+    });
+    // An S3 error stopped the reading too: it is the cause. Else the read's error is.
+    let (version, bytes) = match sent? {
+        Some(v) => v,
+        None => {
+            return Err(read
+                .err()
+                .unwrap_or_else(|| Error::Other("the upload stopped".into())));
+        }
+    };
+    let sha = read?;
+    if let Some(lock) = &p.opts.lock {
+        // Some servers ignore the lock headers of multipart uploads: set it on the version.
+        let v = (version != "null").then_some(version.as_str());
+        bucket.set_retention(&it.key, v, lock)?;
+    }
+    Ok((sha, bytes))
+}
+
+/// Streams the archive through the meter into the pipe; returns its sha256.
+fn read_into(
+    p: &Plan,
+    src: &Source,
+    it: &Item,
+    path: &str,
+    size: Option<u64>,
+    pipe: PartPipe,
+) -> Result<String> {
+    let mut meter = Meter::new(pipe, &it.name, size, p.throttle.clone());
     let copied = src.stream(path, &mut meter).map_err(|e| {
         if pvedr::interrupt::requested() {
             Error::Interrupted
@@ -327,14 +364,10 @@ fn upload(
             it.name
         )));
     }
-    let (up, sha) = meter.into_parts();
-    let (version, bytes) = up.finish()?;
-    if let Some(lock) = &p.opts.lock {
-        // Some servers ignore the lock headers of multipart uploads: set it on the version.
-        let v = (version != "null").then_some(version.as_str());
-        bucket.set_retention(&it.key, v, lock)?;
-    }
-    Ok((sha, bytes))
+    let (pipe, sha) = meter.into_parts();
+    pipe.finish()
+        .map_err(|e| Error::io(format!("uploading {}", it.name), e))?;
+    Ok(sha)
 }
 
 fn put(p: &Plan, bucket: &Bucket, key: &str, body: Vec<u8>) -> Result<String> {
