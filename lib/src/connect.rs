@@ -7,7 +7,7 @@ use clap::Args;
 
 use crate::error::{Error, Result};
 use crate::terraform::tfvars;
-use crate::transport::{Local, Ssh, SshOptions, Transport};
+use crate::transport::{Local, Ssh, SshOptions, Timeouts, Transport};
 use crate::validate;
 
 #[derive(Args, Debug, Clone, Default)]
@@ -45,8 +45,14 @@ pub struct ConnectArgs {
     pub accept_new_host_key: bool,
 
     /// Give up connecting after this long (30s, 1m, …).
-    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
     pub connect_timeout: String,
+
+    /// Give up on a read-only node command (a listing, a config) that sends nothing for this
+    /// long: a hung storage is then reported, not waited on forever. Commands that change
+    /// the node (restores, backups, deletions) may run up to 24h.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration_arg)]
+    pub command_timeout: String,
 
     /// Read the host (and node) from a Terraform tfvars file.
     #[arg(long, value_name = "FILE")]
@@ -71,8 +77,30 @@ pub struct Connection {
     pub tfvars_node: Option<String>,
 }
 
+/// A duration flag, checked when the command line is read (with or without --host).
+fn duration_arg(s: &str) -> std::result::Result<String, String> {
+    match crate::time::parse_duration(s) {
+        Ok(0) => Err("must be more than 0s".into()),
+        Ok(_) => Ok(s.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 impl ConnectArgs {
+    /// The bounds from `--connect-timeout` and `--command-timeout`, checked whether or not
+    /// a host is given.
+    fn durations(&self) -> Result<(Duration, Timeouts)> {
+        let connect = crate::time::parse_duration(&self.connect_timeout)?.max(1);
+        let read = crate::time::parse_duration(&self.command_timeout)?.max(1);
+        let timeouts = Timeouts {
+            read: Duration::from_secs(read),
+            ..Timeouts::default()
+        };
+        Ok((Duration::from_secs(connect), timeouts))
+    }
+
     pub fn connect(&self) -> Result<Connection> {
+        let (connect_timeout, timeouts) = self.durations()?;
         let mut host = self.host.clone();
         let mut tfvars_node = None;
         if let Some(path) = &self.tfvars {
@@ -97,7 +125,7 @@ impl ConnectArgs {
             tfvars_node = t.node;
         }
         let transport: Box<dyn Transport> = match host {
-            None => Box::new(Local),
+            None => Box::new(Local { timeouts }),
             Some(h) => {
                 validate_host(&h)?;
                 let mut o = SshOptions::new(h);
@@ -106,8 +134,8 @@ impl ConnectArgs {
                 o.identity = self.identity.clone();
                 o.known_hosts = self.known_hosts.as_ref().map(|p| expand_home(p));
                 o.accept_new_host_key = self.accept_new_host_key;
-                o.connect_timeout =
-                    Duration::from_secs(crate::time::parse_duration(&self.connect_timeout)?.max(1));
+                o.connect_timeout = connect_timeout;
+                o.timeouts = timeouts;
                 Box::new(Ssh::new(o))
             }
         };
@@ -128,6 +156,7 @@ fn expand_home(p: &std::path::Path) -> PathBuf {
 /// A host name or IP address: no spaces, no shell or option characters.
 fn validate_host(h: &str) -> Result<()> {
     let ok = !h.is_empty()
+        && h.len() <= 253
         && !h.starts_with('-')
         && h.bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'_'));

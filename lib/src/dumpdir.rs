@@ -181,7 +181,8 @@ impl DumpDir {
         let mut out = Listing::default();
         let mut stems: HashSet<String> = HashSet::new();
         for name in &names {
-            let Some(a) = archive::parse(name) else {
+            // Proxmox reads the directory with the glob `<$path/*>`: no dot files.
+            let Some(a) = archive::parse(name).filter(|_| !name.starts_with('.')) else {
                 continue;
             };
             let p = dir.join(name);

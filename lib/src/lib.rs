@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod cli;
+pub mod cluster;
 pub mod connect;
 pub mod dumpdir;
 pub mod error;

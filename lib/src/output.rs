@@ -101,6 +101,21 @@ pub fn columns(kind: &str) -> &'static [&'static str] {
             "threshold",
         ],
         "summary" => &["counts", "exit_code", "duration_s"],
+        "snapshot" => &[
+            "node",
+            "vmid",
+            "type",
+            "name",
+            "label",
+            "time",
+            "parent",
+            "vmstate",
+            "description",
+            "mark",
+            "reason",
+            "status",
+            "message",
+        ],
         _ => &[],
     }
 }

@@ -383,19 +383,6 @@ pub struct Job {
     pub extra: Extra,
 }
 
-impl Job {
-    /// Whether the job backs up this guest (pool membership is not known here: `None`).
-    pub fn covers(&self, vmid: u64) -> Option<bool> {
-        if self.all {
-            return Some(!self.exclude.contains(&vmid));
-        }
-        if self.pool.is_some() {
-            return None;
-        }
-        Some(self.vmid.contains(&vmid))
-    }
-}
-
 /// One step of a plan or of a run (restore, fallback, rebuild, prune --apply).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Step {
@@ -524,6 +511,38 @@ pub struct Summary {
     pub extra: Extra,
 }
 
+/// A guest snapshot (`pve-snapshot`): what `/nodes/N/{qemu,lxc}/V/snapshot` says of it,
+/// plus the label pve-snapshot gave it and, from `create`/`prune`, what was done.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    pub vmid: u64,
+    /// `qemu` or `lxc`.
+    #[serde(rename = "type")]
+    pub guest_type: String,
+    pub name: String,
+    /// The label of a snapshot pve-snapshot made (`daily` of `daily-20240115-020000`);
+    /// absent for any other snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Proxmox's `snaptime` (Unix seconds); absent when Proxmox says 0 (unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snaptime: Option<i64>,
+    /// `snaptime` as RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Whether the snapshot holds the VM's RAM (VMs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmstate: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 /// Any record. Kinds this crate does not know are kept as they are.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
@@ -537,6 +556,7 @@ pub enum Record {
     Step(Step),
     Check(Check),
     Summary(Summary),
+    Snapshot(Snapshot),
     Other(Map<String, Value>),
 }
 
@@ -606,6 +626,7 @@ kinds! {
     Step => "step",
     Check => "check",
     Summary => "summary",
+    Snapshot => "snapshot",
 }
 
 fn parse<T: DeserializeOwned>(map: Map<String, Value>, kind: &str) -> Result<T, String> {
@@ -655,17 +676,6 @@ mod tests {
         assert!(Record::from_value(json!({"a": 1})).is_err());
         let e = Record::from_value(json!({"kind": "backup"})).unwrap_err();
         assert!(e.contains("bad `backup` record"), "{e}");
-    }
-
-    #[test]
-    fn job_coverage() {
-        let j = Job {
-            all: true,
-            exclude: vec![101],
-            ..Default::default()
-        };
-        assert_eq!(j.covers(100), Some(true));
-        assert_eq!(j.covers(101), Some(false));
     }
 
     fn backup(v: Value) -> Result<Backup, String> {
@@ -718,12 +728,13 @@ mod tests {
             "volid": "local:backup/vzdump-qemu-100-manual-copy.vma.zst"}))
         .expect("valid");
         assert_eq!(b.vmid, Some(100));
-        // Not a vzdump name: Proxmox says `unknown`; the format must be given.
-        let b = backup(json!({"kind": "backup", "ctime": 1, "format": "vma",
-            "volid": "local:backup/other.vma"}))
-        .expect("valid");
+        // Not a vzdump name: Proxmox says `unknown`; the format is the extension's.
+        let b = backup(json!({"kind": "backup", "ctime": 1, "volid": "local:backup/other.vma"}))
+            .expect("valid");
         assert_eq!((b.subtype.as_str(), b.vmid), ("unknown", None));
-        let e = backup(json!({"kind": "backup", "ctime": 1, "volid": "local:backup/other.vma"}))
+        assert_eq!(b.format, "vma");
+        // No backup extension (a provider's volid): the format must be given.
+        let e = backup(json!({"kind": "backup", "ctime": 1, "volid": "local:backup/other.img"}))
             .unwrap_err();
         assert!(e.contains("missing field `format`"), "{e}");
         // Given fields win over the volid.

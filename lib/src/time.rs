@@ -72,12 +72,17 @@ impl Zone {
     pub fn from_arg(name: Option<&str>) -> Result<Zone> {
         match name {
             None => Ok(Zone::Local),
-            Some(n) => n.parse::<chrono_tz::Tz>().map(Zone::Named).map_err(|_| {
-                Error::usage(format!(
-                    "unknown time zone '{n}': expected an IANA name such as Europe/Paris"
-                ))
-            }),
+            Some(n) => Zone::named(n),
         }
+    }
+
+    /// An IANA zone by name.
+    pub fn named(n: &str) -> Result<Zone> {
+        n.parse::<chrono_tz::Tz>().map(Zone::Named).map_err(|_| {
+            Error::usage(format!(
+                "unknown time zone '{n}': expected an IANA name such as Europe/Paris"
+            ))
+        })
     }
 
     /// Local wall time → Unix seconds. Ambiguous times (the repeated hour when DST ends) take
@@ -142,6 +147,20 @@ pub fn parse_date(s: &str, zone: Zone, end_of_day: bool) -> Result<i64> {
         .ok_or_else(|| Error::usage(format!("date '{s}' does not exist in the time zone")))
 }
 
+/// A calendar day `YYYY-MM-DD` in `zone`: [its first second, the next day's first second).
+/// 23 or 25 hours long on the days the clocks change.
+pub fn day_range(s: &str, zone: Zone) -> Result<(i64, i64)> {
+    let start = parse_date(s, zone, false)?;
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| Error::usage(format!("invalid date '{s}': expected YYYY-MM-DD")))?;
+    let next = d
+        .succ_opt()
+        .and_then(|n| n.and_hms_opt(0, 0, 0))
+        .and_then(|n| zone.to_epoch(n))
+        .ok_or_else(|| Error::usage(format!("invalid date '{s}'")))?;
+    Ok((start, next))
+}
+
 /// Seconds since the epoch, now.
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -161,6 +180,20 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(format_duration(93784), "1d2h3m4s");
+    }
+
+    #[test]
+    fn a_day_is_23_or_25_hours_when_the_clocks_change() {
+        let paris = Zone::named("Europe/Paris").expect("zone");
+        let len = |d| day_range(d, paris).map(|(a, b)| b - a).ok();
+        assert_eq!(len("2024-03-31"), Some(23 * 3600));
+        assert_eq!(len("2024-10-27"), Some(25 * 3600));
+        assert_eq!(len("2024-01-15"), Some(24 * 3600));
+        assert_eq!(
+            day_range("2024-01-15", paris).ok().map(|r| r.0),
+            Some(1_705_273_200)
+        );
+        assert!(day_range("2024-01-15T00:00:00Z", paris).is_err());
     }
 
     #[test]

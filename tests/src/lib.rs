@@ -13,7 +13,7 @@ pub mod s3;
 mod sim;
 mod sshd;
 
-pub use sim::{Backup, SimNode};
+pub use sim::{Backup, DEFAULT_NOW, SimNode};
 pub use sshd::Sshd;
 
 use std::path::PathBuf;

@@ -196,7 +196,10 @@ impl SimNode {
                 let first = argv.first().copied().unwrap_or("");
                 let mutating = match cmd {
                     "qmrestore" | "vzdump" => true,
-                    "qm" | "pct" => !matches!(first, "status" | "config" | "guest" | "exec"),
+                    "qm" | "pct" => !matches!(
+                        first,
+                        "status" | "config" | "guest" | "exec" | "listsnapshot"
+                    ),
                     "pvesh" => first != "get",
                     _ => false,
                 };

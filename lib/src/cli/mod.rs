@@ -1,12 +1,15 @@
 //! The shared entry point: parse → run → map the error to an exit code, once for all tools;
 //! the flags every tool shares ([`args`]), the one confirmation rule ([`confirm`]) and the
-//! man page renderer (`<tool> --generate-man`).
+//! man page renderer (`<tool> --generate-man`) and shell completions
+//! (`<tool> --generate-completions bash|zsh|fish`).
 
 mod args;
+mod complete;
 mod confirm;
 mod man;
 
 pub use args::{InputArgs, OutputArgs, WriteArgs};
+pub use complete::render_completions;
 pub use confirm::confirm;
 pub use man::render_man;
 
@@ -35,6 +38,18 @@ pub fn main<C: Parser>(
             Err(e) => {
                 let _ = writeln!(std::io::stderr(), "{name}: {e}");
                 ExitCode::from(code::FAILURE)
+            }
+        };
+    }
+    if args.get(1).and_then(|a| a.to_str()) == Some("--generate-completions") {
+        let shell = args.get(2).and_then(|a| a.to_str()).unwrap_or("bash");
+        let mut out = std::io::stdout().lock();
+        return match render_completions(C::command(), shell, &mut out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "{name}: {e}");
+                ExitCode::from(e.exit_code(ExitScheme::Standard))
             }
         };
     }

@@ -4,8 +4,10 @@
 //! and storages: the cluster's nodes, then every node's backup storages, then every
 //! storage's content, each round a parallel batch on the node.
 
+mod guests;
 mod remote;
 
+pub use guests::{GuestArgs, GuestSelection};
 pub use remote::gather_remote;
 
 use std::collections::{BTreeMap, HashSet};
@@ -43,8 +45,10 @@ pub struct SelectArgs {
     #[arg(long, value_name = "PATH", conflicts_with_all = ["all_nodes", "host", "tfvars"])]
     pub dir: Option<PathBuf>,
 
-    /// The node's time zone (IANA name, e.g. Europe/Paris), used to read the local time in
-    /// archive names. Default: the TZ environment variable, else the system zone.
+    /// The node's time zone (IANA name, e.g. Europe/Paris): what dates (--since, --until),
+    /// retention periods and job schedules mean, and with --dir how archive names are read.
+    /// Default: the zone the node reports (/nodes/localhost/time); with --dir, TZ, else the
+    /// system zone.
     #[arg(long, value_name = "NAME")]
     pub timezone: Option<String>,
 }
@@ -160,6 +164,20 @@ pub struct Gathered {
     pub jobs: Vec<Job>,
     pub failures: Vec<BackupFailure>,
     pub problems: Vec<String>,
+    /// The zone of the node asked (its `/nodes/localhost/time`), when `--timezone` was not
+    /// given: what dates, periods and schedules mean there.
+    pub node_zone: Option<Zone>,
+}
+
+impl Gathered {
+    /// `--timezone` if given, else the node's own zone, else this process's.
+    pub fn zone(&self, sel: &SelectArgs) -> Result<Zone> {
+        match (&sel.timezone, self.node_zone) {
+            (Some(n), _) => Zone::named(n),
+            (None, Some(z)) => Ok(z),
+            (None, None) => Ok(Zone::Local),
+        }
+    }
 }
 
 impl Gathered {
@@ -360,6 +378,14 @@ fn cluster_nodes(
         let Some(name) = pvesh::str_of(m, "name") else {
             continue;
         };
+        // The node sent it: say so, and never let it reach a path or a command.
+        if validate::node(&name).is_err() {
+            crate::msg::warn(format!(
+                "/cluster/status names a node '{}', which is not a valid node name: skipped",
+                crate::msg::visible(&name).escape_debug()
+            ));
+            continue;
+        }
         if pvesh::bool_of(m, "local").unwrap_or(false) {
             local = Some(name.clone());
         }

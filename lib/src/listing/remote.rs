@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::msg;
 use crate::pvesh::{self, paths};
 use crate::records::Storage;
-use crate::time::Zone;
 use crate::transport::{CommandOutput, RemoteCommand, Transport};
 use crate::validate;
 
@@ -20,6 +19,7 @@ use crate::validate;
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Req {
     Status,
+    Time,
     Resources,
     Jobs,
     Storages(String),
@@ -61,10 +61,16 @@ impl Round {
 }
 
 impl Answers {
-    /// The answer to `r` as a JSON list; `None` when it was not asked.
-    fn list(&mut self, r: &Req) -> Option<Result<Vec<Map<String, Value>>>> {
+    /// The raw answer to `r`; `None` when it was not asked.
+    fn take(&mut self, r: &Req) -> Option<(RemoteCommand, CommandOutput)> {
         let i = self.got.iter().position(|(x, _, _)| x == r)?;
         let (_, cmd, out) = self.got.swap_remove(i);
+        Some((cmd, out))
+    }
+
+    /// The answer to `r` as a JSON list; `None` when it was not asked.
+    fn list(&mut self, r: &Req) -> Option<Result<Vec<Map<String, Value>>>> {
+        let (cmd, out) = self.take(r)?;
         Some(pvesh::parse_list(&self.host, &cmd, out))
     }
 }
@@ -98,6 +104,9 @@ pub fn gather_remote(
     if need_status {
         r1.ask(Req::Status, pvesh::get(paths::CLUSTER_STATUS, &[]));
     }
+    if sel.timezone.is_none() {
+        r1.ask(Req::Time, pvesh::get(&paths::node_time("localhost"), &[]));
+    }
     if extras.guests {
         r1.ask(
             Req::Resources,
@@ -112,6 +121,9 @@ pub fn gather_remote(
         ask_node_lists(&mut r1, &named, extras);
     }
     let mut a1 = r1.run(t)?;
+    if let Some((cmd, out)) = a1.take(&Req::Time) {
+        g.node_zone = Some(pvesh::zone_of(&a1.host, &cmd, out)?);
+    }
     let nodes = match a1.list(&Req::Status) {
         Some(status) => online_nodes(&status?, sel, &a1.host, &mut g)?,
         None => named,
@@ -139,7 +151,7 @@ pub fn gather_remote(
         g.name_backups();
     }
     if extras.jobs {
-        let zone = Zone::from_arg(sel.timezone.as_deref())?;
+        let zone = g.zone(sel)?;
         super::attach_last_tasks(&mut g.jobs, &tasks, zone);
     }
     Ok(g)

@@ -65,6 +65,30 @@ pub fn parse_object(
     }
 }
 
+/// The zone a node reads archive names and calendars in: the `timezone` of its
+/// `/nodes/NODE/time` (pve-manager `API2/Nodes.pm` `time`, from `timedatectl`).
+pub fn zone_of(host: &str, cmd: &RemoteCommand, out: CommandOutput) -> Result<crate::time::Zone> {
+    let m = parse_object(host, cmd, out)?;
+    let name = str_of(&m, "timezone").ok_or_else(|| Error::Protocol {
+        host: host.into(),
+        command: cmd.line(),
+        message: "no timezone in the answer".into(),
+    })?;
+    crate::time::Zone::named(&name).map_err(|_| {
+        Error::Other(format!(
+            "{host} is in time zone '{}', which pvedr does not know: give --timezone",
+            crate::msg::visible(&name)
+        ))
+    })
+}
+
+/// Asks a node for its zone (`localhost`: the node pvesh runs on).
+pub fn node_zone(t: &dyn crate::transport::Transport, node: &str) -> Result<crate::time::Zone> {
+    let cmd = get(&paths::node_time(node), &[]);
+    let out = t.exec(&cmd)?;
+    zone_of(t.host(), &cmd, out)
+}
+
 pub fn str_of(m: &Map<String, Value>, k: &str) -> Option<String> {
     match m.get(k)? {
         Value::String(s) => Some(s.clone()),
@@ -73,25 +97,40 @@ pub fn str_of(m: &Map<String, Value>, k: &str) -> Option<String> {
     }
 }
 
-/// An integer that Perl may have printed as a number or a string.
+/// An integer that Perl may have printed as a number, a string, or in scientific notation
+/// (`4e+12`); `None` for fractions and for what does not fit, never a wrapped value.
 pub fn int_of(m: &Map<String, Value>, k: &str) -> Option<i64> {
-    match m.get(k)? {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
+    let f = match m.get(k)? {
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => return Some(i),
+            None => n.as_f64()?,
+        },
+        Value::String(s) => match s.trim().parse::<i64>() {
+            Ok(i) => return Some(i),
+            Err(_) => s.trim().parse::<f64>().ok()?,
+        },
+        _ => return None,
+    };
+    // 2^63 is exactly representable; anything at or beyond it does not fit.
+    let fits = f.is_finite() && f.fract() == 0.0 && f.abs() < 9_223_372_036_854_775_808.0;
+    fits.then_some(f as i64)
 }
 
 pub fn uint_of(m: &Map<String, Value>, k: &str) -> Option<u64> {
     int_of(m, k).and_then(|v| u64::try_from(v).ok())
 }
 
-/// A Perl boolean: `1`, `"1"`, `true`.
+/// A boolean as Proxmox writes one: JSON `true`, `1`, or a string pve-common
+/// `JSONSchema::parse_boolean` accepts (`1|on|yes|true`, `0|off|no|false`, any case).
 pub fn bool_of(m: &Map<String, Value>, k: &str) -> Option<bool> {
     match m.get(k)? {
         Value::Bool(b) => Some(*b),
-        Value::Number(n) => Some(n.as_i64().unwrap_or(0) != 0),
-        Value::String(s) => Some(!(s.is_empty() || s == "0")),
+        Value::Number(n) => n.as_f64().map(|f| f != 0.0),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "on" | "yes" | "true" => Some(true),
+            "0" | "off" | "no" | "false" => Some(false),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -135,6 +174,10 @@ pub fn backup(node: &str, storage: &str, m: &Map<String, Value>) -> Option<Backu
         }),
         _ => None,
     };
+    let mut extra = Map::new();
+    if let Some(a) = uint_of(m, "approximate-size") {
+        extra.insert("approximate_size".into(), Value::from(a));
+    }
     Some(Backup {
         node: Some(node.into()),
         storage: Some(storage.into()),
@@ -149,6 +192,7 @@ pub fn backup(node: &str, storage: &str, m: &Map<String, Value>) -> Option<Backu
         verification,
         encrypted: str_of(m, "encrypted"),
         volid,
+        extra,
         ..Default::default()
     })
 }
@@ -190,6 +234,35 @@ fn id_list(m: &Map<String, Value>, k: &str) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+/// When a task started: the fifth field of its UPID, hex seconds
+/// (`UPID:node:pid:pstart:starttime:type:id:user:`, pve-common `Tools.pm` upid_decode).
+pub fn upid_start(upid: &str) -> Option<i64> {
+    let f: Vec<&str> = upid.split(':').collect();
+    if f.len() < 8 || f[0] != "UPID" || f[4].len() > 16 {
+        return None;
+    }
+    i64::from_str_radix(f[4], 16).ok()
+}
+
+/// A job from the old `vzdump.cron` (`starttime`, `dow`) as a calendar event, the way
+/// pve-manager `API2/Backup.pm` `convert_to_schedule` turns it into one.
+fn legacy_schedule(m: &Map<String, Value>) -> Option<String> {
+    let start = str_of(m, "starttime")?;
+    let dow: Vec<String> = str_of(m, "dow")
+        .map(|d| {
+            d.split([',', ';', ' ', '\0'])
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let all_days = "mon,tue,wed,thu,fri,sat,sun";
+    match dow.join(",") {
+        d if d.is_empty() || d == all_days => Some(start),
+        d => Some(format!("{d} {start}")),
+    }
+}
+
 /// One `/cluster/backup` entry as a `job` record (`prune-backups` values as numbers).
 pub fn job(m: &Map<String, Value>) -> Option<Job> {
     let prune_backups = match m.get("prune-backups") {
@@ -224,7 +297,7 @@ pub fn job(m: &Map<String, Value>) -> Option<Job> {
     };
     Some(Job {
         id: str_of(m, "id")?,
-        schedule: str_of(m, "schedule"),
+        schedule: str_of(m, "schedule").or_else(|| legacy_schedule(m)),
         storage: str_of(m, "storage"),
         vmid: id_list(m, "vmid"),
         all: bool_of(m, "all").unwrap_or(false),
@@ -283,6 +356,84 @@ mod tests {
         assert!(!j.enabled);
         assert_eq!(j.exclude, vec![101, 102]);
         assert_eq!(j.prune_backups.expect("prune")["keep-daily"], json!(7));
+    }
+
+    #[test]
+    fn jobs_as_pve_9_and_older_nodes_answer() {
+        // pve-manager 9.1: objects, booleans, an integer next-run, no starttime/dow.
+        let v9 = obj(
+            json!({"id":"backup-a","type":"vzdump","enabled":true,"all":true,
+            "schedule":"02:00","next-run":1705370400,"prune-backups":{"keep-daily":7,"keep-last":0},
+            "fleecing":{"enabled":true,"storage":"local-lvm"},"performance":{"max-workers":16}}),
+        );
+        let j = job(&v9).expect("job");
+        assert!(j.enabled && j.all);
+        assert_eq!(j.next_run, Some(1_705_370_400));
+        assert_eq!(j.prune_backups.expect("prune")["keep-last"], json!(0));
+        // Older: a legacy vzdump.cron job with starttime and dow (API2/Backup.pm
+        // convert_to_schedule), Perl booleans as strings, next-run as a string.
+        let old = obj(
+            json!({"id":"backup-b","enabled":"no","all":"yes","starttime":"01:30",
+            "dow":"mon,wed","next-run":"1705370400","prune-backups":"keep-weekly=4, keep-daily=7"}),
+        );
+        let j = job(&old).expect("job");
+        assert!(!j.enabled && j.all);
+        assert_eq!(j.schedule.as_deref(), Some("mon,wed 01:30"));
+        assert_eq!(j.next_run, Some(1_705_370_400));
+        assert_eq!(j.prune_backups.expect("prune")["keep-weekly"], json!(4));
+        let every_day = obj(json!({"id":"c","starttime":"03:00",
+            "dow":"mon,tue,wed,thu,fri,sat,sun"}));
+        assert_eq!(
+            job(&every_day).and_then(|j| j.schedule).as_deref(),
+            Some("03:00")
+        );
+        // A boolean Proxmox would not accept is unknown, not true.
+        assert_eq!(bool_of(&obj(json!({"x":"maybe"})), "x"), None);
+        assert_eq!(bool_of(&obj(json!({"x":"OFF"})), "x"), Some(false));
+    }
+
+    #[test]
+    fn sizes_as_nodes_print_them() {
+        // Older nodes printed big storage sizes in scientific notation.
+        let st = obj(
+            json!({"storage":"nas","type":"nfs","total":4.0e12,"used":"3.4e+12",
+            "avail":"600000000000","active":1,"shared":1}),
+        );
+        let s = storage("pve1", &st).expect("storage");
+        assert_eq!(s.total, Some(4_000_000_000_000));
+        assert_eq!(s.used, Some(3_400_000_000_000));
+        // pve-storage 9: `size` may be absent, with `approximate-size` instead.
+        let approx = obj(json!({"volid":"lvm:backup/x","ctime":1,"format":"raw",
+            "approximate-size":1073741824u64,"subtype":"qemu","vmid":100}));
+        let b = backup("pve1", "lvm", &approx).expect("backup");
+        assert_eq!(b.size, None, "an approximation is not the size");
+        assert_eq!(b.extra.get("approximate_size"), Some(&json!(1073741824u64)));
+        // Nonsense is unknown, never a wrapped number.
+        assert_eq!(int_of(&obj(json!({"x":"1e400"})), "x"), None);
+        assert_eq!(int_of(&obj(json!({"x":1.5})), "x"), None);
+    }
+
+    #[test]
+    fn backup_provider_volids_keep_the_fields() {
+        // A provider (storage plugin API 11) names volumes as it likes: trust the fields.
+        let m = obj(
+            json!({"volid":"borg:backup/guest-100/snap-7","ctime":1705284067,
+            "format":"borg-archive","subtype":"qemu","vmid":100,"size":10}),
+        );
+        let b = backup("pve1", "borg", &m).expect("backup");
+        assert_eq!(
+            (b.vmid, b.subtype.as_str(), b.ctime),
+            (Some(100), "qemu", 1_705_284_067)
+        );
+        assert_eq!(b.format, "borg-archive");
+    }
+
+    #[test]
+    fn upid_start_times() {
+        let u = "UPID:pbs1:00000A1C:0001F2C3:65A4D1F0:verify:store1:root@pam:";
+        assert_eq!(upid_start(u), Some(0x65A4_D1F0));
+        assert_eq!(upid_start("UPID:x"), None);
+        assert_eq!(upid_start("UPID:n:1:2:FFFFFFFFFFFFFFFFFF:t:i:u:"), None);
     }
 
     #[test]

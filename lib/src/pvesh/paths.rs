@@ -11,6 +11,11 @@ pub fn storages(node: &str) -> String {
     format!("/nodes/{node}/storage")
 }
 
+/// `/nodes/NODE/storage/STORAGE/status`: its type, whether it is active, its space.
+pub fn storage_status(node: &str, storage: &str) -> String {
+    format!("/nodes/{node}/storage/{storage}/status")
+}
+
 /// `/nodes/NODE/storage/STORAGE/content`.
 pub fn contents(node: &str, storage: &str) -> String {
     format!("/nodes/{node}/storage/{storage}/content")
@@ -21,6 +26,11 @@ pub fn content(node: &str, storage: &str, volid: &str) -> String {
     format!("/nodes/{node}/storage/{storage}/content/{volid}")
 }
 
+/// `/nodes/NODE/time`: the node's clock and time zone (`localhost`: the node pvesh runs on).
+pub fn node_time(node: &str) -> String {
+    format!("/nodes/{node}/time")
+}
+
 /// `/nodes/NODE/tasks`.
 pub fn tasks(node: &str) -> String {
     format!("/nodes/{node}/tasks")
@@ -29,6 +39,11 @@ pub fn tasks(node: &str) -> String {
 /// `/nodes/NODE/tasks/UPID/log`.
 pub fn task_log(node: &str, upid: &str) -> String {
     format!("/nodes/{node}/tasks/{upid}/log")
+}
+
+/// `/nodes/NODE/{qemu,lxc}/VMID/snapshot`: a guest's snapshots and the `current` entry.
+pub fn guest_snapshots(node: &str, guest_type: &str, vmid: u64) -> String {
+    format!("/nodes/{node}/{guest_type}/{vmid}/snapshot")
 }
 
 #[cfg(test)]

@@ -8,11 +8,14 @@
 mod args;
 mod config;
 mod dynamodb;
+pub mod health;
+mod lifecycle;
 mod multipart;
 mod options;
 
 pub use args::S3Args;
 pub use config::{Endpoint, check_bucket, credentials, printable_url};
+pub use lifecycle::NONCURRENT_RULE_ID;
 pub use multipart::{MAX_PART, MIN_PART, MultipartUpload, Part, Upload};
 pub use options::{Lock, LockMode, Sse, WriteOptions};
 
@@ -212,6 +215,31 @@ impl Bucket {
         ) {
             Ok(r) => Ok(Some(r.status().is_some_and(|s| s.as_str() == "Enabled"))),
             Err(e) if status(&e) == Some(200) => Ok(None),
+            Err(e) => Err(explain(&format!("bucket {}", self.name), e)),
+        }
+    }
+
+    /// The versioning status as the server says it: `Some("Enabled")`, `Some("Suspended")`,
+    /// or `None` (never enabled). Servers whose answer the SDK cannot parse (moto 5.2.5's
+    /// XML root is `GetBucketVersioningResponse`) are read from the raw XML's `<Status>`.
+    pub fn versioning_status(&self) -> Result<Option<String>> {
+        match self.rt.block_on(
+            self.client
+                .get_bucket_versioning()
+                .bucket(&self.name)
+                .send(),
+        ) {
+            Ok(r) => Ok(r.status().map(|s| s.as_str().to_string())),
+            Err(e) if status(&e) == Some(200) => {
+                let body = match &e {
+                    SdkError::ServiceError(s) => s.raw().body().bytes(),
+                    SdkError::ResponseError(r) => r.raw().body().bytes(),
+                    _ => None,
+                };
+                Ok(xml_status(&String::from_utf8_lossy(
+                    body.unwrap_or_default(),
+                )))
+            }
             Err(e) => Err(explain(&format!("bucket {}", self.name), e)),
         }
     }
@@ -471,6 +499,14 @@ impl Bucket {
     }
 }
 
+/// The text of the first `<Status>` element (bounded: a status is a short word).
+fn xml_status(xml: &str) -> Option<String> {
+    let start = xml.find("<Status>")? + "<Status>".len();
+    let len = xml[start..].find("</Status>")?;
+    let s = xml[start..start + len].trim();
+    (!s.is_empty() && s.len() <= 32).then(|| s.to_string())
+}
+
 /// Percent-encodes a key for `x-amz-copy-source` (slashes stay).
 fn urlencode_key(k: &str) -> String {
     let mut s = String::new();
@@ -509,6 +545,13 @@ impl Write for LimitedWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_versioning_status() {
+        let moto = r#"<GetBucketVersioningResponse xmlns="x"><Status>Enabled</Status></GetBucketVersioningResponse>"#;
+        assert_eq!(xml_status(moto).as_deref(), Some("Enabled"));
+        assert_eq!(xml_status("<GetBucketVersioningResponse/>"), None);
+    }
 
     #[test]
     fn copy_source_is_encoded() {

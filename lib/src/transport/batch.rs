@@ -2,17 +2,39 @@
 //! (at most [`PARALLEL`] at a time), then prints each one's exit status, standard output and
 //! standard error, framed by byte counts so no output can be mistaken for a frame.
 
+use std::time::Duration;
+
 use super::{CommandOutput, RemoteCommand};
 
 /// How many commands run at once on the node (each pvesh is a Perl process of ~100 MB).
 const PARALLEL: usize = 8;
 const FRAME: &str = "@pvedr-batch@";
 
-pub fn script(cmds: &[RemoteCommand]) -> String {
+/// Exit status of a command stopped by coreutils `timeout`.
+pub const TIMED_OUT: i32 = 124;
+
+/// How many rounds of [`PARALLEL`] commands a batch of `n` takes.
+pub fn waves(n: usize) -> u32 {
+    u32::try_from(n.div_ceil(PARALLEL).max(1)).unwrap_or(u32::MAX)
+}
+
+/// The longest any command of the batch may take: its own bound, else `each`.
+pub fn longest(cmds: &[RemoteCommand], each: Duration) -> Duration {
+    cmds.iter()
+        .map(|c| c.timeout.unwrap_or(each))
+        .max()
+        .unwrap_or(each)
+}
+
+/// The script; each command is stopped after its own bound, else `each` (coreutils
+/// `timeout`, where the node has it).
+pub fn script(cmds: &[RemoteCommand], each: Duration) -> String {
     let mut s = String::from("d=$(mktemp -d) || exit 97\ntrap 'rm -rf \"$d\"' EXIT\n");
+    s.push_str("if command -v timeout >/dev/null 2>&1; then t=\"timeout -k 5\"; else t=; fi\n");
     for (i, c) in cmds.iter().enumerate() {
+        let secs = c.timeout.unwrap_or(each).as_secs().max(1);
         s.push_str(&format!(
-            "{{ {} </dev/null >\"$d/{i}.o\" 2>\"$d/{i}.e\"; echo $? >\"$d/{i}.s\"; }} &\n",
+            "{{ ${{t:+$t {secs}}} {} </dev/null >\"$d/{i}.o\" 2>\"$d/{i}.e\"; echo $? >\"$d/{i}.s\"; }} &\n",
             c.line()
         ));
         if (i + 1) % PARALLEL == 0 {
@@ -63,7 +85,10 @@ pub fn parse(out: &CommandOutput, n: usize) -> Result<Vec<CommandOutput>, String
             return Err(format!("frame {i} is truncated"));
         }
         let stdout = buf[pos..pos + no].to_vec();
-        let stderr = String::from_utf8_lossy(&buf[pos + no..pos + no + ne]).into_owned();
+        let mut stderr = String::from_utf8_lossy(&buf[pos + no..pos + no + ne]).into_owned();
+        if status == TIMED_OUT && stderr.trim().is_empty() {
+            stderr = "no answer within the command timeout (--command-timeout); stopped".into();
+        }
         pos += no + ne;
         result.push(CommandOutput {
             status,
@@ -96,7 +121,7 @@ mod tests {
         cmds.push(RemoteCommand::read(["printf", "%s", "it's"]));
         let out = Command::new("sh")
             .arg("-c")
-            .arg(script(&cmds))
+            .arg(script(&cmds, Duration::from_secs(60)))
             .output()
             .expect("sh");
         let o = CommandOutput {

@@ -56,6 +56,7 @@ impl<'a> Hop<'a> {
         RemoteCommand {
             argv,
             mutating: cmd.mutating,
+            timeout: cmd.timeout,
         }
     }
 }
@@ -63,6 +64,10 @@ impl<'a> Hop<'a> {
 impl Transport for Hop<'_> {
     fn host(&self) -> &str {
         &self.label
+    }
+
+    fn timeouts(&self) -> super::Timeouts {
+        self.via.timeouts()
     }
 
     fn exec_quiet(&self, cmd: &RemoteCommand) -> Result<CommandOutput> {
@@ -85,7 +90,8 @@ mod tests {
 
     #[test]
     fn the_inner_command_is_one_quoted_argument() {
-        let h = Hop::new(&Local, "pve2", "10.0.0.2");
+        let local = Local::default();
+        let h = Hop::new(&local, "pve2", "10.0.0.2");
         let w = h.wrap(&RemoteCommand::write(["qm", "stop", "102"]));
         assert_eq!(w.argv.last().map(String::as_str), Some("qm stop 102"));
         assert!(w.mutating);

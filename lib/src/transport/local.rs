@@ -4,19 +4,19 @@
 
 use std::io::{Read, Write};
 use std::process::Command;
-use std::time::Duration;
 
 use super::{
-    CommandOutput, MAX_OUTPUT, MAX_STDERR, MAX_STDIN_REPLY, RemoteCommand, Streamed, Transport,
+    CommandOutput, MAX_OUTPUT, MAX_STDERR, MAX_STDIN_REPLY, RemoteCommand, Streamed, Timeouts,
+    Transport,
 };
 use crate::error::{Error, Result};
 use crate::process::{self, Finished};
 
-/// A bound on any one command, so that a hung storage cannot hold a cron job forever.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-
+/// Runs on this machine; each command bounded by [`Timeouts`].
 #[derive(Debug, Default)]
-pub struct Local;
+pub struct Local {
+    pub timeouts: Timeouts,
+}
 
 fn command(cmd: &RemoteCommand) -> Result<(Command, String)> {
     let (prog, args) = cmd
@@ -42,18 +42,23 @@ impl Transport for Local {
         "local"
     }
 
+    fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
     fn exec_quiet(&self, cmd: &RemoteCommand) -> Result<CommandOutput> {
         let (c, prog) = command(cmd)?;
-        match process::run(c, COMMAND_TIMEOUT, MAX_OUTPUT).map_err(|e| cannot_run(&prog, e))? {
+        let limit = self.timeouts.of(cmd);
+        match process::run(c, limit, MAX_OUTPUT).map_err(|e| cannot_run(&prog, e))? {
             Finished::Exited(o) => Ok(CommandOutput {
                 status: o.status,
                 stdout: o.stdout,
                 stderr: o.stderr,
             }),
             Finished::TimedOut => Err(Error::Other(format!(
-                "`{}` did not finish within {}s and was stopped",
+                "`{}` did not finish within {} and was stopped (--command-timeout)",
                 cmd.line(),
-                COMMAND_TIMEOUT.as_secs()
+                crate::time::format_duration(limit.as_secs())
             ))),
         }
     }

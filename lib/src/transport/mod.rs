@@ -16,6 +16,7 @@ pub use local::Local;
 pub use ssh::{Ssh, SshOptions};
 
 use std::io::{Read, Write};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::shell;
@@ -27,12 +28,39 @@ pub const MAX_STDERR: usize = 1024 * 1024;
 /// Standard output kept of a command fed through [`Transport::exec_with_stdin`].
 pub const MAX_STDIN_REPLY: usize = 16 * 1024 * 1024;
 
+/// How long a command may go without an answer before pvedr gives up on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A read-only command (a listing, a config): a hung storage must not hold cron forever.
+    pub read: Duration,
+    /// A command that changes the node (restore, vzdump, delete): it may take hours.
+    pub write: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            read: Duration::from_secs(5 * 60),
+            write: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Timeouts {
+    pub fn of(&self, cmd: &RemoteCommand) -> Duration {
+        cmd.timeout
+            .unwrap_or(if cmd.mutating { self.write } else { self.read })
+    }
+}
+
 /// A command to run on the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteCommand {
     pub argv: Vec<String>,
     /// Mutating commands are never retried.
     pub mutating: bool,
+    /// Its own bound instead of the transport's (a batch of many commands).
+    pub timeout: Option<Duration>,
 }
 
 impl RemoteCommand {
@@ -41,6 +69,7 @@ impl RemoteCommand {
         RemoteCommand {
             argv: argv.into_iter().map(Into::into).collect(),
             mutating: false,
+            timeout: None,
         }
     }
 
@@ -49,7 +78,14 @@ impl RemoteCommand {
         RemoteCommand {
             argv: argv.into_iter().map(Into::into).collect(),
             mutating: true,
+            timeout: None,
         }
+    }
+
+    /// The same command with its own bound.
+    pub fn within(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
     }
 
     /// The command as one quoted shell line.
@@ -91,6 +127,11 @@ pub trait Transport {
     /// The host, for messages (`local` for [`Local`]).
     fn host(&self) -> &str;
 
+    /// The bounds it puts on commands.
+    fn timeouts(&self) -> Timeouts {
+        Timeouts::default()
+    }
+
     /// Runs one command; a non-zero exit status is not an error here.
     fn exec(&self, cmd: &RemoteCommand) -> Result<CommandOutput> {
         trace(self.host(), &cmd.line());
@@ -117,7 +158,10 @@ pub trait Transport {
         if cmds.is_empty() {
             return Ok(Vec::new());
         }
-        let script = batch::script(cmds);
+        // Each command is bounded on the node (one hung storage must not sink the others);
+        // the whole batch by as many bounds as it has waves of parallel commands.
+        let each = self.timeouts().read;
+        let script = batch::script(cmds, each);
         trace(
             self.host(),
             &format!(
@@ -129,7 +173,10 @@ pub trait Transport {
                     .join("; ")
             ),
         );
-        let out = self.exec_quiet(&RemoteCommand::read(["sh", "-c", script.as_str()]))?;
+        let whole = batch::longest(cmds, each).saturating_mul(batch::waves(cmds.len()))
+            + Duration::from_secs(30);
+        let out =
+            self.exec_quiet(&RemoteCommand::read(["sh", "-c", script.as_str()]).within(whole))?;
         batch::parse(&out, cmds.len()).map_err(|message| Error::Protocol {
             host: self.host().into(),
             command: "batch of read-only commands".into(),

@@ -10,7 +10,8 @@ use std::time::Duration;
 use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, KnownHostKeyFormat, Session};
 
 use super::{
-    CommandOutput, MAX_OUTPUT, MAX_STDERR, MAX_STDIN_REPLY, RemoteCommand, Streamed, Transport,
+    CommandOutput, MAX_OUTPUT, MAX_STDERR, MAX_STDIN_REPLY, RemoteCommand, Streamed, Timeouts,
+    Transport,
 };
 use crate::error::{Error, Result};
 use crate::msg;
@@ -29,6 +30,8 @@ pub struct SshOptions {
     /// Add an unknown host key to known_hosts (a changed key is never accepted).
     pub accept_new_host_key: bool,
     pub connect_timeout: Duration,
+    /// How long a command may go without sending anything.
+    pub timeouts: Timeouts,
     /// Connecting and read-only commands are retried so; changing commands never are.
     pub retry: Retry,
 }
@@ -43,6 +46,7 @@ impl SshOptions {
             known_hosts: None,
             accept_new_host_key: false,
             connect_timeout: Duration::from_secs(10),
+            timeouts: Timeouts::default(),
             retry: Retry::default(),
         }
     }
@@ -153,7 +157,7 @@ impl Ssh {
             .map_err(|e| Transient(self.err(format!("SSH handshake failed: {e}"))))?;
         self.verify_host_key(&sess).map_err(Fatal)?;
         self.authenticate(&sess).map_err(Fatal)?;
-        // Restores and backups run for a long time: no timeout once connected.
+        // Each command sets its own bound (see `bound`); keepalives keep idle NAT state.
         sess.set_timeout(0);
         sess.set_keepalive(true, 30);
         Ok(sess)
@@ -262,9 +266,17 @@ impl Ssh {
         )))
     }
 
-    fn channel(&self, sess: &Session, line: &str) -> std::result::Result<ssh2::Channel, String> {
-        let mut ch = sess.channel_session().map_err(ssh_msg)?;
-        ch.exec(line).map_err(ssh_msg)?;
+    /// Bounds every blocking wait of the next command by its timeout: a node that sends
+    /// nothing for that long (a hung storage) ends the command instead of the tool hanging.
+    fn bound(&self, sess: &Session, cmd: &RemoteCommand) {
+        let ms = self.opts.timeouts.of(cmd).as_millis();
+        sess.set_timeout(u32::try_from(ms).unwrap_or(u32::MAX));
+        let _ = sess.keepalive_send();
+    }
+
+    fn channel(&self, sess: &Session, line: &str) -> std::result::Result<ssh2::Channel, Failure> {
+        let mut ch = sess.channel_session().map_err(Failure::from)?;
+        ch.exec(line).map_err(Failure::from)?;
         Ok(ch)
     }
 
@@ -274,13 +286,13 @@ impl Ssh {
     fn finish_channel(
         mut ch: ssh2::Channel,
         max_out: usize,
-    ) -> std::result::Result<CommandOutput, String> {
+    ) -> std::result::Result<CommandOutput, Failure> {
         let mut stdout = Vec::new();
-        copy_bounded(&mut ch, &mut stdout, max_out).map_err(|e| e.to_string())?;
+        copy_bounded(&mut ch, &mut stdout, max_out).map_err(Failure::from)?;
         let mut stderr = Vec::new();
-        copy_bounded(&mut ch.stderr(), &mut stderr, MAX_STDERR).map_err(|e| e.to_string())?;
-        ch.wait_close().map_err(ssh_msg)?;
-        let status = ch.exit_status().map_err(ssh_msg)?;
+        copy_bounded(&mut ch.stderr(), &mut stderr, MAX_STDERR).map_err(Failure::from)?;
+        ch.wait_close().map_err(Failure::from)?;
+        let status = ch.exit_status().map_err(Failure::from)?;
         Ok(CommandOutput {
             status,
             stdout,
@@ -288,9 +300,36 @@ impl Ssh {
         })
     }
 
-    fn exec_once(&self, sess: &Session, line: &str) -> std::result::Result<CommandOutput, String> {
+    fn exec_once(&self, sess: &Session, line: &str) -> std::result::Result<CommandOutput, Failure> {
         let ch = self.channel(sess, line)?;
         Self::finish_channel(ch, MAX_OUTPUT)
+    }
+
+    /// A failure while a command ran: a timeout is final (trying again would wait as long
+    /// again), a lost connection is worth another try for a read-only command.
+    fn failed(&self, cmd: &RemoteCommand, line: &str, f: Failure) -> ConnectError {
+        match f {
+            Failure::TimedOut => ConnectError::Fatal(self.timed_out(cmd, line)),
+            Failure::Lost(e) => ConnectError::Transient(self.lost(line, e, cmd.mutating)),
+        }
+    }
+
+    fn failure(&self, cmd: &RemoteCommand, line: &str, f: Failure) -> Error {
+        self.failed(cmd, line, f).into_error()
+    }
+
+    fn timed_out(&self, cmd: &RemoteCommand, line: &str) -> Error {
+        // The channel is in an unknown state: the next command starts a new session.
+        *self.session.borrow_mut() = None;
+        self.err(format!(
+            "no answer for {} while running `{line}`; gave up (--command-timeout){}",
+            crate::time::format_duration(self.opts.timeouts.of(cmd).as_secs()),
+            if cmd.mutating {
+                "; the command may still be running on the node: check its task log"
+            } else {
+                ""
+            }
+        ))
     }
 
     fn lost(&self, line: &str, e: impl std::fmt::Display, mutating: bool) -> Error {
@@ -308,6 +347,34 @@ impl Ssh {
 
 fn ssh_msg(e: ssh2::Error) -> String {
     e.message().to_string()
+}
+
+/// Why a command did not complete.
+enum Failure {
+    /// Nothing came within the command's timeout.
+    TimedOut,
+    Lost(String),
+}
+
+/// libssh2's LIBSSH2_ERROR_TIMEOUT.
+const LIBSSH2_ERROR_TIMEOUT: i32 = -9;
+
+impl From<ssh2::Error> for Failure {
+    fn from(e: ssh2::Error) -> Self {
+        match e.code() {
+            ssh2::ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT) => Failure::TimedOut,
+            _ => Failure::Lost(ssh_msg(e)),
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::TimedOut => Failure::TimedOut,
+            _ => Failure::Lost(e.to_string()),
+        }
+    }
 }
 
 /// Copies `r` into `out` keeping at most `max` bytes (the rest is read and dropped).
@@ -362,6 +429,10 @@ impl Transport for Ssh {
         &self.opts.host
     }
 
+    fn timeouts(&self) -> Timeouts {
+        self.opts.timeouts
+    }
+
     fn exec_quiet(&self, cmd: &RemoteCommand) -> Result<CommandOutput> {
         if cmd.argv.iter().any(|a| a.contains('\0')) {
             return Err(Error::usage(format!(
@@ -382,8 +453,9 @@ impl Transport for Ssh {
                 &format!("ssh {}", self.opts.host),
                 |_| {
                     let sess = self.session().map_err(ConnectError::Fatal)?;
+                    self.bound(&sess, cmd);
                     self.exec_once(&sess, &line)
-                        .map_err(|e| ConnectError::Transient(self.lost(&line, e, cmd.mutating)))
+                        .map_err(|f| self.failed(cmd, &line, f))
                 },
                 |e| matches!(e, ConnectError::Transient(_)),
             )
@@ -394,15 +466,16 @@ impl Transport for Ssh {
         let line = cmd.line();
         super::trace(self.host(), &format!("stream: {line}"));
         let sess = self.session()?;
+        self.bound(&sess, cmd);
         let mut ch = self
             .channel(&sess, &line)
-            .map_err(|e| self.lost(&line, e, cmd.mutating))?;
+            .map_err(|f| self.failure(cmd, &line, f))?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut bytes = 0u64;
         loop {
             let n = ch
                 .read(&mut buf)
-                .map_err(|e| self.lost(&line, e, cmd.mutating))?;
+                .map_err(|e| self.failure(cmd, &line, e.into()))?;
             if n == 0 {
                 break;
             }
@@ -416,7 +489,7 @@ impl Transport for Ssh {
             }
             bytes = bytes.saturating_add(n as u64);
         }
-        let out = Self::finish_channel(ch, 0).map_err(|e| self.lost(&line, e, cmd.mutating))?;
+        let out = Self::finish_channel(ch, 0).map_err(|f| self.failure(cmd, &line, f))?;
         Ok(Streamed {
             status: out.status,
             stderr: out.stderr,
@@ -428,15 +501,16 @@ impl Transport for Ssh {
         let line = cmd.line();
         super::trace(self.host(), &format!("with stdin: {line}"));
         let sess = self.session()?;
+        self.bound(&sess, cmd);
         let mut ch = self
             .channel(&sess, &line)
-            .map_err(|e| self.lost(&line, e, cmd.mutating))?;
+            .map_err(|f| self.failure(cmd, &line, f))?;
         // The remote command reads its input before it answers (cat > FILE, pvesm import):
         // its stdout is read after the input is sent.
-        std::io::copy(input, &mut ch).map_err(|e| self.lost(&line, e, cmd.mutating))?;
+        std::io::copy(input, &mut ch).map_err(|e| self.failure(cmd, &line, e.into()))?;
         ch.send_eof()
-            .map_err(|e| self.lost(&line, ssh_msg(e), cmd.mutating))?;
-        Self::finish_channel(ch, MAX_STDIN_REPLY).map_err(|e| self.lost(&line, e, cmd.mutating))
+            .map_err(|e| self.failure(cmd, &line, e.into()))?;
+        Self::finish_channel(ch, MAX_STDIN_REPLY).map_err(|f| self.failure(cmd, &line, f))
     }
 }
 

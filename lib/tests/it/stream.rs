@@ -118,7 +118,7 @@ fn stdin_goes_to_the_remote_command_whole() {
     let mut expect = Sha256::new();
     std::io::copy(&mut Gen { left: len, x: 7 }, &mut HashWriter(&mut expect)).unwrap();
     let expect = format!("{:x}", expect.finalize());
-    for tr in [&t as &dyn Transport, &Local] {
+    for tr in [&t as &dyn Transport, &Local::default()] {
         let out = tr
             .exec_with_stdin(
                 &RemoteCommand::write(["sha256sum"]),
@@ -141,7 +141,7 @@ fn a_failing_stream_reports_status_and_stderr() {
     let sim = SimNode::empty();
     let sshd = Sshd::start(&sim);
     let cmd = RemoteCommand::read(["sh", "-c", "printf abc; echo 'zstd: damaged' >&2; exit 3"]);
-    for tr in [&ssh(&sshd) as &dyn Transport, &Local] {
+    for tr in [&ssh(&sshd) as &dyn Transport, &Local::default()] {
         let mut sink = Vec::new();
         let r = tr.exec_stream(&cmd, &mut sink).unwrap();
         assert_eq!(

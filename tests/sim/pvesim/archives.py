@@ -82,10 +82,12 @@ def lxc_tar_bytes(config, hostname="ct", seed=1):
     bio = io.BytesIO()
     mtime = 1700000000
 
-    def add(name, data=None, is_dir=False):
+    def add(name, data=None, is_dir=False, xattrs=None):
         ti = tarfile.TarInfo(name)
         ti.mtime = mtime
         ti.uid = ti.gid = 0
+        if xattrs:
+            ti.pax_headers = {"SCHILY.xattr." + k: v for k, v in xattrs.items()}
         if is_dir:
             ti.type = tarfile.DIRTYPE
             ti.mode = 0o755
@@ -95,7 +97,10 @@ def lxc_tar_bytes(config, hostname="ct", seed=1):
             ti.mode = 0o644
             tf.addfile(ti, io.BytesIO(data))
 
-    with tarfile.open(fileobj=bio, mode="w", format=tarfile.GNU_FORMAT) as tf:
+    # vzdump runs tar with pve-storage Plugin.pm @COMMON_TAR_FLAGS (--acls --xattrs …),
+    # which makes GNU tar write POSIX pax archives: extended headers for xattrs and for
+    # names longer than the ustar field, no GNU long-name members.
+    with tarfile.open(fileobj=bio, mode="w", format=tarfile.PAX_FORMAT) as tf:
         add("./etc/vzdump/pct.conf", config.encode())
         add("./etc/vzdump/pct.fw", b"")
         add("./", is_dir=True)
@@ -104,7 +109,9 @@ def lxc_tar_bytes(config, hostname="ct", seed=1):
         add("./etc/os-release", b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n')
         add("./var", is_dir=True)
         add("./var/lib", is_dir=True)
-        add("./var/lib/data.bin", hashlib.sha256(b"%d" % seed).digest() * 2048)
+        add("./var/lib/data.bin", hashlib.sha256(b"%d" % seed).digest() * 2048,
+            xattrs={"user.pvedr": "sim", "security.capability": "\x01"})
+        add("./var/lib/" + "a-rather-long-directory-name/" * 4 + "file.txt", b"long name\n")
     return bio.getvalue()
 
 

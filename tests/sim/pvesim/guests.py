@@ -11,7 +11,7 @@ import sys
 import tarfile
 import time
 
-from . import archives, names
+from . import archives, names, snapshots
 from .state import SimError
 
 
@@ -131,7 +131,7 @@ def rollback(state, g, snap):
     snaps = g.get("snapshots") or {}
     if snap not in snaps:
         raise SimError("snapshot '%s' does not exist" % snap)
-    g["config"] = dict(snaps[snap])
+    g["config"] = snapshots.applied(g.get("config") or {}, snaps[snap], snap)
     g["status"] = "stopped"
     g["rolled_back_to"] = snap
     state.save_guest(g)
@@ -149,6 +149,8 @@ def qm(state, argv):
         if g.get("agent_broken"):
             raise SimError("QEMU guest agent is not running")
         return 0
+    if cmd in snapshots.COMMANDS:
+        return snapshots.run(state, "qemu", cmd, rest, need_guest)
     return common(state, "qemu", cmd, rest)
 
 
@@ -165,6 +167,8 @@ def pct(state, argv):
         if g.get("status") != "running":
             raise SimError("CT %s not running" % vmid)
         return 0
+    if cmd in snapshots.COMMANDS:
+        return snapshots.run(state, "lxc", cmd, rest, need_guest)
     return common(state, "lxc", cmd, rest)
 
 
@@ -371,6 +375,17 @@ def qmrestore(state, argv):
     return restore(state, "qemu", vmid, archive, kv)
 
 
+def job_errors():
+    """How the vzdump CLI ends a run with failed guests: the worker's log (INFO/ERROR lines)
+    on stdout, its `die "job errors\n"` (pve-manager PVE/VZDump.pm exec_backup) printed by
+    pve-common RESTEnvironment.pm tee_worker on stderr without `TASK ERROR:`, and exit -1
+    (255) from PVE/CLI/vzdump.pm, which reads the task's status."""
+    sys.stdout.write("INFO: Backup job finished with errors\n")
+    sys.stdout.flush()
+    sys.stderr.write("job errors\n")
+    return 255
+
+
 def vzdump(state, argv):
     pos, kv = opts(argv)
     if not pos:
@@ -392,11 +407,11 @@ def vzdump(state, argv):
     sys.stdout.write("INFO: Starting Backup of VM %s (%s)\n" % (vmid, g["type"]))
     if g.get("lock"):
         sys.stdout.write("ERROR: Backup of VM %s failed - %s is locked (%s)\n" % (vmid, kind_word(g["type"]), g["lock"]))
-        raise SimError("INFO: Backup job finished with errors\nTASK ERROR: job errors")
+        return job_errors()
     if kv.get("mode") == "stop" and g.get("hastate") == "started":
         # pve-manager PVE/VZDump.pm: stop mode refused for an HA-managed, started service.
         sys.stdout.write("ERROR: Backup of VM %s failed - Cannot execute a backup with stop mode on a HA managed and enabled Service. Use snapshot mode or disable the Service.\n" % vmid)
-        raise SimError("INFO: Backup job finished with errors\nTASK ERROR: job errors")
+        return job_errors()
     if s["type"] == "pbs":
         return vzdump_pbs(state, s, g, vmid, kv, now)
     compress = kv.get("compress", "0")

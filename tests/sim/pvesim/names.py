@@ -26,15 +26,37 @@ def archive_info(name):
     if std:
         vmid = int(std.group(2))
         parts = tuple(int(std.group(i)) for i in range(3, 9))
+        if not timelocal_accepts(parts):
+            # archive_info dies in timelocal: the listing's `eval {…} // {}` keeps nothing.
+            return None
     return {"type": btype, "format": ext, "vmid": vmid, "time": parts,
             "stem": std.group(1) if std else None}
 
 
+def timelocal_accepts(parts):
+    """Time::Local's range check (croaks otherwise): month 1..12, day within the month
+    (29 Feb only in leap years), hour 0..23, minute and second 0..59 (no leap second)."""
+    y, mo, d, h, mi, s = parts
+    if not 1 <= mo <= 12 or h > 23 or mi > 59 or s > 59:
+        return False
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    days = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo - 1]
+    return 1 <= d <= days
+
+
 def local_epoch(parts):
-    """The node's local time (TZ) to epoch, like Perl's timelocal (mktime, isdst unknown)."""
+    """The node's local time (TZ) to epoch, like Perl's Time::Local timelocal: a time the
+    autumn fall-back repeats is "the earlier of the two possible GMT times" (its docs);
+    mktime with isdst unknown would pick either. A time the spring gap skips is normalised
+    forward, as mktime does."""
     time.tzset()
     y, mo, d, h, mi, s = parts
-    return int(time.mktime((y, mo, d, h, mi, s, 0, 0, -1)))
+    both = []
+    for dst in (0, 1):
+        e = int(time.mktime((y, mo, d, h, mi, s, 0, 0, dst)))
+        if tuple(time.localtime(e))[:6] == (y, mo, d, h, mi, s):
+            both.append(e)
+    return min(both) if both else int(time.mktime((y, mo, d, h, mi, s, 0, 0, -1)))
 
 
 def listing_vmid(name, fmt):

@@ -7,7 +7,7 @@ import stat
 import sys
 import time
 
-from . import names
+from . import names, snapshots
 from .state import SimError
 
 METHODS = ("get", "ls", "create", "set", "delete", "usage")
@@ -192,13 +192,20 @@ def cluster_backup(state, opts):
 
 
 def included(job, g):
+    """pve-manager `VZDump.pm` get_included_guests: the pool first (its members, `exclude`
+    not applied), else the `vmid` list, else `all` minus `exclude`; then a job with `node`
+    keeps only the guests on that node. Disabled jobs count (BackupInfo.pm)."""
     ids = [int(x) for x in str(job.get("vmid", "")).split(",") if x.strip().isdigit()]
     excl = [int(x) for x in str(job.get("exclude", "")).split(",") if x.strip().isdigit()]
     if job.get("pool"):
-        return g.get("pool") == job["pool"]
-    if job.get("all"):
-        return g["vmid"] not in excl
-    return g["vmid"] in ids
+        chosen = g.get("pool") == job["pool"]
+    elif ids:
+        chosen = g["vmid"] in ids
+    elif job.get("all"):
+        chosen = g["vmid"] not in excl
+    else:
+        chosen = False
+    return chosen and (not job.get("node") or job["node"] == g.get("node"))
 
 
 def not_backed_up(state, opts):
@@ -223,6 +230,10 @@ def storage_index(state, node, opts):
             continue
         kinds = [c for c in s.get("content", "").split(",") if c]
         if content and content not in kinds:
+            continue
+        # pve-storage Storage.pm storage_info: with a content filter, a storage that
+        # storage_check_enabled refuses (disabled) is left out, not listed as inactive.
+        if content and s.get("disable"):
             continue
         total, used, avail, active = storage_status(s)
         e = {"active": active, "avail": avail, "content": s.get("content", ""), "enabled": 0 if s.get("disable") else 1,
@@ -332,6 +343,9 @@ def pbs_content(state, s, vmid):
 
 def content_index(state, node, sid, opts):
     s = require_storage(state, sid, node)
+    if s.get("disable"):
+        # volume_list → activate_storage → storage_check_enabled dies.
+        raise SimError("storage '%s' is disabled" % sid)
     kinds = [c for c in s.get("content", "").split(",") if c]
     content = opts.get("content")
     if (content and content != "backup") or "backup" not in kinds:
@@ -382,9 +396,34 @@ def upid(node, wtype, wid):
 
 
 def volume_delete(state, node, sid, volume, opts):
-    """DELETE .../content/{volid}: an `imgdel` worker, run synchronously by the CLI."""
+    """DELETE .../content/{volid}: an `imgdel` worker, run synchronously by the CLI.
+
+    As pve-storage `API2/Storage/Content.pm` (delete) runs it through pve-common
+    `RESTEnvironment.pm` fork_worker in CLI mode: the volume is parsed before the fork (an
+    error there exits non-zero), but a failure inside the worker (`vdisk_free`: protected,
+    missing, I/O) is only printed to stderr by `tee_worker`; pvesh still prints the UPID and
+    exits 0. "Removed volume" is printed only when the worker got that far.
+    """
     s = require_storage(state, sid, node)
     volid, volname = split_volid(sid, volume)
+    if s["type"] != "pbs" and (not volname.startswith("backup/") or "/" in volname[len("backup/"):]):
+        raise SimError("unable to parse volume name '%s'" % volname)
+    try:
+        state.check_faults("imgdel", [volid])
+        owner = delete_worker(state, s, sid, volid, volname)
+    except SimError as e:
+        sys.stdout.write(upid(node, "imgdel", sid) + "\n")
+        sys.stdout.flush()
+        sys.stderr.write(e.message.rstrip("\n") + "\n")
+        return None
+    wid = ("%s@" % owner if owner else "") + sid
+    sys.stdout.write("Removed volume '%s'\n" % volid)
+    sys.stdout.write(upid(node, "imgdel", wid) + "\n")
+    return None
+
+
+def delete_worker(state, s, sid, volid, volname):
+    """The worker's part: vdisk_free (protection checked there) and the side files."""
     if s["type"] == "pbs":
         snaps = state.load(os.path.join("pbs", sid + ".json"), [])
         for i, snap in enumerate(snaps):
@@ -398,8 +437,6 @@ def volume_delete(state, node, sid, volume, opts):
             raise SimError("unable to find snapshot '%s'" % volname)
         owner = volname.split("/")[2] if volname.count("/") >= 3 else None
     else:
-        if not volname.startswith("backup/") or "/" in volname[len("backup/"):]:
-            raise SimError("unable to parse volume name '%s'" % volname)
         fn = volname[len("backup/"):]
         p = os.path.join(names.dump_dir(s), fn)
         if not os.path.isfile(p):
@@ -416,10 +453,18 @@ def volume_delete(state, node, sid, volume, opts):
                 except FileNotFoundError:
                     pass
         owner = names.listing_vmid(fn, names.LISTED_RE.match(fn).group(2)) if names.LISTED_RE.match(fn) else None
-    wid = ("%s@" % owner if owner else "") + sid
-    sys.stdout.write("Removed volume '%s'\n" % volid)
-    sys.stdout.write(upid(node, "imgdel", wid) + "\n")
-    return None
+    return owner
+
+
+# --- /nodes/{node}/time -------------------------------------------------------------
+def node_time(state, node, opts):
+    """pve-manager PVE/API2/Nodes.pm `time`: the zone timedatectl reports (pve-common
+    PVE/Systemd.pm get_timezone), UTC seconds, and local seconds as if they were UTC."""
+    now = int(os.environ.get("PVESIM_NOW") or time.time())
+    time.tzset()
+    lt = time.localtime(now)
+    return {"localtime": now + lt.tm_gmtoff, "time": now,
+            "timezone": os.environ.get("TZ") or "Etc/UTC"}
 
 
 # --- /nodes/{node}/tasks ------------------------------------------------------------
@@ -472,6 +517,9 @@ ROUTES = [
     ("get", r"/nodes/([^/]+)/storage/([^/]+)/content", lambda st, m, o: content_index(st, m[0], m[1], o)),
     ("get", r"/nodes/([^/]+)/storage/([^/]+)/content/(.+)", lambda st, m, o: volume_get(st, m[0], m[1], m[2], o)),
     ("delete", r"/nodes/([^/]+)/storage/([^/]+)/content/(.+)", lambda st, m, o: volume_delete(st, m[0], m[1], m[2], o)),
+    ("get", r"/nodes/([^/]+)/(qemu|lxc)/([1-9][0-9]{2,8})/snapshot",
+     lambda st, m, o: snapshots.pvesh_list(st, m[0], m[1], m[2])),
+    ("get", r"/nodes/([^/]+)/time", lambda st, m, o: node_time(st, m[0], o)),
     ("get", r"/nodes/([^/]+)/tasks", lambda st, m, o: tasks(st, m[0], o)),
     ("get", r"/nodes/([^/]+)/tasks/([^/]+)/log", lambda st, m, o: task_log(st, m[0], m[1], o)),
 ]
@@ -489,9 +537,13 @@ def main(state, argv):
         if m:
             groups = m.groups()
             if groups and norm.startswith("/nodes/"):
+                # pve-manager PVE/CLI/pvesh.pm proxy_handler: `localhost` is this node.
+                if groups[0] == "localhost":
+                    groups = (state.local_node,) + groups[1:]
                 require_node(state, groups[0])
             data = fn(state, groups, opts)
             if data is not None:
                 emit(data, opts)
             return 0
-    raise SimError("No '%s' handler defined for '%s'" % (method, path))
+    # pve-manager PVE/CLI/pvesh.pm extract_path_info: printed, then exit(1).
+    raise SimError("No '%s' handler defined for '%s'" % (argv[0] if argv else method, path), 1)

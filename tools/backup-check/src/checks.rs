@@ -2,11 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use pvedr::records::{Backup, BackupFailure, Check, Guest, Job, Storage, TfstateVersion};
+use pvedr::jobs::GuestRef;
+use pvedr::records::{Backup, BackupFailure, Check, Guest, Job, Snapshot, Storage, TfstateVersion};
 use pvedr::retention::{Entry, KeepOptions, Mark, mark_group};
 use pvedr::schedule::Schedule;
 use pvedr::time::{Zone, format_duration};
-use pvedr::{archive, jobs};
+use pvedr::{archive, jobs, pvesh};
 use serde_json::{Map, Value, json};
 
 /// Status, ordered by how bad it is: the worst wins (CRITICAL > WARNING > UNKNOWN > OK).
@@ -57,6 +58,8 @@ pub struct Thresholds {
     pub shrink_warn: f64,
     pub storage_warn: f64,
     pub storage_crit: f64,
+    /// Newest snapshot of a label older than this is WARNING (`snapshots`).
+    pub max_snapshot_age: u64,
 }
 
 #[derive(Debug, Default)]
@@ -67,8 +70,12 @@ pub struct Inputs {
     pub jobs: Vec<Job>,
     pub failures: Vec<BackupFailure>,
     pub tfstate: Vec<TfstateVersion>,
+    /// pve-snapshot's records: checked on their own, never as backups.
+    pub snapshots: Vec<Snapshot>,
     /// volid → what is wrong, for archives `--deep` found damaged.
     pub damaged: HashMap<String, String>,
+    /// volid → why `--deep` could not test it (the node lacks the tool): not damage.
+    pub untested: HashMap<String, String>,
     /// How many archives `--deep` checked (None: it did not run).
     pub deep_checked: Option<usize>,
 }
@@ -140,6 +147,8 @@ struct GuestView<'a> {
     job: Option<&'a Job>,
     /// Whether a `guest` record names it (coverage needs them).
     listed: bool,
+    /// What job selection sees of it (node and pool from its `guest` record).
+    guest: GuestRef<'a>,
     /// The job schedule's longest interval, when there is a job with a schedule.
     interval: Option<u64>,
 }
@@ -153,13 +162,18 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
         count(th, &g, &mut out);
         size(th, &g, &mut out);
         last_run(inp, &g, &mut out);
-        verification(&g, &mut out);
+        verification(now, &g, &mut out);
         integrity(inp, &g, &mut out);
         retention(zone, &g, &mut out);
     }
     job_runs(inp, &mut out);
     space(inp, th, &mut out);
     out.extend(tfstate_checks(&inp.tfstate));
+    out.extend(crate::checks_snapshots::snapshots(
+        &inp.snapshots,
+        th.max_snapshot_age,
+        now,
+    ));
     out
 }
 
@@ -197,7 +211,12 @@ fn guest_views(inp: &Inputs, now: i64) -> Vec<GuestView<'_>> {
                 .copied()
                 .filter(|b| time_problem(now, b.ctime).is_none())
                 .max_by_key(|b| b.ctime);
-            let job = jobs::covering(&inp.jobs, vmid, newest.and_then(|b| b.storage.as_deref()));
+            let guest = inp
+                .guests
+                .iter()
+                .find(|g| g.vmid == vmid)
+                .map_or(GuestRef::vmid(vmid), GuestRef::of);
+            let job = jobs::covering(&inp.jobs, &guest, newest.and_then(|b| b.storage.as_deref()));
             let interval = job
                 .and_then(|j| j.schedule.as_deref())
                 .and_then(Schedule::parse)
@@ -206,6 +225,7 @@ fn guest_views(inp: &Inputs, now: i64) -> Vec<GuestView<'_>> {
                 component: format!("guest/{vmid}"),
                 vmid,
                 listed: inp.guests.iter().any(|g| g.vmid == vmid),
+                guest,
                 all,
                 good,
                 newest,
@@ -220,7 +240,7 @@ fn coverage(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
     if !g.listed {
         return;
     }
-    let (c, vmid) = (&g.component, g.vmid);
+    let c = &g.component;
     if g.all.is_empty() {
         out.push(check(
             c,
@@ -234,7 +254,7 @@ fn coverage(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
         let disabled: Vec<&str> = inp
             .jobs
             .iter()
-            .filter(|j| !j.enabled && j.covers(vmid) == Some(true))
+            .filter(|j| !j.enabled && jobs::includes(j, &g.guest) == Some(true))
             .map(|j| j.id.as_str())
             .collect();
         let msg = if disabled.is_empty() {
@@ -430,26 +450,54 @@ fn last_run(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
 }
 
 /// PBS verification: a failed one is critical on the newest snapshot of its storage.
-fn verification(g: &GuestView, out: &mut Vec<Check>) {
-    for b in g
+/// PBS verification, an open set of states: `failed` is CRITICAL, `ok` is fine, any other
+/// state UNKNOWN; absent means never verified. The newest PBS backup's verification is
+/// reported with its age (the verify task's UPID start time).
+fn verification(now: i64, g: &GuestView, out: &mut Vec<Check>) {
+    let c = &g.component;
+    for b in &g.all {
+        let Some(v) = &b.verification else { continue };
+        let (status, msg) = match v.state.as_str() {
+            "ok" => continue,
+            "failed" => (
+                Status::Critical,
+                format!("PBS verification failed: {}", b.volid),
+            ),
+            other => (
+                Status::Unknown,
+                format!(
+                    "PBS verification of {} is '{}', a state pvedr does not know",
+                    b.volid,
+                    pvedr::msg::visible(other)
+                ),
+            ),
+        };
+        out.push(check(c, "verification", status, msg, None, None));
+    }
+    let newest_pbs = g
         .all
         .iter()
-        .filter(|b| b.verification.as_ref().is_some_and(|v| v.state == "failed"))
-    {
-        let newest_here = g
-            .all
-            .iter()
-            .filter(|x| x.storage == b.storage)
-            .map(|x| x.ctime)
-            .max()
-            == Some(b.ctime);
-        let status = if newest_here {
-            Status::Critical
-        } else {
-            Status::Warning
+        .filter(|b| b.format.starts_with("pbs-"))
+        .max_by_key(|b| b.ctime);
+    if let Some(b) = newest_pbs {
+        let msg = match &b.verification {
+            None => format!("newest PBS backup {} never verified", b.volid),
+            Some(v) if v.state == "ok" => {
+                let age = v.upid.as_deref().and_then(pvesh::upid_start).map(|t| {
+                    format!(
+                        " {} ago",
+                        format_duration(now.saturating_sub(t).max(0).unsigned_abs())
+                    )
+                });
+                format!(
+                    "newest PBS backup {} verified ok{}",
+                    b.volid,
+                    age.unwrap_or_default()
+                )
+            }
+            Some(_) => return,
         };
-        let msg = format!("PBS verification failed: {}", b.volid);
-        out.push(check(&g.component, "verification", status, msg, None, None));
+        out.push(check(c, "verification", Status::Ok, msg, None, None));
     }
 }
 
@@ -470,8 +518,21 @@ fn integrity(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
                 None,
             ));
         }
+        if let Some(why) = inp.untested.get(&b.volid) {
+            let msg = format!("{} could not be tested: {why}", b.volid);
+            out.push(check(
+                &g.component,
+                "integrity",
+                Status::Unknown,
+                msg,
+                None,
+                None,
+            ));
+        }
     }
-    if !g.all.is_empty() && g.all.iter().all(|b| !inp.damaged.contains_key(&b.volid)) {
+    let fine =
+        |b: &&Backup| !inp.damaged.contains_key(&b.volid) && !inp.untested.contains_key(&b.volid);
+    if !g.all.is_empty() && g.all.iter().all(fine) {
         let msg = format!("{} archive(s) whole", g.all.len());
         out.push(check(
             &g.component,

@@ -5,6 +5,7 @@ use pvedr::listing::SelectArgs;
 
 const AFTER: &str = "EXAMPLES:
   pve-ls-backups --host pve1 --all-nodes --with-guests --with-storage --with-jobs | backup-check
+  pve-snapshot ls --host pve1 --label daily | backup-check --max-snapshot-age 26h
   backup-check --host pve1 --all-nodes --nagios                      # Nagios/Icinga
   backup-check --local --prom /var/lib/node_exporter/textfile/pvedr.prom   # cron on the node
   backup-check --dir /mnt/nas/dump --storage nas --deep --format table     # offline, whole archives
@@ -30,6 +31,9 @@ CHECKS:
   integrity    --deep: the archive is whole (decompresses, checksums, VMA header and
                extents, LXC tar with pct.conf, sha256= in the notes)
   versioning, state, lineage   Terraform state versions (tfstate_version records)
+  snapshots    newest snapshot of each label per guest (snapshot records of pve-snapshot
+               ls) older than --max-snapshot-age (WARNING); component snapshot/<vmid>/<label>.
+               Snapshots are not backups: they never count for freshness, count or coverage
   A damaged archive does not count for freshness or count. Checks whose records are
   missing from the input are skipped, not UNKNOWN.
 
@@ -138,6 +142,16 @@ pub struct Cli {
         help_heading = "Thresholds"
     )]
     pub storage_crit: String,
+
+    /// Newest snapshot of a label (pve-snapshot ls records) older than this is WARNING.
+    /// Snapshots are checked on their own: they never count as backups.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "26h",
+        help_heading = "Thresholds"
+    )]
+    pub max_snapshot_age: String,
 
     /// Check that every archive is whole (see CHECKS). Over SSH the node's compressors test
     /// the archives; with --dir (or records with a path) pvedr reads them itself.

@@ -82,10 +82,11 @@ pub fn check_local(backups: &[&Backup], jobs: usize) -> HashMap<String, String> 
 
 /// Checks archives on the node with its own tools (zstd -t, gzip -t, lzop -t, vma verify).
 /// PBS snapshots are left to PBS verification.
-pub fn check_remote(
-    t: &dyn Transport,
-    backups: &[&Backup],
-) -> pvedr::Result<(HashMap<String, String>, usize)> {
+/// What `--deep` found on the node: damaged archives, archives it could not test, and how
+/// many it looked at.
+type Found = (HashMap<String, String>, HashMap<String, String>, usize);
+
+pub fn check_remote(t: &dyn Transport, backups: &[&Backup]) -> pvedr::Result<Found> {
     let files: Vec<&Backup> = backups
         .iter()
         .copied()
@@ -117,10 +118,7 @@ pub fn check_remote(
     for ((b, cmd), out) in files.iter().zip(&path_cmds).zip(outs) {
         match pvesh::parse_object(t.host(), cmd, out) {
             Ok(m) => match pvesh::str_of(&m, "path") {
-                Some(p) => tests.push((
-                    b,
-                    RemoteCommand::read(pvedr::archive::test_command(&p, &b.format)),
-                )),
+                Some(p) => tests.push((b, pvedr::archive::test(&p, &b.format))),
                 None => {
                     damaged.insert(b.volid.clone(), "no path reported by Proxmox".into());
                 }
@@ -137,8 +135,20 @@ pub fn check_remote(
     );
     let cmds: Vec<RemoteCommand> = tests.iter().map(|(_, c)| c.clone()).collect();
     let outs = t.exec_batch(&cmds)?;
-    for ((b, _), out) in tests.iter().zip(outs) {
-        if !out.success() {
+    let mut untested = HashMap::new();
+    for ((b, cmd), out) in tests.iter().zip(outs) {
+        // 126/127: the shell could not run the tool (not installed, not executable).
+        if matches!(out.status, 126 | 127) {
+            let tool = cmd
+                .argv
+                .first()
+                .map(String::as_str)
+                .unwrap_or("the test tool");
+            untested.insert(
+                b.volid.clone(),
+                format!("{tool} is not available on the node"),
+            );
+        } else if !out.success() {
             let msg = out.stderr.trim();
             damaged.insert(
                 b.volid.clone(),
@@ -150,5 +160,5 @@ pub fn check_remote(
             );
         }
     }
-    Ok((damaged, files.len()))
+    Ok((damaged, untested, files.len()))
 }

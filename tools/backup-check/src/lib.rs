@@ -2,6 +2,7 @@
 //! codes and Prometheus metrics.
 
 mod checks;
+mod checks_snapshots;
 mod cli;
 mod deep;
 mod integrity;

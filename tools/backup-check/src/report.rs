@@ -38,6 +38,20 @@ pub fn summary(checks: &[Check], duration_s: f64) -> Summary {
 }
 
 /// `BACKUP CRITICAL - 1 critical, 2 warning, 0 unknown, 30 ok: guest/102 freshness: … | perfdata`
+/// Text from records on the one status line: control characters (a newline would start a
+/// second line, an escape sequence reach a terminal) made visible.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 pub fn nagios_line(checks: &[Check]) -> String {
     let w = worst(checks);
     let count = |s: Status| checks.iter().filter(|c| c.status == s.as_str()).count();
@@ -55,7 +69,7 @@ pub fn nagios_line(checks: &[Check]) -> String {
         let shown: Vec<String> = problems
             .iter()
             .take(3)
-            .map(|c| format!("{} {}: {}", c.component, c.check, c.message))
+            .map(|c| one_line(&format!("{} {}: {}", c.component, c.check, c.message)))
             .collect();
         let _ = write!(line, ": {}", shown.join("; "));
         if problems.len() > 3 {
@@ -66,7 +80,18 @@ pub fn nagios_line(checks: &[Check]) -> String {
     let mut line = line.replace('|', "/");
     let mut perf = Vec::new();
     for c in checks {
-        let label = c.component.replace(['/', ' ', '\''], "_");
+        // Perfdata labels: only what no Nagios parser misreads.
+        let label: String = c
+            .component
+            .chars()
+            .map(|ch| {
+                if ch.is_ascii_alphanumeric() || ".-".contains(ch) {
+                    ch
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         match (c.check.as_str(), &c.value, &c.threshold) {
             ("freshness", Some(v), Some(t)) => perf.push(format!(
                 "'{label}_age'={}s;{};{};0",

@@ -35,6 +35,7 @@ fn thresholds(cli: &Cli) -> Result<Thresholds> {
         shrink_warn: percent("--shrink-warn", &cli.shrink_warn)?,
         storage_warn: percent("--storage-warn", &cli.storage_warn)?,
         storage_crit: percent("--storage-crit", &cli.storage_crit)?,
+        max_snapshot_age: parse_duration(&cli.max_snapshot_age)?,
     };
     if t.max_age_critical < t.max_age {
         return Err(Error::usage("--max-age-critical is shorter than --max-age"));
@@ -54,6 +55,7 @@ fn split(records: Vec<Record>, inputs: &mut Inputs) {
             Record::Job(j) => inputs.jobs.push(j),
             Record::BackupFailure(f) => inputs.failures.push(f),
             Record::TfstateVersion(v) => inputs.tfstate.push(v),
+            Record::Snapshot(s) => inputs.snapshots.push(s),
             _ => {}
         }
     }
@@ -62,7 +64,7 @@ fn split(records: Vec<Record>, inputs: &mut Inputs) {
 pub fn run(cli: Cli) -> Result<u8> {
     let started = Instant::now();
     let th = thresholds(&cli)?;
-    let zone = Zone::from_arg(cli.select.timezone.as_deref())?;
+    let mut zone = Zone::from_arg(cli.select.timezone.as_deref())?;
     let now = cli.now.unwrap_or_else(pvedr::time::now);
     let gather = cli.local
         || cli.connect.host.is_some()
@@ -98,6 +100,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         )?;
         // Each problem was said on stderr as it was found; the checks report them.
         problems = g.problems.clone();
+        // Periods and schedules are the node's.
+        zone = g.zone(&cli.select)?;
         split_gathered(g, &mut inputs);
         transport = Some(conn.transport);
     } else {
@@ -117,7 +121,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             inputs.deep_checked = Some(with_path.len());
         } else if let Some(t) = &transport {
             let all: Vec<&pvedr::records::Backup> = inputs.backups.iter().collect();
-            let (damaged, n) = deep::check_remote(t.as_ref(), &all)?;
+            let (damaged, untested, n) = deep::check_remote(t.as_ref(), &all)?;
+            inputs.untested = untested;
             inputs.damaged = damaged;
             inputs.deep_checked = Some(n);
         } else {

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
+use pvedr::connect::Connection;
 use pvedr::error::Result;
 use pvedr::output::Output;
 use pvedr::records::{Backup, Record, Step};
@@ -76,6 +77,17 @@ fn input_backups(cli: &Cli, records: &[Record]) -> Vec<Backup> {
 
 /// The backups marked `remove` whose records pass the checks a flag would (nothing odd
 /// reaches the node's shell); the others get their step now.
+/// The volid names the storage the deletion goes to: a record saying `storage: local` for
+/// `nas:backup/…` is refused, not deleted from whichever the path picks.
+fn same_storage(volid: &str, storage: &str) -> Result<(), String> {
+    match volid.split_once(':') {
+        Some((s, _)) if s == storage => Ok(()),
+        _ => Err(format!(
+            "the volid {volid} is not on storage {storage} (the record's); nothing deleted"
+        )),
+    }
+}
+
 fn marked<'a>(backups: &'a [Backup], steps: &mut Vec<Step>) -> Vec<&'a Backup> {
     let mut targets = Vec::new();
     for b in backups {
@@ -88,8 +100,8 @@ fn marked<'a>(backups: &'a [Backup], steps: &mut Vec<Step>) -> Vec<&'a Backup> {
             (Some(n), Some(s)) => validate::node(n)
                 .and(validate::storage_id(s))
                 .and(validate::volid(&b.volid))
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+                .map_err(|e| e.to_string())
+                .and_then(|_| same_storage(&b.volid, s)),
         };
         match checked {
             Err(e) => steps.push(step(&b.volid, "failed", e, None)),
@@ -100,13 +112,21 @@ fn marked<'a>(backups: &'a [Backup], steps: &mut Vec<Step>) -> Vec<&'a Backup> {
     targets
 }
 
-pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> {
+pub fn apply(
+    cli: &Cli,
+    records: &[Record],
+    out: &mut Output,
+    conn: Option<Connection>,
+) -> Result<Report> {
     let backups = input_backups(cli, records);
     let mut steps: Vec<Step> = Vec::new();
     let targets = marked(&backups, &mut steps);
     let mut report = Report::default();
     if !targets.is_empty() {
-        let conn = cli.connect.connect()?;
+        let conn = match conn {
+            Some(c) => c,
+            None => cli.connect.connect()?,
+        };
         let t = conn.transport.as_ref();
         let mut pairs: Vec<(String, String)> = targets.iter().map(|b| pair_of(b)).collect();
         pairs.sort();
@@ -225,23 +245,11 @@ fn delete_each<'a>(
             ),
         ]);
         let s = match t.exec(&cmd) {
-            Ok(o)
-                if o.success()
-                    && !String::from_utf8_lossy(&o.stdout).contains("TASK ERROR")
-                    && !o.stderr.contains("TASK ERROR") =>
-            {
+            Ok(o) if removed(&o, &b.volid) => {
                 attempted.push((steps.len(), b));
                 step(&b.volid, "changed", "deleted", Some(started))
             }
-            Ok(o) => {
-                let msg = o.stderr.trim().to_string();
-                let msg = if msg.is_empty() {
-                    format!("exit status {}", o.status)
-                } else {
-                    msg
-                };
-                step(&b.volid, "failed", msg, Some(started))
-            }
+            Ok(o) => step(&b.volid, "failed", delete_error(&o), Some(started)),
             Err(e) => step(&b.volid, "failed", e.to_string(), Some(started)),
         };
         pvedr::msg::say(format!(
@@ -254,6 +262,27 @@ fn delete_each<'a>(
         steps.push(s);
     }
     attempted
+}
+
+/// pvesh runs the `imgdel` worker synchronously and exits 0 even when it fails (pve-common
+/// `RESTEnvironment::fork_worker` in CLI mode prints the error to stderr); the worker prints
+/// "Removed volume '<volid>'" only once the volume is freed, so that line is the answer.
+fn removed(o: &pvedr::transport::CommandOutput, volid: &str) -> bool {
+    let line = format!("Removed volume '{volid}'");
+    o.success()
+        && String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .any(|l| l.trim_end() == line)
+}
+
+/// Proxmox's own words when it gave some, else what was missing.
+fn delete_error(o: &pvedr::transport::CommandOutput) -> String {
+    let text = o.stderr.trim();
+    match (text.is_empty(), o.success()) {
+        (false, _) => text.to_string(),
+        (true, true) => "pvesh exited 0 but did not say \"Removed volume\"".into(),
+        (true, false) => format!("exit status {}", o.status),
+    }
 }
 
 /// The proof: gone from the listing.

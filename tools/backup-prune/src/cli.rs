@@ -89,7 +89,8 @@ pub struct Cli {
           conflicts_with_all = ["prune_backups", "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_all"])]
     pub from_job: bool,
 
-    /// The node's time zone (IANA name) for periods. Default: TZ, else the system zone.
+    /// The node's time zone (IANA name) for periods. Default: the zone of the node it talks
+    /// to (--host, --tfvars, --apply), else TZ, else the system zone.
     #[arg(long, value_name = "NAME", help_heading = "Retention")]
     pub timezone: Option<String>,
 

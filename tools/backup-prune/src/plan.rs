@@ -42,7 +42,9 @@ impl GroupKey {
 
 /// The job whose retention applies to a guest on a storage (pvedr's one rule).
 fn job_for<'a>(jobs: &[&'a Job], key: &GroupKey) -> Option<&'a Job> {
-    pvedr::jobs::retention_job(jobs, key.vmid?, key.storage.as_deref())
+    // A backup record's node is where its storage was listed, not the guest's node.
+    let guest = pvedr::jobs::GuestRef::vmid(key.vmid?);
+    pvedr::jobs::retention_job(jobs, &guest, key.storage.as_deref())
 }
 
 /// Marks every `backup` record in place. Returns warnings for stderr.

@@ -1,8 +1,9 @@
+use pvedr::connect::Connection;
 use pvedr::error::{Error, Result, code};
 use pvedr::output::Format;
 use pvedr::records::{Backup, Record};
 use pvedr::time::Zone;
-use pvedr::{jsonl, validate};
+use pvedr::{jsonl, pvesh, validate};
 
 use crate::cli::Cli;
 use crate::plan::{self, PolicySource};
@@ -46,6 +47,24 @@ fn policy_source(cli: &Cli) -> Result<PolicySource> {
     Ok(PolicySource::Fixed(o))
 }
 
+/// Periods are the node's days: with a node to talk to (--host, --tfvars, --apply) and no
+/// --timezone, its own zone; the connection is kept for --apply. Offsite copies alone
+/// (backup-sync ls) need no node: TZ or the system zone.
+fn node_zone(cli: &Cli, given: Zone, records: &[Record]) -> Result<(Zone, Option<Connection>)> {
+    let offsite_only = records
+        .iter()
+        .filter(|r| matches!(r, Record::Backup(_)))
+        .all(offsite::is_offsite);
+    let talks =
+        (cli.apply && !offsite_only) || cli.connect.host.is_some() || cli.connect.tfvars.is_some();
+    if cli.timezone.is_some() || !talks {
+        return Ok((given, None));
+    }
+    let conn = cli.connect.connect()?;
+    let zone = pvesh::node_zone(conn.transport.as_ref(), "localhost")?;
+    Ok((zone, Some(conn)))
+}
+
 pub fn run(cli: Cli) -> Result<u8> {
     // Every flag is checked before any input is read or anything is run on a node.
     let zone = Zone::from_arg(cli.timezone.as_deref())?;
@@ -54,6 +73,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         validate::node(n)?;
     }
     let mut records = jsonl::read_all(&cli.input.files)?;
+    let (zone, conn) = node_zone(&cli, zone, &records)?;
     let warnings = plan::mark_records(&mut records, &source, zone).map_err(Error::Other)?;
     for w in warnings {
         pvedr::msg::warn(w);
@@ -75,7 +95,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
     }
     let status = if cli.apply {
-        let report = apply_both(&cli, &records, &mut out)?;
+        let report = apply_both(&cli, &records, &mut out, conn)?;
         pvedr::msg::say(format!(
             "{} deleted, {} skipped, {} failed",
             report.deleted, report.skipped, report.failed
@@ -93,10 +113,11 @@ fn apply_both(
     cli: &Cli,
     records: &[Record],
     out: &mut pvedr::output::Output,
+    conn: Option<Connection>,
 ) -> Result<apply::Report> {
     let (remote, local): (Vec<Record>, Vec<Record>) =
         records.iter().cloned().partition(offsite::is_offsite);
-    let mut report = apply::apply(cli, &local, out)?;
+    let mut report = apply::apply(cli, &local, out, conn)?;
     let r = offsite::apply(cli, &remote, out)?;
     report.deleted += r.deleted;
     report.skipped += r.skipped;

@@ -8,7 +8,7 @@ use crate::cli::Cli;
 pub fn run(cli: Cli) -> Result<u8> {
     let zone = Zone::from_arg(cli.select.timezone.as_deref())?;
     // Every value is checked before anything runs on a node.
-    let filter = cli.filter.parse(zone)?;
+    let mut filter = cli.filter.parse(zone)?;
     let extras = Extras {
         guests: cli.with_guests,
         storage: cli.with_storage,
@@ -18,16 +18,16 @@ pub fn run(cli: Cli) -> Result<u8> {
     let gathered = if cli.select.dir.is_some() {
         listing::gather_dir(&cli.select, zone, extras)?
     } else {
-        if cli.select.timezone.is_some() {
-            pvedr::msg::warn("--timezone only matters with --dir (Proxmox reads the names itself)");
-        }
         let conn = cli.connect.connect()?;
-        listing::gather_remote(
+        let g = listing::gather_remote(
             conn.transport.as_ref(),
             &cli.select,
             extras,
             conn.tfvars_node.as_deref(),
-        )?
+        )?;
+        // Dates are the node's days: checked above, read again in its zone.
+        filter = cli.filter.parse(g.zone(&cli.select)?)?;
+        g
     };
     emit(&cli, &filter, gathered)
 }

@@ -30,8 +30,11 @@ impl Probe {
     }
 }
 
+/// A host name or address: never an option (`-f`), never a space or a line break.
 fn host_ok(h: &str) -> Result<String> {
     if h.is_empty()
+        || h.len() > 253
+        || h.starts_with('-')
         || !h
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || b".-:_[]".contains(&c))
@@ -42,6 +45,24 @@ fn host_ok(h: &str) -> Result<String> {
         )));
     }
     Ok(h.to_string())
+}
+
+/// An `http://HOST[:PORT]/PATH` that goes into a request line as it is: visible ASCII
+/// only (no space, CR or LF to split the request), a valid host.
+fn url_ok(url: &str) -> std::result::Result<(), String> {
+    if url.len() > 2048 || !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the URL may hold only visible ASCII, no spaces or line breaks".into());
+    }
+    let rest = url.trim_start_matches("http://");
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let host = match hostport.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => hostport,
+    };
+    if host == "{ip}" {
+        return Ok(());
+    }
+    host_ok(host).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Parses one `--probe` value (some expand to several probes).
@@ -88,6 +109,8 @@ pub fn parse(spec: &str) -> Result<Vec<Probe>> {
                     "--probe {spec}: only http:// URLs are supported"
                 )));
             }
+            url_ok(url)
+                .map_err(|why| Error::usage(format!("--probe {}: {why}", spec.escape_debug())))?;
             vec![Probe::Http(url.into(), status)]
         }
         "monitoring" => {
@@ -136,10 +159,14 @@ pub struct ProbeTarget<'a> {
     pub timeout: Duration,
 }
 
+/// The probe's host, else the IP from the restored guest's config, checked like a flag:
+/// a config is what the archive says, not what the admin typed.
 fn resolve(host: &Option<String>, t: &ProbeTarget) -> std::result::Result<String, String> {
-    host.clone()
+    let h = host
+        .clone()
         .or_else(|| t.ip.clone())
-        .ok_or_else(|| "no host given and no IP in the guest's config".to_string())
+        .ok_or_else(|| "no host given and no IP in the guest's config".to_string())?;
+    host_ok(&h).map_err(|e| e.to_string())
 }
 
 fn connect(host: &str, port: u16, timeout: Duration) -> std::result::Result<TcpStream, String> {
@@ -198,6 +225,7 @@ pub fn run_once(p: &Probe, t: &ProbeTarget) -> std::result::Result<String, Strin
                     "1",
                     "-W",
                     &t.timeout.as_secs().max(1).to_string(),
+                    "--",
                     &host,
                 ])
                 .output()
@@ -226,7 +254,7 @@ pub fn run_once(p: &Probe, t: &ProbeTarget) -> std::result::Result<String, Strin
         }
         Probe::Http(url, want) => {
             let url = match &t.ip {
-                Some(ip) => url.replace("{ip}", ip),
+                Some(ip) => url.replace("{ip}", &host_ok(ip).map_err(|e| e.to_string())?),
                 None if url.contains("{ip}") => return Err("no IP in the guest's config".into()),
                 None => url.clone(),
             };
@@ -292,6 +320,19 @@ mod tests {
         assert_eq!(parse("monitoring:10.0.0.30").map(|v| v.len()).ok(), Some(3));
         assert!(parse("tcp:a b:22").is_err());
         assert!(parse("http:https://x").is_err());
+        // Options and request splitting never get through.
+        for bad in [
+            "ping:-f",
+            "ssh:--help",
+            "tcp:-x:22",
+            "http:http://h/ HTTP/1.0\r\nX: y",
+            "http:http://h/a\nb",
+            "http:http://-h:80/",
+            "monitoring:-1",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert!(parse("http:http://[::1]:9090/-/healthy").is_ok());
         assert!(parse("telnet:x").is_err());
     }
 

@@ -120,14 +120,12 @@ fn from_input(cli: &Cli, o: &Options) -> Result<Vec<Backup>> {
     Ok(backups)
 }
 
-/// The newest backup of `vmid` on `node` (of that day with --date).
-fn newest_of(
-    t: &dyn Transport,
-    node: &str,
-    vmid: u64,
-    date: Option<i64>,
-    cli: &Cli,
-) -> Result<Backup> {
+/// The newest backup of `vmid` on `node` (of that day with --date: the node's calendar day).
+fn newest_of(t: &dyn Transport, node: &str, vmid: u64, cli: &Cli) -> Result<Backup> {
+    let day = match &cli.date {
+        Some(d) => Some(time::day_range(d, pvedr::pvesh::node_zone(t, node)?)?),
+        None => None,
+    };
     let sel = SelectArgs {
         node: vec![node.to_string()],
         ..Default::default()
@@ -136,7 +134,7 @@ fn newest_of(
     g.backups
         .into_iter()
         .filter(|b| b.vmid == Some(vmid))
-        .filter(|b| date.is_none_or(|d| b.ctime >= d && b.ctime < d + 86400))
+        .filter(|b| day.is_none_or(|(from, to)| b.ctime >= from && b.ctime < to))
         .max_by_key(|b| b.ctime)
         .ok_or_else(|| {
             Error::Refused(format!(
@@ -159,11 +157,10 @@ pub fn run(cli: Cli) -> Result<u8> {
     if let Some(v) = &cli.volid {
         validate::volid(v)?;
     }
-    let date = cli
-        .date
-        .as_deref()
-        .map(|d| time::parse_date(d, time::Zone::Local, false))
-        .transpose()?;
+    // Checked now; read as a day in the node's zone once connected.
+    if let Some(d) = &cli.date {
+        time::day_range(d, time::Zone::Local)?;
+    }
     if cli.snapshot.is_some() && cli.test {
         return Err(Error::usage("--snapshot and --test do not go together"));
     }
@@ -196,7 +193,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     } else {
         let backups = match (&cli.volid, vmid_arg) {
             (Some(v), _) => vec![backup_of_volid(v, Some(default_node.clone()))?],
-            (None, Some(vmid)) => vec![newest_of(t, &default_node, vmid, date, &cli)?],
+            (None, Some(vmid)) => vec![newest_of(t, &default_node, vmid, &cli)?],
             (None, None) => stdin_backups,
         };
         for b in backups {

@@ -165,6 +165,48 @@ fn coverage_counts_only_enabled_jobs_and_skips_without_records() {
 }
 
 #[test]
+fn coverage_is_what_vzdump_would_include_as_proxmox_reports_it() {
+    // get_included_guests: the pool first (exclude not applied), then the vmid list, then
+    // all minus exclude; `node` keeps only that node's guests.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut g101 = sim.read_json("guests/101.json");
+    g101["pool"] = json!("prod");
+    sim.write_json("guests/101.json", &g101);
+    sim.write_json(
+        "jobs.json",
+        &json!([
+            {"id": "backup-pve2", "type": "vzdump", "all": 1, "node": "pve2", "enabled": 1,
+             "schedule": "02:00", "storage": "nas"},
+            {"id": "backup-prod", "type": "vzdump", "pool": "prod", "exclude": "101", "enabled": 1,
+             "schedule": "03:00", "storage": "local"},
+        ]),
+    );
+    let proxmox = sshd.ssh("pvesh get /cluster/backup-info/not-backed-up --output-format json");
+    let not_backed_up: Vec<u64> = serde_json::from_slice::<Vec<Value>>(&proxmox.stdout)
+        .expect("not-backed-up")
+        .iter()
+        .filter_map(|g| g["vmid"].as_u64())
+        .collect();
+    assert!(not_backed_up.contains(&100) && !not_backed_up.contains(&101));
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args(["--node", "pve1", "--node", "pve2", "--timezone", "UTC"])
+        .output()
+        .expect("run");
+    let checks = json_lines(&out.stdout);
+    // 103 has no backup at all (critical whatever covers it): the others say it.
+    for vmid in [100u64, 101, 102] {
+        let c = find(&checks, &format!("guest/{vmid}"), "coverage");
+        let covered = c["status"] == "ok";
+        assert_eq!(covered, !not_backed_up.contains(&vmid), "guest {vmid}: {c}");
+        if vmid == 100 {
+            assert_eq!(c["status"], "warning", "{c}");
+        }
+    }
+}
+
+#[test]
 fn schedule_sets_the_expected_age() {
     // A weekly job: a 3-day-old backup is fine.
     let recs = [
@@ -408,4 +450,200 @@ fn dashboard_uses_only_metrics_backup_check_writes() {
             }
         }
     }
+}
+
+#[test]
+fn pbs_verification_states_are_an_open_set() {
+    let pbs = |vmid: u64, ctime: i64, state: Option<&str>| {
+        let mut b = json!({"kind": "backup", "node": "pve1", "storage": "pbs", "vmid": vmid,
+            "subtype": "qemu", "ctime": ctime, "size": 1000, "format": "pbs-vm",
+            "volid": format!("pbs:backup/vm/{vmid}/{}", chrono::DateTime::from_timestamp(ctime, 0)
+                .expect("time").format("%Y-%m-%dT%H:%M:%SZ"))});
+        if let Some(s) = state {
+            // The verify task started three hours before NOW (its UPID's start time).
+            b["verification"] = json!({"state": s, "upid": format!(
+                "UPID:pbs1:00000A1C:0001F2C3:{:08X}:verify:store1:root@pam:", NOW - 3 * 3600)});
+        }
+        b
+    };
+    let (checks, code, _) = check_stdin(
+        &[
+            pbs(100, NOW - 7200, Some("ok")),
+            pbs(101, NOW - 90_000, Some("failed")),
+            pbs(101, NOW - 7200, Some("ok")),
+            pbs(102, NOW - 7200, Some("degraded")),
+            pbs(103, NOW - 7200, None),
+        ],
+        &[],
+    );
+    let v = |vmid: u64| {
+        checks
+            .iter()
+            .filter(|c| c["component"] == format!("guest/{vmid}") && c["check"] == "verification")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    assert_eq!(v(100)[0]["status"], "ok", "{:?}", v(100));
+    assert!(
+        v(100)[0]["message"].as_str().unwrap_or("").contains("3h"),
+        "{:?}",
+        v(100)
+    );
+    // A failed verification is CRITICAL, even of an older backup.
+    assert!(
+        v(101).iter().any(|c| c["status"] == "critical"),
+        "{:?}",
+        v(101)
+    );
+    // A state pvedr does not know is UNKNOWN, never OK.
+    assert_eq!(v(102)[0]["status"], "unknown", "{:?}", v(102));
+    // Never verified: said, not alarmed.
+    assert!(v(103).iter().all(|c| c["status"] == "ok"), "{:?}", v(103));
+    assert!(
+        v(103).iter().any(|c| c["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("never verified")),
+        "{:?}",
+        v(103)
+    );
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn a_hung_storage_makes_the_nagios_check_unknown_not_hang() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "storage/nas/content", "sleep": 60}]),
+    );
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args(["--timezone", "UTC", "--now", &NOW.to_string()])
+        .args(["--command-timeout", "2s"])
+        .timeout(std::time::Duration::from_secs(50))
+        .output()
+        .expect("run");
+    // The demo has CRITICAL findings too (which Nagios ranks above UNKNOWN); the stuck
+    // storage is its own UNKNOWN finding, and the rest was checked.
+    let checks = json_lines(&out.stdout);
+    assert!(
+        checks.iter().any(
+            |c| c["status"] == "unknown" && c["message"].as_str().unwrap_or("").contains("nas")
+        ),
+        "{checks:?}"
+    );
+    assert_eq!(find(&checks, "guest/100", "freshness")["status"], "ok");
+}
+
+#[test]
+fn the_nagios_status_is_one_line_whatever_the_input_holds() {
+    // A volid with a newline and a '|' must not fake a second status line or perfdata.
+    let mut b = backup(100, NOW - 300_000, 1000);
+    b["volid"] = json!("local:backup/vzdump-qemu-100-x\nOK - all fine | a=1\u{1b}[2J.vma.zst");
+    let out = bin("backup-check")
+        .args(["--now", &NOW.to_string(), "--timezone", "UTC", "--nagios"])
+        .write_stdin(format!("{b}\n"))
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert_eq!(
+        text.matches('|').count(),
+        1,
+        "one perfdata separator: {text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn deep_over_ssh_verifies_a_plain_vma_with_the_nodes_vma_tool() {
+    // An uncompressed VMA is tested with `vma verify` on the node (pve-qemu's tool).
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut whole = pvedr_testkit::Backup::new("local", "qemu", 100, NOW - 3000);
+    whole.compress = "none".into();
+    sim.add_backup(&whole);
+    let mut cut = pvedr_testkit::Backup::new("local", "qemu", 100, NOW - 2000);
+    cut.compress = "none".into();
+    let p = sim.add_backup(&cut);
+    let bytes = std::fs::read(&p).expect("read");
+    std::fs::write(&p, &bytes[..bytes.len() - 4096]).expect("truncate");
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args([
+            "--node",
+            "pve1",
+            "--storage",
+            "local",
+            "--deep",
+            "--timezone",
+            "UTC",
+        ])
+        .args(["--now", &NOW.to_string()])
+        .output()
+        .expect("run");
+    let checks = json_lines(&out.stdout);
+    let bad: Vec<&str> = checks
+        .iter()
+        .filter(|c| c["check"] == "integrity" && c["status"] == "critical")
+        .filter_map(|c| c["message"].as_str())
+        .collect();
+    let name = p.file_name().and_then(|n| n.to_str()).expect("name");
+    assert_eq!(bad.len(), 1, "{checks:?}");
+    assert!(bad[0].contains(name), "{bad:?}");
+    assert!(
+        sim.commands().iter().any(|c| c["cmd"] == "vma"),
+        "vma verify ran on the node"
+    );
+}
+
+fn snapshot(vmid: u64, name: &str, snaptime: i64) -> Value {
+    json!({"kind": "snapshot", "node": "pve1", "vmid": vmid, "type": "lxc", "name": name,
+           "label": "daily", "snaptime": snaptime, "description": "pve-snapshot: label daily"})
+}
+
+#[test]
+fn snapshots_are_checked_on_their_own_and_never_count_as_backups() {
+    let guest = json!({"kind": "guest", "node": "pve1", "vmid": 101, "type": "lxc", "name": "db01",
+                       "status": "running"});
+    let manual = json!({"kind": "snapshot", "vmid": 101, "type": "lxc", "name": "before-upgrade",
+                        "snaptime": NOW - 60});
+    let (checks, code, err) = check_stdin(
+        &[
+            guest,
+            snapshot(101, "daily-20240115-020000", NOW - 3600),
+            snapshot(101, "daily-20240114-020000", NOW - 90_000),
+            manual,
+            snapshot(102, "daily-20240112-020000", NOW - 3 * 86_400),
+        ],
+        &["--max-snapshot-age", "26h"],
+    );
+    // A fresh snapshot does not make guest 101 backed up: no backup is still CRITICAL.
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(find(&checks, "guest/101", "coverage")["status"], "critical");
+    let fresh = find(&checks, "snapshot/101/daily", "snapshots");
+    assert_eq!(fresh["status"], "ok");
+    assert_eq!(fresh["value"], 3600);
+    let stale = find(&checks, "snapshot/102/daily", "snapshots");
+    assert_eq!(stale["status"], "warning");
+    assert!(
+        stale["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("daily-20240112-020000"))
+    );
+    // Snapshot records alone make no guest checks, and the manual snapshot no check at all.
+    assert!(!checks.iter().any(|c| c["component"] == "guest/102"));
+    assert_eq!(
+        checks.iter().filter(|c| c["check"] == "snapshots").count(),
+        2
+    );
+    // Only snapshots, all fresh: OK.
+    let (_, code, err) = check_stdin(
+        &[snapshot(101, "daily-20240115-020000", NOW - 3600)],
+        &["--max-snapshot-age", "2h"],
+    );
+    assert_eq!(code, 0, "{err}");
 }

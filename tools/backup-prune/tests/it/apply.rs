@@ -157,6 +157,28 @@ fn a_failed_delete_leaves_the_rest_deleted_and_exits_3() {
 }
 
 #[test]
+fn a_delete_whose_worker_fails_reports_proxmox_error_though_pvesh_exits_0() {
+    // pvesh runs the imgdel worker synchronously: its error goes to stderr, the exit is 0.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.fail_when(
+        "imgdel local:backup/vzdump-qemu-100-2024_01_10",
+        "unable to remove volume - Device or resource busy",
+        0,
+    );
+    let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply"]);
+    assert_eq!(code, 3, "{err}");
+    let failed: Vec<&Value> = steps.iter().filter(|s| s["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{steps:?}");
+    let message = failed[0]["message"].as_str().unwrap_or("");
+    assert!(message.contains("Device or resource busy"), "{message}");
+    let after = files(&sim);
+    for v in &volids_marked(&marked, "remove") {
+        assert_eq!(after.contains(&file_of(v)), v.contains("2024_01_10"), "{v}");
+    }
+}
+
+#[test]
 fn a_group_that_changed_since_the_listing_is_left_alone() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
@@ -251,4 +273,76 @@ fn records_without_a_node_need_one() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn periods_are_the_nodes_days_when_talking_to_a_node() {
+    // Two backups one hour apart around midnight in Paris: one UTC day, two Paris days.
+    let sim = SimNode::with("demo", "Europe/Paris", pvedr_testkit::DEFAULT_NOW);
+    let sshd = Sshd::start(&sim);
+    let rec = |ctime: i64| {
+        format!(
+            "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"vmid\":100,\"subtype\":\"qemu\",\"ctime\":{ctime},\"format\":\"vma.zst\",\"volid\":\"local:backup/vzdump-qemu-100-{}.vma.zst\"}}\n",
+            chrono::DateTime::from_timestamp(ctime, 0)
+                .expect("time")
+                .with_timezone(&chrono_tz::Europe::Paris)
+                .format("%Y_%m_%d-%H_%M_%S")
+        )
+    };
+    let input = rec(1_705_271_400) + &rec(1_705_275_000);
+    let marks = |extra: &[&str]| -> Vec<String> {
+        let out = bin("backup-prune")
+            .env("TZ", "UTC")
+            .args(["--keep-daily", "2"])
+            .args(extra)
+            .write_stdin(input.clone())
+            .output()
+            .expect("prune");
+        json_lines(&out.stdout)
+            .iter()
+            .filter_map(|r| r["mark"].as_str().map(String::from))
+            .collect()
+    };
+    // Off-node, without a node to ask: TZ (here UTC) — one day, the older one goes.
+    assert_eq!(marks(&[]), ["remove", "keep"]);
+    // Connected to the node: its zone, two days, both kept.
+    assert_eq!(
+        marks(&sshd.args().iter().map(String::as_str).collect::<Vec<_>>()),
+        ["keep", "keep"]
+    );
+}
+
+#[test]
+fn a_record_whose_volid_is_on_another_storage_deletes_nothing() {
+    // Records say storage `local`, their volids `nas:`: the older is marked remove, and the
+    // deletion is refused instead of going to whichever storage the path names.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let rec = |day: u32, ctime: i64| {
+        format!(
+            "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"vmid\":102,\"subtype\":\"qemu\",\"ctime\":{ctime},\"format\":\"vma.lzo\",\"volid\":\"nas:backup/vzdump-qemu-102-2024_01_{day}-02_00_32.vma.lzo\"}}\n"
+        )
+    };
+    let before = files(&sim);
+    let out = bin("backup-prune")
+        .args(["--keep-last", "1", "--timezone", "UTC", "--apply"])
+        .args(sshd.args())
+        .write_stdin(rec(13, 1_705_111_232) + &rec(14, 1_705_197_632))
+        .output()
+        .expect("prune");
+    let recs = json_lines(&out.stdout);
+    let failed: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["kind"] == "step" && r["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{recs:?}");
+    assert!(
+        failed[0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not on storage local"),
+        "{recs:?}"
+    );
+    assert_eq!(files(&sim), before);
+    assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
 }

@@ -350,7 +350,8 @@ fn a_cluster_listing_takes_three_round_trips() {
         .iter()
         .map(|c| c["argv"][1].as_str().unwrap_or("").to_string())
         .collect();
-    assert_eq!(paths.len(), 1 + 2 + 3, "{paths:?}");
+    // Round 1: the cluster and the node's zone; 2: two nodes' storages; 3: three contents.
+    assert_eq!(paths.len(), 2 + 2 + 3, "{paths:?}");
     assert_eq!(
         paths.iter().filter(|p| p.ends_with("/content")).count(),
         3,
@@ -387,4 +388,268 @@ fn failed_runs_come_from_the_task_logs_on_a_node() {
         "Backup of VM 102 failed - no space left on device"
     );
     assert!(f["log"].as_str().unwrap_or("").starts_with("UPID:pve2:"));
+}
+
+#[test]
+fn names_proxmox_cannot_date_are_listed_as_unknown_with_the_files_ctime() {
+    // pve-storage lists every file with a backup extension; archive_info dies in
+    // timelocal on an impossible date (the listing keeps nothing of it: subtype unknown).
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let odd = [
+        "vzdump-qemu-100-2021_02_29-02_00_00.vma.zst",
+        "vzdump-qemu-100-2024_13_01-02_00_00.vma.zst",
+        "vzdump-qemu-100-2024_01_01-24_00_00.vma.zst",
+        "vzdump-qemu-100-2024_01_01-02_00_60.vma.zst",
+        "mybackup-100-before-upgrade.vma.zst",
+    ];
+    for name in odd {
+        std::fs::write(sim.dump_dir("local").join(name), b"x").expect("write");
+    }
+    let remote = pvedr_testkit::run_code(
+        bin("pve-ls-backups")
+            .args(sshd.args())
+            .args(["--storage", "local"]),
+        0,
+    );
+    let recs = json_lines(&remote.stdout);
+    for name in odd {
+        let r = recs
+            .iter()
+            .find(|r| r["volid"] == format!("local:backup/{name}"))
+            .unwrap_or_else(|| panic!("{name} not listed"));
+        assert_eq!(r["subtype"], "unknown", "{name}: {r}");
+        assert_eq!(r["vmid"], 100, "{name}: {r}");
+        let file_ctime = std::fs::metadata(sim.dump_dir("local").join(name))
+            .map(|m| std::os::unix::fs::MetadataExt::ctime(&m))
+            .expect("stat");
+        assert_eq!(r["ctime"], file_ctime, "{name}: {r}");
+    }
+    let offline = bin("pve-ls-backups")
+        .arg("--dir")
+        .arg(sim.dump_dir("local"))
+        .args(["--storage", "local", "--node", "pve1", "--timezone", "UTC"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        strip_offline_fields(json_lines(&remote.stdout)),
+        strip_offline_fields(json_lines(&offline.stdout)),
+        "SSH and --dir differ"
+    );
+    // Never standard names: prune marks them renamed, whatever the policy.
+    let marked = bin("backup-prune")
+        .args(["--keep-last", "1", "--timezone", "UTC"])
+        .write_stdin(remote.stdout)
+        .output()
+        .expect("prune");
+    for r in json_lines(&marked.stdout) {
+        let v = r["volid"].as_str().unwrap_or("");
+        if odd.iter().any(|n| v.ends_with(n)) {
+            assert_eq!(r["mark"], "renamed", "{r}");
+        }
+    }
+}
+
+/// 2024-01-15 00:30 in Paris: still 2024-01-14 in UTC.
+const PARIS_JUST_AFTER_MIDNIGHT: i64 = 1_705_275_000;
+
+#[test]
+fn dates_are_days_in_the_nodes_time_zone_not_the_callers() {
+    let sim = SimNode::with("demo", "Europe/Paris", pvedr_testkit::DEFAULT_NOW);
+    let sshd = Sshd::start(&sim);
+    sim.add_backup(&pvedr_testkit::Backup::new(
+        "local",
+        "qemu",
+        100,
+        PARIS_JUST_AFTER_MIDNIGHT,
+    ));
+    let since = |extra: &[&str]| -> Vec<i64> {
+        let out = pvedr_testkit::run_code(
+            bin("pve-ls-backups")
+                .env("TZ", "UTC")
+                .args(sshd.args())
+                .args([
+                    "--storage",
+                    "local",
+                    "--vmid",
+                    "100",
+                    "--since",
+                    "2024-01-15",
+                ])
+                .args(extra),
+            0,
+        );
+        json_lines(&out.stdout)
+            .iter()
+            .filter_map(|r| r["ctime"].as_i64())
+            .collect()
+    };
+    // The node says Europe/Paris: its 15 January began at 23:00 UTC.
+    assert!(since(&[]).contains(&PARIS_JUST_AFTER_MIDNIGHT));
+    // --timezone overrides what the node says.
+    assert!(!since(&["--timezone", "UTC"]).contains(&PARIS_JUST_AFTER_MIDNIGHT));
+    assert!(
+        sim.commands()
+            .iter()
+            .any(|c| c["argv"].to_string().contains("/time")),
+        "the node was asked for its zone"
+    );
+}
+
+#[test]
+fn the_repeated_hour_in_autumn_is_its_earlier_instant() {
+    // Time::Local's timelocal: "the earlier of the two possible GMT times".
+    let sim = SimNode::with("demo", "Europe/Paris", pvedr_testkit::DEFAULT_NOW);
+    let sshd = Sshd::start(&sim);
+    let name = "vzdump-qemu-100-2024_10_27-02_30_00.vma.zst";
+    std::fs::write(sim.dump_dir("local").join(name), b"x").expect("write");
+    let ctime = |out: &[u8]| {
+        json_lines(out)
+            .into_iter()
+            .find(|r| r["volid"] == format!("local:backup/{name}"))
+            .map(|r| r["ctime"].clone())
+    };
+    let remote = pvedr_testkit::run_code(
+        bin("pve-ls-backups")
+            .args(sshd.args())
+            .args(["--storage", "local"]),
+        0,
+    );
+    let offline = bin("pve-ls-backups")
+        .arg("--dir")
+        .arg(sim.dump_dir("local"))
+        .args([
+            "--storage",
+            "local",
+            "--node",
+            "pve1",
+            "--timezone",
+            "Europe/Paris",
+        ])
+        .output()
+        .expect("run");
+    // 02:30 CEST = 00:30 UTC, not 02:30 CET = 01:30 UTC.
+    assert_eq!(
+        ctime(&remote.stdout),
+        Some(serde_json::json!(1_729_989_000))
+    );
+    assert_eq!(
+        ctime(&offline.stdout),
+        Some(serde_json::json!(1_729_989_000))
+    );
+}
+
+#[test]
+fn a_disabled_storage_is_not_a_backup_storage() {
+    // Proxmox leaves a disabled storage out of `--content backup` and refuses its content.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut storages = sim.read_json("storage.json");
+    if let Some(nas) = storages
+        .as_array_mut()
+        .and_then(|a| a.iter_mut().find(|s| s["storage"] == "nas"))
+    {
+        nas["disable"] = serde_json::json!(1);
+    }
+    sim.write_json("storage.json", &storages);
+    let out = pvedr_testkit::run_code(bin("pve-ls-backups").args(sshd.args()), 0);
+    let recs = json_lines(&out.stdout);
+    assert!(!recs.is_empty());
+    assert!(recs.iter().all(|r| r["storage"] != "nas"), "{recs:?}");
+    let named = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--storage", "nas"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&named.stderr);
+    assert_ne!(named.status.code(), Some(0), "{err}");
+    assert!(err.contains("nas"), "{err}");
+}
+
+#[test]
+fn a_hung_storage_is_reported_and_the_others_still_listed() {
+    // A pvesh that never answers (a hung NFS mount) is stopped on the node after
+    // --command-timeout; the listing goes on and exits 3 (partial).
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.write_json(
+        "faults.json",
+        &serde_json::json!([{"match": "storage/nas/content", "sleep": 60}]),
+    );
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--command-timeout", "2s"])
+        .timeout(std::time::Duration::from_secs(50))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("nas") && err.contains("command timeout"),
+        "{err}"
+    );
+    let recs = json_lines(&out.stdout);
+    assert!(recs.iter().any(|r| r["storage"] == "local"), "{recs:?}");
+    assert!(recs.iter().all(|r| r["storage"] != "nas"));
+    // A bad duration is a usage error even without --host.
+    let bad = bin("pve-ls-backups")
+        .args(["--command-timeout", "soon", "--dir", "/nonexistent"])
+        .output()
+        .expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn a_single_command_that_never_answers_ends_the_wait() {
+    // One node, one storage, a zone given: each round is one command, bounded by the SSH
+    // session's own timeout (no batch script to stop it on the node).
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.write_json(
+        "faults.json",
+        &serde_json::json!([{"match": "storage/local/content", "sleep": 60}]),
+    );
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--node", "pve1", "--storage", "local", "--timezone", "UTC"])
+        .args(["--command-timeout", "2s"])
+        .timeout(std::time::Duration::from_secs(50))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no answer for 2s"), "{err}");
+}
+
+#[test]
+fn a_node_name_the_cluster_sends_that_is_invalid_is_skipped_and_said() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut cluster = sim.read_json("cluster.json");
+    if let Some(nodes) = cluster["nodes"].as_array_mut() {
+        nodes.push(
+            serde_json::json!({"node": "evil;touch /tmp/x", "status": "online", "ip": "10.0.0.9"}),
+        );
+    }
+    sim.write_json("cluster.json", &cluster);
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--all-nodes"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(2), "not a usage error: {err}");
+    assert!(err.contains("not a valid node name"), "{err}");
+    assert!(!json_lines(&out.stdout).is_empty());
+    assert!(
+        !sim.commands()
+            .iter()
+            .any(|c| c["argv"].to_string().contains("evil"))
+    );
+    let long = "a".repeat(300);
+    let bad = bin("pve-ls-backups")
+        .args(["--host", &long])
+        .output()
+        .expect("run");
+    assert_eq!(bad.status.code(), Some(2));
 }

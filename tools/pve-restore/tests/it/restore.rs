@@ -775,3 +775,140 @@ fn a_guest_on_another_node_is_restored_on_that_node() {
     );
     assert_eq!(guest(&sim, 102)["restored_from"], backup);
 }
+
+#[test]
+fn an_archive_of_unknown_type_is_refused_not_guessed() {
+    // Proxmox lists `other.vma` and impossible dates as subtype `unknown`: VM or container?
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let name = "vzdump-lxc-101-2021_02_29-02_00_00.tar.gz";
+    std::fs::copy(
+        sim.dump_dir("local")
+            .join("vzdump-lxc-101-2024_01_14-02_01_07.tar.gz"),
+        sim.dump_dir("local").join(name),
+    )
+    .expect("copy");
+    let volid = format!("local:backup/{name}");
+    let (rec, code, err) = restore(&sshd, &["--volid", &volid, "--target-id", "9101", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused", "{rec}");
+    assert!(
+        rec["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("subtype unknown"),
+        "{rec}"
+    );
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
+#[test]
+fn date_is_a_day_in_the_nodes_time_zone() {
+    // 2024-01-15 00:30 in Paris is 2024-01-14 23:30 UTC: not a backup of the 14th there.
+    let sim = SimNode::with("demo", "Europe/Paris", pvedr_testkit::DEFAULT_NOW);
+    let sshd = Sshd::start(&sim);
+    sim.add_backup(&pvedr_testkit::Backup::new(
+        "local",
+        "qemu",
+        100,
+        1_705_275_000,
+    ));
+    let out = bin("pve-restore")
+        .env("TZ", "UTC")
+        .args(sshd.args())
+        .args([
+            "--vmid",
+            "100",
+            "--date",
+            "2024-01-14",
+            "--target-id",
+            "9100",
+            "--dry-run",
+        ])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let rec = json_lines(&out.stdout)
+        .into_iter()
+        .find(|r| r["kind"] == "restore")
+        .expect("record");
+    assert_eq!(
+        rec["volid"], "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst",
+        "{rec}"
+    );
+}
+
+#[test]
+fn a_record_with_an_impossible_vmid_is_refused() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let rec = format!(
+        "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"vmid\":5,\"subtype\":\"qemu\",\"ctime\":1705197602,\"format\":\"vma.zst\",\"volid\":\"{VM_BACKUP}\"}}\n"
+    );
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(["--yes", "--force"])
+        .write_stdin(rec)
+        .output()
+        .expect("run");
+    let recs = json_lines(&out.stdout);
+    let r = recs
+        .iter()
+        .find(|r| r["kind"] == "restore")
+        .expect("record");
+    assert_eq!(r["status"], "refused", "{r}");
+    assert!(
+        r["error"].as_str().unwrap_or("").contains("invalid VMID"),
+        "{r}"
+    );
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
+#[test]
+fn a_record_claiming_pbs_for_a_local_archive_is_still_tested() {
+    // Whether a backup is PBS (and skips the archive test) is the node's storage type, not
+    // what a record says.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let f = sim
+        .dump_dir("local")
+        .join("vzdump-qemu-100-2024_01_14-02_00_02.vma.zst");
+    let bytes = std::fs::read(&f).expect("read");
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).expect("write");
+    let rec = format!(
+        "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"vmid\":100,\"subtype\":\"qemu\",\"ctime\":1705197602,\"format\":\"pbs-vm\",\"volid\":\"{VM_BACKUP}\"}}\n"
+    );
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(["--target-id", "9100", "--yes"])
+        .write_stdin(rec)
+        .output()
+        .expect("run");
+    let recs = json_lines(&out.stdout);
+    let r = recs
+        .iter()
+        .find(|r| r["kind"] == "restore")
+        .expect("record");
+    assert_eq!(r["status"], "refused", "{r}");
+    assert!(r["error"].as_str().unwrap_or("").contains("damaged"), "{r}");
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
+#[test]
+fn a_failed_safety_point_says_vzdumps_error_not_job_errors() {
+    // vzdump prints the guest's ERROR line on stdout and only "job errors" on stderr.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "vzdump 100", "exit": 255, "stderr": "job errors",
+            "stdout": "INFO: starting new backup job: vzdump 100\nINFO: Starting Backup of VM 100 (qemu)\nERROR: Backup of VM 100 failed - no space left on device\nINFO: Backup job finished with errors\n"}]),
+    );
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    let msg = rec["error"].as_str().unwrap_or("");
+    assert!(msg.contains("no space left on device"), "{rec}");
+    assert_eq!(guest(&sim, 100)["status"], "running", "nothing destroyed");
+    assert!(!sim.mutations().iter().any(|m| m.starts_with("qmrestore")));
+}

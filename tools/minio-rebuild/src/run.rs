@@ -1,0 +1,204 @@
+//! The run: checks the flags, then the steps in their order (health, reprovision, wait,
+//! buckets, versioning, reseed, verify-backends), stopping at the first failure, and a
+//! summary. Each step's module returns whether the run goes on.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use pvedr::error::{Error, Result, code};
+use pvedr::output::Output;
+use pvedr::records::{Record, Step, Summary, seconds_since};
+use pvedr::s3::{Bucket, Endpoint};
+use serde_json::Value;
+
+use crate::cli::Cli;
+
+/// The longest key accepted (S3 allows 1,024 bytes).
+const MAX_KEY: usize = 1024;
+
+/// What every step needs, and what the run has written so far.
+pub struct Ctx<'a> {
+    pub cli: &'a Cli,
+    pub endpoint: Endpoint,
+    pub buckets: Vec<String>,
+    pub wait: Duration,
+    pub dry_run: bool,
+    /// Dry run: the store was down, so later steps cannot read it.
+    pub store_unread: bool,
+    /// Buckets a dry run would create (their versioning cannot be read).
+    pub missing: Vec<String>,
+    out: Output,
+    counts: BTreeMap<String, u64>,
+}
+
+impl Ctx<'_> {
+    /// Writes a step record; a failed one is said on stderr too.
+    pub fn emit(&mut self, s: Step) -> Result<()> {
+        if s.status == "failed" {
+            pvedr::msg::say(format!(
+                "{} {} failed: {}",
+                s.step,
+                s.target.as_deref().unwrap_or(""),
+                s.message.as_deref().unwrap_or("")
+            ));
+        }
+        *self.counts.entry(s.status.clone()).or_insert(0) += 1;
+        self.out.write(&Record::Step(s))?;
+        // A rebuild is watched as it happens: every step is on stdout when it ends.
+        self.out.flush()
+    }
+
+    /// Whether anything so far is only planned (a dry run that would change something).
+    pub fn planned_any(&self) -> bool {
+        self.counts.contains_key("planned")
+    }
+
+    /// A client for `bucket` on the run's endpoint.
+    pub fn client(&self, bucket: &str) -> Result<Bucket> {
+        Bucket::connect(&self.endpoint, bucket)
+    }
+
+    /// The endpoint as it may be printed.
+    pub fn endpoint_text(&self) -> String {
+        self.endpoint.printable().unwrap_or_else(|| "AWS S3".into())
+    }
+}
+
+pub fn step(name: &str, target: &str, status: &str, msg: impl Into<String>, t0: Instant) -> Step {
+    Step::new(name, target, status, msg, Some(t0))
+}
+
+/// `--bucket B…` then `--env E…` (as tfstate-E), in order, without repeats.
+fn buckets(cli: &Cli) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    let envs = cli
+        .env
+        .iter()
+        .map(|e| pvedr::s3::S3Args::default().bucket_for(Some(e), &Default::default()));
+    for b in cli.bucket.iter().cloned().map(Ok).chain(envs) {
+        let b = b?;
+        pvedr::s3::check_bucket(&b)?;
+        if !out.contains(&b) {
+            out.push(b);
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::usage(
+            "which buckets? give --env E (bucket tfstate-E) or --bucket B, repeatable",
+        ));
+    }
+    Ok(out)
+}
+
+fn check_flags(cli: &Cli) -> Result<()> {
+    let k = &cli.key;
+    if k.is_empty() || k.len() > MAX_KEY || k.chars().any(char::is_control) {
+        return Err(Error::usage(format!(
+            "invalid --key '{}': 1 to {MAX_KEY} printable characters",
+            k.chars().take(80).collect::<String>().escape_debug()
+        )));
+    }
+    let m = &cli.module;
+    if m.is_empty() || m.len() > 256 || m.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::usage(format!(
+            "invalid --module '{}': a Terraform address such as module.minio",
+            m.escape_debug()
+        )));
+    }
+    for d in cli
+        .verify_dir
+        .iter()
+        .chain(&cli.terraform_dir)
+        .chain(&cli.from)
+    {
+        if !d.is_dir() {
+            return Err(Error::usage(format!("{} is not a directory", d.display())));
+        }
+    }
+    Ok(())
+}
+
+fn context(cli: &Cli) -> Result<Ctx<'_>> {
+    check_flags(cli)?;
+    let endpoint = Endpoint::resolve(cli.endpoint.as_deref(), cli.region.as_deref(), None, None)?;
+    if cli.minio && endpoint.url.is_none() {
+        return Err(Error::usage(
+            "--minio needs an endpoint (--endpoint or AWS_ENDPOINT_URL)",
+        ));
+    }
+    // Credentials are looked up now, so a missing one is a usage error before anything.
+    pvedr::s3::credentials()?;
+    Ok(Ctx {
+        cli,
+        endpoint,
+        buckets: buckets(cli)?,
+        wait: Duration::from_secs(pvedr::time::parse_duration(&cli.wait)?),
+        dry_run: cli.write.dry_run,
+        store_unread: false,
+        missing: Vec::new(),
+        out: cli.output.output(),
+        counts: BTreeMap::new(),
+    })
+}
+
+pub fn run(cli: Cli) -> Result<u8> {
+    let t0 = Instant::now();
+    let mut ctx = context(&cli)?;
+    if !ctx.dry_run {
+        pvedr::cli::confirm(
+            &format!(
+                "rebuilding the state store at {}: buckets {} (created if missing, versioned){}",
+                ctx.endpoint_text(),
+                ctx.buckets.join(", "),
+                if cli.from.is_some() {
+                    ", states re-seeded"
+                } else {
+                    ""
+                }
+            ),
+            cli.write.yes,
+        )?;
+    }
+    pvedr::interrupt::install();
+    let code = match steps(&mut ctx)? {
+        _ if pvedr::interrupt::requested() => code::INTERRUPTED,
+        true => code::SUCCESS,
+        false => code::FAILURE,
+    };
+    summary(&mut ctx, code, t0)?;
+    ctx.out.finish()?;
+    Ok(code)
+}
+
+/// Every step in order; `false` at the first failure (or an interrupt).
+fn steps(ctx: &mut Ctx) -> Result<bool> {
+    let phases: [fn(&mut Ctx) -> Result<bool>; 5] = [
+        crate::health::bring_up,
+        crate::buckets::buckets,
+        crate::buckets::versioning,
+        crate::reseed::reseed,
+        crate::verify::verify_backends,
+    ];
+    for phase in phases {
+        if pvedr::interrupt::requested() || !phase(ctx)? {
+            return Ok(false);
+        }
+    }
+    Ok(!pvedr::interrupt::requested())
+}
+
+fn summary(ctx: &mut Ctx, exit_code: u8, t0: Instant) -> Result<()> {
+    let counts = ctx
+        .counts
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from(*v)))
+        .collect();
+    let s = Summary {
+        tool: Some("minio-rebuild".into()),
+        counts,
+        exit_code,
+        duration_s: Some(seconds_since(t0)),
+        ..Default::default()
+    };
+    ctx.out.write(&Record::Summary(s))
+}

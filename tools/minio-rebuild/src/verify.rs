@@ -1,0 +1,66 @@
+//! Step 7: every environment's backend initialises again and plans. The plan runs with
+//! `-lock=false`: it only reads, so a rebuild on a healthy store writes nothing to it, not
+//! even a lock object and its delete marker.
+
+use std::time::Instant;
+
+use pvedr::error::Result;
+use pvedr::terraform::{PlanOutcome, Terraform};
+use serde_json::Value;
+
+use crate::run::{Ctx, step};
+
+pub fn verify_backends(ctx: &mut Ctx) -> Result<bool> {
+    let mut all_ok = true;
+    for dir in ctx.cli.verify_dir.clone() {
+        let t0 = Instant::now();
+        let target = dir.display().to_string();
+        if ctx.dry_run && ctx.planned_any() {
+            let m = "would run terraform init -reconfigure and plan after the changes above";
+            ctx.emit(step("verify-backends", &target, "planned", m, t0))?;
+            continue;
+        }
+        let tf = Terraform::new(&ctx.cli.terraform_bin, &dir);
+        let s = match tf
+            .init(&["-reconfigure"])
+            .and_then(|_| tf.plan(&["-lock=false"]))
+        {
+            Ok(PlanOutcome::NoChanges) => step(
+                "verify-backends",
+                &target,
+                "ok",
+                "terraform init -reconfigure and plan work: no changes",
+                t0,
+            ),
+            Ok(PlanOutcome::Changes(n)) => {
+                let count = n.map_or("some".to_string(), |n| n.to_string());
+                let mut s = step(
+                    "verify-backends",
+                    &target,
+                    "changed",
+                    format!(
+                        "the backend works; the plan shows drift: {count} resource changes (the state may be older than the infrastructure)"
+                    ),
+                    t0,
+                );
+                s.extra
+                    .insert("changes".into(), n.map_or(Value::Null, Value::from));
+                s
+            }
+            Err(e) => {
+                all_ok = false;
+                step(
+                    "verify-backends",
+                    &target,
+                    "failed",
+                    format!(
+                        "{e}; check the backend block (bucket, key, endpoint) and the credentials"
+                    ),
+                    t0,
+                )
+            }
+        };
+        ctx.emit(s)?;
+    }
+    Ok(all_ok)
+}

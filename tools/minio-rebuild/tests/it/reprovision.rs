@@ -1,0 +1,99 @@
+//! `--terraform-dir`: the store really comes back through `terraform apply
+//! -target=module.minio`. The test's module is a `terraform_data` whose `local-exec`
+//! provisioner starts a moto S3 server on loopback (no provider can be downloaded here).
+
+use std::path::{Path, PathBuf};
+
+use pvedr_testkit::s3::venv_bin;
+
+use crate::common::{free_port, run, statuses, steps, tool};
+
+/// Kills the server the provisioner started (its pid is in `pidfile`), however the test ends.
+struct Started {
+    pidfile: PathBuf,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.pidfile) {
+            let pid = pid.trim();
+            if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+                // The shell's own kill: no procps needed.
+                let _ = std::process::Command::new("sh")
+                    .args(["-c", &format!("kill {pid}")])
+                    .status();
+            }
+        }
+    }
+}
+
+fn deploy_dir(dir: &Path, port: u16, pidfile: &Path) {
+    let module = dir.join("minio");
+    std::fs::create_dir_all(&module).expect("module dir");
+    std::fs::write(
+        dir.join("main.tf"),
+        format!(
+            "module \"minio\" {{\n  source  = \"./minio\"\n  server  = \"{}\"\n  port    = {port}\n  pidfile = \"{}\"\n}}\n",
+            venv_bin("moto_server", "PVEDR_MOTO_SERVER").display(),
+            pidfile.display()
+        ),
+    )
+    .expect("main.tf");
+    std::fs::write(
+        module.join("main.tf"),
+        r#"variable "server" { type = string }
+variable "port" { type = number }
+variable "pidfile" { type = string }
+
+# Plays the MinIO container: starts an S3 server on loopback, in its own session, its
+# output away from Terraform's pipes.
+resource "terraform_data" "server" {
+  input = var.port
+  provisioner "local-exec" {
+    command = "setsid '${var.server}' -H 127.0.0.1 -p ${var.port} </dev/null >/dev/null 2>&1 & echo $! > '${var.pidfile}'"
+  }
+}
+"#,
+    )
+    .expect("module");
+}
+
+#[test]
+fn reprovision_brings_the_store_back_with_terraform() {
+    let port = free_port();
+    let ep = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("tmp");
+    let pidfile = dir.path().join("server.pid");
+    let _started = Started {
+        pidfile: pidfile.clone(),
+    };
+    deploy_dir(dir.path(), port, &pidfile);
+    let rebuild = |extra: &[&str]| {
+        let mut c = tool(&ep);
+        c.args(["--env", "prod", "--wait", "60s", "--terraform-dir"])
+            .arg(dir.path())
+            .args(extra);
+        c
+    };
+    // A dry run shows the plan and applies nothing.
+    let out = run(&mut rebuild(&["--dry-run"]), 0);
+    let s = steps(&out);
+    assert_eq!(statuses(&s, "health"), ["skipped"]);
+    assert_eq!(statuses(&s, "reprovision"), ["planned"]);
+    let m = s[1]["message"].as_str().unwrap_or("");
+    assert!(m.contains("Plan: 1 to add"), "{m}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("module.minio.terraform_data.server"));
+    assert!(!pidfile.exists(), "nothing applied");
+    // The real run applies module.minio, waits for the server, and rebuilds.
+    let out = run(&mut rebuild(&["--yes"]), 0);
+    let s = steps(&out);
+    assert_eq!(statuses(&s, "reprovision"), ["changed"], "{s:?}");
+    assert_eq!(statuses(&s, "wait"), ["ok"]);
+    assert_eq!(statuses(&s, "buckets"), ["changed"]);
+    assert!(pidfile.exists(), "the provisioner ran");
+    // Healthy now: a rerun leaves Terraform alone.
+    let out = run(&mut rebuild(&["--yes"]), 0);
+    let s = steps(&out);
+    assert_eq!(statuses(&s, "reprovision"), ["skipped"]);
+    assert!(s.iter().all(|r| r["status"] != "changed"), "{s:?}");
+}

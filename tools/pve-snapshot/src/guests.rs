@@ -1,0 +1,211 @@
+//! What every command asks of the cluster: the selected guests, their snapshots, the node's
+//! clock, a guest's lock; and the node-local commands, run on the guest's own node.
+
+use std::time::{Duration, Instant};
+
+use pvedr::cluster::{self, Cluster};
+use pvedr::error::{Error, Result};
+use pvedr::listing::GuestSelection;
+use pvedr::pvesh::{self, paths};
+use pvedr::records::{Guest, Snapshot, rfc3339};
+use pvedr::transport::{CommandOutput, RemoteCommand, Transport};
+use pvedr::{msg, retry, validate};
+use serde_json::{Map, Value};
+
+use crate::names;
+
+/// The connection, the cluster behind it, and the selected guests.
+pub struct Ctx<'a> {
+    pub t: &'a dyn Transport,
+    pub cluster: Cluster,
+    pub guests: Vec<Guest>,
+    /// `--vmid`s that are not in the cluster.
+    pub missing: Vec<u64>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(t: &'a dyn Transport, sel: &GuestSelection) -> Result<Ctx<'a>> {
+        let cluster = cluster::read(t)?;
+        let (found, mut missing) = sel.resolve(t)?;
+        for v in &missing {
+            msg::warn(format!("guest {v} does not exist in the cluster"));
+        }
+        // The node name reaches API paths and commands: one that is not a node name is
+        // the node's own error, and its guest is left alone.
+        let (guests, odd): (Vec<Guest>, Vec<Guest>) = found
+            .into_iter()
+            .partition(|g| g.node.as_deref().is_some_and(|n| validate::node(n).is_ok()));
+        for g in odd {
+            msg::warn(format!(
+                "guest {}: invalid node '{}' in /cluster/resources; left alone",
+                g.vmid,
+                msg::visible(g.node.as_deref().unwrap_or(""))
+            ));
+            missing.push(g.vmid);
+        }
+        Ok(Ctx {
+            t,
+            cluster,
+            guests,
+            missing,
+        })
+    }
+
+    /// Runs a node-local command on `node`: on the connection or through the cluster's SSH.
+    pub fn on_node(&self, node: &str, cmd: &RemoteCommand) -> Result<CommandOutput> {
+        match self.cluster.route(self.t, node)? {
+            Some(hop) => hop.exec(cmd),
+            None => self.t.exec(cmd),
+        }
+    }
+
+    /// The node's local time as `YYYYMMDD-HHMMSS`: its own clock and zone, from
+    /// `/nodes/NODE/time` (pve-manager `API2/Nodes.pm` `time`: `localtime` is the local
+    /// wall clock counted as if it were UTC seconds).
+    pub fn node_stamp(&self, node: &str) -> Result<String> {
+        let cmd = pvesh::get(&paths::node_time(node), &[]);
+        let m = pvesh::parse_object(self.t.host(), &cmd, self.t.exec(&cmd)?)?;
+        pvesh::int_of(&m, "localtime")
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map(|t| t.format("%Y%m%d-%H%M%S").to_string())
+            .filter(|s| names::is_stamp(s))
+            .ok_or_else(|| Error::Protocol {
+                host: node.into(),
+                command: cmd.line(),
+                message: "no usable `localtime`".into(),
+            })
+    }
+
+    /// Waits up to `wait` for the guest's lock to go away (read from `qm|pct config` on its
+    /// node every 2 s). The lock still held, or `None` once it is free.
+    pub fn wait_unlocked(&self, g: &Guest, wait: Duration) -> Result<Option<String>> {
+        let node = g.node.clone().unwrap_or_default();
+        let cmd = RemoteCommand::read([tool(g), "config", &g.vmid.to_string()]);
+        let mut held = g.lock.clone();
+        let free = retry::poll_until(Instant::now() + wait, Duration::from_secs(2), || {
+            let out = self.on_node(&node, &cmd)?;
+            let text =
+                String::from_utf8_lossy(&pvedr::transport::check(&node, &cmd, out)?).to_string();
+            held = text
+                .lines()
+                .find_map(|l| l.strip_prefix("lock:"))
+                .map(|l| l.trim().to_string());
+            Ok(held.is_none().then_some(()))
+        })?;
+        Ok(if free.is_some() { None } else { held })
+    }
+}
+
+pub fn tool(g: &Guest) -> &'static str {
+    if g.guest_type == "lxc" { "pct" } else { "qm" }
+}
+
+/// A guest's snapshots as Proxmox lists them (`current` aside, its parent marked `current`).
+#[derive(Debug, Default)]
+pub struct Listed {
+    pub snapshots: Vec<Snapshot>,
+}
+
+/// Every guest's snapshots, in one round trip (a parallel batch of `pvesh get`, proxied by
+/// Proxmox to each guest's node). Per guest: the list, or why it could not be read.
+pub fn list_all(t: &dyn Transport, guests: &[Guest]) -> Result<Vec<Result<Listed, String>>> {
+    let cmds: Vec<RemoteCommand> = guests
+        .iter()
+        .map(|g| {
+            let node = g.node.as_deref().unwrap_or_default();
+            pvesh::get(&paths::guest_snapshots(node, &g.guest_type, g.vmid), &[])
+        })
+        .collect();
+    let outs = t.exec_batch(&cmds)?;
+    Ok(guests
+        .iter()
+        .zip(cmds.iter().zip(outs))
+        .map(|(g, (cmd, out))| {
+            let items = pvesh::parse_list(t.host(), cmd, out).map_err(|e| e.to_string())?;
+            Ok(listed(g, &items))
+        })
+        .collect())
+}
+
+fn listed(g: &Guest, items: &[Map<String, Value>]) -> Listed {
+    let current = items
+        .iter()
+        .find(|m| pvesh::str_of(m, "name").as_deref() == Some("current"));
+    let parent = current.and_then(|m| pvesh::str_of(m, "parent"));
+    let mut snapshots: Vec<Snapshot> = items
+        .iter()
+        .filter_map(|m| snapshot(g, m))
+        .filter(|s| s.name != "current")
+        .collect();
+    for s in &mut snapshots {
+        if parent.as_deref() == Some(s.name.as_str()) {
+            s.extra.insert("current".into(), Value::Bool(true));
+        }
+    }
+    // Proxmox lists in hash order: oldest first here, the name breaking ties.
+    snapshots.sort_by(|a, b| (a.snaptime, &a.name).cmp(&(b.snaptime, &b.name)));
+    Listed { snapshots }
+}
+
+/// One entry of the list as a `snapshot` record.
+fn snapshot(g: &Guest, m: &Map<String, Value>) -> Option<Snapshot> {
+    let name = pvesh::str_of(m, "name")?;
+    let snaptime = pvesh::int_of(m, "snaptime").filter(|t| *t > 0);
+    let description = pvesh::str_of(m, "description").filter(|d| !d.is_empty());
+    let mut extra = Map::new();
+    if let Some(s) = pvesh::str_of(m, "snapstate") {
+        extra.insert("snapstate".into(), Value::String(s));
+    }
+    Some(Snapshot {
+        node: g.node.clone(),
+        vmid: g.vmid,
+        guest_type: g.guest_type.clone(),
+        label: names::ours(&name, description.as_deref()).map(String::from),
+        name,
+        snaptime,
+        time: snaptime.map(rfc3339),
+        parent: pvesh::str_of(m, "parent"),
+        vmstate: (g.guest_type == "qemu").then(|| pvesh::bool_of(m, "vmstate") == Some(true)),
+        description,
+        extra,
+    })
+}
+
+/// What a failed command said (Proxmox's reason), on one line, bounded.
+pub fn reason(out: &CommandOutput) -> String {
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        return format!("exited with status {}", out.status);
+    }
+    let mut text = msg::visible(&lines.join("; "));
+    if text.len() > 500 {
+        let mut cut = 500;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+/// Whether Proxmox refused before changing anything (the guest stays as it was).
+pub fn refusal(reason: &str) -> bool {
+    [
+        "is locked (",
+        "snapshot feature is not available",
+        "already used",
+        "you can't",
+        "does not exist",
+        "reserved name",
+        "cannot be removed while the VM is running",
+        "Parameter verification failed",
+    ]
+    .iter()
+    .any(|p| reason.contains(p))
+}

@@ -1,0 +1,12 @@
+//! pve-snapshot: scheduled guest snapshots with rotation (create, prune, ls).
+
+mod cli;
+mod create;
+mod guests;
+mod ls;
+mod names;
+mod prune;
+mod run;
+
+pub use cli::Cli;
+pub use run::run;

@@ -1,0 +1,118 @@
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use pvedr::error::{Error, Result, exit_for};
+use pvedr::listing::{Filter, FilterArgs, GuestArgs, GuestSelection};
+use pvedr::output::Output;
+use pvedr::records::{Record, Snapshot, Summary, seconds_since};
+use pvedr::time::{Zone, parse_duration};
+use serde_json::Value;
+
+use crate::cli::{Cli, Command};
+
+pub fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Create(a) => crate::create::run(&a),
+        Command::Prune(a) => crate::prune::run(&a),
+        Command::Ls(a) => crate::ls::run(&a),
+    }
+}
+
+/// The selection of a command. One that changes guests needs them named, and takes no
+/// time filters (those are for `ls`).
+pub fn selection(
+    filter: &FilterArgs,
+    guests: &GuestArgs,
+    changes: bool,
+) -> Result<(Filter, GuestSelection)> {
+    let f = filter.parse(Zone::Local)?;
+    if changes && (f.since.is_some() || f.until.is_some() || f.latest) {
+        return Err(Error::usage("--since, --until and --latest are for ls"));
+    }
+    let sel = guests.parse(&f)?;
+    if changes && !sel.names_guests() {
+        return Err(Error::usage(
+            "name the guests: --vmid, --all, --pool or --tag (nothing is done to every guest by default)",
+        ));
+    }
+    Ok((f, sel))
+}
+
+pub fn wait_lock(arg: Option<&str>) -> Result<Option<Duration>> {
+    Ok(arg
+        .map(parse_duration)
+        .transpose()?
+        .map(Duration::from_secs))
+}
+
+/// Sets what was done to a snapshot (`status`, `message`) on its record.
+pub fn mark_status(rec: &mut Snapshot, status: &str, message: Option<String>) {
+    rec.extra
+        .insert("status".into(), Value::String(status.into()));
+    if let Some(m) = message {
+        rec.extra.insert("message".into(), Value::String(m));
+    }
+}
+
+pub fn status_of(rec: &Snapshot) -> Option<&str> {
+    rec.extra.get("status").and_then(Value::as_str)
+}
+
+/// Guests that got no record: not in the cluster (or with an invalid node), or whose
+/// snapshots could not be listed. Each counts as a failure.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unhandled {
+    pub missing: usize,
+    pub unreadable: usize,
+}
+
+/// The end of a `create` or `prune` run: counts by status, the summary record, the exit code.
+pub fn finish(
+    out: &mut Output,
+    recs: &[Snapshot],
+    unhandled: Unhandled,
+    interrupted: bool,
+    started: Instant,
+) -> Result<u8> {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for s in recs.iter().filter_map(status_of) {
+        *counts.entry(s.to_string()).or_default() += 1;
+    }
+    for (k, n) in [
+        ("missing", unhandled.missing),
+        ("unreadable", unhandled.unreadable),
+    ] {
+        if n > 0 {
+            counts.insert(k.into(), n as u64);
+        }
+    }
+    let missing = unhandled.missing + unhandled.unreadable;
+    let good = ["created", "removed", "planned"]
+        .iter()
+        .map(|k| counts.get(*k).copied().unwrap_or(0))
+        .sum::<u64>() as usize;
+    let bad = ["refused", "failed"]
+        .iter()
+        .map(|k| counts.get(*k).copied().unwrap_or(0))
+        .sum::<u64>() as usize
+        + missing;
+    // A run with nothing to do (no snapshot beyond --keep) succeeded.
+    let code = if good == 0 && bad == 0 && !interrupted {
+        0
+    } else {
+        exit_for(good, bad, interrupted)
+    };
+    let summary = Summary {
+        tool: Some("pve-snapshot".into()),
+        counts: counts
+            .into_iter()
+            .map(|(k, v)| (k, Value::from(v)))
+            .collect(),
+        exit_code: code,
+        duration_s: Some(seconds_since(started)),
+        extra: Default::default(),
+    };
+    out.write(&Record::Summary(summary))?;
+    out.finish()?;
+    Ok(code)
+}
