@@ -265,11 +265,29 @@ def archive_config_text(path, gtype):
     return text
 
 
+def pvesm_path(state, volid):
+    """`pvesm path VOLID` (pve-storage src/PVE/CLI/pvesm.pm `path` -> PVE::Storage::path ->
+    Plugin.pm `filesystem_path`: the storage's backup subdir plus the name; the file need
+    not exist)."""
+    if ":" not in volid:
+        raise SimError("unable to parse volume ID '%s'" % volid)
+    sid, volname = volid.split(":", 1)
+    s = state.storage(sid)
+    if s is None:
+        raise SimError("storage '%s' does not exist" % sid)
+    if s["type"] != "dir" or not volname.startswith("backup/") or "/" in volname[len("backup/"):]:
+        raise SimError("unable to parse directory volume name '%s'" % volname)
+    sys.stdout.write(os.path.join(names.dump_dir(s), volname[len("backup/"):]) + "\n")
+    return 0
+
+
 def pvesm(state, argv):
     """`pvesm extractconfig VOLID` (pve-storage src/PVE/CLI/pvesm.pm `extractconfig`:
-    `extract_vzdump_config`, printed with a newline)."""
+    `extract_vzdump_config`, printed with a newline), `pvesm path VOLID`."""
+    if len(argv) == 2 and argv[0] == "path":
+        return pvesm_path(state, argv[1])
     if len(argv) != 2 or argv[0] != "extractconfig":
-        raise SimError("pvesim: only `pvesm extractconfig VOLID` is simulated")
+        raise SimError("pvesim: only `pvesm extractconfig VOLID` and `pvesm path VOLID` are simulated")
     volid = argv[1]
     base = os.path.basename(volid.split(":", 1)[-1])
     info = names.archive_info(base)
