@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use pvedr::error::{Error, Result};
 use pvedr::pvesh;
-use pvedr::transport::{CommandOutput, Hop, RemoteCommand, Transport};
+use pvedr::transport::{CommandOutput, RemoteCommand, Transport};
 use pvedr::validate;
 
 /// A guest as `/cluster/resources` shows it.
@@ -23,67 +23,6 @@ impl Present {
     pub fn ha_managed(&self) -> bool {
         self.hastate.as_deref().is_some_and(|s| s != "ignored")
     }
-}
-
-/// The cluster as `/cluster/status` shows it: the node the connection lands on
-/// (`local: 1`) and each node's IP (to reach it as Proxmox does, over the cluster's SSH).
-#[derive(Debug, Default)]
-pub struct Cluster {
-    pub local: Option<String>,
-    pub ips: HashMap<String, String>,
-}
-
-impl Cluster {
-    /// The way to run node-local commands (`qm`, `pct`, `vzdump`, archive tests) on `node`:
-    /// the connection itself when it lands there, else a hop from it.
-    pub fn route<'a>(&self, t: &'a dyn Transport, node: &str) -> Result<Option<Hop<'a>>> {
-        if self.local.as_deref() == Some(node) {
-            return Ok(None);
-        }
-        let ip = self.ips.get(node).ok_or_else(|| {
-            Error::Refused(format!(
-                "node {node} is not in /cluster/status (offline, or not in this cluster): its guests cannot be reached"
-            ))
-        })?;
-        Ok(Some(Hop::new(t, node, ip)))
-    }
-}
-
-pub fn cluster(t: &dyn Transport) -> Result<Cluster> {
-    let cmd = pvesh::get(pvesh::paths::CLUSTER_STATUS, &[]);
-    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
-    let bad = |what: &str, v: &str| Error::Protocol {
-        host: t.host().into(),
-        command: cmd.line(),
-        message: format!("the node sent an invalid {what} '{}'", v.escape_debug()),
-    };
-    let mut c = Cluster::default();
-    for m in items
-        .iter()
-        .filter(|m| pvesh::str_of(m, "type").as_deref() == Some("node"))
-    {
-        let Some(name) = pvesh::str_of(m, "name") else {
-            continue;
-        };
-        validate::node(&name).map_err(|_| bad("node name", &name))?;
-        if pvesh::bool_of(m, "local") == Some(true) {
-            c.local = Some(name.clone());
-        }
-        if let Some(ip) =
-            pvesh::str_of(m, "ip").filter(|_| pvesh::bool_of(m, "online") != Some(false))
-        {
-            let ok = !ip.is_empty()
-                && ip.len() <= 64
-                && ip
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() || b".:".contains(&b));
-            if !ok {
-                return Err(bad("IP address", &ip));
-            }
-            c.ips.insert(name, ip);
-        }
-    }
-    Ok(c)
 }
 
 /// Every guest of the cluster by VMID.

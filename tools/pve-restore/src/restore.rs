@@ -26,7 +26,7 @@ pub struct Ctx<'a> {
     pub o: &'a Options,
     pub t: &'a dyn Transport,
     pub port: u16,
-    pub cluster: guest::Cluster,
+    pub cluster: pvedr::cluster::Cluster,
 }
 
 /// The plan's steps by role.

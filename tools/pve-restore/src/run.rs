@@ -11,7 +11,6 @@ use pvedr::{archive, jsonl, time, validate};
 use serde_json::{Map, Value};
 
 use crate::cli::Cli;
-use crate::guest;
 use crate::probe::{self, Probe};
 use crate::restore::{Ctx, restore_one};
 
@@ -170,7 +169,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     };
     let conn = cli.connect.connect()?;
     let t = conn.transport.as_ref();
-    let cluster = guest::cluster(t)?;
+    let cluster = pvedr::cluster::read(t)?;
     let default_node = opts
         .node
         .clone()
