@@ -121,6 +121,12 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 5, help_heading = "Verify")]
     pub probe_retries: u32,
 
+    /// No restore: prove the guest --vmid works as it is (one rebuilt with Terraform, say):
+    /// start it if it is stopped, then run the --probe checks.
+    #[arg(long, requires = "vmid", help_heading = "Verify",
+          conflicts_with_all = ["volid", "snapshot", "test", "date", "target_id", "all"])]
+    pub verify_only: bool,
+
     /// Restore drill: restore to a scratch VMID (--target-id or the first free from 9900)
     /// with every network link down, check the guest agent, destroy the scratch guest.
     #[arg(long, help_heading = "Verify")]

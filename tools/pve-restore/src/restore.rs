@@ -203,6 +203,65 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
     job.run()
 }
 
+/// `--verify-only`: no restore. The guest as it is gets the verify phase alone: started
+/// when it is stopped, then the probes, on the node that owns it.
+pub fn verify_existing(ctx: &Ctx, vmid: u64) -> Result<Restore> {
+    let started = Instant::now();
+    let mut rec = Restore {
+        vmid: Some(vmid),
+        target_vmid: Some(vmid),
+        dry_run: ctx.cli.write.dry_run,
+        status: "planned".into(),
+        ..Default::default()
+    };
+    let present = match guest::resources(ctx.t) {
+        Ok(p) => p,
+        Err(e) => return Ok(failed_early(rec, Plan::default(), e, started)),
+    };
+    let Some(g) = present.get(&vmid) else {
+        let msg = format!("guest {vmid} does not exist in the cluster");
+        return Ok(refused(rec, Plan::default(), msg, started));
+    };
+    rec.node = Some(g.node.clone());
+    let hop = match ctx.cluster.route(ctx.t, &g.node) {
+        Ok(h) => h,
+        Err(e) => return Ok(refused(rec, Plan::default(), e.to_string(), started)),
+    };
+    let t: &dyn Transport = match &hop {
+        Some(h) => h,
+        None => ctx.t,
+    };
+    let b = Backup {
+        vmid: Some(vmid),
+        subtype: g.gtype.clone(),
+        ..Default::default()
+    };
+    let mut job = Job {
+        ctx,
+        t,
+        lxc: g.gtype == "lxc",
+        target_storage: None,
+        storage: String::new(),
+        target: vmid,
+        overwrite: false,
+        was_running: g.running,
+        b,
+        plan: Plan::default(),
+        s: Steps::default(),
+        rec,
+        started,
+        safety: None,
+        failure: None,
+        lost: false,
+        stopped_by_us: false,
+        // The guest is there as if just restored: only the verify phase runs.
+        restored: true,
+        rolled_back: false,
+    };
+    job.plan_verify();
+    job.run_verify()
+}
+
 /// Where a container's volumes go without `--storage`: `pct restore` would put them all on
 /// `local` (pve-container `API2/LXC.pm`: `storage // 'local'`), which on a default install
 /// cannot hold containers. So: the storage of its root file system now (overwrite), else
@@ -422,6 +481,43 @@ impl Job<'_> {
                 Some(back_cmd),
             ));
         }
+    }
+
+    /// `--verify-only`: start (when stopped) and the probes.
+    fn plan_verify(&mut self) {
+        let (tool, id) = (self.tool(), self.id());
+        if !self.was_running {
+            self.s.start = Some(self.plan.change(
+                "start",
+                &id,
+                "the guest is stopped: start it and wait until it runs",
+                Some(argv(&[tool, "start", &id])),
+            ));
+        }
+        for pr in &self.ctx.o.probes {
+            let p = self
+                .plan
+                .read("probe", &pr.name(), "prove the guest works", None);
+            self.s.probes.push(p);
+        }
+    }
+
+    fn run_verify(mut self) -> Result<Restore> {
+        let on = self.rec.node.clone().unwrap_or_default();
+        self.plan
+            .print(&format!("verify {} on {on} (no restore):", self.target));
+        if self.ctx.cli.write.dry_run {
+            self.rec.steps = self.plan.steps;
+            self.rec.duration_s = Some(seconds_since(self.started));
+            return Ok(self.rec);
+        }
+        if self.s.start.is_some() {
+            let what = format!("starting guest {} on {on} to verify it", self.target);
+            pvedr::cli::confirm(&what, self.ctx.cli.write.yes)?;
+        }
+        pvedr::interrupt::install();
+        self.verify();
+        Ok(self.finish())
     }
 
     /// All phases, in order; always a record.
@@ -906,7 +1002,7 @@ impl Job<'_> {
         let verified = self.rec.verify.is_some();
         self.rec.status = match (&self.failure, self.rolled_back) {
             (Some(f), _) if f == "interrupted" => "interrupted",
-            (None, _) if verified => "verified",
+            (None, _) if verified || self.ctx.cli.verify_only => "verified",
             (None, _) => "restored",
             (Some(_), true) => "rolled-back",
             (Some(_), false) => "failed",
@@ -921,10 +1017,15 @@ impl Job<'_> {
 
     /// The command that undoes the run, quoted to be pasted.
     fn way_back(&self) -> Option<String> {
+        let tool = self.tool();
+        if self.ctx.cli.verify_only {
+            // Nothing was restored: at most the guest was started.
+            let started = self.s.start.is_some() && !self.ctx.cli.write.dry_run;
+            return started.then(|| shell::join(&argv(&[tool, "stop", &self.id()])));
+        }
         if self.ctx.cli.test || self.rolled_back {
             return None;
         }
-        let tool = self.tool();
         match (&self.safety, self.overwrite, self.restored) {
             (Some(s), true, _) => Some(shell::join(&self.back_cmd(s))),
             (None, true, false) if self.was_running => {

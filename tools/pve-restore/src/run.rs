@@ -185,7 +185,11 @@ pub fn run(cli: Cli) -> Result<u8> {
     };
     let mut out = cli.output.output();
     let mut records: Vec<Restore> = Vec::new();
-    if let (Some(vmid), Some(snap)) = (vmid_arg, cli.snapshot.as_deref()) {
+    if let (Some(vmid), true) = (vmid_arg, cli.verify_only) {
+        let r = crate::restore::verify_existing(&ctx, vmid)?;
+        out.write(&Record::Restore(r.clone()))?;
+        records.push(r);
+    } else if let (Some(vmid), Some(snap)) = (vmid_arg, cli.snapshot.as_deref()) {
         let r = crate::snapshot::rollback(&ctx, vmid, snap, &default_node)?;
         out.write(&Record::Restore(r.clone()))?;
         records.push(r);

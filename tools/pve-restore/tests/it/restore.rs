@@ -912,3 +912,44 @@ fn a_failed_safety_point_says_vzdumps_error_not_job_errors() {
     assert_eq!(guest(&sim, 100)["status"], "running", "nothing destroyed");
     assert!(!sim.mutations().iter().any(|m| m.starts_with("qmrestore")));
 }
+
+#[test]
+fn verify_only_starts_a_stopped_guest_on_its_node_and_probes_it_without_restoring() {
+    // A guest rebuilt by Terraform (no backup to restore): prove it works as it is.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(
+        &sshd,
+        &[
+            "--vmid",
+            "103",
+            "--verify-only",
+            "--probe",
+            "agent",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "verified", "{rec}");
+    assert_eq!(rec["node"], "pve2");
+    assert_eq!(step(&rec, "start")["status"], "changed", "{rec}");
+    assert_eq!(rec["verify"][0]["status"], "ok", "{rec}");
+    assert_eq!(rec["way_back"], "pct stop 103");
+    assert_eq!(guest(&sim, 103)["status"], "running");
+    assert_eq!(sim.mutations(), vec!["pct start 103".to_string()]);
+    assert!(
+        sim.commands()
+            .iter()
+            .filter(|c| c["argv"].to_string().contains("start"))
+            .all(|c| c["node"] == "pve2")
+    );
+    // A running guest: nothing changes at all, and nothing to go back to.
+    sim.clear_commands();
+    let port = sshd.port().to_string();
+    let tcp = format!("tcp:127.0.0.1:{port}");
+    let (rec, code, err) = restore(&sshd, &["--vmid", "100", "--verify-only", "--probe", &tcp]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "verified", "{rec}");
+    assert!(rec["way_back"].is_null(), "{rec}");
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
