@@ -13,6 +13,7 @@ fail() { echo "ansible-check: FAIL: $*" >&2; exit 1; }
 apt_need ansible command -v ansible-playbook
 apt_need ansible-lint command -v ansible-lint
 apt_need systemd command -v systemd-analyze
+apt_need jq command -v jq
 
 (cd contrib/ansible && ansible-lint --offline -q roles/pvedr playbook-example.yml) ||
   fail "ansible-lint"

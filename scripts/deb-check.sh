@@ -13,6 +13,7 @@ say() { echo "deb-check: $*" >&2; }
 fail() { echo "deb-check: FAIL: $*" >&2; exit 1; }
 
 apt_need man-db command -v man
+apt_need binutils command -v strip
 apt_need systemd command -v systemd-analyze
 tools=$(ls tools)
 
@@ -20,7 +21,8 @@ deb=$(make -s --no-print-directory deb | tail -n 1)
 [ -f "$deb" ] || fail "make deb left no package ($deb)"
 say "built $deb ($(du -h "$deb" | cut -f1)); $(dpkg-deb -f "$deb" Depends | sed 's/^/Depends: /')"
 
-$SUDO dpkg -i "$deb" >/dev/null
+# Minimal images exclude man pages and docs in /etc/dpkg/dpkg.cfg.d: this check wants them.
+$SUDO dpkg --path-include='/usr/share/man/man1/*' --path-include='/usr/share/doc/pvedr/*' -i "$deb" >/dev/null
 trap '$SUDO dpkg -r pvedr >/dev/null 2>&1 || true' EXIT
 version=$(dpkg-deb -f "$deb" Version)
 for t in $tools; do

@@ -34,13 +34,21 @@ License: MIT or Apache-2.0
 COPY
 find "$doc" -type d -exec chmod 755 {} + && find "$doc" -type f -exec chmod 644 {} +
 
-# Depends: the Debian packages owning the shared libraries the binaries link (ldd, dpkg -S).
-depends=$(for b in "$root"/usr/bin/*; do ldd "$b"; done |
-  awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
-  while read -r lib; do
-    dpkg -S "$lib" 2>/dev/null || dpkg -S "$(readlink -f "$lib")" 2>/dev/null || {
-      echo "deb.sh: no package owns $lib" >&2; exit 1; }
-  done | cut -d: -f1 | sort -u | paste -sd, - | sed 's/,/, /g')
+# Depends: the Debian packages owning the shared libraries the binaries link, with minimum
+# versions from dpkg-shlibdeps (dpkg-dev) when it is there, else the names (ldd, dpkg -S).
+if command -v dpkg-shlibdeps >/dev/null; then
+  mkdir "$root/debian"
+  printf 'Source: pvedr\n\nPackage: pvedr\nArchitecture: any\n' > "$root/debian/control"
+  depends=$(cd "$root" && dpkg-shlibdeps -O usr/bin/* 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+  rm -r "$root/debian"
+else
+  depends=$(for b in "$root"/usr/bin/*; do ldd "$b"; done |
+    awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
+    while read -r lib; do
+      dpkg -S "$lib" 2>/dev/null || dpkg -S "$(readlink -f "$lib")" 2>/dev/null || {
+        echo "deb.sh: no package owns $lib" >&2; exit 1; }
+    done | cut -d: -f1 | sort -u | paste -sd, - | sed 's/,/, /g')
+fi
 [ -n "$depends" ] || { echo "deb.sh: no shared-library dependencies found" >&2; exit 1; }
 
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
