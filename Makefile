@@ -11,7 +11,7 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/$(if $(filter /usr,$(PREFIX)),vendor-completions,site-functions)
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: all build release test system-deps demo-deps test-deps test-rust test-rules lint fmt man check-man completions demo bench install uninstall deb clean
+.PHONY: all build release test dr-drill system-deps demo-deps test-deps test-rust test-rules lint fmt man check-man completions demo bench install uninstall deb clean
 
 all: build
 
@@ -68,6 +68,11 @@ completions: build
 	@for t in $(TOOLS); do for sh in bash zsh fish; do \
 	  $(DEBUG)/$$t --generate-completions $$sh > $(DEBUG)/completions/$$t.$$sh || exit 1; done; done
 	@echo "$(DEBUG)/completions/"
+
+# The disaster-recovery runbook (docs/DISASTER-RECOVERY.md) run end to end: report in
+# target/dr-drill/.
+dr-drill: build test-deps
+	./scripts/dr-drill.sh
 
 # The demo: a simulated node with real archives, listed through the real tools.
 demo: demo-deps build

@@ -13,6 +13,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# shellcheck source=scripts/lib/sim-sshd.sh
+. "$PWD/scripts/lib/sim-sshd.sh"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 run() { printf '$ %s\n' "$*" >&2; "$@" || echo "(exit status $?: see the message above)" >&2; }
@@ -57,30 +59,10 @@ fi
 
 if [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null; then
   say "Over SSH: a real sshd on 127.0.0.1 running the simulated node"
-  mkdir -p "$work/ssh" /run/sshd 2>/dev/null || true
-  ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host_key"
-  ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/client_key"
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  printf 'environment="PATH=%s:/usr/bin:/bin",environment="PVESIM_ROOT=%s",environment="PVESIM_NODE=pve1",environment="TZ=UTC" %s\n' \
-    "$SIM/bin" "$work/node" "$(cat "$work/ssh/client_key.pub")" > "$work/ssh/authorized_keys"
-  cat > "$work/ssh/sshd_config" <<CFG
-Port $port
-ListenAddress 127.0.0.1
-HostKey $work/ssh/host_key
-AuthorizedKeysFile $work/ssh/authorized_keys
-PidFile $work/ssh/sshd.pid
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-PermitRootLogin prohibit-password
-PermitUserEnvironment yes
-CFG
-  /usr/sbin/sshd -D -f "$work/ssh/sshd_config" -E "$work/ssh/sshd.log" &
-  sshd_pid=$!
-  for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-  printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$work/ssh/host_key.pub")" > "$work/ssh/known_hosts"
-  run "$BIN/pve-ls-backups" --host 127.0.0.1 --port "$port" --user "$(id -un)" \
-      --identity "$work/ssh/client_key" --known-hosts "$work/ssh/known_hosts" --all-nodes --format table
+  start_sim_sshd "$work" "$work/node"
+  sshd_pid=$SSHD_PID
+  # shellcheck disable=SC2086
+  run "$BIN/pve-ls-backups" $PVE_SSH --all-nodes --format table
 else
   echo "(openssh-server not installed: skipping the SSH part)" >&2
 fi

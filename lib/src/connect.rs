@@ -156,6 +156,7 @@ fn expand_home(p: &std::path::Path) -> PathBuf {
 /// A host name or IP address: no spaces, no shell or option characters.
 fn validate_host(h: &str) -> Result<()> {
     let ok = !h.is_empty()
+        && h.len() <= 253
         && !h.starts_with('-')
         && h.bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'_'));

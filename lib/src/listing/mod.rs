@@ -378,6 +378,14 @@ fn cluster_nodes(
         let Some(name) = pvesh::str_of(m, "name") else {
             continue;
         };
+        // The node sent it: say so, and never let it reach a path or a command.
+        if validate::node(&name).is_err() {
+            crate::msg::warn(format!(
+                "/cluster/status names a node '{}', which is not a valid node name: skipped",
+                crate::msg::visible(&name).escape_debug()
+            ));
+            continue;
+        }
         if pvesh::bool_of(m, "local").unwrap_or(false) {
             local = Some(name.clone());
         }

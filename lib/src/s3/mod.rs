@@ -11,11 +11,13 @@ mod dynamodb;
 pub mod health;
 mod lifecycle;
 mod multipart;
+mod options;
 
 pub use args::S3Args;
 pub use config::{Endpoint, check_bucket, credentials, printable_url};
 pub use lifecycle::NONCURRENT_RULE_ID;
-pub use multipart::{MultipartUpload, Part, Upload};
+pub use multipart::{MAX_PART, MIN_PART, MultipartUpload, Part, Upload};
+pub use options::{Lock, LockMode, Sse, WriteOptions};
 
 use std::io::Write;
 

@@ -53,6 +53,39 @@ impl Bucket {
         })
     }
 
+    /// [`Bucket::create_multipart`] with encryption and retention headers.
+    pub fn create_multipart_opts(
+        &self,
+        key: &str,
+        metadata: &[(&str, &str)],
+        opts: &super::WriteOptions,
+    ) -> Result<String> {
+        let (sse, kms) = opts.sse();
+        let (mode, until) = opts.lock();
+        let mut req = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.name)
+            .key(key)
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(kms)
+            .set_object_lock_mode(mode)
+            .set_object_lock_retain_until_date(until);
+        for (k, v) in metadata {
+            req = req.metadata(*k, *v);
+        }
+        let r = self
+            .rt
+            .block_on(req.send())
+            .map_err(|e| explain(&format!("starting an upload of {}", self.url(key)), e))?;
+        r.upload_id().map(String::from).ok_or_else(|| Error::S3 {
+            what: format!("starting an upload of {}", self.url(key)),
+            code: None,
+            status: None,
+            message: "the server returned no upload id".into(),
+        })
+    }
+
     pub fn upload_part(
         &self,
         key: &str,
@@ -173,6 +206,32 @@ impl<'a> MultipartUpload<'a> {
             )));
         }
         let upload_id = bucket.create_multipart(key, metadata)?;
+        Ok(MultipartUpload {
+            bucket,
+            key: key.into(),
+            upload_id: Some(upload_id),
+            part_size,
+            buf: Vec::with_capacity(part_size),
+            parts: Vec::new(),
+            retry,
+            bytes: 0,
+        })
+    }
+
+    /// [`MultipartUpload::start`] with encryption and retention headers.
+    pub fn start_opts(
+        bucket: &'a Bucket,
+        key: &str,
+        part_size: usize,
+        retry: Retry,
+        opts: &super::WriteOptions,
+    ) -> Result<Self> {
+        if !(MIN_PART..=MAX_PART).contains(&part_size) {
+            return Err(Error::usage(format!(
+                "part size {part_size} is outside S3's bounds (5 MiB to 5 GiB)"
+            )));
+        }
+        let upload_id = bucket.create_multipart_opts(key, &[], opts)?;
         Ok(MultipartUpload {
             bucket,
             key: key.into(),

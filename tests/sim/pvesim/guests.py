@@ -96,7 +96,12 @@ def ha_managed(g):
     return bool(g.get("hastate")) and g.get("hastate") != "ignored"
 
 
-def stop(state, g):
+def stop(state, g, kv=None):
+    kv = kv or {}
+    # qemu-server QemuServer.pm _do_vm_stop and pve-container API2/LXC/Status.pm vm_stop:
+    # a lock refuses the stop unless --skiplock (for a CT also the `mounted` lock passes).
+    if "skiplock" not in kv and not (g["type"] == "lxc" and g.get("lock") == "mounted"):
+        check_lock(g)
     if ha_managed(g):
         # qemu-server API2/Qemu.pm vm_stop (pve-container likewise): only an HA request
         # (`ha-manager crm-command stop`), which returns before the guest has stopped.
@@ -185,9 +190,10 @@ def common(state, gtype, cmd, rest):
     elif cmd == "start":
         start(state, g)
     elif cmd in ("stop", "shutdown"):
-        stop(state, g)
+        stop(state, g, kv)
     elif cmd == "set":
-        if gtype == "qemu" and "skiplock" not in kv:
+        # qemu-server and pve-container (API2/LXC/Config.pm update_vm) both check the lock.
+        if "skiplock" not in kv:
             check_lock(g)
         set_options(g, kv)
         state.save_guest(g)
@@ -259,11 +265,29 @@ def archive_config_text(path, gtype):
     return text
 
 
+def pvesm_path(state, volid):
+    """`pvesm path VOLID` (pve-storage src/PVE/CLI/pvesm.pm `path` -> PVE::Storage::path ->
+    Plugin.pm `filesystem_path`: the storage's backup subdir plus the name; the file need
+    not exist)."""
+    if ":" not in volid:
+        raise SimError("unable to parse volume ID '%s'" % volid)
+    sid, volname = volid.split(":", 1)
+    s = state.storage(sid)
+    if s is None:
+        raise SimError("storage '%s' does not exist" % sid)
+    if s["type"] != "dir" or not volname.startswith("backup/") or "/" in volname[len("backup/"):]:
+        raise SimError("unable to parse directory volume name '%s'" % volname)
+    sys.stdout.write(os.path.join(names.dump_dir(s), volname[len("backup/"):]) + "\n")
+    return 0
+
+
 def pvesm(state, argv):
     """`pvesm extractconfig VOLID` (pve-storage src/PVE/CLI/pvesm.pm `extractconfig`:
-    `extract_vzdump_config`, printed with a newline)."""
+    `extract_vzdump_config`, printed with a newline), `pvesm path VOLID`."""
+    if len(argv) == 2 and argv[0] == "path":
+        return pvesm_path(state, argv[1])
     if len(argv) != 2 or argv[0] != "extractconfig":
-        raise SimError("pvesim: only `pvesm extractconfig VOLID` is simulated")
+        raise SimError("pvesim: only `pvesm extractconfig VOLID` and `pvesm path VOLID` are simulated")
     volid = argv[1]
     base = os.path.basename(volid.split(":", 1)[-1])
     info = names.archive_info(base)
@@ -357,6 +381,17 @@ def qmrestore(state, argv):
     return restore(state, "qemu", vmid, archive, kv)
 
 
+def job_errors():
+    """How the vzdump CLI ends a run with failed guests: the worker's log (INFO/ERROR lines)
+    on stdout, its `die "job errors\n"` (pve-manager PVE/VZDump.pm exec_backup) printed by
+    pve-common RESTEnvironment.pm tee_worker on stderr without `TASK ERROR:`, and exit -1
+    (255) from PVE/CLI/vzdump.pm, which reads the task's status."""
+    sys.stdout.write("INFO: Backup job finished with errors\n")
+    sys.stdout.flush()
+    sys.stderr.write("job errors\n")
+    return 255
+
+
 def vzdump(state, argv):
     pos, kv = opts(argv)
     if not pos:
@@ -378,11 +413,11 @@ def vzdump(state, argv):
     sys.stdout.write("INFO: Starting Backup of VM %s (%s)\n" % (vmid, g["type"]))
     if g.get("lock"):
         sys.stdout.write("ERROR: Backup of VM %s failed - %s is locked (%s)\n" % (vmid, kind_word(g["type"]), g["lock"]))
-        raise SimError("INFO: Backup job finished with errors\nTASK ERROR: job errors")
+        return job_errors()
     if kv.get("mode") == "stop" and g.get("hastate") == "started":
         # pve-manager PVE/VZDump.pm: stop mode refused for an HA-managed, started service.
         sys.stdout.write("ERROR: Backup of VM %s failed - Cannot execute a backup with stop mode on a HA managed and enabled Service. Use snapshot mode or disable the Service.\n" % vmid)
-        raise SimError("INFO: Backup job finished with errors\nTASK ERROR: job errors")
+        return job_errors()
     if s["type"] == "pbs":
         return vzdump_pbs(state, s, g, vmid, kv, now)
     compress = kv.get("compress", "0")

@@ -128,37 +128,75 @@ pub fn check_remote(t: &dyn Transport, backups: &[&Backup]) -> pvedr::Result<Fou
             }
         }
     }
-    eprintln!(
-        "backup-check: deep: testing {} archive(s) on {}",
-        tests.len(),
-        t.host()
-    );
-    let cmds: Vec<RemoteCommand> = tests.iter().map(|(_, c)| c.clone()).collect();
-    let outs = t.exec_batch(&cmds)?;
     let mut untested = HashMap::new();
-    for ((b, cmd), out) in tests.iter().zip(outs) {
-        // 126/127: the shell could not run the tool (not installed, not executable).
-        if matches!(out.status, 126 | 127) {
-            let tool = cmd
-                .argv
-                .first()
-                .map(String::as_str)
-                .unwrap_or("the test tool");
-            untested.insert(
-                b.volid.clone(),
-                format!("{tool} is not available on the node"),
-            );
-        } else if !out.success() {
-            let msg = out.stderr.trim();
-            damaged.insert(
-                b.volid.clone(),
-                if msg.is_empty() {
-                    format!("test failed with status {}", out.status)
-                } else {
-                    msg.to_string()
-                },
-            );
+    // A storage's path is readable on the node it was listed from (a node-local storage
+    // of pve2 exists only there): each node's archives are tested on that node.
+    let mut by_node: std::collections::BTreeMap<&str, Vec<(&Backup, RemoteCommand)>> =
+        std::collections::BTreeMap::new();
+    for (b, cmd) in tests {
+        by_node
+            .entry(b.node.as_deref().unwrap_or(""))
+            .or_default()
+            .push((b, cmd));
+    }
+    let cluster = if by_node.is_empty() {
+        pvedr::cluster::Cluster::default()
+    } else {
+        pvedr::cluster::read(t)?
+    };
+    for (node, group) in by_node {
+        let hop = match cluster.route(t, node) {
+            Ok(h) => h,
+            Err(e) => {
+                for (b, _) in &group {
+                    untested.insert(b.volid.clone(), e.to_string());
+                }
+                continue;
+            }
+        };
+        let on: &dyn Transport = match &hop {
+            Some(h) => h,
+            None => t,
+        };
+        pvedr::msg::say(format!(
+            "deep: testing {} archive(s) on {node}",
+            group.len()
+        ));
+        let cmds: Vec<RemoteCommand> = group.iter().map(|(_, c)| c.clone()).collect();
+        let outs = on.exec_batch(&cmds)?;
+        for ((b, cmd), out) in group.iter().zip(outs) {
+            judge(b, cmd, &out, &mut damaged, &mut untested);
         }
     }
     Ok((damaged, untested, files.len()))
+}
+
+/// One archive test's outcome: whole, damaged, or not testable on that node.
+fn judge(
+    b: &Backup,
+    cmd: &RemoteCommand,
+    out: &pvedr::transport::CommandOutput,
+    damaged: &mut HashMap<String, String>,
+    untested: &mut HashMap<String, String>,
+) {
+    // 126/127: the shell could not run the tool (not installed, not executable).
+    if matches!(out.status, 126 | 127) {
+        let tool = cmd
+            .argv
+            .first()
+            .map(String::as_str)
+            .unwrap_or("the test tool");
+        untested.insert(
+            b.volid.clone(),
+            format!("{tool} is not available on the node"),
+        );
+    } else if !out.success() {
+        let msg = out.stderr.trim();
+        let why = if msg.is_empty() {
+            format!("test failed with status {}", out.status)
+        } else {
+            msg.to_string()
+        };
+        damaged.insert(b.volid.clone(), why);
+    }
 }

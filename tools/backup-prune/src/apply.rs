@@ -77,6 +77,17 @@ fn input_backups(cli: &Cli, records: &[Record]) -> Vec<Backup> {
 
 /// The backups marked `remove` whose records pass the checks a flag would (nothing odd
 /// reaches the node's shell); the others get their step now.
+/// The volid names the storage the deletion goes to: a record saying `storage: local` for
+/// `nas:backup/…` is refused, not deleted from whichever the path picks.
+fn same_storage(volid: &str, storage: &str) -> Result<(), String> {
+    match volid.split_once(':') {
+        Some((s, _)) if s == storage => Ok(()),
+        _ => Err(format!(
+            "the volid {volid} is not on storage {storage} (the record's); nothing deleted"
+        )),
+    }
+}
+
 fn marked<'a>(backups: &'a [Backup], steps: &mut Vec<Step>) -> Vec<&'a Backup> {
     let mut targets = Vec::new();
     for b in backups {
@@ -89,8 +100,8 @@ fn marked<'a>(backups: &'a [Backup], steps: &mut Vec<Step>) -> Vec<&'a Backup> {
             (Some(n), Some(s)) => validate::node(n)
                 .and(validate::storage_id(s))
                 .and(validate::volid(&b.volid))
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+                .map_err(|e| e.to_string())
+                .and_then(|_| same_storage(&b.volid, s)),
         };
         match checked {
             Err(e) => steps.push(step(&b.volid, "failed", e, None)),

@@ -7,6 +7,7 @@ const AFTER: &str = "EXAMPLES:
   pve-ls-backups --host pve1 --storage local | backup-prune --prune-backups keep-last=3
   pve-ls-backups --host pve1 --with-jobs | backup-prune --from-job | jq 'select(.mark==\"remove\")'
   pve-ls-backups --host pve1 --vmid 100 | backup-prune --keep-daily 7 --apply --host pve1
+  backup-sync ls --from s3://offsite/pve | backup-prune --keep-daily 30 --apply
   backup-prune --keep-monthly 12 --timezone Europe/Paris backups.jsonl
 
 RECORDS:
@@ -31,6 +32,10 @@ SAFETY:
   backups of the input marked `remove` are deleted, one at a time, through
   `pvesh delete /nodes/<node>/storage/<storage>/content/<volid>`; a failure does not stop
   the others. Afterwards the storages are listed once more to prove each deletion.
+  Offsite copies (records of `backup-sync ls`, with url=s3://BUCKET/KEY) are deleted on S3,
+  not through a node: every version of the archive, of its .notes and .log and, last, of
+  its manifest; a copy under S3 Object Lock is skipped with the date it frees, and the
+  others go on. S3 credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials.
 
 EXIT STATUS:
   0    success (with --apply: every deletion done or skipped as unsafe)
@@ -100,6 +105,15 @@ pub struct Cli {
     /// Node for records that carry none (listings made with --dir).
     #[arg(long, value_name = "NODE", help_heading = "Apply")]
     pub node: Option<String>,
+
+    /// S3 endpoint URL for offsite copies (records with `url` = s3://…, from backup-sync
+    /// ls). Default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS.
+    #[arg(long, value_name = "URL", help_heading = "Offsite")]
+    pub endpoint: Option<String>,
+
+    /// S3 region for offsite copies. Default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1.
+    #[arg(long, value_name = "REGION", help_heading = "Offsite")]
+    pub region: Option<String>,
 
     #[command(flatten)]
     pub connect: ConnectArgs,

@@ -2,6 +2,7 @@
 
 mod apply;
 mod cli;
+mod offsite;
 mod plan;
 mod run;
 mod table;

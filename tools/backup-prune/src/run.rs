@@ -7,7 +7,7 @@ use pvedr::{jsonl, pvesh, validate};
 
 use crate::cli::Cli;
 use crate::plan::{self, PolicySource};
-use crate::{apply, table};
+use crate::{apply, offsite, table};
 use pvedr::retention::KeepOptions;
 
 fn policy_source(cli: &Cli) -> Result<PolicySource> {
@@ -48,9 +48,15 @@ fn policy_source(cli: &Cli) -> Result<PolicySource> {
 }
 
 /// Periods are the node's days: with a node to talk to (--host, --tfvars, --apply) and no
-/// --timezone, its own zone; the connection is kept for --apply.
-fn node_zone(cli: &Cli, given: Zone) -> Result<(Zone, Option<Connection>)> {
-    let talks = cli.apply || cli.connect.host.is_some() || cli.connect.tfvars.is_some();
+/// --timezone, its own zone; the connection is kept for --apply. Offsite copies alone
+/// (backup-sync ls) need no node: TZ or the system zone.
+fn node_zone(cli: &Cli, given: Zone, records: &[Record]) -> Result<(Zone, Option<Connection>)> {
+    let offsite_only = records
+        .iter()
+        .filter(|r| matches!(r, Record::Backup(_)))
+        .all(offsite::is_offsite);
+    let talks =
+        (cli.apply && !offsite_only) || cli.connect.host.is_some() || cli.connect.tfvars.is_some();
     if cli.timezone.is_some() || !talks {
         return Ok((given, None));
     }
@@ -67,7 +73,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         validate::node(n)?;
     }
     let mut records = jsonl::read_all(&cli.input.files)?;
-    let (zone, conn) = node_zone(&cli, zone)?;
+    let (zone, conn) = node_zone(&cli, zone, &records)?;
     let warnings = plan::mark_records(&mut records, &source, zone).map_err(Error::Other)?;
     for w in warnings {
         pvedr::msg::warn(w);
@@ -89,7 +95,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
     }
     let status = if cli.apply {
-        let report = apply::apply(&cli, &records, &mut out, conn)?;
+        let report = apply_both(&cli, &records, &mut out, conn)?;
         pvedr::msg::say(format!(
             "{} deleted, {} skipped, {} failed",
             report.deleted, report.skipped, report.failed
@@ -100,4 +106,22 @@ pub fn run(cli: Cli) -> Result<u8> {
     };
     out.finish()?;
     Ok(status)
+}
+
+/// Backups on a node through the node, offsite copies on S3 (`offsite`).
+fn apply_both(
+    cli: &Cli,
+    records: &[Record],
+    out: &mut pvedr::output::Output,
+    conn: Option<Connection>,
+) -> Result<apply::Report> {
+    let (remote, local): (Vec<Record>, Vec<Record>) =
+        records.iter().cloned().partition(offsite::is_offsite);
+    let mut report = apply::apply(cli, &local, out, conn)?;
+    let r = offsite::apply(cli, &remote, out)?;
+    report.deleted += r.deleted;
+    report.skipped += r.skipped;
+    report.failed += r.failed;
+    report.interrupted |= r.interrupted;
+    Ok(report)
 }

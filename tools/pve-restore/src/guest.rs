@@ -225,11 +225,18 @@ fn read_text(t: &dyn Transport, a: &[&str]) -> Result<std::result::Result<String
 
 /// The last line of a failed command's stderr, or its status.
 pub fn status_line(out: &CommandOutput) -> String {
+    // vzdump (and other workers run by the CLI) log `ERROR: …` on stdout and leave only a
+    // summary ("job errors") on stderr: the ERROR line says what went wrong.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let error = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("ERROR:").map(str::trim));
     let e = out.stderr.trim();
-    if e.is_empty() {
-        format!("exit status {}", out.status)
-    } else {
-        e.lines().last().unwrap_or(e).to_string()
+    match (error, e.lines().last()) {
+        (Some(x), _) => pvedr::msg::visible(x),
+        (None, Some(last)) => last.to_string(),
+        (None, None) => format!("exit status {}", out.status),
     }
 }
 

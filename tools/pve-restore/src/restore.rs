@@ -104,8 +104,14 @@ fn ended_early(
 
 /// Restores one backup. `Err` only for what stops the whole run (no confirmation);
 /// everything else, connection failures included, ends up in the record.
-pub fn restore_one(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> {
+pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Restore> {
     let started = Instant::now();
+    // A file's format is its name's (what the archive test and qmrestore go by), whatever
+    // the record says; whether it is on PBS is the node's storage type (check_archive).
+    let file = b.volid.rsplit('/').next().unwrap_or_default();
+    if let Some(a) = pvedr::archive::parse(file) {
+        b.format = a.format;
+    }
     let node = ctx
         .o
         .node
@@ -121,7 +127,10 @@ pub fn restore_one(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> 
         ..Default::default()
     };
     let plan = Plan::default();
-    if let Err(e) = validate::node(&node)
+    // A record's VMID is checked like a flag's (`"vmid": 5` must never reach qmrestore).
+    let vmid_ok = b.vmid.map_or(Ok(0), |v| validate::vmid(&v.to_string()));
+    if let Err(e) = vmid_ok
+        .and_then(|_| validate::node(&node))
         .and_then(|_| validate::volid(&b.volid))
         .and_then(|_| validate::storage_id(b.storage.as_deref().unwrap_or_default()))
     {
@@ -499,9 +508,28 @@ impl Job<'_> {
         self.check_lock()
     }
 
+    /// The storage's type as the node reports it (`pbs`, `dir`, `nfs`, …).
+    fn storage_type(&self) -> pvedr::Result<String> {
+        let node = self.rec.node.as_deref().unwrap_or("");
+        let cmd = pvedr::pvesh::get(
+            &pvedr::pvesh::paths::storage_status(node, &self.storage),
+            &[],
+        );
+        let out = self.ctx.t.exec(&cmd)?;
+        let m = pvedr::pvesh::parse_object(self.t.host(), &cmd, out)?;
+        Ok(pvedr::pvesh::str_of(&m, "type").unwrap_or_default())
+    }
+
     fn check_archive(&mut self) -> Option<String> {
         let (i, t0) = (self.s.check, Instant::now());
-        if self.b.format.starts_with("pbs-") {
+        let kind = match self.storage_type() {
+            Ok(k) => k,
+            Err(e) => {
+                self.plan.finish(i, "failed", e.to_string(), t0);
+                return Some(format!("cannot tell the storage's type: {e}"));
+            }
+        };
+        if kind == "pbs" {
             self.plan.finish(
                 i,
                 "skipped",

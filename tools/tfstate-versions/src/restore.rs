@@ -77,6 +77,9 @@ pub fn restore(t: &StateLocation, version: &str, o: &Options, out: &mut Output) 
         ),
         o.write.yes,
     )?;
+    // From here a signal lets the short write sequence finish (lock, write, read back,
+    // release): killed in between, it would leave the lock behind and no record.
+    pvedr::interrupt::install();
     if c.has_current && !c.versioned {
         s3.copy(&t.key, None, &aside_key(t))?;
     }
@@ -103,10 +106,10 @@ pub fn restore(t: &StateLocation, version: &str, o: &Options, out: &mut Output) 
         "restored {version} as {new_version}. To undo: {undo}"
     ));
     write_all(out, steps)?;
-    Ok(if same && digest_ok {
-        code::SUCCESS
-    } else {
-        code::FAILURE
+    Ok(match (pvedr::interrupt::requested(), same && digest_ok) {
+        (true, _) => code::INTERRUPTED,
+        (false, true) => code::SUCCESS,
+        (false, false) => code::FAILURE,
     })
 }
 

@@ -647,3 +647,46 @@ fn snapshots_are_checked_on_their_own_and_never_count_as_backups() {
     );
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn deep_tests_each_nodes_local_archives_on_that_node() {
+    // A storage only pve2 has: its archives exist on pve2, so --deep tests them there
+    // (through the cluster's SSH), not on the node the connection lands on.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut storages = sim.read_json("storage.json");
+    let path = sim.root().join("local2");
+    if let Some(a) = storages.as_array_mut() {
+        a.push(
+            json!({"storage": "local2", "type": "dir", "path": path.to_string_lossy(),
+            "content": "backup", "shared": 0, "nodes": ["pve2"]}),
+        );
+    }
+    sim.write_json("storage.json", &storages);
+    let mut b = pvedr_testkit::Backup::new("local2", "qemu", 102, NOW - 3000);
+    b.compress = "none".into();
+    sim.add_backup(&b);
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args([
+            "--node",
+            "pve2",
+            "--storage",
+            "local2",
+            "--deep",
+            "--timezone",
+            "UTC",
+        ])
+        .args(["--now", &NOW.to_string()])
+        .output()
+        .expect("run");
+    let checks = json_lines(&out.stdout);
+    let c = find(&checks, "guest/102", "integrity");
+    assert_eq!(c["status"], "ok", "{checks:?}");
+    let cmds = sim.commands();
+    let vma: Vec<&Value> = cmds.iter().filter(|c| c["cmd"] == "vma").collect();
+    assert!(
+        !vma.is_empty() && vma.iter().all(|c| c["node"] == "pve2"),
+        "{vma:?}"
+    );
+}

@@ -311,3 +311,38 @@ fn periods_are_the_nodes_days_when_talking_to_a_node() {
         ["keep", "keep"]
     );
 }
+
+#[test]
+fn a_record_whose_volid_is_on_another_storage_deletes_nothing() {
+    // Records say storage `local`, their volids `nas:`: the older is marked remove, and the
+    // deletion is refused instead of going to whichever storage the path names.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let rec = |day: u32, ctime: i64| {
+        format!(
+            "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"vmid\":102,\"subtype\":\"qemu\",\"ctime\":{ctime},\"format\":\"vma.lzo\",\"volid\":\"nas:backup/vzdump-qemu-102-2024_01_{day}-02_00_32.vma.lzo\"}}\n"
+        )
+    };
+    let before = files(&sim);
+    let out = bin("backup-prune")
+        .args(["--keep-last", "1", "--timezone", "UTC", "--apply"])
+        .args(sshd.args())
+        .write_stdin(rec(13, 1_705_111_232) + &rec(14, 1_705_197_632))
+        .output()
+        .expect("prune");
+    let recs = json_lines(&out.stdout);
+    let failed: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["kind"] == "step" && r["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{recs:?}");
+    assert!(
+        failed[0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not on storage local"),
+        "{recs:?}"
+    );
+    assert_eq!(files(&sim), before);
+    assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
+}

@@ -620,3 +620,36 @@ fn a_single_command_that_never_answers_ends_the_wait() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("no answer for 2s"), "{err}");
 }
+
+#[test]
+fn a_node_name_the_cluster_sends_that_is_invalid_is_skipped_and_said() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut cluster = sim.read_json("cluster.json");
+    if let Some(nodes) = cluster["nodes"].as_array_mut() {
+        nodes.push(
+            serde_json::json!({"node": "evil;touch /tmp/x", "status": "online", "ip": "10.0.0.9"}),
+        );
+    }
+    sim.write_json("cluster.json", &cluster);
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--all-nodes"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(2), "not a usage error: {err}");
+    assert!(err.contains("not a valid node name"), "{err}");
+    assert!(!json_lines(&out.stdout).is_empty());
+    assert!(
+        !sim.commands()
+            .iter()
+            .any(|c| c["argv"].to_string().contains("evil"))
+    );
+    let long = "a".repeat(300);
+    let bad = bin("pve-ls-backups")
+        .args(["--host", &long])
+        .output()
+        .expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -838,3 +838,77 @@ fn date_is_a_day_in_the_nodes_time_zone() {
         "{rec}"
     );
 }
+
+#[test]
+fn a_record_with_an_impossible_vmid_is_refused() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let rec = format!(
+        "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"vmid\":5,\"subtype\":\"qemu\",\"ctime\":1705197602,\"format\":\"vma.zst\",\"volid\":\"{VM_BACKUP}\"}}\n"
+    );
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(["--yes", "--force"])
+        .write_stdin(rec)
+        .output()
+        .expect("run");
+    let recs = json_lines(&out.stdout);
+    let r = recs
+        .iter()
+        .find(|r| r["kind"] == "restore")
+        .expect("record");
+    assert_eq!(r["status"], "refused", "{r}");
+    assert!(
+        r["error"].as_str().unwrap_or("").contains("invalid VMID"),
+        "{r}"
+    );
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
+#[test]
+fn a_record_claiming_pbs_for_a_local_archive_is_still_tested() {
+    // Whether a backup is PBS (and skips the archive test) is the node's storage type, not
+    // what a record says.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let f = sim
+        .dump_dir("local")
+        .join("vzdump-qemu-100-2024_01_14-02_00_02.vma.zst");
+    let bytes = std::fs::read(&f).expect("read");
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).expect("write");
+    let rec = format!(
+        "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"vmid\":100,\"subtype\":\"qemu\",\"ctime\":1705197602,\"format\":\"pbs-vm\",\"volid\":\"{VM_BACKUP}\"}}\n"
+    );
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(["--target-id", "9100", "--yes"])
+        .write_stdin(rec)
+        .output()
+        .expect("run");
+    let recs = json_lines(&out.stdout);
+    let r = recs
+        .iter()
+        .find(|r| r["kind"] == "restore")
+        .expect("record");
+    assert_eq!(r["status"], "refused", "{r}");
+    assert!(r["error"].as_str().unwrap_or("").contains("damaged"), "{r}");
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
+#[test]
+fn a_failed_safety_point_says_vzdumps_error_not_job_errors() {
+    // vzdump prints the guest's ERROR line on stdout and only "job errors" on stderr.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "vzdump 100", "exit": 255, "stderr": "job errors",
+            "stdout": "INFO: starting new backup job: vzdump 100\nINFO: Starting Backup of VM 100 (qemu)\nERROR: Backup of VM 100 failed - no space left on device\nINFO: Backup job finished with errors\n"}]),
+    );
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    let msg = rec["error"].as_str().unwrap_or("");
+    assert!(msg.contains("no space left on device"), "{rec}");
+    assert_eq!(guest(&sim, 100)["status"], "running", "nothing destroyed");
+    assert!(!sim.mutations().iter().any(|m| m.starts_with("qmrestore")));
+}

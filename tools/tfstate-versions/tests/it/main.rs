@@ -1,4 +1,5 @@
 //! tfstate-versions's integration tests: one binary, a module per area, all through the built binaries.
 
+mod interrupt;
 mod man;
 mod s3;

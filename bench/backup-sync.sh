@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# backup-sync push vs boto3's managed upload (upload_file: multipart, 10 threads) of the
+# same archives into the same moto server, in the same run. Prints the throughput ratio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${CARGO_TARGET_DIR:-target}/release/backup-sync
+[ -x "$BIN" ] || cargo build --release -q -p backup-sync
+PY=.ci-venv/bin/python
+[ -x "$PY" ] || { echo "backup-sync bench: .ci-venv missing: run scripts/python-deps.sh"; exit 1; }
+work=$(mktemp -d)
+port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+.ci-venv/bin/moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+moto=$!
+trap 'kill $moto; rm -rf "$work"' EXIT
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=testtest AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+for _ in $(seq 50); do $PY -c "import socket; socket.create_connection(('127.0.0.1',$port))" 2>/dev/null && break; sleep 0.1; done
+$PY -c "import boto3; boto3.client('s3').create_bucket(Bucket='bench')"
+# 4 archives of 64 MiB that do not compress, and their records.
+JOBS=${JOBS:-2}
+FILES=4 SIZE=$((64 * 1024 * 1024))
+for i in $(seq 1 $FILES); do
+  name="vzdump-qemu-10$i-2024_01_15-02_00_02.vma.zst"
+  head -c "$SIZE" /dev/urandom > "$work/$name"
+  printf '{"kind":"backup","node":"pve1","storage":"local","volid":"local:backup/%s","vmid":10%s,"subtype":"qemu","ctime":1705284002,"time":"2024-01-15T02:00:02Z","size":%s,"format":"vma.zst"}\n' \
+    "$name" "$i" "$SIZE" >> "$work/in.jsonl"
+done
+t() { local s e; s=$(date +%s.%N); "$@" > /dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
+# A new prefix each run (t runs in a subshell): a second push would skip everything.
+ours_once() { "$BIN" push --to "s3://bench/ours$(date +%s%N)" --dir "$work" --jobs "$JOBS" --part-size 8M "$work/in.jsonl"; }
+theirs_once() {
+  $PY - "$work" "theirs$(date +%s%N)" <<'PY'
+import boto3, os, sys
+from boto3.s3.transfer import TransferConfig
+d, prefix = sys.argv[1], sys.argv[2]
+s3 = boto3.client('s3')
+cfg = TransferConfig(multipart_chunksize=8 * 1024 * 1024)
+for f in sorted(os.listdir(d)):
+    if f.endswith('.zst'):
+        s3.upload_file(os.path.join(d, f), 'bench', f'{prefix}/{f}', Config=cfg)
+PY
+}
+best() { local b=999; for _ in 1 2 3; do x=$(t "$@"); b=$(echo "if ($x < $b) $x else $b" | bc); done; echo "$b"; }
+ours=$(best ours_once)
+theirs=$(best theirs_once)
+# Both really uploaded everything: ours with a manifest per archive, theirs the archives.
+count() { $PY -c "import boto3,sys; print(sum(o['Size'] == $SIZE for o in boto3.client('s3').list_objects_v2(Bucket='bench', Prefix=sys.argv[1]).get('Contents', [])))" "$1"; }
+[ "$(count ours)" = $((3 * FILES)) ] && [ "$(count theirs)" = $((3 * FILES)) ] \
+  || { echo "backup-sync bench: an upload is missing"; exit 1; }
+mib=$((FILES * SIZE / 1024 / 1024))
+printf 'backup-sync   push %d MiB (%d archives) into moto: backup-sync --jobs %d %.2fs (%.0f MiB/s, sha256 + manifest), boto3 upload_file %.2fs (%.0f MiB/s), ratio %.2fx\n' \
+  "$mib" "$FILES" "$JOBS" "$ours" "$(echo "$mib / $ours" | bc -l)" "$theirs" "$(echo "$mib / $theirs" | bc -l)" "$(echo "$theirs / $ours" | bc -l)"

@@ -1,0 +1,210 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pvedr::cli::{InputArgs, OutputArgs};
+use pvedr::connect::ConnectArgs;
+
+const AFTER: &str = "EXAMPLES:
+  pve-ls-backups --host pve1 --latest | backup-sync push --to s3://offsite/pve --host pve1
+  pve-ls-backups --dir /mnt/nas/dump --storage nas --node pve1 \\
+      | backup-sync push --to s3://offsite/pve --dir /mnt/nas/dump --jobs 2 --bwlimit 50M
+  backup-sync push --to s3://locked/pve --object-lock-days 30 --sse AES256 --host pve1 list.jsonl
+  backup-sync ls --from s3://offsite/pve --format table
+  backup-sync ls --from s3://offsite/pve | backup-prune --keep-daily 30 --apply
+  backup-sync pull 'offsite:backup/pve/pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst' \\
+      --to-dir /var/lib/vz/dump
+  backup-sync ls --from s3://offsite/pve | backup-sync pull --to-node pve1 --storage local --host pve1
+  backup-sync ls --from s3://offsite/pve | jq -c 'select(.vmid==100)' | backup-sync pull --to-dir .
+
+KEYS:
+  PREFIX/<node, or --storage ID>/<vmid>/<archive name>, its `.notes` and `.log` beside it,
+  and <archive name>.manifest.json: sha256, size, node, storage, vmid, subtype, format,
+  ctime, notes (whole, any characters), protected, source volid, side files with their
+  sha256. The manifest is written last: an archive without one is not a copy.
+
+RECORDS:
+  push and pull: a `step` record per archive: step (push | pull), target (archive name),
+    status changed | skipped | failed, message, duration_s, bytes, rate (bytes/s), url,
+    sha256; then a `summary` record: counts (changed, skipped, failed), exit_code,
+    duration_s.
+  ls: a `backup` record per offsite copy, as pve-ls-backups writes them: node, storage
+    (the bucket), volid (BUCKET:backup/KEY), vmid, subtype, ctime, time, size, format,
+    notes (first line), protected; also url (s3://BUCKET/KEY), sha256, source_volid,
+    source_storage. backup-check and backup-prune read them unchanged; backup-prune
+    --apply deletes the offsite objects (all versions) of the copies marked remove.
+
+SAFETY:
+  An archive already offsite with the same size and sha256 is skipped (push is idempotent
+  and resumes where it stopped); the same name with other contents is refused unless
+  --force. Uploads are multipart and streamed (never a local copy): memory stays within
+  a few --part-size per job. An upload that fails or is interrupted (SIGINT/SIGTERM)
+  is aborted, so no half object is left. pull writes beside the target and renames only
+  after the sha256 matches the manifest; an existing different file is kept unless --force.
+
+S3:
+  Endpoint: --endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS. Region: --region,
+  AWS_REGION, AWS_DEFAULT_REGION, else us-east-1. Credentials: AWS_ACCESS_KEY_ID and
+  AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), else the profile AWS_PROFILE of
+  ~/.aws/credentials; never printed.
+
+EXIT STATUS:
+  0    success (every archive copied or skipped as already there)
+  1    failed (S3 or the node unreachable, every archive failed)
+  2    usage error (bad flag or value); nothing was done
+  3    partial: some archives failed, the others were copied
+  130  interrupted: the running uploads were aborted, the records written";
+
+/// Copy vzdump backups off the node to S3, list the offsite copies, bring them back.
+///
+/// push streams each archive (with its notes and log) from the node over SSH, or from a
+/// dump directory, into S3 with a manifest; ls lists the offsite copies as backup records
+/// for backup-check and backup-prune; pull brings a copy back, verified, for pve-restore.
+#[derive(Parser, Debug)]
+#[command(name = "backup-sync", version, after_long_help = AFTER)]
+pub struct Cli {
+    /// S3 endpoint URL (MinIO, Garage, Ceph RGW, …). Default: AWS_ENDPOINT_URL_S3,
+    /// AWS_ENDPOINT_URL, else AWS.
+    #[arg(long, value_name = "URL", global = true, help_heading = "S3")]
+    pub endpoint: Option<String>,
+
+    /// S3 region. Default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1.
+    #[arg(long, value_name = "REGION", global = true, help_heading = "S3")]
+    pub region: Option<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Upload the archives of the `backup` records read (FILE or stdin) to S3.
+    Push(Box<PushArgs>),
+    /// List the offsite copies as `backup` records.
+    Ls {
+        /// Where the copies are: s3://BUCKET/PREFIX.
+        #[arg(long, value_name = "URL")]
+        from: String,
+    },
+    /// Bring offsite copies back into a directory, verified against their manifest.
+    Pull(Box<PullArgs>),
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Where the copies go: s3://BUCKET/PREFIX.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Read the archives from this dump directory (offline, no node) instead of the node.
+    #[arg(long, value_name = "DIR", help_heading = "Source")]
+    pub dir: Option<PathBuf>,
+
+    /// Node for records that carry none (listings made with --dir).
+    #[arg(long, value_name = "NODE", help_heading = "Source")]
+    pub node: Option<String>,
+
+    /// Key the copies by this storage id instead of the node (a storage shared by nodes).
+    #[arg(long, value_name = "ID", help_heading = "Source")]
+    pub storage: Option<String>,
+
+    /// Multipart part size (5M to 5G); memory is a few of these per job.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "8M",
+        help_heading = "Transfer"
+    )]
+    pub part_size: String,
+
+    /// Archives uploaded at once (each has its own SSH connection).
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Transfer")]
+    pub jobs: usize,
+
+    /// Upper bound on the upload rate, all jobs together, in bytes per second (50M, 800K).
+    #[arg(long, value_name = "RATE", help_heading = "Transfer")]
+    pub bwlimit: Option<String>,
+
+    /// Replace an offsite copy whose contents differ (a new version on a versioned bucket).
+    #[arg(long, help_heading = "Transfer")]
+    pub force: bool,
+
+    /// Server-side encryption of every object written.
+    #[arg(long, value_name = "ALGORITHM", help_heading = "Protection")]
+    pub sse: Option<SseArg>,
+
+    /// KMS key id for --sse aws:kms (default: the server's key).
+    #[arg(long, value_name = "ID", requires = "sse", help_heading = "Protection")]
+    pub sse_kms_key_id: Option<String>,
+
+    /// Object Lock retention of each object written, in days (the bucket must have been
+    /// created with Object Lock). Offsite prune cannot delete them before.
+    #[arg(long, value_name = "N", help_heading = "Protection")]
+    pub object_lock_days: Option<u32>,
+
+    /// Object Lock mode: governance (lifted by a user allowed to bypass it) or compliance
+    /// (by no one, not even the account's root).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "governance",
+        requires = "object_lock_days",
+        help_heading = "Protection"
+    )]
+    pub object_lock_mode: LockModeArg,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Copies to bring back: volids (BUCKET:backup/KEY, as ls writes them) or `backup`
+    /// records on stdin when none is given.
+    #[arg(value_name = "VOLID")]
+    pub volids: Vec<String>,
+
+    /// Directory the archives (and their side files) are written into.
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "to_node",
+        conflicts_with = "to_node"
+    )]
+    pub to_dir: Option<PathBuf>,
+
+    /// Node whose backup storage (--storage) the archives go back to, over SSH (--host) or
+    /// on this machine.
+    #[arg(long, value_name = "NODE", requires = "storage")]
+    pub to_node: Option<String>,
+
+    /// With --to-node: the directory storage the archives are written to.
+    #[arg(long, value_name = "ID", requires = "to_node")]
+    pub storage: Option<String>,
+
+    /// Replace a file of the same name whose contents differ.
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SseArg {
+    #[value(name = "AES256")]
+    Aes256,
+    #[value(name = "aws:kms")]
+    Kms,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LockModeArg {
+    Governance,
+    Compliance,
+}

@@ -1,0 +1,182 @@
+//! The writer every archive byte goes through on its way: it hashes (sha256), counts,
+//! throttles (`--bwlimit`, shared by all jobs), reports progress on stderr, and stops the
+//! copy at once when SIGINT/SIGTERM arrives (the upload behind it is then aborted).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pvedr::output::human_bytes;
+use sha2::{Digest, Sha256};
+
+/// One rate for all jobs: bytes may not run ahead of `rate` × time since the start.
+#[derive(Debug)]
+pub struct Throttle {
+    rate: u64,
+    state: Mutex<(Instant, u64)>,
+}
+
+impl Throttle {
+    pub fn new(rate: u64) -> Arc<Throttle> {
+        Arc::new(Throttle {
+            rate: rate.max(1),
+            state: Mutex::new((Instant::now(), 0)),
+        })
+    }
+
+    /// Accounts `n` bytes and sleeps until they are within the rate.
+    fn take(&self, n: usize) {
+        let wait = {
+            let Ok(mut s) = self.state.lock() else { return };
+            s.1 = s.1.saturating_add(n as u64);
+            let due = Duration::from_secs_f64(s.1 as f64 / self.rate as f64);
+            due.saturating_sub(s.0.elapsed())
+        };
+        // Sleep in short steps so that an interrupt is seen quickly.
+        let end = Instant::now() + wait;
+        while Instant::now() < end && !pvedr::interrupt::requested() {
+            std::thread::sleep((end - Instant::now()).min(Duration::from_millis(100)));
+        }
+    }
+}
+
+/// Progress lines at most this often per archive.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+pub struct Meter<W: Write> {
+    inner: W,
+    hasher: Sha256,
+    pub bytes: u64,
+    name: String,
+    total: Option<u64>,
+    started: Instant,
+    last_report: Instant,
+    throttle: Option<Arc<Throttle>>,
+}
+
+impl<W: Write> Meter<W> {
+    pub fn new(inner: W, name: &str, total: Option<u64>, throttle: Option<Arc<Throttle>>) -> Self {
+        let now = Instant::now();
+        Meter {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+            name: name.into(),
+            total,
+            started: now,
+            last_report: now,
+            throttle,
+        }
+    }
+
+    /// The writer behind, and the hex sha256 of what went through.
+    pub fn into_parts(self) -> (W, String) {
+        (self.inner, hex(&self.hasher.finalize()))
+    }
+
+    fn report(&mut self) {
+        if self.last_report.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        self.last_report = Instant::now();
+        let of = match self.total {
+            Some(t) if t > 0 => format!(
+                " of {} ({}%)",
+                human_bytes(t),
+                self.bytes.saturating_mul(100) / t
+            ),
+            _ => String::new(),
+        };
+        pvedr::msg::say(format!(
+            "{}: {}{of} at {}/s",
+            self.name,
+            human_bytes(self.bytes),
+            human_bytes(rate(self.bytes, self.started.elapsed()))
+        ));
+    }
+}
+
+impl<W: Write> Write for Meter<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if pvedr::interrupt::requested() {
+            // Not ErrorKind::Interrupted: write_all would retry that.
+            return Err(std::io::Error::other("interrupted (SIGINT/SIGTERM)"));
+        }
+        let n = self.inner.write(data)?;
+        self.hasher.update(&data[..n]);
+        self.bytes = self.bytes.saturating_add(n as u64);
+        if let Some(t) = &self.throttle {
+            t.take(n);
+        }
+        self.report();
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Bytes per second over `d` (whole bytes; 0 for no time).
+pub fn rate(bytes: u64, d: Duration) -> u64 {
+    let s = d.as_secs_f64();
+    if s <= 0.0 {
+        0
+    } else {
+        (bytes as f64 / s) as u64
+    }
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `8M`, `512K`, `1G`, `1048576` → bytes (binary units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("'{}': use K, M or G", s.escape_debug())),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{}' is not a size (8M, 512K, 1G)", s.escape_debug()))?;
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("'{}' is out of range", s.escape_debug()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8M"), Ok(8 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("8X").is_err());
+        assert!(parse_size("M").is_err());
+    }
+
+    #[test]
+    fn hashes_what_went_through() {
+        let mut m = Meter::new(Vec::new(), "x", None, None);
+        m.write_all(b"abc").expect("write");
+        let (v, h) = m.into_parts();
+        assert_eq!(v, b"abc");
+        assert_eq!(
+            h,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

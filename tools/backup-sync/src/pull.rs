@@ -1,0 +1,188 @@
+//! `pull`: an offsite copy back into a directory. The archive streams into a temporary
+//! file beside the target; only when its size and sha256 match the manifest is it renamed
+//! into place (side files likewise), so a target is never a half or wrong archive.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use pvedr::error::{Error, Result};
+use pvedr::fs::AtomicFile;
+use pvedr::records::{Record, Step};
+use pvedr::s3::{Bucket, Endpoint};
+use serde_json::{Value, json};
+
+use crate::cli::PullArgs;
+use crate::location::{check_part, parse_volid};
+use crate::manifest::Manifest;
+use crate::meter::{Meter, hex, rate};
+use crate::run::manifest_of;
+use crate::source::MAX_SIDE_FILE;
+
+/// (bucket, key) of each copy to bring back: the volids given, else the `backup` records
+/// on stdin.
+pub fn targets(a: &PullArgs) -> Result<Vec<(String, String)>> {
+    let volids: Vec<String> = if a.volids.is_empty() {
+        pvedr::jsonl::read_all(&["-".to_string()])?
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Backup(b) => Some(b.volid),
+                _ => None,
+            })
+            .collect()
+    } else {
+        a.volids.clone()
+    };
+    if volids.is_empty() {
+        return Err(Error::usage(
+            "nothing to pull: give a VOLID or `backup` records on stdin",
+        ));
+    }
+    if let Some(d) = a.to_dir.as_ref().filter(|d| !d.is_dir()) {
+        return Err(Error::usage(format!(
+            "--to-dir {}: not a directory",
+            d.display()
+        )));
+    }
+    if let (Some(n), Some(s)) = (&a.to_node, &a.storage) {
+        pvedr::validate::node(n)?;
+        pvedr::validate::storage_id(s)?;
+    }
+    volids.iter().map(|v| parse_volid(v)).collect()
+}
+
+fn step(name: &str, status: &str, msg: impl Into<String>, started: Option<Instant>) -> Step {
+    Step::new("pull", name, status, msg, started)
+}
+
+pub fn run(
+    endpoint: &Endpoint,
+    a: &PullArgs,
+    targets: &[(String, String)],
+    emit: &mut dyn FnMut(Step) -> Result<()>,
+) -> Result<()> {
+    let mut buckets: HashMap<String, Bucket> = HashMap::new();
+    let node = match &a.to_node {
+        Some(_) => Some(a.connect.connect()?.transport),
+        None => None,
+    };
+    for (b, key) in targets {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        if pvedr::interrupt::requested() {
+            emit(step(
+                name,
+                "skipped",
+                "interrupted before this download",
+                None,
+            ))?;
+            continue;
+        }
+        if !buckets.contains_key(b) {
+            buckets.insert(b.clone(), Bucket::connect(endpoint, b)?);
+        }
+        let started = Instant::now();
+        let st = match buckets.get(b) {
+            Some(bucket) => match (&node, &a.to_dir, &a.storage) {
+                (Some(t), _, Some(s)) => {
+                    crate::to_node::pull_one(endpoint, bucket, key, t.as_ref(), s, a.force)
+                }
+                (_, Some(d), _) => pull_one(bucket, key, d, a.force, started),
+                _ => Err(Error::usage(
+                    "give --to-dir DIR or --to-node NODE --storage ID",
+                )),
+            }
+            .unwrap_or_else(|e| step(name, "failed", e.to_string(), Some(started))),
+            None => continue,
+        };
+        emit(st)?;
+    }
+    Ok(())
+}
+
+fn pull_one(bucket: &Bucket, key: &str, dir: &Path, force: bool, started: Instant) -> Result<Step> {
+    let m = manifest_of(bucket, key)?;
+    check_part("archive name", &m.archive)?;
+    if !key.ends_with(&format!("/{}", m.archive)) && key != m.archive {
+        return Err(Error::Other(format!(
+            "the manifest of {key} names another archive"
+        )));
+    }
+    let target = dir.join(&m.archive);
+    let url = format!("s3://{}/{key}", bucket.name);
+    if target.exists() {
+        if same_file(&target, &m)? {
+            let mut st = step(
+                &m.archive,
+                "skipped",
+                format!("{} is already this copy", target.display()),
+                Some(started),
+            );
+            add(&mut st, 0, started, &url, &m.sha256);
+            return Ok(st);
+        }
+        if !force {
+            return Err(Error::Refused(format!(
+                "{} exists with other contents; kept (--force replaces it)",
+                target.display()
+            )));
+        }
+    }
+    let f = AtomicFile::create(&target)?;
+    let mut meter = Meter::new(f, &m.archive, Some(m.size), None);
+    bucket.get_to(key, None, &mut meter).map_err(|e| {
+        if pvedr::interrupt::requested() {
+            Error::Interrupted
+        } else {
+            e
+        }
+    })?;
+    let bytes = meter.bytes;
+    let (f, sha) = meter.into_parts();
+    if bytes != m.size || sha != m.sha256 {
+        // Dropping `f` removes the temporary file: the target is untouched.
+        return Err(Error::Refused(format!(
+            "{url}: got {bytes} bytes sha256 {sha}, the manifest says {} bytes sha256 {}; nothing written",
+            m.size, m.sha256
+        )));
+    }
+    f.commit()?;
+    for sf in &m.side_files {
+        check_part("side file name", &sf.name)?;
+        let data = bucket.get(&sf.key, None, MAX_SIDE_FILE as u64)?;
+        let sum = hex(&<sha2::Sha256 as sha2::Digest>::digest(&data));
+        if sum != sf.sha256 {
+            return Err(Error::Refused(format!(
+                "s3://{}/{}: sha256 differs from the manifest; not written",
+                bucket.name, sf.key
+            )));
+        }
+        pvedr::fs::write_atomic(&dir.join(&sf.name), &data)?;
+    }
+    let mut st = step(
+        &m.archive,
+        "changed",
+        format!("written to {}", target.display()),
+        Some(started),
+    );
+    add(&mut st, bytes, started, &url, &sha);
+    Ok(st)
+}
+
+fn same_file(p: &Path, m: &Manifest) -> Result<bool> {
+    let len = std::fs::metadata(p)
+        .map_err(|e| Error::io(format!("reading {}", p.display()), e))?
+        .len();
+    if len != m.size {
+        return Ok(false);
+    }
+    let src = crate::source::Source::Dir(p.parent().unwrap_or(Path::new(".")).to_path_buf());
+    Ok(src.sha256(&p.display().to_string())? == m.sha256)
+}
+
+fn add(st: &mut Step, bytes: u64, started: Instant, url: &str, sha: &str) {
+    st.extra.insert("bytes".into(), json!(bytes));
+    st.extra
+        .insert("rate".into(), json!(rate(bytes, started.elapsed())));
+    st.extra.insert("url".into(), Value::String(url.into()));
+    st.extra.insert("sha256".into(), Value::String(sha.into()));
+}

@@ -1,0 +1,424 @@
+//! `push`: each archive streams from its source through the meter into a multipart upload;
+//! its side files and then its manifest follow. Already offsite with the same checksum:
+//! skipped; offsite with other contents: refused without --force.
+
+use std::collections::VecDeque;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use pvedr::archive;
+use pvedr::error::{Error, Result};
+use pvedr::records::{Backup, Record, Step, rfc3339};
+use pvedr::retry::Retry;
+use pvedr::s3::{Bucket, Endpoint, Lock, LockMode, MultipartUpload, Sse, WriteOptions};
+use serde_json::{Value, json};
+
+use crate::cli::{LockModeArg, PushArgs, SseArg};
+use crate::location::{Location, check_part, manifest_key};
+use crate::manifest::{MAX_MANIFEST, Manifest, SideFile};
+use crate::meter::{Meter, Throttle, parse_size, rate};
+use crate::pipe::PartPipe;
+use crate::source::Source;
+
+/// What every job shares.
+pub struct Plan {
+    pub location: Location,
+    pub endpoint: Endpoint,
+    pub part_size: usize,
+    pub throttle: Option<Arc<Throttle>>,
+    pub opts: WriteOptions,
+    pub force: bool,
+    pub node: Option<String>,
+    pub storage: Option<String>,
+}
+
+pub fn plan(a: &PushArgs, endpoint: Endpoint) -> Result<Plan> {
+    let location = Location::parse(&a.to)?;
+    let part = parse_size(&a.part_size).map_err(|e| Error::usage(format!("--part-size {e}")))?;
+    let part_size = usize::try_from(part)
+        .ok()
+        .filter(|p| (pvedr::s3::MIN_PART..=pvedr::s3::MAX_PART).contains(p))
+        .ok_or_else(|| Error::usage("--part-size must be between 5M and 5G (S3's bounds)"))?;
+    if a.jobs == 0 || a.jobs > 16 {
+        return Err(Error::usage("--jobs must be 1 to 16"));
+    }
+    let throttle = match &a.bwlimit {
+        Some(s) => Some(Throttle::new(
+            parse_size(s).map_err(|e| Error::usage(format!("--bwlimit {e}")))?,
+        )),
+        None => None,
+    };
+    if let Some(n) = &a.node {
+        pvedr::validate::node(n)?;
+    }
+    if let Some(s) = &a.storage {
+        pvedr::validate::storage_id(s)?;
+    }
+    let sse = a.sse.map(|s| match s {
+        SseArg::Aes256 => Sse::Aes256,
+        SseArg::Kms => Sse::Kms(a.sse_kms_key_id.clone()),
+    });
+    let lock = match a.object_lock_days {
+        Some(0) | Some(36501..) => {
+            return Err(Error::usage("--object-lock-days must be 1 to 36500"));
+        }
+        Some(d) => Some(Lock {
+            mode: match a.object_lock_mode {
+                LockModeArg::Governance => LockMode::Governance,
+                LockModeArg::Compliance => LockMode::Compliance,
+            },
+            until: pvedr::time::now() + i64::from(d) * 86_400,
+        }),
+        None => None,
+    };
+    Ok(Plan {
+        location,
+        endpoint,
+        part_size,
+        throttle,
+        opts: WriteOptions { sse, lock },
+        force: a.force,
+        node: a.node.clone(),
+        storage: a.storage.clone(),
+    })
+}
+
+/// One archive to copy: its name, keys and what the record says.
+struct Item {
+    backup: Backup,
+    name: String,
+    key: String,
+    vmid: u64,
+}
+
+fn item(p: &Plan, b: &Backup) -> std::result::Result<Item, String> {
+    if b.format.starts_with("pbs-") {
+        return Err("a PBS snapshot is not a file; PBS has its own sync jobs".into());
+    }
+    let name = b
+        .volid
+        .split_once(":backup/")
+        .map(|(_, n)| n.to_string())
+        .ok_or("not a backup volid (STORAGE:backup/FILE)")?;
+    check_part("archive name", &name).map_err(|e| e.to_string())?;
+    let parsed = archive::parse(&name).ok_or("not a vzdump archive name")?;
+    let vmid = b
+        .vmid
+        .or(parsed.vmid)
+        .ok_or("no vmid in the record or the name")?;
+    // --storage was checked with the flags; a node from a record is checked here.
+    let group = match (&p.storage, b.node.as_ref().or(p.node.as_ref())) {
+        (Some(s), _) => s.clone(),
+        (None, Some(n)) => pvedr::validate::node(n)
+            .map_err(|e| e.to_string())?
+            .to_string(),
+        (None, None) => {
+            return Err("no node known for this backup; give --node or --storage".into());
+        }
+    };
+    Ok(Item {
+        key: p.location.key(&group, vmid, &name),
+        backup: b.clone(),
+        name,
+        vmid,
+    })
+}
+
+fn step(name: &str, status: &str, msg: impl Into<String>, started: Option<Instant>) -> Step {
+    Step::new("push", name, status, msg, started)
+}
+
+/// Runs the pushes with `jobs` workers; each step is handed to `emit` as it ends.
+pub fn run(
+    p: &Plan,
+    a: &PushArgs,
+    backups: Vec<Backup>,
+    emit: &mut dyn FnMut(Step) -> Result<()>,
+) -> Result<()> {
+    let queue: Mutex<VecDeque<Backup>> = Mutex::new(backups.into());
+    let (tx, rx) = mpsc::channel::<Step>();
+    std::thread::scope(|s| {
+        for _ in 0..a.jobs {
+            let tx = tx.clone();
+            let queue = &queue;
+            s.spawn(move || worker(p, a, queue, &tx));
+        }
+        drop(tx);
+        for st in rx {
+            emit(st)?;
+        }
+        Ok(())
+    })
+}
+
+fn source(a: &PushArgs) -> Result<Source> {
+    Ok(match &a.dir {
+        Some(d) => Source::Dir(d.clone()),
+        None => Source::Node(a.connect.connect()?.transport),
+    })
+}
+
+fn next(queue: &Mutex<VecDeque<Backup>>) -> Option<Backup> {
+    queue.lock().ok()?.pop_front()
+}
+
+fn worker(p: &Plan, a: &PushArgs, queue: &Mutex<VecDeque<Backup>>, tx: &mpsc::Sender<Step>) {
+    // Each job has its own connection and client: the transports are not shared.
+    let ready = source(a).and_then(|s| Ok((s, Bucket::connect(&p.endpoint, &p.location.bucket)?)));
+    while let Some(b) = next(queue) {
+        let st = match (&ready, item(p, &b)) {
+            (_, Err(e)) => step(&b.volid, "failed", e, None),
+            (Err(e), Ok(it)) => step(&it.name, "failed", e.to_string(), None),
+            (Ok(_), Ok(it)) if pvedr::interrupt::requested() => {
+                step(&it.name, "skipped", "interrupted before this upload", None)
+            }
+            (Ok((src, bucket)), Ok(it)) => push_one(p, src, bucket, &it),
+        };
+        if tx.send(st).is_err() {
+            return;
+        }
+    }
+}
+
+fn push_one(p: &Plan, src: &Source, bucket: &Bucket, it: &Item) -> Step {
+    let started = Instant::now();
+    match try_push(p, src, bucket, it, started) {
+        Ok(st) => st,
+        Err(Error::Interrupted) => step(
+            &it.name,
+            "failed",
+            "interrupted: the upload was aborted",
+            Some(started),
+        ),
+        Err(e) => step(&it.name, "failed", e.to_string(), Some(started)),
+    }
+}
+
+fn try_push(p: &Plan, src: &Source, bucket: &Bucket, it: &Item, started: Instant) -> Result<Step> {
+    let path = src.locate(&it.backup, &it.name)?;
+    let size = src.size(&path).or(it.backup.size);
+    let url = format!("s3://{}/{}", bucket.name, it.key);
+    if let Some(m) = existing(bucket, &it.key)? {
+        if let Some(st) = compare(p, src, &path, size, &m, it, started)? {
+            return Ok(st);
+        }
+    }
+    let (sha, bytes) = upload(p, src, bucket, it, &path, size)?;
+    let side_files = push_side_files(p, src, bucket, it, &path)?;
+    let notes = side_files
+        .iter()
+        .find(|(f, _)| f.name.ends_with(".notes"))
+        .map(|(_, text)| text.clone());
+    let m = Manifest {
+        manifest: 1,
+        archive: it.name.clone(),
+        key: it.key.clone(),
+        size: bytes,
+        sha256: sha.clone(),
+        node: it.backup.node.clone().or(p.node.clone()),
+        storage: it.backup.storage.clone(),
+        vmid: it.vmid,
+        subtype: it.backup.subtype.clone(),
+        format: it.backup.format.clone(),
+        ctime: it.backup.ctime,
+        notes,
+        protected: it.backup.protected,
+        source_volid: it.backup.volid.clone(),
+        pushed: rfc3339(pvedr::time::now()),
+        side_files: side_files.into_iter().map(|(f, _)| f).collect(),
+    };
+    put(p, bucket, &manifest_key(&it.key), m.to_bytes())?;
+    let mut st = step(
+        &it.name,
+        "changed",
+        format!("uploaded to {url}"),
+        Some(started),
+    );
+    add(&mut st, bytes, started, &url, &sha);
+    Ok(st)
+}
+
+fn add(st: &mut Step, bytes: u64, started: Instant, url: &str, sha: &str) {
+    st.extra.insert("bytes".into(), json!(bytes));
+    st.extra
+        .insert("rate".into(), json!(rate(bytes, started.elapsed())));
+    st.extra.insert("url".into(), Value::String(url.into()));
+    st.extra.insert("sha256".into(), Value::String(sha.into()));
+}
+
+/// The manifest of a copy already offsite, if any.
+fn existing(bucket: &Bucket, key: &str) -> Result<Option<Manifest>> {
+    let mk = manifest_key(key);
+    if bucket.head_object(&mk)?.is_none() {
+        return Ok(None);
+    }
+    let bytes = bucket.get(&mk, None, MAX_MANIFEST)?;
+    Manifest::parse(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Other(format!("s3://{}/{mk}: {e}", bucket.name)))
+}
+
+/// Same size and sha256: a skip step. Different without --force: a refusal. Else upload.
+fn compare(
+    p: &Plan,
+    src: &Source,
+    path: &str,
+    size: Option<u64>,
+    m: &Manifest,
+    it: &Item,
+    started: Instant,
+) -> Result<Option<Step>> {
+    let same_size = size == Some(m.size);
+    let sha = if same_size {
+        Some(src.sha256(path)?)
+    } else {
+        None
+    };
+    if sha.as_deref() == Some(m.sha256.as_str()) {
+        let url = format!("s3://{}/{}", p.location.bucket, it.key);
+        let mut st = step(
+            &it.name,
+            "skipped",
+            "already offsite (same size and sha256)",
+            Some(started),
+        );
+        add(&mut st, 0, started, &url, &m.sha256);
+        return Ok(Some(st));
+    }
+    if p.force {
+        pvedr::msg::warn(format!(
+            "{}: the offsite copy differs; replacing it (--force)",
+            it.name
+        ));
+        return Ok(None);
+    }
+    Err(Error::Refused(format!(
+        "an offsite copy of {} with other contents exists (size {} sha256 {}, here size {} sha256 {}); an offsite copy is never replaced without --force",
+        it.name,
+        m.size,
+        m.sha256,
+        size.map_or("unknown".into(), |s| s.to_string()),
+        sha.unwrap_or_else(|| "not computed".into())
+    )))
+}
+
+/// Streams the archive into a multipart upload; returns (sha256, bytes).
+fn upload(
+    p: &Plan,
+    src: &Source,
+    bucket: &Bucket,
+    it: &Item,
+    path: &str,
+    size: Option<u64>,
+) -> Result<(String, u64)> {
+    let up = MultipartUpload::start_opts(bucket, &it.key, p.part_size, Retry::default(), &p.opts)?;
+    let (pipe, rx) = PartPipe::new(p.part_size);
+    let (read, sent) = std::thread::scope(|s| {
+        let sender = s.spawn(move || crate::pipe::upload(up, rx));
+        let read = read_into(p, src, it, path, size, pipe);
+        // On a read error the pipe is gone without `Finish`: the upload is aborted.
+        let sent = sender
+            .join()
+            .unwrap_or_else(|_| Err(Error::Other("the upload thread failed".into())));
+        (read, sent)
+    });
+    // An S3 error stopped the reading too: it is the cause. Else the read's error is.
+    let (version, bytes) = match sent? {
+        Some(v) => v,
+        None => {
+            return Err(read
+                .err()
+                .unwrap_or_else(|| Error::Other("the upload stopped".into())));
+        }
+    };
+    let sha = read?;
+    if let Some(lock) = &p.opts.lock {
+        // Some servers ignore the lock headers of multipart uploads: set it on the version.
+        let v = (version != "null").then_some(version.as_str());
+        bucket.set_retention(&it.key, v, lock)?;
+    }
+    Ok((sha, bytes))
+}
+
+/// Streams the archive through the meter into the pipe; returns its sha256.
+fn read_into(
+    p: &Plan,
+    src: &Source,
+    it: &Item,
+    path: &str,
+    size: Option<u64>,
+    pipe: PartPipe,
+) -> Result<String> {
+    let mut meter = Meter::new(pipe, &it.name, size, p.throttle.clone());
+    let copied = src.stream(path, &mut meter).map_err(|e| {
+        if pvedr::interrupt::requested() {
+            Error::Interrupted
+        } else {
+            e
+        }
+    })?;
+    if let Some(s) = size.filter(|s| *s != copied) {
+        return Err(Error::Other(format!(
+            "{}: read {copied} bytes, expected {s}; the upload was aborted",
+            it.name
+        )));
+    }
+    let (pipe, sha) = meter.into_parts();
+    pipe.finish()
+        .map_err(|e| Error::io(format!("uploading {}", it.name), e))?;
+    Ok(sha)
+}
+
+fn put(p: &Plan, bucket: &Bucket, key: &str, body: Vec<u8>) -> Result<String> {
+    Retry::default().run(&format!("s3://{}/{key}", bucket.name), |_| {
+        bucket.put_opts(key, body.clone(), &p.opts)
+    })
+}
+
+/// `.notes` and `.log` beside the archive, when they exist: (side file, its text).
+fn push_side_files(
+    p: &Plan,
+    src: &Source,
+    bucket: &Bucket,
+    it: &Item,
+    path: &str,
+) -> Result<Vec<(SideFile, String)>> {
+    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+    let mut names = vec![format!("{}.notes", it.name)];
+    if let Some(a) = archive::parse(&it.name) {
+        names.push(format!("{}.log", a.stem));
+    }
+    let mut out = Vec::new();
+    for n in names {
+        let Some(data) = src.read_small(&format!("{dir}/{n}"))? else {
+            continue;
+        };
+        let key = format!("{}/{n}", it.key.rsplit_once('/').map_or("", |(d, _)| d));
+        let sha = crate::meter::hex(&<sha2::Sha256 as sha2::Digest>::digest(&data));
+        let text = String::from_utf8_lossy(&data).into_owned();
+        let size = data.len() as u64;
+        put(p, bucket, &key, data)?;
+        out.push((
+            SideFile {
+                name: n,
+                key,
+                size,
+                sha256: sha,
+            },
+            text,
+        ));
+    }
+    Ok(out)
+}
+
+/// The `backup` records of the input.
+pub fn backups(records: Vec<Record>) -> Vec<Backup> {
+    records
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Backup(b) => Some(b),
+            _ => None,
+        })
+        .collect()
+}

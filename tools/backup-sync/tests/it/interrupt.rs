@@ -1,0 +1,116 @@
+//! An upload killed midway (SIGTERM, SIGINT) is aborted: no object, no pending upload;
+//! the exit status is 130 and a rerun completes.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use pvedr_testkit::run_ok;
+use pvedr_testkit::s3::s3_env;
+
+use crate::common::{Offsite, TO, noise, of_kind, record, statuses};
+
+const NAME: &str = "vzdump-qemu-100-2024_01_16-02_00_02.vma.zst";
+
+fn interrupted_upload_leaves_nothing(signal: Signal) {
+    let s3 = Offsite::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let size = 24 * 1024 * 1024;
+    std::fs::write(dir.path().join(NAME), noise(size, 7)).expect("archive");
+    let rec = record(NAME, size as u64);
+    // Slowed down so that the signal lands while parts are being uploaded.
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("backup-sync"))
+        .args([
+            "push",
+            "--to",
+            TO,
+            "--part-size",
+            "5M",
+            "--bwlimit",
+            "2M",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .envs(s3_env())
+        .env("AWS_ENDPOINT_URL", s3.moto.endpoint())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(rec.as_bytes())
+        .expect("write");
+    // Midway: wait for two progress lines (about 4 s at 2 MiB/s: the first part is up).
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let lines = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for l in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = tx.send(l.clone());
+            all.push(l);
+        }
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut progress = Vec::new();
+    while progress.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let l = rx.recv_timeout(left).expect("progress lines on stderr");
+        if l.contains(" of ") && l.ends_with("/s") {
+            progress.push(l);
+        }
+    }
+    assert!(
+        progress[0].starts_with(&format!("backup-sync: {NAME}: ")),
+        "{progress:?}"
+    );
+    assert!(progress[0].contains("%) at "), "{progress:?}");
+    assert_eq!(s3.uploads(), 1, "the upload is under way");
+    kill(Pid::from_raw(child.id() as i32), signal).expect("signal");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = lines.join().expect("stderr").join("\n");
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let steps = of_kind(&out.stdout, "step");
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0]["status"], "failed");
+    assert!(
+        steps[0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("interrupted")
+    );
+    assert_eq!(of_kind(&out.stdout, "summary")[0]["exit_code"], 130);
+    assert!(s3.keys().is_empty(), "no half object: {:?}", s3.keys());
+    assert_eq!(s3.uploads(), 0, "the upload was aborted");
+
+    let again = run_ok(
+        s3.tool("backup-sync")
+            .args(["push", "--to", TO, "--part-size", "5M", "--dir"])
+            .arg(dir.path())
+            .write_stdin(rec),
+    );
+    assert_eq!(
+        statuses(&again.stdout),
+        [(NAME.to_string(), "changed".to_string())]
+    );
+    let key = format!("pve/pve1/100/{NAME}");
+    assert!(s3.keys().contains(&key));
+    assert_eq!(s3.object(&key).len(), size);
+    assert_eq!(s3.uploads(), 0);
+}
+
+#[test]
+fn sigterm_midway_aborts_the_upload_and_a_rerun_completes() {
+    interrupted_upload_leaves_nothing(Signal::SIGTERM);
+}
+
+#[test]
+fn sigint_midway_aborts_the_upload() {
+    interrupted_upload_leaves_nothing(Signal::SIGINT);
+}

@@ -1,0 +1,12 @@
+//! backup-sync's integration tests: one binary, a module per area, all through the built
+//! binaries against moto, the simulated node and a real sshd.
+
+mod cli;
+mod common;
+mod interrupt;
+mod man;
+mod memory;
+mod protect;
+mod prune;
+mod pull;
+mod push;
