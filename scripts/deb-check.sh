@@ -38,8 +38,9 @@ for t in $tools; do
   bash -n "/usr/share/bash-completion/completions/$t" || fail "bash -n of $t's completion"
   bash -c ". /usr/share/bash-completion/completions/$t && complete -p $t" >/dev/null ||
     fail "the bash completion registers nothing for $t"
-  # Completions and man pages come from one clap definition: every flag --help names completes.
-  for flag in $("/usr/bin/$t" --help | grep -oE '^ +(-[a-zA-Z], )?--[a-z][a-z0-9-]+' | grep -oE -- '--[a-z0-9-]+'); do
+  # Completions and man pages come from one clap definition: every option the man page
+  # lists (its .TP headings, not the examples) completes.
+  for flag in $(zcat "$page" | grep -oE '^\\fB(\\-[a-zA-Z]\\fR, \\fB)?\\-\\-[a-z0-9-]+' | sed 's/.*\\-\\-/--/'); do
     grep -qF -- "$flag" "/usr/share/bash-completion/completions/$t" || fail "$t's bash completion lacks $flag"
     grep -qF -- "${flag#--}" "/usr/share/fish/vendor_completions.d/$t.fish" || fail "$t's fish completion lacks $flag"
   done
