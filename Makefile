@@ -4,8 +4,14 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 TOOLS   := $(notdir $(wildcard tools/*))
 DEBUG   := target/debug
+# Where `make release` leaves the binaries install and deb take (CARGO_TARGET_DIR if set).
+RELEASE := $(or $(CARGO_TARGET_DIR),target)/release
+# Completion directories the shells search (zsh: Debian's vendor dir under /usr).
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/$(if $(filter /usr,$(PREFIX)),vendor-completions,site-functions)
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: all build release test dr-drill system-deps demo-deps test-deps test-rust test-rules lint fmt man check-man completions demo bench install uninstall clean
+.PHONY: all build release test dr-drill system-deps demo-deps test-deps test-rust test-rules lint fmt man check-man completions demo bench install uninstall deb clean
 
 all: build
 
@@ -75,13 +81,26 @@ demo: demo-deps build
 bench: release
 	./bench/run.sh
 
+# Binaries, man pages and bash/zsh/fish completions (generated from the release binaries'
+# clap definitions, none committed). scripts/deb.sh packages exactly this set.
 install: release
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
-	@for t in $(TOOLS); do install -m 755 target/release/$$t $(DESTDIR)$(PREFIX)/bin/$$t; done
-	@for t in $(TOOLS); do install -m 644 man/$$t.1 $(DESTDIR)$(PREFIX)/share/man/man1/$$t.1; done
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	@for t in $(TOOLS); do install -m 755 $(RELEASE)/$$t $(DESTDIR)$(PREFIX)/bin/$$t || exit 1; done
+	@for t in $(TOOLS); do install -m 644 man/$$t.1 $(DESTDIR)$(PREFIX)/share/man/man1/$$t.1 || exit 1; done
+	@for t in $(TOOLS); do \
+	  $(RELEASE)/$$t --generate-completions bash > $(DESTDIR)$(BASHCOMPDIR)/$$t && \
+	  $(RELEASE)/$$t --generate-completions zsh > $(DESTDIR)$(ZSHCOMPDIR)/_$$t && \
+	  $(RELEASE)/$$t --generate-completions fish > $(DESTDIR)$(FISHCOMPDIR)/$$t.fish || exit 1; \
+	  chmod 644 $(DESTDIR)$(BASHCOMPDIR)/$$t $(DESTDIR)$(ZSHCOMPDIR)/_$$t $(DESTDIR)$(FISHCOMPDIR)/$$t.fish; done
 
 uninstall:
-	@for t in $(TOOLS); do rm -f $(DESTDIR)$(PREFIX)/bin/$$t $(DESTDIR)$(PREFIX)/share/man/man1/$$t.1; done
+	@for t in $(TOOLS); do rm -f $(DESTDIR)$(PREFIX)/bin/$$t $(DESTDIR)$(PREFIX)/share/man/man1/$$t.1 \
+	  $(DESTDIR)$(BASHCOMPDIR)/$$t $(DESTDIR)$(ZSHCOMPDIR)/_$$t $(DESTDIR)$(FISHCOMPDIR)/$$t.fish; done
+
+# The Debian package (dpkg-deb): the install set under /usr, contrib, units, docs.
+deb: release
+	./scripts/deb.sh
 
 clean:
 	$(CARGO) clean
