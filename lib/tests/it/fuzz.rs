@@ -388,6 +388,20 @@ proptest! {
     }
 
     #[test]
+    fn fuzz_jsonl_line_bound(b in mutated(JSONL), max in 0usize..300) {
+        // Every line is read or refused as a whole: as many results as non-blank lines.
+        let lines = b.split(|c| *c == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).count();
+        let mut got = 0;
+        for r in RecordReader::new(&b[..], "fuzz.jsonl").with_max_line(max) {
+            got += 1;
+            if let Err(e) = r {
+                prop_assert!(e.to_string().starts_with("fuzz.jsonl:"));
+            }
+        }
+        prop_assert!(got <= lines);
+    }
+
+    #[test]
     fn fuzz_jsonl_deep_nesting(depth in 1usize..5000, open in "[\\[{]") {
         // serde_json's recursion limit (128) makes this a clean error, not a stack overflow.
         let (o, c) = if open == "[" { ("[", "]") } else { ("{\"a\":", "}") };
@@ -412,6 +426,29 @@ fn fuzz_jsonl_very_long_line() {
     let mut r = RecordReader::new(&b"{\"kind\":\"\xff\"}\n{\"kind\":\"x\"}\n"[..], "b");
     assert!(r.next().is_some_and(|x| x.is_err()));
     let _ = r.next();
+}
+
+/// Before the bound, a line of any length was read whole into memory.
+#[test]
+fn jsonl_long_line_is_refused_and_skipped() {
+    let long = format!("{{\"kind\":\"x\",\"n\":\"{}é\"}}", "a".repeat(40));
+    let input = format!("{{\"kind\":\"x\"}}\n{long}\n{{\"kind\":\"y\"}}\n");
+    let got: Vec<_> = RecordReader::new(input.as_bytes(), "in")
+        .with_max_line(30)
+        .collect();
+    assert_eq!(got.len(), 3);
+    assert!(got[0].is_ok());
+    let e = got[1].as_ref().map(|_| ()).unwrap_err().to_string();
+    assert_eq!(e, "in:2: line longer than 30 bytes");
+    assert!(got[2].as_ref().is_ok_and(|r| r.kind() == "y"));
+    // Exactly at the bound is fine, with or without the newline.
+    let exact = "{\"kind\":\"x\"}";
+    for text in [format!("{exact}\n"), exact.to_string()] {
+        let mut r = RecordReader::new(text.as_bytes(), "in").with_max_line(exact.len());
+        assert!(r.next().is_some_and(|x| x.is_ok()), "{text:?}");
+        assert!(r.next().is_none());
+    }
+    assert_eq!(pvedr::jsonl::MAX_LINE, 64 << 20);
 }
 
 // ---- 4. prune-backups ---------------------------------------------------------------------
