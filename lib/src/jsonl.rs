@@ -1,19 +1,25 @@
 //! JSON Lines in: strict, line-numbered; unknown kinds and fields pass through.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::records::Record;
 
+/// The longest line read by default (64 MiB): a record is a few hundred bytes, so a longer
+/// line is an error rather than an allocation without bound.
+pub const MAX_LINE: usize = 64 << 20;
+
 /// Reads records from one input. Blank lines are skipped; anything else that is not a JSON
-/// object with a string `kind` is an error naming `source:line`.
+/// object with a string `kind` is an error naming `source:line`, and so is a line longer
+/// than [`MAX_LINE`] (skipped; reading goes on with the next).
 pub struct RecordReader<R> {
     input: R,
     name: String,
     line: u64,
-    buf: String,
+    buf: Vec<u8>,
+    max_line: usize,
 }
 
 impl<R: BufRead> RecordReader<R> {
@@ -22,7 +28,62 @@ impl<R: BufRead> RecordReader<R> {
             input,
             name: name.into(),
             line: 0,
-            buf: String::new(),
+            buf: Vec::new(),
+            max_line: MAX_LINE,
+        }
+    }
+
+    /// Another bound than [`MAX_LINE`] (bytes, without the newline).
+    pub fn with_max_line(mut self, max_line: usize) -> Self {
+        self.max_line = max_line;
+        self
+    }
+
+    /// Consumes the rest of a line that was cut at the bound.
+    fn skip_line(&mut self) -> io::Result<()> {
+        loop {
+            let chunk = match self.input.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let (used, done) = match chunk.iter().position(|b| *b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (chunk.len(), chunk.is_empty()),
+            };
+            self.input.consume(used);
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The next line, without its bound checked: `Ok(None)` at the end.
+    fn read_line(&mut self) -> Result<Option<Result<&str>>> {
+        self.buf.clear();
+        self.line += 1;
+        // The newline may be the one byte past the bound.
+        let limit = u64::try_from(self.max_line)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let n = (&mut self.input)
+            .take(limit)
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|e| Error::io(format!("reading {}", self.name), e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if self.buf.len() > self.max_line && self.buf.last() != Some(&b'\n') {
+            self.skip_line()
+                .map_err(|e| Error::io(format!("reading {}", self.name), e))?;
+            let max = self.max_line;
+            return Ok(Some(Err(
+                self.error(format!("line longer than {max} bytes"))
+            )));
+        }
+        match std::str::from_utf8(&self.buf) {
+            Ok(text) => Ok(Some(Ok(text))),
+            Err(_) => Ok(Some(Err(self.error("not valid UTF-8")))),
         }
     }
 
@@ -40,17 +101,11 @@ impl<R: BufRead> Iterator for RecordReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            self.buf.clear();
-            self.line += 1;
-            match self.input.read_line(&mut self.buf) {
-                Ok(0) => return None,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    return Some(Err(self.error("not valid UTF-8")));
-                }
-                Err(e) => return Some(Err(Error::io(format!("reading {}", self.name), e))),
-            }
-            let text = self.buf.trim();
+            let text = match self.read_line() {
+                Ok(None) => return None,
+                Ok(Some(Ok(text))) => text.trim(),
+                Ok(Some(Err(e))) | Err(e) => return Some(Err(e)),
+            };
             if text.is_empty() {
                 continue;
             }

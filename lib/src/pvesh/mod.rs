@@ -98,22 +98,81 @@ pub fn str_of(m: &Map<String, Value>, k: &str) -> Option<String> {
 }
 
 /// An integer that Perl may have printed as a number, a string, or in scientific notation
-/// (`4e+12`); `None` for fractions and for what does not fit, never a wrapped value.
+/// (`4e+12`); `None` for fractions and for what does not fit, never a wrapped or rounded
+/// value.
 pub fn int_of(m: &Map<String, Value>, k: &str) -> Option<i64> {
     let f = match m.get(k)? {
         Value::Number(n) => match n.as_i64() {
             Some(i) => return Some(i),
             None => n.as_f64()?,
         },
-        Value::String(s) => match s.trim().parse::<i64>() {
-            Ok(i) => return Some(i),
-            Err(_) => s.trim().parse::<f64>().ok()?,
-        },
+        // Read exactly: through f64, `9007199254740993.0` would round to ...992.
+        Value::String(s) => return decimal_integer(s.trim()),
         _ => return None,
     };
     // 2^63 is exactly representable; anything at or beyond it does not fit.
     let fits = f.is_finite() && f.fract() == 0.0 && f.abs() < 9_223_372_036_854_775_808.0;
     fits.then_some(f as i64)
+}
+
+/// `[+-]digits[.digits][(e|E)[+-]digits]` (either digit run may be empty, not both) as the
+/// exact integer it denotes, if it is one and fits an `i64`.
+fn decimal_integer(s: &str) -> Option<i64> {
+    let (negative, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(at) => (&body[..at], Some(&body[at + 1..])),
+        None => (body, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all_digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !all_digits(int) || !all_digits(frac) {
+        return None;
+    }
+    let exp: i64 = match exponent {
+        None => 0,
+        Some(e) => {
+            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+            if digits.is_empty() || !all_digits(digits) {
+                return None;
+            }
+            // Beyond any i64 exponent: zero stays zero, anything else cannot fit.
+            e.parse().unwrap_or(if e.starts_with('-') {
+                i64::MIN
+            } else {
+                i64::MAX
+            })
+        }
+    };
+    let digits = format!("{int}{frac}");
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Some(0);
+    }
+    // value = digits * 10^shift
+    let shift = exp.checked_sub(i64::try_from(frac.len()).ok()?)?;
+    let kept = if shift < 0 {
+        let drop = usize::try_from(shift.unsigned_abs()).ok()?;
+        let cut = digits.len().checked_sub(drop)?;
+        if !digits[cut..].bytes().all(|b| b == b'0') || cut == 0 {
+            return None;
+        }
+        &digits[..cut]
+    } else {
+        digits
+    };
+    // i64 has 19 digits: a longer run (leading zeros are gone) cannot fit.
+    if kept.len() > 19 || shift > 19 {
+        return None;
+    }
+    let mut v: i128 = kept.parse().ok()?;
+    for _ in 0..shift.max(0) {
+        v = v.checked_mul(10)?;
+    }
+    i64::try_from(if negative { -v } else { v }).ok()
 }
 
 pub fn uint_of(m: &Map<String, Value>, k: &str) -> Option<u64> {

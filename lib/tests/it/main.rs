@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod fuzz;
 #[cfg(feature = "s3")]
 mod s3;
 mod stream;

@@ -461,3 +461,6 @@ fn check_tar(r: &mut dyn Read) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod fuzz;
