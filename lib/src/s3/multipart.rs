@@ -33,24 +33,7 @@ pub struct Part {
 
 impl Bucket {
     pub fn create_multipart(&self, key: &str, metadata: &[(&str, &str)]) -> Result<String> {
-        let mut req = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.name)
-            .key(key);
-        for (k, v) in metadata {
-            req = req.metadata(*k, *v);
-        }
-        let r = self
-            .rt
-            .block_on(req.send())
-            .map_err(|e| explain(&format!("starting an upload of {}", self.url(key)), e))?;
-        r.upload_id().map(String::from).ok_or_else(|| Error::S3 {
-            what: format!("starting an upload of {}", self.url(key)),
-            code: None,
-            status: None,
-            message: "the server returned no upload id".into(),
-        })
+        self.create_multipart_opts(key, metadata, &super::WriteOptions::default())
     }
 
     /// [`Bucket::create_multipart`] with encryption and retention headers.

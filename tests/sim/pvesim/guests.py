@@ -12,33 +12,11 @@ import tarfile
 import time
 
 from . import archives, names, snapshots
-from .state import SimError
+from .state import SimError, options as opts
 
 
 def kind_word(gtype):
     return "VM" if gtype == "qemu" else "CT"
-
-
-def opts(args):
-    """--key value pairs and positionals."""
-    pos, kv = [], {}
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a.startswith("--"):
-            k = a[2:]
-            if "=" in k:
-                k, v = k.split("=", 1)
-            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
-                v = args[i + 1]
-                i += 1
-            else:
-                v = "1"
-            kv[k] = v
-        else:
-            pos.append(a)
-        i += 1
-    return pos, kv
 
 
 def need_guest(state, vmid, gtype):

@@ -21,7 +21,7 @@ import re
 import sys
 import time
 
-from .state import SimError
+from .state import SimError, options as parse_args
 
 COMMANDS = ("snapshot", "delsnapshot", "listsnapshot")
 
@@ -43,26 +43,6 @@ def kind_word(gtype):
 
 def param_error(name, msg, usage):
     return SimError("400 Parameter verification failed.\n%s: %s\n%s" % (name, msg, usage))
-
-
-def parse_args(args):
-    pos, kv, i = [], {}, 0
-    while i < len(args):
-        a = args[i]
-        if a.startswith("--"):
-            k = a[2:]
-            if "=" in k:
-                k, v = k.split("=", 1)
-            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
-                v = args[i + 1]
-                i += 1
-            else:
-                v = "1"
-            kv[k] = v
-        else:
-            pos.append(a)
-        i += 1
-    return pos, kv
 
 
 def volume_file(value):

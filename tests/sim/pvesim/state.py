@@ -6,6 +6,29 @@ import sys
 import time
 
 
+def options(args):
+    """A Proxmox CLI's `--key value` (or `--key=value`, or a bare `--flag` = "1") pairs and
+    its positionals, for every simulated command."""
+    pos, kv = [], {}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("--"):
+            k = a[2:]
+            if "=" in k:
+                k, v = k.split("=", 1)
+            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+                v = args[i + 1]
+                i += 1
+            else:
+                v = "1"
+            kv[k] = v
+        else:
+            pos.append(a)
+        i += 1
+    return pos, kv
+
+
 class SimError(Exception):
     """A Proxmox error: message to stderr, exit status (255 like PVE's CLI handler)."""
 
