@@ -17,8 +17,13 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// `None`: run on the connection itself; `Some(hop)`: through the cluster's SSH.
-    pub fn route<'a>(&self, t: &'a dyn Transport, node: &str) -> Result<Option<Hop<'a>>> {
+    /// `None`: run on the connection itself; `Some(t)`: on the node through the API, or
+    /// through the cluster's SSH.
+    pub fn route<'a>(
+        &self,
+        t: &'a dyn Transport,
+        node: &str,
+    ) -> Result<Option<Box<dyn Transport + 'a>>> {
         if self.local.as_deref() == Some(node) {
             return Ok(None);
         }
@@ -27,7 +32,10 @@ impl Cluster {
                 "node {node} is not in /cluster/status (offline, or not in this cluster): its guests cannot be reached"
             ))
         })?;
-        Ok(Some(Hop::new(t, node, ip)))
+        Ok(Some(match t.on_node(node) {
+            Some(direct) => direct,
+            None => Box::new(Hop::new(t, node, ip)),
+        }))
     }
 }
 

@@ -6,8 +6,10 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::error::{Error, Result};
+use crate::http::{self, TlsArgs};
 use crate::terraform::tfvars;
-use crate::transport::{Local, Ssh, SshOptions, Timeouts, Transport};
+use crate::transport::api::{self, Secret};
+use crate::transport::{Api, ApiOptions, Local, Ssh, SshOptions, Timeouts, Transport};
 use crate::validate;
 
 #[derive(Args, Debug, Clone, Default)]
@@ -17,6 +19,24 @@ pub struct ConnectArgs {
     /// the Proxmox commands run on this machine.
     #[arg(long, short = 'H', value_name = "HOST", env = "PVEDR_HOST")]
     pub host: Option<String>,
+
+    /// Talk to the Proxmox VE REST API at this URL (`https://HOST[:PORT]`, port 8006 by
+    /// default) with an API token instead of SSH. TLS is verified: system CAs, --ca, or
+    /// --fingerprint.
+    #[arg(long, value_name = "URL", env = "PVEDR_API", conflicts_with_all = ["host", "tfvars"])]
+    pub api: Option<String>,
+
+    /// The API token, `USER@REALM!TOKENID`. Its secret is read from PVEDR_TOKEN_SECRET or
+    /// --token-secret-file, never from the command line, and never printed.
+    #[arg(long, value_name = "USER@REALM!TOKENID", env = "PVEDR_TOKEN")]
+    pub token: Option<String>,
+
+    /// File whose first line is the API token's secret (e.g. a systemd credential).
+    #[arg(long, value_name = "FILE")]
+    pub token_secret_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// SSH port.
     #[arg(long, value_name = "PORT", default_value_t = 22)]
@@ -101,6 +121,14 @@ impl ConnectArgs {
 
     pub fn connect(&self) -> Result<Connection> {
         let (connect_timeout, timeouts) = self.durations()?;
+        if let Some(url) = &self.api {
+            return self.connect_api(url, connect_timeout, timeouts);
+        }
+        if self.token.is_some() || self.token_secret_file.is_some() {
+            return Err(Error::usage(
+                "--token and --token-secret-file go with --api URL",
+            ));
+        }
         let mut host = self.host.clone();
         let mut tfvars_node = None;
         if let Some(path) = &self.tfvars {
@@ -142,6 +170,30 @@ impl ConnectArgs {
         Ok(Connection {
             transport,
             tfvars_node,
+        })
+    }
+}
+
+impl ConnectArgs {
+    fn connect_api(&self, url: &str, connect: Duration, timeouts: Timeouts) -> Result<Connection> {
+        let base = http::base_url(url)?;
+        let token = self
+            .token
+            .as_deref()
+            .ok_or_else(|| Error::usage("--api needs --token USER@REALM!TOKENID"))?;
+        let token = api::token_id(token)?.to_string();
+        let secret = Secret::find(self.token_secret_file.as_deref())?;
+        let transport = Api::new(ApiOptions {
+            base,
+            token,
+            secret,
+            tls: self.tls.clone(),
+            connect_timeout: connect,
+            timeouts,
+        })?;
+        Ok(Connection {
+            transport: Box::new(transport),
+            tfvars_node: None,
         })
     }
 }

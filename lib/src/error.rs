@@ -65,6 +65,20 @@ pub enum Error {
         stderr: String,
     },
 
+    /// No HTTP answer: the connection or TLS failed.
+    #[error("{url}: {message}")]
+    Http { url: String, message: String },
+
+    /// The Proxmox API refused a request: its status and what it said.
+    #[error("{host}: {method} {path}: {status} {message}")]
+    Api {
+        host: String,
+        method: String,
+        path: String,
+        status: u16,
+        message: String,
+    },
+
     /// Unexpected output from a Proxmox command.
     #[error("{host}: `{command}`: unexpected output: {message}")]
     Protocol {
@@ -133,7 +147,8 @@ impl Error {
     /// Never a refusal, a usage error or an answer that will not change.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Ssh { .. } => true,
+            Error::Ssh { .. } | Error::Http { .. } => true,
+            Error::Api { status, .. } => matches!(status, 502..=504),
             Error::S3 { status, .. } => match status {
                 None => true,
                 Some(s) => *s >= 500 || *s == 429 || *s == 408,

@@ -5,6 +5,7 @@
 //! The engines the tools share live here (transports, S3 behind the `s3` feature,
 //! Terraform, plans, retry, atomic writes); each tool only holds its commands.
 
+pub mod access;
 pub mod archive;
 pub mod cli;
 pub mod cluster;
@@ -12,6 +13,7 @@ pub mod connect;
 pub mod dumpdir;
 pub mod error;
 pub mod fs;
+pub mod http;
 pub mod interrupt;
 pub mod jobs;
 pub mod jsonl;

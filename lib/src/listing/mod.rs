@@ -4,6 +4,7 @@
 //! and storages: the cluster's nodes, then every node's backup storages, then every
 //! storage's content, each round a parallel batch on the node.
 
+mod blind;
 mod guests;
 mod remote;
 
@@ -164,6 +165,9 @@ pub struct Gathered {
     pub jobs: Vec<Job>,
     pub failures: Vec<BackupFailure>,
     pub problems: Vec<String>,
+    /// Why backups may be missing from the listing (privileges the token lacks): a guest
+    /// without backups is then unknown, not unprotected. Each is in `problems` too.
+    pub blind: Vec<String>,
     /// The zone of the node asked (its `/nodes/localhost/time`), when `--timezone` was not
     /// given: what dates, periods and schedules mean there.
     pub node_zone: Option<Zone>,

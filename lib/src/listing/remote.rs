@@ -144,6 +144,15 @@ pub fn gather_remote(
     };
     let (targets, tasks) = node_lists(&mut lists, &nodes, sel, extras, &mut g);
     contents_and_logs(t, &targets, &tasks, extras, &mut g)?;
+    let blind = super::blind::spots(t, &targets, extras.guests).unwrap_or_else(|e| {
+        vec![format!(
+            "the connection's privileges could not be read ({e}): the listing may be incomplete"
+        )]
+    });
+    for b in blind {
+        problem(&mut g, b.clone());
+        g.blind.push(b);
+    }
     if extras.storage {
         g.storages = targets;
     }

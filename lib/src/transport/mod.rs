@@ -6,11 +6,13 @@
 //! [`Transport::exec_stream`] copies a command's output into a writer as it comes, and
 //! [`Transport::exec_with_stdin`] feeds a reader to a command, both in bounded memory.
 
+pub mod api;
 mod batch;
 mod hop;
 mod local;
 mod ssh;
 
+pub use api::{Api, ApiOptions};
 pub use hop::Hop;
 pub use local::Local;
 pub use ssh::{Ssh, SshOptions};
@@ -130,6 +132,24 @@ pub trait Transport {
     /// The bounds it puts on commands.
     fn timeouts(&self) -> Timeouts {
         Timeouts::default()
+    }
+
+    /// Whether commands run in a shell on the node (SSH, local). Over the API only what has
+    /// an API method runs: no archive is read, no `vma` or `zstd` test.
+    fn has_shell(&self) -> bool {
+        true
+    }
+
+    /// This transport aimed at another node of the cluster, when it can get there itself
+    /// (the API routes `/nodes/N/…`); `None`: go through the cluster's SSH ([`Hop`]).
+    fn on_node(&self, _node: &str) -> Option<Box<dyn Transport + '_>> {
+        None
+    }
+
+    /// The privileges of `needs` this connection lacks. Over SSH or on the node pvedr is
+    /// root, which lacks none.
+    fn missing(&self, _needs: &[crate::access::Need]) -> Result<Vec<crate::access::Need>> {
+        Ok(Vec::new())
     }
 
     /// Runs one command; a non-zero exit status is not an error here.

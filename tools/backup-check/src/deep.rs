@@ -155,7 +155,7 @@ pub fn check_remote(t: &dyn Transport, backups: &[&Backup]) -> pvedr::Result<Fou
             }
         };
         let on: &dyn Transport = match &hop {
-            Some(h) => h,
+            Some(h) => h.as_ref(),
             None => t,
         };
         pvedr::msg::say(format!(

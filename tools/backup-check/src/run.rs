@@ -79,6 +79,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     let mut inputs = Inputs::default();
     let mut transport = None;
     let mut problems: Vec<String> = Vec::new();
+    let mut blind: Vec<String> = Vec::new();
     if cli.select.dir.is_some() {
         let g = listing::gather_dir(
             &cli.select,
@@ -100,6 +101,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         )?;
         // Each problem was said on stderr as it was found; the checks report them.
         problems = g.problems.clone();
+        blind = g.blind.clone();
         // Periods and schedules are the node's.
         zone = g.zone(&cli.select)?;
         split_gathered(g, &mut inputs);
@@ -133,6 +135,9 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
 
     let mut checks = run_checks(&inputs, &th, now, zone);
+    if !blind.is_empty() {
+        distrust_absences(&mut checks);
+    }
     // What could not be read is UNKNOWN, not OK.
     for p in problems {
         checks.push(pvedr::records::Check {
@@ -170,6 +175,24 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
     out.finish()?;
     Ok(code)
+}
+
+/// With backups possibly left out of the listing, "no backup", "too old" and "too few" are
+/// not facts: they are UNKNOWN (the source/read checks say which privileges are missing).
+fn distrust_absences(checks: &mut [pvedr::records::Check]) {
+    for c in checks.iter_mut() {
+        let depends = matches!(
+            c.check.as_str(),
+            "freshness" | "count" | "retention" | "size"
+        );
+        if depends && c.status != "ok" && c.component.starts_with("guest/") {
+            c.status = "unknown".into();
+            c.message = format!(
+                "{} (not trusted: the listing may leave backups out, see source/read)",
+                c.message
+            );
+        }
+    }
 }
 
 fn split_gathered(g: listing::Gathered, inputs: &mut Inputs) {

@@ -98,6 +98,12 @@ pub struct Cli {
     #[arg(long, help_heading = "Where")]
     pub unique: bool,
 
+    /// Restore without testing the archive first (the plan and the record say so). Over
+    /// the API (--api) no archive can be read, so a vzdump file needs this; a PBS snapshot
+    /// is never read (PBS verifies its own).
+    #[arg(long, help_heading = "Where")]
+    pub no_archive_test: bool,
+
     /// Start the guest after restoring and wait until it runs.
     #[arg(long, help_heading = "Verify")]
     pub start: bool,

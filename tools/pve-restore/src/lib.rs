@@ -1,6 +1,7 @@
 //! `pve-restore`: restore a VM or container from a backup in one command, safely, and prove
 //! it works.
 
+mod access;
 mod cli;
 mod guest;
 mod probe;

@@ -1,7 +1,7 @@
 //! Probes of a restored guest: the guest agent, ping, TCP, SSH, HTTP (and the monitoring
 //! stack's health endpoints), each with a timeout and retries.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -47,13 +47,22 @@ fn host_ok(h: &str) -> Result<String> {
     Ok(h.to_string())
 }
 
-/// An `http://HOST[:PORT]/PATH` that goes into a request line as it is: visible ASCII
-/// only (no space, CR or LF to split the request), a valid host.
+/// The URL without its scheme, for `http://` and `https://` only.
+fn after_scheme(url: &str) -> Option<&str> {
+    url.strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+}
+
+/// An `http(s)://HOST[:PORT]/PATH`: visible ASCII only (no space, CR or LF to split the
+/// request), no credentials, a valid host.
 fn url_ok(url: &str) -> std::result::Result<(), String> {
     if url.len() > 2048 || !url.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("the URL may hold only visible ASCII, no spaces or line breaks".into());
     }
-    let rest = url.trim_start_matches("http://");
+    let rest = after_scheme(url).ok_or("only http:// and https:// URLs are supported")?;
+    if rest.split('/').next().unwrap_or(rest).contains('@') {
+        return Err("no credentials in a probe URL (they would be printed)".into());
+    }
     let hostport = rest.split('/').next().unwrap_or(rest);
     let host = match hostport.rsplit_once(':') {
         Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
@@ -104,11 +113,6 @@ pub fn parse(spec: &str) -> Result<Vec<Probe>> {
                 }
                 _ => (rest, 200),
             };
-            if !url.starts_with("http://") {
-                return Err(Error::usage(format!(
-                    "--probe {spec}: only http:// URLs are supported"
-                )));
-            }
             url_ok(url)
                 .map_err(|why| Error::usage(format!("--probe {}: {why}", spec.escape_debug())))?;
             vec![Probe::Http(url.into(), status)]
@@ -157,6 +161,8 @@ pub struct ProbeTarget<'a> {
     pub lxc: bool,
     pub ip: Option<String>,
     pub timeout: Duration,
+    /// The HTTP(S) client, with the TLS trust of `--ca` / `--fingerprint`.
+    pub http: Option<&'a ureq::Agent>,
 }
 
 /// The probe's host, else the IP from the restored guest's config, checked like a flag:
@@ -258,37 +264,12 @@ pub fn run_once(p: &Probe, t: &ProbeTarget) -> std::result::Result<String, Strin
                 None if url.contains("{ip}") => return Err("no IP in the guest's config".into()),
                 None => url.clone(),
             };
-            let rest = url.trim_start_matches("http://");
-            let (hostport, path) = rest
-                .split_once('/')
-                .map(|(h, p)| (h, format!("/{p}")))
-                .unwrap_or((rest, "/".into()));
-            let (host, port) = match hostport.rsplit_once(':') {
-                Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => {
-                    (h, p.parse().unwrap_or(80))
-                }
-                _ => (hostport, 80),
+            let agent = t.http.ok_or("no HTTP client (TLS settings unusable)")?;
+            let status = match agent.get(&url).timeout(t.timeout).call() {
+                Ok(r) => r.status(),
+                Err(ureq::Error::Status(code, _)) => code,
+                Err(ureq::Error::Transport(e)) => return Err(format!("{url}: {e}")),
             };
-            let mut s = connect(host, port, t.timeout)?;
-            write!(
-                s,
-                "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: pve-restore\r\n\r\n"
-            )
-            .map_err(|e| e.to_string())?;
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while head.len() < 256
-                && s.read(&mut byte).map_err(|e| e.to_string())? == 1
-                && byte[0] != b'\n'
-            {
-                head.push(byte[0]);
-            }
-            let line = String::from_utf8_lossy(&head);
-            let status: u16 = line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .ok_or_else(|| format!("{url}: no HTTP answer"))?;
             if status == *want {
                 Ok(format!("{url} answered {status}"))
             } else {
@@ -319,7 +300,9 @@ mod tests {
         );
         assert_eq!(parse("monitoring:10.0.0.30").map(|v| v.len()).ok(), Some(3));
         assert!(parse("tcp:a b:22").is_err());
-        assert!(parse("http:https://x").is_err());
+        assert!(parse("http:https://x").is_ok());
+        assert!(parse("http:ftp://x").is_err());
+        assert!(parse("http:https://user:pw@x/").is_err());
         // Options and request splitting never get through.
         for bad in [
             "ping:-f",

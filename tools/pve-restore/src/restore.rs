@@ -167,7 +167,7 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         Err(e) => return Ok(refused(rec, plan, e.to_string(), started)),
     };
     let t: &dyn Transport = match &hop {
-        Some(h) => h,
+        Some(h) => h.as_ref(),
         None => ctx.t,
     };
     let target_storage = match (&ctx.o.storage, lxc) {
@@ -228,7 +228,7 @@ pub fn verify_existing(ctx: &Ctx, vmid: u64) -> Result<Restore> {
         Err(e) => return Ok(refused(rec, Plan::default(), e.to_string(), started)),
     };
     let t: &dyn Transport = match &hop {
-        Some(h) => h,
+        Some(h) => h.as_ref(),
         None => ctx.t,
     };
     let b = Backup {
@@ -598,6 +598,9 @@ impl Job<'_> {
 
     /// The read-only checks (they run in a dry run too); `Some(why)` refuses.
     fn check(&mut self) -> Option<String> {
+        if let Some(m) = self.check_access() {
+            return Some(m);
+        }
         if let Some(m) = self.check_archive() {
             return Some(m);
         }
@@ -616,8 +619,40 @@ impl Job<'_> {
         Ok(pvedr::pvesh::str_of(&m, "type").unwrap_or_default())
     }
 
+    /// What Proxmox will check for each step, asked before anything changes: over the API a
+    /// token may lack some, and a restore refused half-way (after the safety point, the
+    /// stop) is worse than one refused now. As root (SSH, local) nothing is missing.
+    fn check_access(&mut self) -> Option<String> {
+        let want = crate::access::RestoreAccess {
+            target: self.target,
+            archive_storage: &self.storage,
+            archive_owner: self.b.vmid,
+            target_storage: self.target_storage.as_deref(),
+            overwrite: self.overwrite,
+            safety_storage: self.s.safety.map(|_| self.safety_storage()),
+            power: self.overwrite || self.ctx.o.start,
+            isolate: self.s.isolate.is_some(),
+            cleanup: self.s.cleanup.is_some(),
+        };
+        match crate::access::missing(self.ctx.t, &want) {
+            Ok(m) if m.is_empty() => None,
+            Ok(m) => Some(format!(
+                "the API token lacks {}; nothing was changed",
+                m.join("; ")
+            )),
+            Err(e) => Some(format!(
+                "cannot read the API token's privileges: {e}; nothing was changed"
+            )),
+        }
+    }
+
     fn check_archive(&mut self) -> Option<String> {
         let (i, t0) = (self.s.check, Instant::now());
+        if self.ctx.cli.no_archive_test {
+            let why = "not tested: --no-archive-test";
+            self.plan.finish(i, "skipped", why, t0);
+            return None;
+        }
         let kind = match self.storage_type() {
             Ok(k) => k,
             Err(e) => {
@@ -633,6 +668,11 @@ impl Job<'_> {
                 t0,
             );
             return None;
+        }
+        if !self.t.has_shell() {
+            let msg = "the archive cannot be tested over the API (no shell on the node reads it): use --host (SSH) to test it, or --no-archive-test to restore it untested";
+            self.plan.finish(i, "failed", msg, t0);
+            return Some(format!("{msg}; nothing was changed"));
         }
         let path = pvedr::pvesh::paths::content(
             self.rec.node.as_deref().unwrap_or(""),
@@ -871,12 +911,25 @@ impl Job<'_> {
             .success()
             .then(|| probe::config_ip(&String::from_utf8_lossy(&out.stdout)))
             .flatten();
+        let timeout = self.ctx.o.probe_timeout;
+        let bounds = pvedr::http::Bounds {
+            connect: timeout,
+            io: timeout,
+        };
+        let http = match pvedr::http::agent(&self.ctx.cli.connect.tls, bounds) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                pvedr::msg::warn(format!("HTTP probes cannot run: {e}"));
+                None
+            }
+        };
         let target = ProbeTarget {
             transport: self.t,
             vmid: self.target,
             lxc: self.lxc,
             ip,
-            timeout: self.ctx.o.probe_timeout,
+            timeout,
+            http: http.as_ref(),
         };
         let mut retry = Retry::new(self.ctx.cli.probe_retries, Duration::from_secs(2));
         retry.factor = 1;

@@ -81,7 +81,7 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         Err(err) => return Ok(refused(rec, plan, err.to_string(), started)),
     };
     let t: &dyn Transport = match &hop {
-        Some(h) => h,
+        Some(h) => h.as_ref(),
         None => ctx.t,
     };
     let lock = match guest::config(t, lxc, vmid) {

@@ -1,0 +1,391 @@
+//! The Proxmox commands pvedr runs, as the REST calls that do the same.
+//!
+//! Each CLI is a thin wrapper over an API method (pve-manager `PVE/CLI/*.pm`, qemu-server
+//! `PVE/CLI/qm.pm` and `qmrestore.pm`, pve-container `PVE/CLI/pct.pm`: `qmrestore` is
+//! `POST /nodes/N/qemu` with `archive`, `pct restore` is `POST /nodes/N/lxc` with
+//! `ostemplate` and `restore=1`, `vzdump` is `POST /nodes/N/vzdump`, `pvesm extractconfig`
+//! is `GET /nodes/N/vzdump/extractconfig`). What has no API method (reading an archive's
+//! bytes, `vma verify`, `zstd -t`, `pct exec`) is refused: it needs SSH or `--dir`.
+
+use crate::access::Need;
+use crate::validate;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// How the answer's `data` becomes the output the CLI would have printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Render {
+    /// `pvesh … --output-format json`: the data as JSON.
+    Json,
+    /// `qm config`: `key: value` lines, sorted, without `digest`.
+    Config,
+    /// `qm status`: `status: running`.
+    Status,
+    /// A string as it is (`pvesm extractconfig`).
+    Text,
+    /// One field of an object (`pvesm path` from the volume's attributes).
+    Field(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub method: Method,
+    /// Under `/api2/json`, its segments percent-encoded.
+    pub path: String,
+    pub params: Vec<(String, String)>,
+    pub render: Render,
+    /// What Proxmox checks, for a diagnosis when it answers a bare "Permission check failed".
+    pub needs: Vec<Need>,
+}
+
+/// Why a command has no API form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoApi(pub String);
+
+/// The call for `argv`, run on `node` (the node a node-local CLI would run on).
+pub fn translate(argv: &[String], node: &str) -> Result<Call, NoApi> {
+    let a: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let no = || NoApi(crate::shell::join(argv));
+    match a.as_slice() {
+        ["pvesh", method, path, rest @ ..] => pvesh(method, path, rest).ok_or_else(no),
+        ["qmrestore", archive, vmid, rest @ ..] => {
+            let vmid = id(vmid).ok_or_else(no)?;
+            let mut params = vec![kv("vmid", vmid), kv("archive", archive)];
+            params.extend(options(rest).ok_or_else(no)?);
+            let needs = vec![Need::vm(vmid, &["VM.Allocate"])];
+            Ok(worker(
+                Method::Post,
+                &format!("/nodes/{node}/qemu"),
+                params,
+                needs,
+            ))
+        }
+        ["pct", "restore", vmid, archive, rest @ ..] => {
+            let vmid = id(vmid).ok_or_else(no)?;
+            let mut params = vec![
+                kv("vmid", vmid),
+                kv("ostemplate", archive),
+                kv("restore", 1),
+            ];
+            params.extend(options(rest).ok_or_else(no)?);
+            let needs = vec![Need::vm(vmid, &["VM.Allocate"])];
+            Ok(worker(
+                Method::Post,
+                &format!("/nodes/{node}/lxc"),
+                params,
+                needs,
+            ))
+        }
+        ["vzdump", vmid, rest @ ..] => {
+            let vmid = id(vmid).ok_or_else(no)?;
+            let mut params = vec![kv("vmid", vmid)];
+            params.extend(options(rest).ok_or_else(no)?);
+            let needs = vec![Need::vm(vmid, &["VM.Backup"])];
+            Ok(worker(
+                Method::Post,
+                &format!("/nodes/{node}/vzdump"),
+                params,
+                needs,
+            ))
+        }
+        [tool @ ("qm" | "pct"), verb, vmid, rest @ ..] => {
+            let kind = if *tool == "qm" { "qemu" } else { "lxc" };
+            let vmid = id(vmid).ok_or_else(no)?;
+            guest(kind, verb, vmid, rest, node).ok_or_else(no)
+        }
+        ["pvesm", "extractconfig", volid] if validate::volid(volid).is_ok() => Ok(Call {
+            method: Method::Get,
+            path: api_path(&format!("/nodes/{node}/vzdump/extractconfig")).ok_or_else(no)?,
+            params: vec![kv("volume", volid)],
+            render: Render::Text,
+            needs: Vec::new(),
+        }),
+        ["pvesm", verb @ ("path" | "free"), volid] if validate::volid(volid).is_ok() => {
+            let (sid, _) = volid.split_once(':').ok_or_else(no)?;
+            let path = format!("/nodes/{node}/storage/{sid}/content/{volid}");
+            Ok(if *verb == "path" {
+                get(&path, Vec::new(), Render::Field("path"))
+            } else {
+                worker(Method::Delete, &path, Vec::new(), Vec::new())
+            })
+        }
+        _ => Err(no()),
+    }
+}
+
+/// `pvesh get|create|set|delete PATH [--key value]…`, `--output-format` dropped.
+fn pvesh(method: &str, path: &str, rest: &[&str]) -> Option<Call> {
+    let method = match method {
+        "get" | "ls" => Method::Get,
+        "create" => Method::Post,
+        "set" => Method::Put,
+        "delete" => Method::Delete,
+        _ => return None,
+    };
+    let params: Vec<(String, String)> = options(rest)?
+        .into_iter()
+        .filter(|(k, _)| k != "output-format")
+        .collect();
+    Some(Call {
+        method,
+        path: api_path(path)?,
+        params,
+        render: Render::Json,
+        needs: Vec::new(),
+    })
+}
+
+/// `qm|pct VERB VMID …` on the guest's node.
+fn guest(kind: &str, verb: &str, vmid: u64, rest: &[&str], node: &str) -> Option<Call> {
+    let base = format!("/nodes/{node}/{kind}/{vmid}");
+    let power = &["VM.PowerMgmt"];
+    let snap = &["VM.Snapshot"];
+    Some(match (verb, rest) {
+        ("status", []) => get(
+            &format!("{base}/status/current"),
+            Vec::new(),
+            Render::Status,
+        ),
+        ("config", opts) => get(&format!("{base}/config"), options(opts)?, Render::Config),
+        ("set", opts) => Call {
+            method: Method::Put,
+            path: api_path(&format!("{base}/config"))?,
+            params: options(opts)?,
+            render: Render::Json,
+            needs: vec![Need::vm(vmid, &["VM.Config.Options"])],
+        },
+        (action @ ("start" | "stop" | "shutdown" | "reboot" | "suspend" | "resume"), opts) => {
+            let path = format!("{base}/status/{action}");
+            worker(
+                Method::Post,
+                &path,
+                options(opts)?,
+                vec![Need::vm(vmid, power)],
+            )
+        }
+        ("destroy", opts) => {
+            let needs = vec![Need::vm(vmid, &["VM.Allocate"])];
+            worker(Method::Delete, &base, options(opts)?, needs)
+        }
+        ("snapshot", [name, opts @ ..]) => {
+            let mut params = vec![kv("snapname", name)];
+            params.extend(options(opts)?);
+            let path = format!("{base}/snapshot");
+            worker(Method::Post, &path, params, vec![Need::vm(vmid, snap)])
+        }
+        ("delsnapshot", [name, opts @ ..]) => {
+            let path = format!("{base}/snapshot/{name}");
+            worker(
+                Method::Delete,
+                &path,
+                options(opts)?,
+                vec![Need::vm(vmid, snap)],
+            )
+        }
+        ("rollback", [name, opts @ ..]) => {
+            let path = format!("{base}/snapshot/{name}/rollback");
+            let needs = vec![Need::vm(vmid, &["VM.Snapshot.Rollback"])];
+            worker(Method::Post, &path, options(opts)?, needs)
+        }
+        ("listsnapshot", []) => get(&format!("{base}/snapshot"), Vec::new(), Render::Json),
+        ("guest", ["cmd", "ping"]) if kind == "qemu" => Call {
+            method: Method::Post,
+            path: api_path(&format!("{base}/agent/ping"))?,
+            params: Vec::new(),
+            render: Render::Json,
+            needs: vec![Need::vm(vmid, &["VM.Monitor"])],
+        },
+        _ => return None,
+    })
+}
+
+fn get(path: &str, params: Vec<(String, String)>, render: Render) -> Call {
+    Call {
+        method: Method::Get,
+        path: api_path(path).unwrap_or_else(|| path.to_string()),
+        params,
+        render,
+        needs: Vec::new(),
+    }
+}
+
+fn worker(method: Method, path: &str, params: Vec<(String, String)>, needs: Vec<Need>) -> Call {
+    Call {
+        method,
+        path: api_path(path).unwrap_or_else(|| path.to_string()),
+        params,
+        render: Render::Json,
+        needs,
+    }
+}
+
+fn kv(k: &str, v: impl ToString) -> (String, String) {
+    (k.to_string(), v.to_string())
+}
+
+fn id(s: &str) -> Option<u64> {
+    validate::vmid(s).ok()
+}
+
+/// `--key value` pairs (a bare `--flag` is `1`), as the Proxmox CLIs read them; a stray
+/// positional makes the command untranslatable.
+fn options(rest: &[&str]) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < rest.len() {
+        let key = rest[i].strip_prefix("--")?;
+        if let Some((k, v)) = key.split_once('=') {
+            out.push(kv(k, v));
+        } else if let Some(v) = rest.get(i + 1).filter(|v| !v.starts_with("--")) {
+            out.push(kv(key, v));
+            i += 1;
+        } else {
+            out.push(kv(key, 1));
+        }
+        i += 1;
+    }
+    Some(out)
+}
+
+/// A pvesh path as an API path. A volume id after `…/content/` is one segment, slashes
+/// and all (pve-storage `API2/Storage/Content.pm`: `{volume}`).
+fn api_path(path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let joined;
+    let parts: Vec<&str> = match parts.as_slice() {
+        ["nodes", n, "storage", s, "content", volid @ ..] if volid.len() > 1 => {
+            joined = volid.join("/");
+            vec!["nodes", n, "storage", s, "content", joined.as_str()]
+        }
+        _ => parts,
+    };
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return None;
+    }
+    Some(parts.iter().map(|p| format!("/{}", seg(p))).collect())
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters.
+pub fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(a: &[&str]) -> Call {
+        let argv: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+        translate(&argv, "pve2").expect("translates")
+    }
+
+    #[test]
+    fn pvesh_paths_and_volids() {
+        let c = t(&[
+            "pvesh",
+            "get",
+            "/nodes/pve1/storage/nas/content",
+            "--content",
+            "backup",
+            "--output-format",
+            "json",
+        ]);
+        assert_eq!(c.method, Method::Get);
+        assert_eq!(c.path, "/nodes/pve1/storage/nas/content");
+        assert_eq!(c.params, vec![kv("content", "backup")]);
+        let c = t(&[
+            "pvesh",
+            "delete",
+            "/nodes/pve1/storage/nas/content/nas:backup/vzdump-qemu-100-2024_01_01-00_00_00.vma.zst",
+        ]);
+        assert_eq!(
+            c.path,
+            "/nodes/pve1/storage/nas/content/nas%3Abackup%2Fvzdump-qemu-100-2024_01_01-00_00_00.vma.zst"
+        );
+    }
+
+    #[test]
+    fn node_local_commands_go_to_the_node() {
+        let c = t(&[
+            "qmrestore",
+            "nas:backup/x.vma.zst",
+            "9100",
+            "--storage",
+            "local-lvm",
+        ]);
+        assert_eq!(
+            (c.method, c.path.as_str()),
+            (Method::Post, "/nodes/pve2/qemu")
+        );
+        assert_eq!(
+            c.params,
+            vec![
+                kv("vmid", 9100),
+                kv("archive", "nas:backup/x.vma.zst"),
+                kv("storage", "local-lvm")
+            ]
+        );
+        let c = t(&[
+            "pct",
+            "restore",
+            "200",
+            "nas:backup/y.tar.zst",
+            "--force",
+            "1",
+        ]);
+        assert_eq!(c.path, "/nodes/pve2/lxc");
+        assert!(c.params.contains(&kv("ostemplate", "nas:backup/y.tar.zst")));
+        assert!(c.params.contains(&kv("restore", 1)));
+        let c = t(&["qm", "stop", "100", "--skiplock"]);
+        assert_eq!(c.path, "/nodes/pve2/qemu/100/status/stop");
+        assert_eq!(c.params, vec![kv("skiplock", 1)]);
+        assert_eq!(t(&["pct", "status", "200"]).render, Render::Status);
+        assert_eq!(
+            t(&["qm", "delsnapshot", "100", "auto-1"]).path,
+            "/nodes/pve2/qemu/100/snapshot/auto-1"
+        );
+    }
+
+    #[test]
+    fn what_needs_a_shell_is_refused() {
+        for a in [
+            &["vma", "verify", "/x.vma"][..],
+            &["zstd", "-q", "-t", "--", "/x.zst"],
+            &["cat", "--", "/x"],
+            &["pct", "exec", "200", "--", "true"],
+            &["pvesh", "get", "/nodes/../x"],
+            &["qmrestore", "a", "not-a-vmid"],
+        ] {
+            let argv: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+            assert!(translate(&argv, "pve1").is_err(), "{a:?}");
+        }
+    }
+}

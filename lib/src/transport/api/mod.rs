@@ -1,0 +1,496 @@
+//! The Proxmox REST API as a transport: the same commands as over SSH, sent as the API
+//! calls they stand for ([`call`]), with an API token instead of a root key.
+//!
+//! `Authorization: PVEAPIToken=USER@REALM!TOKENID=SECRET` (pve-access-control
+//! `src/PVE/AccessControl.pm`; the secret is never printed). Calls that start a worker answer
+//! a UPID: the task is polled on its node (`/nodes/N/tasks/UPID/status`) until it stops, and
+//! its log becomes the command's output, as the CLI would have printed it. pveproxy routes
+//! `/nodes/N/…` to node N itself, so one entry point serves the whole cluster.
+
+mod call;
+mod task;
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{CommandOutput, MAX_OUTPUT, RemoteCommand, Streamed, Timeouts, Transport};
+use crate::access::{self, Need, Perms};
+use crate::error::{Error, Result};
+use crate::http::{self, Bounds, TlsArgs};
+use crate::retry::Retry;
+use call::{Method, Render};
+
+/// A token id: `USER@REALM!TOKENID` (pve-access-control `PVE/Auth/Plugin.pm`
+/// `$realm_regex`, `PVE/AccessControl.pm` `$token_subid_regex`).
+pub fn token_id(s: &str) -> Result<&str> {
+    let ok = (|| {
+        let (user, rest) = s.split_once('@')?;
+        let (realm, id) = rest.split_once('!')?;
+        let name = |t: &str| {
+            t.len() <= 64
+                && t.starts_with(|c: char| c.is_ascii_alphabetic())
+                && t.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
+        };
+        let user_ok = !user.is_empty()
+            && user.len() <= 64
+            && user
+                .bytes()
+                .all(|c| c.is_ascii_graphic() && !matches!(c, b':' | b'/' | b'@' | b'!' | b'='));
+        (user_ok && name(realm) && name(id)).then_some(())
+    })();
+    ok.map(|_| s).ok_or_else(|| {
+        Error::usage(format!(
+            "--token '{}': expected USER@REALM!TOKENID (as `pveum user token add` names it)",
+            s.escape_debug()
+        ))
+    })
+}
+
+/// A token secret: kept out of every message and `Debug` output.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(hidden)")
+    }
+}
+
+impl Secret {
+    /// From `PVEDR_TOKEN_SECRET`, else the first line of `file`.
+    pub fn find(file: Option<&Path>) -> Result<Secret> {
+        let raw = match (file, std::env::var("PVEDR_TOKEN_SECRET")) {
+            (Some(p), _) => read_secret_file(p)?,
+            (None, Ok(v)) if !v.is_empty() => v,
+            (None, _) => {
+                return Err(Error::usage(
+                    "--api needs the token's secret: set PVEDR_TOKEN_SECRET or give --token-secret-file FILE",
+                ));
+            }
+        };
+        let s = raw.trim().to_string();
+        if s.is_empty() || s.len() > 512 || !s.bytes().all(|c| c.is_ascii_graphic()) {
+            return Err(Error::usage(
+                "the token secret is empty, too long or holds spaces or control characters",
+            ));
+        }
+        Ok(Secret(s))
+    }
+}
+
+fn read_secret_file(p: &Path) -> Result<String> {
+    let err = |message: String| Error::File {
+        path: p.to_path_buf(),
+        message,
+    };
+    let f = std::fs::File::open(p).map_err(|e| err(e.to_string()))?;
+    let mut s = String::new();
+    f.take(4096)
+        .read_to_string(&mut s)
+        .map_err(|e| err(e.to_string()))?;
+    Ok(s.lines().next().unwrap_or_default().to_string())
+}
+
+pub struct ApiOptions {
+    /// `https://HOST:PORT`, checked by [`http::base_url`].
+    pub base: String,
+    pub token: String,
+    pub secret: Secret,
+    pub tls: TlsArgs,
+    pub connect_timeout: Duration,
+    pub timeouts: Timeouts,
+}
+
+struct Shared {
+    agent: ureq::Agent,
+    base: String,
+    host: String,
+    auth: String,
+    timeouts: Timeouts,
+    retry: Retry,
+    local: OnceLock<std::result::Result<String, String>>,
+    perms: OnceLock<std::result::Result<Perms, String>>,
+}
+
+/// The API of a cluster, reached at one node; [`Transport::on_node`] aims node-local
+/// commands at another node through the same connection.
+pub struct Api {
+    shared: Arc<Shared>,
+    node: Option<String>,
+    label: String,
+}
+
+/// An HTTP answer: status, reason phrase, JSON body.
+struct Answer {
+    status: u16,
+    reason: String,
+    body: Value,
+}
+
+impl Api {
+    pub fn new(o: ApiOptions) -> Result<Api> {
+        let agent = http::agent(
+            &o.tls,
+            Bounds {
+                connect: o.connect_timeout,
+                io: o.timeouts.read,
+            },
+        )?;
+        let host = o.base.trim_start_matches("https://").to_string();
+        let auth = format!("PVEAPIToken={}={}", o.token, o.secret.0);
+        Ok(Api {
+            label: format!("{host} (API)"),
+            shared: Arc::new(Shared {
+                agent,
+                base: o.base,
+                host,
+                auth,
+                timeouts: o.timeouts,
+                retry: Retry::default(),
+                local: OnceLock::new(),
+                perms: OnceLock::new(),
+            }),
+            node: None,
+        })
+    }
+
+    /// One request; read-only ones are retried when the connection fails.
+    fn request(&self, method: Method, path: &str, params: &[(String, String)]) -> Result<Answer> {
+        let s = &self.shared;
+        let url = format!("{}/api2/json{path}", s.base);
+        let once = |_| self.request_once(method, &url, params);
+        if method == Method::Get {
+            s.retry.run(&format!("{} {path}", method.as_str()), once)
+        } else {
+            once(1)
+        }
+    }
+
+    fn request_once(
+        &self,
+        method: Method,
+        url: &str,
+        params: &[(String, String)],
+    ) -> Result<Answer> {
+        let s = &self.shared;
+        let mut req = s
+            .agent
+            .request(method.as_str(), url)
+            .set("Authorization", &s.auth)
+            .set("Accept", "application/json");
+        let res = match method {
+            Method::Get | Method::Delete => {
+                for (k, v) in params {
+                    req = req.query(k, v);
+                }
+                req.call()
+            }
+            Method::Post | Method::Put => {
+                let form: Vec<(&str, &str)> = params
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                req.send_form(&form)
+            }
+        };
+        let resp = match res {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(ureq::Error::Transport(t)) => return Err(transport_error(url, &t)),
+        };
+        let status = resp.status();
+        let reason = resp.status_text().to_string();
+        let mut body = Vec::new();
+        resp.into_reader()
+            .take(MAX_OUTPUT as u64 + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| Error::Http {
+                url: url.into(),
+                message: format!("reading the answer: {e}"),
+            })?;
+        if body.len() > MAX_OUTPUT {
+            return Err(Error::Http {
+                url: url.into(),
+                message: format!("answer larger than {MAX_OUTPUT} bytes"),
+            });
+        }
+        let body = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(_) if status >= 400 => Value::Null,
+            Err(e) => {
+                return Err(Error::Http {
+                    url: url.into(),
+                    message: format!("the answer is not JSON: {e}"),
+                });
+            }
+        };
+        Ok(Answer {
+            status,
+            reason,
+            body,
+        })
+    }
+
+    /// `data` of a successful GET, else [`Error::Api`].
+    fn get_data(&self, path: &str, params: &[(String, String)]) -> Result<Value> {
+        let a = self.request(Method::Get, path, params)?;
+        if a.status >= 400 {
+            return Err(Error::Api {
+                host: self.shared.host.clone(),
+                method: "GET".into(),
+                path: path.into(),
+                status: a.status,
+                message: a.reason,
+            });
+        }
+        Ok(a.body.get("data").cloned().unwrap_or(Value::Null))
+    }
+
+    /// The node the entry point is (`local: 1` in `/cluster/status`).
+    fn local_node(&self) -> Result<String> {
+        let r = self.shared.local.get_or_init(|| {
+            let data = self
+                .get_data("/cluster/status", &[])
+                .map_err(|e| e.to_string())?;
+            data.as_array()
+                .into_iter()
+                .flatten()
+                .find(|e| {
+                    e.get("type").and_then(Value::as_str) == Some("node")
+                        && e.as_object()
+                            .and_then(|m| crate::pvesh::bool_of(m, "local"))
+                            == Some(true)
+                })
+                .and_then(|e| e.get("name")?.as_str())
+                .filter(|n| crate::validate::node(n).is_ok())
+                .map(str::to_string)
+                .ok_or_else(|| "/cluster/status names no local node".to_string())
+        });
+        r.clone().map_err(Error::Other)
+    }
+
+    /// What the token may do (`GET /access/permissions`), read once.
+    pub fn permissions(&self) -> Result<Perms> {
+        let r = self.shared.perms.get_or_init(|| {
+            self.get_data("/access/permissions", &[])
+                .map(|d| Perms::from_json(&d))
+                .map_err(|e| e.to_string())
+        });
+        r.clone().map_err(Error::Other)
+    }
+
+    /// A refusal as the CLI would have printed it, with the missing privileges when
+    /// Proxmox did not name them.
+    fn refused(&self, c: &call::Call, a: &Answer) -> CommandOutput {
+        let mut stderr = format!("{} {}", a.status, a.reason);
+        if let Some(Value::Object(errors)) = a.body.get("errors") {
+            for (k, v) in errors {
+                let v = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
+                stderr.push_str(&format!("\n{k}: {v}"));
+            }
+        }
+        if a.status == 403 && !c.needs.is_empty() {
+            match self.permissions() {
+                Ok(p) => {
+                    let missing = p.missing(&c.needs);
+                    if !missing.is_empty() {
+                        stderr.push_str(&format!(
+                            " (the token lacks {})",
+                            access::describe(&missing)
+                        ));
+                    }
+                }
+                Err(e) => stderr.push_str(&format!(" (its privileges could not be read: {e})")),
+            }
+        }
+        CommandOutput {
+            status: 255,
+            stdout: Vec::new(),
+            stderr,
+        }
+    }
+
+    fn node_for(&self, cmd: &RemoteCommand) -> Result<String> {
+        match (&self.node, cmd.argv.first().map(String::as_str)) {
+            (_, Some("pvesh")) => Ok(String::new()),
+            (Some(n), _) => Ok(n.clone()),
+            (None, _) => self.local_node(),
+        }
+    }
+}
+
+/// A failed connection; a refused certificate is not tried again.
+fn transport_error(url: &str, t: &ureq::Transport) -> Error {
+    let message = t.to_string();
+    if message.contains("certificate") || message.contains("fingerprint") {
+        Error::HostKey(format!(
+            "{url}: the server's TLS certificate is not trusted: {message}"
+        ))
+    } else {
+        http::transport_error(url, t)
+    }
+}
+
+/// What cannot go over the API.
+fn needs_shell(host: &str, what: &str) -> Error {
+    Error::Refused(format!(
+        "{host}: `{what}` has no Proxmox API form: it needs a shell on the node (--host over SSH, or --dir)"
+    ))
+}
+
+fn render(r: Render, data: &Value) -> Vec<u8> {
+    let text = match r {
+        Render::Json => format!("{data}\n"),
+        Render::Text => data.as_str().map(str::to_string).unwrap_or_default(),
+        Render::Field(f) => match data.get(f) {
+            Some(Value::String(s)) => format!("{s}\n"),
+            Some(v) => format!("{v}\n"),
+            None => String::new(),
+        },
+        Render::Status => match data.get("status").and_then(Value::as_str) {
+            Some(s) => format!("status: {s}\n"),
+            None => String::new(),
+        },
+        Render::Config => config_lines(data),
+    };
+    text.into_bytes()
+}
+
+/// `qm config`'s text: sorted `key: value` lines without the digest (qemu-server
+/// `PVE/CLI/qm.pm` `config`), newlines of a description kept on one line.
+fn config_lines(data: &Value) -> String {
+    let Some(m) = data.as_object() else {
+        return String::new();
+    };
+    let mut keys: Vec<&String> = m.keys().filter(|k| *k != "digest").collect();
+    keys.sort();
+    let mut out = String::new();
+    for k in keys {
+        let v = match &m[k] {
+            Value::String(s) => s.replace('\n', "%0A"),
+            v => v.to_string(),
+        };
+        out.push_str(&format!("{k}: {v}\n"));
+    }
+    out
+}
+
+impl Transport for Api {
+    fn host(&self) -> &str {
+        &self.label
+    }
+
+    fn timeouts(&self) -> Timeouts {
+        self.shared.timeouts
+    }
+
+    fn has_shell(&self) -> bool {
+        false
+    }
+
+    fn exec_quiet(&self, cmd: &RemoteCommand) -> Result<CommandOutput> {
+        let node = self.node_for(cmd)?;
+        let c = call::translate(&cmd.argv, &node).map_err(|e| needs_shell(self.host(), &e.0))?;
+        let a = self.request(c.method, &c.path, &c.params)?;
+        if a.status >= 400 {
+            return Ok(self.refused(&c, &a));
+        }
+        let data = a.body.get("data").cloned().unwrap_or(Value::Null);
+        match data.as_str().filter(|d| d.starts_with("UPID:")) {
+            Some(upid) if c.method != Method::Get => {
+                task::wait(self, upid, self.shared.timeouts.of(cmd))
+            }
+            _ => Ok(CommandOutput {
+                status: 0,
+                stdout: render(c.render, &data),
+                stderr: String::new(),
+            }),
+        }
+    }
+
+    fn exec_stream(&self, cmd: &RemoteCommand, _sink: &mut dyn std::io::Write) -> Result<Streamed> {
+        Err(needs_shell(self.host(), &cmd.line()))
+    }
+
+    fn exec_with_stdin(&self, cmd: &RemoteCommand, _input: &mut dyn Read) -> Result<CommandOutput> {
+        Err(needs_shell(self.host(), &cmd.line()))
+    }
+
+    /// In parallel over the pooled connections, as many at a time as a batch over SSH.
+    fn exec_batch(&self, cmds: &[RemoteCommand]) -> Result<Vec<CommandOutput>> {
+        let mut out = Vec::with_capacity(cmds.len());
+        for chunk in cmds.chunks(8) {
+            let results: Vec<Result<CommandOutput>> = std::thread::scope(|s| {
+                let handles: Vec<_> = chunk.iter().map(|c| s.spawn(|| self.exec(c))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(Error::Other("a request thread failed".into())))
+                    })
+                    .collect()
+            });
+            for r in results {
+                out.push(r?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn on_node(&self, node: &str) -> Option<Box<dyn Transport + '_>> {
+        Some(Box::new(Api {
+            shared: self.shared.clone(),
+            node: Some(node.to_string()),
+            label: format!("{node} (API via {})", self.shared.host),
+        }))
+    }
+
+    fn missing(&self, needs: &[Need]) -> Result<Vec<Need>> {
+        Ok(self.permissions()?.missing(needs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_ids() {
+        assert!(token_id("root@pam!pvedr").is_ok());
+        assert!(token_id("backup@pve!check-1").is_ok());
+        for bad in [
+            "root@pam",
+            "root!x",
+            "@pam!x",
+            "a b@pam!x",
+            "root@pam!x=y",
+            "root@pam!-x",
+        ] {
+            assert!(token_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let s = Secret("0123-secret".into());
+        assert!(!format!("{s:?}").contains("0123"));
+    }
+
+    #[test]
+    fn configs_render_as_qm_prints_them() {
+        let v =
+            serde_json::json!({"name": "web", "digest": "x", "cores": 2, "description": "a\nb"});
+        assert_eq!(
+            config_lines(&v),
+            "cores: 2\ndescription: a%0Ab\nname: web\n"
+        );
+    }
+}
