@@ -39,7 +39,8 @@ class ApiTest(unittest.TestCase):
         cls.cert, key = os.path.join(t, "cert.pem"), os.path.join(t, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cls.cert,
                         "-days", "2", "-subj", "/CN=localhost", "-addext",
-                        "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)
+                        "subjectAltName=IP:127.0.0.1,DNS:localhost", "-addext", "basicConstraints=critical,CA:FALSE",
+                        "-addext", "extendedKeyUsage=serverAuth"], check=True, capture_output=True)
         env.update(PVESIM_API_AUTH_DELAY="0", PVESIM_API_TASK_DELAY="1")
         cls.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "pvesim-api"), "--root", cls.root, "--node",
                                      "pve1", "--cert", cls.cert, "--key", key], stdout=subprocess.PIPE, env=env,

@@ -68,7 +68,7 @@ def build_roles():
 
 
 ROLES, VALID_PRIVS = build_roles()
-TOKEN_RE = re.compile(r"^(([^\s:/!]+)@([A-Za-z][A-Za-z0-9.\-_]+))!([A-Za-z][A-Za-z0-9.\-_]+)$")
+TOKEN_RE = re.compile(r"^(([^\s:/]+)@([A-Za-z][A-Za-z0-9.\-_]+))!([A-Za-z][A-Za-z0-9.\-_]+)$")
 
 
 class ApiError(Exception):
