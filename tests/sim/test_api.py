@@ -167,6 +167,28 @@ class ApiTest(unittest.TestCase):
         _c, _r, body = self.call("GET", "/access/permissions", {"path": "/vms/100"}, token="backup@pve!list=list-secret")
         self.assertEqual(set(body["data"]["/vms/100"]), {"VM.Audit", "VM.Backup"})
 
+    def test_vzdump_task_and_its_archive(self):
+        code, _r, body = self.call("POST", "/nodes/pve1/vzdump", {"vmid": 100, "storage": "local", "compress": "zstd",
+                                                                  "mode": "snapshot", "remove": 0},
+                                   token="backup@pve!list=list-secret")
+        self.assertEqual(code, 200, body)
+        self.assertIn(":vzdump:100:backup@pve!list:", body["data"])
+        status, _ = self.wait_task(body["data"])
+        self.assertEqual(status["exitstatus"], "OK")
+        self.assertEqual((status["user"], status["tokenid"]), ("backup@pve", "list"))
+        _c, _r, tasks = self.call("GET", "/nodes/pve1/tasks", {"typefilter": "vzdump"}, token="backup@pve!list=list-secret")
+        self.assertEqual([t["upid"] for t in tasks["data"]][:1], [body["data"]])
+        code, reason, _ = self.call("POST", "/nodes/pve1/vzdump", {"vmid": 100}, token="audit@pve!ro=ro-secret")
+        self.assertEqual((code, reason), (403, "Permission check failed (/storage/local, Datastore.AllocateSpace)"))
+
+    def test_nodes_carry_this_certificate_fingerprint(self):
+        import hashlib
+        with open(self.cert) as f:
+            d = hashlib.sha256(ssl.PEM_cert_to_DER_cert(f.read())).hexdigest().upper()
+        _c, _r, body = self.call("GET", "/nodes")
+        pve1 = [n for n in body["data"] if n["node"] == "pve1"][0]
+        self.assertEqual(pve1["ssl_fingerprint"], ":".join(d[i:i + 2] for i in range(0, 64, 2)))
+
 
 if __name__ == "__main__":
     unittest.main()

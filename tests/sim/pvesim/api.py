@@ -12,6 +12,7 @@ thread, so the REST paths and the CLI act on the same node state.
 """
 
 import argparse
+import hashlib
 import itertools
 import json
 import os
@@ -235,6 +236,14 @@ class Cluster:
     def guest(self, vmid):
         return self.load(os.path.join("guests", "%s.json" % vmid), None)
 
+    def guests(self):
+        d = os.path.join(self.root, "guests")
+        out = []
+        for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            if f.endswith(".json"):
+                out.append(self.load(os.path.join("guests", f), {}))
+        return out
+
     def env(self, node):
         return dict(os.environ, PVESIM_ROOT=self.root, PVESIM_NODE=node,
                     PATH=BIN + ":" + os.environ.get("PATH", ""))
@@ -411,6 +420,9 @@ VZDUMP_PARAMS = ("vmid", "all", "exclude", "storage", "mode", "compress", "notes
                  "pbs-change-detection-mode", "maxfiles")
 
 
+VZDUMP_BOOLS = ("all", "protected", "remove", "stdexcludes", "quiet", "stop", "stdout")
+
+
 class Front:
     def __init__(self, root, entry):
         self.cluster = Cluster(root, entry)
@@ -446,7 +458,9 @@ class Front:
             ("POST", r"/nodes/%s/vzdump" % NODE, self.post_vzdump),
             ("GET", r"/nodes/%s/vzdump/extractconfig" % NODE, self.get_extractconfig),
             ("GET", r"/access/permissions", self.get_permissions),
+            ("GET", r"/version", self.get_version),
         ]
+        self.fingerprint = None
 
     def dispatch(self, method, rel, params, user):
         for meth, pattern, fn in self.routes:
@@ -527,9 +541,21 @@ class Front:
 
     def get_nodes(self, user, params):
         # pve-manager PVE/API2/Nodes.pm (PVE::API2::Nodes) index: user => 'all', stats only
-        # with Sys.Audit on /nodes/<node>.
+        # with Sys.Audit on /nodes/<node>; `ssl_fingerprint` the node's certificate
+        # (PVE::Cluster::get_node_fingerprint): this server's own for the entry node.
         check_params(params, ())
-        return [self.hide_node_stats(user, e) for e in self.pvesh_get("/nodes", params)]
+        out = []
+        for e in self.pvesh_get("/nodes", params):
+            if e.get("node") == self.entry and self.fingerprint:
+                e["ssl_fingerprint"] = self.fingerprint
+            out.append(self.hide_node_stats(user, e))
+        return out
+
+    def get_version(self, user, params):
+        # pve-manager PVE/API2.pm version: user => 'all'; version, release, repoid (the
+        # pve-manager the simulator follows, 9.2.11 at 14a22df3).
+        check_params(params, ())
+        return {"release": "9.2", "repoid": "14a22df3", "version": "9.2.11"}
 
     def get_time(self, user, params, node):
         # Nodes.pm time: check perm /nodes/{node} Sys.Audit.
@@ -624,6 +650,8 @@ class Front:
         check_params(params, ("start", "limit", "typefilter", "vmid", "userfilter", "since", "until",
                               "statusfilter", "source"), booleans=("errors",))
         fwd = {k: v for k, v in params.items() if k not in ("start", "limit")}
+        if "errors" in fwd:
+            fwd["errors"] = boolean(params, "errors")
         data = self.pvesh_get("/nodes/%s/tasks" % node, dict(fwd, limit=1000000))
         auditor = self.auth.check(user, "/nodes/" + node, ["Sys.Audit"], True)
         out = [t for t in data if auditor or self.task_owner(user, t["upid"])]
@@ -709,10 +737,13 @@ class Front:
         check_params(params, allowed, booleans=bools)
         if "skiplock" in params and user != "root@pam":
             raise param_exc({"skiplock": "Only root may use this option."})
-        self.need_guest(node, gtype, vmid)
+        g = self.need_guest(node, gtype, vmid)
         tool = "qm" if gtype == "qemu" else "pct"
         argv = [tool, action, vmid] + cli_opts(params, sorted(params), booleans=bools)
         wtype = ("qm" if gtype == "qemu" else "vz") + action
+        if g.get("hastate") and g.get("hastate") != "ignored":
+            # An HA-managed guest: the request goes to the HA manager (hastart / hastop).
+            wtype = "hastart" if action == "start" else "hastop"
         return self.cluster.start_task(node, wtype, vmid, user, [argv])
 
     def get_snapshots(self, user, params, node, gtype, vmid):
@@ -858,7 +889,7 @@ class Front:
         Datastore.AllocateSpace on the storage (default `local`) before the worker; the
         VM.Backup check of each guest happens inside the worker (PVE/VZDump.pm exec_backup)."""
         node = self.node_of(node)
-        check_params(params, VZDUMP_PARAMS)
+        check_params(params, VZDUMP_PARAMS, booleans=VZDUMP_BOOLS)
         if user != "root@pam":
             for k in ("tmpdir", "dumpdir", "script", "job-id"):
                 if k in params:
@@ -873,8 +904,14 @@ class Front:
         if params.get("node") and params["node"] != node:
             raise param_exc({"node": "option is only allowed on the command line interface."})
         vmids = [v for v in re.split(r"[,;\s]+", str(params.get("vmid", ""))) if v]
+        every = "all" in params and boolean(params, "all") == "1"
+        if every:
+            # get_included_guests: all guests of this node but the excluded ones.
+            excl = [v for v in re.split(r"[,;\s]+", str(params.get("exclude", ""))) if v]
+            vmids = [str(g["vmid"]) for g in self.cluster.guests() if g.get("node") == node
+                     and str(g["vmid"]) not in excl]
         local = [v for v in vmids if (self.cluster.guest(v) or {}).get("node") in (node, None)]
-        if not local and not params.get("all"):
+        if not local and not every:
             return "OK"
         sid = None if params.get("dumpdir") else (params.get("storage") or "local")
         if sid:
@@ -884,11 +921,13 @@ class Front:
         argvs = []
         for v in sorted(local, key=int):
             if not self.auth.check(user, "/vms/%s" % v, ["VM.Backup"], True):
+                if every:
+                    continue  # exec_backup: with `all` the check is noerr, the guest skipped
                 # exec_backup checks VM.Backup per guest without noerr for an explicit VMID
                 # list, before its eval: the worker dies with the permission error.
                 argvs = [["@fail", "Permission check failed (/vms/%s, VM.Backup)" % v]]
                 break
-            argvs.append(["vzdump", v] + cli_opts(params, opts))
+            argvs.append(["vzdump", v] + cli_opts(params, opts, VZDUMP_BOOLS))
         wid = local[0] if len(local) == 1 else ""
         return self.cluster.start_task(node, "vzdump", wid, user, argvs)
 
@@ -1060,6 +1099,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(401, e.msg, None, delay=auth_delay)
         entry["user"] = user
         front.cluster.log(entry)
+        if length and method not in ("POST", "PUT"):
+            # AnyEvent.pm authenticate_and_handle_request: a body only for PUT and POST.
+            msg = "Unexpected content for method '%s'" % method
+            return self.answer(501, msg, msg.encode())
         if fmt != "json":
             return self.answer(501, "no formatter for uri %s, %s" % (rel, fmt), ("no formatter for uri %s, %s" % (rel, fmt)).encode())
         try:
@@ -1111,6 +1154,10 @@ def main(argv=None):
     Handler.front = Front(os.path.abspath(a.root), a.node)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(a.cert, a.key)
+    with open(a.cert, encoding="ascii") as f:
+        der = ssl.PEM_cert_to_DER_cert(f.read())
+    digest = hashlib.sha256(der).hexdigest().upper()
+    Handler.front.fingerprint = ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
     srv = TlsServer(("127.0.0.1", a.port), Handler)
     srv.ctx = ctx
     srv.daemon_threads = True
