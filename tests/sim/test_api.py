@@ -136,6 +136,20 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(restores[-1]["argv"][:2], [ARCHIVE, "4100"])
         self.assertIn("--unique", restores[-1]["argv"])
 
+    def test_container_restore(self):
+        ct = "local:backup/vzdump-lxc-101-2024_01_15-02_01_07.tar.zst"
+        code, reason, _ = self.call("POST", "/nodes/pve1/lxc", {"vmid": 4400, "ostemplate": ct, "restore": 1},
+                                    token="backup@pve!list=list-secret")
+        self.assertEqual((code, reason), (403, "Permission check failed"))
+        code, reason, _ = self.call("POST", "/nodes/pve1/lxc", {"vmid": 101, "ostemplate": ct, "restore": 1})
+        self.assertEqual((code, reason), (500, "CT 101 already exists on node 'pve1'"))
+        code, _r, body = self.call("POST", "/nodes/pve1/lxc", {"vmid": 4400, "ostemplate": ct, "restore": 1,
+                                                               "storage": "local-lvm"})
+        self.assertEqual(code, 200, body)
+        self.assertIn(":vzrestore:4400:", body["data"])
+        status, _ = self.wait_task(body["data"])
+        self.assertEqual(status["exitstatus"], "OK")
+
     def test_restore_refused_runs_nothing(self):
         before = len([c for c in self.commands() if c["cmd"] == "qmrestore"])
         code, reason, _ = self.call("POST", "/nodes/pve1/qemu", {"vmid": 4200, "archive": ARCHIVE},

@@ -880,7 +880,25 @@ class Front:
         self.perm(user, "/storage/" + sid, ["Datastore.AllocateSpace"])
         keys = [k for k in sorted(params) if k not in ("vmid", "ostemplate", "restore")]
         argv = ["pct", "restore", vmid, params["ostemplate"]] + cli_opts(params, keys, bools)
+        if self.restores_privileged(params) and not self.auth.check(user, "/", ["Sys.Modify"], True):
+            # In the worker (create_vm's $realcmd): a privileged CT, new or replacing an
+            # unprivileged one, needs Sys.Modify on /.
+            was_unpriv = same and str((existing.get("config") or {}).get("unprivileged", "0")) == "1"
+            if not same or was_unpriv:
+                argv = ["@fail", "Permission check failed (/, Sys.Modify)"]
         return self.cluster.start_task(node, "vzrestore", vmid, user, [argv])
+
+    def restores_privileged(self, params):
+        """`unprivileged` as the restored CT gets it: the parameter, else the backup's pct.conf."""
+        if "unprivileged" in params:
+            return boolean(params, "unprivileged") == "0"
+        from . import guests, state
+        try:
+            path = guests.archive_path(state.State(self.cluster.root), params["ostemplate"])
+            conf = guests.archive_config(path, "lxc")
+        except Exception:
+            return False
+        return str(conf.get("unprivileged", "0")) != "1"
 
     def post_vzdump(self, user, params, node):
         """pve-manager PVE/API2/VZDump.pm vzdump: user => 'all'; root-only tmpdir, dumpdir,
