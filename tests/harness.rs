@@ -1,6 +1,6 @@
 //! The harness itself: the simulator prints what Proxmox prints, locally and over a real sshd.
 
-use pvedr_testkit::{Backup, SimNode, Sshd};
+use pvedr_testkit::{ApiFront, Backup, SimNode, Sshd};
 use serde_json::Value;
 use std::process::Command;
 
@@ -200,4 +200,92 @@ fn over_a_real_sshd() {
     let v: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
     assert!(v.len() >= 10);
     assert_eq!(sim.commands().len(), 1);
+}
+
+/// curl against the HTTPS front: the certificate verifies for 127.0.0.1 with itself as CA.
+fn curl(api: &ApiFront, args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "--cacert"])
+        .arg(api.ca_path())
+        .args(args)
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "curl: {}", api.server_log());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn api_front_over_https() {
+    let sim = SimNode::demo();
+    let api = ApiFront::start_with(&sim, &[("PVESIM_API_AUTH_DELAY", "0")]);
+    api.add_token("root@pam!tk", "secret-1", Value::Null);
+    api.add_token(
+        "audit@pve!ro",
+        "secret-2",
+        serde_json::json!([{"path": "/", "roles": ["PVEAuditor"], "propagate": true}]),
+    );
+    let url = format!("{}/api2/json/cluster/status", api.url());
+    let (status, body) = curl(
+        &api,
+        &[
+            "-H",
+            "Authorization: PVEAPIToken=root@pam!tk=secret-1",
+            &url,
+        ],
+    );
+    assert_eq!(status.trim_end(), "HTTP/1.1 200 OK");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["local"] == 1 && e["name"] == "pve1")
+    );
+    let (status, _) = curl(
+        &api,
+        &["-H", "Authorization: PVEAPIToken=root@pam!tk=nope", &url],
+    );
+    assert_eq!(status.trim_end(), "HTTP/1.1 401 Authentication failed!");
+    let content = format!(
+        "{}/api2/json/nodes/pve1/storage/local/content?content=backup",
+        api.url()
+    );
+    let (_, body) = curl(
+        &api,
+        &[
+            "-H",
+            "Authorization: PVEAPIToken=audit@pve!ro=secret-2",
+            &content,
+        ],
+    );
+    assert_eq!(body, r#"{"data":[]}"#, "an auditor sees no backups");
+    // The fingerprint is the served certificate's, as `pvenode cert info` prints it.
+    let fp = api.fingerprint();
+    assert_eq!(fp.len(), 95, "{fp}");
+    assert!(
+        fp.chars()
+            .all(|c| c == ':' || c.is_ascii_digit() || ('A'..='F').contains(&c))
+    );
+    let served = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256",
+            api.port()
+        ))
+        .output()
+        .expect("openssl");
+    assert!(
+        String::from_utf8_lossy(&served.stdout)
+            .trim()
+            .ends_with(&fp)
+    );
+    let logged = std::fs::read_to_string(sim.root().join("commands.log")).unwrap();
+    assert!(logged.contains("\"via\": \"api\""));
+    assert!(!logged.contains("secret-1") && !logged.contains("nope"));
 }

@@ -4,15 +4,19 @@
 //!   out in a temporary directory with real vzdump archives.
 //! - [`Sshd`]: a real OpenSSH server on a free loopback port, with generated host and client
 //!   keys, whose `PATH` runs the simulator.
+//! - [`ApiFront`]: the simulator's HTTPS front, Proxmox's REST API of the entry node on a
+//!   loopback port with a self-signed certificate (`tests/sim/pvesim-api`).
 //! - [`s3::Moto`], [`s3::Tf`]: a moto S3 server and a real Terraform directory on it.
 //! - [`bin`], [`run_ok`], [`run_code`], [`records`]: the workspace's binaries and their records.
 
 #![allow(clippy::unwrap_used)]
 
+mod api;
 pub mod s3;
 mod sim;
 mod sshd;
 
+pub use api::ApiFront;
 pub use sim::{Backup, DEFAULT_NOW, SimNode};
 pub use sshd::Sshd;
 

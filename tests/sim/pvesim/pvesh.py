@@ -472,8 +472,18 @@ def tasks(state, node, opts):
     items = state.load(os.path.join("tasks", node + ".json"), [])
     items = sorted(items, key=lambda t: t.get("starttime", 0), reverse=True)
     tf = opts.get("typefilter")
+    # pve-manager PVE/API2/Tasks.pm node_tasks: `source` archive (default: finished tasks),
+    # active (running ones, status RUNNING) or all. A task still running has no status yet.
+    source = opts.get("source", "archive")
     out = []
     for t in items:
+        running = "status" not in t
+        if running and source == "archive":
+            continue
+        if not running and source == "active":
+            continue
+        if running:
+            t = dict(t, status="RUNNING")
         if tf and t.get("type") != tf:
             continue
         if opts.get("vmid") and str(t.get("id", "")) != opts["vmid"]:
@@ -490,6 +500,88 @@ def tasks(state, node, opts):
     start = int(opts.get("start", 0))
     limit = int(opts.get("limit", 50))
     return out[start:start + limit]
+
+
+def task_status(state, node, upid_, opts):
+    """pve-manager PVE/API2/Tasks.pm read_task_status: the UPID's fields (a token's task
+    splits `user` into user and `tokenid`), `running` or `stopped` plus `exitstatus`."""
+    m = re.fullmatch(r"UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):"
+                     r"([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):", upid_)
+    if not m:
+        raise SimError("400 Parameter verification failed.\nupid: unable to parse worker upid")
+    for t in state.load(os.path.join("tasks", node + ".json"), []):
+        if t.get("upid") == upid_:
+            break
+    else:
+        raise SimError("400 Parameter verification failed.\nupid: no such task")
+    user = m.group(8)
+    e = {"id": m.group(7), "node": m.group(1), "pid": int(m.group(3), 16), "pstart": int(m.group(4), 16),
+         "starttime": int(m.group(5), 16), "type": m.group(6), "upid": upid_, "user": user}
+    if "!" in user:
+        e["user"], e["tokenid"] = user.split("!", 1)
+    if "status" in t:
+        e["status"] = "stopped"
+        e["exitstatus"] = t["status"]
+    else:
+        e["status"] = "running"
+    return e
+
+
+def guest_on_node(state, node, gtype, vmid):
+    g = state.guest(vmid)
+    if g is None or g["type"] != gtype or g.get("node") != node:
+        sub = "qemu-server" if gtype == "qemu" else "lxc"
+        raise SimError("Configuration file 'nodes/%s/%s/%s.conf' does not exist" % (node, sub, vmid))
+    return g
+
+
+def guest_config(state, node, gtype, vmid, opts):
+    """qemu-server API2/Qemu.pm vm_config / pve-container API2/LXC/Config.pm vm_config: the
+    config keys (without snapshots) plus `digest`."""
+    g = guest_on_node(state, node, gtype, vmid)
+    conf = dict(g.get("config") or {})
+    if g.get("name"):
+        conf.setdefault("name" if gtype == "qemu" else "hostname", g["name"])
+    if g.get("lock"):
+        conf["lock"] = g["lock"]
+    conf["digest"] = snapshots.digest(g.get("config") or {})
+    return conf
+
+
+def guest_status(state, node, gtype, vmid, opts):
+    """qemu-server API2/Qemu.pm vm_status / pve-container API2/LXC/Status.pm vm_status."""
+    g = guest_on_node(state, node, gtype, vmid)
+    status = g.get("status", "stopped")
+    e = {"status": status, "vmid": int(vmid), "cpus": 2, "maxmem": 4294967296, "maxdisk": 34359738368,
+         "uptime": 86400 if status == "running" else 0, "cpu": 0.01 if status == "running" else 0,
+         "mem": 1073741824 if status == "running" else 0,
+         "ha": {"managed": 1 if g.get("hastate") and g.get("hastate") != "ignored" else 0}}
+    if g.get("name"):
+        e["name"] = g["name"]
+    if gtype == "qemu":
+        e["qmpstatus"] = status
+    else:
+        e["type"] = "lxc"
+    if g.get("lock"):
+        e["lock"] = g["lock"]
+    if g.get("template"):
+        e["template"] = 1
+    if g.get("tags"):
+        e["tags"] = g["tags"]
+    return e
+
+
+def extractconfig(state, node, opts):
+    """pve-manager PVE/API2/VZDump.pm extractconfig: the config inside the archive, a string."""
+    from . import guests
+    volid = opts.get("volume")
+    if not volid:
+        raise SimError("400 Parameter verification failed.\nvolume: property is missing and it is not optional")
+    base = os.path.basename(volid.split(":", 1)[-1])
+    if not names.archive_info(base):
+        raise SimError("unable to parse volume ID '%s'" % volid)
+    gtype = "qemu" if "qemu" in base else "lxc"
+    return guests.archive_config_text(guests.archive_path(state, volid), gtype)
 
 
 def task_log(state, node, upid_, opts):
@@ -522,6 +614,12 @@ ROUTES = [
     ("get", r"/nodes/([^/]+)/time", lambda st, m, o: node_time(st, m[0], o)),
     ("get", r"/nodes/([^/]+)/tasks", lambda st, m, o: tasks(st, m[0], o)),
     ("get", r"/nodes/([^/]+)/tasks/([^/]+)/log", lambda st, m, o: task_log(st, m[0], m[1], o)),
+    ("get", r"/nodes/([^/]+)/tasks/([^/]+)/status", lambda st, m, o: task_status(st, m[0], m[1], o)),
+    ("get", r"/nodes/([^/]+)/(qemu|lxc)/([1-9][0-9]{2,8})/config",
+     lambda st, m, o: guest_config(st, m[0], m[1], m[2], o)),
+    ("get", r"/nodes/([^/]+)/(qemu|lxc)/([1-9][0-9]{2,8})/status/current",
+     lambda st, m, o: guest_status(st, m[0], m[1], m[2], o)),
+    ("get", r"/nodes/([^/]+)/vzdump/extractconfig", lambda st, m, o: extractconfig(st, m[0], o)),
 ]
 
 
