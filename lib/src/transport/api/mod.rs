@@ -206,13 +206,21 @@ impl Api {
         let status = resp.status();
         let reason = resp.status_text().to_string();
         let mut body = Vec::new();
-        resp.into_reader()
+        let read = resp
+            .into_reader()
             .take(MAX_OUTPUT as u64 + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| Error::Http {
-                url: url.into(),
-                message: format!("reading the answer: {e}"),
-            })?;
+            .read_to_end(&mut body);
+        match read {
+            // A refusal's status line says it all; its body is a courtesy.
+            Err(_) if status >= 400 => body.clear(),
+            Err(e) => {
+                return Err(Error::Http {
+                    url: url.into(),
+                    message: format!("reading the answer: {e}"),
+                });
+            }
+            Ok(_) => {}
+        }
         if body.len() > MAX_OUTPUT {
             return Err(Error::Http {
                 url: url.into(),

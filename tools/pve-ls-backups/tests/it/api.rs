@@ -1,0 +1,148 @@
+//! pve-ls-backups over the Proxmox REST API (the simulator's HTTPS front) with API tokens.
+
+use pvedr_testkit::{ApiFront, SimNode, Sshd, bin, json_lines, run_code};
+use serde_json::{Value, json};
+
+const SECRET: &str = "5f0c9c6e-2b1a-4e7e-9d43-0c1f2a3b4c5d";
+
+fn api(front: &ApiFront, token: &str) -> assert_cmd::Command {
+    let mut c = bin("pve-ls-backups");
+    c.args(["--api", &front.url(), "--token", token])
+        .arg("--ca")
+        .arg(front.ca_path())
+        .env("PVEDR_TOKEN_SECRET", SECRET);
+    c
+}
+
+fn sorted(mut v: Vec<Value>) -> Vec<Value> {
+    v.sort_by_key(|r| r["volid"].as_str().unwrap_or_default().to_string());
+    v
+}
+
+#[test]
+fn the_api_gives_the_same_records_as_ssh_on_the_whole_cluster() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let front = ApiFront::start(&sim);
+    front.add_token("root@pam!pvedr", SECRET, Value::Null);
+    // pve3 is offline: both say so and exit 3 (partial).
+    let over_ssh = run_code(bin("pve-ls-backups").args(sshd.args()).arg("--all-nodes"), 3);
+    let over_api = run_code(api(&front, "root@pam!pvedr").arg("--all-nodes"), 3);
+    let a = sorted(json_lines(&over_ssh.stdout));
+    let b = sorted(json_lines(&over_api.stdout));
+    assert!(a.len() >= 5, "{a:?}");
+    assert_eq!(a, b, "SSH and API differ");
+    for out in [&over_api.stdout, &over_api.stderr] {
+        assert!(!String::from_utf8_lossy(out).contains(SECRET));
+    }
+}
+
+#[test]
+fn a_pinned_fingerprint_is_checked_before_any_request() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token("root@pam!pvedr", SECRET, Value::Null);
+    let good = front.fingerprint();
+    let ok = run_code(
+        bin("pve-ls-backups")
+            .args(["--api", &front.url(), "--token", "root@pam!pvedr"])
+            .args(["--fingerprint", &good])
+            .env("PVEDR_TOKEN_SECRET", SECRET),
+        0,
+    );
+    assert!(!json_lines(&ok.stdout).is_empty());
+    sim.clear_commands();
+    let wrong: String = good
+        .chars()
+        .map(|c| if c == 'A' { 'B' } else if c == 'B' { 'A' } else { c })
+        .collect();
+    let wrong = if wrong == good { "00".repeat(32) } else { wrong };
+    let out = run_code(
+        bin("pve-ls-backups")
+            .args(["--api", &front.url(), "--token", "root@pam!pvedr"])
+            .args(["--fingerprint", &wrong])
+            .env("PVEDR_TOKEN_SECRET", SECRET),
+        1,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not the pinned"), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(sim.commands().is_empty(), "a request got through: {:?}", sim.commands());
+    assert!(!err.contains(SECRET));
+}
+
+#[test]
+fn without_a_trusted_certificate_nothing_is_sent() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token("root@pam!pvedr", SECRET, Value::Null);
+    sim.clear_commands();
+    let out = run_code(
+        bin("pve-ls-backups")
+            .args(["--api", &front.url(), "--token", "root@pam!pvedr"])
+            .env("PVEDR_TOKEN_SECRET", SECRET),
+        1,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not trusted"), "{err}");
+    assert!(sim.commands().is_empty());
+}
+
+#[test]
+fn a_wrong_secret_is_refused_and_never_printed() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start_with(&sim, &[("PVESIM_API_AUTH_DELAY", "0")]);
+    front.add_token("root@pam!pvedr", SECRET, Value::Null);
+    let wrong = "11111111-2222-3333-4444-555555555555";
+    let out = run_code(
+        api(&front, "root@pam!pvedr").env("PVEDR_TOKEN_SECRET", wrong),
+        1,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("401") || err.contains("authentication"), "{err}");
+    assert!(!err.contains(wrong) && !err.contains(SECRET), "{err}");
+}
+
+#[test]
+fn the_secret_comes_from_a_file_or_the_environment_never_a_flag() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token("root@pam!pvedr", SECRET, Value::Null);
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = dir.path().join("secret");
+    std::fs::write(&f, format!("{SECRET}\n")).expect("write");
+    let out = run_code(
+        bin("pve-ls-backups")
+            .args(["--api", &front.url(), "--token", "root@pam!pvedr"])
+            .arg("--ca")
+            .arg(front.ca_path())
+            .arg("--token-secret-file")
+            .arg(&f)
+            .env_remove("PVEDR_TOKEN_SECRET"),
+        0,
+    );
+    assert!(!json_lines(&out.stdout).is_empty());
+    let none = run_code(
+        bin("pve-ls-backups")
+            .args(["--api", &front.url(), "--token", "root@pam!pvedr"])
+            .env_remove("PVEDR_TOKEN_SECRET"),
+        2,
+    );
+    assert!(String::from_utf8_lossy(&none.stderr).contains("PVEDR_TOKEN_SECRET"));
+    run_code(bin("pve-ls-backups").args(["--api", "http://127.0.0.1:1", "--token", "a@pam!b"]), 2);
+}
+
+#[test]
+fn an_audit_only_token_is_told_the_listing_may_leave_backups_out() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    let acl = json!([{"path": "/", "roles": ["PVEAuditor"], "propagate": true}]);
+    front.add_token("monitor@pve!audit", SECRET, acl);
+    let out = run_code(api(&front, "monitor@pve!audit"), 3);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Datastore.Allocate on /storage/") && err.contains("may be incomplete"),
+        "{err}"
+    );
+    assert!(json_lines(&out.stdout).is_empty(), "an auditor sees no backups");
+}
