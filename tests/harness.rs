@@ -289,3 +289,17 @@ fn api_front_over_https() {
     assert!(logged.contains("\"via\": \"api\""));
     assert!(!logged.contains("secret-1") && !logged.contains("nope"));
 }
+
+/// The front's own Python self-test (`tests/sim/test_api.py`), so `cargo test` runs it.
+#[test]
+fn pvesim_api_self_test() {
+    let out = Command::new("python3")
+        .arg(pvedr_testkit::sim_dir().join("test_api.py"))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
