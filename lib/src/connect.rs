@@ -107,6 +107,11 @@ fn duration_arg(s: &str) -> std::result::Result<String, String> {
 }
 
 impl ConnectArgs {
+    /// Whether a node was named (--host, --tfvars or --api), rather than this machine.
+    pub fn names_a_node(&self) -> bool {
+        self.host.is_some() || self.tfvars.is_some() || self.api.is_some()
+    }
+
     /// The bounds from `--connect-timeout` and `--command-timeout`, checked whether or not
     /// a host is given.
     fn durations(&self) -> Result<(Duration, Timeouts)> {

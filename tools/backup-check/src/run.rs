@@ -66,10 +66,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     let th = thresholds(&cli)?;
     let mut zone = Zone::from_arg(cli.select.timezone.as_deref())?;
     let now = cli.now.unwrap_or_else(pvedr::time::now);
-    let gather = cli.local
-        || cli.connect.host.is_some()
-        || cli.connect.tfvars.is_some()
-        || cli.select.dir.is_some();
+    let gather = cli.local || cli.connect.names_a_node() || cli.select.dir.is_some();
     let extras = Extras {
         guests: true,
         storage: true,
@@ -181,10 +178,12 @@ pub fn run(cli: Cli) -> Result<u8> {
 /// not facts: they are UNKNOWN (the source/read checks say which privileges are missing).
 fn distrust_absences(checks: &mut [pvedr::records::Check]) {
     for c in checks.iter_mut() {
-        let depends = matches!(
-            c.check.as_str(),
-            "freshness" | "count" | "retention" | "size"
-        );
+        let depends = match c.check.as_str() {
+            "freshness" | "count" | "retention" | "size" => true,
+            // "no backup at all", not a job's coverage.
+            "coverage" => c.value == Some(serde_json::json!(0)),
+            _ => false,
+        };
         if depends && c.status != "ok" && c.component.starts_with("guest/") {
             c.status = "unknown".into();
             c.message = format!(

@@ -55,8 +55,7 @@ fn node_zone(cli: &Cli, given: Zone, records: &[Record]) -> Result<(Zone, Option
         .iter()
         .filter(|r| matches!(r, Record::Backup(_)))
         .all(offsite::is_offsite);
-    let talks =
-        (cli.apply && !offsite_only) || cli.connect.host.is_some() || cli.connect.tfvars.is_some();
+    let talks = (cli.apply && !offsite_only) || cli.connect.names_a_node();
     if cli.timezone.is_some() || !talks {
         return Ok((given, None));
     }

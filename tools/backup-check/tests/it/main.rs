@@ -1,5 +1,6 @@
 //! backup-check's integration tests: one binary, a module per area, all through the built binaries.
 
+mod api;
 mod checks;
 mod hostile;
 mod hostile_dir;

@@ -26,7 +26,10 @@ fn the_api_gives_the_same_records_as_ssh_on_the_whole_cluster() {
     let front = ApiFront::start(&sim);
     front.add_token("root@pam!pvedr", SECRET, Value::Null);
     // pve3 is offline: both say so and exit 3 (partial).
-    let over_ssh = run_code(bin("pve-ls-backups").args(sshd.args()).arg("--all-nodes"), 3);
+    let over_ssh = run_code(
+        bin("pve-ls-backups").args(sshd.args()).arg("--all-nodes"),
+        3,
+    );
     let over_api = run_code(api(&front, "root@pam!pvedr").arg("--all-nodes"), 3);
     let a = sorted(json_lines(&over_ssh.stdout));
     let b = sorted(json_lines(&over_api.stdout));
@@ -54,9 +57,21 @@ fn a_pinned_fingerprint_is_checked_before_any_request() {
     sim.clear_commands();
     let wrong: String = good
         .chars()
-        .map(|c| if c == 'A' { 'B' } else if c == 'B' { 'A' } else { c })
+        .map(|c| {
+            if c == 'A' {
+                'B'
+            } else if c == 'B' {
+                'A'
+            } else {
+                c
+            }
+        })
         .collect();
-    let wrong = if wrong == good { "00".repeat(32) } else { wrong };
+    let wrong = if wrong == good {
+        "00".repeat(32)
+    } else {
+        wrong
+    };
     let out = run_code(
         bin("pve-ls-backups")
             .args(["--api", &front.url(), "--token", "root@pam!pvedr"])
@@ -67,7 +82,11 @@ fn a_pinned_fingerprint_is_checked_before_any_request() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not the pinned"), "{err}");
     assert!(out.stdout.is_empty());
-    assert!(sim.commands().is_empty(), "a request got through: {:?}", sim.commands());
+    assert!(
+        sim.commands().is_empty(),
+        "a request got through: {:?}",
+        sim.commands()
+    );
     assert!(!err.contains(SECRET));
 }
 
@@ -99,7 +118,10 @@ fn a_wrong_secret_is_refused_and_never_printed() {
         1,
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("401") || err.contains("authentication"), "{err}");
+    assert!(
+        err.contains("401") || err.contains("authentication"),
+        "{err}"
+    );
     assert!(!err.contains(wrong) && !err.contains(SECRET), "{err}");
 }
 
@@ -129,7 +151,10 @@ fn the_secret_comes_from_a_file_or_the_environment_never_a_flag() {
         2,
     );
     assert!(String::from_utf8_lossy(&none.stderr).contains("PVEDR_TOKEN_SECRET"));
-    run_code(bin("pve-ls-backups").args(["--api", "http://127.0.0.1:1", "--token", "a@pam!b"]), 2);
+    run_code(
+        bin("pve-ls-backups").args(["--api", "http://127.0.0.1:1", "--token", "a@pam!b"]),
+        2,
+    );
 }
 
 #[test]
@@ -144,5 +169,8 @@ fn an_audit_only_token_is_told_the_listing_may_leave_backups_out() {
         err.contains("Datastore.Allocate on /storage/") && err.contains("may be incomplete"),
         "{err}"
     );
-    assert!(json_lines(&out.stdout).is_empty(), "an auditor sees no backups");
+    assert!(
+        json_lines(&out.stdout).is_empty(),
+        "an auditor sees no backups"
+    );
 }
