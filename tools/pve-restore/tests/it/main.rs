@@ -1,4 +1,5 @@
 //! pve-restore's integration tests: one binary, a module per area, all through the built binaries.
 
+mod api;
 mod man;
 mod restore;

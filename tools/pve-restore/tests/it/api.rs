@@ -1,0 +1,212 @@
+//! pve-restore over the Proxmox REST API with API tokens.
+
+use pvedr_testkit::{ApiFront, SimNode, Sshd, bin, json_lines};
+use serde_json::{Value, json};
+
+const VM_BACKUP: &str = "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
+const SECRET: &str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
+
+fn restore(front: &ApiFront, token: &str, args: &[&str]) -> (Value, i32, String) {
+    let out = bin("pve-restore")
+        .args(["--api", &front.url(), "--token", token])
+        .arg("--ca")
+        .arg(front.ca_path())
+        .env("PVEDR_TOKEN_SECRET", SECRET)
+        .args(args)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stdout.contains(SECRET) && !err.contains(SECRET));
+    let rec = json_lines(&out.stdout)
+        .into_iter()
+        .find(|r| r["kind"] == "restore")
+        .unwrap_or(Value::Null);
+    (rec, out.status.code().unwrap_or(-1), err)
+}
+
+fn step<'a>(rec: &'a Value, name: &str) -> &'a Value {
+    rec["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["step"] == name))
+        .unwrap_or_else(|| panic!("no step {name}: {rec}"))
+}
+
+/// What restoring needs as `docs/api-tokens.md` lists it, but `VM.Allocate` when `allocate`
+/// is false.
+fn restore_role(allocate: bool) -> Value {
+    let mut vm = vec!["VM.Audit", "VM.Backup", "VM.PowerMgmt", "VM.Config.Network"];
+    if allocate {
+        vm.push("VM.Allocate");
+    }
+    json!([
+        {"path": "/", "roles": ["PVEAuditor"], "propagate": true},
+        {"path": "/storage", "privs": ["Datastore.Audit", "Datastore.AllocateSpace", "Datastore.Allocate"], "propagate": true},
+        {"path": "/vms", "privs": vm, "propagate": true}
+    ])
+}
+
+#[test]
+fn a_token_without_vm_allocate_is_refused_with_the_privilege_named_and_nothing_changed() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token("dr@pve!restore", SECRET, restore_role(false));
+    sim.clear_commands();
+    let (rec, code, err) = restore(
+        &front,
+        "dr@pve!restore",
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--target-id",
+            "9100",
+            "--no-archive-test",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused", "{rec}");
+    let msg = rec["error"]
+        .as_str()
+        .or(rec["message"].as_str())
+        .unwrap_or_default();
+    assert!(msg.contains("VM.Allocate on /vms/9100"), "{rec}");
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+    let posts: Vec<Value> = sim
+        .commands()
+        .into_iter()
+        .filter(|c| c["via"] == "api" && c["method"] != "GET")
+        .collect();
+    assert!(posts.is_empty(), "nothing but reads was sent: {posts:?}");
+}
+
+#[test]
+fn a_restore_over_the_api_runs_on_the_owning_node_and_polls_the_task_to_its_end() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start_with(&sim, &[("PVESIM_API_TASK_DELAY", "1")]);
+    front.add_token("dr@pve!restore", SECRET, restore_role(true));
+    let (rec, code, err) = restore(
+        &front,
+        "dr@pve!restore",
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--target-id",
+            "9100",
+            "--no-archive-test",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored", "{rec}");
+    let check = step(&rec, "check-archive");
+    assert_eq!(check["status"], "skipped", "{rec}");
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--no-archive-test")
+    );
+    let g = sim.read_json("guests/9100.json");
+    assert_eq!(g["restored_from"], VM_BACKUP);
+    assert_eq!(
+        g["node"], "pve1",
+        "local storage: restored on the node that holds it"
+    );
+    let restores: Vec<Value> = sim
+        .commands()
+        .into_iter()
+        .filter(|c| c["via"] == "api" && c["method"] == "POST")
+        .collect();
+    assert_eq!(restores.len(), 1, "{restores:?}");
+    assert_eq!(restores[0]["path"], "/api2/json/nodes/pve1/qemu");
+    let polls = sim
+        .commands()
+        .into_iter()
+        .filter(|c| c["via"] == "api" && c["path"].as_str().unwrap_or("").ends_with("/status"))
+        .count();
+    assert!(polls >= 2, "the task was polled while it ran: {polls}");
+}
+
+#[test]
+fn a_failed_task_brings_its_log_lines_into_the_record() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token("root@pam!dr", SECRET, Value::Null);
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "qmrestore", "exit": 255,
+                 "stdout": "restore vma archive: zstd -q -d -c /var/lib/vz/dump/x.vma.zst | vma extract -v -r /var/tmp/vzdumptmp.fifo - /var/tmp/vzdumptmp\n",
+                 "stderr": "command 'set -o pipefail && zstd' failed: exit code 133"}]),
+    );
+    let (rec, code, err) = restore(
+        &front,
+        "root@pam!dr",
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--target-id",
+            "9100",
+            "--no-archive-test",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    let s = step(&rec, "restore");
+    assert_eq!(s["status"], "failed", "{rec}");
+    let text = rec.to_string();
+    assert!(text.contains("exit code 133"), "{rec}");
+}
+
+#[test]
+fn a_vzdump_file_is_not_restored_untested_over_the_api() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token("root@pam!dr", SECRET, Value::Null);
+    sim.clear_commands();
+    let (rec, code, err) = restore(
+        &front,
+        "root@pam!dr",
+        &["--volid", VM_BACKUP, "--target-id", "9100", "--yes"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused", "{rec}");
+    assert!(rec.to_string().contains("--no-archive-test"), "{rec}");
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
+#[test]
+fn an_https_probe_checks_the_certificate_and_the_status() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    // Any local HTTPS server serves: the simulator's API answers an unknown path with 501.
+    let web = ApiFront::start(&sim);
+    let url = format!("http:{}/no/such/page=501", web.url());
+    let run = |ca: bool| {
+        let mut c = bin("pve-restore");
+        c.args(sshd.args())
+            .args(["--volid", VM_BACKUP, "--target-id", "9100", "--yes"])
+            .args(["--start", "--probe", &url, "--probe-retries", "1"]);
+        if ca {
+            c.arg("--ca").arg(web.ca_path());
+        }
+        let out = c.output().expect("run");
+        let rec = json_lines(&out.stdout)
+            .into_iter()
+            .find(|r| r["kind"] == "restore")
+            .unwrap_or(Value::Null);
+        (rec, out.status.code())
+    };
+    let (rec, code) = run(true);
+    assert_eq!(code, Some(0), "{rec}");
+    assert_eq!(rec["verify"][0]["status"], "ok", "{rec}");
+    assert!(
+        rec["verify"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("answered 501")
+    );
+    // Without the CA the certificate is not trusted: the probe fails.
+    let (rec, _) = run(false);
+    assert_ne!(rec["verify"][0]["status"], "ok", "{rec}");
+}
