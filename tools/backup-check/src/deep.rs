@@ -99,6 +99,16 @@ pub fn check_remote(t: &dyn Transport, backups: &[&Backup]) -> pvedr::Result<Fou
                 && validate::volid(&b.volid).is_ok()
         })
         .collect();
+    if !t.has_shell() {
+        // Over the API no archive can be read: each file is UNKNOWN, said plainly; PBS
+        // snapshots keep their verification state.
+        let why = "not read: over the API no archive can be read (use --host over SSH, or --dir, for --deep)";
+        let untested = files
+            .iter()
+            .map(|b| (b.volid.clone(), why.to_string()))
+            .collect();
+        return Ok((HashMap::new(), untested, 0));
+    }
     let path_cmds: Vec<RemoteCommand> = files
         .iter()
         .map(|b| {

@@ -133,3 +133,29 @@ fn the_same_token_over_nagios_says_unknown_in_one_line() {
     let line = String::from_utf8_lossy(&out.stdout);
     assert!(line.starts_with("BACKUP UNKNOWN"), "{line}");
 }
+
+#[test]
+fn deep_over_the_api_says_the_archives_were_not_read() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token("monitor@pve!check", SECRET, listing_role());
+    let (checks, code, err) = run(bin("backup-check")
+        .args(["--api", &front.url(), "--token", "monitor@pve!check"])
+        .args(["--fingerprint", &front.fingerprint(), "--deep"])
+        .env("PVEDR_TOKEN_SECRET", SECRET));
+    // The demo has real CRITICALs (a failed PBS verification, a guest never backed up).
+    assert_eq!(code, 2, "{err}");
+    let integrity: Vec<&Value> = checks
+        .iter()
+        .filter(|c| c["check"] == "integrity")
+        .collect();
+    assert!(
+        integrity.iter().any(|c| c["status"] == "unknown"
+            && c["message"].as_str().unwrap_or("").contains("over the API")),
+        "{integrity:?}"
+    );
+    assert!(
+        !integrity.iter().any(|c| c["status"] == "critical"),
+        "{integrity:?}"
+    );
+}

@@ -210,3 +210,58 @@ fn an_https_probe_checks_the_certificate_and_the_status() {
     let (rec, _) = run(false);
     assert_ne!(rec["verify"][0]["status"], "ok", "{rec}");
 }
+
+#[test]
+fn an_overwrite_on_another_node_takes_its_safety_point_there_over_the_api() {
+    // Connected to pve1; guest 102 lives on pve2: stop, vzdump and restore go to /nodes/pve2.
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token("dr@pve!restore", SECRET, restore_role(true));
+    let (rec, code, err) = restore(
+        &front,
+        "dr@pve!restore",
+        &[
+            "--vmid",
+            "102",
+            "--force",
+            "--yes",
+            "--safety-storage",
+            "nas",
+            "--no-archive-test",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert_eq!(rec["node"], "pve2");
+    assert!(
+        rec["safety_point"]["volid"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("nas:backup/")),
+        "{rec}"
+    );
+    let writes: Vec<String> = sim
+        .commands()
+        .into_iter()
+        .filter(|c| c["via"] == "api" && c["method"] != "GET")
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["method"].as_str().unwrap_or(""),
+                c["path"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            "POST /api2/json/nodes/pve2/qemu/102/status/stop",
+            "POST /api2/json/nodes/pve2/vzdump",
+            "POST /api2/json/nodes/pve2/qemu",
+        ],
+        "{writes:?}"
+    );
+    assert_eq!(
+        sim.read_json("guests/102.json")["restored_from"],
+        rec["volid"]
+    );
+}
