@@ -38,7 +38,11 @@ fn prune(front: &ApiFront) -> (Vec<Value>, Vec<Value>, i32, String) {
         .args(["--storage", "local"])
         .output()
         .expect("list");
-    assert!(listing.status.success(), "{}", String::from_utf8_lossy(&listing.stderr));
+    assert!(
+        listing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
     let out = api(front, "backup-prune")
         .args(["--keep-daily", "3", "--timezone", "UTC", "--apply"])
         .write_stdin(listing.stdout)
@@ -46,8 +50,9 @@ fn prune(front: &ApiFront) -> (Vec<Value>, Vec<Value>, i32, String) {
         .expect("prune");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!err.contains(SECRET));
-    let (steps, marked): (Vec<Value>, Vec<Value>) =
-        json_lines(&out.stdout).into_iter().partition(|r| r["kind"] == "step");
+    let (steps, marked): (Vec<Value>, Vec<Value>) = json_lines(&out.stdout)
+        .into_iter()
+        .partition(|r| r["kind"] == "step");
     (marked, steps, out.status.code().unwrap_or(-1), err)
 }
 
@@ -95,7 +100,10 @@ fn a_failed_delete_task_is_reported_with_proxmox_words() {
     let failed: Vec<&Value> = steps.iter().filter(|s| s["status"] == "failed").collect();
     assert_eq!(failed.len(), 1, "{steps:?}");
     assert!(
-        failed[0]["message"].as_str().unwrap_or("").contains("Device or resource busy"),
+        failed[0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Device or resource busy"),
         "{failed:?}"
     );
     let after = files(&sim);

@@ -1,6 +1,7 @@
 //! pve-snapshot's integration tests: one binary, a module per area, all through the built
 //! binaries against the simulator over a real sshd.
 
+mod api;
 mod cli;
 mod create;
 mod ls;
