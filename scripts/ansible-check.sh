@@ -25,13 +25,16 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 root=$tmp/root
 secret='ci-"secret"-$HOME-\x'
+token_secret='0b1c2d3e-api-$PATH'
 cat > "$tmp/vars.json" <<JSON
 {"pvedr_deb": "$(readlink -f "$deb")", "pvedr_prefix": "$root",
  "pvedr_etc": "$root/etc/pvedr", "pvedr_systemd_dir": "$root/etc/systemd/system",
  "pvedr_cache_dir": "$tmp/cache", "pvedr_enable_timers": false,
  "pvedr_host": "pve1", "pvedr_s3_endpoint": "http://127.0.0.1:9000",
  "pvedr_s3_bucket": "pvedr-offsite", "pvedr_s3_prefix": "pve1/dump",
- "pvedr_s3_access_key_id": "ci-key", "pvedr_s3_secret_access_key": $(jq -Rn --arg s "$secret" '$s')}
+ "pvedr_s3_access_key_id": "ci-key", "pvedr_s3_secret_access_key": $(jq -Rn --arg s "$secret" '$s'),
+ "pvedr_api_url": "https://pve1:8006", "pvedr_api_token": "monitor@pve!check",
+ "pvedr_api_fingerprint": "AA:BB", "pvedr_api_token_secret": $(jq -Rn --arg s "$token_secret" '$s')}
 JSON
 cat > "$tmp/site.yml" <<'YML'
 - name: Apply the pvedr role
@@ -45,6 +48,7 @@ play() {
     ansible-playbook -c local -i localhost, -e "@$tmp/vars.json" "$tmp/site.yml" > "$tmp/$1.log" 2>&1 ||
     { cat "$tmp/$1.log" >&2; fail "ansible-playbook ($1 run)"; }
   ! grep -qF -- "$secret" "$tmp/$1.log" || fail "the secret shows in Ansible's output"
+  ! grep -qF -- "$token_secret" "$tmp/$1.log" || fail "the token secret shows in Ansible's output"
 }
 play first
 grep -qE 'localhost +: ok=[0-9]+ +changed=[1-9]' "$tmp/first.log" || fail "the first run changed nothing"
@@ -55,7 +59,10 @@ done
 env=$root/etc/pvedr/pvedr.env
 [ "$(stat -c '%a %U' "$env")" = "600 root" ] || fail "$env is $(stat -c '%a %U' "$env"), not 600 root"
 got=$(env -i bash -c "set -a; . '$env'; printf '%s|%s|%s' \"\$PVEDR_HOST\" \"\$PVEDR_S3_BUCKET\" \"\$AWS_SECRET_ACCESS_KEY\"")
-[ "$got" = "pve1|pvedr-offsite|$secret" ] || fail "$env reads back as '$got'"
+# The API takes the place of SSH: no PVEDR_HOST beside PVEDR_API.
+[ "$got" = "|pvedr-offsite|$secret" ] || fail "$env reads back as '$got'"
+got=$(env -i bash -c "set -a; . '$env'; printf '%s|%s|%s|%s' \"\$PVEDR_API\" \"\$PVEDR_TOKEN\" \"\$PVEDR_TOKEN_SECRET\" \"\$PVEDR_FINGERPRINT\"")
+[ "$got" = "https://pve1:8006|monitor@pve!check|$token_secret|AA:BB" ] || fail "$env: the API settings read back as '$got'"
 for timer in pvedr-backup-check.timer pvedr-backup-sync.timer; do
   grep -q '^OnCalendar=.' "$root/etc/systemd/system/$timer.d/schedule.conf" || fail "no schedule drop-in for $timer"
   [ -f "$root/lib/systemd/system/$timer" ] || fail "$timer not in the prefix"

@@ -32,7 +32,7 @@ pub struct ConnectArgs {
     pub token: Option<String>,
 
     /// File whose first line is the API token's secret (e.g. a systemd credential).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "PVEDR_TOKEN_SECRET_FILE")]
     pub token_secret_file: Option<PathBuf>,
 
     #[command(flatten)]

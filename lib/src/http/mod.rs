@@ -26,13 +26,13 @@ pub use pin::Fingerprint;
 pub struct TlsArgs {
     /// PEM file of the CA(s) that signed the server's certificate (a Proxmox cluster's
     /// `/etc/pve/pve-root-ca.pem`), instead of the system's CAs.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "PVEDR_CA")]
     pub ca: Option<PathBuf>,
 
     /// Trust exactly the certificate with this SHA-256 fingerprint (`pvenode cert info`;
     /// `AA:BB:…` or plain hex), whoever signed it. A different certificate is refused
     /// before any request is sent.
-    #[arg(long, value_name = "SHA256", value_parser = Fingerprint::parse_arg)]
+    #[arg(long, value_name = "SHA256", env = "PVEDR_FINGERPRINT", value_parser = Fingerprint::parse_arg)]
     pub fingerprint: Option<Fingerprint>,
 }
 
