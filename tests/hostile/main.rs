@@ -83,14 +83,10 @@ fn run_all(sim: &SimNode, cases: &[Case]) -> (Vec<String>, Vec<String>) {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let code = out.status.code();
         let tag = format!("{} [{}] {:?}", c.label, c.tool, c.args);
-        // KNOWN_BUGS: pve-snapshot reads argv with std::env::args(), which panics on
-        // non-UTF-8 (exit 101, std/src/env.rs:864). Reported; printed, not failed.
-        if c.tool == "pve-snapshot" && code == Some(101) && c.args.iter().any(|a| a.to_str().is_none()) {
-            soft.push(format!("KNOWN_BUG {tag}: exit 101, panic in std::env::args on non-UTF-8 argv"));
-            continue;
-        }
         match code {
-            None => hard.push(format!("{tag}: killed (timeout or signal); stderr {stderr}")),
+            None => hard.push(format!(
+                "{tag}: killed (timeout or signal); stderr {stderr}"
+            )),
             Some(101) => hard.push(format!("{tag}: exit 101 (panic): {stderr}")),
             Some(n) if !documented(c.tool).contains(&n) => {
                 hard.push(format!("{tag}: undocumented exit {n}: {stderr}"));
@@ -102,12 +98,20 @@ fn run_all(sim: &SimNode, cases: &[Case]) -> (Vec<String>, Vec<String>) {
                     soft.push(format!("{tag}: exit {n}, expected {w}: {}", stderr.trim()));
                 }
                 if n != 0 && !stderr.trim().is_empty() {
-                    let prefixed = stderr
-                        .lines()
-                        .filter(|l| !l.trim().is_empty())
-                        .all(|l| l.starts_with(&format!("{}:", c.tool)) || l.starts_with(' ') || l.starts_with("Usage") || l.starts_with("For more") || l.starts_with("  "));
-                    if !prefixed && !stderr.contains(&format!("{}:", c.tool)) && !stderr.starts_with("error:") {
-                        soft.push(format!("{tag}: stderr not prefixed with the tool name: {stderr:?}"));
+                    let prefixed = stderr.lines().filter(|l| !l.trim().is_empty()).all(|l| {
+                        l.starts_with(&format!("{}:", c.tool))
+                            || l.starts_with(' ')
+                            || l.starts_with("Usage")
+                            || l.starts_with("For more")
+                            || l.starts_with("  ")
+                    });
+                    if !prefixed
+                        && !stderr.contains(&format!("{}:", c.tool))
+                        && !stderr.starts_with("error:")
+                    {
+                        soft.push(format!(
+                            "{tag}: stderr not prefixed with the tool name: {stderr:?}"
+                        ));
                     }
                 }
                 if n != 0 && stderr.trim().is_empty() {
@@ -119,8 +123,10 @@ fn run_all(sim: &SimNode, cases: &[Case]) -> (Vec<String>, Vec<String>) {
             hard.push(format!("{tag}: panicked: {stderr}"));
         }
         for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if serde_json::from_str::<serde_json::Value>(line).map(|v| v.is_object()).unwrap_or(false) == false {
-                hard.push(format!("{tag}: stdout line is not a JSON object: {line:.200}"));
+            if !serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v.is_object()) {
+                hard.push(format!(
+                    "{tag}: stdout line is not a JSON object: {line:.200}"
+                ));
                 break;
             }
         }
@@ -137,7 +143,11 @@ fn run_all(sim: &SimNode, cases: &[Case]) -> (Vec<String>, Vec<String>) {
 }
 
 fn report(name: &str, n: usize, hard: &[String], soft: &[String]) {
-    eprintln!("{name}: {n} cases, {} failures, {} findings", hard.len(), soft.len());
+    eprintln!(
+        "{name}: {n} cases, {} failures, {} findings",
+        hard.len(),
+        soft.len()
+    );
     for s in soft {
         eprintln!("FINDING {s}");
     }
@@ -154,8 +164,16 @@ fn ssh_args(sshd: &Sshd) -> Vec<OsString> {
 
 /// A real `backup` record from the simulator, as a JSON object.
 fn a_backup_record(sshd: &Sshd) -> serde_json::Value {
-    let out = bin("pve-ls-backups").args(sshd.args()).timeout(Duration::from_secs(30)).output().unwrap();
-    let line = String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_owned).unwrap_or_default();
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(str::to_owned)
+        .unwrap_or_default();
     serde_json::from_str(&line).unwrap_or_else(|_| serde_json::json!({"kind":"backup","node":"pve1","storage":"local","volid":"local:backup/vzdump-qemu-100-2024_01_14-01_00_00.vma.zst","vmid":100,"subtype":"qemu","ctime":1705194000}))
 }
 
@@ -174,14 +192,54 @@ fn argv_places() -> Vec<(&'static str, Vec<&'static str>, &'static str, Option<i
         ("backup-check", vec![], "--max-age", Some(3)),
         ("backup-check", vec![], "--timezone", Some(3)),
         ("pve-restore", vec!["--dry-run"], "--vmid", Some(2)),
-        ("pve-restore", vec!["--dry-run", "--vmid", "100"], "--volid", None),
-        ("pve-restore", vec!["--dry-run", "--vmid", "100"], "--node", None),
-        ("pve-restore", vec!["--dry-run", "--vmid", "100"], "--storage", None),
-        ("pve-restore", vec!["--dry-run", "--vmid", "100"], "--date", Some(2)),
-        ("pve-restore", vec!["--dry-run", "--vmid", "100"], "--snapshot", None),
-        ("pve-restore", vec!["--dry-run", "--vmid", "100", "--start"], "--probe", Some(2)),
-        ("pve-snapshot", vec!["create", "--dry-run"], "--vmid", Some(2)),
-        ("pve-snapshot", vec!["create", "--dry-run", "--vmid", "100"], "--label", Some(2)),
+        (
+            "pve-restore",
+            vec!["--dry-run", "--vmid", "100"],
+            "--volid",
+            None,
+        ),
+        (
+            "pve-restore",
+            vec!["--dry-run", "--vmid", "100"],
+            "--node",
+            None,
+        ),
+        (
+            "pve-restore",
+            vec!["--dry-run", "--vmid", "100"],
+            "--storage",
+            None,
+        ),
+        (
+            "pve-restore",
+            vec!["--dry-run", "--vmid", "100"],
+            "--date",
+            Some(2),
+        ),
+        (
+            "pve-restore",
+            vec!["--dry-run", "--vmid", "100"],
+            "--snapshot",
+            None,
+        ),
+        (
+            "pve-restore",
+            vec!["--dry-run", "--vmid", "100", "--start"],
+            "--probe",
+            Some(2),
+        ),
+        (
+            "pve-snapshot",
+            vec!["create", "--dry-run"],
+            "--vmid",
+            Some(2),
+        ),
+        (
+            "pve-snapshot",
+            vec!["create", "--dry-run", "--vmid", "100"],
+            "--label",
+            Some(2),
+        ),
         ("pve-snapshot", vec!["create", "--dry-run"], "--pool", None),
         ("pve-snapshot", vec!["create", "--dry-run"], "--tag", None),
         ("pve-snapshot", vec!["ls"], "--vmid", Some(2)),
@@ -208,7 +266,14 @@ fn argv_values_over_ssh() {
             args.push(os(flag));
             args.push(v.clone());
             let stdin = (tool == "backup-prune").then(Vec::new);
-            cases.push(Case { tool, args, stdin, env: vec![], want, label: format!("argv {flag}") });
+            cases.push(Case {
+                tool,
+                args,
+                stdin,
+                env: vec![],
+                want,
+                label: format!("argv {flag}"),
+            });
         }
     }
     let (h, s) = run_all(&sim, &cases);
@@ -225,7 +290,14 @@ fn host_values() {
             if tool == "pve-restore" {
                 args.extend([os("--dry-run"), os("--vmid"), os("100")]);
             }
-            cases.push(Case { tool, args, stdin: None, env: vec![], want: None, label: "argv --host".into() });
+            cases.push(Case {
+                tool,
+                args,
+                stdin: None,
+                env: vec![],
+                want: None,
+                label: "argv --host".into(),
+            });
         }
     }
     let (h, s) = run_all(&sim, &cases);
@@ -245,14 +317,51 @@ fn s3_values() {
     ];
     let mut cases = Vec::new();
     let places: Vec<(&str, Vec<&str>, &str)> = vec![
-        ("tfstate-versions", vec!["list", "--endpoint", ep, "--env", "prod"], "--bucket"),
-        ("tfstate-versions", vec!["list", "--endpoint", ep, "--bucket", "b"], "--env"),
-        ("tfstate-versions", vec!["list", "--endpoint", ep, "--bucket", "b", "--env", "prod"], "--key"),
-        ("tfstate-versions", vec!["list", "--endpoint", ep, "--bucket", "b", "--env", "prod"], "--workspace"),
-        ("tfstate-versions", vec!["show", "--endpoint", ep, "--bucket", "b", "--env", "prod", "--"], ""),
+        (
+            "tfstate-versions",
+            vec!["list", "--endpoint", ep, "--env", "prod"],
+            "--bucket",
+        ),
+        (
+            "tfstate-versions",
+            vec!["list", "--endpoint", ep, "--bucket", "b"],
+            "--env",
+        ),
+        (
+            "tfstate-versions",
+            vec!["list", "--endpoint", ep, "--bucket", "b", "--env", "prod"],
+            "--key",
+        ),
+        (
+            "tfstate-versions",
+            vec!["list", "--endpoint", ep, "--bucket", "b", "--env", "prod"],
+            "--workspace",
+        ),
+        (
+            "tfstate-versions",
+            vec![
+                "show",
+                "--endpoint",
+                ep,
+                "--bucket",
+                "b",
+                "--env",
+                "prod",
+                "--",
+            ],
+            "",
+        ),
         ("backup-sync", vec!["ls", "--endpoint", ep], "--to"),
-        ("minio-rebuild", vec!["--dry-run", "--endpoint", ep, "--bucket", "b"], "--env"),
-        ("minio-rebuild", vec!["--dry-run", "--endpoint", ep, "--env", "prod"], "--bucket"),
+        (
+            "minio-rebuild",
+            vec!["--dry-run", "--endpoint", ep, "--bucket", "b"],
+            "--env",
+        ),
+        (
+            "minio-rebuild",
+            vec!["--dry-run", "--endpoint", ep, "--env", "prod"],
+            "--bucket",
+        ),
     ];
     for (tool, pre, flag) in places {
         for v in argv_values() {
@@ -261,7 +370,14 @@ fn s3_values() {
                 args.push(os(flag));
             }
             args.push(v);
-            cases.push(Case { tool, args, stdin: None, env: env.clone(), want: None, label: format!("s3 {flag}") });
+            cases.push(Case {
+                tool,
+                args,
+                stdin: None,
+                env: env.clone(),
+                want: None,
+                label: format!("s3 {flag}"),
+            });
         }
     }
     let (h, s) = run_all(&sim, &cases);
@@ -291,18 +407,43 @@ fn hostile_record_fields() {
             r[field] = v.clone();
             let line = format!("{}\n", r).into_bytes();
             for (tool, pre) in [
-                ("backup-prune", vec!["--keep-last", "0", "--apply", "--force"]),
+                (
+                    "backup-prune",
+                    vec!["--keep-last", "0", "--apply", "--force"],
+                ),
                 ("pve-restore", vec!["--dry-run"]),
                 ("backup-check", vec![]),
             ] {
                 let mut args = ssh_args(&sshd);
                 args.extend(pre.iter().map(|s| os(s)));
-                cases.push(Case { tool, args, stdin: Some(line.clone()), env: vec![], want: None, label: format!("record {field}={v}") });
+                cases.push(Case {
+                    tool,
+                    args,
+                    stdin: Some(line.clone()),
+                    env: vec![],
+                    want: None,
+                    label: format!("record {field}={v}"),
+                });
             }
             let mut args = vec![os("push")];
             args.extend(ssh_args(&sshd));
-            args.extend([os("--to"), os("s3://b/p"), os("--endpoint"), os("http://127.0.0.1:9")]);
-            cases.push(Case { tool: "backup-sync", args, stdin: Some(line), env: vec![("AWS_ACCESS_KEY_ID".into(), os("x")), ("AWS_SECRET_ACCESS_KEY".into(), os("y"))], want: None, label: format!("record {field}={v}") });
+            args.extend([
+                os("--to"),
+                os("s3://b/p"),
+                os("--endpoint"),
+                os("http://127.0.0.1:9"),
+            ]);
+            cases.push(Case {
+                tool: "backup-sync",
+                args,
+                stdin: Some(line),
+                env: vec![
+                    ("AWS_ACCESS_KEY_ID".into(), os("x")),
+                    ("AWS_SECRET_ACCESS_KEY".into(), os("y")),
+                ],
+                want: None,
+                label: format!("record {field}={v}"),
+            });
         }
     }
     let (h, s) = run_all(&sim, &cases);
@@ -316,28 +457,59 @@ fn malformed_json_lines() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
     let inputs: Vec<(&str, Vec<u8>)> = vec![
-        ("10MB line", { let mut v = b"{\"kind\":\"backup\",\"notes\":\"".to_vec(); v.extend(std::iter::repeat_n(b'a', 10 << 20)); v.extend(b"\"}\n"); v }),
-        ("100k [", { let mut v = vec![b'['; 100_000]; v.push(b'\n'); v }),
-        ("duplicate keys", br#"{"kind":"backup","vmid":100,"vmid":"x;id","node":"pve1","node":"-rf"}"#.to_vec()),
-        ("wrong kind", b"{\"kind\":\"guest\",\"vmid\":100}\n".to_vec()),
+        ("10MB line", {
+            let mut v = b"{\"kind\":\"backup\",\"notes\":\"".to_vec();
+            v.extend(std::iter::repeat_n(b'a', 10 << 20));
+            v.extend(b"\"}\n");
+            v
+        }),
+        ("100k [", {
+            let mut v = vec![b'['; 100_000];
+            v.push(b'\n');
+            v
+        }),
+        (
+            "duplicate keys",
+            br#"{"kind":"backup","vmid":100,"vmid":"x;id","node":"pve1","node":"-rf"}"#.to_vec(),
+        ),
+        (
+            "wrong kind",
+            b"{\"kind\":\"guest\",\"vmid\":100}\n".to_vec(),
+        ),
         ("kind number", b"{\"kind\":7}\n".to_vec()),
         ("array", b"[1,2,3]\n".to_vec()),
-        ("binary junk", (0..4096u32).map(|i| (i * 37 % 256) as u8).collect()),
+        (
+            "binary junk",
+            (0..4096u32).map(|i| (i * 37 % 256) as u8).collect(),
+        ),
         ("NUL", b"{\"kind\":\"backup\"}\0\n".to_vec()),
         ("truncated", b"{\"kind\":\"backup\",\"vmid\":".to_vec()),
-        ("invalid utf8", b"{\"kind\":\"backup\",\"node\":\"\xff\xfe\"}\n".to_vec()),
+        (
+            "invalid utf8",
+            b"{\"kind\":\"backup\",\"node\":\"\xff\xfe\"}\n".to_vec(),
+        ),
     ];
     let mut cases = Vec::new();
     for (name, data) in &inputs {
         for (tool, pre) in [
-            ("backup-prune", vec!["--keep-last", "1", "--apply", "--force"]),
+            (
+                "backup-prune",
+                vec!["--keep-last", "1", "--apply", "--force"],
+            ),
             ("backup-prune", vec!["--keep-last", "1"]),
             ("pve-restore", vec!["--dry-run"]),
             ("backup-check", vec![]),
         ] {
             let mut args = ssh_args(&sshd);
             args.extend(pre.iter().map(|s| os(s)));
-            cases.push(Case { tool, args, stdin: Some(data.clone()), env: vec![], want: None, label: format!("stdin {name}") });
+            cases.push(Case {
+                tool,
+                args,
+                stdin: Some(data.clone()),
+                env: vec![],
+                want: None,
+                label: format!("stdin {name}"),
+            });
         }
     }
     let (h, s) = run_all(&sim, &cases);
