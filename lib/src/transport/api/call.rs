@@ -70,12 +70,7 @@ pub fn translate(argv: &[String], node: &str) -> Result<Call, NoApi> {
             let mut params = vec![kv("vmid", vmid), kv("archive", archive)];
             params.extend(options(rest).ok_or_else(no)?);
             let needs = vec![Need::vm(vmid, &["VM.Allocate"])];
-            Ok(worker(
-                Method::Post,
-                &format!("/nodes/{node}/qemu"),
-                params,
-                needs,
-            ))
+            worker(Method::Post, &format!("/nodes/{node}/qemu"), params, needs).ok_or_else(no)
         }
         ["pct", "restore", vmid, archive, rest @ ..] => {
             let vmid = id(vmid).ok_or_else(no)?;
@@ -86,24 +81,20 @@ pub fn translate(argv: &[String], node: &str) -> Result<Call, NoApi> {
             ];
             params.extend(options(rest).ok_or_else(no)?);
             let needs = vec![Need::vm(vmid, &["VM.Allocate"])];
-            Ok(worker(
-                Method::Post,
-                &format!("/nodes/{node}/lxc"),
-                params,
-                needs,
-            ))
+            worker(Method::Post, &format!("/nodes/{node}/lxc"), params, needs).ok_or_else(no)
         }
         ["vzdump", vmid, rest @ ..] => {
             let vmid = id(vmid).ok_or_else(no)?;
             let mut params = vec![kv("vmid", vmid)];
             params.extend(options(rest).ok_or_else(no)?);
             let needs = vec![Need::vm(vmid, &["VM.Backup"])];
-            Ok(worker(
+            worker(
                 Method::Post,
                 &format!("/nodes/{node}/vzdump"),
                 params,
                 needs,
-            ))
+            )
+            .ok_or_else(no)
         }
         [tool @ ("qm" | "pct"), verb, vmid, rest @ ..] => {
             let kind = if *tool == "qm" { "qemu" } else { "lxc" };
@@ -120,11 +111,12 @@ pub fn translate(argv: &[String], node: &str) -> Result<Call, NoApi> {
         ["pvesm", verb @ ("path" | "free"), volid] if validate::volid(volid).is_ok() => {
             let (sid, _) = volid.split_once(':').ok_or_else(no)?;
             let path = format!("/nodes/{node}/storage/{sid}/content/{volid}");
-            Ok(if *verb == "path" {
+            if *verb == "path" {
                 get(&path, Vec::new(), Render::Field("path"))
             } else {
                 worker(Method::Delete, &path, Vec::new(), Vec::new())
-            })
+            }
+            .ok_or_else(no)
         }
         _ => Err(no()),
     }
@@ -157,20 +149,22 @@ fn guest(kind: &str, verb: &str, vmid: u64, rest: &[&str], node: &str) -> Option
     let base = format!("/nodes/{node}/{kind}/{vmid}");
     let power = &["VM.PowerMgmt"];
     let snap = &["VM.Snapshot"];
-    Some(match (verb, rest) {
+    // A snapshot name is one path segment: no `/`, no `..`.
+    let named = |name: &str| validate::snapshot_name(name).is_ok();
+    match (verb, rest) {
         ("status", []) => get(
             &format!("{base}/status/current"),
             Vec::new(),
             Render::Status,
         ),
         ("config", opts) => get(&format!("{base}/config"), options(opts)?, Render::Config),
-        ("set", opts) => Call {
+        ("set", opts) => Some(Call {
             method: Method::Put,
             path: api_path(&format!("{base}/config"))?,
             params: options(opts)?,
             render: Render::Json,
             needs: vec![Need::vm(vmid, &["VM.Config.Options"])],
-        },
+        }),
         (action @ ("start" | "stop" | "shutdown" | "reboot" | "suspend" | "resume"), opts) => {
             let path = format!("{base}/status/{action}");
             worker(
@@ -190,7 +184,7 @@ fn guest(kind: &str, verb: &str, vmid: u64, rest: &[&str], node: &str) -> Option
             let path = format!("{base}/snapshot");
             worker(Method::Post, &path, params, vec![Need::vm(vmid, snap)])
         }
-        ("delsnapshot", [name, opts @ ..]) => {
+        ("delsnapshot", [name, opts @ ..]) if named(name) => {
             let path = format!("{base}/snapshot/{name}");
             worker(
                 Method::Delete,
@@ -199,41 +193,48 @@ fn guest(kind: &str, verb: &str, vmid: u64, rest: &[&str], node: &str) -> Option
                 vec![Need::vm(vmid, snap)],
             )
         }
-        ("rollback", [name, opts @ ..]) => {
+        ("rollback", [name, opts @ ..]) if named(name) => {
             let path = format!("{base}/snapshot/{name}/rollback");
             let needs = vec![Need::vm(vmid, &["VM.Snapshot.Rollback"])];
             worker(Method::Post, &path, options(opts)?, needs)
         }
         ("listsnapshot", []) => get(&format!("{base}/snapshot"), Vec::new(), Render::Json),
-        ("guest", ["cmd", "ping"]) if kind == "qemu" => Call {
+        ("guest", ["cmd", "ping"]) if kind == "qemu" => Some(Call {
             method: Method::Post,
             path: api_path(&format!("{base}/agent/ping"))?,
             params: Vec::new(),
             render: Render::Json,
             needs: vec![Need::vm(vmid, &["VM.Monitor"])],
-        },
-        _ => return None,
-    })
+        }),
+        _ => None,
+    }
 }
 
-fn get(path: &str, params: Vec<(String, String)>, render: Render) -> Call {
-    Call {
+/// A read; `None` when the path has an empty, `.` or `..` segment.
+fn get(path: &str, params: Vec<(String, String)>, render: Render) -> Option<Call> {
+    Some(Call {
         method: Method::Get,
-        path: api_path(path).unwrap_or_else(|| path.to_string()),
+        path: api_path(path)?,
         params,
         render,
         needs: Vec::new(),
-    }
+    })
 }
 
-fn worker(method: Method, path: &str, params: Vec<(String, String)>, needs: Vec<Need>) -> Call {
-    Call {
+/// A change (its answer may be a UPID to follow); `None` as for [`get`].
+fn worker(
+    method: Method,
+    path: &str,
+    params: Vec<(String, String)>,
+    needs: Vec<Need>,
+) -> Option<Call> {
+    Some(Call {
         method,
-        path: api_path(path).unwrap_or_else(|| path.to_string()),
+        path: api_path(path)?,
         params,
         render: Render::Json,
         needs,
-    }
+    })
 }
 
 fn kv(k: &str, v: impl ToString) -> (String, String) {
@@ -381,6 +382,8 @@ mod tests {
             &["zstd", "-q", "-t", "--", "/x.zst"],
             &["cat", "--", "/x"],
             &["pct", "exec", "200", "--", "true"],
+            &["qm", "delsnapshot", "100", "a/../../x"],
+            &["qm", "rollback", "100", ".."],
             &["pvesh", "get", "/nodes/../x"],
             &["qmrestore", "a", "not-a-vmid"],
         ] {

@@ -14,6 +14,8 @@ use crate::validate;
 
 /// Log lines asked for at a time.
 const PAGE: usize = 1000;
+/// Lines read at most: a log that never ends (or pages of empty lines) cannot hold the run.
+const MAX_LINES: usize = 1_000_000;
 
 pub fn wait(api: &Api, upid: &str, limit: Duration) -> Result<CommandOutput> {
     let node = upid
@@ -77,7 +79,7 @@ fn read_log(api: &Api, base: &str) -> Result<String> {
                 text.push('\n');
             }
         }
-        if lines.len() < PAGE || text.len() > MAX_OUTPUT {
+        if lines.len() < PAGE || text.len() > MAX_OUTPUT || start + lines.len() >= MAX_LINES {
             return Ok(text);
         }
         start += lines.len();
