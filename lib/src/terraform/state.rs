@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,13 +61,60 @@ pub fn parse(bytes: &[u8]) -> Result<(Map<String, Value>, StateInfo), String> {
     Ok((m, info))
 }
 
-/// The state with a new serial; field order and everything else kept (Terraform's own
-/// indentation).
-pub fn with_serial(mut m: Map<String, Value>, serial: u64) -> Vec<u8> {
-    m.insert("serial".into(), Value::from(serial));
-    let mut out = serde_json::to_vec_pretty(&Value::Object(m)).unwrap_or_default();
-    out.push(b'\n');
-    out
+/// The state with a new serial and every other byte of each top-level field as it was:
+/// re-printing parsed numbers would turn Terraform's arbitrary-precision numbers (an
+/// integer past 2^64, a float with 17 digits) into nearby others. Top-level fields are
+/// laid out as Terraform writes them (two-space indentation).
+pub fn with_serial(bytes: &[u8], serial: u64) -> Result<Vec<u8>, String> {
+    let fields: Fields = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let serial = serial.to_string();
+    let mut out = b"{\n".to_vec();
+    let mut seen = false;
+    for (i, (key, raw)) in fields.0.iter().enumerate() {
+        let value = if key == "serial" {
+            seen = true;
+            serial.as_str()
+        } else {
+            raw.get()
+        };
+        field(&mut out, key, value, i + 1 < fields.0.len() || !seen);
+    }
+    if !seen {
+        field(&mut out, "serial", &serial, false);
+    }
+    out.extend_from_slice(b"}\n");
+    Ok(out)
+}
+
+fn field(out: &mut Vec<u8>, key: &str, value: &str, more: bool) {
+    out.extend_from_slice(b"  ");
+    out.extend_from_slice(Value::from(key).to_string().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(if more { b",\n" } else { b"\n" });
+}
+
+/// A JSON object's top-level fields in order, each value's text untouched.
+struct Fields(Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Fields, A::Error> {
+                let mut v = Vec::new();
+                while let Some(kv) = a.next_entry::<String, Box<RawValue>>()? {
+                    v.push(kv);
+                }
+                Ok(Fields(v))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 /// `type.name` (with module and index) → the instances' attributes.
@@ -138,10 +187,10 @@ mod tests {
 
     #[test]
     fn parse_and_bump() {
-        let (m, i) = parse(S.as_bytes()).expect("valid");
+        let (_, i) = parse(S.as_bytes()).expect("valid");
         assert_eq!((i.serial, i.lineage.as_str(), i.resources), (3, "L", 1));
         assert_eq!(i.outputs, vec!["a"]);
-        let bumped = with_serial(m, 9);
+        let bumped = with_serial(S.as_bytes(), 9).expect("bumped");
         let (m2, i2) = parse(&bumped).expect("valid");
         assert_eq!(i2.serial, 9);
         let keys: Vec<&String> = m2.keys().collect();
@@ -158,6 +207,18 @@ mod tests {
             ]
         );
         assert!(parse(b"{\"version\":4}").is_err());
+        // Numbers Terraform keeps exactly and f64 does not: the bump leaves their text alone.
+        let big = S.replace(
+            "\"input\":\"x\"",
+            "\"input\":18446744073709551617.10000000000000001",
+        );
+        let out = with_serial(big.as_bytes(), 4).expect("bumped");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            text.contains("18446744073709551617.10000000000000001"),
+            "{text}"
+        );
+        assert!(text.contains("\"serial\": 4,"), "{text}");
         assert!(parse(b"garbage").is_err());
     }
 

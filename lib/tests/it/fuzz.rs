@@ -548,7 +548,8 @@ const STATE: &str = r#"{
 
 fn check_state(bytes: &[u8]) {
     if let Ok((m, info)) = state::parse(bytes) {
-        let bumped = state::with_serial(m.clone(), info.serial.saturating_add(1));
+        let bumped =
+            state::with_serial(bytes, info.serial.saturating_add(1)).expect("a parsed state bumps");
         let (m2, info2) = state::parse(&bumped).expect("a bumped state parses");
         assert_eq!(info2.serial, info.serial.saturating_add(1));
         assert_eq!(info2.lineage, info.lineage);

@@ -146,7 +146,7 @@ fn check(
         )));
     }
     let old = get(s3, t, Some(&e.version_id))?;
-    let (old_map, old_info) = state::parse(&old).map_err(|m| {
+    let (_, old_info) = state::parse(&old).map_err(|m| {
         Error::Refused(format!(
             "version {version} is not a valid state ({m}); nothing was written"
         ))
@@ -192,7 +192,11 @@ fn check(
     let new_body = if o.keep_serial {
         old.clone()
     } else {
-        state::with_serial(old_map, new_serial)
+        state::with_serial(&old, new_serial).map_err(|m| {
+            Error::Refused(format!(
+                "version {version} could not be given serial {new_serial} ({m}); nothing was written"
+            ))
+        })?
     };
     let versioned = s3
         .versioning()?
