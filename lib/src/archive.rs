@@ -103,10 +103,21 @@ fn std_parts(s: &str) -> StdName {
     let Some(vmid) = vmid_digits(id).filter(|_| shape) else {
         return StdName::Not;
     };
-    // chrono reads second 60 as a leap second; Time::Local refuses it.
-    match NaiveDateTime::parse_from_str(time, "%Y_%m_%d-%H_%M_%S") {
-        Ok(t) if t.and_utc().timestamp_subsec_nanos() < 1_000_000_000 => StdName::Dated(vmid, t),
-        _ => StdName::Impossible,
+    // The shape is checked: each field is plain digits. Read by hand, not with chrono's
+    // format parser (a fifth of backup-prune's time on 100,000 records). `and_hms_opt`
+    // refuses second 60, as Time::Local does.
+    let field = |a: usize, b: usize| time[a..b].parse::<u32>().ok();
+    let t = (|| {
+        let date = chrono::NaiveDate::from_ymd_opt(
+            i32::try_from(field(0, 4)?).ok()?,
+            field(5, 7)?,
+            field(8, 10)?,
+        )?;
+        date.and_hms_opt(field(11, 13)?, field(14, 16)?, field(17, 19)?)
+    })();
+    match t {
+        Some(t) => StdName::Dated(vmid, t),
+        None => StdName::Impossible,
     }
 }
 

@@ -109,6 +109,18 @@ impl<R: BufRead> Iterator for RecordReader<R> {
             if text.is_empty() {
                 continue;
             }
+            if crate::backup_line::looks_like_backup(text) {
+                match crate::backup_line::parse(text) {
+                    Ok(Some(r)) => {
+                        return Some(
+                            r.map(Record::Backup)
+                                .map_err(|m| self.error(format!("bad `backup` record: {m}"))),
+                        );
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Some(Err(self.error(format!("not a JSON object: {e}")))),
+                }
+            }
             let value = match serde_json::from_str(text) {
                 Ok(v) => v,
                 Err(e) => return Some(Err(self.error(format!("not a JSON object: {e}")))),

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod archive;
+pub mod backup_line;
 pub mod cli;
 pub mod cluster;
 pub mod connect;

@@ -154,7 +154,23 @@ impl Output {
     }
 
     pub fn write(&mut self, record: &Record) -> Result<()> {
-        self.write_value(record.to_value())
+        match self.format {
+            Format::Jsonl => {
+                let line = record
+                    .to_json_line()
+                    .map_err(|e| Error::Other(format!("cannot encode record: {e}")))?;
+                self.write_line(&line)
+            }
+            Format::Table | Format::Csv => self.write_value(record.to_value()),
+        }
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> Result<()> {
+        self.out.write_all(line).map_err(stdout_err)?;
+        if self.flush_each {
+            self.out.flush().map_err(stdout_err)?;
+        }
+        Ok(())
     }
 
     pub fn write_value(&mut self, value: Value) -> Result<()> {
@@ -163,10 +179,7 @@ impl Output {
                 let mut line = serde_json::to_vec(&value)
                     .map_err(|e| Error::Other(format!("cannot encode record: {e}")))?;
                 line.push(b'\n');
-                self.out.write_all(&line).map_err(stdout_err)?;
-                if self.flush_each {
-                    self.out.flush().map_err(stdout_err)?;
-                }
+                self.write_line(&line)?;
             }
             Format::Table | Format::Csv => {
                 if let Value::Object(m) = value {

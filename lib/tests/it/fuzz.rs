@@ -528,6 +528,59 @@ proptest! {
     }
 }
 
+// The fast path for `backup` lines (`pvedr::backup_line`) reads what the general one reads.
+
+const BACKUP_LINES: &[&str] = &[
+    r#"{"kind":"backup","node":"pve1","storage":"local","volid":"local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst","vmid":100,"subtype":"qemu","ctime":1705284002,"time":"2024-01-15T02:00:02Z","size":1000000,"format":"vma.zst","protected":false}"#,
+    r#"{"kind":"backup","volid":"pbs:backup/ct/101/2024-01-15T02:00:02Z","ctime":"1705284002","size":"12","protected":"1","verification":{"state":"ok","upid":"UPID:x"},"content":"backup","mark":"keep","reason":"keep-last 1"}"#,
+    r#"{"kind":"backup","volid":"local:backup/vzdump-lxc-101-manual.tar.zst","ctime":1,"notes":"a\nb","vmid":null,"kind":"backup","x":[1,{"y":2.5}],"volid":"local:backup/vzdump-lxc-102-2024_01_15-02_00_02.tar"}"#,
+];
+
+fn general_way(text: &str) -> Result<Record, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+    Record::from_value(v)
+}
+
+fn same_as_general_way(line: &[u8]) {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return;
+    };
+    let text = text.trim();
+    if text.is_empty() || text.contains('\n') {
+        return;
+    }
+    let fast = RecordReader::new(text.as_bytes(), "f")
+        .next()
+        .expect("one line");
+    match (fast, general_way(text)) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a, b, "{text}");
+            assert_eq!(a.to_json_line().ok(), b.to_json_line().ok(), "{text}");
+        }
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), format!("f:1: {b}"), "{text}"),
+        (a, b) => panic!("{text}: fast {a:?}, general {b:?}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    #[test]
+    fn fuzz_backup_line_mutated(b in mutated(BACKUP_LINES)) {
+        same_as_general_way(&b);
+    }
+
+    #[test]
+    fn fuzz_backup_line_values(m in object(), known in proptest::collection::vec((proptest::sample::select(&["volid", "ctime", "storage", "time", "vmid", "subtype", "format", "size", "protected", "verification", "node", "notes", "kind"][..]), json_value()), 0..6)) {
+        let mut line = String::from(r#"{"kind":"backup","volid":"local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma","ctime":5"#);
+        for (k, v) in m.iter().map(|(k, v)| (k.as_str(), v)).chain(known.iter().map(|(k, v)| (*k, v))) {
+            line.push_str(&format!(",{}:{}", Value::from(k), v));
+        }
+        line.push('}');
+        same_as_general_way(line.as_bytes());
+    }
+}
+
 // ---- 6. Terraform state -------------------------------------------------------------------
 
 const STATE: &str = r#"{

@@ -235,6 +235,8 @@ def main(argv=None):
     a.add_argument("--compress", default="zstd", choices=["zstd", "gzip", "lzo", "none"])
     a.add_argument("--size-kib", type=int, default=256)
     a.add_argument("--seed", type=int, default=1)
+    a.add_argument("--content", default="pattern", choices=["pattern", "disk"],
+                   help="disk: a third zero, a third random, a third text clusters (compresses like a used disk)")
     args = p.parse_args(argv)
     if args.cmd == "init":
         init(args.root, args.scenario, args.now if args.now is not None else int(time.time()))
@@ -247,7 +249,8 @@ def main(argv=None):
     elif args.cmd == "corrupt":
         archives.corrupt(args.file, args.mode, args.offset)
     elif args.cmd == "archive":
-        data = archives.archive_bytes(args.type, args.vmid, "vm%d" % args.vmid, args.size_kib, args.seed, args.compress)
+        data = archives.archive_bytes(args.type, args.vmid, "vm%d" % args.vmid, args.size_kib, args.seed,
+                                      args.compress, content=args.content)
         with open(args.out, "wb") as f:
             f.write(data)
     return 0

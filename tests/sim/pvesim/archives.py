@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import os
+import random
 import struct
 import subprocess
 import tarfile
@@ -28,8 +29,52 @@ def _blob_buffer():
     return buf, add
 
 
-def vma_bytes(config, disks, ctime=None, seed=1):
-    """A VMA archive. config: qemu-server.conf text; disks: [(devname, size_bytes)]."""
+WORDS = ("the of and to in is for on that with as by at from kernel systemd info warn error "
+         "GET POST /var/log/syslog user root www-data nginx postgres connection accepted closed "
+         "port session opened cron job backup started finished ok 200 404 500 ms bytes").split()
+
+
+def _text_block(rng):
+    """4 KiB of log-like text: words, numbers and time stamps, about 3:1 under zstd."""
+    out = []
+    n = 0
+    while n < 4096:
+        line = "Jan %2d %02d:%02d:%02d pve%d %s[%d]: %s\n" % (
+            rng.randint(1, 31), rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 59),
+            rng.randint(1, 3), rng.choice(WORDS), rng.randint(100, 99999),
+            " ".join(rng.choices(WORDS, k=rng.randint(4, 14))))
+        out.append(line)
+        n += len(line)
+    return "".join(out).encode()[:4096]
+
+
+def _disk_cluster(rng):
+    """(mask, data) of one 64 KiB cluster of a disk that looks used: a third of the clusters
+    zero (vma-writer stores no data for zero 4 KiB blocks, mask bit clear), a third random
+    (compressed or encrypted files), a third text, some of its blocks zero."""
+    kind = rng.randrange(3)
+    if kind == 0:
+        return 0, b""
+    if kind == 1:
+        return 0xFFFF, rng.randbytes(CLUSTER)
+    mask, data = 0, []
+    for j in range(16):
+        if rng.randrange(8):
+            mask |= 1 << j
+            data.append(_text_block(rng))
+    return mask, b"".join(data)
+
+
+def _pattern_cluster(seed, dev, c):
+    # Some structure and some zeros (compresses about 1000:1).
+    block = hashlib.sha256(b"%d-%d-%d" % (seed, dev, c)).digest() * 64
+    return 0xFFFF, block + bytes(CLUSTER - len(block))
+
+
+def vma_bytes(config, disks, ctime=None, seed=1, content="pattern"):
+    """A VMA archive. config: qemu-server.conf text; disks: [(devname, size_bytes)];
+    content: "pattern" (tiny when compressed) or "disk" (compresses like a used disk)."""
+    rng = random.Random(seed)
     u = uuid.UUID(int=(seed * 0x9E3779B97F4A7C15) % (1 << 128)).bytes
     buf, add = _blob_buffer()
     name_off = add(b"qemu-server.conf\0")
@@ -62,19 +107,19 @@ def vma_bytes(config, disks, ctime=None, seed=1):
             clusters.append((i + 1, c))
     for start in range(0, len(clusters), BLOCKS_PER_EXTENT):
         part = clusters[start:start + BLOCKS_PER_EXTENT]
+        data = [_disk_cluster(rng) if content == "disk" else _pattern_cluster(seed, dev, c)
+                for dev, c in part]
         eh = bytearray(512)
         eh[0:4] = b"VMAE"
-        struct.pack_into(">H", eh, 6, len(part) * 16)
+        struct.pack_into(">H", eh, 6, sum(bin(m).count("1") for m, _ in data))
         eh[8:24] = u
-        for j, (dev, c) in enumerate(part):
-            info = (0xFFFF << 48) | (dev << 32) | c
+        for j, ((dev, c), (mask, _)) in enumerate(zip(part, data)):
+            info = (mask << 48) | (dev << 32) | c
             struct.pack_into(">Q", eh, 40 + 8 * j, info)
         eh[24:40] = hashlib.md5(bytes(eh)).digest()
         out.extend(eh)
-        for dev, c in part:
-            # Some structure and some zeros, like a disk.
-            block = hashlib.sha256(b"%d-%d-%d" % (seed, dev, c)).digest() * 64
-            out.extend(block + bytes(CLUSTER - len(block)))
+        for _, d in data:
+            out.extend(d)
     return bytes(out)
 
 
@@ -146,10 +191,11 @@ def lxc_config(vmid, name):
                 name, (vmid >> 8) & 255, vmid & 255, vmid)
 
 
-def archive_bytes(gtype, vmid, name, size_kib=256, seed=None, compression="zstd"):
+def archive_bytes(gtype, vmid, name, size_kib=256, seed=None, compression="zstd", content="pattern"):
     seed = seed if seed is not None else vmid
     if gtype == "qemu":
-        raw = vma_bytes(qemu_config(vmid, name), [("drive-scsi0", size_kib * 1024)], seed=seed)
+        raw = vma_bytes(qemu_config(vmid, name), [("drive-scsi0", size_kib * 1024)], seed=seed,
+                        content=content)
     else:
         raw = lxc_tar_bytes(lxc_config(vmid, name), hostname=name, seed=seed)
     return compress(raw, compression)

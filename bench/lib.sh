@@ -1,0 +1,44 @@
+# Shared by the bench scripts: timing (best of 3), peak memory, and the results table.
+# Each benchmark prints a line for people on stdout and appends a Markdown row to
+# $BENCH_TABLE (bench/run.sh collects them into one table).
+
+# Seconds one run of a command takes (its output discarded). An exit code outside
+# $BENCH_OK (default 0) is fatal, so a broken command can never look fast.
+t() {
+  local s e rc=0
+  s=$(date +%s.%N)
+  "$@" > /dev/null 2>&1 || rc=$?
+  e=$(date +%s.%N)
+  case " ${BENCH_OK:-0} " in
+    *" $rc "*) ;;
+    *) echo "bench: exit $rc: $*" >&2; exit 1 ;;
+  esac
+  echo "$e - $s" | bc
+}
+
+# The best of three runs.
+best() {
+  local b=999 x
+  for _ in 1 2 3; do
+    x=$(t "$@")
+    b=$(echo "if ($x < $b) $x else $b" | bc)
+  done
+  echo "$b"
+}
+
+# Peak resident memory of one run, in MiB (getrusage of the child).
+peak_mib() {
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print("%.1f" % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))
+PY
+}
+
+ratio() { echo "$1 / $2" | bc -l; }
+
+# row BENCHMARK PVEDR ALTERNATIVE ALT_TIME RATIO [NOTE]
+row() {
+  [ -n "${BENCH_TABLE:-}" ] || return 0
+  printf '| %s | %s | %s | %s | **%.1f×** | %s |\n' "$1" "$2" "$3" "$4" "$5" "${6:-}" >> "$BENCH_TABLE"
+}
