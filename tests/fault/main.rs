@@ -243,6 +243,16 @@ fn assert_guest_or_safety_point(sim: &SimNode, vmid: u64, rec: &Value) {
     );
 }
 
+/// The guests of the simulated cluster (their config files).
+fn guests(sim: &SimNode) -> Vec<String> {
+    let mut g: Vec<String> = std::fs::read_dir(sim.root().join("guests"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    g.sort();
+    g
+}
+
 /// Deterministic bytes that do not compress (xorshift).
 fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -369,6 +379,7 @@ fn sshd_cut_mid_listing() {
         "faults.json",
         &json!([{"match": "storage/nas/content", "sleep": 20}]),
     );
+    let before = guests(&sim);
     let mut c = cmd("pve-ls-backups");
     c.args(sshd.args()).arg("--all-nodes");
     let child = spawn(c, None);
@@ -386,6 +397,7 @@ fn sshd_cut_mid_listing() {
     // Where it stopped: the storage whose listing was cut.
     assert_says(&r, &["pve-ls-backups:", "nas"]);
     assert!(sim.mutations().is_empty());
+    assert_eq!(guests(&sim), before);
 }
 
 /// Overwrite of guest 100, sshd cut while `needle` runs (a slow command).
@@ -592,6 +604,8 @@ fn moto_stopped_mid_reseed() {
     assert_documented("minio-rebuild", &r);
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert_eq!(snapshot(export.path()), exported, "the export is untouched");
+    // Nothing reached S3 (the PUT was held when it stopped), and nothing was removed.
+    assert_eq!(moto.version_count("tfstate-prod", "terraform.tfstate"), 0);
     assert!(
         r.of_kind("step").iter().any(|s| s["status"] == "failed"),
         "{:?}",
@@ -764,6 +778,7 @@ fn write_failure_in_tfstate_export() {
     let old = snapshot(dir.path());
     assert!(!old.is_empty());
     tf.apply(&"three".repeat(200));
+    let versions = moto.version_count("tfstate-full", "terraform.tfstate");
     let mut c = s3_tool_fsize("tfstate-versions", &moto.endpoint(), 300);
     c.args(["--bucket", "tfstate-full", "export", "--to"])
         .arg(dir.path());
@@ -771,6 +786,10 @@ fn write_failure_in_tfstate_export() {
     assert_documented("tfstate-versions", &r);
     assert!(matches!(r.code, Some(1 | 3)), "{:?} {}", r.code, r.stderr);
     assert_eq!(snapshot(dir.path()), old, "the old export stays whole");
+    assert_eq!(
+        moto.version_count("tfstate-full", "terraform.tfstate"),
+        versions
+    );
     assert_no_stray(dir.path());
     assert_says(&r, &["tfstate-versions:"]);
     assert_says(&r, &["File too large"]);
@@ -939,6 +958,7 @@ fn interrupt_prune(sig: &str) {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
     let listing = listing_of(&sshd, "100");
+    let before = guests(&sim);
     sim.write_json(
         "faults.json",
         &json!([{"match": "pvesh delete", "sleep": 2}]),
@@ -961,6 +981,7 @@ fn interrupt_prune(sig: &str) {
         deletes, 1,
         "the running deletion finished, no other started"
     );
+    assert_eq!(guests(&sim), before);
     assert!(!r.of_kind("step").is_empty(), "{:?}", r.recs);
     assert_says(&r, &["interrupted"]);
 }
@@ -998,6 +1019,7 @@ fn interrupt_push(sig: &str) {
 fn interrupt_snapshot(sig: &str) {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
+    let before = guests(&sim);
     sim.write_json(
         "faults.json",
         &json!([{"match": "qm snapshot 100", "sleep": 2}]),
@@ -1021,6 +1043,7 @@ fn interrupt_snapshot(sig: &str) {
         r.recs
     );
     assert!(!ran(&sim, "snapshot 101"), "nothing further started");
+    assert_eq!(guests(&sim), before);
 }
 
 /// tfstate-versions export: S3 is slow to answer the state's GET.
@@ -1028,6 +1051,7 @@ fn interrupt_export(sig: &str) {
     let moto = Moto::start();
     let _tf = two_versions(&moto, "tfstate-int");
     let dir = tempfile::tempdir().unwrap();
+    let versions = moto.version_count("tfstate-int", "terraform.tfstate");
     let front = S3Front::start(&moto);
     front.hold("GET /tfstate-int/terraform.tfstate", "");
     let mut c = s3_tool("tfstate-versions", &front.endpoint());
@@ -1043,6 +1067,10 @@ fn interrupt_export(sig: &str) {
     assert_eq!(r.code, Some(130), "{}", r.stderr);
     assert_no_stray(dir.path());
     assert_says(&r, &["tfstate-versions:", "interrupted"]);
+    assert_eq!(
+        moto.version_count("tfstate-int", "terraform.tfstate"),
+        versions
+    );
 }
 
 /// minio-rebuild: waiting for an unreachable store to become healthy.
