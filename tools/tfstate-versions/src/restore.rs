@@ -36,14 +36,16 @@ struct Checked {
 struct OwnLock<'a> {
     s3: &'a Bucket,
     key: String,
+    /// The pasteable command that removes the lock by hand.
+    release: String,
 }
 
 impl Drop for OwnLock<'_> {
     fn drop(&mut self) {
         if let Err(e) = self.s3.delete(&self.key, None) {
             pvedr::msg::warn(format!(
-                "could not release the lock s3://{}/{}: {e}; remove it with `terraform force-unlock`",
-                self.s3.name, self.key
+                "could not release the lock s3://{}/{}: {e}; once S3 answers, remove it with: {}",
+                self.s3.name, self.key, self.release
             ));
         }
     }
@@ -337,14 +339,26 @@ fn write_locked(
                 "someone took the Terraform lock just now; nothing was written".into(),
             ));
         }
+        let mut lock_at = t.clone();
+        lock_at.key = lock.clone();
         own = Some(OwnLock {
             s3,
             key: lock.clone(),
+            release: delete_command(&lock_at, None),
         });
         steps.push(step("take-lock", &lock, "changed", "lock taken", t0));
     }
     let t0 = Instant::now();
-    let new_version = s3.put(&t.key, c.new_body.clone())?;
+    // A failed write or read-back is a record too: the last one says where the run stopped.
+    let new_version = s3.put(&t.key, c.new_body.clone()).inspect_err(|e| {
+        steps.push(step(
+            "write",
+            &t.key,
+            "failed",
+            format!("{e}; no version was removed (check which is current with `list`)"),
+            t0,
+        ));
+    })?;
     steps.push(step(
         "write",
         &t.key,
@@ -353,7 +367,9 @@ fn write_locked(
         t0,
     ));
     let t0 = Instant::now();
-    let back = get(s3, t, None)?;
+    let back = get(s3, t, None).inspect_err(|e| {
+        steps.push(step("verify", &t.key, "failed", e.to_string(), t0));
+    })?;
     let same = back == c.new_body;
     steps.push(step(
         "verify",

@@ -1,0 +1,1129 @@
+//! Fault suite (issue 16): faults against the real parts while the built binaries run.
+//!
+//! - sshd cut (master and every live session, [`Sshd::cut`]) mid-listing, mid-restore,
+//!   mid-push;
+//! - the S3 server stopped ([`S3Front::stop`], moto behind it keeps its data for the checks)
+//!   mid `tfstate-versions restore`, mid `minio-rebuild` re-seed, mid `backup-sync push`;
+//! - Terraform failing (`minio-rebuild` reprovision);
+//! - a write failing (`RLIMIT_FSIZE`, so `write` returns `EFBIG`) for an export, a pulled
+//!   archive and a metrics file;
+//! - SIGINT and SIGTERM in a long step of each of the eight tools.
+//!
+//! Every case asserts: a documented exit code (man/*.1, EXIT STATUS), no guest destroyed
+//! without its safety point, no state version lost, no half-written file in place and no
+//! stray temporary file, and a record or stderr line that says where the run stopped.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pvedr_testkit::s3::{Moto, S3Front, Tf, s3_env, venv_bin};
+use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use serde_json::{Value, json};
+
+const VM_BACKUP: &str = "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
+const BIG: &str = "vzdump-qemu-100-2024_01_16-02_00_02.vma.zst";
+const WAIT: Duration = Duration::from_secs(30);
+
+// --- helpers -------------------------------------------------------------------------------
+
+fn tool_path(name: &str) -> PathBuf {
+    let p = assert_cmd::cargo::cargo_bin(name);
+    assert!(
+        p.exists(),
+        "{} is missing: cargo build --workspace --bins",
+        p.display()
+    );
+    p
+}
+
+fn cmd(name: &str) -> Command {
+    let mut c = Command::new(tool_path(name));
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// `name ARGS` with `RLIMIT_FSIZE` = `bytes` and SIGXFSZ ignored (inherited through exec), so
+/// a write past the limit fails with EFBIG instead of killing the process.
+fn cmd_fsize(name: &str, bytes: u64) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("trap '' XFSZ; exec prlimit --fsize=\"$0\" -- \"$@\"")
+        .arg(bytes.to_string())
+        .arg(tool_path(name))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+struct Run {
+    code: Option<i32>,
+    recs: Vec<Value>,
+    stderr: String,
+}
+
+impl Run {
+    fn of_kind(&self, kind: &str) -> Vec<&Value> {
+        self.recs.iter().filter(|r| r["kind"] == kind).collect()
+    }
+}
+
+/// A spawned tool, killed if the test fails before [`finish`] (no orphan left running).
+struct Running(Option<Child>);
+
+impl Running {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map(Child::id).unwrap_or(0)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits for a spawned tool (killed after 60 s: a hang is a failure).
+fn finish(mut running: Running) -> Run {
+    let mut child = running.0.take().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out.read_to_end(&mut b);
+        b
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        b
+    });
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the tool hung");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stdout = t_out.join().unwrap();
+    let stderr = String::from_utf8_lossy(&t_err.join().unwrap()).into_owned();
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    Run {
+        code: status.code(),
+        recs: json_lines(&stdout),
+        stderr,
+    }
+}
+
+fn run(mut c: Command) -> Run {
+    finish(Running(Some(c.spawn().expect("spawn"))))
+}
+
+fn spawn(mut c: Command, stdin: Option<Vec<u8>>) -> Running {
+    if stdin.is_some() {
+        c.stdin(Stdio::piped());
+    }
+    let mut child = c.spawn().expect("spawn");
+    if let Some(data) = stdin {
+        let mut w = child.stdin.take().unwrap();
+        std::thread::spawn(move || {
+            let _ = w.write_all(&data);
+        });
+    }
+    Running(Some(child))
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < WAIT, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &Running, sig: &str) {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Whether the simulator ran a command whose joined line contains `needle`.
+fn ran(sim: &SimNode, needle: &str) -> bool {
+    sim.commands().iter().any(|c| {
+        let argv: Vec<&str> = c["argv"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        format!("{} {}", c["cmd"].as_str().unwrap_or(""), argv.join(" ")).contains(needle)
+    })
+}
+
+/// Documented exit codes (man/*.1 EXIT STATUS).
+fn assert_documented(tool: &str, r: &Run) {
+    let codes: &[i32] = match tool {
+        // A Nagios plugin: an interrupted check is UNKNOWN (3).
+        "backup-check" => &[0, 1, 2, 3],
+        "minio-rebuild" => &[0, 1, 2, 130],
+        _ => &[0, 1, 2, 3, 130],
+    };
+    assert!(
+        r.code.is_some_and(|c| codes.contains(&c)),
+        "{tool}: exit {:?} is not documented ({codes:?}); stderr: {}",
+        r.code,
+        r.stderr
+    );
+}
+
+/// The run says it stopped, and why, on stderr.
+fn assert_says(r: &Run, words: &[&str]) {
+    for w in words {
+        assert!(r.stderr.contains(w), "stderr lacks {w:?}: {}", r.stderr);
+    }
+}
+
+/// Files in `dir` (names → bytes), recursively by relative path.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut m = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                m.insert(rel, std::fs::read(&p).unwrap_or_default());
+            }
+        }
+    }
+    m
+}
+
+/// No temporary or partial file left in `dir`.
+fn assert_no_stray(dir: &Path) {
+    for name in snapshot(dir).keys() {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        assert!(
+            !(base.ends_with(".tmp") || base.ends_with(".part") || base.contains(".partial")),
+            "stray temporary file {name} in {}",
+            dir.display()
+        );
+    }
+}
+
+/// A guest is either there or has a safety point archive on the storage the record names.
+fn assert_guest_or_safety_point(sim: &SimNode, vmid: u64, rec: &Value) {
+    if sim.root().join(format!("guests/{vmid}.json")).exists() {
+        return;
+    }
+    let safety = rec["safety_point"]["volid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("guest {vmid} is gone and there is no safety point: {rec}"));
+    let file = safety.rsplit('/').next().unwrap();
+    assert!(
+        sim.dump_dir("local").join(file).exists(),
+        "guest {vmid} is gone and its safety point {safety} is not on the storage"
+    );
+}
+
+/// The guests of the simulated cluster (their config files).
+fn guests(sim: &SimNode) -> Vec<String> {
+    let mut g: Vec<String> = std::fs::read_dir(sim.root().join("guests"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    g.sort();
+    g
+}
+
+/// Deterministic bytes that do not compress (xorshift).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x & 0xff) as u8
+        })
+        .collect()
+}
+
+fn backup_record(name: &str, size: u64) -> String {
+    format!(
+        "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"volid\":\"local:backup/{name}\",\"vmid\":100,\"subtype\":\"qemu\",\"ctime\":1705370402,\"time\":\"2024-01-16T02:00:02Z\",\"size\":{size},\"format\":\"vma.zst\"}}\n"
+    )
+}
+
+/// S3 keys of a bucket.
+fn keys(moto: &Moto, bucket: &str) -> Vec<String> {
+    let out = moto.boto(
+        bucket,
+        "p = s3.get_paginator('list_objects_v2')\nprint(json.dumps([o['Key'] for pg in p.paginate(Bucket=B) for o in pg.get('Contents', [])]))",
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+fn pending_uploads(moto: &Moto, bucket: &str) -> usize {
+    moto.boto(
+        bucket,
+        "print(len(s3.list_multipart_uploads(Bucket=B).get('Uploads', [])))",
+    )
+    .parse()
+    .unwrap()
+}
+
+/// No archive object without its manifest (the manifest is written last).
+fn assert_no_copy_without_manifest(moto: &Moto, bucket: &str) {
+    let k = keys(moto, bucket);
+    for key in &k {
+        if pvedr::archive::parse(key.rsplit('/').next().unwrap_or("")).is_some() {
+            assert!(
+                k.contains(&format!("{key}.manifest.json")),
+                "{key} is in S3 without its manifest: {k:?}"
+            );
+        }
+    }
+}
+
+fn s3_tool(name: &str, endpoint: &str) -> Command {
+    let mut c = cmd(name);
+    c.envs(s3_env()).env("AWS_ENDPOINT_URL", endpoint);
+    c
+}
+
+fn s3_tool_fsize(name: &str, endpoint: &str, bytes: u64) -> Command {
+    let mut c = cmd_fsize(name, bytes);
+    c.envs(s3_env()).env("AWS_ENDPOINT_URL", endpoint);
+    c
+}
+
+/// A versioned bucket with a state of two versions (serials 1 and 2).
+fn two_versions(moto: &Moto, bucket: &str) -> Tf {
+    moto.create_versioned_bucket(bucket);
+    let tf = Tf::new(moto, bucket);
+    tf.ok(&["init", "-input=false", "-no-color"]);
+    tf.apply("one");
+    tf.apply("two");
+    tf
+}
+
+fn version_id_of_serial(moto: &Moto, bucket: &str, serial: u64) -> String {
+    let r = run({
+        let mut c = s3_tool("tfstate-versions", &moto.endpoint());
+        c.args(["--bucket", bucket, "list", "--inspect"]);
+        c
+    });
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    r.recs
+        .iter()
+        .find(|v| v["serial"] == serial)
+        .and_then(|v| v["version_id"].as_str().map(String::from))
+        .unwrap_or_else(|| panic!("no serial {serial}: {:?}", r.recs))
+}
+
+/// Puts a large archive named [`BIG`] into the sim's `local` dump directory.
+fn big_archive(sim: &SimNode, size: usize) -> Vec<u8> {
+    let bytes = noise(size, 7);
+    std::fs::write(sim.dump_dir("local").join(BIG), &bytes).unwrap();
+    bytes
+}
+
+fn listing_of(sshd: &Sshd, vmid: &str) -> Vec<u8> {
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--storage", "local", "--vmid", vmid])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn only_big(listing: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(listing)
+        .lines()
+        .filter(|l| l.contains(BIG))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+// --- 1. sshd cut ---------------------------------------------------------------------------
+
+#[test]
+fn sshd_cut_mid_listing() {
+    let sim = SimNode::demo();
+    let mut sshd = Sshd::start(&sim);
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "storage/nas/content", "sleep": 20}]),
+    );
+    let before = guests(&sim);
+    let mut c = cmd("pve-ls-backups");
+    c.args(sshd.args()).arg("--all-nodes");
+    let child = spawn(c, None);
+    wait_until("the nas listing runs", || ran(&sim, "storage/nas/content"));
+    let t0 = Instant::now();
+    sshd.cut();
+    let r = finish(child);
+    // The live session was cut too (it would otherwise sleep 20 s and succeed).
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "the session was not cut"
+    );
+    assert_documented("pve-ls-backups", &r);
+    assert!(matches!(r.code, Some(1 | 3)), "{:?} {}", r.code, r.stderr);
+    // Where it stopped: the storage whose listing was cut.
+    assert_says(&r, &["pve-ls-backups:", "nas"]);
+    assert!(sim.mutations().is_empty());
+    assert_eq!(guests(&sim), before);
+}
+
+/// Overwrite of guest 100, sshd cut while `needle` runs (a slow command).
+fn restore_cut_at(needle: &str) -> (SimNode, Run) {
+    let sim = SimNode::demo();
+    let mut sshd = Sshd::start(&sim);
+    sim.write_json("faults.json", &json!([{"match": needle, "sleep": 20}]));
+    let mut c = cmd("pve-restore");
+    c.args(sshd.args())
+        .args(["--volid", VM_BACKUP, "--force", "--yes"]);
+    let child = spawn(c, None);
+    wait_until(needle, || ran(&sim, needle));
+    let t0 = Instant::now();
+    sshd.cut();
+    let r = finish(child);
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "the session was not cut"
+    );
+    assert_documented("pve-restore", &r);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    (sim, r)
+}
+
+fn restore_record(r: &Run) -> Value {
+    r.of_kind("restore")
+        .first()
+        .map(|v| (*v).clone())
+        .unwrap_or_else(|| panic!("no restore record: {:?} {}", r.recs, r.stderr))
+}
+
+fn step_status(rec: &Value, name: &str) -> String {
+    rec["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["step"] == name))
+        .and_then(|s| s["status"].as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+#[test]
+fn sshd_cut_mid_restore_during_qmrestore() {
+    let (sim, r) = restore_cut_at("qmrestore");
+    let rec = restore_record(&r);
+    assert_eq!(step_status(&rec, "safety-point"), "changed", "{rec}");
+    let safety = rec["safety_point"]["volid"].as_str().expect("safety point");
+    assert!(
+        sim.dump_dir("local")
+            .join(safety.rsplit('/').next().unwrap())
+            .exists(),
+        "the safety point is on the storage"
+    );
+    assert_guest_or_safety_point(&sim, 100, &rec);
+    // Where it stopped and the pasteable way back.
+    assert_eq!(rec["way_back"], format!("qmrestore {safety} 100 --force 1"));
+    assert_says(&r, &["way back: qmrestore"]);
+    assert_eq!(r.of_kind("summary").len(), 1);
+}
+
+#[test]
+fn sshd_cut_mid_restore_during_the_safety_point() {
+    let (sim, r) = restore_cut_at("vzdump 100");
+    let rec = restore_record(&r);
+    assert_eq!(step_status(&rec, "restore"), "skipped", "{rec}");
+    assert!(!sim.mutations().iter().any(|m| m.starts_with("qmrestore")));
+    assert!(sim.root().join("guests/100.json").exists());
+    assert_eq!(rec["way_back"], "qm start 100");
+    assert_says(&r, &["way back: qm start 100"]);
+}
+
+#[test]
+fn sshd_cut_mid_push() {
+    let sim = SimNode::demo();
+    let mut sshd = Sshd::start(&sim);
+    let moto = Moto::start();
+    moto.boto("offsite", "s3.create_bucket(Bucket=B)");
+    big_archive(&sim, 8 << 20);
+    let input = only_big(&listing_of(&sshd, "100"));
+    assert!(!input.is_empty());
+    let mut c = s3_tool("backup-sync", &moto.endpoint());
+    c.args([
+        "push",
+        "--to",
+        "s3://offsite/pve",
+        "--part-size",
+        "5M",
+        "--bwlimit",
+        "2M",
+    ])
+    .args(sshd.args());
+    let child = spawn(c, Some(input));
+    wait_until("the upload is under way", || {
+        pending_uploads(&moto, "offsite") == 1
+    });
+    sshd.cut();
+    let r = finish(child);
+    assert_documented("backup-sync", &r);
+    assert!(matches!(r.code, Some(1 | 3)), "{:?} {}", r.code, r.stderr);
+    let steps = r.of_kind("step");
+    assert_eq!(steps.len(), 1, "{:?}", r.recs);
+    assert_eq!(steps[0]["status"], "failed");
+    assert_eq!(r.of_kind("summary").len(), 1);
+    assert_no_copy_without_manifest(&moto, "offsite");
+    assert_eq!(
+        pending_uploads(&moto, "offsite"),
+        0,
+        "the upload was aborted"
+    );
+    assert_says(&r, &[BIG]);
+}
+
+// --- 2. S3 stopped -------------------------------------------------------------------------
+
+#[test]
+fn moto_stopped_mid_tfstate_restore() {
+    let moto = Moto::start();
+    let _tf = two_versions(&moto, "tfstate-stop");
+    let first = version_id_of_serial(&moto, "tfstate-stop", 1);
+    let before = moto.version_count("tfstate-stop", "terraform.tfstate");
+    let front = S3Front::start(&moto);
+    front.hold("PUT /tfstate-stop/terraform.tfstate", ".tflock");
+    let mut c = s3_tool("tfstate-versions", &front.endpoint());
+    c.args(["--bucket", "tfstate-stop", "restore", &first, "--yes"]);
+    let child = spawn(c, None);
+    wait_until("the state PUT", || {
+        front.seen("PUT /tfstate-stop/terraform.tfstate ")
+            || front.seen("PUT /tfstate-stop/terraform.tfstate?")
+    });
+    front.stop();
+    let r = finish(child);
+    assert_documented("tfstate-versions", &r);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let after = moto.version_count("tfstate-stop", "terraform.tfstate");
+    assert!(
+        after >= before,
+        "a state version was lost: {before} -> {after}"
+    );
+    // The lock could not be released: the run says so and how to release it.
+    assert_says(&r, &["tfstate-versions:"]);
+    let steps = r.of_kind("step");
+    assert!(
+        steps.iter().any(|s| s["status"] == "failed"),
+        "a failed step says where it stopped: {:?}",
+        r.recs
+    );
+    let locks = keys(&moto, "tfstate-stop")
+        .into_iter()
+        .filter(|k| k.ends_with(".tflock"))
+        .count();
+    if locks > 0 {
+        // S3 stopped before the release: the pasteable command that removes it.
+        assert_says(
+            &r,
+            &[
+                "could not release the lock",
+                "aws s3api delete-object",
+                "--key terraform.tfstate.tflock",
+            ],
+        );
+    }
+}
+
+#[test]
+fn moto_stopped_mid_reseed() {
+    let moto = Moto::start();
+    moto.create_versioned_bucket("tfstate-prod");
+    let tf = Tf::new(&moto, "tfstate-prod");
+    tf.ok(&["init", "-input=false", "-no-color"]);
+    tf.apply("one");
+    let export = tempfile::tempdir().unwrap();
+    let r = run({
+        let mut c = s3_tool("tfstate-versions", &moto.endpoint());
+        c.args(["--env", "prod", "export", "--to"])
+            .arg(export.path());
+        c
+    });
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let exported = snapshot(export.path());
+    // The state is lost (deleted with all its versions): the re-seed must put it back.
+    moto.boto(
+        "tfstate-prod",
+        "for v in s3.list_object_versions(Bucket=B).get('Versions', []):\n    s3.delete_object(Bucket=B, Key=v['Key'], VersionId=v['VersionId'])",
+    );
+    let front = S3Front::start(&moto);
+    front.hold("PUT /tfstate-prod/terraform.tfstate", ".tflock");
+    let mut c = s3_tool("minio-rebuild", &front.endpoint());
+    c.args([
+        "--endpoint",
+        &front.endpoint(),
+        "--env",
+        "prod",
+        "--wait",
+        "5s",
+        "--from",
+    ])
+    .arg(export.path())
+    .arg("--yes");
+    let child = spawn(c, None);
+    wait_until("the re-seed PUT", || {
+        front.seen("PUT /tfstate-prod/terraform.tfstate ")
+            || front.seen("PUT /tfstate-prod/terraform.tfstate?")
+    });
+    front.stop();
+    let r = finish(child);
+    assert_documented("minio-rebuild", &r);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert_eq!(snapshot(export.path()), exported, "the export is untouched");
+    // Nothing reached S3 (the PUT was held when it stopped), and nothing was removed.
+    assert_eq!(moto.version_count("tfstate-prod", "terraform.tfstate"), 0);
+    assert!(
+        r.of_kind("step").iter().any(|s| s["status"] == "failed"),
+        "{:?}",
+        r.recs
+    );
+    assert_says(&r, &["minio-rebuild:"]);
+}
+
+#[test]
+fn moto_stopped_mid_push() {
+    let moto = Moto::start();
+    moto.boto("offsite", "s3.create_bucket(Bucket=B)");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(BIG), noise(12 << 20, 3)).unwrap();
+    let front = S3Front::start(&moto);
+    front.hold("partNumber=2", "");
+    let mut c = s3_tool("backup-sync", &front.endpoint());
+    c.args([
+        "push",
+        "--to",
+        "s3://offsite/pve",
+        "--part-size",
+        "5M",
+        "--dir",
+    ])
+    .arg(dir.path());
+    let child = spawn(c, Some(backup_record(BIG, 12 << 20).into_bytes()));
+    wait_until("the second part", || front.seen("partNumber=2"));
+    front.stop();
+    let r = finish(child);
+    assert_documented("backup-sync", &r);
+    assert!(matches!(r.code, Some(1 | 3)), "{:?} {}", r.code, r.stderr);
+    let steps = r.of_kind("step");
+    assert_eq!(steps.len(), 1, "{:?}", r.recs);
+    assert_eq!(steps[0]["status"], "failed");
+    assert_no_copy_without_manifest(&moto, "offsite");
+    assert_says(&r, &[BIG]);
+}
+
+// --- 3. Terraform failing ------------------------------------------------------------------
+
+#[test]
+fn terraform_failing_in_reprovision() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.tf"),
+        "module \"minio\" {\n  source = \"./minio\"\n}\n",
+    )
+    .unwrap();
+    let fake = dir.path().join("terraform-broken");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho \"Error: Failed to query available provider packages (simulated)\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    let _ = Command::new("chmod").arg("+x").arg(&fake).status();
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let mut c = s3_tool("minio-rebuild", &dead);
+    c.args([
+        "--endpoint",
+        &dead,
+        "--env",
+        "prod",
+        "--wait",
+        "2s",
+        "--terraform-dir",
+    ])
+    .arg(dir.path())
+    .arg("--terraform-bin")
+    .arg(&fake)
+    .arg("--yes");
+    let r = run(c);
+    assert_documented("minio-rebuild", &r);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let failed: Vec<_> = r
+        .of_kind("step")
+        .into_iter()
+        .filter(|s| s["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", r.recs);
+    assert_eq!(failed[0]["step"], "reprovision", "{:?}", r.recs);
+    assert!(
+        failed[0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("simulated")
+            || r.stderr.contains("simulated"),
+        "Terraform's error is shown: {:?} {}",
+        r.recs,
+        r.stderr
+    );
+    // Nothing after the failed step was attempted.
+    let names: Vec<&str> = r
+        .of_kind("step")
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    assert!(!names.contains(&"buckets"), "{names:?}");
+}
+
+#[test]
+fn terraform_broken_module_in_reprovision() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.tf"),
+        "module \"minio\" {\n  source = \"./minio\"\n}\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("minio")).unwrap();
+    std::fs::write(
+        dir.path().join("minio/main.tf"),
+        "resource \"terraform_data\" \"x\" {\n  input = \n}\n",
+    )
+    .unwrap();
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let mut c = s3_tool("minio-rebuild", &dead);
+    c.args([
+        "--endpoint",
+        &dead,
+        "--env",
+        "prod",
+        "--wait",
+        "2s",
+        "--terraform-dir",
+    ])
+    .arg(dir.path())
+    .arg("--terraform-bin")
+    .arg(venv_bin("terraform", "PVEDR_TERRAFORM"))
+    .arg("--yes");
+    let r = run(c);
+    assert_documented("minio-rebuild", &r);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let failed: Vec<_> = r
+        .of_kind("step")
+        .into_iter()
+        .filter(|s| s["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", r.recs);
+    assert_eq!(failed[0]["step"], "reprovision", "{:?}", r.recs);
+}
+
+// --- 4. A write failing (RLIMIT_FSIZE) -----------------------------------------------------
+
+#[test]
+fn write_failure_in_tfstate_export() {
+    let moto = Moto::start();
+    let tf = two_versions(&moto, "tfstate-full");
+    let dir = tempfile::tempdir().unwrap();
+    let r = run({
+        let mut c = s3_tool("tfstate-versions", &moto.endpoint());
+        c.args(["--bucket", "tfstate-full", "export", "--to"])
+            .arg(dir.path());
+        c
+    });
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let old = snapshot(dir.path());
+    assert!(!old.is_empty());
+    tf.apply(&"three".repeat(200));
+    let versions = moto.version_count("tfstate-full", "terraform.tfstate");
+    let mut c = s3_tool_fsize("tfstate-versions", &moto.endpoint(), 300);
+    c.args(["--bucket", "tfstate-full", "export", "--to"])
+        .arg(dir.path());
+    let r = run(c);
+    assert_documented("tfstate-versions", &r);
+    assert!(matches!(r.code, Some(1 | 3)), "{:?} {}", r.code, r.stderr);
+    assert_eq!(snapshot(dir.path()), old, "the old export stays whole");
+    assert_eq!(
+        moto.version_count("tfstate-full", "terraform.tfstate"),
+        versions
+    );
+    assert_no_stray(dir.path());
+    assert_says(&r, &["tfstate-versions:"]);
+    assert_says(&r, &["File too large"]);
+}
+
+#[test]
+fn write_failure_in_backup_sync_pull() {
+    let moto = Moto::start();
+    moto.boto("offsite", "s3.create_bucket(Bucket=B)");
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join(BIG), noise(256 << 10, 5)).unwrap();
+    let mut c = s3_tool("backup-sync", &moto.endpoint());
+    c.args(["push", "--to", "s3://offsite/pve", "--dir"])
+        .arg(src.path());
+    let r = finish(spawn(c, Some(backup_record(BIG, 256 << 10).into_bytes())));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let to = tempfile::tempdir().unwrap();
+    // An older copy of the archive is already there: it must stay as it was.
+    std::fs::write(to.path().join(BIG), b"the old file").unwrap();
+    let old = snapshot(to.path());
+    let mut c = s3_tool_fsize("backup-sync", &moto.endpoint(), 64 << 10);
+    c.args([
+        "pull",
+        &format!("offsite:backup/pve/pve1/100/{BIG}"),
+        "--force",
+        "--to-dir",
+    ])
+    .arg(to.path());
+    let r = run(c);
+    assert_documented("backup-sync", &r);
+    assert!(matches!(r.code, Some(1 | 3)), "{:?} {}", r.code, r.stderr);
+    assert_eq!(snapshot(to.path()), old, "no half-written archive");
+    assert_no_stray(to.path());
+    assert_says(&r, &[BIG, "File too large"]);
+    assert_eq!(r.of_kind("summary").len(), 1);
+}
+
+#[test]
+fn write_failure_in_backup_check_metrics_file() {
+    let sim = SimNode::demo();
+    let dir = tempfile::tempdir().unwrap();
+    let prom = dir.path().join("pvedr.prom");
+    std::fs::write(&prom, "# the previous metrics\n").unwrap();
+    let old = snapshot(dir.path());
+    let mut c = cmd_fsize("backup-check", 200);
+    c.arg("--dir")
+        .arg(sim.dump_dir("local"))
+        .args([
+            "--storage",
+            "local",
+            "--node",
+            "pve1",
+            "--timezone",
+            "UTC",
+            "--prom",
+        ])
+        .arg(&prom);
+    let r = run(c);
+    assert_documented("backup-check", &r);
+    assert_eq!(r.code, Some(3), "UNKNOWN: {}", r.stderr);
+    assert_eq!(
+        snapshot(dir.path()),
+        old,
+        "the old metrics file stays whole"
+    );
+    assert_no_stray(dir.path());
+    assert_says(&r, &["backup-check:", "pvedr.prom", "File too large"]);
+}
+
+// --- 5. SIGINT and SIGTERM in a long step of each tool -------------------------------------
+
+/// pve-ls-backups: a slow storage listing.
+fn interrupt_listing(sig: &str) {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "storage/nas/content", "sleep": 20}]),
+    );
+    let mut c = cmd("pve-ls-backups");
+    c.args(sshd.args()).arg("--all-nodes");
+    let child = spawn(c, None);
+    wait_until("the nas listing", || ran(&sim, "storage/nas/content"));
+    signal(&child, sig);
+    let r = finish(child);
+    assert_documented("pve-ls-backups", &r);
+    assert_eq!(r.code, Some(130), "{}", r.stderr);
+    assert_says(&r, &["pve-ls-backups:", "interrupted"]);
+}
+
+/// backup-check: a slow storage listing on the node.
+fn interrupt_check(sig: &str) {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "storage/nas/content", "sleep": 20}]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let prom = dir.path().join("pvedr.prom");
+    let mut c = cmd("backup-check");
+    c.args(sshd.args())
+        .arg("--all-nodes")
+        .arg("--prom")
+        .arg(&prom);
+    let child = spawn(c, None);
+    wait_until("the nas listing", || ran(&sim, "storage/nas/content"));
+    signal(&child, sig);
+    let r = finish(child);
+    assert_documented("backup-check", &r);
+    assert_eq!(r.code, Some(3), "UNKNOWN: {}", r.stderr);
+    assert_says(&r, &["backup-check:", "interrupted"]);
+    assert_no_stray(dir.path());
+}
+
+/// pve-restore: the signal lands while qmrestore runs; the step finishes, then the run
+/// stops at the next safe point.
+fn interrupt_restore(sig: &str) {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    // Only the restore is slow, not the rollback's qmrestore after it.
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "qmrestore", "sleep": 2, "times": 1}]),
+    );
+    let mut c = cmd("pve-restore");
+    c.args(sshd.args())
+        .args(["--volid", VM_BACKUP, "--force", "--yes"]);
+    let child = spawn(c, None);
+    wait_until("qmrestore", || ran(&sim, "qmrestore"));
+    signal(&child, sig);
+    let r = finish(child);
+    assert_documented("pve-restore", &r);
+    assert_eq!(r.code, Some(130), "{}", r.stderr);
+    let rec = restore_record(&r);
+    assert_eq!(rec["status"], "interrupted", "{rec}");
+    assert_guest_or_safety_point(&sim, 100, &rec);
+    assert!(
+        sim.root().join("guests/100.json").exists(),
+        "guest 100 is there"
+    );
+    // The restore that ran was finished, then the overwritten guest put back from the
+    // safety point (man pve-restore, 130); nothing is left to undo, or the way back is given.
+    if step_status(&rec, "rollback") == "changed" {
+        assert_says(&r, &["interrupted"]);
+        assert!(sim.root().join("guests/100.json").exists());
+        assert_ne!(
+            sim.read_json("guests/100.json")["restored_from"],
+            VM_BACKUP,
+            "put back as it was"
+        );
+        assert_eq!(
+            sim.read_json("guests/100.json")["status"],
+            "running",
+            "the guest runs again, as before"
+        );
+    } else {
+        assert!(rec["way_back"].is_string(), "a way back: {rec}");
+        assert_says(&r, &["way back: "]);
+    }
+    assert_eq!(r.of_kind("summary").len(), 1);
+}
+
+/// backup-prune --apply: a slow deletion.
+fn interrupt_prune(sig: &str) {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let listing = listing_of(&sshd, "100");
+    let before = guests(&sim);
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "pvesh delete", "sleep": 2}]),
+    );
+    let mut c = cmd("backup-prune");
+    c.args(["--keep-daily", "3", "--timezone", "UTC", "--apply"])
+        .args(sshd.args());
+    let child = spawn(c, Some(listing));
+    wait_until("a deletion", || ran(&sim, "pvesh delete"));
+    signal(&child, sig);
+    let r = finish(child);
+    assert_documented("backup-prune", &r);
+    assert_eq!(r.code, Some(130), "{}", r.stderr);
+    let deletes = sim
+        .mutations()
+        .iter()
+        .filter(|m| m.starts_with("pvesh delete"))
+        .count();
+    assert_eq!(
+        deletes, 1,
+        "the running deletion finished, no other started"
+    );
+    assert_eq!(guests(&sim), before);
+    assert!(!r.of_kind("step").is_empty(), "{:?}", r.recs);
+    assert_says(&r, &["interrupted"]);
+}
+
+/// backup-sync push: a slow upload (S3 holds the second part).
+fn interrupt_push(sig: &str) {
+    let moto = Moto::start();
+    moto.boto("offsite", "s3.create_bucket(Bucket=B)");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(BIG), noise(12 << 20, 3)).unwrap();
+    let mut c = s3_tool("backup-sync", &moto.endpoint());
+    c.args([
+        "push",
+        "--to",
+        "s3://offsite/pve",
+        "--part-size",
+        "5M",
+        "--bwlimit",
+        "4M",
+        "--dir",
+    ])
+    .arg(dir.path());
+    let child = spawn(c, Some(backup_record(BIG, 12 << 20).into_bytes()));
+    wait_until("the upload", || pending_uploads(&moto, "offsite") == 1);
+    signal(&child, sig);
+    let r = finish(child);
+    assert_documented("backup-sync", &r);
+    assert_eq!(r.code, Some(130), "{}", r.stderr);
+    assert_eq!(r.of_kind("summary")[0]["exit_code"], 130);
+    assert_no_copy_without_manifest(&moto, "offsite");
+    assert_eq!(pending_uploads(&moto, "offsite"), 0);
+}
+
+/// pve-snapshot create: a slow `qm snapshot`.
+fn interrupt_snapshot(sig: &str) {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let before = guests(&sim);
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "qm snapshot 100", "sleep": 2}]),
+    );
+    let mut c = cmd("pve-snapshot");
+    c.arg("create")
+        .args(sshd.args())
+        .args(["--yes", "--vmid", "100", "--vmid", "101"]);
+    let child = spawn(c, None);
+    wait_until("qm snapshot", || ran(&sim, "qm snapshot 100"));
+    signal(&child, sig);
+    let r = finish(child);
+    assert_documented("pve-snapshot", &r);
+    assert_eq!(r.code, Some(130), "{}", r.stderr);
+    let snaps = r.of_kind("snapshot");
+    assert!(
+        snaps
+            .iter()
+            .any(|s| s["vmid"] == 100 && s["way_back"].is_string()),
+        "the finished snapshot's record and its way back: {:?}",
+        r.recs
+    );
+    assert!(!ran(&sim, "snapshot 101"), "nothing further started");
+    assert_eq!(guests(&sim), before);
+}
+
+/// tfstate-versions export: S3 is slow to answer the state's GET.
+fn interrupt_export(sig: &str) {
+    let moto = Moto::start();
+    let _tf = two_versions(&moto, "tfstate-int");
+    let dir = tempfile::tempdir().unwrap();
+    let versions = moto.version_count("tfstate-int", "terraform.tfstate");
+    let front = S3Front::start(&moto);
+    front.hold("GET /tfstate-int/terraform.tfstate", "");
+    let mut c = s3_tool("tfstate-versions", &front.endpoint());
+    c.args(["--bucket", "tfstate-int", "export", "--to"])
+        .arg(dir.path());
+    let child = spawn(c, None);
+    wait_until("the state GET", || {
+        front.seen("GET /tfstate-int/terraform.tfstate")
+    });
+    signal(&child, sig);
+    let r = finish(child);
+    assert_documented("tfstate-versions", &r);
+    assert_eq!(r.code, Some(130), "{}", r.stderr);
+    assert_no_stray(dir.path());
+    assert_says(&r, &["tfstate-versions:", "interrupted"]);
+    assert_eq!(
+        moto.version_count("tfstate-int", "terraform.tfstate"),
+        versions
+    );
+}
+
+/// minio-rebuild: waiting for an unreachable store to become healthy.
+fn interrupt_rebuild(sig: &str) {
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let mut c = s3_tool("minio-rebuild", &dead);
+    c.args([
+        "--endpoint",
+        &dead,
+        "--env",
+        "prod",
+        "--wait",
+        "60s",
+        "--yes",
+    ]);
+    let t0 = Instant::now();
+    let child = spawn(c, None);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, sig);
+    let r = finish(child);
+    assert!(t0.elapsed() < Duration::from_secs(20), "stopped promptly");
+    assert_documented("minio-rebuild", &r);
+    assert_eq!(r.code, Some(130), "{}", r.stderr);
+    assert!(!r.of_kind("step").is_empty(), "the records were written");
+}
+
+macro_rules! signal_tests {
+    ($($int:ident, $term:ident => $f:ident;)*) => {$(
+        #[test]
+        fn $int() {
+            $f("INT");
+        }
+        #[test]
+        fn $term() {
+            $f("TERM");
+        }
+    )*};
+}
+
+signal_tests! {
+    sigint_pve_ls_backups, sigterm_pve_ls_backups => interrupt_listing;
+    sigint_backup_check, sigterm_backup_check => interrupt_check;
+    sigint_pve_restore_during_qmrestore, sigterm_pve_restore_during_qmrestore => interrupt_restore;
+    sigint_backup_prune_apply, sigterm_backup_prune_apply => interrupt_prune;
+    sigint_backup_sync_push, sigterm_backup_sync_push => interrupt_push;
+    sigint_pve_snapshot_create, sigterm_pve_snapshot_create => interrupt_snapshot;
+    sigint_tfstate_versions_export, sigterm_tfstate_versions_export => interrupt_export;
+    sigint_minio_rebuild_wait, sigterm_minio_rebuild_wait => interrupt_rebuild;
+}
