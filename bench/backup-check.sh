@@ -32,6 +32,7 @@ deep() { # DIR LABEL
     "pvedr also walks every VMA header and extent; 1 process: $(printf %.2f "$(ratio "$seq" "$ours")")×"
 }
 deep "$work/one" "one archive"
+mem "\`backup-check --deep\`, one archive (256 MiB disk)" "$BIN" --dir "$work/one" --deep --now 1705300000 --timezone UTC
 deep "$work/four" "four archives"
 
 # (2) 100,000 records: which guests' newest backup is older than 26h.
@@ -40,6 +41,8 @@ now=1705300000
 ours=$(best sh -c "$BIN --now $now --timezone UTC < $work/in.jsonl")
 JQ="group_by(.vmid) | map(max_by(.ctime)) | map(select(.ctime < $now - 93600)) | .[] | {vmid, ctime}"
 theirs=$(best jq -c -s "$JQ" "$work/in.jsonl")
+mem "\`backup-check\`, 100,000 records" sh -c "$BIN --now $now --timezone UTC < $work/in.jsonl"
+mem "\`jq -s\` freshness, 100,000 records" jq -c -s "$JQ" "$work/in.jsonl"
 printf 'backup-check  100000 records, freshness per guest: backup-check %.3fs (all checks), jq -s %.3fs (freshness only), ratio %.1fx\n' \
   "$ours" "$theirs" "$(ratio "$theirs" "$ours")"
 row "\`backup-check\`, 100,000 records (1,000 guests)" "$(printf %.3fs "$ours")" "\`jq -s\` (freshness only)" \

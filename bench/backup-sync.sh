@@ -3,6 +3,7 @@
 # same archives into the same moto server, in the same run. Prints the throughput ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 BIN=${CARGO_TARGET_DIR:-target}/release/backup-sync
 [ -x "$BIN" ] || cargo build --release -q -p backup-sync
 PY=.ci-venv/bin/python
@@ -25,7 +26,6 @@ for i in $(seq 1 $FILES); do
   printf '{"kind":"backup","node":"pve1","storage":"local","volid":"local:backup/%s","vmid":10%s,"subtype":"qemu","ctime":1705284002,"time":"2024-01-15T02:00:02Z","size":%s,"format":"vma.zst"}\n' \
     "$name" "$i" "$SIZE" >> "$work/in.jsonl"
 done
-t() { local s e; s=$(date +%s.%N); "$@" > /dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
 # A new prefix each run (t runs in a subshell): a second push would skip everything.
 ours_once() { "$BIN" push --to "s3://bench/ours$(date +%s%N)" --dir "$work" --jobs "$JOBS" --part-size 8M "$work/in.jsonl"; }
 theirs_once() {
@@ -40,8 +40,8 @@ for f in sorted(os.listdir(d)):
         s3.upload_file(os.path.join(d, f), 'bench', f'{prefix}/{f}', Config=cfg)
 PY
 }
-best() { local b=999; for _ in 1 2 3; do x=$(t "$@"); b=$(echo "if ($x < $b) $x else $b" | bc); done; echo "$b"; }
 ours=$(best ours_once)
+mem "\`backup-sync push\`, $FILES × 64 MiB" "$BIN" push --to "s3://bench/mem$(date +%s%N)" --dir "$work" --jobs "$JOBS" --part-size 8M "$work/in.jsonl"
 theirs=$(best theirs_once)
 # Both really uploaded everything: ours with a manifest per archive, theirs the archives.
 count() { $PY -c "import boto3,sys; print(sum(o['Size'] == $SIZE for o in boto3.client('s3').list_objects_v2(Bucket='bench', Prefix=sys.argv[1]).get('Contents', [])))" "$1"; }
@@ -50,3 +50,6 @@ count() { $PY -c "import boto3,sys; print(sum(o['Size'] == $SIZE for o in boto3.
 mib=$((FILES * SIZE / 1024 / 1024))
 printf 'backup-sync   push %d MiB (%d archives) into moto: backup-sync --jobs %d %.2fs (%.0f MiB/s, sha256 + manifest), boto3 upload_file %.2fs (%.0f MiB/s), ratio %.2fx\n' \
   "$mib" "$FILES" "$JOBS" "$ours" "$(echo "$mib / $ours" | bc -l)" "$theirs" "$(echo "$mib / $theirs" | bc -l)" "$(echo "$theirs / $ours" | bc -l)"
+row "\`backup-sync push\`, $FILES archives, $mib MiB, into moto" "$(printf '%.2fs (%.0f MiB/s)' "$ours" "$(ratio "$mib" "$ours")")" \
+  "boto3 \`upload_file\` (multipart, 10 threads)" "$(printf '%.2fs (%.0f MiB/s)' "$theirs" "$(ratio "$mib" "$theirs")")" \
+  "$(ratio "$theirs" "$ours")" "pvedr also hashes (sha256) and writes a manifest per archive"

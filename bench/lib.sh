@@ -42,3 +42,13 @@ row() {
   [ -n "${BENCH_TABLE:-}" ] || return 0
   printf '| %s | %s | %s | %s | **%.1f×** | %s |\n' "$1" "$2" "$3" "$4" "$5" "${6:-}" >> "$BENCH_TABLE"
 }
+
+# mem WORKLOAD CMD...: the peak memory of one run, as a row of $BENCH_MEM.
+mem() {
+  local what=$1 m
+  shift
+  m=$(peak_mib "$@")
+  echo "peak memory  $what: $m MiB"
+  [ -n "${BENCH_MEM:-}" ] && printf '| %s | %s MiB |\n' "$what" "$m" >> "$BENCH_MEM"
+  return 0
+}

@@ -104,8 +104,14 @@ impl Backup {
             None => return Err("missing field `volid`".into()),
         };
         let ctime = take_int(&mut m, "ctime")?.ok_or("missing field `ctime`")?;
-        let derived = from_volid(&volid);
-        let storage = take_string(&mut m, "storage")?.or(derived.storage);
+        // Read from the volid only when a field is missing (it costs a fifth of a listing's
+        // parse when done for every line).
+        let derived = std::cell::OnceCell::new();
+        let derived = || derived.get_or_init(|| from_volid(&volid));
+        let storage = match take_string(&mut m, "storage")? {
+            Some(s) => Some(s),
+            None => derived().storage.clone(),
+        };
         let time = match m.take("time") {
             None | Some(Value::Null) => rfc3339(ctime),
             Some(Value::String(s)) => s,
@@ -113,10 +119,13 @@ impl Backup {
         };
         let vmid = match take_int(&mut m, "vmid")? {
             Some(v) => Some(u64::try_from(v).map_err(|_| format!("`vmid` {v} is negative"))?),
-            None => derived.vmid,
+            None => derived().vmid,
         };
-        let subtype = take_string(&mut m, "subtype")?.unwrap_or(derived.subtype);
-        let format = match take_string(&mut m, "format")?.or(derived.format) {
+        let subtype = match take_string(&mut m, "subtype")? {
+            Some(s) => s,
+            None => derived().subtype.clone(),
+        };
+        let format = match take_string(&mut m, "format")?.or_else(|| derived().format.clone()) {
             Some(f) => f,
             None => {
                 return Err(format!(

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# tfstate-versions list (and list --inspect) over 2,000 versions of a state in moto vs the
+# obvious boto3 scripts (list_object_versions pages; a get_object per version), same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+BIN=${CARGO_TARGET_DIR:-target}/release/tfstate-versions
+[ -x "$BIN" ] || cargo build --release -q -p tfstate-versions
+PY=.ci-venv/bin/python
+[ -x "$PY" ] || { echo "tfstate-versions bench: .ci-venv missing: run scripts/python-deps.sh"; exit 1; }
+port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+.ci-venv/bin/moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+moto=$!
+trap 'kill $moto' EXIT
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=testtest AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+for _ in $(seq 50); do $PY -c "import socket; socket.create_connection(('127.0.0.1',$port))" 2>/dev/null && break; sleep 0.1; done
+N=2000
+$PY - "$N" <<'PY'
+import boto3, json, sys
+s3 = boto3.client("s3")
+s3.create_bucket(Bucket="tfstate-bench")
+s3.put_bucket_versioning(Bucket="tfstate-bench", VersioningConfiguration={"Status": "Enabled"})
+def state(serial):
+    res = [{"mode": "managed", "type": "proxmox_vm_qemu", "name": "vm%d" % i, "provider": "provider[\"registry.terraform.io/telmate/proxmox\"]",
+            "instances": [{"schema_version": 0, "attributes": {"vmid": 100 + i, "name": "vm%d" % i, "cores": 2, "memory": 2048}}]}
+           for i in range(20)]
+    return json.dumps({"version": 4, "terraform_version": "1.9.8", "serial": serial, "lineage": "bench",
+                       "outputs": {}, "resources": res, "check_results": None}, indent=2).encode()
+# One after another: moto loses versions of a key written concurrently.
+for serial in range(1, int(sys.argv[1]) + 1):
+    s3.put_object(Bucket="tfstate-bench", Key="terraform.tfstate", Body=state(serial))
+PY
+ours_list() { "$BIN" list --bucket tfstate-bench --endpoint "$AWS_ENDPOINT_URL"; }
+ours_inspect() { "$BIN" list --inspect --bucket tfstate-bench --endpoint "$AWS_ENDPOINT_URL"; }
+boto_list() {
+  $PY - <<'PY'
+import boto3, json
+s3 = boto3.client("s3")
+for page in s3.get_paginator("list_object_versions").paginate(Bucket="tfstate-bench", Prefix="terraform.tfstate"):
+    for v in page.get("Versions", []):
+        if v["Key"] == "terraform.tfstate":
+            print(json.dumps({"version_id": v["VersionId"], "time": v["LastModified"].isoformat(), "size": v["Size"], "latest": v["IsLatest"]}))
+PY
+}
+boto_inspect() {
+  $PY - <<'PY'
+import boto3, json
+s3 = boto3.client("s3")
+for page in s3.get_paginator("list_object_versions").paginate(Bucket="tfstate-bench", Prefix="terraform.tfstate"):
+    for v in page.get("Versions", []):
+        if v["Key"] == "terraform.tfstate":
+            st = json.loads(s3.get_object(Bucket="tfstate-bench", Key=v["Key"], VersionId=v["VersionId"])["Body"].read())
+            print(json.dumps({"version_id": v["VersionId"], "serial": st["serial"], "resources": len(st["resources"])}))
+PY
+}
+n=$(ours_list | grep -c '"kind":"tfstate_version"' || true)
+[ "$n" = "$N" ] || { echo "tfstate-versions bench: listed $n of $N versions"; exit 1; }
+a=$(best ours_list); b=$(best boto_list)
+printf 'tfstate-versions  list %d versions: tfstate-versions %.2fs, boto3 list_object_versions %.2fs, ratio %.1fx\n' "$N" "$a" "$b" "$(ratio "$b" "$a")"
+row "\`tfstate-versions list\`, $N versions in moto" "$(printf %.2fs "$a")" "boto3 \`list_object_versions\` pages" "$(printf %.2fs "$b")" "$(ratio "$b" "$a")"
+a=$(t ours_inspect); b=$(t boto_inspect)
+mem "\`tfstate-versions list --inspect\`, $N versions" "$BIN" list --inspect --bucket tfstate-bench --endpoint "$AWS_ENDPOINT_URL"
+printf 'tfstate-versions  list --inspect %d versions: tfstate-versions %.2fs, boto3 get_object each %.2fs, ratio %.1fx\n' "$N" "$a" "$b" "$(ratio "$b" "$a")"
+row "\`tfstate-versions list --inspect\`, $N versions (each downloaded and read)" "$(printf %.2fs "$a")" "boto3, a \`get_object\` per version" "$(printf %.2fs "$b")" "$(ratio "$b" "$a")" "one run each"
