@@ -114,7 +114,9 @@ fn run_all(sim: &SimNode, cases: &[Case]) -> (Vec<String>, Vec<String>) {
                         ));
                     }
                 }
-                if n != 0 && stderr.trim().is_empty() {
+                // backup-check's WARNING and CRITICAL are verdicts, given on stdout.
+                let verdict = c.tool == "backup-check" && (n == 1 || n == 2);
+                if n != 0 && stderr.trim().is_empty() && !verdict {
                     soft.push(format!("{tag}: exit {n} with an empty stderr"));
                 }
             }
@@ -514,4 +516,125 @@ fn malformed_json_lines() {
     }
     let (h, s) = run_all(&sim, &cases);
     report("malformed_json_lines", cases.len(), &h, &s);
+}
+
+/// What a broken or hostile node could print for a `pvesh get` (exit 0): not JSON, wrong
+/// shapes and types, missing fields, shell text in names, huge numbers, deep nesting, a
+/// huge value.
+fn pvesh_outputs() -> Vec<(&'static str, String)> {
+    let pwn = "touch /tmp/pvedr-hostile-pwned";
+    vec![
+        ("not JSON", "not json at all\n".into()),
+        ("empty", String::new()),
+        ("object", "{}".into()),
+        ("numbers", "[1,2,3]".into()),
+        ("API envelope", r#"{"data":[{"volid":"local:backup/x"}]}"#.into()),
+        (
+            "wrong types",
+            r#"[{"volid":5,"ctime":"x","node":[],"storage":{},"type":7,"vmid":{"a":1},"status":false}]"#.into(),
+        ),
+        (
+            "shell in names",
+            format!(
+                r#"[{{"storage":"x;{pwn}","type":"dir","content":"backup","active":1,"enabled":1,"node":"$({pwn})","name":"$({pwn})","online":1,"local":1,"id":"node/$({pwn})","vmid":"100;{pwn}"}}]"#
+            ),
+        ),
+        (
+            "shell in a volid",
+            format!(
+                r#"[{{"volid":"local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst\n;{pwn}","ctime":1,"format":"vma.zst","content":"backup","vmid":100}},{{"volid":"-rf:backup/$({pwn})","ctime":2,"format":"vma","content":"backup"}}]"#
+            ),
+        ),
+        (
+            "huge numbers",
+            r#"[{"volid":"local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst","ctime":99999999999999999999999,"size":-1,"vmid":-5,"content":"backup","format":"vma.zst","total":1e400,"used":-1}]"#.into(),
+        ),
+        ("deep nesting", "[".repeat(100_000)),
+        ("10 MB value", format!("[\"{}\"]", "a".repeat(10 << 20))),
+    ]
+}
+
+#[test]
+fn hostile_pvesh_output() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let records: Vec<u8> = bin("pve-ls-backups")
+        .args(sshd.args())
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap()
+        .stdout;
+    // The path a fault replaces, and the runs that read it.
+    let places: Vec<(&str, Vec<(&'static str, Vec<&str>, bool)>)> = vec![
+        (
+            "get /cluster/status",
+            vec![
+                ("pve-ls-backups", vec!["--all-nodes"], false),
+                ("pve-snapshot", vec!["ls"], false),
+            ],
+        ),
+        (
+            "get /nodes/localhost/time",
+            vec![("pve-ls-backups", vec![], false)],
+        ),
+        (
+            "/storage --content backup",
+            vec![("backup-check", vec![], false)],
+        ),
+        (
+            "/content --content backup",
+            vec![
+                ("pve-ls-backups", vec![], false),
+                ("pve-restore", vec!["--dry-run", "--vmid", "100"], false),
+                (
+                    "backup-prune",
+                    vec!["--keep-last", "1", "--apply", "--force"],
+                    true,
+                ),
+            ],
+        ),
+        (
+            "get /cluster/resources",
+            vec![
+                ("pve-ls-backups", vec!["--with-guests"], false),
+                ("pve-snapshot", vec!["ls"], false),
+            ],
+        ),
+        ("get /cluster/backup", vec![("backup-check", vec![], false)]),
+    ];
+    let mut n = 0;
+    let (mut hard, mut soft) = (Vec::new(), Vec::new());
+    for (name, output) in pvesh_outputs() {
+        for (needle, runs) in &places {
+            // A 10 MB fault file is read by every simulated command: once, on the listing.
+            if name == "10 MB value" && !needle.contains("content") {
+                continue;
+            }
+            sim.write_json(
+                "faults.json",
+                &serde_json::json!([{"match": needle, "stdout": output, "stderr": "", "exit": 0}]),
+            );
+            let cases: Vec<Case> = runs
+                .iter()
+                .map(|(tool, pre, piped)| {
+                    let mut args: Vec<OsString> = pre.iter().map(|s| os(s)).collect();
+                    args.extend(ssh_args(&sshd));
+                    Case {
+                        tool,
+                        args,
+                        stdin: piped.then(|| records.clone()),
+                        env: vec![],
+                        want: None,
+                        label: format!("pvesh output {name} at {needle}"),
+                    }
+                })
+                .collect();
+            n += cases.len();
+            let (h, s) = run_all(&sim, &cases);
+            hard.extend(h);
+            soft.extend(s);
+        }
+    }
+    sim.write_json("faults.json", &serde_json::json!([]));
+    report("hostile_pvesh_output", n, &hard, &soft);
 }
