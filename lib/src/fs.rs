@@ -19,6 +19,12 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(target: &Path) -> Result<AtomicFile> {
+        AtomicFile::create_with_mode(target, 0o644)
+    }
+
+    /// Like [`AtomicFile::create`], with the file's permission bits (0o600 for what holds
+    /// secrets: a Terraform state does).
+    pub fn create_with_mode(target: &Path, mode: u32) -> Result<AtomicFile> {
         let dir = target
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -34,7 +40,7 @@ impl AtomicFile {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(mode)
             .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(&tmp)
             .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
@@ -100,7 +106,16 @@ impl Drop for AtomicFile {
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = AtomicFile::create(path)?;
+    write_atomic_mode(path, bytes, 0o644)
+}
+
+/// Writes `bytes` to `path` atomically, readable by its owner only (secrets).
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_mode(path, bytes, 0o600)
+}
+
+fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut f = AtomicFile::create_with_mode(path, mode)?;
     f.write_all(bytes)
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     f.commit()

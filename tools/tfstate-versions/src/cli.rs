@@ -107,6 +107,10 @@ pub enum Command {
     },
     /// Write the current state of each environment to DIR, atomically, with its sha256 and
     /// version id.
+    ///
+    /// DIR/ENV.tfstate is written with mode 0600 (a state holds the secrets of its
+    /// resources), ENV.tfstate.sha256 and ENV.tfstate.version with 0644. A file or symlink
+    /// already at those names is replaced, never written through.
     Export {
         #[arg(long, value_name = "DIR")]
         to: PathBuf,

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use pvedr::error::{Error, Result, exit_for};
-use pvedr::fs::write_atomic;
+use pvedr::fs::{write_atomic, write_atomic_private};
 use pvedr::output::Output;
 use pvedr::records::{Record, Step};
 use serde_json::Value;
@@ -59,7 +59,8 @@ fn export_one(cli: &Cli, env: Option<&str>, to: &Path, t0: Instant) -> Result<St
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    write_atomic(&file, &body)?;
+    // A state holds the secrets of every resource: owner only, as any key file.
+    write_atomic_private(&file, &body)?;
     write_atomic(
         &to.join(format!("{name}.tfstate.sha256")),
         format!("{sha}  {name}.tfstate\n").as_bytes(),

@@ -264,6 +264,13 @@ fn show_diff_undelete_and_export() {
         "prod exported, nope missing: partial"
     );
     let body = std::fs::read(dir.path().join("prod.tfstate")).expect("exported");
+    // A state holds secrets: owner only, whatever the umask.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("prod.tfstate"))
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     let st: Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(st["serial"], 3);
     let sha = std::fs::read_to_string(dir.path().join("prod.tfstate.sha256")).expect("sha");
