@@ -638,3 +638,168 @@ fn hostile_pvesh_output() {
     sim.write_json("faults.json", &serde_json::json!([]));
     report("hostile_pvesh_output", n, &hard, &soft);
 }
+
+/// What a hostile or broken S3 server could hold: state versions that are not states
+/// (not JSON, wrong types, 100,000 `[`, 12 MB), and offsite copies whose manifests name
+/// paths outside the target directory, lie about sizes, are huge or not JSON, under keys
+/// with shell text and newlines. Read by `tfstate-versions` and `backup-sync ls|pull`.
+#[test]
+fn hostile_s3_objects() {
+    use pvedr_testkit::s3::Moto;
+    let sim = SimNode::empty();
+    let moto = Moto::start();
+    moto.create_versioned_bucket("tfstate-h");
+    moto.boto(
+        "tfstate-h",
+        r#"
+good = json.dumps({"version": 4, "serial": 1, "lineage": "l", "resources": []})
+for body in [good, "not json", "{}", json.dumps({"version": 4, "serial": "x", "lineage": 5}),
+             json.dumps({"version": 4, "serial": 2, "lineage": "l", "resources": {"a": 1}}),
+             "[" * 100000,
+             json.dumps({"version": 4, "serial": 3, "lineage": "l", "resources": [], "x": "a" * (12 << 20)}),
+             json.dumps({"version": 4, "serial": 99999999999999999999999, "lineage": "l"}),
+             "not json at the top"]:
+    s3.put_object(Bucket=B, Key="terraform.tfstate", Body=body.encode())
+"#,
+    );
+    let versions = moto.boto(
+        "tfstate-h",
+        "print('\\n'.join(v['VersionId'] for v in s3.list_object_versions(Bucket=B)['Versions']))",
+    );
+    let before = moto.version_count("tfstate-h", "terraform.tfstate");
+    moto.create_versioned_bucket("off");
+    let pwn = "touch /tmp/pvedr-hostile-pwned";
+    moto.boto(
+        "off",
+        &format!(
+            r#"
+def manifest(archive, key, **kw):
+    m = {{"manifest": 1, "archive": archive, "key": key, "size": 3, "sha256": "0" * 64, "vmid": 100,
+         "subtype": "qemu", "format": "vma.zst", "ctime": 1705284002, "source_volid": "local:backup/" + archive,
+         "pushed": "2024-01-15T03:00:00Z"}}
+    m.update(kw)
+    return json.dumps(m).encode()
+name = "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst"
+cases = {{
+    "px/" + name: manifest("../../../tmp/pvedr-hostile-escape", "px/" + name),
+    "px/a/" + name: manifest(name, "px/a/" + name, side_files=[{{"name": "../../escape.log", "key": "px/a/x", "size": 1, "sha256": "0" * 64}}]),
+    "px/b/" + name: b"not json",
+    "px/c/" + name: b"{{" + b" " * (2 << 20) + b"}}",
+    "px/d/" + name: manifest(name, "px/d/" + name, size=-1, vmid="x", ctime=1e400),
+    "px/e;{pwn}/" + name: manifest(name, "px/e;{pwn}/" + name, node="$({pwn})", storage="-rf"),
+    "px/f/" + name: manifest(name + "\n;{pwn}", "px/f/" + name),
+    "px/g/" + name: manifest(name, "px/g/" + name, size=3),
+}}
+for k, m in cases.items():
+    s3.put_object(Bucket=B, Key=k, Body=b"abcdef")
+    s3.put_object(Bucket=B, Key=k + ".manifest.json", Body=m)
+"#
+        ),
+    );
+    let ep = moto.endpoint();
+    let env = vec![
+        ("AWS_ACCESS_KEY_ID".to_string(), os("test")),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), os("testtest")),
+        ("AWS_REGION".to_string(), os("us-east-1")),
+    ];
+    let tf = |rest: &[&str]| -> Vec<OsString> {
+        let mut a: Vec<OsString> = ["--endpoint", &ep, "--bucket", "tfstate-h"]
+            .iter()
+            .map(|s| os(s))
+            .collect();
+        a.extend(rest.iter().map(|s| os(s)));
+        a
+    };
+    let mut cases = vec![
+        (tf(&["list"]), None),
+        (tf(&["list", "--inspect"]), None),
+        (
+            tf(&[
+                "diff",
+                "--",
+                versions.lines().last().unwrap_or(""),
+                versions.lines().next().unwrap_or(""),
+            ]),
+            None,
+        ),
+    ];
+    for v in versions.lines() {
+        cases.push((tf(&["restore", "--yes", "--", v]), None));
+    }
+    let export = tempfile::tempdir().expect("tmp");
+    let mut a = tf(&["export", "--to"]);
+    a.push(export.path().as_os_str().to_owned());
+    cases.push((a, None));
+    let listing = bin("backup-sync")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(["ls", "--endpoint", &ep, "--from", "s3://off/px"])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .expect("ls")
+        .stdout;
+    // The copies whose manifests parse are listed (and go on to the pull): the pull is
+    // tested on them, not on an empty input.
+    assert!(
+        String::from_utf8_lossy(&listing)
+            .matches("\"kind\":\"backup\"")
+            .count()
+            >= 3,
+        "{}",
+        String::from_utf8_lossy(&listing)
+    );
+    let pulled = tempfile::tempdir().expect("tmp");
+    let pull_dir = pulled.path().join("in");
+    std::fs::create_dir(&pull_dir).expect("dir");
+    cases.push((
+        ["ls", "--endpoint", &ep, "--from", "s3://off/px"]
+            .iter()
+            .map(|s| os(s))
+            .collect(),
+        None,
+    ));
+    let mut a: Vec<OsString> = ["pull", "--endpoint", &ep, "--force", "--to-dir"]
+        .iter()
+        .map(|s| os(s))
+        .collect();
+    a.push(pull_dir.as_os_str().to_owned());
+    cases.push((a, Some(listing)));
+    let cases: Vec<Case> = cases
+        .into_iter()
+        .map(|(args, stdin)| Case {
+            tool: if args.first().is_some_and(|a| a == "ls" || a == "pull") {
+                "backup-sync"
+            } else {
+                "tfstate-versions"
+            },
+            args,
+            stdin,
+            env: env.clone(),
+            want: None,
+            label: "hostile S3 object".into(),
+        })
+        .collect();
+    let (mut h, s) = run_all(&sim, &cases);
+    let after = moto.version_count("tfstate-h", "terraform.tfstate");
+    if after < before {
+        h.push(format!(
+            "state versions lost: {before} before, {after} after"
+        ));
+    }
+    for escaped in ["/tmp/pvedr-hostile-escape"] {
+        if std::path::Path::new(escaped).exists() {
+            h.push(format!("a pull wrote outside its directory: {escaped}"));
+            let _ = std::fs::remove_file(escaped);
+        }
+    }
+    // Every manifest lies about the size or the checksum: nothing may be put in place.
+    let kept: Vec<_> = std::fs::read_dir(&pull_dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    if !kept.is_empty() {
+        h.push(format!("a pull put unverified files in place: {kept:?}"));
+    }
+    if pulled.path().join("escape.log").exists() {
+        h.push("a side file was written outside the pull directory".into());
+    }
+    report("hostile_s3_objects", cases.len(), &h, &s);
+}
