@@ -554,6 +554,9 @@ fn pvesh_outputs() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// A tool, its arguments before the connection's, and whether records are piped in.
+type Run = (&'static str, Vec<&'static str>, bool);
+
 #[test]
 fn hostile_pvesh_output() {
     let sim = SimNode::demo();
@@ -565,7 +568,7 @@ fn hostile_pvesh_output() {
         .unwrap()
         .stdout;
     // The path a fault replaces, and the runs that read it.
-    let places: Vec<(&str, Vec<(&'static str, Vec<&str>, bool)>)> = vec![
+    let places: Vec<(&str, Vec<Run>)> = vec![
         (
             "get /cluster/status",
             vec![
