@@ -147,12 +147,19 @@ pub fn open(path: &str) -> Result<RecordReader<Box<dyn BufRead>>> {
 /// Reads every record of every input, in order (`-` is standard input).
 pub fn read_all(paths: &[String]) -> Result<Vec<Record>> {
     let mut out = Vec::new();
+    for_each(paths, |r| out.push(r))?;
+    Ok(out)
+}
+
+/// Hands every record of every input to `f`, in order: a tool that sorts records into its
+/// own lists holds them once, not twice.
+pub fn for_each(paths: &[String], mut f: impl FnMut(Record)) -> Result<()> {
     for p in paths {
         for r in open(p)? {
-            out.push(r?);
+            f(r?);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -46,18 +46,16 @@ fn thresholds(cli: &Cli) -> Result<Thresholds> {
     Ok(t)
 }
 
-fn split(records: Vec<Record>, inputs: &mut Inputs) {
-    for r in records {
-        match r {
-            Record::Backup(b) => inputs.backups.push(b),
-            Record::Guest(g) => inputs.guests.push(g),
-            Record::Storage(s) => inputs.storages.push(s),
-            Record::Job(j) => inputs.jobs.push(j),
-            Record::BackupFailure(f) => inputs.failures.push(f),
-            Record::TfstateVersion(v) => inputs.tfstate.push(v),
-            Record::Snapshot(s) => inputs.snapshots.push(s),
-            _ => {}
-        }
+fn split(r: Record, inputs: &mut Inputs) {
+    match r {
+        Record::Backup(b) => inputs.backups.push(b),
+        Record::Guest(g) => inputs.guests.push(g),
+        Record::Storage(s) => inputs.storages.push(s),
+        Record::Job(j) => inputs.jobs.push(j),
+        Record::BackupFailure(f) => inputs.failures.push(f),
+        Record::TfstateVersion(v) => inputs.tfstate.push(v),
+        Record::Snapshot(s) => inputs.snapshots.push(s),
+        _ => {}
     }
 }
 
@@ -104,7 +102,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         split_gathered(g, &mut inputs);
         transport = Some(conn.transport);
     } else {
-        split(jsonl::read_all(&cli.input.files)?, &mut inputs);
+        jsonl::for_each(&cli.input.files, |r| split(r, &mut inputs))?;
     }
 
     if cli.deep {
