@@ -11,7 +11,7 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/$(if $(filter /usr,$(PREFIX)),vendor-completions,site-functions)
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: all build release test dr-drill system-deps demo-deps test-deps test-rust test-rules lint fmt man check-man completions demo bench install uninstall deb clean
+.PHONY: all build release test soak dr-drill system-deps demo-deps test-deps test-rust test-rules lint fmt man check-man completions demo bench install uninstall deb clean
 
 all: build
 
@@ -39,6 +39,13 @@ test-deps:
 
 test-rust:
 	$(CARGO) test --workspace
+
+# The model-based fault test (tests/model, docs/testing.md) at length, on release binaries:
+# SOAK_CASES sequences (default 10,000), each with one fault. `make test` runs 200 of them.
+SOAK_CASES ?= 10000
+soak: test-deps
+	$(CARGO) build --workspace --bins --release
+	PROPTEST_CASES=$(SOAK_CASES) $(CARGO) test --release -p pvedr-testkit --test model -- --nocapture
 
 test-rules:
 	@if [ -d contrib/prometheus ]; then \

@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+pub mod model;
 pub mod s3;
 mod sim;
 mod sshd;

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, KnownHostKeyFormat, Session};
 
@@ -286,12 +286,19 @@ impl Ssh {
     fn finish_channel(
         mut ch: ssh2::Channel,
         max_out: usize,
+        bound: Duration,
     ) -> std::result::Result<CommandOutput, Failure> {
         let mut stdout = Vec::new();
-        copy_bounded(&mut ch, &mut stdout, max_out).map_err(Failure::from)?;
+        copy_bounded(&mut Patient::new(&mut ch, bound), &mut stdout, max_out)
+            .map_err(Failure::from)?;
         let mut stderr = Vec::new();
-        copy_bounded(&mut ch.stderr(), &mut stderr, MAX_STDERR).map_err(Failure::from)?;
-        ch.wait_close().map_err(Failure::from)?;
+        copy_bounded(
+            &mut Patient::new(ch.stderr(), bound),
+            &mut stderr,
+            MAX_STDERR,
+        )
+        .map_err(Failure::from)?;
+        patiently(bound, || ch.wait_close()).map_err(Failure::from)?;
         let status = ch.exit_status().map_err(Failure::from)?;
         Ok(CommandOutput {
             status,
@@ -300,9 +307,14 @@ impl Ssh {
         })
     }
 
-    fn exec_once(&self, sess: &Session, line: &str) -> std::result::Result<CommandOutput, Failure> {
+    fn exec_once(
+        &self,
+        sess: &Session,
+        cmd: &RemoteCommand,
+        line: &str,
+    ) -> std::result::Result<CommandOutput, Failure> {
         let ch = self.channel(sess, line)?;
-        Self::finish_channel(ch, MAX_OUTPUT)
+        Self::finish_channel(ch, MAX_OUTPUT, self.opts.timeouts.of(cmd))
     }
 
     /// A failure while a command ran: a timeout is final (trying again would wait as long
@@ -373,6 +385,69 @@ impl From<std::io::Error> for Failure {
         match e.kind() {
             std::io::ErrorKind::TimedOut => Failure::TimedOut,
             _ => Failure::Lost(e.to_string()),
+        }
+    }
+}
+
+/// Whether a blocking libssh2 call ended in its timeout.
+fn is_timeout(e: &ssh2::Error) -> bool {
+    matches!(e.code(), ssh2::ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT))
+}
+
+/// Runs a blocking libssh2 call again while it ends in a timeout before `bound` has passed.
+///
+/// libssh2 ends a blocking wait with LIBSSH2_ERROR_TIMEOUT ("Timed out waiting on socket")
+/// whenever one poll round sees no data, and with keepalives on (`set_keepalive(true, 30)`)
+/// a round lasts until the next keepalive is due, not until the session timeout: a command
+/// that printed nothing for about 30 s (a slow `pvesh`, a batch whose output is filed away
+/// until its end) failed with "no answer for 5m30s" although it was still running. Called
+/// again, libssh2 sends the keepalive and waits another round; only silence for the whole
+/// bound is a timeout.
+fn patiently<T>(
+    bound: Duration,
+    mut call: impl FnMut() -> std::result::Result<T, ssh2::Error>,
+) -> std::result::Result<T, ssh2::Error> {
+    let t0 = Instant::now();
+    loop {
+        let round = Instant::now();
+        match call() {
+            Err(e) if is_timeout(&e) && t0.elapsed() < bound => pause_after(round),
+            r => return r,
+        }
+    }
+}
+
+/// A libssh2 call that timed out at once is not retried in a tight loop.
+fn pause_after(round: Instant) {
+    if round.elapsed() < Duration::from_millis(50) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A channel reader with [`patiently`]'s rule: a read times out only after `bound` without
+/// data.
+struct Patient<R> {
+    inner: R,
+    bound: Duration,
+}
+
+impl<R: Read> Patient<R> {
+    fn new(inner: R, bound: Duration) -> Self {
+        Patient { inner, bound }
+    }
+}
+
+impl<R: Read> Read for Patient<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let t0 = Instant::now();
+        loop {
+            let round = Instant::now();
+            match self.inner.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut && t0.elapsed() < self.bound => {
+                    pause_after(round);
+                }
+                r => return r,
+            }
         }
     }
 }
@@ -454,7 +529,7 @@ impl Transport for Ssh {
                 |_| {
                     let sess = self.session().map_err(ConnectError::Fatal)?;
                     self.bound(&sess, cmd);
-                    self.exec_once(&sess, &line)
+                    self.exec_once(&sess, cmd, &line)
                         .map_err(|f| self.failed(cmd, &line, f))
                 },
                 |e| matches!(e, ConnectError::Transient(_)),
@@ -472,8 +547,9 @@ impl Transport for Ssh {
             .map_err(|f| self.failure(cmd, &line, f))?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut bytes = 0u64;
+        let bound = self.opts.timeouts.of(cmd);
         loop {
-            let n = ch
+            let n = Patient::new(&mut ch, bound)
                 .read(&mut buf)
                 .map_err(|e| self.failure(cmd, &line, e.into()))?;
             if n == 0 {
@@ -489,7 +565,7 @@ impl Transport for Ssh {
             }
             bytes = bytes.saturating_add(n as u64);
         }
-        let out = Self::finish_channel(ch, 0).map_err(|f| self.failure(cmd, &line, f))?;
+        let out = Self::finish_channel(ch, 0, bound).map_err(|f| self.failure(cmd, &line, f))?;
         Ok(Streamed {
             status: out.status,
             stderr: out.stderr,
@@ -510,7 +586,8 @@ impl Transport for Ssh {
         std::io::copy(input, &mut ch).map_err(|e| self.failure(cmd, &line, e.into()))?;
         ch.send_eof()
             .map_err(|e| self.failure(cmd, &line, e.into()))?;
-        Self::finish_channel(ch, MAX_STDIN_REPLY).map_err(|f| self.failure(cmd, &line, f))
+        Self::finish_channel(ch, MAX_STDIN_REPLY, self.opts.timeouts.of(cmd))
+            .map_err(|f| self.failure(cmd, &line, f))
     }
 }
 
