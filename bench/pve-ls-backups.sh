@@ -33,8 +33,8 @@ done; done; done
 mkdir -p "$work/ssh" /run/sshd
 ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host_key"; ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/key"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-printf 'environment="PATH=%s:/usr/bin:/bin",environment="PVESIM_ROOT=%s",environment="PVESIM_DELAY=0.5",environment="TZ=UTC" %s\n' \
-  "$PWD/tests/sim/bin" "$work/node" "$(cat "$work/ssh/key.pub")" > "$work/ssh/authorized_keys"
+printf 'environment="PATH=%s:/usr/bin:/bin",environment="PVESIM_ROOT=%s",environment="PVESIM_DELAY=0.5",environment="TZ=UTC",environment="HOME=%s" %s\n' \
+  "$PWD/tests/sim/bin" "$work/node" "$work/ssh" "$(cat "$work/ssh/key.pub")" > "$work/ssh/authorized_keys"
 printf 'Port %s\nListenAddress 127.0.0.1\nHostKey %s/host_key\nAuthorizedKeysFile %s/authorized_keys\nPidFile %s/pid\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nPermitRootLogin prohibit-password\nPermitUserEnvironment yes\nMaxStartups 100\n' \
   "$port" "$work/ssh" "$work/ssh" "$work/ssh" > "$work/ssh/config"
 /usr/sbin/sshd -D -f "$work/ssh/config" -E "$work/ssh/log" & pid=$!

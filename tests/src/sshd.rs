@@ -49,11 +49,14 @@ impl Sshd {
         keygen(&d.join("client_key"));
         let client_pub = std::fs::read_to_string(d.join("client_key.pub")).unwrap();
         let env = format!(
-            "environment=\"PATH={}:/usr/bin:/bin\",environment=\"PVESIM_ROOT={}\",environment=\"PVESIM_NODE={}\",environment=\"TZ={}\"",
+            "environment=\"PATH={}:/usr/bin:/bin\",environment=\"PVESIM_ROOT={}\",environment=\"PVESIM_NODE={}\",environment=\"TZ={}\",environment=\"HOME={}\"",
             sim_dir().join("bin").display(),
             sim.root().display(),
             sim.node(),
-            sim.tz()
+            sim.tz(),
+            // bash started by sshd reads ~/.bashrc even for `bash -c`: a test machine's
+            // root .bashrc (pyenv) must not wrap every simulated command or share its locks.
+            d.display()
         );
         std::fs::write(d.join("authorized_keys"), format!("{env} {client_pub}")).unwrap();
         let _ = std::fs::create_dir_all("/run/sshd");
