@@ -801,7 +801,9 @@ impl Job<'_> {
         // (a restore right after another one's safety point, a nightly job's archive) wrote
         // over that backup, which was then "restored" from the guest's own current state
         // and lost. A second of waiting puts the safety point's name after every archive
-        // that exists now. Found by the model-based test (tests/model).
+        // that exists now. Found by the model-based test (tests/model). Proxmox: pve-manager
+        // `PVE/VZDump.pm` `exec_backup_task` names the archive from `backup_time` (whole
+        // seconds) and `rename`s its `.dat` over the target without looking first.
         std::thread::sleep(SAFETY_NAME_GAP);
         if !self.go_on() {
             return;
