@@ -1104,6 +1104,46 @@ fn interrupt_rebuild(sig: &str) {
     assert!(!r.of_kind("step").is_empty(), "the records were written");
 }
 
+/// pve-restore --snapshot: the signal lands during the safety point's vzdump; the vzdump is
+/// finished, the rollback is not started, and the record says so.
+fn interrupt_snapshot_rollback(sig: &str) {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "vzdump 100", "sleep": 2, "times": 1}]),
+    );
+    let mut c = cmd("pve-restore");
+    c.args(sshd.args()).args([
+        "--vmid",
+        "100",
+        "--snapshot",
+        "before-upgrade",
+        "--force",
+        "--yes",
+        "--safety-storage",
+        "local",
+    ]);
+    let child = spawn(c, None);
+    wait_until("the safety point's vzdump", || ran(&sim, "vzdump 100"));
+    signal(&child, sig);
+    let r = finish(child);
+    assert_documented("pve-restore", &r);
+    assert_eq!(r.code, Some(130), "{}", r.stderr);
+    let rec = restore_record(&r);
+    assert_eq!(rec["status"], "interrupted", "{rec}");
+    assert!(
+        !sim.mutations().iter().any(|m| m.starts_with("qm rollback")),
+        "no rollback was started: {:?}",
+        sim.mutations()
+    );
+    assert!(
+        sim.read_json("guests/100.json")["rolled_back_to"].is_null(),
+        "the guest is as it was"
+    );
+    assert_says(&r, &["pve-restore:", "interrupted"]);
+}
+
 macro_rules! signal_tests {
     ($($int:ident, $term:ident => $f:ident;)*) => {$(
         #[test]
@@ -1121,6 +1161,7 @@ signal_tests! {
     sigint_pve_ls_backups, sigterm_pve_ls_backups => interrupt_listing;
     sigint_backup_check, sigterm_backup_check => interrupt_check;
     sigint_pve_restore_during_qmrestore, sigterm_pve_restore_during_qmrestore => interrupt_restore;
+    sigint_pve_restore_snapshot_rollback, sigterm_pve_restore_snapshot_rollback => interrupt_snapshot_rollback;
     sigint_backup_prune_apply, sigterm_backup_prune_apply => interrupt_prune;
     sigint_backup_sync_push, sigterm_backup_sync_push => interrupt_push;
     sigint_pve_snapshot_create, sigterm_pve_snapshot_create => interrupt_snapshot;

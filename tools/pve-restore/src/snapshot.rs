@@ -140,6 +140,9 @@ fn execute(
 ) -> Restore {
     let (i_safety, i_rb, lxc, vmid, snap) = (ids.safety, ids.rollback, ids.lxc, ids.vmid, ids.snap);
     let storage = ids.storage.clone();
+    // From the first change on, a signal lets the running step finish and stops before the
+    // next (interrupt module): a rollback half-started by a dying client is worse.
+    pvedr::interrupt::install();
     let t0 = Instant::now();
     let out = match t.exec(&RemoteCommand::write(plan.command(i_safety).to_vec())) {
         Ok(out) if out.success() => out,
@@ -171,6 +174,17 @@ fn execute(
     );
     rec.safety_point = v.as_ref().map(|v| json!({"volid": v, "storage": storage}));
     rec.way_back = v.map(|v| shell::join(&restore_cmd(lxc, &v, vmid, true, None, false)));
+    if pvedr::interrupt::requested() {
+        plan.skip_rest("interrupted");
+        pvedr::msg::say(
+            "interrupted: the safety point was finished, the rollback was not started; the guest is as it was, nothing is left to undo",
+        );
+        rec.way_back = None;
+        rec.status = "interrupted".into();
+        rec.steps = plan.steps;
+        rec.duration_s = Some(seconds_since(started));
+        return rec;
+    }
     let t0 = Instant::now();
     match t.exec(&RemoteCommand::write(plan.command(i_rb).to_vec())) {
         Ok(out) if out.success() => {
