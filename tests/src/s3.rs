@@ -231,6 +231,8 @@ struct FrontShared {
     stopped: AtomicBool,
     /// (request-line substring, not containing) → held until stopped.
     hold: Mutex<Vec<(String, String)>>,
+    /// (request-line substring, not containing, for how long) → passed on late.
+    delay: Mutex<Vec<(String, String, Duration)>>,
     /// Request lines seen, in order.
     seen: Mutex<Vec<String>>,
     live: Mutex<Vec<TcpStream>>,
@@ -272,6 +274,16 @@ impl S3Front {
             .lock()
             .expect("lock")
             .push((needle.into(), unless.into()));
+    }
+
+    /// Delays every request whose request line contains `needle` and not `unless` by `d`,
+    /// then passes it on (time for a signal to land mid-request).
+    pub fn delay(&self, needle: &str, unless: &str, d: Duration) {
+        self.shared
+            .delay
+            .lock()
+            .expect("lock")
+            .push((needle.into(), unless.into(), d));
     }
 
     /// Whether a request line containing `needle` has arrived.
@@ -331,14 +343,25 @@ fn front_relay(mut conn: TcpStream, moto_port: u16, sh: &FrontShared) {
         .unwrap_or("")
         .to_string();
     sh.seen.lock().expect("lock").push(line.clone());
+    let matches = |needle: &str, unless: &str| {
+        line.contains(needle) && (unless.is_empty() || !line.contains(unless))
+    };
     let held = sh
         .hold
         .lock()
         .expect("lock")
         .iter()
-        .any(|(needle, unless)| {
-            line.contains(needle) && (unless.is_empty() || !line.contains(unless))
-        });
+        .any(|(needle, unless)| matches(needle, unless));
+    let late = sh
+        .delay
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|(needle, unless, _)| matches(needle, unless))
+        .map(|(_, _, d)| *d);
+    if let Some(d) = late {
+        std::thread::sleep(d);
+    }
     if held {
         while !sh.stopped.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(10));
