@@ -6,16 +6,9 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 BIN=${CARGO_TARGET_DIR:-target}/release/backup-sync
 [ -x "$BIN" ] || cargo build --release -q -p backup-sync
-PY=.ci-venv/bin/python
-[ -x "$PY" ] || { echo "backup-sync bench: .ci-venv missing: run scripts/python-deps.sh"; exit 1; }
 work=$(mktemp -d)
-port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-.ci-venv/bin/moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
-moto=$!
-trap 'kill $moto; rm -rf "$work"' EXIT
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=testtest AWS_REGION=us-east-1
-export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
-for _ in $(seq 50); do $PY -c "import socket; socket.create_connection(('127.0.0.1',$port))" 2>/dev/null && break; sleep 0.1; done
+start_moto backup-sync
+trap 'kill $MOTO_PID; rm -rf "$work"' EXIT
 $PY -c "import boto3; boto3.client('s3').create_bucket(Bucket='bench')"
 # 4 archives of 64 MiB that do not compress, and their records.
 JOBS=${JOBS:-2}

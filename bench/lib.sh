@@ -52,3 +52,21 @@ mem() {
   [ -n "${BENCH_MEM:-}" ] && printf '| %s | %s MiB |\n' "$what" "$m" >> "$BENCH_MEM"
   return 0
 }
+
+# start_moto NAME: a moto server on a free loopback port for the bench NAME, with the AWS
+# environment pointing at it; sets PY and MOTO_PID (the caller's EXIT trap kills it).
+start_moto() {
+  PY=.ci-venv/bin/python
+  [ -x "$PY" ] || { echo "$1 bench: .ci-venv missing: run scripts/python-deps.sh"; exit 1; }
+  local port
+  port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  .ci-venv/bin/moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  MOTO_PID=$!
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=testtest AWS_REGION=us-east-1
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+  for _ in $(seq 50); do
+    $PY -c "import socket; socket.create_connection(('127.0.0.1',$port))" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "$1 bench: moto did not start"; exit 1
+}
