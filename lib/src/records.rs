@@ -551,6 +551,30 @@ pub struct Summary {
     pub extra: Extra,
 }
 
+/// The last record of a listing (`pve-ls-backups`): whether what came before it is the
+/// whole listing. A stream cut short (a killed process, `head`) has none, an unreachable
+/// node gives one with `complete: false`, so a consumer never reads "nothing" as "all
+/// fine".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Listing {
+    /// True when every node and storage asked for was read.
+    pub complete: bool,
+    /// Records written before this one by the same run.
+    pub records: u64,
+    /// What could not be read (a node, a storage), one sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+    /// Why backups may be missing although everything answered (privileges a token
+    /// lacks): a guest without backups is then unknown, not unprotected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blind: Vec<String>,
+    /// The error that ended the run before anything was listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 /// A guest snapshot (`pve-snapshot`): what `/nodes/N/{qemu,lxc}/V/snapshot` says of it,
 /// plus the label pve-snapshot gave it and, from `create`/`prune`, what was done.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -597,6 +621,7 @@ pub enum Record {
     Check(Check),
     Summary(Summary),
     Snapshot(Snapshot),
+    Listing(Listing),
     Other(Map<String, Value>),
 }
 
@@ -692,6 +717,7 @@ kinds! {
     Check => "check",
     Summary => "summary",
     Snapshot => "snapshot",
+    Listing => "listing",
 }
 
 fn parse<T: DeserializeOwned>(map: Map<String, Value>, kind: &str) -> Result<T, String> {

@@ -118,3 +118,28 @@ pub fn assert_man_page(tool: &str, cmd: clap::Command) {
         assert!(generated.contains(section), "missing {section}");
     }
 }
+
+/// The `listing` record that ends a whole pve-ls-backups listing of `records` records
+/// (records.md), as a line: hand-made inputs end with it as real listings do.
+pub fn listing_end(records: usize) -> String {
+    format!("{{\"kind\":\"listing\",\"complete\":true,\"records\":{records}}}\n")
+}
+
+/// The records of a pve-ls-backups run without the `listing` record that must end them,
+/// and that record.
+pub fn listed(out: &[u8]) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let mut recs = json_lines(out);
+    let end = recs.pop().unwrap_or_default();
+    assert_eq!(
+        end["kind"], "listing",
+        "the records end with a listing record"
+    );
+    (recs, end)
+}
+
+/// True when stdout holds only a `listing` record saying the listing failed: what a run
+/// that could not list gives (nothing else, no partial records).
+pub fn only_failed_listing(out: &[u8]) -> bool {
+    let (recs, end) = listed(out);
+    recs.is_empty() && end["complete"] == false && end["error"].is_string()
+}

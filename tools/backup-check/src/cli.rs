@@ -34,6 +34,11 @@ CHECKS:
   snapshots    newest snapshot of each label per guest (snapshot records of pve-snapshot
                ls) older than --max-snapshot-age (WARNING); component snapshot/<vmid>/<label>.
                Snapshots are not backups: they never count for freshness, count or coverage
+  source       UNKNOWN when the checks cannot be trusted to have seen everything: no
+               records on the input, a `listing` record that says a node or storage could
+               not be read (or the listing failed), listing records without the `listing`
+               record that ends them (cut short: a killed process, head, a jq filter), or,
+               with --local/--host, a node or storage that did not answer
   A damaged archive does not count for freshness or count. Checks whose records are
   missing from the input are skipped, not UNKNOWN.
 
@@ -44,12 +49,16 @@ RECORDS:
   (ok|warning|critical|unknown), message, value, threshold; then one `summary` record
   (counts by status, exit_code, duration_s).
   --format table prints one row per component: component, status, last backup, size, notes.
-  --nagios prints one plugin status line with perfdata instead of records.
+  --nagios prints one plugin status line with perfdata instead of records; a run that
+  cannot check at all prints `BACKUP UNKNOWN - <reason>` (exit 3).
   --prom FILE writes Prometheus textfile-collector metrics atomically:
   pvedr_backup_last_timestamp_seconds, pvedr_backup_last_size_bytes, pvedr_backup_archives,
   pvedr_backup_guest_status (per guest), pvedr_backup_storage_used_ratio (per storage),
-  pvedr_backup_check_status (per check), pvedr_backup_check_last_run_timestamp_seconds,
-  pvedr_backup_check_duration_seconds. Alert rules and a dashboard are in contrib/.
+  pvedr_backup_check_status (per check), pvedr_backup_check_up (0 when a source could not
+  be read), pvedr_backup_check_last_run_timestamp_seconds,
+  pvedr_backup_check_duration_seconds. A run that cannot check at all rewrites the file
+  with only the last three (up 0), never leaving an earlier run's verdicts in place.
+  Alert rules and a dashboard are in contrib/.
 
 EXIT STATUS:
   Nagios plugin convention; the worst status wins (CRITICAL > WARNING > UNKNOWN > OK):

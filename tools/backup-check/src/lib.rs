@@ -4,6 +4,7 @@
 mod checks;
 mod checks_snapshots;
 mod cli;
+mod completeness;
 mod deep;
 mod integrity;
 mod report;

@@ -52,6 +52,11 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
+/// Text fit for a Nagios status line: one line, no `|` (which starts perfdata).
+pub fn nagios_text(s: &str) -> String {
+    one_line(s).replace('|', "/")
+}
+
 pub fn nagios_line(checks: &[Check]) -> String {
     let w = worst(checks);
     let count = |s: Status| checks.iter().filter(|c| c.status == s.as_str()).count();
@@ -316,15 +321,42 @@ pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f6
             })
             .collect(),
     );
-    metric(
-        "pvedr_backup_check_last_run_timestamp_seconds",
-        "Unix time of the last backup-check run.",
-        vec![(String::new(), run_ts.to_string())],
-    );
-    metric(
-        "pvedr_backup_check_duration_seconds",
-        "Duration of the last backup-check run in seconds.",
-        vec![(String::new(), format!("{duration_s:.3}"))],
-    );
+    let could_check = !checks
+        .iter()
+        .any(|c| c.component == "source" && c.status == "unknown");
+    run_metrics(&mut m, could_check, run_ts, duration_s);
     m
+}
+
+/// The metrics of a run that could not check at all: only that, with a fresh timestamp, so
+/// the file never keeps an earlier run's verdicts.
+pub fn prometheus_down(run_ts: i64, duration_s: f64) -> String {
+    let mut m = String::new();
+    run_metrics(&mut m, false, run_ts, duration_s);
+    m
+}
+
+fn run_metrics(m: &mut String, could_check: bool, run_ts: i64, duration_s: f64) {
+    let gauges = [
+        (
+            "pvedr_backup_check_up",
+            "1 when the last backup-check run could read every source, 0 when it could not (see the source checks).",
+            u8::from(could_check).to_string(),
+        ),
+        (
+            "pvedr_backup_check_last_run_timestamp_seconds",
+            "Unix time of the last backup-check run.",
+            run_ts.to_string(),
+        ),
+        (
+            "pvedr_backup_check_duration_seconds",
+            "Duration of the last backup-check run in seconds.",
+            format!("{duration_s:.3}"),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(m, "# HELP {name} {help}");
+        let _ = writeln!(m, "# TYPE {name} gauge");
+        let _ = writeln!(m, "{name} {value}");
+    }
 }

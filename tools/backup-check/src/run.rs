@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::time::Instant;
 
 use pvedr::error::{Error, Result};
@@ -9,6 +10,7 @@ use pvedr::time::{Zone, parse_duration};
 
 use crate::checks::{Inputs, Thresholds, run_checks};
 use crate::cli::Cli;
+use crate::completeness::Completeness;
 use crate::{deep, report};
 
 /// `80`, `80%` → 0.8.
@@ -59,9 +61,37 @@ fn split(r: Record, inputs: &mut Inputs) {
     }
 }
 
+/// Checks; a run that cannot check still answers as its outputs promise: one Nagios line
+/// and a rewritten metrics file that says so (not yesterday's green one).
 pub fn run(cli: Cli) -> Result<u8> {
     let started = Instant::now();
-    let th = thresholds(&cli)?;
+    let result = check(&cli, started);
+    if let Err(e) = &result {
+        if !e.is_broken_pipe() {
+            could_not_check(&cli, e, started);
+        }
+    }
+    result
+}
+
+fn could_not_check(cli: &Cli, e: &Error, started: Instant) {
+    let reason = pvedr::msg::visible(&e.to_string());
+    if let Some(p) = &cli.prom {
+        let now = cli.now.unwrap_or_else(pvedr::time::now);
+        let text = report::prometheus_down(now, started.elapsed().as_secs_f64());
+        if let Err(w) = pvedr::fs::write_atomic(p, text.as_bytes()) {
+            pvedr::msg::warn(format!("cannot write {}: {w}", p.display()));
+        }
+    }
+    if cli.nagios {
+        let line = format!("BACKUP UNKNOWN - {}\n", report::nagios_text(&reason));
+        // stdout may be gone too; the exit code still says UNKNOWN.
+        let _ = std::io::stdout().write_all(line.as_bytes());
+    }
+}
+
+fn check(cli: &Cli, started: Instant) -> Result<u8> {
+    let th = thresholds(cli)?;
     let mut zone = Zone::from_arg(cli.select.timezone.as_deref())?;
     let now = cli.now.unwrap_or_else(pvedr::time::now);
     let gather = cli.local || cli.connect.names_a_node() || cli.select.dir.is_some();
@@ -75,6 +105,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     let mut transport = None;
     let mut problems: Vec<String> = Vec::new();
     let mut blind: Vec<String> = Vec::new();
+    let mut unread: Vec<pvedr::records::Check> = Vec::new();
     if cli.select.dir.is_some() {
         let g = listing::gather_dir(
             &cli.select,
@@ -102,7 +133,15 @@ pub fn run(cli: Cli) -> Result<u8> {
         split_gathered(g, &mut inputs);
         transport = Some(conn.transport);
     } else {
-        jsonl::for_each(&cli.input.files, |r| split(r, &mut inputs))?;
+        let mut seen = Completeness::default();
+        jsonl::for_each(&cli.input.files, |r| {
+            seen.see(&r);
+            split(r, &mut inputs)
+        })?;
+        if seen.blind() {
+            blind.push("the listing may leave backups out".into());
+        }
+        unread = seen.findings();
     }
 
     if cli.deep {
@@ -134,6 +173,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         distrust_absences(&mut checks);
     }
     // What could not be read is UNKNOWN, not OK.
+    checks.extend(unread);
     for p in problems {
         checks.push(pvedr::records::Check {
             component: "source".into(),

@@ -10,6 +10,7 @@ const AFTER: &str = concat!(
   pve-ls-backups --host pve1 --vmid 100 --latest | pve-restore --target-id 9100 --dry-run
   pve-ls-backups --dir /mnt/nas/dump --storage nas --timezone Europe/Paris
   pve-ls-backups --host pve1 | jq -r 'select(.protected) | .volid'
+  pve-ls-backups --host pve1 | jq -e 'select(.kind == \"listing\") | .complete'   # whole?
   pve-ls-backups --host pve1 --with-guests --with-storage --with-jobs | backup-check
 
 RECORDS:
@@ -27,6 +28,11 @@ RECORDS:
     prune_backups, mode, next_run, comment.
   kind=backup_failure (--with-failures): node, storage (--dir), vmid, subtype, ctime, time,
     log (the .log path, or the task's UPID), error (the ERROR line).
+  kind=listing, always last (JSON Lines only): complete (true when every node and storage
+    asked for was read), records (how many came before it), problems (what could not be
+    read), blind (why backups may be left out: privileges), error (the failure that ended a
+    run before anything was listed: that run writes only this record). A stream without it
+    was cut short. jq one-liners pick a kind: jq -r 'select(.kind == \"backup\") | .volid'.
   Backups come in Proxmox's order: by storage as listed, then by volid (case-insensitive).
   Table and CSV columns: the fields above in that order, then any others.
 

@@ -1,11 +1,36 @@
 use pvedr::Record;
 use pvedr::error::{Result, code};
 use pvedr::listing::{self, Extras, Filter, Gathered};
+use pvedr::output::Format;
+use pvedr::records::Listing;
 use pvedr::time::Zone;
 
 use crate::cli::Cli;
 
+/// Lists, and ends the records with a `listing` record saying whether they are whole; a run
+/// that fails before listing anything still says so, so `| backup-check` cannot read an
+/// unreachable node as "no problem".
 pub fn run(cli: Cli) -> Result<u8> {
+    let result = list(&cli);
+    if let Err(e) = &result {
+        // A usage error asked nothing of a node: stdout stays empty, as for a bad flag.
+        let attempted = e.exit_code(pvedr::ExitScheme::Standard) != code::USAGE;
+        if attempted && !e.is_broken_pipe() && cli.output.format == Format::Jsonl {
+            let closing = Listing {
+                error: Some(pvedr::msg::visible(&e.to_string())),
+                ..Default::default()
+            };
+            // Best effort: the error itself is what the exit code and stderr report.
+            let mut out = cli.output.output();
+            let _ = out
+                .write(&Record::Listing(closing))
+                .and_then(|()| out.finish());
+        }
+    }
+    result
+}
+
+fn list(cli: &Cli) -> Result<u8> {
     let zone = Zone::from_arg(cli.select.timezone.as_deref())?;
     // Every value is checked before anything runs on a node.
     let mut filter = cli.filter.parse(zone)?;
@@ -29,11 +54,16 @@ pub fn run(cli: Cli) -> Result<u8> {
         filter = cli.filter.parse(g.zone(&cli.select)?)?;
         g
     };
-    emit(&cli, &filter, gathered)
+    emit(cli, &filter, gathered)
 }
 
 fn emit(cli: &Cli, filter: &Filter, g: Gathered) -> Result<u8> {
     let mut out = cli.output.output();
+    let mut written: u64 = 0;
+    let mut write = |out: &mut pvedr::output::Output, r: Record| {
+        written += 1;
+        out.write(&r)
+    };
     for f in &g.failures {
         if filter.vmids.is_empty() || filter.vmids.contains(&f.vmid) {
             pvedr::msg::say(format!(
@@ -47,25 +77,36 @@ fn emit(cli: &Cli, filter: &Filter, g: Gathered) -> Result<u8> {
         }
     }
     for s in g.storages {
-        out.write(&Record::Storage(s))?;
+        write(&mut out, Record::Storage(s))?;
     }
     for j in g.jobs {
-        out.write(&Record::Job(j))?;
+        write(&mut out, Record::Job(j))?;
     }
     for guest in g.guests {
         if filter.vmids.is_empty() || filter.vmids.contains(&guest.vmid) {
-            out.write(&Record::Guest(guest))?;
+            write(&mut out, Record::Guest(guest))?;
         }
     }
     for b in filter.apply(g.backups) {
-        out.write(&Record::Backup(b))?;
+        write(&mut out, Record::Backup(b))?;
     }
     if cli.with_failures {
         for f in g.failures {
             if filter.vmids.is_empty() || filter.vmids.contains(&f.vmid) {
-                out.write(&Record::BackupFailure(f))?;
+                write(&mut out, Record::BackupFailure(f))?;
             }
         }
+    }
+    // Tables and CSV are for people, who read the problems on stderr.
+    if out.format() == Format::Jsonl {
+        let closing = Listing {
+            complete: g.problems.is_empty(),
+            records: written,
+            problems: g.problems.clone(),
+            blind: g.blind.clone(),
+            ..Default::default()
+        };
+        out.write(&Record::Listing(closing))?;
     }
     out.finish()?;
     Ok(if g.problems.is_empty() {

@@ -19,7 +19,11 @@ fn backup(vmid: u64, ctime: i64, size: u64) -> Value {
 }
 
 fn check_stdin(records: &[Value], args: &[&str]) -> (Vec<Value>, i32, String) {
-    let input: String = records.iter().map(|r| format!("{r}\n")).collect();
+    let mut input: String = records.iter().map(|r| format!("{r}\n")).collect();
+    // As pve-ls-backups ends a whole listing.
+    if !records.is_empty() {
+        input.push_str(&pvedr_testkit::listing_end(records.len()));
+    }
     let out = bin("backup-check")
         .args(["--now", &NOW.to_string(), "--timezone", "UTC"])
         .args(args)

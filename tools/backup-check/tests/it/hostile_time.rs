@@ -19,7 +19,8 @@ fn record(volid_time: &str, ctime: &str) -> String {
 const JOB: &str = r#"{"kind":"job","id":"daily","all":true,"enabled":true,"schedule":"02:00","storage":"local","prune_backups":{"keep-last":3}}"#;
 
 fn check_stdin(lines: &[String]) -> (Vec<Value>, i32, String) {
-    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let mut input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    input.push_str(&pvedr_testkit::listing_end(lines.len()));
     let out = bin("backup-check")
         .args(["--now", &NOW.to_string(), "--timezone", "UTC"])
         .write_stdin(input)

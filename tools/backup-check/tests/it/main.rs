@@ -2,6 +2,7 @@
 
 mod api;
 mod checks;
+mod complete;
 mod hostile;
 mod hostile_dir;
 mod hostile_time;

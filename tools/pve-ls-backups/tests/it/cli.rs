@@ -14,11 +14,9 @@ fn tool() -> Command {
     Command::cargo_bin("pve-ls-backups").expect("binary")
 }
 
+/// The records before the `listing` record that ends every listing.
 fn lines(out: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(out)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
-        .collect()
+    pvedr_testkit::listed(out).0
 }
 
 /// A dump directory with the cases Proxmox distinguishes.
