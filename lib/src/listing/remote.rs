@@ -3,7 +3,7 @@
 //! tasks, (3) each storage's content and the logs of failed tasks. Each round is one batch;
 //! its answers are found by what was asked ([`Req`]), not by position.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -142,7 +142,7 @@ pub fn gather_remote(
     } else {
         a1
     };
-    let (targets, tasks) = node_lists(&mut lists, &nodes, sel, extras, &mut g);
+    let (targets, tasks) = node_lists(&mut lists, &nodes, sel, extras, &mut g)?;
     contents_and_logs(t, &targets, &tasks, extras, &mut g)?;
     let blind = super::blind::spots(t, &targets, extras.guests).unwrap_or_else(|e| {
         vec![format!(
@@ -216,9 +216,12 @@ fn node_lists(
     sel: &SelectArgs,
     extras: Extras,
     g: &mut Gathered,
-) -> (Vec<Storage>, Vec<Task>) {
+) -> Result<(Vec<Storage>, Vec<Task>)> {
     let mut targets: Vec<Storage> = Vec::new();
     let mut seen_shared: HashSet<String> = HashSet::new();
+    // Every backup storage seen, to name them when a wanted one is not there.
+    let mut existing: BTreeSet<String> = BTreeSet::new();
+    let mut unread = false;
     let mut tasks: Vec<Task> = Vec::new();
     for node in nodes {
         if extras.jobs || extras.failures {
@@ -232,11 +235,13 @@ fn node_lists(
             Some(Ok(i)) => i,
             Some(Err(e)) => {
                 problem(g, format!("node {node}: cannot list storages: {e}"));
+                unread = true;
                 continue;
             }
             None => continue,
         };
         for s in items.iter().filter_map(|m| pvesh::storage(node, m)) {
+            existing.insert(s.storage.clone());
             if !sel.storage.is_empty() && !sel.storage.contains(&s.storage) {
                 continue;
             }
@@ -247,16 +252,37 @@ fn node_lists(
             targets.push(s);
         }
     }
-    for want in &sel.storage {
-        if !targets.iter().any(|s| &s.storage == want) {
-            let msg = format!(
-                "storage '{want}' not found with backup content on {}",
-                nodes.join(", ")
-            );
-            problem(g, msg);
-        }
+    let there = if existing.is_empty() {
+        "none".to_string()
+    } else {
+        existing.into_iter().collect::<Vec<_>>().join(", ")
+    };
+    let missing: Vec<&String> = sel
+        .storage
+        .iter()
+        .filter(|want| !targets.iter().any(|s| &s.storage == *want))
+        .collect();
+    // Nothing of what was asked exists where every node answered: a typo, not a partial
+    // listing; say what there is.
+    if !sel.storage.is_empty() && targets.is_empty() && !unread && !nodes.is_empty() {
+        return Err(Error::Refused(format!(
+            "no storage {} with backup content on {} (backup storages there: {there})",
+            missing
+                .iter()
+                .map(|w| format!("'{w}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            nodes.join(", ")
+        )));
     }
-    (targets, tasks)
+    for want in missing {
+        let msg = format!(
+            "storage '{want}' not found with backup content on {} (backup storages there: {there})",
+            nodes.join(", ")
+        );
+        problem(g, msg);
+    }
+    Ok((targets, tasks))
 }
 
 /// Failed vzdump tasks (not OK, not WARNINGS, not running): their logs name the guests.

@@ -653,3 +653,45 @@ fn a_node_name_the_cluster_sends_that_is_invalid_is_skipped_and_said() {
         .expect("run");
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn a_mistyped_storage_is_an_error_naming_the_storages_there() {
+    // Nothing of what was asked exists where every node answered: not "partial", and not
+    // an empty listing a pipe would take for "no backups".
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let out = pvedr_testkit::run_code(
+        bin("pve-ls-backups")
+            .args(sshd.args())
+            .args(["--node", "pve1", "--storage", "nsa"]),
+        1,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("'nsa'") && err.contains("backup storages there: local, nas"),
+        "{err}"
+    );
+    assert!(pvedr_testkit::only_failed_listing(&out.stdout));
+    // One of two found: the listing is partial, and says which storages exist.
+    let out = pvedr_testkit::run_code(
+        bin("pve-ls-backups").args(sshd.args()).args([
+            "--node",
+            "pve1",
+            "--storage",
+            "nsa",
+            "--storage",
+            "local",
+        ]),
+        3,
+    );
+    let (recs, end) = pvedr_testkit::listed(&out.stdout);
+    assert!(!recs.is_empty());
+    assert_eq!(end["complete"], false);
+    assert!(
+        end["problems"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("local, nas"),
+        "{end}"
+    );
+}
