@@ -1,7 +1,7 @@
 //! JSON Lines in: strict, line-numbered; unknown kinds and fields pass through.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, IsTerminal, Read};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -133,6 +133,12 @@ impl<R: BufRead> Iterator for RecordReader<R> {
 /// Opens `-` (standard input) or a file.
 pub fn open(path: &str) -> Result<RecordReader<Box<dyn BufRead>>> {
     if path == "-" {
+        if io::stdin().is_terminal() {
+            crate::msg::say(format_args!(
+                "reading records from standard input, a terminal: pipe them in (pve-ls-backups … | {}), give a FILE, or end with Ctrl-D",
+                crate::msg::tool()
+            ));
+        }
         let stdin: Box<dyn BufRead> = Box::new(io::stdin().lock());
         return Ok(RecordReader::new(stdin, "<stdin>"));
     }

@@ -3,6 +3,7 @@
 //! read from a node or an archive cannot drive the terminal.
 
 use std::fmt::Display;
+use std::io::Write;
 use std::sync::OnceLock;
 
 static TOOL: OnceLock<String> = OnceLock::new();
@@ -38,12 +39,26 @@ pub fn visible(text: &str) -> String {
 
 /// `<tool>: <message>`.
 pub fn say(message: impl Display) {
-    eprintln!("{}: {}", tool(), visible(&message.to_string()));
+    line(format_args!(
+        "{}: {}",
+        tool(),
+        visible(&message.to_string())
+    ));
+}
+
+/// One line on stderr as given (no prefix); a closed or full stderr loses the message,
+/// never the run (`eprintln!` would panic).
+pub fn line(text: impl Display) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 /// `<tool>: warning: <message>`.
 pub fn warn(message: impl Display) {
-    eprintln!("{}: warning: {}", tool(), visible(&message.to_string()));
+    line(format_args!(
+        "{}: warning: {}",
+        tool(),
+        visible(&message.to_string())
+    ));
 }
 
 #[cfg(test)]

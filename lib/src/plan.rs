@@ -123,13 +123,13 @@ impl Plan {
     pub fn print(&self, title: &str) {
         msg::say(title);
         for (n, s) in self.steps.iter().enumerate() {
-            eprintln!(
+            msg::line(format_args!(
                 "  {}. {:<13} {}  — {}",
                 n + 1,
                 s.step,
                 msg::visible(s.extra.get("command").and_then(Value::as_str).unwrap_or("")),
-                s.message.as_deref().unwrap_or("")
-            );
+                msg::visible(s.message.as_deref().unwrap_or(""))
+            ));
         }
     }
 }

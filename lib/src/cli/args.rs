@@ -1,5 +1,7 @@
 //! The flags several tools share, defined once and flattened into each.
 
+use std::io::IsTerminal;
+
 use clap::Args;
 
 use crate::output::{Format, Output};
@@ -8,15 +10,10 @@ use crate::output::{Format, Output};
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
     /// Output format: JSON Lines for pipes, an aligned table or CSV (one header row) for
-    /// people and spreadsheets.
-    #[arg(
-        long,
-        value_enum,
-        default_value_t,
-        value_name = "FORMAT",
-        global = true
-    )]
-    pub format: Format,
+    /// people and spreadsheets [default: table when standard output is a terminal, else
+    /// jsonl].
+    #[arg(long, value_enum, value_name = "FORMAT", global = true)]
+    pub format: Option<Format>,
 
     /// Flush after every record even when stdout is not a terminal (`tail -f`-style pipes).
     #[arg(long, short = 'u', global = true)]
@@ -24,8 +21,19 @@ pub struct OutputArgs {
 }
 
 impl OutputArgs {
+    /// `--format`, else a table for a person at a terminal and JSON Lines for a pipe.
+    pub fn format(&self) -> Format {
+        self.format.unwrap_or_else(|| {
+            if std::io::stdout().is_terminal() {
+                Format::Table
+            } else {
+                Format::Jsonl
+            }
+        })
+    }
+
     pub fn output(&self) -> Output {
-        Output::stdout(self.format, self.line_buffered)
+        Output::stdout(self.format(), self.line_buffered)
     }
 }
 

@@ -219,7 +219,7 @@ fn trace(host: &str, what: &str) {
     if *ON
         .get_or_init(|| std::env::var_os("PVEDR_TRACE").is_some_and(|v| v != "0" && !v.is_empty()))
     {
-        eprintln!("{}: trace: {host}: {what}", crate::msg::tool());
+        crate::msg::say(format_args!("trace: {host}: {what}"));
     }
 }
 

@@ -63,9 +63,9 @@ pub fn check_local(backups: &[&Backup], jobs: usize) -> HashMap<String, String> 
                     let r = check_guarded(path, format, sha.as_deref());
                     let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                     match &r {
-                        Ok(()) => eprintln!("backup-check: deep [{n}/{total}] ok {volid}"),
+                        Ok(()) => pvedr::msg::say(format!("deep [{n}/{total}] ok {volid}")),
                         Err(e) => {
-                            eprintln!("backup-check: deep [{n}/{total}] DAMAGED {volid}: {e}")
+                            pvedr::msg::say(format!("deep [{n}/{total}] DAMAGED {volid}: {e}"))
                         }
                     }
                     if let Err(e) = r {

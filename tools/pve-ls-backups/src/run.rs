@@ -15,7 +15,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     if let Err(e) = &result {
         // A usage error asked nothing of a node: stdout stays empty, as for a bad flag.
         let attempted = e.exit_code(pvedr::ExitScheme::Standard) != code::USAGE;
-        if attempted && !e.is_broken_pipe() && cli.output.format == Format::Jsonl {
+        if attempted && !e.is_broken_pipe() && cli.output.format() == Format::Jsonl {
             let closing = Listing {
                 error: Some(pvedr::msg::visible(&e.to_string())),
                 ..Default::default()

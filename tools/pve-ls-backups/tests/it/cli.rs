@@ -248,3 +248,34 @@ fn help_documents_exit_codes() {
         .stdout(predicate::str::contains("EXIT STATUS"))
         .stdout(predicate::str::contains("--accept-new-host-key"));
 }
+
+/// Runs `args` with standard output (and input) on a terminal, through `script`'s pty.
+fn on_a_terminal(args: &str) -> String {
+    let line = format!(
+        "{} {args} 2>/dev/null",
+        env!("CARGO_BIN_EXE_pve-ls-backups")
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+#[test]
+fn a_terminal_gets_a_table_and_a_pipe_json_lines() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    dump_dir(tmp.path());
+    let dir = tmp.path().display();
+    let people = on_a_terminal(&format!("--dir {dir} --timezone UTC"));
+    let header = people.lines().next().unwrap_or("");
+    assert!(
+        header.starts_with("STORAGE") && header.contains("VOLID"),
+        "{people}"
+    );
+    assert!(!people.contains("{\"kind\""), "{people}");
+    // --format still decides.
+    let json = on_a_terminal(&format!("--dir {dir} --timezone UTC --format jsonl"));
+    assert!(json.starts_with("{\"kind\":\"backup\""), "{json}");
+}
