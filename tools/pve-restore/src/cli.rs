@@ -54,7 +54,9 @@ pub struct Cli {
     #[arg(long, value_name = "VOLID", help_heading = "What")]
     pub volid: Option<String>,
 
-    /// Restore this guest from its newest backup (or the one of --date).
+    /// Restore this guest from its newest backup (or the one of --date): the newest with a
+    /// standard vzdump name that is not a pvedr safety point, as pve-ls-backups --latest
+    /// picks it; the plan shows its date, age and size.
     #[arg(
         long,
         value_name = "VMID",

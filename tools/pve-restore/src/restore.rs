@@ -527,8 +527,9 @@ impl Job<'_> {
     /// All phases, in order; always a record.
     fn run(mut self) -> Result<Restore> {
         let node = self.rec.node.clone().unwrap_or_default();
+        let backup = pvedr::newest::describe(&self.b, pvedr::time::now());
         self.plan.print(&format!(
-            "plan for {} → {} on {node}:",
+            "plan for {} ({backup}) → {} on {node}:",
             self.b.volid, self.target
         ));
         if let Some(msg) = self.check() {
@@ -542,7 +543,7 @@ impl Job<'_> {
         }
         pvedr::cli::confirm(
             &format!(
-                "restoring {} to {} {} on {node}{}",
+                "restoring {} ({backup}) to {} {} on {node}{}",
                 self.b.volid,
                 if self.lxc { "CT" } else { "VM" },
                 self.target,

@@ -130,20 +130,20 @@ fn newest_of(t: &dyn Transport, node: &str, vmid: u64, cli: &Cli) -> Result<Back
         ..Default::default()
     };
     let g = listing::gather_remote(t, &sel, Extras::default(), None)?;
-    g.backups
-        .into_iter()
+    let of_guest = g
+        .backups
+        .iter()
         .filter(|b| b.vmid == Some(vmid))
-        .filter(|b| day.is_none_or(|(from, to)| b.ctime >= from && b.ctime < to))
-        .max_by_key(|b| b.ctime)
-        .ok_or_else(|| {
-            Error::Refused(format!(
-                "no backup of guest {vmid}{} found on {node}",
-                cli.date
-                    .as_deref()
-                    .map(|d| format!(" from {d}"))
-                    .unwrap_or_default()
-            ))
-        })
+        .filter(|b| day.is_none_or(|(from, to)| b.ctime >= from && b.ctime < to));
+    pvedr::newest::newest(of_guest).cloned().ok_or_else(|| {
+        Error::Refused(format!(
+            "no backup of guest {vmid}{} found on {node}",
+            cli.date
+                .as_deref()
+                .map(|d| format!(" from {d}"))
+                .unwrap_or_default()
+        ))
+    })
 }
 
 pub fn run(cli: Cli) -> Result<u8> {

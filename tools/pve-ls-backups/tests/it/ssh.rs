@@ -695,3 +695,48 @@ fn a_mistyped_storage_is_an_error_naming_the_storages_there() {
         "{end}"
     );
 }
+
+#[test]
+fn latest_is_a_scheduled_backup_not_a_copy_or_a_safety_point() {
+    // The demo has a manual copy of 100 (its file is newer than every backup) and here a
+    // pvedr safety point dated later still: --latest, and with it the nightly offsite push
+    // and pve-restore --vmid, picks the newest backup vzdump made on schedule.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let dump = sim.root().join("local/dump");
+    let scheduled = "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst";
+    let safety = "vzdump-qemu-100-2024_01_15-05_00_00.vma.zst";
+    std::fs::copy(dump.join(scheduled), dump.join(safety)).expect("copy");
+    std::fs::write(
+        dump.join(format!("{safety}.notes")),
+        "pvedr safety point before restoring local:backup/x",
+    )
+    .expect("notes");
+    let out = pvedr_testkit::run_ok(bin("pve-ls-backups").args(sshd.args()).args([
+        "--node",
+        "pve1",
+        "--storage",
+        "local",
+        "--vmid",
+        "100",
+        "--latest",
+    ]));
+    let (recs, _) = pvedr_testkit::listed(&out.stdout);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0]["volid"], format!("local:backup/{scheduled}"));
+    // Still listed, told apart by its notes.
+    let out = pvedr_testkit::run_ok(bin("pve-ls-backups").args(sshd.args()).args([
+        "--node",
+        "pve1",
+        "--storage",
+        "local",
+        "--vmid",
+        "100",
+    ]));
+    let (all, _) = pvedr_testkit::listed(&out.stdout);
+    assert!(all.iter().any(|r| {
+        r["notes"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("pvedr safety point"))
+    }));
+}

@@ -953,3 +953,26 @@ fn verify_only_starts_a_stopped_guest_on_its_node_and_probes_it_without_restorin
     assert!(rec["way_back"].is_null(), "{rec}");
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
 }
+
+#[test]
+fn vmid_restores_the_newest_scheduled_backup_and_the_plan_says_which() {
+    // The demo's manual copy of 100 is the newest file; --vmid takes the newest backup
+    // vzdump made on schedule, and the plan shows its date, age and size.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(
+        &sshd,
+        &["--vmid", "100", "--target-id", "9100", "--dry-run"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        rec["volid"], "local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst",
+        "{err}"
+    );
+    assert!(
+        err.contains("(2024-01-15T02:00:02Z, ")
+            && err.contains("h old, ")
+            && err.contains(" B) → 9100"),
+        "{err}"
+    );
+}
