@@ -36,14 +36,20 @@ pub fn visible(text: &str) -> String {
         .collect()
 }
 
+/// `text` as it may reach the terminal: secrets masked ([`crate::redact::text`]), control
+/// characters visible.
+pub fn printable(text: &str) -> String {
+    visible(&crate::redact::text(text))
+}
+
 /// `<tool>: <message>`.
 pub fn say(message: impl Display) {
-    eprintln!("{}: {}", tool(), visible(&message.to_string()));
+    eprintln!("{}: {}", tool(), printable(&message.to_string()));
 }
 
 /// `<tool>: warning: <message>`.
 pub fn warn(message: impl Display) {
-    eprintln!("{}: warning: {}", tool(), visible(&message.to_string()));
+    eprintln!("{}: warning: {}", tool(), printable(&message.to_string()));
 }
 
 #[cfg(test)]

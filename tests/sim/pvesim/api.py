@@ -1051,6 +1051,15 @@ class Handler(BaseHTTPRequestHandler):
         if delay > 0:
             time.sleep(delay)
         reason = (reason or "").split("\n")[0]
+        if code >= 400 and os.environ.get("PVESIM_API_ECHO_AUTH"):
+            # Not Proxmox: a hostile or broken proxy that echoes the request's credentials
+            # in its refusals (status line and `errors`), as tests of redaction need.
+            header = self.headers.get("Authorization") or ""
+            reason = "%s (%s)" % (reason, header)
+            if isinstance(body, dict):
+                body = dict(body, errors=dict(body.get("errors") or {}, authorization=header))
+            elif body is None:
+                body = {"data": None, "errors": {"authorization": header}}
         self.send_response_only(code, reason)
         self.send_header("Date", self.date_time_string())
         self.send_header("Expires", self.date_time_string())

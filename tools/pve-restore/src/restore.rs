@@ -585,7 +585,11 @@ impl Job<'_> {
             }
             Err(e) => {
                 self.lost = true;
-                let m = format!("connection lost: {e}; the node's state is unknown");
+                let m = match e {
+                    // The task goes on: its state is known once it ends, not now.
+                    pvedr::Error::TaskLeft { .. } => e.to_string(),
+                    _ => format!("connection lost: {e}; the node's state is unknown"),
+                };
                 self.plan.finish(i, "failed", m.clone(), t0);
                 Err(m)
             }

@@ -49,6 +49,8 @@ pub fn run(a: &CreateArgs) -> Result<u8> {
         };
         recs.push(job.one(g, &mut stamps));
     }
+    // A wait on a task ended by Ctrl-C fails that guest's record; the run was interrupted.
+    interrupted |= interrupt::requested();
     refresh(&ctx, &mut recs);
     let mut out = a.output.output();
     for r in &recs {
@@ -145,8 +147,12 @@ impl Job<'_> {
                 mark_status(&mut rec, status, Some(why));
             }
             Err(e) => {
+                let why = match e {
+                    pvedr::Error::TaskLeft { .. } => e.to_string(),
+                    _ => format!("connection lost: {e}"),
+                };
                 let m = format!(
-                    "connection lost: {e}; whether the snapshot exists is unknown: pve-snapshot ls --vmid {}",
+                    "{why}; whether the snapshot exists is unknown: pve-snapshot ls --vmid {}",
                     g.vmid
                 );
                 mark_status(&mut rec, "failed", Some(m));

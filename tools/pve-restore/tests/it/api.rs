@@ -265,3 +265,68 @@ fn an_overwrite_on_another_node_takes_its_safety_point_there_over_the_api() {
         rec["volid"]
     );
 }
+
+#[test]
+fn privileges_are_asked_for_the_exact_path_so_no_access_on_the_target_is_seen() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    // VM.Allocate on /vms, but NoAccess on the target: the whole tree does not list
+    // /vms/9100 (a path without privileges), its parent seems to grant it.
+    let mut acl = restore_role(true);
+    if let Some(a) = acl.as_array_mut() {
+        a.push(json!({"path": "/vms/9100", "roles": ["NoAccess"], "propagate": true}));
+    }
+    front.add_token("dr@pve!restore", SECRET, acl);
+    sim.clear_commands();
+    let (rec, code, err) = restore(
+        &front,
+        "dr@pve!restore",
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--target-id",
+            "9100",
+            "--no-archive-test",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused", "{rec}");
+    assert!(
+        rec.to_string().contains("VM.Allocate on /vms/9100"),
+        "{rec}"
+    );
+    let sent: Vec<Value> = sim
+        .commands()
+        .into_iter()
+        .filter(|c| c["via"] == "api" && c["method"] != "GET")
+        .collect();
+    assert!(sent.is_empty(), "nothing but reads was sent: {sent:?}");
+}
+
+#[test]
+fn credentials_a_proxy_echoes_in_its_refusals_are_not_printed_or_recorded() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start_with(&sim, &[("PVESIM_API_ECHO_AUTH", "1")]);
+    // A token with no privilege: its first request is refused, the header echoed back;
+    // `restore` asserts the secret is in neither stdout nor stderr.
+    front.add_token("dr@pve!restore", SECRET, json!([]));
+    let (rec, code, err) = restore(
+        &front,
+        "dr@pve!restore",
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--target-id",
+            "9100",
+            "--no-archive-test",
+            "--yes",
+        ],
+    );
+    assert_ne!(code, 0, "{err}");
+    let text = format!("{rec}{err}");
+    assert!(
+        text.contains("PVEAPIToken=dr@pve!restore=<redacted>"),
+        "{text}"
+    );
+}
