@@ -641,6 +641,7 @@ impl Job<'_> {
             power: self.overwrite || self.ctx.o.start,
             isolate: self.s.isolate.is_some(),
             cleanup: self.s.cleanup.is_some(),
+            agent: !self.lxc && self.ctx.o.probes.contains(&probe::Probe::Agent),
         };
         match crate::access::missing(self.ctx.t, &want) {
             Ok(m) if m.is_empty() => None,
@@ -957,6 +958,13 @@ impl Job<'_> {
         let mut verify = Vec::new();
         for (p, &i) in self.ctx.o.probes.iter().zip(&self.s.probes.clone()) {
             let t0 = Instant::now();
+            if let Some(why) = probe::cannot_check(p, &target) {
+                self.plan.finish(i, "skipped", why, t0);
+                verify.push(
+                    json!({"probe": p.name(), "status": "skipped", "message": why, "attempts": 0}),
+                );
+                continue;
+            }
             let mut attempts = 0;
             let r = retry.run_when(
                 &format!("probe {}", p.name()),

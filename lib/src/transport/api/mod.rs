@@ -10,6 +10,8 @@
 mod call;
 mod task;
 
+pub use call::AGENT_PING;
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
