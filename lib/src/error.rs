@@ -168,6 +168,15 @@ impl Error {
         }
     }
 
+    /// How a failed call to the node is told: a task left running says so itself (its UPID
+    /// and how to stop it); anything else lost the connection.
+    pub fn lost(&self) -> String {
+        match self {
+            Error::TaskLeft { .. } => self.to_string(),
+            _ => format!("connection lost: {self}"),
+        }
+    }
+
     /// True when the error is a closed stdout (`| head`): the tool ends quietly with 0.
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)

@@ -585,11 +585,7 @@ impl Job<'_> {
             }
             Err(e) => {
                 self.lost = true;
-                let m = match e {
-                    // The task goes on: its state is known once it ends, not now.
-                    pvedr::Error::TaskLeft { .. } => e.to_string(),
-                    _ => format!("connection lost: {e}; the node's state is unknown"),
-                };
+                let m = format!("{}; the node's state is unknown", e.lost());
                 self.plan.finish(i, "failed", m.clone(), t0);
                 Err(m)
             }
@@ -911,7 +907,7 @@ impl Job<'_> {
             Ok(r) => r.is_some(),
             Err(e) => {
                 self.lost = true;
-                let m = format!("connection lost: {e}; the node's state is unknown");
+                let m = format!("{}; the node's state is unknown", e.lost());
                 self.failure.get_or_insert(m.clone());
                 self.plan.finish(i, "failed", m, t0);
                 return;

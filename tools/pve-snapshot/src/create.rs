@@ -147,12 +147,9 @@ impl Job<'_> {
                 mark_status(&mut rec, status, Some(why));
             }
             Err(e) => {
-                let why = match e {
-                    pvedr::Error::TaskLeft { .. } => e.to_string(),
-                    _ => format!("connection lost: {e}"),
-                };
                 let m = format!(
-                    "{why}; whether the snapshot exists is unknown: pve-snapshot ls --vmid {}",
+                    "{}; whether the snapshot exists is unknown: pve-snapshot ls --vmid {}",
+                    e.lost(),
                     g.vmid
                 );
                 mark_status(&mut rec, "failed", Some(m));
