@@ -1,13 +1,13 @@
 //! Proxmox privileges: what an operation needs, and what an API token has.
 //!
 //! Over SSH or on the node pvedr runs as root, which has every privilege. Over the API a
-//! token has what its ACLs give: `GET /access/permissions` answers, per ACL path, each
-//! privilege with `1` when it propagates to the paths below (pve-access-control
-//! `src/PVE/API2/AccessControl.pm` `permissions`, from `PVE::AccessControl::permission`).
-//! A privilege holds on a path when the nearest listed path at or above it grants it, an
-//! ancestor only when it propagates, as `PVE/RPCEnvironment.pm` `permissions` walks the tree.
+//! token has what its ACLs give, and Proxmox alone works that out (the ACL tree, propagation,
+//! `NoAccess`, pools): pvedr asks for each exact path, `GET /access/permissions?path=P`
+//! (pve-access-control `src/PVE/API2/AccessControl.pm` `permissions`, which answers
+//! `{P: {privilege: propagate}}` from `PVE/RPCEnvironment.pm` `permissions`), and derives
+//! nothing from the whole tree.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde_json::Value;
@@ -51,81 +51,24 @@ pub fn describe(missing: &[Need]) -> String {
         .join(", ")
 }
 
-/// A token's effective privileges, as `/access/permissions` gives them.
+/// A token's effective privileges on one path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Perms {
-    paths: BTreeMap<String, BTreeMap<String, bool>>,
-}
+pub struct Privs(BTreeSet<String>);
 
-impl Perms {
-    /// `{"/": {"Sys.Audit": 1}, "/vms/100": {"VM.Backup": 0}}`; anything else is ignored.
-    pub fn from_json(v: &Value) -> Perms {
-        let mut paths = BTreeMap::new();
-        if let Value::Object(m) = v {
-            for (path, privs) in m {
-                let Value::Object(privs) = privs else {
-                    continue;
-                };
-                let set = privs
-                    .iter()
-                    .map(|(p, prop)| (p.clone(), propagates(prop)))
-                    .collect();
-                paths.insert(normalize(path), set);
-            }
-        }
-        Perms { paths }
+impl Privs {
+    /// The answer to `GET /access/permissions?path=PATH`: `{PATH: {"VM.Audit": 1}}`, or `{}`
+    /// when the token has nothing there; entries for other paths are ignored.
+    pub fn from_answer(v: &Value, path: &str) -> Privs {
+        let set = v
+            .get(path)
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        Privs(set)
     }
 
-    /// Whether `privilege` holds on `path`.
-    pub fn has(&self, path: &str, privilege: &str) -> bool {
-        let mut p = normalize(path);
-        let mut exact = true;
-        loop {
-            if let Some(privs) = self.paths.get(&p) {
-                return privs.get(privilege).is_some_and(|&prop| exact || prop);
-            }
-            if p == "/" {
-                return false;
-            }
-            p = parent(&p);
-            exact = false;
-        }
-    }
-
-    /// The needs not met.
-    pub fn missing(&self, needs: &[Need]) -> Vec<Need> {
-        needs
-            .iter()
-            .filter(|n| !n.any_of.iter().any(|p| self.has(&n.path, p)))
-            .cloned()
-            .collect()
-    }
-}
-
-fn propagates(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_i64() != Some(0),
-        Value::String(s) => s != "0",
-        _ => false,
-    }
-}
-
-fn normalize(path: &str) -> String {
-    let t = path.trim_end_matches('/');
-    if t.is_empty() {
-        "/".into()
-    } else if t.starts_with('/') {
-        t.into()
-    } else {
-        format!("/{t}")
-    }
-}
-
-fn parent(p: &str) -> String {
-    match p.rfind('/') {
-        Some(0) | None => "/".into(),
-        Some(i) => p[..i].into(),
+    pub fn has(&self, privilege: &str) -> bool {
+        self.0.contains(privilege)
     }
 }
 
@@ -135,25 +78,14 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn nearest_path_decides_and_ancestors_only_when_propagated() {
-        let p = Perms::from_json(&json!({
-            "/": {"Sys.Audit": 1, "VM.Audit": 0},
-            "/storage/nas": {"Datastore.Audit": 1},
-            "/vms/100": {"VM.Backup": 0}
-        }));
-        assert!(p.has("/", "VM.Audit"));
-        assert!(!p.has("/vms/101", "VM.Audit"), "not propagated");
-        assert!(p.has("/nodes/pve1", "Sys.Audit"));
-        assert!(p.has("/storage/nas", "Datastore.Audit"));
+    fn only_the_asked_path_counts() {
+        let a = json!({"/vms/100": {"VM.Backup": 0}, "/vms": {"VM.Allocate": 1}});
+        let p = Privs::from_answer(&a, "/vms/100");
+        assert!(p.has("VM.Backup"));
         assert!(
-            !p.has("/storage/nas", "Sys.Audit"),
-            "the nearest path decides"
+            !p.has("VM.Allocate"),
+            "another path's entry is not this one's"
         );
-        assert!(p.has("/vms/100", "VM.Backup"));
-        let missing = p.missing(&[
-            Need::vm(100, &["VM.Allocate"]),
-            Need::storage("nas", &["Datastore.Allocate", "Datastore.Audit"]),
-        ]);
-        assert_eq!(describe(&missing), "VM.Allocate on /vms/100");
+        assert!(!Privs::from_answer(&json!({}), "/vms/100").has("VM.Backup"));
     }
 }

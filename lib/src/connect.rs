@@ -26,12 +26,14 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "URL", env = "PVEDR_API", conflicts_with_all = ["host", "tfvars"])]
     pub api: Option<String>,
 
-    /// The API token, `USER@REALM!TOKENID`. Its secret is read from PVEDR_TOKEN_SECRET or
+    /// The API token, `USER@REALM!TOKENID` (the realm follows the last `@`:
+    /// `ops@example.com@pve!check`). Its secret is read from PVEDR_TOKEN_SECRET or
     /// --token-secret-file, never from the command line, and never printed.
     #[arg(long, value_name = "USER@REALM!TOKENID", env = "PVEDR_TOKEN")]
     pub token: Option<String>,
 
-    /// File whose first line is the API token's secret (e.g. a systemd credential).
+    /// File whose first line is the API token's secret (e.g. a systemd credential): a
+    /// regular file of at most 4 KiB.
     #[arg(long, value_name = "FILE", env = "PVEDR_TOKEN_SECRET_FILE")]
     pub token_secret_file: Option<PathBuf>,
 
@@ -70,7 +72,9 @@ pub struct ConnectArgs {
 
     /// Give up on a read-only node command (a listing, a config) that sends nothing for this
     /// long: a hung storage is then reported, not waited on forever. Commands that change
-    /// the node (restores, backups, deletions) may run up to 24h.
+    /// the node (restores, backups, deletions) may run up to 24h. Over --api each request's
+    /// whole answer, retries included, must come within it; a task is followed up to 24h
+    /// (Ctrl-C ends the wait), and one left running is named with the command that stops it.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration_arg)]
     pub command_timeout: String,
 

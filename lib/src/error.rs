@@ -111,8 +111,38 @@ pub enum Error {
     #[error("interrupted")]
     Interrupted,
 
+    /// pvedr stopped following a worker task that goes on running on its node: `stop` is
+    /// the quoted command that stops it (pve-manager `PVE/API2/Tasks.pm` `stop_task`).
+    #[error(
+        "{host}: stopped waiting for task {upid} ({why}); it goes on running on node {node}; to stop it: {stop}"
+    )]
+    TaskLeft {
+        host: String,
+        node: String,
+        upid: String,
+        why: Left,
+        stop: String,
+    },
+
     #[error("{0}")]
     Other(String),
+}
+
+/// Why a task was left running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    Interrupted,
+    /// Still running after this many seconds, the run's bound.
+    TimedOut(u64),
+}
+
+impl std::fmt::Display for Left {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Left::Interrupted => f.write_str("interrupted"),
+            Left::TimedOut(s) => write!(f, "still running after {s}s"),
+        }
+    }
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -135,6 +165,15 @@ impl Error {
         Error::Io {
             context: context.into(),
             source,
+        }
+    }
+
+    /// How a failed call to the node is told: a task left running says so itself (its UPID
+    /// and how to stop it); anything else lost the connection.
+    pub fn lost(&self) -> String {
+        match self {
+            Error::TaskLeft { .. } => self.to_string(),
+            _ => format!("connection lost: {self}"),
         }
     }
 
@@ -162,7 +201,14 @@ impl Error {
         if self.is_broken_pipe() {
             return code::SUCCESS;
         }
-        if matches!(self, Error::Interrupted) {
+        if matches!(
+            self,
+            Error::Interrupted
+                | Error::TaskLeft {
+                    why: Left::Interrupted,
+                    ..
+                }
+        ) {
             return code::INTERRUPTED;
         }
         match scheme {

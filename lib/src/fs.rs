@@ -4,11 +4,31 @@
 //! removed. A symlink planted at the target is replaced, not followed.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+
+/// The whole of a small regular file, at most `max` bytes. A FIFO, socket, device or
+/// directory is refused before any read ([`crate::dumpdir::open_regular`]: opened
+/// non-blocking, its type checked on the open file), so `/dev/zero` or a FIFO without a
+/// writer cannot hold the run.
+pub fn read_small(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let err = |message: String| Error::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (file, _) = crate::dumpdir::open_regular(path).map_err(|e| err(e.to_string()))?;
+    let mut buf = Vec::new();
+    std::io::Read::take(file, max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| err(e.to_string()))?;
+    if buf.len() as u64 > max {
+        return Err(err(format!("larger than {max} bytes")));
+    }
+    Ok(buf)
+}
 
 /// A file being written; [`AtomicFile::commit`] puts it in place, drop throws it away.
 pub struct AtomicFile {

@@ -26,6 +26,7 @@ pub mod plan;
 pub mod process;
 pub mod pvesh;
 pub mod records;
+pub mod redact;
 pub mod retention;
 pub mod retry;
 #[cfg(feature = "s3")]

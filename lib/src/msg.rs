@@ -37,13 +37,15 @@ pub fn visible(text: &str) -> String {
         .collect()
 }
 
+/// `text` as it may reach the terminal: secrets masked ([`crate::redact::text`]), control
+/// characters visible.
+pub fn printable(text: &str) -> String {
+    visible(&crate::redact::text(text))
+}
+
 /// `<tool>: <message>`.
 pub fn say(message: impl Display) {
-    line(format_args!(
-        "{}: {}",
-        tool(),
-        visible(&message.to_string())
-    ));
+    line(format_args!("{}: {}", tool(), printable(&message.to_string())));
 }
 
 /// One line on stderr as given (no prefix); a closed or full stderr loses the message,
@@ -57,7 +59,7 @@ pub fn warn(message: impl Display) {
     line(format_args!(
         "{}: warning: {}",
         tool(),
-        visible(&message.to_string())
+        printable(&message.to_string())
     ));
 }
 

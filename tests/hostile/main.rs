@@ -806,3 +806,144 @@ for k, m in cases.items():
     }
     report("hostile_s3_objects", cases.len(), &h, &s);
 }
+
+/// (label, args after the tool's own, environment, what stderr must say)
+type ApiCase<'a> = (&'a str, Vec<String>, Vec<(&'a str, &'a str)>, &'a str);
+
+/// The API options given hostile files and secrets: `/dev/zero` or a FIFO as `--ca`,
+/// `PVEDR_CA` or `--token-secret-file`, a secret pasted into `--token`, a password in
+/// `--api` or `PVEDR_API` (plain and percent-encoded). Each run must end promptly with a
+/// documented code and a clear error, and never print the secret.
+#[test]
+fn hostile_api_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let fifo = fifo.to_string_lossy().into_owned();
+    const PASTED: &str = "7d1c0e2f-pasted-secret";
+    let url = "https://127.0.0.1:9";
+    let token = ["--api", url, "--token", "pvedr@pve!check"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        token.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let secret = ("PVEDR_TOKEN_SECRET", "0123-4567");
+    let cases: Vec<ApiCase> = vec![
+        (
+            "--ca /dev/zero",
+            with(&["--ca", "/dev/zero"]),
+            vec![secret],
+            "not a regular file",
+        ),
+        (
+            "PVEDR_CA=/dev/zero",
+            with(&[]),
+            vec![secret, ("PVEDR_CA", "/dev/zero")],
+            "not a regular file",
+        ),
+        (
+            "--ca FIFO",
+            with(&["--ca", &fifo]),
+            vec![secret],
+            "not a regular file",
+        ),
+        (
+            "--token-secret-file FIFO",
+            with(&["--token-secret-file", &fifo]),
+            vec![],
+            "not a regular file",
+        ),
+        (
+            "--token-secret-file /dev/zero",
+            with(&["--token-secret-file", "/dev/zero"]),
+            vec![],
+            "not a regular file",
+        ),
+        (
+            "--token ID=SECRET",
+            vec![
+                "--api".into(),
+                url.into(),
+                "--token".into(),
+                format!("pvedr@pve!check={PASTED}"),
+            ],
+            vec![secret],
+            "not shown",
+        ),
+        (
+            "--api with a password",
+            vec![
+                "--api".into(),
+                format!("https://root:{PASTED}@127.0.0.1:9"),
+                "--token".into(),
+                "pvedr@pve!check".into(),
+            ],
+            vec![secret],
+            "not shown",
+        ),
+        (
+            "--api with an encoded password",
+            vec![
+                "--api".into(),
+                "https://root:7d1c0e2f%2Dpasted%2Dsecret@127.0.0.1:9".into(),
+                "--token".into(),
+                "pvedr@pve!check".into(),
+            ],
+            vec![secret],
+            "not shown",
+        ),
+        (
+            "PVEDR_API with a password",
+            vec!["--token".into(), "pvedr@pve!check".into()],
+            vec![
+                secret,
+                (
+                    "PVEDR_API",
+                    "https://root:7d1c0e2f-pasted-secret@127.0.0.1:9",
+                ),
+            ],
+            "not shown",
+        ),
+    ];
+    let tools: [(&str, &[&str]); 4] = [
+        ("pve-ls-backups", &[]),
+        ("backup-check", &[]),
+        ("pve-snapshot", &["ls"]),
+        ("pve-restore", &["--vmid", "100", "--dry-run"]),
+    ];
+    let mut hard = Vec::new();
+    for (tool, pre) in tools {
+        for (label, args, env, says) in &cases {
+            let mut cmd = bin(tool);
+            cmd.args(pre)
+                .args(args)
+                .env_remove("PVEDR_TOKEN_SECRET")
+                .timeout(Duration::from_secs(20));
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let out = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let all = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
+            let tag = format!("{tool} {label}");
+            match out.status.code() {
+                Some(1..=3) => {}
+                c => hard.push(format!(
+                    "{tag}: exit {c:?} (none: killed at the timeout): {stderr}"
+                )),
+            }
+            for s in [PASTED, "7d1c0e2f%2Dpasted", "0123-4567"] {
+                if all.contains(s) {
+                    hard.push(format!("{tag}: printed a secret: {all}"));
+                }
+            }
+            if !stderr.contains(says) || !stderr.starts_with(&format!("{tool}:")) {
+                hard.push(format!("{tag}: stderr does not say '{says}': {stderr}"));
+            }
+        }
+    }
+    report("hostile_api_options", tools.len() * cases.len(), &hard, &[]);
+}

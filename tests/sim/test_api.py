@@ -22,6 +22,8 @@ TOKENS = [
      "acl": [{"path": "/", "roles": ["PVEAuditor"]},
              {"path": "/storage", "privs": ["Datastore.Audit", "Datastore.AllocateSpace"]},
              {"path": "/vms", "privs": ["VM.Audit", "VM.Backup"]}]},
+    # A PVE 8 role: VM.Monitor is no privilege in PVE 9 and gives nothing.
+    {"tokenid": "old@pve!mon", "secret": "mon-secret", "acl": [{"path": "/", "privs": ["VM.Audit", "VM.Monitor"]}]},
 ]
 
 
@@ -110,6 +112,16 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(code, 403)
         self.assertEqual(reason, "Permission check failed (/vms/100, VM.PowerMgmt)")
         self.assertEqual(body, {"data": None, "message": "Permission check failed (/vms/100, VM.PowerMgmt)\n"})
+
+    def test_agent_ping_needs_a_guest_agent_privilege(self):
+        for token in ("backup@pve!list=list-secret", "old@pve!mon=mon-secret"):
+            code, reason, _ = self.call("POST", "/nodes/pve1/qemu/100/agent/ping", token=token)
+            self.assertEqual((code, reason), (403, "Permission check failed (/vms/100, "
+                                                   "VM.GuestAgent.Audit|VM.GuestAgent.Unrestricted)"))
+        code, _r, body = self.call("POST", "/nodes/pve1/qemu/100/agent/ping", token="audit@pve!ro=ro-secret")
+        self.assertIn(code, (200, 500), body)
+        code, reason, _ = self.call("POST", "/nodes/pve1/qemu/9999/agent/ping")
+        self.assertEqual((code, reason), (500, "Configuration file 'nodes/pve1/qemu-server/9999.conf' does not exist"))
 
     def test_auditor_sees_no_backups_the_listing_role_does(self):
         p = {"content": "backup"}

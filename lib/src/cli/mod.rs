@@ -81,7 +81,7 @@ pub fn main<C: Parser>(
                 let _ = writeln!(
                     std::io::stderr(),
                     "{name}: {}",
-                    crate::msg::visible(&e.to_string())
+                    crate::msg::printable(&e.to_string())
                 );
             }
             ExitCode::from(e.exit_code(scheme))

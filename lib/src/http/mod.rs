@@ -25,7 +25,8 @@ pub use pin::Fingerprint;
 #[command(next_help_heading = "TLS")]
 pub struct TlsArgs {
     /// PEM file of the CA(s) that signed the server's certificate (a Proxmox cluster's
-    /// `/etc/pve/pve-root-ca.pem`), instead of the system's CAs.
+    /// `/etc/pve/pve-root-ca.pem`), instead of the system's CAs: a regular file of at most
+    /// 1 MiB.
     #[arg(long, value_name = "FILE", env = "PVEDR_CA")]
     pub ca: Option<PathBuf>,
 
@@ -81,18 +82,19 @@ fn client_config(tls: &TlsArgs) -> Result<rustls::ClientConfig> {
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
-/// The certificates of a PEM file; none at all is an error (a wrong file).
+/// A CA file's size at most: a cluster's CA bundle is a few KiB.
+const MAX_CA_FILE: u64 = 1024 * 1024;
+
+/// The certificates of a PEM file; none at all is an error (a wrong file). Only a regular
+/// file is read (`--ca /dev/zero` or a FIFO would never end).
 fn ca_file(path: &Path) -> Result<RootCertStore> {
     let file_err = |message: String| Error::File {
         path: path.to_path_buf(),
         message,
     };
-    let meta = std::fs::metadata(path).map_err(|e| file_err(e.to_string()))?;
-    if meta.len() > 16 * 1024 * 1024 {
-        return Err(file_err("too large for a CA file".into()));
-    }
+    let pem = crate::fs::read_small(path, MAX_CA_FILE)?;
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(path).map_err(|e| file_err(e.to_string()))? {
+    for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| file_err(format!("not a PEM certificate: {e}")))?;
         roots
             .add(cert)
@@ -118,12 +120,18 @@ fn system_roots() -> Result<RootCertStore> {
 
 /// An `https://HOST[:PORT]` base URL, checked: no credentials, no path, no query.
 pub fn base_url(s: &str) -> Result<String> {
+    if s.contains('@') {
+        // A user and password: the URL is not echoed, whatever the password holds.
+        return Err(Error::usage(
+            "--api: the URL (not shown) holds a user or password: give only https://HOST[:PORT]; the API takes a token (--token, its secret in PVEDR_TOKEN_SECRET or --token-secret-file)",
+        ));
+    }
     let bad = |why: &str| Error::usage(format!("--api '{}': {why}", s.escape_debug()));
     let rest = s
         .strip_prefix("https://")
         .ok_or_else(|| bad("must start with https:// (the API is only spoken over TLS)"))?;
     let authority = rest.trim_end_matches('/');
-    if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+    if authority.is_empty() || authority.contains(['/', '?', '#']) {
         return Err(bad("give only https://HOST[:PORT]"));
     }
     let ok = authority.len() <= 300

@@ -75,7 +75,7 @@ pub fn run(cli: Cli) -> Result<u8> {
 }
 
 fn could_not_check(cli: &Cli, e: &Error, started: Instant) {
-    let reason = pvedr::msg::visible(&e.to_string());
+    let reason = pvedr::msg::printable(&e.to_string());
     if let Some(p) = &cli.prom {
         let now = cli.now.unwrap_or_else(pvedr::time::now);
         let text = report::prometheus_down(now, started.elapsed().as_secs_f64());

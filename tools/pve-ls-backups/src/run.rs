@@ -17,7 +17,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         let attempted = e.exit_code(pvedr::ExitScheme::Standard) != code::USAGE;
         if attempted && !e.is_broken_pipe() && cli.output.format() == Format::Jsonl {
             let closing = Listing {
-                error: Some(pvedr::msg::visible(&e.to_string())),
+                error: Some(pvedr::msg::printable(&e.to_string())),
                 ..Default::default()
             };
             // Best effort: the error itself is what the exit code and stderr report.

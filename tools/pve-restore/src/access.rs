@@ -9,7 +9,9 @@
 //! - the safety point: `VM.Backup`, `Datastore.AllocateSpace` on its storage, and
 //!   `Datastore.Allocate` for its `prune-backups` (pve-manager `PVE/API2/VZDump.pm`);
 //! - stop and start `VM.PowerMgmt`, the drill's link-down `VM.Config.Network`, its cleanup
-//!   `VM.Allocate`.
+//!   `VM.Allocate`;
+//! - a VM's agent probe `VM.GuestAgent.Audit` or `VM.GuestAgent.Unrestricted` (qemu-server
+//!   `src/PVE/API2/Qemu/Agent.pm` `register_command`; PVE 9 dropped `VM.Monitor`).
 
 use pvedr::Result;
 use pvedr::access::{Need, describe};
@@ -25,6 +27,8 @@ pub struct RestoreAccess<'a> {
     pub power: bool,
     pub isolate: bool,
     pub cleanup: bool,
+    /// A VM's guest agent is probed.
+    pub agent: bool,
 }
 
 /// What is missing, one phrase per step that would be refused.
@@ -53,6 +57,9 @@ pub fn missing(t: &dyn Transport, a: &RestoreAccess) -> Result<Vec<String>> {
     }
     if a.cleanup {
         plain.push(vm(&["VM.Allocate"]));
+    }
+    if a.agent {
+        plain.push(vm(pvedr::transport::api::AGENT_PING));
     }
     plain.dedup();
     let m = t.missing(&plain)?;

@@ -188,6 +188,14 @@ fn connect(host: &str, port: u16, timeout: Duration) -> std::result::Result<TcpS
     Ok(s)
 }
 
+/// Why a probe cannot check this guest at all, to be said in the record rather than
+/// failed: a container has no guest agent, and over the API there is no `pct exec`.
+pub fn cannot_check(p: &Probe, t: &ProbeTarget) -> Option<&'static str> {
+    (*p == Probe::Agent && t.lxc && !t.transport.has_shell()).then_some(
+        "not checked: a container has no guest agent and `pct exec` has no API method; check it over the network (--probe ping:HOST, tcp:HOST:PORT, ssh:HOST) or over SSH (--host)",
+    )
+}
+
 /// One attempt.
 pub fn run_once(p: &Probe, t: &ProbeTarget) -> std::result::Result<String, String> {
     match p {

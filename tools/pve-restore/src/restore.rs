@@ -586,7 +586,7 @@ impl Job<'_> {
             }
             Err(e) => {
                 self.lost = true;
-                let m = format!("connection lost: {e}; the node's state is unknown");
+                let m = format!("{}; the node's state is unknown", e.lost());
                 self.plan.finish(i, "failed", m.clone(), t0);
                 Err(m)
             }
@@ -638,6 +638,7 @@ impl Job<'_> {
             power: self.overwrite || self.ctx.o.start,
             isolate: self.s.isolate.is_some(),
             cleanup: self.s.cleanup.is_some(),
+            agent: !self.lxc && self.ctx.o.probes.contains(&probe::Probe::Agent),
         };
         match crate::access::missing(self.ctx.t, &want) {
             Ok(m) if m.is_empty() => None,
@@ -907,7 +908,7 @@ impl Job<'_> {
             Ok(r) => r.is_some(),
             Err(e) => {
                 self.lost = true;
-                let m = format!("connection lost: {e}; the node's state is unknown");
+                let m = format!("{}; the node's state is unknown", e.lost());
                 self.failure.get_or_insert(m.clone());
                 self.plan.finish(i, "failed", m, t0);
                 return;
@@ -954,6 +955,13 @@ impl Job<'_> {
         let mut verify = Vec::new();
         for (p, &i) in self.ctx.o.probes.iter().zip(&self.s.probes.clone()) {
             let t0 = Instant::now();
+            if let Some(why) = probe::cannot_check(p, &target) {
+                self.plan.finish(i, "skipped", why, t0);
+                verify.push(
+                    json!({"probe": p.name(), "status": "skipped", "message": why, "attempts": 0}),
+                );
+                continue;
+            }
             let mut attempts = 0;
             let r = retry.run_when(
                 &format!("probe {}", p.name()),

@@ -219,7 +219,9 @@ pub fn run(cli: Cli) -> Result<u8> {
 fn summary(records: &[Restore], started: Instant, out: &mut pvedr::output::Output) -> Result<u8> {
     let ok = |r: &&Restore| matches!(r.status.as_str(), "restored" | "verified" | "planned");
     let succeeded = records.iter().filter(ok).count();
-    let interrupted = records.iter().any(|r| r.status == "interrupted");
+    // A wait on a task ended by Ctrl-C leaves a failed record, but the run was interrupted.
+    let interrupted =
+        records.iter().any(|r| r.status == "interrupted") || pvedr::interrupt::requested();
     let exit = exit_for(succeeded, records.len() - succeeded, interrupted);
     let mut counts = Map::new();
     for r in records {

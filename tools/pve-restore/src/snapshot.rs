@@ -156,7 +156,7 @@ fn execute(
             );
         }
         Err(e) => {
-            plan.finish(i_safety, "failed", format!("connection lost: {e}"), t0);
+            plan.finish(i_safety, "failed", e.lost(), t0);
             return ended(
                 rec,
                 plan,
@@ -201,11 +201,11 @@ fn execute(
             plan.finish(
                 i_rb,
                 "failed",
-                format!("connection lost: {e}; the guest's state is unknown"),
+                format!("{}; the guest's state is unknown", e.lost()),
                 t0,
             );
             rec.status = "failed".into();
-            rec.error = Some(format!("connection lost: {e}"));
+            rec.error = Some(e.lost());
         }
     }
     if let Some(w) = &rec.way_back {

@@ -49,6 +49,8 @@ pub fn run(a: &CreateArgs) -> Result<u8> {
         };
         recs.push(job.one(g, &mut stamps));
     }
+    // A wait on a task ended by Ctrl-C fails that guest's record; the run was interrupted.
+    interrupted |= interrupt::requested();
     refresh(&ctx, &mut recs);
     let mut out = a.output.output();
     for r in &recs {
@@ -146,7 +148,8 @@ impl Job<'_> {
             }
             Err(e) => {
                 let m = format!(
-                    "connection lost: {e}; whether the snapshot exists is unknown: pve-snapshot ls --vmid {}",
+                    "{}; whether the snapshot exists is unknown: pve-snapshot ls --vmid {}",
+                    e.lost(),
                     g.vmid
                 );
                 mark_status(&mut rec, "failed", Some(m));

@@ -147,7 +147,8 @@ fn remove(ctx: &Ctx, g: &Guest, r: &mut Snapshot) {
             r,
             "failed",
             Some(format!(
-                "connection lost: {e}; whether it is gone is unknown: pve-snapshot ls --vmid {}",
+                "{}; whether it is gone is unknown: pve-snapshot ls --vmid {}",
+                e.lost(),
                 g.vmid
             )),
         ),

@@ -10,6 +10,11 @@
 use crate::access::Need;
 use crate::validate;
 
+/// What `POST …/agent/ping` asks (qemu-server `src/PVE/API2/Qemu/Agent.pm`
+/// `register_command`: the command's `VM.GuestAgent.Audit`, or `VM.GuestAgent.Unrestricted`;
+/// PVE 9 has no `VM.Monitor`).
+pub const AGENT_PING: &[&str] = &["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
@@ -95,6 +100,13 @@ pub fn translate(argv: &[String], node: &str) -> Result<Call, NoApi> {
                 needs,
             )
             .ok_or_else(no)
+        }
+        // `qm guest cmd VMID ping` (qemu-server `PVE/CLI/qm.pm`): the VMID comes after `cmd`.
+        ["qm", "guest", "cmd", vmid, "ping"] => {
+            let vmid = id(vmid).ok_or_else(no)?;
+            let path = format!("/nodes/{node}/qemu/{vmid}/agent/ping");
+            let needs = vec![Need::vm(vmid, AGENT_PING)];
+            worker(Method::Post, &path, Vec::new(), needs).ok_or_else(no)
         }
         [tool @ ("qm" | "pct"), verb, vmid, rest @ ..] => {
             let kind = if *tool == "qm" { "qemu" } else { "lxc" };
@@ -195,17 +207,12 @@ fn guest(kind: &str, verb: &str, vmid: u64, rest: &[&str], node: &str) -> Option
         }
         ("rollback", [name, opts @ ..]) if named(name) => {
             let path = format!("{base}/snapshot/{name}/rollback");
-            let needs = vec![Need::vm(vmid, &["VM.Snapshot.Rollback"])];
+            // qemu-server `API2/Qemu.pm`, pve-container `API2/LXC/Snapshot.pm` `rollback`:
+            // either privilege.
+            let needs = vec![Need::vm(vmid, &["VM.Snapshot", "VM.Snapshot.Rollback"])];
             worker(Method::Post, &path, options(opts)?, needs)
         }
         ("listsnapshot", []) => get(&format!("{base}/snapshot"), Vec::new(), Render::Json),
-        ("guest", ["cmd", "ping"]) if kind == "qemu" => Some(Call {
-            method: Method::Post,
-            path: api_path(&format!("{base}/agent/ping"))?,
-            params: Vec::new(),
-            render: Render::Json,
-            needs: vec![Need::vm(vmid, &["VM.Monitor"])],
-        }),
         _ => None,
     }
 }
@@ -372,6 +379,19 @@ mod tests {
         assert_eq!(
             t(&["qm", "delsnapshot", "100", "auto-1"]).path,
             "/nodes/pve2/qemu/100/snapshot/auto-1"
+        );
+    }
+
+    #[test]
+    fn privileges_are_those_proxmox_checks() {
+        let any = |c: Call| c.needs[0].any_of.clone();
+        assert_eq!(
+            any(t(&["qm", "rollback", "100", "s1"])),
+            ["VM.Snapshot", "VM.Snapshot.Rollback"]
+        );
+        assert_eq!(
+            any(t(&["qm", "guest", "cmd", "100", "ping"])),
+            ["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"]
         );
     }
 

@@ -10,44 +10,58 @@
 mod call;
 mod task;
 
+pub use call::AGENT_PING;
+
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::{CommandOutput, MAX_OUTPUT, RemoteCommand, Streamed, Timeouts, Transport};
-use crate::access::{self, Need, Perms};
+use crate::access::{self, Need, Privs};
 use crate::error::{Error, Result};
 use crate::http::{self, Bounds, TlsArgs};
 use crate::retry::Retry;
 use call::{Method, Render};
 
-/// A token id: `USER@REALM!TOKENID` (pve-access-control `PVE/Auth/Plugin.pm`
-/// `$realm_regex`, `PVE/AccessControl.pm` `$token_subid_regex`).
+/// A token id: `USER@REALM!TOKENID`, split as pve-access-control splits it
+/// (`src/PVE/AccessControl.pm` `$token_full_regex`, `split_tokenid`; `src/PVE/Auth/Plugin.pm`
+/// `$user_regex` `[^\s:/]+`, `$realm_regex`, `verify_username`: `USER@REALM` is 3 to 64
+/// characters; the token part has the realm's format). Neither the realm nor the token part
+/// holds `@` or `!`, so the realm follows the last `@`: `user@example.com@pve!check`.
 pub fn token_id(s: &str) -> Result<&str> {
     let ok = (|| {
-        let (user, rest) = s.split_once('@')?;
-        let (realm, id) = rest.split_once('!')?;
+        let (userid, id) = s.rsplit_once('!')?;
+        let (user, realm) = userid.rsplit_once('@')?;
+        // `[A-Za-z][A-Za-z0-9.\-_]+`
         let name = |t: &str| {
-            t.len() <= 64
+            t.len() >= 2
+                && t.len() <= 64
                 && t.starts_with(|c: char| c.is_ascii_alphabetic())
                 && t.bytes()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
         };
+        // `[^\s:/]+`, ASCII only: the id goes into an HTTP header.
         let user_ok = !user.is_empty()
-            && user.len() <= 64
             && user
                 .bytes()
-                .all(|c| c.is_ascii_graphic() && !matches!(c, b':' | b'/' | b'@' | b'!' | b'='));
-        (user_ok && name(realm) && name(id)).then_some(())
+                .all(|c| c.is_ascii_graphic() && !matches!(c, b':' | b'/'));
+        let len_ok = (3..=64).contains(&userid.len());
+        (user_ok && len_ok && name(realm) && name(id)).then_some(())
     })();
     ok.map(|_| s).ok_or_else(|| {
-        Error::usage(format!(
-            "--token '{}': expected USER@REALM!TOKENID (as `pveum user token add` names it)",
-            s.escape_debug()
-        ))
+        let expected = "expected USER@REALM!TOKENID (as `pveum user token add` names it)";
+        // A pasted `ID=SECRET` must not be echoed.
+        Error::usage(if s.contains('=') {
+            format!(
+                "--token: {expected}; the value holds a '=' and is not shown: the secret goes in PVEDR_TOKEN_SECRET or --token-secret-file, never on the command line"
+            )
+        } else {
+            format!("--token '{}': {expected}", s.escape_debug())
+        })
     })
 }
 
@@ -79,21 +93,17 @@ impl Secret {
                 "the token secret is empty, too long or holds spaces or control characters",
             ));
         }
+        crate::redact::register(&s);
         Ok(Secret(s))
     }
 }
 
+/// The first line of a secret file: a regular file only (a FIFO would block the run), read
+/// up to 4 KiB.
 fn read_secret_file(p: &Path) -> Result<String> {
-    let err = |message: String| Error::File {
-        path: p.to_path_buf(),
-        message,
-    };
-    let f = std::fs::File::open(p).map_err(|e| err(e.to_string()))?;
-    let mut s = String::new();
-    f.take(4096)
-        .read_to_string(&mut s)
-        .map_err(|e| err(e.to_string()))?;
-    Ok(s.lines().next().unwrap_or_default().to_string())
+    let bytes = crate::fs::read_small(p, 4096)?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(text.lines().next().unwrap_or_default().to_string())
 }
 
 pub struct ApiOptions {
@@ -114,7 +124,8 @@ struct Shared {
     timeouts: Timeouts,
     retry: Retry,
     local: OnceLock<std::result::Result<String, String>>,
-    perms: OnceLock<std::result::Result<Perms, String>>,
+    /// Privileges per exact path, each asked once.
+    privs: Mutex<HashMap<String, Privs>>,
 }
 
 /// The API of a cluster, reached at one node; [`Transport::on_node`] aims node-local
@@ -153,21 +164,38 @@ impl Api {
                 timeouts: o.timeouts,
                 retry: Retry::default(),
                 local: OnceLock::new(),
-                perms: OnceLock::new(),
+                privs: Mutex::new(HashMap::new()),
             }),
             node: None,
         })
     }
 
-    /// One request; read-only ones are retried when the connection fails.
+    /// One request, its whole answer within `--command-timeout`; read-only ones are retried
+    /// when the connection fails, within the same bound. (ureq's read timeout is dropped on a
+    /// pooled connection, so each attempt gets the time left as its own deadline.)
     fn request(&self, method: Method, path: &str, params: &[(String, String)]) -> Result<Answer> {
         let s = &self.shared;
         let url = format!("{}/api2/json{path}", s.base);
-        let once = |_| self.request_once(method, &url, params);
+        let deadline = Instant::now() + s.timeouts.read;
+        let once = |_| self.request_once(method, &url, params, deadline);
         if method == Method::Get {
-            s.retry.run(&format!("{} {path}", method.as_str()), once)
+            let more = |e: &Error| {
+                e.is_transient() && Instant::now() < deadline && !crate::interrupt::requested()
+            };
+            s.retry.run_when(&format!("GET {path}"), once, more)
         } else {
             once(1)
+        }
+    }
+
+    /// The error of a request that ran out of time.
+    fn timed_out(&self, url: &str) -> Error {
+        Error::Http {
+            url: url.into(),
+            message: format!(
+                "no whole answer within {}s (--command-timeout); gave up",
+                self.shared.timeouts.read.as_secs()
+            ),
         }
     }
 
@@ -176,11 +204,17 @@ impl Api {
         method: Method,
         url: &str,
         params: &[(String, String)],
+        deadline: Instant,
     ) -> Result<Answer> {
         let s = &self.shared;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(self.timed_out(url));
+        }
         let mut req = s
             .agent
             .request(method.as_str(), url)
+            .timeout(left)
             .set("Authorization", &s.auth)
             .set("Accept", "application/json");
         let res = match method {
@@ -201,10 +235,14 @@ impl Api {
         let resp = match res {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
+            Err(ureq::Error::Transport(_)) if Instant::now() >= deadline => {
+                return Err(self.timed_out(url));
+            }
             Err(ureq::Error::Transport(t)) => return Err(transport_error(url, &t)),
         };
         let status = resp.status();
-        let reason = resp.status_text().to_string();
+        // A server or proxy may echo the Authorization header back.
+        let reason = crate::redact::text(resp.status_text());
         let mut body = Vec::new();
         let read = resp
             .into_reader()
@@ -213,6 +251,7 @@ impl Api {
         match read {
             // A refusal's status line says it all; its body is a courtesy.
             Err(_) if status >= 400 => body.clear(),
+            Err(_) if Instant::now() >= deadline => return Err(self.timed_out(url)),
             Err(e) => {
                 return Err(Error::Http {
                     url: url.into(),
@@ -282,14 +321,37 @@ impl Api {
         r.clone().map_err(Error::Other)
     }
 
-    /// What the token may do (`GET /access/permissions`), read once.
-    pub fn permissions(&self) -> Result<Perms> {
-        let r = self.shared.perms.get_or_init(|| {
-            self.get_data("/access/permissions", &[])
-                .map(|d| Perms::from_json(&d))
-                .map_err(|e| e.to_string())
-        });
-        r.clone().map_err(Error::Other)
+    /// The token's privileges on `path`, as Proxmox works them out
+    /// (`GET /access/permissions?path=PATH`), asked once per path.
+    fn privileges(&self, path: &str) -> Result<Privs> {
+        let cached = |m: &HashMap<String, Privs>| m.get(path).cloned();
+        if let Some(p) = cached(&self.lock_privs()) {
+            return Ok(p);
+        }
+        let params = [("path".to_string(), path.to_string())];
+        let answer = self.get_data("/access/permissions", &params)?;
+        let p = Privs::from_answer(&answer, path);
+        self.lock_privs().insert(path.to_string(), p.clone());
+        Ok(p)
+    }
+
+    fn lock_privs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Privs>> {
+        match self.shared.privs.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The needs of `needs` the token does not meet, each asked on its own path.
+    fn unmet(&self, needs: &[Need]) -> Result<Vec<Need>> {
+        let mut out = Vec::new();
+        for n in needs {
+            let p = self.privileges(&n.path)?;
+            if !n.any_of.iter().any(|x| p.has(x)) {
+                out.push(n.clone());
+            }
+        }
+        Ok(out)
     }
 
     /// A refusal as the CLI would have printed it, with the missing privileges when
@@ -302,13 +364,12 @@ impl Api {
                     .as_str()
                     .map(str::to_string)
                     .unwrap_or_else(|| v.to_string());
-                stderr.push_str(&format!("\n{k}: {v}"));
+                stderr.push_str(&crate::redact::text(&format!("\n{k}: {v}")));
             }
         }
         if a.status == 403 && !c.needs.is_empty() {
-            match self.permissions() {
-                Ok(p) => {
-                    let missing = p.missing(&c.needs);
+            match self.unmet(&c.needs) {
+                Ok(missing) => {
                     if !missing.is_empty() {
                         stderr.push_str(&format!(
                             " (the token lacks {})",
@@ -462,7 +523,7 @@ impl Transport for Api {
     }
 
     fn missing(&self, needs: &[Need]) -> Result<Vec<Need>> {
-        Ok(self.permissions()?.missing(needs))
+        self.unmet(needs)
     }
 }
 
@@ -474,6 +535,7 @@ mod tests {
     fn token_ids() {
         assert!(token_id("root@pam!pvedr").is_ok());
         assert!(token_id("backup@pve!check-1").is_ok());
+        assert!(token_id("ops@example.com@pve!check").is_ok());
         for bad in [
             "root@pam",
             "root!x",
@@ -481,9 +543,17 @@ mod tests {
             "a b@pam!x",
             "root@pam!x=y",
             "root@pam!-x",
+            "root@pam!x",
+            "root@p!xy",
+            "a/b@pam!xy",
+            "root@pam@!xy",
         ] {
             assert!(token_id(bad).is_err(), "{bad}");
         }
+        let e = token_id("root@pam!xy=0123-secret")
+            .err()
+            .map(|e| e.to_string());
+        assert!(!e.unwrap_or_default().contains("0123"));
     }
 
     #[test]

@@ -2,16 +2,23 @@
 //! its log read (pve-manager `PVE/API2/Tasks.pm` `read_task_status`, `read_task_log`).
 //! `exitstatus` is `OK`, `WARNINGS: N`, or the error the worker died with (pve-common
 //! `RESTEnvironment.pm` `fork_worker`).
+//!
+//! The wait is bounded by the command's bound (24h for a change, as over SSH; each status
+//! request by `--command-timeout`) and ends on Ctrl-C. Either way the task goes on on its
+//! node, and the error names its UPID and the `pvesh delete /nodes/N/tasks/UPID` that stops
+//! it (pve-manager `PVE/API2/Tasks.pm` `stop_task`).
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::Api;
-use crate::error::{Error, Result};
+use crate::error::{Error, Left, Result};
 use crate::transport::{CommandOutput, MAX_OUTPUT};
 use crate::validate;
 
+/// A UPID's length at most (pve-common `PVE/Tools.pm` `upid_encode` makes about 80 bytes).
+const MAX_UPID: usize = 512;
 /// Log lines asked for at a time.
 const PAGE: usize = 1000;
 /// Lines read at most: a log that never ends (or pages of empty lines) cannot hold the run.
@@ -22,24 +29,57 @@ pub fn wait(api: &Api, upid: &str, limit: Duration) -> Result<CommandOutput> {
         .split(':')
         .nth(1)
         .filter(|n| validate::node(n).is_ok())
+        .filter(|_| upid.len() <= MAX_UPID && upid.bytes().all(|c| c.is_ascii_graphic()))
         .ok_or_else(|| Error::Other(format!("not a task id: '{}'", upid.escape_debug())))?;
     let base = format!("/nodes/{node}/tasks/{}", super::call::seg(upid));
-    let exit = poll(api, &base, upid, limit)?;
+    let exit = poll(api, &base, limit).map_err(|why| left(api, node, upid, why))?;
     let log = read_log(api, &base)?;
     let ok = exit == "OK" || exit.starts_with("WARNINGS");
+    // What a task prints may carry a secret from its parameters or a hostile server.
     Ok(CommandOutput {
         status: if ok { 0 } else { 255 },
-        stdout: log.into_bytes(),
-        stderr: if ok { String::new() } else { exit },
+        stdout: crate::redact::text(&log).into_bytes(),
+        stderr: if ok {
+            String::new()
+        } else {
+            crate::redact::text(&exit)
+        },
     })
 }
 
+/// Why a wait ended before the task did.
+enum Ended {
+    Left(Left),
+    Failed(Error),
+}
+
+/// The error for a task left running on `node`.
+fn left(api: &Api, node: &str, upid: &str, why: Ended) -> Error {
+    let why = match why {
+        Ended::Left(w) => w,
+        Ended::Failed(e) => return e,
+    };
+    let path = format!("/nodes/{node}/tasks/{upid}");
+    Error::TaskLeft {
+        host: api.shared.host.clone(),
+        node: node.to_string(),
+        upid: upid.to_string(),
+        why,
+        stop: crate::shell::join(&["pvesh", "delete", &path]),
+    }
+}
+
 /// The task's `exitstatus` once it has stopped.
-fn poll(api: &Api, base: &str, upid: &str, limit: Duration) -> Result<String> {
+fn poll(api: &Api, base: &str, limit: Duration) -> std::result::Result<String, Ended> {
     let start = Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
-        let st = api.get_data(&format!("{base}/status"), &[])?;
+        if crate::interrupt::requested() {
+            return Err(Ended::Left(Left::Interrupted));
+        }
+        let st = api
+            .get_data(&format!("{base}/status"), &[])
+            .map_err(Ended::Failed)?;
         if st.get("status").and_then(Value::as_str) == Some("stopped") {
             return Ok(st
                 .get("exitstatus")
@@ -48,13 +88,22 @@ fn poll(api: &Api, base: &str, upid: &str, limit: Duration) -> Result<String> {
                 .to_string());
         }
         if start.elapsed() >= limit {
-            return Err(Error::Other(format!(
-                "task {upid} is still running after {}s; it goes on on the node (see its task log there)",
-                limit.as_secs()
-            )));
+            return Err(Ended::Left(Left::TimedOut(limit.as_secs())));
         }
-        std::thread::sleep(delay);
+        sleep_unless_interrupted(delay);
         delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Sleeps `d`, waking early when an interrupt arrives.
+fn sleep_unless_interrupted(d: Duration) {
+    let end = Instant::now() + d;
+    while !crate::interrupt::requested() {
+        let now = Instant::now();
+        if now >= end {
+            return;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(50)));
     }
 }
 

@@ -176,3 +176,27 @@ fn an_audit_only_token_is_told_the_listing_may_leave_backups_out() {
         "but backups may be left out: {end}"
     );
 }
+
+#[test]
+fn a_hung_answer_is_given_up_after_the_command_timeout_retries_included() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token("root@pam!pvedr", SECRET, Value::Null);
+    // The storage listing answers after 25 s; the run allows each request 2 s. The first
+    // requests leave keep-alive connections in the pool, where ureq has no read timeout.
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "storage/local/content", "sleep": 25}]),
+    );
+    let out = api(&front, "root@pam!pvedr")
+        .args(["--command-timeout", "2s"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("no whole answer within 2s (--command-timeout)"),
+        "the bound that ended the wait is named: {err}"
+    );
+    assert!(!err.contains(SECRET));
+}

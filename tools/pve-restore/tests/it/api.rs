@@ -265,3 +265,151 @@ fn an_overwrite_on_another_node_takes_its_safety_point_there_over_the_api() {
         rec["volid"]
     );
 }
+
+const CT_BACKUP: &str = "local:backup/vzdump-lxc-101-2024_01_14-02_01_07.tar.gz";
+
+/// The restore role of `docs/api-tokens.md` (`PVEDRRestore`), `extra` added on `/vms`.
+fn documented_role(extra: &[&str]) -> Value {
+    let mut vm = vec![
+        "VM.Audit",
+        "VM.Backup",
+        "VM.Allocate",
+        "VM.PowerMgmt",
+        "VM.Config.Network",
+    ];
+    vm.extend_from_slice(extra);
+    json!([
+        {"path": "/", "privs": ["Sys.Audit", "SDN.Use"], "propagate": true},
+        {"path": "/storage", "privs": ["Datastore.Audit", "Datastore.AllocateSpace", "Datastore.Allocate"], "propagate": true},
+        {"path": "/vms", "privs": vm, "propagate": true}
+    ])
+}
+
+fn drill(front: &ApiFront, volid: &str) -> (Value, i32, String) {
+    restore(
+        front,
+        "dr@pve!restore",
+        &["--volid", volid, "--test", "--no-archive-test", "--yes"],
+    )
+}
+
+#[test]
+fn a_vm_drill_over_the_api_pings_the_agent_with_the_documented_role() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token(
+        "dr@pve!restore",
+        SECRET,
+        documented_role(&["VM.GuestAgent.Audit"]),
+    );
+    let (rec, code, err) = drill(&front, VM_BACKUP);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "verified", "{rec}");
+    assert_eq!(rec["verify"][0]["probe"], "agent", "{rec}");
+    assert_eq!(rec["verify"][0]["status"], "ok", "{rec}");
+    assert!(sim.read_json("guests/9900.json").is_null(), "cleaned up");
+}
+
+#[test]
+fn a_drill_without_a_guest_agent_privilege_is_refused_before_any_change() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    // PVE 8's VM.Monitor is no privilege in PVE 9: the role gives nothing for it.
+    front.add_token("dr@pve!restore", SECRET, documented_role(&["VM.Monitor"]));
+    sim.clear_commands();
+    let (rec, code, err) = drill(&front, VM_BACKUP);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused", "{rec}");
+    let text = rec.to_string();
+    assert!(
+        text.contains("VM.GuestAgent.Audit or VM.GuestAgent.Unrestricted on /vms/9900"),
+        "{rec}"
+    );
+    assert!(!text.contains("VM.Monitor"), "{rec}");
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
+#[test]
+fn a_container_drill_over_the_api_says_the_agent_cannot_be_checked() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
+    let (rec, code, err) = drill(&front, CT_BACKUP);
+    assert_eq!(code, 0, "{err}");
+    let v = &rec["verify"][0];
+    assert_eq!(v["probe"], "agent", "{rec}");
+    assert_eq!(v["status"], "skipped", "{rec}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("not checked: a container has no guest agent"),
+        "{rec}"
+    );
+    assert!(sim.read_json("guests/9900.json").is_null(), "cleaned up");
+}
+
+#[test]
+fn privileges_are_asked_for_the_exact_path_so_no_access_on_the_target_is_seen() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    // VM.Allocate on /vms, but NoAccess on the target: the whole tree does not list
+    // /vms/9100 (a path without privileges), its parent seems to grant it.
+    let mut acl = restore_role(true);
+    if let Some(a) = acl.as_array_mut() {
+        a.push(json!({"path": "/vms/9100", "roles": ["NoAccess"], "propagate": true}));
+    }
+    front.add_token("dr@pve!restore", SECRET, acl);
+    sim.clear_commands();
+    let (rec, code, err) = restore(
+        &front,
+        "dr@pve!restore",
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--target-id",
+            "9100",
+            "--no-archive-test",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused", "{rec}");
+    assert!(
+        rec.to_string().contains("VM.Allocate on /vms/9100"),
+        "{rec}"
+    );
+    let sent: Vec<Value> = sim
+        .commands()
+        .into_iter()
+        .filter(|c| c["via"] == "api" && c["method"] != "GET")
+        .collect();
+    assert!(sent.is_empty(), "nothing but reads was sent: {sent:?}");
+}
+
+#[test]
+fn credentials_a_proxy_echoes_in_its_refusals_are_not_printed_or_recorded() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start_with(&sim, &[("PVESIM_API_ECHO_AUTH", "1")]);
+    // A token with no privilege: its first request is refused, the header echoed back;
+    // `restore` asserts the secret is in neither stdout nor stderr.
+    front.add_token("dr@pve!restore", SECRET, json!([]));
+    let (rec, code, err) = restore(
+        &front,
+        "dr@pve!restore",
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--target-id",
+            "9100",
+            "--no-archive-test",
+            "--yes",
+        ],
+    );
+    assert_ne!(code, 0, "{err}");
+    let text = format!("{rec}{err}");
+    assert!(
+        text.contains("PVEAPIToken=dr@pve!restore=<redacted>"),
+        "{text}"
+    );
+}

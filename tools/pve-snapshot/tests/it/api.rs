@@ -72,3 +72,53 @@ fn a_token_without_vm_snapshot_is_told_so() {
     assert!(r.to_string().contains("VM.Snapshot"), "{r}");
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
 }
+
+/// Whether the front was asked for a task's status.
+fn task_polled(sim: &SimNode) -> bool {
+    sim.commands().iter().any(|c| {
+        c["via"] == "api"
+            && c["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/tasks/") && p.ends_with("/status"))
+    })
+}
+
+#[test]
+fn ctrl_c_while_a_task_runs_ends_the_wait_and_names_the_task_and_its_stop_command() {
+    let sim = SimNode::demo();
+    // The worker stays `running` far longer than the test waits.
+    let front = ApiFront::start_with(&sim, &[("PVESIM_API_TASK_DELAY", "60")]);
+    front.add_token("ops@pve!snap", SECRET, role(&["VM.Audit", "VM.Snapshot"]));
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pve-snapshot"))
+        .args(["create", "--yes", "--vmid", "100"])
+        .args(["--api", &front.url(), "--token", "ops@pve!snap"])
+        .arg("--ca")
+        .arg(front.ca_path())
+        .env("PVEDR_TOKEN_SECRET", SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The task is polled once its POST was answered: wait for the first status request.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !task_polled(&sim) {
+        assert!(std::time::Instant::now() < deadline, "no task was polled");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let r = &of(&json_lines(&out.stdout), 100)[0];
+    assert_eq!(r["status"], "failed", "{r}");
+    let m = r["message"].as_str().unwrap_or_default();
+    assert!(
+        m.contains("interrupted") && m.contains("pvesh delete '/nodes/pve1/tasks/UPID:pve1:"),
+        "the record names the task left running and how to stop it: {r}"
+    );
+    assert!(!err.contains(SECRET) && !r.to_string().contains(SECRET));
+}
