@@ -2,8 +2,11 @@
 //! bucket, files that are not files, text that would drive the terminal.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
-use crate::common::{run, tool};
+use pvedr_testkit::s3::Moto;
+
+use crate::common::{env, environment, export, run, steps, tool, wipe};
 
 /// A loopback endpoint that counts the connections made to it.
 struct Silent(TcpListener);
@@ -40,4 +43,68 @@ fn an_env_or_bucket_that_names_no_valid_bucket_is_a_usage_error_before_any_conta
         assert!(out.stdout.is_empty(), "{bad:?}");
     }
     assert!(!s.contacted(), "the endpoint was contacted");
+}
+
+/// A FIFO or a `/dev/zero` symlink beside an export: refused as not a regular file, before
+/// anything is uploaded. The tool runs under a 512 MiB data limit, so reading `/dev/zero`
+/// to its end (what it once did with `.version`, after the upload) aborts instead of
+/// eating the machine; a FIFO once blocked the read for ever (the timeout catches it).
+#[test]
+fn a_fifo_or_device_beside_an_export_is_refused_before_any_upload() {
+    let moto = Moto::start();
+    let _prod = environment(&moto, "prod");
+    let dir = tempfile::tempdir().expect("tmp");
+    export(&moto, &["prod"], dir.path());
+    for (name, how) in [
+        ("prod.tfstate.sha256", "fifo"),
+        ("prod.tfstate.sha256", "zero"),
+        ("prod.tfstate.version", "zero"),
+        ("prod.tfstate.version", "fifo"),
+    ] {
+        wipe(&moto);
+        let d = tempfile::tempdir().expect("tmp");
+        for f in [
+            "prod.tfstate",
+            "prod.tfstate.sha256",
+            "prod.tfstate.version",
+        ] {
+            std::fs::copy(dir.path().join(f), d.path().join(f)).expect("copy");
+        }
+        let p = d.path().join(name);
+        std::fs::remove_file(&p).expect("rm");
+        if how == "fifo" {
+            let ok = std::process::Command::new("mkfifo").arg(&p).status();
+            assert!(ok.is_ok_and(|s| s.success()), "mkfifo");
+        } else {
+            std::os::unix::fs::symlink("/dev/zero", &p).expect("symlink");
+        }
+        let mut c = assert_cmd::Command::new("prlimit");
+        c.envs(env())
+            .arg("--data=536870912")
+            .arg("--")
+            .arg(assert_cmd::cargo::cargo_bin("minio-rebuild"))
+            .args([
+                "--endpoint",
+                &moto.endpoint(),
+                "--env",
+                "prod",
+                "--wait",
+                "5s",
+            ])
+            .args(["--yes", "--from"])
+            .arg(d.path())
+            .timeout(Duration::from_secs(30));
+        let out = run(&mut c, 1);
+        let s = steps(&out);
+        let r = s.iter().find(|r| r["step"] == "reseed").expect("reseed");
+        let m = r["message"].as_str().unwrap_or("");
+        assert_eq!(r["status"], "failed", "{name} {how}: {r}");
+        assert!(m.contains("not a regular file"), "{name} {how}: {m}");
+        assert!(m.contains("nothing uploaded"), "{name} {how}: {m}");
+        assert_eq!(
+            moto.version_count("tfstate-prod", "terraform.tfstate"),
+            0,
+            "{name} {how}: a state was uploaded"
+        );
+    }
 }
