@@ -98,7 +98,7 @@ fn wait(ctx: &mut Ctx, target: &str) -> Result<bool> {
         let d = backoff().delay_after(tries).min(deadline - now);
         pvedr::msg::say(format!(
             "waiting for {target}: {}; next check in {:.1}s, {}s left",
-            last.message,
+            pvedr::msg::printable(&last.message),
             d.as_secs_f64(),
             (deadline - now).as_secs()
         ));
@@ -189,7 +189,7 @@ fn reprovision(ctx: &mut Ctx) -> Result<bool> {
         }
         2 if ctx.dry_run => {
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                pvedr::msg::say(format!("plan: {line}"));
+                pvedr::msg::say(format!("plan: {}", pvedr::msg::printable(line)));
             }
             let m = format!("{}; not applied (--dry-run)", plan_line(&text));
             ctx.emit(step("reprovision", &target, "planned", m, t0))?;

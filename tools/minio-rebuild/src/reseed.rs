@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use pvedr::dumpdir::Skip;
 use pvedr::error::{Error, Result};
+use pvedr::msg::printable;
 use pvedr::records::Step;
 use pvedr::s3::{Bucket, MAX_IN_MEMORY};
 use pvedr::shell::quote;
@@ -149,9 +150,12 @@ fn warn_unknown(ctx: &Ctx, dir: &Path) {
             .iter()
             .any(|b| b == stem || b.strip_prefix("tfstate-") == Some(stem));
         if !known {
+            // A file name is anything but NUL and '/': shown on one line, escapes visible.
             pvedr::msg::warn(format!(
-                "{name} in {} matches none of this run's buckets (add --env {stem} or --bucket {stem}); left alone",
-                dir.display()
+                "{} in {} matches none of this run's buckets (add --env {stem} or --bucket {stem}); left alone",
+                printable(&name),
+                printable(&dir.display().to_string()),
+                stem = printable(stem)
             ));
         }
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use pvedr::error::{Error, Result, code};
+use pvedr::msg::printable;
 use pvedr::output::Output;
 use pvedr::records::{Record, Step, Summary, seconds_since};
 use pvedr::s3::{Bucket, Endpoint};
@@ -34,14 +35,15 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Writes a step record; a failed one is said on stderr too.
+    /// Writes a step record; a failed one is said on stderr too, on one line (its message
+    /// may quote what a server or a file said).
     pub fn emit(&mut self, s: Step) -> Result<()> {
         if s.status == "failed" {
             pvedr::msg::say(format!(
                 "{} {} failed: {}",
                 s.step,
-                s.target.as_deref().unwrap_or(""),
-                s.message.as_deref().unwrap_or("")
+                printable(s.target.as_deref().unwrap_or("")),
+                printable(s.message.as_deref().unwrap_or(""))
             ));
         }
         *self.counts.entry(s.status.clone()).or_insert(0) += 1;

@@ -108,3 +108,43 @@ fn a_fifo_or_device_beside_an_export_is_refused_before_any_upload() {
         );
     }
 }
+
+/// A lineage read from S3 and a file name read from the export directory that carry a
+/// terminal escape and a newline followed by a forged tool line: on stderr and in the table
+/// they stay on their line, the escape shown, not sent.
+#[test]
+fn text_from_s3_or_files_cannot_drive_the_terminal_or_forge_a_line() {
+    let moto = Moto::start();
+    let _prod = environment(&moto, "prod");
+    let dir = tempfile::tempdir().expect("tmp");
+    export(&moto, &["prod"], dir.path());
+    moto.boto(
+        "tfstate-prod",
+        r#"s3.put_object(Bucket=B, Key="terraform.tfstate", Body=json.dumps({"version": 4, "serial": 99, "lineage": "\u001b[2J\nminio-rebuild: forged", "resources": []}).encode())"#,
+    );
+    std::fs::write(
+        dir.path()
+            .join("x\u{1b}[31m\nminio-rebuild: forged.tfstate"),
+        "{}",
+    )
+    .expect("write");
+    let out = run(
+        tool(&moto.endpoint())
+            .args(["--env", "prod", "--yes", "--format", "table", "--from"])
+            .arg(dir.path()),
+        0,
+    );
+    for (name, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        let text = String::from_utf8_lossy(text);
+        assert!(!text.contains('\u{1b}'), "a raw escape on {name}: {text:?}");
+        assert!(
+            !text.lines().any(|l| l.starts_with("minio-rebuild: forged")),
+            "a forged line on {name}: {text}"
+        );
+    }
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("\\u{1b}[2J\\nminio-rebuild: forged"),
+        "{table}"
+    );
+}
