@@ -52,10 +52,16 @@ fn kind_of(t: fs::FileType) -> &'static str {
     }
 }
 
-/// Opens `path` for reading only if it is a regular file. The open is non-blocking (a FIFO
-/// without a writer would block it forever) and the type is checked on the open file
-/// (fstat), so nothing can swap the file in between.
+/// Opens `path` for reading only if it is a regular file (a symlink to one is followed). A
+/// FIFO or device is refused from its metadata before any open; the open is non-blocking
+/// (a FIFO swapped in meanwhile would block it forever) and the type is checked again on the
+/// open file (fstat), so nothing can swap the file in between.
 pub fn open_regular(path: &Path) -> std::result::Result<(File, u64), Skip> {
+    match fs::metadata(path) {
+        Ok(m) if !m.is_file() => return Err(Skip::NotRegular(kind_of(m.file_type()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Skip::Missing),
+        _ => {}
+    }
     let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
@@ -72,7 +78,7 @@ pub fn open_regular(path: &Path) -> std::result::Result<(File, u64), Skip> {
 }
 
 /// The first `max` bytes of a regular file, and whether there was more.
-fn read_head(path: &Path, max: u64) -> std::result::Result<(Vec<u8>, bool), Skip> {
+pub fn read_head(path: &Path, max: u64) -> std::result::Result<(Vec<u8>, bool), Skip> {
     let (file, _) = open_regular(path)?;
     let mut buf = Vec::new();
     file.take(max + 1)

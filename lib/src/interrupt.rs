@@ -6,7 +6,8 @@
 //! left (a read-only listing or check has nothing else to finish). Before a change a tool
 //! calls [`install`]: from then on the step that runs is finished (a half-done remote
 //! command is worse than a finished one), the run stops at the next safe point and exits
-//! 130; a second signal kills at once.
+//! 130; a second signal ends it at once. Before any immediate exit the process groups of
+//! the children that must not outlive the tool ([`track_group`]: Terraform) are killed.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +21,12 @@ static SEEN: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 static GRACEFUL: AtomicBool = AtomicBool::new(false);
 /// Temporary files being written, removed before an immediate exit.
 static TEMP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Process groups of running children, killed before an immediate exit.
+static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// The watcher thread runs (started once, by [`default_exit`] or [`install`]).
+static WATCHING: OnceLock<()> = OnceLock::new();
+/// The code of an immediate exit in the default mode.
+static EXIT_CODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(130);
 
 const SIGNALS: [i32; 2] = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
 
@@ -32,50 +39,107 @@ pub(crate) fn temp_files() -> MutexGuard<'static, Vec<PathBuf>> {
     }
 }
 
+fn groups() -> MutexGuard<'static, Vec<i32>> {
+    match GROUPS.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// A child's process group, known while this lives: an immediate exit kills it first.
+pub struct GroupGuard(i32);
+
+/// Registers the process group `pgid` (a child started with `process_group(0)`).
+pub fn track_group(pgid: u32) -> GroupGuard {
+    let pgid = i32::try_from(pgid).unwrap_or(0);
+    if pgid > 0 {
+        groups().push(pgid);
+    }
+    GroupGuard(pgid)
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        groups().retain(|g| *g != self.0);
+    }
+}
+
+/// Ends the process now: the tracked children's groups killed, the temporary files of
+/// writes under way removed.
+fn exit_now(code: u8, message: &str) -> ! {
+    for g in groups().iter() {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(*g),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let files = temp_files();
+    for f in files.iter() {
+        let _ = std::fs::remove_file(f);
+    }
+    crate::msg::say(message);
+    std::process::exit(i32::from(code));
+}
+
+fn seen() -> &'static Arc<AtomicBool> {
+    SEEN.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
+
+fn flag() -> &'static Arc<AtomicBool> {
+    FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
+
+/// The thread that acts on signals: in the default mode the first ends the run; after
+/// [`install`] the first sets the flag and a second ends the run.
+fn watch() {
+    WATCHING.get_or_init(|| {
+        for sig in SIGNALS {
+            let _ = signal_hook::flag::register(sig, Arc::clone(seen()));
+        }
+        let _ = std::thread::Builder::new()
+            .name("interrupt".into())
+            .spawn(|| {
+                let mut count = 0u32;
+                loop {
+                    std::thread::sleep(Duration::from_millis(20));
+                    if !seen().swap(false, Ordering::SeqCst) {
+                        continue;
+                    }
+                    count += 1;
+                    if !GRACEFUL.load(Ordering::SeqCst) {
+                        exit_now(
+                            EXIT_CODE.load(Ordering::SeqCst),
+                            "interrupted: stopped at once, no file left half-written; run the same command again to finish",
+                        );
+                    }
+                    flag().store(true, Ordering::SeqCst);
+                    if count >= 2 {
+                        exit_now(
+                            crate::error::code::INTERRUPTED,
+                            "interrupted again: stopped at once",
+                        );
+                    }
+                }
+            });
+    });
+}
+
 /// From now on SIGINT and SIGTERM end the run promptly with `exit_code` (130; UNKNOWN for
 /// a Nagios plugin, whose contract has no other code), see the module.
 pub fn default_exit(exit_code: u8) {
-    let seen = SEEN.get_or_init(|| Arc::new(AtomicBool::new(false)));
-    for sig in SIGNALS {
-        let _ = signal_hook::flag::register(sig, Arc::clone(seen));
-    }
-    let seen = Arc::clone(seen);
-    let _ = std::thread::Builder::new()
-        .name("interrupt".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(Duration::from_millis(20));
-                if seen.load(Ordering::SeqCst) && !GRACEFUL.load(Ordering::SeqCst) {
-                    let files = temp_files();
-                    for f in files.iter() {
-                        let _ = std::fs::remove_file(f);
-                    }
-                    crate::msg::say(
-                        "interrupted: stopped at once, no file left half-written; run the same command again to finish",
-                    );
-                    std::process::exit(i32::from(exit_code));
-                }
-            }
-        });
+    EXIT_CODE.store(exit_code, Ordering::SeqCst);
+    watch();
 }
 
-/// From now on SIGINT and SIGTERM set a flag instead of ending the run.
+/// From now on SIGINT and SIGTERM set a flag instead of ending the run; a second one ends
+/// it at once.
 pub fn install() {
-    let flag = FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)));
+    let flag = flag();
     for sig in SIGNALS {
-        // A second signal kills at once: the operator insists.
-        let _ = signal_hook::flag::register_conditional_shutdown(
-            sig,
-            i32::from(crate::error::code::INTERRUPTED),
-            Arc::clone(flag),
-        );
         let _ = signal_hook::flag::register(sig, Arc::clone(flag));
     }
     GRACEFUL.store(true, Ordering::SeqCst);
-    // A signal that came just before is not lost.
-    if SEEN.get().is_some_and(|s| s.load(Ordering::SeqCst)) {
-        flag.store(true, Ordering::SeqCst);
-    }
+    watch();
 }
 
 /// Whether an interrupt arrived.

@@ -43,9 +43,33 @@ pub fn printable(text: &str) -> String {
     visible(&crate::redact::text(text))
 }
 
+/// `text` (a value read from a server, a file or argv) with every control character
+/// escaped, newline and tab included, and Unicode's bidirectional overrides too: once
+/// printed it stays on one line and cannot forge another tool line or drive the terminal.
+pub fn one_line(text: &str) -> String {
+    let hostile =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(hostile) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if hostile(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// `<tool>: <message>`.
 pub fn say(message: impl Display) {
-    line(format_args!("{}: {}", tool(), printable(&message.to_string())));
+    line(format_args!(
+        "{}: {}",
+        tool(),
+        printable(&message.to_string())
+    ));
 }
 
 /// One line on stderr as given (no prefix); a closed or full stderr loses the message,
@@ -71,5 +95,14 @@ mod tests {
     fn escapes_reach_the_terminal_visibly() {
         assert_eq!(visible("a\u{1b}[31mb\nc"), "a\\u{1b}[31mb\nc");
         assert_eq!(visible("plain"), "plain");
+    }
+
+    #[test]
+    fn printable_values_stay_on_one_line() {
+        assert_eq!(
+            one_line("a\nb\r\u{1b}[2J\t\u{202e}c"),
+            "a\\nb\\r\\u{1b}[2J\\t\\u{202e}c"
+        );
+        assert_eq!(one_line("tfstate-prod"), "tfstate-prod");
     }
 }

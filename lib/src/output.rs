@@ -352,7 +352,12 @@ fn human_cell(column: &str, v: Option<&Value>) -> String {
             .as_f64()
             .map(|f| format!("{:.1}%", f * 100.0))
             .unwrap_or_default(),
-        (_, Some(Value::String(s))) => s.lines().next().unwrap_or("").to_string(),
+        // Proxmox lists the first line of notes and descriptions.
+        ("notes" | "description", Some(Value::String(s))) => {
+            crate::msg::one_line(s.lines().next().unwrap_or(""))
+        }
+        // Text read from a node, a server or a file: one line, control characters visible.
+        (_, Some(Value::String(s))) => crate::msg::one_line(s),
         // `verification: {state, upid}` → its state.
         (_, Some(Value::Object(m))) if m.get("state").is_some_and(Value::is_string) => {
             m["state"].as_str().unwrap_or("").to_string()
@@ -442,6 +447,22 @@ mod tests {
         assert_eq!(lines[0], "VMID  SIZE     VOLID");
         assert_eq!(lines[1], "100   1.7 GiB  l:backup/a");
         assert_eq!(lines[2], "101   -        l:backup/bb");
+    }
+
+    #[test]
+    fn table_cells_show_control_characters_and_stay_on_one_line() {
+        let text = render(
+            Format::Table,
+            &[
+                json!({"kind":"step","step":"reseed","status":"skipped","message":"lineage \u{1b}[2J\nforged: line"}),
+            ],
+        );
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert_eq!(text.lines().count(), 2, "{text:?}");
+        assert!(
+            text.contains("lineage \\u{1b}[2J\\nforged: line"),
+            "{text:?}"
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+
 /// Standard output kept of a child that is fed input (its reply, not a stream).
 const MAX_REPLY: usize = 16 * 1024 * 1024;
 
@@ -25,6 +27,16 @@ pub enum Finished {
     Exited(Output),
     /// Killed after the timeout.
     TimedOut,
+}
+
+/// Why a child was stopped, how, and what it printed until then.
+#[derive(Debug)]
+pub struct Stopped {
+    /// The tool was interrupted (else the timeout passed).
+    pub interrupted: bool,
+    /// The signal that ended it: SIGINT when it stopped by itself within the grace.
+    pub by: &'static str,
+    pub output: Output,
 }
 
 /// Keeps the first `max` bytes of a stream and drains the rest, so a child never blocks on
@@ -96,6 +108,90 @@ pub fn run(mut cmd: Command, timeout: Duration, max_output: usize) -> io::Result
             status,
             stdout,
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }),
+    })
+}
+
+/// Sends `sig` to the group `child` leads, then waits up to `grace` for the leader to end.
+fn signal_and_wait(child: &mut Child, sig: Signal, grace: Duration) -> io::Result<Option<i32>> {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), sig);
+    }
+    let end = Instant::now() + grace;
+    loop {
+        if let Some(s) = child.try_wait()? {
+            return Ok(Some(status_of(s)));
+        }
+        if Instant::now() >= end {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// SIGINT (a graceful stop), SIGTERM after `grace`, SIGKILL after `grace` more; what is
+/// left of the group after its leader ended is killed too. Returns the signal that did it.
+fn stop_group(child: &mut Child, grace: Duration) -> io::Result<(&'static str, i32)> {
+    let mut ended = None;
+    for (sig, name) in [(Signal::SIGINT, "SIGINT"), (Signal::SIGTERM, "SIGTERM")] {
+        if let Some(status) = signal_and_wait(child, sig, grace)? {
+            ended = Some((name, status));
+            break;
+        }
+    }
+    let (by, status) = match ended {
+        Some(e) => e,
+        None => {
+            kill_group(child);
+            ("SIGKILL", 128 + 9)
+        }
+    };
+    // Children of the leader that outlived it (a shell's background job ignores SIGINT).
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    Ok((by, status))
+}
+
+/// Runs `cmd` (stdin empty) like [`run`], but a child that must stop is asked to: at the
+/// timeout or when the tool is interrupted ([`crate::interrupt::requested`]), SIGINT to its
+/// group, then SIGTERM and SIGKILL, each after `grace`. `Ok(Err(_))`: it was stopped.
+pub fn run_stoppable(
+    mut cmd: Command,
+    timeout: Duration,
+    max_output: usize,
+    grace: Duration,
+) -> io::Result<Result<Output, Stopped>> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn()?;
+    let _known = crate::interrupt::track_group(child.id());
+    let out = read_bounded(take(child.stdout.take())?, max_output);
+    let err = read_bounded(take(child.stderr.take())?, max_output);
+    let deadline = Instant::now() + timeout;
+    let ended = loop {
+        if let Some(s) = child.try_wait()? {
+            break Ok(status_of(s));
+        }
+        let interrupted = crate::interrupt::requested();
+        if interrupted || Instant::now() >= deadline {
+            break Err((interrupted, stop_group(&mut child, grace)?));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let output = |status| Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
+    };
+    Ok(match ended {
+        Ok(status) => Ok(output(status)),
+        Err((interrupted, (by, status))) => Err(Stopped {
+            interrupted,
+            by,
+            output: output(status),
         }),
     })
 }
@@ -172,6 +268,56 @@ mod tests {
         let r = run(c, Duration::from_millis(200), 1024).expect("run");
         assert!(matches!(r, Finished::TimedOut));
         assert!(t0.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_stubborn_child_is_stopped_with_sigterm_then_sigkill() {
+        // Ignores SIGINT, leaves on SIGTERM.
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            "trap '' INT; trap 'exit 7' TERM; while :; do sleep 0.05; done",
+        ]);
+        let r = run_stoppable(
+            c,
+            Duration::from_millis(300),
+            1024,
+            Duration::from_millis(300),
+        );
+        let Ok(Err(s)) = r else {
+            panic!("not stopped: {r:?}")
+        };
+        assert_eq!(
+            (s.interrupted, s.by, s.output.status),
+            (false, "SIGTERM", 7)
+        );
+        // Ignores both: killed.
+        let mut c = Command::new("sh");
+        c.args(["-c", "trap '' INT TERM; while :; do sleep 0.05; done"]);
+        let r = run_stoppable(
+            c,
+            Duration::from_millis(100),
+            1024,
+            Duration::from_millis(200),
+        );
+        let Ok(Err(s)) = r else {
+            panic!("not stopped: {r:?}")
+        };
+        assert_eq!(s.by, "SIGKILL");
+        // Leaves on SIGINT, printing what it did.
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            "trap 'echo released; exit 1' INT; while :; do sleep 0.05; done",
+        ]);
+        let r = run_stoppable(c, Duration::from_millis(100), 1024, Duration::from_secs(5));
+        let Ok(Err(s)) = r else {
+            panic!("not stopped: {r:?}")
+        };
+        assert_eq!(
+            (s.by, s.output.stdout.as_slice()),
+            ("SIGINT", &b"released\n"[..])
+        );
     }
 
     #[test]

@@ -90,9 +90,46 @@ pub fn snapshot_name(s: &str) -> Result<&str> {
     }
 }
 
+/// An S3 bucket name as S3 and MinIO accept it: 3 to 63 characters, lower-case letters,
+/// digits, dots and hyphens, a letter or digit at each end, no `..` (nor `.-`/`-.`, which
+/// MinIO refuses too), and not an IPv4 address.
+pub fn bucket_name(b: &str) -> Result<&str> {
+    let bytes = b.as_bytes();
+    let edge = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ok = (3..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-'))
+        && edge(bytes.first())
+        && edge(bytes.last())
+        && !["..", ".-", "-."].iter().any(|p| b.contains(p))
+        && b.parse::<std::net::Ipv4Addr>().is_err();
+    if ok {
+        Ok(b)
+    } else {
+        Err(Error::usage(format!(
+            "invalid bucket name '{}': 3 to 63 lower-case letters, digits, '.' and '-', a letter or digit at each end, no '..', not an IP address",
+            printable(b)
+        )))
+    }
+}
+
+/// An environment name E, which names the bucket `tfstate-E`: that name must be a valid
+/// bucket name.
+pub fn env_name(e: &str) -> Result<&str> {
+    let bucket = format!("tfstate-{e}");
+    if !e.is_empty() && bucket_name(&bucket).is_ok() {
+        return Ok(e);
+    }
+    Err(Error::usage(format!(
+        "invalid --env '{}': it names the bucket tfstate-E, which must be 3 to 63 lower-case letters, digits, '.' and '-', ending in a letter or digit, with no '..'",
+        printable(e)
+    )))
+}
+
 /// Control characters shown escaped so an error message cannot mangle the terminal.
 fn printable(s: &str) -> String {
-    s.escape_debug().to_string()
+    crate::msg::one_line(s)
 }
 
 #[cfg(test)]
@@ -126,6 +163,55 @@ mod tests {
         assert!(storage_id("nas_backup.1").is_ok());
         assert!(storage_id("1local").is_err());
         assert!(storage_id("a$(x)").is_err());
+    }
+
+    #[test]
+    fn bucket_and_env_names() {
+        for good in [
+            "tfstate-prod",
+            "abc",
+            "a.b-c",
+            "tfstate-1.2.3.4",
+            &"a".repeat(63),
+        ] {
+            assert!(bucket_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "tfstate-..",
+            "ab",
+            &"a".repeat(64),
+            "a..b",
+            ".ab",
+            "ab.",
+            "-ab",
+            "ab-",
+            "a.-b",
+            "a-.b",
+            "192.168.5.4",
+            "Ab",
+            "a_b",
+            "a b",
+            "a\nb",
+            "",
+        ] {
+            assert!(bucket_name(bad).is_err(), "{bad}");
+        }
+        for good in ["prod", "lab-2", "a.b", "1"] {
+            assert!(env_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "..",
+            "",
+            "a.",
+            "a-",
+            ".a",
+            "a..b",
+            "Prod",
+            "a/b",
+            &"a".repeat(56),
+        ] {
+            assert!(env_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

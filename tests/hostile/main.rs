@@ -947,3 +947,166 @@ fn hostile_api_options() {
     }
     report("hostile_api_options", tools.len() * cases.len(), &hard, &[]);
 }
+
+/// minio-rebuild and tfstate-versions against what a hostile user, export directory or
+/// server hands them: env and bucket names that make no valid bucket (a usage error, before
+/// anything is contacted); a FIFO or a `/dev/zero` symlink beside an export (a clean
+/// failure, nothing uploaded, no hang); a Terraform that hangs (stopped at
+/// `--terraform-timeout`, gone when the tool exits); a lineage and a file name with a
+/// terminal escape and a newline (never raw on stdout or stderr, no forged line).
+#[test]
+fn hostile_state_store_inputs() {
+    use pvedr_testkit::s3::{HungTerraform, Moto, still_running};
+    let sim = SimNode::empty();
+    let moto = Moto::start();
+    moto.create_versioned_bucket("tfstate-prod");
+    let ep = moto.endpoint();
+    let env = vec![
+        ("AWS_ACCESS_KEY_ID".to_string(), os("test")),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), os("testtest")),
+        ("AWS_REGION".to_string(), os("us-east-1")),
+    ];
+    let case = |tool: &'static str, args: Vec<OsString>, want: Option<i32>, label: &str| Case {
+        tool,
+        args,
+        stdin: None,
+        env: env.clone(),
+        want,
+        label: label.into(),
+    };
+    let mut cases = Vec::new();
+    for bad in ["..", "a..b", "prod-", ".prod", "prod."] {
+        let rebuild = ["--endpoint", "http://127.0.0.1:9", "--yes", "--env", bad];
+        cases.push(case(
+            "minio-rebuild",
+            rebuild.iter().map(|s| os(s)).collect(),
+            Some(2),
+            "env name",
+        ));
+        let list = ["--endpoint", "http://127.0.0.1:9", "--env", bad, "list"];
+        cases.push(case(
+            "tfstate-versions",
+            list.iter().map(|s| os(s)).collect(),
+            Some(2),
+            "env name",
+        ));
+    }
+    for bad in ["10.0.0.1", "-tfstate", "a.-b"] {
+        let rebuild = ["--endpoint", "http://127.0.0.1:9", "--yes", "--bucket", bad];
+        cases.push(case(
+            "minio-rebuild",
+            rebuild.iter().map(|s| os(s)).collect(),
+            Some(2),
+            "bucket name",
+        ));
+    }
+    // One export per hostile file: prod.tfstate with its sha256, then one file replaced.
+    let state = r#"{"version":4,"serial":1,"lineage":"l","resources":[]}"#;
+    let exports = tempfile::tempdir().expect("tmp");
+    for (i, (name, how)) in [
+        ("sha256", "fifo"),
+        ("sha256", "zero"),
+        ("version", "fifo"),
+        ("version", "zero"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let d = exports.path().join(i.to_string());
+        std::fs::create_dir(&d).expect("dir");
+        std::fs::write(d.join("prod.tfstate"), state).expect("state");
+        let sum = std::process::Command::new("sha256sum")
+            .arg(d.join("prod.tfstate"))
+            .output()
+            .expect("sha256sum");
+        std::fs::write(d.join("prod.tfstate.sha256"), sum.stdout).expect("sum");
+        std::fs::write(d.join("prod.tfstate.version"), "v1\n").expect("version");
+        let p = d.join(format!("prod.tfstate.{name}"));
+        std::fs::remove_file(&p).expect("rm");
+        if *how == "fifo" {
+            assert!(
+                std::process::Command::new("mkfifo")
+                    .arg(&p)
+                    .status()
+                    .is_ok_and(|s| s.success())
+            );
+        } else {
+            std::os::unix::fs::symlink("/dev/zero", &p).expect("symlink");
+        }
+        let mut a: Vec<OsString> = ["--endpoint", &ep, "--env", "prod", "--yes", "--from"]
+            .iter()
+            .map(|s| os(s))
+            .collect();
+        a.push(d.into_os_string());
+        cases.push(case("minio-rebuild", a, Some(1), "hostile export file"));
+    }
+    // A Terraform that hangs, against a store that is down.
+    let hung = HungTerraform::new(&["init"], false);
+    let tfdir = tempfile::tempdir().expect("tmp");
+    std::fs::write(tfdir.path().join("main.tf"), "").expect("main.tf");
+    let mut a: Vec<OsString> = ["--endpoint", "http://127.0.0.1:9", "--env", "prod", "--yes"]
+        .iter()
+        .map(|s| os(s))
+        .collect();
+    a.extend([
+        os("--wait"),
+        os("1s"),
+        os("--terraform-timeout"),
+        os("1s"),
+        os("--terraform-dir"),
+    ]);
+    a.push(tfdir.path().as_os_str().to_owned());
+    a.push(os("--terraform-bin"));
+    a.push(hung.bin().into_os_string());
+    cases.push(case("minio-rebuild", a, Some(1), "hung terraform"));
+    let (mut h, s) = run_all(&sim, &cases);
+    if moto.version_count("tfstate-prod", "terraform.tfstate") != 0 {
+        h.push("a hostile export was uploaded".into());
+    }
+    let pid = std::fs::read_to_string(hung.dir.path().join("pid")).unwrap_or_default();
+    if pid.trim().parse().is_ok_and(still_running) {
+        h.push("a hung terraform outlived minio-rebuild".into());
+    }
+    // Text with an escape and a forged line: from S3 (a lineage) and from a file name.
+    moto.boto(
+        "tfstate-prod",
+        r#"s3.put_object(Bucket=B, Key="terraform.tfstate", Body=json.dumps({"version": 4, "serial": 9, "lineage": "\u001b[2J\nminio-rebuild: forged", "resources": []}).encode())"#,
+    );
+    let d = exports.path().join("0");
+    std::fs::remove_file(d.join("prod.tfstate.sha256")).expect("rm");
+    let sum = std::process::Command::new("sha256sum")
+        .arg(d.join("prod.tfstate"))
+        .output()
+        .expect("sha256sum");
+    std::fs::write(d.join("prod.tfstate.sha256"), sum.stdout).expect("sum");
+    std::fs::write(d.join("x\u{1b}[31m\nminio-rebuild: forged.tfstate"), "{}").expect("write");
+    for format in ["table", "jsonl"] {
+        let out = bin("minio-rebuild")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .args([
+                "--endpoint",
+                &ep,
+                "--env",
+                "prod",
+                "--yes",
+                "--format",
+                format,
+                "--from",
+            ])
+            .arg(&d)
+            .timeout(Duration::from_secs(20))
+            .output()
+            .expect("run");
+        for (name, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            let text = String::from_utf8_lossy(text);
+            if text.contains('\u{1b}')
+                || text.lines().any(|l| l.starts_with("minio-rebuild: forged"))
+            {
+                h.push(format!(
+                    "--format {format}: a raw escape or a forged line on {name}: {text:?}"
+                ));
+            }
+        }
+    }
+    report("hostile_state_store_inputs", cases.len() + 2, &h, &s);
+}

@@ -394,3 +394,123 @@ fn front_relay(mut conn: TcpStream, moto_port: u16, sh: &FrontShared) {
     let _ = conn.shutdown(Shutdown::Both);
     let _ = t.join();
 }
+
+/// A `--terraform-bin` that hangs: every command but the ones it is told to pass records
+/// its pid, then waits for ever; SIGINT makes it note `INT` and leave (as Terraform stops
+/// on it), unless it is `stubborn` (it notes SIGINT and SIGTERM and goes on: only SIGKILL
+/// ends it).
+pub struct HungTerraform {
+    pub dir: tempfile::TempDir,
+}
+
+impl HungTerraform {
+    /// `passes`: the commands (`init`, `plan`, …) that succeed at once.
+    pub fn new(passes: &[&str], stubborn: bool) -> HungTerraform {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path().display();
+        let traps = if stubborn {
+            format!("trap 'echo INT >> {d}/signals' INT; trap 'echo TERM >> {d}/signals' TERM")
+        } else {
+            format!("trap 'echo INT >> {d}/signals; exit 1' INT")
+        };
+        let script = format!(
+            "#!/bin/sh\ncase \"$1\" in {}) echo ok; exit 0;; esac\necho $$ > {d}/pid.tmp && mv {d}/pid.tmp {d}/pid\n{traps}\nwhile :; do sleep 0.1; done\n",
+            if passes.is_empty() {
+                "__none__".to_string()
+            } else {
+                passes.join("|")
+            }
+        );
+        let bin = dir.path().join("terraform");
+        std::fs::write(&bin, script).expect("script");
+        let _ = Command::new("chmod").arg("755").arg(&bin).status();
+        HungTerraform { dir }
+    }
+
+    pub fn bin(&self) -> PathBuf {
+        self.dir.path().join("terraform")
+    }
+
+    /// The pid of the hung command, once it has started (polled up to 60 s).
+    pub fn started(&self) -> u32 {
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(pid) = std::fs::read_to_string(self.dir.path().join("pid"))
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+            {
+                return pid;
+            }
+            assert!(Instant::now() < end, "the fake terraform never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether it got SIGINT.
+    pub fn got_sigint(&self) -> bool {
+        std::fs::read_to_string(self.dir.path().join("signals")).is_ok_and(|s| s.contains("INT"))
+    }
+
+    /// Waits (up to 30 s) until it has got SIGINT.
+    pub fn wait_sigint(&self) {
+        let end = Instant::now() + Duration::from_secs(30);
+        while !self.got_sigint() {
+            assert!(
+                Instant::now() < end,
+                "terraform was never asked to stop (SIGINT)"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for HungTerraform {
+    /// A tool that left it running does not leave it to the machine.
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("pid")) {
+            let pid = pid.trim();
+            if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", pid])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+/// Whether process `pid` still runs (a zombie counts as gone), after up to 5 s for it to end.
+pub fn still_running(pid: u32) -> bool {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+        // The state is the field after the parenthesised command name.
+        let alive = state.is_some_and(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                != Some("Z")
+        });
+        if !alive || Instant::now() >= end {
+            return alive;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits up to `within` for `child` to exit; kills it and panics after that.
+pub fn wait_bounded(mut child: Child, within: Duration) -> Output {
+    let end = Instant::now() + within;
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!(
+                "did not exit within {within:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("wait")
+}

@@ -34,20 +34,9 @@ pub struct S3Args {
     pub region: Option<String>,
 }
 
-/// An environment name as it may appear in a bucket name.
+/// An environment name as it may appear in a bucket name (`tfstate-E` must be a valid one).
 pub fn check_env(e: &str) -> Result<()> {
-    let ok = !e.is_empty()
-        && e.len() <= 55
-        && e.bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
-            "invalid --env '{}': lower-case letters, digits, '-' and '.' (it names the bucket tfstate-E)",
-            e.escape_debug()
-        )))
-    }
+    crate::validate::env_name(e).map(|_| ())
 }
 
 impl S3Args {

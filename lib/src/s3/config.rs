@@ -76,19 +76,9 @@ fn check_url(u: &str) -> Result<()> {
     }
 }
 
-/// A bucket name S3 accepts (3–63 of a-z, 0-9, '.', '-').
+/// A bucket name S3 accepts ([`crate::validate::bucket_name`]).
 pub fn check_bucket(b: &str) -> Result<()> {
-    let ok = (3..=63).contains(&b.len())
-        && b.bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
-            "invalid bucket name '{}'",
-            b.escape_debug()
-        )))
-    }
+    crate::validate::bucket_name(b).map(|_| ())
 }
 
 /// Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), else the

@@ -1,6 +1,9 @@
 //! Terraform: the `backend "s3"` reader, tfvars, state files, and one runner for the
 //! commands pvedr runs (`init`, `plan -detailed-exitcode`, `apply -target`,
-//! `init -migrate-state`), each bounded by a timeout and killed on it.
+//! `init -migrate-state`), each bounded by a timeout. A Terraform that must stop (its
+//! timeout passed, or the tool was interrupted) is asked to, as at a terminal: SIGINT to
+//! its process group (Terraform then stops at a safe point and releases its lock), SIGTERM
+//! after [`GRACE`], SIGKILL after [`GRACE`] more; it never outlives the tool.
 
 pub mod backend;
 pub mod state;
@@ -10,7 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::process::{self, Finished};
+use crate::process::{self, Stopped};
+
+/// The default bound of one Terraform command.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long Terraform has to stop after SIGINT (then SIGTERM, and as long again to SIGKILL).
+pub const GRACE: Duration = Duration::from_secs(10);
 
 /// How a `terraform plan -detailed-exitcode` ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +51,66 @@ impl Terraform {
         Terraform {
             bin: bin.into(),
             dir: dir.into(),
-            timeout: Duration::from_secs(600),
+            timeout: DEFAULT_TIMEOUT,
         }
+    }
+
+    /// With another bound on each command.
+    pub fn with_timeout(mut self, timeout: Duration) -> Terraform {
+        self.timeout = timeout;
+        self
+    }
+
+    /// What a stopped Terraform may have left in this directory, and how to release it.
+    pub fn stopped_hint(&self) -> String {
+        let dir = crate::shell::quote(&self.dir.display().to_string());
+        match backend::read_backend(&self.dir) {
+            Ok(b) => format!(
+                "its S3 backend's lock on {}/{} may still be held: if `terraform -chdir={dir} plan` says the state is locked, release it with `terraform -chdir={dir} force-unlock <the lock ID it prints>`",
+                b.bucket.as_deref().unwrap_or("?"),
+                b.key.as_deref().unwrap_or("?")
+            ),
+            Err(_) => format!(
+                "a local state's lock ends with the process (nothing to release); `terraform -chdir={dir} plan` shows what the stopped run left"
+            ),
+        }
+    }
+
+    fn stopped(&self, what: &str, s: &Stopped) -> Error {
+        let how = if s.by == "SIGINT" {
+            "asked to stop (SIGINT), it stopped".to_string()
+        } else {
+            format!(
+                "it did not stop within {}s of SIGINT and was ended with {}",
+                GRACE.as_secs(),
+                s.by
+            )
+        };
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&s.output.stdout),
+            s.output.stderr
+        );
+        let said = last_lines(&text);
+        let said = if said.is_empty() {
+            String::new()
+        } else {
+            format!(" (it said: {said})")
+        };
+        if s.interrupted {
+            crate::msg::say(format!(
+                "interrupted: `{what}` in {}: {how}{said}; {}",
+                self.dir.display(),
+                self.stopped_hint()
+            ));
+            return Error::Interrupted;
+        }
+        Error::Other(format!(
+            "`{what}` in {} did not finish within {}s: {how}{said}; {}",
+            self.dir.display(),
+            self.timeout.as_secs(),
+            self.stopped_hint()
+        ))
     }
 
     /// Runs `terraform ARGS`; `Ok` with the exit status and the output, `Err` when it
@@ -56,18 +122,14 @@ impl Terraform {
             .env("TF_IN_AUTOMATION", "1")
             .env("TF_INPUT", "0");
         let what = format!("{} {}", self.bin, args.first().copied().unwrap_or(""));
-        match process::run(cmd, self.timeout, 1 << 20)
+        match process::run_stoppable(cmd, self.timeout, 1 << 20, GRACE)
             .map_err(|e| Error::io(format!("cannot run {} (give --terraform-bin)", self.bin), e))?
         {
-            Finished::Exited(out) => Ok((
+            Ok(out) => Ok((
                 out.status,
                 format!("{}{}", String::from_utf8_lossy(&out.stdout), out.stderr),
             )),
-            Finished::TimedOut => Err(Error::Other(format!(
-                "`{what}` in {} did not finish within {}s and was stopped",
-                self.dir.display(),
-                self.timeout.as_secs()
-            ))),
+            Err(s) => Err(self.stopped(&what, &s)),
         }
     }
 

@@ -25,12 +25,14 @@ STEPS (in this order; the run stops at the first failure, whose message says wha
                    adds the lifecycle rule pvedr-noncurrent-expiration (noncurrent versions
                    only; the current version never expires; other rules are kept).
   reseed           with --from DIR (a `tfstate-versions export` directory): <E>.tfstate or
-                   <BUCKET>.tfstate, its .sha256 checked first; uploaded to <--key> only where
-                   the key is missing, or holds the same lineage with a lower serial, and
-                   read back. A newer, equal-but-different or foreign-lineage state, or a held
-                   .tflock, is left untouched (`skipped`, with why); --force overwrites the
-                   first three (the old version stays in the bucket's history, and the
-                   command to bring it back is printed).
+                   <BUCKET>.tfstate, its .sha256 checked first. Every export (state, .sha256,
+                   .version) is read before the first upload, from regular files only (a FIFO
+                   or a device there fails the step with nothing uploaded). A state goes up to
+                   <--key> only where the key is missing, or holds the same lineage with a
+                   lower serial, and is read back. A newer, equal-but-different or
+                   foreign-lineage state, or a held .tflock, is left untouched (`skipped`,
+                   with why); --force overwrites the first three (the old version stays in
+                   the bucket's history, and the command to bring it back is printed).
   verify-backends  per --verify-dir: terraform init -reconfigure -input=false, then
                    terraform plan -detailed-exitcode -lock=false (writes nothing, not even a
                    lock object); `changed` when the plan shows drift, with the count.
@@ -56,7 +58,9 @@ EXIT STATUS:
        versioned, an export is damaged, a backend does not initialise); the records say
        which, and nothing after it was attempted
   2    usage error, or changes without --yes and without a terminal; nothing was done
-  130  interrupted: the running step finished, the records were written";
+  130  interrupted: the running step finished (a running Terraform is asked to stop: SIGINT,
+       then SIGTERM and SIGKILL 10 s apart; a second Ctrl-C kills it at once), the records
+       were written";
 
 /// Bring the Terraform state store back — on MinIO or any S3 — and prove every backend works.
 ///
@@ -112,6 +116,17 @@ pub struct Cli {
         help_heading = "Terraform"
     )]
     pub terraform_bin: String,
+
+    /// The bound of each Terraform command (30s, 10m, 1h). At it, and on Ctrl-C or SIGTERM,
+    /// Terraform is asked to stop (SIGINT to its process group; SIGTERM after 10 s, SIGKILL
+    /// after 10 s more) and what it may have left (a lock) is said.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10m",
+        help_heading = "Terraform"
+    )]
+    pub terraform_timeout: String,
 
     /// Check this environment's backend: terraform init -reconfigure and plan (repeatable).
     #[arg(long, value_name = "ENVDIR", help_heading = "Terraform")]

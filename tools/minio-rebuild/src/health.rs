@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use pvedr::error::Result;
+use pvedr::error::{Error, Result};
 use pvedr::retry::Retry;
 use pvedr::s3::health::{self, Health};
 use pvedr::terraform::{Terraform, last_lines};
@@ -98,7 +98,7 @@ fn wait(ctx: &mut Ctx, target: &str) -> Result<bool> {
         let d = backoff().delay_after(tries).min(deadline - now);
         pvedr::msg::say(format!(
             "waiting for {target}: {}; next check in {:.1}s, {}s left",
-            last.message,
+            pvedr::msg::one_line(&last.message),
             d.as_secs_f64(),
             (deadline - now).as_secs()
         ));
@@ -138,6 +138,15 @@ fn sleep_unless_interrupted(d: Duration) {
     }
 }
 
+/// The record of a Terraform command that failed or was stopped.
+pub fn tf_failed(e: &Error, tf: &Terraform, then: &str) -> String {
+    if matches!(e, Error::Interrupted) {
+        format!("interrupted: terraform was stopped; {}", tf.stopped_hint())
+    } else {
+        format!("{e}; {then}")
+    }
+}
+
 /// `terraform init`, `plan -target`, then `apply -target` (not in a dry run).
 fn reprovision(ctx: &mut Ctx) -> Result<bool> {
     let t0 = Instant::now();
@@ -146,22 +155,29 @@ fn reprovision(ctx: &mut Ctx) -> Result<bool> {
     };
     let target = dir.display().to_string();
     let module = ctx.cli.module.clone();
-    let tf = Terraform::new(&ctx.cli.terraform_bin, &dir);
-    let fail = |m: String| step("reprovision", &target, "failed", m, t0);
-    if let Err(e) = tf.init(&[]) {
-        ctx.emit(fail(format!(
-            "{e}; fix the directory, or bring the store back by hand"
-        )))?;
-        return Ok(false);
-    }
+    let tf = ctx.terraform(&dir);
     let tgt = format!("-target={module}");
-    let (code, text) = tf.run(&[
-        "plan",
-        "-detailed-exitcode",
-        "-input=false",
-        "-no-color",
-        &tgt,
-    ])?;
+    let planned = tf.init(&[]).and_then(|_| {
+        tf.run(&[
+            "plan",
+            "-detailed-exitcode",
+            "-input=false",
+            "-no-color",
+            &tgt,
+        ])
+    });
+    let (code, text) = match planned {
+        Ok(v) => v,
+        Err(e) => {
+            let m = tf_failed(
+                &e,
+                &tf,
+                "fix the directory, or bring the store back by hand",
+            );
+            ctx.emit(step("reprovision", &target, "failed", m, t0))?;
+            return Ok(false);
+        }
+    };
     match code {
         0 => {
             let m = format!(
@@ -173,7 +189,7 @@ fn reprovision(ctx: &mut Ctx) -> Result<bool> {
         }
         2 if ctx.dry_run => {
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                pvedr::msg::say(format!("plan: {line}"));
+                pvedr::msg::say(format!("plan: {}", pvedr::msg::one_line(line)));
             }
             let m = format!("{}; not applied (--dry-run)", plan_line(&text));
             ctx.emit(step("reprovision", &target, "planned", m, t0))?;
@@ -181,10 +197,8 @@ fn reprovision(ctx: &mut Ctx) -> Result<bool> {
         }
         2 => apply(ctx, &tf, &target, &module, t0),
         _ => {
-            ctx.emit(fail(format!(
-                "terraform plan failed: {}",
-                last_lines(&text)
-            )))?;
+            let m = format!("terraform plan failed: {}", last_lines(&text));
+            ctx.emit(step("reprovision", &target, "failed", m, t0))?;
             Ok(false)
         }
     }
@@ -199,7 +213,7 @@ fn apply(ctx: &mut Ctx, tf: &Terraform, target: &str, module: &str, t0: Instant)
             Ok(true)
         }
         Err(e) => {
-            let m = format!("{e}; nothing else was attempted: fix and run again");
+            let m = tf_failed(&e, tf, "nothing else was attempted: fix and run again");
             ctx.emit(step("reprovision", target, "failed", m, t0))?;
             Ok(false)
         }

@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use pvedr::dumpdir::Skip;
 use pvedr::error::{Error, Result};
+use pvedr::msg::one_line;
 use pvedr::records::Step;
 use pvedr::s3::{Bucket, MAX_IN_MEMORY};
 use pvedr::shell::quote;
@@ -34,24 +36,39 @@ fn hex(b: &[u8]) -> String {
         .collect()
 }
 
-/// Reads an exported state and checks it against its `.sha256`.
-fn read_export(file: &Path) -> std::result::Result<(Vec<u8>, StateInfo, String), String> {
-    let len = file.metadata().map_err(|e| e.to_string())?.len();
-    if len > MAX_IN_MEMORY {
-        return Err(format!(
-            "{} is larger than {MAX_IN_MEMORY} bytes",
-            file.display()
-        ));
+/// Most of a `.sha256` file read (one line: the digest and the file's name).
+const MAX_SUM: u64 = 4096;
+/// Most of a `.version` file read (a version id).
+const MAX_VERSION: u64 = 1024;
+
+/// Everything one export holds, read before anything is written.
+struct Export {
+    body: Vec<u8>,
+    info: StateInfo,
+    sha: String,
+    /// The version id it was taken from (`<file>.version`), when it reads as one.
+    version: Option<String>,
+}
+
+/// A whole file of at most `max` bytes, read only if it is a regular file: a FIFO would
+/// block the read and a device (`/dev/zero`) never end it.
+fn read_small(path: &Path, max: u64) -> std::result::Result<Option<Vec<u8>>, String> {
+    match pvedr::dumpdir::read_head(path, max) {
+        Ok((b, false)) => Ok(Some(b)),
+        Ok((_, true)) => Err(format!("{} is larger than {max} bytes", path.display())),
+        Err(Skip::Missing) => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
     }
-    let body = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+}
+
+/// Reads an exported state, its `.sha256` (checked) and its `.version`.
+fn read_export(file: &Path) -> std::result::Result<Export, String> {
+    let body =
+        read_small(file, MAX_IN_MEMORY)?.ok_or_else(|| format!("{}: missing", file.display()))?;
     let sum_file = PathBuf::from(format!("{}.sha256", file.display()));
-    let said = std::fs::read_to_string(&sum_file).map_err(|e| {
-        format!(
-            "{}: {e}: the export is incomplete; nothing uploaded",
-            sum_file.display()
-        )
-    })?;
-    let said = said
+    let said = read_small(&sum_file, MAX_SUM)?
+        .ok_or_else(|| format!("{}: missing: the export is incomplete", sum_file.display()))?;
+    let said = String::from_utf8_lossy(&said)
         .split_whitespace()
         .next()
         .unwrap_or("")
@@ -59,7 +76,7 @@ fn read_export(file: &Path) -> std::result::Result<(Vec<u8>, StateInfo, String),
     let sha = hex(&body);
     if said != sha {
         return Err(format!(
-            "{} is damaged: its sha256 is {sha}, {} says {}; nothing uploaded — take another export",
+            "{} is damaged: its sha256 is {sha}, {} says {}; take another export",
             file.display(),
             sum_file.display(),
             said.chars().take(64).collect::<String>()
@@ -67,27 +84,48 @@ fn read_export(file: &Path) -> std::result::Result<(Vec<u8>, StateInfo, String),
     }
     let (_, info) =
         state::parse(&body).map_err(|m| format!("{} is not a valid state: {m}", file.display()))?;
-    Ok((body, info, sha))
+    let version = read_small(
+        &PathBuf::from(format!("{}.version", file.display())),
+        MAX_VERSION,
+    )?
+    .map(|v| String::from_utf8_lossy(&v).trim().to_string())
+    .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_graphic()));
+    Ok(Export {
+        body,
+        info,
+        sha,
+        version,
+    })
 }
 
+/// Every export is read and checked before the first upload: a bad one stops the step with
+/// nothing written.
 pub fn reseed(ctx: &mut Ctx) -> Result<bool> {
     let t0 = Instant::now();
     let Some(dir) = ctx.cli.from.clone() else {
         return Ok(true);
     };
     warn_unknown(ctx, &dir);
+    let mut read = Vec::new();
     for bucket in ctx.buckets.clone() {
         let target = format!("s3://{bucket}/{}", ctx.cli.key);
-        let r = match export_file(&dir, &bucket) {
-            None => step(
-                "reseed",
-                &target,
-                "skipped",
-                format!("no export of it in {}", dir.display()),
-                t0,
-            ),
-            Some(file) => one(ctx, &bucket, &target, &file),
+        let Some(file) = export_file(&dir, &bucket) else {
+            let m = format!("no export of it in {}", dir.display());
+            ctx.emit(step("reseed", &target, "skipped", m, t0))?;
+            continue;
         };
+        match read_export(&file) {
+            Ok(x) => read.push((bucket, target, x)),
+            Err(m) => {
+                let m =
+                    format!("{m}; nothing uploaded (every export is read before the first upload)");
+                ctx.emit(step("reseed", &target, "failed", m, t0))?;
+                return Ok(false);
+            }
+        }
+    }
+    for (bucket, target, x) in read {
+        let r = one(ctx, &bucket, &target, x);
         let failed = r.status == "failed";
         ctx.emit(r)?;
         if failed {
@@ -112,9 +150,12 @@ fn warn_unknown(ctx: &Ctx, dir: &Path) {
             .iter()
             .any(|b| b == stem || b.strip_prefix("tfstate-") == Some(stem));
         if !known {
+            // A file name is anything but NUL and '/': shown on one line, escapes visible.
             pvedr::msg::warn(format!(
-                "{name} in {} matches none of this run's buckets (add --env {stem} or --bucket {stem}); left alone",
-                dir.display()
+                "{} in {} matches none of this run's buckets (add --env {stem} or --bucket {stem}); left alone",
+                one_line(&name),
+                one_line(&dir.display().to_string()),
+                stem = one_line(stem)
             ));
         }
     }
@@ -153,12 +194,14 @@ fn decide(stored: &[u8], info: &StateInfo, sha: &str) -> Decision {
     }
 }
 
-fn one(ctx: &Ctx, bucket: &str, target: &str, file: &Path) -> Step {
+fn one(ctx: &Ctx, bucket: &str, target: &str, x: Export) -> Step {
     let t0 = Instant::now();
-    let (body, info, sha) = match read_export(file) {
-        Ok(v) => v,
-        Err(m) => return step("reseed", target, "failed", m, t0),
-    };
+    let Export {
+        body,
+        info,
+        sha,
+        version,
+    } = x;
     let mut s = match compare_and_put(ctx, bucket, body, &info, &sha) {
         Ok((status, m, extra)) => {
             let mut s = step("reseed", target, status, m, t0);
@@ -175,20 +218,10 @@ fn one(ctx: &Ctx, bucket: &str, target: &str, file: &Path) -> Step {
     };
     s.extra.insert("serial".into(), Value::from(info.serial));
     s.extra.insert("sha256".into(), Value::from(sha));
-    if let Some(v) = exported_version(file) {
+    if let Some(v) = version {
         s.extra.insert("export_version_id".into(), Value::from(v));
     }
     s
-}
-
-/// The version id the export was taken from (`<file>.version`), when it reads as one.
-fn exported_version(file: &Path) -> Option<String> {
-    let p = PathBuf::from(format!("{}.version", file.display()));
-    if p.metadata().ok()?.len() > 1024 {
-        return None;
-    }
-    let v = std::fs::read_to_string(p).ok()?.trim().to_string();
-    (!v.is_empty() && v.chars().all(|c| c.is_ascii_graphic())).then_some(v)
 }
 
 type Outcome = (&'static str, String, serde_json::Map<String, Value>);

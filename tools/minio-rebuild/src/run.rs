@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use pvedr::error::{Error, Result, code};
+use pvedr::msg::one_line;
 use pvedr::output::Output;
 use pvedr::records::{Record, Step, Summary, seconds_since};
 use pvedr::s3::{Bucket, Endpoint};
@@ -22,6 +23,8 @@ pub struct Ctx<'a> {
     pub endpoint: Endpoint,
     pub buckets: Vec<String>,
     pub wait: Duration,
+    /// The bound of each Terraform command.
+    pub tf_timeout: Duration,
     pub dry_run: bool,
     /// Dry run: the store was down, so later steps cannot read it.
     pub store_unread: bool,
@@ -32,14 +35,15 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Writes a step record; a failed one is said on stderr too.
+    /// Writes a step record; a failed one is said on stderr too, on one line (its message
+    /// may quote what a server or a file said).
     pub fn emit(&mut self, s: Step) -> Result<()> {
         if s.status == "failed" {
             pvedr::msg::say(format!(
                 "{} {} failed: {}",
                 s.step,
-                s.target.as_deref().unwrap_or(""),
-                s.message.as_deref().unwrap_or("")
+                one_line(s.target.as_deref().unwrap_or("")),
+                one_line(s.message.as_deref().unwrap_or(""))
             ));
         }
         *self.counts.entry(s.status.clone()).or_insert(0) += 1;
@@ -56,6 +60,11 @@ impl Ctx<'_> {
     /// A client for `bucket` on the run's endpoint.
     pub fn client(&self, bucket: &str) -> Result<Bucket> {
         Bucket::connect(&self.endpoint, bucket)
+    }
+
+    /// Terraform in `dir`, bounded by `--terraform-timeout`.
+    pub fn terraform(&self, dir: &std::path::Path) -> pvedr::terraform::Terraform {
+        pvedr::terraform::Terraform::new(&self.cli.terraform_bin, dir).with_timeout(self.tf_timeout)
     }
 
     /// The endpoint as it may be printed.
@@ -126,6 +135,9 @@ fn context(cli: &Cli) -> Result<Ctx<'_>> {
             "--minio needs an endpoint (--endpoint or AWS_ENDPOINT_URL)",
         ));
     }
+    if pvedr::time::parse_duration(&cli.terraform_timeout)? == 0 {
+        return Err(Error::usage("--terraform-timeout must be at least 1s"));
+    }
     // Credentials are looked up now, so a missing one is a usage error before anything.
     pvedr::s3::credentials()?;
     Ok(Ctx {
@@ -133,6 +145,7 @@ fn context(cli: &Cli) -> Result<Ctx<'_>> {
         endpoint,
         buckets: buckets(cli)?,
         wait: Duration::from_secs(pvedr::time::parse_duration(&cli.wait)?),
+        tf_timeout: Duration::from_secs(pvedr::time::parse_duration(&cli.terraform_timeout)?),
         dry_run: cli.write.dry_run,
         store_unread: false,
         missing: Vec::new(),

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use pvedr::error::Result;
-use pvedr::terraform::{PlanOutcome, Terraform};
+use pvedr::terraform::PlanOutcome;
 use serde_json::Value;
 
 use crate::run::{Ctx, step};
@@ -13,6 +13,9 @@ use crate::run::{Ctx, step};
 pub fn verify_backends(ctx: &mut Ctx) -> Result<bool> {
     let mut all_ok = true;
     for dir in ctx.cli.verify_dir.clone() {
+        if pvedr::interrupt::requested() {
+            return Ok(false);
+        }
         let t0 = Instant::now();
         let target = dir.display().to_string();
         if ctx.dry_run && ctx.planned_any() {
@@ -20,7 +23,7 @@ pub fn verify_backends(ctx: &mut Ctx) -> Result<bool> {
             ctx.emit(step("verify-backends", &target, "planned", m, t0))?;
             continue;
         }
-        let tf = Terraform::new(&ctx.cli.terraform_bin, &dir);
+        let tf = ctx.terraform(&dir);
         let s = match tf
             .init(&["-reconfigure"])
             .and_then(|_| tf.plan(&["-lock=false"]))
@@ -49,15 +52,12 @@ pub fn verify_backends(ctx: &mut Ctx) -> Result<bool> {
             }
             Err(e) => {
                 all_ok = false;
-                step(
-                    "verify-backends",
-                    &target,
-                    "failed",
-                    format!(
-                        "{e}; check the backend block (bucket, key, endpoint) and the credentials"
-                    ),
-                    t0,
-                )
+                let m = crate::health::tf_failed(
+                    &e,
+                    &tf,
+                    "check the backend block (bucket, key, endpoint) and the credentials",
+                );
+                step("verify-backends", &target, "failed", m, t0)
             }
         };
         ctx.emit(s)?;

@@ -122,6 +122,8 @@ pub enum Command {
         dir: PathBuf,
         #[arg(long, value_name = "PATH", default_value = "terraform")]
         terraform_bin: String,
+        #[command(flatten)]
+        timeout: TerraformTimeout,
     },
     /// Bring a directory in fallback back to its S3 backend.
     Return {
@@ -129,5 +131,29 @@ pub enum Command {
         dir: PathBuf,
         #[arg(long, value_name = "PATH", default_value = "terraform")]
         terraform_bin: String,
+        #[command(flatten)]
+        timeout: TerraformTimeout,
     },
+}
+
+/// The bound of each Terraform command of `fallback` and `return`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TerraformTimeout {
+    /// The bound of each Terraform command (30s, 10m, 1h). At it, and on Ctrl-C or
+    /// SIGTERM, Terraform is asked to stop (SIGINT to its process group; SIGTERM after 10 s,
+    /// SIGKILL after 10 s more), the directory is put back as it was, and what Terraform
+    /// may have left (a lock) is said.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub terraform_timeout: String,
+}
+
+impl TerraformTimeout {
+    pub fn duration(&self) -> pvedr::Result<std::time::Duration> {
+        match pvedr::time::parse_duration(&self.terraform_timeout)? {
+            0 => Err(pvedr::Error::usage(
+                "--terraform-timeout must be at least 1s",
+            )),
+            s => Ok(std::time::Duration::from_secs(s)),
+        }
+    }
 }

@@ -25,7 +25,20 @@ fn failed(name: &str, dir: &Path, e: impl std::fmt::Display, t0: Instant) -> Ste
     step(name, dir, "failed", e.to_string(), t0)
 }
 
-pub fn fallback(dir: &Path, bin: &str) -> Vec<Step> {
+/// Why a Terraform step failed: its error, or that it was stopped and what it may have left.
+fn tf_failed(e: &Error, tf: &Terraform, then: &str) -> String {
+    if matches!(e, Error::Interrupted) {
+        format!(
+            "interrupted: terraform was stopped; {then}; {}",
+            tf.stopped_hint()
+        )
+    } else {
+        format!("{e}; {then}")
+    }
+}
+
+pub fn fallback(tf: &Terraform) -> Vec<Step> {
+    let dir = tf.dir.as_path();
     let mut steps = Vec::new();
     let t0 = Instant::now();
     if let Err(e) = read_backend(dir) {
@@ -57,16 +70,15 @@ pub fn fallback(dir: &Path, bin: &str) -> Vec<Step> {
         format!("wrote {FALLBACK_OVERRIDE} (local backend)"),
         t0,
     ));
-    let tf = Terraform::new(bin, dir);
     let t0 = Instant::now();
     if let Err(e) = tf.init_migrate() {
         let _ = std::fs::remove_file(&ov);
-        steps.push(failed(
-            "migrate",
-            dir,
-            format!("{e}; the override was removed, nothing changed"),
-            t0,
-        ));
+        let m = tf_failed(
+            &e,
+            tf,
+            "the override was removed, the S3 backend is configured again",
+        );
+        steps.push(failed("migrate", dir, m, t0));
         return steps;
     }
     steps.push(step(
@@ -92,7 +104,12 @@ pub fn fallback(dir: &Path, bin: &str) -> Vec<Step> {
             "terraform plan works on the local state (it shows pending changes)",
             t0,
         ),
-        Err(e) => failed("verify", dir, e, t0),
+        Err(e) => failed(
+            "verify",
+            dir,
+            tf_failed(&e, tf, "the state is local now"),
+            t0,
+        ),
     });
     pvedr::msg::say(format!(
         "{} IS NOW IN FALLBACK: its state is local ({}). When S3 is back: tfstate-versions return --dir {}",
@@ -107,7 +124,8 @@ fn serial_of(bytes: &[u8]) -> Option<u64> {
     state::parse(bytes).ok().map(|(_, i)| i.serial)
 }
 
-pub fn return_home(dir: &Path, bin: &str, cli: &Cli) -> Vec<Step> {
+pub fn return_home(tf: &Terraform, cli: &Cli) -> Vec<Step> {
+    let dir = tf.dir.as_path();
     let mut steps = Vec::new();
     let t0 = Instant::now();
     let ov = dir.join(FALLBACK_OVERRIDE);
@@ -166,12 +184,12 @@ pub fn return_home(dir: &Path, bin: &str, cli: &Cli) -> Vec<Step> {
         ));
         return steps;
     }
-    if let Err(e) = Terraform::new(bin, dir).init_migrate() {
+    if let Err(e) = tf.init_migrate() {
         let _ = std::fs::rename(&kept, &ov);
         steps.push(failed(
             "migrate",
             dir,
-            format!("{e}; still in fallback"),
+            tf_failed(&e, tf, "still in fallback"),
             t0,
         ));
         return steps;

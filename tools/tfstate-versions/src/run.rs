@@ -8,7 +8,7 @@ use pvedr::output::Output;
 use pvedr::records::{Record, Step, TfstateVersion, rfc3339};
 use pvedr::s3::{Bucket, Entry, MAX_IN_MEMORY};
 use pvedr::shell::quote;
-use pvedr::terraform::state;
+use pvedr::terraform::{Terraform, state};
 use serde_json::{Map, Value, json};
 
 use crate::cli::{Cli, Command};
@@ -116,12 +116,25 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Undelete { write } => undelete(&cli, write, &mut out)?,
         Command::Export { to } => crate::export::export(&cli, to, &mut out)?,
-        Command::Fallback { dir, terraform_bin } => {
-            let steps = fallback::fallback(dir, terraform_bin);
+        Command::Fallback {
+            dir,
+            terraform_bin,
+            timeout,
+        } => {
+            let tf = Terraform::new(terraform_bin, dir).with_timeout(timeout.duration()?);
+            // Terraform is stopped, not orphaned, on a signal; the directory is put back.
+            pvedr::interrupt::install();
+            let steps = fallback::fallback(&tf);
             write_steps(&mut out, steps)?
         }
-        Command::Return { dir, terraform_bin } => {
-            let steps = fallback::return_home(dir, terraform_bin, &cli);
+        Command::Return {
+            dir,
+            terraform_bin,
+            timeout,
+        } => {
+            let tf = Terraform::new(terraform_bin, dir).with_timeout(timeout.duration()?);
+            pvedr::interrupt::install();
+            let steps = fallback::return_home(&tf, &cli);
             write_steps(&mut out, steps)?
         }
     };
@@ -142,7 +155,13 @@ fn write_steps(out: &mut Output, steps: Vec<Step>) -> Result<u8> {
         }
         out.write(&Record::Step(s))?;
     }
-    Ok(if failed { code::FAILURE } else { code::SUCCESS })
+    Ok(if pvedr::interrupt::requested() {
+        code::INTERRUPTED
+    } else if failed {
+        code::FAILURE
+    } else {
+        code::SUCCESS
+    })
 }
 
 fn list(cli: &Cli, inspect: bool, out: &mut Output) -> Result<u8> {

@@ -3,6 +3,7 @@
 //! [`common::run`], which asserts the secret key appears in neither stdout nor stderr.
 
 mod common;
+mod hostile;
 mod man;
 mod minio;
 mod rebuild;

@@ -3,8 +3,9 @@
 //! provisioner starts a moto S3 server on loopback (no provider can be downloaded here).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use pvedr_testkit::s3::venv_bin;
+use pvedr_testkit::s3::{HungTerraform, still_running, venv_bin, wait_bounded};
 
 use crate::common::{free_port, run, statuses, steps, tool};
 
@@ -96,4 +97,92 @@ fn reprovision_brings_the_store_back_with_terraform() {
     let s = steps(&out);
     assert_eq!(statuses(&s, "reprovision"), ["skipped"]);
     assert!(s.iter().all(|r| r["status"] != "changed"), "{s:?}");
+}
+
+/// `minio-rebuild` reprovisioning an unreachable store with a Terraform that hangs in `plan`.
+fn hung_rebuild(tf: &HungTerraform, extra: &[&str]) -> std::process::Child {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("main.tf"), "").expect("main.tf");
+    let ep = format!("http://127.0.0.1:{}", free_port());
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("minio-rebuild"))
+        .envs(crate::common::env())
+        .args(["--endpoint", &ep, "--env", "prod", "--wait", "1s", "--yes"])
+        .arg("--terraform-dir")
+        .arg(dir.path())
+        .arg("--terraform-bin")
+        .arg(tf.bin())
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The directory outlives the run: the child reads it.
+    std::mem::forget(dir);
+    child
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status();
+}
+
+#[test]
+fn a_signal_stops_a_hung_terraform_and_says_what_it_left() {
+    let tf = HungTerraform::new(&["init"], false);
+    let child = hung_rebuild(&tf, &[]);
+    let (tool, hung) = (child.id(), tf.started());
+    signal(tool, "-TERM");
+    let out = wait_bounded(child, Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(tf.got_sigint(), "terraform was not asked to stop (SIGINT)");
+    assert!(!still_running(hung), "terraform outlived the tool");
+    let s = steps(&out);
+    let r = s
+        .iter()
+        .find(|r| r["step"] == "reprovision")
+        .expect("record");
+    let m = r["message"].as_str().unwrap_or("");
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(m.contains("interrupted") && m.contains("lock"), "{m}");
+    assert!(err.contains("asked to stop (SIGINT), it stopped"), "{err}");
+}
+
+#[test]
+fn a_second_signal_kills_a_terraform_that_ignores_the_first() {
+    let tf = HungTerraform::new(&["init"], true);
+    let child = hung_rebuild(&tf, &[]);
+    let (tool, hung) = (child.id(), tf.started());
+    signal(tool, "-INT");
+    // Forwarded, and ignored: the tool waits out its grace; a second signal ends it now.
+    tf.wait_sigint();
+    signal(tool, "-INT");
+    let out = wait_bounded(child, Duration::from_secs(30));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!still_running(hung), "terraform outlived the tool");
+}
+
+#[test]
+fn a_terraform_past_its_timeout_is_stopped() {
+    let tf = HungTerraform::new(&["init"], false);
+    let child = hung_rebuild(&tf, &["--terraform-timeout", "1s"]);
+    let hung = tf.started();
+    let out = wait_bounded(child, Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(tf.got_sigint(), "terraform was not asked to stop");
+    assert!(!still_running(hung), "terraform outlived the tool");
+    let s = steps(&out);
+    let r = s
+        .iter()
+        .find(|r| r["step"] == "reprovision")
+        .expect("record");
+    let m = r["message"].as_str().unwrap_or("");
+    assert!(m.contains("did not finish within 1s"), "{m}");
 }

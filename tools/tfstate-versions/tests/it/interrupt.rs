@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use pvedr_testkit::json_lines;
-use pvedr_testkit::s3::{Moto, S3Front, Tf, s3_env};
+use pvedr_testkit::s3::{HungTerraform, Moto, S3Front, Tf, s3_env, still_running, wait_bounded};
 
 #[test]
 fn a_signal_during_restore_finishes_the_write_and_releases_the_lock() {
@@ -71,4 +71,52 @@ fn a_signal_during_restore_finishes_the_write_and_releases_the_lock() {
         "print(len(s3.list_objects_v2(Bucket=B, Prefix='terraform.tfstate.tflock').get('Contents', [])))",
     );
     assert_eq!(locks, "0", "the lock was left behind");
+}
+
+/// A signal while `fallback` runs a Terraform that hangs: Terraform is asked to stop
+/// (SIGINT to its group), does, and is gone when the tool exits 130; the override is
+/// removed, and the record says which lock may be left and how to release it.
+#[test]
+fn a_signal_during_fallback_stops_terraform_and_puts_the_directory_back() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        dir.path().join("main.tf"),
+        "terraform {\n  backend \"s3\" {\n    bucket = \"tfstate-fb\"\n    key = \"terraform.tfstate\"\n  }\n}\n",
+    )
+    .expect("main.tf");
+    let tf = HungTerraform::new(&[], false);
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tfstate-versions"))
+        .envs(s3_env())
+        .args(["fallback", "--dir"])
+        .arg(dir.path())
+        .arg("--terraform-bin")
+        .arg(tf.bin())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let hung = tf.started();
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = wait_bounded(child, Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(tf.got_sigint(), "terraform was not asked to stop (SIGINT)");
+    assert!(!still_running(hung), "terraform outlived the tool");
+    assert!(
+        !dir.path().join("pvedr_fallback_override.tf").exists(),
+        "the override was left behind"
+    );
+    let steps = json_lines(&out.stdout);
+    let m = steps
+        .iter()
+        .find(|r| r["step"] == "migrate")
+        .and_then(|r| r["message"].as_str().map(String::from))
+        .unwrap_or_default();
+    assert!(
+        m.contains("interrupted") && m.contains("tfstate-fb/terraform.tfstate"),
+        "{steps:?}"
+    );
+    assert!(m.contains("force-unlock"), "{m}");
 }

@@ -371,6 +371,39 @@ fn bad_input_and_clear_errors() {
 }
 
 #[test]
+fn an_env_that_names_no_valid_bucket_is_a_usage_error_before_any_contact() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    silent.set_nonblocking(true).expect("nonblocking");
+    let ep = format!("http://{}", silent.local_addr().expect("addr"));
+    for env in ["..", "a..b", "prod-", ".prod"] {
+        let out = pvedr_testkit::run_code(
+            pvedr_testkit::bin("tfstate-versions").envs(s3_env()).args([
+                "--endpoint",
+                &ep,
+                "--env",
+                env,
+                "list",
+            ]),
+            2,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("invalid --env"), "{env}: {err}");
+    }
+    let out = pvedr_testkit::run_code(
+        pvedr_testkit::bin("tfstate-versions").envs(s3_env()).args([
+            "--endpoint",
+            &ep,
+            "--bucket",
+            "10.0.0.1",
+            "list",
+        ]),
+        2,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid bucket name"));
+    assert!(silent.accept().is_err(), "the endpoint was contacted");
+}
+
+#[test]
 fn restore_updates_the_legacy_dynamodb_digest() {
     let moto = Moto::start();
     moto.create_versioned_bucket("tfstate-legacy");
