@@ -60,7 +60,7 @@ pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> 
     if targets.is_empty() {
         return Ok(report);
     }
-    let endpoint = Endpoint::resolve(cli.endpoint.as_deref(), cli.region.as_deref(), None, None)?;
+    let endpoint = cli.s3.endpoint()?;
     let mut buckets: HashMap<String, Bucket> = HashMap::new();
     pvedr::interrupt::install();
     let total = targets.len();
