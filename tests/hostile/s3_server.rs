@@ -1,7 +1,8 @@
 //! A hostile S3 server, not only hostile objects: one that accepts a request and never
 //! answers (each kind of request the S3 tools make), one whose listing says `IsTruncated`
-//! with the same continuation token forever, and values that reach a request header
-//! (region, credentials, KMS key id). Each run must end within the bound of `run_all` (20 s) with a
+//! with the same continuation token forever, values that reach a request header (region,
+//! credentials, KMS key id), and a manifest that names another copy's keys into
+//! `backup-prune --apply`. Each run must end within the bound of `run_all` (20 s) with a
 //! documented exit code; no upload is left open unless the abort itself could not be sent,
 //! and then the command to finish it is printed.
 
@@ -361,4 +362,84 @@ fn s3_header_values() {
     }
     let (h, s) = run_all(&sim, &cases);
     report("s3_header_values", cases.len(), &h, &s);
+}
+
+/// A copy marked remove whose manifest names the kept copy's archive, manifest and notes as
+/// side files, into `backup-sync ls | backup-prune --keep-last 1 --apply`: only the removed
+/// copy's own keys go; every version of the kept copy stays.
+#[test]
+fn hostile_manifest_into_offsite_prune() {
+    let sim = SimNode::empty();
+    let moto = Moto::start();
+    moto.create_versioned_bucket("off");
+    moto.boto(
+        "off",
+        r#"
+old = "pr/pve1/100/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst"
+new = "pr/pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst"
+def manifest(key, ctime, side):
+    name = key.rsplit("/", 1)[1]
+    return json.dumps({"manifest": 1, "archive": name, "key": key, "size": 3, "sha256": "0" * 64,
+        "node": "pve1", "vmid": 100, "subtype": "qemu", "format": "vma.zst", "ctime": ctime,
+        "source_volid": "local:backup/" + name, "pushed": "2024-01-15T03:00:00Z", "side_files": side}).encode()
+for body in [b"one", b"two"]:
+    s3.put_object(Bucket=B, Key=new, Body=body)
+s3.put_object(Bucket=B, Key=new + ".notes", Body=b"n")
+s3.put_object(Bucket=B, Key=new + ".manifest.json", Body=manifest(new, 1705284002, []))
+s3.put_object(Bucket=B, Key=old, Body=b"old")
+side = [{"name": "x.notes", "key": k, "size": 1, "sha256": "0" * 64}
+        for k in [new, new + ".manifest.json", new + ".notes", "pr/pve1/100/../../x"]]
+s3.put_object(Bucket=B, Key=old + ".manifest.json", Body=manifest(old, 1705197602, side))
+"#,
+    );
+    let count = || {
+        moto.boto(
+            "off",
+            "print(len([v for v in s3.list_object_versions(Bucket=B, Prefix='pr/pve1/100/vzdump-qemu-100-2024_01_15')['Versions']]))",
+        )
+    };
+    let before = count();
+    let ls = bin("backup-sync")
+        .envs(env())
+        .args([
+            "ls",
+            "--endpoint",
+            &moto.endpoint(),
+            "--from",
+            "s3://off/pr",
+        ])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap()
+        .stdout;
+    let mut c = case(
+        "backup-prune",
+        &[
+            "--keep-last",
+            "1",
+            "--apply",
+            "--endpoint",
+            &moto.endpoint(),
+        ],
+        Some(ls),
+        "hostile manifest into offsite prune",
+    );
+    c.want = Some(0);
+    let (mut h, s) = run_all(&sim, &[c]);
+    let after = count();
+    if after != before || before != "4" {
+        h.push(format!(
+            "the kept copy lost versions: {before} before, {after} after"
+        ));
+    }
+    let old_left = moto.boto(
+        "off",
+        "print(len(s3.list_object_versions(Bucket=B, Prefix='pr/pve1/100/vzdump-qemu-100-2024_01_14').get('Versions', [])))",
+    );
+    if old_left != "0" {
+        h.push(format!(
+            "the removed copy is still there: {old_left} versions"
+        ));
+    }
+    report("hostile_manifest_into_offsite_prune", 1, &h, &s);
 }

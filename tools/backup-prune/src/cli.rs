@@ -33,9 +33,10 @@ SAFETY:
   `pvesh delete /nodes/<node>/storage/<storage>/content/<volid>`; a failure does not stop
   the others. Afterwards the storages are listed once more to prove each deletion.
   Offsite copies (records of `backup-sync ls`, with url=s3://BUCKET/KEY) are deleted on S3,
-  not through a node: every version of the archive, of its .notes and .log and, last, of
-  its manifest; a copy under S3 Object Lock is skipped with the date it frees, and the
-  others go on. S3 credentials:
+  not through a node: every version of the archive, of its .notes and .log (named from the
+  archive's own name, as Proxmox names them; never what its manifest lists) and, last, of
+  its manifest. A key that a copy not marked remove owns is never deleted. A copy under S3
+  Object Lock is skipped with the date it frees, and the others go on. S3 credentials:
   AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials; S3 timeouts: see the S3
   flags (defaults 10s to connect, 1m for an answer, 5m a request).
 
