@@ -183,6 +183,23 @@ impl Bucket {
         format!("s3://{}/{key}", self.name)
     }
 
+    /// Waits for a request, or for SIGINT/SIGTERM (`Err(Interrupted)`, the request
+    /// dropped): a part need not wait out a server that does not answer before its upload
+    /// is aborted.
+    pub(crate) fn until_interrupted<F: std::future::Future>(&self, f: F) -> Result<F::Output> {
+        self.rt.block_on(async {
+            let mut f = std::pin::pin!(f);
+            loop {
+                let tick = tokio::time::timeout(std::time::Duration::from_millis(100), f.as_mut());
+                match tick.await {
+                    Ok(v) => return Ok(v),
+                    Err(_) if crate::interrupt::requested() => return Err(Error::Interrupted),
+                    Err(_) => {}
+                }
+            }
+        })
+    }
+
     /// The client's settings for a request that sends a body of `bytes`: its timeouts
     /// grow by the time to send it at [`MIN_RATE`].
     pub(crate) fn with_body(&self, bytes: usize) -> aws_sdk_s3::config::Builder {

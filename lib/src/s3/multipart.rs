@@ -78,20 +78,19 @@ impl Bucket {
         body: Vec<u8>,
     ) -> Result<Part> {
         let conf = self.with_body(body.len());
+        let req = self
+            .client
+            .upload_part()
+            .bucket(&self.name)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(body))
+            .customize()
+            .config_override(conf)
+            .send();
         let r = self
-            .rt
-            .block_on(
-                self.client
-                    .upload_part()
-                    .bucket(&self.name)
-                    .key(key)
-                    .upload_id(upload_id)
-                    .part_number(number)
-                    .body(ByteStream::from(body))
-                    .customize()
-                    .config_override(conf)
-                    .send(),
-            )
+            .until_interrupted(req)?
             .map_err(|e| explain(&format!("uploading part {number} of {}", self.url(key)), e))?;
         Ok(Part {
             number,
