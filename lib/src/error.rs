@@ -96,6 +96,12 @@ pub enum Error {
         message: String,
     },
 
+    /// An S3 request had no answer within its bounds (the SDK's retries included).
+    #[error(
+        "{what}: the S3 server did not answer in time (--s3-connect-timeout, --s3-read-timeout, --s3-timeout)"
+    )]
+    S3Timeout { what: String },
+
     /// A safety check said no; nothing was changed.
     #[error("{0}")]
     Refused(String),

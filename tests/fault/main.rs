@@ -1015,6 +1015,32 @@ fn interrupt_push(sig: &str) {
     assert_eq!(pending_uploads(&moto, "offsite"), 0);
 }
 
+/// backup-sync push: S3 accepts the part and never answers (its timeouts an hour), then
+/// SIGINT: the run does not wait the hour out; the upload is aborted, exit 130.
+#[test]
+fn sigint_push_with_s3_not_answering() {
+    let moto = Moto::start();
+    moto.boto("offsite", "s3.create_bucket(Bucket=B)");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(BIG), noise(64 << 10, 3)).unwrap();
+    let front = S3Front::start(&moto);
+    front.hold("partNumber=1", "");
+    let mut c = s3_tool("backup-sync", &front.endpoint());
+    c.env("PVEDR_S3_READ_TIMEOUT", "1h")
+        .env("PVEDR_S3_TIMEOUT", "1h")
+        .args(["push", "--to", "s3://offsite/pve", "--dir"])
+        .arg(dir.path());
+    let child = spawn(c, Some(backup_record(BIG, 64 << 10).into_bytes()));
+    wait_until("the part", || front.seen("partNumber=1"));
+    signal(&child, "INT");
+    let r = finish(child);
+    assert_documented("backup-sync", &r);
+    assert_eq!(r.code, Some(130), "{}", r.stderr);
+    assert!(front.seen("DELETE /offsite/pve/"), "aborted: {}", r.stderr);
+    assert_eq!(pending_uploads(&moto, "offsite"), 0);
+    assert_no_copy_without_manifest(&moto, "offsite");
+}
+
 /// pve-snapshot create: a slow `qm snapshot`.
 fn interrupt_snapshot(sig: &str) {
     let sim = SimNode::demo();

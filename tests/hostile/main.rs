@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use pvedr_testkit::{SimNode, Sshd, bin};
 
+mod s3_server;
+
 /// Hostile argv values (no NUL: the OS refuses it in argv).
 fn argv_values() -> Vec<OsString> {
     let mut v: Vec<OsString> = [

@@ -218,9 +218,10 @@ pub fn s3_env() -> Vec<(String, String)> {
 }
 
 /// An S3 endpoint in front of a [`Moto`]: a relay, one request per connection, that can hold
-/// matching requests (`hold`) and stop dead (`stop`: the listener closes, every live
-/// connection, a held request too, is reset), while moto keeps what it holds for the
-/// test to read afterwards. The fault suite's "S3 server stopped mid-run".
+/// matching requests (`hold`: a server that accepts a request and never answers), answer
+/// them itself (`answer`: a hostile server's reply) and stop dead (`stop`: the listener
+/// closes, every live connection, a held request too, is reset), while moto keeps what it
+/// holds for the test to read afterwards. The fault suite's "S3 server stopped mid-run".
 pub struct S3Front {
     pub port: u16,
     shared: Arc<FrontShared>,
@@ -233,6 +234,8 @@ struct FrontShared {
     hold: Mutex<Vec<(String, String)>>,
     /// (request-line substring, not containing, for how long) → passed on late.
     delay: Mutex<Vec<(String, String, Duration)>>,
+    /// (request-line substring, not containing, 200 response body) → answered by the front.
+    answer: Mutex<Vec<(String, String, String)>>,
     /// Request lines seen, in order.
     seen: Mutex<Vec<String>>,
     live: Mutex<Vec<TcpStream>>,
@@ -284,6 +287,16 @@ impl S3Front {
             .lock()
             .expect("lock")
             .push((needle.into(), unless.into(), d));
+    }
+
+    /// Answers every request whose request line contains `needle` and not `unless` with
+    /// `200 OK` and `body` (XML), without passing it on.
+    pub fn answer(&self, needle: &str, unless: &str, body: &str) {
+        self.shared
+            .answer
+            .lock()
+            .expect("lock")
+            .push((needle.into(), unless.into(), body.into()));
     }
 
     /// Whether a request line containing `needle` has arrived.
@@ -361,6 +374,22 @@ fn front_relay(mut conn: TcpStream, moto_port: u16, sh: &FrontShared) {
         .map(|(_, _, d)| *d);
     if let Some(d) = late {
         std::thread::sleep(d);
+    }
+    let canned = sh
+        .answer
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|(needle, unless, _)| matches(needle, unless))
+        .map(|(_, _, body)| body.clone());
+    if let Some(body) = canned {
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = conn.write_all(reply.as_bytes());
+        let _ = conn.shutdown(Shutdown::Both);
+        return;
     }
     if held {
         while !sh.stopped.load(Ordering::SeqCst) {

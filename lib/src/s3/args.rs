@@ -1,12 +1,105 @@
 //! The S3 flags, defined once and flattened into each tool that talks to S3.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
-use super::Endpoint;
+use super::{Endpoint, Timeouts};
 use crate::error::{Error, Result};
 use crate::terraform::backend::{self, Backend};
+
+/// Where S3 is and how long it may take: the flags of every tool that talks to S3.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "S3")]
+pub struct S3Conn {
+    /// S3 endpoint URL (MinIO, Garage, SeaweedFS, Ceph RGW, …). Default:
+    /// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, a Terraform backend block's where the tool
+    /// reads one, else AWS.
+    #[arg(long, value_name = "URL", global = true)]
+    pub endpoint: Option<String>,
+
+    /// S3 region (letters, digits, '-', '_', '.'). Default: AWS_REGION, AWS_DEFAULT_REGION, a
+    /// backend block's, else us-east-1.
+    #[arg(long, value_name = "REGION", global = true)]
+    pub region: Option<String>,
+
+    /// Longest wait for a connection to S3 (TCP and TLS). Default: 10s.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "PVEDR_S3_CONNECT_TIMEOUT",
+        hide_env_values = true,
+        global = true
+    )]
+    pub s3_connect_timeout: Option<String>,
+
+    /// Longest an S3 server may stay silent: from a request sent to its answer, and between
+    /// two chunks of an object read. A request with a body (a part, a manifest) gets also
+    /// the time to send it at 128 KiB/s. Default: 1m.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "PVEDR_S3_READ_TIMEOUT",
+        hide_env_values = true,
+        global = true
+    )]
+    pub s3_read_timeout: Option<String>,
+
+    /// Longest one S3 request may take, its retries included (three tries; an object read
+    /// whole or streamed: plus its size at 128 KiB/s). Default: 5m.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "PVEDR_S3_TIMEOUT",
+        hide_env_values = true,
+        global = true
+    )]
+    pub s3_timeout: Option<String>,
+}
+
+impl S3Conn {
+    /// The endpoint from the flags, the environment, else a backend block's values.
+    pub fn endpoint_with(
+        &self,
+        backend_url: Option<&str>,
+        backend_region: Option<&str>,
+    ) -> Result<Endpoint> {
+        let mut ep = Endpoint::resolve(
+            self.endpoint.as_deref(),
+            self.region.as_deref(),
+            backend_url,
+            backend_region,
+        )?;
+        ep.timeouts = self.timeouts()?;
+        Ok(ep)
+    }
+
+    /// [`S3Conn::endpoint_with`] without a backend block.
+    pub fn endpoint(&self) -> Result<Endpoint> {
+        self.endpoint_with(None, None)
+    }
+
+    pub fn timeouts(&self) -> Result<Timeouts> {
+        let d = Timeouts::default();
+        Ok(Timeouts {
+            connect: duration("--s3-connect-timeout", &self.s3_connect_timeout, d.connect)?,
+            read: duration("--s3-read-timeout", &self.s3_read_timeout, d.read)?,
+            operation: duration("--s3-timeout", &self.s3_timeout, d.operation)?,
+        })
+    }
+}
+
+/// A timeout flag: 1s to 1d (0 would mean no bound at all).
+fn duration(flag: &str, v: &Option<String>, default: Duration) -> Result<Duration> {
+    let Some(v) = v else { return Ok(default) };
+    let secs = crate::time::parse_duration(v).map_err(|e| Error::usage(format!("{flag}: {e}")))?;
+    if (1..=86_400).contains(&secs) {
+        Ok(Duration::from_secs(secs))
+    } else {
+        Err(Error::usage(format!("{flag} must be 1s to 1d")))
+    }
+}
 
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "S3")]
@@ -24,14 +117,8 @@ pub struct S3Args {
     #[arg(long, value_name = "DIR", global = true)]
     pub backend_config: Option<PathBuf>,
 
-    /// S3 endpoint URL (MinIO, Garage, SeaweedFS, Ceph RGW, …). Default:
-    /// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the backend block's, else AWS.
-    #[arg(long, value_name = "URL", global = true)]
-    pub endpoint: Option<String>,
-
-    /// S3 region. Default: AWS_REGION, AWS_DEFAULT_REGION, the backend block's, else us-east-1.
-    #[arg(long, value_name = "REGION", global = true)]
-    pub region: Option<String>,
+    #[command(flatten)]
+    pub conn: S3Conn,
 }
 
 /// An environment name as it may appear in a bucket name (`tfstate-E` must be a valid one).
@@ -49,12 +136,8 @@ impl S3Args {
     }
 
     pub fn endpoint_with(&self, b: &Backend) -> Result<Endpoint> {
-        Endpoint::resolve(
-            self.endpoint.as_deref(),
-            self.region.as_deref(),
-            b.endpoint.as_deref(),
-            b.region.as_deref(),
-        )
+        self.conn
+            .endpoint_with(b.endpoint.as_deref(), b.region.as_deref())
     }
 
     /// The bucket of environment `env` (or of `--bucket`, or of the backend block).
@@ -113,5 +196,23 @@ mod tests {
         );
         assert!(check_env("").is_err());
         assert!(check_env("Prod;x").is_err());
+    }
+
+    #[test]
+    fn timeouts_from_flags() {
+        let c = S3Conn {
+            s3_read_timeout: Some("2s".into()),
+            ..Default::default()
+        };
+        let t = c.timeouts().expect("timeouts");
+        assert_eq!(t.read, Duration::from_secs(2));
+        assert_eq!(t.connect, Timeouts::default().connect);
+        for bad in ["0s", "x", "2d"] {
+            let c = S3Conn {
+                s3_timeout: Some(bad.into()),
+                ..Default::default()
+            };
+            assert!(c.timeouts().is_err(), "{bad}");
+        }
     }
 }

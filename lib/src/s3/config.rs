@@ -3,14 +3,62 @@
 //! environment or a credentials file (never a flag), never printed.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 
 use crate::error::{Error, Result};
 
-/// An S3 endpoint (`None`: AWS itself) and region.
+/// An S3 endpoint (`None`: AWS itself), region, and how long S3 may take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub url: Option<String>,
     pub region: String,
+    pub timeouts: Timeouts,
+}
+
+/// How long an S3 server may take, so that one that accepts a request and never answers
+/// cannot hold a tool: `connect` (TCP and TLS), `read` (from a request sent to its answer,
+/// and between two chunks of a body read), `operation` (a whole request with the SDK's
+/// retries). A request with a body gets also the time to send it at [`MIN_RATE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub read: Duration,
+    pub operation: Duration,
+}
+
+/// The slowest link a body is sent or read over before its request times out (1 Mbit/s).
+pub const MIN_RATE: u64 = 128 * 1024;
+
+/// Tries of one request by the SDK (the first and two retries).
+pub const ATTEMPTS: u32 = 3;
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            read: Duration::from_secs(60),
+            operation: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The time to move `bytes` at [`MIN_RATE`].
+    pub fn body(bytes: u64) -> Duration {
+        Duration::from_secs(bytes / MIN_RATE)
+    }
+
+    /// The SDK's timeouts for a request with a body of `bytes` (0: none).
+    pub(crate) fn sdk(&self, bytes: u64) -> TimeoutConfig {
+        let body = Timeouts::body(bytes);
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .read_timeout(self.read + body)
+            .operation_timeout(self.operation + body * ATTEMPTS)
+            .build()
+    }
 }
 
 fn env_var(k: &str) -> Option<String> {
@@ -40,7 +88,12 @@ impl Endpoint {
             .or_else(|| env_var("AWS_DEFAULT_REGION"))
             .or(backend_region.map(String::from))
             .unwrap_or_else(|| "us-east-1".into());
-        Ok(Endpoint { url, region })
+        check_region(&region)?;
+        Ok(Endpoint {
+            url,
+            region,
+            timeouts: Timeouts::default(),
+        })
     }
 
     /// The endpoint as it may be printed: without user:password.
@@ -76,6 +129,49 @@ fn check_url(u: &str) -> Result<()> {
     }
 }
 
+/// A region as S3 servers name them (`us-east-1`, MinIO's or Garage's own word): it goes
+/// into the signature's scope and the `Authorization` header, where a control character
+/// made the SDK's signing panic.
+pub fn check_region(r: &str) -> Result<()> {
+    let ok = (1..=64).contains(&r.len())
+        && r.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "invalid S3 region '{}': letters, digits, '-', '_' and '.' (us-east-1)",
+            r.escape_debug()
+        )))
+    }
+}
+
+/// A value that goes into an HTTP header as it is (a KMS key id): printable ASCII, bounded.
+pub fn check_header_value(what: &str, v: &str) -> Result<()> {
+    if !v.is_empty() && v.len() <= 2048 && v.bytes().all(|c| (0x20..0x7f).contains(&c)) {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "invalid {what} '{}': printable ASCII only",
+            v.escape_debug()
+        )))
+    }
+}
+
+/// The access key and token reach the `Authorization` and `x-amz-security-token` headers,
+/// where a control character made the SDK panic. Refused without printing them.
+fn check_credentials(ak: &str, sk: &str, token: Option<&str>) -> Result<()> {
+    let printable = |v: &str| v.len() <= 4096 && v.bytes().all(|c| (0x21..0x7f).contains(&c));
+    let sk_ok = sk.len() <= 4096 && !sk.chars().any(char::is_control);
+    if printable(ak) && sk_ok && token.is_none_or(printable) {
+        Ok(())
+    } else {
+        Err(Error::usage(
+            "the S3 credentials hold a character an HTTP header cannot carry (a newline, a space?): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or the credentials file",
+        ))
+    }
+}
+
 /// A bucket name S3 accepts ([`crate::validate::bucket_name`]).
 pub fn check_bucket(b: &str) -> Result<()> {
     crate::validate::bucket_name(b).map(|_| ())
@@ -88,7 +184,9 @@ pub fn credentials() -> Result<(String, String, Option<String>)> {
         env_var("AWS_ACCESS_KEY_ID"),
         env_var("AWS_SECRET_ACCESS_KEY"),
     ) {
-        return Ok((a, s, env_var("AWS_SESSION_TOKEN")));
+        let token = env_var("AWS_SESSION_TOKEN");
+        check_credentials(&a, &s, token.as_deref())?;
+        return Ok((a, s, token));
     }
     let profile = env_var("AWS_PROFILE").unwrap_or_else(|| "default".into());
     let file = env_var("AWS_SHARED_CREDENTIALS_FILE")
@@ -96,6 +194,7 @@ pub fn credentials() -> Result<(String, String, Option<String>)> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")));
     if let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) {
         if let Some(c) = profile_credentials(&text, &profile) {
+            check_credentials(&c.0, &c.1, c.2.as_deref())?;
             return Ok(c);
         }
     }
@@ -151,5 +250,19 @@ mod tests {
         assert_eq!(profile_credentials(t, "nope"), None);
         assert!(check_bucket("Bad_Bucket").is_err());
         assert!(check_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn header_values() {
+        assert!(check_region("us-east-1").is_ok());
+        assert!(check_region("garage").is_ok());
+        for bad in ["us\neast", "", "a b", "a/b", "é"] {
+            assert!(check_region(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_credentials("AKIA", "s/k+", Some("t=")).is_ok());
+        assert!(check_credentials("a\nb", "s", None).is_err());
+        assert!(check_credentials("a", "s", Some("t\r")).is_err());
+        assert!(check_header_value("KMS key id", "arn:aws:kms:x").is_ok());
+        assert!(check_header_value("KMS key id", "a\nb").is_err());
     }
 }

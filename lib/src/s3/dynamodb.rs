@@ -23,7 +23,8 @@ impl Bucket {
             ))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
                 ak, sk, token, None, "pvedr",
-            ));
+            ))
+            .timeout_config(self.endpoint.timeouts.sdk(0));
         if let Some(ep) = endpoint {
             conf = conf.endpoint_url(ep);
         }

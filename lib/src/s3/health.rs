@@ -252,6 +252,7 @@ impl Bucket {
     pub fn list_buckets(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
+        let mut pages = super::Pages::new("listing buckets".into());
         loop {
             let req = self
                 .client
@@ -274,8 +275,9 @@ impl Bucket {
                     .filter_map(|b| b.name().map(String::from)),
             );
             token = r.continuation_token().map(String::from);
-            if token.is_none() || out.len() > 100_000 {
-                break;
+            match &token {
+                Some(t) => pages.next(t, out.len())?,
+                None => break,
             }
         }
         Ok(out)

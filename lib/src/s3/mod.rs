@@ -13,8 +13,11 @@ mod lifecycle;
 mod multipart;
 mod options;
 
-pub use args::S3Args;
-pub use config::{Endpoint, check_bucket, credentials, printable_url};
+pub use args::{S3Args, S3Conn};
+pub use config::{
+    ATTEMPTS, Endpoint, MIN_RATE, Timeouts, check_bucket, check_header_value, check_region,
+    credentials, printable_url,
+};
 pub use lifecycle::NONCURRENT_RULE_ID;
 pub use multipart::{MAX_PART, MIN_PART, MultipartUpload, Part, Upload};
 pub use options::{Lock, LockMode, Sse, WriteOptions};
@@ -22,6 +25,7 @@ pub use options::{Lock, LockMode, Sse, WriteOptions};
 use std::io::Write;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
@@ -83,10 +87,11 @@ pub(crate) fn explain<E: ProvideErrorMetadata, R: HasStatus>(
             s.err().code().map(String::from),
             s.err().message().unwrap_or("(no message)").to_string(),
         ),
-        SdkError::TimeoutError(_) => (None, "timed out".into()),
-        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => {
-            (None, "cannot reach the S3 endpoint".into())
+        SdkError::TimeoutError(_) => return Error::S3Timeout { what: what.into() },
+        SdkError::DispatchFailure(d) if d.is_timeout() => {
+            return Error::S3Timeout { what: what.into() };
         }
+        SdkError::DispatchFailure(d) if d.is_io() => (None, "cannot reach the S3 endpoint".into()),
         SdkError::DispatchFailure(_) => (
             None,
             "request failed before it reached the S3 server".into(),
@@ -150,6 +155,8 @@ impl Bucket {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(endpoint.region.clone()))
             .credentials_provider(Credentials::new(ak, sk, token, None, "pvedr"))
+            .timeout_config(endpoint.timeouts.sdk(0))
+            .retry_config(RetryConfig::standard().with_max_attempts(ATTEMPTS))
             .force_path_style(true)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
@@ -174,6 +181,29 @@ impl Bucket {
 
     fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.name)
+    }
+
+    /// Waits for a request, or for SIGINT/SIGTERM (`Err(Interrupted)`, the request
+    /// dropped): a part need not wait out a server that does not answer before its upload
+    /// is aborted.
+    pub(crate) fn until_interrupted<F: std::future::Future>(&self, f: F) -> Result<F::Output> {
+        self.rt.block_on(async {
+            let mut f = std::pin::pin!(f);
+            loop {
+                let tick = tokio::time::timeout(std::time::Duration::from_millis(100), f.as_mut());
+                match tick.await {
+                    Ok(v) => return Ok(v),
+                    Err(_) if crate::interrupt::requested() => return Err(Error::Interrupted),
+                    Err(_) => {}
+                }
+            }
+        })
+    }
+
+    /// The client's settings for a request that sends a body of `bytes`: its timeouts
+    /// grow by the time to send it at [`MIN_RATE`].
+    pub(crate) fn with_body(&self, bytes: usize) -> aws_sdk_s3::config::Builder {
+        aws_sdk_s3::config::Builder::new().timeout_config(self.endpoint.timeouts.sdk(bytes as u64))
     }
 
     /// Whether the bucket exists and the credentials may use it.
@@ -265,6 +295,7 @@ impl Bucket {
     pub fn versions(&self, prefix: &str, exact: bool) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         let (mut km, mut vm): (Option<String>, Option<String>) = (None, None);
+        let mut pages = Pages::new(format!("listing versions of {}", self.url(prefix)));
         loop {
             let r = self
                 .rt
@@ -315,6 +346,7 @@ impl Bucket {
             if r.is_truncated() != Some(true) || (km.is_none() && vm.is_none()) {
                 break;
             }
+            pages.next(&format!("{km:?} {vm:?}"), out.len())?;
         }
         // The SDK separates versions from markers: per key the latest first, then by time
         // (servers may round times to the second, so the latest flag decides ties at the top).
@@ -331,6 +363,7 @@ impl Bucket {
     pub fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
+        let mut pages = Pages::new(format!("listing {}", self.url(prefix)));
         loop {
             let r = self
                 .rt
@@ -348,8 +381,9 @@ impl Bucket {
                 out.push((o.key().unwrap_or_default().to_string(), size));
             }
             token = r.next_continuation_token().map(String::from);
-            if r.is_truncated() != Some(true) || token.is_none() {
-                break;
+            match &token {
+                Some(t) if r.is_truncated() == Some(true) => pages.next(t, out.len())?,
+                _ => break,
             }
         }
         Ok(out)
@@ -404,14 +438,28 @@ impl Bucket {
                     .send(),
             )
             .map_err(|e| explain(&what(), e))?;
+        // The body is read after the request's own bounds: a silence between chunks longer
+        // than the read timeout, or a body slower than MIN_RATE overall, ends it.
+        let t = self.endpoint.timeouts;
+        let size = r.content_length().and_then(|s| u64::try_from(s).ok());
+        let deadline = std::time::Instant::now() + t.operation + Timeouts::body(size.unwrap_or(0));
         let mut n = 0u64;
         loop {
-            let chunk = self.rt.block_on(r.body.try_next()).map_err(|e| Error::S3 {
-                what: what(),
-                code: None,
-                status: None,
-                message: e.to_string(),
-            })?;
+            let next = self
+                .rt
+                .block_on(async { tokio::time::timeout(t.read, r.body.try_next()).await });
+            let chunk = match next {
+                Err(_) => return Err(Error::S3Timeout { what: what() }),
+                Ok(c) => c.map_err(|e| Error::S3 {
+                    what: what(),
+                    code: None,
+                    status: None,
+                    message: e.to_string(),
+                })?,
+            };
+            if std::time::Instant::now() > deadline {
+                return Err(Error::S3Timeout { what: what() });
+            }
             let Some(chunk) = chunk else { break };
             out.write_all(&chunk).map_err(|e| Error::io(what(), e))?;
             n = n.saturating_add(chunk.len() as u64);
@@ -439,6 +487,7 @@ impl Bucket {
         only_if_absent: bool,
         metadata: &[(&str, &str)],
     ) -> Result<Option<String>> {
+        let conf = self.with_body(body.len());
         let mut req = self
             .client
             .put_object()
@@ -451,7 +500,10 @@ impl Bucket {
         if only_if_absent {
             req = req.if_none_match("*");
         }
-        match self.rt.block_on(req.send()) {
+        match self
+            .rt
+            .block_on(req.customize().config_override(conf).send())
+        {
             Ok(r) => Ok(Some(r.version_id().unwrap_or("null").to_string())),
             Err(e)
                 if only_if_absent
@@ -496,6 +548,48 @@ impl Bucket {
             )
             .map(|r| r.version_id().unwrap_or("null").to_string())
             .map_err(|e| explain(&format!("copying {} to {to}", self.url(from)), e))
+    }
+}
+
+/// The largest listing read (entries): about 500,000 offsite copies, or a key's versions.
+pub const MAX_LISTED: usize = 2_000_000;
+
+/// The pages of one listing: a continuation token seen before (a server saying IsTruncated
+/// with the same token forever) or more than [`MAX_LISTED`] entries end it with an error.
+struct Pages {
+    what: String,
+    seen: std::collections::HashSet<String>,
+}
+
+impl Pages {
+    fn new(what: String) -> Pages {
+        Pages {
+            what,
+            seen: Default::default(),
+        }
+    }
+
+    /// Accepts the next page's token, or says why the listing cannot go on.
+    fn next(&mut self, token: &str, listed: usize) -> Result<()> {
+        // An empty page with a new token each time is bounded by the page count.
+        if listed > MAX_LISTED || self.seen.len() > MAX_LISTED / 100 {
+            return Err(Error::Refused(format!(
+                "{}: more than {MAX_LISTED} entries; list a narrower prefix",
+                self.what
+            )));
+        }
+        if !self.seen.insert(token.to_string()) {
+            return Err(Error::S3 {
+                what: self.what.clone(),
+                code: None,
+                status: None,
+                message: format!(
+                    "the server gave a continuation token it gave before ('{}'): the listing would never end",
+                    token.chars().take(80).collect::<String>().escape_debug()
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -556,6 +650,18 @@ mod tests {
     #[test]
     fn copy_source_is_encoded() {
         assert_eq!(urlencode_key("a b/c+d.tfstate"), "a%20b/c%2Bd.tfstate");
+    }
+
+    #[test]
+    fn a_repeated_token_ends_a_listing() {
+        let mut p = Pages::new("listing".into());
+        assert!(p.next("a", 1000).is_ok());
+        assert!(p.next("b", 2000).is_ok());
+        assert!(matches!(p.next("a", 3000), Err(Error::S3 { .. })));
+        assert!(matches!(
+            p.next("c", MAX_LISTED + 1),
+            Err(Error::Refused(_))
+        ));
     }
 
     #[test]

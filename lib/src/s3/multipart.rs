@@ -10,6 +10,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use super::{Bucket, explain};
 use crate::error::{Error, Result};
 use crate::retry::Retry;
+use crate::shell::quote;
 
 /// S3's bounds: parts of 5 MiB (but the last) to 5 GiB, at most 10,000 of them.
 pub const MIN_PART: usize = 5 * 1024 * 1024;
@@ -76,18 +77,20 @@ impl Bucket {
         number: i32,
         body: Vec<u8>,
     ) -> Result<Part> {
+        let conf = self.with_body(body.len());
+        let req = self
+            .client
+            .upload_part()
+            .bucket(&self.name)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(body))
+            .customize()
+            .config_override(conf)
+            .send();
         let r = self
-            .rt
-            .block_on(
-                self.client
-                    .upload_part()
-                    .bucket(&self.name)
-                    .key(key)
-                    .upload_id(upload_id)
-                    .part_number(number)
-                    .body(ByteStream::from(body))
-                    .send(),
-            )
+            .until_interrupted(req)?
             .map_err(|e| explain(&format!("uploading part {number} of {}", self.url(key)), e))?;
         Ok(Part {
             number,
@@ -136,6 +139,33 @@ impl Bucket {
             )
             .map(|_| ())
             .map_err(|e| explain(&format!("aborting the upload of {}", self.url(key)), e))
+    }
+
+    /// `aws s3api abort-multipart-upload …` to paste, every value quoted, the endpoint
+    /// without credentials.
+    pub fn abort_command(&self, key: &str, upload_id: &str) -> String {
+        let ep = self
+            .endpoint
+            .printable()
+            .map(|e| format!(" --endpoint-url {}", quote(&e)))
+            .unwrap_or_default();
+        format!(
+            "aws s3api abort-multipart-upload{ep} --bucket {} --key {} --upload-id {}",
+            quote(&self.name),
+            quote(key),
+            quote(upload_id)
+        )
+    }
+
+    /// Aborts an upload, best effort: when S3 refuses or does not answer, says so with the
+    /// command that finishes the job (an open upload keeps its parts, and their storage).
+    pub fn abort_or_say(&self, key: &str, upload_id: &str) {
+        if let Err(e) = self.abort_multipart(key, upload_id) {
+            crate::msg::warn(format!(
+                "{e}; the unfinished upload keeps its parts until it is aborted: {}",
+                self.abort_command(key, upload_id)
+            ));
+        }
     }
 
     /// Uploads not completed nor aborted under `prefix` (one page: enough to clean up).
@@ -266,7 +296,7 @@ impl<'a> MultipartUpload<'a> {
         match self.bucket.complete_multipart(&self.key, &id, &self.parts) {
             Ok(v) => Ok((v, self.bytes)),
             Err(e) => {
-                let _ = self.bucket.abort_multipart(&self.key, &id);
+                self.bucket.abort_or_say(&self.key, &id);
                 Err(e)
             }
         }
@@ -301,7 +331,7 @@ impl Write for MultipartUpload<'_> {
 impl Drop for MultipartUpload<'_> {
     fn drop(&mut self) {
         if let Some(id) = self.upload_id.take() {
-            let _ = self.bucket.abort_multipart(&self.key, &id);
+            self.bucket.abort_or_say(&self.key, &id);
         }
     }
 }

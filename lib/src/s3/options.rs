@@ -76,6 +76,7 @@ impl Bucket {
     pub fn put_opts(&self, key: &str, body: Vec<u8>, opts: &WriteOptions) -> Result<String> {
         let (sse, kms) = opts.sse();
         let (mode, until) = opts.lock();
+        let conf = self.with_body(body.len());
         let req = self
             .client
             .put_object()
@@ -93,7 +94,7 @@ impl Bucket {
                     .then_some(aws_sdk_s3::types::ChecksumAlgorithm::Sha256),
             );
         self.rt
-            .block_on(req.send())
+            .block_on(req.customize().config_override(conf).send())
             .map(|r| r.version_id().unwrap_or("null").to_string())
             .map_err(|e| explain(&format!("writing {}", self.url(key)), e))
     }

@@ -12,6 +12,7 @@ fn bucket(moto: &Moto, name: &str) -> Bucket {
     let ep = Endpoint {
         url: Some(moto.endpoint()),
         region: "us-east-1".into(),
+        timeouts: Default::default(),
     };
     let secret = Secret {
         ak: "test".into(),

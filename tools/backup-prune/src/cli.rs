@@ -33,9 +33,12 @@ SAFETY:
   `pvesh delete /nodes/<node>/storage/<storage>/content/<volid>`; a failure does not stop
   the others. Afterwards the storages are listed once more to prove each deletion.
   Offsite copies (records of `backup-sync ls`, with url=s3://BUCKET/KEY) are deleted on S3,
-  not through a node: every version of the archive, of its .notes and .log and, last, of
-  its manifest; a copy under S3 Object Lock is skipped with the date it frees, and the
-  others go on. S3 credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials.
+  not through a node: every version of the archive, of its .notes and .log (named from the
+  archive's own name, as Proxmox names them; never what its manifest lists) and, last, of
+  its manifest. A key that a copy not marked remove owns is never deleted. A copy under S3
+  Object Lock is skipped with the date it frees, and the others go on. S3 credentials:
+  AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials; S3 timeouts: see the S3
+  flags (defaults 10s to connect, 1m for an answer, 5m a request).
 
 EXIT STATUS:
   0    success (with --apply: every deletion done or skipped as unsafe)
@@ -106,14 +109,9 @@ pub struct Cli {
     #[arg(long, value_name = "NODE", help_heading = "Apply")]
     pub node: Option<String>,
 
-    /// S3 endpoint URL for offsite copies (records with `url` = s3://…, from backup-sync
-    /// ls). Default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS.
-    #[arg(long, value_name = "URL", help_heading = "Offsite")]
-    pub endpoint: Option<String>,
-
-    /// S3 region for offsite copies. Default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1.
-    #[arg(long, value_name = "REGION", help_heading = "Offsite")]
-    pub region: Option<String>,
+    /// Where offsite copies (records with `url` = s3://…, from backup-sync ls) are deleted.
+    #[command(flatten)]
+    pub s3: pvedr::s3::S3Conn,
 
     #[command(flatten)]
     pub connect: ConnectArgs,

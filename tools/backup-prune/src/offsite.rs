@@ -1,9 +1,11 @@
 //! `--apply` on offsite copies (`backup-sync ls` records, with `url` = `s3://BUCKET/KEY`):
 //! every version of the archive, its side files and, last, its manifest are deleted, so a
-//! copy half deleted is still listed and a rerun finishes it. A copy under S3 Object Lock
-//! is reported with the date it frees and kept; the others go on.
+//! copy half deleted is still listed and a rerun finishes it. The keys are derived from the
+//! archive's own name, never read from its manifest, and a key a kept copy owns is never
+//! deleted. A copy under S3 Object Lock is reported with the date it frees and kept; the
+//! others go on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use pvedr::error::{Error, Result};
@@ -13,9 +15,6 @@ use pvedr::s3::{Bucket, Endpoint};
 
 use crate::apply::Report;
 use crate::cli::Cli;
-
-/// Manifests are small; see backup-sync.
-const MAX_MANIFEST: u64 = 1024 * 1024;
 
 /// The offsite location of a record, if it is an offsite copy.
 pub fn url_of(b: &Backup) -> Option<&str> {
@@ -43,6 +42,44 @@ fn parse_url(u: &str) -> std::result::Result<(String, String), String> {
     Ok((bucket.into(), key.into()))
 }
 
+/// The keys a copy owns, named as Proxmox names an archive's auxiliaries (pve-storage
+/// `PVE::Storage::archive_info`, `archive_auxiliaries_remove`): `<archive>.notes` and
+/// `<stem>.log` beside it, the archive, and the manifest last. What the manifest lists is
+/// not read: a hostile one named the newest copy's archive as its side file.
+fn own_keys(key: &str) -> std::result::Result<Vec<String>, String> {
+    let (dir, name) = key.rsplit_once('/').ok_or("no directory in the key")?;
+    let a = pvedr::archive::parse(name)
+        .filter(|a| a.is_std_name())
+        .ok_or("not a standard vzdump archive name")?;
+    Ok(vec![
+        format!("{dir}/{name}.notes"),
+        format!("{dir}/{}.log", a.stem),
+        key.to_string(),
+        format!("{key}.manifest.json"),
+    ])
+}
+
+/// `s3://BUCKET/KEY` of every key the copies not marked remove own.
+fn kept_keys(records: &[Record]) -> HashSet<String> {
+    let mut kept = HashSet::new();
+    for b in records.iter().filter_map(|r| match r {
+        Record::Backup(b) if !marked_remove(b) => Some(b),
+        _ => None,
+    }) {
+        let Some(Ok((bucket, key))) = url_of(b).map(parse_url) else {
+            continue;
+        };
+        let keys =
+            own_keys(&key).unwrap_or_else(|_| vec![key.clone(), format!("{key}.manifest.json")]);
+        kept.extend(keys.into_iter().map(|k| format!("s3://{bucket}/{k}")));
+    }
+    kept
+}
+
+fn marked_remove(b: &Backup) -> bool {
+    b.extra.get("mark").and_then(|m| m.as_str()) == Some("remove")
+}
+
 fn step(volid: &str, status: &str, message: impl Into<String>, started: Option<Instant>) -> Step {
     Step::new("delete", volid, status, message, started)
 }
@@ -55,12 +92,13 @@ pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> 
             Record::Backup(b) if url_of(b).is_some() => Some(b),
             _ => None,
         })
-        .filter(|b| b.extra.get("mark").and_then(|m| m.as_str()) == Some("remove"))
+        .filter(|b| marked_remove(b))
         .collect();
     if targets.is_empty() {
         return Ok(report);
     }
-    let endpoint = Endpoint::resolve(cli.endpoint.as_deref(), cli.region.as_deref(), None, None)?;
+    let kept = kept_keys(records);
+    let endpoint = cli.s3.endpoint()?;
     let mut buckets: HashMap<String, Bucket> = HashMap::new();
     pvedr::interrupt::install();
     let total = targets.len();
@@ -76,7 +114,7 @@ pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> 
         } else if b.protected {
             step(&b.volid, "skipped", "protected", None)
         } else {
-            delete_copy(&endpoint, &mut buckets, b)
+            delete_copy(&endpoint, &mut buckets, &kept, b)
         };
         pvedr::msg::say(format!(
             "[{}/{total}] {} {}: {}",
@@ -95,12 +133,31 @@ pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> 
     Ok(report)
 }
 
-fn delete_copy(endpoint: &Endpoint, buckets: &mut HashMap<String, Bucket>, b: &Backup) -> Step {
+fn delete_copy(
+    endpoint: &Endpoint,
+    buckets: &mut HashMap<String, Bucket>,
+    kept: &HashSet<String>,
+    b: &Backup,
+) -> Step {
     let started = Instant::now();
     let (bucket, key) = match parse_url(url_of(b).unwrap_or("")) {
         Ok(v) => v,
         Err(e) => return step(&b.volid, "failed", e, None),
     };
+    let keys = match own_keys(&key) {
+        Ok(k) => k,
+        Err(e) => return step(&b.volid, "failed", e, None),
+    };
+    let is_kept = |k: &String| kept.contains(&format!("s3://{bucket}/{k}"));
+    if is_kept(&key) {
+        return step(
+            &b.volid,
+            "skipped",
+            "a copy marked keep has this key: kept",
+            None,
+        );
+    }
+    let keys: Vec<String> = keys.into_iter().filter(|k| !is_kept(k)).collect();
     if !buckets.contains_key(&bucket) {
         match Bucket::connect(endpoint, &bucket) {
             Ok(c) => {
@@ -112,7 +169,7 @@ fn delete_copy(endpoint: &Endpoint, buckets: &mut HashMap<String, Bucket>, b: &B
     let Some(s3) = buckets.get(&bucket) else {
         return step(&b.volid, "failed", "no client", None);
     };
-    match delete_objects(s3, &key) {
+    match delete_objects(s3, &keys) {
         Ok(None) => step(&b.volid, "skipped", "already gone offsite", Some(started)),
         Ok(Some(n)) => step(
             &b.volid,
@@ -125,37 +182,18 @@ fn delete_copy(endpoint: &Endpoint, buckets: &mut HashMap<String, Bucket>, b: &B
     }
 }
 
-/// The copy's keys: side files (from the manifest), the archive, the manifest last.
-fn keys_of(s3: &Bucket, key: &str) -> Result<Option<Vec<String>>> {
-    let mk = format!("{key}.manifest.json");
-    if s3.head_object(&mk)?.is_none() {
-        return Ok(None);
-    }
-    let m: serde_json::Value = serde_json::from_slice(&s3.get(&mk, None, MAX_MANIFEST)?)
-        .map_err(|e| Error::Other(format!("s3://{}/{mk}: not a manifest: {e}", s3.name)))?;
-    let dir = key.rsplit_once('/').map_or("", |(d, _)| d);
-    let mut keys: Vec<String> = m["side_files"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f["key"].as_str())
-        // Only keys beside the archive: a manifest cannot send us to delete elsewhere.
-        .filter(|k| k.rsplit_once('/').map_or("", |(d, _)| d) == dir)
-        .map(String::from)
-        .collect();
-    keys.push(key.into());
-    keys.push(mk);
-    Ok(Some(keys))
-}
-
-/// Deletes every version of the copy's objects; `Ok(None)` when it is gone already,
-/// `Err(Refused)` when Object Lock keeps a version (nothing is deleted then).
-fn delete_objects(s3: &Bucket, key: &str) -> Result<Option<usize>> {
-    let Some(keys) = keys_of(s3, key)? else {
+/// Deletes every version of the copy's objects (`keys`, the manifest last); `Ok(None)`
+/// when its manifest is gone already, `Err(Refused)` when Object Lock keeps a version
+/// (nothing is deleted then).
+fn delete_objects(s3: &Bucket, keys: &[String]) -> Result<Option<usize>> {
+    let Some(mk) = keys.last().filter(|k| k.ends_with(".manifest.json")) else {
         return Ok(None);
     };
+    if s3.head_object(mk)?.is_none() {
+        return Ok(None);
+    }
     let mut versions = Vec::new();
-    for k in &keys {
+    for k in keys {
         versions.extend(s3.versions(k, true)?);
     }
     let now = pvedr::time::now();
@@ -179,7 +217,7 @@ fn delete_objects(s3: &Bucket, key: &str) -> Result<Option<usize>> {
         }
     }
     // The proof: nothing current is left.
-    for k in &keys {
+    for k in keys {
         if s3.head_object(k)?.is_some() {
             return Err(Error::Other(format!(
                 "s3://{}/{k} is still there after the delete",
@@ -188,4 +226,25 @@ fn delete_objects(s3: &Bucket, key: &str) -> Result<Option<usize>> {
         }
     }
     Ok(Some(versions.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_owns_the_keys_its_name_gives() {
+        let k = "pve/pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst";
+        assert_eq!(
+            own_keys(k).expect("keys"),
+            [
+                format!("{k}.notes"),
+                "pve/pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.log".into(),
+                k.to_string(),
+                format!("{k}.manifest.json"),
+            ]
+        );
+        assert!(own_keys("pve/pve1/100/renamed.vma.zst").is_err());
+        assert!(own_keys("vzdump-qemu-100-2024_01_15-02_00_02.vma.zst").is_err());
+    }
 }

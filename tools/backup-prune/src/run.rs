@@ -71,6 +71,10 @@ pub fn run(cli: Cli) -> Result<u8> {
     if let Some(n) = &cli.node {
         validate::node(n)?;
     }
+    if cli.apply {
+        // The S3 flags too (a region that cannot be signed), before anything is deleted.
+        cli.s3.endpoint()?;
+    }
     let mut records = jsonl::read_all(&cli.input.files)?;
     let (zone, conn) = node_zone(&cli, zone, &records)?;
     let warnings = plan::mark_records(&mut records, &source, zone).map_err(Error::Other)?;

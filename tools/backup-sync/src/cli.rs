@@ -37,8 +37,8 @@ SAFETY:
   An archive already offsite with the same size and sha256 is skipped (push is idempotent
   and resumes where it stopped); the same name with other contents is refused unless
   --force. Uploads are multipart and streamed (never a local copy): memory stays within
-  a few --part-size per job. An upload that fails or is interrupted (SIGINT/SIGTERM)
-  is aborted, so no half object is left. pull writes beside the target and renames only
+  a few --part-size per job. An upload that fails, times out or is interrupted
+  (SIGINT/SIGTERM) is aborted, so no half object is left. pull writes beside the target and renames only
   after the sha256 matches the manifest; an existing different file is kept unless --force.
 
 S3:
@@ -46,6 +46,13 @@ S3:
   AWS_REGION, AWS_DEFAULT_REGION, else us-east-1. Credentials: AWS_ACCESS_KEY_ID and
   AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), else the profile AWS_PROFILE of
   ~/.aws/credentials; never printed.
+  Timeouts: a connection 10s (--s3-connect-timeout, PVEDR_S3_CONNECT_TIMEOUT), an
+  answer or a pause in an object read 1m (--s3-read-timeout, PVEDR_S3_READ_TIMEOUT), one
+  request with its three tries 5m (--s3-timeout, PVEDR_S3_TIMEOUT); a body sent or read
+  gets also its size at 128 KiB/s. A listing whose server repeats a continuation token
+  is an error, not an endless loop.
+  An upload that S3 does not let us abort (it stopped answering) is named on stderr with
+  the `aws s3api abort-multipart-upload` command that aborts it.
 
 EXIT STATUS:
   0    success (every archive copied or skipped as already there)
@@ -62,14 +69,8 @@ EXIT STATUS:
 #[derive(Parser, Debug)]
 #[command(name = "backup-sync", version, after_long_help = AFTER)]
 pub struct Cli {
-    /// S3 endpoint URL (MinIO, Garage, Ceph RGW, …). Default: AWS_ENDPOINT_URL_S3,
-    /// AWS_ENDPOINT_URL, else AWS.
-    #[arg(long, value_name = "URL", global = true, help_heading = "S3")]
-    pub endpoint: Option<String>,
-
-    /// S3 region. Default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1.
-    #[arg(long, value_name = "REGION", global = true, help_heading = "S3")]
-    pub region: Option<String>,
+    #[command(flatten)]
+    pub s3: pvedr::s3::S3Conn,
 
     #[command(flatten)]
     pub output: OutputArgs,

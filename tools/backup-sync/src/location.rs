@@ -89,7 +89,7 @@ pub fn parse_volid(volid: &str) -> Result<(String, String)> {
 }
 
 pub fn endpoint(cli: &Cli) -> Result<Endpoint> {
-    Endpoint::resolve(cli.endpoint.as_deref(), cli.region.as_deref(), None, None)
+    cli.s3.endpoint()
 }
 
 #[cfg(test)]

@@ -55,6 +55,9 @@ pub fn plan(a: &PushArgs, endpoint: Endpoint) -> Result<Plan> {
     if let Some(s) = &a.storage {
         pvedr::validate::storage_id(s)?;
     }
+    if let Some(k) = &a.sse_kms_key_id {
+        pvedr::s3::check_header_value("--sse-kms-key-id", k)?;
+    }
     let sse = a.sse.map(|s| match s {
         SseArg::Aes256 => Sse::Aes256,
         SseArg::Kms => Sse::Kms(a.sse_kms_key_id.clone()),

@@ -50,6 +50,11 @@ S3:
   (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) or the profile AWS_PROFILE
   of ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE); never a flag, never printed.
   Terraform gets the same environment.
+  Timeouts: a connection 10s (--s3-connect-timeout, PVEDR_S3_CONNECT_TIMEOUT), an
+  answer or a pause in an object read 1m (--s3-read-timeout, PVEDR_S3_READ_TIMEOUT), one
+  request with its three tries 5m (--s3-timeout, PVEDR_S3_TIMEOUT); a body sent or read
+  gets also its size at 128 KiB/s. A listing whose server repeats a continuation token
+  is an error, not an endless loop.
 
 EXIT STATUS:
   0    success: the store is healthy, the buckets are versioned, the states are there (a
@@ -68,14 +73,8 @@ EXIT STATUS:
 #[derive(Parser, Debug)]
 #[command(name = "minio-rebuild", version, after_long_help = AFTER)]
 pub struct Cli {
-    /// S3 endpoint URL (MinIO, Garage, Ceph RGW, …). Default: AWS_ENDPOINT_URL_S3,
-    /// AWS_ENDPOINT_URL, else AWS.
-    #[arg(long, value_name = "URL", help_heading = "S3")]
-    pub endpoint: Option<String>,
-
-    /// S3 region. Default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1.
-    #[arg(long, value_name = "REGION", help_heading = "S3")]
-    pub region: Option<String>,
+    #[command(flatten)]
+    pub s3: pvedr::s3::S3Conn,
 
     /// Environment E: bucket tfstate-E (repeatable).
     #[arg(long, value_name = "E", help_heading = "S3")]

@@ -129,7 +129,7 @@ fn check_flags(cli: &Cli) -> Result<()> {
 
 fn context(cli: &Cli) -> Result<Ctx<'_>> {
     check_flags(cli)?;
-    let endpoint = Endpoint::resolve(cli.endpoint.as_deref(), cli.region.as_deref(), None, None)?;
+    let endpoint = cli.s3.endpoint()?;
     if cli.minio && endpoint.url.is_none() {
         return Err(Error::usage(
             "--minio needs an endpoint (--endpoint or AWS_ENDPOINT_URL)",

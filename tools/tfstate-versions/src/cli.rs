@@ -33,6 +33,11 @@ S3:
   backend's region, else us-east-1. Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
   (AWS_SESSION_TOKEN), else the profile AWS_PROFILE (default `default`) of
   ~/.aws/credentials. Path-style addressing; request checksums only when required.
+  Timeouts: a connection 10s (--s3-connect-timeout, PVEDR_S3_CONNECT_TIMEOUT), an
+  answer or a pause in an object read 1m (--s3-read-timeout, PVEDR_S3_READ_TIMEOUT), one
+  request with its three tries 5m (--s3-timeout, PVEDR_S3_TIMEOUT); a body sent or read
+  gets also its size at 128 KiB/s. A listing whose server repeats a continuation token
+  is an error, not an endless loop.
 
 EXIT STATUS:
   0    success

@@ -66,7 +66,10 @@ mod tests {
     #[test]
     fn env_shorthand() {
         let a = S3Args {
-            endpoint: Some("http://x".into()),
+            conn: pvedr::s3::S3Conn {
+                endpoint: Some("http://x".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let t = StateLocation::resolve(&a, Some("lab"), None, None).expect("t");

@@ -79,3 +79,83 @@ fn offsite_prune_deletes_exactly_the_remove_set() {
         .collect();
     assert_eq!(left, kept);
 }
+
+/// Versions of every key under the prefix: key → version ids.
+fn versions(moto: &pvedr_testkit::s3::Moto) -> std::collections::BTreeMap<String, Vec<String>> {
+    let out = moto.boto(
+        "offsite",
+        "r = s3.list_object_versions(Bucket=B)\nv = {}\nfor x in r.get('Versions', []): v.setdefault(x['Key'], []).append(x['VersionId'])\nprint(json.dumps(v))",
+    );
+    serde_json::from_str(&out).expect("versions")
+}
+
+/// A copy marked remove whose manifest names the kept copy's archive, manifest and notes as
+/// its side files: the prune deletes only what the removed archive's own name gives, and
+/// every version of the kept copy stays.
+#[test]
+fn a_hostile_manifest_cannot_delete_a_kept_copy() {
+    let moto = pvedr_testkit::s3::Moto::start();
+    moto.create_versioned_bucket("offsite");
+    moto.boto(
+        "offsite",
+        r#"
+old = "pve/pve1/100/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst"
+new = "pve/pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst"
+def manifest(key, ctime, side):
+    name = key.rsplit("/", 1)[1]
+    return json.dumps({"manifest": 1, "archive": name, "key": key, "size": 3, "sha256": "0" * 64,
+        "node": "pve1", "storage": "local", "vmid": 100, "subtype": "qemu", "format": "vma.zst",
+        "ctime": ctime, "source_volid": "local:backup/" + name, "pushed": "2024-01-15T03:00:00Z",
+        "side_files": side}).encode()
+for body in [b"one", b"two"]:
+    s3.put_object(Bucket=B, Key=new, Body=body)
+s3.put_object(Bucket=B, Key=new + ".notes", Body=b"web01")
+s3.put_object(Bucket=B, Key=new.replace(".vma.zst", ".log"), Body=b"log")
+s3.put_object(Bucket=B, Key=new + ".manifest.json", Body=manifest(new, 1705284002, []))
+s3.put_object(Bucket=B, Key=old, Body=b"old")
+s3.put_object(Bucket=B, Key=old + ".notes", Body=b"old notes")
+hostile = [{"name": n, "key": k, "size": 3, "sha256": "0" * 64}
+           for n, k in [("a.notes", new), ("b.notes", new + ".manifest.json"), ("c.notes", new + ".notes")]]
+s3.put_object(Bucket=B, Key=old + ".manifest.json", Body=manifest(old, 1705197602, hostile))
+"#,
+    );
+    let before = versions(&moto);
+    let tool = |name: &str| {
+        let mut c = pvedr_testkit::bin(name);
+        c.envs(pvedr_testkit::s3::s3_env())
+            .env("AWS_ENDPOINT_URL", moto.endpoint());
+        c
+    };
+    let ls = run_ok(tool("backup-sync").args(["ls", "--from", TO])).stdout;
+    let out = run_ok(
+        tool("backup-prune")
+            .args(["--keep-last", "1", "--apply"])
+            .env("TZ", "UTC")
+            .write_stdin(ls),
+    );
+    let recs = pvedr_testkit::json_lines(&out.stdout);
+    assert_eq!(marked(&recs, "remove").len(), 1, "{recs:?}");
+    let after = versions(&moto);
+    let new = "pve/pve1/100/vzdump-qemu-100-2024_01_15-02_00_02";
+    for k in [
+        format!("{new}.vma.zst"),
+        format!("{new}.vma.zst.notes"),
+        format!("{new}.log"),
+        format!("{new}.vma.zst.manifest.json"),
+    ] {
+        assert_eq!(
+            after.get(&k),
+            before.get(&k),
+            "every version of {k} is kept"
+        );
+    }
+    assert_eq!(before[&format!("{new}.vma.zst")].len(), 2);
+    let old = "pve/pve1/100/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
+    for k in [
+        old.to_string(),
+        format!("{old}.notes"),
+        format!("{old}.manifest.json"),
+    ] {
+        assert!(!after.contains_key(&k), "{k} is deleted: {after:?}");
+    }
+}
