@@ -806,3 +806,191 @@ for k, m in cases.items():
     }
     report("hostile_s3_objects", cases.len(), &h, &s);
 }
+
+/// `pve-snapshot SUB <ssh flags> ARGS` under a bound: (exit code, stdout, stderr).
+fn snapshot_run(sshd: &Sshd, sub: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = bin("pve-snapshot")
+        .arg(sub)
+        .args(sshd.args())
+        .args(args)
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const OURS: &str =
+    "pve-snapshot: label daily, taken by pvedr pve-snapshot create (rotated by prune)";
+
+/// Guest 100 holds pve-snapshot's `daily` snapshots of 12 to 15 January 2024 (02:00 each).
+fn four_dailies(sim: &SimNode) -> Vec<String> {
+    let names: Vec<String> = (12..=15)
+        .map(|d| format!("daily-202401{d}-020000"))
+        .collect();
+    let mut g = sim.read_json("guests/100.json");
+    let mut snaps = serde_json::Map::new();
+    let mut parent: Option<&str> = None;
+    for (i, n) in names.iter().enumerate() {
+        let mut s =
+            serde_json::json!({"snaptime": 1_705_024_800 + 86_400 * i as i64, "description": OURS});
+        if let Some(p) = parent {
+            s["parent"] = serde_json::json!(p);
+        }
+        snaps.insert(n.clone(), s);
+        parent = Some(n);
+    }
+    g["snapshots"] = serde_json::Value::Object(snaps);
+    g["config"]["parent"] = serde_json::json!(parent);
+    sim.write_json("guests/100.json", &g);
+    names
+}
+
+/// The snapshot list of guest 100 as a hostile node prints it: `entries` (name, snaptime as
+/// JSON), then `current`.
+fn snapshot_listing(entries: &[(&str, serde_json::Value)]) -> String {
+    let mut v: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(n, t)| serde_json::json!({"name": n, "snaptime": t, "description": OURS, "vmstate": 0}))
+        .collect();
+    v.push(serde_json::json!({"name": "current", "description": "You are here!", "digest": "d", "running": 1, "parent": "daily-20240115-020000"}));
+    serde_json::Value::Array(v).to_string()
+}
+
+/// A node that lists a snapshot twice, or gives the newest a snaptime of 0, text or a time
+/// in the future (and an old one the future): prune --keep 2 keeps the two newest by the
+/// time in their names, and removes only older ones.
+#[test]
+fn hostile_snapshot_lists() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let t = |d: i64| serde_json::json!(1_705_024_800 + 86_400 * d);
+    let lists: Vec<(&str, Vec<(&str, serde_json::Value)>)> = vec![
+        (
+            "newest twice, the copy dated 0",
+            vec![
+                ("daily-20240115-020000", serde_json::json!(0)),
+                ("daily-20240112-020000", t(0)),
+                ("daily-20240113-020000", t(1)),
+                ("daily-20240114-020000", t(2)),
+                ("daily-20240115-020000", t(3)),
+            ],
+        ),
+        (
+            "newest dated 0",
+            vec![
+                ("daily-20240112-020000", t(0)),
+                ("daily-20240113-020000", t(1)),
+                ("daily-20240114-020000", t(2)),
+                ("daily-20240115-020000", serde_json::json!(0)),
+            ],
+        ),
+        (
+            "newest dated in text",
+            vec![
+                ("daily-20240112-020000", t(0)),
+                ("daily-20240113-020000", t(1)),
+                ("daily-20240114-020000", t(2)),
+                ("daily-20240115-020000", serde_json::json!("yesterday")),
+            ],
+        ),
+        (
+            "oldest dated in the future",
+            vec![
+                ("daily-20240112-020000", serde_json::json!(4_102_444_800u64)),
+                ("daily-20240113-020000", t(1)),
+                ("daily-20240114-020000", t(2)),
+                ("daily-20240115-020000", t(3)),
+            ],
+        ),
+    ];
+    let mut hard = Vec::new();
+    for (what, entries) in &lists {
+        let names = four_dailies(&sim);
+        sim.write_json(
+            "faults.json",
+            &serde_json::json!([{"match": "qemu/100/snapshot", "stdout": snapshot_listing(entries), "stderr": "", "exit": 0}]),
+        );
+        let (code, out, err) = snapshot_run(
+            &sshd,
+            "prune",
+            &["--vmid", "100", "--label", "daily", "--keep", "2", "--yes"],
+        );
+        let left: Vec<String> = sim.read_json("guests/100.json")["snapshots"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        for keep in &names[2..] {
+            if !left.contains(keep) {
+                hard.push(format!(
+                    "{what}: {keep} (one of the 2 newest) was removed; exit {code:?}; {err}"
+                ));
+            }
+        }
+        for line in out.lines().filter(|l| l.contains(&names[3])) {
+            if !line.contains("\"mark\":\"keep\"") {
+                hard.push(format!("{what}: the newest is not marked keep: {line}"));
+            }
+        }
+        if !matches!(code, Some(0 | 3)) || err.contains("panicked") {
+            hard.push(format!("{what}: exit {code:?}: {err}"));
+        }
+    }
+    sim.write_json("faults.json", &serde_json::json!([]));
+    report("hostile_snapshot_lists", lists.len(), &hard, &[]);
+}
+
+/// Every pve-snapshot failure is said on stderr, `pve-snapshot:`, with the guest and node.
+#[test]
+fn snapshot_failures_are_said() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut hard = Vec::new();
+    let mut check = |what: &str, r: (Option<i32>, String, String), node: &str| {
+        let (code, _, err) = r;
+        let said = err
+            .lines()
+            .any(|l| l.starts_with("pve-snapshot:") && l.contains(" 100 on ") && l.contains(node));
+        if !said || !matches!(code, Some(1 | 3)) {
+            hard.push(format!("{what}: exit {code:?}, stderr {err:?}"));
+        }
+    };
+    let create = ["--vmid", "100", "--yes"];
+    sim.write_json(
+        "faults.json",
+        &serde_json::json!([{"match": "/nodes/pve1/time", "stdout": "garbage", "stderr": "", "exit": 0}]),
+    );
+    check(
+        "garbage node clock",
+        snapshot_run(&sshd, "create", &create),
+        "pve1",
+    );
+    sim.write_json("faults.json", &serde_json::json!([]));
+    sim.fail_when("qm snapshot", "got timeout", 255);
+    check(
+        "failed snapshot task",
+        snapshot_run(&sshd, "create", &create),
+        "pve1",
+    );
+    sim.write_json("faults.json", &serde_json::json!([]));
+    four_dailies(&sim);
+    sim.fail_when("qm delsnapshot", "got timeout", 255);
+    check(
+        "failed removal",
+        snapshot_run(&sshd, "prune", &["--vmid", "100", "--keep", "1", "--yes"]),
+        "pve1",
+    );
+    sim.write_json("faults.json", &serde_json::json!([]));
+    let mut g = sim.read_json("guests/100.json");
+    g["node"] = serde_json::json!("pve3");
+    sim.write_json("guests/100.json", &g);
+    check(
+        "guest on an offline node",
+        snapshot_run(&sshd, "create", &create),
+        "pve3",
+    );
+    report("snapshot_failures_are_said", 4, &hard, &[]);
+}

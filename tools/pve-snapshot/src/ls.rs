@@ -29,10 +29,7 @@ pub fn run(a: &LsArgs) -> Result<u8> {
         let snaps = match list {
             Ok(l) => keep(l.snapshots, label, &filter),
             Err(e) => {
-                msg::warn(format!(
-                    "{} {}: cannot list its snapshots: {e}",
-                    g.guest_type, g.vmid
-                ));
+                guests::warn(g, format!("cannot list its snapshots: {e}"));
                 unreadable += 1;
                 continue;
             }
@@ -97,7 +94,7 @@ fn fresh(g: &Guest, snaps: &[Snapshot], max: u64, now: i64, label: Option<&str>)
             false
         }
         Some(t) if now.saturating_sub(t) > max as i64 => {
-            msg::warn(format!(
+            msg::say(format!(
                 "WARNING: {} {}: newest {what} snapshot is {} old (more than {})",
                 g.guest_type,
                 g.vmid,
