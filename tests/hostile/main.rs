@@ -994,3 +994,280 @@ fn snapshot_failures_are_said() {
     );
     report("snapshot_failures_are_said", 4, &hard, &[]);
 }
+
+/// A run into a full disk: tool, args, stdin, whether it talks to S3, the code it must exit with.
+type FullRun = (&'static str, Vec<String>, Vec<u8>, bool, i32);
+
+/// Runs `tool ARGS` with `/dev/full` as standard output (a full disk), stdin from `stdin`.
+fn to_full_disk(
+    tool: &str,
+    args: &[String],
+    env: &[(String, String)],
+    stdin: &[u8],
+) -> (Option<i32>, String) {
+    let mut cmd = assert_cmd::Command::new("sh");
+    cmd.arg("-c")
+        .arg("exec \"$0\" \"$@\" >/dev/full")
+        .arg(assert_cmd::cargo::cargo_bin(tool))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .write_stdin(stdin.to_vec())
+        .timeout(Duration::from_secs(30));
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A full disk on standard output is an error with a message and a documented non-zero
+/// exit (1; 3 for the Nagios plugins), in every format, for every tool that prints records,
+/// and for --help and --version of all eight; never a silent 0.
+#[test]
+fn stdout_on_a_full_disk() {
+    use pvedr_testkit::s3::Moto;
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let moto = Moto::start();
+    moto.create_versioned_bucket("tfstate-full");
+    moto.boto(
+        "tfstate-full",
+        r#"
+s3.put_object(Bucket=B, Key='terraform.tfstate', Body=json.dumps({'version': 4, 'serial': 1, 'lineage': 'l', 'resources': []}).encode())
+name = "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst"
+key = "off/pve1/local/" + name
+s3.put_object(Bucket=B, Key=key, Body=b"abc")
+s3.put_object(Bucket=B, Key=key + ".manifest.json", Body=json.dumps({"manifest": 1, "archive": name, "key": key, "size": 3,
+    "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "vmid": 100, "subtype": "qemu",
+    "format": "vma.zst", "ctime": 1705284002, "source_volid": "local:backup/" + name, "pushed": "2024-01-15T03:00:00Z"}).encode())
+"#,
+    );
+    let ep = moto.endpoint();
+    let s3_env: Vec<(String, String)> = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "testtest"),
+        ("AWS_REGION", "us-east-1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let records = bin("pve-ls-backups")
+        .args(sshd.args())
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap()
+        .stdout;
+    let ssh = sshd.args();
+    let with_ssh = |pre: &[&str], post: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = pre.iter().map(|s| s.to_string()).collect();
+        v.extend(ssh.iter().cloned());
+        v.extend(post.iter().map(|s| s.to_string()));
+        v
+    };
+    let plain = |a: &[&str]| -> Vec<String> { a.iter().map(|s| s.to_string()).collect() };
+    let mut runs: Vec<FullRun> = Vec::new();
+    for format in ["jsonl", "table", "csv"] {
+        let f = ["--format", format];
+        runs.push(("pve-ls-backups", with_ssh(&[], &f), vec![], false, 1));
+        runs.push(("backup-check", with_ssh(&[], &f), vec![], false, 3));
+        runs.push(("pve-snapshot", with_ssh(&["ls"], &f), vec![], false, 1));
+        runs.push((
+            "pve-snapshot",
+            with_ssh(&["ls"], &[&f[..], &["--max-age", "1d"]].concat()),
+            vec![],
+            false,
+            3,
+        ));
+        runs.push((
+            "backup-prune",
+            plain(&[&f[..], &["--keep-last", "1"]].concat()),
+            records.clone(),
+            false,
+            1,
+        ));
+        runs.push((
+            "pve-restore",
+            with_ssh(
+                &[],
+                &[
+                    &f[..],
+                    &["--dry-run", "--vmid", "100", "--target-id", "9100"],
+                ]
+                .concat(),
+            ),
+            vec![],
+            false,
+            1,
+        ));
+        runs.push((
+            "tfstate-versions",
+            plain(
+                &[
+                    &f[..],
+                    &["--endpoint", &ep, "--bucket", "tfstate-full", "list"],
+                ]
+                .concat(),
+            ),
+            vec![],
+            true,
+            1,
+        ));
+        runs.push((
+            "backup-sync",
+            plain(
+                &[
+                    &["ls"],
+                    &f[..],
+                    &["--endpoint", &ep, "--from", "s3://tfstate-full/off"],
+                ]
+                .concat(),
+            ),
+            vec![],
+            true,
+            1,
+        ));
+    }
+    runs.push((
+        "backup-check",
+        with_ssh(&[], &["--nagios"]),
+        vec![],
+        false,
+        3,
+    ));
+    for tool in [
+        "pve-ls-backups",
+        "pve-restore",
+        "backup-prune",
+        "backup-check",
+        "tfstate-versions",
+        "minio-rebuild",
+        "backup-sync",
+        "pve-snapshot",
+    ] {
+        let code = if tool == "backup-check" { 3 } else { 1 };
+        runs.push((tool, plain(&["--help"]), vec![], false, code));
+        runs.push((tool, plain(&["--version"]), vec![], false, code));
+    }
+    let mut hard = Vec::new();
+    for (tool, args, stdin, s3, want) in &runs {
+        let env = if *s3 { s3_env.clone() } else { Vec::new() };
+        let (code, err) = to_full_disk(tool, args, &env, stdin);
+        let said = err.contains(&format!("{tool}: writing to standard output"));
+        if code != Some(*want) || !said || err.contains("panicked") {
+            hard.push(format!(
+                "{tool} {args:?}: exit {code:?} (want {want}), stderr {err:?}"
+            ));
+        }
+    }
+    report("stdout_on_a_full_disk", runs.len(), &hard, &[]);
+}
+
+/// With --nagios (backup-check) or --max-age (pve-snapshot ls), a storage or guest that
+/// does not answer (hung NFS) ends the run within --timeout, UNKNOWN, named; not after the
+/// 5-minute --command-timeout, nor killed by Nagios at 60 s.
+#[test]
+fn nagios_plugins_end_within_their_timeout() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut hard = Vec::new();
+    sim.write_json(
+        "faults.json",
+        &serde_json::json!([{"match": "storage/nas/content", "sleep": 120}, {"match": "qemu/100/snapshot", "sleep": 120}]),
+    );
+    let plugin = |tool: &str, args: &[&str]| {
+        let started = std::time::Instant::now();
+        let out = bin(tool)
+            .args(args)
+            .args(sshd.args())
+            .args(["--timeout", "6s"])
+            .timeout(Duration::from_secs(40))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            started.elapsed(),
+        )
+    };
+    // Only the hung storage: nothing else can be judged; UNKNOWN, named.
+    let (code, out, err, took) = plugin("backup-check", &["--nagios", "--storage", "nas"]);
+    if code != Some(3)
+        || !out.starts_with("BACKUP UNKNOWN - ")
+        || !out.contains("nas")
+        || out.lines().count() != 1
+    {
+        hard.push(format!(
+            "backup-check --storage nas: exit {code:?} after {took:?}: {out:?} {err:?}"
+        ));
+    }
+    // Every storage: the others are checked, the hung one is named in the status line.
+    let (code, out, err, took) = plugin("backup-check", &["--nagios"]);
+    if !matches!(code, Some(2 | 3))
+        || !out.starts_with("BACKUP ")
+        || !out.contains("storage nas on pve1")
+    {
+        hard.push(format!(
+            "backup-check: exit {code:?} after {took:?}: {out:?} {err:?}"
+        ));
+    }
+    let (code, _, err, took) = plugin("pve-snapshot", &["ls", "--max-age", "1d"]);
+    if code != Some(3) || !err.contains("qemu 100 on pve1") {
+        hard.push(format!(
+            "pve-snapshot ls --max-age: exit {code:?} after {took:?}: {err:?}"
+        ));
+    }
+    sim.write_json("faults.json", &serde_json::json!([]));
+    report("nagios_plugins_end_within_their_timeout", 3, &hard, &[]);
+}
+
+/// Contradictory sources and absurd counts are usage errors, and nothing is read: a FIFO
+/// with no writer as the input would hang a tool that read it.
+#[test]
+fn contradictions_are_usage_errors() {
+    let sim = SimNode::demo();
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("records");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let fifo = fifo.display().to_string();
+    let dump = sim.dump_dir("local").display().to_string();
+    let huge = format!("keep-last={}", "9".repeat(100));
+    let cases: Vec<(&str, Vec<&str>, i32)> = vec![
+        ("backup-check", vec!["--local", "--dir", &dump], 3),
+        ("backup-check", vec!["--local", &fifo], 3),
+        ("backup-check", vec!["--dir", &dump, &fifo], 3),
+        ("backup-prune", vec!["--prune-backups", &huge, &fifo], 2),
+    ];
+    let mut hard = Vec::new();
+    for (tool, args, want) in &cases {
+        sim.clear_commands();
+        let mut cmd = bin(tool);
+        sim.apply_env(&mut cmd);
+        let out = cmd
+            .args(args)
+            .timeout(Duration::from_secs(10))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() != Some(*want)
+            || !out.stdout.is_empty()
+            || !err.starts_with(&format!("{tool}: "))
+        {
+            hard.push(format!(
+                "{tool} {args:?}: exit {:?} (want {want}), stdout {} bytes, stderr {err:?}",
+                out.status.code(),
+                out.stdout.len()
+            ));
+        }
+        if !sim.commands().is_empty() {
+            hard.push(format!("{tool} {args:?}: ran {:?}", sim.commands()));
+        }
+    }
+    report("contradictions_are_usage_errors", cases.len(), &hard, &[]);
+}

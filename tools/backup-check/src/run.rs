@@ -1,11 +1,11 @@
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pvedr::error::{Error, Result};
 use pvedr::jsonl;
 use pvedr::listing::{self, Extras};
 use pvedr::output::Format;
 use pvedr::records::Record;
-use pvedr::time::{Zone, parse_duration};
+use pvedr::time::{Zone, format_duration, parse_duration};
 
 use crate::checks::{Inputs, Thresholds, run_checks};
 use crate::cli::Cli;
@@ -59,9 +59,76 @@ fn split(r: Record, inputs: &mut Inputs) {
     }
 }
 
+/// One source of records: `--local`, a node (`--host`, `--tfvars`, `--api`), `--dir`, or
+/// FILEs (standard input by default). Two are a contradiction, refused before anything is
+/// read: silently preferring one would check something else than what was asked.
+fn one_source(cli: &Cli) -> Result<()> {
+    let files = cli.input.files.iter().any(|f| f != "-") || cli.input.files.len() > 1;
+    let given: Vec<&str> = [
+        (cli.local, "--local"),
+        (
+            cli.connect.names_a_node(),
+            "--host/--tfvars/--api (or PVEDR_API)",
+        ),
+        (cli.select.dir.is_some(), "--dir"),
+        (files, "FILE"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    if given.len() > 1 {
+        return Err(Error::usage(format!(
+            "{} name different sources of records: give one",
+            given.join(" and ")
+        )));
+    }
+    Ok(())
+}
+
+/// The whole run's bound with --nagios when --timeout is not given: under Nagios's 60 s.
+const NAGIOS_TIMEOUT: u64 = 50;
+
+/// With --nagios (or --timeout) the run ends by its bound: each command is cut to fit
+/// (`pvedr::deadline`), and a watchdog says UNKNOWN with what it waited for if it passes.
+fn bound_the_run(cli: &Cli) -> Result<()> {
+    let secs = match (&cli.timeout, cli.nagios) {
+        (Some(t), _) => parse_duration(t)?.max(1),
+        (None, true) => NAGIOS_TIMEOUT,
+        (None, false) => return Ok(()),
+    };
+    pvedr::deadline::set(Duration::from_secs(secs));
+    let nagios = cli.nagios;
+    pvedr::deadline::watch(move |what| {
+        let why = format!(
+            "no answer within {} (--timeout) while {what}",
+            format_duration(secs)
+        );
+        if nagios {
+            report::print_nagios_unknown(&why);
+        }
+        pvedr::msg::say(&why);
+        std::process::exit(3);
+    });
+    Ok(())
+}
+
+/// A run that fails says so in the Nagios line too: Nagios shows stdout, not stderr.
 pub fn run(cli: Cli) -> Result<u8> {
+    let nagios = cli.nagios;
+    let r = checked(cli);
+    if let (true, Err(e)) = (nagios, &r)
+        && !e.is_broken_pipe()
+    {
+        report::print_nagios_unknown(&e.to_string());
+    }
+    r
+}
+
+fn checked(cli: Cli) -> Result<u8> {
     let started = Instant::now();
+    one_source(&cli)?;
     let th = thresholds(&cli)?;
+    bound_the_run(&cli)?;
     let mut zone = Zone::from_arg(cli.select.timezone.as_deref())?;
     let now = cli.now.unwrap_or_else(pvedr::time::now);
     let gather = cli.local || cli.connect.names_a_node() || cli.select.dir.is_some();

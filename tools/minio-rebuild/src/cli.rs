@@ -56,7 +56,9 @@ EXIT STATUS:
        versioned, an export is damaged, a backend does not initialise); the records say
        which, and nothing after it was attempted
   2    usage error, or changes without --yes and without a terminal; nothing was done
-  130  interrupted: the running step finished, the records were written";
+  130  interrupted: the running step finished, the records were written
+  Standard output that cannot be written (a full disk) is an error: status 1, with a
+  message; a closed one (`| head`) ends the run quietly with status 0.";
 
 /// Bring the Terraform state store back — on MinIO or any S3 — and prove every backend works.
 ///

@@ -26,6 +26,7 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(t: &'a dyn Transport, sel: &GuestSelection) -> Result<Ctx<'a>> {
+        pvedr::deadline::doing(format!("reading the cluster from {}", t.host()));
         let cluster = cluster::read(t)?;
         let (found, mut missing) = sel.resolve(t)?;
         for v in &missing {
@@ -138,6 +139,18 @@ pub fn list_all(t: &dyn Transport, guests: &[Guest]) -> Result<Vec<Result<Listed
             pvesh::get(&paths::guest_snapshots(node, &g.guest_type, g.vmid), &[])
         })
         .collect();
+    let names: Vec<String> = guests
+        .iter()
+        .map(|g| {
+            format!(
+                "{} {} on {}",
+                g.guest_type,
+                g.vmid,
+                g.node.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    pvedr::deadline::doing(format!("listing the snapshots of {}", names.join(", ")));
     let outs = t.exec_batch(&cmds)?;
     Ok(guests
         .iter()
