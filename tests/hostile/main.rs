@@ -992,7 +992,37 @@ fn snapshot_failures_are_said() {
         snapshot_run(&sshd, "create", &create),
         "pve3",
     );
-    report("snapshot_failures_are_said", 4, &hard, &[]);
+    // Over the API, a server that answers a task id that is not one.
+    let sim = SimNode::demo();
+    let front = pvedr_testkit::ApiFront::start_with(&sim, &[("PVESIM_API_UPID", "UPID:$(id)")]);
+    let secret = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d";
+    front.add_token(
+        "ops@pve!snap",
+        secret,
+        serde_json::json!([{"path": "/", "roles": ["Administrator"], "propagate": true}]),
+    );
+    let out = bin("pve-snapshot")
+        .args([
+            "create",
+            "--api",
+            &front.url(),
+            "--token",
+            "ops@pve!snap",
+            "--ca",
+        ])
+        .arg(front.ca_path())
+        .env("PVEDR_TOKEN_SECRET", secret)
+        .args(create)
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let r = (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    check("malformed UPID over the API", r, "pve1");
+    report("snapshot_failures_are_said", 5, &hard, &[]);
 }
 
 /// A run into a full disk: tool, args, stdin, whether it talks to S3, the code it must exit with.
