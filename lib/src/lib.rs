@@ -11,6 +11,7 @@ pub mod backup_line;
 pub mod cli;
 pub mod cluster;
 pub mod connect;
+pub mod deadline;
 pub mod dumpdir;
 pub mod error;
 pub mod fs;

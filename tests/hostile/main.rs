@@ -1112,3 +1112,498 @@ fn hostile_state_store_inputs() {
     }
     report("hostile_state_store_inputs", cases.len() + 2, &h, &s);
 }
+
+/// `pve-snapshot SUB <ssh flags> ARGS` under a bound: (exit code, stdout, stderr).
+fn snapshot_run(sshd: &Sshd, sub: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = bin("pve-snapshot")
+        .arg(sub)
+        .args(sshd.args())
+        .args(args)
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const OURS: &str =
+    "pve-snapshot: label daily, taken by pvedr pve-snapshot create (rotated by prune)";
+
+/// Guest 100 holds pve-snapshot's `daily` snapshots of 12 to 15 January 2024 (02:00 each).
+fn four_dailies(sim: &SimNode) -> Vec<String> {
+    let names: Vec<String> = (12..=15)
+        .map(|d| format!("daily-202401{d}-020000"))
+        .collect();
+    let mut g = sim.read_json("guests/100.json");
+    let mut snaps = serde_json::Map::new();
+    let mut parent: Option<&str> = None;
+    for (i, n) in names.iter().enumerate() {
+        let mut s =
+            serde_json::json!({"snaptime": 1_705_024_800 + 86_400 * i as i64, "description": OURS});
+        if let Some(p) = parent {
+            s["parent"] = serde_json::json!(p);
+        }
+        snaps.insert(n.clone(), s);
+        parent = Some(n);
+    }
+    g["snapshots"] = serde_json::Value::Object(snaps);
+    g["config"]["parent"] = serde_json::json!(parent);
+    sim.write_json("guests/100.json", &g);
+    names
+}
+
+/// The snapshot list of guest 100 as a hostile node prints it: `entries` (name, snaptime as
+/// JSON), then `current`.
+fn snapshot_listing(entries: &[(&str, serde_json::Value)]) -> String {
+    let mut v: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(n, t)| serde_json::json!({"name": n, "snaptime": t, "description": OURS, "vmstate": 0}))
+        .collect();
+    v.push(serde_json::json!({"name": "current", "description": "You are here!", "digest": "d", "running": 1, "parent": "daily-20240115-020000"}));
+    serde_json::Value::Array(v).to_string()
+}
+
+/// A node that lists a snapshot twice, or gives the newest a snaptime of 0, text or a time
+/// in the future (and an old one the future): prune --keep 2 keeps the two newest by the
+/// time in their names, and removes only older ones.
+#[test]
+fn hostile_snapshot_lists() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let t = |d: i64| serde_json::json!(1_705_024_800 + 86_400 * d);
+    let lists: Vec<(&str, Vec<(&str, serde_json::Value)>)> = vec![
+        (
+            "newest twice, the copy dated 0",
+            vec![
+                ("daily-20240115-020000", serde_json::json!(0)),
+                ("daily-20240112-020000", t(0)),
+                ("daily-20240113-020000", t(1)),
+                ("daily-20240114-020000", t(2)),
+                ("daily-20240115-020000", t(3)),
+            ],
+        ),
+        (
+            "newest dated 0",
+            vec![
+                ("daily-20240112-020000", t(0)),
+                ("daily-20240113-020000", t(1)),
+                ("daily-20240114-020000", t(2)),
+                ("daily-20240115-020000", serde_json::json!(0)),
+            ],
+        ),
+        (
+            "newest dated in text",
+            vec![
+                ("daily-20240112-020000", t(0)),
+                ("daily-20240113-020000", t(1)),
+                ("daily-20240114-020000", t(2)),
+                ("daily-20240115-020000", serde_json::json!("yesterday")),
+            ],
+        ),
+        (
+            "oldest dated in the future",
+            vec![
+                ("daily-20240112-020000", serde_json::json!(4_102_444_800u64)),
+                ("daily-20240113-020000", t(1)),
+                ("daily-20240114-020000", t(2)),
+                ("daily-20240115-020000", t(3)),
+            ],
+        ),
+    ];
+    let mut hard = Vec::new();
+    for (what, entries) in &lists {
+        let names = four_dailies(&sim);
+        sim.write_json(
+            "faults.json",
+            &serde_json::json!([{"match": "qemu/100/snapshot", "stdout": snapshot_listing(entries), "stderr": "", "exit": 0}]),
+        );
+        let (code, out, err) = snapshot_run(
+            &sshd,
+            "prune",
+            &["--vmid", "100", "--label", "daily", "--keep", "2", "--yes"],
+        );
+        let left: Vec<String> = sim.read_json("guests/100.json")["snapshots"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        for keep in &names[2..] {
+            if !left.contains(keep) {
+                hard.push(format!(
+                    "{what}: {keep} (one of the 2 newest) was removed; exit {code:?}; {err}"
+                ));
+            }
+        }
+        for line in out.lines().filter(|l| l.contains(&names[3])) {
+            if !line.contains("\"mark\":\"keep\"") {
+                hard.push(format!("{what}: the newest is not marked keep: {line}"));
+            }
+        }
+        if !matches!(code, Some(0 | 3)) || err.contains("panicked") {
+            hard.push(format!("{what}: exit {code:?}: {err}"));
+        }
+    }
+    sim.write_json("faults.json", &serde_json::json!([]));
+    report("hostile_snapshot_lists", lists.len(), &hard, &[]);
+}
+
+/// Every pve-snapshot failure is said on stderr, `pve-snapshot:`, with the guest and node.
+#[test]
+fn snapshot_failures_are_said() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut hard = Vec::new();
+    let mut check = |what: &str, r: (Option<i32>, String, String), node: &str| {
+        let (code, _, err) = r;
+        let said = err
+            .lines()
+            .any(|l| l.starts_with("pve-snapshot:") && l.contains(" 100 on ") && l.contains(node));
+        if !said || !matches!(code, Some(1 | 3)) {
+            hard.push(format!("{what}: exit {code:?}, stderr {err:?}"));
+        }
+    };
+    let create = ["--vmid", "100", "--yes"];
+    sim.write_json(
+        "faults.json",
+        &serde_json::json!([{"match": "/nodes/pve1/time", "stdout": "garbage", "stderr": "", "exit": 0}]),
+    );
+    check(
+        "garbage node clock",
+        snapshot_run(&sshd, "create", &create),
+        "pve1",
+    );
+    sim.write_json("faults.json", &serde_json::json!([]));
+    sim.fail_when("qm snapshot", "got timeout", 255);
+    check(
+        "failed snapshot task",
+        snapshot_run(&sshd, "create", &create),
+        "pve1",
+    );
+    sim.write_json("faults.json", &serde_json::json!([]));
+    four_dailies(&sim);
+    sim.fail_when("qm delsnapshot", "got timeout", 255);
+    check(
+        "failed removal",
+        snapshot_run(&sshd, "prune", &["--vmid", "100", "--keep", "1", "--yes"]),
+        "pve1",
+    );
+    sim.write_json("faults.json", &serde_json::json!([]));
+    let mut g = sim.read_json("guests/100.json");
+    g["node"] = serde_json::json!("pve3");
+    sim.write_json("guests/100.json", &g);
+    check(
+        "guest on an offline node",
+        snapshot_run(&sshd, "create", &create),
+        "pve3",
+    );
+    // Over the API, a server that answers a task id that is not one.
+    let sim = SimNode::demo();
+    let front = pvedr_testkit::ApiFront::start_with(&sim, &[("PVESIM_API_UPID", "UPID:$(id)")]);
+    let secret = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d";
+    front.add_token(
+        "ops@pve!snap",
+        secret,
+        serde_json::json!([{"path": "/", "roles": ["Administrator"], "propagate": true}]),
+    );
+    let out = bin("pve-snapshot")
+        .args([
+            "create",
+            "--api",
+            &front.url(),
+            "--token",
+            "ops@pve!snap",
+            "--ca",
+        ])
+        .arg(front.ca_path())
+        .env("PVEDR_TOKEN_SECRET", secret)
+        .args(create)
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let r = (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    check("malformed UPID over the API", r, "pve1");
+    report("snapshot_failures_are_said", 5, &hard, &[]);
+}
+
+/// A run into a full disk: tool, args, stdin, whether it talks to S3, the code it must exit with.
+type FullRun = (&'static str, Vec<String>, Vec<u8>, bool, i32);
+
+/// Runs `tool ARGS` with `/dev/full` as standard output (a full disk), stdin from `stdin`.
+fn to_full_disk(
+    tool: &str,
+    args: &[String],
+    env: &[(String, String)],
+    stdin: &[u8],
+) -> (Option<i32>, String) {
+    let mut cmd = assert_cmd::Command::new("sh");
+    cmd.arg("-c")
+        .arg("exec \"$0\" \"$@\" >/dev/full")
+        .arg(assert_cmd::cargo::cargo_bin(tool))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .write_stdin(stdin.to_vec())
+        .timeout(Duration::from_secs(30));
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A full disk on standard output is an error with a message and a documented non-zero
+/// exit (1; 3 for the Nagios plugins), in every format, for every tool that prints records,
+/// and for --help and --version of all eight; never a silent 0.
+#[test]
+fn stdout_on_a_full_disk() {
+    use pvedr_testkit::s3::Moto;
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let moto = Moto::start();
+    moto.create_versioned_bucket("tfstate-full");
+    moto.boto(
+        "tfstate-full",
+        r#"
+s3.put_object(Bucket=B, Key='terraform.tfstate', Body=json.dumps({'version': 4, 'serial': 1, 'lineage': 'l', 'resources': []}).encode())
+name = "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst"
+key = "off/pve1/local/" + name
+s3.put_object(Bucket=B, Key=key, Body=b"abc")
+s3.put_object(Bucket=B, Key=key + ".manifest.json", Body=json.dumps({"manifest": 1, "archive": name, "key": key, "size": 3,
+    "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "vmid": 100, "subtype": "qemu",
+    "format": "vma.zst", "ctime": 1705284002, "source_volid": "local:backup/" + name, "pushed": "2024-01-15T03:00:00Z"}).encode())
+"#,
+    );
+    let ep = moto.endpoint();
+    let s3_env: Vec<(String, String)> = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "testtest"),
+        ("AWS_REGION", "us-east-1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let records = bin("pve-ls-backups")
+        .args(sshd.args())
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap()
+        .stdout;
+    let ssh = sshd.args();
+    let with_ssh = |pre: &[&str], post: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = pre.iter().map(|s| s.to_string()).collect();
+        v.extend(ssh.iter().cloned());
+        v.extend(post.iter().map(|s| s.to_string()));
+        v
+    };
+    let plain = |a: &[&str]| -> Vec<String> { a.iter().map(|s| s.to_string()).collect() };
+    let mut runs: Vec<FullRun> = Vec::new();
+    for format in ["jsonl", "table", "csv"] {
+        let f = ["--format", format];
+        runs.push(("pve-ls-backups", with_ssh(&[], &f), vec![], false, 1));
+        runs.push(("backup-check", with_ssh(&[], &f), vec![], false, 3));
+        runs.push(("pve-snapshot", with_ssh(&["ls"], &f), vec![], false, 1));
+        runs.push((
+            "pve-snapshot",
+            with_ssh(&["ls"], &[&f[..], &["--max-age", "1d"]].concat()),
+            vec![],
+            false,
+            3,
+        ));
+        runs.push((
+            "backup-prune",
+            plain(&[&f[..], &["--keep-last", "1"]].concat()),
+            records.clone(),
+            false,
+            1,
+        ));
+        runs.push((
+            "pve-restore",
+            with_ssh(
+                &[],
+                &[
+                    &f[..],
+                    &["--dry-run", "--vmid", "100", "--target-id", "9100"],
+                ]
+                .concat(),
+            ),
+            vec![],
+            false,
+            1,
+        ));
+        runs.push((
+            "tfstate-versions",
+            plain(
+                &[
+                    &f[..],
+                    &["--endpoint", &ep, "--bucket", "tfstate-full", "list"],
+                ]
+                .concat(),
+            ),
+            vec![],
+            true,
+            1,
+        ));
+        runs.push((
+            "backup-sync",
+            plain(
+                &[
+                    &["ls"],
+                    &f[..],
+                    &["--endpoint", &ep, "--from", "s3://tfstate-full/off"],
+                ]
+                .concat(),
+            ),
+            vec![],
+            true,
+            1,
+        ));
+    }
+    runs.push((
+        "backup-check",
+        with_ssh(&[], &["--nagios"]),
+        vec![],
+        false,
+        3,
+    ));
+    for tool in [
+        "pve-ls-backups",
+        "pve-restore",
+        "backup-prune",
+        "backup-check",
+        "tfstate-versions",
+        "minio-rebuild",
+        "backup-sync",
+        "pve-snapshot",
+    ] {
+        let code = if tool == "backup-check" { 3 } else { 1 };
+        runs.push((tool, plain(&["--help"]), vec![], false, code));
+        runs.push((tool, plain(&["--version"]), vec![], false, code));
+    }
+    let mut hard = Vec::new();
+    for (tool, args, stdin, s3, want) in &runs {
+        let env = if *s3 { s3_env.clone() } else { Vec::new() };
+        let (code, err) = to_full_disk(tool, args, &env, stdin);
+        let said = err.contains(&format!("{tool}: writing to standard output"));
+        if code != Some(*want) || !said || err.contains("panicked") {
+            hard.push(format!(
+                "{tool} {args:?}: exit {code:?} (want {want}), stderr {err:?}"
+            ));
+        }
+    }
+    report("stdout_on_a_full_disk", runs.len(), &hard, &[]);
+}
+
+/// With --nagios (backup-check) or --max-age (pve-snapshot ls), a storage or guest that
+/// does not answer (hung NFS) ends the run within --timeout, UNKNOWN, named; not after the
+/// 5-minute --command-timeout, nor killed by Nagios at 60 s.
+#[test]
+fn nagios_plugins_end_within_their_timeout() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut hard = Vec::new();
+    sim.write_json(
+        "faults.json",
+        &serde_json::json!([{"match": "storage/nas/content", "sleep": 120}, {"match": "qemu/100/snapshot", "sleep": 120}]),
+    );
+    let plugin = |tool: &str, args: &[&str]| {
+        let started = std::time::Instant::now();
+        let out = bin(tool)
+            .args(args)
+            .args(sshd.args())
+            .args(["--timeout", "6s"])
+            .timeout(Duration::from_secs(40))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            started.elapsed(),
+        )
+    };
+    // Only the hung storage: nothing else can be judged; UNKNOWN, named.
+    let (code, out, err, took) = plugin("backup-check", &["--nagios", "--storage", "nas"]);
+    if code != Some(3)
+        || !out.starts_with("BACKUP UNKNOWN - ")
+        || !out.contains("nas")
+        || out.lines().count() != 1
+    {
+        hard.push(format!(
+            "backup-check --storage nas: exit {code:?} after {took:?}: {out:?} {err:?}"
+        ));
+    }
+    // Every storage: the others are checked, the hung one is named in the status line.
+    let (code, out, err, took) = plugin("backup-check", &["--nagios"]);
+    if !matches!(code, Some(2 | 3))
+        || !out.starts_with("BACKUP ")
+        || !out.contains("storage nas on pve1")
+    {
+        hard.push(format!(
+            "backup-check: exit {code:?} after {took:?}: {out:?} {err:?}"
+        ));
+    }
+    let (code, _, err, took) = plugin("pve-snapshot", &["ls", "--max-age", "1d"]);
+    if code != Some(3) || !err.contains("qemu 100 on pve1") {
+        hard.push(format!(
+            "pve-snapshot ls --max-age: exit {code:?} after {took:?}: {err:?}"
+        ));
+    }
+    sim.write_json("faults.json", &serde_json::json!([]));
+    report("nagios_plugins_end_within_their_timeout", 3, &hard, &[]);
+}
+
+/// Contradictory sources and absurd counts are usage errors, and nothing is read: a FIFO
+/// with no writer as the input would hang a tool that read it.
+#[test]
+fn contradictions_are_usage_errors() {
+    let sim = SimNode::demo();
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("records");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let fifo = fifo.display().to_string();
+    let dump = sim.dump_dir("local").display().to_string();
+    let huge = format!("keep-last={}", "9".repeat(100));
+    let cases: Vec<(&str, Vec<&str>, i32)> = vec![
+        ("backup-check", vec!["--local", "--dir", &dump], 3),
+        ("backup-check", vec!["--local", &fifo], 3),
+        ("backup-check", vec!["--dir", &dump, &fifo], 3),
+        ("backup-prune", vec!["--prune-backups", &huge, &fifo], 2),
+    ];
+    let mut hard = Vec::new();
+    for (tool, args, want) in &cases {
+        sim.clear_commands();
+        let mut cmd = bin(tool);
+        sim.apply_env(&mut cmd);
+        let out = cmd
+            .args(args)
+            .timeout(Duration::from_secs(10))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() != Some(*want)
+            || !out.stdout.is_empty()
+            || !err.starts_with(&format!("{tool}: "))
+        {
+            hard.push(format!(
+                "{tool} {args:?}: exit {:?} (want {want}), stdout {} bytes, stderr {err:?}",
+                out.status.code(),
+                out.stdout.len()
+            ));
+        }
+        if !sim.commands().is_empty() {
+            hard.push(format!("{tool} {args:?}: ran {:?}", sim.commands()));
+        }
+    }
+    report("contradictions_are_usage_errors", cases.len(), &hard, &[]);
+}

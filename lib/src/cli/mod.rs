@@ -33,24 +33,15 @@ pub fn main<C: Parser>(
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).and_then(|a| a.to_str()) == Some("--generate-man") {
         let mut out = std::io::stdout().lock();
-        return match render_man(C::command(), &mut out) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                let _ = writeln!(std::io::stderr(), "{name}: {e}");
-                ExitCode::from(code::FAILURE)
-            }
-        };
+        let written = render_man(C::command(), &mut out).and_then(|()| out.flush());
+        return printed(name, ExitScheme::Standard, written);
     }
     if args.get(1).and_then(|a| a.to_str()) == Some("--generate-completions") {
         let shell = args.get(2).and_then(|a| a.to_str()).unwrap_or("bash");
         let mut out = std::io::stdout().lock();
         return match render_completions(C::command(), shell, &mut out) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
-            Err(e) => {
-                let _ = writeln!(std::io::stderr(), "{name}: {e}");
-                ExitCode::from(e.exit_code(ExitScheme::Standard))
-            }
+            Err(e) => failed(name, ExitScheme::Standard, &e),
         };
     }
     let usage_code = match scheme {
@@ -60,12 +51,19 @@ pub fn main<C: Parser>(
     let cli = match C::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
             return match e.kind() {
+                // Help and version go to stdout: a full disk there is an error, as for records.
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    ExitCode::SUCCESS
+                    printed(
+                        name,
+                        scheme,
+                        e.print().and_then(|()| std::io::stdout().flush()),
+                    )
                 }
-                _ => ExitCode::from(usage_code),
+                _ => {
+                    let _ = e.print();
+                    ExitCode::from(usage_code)
+                }
             };
         }
     };
@@ -75,16 +73,32 @@ pub fn main<C: Parser>(
     });
     match run(cli) {
         Ok(c) => ExitCode::from(c),
-        Err(e) => {
-            if !e.is_broken_pipe() {
-                // stderr may be closed too; nothing more to do then.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "{name}: {}",
-                    crate::msg::printable(&e.to_string())
-                );
-            }
-            ExitCode::from(e.exit_code(scheme))
-        }
+        Err(e) => failed(name, scheme, &e),
     }
+}
+
+/// The end of a run that only printed (help, version, man page): a closed pipe is quiet and
+/// 0, any other failed write an error (a full disk must not pass for a written page).
+fn printed(name: &str, scheme: ExitScheme, written: std::io::Result<()>) -> ExitCode {
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failed(
+            name,
+            scheme,
+            &crate::error::Error::io("writing to standard output", e),
+        ),
+    }
+}
+
+/// Says the error once, `<tool>: <message>` (not for a closed stdout), and maps it.
+fn failed(name: &str, scheme: ExitScheme, e: &crate::error::Error) -> ExitCode {
+    if !e.is_broken_pipe() {
+        // stderr may be closed too; nothing more to do then.
+        let _ = writeln!(
+            std::io::stderr(),
+            "{name}: {}",
+            crate::msg::printable(&e.to_string())
+        );
+    }
+    ExitCode::from(e.exit_code(scheme))
 }

@@ -120,6 +120,7 @@ pub fn gather_remote(
     if !need_status {
         ask_node_lists(&mut r1, &named, extras);
     }
+    crate::deadline::doing(format!("reading the cluster from {}", t.host()));
     let mut a1 = r1.run(t)?;
     if let Some((cmd, out)) = a1.take(&Req::Time) {
         g.node_zone = Some(pvesh::zone_of(&a1.host, &cmd, out)?);
@@ -138,12 +139,14 @@ pub fn gather_remote(
     let mut lists = if need_status {
         let mut r2 = Round::default();
         ask_node_lists(&mut r2, &nodes, extras);
+        crate::deadline::doing(format!("listing the storages of {}", nodes.join(", ")));
         r2.run(t)?
     } else {
         a1
     };
     let (targets, tasks) = node_lists(&mut lists, &nodes, sel, extras, &mut g)?;
     contents_and_logs(t, &targets, &tasks, extras, &mut g)?;
+    crate::deadline::doing("reading the connection's privileges");
     let blind = super::blind::spots(t, &targets, extras.guests).unwrap_or_else(|e| {
         vec![format!(
             "the connection's privileges could not be read ({e}): the listing may be incomplete"
@@ -285,6 +288,16 @@ fn node_lists(
     Ok((targets, tasks))
 }
 
+/// `nas on pve1, local on pve1`: the active storages whose content a round lists.
+fn storage_names(targets: &[Storage]) -> String {
+    let names: Vec<String> = targets
+        .iter()
+        .filter(|s| s.active)
+        .map(|s| format!("{} on {}", s.storage, s.node.as_deref().unwrap_or("?")))
+        .collect();
+    names.join(", ")
+}
+
 /// Failed vzdump tasks (not OK, not WARNINGS, not running): their logs name the guests.
 fn failed_tasks(tasks: &[Task]) -> Vec<&Task> {
     tasks
@@ -331,6 +344,7 @@ fn contents_and_logs(
             r3.ask(Req::Log(i), pvesh::get(&path, &["--limit", "100000"]));
         }
     }
+    crate::deadline::doing(format!("listing the backups of {}", storage_names(targets)));
     let mut a = r3.run(t)?;
     for (i, (node, task)) in failed.iter().enumerate() {
         match a.list(&Req::Log(i)) {
@@ -350,7 +364,12 @@ fn contents_and_logs(
                     .iter()
                     .filter_map(|m| pvesh::backup(node, &s.storage, m)),
             ),
-            Some(Err(e)) => problem(g, format!("storage {} on {node}: {e}", s.storage)),
+            Some(Err(e)) => {
+                // Its backups are not in the listing: a guest without any is unknown.
+                let m = format!("storage {} on {node}: {e}", s.storage);
+                problem(g, m.clone());
+                g.blind.push(m);
+            }
             None => {}
         }
     }

@@ -20,7 +20,8 @@
 //!   `src/PVE/Exception.pm` `stringify` prints `format error` and one `<key>: <error>` line
 //!   each. Perl prints them in hash order (random); pvedr sorts them by key.
 //! * `is_integer` is `/^[+-]?\d+$/`: a sign and any number of digits; a number too big for
-//!   any integer type passes (Perl compares it as a float). pvedr keeps at most [`MAX_COUNT`].
+//!   any integer type passes (Perl compares it as a float). pvedr keeps at most [`MAX_COUNT`];
+//!   a policy typed on pvedr's command line ([`KeepOptions::from_arg`]) must fit a `u64`.
 //! * pve-storage `src/PVE/Storage/Plugin.pm` `$prune_backups_format` (`keep-all` boolean, the
 //!   six counts integers with `minimum => '0'`) and `validate_prune_backups` (no positive
 //!   count means keep-all; keep-all with a positive count dies).
@@ -281,6 +282,28 @@ impl FromStr for KeepOptions {
     }
 }
 
+impl KeepOptions {
+    /// A policy typed by a user (`--prune-backups`): Proxmox's grammar, but a count must fit
+    /// what the `--keep-*` flags take (a `u64`). Proxmox accepts any run of digits; on the
+    /// command line a 100-digit count is a typo, not a policy.
+    pub fn from_arg(s: &str) -> Result<Self, PolicyError> {
+        let o: KeepOptions = s.parse()?;
+        for (key, value) in s.split(',').filter_map(key_value) {
+            let digits = split_integer(value).map(|(_, d)| d.trim_start_matches('0'));
+            if KEYS.contains(&key)
+                && digits.is_some_and(|d| d.parse::<u64>().is_err() && !d.is_empty())
+            {
+                return Err(PolicyError(format!(
+                    "{key}: {} digits is more than a count can be (at most {})",
+                    value.trim_end().len(),
+                    u64::MAX
+                )));
+            }
+        }
+        Ok(o)
+    }
+}
+
 /// pve-common `print_property_string` after `validate_prune_backups`: keys sorted by name,
 /// `keep-all=1` when no count is set. (Proxmox also prints a count given as 0; pvedr does not
 /// keep "given as 0" apart from "not given".)
@@ -316,6 +339,18 @@ mod tests {
 
     const NOT_IN_SCHEMA: &str =
         "property is not defined in schema and the schema does not allow additional properties";
+
+    #[test]
+    fn a_typed_count_must_fit_a_flag() {
+        let huge = format!("keep-last={}", "9".repeat(100));
+        assert!(parse(&huge).is_ok(), "Proxmox's grammar takes it");
+        let e = KeepOptions::from_arg(&huge).expect_err("a typo").0;
+        assert!(e.starts_with("keep-last: 100 digits"), "{e}");
+        let o =
+            KeepOptions::from_arg("keep-last=0003,keep-daily=18446744073709551615").expect("fits");
+        assert_eq!((o.last, o.daily), (3, MAX_COUNT));
+        assert!(KeepOptions::from_arg("keep-last=-1").is_err());
+    }
 
     #[test]
     fn grammar() {

@@ -87,7 +87,13 @@ pub fn parse(out: &CommandOutput, n: usize) -> Result<Vec<CommandOutput>, String
         let stdout = buf[pos..pos + no].to_vec();
         let mut stderr = String::from_utf8_lossy(&buf[pos + no..pos + no + ne]).into_owned();
         if status == TIMED_OUT && stderr.trim().is_empty() {
-            stderr = "no answer within the command timeout (--command-timeout); stopped".into();
+            // Under a run's deadline the bound may be that deadline's rest, not the flag's.
+            let bound = if crate::deadline::left().is_some() {
+                "--command-timeout, cut to end within the run's --timeout"
+            } else {
+                "--command-timeout"
+            };
+            stderr = format!("no answer within the command timeout ({bound}); stopped");
         }
         pos += no + ne;
         result.push(CommandOutput {

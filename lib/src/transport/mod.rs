@@ -49,9 +49,14 @@ impl Default for Timeouts {
 }
 
 impl Timeouts {
+    /// A command's bound: its own, else the transport's, cut to what is left of the run's
+    /// deadline ([`crate::deadline`]) when there is one.
     pub fn of(&self, cmd: &RemoteCommand) -> Duration {
-        cmd.timeout
-            .unwrap_or(if cmd.mutating { self.write } else { self.read })
+        crate::deadline::cut(cmd.timeout.unwrap_or(if cmd.mutating {
+            self.write
+        } else {
+            self.read
+        }))
     }
 }
 
@@ -180,7 +185,12 @@ pub trait Transport {
         }
         // Each command is bounded on the node (one hung storage must not sink the others);
         // the whole batch by as many bounds as it has waves of parallel commands.
-        let each = self.timeouts().read;
+        // Under a run's deadline each command is stopped early enough for the batch to
+        // still answer which one hung.
+        let mut each = self.timeouts().read;
+        if let Some(left) = crate::deadline::left() {
+            each = each.min(left.saturating_sub(crate::deadline::MARGIN));
+        }
         let script = batch::script(cmds, each);
         trace(
             self.host(),
@@ -193,8 +203,10 @@ pub trait Transport {
                     .join("; ")
             ),
         );
-        let whole = batch::longest(cmds, each).saturating_mul(batch::waves(cmds.len()))
-            + Duration::from_secs(30);
+        let whole = crate::deadline::cut(
+            batch::longest(cmds, each).saturating_mul(batch::waves(cmds.len()))
+                + Duration::from_secs(30),
+        );
         let out =
             self.exec_quiet(&RemoteCommand::read(["sh", "-c", script.as_str()]).within(whole))?;
         batch::parse(&out, cmds.len()).map_err(|message| Error::Protocol {

@@ -324,7 +324,8 @@ class Cluster:
                 self.save(rel, items)
 
         threading.Thread(target=worker, daemon=True).start()
-        return upid
+        # Not Proxmox: a hostile or broken server answering something else as the task id.
+        return os.environ.get("PVESIM_API_UPID") or upid
 
 
 # --- parameters ------------------------------------------------------------------------

@@ -186,7 +186,8 @@ def api_list(state, g):
     out = []
     for name in sorted(g.get("snapshots") or {}):
         d = g["snapshots"][name]
-        item = {"name": name, "snaptime": int(d.get("snaptime") or 0),
+        # `$d->{snaptime} || 0`: whatever the config holds (0, text, a clock's future), as is.
+        item = {"name": name, "snaptime": d.get("snaptime") or 0,
                 "description": d.get("description") or ""}
         if g["type"] == "qemu":
             item["vmstate"] = 1 if d.get("vmstate") else 0

@@ -7,6 +7,7 @@ const AFTER: &str = "EXAMPLES:
   pve-ls-backups --host pve1 --all-nodes --with-guests --with-storage --with-jobs | backup-check
   pve-snapshot ls --host pve1 --label daily | backup-check --max-snapshot-age 26h
   backup-check --host pve1 --all-nodes --nagios                      # Nagios/Icinga
+  backup-check --host pve1 --nagios --timeout 25s                    # a 30 s plugin timeout
   backup-check --local --prom /var/lib/node_exporter/textfile/pvedr.prom   # cron on the node
   backup-check --dir /mnt/nas/dump --storage nas --deep --format table     # offline, whole archives
   tfstate-versions list --env prod --inspect | backup-check
@@ -44,13 +45,16 @@ CHECKS:
 
 RECORDS:
   Reads records (FILE or standard input), or gathers them itself with --local, --host or
-  --dir (the same flags as pve-ls-backups). Writes one `check` record per finding:
+  --dir (the same flags as pve-ls-backups); one source of these (two are a usage error). Writes one `check` record per finding:
   component (guest/100, storage/pve1/local, job/<id>, tfstate/prod), check, status
   (ok|warning|critical|unknown), message, value, threshold; then one `summary` record
   (counts by status, exit_code, duration_s).
   --format table prints one row per component: component, status, last backup, size, notes.
-  --nagios prints one plugin status line with perfdata instead of records; a run that
-  cannot check at all prints `BACKUP UNKNOWN - <reason>` (exit 3).
+  --nagios prints one plugin status line with perfdata instead of records, also when the
+  run fails (BACKUP UNKNOWN - <why>). It ends within --timeout (default 50s): each command's
+  bound is cut to fit, so a storage that does not answer is named as unread (and guests
+  without backups are then UNKNOWN, not CRITICAL); if the bound passes anyway, the line
+  is BACKUP UNKNOWN - no answer within 50s (--timeout) while <what it waited for>.
   --prom FILE writes Prometheus textfile-collector metrics atomically:
   pvedr_backup_last_timestamp_seconds, pvedr_backup_last_size_bytes, pvedr_backup_archives,
   pvedr_backup_guest_status (per guest), pvedr_backup_storage_used_ratio (per storage),
@@ -65,9 +69,12 @@ EXIT STATUS:
   0    OK
   1    WARNING
   2    CRITICAL
-  3    UNKNOWN: could not check (node unreachable, bad input, interrupted by SIGINT or
-       SIGTERM), and every usage error
-  A closed standard output (`| head`) ends the run quietly with status 0.";
+  3    UNKNOWN: could not check (node unreachable, a storage that did not answer within
+       --timeout, bad input, interrupted by SIGINT or SIGTERM, standard output not written,
+       e.g. a full disk), and every usage error (two sources of records among --local,
+       --host, --dir and FILE, too)
+  Standard output that cannot be written (a full disk) is an error: status 3, with a
+  message; a closed one (`| head`) ends the run quietly with status 0.";
 
 /// Check that every backup exists, is fresh, is whole and can be restored.
 ///
@@ -175,6 +182,12 @@ pub struct Cli {
     /// Print one Nagios plugin status line with perfdata instead of records.
     #[arg(long, help_heading = "Output")]
     pub nagios: bool,
+
+    /// End the whole run within this (30s, 2m): UNKNOWN, naming what did not answer (a hung
+    /// storage), instead of being killed by Nagios at its 60 s. Default with --nagios: 50s;
+    /// without --nagios, no bound but each command's --command-timeout.
+    #[arg(long, value_name = "DURATION", help_heading = "Output")]
+    pub timeout: Option<String>,
 
     /// Also write Prometheus textfile-collector metrics to FILE (atomically).
     #[arg(long, value_name = "FILE", help_heading = "Output")]

@@ -52,9 +52,13 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
-/// Text fit for a Nagios status line: one line, no `|` (which starts perfdata).
-pub fn nagios_text(s: &str) -> String {
-    one_line(s).replace('|', "/")
+/// `BACKUP UNKNOWN - <why>` on stdout, one line, for a run that could not check. A failed
+/// write is left: the exit code (3) still says UNKNOWN.
+pub fn print_nagios_unknown(why: &str) {
+    use std::io::Write;
+    let line = one_line(why).replace('|', "/");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "BACKUP UNKNOWN - {line}").and_then(|()| out.flush());
 }
 
 pub fn nagios_line(checks: &[Check]) -> String {
@@ -69,7 +73,13 @@ pub fn nagios_line(checks: &[Check]) -> String {
         count(Status::Ok)
     );
     let mut problems: Vec<&Check> = checks.iter().filter(|c| c.status != "ok").collect();
-    problems.sort_by_key(|c| std::cmp::Reverse(Status::parse(&c.status)));
+    // What could not be read (a storage that did not answer) comes first at its level.
+    problems.sort_by_key(|c| {
+        (
+            std::cmp::Reverse(Status::parse(&c.status)),
+            c.component != "source",
+        )
+    });
     if !problems.is_empty() {
         let shown: Vec<String> = problems
             .iter()

@@ -1,12 +1,11 @@
-use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pvedr::error::{Error, Result};
 use pvedr::jsonl;
 use pvedr::listing::{self, Extras};
 use pvedr::output::Format;
 use pvedr::records::Record;
-use pvedr::time::{Zone, parse_duration};
+use pvedr::time::{Zone, format_duration, parse_duration};
 
 use crate::checks::{Inputs, Thresholds, run_checks};
 use crate::cli::Cli;
@@ -61,6 +60,61 @@ fn split(r: Record, inputs: &mut Inputs) {
     }
 }
 
+/// One source of records: `--local`, a node (`--host`, `--tfvars`, `--api`), `--dir`, or
+/// FILEs (standard input by default). Two are a contradiction, refused before anything is
+/// read: silently preferring one would check something else than what was asked.
+fn one_source(cli: &Cli) -> Result<()> {
+    let files = cli.input.files.iter().any(|f| f != "-") || cli.input.files.len() > 1;
+    let given: Vec<&str> = [
+        (cli.local, "--local"),
+        (
+            cli.connect.names_a_node(),
+            "--host/--tfvars/--api (or PVEDR_API)",
+        ),
+        (cli.select.dir.is_some(), "--dir"),
+        (files, "FILE"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    if given.len() > 1 {
+        return Err(Error::usage(format!(
+            "{} name different sources of records: give one",
+            given.join(" and ")
+        )));
+    }
+    Ok(())
+}
+
+/// The whole run's bound with --nagios when --timeout is not given: under Nagios's 60 s.
+const NAGIOS_TIMEOUT: u64 = 50;
+
+/// With --nagios (or --timeout) the run ends by its bound: each command is cut to fit
+/// (`pvedr::deadline`), and a watchdog says UNKNOWN with what it waited for if it passes.
+fn bound_the_run(cli: &Cli, started: Instant) -> Result<()> {
+    let secs = match (&cli.timeout, cli.nagios) {
+        (Some(t), _) => parse_duration(t)?.max(1),
+        (None, true) => NAGIOS_TIMEOUT,
+        (None, false) => return Ok(()),
+    };
+    pvedr::deadline::set(Duration::from_secs(secs));
+    let nagios = cli.nagios;
+    let (prom, now) = (cli.prom.clone(), cli.now);
+    pvedr::deadline::watch(move |what| {
+        let why = format!(
+            "no answer within {} (--timeout) while {what}",
+            format_duration(secs)
+        );
+        metrics_down(prom.as_deref(), now, started);
+        if nagios {
+            report::print_nagios_unknown(&why);
+        }
+        pvedr::msg::say(&why);
+        std::process::exit(3);
+    });
+    Ok(())
+}
+
 /// Checks; a run that cannot check still answers as its outputs promise: one Nagios line
 /// and a rewritten metrics file that says so (not yesterday's green one).
 pub fn run(cli: Cli) -> Result<u8> {
@@ -76,22 +130,16 @@ pub fn run(cli: Cli) -> Result<u8> {
 
 fn could_not_check(cli: &Cli, e: &Error, started: Instant) {
     let reason = pvedr::msg::printable(&e.to_string());
-    if let Some(p) = &cli.prom {
-        let now = cli.now.unwrap_or_else(pvedr::time::now);
-        let text = report::prometheus_down(now, started.elapsed().as_secs_f64());
-        if let Err(w) = pvedr::fs::write_atomic(p, text.as_bytes()) {
-            pvedr::msg::warn(format!("cannot write {}: {w}", p.display()));
-        }
-    }
+    metrics_down(cli.prom.as_deref(), cli.now, started);
     if cli.nagios {
-        let line = format!("BACKUP UNKNOWN - {}\n", report::nagios_text(&reason));
-        // stdout may be gone too; the exit code still says UNKNOWN.
-        let _ = std::io::stdout().write_all(line.as_bytes());
+        report::print_nagios_unknown(&reason);
     }
 }
 
 fn check(cli: &Cli, started: Instant) -> Result<u8> {
+    one_source(cli)?;
     let th = thresholds(cli)?;
+    bound_the_run(cli, started)?;
     let mut zone = Zone::from_arg(cli.select.timezone.as_deref())?;
     let now = cli.now.unwrap_or_else(pvedr::time::now);
     let gather = cli.local || cli.connect.names_a_node() || cli.select.dir.is_some();
@@ -238,4 +286,14 @@ fn split_gathered(g: listing::Gathered, inputs: &mut Inputs) {
     inputs.storages = g.storages;
     inputs.jobs = g.jobs;
     inputs.failures = g.failures;
+}
+
+/// The metrics file of a run that could not check: rewritten, `pvedr_backup_check_up 0`.
+fn metrics_down(prom: Option<&std::path::Path>, now: Option<i64>, started: Instant) {
+    let Some(p) = prom else { return };
+    let now = now.unwrap_or_else(pvedr::time::now);
+    let text = report::prometheus_down(now, started.elapsed().as_secs_f64());
+    if let Err(w) = pvedr::fs::write_atomic(p, text.as_bytes()) {
+        pvedr::msg::warn(format!("cannot write {}: {w}", p.display()));
+    }
 }

@@ -46,7 +46,8 @@ EXIT STATUS:
   2    usage error (bad flag, bad policy string); nothing was done
   3    partial: some deletions failed, the others were done
   130  interrupted
-  A closed standard output (`| head`) ends the run quietly with status 0.";
+  Standard output that cannot be written (a full disk) is an error: status 1, with a
+  message; a closed one (`| head`) ends the run quietly with status 0.";
 
 /// Mark and delete vzdump backups with Proxmox's own retention rules.
 ///

@@ -15,8 +15,7 @@ fn policy_source(cli: &Cli) -> Result<PolicySource> {
         return Ok(PolicySource::FromJob);
     }
     if let Some(s) = &cli.prune_backups {
-        let o: KeepOptions = s
-            .parse()
+        let o = KeepOptions::from_arg(s)
             .map_err(|e| Error::usage(format!("--prune-backups '{s}': {e}")))?;
         return Ok(PolicySource::Fixed(o));
     }

@@ -59,7 +59,9 @@ EXIT STATUS:
   1    failed (S3 or the node unreachable, every archive failed)
   2    usage error (bad flag or value); nothing was done
   3    partial: some archives failed, the others were copied
-  130  interrupted: the running uploads were aborted, the records written";
+  130  interrupted: the running uploads were aborted, the records written
+  Standard output that cannot be written (a full disk) is an error: status 1, with a
+  message; a closed one (`| head`) ends the run quietly with status 0.";
 
 /// Copy vzdump backups off the node to S3, list the offsite copies, bring them back.
 ///

@@ -65,7 +65,9 @@ EXIT STATUS:
   2    usage error, or changes without --yes and without a terminal; nothing was done
   130  interrupted: the running step finished (a running Terraform is asked to stop: SIGINT,
        then SIGTERM and SIGKILL 10 s apart; a second Ctrl-C kills it at once), the records
-       were written";
+       were written
+  Standard output that cannot be written (a full disk) is an error: status 1, with a
+  message; a closed one (`| head`) ends the run quietly with status 0.";
 
 /// Bring the Terraform state store back — on MinIO or any S3 — and prove every backend works.
 ///

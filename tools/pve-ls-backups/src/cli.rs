@@ -44,7 +44,8 @@ RECORDS:
   2    usage error (bad flag or value); nothing was run on the node
   3    partial: some nodes or storages could not be listed (see stderr); the others were
   130  interrupted
-  A closed standard output (`| head`) ends the run quietly with status 0."
+  Standard output that cannot be written (a full disk) is an error: status 1, with a
+  message; a closed one (`| head`) ends the run quietly with status 0."
 );
 
 /// List Proxmox VE vzdump backups as JSON Lines.

@@ -40,7 +40,9 @@ EXIT STATUS:
   3    partial: with --all, some guests restored and some failed
   130  interrupted (Ctrl-C or SIGTERM): the running step is finished, nothing further is
        started, an overwritten guest is put back from the safety point, a stopped one
-       started again; a second Ctrl-C stops at once";
+       started again; a second Ctrl-C stops at once
+  Standard output that cannot be written (a full disk) is an error: status 1, with a
+  message; a closed one (`| head`) ends the run quietly with status 0.";
 
 /// Restore a Proxmox VE VM or container from a backup: plan, dry-run, safety point,
 /// restore, verify.

@@ -37,14 +37,17 @@ RECORDS:
 ",
     "EXIT STATUS:
   0    success
-  1    nothing succeeded (every guest refused or failed; node unreachable)
+  1    nothing succeeded (every guest refused or failed; node unreachable; standard
+       output could not be written, e.g. a full disk)
   2    usage error (bad flag or value); nothing was run on the node
   3    partial: some guests were refused or failed (see their records)
   130  interrupted: the running command finished, the records were written
   ls --max-age follows the Nagios plugin convention instead: 0 OK, 1 WARNING (a guest's
   newest snapshot is older than --max-age, or it has none), 3 UNKNOWN (could not list;
-  every usage error too).
-  A closed standard output (`| head`) ends the run quietly with status 0."
+  every usage error too; a guest or step that did not answer within --timeout, 50s by
+  default, too).
+  Standard output that cannot be written (a full disk) is an error: status 1 (3 with
+  --max-age), with a message; a closed one (`| head`) ends the run quietly with status 0."
 );
 
 /// Take, rotate and list Proxmox VE guest snapshots as JSON Lines.
@@ -177,6 +180,12 @@ pub struct LsArgs {
     /// --label) is older than this (26h, 7d), or when it has none. Templates are skipped.
     #[arg(long, value_name = "DURATION", help_heading = "Snapshots")]
     pub max_age: Option<String>,
+
+    /// End the whole run within this (30s, 2m): UNKNOWN (3), naming the guest or the step
+    /// that did not answer, before a monitoring system kills the plugin. Default with
+    /// --max-age: 50s (Nagios allows 60 s); otherwise each command's --command-timeout.
+    #[arg(long, value_name = "DURATION", help_heading = "Snapshots")]
+    pub timeout: Option<String>,
 
     #[command(flatten)]
     pub output: OutputArgs,

@@ -85,6 +85,7 @@ impl Job<'_> {
         };
         if g.status.as_deref() == Some("unknown") {
             let m = format!("node {node} is offline: its guests cannot be snapshotted");
+            guests::warn(g, &m);
             mark_status(&mut rec, "refused", Some(m));
             return rec;
         }
@@ -94,11 +95,9 @@ impl Job<'_> {
         match stamp {
             Ok(s) => rec.name = names::name(self.label, s),
             Err(e) => {
-                mark_status(
-                    &mut rec,
-                    "failed",
-                    Some(format!("node {node}'s clock: {e}")),
-                );
+                let m = format!("cannot read the node's clock (it names the snapshot): {e}");
+                guests::warn(g, &m);
+                mark_status(&mut rec, "failed", Some(m));
                 return rec;
             }
         }
@@ -111,9 +110,9 @@ impl Job<'_> {
         }
         if let (Some(_), Some(w)) = (&g.lock, self.wait) {
             match self.ctx.wait_unlocked(g, w) {
-                Ok(Some(l)) => msg::warn(format!("{} is still locked ({l})", g.vmid)),
+                Ok(Some(l)) => guests::warn(g, format!("still locked ({l})")),
                 Ok(None) => {}
-                Err(e) => msg::warn(format!("{}: cannot read the lock: {e}", g.vmid)),
+                Err(e) => guests::warn(g, format!("cannot read the lock: {e}")),
             }
         }
         self.take(g, &node, &cmd, rec)
@@ -143,15 +142,16 @@ impl Job<'_> {
                 } else {
                     "failed"
                 };
-                msg::warn(format!("{} {}: {why}", g.guest_type, g.vmid));
+                guests::warn(g, format!("snapshot {} {status}: {why}", rec.name));
                 mark_status(&mut rec, status, Some(why));
             }
             Err(e) => {
                 let m = format!(
                     "{}; whether the snapshot exists is unknown: pve-snapshot ls --vmid {}",
-                    e.lost(),
+                    guests::lost_or_failed(&e),
                     g.vmid
                 );
+                guests::warn(g, format!("snapshot {}: {m}", rec.name));
                 mark_status(&mut rec, "failed", Some(m));
             }
         }

@@ -1,6 +1,7 @@
 //! What every command asks of the cluster: the selected guests, their snapshots, the node's
 //! clock, a guest's lock; and the node-local commands, run on the guest's own node.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use pvedr::cluster::{self, Cluster};
@@ -25,6 +26,7 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(t: &'a dyn Transport, sel: &GuestSelection) -> Result<Ctx<'a>> {
+        pvedr::deadline::doing(format!("reading the cluster from {}", t.host()));
         let cluster = cluster::read(t)?;
         let (found, mut missing) = sel.resolve(t)?;
         for v in &missing {
@@ -96,6 +98,28 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// What happened to one guest, on stderr: `pve-snapshot: warning: qemu 100 on pve1: …`.
+/// Every failure that becomes a record is said here too (cron mails stderr).
+pub fn warn(g: &Guest, what: impl std::fmt::Display) {
+    msg::warn(format!(
+        "{} {} on {}: {what}",
+        g.guest_type,
+        g.vmid,
+        g.node.as_deref().unwrap_or("?")
+    ));
+}
+
+/// How a command that did not come back is described: a lost connection leaves its effect
+/// unknown; any other error (a malformed answer, a task id that is not one) is a failure.
+/// A task left running names itself (its UPID and how to stop it).
+pub fn lost_or_failed(e: &Error) -> String {
+    if e.is_transient() || matches!(e, Error::TaskLeft { .. }) {
+        e.lost()
+    } else {
+        format!("failed: {e}")
+    }
+}
+
 pub fn tool(g: &Guest) -> &'static str {
     if g.guest_type == "lxc" { "pct" } else { "qm" }
 }
@@ -116,6 +140,18 @@ pub fn list_all(t: &dyn Transport, guests: &[Guest]) -> Result<Vec<Result<Listed
             pvesh::get(&paths::guest_snapshots(node, &g.guest_type, g.vmid), &[])
         })
         .collect();
+    let names: Vec<String> = guests
+        .iter()
+        .map(|g| {
+            format!(
+                "{} {} on {}",
+                g.guest_type,
+                g.vmid,
+                g.node.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    pvedr::deadline::doing(format!("listing the snapshots of {}", names.join(", ")));
     let outs = t.exec_batch(&cmds)?;
     Ok(guests
         .iter()
@@ -132,11 +168,23 @@ fn listed(g: &Guest, items: &[Map<String, Value>]) -> Listed {
         .iter()
         .find(|m| pvesh::str_of(m, "name").as_deref() == Some("current"));
     let parent = current.and_then(|m| pvesh::str_of(m, "parent"));
-    let mut snapshots: Vec<Snapshot> = items
-        .iter()
-        .filter_map(|m| snapshot(g, m))
-        .filter(|s| s.name != "current")
-        .collect();
+    let mut snapshots: Vec<Snapshot> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    for s in items.iter().filter_map(|m| snapshot(g, m)) {
+        if s.name == "current" {
+            continue;
+        }
+        // Names are unique in a guest's config: a second entry is the node's error, and
+        // counting it twice would let prune remove the snapshot it also keeps.
+        if !seen.insert(s.name.clone()) {
+            warn(
+                g,
+                format!("snapshot '{}' listed twice; counted once", s.name),
+            );
+            continue;
+        }
+        snapshots.push(s);
+    }
     for s in &mut snapshots {
         if parent.as_deref() == Some(s.name.as_str()) {
             s.extra.insert("current".into(), Value::Bool(true));

@@ -18,6 +18,7 @@ pub fn run(a: &LsArgs) -> Result<u8> {
     let (filter, sel) = selection(&a.filter, &a.guests, false)?;
     let label = a.label.as_deref().map(names::label).transpose()?;
     let max_age = a.max_age.as_deref().map(parse_duration).transpose()?;
+    bound_the_run(a)?;
     let conn = a.connect.connect()?;
     let ctx = Ctx::new(conn.transport.as_ref(), &sel)?;
     let lists = guests::list_all(ctx.t, &ctx.guests)?;
@@ -29,10 +30,7 @@ pub fn run(a: &LsArgs) -> Result<u8> {
         let snaps = match list {
             Ok(l) => keep(l.snapshots, label, &filter),
             Err(e) => {
-                msg::warn(format!(
-                    "{} {}: cannot list its snapshots: {e}",
-                    g.guest_type, g.vmid
-                ));
+                guests::warn(g, format!("cannot list its snapshots: {e}"));
                 unreadable += 1;
                 continue;
             }
@@ -52,6 +50,30 @@ pub fn run(a: &LsArgs) -> Result<u8> {
         (None, 0, _) => 0,
         (None, _, _) => 3,
     })
+}
+
+/// The whole run's bound of the Nagios plugin (`--max-age`) when --timeout is not given.
+const PLUGIN_TIMEOUT: u64 = 50;
+
+/// With --max-age (or --timeout) the run ends by its bound: each command is cut to fit
+/// (`pvedr::deadline`), and past it a watchdog says what it waited for and exits UNKNOWN.
+fn bound_the_run(a: &LsArgs) -> Result<()> {
+    let secs = match (&a.timeout, &a.max_age) {
+        (Some(t), _) => parse_duration(t)?.max(1),
+        (None, Some(_)) => PLUGIN_TIMEOUT,
+        (None, None) => return Ok(()),
+    };
+    pvedr::deadline::set(std::time::Duration::from_secs(secs));
+    // UNKNOWN for the plugin; a plain listing failed.
+    let code = if a.max_age.is_some() { 3 } else { 1 };
+    pvedr::deadline::watch(move |what| {
+        msg::say(format!(
+            "UNKNOWN: no answer within {} (--timeout) while {what}",
+            format_duration(secs)
+        ));
+        std::process::exit(code);
+    });
+    Ok(())
 }
 
 /// The snapshots that pass `--label`, `--since`, `--until` and `--latest` (the newest of
@@ -97,7 +119,7 @@ fn fresh(g: &Guest, snaps: &[Snapshot], max: u64, now: i64, label: Option<&str>)
             false
         }
         Some(t) if now.saturating_sub(t) > max as i64 => {
-            msg::warn(format!(
+            msg::say(format!(
                 "WARNING: {} {}: newest {what} snapshot is {} old (more than {})",
                 g.guest_type,
                 g.vmid,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use pvedr::error::Result;
 use pvedr::records::{Guest, Record, Snapshot};
 use pvedr::transport::RemoteCommand;
-use pvedr::{interrupt, msg, shell};
+use pvedr::{interrupt, shell};
 use serde_json::Value;
 
 use crate::cli::PruneArgs;
@@ -28,10 +28,7 @@ pub fn run(a: &PruneArgs) -> Result<u8> {
         match list {
             Ok(l) => recs.extend(marks(l.snapshots, &label, a.keep as usize)),
             Err(e) => {
-                msg::warn(format!(
-                    "{} {}: cannot list its snapshots: {e}",
-                    g.guest_type, g.vmid
-                ));
+                guests::warn(g, format!("cannot list its snapshots: {e}"));
                 unreadable += 1;
             }
         }
@@ -73,15 +70,20 @@ fn mark(mut s: Snapshot, mark: &str, reason: String) -> Snapshot {
     s
 }
 
-/// The label's snapshots of one guest, each marked; nothing else is returned.
-/// `snapshots` come oldest first.
+/// The label's snapshots of one guest, each marked, oldest first; nothing else is returned.
+/// They are ordered by the time in their names (`<label>-<YYYYMMDD-HHMMSS>`, which sorts as
+/// it reads), never by `snaptime`: a node may list 0, text or a future time there, and the
+/// newest must not be taken for the oldest. `snapshots` hold each name once
+/// ([`guests::list_all`]).
 fn marks(snapshots: Vec<Snapshot>, label: &str, keep: usize) -> Vec<Snapshot> {
+    let mut labelled: Vec<Snapshot> = snapshots
+        .into_iter()
+        .filter(|s| names::label_of(&s.name) == Some(label))
+        .collect();
+    labelled.sort_by(|a, b| b.name.cmp(&a.name));
     let mut out = Vec::new();
     let mut kept = 0;
-    for s in snapshots.into_iter().rev() {
-        if names::label_of(&s.name) != Some(label) {
-            continue;
-        }
+    for s in labelled {
         if s.label.is_none() {
             out.push(mark(
                 s,
@@ -105,6 +107,11 @@ fn marks(snapshots: Vec<Snapshot>, label: &str, keep: usize) -> Vec<Snapshot> {
 /// Removes the marked snapshots, oldest first, guest by guest. Whether it was interrupted.
 fn remove_all(ctx: &Ctx, recs: &mut [Snapshot], wait: Option<Duration>) -> bool {
     let mut waited: Vec<u64> = Vec::new();
+    let kept: Vec<(u64, String)> = recs
+        .iter()
+        .filter(|r| !is_remove(r))
+        .map(|r| (r.vmid, r.name.clone()))
+        .collect();
     for r in recs.iter_mut().filter(|r| is_remove(r)) {
         if interrupt::requested() {
             mark_status(r, "skipped", Some("interrupted before its turn".into()));
@@ -113,11 +120,18 @@ fn remove_all(ctx: &Ctx, recs: &mut [Snapshot], wait: Option<Duration>) -> bool 
         let Some(g) = ctx.guests.iter().find(|g| g.vmid == r.vmid) else {
             continue;
         };
+        if kept.contains(&(r.vmid, r.name.clone())) {
+            // Unreachable with names listed once; a kept snapshot is never removed.
+            mark_status(r, "skipped", Some("also marked keep".into()));
+            continue;
+        }
         if let (Some(_), Some(w)) = (&g.lock, wait) {
             if !waited.contains(&g.vmid) {
                 waited.push(g.vmid);
-                if let Ok(Some(l)) = ctx.wait_unlocked(g, w) {
-                    msg::warn(format!("{} is still locked ({l})", g.vmid));
+                match ctx.wait_unlocked(g, w) {
+                    Ok(Some(l)) => guests::warn(g, format!("still locked ({l})")),
+                    Ok(None) => {}
+                    Err(e) => guests::warn(g, format!("cannot read the lock: {e}")),
                 }
             }
         }
@@ -135,23 +149,23 @@ fn remove(ctx: &Ctx, g: &Guest, r: &mut Snapshot) {
         Ok(o) if o.success() => mark_status(r, "removed", None),
         Ok(o) => {
             let why = guests::reason(&o);
-            msg::warn(format!("{} {} {}: {why}", g.guest_type, g.vmid, r.name));
             let status = if guests::refusal(&why) {
                 "refused"
             } else {
                 "failed"
             };
+            guests::warn(g, format!("removing snapshot {} {status}: {why}", r.name));
             mark_status(r, status, Some(why));
         }
-        Err(e) => mark_status(
-            r,
-            "failed",
-            Some(format!(
+        Err(e) => {
+            let m = format!(
                 "{}; whether it is gone is unknown: pve-snapshot ls --vmid {}",
-                e.lost(),
+                guests::lost_or_failed(&e),
                 g.vmid
-            )),
-        ),
+            );
+            guests::warn(g, format!("removing snapshot {}: {m}", r.name));
+            mark_status(r, "failed", Some(m));
+        }
     }
 }
 
@@ -192,5 +206,30 @@ mod tests {
         for ((n, k), (wn, wk)) in m.iter().zip(want) {
             assert_eq!((n.as_str(), k.as_str()), (wn, wk));
         }
+    }
+
+    #[test]
+    fn the_name_orders_not_a_lying_snaptime() {
+        // Listed oldest first by snaptime: the newest says 0, an old one the future.
+        let list = vec![
+            snap("daily-20240115-020000", 0, true),
+            snap("daily-20240113-020000", 1, true),
+            snap("daily-20240114-020000", 2, true),
+            snap("daily-20240111-020000", 4_000_000_000, true),
+        ];
+        let m: Vec<(String, String)> = marks(list, "daily", 2)
+            .into_iter()
+            .map(|s| (s.name, s.extra["mark"].as_str().unwrap_or("").to_string()))
+            .collect();
+        let names: Vec<(&str, &str)> = m.iter().map(|(n, k)| (n.as_str(), k.as_str())).collect();
+        assert_eq!(
+            names,
+            [
+                ("daily-20240111-020000", "remove"),
+                ("daily-20240113-020000", "remove"),
+                ("daily-20240114-020000", "keep"),
+                ("daily-20240115-020000", "keep"),
+            ]
+        );
     }
 }

@@ -45,7 +45,9 @@ EXIT STATUS:
        was written
   2    usage error, or a write without --yes and without a terminal; nothing was written
   3    partial: export of several environments where some failed
-  130  interrupted";
+  130  interrupted
+  Standard output that cannot be written (a full disk) is an error: status 1, with a
+  message; a closed one (`| head`) ends the run quietly with status 0.";
 
 /// List, inspect, diff and restore Terraform state versions on any S3; fall back to a local
 /// backend and return.

@@ -59,12 +59,13 @@ fn policy_errors_are_proxmox_errors_and_usage_errors() {
 
 #[test]
 fn policy_strings_proxmox_accepts() {
-    // One trailing newline per part and numbers beyond any integer type pass
-    // (parse_property_string's `(.+)$`, is_integer).
+    // One trailing newline per part passes (parse_property_string's `(.+)$`). Proxmox's
+    // is_integer takes any run of digits; typed on pvedr's command line a count must fit
+    // what --keep-last takes (a u64), see policy_strings_pvedr_refuses.
     for (policy, want) in [
         ("keep-last=1\n", ["remove", "keep"]),
         ("keep-last=+1,keep-all=0", ["remove", "keep"]),
-        ("keep-last=99999999999999999999999", ["keep", "keep"]),
+        ("keep-last=18446744073709551615", ["keep", "keep"]),
     ] {
         let out = bin("backup-prune")
             .args(["--prune-backups", policy])
@@ -79,6 +80,23 @@ fn policy_strings_proxmox_accepts() {
             .collect();
         assert_eq!(marks, want.map(Value::from), "{policy:?}");
     }
+}
+
+#[test]
+fn policy_strings_pvedr_refuses() {
+    // A count no flag could take is a typo: a usage error before any input is read.
+    let out = bin("backup-prune")
+        .args(["--prune-backups", "keep-last=99999999999999999999999"])
+        .write_stdin(stream(&[backup(100, 1, false)]))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("keep-last: 23 digits is more than a count can be"),
+        "{err}"
+    );
 }
 
 #[test]
