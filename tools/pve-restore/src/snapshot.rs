@@ -67,7 +67,7 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         "safety-point",
         &id,
         "a vzdump of the current state to come back to",
-        Some(guest::safety_point_cmd(&id, &storage, "snapshot", &note)),
+        Some(guest::safety_point_cmd(&id, &storage, "snapshot", &note, 1)),
     );
     let i_rb = plan.change(
         "rollback",

@@ -256,6 +256,8 @@ fn dry_run_runs_no_mutating_command() {
         [
             "check-archive",
             "check-lock",
+            "check-vzdump",
+            "check-loss",
             "stop",
             "safety-point",
             "restore",
@@ -952,4 +954,220 @@ fn verify_only_starts_a_stopped_guest_on_its_node_and_probes_it_without_restorin
     assert_eq!(rec["status"], "verified", "{rec}");
     assert!(rec["way_back"].is_null(), "{rec}");
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
+/// A volume of the simulated node with data on it (`volumes/<storage>/<name>`).
+fn put_volume(sim: &SimNode, volid: &str, data: &str) -> std::path::PathBuf {
+    let (sid, name) = volid.split_once(':').expect("volid");
+    let p = sim.root().join("volumes").join(sid).join(name);
+    std::fs::create_dir_all(p.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&p, data).expect("write");
+    p
+}
+
+/// CT 101 (stopped) with a volume mount point not in its backups, a bind mount and an
+/// unused volume, each volume with data.
+fn ct_with_unbacked_volumes(sim: &SimNode) -> [std::path::PathBuf; 2] {
+    let mut g = guest(sim, 101);
+    g["status"] = json!("stopped");
+    g["config"]["mp0"] = json!("local-lvm:vm-101-disk-1,mp=/srv/data,size=8G");
+    g["config"]["mp1"] = json!("/mnt/shared,mp=/shared");
+    g["config"]["mp2"] = json!("local-lvm:vm-101-disk-3,mp=/srv/www,backup=1,size=1G");
+    g["config"]["unused0"] = json!("local-lvm:vm-101-disk-2");
+    sim.write_json("guests/101.json", &g);
+    put_volume(sim, "local-lvm:vm-101-disk-0", "root file system\n");
+    put_volume(sim, "local-lvm:vm-101-disk-3", "web site, backed up\n");
+    [
+        put_volume(
+            sim,
+            "local-lvm:vm-101-disk-1",
+            "the only copy of the data\n",
+        ),
+        put_volume(sim, "local-lvm:vm-101-disk-2", "an old disk\n"),
+    ]
+}
+
+#[test]
+fn a_container_overwrite_that_erases_volumes_not_in_the_backup_is_refused() {
+    // pve-container create_vm re-creates the backup's mount points and destroy_lxc_container
+    // frees every volume of the old config: mp0 (no backup=1) and unused0 would be gone.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let kept = ct_with_unbacked_volumes(&sim);
+    let (rec, code, err) = restore(&sshd, &["--volid", CT_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused");
+    let msg = rec["error"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("mp0 (local-lvm:vm-101-disk-1)")
+            && msg.contains("unused0 (local-lvm:vm-101-disk-2)")
+            && msg.contains("--erase-unbacked-volumes"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("mp1") && !msg.contains("mp2"),
+        "a bind mount and a backed-up volume are not lost: {msg}"
+    );
+    assert_eq!(sim.mutations(), Vec::<String>::new(), "nothing changed");
+    for p in &kept {
+        assert!(p.exists(), "{} kept", p.display());
+    }
+    let erased: Vec<&str> = rec["erased_volumes"]
+        .as_array()
+        .expect("erased_volumes")
+        .iter()
+        .filter_map(|v| v["key"].as_str())
+        .collect();
+    assert_eq!(erased, ["mp0", "unused0"]);
+}
+
+#[test]
+fn erase_unbacked_volumes_accepts_the_loss_and_the_record_names_it() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let lost = ct_with_unbacked_volumes(&sim);
+    let (rec, code, err) = restore(
+        &sshd,
+        &[
+            "--volid",
+            CT_BACKUP,
+            "--force",
+            "--yes",
+            "--erase-unbacked-volumes",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored");
+    assert_eq!(
+        rec["erased_volumes"][0]["volume"],
+        "local-lvm:vm-101-disk-1"
+    );
+    assert!(
+        step(&rec, "restore")["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("erases volumes not in the backup: mp0"),
+        "{rec}"
+    );
+    // What Proxmox does: both are freed.
+    for p in &lost {
+        assert!(!p.exists(), "{} erased", p.display());
+    }
+}
+
+#[test]
+fn a_vm_overwrite_says_its_backup_0_disks_come_back_detached() {
+    // qemu-server: restore_cleanup_oldconf frees only the disks the archive holds, rescan
+    // adds the kept volume as unusedN.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut g = guest(&sim, 100);
+    g["config"]["scsi1"] = json!("local-lvm:vm-100-disk-1,backup=0,size=32G");
+    sim.write_json("guests/100.json", &g);
+    let data = put_volume(&sim, "local-lvm:vm-100-disk-1", "scratch data\n");
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        rec["detached_volumes"],
+        json!([{"key": "scsi1", "volume": "local-lvm:vm-100-disk-1"}])
+    );
+    assert!(
+        step(&rec, "restore")["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("detached as unusedN (data kept): scsi1"),
+        "{rec}"
+    );
+    let conf = &guest(&sim, 100)["config"];
+    assert!(conf.get("scsi1").is_none(), "{conf}");
+    assert_eq!(conf["unused0"], "local-lvm:vm-100-disk-1");
+    assert!(data.exists());
+}
+
+#[test]
+fn an_overwrite_names_the_snapshots_it_deletes() {
+    // VM 100 has the snapshot before-upgrade; a restore over it drops every snapshot.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(
+        &sshd,
+        &["--volid", VM_BACKUP, "--force", "--yes", "--dry-run"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["deleted_snapshots"], json!(["before-upgrade"]));
+    assert!(
+        step(&rec, "restore")["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("deletes every snapshot: before-upgrade"),
+        "{rec}"
+    );
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["deleted_snapshots"], json!(["before-upgrade"]));
+    assert!(guest(&sim, 100).get("snapshots").is_none());
+}
+
+/// A vzdump task running on pve1 (it holds the node's vzdump lock); a simulated minute
+/// lasts 10 ms, so Proxmox's three-hour lock wait takes 1.8 s.
+fn vzdump_running(sim: &SimNode) {
+    sim.write_json("sim.json", &json!({"minute": 0.01}));
+    let mut tasks = sim.read_json("tasks/pve1.json");
+    let task = json!({"upid": "UPID:pve1:0000A1B2:0001C3D4:65A4B000:vzdump::root@pam:",
+        "type": "vzdump", "id": "", "node": "pve1", "user": "root@pam",
+        "pid": 41394, "pstart": 115668, "starttime": 1_705_291_776});
+    tasks.as_array_mut().expect("tasks").push(task);
+    sim.write_json("tasks/pve1.json", &tasks);
+}
+
+#[test]
+fn a_running_vzdump_on_the_node_refuses_the_overwrite_before_the_stop() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    vzdump_running(&sim);
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused");
+    assert!(
+        rec["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("a vzdump is running on pve1"),
+        "{rec}"
+    );
+    assert_eq!(sim.mutations(), Vec::<String>::new(), "not stopped");
+    assert_eq!(guest(&sim, 100)["status"], "running");
+    // Once it is done: the safety point may wait one minute for the lock, not 180.
+    let mut tasks = sim.read_json("tasks/pve1.json");
+    tasks.as_array_mut().expect("tasks").pop();
+    sim.write_json("tasks/pve1.json", &tasks);
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(step(&rec, "check-vzdump")["status"], "ok");
+    let m = sim.mutations();
+    let dump = m.iter().find(|x| x.starts_with("vzdump")).expect("vzdump");
+    assert!(dump.ends_with("--lockwait 1"), "{dump}");
+}
+
+#[test]
+fn a_failed_restore_to_a_new_vmid_removes_qmrestores_empty_config() {
+    // qemu-server create_vm: a failed restore keeps the new VM's config ("NOT cleaned up").
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.fail_when(
+        "qmrestore-data 9100",
+        "command 'set -o pipefail && vma extract -v -r /var/tmp/vzdumptmp1.fifo - /var/tmp/vzdumptmp1' failed: exit code 133",
+        255,
+    );
+    let (rec, code, err) = restore(
+        &sshd,
+        &["--volid", VM_BACKUP, "--target-id", "9100", "--yes"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "failed");
+    assert_eq!(rec["leftover"], "removed", "{rec}");
+    assert_eq!(step(&rec, "remove-leftover")["status"], "changed");
+    assert_eq!(guest(&sim, 9100), Value::Null, "no VM 9100 left behind");
+    assert!(sim.mutations().contains(&"qm destroy 9100".to_string()));
+    assert!(rec.get("way_back").is_none(), "{rec}");
 }
