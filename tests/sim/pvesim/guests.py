@@ -47,7 +47,24 @@ def print_config(g):
         sys.stdout.write("%s: %s\n" % (k, conf[k]))
 
 
+def check_property_string(key, value):
+    """pve-common `src/PVE/JSONSchema.pm` `parse_property_string`, run by `check_format`
+    for a formatted option (`netN`): a key given twice is refused (400, "invalid format")."""
+    seen = set()
+    for part in value.split(","):
+        if "=" not in part:
+            continue
+        k = part.split("=", 1)[0]
+        if k in seen:
+            raise SimError("400 Parameter verification failed.\n%s: invalid format - duplicate key in "
+                           "comma-separated list property: %s" % (key, k))
+        seen.add(k)
+
+
 def set_options(g, kv):
+    for k, v in kv.items():
+        if re.fullmatch(r"net\d+", k):
+            check_property_string(k, v)
     conf = g.setdefault("config", {})
     for k, v in kv.items():
         if k in ("skiplock",):

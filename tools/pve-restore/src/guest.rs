@@ -373,16 +373,23 @@ pub fn snapshots(t: &dyn Transport, node: &str, lxc: bool, vmid: u64) -> Result<
     Ok(names)
 }
 
-/// `netN` lines of a config whose link is up, as (key, value).
+/// `netN` lines of a config whose link is up, as (key, value with `link_down=1` set): an
+/// existing `link_down=0` is replaced, since Proxmox refuses a key given twice (pve-common
+/// `JSONSchema.pm` `parse_property_string`: "duplicate key").
 pub fn links_up(config: &str) -> Vec<(String, String)> {
-    config
-        .lines()
-        .filter_map(|line| {
-            let (k, v) = line.split_once(':')?;
-            let k = k.trim();
-            let is_net =
-                k.len() > 3 && k.starts_with("net") && k[3..].bytes().all(|c| c.is_ascii_digit());
-            (is_net && !v.contains("link_down=1")).then(|| (k.to_string(), v.trim().to_string()))
+    numbered(config, &["net"])
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let mut down = false;
+            let mut parts: Vec<&str> = Vec::new();
+            for p in v.split(',') {
+                match p.split_once('=') {
+                    Some(("link_down", x)) => down |= truthy(x),
+                    _ => parts.push(p),
+                }
+            }
+            parts.push("link_down=1");
+            (!down).then(|| (k.to_string(), parts.join(",")))
         })
         .collect()
 }
@@ -466,7 +473,18 @@ mod tests {
             "net0: virtio=AA,bridge=vmbr0\nnet1: virtio=BB,bridge=vmbr1,link_down=1\nnetwork: x\n";
         assert_eq!(
             links_up(c),
-            [("net0".to_string(), "virtio=AA,bridge=vmbr0".to_string())]
+            [(
+                "net0".to_string(),
+                "virtio=AA,bridge=vmbr0,link_down=1".to_string()
+            )]
+        );
+        let off = "net0: virtio=AA,link_down=0,bridge=vmbr0\nnet1: virtio=BB,link_down=on\n";
+        assert_eq!(
+            links_up(off),
+            [(
+                "net0".to_string(),
+                "virtio=AA,bridge=vmbr0,link_down=1".to_string()
+            )]
         );
     }
 }

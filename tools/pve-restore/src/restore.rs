@@ -1098,13 +1098,7 @@ impl Job<'_> {
         for (k, v) in &links {
             self.plan.set_command(
                 i,
-                argv(&[
-                    self.tool(),
-                    "set",
-                    &self.id(),
-                    &format!("--{k}"),
-                    &format!("{v},link_down=1"),
-                ]),
+                argv(&[self.tool(), "set", &self.id(), &format!("--{k}"), v]),
             );
             if let Err(m) = self.exec_step(i) {
                 self.failure = Some(format!("isolating failed: {m}"));

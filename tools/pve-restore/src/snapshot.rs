@@ -84,8 +84,12 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         Some(h) => h.as_ref(),
         None => ctx.t,
     };
-    let lock = match guest::config(t, lxc, vmid) {
-        Ok(Ok(c)) => guest::lock_of(&c),
+    // A container's way back needs its storage: `pct restore` alone puts it on `local`.
+    let (lock, ct_storage) = match guest::config(t, lxc, vmid) {
+        Ok(Ok(c)) => (
+            guest::lock_of(&c),
+            guest::rootfs_storage(&c).filter(|_| lxc),
+        ),
         Ok(Err(m)) => return Ok(refused(rec, plan, m, started)),
         Err(e) => return Ok(refused(rec, plan, e.to_string(), started)),
     };
@@ -115,6 +119,7 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         lxc,
         vmid,
         storage,
+        ct_storage,
         snap,
     };
     Ok(execute(t, rec, plan, &ids, started))
@@ -127,6 +132,8 @@ struct Ids<'a> {
     lxc: bool,
     vmid: u64,
     storage: String,
+    /// Where a container's volumes go back (its root file system's storage).
+    ct_storage: Option<String>,
     snap: &'a str,
 }
 
@@ -173,7 +180,8 @@ fn execute(
         t0,
     );
     rec.safety_point = v.as_ref().map(|v| json!({"volid": v, "storage": storage}));
-    rec.way_back = v.map(|v| shell::join(&restore_cmd(lxc, &v, vmid, true, None, false)));
+    let back_storage = ids.ct_storage.as_deref();
+    rec.way_back = v.map(|v| shell::join(&restore_cmd(lxc, &v, vmid, true, back_storage, false)));
     if pvedr::interrupt::requested() {
         plan.skip_rest("interrupted");
         pvedr::msg::say(
