@@ -81,7 +81,8 @@ pub struct Cli {
     )]
     pub date: Option<String>,
 
-    /// Roll the guest (--vmid) back to this snapshot instead of restoring a backup.
+    /// Roll the guest (--vmid) back to this snapshot instead of restoring a backup (a
+    /// snapshot the guest does not have is refused before the safety point).
     #[arg(long, value_name = "NAME", requires = "vmid", help_heading = "What")]
     pub snapshot: Option<String>,
 

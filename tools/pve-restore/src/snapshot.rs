@@ -104,6 +104,10 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         ));
     }
     plan.finish(i_lock, "ok", "not locked", t0);
+    if let Some(msg) = missing_snapshot(ctx.t, &e.node, lxc, vmid, snap) {
+        plan.skip_rest("refused");
+        return Ok(refused(rec, plan, msg, started));
+    }
     if ctx.cli.write.dry_run {
         rec.steps = plan.steps;
         return Ok(rec);
@@ -123,6 +127,30 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         snap,
     };
     Ok(execute(t, rec, plan, &ids, started))
+}
+
+/// Why the rollback cannot be done, before the safety point: the snapshot is not the
+/// guest's (`current` is the "You are here!" entry of the list, no snapshot).
+fn missing_snapshot(
+    t: &dyn Transport,
+    node: &str,
+    lxc: bool,
+    vmid: u64,
+    snap: &str,
+) -> Option<String> {
+    match guest::snapshots(t, node, lxc, vmid) {
+        Ok(names) if names.iter().any(|n| n == snap) => None,
+        Ok(names) if names.is_empty() => {
+            Some(format!("guest {vmid} has no snapshot; nothing was changed"))
+        }
+        Ok(names) => Some(format!(
+            "guest {vmid} has no snapshot '{snap}' (it has: {}); nothing was changed",
+            pvedr::msg::visible(&names.join(", "))
+        )),
+        Err(e) => Some(format!(
+            "cannot list the snapshots of guest {vmid}: {e}; nothing was changed"
+        )),
+    }
 }
 
 /// The steps of a rollback, and what they need.

@@ -1257,3 +1257,41 @@ fn the_drill_sets_link_down_on_a_link_that_says_link_down_0() {
         "{set}"
     );
 }
+
+#[test]
+fn a_rollback_to_a_snapshot_the_guest_does_not_have_is_refused_before_the_safety_point() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    for name in ["no-such", "current"] {
+        let (rec, code, err) = restore(
+            &sshd,
+            &[
+                "--vmid",
+                "100",
+                "--snapshot",
+                name,
+                "--force",
+                "--yes",
+                "--safety-storage",
+                "local",
+            ],
+        );
+        assert_eq!(code, 1, "{err}");
+        assert_eq!(rec["status"], "refused", "{rec}");
+        assert!(
+            rec["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("(it has: before-upgrade)"),
+            "{rec}"
+        );
+    }
+    // One character is no pve-configid: a usage error before connecting.
+    let (_, code, err) = restore(
+        &sshd,
+        &["--vmid", "100", "--snapshot", "a", "--force", "--yes"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid snapshot name 'a'"), "{err}");
+    assert_eq!(sim.mutations(), Vec::<String>::new(), "no safety point");
+}
