@@ -76,8 +76,16 @@ def set_options(g, kv):
             conf[k] = v
 
 
+def is_template(g):
+    return bool(g.get("template")) or str((g.get("config") or {}).get("template", "0")) == "1"
+
+
 def start(state, g):
     check_lock(g)
+    if is_template(g):
+        # qemu-server src/PVE/QemuServer.pm vm_start; pve-container src/PVE/API2/LXC/Status.pm
+        # vm_start.
+        raise SimError("you can't start a %s if it's a template" % ("vm" if g["type"] == "qemu" else "CT"))
     if g.get("status") == "running":
         raise SimError("%s %s already running" % (kind_word(g["type"]), g["vmid"]))
     if g.get("fail_start"):
@@ -355,6 +363,10 @@ def restore(state, gtype, vmid, archive, kv):
     # No "snapshots": a restore over a guest drops every one of them (qemu-server
     # `$restore_cleanup_oldconf`: "after the restore we have no snapshots anymore";
     # pve-container `destroy_lxc_container` frees the volumes and writes a new config).
+    if str(conf.get("template", "0")) == "1":
+        # qemu-server API2/Qemu.pm create_vm ("Convert restored VM to template"), pve-container
+        # API2/LXC.pm create_vm ($was_template): a template's backup comes back a template.
+        g["template"] = 1
     if kv.get("unique") == "1":
         g["unique"] = True
     if kv.get("storage"):

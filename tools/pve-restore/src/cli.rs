@@ -114,7 +114,9 @@ pub struct Cli {
     #[arg(long, help_heading = "Where")]
     pub no_archive_test: bool,
 
-    /// Start the guest after restoring and wait until it runs.
+    /// Start the guest after restoring and wait until it runs (not a template: Proxmox
+    /// restores a template's backup as a template and does not start it; start and probes
+    /// are then skipped).
     #[arg(long, help_heading = "Verify")]
     pub start: bool,
 

@@ -208,6 +208,16 @@ pub fn protected(config: &str) -> bool {
         .any(|v| v.trim() == "1")
 }
 
+/// `template: 1`: Proxmox refuses to start it (qemu-server `QemuServer.pm` `vm_start`,
+/// pve-container `API2/LXC/Status.pm` `vm_start`), and a template's backup is restored as
+/// a template (`create_vm`).
+pub fn template(config: &str) -> bool {
+    config
+        .lines()
+        .filter_map(|l| l.strip_prefix("template:"))
+        .any(|v| truthy(v.trim()))
+}
+
 pub fn lock_of(config: &str) -> Option<String> {
     config
         .lines()

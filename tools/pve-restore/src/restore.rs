@@ -1073,12 +1073,46 @@ impl Job<'_> {
         if let (Some(i), true) = (self.s.isolate, self.go_on()) {
             self.isolate(i);
         }
+        if self.go_on() && self.a_template() {
+            return;
+        }
         if let (Some(i), true) = (self.s.start, self.go_on()) {
             self.start(i);
         }
         if !self.ctx.o.probes.is_empty() && self.go_on() {
             self.probes();
         }
+    }
+
+    /// A template cannot be started: its start and probes are skipped, not failed (a
+    /// failure would roll a good restore back). `false` when it is no template or when
+    /// nothing is to be started.
+    fn a_template(&mut self) -> bool {
+        if self.s.start.is_none() && self.s.probes.is_empty() {
+            return false;
+        }
+        let Some(out) = self.read(&argv(&[self.tool(), "config", &self.id()])) else {
+            return false;
+        };
+        if !(out.success() && guest::template(&String::from_utf8_lossy(&out.stdout))) {
+            return false;
+        }
+        let why = format!(
+            "guest {} is a template: Proxmox does not start templates",
+            self.target
+        );
+        let t0 = Instant::now();
+        for i in self
+            .s
+            .start
+            .iter()
+            .chain(&self.s.probes)
+            .copied()
+            .collect::<Vec<_>>()
+        {
+            self.plan.finish(i, "skipped", why.clone(), t0);
+        }
+        true
     }
 
     fn isolate(&mut self, i: StepId) {

@@ -1295,3 +1295,45 @@ fn a_rollback_to_a_snapshot_the_guest_does_not_have_is_refused_before_the_safety
     assert!(err.contains("invalid snapshot name 'a'"), "{err}");
     assert_eq!(sim.mutations(), Vec::<String>::new(), "no safety point");
 }
+
+#[test]
+fn a_template_backup_is_restored_and_not_started() {
+    // Proxmox restores a template's backup as a template and refuses to start it: the
+    // restore is good, the start and the probes do not apply.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let name = "vzdump-qemu-9000-2024_01_14-05_00_00.vma.zst";
+    let path = sim.dump_dir("local").join(name);
+    let code = format!(
+        "import sys; sys.path.insert(0, {:?})\nfrom pvesim import archives\n\
+         conf = archives.qemu_config(9000, 'tmpl') + 'template: 1\\n'\n\
+         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n\
+         open({:?}, 'wb').write(archives.compress(raw, 'zstd'))\n",
+        pvedr_testkit::sim_dir().display().to_string(),
+        path.display().to_string()
+    );
+    let made = std::process::Command::new("python3")
+        .args(["-c", &code])
+        .output()
+        .expect("python3");
+    assert!(made.status.success(), "{made:?}");
+    let volid = format!("local:backup/{name}");
+    let (rec, code, err) = restore(
+        &sshd,
+        &[
+            "--volid",
+            &volid,
+            "--target-id",
+            "9001",
+            "--yes",
+            "--probe",
+            "agent",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert_eq!(step(&rec, "start")["status"], "skipped");
+    assert_eq!(step(&rec, "probe")["status"], "skipped");
+    assert_eq!(guest(&sim, 9001)["template"], 1);
+    assert!(!sim.mutations().iter().any(|m| m.starts_with("qm start")));
+}
