@@ -72,10 +72,12 @@ pub fn volid(s: &str) -> Result<&str> {
     if ok { Ok(s) } else { Err(bad()) }
 }
 
-/// A guest or snapshot name used in commands (`[A-Za-z][A-Za-z0-9_-]*`, as Proxmox's pve-configid).
+/// A snapshot name used in commands: pve-common `JSONSchema.pm` `pve-snapshot-name`, format
+/// `pve-configid` (`[a-z][a-z0-9_-]+`, case-insensitive: two characters at least), at most
+/// 40 long.
 pub fn snapshot_name(s: &str) -> Result<&str> {
     let b = s.as_bytes();
-    let ok = !b.is_empty()
+    let ok = b.len() >= 2
         && b.len() <= 40
         && b[0].is_ascii_alphabetic()
         && b.iter()

@@ -250,8 +250,12 @@ class Cluster:
         return dict(os.environ, PVESIM_ROOT=self.root, PVESIM_NODE=node,
                     PATH=BIN + ":" + os.environ.get("PATH", ""))
 
-    def run(self, node, argv):
-        p = subprocess.run([sys.executable, os.path.join(BIN, argv[0])] + argv[1:], env=self.env(node),
+    def run(self, node, argv, upid=None):
+        env = self.env(node)
+        if upid:
+            # The worker's own task (a vzdump must not wait for its own lock).
+            env["PVESIM_UPID"] = upid
+        p = subprocess.run([sys.executable, os.path.join(BIN, argv[0])] + argv[1:], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         return p.returncode, p.stdout, p.stderr
 
@@ -305,7 +309,7 @@ class Cluster:
                 if argv[0] == "@fail":
                     status = argv[1]
                     break
-                code, out, err = self.run(node, argv)
+                code, out, err = self.run(node, argv, upid)
                 outl = [l for l in out.splitlines() if not (log_filter and log_filter(l))]
                 errl = [l for l in err.splitlines() if l.strip()]
                 lines += outl + errl

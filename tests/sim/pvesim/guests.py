@@ -11,7 +11,7 @@ import sys
 import tarfile
 import time
 
-from . import archives, names, snapshots
+from . import archives, names, snapshots, volumes
 from .state import SimError, options as opts
 
 
@@ -47,7 +47,24 @@ def print_config(g):
         sys.stdout.write("%s: %s\n" % (k, conf[k]))
 
 
+def check_property_string(key, value):
+    """pve-common `src/PVE/JSONSchema.pm` `parse_property_string`, run by `check_format`
+    for a formatted option (`netN`): a key given twice is refused (400, "invalid format")."""
+    seen = set()
+    for part in value.split(","):
+        if "=" not in part:
+            continue
+        k = part.split("=", 1)[0]
+        if k in seen:
+            raise SimError("400 Parameter verification failed.\n%s: invalid format - duplicate key in "
+                           "comma-separated list property: %s" % (key, k))
+        seen.add(k)
+
+
 def set_options(g, kv):
+    for k, v in kv.items():
+        if re.fullmatch(r"net\d+", k):
+            check_property_string(k, v)
     conf = g.setdefault("config", {})
     for k, v in kv.items():
         if k in ("skiplock",):
@@ -59,8 +76,16 @@ def set_options(g, kv):
             conf[k] = v
 
 
+def is_template(g):
+    return bool(g.get("template")) or str((g.get("config") or {}).get("template", "0")) == "1"
+
+
 def start(state, g):
     check_lock(g)
+    if is_template(g):
+        # qemu-server src/PVE/QemuServer.pm vm_start; pve-container src/PVE/API2/LXC/Status.pm
+        # vm_start.
+        raise SimError("you can't start a %s if it's a template" % ("vm" if g["type"] == "qemu" else "CT"))
     if g.get("status") == "running":
         raise SimError("%s %s already running" % (kind_word(g["type"]), g["vmid"]))
     if g.get("fail_start"):
@@ -319,21 +344,29 @@ def restore(state, gtype, vmid, archive, kv):
             raise SimError("can't overwrite running container")
     path = archive_path(state, archive)
     conf = archive_config(path, gtype)
+    old = (existing or {}).get("config") or {}
     if gtype == "lxc":
         sid = ct_restore_storage(state, kv)
-        for k in list(conf):
-            if (k == "rootfs" or re.fullmatch(r"mp\d+", k)) and ":" in conf[k] and not conf[k].startswith("/"):
-                conf[k] = "%s:%s" % (sid, conf[k].split(":", 1)[1])
         kv = dict(kv, storage=sid)
-    if gtype == "qemu":
-        sys.stdout.write("restore vma archive: zstd -q -d -c %s | vma extract -v -r /var/tmp/vzdumptmp%d.fifo - /var/tmp/vzdumptmp%d\n" % (path, os.getpid(), os.getpid()))
+        volumes.ct_restore(state, vmid, old, conf, sid, archive)
     else:
+        if existing is None:
+            qemu_new_config(state, vmid)
+        sys.stdout.write("restore vma archive: zstd -q -d -c %s | vma extract -v -r /var/tmp/vzdumptmp%d.fifo - /var/tmp/vzdumptmp%d\n" % (path, os.getpid(), os.getpid()))
+        qemu_data_fault(state, vmid)
+        volumes.qemu_restore(state, vmid, old, conf, kv.get("storage"), archive)
+    if gtype == "lxc":
         sys.stdout.write("extracting archive '%s'\n" % path)
     g = {"vmid": int(vmid), "type": gtype, "node": state.local_node,
          "name": conf.get("name") or conf.get("hostname") or ("VM %s" % vmid),
          "status": "stopped", "config": conf, "restored_from": archive}
-    if existing and existing.get("snapshots") is not None:
-        pass  # snapshots are dropped by a restore
+    # No "snapshots": a restore over a guest drops every one of them (qemu-server
+    # `$restore_cleanup_oldconf`: "after the restore we have no snapshots anymore";
+    # pve-container `destroy_lxc_container` frees the volumes and writes a new config).
+    if str(conf.get("template", "0")) == "1":
+        # qemu-server API2/Qemu.pm create_vm ("Convert restored VM to template"), pve-container
+        # API2/LXC.pm create_vm ($was_template): a template's backup comes back a template.
+        g["template"] = 1
     if kv.get("unique") == "1":
         g["unique"] = True
     if kv.get("storage"):
@@ -344,6 +377,31 @@ def restore(state, gtype, vmid, archive, kv):
         state.save_guest(g)
     sys.stdout.write("rescan volumes...\n")
     return 0
+
+
+def qemu_new_config(state, vmid):
+    """qemu-server `src/PVE/API2/Qemu.pm` `create_vm`: `create_and_lock_config` writes the
+    new VM's config (`lock: create`) before the worker restores anything."""
+    state.save_guest({"vmid": int(vmid), "type": "qemu", "node": state.local_node,
+                      "name": None, "status": "stopped", "config": {}, "lock": "create"})
+
+
+def qemu_data_fault(state, vmid):
+    """A fault matching `qmrestore-data <vmid>` fails the data restore inside the worker.
+    qemu-server `create_vm` (restore branch) then only removes the `create` lock and warns
+    that the state is NOT cleaned up: the VM's config stays (for a new VMID an empty one),
+    and `restore_vma_archive` has freed the volumes it allocated. pve-container's
+    `create_vm` instead destroys a new CT's config on error (`$destroy_config_on_error`)."""
+    try:
+        state.check_faults("qmrestore-data", [str(vmid)])
+    except SimError as e:
+        g = state.guest(vmid)
+        if g is not None:
+            g.pop("lock", None)
+            state.save_guest(g)
+        sys.stderr.write("error before or during data restore, some or all disks were not "
+                         "completely restored. VM %s state is NOT cleaned up.\n" % vmid)
+        raise SimError(e.message, e.status)
 
 
 def qmrestore(state, argv):
@@ -370,6 +428,49 @@ def job_errors():
     return 255
 
 
+LOCKFILE = "/var/run/vzdump.lock"
+
+
+def lock_holder(state):
+    """The node's vzdump lock is held while a vzdump task of this node runs (one without a
+    status in tasks/<node>.json) other than the one running this command (an API worker's,
+    `PVESIM_UPID`)."""
+    own = os.environ.get("PVESIM_UPID")
+    for t in state.load(os.path.join("tasks", state.local_node + ".json"), []):
+        if t.get("type") == "vzdump" and "status" not in t and t.get("upid") != own:
+            return t
+    return None
+
+
+def global_lock(state, kv):
+    """pve-manager `PVE/VZDump.pm` `getlock`, called by the worker of `PVE/API2/VZDump.pm`
+    `vzdump` before any guest: one vzdump per node (flock on /var/run/vzdump.lock). A busy
+    lock is waited for `lockwait` minutes (pve-guest-common `src/PVE/VZDump/Common.pm`:
+    default 180); `lockwait 0` (`0 || $self->{lockwait}`, never set: no wait) fails at
+    once. `debugmsg` lines reach stdout (the CLI's worker tees its STDERR there, see above),
+    the error stderr. A simulated minute lasts `minute` seconds
+    of `sim.json` (default 60), so tests can wait the three hours in a second."""
+    if lock_holder(state) is None:
+        return
+    try:
+        wait = int(kv.get("lockwait", "180"))
+    except ValueError:
+        raise SimError("400 Parameter verification failed.\nlockwait: type check ('integer') failed")
+    if wait <= 0:
+        sys.stdout.write("ERROR: can't acquire lock '%s' (wait = 0)\n" % LOCKFILE)
+        raise SimError("can't acquire lock '%s' (wait = 0)" % LOCKFILE)
+    sys.stdout.write("INFO: trying to get global lock - waiting...\n")
+    sys.stdout.flush()
+    minute = float((state.load("sim.json", {}) or {}).get("minute", 60))
+    deadline = time.time() + wait * minute
+    while lock_holder(state) is not None:
+        if time.time() >= deadline:
+            sys.stdout.write("ERROR: can't acquire lock '%s' - got timeout\n" % LOCKFILE)
+            raise SimError("can't acquire lock '%s' - got timeout" % LOCKFILE)
+        time.sleep(min(0.1, max(0.0, deadline - time.time())))
+    sys.stdout.write("INFO: got global lock\n")
+
+
 def vzdump(state, argv):
     pos, kv = opts(argv)
     if not pos:
@@ -385,6 +486,7 @@ def vzdump(state, argv):
     s = state.storage(sid)
     if s is None:
         raise SimError("storage '%s' does not exist" % sid)
+    global_lock(state, kv)
     now = int(time.time())
     stamp = time.strftime("%Y_%m_%d-%H_%M_%S", time.localtime(now))
     sys.stdout.write("INFO: starting new backup job: vzdump %s\n" % " ".join(argv))

@@ -8,6 +8,8 @@
 //!   (pve-storage `src/PVE/Storage.pm` `check_volume_access`);
 //! - the safety point: `VM.Backup`, `Datastore.AllocateSpace` on its storage, and
 //!   `Datastore.Allocate` for its `prune-backups` (pve-manager `PVE/API2/VZDump.pm`);
+//! - the check for a running vzdump before an overwrite: `Sys.Audit` on `/nodes/N`, else
+//!   the task list hides other users' tasks (pve-manager `PVE/API2/Tasks.pm` `node_tasks`);
 //! - stop and start `VM.PowerMgmt`, the drill's link-down `VM.Config.Network`, its cleanup
 //!   `VM.Allocate`;
 //! - a VM's agent probe `VM.GuestAgent.Audit` or `VM.GuestAgent.Unrestricted` (qemu-server
@@ -19,6 +21,7 @@ use pvedr::transport::Transport;
 
 pub struct RestoreAccess<'a> {
     pub target: u64,
+    pub node: &'a str,
     pub archive_storage: &'a str,
     pub archive_owner: Option<u64>,
     pub target_storage: Option<&'a str>,
@@ -45,6 +48,7 @@ pub fn missing(t: &dyn Transport, a: &RestoreAccess) -> Result<Vec<String>> {
         plain.push(Need::storage(s, &["Datastore.AllocateSpace"]));
     }
     if let Some(s) = &a.safety_storage {
+        plain.push(Need::new(format!("/nodes/{}", a.node), &["Sys.Audit"]));
         plain.push(vm(&["VM.Backup"]));
         plain.push(Need::storage(s, &["Datastore.AllocateSpace"]));
         plain.push(Need::storage(s, &["Datastore.Allocate"]));

@@ -17,7 +17,10 @@ RECORDS:
   rolled-back | refused | interrupted), steps (each: step, target, status planned|ok|changed|skipped|failed,
   message (why, or what happened), duration_s, command), safety_point ({volid, storage} of the
   vzdump taken before overwriting), verify ([{probe, status, message, attempts}]),
-  duration_s, error, and way_back (the command that undoes the run); then a `summary`.
+  duration_s, error, and way_back (the command that undoes the run); for an overwrite also
+  deleted_snapshots ([names]), and erased_volumes (a container) or detached_volumes (a VM)
+  ([{key, volume}]); after a failed restore to a new VMID, leftover (removed | kept: the
+  config qmrestore leaves behind); then a `summary`.
   Progress goes to stderr.
 
 SAFETY:
@@ -27,8 +30,14 @@ SAFETY:
   guest (--target-id equal to the backup's VMID counts) needs --force (else exit 1); another
   --target-id must be free cluster-wide. Before anything changes the archive is tested on the
   node (zstd -t, gzip -t, lzop -t, vma verify). Before overwriting: the guest's lock is
-  checked (--wait-lock), a running guest is stopped, and a safety point is made with vzdump
-  (--prune-backups keep-all=1, so no retention deletes old archives). The restore uses the
+  checked (--wait-lock), and so is the node's vzdump lock (no vzdump task may be running
+  there: the safety point would wait behind it for up to three hours with the guest down);
+  a running guest is stopped, and a safety point is made with vzdump (--prune-backups
+  keep-all=1, so no retention deletes old archives; --lockwait 1, so it never waits long
+  for the node's vzdump lock). An overwrite deletes every snapshot of the guest (named in
+  the plan and the record). A container's volumes that its backup does not hold (mount
+  points without backup=1, unusedN) are erased by the overwrite: it is refused unless
+  --erase-unbacked-volumes; a VM's backup=0 disks come back detached as unusedN. The restore uses the
   restore command's own --force (never destroy --purge, which drops the guest from backup
   jobs). If the restore or the verification fails, the safety point is restored
   (--no-rollback keeps the failed state). One restore per target VMID at a time.
@@ -76,7 +85,8 @@ pub struct Cli {
     )]
     pub date: Option<String>,
 
-    /// Roll the guest (--vmid) back to this snapshot instead of restoring a backup.
+    /// Roll the guest (--vmid) back to this snapshot instead of restoring a backup (a
+    /// snapshot the guest does not have is refused before the safety point).
     #[arg(long, value_name = "NAME", requires = "vmid", help_heading = "What")]
     pub snapshot: Option<String>,
 
@@ -108,7 +118,9 @@ pub struct Cli {
     #[arg(long, help_heading = "Where")]
     pub no_archive_test: bool,
 
-    /// Start the guest after restoring and wait until it runs.
+    /// Start the guest after restoring and wait until it runs (not a template: Proxmox
+    /// restores a template's backup as a template and does not start it; start and probes
+    /// are then skipped).
     #[arg(long, help_heading = "Verify")]
     pub start: bool,
 
@@ -145,15 +157,28 @@ pub struct Cli {
     #[command(flatten)]
     pub write: WriteArgs,
 
-    /// Allow overwriting an existing guest (after a safety point).
+    /// Allow overwriting an existing guest (after a safety point). The overwrite deletes
+    /// every snapshot of the guest (the plan and the record name them; the safety point
+    /// cannot bring them back) and, for a container, every volume its backup does not hold
+    /// (see --erase-unbacked-volumes).
     #[arg(long, help_heading = "Safety")]
     pub force: bool,
+
+    /// Overwrite a container although volumes not in its backup are erased: mount points
+    /// without backup=1 come back empty and unusedN volumes are deleted (Proxmox frees
+    /// every volume of the old config; the safety point lacks them too). Without this flag
+    /// such an overwrite is refused and the volumes are listed. Bind and device mount
+    /// points are kept. A VM keeps its backup=0 disks, detached as unusedN.
+    #[arg(long, help_heading = "Safety")]
+    pub erase_unbacked_volumes: bool,
 
     /// Keep the failed state instead of restoring the safety point.
     #[arg(long, help_heading = "Safety")]
     pub no_rollback: bool,
 
-    /// Wait this long for the guest's lock (backup, snapshot, …) to go away.
+    /// Wait this long for the guest's lock (backup, snapshot, …) and for a vzdump running
+    /// on its node (it holds the node's vzdump lock, which the safety point needs) to go
+    /// away; without it either refuses at once, before the guest is stopped.
     #[arg(long, value_name = "DURATION", help_heading = "Safety")]
     pub wait_lock: Option<String>,
 

@@ -82,7 +82,15 @@ pub fn restore_cmd(
 
 /// A vzdump of the guest to come back to; keep-all=1 so that no retention deletes old
 /// archives (maybe the one being restored).
-pub fn safety_point_cmd(vmid: &str, storage: &str, mode: &str, note: &str) -> Vec<String> {
+/// `lockwait` (minutes) bounds its wait for the node's vzdump lock (pve-manager
+/// `PVE/VZDump.pm` `getlock`), three hours by default, while the guest may be stopped.
+pub fn safety_point_cmd(
+    vmid: &str,
+    storage: &str,
+    mode: &str,
+    note: &str,
+    lockwait: u64,
+) -> Vec<String> {
     argv(&[
         "vzdump",
         vmid,
@@ -96,6 +104,8 @@ pub fn safety_point_cmd(vmid: &str, storage: &str, mode: &str, note: &str) -> Ve
         note,
         "--prune-backups",
         "keep-all=1",
+        "--lockwait",
+        &lockwait.to_string(),
     ])
 }
 
@@ -198,22 +208,198 @@ pub fn protected(config: &str) -> bool {
         .any(|v| v.trim() == "1")
 }
 
+/// `template: 1`: Proxmox refuses to start it (qemu-server `QemuServer.pm` `vm_start`,
+/// pve-container `API2/LXC/Status.pm` `vm_start`), and a template's backup is restored as
+/// a template (`create_vm`).
+pub fn template(config: &str) -> bool {
+    config
+        .lines()
+        .filter_map(|l| l.strip_prefix("template:"))
+        .any(|v| truthy(v.trim()))
+}
+
 pub fn lock_of(config: &str) -> Option<String> {
     config
         .lines()
         .find_map(|l| l.strip_prefix("lock:").map(|v| v.trim().to_string()))
 }
 
-/// `netN` lines of a config whose link is up, as (key, value).
-pub fn links_up(config: &str) -> Vec<(String, String)> {
+/// A volume of a guest's config: its key (`mp0`, `unused1`, `scsi1`) and volume ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub key: String,
+    pub volume: String,
+}
+
+impl Volume {
+    pub fn json(list: &[Volume]) -> serde_json::Value {
+        list.iter()
+            .map(|v| serde_json::json!({"key": v.key, "volume": v.volume}))
+            .collect()
+    }
+
+    /// `mp0 (local-lvm:vm-101-disk-1), unused0 (…)`, made printable.
+    pub fn list(list: &[Volume]) -> String {
+        let each: Vec<String> = list
+            .iter()
+            .map(|v| format!("{} ({})", v.key, pvedr::msg::visible(&v.volume)))
+            .collect();
+        each.join(", ")
+    }
+}
+
+/// `key: value` lines of a config whose key is `prefix` and digits (`mp` → `mp0`, `mp1`).
+fn numbered<'a>(config: &'a str, prefixes: &[&str]) -> Vec<(&'a str, &'a str)> {
     config
         .lines()
-        .filter_map(|line| {
-            let (k, v) = line.split_once(':')?;
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
             let k = k.trim();
-            let is_net =
-                k.len() > 3 && k.starts_with("net") && k[3..].bytes().all(|c| c.is_ascii_digit());
-            (is_net && !v.contains("link_down=1")).then(|| (k.to_string(), v.trim().to_string()))
+            let n = prefixes.iter().find_map(|p| k.strip_prefix(p))?;
+            (!n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())).then_some((k, v.trim()))
+        })
+        .collect()
+}
+
+/// A config value's volume and its `k=v` options (`volume=` or `file=` may spell it out).
+fn volume_and_opts(value: &str) -> (&str, Vec<(&str, &str)>) {
+    let mut vol = "";
+    let mut opts = Vec::new();
+    for (n, part) in value.split(',').enumerate() {
+        match part.split_once('=') {
+            Some(("volume" | "file", v)) => vol = v,
+            Some(kv) => opts.push(kv),
+            None if n == 0 => vol = part,
+            None => {}
+        }
+    }
+    (vol, opts)
+}
+
+/// A storage volume (`STORAGE:NAME`), not a bind mount or device (`/path`) or `none`.
+fn is_volume(vol: &str) -> bool {
+    !vol.starts_with('/')
+        && vol
+            .split_once(':')
+            .is_some_and(|(s, n)| !s.is_empty() && !n.is_empty())
+}
+
+/// Proxmox's boolean words (pve-common `JSONSchema.pm` `parse_boolean`).
+fn truthy(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "on" | "yes" | "true")
+}
+
+/// Whether a volume name belongs to another guest (`vm-N-…`, `subvol-N-…`, `base-N-…`,
+/// `N/…`): Proxmox does not free those (pve-container `delete_mountpoint_volume`).
+fn owned_by_other(vol: &str, vmid: u64) -> bool {
+    let name = vol.split_once(':').map_or(vol, |(_, n)| n);
+    let file = name.rsplit('/').next().unwrap_or(name);
+    let owner = ["vm-", "subvol-", "base-"]
+        .iter()
+        .find_map(|p| file.strip_prefix(p))
+        .and_then(|r| r.split('-').next())
+        .or_else(|| name.split_once('/').map(|(d, _)| d))
+        .and_then(|n| n.parse::<u64>().ok());
+    owner.is_some_and(|o| o != vmid)
+}
+
+/// What a restore over container `vmid` erases that its backup cannot bring back: volume
+/// mount points without `backup=1` (never in the archive: pve-container
+/// `src/PVE/LXC/Config.pm` `mountpoint_backup_enabled`) and `unusedN` volumes. The restore
+/// re-creates the backup's mount points empty and `destroy_lxc_container` frees every
+/// volume of the old config (`include_unused`). Bind and device mount points are kept.
+pub fn ct_unbacked(config: &str, vmid: u64) -> Vec<Volume> {
+    numbered(config, &["mp", "unused"])
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let (vol, opts) = volume_and_opts(v);
+            let backed =
+                k.starts_with("mp") && opts.iter().any(|(o, x)| *o == "backup" && truthy(x));
+            (is_volume(vol) && !backed && !owned_by_other(vol, vmid)).then(|| Volume {
+                key: k.to_string(),
+                volume: vol.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The disks of a VM with `backup=0`: a restore keeps their volumes but not their place
+/// in the config, they come back detached as `unusedN` (qemu-server `QemuServer.pm`:
+/// `restore_update_config_line` comments their line out, `$restore_cleanup_oldconf` frees
+/// only the disks the archive holds, `rescan` adds the others as unused).
+pub fn vm_detached(config: &str) -> Vec<Volume> {
+    let drives = ["ide", "scsi", "virtio", "sata", "efidisk", "tpmstate"];
+    numbered(config, &drives)
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let (vol, opts) = volume_and_opts(v);
+            let cdrom = opts.iter().any(|(o, x)| *o == "media" && *x == "cdrom");
+            let skipped = opts.iter().any(|(o, x)| *o == "backup" && !truthy(x));
+            (is_volume(vol) && !cdrom && skipped).then(|| Volume {
+                key: k.to_string(),
+                volume: vol.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Whether a config is empty: what qmrestore leaves of a VM it failed to restore to a new
+/// VMID (qemu-server `API2/Qemu.pm` `create_vm`: `create_and_lock_config` wrote `lock:
+/// create`, the failed restore removes the lock and keeps the config, "NOT cleaned up").
+/// A VM made any other way has options.
+pub fn empty_config(config: &str) -> bool {
+    config
+        .lines()
+        .all(|l| l.trim().is_empty() || l.starts_with("digest:"))
+}
+
+/// The UPID of a vzdump task running on `node` (`pvesh get /nodes/N/tasks --source active
+/// --typefilter vzdump`, pve-manager `PVE/API2/Tasks.pm` `node_tasks`): it holds the node's
+/// vzdump lock, which a safety point would wait for.
+pub fn active_vzdump(t: &dyn Transport, node: &str) -> Result<Option<String>> {
+    let cmd = pvesh::get(
+        &pvesh::paths::tasks(node),
+        &["--source", "active", "--typefilter", "vzdump"],
+    );
+    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
+    Ok(items
+        .iter()
+        .find(|m| pvesh::str_of(m, "type").as_deref() == Some("vzdump"))
+        .map(|m| pvesh::str_of(m, "upid").unwrap_or_else(|| "?".into())))
+}
+
+/// The names of a guest's snapshots (`current` left out), from
+/// `pvesh get /nodes/N/{qemu,lxc}/V/snapshot`.
+pub fn snapshots(t: &dyn Transport, node: &str, lxc: bool, vmid: u64) -> Result<Vec<String>> {
+    let gtype = if lxc { "lxc" } else { "qemu" };
+    let cmd = pvesh::get(&pvesh::paths::guest_snapshots(node, gtype, vmid), &[]);
+    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
+    let mut names: Vec<String> = items
+        .iter()
+        .filter_map(|m| pvesh::str_of(m, "name"))
+        .filter(|n| n != "current")
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// `netN` lines of a config whose link is up, as (key, value with `link_down=1` set): an
+/// existing `link_down=0` is replaced, since Proxmox refuses a key given twice (pve-common
+/// `JSONSchema.pm` `parse_property_string`: "duplicate key").
+pub fn links_up(config: &str) -> Vec<(String, String)> {
+    numbered(config, &["net"])
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let mut down = false;
+            let mut parts: Vec<&str> = Vec::new();
+            for p in v.split(',') {
+                match p.split_once('=') {
+                    Some(("link_down", x)) => down |= truthy(x),
+                    _ => parts.push(p),
+                }
+            }
+            parts.push("link_down=1");
+            (!down).then(|| (k.to_string(), parts.join(",")))
         })
         .collect()
 }
@@ -271,12 +457,44 @@ mod tests {
     }
 
     #[test]
+    fn what_an_overwrite_loses() {
+        let ct = "rootfs: local-lvm:vm-101-disk-0,size=8G\nmp0: local-lvm:vm-101-disk-1,mp=/a\n\
+                  mp1: /mnt/x,mp=/b\nmp2: local-lvm:vm-101-disk-2,mp=/c,backup=1\n\
+                  mp3: volume=nas:101/vm-101-disk-3.raw,mp=/d,backup=0\nmp4: local-lvm:vm-200-disk-0,mp=/e\n\
+                  unused0: local-lvm:vm-101-disk-4\nmpx: local-lvm:vm-101-disk-5\n";
+        let keys: Vec<String> = ct_unbacked(ct, 101).into_iter().map(|v| v.key).collect();
+        assert_eq!(keys, ["mp0", "mp3", "unused0"]);
+        let vm = "scsi0: local-lvm:vm-100-disk-0,size=32G\nscsi1: local-lvm:vm-100-disk-1,backup=0\n\
+                  ide2: local:iso/x.iso,media=cdrom,backup=0\nsata0: none,backup=0\nunused0: local-lvm:vm-100-disk-2\n";
+        assert_eq!(
+            vm_detached(vm),
+            [Volume {
+                key: "scsi1".into(),
+                volume: "local-lvm:vm-100-disk-1".into()
+            }]
+        );
+        assert!(empty_config("") && empty_config("digest: abc\n"));
+        assert!(!empty_config("memory: 128\n"));
+    }
+
+    #[test]
     fn links() {
         let c =
             "net0: virtio=AA,bridge=vmbr0\nnet1: virtio=BB,bridge=vmbr1,link_down=1\nnetwork: x\n";
         assert_eq!(
             links_up(c),
-            [("net0".to_string(), "virtio=AA,bridge=vmbr0".to_string())]
+            [(
+                "net0".to_string(),
+                "virtio=AA,bridge=vmbr0,link_down=1".to_string()
+            )]
+        );
+        let off = "net0: virtio=AA,link_down=0,bridge=vmbr0\nnet1: virtio=BB,link_down=on\n";
+        assert_eq!(
+            links_up(off),
+            [(
+                "net0".to_string(),
+                "virtio=AA,bridge=vmbr0,link_down=1".to_string()
+            )]
         );
     }
 }

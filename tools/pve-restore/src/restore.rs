@@ -24,6 +24,11 @@ use crate::run::Options;
 /// `Job::safety_point`.
 const SAFETY_NAME_GAP: Duration = Duration::from_secs(1);
 
+/// Minutes the safety point's vzdump may wait for the node's vzdump lock (`--lockwait`;
+/// Proxmox's default is 180, with the guest stopped). No vzdump ran when checked, so a
+/// wait means one started since: better to fail and start the guest again.
+const SAFETY_LOCKWAIT_MIN: u64 = 1;
+
 /// What every guest's restore shares.
 pub struct Ctx<'a> {
     pub cli: &'a Cli,
@@ -38,6 +43,8 @@ pub struct Ctx<'a> {
 struct Steps {
     check: StepId,
     lock: Option<StepId>,
+    vzdump: Option<StepId>,
+    loss: Option<StepId>,
     stop: Option<StepId>,
     safety: Option<StepId>,
     restore: StepId,
@@ -46,6 +53,7 @@ struct Steps {
     probes: Vec<StepId>,
     cleanup: Option<StepId>,
     rollback: Option<StepId>,
+    leftover: Option<StepId>,
 }
 
 /// One guest's restore as it goes.
@@ -63,6 +71,12 @@ struct Job<'a> {
     target_storage: Option<String>,
     overwrite: bool,
     was_running: bool,
+    /// The target's config as the lock check read it (overwrite).
+    conf: Option<String>,
+    /// What the overwrite deletes for good (snapshots, volumes), said in the restore step.
+    loss: Option<String>,
+    /// qmrestore's leftover after a failed restore to a new VMID: removed or kept.
+    leftover: Option<&'static str>,
     plan: Plan,
     s: Steps,
     rec: Restore,
@@ -191,6 +205,9 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         target,
         overwrite: existing.is_some(),
         was_running: existing.as_ref().is_some_and(|e| e.running),
+        conf: None,
+        loss: None,
+        leftover: None,
         b,
         plan,
         s: Steps::default(),
@@ -249,6 +266,9 @@ pub fn verify_existing(ctx: &Ctx, vmid: u64) -> Result<Restore> {
         target: vmid,
         overwrite: false,
         was_running: g.running,
+        conf: None,
+        loss: None,
+        leftover: None,
         b,
         plan: Plan::default(),
         s: Steps::default(),
@@ -408,6 +428,26 @@ impl Job<'_> {
                 "a locked guest (backup, snapshot, migration) must not be touched",
                 Some(argv(&[tool, "config", &id])),
             ));
+            let node = self.rec.node.clone().unwrap_or_default();
+            self.s.vzdump = Some(p.read(
+                "check-vzdump",
+                &node,
+                "no vzdump may be running on the node: the safety point would wait for its lock (up to 3 h by default) with the guest stopped",
+                Some(pvedr::pvesh::get(
+                    &pvedr::pvesh::paths::tasks(&node),
+                    &["--source", "active", "--typefilter", "vzdump"],
+                ).argv),
+            ));
+            let gtype = if self.lxc { "lxc" } else { "qemu" };
+            self.s.loss = Some(p.read(
+                "check-loss",
+                &id,
+                "what the overwrite deletes that the backup and the safety point cannot bring back: snapshots, volumes not in the backup",
+                Some(pvedr::pvesh::get(
+                    &pvedr::pvesh::paths::guest_snapshots(&node, gtype, self.target),
+                    &[],
+                ).argv),
+            ));
             self.s.stop = Some(p.change(
                 "stop",
                 &id,
@@ -425,7 +465,13 @@ impl Job<'_> {
                 "safety-point",
                 &id,
                 "a vzdump of the current guest to come back to; keep-all=1 so no retention deletes old archives (maybe the one being restored)",
-                Some(guest::safety_point_cmd(&id, &storage, "stop", &note)),
+                Some(guest::safety_point_cmd(
+                    &id,
+                    &storage,
+                    "stop",
+                    &note,
+                    SAFETY_LOCKWAIT_MIN,
+                )),
             ));
         }
         let why = if self.overwrite {
@@ -448,6 +494,14 @@ impl Job<'_> {
             ),
         };
         self.s.restore = p.change("restore", &id, &why, Some(cmd));
+        if !self.overwrite && !self.lxc {
+            self.s.leftover = Some(p.change(
+                "remove-leftover",
+                &id,
+                "only if qmrestore fails: it leaves the new VM's config behind (pct restore cleans up); removed when it holds no volume",
+                Some(argv(&["qm", "destroy", &id])),
+            ));
+        }
         if cli.test {
             self.s.isolate = Some(p.change(
                 "isolate",
@@ -609,7 +663,123 @@ impl Job<'_> {
         if let Some(m) = self.check_archive() {
             return Some(m);
         }
-        self.check_lock()
+        if let Some(m) = self.check_lock() {
+            return Some(m);
+        }
+        if let Some(m) = self.check_vzdump(self.lock_wait()) {
+            return Some(m);
+        }
+        self.check_loss()
+    }
+
+    /// `--wait-lock`, none in a dry run.
+    fn lock_wait(&self) -> Duration {
+        if self.ctx.cli.write.dry_run {
+            Duration::ZERO
+        } else {
+            self.ctx.o.wait_lock
+        }
+    }
+
+    /// No vzdump running on the node (waiting up to `wait`): it holds the node-wide vzdump
+    /// lock, and the safety point, taken with the guest stopped, would queue behind it.
+    fn check_vzdump(&mut self, wait: Duration) -> Option<String> {
+        let i = self.s.vzdump?;
+        let t0 = Instant::now();
+        let node = self.rec.node.clone().unwrap_or_default();
+        let t = self.ctx.t;
+        let mut busy = None;
+        let r = poll_until(t0 + wait, Duration::from_secs(2), || {
+            busy = guest::active_vzdump(t, &node)?;
+            Ok(busy.is_none().then_some(()))
+        });
+        let msg = match r {
+            Ok(Some(())) => {
+                self.plan.finish(i, "ok", "no vzdump running", t0);
+                return None;
+            }
+            Ok(None) => format!(
+                "a vzdump is running on {node} ({}): the safety point would wait for its lock with guest {} stopped; nothing was changed. Wait for it or use --wait-lock",
+                pvedr::msg::visible(busy.as_deref().unwrap_or("?")),
+                self.target
+            ),
+            Err(e) => format!("cannot list the running tasks of {node}: {e}; nothing was changed"),
+        };
+        self.plan.finish(i, "failed", msg.clone(), t0);
+        Some(msg)
+    }
+
+    /// What the overwrite deletes for good, in the plan and the record: the snapshots, a
+    /// container's volumes that its backup does not hold (refused without
+    /// `--erase-unbacked-volumes`), a VM's `backup=0` disks (kept, detached).
+    fn check_loss(&mut self) -> Option<String> {
+        let i = self.s.loss?;
+        let t0 = Instant::now();
+        let node = self.rec.node.clone().unwrap_or_default();
+        let snaps = match guest::snapshots(self.ctx.t, &node, self.lxc, self.target) {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = format!(
+                    "cannot list the snapshots of guest {}: {e}; nothing was changed",
+                    self.target
+                );
+                self.plan.finish(i, "failed", msg.clone(), t0);
+                return Some(msg);
+            }
+        };
+        let conf = self.conf.clone().unwrap_or_default();
+        let (erased, detached) = if self.lxc {
+            (guest::ct_unbacked(&conf, self.target), Vec::new())
+        } else {
+            (Vec::new(), guest::vm_detached(&conf))
+        };
+        let names: Vec<Value> = snaps.iter().map(|n| Value::from(n.as_str())).collect();
+        self.rec
+            .extra
+            .insert("deleted_snapshots".into(), Value::Array(names));
+        let key = if self.lxc {
+            "erased_volumes"
+        } else {
+            "detached_volumes"
+        };
+        let vols = if self.lxc { &erased } else { &detached };
+        self.rec.extra.insert(key.into(), guest::Volume::json(vols));
+        let mut loss = Vec::new();
+        if !snaps.is_empty() {
+            let list: Vec<String> = snaps.iter().map(|n| pvedr::msg::visible(n)).collect();
+            loss.push(format!("deletes every snapshot: {}", list.join(", ")));
+        }
+        if !erased.is_empty() {
+            loss.push(format!(
+                "erases volumes not in the backup: {}",
+                guest::Volume::list(&erased)
+            ));
+        }
+        if !detached.is_empty() {
+            loss.push(format!(
+                "backup=0 disks come back detached as unusedN (data kept): {}",
+                guest::Volume::list(&detached)
+            ));
+        }
+        let what = match loss.is_empty() {
+            true => "nothing beyond the guest's current state".to_string(),
+            false => loss.join("; "),
+        };
+        let r = self.s.restore;
+        let why = self.plan.steps[r].message.clone().unwrap_or_default();
+        self.plan.steps[r].message = Some(format!("{why}; {what}"));
+        self.loss = Some(what.clone());
+        if !erased.is_empty() && !self.ctx.cli.erase_unbacked_volumes {
+            let msg = format!(
+                "overwriting CT {} erases volumes its backup does not hold: {} (mount points without backup=1 come back empty, unusedN volumes are deleted, and the safety point lacks them too); nothing was changed. Copy their data first, or accept the loss with --erase-unbacked-volumes",
+                self.target,
+                guest::Volume::list(&erased)
+            );
+            self.plan.finish(i, "failed", msg.clone(), t0);
+            return Some(msg);
+        }
+        self.plan.finish(i, "ok", what, t0);
+        None
     }
 
     /// The storage's type as the node reports it (`pbs`, `dir`, `nfs`, …).
@@ -628,8 +798,10 @@ impl Job<'_> {
     /// token may lack some, and a restore refused half-way (after the safety point, the
     /// stop) is worse than one refused now. As root (SSH, local) nothing is missing.
     fn check_access(&mut self) -> Option<String> {
+        let node = self.rec.node.clone().unwrap_or_default();
         let want = crate::access::RestoreAccess {
             target: self.target,
+            node: &node,
             archive_storage: &self.storage,
             archive_owner: self.b.vmid,
             target_storage: self.target_storage.as_deref(),
@@ -728,19 +900,19 @@ impl Job<'_> {
     fn check_lock(&mut self) -> Option<String> {
         let i = self.s.lock?;
         let t0 = Instant::now();
-        let wait = if self.ctx.cli.write.dry_run {
-            Duration::ZERO
-        } else {
-            self.ctx.o.wait_lock
-        };
+        let wait = self.lock_wait();
         let (t, lxc, target) = (self.t, self.lxc, self.target);
         let mut last_lock = None;
+        let mut seen = None;
         let r = poll_until(t0 + wait, Duration::from_secs(2), || {
             match guest::config(t, lxc, target)? {
                 Err(e) => Ok(Some(Err(format!("cannot read guest {target}: {e}")))),
                 Ok(conf) if guest::protected(&conf) => Ok(Some(Err(protected_msg(lxc, target)))),
                 Ok(conf) => match guest::lock_of(&conf) {
-                    None => Ok(Some(Ok(()))),
+                    None => {
+                        seen = Some(conf);
+                        Ok(Some(Ok(())))
+                    }
                     Some(l) => {
                         last_lock = Some(l);
                         Ok(None)
@@ -750,6 +922,7 @@ impl Job<'_> {
         });
         let msg = match r {
             Ok(Some(Ok(()))) => {
+                self.conf = seen;
                 self.plan.finish(i, "ok", "not locked", t0);
                 return None;
             }
@@ -766,6 +939,10 @@ impl Job<'_> {
 
     /// Stop, safety point, restore.
     fn change(&mut self) {
+        if self.s.vzdump.is_some() && self.go_on() {
+            // Again, now: a vzdump may have started while the question was on the terminal.
+            self.failure = self.check_vzdump(Duration::ZERO);
+        }
         if let (Some(i), true) = (self.s.stop, self.go_on()) {
             if self.was_running {
                 match self.exec_step(i) {
@@ -787,13 +964,66 @@ impl Job<'_> {
             let i = self.s.restore;
             match self.exec_step(i) {
                 Ok((_, t0)) => {
-                    self.plan
-                        .finish(i, "changed", format!("restored {}", self.b.volid), t0);
+                    let done = match &self.loss {
+                        Some(l) => format!("restored {}; {l}", self.b.volid),
+                        None => format!("restored {}", self.b.volid),
+                    };
+                    self.plan.finish(i, "changed", done, t0);
                     self.restored = true;
+                    if let Some(l) = self.s.leftover {
+                        self.plan.finish(l, "skipped", "not needed", Instant::now());
+                    }
                 }
-                Err(m) => self.failure = Some(format!("restore failed: {m}")),
+                Err(m) => {
+                    self.failure = Some(format!("restore failed: {m}"));
+                    self.remove_leftover();
+                }
             }
         }
+    }
+
+    /// After a failed qmrestore to a new VMID: its leftover config goes when it is the empty
+    /// one qmrestore leaves (so nothing of anyone else's); else it stays, and the way back
+    /// says how to remove it. Proxmox: qemu-server `API2/Qemu.pm` `create_vm`.
+    fn remove_leftover(&mut self) {
+        let Some(i) = self.s.leftover.filter(|_| !self.lost) else {
+            return;
+        };
+        let t0 = Instant::now();
+        let present = match guest::resources(self.t) {
+            Ok(p) => p.contains_key(&self.target),
+            Err(e) => {
+                self.plan
+                    .finish(i, "failed", format!("cannot tell: {e}"), t0);
+                self.leftover = Some("kept");
+                return;
+            }
+        };
+        if !present {
+            self.plan.finish(i, "skipped", "qmrestore left nothing", t0);
+            return;
+        }
+        let empty = match guest::config(self.t, false, self.target) {
+            Ok(Ok(c)) => guest::empty_config(&c),
+            _ => false,
+        };
+        if !empty {
+            let m = format!(
+                "VM {} holds more than qmrestore's empty config: kept",
+                self.target
+            );
+            self.plan.finish(i, "skipped", m, t0);
+            self.leftover = Some("kept");
+            return;
+        }
+        self.leftover = Some(match self.exec_step(i) {
+            Ok((_, t0)) => {
+                let m = format!("qmrestore's empty config of VM {} removed", self.target);
+                self.plan.finish(i, "changed", m, t0);
+                "removed"
+            }
+            Err(_) => "kept",
+        });
     }
 
     fn safety_point(&mut self, i: StepId) {
@@ -845,12 +1075,46 @@ impl Job<'_> {
         if let (Some(i), true) = (self.s.isolate, self.go_on()) {
             self.isolate(i);
         }
+        if self.go_on() && self.a_template() {
+            return;
+        }
         if let (Some(i), true) = (self.s.start, self.go_on()) {
             self.start(i);
         }
         if !self.ctx.o.probes.is_empty() && self.go_on() {
             self.probes();
         }
+    }
+
+    /// A template cannot be started: its start and probes are skipped, not failed (a
+    /// failure would roll a good restore back). `false` when it is no template or when
+    /// nothing is to be started.
+    fn a_template(&mut self) -> bool {
+        if self.s.start.is_none() && self.s.probes.is_empty() {
+            return false;
+        }
+        let Some(out) = self.read(&argv(&[self.tool(), "config", &self.id()])) else {
+            return false;
+        };
+        if !(out.success() && guest::template(&String::from_utf8_lossy(&out.stdout))) {
+            return false;
+        }
+        let why = format!(
+            "guest {} is a template: Proxmox does not start templates",
+            self.target
+        );
+        let t0 = Instant::now();
+        for i in self
+            .s
+            .start
+            .iter()
+            .chain(&self.s.probes)
+            .copied()
+            .collect::<Vec<_>>()
+        {
+            self.plan.finish(i, "skipped", why.clone(), t0);
+        }
+        true
     }
 
     fn isolate(&mut self, i: StepId) {
@@ -870,13 +1134,7 @@ impl Job<'_> {
         for (k, v) in &links {
             self.plan.set_command(
                 i,
-                argv(&[
-                    self.tool(),
-                    "set",
-                    &self.id(),
-                    &format!("--{k}"),
-                    &format!("{v},link_down=1"),
-                ]),
+                argv(&[self.tool(), "set", &self.id(), &format!("--{k}"), v]),
             );
             if let Err(m) = self.exec_step(i) {
                 self.failure = Some(format!("isolating failed: {m}"));
@@ -1076,6 +1334,9 @@ impl Job<'_> {
             "not reached"
         });
         self.rec.way_back = self.way_back();
+        if let Some(l) = self.leftover {
+            self.rec.extra.insert("leftover".into(), Value::from(l));
+        }
         self.rec.steps = self.plan.steps;
         self.rec.duration_s = Some(seconds_since(self.started));
         let verified = self.rec.verify.is_some();
@@ -1118,6 +1379,9 @@ impl Job<'_> {
                 Some(shell::join(&argv(&[tool, "start", &self.id()])))
             }
             (_, false, true) => Some(shell::join(&argv(&[tool, "destroy", &self.id()]))),
+            (_, false, false) if self.leftover == Some("kept") => {
+                Some(shell::join(&argv(&[tool, "destroy", &self.id()])))
+            }
             _ => None,
         }
     }

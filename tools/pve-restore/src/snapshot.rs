@@ -67,7 +67,7 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         "safety-point",
         &id,
         "a vzdump of the current state to come back to",
-        Some(guest::safety_point_cmd(&id, &storage, "snapshot", &note)),
+        Some(guest::safety_point_cmd(&id, &storage, "snapshot", &note, 1)),
     );
     let i_rb = plan.change(
         "rollback",
@@ -84,8 +84,12 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         Some(h) => h.as_ref(),
         None => ctx.t,
     };
-    let lock = match guest::config(t, lxc, vmid) {
-        Ok(Ok(c)) => guest::lock_of(&c),
+    // A container's way back needs its storage: `pct restore` alone puts it on `local`.
+    let (lock, ct_storage) = match guest::config(t, lxc, vmid) {
+        Ok(Ok(c)) => (
+            guest::lock_of(&c),
+            guest::rootfs_storage(&c).filter(|_| lxc),
+        ),
         Ok(Err(m)) => return Ok(refused(rec, plan, m, started)),
         Err(e) => return Ok(refused(rec, plan, e.to_string(), started)),
     };
@@ -100,6 +104,10 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         ));
     }
     plan.finish(i_lock, "ok", "not locked", t0);
+    if let Some(msg) = missing_snapshot(ctx.t, &e.node, lxc, vmid, snap) {
+        plan.skip_rest("refused");
+        return Ok(refused(rec, plan, msg, started));
+    }
     if ctx.cli.write.dry_run {
         rec.steps = plan.steps;
         return Ok(rec);
@@ -115,9 +123,34 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         lxc,
         vmid,
         storage,
+        ct_storage,
         snap,
     };
     Ok(execute(t, rec, plan, &ids, started))
+}
+
+/// Why the rollback cannot be done, before the safety point: the snapshot is not the
+/// guest's (`current` is the "You are here!" entry of the list, no snapshot).
+fn missing_snapshot(
+    t: &dyn Transport,
+    node: &str,
+    lxc: bool,
+    vmid: u64,
+    snap: &str,
+) -> Option<String> {
+    match guest::snapshots(t, node, lxc, vmid) {
+        Ok(names) if names.iter().any(|n| n == snap) => None,
+        Ok(names) if names.is_empty() => {
+            Some(format!("guest {vmid} has no snapshot; nothing was changed"))
+        }
+        Ok(names) => Some(format!(
+            "guest {vmid} has no snapshot '{snap}' (it has: {}); nothing was changed",
+            pvedr::msg::visible(&names.join(", "))
+        )),
+        Err(e) => Some(format!(
+            "cannot list the snapshots of guest {vmid}: {e}; nothing was changed"
+        )),
+    }
 }
 
 /// The steps of a rollback, and what they need.
@@ -127,6 +160,8 @@ struct Ids<'a> {
     lxc: bool,
     vmid: u64,
     storage: String,
+    /// Where a container's volumes go back (its root file system's storage).
+    ct_storage: Option<String>,
     snap: &'a str,
 }
 
@@ -173,7 +208,8 @@ fn execute(
         t0,
     );
     rec.safety_point = v.as_ref().map(|v| json!({"volid": v, "storage": storage}));
-    rec.way_back = v.map(|v| shell::join(&restore_cmd(lxc, &v, vmid, true, None, false)));
+    let back_storage = ids.ct_storage.as_deref();
+    rec.way_back = v.map(|v| shell::join(&restore_cmd(lxc, &v, vmid, true, back_storage, false)));
     if pvedr::interrupt::requested() {
         plan.skip_rest("interrupted");
         pvedr::msg::say(

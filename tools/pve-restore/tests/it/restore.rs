@@ -256,6 +256,8 @@ fn dry_run_runs_no_mutating_command() {
         [
             "check-archive",
             "check-lock",
+            "check-vzdump",
+            "check-loss",
             "stop",
             "safety-point",
             "restore",
@@ -952,6 +954,388 @@ fn verify_only_starts_a_stopped_guest_on_its_node_and_probes_it_without_restorin
     assert_eq!(rec["status"], "verified", "{rec}");
     assert!(rec["way_back"].is_null(), "{rec}");
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
+/// A volume of the simulated node with data on it (`volumes/<storage>/<name>`).
+fn put_volume(sim: &SimNode, volid: &str, data: &str) -> std::path::PathBuf {
+    let (sid, name) = volid.split_once(':').expect("volid");
+    let p = sim.root().join("volumes").join(sid).join(name);
+    std::fs::create_dir_all(p.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&p, data).expect("write");
+    p
+}
+
+/// CT 101 (stopped) with a volume mount point not in its backups, a bind mount and an
+/// unused volume, each volume with data.
+fn ct_with_unbacked_volumes(sim: &SimNode) -> [std::path::PathBuf; 2] {
+    let mut g = guest(sim, 101);
+    g["status"] = json!("stopped");
+    g["config"]["mp0"] = json!("local-lvm:vm-101-disk-1,mp=/srv/data,size=8G");
+    g["config"]["mp1"] = json!("/mnt/shared,mp=/shared");
+    g["config"]["mp2"] = json!("local-lvm:vm-101-disk-3,mp=/srv/www,backup=1,size=1G");
+    g["config"]["unused0"] = json!("local-lvm:vm-101-disk-2");
+    sim.write_json("guests/101.json", &g);
+    put_volume(sim, "local-lvm:vm-101-disk-0", "root file system\n");
+    put_volume(sim, "local-lvm:vm-101-disk-3", "web site, backed up\n");
+    [
+        put_volume(
+            sim,
+            "local-lvm:vm-101-disk-1",
+            "the only copy of the data\n",
+        ),
+        put_volume(sim, "local-lvm:vm-101-disk-2", "an old disk\n"),
+    ]
+}
+
+#[test]
+fn a_container_overwrite_that_erases_volumes_not_in_the_backup_is_refused() {
+    // pve-container create_vm re-creates the backup's mount points and destroy_lxc_container
+    // frees every volume of the old config: mp0 (no backup=1) and unused0 would be gone.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let kept = ct_with_unbacked_volumes(&sim);
+    let (rec, code, err) = restore(&sshd, &["--volid", CT_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused");
+    let msg = rec["error"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("mp0 (local-lvm:vm-101-disk-1)")
+            && msg.contains("unused0 (local-lvm:vm-101-disk-2)")
+            && msg.contains("--erase-unbacked-volumes"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("mp1") && !msg.contains("mp2"),
+        "a bind mount and a backed-up volume are not lost: {msg}"
+    );
+    assert_eq!(sim.mutations(), Vec::<String>::new(), "nothing changed");
+    for p in &kept {
+        assert!(p.exists(), "{} kept", p.display());
+    }
+    let erased: Vec<&str> = rec["erased_volumes"]
+        .as_array()
+        .expect("erased_volumes")
+        .iter()
+        .filter_map(|v| v["key"].as_str())
+        .collect();
+    assert_eq!(erased, ["mp0", "unused0"]);
+}
+
+#[test]
+fn erase_unbacked_volumes_accepts_the_loss_and_the_record_names_it() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let lost = ct_with_unbacked_volumes(&sim);
+    let (rec, code, err) = restore(
+        &sshd,
+        &[
+            "--volid",
+            CT_BACKUP,
+            "--force",
+            "--yes",
+            "--erase-unbacked-volumes",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored");
+    assert_eq!(
+        rec["erased_volumes"][0]["volume"],
+        "local-lvm:vm-101-disk-1"
+    );
+    assert!(
+        step(&rec, "restore")["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("erases volumes not in the backup: mp0"),
+        "{rec}"
+    );
+    // What Proxmox does: both are freed.
+    for p in &lost {
+        assert!(!p.exists(), "{} erased", p.display());
+    }
+}
+
+#[test]
+fn a_vm_overwrite_says_its_backup_0_disks_come_back_detached() {
+    // qemu-server: restore_cleanup_oldconf frees only the disks the archive holds, rescan
+    // adds the kept volume as unusedN.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut g = guest(&sim, 100);
+    g["config"]["scsi1"] = json!("local-lvm:vm-100-disk-1,backup=0,size=32G");
+    sim.write_json("guests/100.json", &g);
+    let data = put_volume(&sim, "local-lvm:vm-100-disk-1", "scratch data\n");
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        rec["detached_volumes"],
+        json!([{"key": "scsi1", "volume": "local-lvm:vm-100-disk-1"}])
+    );
+    assert!(
+        step(&rec, "restore")["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("detached as unusedN (data kept): scsi1"),
+        "{rec}"
+    );
+    let conf = &guest(&sim, 100)["config"];
+    assert!(conf.get("scsi1").is_none(), "{conf}");
+    assert_eq!(conf["unused0"], "local-lvm:vm-100-disk-1");
+    assert!(data.exists());
+}
+
+#[test]
+fn an_overwrite_names_the_snapshots_it_deletes() {
+    // VM 100 has the snapshot before-upgrade; a restore over it drops every snapshot.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(
+        &sshd,
+        &["--volid", VM_BACKUP, "--force", "--yes", "--dry-run"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["deleted_snapshots"], json!(["before-upgrade"]));
+    assert!(
+        step(&rec, "restore")["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("deletes every snapshot: before-upgrade"),
+        "{rec}"
+    );
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["deleted_snapshots"], json!(["before-upgrade"]));
+    assert!(guest(&sim, 100).get("snapshots").is_none());
+}
+
+/// A vzdump task running on pve1 (it holds the node's vzdump lock); a simulated minute
+/// lasts 10 ms, so Proxmox's three-hour lock wait takes 1.8 s.
+fn vzdump_running(sim: &SimNode) {
+    sim.write_json("sim.json", &json!({"minute": 0.01}));
+    let mut tasks = sim.read_json("tasks/pve1.json");
+    let task = json!({"upid": "UPID:pve1:0000A1B2:0001C3D4:65A4B000:vzdump::root@pam:",
+        "type": "vzdump", "id": "", "node": "pve1", "user": "root@pam",
+        "pid": 41394, "pstart": 115668, "starttime": 1_705_291_776});
+    tasks.as_array_mut().expect("tasks").push(task);
+    sim.write_json("tasks/pve1.json", &tasks);
+}
+
+#[test]
+fn a_running_vzdump_on_the_node_refuses_the_overwrite_before_the_stop() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    vzdump_running(&sim);
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused");
+    assert!(
+        rec["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("a vzdump is running on pve1"),
+        "{rec}"
+    );
+    assert_eq!(sim.mutations(), Vec::<String>::new(), "not stopped");
+    assert_eq!(guest(&sim, 100)["status"], "running");
+    // Once it is done: the safety point may wait one minute for the lock, not 180.
+    let mut tasks = sim.read_json("tasks/pve1.json");
+    tasks.as_array_mut().expect("tasks").pop();
+    sim.write_json("tasks/pve1.json", &tasks);
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(step(&rec, "check-vzdump")["status"], "ok");
+    let m = sim.mutations();
+    let dump = m.iter().find(|x| x.starts_with("vzdump")).expect("vzdump");
+    assert!(dump.ends_with("--lockwait 1"), "{dump}");
+}
+
+#[test]
+fn a_failed_restore_to_a_new_vmid_removes_qmrestores_empty_config() {
+    // qemu-server create_vm: a failed restore keeps the new VM's config ("NOT cleaned up").
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.fail_when(
+        "qmrestore-data 9100",
+        "command 'set -o pipefail && vma extract -v -r /var/tmp/vzdumptmp1.fifo - /var/tmp/vzdumptmp1' failed: exit code 133",
+        255,
+    );
+    let (rec, code, err) = restore(
+        &sshd,
+        &["--volid", VM_BACKUP, "--target-id", "9100", "--yes"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "failed");
+    assert_eq!(rec["leftover"], "removed", "{rec}");
+    assert_eq!(step(&rec, "remove-leftover")["status"], "changed");
+    assert_eq!(guest(&sim, 9100), Value::Null, "no VM 9100 left behind");
+    assert!(sim.mutations().contains(&"qm destroy 9100".to_string()));
+    assert!(rec.get("way_back").is_none(), "{rec}");
+}
+
+#[test]
+fn a_containers_snapshot_way_back_names_its_storage_and_works() {
+    // `pct restore` without --storage puts the volumes on `local`, which holds no containers.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut g = guest(&sim, 101);
+    g["snapshots"] = json!({"before-upgrade": g["config"].clone()});
+    sim.write_json("guests/101.json", &g);
+    let (rec, code, err) = restore(
+        &sshd,
+        &[
+            "--vmid",
+            "101",
+            "--snapshot",
+            "before-upgrade",
+            "--force",
+            "--yes",
+            "--safety-storage",
+            "local",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let safety = rec["safety_point"]["volid"].as_str().expect("safety");
+    let way_back = rec["way_back"].as_str().expect("way back");
+    assert_eq!(
+        way_back,
+        format!("pct restore 101 {safety} --force 1 --storage local-lvm")
+    );
+    let bin = pvedr_testkit::sim_dir().join("bin");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", way_back])
+        .env("PATH", path)
+        .env("PVESIM_ROOT", sim.root())
+        .env("PVESIM_NODE", "pve1")
+        .env("TZ", "UTC")
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(guest(&sim, 101)["restored_from"], safety);
+}
+
+#[test]
+fn the_drill_sets_link_down_on_a_link_that_says_link_down_0() {
+    // `…,link_down=0,link_down=1` is refused by Proxmox (duplicate key): the drill's copy
+    // would stay connected to production's network, or the drill fail.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let name = "vzdump-qemu-100-2024_01_14-05_00_00.vma.zst";
+    let path = sim.dump_dir("local").join(name);
+    let code = format!(
+        "import sys; sys.path.insert(0, {:?})\nfrom pvesim import archives\n\
+         conf = archives.qemu_config(100, 'web01').replace(',bridge=vmbr0', ',link_down=0,bridge=vmbr0')\n\
+         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n\
+         open({:?}, 'wb').write(archives.compress(raw, 'zstd'))\n",
+        pvedr_testkit::sim_dir().display().to_string(),
+        path.display().to_string()
+    );
+    let made = std::process::Command::new("python3")
+        .args(["-c", &code])
+        .output()
+        .expect("python3");
+    assert!(made.status.success(), "{made:?}");
+    let volid = format!("local:backup/{name}");
+    let (rec, code, err) = restore(&sshd, &["--volid", &volid, "--test", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(step(&rec, "isolate")["status"], "changed", "{rec}");
+    let m = sim.mutations();
+    let set = m
+        .iter()
+        .find(|x| x.starts_with("qm set 9900 --net0"))
+        .expect("qm set");
+    assert!(
+        set.ends_with(",link_down=1") && !set.contains("link_down=0"),
+        "{set}"
+    );
+}
+
+#[test]
+fn a_rollback_to_a_snapshot_the_guest_does_not_have_is_refused_before_the_safety_point() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    for name in ["no-such", "current"] {
+        let (rec, code, err) = restore(
+            &sshd,
+            &[
+                "--vmid",
+                "100",
+                "--snapshot",
+                name,
+                "--force",
+                "--yes",
+                "--safety-storage",
+                "local",
+            ],
+        );
+        assert_eq!(code, 1, "{err}");
+        assert_eq!(rec["status"], "refused", "{rec}");
+        assert!(
+            rec["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("(it has: before-upgrade)"),
+            "{rec}"
+        );
+    }
+    // One character is no pve-configid: a usage error before connecting.
+    let (_, code, err) = restore(
+        &sshd,
+        &["--vmid", "100", "--snapshot", "a", "--force", "--yes"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid snapshot name 'a'"), "{err}");
+    assert_eq!(sim.mutations(), Vec::<String>::new(), "no safety point");
+}
+
+#[test]
+fn a_template_backup_is_restored_and_not_started() {
+    // Proxmox restores a template's backup as a template and refuses to start it: the
+    // restore is good, the start and the probes do not apply.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let name = "vzdump-qemu-9000-2024_01_14-05_00_00.vma.zst";
+    let path = sim.dump_dir("local").join(name);
+    let code = format!(
+        "import sys; sys.path.insert(0, {:?})\nfrom pvesim import archives\n\
+         conf = archives.qemu_config(9000, 'tmpl') + 'template: 1\\n'\n\
+         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n\
+         open({:?}, 'wb').write(archives.compress(raw, 'zstd'))\n",
+        pvedr_testkit::sim_dir().display().to_string(),
+        path.display().to_string()
+    );
+    let made = std::process::Command::new("python3")
+        .args(["-c", &code])
+        .output()
+        .expect("python3");
+    assert!(made.status.success(), "{made:?}");
+    let volid = format!("local:backup/{name}");
+    let (rec, code, err) = restore(
+        &sshd,
+        &[
+            "--volid",
+            &volid,
+            "--target-id",
+            "9001",
+            "--yes",
+            "--probe",
+            "agent",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert_eq!(step(&rec, "start")["status"], "skipped");
+    assert_eq!(step(&rec, "probe")["status"], "skipped");
+    assert_eq!(guest(&sim, 9001)["template"], 1);
+    assert!(!sim.mutations().iter().any(|m| m.starts_with("qm start")));
 }
 
 #[test]
