@@ -408,18 +408,31 @@ def volume_delete(state, node, sid, volume, opts):
     volid, volname = split_volid(sid, volume)
     if s["type"] != "pbs" and (not volname.startswith("backup/") or "/" in volname[len("backup/"):]):
         raise SimError("unable to parse volume name '%s'" % volname)
+    proxied = node != state.local_node
     try:
         state.check_faults("imgdel", [volid])
         owner = delete_worker(state, s, sid, volid, volname)
     except SimError as e:
-        sys.stdout.write(upid(node, "imgdel", sid) + "\n")
+        sys.stdout.write(worker_output(None, upid(node, "imgdel", sid), proxied))
         sys.stdout.flush()
         sys.stderr.write(e.message.rstrip("\n") + "\n")
         return None
     wid = ("%s@" % owner if owner else "") + sid
-    sys.stdout.write("Removed volume '%s'\n" % volid)
-    sys.stdout.write(upid(node, "imgdel", wid) + "\n")
+    sys.stdout.write(worker_output("Removed volume '%s'" % volid, upid(node, "imgdel", wid), proxied))
     return None
+
+
+def worker_output(line, upid_, proxied):
+    """What pvesh prints for a synchronous worker: its output line, then the UPID.
+
+    For another node pve-manager PVE/CLI/pvesh.pm proxy_handler runs `pvesh --noproxy …
+    --output-format json` there through pve-common PVE/Tools.pm run_command (PVE/Cmd.pm
+    `run`), whose outfunc gets each line without its newline and appends it to one string:
+    the worker's line and the JSON-quoted UPID run together. That is not JSON, so it is
+    returned as a string and printed on one line."""
+    if proxied:
+        return (line or "") + json.dumps(upid_) + "\n"
+    return "".join(x + "\n" for x in (line, upid_) if x is not None)
 
 
 def delete_worker(state, s, sid, volid, volname):

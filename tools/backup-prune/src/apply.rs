@@ -267,12 +267,21 @@ fn delete_each<'a>(
 /// pvesh runs the `imgdel` worker synchronously and exits 0 even when it fails (pve-common
 /// `RESTEnvironment::fork_worker` in CLI mode prints the error to stderr); the worker prints
 /// "Removed volume '<volid>'" only once the volume is freed, so that line is the answer.
+/// For another node pvesh's `proxy_handler` joins the remote lines without their newlines:
+/// the line is then followed by the JSON-quoted UPID (`Removed volume 'X'"UPID:…"`).
 fn removed(o: &pvedr::transport::CommandOutput, volid: &str) -> bool {
     let line = format!("Removed volume '{volid}'");
     o.success()
-        && String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .any(|l| l.trim_end() == line)
+        && String::from_utf8_lossy(&o.stdout).lines().any(|l| {
+            l.trim_end()
+                .strip_prefix(line.as_str())
+                .is_some_and(|rest| rest.is_empty() || is_quoted_upid(rest))
+        })
+}
+
+/// `"UPID:…"`, as pvesh prints a UPID in JSON.
+fn is_quoted_upid(s: &str) -> bool {
+    s.len() > 2 && s.starts_with("\"UPID:") && s.ends_with('"')
 }
 
 /// Proxmox's own words when it gave some, else what was missing.

@@ -346,3 +346,48 @@ fn a_record_whose_volid_is_on_another_storage_deletes_nothing() {
     assert_eq!(files(&sim), before);
     assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
 }
+
+#[test]
+fn deletions_on_another_node_are_read_as_pvesh_prints_them() {
+    // Connected to pve1, the records name pve2: pvesh proxies the delete there and prints
+    // the worker's line and the JSON UPID run together (`Removed volume 'X'"UPID:…"`).
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let listing = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--node", "pve2", "--storage", "nas"])
+        .output()
+        .expect("list");
+    assert!(listing.status.success());
+    let before: BTreeSet<String> = std::fs::read_dir(sim.dump_dir("nas"))
+        .expect("dump")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    let out = bin("backup-prune")
+        .args(["--keep-last", "1", "--timezone", "UTC", "--apply"])
+        .args(sshd.args())
+        .write_stdin(listing.stdout)
+        .output()
+        .expect("prune");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let recs = json_lines(&out.stdout);
+    let remove = volids_marked(&recs, "remove");
+    assert_eq!(remove.len(), 2, "{recs:?}");
+    let steps: Vec<&Value> = recs.iter().filter(|r| r["kind"] == "step").collect();
+    assert!(steps.iter().all(|s| s["status"] == "changed"), "{steps:?}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let deletes: Vec<String> = sim
+        .commands()
+        .iter()
+        .filter(|c| c["argv"][0] == "delete")
+        .filter_map(|c| c["argv"][1].as_str().map(String::from))
+        .collect();
+    assert!(
+        deletes.iter().all(|d| d.starts_with("/nodes/pve2/")),
+        "{deletes:?}"
+    );
+    for v in &remove {
+        assert!(before.contains(&file_of(v)));
+        assert!(!sim.dump_dir("nas").join(file_of(v)).exists(), "{v}");
+    }
+}
