@@ -121,15 +121,15 @@ impl Filter {
             && self.until.is_none_or(|u| b.ctime <= u)
     }
 
-    /// Keeps the matching backups, in order; with `latest`, the newest per guest
-    /// (type and VMID, as Proxmox groups them).
+    /// Keeps the matching backups, in order; with `latest`, the newest complete one per
+    /// guest (type and VMID, as Proxmox groups them; an unfinished PBS snapshot is none).
     pub fn apply(&self, backups: Vec<Backup>) -> Vec<Backup> {
         let kept: Vec<Backup> = backups.into_iter().filter(|b| self.matches(b)).collect();
         if !self.latest {
             return kept;
         }
         let mut newest: BTreeMap<(String, Option<u64>), usize> = BTreeMap::new();
-        for (i, b) in kept.iter().enumerate() {
+        for (i, b) in kept.iter().enumerate().filter(|(_, b)| !b.unfinished) {
             let key = (b.subtype.clone(), b.vmid);
             match newest.get(&key) {
                 Some(&j) if kept[j].ctime >= b.ctime => {}

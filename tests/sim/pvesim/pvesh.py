@@ -314,15 +314,38 @@ def pbs_volid(sid, snap):
     return "%s:backup/%s/%s/%s" % (sid, snap["backup-type"], snap["backup-id"], t)
 
 
+def pbs_snapshot_item(snap):
+    """What proxmox-backup's `list_snapshots_blocking` (src/api2/admin/datastore.rs) answers
+    for one snapshot. Without a manifest (a backup being written: `get_all_snapshot_files`
+    fails) it has no size, comment, verification or fingerprint, and its files no
+    crypt-mode; with one, `size` is the sum of its files' sizes."""
+    item = {k: snap[k] for k in ("backup-type", "backup-id", "backup-time") if k in snap}
+    if snap.get("protected"):
+        item["protected"] = True
+    if snap.get("manifest") is False:
+        item["files"] = [{"filename": f["filename"]} for f in snap.get("files") or []]
+        return item
+    files = snap.get("files") or []
+    item["size"] = snap["size"] if "size" in snap else sum(int(f.get("size") or 0) for f in files)
+    for k in ("comment", "verification", "fingerprint", "files"):
+        if snap.get(k):
+            item[k] = snap[k]
+    return item
+
+
 def pbs_content(state, s, vmid):
+    """pve-storage src/PVE/Storage/PBSPlugin.pm `list_volumes` over the datastore's list:
+    `size => $item->{size} // 1`, so a snapshot without a manifest is listed with size 1."""
     out = []
     for snap in state.load(os.path.join("pbs", s["storage"] + ".json"), []):
         if snap["backup-type"] not in ("vm", "ct") or not str(snap["backup-id"]).isdigit():
             continue
         if vmid is not None and str(snap["backup-id"]) != str(vmid):
             continue
+        snap = pbs_snapshot_item(snap)
+        size = snap.get("size")
         e = {"content": "backup", "ctime": int(snap["backup-time"]),
-             "format": "pbs-" + snap["backup-type"], "size": int(snap.get("size") or 1),
+             "format": "pbs-" + snap["backup-type"], "size": int(size) if size is not None else 1,
              "subtype": "qemu" if snap["backup-type"] == "vm" else "lxc",
              "vmid": int(snap["backup-id"]), "volid": pbs_volid(s["storage"], snap)}
         if snap.get("comment"):

@@ -105,6 +105,10 @@ pub fn run(cli: Cli) -> Result<u8> {
         jsonl::for_each(&cli.input.files, |r| split(r, &mut inputs))?;
     }
 
+    // An unfinished PBS snapshot (a backup being written) is no backup yet: not fresh, not
+    // counted, not in the metrics.
+    inputs.backups.retain(|b| !b.unfinished);
+
     if cli.deep {
         let jobs = cli.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism()

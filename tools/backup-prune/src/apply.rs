@@ -88,6 +88,8 @@ fn same_storage(volid: &str, storage: &str) -> Result<(), String> {
     }
 }
 
+const UNFINISHED: &str = "an unfinished PBS snapshot (a backup being written): never removed";
+
 fn marked<'a>(backups: &'a [Backup], steps: &mut Vec<Step>) -> Vec<&'a Backup> {
     let mut targets = Vec::new();
     for b in backups {
@@ -106,6 +108,7 @@ fn marked<'a>(backups: &'a [Backup], steps: &mut Vec<Step>) -> Vec<&'a Backup> {
         match checked {
             Err(e) => steps.push(step(&b.volid, "failed", e, None)),
             Ok(()) if b.protected => steps.push(step(&b.volid, "skipped", "protected", None)),
+            Ok(()) if b.unfinished => steps.push(step(&b.volid, "skipped", UNFINISHED, None)),
             Ok(()) => targets.push(b),
         }
     }
@@ -193,6 +196,10 @@ fn still_safe<'a>(
                 "protected since the listing",
                 None,
             ));
+            continue;
+        }
+        if current.unfinished {
+            steps.push(step(&b.volid, "skipped", UNFINISHED, None));
             continue;
         }
         let key = GroupKey::of(b);
@@ -319,9 +326,10 @@ fn group_changed(input: &[&Backup], now: &[Backup], key: &GroupKey) -> Option<St
     let oldest = input.iter().map(|b| b.ctime).min()?;
     let known: HashSet<&str> = input.iter().map(|b| b.volid.as_str()).collect();
     let present: HashSet<&str> = now.iter().map(|b| b.volid.as_str()).collect();
+    // A snapshot being written takes no slot: it changes no mark.
     let added = now
         .iter()
-        .filter(|c| c.subtype == key.subtype && c.vmid == key.vmid)
+        .filter(|c| c.subtype == key.subtype && c.vmid == key.vmid && !c.unfinished)
         .filter(|c| c.ctime >= oldest && !known.contains(c.volid.as_str()))
         .count();
     let gone = known.iter().filter(|v| !present.contains(*v)).count();

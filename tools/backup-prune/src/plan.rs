@@ -55,8 +55,14 @@ pub fn mark_records(
 ) -> Result<Vec<String>, String> {
     let mut groups: HashMap<GroupKey, Vec<usize>> = HashMap::new();
     let mut order: Vec<GroupKey> = Vec::new();
-    for (i, r) in records.iter().enumerate() {
+    for (i, r) in records.iter_mut().enumerate() {
         if let Record::Backup(b) = r {
+            if b.unfinished {
+                // Kept out of the group, as PBS's own prune keeps the snapshot being written
+                // (pbs-datastore `prune.rs` `remove_incomplete_snapshots`): no slot taken.
+                set_mark(b, Mark::Keep, Some("unfinished"));
+                continue;
+            }
             let k = GroupKey::of(b);
             groups
                 .entry(k.clone())
@@ -143,13 +149,17 @@ pub fn mark_records(
                     (Mark::Keep, Some(r)) => Some(r),
                     _ => reason.map(|r| r.as_str()),
                 };
-                b.extra.insert("mark".into(), Value::from(mark.as_str()));
-                b.extra.insert(
-                    "reason".into(),
-                    reason.map(Value::from).unwrap_or(Value::Null),
-                );
+                set_mark(b, mark, reason);
             }
         }
     }
     Ok(warnings)
+}
+
+fn set_mark(b: &mut Backup, mark: Mark, reason: Option<&str>) {
+    b.extra.insert("mark".into(), Value::from(mark.as_str()));
+    b.extra.insert(
+        "reason".into(),
+        reason.map(Value::from).unwrap_or(Value::Null),
+    );
 }

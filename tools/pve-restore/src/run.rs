@@ -107,6 +107,12 @@ fn from_input(cli: &Cli, o: &Options) -> Result<Vec<Backup>> {
             "no backup to restore: give --volid, --vmid, or backup records on stdin",
         ));
     }
+    if let Some(b) = backups.iter().find(|b| b.unfinished) {
+        return Err(Error::usage(format!(
+            "{} is an unfinished PBS snapshot (no manifest: a backup still being written), not a backup to restore",
+            b.volid
+        )));
+    }
     if backups.len() > 1 && !cli.all {
         return Err(Error::usage(format!(
             "{} backups on input: restoring several guests needs --all (or pipe one, e.g. pve-ls-backups --vmid N --latest)",
@@ -132,7 +138,7 @@ fn newest_of(t: &dyn Transport, node: &str, vmid: u64, cli: &Cli) -> Result<Back
     let g = listing::gather_remote(t, &sel, Extras::default(), None)?;
     g.backups
         .into_iter()
-        .filter(|b| b.vmid == Some(vmid))
+        .filter(|b| b.vmid == Some(vmid) && !b.unfinished)
         .filter(|b| day.is_none_or(|(from, to)| b.ctime >= from && b.ctime < to))
         .max_by_key(|b| b.ctime)
         .ok_or_else(|| {

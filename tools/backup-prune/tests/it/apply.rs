@@ -391,3 +391,63 @@ fn deletions_on_another_node_are_read_as_pvesh_prints_them() {
         assert!(!sim.dump_dir("nas").join(file_of(v)).exists(), "{v}");
     }
 }
+
+#[test]
+fn an_unfinished_pbs_snapshot_takes_no_keep_slot_and_is_never_removed() {
+    // A PBS backup of 100 is being written while --apply runs: it must not push the last
+    // complete snapshot out of --keep-last 1.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let root = sim.root().display().to_string();
+    let epoch = (pvedr_testkit::DEFAULT_NOW - 60).to_string();
+    sim.admin(&[
+        "add-pbs",
+        &root,
+        "--type",
+        "vm",
+        "--vmid",
+        "100",
+        "--epoch",
+        &epoch,
+        "--unfinished",
+    ]);
+    let listing = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--storage", "pbs"])
+        .output()
+        .expect("list");
+    assert!(listing.status.success());
+    let out = bin("backup-prune")
+        .args(["--keep-last", "1", "--timezone", "UTC", "--apply"])
+        .args(sshd.args())
+        .write_stdin(listing.stdout)
+        .output()
+        .expect("prune");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let recs = json_lines(&out.stdout);
+    let mark = |volid: &str| {
+        let r = recs
+            .iter()
+            .find(|r| r["volid"] == volid)
+            .unwrap_or_else(|| panic!("{volid} in {recs:?}"));
+        (r["mark"].clone(), r["reason"].clone())
+    };
+    assert_eq!(
+        mark("pbs:backup/vm/100/2024-01-14T01:00:02Z"),
+        (Value::from("keep"), Value::from("keep-last"))
+    );
+    assert_eq!(
+        mark("pbs:backup/vm/100/2024-01-15T06:25:40Z"),
+        (Value::from("keep"), Value::from("unfinished"))
+    );
+    // The demo's old unfinished snapshot of 102 stays too.
+    assert_eq!(mark("pbs:backup/vm/102/2024-01-13T02:00:02Z").0, "keep");
+    let left: Vec<Value> = sim
+        .read_json("pbs/pbs.json")
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(left.len(), 4, "nothing deleted: {left:?}");
+    assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
+}
