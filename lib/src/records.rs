@@ -354,7 +354,12 @@ pub struct Guest {
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub template: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Written as an array; read as one, or as Proxmox gives them (`"prod;web"`, `""`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "tags_of"
+    )]
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<String>,
@@ -362,6 +367,31 @@ pub struct Guest {
     pub pool: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// Proxmox's tag list split as pve-common `PVE::Tools::split_list` splits one (`;`, `,` or
+/// white space between tags).
+pub fn split_tags(s: &str) -> Vec<String> {
+    s.split(|c: char| c == ';' || c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// `tags`: an array of strings (pvedr's records), a `;`-separated string (Proxmox's
+/// `/cluster/resources`), or `null`.
+fn tags_of<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tags {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Option::<Tags>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Tags::List(l)) => l,
+        Some(Tags::Text(t)) => split_tags(&t),
+    })
 }
 
 /// A vzdump run that left a log but no archive.
@@ -670,6 +700,13 @@ macro_rules! kinds {
 
             /// Reads a record from a JSON object. The object must have a string `kind`.
             pub fn from_value(value: Value) -> Result<Record, String> {
+                Record::from_value_of(value, None)
+            }
+
+            /// [`Record::from_value`], reading only the kinds in `typed` (when given) into
+            /// their types: any other kind stays [`Record::Other`], untouched, so a tool that
+            /// needs only some kinds passes the rest through whatever they hold.
+            pub fn from_value_of(value: Value, typed: Option<&[&str]>) -> Result<Record, String> {
                 let Value::Object(mut map) = value else {
                     return Err("a record must be a JSON object".into());
                 };
@@ -678,6 +715,9 @@ macro_rules! kinds {
                     Some(_) => return Err("\"kind\" must be a string".into()),
                     None => return Err("record has no \"kind\" field".into()),
                 };
+                if typed.is_some_and(|t| !t.contains(&kind.as_str())) {
+                    return Ok(Record::Other(map));
+                }
                 if kind == "backup" {
                     // The hot path (100,000s of lines): straight from the parsed map, not
                     // through serde's rebuild of it.

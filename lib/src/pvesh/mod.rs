@@ -274,12 +274,7 @@ pub fn guest(m: &Map<String, Value>) -> Option<Guest> {
         status: str_of(m, "status"),
         template: bool_of(m, "template").unwrap_or(false),
         tags: str_of(m, "tags")
-            .map(|t| {
-                t.split([';', ',', ' '])
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
+            .map(|t| records::split_tags(&t))
             .unwrap_or_default(),
         lock: str_of(m, "lock"),
         pool: str_of(m, "pool"),

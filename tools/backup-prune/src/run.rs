@@ -71,7 +71,13 @@ pub fn run(cli: Cli) -> Result<u8> {
     if let Some(n) = &cli.node {
         validate::node(n)?;
     }
-    let mut records = jsonl::read_all(&cli.input.files)?;
+    // Other kinds are passed through as they came: one of them never fails the run.
+    let kinds: &'static [&'static str] = if cli.from_job {
+        &["backup", "job"]
+    } else {
+        &["backup"]
+    };
+    let mut records = jsonl::read_only(&cli.input.files, kinds)?;
     let (zone, conn) = node_zone(&cli, zone, &records)?;
     let warnings = plan::mark_records(&mut records, &source, zone).map_err(Error::Other)?;
     for w in warnings {

@@ -95,7 +95,7 @@ fn backup_of_volid(volid: &str, node: Option<String>) -> Result<Backup> {
 
 /// Backup records from FILE or stdin (read before connecting: bad input costs nothing).
 fn from_input(cli: &Cli, o: &Options) -> Result<Vec<Backup>> {
-    let backups: Vec<Backup> = jsonl::read_all(&cli.input.files)?
+    let backups: Vec<Backup> = jsonl::read_only(&cli.input.files, &["backup"])?
         .into_iter()
         .filter_map(|r| match r {
             Record::Backup(b) => Some(b),

@@ -726,3 +726,21 @@ fn an_unfinished_pbs_snapshot_is_neither_fresh_nor_counted() {
     // one are not backups.
     assert_eq!(find(&checks, "guest/102", "count")["value"], 3);
 }
+
+#[test]
+fn guest_records_with_tags_as_proxmox_gives_them_are_read() {
+    // pvesh prints `tags` as one `;`-separated string, empty for a guest without tags.
+    let guests = [
+        json!({"kind": "guest", "vmid": 100, "type": "qemu", "node": "pve1", "name": "web01",
+               "status": "running", "tags": "prod;web"}),
+        json!({"kind": "guest", "vmid": 101, "type": "lxc", "node": "pve1", "tags": ""}),
+    ];
+    let mut records = guests.to_vec();
+    records.push(backup(100, NOW - 3600, 1000));
+    let (checks, code, err) = check_stdin(&records, &[]);
+    assert!(!err.contains("bad `guest`"), "{err}");
+    assert_eq!(find(&checks, "guest/100", "coverage")["status"], "ok");
+    // 101 is listed and has no backup: the guest record counted.
+    assert_eq!(find(&checks, "guest/101", "coverage")["status"], "critical");
+    assert_eq!(code, 2, "{err}");
+}

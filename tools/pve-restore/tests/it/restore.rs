@@ -1007,3 +1007,34 @@ fn the_newest_backup_is_never_an_unfinished_pbs_snapshot() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn records_of_other_kinds_on_stdin_are_ignored() {
+    // A listing with --with-guests as Proxmox gives tags, and a record pve-restore cannot
+    // read: only the backup matters.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let stdin = [
+        json!({"kind": "guest", "vmid": 100, "type": "qemu", "node": "pve1", "tags": "prod;web"}),
+        json!({"kind": "guest", "vmid": 101, "type": "lxc", "node": "pve1", "tags": ""}),
+        json!({"kind": "job", "id": 7, "enabled": "maybe"}),
+        json!({"kind": "backup", "node": "pve1", "storage": "local", "volid": VM_BACKUP,
+               "vmid": 100, "subtype": "qemu", "ctime": 1_705_194_002, "format": "vma.zst"}),
+    ]
+    .iter()
+    .map(|v| format!("{v}\n"))
+    .collect::<String>();
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(["--target-id", "9100", "--dry-run"])
+        .write_stdin(stdin)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let rec = json_lines(&out.stdout)
+        .into_iter()
+        .find(|r| r["kind"] == "restore")
+        .expect("record");
+    assert_eq!(rec["volid"], VM_BACKUP);
+}
