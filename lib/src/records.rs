@@ -59,6 +59,10 @@ pub struct Backup {
     /// Outcome read from that log: `ok`, `warning` or `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_status: Option<String>,
+    /// The zone of the node it was listed from (IANA name, its `/nodes/N/time` `timezone`,
+    /// or `--timezone`): the days, weeks, … its retention periods are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
     /// A PBS snapshot without a manifest: a backup being written (or one that died). Not a
     /// backup yet: never fresh, never the newest, never counted, never removed.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -189,6 +193,7 @@ impl Backup {
             path: take_string(&mut m, "path")?,
             log: take_string(&mut m, "log")?,
             log_status: take_string(&mut m, "log_status")?,
+            timezone: take_string(&mut m, "timezone")?,
             unfinished,
             volid,
             // The parsed map keeps the capacity of every field taken out of it (about a

@@ -185,6 +185,16 @@ impl Gathered {
 }
 
 impl Gathered {
+    /// Each backup says the zone its node's periods are in (when it has a name), so a
+    /// reader elsewhere (`backup-prune` off the node) marks as the node will.
+    fn stamp_zone(&mut self, zone: Zone) {
+        if let Some(name) = zone.name() {
+            for b in &mut self.backups {
+                b.timezone = Some(name.to_string());
+            }
+        }
+    }
+
     /// Fills `name` of each backup from the guest list.
     fn name_backups(&mut self) {
         let names: BTreeMap<u64, &str> = self
@@ -232,6 +242,7 @@ pub fn gather_dir(sel: &SelectArgs, zone: Zone, extras: Extras) -> Result<Gather
         failures: listing.failures,
         ..Default::default()
     };
+    g.stamp_zone(zone);
     if extras.storage {
         g.storages.push(dd.storage_record()?);
     }

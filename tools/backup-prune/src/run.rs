@@ -79,7 +79,12 @@ pub fn run(cli: Cli) -> Result<u8> {
     };
     let mut records = jsonl::read_only(&cli.input.files, kinds)?;
     let (zone, conn) = node_zone(&cli, zone, &records)?;
-    let warnings = plan::mark_records(&mut records, &source, zone).map_err(Error::Other)?;
+    let zones = if cli.timezone.is_some() {
+        plan::Zones::Given(zone)
+    } else {
+        plan::Zones::Records { otherwise: zone }
+    };
+    let warnings = plan::mark_records(&mut records, &source, zones).map_err(Error::Other)?;
     for w in warnings {
         pvedr::msg::warn(w);
     }

@@ -451,3 +451,50 @@ fn an_unfinished_pbs_snapshot_takes_no_keep_slot_and_is_never_removed() {
     assert_eq!(left.len(), 4, "nothing deleted: {left:?}");
     assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
 }
+
+#[test]
+fn the_preview_marks_what_apply_deletes_whatever_the_callers_zone() {
+    // The node is at UTC+14, the caller at UTC-12: three backups on two of the node's days
+    // fall on one of the caller's. `pve-ls-backups | backup-prune` previews off the node.
+    let sim = SimNode::with("empty", "Pacific/Kiritimati", pvedr_testkit::DEFAULT_NOW);
+    let sshd = Sshd::start(&sim);
+    // Node-local 2024-01-10 12:00, 2024-01-10 23:30, 2024-01-11 00:30.
+    for epoch in [1_704_837_600, 1_704_879_000, 1_704_882_600] {
+        sim.add_backup(&Backup::new("local", "qemu", 100, epoch));
+    }
+    let caller = "Etc/GMT+12";
+    let listing = bin("pve-ls-backups")
+        .env("TZ", caller)
+        .args(sshd.args())
+        .args(["--storage", "local"])
+        .output()
+        .expect("list");
+    assert!(listing.status.success());
+    let preview = bin("backup-prune")
+        .env("TZ", caller)
+        .args(["--keep-daily", "2"])
+        .write_stdin(listing.stdout.clone())
+        .output()
+        .expect("preview");
+    assert!(preview.status.success());
+    let marked = volids_marked(&json_lines(&preview.stdout), "remove");
+    let out = bin("backup-prune")
+        .env("TZ", caller)
+        .args(["--keep-daily", "2", "--apply"])
+        .args(sshd.args())
+        .write_stdin(listing.stdout)
+        .output()
+        .expect("apply");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let deleted: BTreeSet<String> = json_lines(&out.stdout)
+        .iter()
+        .filter(|r| r["kind"] == "step" && r["status"] == "changed")
+        .filter_map(|r| r["target"].as_str().map(String::from))
+        .collect();
+    assert_eq!(marked, deleted, "the preview is what apply did");
+    assert_eq!(
+        deleted.into_iter().collect::<Vec<_>>(),
+        ["local:backup/vzdump-qemu-100-2024_01_10-12_00_00.vma.zst"]
+    );
+}
