@@ -172,6 +172,24 @@ fn delete_removes_side_files_and_refuses_protected() {
 }
 
 #[test]
+fn delete_on_another_node_prints_as_the_proxy_joins_it() {
+    // pvesh on pve1, the volume's path names pve2: proxy_handler joins the remote lines.
+    let sim = SimNode::demo();
+    let vol = "nas:backup/vzdump-qemu-102-2024_01_12-02_00_32.vma.lzo";
+    let (code, out, err) = pvesh_local(
+        &sim,
+        &["delete", &format!("/nodes/pve2/storage/nas/content/{vol}")],
+    );
+    assert_eq!(code, 0, "{err}");
+    let prefix = format!("Removed volume '{vol}'\"UPID:pve2:");
+    assert!(
+        out.starts_with(&prefix) && out.ends_with(":root@pam:\"\n"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 1, "{out}");
+}
+
+#[test]
 fn faults_and_command_log() {
     let sim = SimNode::demo();
     sim.fail_when("/cluster/backup", "got timeout", 255);

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::records::{Backup, Fields};
 
 /// The fields of a backup record by name, `kind` included (it must stay `backup`).
-const NAMES: [&str; 18] = [
+const NAMES: [&str; 20] = [
     "kind",
     "volid",
     "ctime",
@@ -30,6 +30,8 @@ const NAMES: [&str; 18] = [
     "path",
     "log",
     "log_status",
+    "timezone",
+    "unfinished",
 ];
 
 #[derive(Default)]

@@ -20,6 +20,8 @@ pub struct RecordReader<R> {
     line: u64,
     buf: Vec<u8>,
     max_line: usize,
+    /// The kinds read into their types (`None`: all); see [`RecordReader::only`].
+    typed: Option<&'static [&'static str]>,
 }
 
 impl<R: BufRead> RecordReader<R> {
@@ -30,7 +32,15 @@ impl<R: BufRead> RecordReader<R> {
             line: 0,
             buf: Vec::new(),
             max_line: MAX_LINE,
+            typed: None,
         }
+    }
+
+    /// Reads only these kinds into their types: the others stay [`Record::Other`] as they
+    /// came, so a record this tool does not use can never fail its run.
+    pub fn only(mut self, kinds: &'static [&'static str]) -> Self {
+        self.typed = Some(kinds);
+        self
     }
 
     /// Another bound than [`MAX_LINE`] (bytes, without the newline).
@@ -100,6 +110,8 @@ impl<R: BufRead> Iterator for RecordReader<R> {
     type Item = Result<Record>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let typed = self.typed;
+        let backups_typed = typed.is_none_or(|t| t.contains(&"backup"));
         loop {
             let text = match self.read_line() {
                 Ok(None) => return None,
@@ -109,7 +121,7 @@ impl<R: BufRead> Iterator for RecordReader<R> {
             if text.is_empty() {
                 continue;
             }
-            if crate::backup_line::looks_like_backup(text) {
+            if backups_typed && crate::backup_line::looks_like_backup(text) {
                 match crate::backup_line::parse(text) {
                     Ok(Some(r)) => {
                         return Some(
@@ -125,7 +137,7 @@ impl<R: BufRead> Iterator for RecordReader<R> {
                 Ok(v) => v,
                 Err(e) => return Some(Err(self.error(format!("not a JSON object: {e}")))),
             };
-            return Some(Record::from_value(value).map_err(|m| self.error(m)));
+            return Some(Record::from_value_of(value, typed).map_err(|m| self.error(m)));
         }
     }
 }
@@ -154,6 +166,18 @@ pub fn open(path: &str) -> Result<RecordReader<Box<dyn BufRead>>> {
 pub fn read_all(paths: &[String]) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     for_each(paths, |r| out.push(r))?;
+    Ok(out)
+}
+
+/// [`read_all`] for a tool that uses only `kinds`: records of other kinds are passed on as
+/// they came ([`Record::Other`]), never an error.
+pub fn read_only(paths: &[String], kinds: &'static [&'static str]) -> Result<Vec<Record>> {
+    let mut out = Vec::new();
+    for p in paths {
+        for r in open(p)?.only(kinds) {
+            out.push(r?);
+        }
+    }
     Ok(out)
 }
 

@@ -27,12 +27,16 @@ pub fn beats(b: &Backup, best: &Backup) -> bool {
     (is_preferred(b), b.ctime) > (is_preferred(best), best.ctime)
 }
 
-/// The newest of `backups` by that rule.
+/// The newest of `backups` by that rule; an unfinished PBS snapshot (no manifest yet) is
+/// never one.
 pub fn newest<'a>(backups: impl IntoIterator<Item = &'a Backup>) -> Option<&'a Backup> {
-    backups.into_iter().fold(None, |best, b| match best {
-        Some(x) if !beats(b, x) => Some(x),
-        _ => Some(b),
-    })
+    backups
+        .into_iter()
+        .filter(|b| !b.unfinished)
+        .fold(None, |best, b| match best {
+            Some(x) if !beats(b, x) => Some(x),
+            _ => Some(b),
+        })
 }
 
 /// `2024-01-15T02:00:02Z, 3d4h old, 1.2 GiB` (plus what makes it not a regular backup):

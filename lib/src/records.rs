@@ -59,8 +59,24 @@ pub struct Backup {
     /// Outcome read from that log: `ok`, `warning` or `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_status: Option<String>,
+    /// The zone of the node it was listed from (IANA name, its `/nodes/N/time` `timezone`,
+    /// or `--timezone`): the days, weeks, … its retention periods are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// A PBS snapshot without a manifest: a backup being written (or one that died). Not a
+    /// backup yet: never fresh, never the newest, never counted, never removed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unfinished: bool,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// Whether Proxmox's listing entry is a PBS snapshot without a manifest: proxmox-backup's
+/// `list_snapshots_blocking` gives such a snapshot no `size` (only a manifest lists the
+/// files' sizes), and pve-storage `PBSPlugin.pm` `list_volumes` prints `size // 1`. A
+/// snapshot with a manifest holds at least its index blob, so 1 byte is never a real size.
+pub fn pbs_unfinished(format: &str, size: Option<u64>) -> bool {
+    format.starts_with("pbs-") && size == Some(1)
 }
 
 impl TryFrom<Map<String, Value>> for Backup {
@@ -137,6 +153,9 @@ impl Backup {
             Some(v) => Some(u64::try_from(v).map_err(|_| format!("`size` {v} is negative"))?),
             None => None,
         };
+        // Proxmox's listing says "no manifest" with a size of 1; pvedr's records say it.
+        let unfinished = take_flag(&mut m, "unfinished")? || pbs_unfinished(&format, size);
+        let size = size.filter(|_| !unfinished);
         let protected = match m.take("protected") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => b,
@@ -174,6 +193,8 @@ impl Backup {
             path: take_string(&mut m, "path")?,
             log: take_string(&mut m, "log")?,
             log_status: take_string(&mut m, "log_status")?,
+            timezone: take_string(&mut m, "timezone")?,
+            unfinished,
             volid,
             // The parsed map keeps the capacity of every field taken out of it (about a
             // kilobyte a record): what is left is moved into a map of its own size.
@@ -212,6 +233,15 @@ fn take_string<F: Fields>(m: &mut F, k: &str) -> Result<Option<String>, String> 
         Some(Value::String(s)) => Ok(Some(s)),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
         Some(other) => Err(format!("`{k}` must be a string, got {other}")),
+    }
+}
+
+/// A flag pvedr writes as `true` (absent: false).
+fn take_flag<F: Fields>(m: &mut F, k: &str) -> Result<bool, String> {
+    match m.take(k) {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(false),
+        Some(Value::Bool(true)) => Ok(true),
+        Some(other) => Err(format!("`{k}` must be true or false, got {other}")),
     }
 }
 
@@ -329,7 +359,12 @@ pub struct Guest {
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub template: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Written as an array; read as one, or as Proxmox gives them (`"prod;web"`, `""`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "tags_of"
+    )]
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<String>,
@@ -337,6 +372,31 @@ pub struct Guest {
     pub pool: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// Proxmox's tag list split as pve-common `PVE::Tools::split_list` splits one (`;`, `,` or
+/// white space between tags).
+pub fn split_tags(s: &str) -> Vec<String> {
+    s.split(|c: char| c == ';' || c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// `tags`: an array of strings (pvedr's records), a `;`-separated string (Proxmox's
+/// `/cluster/resources`), or `null`.
+fn tags_of<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tags {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Option::<Tags>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Tags::List(l)) => l,
+        Some(Tags::Text(t)) => split_tags(&t),
+    })
 }
 
 /// A vzdump run that left a log but no archive.
@@ -670,6 +730,13 @@ macro_rules! kinds {
 
             /// Reads a record from a JSON object. The object must have a string `kind`.
             pub fn from_value(value: Value) -> Result<Record, String> {
+                Record::from_value_of(value, None)
+            }
+
+            /// [`Record::from_value`], reading only the kinds in `typed` (when given) into
+            /// their types: any other kind stays [`Record::Other`], untouched, so a tool that
+            /// needs only some kinds passes the rest through whatever they hold.
+            pub fn from_value_of(value: Value, typed: Option<&[&str]>) -> Result<Record, String> {
                 let Value::Object(mut map) = value else {
                     return Err("a record must be a JSON object".into());
                 };
@@ -678,6 +745,9 @@ macro_rules! kinds {
                     Some(_) => return Err("\"kind\" must be a string".into()),
                     None => return Err("record has no \"kind\" field".into()),
                 };
+                if typed.is_some_and(|t| !t.contains(&kind.as_str())) {
+                    return Ok(Record::Other(map));
+                }
                 if kind == "backup" {
                     // The hot path (100,000s of lines): straight from the parsed map, not
                     // through serde's rebuild of it.
@@ -910,7 +980,7 @@ mod tests {
             subtype: "qemu".into(),
             ctime: 1705280405,
             time: "2024-01-15T01:00:05Z".into(),
-            size: Some(1),
+            size: Some(4_194_304),
             format: "pbs-vm".into(),
             notes: Some("web01".into()),
             protected: true,
@@ -926,6 +996,23 @@ mod tests {
         let v = Record::Backup(b.clone()).to_value();
         let text = serde_json::to_string(&v).expect("json");
         assert_eq!(backup(v).expect("valid"), b, "{text}");
+    }
+
+    #[test]
+    fn a_pbs_snapshot_of_size_1_is_unfinished() {
+        // pve-storage PBSPlugin.pm list_volumes: `size // 1` for a snapshot without manifest.
+        let entry = json!({"kind": "backup", "volid": "pbs:backup/vm/100/2024-01-15T01:00:05Z",
+                           "ctime": 1705280405, "format": "pbs-vm", "size": 1});
+        let b = backup(entry).expect("valid");
+        assert!(b.unfinished);
+        assert_eq!(b.size, None);
+        let again = backup(Record::Backup(b.clone()).to_value()).expect("valid");
+        assert_eq!(again, b);
+        // A file archive of one byte is just small.
+        let small = json!({"kind": "backup", "volid": "local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma",
+                           "ctime": 1705284002, "size": 1});
+        let b = backup(small).expect("valid");
+        assert!(!b.unfinished && b.size == Some(1));
     }
 
     #[test]

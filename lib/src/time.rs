@@ -85,6 +85,14 @@ impl Zone {
         })
     }
 
+    /// The IANA name; `None` for this process's zone, whose name is not known.
+    pub fn name(&self) -> Option<&'static str> {
+        match self {
+            Zone::Local => None,
+            Zone::Named(tz) => Some(tz.name()),
+        }
+    }
+
     /// Local wall time → Unix seconds. Ambiguous times (the repeated hour when DST ends) take
     /// the earlier instant; times that do not exist (the skipped hour) are read with the
     /// offset in force before the change, as `mktime` does.

@@ -124,15 +124,16 @@ impl Filter {
     }
 
     /// Keeps the matching backups, in order; with `latest`, the newest per guest
-    /// (type and VMID, as Proxmox groups them), by [`crate::newest`]'s rule: a renamed copy
-    /// or a safety point only when the guest has nothing else.
+    /// (type and VMID, as Proxmox groups them), by [`crate::newest`]'s rule: never an
+    /// unfinished PBS snapshot, a renamed copy or a safety point only when the guest has
+    /// nothing else.
     pub fn apply(&self, backups: Vec<Backup>) -> Vec<Backup> {
         let kept: Vec<Backup> = backups.into_iter().filter(|b| self.matches(b)).collect();
         if !self.latest {
             return kept;
         }
         let mut newest: BTreeMap<(String, Option<u64>), usize> = BTreeMap::new();
-        for (i, b) in kept.iter().enumerate() {
+        for (i, b) in kept.iter().enumerate().filter(|(_, b)| !b.unfinished) {
             let key = (b.subtype.clone(), b.vmid);
             match newest.get(&key) {
                 Some(&j) if !crate::newest::beats(b, &kept[j]) => {}
@@ -188,6 +189,16 @@ impl Gathered {
 }
 
 impl Gathered {
+    /// Each backup says the zone its node's periods are in (when it has a name), so a
+    /// reader elsewhere (`backup-prune` off the node) marks as the node will.
+    fn stamp_zone(&mut self, zone: Zone) {
+        if let Some(name) = zone.name() {
+            for b in &mut self.backups {
+                b.timezone = Some(name.to_string());
+            }
+        }
+    }
+
     /// Fills `name` of each backup from the guest list.
     fn name_backups(&mut self) {
         let names: BTreeMap<u64, &str> = self
@@ -235,6 +246,7 @@ pub fn gather_dir(sel: &SelectArgs, zone: Zone, extras: Extras) -> Result<Gather
         failures: listing.failures,
         ..Default::default()
     };
+    g.stamp_zone(zone);
     if extras.storage {
         g.storages.push(dd.storage_record()?);
     }

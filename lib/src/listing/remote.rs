@@ -162,8 +162,9 @@ pub fn gather_remote(
     if extras.guests {
         g.name_backups();
     }
+    let zone = g.zone(sel)?;
+    g.stamp_zone(zone);
     if extras.jobs {
-        let zone = g.zone(sel)?;
         super::attach_last_tasks(&mut g.jobs, &tasks, zone);
     }
     Ok(g)

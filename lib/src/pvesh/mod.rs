@@ -237,6 +237,9 @@ pub fn backup(node: &str, storage: &str, m: &Map<String, Value>) -> Option<Backu
     if let Some(a) = uint_of(m, "approximate-size") {
         extra.insert("approximate_size".into(), Value::from(a));
     }
+    let format = str_of(m, "format").unwrap_or_default();
+    let size = uint_of(m, "size");
+    let unfinished = records::pbs_unfinished(&format, size);
     Some(Backup {
         node: Some(node.into()),
         storage: Some(storage.into()),
@@ -244,8 +247,9 @@ pub fn backup(node: &str, storage: &str, m: &Map<String, Value>) -> Option<Backu
         subtype: str_of(m, "subtype").unwrap_or_else(|| "unknown".into()),
         ctime,
         time: records::rfc3339(ctime),
-        size: uint_of(m, "size"),
-        format: str_of(m, "format").unwrap_or_default(),
+        size: size.filter(|_| !unfinished),
+        format,
+        unfinished,
         notes: str_of(m, "notes"),
         protected: bool_of(m, "protected").unwrap_or(false),
         verification,
@@ -270,12 +274,7 @@ pub fn guest(m: &Map<String, Value>) -> Option<Guest> {
         status: str_of(m, "status"),
         template: bool_of(m, "template").unwrap_or(false),
         tags: str_of(m, "tags")
-            .map(|t| {
-                t.split([';', ',', ' '])
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
+            .map(|t| records::split_tags(&t))
             .unwrap_or_default(),
         lock: str_of(m, "lock"),
         pool: str_of(m, "pool"),

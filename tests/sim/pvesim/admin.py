@@ -64,10 +64,13 @@ def add_backup(root, storage, gtype, vmid, epoch, compress="zstd", name=None, no
 
 
 def add_pbs(root, storage, btype, vmid, epoch, size=None, comment=None, protected=False,
-            verify=None, encrypted=False):
+            verify=None, encrypted=False, unfinished=False):
     rel = os.path.join("pbs", storage + ".json")
     snaps = read_json(root, rel, [])
     snap = {"backup-type": btype, "backup-id": str(vmid), "backup-time": int(epoch)}
+    if unfinished:
+        # Being written (or its backup died): no index.json.blob yet.
+        snap["manifest"] = False
     if size is not None:
         snap["size"] = size
     if comment:
@@ -172,7 +175,7 @@ def init(root, scenario, now):
             encrypted=True)
     add_pbs(root, "pbs", "ct", 101, last_night - DAY - 3500, size=2147483648, comment="db01", verify="failed",
             protected=True)
-    add_pbs(root, "pbs", "vm", 102, last_night - 2 * DAY, comment=None)
+    add_pbs(root, "pbs", "vm", 102, last_night - 2 * DAY, unfinished=True)
     add_task(root, "pve1", last_night - 2, "OK", log_lines=["INFO: starting new backup job: vzdump --all 1", "TASK OK"])
     add_task(root, "pve1", last_night - DAY - 2, "WARNINGS: 1", log_lines=["WARN: unable to add notes", "TASK WARNINGS: 1"])
     add_task(root, "pve2", last_night + 28, "job errors", log_lines=[
@@ -224,6 +227,7 @@ def main(argv=None):
     pb.add_argument("--protected", action="store_true")
     pb.add_argument("--verify", choices=["ok", "failed"])
     pb.add_argument("--encrypted", action="store_true")
+    pb.add_argument("--unfinished", action="store_true", help="no manifest yet: a backup being written")
     c = sub.add_parser("corrupt")
     c.add_argument("file")
     c.add_argument("--mode", required=True, choices=["truncate", "bitflip", "empty"])
@@ -245,7 +249,7 @@ def main(argv=None):
                          args.name, args.notes, args.protected, args.log, args.size_kib, seed=args.seed))
     elif args.cmd == "add-pbs":
         add_pbs(args.root, args.storage, args.type, args.vmid, args.epoch, args.size, args.comment,
-                args.protected, args.verify, args.encrypted)
+                args.protected, args.verify, args.encrypted, args.unfinished)
     elif args.cmd == "corrupt":
         archives.corrupt(args.file, args.mode, args.offset)
     elif args.cmd == "archive":

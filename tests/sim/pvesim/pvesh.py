@@ -314,15 +314,38 @@ def pbs_volid(sid, snap):
     return "%s:backup/%s/%s/%s" % (sid, snap["backup-type"], snap["backup-id"], t)
 
 
+def pbs_snapshot_item(snap):
+    """What proxmox-backup's `list_snapshots_blocking` (src/api2/admin/datastore.rs) answers
+    for one snapshot. Without a manifest (a backup being written: `get_all_snapshot_files`
+    fails) it has no size, comment, verification or fingerprint, and its files no
+    crypt-mode; with one, `size` is the sum of its files' sizes."""
+    item = {k: snap[k] for k in ("backup-type", "backup-id", "backup-time") if k in snap}
+    if snap.get("protected"):
+        item["protected"] = True
+    if snap.get("manifest") is False:
+        item["files"] = [{"filename": f["filename"]} for f in snap.get("files") or []]
+        return item
+    files = snap.get("files") or []
+    item["size"] = snap["size"] if "size" in snap else sum(int(f.get("size") or 0) for f in files)
+    for k in ("comment", "verification", "fingerprint", "files"):
+        if snap.get(k):
+            item[k] = snap[k]
+    return item
+
+
 def pbs_content(state, s, vmid):
+    """pve-storage src/PVE/Storage/PBSPlugin.pm `list_volumes` over the datastore's list:
+    `size => $item->{size} // 1`, so a snapshot without a manifest is listed with size 1."""
     out = []
     for snap in state.load(os.path.join("pbs", s["storage"] + ".json"), []):
         if snap["backup-type"] not in ("vm", "ct") or not str(snap["backup-id"]).isdigit():
             continue
         if vmid is not None and str(snap["backup-id"]) != str(vmid):
             continue
+        snap = pbs_snapshot_item(snap)
+        size = snap.get("size")
         e = {"content": "backup", "ctime": int(snap["backup-time"]),
-             "format": "pbs-" + snap["backup-type"], "size": int(snap.get("size") or 1),
+             "format": "pbs-" + snap["backup-type"], "size": int(size) if size is not None else 1,
              "subtype": "qemu" if snap["backup-type"] == "vm" else "lxc",
              "vmid": int(snap["backup-id"]), "volid": pbs_volid(s["storage"], snap)}
         if snap.get("comment"):
@@ -408,18 +431,31 @@ def volume_delete(state, node, sid, volume, opts):
     volid, volname = split_volid(sid, volume)
     if s["type"] != "pbs" and (not volname.startswith("backup/") or "/" in volname[len("backup/"):]):
         raise SimError("unable to parse volume name '%s'" % volname)
+    proxied = node != state.local_node
     try:
         state.check_faults("imgdel", [volid])
         owner = delete_worker(state, s, sid, volid, volname)
     except SimError as e:
-        sys.stdout.write(upid(node, "imgdel", sid) + "\n")
+        sys.stdout.write(worker_output(None, upid(node, "imgdel", sid), proxied))
         sys.stdout.flush()
         sys.stderr.write(e.message.rstrip("\n") + "\n")
         return None
     wid = ("%s@" % owner if owner else "") + sid
-    sys.stdout.write("Removed volume '%s'\n" % volid)
-    sys.stdout.write(upid(node, "imgdel", wid) + "\n")
+    sys.stdout.write(worker_output("Removed volume '%s'" % volid, upid(node, "imgdel", wid), proxied))
     return None
+
+
+def worker_output(line, upid_, proxied):
+    """What pvesh prints for a synchronous worker: its output line, then the UPID.
+
+    For another node pve-manager PVE/CLI/pvesh.pm proxy_handler runs `pvesh --noproxy …
+    --output-format json` there through pve-common PVE/Tools.pm run_command (PVE/Cmd.pm
+    `run`), whose outfunc gets each line without its newline and appends it to one string:
+    the worker's line and the JSON-quoted UPID run together. That is not JSON, so it is
+    returned as a string and printed on one line."""
+    if proxied:
+        return (line or "") + json.dumps(upid_) + "\n"
+    return "".join(x + "\n" for x in (line, upid_) if x is not None)
 
 
 def delete_worker(state, s, sid, volid, volname):

@@ -192,6 +192,10 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
         unread = seen.findings();
     }
 
+    // An unfinished PBS snapshot (a backup being written) is no backup yet: not fresh, not
+    // counted, not in the metrics.
+    inputs.backups.retain(|b| !b.unfinished);
+
     if cli.deep {
         let jobs = cli.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism()

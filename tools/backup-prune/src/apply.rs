@@ -88,6 +88,8 @@ fn same_storage(volid: &str, storage: &str) -> Result<(), String> {
     }
 }
 
+const UNFINISHED: &str = "an unfinished PBS snapshot (a backup being written): never removed";
+
 fn marked<'a>(backups: &'a [Backup], steps: &mut Vec<Step>) -> Vec<&'a Backup> {
     let mut targets = Vec::new();
     for b in backups {
@@ -106,6 +108,7 @@ fn marked<'a>(backups: &'a [Backup], steps: &mut Vec<Step>) -> Vec<&'a Backup> {
         match checked {
             Err(e) => steps.push(step(&b.volid, "failed", e, None)),
             Ok(()) if b.protected => steps.push(step(&b.volid, "skipped", "protected", None)),
+            Ok(()) if b.unfinished => steps.push(step(&b.volid, "skipped", UNFINISHED, None)),
             Ok(()) => targets.push(b),
         }
     }
@@ -195,6 +198,10 @@ fn still_safe<'a>(
             ));
             continue;
         }
+        if current.unfinished {
+            steps.push(step(&b.volid, "skipped", UNFINISHED, None));
+            continue;
+        }
         let key = GroupKey::of(b);
         let changed = input_groups
             .get(&key)
@@ -267,12 +274,21 @@ fn delete_each<'a>(
 /// pvesh runs the `imgdel` worker synchronously and exits 0 even when it fails (pve-common
 /// `RESTEnvironment::fork_worker` in CLI mode prints the error to stderr); the worker prints
 /// "Removed volume '<volid>'" only once the volume is freed, so that line is the answer.
+/// For another node pvesh's `proxy_handler` joins the remote lines without their newlines:
+/// the line is then followed by the JSON-quoted UPID (`Removed volume 'X'"UPID:…"`).
 fn removed(o: &pvedr::transport::CommandOutput, volid: &str) -> bool {
     let line = format!("Removed volume '{volid}'");
     o.success()
-        && String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .any(|l| l.trim_end() == line)
+        && String::from_utf8_lossy(&o.stdout).lines().any(|l| {
+            l.trim_end()
+                .strip_prefix(line.as_str())
+                .is_some_and(|rest| rest.is_empty() || is_quoted_upid(rest))
+        })
+}
+
+/// `"UPID:…"`, as pvesh prints a UPID in JSON.
+fn is_quoted_upid(s: &str) -> bool {
+    s.len() > 2 && s.starts_with("\"UPID:") && s.ends_with('"')
 }
 
 /// Proxmox's own words when it gave some, else what was missing.
@@ -310,9 +326,10 @@ fn group_changed(input: &[&Backup], now: &[Backup], key: &GroupKey) -> Option<St
     let oldest = input.iter().map(|b| b.ctime).min()?;
     let known: HashSet<&str> = input.iter().map(|b| b.volid.as_str()).collect();
     let present: HashSet<&str> = now.iter().map(|b| b.volid.as_str()).collect();
+    // A snapshot being written takes no slot: it changes no mark.
     let added = now
         .iter()
-        .filter(|c| c.subtype == key.subtype && c.vmid == key.vmid)
+        .filter(|c| c.subtype == key.subtype && c.vmid == key.vmid && !c.unfinished)
         .filter(|c| c.ctime >= oldest && !known.contains(c.volid.as_str()))
         .count();
     let gone = known.iter().filter(|v| !present.contains(*v)).count();

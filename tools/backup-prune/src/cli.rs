@@ -16,11 +16,14 @@ RECORDS:
     mark    keep | remove | protected | renamed (the words of `pvesm prune-backups`)
     reason  the rule that kept it: keep-last, keep-hourly, keep-daily, keep-weekly,
             keep-monthly, keep-yearly, keep-all; no-job / no-policy with --from-job when
-            no job (or no job retention) covers the guest; null otherwise
+            no job (or no job retention) covers the guest; unfinished; null otherwise
   Backups are grouped as Proxmox groups them on each storage: by node and storage, then by
   guest type and VMID. Non-standard names are `renamed` and never removed; protected
-  backups neither use a slot nor cover a period. Periods use the node's local time (TZ or
-  --timezone) with ISO weeks.
+  backups neither use a slot nor cover a period; an unfinished PBS snapshot (a backup being
+  written) is kept with reason `unfinished`, takes no slot and is never removed. Periods use
+  the node's local time with ISO weeks: --timezone, else the `timezone` each record carries
+  (pve-ls-backups writes its node's), else the zone of the node it talks to, else TZ; so a
+  preview off the node marks what --apply deletes.
   With --apply, a `step` record follows for each deletion: step=delete, target=<volid>,
   status changed | skipped | failed, message, duration_s.
   --format table prints what `pvesm prune-backups --dry-run` prints.
@@ -93,8 +96,9 @@ pub struct Cli {
           conflicts_with_all = ["prune_backups", "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_all"])]
     pub from_job: bool,
 
-    /// The node's time zone (IANA name) for periods. Default: the zone of the node it talks
-    /// to (--host, --tfvars, --apply), else TZ, else the system zone.
+    /// The node's time zone (IANA name) for periods. Default: the `timezone` of the records
+    /// (their node's), else the zone of the node it talks to (--host, --tfvars, --apply),
+    /// else TZ, else the system zone.
     #[arg(long, value_name = "NAME", help_heading = "Retention")]
     pub timezone: Option<String>,
 

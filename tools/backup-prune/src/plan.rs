@@ -47,16 +47,47 @@ fn job_for<'a>(jobs: &[&'a Job], key: &GroupKey) -> Option<&'a Job> {
     pvedr::jobs::retention_job(jobs, &guest, key.storage.as_deref())
 }
 
+/// Which zone a group's periods are in.
+#[derive(Debug, Clone, Copy)]
+pub enum Zones {
+    /// `--timezone`: every group.
+    Given(Zone),
+    /// The zone the records carry (`timezone`, their node's), else this one.
+    Records { otherwise: Zone },
+}
+
+impl Zones {
+    fn of(self, first: &Backup) -> Result<Zone, String> {
+        match (self, first.timezone.as_deref()) {
+            (Zones::Given(z), _) => Ok(z),
+            (Zones::Records { .. }, Some(name)) => Zone::named(name).map_err(|_| {
+                format!(
+                    "{}: unknown time zone '{}' in the record; give --timezone",
+                    first.volid,
+                    pvedr::msg::visible(name)
+                )
+            }),
+            (Zones::Records { otherwise }, None) => Ok(otherwise),
+        }
+    }
+}
+
 /// Marks every `backup` record in place. Returns warnings for stderr.
 pub fn mark_records(
     records: &mut [Record],
     source: &PolicySource,
-    zone: Zone,
+    zones: Zones,
 ) -> Result<Vec<String>, String> {
     let mut groups: HashMap<GroupKey, Vec<usize>> = HashMap::new();
     let mut order: Vec<GroupKey> = Vec::new();
-    for (i, r) in records.iter().enumerate() {
+    for (i, r) in records.iter_mut().enumerate() {
         if let Record::Backup(b) = r {
+            if b.unfinished {
+                // Kept out of the group, as PBS's own prune keeps the snapshot being written
+                // (pbs-datastore `prune.rs` `remove_incomplete_snapshots`): no slot taken.
+                set_mark(b, Mark::Keep, Some("unfinished"));
+                continue;
+            }
             let k = GroupKey::of(b);
             groups
                 .entry(k.clone())
@@ -76,10 +107,15 @@ pub fn mark_records(
         })
         .collect();
     let jobs: Vec<&Job> = owned_jobs.iter().collect();
-    let local = |t: i64| -> NaiveDateTime { zone.to_local(t).unwrap_or_default() };
     let mut warnings = Vec::new();
     for key in order {
         let idx = &groups[&key];
+        // A group is one storage of one node: its first record says the node's zone.
+        let zone = match &records[idx[0]] {
+            Record::Backup(b) => zones.of(b)?,
+            _ => continue,
+        };
+        let local = |t: i64| -> NaiveDateTime { zone.to_local(t).unwrap_or_default() };
         let (opts, reason_override) = match source {
             PolicySource::Fixed(o) => (*o, None),
             PolicySource::FromJob => match job_for(&jobs, &key) {
@@ -143,13 +179,17 @@ pub fn mark_records(
                     (Mark::Keep, Some(r)) => Some(r),
                     _ => reason.map(|r| r.as_str()),
                 };
-                b.extra.insert("mark".into(), Value::from(mark.as_str()));
-                b.extra.insert(
-                    "reason".into(),
-                    reason.map(Value::from).unwrap_or(Value::Null),
-                );
+                set_mark(b, mark, reason);
             }
         }
     }
     Ok(warnings)
+}
+
+fn set_mark(b: &mut Backup, mark: Mark, reason: Option<&str>) {
+    b.extra.insert("mark".into(), Value::from(mark.as_str()));
+    b.extra.insert(
+        "reason".into(),
+        reason.map(Value::from).unwrap_or(Value::Null),
+    );
 }

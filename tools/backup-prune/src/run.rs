@@ -74,9 +74,20 @@ pub fn run(cli: Cli) -> Result<u8> {
         // The S3 flags too (a region that cannot be signed), before anything is deleted.
         cli.s3.endpoint()?;
     }
-    let mut records = jsonl::read_all(&cli.input.files)?;
+    // Other kinds are passed through as they came: one of them never fails the run.
+    let kinds: &'static [&'static str] = if cli.from_job {
+        &["backup", "job"]
+    } else {
+        &["backup"]
+    };
+    let mut records = jsonl::read_only(&cli.input.files, kinds)?;
     let (zone, conn) = node_zone(&cli, zone, &records)?;
-    let warnings = plan::mark_records(&mut records, &source, zone).map_err(Error::Other)?;
+    let zones = if cli.timezone.is_some() {
+        plan::Zones::Given(zone)
+    } else {
+        plan::Zones::Records { otherwise: zone }
+    };
+    let warnings = plan::mark_records(&mut records, &source, zones).map_err(Error::Other)?;
     for w in warnings {
         pvedr::msg::warn(w);
     }

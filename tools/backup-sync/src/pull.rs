@@ -23,7 +23,7 @@ use crate::source::MAX_SIDE_FILE;
 /// on stdin.
 pub fn targets(a: &PullArgs) -> Result<Vec<(String, String)>> {
     let volids: Vec<String> = if a.volids.is_empty() {
-        pvedr::jsonl::read_all(&["-".to_string()])?
+        pvedr::jsonl::read_only(&["-".to_string()], &["backup"])?
             .into_iter()
             .filter_map(|r| match r {
                 Record::Backup(b) => Some(b.volid),

@@ -18,7 +18,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     let code = match &cli.command {
         Command::Push(a) => {
             let plan = push::plan(a, endpoint)?;
-            let backups = push::backups(pvedr::jsonl::read_all(&a.input.files)?);
+            let backups = push::backups(pvedr::jsonl::read_only(&a.input.files, &["backup"])?);
             pvedr::interrupt::install();
             steps(&mut out, |emit| push::run(&plan, a, backups, emit))?
         }

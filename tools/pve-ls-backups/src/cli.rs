@@ -20,7 +20,9 @@ RECORDS:
     non-standard names; the snapshot time for PBS), time (ctime as RFC 3339 UTC), size
     (bytes), format (vma.zst, tar.gz, pbs-vm, ...), notes (first line), protected (bool),
     verification ({state, upid}, PBS), encrypted (PBS), name (guest name, --with-guests),
-    path, log, log_status (ok|warning|error|unknown; --dir mode only).
+    path, log, log_status (ok|warning|error|unknown; --dir mode only), timezone (the node's
+    IANA zone, or --timezone: what backup-prune reads periods in), unfinished (true on a PBS
+    snapshot without a manifest, a backup being written: no size, never --latest).
   kind=guest (--with-guests): node, vmid, type, name, status, template, tags, lock, pool.
   kind=storage (--with-storage): node, storage, type, total, used, avail, used_fraction,
     shared, active (path in --dir mode: the directory's file system).

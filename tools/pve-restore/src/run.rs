@@ -95,7 +95,7 @@ fn backup_of_volid(volid: &str, node: Option<String>) -> Result<Backup> {
 
 /// Backup records from FILE or stdin (read before connecting: bad input costs nothing).
 fn from_input(cli: &Cli, o: &Options) -> Result<Vec<Backup>> {
-    let backups: Vec<Backup> = jsonl::read_all(&cli.input.files)?
+    let backups: Vec<Backup> = jsonl::read_only(&cli.input.files, &["backup"])?
         .into_iter()
         .filter_map(|r| match r {
             Record::Backup(b) => Some(b),
@@ -106,6 +106,12 @@ fn from_input(cli: &Cli, o: &Options) -> Result<Vec<Backup>> {
         return Err(Error::usage(
             "no backup to restore: give --volid, --vmid, or backup records on stdin",
         ));
+    }
+    if let Some(b) = backups.iter().find(|b| b.unfinished) {
+        return Err(Error::usage(format!(
+            "{} is an unfinished PBS snapshot (no manifest: a backup still being written), not a backup to restore",
+            b.volid
+        )));
     }
     if backups.len() > 1 && !cli.all {
         return Err(Error::usage(format!(

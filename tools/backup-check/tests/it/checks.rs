@@ -694,3 +694,57 @@ fn deep_tests_each_nodes_local_archives_on_that_node() {
         "{vma:?}"
     );
 }
+
+#[test]
+fn an_unfinished_pbs_snapshot_is_neither_fresh_nor_counted() {
+    // 102's newest complete backup is 28 h old; a PBS backup of it is being written (no
+    // manifest, listed with size 1): the guest is not fresh because of it.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let root = sim.root().display().to_string();
+    let epoch = (NOW - 60).to_string();
+    sim.admin(&[
+        "add-pbs",
+        &root,
+        "--type",
+        "vm",
+        "--vmid",
+        "102",
+        "--epoch",
+        &epoch,
+        "--unfinished",
+    ]);
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args(["--timezone", "UTC", "--now", &NOW.to_string()])
+        .output()
+        .expect("run");
+    let checks = json_lines(&out.stdout);
+    let fresh = find(&checks, "guest/102", "freshness");
+    assert_ne!(fresh["status"], "ok", "{fresh}");
+    assert!(
+        fresh["message"].as_str().unwrap_or("").contains("nas:"),
+        "{fresh}"
+    );
+    // Three complete backups on the NAS; the demo's old unfinished PBS snapshot and this
+    // one are not backups.
+    assert_eq!(find(&checks, "guest/102", "count")["value"], 3);
+}
+
+#[test]
+fn guest_records_with_tags_as_proxmox_gives_them_are_read() {
+    // pvesh prints `tags` as one `;`-separated string, empty for a guest without tags.
+    let guests = [
+        json!({"kind": "guest", "vmid": 100, "type": "qemu", "node": "pve1", "name": "web01",
+               "status": "running", "tags": "prod;web"}),
+        json!({"kind": "guest", "vmid": 101, "type": "lxc", "node": "pve1", "tags": ""}),
+    ];
+    let mut records = guests.to_vec();
+    records.push(backup(100, NOW - 3600, 1000));
+    let (checks, code, err) = check_stdin(&records, &[]);
+    assert!(!err.contains("bad `guest`"), "{err}");
+    assert_eq!(find(&checks, "guest/100", "coverage")["status"], "ok");
+    // 101 is listed and has no backup: the guest record counted.
+    assert_eq!(find(&checks, "guest/101", "coverage")["status"], "critical");
+    assert_eq!(code, 2, "{err}");
+}

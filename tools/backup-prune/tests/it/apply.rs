@@ -346,3 +346,155 @@ fn a_record_whose_volid_is_on_another_storage_deletes_nothing() {
     assert_eq!(files(&sim), before);
     assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
 }
+
+#[test]
+fn deletions_on_another_node_are_read_as_pvesh_prints_them() {
+    // Connected to pve1, the records name pve2: pvesh proxies the delete there and prints
+    // the worker's line and the JSON UPID run together (`Removed volume 'X'"UPID:…"`).
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let listing = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--node", "pve2", "--storage", "nas"])
+        .output()
+        .expect("list");
+    assert!(listing.status.success());
+    let before: BTreeSet<String> = std::fs::read_dir(sim.dump_dir("nas"))
+        .expect("dump")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    let out = bin("backup-prune")
+        .args(["--keep-last", "1", "--timezone", "UTC", "--apply"])
+        .args(sshd.args())
+        .write_stdin(listing.stdout)
+        .output()
+        .expect("prune");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let recs = json_lines(&out.stdout);
+    let remove = volids_marked(&recs, "remove");
+    assert_eq!(remove.len(), 2, "{recs:?}");
+    let steps: Vec<&Value> = recs.iter().filter(|r| r["kind"] == "step").collect();
+    assert!(steps.iter().all(|s| s["status"] == "changed"), "{steps:?}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let deletes: Vec<String> = sim
+        .commands()
+        .iter()
+        .filter(|c| c["argv"][0] == "delete")
+        .filter_map(|c| c["argv"][1].as_str().map(String::from))
+        .collect();
+    assert!(
+        deletes.iter().all(|d| d.starts_with("/nodes/pve2/")),
+        "{deletes:?}"
+    );
+    for v in &remove {
+        assert!(before.contains(&file_of(v)));
+        assert!(!sim.dump_dir("nas").join(file_of(v)).exists(), "{v}");
+    }
+}
+
+#[test]
+fn an_unfinished_pbs_snapshot_takes_no_keep_slot_and_is_never_removed() {
+    // A PBS backup of 100 is being written while --apply runs: it must not push the last
+    // complete snapshot out of --keep-last 1.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let root = sim.root().display().to_string();
+    let epoch = (pvedr_testkit::DEFAULT_NOW - 60).to_string();
+    sim.admin(&[
+        "add-pbs",
+        &root,
+        "--type",
+        "vm",
+        "--vmid",
+        "100",
+        "--epoch",
+        &epoch,
+        "--unfinished",
+    ]);
+    let listing = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--storage", "pbs"])
+        .output()
+        .expect("list");
+    assert!(listing.status.success());
+    let out = bin("backup-prune")
+        .args(["--keep-last", "1", "--timezone", "UTC", "--apply"])
+        .args(sshd.args())
+        .write_stdin(listing.stdout)
+        .output()
+        .expect("prune");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let recs = json_lines(&out.stdout);
+    let mark = |volid: &str| {
+        let r = recs
+            .iter()
+            .find(|r| r["volid"] == volid)
+            .unwrap_or_else(|| panic!("{volid} in {recs:?}"));
+        (r["mark"].clone(), r["reason"].clone())
+    };
+    assert_eq!(
+        mark("pbs:backup/vm/100/2024-01-14T01:00:02Z"),
+        (Value::from("keep"), Value::from("keep-last"))
+    );
+    assert_eq!(
+        mark("pbs:backup/vm/100/2024-01-15T06:25:40Z"),
+        (Value::from("keep"), Value::from("unfinished"))
+    );
+    // The demo's old unfinished snapshot of 102 stays too.
+    assert_eq!(mark("pbs:backup/vm/102/2024-01-13T02:00:02Z").0, "keep");
+    let left: Vec<Value> = sim
+        .read_json("pbs/pbs.json")
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(left.len(), 4, "nothing deleted: {left:?}");
+    assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
+}
+
+#[test]
+fn the_preview_marks_what_apply_deletes_whatever_the_callers_zone() {
+    // The node is at UTC+14, the caller at UTC-12: three backups on two of the node's days
+    // fall on one of the caller's. `pve-ls-backups | backup-prune` previews off the node.
+    let sim = SimNode::with("empty", "Pacific/Kiritimati", pvedr_testkit::DEFAULT_NOW);
+    let sshd = Sshd::start(&sim);
+    // Node-local 2024-01-10 12:00, 2024-01-10 23:30, 2024-01-11 00:30.
+    for epoch in [1_704_837_600, 1_704_879_000, 1_704_882_600] {
+        sim.add_backup(&Backup::new("local", "qemu", 100, epoch));
+    }
+    let caller = "Etc/GMT+12";
+    let listing = bin("pve-ls-backups")
+        .env("TZ", caller)
+        .args(sshd.args())
+        .args(["--storage", "local"])
+        .output()
+        .expect("list");
+    assert!(listing.status.success());
+    let preview = bin("backup-prune")
+        .env("TZ", caller)
+        .args(["--keep-daily", "2"])
+        .write_stdin(listing.stdout.clone())
+        .output()
+        .expect("preview");
+    assert!(preview.status.success());
+    let marked = volids_marked(&json_lines(&preview.stdout), "remove");
+    let out = bin("backup-prune")
+        .env("TZ", caller)
+        .args(["--keep-daily", "2", "--apply"])
+        .args(sshd.args())
+        .write_stdin(listing.stdout)
+        .output()
+        .expect("apply");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let deleted: BTreeSet<String> = json_lines(&out.stdout)
+        .iter()
+        .filter(|r| r["kind"] == "step" && r["status"] == "changed")
+        .filter_map(|r| r["target"].as_str().map(String::from))
+        .collect();
+    assert_eq!(marked, deleted, "the preview is what apply did");
+    assert_eq!(
+        deleted.into_iter().collect::<Vec<_>>(),
+        ["local:backup/vzdump-qemu-100-2024_01_10-12_00_00.vma.zst"]
+    );
+}

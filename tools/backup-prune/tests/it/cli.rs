@@ -218,3 +218,37 @@ fn from_job_uses_the_covering_jobs_retention() {
         "{err}"
     );
 }
+
+/// Records of other kinds as Proxmox and other tools give them: `tags` as pvesh prints them
+/// (a `;`-separated string, possibly empty), and a `job` this tool cannot read.
+fn other_kinds() -> Vec<Value> {
+    vec![
+        json!({"kind": "guest", "vmid": 100, "type": "qemu", "node": "pve1", "name": "web01",
+               "status": "running", "tags": "prod;web"}),
+        json!({"kind": "guest", "vmid": 101, "type": "lxc", "node": "pve1", "tags": ""}),
+        json!({"kind": "job", "id": 7, "enabled": "maybe"}),
+    ]
+}
+
+#[test]
+fn records_of_other_kinds_as_proxmox_gives_them_pass_through_untouched() {
+    let mut input = other_kinds();
+    input.insert(1, backup(100, 1, false));
+    input.push(backup(100, 2, false));
+    let out = bin("backup-prune")
+        .args(["--keep-last", "1", "--timezone", "UTC"])
+        .write_stdin(stream(&input))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let recs = json_lines(&out.stdout);
+    assert_eq!(recs.len(), input.len());
+    for i in [0, 2, 3] {
+        assert_eq!(recs[i], input[i], "passed through as it came");
+    }
+    assert_eq!(
+        (recs[1]["mark"].as_str(), recs[4]["mark"].as_str()),
+        (Some("remove"), Some("keep"))
+    );
+}

@@ -174,3 +174,40 @@ fn ls_lists_the_copies_as_backup_records() {
         assert_eq!(o.extra["sha256"], sha(&dump.join(name)).as_str());
     }
 }
+
+#[test]
+fn push_reads_only_the_backup_records_of_a_mixed_stream() {
+    // Guests with tags as Proxmox gives them and a job backup-sync cannot read: ignored.
+    let sim = SimNode::demo();
+    let s3 = Offsite::new();
+    let dump = sim.dump_dir("local");
+    let listing = String::from_utf8(list_dir(&dump, "local")).expect("utf-8");
+    let one = listing
+        .lines()
+        .find(|l| l.contains("vzdump-qemu-100-2024_01_14-02_00_02.vma.zst"))
+        .expect("listed");
+    let stdin = format!(
+        "{}\n{}\n{}\n{one}\n",
+        r#"{"kind":"guest","vmid":100,"type":"qemu","node":"pve1","tags":"prod;web"}"#,
+        r#"{"kind":"guest","vmid":101,"type":"lxc","node":"pve1","tags":""}"#,
+        r#"{"kind":"job","id":7,"enabled":"maybe"}"#,
+    );
+    let out = run_code(
+        s3.tool("backup-sync")
+            .args(["push", "--to", TO, "--dir"])
+            .arg(&dump)
+            .write_stdin(stdin),
+        0,
+    );
+    assert_eq!(
+        statuses(&out.stdout),
+        [(
+            "vzdump-qemu-100-2024_01_14-02_00_02.vma.zst".to_string(),
+            "changed".to_string()
+        )]
+    );
+    assert!(
+        s3.keys()
+            .contains("pve/pve1/100/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst")
+    );
+}

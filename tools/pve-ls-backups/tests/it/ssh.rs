@@ -740,3 +740,51 @@ fn latest_is_a_scheduled_backup_not_a_copy_or_a_safety_point() {
             .is_some_and(|n| n.starts_with("pvedr safety point"))
     }));
 }
+
+#[test]
+fn an_unfinished_pbs_snapshot_is_marked_and_never_the_latest() {
+    // PBS lists a snapshot without a manifest with no size; pve-storage prints `size // 1`.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let root = sim.root().display().to_string();
+    let epoch = (pvedr_testkit::DEFAULT_NOW - 60).to_string();
+    sim.admin(&[
+        "add-pbs",
+        &root,
+        "--type",
+        "vm",
+        "--vmid",
+        "100",
+        "--epoch",
+        &epoch,
+        "--unfinished",
+    ]);
+    let list = |extra: &[&str]| {
+        let out = bin("pve-ls-backups")
+            .args(sshd.args())
+            .args(["--storage", "pbs", "--vmid", "100"])
+            .args(extra)
+            .output()
+            .expect("run");
+        assert!(out.status.success());
+        json_lines(&out.stdout)
+    };
+    let all = list(&[]);
+    let partial = all
+        .iter()
+        .find(|r| r["volid"] == "pbs:backup/vm/100/2024-01-15T06:25:40Z")
+        .expect("listed");
+    assert_eq!(partial["unfinished"], true, "{partial}");
+    assert!(
+        partial.get("size").is_none(),
+        "Proxmox's 1 is no size: {partial}"
+    );
+    let done = all
+        .iter()
+        .find(|r| r["volid"] == "pbs:backup/vm/100/2024-01-14T01:00:02Z")
+        .expect("listed");
+    assert!(done.get("unfinished").is_none(), "{done}");
+    let latest = list(&["--latest"]);
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0]["volid"], "pbs:backup/vm/100/2024-01-14T01:00:02Z");
+}

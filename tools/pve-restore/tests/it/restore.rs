@@ -1360,3 +1360,88 @@ fn vmid_restores_the_newest_scheduled_backup_and_the_plan_says_which() {
         "{err}"
     );
 }
+
+#[test]
+fn the_newest_backup_is_never_an_unfinished_pbs_snapshot() {
+    // A backup to PBS is being written: the snapshot is listed, without a manifest
+    // (size 1). The newest complete backup is the one to restore.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let root = sim.root().display().to_string();
+    let epoch = (pvedr_testkit::DEFAULT_NOW - 60).to_string();
+    sim.admin(&[
+        "add-pbs",
+        &root,
+        "--type",
+        "ct",
+        "--vmid",
+        "101",
+        "--epoch",
+        &epoch,
+        "--unfinished",
+    ]);
+    let (rec, code, err) = restore(
+        &sshd,
+        &["--vmid", "101", "--target-id", "9100", "--dry-run"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        rec["volid"], "local:backup/vzdump-lxc-101-2024_01_15-02_01_07.tar.zst",
+        "{rec}"
+    );
+    // Piped in, it is refused, not restored.
+    let listing = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--storage", "pbs", "--vmid", "101"])
+        .output()
+        .expect("list");
+    let unfinished: String = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("/{}Z", "2024-01-15T06:25:40")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(unfinished.lines().count(), 1, "{listing:?}");
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(["--target-id", "9100", "--dry-run"])
+        .write_stdin(unfinished)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unfinished"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn records_of_other_kinds_on_stdin_are_ignored() {
+    // A listing with --with-guests as Proxmox gives tags, and a record pve-restore cannot
+    // read: only the backup matters.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let stdin = [
+        json!({"kind": "guest", "vmid": 100, "type": "qemu", "node": "pve1", "tags": "prod;web"}),
+        json!({"kind": "guest", "vmid": 101, "type": "lxc", "node": "pve1", "tags": ""}),
+        json!({"kind": "job", "id": 7, "enabled": "maybe"}),
+        json!({"kind": "backup", "node": "pve1", "storage": "local", "volid": VM_BACKUP,
+               "vmid": 100, "subtype": "qemu", "ctime": 1_705_194_002, "format": "vma.zst"}),
+    ]
+    .iter()
+    .map(|v| format!("{v}\n"))
+    .collect::<String>();
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(["--target-id", "9100", "--dry-run"])
+        .write_stdin(stdin)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let rec = json_lines(&out.stdout)
+        .into_iter()
+        .find(|r| r["kind"] == "restore")
+        .expect("record");
+    assert_eq!(rec["volid"], VM_BACKUP);
+}
