@@ -40,6 +40,8 @@ SAFETY:
   a few --part-size per job. An upload that fails or is interrupted (SIGINT/SIGTERM)
   is aborted, so no half object is left. pull writes beside the target and renames only
   after the sha256 matches the manifest; an existing different file is kept unless --force.
+  Side files are only the archive's own (<archive>.notes, <stem>.log, <archive>.protected),
+  checked before anything is written: a manifest naming another file fails the pull.
 
 S3:
   Endpoint: --endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS. Region: --region,

@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod hostile;
 mod interrupt;
 mod man;
 mod memory;

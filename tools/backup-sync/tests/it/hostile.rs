@@ -1,0 +1,176 @@
+//! What someone with write access to the offsite bucket (the push-only key on the node
+//! gives exactly that) can make a pull or a push do: side files named after other files,
+//! a planted symlink at the temporary name, a copy whose archive object is gone.
+
+use pvedr_testkit::{SimNode, Sshd, run_code, run_ok};
+
+use crate::common::{BUCKET, Offsite, TO, list_dir, of_kind, statuses};
+
+const A: &str = "vzdump-lxc-101-2024_01_15-02_01_07.tar.zst";
+const B: &str = "vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
+
+fn key(vmid: u64, name: &str) -> String {
+    format!("pve/pve1/{vmid}/{name}")
+}
+
+fn pushed(sim: &SimNode, s3: &Offsite) {
+    let dump = sim.dump_dir("local");
+    run_ok(
+        s3.tool("backup-sync")
+            .args(["push", "--to", TO, "--dir"])
+            .arg(&dump)
+            .write_stdin(list_dir(&dump, "local")),
+    );
+}
+
+/// The manifest of A names a side file `name` whose bytes (`EVIL`, sha256 right) sit beside
+/// A offsite.
+fn hostile_side_file(s3: &Offsite, name: &str) {
+    s3.moto.boto(
+        BUCKET,
+        &format!(
+            r#"
+import hashlib
+k = {key:?}
+evil = b"EVIL"
+side = k.rsplit("/", 1)[0] + "/evil.bin"
+s3.put_object(Bucket=B, Key=side, Body=evil)
+m = json.loads(s3.get_object(Bucket=B, Key=k + ".manifest.json")["Body"].read())
+m["side_files"] = [{{"name": {name:?}, "key": side, "size": 4, "sha256": hashlib.sha256(evil).hexdigest()}}]
+s3.put_object(Bucket=B, Key=k + ".manifest.json", Body=json.dumps(m).encode())
+"#,
+            key = key(101, A)
+        ),
+    );
+}
+
+#[test]
+fn pull_to_dir_never_lets_a_side_file_replace_another_file() {
+    let sim = SimNode::demo();
+    let s3 = Offsite::new();
+    pushed(&sim, &s3);
+    let volid = format!("offsite:backup/{}", key(101, A));
+    for victim in [B.to_string(), format!("{B}.notes"), A.to_string()] {
+        hostile_side_file(&s3, &victim);
+        let to = tempfile::tempdir().expect("tmp");
+        for f in [B.to_string(), format!("{B}.notes")] {
+            std::fs::write(to.path().join(f), b"mine").expect("write");
+        }
+        let out = run_code(
+            s3.tool("backup-sync")
+                .args(["pull", &volid, "--force", "--to-dir"])
+                .arg(to.path()),
+            1,
+        );
+        assert_eq!(
+            statuses(&out.stdout),
+            [(A.to_string(), "failed".to_string())],
+            "{victim}"
+        );
+        for f in [B.to_string(), format!("{B}.notes")] {
+            assert_eq!(
+                std::fs::read(to.path().join(&f)).expect("kept"),
+                b"mine",
+                "{f} replaced through side file {victim}"
+            );
+        }
+        if let Ok(a) = std::fs::read(to.path().join(A)) {
+            assert_ne!(
+                a, b"EVIL",
+                "the archive replaced through side file {victim}"
+            );
+        }
+    }
+}
+
+#[test]
+fn pull_to_dir_keeps_an_existing_side_file_that_differs() {
+    let sim = SimNode::demo();
+    let s3 = Offsite::new();
+    pushed(&sim, &s3);
+    let to = tempfile::tempdir().expect("tmp");
+    let notes = to.path().join(format!("{A}.notes"));
+    std::fs::write(&notes, b"my notes").expect("write");
+    let volid = format!("offsite:backup/{}", key(101, A));
+    let out = run_code(
+        s3.tool("backup-sync")
+            .args(["pull", &volid, "--to-dir"])
+            .arg(to.path()),
+        1,
+    );
+    let step = &of_kind(&out.stdout, "step")[0];
+    assert_eq!(step["status"], "failed");
+    assert!(
+        step["message"].as_str().unwrap_or("").contains("--force"),
+        "{step}"
+    );
+    assert_eq!(std::fs::read(&notes).expect("kept"), b"my notes");
+    assert!(!to.path().join(A).exists(), "nothing written: {step}");
+    // --force replaces it with the copy's.
+    run_ok(
+        s3.tool("backup-sync")
+            .args(["pull", &volid, "--force", "--to-dir"])
+            .arg(to.path()),
+    );
+    assert_eq!(
+        std::fs::read(&notes).expect("pulled"),
+        std::fs::read(sim.dump_dir("local").join(format!("{A}.notes"))).expect("original")
+    );
+}
+
+#[test]
+fn pull_to_node_never_lets_a_side_file_replace_a_backup() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let s3 = Offsite::new();
+    pushed(&sim, &s3);
+    let dump = sim.dump_dir("local");
+    std::fs::remove_file(dump.join(A)).expect("rm");
+    let before = std::fs::read(dump.join(B)).expect("B");
+    hostile_side_file(&s3, B);
+    let volid = format!("offsite:backup/{}", key(101, A));
+    let out = run_code(
+        s3.tool("backup-sync")
+            .args([
+                "pull",
+                &volid,
+                "--force",
+                "--to-node",
+                "pve1",
+                "--storage",
+                "local",
+            ])
+            .args(sshd.args()),
+        1,
+    );
+    assert_eq!(statuses(&out.stdout)[0].1, "failed");
+    assert_eq!(
+        std::fs::read(dump.join(B)).expect("B"),
+        before,
+        "B replaced"
+    );
+    assert!(!dump.join(A).exists(), "nothing written");
+}
+
+#[test]
+fn pull_to_node_does_not_write_through_a_planted_symlink() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let s3 = Offsite::new();
+    pushed(&sim, &s3);
+    let dump = sim.dump_dir("local");
+    std::fs::remove_file(dump.join(A)).expect("rm");
+    let outside = tempfile::tempdir().expect("tmp");
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, b"keep").expect("write");
+    std::os::unix::fs::symlink(&victim, dump.join(format!(".{A}.backup-sync.tmp")))
+        .expect("symlink");
+    let volid = format!("offsite:backup/{}", key(101, A));
+    let _ = s3
+        .tool("backup-sync")
+        .args(["pull", &volid, "--to-node", "pve1", "--storage", "local"])
+        .args(sshd.args())
+        .output()
+        .expect("run");
+    assert_eq!(std::fs::read(&victim).expect("victim"), b"keep");
+}
