@@ -34,8 +34,9 @@ RECORDS:
     --apply deletes the offsite objects (all versions) of the copies marked remove.
 
 SAFETY:
-  An archive already offsite with the same size and sha256 is skipped (push is idempotent
-  and resumes where it stopped); the same name with other contents is refused unless
+  An archive already offsite (its object there, of its manifest's size) with the same size
+  and sha256 is skipped (push is idempotent and resumes where it stopped); an object gone
+  or cut is uploaded again; the same name with other contents is refused unless
   --force. Uploads are multipart and streamed (never a local copy): memory stays within
   a few --part-size per job. An upload that fails or is interrupted (SIGINT/SIGTERM)
   is aborted, so no half object is left. pull writes beside the target and renames only

@@ -199,9 +199,19 @@ fn try_push(p: &Plan, src: &Source, bucket: &Bucket, it: &Item, started: Instant
     let path = src.locate(&it.backup, &it.name)?;
     let size = src.size(&path).or(it.backup.size);
     let url = format!("s3://{}/{}", bucket.name, it.key);
+    let mut repaired = None;
     if let Some(m) = existing(bucket, &it.key)? {
-        if let Some(st) = compare(p, src, &path, size, &m, it, started)? {
-            return Ok(st);
+        match archive_object(bucket, &it.key, &m)? {
+            Offsite::Whole => {
+                if let Some(st) = compare(p, src, &path, size, &m, it, started)? {
+                    return Ok(st);
+                }
+            }
+            // Not a copy: nothing to keep, the archive is uploaded again.
+            Offsite::Damaged(why) => {
+                pvedr::msg::warn(format!("{url}: {why}; uploading it again"));
+                repaired = Some(why);
+            }
         }
     }
     let (sha, bytes) = upload(p, src, bucket, it, &path, size)?;
@@ -229,12 +239,11 @@ fn try_push(p: &Plan, src: &Source, bucket: &Bucket, it: &Item, started: Instant
         side_files: side_files.into_iter().map(|(f, _)| f).collect(),
     };
     put(p, bucket, &manifest_key(&it.key), m.to_bytes())?;
-    let mut st = step(
-        &it.name,
-        "changed",
-        format!("uploaded to {url}"),
-        Some(started),
-    );
+    let msg = match repaired {
+        Some(why) => format!("uploaded to {url} ({why})"),
+        None => format!("uploaded to {url}"),
+    };
+    let mut st = step(&it.name, "changed", msg, Some(started));
     add(&mut st, bytes, started, &url, &sha);
     Ok(st)
 }
@@ -257,6 +266,30 @@ fn existing(bucket: &Bucket, key: &str) -> Result<Option<Manifest>> {
     Manifest::parse(&bytes)
         .map(Some)
         .map_err(|e| Error::Other(format!("s3://{}/{mk}: {e}", bucket.name)))
+}
+
+/// What is offsite under an archive's key beside its manifest.
+enum Offsite {
+    /// The object is there with the manifest's size.
+    Whole,
+    /// Gone or of another size: the manifest describes no copy.
+    Damaged(String),
+}
+
+/// A skip needs the archive object itself, not only its manifest. HEAD proves its size;
+/// its sha256 is not kept by the server (a multipart upload's checksum, where there is one,
+/// is of the parts), so the manifest's stands for it.
+fn archive_object(bucket: &Bucket, key: &str, m: &Manifest) -> Result<Offsite> {
+    Ok(match bucket.head_object(key)? {
+        None => Offsite::Damaged("the archive object is missing beside its manifest".into()),
+        Some(h) if h.size != Some(m.size) => Offsite::Damaged(format!(
+            "the archive object is {}, its manifest says {} bytes",
+            h.size
+                .map_or("of unknown size".into(), |s| format!("{s} bytes")),
+            m.size
+        )),
+        Some(_) => Offsite::Whole,
+    })
 }
 
 /// Same size and sha256: a skip step. Different without --force: a refusal. Else upload.

@@ -174,3 +174,31 @@ fn pull_to_node_does_not_write_through_a_planted_symlink() {
         .expect("run");
     assert_eq!(std::fs::read(&victim).expect("victim"), b"keep");
 }
+
+#[test]
+fn push_uploads_again_an_archive_whose_object_is_gone_or_cut() {
+    let sim = SimNode::demo();
+    let s3 = Offsite::new();
+    pushed(&sim, &s3);
+    let dump = sim.dump_dir("local");
+    let original = std::fs::read(dump.join(A)).expect("A");
+    for damage in [
+        "s3.delete_object(Bucket=B, Key=K)",
+        "s3.put_object(Bucket=B, Key=K, Body=b'cut')",
+    ] {
+        s3.moto
+            .boto(BUCKET, &format!("K = {:?}\n{damage}", key(101, A)));
+        let out = run_ok(
+            s3.tool("backup-sync")
+                .args(["push", "--to", TO, "--dir"])
+                .arg(&dump)
+                .write_stdin(list_dir(&dump, "local")),
+        );
+        assert!(
+            statuses(&out.stdout).contains(&(A.to_string(), "changed".to_string())),
+            "{damage}: {:?}",
+            statuses(&out.stdout)
+        );
+        assert_eq!(s3.object(&key(101, A)), original, "{damage}");
+    }
+}
