@@ -197,7 +197,7 @@ fn push_one(p: &Plan, src: &Source, bucket: &Bucket, it: &Item) -> Step {
 
 fn try_push(p: &Plan, src: &Source, bucket: &Bucket, it: &Item, started: Instant) -> Result<Step> {
     let path = src.locate(&it.backup, &it.name)?;
-    let size = src.size(&path).or(it.backup.size);
+    let size = expected_size(src, &path, it)?;
     let url = format!("s3://{}/{}", bucket.name, it.key);
     let mut repaired = None;
     if let Some(m) = existing(bucket, &it.key)? {
@@ -246,6 +246,18 @@ fn try_push(p: &Plan, src: &Source, bucket: &Bucket, it: &Item, started: Instant
     let mut st = step(&it.name, "changed", msg, Some(started));
     add(&mut st, bytes, started, &url, &sha);
     Ok(st)
+}
+
+/// The size the archive must have: the record's (the file is read against it, as over
+/// SSH), else the file's. A file that already has another size is not the one listed.
+fn expected_size(src: &Source, path: &str, it: &Item) -> Result<Option<u64>> {
+    match (it.backup.size, src.size(path)) {
+        (Some(r), Some(f)) if r != f => Err(Error::Other(format!(
+            "{}: the file is {f} bytes, the record says {r}; nothing uploaded",
+            it.name
+        ))),
+        (r, f) => Ok(r.or(f)),
+    }
 }
 
 fn add(st: &mut Step, bytes: u64, started: Instant, url: &str, sha: &str) {

@@ -202,3 +202,108 @@ fn push_uploads_again_an_archive_whose_object_is_gone_or_cut() {
         assert_eq!(s3.object(&key(101, A)), original, "{damage}");
     }
 }
+
+/// Records from a line that never ends (`< /dev/zero`): an error at the line bound, not a
+/// read without end. The wait is bounded so that the old behaviour fails instead of hanging.
+#[test]
+fn push_of_an_endless_line_stops_at_the_line_bound() {
+    let zero = std::fs::File::open("/dev/zero").expect("/dev/zero");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("backup-sync"))
+        .args(["push", "--to", TO, "--dir", "/nonexistent"])
+        .stdin(zero)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut status = None;
+    for _ in 0..1200 {
+        status = child.try_wait().expect("wait");
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("backup-sync push still reading /dev/zero after 120 s");
+    }
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{err}");
+    assert!(err.contains("longer than"), "{err}");
+}
+
+/// The record says one size, the file has another (it changed since it was listed):
+/// `--dir` aborts that archive as a push over SSH does.
+#[test]
+fn push_from_dir_aborts_an_archive_whose_size_is_not_the_records() {
+    let sim = SimNode::demo();
+    let s3 = Offsite::new();
+    let dump = sim.dump_dir("local");
+    let listing = list_dir(&dump, "local");
+    let mut grown = std::fs::read(dump.join(A)).expect("A");
+    grown.extend_from_slice(b"appended after the listing");
+    std::fs::write(dump.join(A), grown).expect("write");
+    let out = run_code(
+        s3.tool("backup-sync")
+            .args(["push", "--to", TO, "--dir"])
+            .arg(&dump)
+            .write_stdin(listing),
+        3,
+    );
+    let failed: Vec<_> = of_kind(&out.stdout, "step")
+        .into_iter()
+        .filter(|s| s["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["target"], A);
+    assert!(
+        failed[0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("record"),
+        "{}",
+        failed[0]
+    );
+    assert!(!s3.keys().iter().any(|k| k.contains(A)), "{:?}", s3.keys());
+    assert_eq!(s3.uploads(), 0);
+}
+
+/// Notes and a node name from a forged manifest reach `ls --format table|csv` escaped:
+/// no terminal escape, no carriage return, one line per copy.
+#[test]
+fn ls_table_and_csv_escape_control_characters_from_manifests() {
+    let sim = SimNode::demo();
+    let s3 = Offsite::new();
+    pushed(&sim, &s3);
+    s3.moto.boto(
+        BUCKET,
+        &format!(
+            r#"
+k = {:?} + ".manifest.json"
+m = json.loads(s3.get_object(Bucket=B, Key=k)["Body"].read())
+m["notes"] = "\x1b]0;owned\x07\x1b[2Jnotes\rover"
+m["node"] = "pve1\x1b[31m"
+m["source_volid"] = "local:backup/a\nb"
+s3.put_object(Bucket=B, Key=k, Body=json.dumps(m).encode())
+"#,
+            key(101, A)
+        ),
+    );
+    for format in ["table", "csv"] {
+        let out = run_ok(
+            s3.tool("backup-sync")
+                .args(["ls", "--from", TO, "--format", format]),
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !text.contains(['\u{1b}', '\u{7}', '\r']),
+            "{format}: {text:?}"
+        );
+        assert!(text.contains("\\u{1b}[2Jnotes\\rover"), "{format}: {text}");
+        let copies = text.lines().filter(|l| l.contains("vzdump-")).count();
+        assert_eq!(copies, text.lines().count() - 1, "{format}: {text}");
+    }
+}
