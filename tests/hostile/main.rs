@@ -692,10 +692,20 @@ cases = {{
     "px/e;{pwn}/" + name: manifest(name, "px/e;{pwn}/" + name, node="$({pwn})", storage="-rf"),
     "px/f/" + name: manifest(name + "\n;{pwn}", "px/f/" + name),
     "px/g/" + name: manifest(name, "px/g/" + name, size=3),
+    "px/j/" + name: manifest(name, "px/j/" + name, size=18446744073709551615),
 }}
+# Archives that verify (size and sha256 right) whose side files name other files.
+import hashlib
+abc = hashlib.sha256(b"abc").hexdigest()
+other = "vzdump-qemu-100-2024_01_14-02_00_02.vma.zst"
+for d, victim in [("h", other), ("i", name), ("k", other + ".notes")]:
+    k = "px/%s/%s" % (d, name)
+    s3.put_object(Bucket=B, Key="px/%s/%s" % (d, victim), Body=b"abc")
+    cases[k] = manifest(name, k, sha256=abc, side_files=[{{"name": victim, "key": "px/%s/%s" % (d, victim), "size": 3, "sha256": abc}}])
 for k, m in cases.items():
-    s3.put_object(Bucket=B, Key=k, Body=b"abcdef")
+    s3.put_object(Bucket=B, Key=k, Body=b"abc")
     s3.put_object(Bucket=B, Key=k + ".manifest.json", Body=m)
+s3.put_object(Bucket=B, Key="px/g/" + name, Body=b"abcdef")
 "#
         ),
     );
@@ -741,18 +751,25 @@ for k, m in cases.items():
         .expect("ls")
         .stdout;
     // The copies whose manifests parse are listed (and go on to the pull): the pull is
-    // tested on them, not on an empty input.
-    assert!(
-        String::from_utf8_lossy(&listing)
-            .matches("\"kind\":\"backup\"")
-            .count()
-            >= 3,
-        "{}",
-        String::from_utf8_lossy(&listing)
+    // tested on them, not on an empty input. Sizes that lie are damaged copies, not backups.
+    let text = String::from_utf8_lossy(&listing);
+    assert!(text.matches("\"kind\":\"backup\"").count() >= 6, "{text}");
+    assert_eq!(
+        text.matches("\"kind\":\"offsite_damaged\"").count(),
+        2,
+        "{text}"
     );
     let pulled = tempfile::tempdir().expect("tmp");
     let pull_dir = pulled.path().join("in");
     std::fs::create_dir(&pull_dir).expect("dir");
+    // Files a forged side file names: they must stay as they are.
+    let mine = [
+        "vzdump-qemu-100-2024_01_14-02_00_02.vma.zst",
+        "vzdump-qemu-100-2024_01_14-02_00_02.vma.zst.notes",
+    ];
+    for f in mine {
+        std::fs::write(pull_dir.join(f), b"mine").expect("write");
+    }
     cases.push((
         ["ls", "--endpoint", &ep, "--from", "s3://off/px"]
             .iter()
@@ -765,6 +782,38 @@ for k, m in cases.items():
         .map(|s| os(s))
         .collect();
     a.push(pull_dir.as_os_str().to_owned());
+    cases.push((a, Some(listing.clone())));
+    // The same copies onto the node's storage over SSH, a symlink planted at the temporary
+    // name a pull used to write through, the node's files named by forged side files.
+    let sshd = Sshd::start(&sim);
+    let dump = sim.dump_dir("local");
+    std::fs::create_dir_all(&dump).expect("dump");
+    for f in mine {
+        std::fs::write(dump.join(f), b"mine").expect("write");
+    }
+    let planted = pulled.path().join("planted");
+    std::os::unix::fs::symlink(
+        &planted,
+        dump.join(format!(
+            ".{}.backup-sync.tmp",
+            mine[0].replace("_14-", "_15-")
+        )),
+    )
+    .expect("symlink");
+    let mut a: Vec<OsString> = [
+        "pull",
+        "--endpoint",
+        &ep,
+        "--force",
+        "--to-node",
+        "pve1",
+        "--storage",
+        "local",
+    ]
+    .iter()
+    .map(|s| os(s))
+    .collect();
+    a.extend(ssh_args(&sshd));
     cases.push((a, Some(listing)));
     let cases: Vec<Case> = cases
         .into_iter()
@@ -794,12 +843,26 @@ for k, m in cases.items():
             let _ = std::fs::remove_file(escaped);
         }
     }
-    // Every manifest lies about the size or the checksum: nothing may be put in place.
+    // Every manifest lies about the size, the checksum or a side file: nothing may be put
+    // in place, nothing already there replaced.
     let kept: Vec<_> = std::fs::read_dir(&pull_dir)
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
         .unwrap_or_default();
-    if !kept.is_empty() {
+    if kept.len() != mine.len() {
         h.push(format!("a pull put unverified files in place: {kept:?}"));
+    }
+    for f in mine {
+        for d in [&pull_dir, &dump] {
+            if std::fs::read(d.join(f)).ok().as_deref() != Some(&b"mine"[..]) {
+                h.push(format!(
+                    "a pull replaced {} through a forged side file",
+                    d.join(f).display()
+                ));
+            }
+        }
+    }
+    if planted.exists() {
+        h.push("a pull --to-node wrote through a planted symlink".into());
     }
     if pulled.path().join("escape.log").exists() {
         h.push("a side file was written outside the pull directory".into());

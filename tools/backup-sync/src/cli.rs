@@ -32,6 +32,9 @@ RECORDS:
     notes (first line), protected; also url (s3://BUCKET/KEY), sha256, source_volid,
     source_storage. backup-check and backup-prune read them unchanged; backup-prune
     --apply deletes the offsite objects (all versions) of the copies marked remove.
+    A manifest whose archive object is gone or of another size is written as an
+    `offsite_damaged` record instead: node, storage, vmid, subtype, time, ctime, error,
+    volid, url, manifest_size, object_size, source_volid (the next tools pass it on).
 
 SAFETY:
   An archive already offsite (its object there, of its manifest's size) with the same size

@@ -307,3 +307,47 @@ s3.put_object(Bucket=B, Key=k, Body=json.dumps(m).encode())
         assert_eq!(copies, text.lines().count() - 1, "{format}: {text}");
     }
 }
+
+/// A manifest whose size is not its object's (here one no record can carry): `ls` reports
+/// the copy as `offsite_damaged`, not as a `backup`, and the offsite prune of the others
+/// goes on.
+#[test]
+fn ls_reports_a_copy_whose_size_lies_as_damaged() {
+    let sim = SimNode::demo();
+    let s3 = Offsite::new();
+    pushed(&sim, &s3);
+    s3.moto.boto(
+        BUCKET,
+        &format!(
+            r#"
+k = {:?} + ".manifest.json"
+m = json.loads(s3.get_object(Bucket=B, Key=k)["Body"].read())
+m["size"] = 18446744073709551615
+s3.put_object(Bucket=B, Key=k, Body=json.dumps(m).encode())
+"#,
+            key(101, A)
+        ),
+    );
+    let ls = run_ok(s3.tool("backup-sync").args(["ls", "--from", TO])).stdout;
+    let damaged = of_kind(&ls, "offsite_damaged");
+    assert_eq!(damaged.len(), 1, "{}", String::from_utf8_lossy(&ls));
+    assert_eq!(
+        damaged[0]["volid"],
+        format!("offsite:backup/{}", key(101, A))
+    );
+    assert_eq!(damaged[0]["manifest_size"], 18446744073709551615u64);
+    assert!(damaged[0]["object_size"].is_u64(), "{}", damaged[0]);
+    assert!(
+        of_kind(&ls, "backup")
+            .iter()
+            .all(|b| !b["volid"].as_str().unwrap_or("").ends_with(A))
+    );
+    // The next tool reads the listing: the others are marked, the damaged copy passes.
+    let out = run_ok(
+        s3.tool("backup-prune")
+            .args(["--keep-last", "1"])
+            .write_stdin(ls),
+    );
+    assert!(!of_kind(&out.stdout, "backup").is_empty());
+    assert_eq!(of_kind(&out.stdout, "offsite_damaged").len(), 1);
+}
