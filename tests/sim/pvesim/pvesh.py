@@ -252,9 +252,10 @@ def storage_status_get(state, node, sid, opts):
             "shared": int(s.get("shared", 0)), "total": total, "type": s["type"], "used": used}
 
 
-def dir_content(state, s, vmid):
-    """pve-storage Plugin.pm `$get_subdir_files` (type backup) and `list_volumes`."""
-    d = names.dump_dir(s)
+def dir_content(state, s, vmid, node):
+    """pve-storage Plugin.pm `$get_subdir_files` (type backup) and `list_volumes`; the
+    node's own files (proxied to it: `API2/Storage/Content.pm` `index` is `proxyto => 'node'`)."""
+    d = names.dump_dir(s, state, node)
     out = []
     try:
         files = os.listdir(d)
@@ -351,7 +352,7 @@ def content_index(state, node, sid, opts):
     if (content and content != "backup") or "backup" not in kinds:
         return []
     vmid = opts.get("vmid")
-    out = pbs_content(state, s, vmid) if s["type"] == "pbs" else dir_content(state, s, vmid)
+    out = pbs_content(state, s, vmid) if s["type"] == "pbs" else dir_content(state, s, vmid, node)
     out.sort(key=lambda e: e["volid"].lower())
     return out
 
@@ -376,7 +377,8 @@ def volume_get(state, node, sid, volume, opts):
         raise SimError("unable to find snapshot '%s'" % volname)
     if not volname.startswith("backup/"):
         raise SimError("unable to parse volume name '%s'" % volname)
-    p = os.path.join(names.dump_dir(s), volname[len("backup/"):])
+    # `info` is `proxyto => 'node'`: the node's own file, named as on that node.
+    p = os.path.join(names.dump_dir(s, state, node), volname[len("backup/"):])
     if not os.path.isfile(p):
         raise SimError("volume '%s' does not exist" % volid)
     m = names.LISTED_RE.match(os.path.basename(p))
@@ -386,7 +388,8 @@ def volume_get(state, node, sid, volume, opts):
     except FileNotFoundError:
         notes = ""
     size = os.stat(p).st_size
-    return {"format": m.group(2) if m else "raw", "notes": notes, "path": p,
+    shown = os.path.join(names.dump_dir(s), os.path.basename(p))
+    return {"format": m.group(2) if m else "raw", "notes": notes, "path": shown,
             "protected": 1 if os.path.exists(p + ".protected") else 0, "size": size, "used": size}
 
 
@@ -438,7 +441,7 @@ def delete_worker(state, s, sid, volid, volname):
         owner = volname.split("/")[2] if volname.count("/") >= 3 else None
     else:
         fn = volname[len("backup/"):]
-        p = os.path.join(names.dump_dir(s), fn)
+        p = os.path.join(names.dump_dir(s, state, node), fn)
         if not os.path.isfile(p):
             raise SimError("volume '%s' does not exist" % volid)
         if os.path.exists(p + ".protected"):

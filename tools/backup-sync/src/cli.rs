@@ -62,7 +62,7 @@ EXIT STATUS:
 
 /// Copy vzdump backups off the node to S3, list the offsite copies, bring them back.
 ///
-/// push streams each archive (with its notes and log) from the node over SSH, or from a
+/// push streams each archive (with its notes and log) from its record's node over SSH, or from a
 /// dump directory, into S3 with a manifest; ls lists the offsite copies as backup records
 /// for backup-check and backup-prune; pull brings a copy back, verified, for pve-restore.
 #[derive(Parser, Debug)]
@@ -184,8 +184,8 @@ pub struct PullArgs {
     )]
     pub to_dir: Option<PathBuf>,
 
-    /// Node whose backup storage (--storage) the archives go back to, over SSH (--host) or
-    /// on this machine.
+    /// Node whose backup storage (--storage) the archives go back to: the node reached over
+    /// SSH (--host) or this machine, or another node of its cluster through it.
     #[arg(long, value_name = "NODE", requires = "storage")]
     pub to_node: Option<String>,
 

@@ -62,10 +62,17 @@ pub fn run(
     emit: &mut dyn FnMut(Step) -> Result<()>,
 ) -> Result<()> {
     let mut buckets: HashMap<String, Bucket> = HashMap::new();
-    let node = match &a.to_node {
+    let conn = match &a.to_node {
         Some(_) => Some(a.connect.connect()?.transport),
         None => None,
     };
+    // --to-node NODE: the files are written on NODE, through the connected node if it is
+    // another one (a `local` storage is each node's own disk).
+    let hop = match (&conn, &a.to_node) {
+        (Some(t), Some(n)) => pvedr::cluster::read(t.as_ref())?.route(t.as_ref(), n)?,
+        _ => None,
+    };
+    let node: Option<&dyn pvedr::transport::Transport> = hop.as_deref().or(conn.as_deref());
     for (b, key) in targets {
         let name = key.rsplit('/').next().unwrap_or(key);
         if pvedr::interrupt::requested() {
@@ -82,9 +89,9 @@ pub fn run(
         }
         let started = Instant::now();
         let st = match buckets.get(b) {
-            Some(bucket) => match (&node, &a.to_dir, &a.storage) {
+            Some(bucket) => match (node, &a.to_dir, &a.storage) {
                 (Some(t), _, Some(s)) => {
-                    crate::to_node::pull_one(endpoint, bucket, key, t.as_ref(), s, a.force)
+                    crate::to_node::pull_one(endpoint, bucket, key, t, s, a.force)
                 }
                 (_, Some(d), _) => pull_one(bucket, key, d, a.force, started),
                 _ => Err(Error::usage(

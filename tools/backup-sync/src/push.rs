@@ -20,6 +20,8 @@ use crate::manifest::{MAX_MANIFEST, Manifest, SideFile};
 use crate::meter::{Meter, Throttle, parse_size, rate};
 use crate::pipe::PartPipe;
 use crate::source::Source;
+use pvedr::cluster::Cluster;
+use pvedr::transport::Transport;
 
 /// What every job shares.
 pub struct Plan {
@@ -152,10 +154,21 @@ pub fn run(
     })
 }
 
-fn source(a: &PushArgs) -> Result<Source> {
+/// Where a job reads archives from: a directory, or the connection and the cluster it
+/// lands in.
+enum Origin {
+    Dir(std::path::PathBuf),
+    Node(Box<dyn Transport>, Cluster),
+}
+
+fn origin(a: &PushArgs) -> Result<Origin> {
     Ok(match &a.dir {
-        Some(d) => Source::Dir(d.clone()),
-        None => Source::Node(a.connect.connect()?.transport),
+        Some(d) => Origin::Dir(d.clone()),
+        None => {
+            let t = a.connect.connect()?.transport;
+            let c = pvedr::cluster::read(t.as_ref())?;
+            Origin::Node(t, c)
+        }
     })
 }
 
@@ -165,7 +178,7 @@ fn next(queue: &Mutex<VecDeque<Backup>>) -> Option<Backup> {
 
 fn worker(p: &Plan, a: &PushArgs, queue: &Mutex<VecDeque<Backup>>, tx: &mpsc::Sender<Step>) {
     // Each job has its own connection and client: the transports are not shared.
-    let ready = source(a).and_then(|s| Ok((s, Bucket::connect(&p.endpoint, &p.location.bucket)?)));
+    let ready = origin(a).and_then(|o| Ok((o, Bucket::connect(&p.endpoint, &p.location.bucket)?)));
     while let Some(b) = next(queue) {
         let st = match (&ready, item(p, &b)) {
             (_, Err(e)) => step(&b.volid, "failed", e, None),
@@ -181,9 +194,9 @@ fn worker(p: &Plan, a: &PushArgs, queue: &Mutex<VecDeque<Backup>>, tx: &mpsc::Se
     }
 }
 
-fn push_one(p: &Plan, src: &Source, bucket: &Bucket, it: &Item) -> Step {
+fn push_one(p: &Plan, origin: &Origin, bucket: &Bucket, it: &Item) -> Step {
     let started = Instant::now();
-    match try_push(p, src, bucket, it, started) {
+    match on_node(p, origin, bucket, it, started) {
         Ok(st) => st,
         Err(Error::Interrupted) => step(
             &it.name,
@@ -192,6 +205,32 @@ fn push_one(p: &Plan, src: &Source, bucket: &Bucket, it: &Item) -> Step {
             Some(started),
         ),
         Err(e) => step(&it.name, "failed", e.to_string(), Some(started)),
+    }
+}
+
+/// Runs the push where the archive is: reading a volume happens on its node (pve-manager
+/// `API2/Storage/Content.pm` `info` is `proxyto => 'node'`; a `local` storage is each
+/// node's own disk), so commands for another node go through the connected one.
+fn on_node(
+    p: &Plan,
+    origin: &Origin,
+    bucket: &Bucket,
+    it: &Item,
+    started: Instant,
+) -> Result<Step> {
+    match origin {
+        Origin::Dir(d) => try_push(p, &Source::Dir(d.clone()), bucket, it, started),
+        Origin::Node(t, cluster) => {
+            let node = it
+                .backup
+                .node
+                .as_deref()
+                .ok_or_else(|| Error::Other("the record names no node".into()))?;
+            pvedr::validate::node(node)?;
+            let hop = cluster.route(t.as_ref(), node)?;
+            let t: &dyn Transport = hop.as_deref().unwrap_or(t.as_ref());
+            try_push(p, &Source::Node(t), bucket, it, started)
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod hostile;
 mod interrupt;
 mod man;
 mod memory;
+mod nodes;
 mod protect;
 mod prune;
 mod pull;
