@@ -706,6 +706,9 @@ for k, m in cases.items():
     s3.put_object(Bucket=B, Key=k, Body=b"abc")
     s3.put_object(Bucket=B, Key=k + ".manifest.json", Body=m)
 s3.put_object(Bucket=B, Key="px/g/" + name, Body=b"abcdef")
+# A manifest whose archive object is gone: not a copy (ls), uploaded again (push).
+k = "px/m/100/" + name
+s3.put_object(Bucket=B, Key=k + ".manifest.json", Body=manifest(name, k, sha256=abc))
 "#
         ),
     );
@@ -756,7 +759,7 @@ s3.put_object(Bucket=B, Key="px/g/" + name, Body=b"abcdef")
     assert!(text.matches("\"kind\":\"backup\"").count() >= 6, "{text}");
     assert_eq!(
         text.matches("\"kind\":\"offsite_damaged\"").count(),
-        2,
+        3,
         "{text}"
     );
     let pulled = tempfile::tempdir().expect("tmp");
@@ -815,10 +818,27 @@ s3.put_object(Bucket=B, Key="px/g/" + name, Body=b"abcdef")
     .collect();
     a.extend(ssh_args(&sshd));
     cases.push((a, Some(listing)));
+    // push of an archive whose offsite object is gone, its manifest left: uploaded again.
+    let src = pulled.path().join("src");
+    std::fs::create_dir(&src).expect("dir");
+    let name = "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst";
+    std::fs::write(src.join(name), b"abc").expect("write");
+    let record = format!(
+        "{{\"kind\":\"backup\",\"node\":\"m\",\"storage\":\"local\",\"volid\":\"local:backup/{name}\",\"vmid\":100,\"subtype\":\"qemu\",\"ctime\":1705284002,\"size\":3,\"format\":\"vma.zst\"}}\n"
+    );
+    let mut a: Vec<OsString> = ["push", "--endpoint", &ep, "--to", "s3://off/px", "--dir"]
+        .iter()
+        .map(|s| os(s))
+        .collect();
+    a.push(src.as_os_str().to_owned());
+    cases.push((a, Some(record.into_bytes())));
     let cases: Vec<Case> = cases
         .into_iter()
         .map(|(args, stdin)| Case {
-            tool: if args.first().is_some_and(|a| a == "ls" || a == "pull") {
+            tool: if args
+                .first()
+                .is_some_and(|a| a == "ls" || a == "pull" || a == "push")
+            {
                 "backup-sync"
             } else {
                 "tfstate-versions"
@@ -860,6 +880,14 @@ s3.put_object(Bucket=B, Key="px/g/" + name, Body=b"abcdef")
                 ));
             }
         }
+    }
+    let gone = format!("px/m/100/{name}");
+    let back = moto.boto(
+        "off",
+        &format!("print(s3.list_objects_v2(Bucket=B, Prefix={gone:?}).get('KeyCount', 0))"),
+    );
+    if back.trim() == "0" {
+        h.push(format!("push skipped {gone}, whose archive object is gone"));
     }
     if planted.exists() {
         h.push("a pull --to-node wrote through a planted symlink".into());
