@@ -413,7 +413,7 @@ def volume_delete(state, node, sid, volume, opts):
         raise SimError("unable to parse volume name '%s'" % volname)
     try:
         state.check_faults("imgdel", [volid])
-        owner = delete_worker(state, s, sid, volid, volname)
+        owner = delete_worker(state, s, sid, volid, volname, node)
     except SimError as e:
         sys.stdout.write(upid(node, "imgdel", sid) + "\n")
         sys.stdout.flush()
@@ -425,7 +425,7 @@ def volume_delete(state, node, sid, volume, opts):
     return None
 
 
-def delete_worker(state, s, sid, volid, volname):
+def delete_worker(state, s, sid, volid, volname, node):
     """The worker's part: vdisk_free (protection checked there) and the side files."""
     if s["type"] == "pbs":
         snaps = state.load(os.path.join("pbs", sid + ".json"), [])
