@@ -81,7 +81,8 @@ fn node_path(t: &dyn Transport, storage: &str, name: &str) -> Result<String> {
     }
 }
 
-/// A temporary name beside `target` no one can have planted (the process id and the clock).
+/// A temporary name in `dir`, hard to guess (the process id and the clock); it is created
+/// exclusively all the same.
 fn temp_name(dir: &str, name: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
