@@ -831,7 +831,12 @@ s3.put_object(Bucket=B, Key=k + ".manifest.json", Body=manifest(name, k, sha256=
         .map(|s| os(s))
         .collect();
     a.push(src.as_os_str().to_owned());
-    cases.push((a, Some(record.into_bytes())));
+    cases.push((a.clone(), Some(record.into_bytes())));
+    // A record whose size is not the file's: nothing uploaded for it.
+    let lying = format!(
+        "{{\"kind\":\"backup\",\"node\":\"n\",\"storage\":\"local\",\"volid\":\"local:backup/{name}\",\"vmid\":100,\"subtype\":\"qemu\",\"ctime\":1705284002,\"size\":4,\"format\":\"vma.zst\"}}\n"
+    );
+    cases.push((a, Some(lying.into_bytes())));
     let cases: Vec<Case> = cases
         .into_iter()
         .map(|(args, stdin)| Case {
@@ -888,6 +893,13 @@ s3.put_object(Bucket=B, Key=k + ".manifest.json", Body=manifest(name, k, sha256=
     );
     if back.trim() == "0" {
         h.push(format!("push skipped {gone}, whose archive object is gone"));
+    }
+    let lied = moto.boto(
+        "off",
+        "print(s3.list_objects_v2(Bucket=B, Prefix='px/n/').get('KeyCount', 0))",
+    );
+    if lied.trim() != "0" {
+        h.push("push uploaded a file whose size is not its record's".into());
     }
     if planted.exists() {
         h.push("a pull --to-node wrote through a planted symlink".into());
