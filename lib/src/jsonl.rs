@@ -22,6 +22,10 @@ pub struct RecordReader<R> {
     max_line: usize,
     /// The kinds read into their types (`None`: all); see [`RecordReader::only`].
     typed: Option<&'static [&'static str]>,
+    /// The last line was cut at the bound: its rest is skipped before the next one is read,
+    /// not before its error is returned (a line that never ends, `/dev/zero`, must not hold
+    /// a reader that stops at the first error).
+    skip_rest: bool,
 }
 
 impl<R: BufRead> RecordReader<R> {
@@ -33,6 +37,7 @@ impl<R: BufRead> RecordReader<R> {
             buf: Vec::new(),
             max_line: MAX_LINE,
             typed: None,
+            skip_rest: false,
         }
     }
 
@@ -70,6 +75,10 @@ impl<R: BufRead> RecordReader<R> {
 
     /// The next line, without its bound checked: `Ok(None)` at the end.
     fn read_line(&mut self) -> Result<Option<Result<&str>>> {
+        if std::mem::take(&mut self.skip_rest) {
+            self.skip_line()
+                .map_err(|e| Error::io(format!("reading {}", self.name), e))?;
+        }
         self.buf.clear();
         self.line += 1;
         // The newline may be the one byte past the bound.
@@ -84,8 +93,7 @@ impl<R: BufRead> RecordReader<R> {
             return Ok(None);
         }
         if self.buf.len() > self.max_line && self.buf.last() != Some(&b'\n') {
-            self.skip_line()
-                .map_err(|e| Error::io(format!("reading {}", self.name), e))?;
+            self.skip_rest = true;
             let max = self.max_line;
             return Ok(Some(Err(
                 self.error(format!("line longer than {max} bytes"))
@@ -203,6 +211,36 @@ mod tests {
         assert!(r.next().expect("one").is_ok());
         let e = r.next().expect("two").unwrap_err().to_string();
         assert!(e.starts_with("in.jsonl:3: not a JSON object"), "{e}");
+    }
+
+    /// Counts the bytes read through it.
+    struct Counted<R>(R, std::rc::Rc<std::cell::Cell<u64>>);
+
+    impl<R: Read> Read for Counted<R> {
+        fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.read(b)?;
+            self.1.set(self.1.get() + n as u64);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_line_without_end_is_an_error_before_its_end() {
+        let read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let zeros = Counted(io::repeat(0).take(64 << 20), read.clone());
+        let mut r = RecordReader::new(io::BufReader::new(zeros), "zero").with_max_line(16);
+        let e = r.next().expect("one").unwrap_err().to_string();
+        assert!(e.contains("longer than 16 bytes"), "{e}");
+        assert!(read.get() < 1 << 20, "read {} bytes of it", read.get());
+    }
+
+    #[test]
+    fn the_line_after_a_long_one_is_read() {
+        let mut r = RecordReader::new(&b"0123456789012345678\n{\"kind\":\"x\"}\n"[..], "in")
+            .with_max_line(12);
+        assert!(r.next().expect("one").is_err());
+        assert_eq!(r.next().expect("two").expect("ok").kind(), "x");
+        assert!(r.next().is_none());
     }
 
     #[test]

@@ -277,9 +277,12 @@ fn render_table(out: &mut dyn Write, rows: &[Map<String, Value>]) -> io::Result<
             writeln!(out)?;
         }
         if kinds.len() > 1 {
-            writeln!(out, "# {kind}")?;
+            writeln!(out, "# {}", printable(kind))?;
         }
-        let header: Vec<String> = cols.iter().map(|c| c.to_uppercase()).collect();
+        let header: Vec<String> = cols
+            .iter()
+            .map(|c| printable(&c.to_uppercase()).into_owned())
+            .collect();
         write_row(out, &header, &widths)?;
         for row in &cells {
             write_row(out, row, &widths)?;
@@ -319,7 +322,8 @@ fn render_csv(out: &mut dyn Write, rows: &[Map<String, Value>]) -> Result<()> {
         csv::ErrorKind::Io(io) => stdout_err(io),
         other => Error::Other(format!("CSV: {other:?}")),
     };
-    w.write_record(&cols).map_err(err)?;
+    let header: Vec<String> = cols.iter().map(|c| printable(c).into_owned()).collect();
+    w.write_record(&header).map_err(err)?;
     for r in rows {
         let rec: Vec<String> = cols.iter().map(|c| plain_cell(r.get(c))).collect();
         w.write_record(&rec).map_err(err)?;
@@ -331,7 +335,7 @@ fn render_csv(out: &mut dyn Write, rows: &[Map<String, Value>]) -> Result<()> {
 fn plain_cell(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => printable(s).into_owned(),
         Some(Value::Array(a)) if a.iter().all(|x| !x.is_object() && !x.is_array()) => a
             .iter()
             .map(|x| plain_cell(Some(x)))
@@ -360,10 +364,29 @@ fn human_cell(column: &str, v: Option<&Value>) -> String {
         (_, Some(Value::String(s))) => crate::msg::one_line(s),
         // `verification: {state, upid}` → its state.
         (_, Some(Value::Object(m))) if m.get("state").is_some_and(Value::is_string) => {
-            m["state"].as_str().unwrap_or("").to_string()
+            printable(m["state"].as_str().unwrap_or("")).into_owned()
         }
         (_, other) => plain_cell(other),
     }
+}
+
+/// `text` for a terminal or a spreadsheet: every control character (escape sequences,
+/// carriage return, newline, tab) written as its Rust escape (`\u{1b}`, `\r`, `\n`), so a
+/// name or note read from a node, an archive or S3 cannot move the cursor, retitle the
+/// terminal or break a row. [`crate::msg::visible`] does the same for stderr lines.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// `1873920512` → `1.7 GiB`.
@@ -463,6 +486,24 @@ mod tests {
             text.contains("lineage \\u{1b}[2J\\nforged: line"),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn table_and_csv_show_control_characters_escaped() {
+        let v = json!({"kind":"backup","vmid":1,"notes":"\u{1b}]0;owned\u{7}x\ry","volid":"a\u{1b}[2J",
+                       "source_volid":"l\nm","o\u{1b}[K":"\t"});
+        for f in [Format::Table, Format::Csv] {
+            let text = render(f, std::slice::from_ref(&v));
+            assert!(
+                !text.contains(['\u{1b}', '\u{7}', '\r', '\t']),
+                "{f:?}: {text:?}"
+            );
+            assert_eq!(text.lines().count(), 2, "{f:?}: {text:?}");
+            assert!(
+                text.contains("\\u{1b}]0;owned\\u{7}x\\ry"),
+                "{f:?}: {text:?}"
+            );
+        }
     }
 
     #[test]

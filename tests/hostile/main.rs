@@ -694,10 +694,23 @@ cases = {{
     "px/e;{pwn}/" + name: manifest(name, "px/e;{pwn}/" + name, node="$({pwn})", storage="-rf"),
     "px/f/" + name: manifest(name + "\n;{pwn}", "px/f/" + name),
     "px/g/" + name: manifest(name, "px/g/" + name, size=3),
+    "px/j/" + name: manifest(name, "px/j/" + name, size=18446744073709551615),
 }}
+# Archives that verify (size and sha256 right) whose side files name other files.
+import hashlib
+abc = hashlib.sha256(b"abc").hexdigest()
+other = "vzdump-qemu-100-2024_01_14-02_00_02.vma.zst"
+for d, victim in [("h", other), ("i", name), ("k", other + ".notes")]:
+    k = "px/%s/%s" % (d, name)
+    s3.put_object(Bucket=B, Key="px/%s/%s" % (d, victim), Body=b"abc")
+    cases[k] = manifest(name, k, sha256=abc, side_files=[{{"name": victim, "key": "px/%s/%s" % (d, victim), "size": 3, "sha256": abc}}])
 for k, m in cases.items():
-    s3.put_object(Bucket=B, Key=k, Body=b"abcdef")
+    s3.put_object(Bucket=B, Key=k, Body=b"abc")
     s3.put_object(Bucket=B, Key=k + ".manifest.json", Body=m)
+s3.put_object(Bucket=B, Key="px/g/" + name, Body=b"abcdef")
+# A manifest whose archive object is gone: not a copy (ls), uploaded again (push).
+k = "px/m/100/" + name
+s3.put_object(Bucket=B, Key=k + ".manifest.json", Body=manifest(name, k, sha256=abc))
 "#
         ),
     );
@@ -743,18 +756,25 @@ for k, m in cases.items():
         .expect("ls")
         .stdout;
     // The copies whose manifests parse are listed (and go on to the pull): the pull is
-    // tested on them, not on an empty input.
-    assert!(
-        String::from_utf8_lossy(&listing)
-            .matches("\"kind\":\"backup\"")
-            .count()
-            >= 3,
-        "{}",
-        String::from_utf8_lossy(&listing)
+    // tested on them, not on an empty input. Sizes that lie are damaged copies, not backups.
+    let text = String::from_utf8_lossy(&listing);
+    assert!(text.matches("\"kind\":\"backup\"").count() >= 6, "{text}");
+    assert_eq!(
+        text.matches("\"kind\":\"offsite_damaged\"").count(),
+        3,
+        "{text}"
     );
     let pulled = tempfile::tempdir().expect("tmp");
     let pull_dir = pulled.path().join("in");
     std::fs::create_dir(&pull_dir).expect("dir");
+    // Files a forged side file names: they must stay as they are.
+    let mine = [
+        "vzdump-qemu-100-2024_01_14-02_00_02.vma.zst",
+        "vzdump-qemu-100-2024_01_14-02_00_02.vma.zst.notes",
+    ];
+    for f in mine {
+        std::fs::write(pull_dir.join(f), b"mine").expect("write");
+    }
     cases.push((
         ["ls", "--endpoint", &ep, "--from", "s3://off/px"]
             .iter()
@@ -767,11 +787,65 @@ for k, m in cases.items():
         .map(|s| os(s))
         .collect();
     a.push(pull_dir.as_os_str().to_owned());
+    cases.push((a, Some(listing.clone())));
+    // The same copies onto the node's storage over SSH, a symlink planted at the temporary
+    // name a pull used to write through, the node's files named by forged side files.
+    let sshd = Sshd::start(&sim);
+    let dump = sim.dump_dir("local");
+    std::fs::create_dir_all(&dump).expect("dump");
+    for f in mine {
+        std::fs::write(dump.join(f), b"mine").expect("write");
+    }
+    let planted = pulled.path().join("planted");
+    std::os::unix::fs::symlink(
+        &planted,
+        dump.join(format!(
+            ".{}.backup-sync.tmp",
+            mine[0].replace("_14-", "_15-")
+        )),
+    )
+    .expect("symlink");
+    let mut a: Vec<OsString> = [
+        "pull",
+        "--endpoint",
+        &ep,
+        "--force",
+        "--to-node",
+        "pve1",
+        "--storage",
+        "local",
+    ]
+    .iter()
+    .map(|s| os(s))
+    .collect();
+    a.extend(ssh_args(&sshd));
     cases.push((a, Some(listing)));
+    // push of an archive whose offsite object is gone, its manifest left: uploaded again.
+    let src = pulled.path().join("src");
+    std::fs::create_dir(&src).expect("dir");
+    let name = "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst";
+    std::fs::write(src.join(name), b"abc").expect("write");
+    let record = format!(
+        "{{\"kind\":\"backup\",\"node\":\"m\",\"storage\":\"local\",\"volid\":\"local:backup/{name}\",\"vmid\":100,\"subtype\":\"qemu\",\"ctime\":1705284002,\"size\":3,\"format\":\"vma.zst\"}}\n"
+    );
+    let mut a: Vec<OsString> = ["push", "--endpoint", &ep, "--to", "s3://off/px", "--dir"]
+        .iter()
+        .map(|s| os(s))
+        .collect();
+    a.push(src.as_os_str().to_owned());
+    cases.push((a.clone(), Some(record.into_bytes())));
+    // A record whose size is not the file's: nothing uploaded for it.
+    let lying = format!(
+        "{{\"kind\":\"backup\",\"node\":\"n\",\"storage\":\"local\",\"volid\":\"local:backup/{name}\",\"vmid\":100,\"subtype\":\"qemu\",\"ctime\":1705284002,\"size\":4,\"format\":\"vma.zst\"}}\n"
+    );
+    cases.push((a, Some(lying.into_bytes())));
     let cases: Vec<Case> = cases
         .into_iter()
         .map(|(args, stdin)| Case {
-            tool: if args.first().is_some_and(|a| a == "ls" || a == "pull") {
+            tool: if args
+                .first()
+                .is_some_and(|a| a == "ls" || a == "pull" || a == "push")
+            {
                 "backup-sync"
             } else {
                 "tfstate-versions"
@@ -796,12 +870,41 @@ for k, m in cases.items():
             let _ = std::fs::remove_file(escaped);
         }
     }
-    // Every manifest lies about the size or the checksum: nothing may be put in place.
+    // Every manifest lies about the size, the checksum or a side file: nothing may be put
+    // in place, nothing already there replaced.
     let kept: Vec<_> = std::fs::read_dir(&pull_dir)
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
         .unwrap_or_default();
-    if !kept.is_empty() {
+    if kept.len() != mine.len() {
         h.push(format!("a pull put unverified files in place: {kept:?}"));
+    }
+    for f in mine {
+        for d in [&pull_dir, &dump] {
+            if std::fs::read(d.join(f)).ok().as_deref() != Some(&b"mine"[..]) {
+                h.push(format!(
+                    "a pull replaced {} through a forged side file",
+                    d.join(f).display()
+                ));
+            }
+        }
+    }
+    let gone = format!("px/m/100/{name}");
+    let back = moto.boto(
+        "off",
+        &format!("print(s3.list_objects_v2(Bucket=B, Prefix={gone:?}).get('KeyCount', 0))"),
+    );
+    if back.trim() == "0" {
+        h.push(format!("push skipped {gone}, whose archive object is gone"));
+    }
+    let lied = moto.boto(
+        "off",
+        "print(s3.list_objects_v2(Bucket=B, Prefix='px/n/').get('KeyCount', 0))",
+    );
+    if lied.trim() != "0" {
+        h.push("push uploaded a file whose size is not its record's".into());
+    }
+    if planted.exists() {
+        h.push("a pull --to-node wrote through a planted symlink".into());
     }
     if pulled.path().join("escape.log").exists() {
         h.push("a side file was written outside the pull directory".into());

@@ -211,7 +211,7 @@ def common(state, gtype, cmd, rest):
 
 def archive_path(state, archive):
     if archive.startswith("/"):
-        return archive
+        return names.node_path(state, archive, state.local_node)
     if ":" not in archive:
         raise SimError("unable to parse volume ID '%s'" % archive)
     sid, volname = archive.split(":", 1)
@@ -220,7 +220,7 @@ def archive_path(state, archive):
         raise SimError("storage '%s' does not exist" % sid)
     if s["type"] != "dir" or not volname.startswith("backup/"):
         raise SimError("unable to parse directory volume name '%s'" % volname)
-    p = os.path.join(names.dump_dir(s), volname[len("backup/"):])
+    p = os.path.join(names.dump_dir(s, state, state.local_node), volname[len("backup/"):])
     if not os.path.isfile(p):
         raise SimError("volume '%s' does not exist" % archive)
     return p
@@ -504,10 +504,10 @@ def vzdump(state, argv):
     ext = {"zstd": ".zst", "gzip": ".gz", "lzo": ".lzo", "1": ".lzo"}.get(compress, "")
     base = "vma" if g["type"] == "qemu" else "tar"
     fname = "vzdump-%s-%s-%s.%s%s" % (g["type"], vmid, stamp, base, ext)
-    d = names.dump_dir(s)
+    d = names.dump_dir(s, state, state.local_node)
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, fname)
-    sys.stdout.write("INFO: creating vzdump archive '%s'\n" % path)
+    sys.stdout.write("INFO: creating vzdump archive '%s'\n" % os.path.join(names.dump_dir(s), fname))
     meth = {".zst": "zstd", ".gz": "gzip", ".lzo": "lzo", "": "none"}[ext]
     data = archives.archive_bytes(g["type"], int(vmid), g.get("name") or "guest", 64, seed=now, compression=meth)
     with open(path, "wb") as f:

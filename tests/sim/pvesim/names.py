@@ -69,5 +69,38 @@ def std_stem(path):
     return m.group(1) if m else None
 
 
-def dump_dir(storage_cfg):
-    return os.path.join(storage_cfg["path"], "dump")
+def dump_dir(storage_cfg, state=None, node=None):
+    """A dir storage's `dump/`: as Proxmox names it (no state: pve-storage `Plugin.pm`
+    `get_subdir`, the same path on every node), or where `node`'s files really are."""
+    if state is None:
+        return os.path.join(storage_cfg["path"], "dump")
+    return os.path.join(node_root(state, storage_cfg, node), "dump")
+
+
+def node_root(state, storage_cfg, node):
+    """Where a storage's files are on `node`. A dir storage that is not `shared` is each
+    node's own disk (pve-storage `Storage.pm` `storage_check_node`/`shared`: the same path,
+    other contents on each node, as `local` at /var/lib/vz): the simulator keeps its home
+    node's (the first of `nodes`, else of the cluster) at `path`, another node of `nodes`
+    has its own under `<root>/nodefs/<node>/<storage>`. Shared storages are one directory."""
+    path = storage_cfg["path"]
+    if storage_cfg.get("type") != "dir" or int(storage_cfg.get("shared", 0)) or not node:
+        return path
+    homes = storage_cfg.get("nodes") or [n["node"] for n in state.nodes]
+    # A node the storage is not on keeps the old answer (the commands refuse it elsewhere).
+    if not homes or node == homes[0] or node not in homes:
+        return path
+    return state.path("nodefs", node, storage_cfg["storage"])
+
+
+def node_path(state, arg, node):
+    """`arg` as `node` sees it: a path under a node-local storage's `path` moved to that
+    node's own directory (what a file command on the node reads or writes)."""
+    for s in state.storages():
+        p = s.get("path")
+        if not p or not (arg == p or arg.startswith(p.rstrip("/") + "/")):
+            continue
+        root = node_root(state, s, node)
+        if root != p:
+            return root + arg[len(p):]
+    return arg

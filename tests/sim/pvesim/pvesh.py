@@ -252,9 +252,10 @@ def storage_status_get(state, node, sid, opts):
             "shared": int(s.get("shared", 0)), "total": total, "type": s["type"], "used": used}
 
 
-def dir_content(state, s, vmid):
-    """pve-storage Plugin.pm `$get_subdir_files` (type backup) and `list_volumes`."""
-    d = names.dump_dir(s)
+def dir_content(state, s, vmid, node):
+    """pve-storage Plugin.pm `$get_subdir_files` (type backup) and `list_volumes`; the
+    node's own files (proxied to it: `API2/Storage/Content.pm` `index` is `proxyto => 'node'`)."""
+    d = names.dump_dir(s, state, node)
     out = []
     try:
         files = os.listdir(d)
@@ -374,7 +375,7 @@ def content_index(state, node, sid, opts):
     if (content and content != "backup") or "backup" not in kinds:
         return []
     vmid = opts.get("vmid")
-    out = pbs_content(state, s, vmid) if s["type"] == "pbs" else dir_content(state, s, vmid)
+    out = pbs_content(state, s, vmid) if s["type"] == "pbs" else dir_content(state, s, vmid, node)
     out.sort(key=lambda e: e["volid"].lower())
     return out
 
@@ -399,7 +400,8 @@ def volume_get(state, node, sid, volume, opts):
         raise SimError("unable to find snapshot '%s'" % volname)
     if not volname.startswith("backup/"):
         raise SimError("unable to parse volume name '%s'" % volname)
-    p = os.path.join(names.dump_dir(s), volname[len("backup/"):])
+    # `info` is `proxyto => 'node'`: the node's own file, named as on that node.
+    p = os.path.join(names.dump_dir(s, state, node), volname[len("backup/"):])
     if not os.path.isfile(p):
         raise SimError("volume '%s' does not exist" % volid)
     m = names.LISTED_RE.match(os.path.basename(p))
@@ -409,7 +411,8 @@ def volume_get(state, node, sid, volume, opts):
     except FileNotFoundError:
         notes = ""
     size = os.stat(p).st_size
-    return {"format": m.group(2) if m else "raw", "notes": notes, "path": p,
+    shown = os.path.join(names.dump_dir(s), os.path.basename(p))
+    return {"format": m.group(2) if m else "raw", "notes": notes, "path": shown,
             "protected": 1 if os.path.exists(p + ".protected") else 0, "size": size, "used": size}
 
 
@@ -434,7 +437,7 @@ def volume_delete(state, node, sid, volume, opts):
     proxied = node != state.local_node
     try:
         state.check_faults("imgdel", [volid])
-        owner = delete_worker(state, s, sid, volid, volname)
+        owner = delete_worker(state, s, sid, volid, volname, node)
     except SimError as e:
         sys.stdout.write(worker_output(None, upid(node, "imgdel", sid), proxied))
         sys.stdout.flush()
@@ -458,7 +461,7 @@ def worker_output(line, upid_, proxied):
     return "".join(x + "\n" for x in (line, upid_) if x is not None)
 
 
-def delete_worker(state, s, sid, volid, volname):
+def delete_worker(state, s, sid, volid, volname, node):
     """The worker's part: vdisk_free (protection checked there) and the side files."""
     if s["type"] == "pbs":
         snaps = state.load(os.path.join("pbs", sid + ".json"), [])
@@ -474,7 +477,7 @@ def delete_worker(state, s, sid, volid, volname):
         owner = volname.split("/")[2] if volname.count("/") >= 3 else None
     else:
         fn = volname[len("backup/"):]
-        p = os.path.join(names.dump_dir(s), fn)
+        p = os.path.join(names.dump_dir(s, state, node), fn)
         if not os.path.isfile(p):
             raise SimError("volume '%s' does not exist" % volid)
         if os.path.exists(p + ".protected"):

@@ -32,14 +32,20 @@ RECORDS:
     notes (first line), protected; also url (s3://BUCKET/KEY), sha256, source_volid,
     source_storage. backup-check and backup-prune read them unchanged; backup-prune
     --apply deletes the offsite objects (all versions) of the copies marked remove.
+    A manifest whose archive object is gone or of another size is written as an
+    `offsite_damaged` record instead: node, storage, vmid, subtype, time, ctime, error,
+    volid, url, manifest_size, object_size, source_volid (the next tools pass it on).
 
 SAFETY:
-  An archive already offsite with the same size and sha256 is skipped (push is idempotent
-  and resumes where it stopped); the same name with other contents is refused unless
+  An archive already offsite (its object there, of its manifest's size) with the same size
+  and sha256 is skipped (push is idempotent and resumes where it stopped); an object gone
+  or cut is uploaded again; the same name with other contents is refused unless
   --force. Uploads are multipart and streamed (never a local copy): memory stays within
   a few --part-size per job. An upload that fails, times out or is interrupted
   (SIGINT/SIGTERM) is aborted, so no half object is left. pull writes beside the target and renames only
   after the sha256 matches the manifest; an existing different file is kept unless --force.
+  Side files are only the archive's own (<archive>.notes, <stem>.log, <archive>.protected),
+  checked before anything is written: a manifest naming another file fails the pull.
 
 S3:
   Endpoint: --endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS. Region: --region,
@@ -65,7 +71,7 @@ EXIT STATUS:
 
 /// Copy vzdump backups off the node to S3, list the offsite copies, bring them back.
 ///
-/// push streams each archive (with its notes and log) from the node over SSH, or from a
+/// push streams each archive (with its notes and log) from its record's node over SSH, or from a
 /// dump directory, into S3 with a manifest; ls lists the offsite copies as backup records
 /// for backup-check and backup-prune; pull brings a copy back, verified, for pve-restore.
 #[derive(Parser, Debug)]
@@ -181,8 +187,8 @@ pub struct PullArgs {
     )]
     pub to_dir: Option<PathBuf>,
 
-    /// Node whose backup storage (--storage) the archives go back to, over SSH (--host) or
-    /// on this machine.
+    /// Node whose backup storage (--storage) the archives go back to: the node reached over
+    /// SSH (--host) or this machine, or another node of its cluster through it.
     #[arg(long, value_name = "NODE", requires = "storage")]
     pub to_node: Option<String>,
 

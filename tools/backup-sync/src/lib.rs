@@ -8,6 +8,7 @@ mod pipe;
 mod pull;
 mod push;
 mod run;
+mod side;
 mod source;
 mod to_node;
 

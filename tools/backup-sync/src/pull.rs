@@ -17,7 +17,7 @@ use crate::location::{check_part, parse_volid};
 use crate::manifest::Manifest;
 use crate::meter::{Meter, hex, rate};
 use crate::run::manifest_of;
-use crate::source::MAX_SIDE_FILE;
+use crate::side;
 
 /// (bucket, key) of each copy to bring back: the volids given, else the `backup` records
 /// on stdin.
@@ -62,10 +62,17 @@ pub fn run(
     emit: &mut dyn FnMut(Step) -> Result<()>,
 ) -> Result<()> {
     let mut buckets: HashMap<String, Bucket> = HashMap::new();
-    let node = match &a.to_node {
+    let conn = match &a.to_node {
         Some(_) => Some(a.connect.connect()?.transport),
         None => None,
     };
+    // --to-node NODE: the files are written on NODE, through the connected node if it is
+    // another one (a `local` storage is each node's own disk).
+    let hop = match (&conn, &a.to_node) {
+        (Some(t), Some(n)) => pvedr::cluster::read(t.as_ref())?.route(t.as_ref(), n)?,
+        _ => None,
+    };
+    let node: Option<&dyn pvedr::transport::Transport> = hop.as_deref().or(conn.as_deref());
     for (b, key) in targets {
         let name = key.rsplit('/').next().unwrap_or(key);
         if pvedr::interrupt::requested() {
@@ -82,9 +89,9 @@ pub fn run(
         }
         let started = Instant::now();
         let st = match buckets.get(b) {
-            Some(bucket) => match (&node, &a.to_dir, &a.storage) {
+            Some(bucket) => match (node, &a.to_dir, &a.storage) {
                 (Some(t), _, Some(s)) => {
-                    crate::to_node::pull_one(endpoint, bucket, key, t.as_ref(), s, a.force)
+                    crate::to_node::pull_one(endpoint, bucket, key, t, s, a.force)
                 }
                 (_, Some(d), _) => pull_one(bucket, key, d, a.force, started),
                 _ => Err(Error::usage(
@@ -110,7 +117,7 @@ fn pull_one(bucket: &Bucket, key: &str, dir: &Path, force: bool, started: Instan
     let target = dir.join(&m.archive);
     let url = format!("s3://{}/{key}", bucket.name);
     if target.exists() {
-        if same_file(&target, &m)? {
+        if same_file(&target, m.size, &m.sha256)? {
             let mut st = step(
                 &m.archive,
                 "skipped",
@@ -127,6 +134,8 @@ fn pull_one(bucket: &Bucket, key: &str, dir: &Path, force: bool, started: Instan
             )));
         }
     }
+    // Side files are checked before anything is written: a forged one stops the pull.
+    let sides = side_files_to_write(bucket, key, &m, dir, force)?;
     let f = AtomicFile::create(&target)?;
     let mut meter = Meter::new(f, &m.archive, Some(m.size), None);
     bucket.get_to(key, None, &mut meter).map_err(|e| {
@@ -146,17 +155,8 @@ fn pull_one(bucket: &Bucket, key: &str, dir: &Path, force: bool, started: Instan
         )));
     }
     f.commit()?;
-    for sf in &m.side_files {
-        check_part("side file name", &sf.name)?;
-        let data = bucket.get(&sf.key, None, MAX_SIDE_FILE as u64)?;
-        let sum = hex(&<sha2::Sha256 as sha2::Digest>::digest(&data));
-        if sum != sf.sha256 {
-            return Err(Error::Refused(format!(
-                "s3://{}/{}: sha256 differs from the manifest; not written",
-                bucket.name, sf.key
-            )));
-        }
-        pvedr::fs::write_atomic(&dir.join(&sf.name), &data)?;
+    for s in sides {
+        pvedr::fs::write_atomic(&dir.join(&s.name), &s.data)?;
     }
     let mut st = step(
         &m.archive,
@@ -168,15 +168,41 @@ fn pull_one(bucket: &Bucket, key: &str, dir: &Path, force: bool, started: Instan
     Ok(st)
 }
 
-fn same_file(p: &Path, m: &Manifest) -> Result<bool> {
-    let len = std::fs::metadata(p)
-        .map_err(|e| Error::io(format!("reading {}", p.display()), e))?
-        .len();
-    if len != m.size {
+/// The verified side files that are not in `dir` yet; one there with other contents
+/// stops the pull unless --force.
+fn side_files_to_write(
+    bucket: &Bucket,
+    key: &str,
+    m: &Manifest,
+    dir: &Path,
+    force: bool,
+) -> Result<Vec<side::Fetched>> {
+    let mut out = Vec::new();
+    for s in side::fetch_all(bucket, key, m)? {
+        let target = dir.join(&s.name);
+        if std::fs::symlink_metadata(&target).is_ok() {
+            let sha = hex(&<sha2::Sha256 as sha2::Digest>::digest(&s.data));
+            if same_file(&target, s.data.len() as u64, &sha)? {
+                continue;
+            }
+            if !force {
+                return Err(side::exists_refusal(&target.display().to_string()));
+            }
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+fn same_file(p: &Path, size: u64, sha256: &str) -> Result<bool> {
+    let meta = std::fs::symlink_metadata(p)
+        .map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+    // A symlink or a directory is never this copy (and is not followed).
+    if !meta.is_file() || meta.len() != size {
         return Ok(false);
     }
     let src = crate::source::Source::Dir(p.parent().unwrap_or(Path::new(".")).to_path_buf());
-    Ok(src.sha256(&p.display().to_string())? == m.sha256)
+    Ok(src.sha256(&p.display().to_string())? == sha256)
 }
 
 fn add(st: &mut Step, bytes: u64, started: Instant, url: &str, sha: &str) {

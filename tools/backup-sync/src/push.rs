@@ -20,6 +20,8 @@ use crate::manifest::{MAX_MANIFEST, Manifest, SideFile};
 use crate::meter::{Meter, Throttle, parse_size, rate};
 use crate::pipe::PartPipe;
 use crate::source::Source;
+use pvedr::cluster::Cluster;
+use pvedr::transport::Transport;
 
 /// What every job shares.
 pub struct Plan {
@@ -155,10 +157,21 @@ pub fn run(
     })
 }
 
-fn source(a: &PushArgs) -> Result<Source> {
+/// Where a job reads archives from: a directory, or the connection and the cluster it
+/// lands in.
+enum Origin {
+    Dir(std::path::PathBuf),
+    Node(Box<dyn Transport>, Cluster),
+}
+
+fn origin(a: &PushArgs) -> Result<Origin> {
     Ok(match &a.dir {
-        Some(d) => Source::Dir(d.clone()),
-        None => Source::Node(a.connect.connect()?.transport),
+        Some(d) => Origin::Dir(d.clone()),
+        None => {
+            let t = a.connect.connect()?.transport;
+            let c = pvedr::cluster::read(t.as_ref())?;
+            Origin::Node(t, c)
+        }
     })
 }
 
@@ -168,7 +181,7 @@ fn next(queue: &Mutex<VecDeque<Backup>>) -> Option<Backup> {
 
 fn worker(p: &Plan, a: &PushArgs, queue: &Mutex<VecDeque<Backup>>, tx: &mpsc::Sender<Step>) {
     // Each job has its own connection and client: the transports are not shared.
-    let ready = source(a).and_then(|s| Ok((s, Bucket::connect(&p.endpoint, &p.location.bucket)?)));
+    let ready = origin(a).and_then(|o| Ok((o, Bucket::connect(&p.endpoint, &p.location.bucket)?)));
     while let Some(b) = next(queue) {
         let st = match (&ready, item(p, &b)) {
             (_, Err(e)) => step(&b.volid, "failed", e, None),
@@ -184,9 +197,9 @@ fn worker(p: &Plan, a: &PushArgs, queue: &Mutex<VecDeque<Backup>>, tx: &mpsc::Se
     }
 }
 
-fn push_one(p: &Plan, src: &Source, bucket: &Bucket, it: &Item) -> Step {
+fn push_one(p: &Plan, origin: &Origin, bucket: &Bucket, it: &Item) -> Step {
     let started = Instant::now();
-    match try_push(p, src, bucket, it, started) {
+    match on_node(p, origin, bucket, it, started) {
         Ok(st) => st,
         Err(Error::Interrupted) => step(
             &it.name,
@@ -198,13 +211,49 @@ fn push_one(p: &Plan, src: &Source, bucket: &Bucket, it: &Item) -> Step {
     }
 }
 
+/// Runs the push where the archive is: reading a volume happens on its node (pve-manager
+/// `API2/Storage/Content.pm` `info` is `proxyto => 'node'`; a `local` storage is each
+/// node's own disk), so commands for another node go through the connected one.
+fn on_node(
+    p: &Plan,
+    origin: &Origin,
+    bucket: &Bucket,
+    it: &Item,
+    started: Instant,
+) -> Result<Step> {
+    match origin {
+        Origin::Dir(d) => try_push(p, &Source::Dir(d.clone()), bucket, it, started),
+        Origin::Node(t, cluster) => {
+            let node = it
+                .backup
+                .node
+                .as_deref()
+                .ok_or_else(|| Error::Other("the record names no node".into()))?;
+            pvedr::validate::node(node)?;
+            let hop = cluster.route(t.as_ref(), node)?;
+            let t: &dyn Transport = hop.as_deref().unwrap_or(t.as_ref());
+            try_push(p, &Source::Node(t), bucket, it, started)
+        }
+    }
+}
+
 fn try_push(p: &Plan, src: &Source, bucket: &Bucket, it: &Item, started: Instant) -> Result<Step> {
     let path = src.locate(&it.backup, &it.name)?;
-    let size = src.size(&path).or(it.backup.size);
+    let size = expected_size(src, &path, it)?;
     let url = format!("s3://{}/{}", bucket.name, it.key);
+    let mut repaired = None;
     if let Some(m) = existing(bucket, &it.key)? {
-        if let Some(st) = compare(p, src, &path, size, &m, it, started)? {
-            return Ok(st);
+        match archive_object(bucket, &it.key, &m)? {
+            Offsite::Whole => {
+                if let Some(st) = compare(p, src, &path, size, &m, it, started)? {
+                    return Ok(st);
+                }
+            }
+            // Not a copy: nothing to keep, the archive is uploaded again.
+            Offsite::Damaged(why) => {
+                pvedr::msg::warn(format!("{url}: {why}; uploading it again"));
+                repaired = Some(why);
+            }
         }
     }
     let (sha, bytes) = upload(p, src, bucket, it, &path, size)?;
@@ -232,14 +281,25 @@ fn try_push(p: &Plan, src: &Source, bucket: &Bucket, it: &Item, started: Instant
         side_files: side_files.into_iter().map(|(f, _)| f).collect(),
     };
     put(p, bucket, &manifest_key(&it.key), m.to_bytes())?;
-    let mut st = step(
-        &it.name,
-        "changed",
-        format!("uploaded to {url}"),
-        Some(started),
-    );
+    let msg = match repaired {
+        Some(why) => format!("uploaded to {url} ({why})"),
+        None => format!("uploaded to {url}"),
+    };
+    let mut st = step(&it.name, "changed", msg, Some(started));
     add(&mut st, bytes, started, &url, &sha);
     Ok(st)
+}
+
+/// The size the archive must have: the record's (the file is read against it, as over
+/// SSH), else the file's. A file that already has another size is not the one listed.
+fn expected_size(src: &Source, path: &str, it: &Item) -> Result<Option<u64>> {
+    match (it.backup.size, src.size(path)) {
+        (Some(r), Some(f)) if r != f => Err(Error::Other(format!(
+            "{}: the file is {f} bytes, the record says {r}; nothing uploaded",
+            it.name
+        ))),
+        (r, f) => Ok(r.or(f)),
+    }
 }
 
 fn add(st: &mut Step, bytes: u64, started: Instant, url: &str, sha: &str) {
@@ -260,6 +320,30 @@ fn existing(bucket: &Bucket, key: &str) -> Result<Option<Manifest>> {
     Manifest::parse(&bytes)
         .map(Some)
         .map_err(|e| Error::Other(format!("s3://{}/{mk}: {e}", bucket.name)))
+}
+
+/// What is offsite under an archive's key beside its manifest.
+enum Offsite {
+    /// The object is there with the manifest's size.
+    Whole,
+    /// Gone or of another size: the manifest describes no copy.
+    Damaged(String),
+}
+
+/// A skip needs the archive object itself, not only its manifest. HEAD proves its size;
+/// its sha256 is not kept by the server (a multipart upload's checksum, where there is one,
+/// is of the parts), so the manifest's stands for it.
+fn archive_object(bucket: &Bucket, key: &str, m: &Manifest) -> Result<Offsite> {
+    Ok(match bucket.head_object(key)? {
+        None => Offsite::Damaged("the archive object is missing beside its manifest".into()),
+        Some(h) if h.size != Some(m.size) => Offsite::Damaged(format!(
+            "the archive object is {}, its manifest says {} bytes",
+            h.size
+                .map_or("of unknown size".into(), |s| format!("{s} bytes")),
+            m.size
+        )),
+        Some(_) => Offsite::Whole,
+    })
 }
 
 /// Same size and sha256: a skip step. Different without --force: a refusal. Else upload.

@@ -1,4 +1,4 @@
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use pvedr::error::{Error, Result, exit_for};
@@ -30,8 +30,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Ls { from } => {
             let loc = Location::parse(from)?;
             let bucket = Bucket::connect(&endpoint, &loc.bucket)?;
-            for b in list(&bucket, &loc)? {
-                out.write(&Record::Backup(b))?;
+            for r in list(&bucket, &loc)? {
+                out.write(&r)?;
             }
             0
         }
@@ -78,47 +78,88 @@ fn steps(
     Ok(code)
 }
 
-/// The offsite copies under the location: one `backup` record per manifest whose archive
-/// is there, in key order.
-pub fn list(bucket: &Bucket, loc: &Location) -> Result<Vec<Backup>> {
+/// The offsite copies under the location, in key order: a `backup` record per manifest
+/// whose archive object is there with the manifest's size, an `offsite_damaged` record per
+/// manifest whose object is gone or of another size (a size no copy can have must not reach
+/// the next tool as a backup).
+pub fn list(bucket: &Bucket, loc: &Location) -> Result<Vec<Record>> {
     let objects = bucket.list(&loc.list_prefix())?;
-    let keys: HashSet<&str> = objects.iter().map(|(k, _)| k.as_str()).collect();
+    let sizes: HashMap<&str, u64> = objects.iter().map(|(k, s)| (k.as_str(), *s)).collect();
     let mut out = Vec::new();
     for (mk, size) in &objects {
         let Some(key) = mk.strip_suffix(".manifest.json") else {
             continue;
         };
-        if *size > MAX_MANIFEST {
-            pvedr::msg::warn(format!(
-                "s3://{}/{mk}: too large for a manifest; ignored",
-                bucket.name
-            ));
+        let Some(m) = read_manifest(bucket, mk, key, *size)? else {
+            continue;
+        };
+        let object = sizes.get(key).copied();
+        if object == Some(m.size) {
+            out.push(Record::Backup(record(&bucket.name, m)));
             continue;
         }
-        let m = match Manifest::parse(&bucket.get(mk, None, MAX_MANIFEST)?) {
-            Ok(m) if m.key == key => m,
+        let why = match object {
+            None => "the archive object is missing beside its manifest".to_string(),
+            Some(s) => format!(
+                "the archive object is {s} bytes, its manifest says {}",
+                m.size
+            ),
+        };
+        pvedr::msg::warn(format!(
+            "s3://{}/{key}: {why}; listed as damaged",
+            bucket.name
+        ));
+        out.push(damaged(&bucket.name, m, object, why));
+    }
+    Ok(out)
+}
+
+/// The manifest at `mk` if it is one for `key`; what is not is warned about and skipped.
+fn read_manifest(bucket: &Bucket, mk: &str, key: &str, size: u64) -> Result<Option<Manifest>> {
+    if size > MAX_MANIFEST {
+        pvedr::msg::warn(format!(
+            "s3://{}/{mk}: too large for a manifest; ignored",
+            bucket.name
+        ));
+        return Ok(None);
+    }
+    Ok(
+        match Manifest::parse(&bucket.get(mk, None, MAX_MANIFEST)?) {
+            Ok(m) if m.key == key => Some(m),
             Ok(_) => {
                 pvedr::msg::warn(format!(
                     "s3://{}/{mk}: names another key; ignored",
                     bucket.name
                 ));
-                continue;
+                None
             }
             Err(e) => {
                 pvedr::msg::warn(format!("s3://{}/{mk}: {e}; ignored", bucket.name));
-                continue;
+                None
             }
-        };
-        if !keys.contains(key) {
-            pvedr::msg::warn(format!(
-                "s3://{}/{key}: manifest without archive; ignored",
-                bucket.name
-            ));
-            continue;
-        }
-        out.push(record(&bucket.name, m));
+        },
+    )
+}
+
+/// A copy that cannot be restored: which one, and why (`offsite_damaged`).
+fn damaged(bucket: &str, m: Manifest, object: Option<u64>, why: String) -> Record {
+    let mut r = Map::new();
+    r.insert("kind".into(), json!("offsite_damaged"));
+    r.insert("node".into(), json!(m.node));
+    r.insert("storage".into(), json!(bucket));
+    r.insert("vmid".into(), json!(m.vmid));
+    r.insert("subtype".into(), json!(m.subtype));
+    r.insert("time".into(), json!(rfc3339(m.ctime)));
+    r.insert("ctime".into(), json!(m.ctime));
+    r.insert("error".into(), json!(why));
+    r.insert("volid".into(), json!(format!("{bucket}:backup/{}", m.key)));
+    r.insert("url".into(), json!(format!("s3://{bucket}/{}", m.key)));
+    r.insert("manifest_size".into(), json!(m.size));
+    if let Some(s) = object {
+        r.insert("object_size".into(), json!(s));
     }
-    Ok(out)
+    r.insert("source_volid".into(), json!(m.source_volid));
+    Record::Other(r)
 }
 
 fn record(bucket: &str, m: Manifest) -> Backup {

@@ -1,6 +1,6 @@
 //! Where an archive is read from: a dump directory on this machine (`--dir`), or the node
-//! (over SSH with `--host`, else this machine's Proxmox), whose storage says where the file
-//! is. Archives stream; side files (notes, log) are small and read whole, bounded.
+//! its record names (over SSH with `--host`, else this machine's Proxmox; another node of
+//! the cluster through the connected one), whose storage says where the file is. Archives stream; side files (notes, log) are small and read whole, bounded.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -17,9 +17,10 @@ use crate::meter::hex;
 /// Notes and logs larger than this are not side files we copy.
 pub const MAX_SIDE_FILE: usize = 16 * 1024 * 1024;
 
-pub enum Source {
+pub enum Source<'a> {
     Dir(PathBuf),
-    Node(Box<dyn Transport>),
+    /// The node that holds the archive (reached through the connected one if need be).
+    Node(&'a dyn Transport),
 }
 
 /// A path the node gave: absolute, printable, ending in the archive's name.
@@ -38,7 +39,7 @@ fn check_path(p: &str, name: &str) -> Result<()> {
     }
 }
 
-impl Source {
+impl Source<'_> {
     /// The archive's path: in the directory, or as the node's storage reports it.
     pub fn locate(&self, b: &Backup, name: &str) -> Result<String> {
         match self {
@@ -164,7 +165,7 @@ impl Source {
                     h.update(&buf[..n]);
                 }
             }
-            Source::Node(t) => remote_sha256(t.as_ref(), path),
+            Source::Node(t) => remote_sha256(*t, path),
         }
     }
 }

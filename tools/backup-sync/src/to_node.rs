@@ -14,9 +14,11 @@ use pvedr::transport::{RemoteCommand, Transport, check};
 use pvedr::validate;
 
 use crate::location::check_part;
+use crate::manifest::Manifest;
 use crate::meter::{Meter, hex};
 use crate::run::manifest_of;
-use crate::source::{MAX_SIDE_FILE, remote_sha256};
+use crate::side;
+use crate::source::remote_sha256;
 
 /// Chunks in flight between the S3 reader and the SSH writer (each at most one HTTP frame).
 const CHUNKS_IN_FLIGHT: usize = 16;
@@ -79,13 +81,35 @@ fn node_path(t: &dyn Transport, storage: &str, name: &str) -> Result<String> {
     }
 }
 
+/// A temporary name in `dir`, hard to guess (the process id and the clock); it is created
+/// exclusively all the same.
+fn temp_name(dir: &str, name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{dir}/.{name}.backup-sync.{}-{nanos}.tmp",
+        std::process::id()
+    )
+}
+
+/// Writes `input` into a new file `path` on the node. `dd conv=excl` creates it with
+/// O_EXCL: whatever is at that name already, a planted symlink included, makes the write
+/// fail instead of being followed (a shell's `>` follows it).
 fn write_file(t: &dyn Transport, path: &str, input: &mut dyn Read) -> Result<()> {
-    let cmd = RemoteCommand::write(["sh", "-c", "umask 077 && cat > \"$1\"", "sh", path]);
+    let cmd = RemoteCommand::write([
+        "sh",
+        "-c",
+        "umask 077 && exec dd of=\"$1\" conv=excl bs=1M status=none",
+        "sh",
+        path,
+    ]);
     check(t.host(), &cmd, t.exec_with_stdin(&cmd, input)?).map(|_| ())
 }
 
 fn exists(t: &dyn Transport, path: &str) -> Result<bool> {
-    let cmd = RemoteCommand::read(["test", "-e", path]);
+    // `-L` too: a dangling symlink is something there.
+    let cmd = RemoteCommand::read(["sh", "-c", "test -e \"$1\" || test -L \"$1\"", "sh", path]);
     Ok(t.exec(&cmd)?.success())
 }
 
@@ -93,9 +117,48 @@ fn remove(t: &dyn Transport, path: &str) {
     let _ = t.exec(&RemoteCommand::write(["rm", "-f", "--", path]));
 }
 
+/// `-T`: a directory at the target is an error, never a place to move into.
 fn rename(t: &dyn Transport, from: &str, to: &str) -> Result<()> {
-    t.run(&RemoteCommand::write(["mv", "-f", "--", from, to]))
+    t.run(&RemoteCommand::write(["mv", "-f", "-T", "--", from, to]))
         .map(|_| ())
+}
+
+/// Writes a small file through a temporary one and `mv`.
+fn put_file(t: &dyn Transport, dir: &str, name: &str, data: &[u8]) -> Result<()> {
+    let tmp = temp_name(dir, name);
+    let done = write_file(t, &tmp, &mut &data[..])
+        .and_then(|()| rename(t, &tmp, &format!("{dir}/{name}")));
+    if done.is_err() {
+        remove(t, &tmp);
+    }
+    done
+}
+
+/// The verified side files not on the node yet; one there with other contents stops the
+/// pull unless --force.
+fn side_files_to_write(
+    bucket: &Bucket,
+    key: &str,
+    m: &Manifest,
+    t: &dyn Transport,
+    dir: &str,
+    force: bool,
+) -> Result<Vec<side::Fetched>> {
+    let mut out = Vec::new();
+    for s in side::fetch_all(bucket, key, m)? {
+        let target = format!("{dir}/{}", s.name);
+        if exists(t, &target)? {
+            let sha = hex(&<sha2::Sha256 as sha2::Digest>::digest(&s.data));
+            if remote_sha256(t, &target).ok().as_deref() == Some(sha.as_str()) {
+                continue;
+            }
+            if !force {
+                return Err(side::exists_refusal(&format!("{}:{target}", t.host())));
+            }
+        }
+        out.push(s);
+    }
+    Ok(out)
 }
 
 /// Streams the archive into `tmp` on the node; returns the sha256 of what was sent.
@@ -145,7 +208,7 @@ pub fn pull_one(
     check_part("archive name", &m.archive)?;
     let target = node_path(t, storage, &m.archive)?;
     if exists(t, &target)? {
-        if remote_sha256(t, &target)? == m.sha256 {
+        if remote_sha256(t, &target).ok().as_deref() == Some(m.sha256.as_str()) {
             return Ok(Step::new(
                 "pull",
                 &m.archive,
@@ -162,7 +225,9 @@ pub fn pull_one(
         }
     }
     let dir = target.rsplit_once('/').map_or("", |(d, _)| d).to_string();
-    let tmp = format!("{dir}/.{}.backup-sync.tmp", m.archive);
+    // Side files are checked before anything is written: a forged one stops the pull.
+    let sides = side_files_to_write(bucket, key, &m, t, &dir, force)?;
+    let tmp = temp_name(&dir, &m.archive);
     let sent = stream(endpoint, &bucket.name, key, t, &tmp, &m.archive, m.size);
     let landed = sent.and_then(|s| Ok((s, remote_sha256(t, &tmp)?)));
     match landed {
@@ -179,18 +244,8 @@ pub fn pull_one(
             return Err(e);
         }
     }
-    for sf in &m.side_files {
-        check_part("side file name", &sf.name)?;
-        let data = bucket.get(&sf.key, None, MAX_SIDE_FILE as u64)?;
-        if hex(&<sha2::Sha256 as sha2::Digest>::digest(&data)) != sf.sha256 {
-            return Err(Error::Refused(format!(
-                "s3://{}/{}: sha256 differs from the manifest; not written",
-                bucket.name, sf.key
-            )));
-        }
-        let tmp = format!("{dir}/.{}.backup-sync.tmp", sf.name);
-        write_file(t, &tmp, &mut data.as_slice())?;
-        rename(t, &tmp, &format!("{dir}/{}", sf.name))?;
+    for s in sides {
+        put_file(t, &dir, &s.name, &s.data)?;
     }
     let mut st = Step::new(
         "pull",

@@ -3,9 +3,11 @@
 
 mod cli;
 mod common;
+mod hostile;
 mod interrupt;
 mod man;
 mod memory;
+mod nodes;
 mod protect;
 mod prune;
 mod pull;

@@ -145,7 +145,7 @@ fn pull_to_node_puts_the_archive_back_on_the_storage_over_ssh() {
         .collect();
     assert_eq!(back, original, "byte-identical, side files too");
     assert!(
-        files(&dump).iter().all(|f| !f.contains("backup-sync.tmp")),
+        files(&dump).iter().all(|f| !f.contains(".backup-sync.")),
         "no temporary file left"
     );
     // Proxmox lists it again, ready for pve-restore.

@@ -1,0 +1,93 @@
+//! The side files a pull writes beside an archive. Their names come from the manifest, which
+//! whoever can write to the bucket can forge: only the names Proxmox derives from the
+//! archive's own name are taken (pve-storage `PVE/Storage.pm` `archive_info`: the
+//! `<stem>.log` and `<archive>.notes`; `protection_file_path`: `<archive>.protected`), each
+//! fetched from the key beside the archive's and checked against its sha256 before any
+//! file is written.
+
+use pvedr::error::{Error, Result};
+use pvedr::s3::Bucket;
+
+use crate::manifest::Manifest;
+use crate::meter::hex;
+use crate::source::MAX_SIDE_FILE;
+
+/// A side file fetched and verified: its name beside the archive and its bytes.
+pub struct Fetched {
+    pub name: String,
+    pub data: Vec<u8>,
+}
+
+/// The names a side file of `archive` may have.
+pub fn allowed_names(archive: &str) -> Vec<String> {
+    let mut v = vec![format!("{archive}.notes"), format!("{archive}.protected")];
+    if let Some(a) = pvedr::archive::parse(archive) {
+        v.push(format!("{}.log", a.stem));
+    }
+    v
+}
+
+/// The key of `name` beside the archive's key.
+fn sibling(archive_key: &str, name: &str) -> String {
+    match archive_key.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// Every side file of the manifest, refused as a whole when one is not the archive's own.
+pub fn fetch_all(bucket: &Bucket, key: &str, m: &Manifest) -> Result<Vec<Fetched>> {
+    let allowed = allowed_names(&m.archive);
+    let mut out: Vec<Fetched> = Vec::new();
+    for sf in &m.side_files {
+        let ok = allowed.contains(&sf.name)
+            && sf.key == sibling(key, &sf.name)
+            && !out.iter().any(|f| f.name == sf.name);
+        if !ok {
+            return Err(Error::Refused(format!(
+                "the manifest of {key} names a side file '{}' (key '{}') that is not {}'s own ({}); nothing written",
+                sf.name.escape_debug(),
+                sf.key.escape_debug(),
+                m.archive,
+                allowed.join(", ")
+            )));
+        }
+        let data = bucket.get(&sf.key, None, MAX_SIDE_FILE as u64)?;
+        if data.len() as u64 != sf.size
+            || hex(&<sha2::Sha256 as sha2::Digest>::digest(&data)) != sf.sha256
+        {
+            return Err(Error::Refused(format!(
+                "s3://{}/{}: size or sha256 differs from the manifest; nothing written",
+                bucket.name, sf.key
+            )));
+        }
+        out.push(Fetched {
+            name: sf.name.clone(),
+            data,
+        });
+    }
+    Ok(out)
+}
+
+/// The refusal for a side file already there with other contents (without --force).
+pub fn exists_refusal(target: &str) -> Error {
+    Error::Refused(format!(
+        "{target} exists with other contents; kept, and the archive not written (--force replaces it)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_derived_from_the_archive() {
+        let a = "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst";
+        let names = allowed_names(a);
+        assert!(names.contains(&format!("{a}.notes")));
+        assert!(names.contains(&"vzdump-qemu-100-2024_01_15-02_00_02.log".to_string()));
+        assert!(names.contains(&format!("{a}.protected")));
+        assert!(!names.contains(&a.to_string()));
+        assert_eq!(sibling("p/pve1/100/x", "y"), "p/pve1/100/y");
+    }
+}

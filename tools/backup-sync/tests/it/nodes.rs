@@ -1,0 +1,92 @@
+//! A storage that is each node's own disk (`local`, not shared): the same path holds other
+//! files on each node. push reads an archive on the node its record names, pull --to-node
+//! writes on the node named, both through the node the connection lands on.
+
+use std::path::PathBuf;
+
+use pvedr_testkit::{SimNode, Sshd, run_ok};
+
+use crate::common::{BUCKET, Offsite, TO, noise, statuses};
+
+const NAME: &str = "vzdump-qemu-102-2024_01_15-02_00_02.vma.zst";
+
+/// `local` on pve1 and pve2; pve2's own dump directory.
+fn two_locals(sim: &SimNode) -> PathBuf {
+    let mut storages = sim.read_json("storage.json");
+    for s in storages.as_array_mut().expect("list") {
+        if s["storage"] == "local" {
+            s["nodes"] = serde_json::json!(["pve1", "pve2"]);
+        }
+    }
+    sim.write_json("storage.json", &storages);
+    let d = sim.root().join("nodefs/pve2/local/dump");
+    std::fs::create_dir_all(&d).expect("pve2 dump");
+    d
+}
+
+fn record(size: usize) -> String {
+    format!(
+        "{{\"kind\":\"backup\",\"node\":\"pve2\",\"storage\":\"local\",\"volid\":\"local:backup/{NAME}\",\"vmid\":102,\"subtype\":\"qemu\",\"ctime\":1705284002,\"time\":\"2024-01-15T02:00:02Z\",\"size\":{size},\"format\":\"vma.zst\"}}\n"
+    )
+}
+
+#[test]
+fn push_reads_the_archive_on_the_node_of_its_record() {
+    let sim = SimNode::demo();
+    let pve2 = two_locals(&sim);
+    let sshd = Sshd::start(&sim);
+    let s3 = Offsite::new();
+    let theirs = noise(300_000, 2);
+    std::fs::write(pve2.join(NAME), &theirs).expect("pve2 archive");
+    // pve1 has a file of that name too, other bytes: the one the wrong node would give.
+    std::fs::write(sim.dump_dir("local").join(NAME), noise(300_000, 1)).expect("pve1 file");
+    let out = run_ok(
+        s3.tool("backup-sync")
+            .args(["push", "--to", TO])
+            .args(sshd.args())
+            .write_stdin(record(theirs.len())),
+    );
+    assert_eq!(
+        statuses(&out.stdout),
+        [(NAME.to_string(), "changed".to_string())]
+    );
+    assert!(
+        s3.object(&format!("pve/pve2/102/{NAME}")) == theirs,
+        "the offsite copy is not pve2's archive"
+    );
+}
+
+#[test]
+fn pull_to_node_writes_on_the_node_named() {
+    let sim = SimNode::demo();
+    let pve2 = two_locals(&sim);
+    let sshd = Sshd::start(&sim);
+    let s3 = Offsite::new();
+    let theirs = noise(200_000, 3);
+    std::fs::write(pve2.join(NAME), &theirs).expect("pve2 archive");
+    run_ok(
+        s3.tool("backup-sync")
+            .args(["push", "--to", TO, "--dir"])
+            .arg(&pve2)
+            .write_stdin(record(theirs.len())),
+    );
+    std::fs::remove_file(pve2.join(NAME)).expect("pve2 lost it");
+    let volid = format!("{BUCKET}:backup/pve/pve2/102/{NAME}");
+    let out = run_ok(
+        s3.tool("backup-sync")
+            .args(["pull", &volid, "--to-node", "pve2", "--storage", "local"])
+            .args(sshd.args()),
+    );
+    assert_eq!(
+        statuses(&out.stdout),
+        [(NAME.to_string(), "changed".to_string())]
+    );
+    assert!(
+        !sim.dump_dir("local").join(NAME).exists(),
+        "written on pve1, the node connected to"
+    );
+    assert!(
+        std::fs::read(pve2.join(NAME)).ok() == Some(theirs),
+        "not back on pve2"
+    );
+}
