@@ -767,7 +767,7 @@ fn an_unfinished_pbs_snapshot_is_marked_and_never_the_latest() {
             .output()
             .expect("run");
         assert!(out.status.success());
-        json_lines(&out.stdout)
+        pvedr_testkit::listed(&out.stdout).0
     };
     let all = list(&[]);
     let partial = all
