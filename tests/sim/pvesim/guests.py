@@ -218,6 +218,14 @@ def archive_path(state, archive):
     s = state.storage(sid)
     if s is None:
         raise SimError("storage '%s' does not exist" % sid)
+    # qemu-server `API2/Qemu.pm` `$classify_restore_archive` (and pve-container's restore)
+    # take the archive's path through pve-storage `Storage.pm` `abs_filesystem_path` ->
+    # `activate_volumes` -> `activate_storage` -> `storage_check_enabled` /
+    # `storage_check_node`: a storage disabled, or not in `nodes` of this node, is refused.
+    if s.get("disable"):
+        raise SimError("storage '%s' is disabled" % sid)
+    if not state.storage_on_node(s, state.local_node):
+        raise SimError("storage '%s' is not available on node '%s'" % (sid, state.local_node))
     if s["type"] != "dir" or not volname.startswith("backup/"):
         raise SimError("unable to parse directory volume name '%s'" % volname)
     p = os.path.join(names.dump_dir(s, state, state.local_node), volname[len("backup/"):])

@@ -98,7 +98,11 @@ pub struct Cli {
     #[arg(long, value_name = "VMID", help_heading = "Where")]
     pub target_id: Option<String>,
 
-    /// Node to restore on. Default: the backup record's node, else the node reached.
+    /// Node to restore on. Default: the node of the guest overwritten, else the backup
+    /// record's node; for --volid to a new VMID, a node where the archive's storage is
+    /// enabled (storage.cfg `nodes`) and the archive is: the node reached when it is one,
+    /// else the only one (several copies on a storage that is not shared: exit 2, give
+    /// --node).
     #[arg(long, value_name = "NODE", help_heading = "Where")]
     pub node: Option<String>,
 

@@ -45,6 +45,42 @@ pub fn resources(t: &dyn Transport) -> Result<HashMap<u64, Present>> {
         .collect())
 }
 
+/// The nodes a backup can be restored on: its storage enabled there (`/nodes/N/storage`
+/// lists only those: pve-storage `Storage.pm` `storage_check_node`, storage.cfg `nodes`)
+/// and, unless the storage is shared, the archive on that node's own copy of it.
+pub struct ArchiveNodes {
+    pub nodes: Vec<String>,
+    pub shared: bool,
+}
+
+pub fn archive_nodes(
+    t: &dyn Transport,
+    nodes: &[String],
+    storage: &str,
+    volid: &str,
+) -> Result<ArchiveNodes> {
+    let mut found = ArchiveNodes {
+        nodes: Vec::new(),
+        shared: false,
+    };
+    for n in nodes {
+        let cmd = pvesh::get(&pvesh::paths::storages(n), &[]);
+        let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
+        let Some(s) = items
+            .iter()
+            .find(|m| pvesh::str_of(m, "storage").as_deref() == Some(storage))
+        else {
+            continue;
+        };
+        found.shared |= pvesh::bool_of(s, "shared") == Some(true);
+        let here = pvesh::get(&pvesh::paths::content(n, storage, volid), &[]);
+        if found.shared || t.exec(&here)?.success() {
+            found.nodes.push(n.clone());
+        }
+    }
+    Ok(found)
+}
+
 pub fn tool_of(lxc: bool) -> &'static str {
     if lxc { "pct" } else { "qm" }
 }

@@ -178,6 +178,14 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
             return Ok(refused(rec, plan, msg, started));
         }
     }
+    if existing.is_none() && ctx.o.node.is_none() && b.node.is_none() {
+        match choose_node(ctx, &b, &node) {
+            Ok(Ok(n)) => rec.node = Some(n),
+            Ok(Err(msg)) => return Ok(refused(rec, plan, msg, started)),
+            Err(e @ pvedr::Error::Usage(_)) => return Err(e),
+            Err(e) => return Ok(failed_early(rec, plan, e, started)),
+        }
+    }
     let lxc = b.subtype == "lxc";
     let on = rec.node.clone().unwrap_or(node);
     let hop = match ctx.cluster.route(ctx.t, &on) {
@@ -284,6 +292,42 @@ pub fn verify_existing(ctx: &Ctx, vmid: u64) -> Result<Restore> {
     };
     job.plan_verify();
     job.run_verify()
+}
+
+/// The node for a backup that names none (`--volid`) restored to a new VMID: qmrestore
+/// and pct restore refuse an archive whose storage is not enabled on their node (pve-storage
+/// `Storage.pm` `activate_storage` → `storage_check_enabled`: "storage 'S' is not available
+/// on node 'N'"). So a node where the storage is enabled and the archive is: `preferred`
+/// when it qualifies, else the only one; several copies on a storage that is not shared may
+/// differ, the choice is the user's (`Err`: a usage error naming them).
+fn choose_node(
+    ctx: &Ctx,
+    b: &Backup,
+    preferred: &str,
+) -> Result<std::result::Result<String, String>> {
+    let mut nodes: Vec<String> = ctx.cluster.ips.keys().cloned().collect();
+    nodes.extend(ctx.cluster.local.clone());
+    nodes.sort();
+    nodes.dedup();
+    let storage = b.storage.as_deref().unwrap_or_default();
+    let found = guest::archive_nodes(ctx.t, &nodes, storage, &b.volid)?;
+    let fits = found.nodes.iter().any(|n| n == preferred);
+    if fits && (found.shared || found.nodes.len() == 1) {
+        return Ok(Ok(preferred.to_string()));
+    }
+    match found.nodes.as_slice() {
+        [] => Ok(Err(format!(
+            "{} is on no online node where storage {storage} is enabled (storage.cfg `nodes`); nothing was changed",
+            b.volid
+        ))),
+        [one] => Ok(Ok(one.clone())),
+        [first, ..] if found.shared => Ok(Ok(first.clone())),
+        several => Err(pvedr::Error::usage(format!(
+            "{} is on nodes {}: storage {storage} is not shared, so each node has its own copy; choose one with --node; nothing was changed",
+            b.volid,
+            several.join(", ")
+        ))),
+    }
 }
 
 /// Where a container's volumes go without `--storage`: `pct restore` would put them all on
