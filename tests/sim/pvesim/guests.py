@@ -99,6 +99,18 @@ def ha_managed(g):
     return bool(g.get("hastate")) and g.get("hastate") != "ignored"
 
 
+def ha_requested(g):
+    """The HA resource's configured (requested) state, or None when HA does not manage it.
+    A guest's `hastate` is the HA manager's runtime service state that `/cluster/resources`
+    shows (pve-manager `PVE/API2/Cluster.pm` `resources`); `ha_request` the configured one
+    (default: `hastate`, else `started`, as pve-ha-manager `src/PVE/HA/Config.pm`
+    `service_check_ha_state` reads a missing state)."""
+    if not g.get("hastate"):
+        return None
+    req = g.get("ha_request") or g["hastate"]
+    return req if req in ("started", "stopped", "disabled", "ignored") else "started"
+
+
 def stop(state, g, kv=None):
     kv = kv or {}
     # qemu-server QemuServer.pm _do_vm_stop and pve-container API2/LXC/Status.pm vm_stop:
@@ -502,7 +514,8 @@ def vzdump(state, argv):
     if g.get("lock"):
         sys.stdout.write("ERROR: Backup of VM %s failed - %s is locked (%s)\n" % (vmid, kind_word(g["type"]), g["lock"]))
         return job_errors()
-    if kv.get("mode") == "stop" and g.get("hastate") == "started":
+    # pve-manager PVE/VZDump.pm: vm_is_ha_managed($vmid, 'started'), the requested state.
+    if kv.get("mode") == "stop" and ha_requested(g) == "started":
         # pve-manager PVE/VZDump.pm: stop mode refused for an HA-managed, started service.
         sys.stdout.write("ERROR: Backup of VM %s failed - Cannot execute a backup with stop mode on a HA managed and enabled Service. Use snapshot mode or disable the Service.\n" % vmid)
         return job_errors()

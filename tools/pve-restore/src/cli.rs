@@ -32,7 +32,8 @@ SAFETY:
   node (zstd -t, gzip -t, lzop -t, vma verify). Before overwriting: the guest's lock is
   checked (--wait-lock), and so is the node's vzdump lock (no vzdump task may be running
   there: the safety point would wait behind it for up to three hours with the guest down);
-  a running guest is stopped, and a safety point is made with vzdump (--prune-backups
+  a guest HA is asked to keep started is refused (the message gives the ha-manager
+  commands to stop it and to set it back after); a running guest is stopped, and a safety point is made with vzdump (--prune-backups
   keep-all=1, so no retention deletes old archives; --lockwait 1, so it never waits long
   for the node's vzdump lock). An overwrite deletes every snapshot of the guest (named in
   the plan and the record). A container's volumes that its backup does not hold (mount

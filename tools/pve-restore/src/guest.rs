@@ -81,6 +81,20 @@ pub fn archive_nodes(
     Ok(found)
 }
 
+/// HA's requested state of a resource (`vm:100`), from `/cluster/ha/resources`
+/// (pve-ha-manager `src/PVE/API2/HA/Resources.pm` `index`): `None` when HA has no such
+/// resource; a resource without `state` is `started` (`src/PVE/HA/Config.pm`
+/// `service_check_ha_state`). `hastate` of `/cluster/resources` is the manager's runtime
+/// state, not this.
+pub fn ha_requested(t: &dyn Transport, sid: &str) -> Result<Option<String>> {
+    let cmd = pvesh::get("/cluster/ha/resources", &[]);
+    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
+    Ok(items
+        .iter()
+        .find(|m| pvesh::str_of(m, "sid").as_deref() == Some(sid))
+        .map(|m| pvesh::str_of(m, "state").unwrap_or_else(|| "started".into())))
+}
+
 pub fn tool_of(lxc: bool) -> &'static str {
     if lxc { "pct" } else { "qm" }
 }

@@ -408,14 +408,28 @@ fn check_overwrite(
         ));
     }
     if e.ha_managed() {
-        let sid = format!("{}:{target}", if e.gtype == "lxc" { "ct" } else { "vm" });
-        return Err(format!(
-            "guest {target} is managed by HA (state {}): a stop would only be requested and HA may start it again; nothing was changed. Stop it through HA first: {}",
-            e.hastate.as_deref().unwrap_or("?"),
-            shell::join(&["ha-manager", "set", &sid, "--state", "stopped"])
-        ));
+        check_ha(ctx, target, e)?;
     }
     Ok(())
+}
+
+/// Only a guest HA is asked to keep `started` is refused: `qm stop` would only file a
+/// request and HA start it again, vzdump's stop mode refuses it (pve-manager `VZDump.pm`:
+/// `vm_is_ha_managed($vmid, 'started')`). Requested `stopped`/`disabled`: not running, no
+/// HA stop needed.
+fn check_ha(ctx: &Ctx, target: u64, e: &Present) -> std::result::Result<(), String> {
+    let sid = format!("{}:{target}", if e.gtype == "lxc" { "ct" } else { "vm" });
+    let requested = guest::ha_requested(ctx.t, &sid)
+        .map_err(|err| format!("cannot read HA's state of {sid}: {err}; nothing was changed"))?;
+    if requested.as_deref() != Some("started") {
+        return Ok(());
+    }
+    let set = |state: &str| shell::join(&["ha-manager", "set", &sid, "--state", state]);
+    Err(format!(
+        "guest {target} is managed by HA with requested state started: a stop would only be requested and HA would start it again; nothing was changed. To restore it, change HA's state first (this changes the cluster's HA configuration and stops the guest): {}; after the restore: {}",
+        set("stopped"),
+        set("started")
+    ))
 }
 
 fn protected_msg(lxc: bool, target: u64) -> String {

@@ -719,7 +719,8 @@ fn an_ha_managed_guest_is_refused_with_the_ha_command() {
     assert_eq!(rec["status"], "refused");
     let msg = rec["error"].as_str().unwrap_or("");
     assert!(
-        msg.contains("ha-manager set vm:100 --state stopped"),
+        msg.contains("ha-manager set vm:100 --state stopped")
+            && msg.contains("after the restore: ha-manager set vm:100 --state started"),
         "{msg}"
     );
     assert_eq!(sim.mutations(), Vec::<String>::new());
@@ -1511,4 +1512,20 @@ fn a_volid_on_several_nodes_asks_for_node() {
     );
     assert_eq!(code, 0, "{err}\n{rec}");
     assert_eq!(guest(&sim, 9100)["node"], "pve2");
+}
+
+#[test]
+fn an_ha_guest_requested_stopped_is_overwritten() {
+    // HA's requested state `stopped`: the guest is not running and HA will not start it, so
+    // no HA stop is needed (vzdump's stop mode refuses only `started`).
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut g = guest(&sim, 100);
+    g["hastate"] = json!("stopped");
+    g["ha_request"] = json!("stopped");
+    g["status"] = json!("stopped");
+    sim.write_json("guests/100.json", &g);
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 0, "{err}\n{rec}");
+    assert_eq!(rec["status"], "restored");
 }
