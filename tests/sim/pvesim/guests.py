@@ -383,6 +383,15 @@ def restore(state, gtype, vmid, archive, kv):
     # No "snapshots": a restore over a guest drops every one of them (qemu-server
     # `$restore_cleanup_oldconf`: "after the restore we have no snapshots anymore";
     # pve-container `destroy_lxc_container` frees the volumes and writes a new config).
+    if (existing or {}).get("pool"):
+        # Pool membership is in user.cfg, not in the guest's config: a restore over the
+        # guest keeps it (qemu-server `src/PVE/QemuServer.pm` `restore_vma_archive` and
+        # pve-container `src/PVE/API2/LXC.pm` `create_vm` only call pve-access-control
+        # `AccessControl.pm` `add_vm_to_pool` with `--pool`; only the destroy APIs call
+        # `remove_vm_access`).
+        g["pool"] = existing["pool"]
+    if kv.get("pool"):
+        g["pool"] = kv["pool"]
     if str(conf.get("template", "0")) == "1":
         # qemu-server API2/Qemu.pm create_vm ("Convert restored VM to template"), pve-container
         # API2/LXC.pm create_vm ($was_template): a template's backup comes back a template.

@@ -15,6 +15,8 @@ pub struct Present {
     pub running: bool,
     /// The HA state (`hastate` of `/cluster/resources`), when HA manages the guest.
     pub hastate: Option<String>,
+    /// Its resource pool (`pool`), if any.
+    pub pool: Option<String>,
 }
 
 impl Present {
@@ -39,6 +41,7 @@ pub fn resources(t: &dyn Transport) -> Result<HashMap<u64, Present>> {
                     gtype: pvesh::str_of(m, "type").unwrap_or_default(),
                     running: pvesh::str_of(m, "status").as_deref() == Some("running"),
                     hastate: pvesh::str_of(m, "hastate"),
+                    pool: pvesh::str_of(m, "pool"),
                 },
             ))
         })

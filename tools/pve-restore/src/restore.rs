@@ -71,6 +71,8 @@ struct Job<'a> {
     target_storage: Option<String>,
     overwrite: bool,
     was_running: bool,
+    /// The overwritten guest's pool: the restore keeps the membership (user.cfg).
+    pool: Option<String>,
     /// The target's config as the lock check read it (overwrite).
     conf: Option<String>,
     /// What the overwrite deletes for good (snapshots, volumes), said in the restore step.
@@ -213,6 +215,7 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         target,
         overwrite: existing.is_some(),
         was_running: existing.as_ref().is_some_and(|e| e.running),
+        pool: existing.as_ref().and_then(|e| e.pool.clone()),
         conf: None,
         loss: None,
         leftover: None,
@@ -274,6 +277,7 @@ pub fn verify_existing(ctx: &Ctx, vmid: u64) -> Result<Restore> {
         target: vmid,
         overwrite: false,
         was_running: g.running,
+        pool: None,
         conf: None,
         loss: None,
         leftover: None,
@@ -545,12 +549,20 @@ impl Job<'_> {
             self.target_storage.as_deref(),
             cli.unique,
         );
-        let why = match &self.target_storage {
+        let mut why = match &self.target_storage {
             Some(s) => format!("{why}; every volume on storage {s}"),
             None => format!(
                 "{why}; qmrestore puts each disk back on its original storage (--storage chooses one)"
             ),
         };
+        if let Some(pool) = &self.pool {
+            // Membership is in user.cfg: qmrestore and pct restore over the guest leave it
+            // (they call add_vm_to_pool only with --pool; only destroy removes it).
+            why.push_str(&format!(
+                "; the guest stays in pool {}",
+                pvedr::msg::visible(pool)
+            ));
+        }
         self.s.restore = p.change("restore", &id, &why, Some(cmd));
         if !self.overwrite && !self.lxc {
             self.s.leftover = Some(p.change(

@@ -1529,3 +1529,17 @@ fn an_ha_guest_requested_stopped_is_overwritten() {
     assert_eq!(code, 0, "{err}\n{rec}");
     assert_eq!(rec["status"], "restored");
 }
+
+#[test]
+fn an_overwrite_keeps_the_guest_in_its_pool_and_the_plan_says_so() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut g = guest(&sim, 100);
+    g["pool"] = json!("prod");
+    sim.write_json("guests/100.json", &g);
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 0, "{err}\n{rec}");
+    assert_eq!(guest(&sim, 100)["pool"], "prod");
+    // The plan (stderr) says so.
+    assert!(err.contains("stays in pool prod"), "{err}");
+}
