@@ -146,8 +146,8 @@ def ha_resources(state, opts):
     out = []
     for g in sorted(state.guests(), key=lambda g: g["vmid"]):
         req = guests.ha_requested(g)
-        if req is not None:
-            t = "ct" if g["type"] == "lxc" else "vm"
+        t = "ct" if g["type"] == "lxc" else "vm"
+        if req is not None and opts.get("type") in (None, t):
             out.append({"sid": "%s:%d" % (t, g["vmid"]), "type": t, "state": req})
     return out
 
