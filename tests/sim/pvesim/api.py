@@ -439,6 +439,7 @@ class Front:
         self.routes = [
             ("GET", r"/cluster/status", self.get_cluster_status),
             ("GET", r"/cluster/resources", self.get_resources),
+            ("GET", r"/cluster/ha/resources", self.get_ha_resources),
             ("GET", r"/cluster/backup", self.get_backup_jobs),
             ("GET", r"/cluster/backup-info/not-backed-up", self.get_not_backed_up),
             ("GET", r"/nodes", self.get_nodes),
@@ -505,6 +506,12 @@ class Front:
         self.perm(user, "/", ["Sys.Audit"])
         check_params(params, ())
         return self.pvesh_get("/cluster/status", params)
+
+    def get_ha_resources(self, user, params):
+        # pve-ha-manager src/PVE/API2/HA/Resources.pm index: check perm / Sys.Audit.
+        self.perm(user, "/", ["Sys.Audit"])
+        check_params(params, ("type",))
+        return self.pvesh_get("/cluster/ha/resources", params)
 
     def get_resources(self, user, params):
         # Cluster.pm resources: user => 'all'; guests need VM.Audit, storages Datastore.Audit,

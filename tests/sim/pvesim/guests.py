@@ -99,6 +99,18 @@ def ha_managed(g):
     return bool(g.get("hastate")) and g.get("hastate") != "ignored"
 
 
+def ha_requested(g):
+    """The HA resource's configured (requested) state, or None when HA does not manage it.
+    A guest's `hastate` is the HA manager's runtime service state that `/cluster/resources`
+    shows (pve-manager `PVE/API2/Cluster.pm` `resources`); `ha_request` the configured one
+    (default: `hastate`, else `started`, as pve-ha-manager `src/PVE/HA/Config.pm`
+    `service_check_ha_state` reads a missing state)."""
+    if not g.get("hastate"):
+        return None
+    req = g.get("ha_request") or g["hastate"]
+    return req if req in ("started", "stopped", "disabled", "ignored") else "started"
+
+
 def stop(state, g, kv=None):
     kv = kv or {}
     # qemu-server QemuServer.pm _do_vm_stop and pve-container API2/LXC/Status.pm vm_stop:
@@ -218,6 +230,14 @@ def archive_path(state, archive):
     s = state.storage(sid)
     if s is None:
         raise SimError("storage '%s' does not exist" % sid)
+    # qemu-server `API2/Qemu.pm` `$classify_restore_archive` (and pve-container's restore)
+    # take the archive's path through pve-storage `Storage.pm` `abs_filesystem_path` ->
+    # `activate_volumes` -> `activate_storage` -> `storage_check_enabled` /
+    # `storage_check_node`: a storage disabled, or not in `nodes` of this node, is refused.
+    if s.get("disable"):
+        raise SimError("storage '%s' is disabled" % sid)
+    if not state.storage_on_node(s, state.local_node):
+        raise SimError("storage '%s' is not available on node '%s'" % (sid, state.local_node))
     if s["type"] != "dir" or not volname.startswith("backup/"):
         raise SimError("unable to parse directory volume name '%s'" % volname)
     p = os.path.join(names.dump_dir(s, state, state.local_node), volname[len("backup/"):])
@@ -363,6 +383,15 @@ def restore(state, gtype, vmid, archive, kv):
     # No "snapshots": a restore over a guest drops every one of them (qemu-server
     # `$restore_cleanup_oldconf`: "after the restore we have no snapshots anymore";
     # pve-container `destroy_lxc_container` frees the volumes and writes a new config).
+    if (existing or {}).get("pool"):
+        # Pool membership is in user.cfg, not in the guest's config: a restore over the
+        # guest keeps it (qemu-server `src/PVE/QemuServer.pm` `restore_vma_archive` and
+        # pve-container `src/PVE/API2/LXC.pm` `create_vm` only call pve-access-control
+        # `AccessControl.pm` `add_vm_to_pool` with `--pool`; only the destroy APIs call
+        # `remove_vm_access`).
+        g["pool"] = existing["pool"]
+    if kv.get("pool"):
+        g["pool"] = kv["pool"]
     if str(conf.get("template", "0")) == "1":
         # qemu-server API2/Qemu.pm create_vm ("Convert restored VM to template"), pve-container
         # API2/LXC.pm create_vm ($was_template): a template's backup comes back a template.
@@ -494,7 +523,8 @@ def vzdump(state, argv):
     if g.get("lock"):
         sys.stdout.write("ERROR: Backup of VM %s failed - %s is locked (%s)\n" % (vmid, kind_word(g["type"]), g["lock"]))
         return job_errors()
-    if kv.get("mode") == "stop" and g.get("hastate") == "started":
+    # pve-manager PVE/VZDump.pm: vm_is_ha_managed($vmid, 'started'), the requested state.
+    if kv.get("mode") == "stop" and ha_requested(g) == "started":
         # pve-manager PVE/VZDump.pm: stop mode refused for an HA-managed, started service.
         sys.stdout.write("ERROR: Backup of VM %s failed - Cannot execute a backup with stop mode on a HA managed and enabled Service. Use snapshot mode or disable the Service.\n" % vmid)
         return job_errors()

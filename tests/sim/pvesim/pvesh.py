@@ -139,6 +139,19 @@ def guest_entry(state, g):
     return e
 
 
+def ha_resources(state, opts):
+    """`/cluster/ha/resources` (pve-ha-manager `src/PVE/API2/HA/Resources.pm` `index`):
+    each resource's `sid`, `type` and configured `state`."""
+    from . import guests
+    out = []
+    for g in sorted(state.guests(), key=lambda g: g["vmid"]):
+        req = guests.ha_requested(g)
+        t = "ct" if g["type"] == "lxc" else "vm"
+        if req is not None and opts.get("type") in (None, t):
+            out.append({"sid": "%s:%d" % (t, g["vmid"]), "type": t, "state": req})
+    return out
+
+
 def cluster_resources(state, opts):
     typ = opts.get("type")
     out = []
@@ -641,6 +654,7 @@ ROUTES = [
     ("get", r"/cluster/status", lambda st, m, o: cluster_status(st, o)),
     ("get", r"/nodes", lambda st, m, o: nodes_index(st, o)),
     ("get", r"/cluster/resources", lambda st, m, o: cluster_resources(st, o)),
+    ("get", r"/cluster/ha/resources", lambda st, m, o: ha_resources(st, o)),
     ("get", r"/cluster/backup", lambda st, m, o: cluster_backup(st, o)),
     ("get", r"/cluster/backup-info/not-backed-up", lambda st, m, o: not_backed_up(st, o)),
     ("get", r"/nodes/([^/]+)/storage", lambda st, m, o: storage_index(st, m[0], o)),

@@ -32,7 +32,8 @@ SAFETY:
   node (zstd -t, gzip -t, lzop -t, vma verify). Before overwriting: the guest's lock is
   checked (--wait-lock), and so is the node's vzdump lock (no vzdump task may be running
   there: the safety point would wait behind it for up to three hours with the guest down);
-  a running guest is stopped, and a safety point is made with vzdump (--prune-backups
+  a guest HA is asked to keep started is refused (the message gives the ha-manager
+  commands to stop it and to set it back after); a running guest is stopped, and a safety point is made with vzdump (--prune-backups
   keep-all=1, so no retention deletes old archives; --lockwait 1, so it never waits long
   for the node's vzdump lock). An overwrite deletes every snapshot of the guest (named in
   the plan and the record). A container's volumes that its backup does not hold (mount
@@ -98,7 +99,11 @@ pub struct Cli {
     #[arg(long, value_name = "VMID", help_heading = "Where")]
     pub target_id: Option<String>,
 
-    /// Node to restore on. Default: the backup record's node, else the node reached.
+    /// Node to restore on. Default: the node of the guest overwritten, else the backup
+    /// record's node; for --volid to a new VMID, a node where the archive's storage is
+    /// enabled (storage.cfg `nodes`) and the archive is: the node reached when it is one,
+    /// else the only one (several copies on a storage that is not shared: exit 2, give
+    /// --node).
     #[arg(long, value_name = "NODE", help_heading = "Where")]
     pub node: Option<String>,
 

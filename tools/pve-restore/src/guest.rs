@@ -15,6 +15,8 @@ pub struct Present {
     pub running: bool,
     /// The HA state (`hastate` of `/cluster/resources`), when HA manages the guest.
     pub hastate: Option<String>,
+    /// Its resource pool (`pool`), if any.
+    pub pool: Option<String>,
 }
 
 impl Present {
@@ -39,10 +41,61 @@ pub fn resources(t: &dyn Transport) -> Result<HashMap<u64, Present>> {
                     gtype: pvesh::str_of(m, "type").unwrap_or_default(),
                     running: pvesh::str_of(m, "status").as_deref() == Some("running"),
                     hastate: pvesh::str_of(m, "hastate"),
+                    pool: pvesh::str_of(m, "pool"),
                 },
             ))
         })
         .collect())
+}
+
+/// The nodes a backup can be restored on: its storage enabled there (`/nodes/N/storage`
+/// lists only those: pve-storage `Storage.pm` `storage_check_node`, storage.cfg `nodes`)
+/// and, unless the storage is shared, the archive on that node's own copy of it.
+pub struct ArchiveNodes {
+    pub nodes: Vec<String>,
+    pub shared: bool,
+}
+
+pub fn archive_nodes(
+    t: &dyn Transport,
+    nodes: &[String],
+    storage: &str,
+    volid: &str,
+) -> Result<ArchiveNodes> {
+    let mut found = ArchiveNodes {
+        nodes: Vec::new(),
+        shared: false,
+    };
+    for n in nodes {
+        let cmd = pvesh::get(&pvesh::paths::storages(n), &[]);
+        let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
+        let Some(s) = items
+            .iter()
+            .find(|m| pvesh::str_of(m, "storage").as_deref() == Some(storage))
+        else {
+            continue;
+        };
+        found.shared |= pvesh::bool_of(s, "shared") == Some(true);
+        let here = pvesh::get(&pvesh::paths::content(n, storage, volid), &[]);
+        if found.shared || t.exec(&here)?.success() {
+            found.nodes.push(n.clone());
+        }
+    }
+    Ok(found)
+}
+
+/// HA's requested state of a resource (`vm:100`), from `/cluster/ha/resources`
+/// (pve-ha-manager `src/PVE/API2/HA/Resources.pm` `index`): `None` when HA has no such
+/// resource; a resource without `state` is `started` (`src/PVE/HA/Config.pm`
+/// `service_check_ha_state`). `hastate` of `/cluster/resources` is the manager's runtime
+/// state, not this.
+pub fn ha_requested(t: &dyn Transport, sid: &str) -> Result<Option<String>> {
+    let cmd = pvesh::get("/cluster/ha/resources", &[]);
+    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
+    Ok(items
+        .iter()
+        .find(|m| pvesh::str_of(m, "sid").as_deref() == Some(sid))
+        .map(|m| pvesh::str_of(m, "state").unwrap_or_else(|| "started".into())))
 }
 
 pub fn tool_of(lxc: bool) -> &'static str {

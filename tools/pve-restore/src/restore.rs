@@ -71,6 +71,8 @@ struct Job<'a> {
     target_storage: Option<String>,
     overwrite: bool,
     was_running: bool,
+    /// The overwritten guest's pool: the restore keeps the membership (user.cfg).
+    pool: Option<String>,
     /// The target's config as the lock check read it (overwrite).
     conf: Option<String>,
     /// What the overwrite deletes for good (snapshots, volumes), said in the restore step.
@@ -178,6 +180,14 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
             return Ok(refused(rec, plan, msg, started));
         }
     }
+    if existing.is_none() && ctx.o.node.is_none() && b.node.is_none() {
+        match choose_node(ctx, &b, &node) {
+            Ok(Ok(n)) => rec.node = Some(n),
+            Ok(Err(msg)) => return Ok(refused(rec, plan, msg, started)),
+            Err(e @ pvedr::Error::Usage(_)) => return Err(e),
+            Err(e) => return Ok(failed_early(rec, plan, e, started)),
+        }
+    }
     let lxc = b.subtype == "lxc";
     let on = rec.node.clone().unwrap_or(node);
     let hop = match ctx.cluster.route(ctx.t, &on) {
@@ -205,6 +215,7 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         target,
         overwrite: existing.is_some(),
         was_running: existing.as_ref().is_some_and(|e| e.running),
+        pool: existing.as_ref().and_then(|e| e.pool.clone()),
         conf: None,
         loss: None,
         leftover: None,
@@ -266,6 +277,7 @@ pub fn verify_existing(ctx: &Ctx, vmid: u64) -> Result<Restore> {
         target: vmid,
         overwrite: false,
         was_running: g.running,
+        pool: None,
         conf: None,
         loss: None,
         leftover: None,
@@ -284,6 +296,42 @@ pub fn verify_existing(ctx: &Ctx, vmid: u64) -> Result<Restore> {
     };
     job.plan_verify();
     job.run_verify()
+}
+
+/// The node for a backup that names none (`--volid`) restored to a new VMID: qmrestore
+/// and pct restore refuse an archive whose storage is not enabled on their node (pve-storage
+/// `Storage.pm` `activate_storage` → `storage_check_enabled`: "storage 'S' is not available
+/// on node 'N'"). So a node where the storage is enabled and the archive is: `preferred`
+/// when it qualifies, else the only one; several copies on a storage that is not shared may
+/// differ, the choice is the user's (`Err`: a usage error naming them).
+fn choose_node(
+    ctx: &Ctx,
+    b: &Backup,
+    preferred: &str,
+) -> Result<std::result::Result<String, String>> {
+    let mut nodes: Vec<String> = ctx.cluster.ips.keys().cloned().collect();
+    nodes.extend(ctx.cluster.local.clone());
+    nodes.sort();
+    nodes.dedup();
+    let storage = b.storage.as_deref().unwrap_or_default();
+    let found = guest::archive_nodes(ctx.t, &nodes, storage, &b.volid)?;
+    let fits = found.nodes.iter().any(|n| n == preferred);
+    if fits && (found.shared || found.nodes.len() == 1) {
+        return Ok(Ok(preferred.to_string()));
+    }
+    match found.nodes.as_slice() {
+        [] => Ok(Err(format!(
+            "{} is on no online node where storage {storage} is enabled (storage.cfg `nodes`); nothing was changed",
+            b.volid
+        ))),
+        [one] => Ok(Ok(one.clone())),
+        [first, ..] if found.shared => Ok(Ok(first.clone())),
+        several => Err(pvedr::Error::usage(format!(
+            "{} is on nodes {}: storage {storage} is not shared, so each node has its own copy; choose one with --node; nothing was changed",
+            b.volid,
+            several.join(", ")
+        ))),
+    }
 }
 
 /// Where a container's volumes go without `--storage`: `pct restore` would put them all on
@@ -364,14 +412,28 @@ fn check_overwrite(
         ));
     }
     if e.ha_managed() {
-        let sid = format!("{}:{target}", if e.gtype == "lxc" { "ct" } else { "vm" });
-        return Err(format!(
-            "guest {target} is managed by HA (state {}): a stop would only be requested and HA may start it again; nothing was changed. Stop it through HA first: {}",
-            e.hastate.as_deref().unwrap_or("?"),
-            shell::join(&["ha-manager", "set", &sid, "--state", "stopped"])
-        ));
+        check_ha(ctx, target, e)?;
     }
     Ok(())
+}
+
+/// Only a guest HA is asked to keep `started` is refused: `qm stop` would only file a
+/// request and HA start it again, vzdump's stop mode refuses it (pve-manager `VZDump.pm`:
+/// `vm_is_ha_managed($vmid, 'started')`). Requested `stopped`/`disabled`: not running, no
+/// HA stop needed.
+fn check_ha(ctx: &Ctx, target: u64, e: &Present) -> std::result::Result<(), String> {
+    let sid = format!("{}:{target}", if e.gtype == "lxc" { "ct" } else { "vm" });
+    let requested = guest::ha_requested(ctx.t, &sid)
+        .map_err(|err| format!("cannot read HA's state of {sid}: {err}; nothing was changed"))?;
+    if requested.as_deref() != Some("started") {
+        return Ok(());
+    }
+    let set = |state: &str| shell::join(&["ha-manager", "set", &sid, "--state", state]);
+    Err(format!(
+        "guest {target} is managed by HA with requested state started: a stop would only be requested and HA would start it again; nothing was changed. To restore it, change HA's state first (this changes the cluster's HA configuration and stops the guest): {}; after the restore: {}",
+        set("stopped"),
+        set("started")
+    ))
 }
 
 fn protected_msg(lxc: bool, target: u64) -> String {
@@ -487,12 +549,20 @@ impl Job<'_> {
             self.target_storage.as_deref(),
             cli.unique,
         );
-        let why = match &self.target_storage {
+        let mut why = match &self.target_storage {
             Some(s) => format!("{why}; every volume on storage {s}"),
             None => format!(
                 "{why}; qmrestore puts each disk back on its original storage (--storage chooses one)"
             ),
         };
+        if let Some(pool) = &self.pool {
+            // Membership is in user.cfg: qmrestore and pct restore over the guest leave it
+            // (they call add_vm_to_pool only with --pool; only destroy removes it).
+            why.push_str(&format!(
+                "; the guest stays in pool {}",
+                pvedr::msg::visible(pool)
+            ));
+        }
         self.s.restore = p.change("restore", &id, &why, Some(cmd));
         if !self.overwrite && !self.lxc {
             self.s.leftover = Some(p.change(

@@ -201,7 +201,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         records.push(r);
     } else {
         let backups = match (&cli.volid, vmid_arg) {
-            (Some(v), _) => vec![backup_of_volid(v, Some(default_node.clone()))?],
+            // Its node is chosen by restore_one (where its storage is enabled).
+            (Some(v), _) => vec![backup_of_volid(v, None)?],
             (None, Some(vmid)) => vec![newest_of(t, &default_node, vmid, &cli)?],
             (None, None) => stdin_backups,
         };

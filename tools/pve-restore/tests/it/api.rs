@@ -413,3 +413,29 @@ fn credentials_a_proxy_echoes_in_its_refusals_are_not_printed_or_recorded() {
         "{text}"
     );
 }
+
+#[test]
+fn an_ha_guest_requested_stopped_is_overwritten_over_the_api() {
+    // HA's requested state comes from GET /cluster/ha/resources (Sys.Audit on /).
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
+    let mut g = sim.read_json("guests/100.json");
+    g["hastate"] = json!("stopped");
+    g["ha_request"] = json!("stopped");
+    g["status"] = json!("stopped");
+    sim.write_json("guests/100.json", &g);
+    let (rec, code, err) = restore(
+        &front,
+        "dr@pve!restore",
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--force",
+            "--yes",
+            "--no-archive-test",
+        ],
+    );
+    assert_eq!(code, 0, "{err}\n{rec}");
+    assert_eq!(rec["status"], "restored", "{rec}");
+}

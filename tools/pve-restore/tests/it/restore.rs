@@ -719,7 +719,8 @@ fn an_ha_managed_guest_is_refused_with_the_ha_command() {
     assert_eq!(rec["status"], "refused");
     let msg = rec["error"].as_str().unwrap_or("");
     assert!(
-        msg.contains("ha-manager set vm:100 --state stopped"),
+        msg.contains("ha-manager set vm:100 --state stopped")
+            && msg.contains("after the restore: ha-manager set vm:100 --state started"),
         "{msg}"
     );
     assert_eq!(sim.mutations(), Vec::<String>::new());
@@ -1444,4 +1445,101 @@ fn records_of_other_kinds_on_stdin_are_ignored() {
         .find(|r| r["kind"] == "restore")
         .expect("record");
     assert_eq!(rec["volid"], VM_BACKUP);
+}
+
+/// Storage `local` enabled on `nodes` only (storage.cfg `nodes`).
+fn local_on(sim: &SimNode, nodes: &[&str]) {
+    let mut s = sim.read_json("storage.json");
+    for st in s.as_array_mut().expect("storages") {
+        if st["storage"] == "local" {
+            st["nodes"] = json!(nodes);
+        }
+    }
+    sim.write_json("storage.json", &s);
+}
+
+#[test]
+fn a_volid_on_a_storage_of_another_node_is_restored_there() {
+    // Connected to pve1; `local` is enabled on pve2 only: qmrestore on pve1 is refused
+    // ("storage 'local' is not available on node 'pve1'"), so the restore runs on pve2.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    local_on(&sim, &["pve2"]);
+    let (rec, code, err) = restore(
+        &sshd,
+        &["--volid", VM_BACKUP, "--target-id", "9100", "--yes"],
+    );
+    assert_eq!(code, 0, "{err}\n{rec}");
+    assert_eq!(rec["node"], "pve2");
+    assert_eq!(guest(&sim, 9100)["node"], "pve2");
+}
+
+#[test]
+fn a_volid_on_several_nodes_asks_for_node() {
+    // `local` is each node's own disk: the archive on pve1 and on pve2 may differ, so
+    // the choice is the user's.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    local_on(&sim, &["pve1", "pve2"]);
+    let file = VM_BACKUP.rsplit('/').next().expect("file");
+    let theirs = sim.root().join("nodefs/pve2/local/dump");
+    std::fs::create_dir_all(&theirs).expect("mkdir");
+    std::fs::copy(sim.root().join("local/dump").join(file), theirs.join(file)).expect("copy");
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(["--volid", VM_BACKUP, "--target-id", "9100", "--yes"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--node") && err.contains("pve1, pve2"),
+        "{err}"
+    );
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+    // With --node it goes there.
+    let (rec, code, err) = restore(
+        &sshd,
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--target-id",
+            "9100",
+            "--yes",
+            "--node",
+            "pve2",
+        ],
+    );
+    assert_eq!(code, 0, "{err}\n{rec}");
+    assert_eq!(guest(&sim, 9100)["node"], "pve2");
+}
+
+#[test]
+fn an_ha_guest_requested_stopped_is_overwritten() {
+    // HA's requested state `stopped`: the guest is not running and HA will not start it, so
+    // no HA stop is needed (vzdump's stop mode refuses only `started`).
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut g = guest(&sim, 100);
+    g["hastate"] = json!("stopped");
+    g["ha_request"] = json!("stopped");
+    g["status"] = json!("stopped");
+    sim.write_json("guests/100.json", &g);
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 0, "{err}\n{rec}");
+    assert_eq!(rec["status"], "restored");
+}
+
+#[test]
+fn an_overwrite_keeps_the_guest_in_its_pool_and_the_plan_says_so() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut g = guest(&sim, 100);
+    g["pool"] = json!("prod");
+    sim.write_json("guests/100.json", &g);
+    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 0, "{err}\n{rec}");
+    assert_eq!(guest(&sim, 100)["pool"], "prod");
+    // The plan (stderr) says so.
+    assert!(err.contains("stays in pool prod"), "{err}");
 }
