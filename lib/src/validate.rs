@@ -74,8 +74,15 @@ pub fn volid(s: &str) -> Result<&str> {
 
 /// A snapshot name used in commands: pve-common `JSONSchema.pm` `pve-snapshot-name`, format
 /// `pve-configid` (`[a-z][a-z0-9_-]+`, case-insensitive: two characters at least), at most
-/// 40 long.
+/// 40 long; not a name Proxmox reserves: `current` (the guest's own state), `pending`
+/// (qemu-server `API2/Qemu.pm` `snapshot` refuses both) and `vzdump` (the temporary
+/// snapshot vzdump takes and removes, pve-guest-common `AbstractConfig.pm`).
 pub fn snapshot_name(s: &str) -> Result<&str> {
+    if s == "current" || s == "vzdump" || s.eq_ignore_ascii_case("pending") {
+        return Err(Error::usage(format!(
+            "snapshot name '{s}' is reserved by Proxmox"
+        )));
+    }
     let b = s.as_bytes();
     let ok = b.len() >= 2
         && b.len() <= 40
@@ -136,6 +143,15 @@ fn printable(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn reserved_snapshot_names_are_refused() {
+        for n in ["current", "pending", "Pending", "vzdump"] {
+            assert!(snapshot_name(n).is_err(), "{n}");
+        }
+        assert!(snapshot_name("before-upgrade").is_ok());
+    }
+
     use super::*;
 
     #[test]
