@@ -792,7 +792,10 @@ class Front:
         tool = "qm" if gtype == "qemu" else "pct"
         argvs = [[tool, "rollback", vmid, snap]]
         if "start" in params and boolean(params, "start") == "1":
-            argvs.append([tool, "start", vmid])
+            # Qemu.pm rollback: VM.PowerMgmt too when asked to start (vm_start runs in the
+            # worker, its own check would not fire); started only if not running already.
+            self.perm(user, "/vms/" + vmid, ["VM.PowerMgmt"])
+            argvs = [[tool, "rollback", vmid, snap, "--start", "1"]]
         return self.cluster.start_task(node, ("qm" if gtype == "qemu" else "vz") + "rollback", vmid, user, argvs)
 
     def post_agent_ping(self, user, params, node, vmid):

@@ -462,7 +462,7 @@ fn snapshot_rollback_after_a_safety_point() {
     assert_eq!(guest(&sim, 100)["rolled_back_to"], "before-upgrade");
     let m = sim.mutations();
     assert!(
-        m[0].starts_with("vzdump 100") && m[1] == "qm rollback 100 before-upgrade",
+        m[0].starts_with("vzdump 100") && m[1] == "qm rollback 100 before-upgrade --start 1",
         "{m:?}"
     );
 }
@@ -1198,7 +1198,7 @@ fn a_containers_snapshot_way_back_names_its_storage_and_works() {
     let way_back = rec["way_back"].as_str().expect("way back");
     assert_eq!(
         way_back,
-        format!("pct restore 101 {safety} --force 1 --storage local-lvm")
+        format!("pct stop 101 && pct restore 101 {safety} --force 1 --storage local-lvm")
     );
     let bin = pvedr_testkit::sim_dir().join("bin");
     let path = format!(
@@ -1444,4 +1444,77 @@ fn records_of_other_kinds_on_stdin_are_ignored() {
         .find(|r| r["kind"] == "restore")
         .expect("record");
     assert_eq!(rec["volid"], VM_BACKUP);
+}
+
+/// Guest 100's disk on a ZFS pool, with `after-upgrade` taken after `before-upgrade`.
+fn on_zfs_with_a_newer_snapshot(sim: &SimNode) {
+    let mut storages = sim.read_json("storage.json");
+    storages.as_array_mut().expect("list").push(json!({
+        "storage": "tank", "type": "zfspool", "pool": "rpool/data",
+        "content": "images,rootdir", "shared": 0
+    }));
+    sim.write_json("storage.json", &storages);
+    let mut g = guest(sim, 100);
+    let disk = "tank:vm-100-disk-0,size=256K";
+    g["config"]["scsi0"] = json!(disk);
+    g["snapshots"]["before-upgrade"]["scsi0"] = json!(disk);
+    g["snapshots"]["before-upgrade"]["snaptime"] = json!(1_700_000_000);
+    let mut newer = g["snapshots"]["before-upgrade"].clone();
+    newer["snaptime"] = json!(1_700_000_100);
+    newer["parent"] = json!("before-upgrade");
+    g["snapshots"]["after-upgrade"] = newer;
+    g["config"]["parent"] = json!("after-upgrade");
+    sim.write_json("guests/100.json", &g);
+}
+
+const ROLLBACK: &[&str] = &[
+    "--vmid",
+    "100",
+    "--snapshot",
+    "before-upgrade",
+    "--force",
+    "--yes",
+    "--safety-storage",
+    "local",
+];
+
+#[test]
+fn a_zfs_rollback_past_a_newer_snapshot_is_refused_before_the_safety_point() {
+    // pve-storage ZFSPoolPlugin.pm volume_rollback_is_possible: only the most recent
+    // snapshot; Proxmox would refuse after our safety point, so we refuse before it.
+    let sim = SimNode::demo();
+    on_zfs_with_a_newer_snapshot(&sim);
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(&sshd, ROLLBACK);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused", "{rec}");
+    let e = rec["error"].as_str().unwrap_or("");
+    assert!(e.contains("after-upgrade") && e.contains("tank"), "{rec}");
+    assert_eq!(sim.mutations(), Vec::<String>::new(), "no safety point");
+    // The newest one is fine.
+    let mut a = ROLLBACK.to_vec();
+    a[3] = "after-upgrade";
+    let (rec, code, err) = restore(&sshd, &a);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored", "{rec}");
+}
+
+#[test]
+fn a_rollback_leaves_a_running_guest_running_and_a_stopped_one_stopped() {
+    // AbstractConfig.pm snapshot_rollback stops the guest; only a snapshot with RAM comes
+    // back running. pve-restore asks for `--start 1` when the guest was running.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(&sshd, ROLLBACK);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert_eq!(guest(&sim, 100)["status"], "running", "{rec}");
+    assert_eq!(rec["running"], true, "{rec}");
+    let mut g = guest(&sim, 100);
+    g["status"] = json!("stopped");
+    sim.write_json("guests/100.json", &g);
+    let (rec, code, err) = restore(&sshd, ROLLBACK);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(guest(&sim, 100)["status"], "stopped", "{rec}");
+    assert_eq!(rec["running"], false, "{rec}");
 }
