@@ -20,7 +20,9 @@ RECORDS:
   duration_s, error, and way_back (the command that undoes the run); for an overwrite also
   deleted_snapshots ([names]), and erased_volumes (a container) or detached_volumes (a VM)
   ([{key, volume}]); after a failed restore to a new VMID, leftover (removed | kept: the
-  config qmrestore leaves behind); for --snapshot, snapshot (the name) and, once rolled
+  config qmrestore leaves behind); warnings (the WARN: lines of a restore task that ended
+  WARNINGS: N); over an API token dropped_lxc_keys (raw lxc.* lines of a container backup
+  such a restore drops: only root@pam restores them); for --snapshot, snapshot (the name) and, once rolled
   back, running (true | false: a rollback stops the guest; one that ran is started again,
   a stopped one stays stopped and the rollback step's message says how to start it); then
   a `summary`.

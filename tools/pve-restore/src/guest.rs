@@ -556,3 +556,58 @@ mod tests {
         );
     }
 }
+
+/// What a backup's config holds that only `root@pam` may restore.
+#[derive(Debug, Default)]
+pub struct RootOnly {
+    /// Keys Proxmox refuses inside the restore task, after our stop and safety point, each
+    /// with Proxmox's reason.
+    pub refused: Vec<String>,
+    /// Raw `lxc.*` lines a restore drops with only a task warning.
+    pub dropped: Vec<String>,
+}
+
+/// pve-container `API2/LXC.pm` `create_vm`: a bind or device mount point of the backup
+/// ("restoring 'mpN' to bind mount is only possible for root"), `LXC/Create.pm`
+/// `sanitize_and_merge_config`: raw `lxc.*` keys skipped; qemu-server `QemuServer.pm`
+/// `check_restore_permissions` → `check_mapping_access`: `hostpciN` and `usbN` (but
+/// `spice`) with a `host=` instead of a mapping.
+pub fn root_only(config: &str, lxc: bool) -> RootOnly {
+    let mut out = RootOnly::default();
+    for line in config.lines().take_while(|l| !l.starts_with('[')) {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if lxc && k.starts_with("lxc.") {
+            out.dropped.push(format!("{k}: {v}"));
+        }
+    }
+    let prefixes: &[&str] = if lxc { &["mp"] } else { &["hostpci", "usb"] };
+    let head: String = config
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for (k, v) in numbered(&head, prefixes) {
+        let (vol, opts) = volume_and_opts(v);
+        let why = if lxc {
+            vol.starts_with('/').then(|| {
+                format!(
+                    "{k} is a bind or device mount ({})",
+                    pvedr::msg::visible(vol)
+                )
+            })
+        } else {
+            let host = opts
+                .iter()
+                .find(|(o, _)| *o == "host")
+                .map(|(_, x)| *x)
+                .or((!vol.is_empty()).then_some(vol));
+            host.filter(|h| !(k.starts_with("usb") && h.eq_ignore_ascii_case("spice")))
+                .map(|h| format!("{k} passes host device {} through", pvedr::msg::visible(h)))
+        };
+        out.refused.extend(why);
+    }
+    out
+}

@@ -374,6 +374,18 @@ fn check_overwrite(
     Ok(())
 }
 
+/// The warnings of a task that ended `WARNINGS: N` (pve-common `RESTEnvironment.pm` `warn`
+/// prints `WARN: MESSAGE`), from its log or, over SSH, what the CLI printed; bounded.
+fn task_warnings(out: &CommandOutput) -> Vec<String> {
+    let (o, e) = (String::from_utf8_lossy(&out.stdout), out.stderr.clone());
+    o.lines()
+        .chain(e.lines())
+        .filter_map(|l| l.strip_prefix("WARN: "))
+        .map(pvedr::msg::visible)
+        .take(100)
+        .collect()
+}
+
 fn protected_msg(lxc: bool, target: u64) -> String {
     format!(
         "guest {target} has protection on: Proxmox refuses to restore over a protected guest, so nothing was stopped or changed (if you mean it, first: {})",
@@ -660,6 +672,9 @@ impl Job<'_> {
         if let Some(m) = self.check_access() {
             return Some(m);
         }
+        if let Some(m) = self.check_root_only() {
+            return Some(m);
+        }
         if let Some(m) = self.check_archive() {
             return Some(m);
         }
@@ -824,6 +839,47 @@ impl Job<'_> {
         }
     }
 
+    /// Over an API token (never `root@pam`), what the backup's config holds that Proxmox
+    /// refuses inside the restore task, after the stop and the safety point: refused now,
+    /// keys named. Raw `lxc.*` keys are only dropped: a warning and `dropped_lxc_keys`.
+    fn check_root_only(&mut self) -> Option<String> {
+        if self.ctx.t.is_root() {
+            return None;
+        }
+        let config = match guest::archive_config(self.ctx.t, &self.b.volid) {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                return Some(format!(
+                    "cannot read the config inside {}: {e}; nothing was changed",
+                    self.b.volid
+                ));
+            }
+            Err(e) => {
+                return Some(format!(
+                    "cannot read the config inside {}: {e}; nothing was changed",
+                    self.b.volid
+                ));
+            }
+        };
+        let r = guest::root_only(&config, self.lxc);
+        if !r.refused.is_empty() {
+            return Some(format!(
+                "only root@pam may restore this backup, an API token may not: {}; nothing was changed (restore it over SSH as root)",
+                r.refused.join(", ")
+            ));
+        }
+        if !r.dropped.is_empty() {
+            pvedr::msg::warn(format!(
+                "a restore by an API token drops the backup's raw lxc keys (restore them as root): {}",
+                pvedr::msg::visible(&r.dropped.join("; "))
+            ));
+            self.rec
+                .extra
+                .insert("dropped_lxc_keys".into(), serde_json::json!(r.dropped));
+        }
+        None
+    }
+
     fn check_archive(&mut self) -> Option<String> {
         let (i, t0) = (self.s.check, Instant::now());
         if self.ctx.cli.no_archive_test {
@@ -963,7 +1019,13 @@ impl Job<'_> {
         if self.go_on() {
             let i = self.s.restore;
             match self.exec_step(i) {
-                Ok((_, t0)) => {
+                Ok((out, t0)) => {
+                    let w = task_warnings(&out);
+                    if !w.is_empty() {
+                        self.rec
+                            .extra
+                            .insert("warnings".into(), serde_json::json!(w));
+                    }
                     let done = match &self.loss {
                         Some(l) => format!("restored {}; {l}", self.b.volid),
                         None => format!("restored {}", self.b.volid),
