@@ -338,6 +338,9 @@ class Cluster:
             with self.lock:
                 with open(logp, "w", encoding="utf-8") as f:
                     f.write("\n".join(lines) + "\n")
+                if wtype in (os.environ.get("PVESIM_API_LOSE_LOG") or "").split(","):
+                    # A fault: the log is gone (a full /var/log, cleaned up) once it ended.
+                    os.remove(logp)
                 items = self.load(rel, [])
                 for it in items:
                     if it.get("upid") == upid:

@@ -1114,12 +1114,15 @@ impl Job<'_> {
                         self.safety = Some(v);
                     }
                     None => {
-                        self.plan.finish(
-                            i,
-                            "failed",
-                            "vzdump did not say which archive it wrote",
-                            t0,
-                        );
+                        // Over the API the answer is in the task's log, which may be unreadable.
+                        let why = match out.stderr.trim() {
+                            "" => "vzdump did not say which archive it wrote".to_string(),
+                            e => format!(
+                                "vzdump did not say which archive it wrote: {}",
+                                pvedr::msg::visible(e)
+                            ),
+                        };
+                        self.plan.finish(i, "failed", why, t0);
                         self.failure = Some("no safety point".into());
                     }
                 }

@@ -539,3 +539,35 @@ fn a_passed_through_host_device_a_token_may_not_restore_is_refused_before_any_ch
     );
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
 }
+
+#[test]
+fn a_safety_point_whose_task_log_cannot_be_read_is_unknown_and_nothing_is_overwritten() {
+    // Proxmox answers a log it cannot open with one line "unable to open file - …"
+    // (pve-common Tools.pm dump_logfile): no archive name, and the reason said.
+    let sim = SimNode::demo();
+    let front = ApiFront::start_with(&sim, &[("PVESIM_API_LOSE_LOG", "vzdump")]);
+    front.add_token("dr@pve!restore", SECRET, restore_role(true));
+    let (rec, code, err) = restore(
+        &front,
+        "dr@pve!restore",
+        &[
+            "--vmid",
+            "102",
+            "--force",
+            "--yes",
+            "--safety-storage",
+            "nas",
+            "--no-archive-test",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "failed", "{rec}");
+    let m = step(&rec, "safety-point")["message"].as_str().unwrap_or("");
+    assert!(m.contains("cannot be read: unable to open file"), "{rec}");
+    assert_eq!(step(&rec, "restore")["status"], "skipped", "{rec}");
+    assert!(
+        sim.read_json("guests/102.json")
+            .get("restored_from")
+            .is_none()
+    );
+}
