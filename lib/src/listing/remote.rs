@@ -349,7 +349,18 @@ fn contents_and_logs(
     let mut a = r3.run(t)?;
     for (i, (node, task)) in failed.iter().enumerate() {
         match a.list(&Req::Log(i)) {
-            Some(Ok(lines)) => g.failures.extend(super::task_failures(node, task, &lines)),
+            Some(Ok(lines)) => match pvesh::unreadable_log(&lines) {
+                None => g.failures.extend(super::task_failures(node, task, &lines)),
+                // Which guests that run failed is unknown, not none.
+                Some(why) => problem(
+                    g,
+                    format!(
+                        "node {node}: cannot read the log of failed task {}: {}; its failures are unknown",
+                        pvesh::str_of(task, "upid").unwrap_or_default(),
+                        crate::msg::visible(&why)
+                    ),
+                ),
+            },
             Some(Err(e)) => problem(
                 g,
                 format!("node {node}: cannot read a failed task's log: {e}"),

@@ -89,6 +89,20 @@ pub fn node_zone(t: &dyn crate::transport::Transport, node: &str) -> Result<crat
     zone_of(t.host(), &cmd, out)
 }
 
+/// Why a task log could not be read, when it could not: pve-manager `PVE/API2/Tasks.pm`
+/// `read_task_log` answers a log it cannot open (pve-common `PVE/Tools.pm` `dump_logfile`)
+/// with one line `unable to open file - REASON`, no error. Read as a log it holds no error,
+/// so a caller that decides on it must treat it as unknown.
+pub fn unreadable_log(lines: &[Map<String, Value>]) -> Option<String> {
+    match lines {
+        [only] => str_of(only, "t").filter(|t| t.starts_with(UNREADABLE_LOG)),
+        _ => None,
+    }
+}
+
+/// The line `dump_logfile` gives for a log it cannot open.
+pub const UNREADABLE_LOG: &str = "unable to open file - ";
+
 pub fn str_of(m: &Map<String, Value>, k: &str) -> Option<String> {
     match m.get(k)? {
         Value::String(s) => Some(s.clone()),

@@ -151,6 +151,13 @@ pub trait Transport {
         None
     }
 
+    /// Whether Proxmox sees this connection as `root@pam`, which some checks exempt (raw
+    /// `lxc.*` keys, bind mounts, host devices). Over SSH or on the node it is; an API
+    /// token never is (pve-access-control: a token is `USER@REALM!NAME`).
+    fn is_root(&self) -> bool {
+        true
+    }
+
     /// The privileges of `needs` this connection lacks. Over SSH or on the node pvedr is
     /// root, which lacks none.
     fn missing(&self, _needs: &[crate::access::Need]) -> Result<Vec<crate::access::Need>> {

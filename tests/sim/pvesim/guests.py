@@ -146,15 +146,24 @@ def destroy(state, g, kv):
     state.delete_guest(g["vmid"])
 
 
-def rollback(state, g, snap):
-    check_lock(g)
+def rollback(state, g, snap, kv=None):
+    """pve-guest-common AbstractConfig.pm snapshot_rollback, in its order: the snapshot,
+    each volume's `volume_rollback_is_possible` (before the stop), `check_lock`, the stop;
+    a snapshot with RAM starts the VM from it (`__snapshot_rollback_vm_start`). `--start 1`
+    (Qemu.pm / LXC/Snapshot.pm `rollback`) starts it after, unless it already runs."""
+    kv = kv or {}
     snaps = g.get("snapshots") or {}
     if snap not in snaps:
         raise SimError("snapshot '%s' does not exist" % snap)
+    snapshots.check_rollback_possible(state, g, snap)
+    check_lock(g)
     g["config"] = snapshots.applied(g.get("config") or {}, snaps[snap], snap)
-    g["status"] = "stopped"
+    resumed = g["type"] == "qemu" and bool(snaps[snap].get("vmstate"))
+    g["status"] = "running" if resumed else "stopped"
     g["rolled_back_to"] = snap
     state.save_guest(g)
+    if kv.get("start") in ("1", "true") and not resumed:
+        start(state, g)
 
 
 def qm(state, argv):
@@ -215,7 +224,7 @@ def common(state, gtype, cmd, rest):
     elif cmd == "destroy":
         destroy(state, g, kv)
     elif cmd == "rollback":
-        rollback(state, g, pos[1] if len(pos) > 1 else "")
+        rollback(state, g, pos[1] if len(pos) > 1 else "", kv)
     else:
         raise SimError("ERROR: unknown command '%s %s'" % ("qm" if gtype == "qemu" else "pct", cmd))
     return 0

@@ -638,16 +638,19 @@ def extractconfig(state, node, opts):
 
 def task_log(state, node, upid_, opts):
     p = state.path("tasks", node, upid_.replace("/", "_") + ".log")
+    # pve-manager PVE/API2/Tasks.pm read_task_log → pve-common PVE/Tools.pm dump_logfile: a
+    # log that cannot be opened is no error but one line, and an empty one says "no content".
     try:
         with open(p, encoding="utf-8") as f:
             lines = f.read().split("\n")
     except FileNotFoundError:
-        raise SimError("unable to open file '/var/log/pve/tasks/X/%s' - No such file or directory" % upid_)
+        return [{"n": 1, "t": "unable to open file - No such file or directory"}]
     if lines and lines[-1] == "":
         lines.pop()
     start = int(opts.get("start", 0))
     limit = int(opts.get("limit", 50))
-    return [{"n": i + 1, "t": t} for i, t in enumerate(lines)][start:start + limit]
+    out = [{"n": i + 1, "t": t} for i, t in enumerate(lines)][start:start + limit]
+    return out if lines else [{"n": 1, "t": "no content"}]
 
 
 ROUTES = [

@@ -272,6 +272,24 @@ def pvesh_list(state, node, gtype, vmid):
     return api_list(state, g)
 
 
+# pve-storage ZFSPoolPlugin.pm volume_rollback_is_possible (ZFSPlugin.pm inherits it): only
+# the most recent snapshot of a dataset can be rolled back to.
+MOST_RECENT_ONLY = ("zfspool", "zfs")
+
+
+def check_rollback_possible(state, g, snapname):
+    """AbstractConfig.pm snapshot_rollback → `__snapshot_rollback_vol_possible` for each
+    volume of the snapshot: on ZFS a newer snapshot (by creation, here `snaptime`) dies with
+    "can't rollback, 'X' is not most recent snapshot on 'VOLID'", before anything changes."""
+    snaps = g.get("snapshots") or {}
+    mine = snaps[snapname].get("snaptime") or 0
+    newer = [n for n, s in snaps.items() if n != snapname and (s.get("snaptime") or 0) > mine]
+    for _, volid in guest_volumes({"type": g["type"], "config": snaps[snapname]}):
+        s = state.storage(volid.split(":", 1)[0]) if ":" in volid else None
+        if s and s["type"] in MOST_RECENT_ONLY and newer:
+            raise SimError("can't rollback, '%s' is not most recent snapshot on '%s'" % (snapname, volid))
+
+
 def applied(conf, snap, snapname):
     """AbstractConfig.pm __snapshot_apply_config, then `parent` = the snapshot (rollback)."""
     new = {k: v for k, v in conf.items() if k == "description" or re.match(r"^unused\d+$", k)}

@@ -29,7 +29,8 @@ RECORDS:
   kind=job (--with-jobs): id, schedule, storage, vmid, all, exclude, pool, node, enabled,
     prune_backups, mode, next_run, comment.
   kind=backup_failure (--with-failures): node, storage (--dir), vmid, subtype, ctime, time,
-    log (the .log path, or the task's UPID), error (the ERROR line).
+    log (the .log path, or the task's UPID), error (the ERROR line). A failed task whose
+    log cannot be read is a `problems` entry of the listing record, never read as no failure.
   kind=listing, always last (JSON Lines only): complete (true when every node and storage
     asked for was read), records (how many came before it), problems (what could not be
     read), blind (why backups may be left out: privileges), error (the failure that ended a

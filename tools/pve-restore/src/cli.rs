@@ -20,7 +20,12 @@ RECORDS:
   duration_s, error, and way_back (the command that undoes the run); for an overwrite also
   deleted_snapshots ([names]), and erased_volumes (a container) or detached_volumes (a VM)
   ([{key, volume}]); after a failed restore to a new VMID, leftover (removed | kept: the
-  config qmrestore leaves behind); then a `summary`.
+  config qmrestore leaves behind); warnings (the WARN: lines of a restore task that ended
+  WARNINGS: N); over an API token dropped_lxc_keys (raw lxc.* lines of a container backup
+  such a restore drops: only root@pam restores them); for --snapshot, snapshot (the name) and, once rolled
+  back, running (true | false: a rollback stops the guest; one that ran is started again,
+  a stopped one stays stopped and the rollback step's message says how to start it); then
+  a `summary`.
   Progress goes to stderr.
 
 SAFETY:
@@ -87,7 +92,8 @@ pub struct Cli {
     pub date: Option<String>,
 
     /// Roll the guest (--vmid) back to this snapshot instead of restoring a backup (a
-    /// snapshot the guest does not have is refused before the safety point).
+    /// snapshot the guest does not have, or on ZFS one with newer snapshots, is refused
+    /// before the safety point). A running guest is started again after the rollback.
     #[arg(long, value_name = "NAME", requires = "vmid", help_heading = "What")]
     pub snapshot: Option<String>,
 

@@ -424,16 +424,74 @@ pub fn active_vzdump(t: &dyn Transport, node: &str) -> Result<Option<String>> {
 /// The names of a guest's snapshots (`current` left out), from
 /// `pvesh get /nodes/N/{qemu,lxc}/V/snapshot`.
 pub fn snapshots(t: &dyn Transport, node: &str, lxc: bool, vmid: u64) -> Result<Vec<String>> {
-    let gtype = if lxc { "lxc" } else { "qemu" };
-    let cmd = pvesh::get(&pvesh::paths::guest_snapshots(node, gtype, vmid), &[]);
-    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
-    let mut names: Vec<String> = items
-        .iter()
-        .filter_map(|m| pvesh::str_of(m, "name"))
-        .filter(|n| n != "current")
+    let mut names: Vec<String> = snapshot_list(t, node, lxc, vmid)?
+        .into_iter()
+        .map(|s| s.name)
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// A snapshot of a guest as its list shows it.
+#[derive(Debug, Clone)]
+pub struct Snap {
+    pub name: String,
+    /// When it was taken (`snaptime`, 0 when unknown).
+    pub snaptime: i64,
+    /// Whether it holds the VM's RAM: a rollback to it starts the VM.
+    pub vmstate: bool,
+}
+
+/// The snapshots of a guest, without the "You are here!" entry `current`.
+pub fn snapshot_list(t: &dyn Transport, node: &str, lxc: bool, vmid: u64) -> Result<Vec<Snap>> {
+    let gtype = if lxc { "lxc" } else { "qemu" };
+    let cmd = pvesh::get(&pvesh::paths::guest_snapshots(node, gtype, vmid), &[]);
+    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
+    Ok(items
+        .iter()
+        .filter_map(|m| {
+            Some(Snap {
+                name: pvesh::str_of(m, "name").filter(|n| n != "current")?,
+                snaptime: pvesh::int_of(m, "snaptime").unwrap_or(0),
+                vmstate: pvesh::bool_of(m, "vmstate").unwrap_or(false),
+            })
+        })
+        .collect())
+}
+
+/// Each storage's type on `node` (`/nodes/N/storage`: `zfspool`, `dir`, …).
+pub fn storage_types(t: &dyn Transport, node: &str) -> Result<HashMap<String, String>> {
+    let cmd = pvesh::get(&pvesh::paths::storages(node), &[]);
+    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
+    Ok(items
+        .iter()
+        .filter_map(|m| Some((pvesh::str_of(m, "storage")?, pvesh::str_of(m, "type")?)))
+        .collect())
+}
+
+/// The storage volumes of a guest's disks (a VM's drives but CD-ROMs, a container's root
+/// file system and mount points; no bind mounts or devices).
+pub fn disks(config: &str, lxc: bool) -> Vec<Volume> {
+    let prefixes: &[&str] = if lxc {
+        &["mp"]
+    } else {
+        &["ide", "scsi", "virtio", "sata", "efidisk", "tpmstate"]
+    };
+    let rootfs = config
+        .lines()
+        .filter(|_| lxc)
+        .filter_map(|l| Some(("rootfs", l.strip_prefix("rootfs:")?.trim())));
+    rootfs
+        .chain(numbered(config, prefixes))
+        .filter_map(|(k, v)| {
+            let (vol, opts) = volume_and_opts(v);
+            let cdrom = opts.iter().any(|(o, x)| *o == "media" && *x == "cdrom");
+            (is_volume(vol) && !cdrom).then(|| Volume {
+                key: k.to_string(),
+                volume: vol.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// `netN` lines of a config whose link is up, as (key, value with `link_down=1` set): an
@@ -550,4 +608,59 @@ mod tests {
             )]
         );
     }
+}
+
+/// What a backup's config holds that only `root@pam` may restore.
+#[derive(Debug, Default)]
+pub struct RootOnly {
+    /// Keys Proxmox refuses inside the restore task, after our stop and safety point, each
+    /// with Proxmox's reason.
+    pub refused: Vec<String>,
+    /// Raw `lxc.*` lines a restore drops with only a task warning.
+    pub dropped: Vec<String>,
+}
+
+/// pve-container `API2/LXC.pm` `create_vm`: a bind or device mount point of the backup
+/// ("restoring 'mpN' to bind mount is only possible for root"), `LXC/Create.pm`
+/// `sanitize_and_merge_config`: raw `lxc.*` keys skipped; qemu-server `QemuServer.pm`
+/// `check_restore_permissions` → `check_mapping_access`: `hostpciN` and `usbN` (but
+/// `spice`) with a `host=` instead of a mapping.
+pub fn root_only(config: &str, lxc: bool) -> RootOnly {
+    let mut out = RootOnly::default();
+    for line in config.lines().take_while(|l| !l.starts_with('[')) {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if lxc && k.starts_with("lxc.") {
+            out.dropped.push(format!("{k}: {v}"));
+        }
+    }
+    let prefixes: &[&str] = if lxc { &["mp"] } else { &["hostpci", "usb"] };
+    let head: String = config
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for (k, v) in numbered(&head, prefixes) {
+        let (vol, opts) = volume_and_opts(v);
+        let why = if lxc {
+            vol.starts_with('/').then(|| {
+                format!(
+                    "{k} is a bind or device mount ({})",
+                    pvedr::msg::visible(vol)
+                )
+            })
+        } else {
+            let host = opts
+                .iter()
+                .find(|(o, _)| *o == "host")
+                .map(|(_, x)| *x)
+                .or((!vol.is_empty()).then_some(vol));
+            host.filter(|h| !(k.starts_with("usb") && h.eq_ignore_ascii_case("spice")))
+                .map(|h| format!("{k} passes host device {} through", pvedr::msg::visible(h)))
+        };
+        out.refused.extend(why);
+    }
+    out
 }

@@ -436,6 +436,18 @@ fn check_ha(ctx: &Ctx, target: u64, e: &Present) -> std::result::Result<(), Stri
     ))
 }
 
+/// The warnings of a task that ended `WARNINGS: N` (pve-common `RESTEnvironment.pm` `warn`
+/// prints `WARN: MESSAGE`), from its log or, over SSH, what the CLI printed; bounded.
+fn task_warnings(out: &CommandOutput) -> Vec<String> {
+    let (o, e) = (String::from_utf8_lossy(&out.stdout), out.stderr.clone());
+    o.lines()
+        .chain(e.lines())
+        .filter_map(|l| l.strip_prefix("WARN: "))
+        .map(pvedr::msg::visible)
+        .take(100)
+        .collect()
+}
+
 fn protected_msg(lxc: bool, target: u64) -> String {
     format!(
         "guest {target} has protection on: Proxmox refuses to restore over a protected guest, so nothing was stopped or changed (if you mean it, first: {})",
@@ -730,6 +742,9 @@ impl Job<'_> {
         if let Some(m) = self.check_access() {
             return Some(m);
         }
+        if let Some(m) = self.check_root_only() {
+            return Some(m);
+        }
         if let Some(m) = self.check_archive() {
             return Some(m);
         }
@@ -894,6 +909,48 @@ impl Job<'_> {
         }
     }
 
+    /// Over an API token (never `root@pam`), what the backup's config holds that Proxmox
+    /// refuses inside the restore task, after the stop and the safety point: refused now,
+    /// keys named. Raw `lxc.*` keys are only dropped: a warning and `dropped_lxc_keys`.
+    fn check_root_only(&mut self) -> Option<String> {
+        if self.ctx.t.is_root() {
+            return None;
+        }
+        let why = match guest::archive_config(self.ctx.t, &self.b.volid) {
+            Ok(Ok(c)) => return self.root_only(&c),
+            Ok(Err(e)) => e,
+            Err(e) => e.to_string(),
+        };
+        // extractconfig needs VM.Backup on the backup's guest, which a restore does not:
+        // not checked is said, not refused.
+        pvedr::msg::warn(format!(
+            "cannot read the config inside {} ({why}): not checked for what only root@pam may restore (bind mounts, host devices, raw lxc keys)",
+            self.b.volid
+        ));
+        None
+    }
+
+    /// [`Self::check_root_only`] on the backup's config.
+    fn root_only(&mut self, config: &str) -> Option<String> {
+        let r = guest::root_only(config, self.lxc);
+        if !r.refused.is_empty() {
+            return Some(format!(
+                "only root@pam may restore this backup, an API token may not: {}; nothing was changed (restore it over SSH as root)",
+                r.refused.join(", ")
+            ));
+        }
+        if !r.dropped.is_empty() {
+            pvedr::msg::warn(format!(
+                "a restore by an API token drops the backup's raw lxc keys (restore them as root): {}",
+                pvedr::msg::visible(&r.dropped.join("; "))
+            ));
+            self.rec
+                .extra
+                .insert("dropped_lxc_keys".into(), serde_json::json!(r.dropped));
+        }
+        None
+    }
+
     fn check_archive(&mut self) -> Option<String> {
         let (i, t0) = (self.s.check, Instant::now());
         if self.ctx.cli.no_archive_test {
@@ -1033,7 +1090,13 @@ impl Job<'_> {
         if self.go_on() {
             let i = self.s.restore;
             match self.exec_step(i) {
-                Ok((_, t0)) => {
+                Ok((out, t0)) => {
+                    let w = task_warnings(&out);
+                    if !w.is_empty() {
+                        self.rec
+                            .extra
+                            .insert("warnings".into(), serde_json::json!(w));
+                    }
                     let done = match &self.loss {
                         Some(l) => format!("restored {}; {l}", self.b.volid),
                         None => format!("restored {}", self.b.volid),
@@ -1121,12 +1184,15 @@ impl Job<'_> {
                         self.safety = Some(v);
                     }
                     None => {
-                        self.plan.finish(
-                            i,
-                            "failed",
-                            "vzdump did not say which archive it wrote",
-                            t0,
-                        );
+                        // Over the API the answer is in the task's log, which may be unreadable.
+                        let why = match out.stderr.trim() {
+                            "" => "vzdump did not say which archive it wrote".to_string(),
+                            e => format!(
+                                "vzdump did not say which archive it wrote: {}",
+                                pvedr::msg::visible(e)
+                            ),
+                        };
+                        self.plan.finish(i, "failed", why, t0);
                         self.failure = Some("no safety point".into());
                     }
                 }

@@ -69,12 +69,14 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         "a vzdump of the current state to come back to",
         Some(guest::safety_point_cmd(&id, &storage, "snapshot", &note, 1)),
     );
-    let i_rb = plan.change(
-        "rollback",
-        &id,
-        "back to the snapshot",
-        Some(argv(&[tool, "rollback", &id, snap])),
-    );
+    // A rollback stops the guest (pve-guest-common `AbstractConfig.pm` `snapshot_rollback`);
+    // `--start 1` brings a running one back up (qemu-server `API2/Qemu.pm`, pve-container
+    // `API2/LXC/Snapshot.pm` `rollback`).
+    let mut rb = argv(&[tool, "rollback", &id, snap]);
+    if e.running {
+        rb.extend(argv(&["--start", "1"]));
+    }
+    let i_rb = plan.change("rollback", &id, "back to the snapshot", Some(rb));
     let t0 = Instant::now();
     let hop = match ctx.cluster.route(ctx.t, &e.node) {
         Ok(h) => h,
@@ -85,14 +87,13 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         None => ctx.t,
     };
     // A container's way back needs its storage: `pct restore` alone puts it on `local`.
-    let (lock, ct_storage) = match guest::config(t, lxc, vmid) {
-        Ok(Ok(c)) => (
-            guest::lock_of(&c),
-            guest::rootfs_storage(&c).filter(|_| lxc),
-        ),
+    let config = match guest::config(t, lxc, vmid) {
+        Ok(Ok(c)) => c,
         Ok(Err(m)) => return Ok(refused(rec, plan, m, started)),
         Err(e) => return Ok(refused(rec, plan, e.to_string(), started)),
     };
+    let lock = guest::lock_of(&config);
+    let ct_storage = guest::rootfs_storage(&config).filter(|_| lxc);
     if let Some(l) = lock {
         plan.finish(i_lock, "failed", format!("locked ({l})"), t0);
         plan.skip_rest("refused");
@@ -104,10 +105,13 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         ));
     }
     plan.finish(i_lock, "ok", "not locked", t0);
-    if let Some(msg) = missing_snapshot(ctx.t, &e.node, lxc, vmid, snap) {
-        plan.skip_rest("refused");
-        return Ok(refused(rec, plan, msg, started));
-    }
+    let target = match rollback_possible(ctx.t, &e.node, lxc, vmid, snap, &config) {
+        Ok(s) => s,
+        Err(msg) => {
+            plan.skip_rest("refused");
+            return Ok(refused(rec, plan, msg, started));
+        }
+    };
     if ctx.cli.write.dry_run {
         rec.steps = plan.steps;
         return Ok(rec);
@@ -125,32 +129,88 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         storage,
         ct_storage,
         snap,
+        // Running after: asked to start, or a VM resumed from the snapshot's RAM.
+        running: e.running || (!lxc && target.vmstate),
     };
     Ok(execute(t, rec, plan, &ids, started))
 }
 
-/// Why the rollback cannot be done, before the safety point: the snapshot is not the
-/// guest's (`current` is the "You are here!" entry of the list, no snapshot).
-fn missing_snapshot(
+/// The snapshot, or why the rollback cannot be done, before the safety point: the snapshot
+/// is not the guest's (`current` is the "You are here!" entry of the list, no snapshot), or
+/// Proxmox would refuse it after our safety point and stop (see [`not_most_recent`]).
+fn rollback_possible(
     t: &dyn Transport,
     node: &str,
     lxc: bool,
     vmid: u64,
     snap: &str,
-) -> Option<String> {
-    match guest::snapshots(t, node, lxc, vmid) {
-        Ok(names) if names.iter().any(|n| n == snap) => None,
-        Ok(names) if names.is_empty() => {
-            Some(format!("guest {vmid} has no snapshot; nothing was changed"))
-        }
-        Ok(names) => Some(format!(
-            "guest {vmid} has no snapshot '{snap}' (it has: {}); nothing was changed",
-            pvedr::msg::visible(&names.join(", "))
-        )),
-        Err(e) => Some(format!(
-            "cannot list the snapshots of guest {vmid}: {e}; nothing was changed"
+    config: &str,
+) -> std::result::Result<guest::Snap, String> {
+    let list = guest::snapshot_list(t, node, lxc, vmid).map_err(|e| {
+        format!("cannot list the snapshots of guest {vmid}: {e}; nothing was changed")
+    })?;
+    let Some(target) = list.iter().find(|s| s.name == snap).cloned() else {
+        let mut names: Vec<&str> = list.iter().map(|s| s.name.as_str()).collect();
+        names.sort_unstable();
+        return Err(if names.is_empty() {
+            format!("guest {vmid} has no snapshot; nothing was changed")
+        } else {
+            format!(
+                "guest {vmid} has no snapshot '{snap}' (it has: {}); nothing was changed",
+                pvedr::msg::visible(&names.join(", "))
+            )
+        });
+    };
+    match not_most_recent(t, node, lxc, &list, &target, config) {
+        Ok(None) => Ok(target),
+        Ok(Some(msg)) => Err(format!("guest {vmid}: {msg}; nothing was changed")),
+        Err(e) => Err(format!(
+            "cannot read the storages of node {node}: {e}; nothing was changed"
         )),
     }
+}
+
+/// Storage types whose volumes roll back to their most recent snapshot only (pve-storage
+/// `ZFSPoolPlugin.pm` `volume_rollback_is_possible`, inherited by `ZFSPlugin.pm`).
+const MOST_RECENT_ONLY: &[&str] = &["zfspool", "zfs"];
+
+/// Why ZFS refuses the rollback ("can't rollback, 'X' is not most recent snapshot"):
+/// snapshots taken after the target, named with the disks that hold them.
+fn not_most_recent(
+    t: &dyn Transport,
+    node: &str,
+    lxc: bool,
+    list: &[guest::Snap],
+    target: &guest::Snap,
+    config: &str,
+) -> Result<Option<String>> {
+    let mut newer: Vec<&str> = list
+        .iter()
+        .filter(|s| s.name != target.name && s.snaptime > target.snaptime)
+        .map(|s| s.name.as_str())
+        .collect();
+    if newer.is_empty() {
+        return Ok(None);
+    }
+    newer.sort_unstable();
+    let types = guest::storage_types(t, node)?;
+    let on_zfs: Vec<guest::Volume> = guest::disks(config, lxc)
+        .into_iter()
+        .filter(|d| {
+            let sid = d.volume.split_once(':').map_or("", |(s, _)| s);
+            types
+                .get(sid)
+                .is_some_and(|ty| MOST_RECENT_ONLY.contains(&ty.as_str()))
+        })
+        .collect();
+    Ok((!on_zfs.is_empty()).then(|| {
+        format!(
+            "ZFS rolls back only to the most recent snapshot, and '{}' has newer ones: {} (on {}); delete them first or restore a backup",
+            pvedr::msg::visible(&target.name),
+            pvedr::msg::visible(&newer.join(", ")),
+            guest::Volume::list(&on_zfs)
+        )
+    }))
 }
 
 /// The steps of a rollback, and what they need.
@@ -163,6 +223,8 @@ struct Ids<'a> {
     /// Where a container's volumes go back (its root file system's storage).
     ct_storage: Option<String>,
     snap: &'a str,
+    /// Whether the guest runs after the rollback.
+    running: bool,
 }
 
 /// The safety point, then the rollback: always a record.
@@ -173,7 +235,7 @@ fn execute(
     ids: &Ids,
     started: Instant,
 ) -> Restore {
-    let (i_safety, i_rb, lxc, vmid, snap) = (ids.safety, ids.rollback, ids.lxc, ids.vmid, ids.snap);
+    let (i_safety, i_rb, lxc, vmid) = (ids.safety, ids.rollback, ids.lxc, ids.vmid);
     let storage = ids.storage.clone();
     // From the first change on, a signal lets the running step finish and stops before the
     // next (interrupt module): a rollback half-started by a dying client is worse.
@@ -224,8 +286,14 @@ fn execute(
     let t0 = Instant::now();
     match t.exec(&RemoteCommand::write(plan.command(i_rb).to_vec())) {
         Ok(out) if out.success() => {
-            plan.finish(i_rb, "changed", format!("rolled back to '{snap}'"), t0);
+            plan.finish(i_rb, "changed", rolled_back(ids), t0);
+            rec.extra.insert("running".into(), Value::from(ids.running));
             rec.status = "restored".into();
+            // A restore over a running guest is refused (`create_vm`: "VM is running").
+            if ids.running {
+                let stop = shell::join(&argv(&[tool_of(lxc), "stop", &vmid.to_string()]));
+                rec.way_back = rec.way_back.take().map(|w| format!("{stop} && {w}"));
+            }
         }
         Ok(out) => {
             let m = guest::status_line(&out);
@@ -250,6 +318,16 @@ fn execute(
     rec.steps = plan.steps;
     rec.duration_s = Some(seconds_since(started));
     rec
+}
+
+/// What the rollback did, and how to start a guest it left stopped.
+fn rolled_back(ids: &Ids) -> String {
+    let snap = ids.snap;
+    if ids.running {
+        return format!("rolled back to '{snap}'; the guest is running");
+    }
+    let start = shell::join(&argv(&[tool_of(ids.lxc), "start", &ids.vmid.to_string()]));
+    format!("rolled back to '{snap}'; the guest is stopped (start it: {start})")
 }
 
 fn ended(mut rec: Restore, mut plan: Plan, why: &str, started: Instant) -> Restore {

@@ -209,8 +209,13 @@ fn guest(kind: &str, verb: &str, vmid: u64, rest: &[&str], node: &str) -> Option
             let path = format!("{base}/snapshot/{name}/rollback");
             // qemu-server `API2/Qemu.pm`, pve-container `API2/LXC/Snapshot.pm` `rollback`:
             // either privilege.
-            let needs = vec![Need::vm(vmid, &["VM.Snapshot", "VM.Snapshot.Rollback"])];
-            worker(Method::Post, &path, options(opts)?, needs)
+            let mut needs = vec![Need::vm(vmid, &["VM.Snapshot", "VM.Snapshot.Rollback"])];
+            let params = options(opts)?;
+            // `start` also needs VM.PowerMgmt (qemu-server checks it before the worker).
+            if params.iter().any(|(k, v)| k == "start" && v == "1") {
+                needs.push(Need::vm(vmid, &["VM.PowerMgmt"]));
+            }
+            worker(Method::Post, &path, params, needs)
         }
         ("listsnapshot", []) => get(&format!("{base}/snapshot"), Vec::new(), Render::Json),
         _ => None,

@@ -522,6 +522,10 @@ impl Transport for Api {
         }))
     }
 
+    fn is_root(&self) -> bool {
+        false
+    }
+
     fn missing(&self, needs: &[Need]) -> Result<Vec<Need>> {
         self.unmet(needs)
     }

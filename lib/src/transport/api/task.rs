@@ -35,16 +35,32 @@ pub fn wait(api: &Api, upid: &str, limit: Duration) -> Result<CommandOutput> {
     let exit = poll(api, &base, limit).map_err(|why| left(api, node, upid, why))?;
     let log = read_log(api, &base)?;
     let ok = exit == "OK" || exit.starts_with("WARNINGS");
+    let mut stderr = if ok { String::new() } else { exit };
+    // An empty stdout would read as a task that said nothing: say the log is unknown.
+    let stdout = match log {
+        Log::Text(t) => t,
+        Log::Unreadable(why) => {
+            let note = format!("the log of task {upid} cannot be read: {why}");
+            stderr = if stderr.is_empty() {
+                note
+            } else {
+                format!("{stderr}; {note}")
+            };
+            String::new()
+        }
+    };
     // What a task prints may carry a secret from its parameters or a hostile server.
     Ok(CommandOutput {
         status: if ok { 0 } else { 255 },
-        stdout: crate::redact::text(&log).into_bytes(),
-        stderr: if ok {
-            String::new()
-        } else {
-            crate::redact::text(&exit)
-        },
+        stdout: crate::redact::text(&stdout).into_bytes(),
+        stderr: crate::redact::text(&stderr),
     })
+}
+
+/// A task's log, or why Proxmox could not read it.
+enum Log {
+    Text(String),
+    Unreadable(String),
 }
 
 /// Why a wait ended before the task did.
@@ -108,7 +124,7 @@ fn sleep_unless_interrupted(d: Duration) {
 }
 
 /// The log's lines, page by page, bounded by [`MAX_OUTPUT`].
-fn read_log(api: &Api, base: &str) -> Result<String> {
+fn read_log(api: &Api, base: &str) -> Result<Log> {
     let mut text = String::new();
     let mut start = 0usize;
     loop {
@@ -118,6 +134,15 @@ fn read_log(api: &Api, base: &str) -> Result<String> {
         ];
         let page = api.get_data(&format!("{base}/log"), &params)?;
         let lines = page.as_array().map(Vec::as_slice).unwrap_or_default();
+        if start == 0 {
+            let maps: Vec<_> = lines
+                .iter()
+                .filter_map(|l| l.as_object().cloned())
+                .collect();
+            if let Some(why) = crate::pvesh::unreadable_log(&maps) {
+                return Ok(Log::Unreadable(why));
+            }
+        }
         for l in lines {
             if let Some(t) = l.get("t").and_then(Value::as_str) {
                 // The log's own end marker, not output.
@@ -129,7 +154,7 @@ fn read_log(api: &Api, base: &str) -> Result<String> {
             }
         }
         if lines.len() < PAGE || text.len() > MAX_OUTPUT || start + lines.len() >= MAX_LINES {
-            return Ok(text);
+            return Ok(Log::Text(text));
         }
         start += lines.len();
     }

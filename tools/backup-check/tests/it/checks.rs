@@ -748,3 +748,36 @@ fn guest_records_with_tags_as_proxmox_gives_them_are_read() {
     assert_eq!(find(&checks, "guest/101", "coverage")["status"], "critical");
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn a_failed_runs_log_that_cannot_be_read_is_unknown() {
+    // Proxmox answers a missing task log with "unable to open file - …" (pve-common
+    // Tools.pm dump_logfile): the failed run's guests are unknown, never "no failure".
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    for e in std::fs::read_dir(sim.root().join("tasks").join("pve2")).expect("logs") {
+        std::fs::remove_file(e.expect("entry").path()).expect("rm");
+    }
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args([
+            "--node",
+            "pve2",
+            "--timezone",
+            "UTC",
+            "--now",
+            &NOW.to_string(),
+        ])
+        .output()
+        .expect("run");
+    let checks = json_lines(&out.stdout);
+    let read = find(&checks, "source", "read");
+    assert_eq!(read["status"], "unknown", "{checks:?}");
+    assert!(
+        read["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unable to open file"),
+        "{read}"
+    );
+}

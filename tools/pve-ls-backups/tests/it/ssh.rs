@@ -788,3 +788,27 @@ fn an_unfinished_pbs_snapshot_is_marked_and_never_the_latest() {
     assert_eq!(latest.len(), 1);
     assert_eq!(latest[0]["volid"], "pbs:backup/vm/100/2024-01-14T01:00:02Z");
 }
+
+#[test]
+fn a_failed_tasks_log_that_cannot_be_read_is_unknown_not_clean() {
+    // pve-common Tools.pm dump_logfile: a missing log is one line "unable to open file -
+    // …", no error: read as a log, it names no failure and the run looked clean.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let logs = sim.root().join("tasks").join("pve2");
+    for e in std::fs::read_dir(&logs).expect("logs") {
+        std::fs::remove_file(e.expect("entry").path()).expect("rm");
+    }
+    let out = bin("pve-ls-backups")
+        .args(sshd.args())
+        .args(["--node", "pve2", "--with-failures", "--vmid", "102"])
+        .output()
+        .expect("run");
+    let (_, listing) = pvedr_testkit::listed(&out.stdout);
+    assert_eq!(listing["complete"], false, "{listing}");
+    let problems = listing["problems"].to_string();
+    assert!(
+        problems.contains("unable to open file") && problems.contains("UPID:pve2:"),
+        "{listing}"
+    );
+}

@@ -1,9 +1,11 @@
 //! pve-restore over the Proxmox REST API with API tokens.
 
 use pvedr_testkit::{ApiFront, SimNode, Sshd, bin, json_lines};
+
 use serde_json::{Value, json};
 
 const VM_BACKUP: &str = "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
+
 const SECRET: &str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
 
 fn restore(front: &ApiFront, token: &str, args: &[&str]) -> (Value, i32, String) {
@@ -438,4 +440,162 @@ fn an_ha_guest_requested_stopped_is_overwritten_over_the_api() {
     );
     assert_eq!(code, 0, "{err}\n{rec}");
     assert_eq!(rec["status"], "restored", "{rec}");
+}
+
+/// A container backup of CT 104 on `local` whose config ends with `extra`.
+fn ct_backup_with(sim: &SimNode, extra: &str) -> String {
+    let name = "vzdump-lxc-104-2024_01_14-03_00_00.tar.zst";
+    let path = sim.dump_dir("local").join(name);
+    let code = format!(
+        "import sys; sys.path.insert(0, {:?})\nfrom pvesim import archives\n\
+         conf = archives.lxc_config(104, 'ct104') + {:?}\n\
+         raw = archives.lxc_tar_bytes(conf, hostname='ct104', seed=1)\n\
+         open({:?}, 'wb').write(archives.compress(raw, 'zstd'))\n",
+        pvedr_testkit::sim_dir().display().to_string(),
+        extra,
+        path.display().to_string()
+    );
+    let made = std::process::Command::new("python3")
+        .args(["-c", &code])
+        .output()
+        .expect("python3");
+    assert!(made.status.success(), "{made:?}");
+    format!("local:backup/{name}")
+}
+
+#[test]
+fn a_bind_mount_a_token_may_not_restore_is_refused_before_any_change() {
+    // pve-container API2/LXC.pm create_vm: "restoring 'mp0' to bind mount is only possible
+    // for root", inside the task; a token is never root@pam.
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
+    let volid = ct_backup_with(&sim, "mp0: /srv/data,mp=/data\n");
+    sim.clear_commands();
+    let (rec, code, err) = restore(
+        &front,
+        "dr@pve!restore",
+        &[
+            "--volid",
+            &volid,
+            "--target-id",
+            "9104",
+            "--no-archive-test",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused", "{rec}");
+    assert!(rec["error"].as_str().unwrap_or("").contains("mp0"), "{rec}");
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
+#[test]
+fn raw_lxc_keys_a_token_restore_drops_are_named_and_the_task_warnings_recorded() {
+    // LXC/Create.pm sanitize_and_merge_config: restricted, the raw lxc keys are skipped
+    // with a warning, and the task ends WARNINGS: 1 (RESTEnvironment.pm).
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
+    let volid = ct_backup_with(&sim, "lxc.apparmor.profile: unconfined\n");
+    let (rec, code, err) = restore(
+        &front,
+        "dr@pve!restore",
+        &[
+            "--volid",
+            &volid,
+            "--target-id",
+            "9104",
+            "--no-archive-test",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert_eq!(
+        rec["dropped_lxc_keys"],
+        json!(["lxc.apparmor.profile: unconfined"]),
+        "{rec}"
+    );
+    let w = rec["warnings"][0].as_str().unwrap_or("");
+    assert!(w.starts_with("skipping custom lxc options"), "{rec}");
+    assert!(err.contains("lxc.apparmor.profile"), "{err}");
+    let conf = &sim.read_json("guests/9104.json")["config"];
+    assert!(conf.get("lxc.apparmor.profile").is_none(), "{conf}");
+}
+
+#[test]
+fn a_passed_through_host_device_a_token_may_not_restore_is_refused_before_any_change() {
+    // qemu-server QemuServer.pm check_restore_permissions → check_mapping_access: "only
+    // root can set 'hostpci0' config for non-mapped devices", inside the restore task.
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
+    let name = "vzdump-qemu-104-2024_01_14-03_00_00.vma.zst";
+    let code = format!(
+        "import sys; sys.path.insert(0, {:?})\nfrom pvesim import archives\n\
+         conf = archives.qemu_config(104, 'vm104') + 'hostpci0: 0000:01:00.0,pcie=1\\n'\n\
+         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n\
+         open({:?}, 'wb').write(archives.compress(raw, 'zstd'))\n",
+        pvedr_testkit::sim_dir().display().to_string(),
+        sim.dump_dir("local").join(name).display().to_string()
+    );
+    let made = std::process::Command::new("python3")
+        .args(["-c", &code])
+        .output()
+        .expect("python3");
+    assert!(made.status.success(), "{made:?}");
+    sim.clear_commands();
+    let volid = format!("local:backup/{name}");
+    let (rec, code, err) = restore(
+        &front,
+        "dr@pve!restore",
+        &[
+            "--volid",
+            &volid,
+            "--target-id",
+            "9104",
+            "--no-archive-test",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused", "{rec}");
+    assert!(
+        rec["error"].as_str().unwrap_or("").contains("hostpci0"),
+        "{rec}"
+    );
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
+#[test]
+fn a_safety_point_whose_task_log_cannot_be_read_is_unknown_and_nothing_is_overwritten() {
+    // Proxmox answers a log it cannot open with one line "unable to open file - …"
+    // (pve-common Tools.pm dump_logfile): no archive name, and the reason said.
+    let sim = SimNode::demo();
+    let front = ApiFront::start_with(&sim, &[("PVESIM_API_LOSE_LOG", "vzdump")]);
+    front.add_token("dr@pve!restore", SECRET, restore_role(true));
+    let (rec, code, err) = restore(
+        &front,
+        "dr@pve!restore",
+        &[
+            "--vmid",
+            "102",
+            "--force",
+            "--yes",
+            "--safety-storage",
+            "nas",
+            "--no-archive-test",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "failed", "{rec}");
+    let m = step(&rec, "safety-point")["message"].as_str().unwrap_or("");
+    assert!(m.contains("cannot be read: unable to open file"), "{rec}");
+    assert_eq!(step(&rec, "restore")["status"], "skipped", "{rec}");
+    assert!(
+        sim.read_json("guests/102.json")
+            .get("restored_from")
+            .is_none()
+    );
 }

@@ -1,9 +1,11 @@
 //! pve-restore against the simulated node over a real sshd.
 
 use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+
 use serde_json::{Value, json};
 
 const VM_BACKUP: &str = "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
+
 const CT_BACKUP: &str = "local:backup/vzdump-lxc-101-2024_01_14-02_01_07.tar.gz";
 
 fn restore(sshd: &Sshd, args: &[&str]) -> (Value, i32, String) {
@@ -462,7 +464,7 @@ fn snapshot_rollback_after_a_safety_point() {
     assert_eq!(guest(&sim, 100)["rolled_back_to"], "before-upgrade");
     let m = sim.mutations();
     assert!(
-        m[0].starts_with("vzdump 100") && m[1] == "qm rollback 100 before-upgrade",
+        m[0].starts_with("vzdump 100") && m[1] == "qm rollback 100 before-upgrade --start 1",
         "{m:?}"
     );
 }
@@ -1199,7 +1201,7 @@ fn a_containers_snapshot_way_back_names_its_storage_and_works() {
     let way_back = rec["way_back"].as_str().expect("way back");
     assert_eq!(
         way_back,
-        format!("pct restore 101 {safety} --force 1 --storage local-lvm")
+        format!("pct stop 101 && pct restore 101 {safety} --force 1 --storage local-lvm")
     );
     let bin = pvedr_testkit::sim_dir().join("bin");
     let path = format!(
@@ -1263,7 +1265,15 @@ fn the_drill_sets_link_down_on_a_link_that_says_link_down_0() {
 fn a_rollback_to_a_snapshot_the_guest_does_not_have_is_refused_before_the_safety_point() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
-    for name in ["no-such", "current"] {
+    // `current` is no snapshot either: a name Proxmox reserves, refused as a usage error.
+    let (_, code, err) = restore(
+        &sshd,
+        &["--vmid", "100", "--snapshot", "current", "--force", "--yes"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("reserved"), "{err}");
+    {
+        let name = "no-such";
         let (rec, code, err) = restore(
             &sshd,
             &[
@@ -1542,4 +1552,77 @@ fn an_overwrite_keeps_the_guest_in_its_pool_and_the_plan_says_so() {
     assert_eq!(guest(&sim, 100)["pool"], "prod");
     // The plan (stderr) says so.
     assert!(err.contains("stays in pool prod"), "{err}");
+}
+
+/// Guest 100's disk on a ZFS pool, with `after-upgrade` taken after `before-upgrade`.
+fn on_zfs_with_a_newer_snapshot(sim: &SimNode) {
+    let mut storages = sim.read_json("storage.json");
+    storages.as_array_mut().expect("list").push(json!({
+        "storage": "tank", "type": "zfspool", "pool": "rpool/data",
+        "content": "images,rootdir", "shared": 0
+    }));
+    sim.write_json("storage.json", &storages);
+    let mut g = guest(sim, 100);
+    let disk = "tank:vm-100-disk-0,size=256K";
+    g["config"]["scsi0"] = json!(disk);
+    g["snapshots"]["before-upgrade"]["scsi0"] = json!(disk);
+    g["snapshots"]["before-upgrade"]["snaptime"] = json!(1_700_000_000);
+    let mut newer = g["snapshots"]["before-upgrade"].clone();
+    newer["snaptime"] = json!(1_700_000_100);
+    newer["parent"] = json!("before-upgrade");
+    g["snapshots"]["after-upgrade"] = newer;
+    g["config"]["parent"] = json!("after-upgrade");
+    sim.write_json("guests/100.json", &g);
+}
+
+const ROLLBACK: &[&str] = &[
+    "--vmid",
+    "100",
+    "--snapshot",
+    "before-upgrade",
+    "--force",
+    "--yes",
+    "--safety-storage",
+    "local",
+];
+
+#[test]
+fn a_zfs_rollback_past_a_newer_snapshot_is_refused_before_the_safety_point() {
+    // pve-storage ZFSPoolPlugin.pm volume_rollback_is_possible: only the most recent
+    // snapshot; Proxmox would refuse after our safety point, so we refuse before it.
+    let sim = SimNode::demo();
+    on_zfs_with_a_newer_snapshot(&sim);
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(&sshd, ROLLBACK);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused", "{rec}");
+    let e = rec["error"].as_str().unwrap_or("");
+    assert!(e.contains("after-upgrade") && e.contains("tank"), "{rec}");
+    assert_eq!(sim.mutations(), Vec::<String>::new(), "no safety point");
+    // The newest one is fine.
+    let mut a = ROLLBACK.to_vec();
+    a[3] = "after-upgrade";
+    let (rec, code, err) = restore(&sshd, &a);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored", "{rec}");
+}
+
+#[test]
+fn a_rollback_leaves_a_running_guest_running_and_a_stopped_one_stopped() {
+    // AbstractConfig.pm snapshot_rollback stops the guest; only a snapshot with RAM comes
+    // back running. pve-restore asks for `--start 1` when the guest was running.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let (rec, code, err) = restore(&sshd, ROLLBACK);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert_eq!(guest(&sim, 100)["status"], "running", "{rec}");
+    assert_eq!(rec["running"], true, "{rec}");
+    let mut g = guest(&sim, 100);
+    g["status"] = json!("stopped");
+    sim.write_json("guests/100.json", &g);
+    let (rec, code, err) = restore(&sshd, ROLLBACK);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(guest(&sim, 100)["status"], "stopped", "{rec}");
+    assert_eq!(rec["running"], false, "{rec}");
 }

@@ -51,6 +51,7 @@ fn the_newest_snapshot_rolls_back_through_pve_restore() {
     assert_eq!(guest(&sim, 101)["config"]["parent"], name.as_str());
     assert!(
         sim.mutations()
-            .contains(&format!("pct rollback 101 {name}"))
+            .contains(&format!("pct rollback 101 {name} --start 1"))
     );
+    assert_eq!(guest(&sim, 101)["status"], "running", "it ran before");
 }
