@@ -2,6 +2,7 @@
 //! [`crate::cli::main`]), with control characters from input made visible so that a name
 //! read from a node or an archive cannot drive the terminal.
 
+use std::borrow::Cow;
 use std::fmt::Display;
 use std::io::Write;
 use std::sync::OnceLock;
@@ -47,20 +48,25 @@ pub fn printable(text: &str) -> String {
 /// escaped, newline and tab included, and Unicode's bidirectional overrides too: once
 /// printed it stays on one line and cannot forge another tool line or drive the terminal.
 pub fn one_line(text: &str) -> String {
+    escaped(text).into_owned()
+}
+
+/// [`one_line`], borrowing a text that needs no escape (every table and CSV cell).
+pub fn escaped(text: &str) -> Cow<'_, str> {
     let hostile =
         |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
     if !text.chars().any(hostile) {
-        return text.to_string();
+        return Cow::Borrowed(text);
     }
-    text.chars()
-        .map(|c| {
-            if hostile(c) {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if hostile(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// `<tool>: <message>`.

@@ -370,24 +370,10 @@ fn human_cell(column: &str, v: Option<&Value>) -> String {
     }
 }
 
-/// `text` for a terminal or a spreadsheet: every control character (escape sequences,
-/// carriage return, newline, tab) written as its Rust escape (`\u{1b}`, `\r`, `\n`), so a
-/// name or note read from a node, an archive or S3 cannot move the cursor, retitle the
-/// terminal or break a row. [`crate::msg::visible`] does the same for stderr lines.
-pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
+/// A table or CSV cell: control characters and bidi overrides escaped
+/// ([`crate::msg::escaped`]), so a name or note read from a node, an archive or S3 cannot
+/// move the cursor, retitle the terminal or break a row.
+use crate::msg::escaped as printable;
 
 /// `1873920512` → `1.7 GiB`.
 pub fn human_bytes(n: u64) -> String {
