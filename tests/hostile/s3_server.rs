@@ -228,6 +228,7 @@ fn hostile_s3_server_refuses_the_abort() {
 fn hostile_s3_server_repeats_a_continuation_token() {
     let sim = SimNode::empty();
     let moto = Moto::start();
+    moto.create_versioned_bucket("off");
     let front = S3Front::start(&moto);
     front.answer(
         "list-type=2",
@@ -442,4 +443,52 @@ s3.put_object(Bucket=B, Key=old + ".manifest.json", Body=manifest(old, 170519760
         ));
     }
     report("hostile_manifest_into_offsite_prune", 1, &h, &s);
+}
+
+/// A listing that says `IsTruncated` but gives no way to the next page is an error, never a
+/// listing silently cut short (offsite copies or state versions that seem not to exist).
+#[test]
+fn hostile_s3_server_truncates_without_a_token() {
+    let moto = Moto::start();
+    moto.create_versioned_bucket("off");
+    let front = S3Front::start(&moto);
+    front.answer(
+        "list-type=2",
+        "",
+        r#"<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>off</Name><Prefix>pv/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated></ListBucketResult>"#,
+    );
+    front.answer(
+        "?versions",
+        "",
+        r#"<?xml version="1.0" encoding="UTF-8"?><ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>off</Name><Prefix>terraform.tfstate</Prefix><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated></ListVersionsResult>"#,
+    );
+    let ep = front.endpoint();
+    let runs: [(&str, Vec<&str>); 2] = [
+        (
+            "backup-sync",
+            vec!["ls", "--endpoint", &ep, "--from", "s3://off/pv"],
+        ),
+        (
+            "tfstate-versions",
+            vec!["--endpoint", &ep, "--bucket", "off", "list"],
+        ),
+    ];
+    for (tool, args) in runs {
+        let mut cmd = bin(tool);
+        cmd.args(&args).timeout(Duration::from_secs(20));
+        for (k, v) in env() {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{tool}: {stderr}");
+        assert!(
+            stderr.contains("truncated") && stderr.contains("no continuation"),
+            "{tool} says why: {stderr}"
+        );
+        assert!(
+            out.stdout.is_empty()
+                || !String::from_utf8_lossy(&out.stdout).contains("\"complete\":true")
+        );
+    }
 }

@@ -343,8 +343,11 @@ impl Bucket {
             }
             km = r.next_key_marker().map(String::from);
             vm = r.next_version_id_marker().map(String::from);
-            if r.is_truncated() != Some(true) || (km.is_none() && vm.is_none()) {
+            if r.is_truncated() != Some(true) {
                 break;
+            }
+            if km.is_none() && vm.is_none() {
+                return Err(pages.no_way_on());
             }
             pages.next(&format!("{km:?} {vm:?}"), out.len())?;
         }
@@ -382,8 +385,9 @@ impl Bucket {
             }
             token = r.next_continuation_token().map(String::from);
             match &token {
-                Some(t) if r.is_truncated() == Some(true) => pages.next(t, out.len())?,
-                _ => break,
+                _ if r.is_truncated() != Some(true) => break,
+                Some(t) => pages.next(t, out.len())?,
+                None => return Err(pages.no_way_on()),
             }
         }
         Ok(out)
@@ -566,6 +570,17 @@ impl Pages {
         Pages {
             what,
             seen: Default::default(),
+        }
+    }
+
+    /// A page that says the listing goes on but names no next page: an error rather than a
+    /// listing cut short in silence (copies or versions would seem not to exist).
+    fn no_way_on(&self) -> Error {
+        Error::S3 {
+            what: self.what.clone(),
+            code: None,
+            status: None,
+            message: "the server says the listing is truncated but gives no continuation token or marker: the listing cannot go on".into(),
         }
     }
 
