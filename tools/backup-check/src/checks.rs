@@ -78,6 +78,8 @@ pub struct Inputs {
     pub untested: HashMap<String, String>,
     /// How many archives `--deep` checked (None: it did not run).
     pub deep_checked: Option<usize>,
+    /// `offsite_damaged` records (backup-sync ls): offsite copies that cannot be restored.
+    pub offsite_damaged: Vec<Map<String, Value>>,
 }
 
 fn check(
@@ -166,6 +168,7 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
         integrity(inp, &g, &mut out);
         retention(zone, &g, &mut out);
     }
+    out.extend(inp.offsite_damaged.iter().map(offsite_damaged));
     job_runs(inp, &mut out);
     space(inp, th, &mut out);
     out.extend(tfstate_checks(&inp.tfstate));
@@ -543,6 +546,20 @@ fn integrity(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
             None,
         ));
     }
+}
+
+/// An offsite copy whose archive object is gone or not of its manifest's size: the copy a
+/// disaster would need cannot be restored, so it is CRITICAL like a damaged archive.
+fn offsite_damaged(r: &Map<String, Value>) -> Check {
+    let text = |k: &str| pvesh::str_of(r, k);
+    let component = match pvesh::int_of(r, "vmid") {
+        Some(vmid) => format!("guest/{vmid}"),
+        None => format!("offsite/{}", text("storage").unwrap_or_default()),
+    };
+    let copy = text("url").or_else(|| text("volid")).unwrap_or_default();
+    let why = text("error").unwrap_or_else(|| "damaged".into());
+    let msg = format!("offsite copy {copy} cannot be restored: {why}");
+    check(&component, "offsite", Status::Critical, msg, None, None)
 }
 
 /// Retention conformance against the job's prune-backups, with Proxmox's own marking.

@@ -31,6 +31,8 @@ CHECKS:
   space        storage used at --storage-warn / --storage-crit percent
   integrity    --deep: the archive is whole (decompresses, checksums, VMA header and
                extents, LXC tar with pct.conf, sha256= in the notes)
+  offsite      an offsite copy that cannot be restored (CRITICAL): an offsite_damaged
+               record of backup-sync ls (its object gone or not of its manifest's size)
   versioning, state, lineage   Terraform state versions (tfstate_version records)
   snapshots    newest snapshot of each label per guest (snapshot records of pve-snapshot
                ls) older than --max-snapshot-age (WARNING); component snapshot/<vmid>/<label>.

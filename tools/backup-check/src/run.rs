@@ -56,6 +56,9 @@ fn split(r: Record, inputs: &mut Inputs) {
         Record::BackupFailure(f) => inputs.failures.push(f),
         Record::TfstateVersion(v) => inputs.tfstate.push(v),
         Record::Snapshot(s) => inputs.snapshots.push(s),
+        Record::Other(m) if m.get("kind").and_then(|k| k.as_str()) == Some("offsite_damaged") => {
+            inputs.offsite_damaged.push(m)
+        }
         _ => {}
     }
 }

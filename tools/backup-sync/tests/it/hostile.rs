@@ -346,8 +346,21 @@ s3.put_object(Bucket=B, Key=k, Body=json.dumps(m).encode())
     let out = run_ok(
         s3.tool("backup-prune")
             .args(["--keep-last", "1"])
-            .write_stdin(ls),
+            .write_stdin(ls.clone()),
     );
     assert!(!of_kind(&out.stdout, "backup").is_empty());
     assert_eq!(of_kind(&out.stdout, "offsite_damaged").len(), 1);
+    // backup-check reads the same listing: the copy that cannot be restored is CRITICAL.
+    let out = s3
+        .tool("backup-check")
+        .write_stdin(ls)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let checks = of_kind(&out.stdout, "check");
+    let offsite: Vec<&serde_json::Value> =
+        checks.iter().filter(|c| c["check"] == "offsite").collect();
+    assert_eq!(offsite.len(), 1, "{checks:?}");
+    assert_eq!(offsite[0]["component"], "guest/101");
+    assert_eq!(offsite[0]["status"], "critical");
 }
