@@ -11,7 +11,7 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/$(if $(filter /usr,$(PREFIX)),vendor-completions,site-functions)
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: all build release test soak dr-drill system-deps demo-deps test-deps test-rust test-rules lint fmt man check-man completions demo bench install uninstall deb clean
+.PHONY: all build release test soak dr-drill system-deps demo-deps test-deps test-rust test-rules lint fmt man check-man completions demo playground playground-stop bench install uninstall deb clean
 
 all: build
 
@@ -84,6 +84,14 @@ dr-drill: build test-deps
 # The demo: a simulated node with real archives, listed through the real tools.
 demo: demo-deps build
 	./scripts/demo.sh
+
+# A simulated cluster, an sshd and a local S3 that stay for trying the tools by hand
+# (target/playground; `. target/playground/env.sh`); playground-stop removes them.
+playground: demo-deps build
+	./scripts/playground.sh
+
+playground-stop:
+	./scripts/playground.sh stop
 
 bench: release
 	./bench/run.sh
