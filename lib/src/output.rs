@@ -265,7 +265,7 @@ fn render_table(out: &mut dyn Write, rows: &[Map<String, Value>]) -> io::Result<
             .collect();
         let cells: Vec<Vec<String>> = group
             .iter()
-            .map(|r| cols.iter().map(|c| human_cell(c, r.get(c))).collect())
+            .map(|r| cols.iter().map(|c| row_cell(c, r)).collect())
             .collect();
         let mut widths: Vec<usize> = cols.iter().map(|c| c.chars().count()).collect();
         for row in &cells {
@@ -346,6 +346,28 @@ fn plain_cell(v: Option<&Value>) -> String {
 }
 
 /// A value for a table: sizes in IEC units, fractions in percent, missing as `-`.
+/// A table cell of `row`: a `time` with the record's `timezone` is shown in that zone and
+/// labelled with it, as the archive names and the node's own GUI show it.
+fn row_cell(column: &str, row: &Map<String, Value>) -> String {
+    if column == "time"
+        && let Some(local) = node_time(row)
+    {
+        return local;
+    }
+    human_cell(column, row.get(column))
+}
+
+/// `2024-01-15T01:00:02Z` with `timezone: Europe/Paris` → `2024-01-15 02:00:02 CET`.
+fn node_time(row: &Map<String, Value>) -> Option<String> {
+    let tz: chrono_tz::Tz = row.get("timezone")?.as_str()?.parse().ok()?;
+    let utc = chrono::DateTime::parse_from_rfc3339(row.get("time")?.as_str()?).ok()?;
+    Some(
+        utc.with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
+    )
+}
+
 fn human_cell(column: &str, v: Option<&Value>) -> String {
     match (column, v) {
         (_, None | Some(Value::Null)) => "-".into(),

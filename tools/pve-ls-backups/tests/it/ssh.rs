@@ -812,3 +812,34 @@ fn a_failed_tasks_log_that_cannot_be_read_is_unknown_not_clean() {
         "{listing}"
     );
 }
+
+/// A table is for people: a backup's time is shown in its node's zone, labelled, as the
+/// archive name and Proxmox's GUI show it; JSON keeps UTC.
+#[test]
+fn tables_show_times_in_the_nodes_zone() {
+    let sim = SimNode::with("demo", "Europe/Paris", pvedr_testkit::DEFAULT_NOW);
+    let sshd = Sshd::start(&sim);
+    sim.add_backup(&pvedr_testkit::Backup::new(
+        "local",
+        "qemu",
+        100,
+        PARIS_JUST_AFTER_MIDNIGHT,
+    ));
+    let run = |format: &str| {
+        let out = pvedr_testkit::run_code(
+            bin("pve-ls-backups")
+                .env("TZ", "UTC")
+                .args(sshd.args())
+                .args(["--storage", "local", "--vmid", "100", "--format", format]),
+            0,
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let table = run("table");
+    assert!(table.contains("2024-01-15 00:30:00 CET"), "{table}");
+    let jsonl = run("jsonl");
+    assert!(
+        jsonl.contains("\"time\":\"2024-01-14T23:30:00Z\""),
+        "{jsonl}"
+    );
+}
