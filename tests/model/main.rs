@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use pvedr_testkit::SimNode;
-use pvedr_testkit::model::{GateMode, NodeSshd, S3Gate, S3Probe};
+use pvedr_testkit::model::{GateMode, S3Gate, S3Probe};
 use pvedr_testkit::s3::{Moto, s3_env};
+use pvedr_testkit::{SimNode, Sshd};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ impl Op {
 struct World {
     sim: SimNode,
     template: tempfile::TempDir,
-    sshd: NodeSshd,
+    sshd: Sshd,
     gate: S3Gate,
     probe: S3Probe,
     _moto: Moto,
@@ -202,7 +202,7 @@ impl World {
             .tempdir()
             .unwrap();
         copy_tree(sim.root(), template.path());
-        let sshd = NodeSshd::start(&sim);
+        let sshd = Sshd::start(&sim);
         let moto = Moto::start();
         let gate = S3Gate::start(moto.port);
         let mut probe = S3Probe::start(&moto.endpoint());
@@ -530,10 +530,17 @@ fn tool(name: &str) -> Command {
     c
 }
 
+/// The tools' SSH flags, with a short connect bound: a severed node must fail a step soon.
+fn ssh_args(sshd: &Sshd) -> Vec<String> {
+    let mut a = sshd.args();
+    a.extend(["--connect-timeout".into(), "5s".into()]);
+    a
+}
+
 /// A listing to pipe into the next tool (taken before any fault).
 fn listing(w: &World, args: &[String]) -> Vec<u8> {
     let out = tool("pve-ls-backups")
-        .args(w.sshd.args())
+        .args(ssh_args(&w.sshd))
         .args(args)
         .output()
         .expect("pve-ls-backups");
@@ -567,7 +574,7 @@ fn command_for(
     op: &Op,
     volids: &BTreeMap<u64, Vec<String>>,
 ) -> Option<(Command, Option<Vec<u8>>)> {
-    let ssh = w.sshd.args();
+    let ssh = ssh_args(&w.sshd);
     let ep = w.gate.endpoint();
     Some(match op {
         Op::RestoreOver { vmid, pick } => {
@@ -1254,14 +1261,14 @@ fn model_regression_listing_after_a_cut_push() {
 #[test]
 fn model_regression_a_command_silent_for_longer_than_a_keepalive_is_not_a_timeout() {
     let sim = SimNode::demo();
-    let sshd = NodeSshd::start(&sim);
+    let sshd = Sshd::start(&sim);
     sim.write_json(
         "faults.json",
         &json!([{"match": "pvesh get /cluster/status", "sleep": 34}]),
     );
     let t0 = Instant::now();
     let out = tool("pve-ls-backups")
-        .args(sshd.args())
+        .args(ssh_args(&sshd))
         .args(["--storage", "local"])
         .output()
         .expect("pve-ls-backups");
@@ -1305,7 +1312,7 @@ fn model_regression_sigint_during_an_overwrite_rolls_back_to_the_safety_point() 
 #[test]
 fn model_regression_a_safety_point_never_writes_over_the_backup_being_restored() {
     let sim = SimNode::demo();
-    let sshd = NodeSshd::start(&sim);
+    let sshd = Sshd::start(&sim);
     // Early in a second, so the restore reaches its vzdump within it.
     while std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1329,7 +1336,7 @@ fn model_regression_a_safety_point_never_writes_over_the_backup_being_restored()
     let before = std::fs::read(&path).unwrap();
     let volid = format!("local:backup/{name}");
     let out = tool("pve-restore")
-        .args(sshd.args())
+        .args(ssh_args(&sshd))
         .args(["--volid", &volid, "--force", "--yes"])
         .output()
         .expect("pve-restore");
