@@ -149,7 +149,8 @@ pub fn install() {
 
 /// What the first signal after [`install`] is answered with on stderr, at once: what the
 /// tool will do before it ends (the step that runs decides), ending with how to stop now.
-/// `None`: a general answer.
+/// `None`: a general answer, true for every tool (some finish the running step, some undo
+/// it: an upload is aborted, Terraform asked to stop).
 pub fn set_answer(answer: Option<String>) {
     *answer_slot() = answer;
 }
@@ -165,8 +166,7 @@ fn answer_slot() -> MutexGuard<'static, Option<String>> {
 /// silent terminal invites a second Ctrl-C that stops at once.
 fn say_answer() {
     let answer = answer_slot().clone().unwrap_or_else(|| {
-        "interrupt: finishing the running step, then stopping; press Ctrl-C again to stop now"
-            .into()
+        "interrupt: stopping at the next safe point (what runs is finished or undone, the records are written); press Ctrl-C again to stop now".into()
     });
     crate::msg::say(answer);
 }
