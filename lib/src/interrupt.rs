@@ -25,6 +25,8 @@ static TEMP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 /// The watcher thread runs (started once, by [`default_exit`] or [`install`]).
 static WATCHING: OnceLock<()> = OnceLock::new();
+/// What the first signal after [`install`] is answered with at once (see [`set_answer`]).
+static ANSWER: Mutex<Option<String>> = Mutex::new(None);
 /// The code of an immediate exit in the default mode.
 static EXIT_CODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(130);
 
@@ -113,6 +115,9 @@ fn watch() {
                         );
                     }
                     flag().store(true, Ordering::SeqCst);
+                    if count == 1 {
+                        say_answer();
+                    }
                     if count >= 2 {
                         exit_now(
                             crate::error::code::INTERRUPTED,
@@ -140,6 +145,30 @@ pub fn install() {
     }
     GRACEFUL.store(true, Ordering::SeqCst);
     watch();
+}
+
+/// What the first signal after [`install`] is answered with on stderr, at once: what the
+/// tool will do before it ends (the step that runs decides), ending with how to stop now.
+/// `None`: a general answer, true for every tool (some finish the running step, some undo
+/// it: an upload is aborted, Terraform asked to stop).
+pub fn set_answer(answer: Option<String>) {
+    *answer_slot() = answer;
+}
+
+fn answer_slot() -> MutexGuard<'static, Option<String>> {
+    match ANSWER.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// The first signal is answered at once: the run may go on for minutes (a restore) and a
+/// silent terminal invites a second Ctrl-C that stops at once.
+fn say_answer() {
+    let answer = answer_slot().clone().unwrap_or_else(|| {
+        "interrupt: stopping at the next safe point (what runs is finished or undone, the records are written); press Ctrl-C again to stop now".into()
+    });
+    crate::msg::say(answer);
 }
 
 /// Whether an interrupt arrived.

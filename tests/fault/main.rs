@@ -984,6 +984,11 @@ fn interrupt_prune(sig: &str) {
     assert_eq!(guests(&sim), before);
     assert!(!r.of_kind("step").is_empty(), "{:?}", r.recs);
     assert_says(&r, &["interrupted"]);
+    // The first signal is answered at once (interrupt::set_answer's general answer).
+    assert_says(
+        &r,
+        &["backup-prune: interrupt: stopping at the next safe point"],
+    );
 }
 
 /// backup-sync push: a slow upload (S3 holds the second part).

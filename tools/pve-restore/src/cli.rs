@@ -26,14 +26,19 @@ RECORDS:
   back, running (true | false: a rollback stops the guest; one that ran is started again,
   a stopped one stays stopped and the rollback step's message says how to start it); then
   a `summary`.
-  Progress goes to stderr.
+  Progress goes to stderr: the plan, each changing step as it starts (`[7/9] restore 100
+  (started 12:03:04)`), every 30 s while it runs (`still running, 4m30s`), and how it
+  ended. After an overwrite that stopped the guest and did not start it, how to start it
+  (`qm start N` / `pct start N`, on its node).
 
 SAFETY:
   Every run builds the plan first and prints it; --dry-run stops there and runs only
   read-only commands (the archive test among them). A plan that changes the node asks on the
   terminal; without one it needs --yes (else exit 2, nothing done). Overwriting an existing
-  guest (--target-id equal to the backup's VMID counts) needs --force (else exit 1); another
-  --target-id must be free cluster-wide. Before anything changes the archive is tested on the
+  guest (--target-id equal to the backup's VMID counts), or rolling it back to a snapshot,
+  needs --force (else exit 1; a --dry-run shows the whole plan first, then says so); another
+  --target-id must be free cluster-wide. A --snapshot the guest does not have is refused
+  first, naming the ones it has. Before anything changes the archive is tested on the
   node (zstd -t, gzip -t, lzop -t, vma verify). Before overwriting: the guest's lock is
   checked (--wait-lock), and so is the node's vzdump lock (no vzdump task may be running
   there: the safety point would wait behind it for up to three hours with the guest down);
@@ -53,9 +58,12 @@ EXIT STATUS:
   1    failed or refused (the record says which steps ran and the way back)
   2    usage error, or a change without --yes and without a terminal; nothing was done
   3    partial: with --all, some guests restored and some failed
-  130  interrupted (Ctrl-C or SIGTERM): the running step is finished, nothing further is
+  130  interrupted (Ctrl-C or SIGTERM): the running step is finished (over the API the wait
+       for its task ends and the task goes on: nothing is rolled back), nothing further is
        started, an overwritten guest is put back from the safety point, a stopped one
-       started again; a second Ctrl-C stops at once
+       started again, a drill's scratch guest destroyed; the first Ctrl-C is answered at
+       once with what will happen (`finishing the restore, then restoring the safety
+       point …`), the last message says what did; a second Ctrl-C stops at once
   Standard output that cannot be written (a full disk) is an error: status 1, with a
   message; a closed one (`| head`) ends the run quietly with status 0.";
 
@@ -92,8 +100,9 @@ pub struct Cli {
     pub date: Option<String>,
 
     /// Roll the guest (--vmid) back to this snapshot instead of restoring a backup (a
-    /// snapshot the guest does not have, or on ZFS one with newer snapshots, is refused
-    /// before the safety point). A running guest is started again after the rollback.
+    /// snapshot the guest does not have is refused first, naming the ones it has; on ZFS one
+    /// with newer snapshots is refused before the safety point). Needs --force. A running
+    /// guest is started again after the rollback.
     #[arg(long, value_name = "NAME", requires = "vmid", help_heading = "What")]
     pub snapshot: Option<String>,
 
@@ -168,7 +177,8 @@ pub struct Cli {
     #[command(flatten)]
     pub write: WriteArgs,
 
-    /// Allow overwriting an existing guest (after a safety point). The overwrite deletes
+    /// Allow overwriting an existing guest, or rolling it back to a --snapshot (after a
+    /// safety point). Without it a --dry-run shows the plan and exits 1. The overwrite deletes
     /// every snapshot of the guest (the plan and the record name them; the safety point
     /// cannot bring them back) and, for a container, every volume its backup does not hold
     /// (see --erase-unbacked-volumes).
@@ -193,7 +203,10 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", help_heading = "Safety")]
     pub wait_lock: Option<String>,
 
-    /// Storage for the safety point. Default: the backup's storage.
+    /// Storage for the safety point. Default: where the guest's backups go: the storage of
+    /// the backup being restored; for --snapshot, the storage of the enabled vzdump job that
+    /// backs the guest up (no such job, or one without a storage: refused, naming the
+    /// storages with backup content on the guest's node).
     #[arg(long, value_name = "STORAGE", help_heading = "Safety")]
     pub safety_storage: Option<String>,
 

@@ -5,8 +5,10 @@ mod access;
 mod cli;
 mod guest;
 mod probe;
+mod progress;
 mod restore;
 mod run;
+mod safety;
 mod snapshot;
 
 pub use cli::Cli;

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::cli::Cli;
 use crate::guest::{self, Present, argv, restore_cmd, tool_of};
 use crate::probe::{self, ProbeTarget};
+use crate::progress;
 use crate::run::Options;
 
 /// The wait before a safety point, so its name (one-second resolution) is new: see
@@ -405,11 +406,9 @@ fn check_overwrite(
             e.gtype, b.subtype
         ));
     }
-    if !ctx.cli.force {
-        return Err(format!(
-            "guest {target} exists on {}: overwriting it needs --force (a safety point is taken first)",
-            e.node
-        ));
+    // A dry run goes on to show the whole plan, then says it needs --force.
+    if !ctx.cli.force && !ctx.cli.write.dry_run {
+        return Err(needs_force(target, &e.node));
     }
     if e.ha_managed() {
         check_ha(ctx, target, e)?;
@@ -672,6 +671,11 @@ impl Job<'_> {
             self.plan.skip_rest("refused");
             return Ok(refused(self.rec, self.plan, msg, self.started));
         }
+        if self.ctx.cli.write.dry_run && self.overwrite && !self.ctx.cli.force {
+            self.plan.skip_rest("needs --force");
+            let msg = format!("dry run: {}", needs_force(self.target, &node));
+            return Ok(refused(self.rec, self.plan, msg, self.started));
+        }
         if self.ctx.cli.write.dry_run {
             self.rec.steps = self.plan.steps;
             self.rec.duration_s = Some(seconds_since(self.started));
@@ -712,6 +716,7 @@ impl Job<'_> {
     /// Runs step `i`'s own command (a change); `Err` says why it failed.
     fn exec_step(&mut self, i: StepId) -> std::result::Result<(CommandOutput, Instant), String> {
         let t0 = Instant::now();
+        let _running = progress::start(&self.plan, i, &self.interrupt_answer(i));
         let cmd = RemoteCommand::write(self.plan.command(i).to_vec());
         match self.t.exec(&cmd) {
             Ok(out) if out.success() => Ok((out, t0)),
@@ -1485,16 +1490,31 @@ impl Job<'_> {
         }
         .into();
         self.rec.error = self.failure;
+        let guest = format!("{} {}", if self.lxc { "CT" } else { "VM" }, self.target);
         if self.rec.status == "interrupted" {
-            pvedr::msg::say(if self.rec.way_back.is_some() {
-                "interrupted: the running step was finished, nothing further was started"
-            } else {
-                "interrupted: the running step was finished, nothing further was started; nothing is left to undo"
-            });
+            pvedr::msg::say(progress::interrupted(&progress::Ended {
+                guest: &guest,
+                rolled_back: self.rolled_back,
+                back_running: self.was_running,
+                restarted: self.stopped_by_us && !self.restored && !self.lost,
+                scratch_destroyed: step_changed(&self.rec.steps, "cleanup"),
+                way_back: self.rec.way_back.is_some(),
+            }));
         }
         if let Some(w) = self.rec.way_back.as_ref() {
             pvedr::msg::say(format!("way back: {w}"));
         }
+        if self.stopped_by_us
+            && self.restored
+            && !self.rolled_back
+            && !self.lost
+            && !step_changed(&self.rec.steps, "start")
+        {
+            let node = self.rec.node.clone().unwrap_or_default();
+            let start = argv(&[tool_of(self.lxc), "start", &self.target.to_string()]);
+            pvedr::msg::say(progress::start_hint(&guest, &node, &start));
+        }
+        progress::done();
         self.rec
     }
 
@@ -1520,5 +1540,63 @@ impl Job<'_> {
             }
             _ => None,
         }
+    }
+}
+
+fn needs_force(target: u64, node: &str) -> String {
+    format!(
+        "guest {target} exists on {}: overwriting it needs --force (a safety point is taken first)",
+        pvedr::msg::visible(node)
+    )
+}
+
+/// Whether the record's step `name` changed something.
+fn step_changed(steps: &[pvedr::records::Step], name: &str) -> bool {
+    steps
+        .iter()
+        .any(|s| s.step == name && s.status == "changed")
+}
+
+impl Job<'_> {
+    /// What a first Ctrl-C leads to while step `i` runs: the step is finished, then what
+    /// `roll_back`, `cleanup` and `finish` do after an interrupt.
+    fn interrupt_answer(&self, i: StepId) -> progress::Answer {
+        let name = self.plan.steps[i].step.replace('-', " ");
+        if !self.t.has_shell() {
+            return progress::Answer::left(&name);
+        }
+        let guest = format!("{} {}", if self.lxc { "CT" } else { "VM" }, self.target);
+        let last = [self.s.rollback, self.s.cleanup, self.s.leftover].contains(&Some(i));
+        let then = if self.ctx.cli.verify_only || last {
+            "stopping".to_string()
+        } else if self.restored || i == self.s.restore {
+            self.then_after_restore(&guest)
+        } else if self.stopped_by_us || Some(i) == self.s.stop {
+            format!("starting {guest} again; nothing is overwritten")
+        } else {
+            "stopping; nothing is overwritten".to_string()
+        };
+        progress::Answer::finishing(&name, then)
+    }
+
+    /// After an interrupt once the guest is restored (see `roll_back`, `cleanup`).
+    fn then_after_restore(&self, guest: &str) -> String {
+        if self.s.cleanup.is_some() {
+            return format!("destroying the scratch guest {}", self.target);
+        }
+        if !self.overwrite {
+            return format!("stopping; {guest} stays restored (the way back is printed)");
+        }
+        if self.ctx.cli.no_rollback {
+            return format!(
+                "stopping; with --no-rollback {guest} stays restored (the way back is printed)"
+            );
+        }
+        let start = if self.was_running {
+            " and started again"
+        } else {
+            ""
+        };
+        format!("restoring the safety point: {guest} back as it was{start}")
     }
 }

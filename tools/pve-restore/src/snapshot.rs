@@ -10,6 +10,7 @@ use pvedr::transport::{RemoteCommand, Transport};
 use serde_json::{Value, json};
 
 use crate::guest::{self, argv, restore_cmd, tool_of};
+use crate::progress;
 use crate::restore::{Ctx, refused};
 
 pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore> {
@@ -46,15 +47,19 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
     let lxc = e.gtype == "lxc";
     let (tool, id) = (tool_of(lxc), vmid.to_string());
     rec.node = Some(e.node.clone());
-    if !ctx.cli.force {
-        let msg = format!(
-            "rolling {vmid} back to '{snap}' discards its current state: needs --force (a safety point is taken first)"
-        );
+    if let Some(msg) = missing_snapshot(ctx.t, &e.node, lxc, vmid, snap) {
         return Ok(refused(rec, plan, msg, started));
     }
-    let Some(storage) = ctx.o.safety_storage.clone() else {
-        let msg = "give --safety-storage for the safety point taken before the rollback".into();
-        return Ok(refused(rec, plan, msg, started));
+    // A dry run shows the whole plan first, then says it needs --force.
+    if !ctx.cli.force && !ctx.cli.write.dry_run {
+        return Ok(refused(rec, plan, needs_force(vmid, snap), started));
+    }
+    let storage = match ctx.o.safety_storage.clone() {
+        Some(s) => s,
+        None => match crate::safety::storage_for(ctx.t, vmid, &e) {
+            Ok(s) => s,
+            Err(msg) => return Ok(refused(rec, plan, msg, started)),
+        },
     };
     let i_lock = plan.read(
         "check-lock",
@@ -112,7 +117,16 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
             return Ok(refused(rec, plan, msg, started));
         }
     };
+    plan.print(&format!(
+        "plan for rolling {vmid} back to '{snap}' on {}:",
+        e.node
+    ));
     if ctx.cli.write.dry_run {
+        if !ctx.cli.force {
+            plan.skip_rest("needs --force");
+            let msg = format!("dry run: {}", needs_force(vmid, snap));
+            return Ok(refused(rec, plan, msg, started));
+        }
         rec.steps = plan.steps;
         return Ok(rec);
     }
@@ -168,6 +182,43 @@ fn rollback_possible(
             "cannot read the storages of node {node}: {e}; nothing was changed"
         )),
     }
+}
+
+fn needs_force(vmid: u64, snap: &str) -> String {
+    format!(
+        "rolling {vmid} back to '{snap}' discards its current state: needs --force (a safety point is taken first)"
+    )
+}
+
+/// Why the rollback is refused when the guest has no snapshot `snap` (the ones it has
+/// named), checked first: a mistyped name is told before --force or a storage is asked for.
+fn missing_snapshot(
+    t: &dyn Transport,
+    node: &str,
+    lxc: bool,
+    vmid: u64,
+    snap: &str,
+) -> Option<String> {
+    let list = match guest::snapshot_list(t, node, lxc, vmid) {
+        Ok(l) => l,
+        Err(e) => {
+            return Some(format!(
+                "cannot list the snapshots of guest {vmid}: {e}; nothing was changed"
+            ));
+        }
+    };
+    if list.iter().any(|s| s.name == snap) {
+        return None;
+    }
+    let mut names: Vec<&str> = list.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    Some(match names.is_empty() {
+        true => format!("guest {vmid} has no snapshot; nothing was changed"),
+        false => format!(
+            "guest {vmid} has no snapshot '{snap}' (it has: {}); nothing was changed",
+            pvedr::msg::visible(&names.join(", "))
+        ),
+    })
 }
 
 /// Storage types whose volumes roll back to their most recent snapshot only (pve-storage
@@ -241,7 +292,18 @@ fn execute(
     // next (interrupt module): a rollback half-started by a dying client is worse.
     pvedr::interrupt::install();
     let t0 = Instant::now();
-    let out = match t.exec(&RemoteCommand::write(plan.command(i_safety).to_vec())) {
+    let running = progress::start(
+        &plan,
+        i_safety,
+        &progress::Answer::over(
+            t,
+            "safety point",
+            "stopping: the rollback is not started, the guest stays as it is",
+        ),
+    );
+    let done = t.exec(&RemoteCommand::write(plan.command(i_safety).to_vec()));
+    drop(running);
+    let out = match done {
         Ok(out) if out.success() => out,
         Ok(out) => {
             plan.finish(i_safety, "failed", guest::status_line(&out), t0);
@@ -284,7 +346,15 @@ fn execute(
         return rec;
     }
     let t0 = Instant::now();
-    match t.exec(&RemoteCommand::write(plan.command(i_rb).to_vec())) {
+    let running = progress::start(
+        &plan,
+        i_rb,
+        &progress::Answer::over(t, "rollback", "stopping"),
+    );
+    let done = t.exec(&RemoteCommand::write(plan.command(i_rb).to_vec()));
+    drop(running);
+    progress::done();
+    match done {
         Ok(out) if out.success() => {
             plan.finish(i_rb, "changed", rolled_back(ids), t0);
             rec.extra.insert("running".into(), Value::from(ids.running));

@@ -599,3 +599,43 @@ fn a_safety_point_whose_task_log_cannot_be_read_is_unknown_and_nothing_is_overwr
             .is_none()
     );
 }
+
+/// Over the API the first Ctrl-C ends the wait for the running task (the task goes on on
+/// the node): the answer says so at once, not that the step is finished.
+#[test]
+fn a_first_ctrl_c_over_the_api_says_the_task_goes_on_without_a_wait() {
+    use std::process::{Command, Stdio};
+    let sim = SimNode::demo();
+    let front = ApiFront::start_with(&sim, &[("PVESIM_API_TASK_DELAY", "3")]);
+    front.add_token("dr@pve!restore", SECRET, restore_role(true));
+    let child = Command::new(assert_cmd::cargo::cargo_bin("pve-restore"))
+        .args(["--api", &front.url(), "--token", "dr@pve!restore", "--ca"])
+        .arg(front.ca_path())
+        .env("PVEDR_TOKEN_SECRET", SECRET)
+        .args(["--volid", VM_BACKUP, "--target-id", "9100"])
+        .args(["--no-archive-test", "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let t0 = std::time::Instant::now();
+    while !sim
+        .commands()
+        .iter()
+        .any(|c| c["via"] == "api" && c["method"] == "POST")
+    {
+        assert!(t0.elapsed().as_secs() < 20, "the restore never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("pve-restore: interrupt: leaving the wait for the restore task, which goes on on the node"),
+        "{err}"
+    );
+    assert!(!err.contains("finishing the restore"), "{err}");
+}

@@ -3,3 +3,4 @@
 mod api;
 mod man;
 mod restore;
+mod ux;
