@@ -42,11 +42,6 @@ pub fn newest<'a>(backups: impl IntoIterator<Item = &'a Backup>) -> Option<&'a B
 /// `2024-01-15T02:00:02Z, 3d4h old, 1.2 GiB` (plus what makes it not a regular backup):
 /// what a plan and a prompt show of the backup they act on.
 pub fn describe(b: &Backup, now: i64) -> String {
-    let age = now
-        .checked_sub(b.ctime)
-        .and_then(|s| u64::try_from(s).ok())
-        .map(|s| format!("{} old", coarse(s)))
-        .unwrap_or_else(|| "dated in the future".into());
     let size = b
         .size
         .map(crate::output::human_bytes)
@@ -58,6 +53,15 @@ pub fn describe(b: &Backup, now: i64) -> String {
     } else {
         ""
     };
+    // A backup named by --volid alone has no date yet: no 1970 age.
+    if b.ctime <= 0 || b.time.is_empty() {
+        return format!("date unknown, {size}{what}");
+    }
+    let age = now
+        .checked_sub(b.ctime)
+        .and_then(|s| u64::try_from(s).ok())
+        .map(|s| format!("{} old", coarse(s)))
+        .unwrap_or_else(|| "dated in the future".into());
     format!("{}, {age}, {size}{what}", b.time)
 }
 

@@ -140,8 +140,13 @@ fn a_dry_run_of_an_overwrite_without_force_shows_the_plan_and_says_it_needs_forc
         }
         assert!(line_of(&err, "plan for") < line_of(&err, "needs --force"));
     }
-    let (rec, _, _) = restore(&sshd, &["--volid", VM_BACKUP, "--dry-run"]);
+    let (rec, _, err) = restore(&sshd, &["--volid", VM_BACKUP, "--dry-run"]);
     assert!(steps(&rec).iter().any(|(n, _)| n == "restore"), "{rec}");
+    // A backup named by --volid alone has no date: the title says so, not "20000d old".
+    assert!(
+        err.contains("(date unknown, ") && !err.contains("(, "),
+        "{err}"
+    );
     assert_eq!(sim.mutations(), Vec::<String>::new());
 }
 
