@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use pvedr::error::Result;
 use pvedr::plan::{Plan, StepId};
+use pvedr::pve::{GuestConfig, Kind};
 use pvedr::records::{Backup, Restore, seconds_since};
 use pvedr::retry::{Retry, poll_until};
 use pvedr::shell;
@@ -74,7 +75,7 @@ struct Job<'a> {
     /// The overwritten guest's pool: the restore keeps the membership (user.cfg).
     pool: Option<String>,
     /// The target's config as the lock check read it (overwrite).
-    conf: Option<String>,
+    conf: Option<GuestConfig>,
     /// What the overwrite deletes for good (snapshots, volumes), said in the restore step.
     loss: Option<String>,
     /// qmrestore's leftover after a failed restore to a new VMID: removed or kept.
@@ -201,7 +202,7 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
     let target_storage = match (&ctx.o.storage, lxc) {
         (Some(s), _) => Some(s.clone()),
         (None, false) => None,
-        (None, true) => match ct_storage(t, &b, target, existing.is_some()) {
+        (None, true) => match ct_storage(t, &b, guest::at(&on, true, target), existing.is_some()) {
             Ok(s) => Some(s),
             Err(msg) => return Ok(refused(rec, plan, msg, started)),
         },
@@ -341,25 +342,24 @@ fn choose_node(
 fn ct_storage(
     t: &dyn Transport,
     b: &Backup,
-    target: u64,
+    at: pvedr::pve::At,
     overwrite: bool,
 ) -> std::result::Result<String, String> {
     let (config, whose) = if overwrite {
-        (
-            guest::config(t, true, target),
-            format!("CT {target}'s config"),
-        )
+        let c = pvedr::pve::Client::new(t).guest_config(at);
+        (c, format!("CT {}'s config", at.vmid))
     } else {
-        (
-            guest::archive_config(t, &b.volid),
-            format!("the config inside {}", b.volid),
-        )
+        let c = guest::archive_config(t, &b.volid);
+        let c = c.map(|c| c.map(|text| GuestConfig::from_text(Kind::Lxc, &text)));
+        (c, format!("the config inside {}", b.volid))
     };
-    let text = config
+    let config = config
         .map_err(|e| e.to_string())
         .and_then(|c| c)
         .map_err(|e| format!("cannot read {whose} to tell the storage ({e}); give --storage"))?;
-    guest::rootfs_storage(&text)
+    config
+        .rootfs_storage()
+        .map(str::to_string)
         .ok_or_else(|| format!("{whose} names no rootfs storage; give --storage"))
 }
 
@@ -496,31 +496,24 @@ impl Job<'_> {
             Some(pvedr::archive::test_command("<path>", &self.b.format)),
         );
         if self.overwrite {
+            let node = self.rec.node.clone().unwrap_or_default();
             self.s.lock = Some(p.read(
                 "check-lock",
                 &id,
                 "a locked guest (backup, snapshot, migration) must not be touched",
-                Some(argv(&[tool, "config", &id])),
+                Some(guest::at(&node, self.lxc, self.target).config_cmd().argv),
             ));
-            let node = self.rec.node.clone().unwrap_or_default();
             self.s.vzdump = Some(p.read(
                 "check-vzdump",
                 &node,
                 "no vzdump may be running on the node: the safety point would wait for its lock (up to 3 h by default) with the guest stopped",
-                Some(pvedr::pvesh::get(
-                    &pvedr::pvesh::paths::tasks(&node),
-                    &["--source", "active", "--typefilter", "vzdump"],
-                ).argv),
+                Some(pvedr::pve::active_tasks_cmd(&node, "vzdump").argv),
             ));
-            let gtype = if self.lxc { "lxc" } else { "qemu" };
             self.s.loss = Some(p.read(
                 "check-loss",
                 &id,
                 "what the overwrite deletes that the backup and the safety point cannot bring back: snapshots, volumes not in the backup",
-                Some(pvedr::pvesh::get(
-                    &pvedr::pvesh::paths::guest_snapshots(&node, gtype, self.target),
-                    &[],
-                ).argv),
+                Some(guest::at(&node, self.lxc, self.target).snapshots_cmd().argv),
             ));
             self.s.stop = Some(p.change(
                 "stop",
@@ -696,10 +689,11 @@ impl Job<'_> {
         Ok(self.finish())
     }
 
-    /// A read-only command; a lost connection is recorded and ends the run's changes.
-    fn read(&mut self, a: &[String]) -> Option<CommandOutput> {
-        match self.t.exec(&RemoteCommand::read(a.to_vec())) {
-            Ok(out) => Some(out),
+    /// The target's config; a lost connection is recorded and ends the run's changes.
+    fn read_config(&mut self) -> Option<pvedr::pve::Answer<GuestConfig>> {
+        let node = self.rec.node.clone().unwrap_or_default();
+        match guest::config(self.t, &node, self.lxc, self.target) {
+            Ok(c) => Some(c),
             Err(e) => {
                 self.lost = true;
                 self.failure
@@ -932,7 +926,8 @@ impl Job<'_> {
 
     /// [`Self::check_root_only`] on the backup's config.
     fn root_only(&mut self, config: &str) -> Option<String> {
-        let r = guest::root_only(config, self.lxc);
+        let config = GuestConfig::from_text(Kind::of_lxc(self.lxc), config);
+        let r = guest::root_only(&config, self.lxc);
         if !r.refused.is_empty() {
             return Some(format!(
                 "only root@pam may restore this backup, an API token may not: {}; nothing was changed (restore it over SSH as root)",
@@ -1029,13 +1024,14 @@ impl Job<'_> {
         let t0 = Instant::now();
         let wait = self.lock_wait();
         let (t, lxc, target) = (self.t, self.lxc, self.target);
+        let node = self.rec.node.clone().unwrap_or_default();
         let mut last_lock = None;
         let mut seen = None;
         let r = poll_until(t0 + wait, Duration::from_secs(2), || {
-            match guest::config(t, lxc, target)? {
+            match guest::config(t, &node, lxc, target)? {
                 Err(e) => Ok(Some(Err(format!("cannot read guest {target}: {e}")))),
-                Ok(conf) if guest::protected(&conf) => Ok(Some(Err(protected_msg(lxc, target)))),
-                Ok(conf) => match guest::lock_of(&conf) {
+                Ok(conf) if conf.protection => Ok(Some(Err(protected_msg(lxc, target)))),
+                Ok(conf) => match conf.lock.clone() {
                     None => {
                         seen = Some(conf);
                         Ok(Some(Ok(())))
@@ -1136,8 +1132,9 @@ impl Job<'_> {
             self.plan.finish(i, "skipped", "qmrestore left nothing", t0);
             return;
         }
-        let empty = match guest::config(self.t, false, self.target) {
-            Ok(Ok(c)) => guest::empty_config(&c),
+        let node = self.rec.node.clone().unwrap_or_default();
+        let empty = match guest::config(self.t, &node, false, self.target) {
+            Ok(Ok(c)) => c.is_empty(),
             _ => false,
         };
         if !empty {
@@ -1229,10 +1226,10 @@ impl Job<'_> {
         if self.s.start.is_none() && self.s.probes.is_empty() {
             return false;
         }
-        let Some(out) = self.read(&argv(&[self.tool(), "config", &self.id()])) else {
+        let Some(conf) = self.read_config() else {
             return false;
         };
-        if !(out.success() && guest::template(&String::from_utf8_lossy(&out.stdout))) {
+        if !conf.is_ok_and(|c| c.template) {
             return false;
         }
         let why = format!(
@@ -1255,18 +1252,20 @@ impl Job<'_> {
 
     fn isolate(&mut self, i: StepId) {
         let t0 = Instant::now();
-        let Some(out) = self.read(&argv(&[self.tool(), "config", &self.id()])) else {
+        let Some(conf) = self.read_config() else {
             self.plan
                 .finish(i, "failed", "connection lost reading the config", t0);
             return;
         };
-        if !out.success() {
-            let e = guest::status_line(&out);
-            self.plan.finish(i, "failed", e.clone(), t0);
-            self.failure = Some(format!("isolating failed: {e}"));
-            return;
-        }
-        let links = guest::links_up(&String::from_utf8_lossy(&out.stdout));
+        let conf = match conf {
+            Ok(c) => c,
+            Err(e) => {
+                self.plan.finish(i, "failed", e.clone(), t0);
+                self.failure = Some(format!("isolating failed: {e}"));
+                return;
+            }
+        };
+        let links = guest::links_up(&conf);
         for (k, v) in &links {
             self.plan.set_command(
                 i,
@@ -1290,13 +1289,12 @@ impl Job<'_> {
             }
         };
         let deadline = Instant::now() + self.ctx.o.probe_timeout.max(Duration::from_secs(5)) * 3;
-        let status = RemoteCommand::read(argv(&[self.tool(), "status", &self.id()]));
-        let t = self.t;
+        let node = self.rec.node.clone().unwrap_or_default();
+        let client = pvedr::pve::Client::new(self.t);
+        let at = guest::at(&node, self.lxc, self.target);
         let polled = poll_until(deadline, Duration::from_millis(500), || {
-            let out = t.exec(&status)?;
-            Ok(String::from_utf8_lossy(&out.stdout)
-                .contains("status: running")
-                .then_some(()))
+            let status = client.guest_status(at)?;
+            Ok(status.is_ok_and(|s| s.running()).then_some(()))
         });
         let running = match polled {
             Ok(r) => r.is_some(),
@@ -1317,13 +1315,10 @@ impl Job<'_> {
     }
 
     fn probes(&mut self) {
-        let Some(out) = self.read(&argv(&[self.tool(), "config", &self.id()])) else {
+        let Some(conf) = self.read_config() else {
             return;
         };
-        let ip = out
-            .success()
-            .then(|| probe::config_ip(&String::from_utf8_lossy(&out.stdout)))
-            .flatten();
+        let ip = conf.ok().and_then(|c| probe::config_ip(&c));
         let timeout = self.ctx.o.probe_timeout;
         let bounds = pvedr::http::Bounds {
             connect: timeout,
