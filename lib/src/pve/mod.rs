@@ -242,6 +242,21 @@ impl<'a> Client<'a> {
         }
     }
 
+    /// `/nodes/N/storage/S/content/VOLID`: one volume's attributes (`path`, `size`, …).
+    pub fn volume(&self, node: &str, storage: &str, volid: &str) -> Result<Map<String, Value>> {
+        let cmd = pvesh::get(&paths::content(node, storage, volid), &[]);
+        match self.value(&cmd)? {
+            Value::Object(m) => Ok(m),
+            _ => Err(not_object(self.t.host(), &cmd)),
+        }
+    }
+
+    /// `/cluster/ha/resources`: what HA manages, each with its requested `state`
+    /// (pve-ha-manager `src/PVE/API2/HA/Resources.pm` `index`).
+    pub fn ha_resources(&self) -> Result<Vec<Map<String, Value>>> {
+        self.list(&pvesh::get("/cluster/ha/resources", &[]))
+    }
+
     /// The tasks running on `node` of one type (`--source active --typefilter TYPE`,
     /// pve-manager `PVE/API2/Tasks.pm` `node_tasks`).
     pub fn active_tasks(&self, node: &str, task_type: &str) -> Result<Vec<Task>> {

@@ -90,8 +90,7 @@ pub fn archive_nodes(
 /// `service_check_ha_state`). `hastate` of `/cluster/resources` is the manager's runtime
 /// state, not this.
 pub fn ha_requested(t: &dyn Transport, sid: &str) -> Result<Option<String>> {
-    let cmd = pvesh::get("/cluster/ha/resources", &[]);
-    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
+    let items = Client::new(t).ha_resources()?;
     Ok(items
         .iter()
         .find(|m| pvesh::str_of(m, "sid").as_deref() == Some(sid))
@@ -196,20 +195,19 @@ fn pbs_snapshot(s: &str) -> bool {
     ok && parts.next().is_none()
 }
 
-/// `pvesm extractconfig VOLID`: the guest config inside a backup (pve-storage
-/// `src/PVE/CLI/pvesm.pm` `extractconfig`).
-pub fn archive_config(
-    t: &dyn Transport,
-    volid: &str,
-) -> Result<std::result::Result<String, String>> {
-    read_text(t, &["pvesm", "extractconfig", volid])
-}
-
-/// A read-only command's output as text: `Ok(Err(why))` when it failed on the node.
-fn read_text(t: &dyn Transport, a: &[&str]) -> Result<std::result::Result<String, String>> {
-    let out = t.exec(&RemoteCommand::read(argv(a)))?;
+/// `pvesm extractconfig VOLID`: the guest config inside a backup, a config file's text
+/// (pve-storage `src/PVE/CLI/pvesm.pm` `extractconfig`; over the API the same text as a
+/// string, pve-manager `PVE/API2/VZDump.pm` `extractconfig`). `Ok(Err(why))` when the node
+/// refused.
+pub fn archive_config(t: &dyn Transport, volid: &str, lxc: bool) -> Result<Answer<GuestConfig>> {
+    let out = t.exec(&RemoteCommand::read(argv(&[
+        "pvesm",
+        "extractconfig",
+        volid,
+    ])))?;
     Ok(if out.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(GuestConfig::from_text(Kind::of_lxc(lxc), &text))
     } else {
         Err(status_line(&out))
     })

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use pvedr::error::Result;
 use pvedr::plan::{Plan, StepId};
-use pvedr::pve::{GuestConfig, Kind};
+use pvedr::pve::GuestConfig;
 use pvedr::records::{Backup, Restore, seconds_since};
 use pvedr::retry::{Retry, poll_until};
 use pvedr::shell;
@@ -349,8 +349,7 @@ fn ct_storage(
         let c = pvedr::pve::Client::new(t).guest_config(at);
         (c, format!("CT {}'s config", at.vmid))
     } else {
-        let c = guest::archive_config(t, &b.volid);
-        let c = c.map(|c| c.map(|text| GuestConfig::from_text(Kind::Lxc, &text)));
+        let c = guest::archive_config(t, &b.volid, true);
         (c, format!("the config inside {}", b.volid))
     };
     let config = config
@@ -864,12 +863,7 @@ impl Job<'_> {
     /// The storage's type as the node reports it (`pbs`, `dir`, `nfs`, …).
     fn storage_type(&self) -> pvedr::Result<String> {
         let node = self.rec.node.as_deref().unwrap_or("");
-        let cmd = pvedr::pvesh::get(
-            &pvedr::pvesh::paths::storage_status(node, &self.storage),
-            &[],
-        );
-        let out = self.ctx.t.exec(&cmd)?;
-        let m = pvedr::pvesh::parse_object(self.t.host(), &cmd, out)?;
+        let m = pvedr::pve::Client::new(self.ctx.t).storage_status(node, &self.storage)?;
         Ok(pvedr::pvesh::str_of(&m, "type").unwrap_or_default())
     }
 
@@ -910,7 +904,7 @@ impl Job<'_> {
         if self.ctx.t.is_root() {
             return None;
         }
-        let why = match guest::archive_config(self.ctx.t, &self.b.volid) {
+        let why = match guest::archive_config(self.ctx.t, &self.b.volid, self.lxc) {
             Ok(Ok(c)) => return self.root_only(&c),
             Ok(Err(e)) => e,
             Err(e) => e.to_string(),
@@ -925,9 +919,8 @@ impl Job<'_> {
     }
 
     /// [`Self::check_root_only`] on the backup's config.
-    fn root_only(&mut self, config: &str) -> Option<String> {
-        let config = GuestConfig::from_text(Kind::of_lxc(self.lxc), config);
-        let r = guest::root_only(&config, self.lxc);
+    fn root_only(&mut self, config: &GuestConfig) -> Option<String> {
+        let r = guest::root_only(config, self.lxc);
         if !r.refused.is_empty() {
             return Some(format!(
                 "only root@pam may restore this backup, an API token may not: {}; nothing was changed (restore it over SSH as root)",
@@ -974,17 +967,8 @@ impl Job<'_> {
             self.plan.finish(i, "failed", msg, t0);
             return Some(format!("{msg}; nothing was changed"));
         }
-        let path = pvedr::pvesh::paths::content(
-            self.rec.node.as_deref().unwrap_or(""),
-            &self.storage,
-            &self.b.volid,
-        );
-        let cmd = pvedr::pvesh::get(&path, &[]);
-        let found = self
-            .ctx
-            .t
-            .exec(&cmd)
-            .and_then(|out| pvedr::pvesh::parse_object(self.t.host(), &cmd, out));
+        let node = self.rec.node.as_deref().unwrap_or("");
+        let found = pvedr::pve::Client::new(self.ctx.t).volume(node, &self.storage, &self.b.volid);
         let m = match found {
             Ok(m) => m,
             Err(e) => {
