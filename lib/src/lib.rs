@@ -25,6 +25,7 @@ pub mod newest;
 pub mod output;
 pub mod plan;
 pub mod process;
+pub mod pve;
 pub mod pvesh;
 pub mod records;
 pub mod redact;

@@ -589,9 +589,15 @@ def guest_on_node(state, node, gtype, vmid):
 
 def guest_config(state, node, gtype, vmid, opts):
     """qemu-server API2/Qemu.pm vm_config / pve-container API2/LXC/Config.pm vm_config: the
-    config keys (without snapshots) plus `digest`."""
+    config keys (without snapshots) plus `digest`. A container's raw `lxc.*` keys are one
+    key `lxc`, a list of [key, value] (pve-container LXC/Config.pm parse_pct_config pushes
+    them onto `$conf->{lxc}`; vm_config's return schema: "Array of lxc low-level
+    configurations")."""
     g = guest_on_node(state, node, gtype, vmid)
     conf = dict(g.get("config") or {})
+    raw = [[k, conf.pop(k)] for k in sorted(conf) if gtype == "lxc" and k.startswith("lxc.")]
+    if raw:
+        conf["lxc"] = raw
     if g.get("name"):
         conf.setdefault("name" if gtype == "qemu" else "hostname", g["name"])
     if g.get("lock"):

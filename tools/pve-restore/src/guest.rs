@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 
 use pvedr::error::{Error, Result};
+use pvedr::pve::config::Disk;
+use pvedr::pve::{Answer, At, Client, GuestConfig, Kind};
 use pvedr::pvesh;
 use pvedr::transport::{CommandOutput, RemoteCommand, Transport};
 use pvedr::validate;
@@ -29,8 +31,7 @@ impl Present {
 
 /// Every guest of the cluster by VMID.
 pub fn resources(t: &dyn Transport) -> Result<HashMap<u64, Present>> {
-    let cmd = pvesh::get(pvesh::paths::CLUSTER_RESOURCES, &["--type", "vm"]);
-    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
+    let items = Client::new(t).vm_resources()?;
     Ok(items
         .iter()
         .filter_map(|m| {
@@ -67,8 +68,7 @@ pub fn archive_nodes(
         shared: false,
     };
     for n in nodes {
-        let cmd = pvesh::get(&pvesh::paths::storages(n), &[]);
-        let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
+        let items = Client::new(t).storages(n)?;
         let Some(s) = items
             .iter()
             .find(|m| pvesh::str_of(m, "storage").as_deref() == Some(storage))
@@ -90,8 +90,7 @@ pub fn archive_nodes(
 /// `service_check_ha_state`). `hastate` of `/cluster/resources` is the manager's runtime
 /// state, not this.
 pub fn ha_requested(t: &dyn Transport, sid: &str) -> Result<Option<String>> {
-    let cmd = pvesh::get("/cluster/ha/resources", &[]);
-    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
+    let items = Client::new(t).ha_resources()?;
     Ok(items
         .iter()
         .find(|m| pvesh::str_of(m, "sid").as_deref() == Some(sid))
@@ -196,30 +195,19 @@ fn pbs_snapshot(s: &str) -> bool {
     ok && parts.next().is_none()
 }
 
-/// The storage of a container's root file system in a config (`rootfs: STORAGE:VOLUME,…`).
-pub fn rootfs_storage(config: &str) -> Option<String> {
-    let v = config
-        .lines()
-        .find_map(|l| l.strip_prefix("rootfs:"))?
-        .trim();
-    let (sid, rest) = v.split_once(':')?;
-    (!rest.is_empty() && validate::storage_id(sid).is_ok()).then(|| sid.to_string())
-}
-
-/// `pvesm extractconfig VOLID`: the guest config inside a backup (pve-storage
-/// `src/PVE/CLI/pvesm.pm` `extractconfig`).
-pub fn archive_config(
-    t: &dyn Transport,
-    volid: &str,
-) -> Result<std::result::Result<String, String>> {
-    read_text(t, &["pvesm", "extractconfig", volid])
-}
-
-/// A read-only command's output as text: `Ok(Err(why))` when it failed on the node.
-fn read_text(t: &dyn Transport, a: &[&str]) -> Result<std::result::Result<String, String>> {
-    let out = t.exec(&RemoteCommand::read(argv(a)))?;
+/// `pvesm extractconfig VOLID`: the guest config inside a backup, a config file's text
+/// (pve-storage `src/PVE/CLI/pvesm.pm` `extractconfig`; over the API the same text as a
+/// string, pve-manager `PVE/API2/VZDump.pm` `extractconfig`). `Ok(Err(why))` when the node
+/// refused.
+pub fn archive_config(t: &dyn Transport, volid: &str, lxc: bool) -> Result<Answer<GuestConfig>> {
+    let out = t.exec(&RemoteCommand::read(argv(&[
+        "pvesm",
+        "extractconfig",
+        volid,
+    ])))?;
     Ok(if out.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(GuestConfig::from_text(Kind::of_lxc(lxc), &text))
     } else {
         Err(status_line(&out))
     })
@@ -242,39 +230,18 @@ pub fn status_line(out: &CommandOutput) -> String {
     }
 }
 
-/// `qm|pct config VMID`: `Ok(Err(why))` when the command failed on the node.
-pub fn config(
-    t: &dyn Transport,
-    lxc: bool,
-    vmid: u64,
-) -> Result<std::result::Result<String, String>> {
-    read_text(t, &[tool_of(lxc), "config", &vmid.to_string()])
+/// Where a guest's API paths are.
+pub fn at(node: &str, lxc: bool, vmid: u64) -> At<'_> {
+    At {
+        node,
+        kind: Kind::of_lxc(lxc),
+        vmid,
+    }
 }
 
-/// `protection: 1`: Proxmox refuses to restore over the guest (pve-guest-common
-/// `AbstractConfig.pm` `check_protection`, called by qemu-server's and pve-container's
-/// restore before anything is replaced).
-pub fn protected(config: &str) -> bool {
-    config
-        .lines()
-        .filter_map(|l| l.strip_prefix("protection:"))
-        .any(|v| v.trim() == "1")
-}
-
-/// `template: 1`: Proxmox refuses to start it (qemu-server `QemuServer.pm` `vm_start`,
-/// pve-container `API2/LXC/Status.pm` `vm_start`), and a template's backup is restored as
-/// a template (`create_vm`).
-pub fn template(config: &str) -> bool {
-    config
-        .lines()
-        .filter_map(|l| l.strip_prefix("template:"))
-        .any(|v| truthy(v.trim()))
-}
-
-pub fn lock_of(config: &str) -> Option<String> {
-    config
-        .lines()
-        .find_map(|l| l.strip_prefix("lock:").map(|v| v.trim().to_string()))
+/// A guest's config (`pvesh get …/config`): `Ok(Err(why))` when the node refused.
+pub fn config(t: &dyn Transport, node: &str, lxc: bool, vmid: u64) -> Result<Answer<GuestConfig>> {
+    Client::new(t).guest_config(at(node, lxc, vmid))
 }
 
 /// A volume of a guest's config: its key (`mp0`, `unused1`, `scsi1`) and volume ID.
@@ -285,6 +252,13 @@ pub struct Volume {
 }
 
 impl Volume {
+    fn of(d: &Disk) -> Volume {
+        Volume {
+            key: d.key.clone(),
+            volume: d.source.clone(),
+        }
+    }
+
     pub fn json(list: &[Volume]) -> serde_json::Value {
         list.iter()
             .map(|v| serde_json::json!({"key": v.key, "volume": v.volume}))
@@ -299,47 +273,6 @@ impl Volume {
             .collect();
         each.join(", ")
     }
-}
-
-/// `key: value` lines of a config whose key is `prefix` and digits (`mp` → `mp0`, `mp1`).
-fn numbered<'a>(config: &'a str, prefixes: &[&str]) -> Vec<(&'a str, &'a str)> {
-    config
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            let k = k.trim();
-            let n = prefixes.iter().find_map(|p| k.strip_prefix(p))?;
-            (!n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())).then_some((k, v.trim()))
-        })
-        .collect()
-}
-
-/// A config value's volume and its `k=v` options (`volume=` or `file=` may spell it out).
-fn volume_and_opts(value: &str) -> (&str, Vec<(&str, &str)>) {
-    let mut vol = "";
-    let mut opts = Vec::new();
-    for (n, part) in value.split(',').enumerate() {
-        match part.split_once('=') {
-            Some(("volume" | "file", v)) => vol = v,
-            Some(kv) => opts.push(kv),
-            None if n == 0 => vol = part,
-            None => {}
-        }
-    }
-    (vol, opts)
-}
-
-/// A storage volume (`STORAGE:NAME`), not a bind mount or device (`/path`) or `none`.
-fn is_volume(vol: &str) -> bool {
-    !vol.starts_with('/')
-        && vol
-            .split_once(':')
-            .is_some_and(|(s, n)| !s.is_empty() && !n.is_empty())
-}
-
-/// Proxmox's boolean words (pve-common `JSONSchema.pm` `parse_boolean`).
-fn truthy(v: &str) -> bool {
-    matches!(v.to_ascii_lowercase().as_str(), "1" | "on" | "yes" | "true")
 }
 
 /// Whether a volume name belongs to another guest (`vm-N-…`, `subvol-N-…`, `base-N-…`,
@@ -361,64 +294,56 @@ fn owned_by_other(vol: &str, vmid: u64) -> bool {
 /// `src/PVE/LXC/Config.pm` `mountpoint_backup_enabled`) and `unusedN` volumes. The restore
 /// re-creates the backup's mount points empty and `destroy_lxc_container` frees every
 /// volume of the old config (`include_unused`). Bind and device mount points are kept.
-pub fn ct_unbacked(config: &str, vmid: u64) -> Vec<Volume> {
-    numbered(config, &["mp", "unused"])
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let (vol, opts) = volume_and_opts(v);
-            let backed =
-                k.starts_with("mp") && opts.iter().any(|(o, x)| *o == "backup" && truthy(x));
-            (is_volume(vol) && !backed && !owned_by_other(vol, vmid)).then(|| Volume {
-                key: k.to_string(),
-                volume: vol.to_string(),
-            })
-        })
+pub fn ct_unbacked(config: &GuestConfig, vmid: u64) -> Vec<Volume> {
+    let mounts = config
+        .disks
+        .iter()
+        .filter(|d| d.key != "rootfs" && d.is_volume() && !d.backup)
+        .map(Volume::of);
+    let unused = config
+        .unused
+        .iter()
+        .filter(|u| stored(&u.volume))
+        .map(|u| Volume {
+            key: u.key.clone(),
+            volume: u.volume.clone(),
+        });
+    mounts
+        .chain(unused)
+        .filter(|v| !owned_by_other(&v.volume, vmid))
         .collect()
+}
+
+/// `STORAGE:NAME`, not a path or `none`.
+fn stored(vol: &str) -> bool {
+    !vol.starts_with('/')
+        && vol
+            .split_once(':')
+            .is_some_and(|(s, n)| !s.is_empty() && !n.is_empty())
 }
 
 /// The disks of a VM with `backup=0`: a restore keeps their volumes but not their place
 /// in the config, they come back detached as `unusedN` (qemu-server `QemuServer.pm`:
 /// `restore_update_config_line` comments their line out, `$restore_cleanup_oldconf` frees
 /// only the disks the archive holds, `rescan` adds the others as unused).
-pub fn vm_detached(config: &str) -> Vec<Volume> {
-    let drives = ["ide", "scsi", "virtio", "sata", "efidisk", "tpmstate"];
-    numbered(config, &drives)
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let (vol, opts) = volume_and_opts(v);
-            let cdrom = opts.iter().any(|(o, x)| *o == "media" && *x == "cdrom");
-            let skipped = opts.iter().any(|(o, x)| *o == "backup" && !truthy(x));
-            (is_volume(vol) && !cdrom && skipped).then(|| Volume {
-                key: k.to_string(),
-                volume: vol.to_string(),
-            })
-        })
-        .collect()
-}
-
-/// Whether a config is empty: what qmrestore leaves of a VM it failed to restore to a new
-/// VMID (qemu-server `API2/Qemu.pm` `create_vm`: `create_and_lock_config` wrote `lock:
-/// create`, the failed restore removes the lock and keeps the config, "NOT cleaned up").
-/// A VM made any other way has options.
-pub fn empty_config(config: &str) -> bool {
+pub fn vm_detached(config: &GuestConfig) -> Vec<Volume> {
     config
-        .lines()
-        .all(|l| l.trim().is_empty() || l.starts_with("digest:"))
+        .disks
+        .iter()
+        .filter(|d| d.is_volume() && !d.backup)
+        .map(Volume::of)
+        .collect()
 }
 
 /// The UPID of a vzdump task running on `node` (`pvesh get /nodes/N/tasks --source active
 /// --typefilter vzdump`, pve-manager `PVE/API2/Tasks.pm` `node_tasks`): it holds the node's
 /// vzdump lock, which a safety point would wait for.
 pub fn active_vzdump(t: &dyn Transport, node: &str) -> Result<Option<String>> {
-    let cmd = pvesh::get(
-        &pvesh::paths::tasks(node),
-        &["--source", "active", "--typefilter", "vzdump"],
-    );
-    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
-    Ok(items
-        .iter()
-        .find(|m| pvesh::str_of(m, "type").as_deref() == Some("vzdump"))
-        .map(|m| pvesh::str_of(m, "upid").unwrap_or_else(|| "?".into())))
+    let tasks = Client::new(t).active_tasks(node, "vzdump")?;
+    Ok(tasks
+        .into_iter()
+        .find(|task| task.task_type.as_deref() == Some("vzdump"))
+        .map(|task| task.upid.unwrap_or_else(|| "?".into())))
 }
 
 /// The names of a guest's snapshots (`current` left out), from
@@ -444,25 +369,21 @@ pub struct Snap {
 
 /// The snapshots of a guest, without the "You are here!" entry `current`.
 pub fn snapshot_list(t: &dyn Transport, node: &str, lxc: bool, vmid: u64) -> Result<Vec<Snap>> {
-    let gtype = if lxc { "lxc" } else { "qemu" };
-    let cmd = pvesh::get(&pvesh::paths::guest_snapshots(node, gtype, vmid), &[]);
-    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
-    Ok(items
-        .iter()
-        .filter_map(|m| {
-            Some(Snap {
-                name: pvesh::str_of(m, "name").filter(|n| n != "current")?,
-                snaptime: pvesh::int_of(m, "snaptime").unwrap_or(0),
-                vmstate: pvesh::bool_of(m, "vmstate").unwrap_or(false),
-            })
+    let list = Client::new(t).snapshots(at(node, lxc, vmid))?;
+    Ok(list
+        .into_iter()
+        .filter(|s| !s.is_current())
+        .map(|s| Snap {
+            name: s.name,
+            snaptime: s.snaptime.unwrap_or(0),
+            vmstate: s.vmstate,
         })
         .collect())
 }
 
 /// Each storage's type on `node` (`/nodes/N/storage`: `zfspool`, `dir`, …).
 pub fn storage_types(t: &dyn Transport, node: &str) -> Result<HashMap<String, String>> {
-    let cmd = pvesh::get(&pvesh::paths::storages(node), &[]);
-    let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
+    let items = Client::new(t).storages(node)?;
     Ok(items
         .iter()
         .filter_map(|m| Some((pvesh::str_of(m, "storage")?, pvesh::str_of(m, "type")?)))
@@ -471,47 +392,22 @@ pub fn storage_types(t: &dyn Transport, node: &str) -> Result<HashMap<String, St
 
 /// The storage volumes of a guest's disks (a VM's drives but CD-ROMs, a container's root
 /// file system and mount points; no bind mounts or devices).
-pub fn disks(config: &str, lxc: bool) -> Vec<Volume> {
-    let prefixes: &[&str] = if lxc {
-        &["mp"]
-    } else {
-        &["ide", "scsi", "virtio", "sata", "efidisk", "tpmstate"]
-    };
-    let rootfs = config
-        .lines()
-        .filter(|_| lxc)
-        .filter_map(|l| Some(("rootfs", l.strip_prefix("rootfs:")?.trim())));
-    rootfs
-        .chain(numbered(config, prefixes))
-        .filter_map(|(k, v)| {
-            let (vol, opts) = volume_and_opts(v);
-            let cdrom = opts.iter().any(|(o, x)| *o == "media" && *x == "cdrom");
-            (is_volume(vol) && !cdrom).then(|| Volume {
-                key: k.to_string(),
-                volume: vol.to_string(),
-            })
-        })
+pub fn disks(config: &GuestConfig) -> Vec<Volume> {
+    config
+        .disks
+        .iter()
+        .filter(|d| d.is_volume())
+        .map(Volume::of)
         .collect()
 }
 
-/// `netN` lines of a config whose link is up, as (key, value with `link_down=1` set): an
-/// existing `link_down=0` is replaced, since Proxmox refuses a key given twice (pve-common
-/// `JSONSchema.pm` `parse_property_string`: "duplicate key").
-pub fn links_up(config: &str) -> Vec<(String, String)> {
-    numbered(config, &["net"])
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let mut down = false;
-            let mut parts: Vec<&str> = Vec::new();
-            for p in v.split(',') {
-                match p.split_once('=') {
-                    Some(("link_down", x)) => down |= truthy(x),
-                    _ => parts.push(p),
-                }
-            }
-            parts.push("link_down=1");
-            (!down).then(|| (k.to_string(), parts.join(",")))
-        })
+/// The nets of a config whose link is up, as (key, value with `link_down=1` set).
+pub fn links_up(config: &GuestConfig) -> Vec<(String, String)> {
+    config
+        .nets
+        .iter()
+        .filter(|n| !n.link_down)
+        .map(|n| (n.key.clone(), n.with_link_down()))
         .collect()
 }
 
@@ -558,34 +454,23 @@ mod tests {
     }
 
     #[test]
-    fn rootfs() {
-        assert_eq!(
-            rootfs_storage("arch: amd64\nrootfs: local-lvm:vm-101-disk-0,size=8G\n").as_deref(),
-            Some("local-lvm")
-        );
-        assert_eq!(rootfs_storage("rootfs: /srv/ct101\n"), None);
-        assert_eq!(rootfs_storage("rootfs: bad;id:x\n"), None);
-    }
-
-    #[test]
     fn what_an_overwrite_loses() {
         let ct = "rootfs: local-lvm:vm-101-disk-0,size=8G\nmp0: local-lvm:vm-101-disk-1,mp=/a\n\
                   mp1: /mnt/x,mp=/b\nmp2: local-lvm:vm-101-disk-2,mp=/c,backup=1\n\
                   mp3: volume=nas:101/vm-101-disk-3.raw,mp=/d,backup=0\nmp4: local-lvm:vm-200-disk-0,mp=/e\n\
                   unused0: local-lvm:vm-101-disk-4\nmpx: local-lvm:vm-101-disk-5\n";
-        let keys: Vec<String> = ct_unbacked(ct, 101).into_iter().map(|v| v.key).collect();
+        let ct = GuestConfig::from_text(Kind::Lxc, ct);
+        let keys: Vec<String> = ct_unbacked(&ct, 101).into_iter().map(|v| v.key).collect();
         assert_eq!(keys, ["mp0", "mp3", "unused0"]);
         let vm = "scsi0: local-lvm:vm-100-disk-0,size=32G\nscsi1: local-lvm:vm-100-disk-1,backup=0\n\
                   ide2: local:iso/x.iso,media=cdrom,backup=0\nsata0: none,backup=0\nunused0: local-lvm:vm-100-disk-2\n";
         assert_eq!(
-            vm_detached(vm),
+            vm_detached(&GuestConfig::from_text(Kind::Qemu, vm)),
             [Volume {
                 key: "scsi1".into(),
                 volume: "local-lvm:vm-100-disk-1".into()
             }]
         );
-        assert!(empty_config("") && empty_config("digest: abc\n"));
-        assert!(!empty_config("memory: 128\n"));
     }
 
     #[test]
@@ -593,7 +478,7 @@ mod tests {
         let c =
             "net0: virtio=AA,bridge=vmbr0\nnet1: virtio=BB,bridge=vmbr1,link_down=1\nnetwork: x\n";
         assert_eq!(
-            links_up(c),
+            links_up(&GuestConfig::from_text(Kind::Qemu, c)),
             [(
                 "net0".to_string(),
                 "virtio=AA,bridge=vmbr0,link_down=1".to_string()
@@ -601,7 +486,7 @@ mod tests {
         );
         let off = "net0: virtio=AA,link_down=0,bridge=vmbr0\nnet1: virtio=BB,link_down=on\n";
         assert_eq!(
-            links_up(off),
+            links_up(&GuestConfig::from_text(Kind::Qemu, off)),
             [(
                 "net0".to_string(),
                 "virtio=AA,bridge=vmbr0,link_down=1".to_string()
@@ -625,42 +510,36 @@ pub struct RootOnly {
 /// `sanitize_and_merge_config`: raw `lxc.*` keys skipped; qemu-server `QemuServer.pm`
 /// `check_restore_permissions` → `check_mapping_access`: `hostpciN` and `usbN` (but
 /// `spice`) with a `host=` instead of a mapping.
-pub fn root_only(config: &str, lxc: bool) -> RootOnly {
-    let mut out = RootOnly::default();
-    for line in config.lines().take_while(|l| !l.starts_with('[')) {
-        let Some((k, v)) = line.split_once(':') else {
-            continue;
-        };
-        let (k, v) = (k.trim(), v.trim());
-        if lxc && k.starts_with("lxc.") {
-            out.dropped.push(format!("{k}: {v}"));
-        }
-    }
-    let prefixes: &[&str] = if lxc { &["mp"] } else { &["hostpci", "usb"] };
-    let head: String = config
-        .lines()
-        .take_while(|l| !l.starts_with('['))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    for (k, v) in numbered(&head, prefixes) {
-        let (vol, opts) = volume_and_opts(v);
-        let why = if lxc {
-            vol.starts_with('/').then(|| {
-                format!(
-                    "{k} is a bind or device mount ({})",
-                    pvedr::msg::visible(vol)
-                )
-            })
-        } else {
-            let host = opts
-                .iter()
-                .find(|(o, _)| *o == "host")
-                .map(|(_, x)| *x)
-                .or((!vol.is_empty()).then_some(vol));
-            host.filter(|h| !(k.starts_with("usb") && h.eq_ignore_ascii_case("spice")))
-                .map(|h| format!("{k} passes host device {} through", pvedr::msg::visible(h)))
-        };
-        out.refused.extend(why);
+pub fn root_only(config: &GuestConfig, lxc: bool) -> RootOnly {
+    let mut out = RootOnly {
+        dropped: config.lxc.clone(),
+        ..RootOnly::default()
+    };
+    if lxc {
+        let binds = config
+            .disks
+            .iter()
+            .filter(|d| d.key != "rootfs" && !d.is_volume() && d.source.starts_with('/'));
+        out.refused.extend(binds.map(|d| {
+            format!(
+                "{} is a bind or device mount ({})",
+                d.key,
+                pvedr::msg::visible(&d.source)
+            )
+        }));
+    } else {
+        // `usbN: spice` is no host device.
+        let hosts = config.devices.iter().filter_map(|d| {
+            let h = d.host.as_deref()?;
+            (!(d.key.starts_with("usb") && h.eq_ignore_ascii_case("spice"))).then_some((d, h))
+        });
+        out.refused.extend(hosts.map(|(d, h)| {
+            format!(
+                "{} passes host device {} through",
+                d.key,
+                pvedr::msg::visible(h)
+            )
+        }));
     }
     out
 }

@@ -6,6 +6,8 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use pvedr::error::{Error, Result};
+use pvedr::pve::GuestConfig;
+use pvedr::pve::props::Props;
 use pvedr::transport::{RemoteCommand, Transport};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,22 +139,24 @@ pub fn parse(spec: &str) -> Result<Vec<Probe>> {
     })
 }
 
-/// The first IP address in a guest config (`ipconfig0: ip=…` for VMs, `netN: …,ip=…` for CTs).
-pub fn config_ip(config: &str) -> Option<String> {
-    for line in config.lines() {
-        let (k, v) = line.split_once(':')?;
-        if !(k.starts_with("ipconfig") || k.starts_with("net")) {
-            continue;
-        }
-        for part in v.trim().split(',') {
-            if let Some(ip) = part.strip_prefix("ip=") {
-                if ip != "dhcp" && ip != "manual" {
-                    return Some(ip.split('/').next().unwrap_or(ip).to_string());
-                }
-            }
-        }
-    }
-    None
+/// The first IP address in a guest config, by key (`ipconfig0: ip=…` for VMs, `netN: …,ip=…`
+/// for CTs).
+pub fn config_ip(config: &GuestConfig) -> Option<String> {
+    let ipconfigs = config
+        .rest
+        .iter()
+        .filter(|(k, _)| k.starts_with("ipconfig"))
+        .map(|(k, v)| (k.as_str(), Props::parse(v)));
+    let nets = config
+        .nets
+        .iter()
+        .map(|n| (n.key.as_str(), n.props.clone()));
+    let mut all: Vec<(&str, Props)> = ipconfigs.chain(nets).collect();
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    all.iter().find_map(|(_, p)| {
+        let ip = p.get("ip").filter(|ip| *ip != "dhcp" && *ip != "manual")?;
+        Some(ip.split('/').next().unwrap_or(ip).to_string())
+    })
 }
 
 pub struct ProbeTarget<'a> {
@@ -290,6 +294,7 @@ pub fn run_once(p: &Probe, t: &ProbeTarget) -> std::result::Result<String, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pvedr::pve::Kind;
 
     #[test]
     fn specs() {
@@ -329,14 +334,19 @@ mod tests {
 
     #[test]
     fn ips_from_config() {
+        let vm = |t: &str| GuestConfig::from_text(Kind::Qemu, t);
+        let ct = |t: &str| GuestConfig::from_text(Kind::Lxc, t);
         assert_eq!(
-            config_ip("agent: 1\nipconfig0: ip=10.0.0.5/24,gw=10.0.0.1\n").as_deref(),
+            config_ip(&vm("agent: 1\nipconfig0: ip=10.0.0.5/24,gw=10.0.0.1\n")).as_deref(),
             Some("10.0.0.5")
         );
         assert_eq!(
-            config_ip("net0: name=eth0,bridge=vmbr0,ip=192.168.1.9/24,type=veth\n").as_deref(),
+            config_ip(&ct(
+                "net0: name=eth0,bridge=vmbr0,ip=192.168.1.9/24,type=veth\n"
+            ))
+            .as_deref(),
             Some("192.168.1.9")
         );
-        assert_eq!(config_ip("net0: name=eth0,ip=dhcp\n"), None);
+        assert_eq!(config_ip(&ct("net0: name=eth0,ip=dhcp\n")), None);
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use pvedr::error::Result;
 use pvedr::plan::{Plan, StepId};
+use pvedr::pve::GuestConfig;
 use pvedr::records::{Backup, Restore, seconds_since};
 use pvedr::retry::{Retry, poll_until};
 use pvedr::shell;
@@ -75,7 +76,7 @@ struct Job<'a> {
     /// The overwritten guest's pool: the restore keeps the membership (user.cfg).
     pool: Option<String>,
     /// The target's config as the lock check read it (overwrite).
-    conf: Option<String>,
+    conf: Option<GuestConfig>,
     /// What the overwrite deletes for good (snapshots, volumes), said in the restore step.
     loss: Option<String>,
     /// qmrestore's leftover after a failed restore to a new VMID: removed or kept.
@@ -202,7 +203,7 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
     let target_storage = match (&ctx.o.storage, lxc) {
         (Some(s), _) => Some(s.clone()),
         (None, false) => None,
-        (None, true) => match ct_storage(t, &b, target, existing.is_some()) {
+        (None, true) => match ct_storage(t, &b, guest::at(&on, true, target), existing.is_some()) {
             Ok(s) => Some(s),
             Err(msg) => return Ok(refused(rec, plan, msg, started)),
         },
@@ -342,25 +343,23 @@ fn choose_node(
 fn ct_storage(
     t: &dyn Transport,
     b: &Backup,
-    target: u64,
+    at: pvedr::pve::At,
     overwrite: bool,
 ) -> std::result::Result<String, String> {
     let (config, whose) = if overwrite {
-        (
-            guest::config(t, true, target),
-            format!("CT {target}'s config"),
-        )
+        let c = pvedr::pve::Client::new(t).guest_config(at);
+        (c, format!("CT {}'s config", at.vmid))
     } else {
-        (
-            guest::archive_config(t, &b.volid),
-            format!("the config inside {}", b.volid),
-        )
+        let c = guest::archive_config(t, &b.volid, true);
+        (c, format!("the config inside {}", b.volid))
     };
-    let text = config
+    let config = config
         .map_err(|e| e.to_string())
         .and_then(|c| c)
         .map_err(|e| format!("cannot read {whose} to tell the storage ({e}); give --storage"))?;
-    guest::rootfs_storage(&text)
+    config
+        .rootfs_storage()
+        .map(str::to_string)
         .ok_or_else(|| format!("{whose} names no rootfs storage; give --storage"))
 }
 
@@ -495,31 +494,24 @@ impl Job<'_> {
             Some(pvedr::archive::test_command("<path>", &self.b.format)),
         );
         if self.overwrite {
+            let node = self.rec.node.clone().unwrap_or_default();
             self.s.lock = Some(p.read(
                 "check-lock",
                 &id,
                 "a locked guest (backup, snapshot, migration) must not be touched",
-                Some(argv(&[tool, "config", &id])),
+                Some(guest::at(&node, self.lxc, self.target).config_cmd().argv),
             ));
-            let node = self.rec.node.clone().unwrap_or_default();
             self.s.vzdump = Some(p.read(
                 "check-vzdump",
                 &node,
                 "no vzdump may be running on the node: the safety point would wait for its lock (up to 3 h by default) with the guest stopped",
-                Some(pvedr::pvesh::get(
-                    &pvedr::pvesh::paths::tasks(&node),
-                    &["--source", "active", "--typefilter", "vzdump"],
-                ).argv),
+                Some(pvedr::pve::active_tasks_cmd(&node, "vzdump").argv),
             ));
-            let gtype = if self.lxc { "lxc" } else { "qemu" };
             self.s.loss = Some(p.read(
                 "check-loss",
                 &id,
                 "what the overwrite deletes that the backup and the safety point cannot bring back: snapshots, volumes not in the backup",
-                Some(pvedr::pvesh::get(
-                    &pvedr::pvesh::paths::guest_snapshots(&node, gtype, self.target),
-                    &[],
-                ).argv),
+                Some(guest::at(&node, self.lxc, self.target).snapshots_cmd().argv),
             ));
             self.s.stop = Some(p.change(
                 "stop",
@@ -700,10 +692,11 @@ impl Job<'_> {
         Ok(self.finish())
     }
 
-    /// A read-only command; a lost connection is recorded and ends the run's changes.
-    fn read(&mut self, a: &[String]) -> Option<CommandOutput> {
-        match self.t.exec(&RemoteCommand::read(a.to_vec())) {
-            Ok(out) => Some(out),
+    /// The target's config; a lost connection is recorded and ends the run's changes.
+    fn read_config(&mut self) -> Option<pvedr::pve::Answer<GuestConfig>> {
+        let node = self.rec.node.clone().unwrap_or_default();
+        match guest::config(self.t, &node, self.lxc, self.target) {
+            Ok(c) => Some(c),
             Err(e) => {
                 self.lost = true;
                 self.failure
@@ -875,12 +868,7 @@ impl Job<'_> {
     /// The storage's type as the node reports it (`pbs`, `dir`, `nfs`, …).
     fn storage_type(&self) -> pvedr::Result<String> {
         let node = self.rec.node.as_deref().unwrap_or("");
-        let cmd = pvedr::pvesh::get(
-            &pvedr::pvesh::paths::storage_status(node, &self.storage),
-            &[],
-        );
-        let out = self.ctx.t.exec(&cmd)?;
-        let m = pvedr::pvesh::parse_object(self.t.host(), &cmd, out)?;
+        let m = pvedr::pve::Client::new(self.ctx.t).storage_status(node, &self.storage)?;
         Ok(pvedr::pvesh::str_of(&m, "type").unwrap_or_default())
     }
 
@@ -921,7 +909,7 @@ impl Job<'_> {
         if self.ctx.t.is_root() {
             return None;
         }
-        let why = match guest::archive_config(self.ctx.t, &self.b.volid) {
+        let why = match guest::archive_config(self.ctx.t, &self.b.volid, self.lxc) {
             Ok(Ok(c)) => return self.root_only(&c),
             Ok(Err(e)) => e,
             Err(e) => e.to_string(),
@@ -936,7 +924,7 @@ impl Job<'_> {
     }
 
     /// [`Self::check_root_only`] on the backup's config.
-    fn root_only(&mut self, config: &str) -> Option<String> {
+    fn root_only(&mut self, config: &GuestConfig) -> Option<String> {
         let r = guest::root_only(config, self.lxc);
         if !r.refused.is_empty() {
             return Some(format!(
@@ -984,17 +972,8 @@ impl Job<'_> {
             self.plan.finish(i, "failed", msg, t0);
             return Some(format!("{msg}; nothing was changed"));
         }
-        let path = pvedr::pvesh::paths::content(
-            self.rec.node.as_deref().unwrap_or(""),
-            &self.storage,
-            &self.b.volid,
-        );
-        let cmd = pvedr::pvesh::get(&path, &[]);
-        let found = self
-            .ctx
-            .t
-            .exec(&cmd)
-            .and_then(|out| pvedr::pvesh::parse_object(self.t.host(), &cmd, out));
+        let node = self.rec.node.as_deref().unwrap_or("");
+        let found = pvedr::pve::Client::new(self.ctx.t).volume(node, &self.storage, &self.b.volid);
         let m = match found {
             Ok(m) => m,
             Err(e) => {
@@ -1034,13 +1013,14 @@ impl Job<'_> {
         let t0 = Instant::now();
         let wait = self.lock_wait();
         let (t, lxc, target) = (self.t, self.lxc, self.target);
+        let node = self.rec.node.clone().unwrap_or_default();
         let mut last_lock = None;
         let mut seen = None;
         let r = poll_until(t0 + wait, Duration::from_secs(2), || {
-            match guest::config(t, lxc, target)? {
+            match guest::config(t, &node, lxc, target)? {
                 Err(e) => Ok(Some(Err(format!("cannot read guest {target}: {e}")))),
-                Ok(conf) if guest::protected(&conf) => Ok(Some(Err(protected_msg(lxc, target)))),
-                Ok(conf) => match guest::lock_of(&conf) {
+                Ok(conf) if conf.protection => Ok(Some(Err(protected_msg(lxc, target)))),
+                Ok(conf) => match conf.lock.clone() {
                     None => {
                         seen = Some(conf);
                         Ok(Some(Ok(())))
@@ -1141,8 +1121,9 @@ impl Job<'_> {
             self.plan.finish(i, "skipped", "qmrestore left nothing", t0);
             return;
         }
-        let empty = match guest::config(self.t, false, self.target) {
-            Ok(Ok(c)) => guest::empty_config(&c),
+        let node = self.rec.node.clone().unwrap_or_default();
+        let empty = match guest::config(self.t, &node, false, self.target) {
+            Ok(Ok(c)) => c.is_empty(),
             _ => false,
         };
         if !empty {
@@ -1234,10 +1215,10 @@ impl Job<'_> {
         if self.s.start.is_none() && self.s.probes.is_empty() {
             return false;
         }
-        let Some(out) = self.read(&argv(&[self.tool(), "config", &self.id()])) else {
+        let Some(conf) = self.read_config() else {
             return false;
         };
-        if !(out.success() && guest::template(&String::from_utf8_lossy(&out.stdout))) {
+        if !conf.is_ok_and(|c| c.template) {
             return false;
         }
         let why = format!(
@@ -1260,18 +1241,20 @@ impl Job<'_> {
 
     fn isolate(&mut self, i: StepId) {
         let t0 = Instant::now();
-        let Some(out) = self.read(&argv(&[self.tool(), "config", &self.id()])) else {
+        let Some(conf) = self.read_config() else {
             self.plan
                 .finish(i, "failed", "connection lost reading the config", t0);
             return;
         };
-        if !out.success() {
-            let e = guest::status_line(&out);
-            self.plan.finish(i, "failed", e.clone(), t0);
-            self.failure = Some(format!("isolating failed: {e}"));
-            return;
-        }
-        let links = guest::links_up(&String::from_utf8_lossy(&out.stdout));
+        let conf = match conf {
+            Ok(c) => c,
+            Err(e) => {
+                self.plan.finish(i, "failed", e.clone(), t0);
+                self.failure = Some(format!("isolating failed: {e}"));
+                return;
+            }
+        };
+        let links = guest::links_up(&conf);
         for (k, v) in &links {
             self.plan.set_command(
                 i,
@@ -1295,13 +1278,12 @@ impl Job<'_> {
             }
         };
         let deadline = Instant::now() + self.ctx.o.probe_timeout.max(Duration::from_secs(5)) * 3;
-        let status = RemoteCommand::read(argv(&[self.tool(), "status", &self.id()]));
-        let t = self.t;
+        let node = self.rec.node.clone().unwrap_or_default();
+        let client = pvedr::pve::Client::new(self.t);
+        let at = guest::at(&node, self.lxc, self.target);
         let polled = poll_until(deadline, Duration::from_millis(500), || {
-            let out = t.exec(&status)?;
-            Ok(String::from_utf8_lossy(&out.stdout)
-                .contains("status: running")
-                .then_some(()))
+            let status = client.guest_status(at)?;
+            Ok(status.is_ok_and(|s| s.running()).then_some(()))
         });
         let running = match polled {
             Ok(r) => r.is_some(),
@@ -1322,13 +1304,10 @@ impl Job<'_> {
     }
 
     fn probes(&mut self) {
-        let Some(out) = self.read(&argv(&[self.tool(), "config", &self.id()])) else {
+        let Some(conf) = self.read_config() else {
             return;
         };
-        let ip = out
-            .success()
-            .then(|| probe::config_ip(&String::from_utf8_lossy(&out.stdout)))
-            .flatten();
+        let ip = conf.ok().and_then(|c| probe::config_ip(&c));
         let timeout = self.ctx.o.probe_timeout;
         let bounds = pvedr::http::Bounds {
             connect: timeout,

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use pvedr::error::Result;
 use pvedr::plan::{Plan, StepId};
+use pvedr::pve::GuestConfig;
 use pvedr::records::{Restore, seconds_since};
 use pvedr::shell;
 use pvedr::transport::{RemoteCommand, Transport};
@@ -65,7 +66,7 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         "check-lock",
         &id,
         "a locked guest must not be touched",
-        Some(argv(&[tool, "config", &id])),
+        Some(guest::at(&e.node, lxc, vmid).config_cmd().argv),
     );
     let note = format!("pvedr safety point before rollback to {snap}");
     let i_safety = plan.change(
@@ -92,13 +93,13 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         None => ctx.t,
     };
     // A container's way back needs its storage: `pct restore` alone puts it on `local`.
-    let config = match guest::config(t, lxc, vmid) {
+    let config = match guest::config(t, &e.node, lxc, vmid) {
         Ok(Ok(c)) => c,
         Ok(Err(m)) => return Ok(refused(rec, plan, m, started)),
         Err(e) => return Ok(refused(rec, plan, e.to_string(), started)),
     };
-    let lock = guest::lock_of(&config);
-    let ct_storage = guest::rootfs_storage(&config).filter(|_| lxc);
+    let lock = config.lock.clone();
+    let ct_storage = config.rootfs_storage().filter(|_| lxc).map(str::to_string);
     if let Some(l) = lock {
         plan.finish(i_lock, "failed", format!("locked ({l})"), t0);
         plan.skip_rest("refused");
@@ -158,7 +159,7 @@ fn rollback_possible(
     lxc: bool,
     vmid: u64,
     snap: &str,
-    config: &str,
+    config: &GuestConfig,
 ) -> std::result::Result<guest::Snap, String> {
     let list = guest::snapshot_list(t, node, lxc, vmid).map_err(|e| {
         format!("cannot list the snapshots of guest {vmid}: {e}; nothing was changed")
@@ -175,7 +176,7 @@ fn rollback_possible(
             )
         });
     };
-    match not_most_recent(t, node, lxc, &list, &target, config) {
+    match not_most_recent(t, node, &list, &target, config) {
         Ok(None) => Ok(target),
         Ok(Some(msg)) => Err(format!("guest {vmid}: {msg}; nothing was changed")),
         Err(e) => Err(format!(
@@ -230,10 +231,9 @@ const MOST_RECENT_ONLY: &[&str] = &["zfspool", "zfs"];
 fn not_most_recent(
     t: &dyn Transport,
     node: &str,
-    lxc: bool,
     list: &[guest::Snap],
     target: &guest::Snap,
-    config: &str,
+    config: &GuestConfig,
 ) -> Result<Option<String>> {
     let mut newer: Vec<&str> = list
         .iter()
@@ -245,7 +245,7 @@ fn not_most_recent(
     }
     newer.sort_unstable();
     let types = guest::storage_types(t, node)?;
-    let on_zfs: Vec<guest::Volume> = guest::disks(config, lxc)
+    let on_zfs: Vec<guest::Volume> = guest::disks(config)
         .into_iter()
         .filter(|d| {
             let sid = d.volume.split_once(':').map_or("", |(s, _)| s);

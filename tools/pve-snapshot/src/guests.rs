@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use pvedr::cluster::{self, Cluster};
 use pvedr::error::{Error, Result};
 use pvedr::listing::GuestSelection;
+use pvedr::pve::{self, At, Client, Kind};
 use pvedr::pvesh::{self, paths};
 use pvedr::records::{Guest, Snapshot, rfc3339};
 use pvedr::transport::{CommandOutput, RemoteCommand, Transport};
@@ -78,23 +79,29 @@ impl<'a> Ctx<'a> {
             })
     }
 
-    /// Waits up to `wait` for the guest's lock to go away (read from `qm|pct config` on its
+    /// Waits up to `wait` for the guest's lock to go away (read from its config on its
     /// node every 2 s). The lock still held, or `None` once it is free.
     pub fn wait_unlocked(&self, g: &Guest, wait: Duration) -> Result<Option<String>> {
         let node = g.node.clone().unwrap_or_default();
-        let cmd = RemoteCommand::read([tool(g), "config", &g.vmid.to_string()]);
+        let hop = self.cluster.route(self.t, &node)?;
+        let client = Client::new(hop.as_deref().unwrap_or(self.t));
+        let at = at(g, &node);
         let mut held = g.lock.clone();
         let free = retry::poll_until(Instant::now() + wait, Duration::from_secs(2), || {
-            let out = self.on_node(&node, &cmd)?;
-            let text =
-                String::from_utf8_lossy(&pvedr::transport::check(&node, &cmd, out)?).to_string();
-            held = text
-                .lines()
-                .find_map(|l| l.strip_prefix("lock:"))
-                .map(|l| l.trim().to_string());
+            held = client.lock(at)?;
             Ok(held.is_none().then_some(()))
         })?;
         Ok(if free.is_some() { None } else { held })
+    }
+}
+
+/// Where a guest's API paths are.
+fn at<'n>(g: &Guest, node: &'n str) -> At<'n> {
+    let kind = Kind::parse(&g.guest_type).unwrap_or(Kind::Qemu);
+    At {
+        node,
+        kind,
+        vmid: g.vmid,
     }
 }
 
@@ -133,12 +140,9 @@ pub struct Listed {
 /// Every guest's snapshots, in one round trip (a parallel batch of `pvesh get`, proxied by
 /// Proxmox to each guest's node). Per guest: the list, or why it could not be read.
 pub fn list_all(t: &dyn Transport, guests: &[Guest]) -> Result<Vec<Result<Listed, String>>> {
-    let cmds: Vec<RemoteCommand> = guests
+    let ats: Vec<At> = guests
         .iter()
-        .map(|g| {
-            let node = g.node.as_deref().unwrap_or_default();
-            pvesh::get(&paths::guest_snapshots(node, &g.guest_type, g.vmid), &[])
-        })
+        .map(|g| at(g, g.node.as_deref().unwrap_or_default()))
         .collect();
     let names: Vec<String> = guests
         .iter()
@@ -152,28 +156,26 @@ pub fn list_all(t: &dyn Transport, guests: &[Guest]) -> Result<Vec<Result<Listed
         })
         .collect();
     pvedr::deadline::doing(format!("listing the snapshots of {}", names.join(", ")));
-    let outs = t.exec_batch(&cmds)?;
+    let lists = Client::new(t).snapshots_of(&ats)?;
     Ok(guests
         .iter()
-        .zip(cmds.iter().zip(outs))
-        .map(|(g, (cmd, out))| {
-            let items = pvesh::parse_list(t.host(), cmd, out).map_err(|e| e.to_string())?;
-            Ok(listed(g, &items))
-        })
+        .zip(lists)
+        .map(|(g, list)| Ok(listed(g, list?)))
         .collect())
 }
 
-fn listed(g: &Guest, items: &[Map<String, Value>]) -> Listed {
-    let current = items
+fn listed(g: &Guest, items: Vec<pve::Snapshot>) -> Listed {
+    let parent = items
         .iter()
-        .find(|m| pvesh::str_of(m, "name").as_deref() == Some("current"));
-    let parent = current.and_then(|m| pvesh::str_of(m, "parent"));
+        .find(|s| s.is_current())
+        .and_then(|s| s.parent.clone());
     let mut snapshots: Vec<Snapshot> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
-    for s in items.iter().filter_map(|m| snapshot(g, m)) {
-        if s.name == "current" {
-            continue;
-        }
+    for s in items
+        .into_iter()
+        .filter(|s| !s.is_current())
+        .map(|s| snapshot(g, s))
+    {
         // Names are unique in a guest's config: a second entry is the node's error, and
         // counting it twice would let prune remove the snapshot it also keeps.
         if !seen.insert(s.name.clone()) {
@@ -196,27 +198,26 @@ fn listed(g: &Guest, items: &[Map<String, Value>]) -> Listed {
 }
 
 /// One entry of the list as a `snapshot` record.
-fn snapshot(g: &Guest, m: &Map<String, Value>) -> Option<Snapshot> {
-    let name = pvesh::str_of(m, "name")?;
-    let snaptime = pvesh::int_of(m, "snaptime").filter(|t| *t > 0);
-    let description = pvesh::str_of(m, "description").filter(|d| !d.is_empty());
+fn snapshot(g: &Guest, s: pve::Snapshot) -> Snapshot {
+    let snaptime = s.snaptime.filter(|t| *t > 0);
+    let description = s.description.filter(|d| !d.is_empty());
     let mut extra = Map::new();
-    if let Some(s) = pvesh::str_of(m, "snapstate") {
-        extra.insert("snapstate".into(), Value::String(s));
+    if let Some(st) = s.snapstate {
+        extra.insert("snapstate".into(), Value::String(st));
     }
-    Some(Snapshot {
+    Snapshot {
         node: g.node.clone(),
         vmid: g.vmid,
         guest_type: g.guest_type.clone(),
-        label: names::ours(&name, description.as_deref()).map(String::from),
-        name,
+        label: names::ours(&s.name, description.as_deref()).map(String::from),
+        name: s.name,
         snaptime,
         time: snaptime.map(rfc3339),
-        parent: pvesh::str_of(m, "parent"),
-        vmstate: (g.guest_type == "qemu").then(|| pvesh::bool_of(m, "vmstate") == Some(true)),
+        parent: s.parent,
+        vmstate: (g.guest_type == "qemu").then_some(s.vmstate),
         description,
         extra,
-    })
+    }
 }
 
 /// What a failed command said (Proxmox's reason), on one line, bounded.

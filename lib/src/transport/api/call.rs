@@ -39,10 +39,6 @@ impl Method {
 pub enum Render {
     /// `pvesh … --output-format json`: the data as JSON.
     Json,
-    /// `qm config`: `key: value` lines, sorted, without `digest`.
-    Config,
-    /// `qm status`: `status: running`.
-    Status,
     /// A string as it is (`pvesm extractconfig`).
     Text,
     /// One field of an object (`pvesm path` from the volume's attributes).
@@ -164,12 +160,6 @@ fn guest(kind: &str, verb: &str, vmid: u64, rest: &[&str], node: &str) -> Option
     // A snapshot name is one path segment: no `/`, no `..`.
     let named = |name: &str| validate::snapshot_name(name).is_ok();
     match (verb, rest) {
-        ("status", []) => get(
-            &format!("{base}/status/current"),
-            Vec::new(),
-            Render::Status,
-        ),
-        ("config", opts) => get(&format!("{base}/config"), options(opts)?, Render::Config),
         ("set", opts) => Some(Call {
             method: Method::Put,
             path: api_path(&format!("{base}/config"))?,
@@ -217,7 +207,6 @@ fn guest(kind: &str, verb: &str, vmid: u64, rest: &[&str], node: &str) -> Option
             }
             worker(Method::Post, &path, params, needs)
         }
-        ("listsnapshot", []) => get(&format!("{base}/snapshot"), Vec::new(), Render::Json),
         _ => None,
     }
 }
@@ -380,7 +369,6 @@ mod tests {
         let c = t(&["qm", "stop", "100", "--skiplock"]);
         assert_eq!(c.path, "/nodes/pve2/qemu/100/status/stop");
         assert_eq!(c.params, vec![kv("skiplock", 1)]);
-        assert_eq!(t(&["pct", "status", "200"]).render, Render::Status);
         assert_eq!(
             t(&["qm", "delsnapshot", "100", "auto-1"]).path,
             "/nodes/pve2/qemu/100/snapshot/auto-1"
@@ -407,6 +395,10 @@ mod tests {
             &["zstd", "-q", "-t", "--", "/x.zst"],
             &["cat", "--", "/x"],
             &["pct", "exec", "200", "--", "true"],
+            // Reads go as `pvesh get`: the CLI's text is never rendered.
+            &["qm", "config", "100"],
+            &["pct", "status", "200"],
+            &["qm", "listsnapshot", "100"],
             &["qm", "delsnapshot", "100", "a/../../x"],
             &["qm", "rollback", "100", ".."],
             &["pvesh", "get", "/nodes/../x"],

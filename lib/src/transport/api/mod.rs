@@ -424,32 +424,8 @@ fn render(r: Render, data: &Value) -> Vec<u8> {
             Some(v) => format!("{v}\n"),
             None => String::new(),
         },
-        Render::Status => match data.get("status").and_then(Value::as_str) {
-            Some(s) => format!("status: {s}\n"),
-            None => String::new(),
-        },
-        Render::Config => config_lines(data),
     };
     text.into_bytes()
-}
-
-/// `qm config`'s text: sorted `key: value` lines without the digest (qemu-server
-/// `PVE/CLI/qm.pm` `config`), newlines of a description kept on one line.
-fn config_lines(data: &Value) -> String {
-    let Some(m) = data.as_object() else {
-        return String::new();
-    };
-    let mut keys: Vec<&String> = m.keys().filter(|k| *k != "digest").collect();
-    keys.sort();
-    let mut out = String::new();
-    for k in keys {
-        let v = match &m[k] {
-            Value::String(s) => s.replace('\n', "%0A"),
-            v => v.to_string(),
-        };
-        out.push_str(&format!("{k}: {v}\n"));
-    }
-    out
 }
 
 impl Transport for Api {
@@ -564,15 +540,5 @@ mod tests {
     fn secrets_are_not_printed() {
         let s = Secret("0123-secret".into());
         assert!(!format!("{s:?}").contains("0123"));
-    }
-
-    #[test]
-    fn configs_render_as_qm_prints_them() {
-        let v =
-            serde_json::json!({"name": "web", "digest": "x", "cores": 2, "description": "a\nb"});
-        assert_eq!(
-            config_lines(&v),
-            "cores: 2\ndescription: a%0Ab\nname: web\n"
-        );
     }
 }

@@ -639,3 +639,40 @@ fn a_first_ctrl_c_over_the_api_says_the_task_goes_on_without_a_wait() {
     );
     assert!(!err.contains("finishing the restore"), "{err}");
 }
+
+#[test]
+fn a_drill_over_the_api_reads_the_config_and_the_state_as_json() {
+    // The drill's reads are `pvesh get …/config` and `…/status/current`, sent as the GETs
+    // they name: the isolation finds the link in the config's JSON, the start waits for
+    // `running` in the status's.
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    let mut role = restore_role(true);
+    role[2]["privs"]
+        .as_array_mut()
+        .expect("privs")
+        .push(json!("VM.GuestAgent.Audit"));
+    front.add_token("dr@pve!restore", SECRET, role);
+    let (rec, code, err) = restore(
+        &front,
+        "dr@pve!restore",
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--test",
+            "--start",
+            "--no-archive-test",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(step(&rec, "isolate")["status"], "changed", "{rec}");
+    assert_eq!(step(&rec, "isolate")["message"], "1 link(s) down", "{rec}");
+    assert_eq!(step(&rec, "start")["message"], "running", "{rec}");
+    let m = sim.mutations();
+    assert!(
+        m.iter()
+            .any(|x| x.starts_with("qm set 9900 --net0") && x.ends_with(",link_down=1")),
+        "{m:?}"
+    );
+}

@@ -556,7 +556,10 @@ fn a_cut_after_the_first_change_says_what_ran_and_the_way_back() {
 #[test]
 fn a_cut_during_verification_still_gives_a_record_and_the_way_back() {
     // The restore and `qm start` go through; the connection dies while waiting for it to run.
-    let (_sim, rec, err) = cut_at("qm status 100", &["--start"]);
+    let (_sim, rec, err) = cut_at(
+        "pvesh get /nodes/pve1/qemu/100/status/current",
+        &["--start"],
+    );
     assert_eq!(step(&rec, "restore")["status"], "changed");
     assert_lost(step(&rec, "start"));
     assert_way_back_to_the_safety_point(&rec, &err);
@@ -704,6 +707,29 @@ fn a_container_goes_back_to_its_own_storage_not_local() {
         sim.mutations()
             .contains(&format!("pct restore 9102 {CT_BACKUP} --storage local-lvm")),
         "{rec}"
+    );
+}
+
+#[test]
+fn a_container_whose_rootfs_spells_out_volume_goes_back_to_its_storage() {
+    // `rootfs: volume=STORAGE:NAME,…` is the same property string as the bare form
+    // (pve-common JSONSchema.pm parse_property_string: `volume` is the default key): the
+    // storage is local-lvm, not "none named" (read before as `volume=local-lvm`).
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut g = guest(&sim, 101);
+    let rootfs = g["config"]["rootfs"].as_str().expect("rootfs").to_string();
+    g["config"]["rootfs"] = json!(format!("volume={rootfs}"));
+    sim.write_json("guests/101.json", &g);
+    let (rec, code, err) = restore(&sshd, &["--volid", CT_BACKUP, "--force", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert!(
+        sim.mutations().contains(&format!(
+            "pct restore 101 {CT_BACKUP} --force 1 --storage local-lvm"
+        )),
+        "{:?}",
+        sim.mutations()
     );
 }
 
