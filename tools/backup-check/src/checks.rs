@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pvedr::jobs::GuestRef;
-use pvedr::records::{Backup, BackupFailure, Check, Guest, Job, Snapshot, Storage, TfstateVersion};
+use pvedr::records::{
+    Backup, BackupFailure, Check, CheckStatus, Guest, Job, Snapshot, Storage, TfstateVersion,
+};
 use pvedr::retention::{Entry, KeepOptions, Mark, mark_group};
 use pvedr::schedule::Schedule;
 use pvedr::time::{Zone, format_duration};
@@ -29,12 +31,22 @@ impl Status {
         }
     }
 
-    pub fn parse(s: &str) -> Status {
+    /// The severity of a record's status; one this version does not know is UNKNOWN.
+    pub fn of(s: &CheckStatus) -> Status {
         match s {
-            "ok" => Status::Ok,
-            "warning" => Status::Warning,
-            "critical" => Status::Critical,
-            _ => Status::Unknown,
+            CheckStatus::Ok => Status::Ok,
+            CheckStatus::Warning => Status::Warning,
+            CheckStatus::Critical => Status::Critical,
+            CheckStatus::Unknown | CheckStatus::Other(_) => Status::Unknown,
+        }
+    }
+
+    pub fn typed(self) -> CheckStatus {
+        match self {
+            Status::Ok => CheckStatus::Ok,
+            Status::Unknown => CheckStatus::Unknown,
+            Status::Warning => CheckStatus::Warning,
+            Status::Critical => CheckStatus::Critical,
         }
     }
 
@@ -91,7 +103,7 @@ fn check(
     Check {
         component: component.into(),
         check: name.into(),
-        status: status.as_str().into(),
+        status: status.typed(),
         message,
         value,
         threshold,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use pvedr::error::Result;
 use pvedr::plan::{Plan, StepId};
-use pvedr::records::{Backup, Restore, seconds_since};
+use pvedr::records::{Backup, Restore, RestoreStatus, StepStatus, seconds_since};
 use pvedr::retry::{Retry, poll_until};
 use pvedr::shell;
 use pvedr::transport::{CommandOutput, RemoteCommand, Transport};
@@ -93,7 +93,7 @@ struct Job<'a> {
 
 /// A refusal before anything changed.
 pub fn refused(rec: Restore, plan: Plan, msg: String, started: Instant) -> Restore {
-    ended_early(rec, plan, "refused", msg, started)
+    ended_early(rec, plan, RestoreStatus::Refused, msg, started)
 }
 
 /// A failure before anything changed (a node that does not answer, say).
@@ -101,7 +101,7 @@ fn failed_early(rec: Restore, plan: Plan, e: pvedr::Error, started: Instant) -> 
     ended_early(
         rec,
         plan,
-        "failed",
+        RestoreStatus::Failed,
         format!("{e}; nothing was changed"),
         started,
     )
@@ -110,12 +110,12 @@ fn failed_early(rec: Restore, plan: Plan, e: pvedr::Error, started: Instant) -> 
 fn ended_early(
     mut rec: Restore,
     plan: Plan,
-    status: &str,
+    status: RestoreStatus,
     msg: String,
     started: Instant,
 ) -> Restore {
     pvedr::msg::say(format!("{status}: {msg}"));
-    rec.status = status.into();
+    rec.status = status;
     rec.error = Some(msg);
     rec.steps = plan.steps;
     rec.duration_s = Some(seconds_since(started));
@@ -143,7 +143,7 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         volid: Some(b.volid.clone()),
         node: Some(node.clone()),
         dry_run: ctx.cli.write.dry_run,
-        status: "planned".into(),
+        status: RestoreStatus::Planned,
         ..Default::default()
     };
     let plan = Plan::default();
@@ -243,7 +243,7 @@ pub fn verify_existing(ctx: &Ctx, vmid: u64) -> Result<Restore> {
         vmid: Some(vmid),
         target_vmid: Some(vmid),
         dry_run: ctx.cli.write.dry_run,
-        status: "planned".into(),
+        status: RestoreStatus::Planned,
         ..Default::default()
     };
     let present = match guest::resources(ctx.t) {
@@ -717,13 +717,13 @@ impl Job<'_> {
             Ok(out) if out.success() => Ok((out, t0)),
             Ok(out) => {
                 let m = guest::status_line(&out);
-                self.plan.finish(i, "failed", m.clone(), t0);
+                self.plan.finish(i, StepStatus::Failed, m.clone(), t0);
                 Err(m)
             }
             Err(e) => {
                 self.lost = true;
                 let m = format!("{}; the node's state is unknown", e.lost());
-                self.plan.finish(i, "failed", m.clone(), t0);
+                self.plan.finish(i, StepStatus::Failed, m.clone(), t0);
                 Err(m)
             }
         }
@@ -780,7 +780,7 @@ impl Job<'_> {
         });
         let msg = match r {
             Ok(Some(())) => {
-                self.plan.finish(i, "ok", "no vzdump running", t0);
+                self.plan.finish(i, StepStatus::Ok, "no vzdump running", t0);
                 return None;
             }
             Ok(None) => format!(
@@ -790,7 +790,7 @@ impl Job<'_> {
             ),
             Err(e) => format!("cannot list the running tasks of {node}: {e}; nothing was changed"),
         };
-        self.plan.finish(i, "failed", msg.clone(), t0);
+        self.plan.finish(i, StepStatus::Failed, msg.clone(), t0);
         Some(msg)
     }
 
@@ -808,7 +808,7 @@ impl Job<'_> {
                     "cannot list the snapshots of guest {}: {e}; nothing was changed",
                     self.target
                 );
-                self.plan.finish(i, "failed", msg.clone(), t0);
+                self.plan.finish(i, StepStatus::Failed, msg.clone(), t0);
                 return Some(msg);
             }
         };
@@ -860,10 +860,10 @@ impl Job<'_> {
                 self.target,
                 guest::Volume::list(&erased)
             );
-            self.plan.finish(i, "failed", msg.clone(), t0);
+            self.plan.finish(i, StepStatus::Failed, msg.clone(), t0);
             return Some(msg);
         }
-        self.plan.finish(i, "ok", what, t0);
+        self.plan.finish(i, StepStatus::Ok, what, t0);
         None
     }
 
@@ -955,20 +955,20 @@ impl Job<'_> {
         let (i, t0) = (self.s.check, Instant::now());
         if self.ctx.cli.no_archive_test {
             let why = "not tested: --no-archive-test";
-            self.plan.finish(i, "skipped", why, t0);
+            self.plan.finish(i, StepStatus::Skipped, why, t0);
             return None;
         }
         let kind = match self.storage_type() {
             Ok(k) => k,
             Err(e) => {
-                self.plan.finish(i, "failed", e.to_string(), t0);
+                self.plan.finish(i, StepStatus::Failed, e.to_string(), t0);
                 return Some(format!("cannot tell the storage's type: {e}"));
             }
         };
         if kind == "pbs" {
             self.plan.finish(
                 i,
-                "skipped",
+                StepStatus::Skipped,
                 "PBS verifies its snapshots (see the backup's verification state)",
                 t0,
             );
@@ -976,7 +976,7 @@ impl Job<'_> {
         }
         if !self.t.has_shell() {
             let msg = "the archive cannot be tested over the API (no shell on the node reads it): use --host (SSH) to test it, or --no-archive-test to restore it untested";
-            self.plan.finish(i, "failed", msg, t0);
+            self.plan.finish(i, StepStatus::Failed, msg, t0);
             return Some(format!("{msg}; nothing was changed"));
         }
         let path = pvedr::pvesh::paths::content(
@@ -993,13 +993,17 @@ impl Job<'_> {
         let m = match found {
             Ok(m) => m,
             Err(e) => {
-                self.plan.finish(i, "failed", e.to_string(), t0);
+                self.plan.finish(i, StepStatus::Failed, e.to_string(), t0);
                 return Some(format!("cannot locate the archive: {e}"));
             }
         };
         let Some(file) = pvedr::pvesh::str_of(&m, "path") else {
-            self.plan
-                .finish(i, "failed", "Proxmox reports no path for the archive", t0);
+            self.plan.finish(
+                i,
+                StepStatus::Failed,
+                "Proxmox reports no path for the archive",
+                t0,
+            );
             return Some("cannot locate the archive".into());
         };
         let test = pvedr::archive::test_command(&file, &self.b.format);
@@ -1009,16 +1013,17 @@ impl Job<'_> {
             .exec(&RemoteCommand::read(test).within(pvedr::archive::TEST_TIMEOUT))
         {
             Ok(out) if out.success() => {
-                self.plan.finish(i, "ok", format!("{file} is whole"), t0);
+                self.plan
+                    .finish(i, StepStatus::Ok, format!("{file} is whole"), t0);
                 None
             }
             Ok(out) => {
                 let msg = format!("the archive is damaged: {}", guest::status_line(&out));
-                self.plan.finish(i, "failed", msg.clone(), t0);
+                self.plan.finish(i, StepStatus::Failed, msg.clone(), t0);
                 Some(format!("{msg}; nothing was changed"))
             }
             Err(e) => {
-                self.plan.finish(i, "failed", e.to_string(), t0);
+                self.plan.finish(i, StepStatus::Failed, e.to_string(), t0);
                 Some(format!("cannot test the archive: {e}; nothing was changed"))
             }
         }
@@ -1050,7 +1055,7 @@ impl Job<'_> {
         let msg = match r {
             Ok(Some(Ok(()))) => {
                 self.conf = seen;
-                self.plan.finish(i, "ok", "not locked", t0);
+                self.plan.finish(i, StepStatus::Ok, "not locked", t0);
                 return None;
             }
             Ok(Some(Err(e))) => e,
@@ -1060,7 +1065,7 @@ impl Job<'_> {
             ),
             Err(e) => format!("cannot read guest {target}: {e}"),
         };
-        self.plan.finish(i, "failed", msg.clone(), t0);
+        self.plan.finish(i, StepStatus::Failed, msg.clone(), t0);
         Some(msg)
     }
 
@@ -1074,14 +1079,14 @@ impl Job<'_> {
             if self.was_running {
                 match self.exec_step(i) {
                     Ok((_, t0)) => {
-                        self.plan.finish(i, "changed", "stopped", t0);
+                        self.plan.finish(i, StepStatus::Changed, "stopped", t0);
                         self.stopped_by_us = true;
                     }
                     Err(m) => self.failure = Some(format!("stop failed: {m}")),
                 }
             } else {
                 self.plan
-                    .finish(i, "skipped", "not running", Instant::now());
+                    .finish(i, StepStatus::Skipped, "not running", Instant::now());
             }
         }
         if let (Some(i), true) = (self.s.safety, self.go_on()) {
@@ -1101,10 +1106,11 @@ impl Job<'_> {
                         Some(l) => format!("restored {}; {l}", self.b.volid),
                         None => format!("restored {}", self.b.volid),
                     };
-                    self.plan.finish(i, "changed", done, t0);
+                    self.plan.finish(i, StepStatus::Changed, done, t0);
                     self.restored = true;
                     if let Some(l) = self.s.leftover {
-                        self.plan.finish(l, "skipped", "not needed", Instant::now());
+                        self.plan
+                            .finish(l, StepStatus::Skipped, "not needed", Instant::now());
                     }
                 }
                 Err(m) => {
@@ -1127,13 +1133,14 @@ impl Job<'_> {
             Ok(p) => p.contains_key(&self.target),
             Err(e) => {
                 self.plan
-                    .finish(i, "failed", format!("cannot tell: {e}"), t0);
+                    .finish(i, StepStatus::Failed, format!("cannot tell: {e}"), t0);
                 self.leftover = Some("kept");
                 return;
             }
         };
         if !present {
-            self.plan.finish(i, "skipped", "qmrestore left nothing", t0);
+            self.plan
+                .finish(i, StepStatus::Skipped, "qmrestore left nothing", t0);
             return;
         }
         let empty = match guest::config(self.t, false, self.target) {
@@ -1145,14 +1152,14 @@ impl Job<'_> {
                 "VM {} holds more than qmrestore's empty config: kept",
                 self.target
             );
-            self.plan.finish(i, "skipped", m, t0);
+            self.plan.finish(i, StepStatus::Skipped, m, t0);
             self.leftover = Some("kept");
             return;
         }
         self.leftover = Some(match self.exec_step(i) {
             Ok((_, t0)) => {
                 let m = format!("qmrestore's empty config of VM {} removed", self.target);
-                self.plan.finish(i, "changed", m, t0);
+                self.plan.finish(i, StepStatus::Changed, m, t0);
                 "removed"
             }
             Err(_) => "kept",
@@ -1179,7 +1186,7 @@ impl Job<'_> {
                 match guest::safety_point_volid(&String::from_utf8_lossy(&out.stdout), &storage) {
                     Some(v) => {
                         self.plan
-                            .finish(i, "changed", format!("safety point {v}"), t0);
+                            .finish(i, StepStatus::Changed, format!("safety point {v}"), t0);
                         self.rec.safety_point = Some(json!({"volid": v, "storage": storage}));
                         self.safety = Some(v);
                     }
@@ -1192,7 +1199,7 @@ impl Job<'_> {
                                 pvedr::msg::visible(e)
                             ),
                         };
-                        self.plan.finish(i, "failed", why, t0);
+                        self.plan.finish(i, StepStatus::Failed, why, t0);
                         self.failure = Some("no safety point".into());
                     }
                 }
@@ -1248,7 +1255,7 @@ impl Job<'_> {
             .copied()
             .collect::<Vec<_>>()
         {
-            self.plan.finish(i, "skipped", why.clone(), t0);
+            self.plan.finish(i, StepStatus::Skipped, why.clone(), t0);
         }
         true
     }
@@ -1256,13 +1263,17 @@ impl Job<'_> {
     fn isolate(&mut self, i: StepId) {
         let t0 = Instant::now();
         let Some(out) = self.read(&argv(&[self.tool(), "config", &self.id()])) else {
-            self.plan
-                .finish(i, "failed", "connection lost reading the config", t0);
+            self.plan.finish(
+                i,
+                StepStatus::Failed,
+                "connection lost reading the config",
+                t0,
+            );
             return;
         };
         if !out.success() {
             let e = guest::status_line(&out);
-            self.plan.finish(i, "failed", e.clone(), t0);
+            self.plan.finish(i, StepStatus::Failed, e.clone(), t0);
             self.failure = Some(format!("isolating failed: {e}"));
             return;
         }
@@ -1277,8 +1288,12 @@ impl Job<'_> {
                 return;
             }
         }
-        self.plan
-            .finish(i, "changed", format!("{} link(s) down", links.len()), t0);
+        self.plan.finish(
+            i,
+            StepStatus::Changed,
+            format!("{} link(s) down", links.len()),
+            t0,
+        );
     }
 
     fn start(&mut self, i: StepId) {
@@ -1304,14 +1319,15 @@ impl Job<'_> {
                 self.lost = true;
                 let m = format!("{}; the node's state is unknown", e.lost());
                 self.failure.get_or_insert(m.clone());
-                self.plan.finish(i, "failed", m, t0);
+                self.plan.finish(i, StepStatus::Failed, m, t0);
                 return;
             }
         };
         if running {
-            self.plan.finish(i, "changed", "running", t0);
+            self.plan.finish(i, StepStatus::Changed, "running", t0);
         } else {
-            self.plan.finish(i, "failed", "did not reach running", t0);
+            self.plan
+                .finish(i, StepStatus::Failed, "did not reach running", t0);
             self.failure.get_or_insert("the guest did not start".into());
         }
     }
@@ -1350,9 +1366,9 @@ impl Job<'_> {
         for (p, &i) in self.ctx.o.probes.iter().zip(&self.s.probes.clone()) {
             let t0 = Instant::now();
             if let Some(why) = probe::cannot_check(p, &target) {
-                self.plan.finish(i, "skipped", why, t0);
+                self.plan.finish(i, StepStatus::Skipped, why, t0);
                 verify.push(
-                    json!({"probe": p.name(), "status": "skipped", "message": why, "attempts": 0}),
+                    json!({"probe": p.name(), "status": StepStatus::Skipped, "message": why, "attempts": 0}),
                 );
                 continue;
             }
@@ -1366,14 +1382,14 @@ impl Job<'_> {
                 |_| !pvedr::interrupt::requested(),
             );
             let (status, m) = match r {
-                Ok(m) => ("ok", m),
+                Ok(m) => (StepStatus::Ok, m),
                 Err(m) => {
                     self.failure
                         .get_or_insert(format!("verification failed: {} ({m})", p.name()));
-                    ("failed", m)
+                    (StepStatus::Failed, m)
                 }
             };
-            self.plan.finish(i, status, m.clone(), t0);
+            self.plan.finish(i, status.clone(), m.clone(), t0);
             verify.push(
                 json!({"probe": p.name(), "status": status, "message": m, "attempts": attempts}),
             );
@@ -1395,7 +1411,7 @@ impl Job<'_> {
         match self.exec_step(i) {
             Ok((_, t0)) => self.plan.finish(
                 i,
-                "changed",
+                StepStatus::Changed,
                 format!("scratch guest {} destroyed", self.target),
                 t0,
             ),
@@ -1414,12 +1430,13 @@ impl Job<'_> {
     fn roll_back(&mut self) {
         let Some(i) = self.s.rollback else { return };
         let Some(f) = self.failure.clone() else {
-            self.plan.finish(i, "skipped", "not needed", Instant::now());
+            self.plan
+                .finish(i, StepStatus::Skipped, "not needed", Instant::now());
             return;
         };
         if self.ctx.cli.no_rollback {
             self.plan
-                .finish(i, "skipped", "--no-rollback", Instant::now());
+                .finish(i, StepStatus::Skipped, "--no-rollback", Instant::now());
             return;
         }
         let needed = self.restored
@@ -1445,7 +1462,7 @@ impl Job<'_> {
             }
             self.plan.finish(
                 i,
-                "changed",
+                StepStatus::Changed,
                 format!("guest {} is back as it was ({s})", self.target),
                 t0,
             );
@@ -1477,15 +1494,14 @@ impl Job<'_> {
         self.rec.duration_s = Some(seconds_since(self.started));
         let verified = self.rec.verify.is_some();
         self.rec.status = match (&self.failure, self.rolled_back) {
-            (Some(f), _) if f == "interrupted" => "interrupted",
-            (None, _) if verified || self.ctx.cli.verify_only => "verified",
-            (None, _) => "restored",
-            (Some(_), true) => "rolled-back",
-            (Some(_), false) => "failed",
-        }
-        .into();
+            (Some(f), _) if f == "interrupted" => RestoreStatus::Interrupted,
+            (None, _) if verified || self.ctx.cli.verify_only => RestoreStatus::Verified,
+            (None, _) => RestoreStatus::Restored,
+            (Some(_), true) => RestoreStatus::RolledBack,
+            (Some(_), false) => RestoreStatus::Failed,
+        };
         self.rec.error = self.failure;
-        if self.rec.status == "interrupted" {
+        if self.rec.status == RestoreStatus::Interrupted {
             pvedr::msg::say(if self.rec.way_back.is_some() {
                 "interrupted: the running step was finished, nothing further was started"
             } else {
