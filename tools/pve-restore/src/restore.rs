@@ -84,11 +84,60 @@ struct Job<'a> {
     rec: Restore,
     started: Instant,
     safety: Option<String>,
-    failure: Option<String>,
+    failure: Option<Failure>,
     lost: bool,
     stopped_by_us: bool,
     restored: bool,
     rolled_back: bool,
+}
+
+/// Where a run failed, set where it happens: what is done with the guest follows from it
+/// ([`after_failure`]), never from the wording of the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    /// Before anything was overwritten: a vzdump started, the stop or the safety point failed.
+    BeforeOverwrite,
+    /// The restore task failed: the guest may be half overwritten (qemu-server
+    /// `restore_vma_archive` has emptied its config and freed its disks before the data).
+    RestoreTask,
+    /// After the restore: isolating, starting or probing the restored guest failed.
+    AfterRestore,
+    /// The drill's scratch guest could not be destroyed.
+    Cleanup,
+    /// Ctrl-C or SIGTERM before the restore ran.
+    InterruptedBefore,
+    /// Ctrl-C or SIGTERM after the restore ran.
+    InterruptedAfter,
+    /// The connection was lost, or a task was left running: the node's state is unknown.
+    StateUnknown,
+}
+
+/// What a failure leaves to do with the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterFailure {
+    /// Restore the safety point (then start the guest if it ran).
+    RollBack,
+    /// Nothing was overwritten: start the guest again if the run stopped it.
+    StartAgain,
+    /// Touch nothing (never a blind rollback): the way back says what to do.
+    Leave,
+}
+
+/// The one table of what follows a failure (docs/pve-restore.md, "When a restore fails").
+fn after_failure(kind: FailureKind) -> AfterFailure {
+    use FailureKind as F;
+    match kind {
+        F::RestoreTask | F::AfterRestore | F::InterruptedAfter => AfterFailure::RollBack,
+        F::BeforeOverwrite | F::InterruptedBefore => AfterFailure::StartAgain,
+        F::StateUnknown | F::Cleanup => AfterFailure::Leave,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Failure {
+    kind: FailureKind,
+    /// The record's `error`.
+    message: String,
 }
 
 /// A refusal before anything changed.
@@ -702,8 +751,8 @@ impl Job<'_> {
             Ok(out) => Some(out),
             Err(e) => {
                 self.lost = true;
-                self.failure
-                    .get_or_insert(format!("connection lost: {e}; the node's state is unknown"));
+                let m = format!("connection lost: {e}; the node's state is unknown");
+                self.fail(FailureKind::StateUnknown, m);
                 None
             }
         }
@@ -732,9 +781,29 @@ impl Job<'_> {
     /// Whether the run may go on: no failure, no interrupt.
     fn go_on(&mut self) -> bool {
         if self.failure.is_none() && pvedr::interrupt::requested() {
-            self.failure = Some("interrupted".into());
+            let kind = if self.restored {
+                FailureKind::InterruptedAfter
+            } else {
+                FailureKind::InterruptedBefore
+            };
+            self.fail(kind, "interrupted".into());
         }
         self.failure.is_none()
+    }
+
+    /// Records the run's failure; the first one stands.
+    fn fail(&mut self, kind: FailureKind, message: String) {
+        self.failure.get_or_insert(Failure { kind, message });
+    }
+
+    /// The failure's kind as it decides: a lost connection makes any decision blind.
+    fn failure_kind(&self) -> Option<FailureKind> {
+        let f = self.failure.as_ref()?;
+        Some(if self.lost {
+            FailureKind::StateUnknown
+        } else {
+            f.kind
+        })
     }
 
     /// The read-only checks (they run in a dry run too); `Some(why)` refuses.
@@ -1073,7 +1142,9 @@ impl Job<'_> {
     fn change(&mut self) {
         if self.s.vzdump.is_some() && self.go_on() {
             // Again, now: a vzdump may have started while the question was on the terminal.
-            self.failure = self.check_vzdump(Duration::ZERO);
+            if let Some(m) = self.check_vzdump(Duration::ZERO) {
+                self.fail(FailureKind::BeforeOverwrite, m);
+            }
         }
         if let (Some(i), true) = (self.s.stop, self.go_on()) {
             if self.was_running {
@@ -1082,7 +1153,7 @@ impl Job<'_> {
                         self.plan.finish(i, StepStatus::Changed, "stopped", t0);
                         self.stopped_by_us = true;
                     }
-                    Err(m) => self.failure = Some(format!("stop failed: {m}")),
+                    Err(m) => self.fail(FailureKind::BeforeOverwrite, format!("stop failed: {m}")),
                 }
             } else {
                 self.plan
@@ -1114,7 +1185,7 @@ impl Job<'_> {
                     }
                 }
                 Err(m) => {
-                    self.failure = Some(format!("restore failed: {m}"));
+                    self.fail(FailureKind::RestoreTask, format!("restore failed: {m}"));
                     self.remove_leftover();
                 }
             }
@@ -1200,12 +1271,13 @@ impl Job<'_> {
                             ),
                         };
                         self.plan.finish(i, StepStatus::Failed, why, t0);
-                        self.failure = Some("no safety point".into());
+                        self.fail(FailureKind::BeforeOverwrite, "no safety point".into());
                     }
                 }
             }
             Err(m) => {
-                self.failure = Some(format!("safety point failed: {m}; nothing was overwritten"))
+                let m = format!("safety point failed: {m}; nothing was overwritten");
+                self.fail(FailureKind::BeforeOverwrite, m);
             }
         }
     }
@@ -1274,7 +1346,7 @@ impl Job<'_> {
         if !out.success() {
             let e = guest::status_line(&out);
             self.plan.finish(i, StepStatus::Failed, e.clone(), t0);
-            self.failure = Some(format!("isolating failed: {e}"));
+            self.fail(FailureKind::AfterRestore, format!("isolating failed: {e}"));
             return;
         }
         let links = guest::links_up(&String::from_utf8_lossy(&out.stdout));
@@ -1284,7 +1356,7 @@ impl Job<'_> {
                 argv(&[self.tool(), "set", &self.id(), &format!("--{k}"), v]),
             );
             if let Err(m) = self.exec_step(i) {
-                self.failure = Some(format!("isolating failed: {m}"));
+                self.fail(FailureKind::AfterRestore, format!("isolating failed: {m}"));
                 return;
             }
         }
@@ -1300,7 +1372,7 @@ impl Job<'_> {
         let t0 = match self.exec_step(i) {
             Ok((_, t0)) => t0,
             Err(m) => {
-                self.failure = Some(format!("start failed: {m}"));
+                self.fail(FailureKind::AfterRestore, format!("start failed: {m}"));
                 return;
             }
         };
@@ -1318,7 +1390,7 @@ impl Job<'_> {
             Err(e) => {
                 self.lost = true;
                 let m = format!("{}; the node's state is unknown", e.lost());
-                self.failure.get_or_insert(m.clone());
+                self.fail(FailureKind::StateUnknown, m.clone());
                 self.plan.finish(i, StepStatus::Failed, m, t0);
                 return;
             }
@@ -1328,7 +1400,7 @@ impl Job<'_> {
         } else {
             self.plan
                 .finish(i, StepStatus::Failed, "did not reach running", t0);
-            self.failure.get_or_insert("the guest did not start".into());
+            self.fail(FailureKind::AfterRestore, "the guest did not start".into());
         }
     }
 
@@ -1384,8 +1456,8 @@ impl Job<'_> {
             let (status, m) = match r {
                 Ok(m) => (StepStatus::Ok, m),
                 Err(m) => {
-                    self.failure
-                        .get_or_insert(format!("verification failed: {} ({m})", p.name()));
+                    let f = format!("verification failed: {} ({m})", p.name());
+                    self.fail(FailureKind::AfterRestore, f);
                     (StepStatus::Failed, m)
                 }
             };
@@ -1416,20 +1488,21 @@ impl Job<'_> {
                 t0,
             ),
             Err(m) if !self.lost => {
-                self.failure.get_or_insert(format!(
+                let f = format!(
                     "cleanup failed: {m}; destroy {} {} by hand",
                     self.tool(),
                     self.target
-                ));
+                );
+                self.fail(FailureKind::Cleanup, f);
             }
             Err(_) => {}
         }
     }
 
-    /// After a failure: back to the safety point (never blind: not on a lost connection).
+    /// After a failure: back to the safety point when [`after_failure`] says so.
     fn roll_back(&mut self) {
         let Some(i) = self.s.rollback else { return };
-        let Some(f) = self.failure.clone() else {
+        let Some(kind) = self.failure_kind() else {
             self.plan
                 .finish(i, StepStatus::Skipped, "not needed", Instant::now());
             return;
@@ -1439,11 +1512,8 @@ impl Job<'_> {
                 .finish(i, StepStatus::Skipped, "--no-rollback", Instant::now());
             return;
         }
-        let needed = self.restored
-            || f.starts_with("restore failed")
-            || f.starts_with("verification")
-            || f.starts_with("start");
-        let Some(s) = self.safety.clone().filter(|_| needed && !self.lost) else {
+        let needed = after_failure(kind) == AfterFailure::RollBack;
+        let Some(s) = self.safety.clone().filter(|_| needed) else {
             return;
         };
         let _ = self.t.exec(&RemoteCommand::write(argv(&[
@@ -1472,7 +1542,8 @@ impl Job<'_> {
 
     /// The record: status, steps, the way back.
     fn finish(mut self) -> Restore {
-        if self.stopped_by_us && !self.restored && self.failure.is_some() && !self.lost {
+        let after = self.failure_kind().map(after_failure);
+        if self.stopped_by_us && after == Some(AfterFailure::StartAgain) {
             // Nothing was overwritten: bring the guest back up.
             let _ = self.t.exec(&RemoteCommand::write(argv(&[
                 self.tool(),
@@ -1493,14 +1564,15 @@ impl Job<'_> {
         self.rec.steps = self.plan.steps;
         self.rec.duration_s = Some(seconds_since(self.started));
         let verified = self.rec.verify.is_some();
-        self.rec.status = match (&self.failure, self.rolled_back) {
-            (Some(f), _) if f == "interrupted" => RestoreStatus::Interrupted,
+        use FailureKind::{InterruptedAfter, InterruptedBefore};
+        self.rec.status = match (self.failure.as_ref().map(|f| f.kind), self.rolled_back) {
+            (Some(InterruptedBefore | InterruptedAfter), _) => RestoreStatus::Interrupted,
             (None, _) if verified || self.ctx.cli.verify_only => RestoreStatus::Verified,
             (None, _) => RestoreStatus::Restored,
             (Some(_), true) => RestoreStatus::RolledBack,
             (Some(_), false) => RestoreStatus::Failed,
         };
-        self.rec.error = self.failure;
+        self.rec.error = self.failure.map(|f| f.message);
         if self.rec.status == RestoreStatus::Interrupted {
             pvedr::msg::say(if self.rec.way_back.is_some() {
                 "interrupted: the running step was finished, nothing further was started"
