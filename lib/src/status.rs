@@ -116,6 +116,37 @@ status_enum! {
     }
 }
 
+/// How a Proxmox task ended, from its `exitstatus` (a task list's `status`), as Proxmox
+/// reads it: pve-common `src/PVE/UPID.pm` `status_is_error` (`OK` or `WARNINGS: <n>` is no
+/// error) and `normalize_status_type`. Any other text is the task's error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskExit {
+    Ok,
+    Warnings,
+    /// Still running (a task list's entry without an end).
+    Running,
+    Error,
+}
+
+impl TaskExit {
+    pub fn parse(s: &str) -> TaskExit {
+        let warnings = s
+            .strip_prefix("WARNINGS: ")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        match s {
+            "OK" => TaskExit::Ok,
+            "RUNNING" => TaskExit::Running,
+            _ if warnings => TaskExit::Warnings,
+            _ => TaskExit::Error,
+        }
+    }
+
+    /// The task failed (Proxmox's `status_is_error`).
+    pub fn is_error(self) -> bool {
+        self == TaskExit::Error
+    }
+}
+
 /// A `summary` record's `counts`: how many records of each status, keyed by its string.
 pub fn counts<'a, I, S>(statuses: I) -> serde_json::Map<String, serde_json::Value>
 where
@@ -195,6 +226,21 @@ mod tests {
         assert_eq!(serde_json::to_string(&s).expect("json"), "\"retried\"");
         let c: CheckStatus = serde_json::from_str("\"degraded\"").expect("tolerant");
         assert_eq!(c.as_str(), "degraded");
+    }
+
+    #[test]
+    fn a_task_ends_as_proxmox_reads_its_exit_status() {
+        for (text, want) in [
+            ("OK", TaskExit::Ok),
+            ("WARNINGS: 2", TaskExit::Warnings),
+            ("RUNNING", TaskExit::Running),
+            ("WARNINGS", TaskExit::Error),
+            ("WARNINGS: many", TaskExit::Error),
+            ("job errors", TaskExit::Error),
+            ("", TaskExit::Error),
+        ] {
+            assert_eq!(TaskExit::parse(text), want, "{text:?}");
+        }
     }
 
     #[test]

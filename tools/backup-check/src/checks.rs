@@ -8,6 +8,7 @@ use pvedr::records::{
 };
 use pvedr::retention::{Entry, KeepOptions, Mark, mark_group};
 use pvedr::schedule::Schedule;
+use pvedr::status::TaskExit;
 use pvedr::time::{Zone, format_duration};
 use pvedr::{archive, jobs, pvesh};
 use serde_json::{Map, Value, json};
@@ -646,16 +647,17 @@ fn job_runs(inp: &Inputs, out: &mut Vec<Check>) {
         };
         let status_text = t.get("status").and_then(Value::as_str).unwrap_or("");
         let node = t.get("node").and_then(Value::as_str).unwrap_or("?");
-        let (status, msg) = match status_text {
-            "OK" => (Status::Ok, format!("last run on {node} OK")),
-            s if s.starts_with("WARNINGS") => {
-                (Status::Ok, format!("last run on {node} finished with {s}"))
-            }
-            "RUNNING" => (Status::Ok, format!("running on {node}")),
-            s => (
+        let (status, msg) = match TaskExit::parse(status_text) {
+            TaskExit::Ok => (Status::Ok, format!("last run on {node} OK")),
+            TaskExit::Warnings => (
+                Status::Ok,
+                format!("last run on {node} finished with {status_text}"),
+            ),
+            TaskExit::Running => (Status::Ok, format!("running on {node}")),
+            TaskExit::Error => (
                 Status::Critical,
                 format!(
-                    "last run on {node} failed: {s} ({})",
+                    "last run on {node} failed: {status_text} ({})",
                     t.get("upid").and_then(Value::as_str).unwrap_or("")
                 ),
             ),
