@@ -8,6 +8,8 @@
 //! - a write failing (`RLIMIT_FSIZE`, so `write` returns `EFBIG`) for an export, a pulled
 //!   archive and a metrics file;
 //! - SIGINT and SIGTERM in a long step of each of the eight tools.
+//! - pve-restore failing in each way that decides differently what happens to the guest
+//!   (a table: [`failure_cases`]).
 //!
 //! Every case asserts: a documented exit code (man/*.1, EXIT STATUS), no guest destroyed
 //! without its safety point, no state version lost, no half-written file in place and no

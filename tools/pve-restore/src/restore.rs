@@ -123,7 +123,7 @@ enum AfterFailure {
     Leave,
 }
 
-/// The one table of what follows a failure (docs/pve-restore.md, "When a restore fails").
+/// The one table of what follows a failure (docs/BACKUP-RESTORE.md, "When a restore fails").
 fn after_failure(kind: FailureKind) -> AfterFailure {
     use FailureKind as F;
     match kind {
