@@ -35,6 +35,7 @@ pub mod retry;
 pub mod s3;
 pub mod schedule;
 pub mod shell;
+pub mod status;
 pub mod terraform;
 pub mod time;
 pub mod transport;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use crate::msg;
-use crate::records::{Step, seconds_since};
+use crate::records::{Step, StepStatus, seconds_since};
 use crate::shell;
 
 #[derive(Debug, Default)]
@@ -41,7 +41,7 @@ impl Plan {
         self.steps.push(Step {
             step: step.into(),
             target: Some(target.into()),
-            status: "planned".into(),
+            status: StepStatus::Planned,
             message: Some(why.into()),
             duration_s: None,
             extra,
@@ -76,7 +76,7 @@ impl Plan {
         self.commands[i] = Some(argv);
     }
 
-    pub fn status(&self, i: StepId) -> &str {
+    pub fn status(&self, i: StepId) -> &StepStatus {
         &self.steps[i].status
     }
 
@@ -84,12 +84,12 @@ impl Plan {
     pub fn finish(
         &mut self,
         i: StepId,
-        status: &str,
+        status: StepStatus,
         message: impl Into<String>,
         started: Instant,
     ) {
         let s = &mut self.steps[i];
-        s.status = status.into();
+        s.status = status;
         s.message = Some(message.into());
         s.duration_s = Some(seconds_since(started));
         msg::say(format!(
@@ -104,8 +104,8 @@ impl Plan {
     /// Marks everything still planned as skipped (the run stopped before them).
     pub fn skip_rest(&mut self, why: &str) {
         for s in &mut self.steps {
-            if s.status == "planned" {
-                s.status = "skipped".into();
+            if s.status == StepStatus::Planned {
+                s.status = StepStatus::Skipped;
                 s.message = Some(format!("{} ({why})", s.message.as_deref().unwrap_or("")));
             }
         }
@@ -115,7 +115,7 @@ impl Plan {
     pub fn changed_anything(&self) -> bool {
         self.steps.iter().any(|s| {
             s.extra.get("mutating") == Some(&Value::Bool(true))
-                && !matches!(s.status.as_str(), "planned" | "skipped")
+                && !matches!(s.status, StepStatus::Planned | StepStatus::Skipped)
         })
     }
 
@@ -155,7 +155,7 @@ mod tests {
         );
         assert_eq!(p.command(a), ["qm", "config", "1"]);
         assert!(!p.changed_anything());
-        p.finish(b, "changed", "stopped", Instant::now());
+        p.finish(b, StepStatus::Changed, "stopped", Instant::now());
         assert!(p.changed_anything());
         p.set_command(a, vec!["qm".into(), "config".into(), "2 x".into()]);
         assert_eq!(p.steps[a].extra["command"], "qm config '2 x'");

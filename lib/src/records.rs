@@ -8,6 +8,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::status::{CheckStatus, RestoreStatus, StepStatus};
+
 pub type Extra = Map<String, Value>;
 
 fn is_false(b: &bool) -> bool {
@@ -490,7 +492,7 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// `ok`, `changed`, `skipped`, `failed` (or `planned` in a dry run).
-    pub status: String,
+    pub status: StepStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -504,14 +506,14 @@ impl Step {
     pub fn new(
         step: &str,
         target: impl Into<String>,
-        status: &str,
+        status: StepStatus,
         message: impl Into<String>,
         started: Option<std::time::Instant>,
     ) -> Step {
         Step {
             step: step.into(),
             target: Some(target.into()),
-            status: status.into(),
+            status,
             message: Some(message.into()),
             duration_s: started.map(seconds_since),
             extra: Extra::new(),
@@ -530,7 +532,7 @@ pub struct Check {
     pub component: String,
     pub check: String,
     /// `ok`, `warning`, `critical`, `unknown`.
-    pub status: String,
+    pub status: CheckStatus,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
@@ -580,7 +582,7 @@ pub struct Restore {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     pub dry_run: bool,
-    pub status: String,
+    pub status: RestoreStatus,
     #[serde(default)]
     pub steps: Vec<Step>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

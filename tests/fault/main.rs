@@ -8,6 +8,8 @@
 //! - a write failing (`RLIMIT_FSIZE`, so `write` returns `EFBIG`) for an export, a pulled
 //!   archive and a metrics file;
 //! - SIGINT and SIGTERM in a long step of each of the eight tools.
+//! - pve-restore failing in each way that decides differently what happens to the guest
+//!   (a table: [`failure_cases`]).
 //!
 //! Every case asserts: a documented exit code (man/*.1, EXIT STATUS), no guest destroyed
 //! without its safety point, no state version lost, no half-written file in place and no
@@ -951,6 +953,146 @@ fn interrupt_restore(sig: &str) {
         assert_says(&r, &["way back: "]);
     }
     assert_eq!(r.of_kind("summary").len(), 1);
+}
+
+/// What a failure of one kind must leave (pve-restore `restore.rs` `after_failure`).
+struct FailureCase {
+    kind: &'static str,
+    /// `faults.json` of the case.
+    faults: Value,
+    args: &'static [&'static str],
+    /// SIGINT once this command runs.
+    interrupt_at: Option<&'static str>,
+    status: &'static str,
+    rollback_step: &'static str,
+    /// Guest 100 afterwards: its `status`, and whether it came back from the safety point.
+    guest_status: &'static str,
+    from_safety_point: bool,
+}
+
+/// pve-restore over guest 100 (running), one case per failure kind: each fails when that
+/// kind's decision (roll back, start again, leave) is flipped.
+fn failure_cases() -> Vec<FailureCase> {
+    let data_fault = || {
+        json!([{"match": "qmrestore-data 100", "exit": 255,
+                "stderr": "command 'vma extract' failed: exit code 133", "times": 1}])
+    };
+    vec![
+        FailureCase {
+            // Nothing overwritten: started again, not rolled back.
+            kind: "before-overwrite (the safety point failed)",
+            faults: json!([{"match": "vzdump 100", "exit": 255, "stderr": "no space left on device"}]),
+            args: &[],
+            interrupt_at: None,
+            status: "failed",
+            rollback_step: "skipped",
+            guest_status: "running",
+            from_safety_point: false,
+        },
+        FailureCase {
+            kind: "interrupted before the restore",
+            faults: json!([{"match": "vzdump 100", "sleep": 2, "times": 1}]),
+            args: &[],
+            interrupt_at: Some("vzdump 100"),
+            status: "interrupted",
+            rollback_step: "skipped",
+            guest_status: "running",
+            from_safety_point: false,
+        },
+        FailureCase {
+            // Proxmox has emptied the guest: only the safety point brings it back.
+            kind: "the restore task failed",
+            faults: data_fault(),
+            args: &[],
+            interrupt_at: None,
+            status: "rolled-back",
+            rollback_step: "changed",
+            guest_status: "running",
+            from_safety_point: true,
+        },
+        FailureCase {
+            // --no-rollback: the emptied guest is never started as it is.
+            kind: "the restore task failed, --no-rollback",
+            faults: data_fault(),
+            args: &["--no-rollback"],
+            interrupt_at: None,
+            status: "failed",
+            rollback_step: "skipped",
+            guest_status: "stopped",
+            from_safety_point: false,
+        },
+        FailureCase {
+            kind: "after the restore (a probe failed)",
+            faults: json!([{"match": "guest cmd 100 ping", "exit": 255,
+                            "stderr": "QEMU guest agent is not running"}]),
+            args: &["--probe", "agent", "--probe-retries", "1"],
+            interrupt_at: None,
+            status: "rolled-back",
+            rollback_step: "changed",
+            guest_status: "running",
+            from_safety_point: true,
+        },
+        FailureCase {
+            // The node's state is unknown: no blind rollback, nothing started.
+            kind: "the connection lost during the restore",
+            faults: json!([{"match": "qmrestore", "action": "disconnect", "stderr": "", "exit": 255}]),
+            args: &[],
+            interrupt_at: None,
+            status: "failed",
+            rollback_step: "skipped",
+            guest_status: "stopped",
+            from_safety_point: false,
+        },
+    ]
+}
+
+#[test]
+fn each_restore_failure_kind_decides_the_rollback() {
+    // Every case runs, then the kinds that went wrong are named together.
+    let wrong: Vec<&str> = failure_cases()
+        .into_iter()
+        .filter_map(|c| {
+            let kind = c.kind;
+            std::panic::catch_unwind(move || failure_case(c))
+                .is_err()
+                .then_some(kind)
+        })
+        .collect();
+    assert!(wrong.is_empty(), "wrong decision for: {wrong:?}");
+}
+
+fn failure_case(c: FailureCase) {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    sim.write_json("faults.json", &c.faults);
+    let mut cmd = cmd("pve-restore");
+    cmd.args(sshd.args())
+        .args(["--volid", VM_BACKUP, "--force", "--yes"])
+        .args(c.args);
+    let child = spawn(cmd, None);
+    if let Some(at) = c.interrupt_at {
+        wait_until(at, || ran(&sim, at));
+        signal(&child, "INT");
+    }
+    let r = finish(child);
+    assert_documented("pve-restore", &r);
+    let rec = restore_record(&r);
+    let kind = c.kind;
+    assert_eq!(rec["status"], c.status, "{kind}: {rec}");
+    assert_eq!(
+        step_status(&rec, "rollback"),
+        c.rollback_step,
+        "{kind}: {rec}"
+    );
+    let g = sim.read_json("guests/100.json");
+    assert_eq!(g["status"], c.guest_status, "{kind}: {g}");
+    let safety = rec["safety_point"]["volid"].clone();
+    assert_eq!(
+        !safety.is_null() && g["restored_from"] == safety,
+        c.from_safety_point,
+        "{kind}: {g} {rec}"
+    );
+    assert_guest_or_safety_point(&sim, 100, &rec);
 }
 
 /// backup-prune --apply: a slow deletion.

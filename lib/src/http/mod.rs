@@ -5,7 +5,7 @@
 //! prints: Proxmox nodes ship certificates signed by their own cluster CA). There is no
 //! "insecure" mode.
 
-mod pin;
+pub mod pin;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -5,10 +5,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rustls::DigitallySignedStruct;
 use rustls::SignatureScheme;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::{CertificateError, DigitallySignedStruct, OtherError};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
 
@@ -58,6 +58,22 @@ pub struct Pinned {
     provider: Arc<CryptoProvider>,
 }
 
+/// The certificate is not the pinned one: a type, so the API transport knows it without
+/// reading the message (it is not tried again).
+#[derive(thiserror::Error)]
+#[error("the server's certificate has fingerprint {got}, not the pinned {want}")]
+pub struct PinMismatch {
+    got: Fingerprint,
+    want: Fingerprint,
+}
+
+/// As its message: rustls shows a rejected certificate's reason with `{:?}`.
+impl fmt::Debug for PinMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 impl Pinned {
     pub fn new(want: Fingerprint, provider: Arc<CryptoProvider>) -> Pinned {
         Pinned { want, provider }
@@ -77,9 +93,12 @@ impl ServerCertVerifier for Pinned {
         if got == self.want {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General(format!(
-                "the server's certificate has fingerprint {got}, not the pinned {}",
-                self.want
+            let e = PinMismatch {
+                got,
+                want: self.want.clone(),
+            };
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                OtherError(Arc::new(e)),
             )))
         }
     }

@@ -20,6 +20,7 @@ use crate::dumpdir::DumpDir;
 use crate::error::{Error, Result};
 use crate::pvesh::{self, paths};
 use crate::records::{Backup, BackupFailure, Guest, Job, Storage};
+use crate::status::TaskExit;
 use crate::time::{self, Zone};
 use crate::transport::RemoteCommand;
 use crate::validate;
@@ -310,10 +311,10 @@ fn task_index(node: &str) -> RemoteCommand {
 }
 
 fn severity(status: &str) -> u8 {
-    match status {
-        "OK" => 0,
-        s if s.starts_with("WARNINGS") => 1,
-        _ => 2,
+    match TaskExit::parse(status) {
+        TaskExit::Ok => 0,
+        TaskExit::Warnings => 1,
+        TaskExit::Running | TaskExit::Error => 2,
     }
 }
 

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::msg;
 use crate::pvesh::{self, paths};
 use crate::records::Storage;
+use crate::status::TaskExit;
 use crate::transport::{CommandOutput, RemoteCommand, Transport};
 use crate::validate;
 
@@ -307,8 +308,7 @@ fn failed_tasks(tasks: &[Task]) -> Vec<&Task> {
             let st = pvesh::str_of(t, "status").unwrap_or_default();
             pvesh::str_of(t, "type").as_deref() == Some("vzdump")
                 && !st.is_empty()
-                && super::severity(&st) == 2
-                && st != "RUNNING"
+                && TaskExit::parse(&st).is_error()
         })
         .collect()
 }

@@ -382,7 +382,7 @@ def restore(state, gtype, vmid, archive, kv):
         if existing is None:
             qemu_new_config(state, vmid)
         sys.stdout.write("restore vma archive: zstd -q -d -c %s | vma extract -v -r /var/tmp/vzdumptmp%d.fifo - /var/tmp/vzdumptmp%d\n" % (path, os.getpid(), os.getpid()))
-        qemu_data_fault(state, vmid)
+        qemu_data_fault(state, vmid, old, conf)
         volumes.qemu_restore(state, vmid, old, conf, kv.get("storage"), archive)
     if gtype == "lxc":
         sys.stdout.write("extracting archive '%s'\n" % path)
@@ -424,18 +424,28 @@ def qemu_new_config(state, vmid):
                       "name": None, "status": "stopped", "config": {}, "lock": "create"})
 
 
-def qemu_data_fault(state, vmid):
+def qemu_data_fault(state, vmid, old, conf):
     """A fault matching `qmrestore-data <vmid>` fails the data restore inside the worker.
     qemu-server `create_vm` (restore branch) then only removes the `create` lock and warns
     that the state is NOT cleaned up: the VM's config stays (for a new VMID an empty one),
     and `restore_vma_archive` has freed the volumes it allocated. pve-container's
-    `create_vm` instead destroys a new CT's config on error (`$destroy_config_on_error`)."""
+    `create_vm` instead destroys a new CT's config on error (`$destroy_config_on_error`).
+    Over an existing VM (`--force`), `restore_vma_archive` has already replaced its config
+    by `memory: 128` ("create empty/temp config") and `$restore_cleanup_oldconf` has freed
+    the old disks the archive brings back, and its snapshots: the old VM is gone."""
     try:
         state.check_faults("qmrestore-data", [str(vmid)])
     except SimError as e:
         g = state.guest(vmid)
         if g is not None:
             g.pop("lock", None)
+            if old:
+                restored = {k for k, _, _ in volumes.qemu_drives(conf)}
+                for k, vol, _ in volumes.qemu_drives(old):
+                    if k in restored and volumes.owner(vol) == int(vmid):
+                        volumes.free(state, vol)
+                g["config"] = {"memory": "128"}
+                g.pop("snapshots", None)
             state.save_guest(g)
         sys.stderr.write("error before or during data restore, some or all disks were not "
                          "completely restored. VM %s state is NOT cleaned up.\n" % vmid)

@@ -3,9 +3,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pvedr::jobs::GuestRef;
-use pvedr::records::{Backup, BackupFailure, Check, Guest, Job, Snapshot, Storage, TfstateVersion};
+use pvedr::records::{
+    Backup, BackupFailure, Check, CheckStatus, Guest, Job, Snapshot, Storage, TfstateVersion,
+};
 use pvedr::retention::{Entry, KeepOptions, Mark, mark_group};
 use pvedr::schedule::Schedule;
+use pvedr::status::TaskExit;
 use pvedr::time::{Zone, format_duration};
 use pvedr::{archive, jobs, pvesh};
 use serde_json::{Map, Value, json};
@@ -29,12 +32,22 @@ impl Status {
         }
     }
 
-    pub fn parse(s: &str) -> Status {
+    /// The severity of a record's status; one this version does not know is UNKNOWN.
+    pub fn of(s: &CheckStatus) -> Status {
         match s {
-            "ok" => Status::Ok,
-            "warning" => Status::Warning,
-            "critical" => Status::Critical,
-            _ => Status::Unknown,
+            CheckStatus::Ok => Status::Ok,
+            CheckStatus::Warning => Status::Warning,
+            CheckStatus::Critical => Status::Critical,
+            CheckStatus::Unknown | CheckStatus::Other(_) => Status::Unknown,
+        }
+    }
+
+    pub fn typed(self) -> CheckStatus {
+        match self {
+            Status::Ok => CheckStatus::Ok,
+            Status::Unknown => CheckStatus::Unknown,
+            Status::Warning => CheckStatus::Warning,
+            Status::Critical => CheckStatus::Critical,
         }
     }
 
@@ -93,7 +106,7 @@ fn check(
     Check {
         component: component.into(),
         check: name.into(),
-        status: status.as_str().into(),
+        status: status.typed(),
         message,
         value,
         threshold,
@@ -651,16 +664,17 @@ fn job_runs(inp: &Inputs, out: &mut Vec<Check>) {
         };
         let status_text = t.get("status").and_then(Value::as_str).unwrap_or("");
         let node = t.get("node").and_then(Value::as_str).unwrap_or("?");
-        let (status, msg) = match status_text {
-            "OK" => (Status::Ok, format!("last run on {node} OK")),
-            s if s.starts_with("WARNINGS") => {
-                (Status::Ok, format!("last run on {node} finished with {s}"))
-            }
-            "RUNNING" => (Status::Ok, format!("running on {node}")),
-            s => (
+        let (status, msg) = match TaskExit::parse(status_text) {
+            TaskExit::Ok => (Status::Ok, format!("last run on {node} OK")),
+            TaskExit::Warnings => (
+                Status::Ok,
+                format!("last run on {node} finished with {status_text}"),
+            ),
+            TaskExit::Running => (Status::Ok, format!("running on {node}")),
+            TaskExit::Error => (
                 Status::Critical,
                 format!(
-                    "last run on {node} failed: {s} ({})",
+                    "last run on {node} failed: {status_text} ({})",
                     t.get("upid").and_then(Value::as_str).unwrap_or("")
                 ),
             ),

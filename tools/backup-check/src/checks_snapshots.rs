@@ -69,7 +69,7 @@ fn one(vmid: u64, label: &str, s: Option<&Snapshot>, max_age: u64, now: i64) -> 
     Check {
         component: format!("snapshot/{vmid}/{label}"),
         check: "snapshots".into(),
-        status: status.as_str().into(),
+        status: status.typed(),
         message,
         value,
         threshold: Some(Value::from(max_age)),

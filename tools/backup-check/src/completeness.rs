@@ -1,7 +1,7 @@
 //! Whether the records on the input are a whole listing: an empty input, a listing that
 //! failed or was cut short is UNKNOWN, never "all fine" (records.md, `listing`).
 
-use pvedr::records::{Check, Listing, Record};
+use pvedr::records::{Check, CheckStatus, Listing, Record};
 
 /// What the input said about itself, gathered while it was read.
 #[derive(Debug, Default)]
@@ -66,7 +66,7 @@ fn unknown(check: &str, message: &str) -> Check {
     Check {
         component: "source".into(),
         check: check.into(),
-        status: "unknown".into(),
+        status: CheckStatus::Unknown,
         message: message.into(),
         ..Default::default()
     }

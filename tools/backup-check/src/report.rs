@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 
-use pvedr::records::{Backup, Check, Summary};
+use pvedr::records::{Backup, Check, CheckStatus, Summary};
 use serde_json::{Map, Value};
 
 use crate::checks::{Inputs, Status};
@@ -12,7 +12,7 @@ use crate::checks::{Inputs, Status};
 pub fn worst(checks: &[Check]) -> Status {
     checks
         .iter()
-        .map(|c| Status::parse(&c.status))
+        .map(|c| Status::of(&c.status))
         .max()
         .unwrap_or(Status::Ok)
 }
@@ -25,7 +25,7 @@ pub fn summary(checks: &[Check], duration_s: f64) -> Summary {
         Status::Critical,
         Status::Unknown,
     ] {
-        let n = checks.iter().filter(|c| c.status == s.as_str()).count();
+        let n = checks.iter().filter(|c| Status::of(&c.status) == s).count();
         counts.insert(s.as_str().into(), Value::from(n));
     }
     Summary {
@@ -63,7 +63,7 @@ pub fn print_nagios_unknown(why: &str) {
 
 pub fn nagios_line(checks: &[Check]) -> String {
     let w = worst(checks);
-    let count = |s: Status| checks.iter().filter(|c| c.status == s.as_str()).count();
+    let count = |s: Status| checks.iter().filter(|c| Status::of(&c.status) == s).count();
     let mut line = format!(
         "BACKUP {} - {} critical, {} warning, {} unknown, {} ok",
         w.as_str().to_uppercase(),
@@ -72,11 +72,14 @@ pub fn nagios_line(checks: &[Check]) -> String {
         count(Status::Unknown),
         count(Status::Ok)
     );
-    let mut problems: Vec<&Check> = checks.iter().filter(|c| c.status != "ok").collect();
+    let mut problems: Vec<&Check> = checks
+        .iter()
+        .filter(|c| c.status != CheckStatus::Ok)
+        .collect();
     // What could not be read (a storage that did not answer) comes first at its level.
     problems.sort_by_key(|c| {
         (
-            std::cmp::Reverse(Status::parse(&c.status)),
+            std::cmp::Reverse(Status::of(&c.status)),
             c.component != "source",
         )
     });
@@ -153,7 +156,7 @@ pub fn table(out: &mut dyn Write, checks: &[Check], inputs: &Inputs) -> std::io:
     for (component, cs) in rows {
         let status = cs
             .iter()
-            .map(|c| Status::parse(&c.status))
+            .map(|c| Status::of(&c.status))
             .max()
             .unwrap_or(Status::Ok);
         let b = component
@@ -162,7 +165,7 @@ pub fn table(out: &mut dyn Write, checks: &[Check], inputs: &Inputs) -> std::io:
             .and_then(newest);
         let notes: Vec<String> = cs
             .iter()
-            .filter(|c| c.status != "ok")
+            .filter(|c| c.status != CheckStatus::Ok)
             .map(|c| format!("{}: {}", c.check, c.message))
             .collect();
         cells.push([
@@ -282,7 +285,7 @@ pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f6
             .and_then(|v| v.parse().ok())
         {
             let s = guest_status.entry(v).or_insert(Status::Ok);
-            *s = (*s).max(Status::parse(&c.status));
+            *s = (*s).max(Status::of(&c.status));
         }
     }
     metric(
@@ -326,14 +329,14 @@ pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f6
                         esc(&c.component),
                         esc(&c.check)
                     ),
-                    status_value(Status::parse(&c.status)).to_string(),
+                    status_value(Status::of(&c.status)).to_string(),
                 )
             })
             .collect(),
     );
     let could_check = !checks
         .iter()
-        .any(|c| c.component == "source" && c.status == "unknown");
+        .any(|c| c.component == "source" && c.status == CheckStatus::Unknown);
     run_metrics(&mut m, could_check, run_ts, duration_s);
     m
 }

@@ -4,7 +4,7 @@ use pvedr::error::{Error, Result};
 use pvedr::jsonl;
 use pvedr::listing::{self, Extras};
 use pvedr::output::Format;
-use pvedr::records::Record;
+use pvedr::records::{CheckStatus, Record};
 use pvedr::time::{Zone, format_duration, parse_duration};
 
 use crate::checks::{Inputs, Thresholds, run_checks};
@@ -233,7 +233,7 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
         checks.push(pvedr::records::Check {
             component: "source".into(),
             check: "read".into(),
-            status: "unknown".into(),
+            status: CheckStatus::Unknown,
             message: p,
             value: None,
             threshold: None,
@@ -277,8 +277,8 @@ fn distrust_absences(checks: &mut [pvedr::records::Check]) {
             "coverage" => c.value == Some(serde_json::json!(0)),
             _ => false,
         };
-        if depends && c.status != "ok" && c.component.starts_with("guest/") {
-            c.status = "unknown".into();
+        if depends && c.status != CheckStatus::Ok && c.component.starts_with("guest/") {
+            c.status = CheckStatus::Unknown;
             c.message = format!(
                 "{} (not trusted: the listing may leave backups out, see source/read)",
                 c.message

@@ -1,6 +1,7 @@
 //! `--apply`: delete the backups marked `remove`, one at a time, after proving the preview
 //! still holds, and prove each deletion afterwards.
 
+use pvedr::records::StepStatus;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
@@ -47,7 +48,12 @@ fn relist(t: &dyn Transport, pairs: &[(String, String)]) -> Result<Listing> {
     Ok(listing)
 }
 
-fn step(volid: &str, status: &str, message: impl Into<String>, started: Option<Instant>) -> Step {
+fn step(
+    volid: &str,
+    status: StepStatus,
+    message: impl Into<String>,
+    started: Option<Instant>,
+) -> Step {
     Step::new("delete", volid, status, message, started)
 }
 
@@ -106,9 +112,13 @@ fn marked<'a>(backups: &'a [Backup], steps: &mut Vec<Step>) -> Vec<&'a Backup> {
                 .and_then(|_| same_storage(&b.volid, s)),
         };
         match checked {
-            Err(e) => steps.push(step(&b.volid, "failed", e, None)),
-            Ok(()) if b.protected => steps.push(step(&b.volid, "skipped", "protected", None)),
-            Ok(()) if b.unfinished => steps.push(step(&b.volid, "skipped", UNFINISHED, None)),
+            Err(e) => steps.push(step(&b.volid, StepStatus::Failed, e, None)),
+            Ok(()) if b.protected => {
+                steps.push(step(&b.volid, StepStatus::Skipped, "protected", None))
+            }
+            Ok(()) if b.unfinished => {
+                steps.push(step(&b.volid, StepStatus::Skipped, UNFINISHED, None))
+            }
             Ok(()) => targets.push(b),
         }
     }
@@ -143,9 +153,9 @@ pub fn apply(
         }
     }
     for s in steps {
-        match s.status.as_str() {
-            "changed" => report.deleted += 1,
-            "skipped" => report.skipped += 1,
+        match s.status {
+            StepStatus::Changed => report.deleted += 1,
+            StepStatus::Skipped => report.skipped += 1,
             _ => report.failed += 1,
         }
         out.write(&Record::Step(s))?;
@@ -172,7 +182,7 @@ fn still_safe<'a>(
             Some(Err(e)) => {
                 steps.push(step(
                     &b.volid,
-                    "failed",
+                    StepStatus::Failed,
                     format!("cannot list the storage: {e}"),
                     None,
                 ));
@@ -183,7 +193,7 @@ fn still_safe<'a>(
         let Some(current) = now.iter().find(|c| c.volid == b.volid) else {
             steps.push(step(
                 &b.volid,
-                "skipped",
+                StepStatus::Skipped,
                 "already gone from the storage",
                 None,
             ));
@@ -192,14 +202,14 @@ fn still_safe<'a>(
         if current.protected {
             steps.push(step(
                 &b.volid,
-                "skipped",
+                StepStatus::Skipped,
                 "protected since the listing",
                 None,
             ));
             continue;
         }
         if current.unfinished {
-            steps.push(step(&b.volid, "skipped", UNFINISHED, None));
+            steps.push(step(&b.volid, StepStatus::Skipped, UNFINISHED, None));
             continue;
         }
         let key = GroupKey::of(b);
@@ -209,7 +219,7 @@ fn still_safe<'a>(
         if let (Some(why), false) = (changed, cli.force) {
             steps.push(step(
                 &b.volid,
-                "skipped",
+                StepStatus::Skipped,
                 format!("{why} since the input was listed, so the marks may be wrong; list again (or --force)"),
                 None,
             ));
@@ -235,7 +245,7 @@ fn delete_each<'a>(
             report.interrupted = true;
             steps.push(step(
                 &b.volid,
-                "skipped",
+                StepStatus::Skipped,
                 "interrupted before this deletion",
                 None,
             ));
@@ -254,10 +264,15 @@ fn delete_each<'a>(
         let s = match t.exec(&cmd) {
             Ok(o) if removed(&o, &b.volid) => {
                 attempted.push((steps.len(), b));
-                step(&b.volid, "changed", "deleted", Some(started))
+                step(&b.volid, StepStatus::Changed, "deleted", Some(started))
             }
-            Ok(o) => step(&b.volid, "failed", delete_error(&o), Some(started)),
-            Err(e) => step(&b.volid, "failed", e.to_string(), Some(started)),
+            Ok(o) => step(
+                &b.volid,
+                StepStatus::Failed,
+                delete_error(&o),
+                Some(started),
+            ),
+            Err(e) => step(&b.volid, StepStatus::Failed, e.to_string(), Some(started)),
         };
         pvedr::msg::say(format!(
             "[{}/{total}] {} {}: {}",
@@ -312,7 +327,7 @@ fn prove(
     for (idx, b) in attempted {
         if let Some(Ok(list)) = after.get(&pair_of(b)) {
             if list.iter().any(|c| c.volid == b.volid) {
-                steps[*idx].status = "failed".into();
+                steps[*idx].status = StepStatus::Failed;
                 steps[*idx].message = Some("still listed after the delete".into());
             }
         }

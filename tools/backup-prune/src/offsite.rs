@@ -5,6 +5,7 @@
 //! deleted. A copy under S3 Object Lock is reported with the date it frees and kept; the
 //! others go on.
 
+use pvedr::records::StepStatus;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
@@ -80,7 +81,12 @@ fn marked_remove(b: &Backup) -> bool {
     b.extra.get("mark").and_then(|m| m.as_str()) == Some("remove")
 }
 
-fn step(volid: &str, status: &str, message: impl Into<String>, started: Option<Instant>) -> Step {
+fn step(
+    volid: &str,
+    status: StepStatus,
+    message: impl Into<String>,
+    started: Option<Instant>,
+) -> Step {
     Step::new("delete", volid, status, message, started)
 }
 
@@ -107,12 +113,12 @@ pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> 
             report.interrupted = true;
             step(
                 &b.volid,
-                "skipped",
+                StepStatus::Skipped,
                 "interrupted before this deletion",
                 None,
             )
         } else if b.protected {
-            step(&b.volid, "skipped", "protected", None)
+            step(&b.volid, StepStatus::Skipped, "protected", None)
         } else {
             delete_copy(&endpoint, &mut buckets, &kept, b)
         };
@@ -123,9 +129,9 @@ pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> 
             b.volid,
             s.message.as_deref().unwrap_or("")
         ));
-        match s.status.as_str() {
-            "changed" => report.deleted += 1,
-            "skipped" => report.skipped += 1,
+        match s.status {
+            StepStatus::Changed => report.deleted += 1,
+            StepStatus::Skipped => report.skipped += 1,
             _ => report.failed += 1,
         }
         out.write(&Record::Step(s))?;
@@ -142,17 +148,17 @@ fn delete_copy(
     let started = Instant::now();
     let (bucket, key) = match parse_url(url_of(b).unwrap_or("")) {
         Ok(v) => v,
-        Err(e) => return step(&b.volid, "failed", e, None),
+        Err(e) => return step(&b.volid, StepStatus::Failed, e, None),
     };
     let keys = match own_keys(&key) {
         Ok(k) => k,
-        Err(e) => return step(&b.volid, "failed", e, None),
+        Err(e) => return step(&b.volid, StepStatus::Failed, e, None),
     };
     let is_kept = |k: &String| kept.contains(&format!("s3://{bucket}/{k}"));
     if is_kept(&key) {
         return step(
             &b.volid,
-            "skipped",
+            StepStatus::Skipped,
             "a copy marked keep has this key: kept",
             None,
         );
@@ -163,22 +169,27 @@ fn delete_copy(
             Ok(c) => {
                 buckets.insert(bucket.clone(), c);
             }
-            Err(e) => return step(&b.volid, "failed", e.to_string(), None),
+            Err(e) => return step(&b.volid, StepStatus::Failed, e.to_string(), None),
         }
     }
     let Some(s3) = buckets.get(&bucket) else {
-        return step(&b.volid, "failed", "no client", None);
+        return step(&b.volid, StepStatus::Failed, "no client", None);
     };
     match delete_objects(s3, &keys) {
-        Ok(None) => step(&b.volid, "skipped", "already gone offsite", Some(started)),
+        Ok(None) => step(
+            &b.volid,
+            StepStatus::Skipped,
+            "already gone offsite",
+            Some(started),
+        ),
         Ok(Some(n)) => step(
             &b.volid,
-            "changed",
+            StepStatus::Changed,
             format!("deleted offsite ({n} object versions)"),
             Some(started),
         ),
-        Err(Error::Refused(m)) => step(&b.volid, "skipped", m, Some(started)),
-        Err(e) => step(&b.volid, "failed", e.to_string(), Some(started)),
+        Err(Error::Refused(m)) => step(&b.volid, StepStatus::Skipped, m, Some(started)),
+        Err(e) => step(&b.volid, StepStatus::Failed, e.to_string(), Some(started)),
     }
 }
 

@@ -2,6 +2,7 @@
 //! file beside the target; only when its size and sha256 match the manifest is it renamed
 //! into place (side files likewise), so a target is never a half or wrong archive.
 
+use pvedr::records::StepStatus;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
@@ -51,7 +52,7 @@ pub fn targets(a: &PullArgs) -> Result<Vec<(String, String)>> {
     volids.iter().map(|v| parse_volid(v)).collect()
 }
 
-fn step(name: &str, status: &str, msg: impl Into<String>, started: Option<Instant>) -> Step {
+fn step(name: &str, status: StepStatus, msg: impl Into<String>, started: Option<Instant>) -> Step {
     Step::new("pull", name, status, msg, started)
 }
 
@@ -78,7 +79,7 @@ pub fn run(
         if pvedr::interrupt::requested() {
             emit(step(
                 name,
-                "skipped",
+                StepStatus::Skipped,
                 "interrupted before this download",
                 None,
             ))?;
@@ -98,7 +99,7 @@ pub fn run(
                     "give --to-dir DIR or --to-node NODE --storage ID",
                 )),
             }
-            .unwrap_or_else(|e| step(name, "failed", e.to_string(), Some(started))),
+            .unwrap_or_else(|e| step(name, StepStatus::Failed, e.to_string(), Some(started))),
             None => continue,
         };
         emit(st)?;
@@ -120,7 +121,7 @@ fn pull_one(bucket: &Bucket, key: &str, dir: &Path, force: bool, started: Instan
         if same_file(&target, m.size, &m.sha256)? {
             let mut st = step(
                 &m.archive,
-                "skipped",
+                StepStatus::Skipped,
                 format!("{} is already this copy", target.display()),
                 Some(started),
             );
@@ -160,7 +161,7 @@ fn pull_one(bucket: &Bucket, key: &str, dir: &Path, force: bool, started: Instan
     }
     let mut st = step(
         &m.archive,
-        "changed",
+        StepStatus::Changed,
         format!("written to {}", target.display()),
         Some(started),
     );

@@ -2,6 +2,7 @@
 //! its side files and then its manifest follow. Already offsite with the same checksum:
 //! skipped; offsite with other contents: refused without --force.
 
+use pvedr::records::StepStatus;
 use std::collections::VecDeque;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -130,7 +131,7 @@ fn item(p: &Plan, b: &Backup) -> std::result::Result<Item, String> {
     })
 }
 
-fn step(name: &str, status: &str, msg: impl Into<String>, started: Option<Instant>) -> Step {
+fn step(name: &str, status: StepStatus, msg: impl Into<String>, started: Option<Instant>) -> Step {
     Step::new("push", name, status, msg, started)
 }
 
@@ -184,11 +185,14 @@ fn worker(p: &Plan, a: &PushArgs, queue: &Mutex<VecDeque<Backup>>, tx: &mpsc::Se
     let ready = origin(a).and_then(|o| Ok((o, Bucket::connect(&p.endpoint, &p.location.bucket)?)));
     while let Some(b) = next(queue) {
         let st = match (&ready, item(p, &b)) {
-            (_, Err(e)) => step(&b.volid, "failed", e, None),
-            (Err(e), Ok(it)) => step(&it.name, "failed", e.to_string(), None),
-            (Ok(_), Ok(it)) if pvedr::interrupt::requested() => {
-                step(&it.name, "skipped", "interrupted before this upload", None)
-            }
+            (_, Err(e)) => step(&b.volid, StepStatus::Failed, e, None),
+            (Err(e), Ok(it)) => step(&it.name, StepStatus::Failed, e.to_string(), None),
+            (Ok(_), Ok(it)) if pvedr::interrupt::requested() => step(
+                &it.name,
+                StepStatus::Skipped,
+                "interrupted before this upload",
+                None,
+            ),
             (Ok((src, bucket)), Ok(it)) => push_one(p, src, bucket, &it),
         };
         if tx.send(st).is_err() {
@@ -203,11 +207,11 @@ fn push_one(p: &Plan, origin: &Origin, bucket: &Bucket, it: &Item) -> Step {
         Ok(st) => st,
         Err(Error::Interrupted) => step(
             &it.name,
-            "failed",
+            StepStatus::Failed,
             "interrupted: the upload was aborted",
             Some(started),
         ),
-        Err(e) => step(&it.name, "failed", e.to_string(), Some(started)),
+        Err(e) => step(&it.name, StepStatus::Failed, e.to_string(), Some(started)),
     }
 }
 
@@ -285,7 +289,7 @@ fn try_push(p: &Plan, src: &Source, bucket: &Bucket, it: &Item, started: Instant
         Some(why) => format!("uploaded to {url} ({why})"),
         None => format!("uploaded to {url}"),
     };
-    let mut st = step(&it.name, "changed", msg, Some(started));
+    let mut st = step(&it.name, StepStatus::Changed, msg, Some(started));
     add(&mut st, bytes, started, &url, &sha);
     Ok(st)
 }
@@ -366,7 +370,7 @@ fn compare(
         let url = format!("s3://{}/{}", p.location.bucket, it.key);
         let mut st = step(
             &it.name,
-            "skipped",
+            StepStatus::Skipped,
             "already offsite (same size and sha256)",
             Some(started),
         );

@@ -1,3 +1,4 @@
+use pvedr::records::StepStatus;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -48,9 +49,9 @@ fn steps(
     let started = Instant::now();
     let mut counts: [usize; 3] = [0; 3];
     work(&mut |st: Step| {
-        match st.status.as_str() {
-            "changed" => counts[0] += 1,
-            "skipped" => counts[1] += 1,
+        match st.status {
+            StepStatus::Changed => counts[0] += 1,
+            StepStatus::Skipped => counts[1] += 1,
             _ => counts[2] += 1,
         }
         pvedr::msg::say(format!(
@@ -65,8 +66,9 @@ fn steps(
     let interrupted = pvedr::interrupt::requested();
     let code = exit_for(counts[0] + counts[1], counts[2], interrupted);
     let mut c = Map::new();
-    for (k, n) in ["changed", "skipped", "failed"].iter().zip(counts) {
-        c.insert((*k).into(), json!(n));
+    let keys = [StepStatus::Changed, StepStatus::Skipped, StepStatus::Failed];
+    for (k, n) in keys.iter().zip(counts) {
+        c.insert(k.to_string(), json!(n));
     }
     out.write(&Record::Summary(Summary {
         tool: Some("backup-sync".into()),

@@ -3,6 +3,7 @@
 //! file beside the target; the node's own `sha256sum` must match the manifest before the
 //! file is renamed into place. Side files likewise.
 
+use pvedr::records::StepStatus;
 use std::io::Read;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Instant;
@@ -212,7 +213,7 @@ pub fn pull_one(
             return Ok(Step::new(
                 "pull",
                 &m.archive,
-                "skipped",
+                StepStatus::Skipped,
                 format!("{}:{target} is already this copy", t.host()),
                 Some(started),
             ));
@@ -250,7 +251,7 @@ pub fn pull_one(
     let mut st = Step::new(
         "pull",
         &m.archive,
-        "changed",
+        StepStatus::Changed,
         format!("written to {}:{target}", t.host()),
         Some(started),
     );

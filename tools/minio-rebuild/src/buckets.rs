@@ -1,6 +1,7 @@
 //! Steps 4–5: every bucket exists, with versioning enabled and read back, and (with
 //! `--noncurrent-days`) pvedr's rule expiring noncurrent versions.
 
+use pvedr::records::StepStatus;
 use std::time::Instant;
 
 use pvedr::error::Result;
@@ -11,35 +12,35 @@ use crate::run::{Ctx, step};
 pub fn buckets(ctx: &mut Ctx) -> Result<bool> {
     for name in ctx.buckets.clone() {
         let t0 = Instant::now();
-        let s = |status: &str, m: String| step("buckets", &name, status, m, t0);
+        let s = |status: StepStatus, m: String| step("buckets", &name, status, m, t0);
         if ctx.store_unread {
             ctx.missing.push(name.clone());
             ctx.emit(s(
-                "planned",
+                StepStatus::Planned,
                 "would be created if missing (the store is down)".into(),
             ))?;
             continue;
         }
         let c = ctx.client(&name)?;
         let r = match c.exists() {
-            Ok(true) => s("ok", "exists".into()),
+            Ok(true) => s(StepStatus::Ok, "exists".into()),
             Ok(false) if ctx.dry_run => {
                 ctx.missing.push(name.clone());
-                s("planned", "missing: would be created".into())
+                s(StepStatus::Planned, "missing: would be created".into())
             }
             Ok(false) => match c.create() {
-                Ok(()) => s("changed", "created".into()),
+                Ok(()) => s(StepStatus::Changed, "created".into()),
                 Err(e) => s(
-                    "failed",
+                    StepStatus::Failed,
                     format!("{e}; check the credentials' rights (s3:CreateBucket) and the name"),
                 ),
             },
             Err(e) => s(
-                "failed",
+                StepStatus::Failed,
                 format!("{e}; check the credentials and the endpoint"),
             ),
         };
-        let failed = r.status == "failed";
+        let failed = r.status == StepStatus::Failed;
         ctx.emit(r)?;
         if failed {
             return Ok(false);
@@ -52,15 +53,15 @@ pub fn versioning(ctx: &mut Ctx) -> Result<bool> {
     for name in ctx.buckets.clone() {
         let t0 = Instant::now();
         let r = if ctx.missing.contains(&name) {
-            step("versioning", &name, "planned", want(ctx), t0)
+            step("versioning", &name, StepStatus::Planned, want(ctx), t0)
         } else {
             let c = ctx.client(&name)?;
             match versioning_one(ctx, &c) {
                 Ok((status, m)) => step("versioning", &name, status, m, t0),
-                Err(e) => step("versioning", &name, "failed", e, t0),
+                Err(e) => step("versioning", &name, StepStatus::Failed, e, t0),
             }
         };
-        let failed = r.status == "failed";
+        let failed = r.status == StepStatus::Failed;
         ctx.emit(r)?;
         if failed {
             return Ok(false);
@@ -77,7 +78,7 @@ fn want(ctx: &Ctx) -> String {
 }
 
 /// The status and message of one bucket; `Err` with the message of a failure.
-fn versioning_one(ctx: &Ctx, c: &Bucket) -> std::result::Result<(&'static str, String), String> {
+fn versioning_one(ctx: &Ctx, c: &Bucket) -> std::result::Result<(StepStatus, String), String> {
     let mut changed = false;
     let mut planned = false;
     let now = c.versioning_status().map_err(|e| e.to_string())?;
@@ -112,11 +113,11 @@ fn versioning_one(ctx: &Ctx, c: &Bucket) -> std::result::Result<(&'static str, S
         ));
     }
     let status = if planned {
-        "planned"
+        StepStatus::Planned
     } else if changed {
-        "changed"
+        StepStatus::Changed
     } else {
-        "ok"
+        StepStatus::Ok
     };
     Ok((status, msg))
 }

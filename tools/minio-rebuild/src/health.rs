@@ -1,6 +1,7 @@
 //! Steps 1–3: is the store healthy; if not, redeploy it with Terraform (`--terraform-dir`)
 //! and wait for it, with a growing delay, until `--wait` runs out.
 
+use pvedr::records::StepStatus;
 use std::time::{Duration, Instant};
 
 use pvedr::error::{Error, Result};
@@ -32,20 +33,26 @@ pub fn bring_up(ctx: &mut Ctx) -> Result<bool> {
     let target = ctx.endpoint_text();
     let h = check(ctx)?;
     if h.healthy {
-        ctx.emit(step("health", &target, "ok", &h.message, t0))?;
+        ctx.emit(step("health", &target, StepStatus::Ok, &h.message, t0))?;
         if let Some(d) = &ctx.cli.terraform_dir {
             let d = d.display().to_string();
-            let s = step("reprovision", &d, "skipped", "the store is healthy", t0);
+            let s = step(
+                "reprovision",
+                &d,
+                StepStatus::Skipped,
+                "the store is healthy",
+                t0,
+            );
             ctx.emit(s)?;
         }
         return Ok(true);
     }
     if h.refused {
-        ctx.emit(step("health", &target, "failed", refused(&h), t0))?;
+        ctx.emit(step("health", &target, StepStatus::Failed, refused(&h), t0))?;
         return Ok(false);
     }
     let why = format!("unhealthy: {}", h.message);
-    ctx.emit(step("health", &target, "skipped", why, t0))?;
+    ctx.emit(step("health", &target, StepStatus::Skipped, why, t0))?;
     if ctx.cli.terraform_dir.is_some() && !reprovision(ctx)? {
         return Ok(false);
     }
@@ -69,7 +76,7 @@ fn wait(ctx: &mut Ctx, target: &str) -> Result<bool> {
             "would wait up to {} for the store (dry run: not waiting)",
             pvedr::time::format_duration(ctx.wait.as_secs())
         );
-        ctx.emit(step("wait", target, "planned", m, t0))?;
+        ctx.emit(step("wait", target, StepStatus::Planned, m, t0))?;
         return Ok(true);
     }
     let deadline = t0 + ctx.wait;
@@ -84,11 +91,11 @@ fn wait(ctx: &mut Ctx, target: &str) -> Result<bool> {
                 t0.elapsed().as_secs_f64(),
                 last.message
             );
-            ctx.emit(step("wait", target, "ok", m, t0))?;
+            ctx.emit(step("wait", target, StepStatus::Ok, m, t0))?;
             return Ok(true);
         }
         if last.refused {
-            ctx.emit(step("wait", target, "failed", refused(&last), t0))?;
+            ctx.emit(step("wait", target, StepStatus::Failed, refused(&last), t0))?;
             return Ok(false);
         }
         let now = Instant::now();
@@ -109,7 +116,7 @@ fn wait(ctx: &mut Ctx, target: &str) -> Result<bool> {
             "interrupted after {}s of waiting; nothing was changed",
             t0.elapsed().as_secs()
         );
-        ctx.emit(step("wait", target, "failed", m, t0))?;
+        ctx.emit(step("wait", target, StepStatus::Failed, m, t0))?;
         return Ok(false);
     }
     let m = format!(
@@ -122,7 +129,7 @@ fn wait(ctx: &mut Ctx, target: &str) -> Result<bool> {
             "/minio/health/live, then S3 ListBuckets"
         }
     );
-    ctx.emit(step("wait", target, "failed", m, t0))?;
+    ctx.emit(step("wait", target, StepStatus::Failed, m, t0))?;
     Ok(false)
 }
 
@@ -174,7 +181,7 @@ fn reprovision(ctx: &mut Ctx) -> Result<bool> {
                 &tf,
                 "fix the directory, or bring the store back by hand",
             );
-            ctx.emit(step("reprovision", &target, "failed", m, t0))?;
+            ctx.emit(step("reprovision", &target, StepStatus::Failed, m, t0))?;
             return Ok(false);
         }
     };
@@ -184,7 +191,7 @@ fn reprovision(ctx: &mut Ctx) -> Result<bool> {
                 "terraform plan shows no changes for {module}: Terraform believes the server exists; if it is gone, run `terraform -chdir={} apply -replace=<its resource>`",
                 pvedr::shell::quote(&target)
             );
-            ctx.emit(step("reprovision", &target, "ok", m, t0))?;
+            ctx.emit(step("reprovision", &target, StepStatus::Ok, m, t0))?;
             Ok(true)
         }
         2 if ctx.dry_run => {
@@ -192,13 +199,13 @@ fn reprovision(ctx: &mut Ctx) -> Result<bool> {
                 pvedr::msg::say(format!("plan: {}", pvedr::msg::one_line(line)));
             }
             let m = format!("{}; not applied (--dry-run)", plan_line(&text));
-            ctx.emit(step("reprovision", &target, "planned", m, t0))?;
+            ctx.emit(step("reprovision", &target, StepStatus::Planned, m, t0))?;
             Ok(true)
         }
         2 => apply(ctx, &tf, &target, &module, t0),
         _ => {
             let m = format!("terraform plan failed: {}", last_lines(&text));
-            ctx.emit(step("reprovision", &target, "failed", m, t0))?;
+            ctx.emit(step("reprovision", &target, StepStatus::Failed, m, t0))?;
             Ok(false)
         }
     }
@@ -209,12 +216,12 @@ fn apply(ctx: &mut Ctx, tf: &Terraform, target: &str, module: &str, t0: Instant)
     match tf.apply_target(module) {
         Ok(_) => {
             let m = format!("terraform apply -target={module}: applied");
-            ctx.emit(step("reprovision", target, "changed", m, t0))?;
+            ctx.emit(step("reprovision", target, StepStatus::Changed, m, t0))?;
             Ok(true)
         }
         Err(e) => {
             let m = tf_failed(&e, tf, "nothing else was attempted: fix and run again");
-            ctx.emit(step("reprovision", target, "failed", m, t0))?;
+            ctx.emit(step("reprovision", target, StepStatus::Failed, m, t0))?;
             Ok(false)
         }
     }

@@ -4,6 +4,7 @@
 //! lineage; anything newer or foreign stays as it is unless `--force`, and never under a
 //! held Terraform lock.
 
+use pvedr::records::StepStatus;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -111,7 +112,7 @@ pub fn reseed(ctx: &mut Ctx) -> Result<bool> {
         let target = format!("s3://{bucket}/{}", ctx.cli.key);
         let Some(file) = export_file(&dir, &bucket) else {
             let m = format!("no export of it in {}", dir.display());
-            ctx.emit(step("reseed", &target, "skipped", m, t0))?;
+            ctx.emit(step("reseed", &target, StepStatus::Skipped, m, t0))?;
             continue;
         };
         match read_export(&file) {
@@ -119,14 +120,14 @@ pub fn reseed(ctx: &mut Ctx) -> Result<bool> {
             Err(m) => {
                 let m =
                     format!("{m}; nothing uploaded (every export is read before the first upload)");
-                ctx.emit(step("reseed", &target, "failed", m, t0))?;
+                ctx.emit(step("reseed", &target, StepStatus::Failed, m, t0))?;
                 return Ok(false);
             }
         }
     }
     for (bucket, target, x) in read {
         let r = one(ctx, &bucket, &target, x);
-        let failed = r.status == "failed";
+        let failed = r.status == StepStatus::Failed;
         ctx.emit(r)?;
         if failed {
             return Ok(false);
@@ -211,7 +212,7 @@ fn one(ctx: &Ctx, bucket: &str, target: &str, x: Export) -> Step {
         Err(e) => step(
             "reseed",
             target,
-            "failed",
+            StepStatus::Failed,
             format!("{e}; nothing else was attempted"),
             t0,
         ),
@@ -224,7 +225,7 @@ fn one(ctx: &Ctx, bucket: &str, target: &str, x: Export) -> Step {
     s
 }
 
-type Outcome = (&'static str, String, serde_json::Map<String, Value>);
+type Outcome = (StepStatus, String, serde_json::Map<String, Value>);
 
 fn compare_and_put(
     ctx: &Ctx,
@@ -236,7 +237,7 @@ fn compare_and_put(
     let key = &ctx.cli.key;
     if ctx.store_unread || ctx.missing.iter().any(|b| b == bucket) {
         return Ok((
-            "planned",
+            StepStatus::Planned,
             format!("would upload serial {} where missing", info.serial),
             Default::default(),
         ));
@@ -250,7 +251,7 @@ fn compare_and_put(
             match decide(&stored, info, sha) {
                 Decision::Same => {
                     return Ok((
-                        "ok",
+                        StepStatus::Ok,
                         format!("already there (serial {})", info.serial),
                         Default::default(),
                     ));
@@ -261,7 +262,7 @@ fn compare_and_put(
                 }
                 Decision::Keep(r) => {
                     return Ok((
-                        "skipped",
+                        StepStatus::Skipped,
                         format!("{r}; left untouched (--force overwrites it)"),
                         Default::default(),
                     ));
@@ -273,11 +274,11 @@ fn compare_and_put(
         let m = format!(
             "a Terraform lock is held ({key}.tflock): someone is running terraform; left untouched, run again later"
         );
-        return Ok(("skipped", m, Default::default()));
+        return Ok((StepStatus::Skipped, m, Default::default()));
     }
     if ctx.dry_run {
         return Ok((
-            "planned",
+            StepStatus::Planned,
             format!("would upload serial {} ({reason})", info.serial),
             Default::default(),
         ));
@@ -300,7 +301,7 @@ fn put_and_check(
             Some(v) => v,
             None => {
                 return Ok((
-                    "skipped",
+                    StepStatus::Skipped,
                     format!("{key} was written by someone else meanwhile; left untouched"),
                     Default::default(),
                 ));
@@ -343,7 +344,7 @@ fn put_and_check(
         ));
         extra.insert("way_back".into(), Value::from(back));
     }
-    Ok(("changed", m, extra))
+    Ok((StepStatus::Changed, m, extra))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! buckets, versioning, reseed, verify-backends), stopping at the first failure, and a
 //! summary. Each step's module returns whether the run goes on.
 
+use pvedr::records::StepStatus;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -38,7 +39,7 @@ impl Ctx<'_> {
     /// Writes a step record; a failed one is said on stderr too, on one line (its message
     /// may quote what a server or a file said).
     pub fn emit(&mut self, s: Step) -> Result<()> {
-        if s.status == "failed" {
+        if s.status == StepStatus::Failed {
             pvedr::msg::say(format!(
                 "{} {} failed: {}",
                 s.step,
@@ -46,7 +47,7 @@ impl Ctx<'_> {
                 one_line(s.message.as_deref().unwrap_or(""))
             ));
         }
-        *self.counts.entry(s.status.clone()).or_insert(0) += 1;
+        *self.counts.entry(s.status.to_string()).or_insert(0) += 1;
         self.out.write(&Record::Step(s))?;
         // A rebuild is watched as it happens: every step is on stdout when it ends.
         self.out.flush()
@@ -54,7 +55,7 @@ impl Ctx<'_> {
 
     /// Whether anything so far is only planned (a dry run that would change something).
     pub fn planned_any(&self) -> bool {
-        self.counts.contains_key("planned")
+        self.counts.contains_key(StepStatus::Planned.as_str())
     }
 
     /// A client for `bucket` on the run's endpoint.
@@ -73,7 +74,13 @@ impl Ctx<'_> {
     }
 }
 
-pub fn step(name: &str, target: &str, status: &str, msg: impl Into<String>, t0: Instant) -> Step {
+pub fn step(
+    name: &str,
+    target: &str,
+    status: StepStatus,
+    msg: impl Into<String>,
+    t0: Instant,
+) -> Step {
     Step::new(name, target, status, msg, Some(t0))
 }
 

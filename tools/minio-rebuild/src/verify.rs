@@ -2,6 +2,7 @@
 //! `-lock=false`: it only reads, so a rebuild on a healthy store writes nothing to it, not
 //! even a lock object and its delete marker.
 
+use pvedr::records::StepStatus;
 use std::time::Instant;
 
 use pvedr::error::Result;
@@ -20,7 +21,7 @@ pub fn verify_backends(ctx: &mut Ctx) -> Result<bool> {
         let target = dir.display().to_string();
         if ctx.dry_run && ctx.planned_any() {
             let m = "would run terraform init -reconfigure and plan after the changes above";
-            ctx.emit(step("verify-backends", &target, "planned", m, t0))?;
+            ctx.emit(step("verify-backends", &target, StepStatus::Planned, m, t0))?;
             continue;
         }
         let tf = ctx.terraform(&dir);
@@ -31,7 +32,7 @@ pub fn verify_backends(ctx: &mut Ctx) -> Result<bool> {
             Ok(PlanOutcome::NoChanges) => step(
                 "verify-backends",
                 &target,
-                "ok",
+                StepStatus::Ok,
                 "terraform init -reconfigure and plan work: no changes",
                 t0,
             ),
@@ -40,7 +41,7 @@ pub fn verify_backends(ctx: &mut Ctx) -> Result<bool> {
                 let mut s = step(
                     "verify-backends",
                     &target,
-                    "changed",
+                    StepStatus::Changed,
                     format!(
                         "the backend works; the plan shows drift: {count} resource changes (the state may be older than the infrastructure)"
                     ),
@@ -57,7 +58,7 @@ pub fn verify_backends(ctx: &mut Ctx) -> Result<bool> {
                     &tf,
                     "check the backend block (bucket, key, endpoint) and the credentials",
                 );
-                step("verify-backends", &target, "failed", m, t0)
+                step("verify-backends", &target, StepStatus::Failed, m, t0)
             }
         };
         ctx.emit(s)?;

@@ -51,7 +51,9 @@ SAFETY:
   --erase-unbacked-volumes; a VM's backup=0 disks come back detached as unusedN. The restore uses the
   restore command's own --force (never destroy --purge, which drops the guest from backup
   jobs). If the restore or the verification fails, the safety point is restored
-  (--no-rollback keeps the failed state). One restore per target VMID at a time.
+  (--no-rollback keeps the failed state); a failure before anything was overwritten starts a
+  guest the run stopped again; a lost connection touches nothing (the way back says how). One
+  restore per target VMID at a time.
 
 EXIT STATUS:
   0    success (restored, verified when asked)

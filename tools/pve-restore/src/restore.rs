@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use pvedr::error::Result;
 use pvedr::plan::{Plan, StepId};
 use pvedr::pve::GuestConfig;
-use pvedr::records::{Backup, Restore, seconds_since};
+use pvedr::records::{Backup, Restore, RestoreStatus, StepStatus, seconds_since};
 use pvedr::retry::{Retry, poll_until};
 use pvedr::shell;
 use pvedr::transport::{CommandOutput, RemoteCommand, Transport};
@@ -86,16 +86,65 @@ struct Job<'a> {
     rec: Restore,
     started: Instant,
     safety: Option<String>,
-    failure: Option<String>,
+    failure: Option<Failure>,
     lost: bool,
     stopped_by_us: bool,
     restored: bool,
     rolled_back: bool,
 }
 
+/// Where a run failed, set where it happens: what is done with the guest follows from it
+/// ([`after_failure`]), never from the wording of the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    /// Before anything was overwritten: a vzdump started, the stop or the safety point failed.
+    BeforeOverwrite,
+    /// The restore task failed: the guest may be half overwritten (qemu-server
+    /// `restore_vma_archive` has emptied its config and freed its disks before the data).
+    RestoreTask,
+    /// After the restore: isolating, starting or probing the restored guest failed.
+    AfterRestore,
+    /// The drill's scratch guest could not be destroyed.
+    Cleanup,
+    /// Ctrl-C or SIGTERM before the restore ran.
+    InterruptedBefore,
+    /// Ctrl-C or SIGTERM after the restore ran.
+    InterruptedAfter,
+    /// The connection was lost, or a task was left running: the node's state is unknown.
+    StateUnknown,
+}
+
+/// What a failure leaves to do with the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterFailure {
+    /// Restore the safety point (then start the guest if it ran).
+    RollBack,
+    /// Nothing was overwritten: start the guest again if the run stopped it.
+    StartAgain,
+    /// Touch nothing (never a blind rollback): the way back says what to do.
+    Leave,
+}
+
+/// The one table of what follows a failure (docs/BACKUP-RESTORE.md, "When a restore fails").
+fn after_failure(kind: FailureKind) -> AfterFailure {
+    use FailureKind as F;
+    match kind {
+        F::RestoreTask | F::AfterRestore | F::InterruptedAfter => AfterFailure::RollBack,
+        F::BeforeOverwrite | F::InterruptedBefore => AfterFailure::StartAgain,
+        F::StateUnknown | F::Cleanup => AfterFailure::Leave,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Failure {
+    kind: FailureKind,
+    /// The record's `error`.
+    message: String,
+}
+
 /// A refusal before anything changed.
 pub fn refused(rec: Restore, plan: Plan, msg: String, started: Instant) -> Restore {
-    ended_early(rec, plan, "refused", msg, started)
+    ended_early(rec, plan, RestoreStatus::Refused, msg, started)
 }
 
 /// A failure before anything changed (a node that does not answer, say).
@@ -103,7 +152,7 @@ fn failed_early(rec: Restore, plan: Plan, e: pvedr::Error, started: Instant) -> 
     ended_early(
         rec,
         plan,
-        "failed",
+        RestoreStatus::Failed,
         format!("{e}; nothing was changed"),
         started,
     )
@@ -112,12 +161,12 @@ fn failed_early(rec: Restore, plan: Plan, e: pvedr::Error, started: Instant) -> 
 fn ended_early(
     mut rec: Restore,
     plan: Plan,
-    status: &str,
+    status: RestoreStatus,
     msg: String,
     started: Instant,
 ) -> Restore {
     pvedr::msg::say(format!("{status}: {msg}"));
-    rec.status = status.into();
+    rec.status = status;
     rec.error = Some(msg);
     rec.steps = plan.steps;
     rec.duration_s = Some(seconds_since(started));
@@ -145,7 +194,7 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         volid: Some(b.volid.clone()),
         node: Some(node.clone()),
         dry_run: ctx.cli.write.dry_run,
-        status: "planned".into(),
+        status: RestoreStatus::Planned,
         ..Default::default()
     };
     let plan = Plan::default();
@@ -245,7 +294,7 @@ pub fn verify_existing(ctx: &Ctx, vmid: u64) -> Result<Restore> {
         vmid: Some(vmid),
         target_vmid: Some(vmid),
         dry_run: ctx.cli.write.dry_run,
-        status: "planned".into(),
+        status: RestoreStatus::Planned,
         ..Default::default()
     };
     let present = match guest::resources(ctx.t) {
@@ -699,8 +748,8 @@ impl Job<'_> {
             Ok(c) => Some(c),
             Err(e) => {
                 self.lost = true;
-                self.failure
-                    .get_or_insert(format!("connection lost: {e}; the node's state is unknown"));
+                let m = format!("connection lost: {e}; the node's state is unknown");
+                self.fail(FailureKind::StateUnknown, m);
                 None
             }
         }
@@ -715,13 +764,13 @@ impl Job<'_> {
             Ok(out) if out.success() => Ok((out, t0)),
             Ok(out) => {
                 let m = guest::status_line(&out);
-                self.plan.finish(i, "failed", m.clone(), t0);
+                self.plan.finish(i, StepStatus::Failed, m.clone(), t0);
                 Err(m)
             }
             Err(e) => {
                 self.lost = true;
                 let m = format!("{}; the node's state is unknown", e.lost());
-                self.plan.finish(i, "failed", m.clone(), t0);
+                self.plan.finish(i, StepStatus::Failed, m.clone(), t0);
                 Err(m)
             }
         }
@@ -730,9 +779,29 @@ impl Job<'_> {
     /// Whether the run may go on: no failure, no interrupt.
     fn go_on(&mut self) -> bool {
         if self.failure.is_none() && pvedr::interrupt::requested() {
-            self.failure = Some("interrupted".into());
+            let kind = if self.restored {
+                FailureKind::InterruptedAfter
+            } else {
+                FailureKind::InterruptedBefore
+            };
+            self.fail(kind, "interrupted".into());
         }
         self.failure.is_none()
+    }
+
+    /// Records the run's failure; the first one stands.
+    fn fail(&mut self, kind: FailureKind, message: String) {
+        self.failure.get_or_insert(Failure { kind, message });
+    }
+
+    /// The failure's kind as it decides: a lost connection makes any decision blind.
+    fn failure_kind(&self) -> Option<FailureKind> {
+        let f = self.failure.as_ref()?;
+        Some(if self.lost {
+            FailureKind::StateUnknown
+        } else {
+            f.kind
+        })
     }
 
     /// The read-only checks (they run in a dry run too); `Some(why)` refuses.
@@ -778,7 +847,7 @@ impl Job<'_> {
         });
         let msg = match r {
             Ok(Some(())) => {
-                self.plan.finish(i, "ok", "no vzdump running", t0);
+                self.plan.finish(i, StepStatus::Ok, "no vzdump running", t0);
                 return None;
             }
             Ok(None) => format!(
@@ -788,7 +857,7 @@ impl Job<'_> {
             ),
             Err(e) => format!("cannot list the running tasks of {node}: {e}; nothing was changed"),
         };
-        self.plan.finish(i, "failed", msg.clone(), t0);
+        self.plan.finish(i, StepStatus::Failed, msg.clone(), t0);
         Some(msg)
     }
 
@@ -806,7 +875,7 @@ impl Job<'_> {
                     "cannot list the snapshots of guest {}: {e}; nothing was changed",
                     self.target
                 );
-                self.plan.finish(i, "failed", msg.clone(), t0);
+                self.plan.finish(i, StepStatus::Failed, msg.clone(), t0);
                 return Some(msg);
             }
         };
@@ -858,10 +927,10 @@ impl Job<'_> {
                 self.target,
                 guest::Volume::list(&erased)
             );
-            self.plan.finish(i, "failed", msg.clone(), t0);
+            self.plan.finish(i, StepStatus::Failed, msg.clone(), t0);
             return Some(msg);
         }
-        self.plan.finish(i, "ok", what, t0);
+        self.plan.finish(i, StepStatus::Ok, what, t0);
         None
     }
 
@@ -948,20 +1017,20 @@ impl Job<'_> {
         let (i, t0) = (self.s.check, Instant::now());
         if self.ctx.cli.no_archive_test {
             let why = "not tested: --no-archive-test";
-            self.plan.finish(i, "skipped", why, t0);
+            self.plan.finish(i, StepStatus::Skipped, why, t0);
             return None;
         }
         let kind = match self.storage_type() {
             Ok(k) => k,
             Err(e) => {
-                self.plan.finish(i, "failed", e.to_string(), t0);
+                self.plan.finish(i, StepStatus::Failed, e.to_string(), t0);
                 return Some(format!("cannot tell the storage's type: {e}"));
             }
         };
         if kind == "pbs" {
             self.plan.finish(
                 i,
-                "skipped",
+                StepStatus::Skipped,
                 "PBS verifies its snapshots (see the backup's verification state)",
                 t0,
             );
@@ -969,7 +1038,7 @@ impl Job<'_> {
         }
         if !self.t.has_shell() {
             let msg = "the archive cannot be tested over the API (no shell on the node reads it): use --host (SSH) to test it, or --no-archive-test to restore it untested";
-            self.plan.finish(i, "failed", msg, t0);
+            self.plan.finish(i, StepStatus::Failed, msg, t0);
             return Some(format!("{msg}; nothing was changed"));
         }
         let node = self.rec.node.as_deref().unwrap_or("");
@@ -977,13 +1046,17 @@ impl Job<'_> {
         let m = match found {
             Ok(m) => m,
             Err(e) => {
-                self.plan.finish(i, "failed", e.to_string(), t0);
+                self.plan.finish(i, StepStatus::Failed, e.to_string(), t0);
                 return Some(format!("cannot locate the archive: {e}"));
             }
         };
         let Some(file) = pvedr::pvesh::str_of(&m, "path") else {
-            self.plan
-                .finish(i, "failed", "Proxmox reports no path for the archive", t0);
+            self.plan.finish(
+                i,
+                StepStatus::Failed,
+                "Proxmox reports no path for the archive",
+                t0,
+            );
             return Some("cannot locate the archive".into());
         };
         let test = pvedr::archive::test_command(&file, &self.b.format);
@@ -993,16 +1066,17 @@ impl Job<'_> {
             .exec(&RemoteCommand::read(test).within(pvedr::archive::TEST_TIMEOUT))
         {
             Ok(out) if out.success() => {
-                self.plan.finish(i, "ok", format!("{file} is whole"), t0);
+                self.plan
+                    .finish(i, StepStatus::Ok, format!("{file} is whole"), t0);
                 None
             }
             Ok(out) => {
                 let msg = format!("the archive is damaged: {}", guest::status_line(&out));
-                self.plan.finish(i, "failed", msg.clone(), t0);
+                self.plan.finish(i, StepStatus::Failed, msg.clone(), t0);
                 Some(format!("{msg}; nothing was changed"))
             }
             Err(e) => {
-                self.plan.finish(i, "failed", e.to_string(), t0);
+                self.plan.finish(i, StepStatus::Failed, e.to_string(), t0);
                 Some(format!("cannot test the archive: {e}; nothing was changed"))
             }
         }
@@ -1035,7 +1109,7 @@ impl Job<'_> {
         let msg = match r {
             Ok(Some(Ok(()))) => {
                 self.conf = seen;
-                self.plan.finish(i, "ok", "not locked", t0);
+                self.plan.finish(i, StepStatus::Ok, "not locked", t0);
                 return None;
             }
             Ok(Some(Err(e))) => e,
@@ -1045,7 +1119,7 @@ impl Job<'_> {
             ),
             Err(e) => format!("cannot read guest {target}: {e}"),
         };
-        self.plan.finish(i, "failed", msg.clone(), t0);
+        self.plan.finish(i, StepStatus::Failed, msg.clone(), t0);
         Some(msg)
     }
 
@@ -1053,20 +1127,22 @@ impl Job<'_> {
     fn change(&mut self) {
         if self.s.vzdump.is_some() && self.go_on() {
             // Again, now: a vzdump may have started while the question was on the terminal.
-            self.failure = self.check_vzdump(Duration::ZERO);
+            if let Some(m) = self.check_vzdump(Duration::ZERO) {
+                self.fail(FailureKind::BeforeOverwrite, m);
+            }
         }
         if let (Some(i), true) = (self.s.stop, self.go_on()) {
             if self.was_running {
                 match self.exec_step(i) {
                     Ok((_, t0)) => {
-                        self.plan.finish(i, "changed", "stopped", t0);
+                        self.plan.finish(i, StepStatus::Changed, "stopped", t0);
                         self.stopped_by_us = true;
                     }
-                    Err(m) => self.failure = Some(format!("stop failed: {m}")),
+                    Err(m) => self.fail(FailureKind::BeforeOverwrite, format!("stop failed: {m}")),
                 }
             } else {
                 self.plan
-                    .finish(i, "skipped", "not running", Instant::now());
+                    .finish(i, StepStatus::Skipped, "not running", Instant::now());
             }
         }
         if let (Some(i), true) = (self.s.safety, self.go_on()) {
@@ -1086,14 +1162,15 @@ impl Job<'_> {
                         Some(l) => format!("restored {}; {l}", self.b.volid),
                         None => format!("restored {}", self.b.volid),
                     };
-                    self.plan.finish(i, "changed", done, t0);
+                    self.plan.finish(i, StepStatus::Changed, done, t0);
                     self.restored = true;
                     if let Some(l) = self.s.leftover {
-                        self.plan.finish(l, "skipped", "not needed", Instant::now());
+                        self.plan
+                            .finish(l, StepStatus::Skipped, "not needed", Instant::now());
                     }
                 }
                 Err(m) => {
-                    self.failure = Some(format!("restore failed: {m}"));
+                    self.fail(FailureKind::RestoreTask, format!("restore failed: {m}"));
                     self.remove_leftover();
                 }
             }
@@ -1112,13 +1189,14 @@ impl Job<'_> {
             Ok(p) => p.contains_key(&self.target),
             Err(e) => {
                 self.plan
-                    .finish(i, "failed", format!("cannot tell: {e}"), t0);
+                    .finish(i, StepStatus::Failed, format!("cannot tell: {e}"), t0);
                 self.leftover = Some("kept");
                 return;
             }
         };
         if !present {
-            self.plan.finish(i, "skipped", "qmrestore left nothing", t0);
+            self.plan
+                .finish(i, StepStatus::Skipped, "qmrestore left nothing", t0);
             return;
         }
         let node = self.rec.node.clone().unwrap_or_default();
@@ -1131,14 +1209,14 @@ impl Job<'_> {
                 "VM {} holds more than qmrestore's empty config: kept",
                 self.target
             );
-            self.plan.finish(i, "skipped", m, t0);
+            self.plan.finish(i, StepStatus::Skipped, m, t0);
             self.leftover = Some("kept");
             return;
         }
         self.leftover = Some(match self.exec_step(i) {
             Ok((_, t0)) => {
                 let m = format!("qmrestore's empty config of VM {} removed", self.target);
-                self.plan.finish(i, "changed", m, t0);
+                self.plan.finish(i, StepStatus::Changed, m, t0);
                 "removed"
             }
             Err(_) => "kept",
@@ -1165,7 +1243,7 @@ impl Job<'_> {
                 match guest::safety_point_volid(&String::from_utf8_lossy(&out.stdout), &storage) {
                     Some(v) => {
                         self.plan
-                            .finish(i, "changed", format!("safety point {v}"), t0);
+                            .finish(i, StepStatus::Changed, format!("safety point {v}"), t0);
                         self.rec.safety_point = Some(json!({"volid": v, "storage": storage}));
                         self.safety = Some(v);
                     }
@@ -1178,13 +1256,14 @@ impl Job<'_> {
                                 pvedr::msg::visible(e)
                             ),
                         };
-                        self.plan.finish(i, "failed", why, t0);
-                        self.failure = Some("no safety point".into());
+                        self.plan.finish(i, StepStatus::Failed, why, t0);
+                        self.fail(FailureKind::BeforeOverwrite, "no safety point".into());
                     }
                 }
             }
             Err(m) => {
-                self.failure = Some(format!("safety point failed: {m}; nothing was overwritten"))
+                let m = format!("safety point failed: {m}; nothing was overwritten");
+                self.fail(FailureKind::BeforeOverwrite, m);
             }
         }
     }
@@ -1234,7 +1313,7 @@ impl Job<'_> {
             .copied()
             .collect::<Vec<_>>()
         {
-            self.plan.finish(i, "skipped", why.clone(), t0);
+            self.plan.finish(i, StepStatus::Skipped, why.clone(), t0);
         }
         true
     }
@@ -1242,15 +1321,19 @@ impl Job<'_> {
     fn isolate(&mut self, i: StepId) {
         let t0 = Instant::now();
         let Some(conf) = self.read_config() else {
-            self.plan
-                .finish(i, "failed", "connection lost reading the config", t0);
+            self.plan.finish(
+                i,
+                StepStatus::Failed,
+                "connection lost reading the config",
+                t0,
+            );
             return;
         };
         let conf = match conf {
             Ok(c) => c,
             Err(e) => {
-                self.plan.finish(i, "failed", e.clone(), t0);
-                self.failure = Some(format!("isolating failed: {e}"));
+                self.plan.finish(i, StepStatus::Failed, e.clone(), t0);
+                self.fail(FailureKind::AfterRestore, format!("isolating failed: {e}"));
                 return;
             }
         };
@@ -1261,19 +1344,23 @@ impl Job<'_> {
                 argv(&[self.tool(), "set", &self.id(), &format!("--{k}"), v]),
             );
             if let Err(m) = self.exec_step(i) {
-                self.failure = Some(format!("isolating failed: {m}"));
+                self.fail(FailureKind::AfterRestore, format!("isolating failed: {m}"));
                 return;
             }
         }
-        self.plan
-            .finish(i, "changed", format!("{} link(s) down", links.len()), t0);
+        self.plan.finish(
+            i,
+            StepStatus::Changed,
+            format!("{} link(s) down", links.len()),
+            t0,
+        );
     }
 
     fn start(&mut self, i: StepId) {
         let t0 = match self.exec_step(i) {
             Ok((_, t0)) => t0,
             Err(m) => {
-                self.failure = Some(format!("start failed: {m}"));
+                self.fail(FailureKind::AfterRestore, format!("start failed: {m}"));
                 return;
             }
         };
@@ -1290,16 +1377,17 @@ impl Job<'_> {
             Err(e) => {
                 self.lost = true;
                 let m = format!("{}; the node's state is unknown", e.lost());
-                self.failure.get_or_insert(m.clone());
-                self.plan.finish(i, "failed", m, t0);
+                self.fail(FailureKind::StateUnknown, m.clone());
+                self.plan.finish(i, StepStatus::Failed, m, t0);
                 return;
             }
         };
         if running {
-            self.plan.finish(i, "changed", "running", t0);
+            self.plan.finish(i, StepStatus::Changed, "running", t0);
         } else {
-            self.plan.finish(i, "failed", "did not reach running", t0);
-            self.failure.get_or_insert("the guest did not start".into());
+            self.plan
+                .finish(i, StepStatus::Failed, "did not reach running", t0);
+            self.fail(FailureKind::AfterRestore, "the guest did not start".into());
         }
     }
 
@@ -1334,9 +1422,9 @@ impl Job<'_> {
         for (p, &i) in self.ctx.o.probes.iter().zip(&self.s.probes.clone()) {
             let t0 = Instant::now();
             if let Some(why) = probe::cannot_check(p, &target) {
-                self.plan.finish(i, "skipped", why, t0);
+                self.plan.finish(i, StepStatus::Skipped, why, t0);
                 verify.push(
-                    json!({"probe": p.name(), "status": "skipped", "message": why, "attempts": 0}),
+                    json!({"probe": p.name(), "status": StepStatus::Skipped, "message": why, "attempts": 0}),
                 );
                 continue;
             }
@@ -1350,14 +1438,14 @@ impl Job<'_> {
                 |_| !pvedr::interrupt::requested(),
             );
             let (status, m) = match r {
-                Ok(m) => ("ok", m),
+                Ok(m) => (StepStatus::Ok, m),
                 Err(m) => {
-                    self.failure
-                        .get_or_insert(format!("verification failed: {} ({m})", p.name()));
-                    ("failed", m)
+                    let f = format!("verification failed: {} ({m})", p.name());
+                    self.fail(FailureKind::AfterRestore, f);
+                    (StepStatus::Failed, m)
                 }
             };
-            self.plan.finish(i, status, m.clone(), t0);
+            self.plan.finish(i, status.clone(), m.clone(), t0);
             verify.push(
                 json!({"probe": p.name(), "status": status, "message": m, "attempts": attempts}),
             );
@@ -1379,38 +1467,37 @@ impl Job<'_> {
         match self.exec_step(i) {
             Ok((_, t0)) => self.plan.finish(
                 i,
-                "changed",
+                StepStatus::Changed,
                 format!("scratch guest {} destroyed", self.target),
                 t0,
             ),
             Err(m) if !self.lost => {
-                self.failure.get_or_insert(format!(
+                let f = format!(
                     "cleanup failed: {m}; destroy {} {} by hand",
                     self.tool(),
                     self.target
-                ));
+                );
+                self.fail(FailureKind::Cleanup, f);
             }
             Err(_) => {}
         }
     }
 
-    /// After a failure: back to the safety point (never blind: not on a lost connection).
+    /// After a failure: back to the safety point when [`after_failure`] says so.
     fn roll_back(&mut self) {
         let Some(i) = self.s.rollback else { return };
-        let Some(f) = self.failure.clone() else {
-            self.plan.finish(i, "skipped", "not needed", Instant::now());
+        let Some(kind) = self.failure_kind() else {
+            self.plan
+                .finish(i, StepStatus::Skipped, "not needed", Instant::now());
             return;
         };
         if self.ctx.cli.no_rollback {
             self.plan
-                .finish(i, "skipped", "--no-rollback", Instant::now());
+                .finish(i, StepStatus::Skipped, "--no-rollback", Instant::now());
             return;
         }
-        let needed = self.restored
-            || f.starts_with("restore failed")
-            || f.starts_with("verification")
-            || f.starts_with("start");
-        let Some(s) = self.safety.clone().filter(|_| needed && !self.lost) else {
+        let needed = after_failure(kind) == AfterFailure::RollBack;
+        let Some(s) = self.safety.clone().filter(|_| needed) else {
             return;
         };
         let _ = self.t.exec(&RemoteCommand::write(argv(&[
@@ -1429,7 +1516,7 @@ impl Job<'_> {
             }
             self.plan.finish(
                 i,
-                "changed",
+                StepStatus::Changed,
                 format!("guest {} is back as it was ({s})", self.target),
                 t0,
             );
@@ -1439,7 +1526,9 @@ impl Job<'_> {
 
     /// The record: status, steps, the way back.
     fn finish(mut self) -> Restore {
-        if self.stopped_by_us && !self.restored && self.failure.is_some() && !self.lost {
+        let after = self.failure_kind().map(after_failure);
+        let restarted = self.stopped_by_us && after == Some(AfterFailure::StartAgain);
+        if restarted {
             // Nothing was overwritten: bring the guest back up.
             let _ = self.t.exec(&RemoteCommand::write(argv(&[
                 self.tool(),
@@ -1460,22 +1549,22 @@ impl Job<'_> {
         self.rec.steps = self.plan.steps;
         self.rec.duration_s = Some(seconds_since(self.started));
         let verified = self.rec.verify.is_some();
-        self.rec.status = match (&self.failure, self.rolled_back) {
-            (Some(f), _) if f == "interrupted" => "interrupted",
-            (None, _) if verified || self.ctx.cli.verify_only => "verified",
-            (None, _) => "restored",
-            (Some(_), true) => "rolled-back",
-            (Some(_), false) => "failed",
-        }
-        .into();
-        self.rec.error = self.failure;
+        use FailureKind::{InterruptedAfter, InterruptedBefore};
+        self.rec.status = match (self.failure.as_ref().map(|f| f.kind), self.rolled_back) {
+            (Some(InterruptedBefore | InterruptedAfter), _) => RestoreStatus::Interrupted,
+            (None, _) if verified || self.ctx.cli.verify_only => RestoreStatus::Verified,
+            (None, _) => RestoreStatus::Restored,
+            (Some(_), true) => RestoreStatus::RolledBack,
+            (Some(_), false) => RestoreStatus::Failed,
+        };
+        self.rec.error = self.failure.map(|f| f.message);
         let guest = format!("{} {}", if self.lxc { "CT" } else { "VM" }, self.target);
-        if self.rec.status == "interrupted" {
+        if self.rec.status == RestoreStatus::Interrupted {
             pvedr::msg::say(progress::interrupted(&progress::Ended {
                 guest: &guest,
                 rolled_back: self.rolled_back,
                 back_running: self.was_running,
-                restarted: self.stopped_by_us && !self.restored && !self.lost,
+                restarted,
                 scratch_destroyed: step_changed(&self.rec.steps, "cleanup"),
                 way_back: self.rec.way_back.is_some(),
             }));
@@ -1533,7 +1622,7 @@ fn needs_force(target: u64, node: &str) -> String {
 fn step_changed(steps: &[pvedr::records::Step], name: &str) -> bool {
     steps
         .iter()
-        .any(|s| s.step == name && s.status == "changed")
+        .any(|s| s.step == name && s.status == StepStatus::Changed)
 }
 
 impl Job<'_> {

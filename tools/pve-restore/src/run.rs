@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use pvedr::error::{Error, Result, exit_for};
 use pvedr::listing::{self, Extras, SelectArgs};
-use pvedr::records::{Backup, Record, Restore, Summary};
+use pvedr::records::{Backup, Record, Restore, RestoreStatus, Summary};
 use pvedr::transport::Transport;
 use pvedr::{archive, jsonl, time, validate};
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use crate::cli::Cli;
 use crate::probe::{self, Probe};
@@ -211,7 +211,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             // Written now: a later guest's failure or a Ctrl-C must not lose it.
             out.write(&Record::Restore(rec.clone()))?;
             out.flush()?;
-            let stop = rec.status == "interrupted";
+            let stop = rec.status == RestoreStatus::Interrupted;
             records.push(rec);
             if stop {
                 break;
@@ -224,20 +224,16 @@ pub fn run(cli: Cli) -> Result<u8> {
 }
 
 fn summary(records: &[Restore], started: Instant, out: &mut pvedr::output::Output) -> Result<u8> {
-    let ok = |r: &&Restore| matches!(r.status.as_str(), "restored" | "verified" | "planned");
+    use RestoreStatus as S;
+    let ok = |r: &&Restore| matches!(r.status, S::Restored | S::Verified | S::Planned);
     let succeeded = records.iter().filter(ok).count();
     // A wait on a task ended by Ctrl-C leaves a failed record, but the run was interrupted.
     let interrupted =
-        records.iter().any(|r| r.status == "interrupted") || pvedr::interrupt::requested();
+        records.iter().any(|r| r.status == S::Interrupted) || pvedr::interrupt::requested();
     let exit = exit_for(succeeded, records.len() - succeeded, interrupted);
-    let mut counts = Map::new();
-    for r in records {
-        let n = counts.get(&r.status).and_then(Value::as_u64).unwrap_or(0);
-        counts.insert(r.status.clone(), Value::from(n + 1));
-    }
     out.write(&Record::Summary(Summary {
         tool: Some("pve-restore".into()),
-        counts,
+        counts: pvedr::status::counts(records.iter().map(|r| &r.status)),
         exit_code: exit,
         duration_s: Some(pvedr::records::seconds_since(started)),
         extra: Map::new(),

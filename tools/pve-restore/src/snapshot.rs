@@ -5,7 +5,7 @@ use std::time::Instant;
 use pvedr::error::Result;
 use pvedr::plan::{Plan, StepId};
 use pvedr::pve::GuestConfig;
-use pvedr::records::{Restore, seconds_since};
+use pvedr::records::{Restore, RestoreStatus, StepStatus, seconds_since};
 use pvedr::shell;
 use pvedr::transport::{RemoteCommand, Transport};
 use serde_json::{Value, json};
@@ -21,7 +21,7 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         target_vmid: Some(vmid),
         node: Some(node.into()),
         dry_run: ctx.cli.write.dry_run,
-        status: "planned".into(),
+        status: RestoreStatus::Planned,
         ..Default::default()
     };
     rec.extra.insert("snapshot".into(), Value::from(snap));
@@ -101,7 +101,7 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
     let lock = config.lock.clone();
     let ct_storage = config.rootfs_storage().filter(|_| lxc).map(str::to_string);
     if let Some(l) = lock {
-        plan.finish(i_lock, "failed", format!("locked ({l})"), t0);
+        plan.finish(i_lock, StepStatus::Failed, format!("locked ({l})"), t0);
         plan.skip_rest("refused");
         return Ok(refused(
             rec,
@@ -110,7 +110,7 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
             started,
         ));
     }
-    plan.finish(i_lock, "ok", "not locked", t0);
+    plan.finish(i_lock, StepStatus::Ok, "not locked", t0);
     let target = match rollback_possible(ctx.t, &e.node, lxc, vmid, snap, &config) {
         Ok(s) => s,
         Err(msg) => {
@@ -306,7 +306,7 @@ fn execute(
     let out = match done {
         Ok(out) if out.success() => out,
         Ok(out) => {
-            plan.finish(i_safety, "failed", guest::status_line(&out), t0);
+            plan.finish(i_safety, StepStatus::Failed, guest::status_line(&out), t0);
             return ended(
                 rec,
                 plan,
@@ -315,7 +315,7 @@ fn execute(
             );
         }
         Err(e) => {
-            plan.finish(i_safety, "failed", e.lost(), t0);
+            plan.finish(i_safety, StepStatus::Failed, e.lost(), t0);
             return ended(
                 rec,
                 plan,
@@ -327,7 +327,7 @@ fn execute(
     let v = guest::safety_point_volid(&String::from_utf8_lossy(&out.stdout), &storage);
     plan.finish(
         i_safety,
-        "changed",
+        StepStatus::Changed,
         format!("safety point {}", v.as_deref().unwrap_or("?")),
         t0,
     );
@@ -340,7 +340,7 @@ fn execute(
             "interrupted: the safety point was finished, the rollback was not started; the guest is as it was, nothing is left to undo",
         );
         rec.way_back = None;
-        rec.status = "interrupted".into();
+        rec.status = RestoreStatus::Interrupted;
         rec.steps = plan.steps;
         rec.duration_s = Some(seconds_since(started));
         return rec;
@@ -356,9 +356,9 @@ fn execute(
     progress::done();
     match done {
         Ok(out) if out.success() => {
-            plan.finish(i_rb, "changed", rolled_back(ids), t0);
+            plan.finish(i_rb, StepStatus::Changed, rolled_back(ids), t0);
             rec.extra.insert("running".into(), Value::from(ids.running));
-            rec.status = "restored".into();
+            rec.status = RestoreStatus::Restored;
             // A restore over a running guest is refused (`create_vm`: "VM is running").
             if ids.running {
                 let stop = shell::join(&argv(&[tool_of(lxc), "stop", &vmid.to_string()]));
@@ -367,18 +367,18 @@ fn execute(
         }
         Ok(out) => {
             let m = guest::status_line(&out);
-            plan.finish(i_rb, "failed", m.clone(), t0);
-            rec.status = "failed".into();
+            plan.finish(i_rb, StepStatus::Failed, m.clone(), t0);
+            rec.status = RestoreStatus::Failed;
             rec.error = Some(m);
         }
         Err(e) => {
             plan.finish(
                 i_rb,
-                "failed",
+                StepStatus::Failed,
                 format!("{}; the guest's state is unknown", e.lost()),
                 t0,
             );
-            rec.status = "failed".into();
+            rec.status = RestoreStatus::Failed;
             rec.error = Some(e.lost());
         }
     }
@@ -402,7 +402,7 @@ fn rolled_back(ids: &Ids) -> String {
 
 fn ended(mut rec: Restore, mut plan: Plan, why: &str, started: Instant) -> Restore {
     plan.skip_rest("no safety point");
-    rec.status = "failed".into();
+    rec.status = RestoreStatus::Failed;
     rec.error = Some(why.into());
     rec.steps = plan.steps;
     rec.duration_s = Some(seconds_since(started));

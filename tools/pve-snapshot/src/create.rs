@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use pvedr::error::Result;
 use pvedr::records::{Guest, Record, Snapshot};
+use pvedr::status::SnapshotStatus;
 use pvedr::transport::RemoteCommand;
 use pvedr::{interrupt, msg, shell};
 use serde_json::Value;
@@ -86,7 +87,7 @@ impl Job<'_> {
         if g.status.as_deref() == Some("unknown") {
             let m = format!("node {node} is offline: its guests cannot be snapshotted");
             guests::warn(g, &m);
-            mark_status(&mut rec, "refused", Some(m));
+            mark_status(&mut rec, SnapshotStatus::Refused, Some(m));
             return rec;
         }
         let stamp = stamps
@@ -97,7 +98,7 @@ impl Job<'_> {
             Err(e) => {
                 let m = format!("cannot read the node's clock (it names the snapshot): {e}");
                 guests::warn(g, &m);
-                mark_status(&mut rec, "failed", Some(m));
+                mark_status(&mut rec, SnapshotStatus::Failed, Some(m));
                 return rec;
             }
         }
@@ -105,7 +106,7 @@ impl Job<'_> {
         rec.extra
             .insert("command".into(), Value::String(cmd.line()));
         if self.dry_run {
-            mark_status(&mut rec, "planned", foreseen(g));
+            mark_status(&mut rec, SnapshotStatus::Planned, foreseen(g));
             return rec;
         }
         if let (Some(_), Some(w)) = (&g.lock, self.wait) {
@@ -133,14 +134,14 @@ impl Job<'_> {
             Ok(o) if o.success() => {
                 let back = shell::join(&[tool(g), "delsnapshot", &g.vmid.to_string(), &rec.name]);
                 rec.extra.insert("way_back".into(), Value::String(back));
-                mark_status(&mut rec, "created", self.note(g));
+                mark_status(&mut rec, SnapshotStatus::Created, self.note(g));
             }
             Ok(o) => {
                 let why = guests::reason(&o);
                 let status = if guests::refusal(&why) {
-                    "refused"
+                    SnapshotStatus::Refused
                 } else {
-                    "failed"
+                    SnapshotStatus::Failed
                 };
                 guests::warn(g, format!("snapshot {} {status}: {why}", rec.name));
                 mark_status(&mut rec, status, Some(why));
@@ -152,7 +153,7 @@ impl Job<'_> {
                     g.vmid
                 );
                 guests::warn(g, format!("snapshot {}: {m}", rec.name));
-                mark_status(&mut rec, "failed", Some(m));
+                mark_status(&mut rec, SnapshotStatus::Failed, Some(m));
             }
         }
         rec
@@ -186,7 +187,7 @@ fn foreseen(g: &Guest) -> Option<String> {
 /// records, in one round trip. A failure here loses nothing: the records stay as they are.
 fn refresh(ctx: &Ctx, recs: &mut [Snapshot]) {
     let idx: Vec<usize> = (0..recs.len())
-        .filter(|&i| status_of(&recs[i]) == Some("created"))
+        .filter(|&i| status_of(&recs[i]) == Some(SnapshotStatus::Created))
         .collect();
     let guests: Vec<Guest> = idx
         .iter()

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use pvedr::error::Result;
 use pvedr::records::{Guest, Record, Snapshot};
+use pvedr::status::SnapshotStatus;
 use pvedr::transport::RemoteCommand;
 use pvedr::{interrupt, shell};
 use serde_json::Value;
@@ -46,7 +47,7 @@ pub fn run(a: &PruneArgs) -> Result<u8> {
         interrupted = remove_all(&ctx, &mut recs, wait);
     } else {
         for r in recs.iter_mut().filter(|r| is_remove(r)) {
-            mark_status(r, "planned", None);
+            mark_status(r, SnapshotStatus::Planned, None);
         }
     }
     let mut out = a.output.output();
@@ -114,7 +115,11 @@ fn remove_all(ctx: &Ctx, recs: &mut [Snapshot], wait: Option<Duration>) -> bool 
         .collect();
     for r in recs.iter_mut().filter(|r| is_remove(r)) {
         if interrupt::requested() {
-            mark_status(r, "skipped", Some("interrupted before its turn".into()));
+            mark_status(
+                r,
+                SnapshotStatus::Skipped,
+                Some("interrupted before its turn".into()),
+            );
             continue;
         }
         let Some(g) = ctx.guests.iter().find(|g| g.vmid == r.vmid) else {
@@ -122,7 +127,7 @@ fn remove_all(ctx: &Ctx, recs: &mut [Snapshot], wait: Option<Duration>) -> bool 
         };
         if kept.contains(&(r.vmid, r.name.clone())) {
             // Unreachable with names listed once; a kept snapshot is never removed.
-            mark_status(r, "skipped", Some("also marked keep".into()));
+            mark_status(r, SnapshotStatus::Skipped, Some("also marked keep".into()));
             continue;
         }
         if let (Some(_), Some(w)) = (&g.lock, wait) {
@@ -146,13 +151,13 @@ fn remove(ctx: &Ctx, g: &Guest, r: &mut Snapshot) {
         .insert("command".into(), Value::String(shell::join(&cmd.argv)));
     let node = g.node.clone().unwrap_or_default();
     match ctx.on_node(&node, &cmd) {
-        Ok(o) if o.success() => mark_status(r, "removed", None),
+        Ok(o) if o.success() => mark_status(r, SnapshotStatus::Removed, None),
         Ok(o) => {
             let why = guests::reason(&o);
             let status = if guests::refusal(&why) {
-                "refused"
+                SnapshotStatus::Refused
             } else {
-                "failed"
+                SnapshotStatus::Failed
             };
             guests::warn(g, format!("removing snapshot {} {status}: {why}", r.name));
             mark_status(r, status, Some(why));
@@ -164,7 +169,7 @@ fn remove(ctx: &Ctx, g: &Guest, r: &mut Snapshot) {
                 g.vmid
             );
             guests::warn(g, format!("removing snapshot {}: {m}", r.name));
-            mark_status(r, "failed", Some(m));
+            mark_status(r, SnapshotStatus::Failed, Some(m));
         }
     }
 }

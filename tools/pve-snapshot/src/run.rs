@@ -5,6 +5,7 @@ use pvedr::error::{Error, Result, exit_for};
 use pvedr::listing::{Filter, FilterArgs, GuestArgs, GuestSelection};
 use pvedr::output::Output;
 use pvedr::records::{Record, Snapshot, Summary, seconds_since};
+use pvedr::status::SnapshotStatus;
 use pvedr::time::{Zone, parse_duration};
 use serde_json::Value;
 
@@ -46,16 +47,20 @@ pub fn wait_lock(arg: Option<&str>) -> Result<Option<Duration>> {
 }
 
 /// Sets what was done to a snapshot (`status`, `message`) on its record.
-pub fn mark_status(rec: &mut Snapshot, status: &str, message: Option<String>) {
+pub fn mark_status(rec: &mut Snapshot, status: SnapshotStatus, message: Option<String>) {
     rec.extra
-        .insert("status".into(), Value::String(status.into()));
+        .insert("status".into(), Value::String(status.to_string()));
     if let Some(m) = message {
         rec.extra.insert("message".into(), Value::String(m));
     }
 }
 
-pub fn status_of(rec: &Snapshot) -> Option<&str> {
-    rec.extra.get("status").and_then(Value::as_str)
+/// What was done to a snapshot (kept in `extra`, where it stands after `mark` and `reason`).
+pub fn status_of(rec: &Snapshot) -> Option<SnapshotStatus> {
+    rec.extra
+        .get("status")
+        .and_then(Value::as_str)
+        .map(SnapshotStatus::parse)
 }
 
 /// Guests that got no record: not in the cluster (or with an invalid node), or whose
@@ -74,8 +79,9 @@ pub fn finish(
     interrupted: bool,
     started: Instant,
 ) -> Result<u8> {
+    let statuses: Vec<SnapshotStatus> = recs.iter().filter_map(status_of).collect();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for s in recs.iter().filter_map(status_of) {
+    for s in &statuses {
         *counts.entry(s.to_string()).or_default() += 1;
     }
     for (k, n) in [
@@ -87,14 +93,15 @@ pub fn finish(
         }
     }
     let missing = unhandled.missing + unhandled.unreadable;
-    let good = ["created", "removed", "planned"]
+    use SnapshotStatus as S;
+    let good = statuses
         .iter()
-        .map(|k| counts.get(*k).copied().unwrap_or(0))
-        .sum::<u64>() as usize;
-    let bad = ["refused", "failed"]
+        .filter(|s| matches!(s, S::Created | S::Removed | S::Planned))
+        .count();
+    let bad = statuses
         .iter()
-        .map(|k| counts.get(*k).copied().unwrap_or(0))
-        .sum::<u64>() as usize
+        .filter(|s| matches!(s, S::Refused | S::Failed))
+        .count()
         + missing;
     // A run with nothing to do (no snapshot beyond --keep) succeeded.
     let code = if good == 0 && bad == 0 && !interrupted {

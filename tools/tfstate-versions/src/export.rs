@@ -1,6 +1,7 @@
 //! `export --to DIR`: the current state of each environment, with its sha256 and version id,
 //! each file written atomically (never through a symlink planted in DIR).
 
+use pvedr::records::StepStatus;
 use std::path::Path;
 use std::time::Instant;
 
@@ -35,7 +36,7 @@ pub fn export(cli: &Cli, to: &Path, out: &mut Output) -> Result<u8> {
                 out.write(&Record::Step(step(
                     "export",
                     env.unwrap_or("state"),
-                    "failed",
+                    StepStatus::Failed,
                     e.to_string(),
                     t0,
                 )))?;
@@ -72,7 +73,7 @@ fn export_one(cli: &Cli, env: Option<&str>, to: &Path, t0: Instant) -> Result<St
     let mut s = step(
         "export",
         &t.url(),
-        "changed",
+        StepStatus::Changed,
         format!("{} ({} bytes)", file.display(), body.len()),
         t0,
     );

@@ -2,6 +2,7 @@
 //! are never edited: an override file switches the backend, and removing it switches back.
 //! Every way out of a failed step puts the directory back as it was.
 
+use pvedr::records::StepStatus;
 use std::path::Path;
 use std::time::Instant;
 
@@ -16,13 +17,19 @@ use crate::location::StateLocation;
 
 const OVERRIDE_TEXT: &str = "# Written by `tfstate-versions fallback`: the S3 backend was unavailable.\n# Remove it with `tfstate-versions return --dir .` (which migrates the state back).\nterraform {\n  backend \"local\" {\n    path = \"terraform.tfstate\"\n  }\n}\n";
 
-fn step(name: &str, target: &Path, status: &str, msg: impl Into<String>, t0: Instant) -> Step {
+fn step(
+    name: &str,
+    target: &Path,
+    status: StepStatus,
+    msg: impl Into<String>,
+    t0: Instant,
+) -> Step {
     Step::new(name, target.display().to_string(), status, msg, Some(t0))
 }
 
 /// One failed step: the record to write.
 fn failed(name: &str, dir: &Path, e: impl std::fmt::Display, t0: Instant) -> Step {
-    step(name, dir, "failed", e.to_string(), t0)
+    step(name, dir, StepStatus::Failed, e.to_string(), t0)
 }
 
 /// Why a Terraform step failed: its error, or that it was stopped and what it may have left.
@@ -66,7 +73,7 @@ pub fn fallback(tf: &Terraform) -> Vec<Step> {
     steps.push(step(
         "override",
         dir,
-        "changed",
+        StepStatus::Changed,
         format!("wrote {FALLBACK_OVERRIDE} (local backend)"),
         t0,
     ));
@@ -84,7 +91,7 @@ pub fn fallback(tf: &Terraform) -> Vec<Step> {
     steps.push(step(
         "migrate",
         dir,
-        "changed",
+        StepStatus::Changed,
         "state copied from S3 to terraform.tfstate",
         t0,
     ));
@@ -93,14 +100,14 @@ pub fn fallback(tf: &Terraform) -> Vec<Step> {
         Ok(PlanOutcome::NoChanges) => step(
             "verify",
             dir,
-            "ok",
+            StepStatus::Ok,
             "terraform plan works on the local state: no changes",
             t0,
         ),
         Ok(PlanOutcome::Changes(_)) => step(
             "verify",
             dir,
-            "ok",
+            StepStatus::Ok,
             "terraform plan works on the local state (it shows pending changes)",
             t0,
         ),
@@ -169,7 +176,7 @@ pub fn return_home(tf: &Terraform, cli: &Cli) -> Vec<Step> {
     steps.push(step(
         "check-s3",
         dir,
-        "ok",
+        StepStatus::Ok,
         format!("bucket {} answers", t.bucket),
         t0,
     ));
@@ -198,7 +205,7 @@ pub fn return_home(tf: &Terraform, cli: &Cli) -> Vec<Step> {
     steps.push(step(
         "migrate",
         dir,
-        "changed",
+        StepStatus::Changed,
         "state copied back to S3",
         t0,
     ));
@@ -218,7 +225,11 @@ pub fn return_home(tf: &Terraform, cli: &Cli) -> Vec<Step> {
     steps.push(step(
         "verify",
         dir,
-        if ok { "ok" } else { "failed" },
+        if ok {
+            StepStatus::Ok
+        } else {
+            StepStatus::Failed
+        },
         format!(
             "S3 serial {} vs local {}; versions {before} → {after}",
             show(remote),
@@ -232,7 +243,7 @@ pub fn return_home(tf: &Terraform, cli: &Cli) -> Vec<Step> {
         steps.push(step(
             "archive",
             dir,
-            "skipped",
+            StepStatus::Skipped,
             "the local state stays where it is until S3 holds it (verification failed)",
             Instant::now(),
         ));
@@ -273,9 +284,9 @@ fn archive_leftovers(dir: &Path) -> Step {
         "archive",
         dir,
         if moved.is_empty() {
-            "skipped"
+            StepStatus::Skipped
         } else {
-            "changed"
+            StepStatus::Changed
         },
         format!("moved {} to {}", moved.join(", "), archive.display()),
         t0,

@@ -2,6 +2,7 @@
 //! (valid state, lineage, lock), plan, write under our own lock (released on every way
 //! out), verify, digest, and the command that undoes it.
 
+use pvedr::records::StepStatus;
 use std::time::Instant;
 
 use md5::Digest;
@@ -85,7 +86,7 @@ pub fn restore(t: &StateLocation, version: &str, o: &Options, out: &mut Output) 
     if c.has_current && !c.versioned {
         s3.copy(&t.key, None, &aside_key(t))?;
     }
-    steps.push(step("record-current", &t.key, "ok", safety, t0));
+    steps.push(step("record-current", &t.key, StepStatus::Ok, safety, t0));
     let r = write_locked(&s3, t, &c, &mut steps);
     let r = r.map(|new_version| {
         let digest_ok = digest(&s3, t, o, &c.new_body, &mut steps);
@@ -99,10 +100,10 @@ pub fn restore(t: &StateLocation, version: &str, o: &Options, out: &mut Output) 
         }
     };
     let undo = delete_command(t, Some(&new_version));
-    let mut last = step("undo", &t.key, "ok", undo.clone(), Instant::now());
+    let mut last = step("undo", &t.key, StepStatus::Ok, undo.clone(), Instant::now());
     last.extra
         .insert("command".into(), Value::from(undo.clone()));
-    let same = steps.iter().all(|s| s.status != "failed");
+    let same = steps.iter().all(|s| s.status != StepStatus::Failed);
     steps.push(last);
     pvedr::msg::say(format!(
         "restored {version} as {new_version}. To undo: {undo}"
@@ -156,7 +157,7 @@ fn check(
     steps.push(step(
         "check-version",
         version,
-        "ok",
+        StepStatus::Ok,
         format!("serial {} lineage {}", old_info.serial, old_info.lineage),
         t0,
     ));
@@ -174,7 +175,7 @@ fn check(
     steps.push(step(
         "check-lock",
         &lock,
-        "ok",
+        StepStatus::Ok,
         if lock_held {
             "held by someone else; --force: it is left alone"
         } else {
@@ -248,7 +249,7 @@ fn check_lineage(
             steps.push(step(
                 "check-lineage",
                 version,
-                "ok",
+                StepStatus::Ok,
                 format!("lineage differs ({l}); --force"),
                 t0,
             ));
@@ -258,7 +259,7 @@ fn check_lineage(
             steps.push(step(
                 "check-lineage",
                 version,
-                "ok",
+                StepStatus::Ok,
                 "same lineage as the current state",
                 t0,
             ));
@@ -277,18 +278,28 @@ fn planned(
     steps: &mut Vec<Step>,
 ) {
     let lock = lock_key(t);
-    steps.push(step("record-current", &t.key, "planned", safety, t0));
+    steps.push(step(
+        "record-current",
+        &t.key,
+        StepStatus::Planned,
+        safety,
+        t0,
+    ));
     steps.push(step(
         "take-lock",
         &lock,
-        if c.lock_held { "skipped" } else { "planned" },
+        if c.lock_held {
+            StepStatus::Skipped
+        } else {
+            StepStatus::Planned
+        },
         "conditional write (If-None-Match: *), as Terraform does",
         t0,
     ));
     steps.push(step(
         "write",
         &t.key,
-        "planned",
+        StepStatus::Planned,
         format!(
             "version {version} as a new current version, serial {}",
             c.new_serial
@@ -298,7 +309,7 @@ fn planned(
     steps.push(step(
         "verify",
         &t.key,
-        "planned",
+        StepStatus::Planned,
         "read back and compare",
         t0,
     ));
@@ -306,7 +317,7 @@ fn planned(
         steps.push(step(
             "digest",
             tb,
-            "planned",
+            StepStatus::Planned,
             format!(
                 "set Digest of {}/{}-md5 to the MD5 of the new content",
                 t.bucket, t.key
@@ -346,7 +357,13 @@ fn write_locked(
             key: lock.clone(),
             release: delete_command(&lock_at, None),
         });
-        steps.push(step("take-lock", &lock, "changed", "lock taken", t0));
+        steps.push(step(
+            "take-lock",
+            &lock,
+            StepStatus::Changed,
+            "lock taken",
+            t0,
+        ));
     }
     let t0 = Instant::now();
     // A failed write or read-back is a record too: the last one says where the run stopped.
@@ -354,7 +371,7 @@ fn write_locked(
         steps.push(step(
             "write",
             &t.key,
-            "failed",
+            StepStatus::Failed,
             format!("{e}; no version was removed (check which is current with `list`)"),
             t0,
         ));
@@ -362,19 +379,29 @@ fn write_locked(
     steps.push(step(
         "write",
         &t.key,
-        "changed",
+        StepStatus::Changed,
         format!("new current version {new_version}"),
         t0,
     ));
     let t0 = Instant::now();
     let back = get(s3, t, None).inspect_err(|e| {
-        steps.push(step("verify", &t.key, "failed", e.to_string(), t0));
+        steps.push(step(
+            "verify",
+            &t.key,
+            StepStatus::Failed,
+            e.to_string(),
+            t0,
+        ));
     })?;
     let same = back == c.new_body;
     steps.push(step(
         "verify",
         &t.key,
-        if same { "ok" } else { "failed" },
+        if same {
+            StepStatus::Ok
+        } else {
+            StepStatus::Failed
+        },
         if same {
             format!("read back equal (md5 {:x})", md5::Md5::digest(&back))
         } else {
@@ -384,7 +411,13 @@ fn write_locked(
     ));
     if let Some(l) = own {
         drop(l);
-        steps.push(step("release-lock", &lock, "changed", "lock released", t0));
+        steps.push(step(
+            "release-lock",
+            &lock,
+            StepStatus::Changed,
+            "lock released",
+            t0,
+        ));
     }
     Ok(new_version)
 }
@@ -402,7 +435,7 @@ fn digest(s3: &Bucket, t: &StateLocation, o: &Options, body: &[u8], steps: &mut 
             steps.push(step(
                 "digest",
                 tb,
-                "changed",
+                StepStatus::Changed,
                 format!("{}/{}-md5 = {digest}", t.bucket, t.key),
                 t0,
             ));
@@ -412,7 +445,7 @@ fn digest(s3: &Bucket, t: &StateLocation, o: &Options, body: &[u8], steps: &mut 
             steps.push(step(
                 "digest",
                 tb,
-                "failed",
+                StepStatus::Failed,
                 format!("{e}; Terraform refuses the state until Digest = {digest}"),
                 t0,
             ));

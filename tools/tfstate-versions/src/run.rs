@@ -1,6 +1,7 @@
 //! Parses, calls the lib's S3 client, renders: list, show, diff, undelete; restore, export
 //! and fallback have their own modules.
 
+use pvedr::records::StepStatus;
 use std::time::Instant;
 
 use pvedr::error::{Error, Result, code};
@@ -57,7 +58,7 @@ fn record(t: &StateLocation, e: &Entry) -> TfstateVersion {
 pub(crate) fn step(
     name: &str,
     target: &str,
-    status: &str,
+    status: StepStatus,
     msg: impl Into<String>,
     t0: Instant,
 ) -> Step {
@@ -144,9 +145,9 @@ pub fn run(cli: Cli) -> Result<u8> {
 
 /// Writes steps; a failed one is also said on stderr, and makes the exit 1.
 fn write_steps(out: &mut Output, steps: Vec<Step>) -> Result<u8> {
-    let failed = steps.iter().any(|s| s.status == "failed");
+    let failed = steps.iter().any(|s| s.status == StepStatus::Failed);
     for s in steps {
-        if s.status == "failed" {
+        if s.status == StepStatus::Failed {
             pvedr::msg::say(format!(
                 "{} failed: {}",
                 s.step,
@@ -254,7 +255,7 @@ fn undelete(cli: &Cli, write: &pvedr::cli::WriteArgs, out: &mut Output) -> Resul
         out.write(&Record::Step(step(
             "undelete",
             &top.version_id,
-            "planned",
+            StepStatus::Planned,
             "remove this delete marker; the previous version becomes current",
             t0,
         )))?;
@@ -268,7 +269,7 @@ fn undelete(cli: &Cli, write: &pvedr::cli::WriteArgs, out: &mut Output) -> Resul
     out.write(&Record::Step(step(
         "undelete",
         &top.version_id,
-        "changed",
+        StepStatus::Changed,
         "delete marker removed",
         t0,
     )))?;

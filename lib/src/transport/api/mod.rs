@@ -396,16 +396,42 @@ impl Api {
     }
 }
 
-/// A failed connection; a refused certificate is not tried again.
+/// A failed connection; a refused certificate (the TLS handshake's typed error) is not tried
+/// again.
 fn transport_error(url: &str, t: &ureq::Transport) -> Error {
-    let message = t.to_string();
-    if message.contains("certificate") || message.contains("fingerprint") {
-        Error::HostKey(format!(
-            "{url}: the server's TLS certificate is not trusted: {message}"
-        ))
-    } else {
-        http::transport_error(url, t)
+    let Some(rustls::Error::InvalidCertificate(c)) = tls_error(t) else {
+        return http::transport_error(url, t);
+    };
+    let pinned = match c {
+        rustls::CertificateError::Other(o) => o.0.downcast_ref::<http::pin::PinMismatch>(),
+        _ => None,
+    };
+    let why = pinned.map_or_else(|| t.to_string(), ToString::to_string);
+    Error::HostKey(format!(
+        "{url}: the server's TLS certificate is not trusted: {why}"
+    ))
+}
+
+/// The TLS error under a failed connection: rustls' error sits in an `io::Error` (whose
+/// `source` skips it) somewhere in ureq's chain.
+fn tls_error(t: &ureq::Transport) -> Option<&rustls::Error> {
+    let mut e: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(t);
+    // A chain is a few links: bounded anyway.
+    for _ in 0..16 {
+        let cur = e?;
+        if let Some(r) = cur.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        let inner = cur
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|i| i.downcast_ref::<rustls::Error>());
+        if inner.is_some() {
+            return inner;
+        }
+        e = cur.source();
     }
+    None
 }
 
 /// What cannot go over the API.

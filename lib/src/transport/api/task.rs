@@ -34,7 +34,7 @@ pub fn wait(api: &Api, upid: &str, limit: Duration) -> Result<CommandOutput> {
     let base = format!("/nodes/{node}/tasks/{}", super::call::seg(upid));
     let exit = poll(api, &base, limit).map_err(|why| left(api, node, upid, why))?;
     let log = read_log(api, &base)?;
-    let ok = exit == "OK" || exit.starts_with("WARNINGS");
+    let ok = !crate::status::TaskExit::parse(&exit).is_error();
     let mut stderr = if ok { String::new() } else { exit };
     // An empty stdout would read as a task that said nothing: say the log is unknown.
     let stdout = match log {

@@ -81,6 +81,9 @@ fn a_pinned_fingerprint_is_checked_before_any_request() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not the pinned"), "{err}");
+    // A refused certificate (a typed TLS error, not its wording) is not tried again.
+    assert!(err.contains("certificate is not trusted"), "{err}");
+    assert!(!err.contains("retrying"), "{err}");
     assert!(pvedr_testkit::only_failed_listing(&out.stdout));
     assert!(
         sim.commands().is_empty(),
@@ -104,6 +107,7 @@ fn without_a_trusted_certificate_nothing_is_sent() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not trusted"), "{err}");
+    assert!(!err.contains("retrying"), "{err}");
     assert!(sim.commands().is_empty());
 }
 
