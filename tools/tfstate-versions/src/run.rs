@@ -103,18 +103,25 @@ pub fn run(cli: Cli) -> Result<u8> {
             force,
             keep_serial,
             dynamodb_table,
-            write,
         } => {
             let t = one_location(&cli)?;
             let opts = crate::restore::Options {
                 force: *force,
                 keep_serial: *keep_serial,
                 table: dynamodb_table.clone().or(t.dynamodb_table.clone()),
-                write: write.clone(),
+                write: cli.write.clone(),
             };
             crate::restore::restore(&t, version, &opts, &mut out)?
         }
-        Command::Undelete { write } => undelete(&cli, write, &mut out)?,
+        Command::Undelete => undelete(&cli, &cli.write, &mut out)?,
+        Command::Export { .. } | Command::Fallback { .. } | Command::Return { .. }
+            if cli.write.dry_run =>
+        {
+            // Ignoring it would change what the user asked to leave alone.
+            return Err(Error::usage(
+                "export, fallback and return have no --dry-run (they have no plan to show); nothing was done",
+            ));
+        }
         Command::Export { to } => crate::export::export(&cli, to, &mut out)?,
         Command::Fallback {
             dir,
