@@ -32,6 +32,11 @@ pub fn approve(write: &WriteArgs, what: &str) -> Result<Approval> {
     Ok(Approval::Go)
 }
 
+/// A step that ran from `t0` until now: the one step helper of every tool.
+pub fn step(name: &str, target: &str, status: &str, msg: impl Into<String>, t0: Instant) -> Step {
+    Step::new(name, target, status, msg, Some(t0))
+}
+
 /// How many steps ended in each way.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Tally {

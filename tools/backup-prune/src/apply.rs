@@ -47,7 +47,13 @@ fn relist(t: &dyn Transport, pairs: &[(String, String)]) -> Result<Listing> {
     Ok(listing)
 }
 
-fn step(volid: &str, status: &str, message: impl Into<String>, started: Option<Instant>) -> Step {
+/// A deletion's step (on a node or offsite).
+pub(crate) fn step(
+    volid: &str,
+    status: &str,
+    message: impl Into<String>,
+    started: Option<Instant>,
+) -> Step {
     Step::new("delete", volid, status, message, started)
 }
 

@@ -17,7 +17,7 @@ use crate::location::StateLocation;
 const OVERRIDE_TEXT: &str = "# Written by `tfstate-versions fallback`: the S3 backend was unavailable.\n# Remove it with `tfstate-versions return --dir .` (which migrates the state back).\nterraform {\n  backend \"local\" {\n    path = \"terraform.tfstate\"\n  }\n}\n";
 
 fn step(name: &str, target: &Path, status: &str, msg: impl Into<String>, t0: Instant) -> Step {
-    Step::new(name, target.display().to_string(), status, msg, Some(t0))
+    pvedr::change::step(name, &target.display().to_string(), status, msg, t0)
 }
 
 /// One failed step: the record to write.

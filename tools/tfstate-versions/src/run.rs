@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use pvedr::change::step;
 use pvedr::error::{Error, Result, code};
 use pvedr::output::Output;
 use pvedr::records::{Record, Step, TfstateVersion, rfc3339};
@@ -52,16 +53,6 @@ fn record(t: &StateLocation, e: &Entry) -> TfstateVersion {
         etag: e.etag.clone(),
         ..Default::default()
     }
-}
-
-pub(crate) fn step(
-    name: &str,
-    target: &str,
-    status: &str,
-    msg: impl Into<String>,
-    t0: Instant,
-) -> Step {
-    Step::new(name, target, status, msg, Some(t0))
 }
 
 pub(crate) fn find<'a>(h: &'a [Entry], v: &str) -> Result<&'a Entry> {
