@@ -26,7 +26,8 @@ RECORDS:
   (pve-ls-backups writes its node's), else the zone of the node it talks to, else TZ; so a
   preview off the node marks what --apply deletes.
   With --apply, a `step` record follows for each deletion: step=delete, target=<volid>,
-  status changed | skipped | failed, message, duration_s.
+  status changed | skipped | failed, message, duration_s; then a `summary` record: tool,
+  counts (changed, skipped, failed), exit_code, duration_s.
   --format table prints what `pvesm prune-backups --dry-run` prints.
 
 SAFETY:
