@@ -20,7 +20,7 @@ for i in $(seq 1 $FILES); do
     "$name" "$i" "$SIZE" >> "$work/in.jsonl"
 done
 # A new prefix each run (t runs in a subshell): a second push would skip everything.
-ours_once() { "$BIN" push --to "s3://bench/ours$(date +%s%N)" --dir "$work" --jobs "$JOBS" --part-size 8M "$work/in.jsonl"; }
+ours_once() { "$BIN" push --yes --to "s3://bench/ours$(date +%s%N)" --dir "$work" --jobs "$JOBS" --part-size 8M "$work/in.jsonl"; }
 theirs_once() {
   $PY - "$work" "theirs$(date +%s%N)" <<'PY'
 import boto3, os, sys
@@ -34,7 +34,7 @@ for f in sorted(os.listdir(d)):
 PY
 }
 ours=$(best ours_once)
-mem "\`backup-sync push\`, $FILES × 64 MiB" "$BIN" push --to "s3://bench/mem$(date +%s%N)" --dir "$work" --jobs "$JOBS" --part-size 8M "$work/in.jsonl"
+mem "\`backup-sync push\`, $FILES × 64 MiB" "$BIN" push --yes --to "s3://bench/mem$(date +%s%N)" --dir "$work" --jobs "$JOBS" --part-size 8M "$work/in.jsonl"
 theirs=$(best theirs_once)
 # Both really uploaded everything: ours with a manifest per archive, theirs the archives.
 count() { $PY -c "import boto3,sys; print(sum(o['Size'] == $SIZE for o in boto3.client('s3').list_objects_v2(Bucket='bench', Prefix=sys.argv[1]).get('Contents', [])))" "$1"; }

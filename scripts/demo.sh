@@ -75,7 +75,7 @@ run "$BIN/backup-check" --local --node pve1 --node pve2 --format table
 
 say "A restore plan: backup of 100 to a new VMID (dry run: nothing changes)"
 { "$BIN/pve-ls-backups" --storage local --vmid 100 --latest 2>/dev/null | grep '"kind":"backup"' \
-  | "$BIN/pve-restore" --target-id 9100 --dry-run 2>&1 >/dev/null | sed -n '1,6p' >&2; } || true
+  | "$BIN/pve-restore" --target-vmid 9100 --dry-run 2>&1 >/dev/null | sed -n '1,6p' >&2; } || true
 
 say "A restore drill (--test): the newest backup of 100 to a scratch VMID, links down, probed, destroyed"
 { "$BIN/pve-ls-backups" --storage local --vmid 100 --latest 2>/dev/null | grep '"kind":"backup"' \
@@ -128,7 +128,7 @@ TF
   "$V/bin/python" -c "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:$port').create_bucket(Bucket='offsite')"
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
   "$BIN/pve-ls-backups" --storage local --latest 2>/dev/null \
-    | run "$BIN/backup-sync" push --to s3://offsite/pve --format table
+    | run "$BIN/backup-sync" push --to s3://offsite/pve --yes --format table
   run "$BIN/backup-sync" ls --from s3://offsite/pve --format table
   "$BIN/backup-sync" ls --from s3://offsite/pve | run "$BIN/backup-check" --max-age 2d --format table
 else

@@ -77,7 +77,7 @@ say "before: the state exported, the newest backups copied offsite"
 tfstate-versions --endpoint "$STATE_EP" --env prod export --to "$STATE_EXPORT" >/dev/null
 # shellcheck disable=SC2086
 pve-ls-backups $PVE_SSH --node pve1 --storage local --latest \
-  | backup-sync --endpoint "$OFFSITE_EP" push --to "$OFFSITE" $PVE_SSH >/dev/null
+  | backup-sync --endpoint "$OFFSITE_EP" push --yes --to "$OFFSITE" $PVE_SSH >/dev/null
 
 # --- the disaster ------------------------------------------------------------------------
 say "disaster: the state store's data, guests $VM and $CT, and pve1's local archives are lost"

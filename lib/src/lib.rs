@@ -8,6 +8,7 @@
 pub mod access;
 pub mod archive;
 pub mod backup_line;
+pub mod change;
 pub mod cli;
 pub mod cluster;
 pub mod connect;

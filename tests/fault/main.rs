@@ -481,6 +481,7 @@ fn sshd_cut_mid_push() {
     let mut c = s3_tool("backup-sync", &moto.endpoint());
     c.args([
         "push",
+        "--yes",
         "--to",
         "s3://offsite/pve",
         "--part-size",
@@ -627,6 +628,7 @@ fn moto_stopped_mid_push() {
     let mut c = s3_tool("backup-sync", &front.endpoint());
     c.args([
         "push",
+        "--yes",
         "--to",
         "s3://offsite/pve",
         "--part-size",
@@ -804,7 +806,7 @@ fn write_failure_in_backup_sync_pull() {
     let src = tempfile::tempdir().unwrap();
     std::fs::write(src.path().join(BIG), noise(256 << 10, 5)).unwrap();
     let mut c = s3_tool("backup-sync", &moto.endpoint());
-    c.args(["push", "--to", "s3://offsite/pve", "--dir"])
+    c.args(["push", "--yes", "--to", "s3://offsite/pve", "--dir"])
         .arg(src.path());
     let r = finish(spawn(c, Some(backup_record(BIG, 256 << 10).into_bytes())));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
@@ -815,6 +817,7 @@ fn write_failure_in_backup_sync_pull() {
     let mut c = s3_tool_fsize("backup-sync", &moto.endpoint(), 64 << 10);
     c.args([
         "pull",
+        "--yes",
         &format!("offsite:backup/pve/pve1/100/{BIG}"),
         "--force",
         "--to-dir",
@@ -1106,7 +1109,7 @@ fn interrupt_prune(sig: &str) {
         &json!([{"match": "pvesh delete", "sleep": 2}]),
     );
     let mut c = cmd("backup-prune");
-    c.args(["--keep-daily", "3", "--timezone", "UTC", "--apply"])
+    c.args(["--keep-daily", "3", "--timezone", "UTC", "--apply", "--yes"])
         .args(sshd.args());
     let child = spawn(c, Some(listing));
     wait_until("a deletion", || ran(&sim, "pvesh delete"));
@@ -1142,6 +1145,7 @@ fn interrupt_push(sig: &str) {
     let mut c = s3_tool("backup-sync", &moto.endpoint());
     c.args([
         "push",
+        "--yes",
         "--to",
         "s3://offsite/pve",
         "--part-size",
@@ -1175,7 +1179,7 @@ fn sigint_push_with_s3_not_answering() {
     let mut c = s3_tool("backup-sync", &front.endpoint());
     c.env("PVEDR_S3_READ_TIMEOUT", "1h")
         .env("PVEDR_S3_TIMEOUT", "1h")
-        .args(["push", "--to", "s3://offsite/pve", "--dir"])
+        .args(["push", "--yes", "--to", "s3://offsite/pve", "--dir"])
         .arg(dir.path());
     let child = spawn(c, Some(backup_record(BIG, 64 << 10).into_bytes()));
     wait_until("the part", || front.seen("partNumber=1"));

@@ -413,7 +413,7 @@ fn hostile_record_fields() {
             for (tool, pre) in [
                 (
                     "backup-prune",
-                    vec!["--keep-last", "0", "--apply", "--force"],
+                    vec!["--keep-last", "0", "--apply", "--yes", "--force"],
                 ),
                 ("pve-restore", vec!["--dry-run"]),
                 ("backup-check", vec![]),
@@ -429,7 +429,7 @@ fn hostile_record_fields() {
                     label: format!("record {field}={v}"),
                 });
             }
-            let mut args = vec![os("push")];
+            let mut args = vec![os("push"), os("--yes")];
             args.extend(ssh_args(&sshd));
             args.extend([
                 os("--to"),
@@ -498,7 +498,7 @@ fn malformed_json_lines() {
         for (tool, pre) in [
             (
                 "backup-prune",
-                vec!["--keep-last", "1", "--apply", "--force"],
+                vec!["--keep-last", "1", "--apply", "--yes", "--force"],
             ),
             ("backup-prune", vec!["--keep-last", "1"]),
             ("pve-restore", vec!["--dry-run"]),
@@ -593,7 +593,7 @@ fn hostile_pvesh_output() {
                 ("pve-restore", vec!["--dry-run", "--vmid", "100"], false),
                 (
                     "backup-prune",
-                    vec!["--keep-last", "1", "--apply", "--force"],
+                    vec!["--keep-last", "1", "--apply", "--yes", "--force"],
                     true,
                 ),
             ],
@@ -782,7 +782,7 @@ s3.put_object(Bucket=B, Key=k + ".manifest.json", Body=manifest(name, k, sha256=
             .collect(),
         None,
     ));
-    let mut a: Vec<OsString> = ["pull", "--endpoint", &ep, "--force", "--to-dir"]
+    let mut a: Vec<OsString> = ["pull", "--yes", "--endpoint", &ep, "--force", "--to-dir"]
         .iter()
         .map(|s| os(s))
         .collect();
@@ -807,6 +807,7 @@ s3.put_object(Bucket=B, Key=k + ".manifest.json", Body=manifest(name, k, sha256=
     .expect("symlink");
     let mut a: Vec<OsString> = [
         "pull",
+        "--yes",
         "--endpoint",
         &ep,
         "--force",
@@ -828,10 +829,18 @@ s3.put_object(Bucket=B, Key=k + ".manifest.json", Body=manifest(name, k, sha256=
     let record = format!(
         "{{\"kind\":\"backup\",\"node\":\"m\",\"storage\":\"local\",\"volid\":\"local:backup/{name}\",\"vmid\":100,\"subtype\":\"qemu\",\"ctime\":1705284002,\"size\":3,\"format\":\"vma.zst\"}}\n"
     );
-    let mut a: Vec<OsString> = ["push", "--endpoint", &ep, "--to", "s3://off/px", "--dir"]
-        .iter()
-        .map(|s| os(s))
-        .collect();
+    let mut a: Vec<OsString> = [
+        "push",
+        "--yes",
+        "--endpoint",
+        &ep,
+        "--to",
+        "s3://off/px",
+        "--dir",
+    ]
+    .iter()
+    .map(|s| os(s))
+    .collect();
     a.push(src.as_os_str().to_owned());
     cases.push((a.clone(), Some(record.into_bytes())));
     // A record whose size is not the file's: nothing uploaded for it.

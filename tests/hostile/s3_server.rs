@@ -75,6 +75,7 @@ fn hostile_s3_server_never_answers() {
     push.envs(env())
         .args([
             "push",
+            "--yes",
             "--endpoint",
             &moto.endpoint(),
             "--to",
@@ -109,7 +110,7 @@ fn hostile_s3_server_never_answers() {
             "",
             case(
                 "backup-sync",
-                &["push", "--to", "s3://off/pv", "--dir", &d],
+                &["push", "--yes", "--to", "s3://off/pv", "--dir", &d],
                 Some(record(&other)),
                 "UploadPart never answered",
             ),
@@ -139,7 +140,7 @@ fn hostile_s3_server_never_answers() {
             "",
             case(
                 "backup-sync",
-                &["pull", "--to-dir", &to],
+                &["pull", "--yes", "--to-dir", &to],
                 Some(ls.clone()),
                 "archive GET never answered",
             ),
@@ -159,7 +160,7 @@ fn hostile_s3_server_never_answers() {
             "",
             case(
                 "backup-prune",
-                &["--keep-last", "1", "--apply"],
+                &["--keep-last", "1", "--apply", "--yes"],
                 Some(ls.clone()),
                 "HEAD never answered (offsite prune)",
             ),
@@ -201,6 +202,7 @@ fn hostile_s3_server_refuses_the_abort() {
         .envs(env())
         .args([
             "push",
+            "--yes",
             "--endpoint",
             &front.endpoint(),
             "--to",
@@ -278,14 +280,21 @@ fn s3_header_values() {
         ("backup-sync", vec!["ls", "--from", "s3://off/pv"], None),
         (
             "backup-sync",
-            vec!["push", "--to", "s3://off/pv", "--dir", "/nonexistent"],
+            vec![
+                "push",
+                "--yes",
+                "--to",
+                "s3://off/pv",
+                "--dir",
+                "/nonexistent",
+            ],
             Some(record(NAME)),
         ),
         ("tfstate-versions", vec!["--bucket", "off", "list"], None),
         ("minio-rebuild", vec!["--dry-run", "--env", "prod"], None),
         (
             "backup-prune",
-            vec!["--keep-last", "1", "--apply"],
+            vec!["--keep-last", "1", "--apply", "--yes"],
             Some(Vec::new()),
         ),
     ];
@@ -336,6 +345,7 @@ fn s3_header_values() {
         }
         let mut args: Vec<OsString> = [
             "push",
+            "--yes",
             "--endpoint",
             ep,
             "--to",
@@ -419,6 +429,7 @@ s3.put_object(Bucket=B, Key=old + ".manifest.json", Body=manifest(old, 170519760
             "--keep-last",
             "1",
             "--apply",
+            "--yes",
             "--endpoint",
             &moto.endpoint(),
         ],

@@ -604,7 +604,7 @@ fn command_for(
             let input = listing(w, &la);
             let mut c = tool("backup-prune");
             c.args(&ssh)
-                .args(["--keep-last", &keep_last.to_string(), "--apply"]);
+                .args(["--keep-last", &keep_last.to_string(), "--apply", "--yes"]);
             (c, Some(input))
         }
         Op::Reseed { force, .. } => {
@@ -637,7 +637,7 @@ fn command_for(
                 ],
             );
             let mut c = tool("backup-sync");
-            c.arg("push")
+            c.args(["push", "--yes"])
                 .args(&ssh)
                 .args(["--endpoint", &ep])
                 .arg("--to")

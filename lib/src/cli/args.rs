@@ -50,6 +50,20 @@ pub struct WriteArgs {
     pub yes: bool,
 }
 
+/// `--dry-run` and `--yes` on a tool that changes nothing: accepted so one command line
+/// vocabulary fits every tool (a wrapper may pass them to all), and ignored.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Safety")]
+pub struct NoChangeArgs {
+    /// Accepted and ignored: this tool only reads.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+
+    /// Accepted and ignored: this tool asks nothing.
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+}
+
 /// Input files of records.
 #[derive(Args, Debug, Clone, Default)]
 pub struct InputArgs {

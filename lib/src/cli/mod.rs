@@ -8,7 +8,7 @@ mod complete;
 mod confirm;
 mod man;
 
-pub use args::{InputArgs, OutputArgs, WriteArgs};
+pub use args::{InputArgs, NoChangeArgs, OutputArgs, WriteArgs};
 pub use complete::render_completions;
 pub use confirm::confirm;
 pub use man::render_man;

@@ -96,6 +96,10 @@ pub struct Cli {
     #[command(flatten)]
     pub connect: ConnectArgs,
 
+    /// `--dry-run`, `--yes`: accepted (the vocabulary of every tool), ignored here.
+    #[command(flatten)]
+    pub no_change: pvedr::cli::NoChangeArgs,
+
     #[command(flatten)]
     pub select: SelectArgs,
 

@@ -48,7 +48,8 @@ fn relist(t: &dyn Transport, pairs: &[(String, String)]) -> Result<Listing> {
     Ok(listing)
 }
 
-fn step(
+/// A deletion's step (on a node or offsite).
+pub(crate) fn step(
     volid: &str,
     status: StepStatus,
     message: impl Into<String>,

@@ -1,13 +1,14 @@
 use clap::Parser;
-use pvedr::cli::{InputArgs, OutputArgs};
+use pvedr::cli::{InputArgs, OutputArgs, WriteArgs};
 use pvedr::connect::ConnectArgs;
 
 const AFTER: &str = "EXAMPLES:
   pve-ls-backups --host pve1 | backup-prune --keep-daily 7 --keep-weekly 4 --format table
   pve-ls-backups --host pve1 --storage local | backup-prune --prune-backups keep-last=3
   pve-ls-backups --host pve1 --with-jobs | backup-prune --from-job | jq 'select(.mark==\"remove\")'
-  pve-ls-backups --host pve1 --vmid 100 | backup-prune --keep-daily 7 --apply --host pve1
-  backup-sync ls --from s3://offsite/pve | backup-prune --keep-daily 30 --apply
+  pve-ls-backups --host pve1 --storage local --vmid 100 | backup-prune --keep-daily 7 --apply --host pve1
+  pve-ls-backups --host pve1 --with-jobs | backup-prune --from-job --apply --yes --host pve1   # cron
+  backup-sync ls --from s3://offsite/pve | backup-prune --keep-daily 30 --apply --yes
   backup-prune --keep-monthly 12 --timezone Europe/Paris backups.jsonl
 
 RECORDS:
@@ -25,11 +26,18 @@ RECORDS:
   (pve-ls-backups writes its node's), else the zone of the node it talks to, else TZ; so a
   preview off the node marks what --apply deletes.
   With --apply, a `step` record follows for each deletion: step=delete, target=<volid>,
-  status changed | skipped | failed, message, duration_s.
+  status changed | skipped | failed, message, duration_s; then a `summary` record: tool,
+  counts (changed, skipped, failed), exit_code, duration_s.
   --format table prints what `pvesm prune-backups --dry-run` prints.
 
 SAFETY:
-  Without --apply nothing is deleted. With --apply, the storages are listed again first: a
+  Without --apply nothing is deleted. With --apply, the backups marked remove are shown
+  first (on stderr, as `pvesm prune-backups` lists them); --dry-run stops there; on a
+  terminal it asks; without one (cron, timers, Ansible) it needs --yes, else it stops with
+  exit 2 before anything is deleted. Since this release --apply from cron needs --yes.
+  One policy for every storage of a listing would prune PBS and NFS alike: scope the
+  listing (--storage) or use each job's own retention (--from-job, which needs the `job`
+  records of pve-ls-backups --with-jobs). Then the storages are listed again: a
   backup that is gone, now protected, or in a group that changed since the input was read
   (a backup added or removed) is skipped (--force deletes the unchanged ones anyway). Only
   backups of the input marked `remove` are deleted, one at a time, through
@@ -46,7 +54,8 @@ SAFETY:
 EXIT STATUS:
   0    success (with --apply: every deletion done or skipped as unsafe)
   1    failed (bad input records, node unreachable, every deletion failed)
-  2    usage error (bad flag, bad policy string); nothing was done
+  2    usage error (bad flag, bad policy string, --from-job without `job` records), or
+       --apply without --yes and without a terminal to ask on; nothing was done
   3    partial: some deletions failed, the others were done
   130  interrupted
   Standard output that cannot be written (a full disk) is an error: status 1, with a
@@ -113,6 +122,11 @@ pub struct Cli {
     /// Node for records that carry none (listings made with --dir).
     #[arg(long, value_name = "NODE", help_heading = "Apply")]
     pub node: Option<String>,
+
+    /// With --apply: --dry-run shows what would be deleted and deletes nothing; --yes
+    /// deletes without asking (required without a terminal: cron, timers, Ansible).
+    #[command(flatten)]
+    pub write: WriteArgs,
 
     /// Where offsite copies (records with `url` = s3://…, from backup-sync ls) are deleted.
     #[command(flatten)]

@@ -14,7 +14,7 @@ use pvedr::output::Output;
 use pvedr::records::{Backup, Record, Step, rfc3339};
 use pvedr::s3::{Bucket, Endpoint};
 
-use crate::apply::Report;
+use crate::apply::{Report, step};
 use crate::cli::Cli;
 
 /// The offsite location of a record, if it is an offsite copy.
@@ -79,15 +79,6 @@ fn kept_keys(records: &[Record]) -> HashSet<String> {
 
 fn marked_remove(b: &Backup) -> bool {
     b.extra.get("mark").and_then(|m| m.as_str()) == Some("remove")
-}
-
-fn step(
-    volid: &str,
-    status: StepStatus,
-    message: impl Into<String>,
-    started: Option<Instant>,
-) -> Step {
-    Step::new("delete", volid, status, message, started)
 }
 
 pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> {

@@ -1,3 +1,4 @@
+use pvedr::change::{self, Approval, Tally};
 use pvedr::connect::Connection;
 use pvedr::error::{Error, Result, code};
 use pvedr::output::Format;
@@ -81,6 +82,13 @@ pub fn run(cli: Cli) -> Result<u8> {
         &["backup"]
     };
     let mut records = jsonl::read_only(&cli.input.files, kinds)?;
+    if cli.from_job && !records.iter().any(|r| matches!(r, Record::Job(_))) {
+        // Without them every guest would be kept as "no job": a prune that silently does
+        // nothing.
+        return Err(Error::usage(
+            "--from-job takes each guest's retention from the `job` records of the input, and there are none: add --with-jobs to pve-ls-backups (nothing was marked)",
+        ));
+    }
     let (zone, conn) = node_zone(&cli, zone, &records)?;
     let zones = if cli.timezone.is_some() {
         plan::Zones::Given(zone)
@@ -107,7 +115,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             out.write(r)?;
         }
     }
-    let status = if cli.apply {
+    // The marks are out before the question, so a pipe's reader has them either way.
+    out.flush()?;
+    let go = cli.apply && approve(&cli, &records, out.format())? == Approval::Go;
+    let status = if go {
+        let started = std::time::Instant::now();
         let report = apply_both(&cli, &records, &mut out, conn)?;
         pvedr::msg::say(format!(
             "{} deleted, {} skipped, {} failed",
@@ -118,12 +130,46 @@ pub fn run(cli: Cli) -> Result<u8> {
                 "interrupted: the running deletion finished, the rest were not attempted; run the same command again to finish",
             );
         }
-        pvedr::error::exit_for(report.deleted, report.failed, report.interrupted)
+        let tally = Tally {
+            changed: report.deleted,
+            skipped: report.skipped,
+            failed: report.failed,
+        };
+        let code = tally.exit_code(report.interrupted);
+        out.write(&tally.summary("backup-prune", code, started))?;
+        code
     } else {
         code::SUCCESS
     };
     out.finish()?;
     Ok(status)
+}
+
+/// The preview of what --apply deletes, on stderr before anything is deleted (unless the
+/// table went to stdout already), then the change contract's gate.
+fn approve(cli: &Cli, records: &[Record], format: Format) -> Result<Approval> {
+    let removes: Vec<&Backup> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Backup(b) if b.extra.get("mark").and_then(|m| m.as_str()) == Some("remove") => {
+                Some(b)
+            }
+            _ => None,
+        })
+        .collect();
+    if removes.is_empty() {
+        pvedr::msg::say("nothing is marked remove: nothing to delete");
+        return Ok(Approval::Go);
+    }
+    if format != Format::Table {
+        pvedr::msg::say(format!("--apply deletes these {} backups:", removes.len()));
+        table::write(&mut std::io::stderr().lock(), &removes, false)
+            .map_err(|e| Error::io("writing to standard error", e))?;
+    }
+    change::approve(
+        &cli.write,
+        &format!("deleting {} backups marked remove", removes.len()),
+    )
 }
 
 /// Backups on a node through the node, offsite copies on S3 (`offsite`).

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use pvedr::cli::{InputArgs, OutputArgs};
+use pvedr::cli::{InputArgs, OutputArgs, WriteArgs};
 use pvedr::connect::ConnectArgs;
 
 const AFTER: &str = "EXAMPLES:
@@ -10,7 +10,8 @@ const AFTER: &str = "EXAMPLES:
       | backup-sync push --to s3://offsite/pve --dir /mnt/nas/dump --jobs 2 --bwlimit 50M
   backup-sync push --to s3://locked/pve --object-lock-days 30 --sse AES256 --host pve1 list.jsonl
   backup-sync ls --from s3://offsite/pve --format table
-  backup-sync ls --from s3://offsite/pve | backup-prune --keep-daily 30 --apply
+  backup-sync ls --from s3://offsite/pve | backup-prune --keep-daily 30 --apply --yes
+  backup-sync pull s3://offsite/pve/pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst --to-dir .
   backup-sync pull 'offsite:backup/pve/pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst' \\
       --to-dir /var/lib/vz/dump
   backup-sync ls --from s3://offsite/pve | backup-sync pull --to-node pve1 --storage local --host pve1
@@ -23,7 +24,7 @@ KEYS:
   sha256. The manifest is written last: an archive without one is not a copy.
 
 RECORDS:
-  push and pull: a `step` record per archive: step (push | pull), target (archive name),
+  push and pull (not with --dry-run): a `step` record per archive: step (push | pull), target (archive name),
     status changed | skipped | failed, message, duration_s, bytes, rate (bytes/s), url,
     sha256; then a `summary` record: counts (changed, skipped, failed), exit_code,
     duration_s.
@@ -37,6 +38,10 @@ RECORDS:
     volid, url, manifest_size, object_size, source_volid (the next tools pass it on).
 
 SAFETY:
+  push and pull print their plan on stderr first (each archive and its key, each copy and
+  where it goes); --dry-run stops there; on a terminal they ask; without one (cron,
+  timers, Ansible) they need --yes, else they stop with exit 2 before anything is copied.
+  Since this release push and pull from cron need --yes.
   An archive already offsite (its object there, of its manifest's size) with the same size
   and sha256 is skipped (push is idempotent and resumes where it stopped); an object gone
   or cut is uploaded again; the same name with other contents is refused unless
@@ -63,7 +68,8 @@ S3:
 EXIT STATUS:
   0    success (every archive copied or skipped as already there)
   1    failed (S3 or the node unreachable, every archive failed)
-  2    usage error (bad flag or value); nothing was done
+  2    usage error (bad flag or value), or push/pull without --yes and without a terminal
+       to ask on; nothing was done
   3    partial: some archives failed, the others were copied
   130  interrupted: the running uploads were aborted, the records written
   Standard output that cannot be written (a full disk) is an error: status 1, with a
@@ -82,6 +88,11 @@ pub struct Cli {
 
     #[command(flatten)]
     pub output: OutputArgs,
+
+    /// push and pull: --dry-run shows what would be copied and copies nothing; --yes copies
+    /// without asking (required without a terminal: cron, timers, Ansible).
+    #[command(flatten)]
+    pub write: WriteArgs,
 
     #[command(subcommand)]
     pub command: Command,
@@ -173,8 +184,8 @@ pub struct PushArgs {
 
 #[derive(Args, Debug)]
 pub struct PullArgs {
-    /// Copies to bring back: volids (BUCKET:backup/KEY, as ls writes them) or `backup`
-    /// records on stdin when none is given.
+    /// Copies to bring back: volids (BUCKET:backup/KEY) or urls (s3://BUCKET/KEY), as ls
+    /// and push write them, or `backup` records on stdin when none is given.
     #[arg(value_name = "VOLID")]
     pub volids: Vec<String>,
 

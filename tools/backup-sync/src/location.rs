@@ -73,11 +73,16 @@ pub fn manifest_key(archive_key: &str) -> String {
     format!("{archive_key}.manifest.json")
 }
 
-/// A volid as `ls` writes it (`BUCKET:backup/KEY`) → (bucket, key).
+/// A copy as `ls` writes it, its volid (`BUCKET:backup/KEY`) or its url
+/// (`s3://BUCKET/KEY`, as `push` writes it too) → (bucket, key).
 pub fn parse_volid(volid: &str) -> Result<(String, String)> {
-    let (bucket, key) = volid.split_once(":backup/").ok_or_else(|| {
+    let split = match volid.strip_prefix("s3://") {
+        Some(url) => url.split_once('/'),
+        None => volid.split_once(":backup/"),
+    };
+    let (bucket, key) = split.ok_or_else(|| {
         Error::usage(format!(
-            "'{}': give BUCKET:backup/KEY (as `backup-sync ls` writes)",
+            "'{}': give BUCKET:backup/KEY or s3://BUCKET/KEY (as `backup-sync ls` writes)",
             volid.escape_debug()
         ))
     })?;
@@ -118,5 +123,11 @@ mod tests {
             ("offsite".into(), "p/pve1/100/f.vma".into())
         );
         assert!(parse_volid("local:backup/../x").is_err());
+        assert_eq!(
+            parse_volid("s3://offsite/p/pve1/100/f.vma").expect("ok"),
+            ("offsite".into(), "p/pve1/100/f.vma".into())
+        );
+        assert!(parse_volid("s3://offsite").is_err());
+        assert!(parse_volid("s3://offsite/a//b").is_err());
     }
 }

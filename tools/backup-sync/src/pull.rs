@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
+use pvedr::change::Approval;
+use pvedr::cli::WriteArgs;
 use pvedr::error::{Error, Result};
 use pvedr::fs::AtomicFile;
 use pvedr::records::{Record, Step};
@@ -50,6 +52,23 @@ pub fn targets(a: &PullArgs) -> Result<Vec<(String, String)>> {
         pvedr::validate::storage_id(s)?;
     }
     volids.iter().map(|v| parse_volid(v)).collect()
+}
+
+/// The plan, on stderr: each copy and where it goes; then the change contract's gate.
+pub fn approve(a: &PullArgs, targets: &[(String, String)], write: &WriteArgs) -> Result<Approval> {
+    let to = match (&a.to_dir, &a.to_node, &a.storage) {
+        (Some(d), _, _) => d.display().to_string(),
+        (None, Some(n), Some(s)) => format!("storage {s} on node {n}"),
+        _ => String::new(),
+    };
+    pvedr::msg::say(format!("pull: {} copies into {to}", targets.len()));
+    for (b, key) in targets {
+        pvedr::msg::line(format_args!("  s3://{b}/{}", pvedr::msg::visible(key)));
+    }
+    pvedr::change::approve(
+        write,
+        &format!("pulling {} copies into {to}", targets.len()),
+    )
 }
 
 fn step(name: &str, status: StepStatus, msg: impl Into<String>, started: Option<Instant>) -> Step {

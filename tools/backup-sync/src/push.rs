@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use pvedr::archive;
+use pvedr::change::Approval;
+use pvedr::cli::WriteArgs;
 use pvedr::error::{Error, Result};
 use pvedr::records::{Backup, Record, Step, rfc3339};
 use pvedr::retry::Retry;
@@ -133,6 +135,35 @@ fn item(p: &Plan, b: &Backup) -> std::result::Result<Item, String> {
 
 fn step(name: &str, status: StepStatus, msg: impl Into<String>, started: Option<Instant>) -> Step {
     Step::new("push", name, status, msg, started)
+}
+
+/// The plan, on stderr: each archive and the key it goes to (or why it cannot); then the
+/// change contract's gate. Nothing to push asks nothing.
+pub fn approve(p: &Plan, backups: &[Backup], write: &WriteArgs) -> Result<Approval> {
+    if backups.is_empty() {
+        return Ok(Approval::Go);
+    }
+    let to = format!("s3://{}/{}", p.location.bucket, p.location.prefix);
+    pvedr::msg::say(format!("push: {} archives to {to}", backups.len()));
+    for b in backups {
+        match item(p, b) {
+            Ok(it) => pvedr::msg::line(format_args!(
+                "  {} -> s3://{}/{}",
+                pvedr::msg::visible(&b.volid),
+                p.location.bucket,
+                pvedr::msg::visible(&it.key)
+            )),
+            Err(e) => pvedr::msg::line(format_args!(
+                "  {}: not pushed: {}",
+                pvedr::msg::visible(&b.volid),
+                pvedr::msg::visible(&e)
+            )),
+        }
+    }
+    pvedr::change::approve(
+        write,
+        &format!("pushing {} archives to {to}", backups.len()),
+    )
 }
 
 /// Runs the pushes with `jobs` workers; each step is handed to `emit` as it ends.

@@ -1,10 +1,8 @@
-use pvedr::records::StepStatus;
 use std::collections::HashMap;
-use std::time::Instant;
 
-use pvedr::error::{Error, Result, exit_for};
-use pvedr::output::Output;
-use pvedr::records::{Backup, Record, Step, Summary, rfc3339, seconds_since};
+use pvedr::change::{Approval, run_steps};
+use pvedr::error::{Error, Result};
+use pvedr::records::{Backup, Record, rfc3339};
 use pvedr::s3::Bucket;
 use serde_json::{Map, Value, json};
 
@@ -20,13 +18,19 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Push(a) => {
             let plan = push::plan(a, endpoint)?;
             let backups = push::backups(pvedr::jsonl::read_only(&a.input.files, &["backup"])?);
+            if push::approve(&plan, &backups, &cli.write)? == Approval::DryRun {
+                return Ok(0);
+            }
             pvedr::interrupt::install();
-            steps(&mut out, |emit| push::run(&plan, a, backups, emit))?
+            run_steps(&mut out, |emit| push::run(&plan, a, backups, emit))?
         }
         Command::Pull(a) => {
             let targets = pull::targets(a)?;
+            if pull::approve(a, &targets, &cli.write)? == Approval::DryRun {
+                return Ok(0);
+            }
             pvedr::interrupt::install();
-            steps(&mut out, |emit| pull::run(&endpoint, a, &targets, emit))?
+            run_steps(&mut out, |emit| pull::run(&endpoint, a, &targets, emit))?
         }
         Command::Ls { from } => {
             let loc = Location::parse(from)?;
@@ -38,45 +42,6 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
     };
     out.finish()?;
-    Ok(code)
-}
-
-/// Writes each step as it ends, then the summary; returns the exit code.
-fn steps(
-    out: &mut Output,
-    work: impl FnOnce(&mut dyn FnMut(Step) -> Result<()>) -> Result<()>,
-) -> Result<u8> {
-    let started = Instant::now();
-    let mut counts: [usize; 3] = [0; 3];
-    work(&mut |st: Step| {
-        match st.status {
-            StepStatus::Changed => counts[0] += 1,
-            StepStatus::Skipped => counts[1] += 1,
-            _ => counts[2] += 1,
-        }
-        pvedr::msg::say(format!(
-            "{} {}: {}",
-            st.status,
-            st.target.as_deref().unwrap_or(""),
-            st.message.as_deref().unwrap_or("")
-        ));
-        out.write(&Record::Step(st))?;
-        out.flush()
-    })?;
-    let interrupted = pvedr::interrupt::requested();
-    let code = exit_for(counts[0] + counts[1], counts[2], interrupted);
-    let mut c = Map::new();
-    let keys = [StepStatus::Changed, StepStatus::Skipped, StepStatus::Failed];
-    for (k, n) in keys.iter().zip(counts) {
-        c.insert(k.to_string(), json!(n));
-    }
-    out.write(&Record::Summary(Summary {
-        tool: Some("backup-sync".into()),
-        counts: c,
-        exit_code: code,
-        duration_s: Some(seconds_since(started)),
-        extra: Map::new(),
-    }))?;
     Ok(code)
 }
 

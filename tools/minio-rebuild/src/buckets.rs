@@ -7,7 +7,8 @@ use std::time::Instant;
 use pvedr::error::Result;
 use pvedr::s3::Bucket;
 
-use crate::run::{Ctx, step};
+use crate::run::Ctx;
+use pvedr::change::step;
 
 pub fn buckets(ctx: &mut Ctx) -> Result<bool> {
     for name in ctx.buckets.clone() {

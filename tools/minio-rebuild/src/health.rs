@@ -9,7 +9,8 @@ use pvedr::retry::Retry;
 use pvedr::s3::health::{self, Health};
 use pvedr::terraform::{Terraform, last_lines};
 
-use crate::run::{Ctx, step};
+use crate::run::Ctx;
+use pvedr::change::step;
 
 /// The delays between health checks: 0.5 s doubling up to 10 s.
 fn backoff() -> Retry {

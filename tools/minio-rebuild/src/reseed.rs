@@ -18,7 +18,8 @@ use pvedr::terraform::state::{self, StateInfo};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::run::{Ctx, step};
+use crate::run::Ctx;
+use pvedr::change::step;
 
 /// The export file of `bucket`: `<bucket>.tfstate`, or `<E>.tfstate` for bucket tfstate-E.
 fn export_file(dir: &Path, bucket: &str) -> Option<PathBuf> {

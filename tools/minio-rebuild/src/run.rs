@@ -74,16 +74,6 @@ impl Ctx<'_> {
     }
 }
 
-pub fn step(
-    name: &str,
-    target: &str,
-    status: StepStatus,
-    msg: impl Into<String>,
-    t0: Instant,
-) -> Step {
-    Step::new(name, target, status, msg, Some(t0))
-}
-
 /// `--bucket B…` then `--env E…` (as tfstate-E), in order, without repeats.
 fn buckets(cli: &Cli) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();

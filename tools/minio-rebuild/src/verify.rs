@@ -9,7 +9,8 @@ use pvedr::error::Result;
 use pvedr::terraform::PlanOutcome;
 use serde_json::Value;
 
-use crate::run::{Ctx, step};
+use crate::run::Ctx;
+use pvedr::change::step;
 
 pub fn verify_backends(ctx: &mut Ctx) -> Result<bool> {
     let mut all_ok = true;

@@ -7,7 +7,7 @@ const AFTER: &str = concat!(
     "EXAMPLES:
   pve-ls-backups                                   # on the node itself
   pve-ls-backups --host pve1 --all-nodes --format table
-  pve-ls-backups --host pve1 --vmid 100 --latest | pve-restore --target-id 9100 --dry-run
+  pve-ls-backups --host pve1 --vmid 100 --latest | pve-restore --target-vmid 9100 --dry-run
   pve-ls-backups --dir /mnt/nas/dump --storage nas --timezone Europe/Paris
   pve-ls-backups --host pve1 | jq -r 'select(.protected) | .volid'
   pve-ls-backups --host pve1 | jq -e 'select(.kind == \"listing\") | .complete'   # whole?
@@ -62,6 +62,10 @@ RECORDS:
 pub struct Cli {
     #[command(flatten)]
     pub connect: ConnectArgs,
+
+    /// `--dry-run`, `--yes`: accepted (the vocabulary of every tool), ignored here.
+    #[command(flatten)]
+    pub no_change: pvedr::cli::NoChangeArgs,
 
     #[command(flatten)]
     pub select: SelectArgs,

@@ -3,7 +3,7 @@ use pvedr::cli::{InputArgs, OutputArgs, WriteArgs};
 use pvedr::connect::ConnectArgs;
 
 const AFTER: &str = "EXAMPLES:
-  pve-ls-backups --host pve1 --vmid 100 --latest | pve-restore --host pve1 --target-id 9100 --dry-run
+  pve-ls-backups --host pve1 --vmid 100 --latest | pve-restore --host pve1 --target-vmid 9100 --dry-run
   pve-restore --host pve1 --volid local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst --force --yes --start --probe agent
   pve-restore --host pve1 --vmid 101 --date 2024-01-14 --force --yes     # overwrite 101 with that day's backup
   pve-restore --host pve1 --vmid 100 --test --yes                        # restore drill: scratch VMID, links down, agent, destroy
@@ -35,9 +35,9 @@ SAFETY:
   Every run builds the plan first and prints it; --dry-run stops there and runs only
   read-only commands (the archive test among them). A plan that changes the node asks on the
   terminal; without one it needs --yes (else exit 2, nothing done). Overwriting an existing
-  guest (--target-id equal to the backup's VMID counts), or rolling it back to a snapshot,
+  guest (--target-vmid equal to the backup's VMID counts), or rolling it back to a snapshot,
   needs --force (else exit 1; a --dry-run shows the whole plan first, then says so); another
-  --target-id must be free cluster-wide. A --snapshot the guest does not have is refused
+  --target-vmid must be free cluster-wide. A --snapshot the guest does not have is refused
   first, naming the ones it has. Before anything changes the archive is tested on the
   node (zstd -t, gzip -t, lzop -t, vma verify). Before overwriting: the guest's lock is
   checked (--wait-lock), and so is the node's vzdump lock (no vzdump task may be running
@@ -112,8 +112,14 @@ pub struct Cli {
     #[arg(long, help_heading = "What")]
     pub all: bool,
 
-    /// VMID to restore to. Default: the backup's own VMID (an overwrite).
-    #[arg(long, value_name = "VMID", help_heading = "Where")]
+    /// VMID to restore to (the restore record's `target_vmid`; --target-id is an alias).
+    /// Default: the backup's own VMID (an overwrite).
+    #[arg(
+        long = "target-vmid",
+        visible_alias = "target-id",
+        value_name = "VMID",
+        help_heading = "Where"
+    )]
     pub target_id: Option<String>,
 
     /// Node to restore on. Default: the node of the guest overwritten, else the backup
@@ -171,7 +177,7 @@ pub struct Cli {
           conflicts_with_all = ["volid", "snapshot", "test", "date", "target_id", "all"])]
     pub verify_only: bool,
 
-    /// Restore drill: restore to a scratch VMID (--target-id or the first free from 9900)
+    /// Restore drill: restore to a scratch VMID (--target-vmid or the first free from 9900)
     /// with every network link down, check the guest agent, destroy the scratch guest.
     #[arg(long, help_heading = "Verify")]
     pub test: bool,

@@ -412,7 +412,7 @@ fn ct_storage(
         .ok_or_else(|| format!("{whose} names no rootfs storage; give --storage"))
 }
 
-/// The VMID to restore to: a scratch one for a drill, else --target-id or the backup's.
+/// The VMID to restore to: a scratch one for a drill, else --target-vmid or the backup's.
 fn select_target(
     ctx: &Ctx,
     b: &Backup,
@@ -433,7 +433,7 @@ fn select_target(
     ctx.o
         .target
         .or(b.vmid)
-        .ok_or_else(|| "the backup has no VMID; give --target-id".to_string())
+        .ok_or_else(|| "the backup has no VMID; give --target-vmid".to_string())
 }
 
 fn check_overwrite(
@@ -444,7 +444,7 @@ fn check_overwrite(
 ) -> std::result::Result<(), String> {
     if Some(target) != b.vmid {
         return Err(format!(
-            "--target-id {target} is taken ({} on {}): a new VMID must be free cluster-wide",
+            "--target-vmid {target} is taken ({} on {}): a new VMID must be free cluster-wide",
             e.gtype, e.node
         ));
     }

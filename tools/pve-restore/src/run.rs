@@ -120,7 +120,7 @@ fn from_input(cli: &Cli, o: &Options) -> Result<Vec<Backup>> {
         )));
     }
     if o.target.is_some() && backups.len() > 1 {
-        return Err(Error::usage("--target-id with several backups"));
+        return Err(Error::usage("--target-vmid with several backups"));
     }
     Ok(backups)
 }

@@ -39,7 +39,8 @@ RECORDS:
   0    success
   1    nothing succeeded (every guest refused or failed; node unreachable; standard
        output could not be written, e.g. a full disk)
-  2    usage error (bad flag or value); nothing was run on the node
+  2    usage error (bad flag or value); nothing was run on the node; or create/prune
+       without --yes and without a terminal to ask on: nothing was changed
   3    partial: some guests were refused or failed (see their records)
   130  interrupted: the running command finished, the records were written
   ls --max-age follows the Nagios plugin convention instead: 0 OK, 1 WARNING (a guest's
@@ -165,6 +166,10 @@ pub struct PruneArgs {
 pub struct LsArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
+
+    /// `--dry-run`, `--yes`: accepted (the vocabulary of every tool), ignored here.
+    #[command(flatten)]
+    pub no_change: pvedr::cli::NoChangeArgs,
 
     #[command(flatten)]
     pub filter: FilterArgs,

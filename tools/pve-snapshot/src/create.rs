@@ -23,13 +23,14 @@ pub fn run(a: &CreateArgs) -> Result<u8> {
     let wait = wait_lock(a.wait_lock.as_deref())?;
     let conn = a.connect.connect()?;
     let ctx = Ctx::new(conn.transport.as_ref(), &sel)?;
-    if !a.write.dry_run && !ctx.guests.is_empty() {
-        pvedr::cli::confirm(
+    if !ctx.guests.is_empty() {
+        // A dry run goes on: each guest's record says what would be done.
+        pvedr::change::approve(
+            &a.write,
             &format!(
                 "taking a '{label}' snapshot of {} guest(s) (each record's way_back removes it)",
                 ctx.guests.len()
             ),
-            a.write.yes,
         )?;
     }
     interrupt::install();

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use pvedr::change::Approval;
 use pvedr::error::Result;
 use pvedr::records::{Guest, Record, Snapshot};
 use pvedr::status::SnapshotStatus;
@@ -36,13 +37,10 @@ pub fn run(a: &PruneArgs) -> Result<u8> {
     }
     let doomed = recs.iter().filter(|r| is_remove(r)).count();
     let mut interrupted = false;
-    if doomed > 0 && !a.write.dry_run {
-        pvedr::cli::confirm(
-            &format!(
-                "removing {doomed} '{label}' snapshot(s) (a removed snapshot cannot come back; backups stay)"
-            ),
-            a.write.yes,
-        )?;
+    let what = format!(
+        "removing {doomed} '{label}' snapshot(s) (a removed snapshot cannot come back; backups stay)"
+    );
+    if doomed > 0 && pvedr::change::approve(&a.write, &what)? == Approval::Go {
         interrupt::install();
         interrupted = remove_all(&ctx, &mut recs, wait);
     } else {

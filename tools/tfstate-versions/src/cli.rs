@@ -68,6 +68,12 @@ pub struct Cli {
     #[command(flatten)]
     pub output: OutputArgs,
 
+    /// restore and undelete: --dry-run shows the plan and writes nothing, --yes writes
+    /// without asking. Accepted and ignored by list, show and diff; export, fallback and
+    /// return refuse --dry-run (they have no plan to show).
+    #[command(flatten)]
+    pub write: WriteArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -104,14 +110,9 @@ pub enum Command {
         /// `terraform state push` requires).
         #[arg(long)]
         keep_serial: bool,
-        #[command(flatten)]
-        write: WriteArgs,
     },
     /// Remove the delete marker on top of the state: the previous version is current again.
-    Undelete {
-        #[command(flatten)]
-        write: WriteArgs,
-    },
+    Undelete,
     /// Write the current state of each environment to DIR, atomically, with its sha256 and
     /// version id.
     ///

@@ -13,7 +13,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::cli::Cli;
-use crate::run::{get, location, open, step};
+use crate::run::{get, location, open};
+use pvedr::change::step;
 
 pub fn export(cli: &Cli, to: &Path, out: &mut Output) -> Result<u8> {
     std::fs::create_dir_all(to).map_err(|e| Error::io(format!("creating {}", to.display()), e))?;

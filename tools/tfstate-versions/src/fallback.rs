@@ -24,7 +24,7 @@ fn step(
     msg: impl Into<String>,
     t0: Instant,
 ) -> Step {
-    Step::new(name, target.display().to_string(), status, msg, Some(t0))
+    pvedr::change::step(name, &target.display().to_string(), status, msg, t0)
 }
 
 /// One failed step: the record to write.

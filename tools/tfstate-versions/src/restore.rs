@@ -15,7 +15,8 @@ use pvedr::terraform::state;
 use serde_json::{Value, json};
 
 use crate::location::StateLocation;
-use crate::run::{delete_command, find, get, open, step};
+use crate::run::{delete_command, find, get, open};
+use pvedr::change::step;
 
 pub struct Options {
     pub force: bool,

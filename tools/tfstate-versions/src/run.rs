@@ -4,6 +4,7 @@
 use pvedr::records::StepStatus;
 use std::time::Instant;
 
+use pvedr::change::step;
 use pvedr::error::{Error, Result, code};
 use pvedr::output::Output;
 use pvedr::records::{Record, Step, TfstateVersion, rfc3339};
@@ -55,16 +56,6 @@ fn record(t: &StateLocation, e: &Entry) -> TfstateVersion {
     }
 }
 
-pub(crate) fn step(
-    name: &str,
-    target: &str,
-    status: StepStatus,
-    msg: impl Into<String>,
-    t0: Instant,
-) -> Step {
-    Step::new(name, target, status, msg, Some(t0))
-}
-
 pub(crate) fn find<'a>(h: &'a [Entry], v: &str) -> Result<&'a Entry> {
     if v == "latest" {
         return h
@@ -104,18 +95,25 @@ pub fn run(cli: Cli) -> Result<u8> {
             force,
             keep_serial,
             dynamodb_table,
-            write,
         } => {
             let t = one_location(&cli)?;
             let opts = crate::restore::Options {
                 force: *force,
                 keep_serial: *keep_serial,
                 table: dynamodb_table.clone().or(t.dynamodb_table.clone()),
-                write: write.clone(),
+                write: cli.write.clone(),
             };
             crate::restore::restore(&t, version, &opts, &mut out)?
         }
-        Command::Undelete { write } => undelete(&cli, write, &mut out)?,
+        Command::Undelete => undelete(&cli, &cli.write, &mut out)?,
+        Command::Export { .. } | Command::Fallback { .. } | Command::Return { .. }
+            if cli.write.dry_run =>
+        {
+            // Ignoring it would change what the user asked to leave alone.
+            return Err(Error::usage(
+                "export, fallback and return have no --dry-run (they have no plan to show); nothing was done",
+            ));
+        }
         Command::Export { to } => crate::export::export(&cli, to, &mut out)?,
         Command::Fallback {
             dir,

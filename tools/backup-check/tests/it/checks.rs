@@ -61,6 +61,18 @@ fn exit_0_when_everything_is_fresh() {
 }
 
 #[test]
+fn dry_run_and_yes_are_accepted_and_ignored() {
+    let input = [backup(100, NOW - 30 * 3600, 1000)];
+    let (plain, code, _) = check_stdin(&input, &[]);
+    let (flagged, flagged_code, err) = check_stdin(&input, &["--yes", "--dry-run"]);
+    assert_eq!((flagged_code, code), (1, 1), "{err}");
+    let statuses = |c: &[serde_json::Value]| -> Vec<String> {
+        c.iter().map(|r| r["status"].to_string()).collect()
+    };
+    assert_eq!(statuses(&flagged), statuses(&plain));
+}
+
+#[test]
 fn exit_1_when_a_backup_is_getting_old() {
     let (checks, code, _) = check_stdin(&[backup(100, NOW - 30 * 3600, 1000)], &[]);
     assert_eq!(code, 1);

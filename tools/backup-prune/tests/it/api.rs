@@ -44,7 +44,7 @@ fn prune(front: &ApiFront) -> (Vec<Value>, Vec<Value>, i32, String) {
         String::from_utf8_lossy(&listing.stderr)
     );
     let out = api(front, "backup-prune")
-        .args(["--keep-daily", "3", "--timezone", "UTC", "--apply"])
+        .args(["--keep-daily", "3", "--timezone", "UTC", "--apply", "--yes"])
         .write_stdin(listing.stdout)
         .output()
         .expect("prune");

@@ -69,11 +69,50 @@ fn without_apply_nothing_is_deleted() {
 }
 
 #[test]
-fn apply_removes_exactly_the_remove_set() {
+fn apply_without_a_terminal_or_yes_refuses_after_the_preview_and_deletes_nothing() {
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
     let before = files(&sim);
     let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("rerun with --yes"), "{err}");
+    assert!(steps.is_empty());
+    // The preview on stderr names what --apply would delete, before the refusal.
+    let remove = volids_marked(&marked, "remove");
+    assert!(!remove.is_empty());
+    for v in &remove {
+        let at = err.find(v.as_str()).unwrap_or(usize::MAX);
+        assert!(
+            at < err.find("--yes").unwrap_or(0),
+            "{v} not previewed: {err}"
+        );
+    }
+    assert_eq!(files(&sim), before);
+    assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
+}
+
+#[test]
+fn apply_dry_run_shows_the_deletions_and_deletes_nothing() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let before = files(&sim);
+    let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(steps.is_empty());
+    assert!(err.contains("dry run"), "{err}");
+    for v in &volids_marked(&marked, "remove") {
+        assert!(err.contains(v.as_str()), "{v} not previewed: {err}");
+    }
+    assert_eq!(files(&sim), before);
+    assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
+}
+
+#[test]
+fn apply_removes_exactly_the_remove_set() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let before = files(&sim);
+    let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply", "--yes"]);
     assert_eq!(code, 0, "{err}");
     let remove = volids_marked(&marked, "remove");
     let protected = volids_marked(&marked, "protected");
@@ -132,7 +171,7 @@ fn a_failed_delete_leaves_the_rest_deleted_and_exits_3() {
         "unable to remove volume - Input/output error",
         255,
     );
-    let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply"]);
+    let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply", "--yes"]);
     assert_eq!(code, 3, "{err}");
     let remove = volids_marked(&marked, "remove");
     let failed: Vec<&Value> = steps.iter().filter(|s| s["status"] == "failed").collect();
@@ -166,7 +205,7 @@ fn a_delete_whose_worker_fails_reports_proxmox_error_though_pvesh_exits_0() {
         "unable to remove volume - Device or resource busy",
         0,
     );
-    let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply"]);
+    let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply", "--yes"]);
     assert_eq!(code, 3, "{err}");
     let failed: Vec<&Value> = steps.iter().filter(|s| s["status"] == "failed").collect();
     assert_eq!(failed.len(), 1, "{steps:?}");
@@ -191,7 +230,7 @@ fn a_group_that_changed_since_the_listing_is_left_alone() {
     sim.add_backup(&Backup::new("local", "qemu", 100, 1_705_370_402));
     let before = files(&sim);
     let out = bin("backup-prune")
-        .args(["--keep-daily", "3", "--timezone", "UTC", "--apply"])
+        .args(["--keep-daily", "3", "--timezone", "UTC", "--apply", "--yes"])
         .args(sshd.args())
         .write_stdin(listing.stdout)
         .output()
@@ -246,7 +285,7 @@ fn records_without_a_node_need_one() {
         .output()
         .expect("list");
     let out = bin("backup-prune")
-        .args(["--keep-daily", "3", "--timezone", "UTC", "--apply"])
+        .args(["--keep-daily", "3", "--timezone", "UTC", "--apply", "--yes"])
         .args(sshd.args())
         .write_stdin(listing.stdout.clone())
         .output()
@@ -260,6 +299,7 @@ fn records_without_a_node_need_one() {
             "--timezone",
             "UTC",
             "--apply",
+            "--yes",
             "--node",
             "pve1",
         ])
@@ -325,7 +365,7 @@ fn a_record_whose_volid_is_on_another_storage_deletes_nothing() {
     };
     let before = files(&sim);
     let out = bin("backup-prune")
-        .args(["--keep-last", "1", "--timezone", "UTC", "--apply"])
+        .args(["--keep-last", "1", "--timezone", "UTC", "--apply", "--yes"])
         .args(sshd.args())
         .write_stdin(rec(13, 1_705_111_232) + &rec(14, 1_705_197_632))
         .output()
@@ -364,7 +404,7 @@ fn deletions_on_another_node_are_read_as_pvesh_prints_them() {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
     let out = bin("backup-prune")
-        .args(["--keep-last", "1", "--timezone", "UTC", "--apply"])
+        .args(["--keep-last", "1", "--timezone", "UTC", "--apply", "--yes"])
         .args(sshd.args())
         .write_stdin(listing.stdout)
         .output()
@@ -418,7 +458,7 @@ fn an_unfinished_pbs_snapshot_takes_no_keep_slot_and_is_never_removed() {
         .expect("list");
     assert!(listing.status.success());
     let out = bin("backup-prune")
-        .args(["--keep-last", "1", "--timezone", "UTC", "--apply"])
+        .args(["--keep-last", "1", "--timezone", "UTC", "--apply", "--yes"])
         .args(sshd.args())
         .write_stdin(listing.stdout)
         .output()
@@ -480,7 +520,7 @@ fn the_preview_marks_what_apply_deletes_whatever_the_callers_zone() {
     let marked = volids_marked(&json_lines(&preview.stdout), "remove");
     let out = bin("backup-prune")
         .env("TZ", caller)
-        .args(["--keep-daily", "2", "--apply"])
+        .args(["--keep-daily", "2", "--apply", "--yes"])
         .args(sshd.args())
         .write_stdin(listing.stdout)
         .output()

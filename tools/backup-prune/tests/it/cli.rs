@@ -219,6 +219,33 @@ fn from_job_uses_the_covering_jobs_retention() {
     );
 }
 
+#[test]
+fn from_job_without_job_records_says_to_add_with_jobs() {
+    let input: Vec<Value> = (1..=3).map(|day| backup(100, day, false)).collect();
+    let out = bin("backup-prune")
+        .arg("--from-job")
+        .write_stdin(stream(&input))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("add --with-jobs"), "{err}");
+    assert!(
+        !err.contains("no backup job covers"),
+        "no per-guest warning: {err}"
+    );
+}
+
+#[test]
+fn dry_run_and_yes_are_accepted_without_apply() {
+    let out = pvedr_testkit::run_ok(
+        bin("backup-prune")
+            .args(["--keep-last", "1", "--dry-run", "--yes"])
+            .write_stdin(stream(&[backup(100, 1, false), backup(100, 2, false)])),
+    );
+    assert_eq!(json_lines(&out.stdout).len(), 2);
+}
+
 /// Records of other kinds as Proxmox and other tools give them: `tags` as pvesh prints them
 /// (a `;`-separated string, possibly empty), and a `job` this tool cannot read.
 fn other_kinds() -> Vec<Value> {

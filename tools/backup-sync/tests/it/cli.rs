@@ -7,16 +7,16 @@ use crate::common::{Offsite, TO, of_kind};
 #[test]
 fn bad_flags_exit_2_before_anything_runs() {
     for args in [
-        vec!["push", "--to", "offsite/pve"],
-        vec!["push", "--to", "s3://Bad_Bucket/x"],
-        vec!["push", "--to", "s3://offsite/a/../b"],
-        vec!["push", "--to", TO, "--part-size", "1M"],
-        vec!["push", "--to", TO, "--jobs", "0"],
-        vec!["push", "--to", TO, "--bwlimit", "fast"],
-        vec!["push", "--to", TO, "--object-lock-days", "0"],
-        vec!["push", "--to", TO, "--node", "bad node"],
-        vec!["pull", "local:backup/../x", "--to-dir", "."],
-        vec!["pull", "offsite:backup/a/b", "--to-node", "pve1"],
+        vec!["push", "--yes", "--to", "offsite/pve"],
+        vec!["push", "--yes", "--to", "s3://Bad_Bucket/x"],
+        vec!["push", "--yes", "--to", "s3://offsite/a/../b"],
+        vec!["push", "--yes", "--to", TO, "--part-size", "1M"],
+        vec!["push", "--yes", "--to", TO, "--jobs", "0"],
+        vec!["push", "--yes", "--to", TO, "--bwlimit", "fast"],
+        vec!["push", "--yes", "--to", TO, "--object-lock-days", "0"],
+        vec!["push", "--yes", "--to", TO, "--node", "bad node"],
+        vec!["pull", "--yes", "local:backup/../x", "--to-dir", "."],
+        vec!["pull", "--yes", "offsite:backup/a/b", "--to-node", "pve1"],
         vec!["ls", "--from", "s3://x"],
     ] {
         let out = run_code(
@@ -45,7 +45,7 @@ fn hostile_records_fail_one_by_one_and_nothing_is_uploaded() {
     ];
     let out = run_code(
         s3.tool("backup-sync")
-            .args(["push", "--to", TO, "--dir"])
+            .args(["push", "--yes", "--to", TO, "--dir"])
             .arg(dir.path())
             .write_stdin(bad.join("\n")),
         1,

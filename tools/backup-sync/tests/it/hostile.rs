@@ -17,7 +17,7 @@ fn pushed(sim: &SimNode, s3: &Offsite) {
     let dump = sim.dump_dir("local");
     run_ok(
         s3.tool("backup-sync")
-            .args(["push", "--to", TO, "--dir"])
+            .args(["push", "--yes", "--to", TO, "--dir"])
             .arg(&dump)
             .write_stdin(list_dir(&dump, "local")),
     );
@@ -58,7 +58,7 @@ fn pull_to_dir_never_lets_a_side_file_replace_another_file() {
         }
         let out = run_code(
             s3.tool("backup-sync")
-                .args(["pull", &volid, "--force", "--to-dir"])
+                .args(["pull", "--yes", &volid, "--force", "--to-dir"])
                 .arg(to.path()),
             1,
         );
@@ -94,7 +94,7 @@ fn pull_to_dir_keeps_an_existing_side_file_that_differs() {
     let volid = format!("offsite:backup/{}", key(101, A));
     let out = run_code(
         s3.tool("backup-sync")
-            .args(["pull", &volid, "--to-dir"])
+            .args(["pull", "--yes", &volid, "--to-dir"])
             .arg(to.path()),
         1,
     );
@@ -109,7 +109,7 @@ fn pull_to_dir_keeps_an_existing_side_file_that_differs() {
     // --force replaces it with the copy's.
     run_ok(
         s3.tool("backup-sync")
-            .args(["pull", &volid, "--force", "--to-dir"])
+            .args(["pull", "--yes", &volid, "--force", "--to-dir"])
             .arg(to.path()),
     );
     assert_eq!(
@@ -133,6 +133,7 @@ fn pull_to_node_never_lets_a_side_file_replace_a_backup() {
         s3.tool("backup-sync")
             .args([
                 "pull",
+                "--yes",
                 &volid,
                 "--force",
                 "--to-node",
@@ -168,7 +169,15 @@ fn pull_to_node_does_not_write_through_a_planted_symlink() {
     let volid = format!("offsite:backup/{}", key(101, A));
     let _ = s3
         .tool("backup-sync")
-        .args(["pull", &volid, "--to-node", "pve1", "--storage", "local"])
+        .args([
+            "pull",
+            "--yes",
+            &volid,
+            "--to-node",
+            "pve1",
+            "--storage",
+            "local",
+        ])
         .args(sshd.args())
         .output()
         .expect("run");
@@ -190,7 +199,7 @@ fn push_uploads_again_an_archive_whose_object_is_gone_or_cut() {
             .boto(BUCKET, &format!("K = {:?}\n{damage}", key(101, A)));
         let out = run_ok(
             s3.tool("backup-sync")
-                .args(["push", "--to", TO, "--dir"])
+                .args(["push", "--yes", "--to", TO, "--dir"])
                 .arg(&dump)
                 .write_stdin(list_dir(&dump, "local")),
         );
@@ -209,7 +218,7 @@ fn push_uploads_again_an_archive_whose_object_is_gone_or_cut() {
 fn push_of_an_endless_line_stops_at_the_line_bound() {
     let zero = std::fs::File::open("/dev/zero").expect("/dev/zero");
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("backup-sync"))
-        .args(["push", "--to", TO, "--dir", "/nonexistent"])
+        .args(["push", "--yes", "--to", TO, "--dir", "/nonexistent"])
         .stdin(zero)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -248,7 +257,7 @@ fn push_from_dir_aborts_an_archive_whose_size_is_not_the_records() {
     std::fs::write(dump.join(A), grown).expect("write");
     let out = run_code(
         s3.tool("backup-sync")
-            .args(["push", "--to", TO, "--dir"])
+            .args(["push", "--yes", "--to", TO, "--dir"])
             .arg(&dump)
             .write_stdin(listing),
         3,

@@ -24,6 +24,7 @@ fn interrupted_upload_leaves_nothing(signal: Signal) {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("backup-sync"))
         .args([
             "push",
+            "--yes",
             "--to",
             TO,
             "--part-size",
@@ -91,7 +92,7 @@ fn interrupted_upload_leaves_nothing(signal: Signal) {
 
     let again = run_ok(
         s3.tool("backup-sync")
-            .args(["push", "--to", TO, "--part-size", "5M", "--dir"])
+            .args(["push", "--yes", "--to", TO, "--part-size", "5M", "--dir"])
             .arg(dir.path())
             .write_stdin(rec),
     );

@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod contract;
 mod hostile;
 mod interrupt;
 mod man;

@@ -30,7 +30,16 @@ fn peak_memory_is_bounded_by_the_part_size() {
     let size = 17 * part + 12345;
     std::fs::write(sim.dump_dir("local").join(name), noise(size as usize, 3)).expect("archive");
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("backup-sync"))
-        .args(["push", "--to", TO, "--part-size", "5M", "--jobs", "1"])
+        .args([
+            "push",
+            "--yes",
+            "--to",
+            TO,
+            "--part-size",
+            "5M",
+            "--jobs",
+            "1",
+        ])
         .args(sshd.args())
         .envs(s3_env())
         .env("AWS_ENDPOINT_URL", s3.moto.endpoint())

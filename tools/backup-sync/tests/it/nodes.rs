@@ -42,7 +42,7 @@ fn push_reads_the_archive_on_the_node_of_its_record() {
     std::fs::write(sim.dump_dir("local").join(NAME), noise(300_000, 1)).expect("pve1 file");
     let out = run_ok(
         s3.tool("backup-sync")
-            .args(["push", "--to", TO])
+            .args(["push", "--yes", "--to", TO])
             .args(sshd.args())
             .write_stdin(record(theirs.len())),
     );
@@ -66,7 +66,7 @@ fn pull_to_node_writes_on_the_node_named() {
     std::fs::write(pve2.join(NAME), &theirs).expect("pve2 archive");
     run_ok(
         s3.tool("backup-sync")
-            .args(["push", "--to", TO, "--dir"])
+            .args(["push", "--yes", "--to", TO, "--dir"])
             .arg(&pve2)
             .write_stdin(record(theirs.len())),
     );
@@ -74,7 +74,15 @@ fn pull_to_node_writes_on_the_node_named() {
     let volid = format!("{BUCKET}:backup/pve/pve2/102/{NAME}");
     let out = run_ok(
         s3.tool("backup-sync")
-            .args(["pull", &volid, "--to-node", "pve2", "--storage", "local"])
+            .args([
+                "pull",
+                "--yes",
+                &volid,
+                "--to-node",
+                "pve2",
+                "--storage",
+                "local",
+            ])
             .args(sshd.args()),
     );
     assert_eq!(

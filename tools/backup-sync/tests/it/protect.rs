@@ -22,7 +22,7 @@ fn a_locked_copy_is_kept_by_prune_and_the_others_are_deleted() {
     let push = |lines: &[&str], extra: &[&str]| {
         run_ok(
             s3.tool("backup-sync")
-                .args(["push", "--to", TO, "--dir"])
+                .args(["push", "--yes", "--to", TO, "--dir"])
                 .arg(&dump)
                 .args(extra)
                 .write_stdin(lines.join("\n")),
@@ -41,7 +41,7 @@ fn a_locked_copy_is_kept_by_prune_and_the_others_are_deleted() {
     let ls = run_ok(s3.tool("backup-sync").args(["ls", "--from", TO])).stdout;
     let out = run_ok(
         s3.tool("backup-prune")
-            .args(["--keep-daily", "3", "--timezone", "UTC", "--apply"])
+            .args(["--keep-daily", "3", "--timezone", "UTC", "--apply", "--yes"])
             .write_stdin(ls),
     );
     let steps = of_kind(&out.stdout, "step");
@@ -78,7 +78,7 @@ fn sse_reaches_the_server() {
     let one = listing.lines().next().expect("one").to_string();
     let out = run_ok(
         s3.tool("backup-sync")
-            .args(["push", "--to", TO, "--sse", "AES256", "--dir"])
+            .args(["push", "--yes", "--to", TO, "--sse", "AES256", "--dir"])
             .arg(&dump)
             .write_stdin(one),
     );

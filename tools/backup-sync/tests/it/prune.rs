@@ -33,7 +33,7 @@ fn offsite_prune_deletes_exactly_the_remove_set() {
     let dump = sim.dump_dir("local");
     run_ok(
         s3.tool("backup-sync")
-            .args(["push", "--to", TO, "--dir"])
+            .args(["push", "--yes", "--to", TO, "--dir"])
             .arg(&dump)
             .write_stdin(list_dir(&dump, "local")),
     );
@@ -42,7 +42,7 @@ fn offsite_prune_deletes_exactly_the_remove_set() {
     // No --timezone and no node: offsite copies alone need none (TZ gives the days).
     let out = run_ok(
         s3.tool("backup-prune")
-            .args(["--keep-daily", "3", "--apply"])
+            .args(["--keep-daily", "3", "--apply", "--yes"])
             .env("TZ", "UTC")
             .write_stdin(ls),
     );
@@ -129,7 +129,7 @@ s3.put_object(Bucket=B, Key=old + ".manifest.json", Body=manifest(old, 170519760
     let ls = run_ok(tool("backup-sync").args(["ls", "--from", TO])).stdout;
     let out = run_ok(
         tool("backup-prune")
-            .args(["--keep-last", "1", "--apply"])
+            .args(["--keep-last", "1", "--apply", "--yes"])
             .env("TZ", "UTC")
             .write_stdin(ls),
     );

@@ -8,7 +8,7 @@ fn pushed(sim: &SimNode, s3: &Offsite) {
     let dump = sim.dump_dir("local");
     run_ok(
         s3.tool("backup-sync")
-            .args(["push", "--to", TO, "--dir"])
+            .args(["push", "--yes", "--to", TO, "--dir"])
             .arg(&dump)
             .write_stdin(list_dir(&dump, "local")),
     );
@@ -38,7 +38,7 @@ fn pull_gives_byte_identical_files_with_their_side_files() {
         .collect();
     let out = run_ok(
         s3.tool("backup-sync")
-            .args(["pull", "--to-dir"])
+            .args(["pull", "--yes", "--to-dir"])
             .arg(to.path())
             .write_stdin(picked),
     );
@@ -62,7 +62,7 @@ fn pull_gives_byte_identical_files_with_their_side_files() {
     let volid = "offsite:backup/pve/pve1/101/vzdump-lxc-101-2024_01_15-02_01_07.tar.zst";
     let again = run_ok(
         s3.tool("backup-sync")
-            .args(["pull", volid, "--to-dir"])
+            .args(["pull", "--yes", volid, "--to-dir"])
             .arg(to.path()),
     );
     assert_eq!(statuses(&again.stdout)[0].1, "skipped");
@@ -83,7 +83,12 @@ fn a_corrupted_copy_is_not_written() {
     let to = tempfile::tempdir().expect("tmp");
     let out = run_code(
         s3.tool("backup-sync")
-            .args(["pull", &format!("offsite:backup/{key}"), "--to-dir"])
+            .args([
+                "pull",
+                "--yes",
+                &format!("offsite:backup/{key}"),
+                "--to-dir",
+            ])
             .arg(to.path()),
         1,
     );
@@ -101,7 +106,12 @@ fn a_corrupted_copy_is_not_written() {
     std::fs::write(to.path().join(name), b"mine").expect("write");
     let out = run_code(
         s3.tool("backup-sync")
-            .args(["pull", &format!("offsite:backup/{key}"), "--to-dir"])
+            .args([
+                "pull",
+                "--yes",
+                &format!("offsite:backup/{key}"),
+                "--to-dir",
+            ])
             .arg(to.path()),
         1,
     );
@@ -132,7 +142,15 @@ fn pull_to_node_puts_the_archive_back_on_the_storage_over_ssh() {
     let volid = format!("offsite:backup/pve/pve1/101/{name}");
     let out = run_ok(
         s3.tool("backup-sync")
-            .args(["pull", &volid, "--to-node", "pve1", "--storage", "local"])
+            .args([
+                "pull",
+                "--yes",
+                &volid,
+                "--to-node",
+                "pve1",
+                "--storage",
+                "local",
+            ])
             .args(sshd.args()),
     );
     assert_eq!(

@@ -22,7 +22,7 @@ fn push_over_ssh_uploads_every_archive_and_a_second_push_skips_them_all() {
     let push = || {
         run_ok(
             s3.tool("backup-sync")
-                .args(["push", "--to", TO, "--jobs", "2"])
+                .args(["push", "--yes", "--to", TO, "--jobs", "2"])
                 .args(sshd.args())
                 .write_stdin(listing.clone()),
         )
@@ -81,7 +81,7 @@ fn push_from_dir_refuses_a_changed_copy_without_force() {
     let push = |extra: &[&str], code: i32| {
         run_code(
             s3.tool("backup-sync")
-                .args(["push", "--to", TO, "--dir"])
+                .args(["push", "--yes", "--to", TO, "--dir"])
                 .arg(&dump)
                 .args(extra)
                 .write_stdin(listing.clone()),
@@ -97,7 +97,7 @@ fn push_from_dir_refuses_a_changed_copy_without_force() {
     let listing = list_dir(&dump, "local");
     let out = run_code(
         s3.tool("backup-sync")
-            .args(["push", "--to", TO, "--dir"])
+            .args(["push", "--yes", "--to", TO, "--dir"])
             .arg(&dump)
             .write_stdin(listing.clone()),
         3,
@@ -117,7 +117,7 @@ fn push_from_dir_refuses_a_changed_copy_without_force() {
     assert_eq!(s3.object(&key), before, "the offsite copy is untouched");
     let out = run_ok(
         s3.tool("backup-sync")
-            .args(["push", "--to", TO, "--force", "--dir"])
+            .args(["push", "--yes", "--to", TO, "--force", "--dir"])
             .arg(&dump)
             .write_stdin(listing),
     );
@@ -133,7 +133,7 @@ fn ls_lists_the_copies_as_backup_records() {
     let listing = list_dir(&dump, "local");
     run_ok(
         s3.tool("backup-sync")
-            .args(["push", "--to", TO, "--dir"])
+            .args(["push", "--yes", "--to", TO, "--dir"])
             .arg(&dump)
             .write_stdin(listing.clone()),
     );
@@ -194,7 +194,7 @@ fn push_reads_only_the_backup_records_of_a_mixed_stream() {
     );
     let out = run_code(
         s3.tool("backup-sync")
-            .args(["push", "--to", TO, "--dir"])
+            .args(["push", "--yes", "--to", TO, "--dir"])
             .arg(&dump)
             .write_stdin(stdin),
         0,

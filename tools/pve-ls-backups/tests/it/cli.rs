@@ -279,3 +279,23 @@ fn a_terminal_gets_a_table_and_a_pipe_json_lines() {
     let json = on_a_terminal(&format!("--dir {dir} --timezone UTC --format jsonl"));
     assert!(json.starts_with("{\"kind\":\"backup\""), "{json}");
 }
+
+#[test]
+fn dry_run_and_yes_are_accepted_and_change_nothing_in_the_listing() {
+    // One vocabulary for every tool (a wrapper may pass --yes to all): a reader ignores them.
+    let tmp = tempfile::tempdir().expect("tmp");
+    dump_dir(tmp.path());
+    let run = |extra: &[&str]| {
+        pvedr_testkit::run_ok(
+            tool()
+                .arg("--dir")
+                .arg(tmp.path())
+                .args(["--timezone", "UTC"])
+                .args(extra),
+        )
+        .stdout
+    };
+    let plain = lines(&run(&[]));
+    assert!(!plain.is_empty());
+    assert_eq!(lines(&run(&["--yes", "--dry-run"])), plain);
+}

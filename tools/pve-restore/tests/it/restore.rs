@@ -1399,6 +1399,17 @@ fn vmid_restores_the_newest_scheduled_backup_and_the_plan_says_which() {
 }
 
 #[test]
+fn target_vmid_is_the_records_name_and_target_id_its_alias() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    for flag in ["--target-vmid", "--target-id"] {
+        let (rec, code, err) = restore(&sshd, &["--vmid", "100", flag, "9100", "--dry-run"]);
+        assert_eq!(code, 0, "{flag}: {err}");
+        assert_eq!(rec["target_vmid"], 9100, "{flag}: {rec}");
+    }
+}
+
+#[test]
 fn the_newest_backup_is_never_an_unfinished_pbs_snapshot() {
     // A backup to PBS is being written: the snapshot is listed, without a manifest
     // (size 1). The newest complete backup is the one to restore.

@@ -483,6 +483,33 @@ fn restore_updates_the_legacy_dynamodb_digest() {
     );
 }
 
+#[test]
+fn dry_run_and_yes_are_ignored_by_readers_and_refused_where_they_cannot_hold() {
+    let moto = Moto::start();
+    moto.create_versioned_bucket("tfstate-flags");
+    moto.boto(
+        "tfstate-flags",
+        "s3.put_object(Bucket=B, Key='terraform.tfstate', Body=b'{}')",
+    );
+    let plain = pvedr_testkit::run_ok(tool(&moto, "tfstate-flags").arg("list")).stdout;
+    let flagged =
+        pvedr_testkit::run_ok(tool(&moto, "tfstate-flags").args(["list", "--yes", "--dry-run"]))
+            .stdout;
+    assert_eq!(json_lines(&flagged).len(), json_lines(&plain).len());
+    assert!(!json_lines(&plain).is_empty());
+    // export writes files and has no plan: a --dry-run is refused, not ignored.
+    let dir = tempfile::tempdir().expect("tmp");
+    let to = dir.path().join("export");
+    let out = pvedr_testkit::run_code(
+        tool(&moto, "tfstate-flags")
+            .args(["export", "--dry-run", "--to"])
+            .arg(&to),
+        2,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no --dry-run"));
+    assert!(!to.exists());
+}
+
 pub fn tool(moto: &Moto, bucket: &str) -> assert_cmd::Command {
     let mut c = pvedr_testkit::bin("tfstate-versions");
     c.envs(s3_env())
