@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::http::{self, TlsArgs};
 use crate::terraform::tfvars;
 use crate::transport::api::{self, Secret};
+use crate::transport::ssh_config::{self, ConfigSource};
 use crate::transport::{Api, ApiOptions, Local, Ssh, SshOptions, Timeouts, Transport};
 use crate::validate;
 
@@ -40,17 +41,24 @@ pub struct ConnectArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
 
-    /// SSH port.
-    #[arg(long, value_name = "PORT", default_value_t = 22)]
-    pub port: u16,
+    /// SSH port. Default: the SSH config's Port for the host, else 22.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
 
-    /// SSH user.
-    #[arg(long, value_name = "USER", default_value = "root")]
-    pub user: String,
+    /// SSH user. Default: the SSH config's User for the host, else root.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
 
-    /// Private key file. Default: the SSH agent, then ~/.ssh/id_ed25519, ~/.ssh/id_rsa.
+    /// Private key file. Default: the SSH config's IdentityFile for the host, then the SSH
+    /// agent, then ~/.ssh/id_ed25519, ~/.ssh/id_rsa.
     #[arg(long, short = 'i', value_name = "FILE")]
     pub identity: Option<PathBuf>,
+
+    /// OpenSSH client configuration read for --host (Host patterns, HostName, Port, User,
+    /// IdentityFile; a Host with ProxyJump or ProxyCommand is refused). Flags win over it.
+    /// `none` reads none. Default: ~/.ssh/config when it exists.
+    #[arg(long, value_name = "FILE", env = "PVEDR_SSH_CONFIG")]
+    pub ssh_config: Option<PathBuf>,
 
     /// known_hosts file the node's host key is checked against (default ~/.ssh/known_hosts).
     #[arg(
@@ -99,6 +107,9 @@ pub struct Connection {
     pub transport: Box<dyn Transport>,
     /// Node name from the tfvars file, if any.
     pub tfvars_node: Option<String>,
+    /// The SSH port connected to (22 when not over SSH): with the transport's host it names
+    /// the node for local locks.
+    pub port: u16,
 }
 
 /// A duration flag, checked when the command line is read (with or without --host).
@@ -161,25 +172,44 @@ impl ConnectArgs {
             }
             tfvars_node = t.node;
         }
-        let transport: Box<dyn Transport> = match host {
-            None => Box::new(Local { timeouts }),
+        let (transport, port): (Box<dyn Transport>, u16) = match host {
+            None => (Box::new(Local { timeouts }), 22),
             Some(h) => {
-                validate_host(&h)?;
-                let mut o = SshOptions::new(h);
-                o.port = self.port;
-                o.user = self.user.clone();
-                o.identity = self.identity.clone();
-                o.known_hosts = self.known_hosts.as_ref().map(|p| expand_home(p));
-                o.accept_new_host_key = self.accept_new_host_key;
+                let mut o = self.ssh_options(&h)?;
                 o.connect_timeout = connect_timeout;
                 o.timeouts = timeouts;
-                Box::new(Ssh::new(o))
+                let port = o.port;
+                (Box::new(Ssh::new(o)), port)
             }
         };
         Ok(Connection {
             transport,
             tfvars_node,
+            port,
         })
+    }
+
+    /// How to reach `host`: the flags, else the SSH config's values for it, else defaults.
+    /// The host key is checked under the real HostName and Port.
+    fn ssh_options(&self, host: &str) -> Result<SshOptions> {
+        validate_host(host)?;
+        let source =
+            ConfigSource::from_flag(self.ssh_config.as_deref().map(expand_home).as_deref());
+        let c = ssh_config::resolve(&source, host)?;
+        validate_host(&c.host_name)?;
+        let mut o = SshOptions::new(c.host_name);
+        o.port = self.port.or(c.port).unwrap_or(22);
+        o.user = self
+            .user
+            .clone()
+            .or(c.user)
+            .unwrap_or_else(|| "root".into());
+        validate_user(&o.user)?;
+        o.identity = self.identity.clone();
+        o.config_identities = c.identity_files;
+        o.known_hosts = self.known_hosts.as_ref().map(|p| expand_home(p));
+        o.accept_new_host_key = self.accept_new_host_key;
+        Ok(o)
     }
 }
 
@@ -203,6 +233,7 @@ impl ConnectArgs {
         Ok(Connection {
             transport: Box::new(transport),
             tfvars_node: None,
+            port: 22,
         })
     }
 }
@@ -211,6 +242,22 @@ fn expand_home(p: &std::path::Path) -> PathBuf {
     match (p.strip_prefix("~"), std::env::var_os("HOME")) {
         (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => p.to_path_buf(),
+    }
+}
+
+/// A login name: printable, no spaces (it reaches messages and the server, never a shell).
+fn validate_user(u: &str) -> Result<()> {
+    let ok = !u.is_empty()
+        && u.len() <= 64
+        && !u.starts_with('-')
+        && u.bytes().all(|c| c.is_ascii_graphic() && c != b'@');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "invalid SSH user '{}'",
+            u.escape_debug()
+        )))
     }
 }
 

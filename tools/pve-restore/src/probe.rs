@@ -145,10 +145,11 @@ pub fn config_ip(config: &str) -> Option<String> {
             continue;
         }
         for part in v.trim().split(',') {
-            if let Some(ip) = part.strip_prefix("ip=") {
-                if ip != "dhcp" && ip != "manual" {
-                    return Some(ip.split('/').next().unwrap_or(ip).to_string());
-                }
+            if let Some(ip) = part.strip_prefix("ip=")
+                && ip != "dhcp"
+                && ip != "manual"
+            {
+                return Some(ip.split('/').next().unwrap_or(ip).to_string());
             }
         }
     }
