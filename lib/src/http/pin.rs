@@ -58,6 +58,25 @@ pub struct Pinned {
     provider: Arc<CryptoProvider>,
 }
 
+/// The server's certificate is not the pinned one.
+#[derive(Debug)]
+struct PinMismatch {
+    got: Fingerprint,
+    want: Fingerprint,
+}
+
+impl fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the server's certificate has fingerprint {}, not the pinned {}",
+            self.got, self.want
+        )
+    }
+}
+
+impl std::error::Error for PinMismatch {}
+
 impl Pinned {
     pub fn new(want: Fingerprint, provider: Arc<CryptoProvider>) -> Pinned {
         Pinned { want, provider }
@@ -77,10 +96,14 @@ impl ServerCertVerifier for Pinned {
         if got == self.want {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General(format!(
-                "the server's certificate has fingerprint {got}, not the pinned {}",
-                self.want
-            )))
+            // A certificate error (typed, so callers need not read the text), with both
+            // fingerprints in its message.
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch {
+                    got,
+                    want: self.want.clone(),
+                }))),
+            ))
         }
     }
 

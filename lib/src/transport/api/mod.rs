@@ -120,6 +120,8 @@ struct Shared {
     agent: ureq::Agent,
     base: String,
     host: String,
+    /// The token's ID (never its secret), named when Proxmox refuses it.
+    token: String,
     auth: String,
     timeouts: Timeouts,
     retry: Retry,
@@ -160,6 +162,7 @@ impl Api {
                 agent,
                 base: o.base,
                 host,
+                token: o.token.clone(),
                 auth,
                 timeouts: o.timeouts,
                 retry: Retry::default(),
@@ -238,11 +241,19 @@ impl Api {
             Err(ureq::Error::Transport(_)) if Instant::now() >= deadline => {
                 return Err(self.timed_out(url));
             }
-            Err(ureq::Error::Transport(t)) => return Err(transport_error(url, &t)),
+            Err(ureq::Error::Transport(t)) => return Err(http::transport_error(url, &t)),
         };
         let status = resp.status();
         // A server or proxy may echo the Authorization header back.
         let reason = crate::redact::text(resp.status_text());
+        if status == 401 {
+            // pve-http-server answers every failed token check so: nothing would work.
+            return Err(Error::TokenRefused {
+                host: s.host.clone(),
+                token: s.token.clone(),
+                reason: crate::msg::printable(reason.trim_end()),
+            });
+        }
         let mut body = Vec::new();
         let read = resp
             .into_reader()
@@ -393,18 +404,6 @@ impl Api {
             (Some(n), _) => Ok(n.clone()),
             (None, _) => self.local_node(),
         }
-    }
-}
-
-/// A failed connection; a refused certificate is not tried again.
-fn transport_error(url: &str, t: &ureq::Transport) -> Error {
-    let message = t.to_string();
-    if message.contains("certificate") || message.contains("fingerprint") {
-        Error::HostKey(format!(
-            "{url}: the server's TLS certificate is not trusted: {message}"
-        ))
-    } else {
-        http::transport_error(url, t)
     }
 }
 
