@@ -21,8 +21,8 @@ pub struct ConnectArgs {
     #[arg(long, short = 'H', value_name = "HOST", env = "PVEDR_HOST")]
     pub host: Option<String>,
 
-    /// Talk to the Proxmox VE REST API at this URL (`https://HOST[:PORT]`, port 8006 by
-    /// default) with an API token instead of SSH. TLS is verified: system CAs, --ca, or
+    /// Use the Proxmox VE REST API at this URL instead of SSH. With an API token (--token);
+    /// `https://HOST[:PORT]`, port 8006 by default. TLS is verified: system CAs, --ca, or
     /// --fingerprint.
     #[arg(long, value_name = "URL", env = "PVEDR_API", conflicts_with_all = ["host", "tfvars"])]
     pub api: Option<String>,
@@ -30,34 +30,58 @@ pub struct ConnectArgs {
     /// The API token, `USER@REALM!TOKENID` (the realm follows the last `@`:
     /// `ops@example.com@pve!check`). Its secret is read from PVEDR_TOKEN_SECRET or
     /// --token-secret-file, never from the command line, and never printed.
-    #[arg(long, value_name = "USER@REALM!TOKENID", env = "PVEDR_TOKEN")]
+    #[arg(long, value_name = "TOKEN", env = "PVEDR_TOKEN")]
     pub token: Option<String>,
 
     /// File whose first line is the API token's secret (e.g. a systemd credential): a
     /// regular file of at most 4 KiB.
-    #[arg(long, value_name = "FILE", env = "PVEDR_TOKEN_SECRET_FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PVEDR_TOKEN_SECRET_FILE",
+        hide_short_help = true
+    )]
     pub token_secret_file: Option<PathBuf>,
 
-    #[command(flatten)]
-    pub tls: TlsArgs,
-
     /// SSH port. Default: the SSH config's Port for the host, else 22.
-    #[arg(long, value_name = "PORT")]
+    #[arg(
+        long,
+        value_name = "PORT",
+        help_heading = "SSH",
+        hide_short_help = true
+    )]
     pub port: Option<u16>,
 
     /// SSH user. Default: the SSH config's User for the host, else root.
-    #[arg(long, value_name = "USER")]
+    #[arg(
+        long,
+        value_name = "USER",
+        help_heading = "SSH",
+        hide_short_help = true
+    )]
     pub user: Option<String>,
 
     /// Private key file. Default: the SSH config's IdentityFile for the host, then the SSH
     /// agent, then ~/.ssh/id_ed25519, ~/.ssh/id_rsa.
-    #[arg(long, short = 'i', value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'i',
+        value_name = "FILE",
+        help_heading = "SSH",
+        hide_short_help = true
+    )]
     pub identity: Option<PathBuf>,
 
     /// OpenSSH client configuration read for --host (Host patterns, HostName, Port, User,
     /// IdentityFile; a Host with ProxyJump or ProxyCommand is refused). Flags win over it.
     /// `none` reads none. Default: ~/.ssh/config when it exists.
-    #[arg(long, value_name = "FILE", env = "PVEDR_SSH_CONFIG")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PVEDR_SSH_CONFIG",
+        help_heading = "SSH",
+        hide_short_help = true
+    )]
     pub ssh_config: Option<PathBuf>,
 
     /// known_hosts file the node's host key is checked against (default ~/.ssh/known_hosts).
@@ -65,17 +89,19 @@ pub struct ConnectArgs {
         long,
         value_name = "FILE",
         default_value = "~/.ssh/known_hosts",
-        hide_default_value = true
+        hide_default_value = true,
+        help_heading = "SSH",
+        hide_short_help = true
     )]
     pub known_hosts: Option<PathBuf>,
 
     /// Trust and record the host key of a node not yet in known_hosts. A changed key is
     /// never accepted.
-    #[arg(long)]
+    #[arg(long, help_heading = "SSH", hide_short_help = true)]
     pub accept_new_host_key: bool,
 
     /// Give up connecting after this long (30s, 1m, …).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg, hide_short_help = true)]
     pub connect_timeout: String,
 
     /// Give up on a read-only node command (a listing, a config) that sends nothing for this
@@ -83,23 +109,27 @@ pub struct ConnectArgs {
     /// the node (restores, backups, deletions) may run up to 24h. Over --api each request's
     /// whole answer, retries included, must come within it; a task is followed up to 24h
     /// (Ctrl-C ends the wait), and one left running is named with the command that stops it.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration_arg, hide_short_help = true)]
     pub command_timeout: String,
 
     /// Read the host (and node) from a Terraform tfvars file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", hide_short_help = true)]
     pub tfvars: Option<PathBuf>,
 
     /// tfvars variable holding the host. Default: the first set of pve_host, proxmox_host,
     /// pm_api_url, proxmox_endpoint, virtual_environment_endpoint, proxmox_api_url (URLs are
     /// reduced to their host).
-    #[arg(long, value_name = "NAME", requires = "tfvars")]
+    #[arg(long, value_name = "NAME", requires = "tfvars", hide_short_help = true)]
     pub tfvars_host_var: Option<String>,
 
     /// tfvars variable holding the node name. Default: the first set of pve_node,
     /// proxmox_node, target_node, node_name.
-    #[arg(long, value_name = "NAME", requires = "tfvars")]
+    #[arg(long, value_name = "NAME", requires = "tfvars", hide_short_help = true)]
     pub tfvars_node_var: Option<String>,
+
+    /// How the API's certificate is trusted (its own heading, "TLS").
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// A transport and what the connection flags said about the node.

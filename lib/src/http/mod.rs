@@ -27,13 +27,19 @@ pub struct TlsArgs {
     /// PEM file of the CA(s) that signed the server's certificate (a Proxmox cluster's
     /// `/etc/pve/pve-root-ca.pem`), instead of the system's CAs: a regular file of at most
     /// 1 MiB.
-    #[arg(long, value_name = "FILE", env = "PVEDR_CA")]
+    #[arg(long, value_name = "FILE", env = "PVEDR_CA", hide_short_help = true)]
     pub ca: Option<PathBuf>,
 
     /// Trust exactly the certificate with this SHA-256 fingerprint (`pvenode cert info`;
     /// `AA:BB:…` or plain hex), whoever signed it. A different certificate is refused
     /// before any request is sent.
-    #[arg(long, value_name = "SHA256", env = "PVEDR_FINGERPRINT", value_parser = Fingerprint::parse_arg)]
+    #[arg(
+        long,
+        value_name = "SHA256",
+        env = "PVEDR_FINGERPRINT",
+        value_parser = Fingerprint::parse_arg,
+        hide_short_help = true
+    )]
     pub fingerprint: Option<Fingerprint>,
 }
 
