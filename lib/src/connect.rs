@@ -225,7 +225,11 @@ impl ConnectArgs {
         validate_host(host)?;
         let source =
             ConfigSource::from_flag(self.ssh_config.as_deref().map(expand_home).as_deref());
-        let c = ssh_config::resolve(&source, host)?;
+        let flags = ssh_config::Overrides {
+            user: self.user.as_deref(),
+            port: self.port,
+        };
+        let c = ssh_config::resolve(&source, host, flags)?;
         validate_host(&c.host_name)?;
         let mut o = SshOptions::new(c.host_name);
         o.port = self.port.or(c.port).unwrap_or(22);

@@ -51,8 +51,15 @@ fn home() -> Option<PathBuf> {
     std::env::var_os("HOME").map(PathBuf::from)
 }
 
+/// What the command line sets, which wins over the file (and is what `%r`, `%p` expand to).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides<'a> {
+    pub user: Option<&'a str>,
+    pub port: Option<u16>,
+}
+
 /// The configuration for `alias`: an unreadable or invalid file is a usage error.
-pub fn resolve(source: &ConfigSource, alias: &str) -> Result<HostConfig> {
+pub fn resolve(source: &ConfigSource, alias: &str, flags: Overrides) -> Result<HostConfig> {
     let path = match source {
         ConfigSource::None => return Ok(plain(alias)),
         ConfigSource::File(p) => p.clone(),
@@ -62,7 +69,7 @@ pub fn resolve(source: &ConfigSource, alias: &str) -> Result<HostConfig> {
         },
     };
     let config = read(&path)?;
-    host_config(&path, &config.query(alias), alias)
+    host_config(&path, &config.query(alias), alias, flags)
 }
 
 fn plain(alias: &str) -> HostConfig {
@@ -96,7 +103,7 @@ fn read(path: &Path) -> Result<SshConfig> {
         .map_err(|e| bad(e.to_string()))
 }
 
-fn host_config(path: &Path, p: &HostParams, alias: &str) -> Result<HostConfig> {
+fn host_config(path: &Path, p: &HostParams, alias: &str, flags: Overrides) -> Result<HostConfig> {
     refuse_proxies(path, p, alias)?;
     let host_name = match &p.host_name {
         Some(h) => {
@@ -109,8 +116,10 @@ fn host_config(path: &Path, p: &HostParams, alias: &str) -> Result<HostConfig> {
     let tokens = Tokens {
         alias,
         host: &host_name,
-        user: user.as_deref().unwrap_or("root"),
-        port: port.unwrap_or(22),
+        login: Some((
+            flags.user.or(user.as_deref()).unwrap_or("root"),
+            flags.port.or(port).unwrap_or(22),
+        )),
     };
     let identity_files = p
         .identity_file
@@ -167,18 +176,16 @@ fn is_none(v: &[String]) -> bool {
 struct Tokens<'a> {
     alias: &'a str,
     host: &'a str,
-    user: &'a str,
-    port: u16,
+    /// User and port, once known (IdentityFile); HostName takes only `%h` and `%%`.
+    login: Option<(&'a str, u16)>,
 }
 
 impl<'a> Tokens<'a> {
-    /// HostName may use `%h` (the name given) and `%%` only.
     fn host_only(alias: &'a str) -> Self {
         Tokens {
             alias,
             host: alias,
-            user: "",
-            port: 0,
+            login: None,
         }
     }
 }
@@ -192,18 +199,18 @@ fn expand(s: &str, t: &Tokens) -> std::result::Result<String, String> {
             out.push(c);
             continue;
         }
-        match chars.next() {
-            Some('%') => out.push('%'),
-            Some('h') => out.push_str(t.host),
-            Some('n') => out.push_str(t.alias),
-            Some('r') if t.port != 0 => out.push_str(t.user),
-            Some('p') if t.port != 0 => out.push_str(&t.port.to_string()),
-            Some('d') if t.port != 0 => {
+        match (chars.next(), t.login) {
+            (Some('%'), _) => out.push('%'),
+            (Some('h'), _) => out.push_str(t.host),
+            (Some('n'), Some(_)) => out.push_str(t.alias),
+            (Some('r'), Some((user, _))) => out.push_str(user),
+            (Some('p'), Some((_, port))) => out.push_str(&port.to_string()),
+            (Some('d'), Some(_)) => {
                 let h = home().ok_or("%d needs HOME")?;
                 out.push_str(&h.to_string_lossy());
             }
-            Some(x) => return Err(format!("the token %{x} is not supported by pvedr")),
-            None => return Err("a lone % at the end".into()),
+            (Some(x), _) => return Err(format!("the token %{x} is not supported here by pvedr")),
+            (None, _) => return Err("a lone % at the end".into()),
         }
     }
     Ok(out)
@@ -221,7 +228,12 @@ mod tests {
                 ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
             )
             .map_err(|e| Error::usage(e.to_string()))?;
-        host_config(Path::new("cfg"), &c.query(alias), alias)
+        host_config(
+            Path::new("cfg"),
+            &c.query(alias),
+            alias,
+            Overrides::default(),
+        )
     }
 
     #[test]
@@ -239,6 +251,27 @@ mod tests {
             c.identity_files,
             vec![PathBuf::from("/home/u/.ssh/ops@pve-1.lab:2222")]
         );
+    }
+
+    #[test]
+    fn tokens_expand_to_what_the_flags_set() {
+        let c = SshConfig::default()
+            .home_dir("/home/u")
+            .parse(
+                &mut "Host a\n User cfg\n IdentityFile ~/%r-%p\n".as_bytes(),
+                ParseRule::STRICT,
+            )
+            .expect("parses");
+        let flags = Overrides {
+            user: Some("flag"),
+            port: Some(2200),
+        };
+        let h = host_config(Path::new("cfg"), &c.query("a"), "a", flags).expect("config");
+        assert_eq!(h.identity_files, vec![PathBuf::from("/home/u/flag-2200")]);
+        let e = parse("Host a\n HostName %r.lab\n", "a")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("%r"), "{e}");
     }
 
     #[test]
