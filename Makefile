@@ -61,13 +61,15 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-# Man pages are generated from each tool's clap definition (`<tool> --generate-man`).
+# Man pages are generated from each tool's clap definition (`<tool> --generate-man-dir man`):
+# the tool's page and one per subcommand (backup-sync-push.1), each page its SEE ALSO names.
 man: build
 	@mkdir -p man
-	@for t in $(TOOLS); do $(DEBUG)/$$t --generate-man > man/$$t.1 || exit 1; echo "man/$$t.1"; done
+	@for t in $(TOOLS); do $(DEBUG)/$$t --generate-man-dir man || exit 1; done
 
 check-man: man
 	git diff --exit-code -- man/
+	@test -z "$$(git status --porcelain -- man/)" || { git status --short -- man/; echo "man/: pages not committed"; exit 1; }
 
 # Shell completions, from the same clap definitions (`<tool> --generate-completions SHELL`).
 completions: build
@@ -102,7 +104,7 @@ install: release
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 	  $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	@for t in $(TOOLS); do install -m 755 $(RELEASE)/$$t $(DESTDIR)$(PREFIX)/bin/$$t || exit 1; done
-	@for t in $(TOOLS); do install -m 644 man/$$t.1 $(DESTDIR)$(PREFIX)/share/man/man1/$$t.1 || exit 1; done
+	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	@for t in $(TOOLS); do \
 	  $(RELEASE)/$$t --generate-completions bash > $(DESTDIR)$(BASHCOMPDIR)/$$t && \
 	  $(RELEASE)/$$t --generate-completions zsh > $(DESTDIR)$(ZSHCOMPDIR)/_$$t && \
@@ -110,7 +112,8 @@ install: release
 	  chmod 644 $(DESTDIR)$(BASHCOMPDIR)/$$t $(DESTDIR)$(ZSHCOMPDIR)/_$$t $(DESTDIR)$(FISHCOMPDIR)/$$t.fish; done
 
 uninstall:
-	@for t in $(TOOLS); do rm -f $(DESTDIR)$(PREFIX)/bin/$$t $(DESTDIR)$(PREFIX)/share/man/man1/$$t.1 \
+	@for p in man/*.1; do rm -f $(DESTDIR)$(PREFIX)/share/man/man1/$${p#man/}; done
+	@for t in $(TOOLS); do rm -f $(DESTDIR)$(PREFIX)/bin/$$t \
 	  $(DESTDIR)$(BASHCOMPDIR)/$$t $(DESTDIR)$(ZSHCOMPDIR)/_$$t $(DESTDIR)$(FISHCOMPDIR)/$$t.fish; done
 
 # The Debian package (dpkg-deb): the install set under /usr, contrib, units, docs.

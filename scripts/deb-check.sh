@@ -45,6 +45,12 @@ for t in $tools; do
     grep -qF -- "${flag#--}" "/usr/share/fish/vendor_completions.d/$t.fish" || fail "$t's fish completion lacks $flag"
   done
   if command -v zsh >/dev/null; then zsh -n "/usr/share/zsh/vendor-completions/_$t" || fail "zsh -n _$t"; fi
+  # Every page a page names (backup-sync-push(1) in backup-sync's) is installed and renders.
+  for named in $(zcat /usr/share/man/man1/"$t"*.1.gz | sed 's/\\-/-/g' | grep -oE "^$t-[a-z0-9-]+\(1\)" | sort -u); do
+    sub=/usr/share/man/man1/${named%(1)}.1.gz
+    [ -f "$sub" ] || fail "$page names $named, which is not installed"
+    MANWIDTH=80 man -l "$sub" >/dev/null 2>&1 || fail "man -l $sub"
+  done
 done
 say "$(wc -w <<<"$tools") tools answer --version $version, man -l renders each page, completions present"
 

@@ -220,7 +220,7 @@ fn over_a_real_sshd() {
     assert_eq!(sim.commands().len(), 1);
 }
 
-/// curl against the HTTPS front: the certificate verifies for 127.0.0.1 with itself as CA.
+/// curl against the HTTPS front: the node certificate verifies for 127.0.0.1 with the cluster CA.
 fn curl(api: &ApiFront, args: &[&str]) -> (String, String) {
     let out = Command::new("curl")
         .args(["-s", "-D", "-", "--cacert"])

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::http::{self, TlsArgs};
 use crate::terraform::tfvars;
 use crate::transport::api::{self, Secret};
+use crate::transport::ssh_config::{self, ConfigSource};
 use crate::transport::{Api, ApiOptions, Local, Ssh, SshOptions, Timeouts, Transport};
 use crate::validate;
 
@@ -20,8 +21,8 @@ pub struct ConnectArgs {
     #[arg(long, short = 'H', value_name = "HOST", env = "PVEDR_HOST")]
     pub host: Option<String>,
 
-    /// Talk to the Proxmox VE REST API at this URL (`https://HOST[:PORT]`, port 8006 by
-    /// default) with an API token instead of SSH. TLS is verified: system CAs, --ca, or
+    /// Use the Proxmox VE REST API at this URL instead of SSH. With an API token (--token);
+    /// `https://HOST[:PORT]`, port 8006 by default. TLS is verified: system CAs, --ca, or
     /// --fingerprint.
     #[arg(long, value_name = "URL", env = "PVEDR_API", conflicts_with_all = ["host", "tfvars"])]
     pub api: Option<String>,
@@ -29,45 +30,78 @@ pub struct ConnectArgs {
     /// The API token, `USER@REALM!TOKENID` (the realm follows the last `@`:
     /// `ops@example.com@pve!check`). Its secret is read from PVEDR_TOKEN_SECRET or
     /// --token-secret-file, never from the command line, and never printed.
-    #[arg(long, value_name = "USER@REALM!TOKENID", env = "PVEDR_TOKEN")]
+    #[arg(long, value_name = "TOKEN", env = "PVEDR_TOKEN")]
     pub token: Option<String>,
 
     /// File whose first line is the API token's secret (e.g. a systemd credential): a
     /// regular file of at most 4 KiB.
-    #[arg(long, value_name = "FILE", env = "PVEDR_TOKEN_SECRET_FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PVEDR_TOKEN_SECRET_FILE",
+        hide_short_help = true
+    )]
     pub token_secret_file: Option<PathBuf>,
 
-    #[command(flatten)]
-    pub tls: TlsArgs,
+    /// SSH port. Default: the SSH config's Port for the host, else 22.
+    #[arg(
+        long,
+        value_name = "PORT",
+        help_heading = "SSH",
+        hide_short_help = true
+    )]
+    pub port: Option<u16>,
 
-    /// SSH port.
-    #[arg(long, value_name = "PORT", default_value_t = 22)]
-    pub port: u16,
+    /// SSH user. Default: the SSH config's User for the host, else root.
+    #[arg(
+        long,
+        value_name = "USER",
+        help_heading = "SSH",
+        hide_short_help = true
+    )]
+    pub user: Option<String>,
 
-    /// SSH user.
-    #[arg(long, value_name = "USER", default_value = "root")]
-    pub user: String,
-
-    /// Private key file. Default: the SSH agent, then ~/.ssh/id_ed25519, ~/.ssh/id_rsa.
-    #[arg(long, short = 'i', value_name = "FILE")]
+    /// Private key file. Default: the SSH config's IdentityFile for the host, then the SSH
+    /// agent, then ~/.ssh/id_ed25519, ~/.ssh/id_rsa.
+    #[arg(
+        long,
+        short = 'i',
+        value_name = "FILE",
+        help_heading = "SSH",
+        hide_short_help = true
+    )]
     pub identity: Option<PathBuf>,
+
+    /// OpenSSH client configuration read for --host (Host patterns, HostName, Port, User,
+    /// IdentityFile; a Host with ProxyJump or ProxyCommand is refused). Flags win over it.
+    /// `none` reads none. Default: ~/.ssh/config when it exists.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PVEDR_SSH_CONFIG",
+        help_heading = "SSH",
+        hide_short_help = true
+    )]
+    pub ssh_config: Option<PathBuf>,
 
     /// known_hosts file the node's host key is checked against (default ~/.ssh/known_hosts).
     #[arg(
         long,
         value_name = "FILE",
         default_value = "~/.ssh/known_hosts",
-        hide_default_value = true
+        hide_default_value = true,
+        help_heading = "SSH",
+        hide_short_help = true
     )]
     pub known_hosts: Option<PathBuf>,
 
     /// Trust and record the host key of a node not yet in known_hosts. A changed key is
     /// never accepted.
-    #[arg(long)]
+    #[arg(long, help_heading = "SSH", hide_short_help = true)]
     pub accept_new_host_key: bool,
 
     /// Give up connecting after this long (30s, 1m, …).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg, hide_short_help = true)]
     pub connect_timeout: String,
 
     /// Give up on a read-only node command (a listing, a config) that sends nothing for this
@@ -75,23 +109,27 @@ pub struct ConnectArgs {
     /// the node (restores, backups, deletions) may run up to 24h. Over --api each request's
     /// whole answer, retries included, must come within it; a task is followed up to 24h
     /// (Ctrl-C ends the wait), and one left running is named with the command that stops it.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration_arg, hide_short_help = true)]
     pub command_timeout: String,
 
     /// Read the host (and node) from a Terraform tfvars file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", hide_short_help = true)]
     pub tfvars: Option<PathBuf>,
 
     /// tfvars variable holding the host. Default: the first set of pve_host, proxmox_host,
     /// pm_api_url, proxmox_endpoint, virtual_environment_endpoint, proxmox_api_url (URLs are
     /// reduced to their host).
-    #[arg(long, value_name = "NAME", requires = "tfvars")]
+    #[arg(long, value_name = "NAME", requires = "tfvars", hide_short_help = true)]
     pub tfvars_host_var: Option<String>,
 
     /// tfvars variable holding the node name. Default: the first set of pve_node,
     /// proxmox_node, target_node, node_name.
-    #[arg(long, value_name = "NAME", requires = "tfvars")]
+    #[arg(long, value_name = "NAME", requires = "tfvars", hide_short_help = true)]
     pub tfvars_node_var: Option<String>,
+
+    /// How the API's certificate is trusted (its own heading, "TLS").
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// A transport and what the connection flags said about the node.
@@ -99,6 +137,9 @@ pub struct Connection {
     pub transport: Box<dyn Transport>,
     /// Node name from the tfvars file, if any.
     pub tfvars_node: Option<String>,
+    /// The SSH port connected to (22 when not over SSH): with the transport's host it names
+    /// the node for local locks.
+    pub port: u16,
 }
 
 /// A duration flag, checked when the command line is read (with or without --host).
@@ -161,25 +202,48 @@ impl ConnectArgs {
             }
             tfvars_node = t.node;
         }
-        let transport: Box<dyn Transport> = match host {
-            None => Box::new(Local { timeouts }),
+        let (transport, port): (Box<dyn Transport>, u16) = match host {
+            None => (Box::new(Local { timeouts }), 22),
             Some(h) => {
-                validate_host(&h)?;
-                let mut o = SshOptions::new(h);
-                o.port = self.port;
-                o.user = self.user.clone();
-                o.identity = self.identity.clone();
-                o.known_hosts = self.known_hosts.as_ref().map(|p| expand_home(p));
-                o.accept_new_host_key = self.accept_new_host_key;
+                let mut o = self.ssh_options(&h)?;
                 o.connect_timeout = connect_timeout;
                 o.timeouts = timeouts;
-                Box::new(Ssh::new(o))
+                let port = o.port;
+                (Box::new(Ssh::new(o)), port)
             }
         };
         Ok(Connection {
             transport,
             tfvars_node,
+            port,
         })
+    }
+
+    /// How to reach `host`: the flags, else the SSH config's values for it, else defaults.
+    /// The host key is checked under the real HostName and Port.
+    fn ssh_options(&self, host: &str) -> Result<SshOptions> {
+        validate_host(host)?;
+        let source =
+            ConfigSource::from_flag(self.ssh_config.as_deref().map(expand_home).as_deref());
+        let flags = ssh_config::Overrides {
+            user: self.user.as_deref(),
+            port: self.port,
+        };
+        let c = ssh_config::resolve(&source, host, flags)?;
+        validate_host(&c.host_name)?;
+        let mut o = SshOptions::new(c.host_name);
+        o.port = self.port.or(c.port).unwrap_or(22);
+        o.user = self
+            .user
+            .clone()
+            .or(c.user)
+            .unwrap_or_else(|| "root".into());
+        validate_user(&o.user)?;
+        o.identity = self.identity.clone();
+        o.config_identities = c.identity_files;
+        o.known_hosts = self.known_hosts.as_ref().map(|p| expand_home(p));
+        o.accept_new_host_key = self.accept_new_host_key;
+        Ok(o)
     }
 }
 
@@ -203,6 +267,7 @@ impl ConnectArgs {
         Ok(Connection {
             transport: Box::new(transport),
             tfvars_node: None,
+            port: 22,
         })
     }
 }
@@ -211,6 +276,22 @@ fn expand_home(p: &std::path::Path) -> PathBuf {
     match (p.strip_prefix("~"), std::env::var_os("HOME")) {
         (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => p.to_path_buf(),
+    }
+}
+
+/// A login name: printable, no spaces (it reaches messages and the server, never a shell).
+fn validate_user(u: &str) -> Result<()> {
+    let ok = !u.is_empty()
+        && u.len() <= 64
+        && !u.starts_with('-')
+        && u.bytes().all(|c| c.is_ascii_graphic() && c != b'@');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "invalid SSH user '{}'",
+            u.escape_debug()
+        )))
     }
 }
 

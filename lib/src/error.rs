@@ -69,6 +69,17 @@ pub enum Error {
     #[error("{url}: {message}")]
     Http { url: String, message: String },
 
+    /// Proxmox refused the API token itself (401): every request would be refused alike.
+    #[error(
+        "{host}: the API token {token} was refused (wrong token id or secret, or the token \
+         expired); Proxmox said: 401 {reason}"
+    )]
+    TokenRefused {
+        host: String,
+        token: String,
+        reason: String,
+    },
+
     /// The Proxmox API refused a request: its status and what it said.
     #[error("{host}: {method} {path}: {status} {message}")]
     Api {

@@ -1,5 +1,6 @@
 //! The simulator's HTTPS front (`tests/sim/pvesim-api`): Proxmox's REST API of the entry
-//! node on a loopback port, with a self-signed certificate made here by the `openssl` CLI.
+//! node on a loopback port, with a certificate made here by the `openssl` CLI as Proxmox
+//! makes a node's: signed by the cluster's own CA.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,6 +17,51 @@ pub struct ApiFront {
     root: PathBuf,
 }
 
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A cluster CA and a node certificate it signs, made as pve-cluster `src/PVE/Cluster/Setup.pm`
+/// makes them (`gen_pveca_cert`: a CA whose subject carries a unique name, so no system CA
+/// matches it; `gen_pve_ssl_cert`: a `CA:FALSE` server leaf for `127.0.0.1` and `localhost`).
+/// Returns the node's certificate and key.
+fn node_certificate(d: &Path) -> (PathBuf, PathBuf) {
+    let dir = d.to_str().expect("a UTF-8 temporary directory");
+    let f = |name: &str| format!("{dir}/{name}");
+    let unique = d.file_name().unwrap_or_default().to_string_lossy();
+    let ca_subj = format!("/CN=Proxmox Virtual Environment/OU={unique}/O=PVE Cluster Manager CA/");
+    let (ca, ca_key) = (f("pve-root-ca.pem"), f("pve-root-ca.key"));
+    let (crt, key, csr) = (f("pve-ssl.pem"), f("pve-ssl.key"), f("pve-ssl.csr"));
+    #[rustfmt::skip]
+    openssl(&[
+        "req", "-batch", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout", &ca_key, "-out", &ca, "-subj", &ca_subj,
+    ]);
+    #[rustfmt::skip]
+    openssl(&[
+        "req", "-batch", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr,
+        "-subj", "/OU=PVE Cluster Node/O=Proxmox Virtual Environment/CN=localhost",
+        "-addext", "basicConstraints=CA:FALSE",
+        "-addext", "extendedKeyUsage=serverAuth",
+        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    ]);
+    #[rustfmt::skip]
+    openssl(&[
+        "x509", "-req", "-in", &csr, "-days", "2", "-out", &crt,
+        "-CAkey", &ca_key, "-CA", &ca, "-CAcreateserial", "-copy_extensions", "copyall",
+    ]);
+    (PathBuf::from(crt), PathBuf::from(key))
+}
+
 impl ApiFront {
     /// Starts `pvesim-api` for `sim`, entry node = [`SimNode::node`].
     pub fn start(sim: &SimNode) -> ApiFront {
@@ -30,37 +76,7 @@ impl ApiFront {
             .prefix("pvesim-api")
             .tempdir()
             .unwrap();
-        let cert = dir.path().join("cert.pem");
-        let key = dir.path().join("key.pem");
-        // SAN for 127.0.0.1 and localhost: a client that takes this certificate as its CA
-        // and connects to 127.0.0.1 verifies it.
-        let out = Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .args([
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                // A leaf, not a CA (openssl's default v3_ca would say CA:TRUE, which webpki
-                // refuses as a server certificate); trusted as itself.
-                "-addext",
-                "basicConstraints=critical,CA:FALSE",
-                "-addext",
-                "extendedKeyUsage=serverAuth",
-            ])
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl req: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (cert, key) = node_certificate(dir.path());
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let mut cmd = Command::new("python3");
         cmd.arg(sim_dir().join("pvesim-api"))
@@ -108,9 +124,15 @@ impl ApiFront {
         self.port
     }
 
-    /// The server's certificate (PEM), to pass as `--ca`.
+    /// The cluster CA's certificate (PEM, Proxmox's `/etc/pve/pve-root-ca.pem`), to pass as
+    /// `--ca`.
     pub fn ca_path(&self) -> PathBuf {
-        self.dir.path().join("cert.pem")
+        self.dir.path().join("pve-root-ca.pem")
+    }
+
+    /// The node's certificate the server presents (Proxmox's `pve-ssl.pem`).
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("pve-ssl.pem")
     }
 
     /// SHA-256 of the certificate's DER, upper-case hex with colons, as `pvenode cert info`
@@ -118,7 +140,7 @@ impl ApiFront {
     pub fn fingerprint(&self) -> String {
         let out = Command::new("openssl")
             .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-            .arg(self.ca_path())
+            .arg(self.cert_path())
             .output()
             .expect("openssl runs");
         assert!(out.status.success());

@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+pub mod help;
 pub mod model;
 pub mod s3;
 mod sim;
@@ -86,7 +87,8 @@ pub fn records(out: &[u8], kind: &str) -> Vec<pvedr::Record> {
 }
 
 /// The committed `man/<tool>.1` is what `<tool> --generate-man` prints, and it documents
-/// every visible long flag of `cmd` and the EXAMPLES, RECORDS and EXIT STATUS sections.
+/// every visible long flag of `cmd` and the EXAMPLES, RECORDS and EXIT STATUS sections; its
+/// help is fit for people ([`help::assert_help_for_people`]).
 pub fn assert_man_page(tool: &str, cmd: clap::Command) {
     // clap's own consistency checks of the definition, once per tool.
     cmd.clone().debug_assert();
@@ -117,6 +119,7 @@ pub fn assert_man_page(tool: &str, cmd: clap::Command) {
     for section in [".SH \"RECORDS\"", ".SH \"EXIT STATUS\"", ".SH \"EXAMPLES\""] {
         assert!(generated.contains(section), "missing {section}");
     }
+    help::assert_help_for_people(tool);
 }
 
 /// The `listing` record that ends a whole pve-ls-backups listing of `records` records

@@ -9,14 +9,14 @@ use crate::output::{Format, Output};
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
-    /// Output format: JSON Lines for pipes, an aligned table or CSV (one header row) for
+    /// Output format. JSON Lines for pipes, an aligned table or CSV (one header row) for
     /// people and spreadsheets [default: table when standard output is a terminal, else
     /// jsonl].
     #[arg(long, value_enum, value_name = "FORMAT", global = true)]
     pub format: Option<Format>,
 
     /// Flush after every record even when stdout is not a terminal (`tail -f`-style pipes).
-    #[arg(long, short = 'u', global = true)]
+    #[arg(long, short = 'u', global = true, hide_short_help = true)]
     pub line_buffered: bool,
 }
 

@@ -6,6 +6,7 @@
 mod args;
 mod complete;
 mod confirm;
+mod help;
 mod man;
 
 pub use args::{InputArgs, NoChangeArgs, OutputArgs, WriteArgs};
@@ -33,8 +34,18 @@ pub fn main<C: Parser>(
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).and_then(|a| a.to_str()) == Some("--generate-man") {
         let mut out = std::io::stdout().lock();
-        let written = render_man(C::command(), &mut out).and_then(|()| out.flush());
+        let written = render_man(help::shaped(C::command()), &mut out).and_then(|()| out.flush());
         return printed(name, ExitScheme::Standard, written);
+    }
+    if args.get(1).and_then(|a| a.to_str()) == Some("--generate-man-dir") {
+        let dir = args
+            .get(2)
+            .map(std::path::PathBuf::from)
+            .unwrap_or_default();
+        return match write_man_pages(help::shaped(C::command()), &dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => failed(name, ExitScheme::Standard, &e),
+        };
     }
     if args.get(1).and_then(|a| a.to_str()) == Some("--generate-completions") {
         let shell = args.get(2).and_then(|a| a.to_str()).unwrap_or("bash");
@@ -48,7 +59,10 @@ pub fn main<C: Parser>(
         ExitScheme::Standard => code::USAGE,
         ExitScheme::Nagios => 3,
     };
-    let cli = match C::try_parse_from(args) {
+    let parsed = help::shaped(C::command())
+        .try_get_matches_from(args)
+        .and_then(|m| C::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             return match e.kind() {
@@ -75,6 +89,21 @@ pub fn main<C: Parser>(
         Ok(c) => ExitCode::from(c),
         Err(e) => failed(name, scheme, &e),
     }
+}
+
+/// `make man`: the tool's page and one per subcommand, written into `dir`, each path printed.
+fn write_man_pages(cmd: clap::Command, dir: &std::path::Path) -> Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Err(crate::error::Error::usage("--generate-man-dir DIR"));
+    }
+    let pages = man::render_man_pages(cmd)
+        .map_err(|e| crate::error::Error::io("rendering the man pages", e))?;
+    for (file, page) in pages {
+        let path = dir.join(file);
+        crate::fs::write_atomic(&path, &page)?;
+        println!("{}", path.display());
+    }
+    Ok(())
 }
 
 /// The end of a run that only printed (help, version, man page): a closed pipe is quiet and

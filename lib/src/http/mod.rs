@@ -27,13 +27,19 @@ pub struct TlsArgs {
     /// PEM file of the CA(s) that signed the server's certificate (a Proxmox cluster's
     /// `/etc/pve/pve-root-ca.pem`), instead of the system's CAs: a regular file of at most
     /// 1 MiB.
-    #[arg(long, value_name = "FILE", env = "PVEDR_CA")]
+    #[arg(long, value_name = "FILE", env = "PVEDR_CA", hide_short_help = true)]
     pub ca: Option<PathBuf>,
 
     /// Trust exactly the certificate with this SHA-256 fingerprint (`pvenode cert info`;
     /// `AA:BB:…` or plain hex), whoever signed it. A different certificate is refused
     /// before any request is sent.
-    #[arg(long, value_name = "SHA256", env = "PVEDR_FINGERPRINT", value_parser = Fingerprint::parse_arg)]
+    #[arg(
+        long,
+        value_name = "SHA256",
+        env = "PVEDR_FINGERPRINT",
+        value_parser = Fingerprint::parse_arg,
+        hide_short_help = true
+    )]
     pub fingerprint: Option<Fingerprint>,
 }
 
@@ -163,10 +169,48 @@ fn has_port(authority: &str) -> bool {
 
 /// A transport failure (no HTTP answer) as an error that says where.
 pub fn transport_error(url: &str, e: &ureq::Transport) -> Error {
-    Error::Http {
-        url: url.to_string(),
-        message: e.to_string(),
+    match certificate_error(e) {
+        Some(c) => {
+            let (why, hint) = match c {
+                // pvedr's own (a pinned fingerprint): rustls shows it with Debug.
+                rustls::CertificateError::Other(o) => (o.0.to_string(), ""),
+                rustls::CertificateError::UnknownIssuer => (e.to_string(), UNKNOWN_ISSUER_HINT),
+                _ => (e.to_string(), ""),
+            };
+            Error::HostKey(format!(
+                "{url}: the server's TLS certificate is not trusted: {why}{hint}"
+            ))
+        }
+        None => Error::Http {
+            url: url.to_string(),
+            message: e.to_string(),
+        },
     }
+}
+
+/// What to do about a stock Proxmox node, whose certificate its own cluster CA signed.
+const UNKNOWN_ISSUER_HINT: &str = ". A Proxmox node's certificate is signed by its cluster's \
+     own CA: copy /etc/pve/pve-root-ca.pem from the node and pass --ca FILE, or pin the \
+     certificate with --fingerprint SHA256 as `pvenode cert info` prints it";
+
+/// The certificate rustls refused, found in the error's chain (ureq wraps it in an
+/// `io::Error`, whose `source` skips the wrapped error itself).
+fn certificate_error(e: &ureq::Transport) -> Option<&rustls::CertificateError> {
+    let mut err: &(dyn std::error::Error + 'static) = std::error::Error::source(e)?;
+    // A chain is a few links long; the bound only keeps a cycle from looping.
+    for _ in 0..16 {
+        if let Some(rustls::Error::InvalidCertificate(c)) = err.downcast_ref::<rustls::Error>() {
+            return Some(c);
+        }
+        let next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|i| i as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+        err = next?;
+    }
+    None
 }
 
 #[cfg(test)]

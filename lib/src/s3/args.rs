@@ -30,7 +30,8 @@ pub struct S3Conn {
         value_name = "DURATION",
         env = "PVEDR_S3_CONNECT_TIMEOUT",
         hide_env_values = true,
-        global = true
+        global = true,
+        hide_short_help = true
     )]
     pub s3_connect_timeout: Option<String>,
 
@@ -42,7 +43,8 @@ pub struct S3Conn {
         value_name = "DURATION",
         env = "PVEDR_S3_READ_TIMEOUT",
         hide_env_values = true,
-        global = true
+        global = true,
+        hide_short_help = true
     )]
     pub s3_read_timeout: Option<String>,
 
@@ -53,7 +55,8 @@ pub struct S3Conn {
         value_name = "DURATION",
         env = "PVEDR_S3_TIMEOUT",
         hide_env_values = true,
-        global = true
+        global = true,
+        hide_short_help = true
     )]
     pub s3_timeout: Option<String>,
 }

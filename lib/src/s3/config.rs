@@ -192,11 +192,11 @@ pub fn credentials() -> Result<(String, String, Option<String>)> {
     let file = env_var("AWS_SHARED_CREDENTIALS_FILE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")));
-    if let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) {
-        if let Some(c) = profile_credentials(&text, &profile) {
-            check_credentials(&c.0, &c.1, c.2.as_deref())?;
-            return Ok(c);
-        }
+    if let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok())
+        && let Some(c) = profile_credentials(&text, &profile)
+    {
+        check_credentials(&c.0, &c.1, c.2.as_deref())?;
+        return Ok(c);
     }
     Err(Error::usage(format!(
         "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile '{profile}' in ~/.aws/credentials"

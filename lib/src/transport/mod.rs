@@ -11,6 +11,7 @@ mod batch;
 mod hop;
 mod local;
 mod ssh;
+pub mod ssh_config;
 
 pub use api::{Api, ApiOptions};
 pub use hop::Hop;

@@ -25,6 +25,9 @@ pub struct SshOptions {
     pub user: String,
     /// Private key file; else the agent, else `~/.ssh/id_ed25519`, `~/.ssh/id_rsa`.
     pub identity: Option<PathBuf>,
+    /// Key files the SSH config names for the host (those that exist), tried before the
+    /// agent when no `identity` is given.
+    pub config_identities: Vec<PathBuf>,
     /// Default `~/.ssh/known_hosts`.
     pub known_hosts: Option<PathBuf>,
     /// Add an unknown host key to known_hosts (a changed key is never accepted).
@@ -43,6 +46,7 @@ impl SshOptions {
             port: 22,
             user: "root".into(),
             identity: None,
+            config_identities: Vec::new(),
             known_hosts: None,
             accept_new_host_key: false,
             connect_timeout: Duration::from_secs(10),
@@ -201,8 +205,7 @@ impl Ssh {
                 kh.add(&label, key, "added by pvedr", format)
                     .map_err(|e| self.err(e.to_string()))?;
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+                    create_private_dir(dir)?;
                 }
                 kh.write_file(&path, KnownHostFileKind::OpenSSH)
                     .map_err(|e| self.err(format!("cannot write {}: {e}", path.display())))?;
@@ -242,6 +245,12 @@ impl Ssh {
                     )));
                 }
             }
+        }
+        for p in self.opts.config_identities.iter().filter(|p| p.exists()) {
+            if try_key(sess, user, p) {
+                return Ok(());
+            }
+            tried.push(p.display().to_string());
         }
         if std::env::var_os("SSH_AUTH_SOCK").is_some() {
             if sess.userauth_agent(user).is_ok() && sess.authenticated() {
@@ -463,6 +472,17 @@ fn copy_bounded(r: &mut dyn Read, out: &mut Vec<u8>, max: usize) -> std::io::Res
         let room = max.saturating_sub(out.len());
         out.extend_from_slice(&buf[..n.min(room)]);
     }
+}
+
+/// A directory for known_hosts, created as OpenSSH creates `~/.ssh`: readable by its owner
+/// only (an existing one is left as it is).
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))
 }
 
 fn try_key(sess: &Session, user: &str, p: &Path) -> bool {

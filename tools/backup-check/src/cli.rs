@@ -9,7 +9,7 @@ const AFTER: &str = "EXAMPLES:
   backup-check --host pve1 --all-nodes --nagios                      # Nagios/Icinga
   backup-check --host pve1 --nagios --timeout 25s                    # a 30 s plugin timeout
   backup-check --local --prom /var/lib/node_exporter/textfile/pvedr.prom   # cron on the node
-  backup-check --dir /mnt/nas/dump --storage nas --deep --format table     # offline, whole archives
+  backup-check --dir /mnt/nas/dump --storage nas --deep --format table   # offline, whole
   tfstate-versions list --env prod --inspect | backup-check
 
 CHECKS:
@@ -126,7 +126,8 @@ pub struct Cli {
         long,
         value_name = "DURATION",
         default_value = "2h",
-        help_heading = "Thresholds"
+        help_heading = "Thresholds",
+        hide_short_help = true
     )]
     pub grace: String,
 
@@ -135,7 +136,8 @@ pub struct Cli {
         long,
         value_name = "N",
         default_value_t = 1,
-        help_heading = "Thresholds"
+        help_heading = "Thresholds",
+        hide_short_help = true
     )]
     pub min_count: usize,
 
@@ -144,7 +146,8 @@ pub struct Cli {
         long,
         value_name = "PERCENT",
         default_value = "50",
-        help_heading = "Thresholds"
+        help_heading = "Thresholds",
+        hide_short_help = true
     )]
     pub shrink_warn: String,
 
@@ -172,7 +175,8 @@ pub struct Cli {
         long,
         value_name = "DURATION",
         default_value = "26h",
-        help_heading = "Thresholds"
+        help_heading = "Thresholds",
+        hide_short_help = true
     )]
     pub max_snapshot_age: String,
 

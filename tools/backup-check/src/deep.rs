@@ -68,10 +68,10 @@ pub fn check_local(backups: &[&Backup], jobs: usize) -> HashMap<String, String> 
                             pvedr::msg::say(format!("deep [{n}/{total}] DAMAGED {volid}: {e}"))
                         }
                     }
-                    if let Err(e) = r {
-                        if let Ok(mut d) = damaged.lock() {
-                            d.insert(volid.clone(), e);
-                        }
+                    if let Err(e) = r
+                        && let Ok(mut d) = damaged.lock()
+                    {
+                        d.insert(volid.clone(), e);
                     }
                 }
             });

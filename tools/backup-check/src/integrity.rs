@@ -334,10 +334,10 @@ fn check_vma(r: &mut dyn Read) -> Result<(), String> {
         n_extent += 1;
     }
     for (id, dev) in devices.iter().enumerate() {
-        if let Some((_, seen)) = dev {
-            if let Some(missing) = seen.first_missing() {
-                return Err(format!("detected missing cluster {missing} of device {id}"));
-            }
+        if let Some((_, seen)) = dev
+            && let Some(missing) = seen.first_missing()
+        {
+            return Err(format!("detected missing cluster {missing} of device {id}"));
         }
     }
     Ok(())

@@ -123,10 +123,10 @@ fn bound_the_run(cli: &Cli, started: Instant) -> Result<()> {
 pub fn run(cli: Cli) -> Result<u8> {
     let started = Instant::now();
     let result = check(&cli, started);
-    if let Err(e) = &result {
-        if !e.is_broken_pipe() {
-            could_not_check(&cli, e, started);
-        }
+    if let Err(e) = &result
+        && !e.is_broken_pipe()
+    {
+        could_not_check(&cli, e, started);
     }
     result
 }

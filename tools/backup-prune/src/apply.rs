@@ -326,11 +326,11 @@ fn prove(
 ) -> Result<()> {
     let after = relist(t, pairs)?;
     for (idx, b) in attempted {
-        if let Some(Ok(list)) = after.get(&pair_of(b)) {
-            if list.iter().any(|c| c.volid == b.volid) {
-                steps[*idx].status = StepStatus::Failed;
-                steps[*idx].message = Some("still listed after the delete".into());
-            }
+        if let Some(Ok(list)) = after.get(&pair_of(b))
+            && list.iter().any(|c| c.volid == b.volid)
+        {
+            steps[*idx].status = StepStatus::Failed;
+            steps[*idx].message = Some("still listed after the delete".into());
         }
     }
     Ok(())

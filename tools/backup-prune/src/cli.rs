@@ -5,9 +5,12 @@ use pvedr::connect::ConnectArgs;
 const AFTER: &str = "EXAMPLES:
   pve-ls-backups --host pve1 | backup-prune --keep-daily 7 --keep-weekly 4 --format table
   pve-ls-backups --host pve1 --storage local | backup-prune --prune-backups keep-last=3
-  pve-ls-backups --host pve1 --with-jobs | backup-prune --from-job | jq 'select(.mark==\"remove\")'
-  pve-ls-backups --host pve1 --storage local --vmid 100 | backup-prune --keep-daily 7 --apply --host pve1
-  pve-ls-backups --host pve1 --with-jobs | backup-prune --from-job --apply --yes --host pve1   # cron
+  pve-ls-backups --host pve1 --with-jobs | backup-prune --from-job \\
+      | jq 'select(.mark==\"remove\")'
+  pve-ls-backups --host pve1 --storage local --vmid 100 \\
+      | backup-prune --keep-daily 7 --apply --host pve1
+  # from cron: each job's own policy on its own storage, no question asked
+  pve-ls-backups --host pve1 --with-jobs | backup-prune --from-job --apply --yes --host pve1
   backup-sync ls --from s3://offsite/pve | backup-prune --keep-daily 30 --apply --yes
   backup-prune --keep-monthly 12 --timezone Europe/Paris backups.jsonl
 

@@ -8,14 +8,17 @@ const AFTER: &str = "EXAMPLES:
   pve-ls-backups --host pve1 --latest | backup-sync push --to s3://offsite/pve --host pve1
   pve-ls-backups --dir /mnt/nas/dump --storage nas --node pve1 \\
       | backup-sync push --to s3://offsite/pve --dir /mnt/nas/dump --jobs 2 --bwlimit 50M
-  backup-sync push --to s3://locked/pve --object-lock-days 30 --sse AES256 --host pve1 list.jsonl
+  backup-sync push --to s3://locked/pve --object-lock-days 30 --sse AES256 --host pve1 \\
+      list.jsonl
   backup-sync ls --from s3://offsite/pve --format table
   backup-sync ls --from s3://offsite/pve | backup-prune --keep-daily 30 --apply --yes
   backup-sync pull s3://offsite/pve/pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst --to-dir .
   backup-sync pull 'offsite:backup/pve/pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst' \\
       --to-dir /var/lib/vz/dump
-  backup-sync ls --from s3://offsite/pve | backup-sync pull --to-node pve1 --storage local --host pve1
-  backup-sync ls --from s3://offsite/pve | jq -c 'select(.vmid==100)' | backup-sync pull --to-dir .
+  backup-sync ls --from s3://offsite/pve \\
+      | backup-sync pull --to-node pve1 --storage local --host pve1
+  backup-sync ls --from s3://offsite/pve | jq -c 'select(.vmid==100)' \\
+      | backup-sync pull --to-dir .
 
 KEYS:
   PREFIX/<node, or --storage ID>/<vmid>/<archive name>, its `.notes` and `.log` beside it,

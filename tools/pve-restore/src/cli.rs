@@ -3,12 +3,17 @@ use pvedr::cli::{InputArgs, OutputArgs, WriteArgs};
 use pvedr::connect::ConnectArgs;
 
 const AFTER: &str = "EXAMPLES:
-  pve-ls-backups --host pve1 --vmid 100 --latest | pve-restore --host pve1 --target-vmid 9100 --dry-run
-  pve-restore --host pve1 --volid local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst --force --yes --start --probe agent
-  pve-restore --host pve1 --vmid 101 --date 2024-01-14 --force --yes     # overwrite 101 with that day's backup
-  pve-restore --host pve1 --vmid 100 --test --yes                        # restore drill: scratch VMID, links down, agent, destroy
+  pve-ls-backups --host pve1 --vmid 100 --latest \\
+      | pve-restore --host pve1 --target-vmid 9100 --dry-run
+  pve-restore --host pve1 --volid local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst \\
+      --force --yes --start --probe agent
+  # overwrite 101 with that day's backup
+  pve-restore --host pve1 --vmid 101 --date 2024-01-14 --force --yes
+  # restore drill: scratch VMID, links down, agent, destroy
+  pve-restore --host pve1 --vmid 100 --test --yes
   pve-restore --host pve1 --vmid 120 --snapshot before-upgrade --force --yes
-  pve-restore --host pve1 --vmid 130 --force --yes --probe monitoring:10.0.0.30   # Prometheus, Grafana, Alertmanager health
+  # Prometheus, Grafana, Alertmanager health
+  pve-restore --host pve1 --vmid 130 --force --yes --probe monitoring:10.0.0.30
 
 RECORDS:
   Reads `backup` records (pve-ls-backups) from FILE or standard input unless --volid or --vmid
@@ -137,7 +142,7 @@ pub struct Cli {
     pub storage: Option<String>,
 
     /// Give the restored guest new MAC addresses.
-    #[arg(long, help_heading = "Where")]
+    #[arg(long, help_heading = "Where", hide_short_help = true)]
     pub unique: bool,
 
     /// Restore without testing the archive first (the plan and the record say so). Over
@@ -163,12 +168,19 @@ pub struct Cli {
         long,
         value_name = "DURATION",
         default_value = "10s",
-        help_heading = "Verify"
+        help_heading = "Verify",
+        hide_short_help = true
     )]
     pub probe_timeout: String,
 
     /// Attempts per probe (2 s apart).
-    #[arg(long, value_name = "N", default_value_t = 5, help_heading = "Verify")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        help_heading = "Verify",
+        hide_short_help = true
+    )]
     pub probe_retries: u32,
 
     /// No restore: prove the guest --vmid works as it is (one rebuilt with Terraform, say):
@@ -198,17 +210,22 @@ pub struct Cli {
     /// every volume of the old config; the safety point lacks them too). Without this flag
     /// such an overwrite is refused and the volumes are listed. Bind and device mount
     /// points are kept. A VM keeps its backup=0 disks, detached as unusedN.
-    #[arg(long, help_heading = "Safety")]
+    #[arg(long, help_heading = "Safety", hide_short_help = true)]
     pub erase_unbacked_volumes: bool,
 
     /// Keep the failed state instead of restoring the safety point.
-    #[arg(long, help_heading = "Safety")]
+    #[arg(long, help_heading = "Safety", hide_short_help = true)]
     pub no_rollback: bool,
 
     /// Wait this long for the guest's lock (backup, snapshot, …) and for a vzdump running
     /// on its node (it holds the node's vzdump lock, which the safety point needs) to go
     /// away; without it either refuses at once, before the guest is stopped.
-    #[arg(long, value_name = "DURATION", help_heading = "Safety")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        help_heading = "Safety",
+        hide_short_help = true
+    )]
     pub wait_lock: Option<String>,
 
     /// Storage for the safety point. Default: where the guest's backups go: the storage of

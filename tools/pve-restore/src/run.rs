@@ -186,7 +186,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         cli: &cli,
         o: &opts,
         t,
-        port: cli.connect.port,
+        port: conn.port,
         cluster,
     };
     let mut out = cli.output.output();

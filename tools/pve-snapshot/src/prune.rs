@@ -128,14 +128,14 @@ fn remove_all(ctx: &Ctx, recs: &mut [Snapshot], wait: Option<Duration>) -> bool 
             mark_status(r, SnapshotStatus::Skipped, Some("also marked keep".into()));
             continue;
         }
-        if let (Some(_), Some(w)) = (&g.lock, wait) {
-            if !waited.contains(&g.vmid) {
-                waited.push(g.vmid);
-                match ctx.wait_unlocked(g, w) {
-                    Ok(Some(l)) => guests::warn(g, format!("still locked ({l})")),
-                    Ok(None) => {}
-                    Err(e) => guests::warn(g, format!("cannot read the lock: {e}")),
-                }
+        if let (Some(_), Some(w)) = (&g.lock, wait)
+            && !waited.contains(&g.vmid)
+        {
+            waited.push(g.vmid);
+            match ctx.wait_unlocked(g, w) {
+                Ok(Some(l)) => guests::warn(g, format!("still locked ({l})")),
+                Ok(None) => {}
+                Err(e) => guests::warn(g, format!("cannot read the lock: {e}")),
             }
         }
         remove(ctx, g, r);

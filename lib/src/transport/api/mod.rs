@@ -120,6 +120,8 @@ struct Shared {
     agent: ureq::Agent,
     base: String,
     host: String,
+    /// The token's ID (never its secret), named when Proxmox refuses it.
+    token: String,
     auth: String,
     timeouts: Timeouts,
     retry: Retry,
@@ -160,6 +162,7 @@ impl Api {
                 agent,
                 base: o.base,
                 host,
+                token: o.token.clone(),
                 auth,
                 timeouts: o.timeouts,
                 retry: Retry::default(),
@@ -238,11 +241,19 @@ impl Api {
             Err(ureq::Error::Transport(_)) if Instant::now() >= deadline => {
                 return Err(self.timed_out(url));
             }
-            Err(ureq::Error::Transport(t)) => return Err(transport_error(url, &t)),
+            Err(ureq::Error::Transport(t)) => return Err(http::transport_error(url, &t)),
         };
         let status = resp.status();
         // A server or proxy may echo the Authorization header back.
         let reason = crate::redact::text(resp.status_text());
+        if status == 401 {
+            // pve-http-server answers every failed token check so: nothing would work.
+            return Err(Error::TokenRefused {
+                host: s.host.clone(),
+                token: s.token.clone(),
+                reason: crate::msg::printable(reason.trim_end()),
+            });
+        }
         let mut body = Vec::new();
         let read = resp
             .into_reader()
@@ -394,44 +405,6 @@ impl Api {
             (None, _) => self.local_node(),
         }
     }
-}
-
-/// A failed connection; a refused certificate (the TLS handshake's typed error) is not tried
-/// again.
-fn transport_error(url: &str, t: &ureq::Transport) -> Error {
-    let Some(rustls::Error::InvalidCertificate(c)) = tls_error(t) else {
-        return http::transport_error(url, t);
-    };
-    let pinned = match c {
-        rustls::CertificateError::Other(o) => o.0.downcast_ref::<http::pin::PinMismatch>(),
-        _ => None,
-    };
-    let why = pinned.map_or_else(|| t.to_string(), ToString::to_string);
-    Error::HostKey(format!(
-        "{url}: the server's TLS certificate is not trusted: {why}"
-    ))
-}
-
-/// The TLS error under a failed connection: rustls' error sits in an `io::Error` (whose
-/// `source` skips it) somewhere in ureq's chain.
-fn tls_error(t: &ureq::Transport) -> Option<&rustls::Error> {
-    let mut e: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(t);
-    // A chain is a few links: bounded anyway.
-    for _ in 0..16 {
-        let cur = e?;
-        if let Some(r) = cur.downcast_ref::<rustls::Error>() {
-            return Some(r);
-        }
-        let inner = cur
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-            .and_then(|i| i.downcast_ref::<rustls::Error>());
-        if inner.is_some() {
-            return inner;
-        }
-        e = cur.source();
-    }
-    None
 }
 
 /// What cannot go over the API.

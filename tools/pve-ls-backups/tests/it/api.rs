@@ -204,3 +204,57 @@ fn a_hung_answer_is_given_up_after_the_command_timeout_retries_included() {
     );
     assert!(!err.contains(SECRET));
 }
+
+#[test]
+fn a_stock_node_certificate_says_to_pass_the_cluster_ca_or_its_fingerprint() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    front.add_token("root@pam!pvedr", SECRET, Value::Null);
+    let out = run_code(
+        bin("pve-ls-backups")
+            .args(["--api", &front.url(), "--token", "root@pam!pvedr"])
+            .env("PVEDR_TOKEN_SECRET", SECRET),
+        1,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("UnknownIssuer"), "{err}");
+    assert!(
+        err.contains("/etc/pve/pve-root-ca.pem")
+            && err.contains("--ca")
+            && err.contains("--fingerprint")
+            && err.contains("pvenode cert info"),
+        "{err}"
+    );
+    // A pinned fingerprint that does not match is not told to pin one.
+    let wrong = "AA:".repeat(31) + "AA";
+    let out = run_code(
+        bin("pve-ls-backups")
+            .args(["--api", &front.url(), "--token", "root@pam!pvedr"])
+            .args(["--fingerprint", &wrong])
+            .env("PVEDR_TOKEN_SECRET", SECRET),
+        1,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not the pinned"), "{err}");
+    assert!(!err.contains("pve-root-ca.pem"), "{err}");
+}
+
+#[test]
+fn a_refused_token_is_said_to_be_refused_not_a_failed_pvesh() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start_with(&sim, &[("PVESIM_API_AUTH_DELAY", "0")]);
+    front.add_token("root@pam!pvedr", SECRET, Value::Null);
+    for token in ["root@pam!pvedr", "root@pam!other"] {
+        let wrong = "11111111-2222-3333-4444-555555555555";
+        let out = run_code(api(&front, token).env("PVEDR_TOKEN_SECRET", wrong), 1);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "the API token {token} was refused (wrong token id or secret, or the token expired)"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("pvesh"), "{err}");
+        assert!(!err.contains(wrong) && !err.contains(SECRET), "{err}");
+    }
+}

@@ -843,3 +843,141 @@ fn tables_show_times_in_the_nodes_zone() {
         "{jsonl}"
     );
 }
+
+/// A HOME whose `~/.ssh/config` names the test sshd under an alias; its known_hosts holds
+/// the server's key under the real address and port, as `ssh` would have written it.
+fn home_with_ssh_config(sshd: &Sshd, config: &str) -> tempfile::TempDir {
+    let home = tempfile::tempdir().expect("tempdir");
+    let ssh = home.path().join(".ssh");
+    std::fs::create_dir(&ssh).expect("mkdir");
+    std::fs::copy(sshd.client_key(), home.path().join("lab_key")).expect("key");
+    std::fs::copy(sshd.known_hosts(), ssh.join("known_hosts")).expect("known_hosts");
+    let config = config.replace("PORT", &sshd.port().to_string());
+    std::fs::write(ssh.join("config"), config).expect("config");
+    home
+}
+
+const LAB_CONFIG: &str = "Host pve-lab*\n  HostName 127.0.0.1\n  Port PORT\n  User root\n  \
+                          IdentityFile ~/lab_key\nHost *\n  User nobody\n";
+
+fn in_home(home: &std::path::Path, tool: &str) -> assert_cmd::Command {
+    let mut c = bin(tool);
+    c.env("HOME", home).env_remove("SSH_AUTH_SOCK");
+    c
+}
+
+#[test]
+fn ssh_config_alias_reaches_the_node_with_its_port_user_and_key() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let home = home_with_ssh_config(&sshd, LAB_CONFIG);
+    let out = pvedr_testkit::run_code(
+        in_home(home.path(), "pve-ls-backups").args(["--host", "pve-lab1", "--storage", "local"]),
+        0,
+    );
+    assert!(json_lines(&out.stdout).len() >= 3);
+    // The same through an explicit --ssh-config FILE, from another HOME.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let cfg = home.path().join(".ssh/config");
+    let text = std::fs::read_to_string(&cfg).expect("config").replace(
+        "~/lab_key",
+        &home.path().join("lab_key").display().to_string(),
+    );
+    std::fs::write(&cfg, text).expect("config");
+    pvedr_testkit::run_code(
+        in_home(elsewhere.path(), "pve-ls-backups")
+            .args(["--host", "pve-lab1", "--storage", "local", "--ssh-config"])
+            .arg(&cfg)
+            .arg("--known-hosts")
+            .arg(home.path().join(".ssh/known_hosts")),
+        0,
+    );
+}
+
+#[test]
+fn flags_win_over_the_ssh_config() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    // The config's port is closed and its user unknown: the flags' are used.
+    let home = home_with_ssh_config(
+        &sshd,
+        "Host lab\n  HostName 127.0.0.1\n  Port 1\n  User nobody\n  IdentityFile ~/lab_key\n",
+    );
+    let port = sshd.port().to_string();
+    pvedr_testkit::run_code(
+        in_home(home.path(), "pve-ls-backups")
+            .args(["--host", "lab", "--port", &port, "--user", "root"]),
+        0,
+    );
+    let out = pvedr_testkit::run_code(
+        in_home(home.path(), "pve-ls-backups").args(["--host", "lab", "--user", "root"]),
+        1,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("port 1"), "{err}");
+}
+
+#[test]
+fn ssh_config_jump_hosts_and_bad_files_are_clear_usage_errors() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let home = home_with_ssh_config(
+        &sshd,
+        "Host lab\n  HostName 127.0.0.1\n  Port PORT\n  ProxyJump bastion\n",
+    );
+    let out = pvedr_testkit::run_code(
+        in_home(home.path(), "pve-ls-backups").args(["--host", "lab"]),
+        2,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ProxyJump bastion") && err.contains("--port"),
+        "{err}"
+    );
+    assert!(sim.commands().is_empty(), "nothing ran on the node");
+    std::fs::write(home.path().join(".ssh/config"), "Host lab\n  Port many\n").expect("write");
+    let out = pvedr_testkit::run_code(
+        in_home(home.path(), "pve-ls-backups").args(["--host", "lab"]),
+        2,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(".ssh/config"), "{err}");
+    let out = pvedr_testkit::run_code(
+        in_home(home.path(), "pve-ls-backups").args([
+            "--host",
+            "lab",
+            "--ssh-config",
+            "/nonexistent/config",
+        ]),
+        2,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/config"), "{err}");
+}
+
+#[test]
+fn a_new_ssh_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let home = tempfile::tempdir().expect("tempdir");
+    let port = sshd.port().to_string();
+    let key = sshd.client_key().display().to_string();
+    pvedr_testkit::run_code(
+        in_home(home.path(), "pve-ls-backups").args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--identity",
+            &key,
+            "--accept-new-host-key",
+        ]),
+        0,
+    );
+    let dir = home.path().join(".ssh");
+    let mode = std::fs::metadata(&dir).expect(".ssh").permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    let kh = std::fs::read_to_string(dir.join("known_hosts")).expect("known_hosts");
+    assert!(kh.contains(&format!("[127.0.0.1]:{port}")), "{kh}");
+}
