@@ -234,8 +234,9 @@ struct FrontShared {
     hold: Mutex<Vec<(String, String)>>,
     /// (request-line substring, not containing, for how long) → passed on late.
     delay: Mutex<Vec<(String, String, Duration)>>,
-    /// (request-line substring, not containing, 200 response body) → answered by the front.
-    answer: Mutex<Vec<(String, String, String)>>,
+    /// (request-line substring, not containing, HTTP status, response body) → answered by
+    /// the front.
+    answer: Mutex<Vec<(String, String, u16, String)>>,
     /// Request lines seen, in order.
     seen: Mutex<Vec<String>>,
     live: Mutex<Vec<TcpStream>>,
@@ -292,11 +293,18 @@ impl S3Front {
     /// Answers every request whose request line contains `needle` and not `unless` with
     /// `200 OK` and `body` (XML), without passing it on.
     pub fn answer(&self, needle: &str, unless: &str, body: &str) {
-        self.shared
-            .answer
-            .lock()
-            .expect("lock")
-            .push((needle.into(), unless.into(), body.into()));
+        self.answer_status(needle, unless, 200, body);
+    }
+
+    /// Answers every request whose request line contains `needle` and not `unless` with
+    /// `status` and `body` (a server that refuses, say `403` and an `AccessDenied` error).
+    pub fn answer_status(&self, needle: &str, unless: &str, status: u16, body: &str) {
+        self.shared.answer.lock().expect("lock").push((
+            needle.into(),
+            unless.into(),
+            status,
+            body.into(),
+        ));
     }
 
     /// Whether a request line containing `needle` has arrived.
@@ -380,11 +388,12 @@ fn front_relay(mut conn: TcpStream, moto_port: u16, sh: &FrontShared) {
         .lock()
         .expect("lock")
         .iter()
-        .find(|(needle, unless, _)| matches(needle, unless))
-        .map(|(_, _, body)| body.clone());
-    if let Some(body) = canned {
+        .find(|(needle, unless, _, _)| matches(needle, unless))
+        .map(|(_, _, status, body)| (*status, body.clone()));
+    if let Some((status, body)) = canned {
         let reply = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "HTTP/1.1 {status} {}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            if status == 200 { "OK" } else { "Refused" },
             body.len()
         );
         let _ = conn.write_all(reply.as_bytes());

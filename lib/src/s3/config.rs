@@ -100,6 +100,12 @@ impl Endpoint {
     pub fn printable(&self) -> Option<String> {
         self.url.as_deref().map(printable_url)
     }
+
+    /// The endpoint as a message names it: its URL without credentials, or AWS's region.
+    pub fn named(&self) -> String {
+        self.printable()
+            .unwrap_or_else(|| format!("AWS S3 ({})", self.region))
+    }
 }
 
 /// `http://user:pass@host:9000/x` → `http://host:9000/x`.

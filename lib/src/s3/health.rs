@@ -12,7 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 
-use super::{Bucket, Endpoint, explain, printable_url};
+use super::{Bucket, Endpoint, printable_url};
 use crate::error::{Error, Result};
 
 /// How long one HTTP probe may take, connection included.
@@ -268,7 +268,7 @@ impl Bucket {
                         LIST_TIMEOUT.as_secs()
                     ))
                 })?
-                .map_err(|e| explain("listing buckets", e))?;
+                .map_err(|e| self.explain("listing buckets", e))?;
             out.extend(
                 r.buckets()
                     .iter()

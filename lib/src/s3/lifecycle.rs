@@ -6,7 +6,7 @@ use aws_sdk_s3::types::{
     NoncurrentVersionExpiration,
 };
 
-use super::{Bucket, explain, status};
+use super::{Bucket, status};
 use crate::error::{Error, Result};
 
 /// The id of the rule pvedr writes.
@@ -28,10 +28,7 @@ impl Bucket {
             {
                 Ok(Vec::new())
             }
-            Err(e) => Err(explain(
-                &format!("reading the lifecycle of {}", self.name),
-                e,
-            )),
+            Err(e) => Err(self.explain(&format!("reading the lifecycle of {}", self.name), e)),
         }
     }
 
@@ -79,6 +76,6 @@ impl Bucket {
                     .send(),
             )
             .map(|_| ())
-            .map_err(|e| explain(&format!("setting the lifecycle of {}", self.name), e))
+            .map_err(|e| self.explain(&format!("setting the lifecycle of {}", self.name), e))
     }
 }

@@ -91,7 +91,13 @@ pub(crate) fn explain<E: ProvideErrorMetadata, R: HasStatus>(
         SdkError::DispatchFailure(d) if d.is_timeout() => {
             return Error::S3Timeout { what: what.into() };
         }
-        SdkError::DispatchFailure(d) if d.is_io() => (None, "cannot reach the S3 endpoint".into()),
+        SdkError::DispatchFailure(d) if d.is_io() => (
+            None,
+            match d.as_connector_error() {
+                Some(c) => format!("cannot connect: {}", innermost(c)),
+                None => "cannot connect".into(),
+            },
+        ),
         SdkError::DispatchFailure(_) => (
             None,
             "request failed before it reached the S3 server".into(),
@@ -105,6 +111,20 @@ pub(crate) fn explain<E: ProvideErrorMetadata, R: HasStatus>(
         status: status(&e),
         message,
     }
+}
+
+/// The innermost cause of an error: "Connection refused (os error 111)", not the layers
+/// of connector text around it.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = e;
+    // Bounded: an error chain is a handful of layers.
+    for _ in 0..16 {
+        match e.source() {
+            Some(next) => e = next,
+            None => break,
+        }
+    }
+    e.to_string()
 }
 
 fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<String> {
@@ -183,6 +203,16 @@ impl Bucket {
         format!("s3://{}/{key}", self.name)
     }
 
+    /// An SDK error as [`Error::S3`], naming the endpoint tried: a bucket is only found, and
+    /// a connection only refused, at one server, and the user must see which.
+    pub(crate) fn explain<E: ProvideErrorMetadata, R: HasStatus>(
+        &self,
+        what: &str,
+        e: SdkError<E, R>,
+    ) -> Error {
+        explain(&format!("{what} at {}", self.endpoint.named()), e)
+    }
+
     /// Waits for a request, or for SIGINT/SIGTERM (`Err(Interrupted)`, the request
     /// dropped): a part need not wait out a server that does not answer before its upload
     /// is aborted.
@@ -211,7 +241,7 @@ impl Bucket {
         self.rt
             .block_on(self.client.head_bucket().bucket(&self.name).send())
             .map(|_| ())
-            .map_err(|e| explain(&format!("bucket {}", self.name), e))
+            .map_err(|e| self.explain(&format!("bucket {}", self.name), e))
     }
 
     /// `Ok(false)` when the bucket does not exist.
@@ -222,7 +252,7 @@ impl Bucket {
         {
             Ok(_) => Ok(true),
             Err(e) if not_found(&e) => Ok(false),
-            Err(e) => Err(explain(&format!("bucket {}", self.name), e)),
+            Err(e) => Err(self.explain(&format!("bucket {}", self.name), e)),
         }
     }
 
@@ -230,7 +260,7 @@ impl Bucket {
         self.rt
             .block_on(self.client.create_bucket().bucket(&self.name).send())
             .map(|_| ())
-            .map_err(|e| explain(&format!("creating bucket {}", self.name), e))
+            .map_err(|e| self.explain(&format!("creating bucket {}", self.name), e))
     }
 
     /// Whether versioning is enabled: `Some(true/false)`, or `None` when the server's answer
@@ -245,7 +275,7 @@ impl Bucket {
         ) {
             Ok(r) => Ok(Some(r.status().is_some_and(|s| s.as_str() == "Enabled"))),
             Err(e) if status(&e) == Some(200) => Ok(None),
-            Err(e) => Err(explain(&format!("bucket {}", self.name), e)),
+            Err(e) => Err(self.explain(&format!("bucket {}", self.name), e)),
         }
     }
 
@@ -270,7 +300,7 @@ impl Bucket {
                     body.unwrap_or_default(),
                 )))
             }
-            Err(e) => Err(explain(&format!("bucket {}", self.name), e)),
+            Err(e) => Err(self.explain(&format!("bucket {}", self.name), e)),
         }
     }
 
@@ -287,7 +317,7 @@ impl Bucket {
                     .send(),
             )
             .map(|_| ())
-            .map_err(|e| explain(&format!("enabling versioning on {}", self.name), e))
+            .map_err(|e| self.explain(&format!("enabling versioning on {}", self.name), e))
     }
 
     /// Every version and delete marker under `prefix`, all pages; with `exact`, only
@@ -315,7 +345,7 @@ impl Bucket {
                             self.name
                         ))
                     } else {
-                        explain(&format!("listing versions of {}", self.url(prefix)), e)
+                        self.explain(&format!("listing versions of {}", self.url(prefix)), e)
                     }
                 })?;
             let keep = |k: Option<&str>| !exact || k == Some(prefix);
@@ -378,7 +408,7 @@ impl Bucket {
                         .set_continuation_token(token.clone())
                         .send(),
                 )
-                .map_err(|e| explain(&format!("listing {}", self.url(prefix)), e))?;
+                .map_err(|e| self.explain(&format!("listing {}", self.url(prefix)), e))?;
             for o in r.contents() {
                 let size = o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
                 out.push((o.key().unwrap_or_default().to_string(), size));
@@ -406,7 +436,7 @@ impl Bucket {
                 metadata: r.metadata().cloned().unwrap_or_default(),
             })),
             Err(e) if not_found(&e) => Ok(None),
-            Err(e) => Err(explain(&format!("checking {}", self.url(key)), e)),
+            Err(e) => Err(self.explain(&format!("checking {}", self.url(key)), e)),
         }
     }
 
@@ -426,9 +456,10 @@ impl Bucket {
     pub fn get_to(&self, key: &str, version: Option<&str>, out: &mut dyn Write) -> Result<u64> {
         let what = || {
             format!(
-                "reading {} version {}",
+                "reading {} version {} at {}",
                 self.url(key),
-                version.unwrap_or("latest")
+                version.unwrap_or("latest"),
+                self.endpoint.named()
             )
         };
         let mut r = self
@@ -516,7 +547,7 @@ impl Bucket {
             {
                 Ok(None)
             }
-            Err(e) => Err(explain(&format!("writing {}", self.url(key)), e)),
+            Err(e) => Err(self.explain(&format!("writing {}", self.url(key)), e)),
         }
     }
 
@@ -532,7 +563,7 @@ impl Bucket {
                     .send(),
             )
             .map(|_| ())
-            .map_err(|e| explain(&format!("deleting {}", self.url(key)), e))
+            .map_err(|e| self.explain(&format!("deleting {}", self.url(key)), e))
     }
 
     /// Server-side copy of `from` (a version of it) to `to` in the same bucket.
@@ -551,7 +582,7 @@ impl Bucket {
                     .send(),
             )
             .map(|r| r.version_id().unwrap_or("null").to_string())
-            .map_err(|e| explain(&format!("copying {} to {to}", self.url(from)), e))
+            .map_err(|e| self.explain(&format!("copying {} to {to}", self.url(from)), e))
     }
 }
 

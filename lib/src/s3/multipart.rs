@@ -7,7 +7,7 @@ use std::io::Write;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
-use super::{Bucket, explain};
+use super::Bucket;
 use crate::error::{Error, Result};
 use crate::retry::Retry;
 use crate::shell::quote;
@@ -61,7 +61,7 @@ impl Bucket {
         let r = self
             .rt
             .block_on(req.send())
-            .map_err(|e| explain(&format!("starting an upload of {}", self.url(key)), e))?;
+            .map_err(|e| self.explain(&format!("starting an upload of {}", self.url(key)), e))?;
         r.upload_id().map(String::from).ok_or_else(|| Error::S3 {
             what: format!("starting an upload of {}", self.url(key)),
             code: None,
@@ -89,9 +89,9 @@ impl Bucket {
             .customize()
             .config_override(conf)
             .send();
-        let r = self
-            .until_interrupted(req)?
-            .map_err(|e| explain(&format!("uploading part {number} of {}", self.url(key)), e))?;
+        let r = self.until_interrupted(req)?.map_err(|e| {
+            self.explain(&format!("uploading part {number} of {}", self.url(key)), e)
+        })?;
         Ok(Part {
             number,
             etag: r.e_tag().unwrap_or_default().to_string(),
@@ -124,7 +124,7 @@ impl Bucket {
                     .send(),
             )
             .map(|r| r.version_id().unwrap_or("null").to_string())
-            .map_err(|e| explain(&format!("completing the upload of {}", self.url(key)), e))
+            .map_err(|e| self.explain(&format!("completing the upload of {}", self.url(key)), e))
     }
 
     pub fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
@@ -138,7 +138,7 @@ impl Bucket {
                     .send(),
             )
             .map(|_| ())
-            .map_err(|e| explain(&format!("aborting the upload of {}", self.url(key)), e))
+            .map_err(|e| self.explain(&format!("aborting the upload of {}", self.url(key)), e))
     }
 
     /// `aws s3api abort-multipart-upload …` to paste, every value quoted, the endpoint
@@ -179,7 +179,7 @@ impl Bucket {
                     .prefix(prefix)
                     .send(),
             )
-            .map_err(|e| explain(&format!("listing uploads under {}", self.url(prefix)), e))?;
+            .map_err(|e| self.explain(&format!("listing uploads under {}", self.url(prefix)), e))?;
         Ok(r.uploads()
             .iter()
             .map(|u| Upload {

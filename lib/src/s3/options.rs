@@ -6,7 +6,7 @@ use aws_sdk_s3::types::{
     ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode, ServerSideEncryption,
 };
 
-use super::{Bucket, explain};
+use super::Bucket;
 use crate::error::{Error, Result};
 
 /// Server-side encryption requested of the server.
@@ -96,7 +96,7 @@ impl Bucket {
         self.rt
             .block_on(req.customize().config_override(conf).send())
             .map(|r| r.version_id().unwrap_or("null").to_string())
-            .map_err(|e| explain(&format!("writing {}", self.url(key)), e))
+            .map_err(|e| self.explain(&format!("writing {}", self.url(key)), e))
     }
 
     /// Sets the retention of one version (servers that ignore the lock headers of a
@@ -121,7 +121,7 @@ impl Bucket {
                     .send(),
             )
             .map(|_| ())
-            .map_err(|e| explain(&format!("locking {}", self.url(key)), e))
+            .map_err(|e| self.explain(&format!("locking {}", self.url(key)), e))
     }
 
     /// The retention of one version, from its HEAD (which every S3 with Object Lock
@@ -149,10 +149,7 @@ impl Bucket {
                 },
             ),
             Err(e) if super::not_found(&e) => Ok(None),
-            Err(e) => Err(explain(
-                &format!("reading the lock of {}", self.url(key)),
-                e,
-            )),
+            Err(e) => Err(self.explain(&format!("reading the lock of {}", self.url(key)), e)),
         }
     }
 
@@ -171,7 +168,7 @@ impl Bucket {
             Err(e) if super::code(&e).is_some_and(|c| c == "AccessDenied") => Err(Error::Refused(
                 format!("{} is locked (Object Lock)", self.url(key)),
             )),
-            Err(e) => Err(explain(&format!("deleting {}", self.url(key)), e)),
+            Err(e) => Err(self.explain(&format!("deleting {}", self.url(key)), e)),
         }
     }
 }

@@ -35,7 +35,8 @@ STEPS (in this order; the run stops at the first failure, whose message says wha
                    the bucket's history, and the command to bring it back is printed).
   verify-backends  per --verify-dir: terraform init -reconfigure -input=false, then
                    terraform plan -detailed-exitcode -lock=false (writes nothing, not even a
-                   lock object); `changed` when the plan shows drift, with the count.
+                   lock object); drift in the plan is not this run's change: `ok`, with the
+                   count in changes and a warning on stderr.
 
 RECORDS:
   `step` records: step, target, status (ok | changed | planned | skipped | failed),
@@ -45,7 +46,9 @@ RECORDS:
   exit_code, duration_s.
 
 S3:
-  Endpoint: --endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS. Region: --region,
+  Buckets: --env E is bucket tfstate-E (as tfstate-versions), --bucket B any other.
+  Endpoint: --endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS; a failed
+  connection or bucket names the endpoint tried. Region: --region,
   AWS_REGION, AWS_DEFAULT_REGION, else us-east-1. Credentials only from the environment
   (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) or the profile AWS_PROFILE
   of ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE); never a flag, never printed.

@@ -5,7 +5,7 @@ use pvedr::cli::{OutputArgs, WriteArgs};
 use pvedr::s3::S3Args;
 
 const AFTER: &str = "EXAMPLES:
-  tfstate-versions list --env prod --inspect --format table
+  tfstate-versions --endpoint http://minio:9000 --env prod list --inspect --format table
   tfstate-versions --backend-config infra/prod list
   tfstate-versions --env prod diff 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY 0v2Zb3XkQpNX.Lz9nHxK
   tfstate-versions --env prod restore 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY --dry-run
@@ -28,8 +28,10 @@ RECORDS:
   command that undoes it (also on stderr).
 
 S3:
+  Bucket: --env E is bucket tfstate-E, --bucket B any other, else the backend block's
+  (--backend-config DIR). Key: --key, the backend block's, else terraform.tfstate.
   Endpoint: --endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the backend block's
-  endpoints.s3/endpoint, else AWS. Region: --region, AWS_REGION, AWS_DEFAULT_REGION, the
+  endpoints.s3/endpoint, else AWS; an error names the bucket and the endpoint tried. Region: --region, AWS_REGION, AWS_DEFAULT_REGION, the
   backend's region, else us-east-1. Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
   (AWS_SESSION_TOKEN), else the profile AWS_PROFILE (default `default`) of
   ~/.aws/credentials. Path-style addressing; request checksums only when required.

@@ -221,25 +221,45 @@ fn changes_need_yes_and_bad_flags_are_usage_errors() {
 }
 
 #[test]
-fn drift_in_an_environment_is_reported_with_its_count() {
+fn drift_in_an_environment_is_reported_with_its_count_and_changes_nothing() {
     let moto = Moto::start();
     let tf = environment(&moto, "prod");
     // The state now says v = two; the configuration's default is one: one change pending.
     tf.apply("two");
-    let out = run(
-        tool(&moto.endpoint())
-            .args(["--env", "prod", "--yes", "--verify-dir"])
-            .arg(tf.path()),
-        0,
-    );
-    let s = steps(&out);
-    let v = s
-        .iter()
-        .find(|r| r["step"] == "verify-backends")
-        .expect("verify");
-    assert_eq!(v["status"], "changed", "{v}");
-    assert_eq!(v["changes"], 1);
-    assert!(v["message"].as_str().unwrap_or("").contains("drift"));
+    let dir = tempfile::tempdir().expect("tmp");
+    export(&moto, &["prod"], dir.path());
+    // Drift this run did not cause is not a change: every run over it, the first
+    // included, reports `ok` with the count, and a second run nothing but `ok`.
+    for pass in ["first", "second"] {
+        let out = run(
+            tool(&moto.endpoint())
+                .args([
+                    "--env",
+                    "prod",
+                    "--noncurrent-days",
+                    "30",
+                    "--yes",
+                    "--from",
+                ])
+                .arg(dir.path())
+                .arg("--verify-dir")
+                .arg(tf.path()),
+            0,
+        );
+        let s = steps(&out);
+        let v = s
+            .iter()
+            .find(|r| r["step"] == "verify-backends")
+            .expect("verify");
+        assert_eq!(v["status"], "ok", "{pass} run: {v}");
+        assert_eq!(v["changes"], 1);
+        assert!(v["message"].as_str().unwrap_or("").contains("drift"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("drift"));
+        if pass == "second" {
+            let not_ok: Vec<_> = s.iter().filter(|r| r["status"] != "ok").collect();
+            assert!(not_ok.is_empty(), "second run: {not_ok:?}");
+        }
+    }
     // A directory whose backend cannot initialise fails, with a way forward.
     let broken = tempfile::tempdir().expect("tmp");
     std::fs::write(
@@ -268,4 +288,23 @@ fn drift_in_an_environment_is_reported_with_its_count() {
             .contains("check the backend block"),
         "{v}"
     );
+}
+
+#[test]
+fn a_bucket_the_server_refuses_names_the_endpoint_tried() {
+    let moto = Moto::start();
+    let front = pvedr_testkit::s3::S3Front::start(&moto);
+    // ListBuckets (the health check) passes; the bucket itself is refused.
+    front.answer_status("HEAD /tfstate-prod", "", 403, "");
+    let out = run(tool(&front.endpoint()).args(["--env", "prod", "--yes"]), 1);
+    let s = steps(&out);
+    assert_eq!(statuses(&s, "health"), ["ok"], "{s:?}");
+    let b = s.iter().find(|r| r["step"] == "buckets").expect("buckets");
+    assert_eq!(b["status"], "failed");
+    let m = b["message"].as_str().unwrap_or("");
+    assert!(
+        m.contains(&format!("bucket tfstate-prod at {}: ", front.endpoint())) && m.contains("403"),
+        "{m}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&front.endpoint()));
 }

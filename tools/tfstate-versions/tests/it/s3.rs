@@ -359,6 +359,10 @@ fn bad_input_and_clear_errors() {
     let out = pvedr_testkit::run_code(tool(&moto, "no-such-bucket").args(["list"]), 1);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("NoSuchBucket"), "{err}");
+    assert!(
+        err.contains(&format!("no-such-bucket at {}:", moto.endpoint())),
+        "the endpoint tried is named: {err}"
+    );
     assert_eq!(
         err.lines().count(),
         1,
@@ -368,6 +372,41 @@ fn bad_input_and_clear_errors() {
         pvedr_testkit::bin("tfstate-versions").args(["--bucket", "Bad_Name", "list"]),
         2,
     );
+}
+
+#[test]
+fn a_refused_connection_names_the_endpoint_and_why() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind")
+        .port();
+    let ep = format!("http://127.0.0.1:{port}");
+    let runs: [&[&str]; 3] = [
+        &["list"],
+        &["restore", "latest", "--yes"],
+        &["export", "--to"],
+    ];
+    let dir = tempfile::tempdir().expect("tmp");
+    for args in runs {
+        let mut c = pvedr_testkit::bin("tfstate-versions");
+        c.envs(s3_env())
+            .args(["--endpoint", &ep, "--env", "prod"])
+            .args(args);
+        if args == ["export", "--to"] {
+            c.arg(dir.path());
+        }
+        let out = pvedr_testkit::run_code(&mut c, 1);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("tfstate-prod") && err.contains(&format!(" at {ep}: ")),
+            "{args:?}: the bucket and the endpoint tried are named: {err}"
+        );
+        assert!(
+            err.to_ascii_lowercase().contains("connection refused"),
+            "{args:?}: and why: {err}"
+        );
+    }
 }
 
 #[test]
