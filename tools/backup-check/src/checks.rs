@@ -78,6 +78,8 @@ pub struct Inputs {
     pub untested: HashMap<String, String>,
     /// How many archives `--deep` checked (None: it did not run).
     pub deep_checked: Option<usize>,
+    /// `check` records read (`backup-sync verify`'s): reported as they are.
+    pub foreign: Vec<Check>,
 }
 
 fn check(

@@ -56,6 +56,7 @@ fn split(r: Record, inputs: &mut Inputs) {
         Record::BackupFailure(f) => inputs.failures.push(f),
         Record::TfstateVersion(v) => inputs.tfstate.push(v),
         Record::Snapshot(s) => inputs.snapshots.push(s),
+        Record::Check(c) => inputs.foreign.push(c),
         _ => {}
     }
 }
@@ -224,6 +225,8 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
     if !blind.is_empty() {
         distrust_absences(&mut checks);
     }
+    // Another tool's findings (backup-sync verify) count as ours.
+    checks.append(&mut inputs.foreign);
     // What could not be read is UNKNOWN, not OK.
     checks.extend(unread);
     for p in problems {

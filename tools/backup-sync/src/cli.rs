@@ -99,6 +99,8 @@ pub enum Command {
     },
     /// Bring offsite copies back into a directory, verified against their manifest.
     Pull(Box<PullArgs>),
+    /// Check the offsite copies: free checks, then whole reads within a byte budget.
+    Verify(Box<VerifyArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -216,4 +218,33 @@ pub enum SseArg {
 pub enum LockModeArg {
     Governance,
     Compliance,
+}
+
+/// `verify`: never writes to the bucket; its own state file only.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Where the copies are: s3://BUCKET/PREFIX.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+
+    /// Bytes this run may download for whole reads (8G, 500M); none: free checks only.
+    #[arg(long, value_name = "SIZE")]
+    pub max_egress: Option<String>,
+
+    /// Every copy is read whole once in this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub cycle: u32,
+
+    /// Object Lock retention each object must still have, in days.
+    #[arg(long, value_name = "N")]
+    pub min_lock_days: Option<u32>,
+
+    /// What was read when. Default: $XDG_STATE_HOME/pvedr/verify-BUCKET.json, else
+    /// ~/.local/state/pvedr/verify-BUCKET.json.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// The time to check against, in Unix seconds (tests, replays). Default: now.
+    #[arg(long, value_name = "EPOCH")]
+    pub now: Option<i64>,
 }

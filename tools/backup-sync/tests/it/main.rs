@@ -12,3 +12,4 @@ mod protect;
 mod prune;
 mod pull;
 mod push;
+mod verify;
