@@ -6,7 +6,9 @@
 //! Nothing is ever written to the bucket.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use md5::Md5;
@@ -345,6 +347,8 @@ struct Reading {
     md5: Option<Md5>,
     n: u64,
     limit: u64,
+    /// The content walker's channel; dropped when the walker stopped (it found damage).
+    walk: Option<SyncSender<Vec<u8>>>,
 }
 
 impl Write for Reading {
@@ -356,6 +360,13 @@ impl Write for Reading {
         if let Some(m) = &mut self.md5 {
             m.update(b);
         }
+        let gone = self
+            .walk
+            .as_ref()
+            .is_some_and(|w| w.send(b.to_vec()).is_err());
+        if gone {
+            self.walk = None;
+        }
         self.n += b.len() as u64;
         Ok(b.len())
     }
@@ -365,9 +376,64 @@ impl Write for Reading {
     }
 }
 
+/// Chunks in flight to the walker: memory is this many of the S3 body's chunks.
+const WALK_QUEUE: usize = 8;
+
+/// The walk of an archive's content as backup-check --deep does it, in a thread fed the
+/// object's chunks through a bounded channel.
+type Walker = JoinHandle<Result<bool, String>>;
+
+fn spawn_walk(format: &str) -> (Walker, SyncSender<Vec<u8>>) {
+    let (tx, rx) = sync_channel(WALK_QUEUE);
+    let format = format.to_string();
+    let h = std::thread::spawn(move || {
+        let mut r = Chunks {
+            rx,
+            buf: Vec::new(),
+            at: 0,
+        };
+        pvedr::integrity::check_stream(&mut r, &format)
+    });
+    (h, tx)
+}
+
+/// The walker's side of the channel, as a reader; the sender gone is the end.
+struct Chunks {
+    rx: Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Chunks {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.buf.len() {
+            match self.rx.recv() {
+                Ok(b) => (self.buf, self.at) = (b, 0),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// One object to read whole: its listed version and size, and what it must hash to.
+struct Target<'a> {
+    key: &'a str,
+    version: Option<&'a str>,
+    size: u64,
+    sha256: &'a str,
+    md5: Option<&'a str>,
+    /// The archive's format, to walk its content (side files are not walked).
+    format: Option<&'a str>,
+}
+
 /// What one whole read found.
 enum Found {
-    Match,
+    /// As pushed; says whether the content was walked too.
+    Match(&'static str),
     /// Bad content: CRITICAL.
     Damaged(String),
     /// The read did not end (S3 error, timeout): UNKNOWN.
@@ -403,76 +469,81 @@ impl Run<'_> {
     }
 
     fn read_copy(&mut self, m: &Manifest, e: &Entry) -> Found {
-        match self.read_one(&m.key, version(e), m.size, &m.sha256, md5_etag(e)) {
-            Found::Match => {}
-            other => return other,
+        let archive = Target {
+            key: &m.key,
+            version: version(e),
+            size: m.size,
+            sha256: &m.sha256,
+            md5: md5_etag(e),
+            format: Some(&m.format),
+        };
+        let found = self.read_one(&archive);
+        if !matches!(found, Found::Match(_)) {
+            return found;
         }
         for sf in &m.side_files {
-            let limit = sf.size.min(MAX_SIDE_FILE as u64);
-            match self.read_one(&sf.key, None, limit, &sf.sha256, None) {
-                Found::Match => {}
+            let side = Target {
+                key: &sf.key,
+                version: None,
+                size: sf.size.min(MAX_SIDE_FILE as u64),
+                sha256: &sf.sha256,
+                md5: None,
+                format: None,
+            };
+            match self.read_one(&side) {
+                Found::Match(_) => {}
                 other => return other,
             }
         }
-        Found::Match
+        found
     }
 
     /// Reads one object whole (its listed version); bytes counted even when it fails.
-    fn read_one(
-        &mut self,
-        key: &str,
-        v: Option<&str>,
-        size: u64,
-        sha: &str,
-        md5: Option<&str>,
-    ) -> Found {
-        let url = self.url(key);
+    fn read_one(&mut self, t: &Target) -> Found {
+        let url = self.url(t.key);
+        let (walker, pipe) = t.format.map(spawn_walk).unzip();
         let mut w = Reading {
             sha: Sha256::new(),
-            md5: md5.map(|_| Md5::new()),
+            md5: t.md5.map(|_| Md5::new()),
             n: 0,
-            limit: size,
+            limit: t.size,
+            walk: pipe,
         };
-        let got = self.bucket.get_to(key, v, &mut w);
+        let got = self.bucket.get_to(t.key, t.version, &mut w);
+        // The walker sees the end of the object (or of what came) and ends.
+        w.walk = None;
+        let walked = walker.map(|h| h.join().unwrap_or_else(|_| Err("the walk stopped".into())));
         self.read = self.read.saturating_add(w.n);
         self.left = self.left.saturating_sub(w.n);
         if let Err(e) = got {
             return match e {
                 Error::Io { .. } => {
-                    Found::Damaged(format!("{url}: larger than its listed {size} bytes"))
+                    Found::Damaged(format!("{url}: larger than its listed {} bytes", t.size))
                 }
                 e => Found::Unread(format!("{url}: not read whole ({e}); {} bytes came", w.n)),
             };
         }
-        if w.n != size {
-            return Found::Damaged(format!(
-                "{url}: {} bytes read, {size} expected (truncated)",
-                w.n
-            ));
+        if let Some(why) = hashes(w, t) {
+            return Found::Damaged(format!("{url}: {why}"));
         }
-        let got_sha = hex(&w.sha.finalize());
-        if got_sha != sha {
-            return Found::Damaged(format!("{url}: sha256 {got_sha}, its manifest says {sha}"));
+        match walked {
+            Some(Err(e)) => Found::Damaged(format!("{url}: its content is damaged: {e}")),
+            Some(Ok(true)) => Found::Match("content walked as backup-check --deep does"),
+            Some(Ok(false)) => Found::Match("lzo/bz2: bytes hashed, content not walked"),
+            None => Found::Match("not walked"),
         }
-        if let (Some(want), Some(h)) = (md5, w.md5) {
-            let got = hex(&h.finalize());
-            if !got.eq_ignore_ascii_case(want) {
-                return Found::Damaged(format!("{url}: MD5 {got} is not its ETag {want}"));
-            }
-        }
-        Found::Match
     }
 
     fn record(&mut self, m: &Manifest, e: &Entry, found: Found, state: &mut State) {
         let url = self.url(&m.key);
         match found {
-            Found::Match => {
+            Found::Match(walked) => {
                 let s = state.objects.entry(m.key.clone()).or_default();
                 s.read = Some(self.now);
                 s.etag = e.etag.clone();
                 s.sha256 = Some(m.sha256.clone());
                 let msg = format!(
-                    "{url}: read whole, {} bytes, sha256 as its manifest says",
+                    "{url}: read whole, {} bytes, sha256 as its manifest says; {walked}",
                     m.size
                 );
                 self.add(m, "offsite-read", "ok", msg);
@@ -574,6 +645,27 @@ fn tally(checks: &[Check]) -> (u8, Map<String, Value>) {
         counts.insert(s.into(), json!(n));
     }
     ([0, 3, 1, 2][worst], counts)
+}
+
+/// What is wrong with the bytes read, by size, sha256 and (single-part) MD5.
+fn hashes(w: Reading, t: &Target) -> Option<String> {
+    if w.n != t.size {
+        return Some(format!(
+            "{} bytes read, {} expected (truncated)",
+            w.n, t.size
+        ));
+    }
+    let sha = hex(&w.sha.finalize());
+    if sha != t.sha256 {
+        return Some(format!("sha256 {sha}, its manifest says {}", t.sha256));
+    }
+    let md5 = w.md5.map(|h| hex(&h.finalize()));
+    match (t.md5, md5) {
+        (Some(want), Some(got)) if !got.eq_ignore_ascii_case(want) => {
+            Some(format!("MD5 {got} is not its ETag {want}"))
+        }
+        _ => None,
+    }
 }
 
 /// As backup-check orders them: ok < unknown < warning < critical.

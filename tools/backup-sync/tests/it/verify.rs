@@ -13,13 +13,13 @@ use crate::common::{BUCKET, Offsite, TO, list_dir, noise, of_kind};
 
 const DAY: i64 = 86_400;
 const T0: i64 = 1_800_000_000;
-/// Each archive's size: four copies, 40 KiB each.
+/// The noise in each archive: it does not compress, so each is a little over this.
 const SIZE: usize = 40 * 1024;
 const NAMES: [&str; 4] = [
-    "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst",
-    "vzdump-qemu-101-2024_01_15-02_00_02.vma.zst",
+    "vzdump-lxc-100-2024_01_15-02_00_02.tar.zst",
+    "vzdump-lxc-101-2024_01_15-02_00_02.tar.zst",
     "vzdump-lxc-102-2024_01_15-02_00_02.tar.zst",
-    "vzdump-qemu-103-2024_01_15-02_00_02.vma.zst",
+    "vzdump-lxc-103-2024_01_15-02_00_02.tar.zst",
 ];
 
 fn key(i: usize) -> String {
@@ -27,19 +27,37 @@ fn key(i: usize) -> String {
     format!("pve/pve1/{vmid}/{}", NAMES[i])
 }
 
-/// A dump directory of four archives (the first with notes and a log), pushed.
-fn pushed(s3: &Offsite, extra: &[&str]) -> tempfile::TempDir {
+/// A container backup as vzdump writes one: a tar with `./etc/vzdump/pct.conf`, zstd.
+fn archive(dir: &Path, name: &str, seed: u64) -> Vec<u8> {
+    let stage = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir_all(stage.path().join("etc/vzdump")).expect("mkdir");
+    std::fs::write(stage.path().join("etc/vzdump/pct.conf"), "arch: amd64\n").expect("conf");
+    std::fs::write(stage.path().join("data"), noise(SIZE, seed)).expect("data");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("tar -C \"$1\" -cf - ./etc/vzdump/pct.conf ./data | zstd -q -c > \"$2\"")
+        .arg("sh")
+        .arg(stage.path())
+        .arg(dir.join(name))
+        .status()
+        .expect("tar");
+    assert!(out.success());
+    std::fs::read(dir.join(name)).expect("read")
+}
+
+/// A dump directory of four archives (the first with notes and a log), pushed; their bytes.
+fn pushed(s3: &Offsite, extra: &[&str]) -> Vec<Vec<u8>> {
     let dump = tempfile::tempdir().expect("tmp");
-    for (i, n) in NAMES.iter().enumerate() {
-        std::fs::write(dump.path().join(n), noise(SIZE, i as u64 + 1)).expect("write");
-    }
+    let bytes = (0..4)
+        .map(|i| archive(dump.path(), NAMES[i], i as u64 + 1))
+        .collect();
     std::fs::write(
         dump.path().join(format!("{}.notes", NAMES[0])),
         "db server\n",
     )
     .expect("notes");
     std::fs::write(
-        dump.path().join("vzdump-qemu-100-2024_01_15-02_00_02.log"),
+        dump.path().join("vzdump-lxc-100-2024_01_15-02_00_02.log"),
         "INFO: starting\n",
     )
     .expect("log");
@@ -50,7 +68,7 @@ fn pushed(s3: &Offsite, extra: &[&str]) -> tempfile::TempDir {
             .args(extra)
             .write_stdin(list_dir(dump.path(), "local")),
     );
-    dump
+    bytes
 }
 
 fn verify(s3: &Offsite, state: &Path, args: &[&str], code: i32) -> Vec<Value> {
@@ -99,12 +117,12 @@ fn put(s3: &Offsite, key: &str, body: &[u8]) {
 #[test]
 fn repeated_runs_within_a_budget_cover_every_copy_within_the_cycle() {
     let s3 = Offsite::new();
-    let _dump = pushed(&s3, &[]);
+    let sizes: Vec<u64> = pushed(&s3, &[]).iter().map(|b| b.len() as u64).collect();
     let state = tempfile::tempdir().expect("tmp");
     let st = state.path().join("verify.json");
     let before = versions(&s3);
     // Room for one copy (and its side files) a run: four runs, a day apart.
-    let budget = (SIZE + 1024) as u64;
+    let budget = sizes.iter().max().expect("max") + 1024;
     let mut covered = Vec::new();
     for day in 0..4 {
         let now = (T0 + day * DAY).to_string();
@@ -118,17 +136,13 @@ fn repeated_runs_within_a_budget_cover_every_copy_within_the_cycle() {
         assert!(s["bytes_read"].as_u64().expect("n") <= budget, "{s}");
         assert!(s["bytes_read"].as_u64().expect("n") >= SIZE as u64, "{s}");
         covered.push(s["bytes_covered"].as_u64().expect("n"));
-        assert_eq!(s["bytes_total"], 4 * SIZE as u64);
+        assert_eq!(s["bytes_total"], sizes.iter().sum::<u64>());
+        let read = check_of(&recs, "offsite-read", &key(day as usize));
+        let msg = read["message"].as_str().expect("m");
+        assert!(msg.contains("content walked"), "{read}");
     }
-    assert_eq!(
-        covered,
-        vec![
-            SIZE as u64,
-            2 * SIZE as u64,
-            3 * SIZE as u64,
-            4 * SIZE as u64
-        ]
-    );
+    let want: Vec<u64> = (1..=4).map(|n| sizes[..n].iter().sum()).collect();
+    assert_eq!(covered, want);
     // A copy not read within the cycle is overdue: WARNING.
     let late = (T0 + 40 * DAY).to_string();
     let recs = verify(&s3, &st, &["--now", &late], 1);
@@ -142,7 +156,7 @@ fn repeated_runs_within_a_budget_cover_every_copy_within_the_cycle() {
 #[test]
 fn damaged_copies_are_critical_and_named() {
     let s3 = Offsite::new();
-    let _dump = pushed(&s3, &[]);
+    let bytes = pushed(&s3, &[]);
     let st = tempfile::tempdir().expect("tmp");
     let st = st.path().join("v.json");
     // 0: a side file gone; 1: cut short; 2: one byte flipped; 3: its manifest lies.
@@ -153,8 +167,8 @@ fn damaged_copies_are_critical_and_named() {
             format!("{}.notes", key(0))
         ),
     );
-    put(&s3, &key(1), &noise(SIZE - 100, 2));
-    let mut flipped = noise(SIZE, 3);
+    put(&s3, &key(1), &bytes[1][..bytes[1].len() - 100]);
+    let mut flipped = bytes[2].clone();
     flipped[SIZE / 2] ^= 1;
     put(&s3, &key(2), &flipped);
     let mk = format!("{}.manifest.json", key(3));
@@ -207,11 +221,13 @@ fn an_object_replaced_after_a_verified_read_is_critical_without_a_download() {
         BUCKET,
         "s3.put_bucket_versioning(Bucket=B, VersioningConfiguration={'Status': 'Enabled'})",
     );
-    let _dump = pushed(&s3, &[]);
+    let bytes = pushed(&s3, &[]);
     let st = tempfile::tempdir().expect("tmp");
     let st = st.path().join("v.json");
     verify(&s3, &st, &["--max-egress", "1M"], 0);
-    put(&s3, &key(1), &noise(SIZE, 99));
+    let mut other = bytes[1].clone();
+    other[100] ^= 1;
+    put(&s3, &key(1), &other);
     let recs = verify(&s3, &st, &[], 2);
     let c = check_of(&recs, "offsite-checksum", &key(1));
     assert_eq!(c["status"], "critical");
@@ -229,7 +245,7 @@ fn a_delete_marker_hiding_a_copy_and_an_object_without_manifest_are_reported() {
         BUCKET,
         "s3.put_bucket_versioning(Bucket=B, VersioningConfiguration={'Status': 'Enabled'})",
     );
-    let _dump = pushed(&s3, &[]);
+    pushed(&s3, &[]);
     let st = tempfile::tempdir().expect("tmp");
     let st = st.path().join("v.json");
     s3.moto.boto(
@@ -252,8 +268,8 @@ fn a_delete_marker_hiding_a_copy_and_an_object_without_manifest_are_reported() {
 fn a_short_or_missing_object_lock_is_critical() {
     let s3 = Offsite::locked();
     let dump = tempfile::tempdir().expect("tmp");
-    std::fs::write(dump.path().join(NAMES[0]), noise(SIZE, 1)).expect("write");
-    std::fs::write(dump.path().join(NAMES[1]), noise(SIZE, 2)).expect("write");
+    archive(dump.path(), NAMES[0], 1);
+    archive(dump.path(), NAMES[1], 2);
     let listing = String::from_utf8(list_dir(dump.path(), "local")).expect("utf8");
     let lines: Vec<&str> = listing.lines().collect();
     let push = |line: &str, extra: &[&str]| {
@@ -286,7 +302,7 @@ fn a_short_or_missing_object_lock_is_critical() {
 #[test]
 fn a_server_that_stops_mid_read_is_unknown_naming_the_object() {
     let s3 = Offsite::new();
-    let _dump = pushed(&s3, &[]);
+    pushed(&s3, &[]);
     let front = S3Front::start(&s3.moto);
     // The archive's GET (not its manifest's, its notes' or log's).
     let get = format!("{}?x-id=GetObject", NAMES[0]);
@@ -312,5 +328,31 @@ fn a_server_that_stops_mid_read_is_unknown_naming_the_object() {
             .any(|c| c["status"] == "ok"
                 && c["check"] == "offsite-read"
                 && c["url"].as_str().is_some_and(|u| u.ends_with(NAMES[0])))
+    );
+}
+
+#[test]
+fn an_archive_pushed_damaged_is_critical_though_its_sha256_matches() {
+    let s3 = Offsite::new();
+    let dump = tempfile::tempdir().expect("tmp");
+    let whole = archive(dump.path(), NAMES[0], 1);
+    // Cut before the push: the manifest's sha256 is of the cut archive.
+    std::fs::write(dump.path().join(NAMES[0]), &whole[..whole.len() / 2]).expect("cut");
+    run_ok(
+        s3.tool("backup-sync")
+            .args(["push", "--to", TO, "--dir"])
+            .arg(dump.path())
+            .write_stdin(list_dir(dump.path(), "local")),
+    );
+    let st = tempfile::tempdir().expect("tmp");
+    let recs = verify(&s3, &st.path().join("v.json"), &["--max-egress", "1M"], 2);
+    let c = check_of(&recs, "offsite-read", &key(0));
+    assert_eq!(c["status"], "critical", "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .expect("m")
+            .contains("content is damaged"),
+        "{c}"
     );
 }
