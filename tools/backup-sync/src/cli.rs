@@ -15,6 +15,7 @@ const AFTER: &str = "EXAMPLES:
       --to-dir /var/lib/vz/dump
   backup-sync ls --from s3://offsite/pve | backup-sync pull --to-node pve1 --storage local --host pve1
   backup-sync ls --from s3://offsite/pve | jq -c 'select(.vmid==100)' | backup-sync pull --to-dir .
+  backup-sync verify --from s3://offsite/pve --max-egress 20G --min-lock-days 7 | backup-check
 
 KEYS:
   PREFIX/<node, or --storage ID>/<vmid>/<archive name>, its `.notes` and `.log` beside it,
@@ -46,6 +47,26 @@ SAFETY:
   after the sha256 matches the manifest; an existing different file is kept unless --force.
   Side files are only the archive's own (<archive>.notes, <stem>.log, <archive>.protected),
   checked before anything is written: a manifest naming another file fails the pull.
+
+VERIFY:
+  verify never writes to the bucket. Free checks first (listings and HEADs): each manifest's
+  archive object and side files there, of its sizes; an ETag changed since a read that
+  matched, under the same manifest (the object replaced); Object Lock retention of the
+  archive, its side files and its manifest at least --min-lock-days; a delete marker hiding
+  a copy; objects no manifest names. Then whole reads within --max-egress bytes, oldest
+  read first: sha256 against the manifest, the MD5 of a single-part upload against its ETag
+  (a multipart ETag is no MD5 of the object), and the content walked as backup-check --deep
+  does (zstd/gzip frames, VMA header and extents, tar; lzo and bz2 are hashed only). The
+  state (--state, default $XDG_STATE_HOME/pvedr/verify-BUCKET.json, else
+  ~/.local/state/pvedr/verify-BUCKET.json) keeps when each copy was read, so every byte is
+  read once per --cycle days; a copy not read within its cycle is WARNING.
+  Records: `check` records (component offsite/<vmid>, url; checks offsite-object,
+  offsite-size, offsite-checksum, offsite-lock, offsite-read; offsite-manifest and
+  offsite-orphan with component offsite), then a `summary` with bytes_read, max_egress,
+  cycle_days, bytes_total, bytes_covered (read within the cycle). backup-check reads them.
+  Exit status as a Nagios plugin: 0 OK, 1 WARNING, 2 CRITICAL (a copy missing, cut,
+  changed, damaged or short-locked), 3 UNKNOWN (a read that did not end, any error, a
+  usage error).
 
 S3:
   Endpoint: --endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS. Region: --region,
