@@ -60,9 +60,9 @@ VERIFY:
   state (--state, default $XDG_STATE_HOME/pvedr/verify-BUCKET.json, else
   ~/.local/state/pvedr/verify-BUCKET.json) keeps when each copy was read, so every byte is
   read once per --cycle days; a copy not read within its cycle is WARNING.
-  Records: `check` records (component offsite/<vmid>, url; checks offsite-object,
-  offsite-size, offsite-checksum, offsite-lock, offsite-read; offsite-manifest and
-  offsite-orphan with component offsite), then a `summary` with bytes_read, max_egress,
+  Records: `check` records (component offsite/<key>, url, vmid; checks offsite-object,
+  offsite-size, offsite-checksum, offsite-lock, offsite-read, offsite-manifest,
+  offsite-orphan), then a `summary` with bytes_read, max_egress,
   cycle_days, bytes_total, bytes_covered (read within the cycle). backup-check reads them.
   Exit status as a Nagios plugin: 0 OK, 1 WARNING, 2 CRITICAL (a copy missing, cut,
   changed, damaged or short-locked), 3 UNKNOWN (a read that did not end, any error, a

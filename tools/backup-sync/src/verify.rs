@@ -23,6 +23,7 @@ use crate::cli::VerifyArgs;
 use crate::location::{Location, manifest_key};
 use crate::manifest::Manifest;
 use crate::meter::{hex, parse_size};
+use crate::side;
 use crate::source::MAX_SIDE_FILE;
 use crate::verify_state::{self, Seen, State};
 
@@ -111,6 +112,8 @@ fn md5_etag(e: &Entry) -> Option<&str> {
         .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// Components are `offsite/<key>`: one per object, so that backup-check's metrics
+/// (one series per component and check) never repeat a series.
 fn check(component: &str, url: &str, name: &str, status: &str, message: String) -> Check {
     let mut extra = Map::new();
     extra.insert("url".into(), Value::String(url.into()));
@@ -132,7 +135,8 @@ impl Run<'_> {
 
     fn add(&mut self, m: &Manifest, name: &str, status: &str, message: String) {
         let url = self.url(&m.key);
-        let c = check(&format!("offsite/{}", m.vmid), &url, name, status, message);
+        let mut c = check(&format!("offsite/{}", m.key), &url, name, status, message);
+        c.extra.insert("vmid".into(), json!(m.vmid));
         self.checks.push(c);
     }
 
@@ -163,7 +167,7 @@ impl Run<'_> {
     fn lost(&mut self, key: &str, why: String) {
         let url = self.url(key);
         let c = check(
-            "offsite",
+            &format!("offsite/{key}"),
             &url,
             "offsite-manifest",
             "critical",
@@ -204,7 +208,18 @@ impl Run<'_> {
     /// Side files there, of the manifest's sizes.
     fn sides(&mut self, m: &Manifest, l: &Listing) -> bool {
         let mut wrong = Vec::new();
+        // A forged manifest could name another copy's archive, to have it read as a side file.
+        let allowed = side::allowed_names(&m.archive);
         for sf in &m.side_files {
+            if !allowed.contains(&sf.name) || sf.key != side::sibling(&m.key, &sf.name) {
+                let what = format!(
+                    "'{}' (key '{}')",
+                    sf.name.escape_debug(),
+                    sf.key.escape_debug()
+                );
+                wrong.push(format!("{what} is not the archive's own"));
+                continue;
+            }
             match l.current.get(&sf.key).and_then(|e| e.size) {
                 Some(s) if s == sf.size => {}
                 Some(s) => wrong.push(format!(
@@ -334,8 +349,13 @@ impl Run<'_> {
         for k in stray {
             let url = self.url(k);
             let msg = format!("{url}: no manifest names it (not a copy)");
-            self.checks
-                .push(check("offsite", &url, "offsite-orphan", "warning", msg));
+            self.checks.push(check(
+                &format!("offsite/{k}"),
+                &url,
+                "offsite-orphan",
+                "warning",
+                msg,
+            ));
         }
     }
 }

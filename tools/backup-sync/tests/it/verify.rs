@@ -253,7 +253,25 @@ fn a_delete_marker_hiding_a_copy_and_an_object_without_manifest_are_reported() {
         &format!("s3.delete_object(Bucket=B, Key={:?})", key(2)),
     );
     put(&s3, "pve/pve1/100/stray.bin", b"x");
-    let recs = verify(&s3, &st, &[], 2);
+    put(&s3, "pve/pve1/100/stray2.bin", b"y");
+    // A manifest that names another copy's archive as its side file.
+    let mk = format!("{}.manifest.json", key(3));
+    let mut v: Value =
+        serde_json::from_str(&String::from_utf8(s3.object(&mk)).expect("utf8")).expect("manifest");
+    v["side_files"] =
+        serde_json::json!([{"name": NAMES[1], "key": key(1), "size": 1, "sha256": "0"}]);
+    put(&s3, &mk, v.to_string().as_bytes());
+    let recs = verify(&s3, &st, &["--max-egress", "1M"], 2);
+    let forged = check_of(&recs, "offsite-object", &key(3));
+    assert_eq!(forged["status"], "critical");
+    assert!(
+        forged["message"]
+            .as_str()
+            .expect("m")
+            .contains("not the archive's own"),
+        "{forged}"
+    );
+    assert_eq!(check_of(&recs, "offsite-read", &key(1))["status"], "ok");
     let c = check_of(&recs, "offsite-object", &key(2));
     assert_eq!(c["status"], "critical");
     assert!(
@@ -262,6 +280,26 @@ fn a_delete_marker_hiding_a_copy_and_an_object_without_manifest_are_reported() {
     );
     let stray = check_of(&recs, "offsite-orphan", "pve/pve1/100/stray.bin");
     assert_eq!(stray["status"], "warning");
+    // backup-check's metrics: one series per finding (node_exporter refuses a repeated one).
+    let dir = tempfile::tempdir().expect("tmp");
+    let prom = dir.path().join("m.prom");
+    let input: String = recs.iter().map(|r| format!("{r}\n")).collect();
+    run_code(
+        s3.tool("backup-check")
+            .arg("--prom")
+            .arg(&prom)
+            .write_stdin(input),
+        2,
+    );
+    let text = std::fs::read_to_string(&prom).expect("prom");
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("pvedr_backup_check_status{"))
+        .map(|l| l.rsplit_once(' ').map_or(l, |(s, _)| s))
+        .collect();
+    let distinct: std::collections::BTreeSet<&&str> = series.iter().collect();
+    assert_eq!(series.len(), distinct.len(), "{text}");
+    assert!(series.len() >= 10, "{text}");
 }
 
 #[test]
