@@ -17,6 +17,7 @@ pub mod dumpdir;
 pub mod error;
 pub mod fs;
 pub mod http;
+pub mod integrity;
 pub mod interrupt;
 pub mod jobs;
 pub mod jsonl;

@@ -56,11 +56,12 @@ pub struct WriteArgs {
 #[command(next_help_heading = "Safety")]
 pub struct NoChangeArgs {
     /// Accepted and ignored: this tool only reads.
-    #[arg(long, global = true)]
+    // Only in --help: a flag that does nothing has no place on the one screen of -h.
+    #[arg(long, global = true, hide_short_help = true)]
     pub dry_run: bool,
 
     /// Accepted and ignored: this tool asks nothing.
-    #[arg(long, short = 'y', global = true)]
+    #[arg(long, short = 'y', global = true, hide_short_help = true)]
     pub yes: bool,
 }
 

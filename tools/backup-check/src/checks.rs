@@ -93,6 +93,8 @@ pub struct Inputs {
     pub deep_checked: Option<usize>,
     /// `offsite_damaged` records (backup-sync ls): offsite copies that cannot be restored.
     pub offsite_damaged: Vec<Map<String, Value>>,
+    /// `check` records read (`backup-sync verify`'s): reported as they are.
+    pub foreign: Vec<Check>,
 }
 
 fn check(

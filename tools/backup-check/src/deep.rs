@@ -9,8 +9,6 @@ use pvedr::records::Backup;
 use pvedr::transport::{RemoteCommand, Transport};
 use pvedr::{pvesh, validate};
 
-use crate::integrity;
-
 /// `sha256=<hex>` anywhere in the notes.
 fn notes_sha256(b: &Backup) -> Option<String> {
     let n = b.notes.as_deref()?;
@@ -22,17 +20,19 @@ fn notes_sha256(b: &Backup) -> Option<String> {
     (hex.len() == 64).then_some(hex)
 }
 
-/// `integrity::check_file`, with a panic in the checker (a bug, or an overflow check on a
+/// `pvedr::integrity::check_file`, with a panic in the checker (a bug, or an overflow check on a
 /// number the archive supplies) reported for this archive instead of ending the run.
 fn check_guarded(path: &Path, format: &str, sha256: Option<&str>) -> Result<(), String> {
-    std::panic::catch_unwind(|| integrity::check_file(path, format, sha256)).unwrap_or_else(|p| {
-        let why = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic".into());
-        Err(format!("the checker failed on it ({why})"))
-    })
+    std::panic::catch_unwind(|| pvedr::integrity::check_file(path, format, sha256)).unwrap_or_else(
+        |p| {
+            let why = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into());
+            Err(format!("the checker failed on it ({why})"))
+        },
+    )
 }
 
 /// Checks archives that have a local path. Returns volid → problem for the damaged ones.

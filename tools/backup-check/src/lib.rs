@@ -6,7 +6,6 @@ mod checks_snapshots;
 mod cli;
 mod completeness;
 mod deep;
-mod integrity;
 mod report;
 mod run;
 

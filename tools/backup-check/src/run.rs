@@ -59,6 +59,7 @@ fn split(r: Record, inputs: &mut Inputs) {
         Record::Other(m) if m.get("kind").and_then(|k| k.as_str()) == Some("offsite_damaged") => {
             inputs.offsite_damaged.push(m)
         }
+        Record::Check(c) => inputs.foreign.push(c),
         _ => {}
     }
 }
@@ -227,6 +228,8 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
     if !blind.is_empty() {
         distrust_absences(&mut checks);
     }
+    // Another tool's findings (backup-sync verify) count as ours.
+    checks.append(&mut inputs.foreign);
     // What could not be read is UNKNOWN, not OK.
     checks.extend(unread);
     for p in problems {

@@ -19,6 +19,8 @@ const AFTER: &str = "EXAMPLES:
       | backup-sync pull --to-node pve1 --storage local --host pve1
   backup-sync ls --from s3://offsite/pve | jq -c 'select(.vmid==100)' \\
       | backup-sync pull --to-dir .
+  backup-sync verify --from s3://offsite/pve --max-egress 20G --min-lock-days 7 \\
+      | backup-check
 
 KEYS:
   PREFIX/<node, or --storage ID>/<vmid>/<archive name>, its `.notes` and `.log` beside it,
@@ -54,6 +56,26 @@ SAFETY:
   after the sha256 matches the manifest; an existing different file is kept unless --force.
   Side files are only the archive's own (<archive>.notes, <stem>.log, <archive>.protected),
   checked before anything is written: a manifest naming another file fails the pull.
+
+VERIFY:
+  verify never writes to the bucket. Free checks first (listings and HEADs): each manifest's
+  archive object and side files there, of its sizes; an ETag changed since a read that
+  matched, under the same manifest (the object replaced); Object Lock retention of the
+  archive, its side files and its manifest at least --min-lock-days; a delete marker hiding
+  a copy; objects no manifest names. Then whole reads within --max-egress bytes, oldest
+  read first: sha256 against the manifest, the MD5 of a single-part upload against its ETag
+  (a multipart ETag is no MD5 of the object), and the content walked as backup-check --deep
+  does (zstd/gzip frames, VMA header and extents, tar; lzo and bz2 are hashed only). The
+  state (--state, default $XDG_STATE_HOME/pvedr/verify-BUCKET.json, else
+  ~/.local/state/pvedr/verify-BUCKET.json) keeps when each copy was read, so every byte is
+  read once per --cycle days; a copy not read within its cycle is WARNING.
+  Records: `check` records (component offsite/<key>, url, vmid; checks offsite-object,
+  offsite-size, offsite-checksum, offsite-lock, offsite-read, offsite-manifest,
+  offsite-orphan), then a `summary` with bytes_read, max_egress,
+  cycle_days, bytes_total, bytes_covered (read within the cycle). backup-check reads them.
+  Exit status as a Nagios plugin: 0 OK, 1 WARNING, 2 CRITICAL (a copy missing, cut,
+  changed, damaged or short-locked), 3 UNKNOWN (a read that did not end, any error, a
+  usage error).
 
 S3:
   Endpoint: --endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS. Region: --region,
@@ -113,6 +135,8 @@ pub enum Command {
     },
     /// Bring offsite copies back into a directory, verified against their manifest.
     Pull(Box<PullArgs>),
+    /// Check the offsite copies: free checks, then whole reads within a byte budget.
+    Verify(Box<VerifyArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -162,7 +186,13 @@ pub struct PushArgs {
     pub sse: Option<SseArg>,
 
     /// KMS key id for --sse aws:kms (default: the server's key).
-    #[arg(long, value_name = "ID", requires = "sse", help_heading = "Protection")]
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "sse",
+        help_heading = "Protection",
+        hide_short_help = true
+    )]
     pub sse_kms_key_id: Option<String>,
 
     /// Object Lock retention of each object written, in days (the bucket must have been
@@ -177,7 +207,8 @@ pub struct PushArgs {
         value_enum,
         default_value = "governance",
         requires = "object_lock_days",
-        help_heading = "Protection"
+        help_heading = "Protection",
+        hide_short_help = true
     )]
     pub object_lock_mode: LockModeArg,
 
@@ -230,4 +261,33 @@ pub enum SseArg {
 pub enum LockModeArg {
     Governance,
     Compliance,
+}
+
+/// `verify`: never writes to the bucket; its own state file only.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Where the copies are: s3://BUCKET/PREFIX.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+
+    /// Bytes this run may download for whole reads (8G, 500M); none: free checks only.
+    #[arg(long, value_name = "SIZE")]
+    pub max_egress: Option<String>,
+
+    /// Every copy is read whole once in this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub cycle: u32,
+
+    /// Object Lock retention each object must still have, in days.
+    #[arg(long, value_name = "N")]
+    pub min_lock_days: Option<u32>,
+
+    /// What was read when. Default: $XDG_STATE_HOME/pvedr/verify-BUCKET.json, else
+    /// ~/.local/state/pvedr/verify-BUCKET.json.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// The time to check against, in Unix seconds (tests, replays). Default: now.
+    #[arg(long, value_name = "EPOCH")]
+    pub now: Option<i64>,
 }

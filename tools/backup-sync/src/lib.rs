@@ -11,6 +11,8 @@ mod run;
 mod side;
 mod source;
 mod to_node;
+mod verify;
+mod verify_state;
 
 pub use cli::Cli;
 pub use run::run;

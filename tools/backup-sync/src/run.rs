@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::cli::{Cli, Command};
 use crate::location::{self, Location, manifest_key};
 use crate::manifest::{MAX_MANIFEST, Manifest};
-use crate::{pull, push};
+use crate::{pull, push, verify};
 
 pub fn run(cli: Cli) -> Result<u8> {
     let endpoint = location::endpoint(&cli)?;
@@ -40,6 +40,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             }
             0
         }
+        Command::Verify(a) => verify::run(&endpoint, a, &mut out)?,
     };
     out.finish()?;
     Ok(code)
@@ -82,7 +83,12 @@ pub fn list(bucket: &Bucket, loc: &Location) -> Result<Vec<Record>> {
 }
 
 /// The manifest at `mk` if it is one for `key`; what is not is warned about and skipped.
-fn read_manifest(bucket: &Bucket, mk: &str, key: &str, size: u64) -> Result<Option<Manifest>> {
+pub(crate) fn read_manifest(
+    bucket: &Bucket,
+    mk: &str,
+    key: &str,
+    size: u64,
+) -> Result<Option<Manifest>> {
     if size > MAX_MANIFEST {
         pvedr::msg::warn(format!(
             "s3://{}/{mk}: too large for a manifest; ignored",

@@ -28,7 +28,7 @@ pub fn allowed_names(archive: &str) -> Vec<String> {
 }
 
 /// The key of `name` beside the archive's key.
-fn sibling(archive_key: &str, name: &str) -> String {
+pub fn sibling(archive_key: &str, name: &str) -> String {
     match archive_key.rsplit_once('/') {
         Some((dir, _)) => format!("{dir}/{name}"),
         None => name.to_string(),

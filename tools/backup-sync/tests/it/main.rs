@@ -13,3 +13,4 @@ mod protect;
 mod prune;
 mod pull;
 mod push;
+mod verify;

@@ -1,4 +1,4 @@
-//! `--deep`: is each archive whole? In-process for files we can read: stream-decompress
+//! backup-check's `--deep` and backup-sync verify's reads: is each archive whole? In-process for files we can read: stream-decompress
 //! (zstd frame checksums, gzip CRC32; lzo and bz2 through `lzop -dc`/`bzip2 -dc`), then walk
 //! the content: a VMA's header (magic, version, MD5, config blobs) and every extent (magic,
 //! MD5, UUID, block map, each cluster once), or a tar's headers (checksums) and its
@@ -46,7 +46,7 @@ fn explain(e: io::Error) -> String {
 /// Checks one archive file. `Err` says what is wrong.
 pub fn check_file(path: &Path, format: &str, sha256: Option<&str>) -> Result<(), String> {
     // Only a regular file: a FIFO or device named like an archive would block or never end.
-    let (file, len) = pvedr::dumpdir::open_regular(path).map_err(|e| e.to_string())?;
+    let (file, len) = crate::dumpdir::open_regular(path).map_err(|e| e.to_string())?;
     if len == 0 {
         return Err("empty file".into());
     }
@@ -89,6 +89,38 @@ pub fn check_file(path: &Path, format: &str, sha256: Option<&str>) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Checks an archive read as a stream (an offsite object): zstd and gzip are decompressed
+/// here and their content walked; lzo and bz2 need their system tool on a file, so only
+/// their bytes are read (`Ok(false)`: not walked). `Ok(true)`: walked and whole.
+pub fn check_stream(r: &mut dyn Read, format: &str) -> Result<bool, String> {
+    let (base, compression) = match format.split_once('.') {
+        Some((b, c)) => (b, Some(c)),
+        None if format == "tgz" => ("tar", Some("gz")),
+        None => (format, None),
+    };
+    match compression {
+        None => check_content(base, r)?,
+        Some("zst") => {
+            let mut d =
+                zstd::stream::read::Decoder::new(&mut *r).map_err(|e| format!("zstd: {e}"))?;
+            check_content(base, &mut d).map_err(|e| format!("zstd stream: {e}"))?;
+            skip(&mut d, u64::MAX).map_err(|e| format!("zstd: {}", explain(e)))?;
+        }
+        Some("gz") => {
+            let mut d = flate2::read::MultiGzDecoder::new(&mut *r);
+            check_content(base, &mut d).map_err(|e| format!("gzip stream: {e}"))?;
+            skip(&mut d, u64::MAX).map_err(|e| format!("gzip: {}", explain(e)))?;
+        }
+        Some("lzo" | "bz2") => {
+            io::copy(r, &mut io::sink()).map_err(|e| e.to_string())?;
+            return Ok(false);
+        }
+        Some(other) => return Err(format!("unknown compression '{other}'")),
+    }
+    io::copy(r, &mut io::sink()).map_err(|e| e.to_string())?;
+    Ok(true)
 }
 
 /// lzo and bz2: the system tool decompresses (and checks its checksums); we check the content.
