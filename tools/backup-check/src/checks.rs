@@ -10,7 +10,7 @@ use pvedr::retention::{Entry, KeepOptions, Mark, mark_group};
 use pvedr::schedule::Schedule;
 use pvedr::status::TaskExit;
 use pvedr::time::{Zone, format_duration};
-use pvedr::{archive, jobs, pvesh};
+use pvedr::{jobs, pvesh};
 use serde_json::{Map, Value, json};
 
 /// Status, ordered by how bad it is: the worst wins (CRITICAL > WARNING > UNKNOWN > OK).
@@ -602,7 +602,7 @@ fn retention(zone: Zone, g: &GuestView, out: &mut Vec<Check>) {
             .iter()
             .map(|b| Entry {
                 ctime: b.ctime,
-                std_name: archive::is_std_backup(b),
+                std_name: pvedr::records::is_std_backup(b),
                 protected: b.protected,
             })
             .collect();
