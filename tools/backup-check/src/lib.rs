@@ -9,6 +9,7 @@ mod deep;
 mod integrity;
 mod report;
 mod run;
+mod status;
 
 pub use cli::Cli;
 pub use run::run;
