@@ -150,16 +150,6 @@ fn listing_vmid(file: &str, format: &str) -> Option<u64> {
 
 /// `vzdump-qemu-100-2024_01_15-02_00_02` → the `.dat` in-progress name's test: is this file
 /// the partial output of a running backup? (`X.vma.zst` is written as `X.vma.dat`.)
-/// Whether a backup has a standard name (Proxmox prunes only those): PBS snapshots
-/// always; files when the name carries the time.
-pub fn is_std_backup(b: &crate::records::Backup) -> bool {
-    if b.format.starts_with("pbs-") {
-        return true;
-    }
-    let file = b.volid.rsplit('/').next().unwrap_or(&b.volid);
-    parse(file).is_some_and(|a| a.is_std_name())
-}
-
 pub fn is_in_progress(file: &str) -> bool {
     file.starts_with("vzdump-") && file.ends_with(".dat")
 }
@@ -181,11 +171,6 @@ pub fn parse_log_name(file: &str) -> Option<(String, u64, NaiveDateTime)> {
 /// How long an archive test may run silently: reading a large archive off a slow NAS takes
 /// hours, and the test tools print nothing until they are done.
 pub const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
-
-/// [`test_command`] as a read-only command with its own bound ([`TEST_TIMEOUT`]).
-pub fn test(path: &str, format: &str) -> crate::transport::RemoteCommand {
-    crate::transport::RemoteCommand::read(test_command(path, format)).within(TEST_TIMEOUT)
-}
 
 /// The command that tests an archive on the node with its own tools: the compressor's test
 /// mode for `.zst/.gz/.lzo/.bz2`, `vma verify` for a plain VMA, `tar -t` for a plain tar.
@@ -216,6 +201,83 @@ pub fn test_command(path: &str, format: &str) -> Vec<String> {
             path.into(),
         ],
     }
+}
+
+/// What a volid says of its backup.
+pub(crate) struct FromVolid {
+    pub(crate) storage: Option<String>,
+    pub(crate) subtype: String,
+    pub(crate) format: Option<String>,
+    pub(crate) vmid: Option<u64>,
+}
+
+pub(crate) fn from_volid(volid: &str) -> FromVolid {
+    let (storage, volname) = match volid.split_once(':') {
+        Some((s, v)) if !s.is_empty() => (Some(s.to_string()), v),
+        _ => (None, volid),
+    };
+    if let Some((btype, vmid)) = pbs_volname(volname) {
+        return FromVolid {
+            storage,
+            subtype: if btype == "vm" { "qemu" } else { "lxc" }.into(),
+            format: Some(format!("pbs-{btype}")),
+            vmid,
+        };
+    }
+    let file = volname.rsplit('/').next().unwrap_or(volname);
+    match parse(file) {
+        Some(a) => FromVolid {
+            storage,
+            subtype: a.subtype,
+            format: Some(a.format),
+            vmid: a.vmid,
+        },
+        None => FromVolid {
+            storage,
+            subtype: "unknown".into(),
+            format: None,
+            vmid: None,
+        },
+    }
+}
+
+/// `backup/<vm|ct>/<id>/YYYY-MM-DDTHH:MM:SSZ` → (type, numeric id).
+fn pbs_volname(volname: &str) -> Option<(&str, Option<u64>)> {
+    let mut parts = volname.split('/');
+    let (Some("backup"), Some(btype), Some(id), Some(time), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    // `[^\s_]+` for the id, `[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z` for the time.
+    if !matches!(btype, "vm" | "ct")
+        || id.is_empty()
+        || id.contains(|c: char| c.is_whitespace() || c == '_')
+    {
+        return None;
+    }
+    let pattern = b"dddd-dd-ddTdd:dd:ddZ";
+    let time_ok = time.len() == pattern.len()
+        && time.bytes().zip(pattern).all(|(b, &p)| {
+            if p == b'd' {
+                b.is_ascii_digit()
+            } else {
+                b == p
+            }
+        });
+    if !time_ok {
+        return None;
+    }
+    let vmid = if id.bytes().all(|b| b.is_ascii_digit()) {
+        id.parse().ok()
+    } else {
+        None
+    };
+    Some((btype, vmid))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The whole run's bound. A monitoring plugin must answer before Nagios kills it (60 s by
 //! default), whatever a hung storage (NFS) does. With a deadline set, every command's bound is
-//! cut to what is left of it ([`crate::transport::Timeouts::of`], the batch's per-command
+//! cut to what is left of it (`transport::Timeouts::of`, the batch's per-command
 //! `timeout` on the node), so a hung read ends in time and is reported by name; a watchdog
 //! ([`watch`]) ends the run at the deadline itself if anything else still waits, saying what.
 

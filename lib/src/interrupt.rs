@@ -2,7 +2,7 @@
 //!
 //! Every tool starts with [`default_exit`]: a signal ends the run at once with exit 130 and
 //! a line saying so, after removing the temporary files of writes under way
-//! ([`crate::fs::AtomicFile`]), so no half-written file and no stray temporary file is
+//! (`fs::AtomicFile`), so no half-written file and no stray temporary file is
 //! left (a read-only listing or check has nothing else to finish). Before a change a tool
 //! calls [`install`]: from then on the step that runs is finished (a half-done remote
 //! command is worse than a finished one), the run stops at the next safe point and exits

@@ -1,5 +1,5 @@
 //! Messages on stderr, each prefixed with the running tool's name (set once by
-//! [`crate::cli::main`]), with control characters from input made visible so that a name
+//! `cli::main`), with control characters from input made visible so that a name
 //! read from a node or an archive cannot drive the terminal.
 
 use std::borrow::Cow;

@@ -3,7 +3,6 @@
 //! own prune leaves alone as `renamed`) or a pvedr safety point is never preferred over a
 //! backup vzdump made on schedule; it is picked only when the guest has nothing else.
 
-use crate::archive;
 use crate::records::Backup;
 
 /// How pve-restore's safety points begin their notes (`vzdump --notes-template`), which is
@@ -19,7 +18,7 @@ pub fn is_safety_point(b: &Backup) -> bool {
 
 /// A backup "the newest" may be: a standard name, not a safety point.
 pub fn is_preferred(b: &Backup) -> bool {
-    archive::is_std_backup(b) && !is_safety_point(b)
+    crate::records::is_std_backup(b) && !is_safety_point(b)
 }
 
 /// Whether `b` beats `best` for "the newest": preferred backups first, then the later one.
@@ -48,7 +47,7 @@ pub fn describe(b: &Backup, now: i64) -> String {
         .unwrap_or_else(|| "size unknown".into());
     let what = if is_safety_point(b) {
         ", a pvedr safety point"
-    } else if !archive::is_std_backup(b) {
+    } else if !crate::records::is_std_backup(b) {
         ", a renamed or manual copy"
     } else {
         ""

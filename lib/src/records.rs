@@ -73,6 +73,16 @@ pub struct Backup {
     pub extra: Extra,
 }
 
+/// Whether a backup has a standard name (Proxmox prunes only those): PBS snapshots
+/// always; files when the name carries the time.
+pub fn is_std_backup(b: &Backup) -> bool {
+    if b.format.starts_with("pbs-") {
+        return true;
+    }
+    let file = b.volid.rsplit('/').next().unwrap_or(&b.volid);
+    crate::archive::parse(file).is_some_and(|a| a.is_std_name())
+}
+
 /// Whether Proxmox's listing entry is a PBS snapshot without a manifest: proxmox-backup's
 /// `list_snapshots_blocking` gives such a snapshot no `size` (only a manifest lists the
 /// files' sizes), and pve-storage `PBSPlugin.pm` `list_volumes` prints `size // 1`. A
@@ -125,7 +135,7 @@ impl Backup {
         // Read from the volid only when a field is missing (it costs a fifth of a listing's
         // parse when done for every line).
         let derived = std::cell::OnceCell::new();
-        let derived = || derived.get_or_init(|| from_volid(&volid));
+        let derived = || derived.get_or_init(|| crate::archive::from_volid(&volid));
         let storage = match take_string(&mut m, "storage")? {
             Some(s) => Some(s),
             None => derived().storage.clone(),
@@ -260,83 +270,6 @@ fn take_int<F: Fields>(m: &mut F, k: &str) -> Result<Option<i64>, String> {
     };
     n.map(Some)
         .ok_or_else(|| format!("`{k}` must be an integer, got {v}"))
-}
-
-/// What a volid says of its backup.
-struct FromVolid {
-    storage: Option<String>,
-    subtype: String,
-    format: Option<String>,
-    vmid: Option<u64>,
-}
-
-fn from_volid(volid: &str) -> FromVolid {
-    let (storage, volname) = match volid.split_once(':') {
-        Some((s, v)) if !s.is_empty() => (Some(s.to_string()), v),
-        _ => (None, volid),
-    };
-    if let Some((btype, vmid)) = pbs_volname(volname) {
-        return FromVolid {
-            storage,
-            subtype: if btype == "vm" { "qemu" } else { "lxc" }.into(),
-            format: Some(format!("pbs-{btype}")),
-            vmid,
-        };
-    }
-    let file = volname.rsplit('/').next().unwrap_or(volname);
-    match crate::archive::parse(file) {
-        Some(a) => FromVolid {
-            storage,
-            subtype: a.subtype,
-            format: Some(a.format),
-            vmid: a.vmid,
-        },
-        None => FromVolid {
-            storage,
-            subtype: "unknown".into(),
-            format: None,
-            vmid: None,
-        },
-    }
-}
-
-/// `backup/<vm|ct>/<id>/YYYY-MM-DDTHH:MM:SSZ` → (type, numeric id).
-fn pbs_volname(volname: &str) -> Option<(&str, Option<u64>)> {
-    let mut parts = volname.split('/');
-    let (Some("backup"), Some(btype), Some(id), Some(time), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    // `[^\s_]+` for the id, `[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z` for the time.
-    if !matches!(btype, "vm" | "ct")
-        || id.is_empty()
-        || id.contains(|c: char| c.is_whitespace() || c == '_')
-    {
-        return None;
-    }
-    let pattern = b"dddd-dd-ddTdd:dd:ddZ";
-    let time_ok = time.len() == pattern.len()
-        && time.bytes().zip(pattern).all(|(b, &p)| {
-            if p == b'd' {
-                b.is_ascii_digit()
-            } else {
-                b == p
-            }
-        });
-    if !time_ok {
-        return None;
-    }
-    let vmid = if id.bytes().all(|b| b.is_ascii_digit()) {
-        id.parse().ok()
-    } else {
-        None
-    };
-    Some((btype, vmid))
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -3,64 +3,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pvedr::jobs::GuestRef;
-use pvedr::records::{
-    Backup, BackupFailure, Check, CheckStatus, Guest, Job, Snapshot, Storage, TfstateVersion,
-};
+use pvedr::records::{Backup, BackupFailure, Check, Guest, Job, Snapshot, Storage, TfstateVersion};
 use pvedr::retention::{Entry, KeepOptions, Mark, mark_group};
 use pvedr::schedule::Schedule;
 use pvedr::status::TaskExit;
 use pvedr::time::{Zone, format_duration};
-use pvedr::{archive, jobs, pvesh};
+use pvedr::{jobs, pvesh};
 use serde_json::{Map, Value, json};
 
-/// Status, ordered by how bad it is: the worst wins (CRITICAL > WARNING > UNKNOWN > OK).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Status {
-    Ok,
-    Unknown,
-    Warning,
-    Critical,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Unknown => "unknown",
-            Status::Warning => "warning",
-            Status::Critical => "critical",
-        }
-    }
-
-    /// The severity of a record's status; one this version does not know is UNKNOWN.
-    pub fn of(s: &CheckStatus) -> Status {
-        match s {
-            CheckStatus::Ok => Status::Ok,
-            CheckStatus::Warning => Status::Warning,
-            CheckStatus::Critical => Status::Critical,
-            CheckStatus::Unknown | CheckStatus::Other(_) => Status::Unknown,
-        }
-    }
-
-    pub fn typed(self) -> CheckStatus {
-        match self {
-            Status::Ok => CheckStatus::Ok,
-            Status::Unknown => CheckStatus::Unknown,
-            Status::Warning => CheckStatus::Warning,
-            Status::Critical => CheckStatus::Critical,
-        }
-    }
-
-    /// The Nagios plugin exit code.
-    pub fn nagios_code(self) -> u8 {
-        match self {
-            Status::Ok => 0,
-            Status::Warning => 1,
-            Status::Critical => 2,
-            Status::Unknown => 3,
-        }
-    }
-}
+use crate::status::{Status, check};
 
 #[derive(Debug, Clone)]
 pub struct Thresholds {
@@ -95,25 +46,6 @@ pub struct Inputs {
     pub offsite_damaged: Vec<Map<String, Value>>,
     /// `check` records read (`backup-sync verify`'s): reported as they are.
     pub foreign: Vec<Check>,
-}
-
-fn check(
-    component: &str,
-    name: &str,
-    status: Status,
-    message: String,
-    value: Option<Value>,
-    threshold: Option<Value>,
-) -> Check {
-    Check {
-        component: component.into(),
-        check: name.into(),
-        status: status.typed(),
-        message,
-        value,
-        threshold,
-        extra: Map::new(),
-    }
 }
 
 fn job_policy(job: &Job) -> Option<KeepOptions> {
@@ -604,7 +536,7 @@ fn retention(zone: Zone, g: &GuestView, out: &mut Vec<Check>) {
             .iter()
             .map(|b| Entry {
                 ctime: b.ctime,
-                std_name: archive::is_std_backup(b),
+                std_name: pvedr::records::is_std_backup(b),
                 protected: b.protected,
             })
             .collect();

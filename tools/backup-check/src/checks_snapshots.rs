@@ -9,7 +9,7 @@ use pvedr::records::{Check, Snapshot};
 use pvedr::time::format_duration;
 use serde_json::{Map, Value};
 
-use crate::checks::Status;
+use crate::status::Status;
 
 /// Clock skew tolerated before a snapshot is "in the future" (as for backups).
 const MAX_SKEW: i64 = 300;

@@ -128,7 +128,7 @@ pub fn check_remote(t: &dyn Transport, backups: &[&Backup]) -> pvedr::Result<Fou
     for ((b, cmd), out) in files.iter().zip(&path_cmds).zip(outs) {
         match pvesh::parse_object(t.host(), cmd, out) {
             Ok(m) => match pvesh::str_of(&m, "path") {
-                Some(p) => tests.push((b, pvedr::archive::test(&p, &b.format))),
+                Some(p) => tests.push((b, archive_test(&p, &b.format))),
                 None => {
                     damaged.insert(b.volid.clone(), "no path reported by Proxmox".into());
                 }
@@ -209,4 +209,11 @@ fn judge(
         };
         damaged.insert(b.volid.clone(), why);
     }
+}
+
+/// `archive::test_command` as a read-only command with its own bound
+/// (`archive::TEST_TIMEOUT`).
+fn archive_test(path: &str, format: &str) -> RemoteCommand {
+    RemoteCommand::read(pvedr::archive::test_command(path, format))
+        .within(pvedr::archive::TEST_TIMEOUT)
 }

@@ -8,6 +8,7 @@ mod completeness;
 mod deep;
 mod report;
 mod run;
+mod status;
 
 pub use cli::Cli;
 pub use run::run;

@@ -7,7 +7,8 @@ use std::io::Write;
 use pvedr::records::{Backup, Check, CheckStatus, Summary};
 use serde_json::{Map, Value};
 
-use crate::checks::{Inputs, Status};
+use crate::checks::Inputs;
+use crate::status::Status;
 
 pub fn worst(checks: &[Check]) -> Status {
     checks

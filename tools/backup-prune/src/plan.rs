@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
-use pvedr::archive;
+
 use pvedr::records::{Backup, Job, Record};
 use pvedr::time::Zone;
 use serde_json::Value;
@@ -162,7 +162,7 @@ pub fn mark_records(
             .map(|&i| match &records[i] {
                 Record::Backup(b) => Entry {
                     ctime: b.ctime,
-                    std_name: archive::is_std_backup(b),
+                    std_name: pvedr::records::is_std_backup(b),
                     protected: b.protected,
                 },
                 _ => Entry {

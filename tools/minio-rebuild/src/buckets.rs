@@ -7,7 +7,7 @@ use std::time::Instant;
 use pvedr::error::Result;
 use pvedr::s3::Bucket;
 
-use crate::run::Ctx;
+use crate::ctx::Ctx;
 use pvedr::change::step;
 
 pub fn buckets(ctx: &mut Ctx) -> Result<bool> {

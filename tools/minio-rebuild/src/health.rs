@@ -9,7 +9,7 @@ use pvedr::retry::Retry;
 use pvedr::s3::health::{self, Health};
 use pvedr::terraform::{Terraform, last_lines};
 
-use crate::run::Ctx;
+use crate::ctx::Ctx;
 use pvedr::change::step;
 
 /// The delays between health checks: 0.5 s doubling up to 10 s.

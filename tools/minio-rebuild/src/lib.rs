@@ -3,6 +3,7 @@
 
 mod buckets;
 mod cli;
+mod ctx;
 mod health;
 mod reseed;
 mod run;

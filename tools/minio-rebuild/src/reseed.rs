@@ -18,7 +18,7 @@ use pvedr::terraform::state::{self, StateInfo};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::run::Ctx;
+use crate::ctx::Ctx;
 use pvedr::change::step;
 
 /// The export file of `bucket`: `<bucket>.tfstate`, or `<E>.tfstate` for bucket tfstate-E.

@@ -10,7 +10,7 @@ use pvedr::error::Result;
 use pvedr::terraform::PlanOutcome;
 use serde_json::Value;
 
-use crate::run::Ctx;
+use crate::ctx::Ctx;
 use pvedr::change::step;
 
 pub fn verify_backends(ctx: &mut Ctx) -> Result<bool> {

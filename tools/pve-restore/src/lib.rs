@@ -4,6 +4,8 @@
 mod access;
 mod cli;
 mod guest;
+mod options;
+mod pick;
 mod probe;
 mod progress;
 mod restore;

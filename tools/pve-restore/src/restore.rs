@@ -18,9 +18,9 @@ use serde_json::{Value, json};
 
 use crate::cli::Cli;
 use crate::guest::{self, Present, argv, restore_cmd, tool_of};
+use crate::options::Options;
 use crate::probe::{self, ProbeTarget};
 use crate::progress;
-use crate::run::Options;
 
 /// The wait before a safety point, so its name (one-second resolution) is new: see
 /// `Job::safety_point`.

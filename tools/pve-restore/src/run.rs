@@ -1,156 +1,17 @@
 //! Parses, picks the backups, restores them one by one (each guest's record written as soon
 //! as it is done), and ends with a summary.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use pvedr::error::{Error, Result, exit_for};
-use pvedr::listing::{self, Extras, SelectArgs};
-use pvedr::records::{Backup, Record, Restore, RestoreStatus, Summary};
-use pvedr::transport::Transport;
-use pvedr::{archive, jsonl, time, validate};
+use pvedr::records::{Record, Restore, RestoreStatus, Summary};
+use pvedr::{time, validate};
 use serde_json::Map;
 
 use crate::cli::Cli;
-use crate::probe::{self, Probe};
+use crate::options::options;
+use crate::pick::{backup_of_volid, from_input, newest_of};
 use crate::restore::{Ctx, restore_one};
-
-/// What the flags asked for, checked before anything runs on a node.
-pub struct Options {
-    pub target: Option<u64>,
-    pub node: Option<String>,
-    pub storage: Option<String>,
-    pub safety_storage: Option<String>,
-    pub probes: Vec<Probe>,
-    pub start: bool,
-    pub probe_timeout: Duration,
-    pub wait_lock: Duration,
-}
-
-fn storage_flag(s: &Option<String>) -> Result<Option<String>> {
-    s.as_deref()
-        .map(|s| validate::storage_id(s).map(String::from))
-        .transpose()
-}
-
-fn options(cli: &Cli) -> Result<Options> {
-    let mut probes = Vec::new();
-    for p in &cli.probe {
-        probes.extend(probe::parse(p)?);
-    }
-    if cli.test && !probes.contains(&Probe::Agent) {
-        probes.insert(0, Probe::Agent);
-    }
-    let wait_lock = cli
-        .wait_lock
-        .as_deref()
-        .map(time::parse_duration)
-        .transpose()?;
-    Ok(Options {
-        target: cli.target_id.as_deref().map(validate::vmid).transpose()?,
-        node: cli
-            .node
-            .as_deref()
-            .map(|n| validate::node(n).map(String::from))
-            .transpose()?,
-        storage: storage_flag(&cli.storage)?,
-        safety_storage: storage_flag(&cli.safety_storage)?,
-        start: cli.start || !probes.is_empty(),
-        probes,
-        probe_timeout: Duration::from_secs(time::parse_duration(&cli.probe_timeout)?.max(1)),
-        wait_lock: Duration::from_secs(wait_lock.unwrap_or(0)),
-    })
-}
-
-/// A backup named by its volume ID alone.
-fn backup_of_volid(volid: &str, node: Option<String>) -> Result<Backup> {
-    validate::volid(volid)?;
-    let (storage, name) = volid.split_once(':').unwrap_or(("", volid));
-    let pbs = name
-        .strip_prefix("backup/vm/")
-        .map(|r| ("qemu", r))
-        .or_else(|| name.strip_prefix("backup/ct/").map(|r| ("lxc", r)));
-    let (subtype, vmid, format) = match pbs {
-        Some((kind, rest)) => (
-            kind.to_string(),
-            rest.split('/').next().and_then(|v| v.parse().ok()),
-            format!("pbs-{}", if kind == "qemu" { "vm" } else { "ct" }),
-        ),
-        None => {
-            let file = name.rsplit('/').next().unwrap_or(name);
-            let a = archive::parse(file)
-                .ok_or_else(|| Error::usage(format!("'{volid}' is not a vzdump archive name")))?;
-            (a.subtype, a.vmid, a.format)
-        }
-    };
-    Ok(Backup {
-        node,
-        storage: Some(storage.into()),
-        volid: volid.into(),
-        vmid,
-        subtype,
-        format,
-        ..Default::default()
-    })
-}
-
-/// Backup records from FILE or stdin (read before connecting: bad input costs nothing).
-fn from_input(cli: &Cli, o: &Options) -> Result<Vec<Backup>> {
-    let backups: Vec<Backup> = jsonl::read_only(&cli.input.files, &["backup"])?
-        .into_iter()
-        .filter_map(|r| match r {
-            Record::Backup(b) => Some(b),
-            _ => None,
-        })
-        .collect();
-    if backups.is_empty() {
-        return Err(Error::usage(
-            "no backup to restore: give --volid, --vmid, or backup records on stdin",
-        ));
-    }
-    if let Some(b) = backups.iter().find(|b| b.unfinished) {
-        return Err(Error::usage(format!(
-            "{} is an unfinished PBS snapshot (no manifest: a backup still being written), not a backup to restore",
-            b.volid
-        )));
-    }
-    if backups.len() > 1 && !cli.all {
-        return Err(Error::usage(format!(
-            "{} backups on input: restoring several guests needs --all (or pipe one, e.g. pve-ls-backups --vmid N --latest)",
-            backups.len()
-        )));
-    }
-    if o.target.is_some() && backups.len() > 1 {
-        return Err(Error::usage("--target-vmid with several backups"));
-    }
-    Ok(backups)
-}
-
-/// The newest backup of `vmid` on `node` (of that day with --date: the node's calendar day).
-fn newest_of(t: &dyn Transport, node: &str, vmid: u64, cli: &Cli) -> Result<Backup> {
-    let day = match &cli.date {
-        Some(d) => Some(time::day_range(d, pvedr::pvesh::node_zone(t, node)?)?),
-        None => None,
-    };
-    let sel = SelectArgs {
-        node: vec![node.to_string()],
-        ..Default::default()
-    };
-    let g = listing::gather_remote(t, &sel, Extras::default(), None)?;
-    let of_guest = g
-        .backups
-        .iter()
-        .filter(|b| b.vmid == Some(vmid))
-        .filter(|b| day.is_none_or(|(from, to)| b.ctime >= from && b.ctime < to));
-    pvedr::newest::newest(of_guest).cloned().ok_or_else(|| {
-        Error::Refused(format!(
-            "no backup of guest {vmid}{} found on {node}",
-            cli.date
-                .as_deref()
-                .map(|d| format!(" from {d}"))
-                .unwrap_or_default()
-        ))
-    })
-}
 
 pub fn run(cli: Cli) -> Result<u8> {
     let started = Instant::now();

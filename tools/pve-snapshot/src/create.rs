@@ -11,10 +11,11 @@ use pvedr::transport::RemoteCommand;
 use pvedr::{interrupt, msg, shell};
 use serde_json::Value;
 
+use crate::args::{selection, wait_lock};
 use crate::cli::CreateArgs;
 use crate::guests::{self, Ctx, tool};
 use crate::names;
-use crate::run::{Unhandled, finish, mark_status, selection, status_of, wait_lock};
+use crate::outcome::{Unhandled, finish, mark_status, status_of};
 
 pub fn run(a: &CreateArgs) -> Result<u8> {
     let started = Instant::now();

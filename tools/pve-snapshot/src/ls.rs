@@ -9,10 +9,10 @@ use pvedr::msg;
 use pvedr::records::{Guest, Record, Snapshot};
 use pvedr::time::{format_duration, parse_duration};
 
+use crate::args::selection;
 use crate::cli::LsArgs;
 use crate::guests::{self, Ctx};
 use crate::names;
-use crate::run::selection;
 
 pub fn run(a: &LsArgs) -> Result<u8> {
     let (filter, sel) = selection(&a.filter, &a.guests, false)?;

@@ -12,10 +12,11 @@ use pvedr::transport::RemoteCommand;
 use pvedr::{interrupt, shell};
 use serde_json::Value;
 
+use crate::args::{selection, wait_lock};
 use crate::cli::PruneArgs;
 use crate::guests::{self, Ctx, tool};
 use crate::names;
-use crate::run::{Unhandled, finish, mark_status, selection, wait_lock};
+use crate::outcome::{Unhandled, finish, mark_status};
 
 pub fn run(a: &PruneArgs) -> Result<u8> {
     let started = Instant::now();

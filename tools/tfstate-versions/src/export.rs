@@ -13,7 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::cli::Cli;
-use crate::run::{get, location, open};
+use crate::history::{get, location, open};
 use pvedr::change::step;
 
 pub fn export(cli: &Cli, to: &Path, out: &mut Output) -> Result<u8> {

@@ -4,9 +4,13 @@
 mod cli;
 mod export;
 mod fallback;
+mod history;
+mod inspect;
 mod location;
 mod restore;
 mod run;
+mod steps;
+mod undelete;
 
 pub use cli::Cli;
 pub use run::run;

@@ -14,8 +14,8 @@ use pvedr::s3::{Bucket, Entry};
 use pvedr::terraform::state;
 use serde_json::{Value, json};
 
+use crate::history::{delete_command, find, get, open};
 use crate::location::StateLocation;
-use crate::run::{delete_command, find, get, open};
 use pvedr::change::step;
 
 pub struct Options {

@@ -1,0 +1,56 @@
+//! The flags that shape every guest's restore, checked before anything runs on a node.
+
+use std::time::Duration;
+
+use pvedr::error::Result;
+use pvedr::{time, validate};
+
+use crate::cli::Cli;
+use crate::probe::{self, Probe};
+
+/// What the flags asked for, checked before anything runs on a node.
+pub struct Options {
+    pub target: Option<u64>,
+    pub node: Option<String>,
+    pub storage: Option<String>,
+    pub safety_storage: Option<String>,
+    pub probes: Vec<Probe>,
+    pub start: bool,
+    pub probe_timeout: Duration,
+    pub wait_lock: Duration,
+}
+
+fn storage_flag(s: &Option<String>) -> Result<Option<String>> {
+    s.as_deref()
+        .map(|s| validate::storage_id(s).map(String::from))
+        .transpose()
+}
+
+pub(crate) fn options(cli: &Cli) -> Result<Options> {
+    let mut probes = Vec::new();
+    for p in &cli.probe {
+        probes.extend(probe::parse(p)?);
+    }
+    if cli.test && !probes.contains(&Probe::Agent) {
+        probes.insert(0, Probe::Agent);
+    }
+    let wait_lock = cli
+        .wait_lock
+        .as_deref()
+        .map(time::parse_duration)
+        .transpose()?;
+    Ok(Options {
+        target: cli.target_id.as_deref().map(validate::vmid).transpose()?,
+        node: cli
+            .node
+            .as_deref()
+            .map(|n| validate::node(n).map(String::from))
+            .transpose()?,
+        storage: storage_flag(&cli.storage)?,
+        safety_storage: storage_flag(&cli.safety_storage)?,
+        start: cli.start || !probes.is_empty(),
+        probes,
+        probe_timeout: Duration::from_secs(time::parse_duration(&cli.probe_timeout)?.max(1)),
+        wait_lock: Duration::from_secs(wait_lock.unwrap_or(0)),
+    })
+}
