@@ -102,7 +102,9 @@ pub fn gather_remote(
     };
     let need_status = named.is_empty() || sel.all_nodes;
     let mut r1 = Round::default();
-    if need_status {
+    // Named nodes are checked against the cluster in the same round trip: a mistyped
+    // --node is an error naming the nodes there, not a partial listing.
+    if need_status || !sel.node.is_empty() {
         r1.ask(Req::Status, pvesh::get(paths::CLUSTER_STATUS, &[]));
     }
     if sel.timezone.is_none() {
@@ -126,9 +128,10 @@ pub fn gather_remote(
     if let Some((cmd, out)) = a1.take(&Req::Time) {
         g.node_zone = Some(pvesh::zone_of(&a1.host, &cmd, out)?);
     }
-    let nodes = match a1.list(&Req::Status) {
-        Some(status) => online_nodes(&status?, sel, &a1.host, &mut g)?,
-        None => named,
+    let nodes = match (a1.list(&Req::Status), need_status) {
+        (Some(status), true) => online_nodes(&status?, sel, &a1.host, &mut g)?,
+        (Some(status), false) => known_nodes(&status?, named)?,
+        (None, _) => named,
     };
     if let Some(items) = a1.list(&Req::Resources) {
         g.guests = items?.iter().filter_map(pvesh::guest).collect();
@@ -210,6 +213,19 @@ fn online_nodes(
         }
     }
     Ok(nodes)
+}
+
+/// The nodes named with --node, each checked against `/cluster/status`.
+fn known_nodes(status: &[Map<String, Value>], named: Vec<String>) -> Result<Vec<String>> {
+    let (all, _) = super::cluster_nodes(status);
+    let there: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+    match named.iter().find(|n| !there.contains(&n.as_str())) {
+        Some(n) => Err(Error::Refused(format!(
+            "no node '{n}' in the cluster (nodes there: {})",
+            there.join(", ")
+        ))),
+        None => Ok(named),
+    }
 }
 
 type Task = (String, Map<String, Value>);

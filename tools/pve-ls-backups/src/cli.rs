@@ -42,8 +42,9 @@ RECORDS:
 ",
     "EXIT STATUS:
   0    success
-  1    the listing failed (node unreachable, host key refused, Proxmox error, no --storage
-       named exists with backup content on the nodes: the error names those that do)
+  1    the listing failed (node unreachable, host key refused, Proxmox error, a --node the
+       cluster does not have, or no --storage named exists with backup content on the
+       nodes: the error names those that do)
   2    usage error (bad flag or value); nothing was run on the node
   3    partial: some nodes or storages could not be listed (see stderr); the others were
   130  interrupted

@@ -63,7 +63,7 @@ fn pushed(s3: &Offsite, extra: &[&str]) -> Vec<Vec<u8>> {
     .expect("log");
     run_ok(
         s3.tool("backup-sync")
-            .args(["push", "--to", TO, "--dir"])
+            .args(["push", "--yes", "--to", TO, "--dir"])
             .arg(dump.path())
             .args(extra)
             .write_stdin(list_dir(dump.path(), "local")),
@@ -313,7 +313,7 @@ fn a_short_or_missing_object_lock_is_critical() {
     let push = |line: &str, extra: &[&str]| {
         run_ok(
             s3.tool("backup-sync")
-                .args(["push", "--to", TO, "--dir"])
+                .args(["push", "--yes", "--to", TO, "--dir"])
                 .arg(dump.path())
                 .args(extra)
                 .write_stdin(line.to_string()),
@@ -378,7 +378,7 @@ fn an_archive_pushed_damaged_is_critical_though_its_sha256_matches() {
     std::fs::write(dump.path().join(NAMES[0]), &whole[..whole.len() / 2]).expect("cut");
     run_ok(
         s3.tool("backup-sync")
-            .args(["push", "--to", TO, "--dir"])
+            .args(["push", "--yes", "--to", TO, "--dir"])
             .arg(dump.path())
             .write_stdin(list_dir(dump.path(), "local")),
     );

@@ -655,6 +655,26 @@ fn a_node_name_the_cluster_sends_that_is_invalid_is_skipped_and_said() {
 }
 
 #[test]
+fn a_mistyped_node_is_an_error_naming_the_nodes_there() {
+    // The cluster does not have it: an error, exit 1, as for a storage; not "partial"
+    // with Proxmox's hostname lookup failure.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let out = pvedr_testkit::run_code(
+        bin("pve-ls-backups")
+            .args(sshd.args())
+            .args(["--node", "pve1", "--node", "pve9"]),
+        1,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no node 'pve9'") && err.contains("nodes there: pve1, pve2, pve3"),
+        "{err}"
+    );
+    assert!(pvedr_testkit::only_failed_listing(&out.stdout));
+}
+
+#[test]
 fn a_mistyped_storage_is_an_error_naming_the_storages_there() {
     // Nothing of what was asked exists where every node answered: not "partial", and not
     // an empty listing a pipe would take for "no backups".
