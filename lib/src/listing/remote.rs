@@ -130,7 +130,10 @@ pub fn gather_remote(
     }
     let nodes = match (a1.list(&Req::Status), need_status) {
         (Some(status), true) => online_nodes(&status?, sel, &a1.host, &mut g)?,
-        (Some(status), false) => known_nodes(&status?, named)?,
+        // Reading /cluster/status needs Sys.Audit on / (pve-manager `API2/Cluster.pm`
+        // `get_status`), which a least-privileged token may lack: then the names stand.
+        (Some(Ok(status)), false) => known_nodes(&status, named)?,
+        (Some(Err(_)), false) => named,
         (None, _) => named,
     };
     if let Some(items) = a1.list(&Req::Resources) {

@@ -258,3 +258,23 @@ fn a_refused_token_is_said_to_be_refused_not_a_failed_pvesh() {
         assert!(!err.contains(wrong) && !err.contains(SECRET), "{err}");
     }
 }
+
+/// `--node` is checked against `/cluster/status`, which needs Sys.Audit on `/`: a token
+/// without it (storages and nodes only) still lists a named node, the names standing as given.
+#[test]
+fn a_token_without_sys_audit_on_root_lists_a_named_node() {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    let acl = json!([
+        {"path": "/storage", "roles": ["PVEDatastoreAdmin"], "propagate": true},
+        {"path": "/nodes", "roles": ["PVEAuditor"], "propagate": true}
+    ]);
+    front.add_token("backup@pve!list", SECRET, acl);
+    let out = run_code(
+        api(&front, "backup@pve!list").args(["--node", "pve1", "--storage", "local"]),
+        0,
+    );
+    let (recs, end) = pvedr_testkit::listed(&out.stdout);
+    assert!(!recs.is_empty(), "{end}");
+    assert_eq!(end["complete"], true, "{end}");
+}
