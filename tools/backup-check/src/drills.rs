@@ -22,6 +22,18 @@ const MAX_NAMED: usize = 5;
 /// Bad lines after which a history is not read further: it is not a drill history.
 const MAX_BAD: usize = 1000;
 
+/// The longest part of a drill's error quoted in a finding (characters).
+const MAX_ERROR: usize = 300;
+
+/// A record's error as a finding quotes it: printable, secrets redacted, bounded.
+fn short(e: &str) -> String {
+    let p = pvedr::msg::printable(e);
+    match p.char_indices().nth(MAX_ERROR) {
+        Some((i, _)) => format!("{}…", &p[..i]),
+        None => p,
+    }
+}
+
 /// One drill, as far as the checks and metrics need it.
 #[derive(Debug, Clone)]
 pub struct Drill {
@@ -93,7 +105,7 @@ impl Drills {
             started,
             ok,
             status: r.status.to_string(),
-            error: r.error.as_deref().map(pvedr::msg::printable),
+            error: r.error.as_deref().map(short),
             duration_s: r.duration_s.filter(|s| s.is_finite() && *s >= 0.0),
             size: r.extra.get("size").and_then(Value::as_u64),
             volid: r.volid.clone(),
@@ -200,15 +212,15 @@ impl Drills {
                 threshold,
             );
         };
-        let a = age(ok);
-        let status = if a > max_age as i64 {
+        let a = age(ok).unsigned_abs();
+        let status = if a > max_age {
             Status::Warning
         } else {
             Status::Ok
         };
         let msg = format!(
             "last successful restore drill {} ago (limit {}, --max-drill-age)",
-            format_duration(a as u64),
+            format_duration(a),
             format_duration(max_age)
         );
         check(component, "drill", status, msg, Some(json!(a)), threshold)

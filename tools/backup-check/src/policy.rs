@@ -12,6 +12,8 @@ use crate::status::{Status, check};
 const NO_BACKUP: &str = "pvedr-nobackup";
 const NO_DRILL: &str = "pvedr-nodrill";
 const RPO: &str = "pvedr-rpo-";
+/// The longest RPO a tag may set (ten years): beyond it, a typo, not a policy.
+const MAX_RPO: u64 = 3650 * 86400;
 
 /// What the guest's tags ask of the checks.
 #[derive(Debug, Default, Clone)]
@@ -37,7 +39,7 @@ impl Policy {
                 p.no_drill = true;
             } else if let Some(d) = t.strip_prefix(RPO) {
                 match parse_duration(d) {
-                    Ok(secs) if secs > 0 => p.rpo = Some((secs, t.clone())),
+                    Ok(secs) if secs > 0 && secs <= MAX_RPO => p.rpo = Some((secs, t.clone())),
                     _ => p.bad.push(pvedr::msg::visible(tag)),
                 }
             }
@@ -106,10 +108,14 @@ mod tests {
 
     #[test]
     fn an_unreadable_rpo_is_unknown_not_ignored() {
-        let p = tagged(&["pvedr-rpo-soon", "pvedr-rpo-0d"]);
+        let p = tagged(&[
+            "pvedr-rpo-soon",
+            "pvedr-rpo-0d",
+            "pvedr-rpo-15000000000000w",
+        ]);
         assert!(p.rpo.is_none());
         let f = p.findings("guest/100");
-        assert_eq!(f.len(), 2);
+        assert_eq!(f.len(), 3);
         assert!(f.iter().all(|c| c.status == Status::Unknown.typed()));
     }
 }
