@@ -285,6 +285,24 @@ fn a_drill_history_with_garbage_is_unknown_naming_file_and_line() {
     // No drill read: 100 counts as never drilled, which outranks UNKNOWN.
     assert_eq!(status(&binary.checks, "guest/100", "drill"), "warning");
     assert_eq!(binary.code, 1);
+    // A drill without a time cannot be aged; an error with escapes reaches no terminal.
+    let mut undated = drill(100, DAY, "failed", None);
+    undated["started"] = json!("yesterday");
+    let mut escaped = drill(101, DAY, "failed", None);
+    escaped["error"] = json!("\u{1b}[2J\ncleared");
+    let r = run(&[guest(100, ""), guest(101, ""), undated, escaped], &[]);
+    let u = find(&r.checks, "source", "drill-history").expect("undated finding");
+    assert!(
+        u["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("without a `started` time")
+    );
+    let m = find(&r.checks, "guest/101", "drill").expect("drill of 101");
+    assert!(
+        !m["message"].as_str().unwrap_or("").contains('\u{1b}'),
+        "{m}"
+    );
     let gone = dir.path().join("none.jsonl");
     let missing = run(&records, &["--drill-history", gone.to_str().expect("path")]);
     let m = find(&missing.checks, "source", "drill-history").expect("finding");
