@@ -207,7 +207,7 @@ pub fn table(out: &mut dyn Write, checks: &[Check], inputs: &Inputs) -> std::io:
     Ok(())
 }
 
-pub fn esc(v: &str) -> String {
+fn esc(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
