@@ -101,6 +101,9 @@ status_enum! {
         Warning => "warning",
         Critical => "critical",
         Unknown => "unknown",
+        /// Backups of a guest that no longer exists: reported and counted, never alarming
+        /// (it raises no exit code and no shipped alert).
+        Orphan => "orphan",
     }
 }
 
@@ -206,7 +209,10 @@ mod tests {
 
     #[test]
     fn check_statuses_are_the_documented_strings() {
-        documented(CheckStatus::ALL, &["ok", "warning", "critical", "unknown"]);
+        documented(
+            CheckStatus::ALL,
+            &["ok", "warning", "critical", "unknown", "orphan"],
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use pvedr::time::{Zone, format_duration};
 use pvedr::{jobs, pvesh};
 use serde_json::{Map, Value, json};
 
+use crate::policy::Policy;
 use crate::status::{Status, check};
 
 #[derive(Debug, Clone)]
@@ -24,6 +25,9 @@ pub struct Thresholds {
     pub storage_crit: f64,
     /// Newest snapshot of a label older than this is WARNING (`snapshots`).
     pub max_snapshot_age: u64,
+    /// A guest's last successful restore drill older than this is WARNING (`drill`);
+    /// `None`: drills are not checked.
+    pub max_drill_age: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -46,6 +50,8 @@ pub struct Inputs {
     pub offsite_damaged: Vec<Map<String, Value>>,
     /// `check` records read (`backup-sync verify`'s): reported as they are.
     pub foreign: Vec<Check>,
+    /// Restore drills (`restore` records of `pve-restore --test`), per guest.
+    pub drills: crate::drills::Drills,
 }
 
 fn job_policy(job: &Job) -> Option<KeepOptions> {
@@ -104,16 +110,32 @@ struct GuestView<'a> {
 
 pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Check> {
     let mut out = Vec::new();
+    let orphans = crate::orphans::find(inp);
     for g in guest_views(inp, now) {
-        coverage(inp, &g, &mut out);
-        freshness(th, now, &g, &mut out);
+        if let Some(b) = orphans.get(&g.vmid) {
+            out.push(crate::orphans::finding(&g.component, b));
+            continue;
+        }
+        let policy = Policy::of(inp.guests.iter().find(|x| x.vmid == g.vmid));
+        out.extend(policy.findings(&g.component));
+        // `pvedr-nobackup`: what backups there are must still be whole and rightly dated.
+        let expected = !policy.no_backup;
+        if expected {
+            coverage(inp, &g, &mut out);
+            freshness(th, &policy, now, &g, &mut out);
+        }
         times(now, &g, &mut out);
-        count(th, &g, &mut out);
-        size(th, &g, &mut out);
-        last_run(inp, &g, &mut out);
+        if expected {
+            count(th, &g, &mut out);
+            size(th, &g, &mut out);
+            last_run(inp, &g, &mut out);
+        }
         verification(now, &g, &mut out);
         integrity(inp, &g, &mut out);
-        retention(zone, &g, &mut out);
+        if expected {
+            retention(zone, &g, &mut out);
+            drill(inp, th, &policy, now, &g, &mut out);
+        }
     }
     out.extend(inp.offsite_damaged.iter().map(offsite_damaged));
     job_runs(inp, &mut out);
@@ -232,9 +254,29 @@ fn coverage(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
     }
 }
 
-fn freshness(th: &Thresholds, now: i64, g: &GuestView, out: &mut Vec<Check>) {
-    let (warn, crit, basis) = match g.interval {
-        Some(i) => (
+/// The guest's restore drill against --max-drill-age, unless its tags expect none.
+fn drill(
+    inp: &Inputs,
+    th: &Thresholds,
+    policy: &Policy,
+    now: i64,
+    g: &GuestView,
+    out: &mut Vec<Check>,
+) {
+    let Some(max) = th.max_drill_age else { return };
+    if policy.drills() {
+        out.push(inp.drills.check(g.vmid, &g.component, max, now));
+    } else {
+        let msg = "no restore drill expected (tag pvedr-nodrill)".to_string();
+        out.push(check(&g.component, "drill", Status::Ok, msg, None, None));
+    }
+}
+
+fn freshness(th: &Thresholds, policy: &Policy, now: i64, g: &GuestView, out: &mut Vec<Check>) {
+    // The guest's own RPO (its tag) wins over a job's schedule and the flags.
+    let (warn, crit, basis) = match (policy.freshness(), g.interval) {
+        (Some(p), _) => p,
+        (None, Some(i)) => (
             i + th.grace,
             2 * i + th.grace,
             format!(
@@ -242,7 +284,7 @@ fn freshness(th: &Thresholds, now: i64, g: &GuestView, out: &mut Vec<Check>) {
                 g.job.map(|j| j.id.as_str()).unwrap_or("")
             ),
         ),
-        None => (th.max_age, th.max_age_critical, "--max-age".to_string()),
+        (None, None) => (th.max_age, th.max_age_critical, "--max-age".to_string()),
     };
     let threshold = json!({"warning": warn, "critical": crit});
     let c = &g.component;

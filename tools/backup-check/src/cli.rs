@@ -34,6 +34,19 @@ CHECKS:
   offsite      an offsite copy that cannot be restored (CRITICAL): an offsite_damaged
                record of backup-sync ls (its object gone or not of its manifest's size)
   versioning, state, lineage   Terraform state versions (tfstate_version records)
+  drill        restore drills (`restore` records of pve-restore --test with drill or test
+               true, on the input or in --drill-history): a guest whose last drill failed,
+               was refused or interrupted is CRITICAL; never drilled, or the last successful
+               drill older than --max-drill-age, is WARNING. Checked once any drill record,
+               --drill-history or --max-drill-age is given
+  orphan       backups of a guest the guest records no longer hold (it was deleted): status
+               `orphan`, never raising the exit code or an alert; its other checks are not
+               made (needs guest records; UNKNOWN when the listing may leave guests out)
+  policy       Proxmox tags on the guest: pvedr-nobackup (no backup and no drill expected:
+               coverage, freshness, count, size, last-run, retention and drill stand aside),
+               pvedr-nodrill (no drill expected), pvedr-rpo-<DURATION> (e.g. pvedr-rpo-7d:
+               freshness WARNING past it, CRITICAL past twice it, instead of a job's schedule
+               or --max-age); a pvedr-rpo- tag without a duration is UNKNOWN
   snapshots    newest snapshot of each label per guest (snapshot records of pve-snapshot
                ls) older than --max-snapshot-age (WARNING); component snapshot/<vmid>/<label>.
                Snapshots are not backups: they never count for freshness, count or coverage
@@ -49,8 +62,8 @@ RECORDS:
   Reads records (FILE or standard input), or gathers them itself with --local, --host or
   --dir (the same flags as pve-ls-backups); one source of these (two are a usage error). Writes one `check` record per finding:
   component (guest/100, storage/pve1/local, job/<id>, tfstate/prod), check, status
-  (ok|warning|critical|unknown), message, value, threshold; then one `summary` record
-  (counts by status, exit_code, duration_s).
+  (ok|warning|critical|unknown|orphan), message, value, threshold; then one `summary`
+  record (counts by status, exit_code, duration_s).
   --format table prints one row per component: component, status, last backup, size, notes.
   --nagios prints one plugin status line with perfdata instead of records, also when the
   run fails (BACKUP UNKNOWN - <why>). It ends within --timeout (default 50s): each command's
@@ -60,14 +73,18 @@ RECORDS:
   --prom FILE writes Prometheus textfile-collector metrics atomically:
   pvedr_backup_last_timestamp_seconds, pvedr_backup_last_size_bytes, pvedr_backup_archives,
   pvedr_backup_guest_status (per guest), pvedr_backup_storage_used_ratio (per storage),
-  pvedr_backup_check_status (per check), pvedr_backup_check_up (0 when a source could not
+  pvedr_backup_check_status (per check), pvedr_restore_drill_last_success_timestamp_seconds,
+  pvedr_restore_drill_duration_seconds, pvedr_restore_throughput_bytes_per_second,
+  pvedr_rpo_seconds, pvedr_orphan_backups (per guest, label guest; orphans are in no
+  other series), pvedr_backup_check_up (0 when a source could not
   be read), pvedr_backup_check_last_run_timestamp_seconds,
   pvedr_backup_check_duration_seconds. A run that cannot check at all rewrites the file
   with only the last three (up 0), never leaving an earlier run's verdicts in place.
   Alert rules and a dashboard are in contrib/.
 
 EXIT STATUS:
-  Nagios plugin convention; the worst status wins (CRITICAL > WARNING > UNKNOWN > OK):
+  Nagios plugin convention; the worst status wins (CRITICAL > WARNING > UNKNOWN > OK;
+  an orphan counts as OK):
   0    OK
   1    WARNING
   2    CRITICAL
@@ -179,6 +196,21 @@ pub struct Cli {
         hide_short_help = true
     )]
     pub max_snapshot_age: String,
+
+    /// A guest's last successful restore drill older than this is WARNING; a guest whose
+    /// last drill failed is CRITICAL. Default 35d once a drill record or --drill-history
+    /// is given; without either, drills are not checked.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        help_heading = "Thresholds",
+        hide_short_help = true
+    )]
+    pub max_drill_age: Option<String>,
+
+    /// Also read restore drill records (pve-restore --test, JSON Lines) from FILE.
+    #[arg(long, value_name = "FILE", help_heading = "Selection")]
+    pub drill_history: Option<std::path::PathBuf>,
 
     /// Check that every archive is whole (see CHECKS). Over SSH the node's compressors test
     /// the archives; with --dir (or records with a path) pvedr reads them itself.

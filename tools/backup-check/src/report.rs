@@ -16,6 +16,8 @@ pub fn worst(checks: &[Check]) -> Status {
         .map(|c| Status::of(&c.status))
         .max()
         .unwrap_or(Status::Ok)
+        // Orphans never raise a run: an all-orphan run is OK.
+        .max(Status::Ok)
 }
 
 pub fn summary(checks: &[Check], duration_s: f64) -> Summary {
@@ -25,6 +27,7 @@ pub fn summary(checks: &[Check], duration_s: f64) -> Summary {
         Status::Warning,
         Status::Critical,
         Status::Unknown,
+        Status::Orphan,
     ] {
         let n = checks.iter().filter(|c| Status::of(&c.status) == s).count();
         counts.insert(s.as_str().into(), Value::from(n));
@@ -73,9 +76,13 @@ pub fn nagios_line(checks: &[Check]) -> String {
         count(Status::Unknown),
         count(Status::Ok)
     );
+    let orphans = count(Status::Orphan);
+    if orphans > 0 {
+        let _ = write!(line, ", {orphans} orphan");
+    }
     let mut problems: Vec<&Check> = checks
         .iter()
-        .filter(|c| c.status != CheckStatus::Ok)
+        .filter(|c| Status::of(&c.status) > Status::Ok)
         .collect();
     // What could not be read (a storage that did not answer) comes first at its level.
     problems.sort_by_key(|c| {
@@ -213,17 +220,11 @@ fn status_value(s: Status) -> u8 {
 /// Prometheus textfile-collector metrics.
 pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f64) -> String {
     let mut m = String::new();
-    let mut metric = |name: &str, help: &str, samples: Vec<(String, String)>| {
-        let _ = writeln!(m, "# HELP {name} {help}");
-        let _ = writeln!(m, "# TYPE {name} gauge");
-        for (labels, value) in samples {
-            if labels.is_empty() {
-                let _ = writeln!(m, "{name} {value}");
-            } else {
-                let _ = writeln!(m, "{name}{{{labels}}} {value}");
-            }
-        }
-    };
+    let mut metric =
+        |name: &str, help: &str, samples: Vec<(String, String)>| gauge(&mut m, name, help, samples);
+    // Orphans (their guest is gone) have their own metric: the per-guest series are for
+    // guests that exist, so no shipped alert counts them.
+    let orphans = crate::orphans::find(inputs);
     // Per guest.
     let names: BTreeMap<u64, &str> = inputs
         .guests
@@ -236,7 +237,9 @@ pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f6
         .iter()
         .filter(|b| !inputs.damaged.contains_key(&b.volid))
     {
-        let Some(v) = b.vmid else { continue };
+        let Some(v) = b.vmid.filter(|v| !orphans.contains_key(v)) else {
+            continue;
+        };
         let e = per_guest
             .entry(v)
             .or_insert((i64::MIN, None, 0, b.subtype.clone()));
@@ -279,7 +282,7 @@ pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f6
             .collect(),
     );
     let mut guest_status: BTreeMap<u64, Status> = BTreeMap::new();
-    for c in checks {
+    for c in checks.iter().filter(|c| c.status != CheckStatus::Orphan) {
         if let Some(v) = c
             .component
             .strip_prefix("guest/")
@@ -323,6 +326,7 @@ pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f6
         "Status of each check: 0 ok, 1 warning, 2 critical, 3 unknown.",
         checks
             .iter()
+            .filter(|c| c.status != CheckStatus::Orphan)
             .map(|c| {
                 (
                     format!(
@@ -335,11 +339,25 @@ pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f6
             })
             .collect(),
     );
+    crate::evidence::metrics(&mut m, inputs, &orphans, run_ts);
     let could_check = !checks
         .iter()
         .any(|c| c.component == "source" && c.status == CheckStatus::Unknown);
     run_metrics(&mut m, could_check, run_ts, duration_s);
     m
+}
+
+/// One gauge with its samples (`labels`, value); labels already escaped.
+pub fn gauge(m: &mut String, name: &str, help: &str, samples: Vec<(String, String)>) {
+    let _ = writeln!(m, "# HELP {name} {help}");
+    let _ = writeln!(m, "# TYPE {name} gauge");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(m, "{name} {value}");
+        } else {
+            let _ = writeln!(m, "{name}{{{labels}}} {value}");
+        }
+    }
 }
 
 /// The metrics of a run that could not check at all: only that, with a fresh timestamp, so

@@ -37,6 +37,11 @@ fn thresholds(cli: &Cli) -> Result<Thresholds> {
         storage_warn: percent("--storage-warn", &cli.storage_warn)?,
         storage_crit: percent("--storage-crit", &cli.storage_crit)?,
         max_snapshot_age: parse_duration(&cli.max_snapshot_age)?,
+        max_drill_age: cli
+            .max_drill_age
+            .as_deref()
+            .map(parse_duration)
+            .transpose()?,
     };
     if t.max_age_critical < t.max_age {
         return Err(Error::usage("--max-age-critical is shorter than --max-age"));
@@ -60,6 +65,7 @@ fn split(r: Record, inputs: &mut Inputs) {
             inputs.offsite_damaged.push(m)
         }
         Record::Check(c) => inputs.foreign.push(c),
+        Record::Restore(r) => inputs.drills.see(&r),
         _ => {}
     }
 }
@@ -89,6 +95,9 @@ fn one_source(cli: &Cli) -> Result<()> {
     }
     Ok(())
 }
+
+/// --max-drill-age once drills are on record: a monthly drill, with a few days' slack.
+const DEFAULT_MAX_DRILL_AGE: u64 = 35 * 86400;
 
 /// The whole run's bound with --nagios when --timeout is not given: under Nagios's 60 s.
 const NAGIOS_TIMEOUT: u64 = 50;
@@ -142,7 +151,7 @@ fn could_not_check(cli: &Cli, e: &Error, started: Instant) {
 
 fn check(cli: &Cli, started: Instant) -> Result<u8> {
     one_source(cli)?;
-    let th = thresholds(cli)?;
+    let mut th = thresholds(cli)?;
     bound_the_run(cli, started)?;
     let mut zone = Zone::from_arg(cli.select.timezone.as_deref())?;
     let now = cli.now.unwrap_or_else(pvedr::time::now);
@@ -196,6 +205,13 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
         unread = seen.findings();
     }
 
+    if let Some(h) = &cli.drill_history {
+        inputs.drills.read_history(h);
+    }
+    if inputs.drills.seen {
+        th.max_drill_age.get_or_insert(DEFAULT_MAX_DRILL_AGE);
+    }
+
     // An unfinished PBS snapshot (a backup being written) is no backup yet: not fresh, not
     // counted, not in the metrics.
     inputs.backups.retain(|b| !b.unfinished);
@@ -232,6 +248,7 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
     checks.append(&mut inputs.foreign);
     // What could not be read is UNKNOWN, not OK.
     checks.extend(unread);
+    checks.extend(inputs.drills.findings());
     for p in problems {
         checks.push(pvedr::records::Check {
             component: "source".into(),
@@ -278,6 +295,8 @@ fn distrust_absences(checks: &mut [pvedr::records::Check]) {
             "freshness" | "count" | "retention" | "size" => true,
             // "no backup at all", not a job's coverage.
             "coverage" => c.value == Some(serde_json::json!(0)),
+            // The guest list may leave the guest out: it is not known to be gone.
+            "orphan" => true,
             _ => false,
         };
         if depends && c.status != CheckStatus::Ok && c.component.starts_with("guest/") {

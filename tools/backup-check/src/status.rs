@@ -3,9 +3,11 @@
 use pvedr::records::{Check, CheckStatus};
 use serde_json::{Map, Value};
 
-/// Status, ordered by how bad it is: the worst wins (CRITICAL > WARNING > UNKNOWN > OK).
+/// Status, ordered by how bad it is: the worst wins (CRITICAL > WARNING > UNKNOWN > OK >
+/// ORPHAN: backups of a deleted guest never raise a run's status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {
+    Orphan,
     Ok,
     Unknown,
     Warning,
@@ -19,6 +21,7 @@ impl Status {
             Status::Unknown => "unknown",
             Status::Warning => "warning",
             Status::Critical => "critical",
+            Status::Orphan => "orphan",
         }
     }
 
@@ -28,6 +31,7 @@ impl Status {
             CheckStatus::Ok => Status::Ok,
             CheckStatus::Warning => Status::Warning,
             CheckStatus::Critical => Status::Critical,
+            CheckStatus::Orphan => Status::Orphan,
             CheckStatus::Unknown | CheckStatus::Other(_) => Status::Unknown,
         }
     }
@@ -38,13 +42,14 @@ impl Status {
             Status::Unknown => CheckStatus::Unknown,
             Status::Warning => CheckStatus::Warning,
             Status::Critical => CheckStatus::Critical,
+            Status::Orphan => CheckStatus::Orphan,
         }
     }
 
     /// The Nagios plugin exit code.
     pub fn nagios_code(self) -> u8 {
         match self {
-            Status::Ok => 0,
+            Status::Ok | Status::Orphan => 0,
             Status::Warning => 1,
             Status::Critical => 2,
             Status::Unknown => 3,

@@ -438,6 +438,10 @@ fn dashboard_uses_only_metrics_backup_check_writes() {
         "pvedr_backup_check_status",
         "pvedr_backup_check_last_run_timestamp_seconds",
         "pvedr_backup_check_duration_seconds",
+        "pvedr_restore_drill_last_success_timestamp_seconds",
+        "pvedr_restore_throughput_bytes_per_second",
+        "pvedr_rpo_seconds",
+        "pvedr_orphan_backups",
     ];
     let cli_help = String::from_utf8(
         bin("backup-check")

@@ -3,6 +3,7 @@
 mod api;
 mod checks;
 mod complete;
+mod evidence;
 mod hostile;
 mod hostile_dir;
 mod hostile_time;
