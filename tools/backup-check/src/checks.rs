@@ -24,6 +24,8 @@ pub struct Thresholds {
     pub storage_crit: f64,
     /// Newest snapshot of a label older than this is WARNING (`snapshots`).
     pub max_snapshot_age: u64,
+    /// The newest backup against the median of the previous ones (`size`).
+    pub size_anomaly: crate::size_anomaly::Limits,
 }
 
 #[derive(Debug, Default)]
@@ -360,6 +362,16 @@ fn size(th: &Thresholds, g: &GuestView, out: &mut Vec<Check>) {
         (Some(s), _) => (Status::Ok, format!("{s} bytes")),
         (None, _) => (Status::Unknown, "size unknown".into()),
     };
+    // Against the median: one size finding per guest, the median's figures when it fires.
+    if status != Status::Critical
+        && let Some(mut a) = crate::size_anomaly::judge(&th.size_anomaly, &g.component, b, &g.good)
+    {
+        if status == Status::Warning {
+            a.message = format!("{}; {msg}", a.message);
+        }
+        out.push(a);
+        return;
+    }
     out.push(check(
         &g.component,
         "size",

@@ -8,7 +8,9 @@ mod completeness;
 mod deep;
 mod report;
 mod run;
+mod size_anomaly;
 mod status;
+mod tfcoverage;
 
 pub use cli::Cli;
 pub use run::run;

@@ -37,6 +37,7 @@ fn thresholds(cli: &Cli) -> Result<Thresholds> {
         storage_warn: percent("--storage-warn", &cli.storage_warn)?,
         storage_crit: percent("--storage-crit", &cli.storage_crit)?,
         max_snapshot_age: parse_duration(&cli.max_snapshot_age)?,
+        size_anomaly: crate::size_anomaly::Limits::from_cli(cli)?,
     };
     if t.max_age_critical < t.max_age {
         return Err(Error::usage("--max-age-critical is shorter than --max-age"));
@@ -143,6 +144,7 @@ fn could_not_check(cli: &Cli, e: &Error, started: Instant) {
 fn check(cli: &Cli, started: Instant) -> Result<u8> {
     one_source(cli)?;
     let th = thresholds(cli)?;
+    let tfstates = crate::tfcoverage::Sources::parse(&cli.tfstate)?;
     bound_the_run(cli, started)?;
     let mut zone = Zone::from_arg(cli.select.timezone.as_deref())?;
     let now = cli.now.unwrap_or_else(pvedr::time::now);
@@ -225,6 +227,7 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
     }
 
     let mut checks = run_checks(&inputs, &th, now, zone);
+    checks.extend(tfstates.checks(&cli.s3, &inputs.guests, &inputs.backups)?);
     if !blind.is_empty() {
         distrust_absences(&mut checks);
     }
@@ -278,6 +281,8 @@ fn distrust_absences(checks: &mut [pvedr::records::Check]) {
             "freshness" | "count" | "retention" | "size" => true,
             // "no backup at all", not a job's coverage.
             "coverage" => c.value == Some(serde_json::json!(0)),
+            // "declared but not on the cluster": the token may not see it.
+            "terraform" => c.value == Some(serde_json::json!("missing")),
             _ => false,
         };
         if depends && c.status != CheckStatus::Ok && c.component.starts_with("guest/") {
