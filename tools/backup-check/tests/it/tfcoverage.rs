@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use pvedr_testkit::s3::{Moto, Tf, s3_env};
-use pvedr_testkit::{bin, json_lines};
+use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
 use serde_json::{Value, json};
 
 const NOW: i64 = 1_705_300_000;
@@ -284,4 +284,53 @@ fn a_listing_that_may_leave_guests_out_makes_missing_unknown() {
     assert_eq!(code, 3, "{err} {checks:?}");
     let gone = tf(&checks, "guest/201");
     assert_eq!(gone["status"], "unknown", "{gone}");
+}
+
+#[test]
+fn against_the_simulated_cluster_a_missing_guest_pages_and_the_rest_is_unmanaged() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let dir = tempfile::tempdir().expect("tmp");
+    let state = dir.path().join("prod.tfstate");
+    let vm = |name: &str, vmid: u64| {
+        json!({"mode": "managed", "type": "proxmox_virtual_environment_vm", "name": name,
+               "provider": "provider[\"registry.terraform.io/bpg/proxmox\"]",
+               "instances": [{"schema_version": 0, "attributes": {"id": vmid.to_string(), "node_name": "pve1", "vm_id": vmid}}]})
+    };
+    let body = json!({"version": 4, "terraform_version": "1.9.8", "serial": 3, "lineage": "L",
+                      "outputs": {}, "resources": [vm("web", 100), vm("gone", 150)]});
+    std::fs::write(&state, body.to_string()).expect("state");
+    let prom = dir.path().join("pvedr.prom");
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args([
+            "--all-nodes",
+            "--timezone",
+            "UTC",
+            "--now",
+            &NOW.to_string(),
+        ])
+        .arg("--tfstate")
+        .arg(&state)
+        .arg("--prom")
+        .arg(&prom)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checks = json_lines(&out.stdout);
+    assert_eq!(tf(&checks, "guest/150")["value"], "missing");
+    assert_eq!(tf(&checks, "guest/150")["status"], "critical");
+    assert_eq!(tf(&checks, "guest/100")["value"], "declared");
+    assert_eq!(tf(&checks, "guest/103")["value"], "unmanaged");
+    let metrics = std::fs::read_to_string(&prom).expect("metrics");
+    assert!(
+        metrics
+            .contains("pvedr_backup_check_status{component=\"guest/150\",check=\"terraform\"} 2"),
+        "{metrics}"
+    );
 }
