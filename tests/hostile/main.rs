@@ -195,6 +195,9 @@ fn argv_places() -> Vec<(&'static str, Vec<&'static str>, &'static str, Option<i
         ("backup-check", vec![], "--storage", None),
         ("backup-check", vec![], "--max-age", Some(3)),
         ("backup-check", vec![], "--timezone", Some(3)),
+        ("backup-check", vec![], "--tfstate", None),
+        ("backup-check", vec![], "--size-window", Some(3)),
+        ("backup-check", vec![], "--size-shrink", Some(3)),
         ("pve-restore", vec!["--dry-run"], "--vmid", Some(2)),
         (
             "pve-restore",

@@ -28,6 +28,9 @@ pub struct Thresholds {
     /// A guest's last successful restore drill older than this is WARNING (`drill`);
     /// `None`: drills are not checked.
     pub max_drill_age: Option<u64>,
+
+    /// The newest backup against the median of the previous ones (`size`).
+    pub size_anomaly: crate::size_anomaly::Limits,
 }
 
 #[derive(Debug, Default)]
@@ -402,6 +405,16 @@ fn size(th: &Thresholds, g: &GuestView, out: &mut Vec<Check>) {
         (Some(s), _) => (Status::Ok, format!("{s} bytes")),
         (None, _) => (Status::Unknown, "size unknown".into()),
     };
+    // Against the median: one size finding per guest, the median's figures when it fires.
+    if status != Status::Critical
+        && let Some(mut a) = crate::size_anomaly::judge(&th.size_anomaly, &g.component, b, &g.good)
+    {
+        if status == Status::Warning {
+            a.message = format!("{}; {msg}", a.message);
+        }
+        out.push(a);
+        return;
+    }
     out.push(check(
         &g.component,
         "size",

@@ -11,6 +11,7 @@ const AFTER: &str = "EXAMPLES:
   backup-check --local --prom /var/lib/node_exporter/textfile/pvedr.prom   # cron on the node
   backup-check --dir /mnt/nas/dump --storage nas --deep --format table   # offline, whole
   tfstate-versions list --env prod --inspect | backup-check
+  backup-check --host pve1 --all-nodes --tfstate infra/prod         # Terraform's guests there?
 
 CHECKS:
   freshness    newest usable backup older than --max-age (WARNING) / --max-age-critical
@@ -22,7 +23,12 @@ CHECKS:
   retention    more backups than the job's prune-backups keeps (pruning not running), or
                fewer than it should keep given the schedule (needs job records)
   size         newest backup of 0 bytes (CRITICAL), or below --shrink-warn of the previous
-               one on the same storage (WARNING)
+               one on the same storage (WARNING), or, against the median of the previous
+               --size-window (7) backups of the same storage and format, at least
+               --size-grow (3) times it (the backup tripled) or at most --size-shrink
+               (1/3) of it (suspiciously small) (WARNING; value: its size, threshold: the
+               limit crossed, median, backups). Fewer than 3 previous: no median verdict. PBS
+               sizes are logical (the data backed up): compared with PBS snapshots only
   last-run     a failed vzdump run (log without archive) newer than the newest backup; a
                job whose last task did not end OK/WARNINGS (CRITICAL)
   verification PBS verification failed (CRITICAL for the newest snapshot)
@@ -47,6 +53,16 @@ CHECKS:
                pvedr-nodrill (no drill expected), pvedr-rpo-<DURATION> (e.g. pvedr-rpo-7d:
                freshness WARNING past it, CRITICAL past twice it, instead of a job's schedule
                or --max-age); a pvedr-rpo- tag without a duration is UNKNOWN
+
+  terraform    --tfstate: a guest a state declares (bpg proxmox_virtual_environment_vm,
+               _container, _vm2, _cloned_vm; Telmate proxmox_vm_qemu, proxmox_lxc; every
+               count/for_each instance; data sources declare nothing) that is not on the
+               cluster (CRITICAL, value missing); on it, coverage and freshness judge its
+               backups (value declared). A guest on the cluster that no state declares:
+               value unmanaged, status OK (it never pages). A state that cannot be read, is
+               not JSON, larger than 64 MiB or not format version 4 is UNKNOWN
+               (component tfstate/<source>), and then no guest is called unmanaged. Needs
+               guest records
   snapshots    newest snapshot of each label per guest (snapshot records of pve-snapshot
                ls) older than --max-snapshot-age (WARNING); component snapshot/<vmid>/<label>.
                Snapshots are not backups: they never count for freshness, count or coverage
@@ -99,9 +115,17 @@ EXIT STATUS:
 ///
 /// Runs the checks cron, Nagios/Icinga and Prometheus need every night over backup listings:
 /// freshness per guest from the archive's own time, count, retention, size, failed runs,
-/// coverage, storage space, Terraform state versions and, with --deep, archive integrity.
+/// coverage, storage space, Terraform state versions, the guests Terraform declares and,
+/// with --deep, archive integrity.
 #[derive(Parser, Debug)]
-#[command(name = "backup-check", version, after_long_help = AFTER)]
+// The S3 flags matter only with an s3:// --tfstate: in --help, not in -h.
+#[command(
+    name = "backup-check",
+    version,
+    after_long_help = AFTER,
+    mut_arg("endpoint", |a| a.hide_short_help(true)),
+    mut_arg("region", |a| a.hide_short_help(true))
+)]
 pub struct Cli {
     #[command(flatten)]
     pub input: InputArgs,
@@ -158,7 +182,8 @@ pub struct Cli {
     )]
     pub min_count: usize,
 
-    /// Newest backup smaller than this share of the previous one is WARNING (percent).
+    /// Newest backup smaller than this share of the previous one (same storage, not PBS) is
+    /// WARNING (percent). The --size-* rule judges against the median of several instead.
     #[arg(
         long,
         value_name = "PERCENT",
@@ -167,6 +192,38 @@ pub struct Cli {
         hide_short_help = true
     )]
     pub shrink_warn: String,
+
+    /// The newest backup is judged against the median of the guest's previous N backups
+    /// of the same storage and format (at least 3 of them, else no verdict); 0: off.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 7,
+        help_heading = "Thresholds",
+        hide_short_help = true
+    )]
+    pub size_window: usize,
+
+    /// Newest backup at least this many times the median is WARNING (the backup tripled).
+    #[arg(
+        long,
+        value_name = "FACTOR",
+        default_value = "3",
+        help_heading = "Thresholds",
+        hide_short_help = true
+    )]
+    pub size_grow: String,
+
+    /// Newest backup at most this share of the median is WARNING (suspiciously small):
+    /// a fraction or a decimal (1/4, 0.25).
+    #[arg(
+        long,
+        value_name = "FACTOR",
+        default_value = "1/3",
+        help_heading = "Thresholds",
+        hide_short_help = true
+    )]
+    pub size_shrink: String,
 
     /// Storage used at or above this is WARNING (percent; `80%` is accepted too).
     #[arg(
@@ -211,6 +268,15 @@ pub struct Cli {
     /// Also read restore drill records (pve-restore --test, JSON Lines) from FILE.
     #[arg(long, value_name = "FILE", help_heading = "Selection")]
     pub drill_history: Option<std::path::PathBuf>,
+
+    /// A Terraform state whose guests must be on the cluster and backed up (repeatable): a
+    /// state file, s3://BUCKET/KEY, or a Terraform directory (the state its backend "s3"
+    /// block names, else its terraform.tfstate). Guests in no state are reported unmanaged.
+    #[arg(long, value_name = "SOURCE", help_heading = "Selection")]
+    pub tfstate: Vec<String>,
+
+    #[command(flatten)]
+    pub s3: pvedr::s3::S3Conn,
 
     /// Check that every archive is whole (see CHECKS). Over SSH the node's compressors test
     /// the archives; with --dir (or records with a path) pvedr reads them itself.

@@ -12,7 +12,9 @@ mod orphans;
 mod policy;
 mod report;
 mod run;
+mod size_anomaly;
 mod status;
+mod tfcoverage;
 
 pub use cli::Cli;
 pub use run::run;

@@ -42,6 +42,7 @@ fn thresholds(cli: &Cli) -> Result<Thresholds> {
             .as_deref()
             .map(parse_duration)
             .transpose()?,
+        size_anomaly: crate::size_anomaly::Limits::from_cli(cli)?,
     };
     if t.max_age_critical < t.max_age {
         return Err(Error::usage("--max-age-critical is shorter than --max-age"));
@@ -152,6 +153,7 @@ fn could_not_check(cli: &Cli, e: &Error, started: Instant) {
 fn check(cli: &Cli, started: Instant) -> Result<u8> {
     one_source(cli)?;
     let mut th = thresholds(cli)?;
+    let tfstates = crate::tfcoverage::Sources::parse(&cli.tfstate)?;
     bound_the_run(cli, started)?;
     let mut zone = Zone::from_arg(cli.select.timezone.as_deref())?;
     let now = cli.now.unwrap_or_else(pvedr::time::now);
@@ -241,6 +243,7 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
     }
 
     let mut checks = run_checks(&inputs, &th, now, zone);
+    checks.extend(tfstates.checks(&cli.s3, &inputs.guests, &inputs.backups)?);
     if !blind.is_empty() {
         distrust_absences(&mut checks);
     }
@@ -297,6 +300,8 @@ fn distrust_absences(checks: &mut [pvedr::records::Check]) {
             "coverage" => c.value == Some(serde_json::json!(0)),
             // The guest list may leave the guest out: it is not known to be gone.
             "orphan" => true,
+            // "declared but not on the cluster": the token may not see it.
+            "terraform" => c.value == Some(serde_json::json!("missing")),
             _ => false,
         };
         if depends && c.status != CheckStatus::Ok && c.component.starts_with("guest/") {

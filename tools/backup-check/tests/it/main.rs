@@ -9,3 +9,5 @@ mod hostile_dir;
 mod hostile_time;
 mod integrity;
 mod man;
+mod size_anomaly;
+mod tfcoverage;
