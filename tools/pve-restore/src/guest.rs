@@ -411,12 +411,16 @@ pub fn links_up(config: &GuestConfig) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Where restore and scratch locks live: `$XDG_RUNTIME_DIR`, else the temporary directory.
+pub fn lock_dir() -> std::path::PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+}
+
 /// One restore per target VMID at a time (on this machine, for this host).
 pub fn lock_target(host: &str, port: u16, vmid: u64) -> Result<nix::fcntl::Flock<std::fs::File>> {
-    let dir = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let path = dir.join(format!("pvedr-restore-{host}-{port}-{vmid}.lock"));
+    let path = lock_dir().join(format!("pvedr-restore-{host}-{port}-{vmid}.lock"));
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

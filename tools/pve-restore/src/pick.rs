@@ -62,7 +62,7 @@ pub(crate) fn from_input(cli: &Cli, o: &Options) -> Result<Vec<Backup>> {
             b.volid
         )));
     }
-    if backups.len() > 1 && !cli.all {
+    if backups.len() > 1 && !cli.all && cli.sample.is_none() {
         return Err(Error::usage(format!(
             "{} backups on input: restoring several guests needs --all (or pipe one, e.g. pve-ls-backups --vmid N --latest)",
             backups.len()
