@@ -238,3 +238,37 @@ fn a_drill_takes_the_next_scratch_vmid_when_another_restore_holds_one() {
     assert_eq!(recs[0]["target_vmid"], 9901, "{}", recs[0]);
     assert_eq!(recs[0]["status"], "verified");
 }
+
+#[test]
+fn sample_all_lists_the_cluster_and_drills_the_newest_backup() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let locks = tempfile::tempdir().expect("tmp");
+    let file = locks.path().join("h.jsonl");
+    let f = file.to_str().expect("utf-8");
+    // 100 drilled last week: 101 (never drilled) comes first.
+    let at = (chrono::Utc::now() - chrono::Duration::days(7)).format("%Y-%m-%dT%H:%M:%SZ");
+    let old = json!({"kind": "restore", "vmid": 100, "status": "verified", "dry_run": false,
+                     "drill": true, "started": at.to_string()});
+    std::fs::write(&file, format!("{old}\n")).expect("write");
+    let args = [
+        "--sample",
+        "1",
+        "--all",
+        "--test",
+        "--dry-run",
+        "--drill-history",
+        f,
+    ];
+    let (recs, code, err) = run(&sshd, locks.path(), &args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0]["vmid"], 101, "{}", recs[0]);
+    assert_eq!(
+        recs[0]["volid"], "local:backup/vzdump-lxc-101-2024_01_15-02_01_07.tar.zst",
+        "its newest backup: {}",
+        recs[0]
+    );
+    assert_eq!(recs[0]["drill"], true);
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+}
