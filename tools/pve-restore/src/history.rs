@@ -71,12 +71,18 @@ impl History {
             trim(&self.path, self.keep, pvedr::time::now())?;
         }
         let mut f = OpenOptions::new()
+            .read(true)
             .append(true)
             .create(true)
             .mode(0o644)
             .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(&self.path)
             .map_err(|e| self.err("cannot open", e))?;
+        // A line cut short (a full disk, a crash) must not swallow this one.
+        let line = match ends_cut(&mut f).map_err(|e| self.err("cannot read", e))? {
+            true => [b"\n".as_slice(), &line].concat(),
+            false => line,
+        };
         f.write_all(&line)
             .map_err(|e| self.err("cannot append to", e))?;
         f.sync_all().map_err(|e| self.err("cannot sync", e))
@@ -116,6 +122,18 @@ impl History {
             }
         }
     }
+}
+
+/// Whether a non-empty file's last byte is not a newline.
+fn ends_cut(f: &mut File) -> std::io::Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    if f.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8; 1];
+    f.seek(SeekFrom::End(-1))?;
+    f.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 /// One line of the history, read with a bound.
@@ -236,6 +254,39 @@ pub fn trim(path: &Path, keep: Keep, now: i64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trim_drops_old_and_overlong_lines_and_keeps_what_it_cannot_date() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("h.jsonl");
+        let long = "x".repeat(MAX_LINE + 10);
+        let text = format!(
+            "{{\"started\":\"2020-01-01T00:00:00Z\"}}\ngarbage\n{long}\n{{\"started\":\"2024-01-10T00:00:00Z\"}}"
+        );
+        std::fs::write(&path, text).expect("write");
+        let now = 1_705_300_000; // 2024-01-15
+        trim(&path, Keep::For(30 * 86400), now).expect("trim");
+        let kept = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(kept, "garbage\n{\"started\":\"2024-01-10T00:00:00Z\"}\n");
+        trim(&path, Keep::Last(1), now).expect("trim");
+        let kept = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(kept, "{\"started\":\"2024-01-10T00:00:00Z\"}\n");
+        trim(&dir.path().join("none"), Keep::Last(1), now).expect("a missing file is empty");
+    }
+
+    #[test]
+    fn an_append_after_a_line_cut_short_starts_its_own_line() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("h.jsonl");
+        std::fs::write(&path, "{\"kind\":\"restore\",\"vm").expect("write");
+        let mut h = History::new(&path, Keep::Last(10));
+        h.append(&Restore::default()).expect("append");
+        let text = std::fs::read_to_string(&path).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[1].starts_with("{\"kind\":\"restore\""), "{text}");
+        assert!(text.ends_with('\n'));
+    }
 
     #[test]
     fn keep_is_a_duration_or_a_count() {

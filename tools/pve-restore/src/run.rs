@@ -38,6 +38,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         (Some(p), Some(_)) => crate::drill::last_success(p)?,
         _ => Default::default(),
     };
+    if cli.sample.is_some() && cli.drill_history.is_none() {
+        pvedr::msg::say("--sample without --drill-history: every guest counts as never drilled");
+    }
     let from_node = cli.sample.is_some() && cli.all;
     let stdin_backups = match (&cli.volid, vmid_arg) {
         (None, None) if !from_node => from_input(&cli, &opts)?,
