@@ -26,10 +26,8 @@ const SCRATCH_SPAN: u64 = 1000;
 /// is an empty history; a line that is not such a record is passed over (counted on stderr).
 pub fn last_success(path: &Path) -> Result<HashMap<u64, i64>> {
     let mut last = HashMap::new();
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(last),
-        Err(e) => return Err(Error::io(format!("cannot open {}", path.display()), e)),
+    let Some(file) = history::open(path)? else {
+        return Ok(last);
     };
     let mut unread = 0usize;
     for line in history::lines(file) {

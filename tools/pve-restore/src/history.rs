@@ -52,12 +52,15 @@ pub struct History {
 }
 
 impl History {
-    pub fn new(path: &Path, keep: Keep) -> History {
-        History {
+    /// The history at `path`, created if need be: one that cannot be written is refused
+    /// before the run restores anything.
+    pub fn open(path: &Path, keep: Keep) -> Result<History> {
+        open_for_writing(path, true)?;
+        Ok(History {
             path: path.to_path_buf(),
             keep,
             trimmed: false,
-        }
+        })
     }
 
     /// Appends `rec` as one line; the run's first append trims the file first.
@@ -70,14 +73,7 @@ impl History {
             self.trimmed = true;
             trim(&self.path, self.keep, pvedr::time::now())?;
         }
-        let mut f = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o644)
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-            .open(&self.path)
-            .map_err(|e| self.err("cannot open", e))?;
+        let mut f = open_for_writing(&self.path, true)?;
         // A line cut short (a full disk, a crash) must not swallow this one.
         let line = match ends_cut(&mut f).map_err(|e| self.err("cannot read", e))? {
             true => [b"\n".as_slice(), &line].concat(),
@@ -99,14 +95,7 @@ impl History {
         let path = PathBuf::from(name);
         let deadline = Instant::now() + LOCK_WAIT;
         loop {
-            let f = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .mode(0o644)
-                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-                .open(&path)
-                .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+            let f = open_for_writing(&path, false)?;
             match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
                 Ok(l) => return Ok(l),
                 Err(_) if Instant::now() < deadline => {
@@ -121,6 +110,30 @@ impl History {
                 }
             }
         }
+    }
+}
+
+/// `path` created if need be, never through a symlink, without blocking on a FIFO, and
+/// refused unless it is a regular file.
+fn open_for_writing(path: &Path, append: bool) -> Result<File> {
+    use nix::fcntl::OFlag;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .append(append)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
+        .open(path)
+        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+    match f.metadata() {
+        Ok(m) if m.is_file() => Ok(f),
+        Ok(_) => Err(Error::File {
+            path: path.to_path_buf(),
+            message: "not a regular file".into(),
+        }),
+        Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
     }
 }
 
@@ -211,11 +224,18 @@ fn marks(path: &Path, keep: Keep, now: i64) -> Result<Option<Vec<bool>>> {
     Ok(Some(stay))
 }
 
-fn open(path: &Path) -> Result<Option<File>> {
-    match File::open(path) {
-        Ok(f) => Ok(Some(f)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(format!("cannot open {}", path.display()), e)),
+/// The history for reading, `None` when it does not exist. A FIFO, device or directory is
+/// refused without blocking (`dumpdir::open_regular`): `/dev/zero` or a FIFO cannot hold
+/// the run.
+pub fn open(path: &Path) -> Result<Option<File>> {
+    use pvedr::dumpdir::{Skip, open_regular};
+    match open_regular(path) {
+        Ok((f, _)) => Ok(Some(f)),
+        Err(Skip::Missing) => Ok(None),
+        Err(e) => Err(Error::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }),
     }
 }
 
@@ -279,7 +299,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("h.jsonl");
         std::fs::write(&path, "{\"kind\":\"restore\",\"vm").expect("write");
-        let mut h = History::new(&path, Keep::Last(10));
+        let mut h = History::open(&path, Keep::Last(10)).expect("open");
         h.append(&Restore::default()).expect("append");
         let text = std::fs::read_to_string(&path).expect("read");
         let lines: Vec<&str> = text.lines().collect();

@@ -32,7 +32,11 @@ pub fn run(cli: Cli) -> Result<u8> {
         return Err(Error::usage("--snapshot and --test do not go together"));
     }
     let keep = crate::history::parse_keep(&cli.drill_history_keep)?;
-    let mut history = cli.drill_history.as_deref().map(|p| History::new(p, keep));
+    let mut history = cli
+        .drill_history
+        .as_deref()
+        .map(|p| History::open(p, keep))
+        .transpose()?;
     // Read before connecting: a history that cannot be read costs nothing.
     let drilled = match (&cli.drill_history, cli.sample) {
         (Some(p), Some(_)) => crate::drill::last_success(p)?,

@@ -272,3 +272,46 @@ fn sample_all_lists_the_cluster_and_drills_the_newest_backup() {
     assert_eq!(recs[0]["drill"], true);
     assert_eq!(sim.mutations(), Vec::<String>::new());
 }
+
+#[test]
+fn a_history_that_is_not_a_file_is_refused_before_anything_runs() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let locks = tempfile::tempdir().expect("tmp");
+    let fifo = locks.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let fifo = fifo.to_str().expect("utf-8");
+    for (path, sample) in [("/dev/zero", true), (fifo, true), (fifo, false)] {
+        let mut args = vec![
+            "--volid",
+            VM_BACKUP,
+            "--test",
+            "--yes",
+            "--drill-history",
+            path,
+        ];
+        if sample {
+            args = vec![
+                "--sample",
+                "1",
+                "--all",
+                "--test",
+                "--yes",
+                "--drill-history",
+                path,
+            ];
+        }
+        let (recs, code, err) = run(&sshd, locks.path(), &args);
+        assert_eq!(code, 1, "{path}: {err}");
+        assert!(
+            err.contains(path) && err.contains("not a regular file"),
+            "{err}"
+        );
+        assert!(recs.is_empty(), "{recs:?}");
+    }
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+}
