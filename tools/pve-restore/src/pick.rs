@@ -56,7 +56,9 @@ pub(crate) fn from_input(cli: &Cli, o: &Options) -> Result<Vec<Backup>> {
             "no backup to restore: give --volid, --vmid, or backup records on stdin",
         ));
     }
-    if let Some(b) = backups.iter().find(|b| b.unfinished) {
+    // A sample passes over them: the newest finished backup of each guest is drilled.
+    let unfinished = backups.iter().find(|b| b.unfinished);
+    if let Some(b) = unfinished.filter(|_| cli.sample.is_none()) {
         return Err(Error::usage(format!(
             "{} is an unfinished PBS snapshot (no manifest: a backup still being written), not a backup to restore",
             b.volid

@@ -102,6 +102,10 @@ fn two_sample_runs_drill_each_guest_once_and_the_history_holds_both() {
                "format": "vma.zst", "node": "pve1", "storage": "local", "ctime": 1705197602, "time": "2024-01-14T02:00:02Z"}),
         json!({"kind": "backup", "volid": "local:backup/vzdump-qemu-100-2024_01_13-02_00_02.vma.zst", "vmid": 100, "subtype": "qemu",
                "format": "vma.zst", "node": "pve1", "storage": "local", "ctime": 1705111202, "time": "2024-01-13T02:00:02Z"}),
+        // A PBS snapshot still being written (no manifest): never the one drilled.
+        json!({"kind": "backup", "volid": "pbs:backup/vm/100/2024-01-15T01:00:00Z", "vmid": 100, "subtype": "qemu",
+               "format": "pbs-vm", "node": "pve1", "storage": "pbs", "ctime": 1705280400, "time": "2024-01-15T01:00:00Z",
+               "unfinished": true}),
         json!({"kind": "backup", "volid": "local:backup/vzdump-lxc-101-2024_01_14-02_01_07.tar.gz", "vmid": 101, "subtype": "lxc",
                "format": "tar.gz", "node": "pve1", "storage": "local", "ctime": 1705197667, "time": "2024-01-14T02:01:07Z"}),
     ]
