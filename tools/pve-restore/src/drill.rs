@@ -21,6 +21,9 @@ use crate::history::{self, Line, started_in};
 const SCRATCH_FIRST: u64 = 9900;
 const SCRATCH_SPAN: u64 = 1000;
 
+/// Scratch VMIDs a drill tries when each is taken by another machine's guest meanwhile.
+pub const SCRATCH_TRIES: usize = 3;
+
 /// When each guest's last successful drill started (epoch seconds), from the history:
 /// `restore` records with `drill: true` and status `verified` or `restored`. A missing file
 /// is an empty history; a line that is not such a record is passed over (counted on stderr).
@@ -110,12 +113,13 @@ pub struct Scratch {
 }
 
 /// The first VMID from [`SCRATCH_FIRST`] that no guest has, no other drill has reserved and
-/// no other restore is working on.
-pub fn reserve(t: &dyn Transport, port: u16) -> Result<Scratch> {
+/// no other restore is working on, and this run did not find taken (`taken`).
+pub fn reserve(t: &dyn Transport, port: u16, taken: &[u64]) -> Result<Scratch> {
     let present = guest::resources(t)?;
     let host = t.host();
     let last = SCRATCH_FIRST + SCRATCH_SPAN;
-    for vmid in (SCRATCH_FIRST..last).filter(|v| !present.contains_key(v)) {
+    let free = |v: &u64| !present.contains_key(v) && !taken.contains(v);
+    for vmid in (SCRATCH_FIRST..last).filter(free) {
         let Some(held) = hold(&format!("pvedr-scratch-{host}-{port}-{vmid}.lock"))? else {
             continue;
         };

@@ -411,6 +411,16 @@ pub fn links_up(config: &GuestConfig) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether a failed restore's message says guest `vmid` exists: the only sign Proxmox
+/// gives (pve-cluster `PVE/Cluster.pm` `check_vmid_unused`: `VM|CT <vmid> already exists
+/// on node '<node>'`, which qemu-server `API2/Qemu.pm` `create_vm` prefixes with `unable
+/// to restore VM <vmid> -`), read here once into a failure kind.
+pub fn exists_msg(message: &str, vmid: u64) -> bool {
+    ["VM", "CT"]
+        .iter()
+        .any(|k| message.contains(&format!("{k} {vmid} already exists on node '")))
+}
+
 /// Where restore and scratch locks live: `$XDG_RUNTIME_DIR`, else the temporary directory.
 pub fn lock_dir() -> std::path::PathBuf {
     std::env::var_os("XDG_RUNTIME_DIR")

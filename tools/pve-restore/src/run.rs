@@ -65,6 +65,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         t,
         port: conn.port,
         cluster,
+        scratch_taken: Default::default(),
     };
     let mut out = cli.output.output();
     let mut records: Vec<Restore> = Vec::new();
@@ -128,24 +129,40 @@ fn restore_guest(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> {
     let started = now_rfc3339();
     let size = b.size;
     let rec = match (ctx.cli.test, ctx.o.target) {
-        (true, None) => {
-            let scratch = crate::drill::reserve(ctx.t, ctx.port)?;
-            let o = Options {
-                target: Some(scratch.vmid),
-                ..ctx.o.clone()
-            };
-            let c = Ctx {
-                cli: ctx.cli,
-                o: &o,
-                t: ctx.t,
-                port: ctx.port,
-                cluster: ctx.cluster.clone(),
-            };
-            restore_one(&c, b, default_node)?
-        }
+        (true, None) => drill_on_scratch(ctx, b, default_node)?,
         _ => restore_one(ctx, b, default_node)?,
     };
     Ok(stamped(rec, started, ctx.cli, size))
+}
+
+/// A drill on a reserved scratch VMID; when another machine's guest took it meanwhile,
+/// again on another one, up to [`crate::drill::SCRATCH_TRIES`] times.
+fn drill_on_scratch(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> {
+    let mut taken = Vec::new();
+    loop {
+        let scratch = crate::drill::reserve(ctx.t, ctx.port, &taken)?;
+        let o = Options {
+            target: Some(scratch.vmid),
+            ..ctx.o.clone()
+        };
+        let c = Ctx {
+            cli: ctx.cli,
+            o: &o,
+            t: ctx.t,
+            port: ctx.port,
+            cluster: ctx.cluster.clone(),
+            scratch_taken: Default::default(),
+        };
+        let rec = restore_one(&c, b.clone(), default_node)?;
+        if !c.scratch_taken.get() || taken.len() + 1 >= crate::drill::SCRATCH_TRIES {
+            return Ok(rec);
+        }
+        pvedr::msg::say(format_args!(
+            "scratch VMID {} was taken meanwhile; drilling on another",
+            scratch.vmid
+        ));
+        taken.push(scratch.vmid);
+    }
 }
 
 /// The record on standard output, flushed, and in the drill history when there is one.

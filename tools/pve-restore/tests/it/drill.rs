@@ -319,3 +319,35 @@ fn a_history_that_is_not_a_file_is_refused_before_anything_runs() {
     }
     assert_eq!(sim.mutations(), Vec::<String>::new());
 }
+
+#[test]
+fn a_scratch_vmid_another_machine_takes_meanwhile_is_left_alone_and_another_drilled_on() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let locks = tempfile::tempdir().expect("tmp");
+    // What qmrestore says when another machine's drill created 9900 after this one chose it
+    // (pve-cluster check_vmid_unused, under qemu-server create_vm's prefix).
+    let faults = json!([{"match": format!("qmrestore {VM_BACKUP} 9900"), "times": 1, "exit": 255,
+                         "stderr": "unable to restore VM 9900 - VM 9900 already exists on node 'pve2'\n"}]);
+    sim.write_json("faults.json", &faults);
+    let (recs, code, err) = run(
+        &sshd,
+        locks.path(),
+        &["--volid", VM_BACKUP, "--test", "--yes"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0]["target_vmid"], 9901, "{}", recs[0]);
+    assert_eq!(recs[0]["status"], "verified");
+    assert!(
+        err.contains("scratch VMID 9900 was taken meanwhile"),
+        "{err}"
+    );
+    let m = sim.mutations();
+    assert!(
+        !m.iter()
+            .any(|x| x.contains(" 9900") && !x.starts_with("qmrestore")),
+        "nothing done to the other machine's 9900: {m:?}"
+    );
+    assert!(m.iter().any(|x| x == "qm destroy 9901"), "{m:?}");
+}
