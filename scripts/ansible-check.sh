@@ -5,8 +5,8 @@
 # one-liner does):
 #   - offsite on, hosts pve1 and pve2, twice: the package unpacked, the configuration written
 #     with mode 0600 and its values read back as systemd reads them, the secret never in
-#     Ansible's output, the cluster-wide timer (backup-check) scheduled on pve1 only and the
-#     per-node one (backup-sync) on both, and the second run changes nothing;
+#     Ansible's output, the cluster-wide timers (backup-check, the restore drill) scheduled on
+#     pve1 only and the per-node one (backup-sync) on both, and the second run changes nothing;
 #   - no S3 settings at all: installed and checked, no S3 line in the configuration, no
 #     backup-sync timer;
 #   - a .deb that is not there: the play stops at once saying to give an absolute path;
@@ -56,7 +56,8 @@ cat > "$tmp/offsite.json" <<JSON
  "pvedr_s3_access_key_id": "ci-key", "pvedr_s3_secret_access_key": $(jq -Rn --arg s "$secret" '$s'),
  "pvedr_api_url": "https://pve1:8006", "pvedr_api_token": "monitor@pve!check",
  "pvedr_api_fingerprint": "AA:BB", "pvedr_api_token_secret": $(jq -Rn --arg s "$token_secret" '$s'),
- "pvedr_snapshot_select": "--all --exclude 9000"}
+ "pvedr_snapshot_select": "--all --exclude 9000",
+ "pvedr_restore_drill_enabled": true, "pvedr_restore_drill_sample": 2}
 JSON
 # No S3 setting at all: the README's one-liner.
 cat > "$tmp/bare.json" <<JSON
@@ -100,12 +101,16 @@ got=$(env -i bash -c "set -a; . '$env'; printf '%s|%s|%s|%s' \"\$PVEDR_API\" \"\
 [ "$got" = "https://pve1:8006|monitor@pve!check|$token_secret|AA:BB" ] || fail "$env: the API settings read back as '$got'"
 got=$(env -i bash -c "set -a; . '$env'; printf '%s' \"\$PVEDR_SNAPSHOT_SELECT\"")
 [ "$got" = "--all --exclude 9000" ] || fail "$env: PVEDR_SNAPSHOT_SELECT reads back as '$got'"
-for timer in pvedr-backup-check.timer pvedr-backup-sync.timer pvedr-snapshot.timer; do
+got=$(env -i bash -c "set -a; . '$env'; printf '%s' \"\$PVEDR_RESTORE_DRILL_SAMPLE\"")
+[ "$got" = "2" ] || fail "$env: PVEDR_RESTORE_DRILL_SAMPLE reads back as '$got'"
+for timer in pvedr-backup-check.timer pvedr-backup-sync.timer pvedr-snapshot.timer pvedr-restore-drill.timer; do
   [ -f "$root/lib/systemd/system/$timer" ] || fail "$timer not in the prefix"
 done
 # Cluster-wide on the first host only; per-node on every host.
 grep -q '^OnCalendar=.' "$(dropin pve1 pvedr-backup-check.timer)" || fail "no backup-check schedule on pve1"
 [ ! -e "$(dropin pve2 pvedr-backup-check.timer)" ] || fail "backup-check (cluster-wide) scheduled on pve2 too"
+grep -q '^OnCalendar=.' "$(dropin pve1 pvedr-restore-drill.timer)" || fail "no restore drill schedule on pve1"
+[ ! -e "$(dropin pve2 pvedr-restore-drill.timer)" ] || fail "the restore drill (cluster-wide) scheduled on pve2 too"
 for h in pve1 pve2; do
   grep -q '^OnCalendar=.' "$(dropin $h pvedr-backup-sync.timer)" || fail "no backup-sync schedule on $h"
 done
@@ -113,7 +118,7 @@ for f in "$tmp"/pve*/etc/systemd/system/pvedr-*.timer.d/schedule.conf; do
   cal=$(sed -n 's/^OnCalendar=\(..*\)$/\1/p' "$f")
   systemd-analyze calendar "$cal" >/dev/null 2>&1 || fail "$f: '$cal' is no systemd calendar"
 done
-say "role applied to pve1 and pve2 from $rel_deb (relative): tools, pvedr.env 0600 (values read back), backup-check scheduled on pve1 only, backup-sync on both, schedules valid"
+say "role applied to pve1 and pve2 from $rel_deb (relative): tools, pvedr.env 0600 (values read back), backup-check and the restore drill scheduled on pve1 only, backup-sync on both, schedules valid"
 
 must_play second "$tmp/offsite.ini" "$tmp/offsite.json" "$tmp/site.yml"
 for h in pve1 pve2; do
@@ -126,9 +131,10 @@ must_play bare "$tmp/bare.ini" "$tmp/bare.json" "$tmp/site.yml"
 env=$tmp/pve3/etc/pvedr/pvedr.env
 ! grep -qE '^(AWS_|PVEDR_S3_)' "$env" || fail "$env has S3 settings without offsite: $(grep -E '^(AWS_|PVEDR_S3_)' "$env")"
 [ ! -e "$(dropin pve3 pvedr-backup-sync.timer)" ] || fail "backup-sync scheduled without offsite"
+[ ! -e "$(dropin pve3 pvedr-restore-drill.timer)" ] || fail "the restore drill scheduled without pvedr_restore_drill_enabled"
 grep -q '^OnCalendar=.' "$(dropin pve3 pvedr-backup-check.timer)" || fail "no backup-check schedule without offsite"
 "$tmp/pve3/usr/bin/backup-check" --version >/dev/null || fail "not installed without S3 settings"
-say "no S3 settings: installed, backup-check scheduled, no backup-sync timer, no S3 line in pvedr.env"
+say "no S3 settings: installed, backup-check scheduled, no backup-sync or restore drill timer, no S3 line in pvedr.env"
 
 jq '.pvedr_deb = "target/deb/no-such.deb"' "$tmp/bare.json" > "$tmp/missing.json"
 ! play missing "$tmp/bare.ini" "$tmp/missing.json" "$tmp/site.yml" || fail "a missing .deb did not fail the play"

@@ -529,6 +529,15 @@ pub struct Restore {
     /// The command that undoes the run (restores the safety point, removes the new guest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub way_back: Option<String>,
+    /// When this guest's restore began, RFC 3339 UTC: with `duration_s`, when a drill ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    /// A restore drill (`--test`: a scratch guest, destroyed after); false for a real one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<bool>,
+    /// Bytes of the archive restored, when known (with `duration_s`, the throughput).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -11,6 +11,9 @@ const AFTER: &str = "EXAMPLES:
   pve-restore --host pve1 --vmid 101 --date 2024-01-14 --force --yes
   # restore drill: scratch VMID, links down, agent, destroy
   pve-restore --host pve1 --vmid 100 --test --yes
+  # the timer's drill: the guest drilled longest ago, recorded as evidence
+  pve-restore --host pve1 --test --sample 1 --all --yes \\
+      --drill-history /var/lib/pvedr/drill-history.jsonl
   pve-restore --host pve1 --vmid 120 --snapshot before-upgrade --force --yes
   # Prometheus, Grafana, Alertmanager health
   pve-restore --host pve1 --vmid 130 --force --yes --probe monitoring:10.0.0.30
@@ -22,7 +25,9 @@ RECORDS:
   rolled-back | refused | interrupted), steps (each: step, target, status planned|ok|changed|skipped|failed,
   message (why, or what happened), duration_s, command), safety_point ({volid, storage} of the
   vzdump taken before overwriting), verify ([{probe, status, message, attempts}]),
-  duration_s, error, and way_back (the command that undoes the run); for an overwrite also
+  duration_s, error, way_back (the command that undoes the run), started (RFC 3339 UTC,
+  when the guest's restore began), drill (true for --test), size (bytes of the archive,
+  when known); for an overwrite also
   deleted_snapshots ([names]), and erased_volumes (a container) or detached_volumes (a VM)
   ([{key, volume}]); after a failed restore to a new VMID, leftover (removed | kept: the
   config qmrestore leaves behind); warnings (the WARN: lines of a restore task that ended
@@ -189,10 +194,45 @@ pub struct Cli {
           conflicts_with_all = ["volid", "snapshot", "test", "date", "target_id", "all"])]
     pub verify_only: bool,
 
-    /// Restore drill: restore to a scratch VMID (--target-vmid or the first free from 9900)
-    /// with every network link down, check the guest agent, destroy the scratch guest.
+    /// Restore drill: restore to a scratch VMID (--target-vmid, or the first free from 9900
+    /// that no other drill on this machine holds) with every network link down, check the
+    /// guest agent, destroy the scratch guest. Its record says `drill: true`.
     #[arg(long, help_heading = "Verify")]
     pub test: bool,
+
+    // Drills on a schedule (pvedr-restore-drill.timer): --sample, --drill-history.
+    /// With --test: drill the N guests whose last successful drill (in --drill-history) is
+    /// oldest, never drilled first (ties: the lower VMID), each from its newest backup;
+    /// among the backup records read, or with --all among every backup on the cluster
+    /// (listed from the node: standard input is not read). Each drill gets its own scratch
+    /// VMID: concurrent drills never share one.
+    #[arg(long, value_name = "N", requires = "test", help_heading = "Drill", hide_short_help = true,
+          value_parser = clap::value_parser!(u32).range(1..=1000),
+          conflicts_with_all = ["volid", "vmid", "target_id"])]
+    pub sample: Option<u32>,
+
+    /// Append each restore record (one JSON line each, `drill` and `started` in it) to FILE,
+    /// under a lock (FILE.lock), synced: concurrent runs never mix their lines. The shipped
+    /// timer uses /var/lib/pvedr/drill-history.jsonl. --sample reads it.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Drill",
+        hide_short_help = true
+    )]
+    pub drill_history: Option<std::path::PathBuf>,
+
+    /// What --drill-history keeps: records that started within DURATION (e.g. 400d), or the
+    /// newest N records; older ones are dropped (the file rewritten atomically) when the run
+    /// first appends.
+    #[arg(
+        long,
+        value_name = "DURATION|N",
+        default_value = "400d",
+        help_heading = "Drill",
+        hide_short_help = true
+    )]
+    pub drill_history_keep: String,
 
     #[command(flatten)]
     pub write: WriteArgs,

@@ -411,12 +411,26 @@ pub fn links_up(config: &GuestConfig) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether a failed restore's message says guest `vmid` exists: the only sign Proxmox
+/// gives (pve-cluster `PVE/Cluster.pm` `check_vmid_unused`: `VM|CT <vmid> already exists
+/// on node '<node>'`, which qemu-server `API2/Qemu.pm` `create_vm` prefixes with `unable
+/// to restore VM <vmid> -`), read here once into a failure kind.
+pub fn exists_msg(message: &str, vmid: u64) -> bool {
+    ["VM", "CT"]
+        .iter()
+        .any(|k| message.contains(&format!("{k} {vmid} already exists on node '")))
+}
+
+/// Where restore and scratch locks live: `$XDG_RUNTIME_DIR`, else the temporary directory.
+pub fn lock_dir() -> std::path::PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+}
+
 /// One restore per target VMID at a time (on this machine, for this host).
 pub fn lock_target(host: &str, port: u16, vmid: u64) -> Result<nix::fcntl::Flock<std::fs::File>> {
-    let dir = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let path = dir.join(format!("pvedr-restore-{host}-{port}-{vmid}.lock"));
+    let path = lock_dir().join(format!("pvedr-restore-{host}-{port}-{vmid}.lock"));
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -3,7 +3,9 @@
 
 mod access;
 mod cli;
+mod drill;
 mod guest;
+mod history;
 mod options;
 mod pick;
 mod probe;

@@ -9,6 +9,7 @@ use crate::cli::Cli;
 use crate::probe::{self, Probe};
 
 /// What the flags asked for, checked before anything runs on a node.
+#[derive(Clone)]
 pub struct Options {
     pub target: Option<u64>,
     pub node: Option<String>,

@@ -56,13 +56,15 @@ pub(crate) fn from_input(cli: &Cli, o: &Options) -> Result<Vec<Backup>> {
             "no backup to restore: give --volid, --vmid, or backup records on stdin",
         ));
     }
-    if let Some(b) = backups.iter().find(|b| b.unfinished) {
+    // A sample passes over them: the newest finished backup of each guest is drilled.
+    let unfinished = backups.iter().find(|b| b.unfinished);
+    if let Some(b) = unfinished.filter(|_| cli.sample.is_none()) {
         return Err(Error::usage(format!(
             "{} is an unfinished PBS snapshot (no manifest: a backup still being written), not a backup to restore",
             b.volid
         )));
     }
-    if backups.len() > 1 && !cli.all {
+    if backups.len() > 1 && !cli.all && cli.sample.is_none() {
         return Err(Error::usage(format!(
             "{} backups on input: restoring several guests needs --all (or pipe one, e.g. pve-ls-backups --vmid N --latest)",
             backups.len()

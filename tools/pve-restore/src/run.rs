@@ -4,12 +4,13 @@
 use std::time::Instant;
 
 use pvedr::error::{Error, Result, exit_for};
-use pvedr::records::{Record, Restore, RestoreStatus, Summary};
+use pvedr::records::{Backup, Record, Restore, RestoreStatus, Summary};
 use pvedr::{time, validate};
 use serde_json::Map;
 
 use crate::cli::Cli;
-use crate::options::options;
+use crate::history::History;
+use crate::options::{Options, options};
 use crate::pick::{backup_of_volid, from_input, newest_of};
 use crate::restore::{Ctx, restore_one};
 
@@ -30,8 +31,23 @@ pub fn run(cli: Cli) -> Result<u8> {
     if cli.snapshot.is_some() && cli.test {
         return Err(Error::usage("--snapshot and --test do not go together"));
     }
+    let keep = crate::history::parse_keep(&cli.drill_history_keep)?;
+    let mut history = cli
+        .drill_history
+        .as_deref()
+        .map(|p| History::open(p, keep))
+        .transpose()?;
+    // Read before connecting: a history that cannot be read costs nothing.
+    let drilled = match (&cli.drill_history, cli.sample) {
+        (Some(p), Some(_)) => crate::drill::last_success(p)?,
+        _ => Default::default(),
+    };
+    if cli.sample.is_some() && cli.drill_history.is_none() {
+        pvedr::msg::say("--sample without --drill-history: every guest counts as never drilled");
+    }
+    let from_node = cli.sample.is_some() && cli.all;
     let stdin_backups = match (&cli.volid, vmid_arg) {
-        (None, None) => from_input(&cli, &opts)?,
+        (None, None) if !from_node => from_input(&cli, &opts)?,
         _ => Vec::new(),
     };
     let conn = cli.connect.connect()?;
@@ -49,29 +65,40 @@ pub fn run(cli: Cli) -> Result<u8> {
         t,
         port: conn.port,
         cluster,
+        scratch_taken: Default::default(),
     };
     let mut out = cli.output.output();
     let mut records: Vec<Restore> = Vec::new();
     if let (Some(vmid), true) = (vmid_arg, cli.verify_only) {
-        let r = crate::restore::verify_existing(&ctx, vmid)?;
-        out.write(&Record::Restore(r.clone()))?;
+        let at = now_rfc3339();
+        let r = stamped(crate::restore::verify_existing(&ctx, vmid)?, at, &cli, None);
+        write(&mut out, history.as_mut(), &r)?;
         records.push(r);
     } else if let (Some(vmid), Some(snap)) = (vmid_arg, cli.snapshot.as_deref()) {
+        let at = now_rfc3339();
         let r = crate::snapshot::rollback(&ctx, vmid, snap, &default_node)?;
-        out.write(&Record::Restore(r.clone()))?;
+        let r = stamped(r, at, &cli, None);
+        write(&mut out, history.as_mut(), &r)?;
         records.push(r);
     } else {
         let backups = match (&cli.volid, vmid_arg) {
             // Its node is chosen by restore_one (where its storage is enabled).
             (Some(v), _) => vec![backup_of_volid(v, None)?],
             (None, Some(vmid)) => vec![newest_of(t, &default_node, vmid, &cli)?],
+            (None, None) if from_node => crate::drill::from_node(t)?,
             (None, None) => stdin_backups,
         };
+        let backups = match cli.sample {
+            Some(n) => crate::drill::sample(backups, &drilled, n as usize),
+            None => backups,
+        };
+        if backups.is_empty() && from_node {
+            return Err(Error::Refused("no backup to drill on the cluster".into()));
+        }
         for b in backups {
-            let rec = restore_one(&ctx, b, &default_node)?;
+            let rec = restore_guest(&ctx, b, &default_node)?;
             // Written now: a later guest's failure or a Ctrl-C must not lose it.
-            out.write(&Record::Restore(rec.clone()))?;
-            out.flush()?;
+            write(&mut out, history.as_mut(), &rec)?;
             let stop = rec.status == RestoreStatus::Interrupted;
             records.push(rec);
             if stop {
@@ -82,6 +109,74 @@ pub fn run(cli: Cli) -> Result<u8> {
     let exit = summary(&records, started, &mut out)?;
     out.finish()?;
     Ok(exit)
+}
+
+/// Now, as a record's `started`.
+fn now_rfc3339() -> String {
+    pvedr::records::rfc3339(time::now())
+}
+
+/// `rec` with when it started, whether it was a drill, and the archive's size.
+fn stamped(mut rec: Restore, started: String, cli: &Cli, size: Option<u64>) -> Restore {
+    rec.started = Some(started);
+    rec.drill = Some(cli.test);
+    rec.size = size;
+    rec
+}
+
+/// One guest's restore; a drill without --target-vmid on a scratch VMID only this run holds.
+fn restore_guest(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> {
+    let started = now_rfc3339();
+    let size = b.size;
+    let rec = match (ctx.cli.test, ctx.o.target) {
+        (true, None) => drill_on_scratch(ctx, b, default_node)?,
+        _ => restore_one(ctx, b, default_node)?,
+    };
+    Ok(stamped(rec, started, ctx.cli, size))
+}
+
+/// A drill on a reserved scratch VMID; when another machine's guest took it meanwhile,
+/// again on another one, up to [`crate::drill::SCRATCH_TRIES`] times.
+fn drill_on_scratch(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> {
+    let mut taken = Vec::new();
+    loop {
+        let scratch = crate::drill::reserve(ctx.t, ctx.port, &taken)?;
+        let o = Options {
+            target: Some(scratch.vmid),
+            ..ctx.o.clone()
+        };
+        let c = Ctx {
+            cli: ctx.cli,
+            o: &o,
+            t: ctx.t,
+            port: ctx.port,
+            cluster: ctx.cluster.clone(),
+            scratch_taken: Default::default(),
+        };
+        let rec = restore_one(&c, b.clone(), default_node)?;
+        if !c.scratch_taken.get() || taken.len() + 1 >= crate::drill::SCRATCH_TRIES {
+            return Ok(rec);
+        }
+        pvedr::msg::say(format_args!(
+            "scratch VMID {} was taken meanwhile; drilling on another",
+            scratch.vmid
+        ));
+        taken.push(scratch.vmid);
+    }
+}
+
+/// The record on standard output, flushed, and in the drill history when there is one.
+fn write(
+    out: &mut pvedr::output::Output,
+    history: Option<&mut History>,
+    r: &Restore,
+) -> Result<()> {
+    out.write(&Record::Restore(r.clone()))?;
+    out.flush()?;
+    match history {
+        Some(h) => h.append(r),
+        None => Ok(()),
+    }
 }
 
 fn summary(records: &[Restore], started: Instant, out: &mut pvedr::output::Output) -> Result<u8> {

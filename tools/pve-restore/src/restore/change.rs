@@ -61,6 +61,16 @@ impl Job<'_> {
                             .finish(l, StepStatus::Skipped, "not needed", Instant::now());
                     }
                 }
+                Err(m) if self.ctx.cli.test && !self.lost && guest::exists_msg(&m, self.target) => {
+                    if let Some(l) = self.s.leftover {
+                        // Another guest's now: not ours to remove.
+                        self.plan
+                            .finish(l, StepStatus::Skipped, "not ours", Instant::now());
+                    }
+                    self.ctx.scratch_taken.set(true);
+                    let f = format!("scratch VMID {} was taken meanwhile: {m}", self.target);
+                    self.fail(FailureKind::ScratchTaken, f);
+                }
                 Err(m) => {
                     self.fail(FailureKind::RestoreTask, format!("restore failed: {m}"));
                     self.remove_leftover();

@@ -54,6 +54,9 @@ pub struct Ctx<'a> {
     pub t: &'a dyn Transport,
     pub port: u16,
     pub cluster: pvedr::cluster::Cluster,
+    /// Set when a drill's qmrestore or pct restore found its scratch VMID taken by a guest
+    /// created since it was chosen (another machine's drill): the caller may try another.
+    pub scratch_taken: std::cell::Cell<bool>,
 }
 
 /// The plan's steps by role.

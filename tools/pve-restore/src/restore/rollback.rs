@@ -16,6 +16,9 @@ pub(super) enum FailureKind {
     AfterRestore,
     /// The drill's scratch guest could not be destroyed.
     Cleanup,
+    /// The drill's scratch VMID was taken by another guest before the restore created it:
+    /// nothing was restored and nothing there is ours.
+    ScratchTaken,
     /// Ctrl-C or SIGTERM before the restore ran.
     InterruptedBefore,
     /// Ctrl-C or SIGTERM after the restore ran.
@@ -41,7 +44,7 @@ pub(super) fn after_failure(kind: FailureKind) -> AfterFailure {
     match kind {
         F::RestoreTask | F::AfterRestore | F::InterruptedAfter => AfterFailure::RollBack,
         F::BeforeOverwrite | F::InterruptedBefore => AfterFailure::StartAgain,
-        F::StateUnknown | F::Cleanup => AfterFailure::Leave,
+        F::StateUnknown | F::Cleanup | F::ScratchTaken => AfterFailure::Leave,
     }
 }
 
