@@ -26,6 +26,7 @@ pub mod msg;
 pub mod newest;
 pub mod output;
 pub mod plan;
+pub mod policy;
 pub mod process;
 pub mod pve;
 pub mod pvesh;

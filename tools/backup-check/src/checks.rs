@@ -120,7 +120,7 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
             continue;
         }
         let policy = Policy::of(inp.guests.iter().find(|x| x.vmid == g.vmid));
-        out.extend(policy.findings(&g.component));
+        out.extend(crate::policy::findings(&policy, &g.component));
         // `pvedr-nobackup`: what backups there are must still be whole and rightly dated.
         let expected = !policy.no_backup;
         if expected {

@@ -8,6 +8,7 @@ use std::path::Path;
 use nix::fcntl::{Flock, FlockArg};
 use pvedr::error::{Error, Result};
 use pvedr::listing::{self, Extras, SelectArgs};
+use pvedr::policy::GuestPolicy;
 use pvedr::records::{Backup, RestoreStatus};
 use pvedr::transport::Transport;
 
@@ -89,18 +90,39 @@ pub fn sample(backups: Vec<Backup>, drilled: &HashMap<u64, i64>, n: usize) -> Ve
     newest
 }
 
-/// Every backup on the cluster's nodes (`--sample --all`); what could not be listed is said
-/// on stderr, and those guests wait for a later run.
+/// Every backup on the cluster's nodes (`--sample --all`) but those of guests whose tags
+/// ask for no drill (`pvedr-nodrill`, `pvedr-nobackup`: `pvedr::policy`, as backup-check
+/// reads them); what could not be listed is said on stderr, and those guests wait for a
+/// later run.
 pub fn from_node(t: &dyn Transport) -> Result<Vec<Backup>> {
     let sel = SelectArgs {
         all_nodes: true,
         ..Default::default()
     };
-    let g = listing::gather_remote(t, &sel, Extras::default(), None)?;
+    let extras = Extras {
+        guests: true,
+        ..Default::default()
+    };
+    let g = listing::gather_remote(t, &sel, extras, None)?;
     for p in &g.problems {
         pvedr::msg::say(format_args!("not listed: {p}"));
     }
-    Ok(g.backups)
+    let parked: Vec<u64> = g
+        .guests
+        .iter()
+        .filter(|x| !GuestPolicy::of(Some(x)).drills())
+        .map(|x| x.vmid)
+        .collect();
+    if !parked.is_empty() {
+        let ids: Vec<String> = parked.iter().map(u64::to_string).collect();
+        pvedr::msg::say(format_args!(
+            "not drilled (tag pvedr-nodrill or pvedr-nobackup): {}",
+            ids.join(", ")
+        ));
+    }
+    let mut backups = g.backups;
+    backups.retain(|b| b.vmid.is_none_or(|v| !parked.contains(&v)));
+    Ok(backups)
 }
 
 /// A scratch VMID this run holds: free on the cluster when chosen, and locked on this

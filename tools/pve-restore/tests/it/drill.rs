@@ -277,6 +277,30 @@ fn sample_all_lists_the_cluster_and_drills_the_newest_backup() {
     assert_eq!(sim.mutations(), Vec::<String>::new());
 }
 
+/// A guest whose tags ask for no drill (`pvedr-nodrill`, as backup-check reads them) is
+/// never in the sample: the next guest is drilled instead.
+#[test]
+fn sample_all_leaves_out_guests_tagged_nodrill() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let mut g101 = sim.read_json("guests/101.json");
+    g101["tags"] = json!("db;PVEDR-NODRILL");
+    sim.write_json("guests/101.json", &g101);
+    let locks = tempfile::tempdir().expect("tmp");
+    let args = ["--sample", "1", "--all", "--test", "--dry-run"];
+    let (recs, code, err) = run(&sshd, locks.path(), &args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_ne!(
+        recs[0]["vmid"], 101,
+        "a guest tagged pvedr-nodrill was drilled"
+    );
+    assert!(
+        err.contains("not drilled (tag pvedr-nodrill or pvedr-nobackup): 101"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_history_that_is_not_a_file_is_refused_before_anything_runs() {
     let sim = SimNode::demo();
