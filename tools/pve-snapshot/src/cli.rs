@@ -1,5 +1,7 @@
+use std::time::Duration;
+
 use clap::{Args, Parser, Subcommand};
-use pvedr::cli::{OutputArgs, WriteArgs};
+use pvedr::cli::{OutputArgs, WriteArgs, values};
 use pvedr::connect::ConnectArgs;
 use pvedr::listing::{FilterArgs, GuestArgs};
 
@@ -73,6 +75,20 @@ pub enum Command {
     Ls(LsArgs),
 }
 
+/// What every subcommand takes, flattened as the other tools flatten theirs: the
+/// connection and the guests.
+#[derive(Args, Debug)]
+pub struct Shared {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    #[command(flatten)]
+    pub guests: GuestArgs,
+}
+
 /// The label: the first part of the names pve-snapshot gives.
 #[derive(Args, Debug, Clone)]
 pub struct LabelArg {
@@ -95,13 +111,7 @@ pub struct LabelArg {
 )]
 pub struct CreateArgs {
     #[command(flatten)]
-    pub connect: ConnectArgs,
-
-    #[command(flatten)]
-    pub filter: FilterArgs,
-
-    #[command(flatten)]
-    pub guests: GuestArgs,
+    pub shared: Shared,
 
     #[command(flatten)]
     pub label: LabelArg,
@@ -113,8 +123,8 @@ pub struct CreateArgs {
 
     /// Wait this long for a guest's lock (backup, migrate, …) to go away before its
     /// snapshot (30s, 10m). Default: a locked guest is reported at once.
-    #[arg(long, value_name = "DURATION", help_heading = "Snapshots")]
-    pub wait_lock: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = values::duration, help_heading = "Snapshots")]
+    pub wait_lock: Option<Duration>,
 
     #[command(flatten)]
     pub write: WriteArgs,
@@ -131,13 +141,7 @@ pub struct CreateArgs {
 )]
 pub struct PruneArgs {
     #[command(flatten)]
-    pub connect: ConnectArgs,
-
-    #[command(flatten)]
-    pub filter: FilterArgs,
-
-    #[command(flatten)]
-    pub guests: GuestArgs,
+    pub shared: Shared,
 
     #[command(flatten)]
     pub label: LabelArg,
@@ -147,8 +151,8 @@ pub struct PruneArgs {
     pub keep: u32,
 
     /// Wait this long for a guest's lock to go away before removing its snapshots.
-    #[arg(long, value_name = "DURATION", help_heading = "Snapshots")]
-    pub wait_lock: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = values::duration, help_heading = "Snapshots")]
+    pub wait_lock: Option<Duration>,
 
     #[command(flatten)]
     pub write: WriteArgs,
@@ -165,17 +169,11 @@ pub struct PruneArgs {
 )]
 pub struct LsArgs {
     #[command(flatten)]
-    pub connect: ConnectArgs,
+    pub shared: Shared,
 
     /// `--dry-run`, `--yes`: accepted (the vocabulary of every tool), ignored here.
     #[command(flatten)]
     pub no_change: pvedr::cli::NoChangeArgs,
-
-    #[command(flatten)]
-    pub filter: FilterArgs,
-
-    #[command(flatten)]
-    pub guests: GuestArgs,
 
     /// Only the snapshots pve-snapshot made with this label.
     #[arg(long, value_name = "LABEL", help_heading = "Snapshots")]
@@ -183,14 +181,14 @@ pub struct LsArgs {
 
     /// Nagios check: WARNING when a selected guest's newest pve-snapshot snapshot (of
     /// --label) is older than this (26h, 7d), or when it has none. Templates are skipped.
-    #[arg(long, value_name = "DURATION", help_heading = "Snapshots")]
-    pub max_age: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = values::duration, help_heading = "Snapshots")]
+    pub max_age: Option<Duration>,
 
     /// End the whole run within this (30s, 2m): UNKNOWN (3), naming the guest or the step
     /// that did not answer, before a monitoring system kills the plugin. Default with
     /// --max-age: 50s (Nagios allows 60 s); otherwise each command's --command-timeout.
-    #[arg(long, value_name = "DURATION", help_heading = "Snapshots")]
-    pub timeout: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = values::bound, help_heading = "Snapshots")]
+    pub timeout: Option<Duration>,
 
     #[command(flatten)]
     pub output: OutputArgs,

@@ -12,7 +12,7 @@ use pvedr::transport::RemoteCommand;
 use pvedr::{interrupt, shell};
 use serde_json::Value;
 
-use crate::args::{selection, wait_lock};
+use crate::args::selection;
 use crate::cli::PruneArgs;
 use crate::guests::{self, Ctx, tool};
 use crate::names;
@@ -21,9 +21,9 @@ use crate::outcome::{Unhandled, finish, mark_status};
 pub fn run(a: &PruneArgs) -> Result<u8> {
     let started = Instant::now();
     let label = names::label(&a.label.label)?.to_string();
-    let (_, sel) = selection(&a.filter, &a.guests, true)?;
-    let wait = wait_lock(a.wait_lock.as_deref())?;
-    let conn = a.connect.connect()?;
+    let (_, sel) = selection(&a.shared, true)?;
+    let wait = a.wait_lock;
+    let conn = a.shared.connect.connect()?;
     let ctx = Ctx::new(conn.transport.as_ref(), &sel)?;
     let mut recs: Vec<Snapshot> = Vec::new();
     let mut unreadable = 0;

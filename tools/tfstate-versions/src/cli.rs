@@ -153,17 +153,6 @@ pub struct TerraformTimeout {
     /// SIGTERM, Terraform is asked to stop (SIGINT to its process group; SIGTERM after 10 s,
     /// SIGKILL after 10 s more), the directory is put back as it was, and what Terraform
     /// may have left (a lock) is said.
-    #[arg(long, value_name = "DURATION", default_value = "10m")]
-    pub terraform_timeout: String,
-}
-
-impl TerraformTimeout {
-    pub fn duration(&self) -> pvedr::Result<std::time::Duration> {
-        match pvedr::time::parse_duration(&self.terraform_timeout)? {
-            0 => Err(pvedr::Error::usage(
-                "--terraform-timeout must be at least 1s",
-            )),
-            s => Ok(std::time::Duration::from_secs(s)),
-        }
-    }
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = pvedr::cli::values::bound)]
+    pub terraform_timeout: std::time::Duration,
 }

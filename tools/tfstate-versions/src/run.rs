@@ -47,7 +47,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             terraform_bin,
             timeout,
         } => {
-            let tf = Terraform::new(terraform_bin, dir).with_timeout(timeout.duration()?);
+            let tf = Terraform::new(terraform_bin, dir).with_timeout(timeout.terraform_timeout);
             // Terraform is stopped, not orphaned, on a signal; the directory is put back.
             pvedr::interrupt::install();
             let steps = fallback::fallback(&tf);
@@ -58,7 +58,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             terraform_bin,
             timeout,
         } => {
-            let tf = Terraform::new(terraform_bin, dir).with_timeout(timeout.duration()?);
+            let tf = Terraform::new(terraform_bin, dir).with_timeout(timeout.terraform_timeout);
             pvedr::interrupt::install();
             let steps = fallback::return_home(&tf, &cli);
             write_steps(&mut out, steps)?
