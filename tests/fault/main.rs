@@ -475,7 +475,9 @@ fn sshd_cut_mid_push() {
     let mut sshd = Sshd::start(&sim);
     let moto = Moto::start();
     moto.boto("offsite", "s3.create_bucket(Bucket=B)");
-    big_archive(&sim, 8 << 20);
+    // Big enough that the cut always falls inside the upload at --bwlimit, even on a
+    // loaded machine where noticing the upload takes seconds.
+    big_archive(&sim, 32 << 20);
     let input = only_big(&listing_of(&sshd, "100"));
     assert!(!input.is_empty());
     let mut c = s3_tool("backup-sync", &moto.endpoint());

@@ -433,8 +433,9 @@ fn front_relay(mut conn: TcpStream, moto_port: u16, sh: &FrontShared) {
     let _ = t.join();
 }
 
-/// A `--terraform-bin` that hangs: every command but the ones it is told to pass records
-/// its pid, then waits for ever; SIGINT makes it note `INT` and leave (as Terraform stops
+/// A `--terraform-bin` that hangs: every command but the ones it is told to pass sets its
+/// traps, then records its pid (so a signal sent once the pid is seen is always noted),
+/// then waits for ever; SIGINT makes it note `INT` and leave (as Terraform stops
 /// on it), unless it is `stubborn` (it notes SIGINT and SIGTERM and goes on: only SIGKILL
 /// ends it).
 pub struct HungTerraform {
@@ -452,7 +453,7 @@ impl HungTerraform {
             format!("trap 'echo INT >> {d}/signals; exit 1' INT")
         };
         let script = format!(
-            "#!/bin/sh\ncase \"$1\" in {}) echo ok; exit 0;; esac\necho $$ > {d}/pid.tmp && mv {d}/pid.tmp {d}/pid\n{traps}\nwhile :; do sleep 0.1; done\n",
+            "#!/bin/sh\ncase \"$1\" in {}) echo ok; exit 0;; esac\n{traps}\necho $$ > {d}/pid.tmp && mv {d}/pid.tmp {d}/pid\nwhile :; do sleep 0.1; done\n",
             if passes.is_empty() {
                 "__none__".to_string()
             } else {

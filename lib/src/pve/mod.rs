@@ -245,10 +245,10 @@ impl<'a> Client<'a> {
     }
 
     /// `/nodes/N/storage/S/content/VOLID`: one volume (its `path`, `size`, …).
-    pub fn volume(&self, node: &str, storage: &str, volid: &str) -> Result<Map<String, Value>> {
+    pub fn volume(&self, node: &str, storage: &str, volid: &str) -> Result<Volume> {
         let cmd = pvesh::get(&paths::content(node, storage, volid), &[]);
         match self.value(&cmd)? {
-            Value::Object(m) => Ok(m),
+            Value::Object(m) => Ok(Volume::from_json(&m)),
             _ => Err(not_object(self.t.host(), &cmd)),
         }
     }

@@ -12,21 +12,20 @@ use crate::ctx::{Ctx, context, summary};
 pub fn run(cli: Cli) -> Result<u8> {
     let t0 = Instant::now();
     let mut ctx = context(&cli)?;
-    if !ctx.dry_run {
-        pvedr::cli::confirm(
-            &format!(
-                "rebuilding the state store at {}: buckets {} (created if missing, versioned){}",
-                ctx.endpoint_text(),
-                ctx.buckets.join(", "),
-                if cli.from.is_some() {
-                    ", states re-seeded"
-                } else {
-                    ""
-                }
-            ),
-            cli.write.yes,
-        )?;
-    }
+    // A dry run goes on: its steps only read (the plan is what they would change).
+    pvedr::change::approve(
+        &cli.write,
+        &format!(
+            "rebuilding the state store at {}: buckets {} (created if missing, versioned){}",
+            ctx.endpoint_text(),
+            ctx.buckets.join(", "),
+            if cli.from.is_some() {
+                ", states re-seeded"
+            } else {
+                ""
+            }
+        ),
+    )?;
     pvedr::interrupt::install();
     let code = match steps(&mut ctx)? {
         _ if pvedr::interrupt::requested() => code::INTERRUPTED,

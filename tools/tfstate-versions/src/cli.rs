@@ -11,8 +11,8 @@ const AFTER: &str = "EXAMPLES:
   tfstate-versions --env prod restore 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY --dry-run
   tfstate-versions --env prod restore 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY --yes
   tfstate-versions --env prod --env lab --env monitoring export --to /srv/backup/tfstate
-  tfstate-versions fallback --dir infra/prod      # MinIO is down: work on a local state
-  tfstate-versions return --dir infra/prod        # MinIO is back: migrate home
+  tfstate-versions fallback --dir infra/prod --yes   # MinIO is down: work on a local state
+  tfstate-versions return --dir infra/prod --yes     # MinIO is back: migrate home
   tfstate-versions list --env prod --inspect | backup-check
 
 RECORDS:
@@ -70,9 +70,9 @@ pub struct Cli {
     #[command(flatten)]
     pub output: OutputArgs,
 
-    /// restore and undelete: --dry-run shows the plan and writes nothing, --yes writes
-    /// without asking. Accepted and ignored by list, show and diff; export, fallback and
-    /// return refuse --dry-run (they have no plan to show).
+    /// restore, undelete, fallback and return: --dry-run shows the plan and writes
+    /// nothing, --yes writes without asking. Accepted and ignored by list, show and diff;
+    /// export refuses --dry-run (it only writes into its --to directory).
     #[command(flatten)]
     pub write: WriteArgs,
 

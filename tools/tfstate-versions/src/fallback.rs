@@ -6,7 +6,9 @@ use pvedr::records::StepStatus;
 use std::path::Path;
 use std::time::Instant;
 
-use pvedr::error::Error;
+use pvedr::change::Approval;
+use pvedr::cli::WriteArgs;
+use pvedr::error::{Error, Result};
 use pvedr::records::Step;
 use pvedr::s3::{Bucket, MAX_IN_MEMORY};
 use pvedr::terraform::backend::{FALLBACK_OVERRIDE, read_backend};
@@ -44,28 +46,132 @@ fn tf_failed(e: &Error, tf: &Terraform, then: &str) -> String {
     }
 }
 
+/// Why `dir` cannot go into fallback, read-only: its backend cannot be read, or it is in
+/// fallback already.
+pub fn fallback_refusal(dir: &Path) -> Option<String> {
+    if let Err(e) = read_backend(dir) {
+        return Some(e.to_string());
+    }
+    let ov = dir.join(FALLBACK_OVERRIDE);
+    std::fs::symlink_metadata(&ov).is_ok().then(|| {
+        format!(
+            "{} is already in fallback ({} exists)",
+            dir.display(),
+            ov.display()
+        )
+    })
+}
+
+/// Why `dir` cannot return, read-only: it is not in fallback.
+pub fn return_refusal(dir: &Path) -> Option<String> {
+    (!dir.join(FALLBACK_OVERRIDE).exists()).then(|| {
+        format!(
+            "{} is not in fallback (no {FALLBACK_OVERRIDE})",
+            dir.display()
+        )
+    })
+}
+
+/// The commands `fallback` runs, in order, as the plan shows them (step, what it does).
+pub fn fallback_plan(tf: &Terraform) -> Vec<(&'static str, String)> {
+    let (d, tf_bin) = (quoted_dir(tf), pvedr::shell::quote(&tf.bin));
+    vec![
+        (
+            "override",
+            format!(
+                "write {d}/{FALLBACK_OVERRIDE} (a backend \"local\" block; your files are not edited)"
+            ),
+        ),
+        (
+            "migrate",
+            format!(
+                "{tf_bin} -chdir={d} init -migrate-state -force-copy (the state copied from S3 to terraform.tfstate)"
+            ),
+        ),
+        (
+            "verify",
+            format!("{tf_bin} -chdir={d} plan -lock=false (proves the local state works)"),
+        ),
+    ]
+}
+
+/// The commands `return` runs, in order, as the plan shows them (step, what it does).
+pub fn return_plan(tf: &Terraform) -> Vec<(&'static str, String)> {
+    let (d, tf_bin) = (quoted_dir(tf), pvedr::shell::quote(&tf.bin));
+    vec![
+        (
+            "check-s3",
+            "check that the backend's S3 bucket answers (else stay in fallback)".to_string(),
+        ),
+        (
+            "migrate",
+            format!(
+                "move {d}/{FALLBACK_OVERRIDE} aside, then {tf_bin} -chdir={d} init -migrate-state -force-copy (the local state copied back to S3)"
+            ),
+        ),
+        (
+            "verify",
+            "the S3 state's serial is at least the local one's, and S3 has a new version"
+                .to_string(),
+        ),
+        (
+            "archive",
+            format!(
+                "move the local state files to {d}/.pvedr-fallback-<time>/ (kept, not deleted)"
+            ),
+        ),
+    ]
+}
+
+/// The plan on stderr, then the change contract's gate. A `--dry-run` writes the plan as
+/// `planned` step records and returns `None` (only the read-only check ran). A directory
+/// that cannot go (already in fallback, not in fallback) is said; the run itself then
+/// writes the failed step, as it always did.
+pub fn approve(
+    what: &str,
+    tf: &Terraform,
+    plan: Vec<(&'static str, String)>,
+    refusal: Option<String>,
+    write: &WriteArgs,
+) -> Result<Option<Vec<Step>>> {
+    let dir = tf.dir.as_path();
+    let t0 = Instant::now();
+    pvedr::msg::say(format!(
+        "{what} of {}:",
+        pvedr::msg::visible(&dir.display().to_string())
+    ));
+    for (i, (_, line)) in plan.iter().enumerate() {
+        pvedr::msg::line(format_args!("  {}. {}", i + 1, pvedr::msg::visible(line)));
+    }
+    if let Some(why) = &refusal {
+        pvedr::msg::say(format!("cannot {what}: {}", pvedr::msg::visible(why)));
+        if write.dry_run {
+            return Err(Error::Refused(format!("{why}; nothing was changed")));
+        }
+        return Ok(None);
+    }
+    if pvedr::change::approve(write, &format!("{what} of {}", dir.display()))? == Approval::Go {
+        return Ok(None);
+    }
+    let planned = plan
+        .into_iter()
+        .map(|(name, line)| step(name, dir, StepStatus::Planned, line, t0));
+    Ok(Some(planned.collect()))
+}
+
+fn quoted_dir(tf: &Terraform) -> String {
+    pvedr::shell::quote(&tf.dir.display().to_string())
+}
+
 pub fn fallback(tf: &Terraform) -> Vec<Step> {
     let dir = tf.dir.as_path();
     let mut steps = Vec::new();
     let t0 = Instant::now();
-    if let Err(e) = read_backend(dir) {
-        steps.push(failed("override", dir, e, t0));
+    if let Some(why) = fallback_refusal(dir) {
+        steps.push(failed("override", dir, why, t0));
         return steps;
     }
     let ov = dir.join(FALLBACK_OVERRIDE);
-    if std::fs::symlink_metadata(&ov).is_ok() {
-        steps.push(failed(
-            "override",
-            dir,
-            format!(
-                "{} is already in fallback ({} exists)",
-                dir.display(),
-                ov.display()
-            ),
-            t0,
-        ));
-        return steps;
-    }
     if let Err(e) = pvedr::fs::write_atomic(&ov, OVERRIDE_TEXT.as_bytes()) {
         steps.push(failed("override", dir, e, t0));
         return steps;
@@ -136,16 +242,8 @@ pub fn return_home(tf: &Terraform, cli: &Cli) -> Vec<Step> {
     let mut steps = Vec::new();
     let t0 = Instant::now();
     let ov = dir.join(FALLBACK_OVERRIDE);
-    if !ov.exists() {
-        steps.push(failed(
-            "check-s3",
-            dir,
-            format!(
-                "{} is not in fallback (no {FALLBACK_OVERRIDE})",
-                dir.display()
-            ),
-            t0,
-        ));
+    if let Some(why) = return_refusal(dir) {
+        steps.push(failed("check-s3", dir, why, t0));
         return steps;
     }
     let local_serial = std::fs::read(dir.join("terraform.tfstate"))

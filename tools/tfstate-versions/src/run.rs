@@ -33,12 +33,10 @@ pub fn run(cli: Cli) -> Result<u8> {
             crate::restore::restore(&t, version, &opts, &mut out)?
         }
         Command::Undelete => undelete(&cli, &cli.write, &mut out)?,
-        Command::Export { .. } | Command::Fallback { .. } | Command::Return { .. }
-            if cli.write.dry_run =>
-        {
+        Command::Export { .. } if cli.write.dry_run => {
             // Ignoring it would change what the user asked to leave alone.
             return Err(Error::usage(
-                "export, fallback and return have no --dry-run (they have no plan to show); nothing was done",
+                "export has no --dry-run (it only writes into its --to directory); nothing was done",
             ));
         }
         Command::Export { to } => crate::export::export(&cli, to, &mut out)?,
@@ -48,6 +46,18 @@ pub fn run(cli: Cli) -> Result<u8> {
             timeout,
         } => {
             let tf = Terraform::new(terraform_bin, dir).with_timeout(timeout.terraform_timeout);
+            let refusal = fallback::fallback_refusal(dir);
+            if let Some(planned) = fallback::approve(
+                "fallback",
+                &tf,
+                fallback::fallback_plan(&tf),
+                refusal,
+                &cli.write,
+            )? {
+                write_steps(&mut out, planned)?;
+                out.finish()?;
+                return Ok(0);
+            }
             // Terraform is stopped, not orphaned, on a signal; the directory is put back.
             pvedr::interrupt::install();
             let steps = fallback::fallback(&tf);
@@ -59,6 +69,18 @@ pub fn run(cli: Cli) -> Result<u8> {
             timeout,
         } => {
             let tf = Terraform::new(terraform_bin, dir).with_timeout(timeout.terraform_timeout);
+            let refusal = fallback::return_refusal(dir);
+            if let Some(planned) = fallback::approve(
+                "return",
+                &tf,
+                fallback::return_plan(&tf),
+                refusal,
+                &cli.write,
+            )? {
+                write_steps(&mut out, planned)?;
+                out.finish()?;
+                return Ok(0);
+            }
             pvedr::interrupt::install();
             let steps = fallback::return_home(&tf, &cli);
             write_steps(&mut out, steps)?

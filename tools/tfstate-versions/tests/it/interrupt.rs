@@ -87,7 +87,7 @@ fn a_signal_during_fallback_stops_terraform_and_puts_the_directory_back() {
     let tf = HungTerraform::new(&[], false);
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tfstate-versions"))
         .envs(s3_env())
-        .args(["fallback", "--dir"])
+        .args(["fallback", "--yes", "--dir"])
         .arg(dir.path())
         .arg("--terraform-bin")
         .arg(tf.bin())

@@ -297,7 +297,7 @@ fn fallback_and_return_lose_no_state() {
     let out = pvedr_testkit::run_code(
         pvedr_testkit::bin("tfstate-versions")
             .envs(s3_env())
-            .args(["fallback", "--dir"])
+            .args(["fallback", "--yes", "--dir"])
             .arg(tf.path()),
         0,
     );
@@ -318,7 +318,7 @@ fn fallback_and_return_lose_no_state() {
     pvedr_testkit::run_code(
         pvedr_testkit::bin("tfstate-versions")
             .envs(s3_env())
-            .args(["return", "--dir"])
+            .args(["return", "--yes", "--dir"])
             .arg(tf.path()),
         0,
     );
@@ -351,6 +351,45 @@ fn fallback_and_return_lose_no_state() {
         "v=four",
     ]);
     assert_eq!(plan.status.code(), Some(0));
+}
+
+/// fallback and return keep the change contract: the plan first; `--dry-run` changes
+/// nothing (and says when the directory cannot go); without a terminal and without `--yes`
+/// nothing is done and the run exits 2 naming `--yes`.
+#[test]
+fn fallback_and_return_show_their_plan_and_need_yes() {
+    let moto = Moto::start();
+    let tf = three_applies(&moto, "tfstate-fbp");
+    let ov = tf.path().join("pvedr_fallback_override.tf");
+    let run = |args: &[&str], code: i32| {
+        pvedr_testkit::run_code(
+            pvedr_testkit::bin("tfstate-versions")
+                .envs(s3_env())
+                .args(args)
+                .arg("--dir")
+                .arg(tf.path()),
+            code,
+        )
+    };
+    let out = run(&["fallback", "--dry-run"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("init -migrate-state -force-copy"), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    let planned = json_lines(&out.stdout);
+    assert_eq!(planned.len(), 3, "one planned step per change");
+    assert!(planned.iter().all(|r| r["status"] == "planned"));
+    assert!(!ov.exists(), "a dry run wrote the override");
+    let out = run(&["fallback"], 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    assert!(!ov.exists(), "fallback without --yes wrote the override");
+    assert!(!tf.path().join("terraform.tfstate").exists());
+    let out = run(&["return", "--dry-run"], 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not in fallback"));
+    run(&["fallback", "--yes"], 0);
+    assert!(ov.exists());
+    let out = run(&["return", "--dry-run"], 0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(".pvedr-fallback-"));
+    assert!(ov.exists(), "a dry run of return moved the override");
 }
 
 #[test]
