@@ -108,6 +108,25 @@ impl SimNode {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// A PBS snapshot of `vmid` (`vm` or `ct`) that is still being written, a minute before
+    /// [`crate::DEFAULT_NOW`]: no manifest yet, so PBS lists it with no size.
+    pub fn add_unfinished_pbs(&self, kind: &str, vmid: u64) {
+        let root = self.root().display().to_string();
+        let epoch = (crate::DEFAULT_NOW - 60).to_string();
+        let vmid = vmid.to_string();
+        self.admin(&[
+            "add-pbs",
+            &root,
+            "--type",
+            kind,
+            "--vmid",
+            &vmid,
+            "--epoch",
+            &epoch,
+            "--unfinished",
+        ]);
+    }
+
     /// The dump directory of a dir storage.
     pub fn dump_dir(&self, storage: &str) -> PathBuf {
         let cfg = self.read_json("storage.json");

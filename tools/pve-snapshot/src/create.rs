@@ -15,7 +15,7 @@ use crate::args::selection;
 use crate::cli::CreateArgs;
 use crate::guests::{self, Ctx, tool};
 use crate::names;
-use crate::outcome::{Unhandled, finish, mark_status, status_of};
+use crate::outcome::{Unhandled, finish, mark_not_done, mark_status, mark_unknown, status_of};
 
 pub fn run(a: &CreateArgs) -> Result<u8> {
     let started = Instant::now();
@@ -138,25 +138,8 @@ impl Job<'_> {
                 rec.extra.insert("way_back".into(), Value::String(back));
                 mark_status(&mut rec, SnapshotStatus::Created, self.note(g));
             }
-            Ok(o) => {
-                let why = guests::reason(&o);
-                let status = if guests::refusal(&why) {
-                    SnapshotStatus::Refused
-                } else {
-                    SnapshotStatus::Failed
-                };
-                guests::warn(g, format!("snapshot {} {status}: {why}", rec.name));
-                mark_status(&mut rec, status, Some(why));
-            }
-            Err(e) => {
-                let m = format!(
-                    "{}; whether the snapshot exists is unknown: pve-snapshot ls --vmid {}",
-                    guests::lost_or_failed(&e),
-                    g.vmid
-                );
-                guests::warn(g, format!("snapshot {}: {m}", rec.name));
-                mark_status(&mut rec, SnapshotStatus::Failed, Some(m));
-            }
+            Ok(o) => mark_not_done(g, &mut rec, "snapshot", &o),
+            Err(e) => mark_unknown(g, &mut rec, "snapshot", "the snapshot exists", &e),
         }
         rec
     }

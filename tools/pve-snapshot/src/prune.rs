@@ -16,7 +16,7 @@ use crate::args::selection;
 use crate::cli::PruneArgs;
 use crate::guests::{self, Ctx, tool};
 use crate::names;
-use crate::outcome::{Unhandled, finish, mark_status};
+use crate::outcome::{Unhandled, finish, mark_not_done, mark_status, mark_unknown};
 
 pub fn run(a: &PruneArgs) -> Result<u8> {
     let started = Instant::now();
@@ -151,25 +151,8 @@ fn remove(ctx: &Ctx, g: &Guest, r: &mut Snapshot) {
     let node = g.node.clone().unwrap_or_default();
     match ctx.on_node(&node, &cmd) {
         Ok(o) if o.success() => mark_status(r, SnapshotStatus::Removed, None),
-        Ok(o) => {
-            let why = guests::reason(&o);
-            let status = if guests::refusal(&why) {
-                SnapshotStatus::Refused
-            } else {
-                SnapshotStatus::Failed
-            };
-            guests::warn(g, format!("removing snapshot {} {status}: {why}", r.name));
-            mark_status(r, status, Some(why));
-        }
-        Err(e) => {
-            let m = format!(
-                "{}; whether it is gone is unknown: pve-snapshot ls --vmid {}",
-                guests::lost_or_failed(&e),
-                g.vmid
-            );
-            guests::warn(g, format!("removing snapshot {}: {m}", r.name));
-            mark_status(r, SnapshotStatus::Failed, Some(m));
-        }
+        Ok(o) => mark_not_done(g, r, "removing snapshot", &o),
+        Err(e) => mark_unknown(g, r, "removing snapshot", "it is gone", &e),
     }
 }
 

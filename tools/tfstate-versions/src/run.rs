@@ -2,6 +2,8 @@
 //! restore, export, fallback and return (`fallback`).
 
 use pvedr::error::{Error, Result};
+use pvedr::output::Output;
+use pvedr::records::Step;
 use pvedr::terraform::Terraform;
 
 use crate::cli::{Cli, Command};
@@ -46,22 +48,10 @@ pub fn run(cli: Cli) -> Result<u8> {
             timeout,
         } => {
             let tf = Terraform::new(terraform_bin, dir).with_timeout(timeout.terraform_timeout);
+            let plan = fallback::fallback_plan(&tf);
             let refusal = fallback::fallback_refusal(dir);
-            if let Some(planned) = fallback::approve(
-                "fallback",
-                &tf,
-                fallback::fallback_plan(&tf),
-                refusal,
-                &cli.write,
-            )? {
-                write_steps(&mut out, planned)?;
-                out.finish()?;
-                return Ok(0);
-            }
-            // Terraform is stopped, not orphaned, on a signal; the directory is put back.
-            pvedr::interrupt::install();
-            let steps = fallback::fallback(&tf);
-            write_steps(&mut out, steps)?
+            let approved = fallback::approve("fallback", &tf, plan, refusal, &cli.write)?;
+            switch(&mut out, approved, || fallback::fallback(&tf))?
         }
         Command::Return {
             dir,
@@ -69,23 +59,27 @@ pub fn run(cli: Cli) -> Result<u8> {
             timeout,
         } => {
             let tf = Terraform::new(terraform_bin, dir).with_timeout(timeout.terraform_timeout);
+            let plan = fallback::return_plan(&tf);
             let refusal = fallback::return_refusal(dir);
-            if let Some(planned) = fallback::approve(
-                "return",
-                &tf,
-                fallback::return_plan(&tf),
-                refusal,
-                &cli.write,
-            )? {
-                write_steps(&mut out, planned)?;
-                out.finish()?;
-                return Ok(0);
-            }
-            pvedr::interrupt::install();
-            let steps = fallback::return_home(&tf, &cli);
-            write_steps(&mut out, steps)?
+            let approved = fallback::approve("return", &tf, plan, refusal, &cli.write)?;
+            switch(&mut out, approved, || fallback::return_home(&tf, &cli))?
         }
     };
     out.finish()?;
     Ok(code)
+}
+
+/// fallback and return: the planned steps of a --dry-run, else the change, with Terraform
+/// stopped (not orphaned) on a signal and the directory put back.
+fn switch(
+    out: &mut Output,
+    planned: Option<Vec<Step>>,
+    change: impl FnOnce() -> Vec<Step>,
+) -> Result<u8> {
+    if let Some(planned) = planned {
+        write_steps(out, planned)?;
+        return Ok(0);
+    }
+    pvedr::interrupt::install();
+    write_steps(out, change())
 }

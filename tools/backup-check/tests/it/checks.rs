@@ -713,19 +713,7 @@ fn an_unfinished_pbs_snapshot_is_neither_fresh_nor_counted() {
     // manifest, listed with size 1): the guest is not fresh because of it.
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
-    let root = sim.root().display().to_string();
-    let epoch = (NOW - 60).to_string();
-    sim.admin(&[
-        "add-pbs",
-        &root,
-        "--type",
-        "vm",
-        "--vmid",
-        "102",
-        "--epoch",
-        &epoch,
-        "--unfinished",
-    ]);
+    sim.add_unfinished_pbs("vm", 102);
     let out = bin("backup-check")
         .args(sshd.args())
         .args(["--timezone", "UTC", "--now", &NOW.to_string()])

@@ -1415,19 +1415,7 @@ fn the_newest_backup_is_never_an_unfinished_pbs_snapshot() {
     // (size 1). The newest complete backup is the one to restore.
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
-    let root = sim.root().display().to_string();
-    let epoch = (pvedr_testkit::DEFAULT_NOW - 60).to_string();
-    sim.admin(&[
-        "add-pbs",
-        &root,
-        "--type",
-        "ct",
-        "--vmid",
-        "101",
-        "--epoch",
-        &epoch,
-        "--unfinished",
-    ]);
+    sim.add_unfinished_pbs("ct", 101);
     let (rec, code, err) = restore(
         &sshd,
         &["--vmid", "101", "--target-id", "9100", "--dry-run"],
