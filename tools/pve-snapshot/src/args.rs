@@ -4,7 +4,8 @@ use pvedr::error::{Error, Result};
 use pvedr::listing::{Filter, GuestSelection};
 use pvedr::time::Zone;
 
-use crate::cli::Shared;
+use crate::cli::{Changing, Shared};
+use crate::names;
 
 /// The selection of a command. One that changes guests needs them named, and takes no
 /// time filters (those are for `ls`).
@@ -20,4 +21,11 @@ pub fn selection(shared: &Shared, changes: bool) -> Result<(Filter, GuestSelecti
         ));
     }
     Ok((f, sel))
+}
+
+/// What create and prune change: the label checked, then the guests named.
+pub fn changing(c: &Changing) -> Result<(String, GuestSelection)> {
+    let label = names::label(&c.label)?.to_string();
+    let (_, sel) = selection(&c.shared, true)?;
+    Ok((label, sel))
 }

@@ -89,9 +89,18 @@ pub struct Shared {
     pub guests: GuestArgs,
 }
 
-/// The label: the first part of the names pve-snapshot gives.
-#[derive(Args, Debug, Clone)]
-pub struct LabelArg {
+/// What create and prune take: the guests they change (the time filters are for ls, so
+/// hidden here) and the label, the first part of the names pve-snapshot gives.
+#[derive(Args, Debug)]
+#[command(
+    mut_arg("since", |a| a.hide(true)),
+    mut_arg("until", |a| a.hide(true)),
+    mut_arg("latest", |a| a.hide(true))
+)]
+pub struct Changing {
+    #[command(flatten)]
+    pub shared: Shared,
+
     /// Label of the snapshots (`daily`, `hourly`, `pre-upgrade`): a letter, then letters,
     /// digits, `-` or `_`, at most 24 characters.
     #[arg(
@@ -104,17 +113,9 @@ pub struct LabelArg {
 }
 
 #[derive(Args, Debug)]
-#[command(
-    mut_arg("since", |a| a.hide(true)),
-    mut_arg("until", |a| a.hide(true)),
-    mut_arg("latest", |a| a.hide(true))
-)]
 pub struct CreateArgs {
     #[command(flatten)]
-    pub shared: Shared,
-
-    #[command(flatten)]
-    pub label: LabelArg,
+    pub on: Changing,
 
     /// Save the RAM of running VMs too (Proxmox saves none for a stopped VM; containers
     /// have no such state).
@@ -134,17 +135,9 @@ pub struct CreateArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(
-    mut_arg("since", |a| a.hide(true)),
-    mut_arg("until", |a| a.hide(true)),
-    mut_arg("latest", |a| a.hide(true))
-)]
 pub struct PruneArgs {
     #[command(flatten)]
-    pub shared: Shared,
-
-    #[command(flatten)]
-    pub label: LabelArg,
+    pub on: Changing,
 
     /// Snapshots of the label to keep per guest, the newest (at least 1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Snapshots")]

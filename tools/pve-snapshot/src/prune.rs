@@ -12,7 +12,7 @@ use pvedr::transport::RemoteCommand;
 use pvedr::{interrupt, shell};
 use serde_json::Value;
 
-use crate::args::selection;
+use crate::args::changing;
 use crate::cli::PruneArgs;
 use crate::guests::{self, Ctx, tool};
 use crate::names;
@@ -20,10 +20,9 @@ use crate::outcome::{Unhandled, finish, mark_not_done, mark_status, mark_unknown
 
 pub fn run(a: &PruneArgs) -> Result<u8> {
     let started = Instant::now();
-    let label = names::label(&a.label.label)?.to_string();
-    let (_, sel) = selection(&a.shared, true)?;
+    let (label, sel) = changing(&a.on)?;
     let wait = a.wait_lock;
-    let conn = a.shared.connect.connect()?;
+    let conn = a.on.shared.connect.connect()?;
     let ctx = Ctx::new(conn.transport.as_ref(), &sel)?;
     let mut recs: Vec<Snapshot> = Vec::new();
     let mut unreadable = 0;

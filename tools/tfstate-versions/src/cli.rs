@@ -127,23 +127,27 @@ pub enum Command {
     },
     /// Switch a Terraform directory to a local backend (an override file; your files are
     /// not edited), migrating the state.
-    Fallback {
-        #[arg(long, value_name = "ENVDIR")]
-        dir: PathBuf,
-        #[arg(long, value_name = "PATH", default_value = "terraform")]
-        terraform_bin: String,
-        #[command(flatten)]
-        timeout: TerraformTimeout,
-    },
+    Fallback(TerraformDir),
     /// Bring a directory in fallback back to its S3 backend.
-    Return {
-        #[arg(long, value_name = "ENVDIR")]
-        dir: PathBuf,
-        #[arg(long, value_name = "PATH", default_value = "terraform")]
-        terraform_bin: String,
-        #[command(flatten)]
-        timeout: TerraformTimeout,
-    },
+    Return(TerraformDir),
+}
+
+/// The directory `fallback` and `return` switch, and the Terraform they run there.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TerraformDir {
+    #[arg(long, value_name = "ENVDIR")]
+    pub dir: PathBuf,
+    #[arg(long, value_name = "PATH", default_value = "terraform")]
+    pub terraform_bin: String,
+    #[command(flatten)]
+    pub timeout: TerraformTimeout,
+}
+
+impl TerraformDir {
+    pub fn terraform(&self) -> pvedr::terraform::Terraform {
+        pvedr::terraform::Terraform::new(&self.terraform_bin, &self.dir)
+            .with_timeout(self.timeout.terraform_timeout)
+    }
 }
 
 /// The bound of each Terraform command of `fallback` and `return`.

@@ -4,7 +4,6 @@
 use pvedr::error::{Error, Result};
 use pvedr::output::Output;
 use pvedr::records::Step;
-use pvedr::terraform::Terraform;
 
 use crate::cli::{Cli, Command};
 use crate::fallback;
@@ -42,25 +41,17 @@ pub fn run(cli: Cli) -> Result<u8> {
             ));
         }
         Command::Export { to } => crate::export::export(&cli, to, &mut out)?,
-        Command::Fallback {
-            dir,
-            terraform_bin,
-            timeout,
-        } => {
-            let tf = Terraform::new(terraform_bin, dir).with_timeout(timeout.terraform_timeout);
+        Command::Fallback(d) => {
+            let tf = d.terraform();
             let plan = fallback::fallback_plan(&tf);
-            let refusal = fallback::fallback_refusal(dir);
+            let refusal = fallback::fallback_refusal(&d.dir);
             let approved = fallback::approve("fallback", &tf, plan, refusal, &cli.write)?;
             switch(&mut out, approved, || fallback::fallback(&tf))?
         }
-        Command::Return {
-            dir,
-            terraform_bin,
-            timeout,
-        } => {
-            let tf = Terraform::new(terraform_bin, dir).with_timeout(timeout.terraform_timeout);
+        Command::Return(d) => {
+            let tf = d.terraform();
             let plan = fallback::return_plan(&tf);
-            let refusal = fallback::return_refusal(dir);
+            let refusal = fallback::return_refusal(&d.dir);
             let approved = fallback::approve("return", &tf, plan, refusal, &cli.write)?;
             switch(&mut out, approved, || fallback::return_home(&tf, &cli))?
         }

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{SimNode, Sshd, bin, json_lines, outcome};
 use serde_json::{Value, json};
 
 const NOW: i64 = 1_705_300_000; // 2024-01-15 06:26:40 UTC
@@ -24,16 +24,11 @@ fn check_stdin(records: &[Value], args: &[&str]) -> (Vec<Value>, i32, String) {
     if !records.is_empty() {
         input.push_str(&pvedr_testkit::listing_end(records.len()));
     }
-    let out = bin("backup-check")
-        .args(["--now", &NOW.to_string(), "--timezone", "UTC"])
-        .args(args)
-        .write_stdin(input)
-        .output()
-        .expect("run");
-    (
-        json_lines(&out.stdout),
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into(),
+    outcome(
+        bin("backup-check")
+            .args(["--now", &NOW.to_string(), "--timezone", "UTC"])
+            .args(args)
+            .write_stdin(input),
     )
 }
 

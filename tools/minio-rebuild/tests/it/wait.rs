@@ -57,15 +57,20 @@ impl Drop for Server {
     }
 }
 
-#[test]
-fn a_store_brought_back_within_the_wait_completes_the_run() {
-    let port = free_port();
-    let ep = format!("http://127.0.0.1:{port}");
+/// minio-rebuild waiting up to a minute for the store at `ep`, its records line-buffered:
+/// the child, its stdout, and the first record (health's, once it waits).
+fn waiting_on(
+    ep: &str,
+) -> (
+    std::process::Child,
+    BufReader<std::process::ChildStdout>,
+    String,
+) {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("minio-rebuild"))
         .envs(env())
         .args([
             "--endpoint",
-            &ep,
+            ep,
             "--env",
             "prod",
             "--wait",
@@ -80,6 +85,14 @@ fn a_store_brought_back_within_the_wait_completes_the_run() {
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut first = String::new();
     stdout.read_line(&mut first).expect("health record");
+    (child, stdout, first)
+}
+
+#[test]
+fn a_store_brought_back_within_the_wait_completes_the_run() {
+    let port = free_port();
+    let ep = format!("http://127.0.0.1:{port}");
+    let (mut child, mut stdout, first) = waiting_on(&ep);
     assert!(
         first.contains("\"step\":\"health\"") && first.contains("skipped"),
         "{first}"
@@ -124,25 +137,7 @@ fn a_store_brought_back_within_the_wait_completes_the_run() {
 #[test]
 fn an_interrupted_wait_ends_with_its_record_and_exit_130() {
     let ep = format!("http://127.0.0.1:{}", free_port());
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("minio-rebuild"))
-        .envs(env())
-        .args([
-            "--endpoint",
-            &ep,
-            "--env",
-            "prod",
-            "--wait",
-            "60s",
-            "--yes",
-            "-u",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    stdout.read_line(&mut first).expect("health record");
+    let (mut child, mut stdout, first) = waiting_on(&ep);
     assert!(first.contains("\"step\":\"health\""), "{first}");
     // The health record is out: the tool is waiting. SIGTERM, with the shell's own kill.
     let killed = Command::new("sh")
