@@ -21,7 +21,7 @@ fn mkfifo(p: &Path) {
 }
 
 /// `pve-ls-backups --dir DIR --with-failures`, killed after 20 s.
-pub fn list(dir: &Path) -> (Vec<Value>, String) {
+fn list(dir: &Path) -> (Vec<Value>, String) {
     let out = Command::cargo_bin("pve-ls-backups")
         .expect("binary")
         .arg("--dir")
