@@ -70,6 +70,14 @@ pub fn outcome(
     )
 }
 
+/// SIGINT to a running tool (as Ctrl-C sends it), then all it wrote once it ended.
+pub fn interrupt(child: std::process::Child) -> std::process::Output {
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    child.wait_with_output().expect("wait")
+}
+
 /// Runs a command that must succeed; shows its stderr when it does not.
 pub fn run_ok(cmd: impl std::borrow::BorrowMut<assert_cmd::Command>) -> std::process::Output {
     run_code(cmd, 0)

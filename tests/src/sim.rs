@@ -127,6 +127,16 @@ impl SimNode {
         ]);
     }
 
+    /// Waits, 20 s at most, until a command of the log is `what` (e.g. a vzdump has
+    /// started, so a signal lands inside it).
+    pub fn wait_for(&self, what: &str, matches: impl Fn(&Value) -> bool) {
+        let t0 = std::time::Instant::now();
+        while !self.commands().iter().any(&matches) {
+            assert!(t0.elapsed().as_secs() < 20, "{what} never started");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// The dump directory of a dir storage.
     pub fn dump_dir(&self, storage: &str) -> PathBuf {
         let cfg = self.read_json("storage.json");
