@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::cli::values;
 use crate::error::{Error, Result};
 use crate::http::{self, TlsArgs};
 use crate::terraform::tfvars;
@@ -101,16 +102,16 @@ pub struct ConnectArgs {
     pub accept_new_host_key: bool,
 
     /// Give up connecting after this long (30s, 1m, …).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg, hide_short_help = true)]
-    pub connect_timeout: String,
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = values::bound, hide_short_help = true)]
+    pub connect_timeout: Duration,
 
     /// Give up on a read-only node command (a listing, a config) that sends nothing for this
     /// long: a hung storage is then reported, not waited on forever. Commands that change
     /// the node (restores, backups, deletions) may run up to 24h. Over --api each request's
     /// whole answer, retries included, must come within it; a task is followed up to 24h
     /// (Ctrl-C ends the wait), and one left running is named with the command that stops it.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration_arg, hide_short_help = true)]
-    pub command_timeout: String,
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = values::bound, hide_short_help = true)]
+    pub command_timeout: Duration,
 
     /// Read the host (and node) from a Terraform tfvars file.
     #[arg(long, value_name = "FILE", hide_short_help = true)]
@@ -142,15 +143,6 @@ pub struct Connection {
     pub port: u16,
 }
 
-/// A duration flag, checked when the command line is read (with or without --host).
-fn duration_arg(s: &str) -> std::result::Result<String, String> {
-    match crate::time::parse_duration(s) {
-        Ok(0) => Err("must be more than 0s".into()),
-        Ok(_) => Ok(s.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 impl ConnectArgs {
     /// Whether a node was named (--host, --tfvars or --api), rather than this machine.
     pub fn names_a_node(&self) -> bool {
@@ -159,18 +151,16 @@ impl ConnectArgs {
 
     /// The bounds from `--connect-timeout` and `--command-timeout`, checked whether or not
     /// a host is given.
-    fn durations(&self) -> Result<(Duration, Timeouts)> {
-        let connect = crate::time::parse_duration(&self.connect_timeout)?.max(1);
-        let read = crate::time::parse_duration(&self.command_timeout)?.max(1);
+    fn durations(&self) -> (Duration, Timeouts) {
         let timeouts = Timeouts {
-            read: Duration::from_secs(read),
+            read: self.command_timeout,
             ..Timeouts::default()
         };
-        Ok((Duration::from_secs(connect), timeouts))
+        (self.connect_timeout, timeouts)
     }
 
     pub fn connect(&self) -> Result<Connection> {
-        let (connect_timeout, timeouts) = self.durations()?;
+        let (connect_timeout, timeouts) = self.durations();
         if let Some(url) = &self.api {
             return self.connect_api(url, connect_timeout, timeouts);
         }

@@ -7,41 +7,29 @@ use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, Offset, 
 
 use crate::error::{Error, Result};
 
-/// Parses `30s`, `10m`, `26h`, `7d`, `2w` and combinations such as `1h30m`, into seconds.
+/// Parses a duration into whole seconds with humantime: `30s`, `10m`, `26h`, `35d`, `2w`,
+/// combinations such as `1h30m` or `1h 30m`, and the long units (`2days`, `90min`). A bare
+/// `M` (humantime's month) is refused: here it was never a unit, and `10M` read as ten
+/// months instead of minutes would be a silent surprise. Fractions of a second are refused.
 pub fn parse_duration(s: &str) -> Result<u64> {
     let bad = || {
         Error::usage(format!(
-            "invalid duration '{s}': expected e.g. 30s, 10m, 26h, 7d or 1h30m"
+            "invalid duration '{}': expected e.g. 30s, 10m, 26h, 7d or 1h30m",
+            s.escape_debug()
         ))
     };
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    let mut any = false;
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            'w' => 7 * 86400,
-            _ => return Err(bad()),
-        };
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        num.clear();
-        any = true;
-    }
-    if !num.is_empty() || !any {
+    let t = s.trim();
+    let month = t
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .any(|u| u == "M");
+    if month {
         return Err(bad());
     }
-    Ok(total)
+    let d = humantime::parse_duration(t).map_err(|_| bad())?;
+    if d.subsec_nanos() != 0 {
+        return Err(bad());
+    }
+    Ok(d.as_secs())
 }
 
 /// Renders seconds back as `1d2h3m4s` (for messages).
@@ -184,7 +172,16 @@ mod tests {
         assert_eq!(parse_duration("26h").ok(), Some(26 * 3600));
         assert_eq!(parse_duration("1h30m").ok(), Some(5400));
         assert_eq!(parse_duration("7d").ok(), Some(7 * 86400));
-        for bad in ["", "h", "10", "10x", "-1h", "1.5h"] {
+        assert_eq!(parse_duration("35d").ok(), Some(35 * 86400));
+        assert_eq!(parse_duration("2w").ok(), Some(14 * 86400));
+        assert_eq!(parse_duration("36h").ok(), Some(36 * 3600));
+        assert_eq!(parse_duration("1d12h").ok(), Some(36 * 3600));
+        assert_eq!(parse_duration("1h 30m").ok(), Some(5400));
+        assert_eq!(parse_duration("0s").ok(), Some(0));
+        assert_eq!(parse_duration("1.5h").ok(), Some(5400));
+        for bad in [
+            "", "h", "10", "10x", "-1h", "1.0001s", "10M", "500ms", "1h;x",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(format_duration(93784), "1d2h3m4s");

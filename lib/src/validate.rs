@@ -83,13 +83,7 @@ pub fn snapshot_name(s: &str) -> Result<&str> {
             "snapshot name '{s}' is reserved by Proxmox"
         )));
     }
-    let b = s.as_bytes();
-    let ok = b.len() >= 2
-        && b.len() <= 40
-        && b[0].is_ascii_alphabetic()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'));
-    if ok {
+    if configid(s, 2..=40) {
         Ok(s)
     } else {
         Err(Error::usage(format!(
@@ -97,6 +91,15 @@ pub fn snapshot_name(s: &str) -> Result<&str> {
             printable(s)
         )))
     }
+}
+
+/// `pve-configid`'s characters (a letter, then letters, digits, `-`, `_`), `len` long.
+pub fn configid(s: &str, len: std::ops::RangeInclusive<usize>) -> bool {
+    let b = s.as_bytes();
+    len.contains(&b.len())
+        && b.first().is_some_and(u8::is_ascii_alphabetic)
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
 }
 
 /// An S3 bucket name as S3 and MinIO accept it: 3 to 63 characters, lower-case letters,

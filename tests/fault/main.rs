@@ -653,6 +653,40 @@ fn moto_stopped_mid_push() {
 
 // --- 3. Terraform failing ------------------------------------------------------------------
 
+/// A closed port on loopback: a store that is down.
+fn dead_endpoint() -> String {
+    format!(
+        "http://127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    )
+}
+
+/// minio-rebuild reprovisioning a store that is down with a Terraform that fails: one
+/// failed step, `reprovision`, and nothing after it.
+fn reprovision_fails(dir: &std::path::Path, terraform: &std::path::Path) -> Run {
+    let dead = dead_endpoint();
+    let mut c = s3_tool("minio-rebuild", &dead);
+    c.args(["--endpoint", &dead, "--env", "prod", "--wait", "2s"])
+        .arg("--terraform-dir")
+        .arg(dir)
+        .arg("--terraform-bin")
+        .arg(terraform)
+        .arg("--yes");
+    let r = run(c);
+    assert_documented("minio-rebuild", &r);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let steps = r.of_kind("step");
+    let failed: Vec<_> = steps.iter().filter(|s| s["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{:?}", r.recs);
+    assert_eq!(failed[0]["step"], "reprovision", "{:?}", r.recs);
+    assert!(!steps.iter().any(|s| s["step"] == "buckets"), "{steps:?}");
+    r
+}
+
 #[test]
 fn terraform_failing_in_reprovision() {
     let dir = tempfile::tempdir().unwrap();
@@ -668,55 +702,21 @@ fn terraform_failing_in_reprovision() {
     )
     .unwrap();
     let _ = Command::new("chmod").arg("+x").arg(&fake).status();
-    let dead = format!(
-        "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    );
-    let mut c = s3_tool("minio-rebuild", &dead);
-    c.args([
-        "--endpoint",
-        &dead,
-        "--env",
-        "prod",
-        "--wait",
-        "2s",
-        "--terraform-dir",
-    ])
-    .arg(dir.path())
-    .arg("--terraform-bin")
-    .arg(&fake)
-    .arg("--yes");
-    let r = run(c);
-    assert_documented("minio-rebuild", &r);
-    assert_eq!(r.code, Some(1), "{}", r.stderr);
-    let failed: Vec<_> = r
+    let r = reprovision_fails(dir.path(), &fake);
+    let failed = r
         .of_kind("step")
         .into_iter()
-        .filter(|s| s["status"] == "failed")
-        .collect();
-    assert_eq!(failed.len(), 1, "{:?}", r.recs);
-    assert_eq!(failed[0]["step"], "reprovision", "{:?}", r.recs);
+        .find(|s| s["status"] == "failed");
+    let message = failed
+        .as_ref()
+        .and_then(|s| s["message"].as_str())
+        .unwrap_or("");
     assert!(
-        failed[0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("simulated")
-            || r.stderr.contains("simulated"),
+        message.contains("simulated") || r.stderr.contains("simulated"),
         "Terraform's error is shown: {:?} {}",
         r.recs,
         r.stderr
     );
-    // Nothing after the failed step was attempted.
-    let names: Vec<&str> = r
-        .of_kind("step")
-        .iter()
-        .filter_map(|s| s["step"].as_str())
-        .collect();
-    assert!(!names.contains(&"buckets"), "{names:?}");
 }
 
 #[test]
@@ -733,38 +733,7 @@ fn terraform_broken_module_in_reprovision() {
         "resource \"terraform_data\" \"x\" {\n  input = \n}\n",
     )
     .unwrap();
-    let dead = format!(
-        "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    );
-    let mut c = s3_tool("minio-rebuild", &dead);
-    c.args([
-        "--endpoint",
-        &dead,
-        "--env",
-        "prod",
-        "--wait",
-        "2s",
-        "--terraform-dir",
-    ])
-    .arg(dir.path())
-    .arg("--terraform-bin")
-    .arg(venv_bin("terraform", "PVEDR_TERRAFORM"))
-    .arg("--yes");
-    let r = run(c);
-    assert_documented("minio-rebuild", &r);
-    assert_eq!(r.code, Some(1), "{}", r.stderr);
-    let failed: Vec<_> = r
-        .of_kind("step")
-        .into_iter()
-        .filter(|s| s["status"] == "failed")
-        .collect();
-    assert_eq!(failed.len(), 1, "{:?}", r.recs);
-    assert_eq!(failed[0]["step"], "reprovision", "{:?}", r.recs);
+    reprovision_fails(dir.path(), &venv_bin("terraform", "PVEDR_TERRAFORM"));
 }
 
 // --- 4. A write failing (RLIMIT_FSIZE) -----------------------------------------------------
@@ -1254,14 +1223,7 @@ fn interrupt_export(sig: &str) {
 
 /// minio-rebuild: waiting for an unreachable store to become healthy.
 fn interrupt_rebuild(sig: &str) {
-    let dead = format!(
-        "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    );
+    let dead = dead_endpoint();
     let mut c = s3_tool("minio-rebuild", &dead);
     c.args([
         "--endpoint",

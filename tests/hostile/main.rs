@@ -436,7 +436,7 @@ fn hostile_record_fields() {
             args.extend(ssh_args(&sshd));
             args.extend([
                 os("--to"),
-                os("s3://b/p"),
+                os("s3://bucket/p"),
                 os("--endpoint"),
                 os("http://127.0.0.1:9"),
             ]);
@@ -1695,30 +1695,194 @@ fn contradictions_are_usage_errors() {
         ("backup-check", vec!["--dir", &dump, &fifo], 3),
         ("backup-prune", vec!["--prune-backups", &huge, &fifo], 2),
     ];
+    let cases: Vec<Refused> = cases
+        .into_iter()
+        .map(|(tool, args, want)| Refused {
+            tool,
+            args,
+            env: None,
+            want,
+            says: format!("{tool}: "),
+        })
+        .collect();
+    let hard = refused_before_anything_runs(&sim, &cases);
+    report("contradictions_are_usage_errors", cases.len(), &hard, &[]);
+}
+
+/// A command refused before anything runs: it exits `want` with nothing on stdout, its
+/// stderr starting with `says`, and runs nothing on the node.
+struct Refused<'a> {
+    tool: &'a str,
+    args: Vec<&'a str>,
+    env: Option<(&'a str, &'a str)>,
+    want: i32,
+    says: String,
+}
+
+/// The cases that do not hold, each said.
+fn refused_before_anything_runs(sim: &SimNode, cases: &[Refused]) -> Vec<String> {
     let mut hard = Vec::new();
-    for (tool, args, want) in &cases {
+    for c in cases {
         sim.clear_commands();
-        let mut cmd = bin(tool);
+        let mut cmd = bin(c.tool);
         sim.apply_env(&mut cmd);
+        if let Some((k, v)) = c.env {
+            cmd.env(k, v);
+        }
         let out = cmd
-            .args(args)
+            .args(&c.args)
             .timeout(Duration::from_secs(10))
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        if out.status.code() != Some(*want)
-            || !out.stdout.is_empty()
-            || !err.starts_with(&format!("{tool}: "))
+        if out.status.code() != Some(c.want) || !out.stdout.is_empty() || !err.starts_with(&c.says)
         {
             hard.push(format!(
-                "{tool} {args:?}: exit {:?} (want {want}), stdout {} bytes, stderr {err:?}",
+                "{} {:?} {:?}: exit {:?} (want {}), stdout {} bytes, stderr {err:?} (want {:?}…)",
+                c.tool,
+                c.args,
+                c.env,
                 out.status.code(),
-                out.stdout.len()
+                c.want,
+                out.stdout.len(),
+                c.says
             ));
         }
         if !sim.commands().is_empty() {
-            hard.push(format!("{tool} {args:?}: ran {:?}", sim.commands()));
+            hard.push(format!("{} {:?}: ran {:?}", c.tool, c.args, sim.commands()));
         }
     }
-    report("contradictions_are_usage_errors", cases.len(), &hard, &[]);
+    hard
+}
+
+/// (tool, args, environment, the flag as clap names it, exit code)
+type FlagCase<'a> = (
+    &'a str,
+    Vec<&'a str>,
+    Option<(&'a str, &'a str)>,
+    &'a str,
+    i32,
+);
+
+/// A duration or size that does not parse is a usage error from clap, naming the flag as
+/// its help does, before anything runs: no record, no command on the node (issue 22, point
+/// 4). The S3 timeouts read from the environment are checked the same way.
+#[test]
+fn bad_durations_and_sizes_are_usage_errors_naming_the_flag() {
+    let sim = SimNode::demo();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().display().to_string();
+    let cases: Vec<FlagCase> = vec![
+        (
+            "backup-sync",
+            vec!["push", "--to", "s3://bucket/p", "--part-size", "8X"],
+            None,
+            "--part-size <SIZE>",
+            2,
+        ),
+        (
+            "backup-sync",
+            vec!["push", "--to", "s3://bucket/p", "--bwlimit", "fast"],
+            None,
+            "--bwlimit <RATE>",
+            2,
+        ),
+        (
+            "backup-sync",
+            vec!["verify", "--from", "s3://bucket/p", "--max-egress", "10Q"],
+            None,
+            "--max-egress <SIZE>",
+            3,
+        ),
+        (
+            "backup-sync",
+            vec!["ls", "--from", "s3://bucket/p"],
+            Some(("PVEDR_S3_TIMEOUT", "soon")),
+            "--s3-timeout <DURATION>",
+            2,
+        ),
+        (
+            "tfstate-versions",
+            vec!["--env", "x", "list", "--s3-read-timeout", "2d"],
+            None,
+            "--s3-read-timeout <DURATION>",
+            2,
+        ),
+        (
+            "backup-prune",
+            vec!["--keep-last", "1", "--s3-connect-timeout", "0s"],
+            None,
+            "--s3-connect-timeout <DURATION>",
+            2,
+        ),
+        (
+            "minio-rebuild",
+            vec!["--env", "x", "--wait", "5x"],
+            None,
+            "--wait <DURATION>",
+            2,
+        ),
+        (
+            "minio-rebuild",
+            vec!["--env", "x", "--terraform-timeout", "10M"],
+            None,
+            "--terraform-timeout <DURATION>",
+            2,
+        ),
+        (
+            "tfstate-versions",
+            vec!["fallback", "--dir", &dir, "--terraform-timeout", "0s"],
+            None,
+            "--terraform-timeout <DURATION>",
+            2,
+        ),
+        (
+            "pve-snapshot",
+            vec!["create", "--vmid", "100", "--wait-lock", "1y2"],
+            None,
+            "--wait-lock <DURATION>",
+            2,
+        ),
+        (
+            "pve-snapshot",
+            vec!["ls", "--max-age", "2x"],
+            None,
+            "--max-age <DURATION>",
+            3,
+        ),
+        (
+            "pve-snapshot",
+            vec!["ls", "--timeout", "0s"],
+            None,
+            "--timeout <DURATION>",
+            2,
+        ),
+        (
+            "pve-ls-backups",
+            vec!["--command-timeout", "10M"],
+            None,
+            "--command-timeout <DURATION>",
+            2,
+        ),
+    ];
+    let cases: Vec<Refused> = cases
+        .into_iter()
+        .map(|(tool, args, env, flag, want)| {
+            let value = env.map_or(args[args.len() - 1], |(_, v)| v);
+            Refused {
+                tool,
+                args,
+                env,
+                want,
+                says: format!("error: invalid value '{value}' for '{flag}'"),
+            }
+        })
+        .collect();
+    let hard = refused_before_anything_runs(&sim, &cases);
+    report(
+        "bad_durations_and_sizes_are_usage_errors_naming_the_flag",
+        cases.len(),
+        &hard,
+        &[],
+    );
 }

@@ -225,21 +225,24 @@ fn hostile_s3_server_refuses_the_abort() {
     assert_eq!(pending_uploads(&moto), 1);
 }
 
+/// A front on moto (bucket `off`) that answers every listing with one page of its own:
+/// ListObjectsV2's (offsite copies) and ListObjectVersions' (state versions).
+fn listing_front(moto: &Moto, objects: &str, versions: &str) -> S3Front {
+    moto.create_versioned_bucket("off");
+    let front = S3Front::start(moto);
+    front.answer("list-type=2", "", objects);
+    front.answer("?versions", "", versions);
+    front
+}
+
 /// A listing that is truncated forever with the same token ends with an error at once.
 #[test]
 fn hostile_s3_server_repeats_a_continuation_token() {
     let sim = SimNode::empty();
     let moto = Moto::start();
-    moto.create_versioned_bucket("off");
-    let front = S3Front::start(&moto);
-    front.answer(
-        "list-type=2",
-        "",
+    let front = listing_front(
+        &moto,
         r#"<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>off</Name><Prefix>pv/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated><ContinuationToken>same</ContinuationToken><NextContinuationToken>same</NextContinuationToken></ListBucketResult>"#,
-    );
-    front.answer(
-        "?versions",
-        "",
         r#"<?xml version="1.0" encoding="UTF-8"?><ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>off</Name><Prefix>terraform.tfstate</Prefix><KeyMarker>k</KeyMarker><VersionIdMarker>v</VersionIdMarker><NextKeyMarker>k</NextKeyMarker><NextVersionIdMarker>v</NextVersionIdMarker><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated></ListVersionsResult>"#,
     );
     let ep = front.endpoint();
@@ -461,16 +464,9 @@ s3.put_object(Bucket=B, Key=old + ".manifest.json", Body=manifest(old, 170519760
 #[test]
 fn hostile_s3_server_truncates_without_a_token() {
     let moto = Moto::start();
-    moto.create_versioned_bucket("off");
-    let front = S3Front::start(&moto);
-    front.answer(
-        "list-type=2",
-        "",
+    let front = listing_front(
+        &moto,
         r#"<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>off</Name><Prefix>pv/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated></ListBucketResult>"#,
-    );
-    front.answer(
-        "?versions",
-        "",
         r#"<?xml version="1.0" encoding="UTF-8"?><ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>off</Name><Prefix>terraform.tfstate</Prefix><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated></ListVersionsResult>"#,
     );
     let ep = front.endpoint();

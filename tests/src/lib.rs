@@ -57,6 +57,27 @@ pub fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Runs a command to its end: its records, its exit code (-1 when a signal ended it) and
+/// its stderr.
+pub fn outcome(
+    mut cmd: impl std::borrow::BorrowMut<assert_cmd::Command>,
+) -> (Vec<serde_json::Value>, i32, String) {
+    let out = cmd.borrow_mut().output().expect("the binary runs");
+    (
+        json_lines(&out.stdout),
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// SIGINT to a running tool (as Ctrl-C sends it), then all it wrote once it ended.
+pub fn interrupt(child: std::process::Child) -> std::process::Output {
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    child.wait_with_output().expect("wait")
+}
+
 /// Runs a command that must succeed; shows its stderr when it does not.
 pub fn run_ok(cmd: impl std::borrow::BorrowMut<assert_cmd::Command>) -> std::process::Output {
     run_code(cmd, 0)

@@ -108,6 +108,35 @@ impl SimNode {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// A PBS snapshot of `vmid` (`vm` or `ct`) that is still being written, a minute before
+    /// [`crate::DEFAULT_NOW`]: no manifest yet, so PBS lists it with no size.
+    pub fn add_unfinished_pbs(&self, kind: &str, vmid: u64) {
+        let root = self.root().display().to_string();
+        let epoch = (crate::DEFAULT_NOW - 60).to_string();
+        let vmid = vmid.to_string();
+        self.admin(&[
+            "add-pbs",
+            &root,
+            "--type",
+            kind,
+            "--vmid",
+            &vmid,
+            "--epoch",
+            &epoch,
+            "--unfinished",
+        ]);
+    }
+
+    /// Waits, 20 s at most, until a command of the log is `what` (e.g. a vzdump has
+    /// started, so a signal lands inside it).
+    pub fn wait_for(&self, what: &str, matches: impl Fn(&Value) -> bool) {
+        let t0 = std::time::Instant::now();
+        while !self.commands().iter().any(&matches) {
+            assert!(t0.elapsed().as_secs() < 20, "{what} never started");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// The dump directory of a dir storage.
     pub fn dump_dir(&self, storage: &str) -> PathBuf {
         let cfg = self.read_json("storage.json");

@@ -8,6 +8,7 @@ mod complete;
 mod confirm;
 mod help;
 mod man;
+pub mod values;
 
 pub use args::{InputArgs, NoChangeArgs, OutputArgs, WriteArgs};
 pub use complete::render_completions;

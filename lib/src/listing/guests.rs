@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::Filter;
 use crate::error::{Error, Result};
-use crate::pvesh::{self, paths};
+use crate::pve;
 use crate::records::Guest;
 use crate::transport::Transport;
 use crate::validate;
@@ -106,9 +106,8 @@ impl GuestSelection {
     /// The selected guests of `/cluster/resources --type vm`, by VMID, and the `--vmid`s
     /// that are not in the cluster.
     pub fn resolve(&self, t: &dyn Transport) -> Result<(Vec<Guest>, Vec<u64>)> {
-        let cmd = pvesh::get(paths::CLUSTER_RESOURCES, &["--type", "vm"]);
-        let items = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?;
-        let mut all: Vec<Guest> = items.iter().filter_map(pvesh::guest).collect();
+        let found = pve::Client::new(t).vm_resources()?;
+        let mut all: Vec<Guest> = found.into_iter().map(Guest::from).collect();
         all.sort_by_key(|g| g.vmid);
         let missing = self
             .vmids

@@ -10,8 +10,9 @@ use serde_json::{Map, Value};
 use super::{Extras, Gathered, SelectArgs};
 use crate::error::{Error, Result};
 use crate::msg;
+use crate::pve::{self, Resource};
 use crate::pvesh::{self, paths};
-use crate::records::Storage;
+use crate::records::{Guest, Storage};
 use crate::status::TaskExit;
 use crate::transport::{CommandOutput, RemoteCommand, Transport};
 use crate::validate;
@@ -111,10 +112,7 @@ pub fn gather_remote(
         r1.ask(Req::Time, pvesh::get(&paths::node_time("localhost"), &[]));
     }
     if extras.guests {
-        r1.ask(
-            Req::Resources,
-            pvesh::get(paths::CLUSTER_RESOURCES, &["--type", "vm"]),
-        );
+        r1.ask(Req::Resources, pve::resources::vm_resources_cmd());
     }
     if extras.jobs {
         r1.ask(Req::Jobs, pvesh::get(paths::CLUSTER_BACKUP, &[]));
@@ -137,7 +135,10 @@ pub fn gather_remote(
         (None, _) => named,
     };
     if let Some(items) = a1.list(&Req::Resources) {
-        g.guests = items?.iter().filter_map(pvesh::guest).collect();
+        g.guests = Resource::all(&items?)
+            .into_iter()
+            .map(Guest::from)
+            .collect();
         g.guests.sort_by_key(|x| x.vmid);
     }
     if let Some(items) = a1.list(&Req::Jobs) {

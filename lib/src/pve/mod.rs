@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod props;
+pub mod resources;
 
 use serde_json::{Map, Value};
 
@@ -16,6 +17,7 @@ use crate::pvesh::{self, paths};
 use crate::transport::{CommandOutput, RemoteCommand, Transport};
 
 pub use config::GuestConfig;
+pub use resources::{Resource, Volume};
 
 /// A guest's kind, as its API path names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,8 +226,8 @@ impl<'a> Client<'a> {
     }
 
     /// `/cluster/resources --type vm`: every guest of the cluster.
-    pub fn vm_resources(&self) -> Result<Vec<Map<String, Value>>> {
-        self.list(&pvesh::get(paths::CLUSTER_RESOURCES, &["--type", "vm"]))
+    pub fn vm_resources(&self) -> Result<Vec<Resource>> {
+        Ok(Resource::all(&self.list(&resources::vm_resources_cmd())?))
     }
 
     /// `/nodes/N/storage`: the storages enabled on the node.
@@ -242,11 +244,11 @@ impl<'a> Client<'a> {
         }
     }
 
-    /// `/nodes/N/storage/S/content/VOLID`: one volume's attributes (`path`, `size`, …).
-    pub fn volume(&self, node: &str, storage: &str, volid: &str) -> Result<Map<String, Value>> {
+    /// `/nodes/N/storage/S/content/VOLID`: one volume (its `path`, `size`, …).
+    pub fn volume(&self, node: &str, storage: &str, volid: &str) -> Result<Volume> {
         let cmd = pvesh::get(&paths::content(node, storage, volid), &[]);
         match self.value(&cmd)? {
-            Value::Object(m) => Ok(m),
+            Value::Object(m) => Ok(Volume::from_json(&m)),
             _ => Err(not_object(self.t.host(), &cmd)),
         }
     }

@@ -9,7 +9,7 @@ pub mod paths;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::records::{self, Backup, Guest, Job, Storage, Verification};
+use crate::records::{self, Backup, Job, Storage, Verification};
 use crate::transport::{CommandOutput, RemoteCommand};
 
 /// `pvesh get <path> [args] --output-format json`.
@@ -274,28 +274,6 @@ pub fn backup(node: &str, storage: &str, m: &Map<String, Value>) -> Option<Backu
     })
 }
 
-/// One `/cluster/resources --type vm` entry as a `guest` record.
-pub fn guest(m: &Map<String, Value>) -> Option<Guest> {
-    let guest_type = str_of(m, "type")?;
-    if guest_type != "qemu" && guest_type != "lxc" {
-        return None;
-    }
-    Some(Guest {
-        node: str_of(m, "node"),
-        vmid: uint_of(m, "vmid")?,
-        name: str_of(m, "name"),
-        guest_type,
-        status: str_of(m, "status"),
-        template: bool_of(m, "template").unwrap_or(false),
-        tags: str_of(m, "tags")
-            .map(|t| records::split_tags(&t))
-            .unwrap_or_default(),
-        lock: str_of(m, "lock"),
-        pool: str_of(m, "pool"),
-        extra: Map::new(),
-    })
-}
-
 fn id_list(m: &Map<String, Value>, k: &str) -> Vec<u64> {
     str_of(m, k)
         .map(|s| {
@@ -506,16 +484,5 @@ mod tests {
         assert_eq!(upid_start(u), Some(0x65A4_D1F0));
         assert_eq!(upid_start("UPID:x"), None);
         assert_eq!(upid_start("UPID:n:1:2:FFFFFFFFFFFFFFFFFF:t:i:u:"), None);
-    }
-
-    #[test]
-    fn guests() {
-        let m = obj(
-            json!({"id":"qemu/100","name":"web01","node":"pve1","status":"running","tags":"prod;web","template":0,"type":"qemu","vmid":100}),
-        );
-        let g = guest(&m).expect("guest");
-        assert_eq!(g.tags, vec!["prod", "web"]);
-        assert!(!g.template);
-        assert!(guest(&obj(json!({"type":"node","node":"pve1"}))).is_none());
     }
 }

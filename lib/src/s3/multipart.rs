@@ -213,21 +213,8 @@ impl<'a> MultipartUpload<'a> {
         metadata: &[(&str, &str)],
         retry: Retry,
     ) -> Result<Self> {
-        if !(MIN_PART..=MAX_PART).contains(&part_size) {
-            return Err(Error::usage(format!(
-                "part size {part_size} is outside S3's bounds (5 MiB to 5 GiB)"
-            )));
-        }
-        let upload_id = bucket.create_multipart(key, metadata)?;
-        Ok(MultipartUpload {
-            bucket,
-            key: key.into(),
-            upload_id: Some(upload_id),
-            part_size,
-            buf: Vec::with_capacity(part_size),
-            parts: Vec::new(),
-            retry,
-            bytes: 0,
+        Self::begin(bucket, key, part_size, retry, || {
+            bucket.create_multipart(key, metadata)
         })
     }
 
@@ -239,12 +226,25 @@ impl<'a> MultipartUpload<'a> {
         retry: Retry,
         opts: &super::WriteOptions,
     ) -> Result<Self> {
+        Self::begin(bucket, key, part_size, retry, || {
+            bucket.create_multipart_opts(key, &[], opts)
+        })
+    }
+
+    /// The part size checked before `create` asks S3 for an upload id.
+    fn begin(
+        bucket: &'a Bucket,
+        key: &str,
+        part_size: usize,
+        retry: Retry,
+        create: impl FnOnce() -> Result<String>,
+    ) -> Result<Self> {
         if !(MIN_PART..=MAX_PART).contains(&part_size) {
             return Err(Error::usage(format!(
                 "part size {part_size} is outside S3's bounds (5 MiB to 5 GiB)"
             )));
         }
-        let upload_id = bucket.create_multipart_opts(key, &[], opts)?;
+        let upload_id = create()?;
         Ok(MultipartUpload {
             bucket,
             key: key.into(),

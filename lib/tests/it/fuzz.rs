@@ -277,7 +277,7 @@ proptest! {
         let _ = pvesh::backup("pve1", "local", &m);
         let _ = pvesh::job(&m);
         let _ = pvesh::storage("pve1", &m);
-        let _ = pvesh::guest(&m);
+        let _ = pvedr::pve::Resource::from_json(&m);
         let _ = pvesh::bool_of(&m, "protected");
         let _ = pvesh::uint_of(&m, "vmid");
         for k in m.keys() {

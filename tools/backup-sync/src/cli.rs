@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use pvedr::cli::{InputArgs, OutputArgs, WriteArgs};
+use pvedr::cli::{InputArgs, OutputArgs, WriteArgs, values};
 use pvedr::connect::ConnectArgs;
 
 const AFTER: &str = "EXAMPLES:
@@ -165,17 +165,18 @@ pub struct PushArgs {
         long,
         value_name = "SIZE",
         default_value = "8M",
+        value_parser = values::size,
         help_heading = "Transfer"
     )]
-    pub part_size: String,
+    pub part_size: u64,
 
     /// Archives uploaded at once (each has its own SSH connection).
     #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Transfer")]
     pub jobs: usize,
 
     /// Upper bound on the upload rate, all jobs together, in bytes per second (50M, 800K).
-    #[arg(long, value_name = "RATE", help_heading = "Transfer")]
-    pub bwlimit: Option<String>,
+    #[arg(long, value_name = "RATE", value_parser = values::size, help_heading = "Transfer")]
+    pub bwlimit: Option<u64>,
 
     /// Replace an offsite copy whose contents differ (a new version on a versioned bucket).
     #[arg(long, help_heading = "Transfer")]
@@ -271,8 +272,8 @@ pub struct VerifyArgs {
     pub from: String,
 
     /// Bytes this run may download for whole reads (8G, 500M); none: free checks only.
-    #[arg(long, value_name = "SIZE")]
-    pub max_egress: Option<String>,
+    #[arg(long, value_name = "SIZE", value_parser = values::size)]
+    pub max_egress: Option<u64>,
 
     /// Every copy is read whole once in this many days.
     #[arg(long, value_name = "DAYS", default_value_t = 30)]

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::cli::{LockModeArg, PushArgs, SseArg};
 use crate::location::{Location, check_part, manifest_key};
 use crate::manifest::{MAX_MANIFEST, Manifest, SideFile};
-use crate::meter::{Meter, Throttle, parse_size, rate};
+use crate::meter::{Meter, Throttle, rate};
 use crate::pipe::PartPipe;
 use crate::source::Source;
 use pvedr::cluster::Cluster;
@@ -40,20 +40,14 @@ pub struct Plan {
 
 pub fn plan(a: &PushArgs, endpoint: Endpoint) -> Result<Plan> {
     let location = Location::parse(&a.to)?;
-    let part = parse_size(&a.part_size).map_err(|e| Error::usage(format!("--part-size {e}")))?;
-    let part_size = usize::try_from(part)
+    let part_size = usize::try_from(a.part_size)
         .ok()
         .filter(|p| (pvedr::s3::MIN_PART..=pvedr::s3::MAX_PART).contains(p))
         .ok_or_else(|| Error::usage("--part-size must be between 5M and 5G (S3's bounds)"))?;
     if a.jobs == 0 || a.jobs > 16 {
         return Err(Error::usage("--jobs must be 1 to 16"));
     }
-    let throttle = match &a.bwlimit {
-        Some(s) => Some(Throttle::new(
-            parse_size(s).map_err(|e| Error::usage(format!("--bwlimit {e}")))?,
-        )),
-        None => None,
-    };
+    let throttle = a.bwlimit.map(Throttle::new);
     if let Some(n) = &a.node {
         pvedr::validate::node(n)?;
     }

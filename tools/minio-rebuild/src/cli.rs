@@ -1,7 +1,8 @@
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
-use pvedr::cli::{OutputArgs, WriteArgs};
+use pvedr::cli::{OutputArgs, WriteArgs, values};
 
 const AFTER: &str = "EXAMPLES:
   minio-rebuild --endpoint http://minio:9000 --env prod --env lab --dry-run
@@ -95,8 +96,8 @@ pub struct Cli {
     pub minio: bool,
 
     /// How long to wait for the store to become healthy (30s, 5m, 1h).
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
-    pub wait: String,
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = values::duration)]
+    pub wait: Duration,
 
     /// Terraform directory that deploys the store: when it is unhealthy, plan and apply its
     /// --module (a local backend there: the store it deploys cannot hold its own state).
@@ -128,9 +129,10 @@ pub struct Cli {
         long,
         value_name = "DURATION",
         default_value = "10m",
+        value_parser = values::bound,
         help_heading = "Terraform"
     )]
-    pub terraform_timeout: String,
+    pub terraform_timeout: Duration,
 
     /// Check this environment's backend: terraform init -reconfigure and plan (repeatable).
     #[arg(long, value_name = "ENVDIR", help_heading = "Terraform")]

@@ -131,17 +131,14 @@ pub(crate) fn context(cli: &Cli) -> Result<Ctx<'_>> {
             "--minio needs an endpoint (--endpoint or AWS_ENDPOINT_URL)",
         ));
     }
-    if pvedr::time::parse_duration(&cli.terraform_timeout)? == 0 {
-        return Err(Error::usage("--terraform-timeout must be at least 1s"));
-    }
     // Credentials are looked up now, so a missing one is a usage error before anything.
     pvedr::s3::credentials()?;
     Ok(Ctx {
         cli,
         endpoint,
         buckets: buckets(cli)?,
-        wait: Duration::from_secs(pvedr::time::parse_duration(&cli.wait)?),
-        tf_timeout: Duration::from_secs(pvedr::time::parse_duration(&cli.terraform_timeout)?),
+        wait: cli.wait,
+        tf_timeout: cli.terraform_timeout,
         dry_run: cli.write.dry_run,
         store_unread: false,
         missing: Vec::new(),

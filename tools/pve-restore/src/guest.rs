@@ -31,20 +31,18 @@ impl Present {
 
 /// Every guest of the cluster by VMID.
 pub fn resources(t: &dyn Transport) -> Result<HashMap<u64, Present>> {
-    let items = Client::new(t).vm_resources()?;
-    Ok(items
-        .iter()
-        .filter_map(|m| {
-            Some((
-                pvesh::uint_of(m, "vmid")?,
-                Present {
-                    node: pvesh::str_of(m, "node").unwrap_or_default(),
-                    gtype: pvesh::str_of(m, "type").unwrap_or_default(),
-                    running: pvesh::str_of(m, "status").as_deref() == Some("running"),
-                    hastate: pvesh::str_of(m, "hastate"),
-                    pool: pvesh::str_of(m, "pool"),
-                },
-            ))
+    let found = Client::new(t).vm_resources()?;
+    Ok(found
+        .into_iter()
+        .map(|r| {
+            let p = Present {
+                node: r.node.clone().unwrap_or_default(),
+                gtype: r.r#type.as_str().into(),
+                running: r.running(),
+                hastate: r.hastate.clone(),
+                pool: r.pool,
+            };
+            (r.vmid, p)
         })
         .collect())
 }

@@ -1,23 +1,20 @@
-//! What the subcommands read from their shared flags: the guest selection, the lock wait.
-
-use std::time::Duration;
+//! What the subcommands read from their shared flags: the guest selection.
 
 use pvedr::error::{Error, Result};
-use pvedr::listing::{Filter, FilterArgs, GuestArgs, GuestSelection};
-use pvedr::time::{Zone, parse_duration};
+use pvedr::listing::{Filter, GuestSelection};
+use pvedr::time::Zone;
+
+use crate::cli::{Changing, Shared};
+use crate::names;
 
 /// The selection of a command. One that changes guests needs them named, and takes no
 /// time filters (those are for `ls`).
-pub fn selection(
-    filter: &FilterArgs,
-    guests: &GuestArgs,
-    changes: bool,
-) -> Result<(Filter, GuestSelection)> {
-    let f = filter.parse(Zone::Local)?;
+pub fn selection(shared: &Shared, changes: bool) -> Result<(Filter, GuestSelection)> {
+    let f = shared.filter.parse(Zone::Local)?;
     if changes && (f.since.is_some() || f.until.is_some() || f.latest) {
         return Err(Error::usage("--since, --until and --latest are for ls"));
     }
-    let sel = guests.parse(&f)?;
+    let sel = shared.guests.parse(&f)?;
     if changes && !sel.names_guests() {
         return Err(Error::usage(
             "name the guests: --vmid, --all, --pool or --tag (nothing is done to every guest by default)",
@@ -26,9 +23,9 @@ pub fn selection(
     Ok((f, sel))
 }
 
-pub fn wait_lock(arg: Option<&str>) -> Result<Option<Duration>> {
-    Ok(arg
-        .map(parse_duration)
-        .transpose()?
-        .map(Duration::from_secs))
+/// What create and prune change: the label checked, then the guests named.
+pub fn changing(c: &Changing) -> Result<(String, GuestSelection)> {
+    let label = names::label(&c.label)?.to_string();
+    let (_, sel) = selection(&c.shared, true)?;
+    Ok((label, sel))
 }

@@ -1,5 +1,7 @@
+use std::time::Duration;
+
 use clap::{Args, Parser, Subcommand};
-use pvedr::cli::{OutputArgs, WriteArgs};
+use pvedr::cli::{OutputArgs, WriteArgs, values};
 use pvedr::connect::ConnectArgs;
 use pvedr::listing::{FilterArgs, GuestArgs};
 
@@ -73,9 +75,32 @@ pub enum Command {
     Ls(LsArgs),
 }
 
-/// The label: the first part of the names pve-snapshot gives.
-#[derive(Args, Debug, Clone)]
-pub struct LabelArg {
+/// What every subcommand takes, flattened as the other tools flatten theirs: the
+/// connection and the guests.
+#[derive(Args, Debug)]
+pub struct Shared {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    #[command(flatten)]
+    pub guests: GuestArgs,
+}
+
+/// What create and prune take: the guests they change (the time filters are for ls, so
+/// hidden here) and the label, the first part of the names pve-snapshot gives.
+#[derive(Args, Debug)]
+#[command(
+    mut_arg("since", |a| a.hide(true)),
+    mut_arg("until", |a| a.hide(true)),
+    mut_arg("latest", |a| a.hide(true))
+)]
+pub struct Changing {
+    #[command(flatten)]
+    pub shared: Shared,
+
     /// Label of the snapshots (`daily`, `hourly`, `pre-upgrade`): a letter, then letters,
     /// digits, `-` or `_`, at most 24 characters.
     #[arg(
@@ -88,23 +113,9 @@ pub struct LabelArg {
 }
 
 #[derive(Args, Debug)]
-#[command(
-    mut_arg("since", |a| a.hide(true)),
-    mut_arg("until", |a| a.hide(true)),
-    mut_arg("latest", |a| a.hide(true))
-)]
 pub struct CreateArgs {
     #[command(flatten)]
-    pub connect: ConnectArgs,
-
-    #[command(flatten)]
-    pub filter: FilterArgs,
-
-    #[command(flatten)]
-    pub guests: GuestArgs,
-
-    #[command(flatten)]
-    pub label: LabelArg,
+    pub on: Changing,
 
     /// Save the RAM of running VMs too (Proxmox saves none for a stopped VM; containers
     /// have no such state).
@@ -113,8 +124,8 @@ pub struct CreateArgs {
 
     /// Wait this long for a guest's lock (backup, migrate, …) to go away before its
     /// snapshot (30s, 10m). Default: a locked guest is reported at once.
-    #[arg(long, value_name = "DURATION", help_heading = "Snapshots")]
-    pub wait_lock: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = values::duration, help_heading = "Snapshots")]
+    pub wait_lock: Option<Duration>,
 
     #[command(flatten)]
     pub write: WriteArgs,
@@ -124,31 +135,17 @@ pub struct CreateArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(
-    mut_arg("since", |a| a.hide(true)),
-    mut_arg("until", |a| a.hide(true)),
-    mut_arg("latest", |a| a.hide(true))
-)]
 pub struct PruneArgs {
     #[command(flatten)]
-    pub connect: ConnectArgs,
-
-    #[command(flatten)]
-    pub filter: FilterArgs,
-
-    #[command(flatten)]
-    pub guests: GuestArgs,
-
-    #[command(flatten)]
-    pub label: LabelArg,
+    pub on: Changing,
 
     /// Snapshots of the label to keep per guest, the newest (at least 1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Snapshots")]
     pub keep: u32,
 
     /// Wait this long for a guest's lock to go away before removing its snapshots.
-    #[arg(long, value_name = "DURATION", help_heading = "Snapshots")]
-    pub wait_lock: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = values::duration, help_heading = "Snapshots")]
+    pub wait_lock: Option<Duration>,
 
     #[command(flatten)]
     pub write: WriteArgs,
@@ -165,17 +162,11 @@ pub struct PruneArgs {
 )]
 pub struct LsArgs {
     #[command(flatten)]
-    pub connect: ConnectArgs,
+    pub shared: Shared,
 
     /// `--dry-run`, `--yes`: accepted (the vocabulary of every tool), ignored here.
     #[command(flatten)]
     pub no_change: pvedr::cli::NoChangeArgs,
-
-    #[command(flatten)]
-    pub filter: FilterArgs,
-
-    #[command(flatten)]
-    pub guests: GuestArgs,
 
     /// Only the snapshots pve-snapshot made with this label.
     #[arg(long, value_name = "LABEL", help_heading = "Snapshots")]
@@ -183,14 +174,14 @@ pub struct LsArgs {
 
     /// Nagios check: WARNING when a selected guest's newest pve-snapshot snapshot (of
     /// --label) is older than this (26h, 7d), or when it has none. Templates are skipped.
-    #[arg(long, value_name = "DURATION", help_heading = "Snapshots")]
-    pub max_age: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = values::duration, help_heading = "Snapshots")]
+    pub max_age: Option<Duration>,
 
     /// End the whole run within this (30s, 2m): UNKNOWN (3), naming the guest or the step
     /// that did not answer, before a monitoring system kills the plugin. Default with
     /// --max-age: 50s (Nagios allows 60 s); otherwise each command's --command-timeout.
-    #[arg(long, value_name = "DURATION", help_heading = "Snapshots")]
-    pub timeout: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = values::bound, help_heading = "Snapshots")]
+    pub timeout: Option<Duration>,
 
     #[command(flatten)]
     pub output: OutputArgs,

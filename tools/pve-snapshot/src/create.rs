@@ -11,18 +11,17 @@ use pvedr::transport::RemoteCommand;
 use pvedr::{interrupt, msg, shell};
 use serde_json::Value;
 
-use crate::args::{selection, wait_lock};
+use crate::args::changing;
 use crate::cli::CreateArgs;
 use crate::guests::{self, Ctx, tool};
 use crate::names;
-use crate::outcome::{Unhandled, finish, mark_status, status_of};
+use crate::outcome::{Unhandled, finish, mark_not_done, mark_status, mark_unknown, status_of};
 
 pub fn run(a: &CreateArgs) -> Result<u8> {
     let started = Instant::now();
-    let label = names::label(&a.label.label)?.to_string();
-    let (_, sel) = selection(&a.filter, &a.guests, true)?;
-    let wait = wait_lock(a.wait_lock.as_deref())?;
-    let conn = a.connect.connect()?;
+    let (label, sel) = changing(&a.on)?;
+    let wait = a.wait_lock;
+    let conn = a.on.shared.connect.connect()?;
     let ctx = Ctx::new(conn.transport.as_ref(), &sel)?;
     if !ctx.guests.is_empty() {
         // A dry run goes on: each guest's record says what would be done.
@@ -138,25 +137,8 @@ impl Job<'_> {
                 rec.extra.insert("way_back".into(), Value::String(back));
                 mark_status(&mut rec, SnapshotStatus::Created, self.note(g));
             }
-            Ok(o) => {
-                let why = guests::reason(&o);
-                let status = if guests::refusal(&why) {
-                    SnapshotStatus::Refused
-                } else {
-                    SnapshotStatus::Failed
-                };
-                guests::warn(g, format!("snapshot {} {status}: {why}", rec.name));
-                mark_status(&mut rec, status, Some(why));
-            }
-            Err(e) => {
-                let m = format!(
-                    "{}; whether the snapshot exists is unknown: pve-snapshot ls --vmid {}",
-                    guests::lost_or_failed(&e),
-                    g.vmid
-                );
-                guests::warn(g, format!("snapshot {}: {m}", rec.name));
-                mark_status(&mut rec, SnapshotStatus::Failed, Some(m));
-            }
+            Ok(o) => mark_not_done(g, &mut rec, "snapshot", &o),
+            Err(e) => mark_unknown(g, &mut rec, "snapshot", "the snapshot exists", &e),
         }
         rec
     }

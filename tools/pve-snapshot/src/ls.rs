@@ -7,7 +7,7 @@ use pvedr::error::Result;
 use pvedr::listing::Filter;
 use pvedr::msg;
 use pvedr::records::{Guest, Record, Snapshot};
-use pvedr::time::{format_duration, parse_duration};
+use pvedr::time::format_duration;
 
 use crate::args::selection;
 use crate::cli::LsArgs;
@@ -15,11 +15,11 @@ use crate::guests::{self, Ctx};
 use crate::names;
 
 pub fn run(a: &LsArgs) -> Result<u8> {
-    let (filter, sel) = selection(&a.filter, &a.guests, false)?;
+    let (filter, sel) = selection(&a.shared, false)?;
     let label = a.label.as_deref().map(names::label).transpose()?;
-    let max_age = a.max_age.as_deref().map(parse_duration).transpose()?;
+    let max_age = a.max_age.map(|d| d.as_secs());
     bound_the_run(a)?;
-    let conn = a.connect.connect()?;
+    let conn = a.shared.connect.connect()?;
     let ctx = Ctx::new(conn.transport.as_ref(), &sel)?;
     let lists = guests::list_all(ctx.t, &ctx.guests)?;
     let now = pvedr::time::now();
@@ -59,7 +59,7 @@ const PLUGIN_TIMEOUT: u64 = 50;
 /// (`pvedr::deadline`), and past it a watchdog says what it waited for and exits UNKNOWN.
 fn bound_the_run(a: &LsArgs) -> Result<()> {
     let secs = match (&a.timeout, &a.max_age) {
-        (Some(t), _) => parse_duration(t)?.max(1),
+        (Some(t), _) => t.as_secs(),
         (None, Some(_)) => PLUGIN_TIMEOUT,
         (None, None) => return Ok(()),
     };

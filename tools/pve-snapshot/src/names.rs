@@ -12,13 +12,7 @@ const MAX_LABEL: usize = 24;
 
 /// A label: a letter, then letters, digits, `-`, `_` (a pve-configid prefix).
 pub fn label(s: &str) -> Result<&str> {
-    let b = s.as_bytes();
-    let ok = !b.is_empty()
-        && b.len() <= MAX_LABEL
-        && b[0].is_ascii_alphabetic()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'));
-    if ok {
+    if pvedr::validate::configid(s, 1..=MAX_LABEL) {
         Ok(s)
     } else {
         Err(Error::usage(format!(

@@ -4,11 +4,38 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use pvedr::error::{Result, exit_for};
+use pvedr::error::{Error, Result, exit_for};
 use pvedr::output::Output;
-use pvedr::records::{Record, Snapshot, Summary, seconds_since};
+use pvedr::records::{Guest, Record, Snapshot, Summary, seconds_since};
 use pvedr::status::SnapshotStatus;
+use pvedr::transport::CommandOutput;
 use serde_json::Value;
+
+use crate::guests;
+
+/// A change the node did not make: refused (Proxmox said why: a lock, protection) or
+/// failed; said on stderr and in the record.
+pub fn mark_not_done(g: &Guest, rec: &mut Snapshot, doing: &str, out: &CommandOutput) {
+    let why = guests::reason(out);
+    let status = if guests::refusal(&why) {
+        SnapshotStatus::Refused
+    } else {
+        SnapshotStatus::Failed
+    };
+    guests::warn(g, format!("{doing} {} {status}: {why}", rec.name));
+    mark_status(rec, status, Some(why));
+}
+
+/// A change whose outcome is unknown (the connection lost mid-command): `ls` tells.
+pub fn mark_unknown(g: &Guest, rec: &mut Snapshot, doing: &str, whether: &str, e: &Error) {
+    let m = format!(
+        "{}; whether {whether} is unknown: pve-snapshot ls --vmid {}",
+        guests::lost_or_failed(e),
+        g.vmid
+    );
+    guests::warn(g, format!("{doing} {}: {m}", rec.name));
+    mark_status(rec, SnapshotStatus::Failed, Some(m));
+}
 
 /// Sets what was done to a snapshot (`status`, `message`) on its record.
 pub fn mark_status(rec: &mut Snapshot, status: SnapshotStatus, message: Option<String>) {

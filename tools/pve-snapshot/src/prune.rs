@@ -12,18 +12,17 @@ use pvedr::transport::RemoteCommand;
 use pvedr::{interrupt, shell};
 use serde_json::Value;
 
-use crate::args::{selection, wait_lock};
+use crate::args::changing;
 use crate::cli::PruneArgs;
 use crate::guests::{self, Ctx, tool};
 use crate::names;
-use crate::outcome::{Unhandled, finish, mark_status};
+use crate::outcome::{Unhandled, finish, mark_not_done, mark_status, mark_unknown};
 
 pub fn run(a: &PruneArgs) -> Result<u8> {
     let started = Instant::now();
-    let label = names::label(&a.label.label)?.to_string();
-    let (_, sel) = selection(&a.filter, &a.guests, true)?;
-    let wait = wait_lock(a.wait_lock.as_deref())?;
-    let conn = a.connect.connect()?;
+    let (label, sel) = changing(&a.on)?;
+    let wait = a.wait_lock;
+    let conn = a.on.shared.connect.connect()?;
     let ctx = Ctx::new(conn.transport.as_ref(), &sel)?;
     let mut recs: Vec<Snapshot> = Vec::new();
     let mut unreadable = 0;
@@ -151,25 +150,8 @@ fn remove(ctx: &Ctx, g: &Guest, r: &mut Snapshot) {
     let node = g.node.clone().unwrap_or_default();
     match ctx.on_node(&node, &cmd) {
         Ok(o) if o.success() => mark_status(r, SnapshotStatus::Removed, None),
-        Ok(o) => {
-            let why = guests::reason(&o);
-            let status = if guests::refusal(&why) {
-                SnapshotStatus::Refused
-            } else {
-                SnapshotStatus::Failed
-            };
-            guests::warn(g, format!("removing snapshot {} {status}: {why}", r.name));
-            mark_status(r, status, Some(why));
-        }
-        Err(e) => {
-            let m = format!(
-                "{}; whether it is gone is unknown: pve-snapshot ls --vmid {}",
-                guests::lost_or_failed(&e),
-                g.vmid
-            );
-            guests::warn(g, format!("removing snapshot {}: {m}", r.name));
-            mark_status(r, SnapshotStatus::Failed, Some(m));
-        }
+        Ok(o) => mark_not_done(g, r, "removing snapshot", &o),
+        Err(e) => mark_unknown(g, r, "removing snapshot", "it is gone", &e),
     }
 }
 

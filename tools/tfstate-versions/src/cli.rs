@@ -127,23 +127,27 @@ pub enum Command {
     },
     /// Switch a Terraform directory to a local backend (an override file; your files are
     /// not edited), migrating the state.
-    Fallback {
-        #[arg(long, value_name = "ENVDIR")]
-        dir: PathBuf,
-        #[arg(long, value_name = "PATH", default_value = "terraform")]
-        terraform_bin: String,
-        #[command(flatten)]
-        timeout: TerraformTimeout,
-    },
+    Fallback(TerraformDir),
     /// Bring a directory in fallback back to its S3 backend.
-    Return {
-        #[arg(long, value_name = "ENVDIR")]
-        dir: PathBuf,
-        #[arg(long, value_name = "PATH", default_value = "terraform")]
-        terraform_bin: String,
-        #[command(flatten)]
-        timeout: TerraformTimeout,
-    },
+    Return(TerraformDir),
+}
+
+/// The directory `fallback` and `return` switch, and the Terraform they run there.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TerraformDir {
+    #[arg(long, value_name = "ENVDIR")]
+    pub dir: PathBuf,
+    #[arg(long, value_name = "PATH", default_value = "terraform")]
+    pub terraform_bin: String,
+    #[command(flatten)]
+    pub timeout: TerraformTimeout,
+}
+
+impl TerraformDir {
+    pub fn terraform(&self) -> pvedr::terraform::Terraform {
+        pvedr::terraform::Terraform::new(&self.terraform_bin, &self.dir)
+            .with_timeout(self.timeout.terraform_timeout)
+    }
 }
 
 /// The bound of each Terraform command of `fallback` and `return`.
@@ -153,17 +157,6 @@ pub struct TerraformTimeout {
     /// SIGTERM, Terraform is asked to stop (SIGINT to its process group; SIGTERM after 10 s,
     /// SIGKILL after 10 s more), the directory is put back as it was, and what Terraform
     /// may have left (a lock) is said.
-    #[arg(long, value_name = "DURATION", default_value = "10m")]
-    pub terraform_timeout: String,
-}
-
-impl TerraformTimeout {
-    pub fn duration(&self) -> pvedr::Result<std::time::Duration> {
-        match pvedr::time::parse_duration(&self.terraform_timeout)? {
-            0 => Err(pvedr::Error::usage(
-                "--terraform-timeout must be at least 1s",
-            )),
-            s => Ok(std::time::Duration::from_secs(s)),
-        }
-    }
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = pvedr::cli::values::bound)]
+    pub terraform_timeout: std::time::Duration,
 }

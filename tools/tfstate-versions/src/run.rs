@@ -2,7 +2,8 @@
 //! restore, export, fallback and return (`fallback`).
 
 use pvedr::error::{Error, Result};
-use pvedr::terraform::Terraform;
+use pvedr::output::Output;
+use pvedr::records::Step;
 
 use crate::cli::{Cli, Command};
 use crate::fallback;
@@ -40,52 +41,36 @@ pub fn run(cli: Cli) -> Result<u8> {
             ));
         }
         Command::Export { to } => crate::export::export(&cli, to, &mut out)?,
-        Command::Fallback {
-            dir,
-            terraform_bin,
-            timeout,
-        } => {
-            let tf = Terraform::new(terraform_bin, dir).with_timeout(timeout.duration()?);
-            let refusal = fallback::fallback_refusal(dir);
-            if let Some(planned) = fallback::approve(
-                "fallback",
-                &tf,
-                fallback::fallback_plan(&tf),
-                refusal,
-                &cli.write,
-            )? {
-                write_steps(&mut out, planned)?;
-                out.finish()?;
-                return Ok(0);
-            }
-            // Terraform is stopped, not orphaned, on a signal; the directory is put back.
-            pvedr::interrupt::install();
-            let steps = fallback::fallback(&tf);
-            write_steps(&mut out, steps)?
+        Command::Fallback(d) => {
+            let tf = d.terraform();
+            let plan = fallback::fallback_plan(&tf);
+            let refusal = fallback::fallback_refusal(&d.dir);
+            let approved = fallback::approve("fallback", &tf, plan, refusal, &cli.write)?;
+            switch(&mut out, approved, || fallback::fallback(&tf))?
         }
-        Command::Return {
-            dir,
-            terraform_bin,
-            timeout,
-        } => {
-            let tf = Terraform::new(terraform_bin, dir).with_timeout(timeout.duration()?);
-            let refusal = fallback::return_refusal(dir);
-            if let Some(planned) = fallback::approve(
-                "return",
-                &tf,
-                fallback::return_plan(&tf),
-                refusal,
-                &cli.write,
-            )? {
-                write_steps(&mut out, planned)?;
-                out.finish()?;
-                return Ok(0);
-            }
-            pvedr::interrupt::install();
-            let steps = fallback::return_home(&tf, &cli);
-            write_steps(&mut out, steps)?
+        Command::Return(d) => {
+            let tf = d.terraform();
+            let plan = fallback::return_plan(&tf);
+            let refusal = fallback::return_refusal(&d.dir);
+            let approved = fallback::approve("return", &tf, plan, refusal, &cli.write)?;
+            switch(&mut out, approved, || fallback::return_home(&tf, &cli))?
         }
     };
     out.finish()?;
     Ok(code)
+}
+
+/// fallback and return: the planned steps of a --dry-run, else the change, with Terraform
+/// stopped (not orphaned) on a signal and the directory put back.
+fn switch(
+    out: &mut Output,
+    planned: Option<Vec<Step>>,
+    change: impl FnOnce() -> Vec<Step>,
+) -> Result<u8> {
+    if let Some(planned) = planned {
+        write_steps(out, planned)?;
+        return Ok(0);
+    }
+    pvedr::interrupt::install();
+    write_steps(out, change())
 }

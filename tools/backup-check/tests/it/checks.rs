@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{SimNode, Sshd, bin, json_lines, outcome};
 use serde_json::{Value, json};
 
 const NOW: i64 = 1_705_300_000; // 2024-01-15 06:26:40 UTC
@@ -24,16 +24,11 @@ fn check_stdin(records: &[Value], args: &[&str]) -> (Vec<Value>, i32, String) {
     if !records.is_empty() {
         input.push_str(&pvedr_testkit::listing_end(records.len()));
     }
-    let out = bin("backup-check")
-        .args(["--now", &NOW.to_string(), "--timezone", "UTC"])
-        .args(args)
-        .write_stdin(input)
-        .output()
-        .expect("run");
-    (
-        json_lines(&out.stdout),
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into(),
+    outcome(
+        bin("backup-check")
+            .args(["--now", &NOW.to_string(), "--timezone", "UTC"])
+            .args(args)
+            .write_stdin(input),
     )
 }
 
@@ -717,19 +712,7 @@ fn an_unfinished_pbs_snapshot_is_neither_fresh_nor_counted() {
     // manifest, listed with size 1): the guest is not fresh because of it.
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
-    let root = sim.root().display().to_string();
-    let epoch = (NOW - 60).to_string();
-    sim.admin(&[
-        "add-pbs",
-        &root,
-        "--type",
-        "vm",
-        "--vmid",
-        "102",
-        "--epoch",
-        &epoch,
-        "--unfinished",
-    ]);
+    sim.add_unfinished_pbs("vm", 102);
     let out = bin("backup-check")
         .args(sshd.args())
         .args(["--timezone", "UTC", "--now", &NOW.to_string()])

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use pvedr_testkit::{bin, json_lines};
+use pvedr_testkit::{bin, json_lines, outcome};
 use serde_json::Value;
 
 const NOW: i64 = 1_705_300_000; // 2024-01-15 06:26:40 UTC
@@ -21,16 +21,11 @@ const JOB: &str = r#"{"kind":"job","id":"daily","all":true,"enabled":true,"sched
 fn check_stdin(lines: &[String]) -> (Vec<Value>, i32, String) {
     let mut input: String = lines.iter().map(|l| format!("{l}\n")).collect();
     input.push_str(&pvedr_testkit::listing_end(lines.len()));
-    let out = bin("backup-check")
-        .args(["--now", &NOW.to_string(), "--timezone", "UTC"])
-        .write_stdin(input)
-        .timeout(Duration::from_secs(20))
-        .output()
-        .expect("run");
-    (
-        json_lines(&out.stdout),
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into(),
+    outcome(
+        bin("backup-check")
+            .args(["--now", &NOW.to_string(), "--timezone", "UTC"])
+            .write_stdin(input)
+            .timeout(Duration::from_secs(20)),
     )
 }
 

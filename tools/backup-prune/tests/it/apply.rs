@@ -438,19 +438,7 @@ fn an_unfinished_pbs_snapshot_takes_no_keep_slot_and_is_never_removed() {
     // complete snapshot out of --keep-last 1.
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
-    let root = sim.root().display().to_string();
-    let epoch = (pvedr_testkit::DEFAULT_NOW - 60).to_string();
-    sim.admin(&[
-        "add-pbs",
-        &root,
-        "--type",
-        "vm",
-        "--vmid",
-        "100",
-        "--epoch",
-        &epoch,
-        "--unfinished",
-    ]);
+    sim.add_unfinished_pbs("vm", 100);
     let listing = bin("pve-ls-backups")
         .args(sshd.args())
         .args(["--storage", "pbs"])

@@ -127,6 +127,17 @@ fn signal(pid: u32, sig: &str) {
         .status();
 }
 
+/// The message of the failed `reprovision` step.
+fn reprovision_failed(out: &std::process::Output) -> String {
+    let s = steps(out);
+    let r = s
+        .iter()
+        .find(|r| r["step"] == "reprovision")
+        .expect("record");
+    assert_eq!(r["status"], "failed", "{r}");
+    r["message"].as_str().unwrap_or("").to_string()
+}
+
 #[test]
 fn a_signal_stops_a_hung_terraform_and_says_what_it_left() {
     let tf = HungTerraform::new(&["init"], false);
@@ -138,13 +149,7 @@ fn a_signal_stops_a_hung_terraform_and_says_what_it_left() {
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(tf.got_sigint(), "terraform was not asked to stop (SIGINT)");
     assert!(!still_running(hung), "terraform outlived the tool");
-    let s = steps(&out);
-    let r = s
-        .iter()
-        .find(|r| r["step"] == "reprovision")
-        .expect("record");
-    let m = r["message"].as_str().unwrap_or("");
-    assert_eq!(r["status"], "failed", "{r}");
+    let m = reprovision_failed(&out);
     assert!(m.contains("interrupted") && m.contains("lock"), "{m}");
     assert!(err.contains("asked to stop (SIGINT), it stopped"), "{err}");
 }
@@ -178,11 +183,6 @@ fn a_terraform_past_its_timeout_is_stopped() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(tf.got_sigint(), "terraform was not asked to stop");
     assert!(!still_running(hung), "terraform outlived the tool");
-    let s = steps(&out);
-    let r = s
-        .iter()
-        .find(|r| r["step"] == "reprovision")
-        .expect("record");
-    let m = r["message"].as_str().unwrap_or("");
+    let m = reprovision_failed(&out);
     assert!(m.contains("did not finish within 1s"), "{m}");
 }

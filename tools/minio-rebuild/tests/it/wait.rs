@@ -57,15 +57,20 @@ impl Drop for Server {
     }
 }
 
-#[test]
-fn a_store_brought_back_within_the_wait_completes_the_run() {
-    let port = free_port();
-    let ep = format!("http://127.0.0.1:{port}");
+/// minio-rebuild waiting up to a minute for a store, its records line-buffered, and the
+/// first record it wrote (health's, once it waits).
+struct Waiting {
+    child: std::process::Child,
+    stdout: BufReader<std::process::ChildStdout>,
+    first: String,
+}
+
+fn waiting_on(ep: &str) -> Waiting {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("minio-rebuild"))
         .envs(env())
         .args([
             "--endpoint",
-            &ep,
+            ep,
             "--env",
             "prod",
             "--wait",
@@ -80,9 +85,42 @@ fn a_store_brought_back_within_the_wait_completes_the_run() {
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut first = String::new();
     stdout.read_line(&mut first).expect("health record");
+    Waiting {
+        child,
+        stdout,
+        first,
+    }
+}
+
+impl Waiting {
+    /// The run to its end: every record, its stderr and how it exited.
+    fn finish(mut self) -> std::process::Output {
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).expect("records");
+        let mut err = Vec::new();
+        self.child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_end(&mut err)
+            .expect("stderr");
+        std::process::Output {
+            status: self.child.wait().expect("exit"),
+            stdout: format!("{}{rest}", self.first).into_bytes(),
+            stderr: err,
+        }
+    }
+}
+
+#[test]
+fn a_store_brought_back_within_the_wait_completes_the_run() {
+    let port = free_port();
+    let ep = format!("http://127.0.0.1:{port}");
+    let w = waiting_on(&ep);
     assert!(
-        first.contains("\"step\":\"health\"") && first.contains("skipped"),
-        "{first}"
+        w.first.contains("\"step\":\"health\"") && w.first.contains("skipped"),
+        "{}",
+        w.first
     );
     // The store comes back while the tool waits.
     let _server = Server(
@@ -93,21 +131,7 @@ fn a_store_brought_back_within_the_wait_completes_the_run() {
             .spawn()
             .expect("moto"),
     );
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).expect("records");
-    let mut err = Vec::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_end(&mut err)
-        .expect("stderr");
-    let status = child.wait().expect("exit");
-    let out = std::process::Output {
-        status,
-        stdout: format!("{first}{rest}").into_bytes(),
-        stderr: err,
-    };
+    let out = w.finish();
     assert_no_secret(&out);
     assert_eq!(
         out.status.code(),
@@ -124,46 +148,15 @@ fn a_store_brought_back_within_the_wait_completes_the_run() {
 #[test]
 fn an_interrupted_wait_ends_with_its_record_and_exit_130() {
     let ep = format!("http://127.0.0.1:{}", free_port());
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("minio-rebuild"))
-        .envs(env())
-        .args([
-            "--endpoint",
-            &ep,
-            "--env",
-            "prod",
-            "--wait",
-            "60s",
-            "--yes",
-            "-u",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    stdout.read_line(&mut first).expect("health record");
-    assert!(first.contains("\"step\":\"health\""), "{first}");
+    let w = waiting_on(&ep);
+    assert!(w.first.contains("\"step\":\"health\""), "{}", w.first);
     // The health record is out: the tool is waiting. SIGTERM, with the shell's own kill.
     let killed = Command::new("sh")
-        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .args(["-c", &format!("kill -TERM {}", w.child.id())])
         .status()
         .expect("kill");
     assert!(killed.success());
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).expect("records");
-    let mut err = Vec::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_end(&mut err)
-        .expect("stderr");
-    let out = std::process::Output {
-        status: child.wait().expect("exit"),
-        stdout: format!("{first}{rest}").into_bytes(),
-        stderr: err,
-    };
+    let out = w.finish();
     assert_no_secret(&out);
     assert_eq!(out.status.code(), Some(130));
     let s = steps(&out);

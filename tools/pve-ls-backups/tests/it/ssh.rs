@@ -766,19 +766,7 @@ fn an_unfinished_pbs_snapshot_is_marked_and_never_the_latest() {
     // PBS lists a snapshot without a manifest with no size; pve-storage prints `size // 1`.
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
-    let root = sim.root().display().to_string();
-    let epoch = (pvedr_testkit::DEFAULT_NOW - 60).to_string();
-    sim.admin(&[
-        "add-pbs",
-        &root,
-        "--type",
-        "vm",
-        "--vmid",
-        "100",
-        "--epoch",
-        &epoch,
-        "--unfinished",
-    ]);
+    sim.add_unfinished_pbs("vm", 100);
     let list = |extra: &[&str]| {
         let out = bin("pve-ls-backups")
             .args(sshd.args())

@@ -243,14 +243,14 @@ impl Job<'_> {
         }
         let node = self.rec.node.as_deref().unwrap_or("");
         let found = pvedr::pve::Client::new(self.ctx.t).volume(node, &self.storage, &self.b.volid);
-        let m = match found {
-            Ok(m) => m,
+        let volume = match found {
+            Ok(v) => v,
             Err(e) => {
                 self.plan.finish(i, StepStatus::Failed, e.to_string(), t0);
                 return Some(format!("cannot locate the archive: {e}"));
             }
         };
-        let Some(file) = pvedr::pvesh::str_of(&m, "path") else {
+        let Some(file) = volume.path else {
             self.plan.finish(
                 i,
                 StepStatus::Failed,

@@ -618,19 +618,10 @@ fn a_first_ctrl_c_over_the_api_says_the_task_goes_on_without_a_wait() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let t0 = std::time::Instant::now();
-    while !sim
-        .commands()
-        .iter()
-        .any(|c| c["via"] == "api" && c["method"] == "POST")
-    {
-        assert!(t0.elapsed().as_secs() < 20, "the restore never started");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output().expect("wait");
+    sim.wait_for("the restore", |c| {
+        c["via"] == "api" && c["method"] == "POST"
+    });
+    let out = pvedr_testkit::interrupt(child);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(

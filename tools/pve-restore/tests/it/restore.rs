@@ -506,15 +506,8 @@ fn ctrl_c_stops_at_a_safe_point_and_exits_130() {
         .spawn()
         .expect("spawn");
     // Wait until the safety point is being made, then interrupt.
-    let t0 = std::time::Instant::now();
-    while !sim.commands().iter().any(|c| c["cmd"] == "vzdump") {
-        assert!(t0.elapsed().as_secs() < 20, "vzdump never started");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output().expect("wait");
+    sim.wait_for("vzdump", |c| c["cmd"] == "vzdump");
+    let out = pvedr_testkit::interrupt(child);
     assert_eq!(
         out.status.code(),
         Some(130),
@@ -1415,19 +1408,7 @@ fn the_newest_backup_is_never_an_unfinished_pbs_snapshot() {
     // (size 1). The newest complete backup is the one to restore.
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
-    let root = sim.root().display().to_string();
-    let epoch = (pvedr_testkit::DEFAULT_NOW - 60).to_string();
-    sim.admin(&[
-        "add-pbs",
-        &root,
-        "--type",
-        "ct",
-        "--vmid",
-        "101",
-        "--epoch",
-        &epoch,
-        "--unfinished",
-    ]);
+    sim.add_unfinished_pbs("ct", 101);
     let (rec, code, err) = restore(
         &sshd,
         &["--vmid", "101", "--target-id", "9100", "--dry-run"],

@@ -4,7 +4,6 @@
 //! starts, and a first Ctrl-C answered at once with what will happen, then a true last word.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
 use serde_json::{Value, json};
@@ -210,15 +209,8 @@ fn interrupt_during(sim: &SimNode, slow: &str, started: &str) -> (Option<i32>, V
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let t0 = Instant::now();
-    while !sim.commands().iter().any(|c| c["cmd"] == started) {
-        assert!(t0.elapsed().as_secs() < 20, "{started} never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output().expect("wait");
+    sim.wait_for(started, |c| c["cmd"] == started);
+    let out = pvedr_testkit::interrupt(child);
     let rec = json_lines(&out.stdout)
         .into_iter()
         .find(|r| r["kind"] == "restore")

@@ -1,6 +1,6 @@
 //! pve-snapshot over the Proxmox REST API with an API token.
 
-use pvedr_testkit::{ApiFront, SimNode, bin, json_lines};
+use pvedr_testkit::{ApiFront, SimNode, bin, json_lines, outcome};
 use serde_json::{Value, json};
 
 use crate::{names, of};
@@ -8,19 +8,14 @@ use crate::{names, of};
 const SECRET: &str = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d";
 
 fn snap(front: &ApiFront, sub: &str, args: &[&str]) -> (Vec<Value>, i32, String) {
-    let out = bin("pve-snapshot")
-        .arg(sub)
-        .args(["--api", &front.url(), "--token", "ops@pve!snap"])
-        .arg("--ca")
-        .arg(front.ca_path())
-        .env("PVEDR_TOKEN_SECRET", SECRET)
-        .args(args)
-        .output()
-        .expect("run");
-    (
-        json_lines(&out.stdout),
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into(),
+    outcome(
+        bin("pve-snapshot")
+            .arg(sub)
+            .args(["--api", &front.url(), "--token", "ops@pve!snap"])
+            .arg("--ca")
+            .arg(front.ca_path())
+            .env("PVEDR_TOKEN_SECRET", SECRET)
+            .args(args),
     )
 }
 

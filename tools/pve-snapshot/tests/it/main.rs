@@ -9,22 +9,12 @@ mod man;
 mod prune;
 mod rollback;
 
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{SimNode, Sshd, bin, outcome};
 use serde_json::{Value, json};
 
 /// Runs `pve-snapshot SUB <ssh flags> ARGS`: (records, exit code, stderr).
 pub fn snap(sshd: &Sshd, sub: &str, args: &[&str]) -> (Vec<Value>, i32, String) {
-    let out = bin("pve-snapshot")
-        .arg(sub)
-        .args(sshd.args())
-        .args(args)
-        .output()
-        .expect("run");
-    (
-        json_lines(&out.stdout),
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    outcome(bin("pve-snapshot").arg(sub).args(sshd.args()).args(args))
 }
 
 /// The `snapshot` records, by VMID.

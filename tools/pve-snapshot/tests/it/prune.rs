@@ -195,15 +195,8 @@ fn ctrl_c_finishes_the_running_removal_writes_the_records_and_exits_130() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let t0 = std::time::Instant::now();
-    while !sim.commands().iter().any(|c| c["argv"][0] == "delsnapshot") {
-        assert!(t0.elapsed().as_secs() < 20, "delsnapshot never started");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output().expect("wait");
+    sim.wait_for("delsnapshot", |c| c["argv"][0] == "delsnapshot");
+    let out = pvedr_testkit::interrupt(child);
     assert_eq!(
         out.status.code(),
         Some(130),
