@@ -318,6 +318,85 @@ pub fn feed(t: &dyn Transport, cmd: &RemoteCommand, mut input: Stream) -> Result
     })
 }
 
+/// The largest head of an archive decompressed to find its config (a VMA's header is at
+/// most 12 KiB + 1 MiB of blobs; vzdump writes a container's `pct.conf` first).
+pub const MAX_HEAD: usize = 2 << 20;
+
+/// The first bytes of a (compressed) archive, decompressed as far as they go, at most
+/// [`MAX_HEAD`].
+pub fn decompress_head(raw: &[u8], c: Compression) -> Vec<u8> {
+    let mut out = Vec::new();
+    let r: Box<dyn Read> = match c {
+        Compression::None => Box::new(raw),
+        Compression::Zstd => match zstd::stream::read::Decoder::new(raw) {
+            Ok(d) => Box::new(d),
+            Err(_) => return out,
+        },
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+    };
+    // The head is cut: the decompressor's error at its end is expected.
+    let _ = r.take(MAX_HEAD as u64).read_to_end(&mut out);
+    out
+}
+
+/// The guest config inside an archive's head: a VMA's `qemu-server.conf` blob, or a
+/// container tar's `./etc/vzdump/pct.conf` (what `pvesm extractconfig` prints).
+pub fn config_in_head(head: &[u8], base: &str) -> Option<String> {
+    match base {
+        "vma" => vma_config(head),
+        "tar" => tar_config(head),
+        _ => None,
+    }
+}
+
+fn be32(b: &[u8], at: usize) -> Option<usize> {
+    let v = b.get(at..at + 4)?;
+    Some(u32::from_be_bytes([v[0], v[1], v[2], v[3]]) as usize)
+}
+
+/// A blob of the VMA header's blob buffer: a 2-byte little-endian length, then the data.
+fn vma_blob(h: &[u8], off: usize, p: usize) -> Option<&[u8]> {
+    let at = off.checked_add(p)?;
+    let len = h
+        .get(at..at + 2)
+        .map(|l| u16::from_le_bytes([l[0], l[1]]) as usize)?;
+    h.get(at + 2..at + 2 + len)
+}
+
+fn vma_config(h: &[u8]) -> Option<String> {
+    if h.get(0..4)? != b"VMA\0" {
+        return None;
+    }
+    let off = be32(h, 48)?;
+    (0..256).find_map(|i| {
+        let name_p = be32(h, 2044 + 4 * i)?;
+        let data_p = be32(h, 3068 + 4 * i)?;
+        if name_p == 0 || vma_blob(h, off, name_p)? != b"qemu-server.conf\0" {
+            return None;
+        }
+        let data = vma_blob(h, off, data_p)?;
+        Some(String::from_utf8_lossy(data.strip_suffix(b"\0").unwrap_or(data)).into_owned())
+    })
+}
+
+fn tar_config(mut h: &[u8]) -> Option<String> {
+    // vzdump writes the config first; a few members are looked at, no more.
+    for _ in 0..8 {
+        let head = h.get(..512)?;
+        let name = String::from_utf8_lossy(head[..100].split(|&b| b == 0).next()?).into_owned();
+        let size_field = String::from_utf8_lossy(&head[124..136]).into_owned();
+        let size =
+            usize::from_str_radix(size_field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+                .ok()?;
+        let data = h.get(512..512 + size)?;
+        if name == "./etc/vzdump/pct.conf" {
+            return Some(String::from_utf8_lossy(data).into_owned());
+        }
+        h = h.get(512 + size.div_ceil(512) * 512..)?;
+    }
+    None
+}
+
 fn hex(b: &[u8]) -> String {
     use std::fmt::Write;
     b.iter()

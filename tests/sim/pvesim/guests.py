@@ -143,7 +143,23 @@ def destroy(state, g, kv):
             if "vmid" in j:
                 j["vmid"] = ",".join(ids)
         state.save("jobs.json", jobs)
+    free_owned(state, g)
     state.delete_guest(g["vmid"])
+
+
+def free_owned(state, g):
+    """The volumes of its config a guest owns go with it (unusedN too): qemu-server
+    `src/PVE/QemuServer.pm` `destroy_vm` (`$remove_owned_drive` over `foreach_volume_full`
+    with `include_unused`), pve-container `src/PVE/LXC.pm` `destroy_lxc_container`."""
+    conf = g.get("config") or {}
+    if g["type"] == "qemu":
+        vols = [v for _, v, _ in volumes.qemu_drives(conf)]
+        vols += [str(v) for k, v in conf.items() if re.fullmatch(r"unused\d+", k)]
+    else:
+        vols = [v for _, v, _ in volumes.ct_volumes(conf)]
+    for v in vols:
+        if volumes.is_volume(v) and volumes.owner(v) == int(g["vmid"]):
+            volumes.free(state, v)
 
 
 def rollback(state, g, snap, kv=None):
@@ -420,6 +436,7 @@ def file_restore(state, gtype, vmid, existing, old, archive, kv):
         sid = ct_restore_storage(state, kv)
         volumes.ct_restore(state, vmid, old, conf, sid, label)
         sys.stdout.write("extracting archive '%s'\n" % path)
+        ct_defaults(conf, vmid)
     else:
         if existing is None:
             qemu_new_config(state, vmid)
@@ -493,10 +510,16 @@ def ct_pipe_restore(state, vmid, existing, old, raw, label, kv):
     for k, v in pipe.parse_conf(text or "").items():
         if not pipe.CT_NOT_MERGED.fullmatch(k) and k not in conf:
             conf[k] = v
+    ct_defaults(conf, vmid)
+    return conf
+
+
+def ct_defaults(conf, vmid):
+    """pve-container `src/PVE/API2/LXC.pm` `create_vm`, after any restore: `hostname ||=
+    CT<vmid>`, `memory ||= 512`, `swap //= 512`."""
     conf.setdefault("hostname", "CT%s" % vmid)
     conf.setdefault("memory", "512")
     conf.setdefault("swap", "512")
-    return conf
 
 
 def qemu_new_config(state, vmid):

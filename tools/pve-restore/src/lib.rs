@@ -4,6 +4,7 @@
 mod access;
 mod cli;
 mod guest;
+mod offsite;
 mod options;
 mod pick;
 mod probe;

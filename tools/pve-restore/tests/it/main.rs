@@ -2,5 +2,6 @@
 
 mod api;
 mod man;
+mod offsite;
 mod restore;
 mod ux;
