@@ -304,3 +304,94 @@ fn over_the_api_a_streamed_restore_is_refused_naming_ssh() {
     let log = std::fs::read_to_string(sim.root().join("commands.log")).unwrap_or_default();
     assert!(!log.contains("qmrestore"), "{log}");
 }
+
+/// An overwrite from an offsite copy whose sha256 fails at the end: the safety point is
+/// restored, and the record says so with the way back.
+#[test]
+fn an_overwrite_whose_stream_fails_its_sha256_rolls_back_to_the_safety_point() {
+    let s = site();
+    let good = archive(&s.sim, "qemu", "none");
+    let mut bad = good.clone();
+    let at = bad.len() - 100;
+    bad[at] ^= 1;
+    let key = "pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma";
+    put(&s.moto.endpoint(), key, bad);
+    let before = s.sim.read_json("guests/100.json")["config"]["name"].clone();
+    let input = record(key, 100, "qemu", "vma", good.len() as u64, &sha(&good));
+    let (rec, code) = restore(&s, &s.moto.endpoint(), &input, &["--force"]);
+    assert_eq!(code, 1, "{rec}");
+    assert!(
+        rec["error"].as_str().unwrap().contains("--safety-storage"),
+        "{rec}"
+    );
+    let (rec, code) = restore(
+        &s,
+        &s.moto.endpoint(),
+        &input,
+        &["--force", "--safety-storage", "local"],
+    );
+    assert_eq!(
+        (code, rec["status"].clone()),
+        (1, json!("rolled-back")),
+        "{rec}"
+    );
+    assert!(rec["error"].as_str().unwrap().contains("sha256"), "{rec}");
+    let g = s.sim.read_json("guests/100.json");
+    assert_eq!(g["config"]["name"], before, "{g}");
+    assert!(
+        g["restored_from"]
+            .as_str()
+            .unwrap()
+            .starts_with("local:backup/"),
+        "the safety point: {g}"
+    );
+}
+
+/// A dry run reads (HEAD, the archive's head) and changes nothing; a drill streams into a
+/// scratch VMID, isolates, probes and destroys it.
+#[test]
+fn dry_run_and_drill_work_on_an_offsite_record() {
+    let s = site();
+    let bytes = archive(&s.sim, "lxc", "gzip");
+    let key = "pve1/101/vzdump-lxc-101-2024_01_15-02_00_02.tar.gz";
+    put(&s.moto.endpoint(), key, bytes.clone());
+    let input = record(key, 101, "lxc", "tar.gz", bytes.len() as u64, &sha(&bytes));
+    s.sim.clear_commands();
+    let (rec, code) = restore(
+        &s,
+        &s.moto.endpoint(),
+        &input,
+        &["--dry-run", "--target-vmid", "170"],
+    );
+    assert_eq!(
+        (code, rec["status"].clone()),
+        (0, json!("planned")),
+        "{rec}"
+    );
+    let cmd = rec["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["step"] == "restore")
+        .unwrap()["command"]
+        .clone();
+    assert_eq!(
+        cmd,
+        json!("pct restore 170 - --rootfs local-lvm:1 --unprivileged 1"),
+        "{rec}"
+    );
+    let log = std::fs::read_to_string(s.sim.root().join("commands.log")).unwrap_or_default();
+    assert!(!log.contains("\"restore\""), "{log}");
+    let (rec, code) = restore(&s, &s.moto.endpoint(), &input, &["--test"]);
+    assert_eq!(code, 0, "{rec}");
+    let target = rec["target_vmid"].as_u64().unwrap();
+    assert!(
+        s.sim.read_json(&format!("guests/{target}.json")).is_null(),
+        "scratch gone"
+    );
+    let log = std::fs::read_to_string(s.sim.root().join("commands.log")).unwrap_or_default();
+    assert!(
+        log.contains(&format!("\"restore\", \"{target}\", \"-\"")),
+        "{log}"
+    );
+}
