@@ -144,8 +144,10 @@ impl Offsite {
 }
 
 /// `pct restore N -` takes its volumes from the call: `--rootfs STORAGE:GiB,…` and each
-/// volume mount point likewise (created empty unless the archive holds its files), bind and
-/// device mount points as they are, and `--unprivileged` as the backup had it.
+/// volume mount point likewise (created empty unless the archive holds its files), and
+/// `--unprivileged` as the backup had it. Bind and device mount points are not passed: a
+/// pipe restore would mount them during the extraction (a file restore adds them after
+/// it); they are named in a warning, to be set again by hand.
 pub fn ct_args(c: &GuestConfig, storage: Option<&str>) -> Result<Vec<String>, String> {
     let mut a = Vec::new();
     for d in &c.disks {
@@ -166,7 +168,14 @@ pub fn ct_args(c: &GuestConfig, storage: Option<&str>) -> Result<Vec<String>, St
                     .collect::<Vec<_>>()
                     .join(",")
             }
-            None => continue,
+            None => {
+                pvedr::msg::warn(format!(
+                    "{} ({}) is a bind or device mount point: not restored from a stream; set it again with pct set",
+                    d.key,
+                    pvedr::msg::visible(&d.source)
+                ));
+                continue;
+            }
         };
         a.extend([format!("--{}", d.key), value]);
     }
@@ -199,6 +208,28 @@ fn gib(size: Option<&str>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ct_args_take_volumes_and_unprivileged_and_leave_bind_mounts_out() {
+        let c = GuestConfig::from_text(
+            Kind::Lxc,
+            "rootfs: local-lvm:vm-101-disk-0,size=8G\nmp0: nas:vm-101-disk-1,mp=/data,backup=1,size=512M\nmp1: /srv/x,mp=/x\nunprivileged: 1\n",
+        );
+        assert_eq!(
+            ct_args(&c, None).unwrap(),
+            [
+                "--rootfs",
+                "local-lvm:8",
+                "--mp0",
+                "nas:0.5,mp=/data,backup=1",
+                "--unprivileged",
+                "1"
+            ]
+        );
+        assert_eq!(ct_args(&c, Some("zfs")).unwrap()[1], "zfs:8");
+        let none = GuestConfig::from_text(Kind::Lxc, "hostname: x\n");
+        assert!(ct_args(&none, None).is_err());
+    }
 
     #[test]
     fn sizes_in_gib() {
