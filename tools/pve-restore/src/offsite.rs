@@ -89,12 +89,18 @@ impl Offsite {
             .map_err(|e| format!("cannot read {}: {e}", self.url))?;
         match head.and_then(|h| h.size) {
             None => Err(format!("{} is gone", self.url)),
-            Some(n) if n != self.size => Err(PipeError::Truncated {
-                expected: self.size,
-                got: n.min(self.size),
-            }
-            .to_string()
-                + &format!(" ({} is {n} bytes)", self.url)),
+            Some(n) if n < self.size => Err(format!(
+                "{} ({} is {n} bytes)",
+                PipeError::Truncated {
+                    expected: self.size,
+                    got: n
+                },
+                self.url
+            )),
+            Some(n) if n > self.size => Err(format!(
+                "{} is {n} bytes, its manifest says {}: not the copy the manifest describes",
+                self.url, self.size
+            )),
             Some(n) => Ok(format!(
                 "{} is there, {n} bytes as its manifest says; its sha256 is checked as it streams",
                 self.url

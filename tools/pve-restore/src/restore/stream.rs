@@ -138,7 +138,12 @@ impl Job<'_> {
                 (Some(e), _) => format!("{e} ({})", guest::status_line(&f.out)),
             },
             // Nothing ran: no shell, no S3, no decompressor for this stream.
-            Err(e @ pvedr::Error::Stream(_)) | Err(e @ pvedr::Error::S3 { .. }) => e.to_string(),
+            Err(
+                e @ (pvedr::Error::Stream(_)
+                | pvedr::Error::S3 { .. }
+                | pvedr::Error::S3Timeout { .. }
+                | pvedr::Error::Usage(_)),
+            ) => e.to_string(),
             Err(e) => {
                 self.lost = true;
                 format!("{}; the node's state is unknown", e.lost())
