@@ -295,3 +295,71 @@ fn an_s3_server_stopped_mid_stream_is_a_typed_failure() {
     );
     assert!(r.bytes < big.len() as u64);
 }
+
+/// The measurement runs alone in a child process of this test binary (no other test's
+/// memory counts): 48 MiB streamed from S3 in 1 MiB parts into `sha256sum` on the node.
+#[test]
+fn an_object_streams_into_the_node_in_bounded_memory() {
+    let moto = Moto::start();
+    moto.create_versioned_bucket("offsite");
+    let body: Vec<u8> = (0..48u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let digest = sha(&body);
+    bucket_at(moto.endpoint(), "offsite")
+        .put("big", body)
+        .unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "restream::bounded_alone",
+            "--include-ignored",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(
+            "PVEDR_BOUNDED_ALONE",
+            format!("{} {digest}", moto.endpoint()),
+        )
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+}
+
+#[test]
+#[ignore = "run alone by an_object_streams_into_the_node_in_bounded_memory"]
+fn bounded_alone() {
+    let Some(arg) = std::env::var_os("PVEDR_BOUNDED_ALONE") else {
+        return;
+    };
+    let arg = arg.to_string_lossy().into_owned();
+    let (url, digest) = arg.split_once(' ').unwrap();
+    let sim = SimNode::empty();
+    let sshd = Sshd::start(&sim);
+    let t = ssh(&sshd);
+    let size = 48u64 << 20;
+    let ranged = bucket_at(url.to_string(), "offsite").ranged("big", size, 1 << 20, 4);
+    let expect = Expect {
+        size,
+        sha256: digest.to_string(),
+    };
+    let s = pipeline::stream(Box::new(ranged), expect, Compression::None).unwrap();
+    let r = pipeline::feed(&t, &RemoteCommand::write(["sha256sum"]), s).unwrap();
+    assert_eq!(r.failed, None);
+    let got = String::from_utf8_lossy(&r.out.stdout).into_owned();
+    assert_eq!(got.split_whitespace().next(), Some(digest));
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    println!("peak RSS streaming 48 MiB: {} MiB", peak_kb >> 10);
+    assert!(peak_kb < 40 << 10, "peak RSS {} MiB", peak_kb >> 10);
+}
