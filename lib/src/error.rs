@@ -141,6 +141,10 @@ pub enum Error {
         stop: String,
     },
 
+    /// A streamed archive did not arrive whole, or cannot be streamed here.
+    #[error("{0}")]
+    Stream(#[from] crate::pipeline::PipeError),
+
     #[error("{0}")]
     Other(String),
 }

@@ -25,6 +25,7 @@ pub mod listing;
 pub mod msg;
 pub mod newest;
 pub mod output;
+pub mod pipeline;
 pub mod plan;
 pub mod policy;
 pub mod process;

@@ -239,6 +239,10 @@ struct FrontShared {
     answer: Mutex<Vec<(String, String, u16, String)>>,
     /// Request lines seen, in order.
     seen: Mutex<Vec<String>>,
+    /// Substrings of a whole request head (headers included, lower-cased) → held until
+    /// stopped; how many were held.
+    hold_head: Mutex<Vec<String>>,
+    held: std::sync::atomic::AtomicUsize,
     live: Mutex<Vec<TcpStream>>,
 }
 
@@ -307,6 +311,21 @@ impl S3Front {
         ));
     }
 
+    /// Holds every request whose head (request line and headers, lower-cased) contains
+    /// `needle` until [`S3Front::stop`]: one part of a ranged read (`range: bytes=N-`).
+    pub fn hold_head(&self, needle: &str) {
+        self.shared
+            .hold_head
+            .lock()
+            .expect("lock")
+            .push(needle.to_ascii_lowercase());
+    }
+
+    /// How many requests [`S3Front::hold_head`] holds or held.
+    pub fn held(&self) -> usize {
+        self.shared.held.load(Ordering::SeqCst)
+    }
+
     /// Whether a request line containing `needle` has arrived.
     pub fn seen(&self, needle: &str) -> bool {
         self.shared
@@ -367,12 +386,23 @@ fn front_relay(mut conn: TcpStream, moto_port: u16, sh: &FrontShared) {
     let matches = |needle: &str, unless: &str| {
         line.contains(needle) && (unless.is_empty() || !line.contains(unless))
     };
-    let held = sh
-        .hold
+    let whole = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
+    let by_head = sh
+        .hold_head
         .lock()
         .expect("lock")
         .iter()
-        .any(|(needle, unless)| matches(needle, unless));
+        .any(|needle| whole.contains(needle.as_str()));
+    if by_head {
+        sh.held.fetch_add(1, Ordering::SeqCst);
+    }
+    let held = by_head
+        || sh
+            .hold
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(needle, unless)| matches(needle, unless));
     let late = sh
         .delay
         .lock()

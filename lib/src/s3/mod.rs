@@ -12,6 +12,7 @@ pub mod health;
 mod lifecycle;
 mod multipart;
 mod options;
+mod stream;
 
 pub use args::{S3Args, S3Conn};
 pub use config::{
@@ -21,6 +22,7 @@ pub use config::{
 pub use lifecycle::NONCURRENT_RULE_ID;
 pub use multipart::{MAX_PART, MIN_PART, MultipartUpload, Part, Upload};
 pub use options::{Lock, LockMode, Sse, WriteOptions};
+pub use stream::{IN_FLIGHT, PART, Ranged};
 
 use std::io::Write;
 

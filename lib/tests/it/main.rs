@@ -5,5 +5,7 @@
 
 mod fuzz;
 #[cfg(feature = "s3")]
+mod restream;
+#[cfg(feature = "s3")]
 mod s3;
 mod stream;

@@ -892,6 +892,9 @@ class Front:
         for k in sorted(params):
             if re.fullmatch(r"(ide|sata|scsi|virtio)\d+|efidisk0|tpmstate0", k):
                 raise param_exc({k: "option conflicts with option 'archive'"})
+        if archive == "-":
+            # qemu-server src/PVE/API2/Qemu.pm create_vm: stdin only from the CLI.
+            raise ApiError(500, "pipe requires cli environment\n")
         check_volume_access(self.auth, user, archive, vmid)
         if existing is not None and (not force or existing.get("node") != node):
             raise ApiError(500, "unable to restore VM %s - %s %s already exists on node '%s'\n" % (
@@ -945,6 +948,9 @@ class Front:
                 or (params.get("pool") and self.auth.check(user, "/pool/" + params["pool"], ["VM.Allocate"], True))
                 or (force and same and self.auth.check(user, "/vms/" + vmid, ["VM.Backup"], True))):
             raise perm_exc()
+        if params["ostemplate"] == "-":
+            # pve-container src/PVE/API2/LXC.pm create_vm: stdin only from the CLI.
+            raise ApiError(500, "pipe requires cli environment\n")
         check_volume_access(self.auth, user, params["ostemplate"], vmid)
         sid = params.get("storage", "local")
         self.perm(user, "/storage/" + sid, ["Datastore.AllocateSpace"])

@@ -11,7 +11,7 @@ import sys
 import tarfile
 import time
 
-from . import archives, names, snapshots, volumes
+from . import archives, names, pipe, snapshots, volumes
 from .state import SimError, options as opts
 
 
@@ -143,7 +143,23 @@ def destroy(state, g, kv):
             if "vmid" in j:
                 j["vmid"] = ",".join(ids)
         state.save("jobs.json", jobs)
+    free_owned(state, g)
     state.delete_guest(g["vmid"])
+
+
+def free_owned(state, g):
+    """The volumes of its config a guest owns go with it (unusedN too): qemu-server
+    `src/PVE/QemuServer.pm` `destroy_vm` (`$remove_owned_drive` over `foreach_volume_full`
+    with `include_unused`), pve-container `src/PVE/LXC.pm` `destroy_lxc_container`."""
+    conf = g.get("config") or {}
+    if g["type"] == "qemu":
+        vols = [v for _, v, _ in volumes.qemu_drives(conf)]
+        vols += [str(v) for k, v in conf.items() if re.fullmatch(r"unused\d+", k)]
+    else:
+        vols = [v for _, v, _ in volumes.ct_volumes(conf)]
+    for v in vols:
+        if volumes.is_volume(v) and volumes.owner(v) == int(g["vmid"]):
+            volumes.free(state, v)
 
 
 def rollback(state, g, snap, kv=None):
@@ -189,6 +205,9 @@ def pct(state, argv):
     cmd, rest = argv[0], argv[1:]
     if cmd == "restore":
         pos, kv = opts(rest)
+        if pos[1:2] == ["-"] and "rootfs" not in kv:
+            # pve-container `src/PVE/API2/LXC.pm` `create_vm`.
+            raise SimError("restore from pipe requires rootfs parameter")
         return restore(state, "lxc", pos[0], pos[1], kv)
     if cmd == "exec":
         vmid = rest[0]
@@ -371,21 +390,13 @@ def restore(state, gtype, vmid, archive, kv):
             if gtype == "qemu":
                 raise SimError("unable to restore VM %s - vm is running" % vmid)
             raise SimError("can't overwrite running container")
-    path = archive_path(state, archive)
-    conf = archive_config(path, gtype)
     old = (existing or {}).get("config") or {}
-    if gtype == "lxc":
-        sid = ct_restore_storage(state, kv)
-        kv = dict(kv, storage=sid)
-        volumes.ct_restore(state, vmid, old, conf, sid, archive)
+    if archive == "-":
+        conf = pipe_restore(state, gtype, vmid, existing, old, kv)
     else:
-        if existing is None:
-            qemu_new_config(state, vmid)
-        sys.stdout.write("restore vma archive: zstd -q -d -c %s | vma extract -v -r /var/tmp/vzdumptmp%d.fifo - /var/tmp/vzdumptmp%d\n" % (path, os.getpid(), os.getpid()))
-        qemu_data_fault(state, vmid, old, conf)
-        volumes.qemu_restore(state, vmid, old, conf, kv.get("storage"), archive)
-    if gtype == "lxc":
-        sys.stdout.write("extracting archive '%s'\n" % path)
+        conf = file_restore(state, gtype, vmid, existing, old, archive, kv)
+        if gtype == "lxc":
+            kv = dict(kv, storage=ct_restore_storage(state, kv))
     g = {"vmid": int(vmid), "type": gtype, "node": state.local_node,
          "name": conf.get("name") or conf.get("hostname") or ("VM %s" % vmid),
          "status": "stopped", "config": conf, "restored_from": archive}
@@ -417,6 +428,100 @@ def restore(state, gtype, vmid, archive, kv):
     return 0
 
 
+def file_restore(state, gtype, vmid, existing, old, archive, kv):
+    path = archive_path(state, archive)
+    conf = archive_config(path, gtype)
+    label = "data " + pipe.data_id(decompressed(path))
+    if gtype == "lxc":
+        sid = ct_restore_storage(state, kv)
+        volumes.ct_restore(state, vmid, old, conf, sid, label)
+        sys.stdout.write("extracting archive '%s'\n" % path)
+        ct_defaults(conf, vmid)
+    else:
+        if existing is None:
+            qemu_new_config(state, vmid)
+        sys.stdout.write("restore vma archive: zstd -q -d -c %s | vma extract -v -r /var/tmp/vzdumptmp%d.fifo - /var/tmp/vzdumptmp%d\n" % (path, os.getpid(), os.getpid()))
+        qemu_data_fault(state, vmid, old, conf)
+        volumes.qemu_restore(state, vmid, old, conf, kv.get("storage"), label)
+    return conf
+
+
+def pipe_restore(state, gtype, vmid, existing, old, kv):
+    """The archive on stdin (tests/sim/pvesim/pipe.py)."""
+    raw = pipe.read_stdin()
+    label = "data " + pipe.data_id(raw)
+    if gtype == "lxc":
+        return ct_pipe_restore(state, vmid, existing, old, raw, label, kv)
+    if existing is None:
+        qemu_new_config(state, vmid)
+    sys.stdout.write("restore vma archive: vma extract -v -r /var/tmp/vzdumptmp%d.fifo - /var/tmp/vzdumptmp%d\n" % (os.getpid(), os.getpid()))
+    err = pipe.vma_header_error(raw)
+    if err:
+        # Before `print_devmap`: nothing of an existing VM was touched yet.
+        qemu_data_failed(state, vmid, {}, {}, err)
+    conf = pipe.parse_conf(pipe.vma_config_text(raw))
+    err = pipe.vma_data_error(raw)
+    if err:
+        qemu_data_failed(state, vmid, old, conf, err)
+    volumes.qemu_restore(state, vmid, old, conf, kv.get("storage"), label)
+    return conf
+
+
+# `pct restore` options that are no config keys.
+CT_CALL_ONLY = {"storage", "force", "unique", "pool", "start", "restore", "ignore-unpack-errors",
+                "bwlimit", "ha-managed"}
+
+
+def ct_pipe_restore(state, vmid, existing, old, raw, label, kv):
+    """pve-container `src/PVE/API2/LXC.pm` `create_vm` with `-`: no config is recovered
+    before the extraction, so mount points and `unprivileged` are the call's; the disks
+    given are created, the old CT's volumes destroyed, then `tar xpf -` extracts; on error
+    the new disks and the config are destroyed (`$destroy_config_on_error`, set before
+    `create_disks`). After it `restore_configuration_from_etc_vzdump` merges the archive's
+    `pct.conf` (`sanitize_and_merge_config`: never its mount points, `unprivileged`,
+    `template`)."""
+    taken = {v for _, v, _ in volumes.ct_volumes(old or {})}
+    given = pipe.ct_given_volumes(state, vmid, kv, taken)
+    if old:
+        for _, vol, _ in volumes.ct_volumes(old):
+            if volumes.owner(vol) == int(vmid):
+                volumes.free(state, vol)
+    sys.stdout.write("extracting archive from STDIN\n")
+    try:
+        text = pipe.ct_members(raw)
+    except SimError as e:
+        for new, _ in given.values():
+            if new:
+                volumes.free(state, new)
+        try:
+            os.unlink(state.path("guests", "%s.json" % vmid))
+        except FileNotFoundError:
+            pass
+        raise SimError("unable to restore CT %s - %s" % (vmid, e.message))
+    conf = {k: v for k, v in kv.items() if k not in CT_CALL_ONLY and k not in given}
+    for k, (new, value) in given.items():
+        conf[k] = value
+        _, o = volumes.options(value)
+        if new and volumes.ct_backed_up(k, o):
+            volumes.write(state, new, "restored %s (%s)\n" % (label, k))
+        elif new:
+            volumes.write(state, new, "")
+    sys.stdout.write("merging backed-up and given configuration..\n")
+    for k, v in pipe.parse_conf(text or "").items():
+        if not pipe.CT_NOT_MERGED.fullmatch(k) and k not in conf:
+            conf[k] = v
+    ct_defaults(conf, vmid)
+    return conf
+
+
+def ct_defaults(conf, vmid):
+    """pve-container `src/PVE/API2/LXC.pm` `create_vm`, after any restore: `hostname ||=
+    CT<vmid>`, `memory ||= 512`, `swap //= 512`."""
+    conf.setdefault("hostname", "CT%s" % vmid)
+    conf.setdefault("memory", "512")
+    conf.setdefault("swap", "512")
+
+
 def qemu_new_config(state, vmid):
     """qemu-server `src/PVE/API2/Qemu.pm` `create_vm`: `create_and_lock_config` writes the
     new VM's config (`lock: create`) before the worker restores anything."""
@@ -436,20 +541,26 @@ def qemu_data_fault(state, vmid, old, conf):
     try:
         state.check_faults("qmrestore-data", [str(vmid)])
     except SimError as e:
-        g = state.guest(vmid)
-        if g is not None:
-            g.pop("lock", None)
-            if old:
-                restored = {k for k, _, _ in volumes.qemu_drives(conf)}
-                for k, vol, _ in volumes.qemu_drives(old):
-                    if k in restored and volumes.owner(vol) == int(vmid):
-                        volumes.free(state, vol)
-                g["config"] = {"memory": "128"}
-                g.pop("snapshots", None)
-            state.save_guest(g)
-        sys.stderr.write("error before or during data restore, some or all disks were not "
-                         "completely restored. VM %s state is NOT cleaned up.\n" % vmid)
-        raise SimError(e.message, e.status)
+        qemu_data_failed(state, vmid, old, conf, e.message, e.status)
+
+
+def qemu_data_failed(state, vmid, old, conf, message, status=255):
+    """The data restore failed: what `create_vm` and `restore_vma_archive` leave (see
+    `qemu_data_fault`); `old` empty when it failed before touching an existing VM."""
+    g = state.guest(vmid)
+    if g is not None:
+        g.pop("lock", None)
+        if old:
+            restored = {k for k, _, _ in volumes.qemu_drives(conf)}
+            for k, vol, _ in volumes.qemu_drives(old):
+                if k in restored and volumes.owner(vol) == int(vmid):
+                    volumes.free(state, vol)
+            g["config"] = {"memory": "128"}
+            g.pop("snapshots", None)
+        state.save_guest(g)
+    sys.stderr.write("error before or during data restore, some or all disks were not "
+                     "completely restored. VM %s state is NOT cleaned up.\n" % vmid)
+    raise SimError(message, status)
 
 
 def qmrestore(state, argv):
@@ -460,7 +571,8 @@ def qmrestore(state, argv):
     if not re.fullmatch(r"[1-9][0-9]{2,8}", vmid):
         raise SimError("400 Parameter verification failed.\nvmid: invalid format - value does not look like a valid VM ID")
     base = os.path.basename(archive.split(":", 1)[-1])
-    if not names.archive_info(base):
+    # qemu-server `restore_file_archive`: `-` goes to `restore_vma_archive` unnamed.
+    if archive != "-" and not names.archive_info(base):
         raise SimError("ERROR: couldn't determine archive info from '%s'" % archive)
     return restore(state, "qemu", vmid, archive, kv)
 

@@ -25,7 +25,7 @@ def verify(state, argv):
     return 0
 
 
-def check(f):
+def check(f, header_only=False):
     head = f.read(12288)
     if len(head) < 64 or head[0:4] != b"VMA\0" or struct.unpack(">I", head[4:8])[0] != 1:
         raise SimError("vma_reader_create failed - not a VMA file (wrong magic or version)", 1)
@@ -37,6 +37,8 @@ def check(f):
     zeroed[32:48] = bytes(16)
     if hashlib.md5(bytes(zeroed)).digest() != head[32:48]:
         raise SimError("vma_reader_create failed - wrong vma header chechsum", 1)
+    if header_only:
+        return
     uuid = head[8:24]
     n = 0
     while True:

@@ -117,7 +117,7 @@ def ct_backed_up(key, kv):
     return key == "rootfs" or truthy(kv.get("backup", "0"))
 
 
-def ct_restore(state, vmid, old, conf, sid, archive):
+def ct_restore(state, vmid, old, conf, sid, label):
     """pve-container `src/PVE/API2/LXC.pm` `create_vm` (restore, storage-only mode): every
     volume mount point of the backup's config becomes a new volume on `sid`, filled from
     the archive only if it was backed up (else empty); then `src/PVE/LXC.pm`
@@ -127,7 +127,7 @@ def ct_restore(state, vmid, old, conf, sid, archive):
     for k, vol, kv in ct_volumes(conf, with_unused=False):
         new = alloc(state, sid, vmid, taken)
         taken.add(new)
-        data = "restored from %s (%s)\n" % (archive, k) if ct_backed_up(k, kv) else ""
+        data = "restored %s (%s)\n" % (label, k) if ct_backed_up(k, kv) else ""
         write(state, new, data)
         conf[k] = ",".join([new] + str(conf[k]).split(",")[1:])
     for k in [k for k in conf if k.startswith("unused")]:
@@ -151,7 +151,7 @@ def qemu_drives(conf):
     return out
 
 
-def qemu_restore(state, vmid, old, conf, storage, archive):
+def qemu_restore(state, vmid, old, conf, storage, label):
     """qemu-server `src/PVE/QemuServer.pm` `restore_vma_archive`: a disk with `backup=0` in
     the backup's config is not in the archive and its line is commented out
     (`restore_update_config_line`); `$restore_cleanup_oldconf` frees only the old disks
@@ -174,7 +174,7 @@ def qemu_restore(state, vmid, old, conf, storage, archive):
     for k, vol in restored.items():
         new = alloc(state, storage or vol.split(":", 1)[0], vmid, taken)
         taken.add(new)
-        write(state, new, "restored from %s (%s)\n" % (archive, k))
+        write(state, new, "restored %s (%s)\n" % (label, k))
         conf[k] = ",".join([new] + str(conf[k]).split(",")[1:])
     rescan(state, vmid, conf)
 

@@ -17,10 +17,23 @@ const AFTER: &str = "EXAMPLES:
   pve-restore --host pve1 --vmid 120 --snapshot before-upgrade --force --yes
   # Prometheus, Grafana, Alertmanager health
   pve-restore --host pve1 --vmid 130 --force --yes --probe monitoring:10.0.0.30
+  # straight from the offsite copy: streamed from S3, no archive on the node
+  backup-sync --endpoint https://s3.example:9000 ls --from offsite \\
+      | jq -c 'select(.vmid == 100)' | jq -c -s 'max_by(.ctime)' \\
+      | pve-restore --host new1 --endpoint https://s3.example:9000 --yes
 
 RECORDS:
   Reads `backup` records (pve-ls-backups) from FILE or standard input unless --volid or --vmid
-  names the backup; several records need --all. Writes one `restore` record per guest:
+  names the backup; several records need --all. An offsite record (backup-sync ls: url
+  s3://BUCKET/KEY, sha256, size) is restored straight from S3 on --node (or the node
+  reached): ranged GETs, decompressed here (zstd, gzip; lzo and bz2 refused), into
+  `qmrestore - N` or `pct restore N - --rootfs …` over SSH (over the API: refused), no
+  archive written on the node; a container's mount points and unprivileged are read from
+  the archive's head. Its check step is a HEAD (object there, of its manifest's size); the
+  sha256 is checked at the end of the stream: a mismatch, a cut or a lost S3 server fails
+  the restore, removes the guest just restored (remove-leftover) or, for an overwrite
+  (needs --safety-storage), rolls back to the safety point. Its record carries offsite
+  ({url, sha256, bytes}). Writes one `restore` record per guest:
   vmid, target_vmid, volid, node, dry_run, status (planned | restored | verified | failed |
   rolled-back | refused | interrupted), steps (each: step, target, status planned|ok|changed|skipped|failed,
   message (why, or what happened), duration_s, command), safety_point ({volid, storage} of the
@@ -82,7 +95,14 @@ EXIT STATUS:
 /// Restore a Proxmox VE VM or container from a backup: plan, dry-run, safety point,
 /// restore, verify.
 #[derive(Parser, Debug)]
-#[command(name = "pve-restore", version, after_long_help = AFTER)]
+// The S3 flags matter only for offsite records: in --help, not in -h (a screen).
+#[command(
+    name = "pve-restore",
+    version,
+    after_long_help = AFTER,
+    mut_arg("endpoint", |a| a.hide_short_help(true)),
+    mut_arg("region", |a| a.hide_short_help(true))
+)]
 pub struct Cli {
     #[command(flatten)]
     pub input: InputArgs,
@@ -277,6 +297,11 @@ pub struct Cli {
 
     #[command(flatten)]
     pub connect: ConnectArgs,
+
+    /// Where an offsite record's S3 copy is read (`url` = s3://…, from `backup-sync ls`):
+    /// credentials from the environment or the credentials file, as backup-sync has them.
+    #[command(flatten)]
+    pub s3: pvedr::s3::S3Conn,
 
     #[command(flatten)]
     pub output: OutputArgs,

@@ -6,6 +6,7 @@ mod cli;
 mod drill;
 mod guest;
 mod history;
+mod offsite;
 mod options;
 mod pick;
 mod probe;

@@ -42,7 +42,7 @@ impl Job<'_> {
         }
         if self.go_on() {
             let i = self.s.restore;
-            match self.exec_step(i) {
+            match self.exec_streamed(i) {
                 Ok((out, t0)) => {
                     let w = task_warnings(&out);
                     if !w.is_empty() {
@@ -99,6 +99,22 @@ impl Job<'_> {
         if !present {
             self.plan
                 .finish(i, StepStatus::Skipped, "qmrestore left nothing", t0);
+            return;
+        }
+        if self.streamed.is_some() {
+            // The VMID was free before this run: what is there now is the restore's, done
+            // from a stream that did not arrive whole.
+            self.leftover = Some(match self.exec_step(i) {
+                Ok((_, t0)) => {
+                    let m = format!(
+                        "guest {} restored from a damaged stream removed",
+                        self.target
+                    );
+                    self.plan.finish(i, StepStatus::Changed, m, t0);
+                    "removed"
+                }
+                Err(_) => "kept",
+            });
             return;
         }
         let node = self.rec.node.clone().unwrap_or_default();

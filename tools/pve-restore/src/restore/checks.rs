@@ -214,6 +214,9 @@ impl Job<'_> {
     }
 
     pub(super) fn check_archive(&mut self) -> Option<String> {
+        if self.streamed.is_some() {
+            return self.check_streamed();
+        }
         let (i, t0) = (self.s.check, Instant::now());
         if self.ctx.cli.no_archive_test {
             let why = "not tested: --no-archive-test";

@@ -31,6 +31,7 @@ mod checks;
 mod plan;
 mod rollback;
 mod select;
+mod stream;
 mod verify;
 
 use rollback::*;
@@ -100,6 +101,8 @@ struct Job<'a> {
     loss: Option<String>,
     /// qmrestore's leftover after a failed restore to a new VMID: removed or kept.
     leftover: Option<&'static str>,
+    /// An offsite record: the archive streams from S3 (`stream`).
+    streamed: Option<stream::Streamed>,
     plan: Plan,
     s: Steps,
     rec: Restore,
@@ -121,6 +124,11 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
     let file = b.volid.rsplit('/').next().unwrap_or_default();
     if let Some(a) = pvedr::archive::parse(file) {
         b.format = a.format;
+    }
+    // An offsite copy goes to --node or this node, not to the node it was taken on.
+    let offsite = crate::offsite::of(&b);
+    if offsite.is_some() {
+        b.node = None;
     }
     let node = ctx
         .o
@@ -170,7 +178,12 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
             return Ok(refused(rec, plan, msg, started));
         }
     }
-    if existing.is_none() && ctx.o.node.is_none() && b.node.is_none() {
+    let lxc = b.subtype == "lxc";
+    let streamed = match stream::prepare(ctx, offsite, lxc, existing.is_some()) {
+        Ok(s) => s,
+        Err(msg) => return Ok(refused(rec, plan, msg, started)),
+    };
+    if existing.is_none() && ctx.o.node.is_none() && b.node.is_none() && streamed.is_none() {
         match choose_node(ctx, &b, &node) {
             Ok(Ok(n)) => rec.node = Some(n),
             Ok(Err(msg)) => return Ok(refused(rec, plan, msg, started)),
@@ -178,7 +191,6 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
             Err(e) => return Ok(failed_early(rec, plan, e, started)),
         }
     }
-    let lxc = b.subtype == "lxc";
     let on = rec.node.clone().unwrap_or(node);
     let hop = match ctx.cluster.route(ctx.t, &on) {
         Ok(h) => h,
@@ -191,9 +203,12 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
     let target_storage = match (&ctx.o.storage, lxc) {
         (Some(s), _) => Some(s.clone()),
         (None, false) => None,
-        (None, true) => match ct_storage(t, &b, guest::at(&on, true, target), existing.is_some()) {
-            Ok(s) => Some(s),
-            Err(msg) => return Ok(refused(rec, plan, msg, started)),
+        (None, true) => match (&streamed, existing.is_some()) {
+            (Some(s), false) => s.rootfs_storage.clone(),
+            _ => match ct_storage(t, &b, guest::at(&on, true, target), existing.is_some()) {
+                Ok(s) => Some(s),
+                Err(msg) => return Ok(refused(rec, plan, msg, started)),
+            },
         },
     };
     let mut job = Job {
@@ -209,6 +224,7 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         conf: None,
         loss: None,
         leftover: None,
+        streamed,
         b,
         plan,
         s: Steps::default(),
@@ -271,6 +287,7 @@ pub fn verify_existing(ctx: &Ctx, vmid: u64) -> Result<Restore> {
         conf: None,
         loss: None,
         leftover: None,
+        streamed: None,
         b,
         plan: Plan::default(),
         s: Steps::default(),

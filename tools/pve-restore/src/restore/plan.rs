@@ -64,14 +64,23 @@ impl Job<'_> {
         } else {
             "restore to a VMID that is free cluster-wide"
         };
-        let cmd = restore_cmd(
-            self.lxc,
-            &self.b.volid,
-            self.target,
-            self.overwrite,
-            self.target_storage.as_deref(),
-            cli.unique,
-        );
+        let cmd = match &self.streamed {
+            Some(s) => s.restore_cmd(
+                self.lxc,
+                self.target,
+                self.overwrite,
+                self.target_storage.as_deref(),
+                cli.unique,
+            ),
+            None => restore_cmd(
+                self.lxc,
+                &self.b.volid,
+                self.target,
+                self.overwrite,
+                self.target_storage.as_deref(),
+                cli.unique,
+            ),
+        };
         let mut why = match &self.target_storage {
             Some(s) => format!("{why}; every volume on storage {s}"),
             None => format!(
@@ -87,7 +96,7 @@ impl Job<'_> {
             ));
         }
         self.s.restore = p.change("restore", &id, &why, Some(cmd));
-        if !self.overwrite && !self.lxc {
+        if !self.overwrite && !self.lxc && self.streamed.is_none() {
             self.s.leftover = Some(p.change(
                 "remove-leftover",
                 &id,
@@ -95,6 +104,8 @@ impl Job<'_> {
                 Some(argv(&["qm", "destroy", &id])),
             ));
         }
+        self.plan_streamed();
+        let p = &mut self.plan;
         if cli.test {
             self.s.isolate = Some(p.change(
                 "isolate",

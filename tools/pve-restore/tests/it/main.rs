@@ -3,5 +3,6 @@
 mod api;
 mod drill;
 mod man;
+mod offsite;
 mod restore;
 mod ux;

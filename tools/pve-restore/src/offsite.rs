@@ -1,0 +1,247 @@
+//! Offsite records (`backup-sync ls`: `url` = `s3://BUCKET/KEY`, `sha256`, `size`) are
+//! restored straight from S3: the object streams as ranged GETs, through sha256 and the
+//! decompressor, into `qmrestore -` or `pct restore N -` on the node over SSH; no archive
+//! is written to the node's disk. A container's mount points and `unprivileged` are read
+//! from the archive's head (a pipe restore takes no config from the archive before the
+//! extraction: pve-container `API2/LXC.pm` `create_vm`).
+
+use pvedr::archive;
+use pvedr::pipeline::{self, Compression, Expect, PipeError};
+use pvedr::pve::{GuestConfig, Kind};
+use pvedr::records::Backup;
+use pvedr::s3::{Bucket, S3Conn};
+use serde_json::json;
+
+/// Bytes of the object read to find a container's config in its head.
+const HEAD_BYTES: u64 = 1 << 20;
+
+/// An offsite copy, as its record names it.
+#[derive(Debug, Clone)]
+pub struct Offsite {
+    pub bucket: String,
+    pub key: String,
+    pub url: String,
+    pub size: u64,
+    pub sha256: String,
+    pub compression: Compression,
+    /// `vma` or `tar`.
+    pub base: String,
+}
+
+/// `None`: not an offsite record; `Some(Err(why))`: one that cannot be restored.
+pub fn of(b: &Backup) -> Option<Result<Offsite, String>> {
+    let url = b.extra.get("url")?.as_str()?;
+    let rest = url.strip_prefix("s3://")?;
+    Some(parse(b, url, rest))
+}
+
+fn parse(b: &Backup, url: &str, rest: &str) -> Result<Offsite, String> {
+    let (bucket, key) = rest
+        .split_once('/')
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(|| format!("{url} names no object"))?;
+    let sha256 = b
+        .extra
+        .get("sha256")
+        .and_then(|v| v.as_str())
+        .filter(|s| s.len() == 64 && s.bytes().all(|c| c.is_ascii_hexdigit()))
+        .ok_or_else(|| format!("{url}: the record has no sha256 to check the stream against"))?;
+    let size = b
+        .size
+        .ok_or_else(|| format!("{url}: the record has no size"))?;
+    let file = key.rsplit('/').next().unwrap_or(key);
+    let a = archive::parse(file)
+        .ok_or_else(|| format!("{url}: '{file}' is not a vzdump archive name"))?;
+    let base = match a.format.as_str() {
+        f if f.starts_with("vma") => "vma",
+        f if f.starts_with("tar") || f == "tgz" => "tar",
+        _ => "",
+    };
+    if base.is_empty() {
+        return Err(format!(
+            "{url}: a {} archive cannot be streamed into a restore",
+            a.format
+        ));
+    }
+    let compression = Compression::of(a.compression.as_deref()).map_err(|e| e.to_string())?;
+    Ok(Offsite {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        url: url.to_string(),
+        size,
+        sha256: sha256.to_ascii_lowercase(),
+        compression,
+        base: base.to_string(),
+    })
+}
+
+impl Offsite {
+    fn bucket(&self, s3: &S3Conn) -> pvedr::Result<Bucket> {
+        Bucket::connect(&s3.endpoint()?, &self.bucket)
+    }
+
+    /// The object is there and of the manifest's size (a cut upload, a truncated copy is
+    /// refused before anything changes).
+    pub fn check(&self, s3: &S3Conn) -> Result<String, String> {
+        let head = self
+            .bucket(s3)
+            .and_then(|b| b.head_object(&self.key))
+            .map_err(|e| format!("cannot read {}: {e}", self.url))?;
+        match head.and_then(|h| h.size) {
+            None => Err(format!("{} is gone", self.url)),
+            Some(n) if n < self.size => Err(format!(
+                "{} ({} is {n} bytes)",
+                PipeError::Truncated {
+                    expected: self.size,
+                    got: n
+                },
+                self.url
+            )),
+            Some(n) if n > self.size => Err(format!(
+                "{} is {n} bytes, its manifest says {}: not the copy the manifest describes",
+                self.url, self.size
+            )),
+            Some(n) => Ok(format!(
+                "{} is there, {n} bytes as its manifest says; its sha256 is checked as it streams",
+                self.url
+            )),
+        }
+    }
+
+    /// The container config in the archive's head.
+    pub fn ct_config(&self, s3: &S3Conn) -> Result<GuestConfig, String> {
+        let n = self.size.min(HEAD_BYTES);
+        let mut raw = Vec::new();
+        let b = self.bucket(s3).map_err(|e| e.to_string())?;
+        let mut r = b.ranged(&self.key, n, n, 1);
+        std::io::Read::read_to_end(&mut r, &mut raw)
+            .map_err(|e| format!("cannot read the head of {}: {e}", self.url))?;
+        let head = pipeline::decompress_head(&raw, self.compression);
+        let text = pipeline::config_in_head(&head, &self.base)
+            .ok_or_else(|| format!("no container config in the head of {}", self.url))?;
+        Ok(GuestConfig::from_text(Kind::Lxc, &text))
+    }
+
+    /// Streams the object into `cmd` on the node.
+    pub fn feed(
+        &self,
+        s3: &S3Conn,
+        t: &dyn pvedr::transport::Transport,
+        cmd: &pvedr::transport::RemoteCommand,
+    ) -> pvedr::Result<pipeline::Fed> {
+        let b = self.bucket(s3)?;
+        let ranged = b.ranged(&self.key, self.size, pvedr::s3::PART, pvedr::s3::IN_FLIGHT);
+        let expect = Expect {
+            size: self.size,
+            sha256: self.sha256.clone(),
+        };
+        let s = pipeline::stream(Box::new(ranged), expect, self.compression)?;
+        pipeline::feed(t, cmd, s)
+    }
+
+    /// What the record says of the stream.
+    pub fn record(&self, fed: Option<&pipeline::Fed>) -> serde_json::Value {
+        json!({
+            "url": self.url,
+            "sha256": self.sha256,
+            "bytes": fed.map(|f| f.bytes),
+        })
+    }
+}
+
+/// `pct restore N -` takes its volumes from the call: `--rootfs STORAGE:GiB,…` and each
+/// volume mount point likewise (created empty unless the archive holds its files), and
+/// `--unprivileged` as the backup had it. Bind and device mount points are not passed: a
+/// pipe restore would mount them during the extraction (a file restore adds them after
+/// it); they are named in a warning, to be set again by hand.
+pub fn ct_args(c: &GuestConfig, storage: Option<&str>) -> Result<Vec<String>, String> {
+    let mut a = Vec::new();
+    for d in &c.disks {
+        let value = match &d.storage {
+            Some(own) => {
+                let sid = storage.unwrap_or(own);
+                let gib = gib(d.size.as_deref())
+                    .ok_or_else(|| format!("{} has no size to create it with", d.key))?;
+                let opts: Vec<String> = d
+                    .props
+                    .pairs
+                    .iter()
+                    .filter(|(k, _)| k != "size" && k != "volume")
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                std::iter::once(format!("{sid}:{gib}"))
+                    .chain(opts)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+            None => {
+                pvedr::msg::warn(format!(
+                    "{} ({}) is a bind or device mount point: not restored from a stream; set it again with pct set",
+                    d.key,
+                    pvedr::msg::visible(&d.source)
+                ));
+                continue;
+            }
+        };
+        a.extend([format!("--{}", d.key), value]);
+    }
+    if a.first().is_none_or(|k| k != "--rootfs") {
+        return Err("the backup's config has no rootfs volume".into());
+    }
+    if c.rest.get("unprivileged").is_some_and(|v| v == "1") {
+        a.extend(["--unprivileged".to_string(), "1".to_string()]);
+    }
+    Ok(a)
+}
+
+/// A Proxmox size (`8G`, `512M`, `256K`, bytes) in GiB, as `create_disks` takes it.
+fn gib(size: Option<&str>) -> Option<String> {
+    let s = size?.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
+    let n: f64 = num.parse().ok()?;
+    let k = match unit {
+        "" => 1.0 / (1u64 << 30) as f64,
+        "K" => 1.0 / (1u64 << 20) as f64,
+        "M" => 1.0 / 1024.0,
+        "G" => 1.0,
+        "T" => 1024.0,
+        _ => return None,
+    };
+    let g = n * k;
+    (g > 0.0 && g.is_finite()).then(|| format!("{g}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ct_args_take_volumes_and_unprivileged_and_leave_bind_mounts_out() {
+        let c = GuestConfig::from_text(
+            Kind::Lxc,
+            "rootfs: local-lvm:vm-101-disk-0,size=8G\nmp0: nas:vm-101-disk-1,mp=/data,backup=1,size=512M\nmp1: /srv/x,mp=/x\nunprivileged: 1\n",
+        );
+        assert_eq!(
+            ct_args(&c, None).unwrap(),
+            [
+                "--rootfs",
+                "local-lvm:8",
+                "--mp0",
+                "nas:0.5,mp=/data,backup=1",
+                "--unprivileged",
+                "1"
+            ]
+        );
+        assert_eq!(ct_args(&c, Some("zfs")).unwrap()[1], "zfs:8");
+        let none = GuestConfig::from_text(Kind::Lxc, "hostname: x\n");
+        assert!(ct_args(&none, None).is_err());
+    }
+
+    #[test]
+    fn sizes_in_gib() {
+        assert_eq!(gib(Some("8G")).as_deref(), Some("8"));
+        assert_eq!(gib(Some("512M")).as_deref(), Some("0.5"));
+        assert_eq!(gib(Some("256K")).as_deref(), Some("0.000244140625"));
+        assert_eq!(gib(Some("x")), None);
+    }
+}
