@@ -64,8 +64,10 @@ pub struct Drills {
     pub problems: Vec<Check>,
 }
 
-fn flag(r: &Restore, key: &str) -> bool {
-    r.extra.get(key).and_then(Value::as_bool) == Some(true)
+/// A drill's record: `drill: true` (pve-restore `--test`), or `test: true` as other
+/// writers may mark one.
+fn is_drill(r: &Restore) -> bool {
+    r.drill == Some(true) || r.extra.get("test").and_then(Value::as_bool) == Some(true)
 }
 
 /// Whether a run is evidence, and which way: a dry run proves nothing; restored or
@@ -81,7 +83,7 @@ fn outcome(r: &Restore) -> Option<bool> {
 }
 
 fn started(r: &Restore) -> Option<i64> {
-    let s = r.extra.get("started")?.as_str()?;
+    let s = r.started.as_deref()?;
     chrono::DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.timestamp())
@@ -90,7 +92,7 @@ fn started(r: &Restore) -> Option<i64> {
 impl Drills {
     /// Takes a `restore` record if it is a drill's.
     pub fn see(&mut self, r: &Restore) {
-        if !(flag(r, "drill") || flag(r, "test")) {
+        if !is_drill(r) {
             return;
         }
         let (Some(vmid), Some(ok)) = (r.vmid, outcome(r)) else {
@@ -107,7 +109,7 @@ impl Drills {
             status: r.status.to_string(),
             error: r.error.as_deref().map(short),
             duration_s: r.duration_s.filter(|s| s.is_finite() && *s >= 0.0),
-            size: r.extra.get("size").and_then(Value::as_u64),
+            size: r.size,
             volid: r.volid.clone(),
         };
         let g = self.by_guest.entry(vmid).or_default();
