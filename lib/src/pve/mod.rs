@@ -7,6 +7,7 @@
 //! `PVE/CLI/pvesh.pm` `proxy_handler`). Nothing here parses the text a Proxmox CLI prints.
 
 pub mod config;
+pub mod maps;
 pub mod props;
 
 use serde_json::{Map, Value};
