@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod maps;
+pub mod node;
 pub mod props;
 
 use serde_json::{Map, Value};
@@ -17,6 +18,7 @@ use crate::pvesh::{self, paths};
 use crate::transport::{CommandOutput, RemoteCommand, Transport};
 
 pub use config::GuestConfig;
+pub use node::{Bridge, Provisioning, Storage};
 
 /// A guest's kind, as its API path names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,11 +229,6 @@ impl<'a> Client<'a> {
     /// `/cluster/resources --type vm`: every guest of the cluster.
     pub fn vm_resources(&self) -> Result<Vec<Map<String, Value>>> {
         self.list(&pvesh::get(paths::CLUSTER_RESOURCES, &["--type", "vm"]))
-    }
-
-    /// `/nodes/N/storage`: the storages enabled on the node.
-    pub fn storages(&self, node: &str) -> Result<Vec<Map<String, Value>>> {
-        self.list(&pvesh::get(&paths::storages(node), &[]))
     }
 
     /// `/nodes/N/storage/S/status`.

@@ -465,6 +465,7 @@ class Front:
             ("GET", r"/cluster/backup-info/not-backed-up", self.get_not_backed_up),
             ("GET", r"/nodes", self.get_nodes),
             ("GET", r"/nodes/%s/time" % NODE, self.get_time),
+            ("GET", r"/nodes/%s/network" % NODE, self.get_network),
             ("GET", r"/nodes/%s/storage" % NODE, self.get_storage_index),
             ("GET", r"/nodes/%s/storage/([^/]+)/status" % NODE, self.get_storage_status),
             ("GET", r"/nodes/%s/storage/([^/]+)/content" % NODE, self.get_content),
@@ -614,6 +615,25 @@ class Front:
             if params.get("storage") and params["storage"] != e["storage"]:
                 continue
             if params.get("enabled") and boolean(params, "enabled") == "1" and not e.get("enabled"):
+                continue
+            out.append(e)
+        return out
+
+    def get_network(self, user, params, node):
+        # pve-manager PVE/API2/Network.pm index: user => 'all'; a bridge is kept only with
+        # SDN.Audit or SDN.Use on /sdn/zones/localnetwork/<bridge>, a vnet only with them on
+        # /sdn/zones/<zone>/<vnet> (pve-network SDN.pm get_local_vnets; check_sdn_bridge).
+        node = self.node_of(node)
+        check_params(params, ("type",))
+        data = self.pvesh_get("/nodes/%s/network" % node, params)
+        from . import state
+        vnets = state.State(self.cluster.root).load("sdn.json", {}).get("vnets", {})
+        privs = ["SDN.Audit", "SDN.Use"]
+        out = []
+        for e in data:
+            zone = vnets.get(e["iface"], {}).get("zone") if e["type"] == "vnet" else "localnetwork"
+            if e["type"] in ("bridge", "OVSBridge", "vnet") and \
+                    not self.auth.check_any(user, "/sdn/zones/%s/%s" % (zone, e["iface"]), privs, True):
                 continue
             out.append(e)
         return out
