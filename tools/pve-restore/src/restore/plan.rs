@@ -1,0 +1,155 @@
+//! The plan: every step of a restore (or a --verify-only run), built before anything runs.
+
+use super::*;
+
+impl Job<'_> {
+    pub(super) fn build_plan(&mut self) {
+        let (tool, id, cli) = (self.tool(), self.id(), self.ctx.cli);
+        let back_cmd = self.back_cmd("<safety point>");
+        let p = &mut self.plan;
+        self.s.check = p.read(
+            "check-archive",
+            &self.b.volid,
+            "test the archive on the node before anything changes",
+            Some(pvedr::archive::test_command("<path>", &self.b.format)),
+        );
+        if self.overwrite {
+            let node = self.rec.node.clone().unwrap_or_default();
+            self.s.lock = Some(p.read(
+                "check-lock",
+                &id,
+                "a locked guest (backup, snapshot, migration) must not be touched",
+                Some(guest::at(&node, self.lxc, self.target).config_cmd().argv),
+            ));
+            self.s.vzdump = Some(p.read(
+                "check-vzdump",
+                &node,
+                "no vzdump may be running on the node: the safety point would wait for its lock (up to 3 h by default) with the guest stopped",
+                Some(pvedr::pve::active_tasks_cmd(&node, "vzdump").argv),
+            ));
+            self.s.loss = Some(p.read(
+                "check-loss",
+                &id,
+                "what the overwrite deletes that the backup and the safety point cannot bring back: snapshots, volumes not in the backup",
+                Some(guest::at(&node, self.lxc, self.target).snapshots_cmd().argv),
+            ));
+            self.s.stop = Some(p.change(
+                "stop",
+                &id,
+                "stop the guest, only if it runs",
+                Some(argv(&[tool, "stop", &id])),
+            ));
+            let note = format!("pvedr safety point before restoring {}", self.b.volid);
+            let storage = self
+                .ctx
+                .o
+                .safety_storage
+                .clone()
+                .unwrap_or_else(|| self.storage.clone());
+            self.s.safety = Some(p.change(
+                "safety-point",
+                &id,
+                "a vzdump of the current guest to come back to; keep-all=1 so no retention deletes old archives (maybe the one being restored)",
+                Some(guest::safety_point_cmd(
+                    &id,
+                    &storage,
+                    "stop",
+                    &note,
+                    SAFETY_LOCKWAIT_MIN,
+                )),
+            ));
+        }
+        let why = if self.overwrite {
+            "overwrite with the restore command's own --force (destroy --purge would silently drop the guest from backup jobs)"
+        } else {
+            "restore to a VMID that is free cluster-wide"
+        };
+        let cmd = restore_cmd(
+            self.lxc,
+            &self.b.volid,
+            self.target,
+            self.overwrite,
+            self.target_storage.as_deref(),
+            cli.unique,
+        );
+        let mut why = match &self.target_storage {
+            Some(s) => format!("{why}; every volume on storage {s}"),
+            None => format!(
+                "{why}; qmrestore puts each disk back on its original storage (--storage chooses one)"
+            ),
+        };
+        if let Some(pool) = &self.pool {
+            // Membership is in user.cfg: qmrestore and pct restore over the guest leave it
+            // (they call add_vm_to_pool only with --pool; only destroy removes it).
+            why.push_str(&format!(
+                "; the guest stays in pool {}",
+                pvedr::msg::visible(pool)
+            ));
+        }
+        self.s.restore = p.change("restore", &id, &why, Some(cmd));
+        if !self.overwrite && !self.lxc {
+            self.s.leftover = Some(p.change(
+                "remove-leftover",
+                &id,
+                "only if qmrestore fails: it leaves the new VM's config behind (pct restore cleans up); removed when it holds no volume",
+                Some(argv(&["qm", "destroy", &id])),
+            ));
+        }
+        if cli.test {
+            self.s.isolate = Some(p.change(
+                "isolate",
+                &id,
+                "every network link down: the copy must not talk to production",
+                Some(argv(&[tool, "set", &id, "--netN", "<net>,link_down=1"])),
+            ));
+        }
+        if self.ctx.o.start {
+            self.s.start = Some(p.change(
+                "start",
+                &id,
+                "start the restored guest and wait until it runs",
+                Some(argv(&[tool, "start", &id])),
+            ));
+        }
+        for pr in &self.ctx.o.probes {
+            self.s
+                .probes
+                .push(p.read("probe", &pr.name(), "prove the restored guest works", None));
+        }
+        if cli.test {
+            self.s.cleanup = Some(p.change(
+                "cleanup",
+                &id,
+                "destroy the scratch guest",
+                Some(argv(&[tool, "destroy", &id])),
+            ));
+        }
+        if self.overwrite {
+            self.s.rollback = Some(p.change(
+                "rollback",
+                &id,
+                "only if the restore or the verification fails: restore the safety point",
+                Some(back_cmd),
+            ));
+        }
+    }
+
+    /// `--verify-only`: start (when stopped) and the probes.
+    pub(super) fn plan_verify(&mut self) {
+        let (tool, id) = (self.tool(), self.id());
+        if !self.was_running {
+            self.s.start = Some(self.plan.change(
+                "start",
+                &id,
+                "the guest is stopped: start it and wait until it runs",
+                Some(argv(&[tool, "start", &id])),
+            ));
+        }
+        for pr in &self.ctx.o.probes {
+            let p = self
+                .plan
+                .read("probe", &pr.name(), "prove the guest works", None);
+            self.s.probes.push(p);
+        }
+    }
+}
