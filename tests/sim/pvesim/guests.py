@@ -4,6 +4,7 @@ archives out. Messages and exit codes as Proxmox's (shared/reference/proxmox.md 
 import gzip
 import io
 import os
+import random
 import re
 import struct
 import subprocess
@@ -61,10 +62,22 @@ def check_property_string(key, value):
         seen.add(k)
 
 
+def with_mac(g, v):
+    """qemu-server `src/PVE/QemuServer/Network.pm` `parse_net`: a VM's net line without a
+    MAC (`virtio` bare, no `macaddr=`) gets a new random one."""
+    parts = v.split(",")
+    if g["type"] != "qemu" or "=" in parts[0] or any(p.startswith("macaddr=") for p in parts):
+        return v
+    rnd = random.Random(v)
+    mac = "BC:24:11:%02X:%02X:%02X" % (rnd.randrange(256), rnd.randrange(256), rnd.randrange(256))
+    return ",".join(["%s=%s" % (parts[0], mac)] + parts[1:])
+
+
 def set_options(g, kv):
     for k, v in kv.items():
         if re.fullmatch(r"net\d+", k):
             check_property_string(k, v)
+            kv[k] = with_mac(g, v)
     conf = g.setdefault("config", {})
     for k, v in kv.items():
         if k in ("skiplock",):
@@ -178,9 +191,41 @@ def qm(state, argv):
         if g.get("agent_broken"):
             raise SimError("QEMU guest agent is not running")
         return 0
+    if cmd == "disk" and rest[:1] == ["move"]:
+        return disk_move(state, rest[1:])
     if cmd in snapshots.COMMANDS:
         return snapshots.run(state, "qemu", cmd, rest, need_guest)
     return common(state, "qemu", cmd, rest)
+
+
+def disk_move(state, rest):
+    """qemu-server `src/PVE/API2/Qemu.pm` `move_vm_disk`: `qm disk move VMID DISK STORAGE`
+    copies the disk to a new volume on STORAGE and points DISK at it; without `--delete 1`
+    the old volume stays as `unusedN` (`add_unused_volume`), with it it is freed."""
+    pos, kv = opts(rest)
+    if len(pos) < 3:
+        raise SimError("400 not enough arguments\nqm disk move <vmid> <disk> <storage> [OPTIONS]")
+    g = need_guest(state, pos[0], "qemu")
+    check_lock(g)
+    conf = g.setdefault("config", {})
+    if pos[1] not in conf:
+        raise SimError("disk '%s' does not exist" % pos[1])
+    s = state.storage(pos[2])
+    if s is None or not state.storage_on_node(s, state.local_node) or s.get("disable"):
+        raise SimError("storage '%s' is not available on node '%s'" % (pos[2], state.local_node))
+    old, rest_opts = str(conf[pos[1]]).split(",")[0], str(conf[pos[1]]).split(",")[1:]
+    new = volumes.alloc(state, pos[2], pos[0], {old})
+    volumes.write(state, new, volumes.read(state, old) or "")
+    conf[pos[1]] = ",".join([new] + rest_opts)
+    if kv.get("delete") == "1":
+        volumes.free(state, old)
+    else:
+        n = 0
+        while "unused%d" % n in conf:
+            n += 1
+        conf["unused%d" % n] = old
+    state.save_guest(g)
+    return 0
 
 
 def pct(state, argv):
@@ -343,6 +388,43 @@ def ct_restore_storage(state, kv):
     return sid
 
 
+def ct_restore_mapped(state, vmid, old, conf, kv, archive):
+    """pve-container `src/PVE/API2/LXC.pm` `create_vm` with `rootfs`/`mpN` given: no
+    storage-only mode; mount points without `rootfs` abort; each `STORAGE:SIZE` (GiB)
+    becomes a new volume there (`$check_and_activate_storage`: the storage enabled on the
+    node, `rootdir` content), a path stays as given; `src/PVE/LXC/Create.pm`
+    `sanitize_and_merge_config` recovers no `mpN` from the backup, so mount points not
+    passed are dropped, and a given `netN` wins over the backup's."""
+    if "rootfs" not in kv:
+        raise SimError("mount points configured, but 'rootfs' not set - aborting")
+    for k in [k for k in conf if re.fullmatch(r"mp\d+", k) or k.startswith("unused")]:
+        del conf[k]
+    taken = {v for _, v, _ in volumes.ct_volumes(old or {})}
+    for k in sorted(kv):
+        if re.fullmatch(r"net\d+", k):
+            conf[k] = kv[k]
+        if not (k == "rootfs" or re.fullmatch(r"mp\d+", k)):
+            continue
+        first, _, rest = kv[k].partition(",")
+        m = re.fullmatch(r"([^:\s]+):(\d+)", first)
+        if not m:
+            conf[k] = kv[k]
+            continue
+        s = state.storage(m.group(1))
+        if s is None or s.get("disable") or not state.storage_on_node(s, state.local_node):
+            raise SimError("storage '%s' is not available on node '%s'" % (m.group(1), state.local_node))
+        if "rootdir" not in (s.get("content") or "").split(","):
+            raise SimError("storage '%s' does not support container directories" % m.group(1))
+        new = volumes.alloc(state, m.group(1), vmid, taken)
+        taken.add(new)
+        volumes.write(state, new, "restored from %s (%s)\n" % (archive, k))
+        conf[k] = ",".join([new] + [p for p in rest.split(",") if p] + ["size=%sG" % m.group(2)])
+    if old:
+        for _, vol, _ in volumes.ct_volumes(old):
+            if volumes.owner(vol) == int(vmid):
+                volumes.free(state, vol)
+
+
 def restore(state, gtype, vmid, archive, kv):
     force = kv.get("force") == "1"
     existing = state.guest(vmid)
@@ -374,7 +456,9 @@ def restore(state, gtype, vmid, archive, kv):
     path = archive_path(state, archive)
     conf = archive_config(path, gtype)
     old = (existing or {}).get("config") or {}
-    if gtype == "lxc":
+    if gtype == "lxc" and any(k == "rootfs" or re.fullmatch(r"mp\d+", k) for k in kv):
+        ct_restore_mapped(state, vmid, old, conf, kv, archive)
+    elif gtype == "lxc":
         sid = ct_restore_storage(state, kv)
         kv = dict(kv, storage=sid)
         volumes.ct_restore(state, vmid, old, conf, sid, archive)

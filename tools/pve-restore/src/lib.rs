@@ -8,6 +8,7 @@ mod options;
 mod pick;
 mod probe;
 mod progress;
+mod remap;
 mod restore;
 mod run;
 mod safety;

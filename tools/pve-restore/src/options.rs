@@ -18,6 +18,8 @@ pub struct Options {
     pub start: bool,
     pub probe_timeout: Duration,
     pub wait_lock: Duration,
+    /// `--target-storage`, `--target-bridge`, `--drop-passthrough`.
+    pub maps: crate::remap::Maps,
 }
 
 fn storage_flag(s: &Option<String>) -> Result<Option<String>> {
@@ -52,5 +54,16 @@ pub(crate) fn options(cli: &Cli) -> Result<Options> {
         probes,
         probe_timeout: Duration::from_secs(time::parse_duration(&cli.probe_timeout)?.max(1)),
         wait_lock: Duration::from_secs(wait_lock.unwrap_or(0)),
+        maps: maps(cli)?,
+    })
+}
+
+fn maps(cli: &Cli) -> Result<crate::remap::Maps> {
+    use pvedr::pve::maps::{IdKind, IdMap};
+    let parse = |kind, m: &Option<String>| m.as_deref().map(|m| IdMap::parse(kind, m)).transpose();
+    Ok(crate::remap::Maps {
+        storage: parse(IdKind::Storage, &cli.target_storage)?,
+        bridge: parse(IdKind::Bridge, &cli.target_bridge)?,
+        drop_passthrough: cli.drop_passthrough,
     })
 }

@@ -25,6 +25,7 @@ use crate::guest::{self, Present, argv, restore_cmd, tool_of};
 use crate::options::Options;
 use crate::probe::{self, ProbeTarget};
 use crate::progress;
+use crate::remap::Remap;
 
 mod change;
 mod checks;
@@ -72,6 +73,8 @@ struct Steps {
     cleanup: Option<StepId>,
     rollback: Option<StepId>,
     leftover: Option<StepId>,
+    /// Under maps: disk moves and the NICs' new bridges, after the restore.
+    remap: Vec<StepId>,
 }
 
 /// One guest's restore as it goes.
@@ -89,6 +92,8 @@ struct Job<'a> {
     target_storage: Option<String>,
     overwrite: bool,
     was_running: bool,
+    /// Where the maps put each disk and NIC (`--target-storage`, `--target-bridge`).
+    remap: Option<Remap>,
     /// The overwritten guest's pool: the restore keeps the membership (user.cfg).
     pool: Option<String>,
     /// The target's config as the lock check read it (overwrite).
@@ -185,7 +190,17 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         Some(h) => h.as_ref(),
         None => ctx.t,
     };
+    let remap = match remap_of(ctx, t, &b, &on, lxc, existing.is_some()) {
+        Ok(r) => r,
+        Err(e @ pvedr::Error::Usage(_)) => return Err(e),
+        Err(e) => return Ok(failed_early(rec, plan, e, started)),
+    };
+    let (target_storage, remap) = match remap {
+        Some((r, storages)) => (mapped_storage(&r, &storages)?, Some(r)),
+        None => (None, None),
+    };
     let target_storage = match (&ctx.o.storage, lxc) {
+        _ if remap.is_some() => target_storage,
         (Some(s), _) => Some(s.clone()),
         (None, false) => None,
         (None, true) => match ct_storage(t, &b, guest::at(&on, true, target), existing.is_some()) {
@@ -198,6 +213,7 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         t,
         lxc,
         target_storage,
+        remap,
         storage: b.storage.clone().unwrap_or_default(),
         target,
         overwrite: existing.is_some(),
@@ -219,6 +235,11 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         rolled_back: false,
     };
     job.build_plan();
+    if let Some(r) = &job.remap {
+        for (k, v) in r.record(ctx.o.maps.drop_passthrough) {
+            job.rec.extra.insert(k.into(), v);
+        }
+    }
     job.run()
 }
 
@@ -265,6 +286,7 @@ pub fn verify_existing(ctx: &Ctx, vmid: u64) -> Result<Restore> {
         overwrite: false,
         was_running: g.running,
         pool: None,
+        remap: None,
         conf: None,
         loss: None,
         leftover: None,

@@ -2,5 +2,6 @@
 
 mod api;
 mod man;
+mod remap;
 mod restore;
 mod ux;
