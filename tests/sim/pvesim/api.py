@@ -484,6 +484,7 @@ class Front:
             ("POST", r"/nodes/%s/%s/%s/snapshot/([^/]+)/rollback" % (NODE, GT, VMID), self.post_rollback),
             ("DELETE", r"/nodes/%s/%s/%s" % (NODE, GT, VMID), self.delete_guest),
             ("POST", r"/nodes/%s/qemu/%s/agent/ping" % (NODE, VMID), self.post_agent_ping),
+            ("POST", r"/nodes/%s/qemu/%s/move_disk" % (NODE, VMID), self.post_move_disk),
             ("POST", r"/nodes/%s/qemu" % NODE, self.post_qemu),
             ("POST", r"/nodes/%s/lxc" % NODE, self.post_lxc),
             ("POST", r"/nodes/%s/vzdump" % NODE, self.post_vzdump),
@@ -801,6 +802,19 @@ class Front:
             # An HA-managed guest: the request goes to the HA manager (hastart / hastop).
             wtype = "hastart" if action == "start" else "hastop"
         return self.cluster.start_task(node, wtype, vmid, user, [argv])
+
+    def post_move_disk(self, user, params, node, vmid):
+        # qemu-server src/PVE/API2/Qemu.pm move_vm_disk: check perm /vms/{vmid}
+        # VM.Config.Disk, then Datastore.AllocateSpace on the target storage; worker qmmove.
+        self.perm(user, "/vms/" + vmid, ["VM.Config.Disk"])
+        node = self.node_of(node)
+        check_params(params, ("disk", "storage", "format", "digest", "bwlimit"), booleans=("delete",),
+                     required=("disk", "storage"))
+        self.perm(user, "/storage/" + params["storage"], ["Datastore.AllocateSpace"])
+        self.need_guest(node, "qemu", vmid)
+        argv = ["qm", "disk", "move", vmid, params["disk"], params["storage"]] + \
+            cli_opts(params, ["delete"], booleans=("delete",))
+        return self.cluster.start_task(node, "qmmove", vmid, user, [argv])
 
     def get_snapshots(self, user, params, node, gtype, vmid):
         # Qemu.pm snapshot_list, LXC/Snapshot.pm list: check perm /vms/{vmid} VM.Audit.

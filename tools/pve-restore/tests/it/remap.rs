@@ -1,7 +1,7 @@
 //! Restoring onto a replacement node with other storages and bridges (issue 26): maps,
 //! every check before any change, each disk and NIC where the map says.
 
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{ApiFront, SimNode, Sshd, bin, json_lines};
 use serde_json::{Value, json};
 
 const G: u64 = 1 << 30;
@@ -287,4 +287,65 @@ fn a_bad_map_is_a_usage_error_before_any_connection() {
         "{err}"
     );
     assert!(sim.commands().is_empty(), "{:?}", sim.commands());
+}
+
+const SECRET: &str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
+
+fn over_api(front: &ApiFront, token: &str, args: &[&str]) -> (Option<Value>, i32, String) {
+    let out = bin("pve-restore")
+        .args(["--api", &front.url(), "--token", token])
+        .arg("--ca")
+        .arg(front.ca_path())
+        .env("PVEDR_TOKEN_SECRET", SECRET)
+        .args(["--no-archive-test", "--yes"])
+        .args(args)
+        .output()
+        .expect("run");
+    let rec = json_lines(&out.stdout)
+        .into_iter()
+        .find(|r| r["kind"] == "restore");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    (rec, out.status.code().unwrap_or(-1), err)
+}
+
+#[test]
+fn over_the_api_the_same_maps_end_the_same_and_a_bridge_the_token_cannot_see_is_refused() {
+    let sim = replacement_node(250 * G);
+    let front = ApiFront::start(&sim);
+    let volid = backup(&sim, "qemu", 200, VM);
+    let maps = [
+        "--volid",
+        volid.as_str(),
+        "--target-storage",
+        "local-lvm:nvme,nas:bulk",
+        "--target-bridge",
+        "vmbr1:vmbr9,vmbr2:vmbr9",
+    ];
+    // Everything but SDN: Proxmox lists no bridge such a token may not use.
+    let no_sdn = json!([
+        {"path": "/", "roles": ["PVEVMAdmin", "PVEDatastoreAdmin", "PVESysAdmin"], "propagate": true},
+    ]);
+    front.add_token("dr@pve!nosdn", SECRET, no_sdn);
+    let (_, code, err) = over_api(&front, "dr@pve!nosdn", &maps);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("bridge vmbr9 (net1)") && err.contains("SDN.Use"),
+        "{err}"
+    );
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+    front.add_token(
+        "dr@pve!admin",
+        SECRET,
+        json!([{"path": "/", "roles": ["Administrator"], "propagate": true}]),
+    );
+    let (rec, code, err) = over_api(&front, "dr@pve!admin", &maps);
+    assert_eq!(code, 0, "{err}\n{}", front.server_log());
+    let c = config(&sim, 200);
+    assert_eq!(
+        ["scsi0", "scsi1", "scsi2"].map(|k| storage_of(&c[k])),
+        ["nvme", "nvme", "bulk"],
+        "{c}"
+    );
+    assert_eq!(c["net2"], "e1000=BC:24:11:00:02:02,bridge=vmbr9");
+    assert_eq!(rec.expect("record")["nets"][2]["target_bridge"], "vmbr9");
 }
