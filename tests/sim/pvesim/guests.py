@@ -466,6 +466,7 @@ def restore(state, gtype, vmid, archive, kv):
         if existing is None:
             qemu_new_config(state, vmid)
         sys.stdout.write("restore vma archive: zstd -q -d -c %s | vma extract -v -r /var/tmp/vzdumptmp%d.fifo - /var/tmp/vzdumptmp%d\n" % (path, os.getpid(), os.getpid()))
+        qemu_storage_fault(state, vmid, old, conf, kv.get("storage"))
         qemu_data_fault(state, vmid, old, conf)
         volumes.qemu_restore(state, vmid, old, conf, kv.get("storage"), archive)
     if gtype == "lxc":
@@ -520,20 +521,58 @@ def qemu_data_fault(state, vmid, old, conf):
     try:
         state.check_faults("qmrestore-data", [str(vmid)])
     except SimError as e:
-        g = state.guest(vmid)
-        if g is not None:
-            g.pop("lock", None)
-            if old:
-                restored = {k for k, _, _ in volumes.qemu_drives(conf)}
-                for k, vol, _ in volumes.qemu_drives(old):
-                    if k in restored and volumes.owner(vol) == int(vmid):
-                        volumes.free(state, vol)
-                g["config"] = {"memory": "128"}
-                g.pop("snapshots", None)
-            state.save_guest(g)
-        sys.stderr.write("error before or during data restore, some or all disks were not "
-                         "completely restored. VM %s state is NOT cleaned up.\n" % vmid)
-        raise SimError(e.message, e.status)
+        qemu_restore_failed(state, vmid, old, conf, e)
+
+
+def qemu_storage_fault(state, vmid, old, conf, storage):
+    """qemu-server `src/PVE/QemuServer.pm` `$parse_backup_hints`, in the restore worker (the
+    new VM's config already written): each disk's storage (`--storage` or its own) must be in
+    storage.cfg (`storage_config`: `storage 'X' does not exist`) and allow `images`; then
+    `restore_vma_archive` writes the disks, and a storage without room for them fails the
+    write halfway (Proxmox does not check space first on thin or file storages)."""
+    need = {}
+    for k, vol, kv in volumes.qemu_drives(conf):
+        if "backup" in kv and not volumes.truthy(kv["backup"]):
+            continue
+        sid = storage or vol.split(":", 1)[0]
+        s = state.storage(sid)
+        if s is None:
+            qemu_restore_failed(state, vmid, old, conf, SimError("storage '%s' does not exist" % sid))
+        if "images" not in (s.get("content") or "").split(","):
+            qemu_restore_failed(state, vmid, old, conf,
+                                SimError("Content type 'images' is not available on storage '%s'" % sid))
+        need[sid] = need.get(sid, 0) + size_bytes(kv.get("size", "0"))
+    for sid, n in sorted(need.items()):
+        avail = ((state.storage(sid) or {}).get("status") or {}).get("avail")
+        if avail is not None and n > int(avail):
+            qemu_restore_failed(state, vmid, old, conf, SimError(
+                "vma: restore failed - write to storage '%s' failed: No space left on device" % sid))
+
+
+def size_bytes(s):
+    """pve-common `JSONSchema.pm` `parse_size`: a number with K, M, G or T."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)", str(s))
+    if not m:
+        return 0
+    return int(float(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[m.group(2)])
+
+
+def qemu_restore_failed(state, vmid, old, conf, e):
+    """The worker failed: see `qemu_data_fault`."""
+    g = state.guest(vmid)
+    if g is not None:
+        g.pop("lock", None)
+        if old:
+            restored = {k for k, _, _ in volumes.qemu_drives(conf)}
+            for k, vol, _ in volumes.qemu_drives(old):
+                if k in restored and volumes.owner(vol) == int(vmid):
+                    volumes.free(state, vol)
+            g["config"] = {"memory": "128"}
+            g.pop("snapshots", None)
+        state.save_guest(g)
+    sys.stderr.write("error before or during data restore, some or all disks were not "
+                     "completely restored. VM %s state is NOT cleaned up.\n" % vmid)
+    raise SimError(e.message, e.status)
 
 
 def qmrestore(state, argv):

@@ -343,6 +343,43 @@ impl Remap {
     }
 }
 
+/// Without maps, a restore to a new VMID is checked the same way before it runs: its disks
+/// where the restore command puts them (`default`: `--storage`, a container's storage; else
+/// each on its own), its NICs on their own bridges. Host devices are not checked (the same
+/// node may well have them); an archive whose config cannot be read is not checked here
+/// (the restore says why it fails).
+pub fn check_unmapped(
+    t: &dyn pvedr::transport::Transport,
+    volid: &str,
+    node: &str,
+    lxc: bool,
+    default: Option<&str>,
+) -> pvedr::Result<()> {
+    use pvedr::pve::maps::IdKind;
+    let Ok(config) = crate::guest::archive_config(t, volid, lxc)? else {
+        return Ok(());
+    };
+    let maps = Maps {
+        storage: default
+            .map(|s| IdMap::parse(IdKind::Storage, s))
+            .transpose()?,
+        ..Maps::default()
+    };
+    let client = pvedr::pve::Client::new(t);
+    let (storages, bridges) = (client.storages(node)?, client.bridges(node)?);
+    let v = check(&plan(&config, lxc, &maps), node, &storages, &bridges, true);
+    for w in &v.warnings {
+        pvedr::msg::warn(w);
+    }
+    if v.mismatches.is_empty() {
+        return Ok(());
+    }
+    Err(pvedr::Error::usage(format!(
+        "{volid} cannot be restored on node {node} as it was; map it with --target-storage/--target-bridge; nothing was changed:\n  {}",
+        v.mismatches.join("\n  ")
+    )))
+}
+
 /// A remapped restore's plan, checked on `node`: the backup's own config (`pvesm
 /// extractconfig`), the node's storages and bridges, read before anything changes. Every
 /// mismatch at once is a usage error (exit 2, nothing changed).

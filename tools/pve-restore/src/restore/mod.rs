@@ -208,6 +208,13 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
             Err(msg) => return Ok(refused(rec, plan, msg, started)),
         },
     };
+    if remap.is_none() && existing.is_none() {
+        match crate::remap::check_unmapped(t, &b.volid, &on, lxc, target_storage.as_deref()) {
+            Ok(()) => {}
+            Err(e @ pvedr::Error::Usage(_)) => return Err(e),
+            Err(e) => return Ok(failed_early(rec, plan, e, started)),
+        }
+    }
     let mut job = Job {
         ctx,
         t,

@@ -117,6 +117,26 @@ fn every_mismatch_of_the_replacement_node_in_one_refusal_and_nothing_changed() {
 }
 
 #[test]
+fn without_maps_a_backup_the_replacement_node_cannot_take_is_refused_naming_what_is_missing() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let volid = backup(&sim, "qemu", 200, VM);
+    sim.clear_commands();
+    let (_, code, err) = restore(&sshd, &["--volid", &volid, "--yes"]);
+    assert_eq!(code, 2, "{err}");
+    for missing in [
+        "storage local-lvm (scsi0, scsi1) does not exist",
+        "storage nas (scsi2) does not exist",
+        "bridge vmbr1 (net1)",
+        "bridge vmbr2 (net2)",
+        "--target-storage",
+    ] {
+        assert!(err.contains(missing), "{missing}: {err}");
+    }
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+}
+
+#[test]
 fn a_map_that_overflows_a_storage_and_a_host_device_are_refused() {
     let sim = replacement_node(250 * G);
     let sshd = Sshd::start(&sim);
