@@ -123,6 +123,30 @@ impl Client<'_> {
     }
 }
 
+impl Client<'_> {
+    /// `/nodes/N/capabilities/qemu/cpu`: the CPU models the node's QEMU offers, by name
+    /// (qemu-server `API2/Qemu/CPU.pm` `index`).
+    pub fn cpu_models(&self, node: &str) -> Result<Vec<String>> {
+        let path = format!("/nodes/{node}/capabilities/qemu/cpu");
+        let items = self.list(&pvesh::get(&path, &[]))?;
+        Ok(items
+            .iter()
+            .filter_map(|m| pvesh::str_of(m, "name"))
+            .collect())
+    }
+
+    /// `/nodes/N/capabilities/qemu/machines`: the machine versions the node's QEMU runs,
+    /// by id (`pc-q35-9.0`, `pc-i440fx-8.1+pve1`; qemu-server `API2/Qemu/Machine.pm`).
+    pub fn machines(&self, node: &str) -> Result<Vec<String>> {
+        let path = format!("/nodes/{node}/capabilities/qemu/machines");
+        let items = self.list(&pvesh::get(&path, &[]))?;
+        Ok(items
+            .iter()
+            .filter_map(|m| pvesh::str_of(m, "id"))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -466,6 +466,7 @@ class Front:
             ("GET", r"/nodes", self.get_nodes),
             ("GET", r"/nodes/%s/time" % NODE, self.get_time),
             ("GET", r"/nodes/%s/network" % NODE, self.get_network),
+            ("GET", r"/nodes/%s/capabilities/qemu/(cpu|machines)" % NODE, self.get_qemu_caps),
             ("GET", r"/nodes/%s/storage" % NODE, self.get_storage_index),
             ("GET", r"/nodes/%s/storage/([^/]+)/status" % NODE, self.get_storage_status),
             ("GET", r"/nodes/%s/storage/([^/]+)/content" % NODE, self.get_content),
@@ -619,6 +620,13 @@ class Front:
                 continue
             out.append(e)
         return out
+
+    def get_qemu_caps(self, user, params, node, what):
+        # qemu-server src/PVE/API2/Qemu/CPU.pm index and Machine.pm: user => 'all' (no custom
+        # CPU models are simulated, so nothing is filtered).
+        node = self.node_of(node)
+        check_params(params, ("arch",))
+        return self.pvesh_get("/nodes/%s/capabilities/qemu/%s" % (node, what), params)
 
     def get_network(self, user, params, node):
         # pve-manager PVE/API2/Network.pm index: user => 'all'; a bridge is kept only with

@@ -286,6 +286,25 @@ def node_network(state, node, opts):
     return sorted((i for i in ifaces if i["iface"] != "lo"), key=lambda i: i["iface"])
 
 
+# --- /nodes/{node}/capabilities/qemu ---------------------------------------------------
+DEFAULT_CAPS = {
+    "cpu": ["host", "kvm64", "qemu64", "x86-64-v2", "x86-64-v2-AES", "x86-64-v3", "x86-64-v4"],
+    "machines": ["pc-i440fx-9.0", "pc-i440fx-9.0+pve0", "pc-i440fx-8.1", "pc-q35-9.0", "pc-q35-9.0+pve0",
+                 "pc-q35-8.1"],
+}
+
+
+def node_caps(state, node, what, opts):
+    """qemu-server `src/PVE/API2/Qemu/CPU.pm` `index` ({name, vendor, custom}) and
+    `src/PVE/API2/Qemu/Machine.pm` ({id, type, version}): what the node's QEMU offers, from
+    `capabilities.json` ({node: {"cpu": [...], "machines": [...]}}, default `DEFAULT_CAPS`)."""
+    caps = state.load("capabilities.json", {}).get(node, DEFAULT_CAPS)
+    if what == "cpu":
+        return [{"name": n, "vendor": "default", "custom": 0} for n in caps.get("cpu", [])]
+    return [{"id": m, "type": "q35" if "q35" in m else "i440fx", "version": m.rsplit("-", 1)[-1]}
+            for m in caps.get("machines", [])]
+
+
 def storage_status_get(state, node, sid, opts):
     s = require_storage(state, sid, node)
     total, used, avail, active = storage_status(s)
@@ -696,6 +715,7 @@ ROUTES = [
     ("get", r"/cluster/backup-info/not-backed-up", lambda st, m, o: not_backed_up(st, o)),
     ("get", r"/nodes/([^/]+)/storage", lambda st, m, o: storage_index(st, m[0], o)),
     ("get", r"/nodes/([^/]+)/network", lambda st, m, o: node_network(st, m[0], o)),
+    ("get", r"/nodes/([^/]+)/capabilities/qemu/(cpu|machines)", lambda st, m, o: node_caps(st, m[0], m[1], o)),
     ("get", r"/nodes/([^/]+)/storage/([^/]+)/status", lambda st, m, o: storage_status_get(st, m[0], m[1], o)),
     ("get", r"/nodes/([^/]+)/storage/([^/]+)/content", lambda st, m, o: content_index(st, m[0], m[1], o)),
     ("get", r"/nodes/([^/]+)/storage/([^/]+)/content/(.+)", lambda st, m, o: volume_get(st, m[0], m[1], m[2], o)),

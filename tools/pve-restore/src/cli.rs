@@ -68,7 +68,9 @@ SAFETY:
   own config is read and every mapped storage (enabled and active on the node, content
   images or rootdir, free space for its disks; a thin pool's overcommit is a warning),
   bridge or SDN vnet, and host device is checked before any change: all mismatches in one
-  refusal, exit 2, nothing done.
+  refusal, exit 2, nothing done; a VM's CPU type or pinned machine version the node does not
+  offer is warned about. Without maps a restore to a new VMID is checked the same way
+  (disks where the restore puts them, NICs on their own bridges).
 
 EXIT STATUS:
   0    success (restored, verified when asked)

@@ -409,8 +409,47 @@ pub fn prepare(
             v.mismatches.join("\n  ")
         )));
     }
+    if !lxc {
+        for w in hardware(&client, node, &config) {
+            pvedr::msg::warn(w);
+        }
+    }
     r.say(maps.drop_passthrough);
     Ok((r, storages))
+}
+
+/// A VM's CPU type or pinned machine version the node's QEMU does not offer: warned, since
+/// the restore works and only the start fails (qemu-server checks both at start).
+fn hardware(client: &pvedr::pve::Client, node: &str, config: &GuestConfig) -> Vec<String> {
+    let value = |k: &str, alias: &str| {
+        let v = Props::parse(config.rest.get(k)?);
+        v.main(&[alias]).map(str::to_string)
+    };
+    let mut out = Vec::new();
+    let checks = [
+        ("cpu", value("cpu", "cputype")),
+        // `q35`, `pc`: the newest version, always there; only a pinned one can be missing.
+        (
+            "machine",
+            value("machine", "type").filter(|m| m.contains('-')),
+        ),
+    ];
+    for (key, want) in checks {
+        let Some(want) = want else { continue };
+        let offered = match key {
+            "cpu" => client.cpu_models(node),
+            _ => client.machines(node),
+        };
+        match offered {
+            Ok(list) if list.contains(&want) => {}
+            Ok(_) => out.push(format!(
+                "{key} {} is not one node {node} offers: the VM restores but will not start until it is changed (qm set --{key})",
+                pvedr::msg::visible(&want)
+            )),
+            Err(e) => out.push(format!("cannot read the {key} types of node {node} ({e}): not checked")),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

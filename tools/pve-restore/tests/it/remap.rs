@@ -246,6 +246,29 @@ fn a_vm_comes_back_with_each_disk_and_nic_where_mapped_and_stopped() {
 }
 
 #[test]
+fn a_cpu_type_or_machine_the_node_does_not_offer_is_warned_and_the_restore_goes_on() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let text = format!("{PCI_VM}cpu: x86-64-v5,flags=+aes\nmachine: pc-q35-10.1+pve1\n")
+        .replace("hostpci0: 0000:01:00.0,pcie=1\n", "");
+    let volid = backup(&sim, "qemu", 201, &text);
+    let (_, code, err) = restore(
+        &sshd,
+        &["--volid", &volid, "--target-storage", "nvme", "--yes"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("cpu x86-64-v5 is not one node pve1 offers"),
+        "{err}"
+    );
+    assert!(
+        err.contains("machine pc-q35-10.1+pve1 is not one node pve1 offers"),
+        "{err}"
+    );
+    assert_eq!(config(&sim, 201)["cpu"], "x86-64-v5,flags=+aes");
+}
+
+#[test]
 fn a_container_gets_each_volume_with_its_options_and_its_nic_on_the_mapped_bridge() {
     let sim = replacement_node(250 * G);
     let sshd = Sshd::start(&sim);
