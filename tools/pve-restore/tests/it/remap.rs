@@ -269,6 +269,40 @@ fn a_cpu_type_or_machine_the_node_does_not_offer_is_warned_and_the_restore_goes_
 }
 
 #[test]
+fn a_failed_disk_move_leaves_the_new_guest_and_names_its_destroy() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let volid = backup(&sim, "qemu", 200, VM);
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "qm disk move 200 scsi2", "stderr": "storage migration failed: copy interrupted"}]),
+    );
+    let args = [
+        "--volid",
+        &volid,
+        "--target-storage",
+        "local-lvm:nvme,nas:bulk",
+        "--target-bridge",
+        "vmbr9",
+        "--yes",
+    ];
+    let (rec, code, err) = restore(&sshd, &args);
+    assert_eq!(code, 1, "{err}");
+    let rec = rec.expect("record");
+    assert_eq!(rec["status"], "failed", "{rec}");
+    assert!(
+        rec["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("storage migration failed")),
+        "{rec}"
+    );
+    assert_eq!(rec["way_back"], "qm destroy 200");
+    // Nothing ran after the failed move: the NICs keep the backup's bridges.
+    let c = config(&sim, 200);
+    assert_eq!(c["net1"], "virtio=BC:24:11:00:02:01,bridge=vmbr1,tag=20");
+}
+
+#[test]
 fn a_container_gets_each_volume_with_its_options_and_its_nic_on_the_mapped_bridge() {
     let sim = replacement_node(250 * G);
     let sshd = Sshd::start(&sim);
