@@ -103,8 +103,23 @@ def start(state, g):
         raise SimError("%s %s already running" % (kind_word(g["type"]), g["vmid"]))
     if g.get("fail_start"):
         raise SimError("start failed: %s" % g["fail_start"])
+    check_bridges(state, g)
     g["status"] = "running"
     state.save_guest(g)
+
+
+def check_bridges(state, g):
+    """Bridges are checked only when the guest starts, not by a restore or `qm set`:
+    pve-common `src/PVE/Network.pm` `tap_plug` → `read_bridge_mtu` dies `bridge 'X' does
+    not exist` (the node's bridges and vnets: `pvesh.node_network`)."""
+    from .pvesh import node_network
+    there = {i["iface"] for i in node_network(state, g.get("node") or state.local_node, {"type": "any_bridge"})}
+    for k in sorted((g.get("config") or {})):
+        if not re.fullmatch(r"net\d+", k):
+            continue
+        bridge = dict(p.split("=", 1) for p in str(g["config"][k]).split(",") if "=" in p).get("bridge")
+        if bridge and bridge not in there:
+            raise SimError("bridge '%s' does not exist" % bridge)
 
 
 def ha_managed(g):
