@@ -18,7 +18,7 @@ use crate::pvesh::{self, paths};
 use crate::transport::{CommandOutput, RemoteCommand, Transport};
 
 pub use config::GuestConfig;
-pub use node::{Bridge, Provisioning, Storage};
+pub use node::{Bridge, Mapping, Provisioning, Storage};
 
 /// A guest's kind, as its API path names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -123,7 +123,41 @@ impl Client<'_> {
     }
 }
 
+/// A cluster resource mapping (`/cluster/mapping/pci`, `/cluster/mapping/usb`, pve-manager
+/// `PVE/API2/Cluster/Mapping/PCI.pm`, `USB.pm` `index`): its ID and the nodes its `map`
+/// entries (`node=N,path=…,id=…`) name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub id: String,
+    pub nodes: Vec<String>,
+}
+
 impl Client<'_> {
+    /// `/cluster/mapping/{pci,usb}`: the mappings the caller may see (`Mapping.Audit`,
+    /// `Mapping.Use` or `Mapping.Modify` on `/mapping/KIND/ID`).
+    pub fn mappings(&self, kind: &str) -> Result<Vec<Mapping>> {
+        let items = self.list(&pvesh::get(&format!("/cluster/mapping/{kind}"), &[]))?;
+        Ok(items
+            .iter()
+            .filter_map(|m| {
+                let entries = m.get("map")?.as_array()?;
+                let nodes = entries
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter_map(|e| {
+                        super::props::Props::parse(e)
+                            .get("node")
+                            .map(str::to_string)
+                    })
+                    .collect();
+                Some(Mapping {
+                    id: pvesh::str_of(m, "id")?,
+                    nodes,
+                })
+            })
+            .collect())
+    }
+
     /// `/nodes/N/capabilities/qemu/cpu`: the CPU models the node's QEMU offers, by name
     /// (qemu-server `API2/Qemu/CPU.pm` `index`).
     pub fn cpu_models(&self, node: &str) -> Result<Vec<String>> {

@@ -466,6 +466,7 @@ class Front:
             ("GET", r"/nodes", self.get_nodes),
             ("GET", r"/nodes/%s/time" % NODE, self.get_time),
             ("GET", r"/nodes/%s/network" % NODE, self.get_network),
+            ("GET", r"/cluster/mapping/(pci|usb)", self.get_mapping),
             ("GET", r"/nodes/%s/capabilities/qemu/(cpu|machines)" % NODE, self.get_qemu_caps),
             ("GET", r"/nodes/%s/storage" % NODE, self.get_storage_index),
             ("GET", r"/nodes/%s/storage/([^/]+)/status" % NODE, self.get_storage_status),
@@ -627,6 +628,14 @@ class Front:
         node = self.node_of(node)
         check_params(params, ("arch",))
         return self.pvesh_get("/nodes/%s/capabilities/qemu/%s" % (node, what), params)
+
+    def get_mapping(self, user, params, kind):
+        # pve-manager PVE/API2/Cluster/Mapping/PCI.pm, USB.pm index: only entries with
+        # Mapping.Modify, Mapping.Use or Mapping.Audit on /mapping/<kind>/<id>.
+        check_params(params, ("check-node",))
+        privs = ["Mapping.Modify", "Mapping.Use", "Mapping.Audit"]
+        return [m for m in self.pvesh_get("/cluster/mapping/%s" % kind, {}) or []
+                if self.auth.check_any(user, "/mapping/%s/%s" % (kind, m["id"]), privs, True)]
 
     def get_network(self, user, params, node):
         # pve-manager PVE/API2/Network.pm index: user => 'all'; a bridge is kept only with

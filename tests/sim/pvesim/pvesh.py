@@ -305,6 +305,13 @@ def node_caps(state, node, what, opts):
             for m in caps.get("machines", [])]
 
 
+def cluster_mapping(state, kind, opts):
+    """pve-manager PVE/API2/Cluster/Mapping/PCI.pm and USB.pm `index`: each mapping's `id`,
+    `description` and `map` (entries `node=N,path=…,id=…`), from `mapping.json`
+    ({"pci": [...], "usb": [...]}); pvesh (root) sees them all."""
+    return state.load("mapping.json", {}).get(kind, [])
+
+
 def storage_status_get(state, node, sid, opts):
     s = require_storage(state, sid, node)
     total, used, avail, active = storage_status(s)
@@ -715,6 +722,7 @@ ROUTES = [
     ("get", r"/cluster/backup-info/not-backed-up", lambda st, m, o: not_backed_up(st, o)),
     ("get", r"/nodes/([^/]+)/storage", lambda st, m, o: storage_index(st, m[0], o)),
     ("get", r"/nodes/([^/]+)/network", lambda st, m, o: node_network(st, m[0], o)),
+    ("get", r"/cluster/mapping/(pci|usb)", lambda st, m, o: cluster_mapping(st, m[0], o)),
     ("get", r"/nodes/([^/]+)/capabilities/qemu/(cpu|machines)", lambda st, m, o: node_caps(st, m[0], m[1], o)),
     ("get", r"/nodes/([^/]+)/storage/([^/]+)/status", lambda st, m, o: storage_status_get(st, m[0], m[1], o)),
     ("get", r"/nodes/([^/]+)/storage/([^/]+)/content", lambda st, m, o: content_index(st, m[0], m[1], o)),

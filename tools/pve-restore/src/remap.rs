@@ -62,6 +62,9 @@ pub struct Remap {
     pub kept_mps: Vec<(String, String)>,
     /// Host devices (`hostpciN`, `usbN` with `host=`): refused, or dropped when asked.
     pub passthrough: Vec<Device>,
+    /// Devices through a cluster resource mapping (`mapping=`): the mapping must have an
+    /// entry for the target node.
+    pub mapped: Vec<Device>,
 }
 
 /// A size as Proxmox writes it (`32G`, `256K`, `1.5T`; pve-common `JSONSchema.pm`
@@ -119,7 +122,42 @@ pub fn plan(config: &GuestConfig, lxc: bool, maps: &Maps) -> Remap {
         .filter(|d| d.host.is_some())
         .cloned()
         .collect();
+    r.mapped = config
+        .devices
+        .iter()
+        .filter(|d| d.mapping.is_some())
+        .cloned()
+        .collect();
     r
+}
+
+/// Each mapped device's mapping has an entry for `node` (`pci` for `hostpciN`, `usb` for
+/// `usbN`); what the caller may not see counts as missing.
+pub fn check_mappings(
+    r: &Remap,
+    node: &str,
+    read: impl Fn(&str) -> pvedr::Result<Vec<pvedr::pve::Mapping>>,
+) -> pvedr::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for d in &r.mapped {
+        let kind = if d.key.starts_with("usb") {
+            "usb"
+        } else {
+            "pci"
+        };
+        let id = d.mapping.as_deref().unwrap_or_default();
+        let there = read(kind)?
+            .iter()
+            .any(|m| m.id == id && m.nodes.iter().any(|n| n == node));
+        if !there {
+            out.push(format!(
+                "{} uses {kind} mapping {} which has no device on node {node} (or one this user may not see: Mapping.Audit/Mapping.Use)",
+                d.key,
+                pvedr::msg::visible(id)
+            ));
+        }
+    }
+    Ok(out)
 }
 
 fn disk_move(d: &Disk, from: &str, maps: &Maps) -> DiskMove {
@@ -399,7 +437,9 @@ pub fn prepare(
     let storages = client.storages(node)?;
     let bridges = client.bridges(node)?;
     let r = plan(&config, lxc, maps);
-    let v = check(&r, node, &storages, &bridges, maps.drop_passthrough);
+    let mut v = check(&r, node, &storages, &bridges, maps.drop_passthrough);
+    v.mismatches
+        .extend(check_mappings(&r, node, |kind| client.mappings(kind))?);
     for w in &v.warnings {
         pvedr::msg::warn(w);
     }

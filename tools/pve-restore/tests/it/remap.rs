@@ -269,6 +269,37 @@ fn a_cpu_type_or_machine_the_node_does_not_offer_is_warned_and_the_restore_goes_
 }
 
 #[test]
+fn a_mapped_device_needs_an_entry_for_the_target_node() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let text = PCI_VM.replace(
+        "hostpci0: 0000:01:00.0,pcie=1",
+        "hostpci0: mapping=gpu,pcie=1",
+    );
+    let volid = backup(&sim, "qemu", 201, &text);
+    let gpu = |node: &str| json!({"pci": [{"id": "gpu", "map": [format!("node={node},path=0000:01:00.0,id=10de:2204")]}]});
+    sim.write_json("mapping.json", &gpu("pve2"));
+    let args = [
+        "--volid",
+        volid.as_str(),
+        "--target-storage",
+        "nvme",
+        "--yes",
+    ];
+    let (_, code, err) = restore(&sshd, &args);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("hostpci0 uses pci mapping gpu which has no device on node pve1"),
+        "{err}"
+    );
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+    sim.write_json("mapping.json", &gpu("pve1"));
+    let (_, code, err) = restore(&sshd, &args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(config(&sim, 201)["hostpci0"], "mapping=gpu,pcie=1");
+}
+
+#[test]
 fn a_failed_disk_move_leaves_the_new_guest_and_names_its_destroy() {
     let sim = replacement_node(250 * G);
     let sshd = Sshd::start(&sim);
