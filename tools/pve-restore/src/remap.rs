@@ -308,7 +308,6 @@ impl Remap {
     pub fn vm_storage(&self, storages: &[Storage]) -> Option<String> {
         let total: u64 = self.disks.iter().filter_map(|d| d.bytes).sum();
         let mut targets: Vec<&str> = self.disks.iter().map(|d| d.to.as_str()).collect();
-        targets.dedup();
         targets.sort_unstable();
         targets.dedup();
         match targets.as_slice() {

@@ -170,14 +170,17 @@ fn a_map_that_overflows_a_storage_and_a_host_device_are_refused() {
     );
     assert!(err.contains("--drop-passthrough"), "{err}");
     assert_eq!(sim.mutations(), Vec::<String>::new());
-    // Dropped when asked, and the record says so.
+    // Dropped when asked, and the record says so; --storage with a bridge map is the
+    // storage map's one target.
     let (rec, code, err) = restore(
         &sshd,
         &[
             "--volid",
             &pci,
-            "--target-storage",
+            "--storage",
             "nvme",
+            "--target-bridge",
+            "1",
             "--drop-passthrough",
             "--yes",
         ],
