@@ -61,11 +61,12 @@ pub(crate) fn options(cli: &Cli) -> Result<Options> {
 fn maps(cli: &Cli) -> Result<crate::remap::Maps> {
     use pvedr::pve::maps::{IdKind, IdMap};
     let parse = |kind, m: &Option<String>| m.as_deref().map(|m| IdMap::parse(kind, m)).transpose();
-    // --storage with a bridge map is the storage map's one target.
+    // --storage under the other map flags is the storage map's one target.
+    let others = cli.target_bridge.is_some() || cli.drop_passthrough;
     let storage = cli
         .target_storage
         .clone()
-        .or(cli.storage.clone().filter(|_| cli.target_bridge.is_some()));
+        .or(cli.storage.clone().filter(|_| others));
     Ok(crate::remap::Maps {
         storage: parse(IdKind::Storage, &storage)?,
         bridge: parse(IdKind::Bridge, &cli.target_bridge)?,
