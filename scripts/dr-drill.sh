@@ -80,13 +80,31 @@ pve-ls-backups $PVE_SSH --node pve1 --storage local --latest \
   | backup-sync --endpoint "$OFFSITE_EP" push --yes --to "$OFFSITE" $PVE_SSH >/dev/null
 
 # --- the disaster ------------------------------------------------------------------------
-say "disaster: the state store's data, guests $VM and $CT, and pve1's local archives are lost"
+say "disaster: the state store's data, guests $VM and $CT, and pve1's local archives are lost; pve1 is reinstalled with other storage and bridge names"
 kill "${pids[1]}"
 wait "${pids[1]}" 2>/dev/null || true
 pids[1]=$(start_moto "$V" "$state_port")
 qm stop "$VM" >/dev/null && qm destroy "$VM" >/dev/null
 pct stop "$CT" >/dev/null && pct destroy "$CT" >/dev/null
 rm -f "$PVESIM_ROOT"/local/dump/*
+# pve1 comes back reinstalled with other names: its thin pool is `nvme` (local-lvm is left to
+# pve2 in storage.cfg), its bridge `vmbr9`; the runbook restores with maps ($MAPS).
+python3 - "$PVESIM_ROOT" <<'PY'
+import json, os, sys
+root = sys.argv[1]
+path = os.path.join(root, "storage.json")
+storages = json.load(open(path, encoding="utf-8"))
+for s in storages:
+    if s["storage"] == "local-lvm":
+        s["nodes"] = ["pve2"]
+storages.append({"storage": "nvme", "type": "lvmthin", "content": "images,rootdir", "shared": 0,
+                 "nodes": ["pve1"], "status": {"total": 10**12, "used": 0, "avail": 10**12}})
+json.dump(storages, open(path, "w", encoding="utf-8"))
+nets = {"pve1": [{"iface": "vmbr9", "type": "bridge"}, {"iface": "eno1", "type": "eth"}],
+        "pve2": [{"iface": "vmbr0", "type": "bridge"}]}
+json.dump(nets, open(os.path.join(root, "network.json"), "w", encoding="utf-8"))
+PY
+export MAPS="--target-storage local-lvm:nvme --target-bridge vmbr0:vmbr9"
 
 # --- the runbook, as written -------------------------------------------------------------
 # Each `dr-step NAME` block of the runbook, in order, as a file of its own.
@@ -99,7 +117,7 @@ for i, (name, body) in enumerate(re.findall(r"^```sh dr-step (\S+)\n(.*?)^```$",
 PY
 jsonl=$REPORT/report.jsonl
 date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-scenario="node archives, state store and two guests (VM $VM, CT $CT) lost"
+scenario="node archives, state store and two guests (VM $VM, CT $CT) lost; the node reinstalled with other storage and bridge names"
 jq -cn --arg d "$date_utc" --arg s "$scenario" '{kind: "drill", date: $d, scenario: $s}' > "$jsonl"
 failed=0
 total_ms=0

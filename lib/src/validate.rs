@@ -53,6 +53,22 @@ pub fn storage_id(s: &str) -> Result<&str> {
     }
 }
 
+/// A bridge or SDN vnet name (pve-common `JSONSchema.pm` `parse_bridge_id`:
+/// `[-_.\w\d]+`), ASCII only.
+pub fn bridge_id(s: &str) -> Result<&str> {
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(s)
+    } else {
+        Err(Error::usage(format!(
+            "invalid bridge ID '{}': expected letters, digits, '-', '_' or '.'",
+            printable(s)
+        )))
+    }
+}
+
 /// A backup volume ID: `<storage>:<volname>`, the volname made of safe characters only and
 /// without `..` path components.
 pub fn volid(s: &str) -> Result<&str> {

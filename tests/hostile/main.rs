@@ -225,6 +225,18 @@ fn argv_places() -> Vec<(&'static str, Vec<&'static str>, &'static str, Option<i
         ),
         (
             "pve-restore",
+            vec!["--dry-run", "--vmid", "100", "--target-vmid", "9100"],
+            "--target-storage",
+            None,
+        ),
+        (
+            "pve-restore",
+            vec!["--dry-run", "--vmid", "100", "--target-vmid", "9100"],
+            "--target-bridge",
+            None,
+        ),
+        (
+            "pve-restore",
             vec!["--dry-run", "--vmid", "100"],
             "--snapshot",
             None,

@@ -76,6 +76,8 @@ pub struct Device {
     pub key: String,
     /// `host=` or the bare value; `None` for a mapping.
     pub host: Option<String>,
+    /// `mapping=`: a cluster resource mapping's ID (`/cluster/mapping/{pci,usb}`).
+    pub mapping: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -253,11 +255,12 @@ fn net(key: String, v: &str) -> Net {
 
 fn device(key: String, v: &str) -> Device {
     let props = Props::parse(v);
-    let host = match props.get("mapping") {
+    let mapping = props.get("mapping").map(str::to_string);
+    let host = match mapping {
         Some(_) => None,
         None => props.main(&["host"]).map(str::to_string),
     };
-    Device { key, host }
+    Device { key, host, mapping }
 }
 
 #[cfg(test)]
@@ -284,6 +287,7 @@ mod tests {
         );
         assert_eq!(c.devices[0].host.as_deref(), Some("0000:01:00.0"));
         assert_eq!(c.devices[1].host, None);
+        assert_eq!(c.devices[1].mapping.as_deref(), Some("stick"));
         assert_eq!((c.lock.as_deref(), c.template), (Some("backup"), true));
         assert_eq!(c.rest.get("memory").map(String::as_str), Some("2048"));
         assert!(GuestConfig::from_text(Kind::Qemu, "digest: x\n").is_empty());

@@ -7,6 +7,8 @@
 //! `PVE/CLI/pvesh.pm` `proxy_handler`). Nothing here parses the text a Proxmox CLI prints.
 
 pub mod config;
+pub mod maps;
+pub mod node;
 pub mod props;
 pub mod resources;
 
@@ -17,6 +19,7 @@ use crate::pvesh::{self, paths};
 use crate::transport::{CommandOutput, RemoteCommand, Transport};
 
 pub use config::GuestConfig;
+pub use node::{Bridge, Mapping, Provisioning, Storage};
 pub use resources::{Resource, Volume};
 
 /// A guest's kind, as its API path names it.
@@ -228,11 +231,6 @@ impl<'a> Client<'a> {
     /// `/cluster/resources --type vm`: every guest of the cluster.
     pub fn vm_resources(&self) -> Result<Vec<Resource>> {
         Ok(Resource::all(&self.list(&resources::vm_resources_cmd())?))
-    }
-
-    /// `/nodes/N/storage`: the storages enabled on the node.
-    pub fn storages(&self, node: &str) -> Result<Vec<Map<String, Value>>> {
-        self.list(&pvesh::get(&paths::storages(node), &[]))
     }
 
     /// `/nodes/N/storage/S/status`.

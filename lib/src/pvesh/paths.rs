@@ -11,6 +11,11 @@ pub fn storages(node: &str) -> String {
     format!("/nodes/{node}/storage")
 }
 
+/// `/nodes/NODE/network`: the node's interfaces.
+pub fn network(node: &str) -> String {
+    format!("/nodes/{node}/network")
+}
+
 /// `/nodes/NODE/storage/STORAGE/status`: its type, whether it is active, its space.
 pub fn storage_status(node: &str, storage: &str) -> String {
     format!("/nodes/{node}/storage/{storage}/status")

@@ -34,7 +34,7 @@ def storage_cfg(root, sid):
 
 
 def add_backup(root, storage, gtype, vmid, epoch, compress="zstd", name=None, notes=None,
-               protected=False, log="ok", size_kib=256, guest_name=None, seed=None):
+               protected=False, log="ok", size_kib=256, guest_name=None, seed=None, config=None):
     s = storage_cfg(root, storage)
     d = os.path.join(s["path"], "dump")
     os.makedirs(d, exist_ok=True)
@@ -49,7 +49,7 @@ def add_backup(root, storage, gtype, vmid, epoch, compress="zstd", name=None, no
         archives.write_log(lp, gtype, vmid, gname, epoch, path, "failed")
         return lp
     data = archives.archive_bytes(gtype, vmid, gname, size_kib=size_kib,
-                                  seed=seed if seed is not None else epoch, compression=compress)
+                                  seed=seed if seed is not None else epoch, compression=compress, config=config)
     with open(path, "wb") as f:
         f.write(data)
     os.utime(path, (epoch, epoch))
@@ -216,6 +216,7 @@ def main(argv=None):
     b.add_argument("--log", default="ok", choices=["ok", "warnings", "failed", "none"])
     b.add_argument("--size-kib", type=int, default=256)
     b.add_argument("--seed", type=int)
+    b.add_argument("--config", help="a file with the guest config the archive holds (default: the demo's)")
     pb = sub.add_parser("add-pbs")
     pb.add_argument("root")
     pb.add_argument("--storage", default="pbs")
@@ -246,7 +247,8 @@ def main(argv=None):
         init(args.root, args.scenario, args.now if args.now is not None else int(time.time()))
     elif args.cmd == "add-backup":
         print(add_backup(args.root, args.storage, args.type, args.vmid, parse_time(args), args.compress,
-                         args.name, args.notes, args.protected, args.log, args.size_kib, seed=args.seed))
+                         args.name, args.notes, args.protected, args.log, args.size_kib, seed=args.seed,
+                         config=open(args.config, encoding="utf-8").read() if args.config else None))
     elif args.cmd == "add-pbs":
         add_pbs(args.root, args.storage, args.type, args.vmid, args.epoch, args.size, args.comment,
                 args.protected, args.verify, args.encrypted, args.unfinished)

@@ -465,6 +465,9 @@ class Front:
             ("GET", r"/cluster/backup-info/not-backed-up", self.get_not_backed_up),
             ("GET", r"/nodes", self.get_nodes),
             ("GET", r"/nodes/%s/time" % NODE, self.get_time),
+            ("GET", r"/nodes/%s/network" % NODE, self.get_network),
+            ("GET", r"/cluster/mapping/(pci|usb)", self.get_mapping),
+            ("GET", r"/nodes/%s/capabilities/qemu/(cpu|machines)" % NODE, self.get_qemu_caps),
             ("GET", r"/nodes/%s/storage" % NODE, self.get_storage_index),
             ("GET", r"/nodes/%s/storage/([^/]+)/status" % NODE, self.get_storage_status),
             ("GET", r"/nodes/%s/storage/([^/]+)/content" % NODE, self.get_content),
@@ -483,6 +486,7 @@ class Front:
             ("POST", r"/nodes/%s/%s/%s/snapshot/([^/]+)/rollback" % (NODE, GT, VMID), self.post_rollback),
             ("DELETE", r"/nodes/%s/%s/%s" % (NODE, GT, VMID), self.delete_guest),
             ("POST", r"/nodes/%s/qemu/%s/agent/ping" % (NODE, VMID), self.post_agent_ping),
+            ("POST", r"/nodes/%s/qemu/%s/move_disk" % (NODE, VMID), self.post_move_disk),
             ("POST", r"/nodes/%s/qemu" % NODE, self.post_qemu),
             ("POST", r"/nodes/%s/lxc" % NODE, self.post_lxc),
             ("POST", r"/nodes/%s/vzdump" % NODE, self.post_vzdump),
@@ -614,6 +618,40 @@ class Front:
             if params.get("storage") and params["storage"] != e["storage"]:
                 continue
             if params.get("enabled") and boolean(params, "enabled") == "1" and not e.get("enabled"):
+                continue
+            out.append(e)
+        return out
+
+    def get_qemu_caps(self, user, params, node, what):
+        # qemu-server src/PVE/API2/Qemu/CPU.pm index and Machine.pm: user => 'all' (no custom
+        # CPU models are simulated, so nothing is filtered).
+        node = self.node_of(node)
+        check_params(params, ("arch",))
+        return self.pvesh_get("/nodes/%s/capabilities/qemu/%s" % (node, what), params)
+
+    def get_mapping(self, user, params, kind):
+        # pve-manager PVE/API2/Cluster/Mapping/PCI.pm, USB.pm index: only entries with
+        # Mapping.Modify, Mapping.Use or Mapping.Audit on /mapping/<kind>/<id>.
+        check_params(params, ("check-node",))
+        privs = ["Mapping.Modify", "Mapping.Use", "Mapping.Audit"]
+        return [m for m in self.pvesh_get("/cluster/mapping/%s" % kind, {}) or []
+                if self.auth.check_any(user, "/mapping/%s/%s" % (kind, m["id"]), privs, True)]
+
+    def get_network(self, user, params, node):
+        # pve-manager PVE/API2/Network.pm index: user => 'all'; a bridge is kept only with
+        # SDN.Audit or SDN.Use on /sdn/zones/localnetwork/<bridge>, a vnet only with them on
+        # /sdn/zones/<zone>/<vnet> (pve-network SDN.pm get_local_vnets; check_sdn_bridge).
+        node = self.node_of(node)
+        check_params(params, ("type",))
+        data = self.pvesh_get("/nodes/%s/network" % node, params)
+        from . import state
+        vnets = state.State(self.cluster.root).load("sdn.json", {}).get("vnets", {})
+        privs = ["SDN.Audit", "SDN.Use"]
+        out = []
+        for e in data:
+            zone = vnets.get(e["iface"], {}).get("zone") if e["type"] == "vnet" else "localnetwork"
+            if e["type"] in ("bridge", "OVSBridge", "vnet") and \
+                    not self.auth.check_any(user, "/sdn/zones/%s/%s" % (zone, e["iface"]), privs, True):
                 continue
             out.append(e)
         return out
@@ -781,6 +819,19 @@ class Front:
             # An HA-managed guest: the request goes to the HA manager (hastart / hastop).
             wtype = "hastart" if action == "start" else "hastop"
         return self.cluster.start_task(node, wtype, vmid, user, [argv])
+
+    def post_move_disk(self, user, params, node, vmid):
+        # qemu-server src/PVE/API2/Qemu.pm move_vm_disk: check perm /vms/{vmid}
+        # VM.Config.Disk, then Datastore.AllocateSpace on the target storage; worker qmmove.
+        self.perm(user, "/vms/" + vmid, ["VM.Config.Disk"])
+        node = self.node_of(node)
+        check_params(params, ("disk", "storage", "format", "digest", "bwlimit"), booleans=("delete",),
+                     required=("disk", "storage"))
+        self.perm(user, "/storage/" + params["storage"], ["Datastore.AllocateSpace"])
+        self.need_guest(node, "qemu", vmid)
+        argv = ["qm", "disk", "move", vmid, params["disk"], params["storage"]] + \
+            cli_opts(params, ["delete"], booleans=("delete",))
+        return self.cluster.start_task(node, "qmmove", vmid, user, [argv])
 
     def get_snapshots(self, user, params, node, gtype, vmid):
         # Qemu.pm snapshot_list, LXC/Snapshot.pm list: check perm /vms/{vmid} VM.Audit.

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import random
+import re
 import struct
 import subprocess
 import tarfile
@@ -191,13 +192,31 @@ def lxc_config(vmid, name):
                 name, (vmid >> 8) & 255, vmid & 255, vmid)
 
 
-def archive_bytes(gtype, vmid, name, size_kib=256, seed=None, compression="zstd", content="pattern"):
+def config_drives(config):
+    """The VMA devices of a VM config's text: `drive-KEY` for each disk vzdump backs up
+    (no CD-ROM, no `backup=0`)."""
+    out = []
+    for line in config.splitlines():
+        k, _, v = line.partition(":")
+        k, v = k.strip(), v.strip()
+        if not re.fullmatch(r"(ide|scsi|virtio|sata|efidisk|tpmstate)\d+", k):
+            continue
+        if "media=cdrom" in v or "backup=0" in v or v.split(",")[0] == "none":
+            continue
+        out.append("drive-" + k)
+    return out
+
+
+def archive_bytes(gtype, vmid, name, size_kib=256, seed=None, compression="zstd", content="pattern",
+                  config=None):
+    """config: the guest config's text inside the archive (default: the demo's)."""
     seed = seed if seed is not None else vmid
     if gtype == "qemu":
-        raw = vma_bytes(qemu_config(vmid, name), [("drive-scsi0", size_kib * 1024)], seed=seed,
+        config = config or qemu_config(vmid, name)
+        raw = vma_bytes(config, [(d, size_kib * 1024) for d in config_drives(config)], seed=seed,
                         content=content)
     else:
-        raw = lxc_tar_bytes(lxc_config(vmid, name), hostname=name, seed=seed)
+        raw = lxc_tar_bytes(config or lxc_config(vmid, name), hostname=name, seed=seed)
     return compress(raw, compression)
 
 

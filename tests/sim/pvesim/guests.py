@@ -4,6 +4,7 @@ archives out. Messages and exit codes as Proxmox's (shared/reference/proxmox.md 
 import gzip
 import io
 import os
+import random
 import re
 import struct
 import subprocess
@@ -61,10 +62,22 @@ def check_property_string(key, value):
         seen.add(k)
 
 
+def with_mac(g, v):
+    """qemu-server `src/PVE/QemuServer/Network.pm` `parse_net`: a VM's net line without a
+    MAC (`virtio` bare, no `macaddr=`) gets a new random one."""
+    parts = v.split(",")
+    if g["type"] != "qemu" or "=" in parts[0] or any(p.startswith("macaddr=") for p in parts):
+        return v
+    rnd = random.Random(v)
+    mac = "BC:24:11:%02X:%02X:%02X" % (rnd.randrange(256), rnd.randrange(256), rnd.randrange(256))
+    return ",".join(["%s=%s" % (parts[0], mac)] + parts[1:])
+
+
 def set_options(g, kv):
     for k, v in kv.items():
         if re.fullmatch(r"net\d+", k):
             check_property_string(k, v)
+            kv[k] = with_mac(g, v)
     conf = g.setdefault("config", {})
     for k, v in kv.items():
         if k in ("skiplock",):
@@ -90,8 +103,23 @@ def start(state, g):
         raise SimError("%s %s already running" % (kind_word(g["type"]), g["vmid"]))
     if g.get("fail_start"):
         raise SimError("start failed: %s" % g["fail_start"])
+    check_bridges(state, g)
     g["status"] = "running"
     state.save_guest(g)
+
+
+def check_bridges(state, g):
+    """Bridges are checked only when the guest starts, not by a restore or `qm set`:
+    pve-common `src/PVE/Network.pm` `tap_plug` → `read_bridge_mtu` dies `bridge 'X' does
+    not exist` (the node's bridges and vnets: `pvesh.node_network`)."""
+    from .pvesh import node_network
+    there = {i["iface"] for i in node_network(state, g.get("node") or state.local_node, {"type": "any_bridge"})}
+    for k in sorted((g.get("config") or {})):
+        if not re.fullmatch(r"net\d+", k):
+            continue
+        bridge = dict(p.split("=", 1) for p in str(g["config"][k]).split(",") if "=" in p).get("bridge")
+        if bridge and bridge not in there:
+            raise SimError("bridge '%s' does not exist" % bridge)
 
 
 def ha_managed(g):
@@ -194,9 +222,41 @@ def qm(state, argv):
         if g.get("agent_broken"):
             raise SimError("QEMU guest agent is not running")
         return 0
+    if cmd == "disk" and rest[:1] == ["move"]:
+        return disk_move(state, rest[1:])
     if cmd in snapshots.COMMANDS:
         return snapshots.run(state, "qemu", cmd, rest, need_guest)
     return common(state, "qemu", cmd, rest)
+
+
+def disk_move(state, rest):
+    """qemu-server `src/PVE/API2/Qemu.pm` `move_vm_disk`: `qm disk move VMID DISK STORAGE`
+    copies the disk to a new volume on STORAGE and points DISK at it; without `--delete 1`
+    the old volume stays as `unusedN` (`add_unused_volume`), with it it is freed."""
+    pos, kv = opts(rest)
+    if len(pos) < 3:
+        raise SimError("400 not enough arguments\nqm disk move <vmid> <disk> <storage> [OPTIONS]")
+    g = need_guest(state, pos[0], "qemu")
+    check_lock(g)
+    conf = g.setdefault("config", {})
+    if pos[1] not in conf:
+        raise SimError("disk '%s' does not exist" % pos[1])
+    s = state.storage(pos[2])
+    if s is None or not state.storage_on_node(s, state.local_node) or s.get("disable"):
+        raise SimError("storage '%s' is not available on node '%s'" % (pos[2], state.local_node))
+    old, rest_opts = str(conf[pos[1]]).split(",")[0], str(conf[pos[1]]).split(",")[1:]
+    new = volumes.alloc(state, pos[2], pos[0], {old})
+    volumes.write(state, new, volumes.read(state, old) or "")
+    conf[pos[1]] = ",".join([new] + rest_opts)
+    if kv.get("delete") == "1":
+        volumes.free(state, old)
+    else:
+        n = 0
+        while "unused%d" % n in conf:
+            n += 1
+        conf["unused%d" % n] = old
+    state.save_guest(g)
+    return 0
 
 
 def pct(state, argv):
@@ -349,6 +409,11 @@ def pvesm(state, argv):
     return 0
 
 
+def ct_volumes_given(kv):
+    """`pct restore` given `--rootfs`/`--mpN`: each volume where the call says."""
+    return any(k == "rootfs" or re.fullmatch(r"mp\d+", k) for k in kv)
+
+
 def ct_restore_storage(state, kv):
     """pct restore puts every volume on --storage, default `local` (pve-container
     src/PVE/API2/LXC.pm create_vm: `extract_param($param, 'storage') // 'local'`), which
@@ -360,6 +425,43 @@ def ct_restore_storage(state, kv):
     if "rootdir" not in (s.get("content") or "").split(","):
         raise SimError("400 Parameter verification failed.\nstorage: storage '%s' does not support container directories\npct restore <vmid> <ostemplate> [OPTIONS]" % sid)
     return sid
+
+
+def ct_restore_mapped(state, vmid, old, conf, kv, archive):
+    """pve-container `src/PVE/API2/LXC.pm` `create_vm` with `rootfs`/`mpN` given: no
+    storage-only mode; mount points without `rootfs` abort; each `STORAGE:SIZE` (GiB)
+    becomes a new volume there (`$check_and_activate_storage`: the storage enabled on the
+    node, `rootdir` content), a path stays as given; `src/PVE/LXC/Create.pm`
+    `sanitize_and_merge_config` recovers no `mpN` from the backup, so mount points not
+    passed are dropped, and a given `netN` wins over the backup's."""
+    if "rootfs" not in kv:
+        raise SimError("mount points configured, but 'rootfs' not set - aborting")
+    for k in [k for k in conf if re.fullmatch(r"mp\d+", k) or k.startswith("unused")]:
+        del conf[k]
+    taken = {v for _, v, _ in volumes.ct_volumes(old or {})}
+    for k in sorted(kv):
+        if re.fullmatch(r"net\d+", k):
+            conf[k] = kv[k]
+        if not (k == "rootfs" or re.fullmatch(r"mp\d+", k)):
+            continue
+        first, _, rest = kv[k].partition(",")
+        m = re.fullmatch(r"([^:\s]+):(\d+)", first)
+        if not m:
+            conf[k] = kv[k]
+            continue
+        s = state.storage(m.group(1))
+        if s is None or s.get("disable") or not state.storage_on_node(s, state.local_node):
+            raise SimError("storage '%s' is not available on node '%s'" % (m.group(1), state.local_node))
+        if "rootdir" not in (s.get("content") or "").split(","):
+            raise SimError("storage '%s' does not support container directories" % m.group(1))
+        new = volumes.alloc(state, m.group(1), vmid, taken)
+        taken.add(new)
+        volumes.write(state, new, "restored from %s (%s)\n" % (archive, k))
+        conf[k] = ",".join([new] + [p for p in rest.split(",") if p] + ["size=%sG" % m.group(2)])
+    if old:
+        for _, vol, _ in volumes.ct_volumes(old):
+            if volumes.owner(vol) == int(vmid):
+                volumes.free(state, vol)
 
 
 def restore(state, gtype, vmid, archive, kv):
@@ -395,7 +497,7 @@ def restore(state, gtype, vmid, archive, kv):
         conf = pipe_restore(state, gtype, vmid, existing, old, kv)
     else:
         conf = file_restore(state, gtype, vmid, existing, old, archive, kv)
-        if gtype == "lxc":
+        if gtype == "lxc" and not ct_volumes_given(kv):
             kv = dict(kv, storage=ct_restore_storage(state, kv))
     g = {"vmid": int(vmid), "type": gtype, "node": state.local_node,
          "name": conf.get("name") or conf.get("hostname") or ("VM %s" % vmid),
@@ -432,7 +534,11 @@ def file_restore(state, gtype, vmid, existing, old, archive, kv):
     path = archive_path(state, archive)
     conf = archive_config(path, gtype)
     label = "data " + pipe.data_id(decompressed(path))
-    if gtype == "lxc":
+    if gtype == "lxc" and ct_volumes_given(kv):
+        ct_restore_mapped(state, vmid, old, conf, kv, label)
+        sys.stdout.write("extracting archive '%s'\n" % path)
+        ct_defaults(conf, vmid)
+    elif gtype == "lxc":
         sid = ct_restore_storage(state, kv)
         volumes.ct_restore(state, vmid, old, conf, sid, label)
         sys.stdout.write("extracting archive '%s'\n" % path)
@@ -441,6 +547,7 @@ def file_restore(state, gtype, vmid, existing, old, archive, kv):
         if existing is None:
             qemu_new_config(state, vmid)
         sys.stdout.write("restore vma archive: zstd -q -d -c %s | vma extract -v -r /var/tmp/vzdumptmp%d.fifo - /var/tmp/vzdumptmp%d\n" % (path, os.getpid(), os.getpid()))
+        qemu_storage_fault(state, vmid, old, conf, kv.get("storage"))
         qemu_data_fault(state, vmid, old, conf)
         volumes.qemu_restore(state, vmid, old, conf, kv.get("storage"), label)
     return conf
@@ -542,6 +649,39 @@ def qemu_data_fault(state, vmid, old, conf):
         state.check_faults("qmrestore-data", [str(vmid)])
     except SimError as e:
         qemu_data_failed(state, vmid, old, conf, e.message, e.status)
+
+
+def qemu_storage_fault(state, vmid, old, conf, storage):
+    """qemu-server `src/PVE/QemuServer.pm` `$parse_backup_hints`, in the restore worker (the
+    new VM's config already written): each disk's storage (`--storage` or its own) must be in
+    storage.cfg (`storage_config`: `storage 'X' does not exist`) and allow `images`; then
+    `restore_vma_archive` writes the disks, and a storage without room for them fails the
+    write halfway (Proxmox does not check space first on thin or file storages)."""
+    need = {}
+    for k, vol, kv in volumes.qemu_drives(conf):
+        if "backup" in kv and not volumes.truthy(kv["backup"]):
+            continue
+        sid = storage or vol.split(":", 1)[0]
+        s = state.storage(sid)
+        if s is None:
+            qemu_data_failed(state, vmid, old, conf, "storage '%s' does not exist" % sid)
+        if "images" not in (s.get("content") or "").split(","):
+            qemu_data_failed(state, vmid, old, conf,
+                             "Content type 'images' is not available on storage '%s'" % sid)
+        need[sid] = need.get(sid, 0) + size_bytes(kv.get("size", "0"))
+    for sid, n in sorted(need.items()):
+        avail = ((state.storage(sid) or {}).get("status") or {}).get("avail")
+        if avail is not None and n > int(avail):
+            qemu_data_failed(state, vmid, old, conf,
+                             "vma: restore failed - write to storage '%s' failed: No space left on device" % sid)
+
+
+def size_bytes(s):
+    """pve-common `JSONSchema.pm` `parse_size`: a number with K, M, G or T."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)", str(s))
+    if not m:
+        return 0
+    return int(float(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[m.group(2)])
 
 
 def qemu_data_failed(state, vmid, old, conf, message, status=255):

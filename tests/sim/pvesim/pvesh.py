@@ -239,23 +239,77 @@ def storage_index(state, node, opts):
     content = opts.get("content")
     out = []
     for s in state.storages():
-        if not state.storage_on_node(s, node):
-            continue
         kinds = [c for c in s.get("content", "").split(",") if c]
         if content and content not in kinds:
             continue
-        # pve-storage Storage.pm storage_info: with a content filter, a storage that
-        # storage_check_enabled refuses (disabled) is left out, not listed as inactive.
-        if content and s.get("disable"):
+        # pve-storage Storage.pm storage_info: storage_check_enabled (`disable`, then
+        # storage_check_node: storage.cfg `nodes` without this node) refuses; with a
+        # content filter such a storage is left out, without one it is listed with
+        # enabled 0, active 0 and no space.
+        enabled = not s.get("disable") and state.storage_on_node(s, node)
+        if content and not enabled:
             continue
-        total, used, avail, active = storage_status(s)
-        e = {"active": active, "avail": avail, "content": s.get("content", ""), "enabled": 0 if s.get("disable") else 1,
+        total, used, avail, active = storage_status(s) if enabled else (0, 0, 0, 0)
+        e = {"active": active, "avail": avail, "content": s.get("content", ""), "enabled": 1 if enabled else 0,
              "shared": int(s.get("shared", 0)), "storage": s["storage"], "total": total, "type": s["type"],
              "used": used}
         if active and total:
             e["used_fraction"] = used / total
         out.append(e)
     return out
+
+
+# --- /nodes/{node}/network ------------------------------------------------------------
+def node_network(state, node, opts):
+    """pve-manager PVE/API2/Network.pm `index`: the node's interfaces (`network.json`
+    {node: [{iface, type}]}, default a fresh install's `vmbr0`), `lo` never; `--type T`
+    keeps that type, `any_bridge` keeps `bridge` and `OVSBridge` and adds the SDN vnets
+    whose zone takes in the node (pve-network PVE/Network/SDN.pm `get_local_vnets`:
+    `sdn.json` {"zones": {Z: {"nodes": [...]}}, "vnets": {V: {"zone": Z}}}, a zone without
+    `nodes` on every node). pvesh runs as root@pam: nothing is hidden here."""
+    nets = state.load("network.json", None)
+    ifaces = [dict(i) for i in (nets or {}).get(node, [])] if nets is not None else \
+        [{"iface": "vmbr0", "type": "bridge"}, {"iface": "eno1", "type": "eth"}]
+    tfilter = opts.get("type")
+    if tfilter:
+        bridge = tfilter in ("any_bridge", "any_local_bridge")
+        ifaces = [i for i in ifaces if i["type"] == tfilter or (bridge and i["type"] in ("bridge", "OVSBridge"))]
+    if tfilter in ("any_bridge", "vnet"):
+        sdn = state.load("sdn.json", {})
+        zones = sdn.get("zones", {})
+        for v, c in sorted(sdn.get("vnets", {}).items()):
+            z = zones.get(c.get("zone"))
+            if z is not None and (z.get("nodes") is None or node in z["nodes"]):
+                ifaces.append({"iface": v, "type": "vnet", "active": 1})
+    for i in ifaces:
+        i.setdefault("active", 1)
+    return sorted((i for i in ifaces if i["iface"] != "lo"), key=lambda i: i["iface"])
+
+
+# --- /nodes/{node}/capabilities/qemu ---------------------------------------------------
+DEFAULT_CAPS = {
+    "cpu": ["host", "kvm64", "qemu64", "x86-64-v2", "x86-64-v2-AES", "x86-64-v3", "x86-64-v4"],
+    "machines": ["pc-i440fx-9.0", "pc-i440fx-9.0+pve0", "pc-i440fx-8.1", "pc-q35-9.0", "pc-q35-9.0+pve0",
+                 "pc-q35-8.1"],
+}
+
+
+def node_caps(state, node, what, opts):
+    """qemu-server `src/PVE/API2/Qemu/CPU.pm` `index` ({name, vendor, custom}) and
+    `src/PVE/API2/Qemu/Machine.pm` ({id, type, version}): what the node's QEMU offers, from
+    `capabilities.json` ({node: {"cpu": [...], "machines": [...]}}, default `DEFAULT_CAPS`)."""
+    caps = state.load("capabilities.json", {}).get(node, DEFAULT_CAPS)
+    if what == "cpu":
+        return [{"name": n, "vendor": "default", "custom": 0} for n in caps.get("cpu", [])]
+    return [{"id": m, "type": "q35" if "q35" in m else "i440fx", "version": m.rsplit("-", 1)[-1]}
+            for m in caps.get("machines", [])]
+
+
+def cluster_mapping(state, kind, opts):
+    """pve-manager PVE/API2/Cluster/Mapping/PCI.pm and USB.pm `index`: each mapping's `id`,
+    `description` and `map` (entries `node=N,path=…,id=…`), from `mapping.json`
+    ({"pci": [...], "usb": [...]}); pvesh (root) sees them all."""
+    return state.load("mapping.json", {}).get(kind, [])
 
 
 def storage_status_get(state, node, sid, opts):
@@ -667,6 +721,9 @@ ROUTES = [
     ("get", r"/cluster/backup", lambda st, m, o: cluster_backup(st, o)),
     ("get", r"/cluster/backup-info/not-backed-up", lambda st, m, o: not_backed_up(st, o)),
     ("get", r"/nodes/([^/]+)/storage", lambda st, m, o: storage_index(st, m[0], o)),
+    ("get", r"/nodes/([^/]+)/network", lambda st, m, o: node_network(st, m[0], o)),
+    ("get", r"/cluster/mapping/(pci|usb)", lambda st, m, o: cluster_mapping(st, m[0], o)),
+    ("get", r"/nodes/([^/]+)/capabilities/qemu/(cpu|machines)", lambda st, m, o: node_caps(st, m[0], m[1], o)),
     ("get", r"/nodes/([^/]+)/storage/([^/]+)/status", lambda st, m, o: storage_status_get(st, m[0], m[1], o)),
     ("get", r"/nodes/([^/]+)/storage/([^/]+)/content", lambda st, m, o: content_index(st, m[0], m[1], o)),
     ("get", r"/nodes/([^/]+)/storage/([^/]+)/content/(.+)", lambda st, m, o: volume_get(st, m[0], m[1], m[2], o)),

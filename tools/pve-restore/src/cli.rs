@@ -15,6 +15,9 @@ const AFTER: &str = "EXAMPLES:
   pve-restore --host pve1 --test --sample 1 --all --yes \\
       --drill-history /var/lib/pvedr/drill-history.jsonl
   pve-restore --host pve1 --vmid 120 --snapshot before-upgrade --force --yes
+  # the node was reinstalled with other storage and bridge names
+  pve-restore --host pve1 --volid local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst \\
+      --target-storage local-lvm:nvme,nas:bulk --target-bridge vmbr1:vmbr9 --yes
   # Prometheus, Grafana, Alertmanager health
   pve-restore --host pve1 --vmid 130 --force --yes --probe monitoring:10.0.0.30
   # straight from the offsite copy: streamed from S3, no archive on the node
@@ -45,7 +48,9 @@ RECORDS:
   ([{key, volume}]); after a failed restore to a new VMID, leftover (removed | kept: the
   config qmrestore leaves behind); warnings (the WARN: lines of a restore task that ended
   WARNINGS: N); over an API token dropped_lxc_keys (raw lxc.* lines of a container backup
-  such a restore drops: only root@pam restores them); for --snapshot, snapshot (the name) and, once rolled
+  such a restore drops: only root@pam restores them); with maps, disks ([{key,
+  source_storage, target_storage, size}]), nets ([{key, source_bridge, target_bridge}])
+  and dropped ([hostpciN/usbN keys], with --drop-passthrough); for --snapshot, snapshot (the name) and, once rolled
   back, running (true | false: a rollback stops the guest; one that ran is started again,
   a stopped one stays stopped and the rollback step's message says how to start it); then
   a `summary`.
@@ -77,11 +82,19 @@ SAFETY:
   (--no-rollback keeps the failed state); a failure before anything was overwritten starts a
   guest the run stopped again; a lost connection touches nothing (the way back says how). One
   restore per target VMID at a time.
+  With --target-storage/--target-bridge/--drop-passthrough (a new VMID only) the backup's
+  own config is read and every mapped storage (enabled and active on the node, content
+  images or rootdir, free space for its disks; a thin pool's overcommit is a warning),
+  bridge or SDN vnet, and host device is checked before any change: all mismatches in one
+  refusal, exit 2, nothing done; a VM's CPU type or pinned machine version the node does not
+  offer is warned about. Without maps a restore to a new VMID is checked the same way
+  (disks where the restore puts them, NICs on their own bridges).
 
 EXIT STATUS:
   0    success (restored, verified when asked)
   1    failed or refused (the record says which steps ran and the way back)
-  2    usage error, or a change without --yes and without a terminal; nothing was done
+  2    usage error, a map the target node does not fit, or a change without --yes and
+       without a terminal; nothing was done
   3    partial: with --all, some guests restored and some failed
   130  interrupted (Ctrl-C or SIGTERM): the running step is finished (over the API the wait
        for its task ends and the task goes on: nothing is rolled back), nothing further is
@@ -127,7 +140,8 @@ pub struct Cli {
         long,
         value_name = "YYYY-MM-DD",
         requires = "vmid",
-        help_heading = "What"
+        help_heading = "What",
+        hide_short_help = true
     )]
     pub date: Option<String>,
 
@@ -165,6 +179,37 @@ pub struct Cli {
     /// would use `local`); a VM's disks each go back to their original storage.
     #[arg(long, value_name = "STORAGE", help_heading = "Where")]
     pub storage: Option<String>,
+
+    /// Map the backup's storages to the node's, as qm remote-migrate does; bridges: see
+    /// --target-bridge. SOURCE:TARGET pairs, comma separated; one TARGET alone for every
+    /// other source; 1 for each to itself. Read from the backup's own config and checked on the target node
+    /// before any change (enabled, active, content, free space): every mismatch in one
+    /// refusal (exit 2). A container's volumes go with pct restore --rootfs/--mpN; a VM's
+    /// with qmrestore --storage, and with several targets each other disk then moves with
+    /// qm disk move --delete 1 (written twice). A restore to a new VMID only.
+    #[arg(
+        long,
+        value_name = "MAP",
+        help_heading = "Where",
+        conflicts_with = "storage"
+    )]
+    pub target_storage: Option<String>,
+
+    /// Where the bridges of the backup's NICs go, same grammar (vmbr1:vmbr9,vnet0): each
+    /// target must be a bridge or SDN vnet on the node; the NIC's line is kept whole (model,
+    /// MAC, VLAN tag, firewall) but for its bridge.
+    #[arg(
+        long,
+        value_name = "MAP",
+        help_heading = "Where",
+        hide_short_help = true
+    )]
+    pub target_bridge: Option<String>,
+
+    /// Restore without the backup's host devices (hostpciN, usbN with host=) instead of
+    /// refusing: the record lists them in `dropped`.
+    #[arg(long, help_heading = "Where", hide_short_help = true)]
+    pub drop_passthrough: bool,
 
     /// Give the restored guest new MAC addresses.
     #[arg(long, help_heading = "Where", hide_short_help = true)]

@@ -47,8 +47,8 @@ pub fn resources(t: &dyn Transport) -> Result<HashMap<u64, Present>> {
         .collect())
 }
 
-/// The nodes a backup can be restored on: its storage enabled there (`/nodes/N/storage`
-/// lists only those: pve-storage `Storage.pm` `storage_check_node`, storage.cfg `nodes`)
+/// The nodes a backup can be restored on: its storage enabled there (`enabled` of
+/// `/nodes/N/storage`: pve-storage `Storage.pm` `storage_check_enabled`, storage.cfg `nodes`)
 /// and, unless the storage is shared, the archive on that node's own copy of it.
 pub struct ArchiveNodes {
     pub nodes: Vec<String>,
@@ -67,13 +67,11 @@ pub fn archive_nodes(
     };
     for n in nodes {
         let items = Client::new(t).storages(n)?;
-        let Some(s) = items
-            .iter()
-            .find(|m| pvesh::str_of(m, "storage").as_deref() == Some(storage))
-        else {
+        // Listed is not enabled: storage.cfg `nodes` without n still lists it, `enabled: 0`.
+        let Some(s) = items.iter().find(|s| s.storage == storage && s.enabled) else {
             continue;
         };
-        found.shared |= pvesh::bool_of(s, "shared") == Some(true);
+        found.shared |= s.shared;
         let here = pvesh::get(&pvesh::paths::content(n, storage, volid), &[]);
         if found.shared || t.exec(&here)?.success() {
             found.nodes.push(n.clone());
@@ -383,8 +381,8 @@ pub fn snapshot_list(t: &dyn Transport, node: &str, lxc: bool, vmid: u64) -> Res
 pub fn storage_types(t: &dyn Transport, node: &str) -> Result<HashMap<String, String>> {
     let items = Client::new(t).storages(node)?;
     Ok(items
-        .iter()
-        .filter_map(|m| Some((pvesh::str_of(m, "storage")?, pvesh::str_of(m, "type")?)))
+        .into_iter()
+        .map(|s| (s.storage, s.storage_type))
         .collect())
 }
 

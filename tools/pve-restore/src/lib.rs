@@ -11,6 +11,7 @@ mod options;
 mod pick;
 mod probe;
 mod progress;
+mod remap;
 mod restore;
 mod run;
 mod safety;

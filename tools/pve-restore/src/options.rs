@@ -19,6 +19,8 @@ pub struct Options {
     pub start: bool,
     pub probe_timeout: Duration,
     pub wait_lock: Duration,
+    /// `--target-storage`, `--target-bridge`, `--drop-passthrough`.
+    pub maps: crate::remap::Maps,
 }
 
 fn storage_flag(s: &Option<String>) -> Result<Option<String>> {
@@ -53,5 +55,22 @@ pub(crate) fn options(cli: &Cli) -> Result<Options> {
         probes,
         probe_timeout: Duration::from_secs(time::parse_duration(&cli.probe_timeout)?.max(1)),
         wait_lock: Duration::from_secs(wait_lock.unwrap_or(0)),
+        maps: maps(cli)?,
+    })
+}
+
+fn maps(cli: &Cli) -> Result<crate::remap::Maps> {
+    use pvedr::pve::maps::{IdKind, IdMap};
+    let parse = |kind, m: &Option<String>| m.as_deref().map(|m| IdMap::parse(kind, m)).transpose();
+    // --storage under the other map flags is the storage map's one target.
+    let others = cli.target_bridge.is_some() || cli.drop_passthrough;
+    let storage = cli
+        .target_storage
+        .clone()
+        .or(cli.storage.clone().filter(|_| others));
+    Ok(crate::remap::Maps {
+        storage: parse(IdKind::Storage, &storage)?,
+        bridge: parse(IdKind::Bridge, &cli.target_bridge)?,
+        drop_passthrough: cli.drop_passthrough,
     })
 }

@@ -28,6 +28,11 @@ pub fn run(cli: Cli) -> Result<u8> {
     if let Some(d) = &cli.date {
         time::day_range(d, time::Zone::Local)?;
     }
+    if opts.maps.any() && (cli.snapshot.is_some() || cli.verify_only) {
+        return Err(Error::usage(
+            "--target-storage, --target-bridge and --drop-passthrough go with a restore, not --snapshot or --verify-only",
+        ));
+    }
     if cli.snapshot.is_some() && cli.test {
         return Err(Error::usage("--snapshot and --test do not go together"));
     }

@@ -104,6 +104,21 @@ pub fn translate(argv: &[String], node: &str) -> Result<Call, NoApi> {
             let needs = vec![Need::vm(vmid, AGENT_PING)];
             worker(Method::Post, &path, Vec::new(), needs).ok_or_else(no)
         }
+        // `qm disk move VMID DISK STORAGE` (qemu-server `API2/Qemu.pm` `move_vm_disk`:
+        // VM.Config.Disk on the VM, Datastore.AllocateSpace on the storage).
+        ["qm", "disk", "move", vmid, disk, storage, rest @ ..]
+            if validate::storage_id(storage).is_ok() =>
+        {
+            let vmid = id(vmid).ok_or_else(no)?;
+            let mut params = vec![kv("disk", disk), kv("storage", storage)];
+            params.extend(options(rest).ok_or_else(no)?);
+            let needs = vec![
+                Need::vm(vmid, &["VM.Config.Disk"]),
+                Need::storage(storage, &["Datastore.AllocateSpace"]),
+            ];
+            let path = format!("/nodes/{node}/qemu/{vmid}/move_disk");
+            worker(Method::Post, &path, params, needs).ok_or_else(no)
+        }
         [tool @ ("qm" | "pct"), verb, vmid, rest @ ..] => {
             let kind = if *tool == "qm" { "qemu" } else { "lxc" };
             let vmid = id(vmid).ok_or_else(no)?;

@@ -60,6 +60,7 @@ impl Job<'_> {
                         self.plan
                             .finish(l, StepStatus::Skipped, "not needed", Instant::now());
                     }
+                    self.remap_steps();
                 }
                 Err(m) if self.ctx.cli.test && !self.lost && guest::exists_msg(&m, self.target) => {
                     if let Some(l) = self.s.leftover {
@@ -75,6 +76,20 @@ impl Job<'_> {
                     self.fail(FailureKind::RestoreTask, format!("restore failed: {m}"));
                     self.remove_leftover();
                 }
+            }
+        }
+    }
+
+    /// Under maps, after the restore: disk moves and bridges, in order; a failure leaves
+    /// the new guest to the way back (its destroy).
+    fn remap_steps(&mut self) {
+        for i in self.s.remap.clone() {
+            if !self.go_on() {
+                return;
+            }
+            match self.exec_step(i) {
+                Ok((_, t0)) => self.plan.finish(i, StepStatus::Changed, "done", t0),
+                Err(m) => self.fail(FailureKind::AfterRestore, m),
             }
         }
     }

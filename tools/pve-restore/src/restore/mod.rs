@@ -25,6 +25,7 @@ use crate::guest::{self, Present, argv, restore_cmd, tool_of};
 use crate::options::Options;
 use crate::probe::{self, ProbeTarget};
 use crate::progress;
+use crate::remap::Remap;
 
 mod change;
 mod checks;
@@ -76,6 +77,8 @@ struct Steps {
     cleanup: Option<StepId>,
     rollback: Option<StepId>,
     leftover: Option<StepId>,
+    /// Under maps: disk moves and the NICs' new bridges, after the restore.
+    remap: Vec<StepId>,
 }
 
 /// One guest's restore as it goes.
@@ -93,6 +96,8 @@ struct Job<'a> {
     target_storage: Option<String>,
     overwrite: bool,
     was_running: bool,
+    /// Where the maps put each disk and NIC (`--target-storage`, `--target-bridge`).
+    remap: Option<Remap>,
     /// The overwritten guest's pool: the restore keeps the membership (user.cfg).
     pool: Option<String>,
     /// The target's config as the lock check read it (overwrite).
@@ -200,7 +205,24 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         Some(h) => h.as_ref(),
         None => ctx.t,
     };
+    if streamed.is_some() && ctx.o.maps.any() {
+        // The maps read the archive's config on a Proxmox storage (pvesm extractconfig);
+        // an offsite copy is in a bucket.
+        return Err(pvedr::Error::usage(
+            "--target-storage, --target-bridge and --drop-passthrough do not take an offsite record yet: pull it first (backup-sync pull --to-node), then restore that archive with the maps; nothing was changed",
+        ));
+    }
+    let remap = match remap_of(ctx, t, &b, &on, lxc, existing.is_some()) {
+        Ok(r) => r,
+        Err(e @ pvedr::Error::Usage(_)) => return Err(e),
+        Err(e) => return Ok(failed_early(rec, plan, e, started)),
+    };
+    let (target_storage, remap) = match remap {
+        Some((r, storages)) => (mapped_storage(&r, &storages)?, Some(r)),
+        None => (None, None),
+    };
     let target_storage = match (&ctx.o.storage, lxc) {
+        _ if remap.is_some() => target_storage,
         (Some(s), _) => Some(s.clone()),
         (None, false) => None,
         (None, true) => match (&streamed, existing.is_some()) {
@@ -211,11 +233,19 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
             },
         },
     };
+    if remap.is_none() && existing.is_none() && streamed.is_none() {
+        match crate::remap::check_unmapped(t, &b.volid, &on, lxc, target_storage.as_deref()) {
+            Ok(()) => {}
+            Err(e @ pvedr::Error::Usage(_)) => return Err(e),
+            Err(e) => return Ok(failed_early(rec, plan, e, started)),
+        }
+    }
     let mut job = Job {
         ctx,
         t,
         lxc,
         target_storage,
+        remap,
         storage: b.storage.clone().unwrap_or_default(),
         target,
         overwrite: existing.is_some(),
@@ -238,6 +268,11 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         rolled_back: false,
     };
     job.build_plan();
+    if let Some(r) = &job.remap {
+        for (k, v) in r.record(ctx.o.maps.drop_passthrough) {
+            job.rec.extra.insert(k.into(), v);
+        }
+    }
     job.run()
 }
 
@@ -284,6 +319,7 @@ pub fn verify_existing(ctx: &Ctx, vmid: u64) -> Result<Restore> {
         overwrite: false,
         was_running: g.running,
         pool: None,
+        remap: None,
         conf: None,
         loss: None,
         leftover: None,

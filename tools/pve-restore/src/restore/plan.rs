@@ -72,14 +72,20 @@ impl Job<'_> {
                 self.target_storage.as_deref(),
                 cli.unique,
             ),
-            None => restore_cmd(
-                self.lxc,
-                &self.b.volid,
-                self.target,
-                self.overwrite,
-                self.target_storage.as_deref(),
-                cli.unique,
-            ),
+            None => {
+                let mut cmd = restore_cmd(
+                    self.lxc,
+                    &self.b.volid,
+                    self.target,
+                    self.overwrite,
+                    self.target_storage.as_deref(),
+                    cli.unique,
+                );
+                if let (Some(r), true) = (&self.remap, self.lxc) {
+                    cmd.extend(crate::remap::ct_args(r));
+                }
+                cmd
+            }
         };
         let mut why = match &self.target_storage {
             Some(s) => format!("{why}; every volume on storage {s}"),
@@ -105,6 +111,7 @@ impl Job<'_> {
             ));
         }
         self.plan_streamed();
+        self.plan_remap();
         let p = &mut self.plan;
         if cli.test {
             self.s.isolate = Some(p.change(
@@ -142,6 +149,42 @@ impl Job<'_> {
                 "only if the restore or the verification fails: restore the safety point",
                 Some(back_cmd),
             ));
+        }
+    }
+
+    /// Under maps, a VM's steps after qmrestore: each disk not on the storage restored to
+    /// moves (`qm disk move … --delete 1`: without it the old copy stays as `unusedN`,
+    /// qemu-server `API2/Qemu.pm` `move_vm_disk`), then one `qm set` gives the NICs their
+    /// new bridges (whole lines) and drops the host devices asked to be dropped.
+    fn plan_remap(&mut self) {
+        let Some(r) = self.remap.as_ref().filter(|_| !self.lxc) else {
+            return;
+        };
+        let id = self.id();
+        let on = self.target_storage.clone().unwrap_or_default();
+        for d in r.moves(&on) {
+            let cmd = argv(&["qm", "disk", "move", &id, &d.key, &d.to, "--delete", "1"]);
+            let why = format!(
+                "{} from {} to {}: qmrestore put every disk on {on}",
+                d.key, d.from, d.to
+            );
+            self.s
+                .remap
+                .push(self.plan.change("disk-move", &id, &why, Some(cmd)));
+        }
+        let mut set = argv(&["qm", "set", &id]);
+        for n in r.changed_nets() {
+            set.extend([format!("--{}", n.key), n.line.clone()]);
+        }
+        let drop: Vec<&str> = r.passthrough.iter().map(|d| d.key.as_str()).collect();
+        if !drop.is_empty() {
+            set.extend(argv(&["--delete", &drop.join(",")]));
+        }
+        if set.len() > 3 {
+            let why = "each NIC on its mapped bridge, the line kept but for bridge=; host devices dropped";
+            self.s
+                .remap
+                .push(self.plan.change("set-nets", &id, why, Some(set)));
         }
     }
 

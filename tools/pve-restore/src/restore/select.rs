@@ -155,3 +155,47 @@ pub(super) fn needs_force(target: u64, node: &str) -> String {
         pvedr::msg::visible(node)
     )
 }
+
+/// With maps: the backup's own config placed on `node` and checked there, before any
+/// change; a restore over an existing guest keeps its own storages and bridges.
+pub(super) fn remap_of(
+    ctx: &Ctx,
+    t: &dyn Transport,
+    b: &Backup,
+    node: &str,
+    lxc: bool,
+    overwrite: bool,
+) -> Result<Option<(Remap, Vec<pvedr::pve::Storage>)>> {
+    if !ctx.o.maps.any() {
+        return Ok(None);
+    }
+    if overwrite {
+        return Err(pvedr::Error::usage(
+            "--target-storage, --target-bridge and --drop-passthrough restore to a new VMID: give a free --target-vmid; nothing was changed",
+        ));
+    }
+    crate::remap::prepare(t, &b.volid, node, lxc, &ctx.o.maps).map(Some)
+}
+
+/// Where the restore command puts the volumes under a map: a container's root file
+/// system's target (each volume is then named), a VM's one target or the one with room
+/// for every disk (the others are moved after).
+pub(super) fn mapped_storage(
+    r: &Remap,
+    storages: &[pvedr::pve::Storage],
+) -> Result<Option<String>> {
+    if r.lxc {
+        return Ok(r
+            .disks
+            .iter()
+            .find(|d| d.key == "rootfs")
+            .map(|d| d.to.clone()));
+    }
+    match r.vm_storage(storages) {
+        Some(s) => Ok(Some(s)),
+        None if r.disks.is_empty() => Ok(None),
+        None => Err(pvedr::Error::usage(
+            "no mapped storage has room for all of the VM's disks, which qmrestore puts on one storage before they are moved; map onto fewer storages; nothing was changed",
+        )),
+    }
+}

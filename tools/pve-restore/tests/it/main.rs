@@ -4,5 +4,6 @@ mod api;
 mod drill;
 mod man;
 mod offsite;
+mod remap;
 mod restore;
 mod ux;

@@ -1503,6 +1503,30 @@ fn a_volid_on_a_storage_of_another_node_is_restored_there() {
 }
 
 #[test]
+fn a_shared_storage_that_storage_cfg_limits_to_another_node_is_not_taken_for_this_one() {
+    // `/nodes/pve1/storage` still lists a storage whose storage.cfg `nodes` leaves pve1
+    // out, with `enabled: 0` (pve-storage `Storage.pm` `storage_info`): listed is not
+    // available. Shared and enabled on pve2 only, the restore goes to pve2.
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    local_on(&sim, &["pve2"]);
+    let mut s = sim.read_json("storage.json");
+    for st in s.as_array_mut().expect("storages") {
+        if st["storage"] == "local" {
+            st["shared"] = json!(1);
+        }
+    }
+    sim.write_json("storage.json", &s);
+    let (rec, code, err) = restore(
+        &sshd,
+        &["--volid", VM_BACKUP, "--target-id", "9100", "--yes"],
+    );
+    assert_eq!(code, 0, "{err}\n{rec}");
+    assert_eq!(rec["node"], "pve2");
+    assert_eq!(guest(&sim, 9100)["node"], "pve2");
+}
+
+#[test]
 fn a_volid_on_several_nodes_asks_for_node() {
     // `local` is each node's own disk: the archive on pve1 and on pve2 may differ, so
     // the choice is the user's.

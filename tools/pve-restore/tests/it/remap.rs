@@ -1,0 +1,462 @@
+//! Restoring onto a replacement node with other storages and bridges (issue 26): maps,
+//! every check before any change, each disk and NIC where the map says.
+
+use pvedr_testkit::{ApiFront, SimNode, Sshd, bin, json_lines};
+use serde_json::{Value, json};
+
+const G: u64 = 1 << 30;
+
+const VM: &str = "boot: order=scsi0\ncores: 2\nmemory: 2048\nname: app\n\
+    net0: virtio=BC:24:11:00:02:00,bridge=vmbr0,firewall=1\n\
+    net1: virtio=BC:24:11:00:02:01,bridge=vmbr1,tag=20\n\
+    net2: e1000=BC:24:11:00:02:02,bridge=vmbr2\n\
+    scsi0: local-lvm:vm-200-disk-0,size=32G\nscsi1: local-lvm:vm-200-disk-1,size=64G\n\
+    scsi2: nas:200/vm-200-disk-2.qcow2,size=200G\nscsihw: virtio-scsi-single\n";
+
+const PCI_VM: &str = "memory: 1024\nname: gpu\nnet0: virtio=BC:24:11:00:02:10,bridge=vmbr0\n\
+    scsi0: local-lvm:vm-201-disk-0,size=8G\nhostpci0: 0000:01:00.0,pcie=1\n";
+
+const CT: &str = "arch: amd64\nhostname: files\nmemory: 512\nostype: debian\nunprivileged: 1\n\
+    net0: name=eth0,bridge=vmbr1,hwaddr=BC:24:11:01:02:02,ip=dhcp,type=veth\n\
+    rootfs: local-lvm:vm-202-disk-0,size=8G\n\
+    mp0: nas:202/vm-202-disk-1.raw,mp=/data,backup=1,size=20G\n";
+
+/// The demo cluster with pve1 reinstalled: only `local` (no images), `nvme` (lvmthin) and
+/// `bulk` (dir, `bulk_free` bytes free); bridges vmbr0 and vmbr9.
+fn replacement_node(bulk_free: u64) -> SimNode {
+    let sim = SimNode::demo();
+    let root = sim.root().display().to_string();
+    sim.write_json(
+        "storage.json",
+        &json!([
+            {"storage": "local", "type": "dir", "path": format!("{root}/local"),
+             "content": "backup,iso,vztmpl", "shared": 0},
+            {"storage": "nvme", "type": "lvmthin", "content": "images,rootdir", "shared": 0,
+             "status": {"total": 500 * G, "used": 100 * G, "avail": 400 * G}},
+            {"storage": "bulk", "type": "dir", "path": format!("{root}/bulk"),
+             "content": "images,rootdir", "shared": 0,
+             "status": {"total": 1000 * G, "used": 1000 * G - bulk_free, "avail": bulk_free}},
+        ]),
+    );
+    sim.write_json(
+        "network.json",
+        &json!({"pve1": [{"iface": "vmbr0", "type": "bridge"}, {"iface": "vmbr9", "type": "bridge"},
+                         {"iface": "eno1", "type": "eth"}]}),
+    );
+    sim
+}
+
+/// A backup of `vmid` on `local` holding `config`; its volid.
+fn backup(sim: &SimNode, kind: &str, vmid: u64, config: &str) -> String {
+    let file = sim.root().join(format!("conf-{vmid}"));
+    std::fs::write(&file, config).expect("config");
+    let path = sim.admin(&[
+        "add-backup",
+        &sim.root().display().to_string(),
+        "--storage",
+        "local",
+        "--type",
+        kind,
+        "--vmid",
+        &vmid.to_string(),
+        "--epoch",
+        "1705197602",
+        "--config",
+        &file.display().to_string(),
+    ]);
+    let name = path.rsplit('/').next().expect("file name");
+    format!("local:backup/{name}")
+}
+
+fn restore(sshd: &Sshd, args: &[&str]) -> (Option<Value>, i32, String) {
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(args)
+        .output()
+        .expect("run");
+    let rec = json_lines(&out.stdout)
+        .into_iter()
+        .find(|r| r["kind"] == "restore");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    (rec, out.status.code().unwrap_or(-1), err)
+}
+
+fn config(sim: &SimNode, vmid: u64) -> Value {
+    sim.read_json(&format!("guests/{vmid}.json"))["config"].clone()
+}
+
+fn storage_of(v: &Value) -> &str {
+    v.as_str().and_then(|s| s.split(':').next()).unwrap_or("")
+}
+
+#[test]
+fn every_mismatch_of_the_replacement_node_in_one_refusal_and_nothing_changed() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let volid = backup(&sim, "qemu", 200, VM);
+    sim.clear_commands();
+    let args = [
+        "--volid",
+        &volid,
+        "--target-storage",
+        "local-lvm:nvme,nas:local",
+        "--target-bridge",
+        "vmbr1:vmbr9",
+        "--yes",
+    ];
+    let (_, code, err) = restore(&sshd, &args);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("storage local (scsi2) does not allow content images"),
+        "{err}"
+    );
+    assert!(err.contains("bridge vmbr2 (net2)"), "{err}");
+    assert!(!err.contains("vmbr9 (net1)"), "{err}");
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+    assert!(sim.read_json("guests/200.json").is_null());
+}
+
+#[test]
+fn without_maps_a_backup_the_replacement_node_cannot_take_is_refused_naming_what_is_missing() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let volid = backup(&sim, "qemu", 200, VM);
+    sim.clear_commands();
+    let (_, code, err) = restore(&sshd, &["--volid", &volid, "--yes"]);
+    assert_eq!(code, 2, "{err}");
+    for missing in [
+        "storage local-lvm (scsi0, scsi1) does not exist",
+        "storage nas (scsi2) does not exist",
+        "bridge vmbr1 (net1)",
+        "bridge vmbr2 (net2)",
+        "--target-storage",
+    ] {
+        assert!(err.contains(missing), "{missing}: {err}");
+    }
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_map_that_overflows_a_storage_and_a_host_device_are_refused() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let volid = backup(&sim, "qemu", 200, VM);
+    let (_, code, err) = restore(
+        &sshd,
+        &[
+            "--volid",
+            &volid,
+            "--target-storage",
+            "bulk",
+            "--target-bridge",
+            "vmbr9",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("storage bulk (scsi0, scsi1, scsi2) has 250.0 GiB free for 296.0 GiB"),
+        "{err}"
+    );
+    let pci = backup(&sim, "qemu", 201, PCI_VM);
+    let (_, code, err) = restore(
+        &sshd,
+        &["--volid", &pci, "--target-storage", "nvme", "--yes"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("hostpci0 passes host device 0000:01:00.0"),
+        "{err}"
+    );
+    assert!(err.contains("--drop-passthrough"), "{err}");
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+    // Dropped when asked, and the record says so; --storage with a bridge map is the
+    // storage map's one target.
+    let (rec, code, err) = restore(
+        &sshd,
+        &[
+            "--volid",
+            &pci,
+            "--storage",
+            "nvme",
+            "--target-bridge",
+            "1",
+            "--drop-passthrough",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let rec = rec.expect("record");
+    assert_eq!(rec["dropped"], json!(["hostpci0"]));
+    let c = config(&sim, 201);
+    assert!(c.get("hostpci0").is_none(), "{c}");
+    assert_eq!(storage_of(&c["scsi0"]), "nvme");
+}
+
+#[test]
+fn a_vm_comes_back_with_each_disk_and_nic_where_mapped_and_stopped() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let volid = backup(&sim, "qemu", 200, VM);
+    let args = [
+        "--volid",
+        &volid,
+        "--target-storage",
+        "local-lvm:nvme,nas:bulk",
+        "--target-bridge",
+        "vmbr1:vmbr9,vmbr2:vmbr9",
+        "--yes",
+    ];
+    let (rec, code, err) = restore(&sshd, &args);
+    assert_eq!(code, 0, "{err}");
+    let rec = rec.expect("record");
+    let c = config(&sim, 200);
+    // qmrestore puts all on nvme (the target with room for all), scsi2 then moves.
+    assert_eq!(
+        ["scsi0", "scsi1", "scsi2"].map(|k| storage_of(&c[k])),
+        ["nvme", "nvme", "bulk"],
+        "{c}"
+    );
+    assert!(
+        c.as_object()
+            .expect("config")
+            .keys()
+            .all(|k| !k.starts_with("unused")),
+        "{c}"
+    );
+    assert_eq!(
+        c["net0"],
+        "virtio=BC:24:11:00:02:00,bridge=vmbr0,firewall=1"
+    );
+    assert_eq!(c["net1"], "virtio=BC:24:11:00:02:01,bridge=vmbr9,tag=20");
+    assert_eq!(c["net2"], "e1000=BC:24:11:00:02:02,bridge=vmbr9");
+    assert_eq!(sim.read_json("guests/200.json")["status"], "stopped");
+    assert_eq!(
+        rec["disks"][2],
+        json!({"key": "scsi2", "source_storage": "nas", "target_storage": "bulk", "size": 200 * G})
+    );
+    assert_eq!(
+        rec["nets"][1],
+        json!({"key": "net1", "source_bridge": "vmbr1", "target_bridge": "vmbr9"})
+    );
+    assert_eq!(rec["way_back"], "qm destroy 200");
+    let moves: Vec<String> = sim
+        .mutations()
+        .into_iter()
+        .filter(|m| m.contains("disk move"))
+        .collect();
+    assert_eq!(moves, ["qm disk move 200 scsi2 bulk --delete 1"]);
+}
+
+#[test]
+fn a_cpu_type_or_machine_the_node_does_not_offer_is_warned_and_the_restore_goes_on() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let text = format!("{PCI_VM}cpu: x86-64-v5,flags=+aes\nmachine: pc-q35-10.1+pve1\n")
+        .replace("hostpci0: 0000:01:00.0,pcie=1\n", "");
+    let volid = backup(&sim, "qemu", 201, &text);
+    let (_, code, err) = restore(
+        &sshd,
+        &["--volid", &volid, "--target-storage", "nvme", "--yes"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("cpu x86-64-v5 is not one node pve1 offers"),
+        "{err}"
+    );
+    assert!(
+        err.contains("machine pc-q35-10.1+pve1 is not one node pve1 offers"),
+        "{err}"
+    );
+    assert_eq!(config(&sim, 201)["cpu"], "x86-64-v5,flags=+aes");
+}
+
+#[test]
+fn a_mapped_device_needs_an_entry_for_the_target_node() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let text = PCI_VM.replace(
+        "hostpci0: 0000:01:00.0,pcie=1",
+        "hostpci0: mapping=gpu,pcie=1",
+    );
+    let volid = backup(&sim, "qemu", 201, &text);
+    let gpu = |node: &str| json!({"pci": [{"id": "gpu", "map": [format!("node={node},path=0000:01:00.0,id=10de:2204")]}]});
+    sim.write_json("mapping.json", &gpu("pve2"));
+    let args = [
+        "--volid",
+        volid.as_str(),
+        "--target-storage",
+        "nvme",
+        "--yes",
+    ];
+    let (_, code, err) = restore(&sshd, &args);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("hostpci0 uses pci mapping gpu which has no device on node pve1"),
+        "{err}"
+    );
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+    sim.write_json("mapping.json", &gpu("pve1"));
+    let (_, code, err) = restore(&sshd, &args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(config(&sim, 201)["hostpci0"], "mapping=gpu,pcie=1");
+}
+
+#[test]
+fn a_failed_disk_move_leaves_the_new_guest_and_names_its_destroy() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let volid = backup(&sim, "qemu", 200, VM);
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "qm disk move 200 scsi2", "stderr": "storage migration failed: copy interrupted"}]),
+    );
+    let args = [
+        "--volid",
+        &volid,
+        "--target-storage",
+        "local-lvm:nvme,nas:bulk",
+        "--target-bridge",
+        "vmbr9",
+        "--yes",
+    ];
+    let (rec, code, err) = restore(&sshd, &args);
+    assert_eq!(code, 1, "{err}");
+    let rec = rec.expect("record");
+    assert_eq!(rec["status"], "failed", "{rec}");
+    assert!(
+        rec["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("storage migration failed")),
+        "{rec}"
+    );
+    assert_eq!(rec["way_back"], "qm destroy 200");
+    // Nothing ran after the failed move: the NICs keep the backup's bridges.
+    let c = config(&sim, 200);
+    assert_eq!(c["net1"], "virtio=BC:24:11:00:02:01,bridge=vmbr1,tag=20");
+}
+
+#[test]
+fn a_container_gets_each_volume_with_its_options_and_its_nic_on_the_mapped_bridge() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let volid = backup(&sim, "lxc", 202, CT);
+    let args = [
+        "--volid",
+        &volid,
+        "--target-storage",
+        "local-lvm:nvme,nas:bulk",
+        "--target-bridge",
+        "vmbr1:vmbr9",
+        "--yes",
+    ];
+    let (rec, code, err) = restore(&sshd, &args);
+    assert_eq!(code, 0, "{err}");
+    let restore = sim
+        .mutations()
+        .into_iter()
+        .find(|m| m.starts_with("pct restore"))
+        .expect("pct restore ran");
+    assert!(
+        restore.ends_with(
+            "--rootfs nvme:8 --mp0 bulk:20,mp=/data,backup=1 --net0 name=eth0,bridge=vmbr9,hwaddr=BC:24:11:01:02:02,ip=dhcp,type=veth"
+        ),
+        "{restore}"
+    );
+    let c = config(&sim, 202);
+    assert_eq!(storage_of(&c["rootfs"]), "nvme", "{c}");
+    assert!(
+        c["mp0"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("bulk:") && v.contains("mp=/data,backup=1")),
+        "{c}"
+    );
+    assert_eq!(
+        c["net0"],
+        "name=eth0,bridge=vmbr9,hwaddr=BC:24:11:01:02:02,ip=dhcp,type=veth"
+    );
+    assert_eq!(rec.expect("record")["disks"][1]["target_storage"], "bulk");
+}
+
+#[test]
+fn a_bad_map_is_a_usage_error_before_any_connection() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let (_, code, err) = restore(
+        &sshd,
+        &[
+            "--vmid",
+            "100",
+            "--target-storage",
+            "local-lvm:nvme,local-lvm:bulk",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("duplicate mapping for source 'local-lvm'"),
+        "{err}"
+    );
+    assert!(sim.commands().is_empty(), "{:?}", sim.commands());
+}
+
+const SECRET: &str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
+
+fn over_api(front: &ApiFront, token: &str, args: &[&str]) -> (Option<Value>, i32, String) {
+    let out = bin("pve-restore")
+        .args(["--api", &front.url(), "--token", token])
+        .arg("--ca")
+        .arg(front.ca_path())
+        .env("PVEDR_TOKEN_SECRET", SECRET)
+        .args(["--no-archive-test", "--yes"])
+        .args(args)
+        .output()
+        .expect("run");
+    let rec = json_lines(&out.stdout)
+        .into_iter()
+        .find(|r| r["kind"] == "restore");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    (rec, out.status.code().unwrap_or(-1), err)
+}
+
+#[test]
+fn over_the_api_the_same_maps_end_the_same_and_a_bridge_the_token_cannot_see_is_refused() {
+    let sim = replacement_node(250 * G);
+    let front = ApiFront::start(&sim);
+    let volid = backup(&sim, "qemu", 200, VM);
+    let maps = [
+        "--volid",
+        volid.as_str(),
+        "--target-storage",
+        "local-lvm:nvme,nas:bulk",
+        "--target-bridge",
+        "vmbr1:vmbr9,vmbr2:vmbr9",
+    ];
+    // Everything but SDN: Proxmox lists no bridge such a token may not use.
+    let no_sdn = json!([
+        {"path": "/", "roles": ["PVEVMAdmin", "PVEDatastoreAdmin", "PVESysAdmin"], "propagate": true},
+    ]);
+    front.add_token("dr@pve!nosdn", SECRET, no_sdn);
+    let (_, code, err) = over_api(&front, "dr@pve!nosdn", &maps);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("bridge vmbr9 (net1)") && err.contains("SDN.Use"),
+        "{err}"
+    );
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+    front.add_token(
+        "dr@pve!admin",
+        SECRET,
+        json!([{"path": "/", "roles": ["Administrator"], "propagate": true}]),
+    );
+    let (rec, code, err) = over_api(&front, "dr@pve!admin", &maps);
+    assert_eq!(code, 0, "{err}\n{}", front.server_log());
+    let c = config(&sim, 200);
+    assert_eq!(
+        ["scsi0", "scsi1", "scsi2"].map(|k| storage_of(&c[k])),
+        ["nvme", "nvme", "bulk"],
+        "{c}"
+    );
+    assert_eq!(c["net2"], "e1000=BC:24:11:00:02:02,bridge=vmbr9");
+    assert_eq!(rec.expect("record")["nets"][2]["target_bridge"], "vmbr9");
+}
