@@ -375,3 +375,36 @@ fn a_scratch_vmid_another_machine_takes_meanwhile_is_left_alone_and_another_dril
     );
     assert!(m.iter().any(|x| x == "qm destroy 9901"), "{m:?}");
 }
+
+/// The evidence chain as the shipped timer and a monitoring host run it: a real drill
+/// appends its record to the history, and backup-check, reading that history beside the
+/// node's listing, finds the guest drilled (OK) and a guest never drilled WARNING. The two
+/// tools' records met only in their own tests before, and a drill went unseen.
+#[test]
+fn a_drill_in_the_history_is_evidence_backup_check_reads() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let locks = tempfile::tempdir().expect("tmp");
+    let file = locks.path().join("drills.jsonl");
+    let f = file.to_str().expect("utf-8");
+    let (_, code, err) = run(
+        &sshd,
+        locks.path(),
+        &["--vmid", "100", "--test", "--yes", "--drill-history", f],
+    );
+    assert_eq!(code, 0, "{err}");
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args(["--node", "pve1", "--drill-history", f])
+        .output()
+        .expect("backup-check");
+    let checks = json_lines(&out.stdout);
+    let drill = |vmid: u64| {
+        checks
+            .iter()
+            .find(|c| c["component"] == format!("guest/{vmid}") && c["check"] == "drill")
+            .map(|c| c["status"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(drill(100).as_deref(), Some("ok"), "{checks:?}");
+    assert_eq!(drill(101).as_deref(), Some("warning"), "{checks:?}");
+}
