@@ -36,6 +36,13 @@ pub fn of(b: &Backup) -> Option<Result<Offsite, String>> {
 }
 
 fn parse(b: &Backup, url: &str, rest: &str) -> Result<Offsite, String> {
+    // backup-sync marks a client-side encrypted copy `age`; its object is no archive, and
+    // the manifest's sha256 is of the plaintext.
+    if b.encrypted.as_deref() == Some("age") {
+        return Err(format!(
+            "{url} is encrypted (age) and a streamed restore does not decrypt yet: backup-sync pull --age-identity FILE --to-dir DIR, then restore that archive; nothing was changed"
+        ));
+    }
     let (bucket, key) = rest
         .split_once('/')
         .filter(|(b, k)| !b.is_empty() && !k.is_empty())

@@ -217,6 +217,31 @@ fn a_truncated_object_is_refused_before_anything_changes() {
     assert!(!log.contains("qmrestore"), "{log}");
 }
 
+/// An encrypted copy (backup-sync push --encrypt-to) is refused before anything runs,
+/// naming the way that decrypts: its object is no archive a restore could read.
+#[test]
+fn an_encrypted_copy_is_refused_naming_pull() {
+    let s = site();
+    let good = archive(&s.sim, "qemu", "zstd");
+    let key = "pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst";
+    put(&s.moto.endpoint(), key, good.clone());
+    let mut rec: serde_json::Value = serde_json::from_str(&record(
+        key,
+        100,
+        "qemu",
+        "vma.zst",
+        good.len() as u64,
+        &sha(&good),
+    ))
+    .expect("json");
+    rec["encrypted"] = json!("age");
+    let (out, code) = restore(&s, &s.moto.endpoint(), &rec.to_string(), &["--target-vmid", "157"]);
+    assert_eq!((code, out["status"].clone()), (1, json!("refused")), "{out}");
+    let why = out["error"].as_str().unwrap_or("");
+    assert!(why.contains("encrypted") && why.contains("--age-identity"), "{out}");
+    assert!(s.sim.read_json("guests/157.json").is_null());
+}
+
 /// The S3 server stops while the second of three parts is asked for.
 #[test]
 fn an_s3_server_stopped_mid_stream_fails_and_removes_the_new_guest() {
