@@ -150,7 +150,11 @@ pub fn approve(p: &Plan, backups: &[Backup], write: &WriteArgs) -> Result<Approv
         return Ok(Approval::Go);
     }
     let to = format!("s3://{}/{}", p.location.bucket, p.location.prefix);
-    pvedr::msg::say(format!("push: {} archives to {to}", backups.len()));
+    let enc = match &p.recipients {
+        Some(r) => format!(", encrypted (age) to {}", r.keys().join(", ")),
+        None => String::new(),
+    };
+    pvedr::msg::say(format!("push: {} archives to {to}{enc}", backups.len()));
     for b in backups {
         match item(p, b) {
             Ok(it) => pvedr::msg::line(format_args!(

@@ -113,7 +113,12 @@ fn an_encrypted_multipart_push_is_decrypted_by_age_and_by_pull_byte_identical() 
     // 11 MiB in parts of 5 MiB: three parts, the age stream cut across them.
     let size = 11 * 1024 * 1024 + 12345;
     let (dir, data) = dump(size);
-    push(&s3, dir.path(), size, &["--encrypt-to", &k1.public]);
+    let first = push(&s3, dir.path(), size, &["--encrypt-to", &k1.public]);
+    let plan = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        plan.contains(&format!("encrypted (age) to {}", k1.public)),
+        "{plan}"
+    );
     assert_eq!(s3.uploads(), 0);
     let out = run_ok(
         s3.tool("backup-sync")
@@ -324,4 +329,55 @@ fn a_plain_push_over_an_encrypted_copy_is_refused_without_force() {
             .contains("encrypted, and this push does not encrypt"),
         "{msg}"
     );
+}
+
+#[test]
+fn a_flipped_byte_in_an_encrypted_copy_fails_pull_and_verify_with_nothing_written() {
+    let s3 = Offsite::new();
+    let keys = tempfile::tempdir().expect("tmp");
+    let k1 = keygen(keys.path(), "k1");
+    // Small: the object goes back through a boto3 command line.
+    let size = 30 * 1024;
+    let (dir, _) = dump(size);
+    push(&s3, dir.path(), size, &["--encrypt-to", &k1.public]);
+    let mut object = s3.object(KEY);
+    // In the payload: age's tag of its chunk no longer matches.
+    let at = object.len() - 100;
+    object[at] ^= 0x01;
+    let hex: String = object.iter().map(|b| format!("{b:02x}")).collect();
+    s3.moto.boto(
+        BUCKET,
+        &format!("s3.put_object(Bucket=B, Key={KEY:?}, Body=bytes.fromhex('{hex}'))"),
+    );
+    let to = tempfile::tempdir().expect("tmp");
+    let out = run_code(
+        s3.tool("backup-sync")
+            .args(["pull", "--yes", "--age-identity"])
+            .arg(&k1.file)
+            .arg("--to-dir")
+            .arg(to.path())
+            .arg(format!("s3://{BUCKET}/{KEY}")),
+        1,
+    );
+    let msg = of_kind(&out.stdout, "step")[0]["message"].clone();
+    assert!(
+        msg.as_str().unwrap_or("").contains("not a whole age file"),
+        "{msg}"
+    );
+    let left: Vec<_> = std::fs::read_dir(to.path()).expect("dir").collect();
+    assert!(left.is_empty(), "{left:?}");
+    let state = keys.path().join("state.json");
+    let v = run_code(
+        s3.tool("backup-sync")
+            .args(["verify", "--from", TO, "--max-egress", "10M", "--state"])
+            .arg(&state)
+            .arg("--age-identity")
+            .arg(&k1.file),
+        2,
+    );
+    let read = json_lines(&v.stdout)
+        .into_iter()
+        .find(|r| r["check"] == "offsite-read")
+        .expect("offsite-read");
+    assert_eq!(read["status"], "critical", "{read}");
 }
