@@ -4,10 +4,6 @@
 //! an identity is a secret key: no message of this module ever contains one, nor any line
 //! of an identity file.
 
-// X25519 only: the Debian `age` command (1.1) reads no post-quantum recipient, which age
-// 0.13 marks the classic keys deprecated for.
-#![allow(deprecated)]
-
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::str::FromStr;
