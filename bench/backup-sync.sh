@@ -33,7 +33,13 @@ for f in sorted(os.listdir(d)):
         s3.upload_file(os.path.join(d, f), 'bench', f'{prefix}/{f}', Config=cfg)
 PY
 }
+# The same push encrypted to an age recipient (issue 29: goal ≥ 0.9× the plain rate).
+age-keygen -o "$work/age.key" 2>/dev/null
+recipient=$(age-keygen -y "$work/age.key")
+enc_once() { "$BIN" push --yes --to "s3://bench/enc$(date +%s%N)" --dir "$work" --jobs "$JOBS" --part-size 8M --encrypt-to "$recipient" "$work/in.jsonl"; }
 ours=$(best ours_once)
+enc=$(best enc_once)
+mem "\`backup-sync push --encrypt-to\`, $FILES × 64 MiB" "$BIN" push --yes --to "s3://bench/encmem$(date +%s%N)" --dir "$work" --jobs "$JOBS" --part-size 8M --encrypt-to "$recipient" "$work/in.jsonl"
 mem "\`backup-sync push\`, $FILES × 64 MiB" "$BIN" push --yes --to "s3://bench/mem$(date +%s%N)" --dir "$work" --jobs "$JOBS" --part-size 8M "$work/in.jsonl"
 theirs=$(best theirs_once)
 # Both really uploaded everything: ours with a manifest per archive, theirs the archives.
@@ -43,6 +49,11 @@ count() { $PY -c "import boto3,sys; print(sum(o['Size'] == $SIZE for o in boto3.
 mib=$((FILES * SIZE / 1024 / 1024))
 printf 'backup-sync   push %d MiB (%d archives) into moto: backup-sync --jobs %d %.2fs (%.0f MiB/s, sha256 + manifest), boto3 upload_file %.2fs (%.0f MiB/s), ratio %.2fx\n' \
   "$mib" "$FILES" "$JOBS" "$ours" "$(echo "$mib / $ours" | bc -l)" "$theirs" "$(echo "$mib / $theirs" | bc -l)" "$(echo "$theirs / $ours" | bc -l)"
+printf 'backup-sync   push --encrypt-to %d MiB: %.2fs (%.0f MiB/s), plain %.2fs, ratio %.2fx\n' \
+  "$mib" "$enc" "$(echo "$mib / $enc" | bc -l)" "$ours" "$(echo "$ours / $enc" | bc -l)"
+row "\`backup-sync push --encrypt-to\` (age), $mib MiB, into moto" "$(printf '%.2fs (%.0f MiB/s)' "$enc" "$(ratio "$mib" "$enc")")" \
+  "the same push in the clear" "$(printf '%.2fs (%.0f MiB/s)' "$ours" "$(ratio "$mib" "$ours")")" \
+  "$(ratio "$ours" "$enc")" "goal ≥ 0.9× (issue 29)"
 row "\`backup-sync push\`, $FILES archives, $mib MiB, into moto" "$(printf '%.2fs (%.0f MiB/s)' "$ours" "$(ratio "$mib" "$ours")")" \
   "boto3 \`upload_file\` (multipart, 10 threads)" "$(printf '%.2fs (%.0f MiB/s)' "$theirs" "$(ratio "$mib" "$theirs")")" \
   "$(ratio "$theirs" "$ours")" "pvedr also hashes (sha256) and writes a manifest per archive"

@@ -20,6 +20,8 @@ if [ "$what" = test ]; then
     "openssh-server:test -x /usr/sbin/sshd"
     "openssh-client:command -v ssh-keygen"
     "prometheus:command -v promtool"
+    # The standard age command decrypts an encrypted offsite copy in the tests (issue 29).
+    "age:command -v age"
   )
 fi
 if ! python3 -c "import venv, ensurepip" 2>/dev/null; then

@@ -117,6 +117,10 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
 
+    /// Age encryption or decryption (a key file, a copy for other recipients, damage).
+    #[error(transparent)]
+    Crypt(#[from] crate::crypt::CryptError),
+
     /// A change needs confirmation, and there is no terminal to ask on.
     #[error("{0}")]
     NeedsConfirmation(String),

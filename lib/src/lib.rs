@@ -12,6 +12,7 @@ pub mod change;
 pub mod cli;
 pub mod cluster;
 pub mod connect;
+pub mod crypt;
 pub mod deadline;
 pub mod dumpdir;
 pub mod error;

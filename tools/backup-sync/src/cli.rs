@@ -11,6 +11,9 @@ const AFTER: &str = "EXAMPLES:
   backup-sync push --to s3://locked/pve --object-lock-days 30 --sse AES256 --host pve1 \\
       list.jsonl
   backup-sync ls --from s3://offsite/pve --format table
+  backup-sync push --to s3://offsite/pve --encrypt-to-file /etc/pvedr/recipients --host pve1 \\
+      list.jsonl
+  backup-sync pull --age-identity /root/offsite.age --to-dir . s3://offsite/pve/pve1/100/…
   backup-sync ls --from s3://offsite/pve | backup-prune --keep-daily 30 --apply --yes
   backup-sync pull s3://offsite/pve/pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst --to-dir .
   backup-sync pull 'offsite:backup/pve/pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst' \\
@@ -27,6 +30,16 @@ KEYS:
   and <archive name>.manifest.json: sha256, size, node, storage, vmid, subtype, format,
   ctime, notes (whole, any characters), protected, source volid, side files with their
   sha256. The manifest is written last: an archive without one is not a copy.
+
+ENCRYPTION:
+  --encrypt-to age1… (repeatable) and --encrypt-to-file FILE encrypt the archive and its
+  side files on this machine, as they stream, in the age format: `age -d -i KEY` decrypts
+  them without pvedr. The manifest adds encrypted (age), recipients (public keys),
+  object_size and object_sha256 (size and sha256 stay the archive's own) and keeps no
+  notes; ls writes encrypted: age. pull and verify decrypt with --age-identity FILE
+  (mode 600, else refused); a copy for other recipients is refused, saying so. An
+  interrupted encrypted upload is aborted and its rerun starts from part 1. A lost
+  identity means lost copies: keep it (or a second recipient's) off site.
 
 RECORDS:
   push and pull (not with --dry-run): a `step` record per archive: step (push | pull), target (archive name),
@@ -213,6 +226,16 @@ pub struct PushArgs {
     )]
     pub object_lock_mode: LockModeArg,
 
+    /// Encrypt each archive and its side files to this age recipient (age1…, a public key
+    /// from age-keygen), as they stream; repeatable. Decrypted by pull --age-identity or by
+    /// `age -d -i KEY`.
+    #[arg(long, value_name = "RECIPIENT", help_heading = "Protection")]
+    pub encrypt_to: Vec<String>,
+
+    /// Encrypt to the recipients of this file (one age1… a line, # comments); repeatable.
+    #[arg(long, value_name = "FILE", help_heading = "Protection")]
+    pub encrypt_to_file: Vec<PathBuf>,
+
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -245,6 +268,11 @@ pub struct PullArgs {
     /// Replace a file of the same name whose contents differ.
     #[arg(long)]
     pub force: bool,
+
+    /// The age identity file (age-keygen's, mode 600) that decrypts encrypted copies
+    /// (--identity stays the SSH key).
+    #[arg(long, value_name = "FILE")]
+    pub age_identity: Option<PathBuf>,
 
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -287,6 +315,11 @@ pub struct VerifyArgs {
     /// ~/.local/state/pvedr/verify-BUCKET.json.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+
+    /// The age identity file (mode 600) that decrypts encrypted copies for their reads;
+    /// without it they get the free checks only and are reported not read.
+    #[arg(long, value_name = "FILE")]
+    pub age_identity: Option<PathBuf>,
 
     /// The time to check against, in Unix seconds (tests, replays). Default: now.
     #[arg(long, value_name = "EPOCH")]

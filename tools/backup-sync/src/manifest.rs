@@ -11,8 +11,21 @@ pub const MAX_MANIFEST: u64 = 1024 * 1024;
 pub struct SideFile {
     pub name: String,
     pub key: String,
+    /// Of the file's own bytes (the plaintext of an encrypted copy).
     pub size: u64,
     pub sha256: String,
+    /// An encrypted copy's object: its size and sha256 as stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_sha256: Option<String>,
+}
+
+impl SideFile {
+    /// The size of its object in the bucket.
+    pub fn stored_size(&self) -> u64 {
+        self.object_size.unwrap_or(self.size)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,8 +34,21 @@ pub struct Manifest {
     pub manifest: u32,
     pub archive: String,
     pub key: String,
+    /// Size and sha256 of the archive itself (the plaintext of an encrypted copy), as on
+    /// the node: what pull, restores and backup-check compare with.
     pub size: u64,
     pub sha256: String,
+    /// The archive object as stored (the age file of an encrypted copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_sha256: Option<String>,
+    /// `age` when the objects are encrypted (archive and side files), else absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted: Option<String>,
+    /// The public keys an encrypted copy is for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,6 +70,15 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The size of the archive object in the bucket.
+    pub fn stored_size(&self) -> u64 {
+        self.object_size.unwrap_or(self.size)
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted.is_some()
+    }
+
     pub fn parse(bytes: &[u8]) -> Result<Manifest, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("not a backup-sync manifest: {e}"))
     }

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use pvedr::change::Approval;
 use pvedr::cli::WriteArgs;
+use pvedr::crypt::Identities;
 use pvedr::error::{Error, Result};
 use pvedr::fs::AtomicFile;
 use pvedr::records::{Record, Step};
@@ -93,6 +94,11 @@ pub fn run(
         _ => None,
     };
     let node: Option<&dyn pvedr::transport::Transport> = hop.as_deref().or(conn.as_deref());
+    let ids = a
+        .age_identity
+        .as_deref()
+        .map(Identities::load)
+        .transpose()?;
     for (b, key) in targets {
         let name = key.rsplit('/').next().unwrap_or(key);
         if pvedr::interrupt::requested() {
@@ -113,7 +119,7 @@ pub fn run(
                 (Some(t), _, Some(s)) => {
                     crate::to_node::pull_one(endpoint, bucket, key, t, s, a.force)
                 }
-                (_, Some(d), _) => pull_one(bucket, key, d, a.force, started),
+                (_, Some(d), _) => pull_one(bucket, key, d, a.force, ids.as_ref(), started),
                 _ => Err(Error::usage(
                     "give --to-dir DIR or --to-node NODE --storage ID",
                 )),
@@ -126,7 +132,14 @@ pub fn run(
     Ok(())
 }
 
-fn pull_one(bucket: &Bucket, key: &str, dir: &Path, force: bool, started: Instant) -> Result<Step> {
+fn pull_one(
+    bucket: &Bucket,
+    key: &str,
+    dir: &Path,
+    force: bool,
+    ids: Option<&Identities>,
+    started: Instant,
+) -> Result<Step> {
     let m = manifest_of(bucket, key)?;
     check_part("archive name", &m.archive)?;
     if !key.ends_with(&format!("/{}", m.archive)) && key != m.archive {
@@ -136,6 +149,7 @@ fn pull_one(bucket: &Bucket, key: &str, dir: &Path, force: bool, started: Instan
     }
     let target = dir.join(&m.archive);
     let url = format!("s3://{}/{key}", bucket.name);
+    let ids = side::identities_for(&url, &m, ids)?;
     if target.exists() {
         if same_file(&target, m.size, &m.sha256)? {
             let mut st = step(
@@ -155,10 +169,15 @@ fn pull_one(bucket: &Bucket, key: &str, dir: &Path, force: bool, started: Instan
         }
     }
     // Side files are checked before anything is written: a forged one stops the pull.
-    let sides = side_files_to_write(bucket, key, &m, dir, force)?;
+    let sides = side_files_to_write(bucket, key, &m, dir, force, ids)?;
     let f = AtomicFile::create(&target)?;
     let mut meter = Meter::new(f, &m.archive, Some(m.size), None);
-    bucket.get_to(key, None, &mut meter).map_err(|e| {
+    // The meter sees the plaintext: its size and sha256 are the manifest's.
+    match ids {
+        Some(ids) => pvedr::crypt::decrypt_to(ids, &mut meter, |w| bucket.get_to(key, None, w)),
+        None => bucket.get_to(key, None, &mut meter),
+    }
+    .map_err(|e| {
         if pvedr::interrupt::requested() {
             Error::Interrupted
         } else {
@@ -196,9 +215,10 @@ fn side_files_to_write(
     m: &Manifest,
     dir: &Path,
     force: bool,
+    ids: Option<&Identities>,
 ) -> Result<Vec<side::Fetched>> {
     let mut out = Vec::new();
-    for s in side::fetch_all(bucket, key, m)? {
+    for s in side::fetch_all(bucket, key, m, ids)? {
         let target = dir.join(&s.name);
         if std::fs::symlink_metadata(&target).is_ok() {
             let sha = hex(&<sha2::Sha256 as sha2::Digest>::digest(&s.data));

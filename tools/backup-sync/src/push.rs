@@ -11,6 +11,7 @@ use std::time::Instant;
 use pvedr::archive;
 use pvedr::change::Approval;
 use pvedr::cli::WriteArgs;
+use pvedr::crypt::{Recipients, Tally};
 use pvedr::error::{Error, Result};
 use pvedr::records::{Backup, Record, Step, rfc3339};
 use pvedr::retry::Retry;
@@ -36,6 +37,8 @@ pub struct Plan {
     pub force: bool,
     pub node: Option<String>,
     pub storage: Option<String>,
+    /// --encrypt-to: the age recipients of every object written.
+    pub recipients: Option<Recipients>,
 }
 
 pub fn plan(a: &PushArgs, endpoint: Endpoint) -> Result<Plan> {
@@ -57,6 +60,8 @@ pub fn plan(a: &PushArgs, endpoint: Endpoint) -> Result<Plan> {
     if let Some(k) = &a.sse_kms_key_id {
         pvedr::s3::check_header_value("--sse-kms-key-id", k)?;
     }
+    let recipients = Recipients::parse(&a.encrypt_to, &a.encrypt_to_file)
+        .map_err(|e| Error::usage(e.to_string()))?;
     let sse = a.sse.map(|s| match s {
         SseArg::Aes256 => Sse::Aes256,
         SseArg::Kms => Sse::Kms(a.sse_kms_key_id.clone()),
@@ -83,6 +88,7 @@ pub fn plan(a: &PushArgs, endpoint: Endpoint) -> Result<Plan> {
         force: a.force,
         node: a.node.clone(),
         storage: a.storage.clone(),
+        recipients,
     })
 }
 
@@ -138,7 +144,11 @@ pub fn approve(p: &Plan, backups: &[Backup], write: &WriteArgs) -> Result<Approv
         return Ok(Approval::Go);
     }
     let to = format!("s3://{}/{}", p.location.bucket, p.location.prefix);
-    pvedr::msg::say(format!("push: {} archives to {to}", backups.len()));
+    let enc = match &p.recipients {
+        Some(r) => format!(", encrypted (age) to {}", r.keys().join(", ")),
+        None => String::new(),
+    };
+    pvedr::msg::say(format!("push: {} archives to {to}{enc}", backups.len()));
     for b in backups {
         match item(p, b) {
             Ok(it) => pvedr::msg::line(format_args!(
@@ -285,11 +295,13 @@ fn try_push(p: &Plan, src: &Source, bucket: &Bucket, it: &Item, started: Instant
             }
         }
     }
-    let (sha, bytes) = upload(p, src, bucket, it, &path, size)?;
+    let sent = upload(p, src, bucket, it, &path, size)?;
+    let (sha, bytes) = (sent.sha.clone(), sent.bytes);
     let side_files = push_side_files(p, src, bucket, it, &path)?;
+    // An encrypted copy's notes stay in its encrypted side file, not in the clear here.
     let notes = side_files
         .iter()
-        .find(|(f, _)| f.name.ends_with(".notes"))
+        .find(|(f, _)| f.name.ends_with(".notes") && p.recipients.is_none())
         .map(|(_, text)| text.clone());
     let m = Manifest {
         manifest: 1,
@@ -297,6 +309,14 @@ fn try_push(p: &Plan, src: &Source, bucket: &Bucket, it: &Item, started: Instant
         key: it.key.clone(),
         size: bytes,
         sha256: sha.clone(),
+        object_size: sent.object.as_ref().map(|o| o.1),
+        object_sha256: sent.object.map(|o| o.0),
+        encrypted: p.recipients.as_ref().map(|_| pvedr::crypt::AGE.to_string()),
+        recipients: p
+            .recipients
+            .as_ref()
+            .map(Recipients::keys)
+            .unwrap_or_default(),
         node: it.backup.node.clone().or(p.node.clone()),
         storage: it.backup.storage.clone(),
         vmid: it.vmid,
@@ -365,11 +385,11 @@ enum Offsite {
 fn archive_object(bucket: &Bucket, key: &str, m: &Manifest) -> Result<Offsite> {
     Ok(match bucket.head_object(key)? {
         None => Offsite::Damaged("the archive object is missing beside its manifest".into()),
-        Some(h) if h.size != Some(m.size) => Offsite::Damaged(format!(
+        Some(h) if h.size != Some(m.stored_size()) => Offsite::Damaged(format!(
             "the archive object is {}, its manifest says {} bytes",
             h.size
                 .map_or("of unknown size".into(), |s| format!("{s} bytes")),
-            m.size
+            m.stored_size()
         )),
         Some(_) => Offsite::Whole,
     })
@@ -391,16 +411,28 @@ fn compare(
     } else {
         None
     };
-    if sha.as_deref() == Some(m.sha256.as_str()) {
+    let same = sha.as_deref() == Some(m.sha256.as_str());
+    if same && m.is_encrypted() == p.recipients.is_some() {
         let url = format!("s3://{}/{}", p.location.bucket, it.key);
         let mut st = step(
             &it.name,
             StepStatus::Skipped,
-            "already offsite (same size and sha256)",
+            skip_message(p, m),
             Some(started),
         );
         add(&mut st, 0, started, &url, &m.sha256);
         return Ok(Some(st));
+    }
+    if same && !p.force {
+        return Err(Error::Refused(format!(
+            "{} is offsite with the same contents but {}; it is never replaced without --force",
+            it.name,
+            if m.is_encrypted() {
+                "encrypted, and this push does not encrypt"
+            } else {
+                "in the clear, and this push encrypts"
+            }
+        )));
     }
     if p.force {
         pvedr::msg::warn(format!(
@@ -419,7 +451,27 @@ fn compare(
     )))
 }
 
-/// Streams the archive into a multipart upload; returns (sha256, bytes).
+/// Why a copy already offsite is skipped. Rotation: a copy encrypted to other recipients
+/// stays as it is (readable by the old key).
+fn skip_message(p: &Plan, m: &Manifest) -> String {
+    match &p.recipients {
+        Some(r) if r.keys() != m.recipients => {
+            "already offsite (same size and sha256; encrypted to other recipients, kept as it is)"
+                .into()
+        }
+        _ => "already offsite (same size and sha256)".into(),
+    }
+}
+
+/// What an upload sent: the archive's sha256 and size, and for an encrypted copy the
+/// object's (sha256, size).
+struct Sent {
+    sha: String,
+    bytes: u64,
+    object: Option<(String, u64)>,
+}
+
+/// Streams the archive into a multipart upload.
 fn upload(
     p: &Plan,
     src: &Source,
@@ -427,7 +479,7 @@ fn upload(
     it: &Item,
     path: &str,
     size: Option<u64>,
-) -> Result<(String, u64)> {
+) -> Result<Sent> {
     let up = MultipartUpload::start_opts(bucket, &it.key, p.part_size, Retry::default(), &p.opts)?;
     let (pipe, rx) = PartPipe::new(p.part_size);
     let (read, sent) = std::thread::scope(|s| {
@@ -440,7 +492,7 @@ fn upload(
         (read, sent)
     });
     // An S3 error stopped the reading too: it is the cause. Else the read's error is.
-    let (version, bytes) = match sent? {
+    let (version, _) = match sent? {
         Some(v) => v,
         None => {
             return Err(read
@@ -448,16 +500,16 @@ fn upload(
                 .unwrap_or_else(|| Error::Other("the upload stopped".into())));
         }
     };
-    let sha = read?;
+    let read = read?;
     if let Some(lock) = &p.opts.lock {
         // Some servers ignore the lock headers of multipart uploads: set it on the version.
         let v = (version != "null").then_some(version.as_str());
         bucket.set_retention(&it.key, v, lock)?;
     }
-    Ok((sha, bytes))
+    Ok(read)
 }
 
-/// Streams the archive through the meter into the pipe; returns its sha256.
+/// Streams the archive through the meter (and the encryptor) into the pipe.
 fn read_into(
     p: &Plan,
     src: &Source,
@@ -465,8 +517,50 @@ fn read_into(
     path: &str,
     size: Option<u64>,
     pipe: PartPipe,
-) -> Result<String> {
-    let mut meter = Meter::new(pipe, &it.name, size, p.throttle.clone());
+) -> Result<Sent> {
+    let io = |e| Error::io(format!("uploading {}", it.name), e);
+    let (pipe, sent) = match &p.recipients {
+        None => {
+            let (pipe, sha, bytes) = metered(p, src, it, path, size, pipe)?;
+            (
+                pipe,
+                Sent {
+                    sha,
+                    bytes,
+                    object: None,
+                },
+            )
+        }
+        // The age stream sits between the meter (plaintext: its sha256, --bwlimit) and
+        // the parts (the object's bytes, hashed by the tally).
+        Some(r) => {
+            let enc = r.encrypt(Tally::new(pipe)).map_err(io)?;
+            let (enc, sha, bytes) = metered(p, src, it, path, size, enc)?;
+            let (pipe, osha, obytes) = enc.finish().map_err(io)?.into_parts();
+            (
+                pipe,
+                Sent {
+                    sha,
+                    bytes,
+                    object: Some((osha, obytes)),
+                },
+            )
+        }
+    };
+    pipe.finish().map_err(io)?;
+    Ok(sent)
+}
+
+/// Streams the archive through the meter into `w`; returns `w`, the sha256 and size read.
+fn metered<W: std::io::Write>(
+    p: &Plan,
+    src: &Source,
+    it: &Item,
+    path: &str,
+    size: Option<u64>,
+    w: W,
+) -> Result<(W, String, u64)> {
+    let mut meter = Meter::new(w, &it.name, size, p.throttle.clone());
     let copied = src.stream(path, &mut meter).map_err(|e| {
         if pvedr::interrupt::requested() {
             Error::Interrupted
@@ -480,10 +574,8 @@ fn read_into(
             it.name
         )));
     }
-    let (pipe, sha) = meter.into_parts();
-    pipe.finish()
-        .map_err(|e| Error::io(format!("uploading {}", it.name), e))?;
-    Ok(sha)
+    let (w, sha) = meter.into_parts();
+    Ok((w, sha, copied))
 }
 
 fn put(p: &Plan, bucket: &Bucket, key: &str, body: Vec<u8>) -> Result<String> {
@@ -511,21 +603,36 @@ fn push_side_files(
             continue;
         };
         let key = format!("{}/{n}", it.key.rsplit_once('/').map_or("", |(d, _)| d));
-        let sha = crate::meter::hex(&<sha2::Sha256 as sha2::Digest>::digest(&data));
+        let sha = sha256_hex(&data);
         let text = String::from_utf8_lossy(&data).into_owned();
         let size = data.len() as u64;
-        put(p, bucket, &key, data)?;
+        let (body, object_size, object_sha256) = match &p.recipients {
+            Some(r) => {
+                let e = pvedr::crypt::encrypt_bytes(&data, r)
+                    .map_err(|e| Error::io(format!("encrypting {n}"), e))?;
+                let (s, h) = (e.len() as u64, sha256_hex(&e));
+                (e, Some(s), Some(h))
+            }
+            None => (data, None, None),
+        };
+        put(p, bucket, &key, body)?;
         out.push((
             SideFile {
                 name: n,
                 key,
                 size,
                 sha256: sha,
+                object_size,
+                object_sha256,
             },
             text,
         ));
     }
     Ok(out)
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    crate::meter::hex(&<sha2::Sha256 as sha2::Digest>::digest(b))
 }
 
 /// The `backup` records of the input.

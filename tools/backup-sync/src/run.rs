@@ -62,7 +62,7 @@ pub fn list(bucket: &Bucket, loc: &Location) -> Result<Vec<Record>> {
             continue;
         };
         let object = sizes.get(key).copied();
-        if object == Some(m.size) {
+        if object == Some(m.stored_size()) {
             out.push(Record::Backup(record(&bucket.name, m)));
             continue;
         }
@@ -70,7 +70,7 @@ pub fn list(bucket: &Bucket, loc: &Location) -> Result<Vec<Record>> {
             None => "the archive object is missing beside its manifest".to_string(),
             Some(s) => format!(
                 "the archive object is {s} bytes, its manifest says {}",
-                m.size
+                m.stored_size()
             ),
         };
         pvedr::msg::warn(format!(
@@ -127,7 +127,7 @@ fn damaged(bucket: &str, m: Manifest, object: Option<u64>, why: String) -> Recor
     r.insert("error".into(), json!(why));
     r.insert("volid".into(), json!(format!("{bucket}:backup/{}", m.key)));
     r.insert("url".into(), json!(format!("s3://{bucket}/{}", m.key)));
-    r.insert("manifest_size".into(), json!(m.size));
+    r.insert("manifest_size".into(), json!(m.stored_size()));
     if let Some(s) = object {
         r.insert("object_size".into(), json!(s));
     }
@@ -164,6 +164,8 @@ fn record(bucket: &str, m: Manifest) -> Backup {
             .filter(|l| !l.is_empty())
             .map(String::from),
         protected: m.protected,
+        // `age` for an encrypted copy (Proxmox puts a PBS key's fingerprint there).
+        encrypted: m.encrypted.clone(),
         extra,
         ..Default::default()
     }

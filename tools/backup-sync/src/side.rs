@@ -8,6 +8,8 @@
 use pvedr::error::{Error, Result};
 use pvedr::s3::Bucket;
 
+use pvedr::crypt::Identities;
+
 use crate::manifest::Manifest;
 use crate::meter::hex;
 use crate::source::MAX_SIDE_FILE;
@@ -35,8 +37,14 @@ pub fn sibling(archive_key: &str, name: &str) -> String {
     }
 }
 
-/// Every side file of the manifest, refused as a whole when one is not the archive's own.
-pub fn fetch_all(bucket: &Bucket, key: &str, m: &Manifest) -> Result<Vec<Fetched>> {
+/// Every side file of the manifest, refused as a whole when one is not the archive's own;
+/// an encrypted copy's decrypted with `ids` (which [`identities_for`] checked).
+pub fn fetch_all(
+    bucket: &Bucket,
+    key: &str,
+    m: &Manifest,
+    ids: Option<&Identities>,
+) -> Result<Vec<Fetched>> {
     let allowed = allowed_names(&m.archive);
     let mut out: Vec<Fetched> = Vec::new();
     for sf in &m.side_files {
@@ -52,7 +60,12 @@ pub fn fetch_all(bucket: &Bucket, key: &str, m: &Manifest) -> Result<Vec<Fetched
                 allowed.join(", ")
             )));
         }
-        let data = bucket.get(&sf.key, None, MAX_SIDE_FILE as u64)?;
+        let got = bucket.get(&sf.key, None, MAX_SIDE_FILE as u64 + AGE_OVERHEAD)?;
+        let data = match ids.filter(|_| m.is_encrypted()) {
+            Some(ids) => pvedr::crypt::decrypt_bytes(&got, ids, MAX_SIDE_FILE as u64)
+                .map_err(|e| Error::Refused(format!("s3://{}/{}: {e}", bucket.name, sf.key)))?,
+            None => got,
+        };
         if data.len() as u64 != sf.size
             || hex(&<sha2::Sha256 as sha2::Digest>::digest(&data)) != sf.sha256
         {
@@ -67,6 +80,35 @@ pub fn fetch_all(bucket: &Bucket, key: &str, m: &Manifest) -> Result<Vec<Fetched
         });
     }
     Ok(out)
+}
+
+/// What age adds to a small file: its header (a stanza per recipient) and a tag per
+/// 64 KiB chunk.
+const AGE_OVERHEAD: u64 = 64 * 1024;
+
+/// The identities that open an encrypted copy: refused, naming the copy, without one or
+/// when the copy is for other recipients (its manifest says which). A plain copy: `None`.
+pub fn identities_for<'a>(
+    url: &str,
+    m: &Manifest,
+    ids: Option<&'a Identities>,
+) -> Result<Option<&'a Identities>> {
+    if !m.is_encrypted() {
+        return Ok(None);
+    }
+    match ids {
+        None => Err(Error::Refused(format!(
+            "{url} is encrypted (age, to {}): give --age-identity FILE; nothing written",
+            m.recipients.join(", ")
+        ))),
+        Some(i) if !i.opens(&m.recipients) => Err(Error::Refused(format!(
+            "{url} is encrypted to {}, which {} does not open: {}",
+            m.recipients.join(", "),
+            i.path(),
+            i.not_ours()
+        ))),
+        Some(i) => Ok(Some(i)),
+    }
 }
 
 /// The refusal for a side file already there with other contents (without --force).

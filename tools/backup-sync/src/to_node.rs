@@ -146,7 +146,7 @@ fn side_files_to_write(
     force: bool,
 ) -> Result<Vec<side::Fetched>> {
     let mut out = Vec::new();
-    for s in side::fetch_all(bucket, key, m)? {
+    for s in side::fetch_all(bucket, key, m, None)? {
         let target = format!("{dir}/{}", s.name);
         if exists(t, &target)? {
             let sha = hex(&<sha2::Sha256 as sha2::Digest>::digest(&s.data));
@@ -207,6 +207,12 @@ pub fn pull_one(
     let started = Instant::now();
     let m = manifest_of(bucket, key)?;
     check_part("archive name", &m.archive)?;
+    if m.is_encrypted() {
+        return Err(Error::Refused(format!(
+            "s3://{}/{key} is encrypted (age); --to-node does not decrypt: pull it with --to-dir DIR --age-identity FILE",
+            bucket.name
+        )));
+    }
     let target = node_path(t, storage, &m.archive)?;
     if exists(t, &target)? {
         if remote_sha256(t, &target).ok().as_deref() == Some(m.sha256.as_str()) {

@@ -7,11 +7,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use md5::Md5;
+use pvedr::crypt::Identities;
 use pvedr::error::{Error, Result};
 use pvedr::output::{Output, human_bytes};
 use pvedr::records::{Check, CheckStatus, Record, Summary, rfc3339, seconds_since};
@@ -45,6 +47,8 @@ struct Run<'a> {
     left: u64,
     read: u64,
     checks: Vec<Check>,
+    /// --age-identity: what decrypts encrypted copies for their reads.
+    ids: Option<Arc<Identities>>,
 }
 
 pub fn run(endpoint: &Endpoint, a: &VerifyArgs, out: &mut Output) -> Result<u8> {
@@ -54,6 +58,11 @@ pub fn run(endpoint: &Endpoint, a: &VerifyArgs, out: &mut Output) -> Result<u8> 
     if a.cycle == 0 {
         return Err(Error::usage("--cycle: give at least 1 day"));
     }
+    let ids = a
+        .age_identity
+        .as_deref()
+        .map(Identities::load)
+        .transpose()?;
     let path = verify_state::path(a.state.as_deref(), &loc.bucket)?;
     let mut state = verify_state::load(&path)?;
     let bucket = Bucket::connect(endpoint, &loc.bucket)?;
@@ -66,6 +75,7 @@ pub fn run(endpoint: &Endpoint, a: &VerifyArgs, out: &mut Output) -> Result<u8> 
         left: budget,
         read: 0,
         checks: Vec::new(),
+        ids: ids.map(Arc::new),
     };
     let copies = r.manifests(&listing)?;
     let sound: Vec<&Manifest> = copies
@@ -218,11 +228,11 @@ impl Run<'_> {
                 continue;
             }
             match l.current.get(&sf.key).and_then(|e| e.size) {
-                Some(s) if s == sf.size => {}
+                Some(s) if s == sf.stored_size() => {}
                 Some(s) => wrong.push(format!(
                     "{} is {s} bytes, the manifest says {}",
                     self.url(&sf.key),
-                    sf.size
+                    sf.stored_size()
                 )),
                 None => wrong.push(format!("{} is missing", self.url(&sf.key))),
             }
@@ -244,7 +254,7 @@ impl Run<'_> {
     fn size(&mut self, m: &Manifest, e: &Entry) -> bool {
         let url = self.url(&m.key);
         match e.size {
-            Some(s) if s == m.size => {
+            Some(s) if s == m.stored_size() => {
                 self.add(
                     m,
                     "offsite-size",
@@ -257,7 +267,7 @@ impl Run<'_> {
                 let got = s.map_or("of unknown size".into(), |s| format!("{s} bytes"));
                 let msg = format!(
                     "{url}: the object is {got}, its manifest says {} (truncated or replaced)",
-                    m.size
+                    m.stored_size()
                 );
                 self.add(m, "offsite-size", CheckStatus::Critical, msg);
                 false
@@ -396,22 +406,74 @@ impl Write for Reading {
 /// Chunks in flight to the walker: memory is this many of the S3 body's chunks.
 const WALK_QUEUE: usize = 8;
 
-/// The walk of an archive's content as backup-check --deep does it, in a thread fed the
-/// object's chunks through a bounded channel.
-type Walker = JoinHandle<Result<bool, String>>;
+/// The walk of an archive's content as backup-check --deep does it (decrypted first when
+/// the copy is encrypted), in a thread fed the object's chunks through a bounded channel.
+/// Ok: what was done, and for a decrypted copy the plaintext's (sha256, size).
+type Walker = JoinHandle<Result<Walked, String>>;
 
-fn spawn_walk(format: &str) -> (Walker, SyncSender<Vec<u8>>) {
+struct Walked {
+    what: &'static str,
+    plain: Option<(String, u64)>,
+}
+
+fn spawn_walk(format: Option<&str>, ids: Option<Arc<Identities>>) -> (Walker, SyncSender<Vec<u8>>) {
     let (tx, rx) = sync_channel(WALK_QUEUE);
-    let format = format.to_string();
+    let format = format.map(String::from);
     let h = std::thread::spawn(move || {
         let mut r = Chunks {
             rx,
             buf: Vec::new(),
             at: 0,
         };
-        pvedr::integrity::check_stream(&mut r, &format)
+        match ids {
+            Some(ids) => walk_decrypted(r, &ids, format.as_deref()),
+            None => walk(&mut r, format.as_deref()).map(|what| Walked { what, plain: None }),
+        }
     });
     (h, tx)
+}
+
+fn walk(r: &mut dyn Read, format: Option<&str>) -> Result<&'static str, String> {
+    let Some(f) = format else {
+        return Ok("not walked");
+    };
+    match pvedr::integrity::check_stream(r, f) {
+        Ok(true) => Ok("content walked as backup-check --deep does"),
+        Ok(false) => Ok("lzo/bz2: bytes hashed, content not walked"),
+        Err(e) => Err(format!("its content is damaged: {e}")),
+    }
+}
+
+/// The plaintext of an age copy, hashed whole and walked.
+fn walk_decrypted(r: Chunks, ids: &Identities, format: Option<&str>) -> Result<Walked, String> {
+    let dec = pvedr::crypt::decrypting_reader(r, ids).map_err(|e| format!("not decrypted: {e}"))?;
+    let mut h = HashingReader {
+        inner: dec,
+        sha: Sha256::new(),
+        n: 0,
+    };
+    let what = walk(&mut h, format)?;
+    std::io::copy(&mut h, &mut std::io::sink()).map_err(|e| format!("not decrypted whole: {e}"))?;
+    Ok(Walked {
+        what,
+        plain: Some((hex(&h.sha.finalize()), h.n)),
+    })
+}
+
+/// Hashes and counts what is read through it.
+struct HashingReader<R> {
+    inner: R,
+    sha: Sha256,
+    n: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.sha.update(&out[..n]);
+        self.n = self.n.saturating_add(n as u64);
+        Ok(n)
+    }
 }
 
 /// The walker's side of the channel, as a reader; the sender gone is the end.
@@ -441,10 +503,14 @@ struct Target<'a> {
     key: &'a str,
     version: Option<&'a str>,
     size: u64,
-    sha256: &'a str,
+    /// The object's sha256 (an encrypted copy's manifest may not have one: its plaintext's
+    /// is checked then).
+    sha256: Option<&'a str>,
     md5: Option<&'a str>,
     /// The archive's format, to walk its content (side files are not walked).
     format: Option<&'a str>,
+    /// An encrypted copy: its plaintext's size and sha256.
+    plain: Option<(u64, &'a str)>,
 }
 
 /// What one whole read found.
@@ -473,11 +539,19 @@ impl Run<'_> {
                 continue;
             };
             let cost = m
-                .size
-                .saturating_add(m.side_files.iter().map(|s| s.size).sum());
+                .stored_size()
+                .saturating_add(m.side_files.iter().map(|s| s.stored_size()).sum());
             let seen = state.objects.get(&m.key).cloned().unwrap_or_default();
+            if m.is_encrypted() && !self.can_decrypt(m, &seen) {
+                continue;
+            }
             if cost > self.left {
-                self.not_read(m, &seen, cost);
+                let why = format!(
+                    "{} to read, {} left of --max-egress",
+                    human_bytes(cost),
+                    human_bytes(self.left)
+                );
+                self.not_read(m, &seen, &why);
                 continue;
             }
             let found = self.read_copy(m, e);
@@ -485,14 +559,41 @@ impl Run<'_> {
         }
     }
 
+    /// An encrypted copy is read only with an identity that opens it (its manifest says
+    /// for whom): else it is not read, and says why.
+    fn can_decrypt(&mut self, m: &Manifest, seen: &Seen) -> bool {
+        let url = self.url(&m.key);
+        let why = match &self.ids {
+            Some(i) if i.opens(&m.recipients) => return true,
+            Some(i) => {
+                let msg = format!(
+                    "{url}: encrypted (age) to {}, which {} does not open: not read",
+                    m.recipients.join(", "),
+                    i.path()
+                );
+                self.add(m, "offsite-read", CheckStatus::Unknown, msg);
+                return false;
+            }
+            None => "encrypted (age), not read: no --age-identity",
+        };
+        self.not_read(m, seen, why);
+        false
+    }
+
     fn read_copy(&mut self, m: &Manifest, e: &Entry) -> Found {
+        let enc = m.is_encrypted();
         let archive = Target {
             key: &m.key,
             version: version(e),
-            size: m.size,
-            sha256: &m.sha256,
+            size: m.stored_size(),
+            sha256: if enc {
+                m.object_sha256.as_deref()
+            } else {
+                Some(&m.sha256)
+            },
             md5: md5_etag(e),
             format: Some(&m.format),
+            plain: enc.then_some((m.size, m.sha256.as_str())),
         };
         let found = self.read_one(&archive);
         if !matches!(found, Found::Match(_)) {
@@ -502,10 +603,15 @@ impl Run<'_> {
             let side = Target {
                 key: &sf.key,
                 version: None,
-                size: sf.size.min(MAX_SIDE_FILE as u64),
-                sha256: &sf.sha256,
+                size: sf.stored_size().min(MAX_SIDE_FILE as u64 * 2),
+                sha256: if enc {
+                    sf.object_sha256.as_deref()
+                } else {
+                    Some(&sf.sha256)
+                },
                 md5: None,
                 format: None,
+                plain: enc.then_some((sf.size, sf.sha256.as_str())),
             };
             match self.read_one(&side) {
                 Found::Match(_) => {}
@@ -518,7 +624,11 @@ impl Run<'_> {
     /// Reads one object whole (its listed version); bytes counted even when it fails.
     fn read_one(&mut self, t: &Target) -> Found {
         let url = self.url(t.key);
-        let (walker, pipe) = t.format.map(spawn_walk).unzip();
+        // A plain side file has nothing to walk; an encrypted one is decrypted to be hashed.
+        let ids = t.plain.and(self.ids.clone());
+        let (walker, pipe) = (t.format.is_some() || ids.is_some())
+            .then(|| spawn_walk(t.format, ids))
+            .unzip();
         let mut w = Reading {
             sha: Sha256::new(),
             md5: t.md5.map(|_| Md5::new()),
@@ -543,11 +653,17 @@ impl Run<'_> {
         if let Some(why) = hashes(w, t) {
             return Found::Damaged(format!("{url}: {why}"));
         }
-        match walked {
-            Some(Err(e)) => Found::Damaged(format!("{url}: its content is damaged: {e}")),
-            Some(Ok(true)) => Found::Match("content walked as backup-check --deep does"),
-            Some(Ok(false)) => Found::Match("lzo/bz2: bytes hashed, content not walked"),
-            None => Found::Match("not walked"),
+        match (walked, t.plain) {
+            (Some(Err(e)), _) => Found::Damaged(format!("{url}: {e}")),
+            (Some(Ok(w)), Some((size, sha))) => match w.plain {
+                Some((s, n)) if n == size && s == sha => Found::Match(w.what),
+                Some((s, n)) => Found::Damaged(format!(
+                    "{url}: decrypted {n} bytes sha256 {s}, its manifest says {size} bytes sha256 {sha}"
+                )),
+                None => Found::Damaged(format!("{url}: not decrypted")),
+            },
+            (Some(Ok(w)), None) => Found::Match(w.what),
+            (None, _) => Found::Match("not walked"),
         }
     }
 
@@ -559,8 +675,13 @@ impl Run<'_> {
                 s.read = Some(self.now);
                 s.etag = e.etag.clone();
                 s.sha256 = Some(m.sha256.clone());
+                let how = if m.is_encrypted() {
+                    ", decrypted with --age-identity"
+                } else {
+                    ""
+                };
                 let msg = format!(
-                    "{url}: read whole, {} bytes, sha256 as its manifest says; {walked}",
+                    "{url}: read whole{how}, {} bytes, sha256 as its manifest says; {walked}",
                     m.size
                 );
                 self.add(m, "offsite-read", CheckStatus::Ok, msg);
@@ -577,7 +698,7 @@ impl Run<'_> {
     }
 
     /// A copy left for a later run: OK while its cycle holds, WARNING once overdue.
-    fn not_read(&mut self, m: &Manifest, seen: &Seen, cost: u64) {
+    fn not_read(&mut self, m: &Manifest, seen: &Seen, why: &str) {
         let url = self.url(&m.key);
         let since = seen.read.unwrap_or(seen.first_seen);
         let due = since.saturating_add(self.cycle);
@@ -585,15 +706,10 @@ impl Run<'_> {
             .read
             .map_or("never read".into(), |t| format!("last read {}", rfc3339(t)));
         if self.now <= due {
-            let msg = format!("{url}: {last}; next read due by {}", rfc3339(due));
+            let msg = format!("{url}: {last}; next read due by {} ({why})", rfc3339(due));
             self.add(m, "offsite-read", CheckStatus::Ok, msg);
         } else {
-            let msg = format!(
-                "{url}: {last}, overdue since {} ({} to read, {} left of --max-egress)",
-                rfc3339(due),
-                human_bytes(cost),
-                human_bytes(self.left)
-            );
+            let msg = format!("{url}: {last}, overdue since {} ({why})", rfc3339(due));
             self.add(m, "offsite-read", CheckStatus::Warning, msg);
         }
     }
@@ -678,8 +794,8 @@ fn hashes(w: Reading, t: &Target) -> Option<String> {
         ));
     }
     let sha = hex(&w.sha.finalize());
-    if sha != t.sha256 {
-        return Some(format!("sha256 {sha}, its manifest says {}", t.sha256));
+    if let Some(want) = t.sha256.filter(|want| *want != sha) {
+        return Some(format!("sha256 {sha}, its manifest says {want}"));
     }
     let md5 = w.md5.map(|h| hex(&h.finalize()));
     match (t.md5, md5) {

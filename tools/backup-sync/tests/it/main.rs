@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod contract;
+mod encrypt;
 mod hostile;
 mod interrupt;
 mod man;

@@ -28,7 +28,7 @@ fn key(i: usize) -> String {
 }
 
 /// A container backup as vzdump writes one: a tar with `./etc/vzdump/pct.conf`, zstd.
-fn archive(dir: &Path, name: &str, seed: u64) -> Vec<u8> {
+pub fn archive(dir: &Path, name: &str, seed: u64) -> Vec<u8> {
     let stage = tempfile::tempdir().expect("tmp");
     std::fs::create_dir_all(stage.path().join("etc/vzdump")).expect("mkdir");
     std::fs::write(stage.path().join("etc/vzdump/pct.conf"), "arch: amd64\n").expect("conf");

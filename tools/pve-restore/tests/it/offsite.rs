@@ -235,10 +235,22 @@ fn an_encrypted_copy_is_refused_naming_pull() {
     ))
     .expect("json");
     rec["encrypted"] = json!("age");
-    let (out, code) = restore(&s, &s.moto.endpoint(), &rec.to_string(), &["--target-vmid", "157"]);
-    assert_eq!((code, out["status"].clone()), (1, json!("refused")), "{out}");
+    let (out, code) = restore(
+        &s,
+        &s.moto.endpoint(),
+        &rec.to_string(),
+        &["--target-vmid", "157"],
+    );
+    assert_eq!(
+        (code, out["status"].clone()),
+        (1, json!("refused")),
+        "{out}"
+    );
     let why = out["error"].as_str().unwrap_or("");
-    assert!(why.contains("encrypted") && why.contains("--age-identity"), "{out}");
+    assert!(
+        why.contains("encrypted") && why.contains("--age-identity"),
+        "{out}"
+    );
     assert!(s.sim.read_json("guests/157.json").is_null());
 }
 
