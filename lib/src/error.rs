@@ -119,7 +119,7 @@ pub enum Error {
 
     /// Age encryption or decryption (a key file, a copy for other recipients, damage).
     #[error(transparent)]
-    Crypt(#[from] crate::crypt::CryptError),
+    Crypt(#[from] crate::crypt::error::CryptError),
 
     /// A change needs confirmation, and there is no terminal to ask on.
     #[error("{0}")]
@@ -147,7 +147,7 @@ pub enum Error {
 
     /// A streamed archive did not arrive whole, or cannot be streamed here.
     #[error("{0}")]
-    Stream(#[from] crate::pipeline::PipeError),
+    Stream(#[from] crate::pipeline::error::PipeError),
 
     #[error("{0}")]
     Other(String),

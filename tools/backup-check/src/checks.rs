@@ -1,9 +1,9 @@
 //! The checks: pure functions from records (and a fixed "now") to `check` records.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use pvedr::jobs::GuestRef;
-use pvedr::records::{Backup, BackupFailure, Check, Guest, Job, Snapshot, Storage, TfstateVersion};
+use pvedr::records::{Backup, Check, Job, TfstateVersion};
 use pvedr::retention::{Entry, KeepOptions, Mark, mark_group};
 use pvedr::schedule::Schedule;
 use pvedr::status::TaskExit;
@@ -11,6 +11,7 @@ use pvedr::time::{Zone, format_duration};
 use pvedr::{jobs, pvesh};
 use serde_json::{Map, Value, json};
 
+use crate::inputs::Inputs;
 use crate::policy::Policy;
 use crate::status::{Status, check};
 
@@ -31,30 +32,6 @@ pub struct Thresholds {
 
     /// The newest backup against the median of the previous ones (`size`).
     pub size_anomaly: crate::size_anomaly::Limits,
-}
-
-#[derive(Debug, Default)]
-pub struct Inputs {
-    pub backups: Vec<Backup>,
-    pub guests: Vec<Guest>,
-    pub storages: Vec<Storage>,
-    pub jobs: Vec<Job>,
-    pub failures: Vec<BackupFailure>,
-    pub tfstate: Vec<TfstateVersion>,
-    /// pve-snapshot's records: checked on their own, never as backups.
-    pub snapshots: Vec<Snapshot>,
-    /// volid → what is wrong, for archives `--deep` found damaged.
-    pub damaged: HashMap<String, String>,
-    /// volid → why `--deep` could not test it (the node lacks the tool): not damage.
-    pub untested: HashMap<String, String>,
-    /// How many archives `--deep` checked (None: it did not run).
-    pub deep_checked: Option<usize>,
-    /// `offsite_damaged` records (backup-sync ls): offsite copies that cannot be restored.
-    pub offsite_damaged: Vec<Map<String, Value>>,
-    /// `check` records read (`backup-sync verify`'s): reported as they are.
-    pub foreign: Vec<Check>,
-    /// Restore drills (`restore` records of `pve-restore --test`), per guest.
-    pub drills: crate::drills::Drills,
 }
 
 fn job_policy(job: &Job) -> Option<KeepOptions> {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use pvedr::records::Backup;
 
-use crate::checks::Inputs;
-use crate::report::gauge;
+use crate::inputs::Inputs;
+use crate::prom::gauge;
 
 /// Clock skew tolerated before a backup counts as dated in the future (as the `time` check).
 const MAX_SKEW: i64 = 300;

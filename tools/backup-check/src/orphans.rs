@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use pvedr::records::{Backup, Check, rfc3339};
 use serde_json::json;
 
-use crate::checks::Inputs;
+use crate::inputs::Inputs;
 use crate::status::{Status, check};
 
 /// VMID → its backups, for every guest with backups that the guest list does not hold.

@@ -7,7 +7,8 @@ use std::io::Write;
 use pvedr::records::{Backup, Check, CheckStatus, Summary};
 use serde_json::{Map, Value};
 
-use crate::checks::Inputs;
+use crate::inputs::Inputs;
+use crate::prom::gauge;
 use crate::status::Status;
 
 pub fn worst(checks: &[Check]) -> Status {
@@ -345,19 +346,6 @@ pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f6
         .any(|c| c.component == "source" && c.status == CheckStatus::Unknown);
     run_metrics(&mut m, could_check, run_ts, duration_s);
     m
-}
-
-/// One gauge with its samples (`labels`, value); labels already escaped.
-pub fn gauge(m: &mut String, name: &str, help: &str, samples: Vec<(String, String)>) {
-    let _ = writeln!(m, "# HELP {name} {help}");
-    let _ = writeln!(m, "# TYPE {name} gauge");
-    for (labels, value) in samples {
-        if labels.is_empty() {
-            let _ = writeln!(m, "{name} {value}");
-        } else {
-            let _ = writeln!(m, "{name}{{{labels}}} {value}");
-        }
-    }
 }
 
 /// The metrics of a run that could not check at all: only that, with a fresh timestamp, so

@@ -7,9 +7,10 @@ use pvedr::output::Format;
 use pvedr::records::{CheckStatus, Record};
 use pvedr::time::{Zone, format_duration, parse_duration};
 
-use crate::checks::{Inputs, Thresholds, run_checks};
+use crate::checks::{Thresholds, run_checks};
 use crate::cli::Cli;
 use crate::completeness::Completeness;
+use crate::inputs::Inputs;
 use crate::{deep, report};
 
 /// `80`, `80%` → 0.8.
