@@ -113,6 +113,15 @@ pub struct Identities {
     path: String,
 }
 
+/// Only the file's name: an identity is a secret.
+impl std::fmt::Debug for Identities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identities")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Identities {
     /// Reads an identity file, refused when group or others may open it.
     pub fn load(path: &Path) -> CResult<Identities> {
@@ -387,10 +396,10 @@ mod tests {
         let id = x25519::Identity::generate();
         let secret = age::secrecy::ExposeSecret::expose_secret(&id.to_string()).to_string();
         let p = key_file(dir.path(), &secret, 0o640);
-        let e = Identities::load(&p).err().expect("refused");
+        let e = Identities::load(&p).expect_err("refused");
         assert!(matches!(e, CryptError::Exposed { mode: 0o640, .. }), "{e}");
         let p = key_file(dir.path(), &format!("{secret}x\n"), 0o600);
-        let e = Identities::load(&p).err().expect("refused").to_string();
+        let e = Identities::load(&p).expect_err("refused").to_string();
         assert!(e.contains("line 1") && !e.contains(&secret), "{e}");
         let e = Recipients::parse(std::slice::from_ref(&secret), &[] as &[&Path])
             .err()

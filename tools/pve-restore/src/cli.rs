@@ -348,6 +348,12 @@ pub struct Cli {
     #[command(flatten)]
     pub s3: pvedr::s3::S3Conn,
 
+    /// The age identity file that opens an encrypted offsite copy (backup-sync push
+    /// --encrypt-to): decrypted as it streams, its plaintext sha256 checked. Refused when
+    /// group or others can read it; never printed.
+    #[arg(long, value_name = "FILE", hide_short_help = true)]
+    pub age_identity: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub output: OutputArgs,
 }

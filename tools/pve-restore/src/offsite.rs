@@ -5,7 +5,11 @@
 //! from the archive's head (a pipe restore takes no config from the archive before the
 //! extraction: pve-container `API2/LXC.pm` `create_vm`).
 
+use std::io::Read;
+use std::sync::Arc;
+
 use pvedr::archive;
+use pvedr::crypt::{self, Identities};
 use pvedr::pipeline::{self, Compression, Expect, PipeError};
 use pvedr::pve::{GuestConfig, Kind};
 use pvedr::records::Backup;
@@ -26,6 +30,9 @@ pub struct Offsite {
     pub compression: Compression,
     /// `vma` or `tar`.
     pub base: String,
+    /// An age file: decrypted with [`Offsite::ids`] as it streams.
+    pub encrypted: bool,
+    pub ids: Option<Arc<Identities>>,
 }
 
 /// `None`: not an offsite record; `Some(Err(why))`: one that cannot be restored.
@@ -36,13 +43,18 @@ pub fn of(b: &Backup) -> Option<Result<Offsite, String>> {
 }
 
 fn parse(b: &Backup, url: &str, rest: &str) -> Result<Offsite, String> {
-    // backup-sync marks a client-side encrypted copy `age`; its object is no archive, and
-    // the manifest's sha256 is of the plaintext.
-    if b.encrypted.as_deref() == Some("age") {
-        return Err(format!(
-            "{url} is encrypted (age) and a streamed restore does not decrypt yet: backup-sync pull --age-identity FILE --to-dir DIR, then restore that archive; nothing was changed"
-        ));
-    }
+    // backup-sync marks a client-side encrypted copy `age`: its object is an age file
+    // whose plaintext has the record's size and sha256.
+    let encrypted = match b.encrypted.as_deref() {
+        None => false,
+        Some(crypt::AGE) => true,
+        Some(other) => {
+            return Err(format!(
+                "{url}: encrypted as '{}', which pvedr cannot open",
+                pvedr::msg::visible(other)
+            ));
+        }
+    };
     let (bucket, key) = rest
         .split_once('/')
         .filter(|(b, k)| !b.is_empty() && !k.is_empty())
@@ -79,6 +91,8 @@ fn parse(b: &Backup, url: &str, rest: &str) -> Result<Offsite, String> {
         sha256: sha256.to_ascii_lowercase(),
         compression,
         base: base.to_string(),
+        encrypted,
+        ids: None,
     })
 }
 
@@ -87,16 +101,22 @@ impl Offsite {
         Bucket::connect(&s3.endpoint()?, &self.bucket)
     }
 
-    /// The object is there and of the manifest's size (a cut upload, a truncated copy is
-    /// refused before anything changes).
-    pub fn check(&self, s3: &S3Conn) -> Result<String, String> {
+    /// The object's size as the server says it.
+    fn object_size(&self, s3: &S3Conn) -> Result<u64, String> {
         let head = self
             .bucket(s3)
             .and_then(|b| b.head_object(&self.key))
             .map_err(|e| format!("cannot read {}: {e}", self.url))?;
-        match head.and_then(|h| h.size) {
-            None => Err(format!("{} is gone", self.url)),
-            Some(n) if n < self.size => Err(format!(
+        head.and_then(|h| h.size)
+            .ok_or_else(|| format!("{} is gone", self.url))
+    }
+
+    /// The object is there and of the manifest's size (a cut upload, a truncated copy is
+    /// refused before anything changes); an age file is larger than its plaintext.
+    pub fn check(&self, s3: &S3Conn) -> Result<String, String> {
+        let n = self.object_size(s3)?;
+        match n {
+            n if n < self.size => Err(format!(
                 "{} ({} is {n} bytes)",
                 PipeError::Truncated {
                     expected: self.size,
@@ -104,25 +124,63 @@ impl Offsite {
                 },
                 self.url
             )),
-            Some(n) if n > self.size => Err(format!(
+            n if n > self.size && !self.encrypted => Err(format!(
                 "{} is {n} bytes, its manifest says {}: not the copy the manifest describes",
                 self.url, self.size
             )),
-            Some(n) => Ok(format!(
+            n if self.encrypted => Ok(format!(
+                "{} is there, an age file of {n} bytes; decrypted and its plaintext sha256 checked as it streams",
+                self.url
+            )),
+            n => Ok(format!(
                 "{} is there, {n} bytes as its manifest says; its sha256 is checked as it streams",
                 self.url
             )),
         }
     }
 
+    /// The object read from its start, decrypted when it is an age file: `len` bytes of
+    /// the object (all of it for the restore, its head for the config).
+    fn source(
+        &self,
+        s3: &S3Conn,
+        len: u64,
+        part: u64,
+        in_flight: usize,
+    ) -> pvedr::Result<Box<dyn Read + Send>> {
+        let b = self.bucket(s3)?;
+        let ranged = b.ranged(&self.key, len, part, in_flight);
+        match (&self.ids, self.encrypted) {
+            (_, false) => Ok(Box::new(ranged)),
+            (Some(ids), true) => Ok(Box::new(crypt::decrypting_reader(ranged, ids)?)),
+            (None, true) => Err(pvedr::Error::Other(format!(
+                "{} is encrypted: give --age-identity FILE",
+                self.url
+            ))),
+        }
+    }
+
     /// The container config in the archive's head.
     pub fn ct_config(&self, s3: &S3Conn) -> Result<GuestConfig, String> {
-        let n = self.size.min(HEAD_BYTES);
+        // An age file's head: its header and the first chunks (64 KiB each, 16 bytes of
+        // tag), cut where the range ends: what decrypts before the cut is the head.
+        let object = if self.encrypted {
+            self.object_size(s3)?
+        } else {
+            self.size
+        };
+        let n = object.min(HEAD_BYTES);
         let mut raw = Vec::new();
-        let b = self.bucket(s3).map_err(|e| e.to_string())?;
-        let mut r = b.ranged(&self.key, n, n, 1);
-        std::io::Read::read_to_end(&mut r, &mut raw)
+        let mut r = self
+            .source(s3, n, n, 1)
             .map_err(|e| format!("cannot read the head of {}: {e}", self.url))?;
+        if let Err(e) = r.read_to_end(&mut raw) {
+            // An age file cut where the range ends fails its last chunk: what came before
+            // it is the head, whole.
+            if !self.encrypted || raw.is_empty() {
+                return Err(format!("cannot read the head of {}: {e}", self.url));
+            }
+        }
         let head = pipeline::decompress_head(&raw, self.compression);
         let text = pipeline::config_in_head(&head, &self.base)
             .ok_or_else(|| format!("no container config in the head of {}", self.url))?;
@@ -136,13 +194,18 @@ impl Offsite {
         t: &dyn pvedr::transport::Transport,
         cmd: &pvedr::transport::RemoteCommand,
     ) -> pvedr::Result<pipeline::Fed> {
-        let b = self.bucket(s3)?;
-        let ranged = b.ranged(&self.key, self.size, pvedr::s3::PART, pvedr::s3::IN_FLIGHT);
+        let object = if self.encrypted {
+            self.object_size(s3).map_err(pvedr::Error::Other)?
+        } else {
+            self.size
+        };
+        let source = self.source(s3, object, pvedr::s3::PART, pvedr::s3::IN_FLIGHT)?;
+        // The record's size and sha256 are the plaintext's: checked after decryption.
         let expect = Expect {
             size: self.size,
             sha256: self.sha256.clone(),
         };
-        let s = pipeline::stream(Box::new(ranged), expect, self.compression)?;
+        let s = pipeline::stream(source, expect, self.compression)?;
         pipeline::feed(t, cmd, s)
     }
 
@@ -151,6 +214,7 @@ impl Offsite {
         json!({
             "url": self.url,
             "sha256": self.sha256,
+            "encrypted": self.encrypted.then_some(crypt::AGE),
             "bytes": fed.map(|f| f.bytes),
         })
     }

@@ -20,9 +20,12 @@ pub(super) fn prepare(
     lxc: bool,
     overwrite: bool,
 ) -> std::result::Result<Option<Streamed>, String> {
-    let Some(o) = o.transpose()? else {
+    let Some(mut o) = o.transpose()? else {
         return Ok(None);
     };
+    if o.encrypted {
+        o.ids = Some(identities(ctx, &o.url)?);
+    }
     if !ctx.t.has_shell() {
         return Err(pvedr::pipeline::PipeError::NeedsShell {
             host: ctx.t.host().to_string(),
@@ -46,6 +49,23 @@ pub(super) fn prepare(
         ct_args,
         rootfs_storage,
     }))
+}
+
+/// The `--age-identity` that opens an encrypted copy: loaded once (a file group or others
+/// can read is refused; no line of it is ever said), checked against nothing more here:
+/// a copy for other recipients is refused when its header is read, before any change.
+fn identities(
+    ctx: &Ctx,
+    url: &str,
+) -> std::result::Result<std::sync::Arc<pvedr::crypt::Identities>, String> {
+    let Some(path) = ctx.cli.age_identity.as_deref() else {
+        return Err(format!(
+            "{url} is encrypted (age): give --age-identity FILE, the identity its push was encrypted to; nothing was changed"
+        ));
+    };
+    pvedr::crypt::Identities::load(path)
+        .map(std::sync::Arc::new)
+        .map_err(|e| format!("{e}; nothing was changed"))
 }
 
 impl Streamed {

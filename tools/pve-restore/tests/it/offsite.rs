@@ -217,41 +217,129 @@ fn a_truncated_object_is_refused_before_anything_changes() {
     assert!(!log.contains("qmrestore"), "{log}");
 }
 
-/// An encrypted copy (backup-sync push --encrypt-to) is refused before anything runs,
-/// naming the way that decrypts: its object is no archive a restore could read.
-#[test]
-fn an_encrypted_copy_is_refused_naming_pull() {
-    let s = site();
-    let good = archive(&s.sim, "qemu", "zstd");
-    let key = "pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst";
-    put(&s.moto.endpoint(), key, good.clone());
-    let mut rec: serde_json::Value = serde_json::from_str(&record(
+/// An age key pair made by the standard `age-keygen`: (identity file, public key).
+fn age_key(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+    let key = dir.join(name);
+    let ok = std::process::Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .expect("age-keygen (Debian package age)");
+    assert!(ok.status.success(), "{ok:?}");
+    let public = std::process::Command::new("age-keygen")
+        .arg("-y")
+        .arg(&key)
+        .output()
+        .expect("age-keygen -y");
+    (
         key,
+        String::from_utf8_lossy(&public.stdout).trim().to_string(),
+    )
+}
+
+/// `bytes` encrypted by the standard `age` command, as backup-sync push writes a copy.
+fn age_encrypt(bytes: &[u8], recipient: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut c = std::process::Command::new("age")
+        .args(["-r", recipient])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("age (Debian package age)");
+    let mut stdin = c.stdin.take().expect("stdin");
+    let data = bytes.to_vec();
+    let w = std::thread::spawn(move || stdin.write_all(&data));
+    let out = c.wait_with_output().expect("age");
+    w.join().expect("writer").expect("write");
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// An encrypted copy (backup-sync push --encrypt-to) streams decrypted with
+/// --age-identity: a container (whose config is read from the decrypted head) comes back
+/// as from the plain copy. Without an identity, or with one for other recipients, nothing
+/// runs on the node and the refusal says why; the secret is never printed.
+#[test]
+fn an_encrypted_copy_streams_decrypted_with_its_identity_and_is_refused_without() {
+    let s = site();
+    let keys = tempfile::tempdir().expect("tmp");
+    let (key, public) = age_key(keys.path(), "key.txt");
+    let (other, _) = age_key(keys.path(), "other.txt");
+    let plain = archive(&s.sim, "lxc", "zstd");
+    let key_name = "pve1/100/vzdump-lxc-100-2024_01_15-02_00_02.tar.zst";
+    put(&s.moto.endpoint(), key_name, age_encrypt(&plain, &public));
+    let mut rec: Value = serde_json::from_str(&record(
+        key_name,
         100,
-        "qemu",
-        "vma.zst",
-        good.len() as u64,
-        &sha(&good),
+        "lxc",
+        "tar.zst",
+        plain.len() as u64,
+        &sha(&plain),
     ))
     .expect("json");
     rec["encrypted"] = json!("age");
-    let (out, code) = restore(
-        &s,
-        &s.moto.endpoint(),
-        &rec.to_string(),
-        &["--target-vmid", "157"],
-    );
+    let input = rec.to_string();
+    let (out, code) = restore(&s, &s.moto.endpoint(), &input, &["--target-vmid", "157"]);
     assert_eq!(
         (code, out["status"].clone()),
         (1, json!("refused")),
         "{out}"
     );
-    let why = out["error"].as_str().unwrap_or("");
     assert!(
-        why.contains("encrypted") && why.contains("--age-identity"),
+        out["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--age-identity"),
         "{out}"
     );
+    let wrong = other.to_str().expect("utf-8");
+    let (out, code) = restore(
+        &s,
+        &s.moto.endpoint(),
+        &input,
+        &["--target-vmid", "157", "--age-identity", wrong],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.to_string().contains("other recipients"), "{out}");
     assert!(s.sim.read_json("guests/157.json").is_null());
+    let secret = std::fs::read_to_string(&other).expect("key");
+    let secret = secret
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY"))
+        .expect("secret");
+    assert!(!out.to_string().contains(secret), "the secret was printed");
+    let good = key.to_str().expect("utf-8");
+    let (out, code) = restore(
+        &s,
+        &s.moto.endpoint(),
+        &input,
+        &["--target-vmid", "158", "--age-identity", good],
+    );
+    assert_eq!(
+        (code, out["status"].clone()),
+        (0, json!("restored")),
+        "{out}"
+    );
+    assert_eq!(out["offsite"]["encrypted"], "age", "{out}");
+    // The same archive in the clear, streamed: the same guest.
+    let plain_key = "pve1/100/plain/vzdump-lxc-100-2024_01_15-02_00_02.tar.zst";
+    put(&s.moto.endpoint(), plain_key, plain.clone());
+    let input = record(
+        plain_key,
+        100,
+        "lxc",
+        "tar.zst",
+        plain.len() as u64,
+        &sha(&plain),
+    );
+    let (out, code) = restore(&s, &s.moto.endpoint(), &input, &["--target-vmid", "159"]);
+    assert_eq!(code, 0, "{out}");
+    let a = s.sim.read_json("guests/158.json");
+    let b = s.sim.read_json("guests/159.json");
+    assert_eq!(same(&a["config"], 158, 159), same(&b["config"], 158, 159));
+    let d = |v: u64| volume(&s.sim, &format!("vm-{v}-disk-0"));
+    assert!(!d(158).is_empty());
+    assert_eq!(d(158), d(159));
 }
 
 /// The S3 server stops while the second of three parts is asked for.
