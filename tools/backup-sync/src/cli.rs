@@ -269,8 +269,8 @@ pub struct PullArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// The age identity file (age-keygen's, mode 600) that decrypts encrypted copies
-    /// (--identity stays the SSH key).
+    /// The age identity file (age-keygen's, mode 600) that decrypts encrypted copies, into
+    /// --to-dir or, decrypted here, onto --to-node (--identity stays the SSH key).
     #[arg(long, value_name = "FILE")]
     pub age_identity: Option<PathBuf>,
 

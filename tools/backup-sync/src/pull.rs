@@ -117,7 +117,7 @@ pub fn run(
         let st = match buckets.get(b) {
             Some(bucket) => match (node, &a.to_dir, &a.storage) {
                 (Some(t), _, Some(s)) => {
-                    crate::to_node::pull_one(endpoint, bucket, key, t, s, a.force)
+                    crate::to_node::pull_one(endpoint, bucket, key, t, s, a.force, ids.as_ref())
                 }
                 (_, Some(d), _) => pull_one(bucket, key, d, a.force, ids.as_ref(), started),
                 _ => Err(Error::usage(

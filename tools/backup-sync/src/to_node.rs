@@ -1,13 +1,16 @@
 //! `pull --to-node`: an offsite copy straight back onto a node's backup storage (the node
 //! was rebuilt, its disks are new). The archive streams from S3 over SSH into a temporary
 //! file beside the target; the node's own `sha256sum` must match the manifest before the
-//! file is renamed into place. Side files likewise.
+//! file is renamed into place. Side files likewise. An encrypted copy is decrypted here, as
+//! it arrives (`--age-identity`): the node receives the plaintext, checked against the
+//! manifest's plaintext sha256 both as sent and as landed.
 
 use pvedr::records::StepStatus;
 use std::io::Read;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Instant;
 
+use pvedr::crypt::Identities;
 use pvedr::error::{Error, Result};
 use pvedr::records::Step;
 use pvedr::s3::{Bucket, Endpoint};
@@ -144,9 +147,10 @@ fn side_files_to_write(
     t: &dyn Transport,
     dir: &str,
     force: bool,
+    ids: Option<&Identities>,
 ) -> Result<Vec<side::Fetched>> {
     let mut out = Vec::new();
-    for s in side::fetch_all(bucket, key, m, None)? {
+    for s in side::fetch_all(bucket, key, m, ids)? {
         let target = format!("{dir}/{}", s.name);
         if exists(t, &target)? {
             let sha = hex(&<sha2::Sha256 as sha2::Digest>::digest(&s.data));
@@ -162,22 +166,33 @@ fn side_files_to_write(
     Ok(out)
 }
 
-/// Streams the archive into `tmp` on the node; returns the sha256 of what was sent.
-fn stream(
-    endpoint: &Endpoint,
-    bucket: &str,
-    key: &str,
-    t: &dyn Transport,
-    tmp: &str,
-    name: &str,
+/// What to stream and how: the object, the archive's name and plaintext size, and the
+/// identities that decrypt it (an encrypted copy).
+struct Source<'a> {
+    endpoint: &'a Endpoint,
+    bucket: &'a str,
+    key: &'a str,
+    name: &'a str,
     size: u64,
-) -> Result<String> {
+    ids: Option<&'a Identities>,
+}
+
+/// Streams the archive (decrypted, for an encrypted copy) into `tmp` on the node; returns
+/// the sha256 of what was sent.
+fn stream(src: Source, t: &dyn Transport, tmp: &str) -> Result<String> {
     let (tx, rx) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
     std::thread::scope(|s| {
         let reader = s.spawn(move || -> Result<String> {
-            let b = Bucket::connect(endpoint, bucket)?;
-            let mut m = Meter::new(ChannelWriter(tx), name, Some(size), None);
-            b.get_to(key, None, &mut m)?;
+            let b = Bucket::connect(src.endpoint, src.bucket)?;
+            let mut m = Meter::new(ChannelWriter(tx), src.name, Some(src.size), None);
+            match src.ids {
+                Some(ids) => {
+                    pvedr::crypt::decrypt_to(ids, &mut m, |w| b.get_to(src.key, None, w))?;
+                }
+                None => {
+                    b.get_to(src.key, None, &mut m)?;
+                }
+            }
             Ok(m.into_parts().1)
         });
         let mut input = ChannelReader {
@@ -203,16 +218,12 @@ pub fn pull_one(
     t: &dyn Transport,
     storage: &str,
     force: bool,
+    ids: Option<&Identities>,
 ) -> Result<Step> {
     let started = Instant::now();
     let m = manifest_of(bucket, key)?;
     check_part("archive name", &m.archive)?;
-    if m.is_encrypted() {
-        return Err(Error::Refused(format!(
-            "s3://{}/{key} is encrypted (age); --to-node does not decrypt: pull it with --to-dir DIR --age-identity FILE",
-            bucket.name
-        )));
-    }
+    let ids = side::identities_for(&format!("s3://{}/{key}", bucket.name), &m, ids)?;
     let target = node_path(t, storage, &m.archive)?;
     if exists(t, &target)? {
         if remote_sha256(t, &target).ok().as_deref() == Some(m.sha256.as_str()) {
@@ -233,9 +244,17 @@ pub fn pull_one(
     }
     let dir = target.rsplit_once('/').map_or("", |(d, _)| d).to_string();
     // Side files are checked before anything is written: a forged one stops the pull.
-    let sides = side_files_to_write(bucket, key, &m, t, &dir, force)?;
+    let sides = side_files_to_write(bucket, key, &m, t, &dir, force, ids)?;
     let tmp = temp_name(&dir, &m.archive);
-    let sent = stream(endpoint, &bucket.name, key, t, &tmp, &m.archive, m.size);
+    let src = Source {
+        endpoint,
+        bucket: &bucket.name,
+        key,
+        name: &m.archive,
+        size: m.size,
+        ids,
+    };
+    let sent = stream(src, t, &tmp);
     let landed = sent.and_then(|s| Ok((s, remote_sha256(t, &tmp)?)));
     match landed {
         Ok((s, l)) if s == m.sha256 && l == m.sha256 => rename(t, &tmp, &target)?,

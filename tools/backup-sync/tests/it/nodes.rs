@@ -98,3 +98,70 @@ fn pull_to_node_writes_on_the_node_named() {
         "not back on pve2"
     );
 }
+
+/// An encrypted copy pulled onto a node: decrypted on the way with --age-identity, the
+/// node gets the archive itself (checked against the plaintext sha256 as sent and as
+/// landed); without the identity nothing is written there.
+#[test]
+fn pull_to_node_decrypts_an_encrypted_copy() {
+    let sim = SimNode::demo();
+    let pve2 = two_locals(&sim);
+    let sshd = Sshd::start(&sim);
+    let s3 = Offsite::new();
+    let keys = tempfile::tempdir().expect("tmp");
+    let key = crate::encrypt::keygen(keys.path(), "key.txt");
+    let theirs = noise(200_000, 4);
+    std::fs::write(pve2.join(NAME), &theirs).expect("pve2 archive");
+    run_ok(
+        s3.tool("backup-sync")
+            .args([
+                "push",
+                "--yes",
+                "--to",
+                TO,
+                "--encrypt-to",
+                &key.public,
+                "--dir",
+            ])
+            .arg(&pve2)
+            .write_stdin(record(theirs.len())),
+    );
+    assert!(
+        s3.object(&format!("pve/pve2/102/{NAME}")) != theirs,
+        "pushed in the clear"
+    );
+    std::fs::remove_file(pve2.join(NAME)).expect("pve2 lost it");
+    let volid = format!("{BUCKET}:backup/pve/pve2/102/{NAME}");
+    let pull = |extra: &[&str]| {
+        s3.tool("backup-sync")
+            .args([
+                "pull",
+                "--yes",
+                &volid,
+                "--to-node",
+                "pve2",
+                "--storage",
+                "local",
+            ])
+            .args(extra)
+            .args(sshd.args())
+            .output()
+            .expect("pull")
+    };
+    let out = pull(&[]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--age-identity"));
+    assert!(!pve2.join(NAME).exists(), "written without an identity");
+    let id = key.file.to_str().expect("utf-8");
+    let out = pull(&["--age-identity", id]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read(pve2.join(NAME)).ok() == Some(theirs),
+        "not the archive itself on pve2"
+    );
+}
