@@ -160,8 +160,9 @@ impl Offsite {
         }
     }
 
-    /// The container config in the archive's head.
-    pub fn ct_config(&self, s3: &S3Conn) -> Result<GuestConfig, String> {
+    /// The guest's config in the archive's head (a VMA's `qemu-server.conf` blob, a
+    /// container's `etc/vzdump/pct.conf`).
+    pub fn config(&self, s3: &S3Conn, kind: Kind) -> Result<GuestConfig, String> {
         // An age file's head: its header and the first chunks (64 KiB each, 16 bytes of
         // tag), cut where the range ends: what decrypts before the cut is the head.
         let object = if self.encrypted {
@@ -183,8 +184,8 @@ impl Offsite {
         }
         let head = pipeline::decompress_head(&raw, self.compression);
         let text = pipeline::config_in_head(&head, &self.base)
-            .ok_or_else(|| format!("no container config in the head of {}", self.url))?;
-        Ok(GuestConfig::from_text(Kind::Lxc, &text))
+            .ok_or_else(|| format!("no guest config in the head of {}", self.url))?;
+        Ok(GuestConfig::from_text(kind, &text))
     }
 
     /// Streams the object into `cmd` on the node.

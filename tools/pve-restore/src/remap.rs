@@ -423,15 +423,21 @@ pub fn check_unmapped(
 pub fn prepare(
     t: &dyn pvedr::transport::Transport,
     volid: &str,
+    config: Option<&GuestConfig>,
     node: &str,
     lxc: bool,
     maps: &Maps,
 ) -> pvedr::Result<(Remap, Vec<Storage>)> {
-    let config = crate::guest::archive_config(t, volid, lxc)?.map_err(|why| {
-        pvedr::Error::Other(format!(
-            "cannot read the config inside {volid} ({why}): the maps need it; nothing was changed"
-        ))
-    })?;
+    // An offsite copy's config was read from the head of its stream; an archive on a
+    // node is asked of the node.
+    let config = match config {
+        Some(c) => c.clone(),
+        None => crate::guest::archive_config(t, volid, lxc)?.map_err(|why| {
+            pvedr::Error::Other(format!(
+                "cannot read the config inside {volid} ({why}): the maps need it; nothing was changed"
+            ))
+        })?,
+    };
     let client = pvedr::pve::Client::new(t);
     let storages = client.storages(node)?;
     let bridges = client.bridges(node)?;

@@ -205,14 +205,8 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         Some(h) => h.as_ref(),
         None => ctx.t,
     };
-    if streamed.is_some() && ctx.o.maps.any() {
-        // The maps read the archive's config on a Proxmox storage (pvesm extractconfig);
-        // an offsite copy is in a bucket.
-        return Err(pvedr::Error::usage(
-            "--target-storage, --target-bridge and --drop-passthrough do not take an offsite record yet: pull it first (backup-sync pull --to-node), then restore that archive with the maps; nothing was changed",
-        ));
-    }
-    let remap = match remap_of(ctx, t, &b, &on, lxc, existing.is_some()) {
+    let head = streamed.as_ref().and_then(|s| s.config.as_ref());
+    let remap = match remap_of(ctx, t, &b, &on, lxc, existing.is_some(), head) {
         Ok(r) => r,
         Err(e @ pvedr::Error::Usage(_)) => return Err(e),
         Err(e) => return Ok(failed_early(rec, plan, e, started)),

@@ -65,13 +65,19 @@ impl Job<'_> {
             "restore to a VMID that is free cluster-wide"
         };
         let cmd = match &self.streamed {
-            Some(s) => s.restore_cmd(
-                self.lxc,
-                self.target,
-                self.overwrite,
-                self.target_storage.as_deref(),
-                cli.unique,
-            ),
+            Some(s) => {
+                let mut cmd = s.restore_cmd(
+                    self.lxc,
+                    self.target,
+                    self.overwrite,
+                    self.target_storage.as_deref(),
+                    cli.unique,
+                );
+                if let (Some(r), true) = (&self.remap, self.lxc) {
+                    cmd.extend(crate::remap::ct_args(r));
+                }
+                cmd
+            }
             None => {
                 let mut cmd = restore_cmd(
                     self.lxc,

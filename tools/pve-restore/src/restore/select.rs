@@ -165,6 +165,7 @@ pub(super) fn remap_of(
     node: &str,
     lxc: bool,
     overwrite: bool,
+    head: Option<&GuestConfig>,
 ) -> Result<Option<(Remap, Vec<pvedr::pve::Storage>)>> {
     if !ctx.o.maps.any() {
         return Ok(None);
@@ -174,7 +175,7 @@ pub(super) fn remap_of(
             "--target-storage, --target-bridge and --drop-passthrough restore to a new VMID: give a free --target-vmid; nothing was changed",
         ));
     }
-    crate::remap::prepare(t, &b.volid, node, lxc, &ctx.o.maps).map(Some)
+    crate::remap::prepare(t, &b.volid, head, node, lxc, &ctx.o.maps).map(Some)
 }
 
 /// Where the restore command puts the volumes under a map: a container's root file

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::offsite::{self, Offsite};
+use pvedr::pve::Kind;
 
 /// What a streamed restore needs beside the record.
 pub(super) struct Streamed {
@@ -11,6 +12,9 @@ pub(super) struct Streamed {
     pub ct_args: Vec<String>,
     /// The storage of a container's root file system in the backup.
     pub rootfs_storage: Option<String>,
+    /// The archive's own config, from the head of the object: a container's always, a
+    /// VM's when maps need it.
+    pub config: Option<GuestConfig>,
 }
 
 /// An offsite record made ready: `Ok(None)` for any other record, `Err(why)` a refusal.
@@ -38,16 +42,26 @@ pub(super) fn prepare(
             o.url
         ));
     }
-    let (mut ct_args, mut rootfs_storage) = (Vec::new(), None);
+    let (mut ct_args, mut rootfs_storage, mut config) = (Vec::new(), None, None);
     if lxc {
-        let c = o.ct_config(&ctx.cli.s3)?;
-        ct_args = offsite::ct_args(&c, ctx.o.storage.as_deref())?;
+        let c = o.config(&ctx.cli.s3, Kind::Lxc)?;
+        // Under maps each volume goes where its map says (`remap::ct_args`).
+        if !ctx.o.maps.any() {
+            ct_args = offsite::ct_args(&c, ctx.o.storage.as_deref())?;
+        } else if c.rest.get("unprivileged").is_some_and(|v| v == "1") {
+            // A pipe restore takes no config before the extraction: said again.
+            ct_args = vec!["--unprivileged".into(), "1".into()];
+        }
         rootfs_storage = c.rootfs_storage().map(str::to_string);
+        config = Some(c);
+    } else if ctx.o.maps.any() {
+        config = Some(o.config(&ctx.cli.s3, Kind::Qemu)?);
     }
     Ok(Some(Streamed {
         o,
         ct_args,
         rootfs_storage,
+        config,
     }))
 }
 

@@ -460,3 +460,136 @@ fn over_the_api_the_same_maps_end_the_same_and_a_bridge_the_token_cannot_see_is_
     assert_eq!(c["net2"], "e1000=BC:24:11:00:02:02,bridge=vmbr9");
     assert_eq!(rec.expect("record")["nets"][2]["target_bridge"], "vmbr9");
 }
+
+/// `volid`'s archive moved off the node into an offsite bucket (moto), as `backup-sync
+/// push` leaves it after the node is lost, then restored from there, streamed, with
+/// `args`: the restore record, and whether the archive came back onto the node's disk.
+fn restore_streamed(
+    sim: &SimNode,
+    sshd: &Sshd,
+    volid: &str,
+    subtype: &str,
+    args: &[&str],
+) -> (Value, bool) {
+    use sha2::{Digest, Sha256};
+    let moto = pvedr_testkit::s3::Moto::start();
+    moto.create_versioned_bucket("offsite");
+    let name = volid.rsplit('/').next().expect("name").to_string();
+    let file = sim.root().join("local/dump").join(&name);
+    let bytes = std::fs::read(&file).expect("archive");
+    std::fs::remove_file(&file).expect("the node lost it");
+    let vmid: u64 = name
+        .split('-')
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .expect("vmid");
+    let key = format!("pve1/{vmid}/{name}");
+    let ep = pvedr::s3::Endpoint {
+        url: Some(moto.endpoint()),
+        region: "us-east-1".into(),
+        timeouts: Default::default(),
+    };
+    let secret = pvedr::s3::Secret {
+        ak: "test".into(),
+        sk: "testtest".into(),
+        token: None,
+    };
+    pvedr::s3::Bucket::connect_with(&ep, "offsite", secret)
+        .expect("bucket")
+        .put(&key, bytes.clone())
+        .expect("put");
+    let format = name.split_once('.').map(|(_, f)| f).unwrap_or("");
+    let record = json!({"kind": "backup", "node": "pve1", "storage": "offsite",
+        "volid": format!("offsite:backup/{key}"), "vmid": vmid, "subtype": subtype,
+        "ctime": 1705197602, "size": bytes.len(), "format": format,
+        "url": format!("s3://offsite/{key}"), "sha256": format!("{:x}", Sha256::digest(&bytes))});
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(["--endpoint", &moto.endpoint(), "--yes"])
+        .args(args)
+        .envs(pvedr_testkit::s3::s3_env())
+        .write_stdin(record.to_string())
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let rec = json_lines(&out.stdout)
+        .into_iter()
+        .find(|r| r["kind"] == "restore")
+        .expect("record");
+    assert_eq!(
+        rec["offsite"]["bytes"],
+        json!(bytes.len()),
+        "not streamed: {rec}"
+    );
+    let log = std::fs::read_to_string(sim.root().join("commands.log")).unwrap_or_default();
+    let piped = if subtype == "lxc" {
+        format!(r#""argv": ["restore", "{vmid}", "-", "#)
+    } else {
+        r#""argv": ["-", "#.to_string()
+    };
+    assert!(log.contains(&piped), "not streamed: {log}");
+    (rec, file.exists())
+}
+
+/// The disaster case end to end: the node is reinstalled with other storage and bridge
+/// names, and the container comes back from its offsite copy, streamed (no archive on the
+/// node), with every volume and NIC where the maps say, its config read from the head of
+/// the object.
+#[test]
+fn a_container_streamed_from_its_offsite_copy_lands_where_mapped() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let volid = backup(&sim, "lxc", 202, CT);
+    let maps = ["--target-storage", "nvme", "--target-bridge", "vmbr9"];
+    let (rec, on_disk) = restore_streamed(&sim, &sshd, &volid, "lxc", &maps);
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert!(!on_disk, "an archive was written on the node");
+    let c = config(&sim, 202);
+    assert_eq!(
+        [storage_of(&c["rootfs"]), storage_of(&c["mp0"])],
+        ["nvme", "nvme"],
+        "{c}"
+    );
+    assert!(c["mp0"].as_str().unwrap_or("").contains("mp=/data"), "{c}");
+    assert!(
+        c["net0"].as_str().unwrap_or("").contains("bridge=vmbr9"),
+        "{c}"
+    );
+    assert!(
+        c["net0"]
+            .as_str()
+            .unwrap_or("")
+            .contains("hwaddr=BC:24:11:01:02:02"),
+        "{c}"
+    );
+    assert_eq!(c["unprivileged"], "1", "{c}");
+    assert_eq!(rec["disks"][1]["target_storage"], "nvme", "{rec}");
+    assert_eq!(rec["nets"][0]["target_bridge"], "vmbr9", "{rec}");
+}
+
+/// The same for a VM: its config from the VMA's header, every disk streamed onto the
+/// mapped storage with room for all, then moved where its map says; NICs rebridged.
+#[test]
+fn a_vm_streamed_from_its_offsite_copy_lands_where_mapped() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let volid = backup(&sim, "qemu", 200, VM);
+    let maps = [
+        "--target-storage",
+        "local-lvm:nvme,nas:bulk",
+        "--target-bridge",
+        "vmbr1:vmbr9,vmbr2:vmbr9",
+    ];
+    let (rec, on_disk) = restore_streamed(&sim, &sshd, &volid, "qemu", &maps);
+    assert_eq!(rec["status"], "restored", "{rec}");
+    assert!(!on_disk, "an archive was written on the node");
+    let c = config(&sim, 200);
+    assert_eq!(
+        ["scsi0", "scsi1", "scsi2"].map(|k| storage_of(&c[k])),
+        ["nvme", "nvme", "bulk"],
+        "{c}"
+    );
+    assert_eq!(c["net1"], "virtio=BC:24:11:00:02:01,bridge=vmbr9,tag=20");
+    assert_eq!(c["net2"], "e1000=BC:24:11:00:02:02,bridge=vmbr9");
+}
