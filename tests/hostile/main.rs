@@ -1876,6 +1876,78 @@ fn bad_durations_and_sizes_are_usage_errors_naming_the_flag() {
             "--command-timeout <DURATION>",
             2,
         ),
+        // backup-check and pve-restore took these as strings, parsed after the records were
+        // read (or the node reached): now clap's usage error, as above.
+        (
+            "backup-check",
+            vec!["--max-age", "2x"],
+            None,
+            "--max-age <DURATION>",
+            3,
+        ),
+        (
+            "backup-check",
+            vec!["--grace", "soon"],
+            None,
+            "--grace <DURATION>",
+            3,
+        ),
+        (
+            "backup-check",
+            vec!["--max-drill-age", "monthly"],
+            None,
+            "--max-drill-age <DURATION>",
+            3,
+        ),
+        (
+            "backup-check",
+            vec!["--timeout", "1M"],
+            None,
+            "--timeout <DURATION>",
+            3,
+        ),
+        (
+            "backup-check",
+            vec!["--storage-warn", "eighty"],
+            None,
+            "--storage-warn <PERCENT>",
+            3,
+        ),
+        (
+            "backup-check",
+            vec!["--size-window", "2"],
+            None,
+            "--size-window <N>",
+            3,
+        ),
+        (
+            "backup-check",
+            vec!["--size-shrink", "2"],
+            None,
+            "--size-shrink <FACTOR>",
+            3,
+        ),
+        (
+            "pve-restore",
+            vec!["--dry-run", "--vmid", "100", "--probe-timeout", "1x"],
+            None,
+            "--probe-timeout <DURATION>",
+            2,
+        ),
+        (
+            "pve-restore",
+            vec!["--dry-run", "--vmid", "100", "--wait-lock", "later"],
+            None,
+            "--wait-lock <DURATION>",
+            2,
+        ),
+        (
+            "pve-restore",
+            vec!["--dry-run", "--vmid", "100", "--drill-history-keep", "0"],
+            None,
+            "--drill-history-keep <DURATION|N>",
+            2,
+        ),
     ];
     let cases: Vec<Refused> = cases
         .into_iter()

@@ -1,6 +1,6 @@
 //! Flag values parsed when clap reads the command line, so a bad one is a usage error
 //! naming its flag before anything runs: durations ([`crate::time::parse_duration`], on
-//! humantime) and sizes (bytesize).
+//! humantime), sizes (bytesize), percentages and factors.
 
 use std::time::Duration;
 
@@ -43,6 +43,34 @@ pub fn size(s: &str) -> Result<u64, String> {
     }
 }
 
+/// A percentage, `80` or `80%`, as a fraction (0.8): 0 to 100.
+pub fn percent(s: &str) -> Result<f64, String> {
+    let n: f64 = s
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("'{}' is not a percentage", s.escape_debug()))?;
+    if !(0.0..=100.0).contains(&n) {
+        return Err(format!("'{}' is not between 0 and 100", s.escape_debug()));
+    }
+    Ok(n / 100.0)
+}
+
+/// A positive, finite factor: `3`, `0.33` or `1/3`.
+pub fn factor(s: &str) -> Result<f64, String> {
+    let bad = || format!("'{}' is not a factor (3, 0.33, 1/3)", s.escape_debug());
+    let number = |t: &str| t.trim().parse::<f64>().map_err(|_| bad());
+    let n = match s.trim().split_once('/') {
+        Some((a, b)) => number(a)? / number(b)?,
+        None => number(s)?,
+    };
+    if n.is_finite() && n > 0.0 {
+        Ok(n)
+    } else {
+        Err(bad())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +94,19 @@ mod tests {
         assert!(bound("0s").is_err());
         assert_eq!(s3_timeout("1d"), Ok(Duration::from_secs(86_400)));
         assert!(s3_timeout("2d").is_err());
+    }
+
+    #[test]
+    fn percents_and_factors() {
+        assert_eq!(percent("80"), Ok(0.8));
+        assert_eq!(percent(" 80% "), Ok(0.8));
+        for bad in ["eighty", "101", "-1", ""] {
+            assert!(percent(bad).is_err(), "{bad}");
+        }
+        assert_eq!(factor("3"), Ok(3.0));
+        assert_eq!(factor("1/4"), Ok(0.25));
+        for bad in ["x/3", "1/0", "0", "-2", "inf", ""] {
+            assert!(factor(bad).is_err(), "{bad}");
+        }
     }
 }

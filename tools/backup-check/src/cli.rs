@@ -1,5 +1,7 @@
+use std::time::Duration;
+
 use clap::Parser;
-use pvedr::cli::{InputArgs, OutputArgs};
+use pvedr::cli::{InputArgs, OutputArgs, values};
 use pvedr::connect::ConnectArgs;
 use pvedr::listing::SelectArgs;
 
@@ -147,30 +149,33 @@ pub struct Cli {
     /// Newest backup older than this is WARNING (30m, 26h, 2d, …).
     #[arg(
         long,
+        value_parser = values::duration,
         value_name = "DURATION",
         default_value = "26h",
         help_heading = "Thresholds"
     )]
-    pub max_age: String,
+    pub max_age: Duration,
 
     /// Newest backup older than this is CRITICAL.
     #[arg(
         long,
+        value_parser = values::duration,
         value_name = "DURATION",
         default_value = "48h",
         help_heading = "Thresholds"
     )]
-    pub max_age_critical: String,
+    pub max_age_critical: Duration,
 
     /// Margin added to a job's schedule interval.
     #[arg(
         long,
+        value_parser = values::duration,
         value_name = "DURATION",
         default_value = "2h",
         help_heading = "Thresholds",
         hide_short_help = true
     )]
-    pub grace: String,
+    pub grace: Duration,
 
     /// Fewer usable backups per guest is WARNING.
     #[arg(
@@ -186,19 +191,21 @@ pub struct Cli {
     /// WARNING (percent). The --size-* rule judges against the median of several instead.
     #[arg(
         long,
+        value_parser = values::percent,
         value_name = "PERCENT",
         default_value = "50",
         help_heading = "Thresholds",
         hide_short_help = true
     )]
-    pub shrink_warn: String,
+    pub shrink_warn: f64,
 
     /// The newest backup is judged against the median of the guest's previous N backups
     /// of the same storage and format (at least 3 of them, else no verdict); 0: off.
     #[arg(
         long,
         value_name = "N",
-        default_value_t = 7,
+        default_value = "7",
+        value_parser = crate::size_anomaly::window,
         help_heading = "Thresholds",
         hide_short_help = true
     )]
@@ -207,63 +214,69 @@ pub struct Cli {
     /// Newest backup at least this many times the median is WARNING (the backup tripled).
     #[arg(
         long,
+        value_parser = crate::size_anomaly::grow,
         value_name = "FACTOR",
         default_value = "3",
         help_heading = "Thresholds",
         hide_short_help = true
     )]
-    pub size_grow: String,
+    pub size_grow: f64,
 
     /// Newest backup at most this share of the median is WARNING (suspiciously small):
     /// a fraction or a decimal (1/4, 0.25).
     #[arg(
         long,
+        value_parser = crate::size_anomaly::shrink,
         value_name = "FACTOR",
         default_value = "1/3",
         help_heading = "Thresholds",
         hide_short_help = true
     )]
-    pub size_shrink: String,
+    pub size_shrink: f64,
 
     /// Storage used at or above this is WARNING (percent; `80%` is accepted too).
     #[arg(
         long,
+        value_parser = values::percent,
         value_name = "PERCENT",
         default_value = "80",
         help_heading = "Thresholds"
     )]
-    pub storage_warn: String,
+    pub storage_warn: f64,
 
     /// Storage used at or above this is CRITICAL (percent).
     #[arg(
         long,
+        value_parser = values::percent,
         value_name = "PERCENT",
         default_value = "90",
         help_heading = "Thresholds"
     )]
-    pub storage_crit: String,
+    pub storage_crit: f64,
 
     /// Newest snapshot of a label (pve-snapshot ls records) older than this is WARNING.
     /// Snapshots are checked on their own: they never count as backups.
     #[arg(
         long,
+        value_parser = values::duration,
         value_name = "DURATION",
         default_value = "26h",
         help_heading = "Thresholds",
         hide_short_help = true
     )]
-    pub max_snapshot_age: String,
+    pub max_snapshot_age: Duration,
 
     /// A guest's last successful restore drill older than this is WARNING; a guest whose
     /// last drill failed is CRITICAL. Default 35d once a drill record or --drill-history
     /// is given; without either, drills are not checked.
     #[arg(
         long,
+        value_parser = values::duration,
         value_name = "DURATION",
         help_heading = "Thresholds",
         hide_short_help = true
     )]
-    pub max_drill_age: Option<String>,
+    pub max_drill_age: Option<Duration>,
 
     /// Also read restore drill records (pve-restore --test, JSON Lines) from FILE.
     #[arg(long, value_name = "FILE", help_heading = "Selection")]
@@ -294,8 +307,8 @@ pub struct Cli {
     /// End the whole run within this (30s, 2m): UNKNOWN, naming what did not answer (a hung
     /// storage), instead of being killed by Nagios at its 60 s. Default with --nagios: 50s;
     /// without --nagios, no bound but each command's --command-timeout.
-    #[arg(long, value_name = "DURATION", help_heading = "Output")]
-    pub timeout: Option<String>,
+    #[arg(long, value_parser = values::duration, value_name = "DURATION", help_heading = "Output")]
+    pub timeout: Option<Duration>,
 
     /// Also write Prometheus textfile-collector metrics to FILE (atomically).
     #[arg(long, value_name = "FILE", help_heading = "Output")]

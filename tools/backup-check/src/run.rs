@@ -5,7 +5,7 @@ use pvedr::jsonl;
 use pvedr::listing::{self, Extras};
 use pvedr::output::Format;
 use pvedr::records::{CheckStatus, Record};
-use pvedr::time::{Zone, format_duration, parse_duration};
+use pvedr::time::{Zone, format_duration};
 
 use crate::checks::{Thresholds, run_checks};
 use crate::cli::Cli;
@@ -13,37 +13,22 @@ use crate::completeness::Completeness;
 use crate::inputs::Inputs;
 use crate::{deep, report};
 
-/// `80`, `80%` → 0.8.
-fn percent(flag: &str, v: &str) -> Result<f64> {
-    let n: f64 = v
-        .trim()
-        .trim_end_matches('%')
-        .parse()
-        .map_err(|_| Error::usage(format!("{flag}: '{v}' is not a percentage")))?;
-    if !(0.0..=100.0).contains(&n) {
-        return Err(Error::usage(format!(
-            "{flag}: '{v}' is not between 0 and 100"
-        )));
-    }
-    Ok(n / 100.0)
-}
-
 fn thresholds(cli: &Cli) -> Result<Thresholds> {
     let t = Thresholds {
-        max_age: parse_duration(&cli.max_age)?,
-        max_age_critical: parse_duration(&cli.max_age_critical)?,
-        grace: parse_duration(&cli.grace)?,
+        max_age: cli.max_age.as_secs(),
+        max_age_critical: cli.max_age_critical.as_secs(),
+        grace: cli.grace.as_secs(),
         min_count: cli.min_count,
-        shrink_warn: percent("--shrink-warn", &cli.shrink_warn)?,
-        storage_warn: percent("--storage-warn", &cli.storage_warn)?,
-        storage_crit: percent("--storage-crit", &cli.storage_crit)?,
-        max_snapshot_age: parse_duration(&cli.max_snapshot_age)?,
-        max_drill_age: cli
-            .max_drill_age
-            .as_deref()
-            .map(parse_duration)
-            .transpose()?,
-        size_anomaly: crate::size_anomaly::Limits::from_cli(cli)?,
+        shrink_warn: cli.shrink_warn,
+        storage_warn: cli.storage_warn,
+        storage_crit: cli.storage_crit,
+        max_snapshot_age: cli.max_snapshot_age.as_secs(),
+        max_drill_age: cli.max_drill_age.map(|d| d.as_secs()),
+        size_anomaly: crate::size_anomaly::Limits {
+            window: cli.size_window,
+            grow: cli.size_grow,
+            shrink: cli.size_shrink,
+        },
     };
     if t.max_age_critical < t.max_age {
         return Err(Error::usage("--max-age-critical is shorter than --max-age"));
@@ -108,7 +93,7 @@ const NAGIOS_TIMEOUT: u64 = 50;
 /// (`pvedr::deadline`), and a watchdog says UNKNOWN with what it waited for if it passes.
 fn bound_the_run(cli: &Cli, started: Instant) -> Result<()> {
     let secs = match (&cli.timeout, cli.nagios) {
-        (Some(t), _) => parse_duration(t)?.max(1),
+        (Some(t), _) => t.as_secs().max(1),
         (None, true) => NAGIOS_TIMEOUT,
         (None, false) => return Ok(()),
     };

@@ -2,12 +2,11 @@
 //! both directions ("the backup tripled", "suspiciously small"). Reported under the `size`
 //! check, beside `--shrink-warn` (the previous backup alone): one size finding per guest.
 
-use pvedr::error::{Error, Result};
+use pvedr::cli::values;
 use pvedr::output::human_bytes;
 use pvedr::records::{Backup, Check};
 use serde_json::json;
 
-use crate::cli::Cli;
 use crate::status::{Status, check};
 
 /// Fewer previous backups than this give no verdict: a median of one or two is noise.
@@ -23,55 +22,30 @@ pub struct Limits {
     pub shrink: f64,
 }
 
-impl Limits {
-    pub fn from_cli(cli: &Cli) -> Result<Limits> {
-        let window = cli.size_window;
-        if window != 0 && !(MIN_HISTORY..=MAX_WINDOW).contains(&window) {
-            return Err(Error::usage(format!(
-                "--size-window: {window} is not 0 (off) or {MIN_HISTORY} to {MAX_WINDOW}"
-            )));
-        }
-        let grow = factor("--size-grow", &cli.size_grow)?;
-        let shrink = factor("--size-shrink", &cli.size_shrink)?;
-        if grow <= 1.0 {
-            return Err(Error::usage("--size-grow must be above 1 (3: three times)"));
-        }
-        if shrink >= 1.0 {
-            return Err(Error::usage(
-                "--size-shrink must be below 1 (1/3 or 0.33: a third)",
-            ));
-        }
-        Ok(Limits {
-            window,
-            grow,
-            shrink,
-        })
+/// `--size-window`: 0 (off) or a bounded history (the history is sorted).
+pub fn window(s: &str) -> std::result::Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n == 0 || (MIN_HISTORY..=MAX_WINDOW).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{}' is not 0 (off) or {MIN_HISTORY} to {MAX_WINDOW}",
+            s.escape_debug()
+        )),
     }
 }
 
-/// `3`, `0.33`, `1/3`: a positive, finite factor.
-fn factor(flag: &str, v: &str) -> Result<f64> {
-    let bad = || {
-        Error::usage(format!(
-            "{flag}: '{}' is not a factor (3, 0.33, 1/3)",
-            v.escape_debug()
-        ))
-    };
-    let t = v.trim();
-    let n = match t.split_once('/') {
-        Some((a, b)) => {
-            let (a, b): (f64, f64) = (
-                a.trim().parse().map_err(|_| bad())?,
-                b.trim().parse().map_err(|_| bad())?,
-            );
-            a / b
-        }
-        None => t.parse().map_err(|_| bad())?,
-    };
-    if n.is_finite() && n > 0.0 {
-        Ok(n)
-    } else {
-        Err(bad())
+/// `--size-grow`: a factor above 1.
+pub fn grow(s: &str) -> std::result::Result<f64, String> {
+    match values::factor(s)? {
+        f if f > 1.0 => Ok(f),
+        _ => Err("must be above 1 (3: three times)".into()),
+    }
+}
+
+/// `--size-shrink`: a factor below 1.
+pub fn shrink(s: &str) -> std::result::Result<f64, String> {
+    match values::factor(s)? {
+        f if f < 1.0 => Ok(f),
+        _ => Err("must be below 1 (1/3 or 0.33: a third)".into()),
     }
 }
 

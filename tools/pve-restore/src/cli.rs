@@ -1,5 +1,7 @@
+use std::time::Duration;
+
 use clap::Parser;
-use pvedr::cli::{InputArgs, OutputArgs, WriteArgs};
+use pvedr::cli::{InputArgs, OutputArgs, WriteArgs, values};
 use pvedr::connect::ConnectArgs;
 
 const AFTER: &str = "EXAMPLES:
@@ -238,10 +240,11 @@ pub struct Cli {
         long,
         value_name = "DURATION",
         default_value = "10s",
+        value_parser = values::duration,
         help_heading = "Verify",
         hide_short_help = true
     )]
-    pub probe_timeout: String,
+    pub probe_timeout: Duration,
 
     /// Attempts per probe (2 s apart).
     #[arg(
@@ -294,10 +297,11 @@ pub struct Cli {
         long,
         value_name = "DURATION|N",
         default_value = "400d",
+        value_parser = crate::history::parse_keep,
         help_heading = "Drill",
         hide_short_help = true
     )]
-    pub drill_history_keep: String,
+    pub drill_history_keep: crate::history::Keep,
 
     #[command(flatten)]
     pub write: WriteArgs,
@@ -328,10 +332,11 @@ pub struct Cli {
     #[arg(
         long,
         value_name = "DURATION",
+        value_parser = values::duration,
         help_heading = "Safety",
         hide_short_help = true
     )]
-    pub wait_lock: Option<String>,
+    pub wait_lock: Option<Duration>,
 
     /// Storage for the safety point. Default: where the guest's backups go: the storage of
     /// the backup being restored; for --snapshot, the storage of the enabled vzdump job that

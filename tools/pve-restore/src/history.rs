@@ -32,17 +32,15 @@ pub enum Keep {
     Last(usize),
 }
 
-/// `400d` (a duration) or `1000` (a count of records).
-pub fn parse_keep(s: &str) -> Result<Keep> {
+/// `--drill-history-keep`: `400d` (a duration) or `1000` (a count of records).
+pub fn parse_keep(s: &str) -> std::result::Result<Keep, String> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return match s.parse::<usize>() {
             Ok(n) if n > 0 => Ok(Keep::Last(n)),
-            _ => Err(Error::usage(format!(
-                "--drill-history-keep '{s}': a count must be a whole number from 1"
-            ))),
+            _ => Err(format!("'{s}': a count must be a whole number from 1")),
         };
     }
-    Ok(Keep::For(pvedr::time::parse_duration(s)?))
+    pvedr::cli::values::duration(s).map(|d| Keep::For(d.as_secs()))
 }
 
 pub struct History {

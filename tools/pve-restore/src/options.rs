@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use pvedr::error::Result;
-use pvedr::{time, validate};
+use pvedr::validate;
 
 use crate::cli::Cli;
 use crate::probe::{self, Probe};
@@ -37,11 +37,6 @@ pub(crate) fn options(cli: &Cli) -> Result<Options> {
     if cli.test && !probes.contains(&Probe::Agent) {
         probes.insert(0, Probe::Agent);
     }
-    let wait_lock = cli
-        .wait_lock
-        .as_deref()
-        .map(time::parse_duration)
-        .transpose()?;
     Ok(Options {
         target: cli.target_id.as_deref().map(validate::vmid).transpose()?,
         node: cli
@@ -53,8 +48,8 @@ pub(crate) fn options(cli: &Cli) -> Result<Options> {
         safety_storage: storage_flag(&cli.safety_storage)?,
         start: cli.start || !probes.is_empty(),
         probes,
-        probe_timeout: Duration::from_secs(time::parse_duration(&cli.probe_timeout)?.max(1)),
-        wait_lock: Duration::from_secs(wait_lock.unwrap_or(0)),
+        probe_timeout: cli.probe_timeout.max(Duration::from_secs(1)),
+        wait_lock: cli.wait_lock.unwrap_or_default(),
         maps: maps(cli)?,
     })
 }

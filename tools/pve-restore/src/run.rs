@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     if cli.snapshot.is_some() && cli.test {
         return Err(Error::usage("--snapshot and --test do not go together"));
     }
-    let keep = crate::history::parse_keep(&cli.drill_history_keep)?;
+    let keep = cli.drill_history_keep;
     let mut history = cli
         .drill_history
         .as_deref()
