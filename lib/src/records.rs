@@ -542,6 +542,42 @@ pub struct Restore {
     pub extra: Extra,
 }
 
+impl Restore {
+    /// A drill's record: `drill: true` (pve-restore `--test`), or `test: true` as other
+    /// writers may mark one.
+    pub fn is_drill(&self) -> bool {
+        self.drill == Some(true) || self.extra.get("test").and_then(Value::as_bool) == Some(true)
+    }
+
+    /// Whether a run is evidence, and which way: a dry run proves nothing; restored or
+    /// verified is a success, anything else (failed, refused, rolled back, interrupted, a
+    /// status this version does not know) a failure.
+    pub fn outcome(&self) -> Option<bool> {
+        match self.status {
+            _ if self.dry_run => None,
+            RestoreStatus::Planned => None,
+            RestoreStatus::Restored | RestoreStatus::Verified => Some(true),
+            _ => Some(false),
+        }
+    }
+
+    /// `started` in epoch seconds, when it is RFC 3339.
+    pub fn started_at(&self) -> Option<i64> {
+        let s = self.started.as_deref()?;
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.timestamp())
+    }
+
+    /// The guest and start of a successful drill, as `--sample` and backup-check read it.
+    pub fn drill_success(&self) -> Option<(u64, i64)> {
+        if !self.is_drill() || self.outcome() != Some(true) {
+            return None;
+        }
+        Some((self.vmid?, self.started_at()?))
+    }
+}
+
 /// The end of a run: counts by status and the exit code.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {

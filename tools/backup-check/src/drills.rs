@@ -9,9 +9,9 @@ use std::io::BufReader;
 use std::path::Path;
 
 use pvedr::jsonl::RecordReader;
-use pvedr::records::{Backup, Check, Record, Restore, RestoreStatus, rfc3339};
+use pvedr::records::{Backup, Check, Record, Restore, rfc3339};
 use pvedr::time::format_duration;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::status::{Status, check};
 
@@ -64,42 +64,17 @@ pub struct Drills {
     pub problems: Vec<Check>,
 }
 
-/// A drill's record: `drill: true` (pve-restore `--test`), or `test: true` as other
-/// writers may mark one.
-fn is_drill(r: &Restore) -> bool {
-    r.drill == Some(true) || r.extra.get("test").and_then(Value::as_bool) == Some(true)
-}
-
-/// Whether a run is evidence, and which way: a dry run proves nothing; restored or
-/// verified is a success, anything else (failed, refused, rolled back, interrupted, a
-/// status this version does not know) a failure.
-fn outcome(r: &Restore) -> Option<bool> {
-    match r.status {
-        _ if r.dry_run => None,
-        RestoreStatus::Planned => None,
-        RestoreStatus::Restored | RestoreStatus::Verified => Some(true),
-        _ => Some(false),
-    }
-}
-
-fn started(r: &Restore) -> Option<i64> {
-    let s = r.started.as_deref()?;
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.timestamp())
-}
-
 impl Drills {
     /// Takes a `restore` record if it is a drill's.
     pub fn see(&mut self, r: &Restore) {
-        if !is_drill(r) {
+        if !r.is_drill() {
             return;
         }
-        let (Some(vmid), Some(ok)) = (r.vmid, outcome(r)) else {
+        let (Some(vmid), Some(ok)) = (r.vmid, r.outcome()) else {
             return;
         };
         self.seen = true;
-        let Some(started) = started(r) else {
+        let Some(started) = r.started_at() else {
             self.undated += 1;
             return;
         };

@@ -9,13 +9,13 @@ use nix::fcntl::{Flock, FlockArg};
 use pvedr::error::{Error, Result};
 use pvedr::listing::{self, Extras, SelectArgs};
 use pvedr::policy::GuestPolicy;
-use pvedr::records::{Backup, RestoreStatus};
+use pvedr::records::Backup;
 use pvedr::transport::Transport;
 
 use crate::guest;
 use serde_json::Value;
 
-use crate::history::{self, Line, started_in};
+use crate::history::{self, Line, restore_in};
 
 /// Where scratch VMIDs are looked for: the first free from 9900, as `--test` always chose,
 /// and no further than this many (a bound on the search, not on Proxmox).
@@ -45,7 +45,7 @@ pub fn last_success(path: &Path) -> Result<HashMap<u64, i64>> {
             unread += 1;
             continue;
         };
-        if let Some((vmid, t)) = success(&v) {
+        if let Some((vmid, t)) = restore_in(v).and_then(|r| r.drill_success()) {
             let e = last.entry(vmid).or_insert(t);
             *e = (*e).max(t);
         }
@@ -57,18 +57,6 @@ pub fn last_success(path: &Path) -> Result<HashMap<u64, i64>> {
         ));
     }
     Ok(last)
-}
-
-/// The guest and start of a successful drill's record.
-fn success(v: &Value) -> Option<(u64, i64)> {
-    let status = serde_json::from_value::<RestoreStatus>(v.get("status")?.clone()).ok()?;
-    let ok = matches!(status, RestoreStatus::Verified | RestoreStatus::Restored);
-    let drill = v.get("drill") == Some(&Value::Bool(true));
-    let is_restore = v.get("kind").and_then(Value::as_str) == Some("restore");
-    if !(ok && drill && is_restore) {
-        return None;
-    }
-    Some((v.get("vmid")?.as_u64()?, started_in(v)?))
 }
 
 /// The newest backup of each of the `n` guests drilled longest ago: never drilled first,

@@ -186,17 +186,17 @@ pub fn lines(file: File) -> impl Iterator<Item = std::io::Result<Line>> {
 }
 
 /// When a history line's record started (epoch seconds); `None` for a line that is not a
-/// record with `started`, which a trim keeps (it loses nothing it cannot date).
+/// restore record with `started`, which a trim keeps (it loses nothing it cannot date).
 fn started_of(line: &[u8]) -> Option<i64> {
-    started_in(&serde_json::from_slice(line).ok()?)
+    restore_in(serde_json::from_slice(line).ok()?)?.started_at()
 }
 
-/// A record's `started`, in epoch seconds.
-pub fn started_in(v: &serde_json::Value) -> Option<i64> {
-    let s = v.get("started")?.as_str()?;
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.timestamp())
+/// The typed `restore` record a history line holds, if it holds one.
+pub fn restore_in(v: serde_json::Value) -> Option<Restore> {
+    match Record::from_value(v).ok()? {
+        Record::Restore(r) => Some(r),
+        _ => None,
+    }
 }
 
 /// Which lines of `path` a trim keeps: `None` when the file is missing.
@@ -278,17 +278,23 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("h.jsonl");
         let long = "x".repeat(MAX_LINE + 10);
-        let text = format!(
-            "{{\"started\":\"2020-01-01T00:00:00Z\"}}\ngarbage\n{long}\n{{\"started\":\"2024-01-10T00:00:00Z\"}}"
-        );
+        let rec = |at: &str| {
+            format!(
+                "{{\"kind\":\"restore\",\"dry_run\":false,\"status\":\"verified\",\"started\":\"{at}\"}}"
+            )
+        };
+        let (old, new) = (rec("2020-01-01T00:00:00Z"), rec("2024-01-10T00:00:00Z"));
+        // Not a restore record: not dated, so kept.
+        let other = "{\"kind\":\"check\",\"started\":\"2020-01-01T00:00:00Z\"}";
+        let text = format!("{old}\ngarbage\n{other}\n{long}\n{new}");
         std::fs::write(&path, text).expect("write");
         let now = 1_705_300_000; // 2024-01-15
         trim(&path, Keep::For(30 * 86400), now).expect("trim");
         let kept = std::fs::read_to_string(&path).expect("read");
-        assert_eq!(kept, "garbage\n{\"started\":\"2024-01-10T00:00:00Z\"}\n");
+        assert_eq!(kept, format!("garbage\n{other}\n{new}\n"));
         trim(&path, Keep::Last(1), now).expect("trim");
         let kept = std::fs::read_to_string(&path).expect("read");
-        assert_eq!(kept, "{\"started\":\"2024-01-10T00:00:00Z\"}\n");
+        assert_eq!(kept, format!("{new}\n"));
         trim(&dir.path().join("none"), Keep::Last(1), now).expect("a missing file is empty");
     }
 

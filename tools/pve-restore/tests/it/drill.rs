@@ -408,3 +408,56 @@ fn a_drill_in_the_history_is_evidence_backup_check_reads() {
     assert_eq!(drill(100).as_deref(), Some("ok"), "{checks:?}");
     assert_eq!(drill(101).as_deref(), Some("warning"), "{checks:?}");
 }
+
+/// `--sample` reads the history as backup-check does (one typed reading in lib): a
+/// `test: true` record is a drill, a dry run's record proves nothing. Before, pve-restore
+/// read the raw JSON its own way: 100 (drilled, marked `test`) was taken for never drilled
+/// and 101 (a dry run only) for drilled, so 100 was drilled again.
+#[test]
+fn sample_reads_the_history_as_backup_check_does() {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let locks = tempfile::tempdir().expect("tmp");
+    let file = locks.path().join("h.jsonl");
+    let f = file.to_str().expect("utf-8");
+    let at = |days: i64| {
+        (chrono::Utc::now() - chrono::Duration::days(days))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let marked = json!({"kind": "restore", "vmid": 100, "status": "verified", "dry_run": false,
+                        "test": true, "started": at(7)});
+    let dry = json!({"kind": "restore", "vmid": 101, "status": "verified", "dry_run": true,
+                     "drill": true, "started": at(1)});
+    std::fs::write(&file, format!("{marked}\n{dry}\n")).expect("write");
+    let args = [
+        "--sample",
+        "1",
+        "--all",
+        "--test",
+        "--dry-run",
+        "--drill-history",
+        f,
+    ];
+    let (recs, code, err) = run(&sshd, locks.path(), &args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0]["vmid"], 101, "never really drilled: {}", recs[0]);
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args(["--node", "pve1", "--drill-history", f])
+        .output()
+        .expect("backup-check");
+    let drill = |vmid: u64| {
+        json_lines(&out.stdout)
+            .into_iter()
+            .find(|c| c["component"] == format!("guest/{vmid}") && c["check"] == "drill")
+            .map(|c| c["status"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(drill(100).as_deref(), Some("ok"));
+    assert_eq!(
+        drill(101).as_deref(),
+        Some("warning"),
+        "a dry run is no drill"
+    );
+}
