@@ -336,6 +336,12 @@ impl S3Front {
             .any(|l| l.contains(needle))
     }
 
+    /// How many request lines containing `needle` have arrived.
+    pub fn count(&self, needle: &str) -> usize {
+        let seen = self.shared.seen.lock().expect("lock");
+        seen.iter().filter(|l| l.contains(needle)).count()
+    }
+
     /// Polls until [`S3Front::seen`] (panics after `within`).
     pub fn wait_for(&self, needle: &str, within: Duration) {
         let t0 = Instant::now();

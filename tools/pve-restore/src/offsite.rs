@@ -6,7 +6,7 @@
 //! extraction: pve-container `API2/LXC.pm` `create_vm`).
 
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pvedr::archive;
 use pvedr::crypt::{self, Identities};
@@ -33,6 +33,9 @@ pub struct Offsite {
     /// An age file: decrypted with [`Offsite::ids`] as it streams.
     pub encrypted: bool,
     pub ids: Option<Arc<Identities>>,
+    /// The object's size once a HEAD said it: the check, the head read and the stream of
+    /// an age file each need it, and one HEAD answers them all.
+    object: Arc<OnceLock<u64>>,
 }
 
 /// `None`: not an offsite record; `Some(Err(why))`: one that cannot be restored.
@@ -93,6 +96,7 @@ fn parse(b: &Backup, url: &str, rest: &str) -> Result<Offsite, String> {
         base: base.to_string(),
         encrypted,
         ids: None,
+        object: Arc::default(),
     })
 }
 
@@ -101,14 +105,19 @@ impl Offsite {
         Bucket::connect(&s3.endpoint()?, &self.bucket)
     }
 
-    /// The object's size as the server says it.
+    /// The object's size as the server says it (asked once).
     fn object_size(&self, s3: &S3Conn) -> Result<u64, String> {
+        if let Some(n) = self.object.get() {
+            return Ok(*n);
+        }
         let head = self
             .bucket(s3)
             .and_then(|b| b.head_object(&self.key))
             .map_err(|e| format!("cannot read {}: {e}", self.url))?;
-        head.and_then(|h| h.size)
-            .ok_or_else(|| format!("{} is gone", self.url))
+        let n = head
+            .and_then(|h| h.size)
+            .ok_or_else(|| format!("{} is gone", self.url))?;
+        Ok(*self.object.get_or_init(|| n))
     }
 
     /// The object is there and of the manifest's size (a cut upload, a truncated copy is

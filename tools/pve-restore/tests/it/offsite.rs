@@ -520,3 +520,31 @@ fn dry_run_and_drill_work_on_an_offsite_record() {
         "{log}"
     );
 }
+
+/// An encrypted copy's object size (an age file is larger than its plaintext) is asked of
+/// S3 once: the head read, the check step and the stream each asked again (3 HEADs).
+#[test]
+fn an_encrypted_copy_is_asked_its_size_once() {
+    let s = site();
+    let keys = tempfile::tempdir().expect("tmp");
+    let (key, public) = age_key(keys.path(), "key.txt");
+    let plain = archive(&s.sim, "lxc", "zstd");
+    let key_name = "pve1/100/vzdump-lxc-100-2024_01_15-02_00_02.tar.zst";
+    put(&s.moto.endpoint(), key_name, age_encrypt(&plain, &public));
+    let mut rec: Value = serde_json::from_str(&record(
+        key_name,
+        100,
+        "lxc",
+        "tar.zst",
+        plain.len() as u64,
+        &sha(&plain),
+    ))
+    .expect("json");
+    rec["encrypted"] = json!("age");
+    let front = S3Front::start(&s.moto);
+    let good = key.to_str().expect("utf-8");
+    let args = ["--target-vmid", "160", "--age-identity", good];
+    let (out, code) = restore(&s, &front.endpoint(), &rec.to_string(), &args);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(front.count(&format!("HEAD /offsite/{key_name}")), 1);
+}
