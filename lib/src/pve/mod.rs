@@ -233,11 +233,11 @@ impl<'a> Client<'a> {
         Ok(Resource::all(&self.list(&resources::vm_resources_cmd())?))
     }
 
-    /// `/nodes/N/storage/S/status`.
-    pub fn storage_status(&self, node: &str, storage: &str) -> Result<Map<String, Value>> {
+    /// `/nodes/N/storage/S/status`: one storage as the node sees it.
+    pub fn storage_status(&self, node: &str, storage: &str) -> Result<Storage> {
         let cmd = pvesh::get(&paths::storage_status(node, storage), &[]);
         match self.value(&cmd)? {
-            Value::Object(m) => Ok(m),
+            Value::Object(m) => Ok(Storage::from_status(storage.to_string(), &m)),
             _ => Err(not_object(self.t.host(), &cmd)),
         }
     }

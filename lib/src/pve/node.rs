@@ -53,9 +53,15 @@ pub struct Storage {
 
 impl Storage {
     fn from_json(m: &Map<String, Value>) -> Option<Storage> {
+        Some(Storage::from_status(pvesh::str_of(m, "storage")?, m))
+    }
+
+    /// `/nodes/N/storage/S/status`: the same `storage_info` entry, without its id
+    /// (pve-storage `API2/Storage/Status.pm` `read_status`).
+    pub(crate) fn from_status(storage: String, m: &Map<String, Value>) -> Storage {
         let size = |k| pvesh::int_of(m, k).and_then(|v| u64::try_from(v).ok());
-        Some(Storage {
-            storage: pvesh::str_of(m, "storage")?,
+        Storage {
+            storage,
             storage_type: pvesh::str_of(m, "type").unwrap_or_default(),
             content: pvesh::str_of(m, "content")
                 .unwrap_or_default()
@@ -69,7 +75,7 @@ impl Storage {
             total: size("total"),
             avail: size("avail"),
             used: size("used"),
-        })
+        }
     }
 
     /// Enabled on the node and active: a restore can write there.

@@ -137,8 +137,8 @@ impl Job<'_> {
     /// The storage's type as the node reports it (`pbs`, `dir`, `nfs`, …).
     pub(super) fn storage_type(&self) -> pvedr::Result<String> {
         let node = self.rec.node.as_deref().unwrap_or("");
-        let m = pvedr::pve::Client::new(self.ctx.t).storage_status(node, &self.storage)?;
-        Ok(pvedr::pvesh::str_of(&m, "type").unwrap_or_default())
+        let s = pvedr::pve::Client::new(self.ctx.t).storage_status(node, &self.storage)?;
+        Ok(s.storage_type)
     }
 
     /// What Proxmox will check for each step, asked before anything changes: over the API a
