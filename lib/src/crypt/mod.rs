@@ -260,7 +260,8 @@ impl Write for ChunkWriter {
     }
 }
 
-/// The decryption's side of the channel, as a reader; the sender gone is the end.
+/// The receiving side of a channel of chunks, as a reader (a decryption, a content walk);
+/// the sender gone is the end.
 pub struct ChunkReader {
     rx: std::sync::mpsc::Receiver<Vec<u8>>,
     buf: Vec<u8>,

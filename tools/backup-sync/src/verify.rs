@@ -8,12 +8,12 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use md5::Md5;
-use pvedr::crypt::Identities;
+use pvedr::crypt::{ChunkReader, Identities};
 use pvedr::error::{Error, Result};
 use pvedr::output::{Output, human_bytes};
 use pvedr::records::{Check, CheckStatus, Record, Summary, rfc3339, seconds_since};
@@ -420,11 +420,8 @@ fn spawn_walk(format: Option<&str>, ids: Option<Arc<Identities>>) -> (Walker, Sy
     let (tx, rx) = sync_channel(WALK_QUEUE);
     let format = format.map(String::from);
     let h = std::thread::spawn(move || {
-        let mut r = Chunks {
-            rx,
-            buf: Vec::new(),
-            at: 0,
-        };
+        // The walker's side of the channel, as a reader; the sender gone is the end.
+        let mut r = ChunkReader::new(rx);
         match ids {
             Some(ids) => walk_decrypted(r, &ids, format.as_deref()),
             None => walk(&mut r, format.as_deref()).map(|what| Walked { what, plain: None }),
@@ -445,7 +442,11 @@ fn walk(r: &mut dyn Read, format: Option<&str>) -> Result<&'static str, String> 
 }
 
 /// The plaintext of an age copy, hashed whole and walked.
-fn walk_decrypted(r: Chunks, ids: &Identities, format: Option<&str>) -> Result<Walked, String> {
+fn walk_decrypted(
+    r: ChunkReader,
+    ids: &Identities,
+    format: Option<&str>,
+) -> Result<Walked, String> {
     let dec = pvedr::crypt::decrypting_reader(r, ids).map_err(|e| format!("not decrypted: {e}"))?;
     let mut h = HashingReader {
         inner: dec,
@@ -472,28 +473,6 @@ impl<R: Read> Read for HashingReader<R> {
         let n = self.inner.read(out)?;
         self.sha.update(&out[..n]);
         self.n = self.n.saturating_add(n as u64);
-        Ok(n)
-    }
-}
-
-/// The walker's side of the channel, as a reader; the sender gone is the end.
-struct Chunks {
-    rx: Receiver<Vec<u8>>,
-    buf: Vec<u8>,
-    at: usize,
-}
-
-impl Read for Chunks {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.at == self.buf.len() {
-            match self.rx.recv() {
-                Ok(b) => (self.buf, self.at) = (b, 0),
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.at);
-        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
-        self.at += n;
         Ok(n)
     }
 }
