@@ -289,6 +289,18 @@ impl Ssh {
         Ok(ch)
     }
 
+    /// A channel running `cmd` under its bound (traced as `what`), and its command line.
+    fn open(&self, cmd: &RemoteCommand, what: &str) -> Result<(String, ssh2::Channel)> {
+        let line = cmd.line();
+        super::trace(self.host(), &format!("{what}: {line}"));
+        let sess = self.session()?;
+        self.bound(&sess, cmd);
+        let ch = self
+            .channel(&sess, &line)
+            .map_err(|f| self.failure(cmd, &line, f))?;
+        Ok((line, ch))
+    }
+
     /// Reads what is left of the channel: stdout up to `max_out` (the rest drained), stderr
     /// up to [`MAX_STDERR`], then the exit status. stderr stays small for the commands pvedr
     /// runs (the batch script files it away); libssh2 queues it while stdout is read.
@@ -558,13 +570,7 @@ impl Transport for Ssh {
     }
 
     fn exec_stream(&self, cmd: &RemoteCommand, sink: &mut dyn Write) -> Result<Streamed> {
-        let line = cmd.line();
-        super::trace(self.host(), &format!("stream: {line}"));
-        let sess = self.session()?;
-        self.bound(&sess, cmd);
-        let mut ch = self
-            .channel(&sess, &line)
-            .map_err(|f| self.failure(cmd, &line, f))?;
+        let (line, mut ch) = self.open(cmd, "stream")?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut bytes = 0u64;
         let bound = self.opts.timeouts.of(cmd);
@@ -594,13 +600,7 @@ impl Transport for Ssh {
     }
 
     fn exec_with_stdin(&self, cmd: &RemoteCommand, input: &mut dyn Read) -> Result<CommandOutput> {
-        let line = cmd.line();
-        super::trace(self.host(), &format!("with stdin: {line}"));
-        let sess = self.session()?;
-        self.bound(&sess, cmd);
-        let mut ch = self
-            .channel(&sess, &line)
-            .map_err(|f| self.failure(cmd, &line, f))?;
+        let (line, mut ch) = self.open(cmd, "with stdin")?;
         // The remote command reads its input before it answers (cat > FILE, pvesm import):
         // its stdout is read after the input is sent.
         std::io::copy(input, &mut ch).map_err(|e| self.failure(cmd, &line, e.into()))?;
