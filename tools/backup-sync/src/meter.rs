@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pvedr::output::human_bytes;
+use pvedr::records::Step;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// One rate for all jobs: bytes may not run ahead of `rate` × time since the start.
@@ -115,6 +117,15 @@ impl<W: Write> Write for Meter<W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// A copy's figures on its step record: bytes, rate (bytes/s), url, sha256.
+pub fn add(st: &mut Step, bytes: u64, started: Instant, url: &str, sha: &str) {
+    st.extra.insert("bytes".into(), json!(bytes));
+    st.extra
+        .insert("rate".into(), json!(rate(bytes, started.elapsed())));
+    st.extra.insert("url".into(), Value::String(url.into()));
+    st.extra.insert("sha256".into(), Value::String(sha.into()));
 }
 
 /// Bytes per second over `d` (whole bytes; 0 for no time).

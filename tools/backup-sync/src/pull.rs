@@ -14,12 +14,11 @@ use pvedr::error::{Error, Result};
 use pvedr::fs::AtomicFile;
 use pvedr::records::{Record, Step};
 use pvedr::s3::{Bucket, Endpoint};
-use serde_json::{Value, json};
 
 use crate::cli::PullArgs;
 use crate::location::{check_part, parse_volid};
 use crate::manifest::Manifest;
-use crate::meter::{Meter, hex, rate};
+use crate::meter::{Meter, add, hex};
 use crate::run::manifest_of;
 use crate::side;
 
@@ -243,12 +242,4 @@ fn same_file(p: &Path, size: u64, sha256: &str) -> Result<bool> {
     }
     let src = crate::source::Source::Dir(p.parent().unwrap_or(Path::new(".")).to_path_buf());
     Ok(src.sha256(&p.display().to_string())? == sha256)
-}
-
-fn add(st: &mut Step, bytes: u64, started: Instant, url: &str, sha: &str) {
-    st.extra.insert("bytes".into(), json!(bytes));
-    st.extra
-        .insert("rate".into(), json!(rate(bytes, started.elapsed())));
-    st.extra.insert("url".into(), Value::String(url.into()));
-    st.extra.insert("sha256".into(), Value::String(sha.into()));
 }

@@ -16,12 +16,11 @@ use pvedr::error::{Error, Result};
 use pvedr::records::{Backup, Record, Step, rfc3339};
 use pvedr::retry::Retry;
 use pvedr::s3::{Bucket, Endpoint, Lock, LockMode, MultipartUpload, Sse, WriteOptions};
-use serde_json::{Value, json};
 
 use crate::cli::{LockModeArg, PushArgs, SseArg};
 use crate::location::{Location, check_part, manifest_key};
 use crate::manifest::{MAX_MANIFEST, Manifest, SideFile};
-use crate::meter::{Meter, Throttle, rate};
+use crate::meter::{Meter, Throttle, add};
 use crate::pipe::PartPipe;
 use crate::source::Source;
 use pvedr::cluster::Cluster;
@@ -349,14 +348,6 @@ fn expected_size(src: &Source, path: &str, it: &Item) -> Result<Option<u64>> {
         ))),
         (r, f) => Ok(r.or(f)),
     }
-}
-
-fn add(st: &mut Step, bytes: u64, started: Instant, url: &str, sha: &str) {
-    st.extra.insert("bytes".into(), json!(bytes));
-    st.extra
-        .insert("rate".into(), json!(rate(bytes, started.elapsed())));
-    st.extra.insert("url".into(), Value::String(url.into()));
-    st.extra.insert("sha256".into(), Value::String(sha.into()));
 }
 
 /// The manifest of a copy already offsite, if any.
