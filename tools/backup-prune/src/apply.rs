@@ -24,6 +24,17 @@ pub struct Report {
     pub interrupted: bool,
 }
 
+impl Report {
+    /// One deletion's step: deleted, skipped (gone or kept meanwhile) or failed.
+    pub fn count(&mut self, status: &StepStatus) {
+        match status {
+            StepStatus::Changed => self.deleted += 1,
+            StepStatus::Skipped => self.skipped += 1,
+            _ => self.failed += 1,
+        }
+    }
+}
+
 /// What a storage holds now: volid → (ctime, protected), or why it could not be listed.
 type Listing = HashMap<(String, String), Result<Vec<Backup>, String>>;
 
@@ -154,11 +165,7 @@ pub fn apply(
         }
     }
     for s in steps {
-        match s.status {
-            StepStatus::Changed => report.deleted += 1,
-            StepStatus::Skipped => report.skipped += 1,
-            _ => report.failed += 1,
-        }
+        report.count(&s.status);
         out.write(&Record::Step(s))?;
     }
     Ok(report)

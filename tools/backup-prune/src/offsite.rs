@@ -120,11 +120,7 @@ pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> 
             b.volid,
             s.message.as_deref().unwrap_or("")
         ));
-        match s.status {
-            StepStatus::Changed => report.deleted += 1,
-            StepStatus::Skipped => report.skipped += 1,
-            _ => report.failed += 1,
-        }
+        report.count(&s.status);
         out.write(&Record::Step(s))?;
     }
     Ok(report)
