@@ -43,6 +43,51 @@ fn started(rec: &Value) -> i64 {
         .timestamp()
 }
 
+/// RFC 3339 UTC, `days` ago.
+fn days_ago(days: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(days))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// `--sample 1 --all --test --dry-run` against the history `f`: the one drill's record.
+fn sample_one(sshd: &Sshd, locks: &Path, f: &str) -> Value {
+    let args = [
+        "--sample",
+        "1",
+        "--all",
+        "--test",
+        "--dry-run",
+        "--drill-history",
+        f,
+    ];
+    let (mut recs, code, err) = run(sshd, locks, &args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    recs.remove(0)
+}
+
+/// backup-check's drill verdict per guest, reading the history `f` beside the node.
+fn drill_verdicts(sshd: &Sshd, f: &str) -> Vec<(u64, String)> {
+    let out = bin("backup-check")
+        .args(sshd.args())
+        .args(["--node", "pve1", "--drill-history", f])
+        .output()
+        .expect("backup-check");
+    json_lines(&out.stdout)
+        .iter()
+        .filter(|c| c["check"] == "drill")
+        .filter_map(|c| {
+            let vmid = c["component"]
+                .as_str()?
+                .strip_prefix("guest/")?
+                .parse()
+                .ok()?;
+            Some((vmid, c["status"].as_str()?.to_string()))
+        })
+        .collect()
+}
+
 #[test]
 fn drill_records_say_when_they_ran_that_they_were_drills_and_the_size() {
     let sim = SimNode::demo();
@@ -251,22 +296,10 @@ fn sample_all_lists_the_cluster_and_drills_the_newest_backup() {
     let file = locks.path().join("h.jsonl");
     let f = file.to_str().expect("utf-8");
     // 100 drilled last week: 101 (never drilled) comes first.
-    let at = (chrono::Utc::now() - chrono::Duration::days(7)).format("%Y-%m-%dT%H:%M:%SZ");
     let old = json!({"kind": "restore", "vmid": 100, "status": "verified", "dry_run": false,
-                     "drill": true, "started": at.to_string()});
+                     "drill": true, "started": days_ago(7)});
     std::fs::write(&file, format!("{old}\n")).expect("write");
-    let args = [
-        "--sample",
-        "1",
-        "--all",
-        "--test",
-        "--dry-run",
-        "--drill-history",
-        f,
-    ];
-    let (recs, code, err) = run(&sshd, locks.path(), &args);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(recs.len(), 1, "{recs:?}");
+    let recs = [sample_one(&sshd, locks.path(), f)];
     assert_eq!(recs[0]["vmid"], 101, "{}", recs[0]);
     assert_eq!(
         recs[0]["volid"], "local:backup/vzdump-lxc-101-2024_01_15-02_01_07.tar.zst",
@@ -393,20 +426,9 @@ fn a_drill_in_the_history_is_evidence_backup_check_reads() {
         &["--vmid", "100", "--test", "--yes", "--drill-history", f],
     );
     assert_eq!(code, 0, "{err}");
-    let out = bin("backup-check")
-        .args(sshd.args())
-        .args(["--node", "pve1", "--drill-history", f])
-        .output()
-        .expect("backup-check");
-    let checks = json_lines(&out.stdout);
-    let drill = |vmid: u64| {
-        checks
-            .iter()
-            .find(|c| c["component"] == format!("guest/{vmid}") && c["check"] == "drill")
-            .map(|c| c["status"].as_str().unwrap_or("").to_string())
-    };
-    assert_eq!(drill(100).as_deref(), Some("ok"), "{checks:?}");
-    assert_eq!(drill(101).as_deref(), Some("warning"), "{checks:?}");
+    let verdicts = drill_verdicts(&sshd, f);
+    assert!(verdicts.contains(&(100, "ok".into())), "{verdicts:?}");
+    assert!(verdicts.contains(&(101, "warning".into())), "{verdicts:?}");
 }
 
 /// `--sample` reads the history as backup-check does (one typed reading in lib): a
@@ -420,44 +442,17 @@ fn sample_reads_the_history_as_backup_check_does() {
     let locks = tempfile::tempdir().expect("tmp");
     let file = locks.path().join("h.jsonl");
     let f = file.to_str().expect("utf-8");
-    let at = |days: i64| {
-        (chrono::Utc::now() - chrono::Duration::days(days))
-            .format("%Y-%m-%dT%H:%M:%SZ")
-            .to_string()
-    };
     let marked = json!({"kind": "restore", "vmid": 100, "status": "verified", "dry_run": false,
-                        "test": true, "started": at(7)});
+                        "test": true, "started": days_ago(7)});
     let dry = json!({"kind": "restore", "vmid": 101, "status": "verified", "dry_run": true,
-                     "drill": true, "started": at(1)});
+                     "drill": true, "started": days_ago(1)});
     std::fs::write(&file, format!("{marked}\n{dry}\n")).expect("write");
-    let args = [
-        "--sample",
-        "1",
-        "--all",
-        "--test",
-        "--dry-run",
-        "--drill-history",
-        f,
-    ];
-    let (recs, code, err) = run(&sshd, locks.path(), &args);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(recs.len(), 1, "{recs:?}");
-    assert_eq!(recs[0]["vmid"], 101, "never really drilled: {}", recs[0]);
-    let out = bin("backup-check")
-        .args(sshd.args())
-        .args(["--node", "pve1", "--drill-history", f])
-        .output()
-        .expect("backup-check");
-    let drill = |vmid: u64| {
-        json_lines(&out.stdout)
-            .into_iter()
-            .find(|c| c["component"] == format!("guest/{vmid}") && c["check"] == "drill")
-            .map(|c| c["status"].as_str().unwrap_or("").to_string())
-    };
-    assert_eq!(drill(100).as_deref(), Some("ok"));
-    assert_eq!(
-        drill(101).as_deref(),
-        Some("warning"),
-        "a dry run is no drill"
+    let rec = sample_one(&sshd, locks.path(), f);
+    assert_eq!(rec["vmid"], 101, "never really drilled: {rec}");
+    let verdicts = drill_verdicts(&sshd, f);
+    assert!(verdicts.contains(&(100, "ok".into())), "{verdicts:?}");
+    assert!(
+        verdicts.contains(&(101, "warning".into())),
+        "a dry run is no drill: {verdicts:?}"
     );
 }

@@ -255,6 +255,24 @@ fn age_encrypt(bytes: &[u8], recipient: &str) -> Vec<u8> {
     out.stdout
 }
 
+const ENCRYPTED_CT: &str = "pve1/100/vzdump-lxc-100-2024_01_15-02_00_02.tar.zst";
+
+/// A container's backup encrypted to `public` in the bucket: its plaintext and its
+/// offsite record (`encrypted: age`).
+fn put_encrypted_ct(s: &Site, public: &str) -> (Vec<u8>, String) {
+    let plain = archive(&s.sim, "lxc", "zstd");
+    put(
+        &s.moto.endpoint(),
+        ENCRYPTED_CT,
+        age_encrypt(&plain, public),
+    );
+    let n = plain.len() as u64;
+    let rec = record(ENCRYPTED_CT, 100, "lxc", "tar.zst", n, &sha(&plain));
+    let mut rec: Value = serde_json::from_str(&rec).expect("json");
+    rec["encrypted"] = json!("age");
+    (plain, rec.to_string())
+}
+
 /// An encrypted copy (backup-sync push --encrypt-to) streams decrypted with
 /// --age-identity: a container (whose config is read from the decrypted head) comes back
 /// as from the plain copy. Without an identity, or with one for other recipients, nothing
@@ -265,20 +283,7 @@ fn an_encrypted_copy_streams_decrypted_with_its_identity_and_is_refused_without(
     let keys = tempfile::tempdir().expect("tmp");
     let (key, public) = age_key(keys.path(), "key.txt");
     let (other, _) = age_key(keys.path(), "other.txt");
-    let plain = archive(&s.sim, "lxc", "zstd");
-    let key_name = "pve1/100/vzdump-lxc-100-2024_01_15-02_00_02.tar.zst";
-    put(&s.moto.endpoint(), key_name, age_encrypt(&plain, &public));
-    let mut rec: Value = serde_json::from_str(&record(
-        key_name,
-        100,
-        "lxc",
-        "tar.zst",
-        plain.len() as u64,
-        &sha(&plain),
-    ))
-    .expect("json");
-    rec["encrypted"] = json!("age");
-    let input = rec.to_string();
+    let (plain, input) = put_encrypted_ct(&s, &public);
     let (out, code) = restore(&s, &s.moto.endpoint(), &input, &["--target-vmid", "157"]);
     assert_eq!(
         (code, out["status"].clone()),
@@ -528,23 +533,11 @@ fn an_encrypted_copy_is_asked_its_size_once() {
     let s = site();
     let keys = tempfile::tempdir().expect("tmp");
     let (key, public) = age_key(keys.path(), "key.txt");
-    let plain = archive(&s.sim, "lxc", "zstd");
-    let key_name = "pve1/100/vzdump-lxc-100-2024_01_15-02_00_02.tar.zst";
-    put(&s.moto.endpoint(), key_name, age_encrypt(&plain, &public));
-    let mut rec: Value = serde_json::from_str(&record(
-        key_name,
-        100,
-        "lxc",
-        "tar.zst",
-        plain.len() as u64,
-        &sha(&plain),
-    ))
-    .expect("json");
-    rec["encrypted"] = json!("age");
+    let (_, input) = put_encrypted_ct(&s, &public);
     let front = S3Front::start(&s.moto);
     let good = key.to_str().expect("utf-8");
     let args = ["--target-vmid", "160", "--age-identity", good];
-    let (out, code) = restore(&s, &front.endpoint(), &rec.to_string(), &args);
+    let (out, code) = restore(&s, &front.endpoint(), &input, &args);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(front.count(&format!("HEAD /offsite/{key_name}")), 1);
+    assert_eq!(front.count(&format!("HEAD /offsite/{ENCRYPTED_CT}")), 1);
 }
