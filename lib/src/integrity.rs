@@ -20,6 +20,17 @@ const MAX_TRACKED_CLUSTERS: u64 = 1 << 29;
 /// Longest GNU long name (`L` member) accepted; PATH_MAX is 4096.
 const MAX_LONG_NAME: u64 = 1 << 16;
 
+/// Bytes as lower-case hex: a sha256 as notes, manifests and records write it.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
 /// Hashes what passes through (for `sha256=` in the notes).
 struct Hashing<R> {
     inner: R,
@@ -83,7 +94,7 @@ pub fn check_file(path: &Path, format: &str, sha256: Option<&str>) -> Result<(),
     // Anything after the content (tar padding) still counts for the file's hash.
     io::copy(&mut raw, &mut io::sink()).map_err(|e| e.to_string())?;
     if let (Some(want), Some(h)) = (sha256, raw.hash) {
-        let got: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let got = hex(&h.finalize());
         if !want.eq_ignore_ascii_case(&got) {
             return Err(format!("sha256 mismatch: notes say {want}, file is {got}"));
         }

@@ -334,12 +334,7 @@ impl<W: Write> Tally<W> {
 
     /// The writer behind, the hex sha256 and the count of what went through.
     pub fn into_parts(self) -> (W, String, u64) {
-        let hex = self
-            .sha
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hex = crate::integrity::hex(&self.sha.finalize());
         (self.inner, hex, self.bytes)
     }
 }

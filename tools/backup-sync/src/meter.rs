@@ -6,6 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use pvedr::integrity::hex;
 use pvedr::output::human_bytes;
 use pvedr::records::Step;
 use serde_json::{Value, json};
@@ -136,10 +137,6 @@ pub fn rate(bytes: u64, d: Duration) -> u64 {
     } else {
         (bytes as f64 / s) as u64
     }
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -32,10 +32,7 @@ fn export_file(dir: &Path, bucket: &str) -> Option<PathBuf> {
 }
 
 fn hex(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
+    pvedr::integrity::hex(&Sha256::digest(b))
 }
 
 /// Most of a `.sha256` file read (one line: the digest and the file's name).

@@ -57,10 +57,7 @@ fn export_one(cli: &Cli, env: Option<&str>, to: &Path, t0: Instant) -> Result<St
     let body = get(&s3, &t, Some(&top.version_id))?;
     let name = env.map(String::from).unwrap_or_else(|| t.bucket.clone());
     let file = to.join(format!("{name}.tfstate"));
-    let sha: String = Sha256::digest(&body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = pvedr::integrity::hex(&Sha256::digest(&body));
     // A state holds the secrets of every resource: owner only, as any key file.
     write_atomic_private(&file, &body)?;
     write_atomic(
