@@ -19,7 +19,7 @@ use crate::pvesh::{self, paths};
 use crate::transport::{CommandOutput, RemoteCommand, Transport};
 
 pub use config::GuestConfig;
-pub use node::{Bridge, Mapping, Provisioning, Storage};
+pub use node::{Bridge, Mapping, NodeFacts, Provisioning, Storage};
 pub use resources::{Resource, Volume};
 
 /// A guest's kind, as its API path names it.

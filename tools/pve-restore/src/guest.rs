@@ -196,17 +196,21 @@ fn pbs_snapshot(s: &str) -> bool {
 /// string, pve-manager `PVE/API2/VZDump.pm` `extractconfig`). `Ok(Err(why))` when the node
 /// refused.
 pub fn archive_config(t: &dyn Transport, volid: &str, lxc: bool) -> Result<Answer<GuestConfig>> {
-    let out = t.exec(&RemoteCommand::read(argv(&[
-        "pvesm",
-        "extractconfig",
-        volid,
-    ])))?;
-    Ok(if out.success() {
-        let text = String::from_utf8_lossy(&out.stdout);
-        Ok(GuestConfig::from_text(Kind::of_lxc(lxc), &text))
-    } else {
-        Err(status_line(&out))
-    })
+    let out = t.exec(&extractconfig_cmd(volid))?;
+    Ok(config_text(&out).map(|text| GuestConfig::from_text(Kind::of_lxc(lxc), &text)))
+}
+
+/// `pvesm extractconfig VOLID`, the read [`archive_config`] makes.
+pub fn extractconfig_cmd(volid: &str) -> RemoteCommand {
+    RemoteCommand::read(argv(&["pvesm", "extractconfig", volid]))
+}
+
+/// The config text `pvesm extractconfig` printed, or why it printed none.
+pub fn config_text(out: &CommandOutput) -> Answer<String> {
+    match out.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        false => Err(status_line(out)),
+    }
 }
 
 /// The last line of a failed command's stderr, or its status.

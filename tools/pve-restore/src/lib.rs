@@ -2,6 +2,7 @@
 //! it works.
 
 mod access;
+mod cache;
 mod cli;
 mod drill;
 mod guest;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use pvedr::pve::config::{Device, Disk, Net};
 use pvedr::pve::maps::IdMap;
 use pvedr::pve::props::Props;
-use pvedr::pve::{Bridge, GuestConfig, Provisioning, Storage};
+use pvedr::pve::{Answer, Bridge, Client, GuestConfig, Mapping, NodeFacts, Provisioning, Storage};
 use serde_json::{Value, json};
 
 const GIB: u64 = 1 << 30;
@@ -136,7 +136,7 @@ pub fn plan(config: &GuestConfig, lxc: bool, maps: &Maps) -> Remap {
 pub fn check_mappings(
     r: &Remap,
     node: &str,
-    read: impl Fn(&str) -> pvedr::Result<Vec<pvedr::pve::Mapping>>,
+    read: impl Fn(&str) -> pvedr::Result<Vec<Mapping>>,
 ) -> pvedr::Result<Vec<String>> {
     let mut out = Vec::new();
     for d in &r.mapped {
@@ -386,14 +386,15 @@ impl Remap {
 /// node may well have them); an archive whose config cannot be read is not checked here
 /// (the restore says why it fails).
 pub fn check_unmapped(
-    t: &dyn pvedr::transport::Transport,
+    c: &Client,
+    facts: &NodeFacts,
     volid: &str,
-    node: &str,
+    config: Answer<GuestConfig>,
     lxc: bool,
     default: Option<&str>,
 ) -> pvedr::Result<()> {
     use pvedr::pve::maps::IdKind;
-    let Ok(config) = crate::guest::archive_config(t, volid, lxc)? else {
+    let Ok(config) = config else {
         return Ok(());
     };
     let maps = Maps {
@@ -402,9 +403,9 @@ pub fn check_unmapped(
             .transpose()?,
         ..Maps::default()
     };
-    let client = pvedr::pve::Client::new(t);
-    let (storages, bridges) = (client.storages(node)?, client.bridges(node)?);
-    let v = check(&plan(&config, lxc, &maps), node, &storages, &bridges, true);
+    let node = facts.node();
+    let (storages, bridges) = (facts.storages(c)?, facts.bridges(c)?);
+    let v = check(&plan(&config, lxc, &maps), node, storages, bridges, true);
     for w in &v.warnings {
         pvedr::msg::warn(w);
     }
@@ -417,34 +418,31 @@ pub fn check_unmapped(
     )))
 }
 
-/// A remapped restore's plan, checked on `node`: the backup's own config (`pvesm
-/// extractconfig`), the node's storages and bridges, read before anything changes. Every
-/// mismatch at once is a usage error (exit 2, nothing changed).
+/// A remapped restore's plan, checked on the node of `facts`: the backup's own config (from
+/// `pvesm extractconfig`, or an offsite copy's head), the node's storages and bridges, read
+/// before anything changes (`c` reads the facts not read yet). Every mismatch at once is a
+/// usage error (exit 2, nothing changed).
 pub fn prepare(
-    t: &dyn pvedr::transport::Transport,
+    c: &Client,
+    facts: &NodeFacts,
     volid: &str,
-    config: Option<&GuestConfig>,
-    node: &str,
+    config: Answer<GuestConfig>,
     lxc: bool,
     maps: &Maps,
 ) -> pvedr::Result<(Remap, Vec<Storage>)> {
-    // An offsite copy's config was read from the head of its stream; an archive on a
-    // node is asked of the node.
-    let config = match config {
-        Some(c) => c.clone(),
-        None => crate::guest::archive_config(t, volid, lxc)?.map_err(|why| {
-            pvedr::Error::Other(format!(
-                "cannot read the config inside {volid} ({why}): the maps need it; nothing was changed"
-            ))
-        })?,
-    };
-    let client = pvedr::pve::Client::new(t);
-    let storages = client.storages(node)?;
-    let bridges = client.bridges(node)?;
+    let config = config.map_err(|why| {
+        pvedr::Error::Other(format!(
+            "cannot read the config inside {volid} ({why}): the maps need it; nothing was changed"
+        ))
+    })?;
+    let node = facts.node();
+    let storages = facts.storages(c)?;
+    let bridges = facts.bridges(c)?;
     let r = plan(&config, lxc, maps);
-    let mut v = check(&r, node, &storages, &bridges, maps.drop_passthrough);
-    v.mismatches
-        .extend(check_mappings(&r, node, |kind| client.mappings(kind))?);
+    let mut v = check(&r, node, storages, bridges, maps.drop_passthrough);
+    v.mismatches.extend(check_mappings(&r, node, |kind| {
+        facts.mappings(c, kind).map(<[Mapping]>::to_vec)
+    })?);
     for w in &v.warnings {
         pvedr::msg::warn(w);
     }
@@ -455,17 +453,18 @@ pub fn prepare(
         )));
     }
     if !lxc {
-        for w in hardware(&client, node, &config) {
+        for w in hardware(c, facts, &config) {
             pvedr::msg::warn(w);
         }
     }
     r.say(maps.drop_passthrough);
-    Ok((r, storages))
+    Ok((r, storages.to_vec()))
 }
 
 /// A VM's CPU type or pinned machine version the node's QEMU does not offer: warned, since
 /// the restore works and only the start fails (qemu-server checks both at start).
-fn hardware(client: &pvedr::pve::Client, node: &str, config: &GuestConfig) -> Vec<String> {
+fn hardware(c: &Client, facts: &NodeFacts, config: &GuestConfig) -> Vec<String> {
+    let node = facts.node();
     let value = |k: &str, alias: &str| {
         let v = Props::parse(config.rest.get(k)?);
         v.main(&[alias]).map(str::to_string)
@@ -482,8 +481,8 @@ fn hardware(client: &pvedr::pve::Client, node: &str, config: &GuestConfig) -> Ve
     for (key, want) in checks {
         let Some(want) = want else { continue };
         let offered = match key {
-            "cpu" => client.cpu_models(node),
-            _ => client.machines(node),
+            "cpu" => facts.cpu_models(c),
+            _ => facts.machines(c),
         };
         match offered {
             Ok(list) if list.contains(&want) => {}

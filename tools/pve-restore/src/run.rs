@@ -64,6 +64,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         .or(conn.tfvars_node.clone())
         .or(cluster.local.clone())
         .ok_or_else(|| Error::Other("cannot tell which node this is; give --node".into()))?;
+    let cache = crate::cache::RunCache::default();
     let ctx = Ctx {
         cli: &cli,
         o: &opts,
@@ -71,6 +72,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         port: conn.port,
         cluster,
         scratch_taken: Default::default(),
+        cache: &cache,
     };
     let mut out = cli.output.output();
     let mut records: Vec<Restore> = Vec::new();
@@ -100,6 +102,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         if backups.is_empty() && from_node {
             return Err(Error::Refused("no backup to drill on the cluster".into()));
         }
+        crate::restore::prefetch(&ctx, &backups, &default_node);
         for b in backups {
             let rec = restore_guest(&ctx, b, &default_node)?;
             // Written now: a later guest's failure or a Ctrl-C must not lose it.
@@ -146,6 +149,8 @@ fn drill_on_scratch(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore>
     let mut taken = Vec::new();
     loop {
         let scratch = crate::drill::reserve(ctx.t, ctx.port, &taken)?;
+        // Chosen from the guests as they are now: the plan must not see older ones.
+        ctx.cache.changed();
         let o = Options {
             target: Some(scratch.vmid),
             ..ctx.o.clone()
@@ -157,6 +162,7 @@ fn drill_on_scratch(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore>
             port: ctx.port,
             cluster: ctx.cluster.clone(),
             scratch_taken: Default::default(),
+            cache: ctx.cache,
         };
         let rec = restore_one(&c, b.clone(), default_node)?;
         if !c.scratch_taken.get() || taken.len() + 1 >= crate::drill::SCRATCH_TRIES {

@@ -27,6 +27,7 @@ use crate::probe::{self, ProbeTarget};
 use crate::progress;
 use crate::remap::Remap;
 
+mod ahead;
 mod change;
 mod checks;
 mod plan;
@@ -38,6 +39,7 @@ mod verify;
 use rollback::*;
 use select::*;
 
+pub use ahead::prefetch;
 pub use rollback::refused;
 
 /// The wait before a safety point, so its name (one-second resolution) is new: see
@@ -59,6 +61,9 @@ pub struct Ctx<'a> {
     /// Set when a drill's qmrestore or pct restore found its scratch VMID taken by a guest
     /// created since it was chosen (another machine's drill): the caller may try another.
     pub scratch_taken: std::cell::Cell<bool>,
+    /// What the guests' plans share: node facts, the cluster's guests, archive configs
+    /// ([`prefetch`] reads them ahead, in parallel).
+    pub cache: &'a crate::cache::RunCache,
 }
 
 /// The plan's steps by role.
@@ -167,7 +172,7 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         );
         return Ok(refused(rec, plan, msg, started));
     }
-    let present = match guest::resources(ctx.t) {
+    let present = match ctx.cache.guests(ctx.t) {
         Ok(p) => p,
         Err(e) => return Ok(failed_early(rec, plan, e, started)),
     };
@@ -221,14 +226,22 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         (None, false) => None,
         (None, true) => match (&streamed, existing.is_some()) {
             (Some(s), false) => s.rootfs_storage.clone(),
-            _ => match ct_storage(t, &b, guest::at(&on, true, target), existing.is_some()) {
+            _ => match ct_storage(ctx, t, &b, guest::at(&on, true, target), existing.is_some()) {
                 Ok(s) => Some(s),
                 Err(msg) => return Ok(refused(rec, plan, msg, started)),
             },
         },
     };
     if remap.is_none() && existing.is_none() && streamed.is_none() {
-        match crate::remap::check_unmapped(t, &b.volid, &on, lxc, target_storage.as_deref()) {
+        let checked = ctx
+            .cache
+            .archive_config(t, &on, &b.volid, lxc)
+            .and_then(|config| {
+                let (c, facts) = (pvedr::pve::Client::new(t), ctx.cache.facts(&on));
+                let default = target_storage.as_deref();
+                crate::remap::check_unmapped(&c, &facts, &b.volid, config, lxc, default)
+            });
+        match checked {
             Ok(()) => {}
             Err(e @ pvedr::Error::Usage(_)) => return Err(e),
             Err(e) => return Ok(failed_early(rec, plan, e, started)),
@@ -410,6 +423,8 @@ impl Job<'_> {
             self.ctx.cli.write.yes,
         )?;
         let _lock = guest::lock_target(self.ctx.t.host(), self.ctx.port, self.target)?;
+        // The node changes from here: the next guest's plan reads it again.
+        self.ctx.cache.changed();
         pvedr::interrupt::install();
         self.change();
         self.verify();

@@ -43,6 +43,7 @@ pub(super) fn choose_node(
 /// cannot hold containers. So: the storage of its root file system now (overwrite), else
 /// the one the backup's own config names (`pvesm extractconfig`).
 pub(super) fn ct_storage(
+    ctx: &Ctx,
     t: &dyn Transport,
     b: &Backup,
     at: pvedr::pve::At,
@@ -52,7 +53,7 @@ pub(super) fn ct_storage(
         let c = pvedr::pve::Client::new(t).guest_config(at);
         (c, format!("CT {}'s config", at.vmid))
     } else {
-        let c = guest::archive_config(t, &b.volid, true);
+        let c = ctx.cache.archive_config(t, at.node, &b.volid, true);
         (c, format!("the config inside {}", b.volid))
     };
     let config = config
@@ -175,7 +176,14 @@ pub(super) fn remap_of(
             "--target-storage, --target-bridge and --drop-passthrough restore to a new VMID: give a free --target-vmid; nothing was changed",
         ));
     }
-    crate::remap::prepare(t, &b.volid, head, node, lxc, &ctx.o.maps).map(Some)
+    // An offsite copy's config was read from the head of its stream; an archive on a
+    // node is asked of the node.
+    let config = match head {
+        Some(c) => Ok(c.clone()),
+        None => ctx.cache.archive_config(t, node, &b.volid, lxc)?,
+    };
+    let (c, facts) = (pvedr::pve::Client::new(t), ctx.cache.facts(node));
+    crate::remap::prepare(&c, &facts, &b.volid, config, lxc, &ctx.o.maps).map(Some)
 }
 
 /// Where the restore command puts the volumes under a map: a container's root file

@@ -593,3 +593,155 @@ fn a_vm_streamed_from_its_offsite_copy_lands_where_mapped() {
     assert_eq!(c["net1"], "virtio=BC:24:11:00:02:01,bridge=vmbr9,tag=20");
     assert_eq!(c["net2"], "e1000=BC:24:11:00:02:02,bridge=vmbr9");
 }
+
+/// Backup records of `volids` (VMs on `local` of pve1), as pve-ls-backups prints them.
+fn records(volids: &[(u64, String)]) -> String {
+    volids
+        .iter()
+        .map(|(vmid, volid)| {
+            let r = json!({"kind": "backup", "volid": volid, "vmid": vmid, "subtype": "qemu",
+                "format": "vma.zst", "node": "pve1", "storage": "local", "ctime": 1705197602,
+                "time": "2024-01-14T02:00:02Z"});
+            format!("{r}\n")
+        })
+        .collect()
+}
+
+/// How many simulated `pvesh get PATH` (or `pvesm extractconfig`) calls ran.
+fn calls(sim: &SimNode, cmd: &str, first: &str) -> usize {
+    sim.commands()
+        .iter()
+        .filter(|c| c["cmd"] == cmd && c["argv"][0] == first)
+        .count()
+}
+
+fn pvesh_gets(sim: &SimNode, path: &str) -> usize {
+    sim.commands()
+        .iter()
+        .filter(|c| c["cmd"] == "pvesh" && c["argv"][0] == "get" && c["argv"][1] == path)
+        .count()
+}
+
+#[test]
+fn twenty_guests_planned_in_one_run_read_the_node_once_and_are_refused_as_alone() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    // The last one has a disk on `tank`, which the map sends to `local` (no images).
+    let backups: Vec<(u64, String)> = (300..320)
+        .map(|v| {
+            let text = match v {
+                319 => VM.replace("scsi1: local-lvm:", "scsi1: tank:"),
+                _ => VM.to_string(),
+            };
+            (v, backup(&sim, "qemu", v, &text))
+        })
+        .collect();
+    sim.clear_commands();
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args([
+            "--all",
+            "--dry-run",
+            "--target-storage",
+            "local-lvm:nvme,nas:bulk,tank:local",
+        ])
+        .args(["--target-bridge", "vmbr1:vmbr9,vmbr2:vmbr9"])
+        .write_stdin(records(&backups))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let planned: Vec<Value> = json_lines(&out.stdout)
+        .into_iter()
+        .filter(|r| r["kind"] == "restore" && r["status"] == "planned")
+        .collect();
+    assert_eq!(planned.len(), 19, "{err}");
+    let refused = format!(
+        "{} cannot be restored on node pve1 as mapped; nothing was changed:\n  storage local (scsi1) does not allow content images\n",
+        backups[19].1
+    );
+    assert!(err.contains(&refused), "{err}");
+    // Once per node per run, not once per guest; each archive's config once.
+    assert_eq!(pvesh_gets(&sim, "/nodes/pve1/storage"), 1);
+    assert_eq!(pvesh_gets(&sim, "/nodes/pve1/network"), 1);
+    assert_eq!(pvesh_gets(&sim, "/cluster/resources"), 1);
+    assert_eq!(calls(&sim, "pvesm", "extractconfig"), 20);
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+    // The same verdict for that guest alone.
+    let (_, code, alone) = restore(
+        &sshd,
+        &[
+            "--volid",
+            &backups[19].1,
+            "--dry-run",
+            "--target-storage",
+            "local-lvm:nvme,nas:bulk,tank:local",
+        ],
+    );
+    assert_eq!(code, 2, "{alone}");
+    assert!(alone.contains(&refused), "{alone}");
+}
+
+#[test]
+fn a_restore_reads_the_cluster_again_after_each_guest_it_changed() {
+    let sim = replacement_node(250 * G);
+    let sshd = Sshd::start(&sim);
+    let file = sim.root().join("conf-300");
+    std::fs::write(&file, VM).expect("config");
+    // Two backups of one guest: once the first is restored, the second would overwrite it.
+    let backups: Vec<(u64, String)> = [1705197602, 1705111202]
+        .map(|epoch| {
+            let path = sim.admin(&[
+                "add-backup",
+                &sim.root().display().to_string(),
+                "--storage",
+                "local",
+                "--type",
+                "qemu",
+                "--vmid",
+                "300",
+                "--epoch",
+                &epoch.to_string(),
+                "--config",
+                &file.display().to_string(),
+            ]);
+            let name = path.rsplit('/').next().expect("file name");
+            (300, format!("local:backup/{name}"))
+        })
+        .to_vec();
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args([
+            "--all",
+            "--yes",
+            "--target-storage",
+            "local-lvm:nvme,nas:bulk",
+        ])
+        .args(["--target-bridge", "vmbr9"])
+        .write_stdin(records(&backups))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let recs: Vec<Value> = json_lines(&out.stdout)
+        .into_iter()
+        .filter(|r| r["kind"] == "restore")
+        .collect();
+    assert_eq!(recs.len(), 2, "{err}");
+    assert_eq!(recs[0]["status"], "restored", "{err}");
+    // Not "free" from what the run read before the first restore.
+    assert_eq!(recs[1]["status"], "refused", "{err}");
+    assert!(
+        recs[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("guest 300 exists on pve1: overwriting it needs --force")),
+        "{}",
+        recs[1]
+    );
+    assert_eq!(
+        sim.mutations()
+            .iter()
+            .filter(|m| m.starts_with("qmrestore"))
+            .count(),
+        1
+    );
+}
