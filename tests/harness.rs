@@ -1,6 +1,6 @@
 //! The harness itself: the simulator prints what Proxmox prints, locally and over a real sshd.
 
-use pvedr_testkit::{ApiFront, Backup, SimNode, Sshd};
+use pvedr_testkit::{ApiFront, Backup, SimNode, demo_over_ssh};
 use serde_json::Value;
 use std::process::Command;
 
@@ -205,8 +205,7 @@ fn faults_and_command_log() {
 
 #[test]
 fn over_a_real_sshd() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let out = sshd
         .ssh("pvesh get /nodes/pve1/storage/local/content --content backup --output-format json");
     assert!(

@@ -24,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pvedr_testkit::s3::{Moto, S3Front, Tf, s3_env, venv_bin};
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{SimNode, Sshd, demo_over_ssh, json_lines};
 use serde_json::{Value, json};
 
 const VM_BACKUP: &str = "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
@@ -167,6 +167,34 @@ fn signal(child: &Running, sig: &str) {
 }
 
 /// Whether the simulator ran a command whose joined line contains `needle`.
+/// Spawns `c`, cuts `sshd` once the node ran a command matching `at` (`(what, needle)`), and
+/// waits for its end: the live session dropped too (a slow command would otherwise sleep on
+/// and succeed); the run, checked against `tool`'s documented exit codes.
+fn cut_when(c: Command, sim: &SimNode, sshd: &mut Sshd, at: (&str, &str), tool: &str) -> Run {
+    let child = spawn(c, None);
+    wait_until(at.0, || ran(sim, at.1));
+    let t0 = Instant::now();
+    sshd.cut();
+    let r = finish(child);
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "the session was not cut"
+    );
+    assert_documented(tool, &r);
+    r
+}
+
+/// Spawns `c`, sends `sig` once the node ran a command matching `at` (`(what, needle)`), and
+/// waits for its end: the run, checked against `tool`'s documented exit codes.
+fn signalled_when(c: Command, sim: &SimNode, at: (&str, &str), sig: &str, tool: &str) -> Run {
+    let child = spawn(c, None);
+    wait_until(at.0, || ran(sim, at.1));
+    signal(&child, sig);
+    let r = finish(child);
+    assert_documented(tool, &r);
+    r
+}
+
 fn ran(sim: &SimNode, needle: &str) -> bool {
     sim.commands().iter().any(|c| {
         let argv: Vec<&str> = c["argv"]
@@ -319,9 +347,7 @@ fn s3_tool_fsize(name: &str, endpoint: &str, bytes: u64) -> Command {
 
 /// A versioned bucket with a state of two versions (serials 1 and 2).
 fn two_versions(moto: &Moto, bucket: &str) -> Tf {
-    moto.create_versioned_bucket(bucket);
-    let tf = Tf::new(moto, bucket);
-    tf.ok(&["init", "-input=false", "-no-color"]);
+    let tf = Tf::initialised(moto, bucket);
     tf.apply("one");
     tf.apply("two");
     tf
@@ -349,8 +375,8 @@ fn big_archive(sim: &SimNode, size: usize) -> Vec<u8> {
 }
 
 fn listing_of(sshd: &Sshd, vmid: &str) -> Vec<u8> {
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
+    let out = sshd
+        .bin("pve-ls-backups")
         .args(["--storage", "local", "--vmid", vmid])
         .output()
         .unwrap();
@@ -377,24 +403,12 @@ fn only_big(listing: &[u8]) -> Vec<u8> {
 fn sshd_cut_mid_listing() {
     let sim = SimNode::demo();
     let mut sshd = Sshd::start(&sim);
-    sim.write_json(
-        "faults.json",
-        &json!([{"match": "storage/nas/content", "sleep": 20}]),
-    );
+    sim.set_faults(json!([{"match": "storage/nas/content", "sleep": 20}]));
     let before = guests(&sim);
     let mut c = cmd("pve-ls-backups");
     c.args(sshd.args()).arg("--all-nodes");
-    let child = spawn(c, None);
-    wait_until("the nas listing runs", || ran(&sim, "storage/nas/content"));
-    let t0 = Instant::now();
-    sshd.cut();
-    let r = finish(child);
-    // The live session was cut too (it would otherwise sleep 20 s and succeed).
-    assert!(
-        t0.elapsed() < Duration::from_secs(15),
-        "the session was not cut"
-    );
-    assert_documented("pve-ls-backups", &r);
+    let at = ("the nas listing runs", "storage/nas/content");
+    let r = cut_when(c, &sim, &mut sshd, at, "pve-ls-backups");
     assert!(matches!(r.code, Some(1 | 3)), "{:?} {}", r.code, r.stderr);
     // Where it stopped: the storage whose listing was cut.
     assert_says(&r, &["pve-ls-backups:", "nas"]);
@@ -406,20 +420,11 @@ fn sshd_cut_mid_listing() {
 fn restore_cut_at(needle: &str) -> (SimNode, Run) {
     let sim = SimNode::demo();
     let mut sshd = Sshd::start(&sim);
-    sim.write_json("faults.json", &json!([{"match": needle, "sleep": 20}]));
+    sim.set_faults(json!([{"match": needle, "sleep": 20}]));
     let mut c = cmd("pve-restore");
     c.args(sshd.args())
         .args(["--volid", VM_BACKUP, "--force", "--yes"]);
-    let child = spawn(c, None);
-    wait_until(needle, || ran(&sim, needle));
-    let t0 = Instant::now();
-    sshd.cut();
-    let r = finish(child);
-    assert!(
-        t0.elapsed() < Duration::from_secs(15),
-        "the session was not cut"
-    );
-    assert_documented("pve-restore", &r);
+    let r = cut_when(c, &sim, &mut sshd, (needle, needle), "pve-restore");
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     (sim, r)
 }
@@ -567,9 +572,7 @@ fn moto_stopped_mid_tfstate_restore() {
 #[test]
 fn moto_stopped_mid_reseed() {
     let moto = Moto::start();
-    moto.create_versioned_bucket("tfstate-prod");
-    let tf = Tf::new(&moto, "tfstate-prod");
-    tf.ok(&["init", "-input=false", "-no-color"]);
+    let tf = Tf::initialised(&moto, "tfstate-prod");
     tf.apply("one");
     let export = tempfile::tempdir().unwrap();
     let r = run({
@@ -839,31 +842,25 @@ fn write_failure_in_backup_check_metrics_file() {
 
 /// pve-ls-backups: a slow storage listing.
 fn interrupt_listing(sig: &str) {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    sim.write_json(
-        "faults.json",
-        &json!([{"match": "storage/nas/content", "sleep": 20}]),
-    );
+    let (sim, sshd) = demo_over_ssh();
+    sim.set_faults(json!([{"match": "storage/nas/content", "sleep": 20}]));
     let mut c = cmd("pve-ls-backups");
     c.args(sshd.args()).arg("--all-nodes");
-    let child = spawn(c, None);
-    wait_until("the nas listing", || ran(&sim, "storage/nas/content"));
-    signal(&child, sig);
-    let r = finish(child);
-    assert_documented("pve-ls-backups", &r);
+    let r = signalled_when(
+        c,
+        &sim,
+        ("the nas listing", "storage/nas/content"),
+        sig,
+        "pve-ls-backups",
+    );
     assert_eq!(r.code, Some(130), "{}", r.stderr);
     assert_says(&r, &["pve-ls-backups:", "interrupted"]);
 }
 
 /// backup-check: a slow storage listing on the node.
 fn interrupt_check(sig: &str) {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    sim.write_json(
-        "faults.json",
-        &json!([{"match": "storage/nas/content", "sleep": 20}]),
-    );
+    let (sim, sshd) = demo_over_ssh();
+    sim.set_faults(json!([{"match": "storage/nas/content", "sleep": 20}]));
     let dir = tempfile::tempdir().unwrap();
     let prom = dir.path().join("pvedr.prom");
     let mut c = cmd("backup-check");
@@ -871,11 +868,13 @@ fn interrupt_check(sig: &str) {
         .arg("--all-nodes")
         .arg("--prom")
         .arg(&prom);
-    let child = spawn(c, None);
-    wait_until("the nas listing", || ran(&sim, "storage/nas/content"));
-    signal(&child, sig);
-    let r = finish(child);
-    assert_documented("backup-check", &r);
+    let r = signalled_when(
+        c,
+        &sim,
+        ("the nas listing", "storage/nas/content"),
+        sig,
+        "backup-check",
+    );
     assert_eq!(r.code, Some(3), "UNKNOWN: {}", r.stderr);
     assert_says(&r, &["backup-check:", "interrupted"]);
     assert_no_stray(dir.path());
@@ -884,21 +883,13 @@ fn interrupt_check(sig: &str) {
 /// pve-restore: the signal lands while qmrestore runs; the step finishes, then the run
 /// stops at the next safe point.
 fn interrupt_restore(sig: &str) {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     // Only the restore is slow, not the rollback's qmrestore after it.
-    sim.write_json(
-        "faults.json",
-        &json!([{"match": "qmrestore", "sleep": 2, "times": 1}]),
-    );
+    sim.set_faults(json!([{"match": "qmrestore", "sleep": 2, "times": 1}]));
     let mut c = cmd("pve-restore");
     c.args(sshd.args())
         .args(["--volid", VM_BACKUP, "--force", "--yes"]);
-    let child = spawn(c, None);
-    wait_until("qmrestore", || ran(&sim, "qmrestore"));
-    signal(&child, sig);
-    let r = finish(child);
-    assert_documented("pve-restore", &r);
+    let r = signalled_when(c, &sim, ("qmrestore", "qmrestore"), sig, "pve-restore");
     assert_eq!(r.code, Some(130), "{}", r.stderr);
     let rec = restore_record(&r);
     assert_eq!(rec["status"], "interrupted", "{rec}");
@@ -937,12 +928,41 @@ struct FailureCase {
     args: &'static [&'static str],
     /// SIGINT once this command runs.
     interrupt_at: Option<&'static str>,
+    then: Outcome,
+}
+
+/// What a failure kind must end in: the record's status and rollback step, guest 100's
+/// `status`, and whether it came back from the safety point.
+struct Outcome {
     status: &'static str,
     rollback_step: &'static str,
-    /// Guest 100 afterwards: its `status`, and whether it came back from the safety point.
     guest_status: &'static str,
     from_safety_point: bool,
 }
+
+/// The guest never overwritten, or started again as it was: running, no rollback.
+const LEFT_RUNNING: Outcome = Outcome {
+    status: "failed",
+    rollback_step: "skipped",
+    guest_status: "running",
+    from_safety_point: false,
+};
+
+/// Proxmox emptied the guest: the safety point brought it back, running.
+const ROLLED_BACK: Outcome = Outcome {
+    status: "rolled-back",
+    rollback_step: "changed",
+    guest_status: "running",
+    from_safety_point: true,
+};
+
+/// Emptied or unknown, never started as it is.
+const LEFT_STOPPED: Outcome = Outcome {
+    status: "failed",
+    rollback_step: "skipped",
+    guest_status: "stopped",
+    from_safety_point: false,
+};
 
 /// pve-restore over guest 100 (running), one case per failure kind: each fails when that
 /// kind's decision (roll back, start again, leave) is flipped.
@@ -958,20 +978,19 @@ fn failure_cases() -> Vec<FailureCase> {
             faults: json!([{"match": "vzdump 100", "exit": 255, "stderr": "no space left on device"}]),
             args: &[],
             interrupt_at: None,
-            status: "failed",
-            rollback_step: "skipped",
-            guest_status: "running",
-            from_safety_point: false,
+            then: LEFT_RUNNING,
         },
         FailureCase {
             kind: "interrupted before the restore",
             faults: json!([{"match": "vzdump 100", "sleep": 2, "times": 1}]),
             args: &[],
             interrupt_at: Some("vzdump 100"),
-            status: "interrupted",
-            rollback_step: "skipped",
-            guest_status: "running",
-            from_safety_point: false,
+            then: Outcome {
+                status: "interrupted",
+                rollback_step: "skipped",
+                guest_status: "running",
+                from_safety_point: false,
+            },
         },
         FailureCase {
             // Proxmox has emptied the guest: only the safety point brings it back.
@@ -979,10 +998,7 @@ fn failure_cases() -> Vec<FailureCase> {
             faults: data_fault(),
             args: &[],
             interrupt_at: None,
-            status: "rolled-back",
-            rollback_step: "changed",
-            guest_status: "running",
-            from_safety_point: true,
+            then: ROLLED_BACK,
         },
         FailureCase {
             // --no-rollback: the emptied guest is never started as it is.
@@ -990,10 +1006,7 @@ fn failure_cases() -> Vec<FailureCase> {
             faults: data_fault(),
             args: &["--no-rollback"],
             interrupt_at: None,
-            status: "failed",
-            rollback_step: "skipped",
-            guest_status: "stopped",
-            from_safety_point: false,
+            then: LEFT_STOPPED,
         },
         FailureCase {
             kind: "after the restore (a probe failed)",
@@ -1001,10 +1014,7 @@ fn failure_cases() -> Vec<FailureCase> {
                             "stderr": "QEMU guest agent is not running"}]),
             args: &["--probe", "agent", "--probe-retries", "1"],
             interrupt_at: None,
-            status: "rolled-back",
-            rollback_step: "changed",
-            guest_status: "running",
-            from_safety_point: true,
+            then: ROLLED_BACK,
         },
         FailureCase {
             // The node's state is unknown: no blind rollback, nothing started.
@@ -1012,10 +1022,7 @@ fn failure_cases() -> Vec<FailureCase> {
             faults: json!([{"match": "qmrestore", "action": "disconnect", "stderr": "", "exit": 255}]),
             args: &[],
             interrupt_at: None,
-            status: "failed",
-            rollback_step: "skipped",
-            guest_status: "stopped",
-            from_safety_point: false,
+            then: LEFT_STOPPED,
         },
     ]
 }
@@ -1036,9 +1043,8 @@ fn each_restore_failure_kind_decides_the_rollback() {
 }
 
 fn failure_case(c: FailureCase) {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    sim.write_json("faults.json", &c.faults);
+    let (sim, sshd) = demo_over_ssh();
+    sim.set_faults(c.faults);
     let mut cmd = cmd("pve-restore");
     cmd.args(sshd.args())
         .args(["--volid", VM_BACKUP, "--force", "--yes"])
@@ -1052,18 +1058,18 @@ fn failure_case(c: FailureCase) {
     assert_documented("pve-restore", &r);
     let rec = restore_record(&r);
     let kind = c.kind;
-    assert_eq!(rec["status"], c.status, "{kind}: {rec}");
+    assert_eq!(rec["status"], c.then.status, "{kind}: {rec}");
     assert_eq!(
         step_status(&rec, "rollback"),
-        c.rollback_step,
+        c.then.rollback_step,
         "{kind}: {rec}"
     );
     let g = sim.read_json("guests/100.json");
-    assert_eq!(g["status"], c.guest_status, "{kind}: {g}");
+    assert_eq!(g["status"], c.then.guest_status, "{kind}: {g}");
     let safety = rec["safety_point"]["volid"].clone();
     assert_eq!(
         !safety.is_null() && g["restored_from"] == safety,
-        c.from_safety_point,
+        c.then.from_safety_point,
         "{kind}: {g} {rec}"
     );
     assert_guest_or_safety_point(&sim, 100, &rec);
@@ -1071,14 +1077,10 @@ fn failure_case(c: FailureCase) {
 
 /// backup-prune --apply: a slow deletion.
 fn interrupt_prune(sig: &str) {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let listing = listing_of(&sshd, "100");
     let before = guests(&sim);
-    sim.write_json(
-        "faults.json",
-        &json!([{"match": "pvesh delete", "sleep": 2}]),
-    );
+    sim.set_faults(json!([{"match": "pvesh delete", "sleep": 2}]));
     let mut c = cmd("backup-prune");
     c.args(["--keep-daily", "3", "--timezone", "UTC", "--apply", "--yes"])
         .args(sshd.args());
@@ -1165,22 +1167,20 @@ fn sigint_push_with_s3_not_answering() {
 
 /// pve-snapshot create: a slow `qm snapshot`.
 fn interrupt_snapshot(sig: &str) {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let before = guests(&sim);
-    sim.write_json(
-        "faults.json",
-        &json!([{"match": "qm snapshot 100", "sleep": 2}]),
-    );
+    sim.set_faults(json!([{"match": "qm snapshot 100", "sleep": 2}]));
     let mut c = cmd("pve-snapshot");
     c.arg("create")
         .args(sshd.args())
         .args(["--yes", "--vmid", "100", "--vmid", "101"]);
-    let child = spawn(c, None);
-    wait_until("qm snapshot", || ran(&sim, "qm snapshot 100"));
-    signal(&child, sig);
-    let r = finish(child);
-    assert_documented("pve-snapshot", &r);
+    let r = signalled_when(
+        c,
+        &sim,
+        ("qm snapshot", "qm snapshot 100"),
+        sig,
+        "pve-snapshot",
+    );
     assert_eq!(r.code, Some(130), "{}", r.stderr);
     let snaps = r.of_kind("snapshot");
     assert!(
@@ -1248,28 +1248,19 @@ fn interrupt_rebuild(sig: &str) {
 /// pve-restore --snapshot: the signal lands during the safety point's vzdump; the vzdump is
 /// finished, the rollback is not started, and the record says so.
 fn interrupt_snapshot_rollback(sig: &str) {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    sim.write_json(
-        "faults.json",
-        &json!([{"match": "vzdump 100", "sleep": 2, "times": 1}]),
-    );
+    let (sim, sshd) = demo_over_ssh();
+    sim.set_faults(json!([{"match": "vzdump 100", "sleep": 2, "times": 1}]));
     let mut c = cmd("pve-restore");
-    c.args(sshd.args()).args([
-        "--vmid",
-        "100",
-        "--snapshot",
-        "before-upgrade",
-        "--force",
-        "--yes",
-        "--safety-storage",
-        "local",
-    ]);
-    let child = spawn(c, None);
-    wait_until("the safety point's vzdump", || ran(&sim, "vzdump 100"));
-    signal(&child, sig);
-    let r = finish(child);
-    assert_documented("pve-restore", &r);
+    c.args(sshd.args())
+        .args(pvedr_testkit::DEMO_ROLLBACK)
+        .args(["--safety-storage", "local"]);
+    let r = signalled_when(
+        c,
+        &sim,
+        ("the safety point's vzdump", "vzdump 100"),
+        sig,
+        "pve-restore",
+    );
     assert_eq!(r.code, Some(130), "{}", r.stderr);
     let rec = restore_record(&r);
     assert_eq!(rec["status"], "interrupted", "{rec}");

@@ -10,7 +10,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-use pvedr_testkit::{SimNode, Sshd, bin};
+use pvedr_testkit::{SimNode, Sshd, bin, demo_over_ssh};
 
 mod s3_server;
 
@@ -168,8 +168,8 @@ fn ssh_args(sshd: &Sshd) -> Vec<OsString> {
 
 /// A real `backup` record from the simulator, as a JSON object.
 fn a_backup_record(sshd: &Sshd) -> serde_json::Value {
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
+    let out = sshd
+        .bin("pve-ls-backups")
         .timeout(Duration::from_secs(30))
         .output()
         .unwrap();
@@ -268,8 +268,7 @@ fn argv_places() -> Vec<(&'static str, Vec<&'static str>, &'static str, Option<i
 
 #[test]
 fn argv_values_over_ssh() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let mut cases = Vec::new();
     for (tool, pre, flag, want) in argv_places() {
         for v in argv_values() {
@@ -406,8 +405,7 @@ fn s3_values() {
 /// Records on stdin with a hostile node/storage/volid/vmid, into the tools that act on them.
 #[test]
 fn hostile_record_fields() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let base = a_backup_record(&sshd);
     let mut vals: Vec<serde_json::Value> = argv_values()
         .iter()
@@ -473,8 +471,7 @@ fn hostile_record_fields() {
 /// Malformed JSON Lines on stdin.
 #[test]
 fn malformed_json_lines() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let inputs: Vec<(&str, Vec<u8>)> = vec![
         ("10MB line", {
             let mut v = b"{\"kind\":\"backup\",\"notes\":\"".to_vec();
@@ -576,10 +573,9 @@ type Run = (&'static str, Vec<&'static str>, bool);
 
 #[test]
 fn hostile_pvesh_output() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let records: Vec<u8> = bin("pve-ls-backups")
-        .args(sshd.args())
+    let (sim, sshd) = demo_over_ssh();
+    let records: Vec<u8> = sshd
+        .bin("pve-ls-backups")
         .timeout(Duration::from_secs(30))
         .output()
         .unwrap()
@@ -630,9 +626,8 @@ fn hostile_pvesh_output() {
             if name == "10 MB value" && !needle.contains("content") {
                 continue;
             }
-            sim.write_json(
-                "faults.json",
-                &serde_json::json!([{"match": needle, "stdout": output, "stderr": "", "exit": 0}]),
+            sim.set_faults(
+                serde_json::json!([{"match": needle, "stdout": output, "stderr": "", "exit": 0}]),
             );
             let cases: Vec<Case> = runs
                 .iter()
@@ -655,7 +650,7 @@ fn hostile_pvesh_output() {
             soft.extend(s);
         }
     }
-    sim.write_json("faults.json", &serde_json::json!([]));
+    sim.set_faults(serde_json::json!([]));
     report("hostile_pvesh_output", n, &hard, &soft);
 }
 
@@ -1298,8 +1293,7 @@ fn snapshot_listing(entries: &[(&str, serde_json::Value)]) -> String {
 /// time in their names, and removes only older ones.
 #[test]
 fn hostile_snapshot_lists() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let t = |d: i64| serde_json::json!(1_705_024_800 + 86_400 * d);
     let lists: Vec<(&str, Vec<(&str, serde_json::Value)>)> = vec![
         (
@@ -1343,10 +1337,7 @@ fn hostile_snapshot_lists() {
     let mut hard = Vec::new();
     for (what, entries) in &lists {
         let names = four_dailies(&sim);
-        sim.write_json(
-            "faults.json",
-            &serde_json::json!([{"match": "qemu/100/snapshot", "stdout": snapshot_listing(entries), "stderr": "", "exit": 0}]),
-        );
+        sim.set_faults(serde_json::json!([{"match": "qemu/100/snapshot", "stdout": snapshot_listing(entries), "stderr": "", "exit": 0}]));
         let (code, out, err) = snapshot_run(
             &sshd,
             "prune",
@@ -1372,15 +1363,14 @@ fn hostile_snapshot_lists() {
             hard.push(format!("{what}: exit {code:?}: {err}"));
         }
     }
-    sim.write_json("faults.json", &serde_json::json!([]));
+    sim.set_faults(serde_json::json!([]));
     report("hostile_snapshot_lists", lists.len(), &hard, &[]);
 }
 
 /// Every pve-snapshot failure is said on stderr, `pve-snapshot:`, with the guest and node.
 #[test]
 fn snapshot_failures_are_said() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let mut hard = Vec::new();
     let mut check = |what: &str, r: (Option<i32>, String, String), node: &str| {
         let (code, _, err) = r;
@@ -1392,23 +1382,20 @@ fn snapshot_failures_are_said() {
         }
     };
     let create = ["--vmid", "100", "--yes"];
-    sim.write_json(
-        "faults.json",
-        &serde_json::json!([{"match": "/nodes/pve1/time", "stdout": "garbage", "stderr": "", "exit": 0}]),
-    );
+    sim.set_faults(serde_json::json!([{"match": "/nodes/pve1/time", "stdout": "garbage", "stderr": "", "exit": 0}]));
     check(
         "garbage node clock",
         snapshot_run(&sshd, "create", &create),
         "pve1",
     );
-    sim.write_json("faults.json", &serde_json::json!([]));
+    sim.set_faults(serde_json::json!([]));
     sim.fail_when("qm snapshot", "got timeout", 255);
     check(
         "failed snapshot task",
         snapshot_run(&sshd, "create", &create),
         "pve1",
     );
-    sim.write_json("faults.json", &serde_json::json!([]));
+    sim.set_faults(serde_json::json!([]));
     four_dailies(&sim);
     sim.fail_when("qm delsnapshot", "got timeout", 255);
     check(
@@ -1416,10 +1403,10 @@ fn snapshot_failures_are_said() {
         snapshot_run(&sshd, "prune", &["--vmid", "100", "--keep", "1", "--yes"]),
         "pve1",
     );
-    sim.write_json("faults.json", &serde_json::json!([]));
-    let mut g = sim.read_json("guests/100.json");
-    g["node"] = serde_json::json!("pve3");
-    sim.write_json("guests/100.json", &g);
+    sim.set_faults(serde_json::json!([]));
+    sim.edit_guest(100, |g| {
+        g["node"] = serde_json::json!("pve3");
+    });
     check(
         "guest on an offline node",
         snapshot_run(&sshd, "create", &create),
@@ -1489,8 +1476,7 @@ fn to_full_disk(
 #[test]
 fn stdout_on_a_full_disk() {
     use pvedr_testkit::s3::Moto;
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let moto = Moto::start();
     moto.create_versioned_bucket("tfstate-full");
     moto.boto(
@@ -1514,8 +1500,8 @@ s3.put_object(Bucket=B, Key=key + ".manifest.json", Body=json.dumps({"manifest":
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let records = bin("pve-ls-backups")
-        .args(sshd.args())
+    let records = sshd
+        .bin("pve-ls-backups")
         .timeout(Duration::from_secs(30))
         .output()
         .unwrap()
@@ -1630,13 +1616,9 @@ s3.put_object(Bucket=B, Key=key + ".manifest.json", Body=json.dumps({"manifest":
 /// 5-minute --command-timeout, nor killed by Nagios at 60 s.
 #[test]
 fn nagios_plugins_end_within_their_timeout() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let mut hard = Vec::new();
-    sim.write_json(
-        "faults.json",
-        &serde_json::json!([{"match": "storage/nas/content", "sleep": 120}, {"match": "qemu/100/snapshot", "sleep": 120}]),
-    );
+    sim.set_faults(serde_json::json!([{"match": "storage/nas/content", "sleep": 120}, {"match": "qemu/100/snapshot", "sleep": 120}]));
     let plugin = |tool: &str, args: &[&str]| {
         let started = std::time::Instant::now();
         let out = bin(tool)
@@ -1680,7 +1662,7 @@ fn nagios_plugins_end_within_their_timeout() {
             "pve-snapshot ls --max-age: exit {code:?} after {took:?}: {err:?}"
         ));
     }
-    sim.write_json("faults.json", &serde_json::json!([]));
+    sim.set_faults(serde_json::json!([]));
     report("nagios_plugins_end_within_their_timeout", 3, &hard, &[]);
 }
 

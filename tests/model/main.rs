@@ -20,7 +20,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use pvedr_testkit::model::{GateMode, S3Gate, S3Probe};
 use pvedr_testkit::s3::{Moto, s3_env};
-use pvedr_testkit::{SimNode, Sshd};
+use pvedr_testkit::{SimNode, Sshd, demo_over_ssh};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------
@@ -539,17 +539,9 @@ fn ssh_args(sshd: &Sshd) -> Vec<String> {
 
 /// A listing to pipe into the next tool (taken before any fault).
 fn listing(w: &World, args: &[String]) -> Vec<u8> {
-    let out = tool("pve-ls-backups")
-        .args(ssh_args(&w.sshd))
-        .args(args)
-        .output()
-        .expect("pve-ls-backups");
-    assert!(
-        out.status.success(),
-        "pve-ls-backups: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    let mut cmd = tool("pve-ls-backups");
+    cmd.args(ssh_args(&w.sshd)).args(args);
+    pvedr_testkit::run_ok(assert_cmd::Command::from_std(cmd)).stdout
 }
 
 fn new_commands(w: &World, seen: usize) -> Vec<String> {
@@ -1260,12 +1252,8 @@ fn model_regression_listing_after_a_cut_push() {
 /// is a timeout.
 #[test]
 fn model_regression_a_command_silent_for_longer_than_a_keepalive_is_not_a_timeout() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    sim.write_json(
-        "faults.json",
-        &json!([{"match": "pvesh get /cluster/status", "sleep": 34}]),
-    );
+    let (sim, sshd) = demo_over_ssh();
+    sim.set_faults(json!([{"match": "pvesh get /cluster/status", "sleep": 34}]));
     let t0 = Instant::now();
     let out = tool("pve-ls-backups")
         .args(ssh_args(&sshd))
@@ -1311,8 +1299,7 @@ fn model_regression_sigint_during_an_overwrite_rolls_back_to_the_safety_point() 
 /// start of a second and restores it at once.
 #[test]
 fn model_regression_a_safety_point_never_writes_over_the_backup_being_restored() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     // Early in a second, so the restore reaches its vzdump within it.
     while std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -18,14 +18,9 @@ pub struct ApiFront {
 }
 
 fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    crate::stdout_of(
+        Command::new("openssl").args(args),
+        &format!("openssl {args:?}"),
     );
 }
 
@@ -128,6 +123,30 @@ impl ApiFront {
     /// `--ca`.
     pub fn ca_path(&self) -> PathBuf {
         self.dir.path().join("pve-root-ca.pem")
+    }
+
+    /// The tools' flags for this front with `token`, trusting its CA (`--ca`).
+    pub fn args(&self, token: &str) -> Vec<String> {
+        let ca = self.ca_path().display().to_string();
+        ["--api", &self.url(), "--token", token, "--ca", &ca]
+            .map(String::from)
+            .to_vec()
+    }
+
+    /// As [`ApiFront::args`], pinning the certificate by `--fingerprint` instead of the CA.
+    pub fn pinned_args(&self, token: &str) -> Vec<String> {
+        let fp = self.fingerprint();
+        ["--api", &self.url(), "--token", token, "--fingerprint", &fp]
+            .map(String::from)
+            .to_vec()
+    }
+
+    /// A command for one of the workspace's tools on this front: [`ApiFront::args`] and the
+    /// token's secret in `PVEDR_TOKEN_SECRET`.
+    pub fn bin(&self, tool: &str, token: &str, secret: &str) -> assert_cmd::Command {
+        let mut cmd = crate::bin(tool);
+        cmd.args(self.args(token)).env("PVEDR_TOKEN_SECRET", secret);
+        cmd
     }
 
     /// The node's certificate the server presents (Proxmox's `pve-ssl.pem`).

@@ -19,7 +19,7 @@ mod sim;
 mod sshd;
 
 pub use api::ApiFront;
-pub use sim::{Backup, DEFAULT_NOW, SimNode};
+pub use sim::{Backup, DEFAULT_NOW, DEMO_ROLLBACK, SimNode};
 pub use sshd::Sshd;
 
 use std::path::PathBuf;
@@ -49,6 +49,48 @@ pub fn bin(name: &str) -> assert_cmd::Command {
     assert_cmd::Command::new(path)
 }
 
+/// The demo cluster and an sshd in front of it: the set-up most tests start from.
+pub fn demo_over_ssh() -> (SimNode, Sshd) {
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    (sim, sshd)
+}
+
+/// The demo cluster and its REST API front.
+pub fn demo_over_api() -> (SimNode, ApiFront) {
+    let sim = SimNode::demo();
+    let front = ApiFront::start(&sim);
+    (sim, front)
+}
+
+/// The demo cluster in the time zone `tz` and an sshd in front of it.
+pub fn demo_over_ssh_in(tz: &str) -> (SimNode, Sshd) {
+    let sim = SimNode::with("demo", tz, DEFAULT_NOW);
+    let sshd = Sshd::start(&sim);
+    (sim, sshd)
+}
+
+/// Asserts that `rec[field]` is a string that contains `needle`; shows `rec` when not.
+pub fn assert_says(rec: &serde_json::Value, field: &str, needle: &str) {
+    let text = rec[field].as_str().unwrap_or("");
+    assert!(
+        text.contains(needle),
+        "{field} does not say {needle:?}: {rec}"
+    );
+}
+
+/// Runs a helper program (`what` names it in the failure), which must succeed; its stdout,
+/// trimmed.
+fn stdout_of(cmd: &mut std::process::Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what} runs: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Parses every stdout line as JSON (each must be one object).
 pub fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(out)
@@ -68,6 +110,19 @@ pub fn outcome(
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into(),
     )
+}
+
+/// Spawns `cmd` with `input` on its stdin, then closes it (the end of the records); stdout
+/// and stderr go where `cmd` sends them.
+pub fn spawn_fed(cmd: &mut std::process::Command, input: &[u8]) -> std::process::Child {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input).expect("write");
+    child
 }
 
 /// SIGINT to a running tool (as Ctrl-C sends it), then all it wrote once it ended.
@@ -141,6 +196,20 @@ pub fn assert_man_page(tool: &str, cmd: clap::Command) {
         assert!(generated.contains(section), "missing {section}");
     }
     help::assert_help_for_people(tool);
+}
+
+/// [`assert_man_page`], and the page names each of `words`.
+pub fn assert_man_page_names(tool: &str, cmd: clap::Command, words: &[&str]) {
+    assert_man_page(tool, cmd);
+    let path = workspace_root().join("man").join(format!("{tool}.1"));
+    let page = std::fs::read_to_string(&path).expect("man page");
+    for word in words {
+        assert!(
+            page.contains(word),
+            "{word} not documented in {}",
+            path.display()
+        );
+    }
 }
 
 /// The `listing` record that ends a whole pve-ls-backups listing of `records` records

@@ -69,17 +69,7 @@ impl Moto {
             "import boto3, json\ns3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='test', aws_secret_access_key='testtest', region_name='us-east-1')\nB = '{bucket}'\n{code}\n",
             self.endpoint()
         );
-        let out = Command::new(py)
-            .arg("-c")
-            .arg(script)
-            .output()
-            .expect("python");
-        assert!(
-            out.status.success(),
-            "boto3: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        crate::stdout_of(Command::new(py).arg("-c").arg(script), "boto3")
     }
 
     pub fn create_versioned_bucket(&self, bucket: &str) {
@@ -159,6 +149,14 @@ output "v" {{
             endpoint: moto.endpoint(),
             bucket: bucket.into(),
         }
+    }
+
+    /// A new versioned `bucket` in moto and a Terraform directory on it, `terraform init` done.
+    pub fn initialised(moto: &Moto, bucket: &str) -> Tf {
+        moto.create_versioned_bucket(bucket);
+        let tf = Tf::new(moto, bucket);
+        tf.ok(&["init", "-input=false", "-no-color"]);
+        tf
     }
 
     pub fn path(&self) -> &Path {
@@ -443,7 +441,7 @@ fn front_relay(mut conn: TcpStream, moto_port: u16, sh: &FrontShared) {
         let _ = conn.shutdown(Shutdown::Both);
         return;
     }
-    let Ok(mut up) = TcpStream::connect(("127.0.0.1", moto_port)) else {
+    let Ok(up) = TcpStream::connect(("127.0.0.1", moto_port)) else {
         return;
     };
     if let Ok(u) = up.try_clone() {
@@ -453,10 +451,16 @@ fn front_relay(mut conn: TcpStream, moto_port: u16, sh: &FrontShared) {
     let mut req = head[..first_eol].to_vec();
     req.extend_from_slice(b"\r\nConnection: close");
     req.extend_from_slice(&head[first_eol..n]);
-    if up.write_all(&req).is_err() {
+    relay(conn, up, &req);
+}
+
+/// Sends `head` (the request as read so far) to `upstream`, then relays both ways until
+/// either side closes: a test server's way of passing a request on to moto.
+pub fn relay(mut conn: TcpStream, mut upstream: TcpStream, head: &[u8]) {
+    if upstream.write_all(head).is_err() {
         return;
     }
-    let (mut c2, mut u2) = match (conn.try_clone(), up.try_clone()) {
+    let (mut c2, mut u2) = match (conn.try_clone(), upstream.try_clone()) {
         (Ok(c), Ok(u)) => (c, u),
         _ => return,
     };
@@ -464,7 +468,7 @@ fn front_relay(mut conn: TcpStream, moto_port: u16, sh: &FrontShared) {
         let _ = std::io::copy(&mut c2, &mut u2);
         let _ = u2.shutdown(Shutdown::Write);
     });
-    let _ = std::io::copy(&mut up, &mut conn);
+    let _ = std::io::copy(&mut upstream, &mut conn);
     let _ = conn.shutdown(Shutdown::Both);
     let _ = t.join();
 }

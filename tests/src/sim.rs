@@ -10,6 +10,17 @@ use crate::sim_dir;
 /// A fixed "now" for deterministic scenarios: 2024-01-15 06:26:40 UTC.
 pub const DEFAULT_NOW: i64 = 1_705_300_000;
 
+/// pve-restore's arguments that roll the demo's VM 100 back to its snapshot `before-upgrade`
+/// over the running guest (`--force --yes`).
+pub const DEMO_ROLLBACK: [&str; 6] = [
+    "--vmid",
+    "100",
+    "--snapshot",
+    "before-upgrade",
+    "--force",
+    "--yes",
+];
+
 pub struct SimNode {
     dir: tempfile::TempDir,
     tz: String,
@@ -94,18 +105,13 @@ impl SimNode {
 
     /// Runs `tests/sim/pvesim-admin ARGS` with the simulation's TZ; returns its stdout.
     pub fn admin(&self, args: &[&str]) -> String {
-        let out = Command::new("python3")
-            .arg(sim_dir().join("pvesim-admin"))
-            .args(args)
-            .env("TZ", &self.tz)
-            .output()
-            .expect("python3 runs");
-        assert!(
-            out.status.success(),
-            "pvesim-admin {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        crate::stdout_of(
+            Command::new("python3")
+                .arg(sim_dir().join("pvesim-admin"))
+                .args(args)
+                .env("TZ", &self.tz),
+            &format!("pvesim-admin {args:?}"),
+        )
     }
 
     /// A PBS snapshot of `vmid` (`vm` or `ct`) that is still being written, a minute before
@@ -190,6 +196,35 @@ impl SimNode {
             std::fs::create_dir_all(d).unwrap();
         }
         std::fs::write(p, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+    }
+
+    /// Reads the JSON file `rel`, lets `f` change it and writes it back.
+    pub fn edit_json(&self, rel: &str, f: impl FnOnce(&mut Value)) {
+        let mut v = self.read_json(rel);
+        f(&mut v);
+        self.write_json(rel, &v);
+    }
+
+    /// Changes guest `vmid`'s state (`guests/VMID.json`: config, status, snapshots…).
+    pub fn edit_guest(&self, vmid: u64, f: impl FnOnce(&mut Value)) {
+        self.edit_json(&format!("guests/{vmid}.json"), f);
+    }
+
+    /// Changes the storage `name`'s entry in `storage.json` (storage.cfg: type, content,
+    /// nodes, shared…).
+    pub fn edit_storage(&self, name: &str, f: impl FnOnce(&mut Value)) {
+        self.edit_json("storage.json", |storages| {
+            let entry = storages
+                .as_array_mut()
+                .and_then(|a| a.iter_mut().find(|s| s["storage"] == name))
+                .unwrap_or_else(|| panic!("no storage {name}"));
+            f(entry);
+        });
+    }
+
+    /// Replaces the node's faults (`faults.json`: `[{"match": …, "sleep"|"exit"|"action": …}]`).
+    pub fn set_faults(&self, faults: Value) {
+        self.write_json("faults.json", &faults);
     }
 
     /// Makes commands whose joined argv contains `needle` fail with `stderr` and `exit`.

@@ -176,6 +176,13 @@ impl Sshd {
         ]
     }
 
+    /// A command for one of the workspace's tools, pointed at this server by [`Sshd::args`].
+    pub fn bin(&self, tool: &str) -> assert_cmd::Command {
+        let mut cmd = crate::bin(tool);
+        cmd.args(self.args());
+        cmd
+    }
+
     /// Runs a command through the OpenSSH client (to check the harness itself).
     pub fn ssh(&self, command: &str) -> std::process::Output {
         Command::new("ssh")

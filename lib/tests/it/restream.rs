@@ -3,36 +3,15 @@
 //! guest as a restore from the file; a flipped byte, a truncated object and an S3 server
 //! stopped mid-stream are typed failures.
 
+use crate::ssh;
 use std::io::Read;
 
+use crate::bucket_at;
 use pvedr::pipeline::{self, Compression, Expect, PipeError};
-use pvedr::s3::{Bucket, Endpoint, Secret};
-use pvedr::transport::{RemoteCommand, Ssh, SshOptions, Transport};
+use pvedr::transport::{RemoteCommand, Ssh, Transport};
 use pvedr_testkit::s3::{Moto, S3Front};
-use pvedr_testkit::{SimNode, Sshd};
+use pvedr_testkit::{SimNode, Sshd, demo_over_ssh};
 use sha2::{Digest, Sha256};
-
-fn bucket_at(url: String, name: &str) -> Bucket {
-    let ep = Endpoint {
-        url: Some(url),
-        region: "us-east-1".into(),
-        timeouts: Default::default(),
-    };
-    let secret = Secret {
-        ak: "test".into(),
-        sk: "testtest".into(),
-        token: None,
-    };
-    Bucket::connect_with(&ep, name, secret).unwrap()
-}
-
-fn ssh(sshd: &Sshd) -> Ssh {
-    let mut o = SshOptions::new("127.0.0.1");
-    o.port = sshd.port();
-    o.identity = Some(sshd.client_key());
-    o.known_hosts = Some(sshd.known_hosts());
-    Ssh::new(o)
-}
 
 fn sha(b: &[u8]) -> String {
     format!("{:x}", Sha256::digest(b))
@@ -63,8 +42,7 @@ struct Setup {
 fn setup() -> Setup {
     let moto = Moto::start();
     moto.create_versioned_bucket("offsite");
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let t = ssh(&sshd);
     Setup {
         moto,
@@ -309,26 +287,11 @@ fn an_object_streams_into_the_node_in_bounded_memory() {
     bucket_at(moto.endpoint(), "offsite")
         .put("big", body)
         .unwrap();
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "restream::bounded_alone",
-            "--include-ignored",
-            "--test-threads=1",
-            "--nocapture",
-        ])
-        .env(
-            "PVEDR_BOUNDED_ALONE",
-            format!("{} {digest}", moto.endpoint()),
-        )
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    crate::run_alone(
+        "restream::bounded_alone",
+        "PVEDR_BOUNDED_ALONE",
+        &format!("{} {digest}", moto.endpoint()),
     );
-    assert!(out.status.success() && text.contains("1 passed"), "{text}");
 }
 
 #[test]
@@ -353,13 +316,7 @@ fn bounded_alone() {
     assert_eq!(r.failed, None);
     let got = String::from_utf8_lossy(&r.out.stdout).into_owned();
     assert_eq!(got.split_whitespace().next(), Some(digest));
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let peak_kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
+    let peak_kb = crate::peak_rss() >> 10;
     println!("peak RSS streaming 48 MiB: {} MiB", peak_kb >> 10);
     assert!(peak_kb < 40 << 10, "peak RSS {} MiB", peak_kb >> 10);
 }

@@ -2,24 +2,14 @@
 //! straight into a multipart upload, read back streaming; an abandoned upload leaves nothing.
 
 use pvedr::retry::Retry;
-use pvedr::s3::{Bucket, Endpoint, MultipartUpload, Secret};
+use pvedr::s3::{Bucket, MultipartUpload};
 use pvedr::transport::{RemoteCommand, Ssh, SshOptions, Transport};
 use pvedr_testkit::s3::Moto;
 use pvedr_testkit::{SimNode, Sshd};
 
 fn bucket(moto: &Moto, name: &str) -> Bucket {
     moto.create_versioned_bucket(name);
-    let ep = Endpoint {
-        url: Some(moto.endpoint()),
-        region: "us-east-1".into(),
-        timeouts: Default::default(),
-    };
-    let secret = Secret {
-        ak: "test".into(),
-        sk: "testtest".into(),
-        token: None,
-    };
-    Bucket::connect_with(&ep, name, secret).unwrap()
+    crate::bucket_at(moto.endpoint(), name)
 }
 
 const MIB: usize = 1 << 20;

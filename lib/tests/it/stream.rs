@@ -1,19 +1,12 @@
 //! Streaming through the transports: an archive's worth of bytes from a node into a writer,
 //! and back into a command's stdin, in bounded memory.
 
+use crate::{peak_rss, ssh};
 use std::io::{Read, Write};
 
-use pvedr::transport::{Local, RemoteCommand, Ssh, SshOptions, Transport};
+use pvedr::transport::{Local, RemoteCommand, Transport};
 use pvedr_testkit::{SimNode, Sshd};
 use sha2::{Digest, Sha256};
-
-fn ssh(sshd: &Sshd) -> Ssh {
-    let mut o = SshOptions::new("127.0.0.1");
-    o.port = sshd.port();
-    o.identity = Some(sshd.client_key());
-    o.known_hosts = Some(sshd.known_hosts());
-    Ssh::new(o)
-}
 
 /// Counts what it is given and whether all of it was zero, keeping nothing.
 #[derive(Default)]
@@ -31,18 +24,6 @@ impl Write for Sink {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// Peak resident memory of this process (VmHWM), in bytes.
-fn peak_rss() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = s
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb * 1024
 }
 
 /// Pseudo-random bytes, made as they are read (none of them held).
@@ -69,23 +50,7 @@ impl Read for Gen {
 /// test's memory counts in its peak.
 #[test]
 fn one_gib_streams_over_ssh_in_bounded_memory() {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "stream::gib_alone",
-            "--include-ignored",
-            "--test-threads=1",
-            "--nocapture",
-        ])
-        .env("PVEDR_GIB_ALONE", "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    crate::run_alone("stream::gib_alone", "PVEDR_GIB_ALONE", "1");
 }
 
 #[test]

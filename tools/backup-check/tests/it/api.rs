@@ -1,6 +1,6 @@
 //! backup-check over the Proxmox REST API with least-privilege tokens.
 
-use pvedr_testkit::{ApiFront, SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{ApiFront, bin, demo_over_api, demo_over_ssh, json_lines};
 use serde_json::{Value, json};
 
 const NOW: &str = "1705300000";
@@ -24,8 +24,7 @@ fn over_api(front: &ApiFront, token: &str) -> (Vec<Value>, i32, String) {
     // The demo's nas is 85 % full: a WARNING that would outrank UNKNOWN.
     run(bin("backup-check")
         .args(["--storage-warn", "95", "--storage-crit", "99"])
-        .args(["--api", &front.url(), "--token", token])
-        .args(["--fingerprint", &front.fingerprint()])
+        .args(front.pinned_args(token))
         .env("PVEDR_TOKEN_SECRET", SECRET))
 }
 
@@ -55,8 +54,7 @@ fn listing_role() -> Value {
 
 #[test]
 fn a_token_with_the_listing_role_checks_like_root() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let front = ApiFront::start(&sim);
     front.add_token("monitor@pve!check", SECRET, listing_role());
     let (as_root, root_code, _) = run(bin("backup-check")
@@ -70,8 +68,7 @@ fn a_token_with_the_listing_role_checks_like_root() {
 
 #[test]
 fn an_audit_only_token_gets_unknown_with_the_missing_privileges_not_critical() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (_sim, front) = demo_over_api();
     let acl = json!([{"path": "/", "roles": ["PVEAuditor"], "propagate": true}]);
     front.add_token("monitor@pve!audit", SECRET, acl);
     let (checks, code, err) = over_api(&front, "monitor@pve!audit");
@@ -117,13 +114,12 @@ fn an_audit_only_token_gets_unknown_with_the_missing_privileges_not_critical() {
 
 #[test]
 fn the_same_token_over_nagios_says_unknown_in_one_line() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (_sim, front) = demo_over_api();
     let acl = json!([{"path": "/", "roles": ["PVEAuditor"], "propagate": true}]);
     front.add_token("monitor@pve!audit", SECRET, acl);
     let out = bin("backup-check")
-        .args(["--api", &front.url(), "--token", "monitor@pve!audit"])
-        .args(["--fingerprint", &front.fingerprint(), "--nagios"])
+        .args(front.pinned_args("monitor@pve!audit"))
+        .args(["--nagios"])
         .args(["--storage-warn", "95", "--storage-crit", "99"])
         .args(["--now", NOW, "--timezone", "UTC"])
         .env("PVEDR_TOKEN_SECRET", SECRET)
@@ -136,12 +132,11 @@ fn the_same_token_over_nagios_says_unknown_in_one_line() {
 
 #[test]
 fn deep_over_the_api_says_the_archives_were_not_read() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (_sim, front) = demo_over_api();
     front.add_token("monitor@pve!check", SECRET, listing_role());
     let (checks, code, err) = run(bin("backup-check")
-        .args(["--api", &front.url(), "--token", "monitor@pve!check"])
-        .args(["--fingerprint", &front.fingerprint(), "--deep"])
+        .args(front.pinned_args("monitor@pve!check"))
+        .args(["--deep"])
         .env("PVEDR_TOKEN_SECRET", SECRET));
     // The demo has real CRITICALs (a failed PBS verification, a guest never backed up).
     assert_eq!(code, 2, "{err}");

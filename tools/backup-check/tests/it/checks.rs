@@ -4,19 +4,10 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines, outcome};
+use pvedr_testkit::{assert_says, bin, demo_over_ssh, json_lines, outcome};
 use serde_json::{Value, json};
 
-const NOW: i64 = 1_705_300_000; // 2024-01-15 06:26:40 UTC
-
-fn backup(vmid: u64, ctime: i64, size: u64) -> Value {
-    let stamp = chrono::DateTime::from_timestamp(ctime, 0)
-        .expect("time")
-        .format("%Y_%m_%d-%H_%M_%S");
-    json!({"kind": "backup", "node": "pve1", "storage": "local", "vmid": vmid, "subtype": "qemu",
-           "volid": format!("local:backup/vzdump-qemu-{vmid}-{stamp}.vma.zst"), "ctime": ctime, "time": "",
-           "size": size, "format": "vma.zst", "protected": false})
-}
+use crate::common::{NOW, backup};
 
 fn check_stdin(records: &[Value], args: &[&str]) -> (Vec<Value>, i32, String) {
     let mut input: String = records.iter().map(|r| format!("{r}\n")).collect();
@@ -158,12 +149,7 @@ fn coverage_counts_only_enabled_jobs_and_skips_without_records() {
     assert_eq!(find(&checks, "guest/103", "coverage")["status"], "critical");
     let c104 = find(&checks, "guest/104", "coverage");
     assert_eq!(c104["status"], "warning");
-    assert!(
-        c104["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("backup-off")
-    );
+    assert_says(c104, "message", "backup-off");
     assert_eq!(find(&checks, "guest/100", "coverage")["status"], "ok");
     assert!(
         !checks.iter().any(|c| c["component"] == "guest/9000"),
@@ -179,11 +165,10 @@ fn coverage_counts_only_enabled_jobs_and_skips_without_records() {
 fn coverage_is_what_vzdump_would_include_as_proxmox_reports_it() {
     // get_included_guests: the pool first (exclude not applied), then the vmid list, then
     // all minus exclude; `node` keeps only that node's guests.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let mut g101 = sim.read_json("guests/101.json");
-    g101["pool"] = json!("prod");
-    sim.write_json("guests/101.json", &g101);
+    let (sim, sshd) = demo_over_ssh();
+    sim.edit_guest(101, |g| {
+        g["pool"] = json!("prod");
+    });
     sim.write_json(
         "jobs.json",
         &json!([
@@ -200,8 +185,8 @@ fn coverage_is_what_vzdump_would_include_as_proxmox_reports_it() {
         .filter_map(|g| g["vmid"].as_u64())
         .collect();
     assert!(not_backed_up.contains(&100) && !not_backed_up.contains(&101));
-    let out = bin("backup-check")
-        .args(sshd.args())
+    let out = sshd
+        .bin("backup-check")
         .args(["--node", "pve1", "--node", "pve2", "--timezone", "UTC"])
         .output()
         .expect("run");
@@ -243,13 +228,7 @@ fn retention_conformance() {
     let (checks, _, _) = check_stdin(&recs, &[]);
     let r = find(&checks, "guest/100", "retention");
     assert_eq!(r["status"], "warning");
-    assert!(
-        r["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("pruning is not running"),
-        "{r}"
-    );
+    assert_says(r, "message", "pruning is not running");
 }
 
 #[test]
@@ -277,13 +256,11 @@ fn tfstate_records() {
 
 #[test]
 fn the_cluster_over_ssh_with_alerts_and_metrics() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let dir = tempfile::tempdir().expect("tmp");
     let prom = dir.path().join("pvedr.prom");
     let out = pvedr_testkit::run_code(
-        bin("backup-check")
-            .args(sshd.args())
+        sshd.bin("backup-check")
             .args([
                 "--node",
                 "pve1",
@@ -316,12 +293,7 @@ fn the_cluster_over_ssh_with_alerts_and_metrics() {
     // The failed run of 102 is read from the task log on pve2.
     let run = find(&checks, "guest/102", "last-run");
     assert_eq!(run["status"], "critical");
-    assert!(
-        run["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("no space left on device")
-    );
+    assert_says(run, "message", "no space left on device");
     // The textfile passes promtool's lint.
     let text = std::fs::read_to_string(&prom).expect("prom file");
     assert!(text.contains("pvedr_backup_storage_used_ratio{node=\"pve1\",storage=\"nas\"} 0.85"));
@@ -354,8 +326,8 @@ fn the_cluster_over_ssh_with_alerts_and_metrics() {
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
 
     // The Nagios line.
-    let out = bin("backup-check")
-        .args(sshd.args())
+    let out = sshd
+        .bin("backup-check")
         .args([
             "--node",
             "pve1",
@@ -375,14 +347,13 @@ fn the_cluster_over_ssh_with_alerts_and_metrics() {
 
 #[test]
 fn deep_over_ssh_uses_the_nodes_own_tools() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let dump = sim.dump_dir("local");
     let victim = dump.join("vzdump-qemu-100-2024_01_14-02_00_02.vma.zst");
     let bytes = std::fs::read(&victim).expect("read");
     std::fs::write(&victim, &bytes[..bytes.len() / 2]).expect("truncate");
-    let out = bin("backup-check")
-        .args(sshd.args())
+    let out = sshd
+        .bin("backup-check")
         .args([
             "--node",
             "pve1",
@@ -402,12 +373,7 @@ fn deep_over_ssh_uses_the_nodes_own_tools() {
         .filter(|c| c["check"] == "integrity" && c["status"] == "critical")
         .collect();
     assert_eq!(bad.len(), 1, "{checks:?}");
-    assert!(
-        bad[0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("2024_01_14")
-    );
+    assert_says(bad[0], "message", "2024_01_14");
     assert!(sim.commands().iter().any(|c| {
         c["argv"]
             .to_string()
@@ -527,14 +493,10 @@ fn pbs_verification_states_are_an_open_set() {
 
 #[test]
 fn a_hung_storage_makes_the_nagios_check_unknown_not_hang() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    sim.write_json(
-        "faults.json",
-        &json!([{"match": "storage/nas/content", "sleep": 60}]),
-    );
-    let out = bin("backup-check")
-        .args(sshd.args())
+    let (sim, sshd) = demo_over_ssh();
+    sim.set_faults(json!([{"match": "storage/nas/content", "sleep": 60}]));
+    let out = sshd
+        .bin("backup-check")
         .args(["--timezone", "UTC", "--now", &NOW.to_string()])
         .args(["--command-timeout", "2s"])
         .timeout(std::time::Duration::from_secs(50))
@@ -576,8 +538,7 @@ fn the_nagios_status_is_one_line_whatever_the_input_holds() {
 #[test]
 fn deep_over_ssh_verifies_a_plain_vma_with_the_nodes_vma_tool() {
     // An uncompressed VMA is tested with `vma verify` on the node (pve-qemu's tool).
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let mut whole = pvedr_testkit::Backup::new("local", "qemu", 100, NOW - 3000);
     whole.compress = "none".into();
     sim.add_backup(&whole);
@@ -586,8 +547,8 @@ fn deep_over_ssh_verifies_a_plain_vma_with_the_nodes_vma_tool() {
     let p = sim.add_backup(&cut);
     let bytes = std::fs::read(&p).expect("read");
     std::fs::write(&p, &bytes[..bytes.len() - 4096]).expect("truncate");
-    let out = bin("backup-check")
-        .args(sshd.args())
+    let out = sshd
+        .bin("backup-check")
         .args([
             "--node",
             "pve1",
@@ -644,11 +605,7 @@ fn snapshots_are_checked_on_their_own_and_never_count_as_backups() {
     assert_eq!(fresh["value"], 3600);
     let stale = find(&checks, "snapshot/102/daily", "snapshots");
     assert_eq!(stale["status"], "warning");
-    assert!(
-        stale["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("daily-20240112-020000"))
-    );
+    assert_says(stale, "message", "daily-20240112-020000");
     // Snapshot records alone make no guest checks, and the manual snapshot no check at all.
     assert!(!checks.iter().any(|c| c["component"] == "guest/102"));
     assert_eq!(
@@ -667,8 +624,7 @@ fn snapshots_are_checked_on_their_own_and_never_count_as_backups() {
 fn deep_tests_each_nodes_local_archives_on_that_node() {
     // A storage only pve2 has: its archives exist on pve2, so --deep tests them there
     // (through the cluster's SSH), not on the node the connection lands on.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let mut storages = sim.read_json("storage.json");
     let path = sim.root().join("local2");
     if let Some(a) = storages.as_array_mut() {
@@ -681,8 +637,8 @@ fn deep_tests_each_nodes_local_archives_on_that_node() {
     let mut b = pvedr_testkit::Backup::new("local2", "qemu", 102, NOW - 3000);
     b.compress = "none".into();
     sim.add_backup(&b);
-    let out = bin("backup-check")
-        .args(sshd.args())
+    let out = sshd
+        .bin("backup-check")
         .args([
             "--node",
             "pve2",
@@ -710,11 +666,10 @@ fn deep_tests_each_nodes_local_archives_on_that_node() {
 fn an_unfinished_pbs_snapshot_is_neither_fresh_nor_counted() {
     // 102's newest complete backup is 28 h old; a PBS backup of it is being written (no
     // manifest, listed with size 1): the guest is not fresh because of it.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     sim.add_unfinished_pbs("vm", 102);
-    let out = bin("backup-check")
-        .args(sshd.args())
+    let out = sshd
+        .bin("backup-check")
         .args(["--timezone", "UTC", "--now", &NOW.to_string()])
         .output()
         .expect("run");
@@ -752,13 +707,12 @@ fn guest_records_with_tags_as_proxmox_gives_them_are_read() {
 fn a_failed_runs_log_that_cannot_be_read_is_unknown() {
     // Proxmox answers a missing task log with "unable to open file - …" (pve-common
     // Tools.pm dump_logfile): the failed run's guests are unknown, never "no failure".
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     for e in std::fs::read_dir(sim.root().join("tasks").join("pve2")).expect("logs") {
         std::fs::remove_file(e.expect("entry").path()).expect("rm");
     }
-    let out = bin("backup-check")
-        .args(sshd.args())
+    let out = sshd
+        .bin("backup-check")
         .args([
             "--node",
             "pve2",
@@ -772,11 +726,5 @@ fn a_failed_runs_log_that_cannot_be_read_is_unknown() {
     let checks = json_lines(&out.stdout);
     let read = find(&checks, "source", "read");
     assert_eq!(read["status"], "unknown", "{checks:?}");
-    assert!(
-        read["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("unable to open file"),
-        "{read}"
-    );
+    assert_says(read, "message", "unable to open file");
 }

@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{SimNode, Sshd, bin, demo_over_ssh, json_lines};
 use serde_json::Value;
 
 fn list(sshd: &Sshd) -> std::process::Output {
-    bin("pve-ls-backups")
-        .args(sshd.args())
+    sshd.bin("pve-ls-backups")
         .args(["--node", "pve1", "--node", "pve2", "--with-guests"])
         .args(["--timezone", "UTC"])
         .timeout(Duration::from_secs(60))
@@ -86,8 +85,7 @@ fn an_unreachable_node_through_the_pipe_is_unknown_with_the_reason() {
 
 #[test]
 fn a_whole_listing_is_trusted_and_a_cut_one_is_not() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let listed = list(&sshd);
     assert_eq!(listed.status.code(), Some(0));
     let end = last(&listed);
@@ -122,8 +120,7 @@ fn a_whole_listing_is_trusted_and_a_cut_one_is_not() {
 
 #[test]
 fn a_storage_that_did_not_answer_is_unknown_through_the_pipe() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     sim.fail_when("storage/nas/content", "storage 'nas' is not online", 255);
     let listed = list(&sshd);
     assert_eq!(listed.status.code(), Some(3), "partial");
@@ -145,8 +142,8 @@ fn could_not_check_prints_one_line_and_rewrites_the_metrics() {
     let dir = tempfile::tempdir().expect("tmp");
     let prom = dir.path().join("pvedr.prom");
     std::fs::write(&prom, "pvedr_backup_guest_status{vmid=\"100\"} 0\n").expect("old metrics");
-    let out = bin("backup-check")
-        .args(sshd.args())
+    let out = sshd
+        .bin("backup-check")
         .args(["--nagios", "--now", "1705300000", "--prom"])
         .arg(&prom)
         .timeout(Duration::from_secs(60))

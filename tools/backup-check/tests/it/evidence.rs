@@ -3,20 +3,12 @@
 
 use std::path::Path;
 
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{assert_says, demo_over_ssh, json_lines};
 use serde_json::{Value, json};
 
-const NOW: i64 = 1_705_300_000; // 2024-01-15 06:26:40 UTC
-const DAY: i64 = 86_400;
+use crate::common::{NOW, backup, on_records};
 
-fn backup(vmid: u64, ctime: i64, size: u64) -> Value {
-    let stamp = chrono::DateTime::from_timestamp(ctime, 0)
-        .expect("time")
-        .format("%Y_%m_%d-%H_%M_%S");
-    json!({"kind": "backup", "node": "pve1", "storage": "local", "vmid": vmid, "subtype": "qemu",
-           "volid": format!("local:backup/vzdump-qemu-{vmid}-{stamp}.vma.zst"), "ctime": ctime, "time": "",
-           "size": size, "format": "vma.zst", "protected": false})
-}
+const DAY: i64 = 86_400;
 
 fn guest(vmid: u64, tags: &str) -> Value {
     json!({"kind": "guest", "node": "pve1", "vmid": vmid, "type": "qemu", "status": "running",
@@ -39,14 +31,7 @@ struct Run {
 }
 
 fn run(records: &[Value], args: &[&str]) -> Run {
-    let mut input: String = records.iter().map(|r| format!("{r}\n")).collect();
-    input.push_str(&pvedr_testkit::listing_end(records.len()));
-    let out = bin("backup-check")
-        .args(["--now", &NOW.to_string(), "--timezone", "UTC"])
-        .args(args)
-        .write_stdin(input)
-        .output()
-        .expect("run");
+    let out = on_records(records, args);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     Run {
         checks: if args.contains(&"--nagios") {
@@ -292,12 +277,7 @@ fn a_drill_history_with_garbage_is_unknown_naming_file_and_line() {
     escaped["error"] = json!("\u{1b}[2J\ncleared");
     let r = run(&[guest(100, ""), guest(101, ""), undated, escaped], &[]);
     let u = find(&r.checks, "source", "drill-history").expect("undated finding");
-    assert!(
-        u["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("without a `started` time")
-    );
+    assert_says(u, "message", "without a `started` time");
     let m = find(&r.checks, "guest/101", "drill").expect("drill of 101");
     assert!(
         !m["message"].as_str().unwrap_or("").contains('\u{1b}'),
@@ -312,15 +292,14 @@ fn a_drill_history_with_garbage_is_unknown_naming_file_and_line() {
 
 #[test]
 fn on_the_cluster_a_deleted_guest_is_an_orphan_and_a_parked_one_is_not_alarmed() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     // 102 (backups on nas, a failed last run) is deleted; 103 (stopped, no backup) is parked.
     std::fs::remove_file(sim.root().join("guests/102.json")).expect("delete 102");
-    let mut g103 = sim.read_json("guests/103.json");
-    g103["tags"] = json!("test;pvedr-nobackup");
-    sim.write_json("guests/103.json", &g103);
-    let out = bin("backup-check")
-        .args(sshd.args())
+    sim.edit_guest(103, |g| {
+        g["tags"] = json!("test;pvedr-nobackup");
+    });
+    let out = sshd
+        .bin("backup-check")
         .args(["--node", "pve1", "--node", "pve2", "--timezone", "UTC"])
         .args(["--now", &NOW.to_string()])
         .output()

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use md5::{Digest, Md5};
-use pvedr_testkit::{bin, json_lines};
+use pvedr_testkit::json_lines;
 use serde_json::Value;
 
-const NOW: i64 = 1_705_300_000; // 2024-01-15 06:26:40 UTC
+use crate::common::deep_on_dir;
 
 /// An uncompressed VMA with a valid header (MD5 included): one config, one device of
 /// `dev_size` bytes, no extents.
@@ -93,19 +93,8 @@ fn tar_with(extra: &[u8]) -> Vec<u8> {
 
 fn deep(dir: &Path) -> (Vec<Value>, i32, String) {
     let prom = dir.join("metrics.prom");
-    let out = bin("backup-check")
-        .arg("--dir")
-        .arg(dir)
-        .args([
-            "--deep",
-            "--timezone",
-            "UTC",
-            "--now",
-            &NOW.to_string(),
-            "--jobs",
-            "1",
-            "--prom",
-        ])
+    let out = deep_on_dir(dir, "1")
+        .arg("--prom")
         .arg(&prom)
         .timeout(Duration::from_secs(60))
         .output()

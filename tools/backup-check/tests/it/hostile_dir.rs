@@ -5,9 +5,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use pvedr_testkit::{bin, json_lines};
+use pvedr_testkit::json_lines;
 
-const NOW: i64 = 1_705_300_000; // 2024-01-15 06:26:40 UTC
+use crate::common::on_dir;
 const ARCHIVE: &str = "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst";
 
 fn mkfifo(p: &Path) {
@@ -24,10 +24,7 @@ fn fifo_side_files_do_not_hang_the_check() {
     mkfifo(&tmp.path().join("vzdump-qemu-100-2024_01_15-02_00_02.log"));
     // And a log alone, which would be a failed run.
     mkfifo(&tmp.path().join("vzdump-qemu-101-2024_01_15-02_00_02.log"));
-    let out = bin("backup-check")
-        .arg("--dir")
-        .arg(tmp.path())
-        .args(["--timezone", "UTC", "--now", &NOW.to_string()])
+    let out = on_dir(tmp.path())
         .timeout(Duration::from_secs(20))
         .output()
         .expect("run");

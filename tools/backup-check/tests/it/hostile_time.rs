@@ -7,7 +7,7 @@ use std::time::Duration;
 use pvedr_testkit::{bin, json_lines, outcome};
 use serde_json::Value;
 
-const NOW: i64 = 1_705_300_000; // 2024-01-15 06:26:40 UTC
+use crate::common::{NOW, on_dir};
 
 /// A backup record of guest 100 with `ctime` written as given (any JSON number).
 fn record(volid_time: &str, ctime: &str) -> String {
@@ -102,10 +102,7 @@ fn a_backup_from_the_future_is_critical() {
         b"0123456789",
     )
     .expect("write");
-    let out = bin("backup-check")
-        .arg("--dir")
-        .arg(tmp.path())
-        .args(["--timezone", "UTC", "--now", &NOW.to_string()])
+    let out = on_dir(tmp.path())
         .timeout(Duration::from_secs(20))
         .output()
         .expect("run");

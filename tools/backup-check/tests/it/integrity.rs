@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pvedr_testkit::{bin, json_lines, sim_dir};
+use pvedr_testkit::{json_lines, sim_dir};
 use serde_json::Value;
 
-const NOW: i64 = 1_705_300_000; // 2024-01-15 06:26:40 UTC
+use crate::common::{NOW, deep_on_dir};
 
 /// Writes a real archive with a standard name for 2024-01-15 02:00 (+minute) UTC.
 fn archive(dir: &Path, gtype: &str, vmid: u64, compress: &str, minute: u32) -> PathBuf {
@@ -88,20 +88,7 @@ fn bitflip_detectably(p: &Path, compress: &str) {
 }
 
 fn deep(dir: &Path) -> (Vec<Value>, i32) {
-    let out = bin("backup-check")
-        .arg("--dir")
-        .arg(dir)
-        .args([
-            "--deep",
-            "--timezone",
-            "UTC",
-            "--now",
-            &NOW.to_string(),
-            "--jobs",
-            "2",
-        ])
-        .output()
-        .expect("run");
+    let out = deep_on_dir(dir, "2").output().expect("run");
     (json_lines(&out.stdout), out.status.code().unwrap_or(-1))
 }
 

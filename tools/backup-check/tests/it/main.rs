@@ -2,6 +2,7 @@
 
 mod api;
 mod checks;
+mod common;
 mod complete;
 mod evidence;
 mod hostile;

@@ -1,10 +1,11 @@
 //! Size anomalies: the newest backup against the median of the guest's previous ones
 //! (`--size-window`, `--size-grow`, `--size-shrink`), reported under the `size` check.
 
-use pvedr_testkit::{bin, json_lines};
+use pvedr_testkit::json_lines;
 use serde_json::{Value, json};
 
-const NOW: i64 = 1_705_300_000;
+use crate::common::{NOW, on_records};
+
 const DAY: i64 = 86_400;
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
@@ -29,14 +30,7 @@ fn history(storage: &str, format: &str) -> Vec<Value> {
 }
 
 fn run(records: &[Value], args: &[&str]) -> (Vec<Value>, i32, String) {
-    let mut input: String = records.iter().map(|r| format!("{r}\n")).collect();
-    input.push_str(&pvedr_testkit::listing_end(records.len()));
-    let out = bin("backup-check")
-        .args(["--now", &NOW.to_string(), "--timezone", "UTC"])
-        .args(args)
-        .write_stdin(input)
-        .output()
-        .expect("run");
+    let out = on_records(records, args);
     (
         json_lines(&out.stdout),
         out.status.code().unwrap_or(-1),

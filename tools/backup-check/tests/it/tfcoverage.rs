@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use pvedr_testkit::s3::{Moto, Tf, s3_env};
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{assert_says, bin, demo_over_ssh, json_lines};
 use serde_json::{Value, json};
 
 const NOW: i64 = 1_705_300_000;
@@ -93,11 +93,10 @@ fn a_declared_guest_missing_on_the_cluster_is_critical_and_every_instance_counts
             "{c}"
         );
     }
-    assert!(
-        tf(&checks, "guest/104")["message"]
-            .as_str()
-            .expect("m")
-            .contains("module.edge.proxmox_vm_qemu.proxy[\"eu\"]")
+    assert_says(
+        &tf(&checks, "guest/104"),
+        "message",
+        "module.edge.proxmox_vm_qemu.proxy[\"eu\"]",
     );
     // Declared and present without a backup: the usual coverage verdict.
     let cov = checks
@@ -218,11 +217,9 @@ fn a_state_that_cannot_be_read_or_understood_is_unknown_not_ok() {
 #[test]
 fn states_in_s3_by_url_and_by_a_terraform_directorys_backend() {
     let moto = Moto::start();
-    moto.create_versioned_bucket("tfstate-cover");
     // A real Terraform state (terraform_data only: no guest declared), found through the
     // directory's backend "s3" block.
-    let tf_dir = Tf::new(&moto, "tfstate-cover");
-    tf_dir.ok(&["init", "-input=false", "-no-color"]);
+    let tf_dir = Tf::initialised(&moto, "tfstate-cover");
     tf_dir.apply("one");
     let dir = tf_dir.path().to_str().expect("utf-8");
     let (checks, code, err) = run(&cluster(&[100], &[100]), &["--tfstate", dir]);
@@ -288,8 +285,7 @@ fn a_listing_that_may_leave_guests_out_makes_missing_unknown() {
 
 #[test]
 fn against_the_simulated_cluster_a_missing_guest_pages_and_the_rest_is_unmanaged() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let dir = tempfile::tempdir().expect("tmp");
     let state = dir.path().join("prod.tfstate");
     let vm = |name: &str, vmid: u64| {
@@ -301,26 +297,20 @@ fn against_the_simulated_cluster_a_missing_guest_pages_and_the_rest_is_unmanaged
                       "outputs": {}, "resources": [vm("web", 100), vm("gone", 150)]});
     std::fs::write(&state, body.to_string()).expect("state");
     let prom = dir.path().join("pvedr.prom");
-    let out = bin("backup-check")
-        .args(sshd.args())
-        .args([
-            "--all-nodes",
-            "--timezone",
-            "UTC",
-            "--now",
-            &NOW.to_string(),
-        ])
-        .arg("--tfstate")
-        .arg(&state)
-        .arg("--prom")
-        .arg(&prom)
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = pvedr_testkit::run_code(
+        sshd.bin("backup-check")
+            .args([
+                "--all-nodes",
+                "--timezone",
+                "UTC",
+                "--now",
+                &NOW.to_string(),
+            ])
+            .arg("--tfstate")
+            .arg(&state)
+            .arg("--prom")
+            .arg(&prom),
+        2,
     );
     let checks = json_lines(&out.stdout);
     assert_eq!(tf(&checks, "guest/150")["value"], "missing");

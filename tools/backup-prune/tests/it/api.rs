@@ -2,15 +2,14 @@
 
 use std::collections::BTreeSet;
 
-use pvedr_testkit::{ApiFront, SimNode, bin, json_lines};
+use pvedr_testkit::{ApiFront, SimNode, assert_says, bin, demo_over_api, json_lines};
 use serde_json::{Value, json};
 
 const SECRET: &str = "c0ffee00-1234-4abc-8def-0123456789ab";
 
 fn api(front: &ApiFront, tool: &str) -> assert_cmd::Command {
     let mut c = bin(tool);
-    c.args(["--api", &front.url(), "--token", "ops@pve!prune"])
-        .args(["--fingerprint", &front.fingerprint()])
+    c.args(front.pinned_args("ops@pve!prune"))
         .env("PVEDR_TOKEN_SECRET", SECRET);
     c
 }
@@ -34,15 +33,7 @@ fn files(sim: &SimNode) -> BTreeSet<String> {
 }
 
 fn prune(front: &ApiFront) -> (Vec<Value>, Vec<Value>, i32, String) {
-    let listing = api(front, "pve-ls-backups")
-        .args(["--storage", "local"])
-        .output()
-        .expect("list");
-    assert!(
-        listing.status.success(),
-        "{}",
-        String::from_utf8_lossy(&listing.stderr)
-    );
+    let listing = pvedr_testkit::run_ok(api(front, "pve-ls-backups").args(["--storage", "local"]));
     let out = api(front, "backup-prune")
         .args(["--keep-daily", "3", "--timezone", "UTC", "--apply", "--yes"])
         .write_stdin(listing.stdout)
@@ -66,8 +57,7 @@ fn removed(marked: &[Value]) -> BTreeSet<String> {
 
 #[test]
 fn the_listing_role_prunes_exactly_the_remove_set_over_the_api() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("ops@pve!prune", SECRET, listing_role());
     let before = files(&sim);
     let (marked, steps, code, err) = prune(&front);
@@ -87,8 +77,7 @@ fn the_listing_role_prunes_exactly_the_remove_set_over_the_api() {
 
 #[test]
 fn a_failed_delete_task_is_reported_with_proxmox_words() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("ops@pve!prune", SECRET, listing_role());
     sim.fail_when(
         "imgdel local:backup/vzdump-qemu-100-2024_01_10",
@@ -99,13 +88,7 @@ fn a_failed_delete_task_is_reported_with_proxmox_words() {
     assert_eq!(code, 3, "{err}");
     let failed: Vec<&Value> = steps.iter().filter(|s| s["status"] == "failed").collect();
     assert_eq!(failed.len(), 1, "{steps:?}");
-    assert!(
-        failed[0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("Device or resource busy"),
-        "{failed:?}"
-    );
+    assert_says(failed[0], "message", "Device or resource busy");
     let after = files(&sim);
     for f in removed(&marked) {
         assert_eq!(after.contains(&f), f.contains("2024_01_10"), "{f}");

@@ -2,21 +2,12 @@
 
 use std::collections::BTreeSet;
 
-use pvedr_testkit::{Backup, SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{Backup, SimNode, Sshd, assert_says, bin, demo_over_ssh, json_lines};
 use serde_json::Value;
 
 /// pve-ls-backups | backup-prune --keep-daily 3 [--apply]: returns (marked records, steps, exit code).
 fn prune(sim: &SimNode, sshd: &Sshd, extra: &[&str]) -> (Vec<Value>, Vec<Value>, i32, String) {
-    let listing = bin("pve-ls-backups")
-        .args(sshd.args())
-        .args(["--storage", "local"])
-        .output()
-        .expect("list");
-    assert!(
-        listing.status.success(),
-        "{}",
-        String::from_utf8_lossy(&listing.stderr)
-    );
+    let listing = pvedr_testkit::run_ok(sshd.bin("pve-ls-backups").args(["--storage", "local"]));
     let _ = sim;
     let out = bin("backup-prune")
         .args(["--keep-daily", "3", "--timezone", "UTC"])
@@ -51,27 +42,50 @@ fn volids_marked(marked: &[Value], mark: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The volumes the node was asked to delete, in order.
+fn deletes(sim: &SimNode) -> Vec<String> {
+    sim.commands()
+        .iter()
+        .filter(|c| c["argv"][0] == "delete")
+        .filter_map(|c| c["argv"][1].as_str().map(String::from))
+        .collect()
+}
+
+/// No file of the dump directory went, and no deletion was asked for.
+fn assert_nothing_deleted(sim: &SimNode, before: &BTreeSet<String>) {
+    assert_eq!(&files(sim), before);
+    assert!(deletes(sim).is_empty());
+}
+
+/// `backup-prune POLICY --timezone UTC --apply --yes` over `sshd`, `input` on its stdin.
+fn apply(sshd: &Sshd, policy: &[&str], input: impl Into<Vec<u8>>) -> std::process::Output {
+    bin("backup-prune")
+        .args(policy)
+        .args(["--timezone", "UTC", "--apply", "--yes"])
+        .args(sshd.args())
+        .write_stdin(input)
+        .output()
+        .expect("prune")
+}
+
 fn file_of(volid: &str) -> String {
     volid.rsplit('/').next().unwrap_or("").to_string()
 }
 
 #[test]
 fn without_apply_nothing_is_deleted() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let before = files(&sim);
     let (marked, steps, code, _) = prune(&sim, &sshd, &[]);
     assert_eq!(code, 0);
     assert!(steps.is_empty());
     assert!(!volids_marked(&marked, "remove").is_empty());
-    assert_eq!(files(&sim), before);
-    assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
+    assert_nothing_deleted(&sim, &before);
 }
 
 #[test]
 fn apply_without_a_terminal_or_yes_refuses_after_the_preview_and_deletes_nothing() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let before = files(&sim);
     let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply"]);
     assert_eq!(code, 2, "{err}");
@@ -87,14 +101,12 @@ fn apply_without_a_terminal_or_yes_refuses_after_the_preview_and_deletes_nothing
             "{v} not previewed: {err}"
         );
     }
-    assert_eq!(files(&sim), before);
-    assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
+    assert_nothing_deleted(&sim, &before);
 }
 
 #[test]
 fn apply_dry_run_shows_the_deletions_and_deletes_nothing() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let before = files(&sim);
     let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply", "--dry-run"]);
     assert_eq!(code, 0, "{err}");
@@ -103,14 +115,12 @@ fn apply_dry_run_shows_the_deletions_and_deletes_nothing() {
     for v in &volids_marked(&marked, "remove") {
         assert!(err.contains(v.as_str()), "{v} not previewed: {err}");
     }
-    assert_eq!(files(&sim), before);
-    assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
+    assert_nothing_deleted(&sim, &before);
 }
 
 #[test]
 fn apply_removes_exactly_the_remove_set() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let before = files(&sim);
     let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply", "--yes"]);
     assert_eq!(code, 0, "{err}");
@@ -148,12 +158,7 @@ fn apply_removes_exactly_the_remove_set() {
         assert!(after.contains(&file_of(v)), "{v} must stay");
     }
     // Deletes were the only changes, each once, and never of a protected volume.
-    let deletes: Vec<String> = sim
-        .commands()
-        .iter()
-        .filter(|c| c["argv"][0] == "delete")
-        .filter_map(|c| c["argv"][1].as_str().map(String::from))
-        .collect();
+    let deletes = deletes(&sim);
     assert_eq!(deletes.len(), remove.len());
     assert!(
         deletes
@@ -164,8 +169,7 @@ fn apply_removes_exactly_the_remove_set() {
 
 #[test]
 fn a_failed_delete_leaves_the_rest_deleted_and_exits_3() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     sim.fail_when(
         "vzdump-qemu-100-2024_01_10",
         "unable to remove volume - Input/output error",
@@ -176,18 +180,8 @@ fn a_failed_delete_leaves_the_rest_deleted_and_exits_3() {
     let remove = volids_marked(&marked, "remove");
     let failed: Vec<&Value> = steps.iter().filter(|s| s["status"] == "failed").collect();
     assert_eq!(failed.len(), 1);
-    assert!(
-        failed[0]["target"]
-            .as_str()
-            .unwrap_or("")
-            .contains("2024_01_10")
-    );
-    assert!(
-        failed[0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("Input/output error")
-    );
+    assert_says(failed[0], "target", "2024_01_10");
+    assert_says(failed[0], "message", "Input/output error");
     let after = files(&sim);
     for v in &remove {
         let present = after.contains(&file_of(v));
@@ -198,8 +192,7 @@ fn a_failed_delete_leaves_the_rest_deleted_and_exits_3() {
 #[test]
 fn a_delete_whose_worker_fails_reports_proxmox_error_though_pvesh_exits_0() {
     // pvesh runs the imgdel worker synchronously: its error goes to stderr, the exit is 0.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     sim.fail_when(
         "imgdel local:backup/vzdump-qemu-100-2024_01_10",
         "unable to remove volume - Device or resource busy",
@@ -219,22 +212,16 @@ fn a_delete_whose_worker_fails_reports_proxmox_error_though_pvesh_exits_0() {
 
 #[test]
 fn a_group_that_changed_since_the_listing_is_left_alone() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let listing = bin("pve-ls-backups")
-        .args(sshd.args())
+    let (sim, sshd) = demo_over_ssh();
+    let listing = sshd
+        .bin("pve-ls-backups")
         .args(["--storage", "local"])
         .output()
         .expect("list");
     // A new nightly backup of 100 lands after the listing: the marks for 100 are stale.
     sim.add_backup(&Backup::new("local", "qemu", 100, 1_705_370_402));
     let before = files(&sim);
-    let out = bin("backup-prune")
-        .args(["--keep-daily", "3", "--timezone", "UTC", "--apply", "--yes"])
-        .args(sshd.args())
-        .write_stdin(listing.stdout)
-        .output()
-        .expect("prune");
+    let out = apply(&sshd, &["--keep-daily", "3"], listing.stdout);
     let recs = json_lines(&out.stdout);
     let steps: Vec<&Value> = recs.iter().filter(|r| r["kind"] == "step").collect();
     let skipped_100 = steps
@@ -257,13 +244,7 @@ fn a_group_that_changed_since_the_listing_is_left_alone() {
             .all(|s| s["status"] != "changed"
                 || !s["target"].as_str().unwrap_or("").contains("-100-"))
     );
-    assert!(
-        steps[0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("appeared"),
-        "{steps:?}"
-    );
+    assert_says(steps[0], "message", "appeared");
     let after = files(&sim);
     assert!(
         before
@@ -276,50 +257,38 @@ fn a_group_that_changed_since_the_listing_is_left_alone() {
 
 #[test]
 fn records_without_a_node_need_one() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let listing = bin("pve-ls-backups")
         .arg("--dir")
         .arg(sim.dump_dir("local"))
         .args(["--storage", "local", "--timezone", "UTC"])
         .output()
         .expect("list");
-    let out = bin("backup-prune")
-        .args(["--keep-daily", "3", "--timezone", "UTC", "--apply", "--yes"])
-        .args(sshd.args())
-        .write_stdin(listing.stdout.clone())
-        .output()
-        .expect("prune");
+    let out = apply(&sshd, &["--keep-daily", "3"], listing.stdout.clone());
     assert_eq!(out.status.code(), Some(1), "every deletion failed: no node");
-    assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
-    let out = bin("backup-prune")
-        .args([
-            "--keep-daily",
-            "3",
-            "--timezone",
-            "UTC",
-            "--apply",
-            "--yes",
-            "--node",
-            "pve1",
-        ])
-        .args(sshd.args())
-        .write_stdin(listing.stdout)
-        .output()
-        .expect("prune");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert!(deletes(&sim).is_empty());
+    pvedr_testkit::run_code(
+        bin("backup-prune")
+            .args([
+                "--keep-daily",
+                "3",
+                "--timezone",
+                "UTC",
+                "--apply",
+                "--yes",
+                "--node",
+                "pve1",
+            ])
+            .args(sshd.args())
+            .write_stdin(listing.stdout),
+        0,
     );
 }
 
 #[test]
 fn periods_are_the_nodes_days_when_talking_to_a_node() {
     // Two backups one hour apart around midnight in Paris: one UTC day, two Paris days.
-    let sim = SimNode::with("demo", "Europe/Paris", pvedr_testkit::DEFAULT_NOW);
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = pvedr_testkit::demo_over_ssh_in("Europe/Paris");
     let rec = |ctime: i64| {
         format!(
             "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"vmid\":100,\"subtype\":\"qemu\",\"ctime\":{ctime},\"format\":\"vma.zst\",\"volid\":\"local:backup/vzdump-qemu-100-{}.vma.zst\"}}\n",
@@ -356,59 +325,44 @@ fn periods_are_the_nodes_days_when_talking_to_a_node() {
 fn a_record_whose_volid_is_on_another_storage_deletes_nothing() {
     // Records say storage `local`, their volids `nas:`: the older is marked remove, and the
     // deletion is refused instead of going to whichever storage the path names.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let rec = |day: u32, ctime: i64| {
         format!(
             "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"vmid\":102,\"subtype\":\"qemu\",\"ctime\":{ctime},\"format\":\"vma.lzo\",\"volid\":\"nas:backup/vzdump-qemu-102-2024_01_{day}-02_00_32.vma.lzo\"}}\n"
         )
     };
     let before = files(&sim);
-    let out = bin("backup-prune")
-        .args(["--keep-last", "1", "--timezone", "UTC", "--apply", "--yes"])
-        .args(sshd.args())
-        .write_stdin(rec(13, 1_705_111_232) + &rec(14, 1_705_197_632))
-        .output()
-        .expect("prune");
+    let out = apply(
+        &sshd,
+        &["--keep-last", "1"],
+        rec(13, 1_705_111_232) + &rec(14, 1_705_197_632),
+    );
     let recs = json_lines(&out.stdout);
     let failed: Vec<&Value> = recs
         .iter()
         .filter(|r| r["kind"] == "step" && r["status"] == "failed")
         .collect();
     assert_eq!(failed.len(), 1, "{recs:?}");
-    assert!(
-        failed[0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("not on storage local"),
-        "{recs:?}"
-    );
-    assert_eq!(files(&sim), before);
-    assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
+    assert_says(failed[0], "message", "not on storage local");
+    assert_nothing_deleted(&sim, &before);
 }
 
 #[test]
 fn deletions_on_another_node_are_read_as_pvesh_prints_them() {
     // Connected to pve1, the records name pve2: pvesh proxies the delete there and prints
     // the worker's line and the JSON UPID run together (`Removed volume 'X'"UPID:…"`).
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let listing = bin("pve-ls-backups")
-        .args(sshd.args())
-        .args(["--node", "pve2", "--storage", "nas"])
-        .output()
-        .expect("list");
-    assert!(listing.status.success());
+    let (sim, sshd) = demo_over_ssh();
+    let listing = pvedr_testkit::run_ok(sshd.bin("pve-ls-backups").args([
+        "--node",
+        "pve2",
+        "--storage",
+        "nas",
+    ]));
     let before: BTreeSet<String> = std::fs::read_dir(sim.dump_dir("nas"))
         .expect("dump")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
-    let out = bin("backup-prune")
-        .args(["--keep-last", "1", "--timezone", "UTC", "--apply", "--yes"])
-        .args(sshd.args())
-        .write_stdin(listing.stdout)
-        .output()
-        .expect("prune");
+    let out = apply(&sshd, &["--keep-last", "1"], listing.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     let recs = json_lines(&out.stdout);
     let remove = volids_marked(&recs, "remove");
@@ -416,12 +370,7 @@ fn deletions_on_another_node_are_read_as_pvesh_prints_them() {
     let steps: Vec<&Value> = recs.iter().filter(|r| r["kind"] == "step").collect();
     assert!(steps.iter().all(|s| s["status"] == "changed"), "{steps:?}");
     assert_eq!(out.status.code(), Some(0), "{err}");
-    let deletes: Vec<String> = sim
-        .commands()
-        .iter()
-        .filter(|c| c["argv"][0] == "delete")
-        .filter_map(|c| c["argv"][1].as_str().map(String::from))
-        .collect();
+    let deletes = deletes(&sim);
     assert!(
         deletes.iter().all(|d| d.starts_with("/nodes/pve2/")),
         "{deletes:?}"
@@ -436,21 +385,10 @@ fn deletions_on_another_node_are_read_as_pvesh_prints_them() {
 fn an_unfinished_pbs_snapshot_takes_no_keep_slot_and_is_never_removed() {
     // A PBS backup of 100 is being written while --apply runs: it must not push the last
     // complete snapshot out of --keep-last 1.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     sim.add_unfinished_pbs("vm", 100);
-    let listing = bin("pve-ls-backups")
-        .args(sshd.args())
-        .args(["--storage", "pbs"])
-        .output()
-        .expect("list");
-    assert!(listing.status.success());
-    let out = bin("backup-prune")
-        .args(["--keep-last", "1", "--timezone", "UTC", "--apply", "--yes"])
-        .args(sshd.args())
-        .write_stdin(listing.stdout)
-        .output()
-        .expect("prune");
+    let listing = pvedr_testkit::run_ok(sshd.bin("pve-ls-backups").args(["--storage", "pbs"]));
+    let out = apply(&sshd, &["--keep-last", "1"], listing.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     let recs = json_lines(&out.stdout);
@@ -477,7 +415,7 @@ fn an_unfinished_pbs_snapshot_takes_no_keep_slot_and_is_never_removed() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(left.len(), 4, "nothing deleted: {left:?}");
-    assert!(!sim.commands().iter().any(|c| c["argv"][0] == "delete"));
+    assert!(deletes(&sim).is_empty());
 }
 
 #[test]
@@ -491,30 +429,27 @@ fn the_preview_marks_what_apply_deletes_whatever_the_callers_zone() {
         sim.add_backup(&Backup::new("local", "qemu", 100, epoch));
     }
     let caller = "Etc/GMT+12";
-    let listing = bin("pve-ls-backups")
-        .env("TZ", caller)
-        .args(sshd.args())
-        .args(["--storage", "local"])
-        .output()
-        .expect("list");
-    assert!(listing.status.success());
-    let preview = bin("backup-prune")
-        .env("TZ", caller)
-        .args(["--keep-daily", "2"])
-        .write_stdin(listing.stdout.clone())
-        .output()
-        .expect("preview");
-    assert!(preview.status.success());
+    let listing = pvedr_testkit::run_ok(
+        bin("pve-ls-backups")
+            .env("TZ", caller)
+            .args(sshd.args())
+            .args(["--storage", "local"]),
+    );
+    let preview = pvedr_testkit::run_ok(
+        bin("backup-prune")
+            .env("TZ", caller)
+            .args(["--keep-daily", "2"])
+            .write_stdin(listing.stdout.clone()),
+    );
     let marked = volids_marked(&json_lines(&preview.stdout), "remove");
-    let out = bin("backup-prune")
-        .env("TZ", caller)
-        .args(["--keep-daily", "2", "--apply", "--yes"])
-        .args(sshd.args())
-        .write_stdin(listing.stdout)
-        .output()
-        .expect("apply");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let out = pvedr_testkit::run_code(
+        bin("backup-prune")
+            .env("TZ", caller)
+            .args(["--keep-daily", "2", "--apply", "--yes"])
+            .args(sshd.args())
+            .write_stdin(listing.stdout),
+        0,
+    );
     let deleted: BTreeSet<String> = json_lines(&out.stdout)
         .iter()
         .filter(|r| r["kind"] == "step" && r["status"] == "changed")

@@ -121,12 +121,11 @@ fn other_kinds_pass_through_in_order() {
         future.clone(),
         backup(100, 2, false),
     ];
-    let out = bin("backup-prune")
-        .args(["--keep-last", "1"])
-        .write_stdin(stream(&input))
-        .output()
-        .expect("run");
-    assert!(out.status.success());
+    let out = pvedr_testkit::run_ok(
+        bin("backup-prune")
+            .args(["--keep-last", "1"])
+            .write_stdin(stream(&input)),
+    );
     let recs = json_lines(&out.stdout);
     assert_eq!(recs.len(), 4);
     assert_eq!(recs[0], guest);
@@ -222,13 +221,13 @@ fn from_job_uses_the_covering_jobs_retention() {
 #[test]
 fn from_job_without_job_records_says_to_add_with_jobs() {
     let input: Vec<Value> = (1..=3).map(|day| backup(100, day, false)).collect();
-    let out = bin("backup-prune")
-        .arg("--from-job")
-        .write_stdin(stream(&input))
-        .output()
-        .expect("run");
+    let out = pvedr_testkit::run_code(
+        bin("backup-prune")
+            .arg("--from-job")
+            .write_stdin(stream(&input)),
+        2,
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("add --with-jobs"), "{err}");
     assert!(
         !err.contains("no backup job covers"),
@@ -262,13 +261,12 @@ fn records_of_other_kinds_as_proxmox_gives_them_pass_through_untouched() {
     let mut input = other_kinds();
     input.insert(1, backup(100, 1, false));
     input.push(backup(100, 2, false));
-    let out = bin("backup-prune")
-        .args(["--keep-last", "1", "--timezone", "UTC"])
-        .write_stdin(stream(&input))
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let out = pvedr_testkit::run_code(
+        bin("backup-prune")
+            .args(["--keep-last", "1", "--timezone", "UTC"])
+            .write_stdin(stream(&input)),
+        0,
+    );
     let recs = json_lines(&out.stdout);
     assert_eq!(recs.len(), input.len());
     for i in [0, 2, 3] {

@@ -4,10 +4,9 @@ use clap::CommandFactory;
 
 #[test]
 fn man_page_is_current_and_complete() {
-    pvedr_testkit::assert_man_page("backup-prune", backup_prune::Cli::command());
-    let page = std::fs::read_to_string(pvedr_testkit::workspace_root().join("man/backup-prune.1"))
-        .expect("man page");
-    for word in ["mark", "reason", "renamed", "SAFETY", "keep\\-weekly"] {
-        assert!(page.contains(word), "{word} not documented");
-    }
+    pvedr_testkit::assert_man_page_names(
+        "backup-prune",
+        backup_prune::Cli::command(),
+        &["mark", "reason", "renamed", "SAFETY", "keep\\-weekly"],
+    );
 }

@@ -43,13 +43,7 @@ fn hostile_records_fail_one_by_one_and_nothing_is_uploaded() {
         r#"{"kind":"backup","node":"pve1","storage":"pbs","volid":"pbs:backup/vm/100/2024-01-15T01:00:05Z","vmid":100,"subtype":"qemu","ctime":1,"time":"1970-01-01T00:00:01Z","format":"pbs-vm"}"#,
         r#"{"kind":"backup","storage":"local","volid":"local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst","vmid":100,"subtype":"qemu","ctime":1,"time":"1970-01-01T00:00:01Z","format":"vma.zst"}"#,
     ];
-    let out = run_code(
-        s3.tool("backup-sync")
-            .args(["push", "--yes", "--to", TO, "--dir"])
-            .arg(dir.path())
-            .write_stdin(bad.join("\n")),
-        1,
-    );
+    let out = run_code(s3.push_from(dir.path()).write_stdin(bad.join("\n")), 1);
     let steps = of_kind(&out.stdout, "step");
     assert_eq!(steps.len(), bad.len());
     assert!(steps.iter().all(|s| s["status"] == "failed"), "{steps:?}");

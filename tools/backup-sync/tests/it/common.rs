@@ -39,6 +39,35 @@ impl Offsite {
         c
     }
 
+    /// `backup-sync push --yes --to TO --dir DIR`: the records to push go on its stdin.
+    pub fn push_from(&self, dir: &Path) -> assert_cmd::Command {
+        let mut c = self.tool("backup-sync");
+        c.args(["push", "--yes", "--to", TO, "--dir"]).arg(dir);
+        c
+    }
+
+    /// Pushes every backup of the simulator's `local` dump directory, which must succeed.
+    pub fn push_local(&self, sim: &SimNode) -> std::process::Output {
+        let dump = sim.dump_dir("local");
+        pvedr_testkit::run_ok(self.push_from(&dump).write_stdin(list_dir(&dump, "local")))
+    }
+
+    /// `backup-sync pull --yes VOLID --to-node NODE --storage local` over `sshd`.
+    pub fn pull_to_node(&self, volid: &str, node: &str, sshd: &Sshd) -> assert_cmd::Command {
+        let mut c = self.tool("backup-sync");
+        c.args([
+            "pull",
+            "--yes",
+            volid,
+            "--to-node",
+            node,
+            "--storage",
+            "local",
+        ])
+        .args(sshd.args());
+        c
+    }
+
     pub fn keys(&self) -> BTreeSet<String> {
         let out = self.moto.boto(
             BUCKET,
@@ -74,13 +103,21 @@ impl Offsite {
 }
 
 /// pve-ls-backups of a storage over SSH.
+/// The demo cluster (no sshd) and an empty offsite bucket.
+pub fn demo_offsite() -> (SimNode, Offsite) {
+    (SimNode::demo(), Offsite::new())
+}
+
+/// The `step` records of a run that failed.
+pub fn failed_steps(out: &[u8]) -> Vec<Value> {
+    of_kind(out, "step")
+        .into_iter()
+        .filter(|s| s["status"] == "failed")
+        .collect()
+}
+
 pub fn list_ssh(sshd: &Sshd, storage: &str) -> Vec<u8> {
-    pvedr_testkit::run_ok(
-        bin("pve-ls-backups")
-            .args(sshd.args())
-            .args(["--storage", storage]),
-    )
-    .stdout
+    pvedr_testkit::run_ok(sshd.bin("pve-ls-backups").args(["--storage", storage])).stdout
 }
 
 /// pve-ls-backups of a dump directory.

@@ -3,7 +3,7 @@
 
 use pvedr_testkit::{SimNode, run_code, run_ok};
 
-use crate::common::{Offsite, TO, list_dir, of_kind};
+use crate::common::{Offsite, TO, demo_offsite, list_dir, of_kind};
 
 fn push(s3: &Offsite, sim: &SimNode, flags: &[&str], code: i32) -> std::process::Output {
     let dump = sim.dump_dir("local");
@@ -20,8 +20,7 @@ fn push(s3: &Offsite, sim: &SimNode, flags: &[&str], code: i32) -> std::process:
 
 #[test]
 fn push_dry_run_prints_the_plan_and_uploads_nothing() {
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
+    let (sim, s3) = demo_offsite();
     let out = push(&s3, &sim, &["--dry-run"], 0);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("dry run"), "{err}");
@@ -35,8 +34,7 @@ fn push_dry_run_prints_the_plan_and_uploads_nothing() {
 
 #[test]
 fn push_without_a_terminal_or_yes_refuses_and_uploads_nothing() {
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
+    let (sim, s3) = demo_offsite();
     let out = push(&s3, &sim, &[], 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("rerun with --yes"), "{err}");
@@ -50,8 +48,7 @@ fn push_without_a_terminal_or_yes_refuses_and_uploads_nothing() {
 
 #[test]
 fn pull_dry_run_and_refusal_write_nothing_and_yes_pulls_by_url() {
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
+    let (sim, s3) = demo_offsite();
     push(&s3, &sim, &["--yes"], 0);
     let url = "s3://offsite/pve/pve1/101/vzdump-lxc-101-2024_01_15-02_01_07.tar.zst";
     let to = tempfile::tempdir().expect("tmp");

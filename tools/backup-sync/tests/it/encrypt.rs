@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pvedr_testkit::{json_lines, run_code, run_ok};
+use pvedr_testkit::{assert_says, json_lines, run_code, run_ok};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -131,13 +131,7 @@ fn an_encrypted_multipart_push_is_decrypted_by_age_and_by_pull_byte_identical() 
     // The first push had one recipient: the copy stays as it is (rotation keeps old copies).
     let st = of_kind(&out.stdout, "step");
     assert_eq!(st[0]["status"], "skipped", "{st:?}");
-    assert!(
-        st[0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("other recipients"),
-        "{st:?}"
-    );
+    assert_says(&st[0], "message", "other recipients");
     let object = s3.object(KEY);
     assert_ne!(object, data);
     let m = manifest(&s3);
@@ -221,9 +215,7 @@ fn a_wrong_missing_or_exposed_identity_is_refused_and_no_secret_is_printed() {
     assert!(err.contains("open to group or others (mode 0644)"), "{err}");
     // A secret key given where a recipient goes: refused, not echoed.
     let mistaken = run_code(
-        s3.tool("backup-sync")
-            .args(["push", "--yes", "--to", TO, "--dir"])
-            .arg(dir.path())
+        s3.push_from(dir.path())
             .args(["--encrypt-to", &k2.secret])
             .write_stdin(record(NAME, size as u64)),
         2,
@@ -274,13 +266,7 @@ fn verify_reads_an_encrypted_copy_only_with_an_identity_that_opens_it() {
     // Without an identity: the free checks only, not read, and the state says so.
     let (_, read) = verify(&[], 0);
     assert_eq!(read["status"], "ok", "{read}");
-    assert!(
-        read["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("not read: no --age-identity"),
-        "{read}"
-    );
+    assert_says(&read, "message", "not read: no --age-identity");
     let st: Value = serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("json");
     assert!(st["objects"][&key].get("read").is_none(), "{st}");
     // Another key: not read, UNKNOWN, naming both.
@@ -296,13 +282,7 @@ fn verify_reads_an_encrypted_copy_only_with_an_identity_that_opens_it() {
     let (out, read) = verify(&["--age-identity".as_ref(), k1.file.as_os_str()], 0);
     no_secret(&out, &k1);
     assert_eq!(read["status"], "ok", "{read}");
-    assert!(
-        read["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("decrypted with --age-identity"),
-        "{read}"
-    );
+    assert_says(&read, "message", "decrypted with --age-identity");
     let st: Value = serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("json");
     assert!(st["objects"][&key]["read"].is_i64(), "{st}");
 }
@@ -316,9 +296,7 @@ fn a_plain_push_over_an_encrypted_copy_is_refused_without_force() {
     let (dir, _) = dump(size);
     push(&s3, dir.path(), size, &["--encrypt-to", &k1.public]);
     let out = run_code(
-        s3.tool("backup-sync")
-            .args(["push", "--yes", "--to", TO, "--dir"])
-            .arg(dir.path())
+        s3.push_from(dir.path())
             .write_stdin(record(NAME, size as u64)),
         1,
     );

@@ -2,25 +2,15 @@
 //! gives exactly that) can make a pull or a push do: side files named after other files,
 //! a planted symlink at the temporary name, a copy whose archive object is gone.
 
-use pvedr_testkit::{SimNode, Sshd, run_code, run_ok};
+use pvedr_testkit::{assert_says, demo_over_ssh, run_code, run_ok};
 
-use crate::common::{BUCKET, Offsite, TO, list_dir, of_kind, statuses};
+use crate::common::{BUCKET, Offsite, TO, demo_offsite, failed_steps, list_dir, of_kind, statuses};
 
 const A: &str = "vzdump-lxc-101-2024_01_15-02_01_07.tar.zst";
 const B: &str = "vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
 
 fn key(vmid: u64, name: &str) -> String {
     format!("pve/pve1/{vmid}/{name}")
-}
-
-fn pushed(sim: &SimNode, s3: &Offsite) {
-    let dump = sim.dump_dir("local");
-    run_ok(
-        s3.tool("backup-sync")
-            .args(["push", "--yes", "--to", TO, "--dir"])
-            .arg(&dump)
-            .write_stdin(list_dir(&dump, "local")),
-    );
 }
 
 /// The manifest of A names a side file `name` whose bytes (`EVIL`, sha256 right) sit beside
@@ -46,9 +36,8 @@ s3.put_object(Bucket=B, Key=k + ".manifest.json", Body=json.dumps(m).encode())
 
 #[test]
 fn pull_to_dir_never_lets_a_side_file_replace_another_file() {
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
-    pushed(&sim, &s3);
+    let (sim, s3) = demo_offsite();
+    s3.push_local(&sim);
     let volid = format!("offsite:backup/{}", key(101, A));
     for victim in [B.to_string(), format!("{B}.notes"), A.to_string()] {
         hostile_side_file(&s3, &victim);
@@ -85,9 +74,8 @@ fn pull_to_dir_never_lets_a_side_file_replace_another_file() {
 
 #[test]
 fn pull_to_dir_keeps_an_existing_side_file_that_differs() {
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
-    pushed(&sim, &s3);
+    let (sim, s3) = demo_offsite();
+    s3.push_local(&sim);
     let to = tempfile::tempdir().expect("tmp");
     let notes = to.path().join(format!("{A}.notes"));
     std::fs::write(&notes, b"my notes").expect("write");
@@ -100,10 +88,7 @@ fn pull_to_dir_keeps_an_existing_side_file_that_differs() {
     );
     let step = &of_kind(&out.stdout, "step")[0];
     assert_eq!(step["status"], "failed");
-    assert!(
-        step["message"].as_str().unwrap_or("").contains("--force"),
-        "{step}"
-    );
+    assert_says(step, "message", "--force");
     assert_eq!(std::fs::read(&notes).expect("kept"), b"my notes");
     assert!(!to.path().join(A).exists(), "nothing written: {step}");
     // --force replaces it with the copy's.
@@ -120,10 +105,9 @@ fn pull_to_dir_keeps_an_existing_side_file_that_differs() {
 
 #[test]
 fn pull_to_node_never_lets_a_side_file_replace_a_backup() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let s3 = Offsite::new();
-    pushed(&sim, &s3);
+    s3.push_local(&sim);
     let dump = sim.dump_dir("local");
     std::fs::remove_file(dump.join(A)).expect("rm");
     let before = std::fs::read(dump.join(B)).expect("B");
@@ -155,10 +139,9 @@ fn pull_to_node_never_lets_a_side_file_replace_a_backup() {
 
 #[test]
 fn pull_to_node_does_not_write_through_a_planted_symlink() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let s3 = Offsite::new();
-    pushed(&sim, &s3);
+    s3.push_local(&sim);
     let dump = sim.dump_dir("local");
     std::fs::remove_file(dump.join(A)).expect("rm");
     let outside = tempfile::tempdir().expect("tmp");
@@ -168,17 +151,7 @@ fn pull_to_node_does_not_write_through_a_planted_symlink() {
         .expect("symlink");
     let volid = format!("offsite:backup/{}", key(101, A));
     let _ = s3
-        .tool("backup-sync")
-        .args([
-            "pull",
-            "--yes",
-            &volid,
-            "--to-node",
-            "pve1",
-            "--storage",
-            "local",
-        ])
-        .args(sshd.args())
+        .pull_to_node(&volid, "pve1", &sshd)
         .output()
         .expect("run");
     assert_eq!(std::fs::read(&victim).expect("victim"), b"keep");
@@ -186,9 +159,8 @@ fn pull_to_node_does_not_write_through_a_planted_symlink() {
 
 #[test]
 fn push_uploads_again_an_archive_whose_object_is_gone_or_cut() {
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
-    pushed(&sim, &s3);
+    let (sim, s3) = demo_offsite();
+    s3.push_local(&sim);
     let dump = sim.dump_dir("local");
     let original = std::fs::read(dump.join(A)).expect("A");
     for damage in [
@@ -197,12 +169,7 @@ fn push_uploads_again_an_archive_whose_object_is_gone_or_cut() {
     ] {
         s3.moto
             .boto(BUCKET, &format!("K = {:?}\n{damage}", key(101, A)));
-        let out = run_ok(
-            s3.tool("backup-sync")
-                .args(["push", "--yes", "--to", TO, "--dir"])
-                .arg(&dump)
-                .write_stdin(list_dir(&dump, "local")),
-        );
+        let out = run_ok(s3.push_from(&dump).write_stdin(list_dir(&dump, "local")));
         assert!(
             statuses(&out.stdout).contains(&(A.to_string(), "changed".to_string())),
             "{damage}: {:?}",
@@ -248,34 +215,17 @@ fn push_of_an_endless_line_stops_at_the_line_bound() {
 /// `--dir` aborts that archive as a push over SSH does.
 #[test]
 fn push_from_dir_aborts_an_archive_whose_size_is_not_the_records() {
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
+    let (sim, s3) = demo_offsite();
     let dump = sim.dump_dir("local");
     let listing = list_dir(&dump, "local");
     let mut grown = std::fs::read(dump.join(A)).expect("A");
     grown.extend_from_slice(b"appended after the listing");
     std::fs::write(dump.join(A), grown).expect("write");
-    let out = run_code(
-        s3.tool("backup-sync")
-            .args(["push", "--yes", "--to", TO, "--dir"])
-            .arg(&dump)
-            .write_stdin(listing),
-        3,
-    );
-    let failed: Vec<_> = of_kind(&out.stdout, "step")
-        .into_iter()
-        .filter(|s| s["status"] == "failed")
-        .collect();
+    let out = run_code(s3.push_from(&dump).write_stdin(listing), 3);
+    let failed: Vec<_> = failed_steps(&out.stdout);
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["target"], A);
-    assert!(
-        failed[0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("record"),
-        "{}",
-        failed[0]
-    );
+    assert_says(&failed[0], "message", "record");
     assert!(!s3.keys().iter().any(|k| k.contains(A)), "{:?}", s3.keys());
     assert_eq!(s3.uploads(), 0);
 }
@@ -284,9 +234,8 @@ fn push_from_dir_aborts_an_archive_whose_size_is_not_the_records() {
 /// no terminal escape, no carriage return, one line per copy.
 #[test]
 fn ls_table_and_csv_escape_control_characters_from_manifests() {
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
-    pushed(&sim, &s3);
+    let (sim, s3) = demo_offsite();
+    s3.push_local(&sim);
     s3.moto.boto(
         BUCKET,
         &format!(
@@ -322,9 +271,8 @@ s3.put_object(Bucket=B, Key=k, Body=json.dumps(m).encode())
 /// goes on.
 #[test]
 fn ls_reports_a_copy_whose_size_lies_as_damaged() {
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
-    pushed(&sim, &s3);
+    let (sim, s3) = demo_offsite();
+    s3.push_local(&sim);
     s3.moto.boto(
         BUCKET,
         &format!(

@@ -1,14 +1,13 @@
 //! An upload killed midway (SIGTERM, SIGINT) is aborted: no object, no pending upload;
 //! the exit status is 130 and a rerun completes.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use pvedr_testkit::run_ok;
 use pvedr_testkit::s3::s3_env;
+use pvedr_testkit::{assert_says, run_ok};
 
 use crate::common::{Offsite, TO, noise, of_kind, record, statuses};
 
@@ -23,33 +22,27 @@ fn interrupted_upload_leaves_nothing(signal: Signal, extra: &[&str]) -> (Vec<u8>
     std::fs::write(dir.path().join(NAME), &data).expect("archive");
     let rec = record(NAME, size as u64);
     // Slowed down so that the signal lands while parts are being uploaded.
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("backup-sync"))
-        .args([
-            "push",
-            "--yes",
-            "--to",
-            TO,
-            "--part-size",
-            "5M",
-            "--bwlimit",
-            "2M",
-            "--dir",
-        ])
-        .arg(dir.path())
-        .args(extra)
-        .envs(s3_env())
-        .env("AWS_ENDPOINT_URL", s3.moto.endpoint())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(rec.as_bytes())
-        .expect("write");
+    let mut child = pvedr_testkit::spawn_fed(
+        Command::new(assert_cmd::cargo::cargo_bin("backup-sync"))
+            .args([
+                "push",
+                "--yes",
+                "--to",
+                TO,
+                "--part-size",
+                "5M",
+                "--bwlimit",
+                "2M",
+                "--dir",
+            ])
+            .arg(dir.path())
+            .args(extra)
+            .envs(s3_env())
+            .env("AWS_ENDPOINT_URL", s3.moto.endpoint())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        rec.as_bytes(),
+    );
     // Midway: wait for two progress lines (about 4 s at 2 MiB/s: the first part is up).
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -83,12 +76,7 @@ fn interrupted_upload_leaves_nothing(signal: Signal, extra: &[&str]) -> (Vec<u8>
     let steps = of_kind(&out.stdout, "step");
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0]["status"], "failed");
-    assert!(
-        steps[0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("interrupted")
-    );
+    assert_says(&steps[0], "message", "interrupted");
     assert_eq!(of_kind(&out.stdout, "summary")[0]["exit_code"], 130);
     assert!(s3.keys().is_empty(), "no half object: {:?}", s3.keys());
     assert_eq!(s3.uploads(), 0, "the upload was aborted");

@@ -1,12 +1,11 @@
 //! Memory stays bounded by the part size, whatever the archive's size: an archive of 17
 //! parts streams over SSH with a peak RSS within 4 x part size x jobs + 64 MiB.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use pvedr_testkit::demo_over_ssh;
 use pvedr_testkit::s3::s3_env;
-use pvedr_testkit::{SimNode, Sshd};
 
 use crate::common::{Offsite, TO, noise, of_kind, record};
 
@@ -22,38 +21,31 @@ fn hwm(pid: u32) -> Option<u64> {
 
 #[test]
 fn peak_memory_is_bounded_by_the_part_size() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let s3 = Offsite::new();
     let name = "vzdump-qemu-100-2024_01_16-02_00_02.vma.zst";
     let part = 5 * MIB;
     let size = 17 * part + 12345;
     std::fs::write(sim.dump_dir("local").join(name), noise(size as usize, 3)).expect("archive");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("backup-sync"))
-        .args([
-            "push",
-            "--yes",
-            "--to",
-            TO,
-            "--part-size",
-            "5M",
-            "--jobs",
-            "1",
-        ])
-        .args(sshd.args())
-        .envs(s3_env())
-        .env("AWS_ENDPOINT_URL", s3.moto.endpoint())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(record(name, size).as_bytes())
-        .expect("write");
+    let mut child = pvedr_testkit::spawn_fed(
+        Command::new(assert_cmd::cargo::cargo_bin("backup-sync"))
+            .args([
+                "push",
+                "--yes",
+                "--to",
+                TO,
+                "--part-size",
+                "5M",
+                "--jobs",
+                "1",
+            ])
+            .args(sshd.args())
+            .envs(s3_env())
+            .env("AWS_ENDPOINT_URL", s3.moto.endpoint())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+        record(name, size).as_bytes(),
+    );
     let pid = child.id();
     let mut stdout = child.stdout.take().expect("stdout");
     let reader = std::thread::spawn(move || {

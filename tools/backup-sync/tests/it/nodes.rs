@@ -10,15 +10,19 @@ use crate::common::{BUCKET, Offsite, TO, noise, statuses};
 
 const NAME: &str = "vzdump-qemu-102-2024_01_15-02_00_02.vma.zst";
 
+/// The demo with [`two_locals`], its sshd and an offsite bucket.
+fn two_nodes() -> (SimNode, PathBuf, Sshd, Offsite) {
+    let sim = SimNode::demo();
+    let pve2 = two_locals(&sim);
+    let sshd = Sshd::start(&sim);
+    (sim, pve2, sshd, Offsite::new())
+}
+
 /// `local` on pve1 and pve2; pve2's own dump directory.
 fn two_locals(sim: &SimNode) -> PathBuf {
-    let mut storages = sim.read_json("storage.json");
-    for s in storages.as_array_mut().expect("list") {
-        if s["storage"] == "local" {
-            s["nodes"] = serde_json::json!(["pve1", "pve2"]);
-        }
-    }
-    sim.write_json("storage.json", &storages);
+    sim.edit_storage("local", |s| {
+        s["nodes"] = serde_json::json!(["pve1", "pve2"])
+    });
     let d = sim.root().join("nodefs/pve2/local/dump");
     std::fs::create_dir_all(&d).expect("pve2 dump");
     d
@@ -32,10 +36,7 @@ fn record(size: usize) -> String {
 
 #[test]
 fn push_reads_the_archive_on_the_node_of_its_record() {
-    let sim = SimNode::demo();
-    let pve2 = two_locals(&sim);
-    let sshd = Sshd::start(&sim);
-    let s3 = Offsite::new();
+    let (sim, pve2, sshd, s3) = two_nodes();
     let theirs = noise(300_000, 2);
     std::fs::write(pve2.join(NAME), &theirs).expect("pve2 archive");
     // pve1 has a file of that name too, other bytes: the one the wrong node would give.
@@ -58,33 +59,13 @@ fn push_reads_the_archive_on_the_node_of_its_record() {
 
 #[test]
 fn pull_to_node_writes_on_the_node_named() {
-    let sim = SimNode::demo();
-    let pve2 = two_locals(&sim);
-    let sshd = Sshd::start(&sim);
-    let s3 = Offsite::new();
+    let (sim, pve2, sshd, s3) = two_nodes();
     let theirs = noise(200_000, 3);
     std::fs::write(pve2.join(NAME), &theirs).expect("pve2 archive");
-    run_ok(
-        s3.tool("backup-sync")
-            .args(["push", "--yes", "--to", TO, "--dir"])
-            .arg(&pve2)
-            .write_stdin(record(theirs.len())),
-    );
+    run_ok(s3.push_from(&pve2).write_stdin(record(theirs.len())));
     std::fs::remove_file(pve2.join(NAME)).expect("pve2 lost it");
     let volid = format!("{BUCKET}:backup/pve/pve2/102/{NAME}");
-    let out = run_ok(
-        s3.tool("backup-sync")
-            .args([
-                "pull",
-                "--yes",
-                &volid,
-                "--to-node",
-                "pve2",
-                "--storage",
-                "local",
-            ])
-            .args(sshd.args()),
-    );
+    let out = run_ok(s3.pull_to_node(&volid, "pve2", &sshd));
     assert_eq!(
         statuses(&out.stdout),
         [(NAME.to_string(), "changed".to_string())]
@@ -104,10 +85,7 @@ fn pull_to_node_writes_on_the_node_named() {
 /// landed); without the identity nothing is written there.
 #[test]
 fn pull_to_node_decrypts_an_encrypted_copy() {
-    let sim = SimNode::demo();
-    let pve2 = two_locals(&sim);
-    let sshd = Sshd::start(&sim);
-    let s3 = Offsite::new();
+    let (_sim, pve2, sshd, s3) = two_nodes();
     let keys = tempfile::tempdir().expect("tmp");
     let key = crate::encrypt::keygen(keys.path(), "key.txt");
     let theirs = noise(200_000, 4);

@@ -3,7 +3,7 @@
 
 use pvedr_testkit::{SimNode, run_ok};
 
-use crate::common::{Offsite, TO, list_dir, of_kind};
+use crate::common::{Offsite, TO, demo_offsite, list_dir, of_kind};
 
 #[test]
 fn a_locked_copy_is_kept_by_prune_and_the_others_are_deleted() {
@@ -21,9 +21,7 @@ fn a_locked_copy_is_kept_by_prune_and_the_others_are_deleted() {
     assert_eq!(lock.len(), 2);
     let push = |lines: &[&str], extra: &[&str]| {
         run_ok(
-            s3.tool("backup-sync")
-                .args(["push", "--yes", "--to", TO, "--dir"])
-                .arg(&dump)
+            s3.push_from(&dump)
                 .args(extra)
                 .write_stdin(lines.join("\n")),
         )
@@ -71,8 +69,7 @@ fn a_locked_copy_is_kept_by_prune_and_the_others_are_deleted() {
 
 #[test]
 fn sse_reaches_the_server() {
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
+    let (sim, s3) = demo_offsite();
     let dump = sim.dump_dir("local");
     let listing = String::from_utf8(list_dir(&dump, "local")).expect("utf8");
     let one = listing.lines().next().expect("one").to_string();

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use pvedr_testkit::{SimNode, run_ok};
+use pvedr_testkit::run_ok;
 
-use crate::common::{Offsite, TO, list_dir, of_kind};
+use crate::common::{TO, demo_offsite, of_kind};
 
 /// Every key of a copy: archive, manifest, notes, log.
 fn keys_of(volid: &str) -> Vec<String> {
@@ -28,15 +28,8 @@ fn marked(recs: &[serde_json::Value], mark: &str) -> BTreeSet<String> {
 
 #[test]
 fn offsite_prune_deletes_exactly_the_remove_set() {
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
-    let dump = sim.dump_dir("local");
-    run_ok(
-        s3.tool("backup-sync")
-            .args(["push", "--yes", "--to", TO, "--dir"])
-            .arg(&dump)
-            .write_stdin(list_dir(&dump, "local")),
-    );
+    let (sim, s3) = demo_offsite();
+    s3.push_local(&sim);
     let before = s3.keys();
     let ls = run_ok(s3.tool("backup-sync").args(["ls", "--from", TO])).stdout;
     // No --timezone and no node: offsite copies alone need none (TZ gives the days).

@@ -1,18 +1,8 @@
 //! pull: the offsite copy comes back byte for byte, verified before it is renamed in.
 
-use pvedr_testkit::{SimNode, run_code, run_ok};
+use pvedr_testkit::{assert_says, run_code, run_ok};
 
-use crate::common::{Offsite, TO, list_dir, of_kind, statuses};
-
-fn pushed(sim: &SimNode, s3: &Offsite) {
-    let dump = sim.dump_dir("local");
-    run_ok(
-        s3.tool("backup-sync")
-            .args(["push", "--yes", "--to", TO, "--dir"])
-            .arg(&dump)
-            .write_stdin(list_dir(&dump, "local")),
-    );
-}
+use crate::common::{Offsite, TO, demo_offsite, of_kind, statuses};
 
 fn files(d: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(d)
@@ -25,9 +15,8 @@ fn files(d: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn pull_gives_byte_identical_files_with_their_side_files() {
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
-    pushed(&sim, &s3);
+    let (sim, s3) = demo_offsite();
+    s3.push_local(&sim);
     let ls = run_ok(s3.tool("backup-sync").args(["ls", "--from", TO])).stdout;
     let to = tempfile::tempdir().expect("tmp");
     // Records on stdin: every copy of guest 101.
@@ -70,9 +59,8 @@ fn pull_gives_byte_identical_files_with_their_side_files() {
 
 #[test]
 fn a_corrupted_copy_is_not_written() {
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
-    pushed(&sim, &s3);
+    let (sim, s3) = demo_offsite();
+    s3.push_local(&sim);
     let name = "vzdump-lxc-101-2024_01_15-02_01_07.tar.zst";
     let key = format!("pve/pve1/101/{name}");
     // Bit rot offsite: other bytes under the key, the manifest unchanged.
@@ -94,10 +82,7 @@ fn a_corrupted_copy_is_not_written() {
     );
     let step = &of_kind(&out.stdout, "step")[0];
     assert_eq!(step["status"], "failed");
-    assert!(
-        step["message"].as_str().unwrap_or("").contains("sha256"),
-        "{step}"
-    );
+    assert_says(step, "message", "sha256");
     assert!(
         files(to.path()).is_empty(),
         "nothing written, no temporary file left"
@@ -124,7 +109,7 @@ fn pull_to_node_puts_the_archive_back_on_the_storage_over_ssh() {
     let sim = pvedr_testkit::SimNode::demo();
     let sshd = pvedr_testkit::Sshd::start(&sim);
     let s3 = Offsite::new();
-    pushed(&sim, &s3);
+    s3.push_local(&sim);
     let dump = sim.dump_dir("local");
     let name = "vzdump-lxc-101-2024_01_15-02_01_07.tar.zst";
     let side = [
@@ -140,19 +125,7 @@ fn pull_to_node_puts_the_archive_back_on_the_storage_over_ssh() {
         std::fs::remove_file(dump.join(f)).expect("rm");
     }
     let volid = format!("offsite:backup/pve/pve1/101/{name}");
-    let out = run_ok(
-        s3.tool("backup-sync")
-            .args([
-                "pull",
-                "--yes",
-                &volid,
-                "--to-node",
-                "pve1",
-                "--storage",
-                "local",
-            ])
-            .args(sshd.args()),
-    );
+    let out = run_ok(s3.pull_to_node(&volid, "pve1", &sshd));
     assert_eq!(
         statuses(&out.stdout),
         [(name.to_string(), "changed".to_string())]

@@ -1,10 +1,12 @@
 //! push over SSH and from a dump directory; idempotence; a changed copy is never replaced
 //! silently; ls gives the copies back as `backup` records.
 
-use pvedr_testkit::{SimNode, Sshd, json_lines, run_code, run_ok};
+use pvedr_testkit::{assert_says, demo_over_ssh, json_lines, run_code, run_ok};
 use sha2::{Digest, Sha256};
 
-use crate::common::{Offsite, TO, archives, list_dir, list_ssh, of_kind, statuses};
+use crate::common::{
+    Offsite, TO, archives, demo_offsite, failed_steps, list_dir, list_ssh, of_kind, statuses,
+};
 
 fn sha(p: &std::path::Path) -> String {
     let d = Sha256::digest(std::fs::read(p).expect("read"));
@@ -13,8 +15,7 @@ fn sha(p: &std::path::Path) -> String {
 
 #[test]
 fn push_over_ssh_uploads_every_archive_and_a_second_push_skips_them_all() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let s3 = Offsite::new();
     let listing = list_ssh(&sshd, "local");
     let names = archives(&sim, "local");
@@ -74,17 +75,12 @@ fn push_over_ssh_uploads_every_archive_and_a_second_push_skips_them_all() {
 
 #[test]
 fn push_from_dir_refuses_a_changed_copy_without_force() {
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
+    let (sim, s3) = demo_offsite();
     let dump = sim.dump_dir("local");
     let listing = list_dir(&dump, "local");
     let push = |extra: &[&str], code: i32| {
         run_code(
-            s3.tool("backup-sync")
-                .args(["push", "--yes", "--to", TO, "--dir"])
-                .arg(&dump)
-                .args(extra)
-                .write_stdin(listing.clone()),
+            s3.push_from(&dump).args(extra).write_stdin(listing.clone()),
             code,
         )
     };
@@ -95,25 +91,11 @@ fn push_from_dir_refuses_a_changed_copy_without_force() {
     let before = s3.object(&key);
     std::fs::write(dump.join(victim), b"other bytes, same size?").expect("write");
     let listing = list_dir(&dump, "local");
-    let out = run_code(
-        s3.tool("backup-sync")
-            .args(["push", "--yes", "--to", TO, "--dir"])
-            .arg(&dump)
-            .write_stdin(listing.clone()),
-        3,
-    );
-    let failed: Vec<_> = of_kind(&out.stdout, "step")
-        .into_iter()
-        .filter(|s| s["status"] == "failed")
-        .collect();
+    let out = run_code(s3.push_from(&dump).write_stdin(listing.clone()), 3);
+    let failed: Vec<_> = failed_steps(&out.stdout);
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["target"], victim);
-    assert!(
-        failed[0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("--force")
-    );
+    assert_says(&failed[0], "message", "--force");
     assert_eq!(s3.object(&key), before, "the offsite copy is untouched");
     let out = run_ok(
         s3.tool("backup-sync")
@@ -127,16 +109,10 @@ fn push_from_dir_refuses_a_changed_copy_without_force() {
 
 #[test]
 fn ls_lists_the_copies_as_backup_records() {
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
+    let (sim, s3) = demo_offsite();
     let dump = sim.dump_dir("local");
     let listing = list_dir(&dump, "local");
-    run_ok(
-        s3.tool("backup-sync")
-            .args(["push", "--yes", "--to", TO, "--dir"])
-            .arg(&dump)
-            .write_stdin(listing.clone()),
-    );
+    run_ok(s3.push_from(&dump).write_stdin(listing.clone()));
     let out = run_ok(s3.tool("backup-sync").args(["ls", "--from", TO]));
     let offsite = pvedr_testkit::records(&out.stdout, "backup");
     let local = pvedr_testkit::records(&listing, "backup");
@@ -178,8 +154,7 @@ fn ls_lists_the_copies_as_backup_records() {
 #[test]
 fn push_reads_only_the_backup_records_of_a_mixed_stream() {
     // Guests with tags as Proxmox gives them and a job backup-sync cannot read: ignored.
-    let sim = SimNode::demo();
-    let s3 = Offsite::new();
+    let (sim, s3) = demo_offsite();
     let dump = sim.dump_dir("local");
     let listing = String::from_utf8(list_dir(&dump, "local")).expect("utf-8");
     let one = listing
@@ -192,13 +167,7 @@ fn push_reads_only_the_backup_records_of_a_mixed_stream() {
         r#"{"kind":"guest","vmid":101,"type":"lxc","node":"pve1","tags":""}"#,
         r#"{"kind":"job","id":7,"enabled":"maybe"}"#,
     );
-    let out = run_code(
-        s3.tool("backup-sync")
-            .args(["push", "--yes", "--to", TO, "--dir"])
-            .arg(&dump)
-            .write_stdin(stdin),
-        0,
-    );
+    let out = run_code(s3.push_from(&dump).write_stdin(stdin), 0);
     assert_eq!(
         statuses(&out.stdout),
         [(

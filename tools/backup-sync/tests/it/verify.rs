@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use pvedr_testkit::s3::S3Front;
-use pvedr_testkit::{json_lines, run_code, run_ok};
+use pvedr_testkit::{assert_says, json_lines, run_code, run_ok};
 use serde_json::Value;
 
 use crate::common::{BUCKET, Offsite, TO, list_dir, noise, of_kind};
@@ -62,9 +62,7 @@ fn pushed(s3: &Offsite, extra: &[&str]) -> Vec<Vec<u8>> {
     )
     .expect("log");
     run_ok(
-        s3.tool("backup-sync")
-            .args(["push", "--yes", "--to", TO, "--dir"])
-            .arg(dump.path())
+        s3.push_from(dump.path())
             .args(extra)
             .write_stdin(list_dir(dump.path(), "local")),
     );
@@ -180,13 +178,7 @@ fn damaged_copies_are_critical_and_named() {
     let recs = verify(&s3, &st, &["--max-egress", "1M"], 2);
     let object = check_of(&recs, "offsite-object", &key(0));
     assert_eq!(object["status"], "critical");
-    assert!(
-        object["message"]
-            .as_str()
-            .expect("m")
-            .contains(".notes is missing"),
-        "{object}"
-    );
+    assert_says(&object, "message", ".notes is missing");
     assert_eq!(
         check_of(&recs, "offsite-size", &key(1))["status"],
         "critical"
@@ -264,13 +256,7 @@ fn a_delete_marker_hiding_a_copy_and_an_object_without_manifest_are_reported() {
     let recs = verify(&s3, &st, &["--max-egress", "1M"], 2);
     let forged = check_of(&recs, "offsite-object", &key(3));
     assert_eq!(forged["status"], "critical");
-    assert!(
-        forged["message"]
-            .as_str()
-            .expect("m")
-            .contains("not the archive's own"),
-        "{forged}"
-    );
+    assert_says(&forged, "message", "not the archive's own");
     assert_eq!(check_of(&recs, "offsite-read", &key(1))["status"], "ok");
     let c = check_of(&recs, "offsite-object", &key(2));
     assert_eq!(c["status"], "critical");
@@ -312,9 +298,7 @@ fn a_short_or_missing_object_lock_is_critical() {
     let lines: Vec<&str> = listing.lines().collect();
     let push = |line: &str, extra: &[&str]| {
         run_ok(
-            s3.tool("backup-sync")
-                .args(["push", "--yes", "--to", TO, "--dir"])
-                .arg(dump.path())
+            s3.push_from(dump.path())
                 .args(extra)
                 .write_stdin(line.to_string()),
         )
@@ -328,13 +312,7 @@ fn a_short_or_missing_object_lock_is_critical() {
     assert_eq!(check_of(&recs, "offsite-lock", &key(0))["status"], "ok");
     let short = check_of(&recs, "offsite-lock", &key(1));
     assert_eq!(short["status"], "critical");
-    assert!(
-        short["message"]
-            .as_str()
-            .expect("m")
-            .contains("locked until"),
-        "{short}"
-    );
+    assert_says(&short, "message", "locked until");
 }
 
 #[test]
@@ -377,20 +355,12 @@ fn an_archive_pushed_damaged_is_critical_though_its_sha256_matches() {
     // Cut before the push: the manifest's sha256 is of the cut archive.
     std::fs::write(dump.path().join(NAMES[0]), &whole[..whole.len() / 2]).expect("cut");
     run_ok(
-        s3.tool("backup-sync")
-            .args(["push", "--yes", "--to", TO, "--dir"])
-            .arg(dump.path())
+        s3.push_from(dump.path())
             .write_stdin(list_dir(dump.path(), "local")),
     );
     let st = tempfile::tempdir().expect("tmp");
     let recs = verify(&s3, &st.path().join("v.json"), &["--max-egress", "1M"], 2);
     let c = check_of(&recs, "offsite-read", &key(0));
     assert_eq!(c["status"], "critical", "{c}");
-    assert!(
-        c["message"]
-            .as_str()
-            .expect("m")
-            .contains("content is damaged"),
-        "{c}"
-    );
+    assert_says(&c, "message", "content is damaged");
 }

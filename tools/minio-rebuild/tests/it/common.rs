@@ -72,9 +72,7 @@ pub fn statuses(steps: &[Value], step: &str) -> Vec<String> {
 /// One environment's Terraform directory with a first apply (serial 1, v = one).
 pub fn environment(moto: &Moto, env: &str) -> Tf {
     let bucket = format!("tfstate-{env}");
-    moto.create_versioned_bucket(&bucket);
-    let tf = Tf::new(moto, &bucket);
-    tf.ok(&["init", "-input=false", "-no-color"]);
+    let tf = Tf::initialised(moto, &bucket);
     tf.apply("one");
     tf
 }

@@ -4,7 +4,7 @@
 //! `/minio/health/ready`; every other request is passed through to moto unchanged.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -72,23 +72,10 @@ fn serve(mut conn: TcpStream, moto_port: u16, not_ready: &AtomicBool) {
         );
         return;
     }
-    let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", moto_port)) else {
+    let Ok(upstream) = TcpStream::connect(("127.0.0.1", moto_port)) else {
         return;
     };
-    if upstream.write_all(&head).is_err() {
-        return;
-    }
-    let (mut c2, mut u2) = match (conn.try_clone(), upstream.try_clone()) {
-        (Ok(c), Ok(u)) => (c, u),
-        _ => return,
-    };
-    let up = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut c2, &mut u2);
-        let _ = u2.shutdown(Shutdown::Write);
-    });
-    let _ = std::io::copy(&mut upstream, &mut conn);
-    let _ = conn.shutdown(Shutdown::Both);
-    let _ = up.join();
+    pvedr_testkit::s3::relay(conn, upstream, &head);
 }
 
 #[test]

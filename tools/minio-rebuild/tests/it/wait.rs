@@ -1,6 +1,7 @@
 //! A store that is down before the run: the wait fails when it stays down, and the run
 //! completes when the server comes back within the wait.
 
+use pvedr_testkit::assert_says;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 
@@ -161,12 +162,7 @@ fn an_interrupted_wait_ends_with_its_record_and_exit_130() {
     assert_eq!(out.status.code(), Some(130));
     let s = steps(&out);
     assert_eq!(statuses(&s, "wait"), ["failed"]);
-    assert!(
-        s[1]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("interrupted")
-    );
+    assert_says(&s[1], "message", "interrupted");
     let summary = pvedr_testkit::json_lines(&out.stdout)
         .pop()
         .expect("summary");

@@ -1,17 +1,12 @@
 //! pve-ls-backups over the Proxmox REST API (the simulator's HTTPS front) with API tokens.
 
-use pvedr_testkit::{ApiFront, SimNode, Sshd, bin, json_lines, run_code};
+use pvedr_testkit::{ApiFront, SimNode, bin, demo_over_api, demo_over_ssh, json_lines, run_code};
 use serde_json::{Value, json};
 
 const SECRET: &str = "5f0c9c6e-2b1a-4e7e-9d43-0c1f2a3b4c5d";
 
 fn api(front: &ApiFront, token: &str) -> assert_cmd::Command {
-    let mut c = bin("pve-ls-backups");
-    c.args(["--api", &front.url(), "--token", token])
-        .arg("--ca")
-        .arg(front.ca_path())
-        .env("PVEDR_TOKEN_SECRET", SECRET);
-    c
+    front.bin("pve-ls-backups", token, SECRET)
 }
 
 fn sorted(mut v: Vec<Value>) -> Vec<Value> {
@@ -21,15 +16,11 @@ fn sorted(mut v: Vec<Value>) -> Vec<Value> {
 
 #[test]
 fn the_api_gives_the_same_records_as_ssh_on_the_whole_cluster() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let front = ApiFront::start(&sim);
     front.add_token("root@pam!pvedr", SECRET, Value::Null);
     // pve3 is offline: both say so and exit 3 (partial).
-    let over_ssh = run_code(
-        bin("pve-ls-backups").args(sshd.args()).arg("--all-nodes"),
-        3,
-    );
+    let over_ssh = run_code(sshd.bin("pve-ls-backups").arg("--all-nodes"), 3);
     let over_api = run_code(api(&front, "root@pam!pvedr").arg("--all-nodes"), 3);
     let a = sorted(json_lines(&over_ssh.stdout));
     let b = sorted(json_lines(&over_api.stdout));
@@ -42,8 +33,7 @@ fn the_api_gives_the_same_records_as_ssh_on_the_whole_cluster() {
 
 #[test]
 fn a_pinned_fingerprint_is_checked_before_any_request() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("root@pam!pvedr", SECRET, Value::Null);
     let good = front.fingerprint();
     let ok = run_code(
@@ -95,8 +85,7 @@ fn a_pinned_fingerprint_is_checked_before_any_request() {
 
 #[test]
 fn without_a_trusted_certificate_nothing_is_sent() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("root@pam!pvedr", SECRET, Value::Null);
     sim.clear_commands();
     let out = run_code(
@@ -131,17 +120,14 @@ fn a_wrong_secret_is_refused_and_never_printed() {
 
 #[test]
 fn the_secret_comes_from_a_file_or_the_environment_never_a_flag() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (_sim, front) = demo_over_api();
     front.add_token("root@pam!pvedr", SECRET, Value::Null);
     let dir = tempfile::tempdir().expect("tmp");
     let f = dir.path().join("secret");
     std::fs::write(&f, format!("{SECRET}\n")).expect("write");
     let out = run_code(
         bin("pve-ls-backups")
-            .args(["--api", &front.url(), "--token", "root@pam!pvedr"])
-            .arg("--ca")
-            .arg(front.ca_path())
+            .args(front.args("root@pam!pvedr"))
             .arg("--token-secret-file")
             .arg(&f)
             .env_remove("PVEDR_TOKEN_SECRET"),
@@ -163,8 +149,7 @@ fn the_secret_comes_from_a_file_or_the_environment_never_a_flag() {
 
 #[test]
 fn an_audit_only_token_is_told_the_listing_may_leave_backups_out() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (_sim, front) = demo_over_api();
     let acl = json!([{"path": "/", "roles": ["PVEAuditor"], "propagate": true}]);
     front.add_token("monitor@pve!audit", SECRET, acl);
     let out = run_code(api(&front, "monitor@pve!audit"), 3);
@@ -183,15 +168,11 @@ fn an_audit_only_token_is_told_the_listing_may_leave_backups_out() {
 
 #[test]
 fn a_hung_answer_is_given_up_after_the_command_timeout_retries_included() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("root@pam!pvedr", SECRET, Value::Null);
     // The storage listing answers after 25 s; the run allows each request 2 s. The first
     // requests leave keep-alive connections in the pool, where ureq has no read timeout.
-    sim.write_json(
-        "faults.json",
-        &json!([{"match": "storage/local/content", "sleep": 25}]),
-    );
+    sim.set_faults(json!([{"match": "storage/local/content", "sleep": 25}]));
     let out = api(&front, "root@pam!pvedr")
         .args(["--command-timeout", "2s"])
         .output()
@@ -207,8 +188,7 @@ fn a_hung_answer_is_given_up_after_the_command_timeout_retries_included() {
 
 #[test]
 fn a_stock_node_certificate_says_to_pass_the_cluster_ca_or_its_fingerprint() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (_sim, front) = demo_over_api();
     front.add_token("root@pam!pvedr", SECRET, Value::Null);
     let out = run_code(
         bin("pve-ls-backups")
@@ -263,8 +243,7 @@ fn a_refused_token_is_said_to_be_refused_not_a_failed_pvesh() {
 /// without it (storages and nodes only) still lists a named node, the names standing as given.
 #[test]
 fn a_token_without_sys_audit_on_root_lists_a_named_node() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (_sim, front) = demo_over_api();
     let acl = json!([
         {"path": "/storage", "roles": ["PVEDatastoreAdmin"], "propagate": true},
         {"path": "/nodes", "roles": ["PVEAuditor"], "propagate": true}

@@ -7,10 +7,10 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command as StdCommand;
-use std::time::Duration;
 
-use assert_cmd::Command;
 use serde_json::Value;
+
+use crate::list;
 
 const ARCHIVE: &str = "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst";
 const LOG: &str = "vzdump-qemu-100-2024_01_15-02_00_02.log";
@@ -18,29 +18,6 @@ const LOG: &str = "vzdump-qemu-100-2024_01_15-02_00_02.log";
 fn mkfifo(p: &Path) {
     let st = StdCommand::new("mkfifo").arg(p).status().expect("mkfifo");
     assert!(st.success());
-}
-
-/// `pve-ls-backups --dir DIR --with-failures`, killed after 20 s.
-fn list(dir: &Path) -> (Vec<Value>, String) {
-    let out = Command::cargo_bin("pve-ls-backups")
-        .expect("binary")
-        .arg("--dir")
-        .arg(dir)
-        .args(["--timezone", "UTC", "--with-failures"])
-        .timeout(Duration::from_secs(20))
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "status {:?} (a timeout is a hang): {stderr}",
-        out.status
-    );
-    let recs = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect();
-    (recs, stderr)
 }
 
 fn with_archive() -> tempfile::TempDir {

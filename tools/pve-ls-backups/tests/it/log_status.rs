@@ -4,29 +4,11 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
 
-use assert_cmd::Command;
 use serde_json::Value;
 
 fn list(dir: &Path) -> Vec<Value> {
-    let out = Command::cargo_bin("pve-ls-backups")
-        .expect("binary")
-        .arg("--dir")
-        .arg(dir)
-        .args(["--timezone", "UTC", "--with-failures"])
-        .timeout(Duration::from_secs(20))
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect()
+    crate::list(dir).0
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::process::{Command as StdCommand, Stdio};
 
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{Sshd, bin, demo_over_ssh, json_lines};
 use serde_json::Value;
 
 fn strip_offline_fields(mut v: Vec<Value>) -> Vec<Value> {
@@ -19,22 +19,16 @@ fn strip_offline_fields(mut v: Vec<Value>) -> Vec<Value> {
 
 #[test]
 fn ssh_and_dir_mode_give_the_same_records() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     for storage in ["local", "nas"] {
-        let remote = pvedr_testkit::run_code(
+        let remote =
+            pvedr_testkit::run_code(sshd.bin("pve-ls-backups").args(["--storage", storage]), 0);
+        let offline = pvedr_testkit::run_ok(
             bin("pve-ls-backups")
-                .args(sshd.args())
-                .args(["--storage", storage]),
-            0,
+                .arg("--dir")
+                .arg(sim.dump_dir(storage))
+                .args(["--storage", storage, "--node", "pve1", "--timezone", "UTC"]),
         );
-        let offline = bin("pve-ls-backups")
-            .arg("--dir")
-            .arg(sim.dump_dir(storage))
-            .args(["--storage", storage, "--node", "pve1", "--timezone", "UTC"])
-            .output()
-            .expect("run");
-        assert!(offline.status.success());
         let a = strip_offline_fields(json_lines(&remote.stdout));
         let b = strip_offline_fields(json_lines(&offline.stdout));
         assert!(a.len() >= 3, "{storage}: {a:?}");
@@ -44,8 +38,7 @@ fn ssh_and_dir_mode_give_the_same_records() {
 
 #[test]
 fn local_mode_runs_pvesh_on_this_machine() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let mut local = bin("pve-ls-backups");
     sim.apply_env(&mut local);
     let local = local.output().expect("run");
@@ -54,23 +47,19 @@ fn local_mode_runs_pvesh_on_this_machine() {
         "{}",
         String::from_utf8_lossy(&local.stderr)
     );
-    let remote = bin("pve-ls-backups")
-        .args(sshd.args())
-        .output()
-        .expect("run");
+    let remote = sshd.bin("pve-ls-backups").output().expect("run");
     assert_eq!(json_lines(&local.stdout), json_lines(&remote.stdout));
 }
 
 #[test]
 fn records_match_proxmox_field_by_field() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
-        .args(["--storage", "pbs", "--storage", "local"])
-        .output()
-        .expect("run");
-    assert!(out.status.success());
+    let (_sim, sshd) = demo_over_ssh();
+    let out = pvedr_testkit::run_ok(sshd.bin("pve-ls-backups").args([
+        "--storage",
+        "pbs",
+        "--storage",
+        "local",
+    ]));
     let recs = json_lines(&out.stdout);
     let find = |volid: &str| {
         recs.iter()
@@ -111,10 +100,9 @@ fn records_match_proxmox_field_by_field() {
 
 #[test]
 fn cluster_wide_listing_reports_offline_nodes_and_lists_shared_storage_once() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
+    let (_sim, sshd) = demo_over_ssh();
+    let out = sshd
+        .bin("pve-ls-backups")
         .args([
             "--all-nodes",
             "--with-guests",
@@ -158,10 +146,9 @@ fn cluster_wide_listing_reports_offline_nodes_and_lists_shared_storage_once() {
 
 #[test]
 fn changed_host_key_is_refused() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     sshd.forge_known_host_key();
-    let out = pvedr_testkit::run_code(bin("pve-ls-backups").args(sshd.args()), 1);
+    let out = pvedr_testkit::run_code(sshd.bin("pve-ls-backups"), 1);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&format!("[127.0.0.1]:{}", sshd.port())),
@@ -171,45 +158,32 @@ fn changed_host_key_is_refused() {
     assert!(pvedr_testkit::only_failed_listing(&out.stdout));
     assert!(sim.commands().is_empty(), "nothing ran on the node");
     // Even --accept-new-host-key does not accept a changed key.
-    pvedr_testkit::run_code(
-        bin("pve-ls-backups")
-            .args(sshd.args())
-            .arg("--accept-new-host-key"),
-        1,
-    );
+    pvedr_testkit::run_code(sshd.bin("pve-ls-backups").arg("--accept-new-host-key"), 1);
 }
 
 #[test]
 fn unknown_host_key_is_refused_unless_accepted() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     sshd.forget_known_host();
-    let out = pvedr_testkit::run_code(bin("pve-ls-backups").args(sshd.args()), 1);
+    let out = pvedr_testkit::run_code(sshd.bin("pve-ls-backups"), 1);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("is not known") && err.contains("--accept-new-host-key"),
         "{err}"
     );
-    pvedr_testkit::run_code(
-        bin("pve-ls-backups")
-            .args(sshd.args())
-            .arg("--accept-new-host-key"),
-        0,
-    );
+    pvedr_testkit::run_code(sshd.bin("pve-ls-backups").arg("--accept-new-host-key"), 0);
     let kh = std::fs::read_to_string(sshd.known_hosts()).expect("known_hosts");
     assert!(kh.contains(&format!("[127.0.0.1]:{}", sshd.port())), "{kh}");
     // Now it is known: no flag needed.
-    bin("pve-ls-backups").args(sshd.args()).assert().success();
+    sshd.bin("pve-ls-backups").assert().success();
 }
 
 #[test]
 fn injected_vmid_exits_2_and_runs_nothing_remote() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let marker = sim.root().join("pwned");
     let out = pvedr_testkit::run_code(
-        bin("pve-ls-backups")
-            .args(sshd.args())
+        sshd.bin("pve-ls-backups")
             .args(["--vmid", &format!("100;touch {}", marker.display())]),
         2,
     );
@@ -224,8 +198,7 @@ fn injected_vmid_exits_2_and_runs_nothing_remote() {
 
 #[test]
 fn head_closes_the_pipe_quietly() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("pve-ls-backups"))
         .args(sshd.args())
         .arg("--all-nodes")
@@ -263,8 +236,7 @@ fn head_closes_the_pipe_quietly() {
 
 #[test]
 fn head_on_a_healthy_node_is_silent() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let output = StdCommand::new("sh")
         .arg("-c")
         .arg(format!(
@@ -280,13 +252,9 @@ fn head_on_a_healthy_node_is_silent() {
 
 #[test]
 fn proxmox_errors_surface_with_status_and_message() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     sim.fail_when("/storage/nas/content", "storage 'nas' is not online", 255);
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
-        .output()
-        .expect("run");
+    let out = sshd.bin("pve-ls-backups").output().expect("run");
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -304,8 +272,7 @@ fn proxmox_errors_surface_with_status_and_message() {
 
 #[test]
 fn host_from_tfvars() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let tf = sim.root().join("terraform.tfvars");
     std::fs::write(
         &tf,
@@ -332,11 +299,9 @@ fn host_from_tfvars() {
 
 #[test]
 fn a_cluster_listing_takes_three_round_trips() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let out = pvedr_testkit::run_code(
-        bin("pve-ls-backups")
-            .args(sshd.args())
+        sshd.bin("pve-ls-backups")
             .args(["--all-nodes"])
             .env("PVEDR_TRACE", "1"),
         3,
@@ -361,10 +326,9 @@ fn a_cluster_listing_takes_three_round_trips() {
 
 #[test]
 fn failed_runs_come_from_the_task_logs_on_a_node() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let out = pvedr_testkit::run_code(
-        bin("pve-ls-backups").args(sshd.args()).args([
+        sshd.bin("pve-ls-backups").args([
             "--node",
             "pve1",
             "--node",
@@ -394,8 +358,7 @@ fn failed_runs_come_from_the_task_logs_on_a_node() {
 fn names_proxmox_cannot_date_are_listed_as_unknown_with_the_files_ctime() {
     // pve-storage lists every file with a backup extension; archive_info dies in
     // timelocal on an impossible date (the listing keeps nothing of it: subtype unknown).
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let odd = [
         "vzdump-qemu-100-2021_02_29-02_00_00.vma.zst",
         "vzdump-qemu-100-2024_13_01-02_00_00.vma.zst",
@@ -406,12 +369,8 @@ fn names_proxmox_cannot_date_are_listed_as_unknown_with_the_files_ctime() {
     for name in odd {
         std::fs::write(sim.dump_dir("local").join(name), b"x").expect("write");
     }
-    let remote = pvedr_testkit::run_code(
-        bin("pve-ls-backups")
-            .args(sshd.args())
-            .args(["--storage", "local"]),
-        0,
-    );
+    let remote =
+        pvedr_testkit::run_code(sshd.bin("pve-ls-backups").args(["--storage", "local"]), 0);
     let recs = json_lines(&remote.stdout);
     for name in odd {
         let r = recs
@@ -455,8 +414,7 @@ const PARIS_JUST_AFTER_MIDNIGHT: i64 = 1_705_275_000;
 
 #[test]
 fn dates_are_days_in_the_nodes_time_zone_not_the_callers() {
-    let sim = SimNode::with("demo", "Europe/Paris", pvedr_testkit::DEFAULT_NOW);
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = pvedr_testkit::demo_over_ssh_in("Europe/Paris");
     sim.add_backup(&pvedr_testkit::Backup::new(
         "local",
         "qemu",
@@ -499,8 +457,7 @@ fn dates_are_days_in_the_nodes_time_zone_not_the_callers() {
 #[test]
 fn the_repeated_hour_in_autumn_is_its_earlier_instant() {
     // Time::Local's timelocal: "the earlier of the two possible GMT times".
-    let sim = SimNode::with("demo", "Europe/Paris", pvedr_testkit::DEFAULT_NOW);
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = pvedr_testkit::demo_over_ssh_in("Europe/Paris");
     let name = "vzdump-qemu-100-2024_10_27-02_30_00.vma.zst";
     std::fs::write(sim.dump_dir("local").join(name), b"x").expect("write");
     let ctime = |out: &[u8]| {
@@ -509,12 +466,8 @@ fn the_repeated_hour_in_autumn_is_its_earlier_instant() {
             .find(|r| r["volid"] == format!("local:backup/{name}"))
             .map(|r| r["ctime"].clone())
     };
-    let remote = pvedr_testkit::run_code(
-        bin("pve-ls-backups")
-            .args(sshd.args())
-            .args(["--storage", "local"]),
-        0,
-    );
+    let remote =
+        pvedr_testkit::run_code(sshd.bin("pve-ls-backups").args(["--storage", "local"]), 0);
     let offline = bin("pve-ls-backups")
         .arg("--dir")
         .arg(sim.dump_dir("local"))
@@ -542,8 +495,7 @@ fn the_repeated_hour_in_autumn_is_its_earlier_instant() {
 #[test]
 fn a_disabled_storage_is_not_a_backup_storage() {
     // Proxmox leaves a disabled storage out of `--content backup` and refuses its content.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let mut storages = sim.read_json("storage.json");
     if let Some(nas) = storages
         .as_array_mut()
@@ -552,12 +504,12 @@ fn a_disabled_storage_is_not_a_backup_storage() {
         nas["disable"] = serde_json::json!(1);
     }
     sim.write_json("storage.json", &storages);
-    let out = pvedr_testkit::run_code(bin("pve-ls-backups").args(sshd.args()), 0);
+    let out = pvedr_testkit::run_code(sshd.bin("pve-ls-backups"), 0);
     let recs = json_lines(&out.stdout);
     assert!(!recs.is_empty());
     assert!(recs.iter().all(|r| r["storage"] != "nas"), "{recs:?}");
-    let named = bin("pve-ls-backups")
-        .args(sshd.args())
+    let named = sshd
+        .bin("pve-ls-backups")
         .args(["--storage", "nas"])
         .output()
         .expect("run");
@@ -570,20 +522,15 @@ fn a_disabled_storage_is_not_a_backup_storage() {
 fn a_hung_storage_is_reported_and_the_others_still_listed() {
     // A pvesh that never answers (a hung NFS mount) is stopped on the node after
     // --command-timeout; the listing goes on and exits 3 (partial).
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    sim.write_json(
-        "faults.json",
-        &serde_json::json!([{"match": "storage/nas/content", "sleep": 60}]),
+    let (sim, sshd) = demo_over_ssh();
+    sim.set_faults(serde_json::json!([{"match": "storage/nas/content", "sleep": 60}]));
+    let out = pvedr_testkit::run_code(
+        sshd.bin("pve-ls-backups")
+            .args(["--command-timeout", "2s"])
+            .timeout(std::time::Duration::from_secs(50)),
+        3,
     );
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
-        .args(["--command-timeout", "2s"])
-        .timeout(std::time::Duration::from_secs(50))
-        .output()
-        .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(
         err.contains("nas") && err.contains("command timeout"),
         "{err}"
@@ -603,28 +550,22 @@ fn a_hung_storage_is_reported_and_the_others_still_listed() {
 fn a_single_command_that_never_answers_ends_the_wait() {
     // One node, one storage, a zone given: each round is one command, bounded by the SSH
     // session's own timeout (no batch script to stop it on the node).
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    sim.write_json(
-        "faults.json",
-        &serde_json::json!([{"match": "storage/local/content", "sleep": 60}]),
+    let (sim, sshd) = demo_over_ssh();
+    sim.set_faults(serde_json::json!([{"match": "storage/local/content", "sleep": 60}]));
+    let out = pvedr_testkit::run_code(
+        sshd.bin("pve-ls-backups")
+            .args(["--node", "pve1", "--storage", "local", "--timezone", "UTC"])
+            .args(["--command-timeout", "2s"])
+            .timeout(std::time::Duration::from_secs(50)),
+        1,
     );
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
-        .args(["--node", "pve1", "--storage", "local", "--timezone", "UTC"])
-        .args(["--command-timeout", "2s"])
-        .timeout(std::time::Duration::from_secs(50))
-        .output()
-        .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("no answer for 2s"), "{err}");
 }
 
 #[test]
 fn a_node_name_the_cluster_sends_that_is_invalid_is_skipped_and_said() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let mut cluster = sim.read_json("cluster.json");
     if let Some(nodes) = cluster["nodes"].as_array_mut() {
         nodes.push(
@@ -632,8 +573,8 @@ fn a_node_name_the_cluster_sends_that_is_invalid_is_skipped_and_said() {
         );
     }
     sim.write_json("cluster.json", &cluster);
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
+    let out = sshd
+        .bin("pve-ls-backups")
         .args(["--all-nodes"])
         .output()
         .expect("run");
@@ -658,11 +599,9 @@ fn a_node_name_the_cluster_sends_that_is_invalid_is_skipped_and_said() {
 fn a_mistyped_node_is_an_error_naming_the_nodes_there() {
     // The cluster does not have it: an error, exit 1, as for a storage; not "partial"
     // with Proxmox's hostname lookup failure.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let out = pvedr_testkit::run_code(
-        bin("pve-ls-backups")
-            .args(sshd.args())
+        sshd.bin("pve-ls-backups")
             .args(["--node", "pve1", "--node", "pve9"]),
         1,
     );
@@ -678,11 +617,9 @@ fn a_mistyped_node_is_an_error_naming_the_nodes_there() {
 fn a_mistyped_storage_is_an_error_naming_the_storages_there() {
     // Nothing of what was asked exists where every node answered: not "partial", and not
     // an empty listing a pipe would take for "no backups".
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let out = pvedr_testkit::run_code(
-        bin("pve-ls-backups")
-            .args(sshd.args())
+        sshd.bin("pve-ls-backups")
             .args(["--node", "pve1", "--storage", "nsa"]),
         1,
     );
@@ -694,7 +631,7 @@ fn a_mistyped_storage_is_an_error_naming_the_storages_there() {
     assert!(pvedr_testkit::only_failed_listing(&out.stdout));
     // One of two found: the listing is partial, and says which storages exist.
     let out = pvedr_testkit::run_code(
-        bin("pve-ls-backups").args(sshd.args()).args([
+        sshd.bin("pve-ls-backups").args([
             "--node",
             "pve1",
             "--storage",
@@ -721,8 +658,7 @@ fn latest_is_a_scheduled_backup_not_a_copy_or_a_safety_point() {
     // The demo has a manual copy of 100 (its file is newer than every backup) and here a
     // pvedr safety point dated later still: --latest, and with it the nightly offsite push
     // and pve-restore --vmid, picks the newest backup vzdump made on schedule.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let dump = sim.root().join("local/dump");
     let scheduled = "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst";
     let safety = "vzdump-qemu-100-2024_01_15-05_00_00.vma.zst";
@@ -732,7 +668,7 @@ fn latest_is_a_scheduled_backup_not_a_copy_or_a_safety_point() {
         "pvedr safety point before restoring local:backup/x",
     )
     .expect("notes");
-    let out = pvedr_testkit::run_ok(bin("pve-ls-backups").args(sshd.args()).args([
+    let out = pvedr_testkit::run_ok(sshd.bin("pve-ls-backups").args([
         "--node",
         "pve1",
         "--storage",
@@ -745,7 +681,7 @@ fn latest_is_a_scheduled_backup_not_a_copy_or_a_safety_point() {
     assert_eq!(recs.len(), 1, "{recs:?}");
     assert_eq!(recs[0]["volid"], format!("local:backup/{scheduled}"));
     // Still listed, told apart by its notes.
-    let out = pvedr_testkit::run_ok(bin("pve-ls-backups").args(sshd.args()).args([
+    let out = pvedr_testkit::run_ok(sshd.bin("pve-ls-backups").args([
         "--node",
         "pve1",
         "--storage",
@@ -764,17 +700,14 @@ fn latest_is_a_scheduled_backup_not_a_copy_or_a_safety_point() {
 #[test]
 fn an_unfinished_pbs_snapshot_is_marked_and_never_the_latest() {
     // PBS lists a snapshot without a manifest with no size; pve-storage prints `size // 1`.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     sim.add_unfinished_pbs("vm", 100);
     let list = |extra: &[&str]| {
-        let out = bin("pve-ls-backups")
-            .args(sshd.args())
-            .args(["--storage", "pbs", "--vmid", "100"])
-            .args(extra)
-            .output()
-            .expect("run");
-        assert!(out.status.success());
+        let out = pvedr_testkit::run_ok(
+            sshd.bin("pve-ls-backups")
+                .args(["--storage", "pbs", "--vmid", "100"])
+                .args(extra),
+        );
         pvedr_testkit::listed(&out.stdout).0
     };
     let all = list(&[]);
@@ -801,14 +734,13 @@ fn an_unfinished_pbs_snapshot_is_marked_and_never_the_latest() {
 fn a_failed_tasks_log_that_cannot_be_read_is_unknown_not_clean() {
     // pve-common Tools.pm dump_logfile: a missing log is one line "unable to open file -
     // …", no error: read as a log, it names no failure and the run looked clean.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let logs = sim.root().join("tasks").join("pve2");
     for e in std::fs::read_dir(&logs).expect("logs") {
         std::fs::remove_file(e.expect("entry").path()).expect("rm");
     }
-    let out = bin("pve-ls-backups")
-        .args(sshd.args())
+    let out = sshd
+        .bin("pve-ls-backups")
         .args(["--node", "pve2", "--with-failures", "--vmid", "102"])
         .output()
         .expect("run");
@@ -825,8 +757,7 @@ fn a_failed_tasks_log_that_cannot_be_read_is_unknown_not_clean() {
 /// archive name and Proxmox's GUI show it; JSON keeps UTC.
 #[test]
 fn tables_show_times_in_the_nodes_zone() {
-    let sim = SimNode::with("demo", "Europe/Paris", pvedr_testkit::DEFAULT_NOW);
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = pvedr_testkit::demo_over_ssh_in("Europe/Paris");
     sim.add_backup(&pvedr_testkit::Backup::new(
         "local",
         "qemu",
@@ -876,8 +807,7 @@ fn in_home(home: &std::path::Path, tool: &str) -> assert_cmd::Command {
 
 #[test]
 fn ssh_config_alias_reaches_the_node_with_its_port_user_and_key() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let home = home_with_ssh_config(&sshd, LAB_CONFIG);
     let out = pvedr_testkit::run_code(
         in_home(home.path(), "pve-ls-backups").args(["--host", "pve-lab1", "--storage", "local"]),
@@ -904,8 +834,7 @@ fn ssh_config_alias_reaches_the_node_with_its_port_user_and_key() {
 
 #[test]
 fn flags_win_over_the_ssh_config() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     // The config's port is closed and its user unknown: the flags' are used.
     let home = home_with_ssh_config(
         &sshd,
@@ -927,8 +856,7 @@ fn flags_win_over_the_ssh_config() {
 
 #[test]
 fn ssh_config_jump_hosts_and_bad_files_are_clear_usage_errors() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let home = home_with_ssh_config(
         &sshd,
         "Host lab\n  HostName 127.0.0.1\n  Port PORT\n  ProxyJump bastion\n",
@@ -966,8 +894,7 @@ fn ssh_config_jump_hosts_and_bad_files_are_clear_usage_errors() {
 #[test]
 fn a_new_ssh_directory_is_private() {
     use std::os::unix::fs::PermissionsExt;
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let home = tempfile::tempdir().expect("tempdir");
     let port = sshd.port().to_string();
     let key = sshd.client_key().display().to_string();

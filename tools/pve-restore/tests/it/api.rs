@@ -1,19 +1,18 @@
 //! pve-restore over the Proxmox REST API with API tokens.
 
-use pvedr_testkit::{ApiFront, SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{
+    ApiFront, SimNode, assert_says, bin, demo_over_api, demo_over_ssh, json_lines,
+};
 
 use serde_json::{Value, json};
 
-const VM_BACKUP: &str = "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
+use crate::common::{CT_BACKUP, VM_BACKUP, step};
 
 const SECRET: &str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
 
 fn restore(front: &ApiFront, token: &str, args: &[&str]) -> (Value, i32, String) {
-    let out = bin("pve-restore")
-        .args(["--api", &front.url(), "--token", token])
-        .arg("--ca")
-        .arg(front.ca_path())
-        .env("PVEDR_TOKEN_SECRET", SECRET)
+    let out = front
+        .bin("pve-restore", token, SECRET)
         .args(args)
         .output()
         .expect("run");
@@ -27,11 +26,20 @@ fn restore(front: &ApiFront, token: &str, args: &[&str]) -> (Value, i32, String)
     (rec, out.status.code().unwrap_or(-1), err)
 }
 
-fn step<'a>(rec: &'a Value, name: &str) -> &'a Value {
-    rec["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["step"] == name))
-        .unwrap_or_else(|| panic!("no step {name}: {rec}"))
+/// VM 100's demo backup restored to the new VMID 9100, without the archive test.
+fn restore_vm_to_9100(front: &ApiFront, token: &str) -> (Value, i32, String) {
+    restore(
+        front,
+        token,
+        &[
+            "--volid",
+            VM_BACKUP,
+            "--target-id",
+            "9100",
+            "--no-archive-test",
+            "--yes",
+        ],
+    )
 }
 
 /// What restoring needs as `docs/api-tokens.md` lists it, but `VM.Allocate` when `allocate`
@@ -50,22 +58,10 @@ fn restore_role(allocate: bool) -> Value {
 
 #[test]
 fn a_token_without_vm_allocate_is_refused_with_the_privilege_named_and_nothing_changed() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("dr@pve!restore", SECRET, restore_role(false));
     sim.clear_commands();
-    let (rec, code, err) = restore(
-        &front,
-        "dr@pve!restore",
-        &[
-            "--volid",
-            VM_BACKUP,
-            "--target-id",
-            "9100",
-            "--no-archive-test",
-            "--yes",
-        ],
-    );
+    let (rec, code, err) = restore_vm_to_9100(&front, "dr@pve!restore");
     assert_eq!(code, 1, "{err}");
     assert_eq!(rec["status"], "refused", "{rec}");
     let msg = rec["error"]
@@ -87,18 +83,7 @@ fn a_restore_over_the_api_runs_on_the_owning_node_and_polls_the_task_to_its_end(
     let sim = SimNode::demo();
     let front = ApiFront::start_with(&sim, &[("PVESIM_API_TASK_DELAY", "1")]);
     front.add_token("dr@pve!restore", SECRET, restore_role(true));
-    let (rec, code, err) = restore(
-        &front,
-        "dr@pve!restore",
-        &[
-            "--volid",
-            VM_BACKUP,
-            "--target-id",
-            "9100",
-            "--no-archive-test",
-            "--yes",
-        ],
-    );
+    let (rec, code, err) = restore_vm_to_9100(&front, "dr@pve!restore");
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored", "{rec}");
     let check = step(&rec, "check-archive");
@@ -132,27 +117,12 @@ fn a_restore_over_the_api_runs_on_the_owning_node_and_polls_the_task_to_its_end(
 
 #[test]
 fn a_failed_task_brings_its_log_lines_into_the_record() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("root@pam!dr", SECRET, Value::Null);
-    sim.write_json(
-        "faults.json",
-        &json!([{"match": "qmrestore", "exit": 255,
+    sim.set_faults(json!([{"match": "qmrestore", "exit": 255,
                  "stdout": "restore vma archive: zstd -q -d -c /var/lib/vz/dump/x.vma.zst | vma extract -v -r /var/tmp/vzdumptmp.fifo - /var/tmp/vzdumptmp\n",
-                 "stderr": "command 'set -o pipefail && zstd' failed: exit code 133"}]),
-    );
-    let (rec, code, err) = restore(
-        &front,
-        "root@pam!dr",
-        &[
-            "--volid",
-            VM_BACKUP,
-            "--target-id",
-            "9100",
-            "--no-archive-test",
-            "--yes",
-        ],
-    );
+                 "stderr": "command 'set -o pipefail && zstd' failed: exit code 133"}]));
+    let (rec, code, err) = restore_vm_to_9100(&front, "root@pam!dr");
     assert_eq!(code, 1, "{err}");
     let s = step(&rec, "restore");
     assert_eq!(s["status"], "failed", "{rec}");
@@ -162,8 +132,7 @@ fn a_failed_task_brings_its_log_lines_into_the_record() {
 
 #[test]
 fn a_vzdump_file_is_not_restored_untested_over_the_api() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("root@pam!dr", SECRET, Value::Null);
     sim.clear_commands();
     let (rec, code, err) = restore(
@@ -179,8 +148,7 @@ fn a_vzdump_file_is_not_restored_untested_over_the_api() {
 
 #[test]
 fn an_https_probe_checks_the_certificate_and_the_status() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     // Any local HTTPS server serves: the simulator's API answers an unknown path with 501.
     let web = ApiFront::start(&sim);
     let url = format!("http:{}/no/such/page=501", web.url());
@@ -202,12 +170,7 @@ fn an_https_probe_checks_the_certificate_and_the_status() {
     let (rec, code) = run(true);
     assert_eq!(code, Some(0), "{rec}");
     assert_eq!(rec["verify"][0]["status"], "ok", "{rec}");
-    assert!(
-        rec["verify"][0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("answered 501")
-    );
+    assert_says(&rec["verify"][0], "message", "answered 501");
     // Without the CA the certificate is not trusted: the probe fails.
     let (rec, _) = run(false);
     assert_ne!(rec["verify"][0]["status"], "ok", "{rec}");
@@ -216,8 +179,7 @@ fn an_https_probe_checks_the_certificate_and_the_status() {
 #[test]
 fn an_overwrite_on_another_node_takes_its_safety_point_there_over_the_api() {
     // Connected to pve1; guest 102 lives on pve2: stop, vzdump and restore go to /nodes/pve2.
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("dr@pve!restore", SECRET, restore_role(true));
     let (rec, code, err) = restore(
         &front,
@@ -268,8 +230,6 @@ fn an_overwrite_on_another_node_takes_its_safety_point_there_over_the_api() {
     );
 }
 
-const CT_BACKUP: &str = "local:backup/vzdump-lxc-101-2024_01_14-02_01_07.tar.gz";
-
 /// The restore role of `docs/api-tokens.md` (`PVEDRRestore`), `extra` added on `/vms`.
 fn documented_role(extra: &[&str]) -> Value {
     let mut vm = vec![
@@ -297,8 +257,7 @@ fn drill(front: &ApiFront, volid: &str) -> (Value, i32, String) {
 
 #[test]
 fn a_vm_drill_over_the_api_pings_the_agent_with_the_documented_role() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token(
         "dr@pve!restore",
         SECRET,
@@ -314,8 +273,7 @@ fn a_vm_drill_over_the_api_pings_the_agent_with_the_documented_role() {
 
 #[test]
 fn a_drill_without_a_guest_agent_privilege_is_refused_before_any_change() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     // PVE 8's VM.Monitor is no privilege in PVE 9: the role gives nothing for it.
     front.add_token("dr@pve!restore", SECRET, documented_role(&["VM.Monitor"]));
     sim.clear_commands();
@@ -333,8 +291,7 @@ fn a_drill_without_a_guest_agent_privilege_is_refused_before_any_change() {
 
 #[test]
 fn a_container_drill_over_the_api_says_the_agent_cannot_be_checked() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
     let (rec, code, err) = drill(&front, CT_BACKUP);
     assert_eq!(code, 0, "{err}");
@@ -353,8 +310,7 @@ fn a_container_drill_over_the_api_says_the_agent_cannot_be_checked() {
 
 #[test]
 fn privileges_are_asked_for_the_exact_path_so_no_access_on_the_target_is_seen() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     // VM.Allocate on /vms, but NoAccess on the target: the whole tree does not list
     // /vms/9100 (a path without privileges), its parent seems to grant it.
     let mut acl = restore_role(true);
@@ -363,18 +319,7 @@ fn privileges_are_asked_for_the_exact_path_so_no_access_on_the_target_is_seen() 
     }
     front.add_token("dr@pve!restore", SECRET, acl);
     sim.clear_commands();
-    let (rec, code, err) = restore(
-        &front,
-        "dr@pve!restore",
-        &[
-            "--volid",
-            VM_BACKUP,
-            "--target-id",
-            "9100",
-            "--no-archive-test",
-            "--yes",
-        ],
-    );
+    let (rec, code, err) = restore_vm_to_9100(&front, "dr@pve!restore");
     assert_eq!(code, 1, "{err}");
     assert_eq!(rec["status"], "refused", "{rec}");
     assert!(
@@ -396,18 +341,7 @@ fn credentials_a_proxy_echoes_in_its_refusals_are_not_printed_or_recorded() {
     // A token with no privilege: its first request is refused, the header echoed back;
     // `restore` asserts the secret is in neither stdout nor stderr.
     front.add_token("dr@pve!restore", SECRET, json!([]));
-    let (rec, code, err) = restore(
-        &front,
-        "dr@pve!restore",
-        &[
-            "--volid",
-            VM_BACKUP,
-            "--target-id",
-            "9100",
-            "--no-archive-test",
-            "--yes",
-        ],
-    );
+    let (rec, code, err) = restore_vm_to_9100(&front, "dr@pve!restore");
     assert_ne!(code, 0, "{err}");
     let text = format!("{rec}{err}");
     assert!(
@@ -419,14 +353,13 @@ fn credentials_a_proxy_echoes_in_its_refusals_are_not_printed_or_recorded() {
 #[test]
 fn an_ha_guest_requested_stopped_is_overwritten_over_the_api() {
     // HA's requested state comes from GET /cluster/ha/resources (Sys.Audit on /).
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
-    let mut g = sim.read_json("guests/100.json");
-    g["hastate"] = json!("stopped");
-    g["ha_request"] = json!("stopped");
-    g["status"] = json!("stopped");
-    sim.write_json("guests/100.json", &g);
+    sim.edit_guest(100, |g| {
+        g["hastate"] = json!("stopped");
+        g["ha_request"] = json!("stopped");
+        g["status"] = json!("stopped");
+    });
     let (rec, code, err) = restore(
         &front,
         "dr@pve!restore",
@@ -467,8 +400,7 @@ fn ct_backup_with(sim: &SimNode, extra: &str) -> String {
 fn a_bind_mount_a_token_may_not_restore_is_refused_before_any_change() {
     // pve-container API2/LXC.pm create_vm: "restoring 'mp0' to bind mount is only possible
     // for root", inside the task; a token is never root@pam.
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
     let volid = ct_backup_with(&sim, "mp0: /srv/data,mp=/data\n");
     sim.clear_commands();
@@ -494,8 +426,7 @@ fn a_bind_mount_a_token_may_not_restore_is_refused_before_any_change() {
 fn raw_lxc_keys_a_token_restore_drops_are_named_and_the_task_warnings_recorded() {
     // LXC/Create.pm sanitize_and_merge_config: restricted, the raw lxc keys are skipped
     // with a warning, and the task ends WARNINGS: 1 (RESTEnvironment.pm).
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
     let volid = ct_backup_with(&sim, "lxc.apparmor.profile: unconfined\n");
     let (rec, code, err) = restore(
@@ -528,8 +459,7 @@ fn raw_lxc_keys_a_token_restore_drops_are_named_and_the_task_warnings_recorded()
 fn a_passed_through_host_device_a_token_may_not_restore_is_refused_before_any_change() {
     // qemu-server QemuServer.pm check_restore_permissions → check_mapping_access: "only
     // root can set 'hostpci0' config for non-mapped devices", inside the restore task.
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
     let name = "vzdump-qemu-104-2024_01_14-03_00_00.vma.zst";
     let code = format!(
@@ -609,8 +539,7 @@ fn a_first_ctrl_c_over_the_api_says_the_task_goes_on_without_a_wait() {
     let front = ApiFront::start_with(&sim, &[("PVESIM_API_TASK_DELAY", "3")]);
     front.add_token("dr@pve!restore", SECRET, restore_role(true));
     let child = Command::new(assert_cmd::cargo::cargo_bin("pve-restore"))
-        .args(["--api", &front.url(), "--token", "dr@pve!restore", "--ca"])
-        .arg(front.ca_path())
+        .args(front.args("dr@pve!restore"))
         .env("PVEDR_TOKEN_SECRET", SECRET)
         .args(["--volid", VM_BACKUP, "--target-id", "9100"])
         .args(["--no-archive-test", "--yes"])
@@ -636,8 +565,7 @@ fn a_drill_over_the_api_reads_the_config_and_the_state_as_json() {
     // The drill's reads are `pvesh get …/config` and `…/status/current`, sent as the GETs
     // they name: the isolation finds the link in the config's JSON, the start waits for
     // `running` in the status's.
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     let mut role = restore_role(true);
     role[2]["privs"]
         .as_array_mut()

@@ -3,15 +3,15 @@
 
 use std::path::Path;
 
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{Sshd, demo_over_ssh, json_lines};
 use serde_json::{Value, json};
 
-const VM_BACKUP: &str = "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
+use crate::common::VM_BACKUP;
 
 /// A run with its own lock directory (`XDG_RUNTIME_DIR`): the restore records and the exit.
 fn run(sshd: &Sshd, locks: &Path, args: &[&str]) -> (Vec<Value>, i32, String) {
-    let out = bin("pve-restore")
-        .args(sshd.args())
+    let out = sshd
+        .bin("pve-restore")
         .args(args)
         .env("XDG_RUNTIME_DIR", locks)
         .output()
@@ -90,8 +90,7 @@ fn drill_verdicts(sshd: &Sshd, f: &str) -> Vec<(u64, String)> {
 
 #[test]
 fn drill_records_say_when_they_ran_that_they_were_drills_and_the_size() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let locks = tempfile::tempdir().expect("tmp");
     let before = chrono::Utc::now().timestamp();
     let (recs, code, err) = run(&sshd, locks.path(), &["--vmid", "100", "--test", "--yes"]);
@@ -125,8 +124,7 @@ fn drill_records_say_when_they_ran_that_they_were_drills_and_the_size() {
 
 #[test]
 fn sample_needs_test() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let locks = tempfile::tempdir().expect("tmp");
     let (_, code, err) = run(&sshd, locks.path(), &["--sample", "1", "--all", "--yes"]);
     assert_eq!(code, 2, "{err}");
@@ -136,8 +134,7 @@ fn sample_needs_test() {
 
 #[test]
 fn two_sample_runs_drill_each_guest_once_and_the_history_holds_both() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let locks = tempfile::tempdir().expect("tmp");
     let file = locks.path().join("drill-history.jsonl");
     let f = file.to_str().expect("utf-8");
@@ -189,8 +186,7 @@ fn two_sample_runs_drill_each_guest_once_and_the_history_holds_both() {
 
 #[test]
 fn concurrent_runs_append_whole_lines() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let locks = tempfile::tempdir().expect("tmp");
     let file = locks.path().join("h.jsonl");
     let runs: Vec<_> = (0..6)
@@ -218,8 +214,7 @@ fn concurrent_runs_append_whole_lines() {
 
 #[test]
 fn trimming_keeps_recent_records_and_what_it_cannot_date() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let locks = tempfile::tempdir().expect("tmp");
     let file = locks.path().join("h.jsonl");
     let now = chrono::Utc::now();
@@ -265,8 +260,7 @@ fn trimming_keeps_recent_records_and_what_it_cannot_date() {
 
 #[test]
 fn a_drill_takes_the_next_scratch_vmid_when_another_restore_holds_one() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let locks = tempfile::tempdir().expect("tmp");
     // What a concurrent drill holds while it restores to 9900.
     let held = std::fs::File::create(
@@ -290,8 +284,7 @@ fn a_drill_takes_the_next_scratch_vmid_when_another_restore_holds_one() {
 
 #[test]
 fn sample_all_lists_the_cluster_and_drills_the_newest_backup() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let locks = tempfile::tempdir().expect("tmp");
     let file = locks.path().join("h.jsonl");
     let f = file.to_str().expect("utf-8");
@@ -314,11 +307,10 @@ fn sample_all_lists_the_cluster_and_drills_the_newest_backup() {
 /// never in the sample: the next guest is drilled instead.
 #[test]
 fn sample_all_leaves_out_guests_tagged_nodrill() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let mut g101 = sim.read_json("guests/101.json");
-    g101["tags"] = json!("db;PVEDR-NODRILL");
-    sim.write_json("guests/101.json", &g101);
+    let (sim, sshd) = demo_over_ssh();
+    sim.edit_guest(101, |g| {
+        g["tags"] = json!("db;PVEDR-NODRILL");
+    });
     let locks = tempfile::tempdir().expect("tmp");
     let args = ["--sample", "1", "--all", "--test", "--dry-run"];
     let (recs, code, err) = run(&sshd, locks.path(), &args);
@@ -336,8 +328,7 @@ fn sample_all_leaves_out_guests_tagged_nodrill() {
 
 #[test]
 fn a_history_that_is_not_a_file_is_refused_before_anything_runs() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let locks = tempfile::tempdir().expect("tmp");
     let fifo = locks.path().join("fifo");
     let made = std::process::Command::new("mkfifo")
@@ -379,14 +370,12 @@ fn a_history_that_is_not_a_file_is_refused_before_anything_runs() {
 
 #[test]
 fn a_scratch_vmid_another_machine_takes_meanwhile_is_left_alone_and_another_drilled_on() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let locks = tempfile::tempdir().expect("tmp");
     // What qmrestore says when another machine's drill created 9900 after this one chose it
     // (pve-cluster check_vmid_unused, under qemu-server create_vm's prefix).
-    let faults = json!([{"match": format!("qmrestore {VM_BACKUP} 9900"), "times": 1, "exit": 255,
-                         "stderr": "unable to restore VM 9900 - VM 9900 already exists on node 'pve2'\n"}]);
-    sim.write_json("faults.json", &faults);
+    sim.set_faults(json!([{"match": format!("qmrestore {VM_BACKUP} 9900"), "times": 1, "exit": 255,
+                         "stderr": "unable to restore VM 9900 - VM 9900 already exists on node 'pve2'\n"}]));
     let (recs, code, err) = run(
         &sshd,
         locks.path(),
@@ -415,8 +404,7 @@ fn a_scratch_vmid_another_machine_takes_meanwhile_is_left_alone_and_another_dril
 /// tools' records met only in their own tests before, and a drill went unseen.
 #[test]
 fn a_drill_in_the_history_is_evidence_backup_check_reads() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let locks = tempfile::tempdir().expect("tmp");
     let file = locks.path().join("drills.jsonl");
     let f = file.to_str().expect("utf-8");
@@ -437,8 +425,7 @@ fn a_drill_in_the_history_is_evidence_backup_check_reads() {
 /// and 101 (a dry run only) for drilled, so 100 was drilled again.
 #[test]
 fn sample_reads_the_history_as_backup_check_does() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let locks = tempfile::tempdir().expect("tmp");
     let file = locks.path().join("h.jsonl");
     let f = file.to_str().expect("utf-8");

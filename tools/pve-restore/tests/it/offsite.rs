@@ -8,28 +8,11 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use pvedr::s3::{Bucket, Endpoint, Secret};
+use crate::common::put;
 use pvedr_testkit::s3::{Moto, S3Front, s3_env};
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{SimNode, Sshd, assert_says, bin, demo_over_ssh, json_lines};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-fn put(url: &str, key: &str, body: Vec<u8>) {
-    let ep = Endpoint {
-        url: Some(url.to_string()),
-        region: "us-east-1".into(),
-        timeouts: Default::default(),
-    };
-    let s = Secret {
-        ak: "test".into(),
-        sk: "testtest".into(),
-        token: None,
-    };
-    Bucket::connect_with(&ep, "offsite", s)
-        .unwrap()
-        .put(key, body)
-        .unwrap();
-}
 
 /// A real archive of the simulator's, its bytes.
 fn archive(sim: &SimNode, kind: &str, compress: &str) -> Vec<u8> {
@@ -63,8 +46,7 @@ struct Site {
 fn site() -> Site {
     let moto = Moto::start();
     moto.create_versioned_bucket("offsite");
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     Site { moto, sim, sshd }
 }
 
@@ -290,13 +272,7 @@ fn an_encrypted_copy_streams_decrypted_with_its_identity_and_is_refused_without(
         (1, json!("refused")),
         "{out}"
     );
-    assert!(
-        out["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("--age-identity"),
-        "{out}"
-    );
+    assert_says(&out, "error", "--age-identity");
     let wrong = other.to_str().expect("utf-8");
     let (out, code) = restore(
         &s,
@@ -412,11 +388,8 @@ fn over_the_api_a_streamed_restore_is_refused_naming_ssh() {
     sim.clear_commands();
     let key = "pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst";
     let input = record(key, 100, "qemu", "vma.zst", 1000, &sha(b"x"));
-    let out = bin("pve-restore")
-        .args(["--api", &front.url(), "--token", "dr@pve!restore"])
-        .arg("--ca")
-        .arg(front.ca_path())
-        .env("PVEDR_TOKEN_SECRET", secret)
+    let out = front
+        .bin("pve-restore", "dr@pve!restore", secret)
         .args(["--yes", "--target-vmid", "155"])
         .write_stdin(input)
         .output()

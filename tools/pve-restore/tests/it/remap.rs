@@ -1,7 +1,7 @@
 //! Restoring onto a replacement node with other storages and bridges (issue 26): maps,
 //! every check before any change, each disk and NIC where the map says.
 
-use pvedr_testkit::{ApiFront, SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{ApiFront, SimNode, Sshd, assert_says, json_lines};
 use serde_json::{Value, json};
 
 const G: u64 = 1 << 30;
@@ -69,11 +69,7 @@ fn backup(sim: &SimNode, kind: &str, vmid: u64, config: &str) -> String {
 }
 
 fn restore(sshd: &Sshd, args: &[&str]) -> (Option<Value>, i32, String) {
-    let out = bin("pve-restore")
-        .args(sshd.args())
-        .args(args)
-        .output()
-        .expect("run");
+    let out = sshd.bin("pve-restore").args(args).output().expect("run");
     let rec = json_lines(&out.stdout)
         .into_iter()
         .find(|r| r["kind"] == "restore");
@@ -307,10 +303,7 @@ fn a_failed_disk_move_leaves_the_new_guest_and_names_its_destroy() {
     let sim = replacement_node(250 * G);
     let sshd = Sshd::start(&sim);
     let volid = backup(&sim, "qemu", 200, VM);
-    sim.write_json(
-        "faults.json",
-        &json!([{"match": "qm disk move 200 scsi2", "stderr": "storage migration failed: copy interrupted"}]),
-    );
+    sim.set_faults(json!([{"match": "qm disk move 200 scsi2", "stderr": "storage migration failed: copy interrupted"}]));
     let args = [
         "--volid",
         &volid,
@@ -403,11 +396,8 @@ fn a_bad_map_is_a_usage_error_before_any_connection() {
 const SECRET: &str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
 
 fn over_api(front: &ApiFront, token: &str, args: &[&str]) -> (Option<Value>, i32, String) {
-    let out = bin("pve-restore")
-        .args(["--api", &front.url(), "--token", token])
-        .arg("--ca")
-        .arg(front.ca_path())
-        .env("PVEDR_TOKEN_SECRET", SECRET)
+    let out = front
+        .bin("pve-restore", token, SECRET)
         .args(["--no-archive-test", "--yes"])
         .args(args)
         .output()
@@ -484,27 +474,14 @@ fn restore_streamed(
         .and_then(|v| v.parse().ok())
         .expect("vmid");
     let key = format!("pve1/{vmid}/{name}");
-    let ep = pvedr::s3::Endpoint {
-        url: Some(moto.endpoint()),
-        region: "us-east-1".into(),
-        timeouts: Default::default(),
-    };
-    let secret = pvedr::s3::Secret {
-        ak: "test".into(),
-        sk: "testtest".into(),
-        token: None,
-    };
-    pvedr::s3::Bucket::connect_with(&ep, "offsite", secret)
-        .expect("bucket")
-        .put(&key, bytes.clone())
-        .expect("put");
+    crate::common::put(&moto.endpoint(), &key, bytes.clone());
     let format = name.split_once('.').map(|(_, f)| f).unwrap_or("");
     let record = json!({"kind": "backup", "node": "pve1", "storage": "offsite",
         "volid": format!("offsite:backup/{key}"), "vmid": vmid, "subtype": subtype,
         "ctime": 1705197602, "size": bytes.len(), "format": format,
         "url": format!("s3://offsite/{key}"), "sha256": format!("{:x}", Sha256::digest(&bytes))});
-    let out = bin("pve-restore")
-        .args(sshd.args())
+    let out = sshd
+        .bin("pve-restore")
         .args(["--endpoint", &moto.endpoint(), "--yes"])
         .args(args)
         .envs(pvedr_testkit::s3::s3_env())
@@ -556,13 +533,7 @@ fn a_container_streamed_from_its_offsite_copy_lands_where_mapped() {
         c["net0"].as_str().unwrap_or("").contains("bridge=vmbr9"),
         "{c}"
     );
-    assert!(
-        c["net0"]
-            .as_str()
-            .unwrap_or("")
-            .contains("hwaddr=BC:24:11:01:02:02"),
-        "{c}"
-    );
+    assert_says(&c, "net0", "hwaddr=BC:24:11:01:02:02");
     assert_eq!(c["unprivileged"], "1", "{c}");
     assert_eq!(rec["disks"][1]["target_storage"], "nvme", "{rec}");
     assert_eq!(rec["nets"][0]["target_bridge"], "vmbr9", "{rec}");

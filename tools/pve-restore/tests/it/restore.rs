@@ -1,56 +1,29 @@
 //! pve-restore against the simulated node over a real sshd.
 
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{SimNode, Sshd, assert_says, bin, demo_over_ssh, json_lines};
 
 use serde_json::{Value, json};
 
-const VM_BACKUP: &str = "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
+use crate::common::{CT_BACKUP, VM_BACKUP, overwrite_vm, restore, spawn_overwrite_vm, step};
 
-const CT_BACKUP: &str = "local:backup/vzdump-lxc-101-2024_01_14-02_01_07.tar.gz";
-
-fn restore(sshd: &Sshd, args: &[&str]) -> (Value, i32, String) {
-    let out = bin("pve-restore")
-        .args(sshd.args())
-        .args(args)
-        .output()
-        .expect("run");
-    let recs = json_lines(&out.stdout);
-    let rec = recs
-        .iter()
-        .find(|r| r["kind"] == "restore")
-        .cloned()
-        .unwrap_or(Value::Null);
-    if !recs.is_empty() {
-        assert_eq!(
-            recs.last().map(|r| r["kind"].clone()),
-            Some(json!("summary"))
-        );
-    }
-    (
-        rec,
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+/// The demo's rollback of VM 100 to `before-upgrade`, its safety point on `local`.
+fn rollback() -> Vec<&'static str> {
+    [
+        &pvedr_testkit::DEMO_ROLLBACK[..],
+        &["--safety-storage", "local"],
+    ]
+    .concat()
 }
 
 fn guest(sim: &SimNode, vmid: u64) -> Value {
     sim.read_json(&format!("guests/{vmid}.json"))
 }
 
-fn step<'a>(rec: &'a Value, name: &str) -> &'a Value {
-    rec["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["step"] == name))
-        .unwrap_or_else(|| panic!("no step {name}: {rec}"))
-}
-
 /// Overwrites guest 100 with the connection cut at the first command matching `at`: the run
 /// fails (exit 1) and still writes its record.
 fn cut_at(at: &str, args: &[&str]) -> (SimNode, Value, String) {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let faults = json!([{"match": at, "action": "disconnect", "stderr": "", "exit": 255}]);
-    sim.write_json("faults.json", &faults);
+    let (sim, sshd) = demo_over_ssh();
+    sim.set_faults(json!([{"match": at, "action": "disconnect", "stderr": "", "exit": 255}]));
     let mut a = vec!["--volid", VM_BACKUP, "--force", "--yes"];
     a.extend_from_slice(args);
     let (rec, code, err) = restore(&sshd, &a);
@@ -74,19 +47,12 @@ fn assert_way_back_to_the_safety_point(rec: &Value, err: &str) {
 
 fn assert_lost(s: &Value) {
     assert_eq!(s["status"], "failed", "{s}");
-    assert!(
-        s["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("connection lost"),
-        "{s}"
-    );
+    assert_says(s, "message", "connection lost");
 }
 
 #[test]
 fn restore_to_a_new_vmid() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let (rec, code, err) = restore(
         &sshd,
         &[
@@ -121,9 +87,8 @@ fn restore_to_a_new_vmid() {
 
 #[test]
 fn overwrite_takes_a_safety_point_first() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    let (sim, sshd) = demo_over_ssh();
+    let (rec, code, err) = overwrite_vm(&sshd);
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored");
     let safety = rec["safety_point"]["volid"]
@@ -152,8 +117,7 @@ fn overwrite_takes_a_safety_point_first() {
 
 #[test]
 fn containers_use_pct_restore_with_the_vmid_first() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let (rec, code, err) = restore(
         &sshd,
         &["--volid", CT_BACKUP, "--target-id", "9101", "--yes"],
@@ -170,22 +134,16 @@ fn containers_use_pct_restore_with_the_vmid_first() {
 
 #[test]
 fn a_failure_after_the_safety_point_puts_the_original_back() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     sim.fail_when(
         &format!("qmrestore {VM_BACKUP}"),
         "unable to restore VM 100 - error before or during data restore",
         255,
     );
-    let (rec, code, _) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    let (rec, code, _) = overwrite_vm(&sshd);
     assert_eq!(code, 1);
     assert_eq!(rec["status"], "rolled-back");
-    assert!(
-        rec["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("restore failed")
-    );
+    assert_says(&rec, "error", "restore failed");
     assert_eq!(step(&rec, "restore")["status"], "failed");
     assert_eq!(step(&rec, "rollback")["status"], "changed");
     let safety = rec["safety_point"]["volid"]
@@ -202,8 +160,7 @@ fn a_failure_after_the_safety_point_puts_the_original_back() {
 
 #[test]
 fn a_failed_verification_rolls_back_too() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     sim.fail_when("guest cmd 100 ping", "QEMU guest agent is not running", 255);
     let (rec, code, _) = restore(
         &sshd,
@@ -230,8 +187,7 @@ fn a_failed_verification_rolls_back_too() {
 
 #[test]
 fn dry_run_runs_no_mutating_command() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let (rec, code, _) = restore(
         &sshd,
         &[
@@ -268,11 +224,10 @@ fn dry_run_runs_no_mutating_command() {
             "rollback"
         ]
     );
-    assert!(
-        step(&rec, "safety-point")["command"]
-            .as_str()
-            .unwrap_or("")
-            .contains("--prune-backups keep-all=1")
+    assert_says(
+        step(&rec, "safety-point"),
+        "command",
+        "--prune-backups keep-all=1",
     );
     assert_eq!(step(&rec, "restore")["status"], "planned");
     assert!(!sim.commands().is_empty(), "read-only checks ran");
@@ -281,14 +236,13 @@ fn dry_run_runs_no_mutating_command() {
 
 #[test]
 fn a_corrupt_archive_is_refused_before_anything_changes() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let f = sim
         .dump_dir("local")
         .join("vzdump-qemu-100-2024_01_14-02_00_02.vma.zst");
     let bytes = std::fs::read(&f).expect("read");
     std::fs::write(&f, &bytes[..bytes.len() / 2]).expect("write");
-    let (rec, code, _) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    let (rec, code, _) = overwrite_vm(&sshd);
     assert_eq!(code, 1);
     assert_eq!(rec["status"], "refused");
     assert!(rec["error"].as_str().unwrap_or("").contains("damaged"));
@@ -298,8 +252,7 @@ fn a_corrupt_archive_is_refused_before_anything_changes() {
 
 #[test]
 fn an_existing_guest_needs_force() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let (rec, code, _) = restore(&sshd, &["--volid", VM_BACKUP, "--yes"]);
     assert_eq!(code, 1);
     assert_eq!(rec["status"], "refused");
@@ -317,19 +270,13 @@ fn an_existing_guest_needs_force() {
         ],
     );
     assert_eq!(code, 1);
-    assert!(
-        rec["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("free cluster-wide")
-    );
+    assert_says(&rec, "error", "free cluster-wide");
     assert_eq!(sim.mutations(), Vec::<String>::new());
 }
 
 #[test]
 fn no_terminal_and_no_yes_is_refused() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let (_, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--target-id", "9100"]);
     assert_eq!(code, 2);
     assert!(err.contains("--yes"), "{err}");
@@ -338,19 +285,13 @@ fn no_terminal_and_no_yes_is_refused() {
 
 #[test]
 fn a_locked_guest_is_not_touched() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let mut g = guest(&sim, 100);
-    g["lock"] = json!("backup");
-    sim.write_json("guests/100.json", &g);
-    let (rec, code, _) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    let (sim, sshd) = demo_over_ssh();
+    sim.edit_guest(100, |g| {
+        g["lock"] = json!("backup");
+    });
+    let (rec, code, _) = overwrite_vm(&sshd);
     assert_eq!(code, 1);
-    assert!(
-        rec["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("locked (backup)")
-    );
+    assert_says(&rec, "error", "locked (backup)");
     assert_eq!(sim.mutations(), Vec::<String>::new());
 }
 
@@ -365,8 +306,7 @@ fn a_cut_connection_says_which_steps_ran_and_the_way_back() {
 
 #[test]
 fn restore_drill_on_a_scratch_vmid() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--test", "--yes"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "verified");
@@ -392,16 +332,14 @@ fn restore_drill_on_a_scratch_vmid() {
 
 #[test]
 fn newest_backup_of_a_vmid_from_stdin_or_listing() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let listing = bin("pve-ls-backups")
-        .args(sshd.args())
+    let (sim, sshd) = demo_over_ssh();
+    let listing = sshd
+        .bin("pve-ls-backups")
         .args(["--storage", "local", "--vmid", "101", "--latest"])
         .output()
         .expect("list");
     pvedr_testkit::run_code(
-        bin("pve-restore")
-            .args(sshd.args())
+        sshd.bin("pve-restore")
             .args(["--target-id", "9201", "--yes"])
             .write_stdin(listing.stdout),
         0,
@@ -428,14 +366,13 @@ fn newest_backup_of_a_vmid_from_stdin_or_listing() {
         "local:backup/vzdump-lxc-101-2024_01_13-02_01_07.tar.gz"
     );
     // Several records need --all.
-    let listing = bin("pve-ls-backups")
-        .args(sshd.args())
+    let listing = sshd
+        .bin("pve-ls-backups")
         .args(["--storage", "local", "--vmid", "101"])
         .output()
         .expect("list");
     pvedr_testkit::run_code(
-        bin("pve-restore")
-            .args(sshd.args())
+        sshd.bin("pve-restore")
             .arg("--yes")
             .write_stdin(listing.stdout),
         2,
@@ -444,21 +381,8 @@ fn newest_backup_of_a_vmid_from_stdin_or_listing() {
 
 #[test]
 fn snapshot_rollback_after_a_safety_point() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let (rec, code, err) = restore(
-        &sshd,
-        &[
-            "--vmid",
-            "100",
-            "--snapshot",
-            "before-upgrade",
-            "--force",
-            "--yes",
-            "--safety-storage",
-            "local",
-        ],
-    );
+    let (sim, sshd) = demo_over_ssh();
+    let (rec, code, err) = restore(&sshd, &rollback());
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored");
     assert_eq!(guest(&sim, 100)["rolled_back_to"], "before-upgrade");
@@ -471,8 +395,7 @@ fn snapshot_rollback_after_a_safety_point() {
 
 #[test]
 fn injected_values_never_reach_the_node() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     for args in [
         vec!["--volid", "local:backup/x.vma.zst;reboot", "--yes"],
         vec!["--vmid", "100;reboot", "--yes"],
@@ -494,17 +417,9 @@ fn injected_values_never_reach_the_node() {
 
 #[test]
 fn ctrl_c_stops_at_a_safe_point_and_exits_130() {
-    use std::process::{Command, Stdio};
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    sim.write_json("faults.json", &json!([{"match": "vzdump 100", "sleep": 3}]));
-    let child = Command::new(assert_cmd::cargo::cargo_bin("pve-restore"))
-        .args(sshd.args())
-        .args(["--volid", VM_BACKUP, "--force", "--yes"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let (sim, sshd) = demo_over_ssh();
+    sim.set_faults(json!([{"match": "vzdump 100", "sleep": 3}]));
+    let child = spawn_overwrite_vm(&sshd);
     // Wait until the safety point is being made, then interrupt.
     sim.wait_for("vzdump", |c| c["cmd"] == "vzdump");
     let out = pvedr_testkit::interrupt(child);
@@ -562,11 +477,9 @@ fn a_cut_during_verification_still_gives_a_record_and_the_way_back() {
 fn each_guest_record_is_written_when_that_guest_is_done() {
     use std::io::BufRead;
     use std::time::{Duration, Instant};
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     // The second guest's restore is slow: the first record must come out before it ends.
-    let faults = json!([{"match": format!("pct restore 101 {CT_BACKUP}"), "sleep": 3}]);
-    sim.write_json("faults.json", &faults);
+    sim.set_faults(json!([{"match": format!("pct restore 101 {CT_BACKUP}"), "sleep": 3}]));
     let rec = |volid: &str, vmid: u64, subtype: &str, format: &str| {
         json!({"kind": "backup", "node": "pve1", "storage": "local", "volid": volid, "vmid": vmid,
                "subtype": subtype, "format": format, "ctime": 1705194002, "time": "2024-01-14T01:00:02Z"})
@@ -577,21 +490,14 @@ fn each_guest_record_is_written_when_that_guest_is_done() {
         rec(CT_BACKUP, 101, "lxc", "tar.gz")
     );
     let path = assert_cmd::cargo::cargo_bin("pve-restore");
-    let mut child = std::process::Command::new(path)
-        .args(sshd.args())
-        .args(["--all", "--force", "--yes"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write");
+    let mut child = pvedr_testkit::spawn_fed(
+        std::process::Command::new(path)
+            .args(sshd.args())
+            .args(["--all", "--force", "--yes"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null()),
+        input.as_bytes(),
+    );
     let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let mut arrivals = Vec::new();
     for line in stdout.lines() {
@@ -613,8 +519,7 @@ fn each_guest_record_is_written_when_that_guest_is_done() {
 #[test]
 fn a_pbs_safety_point_is_found() {
     // vzdump to a PBS storage names the snapshot it makes differently from a file archive.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let (rec, code, err) = restore(
         &sshd,
         &[
@@ -644,12 +549,11 @@ fn a_pbs_safety_point_is_found() {
 
 #[test]
 fn a_protected_guest_is_refused_with_nothing_stopped() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let mut g = guest(&sim, 100);
-    g["config"]["protection"] = json!("1");
-    sim.write_json("guests/100.json", &g);
-    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    let (sim, sshd) = demo_over_ssh();
+    sim.edit_guest(100, |g| {
+        g["config"]["protection"] = json!("1");
+    });
+    let (rec, code, err) = overwrite_vm(&sshd);
     assert_eq!(code, 1, "{err}");
     assert_eq!(rec["status"], "refused");
     assert!(
@@ -667,8 +571,7 @@ fn a_protected_guest_is_refused_with_nothing_stopped() {
 #[test]
 fn a_container_goes_back_to_its_own_storage_not_local() {
     // `local` cannot hold containers in the demo (no rootdir); the CT lives on local-lvm.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let (rec, code, err) = restore(&sshd, &["--volid", CT_BACKUP, "--force", "--yes"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored");
@@ -708,12 +611,11 @@ fn a_container_whose_rootfs_spells_out_volume_goes_back_to_its_storage() {
     // `rootfs: volume=STORAGE:NAME,…` is the same property string as the bare form
     // (pve-common JSONSchema.pm parse_property_string: `volume` is the default key): the
     // storage is local-lvm, not "none named" (read before as `volume=local-lvm`).
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let mut g = guest(&sim, 101);
-    let rootfs = g["config"]["rootfs"].as_str().expect("rootfs").to_string();
-    g["config"]["rootfs"] = json!(format!("volume={rootfs}"));
-    sim.write_json("guests/101.json", &g);
+    let (sim, sshd) = demo_over_ssh();
+    sim.edit_guest(101, |g| {
+        let rootfs = g["config"]["rootfs"].as_str().expect("rootfs").to_string();
+        g["config"]["rootfs"] = json!(format!("volume={rootfs}"));
+    });
     let (rec, code, err) = restore(&sshd, &["--volid", CT_BACKUP, "--force", "--yes"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored", "{rec}");
@@ -730,12 +632,11 @@ fn a_container_whose_rootfs_spells_out_volume_goes_back_to_its_storage() {
 fn an_ha_managed_guest_is_refused_with_the_ha_command() {
     // `qm stop` of an HA-managed guest only files a request, and vzdump's stop mode refuses
     // it: stop it through HA first.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let mut g = guest(&sim, 100);
-    g["hastate"] = json!("started");
-    sim.write_json("guests/100.json", &g);
-    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    let (sim, sshd) = demo_over_ssh();
+    sim.edit_guest(100, |g| {
+        g["hastate"] = json!("started");
+    });
+    let (rec, code, err) = overwrite_vm(&sshd);
     assert_eq!(code, 1, "{err}");
     assert_eq!(rec["status"], "refused");
     let msg = rec["error"].as_str().unwrap_or("");
@@ -750,8 +651,7 @@ fn an_ha_managed_guest_is_refused_with_the_ha_command() {
 #[test]
 fn a_guest_on_another_node_is_restored_on_that_node() {
     // Connected to pve1; guest 102 lives on pve2: qm, vzdump and qmrestore must run there.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let (rec, code, err) = restore(
         &sshd,
         &[
@@ -803,8 +703,7 @@ fn a_guest_on_another_node_is_restored_on_that_node() {
 #[test]
 fn an_archive_of_unknown_type_is_refused_not_guessed() {
     // Proxmox lists `other.vma` and impossible dates as subtype `unknown`: VM or container?
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let name = "vzdump-lxc-101-2021_02_29-02_00_00.tar.gz";
     std::fs::copy(
         sim.dump_dir("local")
@@ -816,31 +715,22 @@ fn an_archive_of_unknown_type_is_refused_not_guessed() {
     let (rec, code, err) = restore(&sshd, &["--volid", &volid, "--target-id", "9101", "--yes"]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(rec["status"], "refused", "{rec}");
-    assert!(
-        rec["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("subtype unknown"),
-        "{rec}"
-    );
+    assert_says(&rec, "error", "subtype unknown");
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
 }
 
 #[test]
 fn date_is_a_day_in_the_nodes_time_zone() {
     // 2024-01-15 00:30 in Paris is 2024-01-14 23:30 UTC: not a backup of the 14th there.
-    let sim = SimNode::with("demo", "Europe/Paris", pvedr_testkit::DEFAULT_NOW);
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = pvedr_testkit::demo_over_ssh_in("Europe/Paris");
     sim.add_backup(&pvedr_testkit::Backup::new(
         "local",
         "qemu",
         100,
         1_705_275_000,
     ));
-    let out = bin("pve-restore")
-        .env("TZ", "UTC")
-        .args(sshd.args())
-        .args([
+    let out = pvedr_testkit::run_code(
+        bin("pve-restore").env("TZ", "UTC").args(sshd.args()).args([
             "--vmid",
             "100",
             "--date",
@@ -848,11 +738,9 @@ fn date_is_a_day_in_the_nodes_time_zone() {
             "--target-id",
             "9100",
             "--dry-run",
-        ])
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+        ]),
+        0,
+    );
     let rec = json_lines(&out.stdout)
         .into_iter()
         .find(|r| r["kind"] == "restore")
@@ -865,13 +753,12 @@ fn date_is_a_day_in_the_nodes_time_zone() {
 
 #[test]
 fn a_record_with_an_impossible_vmid_is_refused() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let rec = format!(
         "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"vmid\":5,\"subtype\":\"qemu\",\"ctime\":1705197602,\"format\":\"vma.zst\",\"volid\":\"{VM_BACKUP}\"}}\n"
     );
-    let out = bin("pve-restore")
-        .args(sshd.args())
+    let out = sshd
+        .bin("pve-restore")
         .args(["--yes", "--force"])
         .write_stdin(rec)
         .output()
@@ -893,8 +780,7 @@ fn a_record_with_an_impossible_vmid_is_refused() {
 fn a_record_claiming_pbs_for_a_local_archive_is_still_tested() {
     // Whether a backup is PBS (and skips the archive test) is the node's storage type, not
     // what a record says.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let f = sim
         .dump_dir("local")
         .join("vzdump-qemu-100-2024_01_14-02_00_02.vma.zst");
@@ -903,8 +789,8 @@ fn a_record_claiming_pbs_for_a_local_archive_is_still_tested() {
     let rec = format!(
         "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"vmid\":100,\"subtype\":\"qemu\",\"ctime\":1705197602,\"format\":\"pbs-vm\",\"volid\":\"{VM_BACKUP}\"}}\n"
     );
-    let out = bin("pve-restore")
-        .args(sshd.args())
+    let out = sshd
+        .bin("pve-restore")
         .args(["--target-id", "9100", "--yes"])
         .write_stdin(rec)
         .output()
@@ -922,14 +808,10 @@ fn a_record_claiming_pbs_for_a_local_archive_is_still_tested() {
 #[test]
 fn a_failed_safety_point_says_vzdumps_error_not_job_errors() {
     // vzdump prints the guest's ERROR line on stdout and only "job errors" on stderr.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    sim.write_json(
-        "faults.json",
-        &json!([{"match": "vzdump 100", "exit": 255, "stderr": "job errors",
-            "stdout": "INFO: starting new backup job: vzdump 100\nINFO: Starting Backup of VM 100 (qemu)\nERROR: Backup of VM 100 failed - no space left on device\nINFO: Backup job finished with errors\n"}]),
-    );
-    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    let (sim, sshd) = demo_over_ssh();
+    sim.set_faults(json!([{"match": "vzdump 100", "exit": 255, "stderr": "job errors",
+            "stdout": "INFO: starting new backup job: vzdump 100\nINFO: Starting Backup of VM 100 (qemu)\nERROR: Backup of VM 100 failed - no space left on device\nINFO: Backup job finished with errors\n"}]));
+    let (rec, code, err) = overwrite_vm(&sshd);
     assert_eq!(code, 1, "{err}");
     let msg = rec["error"].as_str().unwrap_or("");
     assert!(msg.contains("no space left on device"), "{rec}");
@@ -940,8 +822,7 @@ fn a_failed_safety_point_says_vzdumps_error_not_job_errors() {
 #[test]
 fn verify_only_starts_a_stopped_guest_on_its_node_and_probes_it_without_restoring() {
     // A guest rebuilt by Terraform (no backup to restore): prove it works as it is.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let (rec, code, err) = restore(
         &sshd,
         &[
@@ -990,13 +871,13 @@ fn put_volume(sim: &SimNode, volid: &str, data: &str) -> std::path::PathBuf {
 /// CT 101 (stopped) with a volume mount point not in its backups, a bind mount and an
 /// unused volume, each volume with data.
 fn ct_with_unbacked_volumes(sim: &SimNode) -> [std::path::PathBuf; 2] {
-    let mut g = guest(sim, 101);
-    g["status"] = json!("stopped");
-    g["config"]["mp0"] = json!("local-lvm:vm-101-disk-1,mp=/srv/data,size=8G");
-    g["config"]["mp1"] = json!("/mnt/shared,mp=/shared");
-    g["config"]["mp2"] = json!("local-lvm:vm-101-disk-3,mp=/srv/www,backup=1,size=1G");
-    g["config"]["unused0"] = json!("local-lvm:vm-101-disk-2");
-    sim.write_json("guests/101.json", &g);
+    sim.edit_guest(101, |g| {
+        g["status"] = json!("stopped");
+        g["config"]["mp0"] = json!("local-lvm:vm-101-disk-1,mp=/srv/data,size=8G");
+        g["config"]["mp1"] = json!("/mnt/shared,mp=/shared");
+        g["config"]["mp2"] = json!("local-lvm:vm-101-disk-3,mp=/srv/www,backup=1,size=1G");
+        g["config"]["unused0"] = json!("local-lvm:vm-101-disk-2");
+    });
     put_volume(sim, "local-lvm:vm-101-disk-0", "root file system\n");
     put_volume(sim, "local-lvm:vm-101-disk-3", "web site, backed up\n");
     [
@@ -1013,8 +894,7 @@ fn ct_with_unbacked_volumes(sim: &SimNode) -> [std::path::PathBuf; 2] {
 fn a_container_overwrite_that_erases_volumes_not_in_the_backup_is_refused() {
     // pve-container create_vm re-creates the backup's mount points and destroy_lxc_container
     // frees every volume of the old config: mp0 (no backup=1) and unused0 would be gone.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let kept = ct_with_unbacked_volumes(&sim);
     let (rec, code, err) = restore(&sshd, &["--volid", CT_BACKUP, "--force", "--yes"]);
     assert_eq!(code, 1, "{err}");
@@ -1045,8 +925,7 @@ fn a_container_overwrite_that_erases_volumes_not_in_the_backup_is_refused() {
 
 #[test]
 fn erase_unbacked_volumes_accepts_the_loss_and_the_record_names_it() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let lost = ct_with_unbacked_volumes(&sim);
     let (rec, code, err) = restore(
         &sshd,
@@ -1064,12 +943,10 @@ fn erase_unbacked_volumes_accepts_the_loss_and_the_record_names_it() {
         rec["erased_volumes"][0]["volume"],
         "local-lvm:vm-101-disk-1"
     );
-    assert!(
-        step(&rec, "restore")["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("erases volumes not in the backup: mp0"),
-        "{rec}"
+    assert_says(
+        step(&rec, "restore"),
+        "message",
+        "erases volumes not in the backup: mp0",
     );
     // What Proxmox does: both are freed.
     for p in &lost {
@@ -1081,24 +958,21 @@ fn erase_unbacked_volumes_accepts_the_loss_and_the_record_names_it() {
 fn a_vm_overwrite_says_its_backup_0_disks_come_back_detached() {
     // qemu-server: restore_cleanup_oldconf frees only the disks the archive holds, rescan
     // adds the kept volume as unusedN.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let mut g = guest(&sim, 100);
-    g["config"]["scsi1"] = json!("local-lvm:vm-100-disk-1,backup=0,size=32G");
-    sim.write_json("guests/100.json", &g);
+    let (sim, sshd) = demo_over_ssh();
+    sim.edit_guest(100, |g| {
+        g["config"]["scsi1"] = json!("local-lvm:vm-100-disk-1,backup=0,size=32G");
+    });
     let data = put_volume(&sim, "local-lvm:vm-100-disk-1", "scratch data\n");
-    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    let (rec, code, err) = overwrite_vm(&sshd);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         rec["detached_volumes"],
         json!([{"key": "scsi1", "volume": "local-lvm:vm-100-disk-1"}])
     );
-    assert!(
-        step(&rec, "restore")["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("detached as unusedN (data kept): scsi1"),
-        "{rec}"
+    assert_says(
+        step(&rec, "restore"),
+        "message",
+        "detached as unusedN (data kept): scsi1",
     );
     let conf = &guest(&sim, 100)["config"];
     assert!(conf.get("scsi1").is_none(), "{conf}");
@@ -1109,22 +983,19 @@ fn a_vm_overwrite_says_its_backup_0_disks_come_back_detached() {
 #[test]
 fn an_overwrite_names_the_snapshots_it_deletes() {
     // VM 100 has the snapshot before-upgrade; a restore over it drops every snapshot.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let (rec, code, err) = restore(
         &sshd,
         &["--volid", VM_BACKUP, "--force", "--yes", "--dry-run"],
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["deleted_snapshots"], json!(["before-upgrade"]));
-    assert!(
-        step(&rec, "restore")["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("deletes every snapshot: before-upgrade"),
-        "{rec}"
+    assert_says(
+        step(&rec, "restore"),
+        "message",
+        "deletes every snapshot: before-upgrade",
     );
-    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    let (rec, code, err) = overwrite_vm(&sshd);
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["deleted_snapshots"], json!(["before-upgrade"]));
     assert!(guest(&sim, 100).get("snapshots").is_none());
@@ -1144,26 +1015,19 @@ fn vzdump_running(sim: &SimNode) {
 
 #[test]
 fn a_running_vzdump_on_the_node_refuses_the_overwrite_before_the_stop() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     vzdump_running(&sim);
-    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    let (rec, code, err) = overwrite_vm(&sshd);
     assert_eq!(code, 1, "{err}");
     assert_eq!(rec["status"], "refused");
-    assert!(
-        rec["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("a vzdump is running on pve1"),
-        "{rec}"
-    );
+    assert_says(&rec, "error", "a vzdump is running on pve1");
     assert_eq!(sim.mutations(), Vec::<String>::new(), "not stopped");
     assert_eq!(guest(&sim, 100)["status"], "running");
     // Once it is done: the safety point may wait one minute for the lock, not 180.
     let mut tasks = sim.read_json("tasks/pve1.json");
     tasks.as_array_mut().expect("tasks").pop();
     sim.write_json("tasks/pve1.json", &tasks);
-    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    let (rec, code, err) = overwrite_vm(&sshd);
     assert_eq!(code, 0, "{err}");
     assert_eq!(step(&rec, "check-vzdump")["status"], "ok");
     let m = sim.mutations();
@@ -1174,8 +1038,7 @@ fn a_running_vzdump_on_the_node_refuses_the_overwrite_before_the_stop() {
 #[test]
 fn a_failed_restore_to_a_new_vmid_removes_qmrestores_empty_config() {
     // qemu-server create_vm: a failed restore keeps the new VM's config ("NOT cleaned up").
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     sim.fail_when(
         "qmrestore-data 9100",
         "command 'set -o pipefail && vma extract -v -r /var/tmp/vzdumptmp1.fifo - /var/tmp/vzdumptmp1' failed: exit code 133",
@@ -1197,11 +1060,10 @@ fn a_failed_restore_to_a_new_vmid_removes_qmrestores_empty_config() {
 #[test]
 fn a_containers_snapshot_way_back_names_its_storage_and_works() {
     // `pct restore` without --storage puts the volumes on `local`, which holds no containers.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let mut g = guest(&sim, 101);
-    g["snapshots"] = json!({"before-upgrade": g["config"].clone()});
-    sim.write_json("guests/101.json", &g);
+    let (sim, sshd) = demo_over_ssh();
+    sim.edit_guest(101, |g| {
+        g["snapshots"] = json!({"before-upgrade": g["config"].clone()});
+    });
     let (rec, code, err) = restore(
         &sshd,
         &[
@@ -1248,8 +1110,7 @@ fn a_containers_snapshot_way_back_names_its_storage_and_works() {
 fn the_drill_sets_link_down_on_a_link_that_says_link_down_0() {
     // `…,link_down=0,link_down=1` is refused by Proxmox (duplicate key): the drill's copy
     // would stay connected to production's network, or the drill fail.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let name = "vzdump-qemu-100-2024_01_14-05_00_00.vma.zst";
     let path = sim.dump_dir("local").join(name);
     let code = format!(
@@ -1282,8 +1143,7 @@ fn the_drill_sets_link_down_on_a_link_that_says_link_down_0() {
 
 #[test]
 fn a_rollback_to_a_snapshot_the_guest_does_not_have_is_refused_before_the_safety_point() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     // `current` is no snapshot either: a name Proxmox reserves, refused as a usage error.
     let (_, code, err) = restore(
         &sshd,
@@ -1308,13 +1168,7 @@ fn a_rollback_to_a_snapshot_the_guest_does_not_have_is_refused_before_the_safety
         );
         assert_eq!(code, 1, "{err}");
         assert_eq!(rec["status"], "refused", "{rec}");
-        assert!(
-            rec["error"]
-                .as_str()
-                .unwrap_or("")
-                .contains("(it has: before-upgrade)"),
-            "{rec}"
-        );
+        assert_says(&rec, "error", "(it has: before-upgrade)");
     }
     // One character is no pve-configid: a usage error before connecting.
     let (_, code, err) = restore(
@@ -1330,8 +1184,7 @@ fn a_rollback_to_a_snapshot_the_guest_does_not_have_is_refused_before_the_safety
 fn a_template_backup_is_restored_and_not_started() {
     // Proxmox restores a template's backup as a template and refuses to start it: the
     // restore is good, the start and the probes do not apply.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let name = "vzdump-qemu-9000-2024_01_14-05_00_00.vma.zst";
     let path = sim.dump_dir("local").join(name);
     let code = format!(
@@ -1372,8 +1225,7 @@ fn a_template_backup_is_restored_and_not_started() {
 fn vmid_restores_the_newest_scheduled_backup_and_the_plan_says_which() {
     // The demo's manual copy of 100 is the newest file; --vmid takes the newest backup
     // vzdump made on schedule, and the plan shows its date, age and size.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let (rec, code, err) = restore(
         &sshd,
         &["--vmid", "100", "--target-id", "9100", "--dry-run"],
@@ -1393,8 +1245,7 @@ fn vmid_restores_the_newest_scheduled_backup_and_the_plan_says_which() {
 
 #[test]
 fn target_vmid_is_the_records_name_and_target_id_its_alias() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     for flag in ["--target-vmid", "--target-id"] {
         let (rec, code, err) = restore(&sshd, &["--vmid", "100", flag, "9100", "--dry-run"]);
         assert_eq!(code, 0, "{flag}: {err}");
@@ -1406,8 +1257,7 @@ fn target_vmid_is_the_records_name_and_target_id_its_alias() {
 fn the_newest_backup_is_never_an_unfinished_pbs_snapshot() {
     // A backup to PBS is being written: the snapshot is listed, without a manifest
     // (size 1). The newest complete backup is the one to restore.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     sim.add_unfinished_pbs("ct", 101);
     let (rec, code, err) = restore(
         &sshd,
@@ -1419,8 +1269,8 @@ fn the_newest_backup_is_never_an_unfinished_pbs_snapshot() {
         "{rec}"
     );
     // Piped in, it is refused, not restored.
-    let listing = bin("pve-ls-backups")
-        .args(sshd.args())
+    let listing = sshd
+        .bin("pve-ls-backups")
         .args(["--storage", "pbs", "--vmid", "101"])
         .output()
         .expect("list");
@@ -1430,8 +1280,8 @@ fn the_newest_backup_is_never_an_unfinished_pbs_snapshot() {
         .map(|l| format!("{l}\n"))
         .collect();
     assert_eq!(unfinished.lines().count(), 1, "{listing:?}");
-    let out = bin("pve-restore")
-        .args(sshd.args())
+    let out = sshd
+        .bin("pve-restore")
         .args(["--target-id", "9100", "--dry-run"])
         .write_stdin(unfinished)
         .output()
@@ -1448,8 +1298,7 @@ fn the_newest_backup_is_never_an_unfinished_pbs_snapshot() {
 fn records_of_other_kinds_on_stdin_are_ignored() {
     // A listing with --with-guests as Proxmox gives tags, and a record pve-restore cannot
     // read: only the backup matters.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (_sim, sshd) = demo_over_ssh();
     let stdin = [
         json!({"kind": "guest", "vmid": 100, "type": "qemu", "node": "pve1", "tags": "prod;web"}),
         json!({"kind": "guest", "vmid": 101, "type": "lxc", "node": "pve1", "tags": ""}),
@@ -1460,14 +1309,12 @@ fn records_of_other_kinds_on_stdin_are_ignored() {
     .iter()
     .map(|v| format!("{v}\n"))
     .collect::<String>();
-    let out = bin("pve-restore")
-        .args(sshd.args())
-        .args(["--target-id", "9100", "--dry-run"])
-        .write_stdin(stdin)
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let out = pvedr_testkit::run_code(
+        sshd.bin("pve-restore")
+            .args(["--target-id", "9100", "--dry-run"])
+            .write_stdin(stdin),
+        0,
+    );
     let rec = json_lines(&out.stdout)
         .into_iter()
         .find(|r| r["kind"] == "restore")
@@ -1477,21 +1324,14 @@ fn records_of_other_kinds_on_stdin_are_ignored() {
 
 /// Storage `local` enabled on `nodes` only (storage.cfg `nodes`).
 fn local_on(sim: &SimNode, nodes: &[&str]) {
-    let mut s = sim.read_json("storage.json");
-    for st in s.as_array_mut().expect("storages") {
-        if st["storage"] == "local" {
-            st["nodes"] = json!(nodes);
-        }
-    }
-    sim.write_json("storage.json", &s);
+    sim.edit_storage("local", |st| st["nodes"] = json!(nodes));
 }
 
 #[test]
 fn a_volid_on_a_storage_of_another_node_is_restored_there() {
     // Connected to pve1; `local` is enabled on pve2 only: qmrestore on pve1 is refused
     // ("storage 'local' is not available on node 'pve1'"), so the restore runs on pve2.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     local_on(&sim, &["pve2"]);
     let (rec, code, err) = restore(
         &sshd,
@@ -1507,16 +1347,9 @@ fn a_shared_storage_that_storage_cfg_limits_to_another_node_is_not_taken_for_thi
     // `/nodes/pve1/storage` still lists a storage whose storage.cfg `nodes` leaves pve1
     // out, with `enabled: 0` (pve-storage `Storage.pm` `storage_info`): listed is not
     // available. Shared and enabled on pve2 only, the restore goes to pve2.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     local_on(&sim, &["pve2"]);
-    let mut s = sim.read_json("storage.json");
-    for st in s.as_array_mut().expect("storages") {
-        if st["storage"] == "local" {
-            st["shared"] = json!(1);
-        }
-    }
-    sim.write_json("storage.json", &s);
+    sim.edit_storage("local", |st| st["shared"] = json!(1));
     let (rec, code, err) = restore(
         &sshd,
         &["--volid", VM_BACKUP, "--target-id", "9100", "--yes"],
@@ -1530,20 +1363,18 @@ fn a_shared_storage_that_storage_cfg_limits_to_another_node_is_not_taken_for_thi
 fn a_volid_on_several_nodes_asks_for_node() {
     // `local` is each node's own disk: the archive on pve1 and on pve2 may differ, so
     // the choice is the user's.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     local_on(&sim, &["pve1", "pve2"]);
     let file = VM_BACKUP.rsplit('/').next().expect("file");
     let theirs = sim.root().join("nodefs/pve2/local/dump");
     std::fs::create_dir_all(&theirs).expect("mkdir");
     std::fs::copy(sim.root().join("local/dump").join(file), theirs.join(file)).expect("copy");
-    let out = bin("pve-restore")
-        .args(sshd.args())
-        .args(["--volid", VM_BACKUP, "--target-id", "9100", "--yes"])
-        .output()
-        .expect("run");
+    let out = pvedr_testkit::run_code(
+        sshd.bin("pve-restore")
+            .args(["--volid", VM_BACKUP, "--target-id", "9100", "--yes"]),
+        2,
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("--node") && err.contains("pve1, pve2"),
         "{err}"
@@ -1570,26 +1401,24 @@ fn a_volid_on_several_nodes_asks_for_node() {
 fn an_ha_guest_requested_stopped_is_overwritten() {
     // HA's requested state `stopped`: the guest is not running and HA will not start it, so
     // no HA stop is needed (vzdump's stop mode refuses only `started`).
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let mut g = guest(&sim, 100);
-    g["hastate"] = json!("stopped");
-    g["ha_request"] = json!("stopped");
-    g["status"] = json!("stopped");
-    sim.write_json("guests/100.json", &g);
-    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    let (sim, sshd) = demo_over_ssh();
+    sim.edit_guest(100, |g| {
+        g["hastate"] = json!("stopped");
+        g["ha_request"] = json!("stopped");
+        g["status"] = json!("stopped");
+    });
+    let (rec, code, err) = overwrite_vm(&sshd);
     assert_eq!(code, 0, "{err}\n{rec}");
     assert_eq!(rec["status"], "restored");
 }
 
 #[test]
 fn an_overwrite_keeps_the_guest_in_its_pool_and_the_plan_says_so() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let mut g = guest(&sim, 100);
-    g["pool"] = json!("prod");
-    sim.write_json("guests/100.json", &g);
-    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    let (sim, sshd) = demo_over_ssh();
+    sim.edit_guest(100, |g| {
+        g["pool"] = json!("prod");
+    });
+    let (rec, code, err) = overwrite_vm(&sshd);
     assert_eq!(code, 0, "{err}\n{rec}");
     assert_eq!(guest(&sim, 100)["pool"], "prod");
     // The plan (stderr) says so.
@@ -1617,17 +1446,6 @@ fn on_zfs_with_a_newer_snapshot(sim: &SimNode) {
     sim.write_json("guests/100.json", &g);
 }
 
-const ROLLBACK: &[&str] = &[
-    "--vmid",
-    "100",
-    "--snapshot",
-    "before-upgrade",
-    "--force",
-    "--yes",
-    "--safety-storage",
-    "local",
-];
-
 #[test]
 fn a_zfs_rollback_past_a_newer_snapshot_is_refused_before_the_safety_point() {
     // pve-storage ZFSPoolPlugin.pm volume_rollback_is_possible: only the most recent
@@ -1635,14 +1453,14 @@ fn a_zfs_rollback_past_a_newer_snapshot_is_refused_before_the_safety_point() {
     let sim = SimNode::demo();
     on_zfs_with_a_newer_snapshot(&sim);
     let sshd = Sshd::start(&sim);
-    let (rec, code, err) = restore(&sshd, ROLLBACK);
+    let (rec, code, err) = restore(&sshd, &rollback());
     assert_eq!(code, 1, "{err}");
     assert_eq!(rec["status"], "refused", "{rec}");
     let e = rec["error"].as_str().unwrap_or("");
     assert!(e.contains("after-upgrade") && e.contains("tank"), "{rec}");
     assert_eq!(sim.mutations(), Vec::<String>::new(), "no safety point");
     // The newest one is fine.
-    let mut a = ROLLBACK.to_vec();
+    let mut a = rollback();
     a[3] = "after-upgrade";
     let (rec, code, err) = restore(&sshd, &a);
     assert_eq!(code, 0, "{err}");
@@ -1653,17 +1471,16 @@ fn a_zfs_rollback_past_a_newer_snapshot_is_refused_before_the_safety_point() {
 fn a_rollback_leaves_a_running_guest_running_and_a_stopped_one_stopped() {
     // AbstractConfig.pm snapshot_rollback stops the guest; only a snapshot with RAM comes
     // back running. pve-restore asks for `--start 1` when the guest was running.
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let (rec, code, err) = restore(&sshd, ROLLBACK);
+    let (sim, sshd) = demo_over_ssh();
+    let (rec, code, err) = restore(&sshd, &rollback());
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored", "{rec}");
     assert_eq!(guest(&sim, 100)["status"], "running", "{rec}");
     assert_eq!(rec["running"], true, "{rec}");
-    let mut g = guest(&sim, 100);
-    g["status"] = json!("stopped");
-    sim.write_json("guests/100.json", &g);
-    let (rec, code, err) = restore(&sshd, ROLLBACK);
+    sim.edit_guest(100, |g| {
+        g["status"] = json!("stopped");
+    });
+    let (rec, code, err) = restore(&sshd, &rollback());
     assert_eq!(code, 0, "{err}");
     assert_eq!(guest(&sim, 100)["status"], "stopped", "{rec}");
     assert_eq!(rec["running"], false, "{rec}");

@@ -3,30 +3,10 @@
 //! how to start a guest the overwrite left stopped, each changing step announced as it
 //! starts, and a first Ctrl-C answered at once with what will happen, then a true last word.
 
-use std::process::{Command, Stdio};
-
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{SimNode, Sshd, demo_over_ssh, json_lines};
 use serde_json::{Value, json};
 
-const VM_BACKUP: &str = "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
-
-/// (the `restore` record, exit code, stderr).
-fn restore(sshd: &Sshd, args: &[&str]) -> (Value, i32, String) {
-    let out = bin("pve-restore")
-        .args(sshd.args())
-        .args(args)
-        .output()
-        .expect("run");
-    let rec = json_lines(&out.stdout)
-        .into_iter()
-        .find(|r| r["kind"] == "restore")
-        .unwrap_or(Value::Null);
-    (
-        rec,
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use crate::common::{VM_BACKUP, overwrite_vm, restore, spawn_overwrite_vm};
 
 fn error(rec: &Value) -> &str {
     rec["error"].as_str().unwrap_or("")
@@ -55,8 +35,7 @@ fn line_of(err: &str, needle: &str) -> usize {
 
 #[test]
 fn a_mistyped_snapshot_is_refused_first_naming_the_ones_that_exist() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     // As the README writes it (no --safety-storage), with --force and without.
     for args in [
         &[
@@ -87,16 +66,8 @@ fn a_mistyped_snapshot_is_refused_first_naming_the_ones_that_exist() {
 
 #[test]
 fn a_rollbacks_safety_point_goes_where_the_guests_backups_go() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let args = [
-        "--vmid",
-        "100",
-        "--snapshot",
-        "before-upgrade",
-        "--force",
-        "--yes",
-    ];
+    let (sim, sshd) = demo_over_ssh();
+    let args = pvedr_testkit::DEMO_ROLLBACK;
     // The demo's nightly job backs guest 100 up to `local`.
     let (rec, code, err) = restore(&sshd, &args);
     assert_eq!(code, 0, "{err}");
@@ -119,8 +90,7 @@ fn a_rollbacks_safety_point_goes_where_the_guests_backups_go() {
 
 #[test]
 fn a_dry_run_of_an_overwrite_without_force_shows_the_plan_and_says_it_needs_force() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     for args in [
         &["--volid", VM_BACKUP, "--dry-run"][..],
         &["--vmid", "100", "--snapshot", "before-upgrade", "--dry-run"][..],
@@ -151,9 +121,8 @@ fn a_dry_run_of_an_overwrite_without_force_shows_the_plan_and_says_it_needs_forc
 
 #[test]
 fn an_overwrite_that_stopped_the_guest_says_how_to_start_it() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    let (sim, sshd) = demo_over_ssh();
+    let (rec, code, err) = overwrite_vm(&sshd);
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored");
     assert_eq!(sim.read_json("guests/100.json")["status"], "stopped");
@@ -162,9 +131,9 @@ fn an_overwrite_that_stopped_the_guest_says_how_to_start_it() {
         "{err}"
     );
     // Started by --start: nothing to say.
-    let mut g = sim.read_json("guests/100.json");
-    g["status"] = json!("running");
-    sim.write_json("guests/100.json", &g);
+    sim.edit_guest(100, |g| {
+        g["status"] = json!("running");
+    });
     let (_, code, err) = restore(
         &sshd,
         &["--volid", VM_BACKUP, "--force", "--yes", "--start"],
@@ -176,9 +145,8 @@ fn an_overwrite_that_stopped_the_guest_says_how_to_start_it() {
 
 #[test]
 fn each_changing_step_is_announced_as_it_starts() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let (rec, code, err) = restore(&sshd, &["--volid", VM_BACKUP, "--force", "--yes"]);
+    let (_sim, sshd) = demo_over_ssh();
+    let (rec, code, err) = overwrite_vm(&sshd);
     assert_eq!(code, 0, "{err}");
     let n = steps(&rec).len();
     for (i, (name, _)) in steps(&rec).iter().enumerate() {
@@ -201,14 +169,8 @@ fn each_changing_step_is_announced_as_it_starts() {
 /// the simulator has seen `started`: (exit code, record, stderr).
 fn interrupt_during(sim: &SimNode, slow: &str, started: &str) -> (Option<i32>, Value, String) {
     let sshd = Sshd::start(sim);
-    sim.write_json("faults.json", &json!([{"match": slow, "sleep": 3}]));
-    let child = Command::new(assert_cmd::cargo::cargo_bin("pve-restore"))
-        .args(sshd.args())
-        .args(["--volid", VM_BACKUP, "--force", "--yes"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    sim.set_faults(json!([{"match": slow, "sleep": 3}]));
+    let child = spawn_overwrite_vm(&sshd);
     sim.wait_for(started, |c| c["cmd"] == started);
     let out = pvedr_testkit::interrupt(child);
     let rec = json_lines(&out.stdout)

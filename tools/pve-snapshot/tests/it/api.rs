@@ -1,6 +1,6 @@
 //! pve-snapshot over the Proxmox REST API with an API token.
 
-use pvedr_testkit::{ApiFront, SimNode, bin, json_lines, outcome};
+use pvedr_testkit::{ApiFront, SimNode, bin, demo_over_api, json_lines, outcome};
 use serde_json::{Value, json};
 
 use crate::{names, of};
@@ -11,9 +11,7 @@ fn snap(front: &ApiFront, sub: &str, args: &[&str]) -> (Vec<Value>, i32, String)
     outcome(
         bin("pve-snapshot")
             .arg(sub)
-            .args(["--api", &front.url(), "--token", "ops@pve!snap"])
-            .arg("--ca")
-            .arg(front.ca_path())
+            .args(front.args("ops@pve!snap"))
             .env("PVEDR_TOKEN_SECRET", SECRET)
             .args(args),
     )
@@ -28,8 +26,7 @@ fn role(privs: &[&str]) -> Value {
 
 #[test]
 fn snapshots_over_the_api_are_taken_on_each_guests_node() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("ops@pve!snap", SECRET, role(&["VM.Audit", "VM.Snapshot"]));
     let (recs, code, err) = snap(
         &front,
@@ -57,8 +54,7 @@ fn snapshots_over_the_api_are_taken_on_each_guests_node() {
 
 #[test]
 fn a_token_without_vm_snapshot_is_told_so() {
-    let sim = SimNode::demo();
-    let front = ApiFront::start(&sim);
+    let (sim, front) = demo_over_api();
     front.add_token("ops@pve!snap", SECRET, role(&["VM.Audit"]));
     let (recs, code, err) = snap(&front, "create", &["--yes", "--vmid", "100"]);
     assert_ne!(code, 0, "{err}");
@@ -86,9 +82,7 @@ fn ctrl_c_while_a_task_runs_ends_the_wait_and_names_the_task_and_its_stop_comman
     front.add_token("ops@pve!snap", SECRET, role(&["VM.Audit", "VM.Snapshot"]));
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pve-snapshot"))
         .args(["create", "--yes", "--vmid", "100"])
-        .args(["--api", &front.url(), "--token", "ops@pve!snap"])
-        .arg("--ca")
-        .arg(front.ca_path())
+        .args(front.args("ops@pve!snap"))
         .env("PVEDR_TOKEN_SECRET", SECRET)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -1,26 +1,23 @@
 //! Formats, pipes and usage errors.
 
-use pvedr_testkit::{SimNode, Sshd, bin};
+use pvedr_testkit::{bin, demo_over_ssh};
 
-use crate::snap;
+use crate::snap_ok;
 
 #[test]
 fn csv_has_the_documented_columns() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let (_, code, err) = snap(
+    let (_sim, sshd) = demo_over_ssh();
+    snap_ok(
         &sshd,
         "create",
         &["--yes", "--vmid", "100", "--vmid", "101"],
     );
-    assert_eq!(code, 0, "{err}");
-    let out = bin("pve-snapshot")
-        .arg("ls")
-        .args(sshd.args())
-        .args(["--format", "csv"])
-        .output()
-        .expect("ls");
-    assert!(out.status.success());
+    let out = pvedr_testkit::run_ok(
+        bin("pve-snapshot")
+            .arg("ls")
+            .args(sshd.args())
+            .args(["--format", "csv"]),
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.starts_with("node,vmid,type,name,label,time,parent,vmstate,description"),

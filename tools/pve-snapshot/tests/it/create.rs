@@ -1,9 +1,9 @@
 //! `create`: three guests on two nodes, the same day twice, and what Proxmox refuses.
 
-use pvedr_testkit::{SimNode, Sshd};
+use pvedr_testkit::{assert_says, demo_over_ssh};
 use serde_json::json;
 
-use crate::{edit_guest, guest, names, next_second, of, snap};
+use crate::{edit_guest, guest, names, next_second, of, snap, snap_ok};
 
 fn stamp_ok(name: &str) -> bool {
     let Some(rest) = name.strip_prefix("daily-") else {
@@ -19,14 +19,12 @@ fn stamp_ok(name: &str) -> bool {
 
 #[test]
 fn three_guests_across_two_nodes_each_on_its_own_node() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let (recs, code, err) = snap(
+    let (sim, sshd) = demo_over_ssh();
+    let recs = snap_ok(
         &sshd,
         "create",
         &["--yes", "--vmid", "100", "--vmid", "101", "--vmid", "102"],
     );
-    assert_eq!(code, 0, "{err}");
     for (vmid, node) in [(100, "pve1"), (101, "pve1"), (102, "pve2")] {
         let r = &of(&recs, vmid)[0];
         assert_eq!(r["status"], "created", "{r}");
@@ -66,13 +64,10 @@ fn three_guests_across_two_nodes_each_on_its_own_node() {
 
 #[test]
 fn a_second_create_the_same_day_adds_new_snapshots() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let (first, code, err) = snap(&sshd, "create", &["--yes", "--vmid", "101"]);
-    assert_eq!(code, 0, "{err}");
+    let (sim, sshd) = demo_over_ssh();
+    let first = snap_ok(&sshd, "create", &["--yes", "--vmid", "101"]);
     next_second();
-    let (second, code, err) = snap(&sshd, "create", &["--yes", "--vmid", "101"]);
-    assert_eq!(code, 0, "{err}");
+    let second = snap_ok(&sshd, "create", &["--yes", "--vmid", "101"]);
     let (a, b) = (&of(&first, 101)[0], &of(&second, 101)[0]);
     assert_ne!(a["name"], b["name"]);
     // Same day: the same date in the name; the new one grew from the first.
@@ -86,8 +81,7 @@ fn a_second_create_the_same_day_adds_new_snapshots() {
 
 #[test]
 fn a_locked_guest_and_a_storage_without_snapshots_are_reported_with_proxmox_reasons() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     edit_guest(&sim, 101, |g| g["lock"] = json!("backup"));
     // A raw image on a dir storage has no snapshots (pve-storage Plugin.pm: qcow2 only) …
     edit_guest(&sim, 100, |g| {
@@ -126,23 +120,16 @@ fn a_locked_guest_and_a_storage_without_snapshots_are_reported_with_proxmox_reas
 
 #[test]
 fn templates_are_reported_and_a_dry_run_changes_nothing() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let (recs, code, err) = snap(
+    let (sim, sshd) = demo_over_ssh();
+    let recs = snap_ok(
         &sshd,
         "create",
         &["--yes", "--all", "--exclude", "103", "--dry-run"],
     );
-    assert_eq!(code, 0, "{err}");
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
     let t = &of(&recs, 9000)[0];
     assert_eq!(t["status"], "planned");
-    assert!(
-        t["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("template")),
-        "{t}"
-    );
+    assert_says(t, "message", "template");
     assert!(of(&recs, 103).is_empty());
     let (recs, code, _) = snap(&sshd, "create", &["--yes", "--vmid", "9000"]);
     assert_eq!(code, 1);
@@ -154,8 +141,7 @@ fn templates_are_reported_and_a_dry_run_changes_nothing() {
 
 #[test]
 fn nothing_runs_without_named_guests_or_with_a_bad_label() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     for args in [
         vec![],
         vec!["--vmid", "100", "--label", "a;reboot"],
@@ -171,10 +157,9 @@ fn nothing_runs_without_named_guests_or_with_a_bad_label() {
 
 #[test]
 fn vmstate_is_saved_for_a_running_vm_only() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     edit_guest(&sim, 100, |g| g["status"] = json!("stopped"));
-    let (recs, code, err) = snap(
+    let recs = snap_ok(
         &sshd,
         "create",
         &[
@@ -190,7 +175,6 @@ fn vmstate_is_saved_for_a_running_vm_only() {
             "pre-upgrade",
         ],
     );
-    assert_eq!(code, 0, "{err}");
     assert_eq!(of(&recs, 102)[0]["vmstate"], true);
     let r100 = &of(&recs, 100)[0];
     assert_eq!(r100["vmstate"], false);
@@ -208,8 +192,7 @@ fn vmstate_is_saved_for_a_running_vm_only() {
 
 #[test]
 fn create_asks_first_and_without_a_terminal_takes_nothing() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     let (recs, code, err) = snap(&sshd, "create", &["--vmid", "101"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--yes"), "{err}");
@@ -220,8 +203,7 @@ fn create_asks_first_and_without_a_terminal_takes_nothing() {
 
 #[test]
 fn guests_are_selected_by_tag_pool_and_type_as_pve_ls_backups_selects() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     edit_guest(&sim, 102, |g| g["pool"] = json!("infra"));
     let planned = |args: &[&str]| -> Vec<u64> {
         let mut a = vec!["--dry-run"];
@@ -247,10 +229,8 @@ fn guests_are_selected_by_tag_pool_and_type_as_pve_ls_backups_selects() {
 
 #[test]
 fn the_name_holds_the_node_local_time() {
-    let sim = SimNode::with("demo", "Europe/Paris", pvedr_testkit::DEFAULT_NOW);
-    let sshd = Sshd::start(&sim);
-    let (recs, code, err) = snap(&sshd, "create", &["--yes", "--vmid", "101"]);
-    assert_eq!(code, 0, "{err}");
+    let (_sim, sshd) = pvedr_testkit::demo_over_ssh_in("Europe/Paris");
+    let recs = snap_ok(&sshd, "create", &["--yes", "--vmid", "101"]);
     let r = &of(&recs, 101)[0];
     let stamp = r["name"]
         .as_str()

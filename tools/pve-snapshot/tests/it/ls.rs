@@ -3,27 +3,24 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use pvedr_testkit::{SimNode, Sshd, bin};
+use pvedr_testkit::{bin, demo_over_ssh};
 
-use crate::{of, snap};
+use crate::{of, snap, snap_ok};
 
 #[test]
 fn ls_records_go_through_jq() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let (_, code, err) = snap(
+    let (_sim, sshd) = demo_over_ssh();
+    snap_ok(
         &sshd,
         "create",
         &["--yes", "--vmid", "101", "--vmid", "102"],
     );
-    assert_eq!(code, 0, "{err}");
-    let listing = bin("pve-snapshot")
-        .arg("ls")
-        .args(sshd.args())
-        .args(["--label", "daily"])
-        .output()
-        .expect("ls");
-    assert!(listing.status.success());
+    let listing = pvedr_testkit::run_ok(
+        bin("pve-snapshot")
+            .arg("ls")
+            .args(sshd.args())
+            .args(["--label", "daily"]),
+    );
     let mut jq = Command::new("jq")
         .args(["-r", r#"select(.kind=="snapshot" and .node=="pve2") | "\(.vmid) \(.type) \(.label) \(.name|startswith("daily-"))""#])
         .stdin(Stdio::piped())
@@ -45,12 +42,9 @@ fn ls_records_go_through_jq() {
 
 #[test]
 fn ls_shows_every_snapshot_with_its_fields() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let (created, code, err) = snap(&sshd, "create", &["--yes", "--vmid", "100"]);
-    assert_eq!(code, 0, "{err}");
-    let (recs, code, err) = snap(&sshd, "ls", &["--vmid", "100"]);
-    assert_eq!(code, 0, "{err}");
+    let (_sim, sshd) = demo_over_ssh();
+    let created = snap_ok(&sshd, "create", &["--yes", "--vmid", "100"]);
+    let recs = snap_ok(&sshd, "ls", &["--vmid", "100"]);
     let r = of(&recs, 100);
     assert_eq!(r.len(), 2);
     // The demo's manual snapshot: no label, and no time (Proxmox says snaptime 0).
@@ -71,10 +65,8 @@ fn ls_shows_every_snapshot_with_its_fields() {
 
 #[test]
 fn max_age_is_a_nagios_check() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let (_, code, err) = snap(&sshd, "create", &["--yes", "--vmid", "101"]);
-    assert_eq!(code, 0, "{err}");
+    let (sim, sshd) = demo_over_ssh();
+    snap_ok(&sshd, "create", &["--yes", "--vmid", "101"]);
     let (_, code, err) = snap(
         &sshd,
         "ls",
@@ -92,9 +84,9 @@ fn max_age_is_a_nagios_check() {
     let (_, code, _) = snap(&sshd, "ls", &["--vmid", "101", "--max-age", "soon"]);
     assert_eq!(code, 3);
     // A guest on an offline node cannot be listed: UNKNOWN.
-    let mut g = sim.read_json("guests/103.json");
-    g["node"] = serde_json::json!("pve3");
-    sim.write_json("guests/103.json", &g);
+    sim.edit_guest(103, |g| {
+        g["node"] = serde_json::json!("pve3");
+    });
     let (_, code, _) = snap(&sshd, "ls", &["--vmid", "103", "--max-age", "1h"]);
     assert_eq!(code, 3);
 }

@@ -17,6 +17,13 @@ pub fn snap(sshd: &Sshd, sub: &str, args: &[&str]) -> (Vec<Value>, i32, String) 
     outcome(bin("pve-snapshot").arg(sub).args(sshd.args()).args(args))
 }
 
+/// [`snap`], which must succeed: its records.
+pub fn snap_ok(sshd: &Sshd, sub: &str, args: &[&str]) -> Vec<Value> {
+    let (recs, code, err) = snap(sshd, sub, args);
+    assert_eq!(code, 0, "{err}");
+    recs
+}
+
 /// The `snapshot` records, by VMID.
 pub fn of(recs: &[Value], vmid: u64) -> Vec<Value> {
     recs.iter()

@@ -1,9 +1,9 @@
 //! `prune`: exactly N of the label stay, nothing else is touched, refusals are reported.
 
-use pvedr_testkit::{SimNode, Sshd};
+use pvedr_testkit::{SimNode, Sshd, assert_says, demo_over_ssh};
 use serde_json::{Value, json};
 
-use crate::{edit_guest, names, of, section, snap};
+use crate::{edit_guest, names, of, section, snap, snap_ok};
 
 const DAILY: [&str; 4] = [
     "daily-20240112-020000",
@@ -15,8 +15,7 @@ const DAILY: [&str; 4] = [
 /// Guest 101 with four daily snapshots, two weekly ones, a manual one and one that only
 /// looks like pve-snapshot's (its description is not).
 fn seeded() -> (SimNode, Sshd) {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     edit_guest(&sim, 101, |g| {
         let mut snaps = serde_json::Map::new();
         let mut parent: Option<&str> = None;
@@ -50,12 +49,11 @@ fn seeded() -> (SimNode, Sshd) {
 fn prune_keeps_exactly_n_of_the_label_and_none_of_the_others() {
     let (sim, sshd) = seeded();
     let before = names(&sim, 101);
-    let (plan, code, err) = snap(
+    let plan = snap_ok(
         &sshd,
         "prune",
         &["--vmid", "101", "--keep", "2", "--dry-run"],
     );
-    assert_eq!(code, 0, "{err}");
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
     assert_eq!(names(&sim, 101), before);
     let marks: Vec<(String, String)> = of(&plan, 101)
@@ -77,8 +75,7 @@ fn prune_keeps_exactly_n_of_the_label_and_none_of_the_others() {
             (DAILY[3].into(), "keep".into()),
         ]
     );
-    let (recs, code, err) = snap(&sshd, "prune", &["--vmid", "101", "--keep", "2", "--yes"]);
-    assert_eq!(code, 0, "{err}");
+    let recs = snap_ok(&sshd, "prune", &["--vmid", "101", "--keep", "2", "--yes"]);
     let removed: Vec<&Value> = recs.iter().filter(|r| r["status"] == "removed").collect();
     assert_eq!(removed.len(), 2);
     let mut want: Vec<String> = before
@@ -118,8 +115,7 @@ fn prune_asks_and_without_a_terminal_removes_nothing() {
 
 #[test]
 fn proxmox_refusing_the_current_parent_is_reported_and_the_rest_goes() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = demo_over_ssh();
     // A VM rolled back to its oldest snapshot, with its TPM state on a storage that keeps
     // snapshots as volume chains: Proxmox will not remove that snapshot while it runs.
     let mut storages = sim.read_json("storage.json");
@@ -150,11 +146,10 @@ fn proxmox_refusing_the_current_parent_is_reported_and_the_rest_goes() {
     let r = of(&recs, 100);
     let first = r.iter().find(|x| x["name"] == DAILY[0]).expect("record");
     assert_eq!(first["status"], "refused");
-    assert!(
-        first["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("cannot be removed while the VM is running")),
-        "{first}"
+    assert_says(
+        first,
+        "message",
+        "cannot be removed while the VM is running",
     );
     let second = r.iter().find(|x| x["name"] == DAILY[1]).expect("record");
     assert_eq!(second["status"], "removed");
@@ -183,10 +178,7 @@ fn ctrl_c_finishes_the_running_removal_writes_the_records_and_exits_130() {
     use std::process::{Command, Stdio};
     let (sim, sshd) = seeded();
     // The first removal is slow; Ctrl-C arrives while it runs.
-    sim.write_json(
-        "faults.json",
-        &json!([{"match": format!("delsnapshot 101 {}", DAILY[0]), "sleep": 3}]),
-    );
+    sim.set_faults(json!([{"match": format!("delsnapshot 101 {}", DAILY[0]), "sleep": 3}]));
     let child = Command::new(assert_cmd::cargo::cargo_bin("pve-snapshot"))
         .arg("prune")
         .args(sshd.args())

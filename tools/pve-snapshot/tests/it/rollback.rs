@@ -1,28 +1,24 @@
 //! The way back: the newest snapshot rolled back through `pve-restore --snapshot`.
 
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{demo_over_ssh, json_lines};
 
-use crate::{guest, next_second, snap};
+use crate::{guest, next_second, snap_ok};
 
 #[test]
 fn the_newest_snapshot_rolls_back_through_pve_restore() {
-    let sim = SimNode::demo();
-    let sshd = Sshd::start(&sim);
-    let (_, code, err) = snap(&sshd, "create", &["--yes", "--vmid", "101"]);
-    assert_eq!(code, 0, "{err}");
+    let (sim, sshd) = demo_over_ssh();
+    snap_ok(&sshd, "create", &["--yes", "--vmid", "101"]);
     next_second();
-    let (_, code, err) = snap(&sshd, "create", &["--yes", "--vmid", "101"]);
-    assert_eq!(code, 0, "{err}");
-    let (latest, code, err) = snap(
+    snap_ok(&sshd, "create", &["--yes", "--vmid", "101"]);
+    let latest = snap_ok(
         &sshd,
         "ls",
         &["--vmid", "101", "--label", "daily", "--latest"],
     );
-    assert_eq!(code, 0, "{err}");
     assert_eq!(latest.len(), 1);
     let name = latest[0]["name"].as_str().expect("name").to_string();
-    let out = bin("pve-restore")
-        .args(sshd.args())
+    let out = sshd
+        .bin("pve-restore")
         .args([
             "--vmid",
             "101",

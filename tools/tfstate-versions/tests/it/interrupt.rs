@@ -10,9 +10,7 @@ use pvedr_testkit::s3::{HungTerraform, Moto, S3Front, Tf, s3_env, still_running,
 #[test]
 fn a_signal_during_restore_finishes_the_write_and_releases_the_lock() {
     let moto = Moto::start();
-    moto.create_versioned_bucket("tfstate-sig");
-    let tf = Tf::new(&moto, "tfstate-sig");
-    tf.ok(&["init", "-input=false", "-no-color"]);
+    let tf = Tf::initialised(&moto, "tfstate-sig");
     for v in ["one", "two"] {
         tf.apply(v);
     }

@@ -11,9 +11,7 @@ fn list(moto: &Moto, bucket: &str) -> Vec<Value> {
 
 /// A bucket with three applies: serials 1, 2, 3 (values one, two, three).
 fn three_applies(moto: &Moto, bucket: &str) -> Tf {
-    moto.create_versioned_bucket(bucket);
-    let tf = Tf::new(moto, bucket);
-    tf.ok(&["init", "-input=false", "-no-color"]);
+    let tf = Tf::initialised(moto, bucket);
     for v in ["one", "two", "three"] {
         tf.apply(v);
     }

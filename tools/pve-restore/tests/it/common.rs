@@ -1,0 +1,77 @@
+//! What the areas share: the demo's archives, a run over SSH and its record, a step of it.
+
+use std::process::{Child, Command, Stdio};
+
+use pvedr::s3::{Bucket, Endpoint, Secret};
+use pvedr_testkit::Sshd;
+use serde_json::{Value, json};
+
+pub const VM_BACKUP: &str = "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
+
+pub const CT_BACKUP: &str = "local:backup/vzdump-lxc-101-2024_01_14-02_01_07.tar.gz";
+
+/// pve-restore over `sshd`: (the `restore` record or null, exit code, stderr). Whatever it
+/// printed ends with the `summary` record.
+pub fn restore(sshd: &Sshd, args: &[&str]) -> (Value, i32, String) {
+    let out = sshd.bin("pve-restore").args(args).output().expect("run");
+    let recs = pvedr_testkit::json_lines(&out.stdout);
+    let rec = recs
+        .iter()
+        .find(|r| r["kind"] == "restore")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if !recs.is_empty() {
+        assert_eq!(
+            recs.last().map(|r| r["kind"].clone()),
+            Some(json!("summary"))
+        );
+    }
+    (
+        rec,
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// Overwrites VM 100 with its demo backup (`--force --yes`).
+pub fn overwrite_vm(sshd: &Sshd) -> (Value, i32, String) {
+    restore(sshd, &["--volid", VM_BACKUP, "--force", "--yes"])
+}
+
+/// [`overwrite_vm`] as a child to signal, its stdout and stderr piped.
+pub fn spawn_overwrite_vm(sshd: &Sshd) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("pve-restore"))
+        .args(sshd.args())
+        .args(["--volid", VM_BACKUP, "--force", "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
+/// Puts `body` at `key` in the bucket `offsite` of the S3 server at `url` (moto's
+/// credentials).
+pub fn put(url: &str, key: &str, body: Vec<u8>) {
+    let ep = Endpoint {
+        url: Some(url.to_string()),
+        region: "us-east-1".into(),
+        timeouts: Default::default(),
+    };
+    let s = Secret {
+        ak: "test".into(),
+        sk: "testtest".into(),
+        token: None,
+    };
+    Bucket::connect_with(&ep, "offsite", s)
+        .expect("bucket")
+        .put(key, body)
+        .expect("put");
+}
+
+/// The step `name` of a restore record.
+pub fn step<'a>(rec: &'a Value, name: &str) -> &'a Value {
+    rec["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["step"] == name))
+        .unwrap_or_else(|| panic!("no step {name}: {rec}"))
+}
