@@ -69,8 +69,8 @@ fn sample_one(sshd: &Sshd, locks: &Path, f: &str) -> Value {
 
 /// backup-check's drill verdict per guest, reading the history `f` beside the node.
 fn drill_verdicts(sshd: &Sshd, f: &str) -> Vec<(u64, String)> {
-    let out = bin("backup-check")
-        .args(sshd.args())
+    let out = sshd
+        .bin("backup-check")
         .args(["--node", "pve1", "--drill-history", f])
         .output()
         .expect("backup-check");

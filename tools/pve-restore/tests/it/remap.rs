@@ -608,8 +608,8 @@ fn twenty_guests_planned_in_one_run_read_the_node_once_and_are_refused_as_alone(
         })
         .collect();
     sim.clear_commands();
-    let out = bin("pve-restore")
-        .args(sshd.args())
+    let out = sshd
+        .bin("pve-restore")
         .args([
             "--all",
             "--dry-run",
@@ -680,8 +680,8 @@ fn a_restore_reads_the_cluster_again_after_each_guest_it_changed() {
             (300, format!("local:backup/{name}"))
         })
         .to_vec();
-    let out = bin("pve-restore")
-        .args(sshd.args())
+    let out = sshd
+        .bin("pve-restore")
         .args([
             "--all",
             "--yes",
