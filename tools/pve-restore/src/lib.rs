@@ -4,6 +4,7 @@
 mod access;
 mod cli;
 mod drill;
+mod each;
 mod guest;
 mod history;
 mod offsite;
@@ -12,9 +13,11 @@ mod pick;
 mod probe;
 mod progress;
 mod remap;
+mod report;
 mod restore;
 mod run;
 mod safety;
+mod site;
 mod snapshot;
 
 pub use cli::Cli;

@@ -6,4 +6,5 @@ mod man;
 mod offsite;
 mod remap;
 mod restore;
+mod site;
 mod ux;
