@@ -74,7 +74,8 @@ SITE:
   their own), first fit in that order: the guests that do not fit are named in one
   refusal, exit 2, nothing done (a thin pool's overcommit is a warning; an overwrite is not
   counted). Duration per guest: its last restore in --history (or --drill-history) scaled
-  to the archive's size, else the history's bytes per second, else for an offsite record
+  to the archive's size, without the steps this run does not take (a drill's isolate,
+  probe, cleanup; the archive test, which a streamed restore replaces by a HEAD), else the history's bytes per second, else for an offsite record
   a ranged GET of 8 MiB of its S3 copy and 8 MiB through the node's connection (the slower
   rate); the plan says which. The RTO is the makespan of the --jobs lanes, the RPO the
   oldest copy's age. Each lane has its own connection; Ctrl-C lets every lane finish its

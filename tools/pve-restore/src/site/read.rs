@@ -32,7 +32,7 @@ pub fn build(
     jobs: usize,
     history: Option<&Path>,
 ) -> Result<Plan> {
-    let rates = rates(history)?;
+    let rates = rates(history, &skipped_steps(ctx))?;
     let present = crate::guest::resources(ctx.t)?;
     let mut r = Reader {
         ctx,
@@ -92,8 +92,24 @@ fn plan(mut guests: Vec<Planned>, jobs: usize) -> Plan {
     }
 }
 
+/// The steps of a past restore this run will not take: a drill's isolate and clean-up (not
+/// a drill), the start and probes (none asked).
+fn skipped_steps(ctx: &Ctx) -> Vec<&'static str> {
+    let mut skip = Vec::new();
+    if !ctx.cli.test {
+        skip.extend(["isolate", "cleanup"]);
+    }
+    if ctx.o.probes.is_empty() {
+        skip.push("probe");
+    }
+    if !ctx.o.start {
+        skip.push("start");
+    }
+    skip
+}
+
 /// The restores a history file holds; none without one.
-fn rates(path: Option<&Path>) -> Result<predict::Rates> {
+fn rates(path: Option<&Path>, skip: &[&str]) -> Result<predict::Rates> {
     let mut rates = predict::Rates::default();
     let Some(path) = path else {
         return Ok(rates);
@@ -107,7 +123,7 @@ fn rates(path: Option<&Path>) -> Result<predict::Rates> {
         if let Some(p) = serde_json::from_slice::<Value>(&b)
             .ok()
             .as_ref()
-            .and_then(predict::past)
+            .and_then(|v| predict::past(v, skip))
         {
             rates.add(p);
         }
@@ -155,7 +171,7 @@ impl Reader<'_> {
             (Some(c), false) => Some(self.need(c, lxc, &node, vmid)?),
             _ => None,
         };
-        let predicted = match rates.predict(vmid, b.size) {
+        let predicted = match rates.predict(vmid, b.size, offsite.is_some()) {
             Some(p) => Some(p),
             None => self.probe(offsite.as_ref(), &node, b.size),
         };
