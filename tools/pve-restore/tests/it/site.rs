@@ -311,3 +311,74 @@ fn a_site_is_restored_in_two_lanes_in_boot_order() {
     );
     assert_eq!(summary["predicted_rto_s"], 18.0);
 }
+
+#[test]
+fn an_offsite_site_without_history_is_predicted_from_probes_and_changes_nothing() {
+    use pvedr::s3::{Bucket, Endpoint, Secret};
+    use pvedr_testkit::s3::{Moto, s3_env};
+    use sha2::{Digest, Sha256};
+    let moto = Moto::start();
+    moto.create_versioned_bucket("offsite");
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let ep = Endpoint {
+        url: Some(moto.endpoint()),
+        region: "us-east-1".into(),
+        timeouts: Default::default(),
+    };
+    let secret = Secret {
+        ak: "test".into(),
+        sk: "testtest".into(),
+        token: None,
+    };
+    let bucket = Bucket::connect_with(&ep, "offsite", secret).expect("bucket");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut input = String::new();
+    for (kind, vmid, ext) in [("qemu", 500, "vma.zst"), ("lxc", 501, "tar.zst")] {
+        let p = tmp.path().join(format!("a{vmid}"));
+        let p = p.to_str().expect("path");
+        sim.admin(&["archive", p, "--type", kind, "--compress", "zstd"]);
+        let bytes = std::fs::read(p).expect("archive");
+        let key = format!("pve/pve1/{vmid}/vzdump-{kind}-{vmid}-2024_01_15-02_00_02.{ext}");
+        bucket.put(&key, bytes.clone()).expect("put");
+        let rec = json!({"kind": "backup", "node": "pve1", "storage": "offsite",
+            "volid": format!("offsite:backup/{key}"), "vmid": vmid, "subtype": kind,
+            "ctime": 1705284002, "size": bytes.len(), "format": ext,
+            "url": format!("s3://offsite/{key}"), "sha256": format!("{:x}", Sha256::digest(&bytes))});
+        input.push_str(&format!("{rec}\n"));
+    }
+    sim.clear_commands();
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args([
+            "--endpoint",
+            &moto.endpoint(),
+            "--all",
+            "--dry-run",
+            "--jobs",
+            "2",
+        ])
+        .env("XDG_RUNTIME_DIR", tmp.path())
+        .envs(s3_env())
+        .write_stdin(input)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let lines = json_lines(&out.stdout);
+    let recs: Vec<&Value> = lines.iter().filter(|r| r["kind"] == "restore").collect();
+    assert_eq!(recs.len(), 2, "{err}");
+    for r in &recs {
+        assert_eq!(r["predicted_from"], "probe", "{r}");
+        assert!(r["predicted_s"].as_f64().is_some_and(|s| s > 0.0), "{r}");
+    }
+    let summary = lines
+        .iter()
+        .find(|r| r["kind"] == "summary")
+        .expect("summary");
+    assert!(
+        summary["predicted_rto_s"].as_f64().is_some_and(|s| s > 0.0),
+        "{summary}"
+    );
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+}
