@@ -382,3 +382,54 @@ fn an_offsite_site_without_history_is_predicted_from_probes_and_changes_nothing(
     );
     assert_eq!(sim.mutations(), Vec::<String>::new());
 }
+
+#[test]
+fn ctrl_c_lets_every_lane_finish_its_guest_starts_no_other_and_exits_130() {
+    let (sim, input) = site(50 * G);
+    let sshd = Sshd::start(&sim);
+    let tmp = tempfile::tempdir().expect("tmp");
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "pct restore 301", "sleep": 4}]),
+    );
+    sim.clear_commands();
+    let path = assert_cmd::cargo::cargo_bin("pve-restore");
+    let mut child = std::process::Command::new(path)
+        .args(sshd.args())
+        .args(["--all", "--target-storage", "bulk", "--jobs", "2", "--yes"])
+        .env("XDG_RUNTIME_DIR", tmp.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    sim.wait_for("the restore of 301", |c| {
+        c["cmd"] == "pct" && c["argv"][0] == "restore" && c["argv"][1] == "301"
+    });
+    let out = pvedr_testkit::interrupt(child);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let lines = json_lines(&out.stdout);
+    let recs: Vec<&Value> = lines.iter().filter(|r| r["kind"] == "restore").collect();
+    let mut got: Vec<u64> = recs.iter().filter_map(|r| r["vmid"].as_u64()).collect();
+    got.sort_unstable();
+    assert_eq!(got, [301, 304], "the first wave's records, written: {err}");
+    assert_eq!(lines.last().expect("summary")["kind"], "summary");
+    for later in [300, 302, 303, 305] {
+        assert!(
+            !sim.commands().iter().any(|c| {
+                let first = c["argv"][0].as_str().unwrap_or("");
+                (c["cmd"] == "qmrestore" || (c["cmd"] == "pct" && first == "restore"))
+                    && about(c, later)
+            }),
+            "guest {later} was started after the interrupt"
+        );
+    }
+}
