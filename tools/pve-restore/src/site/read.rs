@@ -72,6 +72,8 @@ pub fn build(
 
 /// Waves, lanes and the site's figures of `guests` in restore order.
 fn plan(mut guests: Vec<Planned>, jobs: usize) -> Plan {
+    // No more lanes (each a connection) than guests.
+    let jobs = jobs.clamp(1, guests.len().max(1));
     let ranks: Vec<u64> = guests.iter().map(|g| g.rank).collect();
     let waves = order::waves(&ranks);
     let secs: Vec<f64> = guests
