@@ -4,7 +4,9 @@
 # servers), real Terraform. It prepares what a real site has (an exported state, offsite
 # copies), then loses the state store, two guests (a VM and a CT) and the node's archives,
 # and runs every `dr-step` block of the runbook, in order, as the runbook writes it.
-# Output: a step table with durations, RTO and RPO; target/dr-drill/report.{jsonl,md}.
+# Output: a step table with durations, RTO and RPO, the site restore's predicted and
+# measured RTO; target/dr-drill/report.{jsonl,md}. Fails when a step fails, a target is
+# missed, or the site's RTO prediction is off by more than 25 %.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -44,7 +46,7 @@ offsite_port=$(free_port)
 pids+=("$(start_moto "$V" "$state_port")" "$(start_moto "$V" "$offsite_port")")
 export STATE_EP=http://127.0.0.1:$state_port OFFSITE_EP=http://127.0.0.1:$offsite_port
 export OFFSITE=s3://offsite/pve STATE_EXPORT=$work/state-export TF_PROD=$work/prod
-export NODE=pve1 VM=100 CT=101 PVE_SSH DR_OUT=$REPORT/records
+export NODE=pve1 VM=100 CT=101 PVE_SSH DR_OUT=$REPORT/records HISTORY=$work/drill-history.jsonl
 rm -rf "$DR_OUT"; mkdir -p "$DR_OUT" "$TF_PROD"
 
 s3() { "$V/bin/python" -c "import boto3, sys; s = boto3.client('s3', endpoint_url=sys.argv[1]); $2" "$1"; }
@@ -78,6 +80,13 @@ tfstate-versions --endpoint "$STATE_EP" --env prod export --to "$STATE_EXPORT" >
 # shellcheck disable=SC2086
 pve-ls-backups $PVE_SSH --node pve1 --storage local --latest \
   | backup-sync --endpoint "$OFFSITE_EP" push --yes --to "$OFFSITE" $PVE_SSH >/dev/null
+# The site's scheduled drills left their records: what the site's RTO is predicted from.
+say "before: the restore drills of guests $VM and $CT recorded in the drill history"
+for g in "$VM" "$CT"; do
+  # shellcheck disable=SC2086
+  pve-restore $PVE_SSH --vmid "$g" --test --yes --drill-history "$HISTORY" >/dev/null
+done
+cp "$HISTORY" "$DR_OUT/drill-history.jsonl"
 
 # --- the disaster ------------------------------------------------------------------------
 say "disaster: the state store's data, guests $VM and $CT, and pve1's local archives are lost; pve1 is reinstalled with other storage and bridge names"
@@ -137,15 +146,22 @@ for f in "$work"/steps/*.sh; do
 done
 [ -n "$(ls "$work"/steps)" ] || { say "no dr-step block in $RUNBOOK"; exit 1; }
 
-# RPO: the age of the oldest of the newest backups the guests came back from.
-# shellcheck disable=SC2086
-newest=$(pve-ls-backups $PVE_SSH --node pve1 --storage local 2>/dev/null \
-  | jq -s --argjson vm "$VM" --argjson ct "$CT" \
-      '[group_by(.vmid)[] | select(.[0].vmid == $vm or .[0].vmid == $ct) | max_by(.ctime).ctime] | min // empty')
-rpo=$(( $(date +%s) - ${newest:-$(date +%s)} ))
-jq -cn --argjson ms "$total_ms" --argjson rpo "$rpo" --argjson f "$failed" \
+# RPO: the age of the oldest copy the guests came back from; the site restore's predicted and
+# measured RTO, from its summary.
+site=$(jq -c 'select(.kind == "summary")' "$DR_OUT/restore-site.jsonl" 2>/dev/null || true)
+site=${site:-'{}'}
+rpo=$(jq -r '.rpo_s // empty | floor' <<<"$site")
+rpo=${rpo:-86400}
+predicted=$(jq -r '.predicted_rto_s // empty' <<<"$site")
+measured=$(jq -r '.rto_s // empty' <<<"$site")
+error=$(jq -r '.prediction_error_pct // empty' <<<"$site")
+# Off by more than 25 % either way (or not measured): the prediction cannot be trusted.
+off=$(jq -n --arg e "$error" 'if $e == "" then 1 elif ($e | tonumber | fabs) > 25 then 1 else 0 end')
+jq -cn --argjson ms "$total_ms" --argjson rpo "$rpo" --argjson f "$failed" --argjson site "$site" --argjson off "$off" \
   '{kind: "summary", rto_s: ($ms / 1000), rpo_s: $rpo, failed: $f, rto_target_s: 1800, rpo_target_s: 86400,
-    exit_code: (if $f > 0 then 1 else 0 end)}' >> "$jsonl"
+    site_predicted_rto_s: $site.predicted_rto_s, site_rto_s: $site.rto_s,
+    site_prediction_error_pct: $site.prediction_error_pct, prediction_off: ($off == 1),
+    exit_code: (if $f > 0 or $off == 1 then 1 else 0 end)}' >> "$jsonl"
 
 {
   echo "# DR drill — $date_utc"
@@ -158,10 +174,14 @@ jq -cn --argjson ms "$total_ms" --argjson rpo "$rpo" --argjson f "$failed" \
   echo
   jq -r 'select(.kind == "summary") | "RTO \(.rto_s | round) s (target 1800 s), RPO \(.rpo_s) s (target 86400 s)."' "$jsonl"
   echo
+  jq -r 'select(.kind == "summary") | "Site restore (steps 3–5): predicted RTO \(.site_predicted_rto_s // "none") s, measured \(.site_rto_s // "none") s, prediction error \(.site_prediction_error_pct // "none") % (fails beyond 25 %)."' "$jsonl"
+  echo
   echo "Problems found:"
   jq -r 'select(.kind == "step" and .message) | "- \(.step): \(.message)"' "$jsonl"
-  [ "$failed" -gt 0 ] || echo "- none"
+  [ "$off" -eq 0 ] || echo "- the site's RTO prediction is off by more than 25 % (${error:-not measured} %)"
+  [ "$failed" -gt 0 ] || [ "$off" -eq 1 ] || echo "- none"
 } > "$REPORT/report.md"
 cat "$REPORT/report.md"
 say "report: $REPORT/report.jsonl, $REPORT/report.md"
-[ "$failed" -eq 0 ] && [ "$total_ms" -lt 1800000 ] && [ "$rpo" -lt 86400 ]
+[ "$off" -eq 0 ] || say "the site's RTO prediction is off by more than 25 % (${error:-not measured} %)"
+[ "$failed" -eq 0 ] && [ "$off" -eq 0 ] && [ "$total_ms" -lt 1800000 ] && [ "$rpo" -lt 86400 ]

@@ -78,6 +78,7 @@ impl Tally {
             exit_code: code,
             duration_s: Some(seconds_since(started)),
             extra: Map::new(),
+            ..Default::default()
         })
     }
 }

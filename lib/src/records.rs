@@ -538,6 +538,22 @@ pub struct Restore {
     /// Bytes of the archive restored, when known (with `duration_s`, the throughput).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// In a site plan (several records): the predicted seconds of this guest's restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_s: Option<f64>,
+    /// What [`Restore::predicted_s`] was measured from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_from: Option<PredictedFrom>,
+    /// In a site plan: the guest's startup order (`startup: order=N`); absent for one
+    /// without (restored after every guest with one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<u64>,
+    /// In a site plan: the lane (1..=`--jobs`) that restores this guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<u32>,
+    /// In a site plan: the age of the copy restored, in seconds (this guest's RPO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_s: Option<f64>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -578,6 +594,19 @@ impl Restore {
     }
 }
 
+/// Where a site plan's predicted duration came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PredictedFrom {
+    /// The last restore of the same guest in the history given: its duration, scaled to
+    /// this archive's size.
+    History,
+    /// The history's restores of other guests: their bytes per second.
+    HistorySite,
+    /// A short ranged GET of the S3 copy and a write through the node's connection.
+    Probe,
+}
+
 /// The end of a run: counts by status and the exit code.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -587,6 +616,23 @@ pub struct Summary {
     pub exit_code: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<f64>,
+    /// A site plan (pve-restore, several records): the predicted RTO, in seconds (the
+    /// makespan of its lanes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_rto_s: Option<f64>,
+    /// A site restored: the measured RTO, wall clock from the first restore's start to the
+    /// last one's end, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_s: Option<f64>,
+    /// A site plan: the age of its oldest copy, in seconds (the site's RPO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_s: Option<f64>,
+    /// A site restored: (measured - predicted) / predicted RTO, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction_error_pct: Option<f64>,
+    /// `--rto-target`, in seconds, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_target_s: Option<f64>,
     #[serde(flatten)]
     pub extra: Extra,
 }

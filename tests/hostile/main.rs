@@ -48,6 +48,8 @@ fn argv_values() -> Vec<OsString> {
 fn documented(tool: &str) -> &'static [i32] {
     match tool {
         "backup-check" => &[0, 1, 2, 3],
+        // 4: a site's RTO over --rto-target (man pve-restore).
+        "pve-restore" => &[0, 1, 2, 3, 4],
         _ => &[0, 1, 2, 3],
     }
 }
@@ -1928,6 +1930,13 @@ fn bad_durations_and_sizes_are_usage_errors_naming_the_flag() {
             vec!["--dry-run", "--vmid", "100", "--drill-history-keep", "0"],
             None,
             "--drill-history-keep <DURATION|N>",
+            2,
+        ),
+        (
+            "pve-restore",
+            vec!["--all", "--rto-target", "4 hours-ish"],
+            None,
+            "--rto-target <DURATION>",
             2,
         ),
     ];

@@ -11,6 +11,7 @@ pub mod maps;
 pub mod node;
 pub mod props;
 pub mod resources;
+pub mod startup;
 
 use serde_json::{Map, Value};
 

@@ -39,6 +39,7 @@ pub fn summary(checks: &[Check], duration_s: f64) -> Summary {
         exit_code: worst(checks).nagios_code(),
         duration_s: Some((duration_s * 1000.0).round() / 1000.0),
         extra: Map::new(),
+        ..Default::default()
     }
 }
 

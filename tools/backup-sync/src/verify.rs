@@ -743,6 +743,7 @@ impl Run<'_> {
             exit_code: code,
             duration_s: Some(dur),
             extra,
+            ..Default::default()
         }))?;
         Ok(code)
     }

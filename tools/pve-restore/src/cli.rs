@@ -26,6 +26,13 @@ const AFTER: &str = "EXAMPLES:
   backup-sync --endpoint https://s3.example:9000 ls --from offsite \\
       | jq -c 'select(.vmid == 100)' | jq -c -s 'max_by(.ctime)' \\
       | pve-restore --host new1 --endpoint https://s3.example:9000 --yes
+  # a whole site, newest copy per guest, planned first, then in two lanes
+  backup-sync --endpoint https://s3.example:9000 ls --from offsite \\
+      | jq -cs 'map(select(.vmid)) | group_by(.vmid) | map(max_by(.ctime))[]' > site.jsonl
+  pve-restore --host new1 --endpoint https://s3.example:9000 --all --dry-run \\
+      --target-storage local-lvm:nvme --rto-target 4h < site.jsonl
+  pve-restore --host new1 --endpoint https://s3.example:9000 --all --yes --jobs 2 \\
+      --target-storage local-lvm:nvme --rto-target 4h < site.jsonl
 
 RECORDS:
   Reads `backup` records (pve-ls-backups) from FILE or standard input unless --volid or --vmid
@@ -54,8 +61,27 @@ RECORDS:
   source_storage, target_storage, size}]), nets ([{key, source_bridge, target_bridge}])
   and dropped ([hostpciN/usbN keys], with --drop-passthrough); for --snapshot, snapshot (the name) and, once rolled
   back, running (true | false: a rollback stops the guest; one that ran is started again,
-  a stopped one stays stopped and the rollback step's message says how to start it); then
-  a `summary`.
+  a stopped one stays stopped and the rollback step's message says how to start it); in a
+  site, predicted_s (seconds), predicted_from (history | history-site | probe), order (its
+  startup order; absent: none), lane and rpo_s (the copy's age, seconds); then a
+  `summary`, for a site with predicted_rto_s, rpo_s (the oldest copy's age), rto_target_s
+  and, once restored, rto_s (wall clock) and prediction_error_pct.
+
+SITE:
+  Several records (--all), not drills, are a site: one plan for all of them before any
+  change, read-only. Order: Proxmox's boot order (pve-manager startall), each archive's own
+  config's startup order ascending, guests without one after, ties by VMID; a guest starts
+  only once every guest of a lower order has finished. Space: every guest's disks (sizes
+  from the archive's config) onto the storages they go to (--target-storage, --storage, or
+  their own), first fit in that order: the guests that do not fit are named in one
+  refusal, exit 2, nothing done (a thin pool's overcommit is a warning; an overwrite is not
+  counted). Duration per guest: its last restore in --history (or --drill-history) scaled
+  to the archive's size, without the steps this run does not take (a drill's isolate,
+  probe, cleanup; the archive test, which a streamed restore replaces by a HEAD), else the history's bytes per second, else for an offsite record
+  a ranged GET of 8 MiB of its S3 copy and 8 MiB through the node's connection (the slower
+  rate); the plan says which. The RTO is the makespan of the --jobs lanes, the RPO the
+  oldest copy's age. Each lane has its own connection; Ctrl-C lets every lane finish its
+  guest.
   Progress goes to stderr: the plan, each changing step as it starts (`[7/9] restore 100
   (started 12:03:04)`), every 30 s while it runs (`still running, 4m30s`), and how it
   ended. After an overwrite that stopped the guest and did not start it, how to start it
@@ -98,6 +124,8 @@ EXIT STATUS:
   2    usage error, a map the target node does not fit, or a change without --yes and
        without a terminal; nothing was done
   3    partial: with --all, some guests restored and some failed
+  4    a site's RTO exceeds --rto-target: the plan's predicted one (also with --dry-run) or
+       the measured one; nothing failed
   130  interrupted (Ctrl-C or SIGTERM): the running step is finished (over the API the wait
        for its task ends and the task goes on: nothing is rolled back), nothing further is
        started, an overwritten guest is put back from the safety point, a stopped one
@@ -302,6 +330,32 @@ pub struct Cli {
         hide_short_help = true
     )]
     pub drill_history_keep: crate::history::Keep,
+
+    /// With several records (a site): restore in N lanes at once, each with its own
+    /// connection, still in startup order (a guest starts once every guest of a lower
+    /// order has finished). Above 1 it needs --yes.
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Site", hide_short_help = true,
+          value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub jobs: u32,
+
+    /// With several records: restore records (pve-restore's own, e.g. a --drill-history
+    /// file) to predict each guest's duration from: its last restore scaled to this
+    /// archive's size, else the history's bytes per second. Default: --drill-history;
+    /// without either, an offsite record is predicted from a short probe of its S3 copy and
+    /// of the node's connection.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Site",
+        hide_short_help = true
+    )]
+    pub history: Option<std::path::PathBuf>,
+
+    /// With several records: the RTO the site must meet (e.g. 4h). A plan whose predicted
+    /// RTO, or a restore whose measured RTO, exceeds it exits 4 (when nothing failed).
+    #[arg(long, value_name = "DURATION", help_heading = "Site", hide_short_help = true,
+          value_parser = pvedr::cli::values::duration)]
+    pub rto_target: Option<std::time::Duration>,
 
     #[command(flatten)]
     pub write: WriteArgs,

@@ -219,6 +219,20 @@ impl Offsite {
         pipeline::feed(t, cmd, s)
     }
 
+    /// Bytes per second of one ranged GET of the object's first `len` bytes: a site plan's
+    /// short probe of the S3 side.
+    pub fn probe_rate(&self, s3: &S3Conn, len: u64) -> Result<f64, String> {
+        let n = self.size.min(len).max(1);
+        let t0 = std::time::Instant::now();
+        let b = self
+            .bucket(s3)
+            .map_err(|e| format!("cannot read {}: {e}", self.url))?;
+        let mut r = b.ranged(&self.key, n, n, 1);
+        let got = std::io::copy(&mut r, &mut std::io::sink())
+            .map_err(|e| format!("cannot read {}: {e}", self.url))?;
+        Ok(got as f64 / t0.elapsed().as_secs_f64().max(1e-6))
+    }
+
     /// What the record says of the stream.
     pub fn record(&self, fed: Option<&pipeline::Fed>) -> serde_json::Value {
         json!({

@@ -1,43 +1,27 @@
-//! Parses, picks the backups, restores them one by one (each guest's record written as soon
-//! as it is done), and ends with a summary.
+//! Dispatches: checks the flags, connects, picks the backups, and hands them to the
+//! restore of one guest after another (`each`), of a whole site (`site`), a verify or a
+//! snapshot rollback; `report` writes the records and the summary.
 
 use std::time::Instant;
 
-use pvedr::error::{Error, Result, exit_for};
-use pvedr::records::{Backup, Record, Restore, RestoreStatus, Summary};
+use pvedr::error::{Error, Result};
+use pvedr::records::Backup;
 use pvedr::{time, validate};
-use serde_json::Map;
 
 use crate::cli::Cli;
+use crate::each::{now_rfc3339, stamped};
 use crate::history::History;
 use crate::options::{Options, options};
 use crate::pick::{backup_of_volid, from_input, newest_of};
-use crate::restore::{Ctx, restore_one};
+use crate::report::{SiteFigures, Writer};
+use crate::restore::Ctx;
 
 pub fn run(cli: Cli) -> Result<u8> {
     let started = Instant::now();
     let opts = options(&cli)?;
-    let vmid_arg = cli.vmid.as_deref().map(validate::vmid).transpose()?;
-    if let Some(s) = &cli.snapshot {
-        validate::snapshot_name(s)?;
-    }
-    if let Some(v) = &cli.volid {
-        validate::volid(v)?;
-    }
-    // Checked now; read as a day in the node's zone once connected.
-    if let Some(d) = &cli.date {
-        time::day_range(d, time::Zone::Local)?;
-    }
-    if opts.maps.any() && (cli.snapshot.is_some() || cli.verify_only) {
-        return Err(Error::usage(
-            "--target-storage, --target-bridge and --drop-passthrough go with a restore, not --snapshot or --verify-only",
-        ));
-    }
-    if cli.snapshot.is_some() && cli.test {
-        return Err(Error::usage("--snapshot and --test do not go together"));
-    }
+    let vmid_arg = check_flags(&cli, &opts)?;
     let keep = cli.drill_history_keep;
-    let mut history = cli
+    let history = cli
         .drill_history
         .as_deref()
         .map(|p| History::open(p, keep))
@@ -74,19 +58,16 @@ pub fn run(cli: Cli) -> Result<u8> {
         scratch_taken: Default::default(),
         cache: &cache,
     };
-    let mut out = cli.output.output();
-    let mut records: Vec<Restore> = Vec::new();
+    let mut w = Writer::new(cli.output.output(), history);
+    let mut site = None;
     if let (Some(vmid), true) = (vmid_arg, cli.verify_only) {
         let at = now_rfc3339();
-        let r = stamped(crate::restore::verify_existing(&ctx, vmid)?, at, &cli, None);
-        write(&mut out, history.as_mut(), &r)?;
-        records.push(r);
+        let r = crate::restore::verify_existing(&ctx, vmid)?;
+        w.put(stamped(r, at, &cli, None))?;
     } else if let (Some(vmid), Some(snap)) = (vmid_arg, cli.snapshot.as_deref()) {
         let at = now_rfc3339();
         let r = crate::snapshot::rollback(&ctx, vmid, snap, &default_node)?;
-        let r = stamped(r, at, &cli, None);
-        write(&mut out, history.as_mut(), &r)?;
-        records.push(r);
+        w.put(stamped(r, at, &cli, None))?;
     } else {
         let backups = match (&cli.volid, vmid_arg) {
             // Its node is chosen by restore_one (where its storage is enabled).
@@ -103,107 +84,76 @@ pub fn run(cli: Cli) -> Result<u8> {
             return Err(Error::Refused("no backup to drill on the cluster".into()));
         }
         crate::restore::prefetch(&ctx, &backups, &default_node);
-        for b in backups {
-            let rec = restore_guest(&ctx, b, &default_node)?;
-            // Written now: a later guest's failure or a Ctrl-C must not lose it.
-            write(&mut out, history.as_mut(), &rec)?;
-            let stop = rec.status == RestoreStatus::Interrupted;
-            records.push(rec);
-            if stop {
-                break;
+        site = match is_site(&cli, &backups) {
+            true => Some(restore_site(&ctx, backups, &default_node, &mut w)?),
+            false => {
+                crate::each::restore_all(&ctx, backups, &default_node, &mut |r| w.put(r))?;
+                None
             }
-        }
+        };
     }
-    let exit = summary(&records, started, &mut out)?;
-    out.finish()?;
-    Ok(exit)
+    w.finish(started, site.as_ref())
 }
 
-/// Now, as a record's `started`.
-fn now_rfc3339() -> String {
-    pvedr::records::rfc3339(time::now())
+/// Several records restored for real or planned (not drills: each drill is its own
+/// scratch guest, destroyed after) are a site.
+fn is_site(cli: &Cli, backups: &[Backup]) -> bool {
+    backups.len() > 1 && !cli.test
 }
 
-/// `rec` with when it started, whether it was a drill, and the archive's size.
-fn stamped(mut rec: Restore, started: String, cli: &Cli, size: Option<u64>) -> Restore {
-    rec.started = Some(started);
-    rec.drill = Some(cli.test);
-    rec.size = size;
-    rec
-}
-
-/// One guest's restore; a drill without --target-vmid on a scratch VMID only this run holds.
-fn restore_guest(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> {
-    let started = now_rfc3339();
-    let size = b.size;
-    let rec = match (ctx.cli.test, ctx.o.target) {
-        (true, None) => drill_on_scratch(ctx, b, default_node)?,
-        _ => restore_one(ctx, b, default_node)?,
-    };
-    Ok(stamped(rec, started, ctx.cli, size))
-}
-
-/// A drill on a reserved scratch VMID; when another machine's guest took it meanwhile,
-/// again on another one, up to [`crate::drill::SCRATCH_TRIES`] times.
-fn drill_on_scratch(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> {
-    let mut taken = Vec::new();
-    loop {
-        let scratch = crate::drill::reserve(ctx.t, ctx.port, &taken)?;
-        // Chosen from the guests as they are now: the plan must not see older ones.
-        ctx.cache.changed();
-        let o = Options {
-            target: Some(scratch.vmid),
-            ..ctx.o.clone()
-        };
-        let c = Ctx {
-            cli: ctx.cli,
-            o: &o,
-            t: ctx.t,
-            port: ctx.port,
-            cluster: ctx.cluster.clone(),
-            scratch_taken: Default::default(),
-            cache: ctx.cache,
-        };
-        let rec = restore_one(&c, b.clone(), default_node)?;
-        if !c.scratch_taken.get() || taken.len() + 1 >= crate::drill::SCRATCH_TRIES {
-            return Ok(rec);
-        }
-        pvedr::msg::say(format_args!(
-            "scratch VMID {} was taken meanwhile; drilling on another",
-            scratch.vmid
+/// The site's plan, said, then run: its figures for the summary.
+fn restore_site(
+    ctx: &Ctx,
+    backups: Vec<Backup>,
+    default_node: &str,
+    w: &mut Writer,
+) -> Result<SiteFigures> {
+    let cli = ctx.cli;
+    if cli.jobs > 1 && !cli.write.dry_run && !cli.write.yes {
+        return Err(Error::usage(
+            "--jobs above 1 restores guests at once, which one terminal cannot confirm: give --yes; nothing was done",
         ));
-        taken.push(scratch.vmid);
     }
+    let history = cli.history.as_deref().or(cli.drill_history.as_deref());
+    let plan = crate::site::build(ctx, backups, default_node, cli.jobs as usize, history)?;
+    plan.say();
+    let mut f = SiteFigures {
+        predicted_rto_s: plan.predicted_rto_s,
+        rpo_s: plan.rpo_s,
+        rto_target: cli.rto_target,
+        rto_s: None,
+    };
+    if f.missed() {
+        pvedr::msg::warn(format!(
+            "the site's predicted RTO exceeds --rto-target {}",
+            crate::site::human(cli.rto_target.unwrap_or_default().as_secs_f64())
+        ));
+    }
+    let wall = crate::site::run(ctx, &plan, default_node, &mut |r| w.put(r))?;
+    f.rto_s = (!cli.write.dry_run).then_some(wall);
+    Ok(f)
 }
 
-/// The record on standard output, flushed, and in the drill history when there is one.
-fn write(
-    out: &mut pvedr::output::Output,
-    history: Option<&mut History>,
-    r: &Restore,
-) -> Result<()> {
-    out.write(&Record::Restore(r.clone()))?;
-    out.flush()?;
-    match history {
-        Some(h) => h.append(r),
-        None => Ok(()),
+/// The flags checked before anything connects; the --vmid given.
+fn check_flags(cli: &Cli, opts: &Options) -> Result<Option<u64>> {
+    let vmid_arg = cli.vmid.as_deref().map(validate::vmid).transpose()?;
+    if let Some(s) = &cli.snapshot {
+        validate::snapshot_name(s)?;
     }
-}
-
-fn summary(records: &[Restore], started: Instant, out: &mut pvedr::output::Output) -> Result<u8> {
-    use RestoreStatus as S;
-    let ok = |r: &&Restore| matches!(r.status, S::Restored | S::Verified | S::Planned);
-    let succeeded = records.iter().filter(ok).count();
-    // A wait on a task ended by Ctrl-C leaves a failed record, but the run was interrupted.
-    let interrupted =
-        records.iter().any(|r| r.status == S::Interrupted) || pvedr::interrupt::requested();
-    let exit = exit_for(succeeded, records.len() - succeeded, interrupted);
-    out.write(&Record::Summary(Summary {
-        tool: Some("pve-restore".into()),
-        counts: pvedr::status::counts(records.iter().map(|r| &r.status)),
-        exit_code: exit,
-        duration_s: Some(pvedr::records::seconds_since(started)),
-        extra: Map::new(),
-    }))?;
-    Ok(exit)
+    if let Some(v) = &cli.volid {
+        validate::volid(v)?;
+    }
+    // Checked now; read as a day in the node's zone once connected.
+    if let Some(d) = &cli.date {
+        time::day_range(d, time::Zone::Local)?;
+    }
+    if opts.maps.any() && (cli.snapshot.is_some() || cli.verify_only) {
+        return Err(Error::usage(
+            "--target-storage, --target-bridge and --drop-passthrough go with a restore, not --snapshot or --verify-only",
+        ));
+    }
+    if cli.snapshot.is_some() && cli.test {
+        return Err(Error::usage("--snapshot and --test do not go together"));
+    }
+    Ok(vmid_arg)
 }

@@ -108,7 +108,7 @@ pub fn finish(
             .collect(),
         exit_code: code,
         duration_s: Some(seconds_since(started)),
-        extra: Default::default(),
+        ..Default::default()
     };
     out.write(&Record::Summary(summary))?;
     out.finish()?;

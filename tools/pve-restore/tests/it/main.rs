@@ -7,4 +7,5 @@ mod man;
 mod offsite;
 mod remap;
 mod restore;
+mod site;
 mod ux;

@@ -1,0 +1,435 @@
+//! A whole site (issue 27): several records planned in Proxmox's boot order, bin-packed
+//! onto the mapped storages, refused at once when they do not fit, predicted from a
+//! history, and restored in lanes; against the simulator over sshd.
+
+use std::path::Path;
+
+use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use serde_json::{Value, json};
+
+const G: u64 = 1 << 30;
+
+/// VMs and CTs, some with a startup order: (type, VMID, config).
+const SITE: [(&str, u64, &str); 6] = [
+    (
+        "qemu",
+        300,
+        "memory: 512\nname: app\nstartup: order=2,up=30\nscsi0: local-lvm:vm-300-disk-0,size=4G\n",
+    ),
+    (
+        "lxc",
+        301,
+        "arch: amd64\nhostname: dns\nostype: debian\nstartup: order=1\nrootfs: local-lvm:vm-301-disk-0,size=2G\n",
+    ),
+    (
+        "qemu",
+        302,
+        "memory: 512\nname: web\nscsi0: local-lvm:vm-302-disk-0,size=4G\n",
+    ),
+    (
+        "lxc",
+        303,
+        "arch: amd64\nhostname: db\nostype: debian\nstartup: up=10,order=2\nrootfs: local-lvm:vm-303-disk-0,size=2G\n",
+    ),
+    (
+        "qemu",
+        304,
+        "memory: 512\nname: gw\nstartup: 1\nscsi0: local-lvm:vm-304-disk-0,size=4G\n",
+    ),
+    (
+        "lxc",
+        305,
+        "arch: amd64\nhostname: files\nostype: debian\nrootfs: local-lvm:vm-305-disk-0,size=2G\n",
+    ),
+];
+
+/// Proxmox's boot order of [`SITE`]: order 1 (by VMID), order 2, then those without.
+const BOOT_ORDER: [u64; 6] = [301, 304, 300, 303, 302, 305];
+
+/// The demo cluster reinstalled with one `bulk` storage (`free` bytes free) for every
+/// disk; the site's archives on `local`, their backup records (1000 bytes each, said).
+fn site(free: u64) -> (SimNode, String) {
+    let sim = SimNode::demo();
+    let root = sim.root().display().to_string();
+    sim.write_json(
+        "storage.json",
+        &json!([
+            {"storage": "local", "type": "dir", "path": format!("{root}/local"),
+             "content": "backup,iso,vztmpl", "shared": 0},
+            {"storage": "bulk", "type": "dir", "path": format!("{root}/bulk"),
+             "content": "images,rootdir", "shared": 0,
+             "status": {"total": 100 * G, "used": 100 * G - free, "avail": free}},
+        ]),
+    );
+    let mut input = String::new();
+    for (kind, vmid, config) in SITE {
+        let file = sim.root().join(format!("conf-{vmid}"));
+        std::fs::write(&file, config).expect("config");
+        let path = sim.admin(&[
+            "add-backup",
+            &root,
+            "--storage",
+            "local",
+            "--type",
+            kind,
+            "--vmid",
+            &vmid.to_string(),
+            "--epoch",
+            "1705197602",
+            "--config",
+            &file.display().to_string(),
+        ]);
+        let name = path.rsplit('/').next().expect("file name");
+        let format = name.split_once('.').map(|(_, f)| f).unwrap_or("");
+        let rec = json!({"kind": "backup", "node": "pve1", "storage": "local",
+            "volid": format!("local:backup/{name}"), "vmid": vmid, "subtype": kind,
+            "format": format, "ctime": 1705197602, "size": 1000});
+        input.push_str(&format!("{rec}\n"));
+    }
+    (sim, input)
+}
+
+/// pve-restore on the site's records: its records, summary, exit and stderr.
+fn run(sshd: &Sshd, input: &str, locks: &Path, args: &[&str]) -> (Vec<Value>, Value, i32, String) {
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(["--all", "--target-storage", "bulk"])
+        .args(args)
+        .env("XDG_RUNTIME_DIR", locks)
+        .write_stdin(input.to_string())
+        .output()
+        .expect("run");
+    let lines = json_lines(&out.stdout);
+    let recs = lines
+        .iter()
+        .filter(|r| r["kind"] == "restore")
+        .cloned()
+        .collect();
+    let summary = lines
+        .iter()
+        .find(|r| r["kind"] == "summary")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    (recs, summary, out.status.code().unwrap_or(-1), err)
+}
+
+fn vmids(recs: &[Value]) -> Vec<u64> {
+    recs.iter().filter_map(|r| r["vmid"].as_u64()).collect()
+}
+
+/// A history of past restores: guest 300 once (1000 bytes in 10 s), another guest (9000
+/// bytes in 30 s): the site's rate is 10000 bytes in 40 s.
+fn history(dir: &Path) -> String {
+    let p = dir.join("history.jsonl");
+    let line = |vmid: u64, size: u64, d: f64| {
+        json!({"kind": "restore", "vmid": vmid, "dry_run": false, "status": "restored",
+               "steps": [], "size": size, "duration_s": d})
+    };
+    let text = format!("{}\n{}\n", line(300, 1000, 10.0), line(999, 9000, 30.0));
+    std::fs::write(&p, text).expect("history");
+    p.display().to_string()
+}
+
+#[test]
+fn a_site_is_planned_in_boot_order_with_its_predicted_rto_and_rpo() {
+    let (sim, input) = site(50 * G);
+    let sshd = Sshd::start(&sim);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let h = history(tmp.path());
+    sim.clear_commands();
+    let args = [
+        "--dry-run",
+        "--jobs",
+        "2",
+        "--history",
+        &h,
+        "--rto-target",
+        "20s",
+    ];
+    let (recs, summary, code, err) = run(&sshd, &input, tmp.path(), &args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(vmids(&recs), BOOT_ORDER, "{err}");
+    let orders: Vec<Value> = recs.iter().map(|r| r["order"].clone()).collect();
+    assert_eq!(
+        orders,
+        [
+            json!(1),
+            json!(1),
+            json!(2),
+            json!(2),
+            Value::Null,
+            Value::Null
+        ]
+    );
+    for r in &recs {
+        assert_eq!(r["status"], "planned", "{r}");
+    }
+    // 300 from its own restore (10 s), the others at the history's 250 B/s (4 s).
+    assert_eq!(recs[2]["predicted_s"], 10.0);
+    assert_eq!(recs[2]["predicted_from"], "history");
+    assert_eq!(recs[0]["predicted_s"], 4.0);
+    assert_eq!(recs[0]["predicted_from"], "history-site");
+    // Waves 4 s, 10 s (300 and 303 side by side), 4 s.
+    assert_eq!(summary["predicted_rto_s"], 18.0, "{summary}");
+    let lanes: Vec<Value> = recs.iter().map(|r| r["lane"].clone()).collect();
+    assert_eq!(
+        lanes,
+        [json!(1), json!(2), json!(1), json!(2), json!(1), json!(2)]
+    );
+    let age = chrono::Utc::now().timestamp() - 1705197602;
+    let rpo = summary["rpo_s"].as_f64().expect("rpo");
+    assert!((rpo - age as f64).abs() < 60.0, "{summary}");
+    assert_eq!(recs[0]["rpo_s"], summary["rpo_s"]);
+    assert!(
+        summary.get("rto_s").is_none(),
+        "a dry run measures none: {summary}"
+    );
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_plan_over_its_rto_target_exits_4() {
+    let (sim, input) = site(50 * G);
+    let sshd = Sshd::start(&sim);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let h = history(tmp.path());
+    // One lane: 8 + 14 + 8 = 30 s.
+    let args = ["--dry-run", "--history", &h, "--rto-target", "25s"];
+    let (recs, summary, code, err) = run(&sshd, &input, tmp.path(), &args);
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(summary["exit_code"], 4);
+    assert_eq!(summary["predicted_rto_s"], 30.0);
+    assert_eq!(summary["rto_target_s"], 25.0);
+    assert!(err.contains("exceeds --rto-target"), "{err}");
+    assert_eq!(recs.len(), 6);
+}
+
+#[test]
+fn a_site_that_does_not_fit_is_refused_naming_every_guest_left_out_and_nothing_changes() {
+    // 18 GiB of disks on 13 GiB: in boot order 301, 304, 300 and 303 take 12 GiB; 302
+    // (4 GiB) and 305 (2 GiB) do not fit in the last one.
+    let (sim, input) = site(13 * G);
+    let sshd = Sshd::start(&sim);
+    let tmp = tempfile::tempdir().expect("tmp");
+    sim.clear_commands();
+    let (recs, _, code, err) = run(&sshd, &input, tmp.path(), &["--yes"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the site does not fit"), "{err}");
+    assert!(
+        err.contains("guest 302 needs 4.0 GiB on pve1/bulk with 1.0 GiB left"),
+        "{err}"
+    );
+    assert!(err.contains("guest 305 needs 2.0 GiB"), "{err}");
+    assert!(!err.contains("guest 303 needs"), "{err}");
+    assert!(recs.is_empty());
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+    for (_, vmid, _) in SITE {
+        assert!(sim.read_json(&format!("guests/{vmid}.json")).is_null());
+    }
+}
+
+/// Whether `c` (a simulator command) is about guest `vmid`.
+fn about(c: &Value, vmid: u64) -> bool {
+    let v = vmid.to_string();
+    let path = format!("/{vmid}/");
+    c["argv"].as_array().is_some_and(|a| {
+        a.iter()
+            .filter_map(Value::as_str)
+            .any(|s| s == v || s.contains(&path) || s.ends_with(&format!("/{vmid}")))
+    })
+}
+
+/// The time of the restore command of `vmid` (qmrestore, pct restore).
+fn restore_time(cmds: &[Value], vmid: u64) -> f64 {
+    cmds.iter()
+        .find(|c| {
+            let first = c["argv"][0].as_str().unwrap_or("");
+            (c["cmd"] == "qmrestore" || (c["cmd"] == "pct" && first == "restore")) && about(c, vmid)
+        })
+        .and_then(|c| c["time"].as_f64())
+        .unwrap_or_else(|| panic!("no restore of {vmid}"))
+}
+
+#[test]
+fn a_site_is_restored_in_two_lanes_in_boot_order() {
+    let (sim, input) = site(50 * G);
+    let sshd = Sshd::start(&sim);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let h = history(tmp.path());
+    // The first guest's restore is slow, so the other lane takes the second guest.
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "pct restore 301", "sleep": 2}]),
+    );
+    sim.clear_commands();
+    let (recs, summary, code, err) = run(
+        &sshd,
+        &input,
+        tmp.path(),
+        &["--jobs", "2", "--yes", "--history", &h],
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut got = vmids(&recs);
+    got.sort_unstable();
+    assert_eq!(got, [300, 301, 302, 303, 304, 305]);
+    let mut lanes: Vec<u64> = recs.iter().filter_map(|r| r["lane"].as_u64()).collect();
+    lanes.sort_unstable();
+    lanes.dedup();
+    assert_eq!(lanes, [1, 2], "both lanes used");
+    for r in &recs {
+        assert_eq!(r["status"], "restored", "{r}");
+        assert!(
+            r["predicted_s"].as_f64().is_some() && r["duration_s"].as_f64().is_some(),
+            "{r}"
+        );
+        let g = sim.read_json(&format!("guests/{}.json", r["vmid"]));
+        assert_eq!(g["status"], "stopped", "{g}");
+    }
+    // Order kept: every command about a guest of a wave ran before the restore of any
+    // guest of a later wave started (the simulator's own timestamps).
+    let cmds = sim.commands();
+    let waves = [[301, 304], [300, 303], [302, 305]];
+    for pair in waves.windows(2) {
+        let last_of_wave = cmds
+            .iter()
+            .filter(|c| pair[0].iter().any(|&v| about(c, v)))
+            .filter_map(|c| c["time"].as_f64())
+            .fold(0.0, f64::max);
+        for &later in &pair[1] {
+            assert!(
+                restore_time(&cmds, later) > last_of_wave,
+                "guest {later} started before wave {:?} was done",
+                pair[0]
+            );
+        }
+    }
+    assert!(summary["rto_s"].as_f64().is_some(), "{summary}");
+    assert!(
+        summary["prediction_error_pct"].as_f64().is_some(),
+        "{summary}"
+    );
+    assert_eq!(summary["predicted_rto_s"], 18.0);
+}
+
+#[test]
+fn an_offsite_site_without_history_is_predicted_from_probes_and_changes_nothing() {
+    use pvedr::s3::{Bucket, Endpoint, Secret};
+    use pvedr_testkit::s3::{Moto, s3_env};
+    use sha2::{Digest, Sha256};
+    let moto = Moto::start();
+    moto.create_versioned_bucket("offsite");
+    let sim = SimNode::demo();
+    let sshd = Sshd::start(&sim);
+    let ep = Endpoint {
+        url: Some(moto.endpoint()),
+        region: "us-east-1".into(),
+        timeouts: Default::default(),
+    };
+    let secret = Secret {
+        ak: "test".into(),
+        sk: "testtest".into(),
+        token: None,
+    };
+    let bucket = Bucket::connect_with(&ep, "offsite", secret).expect("bucket");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut input = String::new();
+    for (kind, vmid, ext) in [("qemu", 500, "vma.zst"), ("lxc", 501, "tar.zst")] {
+        let p = tmp.path().join(format!("a{vmid}"));
+        let p = p.to_str().expect("path");
+        sim.admin(&["archive", p, "--type", kind, "--compress", "zstd"]);
+        let bytes = std::fs::read(p).expect("archive");
+        let key = format!("pve/pve1/{vmid}/vzdump-{kind}-{vmid}-2024_01_15-02_00_02.{ext}");
+        bucket.put(&key, bytes.clone()).expect("put");
+        let rec = json!({"kind": "backup", "node": "pve1", "storage": "offsite",
+            "volid": format!("offsite:backup/{key}"), "vmid": vmid, "subtype": kind,
+            "ctime": 1705284002, "size": bytes.len(), "format": ext,
+            "url": format!("s3://offsite/{key}"), "sha256": format!("{:x}", Sha256::digest(&bytes))});
+        input.push_str(&format!("{rec}\n"));
+    }
+    sim.clear_commands();
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args([
+            "--endpoint",
+            &moto.endpoint(),
+            "--all",
+            "--dry-run",
+            "--jobs",
+            "2",
+        ])
+        .env("XDG_RUNTIME_DIR", tmp.path())
+        .envs(s3_env())
+        .write_stdin(input)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let lines = json_lines(&out.stdout);
+    let recs: Vec<&Value> = lines.iter().filter(|r| r["kind"] == "restore").collect();
+    assert_eq!(recs.len(), 2, "{err}");
+    for r in &recs {
+        assert_eq!(r["predicted_from"], "probe", "{r}");
+        assert!(r["predicted_s"].as_f64().is_some_and(|s| s > 0.0), "{r}");
+    }
+    let summary = lines
+        .iter()
+        .find(|r| r["kind"] == "summary")
+        .expect("summary");
+    assert!(
+        summary["predicted_rto_s"].as_f64().is_some_and(|s| s > 0.0),
+        "{summary}"
+    );
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+}
+
+#[test]
+fn ctrl_c_lets_every_lane_finish_its_guest_starts_no_other_and_exits_130() {
+    let (sim, input) = site(50 * G);
+    let sshd = Sshd::start(&sim);
+    let tmp = tempfile::tempdir().expect("tmp");
+    sim.write_json(
+        "faults.json",
+        &json!([{"match": "pct restore 301", "sleep": 4}]),
+    );
+    sim.clear_commands();
+    let path = assert_cmd::cargo::cargo_bin("pve-restore");
+    let mut child = std::process::Command::new(path)
+        .args(sshd.args())
+        .args(["--all", "--target-storage", "bulk", "--jobs", "2", "--yes"])
+        .env("XDG_RUNTIME_DIR", tmp.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    sim.wait_for("the restore of 301", |c| {
+        c["cmd"] == "pct" && c["argv"][0] == "restore" && c["argv"][1] == "301"
+    });
+    let out = pvedr_testkit::interrupt(child);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let lines = json_lines(&out.stdout);
+    let recs: Vec<&Value> = lines.iter().filter(|r| r["kind"] == "restore").collect();
+    let mut got: Vec<u64> = recs.iter().filter_map(|r| r["vmid"].as_u64()).collect();
+    got.sort_unstable();
+    assert_eq!(got, [301, 304], "the first wave's records, written: {err}");
+    assert_eq!(lines.last().expect("summary")["kind"], "summary");
+    for later in [300, 302, 303, 305] {
+        assert!(
+            !sim.commands().iter().any(|c| {
+                let first = c["argv"][0].as_str().unwrap_or("");
+                (c["cmd"] == "qmrestore" || (c["cmd"] == "pct" && first == "restore"))
+                    && about(c, later)
+            }),
+            "guest {later} was started after the interrupt"
+        );
+    }
+}
