@@ -39,6 +39,7 @@ pub fn build(
         ctx,
         probes: Probes::default(),
         rooms: BTreeMap::new(),
+        usable: HashSet::new(),
         nodes: HashSet::new(),
     };
     let now = pvedr::time::now();
@@ -145,6 +146,8 @@ struct Reader<'a> {
     ctx: &'a Ctx<'a>,
     probes: Probes,
     rooms: BTreeMap<String, pack::Room>,
+    /// `node/storage/content` of each storage usable on its node for that content.
+    usable: HashSet<String>,
     nodes: HashSet<String>,
 }
 
@@ -171,7 +174,7 @@ impl Reader<'_> {
         let startup = config.as_ref().and_then(|c| c.rest.get("startup"));
         let ord = order::order_of(startup.map(String::as_str));
         let need = match (&config, present.contains_key(&vmid)) {
-            (Some(c), false) => Some(self.need(c, lxc, &node, vmid)?),
+            (Some(c), false) => self.need(c, lxc, &node, vmid)?,
             _ => None,
         };
         let predicted = match rates.predict(vmid, b.size, offsite.is_some()) {
@@ -235,7 +238,16 @@ impl Reader<'_> {
     }
 
     /// Bytes per target storage, keyed `node/storage`; the node's storages read once.
-    fn need(&mut self, c: &GuestConfig, lxc: bool, node: &str, vmid: u64) -> Result<pack::Need> {
+    /// `None` when a disk goes where it cannot (a storage missing, disabled or without the
+    /// content): that guest's own checks refuse it, naming the storage, and it takes no
+    /// room from the others.
+    fn need(
+        &mut self,
+        c: &GuestConfig,
+        lxc: bool,
+        node: &str,
+        vmid: u64,
+    ) -> Result<Option<pack::Need>> {
         self.read_rooms(node)?;
         let maps = match self.ctx.o.maps.any() {
             true => self.ctx.o.maps.clone(),
@@ -254,10 +266,14 @@ impl Reader<'_> {
             vmid,
             ..Default::default()
         };
+        let content = if lxc { "rootdir" } else { "images" };
         for d in remap::plan(c, lxc, &maps).disks {
+            if !self.usable.contains(&format!("{node}/{}/{content}", d.to)) {
+                return Ok(None);
+            }
             *n.bytes.entry(format!("{node}/{}", d.to)).or_default() += d.bytes.unwrap_or(0);
         }
-        Ok(n)
+        Ok(Some(n))
     }
 
     fn read_rooms(&mut self, node: &str) -> Result<()> {
@@ -270,6 +286,12 @@ impl Reader<'_> {
                 avail: s.avail.unwrap_or(0),
                 thin: s.provisioning() == Provisioning::Thin,
             };
+            for content in ["images", "rootdir"] {
+                if s.usable() && s.allows(content) {
+                    self.usable
+                        .insert(format!("{node}/{}/{content}", s.storage));
+                }
+            }
             self.rooms.insert(format!("{node}/{}", s.storage), room);
         }
         Ok(())

@@ -5,6 +5,9 @@ use pvedr_testkit::{ApiFront, SimNode, Sshd, assert_says, json_lines};
 use serde_json::{Value, json};
 
 const G: u64 = 1 << 30;
+/// Room on `bulk` for 20 guests' 200 GiB disks at once: a run of many guests is one site,
+/// whose disks must fit together (`site::pack`), not only each alone.
+const SITE_ROOM: u64 = 20 * 200 * G + 250 * G;
 
 const VM: &str = "boot: order=scsi0\ncores: 2\nmemory: 2048\nname: app\n\
     net0: virtio=BC:24:11:00:02:00,bridge=vmbr0,firewall=1\n\
@@ -35,7 +38,7 @@ fn replacement_node(bulk_free: u64) -> SimNode {
              "status": {"total": 500 * G, "used": 100 * G, "avail": 400 * G}},
             {"storage": "bulk", "type": "dir", "path": format!("{root}/bulk"),
              "content": "images,rootdir", "shared": 0,
-             "status": {"total": 1000 * G, "used": 1000 * G - bulk_free, "avail": bulk_free}},
+             "status": {"total": bulk_free + 750 * G, "used": 750 * G, "avail": bulk_free}},
         ]),
     );
     sim.write_json(
@@ -595,7 +598,7 @@ fn pvesh_gets(sim: &SimNode, path: &str) -> usize {
 
 #[test]
 fn twenty_guests_planned_in_one_run_read_the_node_once_and_are_refused_as_alone() {
-    let sim = replacement_node(250 * G);
+    let sim = replacement_node(SITE_ROOM);
     let sshd = Sshd::start(&sim);
     // The last one has a disk on `tank`, which the map sends to `local` (no images).
     let backups: Vec<(u64, String)> = (300..320)
@@ -655,7 +658,7 @@ fn twenty_guests_planned_in_one_run_read_the_node_once_and_are_refused_as_alone(
 
 #[test]
 fn a_restore_reads_the_cluster_again_after_each_guest_it_changed() {
-    let sim = replacement_node(250 * G);
+    let sim = replacement_node(SITE_ROOM);
     let sshd = Sshd::start(&sim);
     let file = sim.root().join("conf-300");
     std::fs::write(&file, VM).expect("config");
