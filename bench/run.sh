@@ -4,12 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q --workspace --bins
+cargo build --release -q -p pvedr --features s3 --example ssh_pipe
 out=bench/results.md
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export BENCH_TABLE=$tmp/table BENCH_MEM=$tmp/mem BENCH_START=$tmp/start
 : > "$BENCH_TABLE"; : > "$BENCH_MEM"; : > "$BENCH_START"
 for b in bench/backup-check.sh bench/backup-prune.sh bench/pve-ls-backups.sh bench/pve-restore-plan.sh \
-         bench/backup-sync.sh bench/tfstate-versions.sh bench/startup.sh; do
+         bench/backup-sync.sh bench/pve-restore-stream.sh bench/tfstate-versions.sh bench/startup.sh; do
   bash "$b"
 done
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')

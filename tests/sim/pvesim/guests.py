@@ -1,6 +1,7 @@
 """qm, pct, qmrestore, vzdump: guest state in guests/<vmid>.json, real archives in, real
 archives out. Messages and exit codes as Proxmox's (shared/reference/proxmox.md §5, §8)."""
 
+import contextlib
 import gzip
 import io
 import os
@@ -334,21 +335,61 @@ def archive_path(state, archive):
     return p
 
 
-def decompressed(path):
-    data = open(path, "rb").read()
-    if path.endswith(".zst"):
-        return subprocess.run(["zstd", "-q", "-d", "-c"], input=data, stdout=subprocess.PIPE, check=True).stdout
+@contextlib.contextmanager
+def decompressing(path):
+    """The archive's uncompressed bytes as a stream, in bounded memory whatever its size
+    (as qemu-server pipes `zstd -q -d -c FILE` into `vma extract`); a failed decompressor
+    raises CalledProcessError once its output was read to the end."""
     if path.endswith(".gz") or path.endswith(".tgz"):
-        return gzip.decompress(data)
-    if path.endswith(".lzo"):
-        return subprocess.run(["lzop", "-d", "-c"], input=data, stdout=subprocess.PIPE, check=True).stdout
-    return data
+        with gzip.open(path, "rb") as f:
+            yield f
+        return
+    tool = {".zst": ["zstd", "-q", "-d", "-c"], ".lzo": ["lzop", "-d", "-c"]}.get(os.path.splitext(path)[1])
+    if tool is None:
+        with open(path, "rb") as f:
+            yield f
+        return
+    p = subprocess.Popen(tool + ["--", path], stdout=subprocess.PIPE)
+    try:
+        yield p.stdout
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
+    p.stdout.close()
+    if p.wait():
+        raise subprocess.CalledProcessError(p.returncode, tool)
 
 
-def archive_config(path, gtype):
-    """The guest config inside a real archive, as a dict."""
+# The head of a VMA kept to read its config (the header and its blobs fit in it).
+VMA_HEAD = 16 << 20
+
+
+def scan(path):
+    """(the head of the uncompressed archive, data_id of all of it), read once."""
+    with decompressing(path) as f:
+        r = pipe.Digest(f)
+        head = r.read(VMA_HEAD)
+        r.drain()
+    return head, r.data_id()
+
+
+def config_text(raw, gtype, path):
+    """The guest config inside the head of an archive (a VMA) or the whole of it (a tar)."""
+    if gtype == "qemu":
+        if raw[:4] != b"VMA\0":
+            raise SimError("unable to read archive '%s' - not a VMA file" % path)
+        off = struct.unpack(">I", raw[48:52])[0]
+        p = struct.unpack(">I", raw[3068:3072])[0]
+        ln = struct.unpack("<H", raw[off + p:off + p + 2])[0]
+        return raw[off + p + 2:off + p + 2 + ln].decode()
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
+        return tf.extractfile("./etc/vzdump/pct.conf").read().decode()
+
+
+def parse_config(text):
     conf = {}
-    for line in archive_config_text(path, gtype).splitlines():
+    for line in text.splitlines():
         if line.startswith("#") or ":" not in line:
             continue
         k, v = line.split(":", 1)
@@ -356,24 +397,29 @@ def archive_config(path, gtype):
     return conf
 
 
-def archive_config_text(path, gtype):
-    """The guest config inside a real archive, as `pvesm extractconfig` prints it."""
+def archive_config(path, gtype):
+    """The guest config inside a real archive, as a dict."""
+    return parse_config(archive_config_text(path, gtype))
+
+
+def archive_config_and_id(path, gtype):
+    """The guest config's text inside a real archive and the archive's data_id."""
     try:
-        raw = decompressed(path)
+        if gtype == "qemu":
+            head, digest = scan(path)
+        else:
+            # A container's tar is read whole (the simulator's are small).
+            with decompressing(path) as f:
+                head = f.read()
+            digest = pipe.data_id(head)
     except subprocess.CalledProcessError:
         raise SimError("unable to read archive '%s' - decompression failed" % path)
-    text = ""
-    if gtype == "qemu":
-        if raw[:4] != b"VMA\0":
-            raise SimError("unable to read archive '%s' - not a VMA file" % path)
-        off = struct.unpack(">I", raw[48:52])[0]
-        p = struct.unpack(">I", raw[3068:3072])[0]
-        ln = struct.unpack("<H", raw[off + p:off + p + 2])[0]
-        text = raw[off + p + 2:off + p + 2 + ln].decode()
-    else:
-        with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
-            text = tf.extractfile("./etc/vzdump/pct.conf").read().decode()
-    return text
+    return config_text(head, gtype, path), digest
+
+
+def archive_config_text(path, gtype):
+    """The guest config inside a real archive, as `pvesm extractconfig` prints it."""
+    return archive_config_and_id(path, gtype)[0]
 
 
 def pvesm_path(state, volid):
@@ -532,8 +578,9 @@ def restore(state, gtype, vmid, archive, kv):
 
 def file_restore(state, gtype, vmid, existing, old, archive, kv):
     path = archive_path(state, archive)
-    conf = archive_config(path, gtype)
-    label = "data " + pipe.data_id(decompressed(path))
+    text, digest = archive_config_and_id(path, gtype)
+    conf = parse_config(text)
+    label = "data " + digest
     if gtype == "lxc" and ct_volumes_given(kv):
         ct_restore_mapped(state, vmid, old, conf, kv, label)
         sys.stdout.write("extracting archive '%s'\n" % path)
@@ -555,21 +602,20 @@ def file_restore(state, gtype, vmid, existing, old, archive, kv):
 
 def pipe_restore(state, gtype, vmid, existing, old, kv):
     """The archive on stdin (tests/sim/pvesim/pipe.py)."""
-    raw = pipe.read_stdin()
-    label = "data " + pipe.data_id(raw)
     if gtype == "lxc":
-        return ct_pipe_restore(state, vmid, existing, old, raw, label, kv)
+        raw = pipe.read_stdin()
+        return ct_pipe_restore(state, vmid, existing, old, raw, "data " + pipe.data_id(raw), kv)
+    head_err, text, data_err, digest = pipe.vma_stream(sys.stdin.buffer)
+    label = "data " + digest
     if existing is None:
         qemu_new_config(state, vmid)
     sys.stdout.write("restore vma archive: vma extract -v -r /var/tmp/vzdumptmp%d.fifo - /var/tmp/vzdumptmp%d\n" % (os.getpid(), os.getpid()))
-    err = pipe.vma_header_error(raw)
-    if err:
+    if head_err:
         # Before `print_devmap`: nothing of an existing VM was touched yet.
-        qemu_data_failed(state, vmid, {}, {}, err)
-    conf = pipe.parse_conf(pipe.vma_config_text(raw))
-    err = pipe.vma_data_error(raw)
-    if err:
-        qemu_data_failed(state, vmid, old, conf, err)
+        qemu_data_failed(state, vmid, {}, {}, head_err)
+    conf = pipe.parse_conf(text)
+    if data_err:
+        qemu_data_failed(state, vmid, old, conf, data_err)
     volumes.qemu_restore(state, vmid, old, conf, kv.get("storage"), label)
     return conf
 

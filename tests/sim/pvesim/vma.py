@@ -8,6 +8,8 @@ import struct
 from .state import SimError
 
 EXTENT_HEADER = 512
+# 12 KiB of fixed fields and the blob buffer, with room to spare.
+MAX_HEADER = 16 << 20
 
 
 def verify(state, argv):
@@ -26,19 +28,31 @@ def verify(state, argv):
 
 
 def check(f, header_only=False):
+    head = read_header(f)
+    if not header_only:
+        check_extents(f, head)
+
+
+def read_header(f):
+    """The header, its magic, version and MD5 checked."""
     head = f.read(12288)
     if len(head) < 64 or head[0:4] != b"VMA\0" or struct.unpack(">I", head[4:8])[0] != 1:
         raise SimError("vma_reader_create failed - not a VMA file (wrong magic or version)", 1)
     header_size = struct.unpack(">I", head[56:60])[0]
-    head += f.read(max(0, header_size - len(head)))
+    # Read from a stream, the size field is not trusted with an allocation: a header
+    # larger than MAX_HEADER reads as truncated.
+    head += f.read(max(0, min(header_size, MAX_HEADER) - len(head)))
     if len(head) < header_size:
         raise SimError("vma_reader_create failed - header truncated", 1)
     zeroed = bytearray(head[:header_size])
     zeroed[32:48] = bytes(16)
     if hashlib.md5(bytes(zeroed)).digest() != head[32:48]:
         raise SimError("vma_reader_create failed - wrong vma header chechsum", 1)
-    if header_only:
-        return
+    return head
+
+
+def check_extents(f, head):
+    """Every extent after the header, read from f one at a time (at most 59 clusters)."""
     uuid = head[8:24]
     n = 0
     while True:
