@@ -9,5 +9,6 @@ mod hostile_dir;
 mod hostile_time;
 mod integrity;
 mod man;
+mod scale;
 mod size_anomaly;
 mod tfcoverage;
