@@ -50,6 +50,31 @@ fn split_extension(file: &str) -> Option<(&str, String, Option<String>)> {
     None
 }
 
+/// The name without its backup extension, as [`split_extension`] finds it, without
+/// allocating: the test every listed backup takes.
+fn stem_of(file: &str) -> Option<&str> {
+    if let Some(stem) = file.strip_suffix(".tgz") {
+        return Some(stem);
+    }
+    let base = |b: &str| matches!(b, "vma" | "tar");
+    let (body, last) = file.rsplit_once('.')?;
+    if base(last) {
+        return Some(body);
+    }
+    let (stem, b) = body.rsplit_once('.')?;
+    (COMPRESSORS.contains(&last) && base(b)).then_some(stem)
+}
+
+/// Whether a file name is a standard one (`parse(file)` with a local time), without
+/// allocating: prune and retention ask it of every backup.
+pub fn is_std_file(file: &str) -> bool {
+    stem_of(file)
+        .and_then(|stem| stem.strip_prefix("vzdump-"))
+        .and_then(|rest| rest.split_once('-'))
+        .filter(|(t, _)| matches!(*t, "qemu" | "lxc" | "openvz"))
+        .is_some_and(|(_, after)| matches!(std_parts(after), StdName::Dated(..)))
+}
+
 /// Parses a file name (no directory) as pve-storage lists it (`get_subdir_files`): every
 /// name with a backup extension is a backup. `None` when it has none (logs, notes, `.dat`
 /// in progress, other files). Names that are not `vzdump-<qemu|lxc|openvz>-…`, and
@@ -282,6 +307,31 @@ fn pbs_volname(volname: &str) -> Option<(&str, Option<u64>)> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn is_std_file_agrees_with_parse() {
+        for f in [
+            "vzdump-qemu-100-2024_01_15-02_00_00.vma.zst",
+            "vzdump-lxc-101-2024_01_15-02_00_00.tar.gz",
+            "vzdump-openvz-102-2024_01_15-02_00_00.tgz",
+            "vzdump-qemu-100-2024_01_15-02_00_00.vma",
+            "vzdump-qemu-100-2024_02_30-02_00_00.vma.zst",
+            "vzdump-qemu-100-2024_01_15-02_00_00.vma.xz",
+            "vzdump-qemu-100-2024_01_15-02_00_00.zst",
+            "vzdump-qemu-100-before-upgrade.vma.zst",
+            "vzdump-qemu-099-2024_01_15-02_00_00.vma.zst",
+            "vzdump-kvm-100-2024_01_15-02_00_00.vma.zst",
+            "backup-qemu-100-2024_01_15-02_00_00.vma.zst",
+            "vzdump-qemu-100-2024_01_15-02_00_00.tar.lzo.vma",
+            ".vma",
+            "vma",
+            "",
+        ] {
+            let want = parse(f).is_some_and(|a| a.is_std_name());
+            assert_eq!(is_std_file(f), want, "{f}");
+        }
+    }
+
     use super::*;
 
     #[test]

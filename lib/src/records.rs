@@ -80,7 +80,7 @@ pub fn is_std_backup(b: &Backup) -> bool {
         return true;
     }
     let file = b.volid.rsplit('/').next().unwrap_or(&b.volid);
-    crate::archive::parse(file).is_some_and(|a| a.is_std_name())
+    crate::archive::is_std_file(file)
 }
 
 /// Whether Proxmox's listing entry is a PBS snapshot without a manifest: proxmox-backup's

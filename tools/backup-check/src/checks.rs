@@ -3,8 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use pvedr::jobs::GuestRef;
-use pvedr::records::{Backup, Check, Job, TfstateVersion};
-use pvedr::retention::{Entry, KeepOptions, Mark, mark_group};
+use pvedr::records::{Check, Guest, Job};
 use pvedr::schedule::Schedule;
 use pvedr::status::TaskExit;
 use pvedr::time::{Zone, format_duration};
@@ -14,6 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::inputs::Inputs;
 use crate::policy::Policy;
 use crate::status::{Status, check};
+use crate::summary::{GuestBackups, Named};
 
 #[derive(Debug, Clone)]
 pub struct Thresholds {
@@ -34,69 +34,37 @@ pub struct Thresholds {
     pub size_anomaly: crate::size_anomaly::Limits,
 }
 
-fn job_policy(job: &Job) -> Option<KeepOptions> {
-    job.prune_backups
-        .as_ref()
-        .and_then(|p| KeepOptions::from_json(p).ok())
-}
-
 fn age_text(secs: i64) -> String {
     format_duration(secs.max(0) as u64)
 }
 
-/// Clock skew between the node and this host tolerated before a backup is "in the future".
-const MAX_SKEW: i64 = 300;
-
-/// Why a backup's time cannot be right at `now`: before 1970, so far off that `now - ctime`
-/// overflows, or in the future beyond [`MAX_SKEW`]. `None` for a plausible time.
-fn time_problem(now: i64, ctime: i64) -> Option<String> {
-    match now.checked_sub(ctime) {
-        None => Some(format!("has an impossible time (ctime {ctime})")),
-        Some(_) if ctime < 0 => Some(format!("has an impossible time (ctime {ctime})")),
-        Some(age) if age < -MAX_SKEW => {
-            let when = pvedr::records::rfc3339(ctime);
-            Some(format!(
-                "is dated in the future: {} ({} ahead, more than {} of clock skew)",
-                if when.is_empty() {
-                    ctime.to_string()
-                } else {
-                    when
-                },
-                format_duration(age.unsigned_abs()),
-                format_duration(MAX_SKEW as u64)
-            ))
-        }
-        Some(_) => None,
-    }
-}
-
 /// One guest and its backups, as every per-guest check sees it.
-struct GuestView<'a> {
-    component: String,
+pub struct GuestView<'a> {
+    pub component: String,
     vmid: u64,
-    /// Every backup of the guest; `good`: those `--deep` did not find damaged.
-    all: Vec<&'a Backup>,
-    good: Vec<&'a Backup>,
-    newest: Option<&'a Backup>,
+    /// Its backups, folded.
+    pub backups: &'a GuestBackups,
     /// The enabled job backing the guest up (Proxmox's coverage, pvedr's one rule).
-    job: Option<&'a Job>,
+    pub job: Option<&'a Job>,
     /// Whether a `guest` record names it (coverage needs them).
     listed: bool,
     /// What job selection sees of it (node and pool from its `guest` record).
     guest: GuestRef<'a>,
     /// The job schedule's longest interval, when there is a job with a schedule.
-    interval: Option<u64>,
+    pub interval: Option<u64>,
 }
 
 pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Check> {
     let mut out = Vec::new();
     let orphans = crate::orphans::find(inp);
-    for g in guest_views(inp, now) {
-        if let Some(b) = orphans.get(&g.vmid) {
-            out.push(crate::orphans::finding(&g.component, b));
+    let empty = GuestBackups::default();
+    let guests = guests_by_vmid(&inp.guests);
+    for g in guest_views(inp, &guests, &empty) {
+        if orphans.contains(&g.vmid) {
+            out.push(crate::orphans::finding(&g.component, g.backups));
             continue;
         }
-        let policy = Policy::of(inp.guests.iter().find(|x| x.vmid == g.vmid));
+        let policy = Policy::of(guests.get(&g.vmid).copied());
         out.extend(crate::policy::findings(&policy, &g.component));
         // `pvedr-nobackup`: what backups there are must still be whole and rightly dated.
         let expected = !policy.no_backup;
@@ -104,23 +72,29 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
             coverage(inp, &g, &mut out);
             freshness(th, &policy, now, &g, &mut out);
         }
-        times(now, &g, &mut out);
+        named(&g.component, "time", &g.backups.times, &mut out);
         if expected {
             count(th, &g, &mut out);
             size(th, &g, &mut out);
             last_run(inp, &g, &mut out);
         }
+        named(
+            &g.component,
+            "verification",
+            &g.backups.verifications,
+            &mut out,
+        );
         verification(now, &g, &mut out);
         integrity(inp, &g, &mut out);
         if expected {
-            retention(zone, &g, &mut out);
+            crate::retention::retention(zone, &g, &mut out);
             drill(inp, th, &policy, now, &g, &mut out);
         }
     }
     out.extend(inp.offsite_damaged.iter().map(offsite_damaged));
     job_runs(inp, &mut out);
     space(inp, th, &mut out);
-    out.extend(tfstate_checks(&inp.tfstate));
+    out.extend(crate::checks_tfstate::tfstate_checks(&inp.tfstate));
     out.extend(crate::checks_snapshots::snapshots(
         &inp.snapshots,
         th.max_snapshot_age,
@@ -129,11 +103,24 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
     out
 }
 
+/// The guest records by VMID (the first of a VMID, as a search would find it).
+fn guests_by_vmid(guests: &[Guest]) -> BTreeMap<u64, &Guest> {
+    let mut out = BTreeMap::new();
+    for g in guests {
+        out.entry(g.vmid).or_insert(g);
+    }
+    out
+}
+
 /// Every guest (from guest records, templates aside, backups and failures) with its backups.
-fn guest_views(inp: &Inputs, now: i64) -> Vec<GuestView<'_>> {
+fn guest_views<'a>(
+    inp: &'a Inputs,
+    guests: &BTreeMap<u64, &'a Guest>,
+    empty: &'a GuestBackups,
+) -> Vec<GuestView<'a>> {
     let mut vmids: BTreeSet<u64> = BTreeSet::new();
     vmids.extend(inp.guests.iter().filter(|g| !g.template).map(|g| g.vmid));
-    vmids.extend(inp.backups.iter().filter_map(|b| b.vmid));
+    vmids.extend(inp.backups.by_guest.keys().copied());
     vmids.extend(inp.failures.iter().map(|f| f.vmid));
     let templates: BTreeSet<u64> = inp
         .guests
@@ -141,34 +128,16 @@ fn guest_views(inp: &Inputs, now: i64) -> Vec<GuestView<'_>> {
         .filter(|g| g.template)
         .map(|g| g.vmid)
         .collect();
-    let mut by_guest: BTreeMap<u64, Vec<&Backup>> = BTreeMap::new();
-    for b in &inp.backups {
-        if let Some(v) = b.vmid {
-            by_guest.entry(v).or_default().push(b);
-        }
-    }
     vmids
         .into_iter()
         .filter(|v| !templates.contains(v))
         .map(|vmid| {
-            let all: Vec<&Backup> = by_guest.get(&vmid).cloned().unwrap_or_default();
-            let good: Vec<&Backup> = all
-                .iter()
-                .copied()
-                .filter(|b| !inp.damaged.contains_key(&b.volid))
-                .collect();
-            // A backup dated in the future would count as fresh forever: it gets a `time` check.
-            let newest = good
-                .iter()
-                .copied()
-                .filter(|b| time_problem(now, b.ctime).is_none())
-                .max_by_key(|b| b.ctime);
-            let guest = inp
-                .guests
-                .iter()
-                .find(|g| g.vmid == vmid)
-                .map_or(GuestRef::vmid(vmid), GuestRef::of);
-            let job = jobs::covering(&inp.jobs, &guest, newest.and_then(|b| b.storage.as_deref()));
+            let backups = inp.backups.by_guest.get(&vmid).unwrap_or(empty);
+            let guest = guests
+                .get(&vmid)
+                .map_or(GuestRef::vmid(vmid), |g| GuestRef::of(g));
+            let storage = backups.newest.as_ref().and_then(|b| b.storage.as_deref());
+            let job = jobs::covering(&inp.jobs, &guest, storage);
             let interval = job
                 .and_then(|j| j.schedule.as_deref())
                 .and_then(Schedule::parse)
@@ -176,11 +145,9 @@ fn guest_views(inp: &Inputs, now: i64) -> Vec<GuestView<'_>> {
             GuestView {
                 component: format!("guest/{vmid}"),
                 vmid,
-                listed: inp.guests.iter().any(|g| g.vmid == vmid),
+                listed: guests.contains_key(&vmid),
                 guest,
-                all,
-                good,
-                newest,
+                backups,
                 job,
                 interval,
             }
@@ -188,12 +155,32 @@ fn guest_views(inp: &Inputs, now: i64) -> Vec<GuestView<'_>> {
         .collect()
 }
 
+/// Findings named one by one in the fold, and how many more there were.
+fn named(component: &str, name: &str, n: &Named, out: &mut Vec<Check>) {
+    for (status, msg) in &n.named {
+        out.push(check(component, name, *status, msg.clone(), None, None));
+    }
+    if n.more > 0 {
+        let worst = n.named.iter().map(|(s, _)| *s).max();
+        let msg = format!("{} more like these, not named", n.more);
+        let status = worst.unwrap_or(Status::Unknown);
+        out.push(check(
+            component,
+            name,
+            status,
+            msg,
+            Some(json!(n.more)),
+            None,
+        ));
+    }
+}
+
 fn coverage(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
     if !g.listed {
         return;
     }
     let c = &g.component;
-    if g.all.is_empty() {
+    if g.backups.all == 0 {
         out.push(check(
             c,
             "coverage",
@@ -268,7 +255,7 @@ fn freshness(th: &Thresholds, policy: &Policy, now: i64, g: &GuestView, out: &mu
     };
     let threshold = json!({"warning": warn, "critical": crit});
     let c = &g.component;
-    match g.newest {
+    match &g.backups.newest {
         Some(b) => {
             let age = now.saturating_sub(b.ctime);
             let status = if age > crit as i64 {
@@ -292,16 +279,16 @@ fn freshness(th: &Thresholds, policy: &Policy, now: i64, g: &GuestView, out: &mu
                 Some(threshold),
             ));
         }
-        None if !g.all.is_empty() => out.push(check(
+        None if g.backups.all > 0 => out.push(check(
             c,
             "freshness",
             Status::Critical,
-            if g.good.is_empty() {
-                format!("no usable backup: all {} are damaged", g.all.len())
+            if g.backups.good == 0 {
+                format!("no usable backup: all {} are damaged", g.backups.all)
             } else {
                 format!(
                     "no usable backup: all {} are damaged or impossibly dated",
-                    g.all.len()
+                    g.backups.all
                 )
             },
             None,
@@ -319,28 +306,12 @@ fn freshness(th: &Thresholds, policy: &Policy, now: i64, g: &GuestView, out: &mu
     }
 }
 
-/// Backups dated in the future or impossibly: CRITICAL, and not fresh.
-fn times(now: i64, g: &GuestView, out: &mut Vec<Check>) {
-    for b in &g.all {
-        if let Some(why) = time_problem(now, b.ctime) {
-            let msg = format!("{} {why}", b.volid);
-            out.push(check(
-                &g.component,
-                "time",
-                Status::Critical,
-                msg,
-                None,
-                None,
-            ));
-        }
-    }
-}
-
 fn count(th: &Thresholds, g: &GuestView, out: &mut Vec<Check>) {
-    if g.all.is_empty() && th.min_count <= 1 {
+    let good = g.backups.good;
+    if g.backups.all == 0 && th.min_count <= 1 {
         return;
     }
-    let status = if g.good.len() < th.min_count {
+    let status = if good < th.min_count {
         Status::Warning
     } else {
         Status::Ok
@@ -349,21 +320,21 @@ fn count(th: &Thresholds, g: &GuestView, out: &mut Vec<Check>) {
         &g.component,
         "count",
         status,
-        format!("{} usable backup(s)", g.good.len()),
-        Some(json!(g.good.len())),
+        format!("{good} usable backup(s)"),
+        Some(json!(good)),
         Some(json!(th.min_count)),
     ));
 }
 
 /// Zero bytes, or shrunk against the previous backup on the same storage.
 fn size(th: &Thresholds, g: &GuestView, out: &mut Vec<Check>) {
-    let Some(b) = g.newest else { return };
+    let Some(b) = &g.backups.newest else { return };
     let prev = g
-        .good
-        .iter()
-        .filter(|p| p.storage == b.storage && p.ctime < b.ctime && !p.format.starts_with("pbs-"))
-        .max_by_key(|p| p.ctime);
-    let (status, msg) = match (b.size, prev.and_then(|p| p.size)) {
+        .backups
+        .prev
+        .get(b.storage.as_deref(), "")
+        .and_then(|t| t.before(b.ctime));
+    let (status, msg) = match (b.size, prev.and_then(|p| p.1)) {
         (Some(0), _) => (
             Status::Critical,
             format!("newest backup is empty (0 bytes): {}", b.volid),
@@ -384,7 +355,8 @@ fn size(th: &Thresholds, g: &GuestView, out: &mut Vec<Check>) {
     };
     // Against the median: one size finding per guest, the median's figures when it fires.
     if status != Status::Critical
-        && let Some(mut a) = crate::size_anomaly::judge(&th.size_anomaly, &g.component, b, &g.good)
+        && let Some(mut a) =
+            crate::size_anomaly::judge(&th.size_anomaly, &g.component, b, g.backups)
     {
         if status == Status::Warning {
             a.message = format!("{}; {msg}", a.message);
@@ -404,7 +376,7 @@ fn size(th: &Thresholds, g: &GuestView, out: &mut Vec<Check>) {
 
 /// The last run: a failed run newer than the newest good backup.
 fn last_run(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
-    let newest_time = g.newest.map(|b| b.ctime).unwrap_or(i64::MIN);
+    let newest_time = g.backups.newest.as_ref().map_or(i64::MIN, |b| b.ctime);
     let Some(f) = inp
         .failures
         .iter()
@@ -431,38 +403,13 @@ fn last_run(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
     out.push(check(&g.component, "last-run", status, msg, None, None));
 }
 
-/// PBS verification: a failed one is critical on the newest snapshot of its storage.
 /// PBS verification, an open set of states: `failed` is CRITICAL, `ok` is fine, any other
-/// state UNKNOWN; absent means never verified. The newest PBS backup's verification is
-/// reported with its age (the verify task's UPID start time).
+/// state UNKNOWN (named in the fold); absent means never verified. The newest PBS backup's
+/// verification is reported with its age (the verify task's UPID start time).
 fn verification(now: i64, g: &GuestView, out: &mut Vec<Check>) {
     let c = &g.component;
-    for b in &g.all {
-        let Some(v) = &b.verification else { continue };
-        let (status, msg) = match v.state.as_str() {
-            "ok" => continue,
-            "failed" => (
-                Status::Critical,
-                format!("PBS verification failed: {}", b.volid),
-            ),
-            other => (
-                Status::Unknown,
-                format!(
-                    "PBS verification of {} is '{}', a state pvedr does not know",
-                    b.volid,
-                    pvedr::msg::visible(other)
-                ),
-            ),
-        };
-        out.push(check(c, "verification", status, msg, None, None));
-    }
-    let newest_pbs = g
-        .all
-        .iter()
-        .filter(|b| b.format.starts_with("pbs-"))
-        .max_by_key(|b| b.ctime);
-    if let Some(b) = newest_pbs {
-        let msg = match &b.verification {
+    if let Some((b, verification)) = &g.backups.newest_pbs {
+        let msg = match verification {
             None => format!("newest PBS backup {} never verified", b.volid),
             Some(v) if v.state == "ok" => {
                 let age = v.upid.as_deref().and_then(pvesh::upid_start).map(|t| {
@@ -483,39 +430,15 @@ fn verification(now: i64, g: &GuestView, out: &mut Vec<Check>) {
     }
 }
 
-/// Integrity (`--deep`).
+/// Integrity (`--deep`): what the fold named, or every archive whole.
 fn integrity(inp: &Inputs, g: &GuestView, out: &mut Vec<Check>) {
     if inp.deep_checked.is_none() {
         return;
     }
-    for b in &g.all {
-        if let Some(why) = inp.damaged.get(&b.volid) {
-            let msg = format!("{} is damaged: {why}", b.volid);
-            out.push(check(
-                &g.component,
-                "integrity",
-                Status::Critical,
-                msg,
-                None,
-                None,
-            ));
-        }
-        if let Some(why) = inp.untested.get(&b.volid) {
-            let msg = format!("{} could not be tested: {why}", b.volid);
-            out.push(check(
-                &g.component,
-                "integrity",
-                Status::Unknown,
-                msg,
-                None,
-                None,
-            ));
-        }
-    }
-    let fine =
-        |b: &&Backup| !inp.damaged.contains_key(&b.volid) && !inp.untested.contains_key(&b.volid);
-    if !g.all.is_empty() && g.all.iter().all(fine) {
-        let msg = format!("{} archive(s) whole", g.all.len());
+    let b = g.backups;
+    named(&g.component, "integrity", &b.integrity, out);
+    if b.all > 0 && b.integrity.is_empty() {
+        let msg = format!("{} archive(s) whole", b.all);
         out.push(check(
             &g.component,
             "integrity",
@@ -539,87 +462,6 @@ fn offsite_damaged(r: &Map<String, Value>) -> Check {
     let why = text("error").unwrap_or_else(|| "damaged".into());
     let msg = format!("offsite copy {copy} cannot be restored: {why}");
     check(&component, "offsite", Status::Critical, msg, None, None)
-}
-
-/// Retention conformance against the job's prune-backups, with Proxmox's own marking.
-fn retention(zone: Zone, g: &GuestView, out: &mut Vec<Check>) {
-    let Some((j, opts)) = g
-        .job
-        .and_then(|j| job_policy(j).map(|o| (j, o)))
-        .filter(|(j, _)| j.storage.is_none() || g.good.iter().any(|b| b.storage == j.storage))
-    else {
-        return;
-    };
-    let mut groups: BTreeMap<(Option<&str>, &str), Vec<&Backup>> = BTreeMap::new();
-    for b in g
-        .good
-        .iter()
-        .filter(|b| j.storage.is_none() || b.storage == j.storage)
-    {
-        groups
-            .entry((b.storage.as_deref(), b.subtype.as_str()))
-            .or_default()
-            .push(b);
-    }
-    let local = |t: i64| zone.to_local(t).unwrap_or_default();
-    let (mut extra, mut kept) = (0, 0);
-    for grp in groups.values() {
-        let entries: Vec<Entry> = grp
-            .iter()
-            .map(|b| Entry {
-                ctime: b.ctime,
-                std_name: pvedr::records::is_std_backup(b),
-                protected: b.protected,
-            })
-            .collect();
-        let marks = mark_group(&entries, &opts, &local);
-        extra += marks.iter().filter(|(m, _)| *m == Mark::Remove).count();
-        kept += marks.iter().filter(|(m, _)| *m == Mark::Keep).count();
-    }
-    let runs = expected_runs(
-        g.interval,
-        groups.values().flatten(),
-        opts.counts().iter().sum(),
-    );
-    let (status, msg) = if extra > 0 {
-        (
-            Status::Warning,
-            format!("{extra} backup(s) more than {opts} keeps: pruning is not running"),
-        )
-    } else if !opts.keeps_everything() && (kept as u64) < runs {
-        (
-            Status::Warning,
-            format!(
-                "{kept} backup(s) where {opts} should keep {runs}: runs failed or backups were deleted"
-            ),
-        )
-    } else {
-        (Status::Ok, format!("{kept} backup(s) kept by {opts}"))
-    };
-    out.push(check(
-        &g.component,
-        "retention",
-        status,
-        msg,
-        Some(json!(g.good.len())),
-        Some(json!(opts.to_string())),
-    ));
-}
-
-/// How many backups the schedule should have made over the span the archives cover, at
-/// most the policy's slots.
-fn expected_runs<'a>(
-    interval: Option<u64>,
-    backups: impl Iterator<Item = &'a &'a Backup>,
-    slots: u64,
-) -> u64 {
-    let times: Vec<i64> = backups.map(|b| b.ctime).collect();
-    match (interval, times.iter().min(), times.iter().max()) {
-        (Some(i), Some(oldest), Some(newest)) if i > 0 => {
-            (newest.abs_diff(*oldest) / i).saturating_add(1).min(slots)
-        }
-        _ => 0,
-    }
 }
 
 /// Jobs: the last run's outcome.
@@ -684,120 +526,4 @@ fn space(inp: &Inputs, th: &Thresholds, out: &mut Vec<Check>) {
             Some(threshold),
         ));
     }
-}
-
-fn tfstate_checks(versions: &[TfstateVersion]) -> Vec<Check> {
-    let mut out = Vec::new();
-    let mut groups: BTreeMap<(String, String), Vec<&TfstateVersion>> = BTreeMap::new();
-    for v in versions {
-        groups
-            .entry((v.bucket.clone(), v.key.clone()))
-            .or_default()
-            .push(v);
-    }
-    for ((bucket, key), vs) in groups {
-        let env = vs
-            .iter()
-            .find_map(|v| v.env.clone())
-            .unwrap_or_else(|| bucket.clone());
-        let component = format!("tfstate/{env}");
-        if vs.iter().any(|v| v.version_id == "null") {
-            out.push(check(
-                &component,
-                "versioning",
-                Status::Warning,
-                format!(
-                    "bucket {bucket} has no versioning: an overwritten state cannot be recovered"
-                ),
-                None,
-                None,
-            ));
-        } else {
-            out.push(check(
-                &component,
-                "versioning",
-                Status::Ok,
-                format!("{} version(s) of {key}", vs.len()),
-                Some(json!(vs.len())),
-                None,
-            ));
-        }
-        let latest = vs.iter().find(|v| v.is_latest);
-        match latest {
-            Some(l) if l.delete_marker => out.push(check(
-                &component,
-                "state",
-                Status::Critical,
-                format!(
-                    "{key} is deleted (newest entry is a delete marker {})",
-                    l.version_id
-                ),
-                None,
-                None,
-            )),
-            Some(l) => {
-                let parsed = l.serial.is_some() && l.lineage.is_some();
-                let valid = l.extra.get("valid").and_then(Value::as_bool);
-                let (status, msg) = match (parsed, valid) {
-                    (_, Some(false)) => (
-                        Status::Critical,
-                        format!("current version {} is not a valid state file", l.version_id),
-                    ),
-                    (true, _) => (
-                        Status::Ok,
-                        format!(
-                            "serial {} lineage {}",
-                            l.serial.unwrap_or(0),
-                            l.lineage.as_deref().unwrap_or("")
-                        ),
-                    ),
-                    (false, _) => (
-                        Status::Unknown,
-                        "not inspected: use tfstate-versions list --inspect".into(),
-                    ),
-                };
-                out.push(check(
-                    &component,
-                    "state",
-                    status,
-                    msg,
-                    l.serial.map(|s| json!(s)),
-                    None,
-                ));
-            }
-            None => out.push(check(
-                &component,
-                "state",
-                Status::Unknown,
-                "no current version in the input".into(),
-                None,
-                None,
-            )),
-        }
-        let lineages: BTreeSet<&str> = vs.iter().filter_map(|v| v.lineage.as_deref()).collect();
-        if lineages.len() > 1 {
-            out.push(check(
-                &component,
-                "lineage",
-                Status::Warning,
-                format!(
-                    "{} lineages across versions: {}",
-                    lineages.len(),
-                    lineages.iter().copied().collect::<Vec<_>>().join(", ")
-                ),
-                None,
-                None,
-            ));
-        } else if lineages.len() == 1 {
-            out.push(check(
-                &component,
-                "lineage",
-                Status::Ok,
-                "one lineage across versions".into(),
-                None,
-                None,
-            ));
-        }
-    }
-    out
 }

@@ -10,9 +10,8 @@ use pvedr::time::format_duration;
 use serde_json::{Map, Value};
 
 use crate::status::Status;
-
-/// Clock skew tolerated before a snapshot is "in the future" (as for backups).
-const MAX_SKEW: i64 = 300;
+// Clock skew tolerated before a snapshot is "in the future": as for backups.
+use crate::time_check::MAX_SKEW;
 
 pub fn snapshots(snaps: &[Snapshot], max_age: u64, now: i64) -> Vec<Check> {
     // (vmid, label) → the newest snapshot with a time.

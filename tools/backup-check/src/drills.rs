@@ -9,11 +9,12 @@ use std::io::BufReader;
 use std::path::Path;
 
 use pvedr::jsonl::RecordReader;
-use pvedr::records::{Backup, Check, Record, Restore, rfc3339};
+use pvedr::records::{Check, Record, Restore, rfc3339};
 use pvedr::time::format_duration;
 use serde_json::json;
 
 use crate::status::{Status, check};
+use crate::summary::Summaries;
 
 /// The longest history line read: a `restore` record with its steps is a few KiB.
 const MAX_LINE: usize = 1 << 20;
@@ -203,17 +204,24 @@ impl Drills {
         check(component, "drill", status, msg, Some(json!(a)), threshold)
     }
 
+    /// The volids of successful drills whose record has no size: the fold of the backups
+    /// read after keeps theirs.
+    pub fn sizes_wanted(&self) -> impl Iterator<Item = &str> {
+        self.by_guest
+            .values()
+            .filter_map(|g| g.last_ok.as_ref())
+            .filter(|d| d.size.is_none())
+            .filter_map(|d| d.volid.as_deref())
+    }
+
     /// The last successful drill's metrics per guest: (vmid, timestamp, duration,
     /// throughput). Throughput needs a size: the record's, or its backup's on the input.
-    pub fn samples(&self, backups: &[Backup]) -> Vec<(u64, i64, Option<f64>, Option<f64>)> {
+    pub fn samples(&self, backups: &Summaries) -> Vec<(u64, i64, Option<f64>, Option<f64>)> {
         self.by_guest
             .iter()
             .filter_map(|(v, g)| {
                 let d = g.last_ok.as_ref()?;
-                let size = d.size.or_else(|| {
-                    let volid = d.volid.as_deref()?;
-                    backups.iter().find(|b| b.volid == volid)?.size
-                });
+                let size = d.size.or_else(|| backups.size_of(*v, d.volid.as_deref()?));
                 let rate = match (size, d.duration_s) {
                     (Some(s), Some(t)) if t > 0.0 => Some(s as f64 / t),
                     _ => None,

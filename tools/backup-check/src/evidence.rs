@@ -1,21 +1,16 @@
 //! The metrics of restore evidence and guests that are gone, labelled `guest` (the VMID):
 //! last successful drill, its duration and throughput, RPO, orphaned backups.
 
-use std::collections::BTreeMap;
-
-use pvedr::records::Backup;
+use std::collections::BTreeSet;
 
 use crate::inputs::Inputs;
 use crate::prom::gauge;
-
-/// Clock skew tolerated before a backup counts as dated in the future (as the `time` check).
-const MAX_SKEW: i64 = 300;
 
 fn label(vmid: u64) -> String {
     format!("guest=\"{vmid}\"")
 }
 
-pub fn metrics(m: &mut String, inputs: &Inputs, orphans: &BTreeMap<u64, Vec<&Backup>>, now: i64) {
+pub fn metrics(m: &mut String, inputs: &Inputs, orphans: &BTreeSet<u64>, now: i64) {
     let drills = inputs.drills.samples(&inputs.backups);
     gauge(
         m,
@@ -56,25 +51,21 @@ pub fn metrics(m: &mut String, inputs: &Inputs, orphans: &BTreeMap<u64, Vec<&Bac
         "Backups of a guest that no longer exists (never alerted on).",
         orphans
             .iter()
-            .map(|(v, b)| (label(*v), b.len().to_string()))
+            .filter_map(|v| Some((label(*v), inputs.backups.by_guest.get(v)?.all.to_string())))
             .collect(),
     );
 }
 
-fn rpo(inputs: &Inputs, orphans: &BTreeMap<u64, Vec<&Backup>>, now: i64) -> Vec<(String, String)> {
-    let mut newest: BTreeMap<u64, i64> = BTreeMap::new();
-    for b in &inputs.backups {
-        let Some(v) = b.vmid.filter(|v| !orphans.contains_key(v)) else {
-            continue;
-        };
-        if inputs.damaged.contains_key(&b.volid) || b.ctime < 0 || b.ctime > now + MAX_SKEW {
-            continue;
-        }
-        let e = newest.entry(v).or_insert(b.ctime);
-        *e = (*e).max(b.ctime);
-    }
-    newest
-        .into_iter()
-        .map(|(v, t)| (label(v), now.saturating_sub(t).max(0).to_string()))
+/// The newest usable backup with a possible time: the one freshness judges.
+fn rpo(inputs: &Inputs, orphans: &BTreeSet<u64>, now: i64) -> Vec<(String, String)> {
+    inputs
+        .backups
+        .by_guest
+        .iter()
+        .filter(|(v, _)| !orphans.contains(v))
+        .filter_map(|(v, g)| {
+            let t = g.newest.as_ref()?.ctime;
+            Some((label(*v), now.saturating_sub(t).max(0).to_string()))
+        })
         .collect()
 }

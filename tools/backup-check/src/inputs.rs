@@ -1,13 +1,14 @@
-//! What one run checks: the records read, sorted by kind, and what `--deep` found.
+//! What one run checks: the records read, sorted by kind, backups folded per guest.
 
-use std::collections::HashMap;
-
-use pvedr::records::{Backup, BackupFailure, Check, Guest, Job, Snapshot, Storage, TfstateVersion};
+use pvedr::records::{BackupFailure, Check, Guest, Job, Snapshot, Storage, TfstateVersion};
 use serde_json::{Map, Value};
+
+use crate::summary::Summaries;
 
 #[derive(Debug, Default)]
 pub struct Inputs {
-    pub backups: Vec<Backup>,
+    /// Backups, folded per guest as they were read (and `--deep` found them).
+    pub backups: Summaries,
     pub guests: Vec<Guest>,
     pub storages: Vec<Storage>,
     pub jobs: Vec<Job>,
@@ -15,10 +16,6 @@ pub struct Inputs {
     pub tfstate: Vec<TfstateVersion>,
     /// pve-snapshot's records: checked on their own, never as backups.
     pub snapshots: Vec<Snapshot>,
-    /// volid → what is wrong, for archives `--deep` found damaged.
-    pub damaged: HashMap<String, String>,
-    /// volid → why `--deep` could not test it (the node lacks the tool): not damage.
-    pub untested: HashMap<String, String>,
     /// How many archives `--deep` checked (None: it did not run).
     pub deep_checked: Option<usize>,
     /// `offsite_damaged` records (backup-sync ls): offsite copies that cannot be restored.

@@ -3,6 +3,7 @@
 
 mod checks;
 mod checks_snapshots;
+mod checks_tfstate;
 mod cli;
 mod completeness;
 mod deep;
@@ -13,10 +14,13 @@ mod orphans;
 mod policy;
 mod prom;
 mod report;
+mod retention;
 mod run;
 mod size_anomaly;
 mod status;
+mod summary;
 mod tfcoverage;
+mod time_check;
 
 pub use cli::Cli;
 pub use run::run;

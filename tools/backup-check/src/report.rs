@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 
-use pvedr::records::{Backup, Check, CheckStatus, Summary};
+use pvedr::records::{Check, CheckStatus, Summary};
 use serde_json::{Map, Value};
 
 use crate::inputs::Inputs;
 use crate::prom::gauge;
 use crate::status::Status;
+use crate::summary::Lite;
 
 pub fn worst(checks: &[Check]) -> Status {
     checks
@@ -149,13 +150,8 @@ pub fn table(out: &mut dyn Write, checks: &[Check], inputs: &Inputs) -> std::io:
     for c in checks {
         rows.entry(c.component.as_str()).or_default().push(c);
     }
-    let newest = |vmid: u64| -> Option<&Backup> {
-        inputs
-            .backups
-            .iter()
-            .filter(|b| b.vmid == Some(vmid) && !inputs.damaged.contains_key(&b.volid))
-            .max_by_key(|b| b.ctime)
-    };
+    let newest =
+        |vmid: u64| -> Option<&Lite> { inputs.backups.by_guest.get(&vmid)?.latest.as_ref() };
     let mut cells: Vec<[String; 5]> = vec![[
         "COMPONENT".into(),
         "STATUS".into(),
@@ -233,25 +229,17 @@ pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f6
         .iter()
         .filter_map(|g| Some((g.vmid, g.name.as_deref()?)))
         .collect();
-    let mut per_guest: BTreeMap<u64, (i64, Option<u64>, usize, String)> = BTreeMap::new();
-    for b in inputs
+    // Guests with a usable backup: its time, size, how many, the guest type.
+    let per_guest: BTreeMap<u64, (i64, Option<u64>, usize, &str)> = inputs
         .backups
+        .by_guest
         .iter()
-        .filter(|b| !inputs.damaged.contains_key(&b.volid))
-    {
-        let Some(v) = b.vmid.filter(|v| !orphans.contains_key(v)) else {
-            continue;
-        };
-        let e = per_guest
-            .entry(v)
-            .or_insert((i64::MIN, None, 0, b.subtype.clone()));
-        e.2 += 1;
-        if b.ctime > e.0 {
-            e.0 = b.ctime;
-            e.1 = b.size;
-            e.3 = b.subtype.clone();
-        }
-    }
+        .filter(|(v, _)| !orphans.contains(v))
+        .filter_map(|(v, g)| {
+            let l = g.latest.as_ref()?;
+            Some((*v, (l.ctime, l.size, g.good, l.subtype.as_str())))
+        })
+        .collect();
     let guest_labels = |v: u64, t: &str| {
         format!(
             "vmid=\"{v}\",type=\"{}\",name=\"{}\"",
@@ -264,7 +252,7 @@ pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f6
         "Unix time of the newest usable backup of the guest (from the archive name).",
         per_guest
             .iter()
-            .map(|(v, e)| (guest_labels(*v, &e.3), e.0.to_string()))
+            .map(|(v, e)| (guest_labels(*v, e.3), e.0.to_string()))
             .collect(),
     );
     metric(
@@ -272,7 +260,7 @@ pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f6
         "Size in bytes of the newest usable backup of the guest.",
         per_guest
             .iter()
-            .filter_map(|(v, e)| Some((guest_labels(*v, &e.3), e.1?.to_string())))
+            .filter_map(|(v, e)| Some((guest_labels(*v, e.3), e.1?.to_string())))
             .collect(),
     );
     metric(
@@ -280,7 +268,7 @@ pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f6
         "Number of usable backups of the guest.",
         per_guest
             .iter()
-            .map(|(v, e)| (guest_labels(*v, &e.3), e.2.to_string()))
+            .map(|(v, e)| (guest_labels(*v, e.3), e.2.to_string()))
             .collect(),
     );
     let mut guest_status: BTreeMap<u64, Status> = BTreeMap::new();
@@ -300,7 +288,7 @@ pub fn prometheus(checks: &[Check], inputs: &Inputs, run_ts: i64, duration_s: f6
         guest_status
             .iter()
             .map(|(v, s)| {
-                let t = per_guest.get(v).map(|e| e.3.as_str()).unwrap_or("");
+                let t = per_guest.get(v).map(|e| e.3).unwrap_or("");
                 (guest_labels(*v, t), status_value(*s).to_string())
             })
             .collect(),

@@ -4,13 +4,14 @@ use pvedr::error::{Error, Result};
 use pvedr::jsonl;
 use pvedr::listing::{self, Extras};
 use pvedr::output::Format;
-use pvedr::records::{CheckStatus, Record};
+use pvedr::records::{Backup, CheckStatus, Record};
 use pvedr::time::{Zone, format_duration};
 
 use crate::checks::{Thresholds, run_checks};
 use crate::cli::Cli;
 use crate::completeness::Completeness;
 use crate::inputs::Inputs;
+use crate::summary::{Context, Summaries};
 use crate::{deep, report};
 
 fn thresholds(cli: &Cli) -> Result<Thresholds> {
@@ -39,9 +40,15 @@ fn thresholds(cli: &Cli) -> Result<Thresholds> {
     Ok(t)
 }
 
-fn split(r: Record, inputs: &mut Inputs) {
+/// Sorts one record in: a backup is folded into its guest's summary at once, or held
+/// (`held`) for `--deep` to read its archive first.
+fn split(r: Record, inputs: &mut Inputs, held: Option<&mut Vec<Backup>>) {
     match r {
-        Record::Backup(b) => inputs.backups.push(b),
+        Record::Backup(b) => match held {
+            Some(h) if !b.unfinished => h.push(b),
+            Some(_) => {}
+            None => inputs.backups.fold(&b),
+        },
         Record::Guest(g) => inputs.guests.push(g),
         Record::Storage(s) => inputs.storages.push(s),
         Record::Job(j) => inputs.jobs.push(j),
@@ -52,7 +59,12 @@ fn split(r: Record, inputs: &mut Inputs) {
             inputs.offsite_damaged.push(m)
         }
         Record::Check(c) => inputs.foreign.push(c),
-        Record::Restore(r) => inputs.drills.see(&r),
+        Record::Restore(r) => {
+            inputs.drills.see(&r);
+            if let (None, Some(v)) = (r.size, &r.volid) {
+                inputs.backups.want(v);
+            }
+        }
         _ => {}
     }
 }
@@ -150,11 +162,27 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
         jobs: true,
         failures: true,
     };
-    let mut inputs = Inputs::default();
+    let cx = Context {
+        now,
+        window: th.size_anomaly.window,
+        ..Default::default()
+    };
+    let mut inputs = Inputs {
+        backups: Summaries::new(cx),
+        ..Default::default()
+    };
+    // The history first: a backup read after a drill of it keeps its size for the drill.
+    if let Some(h) = &cli.drill_history {
+        inputs.drills.read_history(h);
+        let wanted: Vec<String> = inputs.drills.sizes_wanted().map(String::from).collect();
+        wanted.iter().for_each(|v| inputs.backups.want(v));
+    }
     let mut transport = None;
     let mut problems: Vec<String> = Vec::new();
     let mut blind: Vec<String> = Vec::new();
     let mut unread: Vec<pvedr::records::Check> = Vec::new();
+    // Backups held for --deep (or gathered whole); folded once it has read them.
+    let mut held: Vec<Backup> = Vec::new();
     if cli.select.dir.is_some() {
         let g = listing::gather_dir(
             &cli.select,
@@ -165,7 +193,7 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
                 ..extras
             },
         )?;
-        split_gathered(g, &mut inputs);
+        held = split_gathered(g, &mut inputs);
     } else if gather {
         let conn = cli.connect.connect()?;
         let g = listing::gather_remote(
@@ -179,13 +207,13 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
         blind = g.blind.clone();
         // Periods and schedules are the node's.
         zone = g.zone(&cli.select)?;
-        split_gathered(g, &mut inputs);
+        held = split_gathered(g, &mut inputs);
         transport = Some(conn.transport);
     } else {
         let mut seen = Completeness::default();
         jsonl::for_each(&cli.input.files, |r| {
             seen.see(&r);
-            split(r, &mut inputs)
+            split(r, &mut inputs, cli.deep.then_some(&mut held))
         })?;
         if seen.blind() {
             blind.push("the listing may leave backups out".into());
@@ -193,40 +221,18 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
         unread = seen.findings();
     }
 
-    if let Some(h) = &cli.drill_history {
-        inputs.drills.read_history(h);
-    }
     if inputs.drills.seen {
         th.max_drill_age.get_or_insert(DEFAULT_MAX_DRILL_AGE);
     }
 
-    // An unfinished PBS snapshot (a backup being written) is no backup yet: not fresh, not
-    // counted, not in the metrics.
-    inputs.backups.retain(|b| !b.unfinished);
-
+    held.retain(|b| !b.unfinished);
     if cli.deep {
-        let jobs = cli.jobs.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        });
-        let with_path: Vec<&pvedr::records::Backup> =
-            inputs.backups.iter().filter(|b| b.path.is_some()).collect();
-        if !with_path.is_empty() {
-            inputs.damaged = deep::check_local(&with_path, jobs);
-            inputs.deep_checked = Some(with_path.len());
-        } else if let Some(t) = &transport {
-            let all: Vec<&pvedr::records::Backup> = inputs.backups.iter().collect();
-            let (damaged, untested, n) = deep::check_remote(t.as_ref(), &all)?;
-            inputs.untested = untested;
-            inputs.damaged = damaged;
-            inputs.deep_checked = Some(n);
-        } else {
-            pvedr::msg::warn(
-                "--deep needs archives it can reach: --dir, --host/--local, or records with a path",
-            );
-        }
+        deep_check(cli, &held, transport.as_deref(), &mut inputs)?;
     }
+    for b in &held {
+        inputs.backups.fold(b);
+    }
+    drop(held);
 
     let mut checks = run_checks(&inputs, &th, now, zone);
     checks.extend(tfstates.checks(&cli.s3, &inputs.guests, &inputs.backups)?);
@@ -238,6 +244,7 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
     // What could not be read is UNKNOWN, not OK.
     checks.extend(unread);
     checks.extend(inputs.drills.findings());
+    checks.extend(inputs.backups.finding());
     for p in problems {
         checks.push(pvedr::records::Check {
             component: "source".into(),
@@ -300,12 +307,46 @@ fn distrust_absences(checks: &mut [pvedr::records::Check]) {
     }
 }
 
-fn split_gathered(g: listing::Gathered, inputs: &mut Inputs) {
-    inputs.backups = g.backups;
+/// A gathered listing's records into `inputs`; its backups are returned, to be folded.
+fn split_gathered(g: listing::Gathered, inputs: &mut Inputs) -> Vec<Backup> {
     inputs.guests = g.guests;
     inputs.storages = g.storages;
     inputs.jobs = g.jobs;
     inputs.failures = g.failures;
+    g.backups
+}
+
+/// `--deep`: reads the archives of `held` (by path, or on the node), so the fold knows
+/// which are damaged.
+fn deep_check(
+    cli: &Cli,
+    held: &[Backup],
+    transport: Option<&dyn pvedr::transport::Transport>,
+    inputs: &mut Inputs,
+) -> Result<()> {
+    let jobs = cli.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let cx = &mut inputs.backups.cx;
+    let with_path: Vec<&Backup> = held.iter().filter(|b| b.path.is_some()).collect();
+    if !with_path.is_empty() {
+        cx.damaged = deep::check_local(&with_path, jobs);
+        inputs.deep_checked = Some(with_path.len());
+    } else if let Some(t) = transport {
+        let all: Vec<&Backup> = held.iter().collect();
+        let (damaged, untested, n) = deep::check_remote(t, &all)?;
+        cx.untested = untested;
+        cx.damaged = damaged;
+        inputs.deep_checked = Some(n);
+    } else {
+        pvedr::msg::warn(
+            "--deep needs archives it can reach: --dir, --host/--local, or records with a path",
+        );
+    }
+    cx.deep = inputs.deep_checked.is_some();
+    Ok(())
 }
 
 /// The metrics file of a run that could not check: rewritten, `pvedr_backup_check_up 0`.

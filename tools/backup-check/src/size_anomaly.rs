@@ -4,14 +4,15 @@
 
 use pvedr::cli::values;
 use pvedr::output::human_bytes;
-use pvedr::records::{Backup, Check};
+use pvedr::records::Check;
 use serde_json::json;
 
 use crate::status::{Status, check};
+use crate::summary::{GuestBackups, Lite};
 
 /// Fewer previous backups than this give no verdict: a median of one or two is noise.
 pub const MIN_HISTORY: usize = 3;
-/// The longest `--size-window`: the history is sorted, so it is bounded.
+/// The longest `--size-window`: each series of a guest keeps that many sizes.
 const MAX_WINDOW: usize = 1000;
 
 /// `--size-window`, `--size-grow`, `--size-shrink`; a window of 0 turns the rule off.
@@ -61,21 +62,20 @@ struct Figures {
 /// of compression or of storage starts a new series), older than `newest`, the newest
 /// `window` of them. PBS sizes are logical (the sum of the manifest's archive sizes: the
 /// data backed up, not the chunks stored), so PBS snapshots are compared with PBS
-/// snapshots only.
-fn figures(l: &Limits, newest: &Backup, good: &[&Backup]) -> Option<Figures> {
+/// snapshots only. The fold kept each series' newest sizes, newest first.
+fn figures(l: &Limits, newest: &Lite, backups: &GuestBackups) -> Option<Figures> {
     let size = newest.size?;
-    let mut prev: Vec<(i64, u64)> = good
+    let prev: Vec<(i64, u64)> = backups
+        .series
+        .get(newest.storage.as_deref(), &newest.format)?
         .iter()
-        .filter(|p| {
-            p.storage == newest.storage && p.format == newest.format && p.ctime < newest.ctime
-        })
-        .filter_map(|p| p.size.map(|s| (p.ctime, s)))
+        .filter(|p| p.0 < newest.ctime)
+        .take(l.window)
+        .copied()
         .collect();
     if l.window == 0 || prev.len() < MIN_HISTORY {
         return None;
     }
-    prev.sort_unstable_by_key(|p| std::cmp::Reverse(p.0));
-    prev.truncate(l.window);
     let mut sizes: Vec<u64> = prev.iter().map(|p| p.1).collect();
     sizes.sort_unstable();
     let mid = sizes.len() / 2;
@@ -105,8 +105,8 @@ fn grew(ratio: f64) -> String {
 
 /// A WARNING when the newest backup is at least `grow` times the median of the previous
 /// ones, or at most `shrink` times it; `None` without a verdict (too few, no size, off).
-pub fn judge(l: &Limits, component: &str, newest: &Backup, good: &[&Backup]) -> Option<Check> {
-    let f = figures(l, newest, good)?;
+pub fn judge(l: &Limits, component: &str, newest: &Lite, backups: &GuestBackups) -> Option<Check> {
+    let f = figures(l, newest, backups)?;
     let ratio = f.size as f64 / f.median as f64;
     let (what, limit) = if ratio >= l.grow {
         (format!("the backup {}", grew(ratio)), l.grow)

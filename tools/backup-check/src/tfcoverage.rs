@@ -8,13 +8,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use pvedr::error::{Error, Result};
-use pvedr::records::{Backup, Check, Guest};
+use pvedr::records::{Check, Guest};
 use pvedr::s3::{Bucket, S3Conn};
 use pvedr::terraform::backend;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::status::{Status, check};
+use crate::summary::Summaries;
 
 /// The largest state read (a state of a thousand guests is a few MiB).
 const MAX_STATE: u64 = 64 * 1024 * 1024;
@@ -129,7 +130,7 @@ impl Sources {
 
     /// Reads each state and compares it with the cluster's guests. An unreadable state is
     /// a finding (UNKNOWN), not the end of the run; an interruption ends it.
-    pub fn checks(&self, s3: &S3Conn, guests: &[Guest], backups: &[Backup]) -> Result<Vec<Check>> {
+    pub fn checks(&self, s3: &S3Conn, guests: &[Guest], backups: &Summaries) -> Result<Vec<Check>> {
         if self.0.is_empty() {
             return Ok(Vec::new());
         }
@@ -301,7 +302,7 @@ fn vmid_of(v: &Value) -> Option<u64> {
 }
 
 /// One finding per state, one per declared guest, one per unmanaged guest.
-fn coverage(states: &[State], guests: &[Guest], backups: &[Backup]) -> Vec<Check> {
+fn coverage(states: &[State], guests: &[Guest], backups: &Summaries) -> Vec<Check> {
     let mut out: Vec<Check> = states.iter().map(|s| state_finding(s, guests)).collect();
     if guests.is_empty() {
         return out;
@@ -389,7 +390,7 @@ fn declared_finding(
     vmid: u64,
     decl: &[(&str, &Declared)],
     guests: &[Guest],
-    backups: &[Backup],
+    backups: &Summaries,
 ) -> Check {
     let at = |(label, d): &(&str, &Declared)| {
         let node = d
@@ -401,12 +402,11 @@ fn declared_finding(
     };
     let by: Vec<String> = decl.iter().map(at).collect();
     let by = by.join("; ");
-    let ours: Vec<&Backup> = backups.iter().filter(|b| b.vmid == Some(vmid)).collect();
+    let ours = backups.by_guest.get(&vmid);
     let (status, msg, value) = match guests.iter().find(|g| g.vmid == vmid) {
         None => {
-            let newest = ours.iter().max_by_key(|b| b.ctime);
-            let backed = match newest {
-                Some(b) => format!("{} backup(s), the newest {}", ours.len(), b.volid),
+            let backed = match ours.and_then(|o| Some((o.all, o.newest_any.as_ref()?))) {
+                Some((n, b)) => format!("{n} backup(s), the newest {}", b.volid),
                 None => "no backup of it either".into(),
             };
             (
@@ -423,7 +423,7 @@ fn declared_finding(
                 .as_deref()
                 .map(|n| format!(" ({n})"))
                 .unwrap_or_default();
-            let none = if ours.is_empty() && !g.template {
+            let none = if ours.is_none() && !g.template {
                 "; no backup (see coverage)"
             } else {
                 ""

@@ -10,5 +10,6 @@ mod hostile_dir;
 mod hostile_time;
 mod integrity;
 mod man;
+mod scale;
 mod size_anomaly;
 mod tfcoverage;
