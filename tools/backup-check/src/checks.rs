@@ -87,7 +87,14 @@ pub fn run_checks(inp: &Inputs, th: &Thresholds, now: i64, zone: Zone) -> Vec<Ch
         verification(now, &g, &mut out);
         integrity(inp, &g, &mut out);
         if expected {
-            crate::retention::retention(zone, &g, &mut out);
+            let subject = crate::retention::Subject {
+                component: &g.component,
+                job: g.job,
+                groups: &g.backups.retention,
+                good: g.backups.good,
+                interval: g.interval,
+            };
+            crate::retention::retention(zone, &subject, &mut out);
             drill(inp, th, &policy, now, &g, &mut out);
         }
     }

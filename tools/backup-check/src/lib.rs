@@ -10,6 +10,7 @@ mod deep;
 mod drills;
 mod evidence;
 mod inputs;
+mod keyed;
 mod orphans;
 mod policy;
 mod prom;

@@ -8,9 +8,8 @@ use pvedr::retention::{Entry, KeepOptions, Mark, mark_group};
 use pvedr::time::Zone;
 use serde_json::json;
 
-use crate::checks::GuestView;
+use crate::keyed::Keyed;
 use crate::status::{Status, check};
-use crate::summary::Keyed;
 
 /// The backup times one guest keeps for retention (8 bytes each); past it, its retention
 /// is UNKNOWN rather than memory without bound.
@@ -62,9 +61,22 @@ fn job_policy(job: &Job) -> Option<KeepOptions> {
         .and_then(|p| KeepOptions::from_json(p).ok())
 }
 
+/// What the retention check reads of one guest.
+pub struct Subject<'a> {
+    pub component: &'a str,
+    /// The enabled job backing the guest up.
+    pub job: Option<&'a Job>,
+    /// Its backups' times, folded per storage.
+    pub groups: &'a Groups,
+    /// How many of its backups are whole (the finding's value).
+    pub good: usize,
+    /// The job schedule's longest interval.
+    pub interval: Option<u64>,
+}
+
 /// The `retention` finding of a guest whose job has a prune policy for its storage.
-pub fn retention(zone: Zone, g: &GuestView, out: &mut Vec<Check>) {
-    let groups = &g.backups.retention;
+pub fn retention(zone: Zone, g: &Subject, out: &mut Vec<Check>) {
+    let groups = g.groups;
     let Some((j, opts)) = g
         .job
         .and_then(|j| job_policy(j).map(|o| (j, o)))
@@ -72,14 +84,14 @@ pub fn retention(zone: Zone, g: &GuestView, out: &mut Vec<Check>) {
     else {
         return;
     };
-    let value = Some(json!(g.backups.good));
+    let value = Some(json!(g.good));
     let threshold = Some(json!(opts.to_string()));
     if groups.overflow {
         let msg = format!(
             "more than {MAX_TIMES} backups: retention not judged (pruning is surely not running)"
         );
         let c = check(
-            &g.component,
+            g.component,
             "retention",
             Status::Unknown,
             msg,
@@ -125,7 +137,7 @@ pub fn retention(zone: Zone, g: &GuestView, out: &mut Vec<Check>) {
         (Status::Ok, format!("{kept} backup(s) kept by {opts}"))
     };
     out.push(check(
-        &g.component,
+        g.component,
         "retention",
         status,
         msg,

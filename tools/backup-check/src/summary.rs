@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use pvedr::records::{Backup, Verification, is_std_backup};
 
+use crate::keyed::Keyed;
 use crate::retention::Groups;
 use crate::status::Status;
 use crate::time_check::{MAX_SKEW, time_problem};
@@ -242,46 +243,6 @@ impl GuestBackups {
             .iter()
             .find(|(_, v, _)| v == volid)
             .map(|(_, _, s)| *s)
-    }
-}
-
-/// Values by (storage, a second key): a guest has a few of them, so a list searched without
-/// building a key (no allocation a record).
-#[derive(Debug)]
-pub struct Keyed<T>(Vec<(Option<String>, String, T)>);
-
-impl<T> Default for Keyed<T> {
-    fn default() -> Self {
-        Keyed(Vec::new())
-    }
-}
-
-impl<T: Default> Keyed<T> {
-    pub fn slot(&mut self, storage: Option<&str>, other: &str) -> &mut T {
-        let at = self
-            .0
-            .iter()
-            .position(|(s, o, _)| s.as_deref() == storage && o == other);
-        let at = at.unwrap_or_else(|| {
-            let key = (storage.map(String::from), other.to_string());
-            self.0.push((key.0, key.1, T::default()));
-            self.0.len() - 1
-        });
-        &mut self.0[at].2
-    }
-}
-
-impl<T> Keyed<T> {
-    pub fn get(&self, storage: Option<&str>, other: &str) -> Option<&T> {
-        self.0
-            .iter()
-            .find(|(s, o, _)| s.as_deref() == storage && o == other)
-            .map(|(_, _, t)| t)
-    }
-
-    /// Every (storage, value).
-    pub fn iter(&self) -> impl Iterator<Item = (Option<&str>, &T)> {
-        self.0.iter().map(|(s, _, t)| (s.as_deref(), t))
     }
 }
 
