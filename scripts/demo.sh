@@ -95,25 +95,7 @@ if ./scripts/python-deps.sh >/dev/null 2>&1; then
   for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demodemo AWS_REGION=us-east-1 TF_IN_AUTOMATION=1 TF_CLI_CONFIG_FILE="$V/terraformrc"
   "$V/bin/python" -c "import boto3; s=boto3.client('s3', endpoint_url='http://127.0.0.1:$port'); s.create_bucket(Bucket='tfstate-prod'); s.put_bucket_versioning(Bucket='tfstate-prod', VersioningConfiguration={'Status': 'Enabled'})"
-  mkdir -p "$work/prod"
-  cat > "$work/prod/main.tf" <<TF
-terraform {
-  backend "s3" {
-    bucket = "tfstate-prod"
-    key = "terraform.tfstate"
-    region = "us-east-1"
-    endpoints = { s3 = "http://127.0.0.1:$port" }
-    use_path_style = true
-    skip_credentials_validation = true
-    skip_region_validation = true
-    skip_requesting_account_id = true
-    skip_metadata_api_check = true
-    use_lockfile = true
-  }
-}
-variable "v" { default = "one" }
-resource "terraform_data" "a" { input = var.v }
-TF
+  write_tf_prod "$work/prod" "http://127.0.0.1:$port" one
   (cd "$work/prod" && "$V/bin/terraform" init -input=false >/dev/null && for v in one two three; do "$V/bin/terraform" apply -auto-approve -input=false -var v=$v >/dev/null; done)
   run "$BIN/tfstate-versions" --backend-config "$work/prod" list --inspect --format table
   first=$("$BIN/tfstate-versions" --backend-config "$work/prod" list --inspect \

@@ -52,24 +52,7 @@ rm -rf "$DR_OUT"; mkdir -p "$DR_OUT" "$TF_PROD"
 s3() { "$V/bin/python" -c "import boto3, sys; s = boto3.client('s3', endpoint_url=sys.argv[1]); $2" "$1"; }
 s3 "$STATE_EP" "s.create_bucket(Bucket='tfstate-prod'); s.put_bucket_versioning(Bucket='tfstate-prod', VersioningConfiguration={'Status': 'Enabled'})"
 s3 "$OFFSITE_EP" "s.create_bucket(Bucket='offsite')"
-cat > "$TF_PROD/main.tf" <<TF
-terraform {
-  backend "s3" {
-    bucket = "tfstate-prod"
-    key = "terraform.tfstate"
-    region = "us-east-1"
-    endpoints = { s3 = "$STATE_EP" }
-    use_path_style = true
-    skip_credentials_validation = true
-    skip_region_validation = true
-    skip_requesting_account_id = true
-    skip_metadata_api_check = true
-    use_lockfile = true
-  }
-}
-variable "v" { default = "two" }
-resource "terraform_data" "a" { input = var.v }
-TF
+write_tf_prod "$TF_PROD" "$STATE_EP" two
 (cd "$TF_PROD" && terraform init -input=false >/dev/null \
   && for v in one two; do terraform apply -auto-approve -input=false -var v=$v >/dev/null; done)
 # A hand-made copy (no date in its name) would be "newest" by its file time: not a backup

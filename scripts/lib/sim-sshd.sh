@@ -1,5 +1,5 @@
 # Sourced by scripts/demo.sh and scripts/dr-drill.sh: a real sshd on 127.0.0.1 whose sessions
-# run the simulated Proxmox node, and a moto S3 server.
+# run the simulated Proxmox node, a moto S3 server, and the Terraform root kept in it.
 
 # start_sim_sshd WORK SIM_ROOT: sets SSHD_PORT, SSHD_PID and PVE_SSH (the tools' flags).
 start_sim_sshd() {
@@ -45,4 +45,29 @@ start_moto() {
   "$1/bin/moto_server" -H 127.0.0.1 -p "$2" >/dev/null 2>&1 &
   echo $!
   wait_port "$2"
+}
+
+# write_tf_prod DIR ENDPOINT DEFAULT: a Terraform root (DIR/main.tf) whose state is in the
+# versioned bucket tfstate-prod at ENDPOINT, with one resource to apply versions of (-var
+# v=…; DEFAULT is what a plan without -var compares with).
+write_tf_prod() {
+  mkdir -p "$1"
+  cat > "$1/main.tf" <<TF
+terraform {
+  backend "s3" {
+    bucket = "tfstate-prod"
+    key = "terraform.tfstate"
+    region = "us-east-1"
+    endpoints = { s3 = "$2" }
+    use_path_style = true
+    skip_credentials_validation = true
+    skip_region_validation = true
+    skip_requesting_account_id = true
+    skip_metadata_api_check = true
+    use_lockfile = true
+  }
+}
+variable "v" { default = "$3" }
+resource "terraform_data" "a" { input = var.v }
+TF
 }
