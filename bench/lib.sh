@@ -70,3 +70,23 @@ start_moto() {
   done
   echo "$1 bench: moto did not start"; exit 1
 }
+
+# sim_sshd WORK DELAY: a real sshd on a free loopback port whose sessions run the simulated
+# node in WORK/node, each pvesh taking DELAY seconds to start (PVESIM_DELAY). Sets port,
+# pid (the caller's EXIT trap kills it) and CONN, the tools' flags to reach it; the client
+# key is WORK/ssh/key, its known_hosts WORK/ssh/known.
+sim_sshd() {
+  local work=$1 delay=$2
+  mkdir -p "$work/ssh" /run/sshd
+  ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host_key"; ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/key"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  printf 'environment="PATH=%s:/usr/bin:/bin",environment="PVESIM_ROOT=%s",environment="PVESIM_DELAY=%s",environment="TZ=UTC",environment="HOME=%s" %s\n' \
+    "$PWD/tests/sim/bin" "$work/node" "$delay" "$work/ssh" "$(cat "$work/ssh/key.pub")" > "$work/ssh/authorized_keys"
+  printf 'Port %s\nListenAddress 127.0.0.1\nHostKey %s/host_key\nAuthorizedKeysFile %s/authorized_keys\nPidFile %s/pid\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nPermitRootLogin prohibit-password\nPermitUserEnvironment yes\nMaxStartups 100\n' \
+    "$port" "$work/ssh" "$work/ssh" "$work/ssh" > "$work/ssh/config"
+  /usr/sbin/sshd -D -f "$work/ssh/config" -E "$work/ssh/log" &
+  pid=$!
+  for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$work/ssh/host_key.pub")" > "$work/ssh/known"
+  CONN=(--host 127.0.0.1 --port "$port" --identity "$work/ssh/key" --known-hosts "$work/ssh/known")
+}

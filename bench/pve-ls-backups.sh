@@ -30,18 +30,9 @@ PY
 for n in 1 2 3; do for i in 0 1 2; do for d in $(seq 1 20); do
   python3 tests/sim/pvesim-admin add-backup "$work/node" --storage "store$n$i" --type qemu --vmid $((100 + n * 10 + i)) --epoch $((1705300000 - d * 86400)) --compress none --log none >/dev/null
 done; done; done
-mkdir -p "$work/ssh" /run/sshd
-ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host_key"; ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/key"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-printf 'environment="PATH=%s:/usr/bin:/bin",environment="PVESIM_ROOT=%s",environment="PVESIM_DELAY=0.5",environment="TZ=UTC",environment="HOME=%s" %s\n' \
-  "$PWD/tests/sim/bin" "$work/node" "$work/ssh" "$(cat "$work/ssh/key.pub")" > "$work/ssh/authorized_keys"
-printf 'Port %s\nListenAddress 127.0.0.1\nHostKey %s/host_key\nAuthorizedKeysFile %s/authorized_keys\nPidFile %s/pid\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nPermitRootLogin prohibit-password\nPermitUserEnvironment yes\nMaxStartups 100\n' \
-  "$port" "$work/ssh" "$work/ssh" "$work/ssh" > "$work/ssh/config"
-/usr/sbin/sshd -D -f "$work/ssh/config" -E "$work/ssh/log" & pid=$!
-for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$work/ssh/host_key.pub")" > "$work/ssh/known"
+sim_sshd "$work" 0.5
 SSH="ssh -q -o BatchMode=yes -o UserKnownHostsFile=$work/ssh/known -i $work/ssh/key -p $port root@127.0.0.1"
-ours() { "$BIN" --host 127.0.0.1 --port "$port" --identity "$work/ssh/key" --known-hosts "$work/ssh/known" --all-nodes > "$work/ours.jsonl"; }
+ours() { "$BIN" "${CONN[@]}" --all-nodes > "$work/ours.jsonl"; }
 shell_way() {
   for node in $($SSH pvesh get /nodes --output-format json | jq -r '.[].node'); do
     for st in $($SSH pvesh get "/nodes/$node/storage" --content backup --output-format json | jq -r '.[].storage'); do
@@ -50,7 +41,7 @@ shell_way() {
   done > "$work/theirs.jsonl"
 }
 a=$(best ours); b=$(best shell_way)
-mem "\`pve-ls-backups --all-nodes\`, 3 nodes × 3 storages" "$BIN" --host 127.0.0.1 --port "$port" --identity "$work/ssh/key" --known-hosts "$work/ssh/known" --all-nodes
+mem "\`pve-ls-backups --all-nodes\`, 3 nodes × 3 storages" "$BIN" "${CONN[@]}" --all-nodes
 n_ours=$(grep -c '"kind":"backup"' "$work/ours.jsonl"); n_theirs=$(wc -l < "$work/theirs.jsonl")
 [ "$n_ours" = "$n_theirs" ] || { echo "pve-ls-backups bench: $n_ours records, the shell way $n_theirs"; exit 1; }
 printf 'pve-ls-backups  3 nodes x 3 storages, %d backups, pvesh start-up 0.5 s: pve-ls-backups --all-nodes %.2fs, ssh+pvesh per node and storage %.2fs, ratio %.1fx\n' \

@@ -68,18 +68,8 @@ for i in $(seq 0 $((N - 1))); do
     --epoch 1705197602 --compress zstd --log none --config "$f" >/dev/null
 done
 
-mkdir -p "$work/ssh" /run/sshd
-ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host_key"; ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/key"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-printf 'environment="PATH=%s:/usr/bin:/bin",environment="PVESIM_ROOT=%s",environment="PVESIM_DELAY=%s",environment="TZ=UTC",environment="HOME=%s" %s\n' \
-  "$PWD/tests/sim/bin" "$work/node" "$DELAY" "$work/ssh" "$(cat "$work/ssh/key.pub")" > "$work/ssh/authorized_keys"
-printf 'Port %s\nListenAddress 127.0.0.1\nHostKey %s/host_key\nAuthorizedKeysFile %s/authorized_keys\nPidFile %s/pid\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nPermitRootLogin prohibit-password\nPermitUserEnvironment yes\nMaxStartups 100\n' \
-  "$port" "$work/ssh" "$work/ssh" "$work/ssh" > "$work/ssh/config"
-/usr/sbin/sshd -D -f "$work/ssh/config" -E "$work/ssh/log" & pid=$!
-for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$work/ssh/host_key.pub")" > "$work/ssh/known"
+sim_sshd "$work" "$DELAY"
 SSH="ssh -n -q -o BatchMode=yes -o UserKnownHostsFile=$work/ssh/known -i $work/ssh/key -p $port root@127.0.0.1"
-CONN=(--host 127.0.0.1 --port "$port" --identity "$work/ssh/key" --known-hosts "$work/ssh/known")
 
 # The backups as pve-ls-backups lists them, by VMID: the un-mappable guest is the last one
 # planned (pve-restore ends the run at a guest its maps cannot place, a usage error).

@@ -26,27 +26,24 @@ for serial in range(1, int(sys.argv[1]) + 1):
 PY
 ours_list() { "$BIN" list --bucket tfstate-bench --endpoint "$AWS_ENDPOINT_URL"; }
 ours_inspect() { "$BIN" list --inspect --bucket tfstate-bench --endpoint "$AWS_ENDPOINT_URL"; }
-boto_list() {
-  $PY - <<'PY'
-import boto3, json
+# boto MODE: the versions as boto3 lists them (list), or each one read for its serial (inspect).
+boto() {
+  $PY - "$1" <<'PY'
+import boto3, json, sys
 s3 = boto3.client("s3")
 for page in s3.get_paginator("list_object_versions").paginate(Bucket="tfstate-bench", Prefix="terraform.tfstate"):
     for v in page.get("Versions", []):
-        if v["Key"] == "terraform.tfstate":
+        if v["Key"] != "terraform.tfstate":
+            continue
+        if sys.argv[1] == "list":
             print(json.dumps({"version_id": v["VersionId"], "time": v["LastModified"].isoformat(), "size": v["Size"], "latest": v["IsLatest"]}))
-PY
-}
-boto_inspect() {
-  $PY - <<'PY'
-import boto3, json
-s3 = boto3.client("s3")
-for page in s3.get_paginator("list_object_versions").paginate(Bucket="tfstate-bench", Prefix="terraform.tfstate"):
-    for v in page.get("Versions", []):
-        if v["Key"] == "terraform.tfstate":
+        else:
             st = json.loads(s3.get_object(Bucket="tfstate-bench", Key=v["Key"], VersionId=v["VersionId"])["Body"].read())
             print(json.dumps({"version_id": v["VersionId"], "serial": st["serial"], "resources": len(st["resources"])}))
 PY
 }
+boto_list() { boto list; }
+boto_inspect() { boto inspect; }
 n=$(ours_list | grep -c '"kind":"tfstate_version"' || true)
 [ "$n" = "$N" ] || { echo "tfstate-versions bench: listed $n of $N versions"; exit 1; }
 a=$(best ours_list); b=$(best boto_list)
