@@ -16,7 +16,8 @@ use pvedr::error::Result;
 use pvedr::pve::{Answer, GuestConfig, Kind, NodeFacts};
 use pvedr::transport::{RemoteCommand, Transport};
 
-use crate::guest::{self, Present};
+use crate::guest;
+use pvedr::pve::Resource;
 
 /// Archives whose configs one batch reads (in parallel on the node, 8 at a time): a round
 /// trip's output and its time bound stay small.
@@ -30,7 +31,7 @@ const MAX_KEPT_CONFIGS: usize = 64 << 20;
 #[derive(Default)]
 pub struct RunCache {
     nodes: RefCell<HashMap<String, Rc<NodeFacts>>>,
-    guests: RefCell<Option<HashMap<u64, Present>>>,
+    guests: RefCell<Option<HashMap<u64, Resource>>>,
     /// By (node it was read on, volid): the text `pvesm extractconfig` printed.
     configs: RefCell<HashMap<(String, String), String>>,
     kept_bytes: std::cell::Cell<usize>,
@@ -50,7 +51,7 @@ impl RunCache {
 
     /// Every guest of the cluster by VMID (`/cluster/resources`), read once until
     /// [`RunCache::changed`].
-    pub fn guests(&self, t: &dyn Transport) -> Result<HashMap<u64, Present>> {
+    pub fn guests(&self, t: &dyn Transport) -> Result<HashMap<u64, Resource>> {
         if let Some(g) = self.guests.borrow().as_ref() {
             return Ok(g.clone());
         }

@@ -4,47 +4,21 @@ use std::collections::HashMap;
 
 use pvedr::error::{Error, Result};
 use pvedr::pve::config::Disk;
-use pvedr::pve::{Answer, At, Client, GuestConfig, Kind};
+use pvedr::pve::{Answer, At, Client, GuestConfig, Kind, Resource};
 use pvedr::pvesh;
 use pvedr::transport::{CommandOutput, RemoteCommand, Transport};
 use pvedr::validate;
 
-/// A guest as `/cluster/resources` shows it.
-#[derive(Debug, Clone)]
-pub struct Present {
-    pub node: String,
-    pub gtype: String,
-    pub running: bool,
-    /// The HA state (`hastate` of `/cluster/resources`), when HA manages the guest.
-    pub hastate: Option<String>,
-    /// Its resource pool (`pool`), if any.
-    pub pool: Option<String>,
-}
-
-impl Present {
-    /// Whether HA manages it (pve-ha-manager `vm_is_ha_managed`: any state but `ignored`):
-    /// `qm stop` then only files a request, and vzdump's stop mode refuses it.
-    pub fn ha_managed(&self) -> bool {
-        self.hastate.as_deref().is_some_and(|s| s != "ignored")
-    }
-}
-
-/// Every guest of the cluster by VMID.
-pub fn resources(t: &dyn Transport) -> Result<HashMap<u64, Present>> {
+/// Every guest of the cluster by VMID, as `/cluster/resources` shows it.
+pub fn resources(t: &dyn Transport) -> Result<HashMap<u64, Resource>> {
     let found = Client::new(t).vm_resources()?;
-    Ok(found
-        .into_iter()
-        .map(|r| {
-            let p = Present {
-                node: r.node.clone().unwrap_or_default(),
-                gtype: r.r#type.as_str().into(),
-                running: r.running(),
-                hastate: r.hastate.clone(),
-                pool: r.pool,
-            };
-            (r.vmid, p)
-        })
-        .collect())
+    Ok(found.into_iter().map(|r| (r.vmid, r)).collect())
+}
+
+/// The node a guest is on (none for a guest Proxmox lists without one: empty, which no
+/// node command accepts).
+pub fn node_of(g: &Resource) -> &str {
+    g.node.as_deref().unwrap_or_default()
 }
 
 /// The nodes a backup can be restored on: its storage enabled there (`enabled` of

@@ -7,21 +7,22 @@ use pvedr::pvesh::{self, paths};
 use pvedr::transport::Transport;
 use pvedr::{Result, validate};
 
-use crate::guest::Present;
+use crate::guest::node_of;
+use pvedr::pve::Resource;
 
 /// The storage for guest `vmid`'s safety point, or the refusal naming the storages with
 /// `backup` content on its node.
 pub fn storage_for(
     t: &dyn Transport,
     vmid: u64,
-    g: &Present,
+    g: &Resource,
 ) -> std::result::Result<String, String> {
-    let candidates = match backup_storages(t, &g.node) {
+    let candidates = match backup_storages(t, node_of(g)) {
         Ok(c) => c,
         Err(e) => {
             return Err(format!(
                 "no --safety-storage given, and the storages of node {} cannot be listed: {e}; nothing was changed",
-                pvedr::msg::visible(&g.node)
+                pvedr::msg::visible(node_of(g))
             ));
         }
     };
@@ -30,7 +31,7 @@ pub fn storage_for(
         Ok(Ok(s)) => format!(
             "the storage of its backup job, {}, holds no backups on {}",
             pvedr::msg::visible(&s),
-            pvedr::msg::visible(&g.node)
+            pvedr::msg::visible(node_of(g))
         ),
         Ok(Err(why)) => why,
         Err(e) => format!("the backup jobs cannot be read ({e})"),
@@ -39,7 +40,7 @@ pub fn storage_for(
         true => "none has backup content there".to_string(),
         false => format!(
             "storages with backup content on {}: {}",
-            pvedr::msg::visible(&g.node),
+            pvedr::msg::visible(node_of(g)),
             candidates.join(", ")
         ),
     };
@@ -52,7 +53,7 @@ pub fn storage_for(
 fn job_storage(
     t: &dyn Transport,
     vmid: u64,
-    g: &Present,
+    g: &Resource,
 ) -> Result<std::result::Result<String, String>> {
     let cmd = pvesh::get(paths::CLUSTER_BACKUP, &[]);
     let list: Vec<_> = pvesh::parse_list(t.host(), &cmd, t.exec(&cmd)?)?
@@ -61,7 +62,7 @@ fn job_storage(
         .collect();
     let me = GuestRef {
         vmid,
-        node: Some(&g.node),
+        node: Some(node_of(g)),
         pool: g.pool.as_deref(),
     };
     let Some(job) = jobs::covering(&list, &me, None) else {

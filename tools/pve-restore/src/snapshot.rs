@@ -4,13 +4,13 @@ use std::time::Instant;
 
 use pvedr::error::Result;
 use pvedr::plan::{Plan, StepId};
-use pvedr::pve::GuestConfig;
+use pvedr::pve::{GuestConfig, Kind};
 use pvedr::records::{Restore, RestoreStatus, StepStatus, seconds_since};
 use pvedr::shell;
 use pvedr::transport::{RemoteCommand, Transport};
 use serde_json::{Value, json};
 
-use crate::guest::{self, argv, restore_cmd, tool_of};
+use crate::guest::{self, argv, node_of, restore_cmd, tool_of};
 use crate::progress;
 use crate::restore::{Ctx, refused};
 
@@ -45,10 +45,10 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
             started,
         ));
     };
-    let lxc = e.gtype == "lxc";
+    let (lxc, node) = (e.r#type == Kind::Lxc, node_of(&e));
     let (tool, id) = (tool_of(lxc), vmid.to_string());
-    rec.node = Some(e.node.clone());
-    if let Some(msg) = missing_snapshot(ctx.t, &e.node, lxc, vmid, snap) {
+    rec.node = Some(node.into());
+    if let Some(msg) = missing_snapshot(ctx.t, node, lxc, vmid, snap) {
         return Ok(refused(rec, plan, msg, started));
     }
     // A dry run shows the whole plan first, then says it needs --force.
@@ -66,7 +66,7 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         "check-lock",
         &id,
         "a locked guest must not be touched",
-        Some(guest::at(&e.node, lxc, vmid).config_cmd().argv),
+        Some(guest::at(node, lxc, vmid).config_cmd().argv),
     );
     let note = format!("pvedr safety point before rollback to {snap}");
     let i_safety = plan.change(
@@ -79,12 +79,12 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
     // `--start 1` brings a running one back up (qemu-server `API2/Qemu.pm`, pve-container
     // `API2/LXC/Snapshot.pm` `rollback`).
     let mut rb = argv(&[tool, "rollback", &id, snap]);
-    if e.running {
+    if e.running() {
         rb.extend(argv(&["--start", "1"]));
     }
     let i_rb = plan.change("rollback", &id, "back to the snapshot", Some(rb));
     let t0 = Instant::now();
-    let hop = match ctx.cluster.route(ctx.t, &e.node) {
+    let hop = match ctx.cluster.route(ctx.t, node) {
         Ok(h) => h,
         Err(err) => return Ok(refused(rec, plan, err.to_string(), started)),
     };
@@ -93,7 +93,7 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         None => ctx.t,
     };
     // A container's way back needs its storage: `pct restore` alone puts it on `local`.
-    let config = match guest::config(t, &e.node, lxc, vmid) {
+    let config = match guest::config(t, node, lxc, vmid) {
         Ok(Ok(c)) => c,
         Ok(Err(m)) => return Ok(refused(rec, plan, m, started)),
         Err(e) => return Ok(refused(rec, plan, e.to_string(), started)),
@@ -111,7 +111,7 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         ));
     }
     plan.finish(i_lock, StepStatus::Ok, "not locked", t0);
-    let target = match rollback_possible(ctx.t, &e.node, lxc, vmid, snap, &config) {
+    let target = match rollback_possible(ctx.t, node, lxc, vmid, snap, &config) {
         Ok(s) => s,
         Err(msg) => {
             plan.skip_rest("refused");
@@ -119,8 +119,7 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         }
     };
     plan.print(&format!(
-        "plan for rolling {vmid} back to '{snap}' on {}:",
-        e.node
+        "plan for rolling {vmid} back to '{snap}' on {node}:"
     ));
     if ctx.cli.write.dry_run {
         if !ctx.cli.force {
@@ -145,7 +144,7 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         ct_storage,
         snap,
         // Running after: asked to start, or a VM resumed from the snapshot's RAM.
-        running: e.running || (!lxc && target.vmstate),
+        running: e.running() || (!lxc && target.vmstate),
     };
     Ok(execute(t, rec, plan, &ids, started))
 }

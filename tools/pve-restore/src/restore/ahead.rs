@@ -73,7 +73,7 @@ fn node_of(ctx: &Ctx, b: &Backup, default_node: &str) -> String {
 
 /// Whether `b` goes to a VMID no guest has (a drill's scratch VMID always does): only then
 /// do the plans read the archive's config and the node's facts.
-fn to_new_vmid(ctx: &Ctx, b: &Backup, present: &HashMap<u64, Present>) -> bool {
+fn to_new_vmid(ctx: &Ctx, b: &Backup, present: &HashMap<u64, Resource>) -> bool {
     match (ctx.cli.test, ctx.o.target.or(b.vmid)) {
         (true, _) => true,
         (false, Some(v)) => !present.contains_key(&v),

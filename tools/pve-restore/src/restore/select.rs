@@ -70,7 +70,7 @@ pub(super) fn ct_storage(
 pub(super) fn select_target(
     ctx: &Ctx,
     b: &Backup,
-    present: &HashMap<u64, Present>,
+    present: &HashMap<u64, Resource>,
 ) -> std::result::Result<u64, String> {
     if ctx.cli.test {
         let v = match ctx.o.target {
@@ -94,23 +94,25 @@ pub(super) fn check_overwrite(
     ctx: &Ctx,
     b: &Backup,
     target: u64,
-    e: &Present,
+    e: &Resource,
 ) -> std::result::Result<(), String> {
     if Some(target) != b.vmid {
         return Err(format!(
             "--target-vmid {target} is taken ({} on {}): a new VMID must be free cluster-wide",
-            e.gtype, e.node
+            e.r#type.as_str(),
+            node_of(e)
         ));
     }
-    if e.gtype != b.subtype {
+    if e.r#type.as_str() != b.subtype {
         return Err(format!(
             "guest {target} is a {} but the backup is a {}",
-            e.gtype, b.subtype
+            e.r#type.as_str(),
+            b.subtype
         ));
     }
     // A dry run goes on to show the whole plan, then says it needs --force.
     if !ctx.cli.force && !ctx.cli.write.dry_run {
-        return Err(needs_force(target, &e.node));
+        return Err(needs_force(target, node_of(e)));
     }
     if e.ha_managed() {
         check_ha(ctx, target, e)?;
@@ -122,8 +124,11 @@ pub(super) fn check_overwrite(
 /// request and HA start it again, vzdump's stop mode refuses it (pve-manager `VZDump.pm`:
 /// `vm_is_ha_managed($vmid, 'started')`). Requested `stopped`/`disabled`: not running, no
 /// HA stop needed.
-pub(super) fn check_ha(ctx: &Ctx, target: u64, e: &Present) -> std::result::Result<(), String> {
-    let sid = format!("{}:{target}", if e.gtype == "lxc" { "ct" } else { "vm" });
+pub(super) fn check_ha(ctx: &Ctx, target: u64, e: &Resource) -> std::result::Result<(), String> {
+    let sid = format!(
+        "{}:{target}",
+        if e.r#type == Kind::Lxc { "ct" } else { "vm" }
+    );
     let requested = guest::ha_requested(ctx.t, &sid)
         .map_err(|err| format!("cannot read HA's state of {sid}: {err}; nothing was changed"))?;
     if requested.as_deref() != Some("started") {

@@ -159,7 +159,7 @@ impl Reader<'_> {
         b: Backup,
         default_node: &str,
         rates: &predict::Rates,
-        present: &HashMap<u64, crate::guest::Present>,
+        present: &HashMap<u64, pvedr::pve::Resource>,
         now: i64,
     ) -> Result<(Planned, Option<pack::Need>)> {
         let lxc = b.subtype == "lxc";
