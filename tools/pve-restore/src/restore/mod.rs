@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use pvedr::error::Result;
 use pvedr::plan::{Plan, StepId};
-use pvedr::pve::GuestConfig;
+use pvedr::pve::{GuestConfig, Kind, Resource};
 use pvedr::records::{Backup, Restore, RestoreStatus, StepStatus, seconds_since};
 use pvedr::retry::{Retry, poll_until};
 use pvedr::shell;
@@ -21,7 +21,7 @@ use pvedr::validate;
 use serde_json::{Value, json};
 
 use crate::cli::Cli;
-use crate::guest::{self, Present, argv, restore_cmd, tool_of};
+use crate::guest::{self, argv, node_of, restore_cmd, tool_of};
 use crate::options::Options;
 use crate::probe::{self, ProbeTarget};
 use crate::progress;
@@ -183,7 +183,7 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
     rec.target_vmid = Some(target);
     let existing = present.get(&target).cloned();
     if let Some(e) = &existing {
-        rec.node = Some(e.node.clone());
+        rec.node = Some(node_of(e).into());
         if let Err(msg) = check_overwrite(ctx, &b, target, e) {
             return Ok(refused(rec, plan, msg, started));
         }
@@ -247,32 +247,17 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
             Err(e) => return Ok(failed_early(rec, plan, e, started)),
         }
     }
+    let storage = b.storage.clone().unwrap_or_default();
     let mut job = Job {
-        ctx,
-        t,
-        lxc,
         target_storage,
         remap,
-        storage: b.storage.clone().unwrap_or_default(),
-        target,
+        storage,
         overwrite: existing.is_some(),
-        was_running: existing.as_ref().is_some_and(|e| e.running),
+        was_running: existing.as_ref().is_some_and(Resource::running),
         pool: existing.as_ref().and_then(|e| e.pool.clone()),
-        conf: None,
-        loss: None,
-        leftover: None,
         streamed,
-        b,
         plan,
-        s: Steps::default(),
-        rec,
-        started,
-        safety: None,
-        failure: None,
-        lost: false,
-        stopped_by_us: false,
-        restored: false,
-        rolled_back: false,
+        ..Job::new(ctx, t, b, rec, started, lxc, target)
     };
     job.build_plan();
     if let Some(r) = &job.remap {
@@ -302,8 +287,8 @@ pub fn verify_existing(ctx: &Ctx, vmid: u64) -> Result<Restore> {
         let msg = format!("guest {vmid} does not exist in the cluster");
         return Ok(refused(rec, Plan::default(), msg, started));
     };
-    rec.node = Some(g.node.clone());
-    let hop = match ctx.cluster.route(ctx.t, &g.node) {
+    rec.node = Some(node_of(g).into());
+    let hop = match ctx.cluster.route(ctx.t, node_of(g)) {
         Ok(h) => h,
         Err(e) => return Ok(refused(rec, Plan::default(), e.to_string(), started)),
     };
@@ -313,42 +298,60 @@ pub fn verify_existing(ctx: &Ctx, vmid: u64) -> Result<Restore> {
     };
     let b = Backup {
         vmid: Some(vmid),
-        subtype: g.gtype.clone(),
+        subtype: g.r#type.as_str().into(),
         ..Default::default()
     };
+    let lxc = g.r#type == Kind::Lxc;
     let mut job = Job {
-        ctx,
-        t,
-        lxc: g.gtype == "lxc",
-        target_storage: None,
-        storage: String::new(),
-        target: vmid,
-        overwrite: false,
-        was_running: g.running,
-        pool: None,
-        remap: None,
-        conf: None,
-        loss: None,
-        leftover: None,
-        streamed: None,
-        b,
-        plan: Plan::default(),
-        s: Steps::default(),
-        rec,
-        started,
-        safety: None,
-        failure: None,
-        lost: false,
-        stopped_by_us: false,
+        was_running: g.running(),
         // The guest is there as if just restored: only the verify phase runs.
         restored: true,
-        rolled_back: false,
+        ..Job::new(ctx, t, b, rec, started, lxc, vmid)
     };
     job.plan_verify();
     job.run_verify()
 }
 
-impl Job<'_> {
+impl<'a> Job<'a> {
+    /// A job for `b` onto `target` with nothing planned or done yet.
+    fn new(
+        ctx: &'a Ctx<'a>,
+        t: &'a dyn Transport,
+        b: Backup,
+        rec: Restore,
+        started: Instant,
+        lxc: bool,
+        target: u64,
+    ) -> Self {
+        Job {
+            ctx,
+            t,
+            b,
+            lxc,
+            target,
+            storage: String::new(),
+            target_storage: None,
+            overwrite: false,
+            was_running: false,
+            remap: None,
+            pool: None,
+            conf: None,
+            loss: None,
+            leftover: None,
+            streamed: None,
+            plan: Plan::default(),
+            s: Steps::default(),
+            rec,
+            started,
+            safety: None,
+            failure: None,
+            lost: false,
+            stopped_by_us: false,
+            restored: false,
+            rolled_back: false,
+        }
+    }
+
     fn tool(&self) -> &'static str {
         tool_of(self.lxc)
     }

@@ -15,11 +15,12 @@ impl Job<'_> {
         );
         if self.overwrite {
             let node = self.rec.node.clone().unwrap_or_default();
+            let at = guest::at(&node, self.lxc, self.target);
             self.s.lock = Some(p.read(
                 "check-lock",
                 &id,
                 "a locked guest (backup, snapshot, migration) must not be touched",
-                Some(guest::at(&node, self.lxc, self.target).config_cmd().argv),
+                Some(at.config_cmd().argv),
             ));
             self.s.vzdump = Some(p.read(
                 "check-vzdump",
@@ -31,7 +32,7 @@ impl Job<'_> {
                 "check-loss",
                 &id,
                 "what the overwrite deletes that the backup and the safety point cannot bring back: snapshots, volumes not in the backup",
-                Some(guest::at(&node, self.lxc, self.target).snapshots_cmd().argv),
+                Some(at.snapshots_cmd().argv),
             ));
             self.s.stop = Some(p.change(
                 "stop",
