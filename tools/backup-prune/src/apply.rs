@@ -69,6 +69,17 @@ pub(crate) fn step(
     Step::new("delete", volid, status, message, started)
 }
 
+/// The progress line of the `i`th (from 0) of `total` deletions, of `volid`, once done.
+pub(crate) fn say_done(i: usize, total: usize, volid: &str, s: &Step) {
+    pvedr::msg::say(format!(
+        "[{}/{total}] {} {}: {}",
+        i + 1,
+        s.status,
+        volid,
+        s.message.as_deref().unwrap_or("")
+    ));
+}
+
 fn pair_of(b: &Backup) -> (String, String) {
     (
         b.node.clone().unwrap_or_default(),
@@ -282,13 +293,7 @@ fn delete_each<'a>(
             ),
             Err(e) => step(&b.volid, StepStatus::Failed, e.to_string(), Some(started)),
         };
-        pvedr::msg::say(format!(
-            "[{}/{total}] {} {}: {}",
-            i + 1,
-            s.status,
-            b.volid,
-            s.message.as_deref().unwrap_or("")
-        ));
+        say_done(i, total, &b.volid, &s);
         steps.push(s);
     }
     attempted

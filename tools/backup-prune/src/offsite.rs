@@ -14,7 +14,7 @@ use pvedr::output::Output;
 use pvedr::records::{Backup, Record, Step, rfc3339};
 use pvedr::s3::{Bucket, Endpoint};
 
-use crate::apply::{Report, step};
+use crate::apply::{Report, say_done, step};
 use crate::cli::Cli;
 
 /// The offsite location of a record, if it is an offsite copy.
@@ -113,13 +113,7 @@ pub fn apply(cli: &Cli, records: &[Record], out: &mut Output) -> Result<Report> 
         } else {
             delete_copy(&endpoint, &mut buckets, &kept, b)
         };
-        pvedr::msg::say(format!(
-            "[{}/{total}] {} {}: {}",
-            i + 1,
-            s.status,
-            b.volid,
-            s.message.as_deref().unwrap_or("")
-        ));
+        say_done(i, total, &b.volid, &s);
         report.count(&s.status);
         out.write(&Record::Step(s))?;
     }

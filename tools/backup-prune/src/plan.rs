@@ -38,6 +38,21 @@ impl GroupKey {
             vmid: b.vmid,
         }
     }
+
+    /// `qemu/100`, as the warnings name the guest.
+    fn guest(&self) -> String {
+        let vmid = self.vmid.map(|v| v.to_string()).unwrap_or_default();
+        format!("{}/{vmid}", self.subtype)
+    }
+}
+
+/// Every backup of the group kept, and the reason the marks give for it.
+fn keep_all(reason: &'static str) -> (KeepOptions, Option<&'static str>) {
+    let all = KeepOptions {
+        all: true,
+        ..Default::default()
+    };
+    (all, Some(reason))
 }
 
 /// The job whose retention applies to a guest on a storage (pvedr's one rule).
@@ -121,33 +136,19 @@ pub fn mark_records(
             PolicySource::FromJob => match job_for(&jobs, &key) {
                 None => {
                     warnings.push(format!(
-                        "{}/{}: no backup job covers this guest; its backups are all kept",
-                        key.subtype,
-                        key.vmid.map(|v| v.to_string()).unwrap_or_default()
+                        "{}: no backup job covers this guest; its backups are all kept",
+                        key.guest()
                     ));
-                    (
-                        KeepOptions {
-                            all: true,
-                            ..Default::default()
-                        },
-                        Some("no-job"),
-                    )
+                    keep_all("no-job")
                 }
                 Some(j) => match &j.prune_backups {
                     None => {
                         warnings.push(format!(
-                            "job {} has no retention of its own (the storage's applies, not known here); backups of {}/{} are all kept",
+                            "job {} has no retention of its own (the storage's applies, not known here); backups of {} are all kept",
                             j.id,
-                            key.subtype,
-                            key.vmid.map(|v| v.to_string()).unwrap_or_default()
+                            key.guest()
                         ));
-                        (
-                            KeepOptions {
-                                all: true,
-                                ..Default::default()
-                            },
-                            Some("no-policy"),
-                        )
+                        keep_all("no-policy")
                     }
                     Some(p) => (
                         KeepOptions::from_json(p)
