@@ -1,5 +1,7 @@
-//! What the subcommands read from their shared flags: the guest selection.
+//! What the subcommands read from their shared flags: the guest selection (and for create
+//! and prune the connection).
 
+use pvedr::connect::Connection;
 use pvedr::error::{Error, Result};
 use pvedr::listing::{Filter, GuestSelection};
 use pvedr::time::Zone;
@@ -23,9 +25,10 @@ pub fn selection(shared: &Shared, changes: bool) -> Result<(Filter, GuestSelecti
     Ok((f, sel))
 }
 
-/// What create and prune change: the label checked, then the guests named.
-pub fn changing(c: &Changing) -> Result<(String, GuestSelection)> {
+/// What create and prune change: the label checked, then the guests named, then the
+/// connection to them (nothing is reached before the flags are good).
+pub fn changing(c: &Changing) -> Result<(String, GuestSelection, Connection)> {
     let label = names::label(&c.label)?.to_string();
     let (_, sel) = selection(&c.shared, true)?;
-    Ok((label, sel))
+    Ok((label, sel, c.shared.connect.connect()?))
 }

@@ -19,9 +19,8 @@ use crate::outcome::{Unhandled, finish, mark_not_done, mark_status, mark_unknown
 
 pub fn run(a: &CreateArgs) -> Result<u8> {
     let started = Instant::now();
-    let (label, sel) = changing(&a.on)?;
+    let (label, sel, conn) = changing(&a.on)?;
     let wait = a.wait_lock;
-    let conn = a.on.shared.connect.connect()?;
     let ctx = Ctx::new(conn.transport.as_ref(), &sel)?;
     if !ctx.guests.is_empty() {
         // A dry run goes on: each guest's record says what would be done.
