@@ -34,6 +34,10 @@ fn failed(name: &str, dir: &Path, e: impl std::fmt::Display, t0: Instant) -> Ste
     step(name, dir, StepStatus::Failed, e.to_string(), t0)
 }
 
+fn changed(name: &str, dir: &Path, what: impl Into<String>, t0: Instant) -> Step {
+    step(name, dir, StepStatus::Changed, what, t0)
+}
+
 /// Why a Terraform step failed: its error, or that it was stopped and what it may have left.
 fn tf_failed(e: &Error, tf: &Terraform, then: &str) -> String {
     if matches!(e, Error::Interrupted) {
@@ -176,10 +180,9 @@ pub fn fallback(tf: &Terraform) -> Vec<Step> {
         steps.push(failed("override", dir, e, t0));
         return steps;
     }
-    steps.push(step(
+    steps.push(changed(
         "override",
         dir,
-        StepStatus::Changed,
         format!("wrote {FALLBACK_OVERRIDE} (local backend)"),
         t0,
     ));
@@ -194,10 +197,9 @@ pub fn fallback(tf: &Terraform) -> Vec<Step> {
         steps.push(failed("migrate", dir, m, t0));
         return steps;
     }
-    steps.push(step(
+    steps.push(changed(
         "migrate",
         dir,
-        StepStatus::Changed,
         "state copied from S3 to terraform.tfstate",
         t0,
     ));
@@ -300,13 +302,7 @@ pub fn return_home(tf: &Terraform, cli: &Cli) -> Vec<Step> {
         return steps;
     }
     let _ = std::fs::remove_file(&kept);
-    steps.push(step(
-        "migrate",
-        dir,
-        StepStatus::Changed,
-        "state copied back to S3",
-        t0,
-    ));
+    steps.push(changed("migrate", dir, "state copied back to S3", t0));
     let t0 = Instant::now();
     let remote = s3
         .get(&t.key, None, MAX_IN_MEMORY)
