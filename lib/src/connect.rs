@@ -8,6 +8,7 @@ use clap::Args;
 use crate::cli::values;
 use crate::error::{Error, Result};
 use crate::http::{self, TlsArgs};
+use crate::listing::{self, Extras, Gathered, SelectArgs};
 use crate::terraform::tfvars;
 use crate::transport::api::{self, Secret};
 use crate::transport::ssh_config::{self, ConfigSource};
@@ -141,6 +142,19 @@ pub struct Connection {
     /// The SSH port connected to (22 when not over SSH): with the transport's host it names
     /// the node for local locks.
     pub port: u16,
+}
+
+impl Connection {
+    /// The listing asked of the node reached; a tfvars node is the one listed when `sel`
+    /// names none.
+    pub fn gather(&self, sel: &SelectArgs, extras: Extras) -> Result<Gathered> {
+        listing::gather_remote(
+            self.transport.as_ref(),
+            sel,
+            extras,
+            self.tfvars_node.as_deref(),
+        )
+    }
 }
 
 impl ConnectArgs {

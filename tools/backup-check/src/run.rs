@@ -196,12 +196,7 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
         held = split_gathered(g, &mut inputs);
     } else if gather {
         let conn = cli.connect.connect()?;
-        let g = listing::gather_remote(
-            conn.transport.as_ref(),
-            &cli.select,
-            extras,
-            conn.tfvars_node.as_deref(),
-        )?;
+        let g = conn.gather(&cli.select, extras)?;
         // Each problem was said on stderr as it was found; the checks report them.
         problems = g.problems.clone();
         blind = g.blind.clone();

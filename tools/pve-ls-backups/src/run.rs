@@ -43,13 +43,7 @@ fn list(cli: &Cli) -> Result<u8> {
     let gathered = if cli.select.dir.is_some() {
         listing::gather_dir(&cli.select, zone, extras)?
     } else {
-        let conn = cli.connect.connect()?;
-        let g = listing::gather_remote(
-            conn.transport.as_ref(),
-            &cli.select,
-            extras,
-            conn.tfvars_node.as_deref(),
-        )?;
+        let g = cli.connect.connect()?.gather(&cli.select, extras)?;
         // Dates are the node's days: checked above, read again in its zone.
         filter = cli.filter.parse(g.zone(&cli.select)?)?;
         g
