@@ -7,14 +7,8 @@ use crate::error::{Error, Result};
 pub fn vmid(s: &str) -> Result<u64> {
     let ok =
         (3..=9).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0');
-    if !ok {
-        return Err(Error::usage(format!(
-            "invalid VMID '{}': expected a number from 100 to 999999999",
-            printable(s)
-        )));
-    }
-    s.parse()
-        .map_err(|_| Error::usage(format!("invalid VMID '{s}'")))
+    let bad = || refused("VMID", s, "expected a number from 100 to 999999999");
+    checked(s, ok, bad)?.parse().map_err(|_| bad())
 }
 
 /// A node name: a DNS label (letters, digits, inner hyphens), as Proxmox requires.
@@ -25,14 +19,9 @@ pub fn node(s: &str) -> Result<&str> {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-';
-    if ok {
-        Ok(s)
-    } else {
-        Err(Error::usage(format!(
-            "invalid node name '{}': letters, digits and inner hyphens only",
-            printable(s)
-        )))
-    }
+    checked(s, ok, || {
+        refused("node name", s, "letters, digits and inner hyphens only")
+    })
 }
 
 /// A storage ID (pve-storage-id: `[a-z][a-z0-9-_.]*[a-z0-9]`, case-insensitive).
@@ -43,14 +32,13 @@ pub fn storage_id(s: &str) -> Result<&str> {
         && b[b.len() - 1].is_ascii_alphanumeric()
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(s)
-    } else {
-        Err(Error::usage(format!(
-            "invalid storage ID '{}': expected letters, digits, '-', '_' or '.', starting with a letter",
-            printable(s)
-        )))
-    }
+    checked(s, ok, || {
+        refused(
+            "storage ID",
+            s,
+            "expected letters, digits, '-', '_' or '.', starting with a letter",
+        )
+    })
 }
 
 /// A bridge or SDN vnet name (pve-common `JSONSchema.pm` `parse_bridge_id`:
@@ -59,24 +47,20 @@ pub fn bridge_id(s: &str) -> Result<&str> {
     let ok = !s.is_empty()
         && s.bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(s)
-    } else {
-        Err(Error::usage(format!(
-            "invalid bridge ID '{}': expected letters, digits, '-', '_' or '.'",
-            printable(s)
-        )))
-    }
+    checked(s, ok, || {
+        refused("bridge ID", s, "expected letters, digits, '-', '_' or '.'")
+    })
 }
 
 /// A backup volume ID: `<storage>:<volname>`, the volname made of safe characters only and
 /// without `..` path components.
 pub fn volid(s: &str) -> Result<&str> {
     let bad = || {
-        Error::usage(format!(
-            "invalid volume ID '{}': expected <storage>:backup/<file> or a PBS volid",
-            printable(s)
-        ))
+        refused(
+            "volume ID",
+            s,
+            "expected <storage>:backup/<file> or a PBS volid",
+        )
     };
     let (store, name) = s.split_once(':').ok_or_else(bad)?;
     storage_id(store).map_err(|_| bad())?;
@@ -85,7 +69,7 @@ pub fn volid(s: &str) -> Result<&str> {
             c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/' | b':' | b'+' | b'=')
         })
         && !name.split('/').any(|p| p == ".." || p == ".");
-    if ok { Ok(s) } else { Err(bad()) }
+    checked(s, ok, bad)
 }
 
 /// A snapshot name used in commands: pve-common `JSONSchema.pm` `pve-snapshot-name`, format
@@ -99,14 +83,7 @@ pub fn snapshot_name(s: &str) -> Result<&str> {
             "snapshot name '{s}' is reserved by Proxmox"
         )));
     }
-    if configid(s, 2..=40) {
-        Ok(s)
-    } else {
-        Err(Error::usage(format!(
-            "invalid snapshot name '{}'",
-            printable(s)
-        )))
-    }
+    checked(s, configid(s, 2..=40), || refused("snapshot name", s, ""))
 }
 
 /// `pve-configid`'s characters (a letter, then letters, digits, `-`, `_`), `len` long.
@@ -132,32 +109,42 @@ pub fn bucket_name(b: &str) -> Result<&str> {
         && edge(bytes.last())
         && !["..", ".-", "-."].iter().any(|p| b.contains(p))
         && b.parse::<std::net::Ipv4Addr>().is_err();
-    if ok {
-        Ok(b)
-    } else {
-        Err(Error::usage(format!(
-            "invalid bucket name '{}': 3 to 63 lower-case letters, digits, '.' and '-', a letter or digit at each end, no '..', not an IP address",
-            printable(b)
-        )))
-    }
+    checked(b, ok, || {
+        refused(
+            "bucket name",
+            b,
+            "3 to 63 lower-case letters, digits, '.' and '-', a letter or digit at each end, no '..', not an IP address",
+        )
+    })
 }
 
 /// An environment name E, which names the bucket `tfstate-E`: that name must be a valid
 /// bucket name.
 pub fn env_name(e: &str) -> Result<&str> {
     let bucket = format!("tfstate-{e}");
-    if !e.is_empty() && bucket_name(&bucket).is_ok() {
-        return Ok(e);
-    }
-    Err(Error::usage(format!(
-        "invalid --env '{}': it names the bucket tfstate-E, which must be 3 to 63 lower-case letters, digits, '.' and '-', ending in a letter or digit, with no '..'",
-        printable(e)
-    )))
+    checked(e, !e.is_empty() && bucket_name(&bucket).is_ok(), || {
+        refused(
+            "--env",
+            e,
+            "it names the bucket tfstate-E, which must be 3 to 63 lower-case letters, digits, '.' and '-', ending in a letter or digit, with no '..'",
+        )
+    })
 }
 
-/// Control characters shown escaped so an error message cannot mangle the terminal.
-fn printable(s: &str) -> String {
-    crate::msg::one_line(s)
+/// `s` when `ok`, else the error `bad` makes: every check here ends the same way.
+fn checked(s: &str, ok: bool, bad: impl FnOnce() -> Error) -> Result<&str> {
+    if ok { Ok(s) } else { Err(bad()) }
+}
+
+/// The usage error for a refused value: `invalid WHAT 'S': WHY`, control characters in
+/// `s` shown escaped so that the message cannot mangle the terminal.
+fn refused(what: &str, s: &str, why: &str) -> Error {
+    let s = crate::msg::one_line(s);
+    if why.is_empty() {
+        Error::usage(format!("invalid {what} '{s}'"))
+    } else {
+        Error::usage(format!("invalid {what} '{s}': {why}"))
+    }
 }
 
 #[cfg(test)]
