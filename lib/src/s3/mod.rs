@@ -49,6 +49,27 @@ pub struct Entry {
     pub etag: Option<String>,
 }
 
+impl Entry {
+    /// What a version and a delete marker both say of themselves (a version without an id
+    /// is S3's `null` one); a version, no size or etag known.
+    fn of(
+        key: Option<&str>,
+        id: Option<&str>,
+        latest: Option<bool>,
+        modified: Option<&aws_sdk_s3::primitives::DateTime>,
+    ) -> Entry {
+        Entry {
+            key: key.unwrap_or_default().to_string(),
+            version_id: id.unwrap_or("null").to_string(),
+            is_latest: latest.unwrap_or(false),
+            delete_marker: false,
+            last_modified: modified.map(|t| t.secs()),
+            size: None,
+            etag: None,
+        }
+    }
+}
+
 /// What a HEAD said of an object.
 #[derive(Debug, Clone, Default)]
 pub struct Head {
@@ -357,24 +378,15 @@ impl Bucket {
             let keep = |k: Option<&str>| !exact || k == Some(prefix);
             for v in r.versions().iter().filter(|v| keep(v.key())) {
                 out.push(Entry {
-                    key: v.key().unwrap_or_default().to_string(),
-                    version_id: v.version_id().unwrap_or("null").to_string(),
-                    is_latest: v.is_latest().unwrap_or(false),
-                    delete_marker: false,
-                    last_modified: v.last_modified().map(|t| t.secs()),
                     size: v.size().and_then(|s| u64::try_from(s).ok()),
                     etag: v.e_tag().map(|e| e.trim_matches('"').to_string()),
+                    ..Entry::of(v.key(), v.version_id(), v.is_latest(), v.last_modified())
                 });
             }
             for m in r.delete_markers().iter().filter(|m| keep(m.key())) {
                 out.push(Entry {
-                    key: m.key().unwrap_or_default().to_string(),
-                    version_id: m.version_id().unwrap_or("null").to_string(),
-                    is_latest: m.is_latest().unwrap_or(false),
                     delete_marker: true,
-                    last_modified: m.last_modified().map(|t| t.secs()),
-                    size: None,
-                    etag: None,
+                    ..Entry::of(m.key(), m.version_id(), m.is_latest(), m.last_modified())
                 });
             }
             km = r.next_key_marker().map(String::from);
