@@ -289,14 +289,7 @@ fn validate_user(u: &str) -> Result<()> {
         && u.len() <= 64
         && !u.starts_with('-')
         && u.bytes().all(|c| c.is_ascii_graphic() && c != b'@');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
-            "invalid SSH user '{}'",
-            u.escape_debug()
-        )))
-    }
+    validate::require(ok, "SSH user", u, "")
 }
 
 /// A host name or IP address: no spaces, no shell or option characters.
@@ -306,9 +299,5 @@ fn validate_host(h: &str) -> Result<()> {
         && !h.starts_with('-')
         && h.bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'_'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::usage(format!("invalid host '{}'", h.escape_debug())))
-    }
+    validate::require(ok, "host", h, "")
 }

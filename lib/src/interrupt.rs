@@ -175,3 +175,16 @@ fn say_answer() {
 pub fn requested() -> bool {
     FLAG.get().is_some_and(|f| f.load(Ordering::SeqCst))
 }
+
+/// Sleeps `d`, or less when an interrupt arrives: in short slices, so that Ctrl-C ends a
+/// long delay (a backoff, a rate limit) at once.
+pub fn sleep(d: Duration) {
+    let end = std::time::Instant::now() + d;
+    while !requested() {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}

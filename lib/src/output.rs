@@ -480,20 +480,22 @@ mod tests {
         assert_eq!(lines[2], "101   -        l:backup/bb");
     }
 
+    /// `v` rendered as `f`: a header and one line, no control character left raw, and
+    /// `shown` among them as it must appear.
+    fn assert_escaped(f: Format, v: &Value, shown: &str) {
+        let text = render(f, std::slice::from_ref(v));
+        assert!(
+            !text.contains(['\u{1b}', '\u{7}', '\r', '\t']),
+            "{f:?}: {text:?}"
+        );
+        assert_eq!(text.lines().count(), 2, "{f:?}: {text:?}");
+        assert!(text.contains(shown), "{f:?}: {text:?}");
+    }
+
     #[test]
     fn table_cells_show_control_characters_and_stay_on_one_line() {
-        let text = render(
-            Format::Table,
-            &[
-                json!({"kind":"step","step":"reseed","status":"skipped","message":"lineage \u{1b}[2J\nforged: line"}),
-            ],
-        );
-        assert!(!text.contains('\u{1b}'), "{text:?}");
-        assert_eq!(text.lines().count(), 2, "{text:?}");
-        assert!(
-            text.contains("lineage \\u{1b}[2J\\nforged: line"),
-            "{text:?}"
-        );
+        let v = json!({"kind":"step","step":"reseed","status":"skipped","message":"lineage \u{1b}[2J\nforged: line"});
+        assert_escaped(Format::Table, &v, "lineage \\u{1b}[2J\\nforged: line");
     }
 
     #[test]
@@ -501,16 +503,7 @@ mod tests {
         let v = json!({"kind":"backup","vmid":1,"notes":"\u{1b}]0;owned\u{7}x\ry","volid":"a\u{1b}[2J",
                        "source_volid":"l\nm","o\u{1b}[K":"\t"});
         for f in [Format::Table, Format::Csv] {
-            let text = render(f, std::slice::from_ref(&v));
-            assert!(
-                !text.contains(['\u{1b}', '\u{7}', '\r', '\t']),
-                "{f:?}: {text:?}"
-            );
-            assert_eq!(text.lines().count(), 2, "{f:?}: {text:?}");
-            assert!(
-                text.contains("\\u{1b}]0;owned\\u{7}x\\ry"),
-                "{f:?}: {text:?}"
-            );
+            assert_escaped(f, &v, "\\u{1b}]0;owned\\u{7}x\\ry");
         }
     }
 

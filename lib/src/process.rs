@@ -272,52 +272,39 @@ mod tests {
 
     #[test]
     fn a_stubborn_child_is_stopped_with_sigterm_then_sigkill() {
+        let ms = Duration::from_millis;
         // Ignores SIGINT, leaves on SIGTERM.
-        let mut c = Command::new("sh");
-        c.args([
-            "-c",
-            "trap '' INT; trap 'exit 7' TERM; while :; do sleep 0.05; done",
-        ]);
-        let r = run_stoppable(
-            c,
-            Duration::from_millis(300),
-            1024,
-            Duration::from_millis(300),
-        );
-        let Ok(Err(s)) = r else {
-            panic!("not stopped: {r:?}")
-        };
+        let script = "trap '' INT; trap 'exit 7' TERM; while :; do sleep 0.05; done";
+        let s = stopped(script, ms(300), ms(300));
         assert_eq!(
             (s.interrupted, s.by, s.output.status),
             (false, "SIGTERM", 7)
         );
         // Ignores both: killed.
-        let mut c = Command::new("sh");
-        c.args(["-c", "trap '' INT TERM; while :; do sleep 0.05; done"]);
-        let r = run_stoppable(
-            c,
-            Duration::from_millis(100),
-            1024,
-            Duration::from_millis(200),
+        let s = stopped(
+            "trap '' INT TERM; while :; do sleep 0.05; done",
+            ms(100),
+            ms(200),
         );
-        let Ok(Err(s)) = r else {
-            panic!("not stopped: {r:?}")
-        };
         assert_eq!(s.by, "SIGKILL");
         // Leaves on SIGINT, printing what it did.
-        let mut c = Command::new("sh");
-        c.args([
-            "-c",
-            "trap 'echo released; exit 1' INT; while :; do sleep 0.05; done",
-        ]);
-        let r = run_stoppable(c, Duration::from_millis(100), 1024, Duration::from_secs(5));
-        let Ok(Err(s)) = r else {
-            panic!("not stopped: {r:?}")
-        };
+        let script = "trap 'echo released; exit 1' INT; while :; do sleep 0.05; done";
+        let s = stopped(script, ms(100), Duration::from_secs(5));
         assert_eq!(
             (s.by, s.output.stdout.as_slice()),
             ("SIGINT", &b"released\n"[..])
         );
+    }
+
+    /// `sh -c script`, which never ends by itself, stopped at `timeout`.
+    fn stopped(script: &str, timeout: Duration, grace: Duration) -> Stopped {
+        let mut c = Command::new("sh");
+        c.args(["-c", script]);
+        let r = run_stoppable(c, timeout, 1024, grace);
+        let Ok(Err(s)) = r else {
+            panic!("not stopped: {r:?}")
+        };
+        s
     }
 
     #[test]

@@ -7,14 +7,9 @@ use crate::error::{Error, Result};
 pub fn vmid(s: &str) -> Result<u64> {
     let ok =
         (3..=9).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0');
-    if !ok {
-        return Err(Error::usage(format!(
-            "invalid VMID '{}': expected a number from 100 to 999999999",
-            printable(s)
-        )));
-    }
-    s.parse()
-        .map_err(|_| Error::usage(format!("invalid VMID '{s}'")))
+    let why = "expected a number from 100 to 999999999";
+    require(ok, "VMID", s, why)?;
+    s.parse().map_err(|_| refused("VMID", s, why))
 }
 
 /// A node name: a DNS label (letters, digits, inner hyphens), as Proxmox requires.
@@ -25,14 +20,8 @@ pub fn node(s: &str) -> Result<&str> {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-';
-    if ok {
-        Ok(s)
-    } else {
-        Err(Error::usage(format!(
-            "invalid node name '{}': letters, digits and inner hyphens only",
-            printable(s)
-        )))
-    }
+    require(ok, "node name", s, "letters, digits and inner hyphens only")?;
+    Ok(s)
 }
 
 /// A storage ID (pve-storage-id: `[a-z][a-z0-9-_.]*[a-z0-9]`, case-insensitive).
@@ -43,14 +32,9 @@ pub fn storage_id(s: &str) -> Result<&str> {
         && b[b.len() - 1].is_ascii_alphanumeric()
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(s)
-    } else {
-        Err(Error::usage(format!(
-            "invalid storage ID '{}': expected letters, digits, '-', '_' or '.', starting with a letter",
-            printable(s)
-        )))
-    }
+    let why = "expected letters, digits, '-', '_' or '.', starting with a letter";
+    require(ok, "storage ID", s, why)?;
+    Ok(s)
 }
 
 /// A bridge or SDN vnet name (pve-common `JSONSchema.pm` `parse_bridge_id`:
@@ -59,25 +43,20 @@ pub fn bridge_id(s: &str) -> Result<&str> {
     let ok = !s.is_empty()
         && s.bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(s)
-    } else {
-        Err(Error::usage(format!(
-            "invalid bridge ID '{}': expected letters, digits, '-', '_' or '.'",
-            printable(s)
-        )))
-    }
+    require(
+        ok,
+        "bridge ID",
+        s,
+        "expected letters, digits, '-', '_' or '.'",
+    )?;
+    Ok(s)
 }
 
 /// A backup volume ID: `<storage>:<volname>`, the volname made of safe characters only and
 /// without `..` path components.
 pub fn volid(s: &str) -> Result<&str> {
-    let bad = || {
-        Error::usage(format!(
-            "invalid volume ID '{}': expected <storage>:backup/<file> or a PBS volid",
-            printable(s)
-        ))
-    };
+    let why = "expected <storage>:backup/<file> or a PBS volid";
+    let bad = || refused("volume ID", s, why);
     let (store, name) = s.split_once(':').ok_or_else(bad)?;
     storage_id(store).map_err(|_| bad())?;
     let ok = !name.is_empty()
@@ -85,7 +64,8 @@ pub fn volid(s: &str) -> Result<&str> {
             c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/' | b':' | b'+' | b'=')
         })
         && !name.split('/').any(|p| p == ".." || p == ".");
-    if ok { Ok(s) } else { Err(bad()) }
+    require(ok, "volume ID", s, why)?;
+    Ok(s)
 }
 
 /// A snapshot name used in commands: pve-common `JSONSchema.pm` `pve-snapshot-name`, format
@@ -99,14 +79,8 @@ pub fn snapshot_name(s: &str) -> Result<&str> {
             "snapshot name '{s}' is reserved by Proxmox"
         )));
     }
-    if configid(s, 2..=40) {
-        Ok(s)
-    } else {
-        Err(Error::usage(format!(
-            "invalid snapshot name '{}'",
-            printable(s)
-        )))
-    }
+    require(configid(s, 2..=40), "snapshot name", s, "")?;
+    Ok(s)
 }
 
 /// `pve-configid`'s characters (a letter, then letters, digits, `-`, `_`), `len` long.
@@ -132,52 +106,67 @@ pub fn bucket_name(b: &str) -> Result<&str> {
         && edge(bytes.last())
         && !["..", ".-", "-."].iter().any(|p| b.contains(p))
         && b.parse::<std::net::Ipv4Addr>().is_err();
-    if ok {
-        Ok(b)
-    } else {
-        Err(Error::usage(format!(
-            "invalid bucket name '{}': 3 to 63 lower-case letters, digits, '.' and '-', a letter or digit at each end, no '..', not an IP address",
-            printable(b)
-        )))
-    }
+    let why = "3 to 63 lower-case letters, digits, '.' and '-', a letter or digit at each end, no '..', not an IP address";
+    require(ok, "bucket name", b, why)?;
+    Ok(b)
 }
 
 /// An environment name E, which names the bucket `tfstate-E`: that name must be a valid
 /// bucket name.
 pub fn env_name(e: &str) -> Result<&str> {
     let bucket = format!("tfstate-{e}");
-    if !e.is_empty() && bucket_name(&bucket).is_ok() {
-        return Ok(e);
-    }
-    Err(Error::usage(format!(
-        "invalid --env '{}': it names the bucket tfstate-E, which must be 3 to 63 lower-case letters, digits, '.' and '-', ending in a letter or digit, with no '..'",
-        printable(e)
-    )))
+    let ok = !e.is_empty() && bucket_name(&bucket).is_ok();
+    let why = "it names the bucket tfstate-E, which must be 3 to 63 lower-case letters, digits, '.' and '-', ending in a letter or digit, with no '..'";
+    require(ok, "--env", e, why)?;
+    Ok(e)
 }
 
-/// Control characters shown escaped so an error message cannot mangle the terminal.
-fn printable(s: &str) -> String {
-    crate::msg::one_line(s)
+/// `Ok` when `ok`, else the usage error for `s` ([`refused`]): every check of a value
+/// ends this way.
+pub fn require(ok: bool, what: &str, s: &str, why: &str) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(refused(what, s, why))
+    }
+}
+
+/// The usage error for a refused value: `invalid WHAT 'S': WHY` (no WHY when empty),
+/// control characters in `s` shown escaped so that the message cannot mangle the terminal.
+pub fn refused(what: &str, s: &str, why: &str) -> Error {
+    let s = crate::msg::one_line(s);
+    if why.is_empty() {
+        Error::usage(format!("invalid {what} '{s}'"))
+    } else {
+        Error::usage(format!("invalid {what} '{s}': {why}"))
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// `ok` holds for every `good` value and for no `bad` one.
+    fn sorts(ok: impl Fn(&str) -> bool, good: &[&str], bad: &[&str]) {
+        for g in good {
+            assert!(ok(g), "{g}");
+        }
+        for b in bad {
+            assert!(!ok(b), "{b}");
+        }
+    }
 
     #[test]
     fn reserved_snapshot_names_are_refused() {
-        for n in ["current", "pending", "Pending", "vzdump"] {
-            assert!(snapshot_name(n).is_err(), "{n}");
-        }
-        assert!(snapshot_name("before-upgrade").is_ok());
+        let bad = ["current", "pending", "Pending", "vzdump"];
+        sorts(|s| snapshot_name(s).is_ok(), &["before-upgrade"], &bad);
     }
-
-    use super::*;
 
     #[test]
     fn vmids() {
         assert_eq!(vmid("100").ok(), Some(100));
         assert_eq!(vmid("999999999").ok(), Some(999_999_999));
-        for bad in [
+        let bad = [
             "99",
             "0100",
             "1000000000",
@@ -185,38 +174,29 @@ mod tests {
             "",
             "1e3",
             " 100",
-        ] {
-            assert!(vmid(bad).is_err(), "{bad}");
-        }
+        ];
+        sorts(|s| vmid(s).is_ok(), &[], &bad);
     }
 
     #[test]
     fn nodes_and_storages() {
-        assert!(node("pve1").is_ok());
-        assert!(node("pve-1").is_ok());
-        assert!(node("-pve").is_err());
-        assert!(node("pve1;id").is_err());
-        assert!(storage_id("local").is_ok());
-        assert!(storage_id("nas_backup.1").is_ok());
-        assert!(storage_id("1local").is_err());
-        assert!(storage_id("a$(x)").is_err());
+        sorts(
+            |s| node(s).is_ok(),
+            &["pve1", "pve-1"],
+            &["-pve", "pve1;id"],
+        );
+        let (good, bad) = (["local", "nas_backup.1"], ["1local", "a$(x)"]);
+        sorts(|s| storage_id(s).is_ok(), &good, &bad);
     }
 
     #[test]
     fn bucket_and_env_names() {
-        for good in [
-            "tfstate-prod",
-            "abc",
-            "a.b-c",
-            "tfstate-1.2.3.4",
-            &"a".repeat(63),
-        ] {
-            assert!(bucket_name(good).is_ok(), "{good}");
-        }
-        for bad in [
+        let (a63, a64, a56) = ("a".repeat(63), "a".repeat(64), "a".repeat(56));
+        let good = ["tfstate-prod", "abc", "a.b-c", "tfstate-1.2.3.4", &a63];
+        let bad = [
             "tfstate-..",
             "ab",
-            &"a".repeat(64),
+            &a64,
             "a..b",
             ".ab",
             "ab.",
@@ -230,34 +210,34 @@ mod tests {
             "a b",
             "a\nb",
             "",
-        ] {
-            assert!(bucket_name(bad).is_err(), "{bad}");
-        }
-        for good in ["prod", "lab-2", "a.b", "1"] {
-            assert!(env_name(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "..",
-            "",
-            "a.",
-            "a-",
-            ".a",
-            "a..b",
-            "Prod",
-            "a/b",
-            &"a".repeat(56),
-        ] {
-            assert!(env_name(bad).is_err(), "{bad}");
-        }
+        ];
+        sorts(|s| bucket_name(s).is_ok(), &good, &bad);
+        let good = ["prod", "lab-2", "a.b", "1"];
+        let bad = ["..", "", "a.", "a-", ".a", "a..b", "Prod", "a/b", &a56];
+        sorts(|s| env_name(s).is_ok(), &good, &bad);
     }
 
     #[test]
     fn volids() {
-        assert!(volid("local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst").is_ok());
-        assert!(volid("pbs:backup/vm/100/2024-01-15T01:00:05Z").is_ok());
-        assert!(volid("local:backup/../../etc/passwd").is_err());
-        assert!(volid("local:backup/a b").is_err());
-        assert!(volid("local:backup/$(reboot)").is_err());
-        assert!(volid("nostorage").is_err());
+        let good = [
+            "local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst",
+            "pbs:backup/vm/100/2024-01-15T01:00:05Z",
+        ];
+        let bad = [
+            "local:backup/../../etc/passwd",
+            "local:backup/a b",
+            "local:backup/$(reboot)",
+            "nostorage",
+        ];
+        sorts(|s| volid(s).is_ok(), &good, &bad);
+    }
+
+    #[test]
+    fn a_refusal_names_the_value_on_one_line() {
+        let e = node("a\n\u{1b}[2Jb").expect_err("refused");
+        let want = "invalid node name 'a\\n\\u{1b}[2Jb': letters, digits and inner hyphens only";
+        assert_eq!(e.to_string(), want);
+        let e = snapshot_name("1x").expect_err("refused");
+        assert_eq!(e.to_string(), "invalid snapshot name '1x'");
     }
 }

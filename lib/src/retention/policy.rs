@@ -340,6 +340,11 @@ mod tests {
     const NOT_IN_SCHEMA: &str =
         "property is not defined in schema and the schema does not allow additional properties";
 
+    /// What `parse` says of a keep-daily that is not an integer (pve-common's wording).
+    fn daily_not_integer(got: &str) -> String {
+        format!("format error\nkeep-daily: type check ('integer') failed - got '{got}'")
+    }
+
     #[test]
     fn a_typed_count_must_fit_a_flag() {
         let huge = format!("keep-last={}", "9".repeat(100));
@@ -374,7 +379,7 @@ mod tests {
         // '=' after the first one belongs to the value.
         assert_eq!(
             parse("keep-daily=7=8").unwrap_err(),
-            "format error\nkeep-daily: type check ('integer') failed - got '7=8'"
+            daily_not_integer("7=8")
         );
     }
 
@@ -477,10 +482,7 @@ mod tests {
             parse("keep-all=x").unwrap_err(),
             "format error\nkeep-all: type check ('boolean') failed - got 'x'"
         );
-        assert_eq!(
-            parse("keep-daily= 7").unwrap_err(),
-            "format error\nkeep-daily: type check ('integer') failed - got ' 7'"
-        );
+        assert_eq!(parse("keep-daily= 7").unwrap_err(), daily_not_integer(" 7"));
         assert_eq!(
             parse("keep-daily=-99999999999999999999999").unwrap_err(),
             "format error\nkeep-daily: value must have a minimum value of 0"
@@ -488,7 +490,7 @@ mod tests {
         // Value errors come before validate_prune_backups.
         assert_eq!(
             parse("keep-all=1,keep-daily=x").unwrap_err(),
-            "format error\nkeep-daily: type check ('integer') failed - got 'x'"
+            daily_not_integer("x")
         );
     }
 
@@ -499,10 +501,7 @@ mod tests {
         assert_eq!((o.daily, o.last), (7, 2));
         assert!(parse("keep-all=1\n").expect("valid").all);
         assert!(parse("\n").expect("whitespace").keeps_everything());
-        assert_eq!(
-            parse("keep-daily=x\n").unwrap_err(),
-            "format error\nkeep-daily: type check ('integer') failed - got 'x'"
-        );
+        assert_eq!(parse("keep-daily=x\n").unwrap_err(), daily_not_integer("x"));
     }
 
     #[test]

@@ -125,14 +125,8 @@ fn check_url(u: &str) -> Result<()> {
     let ok = (u.starts_with("http://") || u.starts_with("https://"))
         && u.len() <= 2048
         && !u.bytes().any(|c| c.is_ascii_control() || c == b' ');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
-            "invalid S3 endpoint '{}': give http(s)://HOST[:PORT]",
-            printable_url(u).escape_debug()
-        )))
-    }
+    let why = "give http(s)://HOST[:PORT]";
+    crate::validate::require(ok, "S3 endpoint", &printable_url(u), why)
 }
 
 /// A region as S3 servers name them (`us-east-1`, MinIO's or Garage's own word): it goes
@@ -142,26 +136,14 @@ pub fn check_region(r: &str) -> Result<()> {
     let ok = (1..=64).contains(&r.len())
         && r.bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
-            "invalid S3 region '{}': letters, digits, '-', '_' and '.' (us-east-1)",
-            r.escape_debug()
-        )))
-    }
+    let why = "letters, digits, '-', '_' and '.' (us-east-1)";
+    crate::validate::require(ok, "S3 region", r, why)
 }
 
 /// A value that goes into an HTTP header as it is (a KMS key id): printable ASCII, bounded.
 pub fn check_header_value(what: &str, v: &str) -> Result<()> {
-    if !v.is_empty() && v.len() <= 2048 && v.bytes().all(|c| (0x20..0x7f).contains(&c)) {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
-            "invalid {what} '{}': printable ASCII only",
-            v.escape_debug()
-        )))
-    }
+    let ok = !v.is_empty() && v.len() <= 2048 && v.bytes().all(|c| (0x20..0x7f).contains(&c));
+    crate::validate::require(ok, what, v, "printable ASCII only")
 }
 
 /// The access key and token reach the `Authorization` and `x-amz-security-token` headers,

@@ -67,15 +67,13 @@ impl Bucket {
             .set_rules(Some(rules))
             .build()
             .map_err(|e| Error::Other(format!("lifecycle configuration: {e}")))?;
-        self.rt
-            .block_on(
-                self.client
-                    .put_bucket_lifecycle_configuration()
-                    .bucket(&self.name)
-                    .lifecycle_configuration(conf)
-                    .send(),
-            )
+        let req = self
+            .client
+            .put_bucket_lifecycle_configuration()
+            .bucket(&self.name)
+            .lifecycle_configuration(conf)
+            .send();
+        self.call(&format!("setting the lifecycle of {}", self.name), req)
             .map(|_| ())
-            .map_err(|e| self.explain(&format!("setting the lifecycle of {}", self.name), e))
     }
 }

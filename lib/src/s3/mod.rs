@@ -49,6 +49,27 @@ pub struct Entry {
     pub etag: Option<String>,
 }
 
+impl Entry {
+    /// What a version and a delete marker both say of themselves (a version without an id
+    /// is S3's `null` one); a version, no size or etag known.
+    fn of(
+        key: Option<&str>,
+        id: Option<&str>,
+        latest: Option<bool>,
+        modified: Option<&aws_sdk_s3::primitives::DateTime>,
+    ) -> Entry {
+        Entry {
+            key: key.unwrap_or_default().to_string(),
+            version_id: id.unwrap_or("null").to_string(),
+            is_latest: latest.unwrap_or(false),
+            delete_marker: false,
+            last_modified: modified.map(|t| t.secs()),
+            size: None,
+            etag: None,
+        }
+    }
+}
+
 /// What a HEAD said of an object.
 #[derive(Debug, Clone, Default)]
 pub struct Head {
@@ -215,6 +236,15 @@ impl Bucket {
         explain(&format!("{what} at {}", self.endpoint.named()), e)
     }
 
+    /// Runs one request to its end; a failure is explained as `what` at this endpoint.
+    pub(crate) fn call<T, E: ProvideErrorMetadata, R: HasStatus>(
+        &self,
+        what: &str,
+        req: impl std::future::Future<Output = std::result::Result<T, SdkError<E, R>>>,
+    ) -> Result<T> {
+        self.rt.block_on(req).map_err(|e| self.explain(what, e))
+    }
+
     /// Waits for a request, or for SIGINT/SIGTERM (`Err(Interrupted)`, the request
     /// dropped): a part need not wait out a server that does not answer before its upload
     /// is aborted.
@@ -240,10 +270,8 @@ impl Bucket {
 
     /// Whether the bucket exists and the credentials may use it.
     pub fn head(&self) -> Result<()> {
-        self.rt
-            .block_on(self.client.head_bucket().bucket(&self.name).send())
-            .map(|_| ())
-            .map_err(|e| self.explain(&format!("bucket {}", self.name), e))
+        let req = self.client.head_bucket().bucket(&self.name).send();
+        self.call(&format!("bucket {}", self.name), req).map(|_| ())
     }
 
     /// `Ok(false)` when the bucket does not exist.
@@ -259,10 +287,9 @@ impl Bucket {
     }
 
     pub fn create(&self) -> Result<()> {
-        self.rt
-            .block_on(self.client.create_bucket().bucket(&self.name).send())
+        let req = self.client.create_bucket().bucket(&self.name).send();
+        self.call(&format!("creating bucket {}", self.name), req)
             .map(|_| ())
-            .map_err(|e| self.explain(&format!("creating bucket {}", self.name), e))
     }
 
     /// Whether versioning is enabled: `Some(true/false)`, or `None` when the server's answer
@@ -310,16 +337,14 @@ impl Bucket {
         let conf = VersioningConfiguration::builder()
             .status(BucketVersioningStatus::Enabled)
             .build();
-        self.rt
-            .block_on(
-                self.client
-                    .put_bucket_versioning()
-                    .bucket(&self.name)
-                    .versioning_configuration(conf)
-                    .send(),
-            )
+        let req = self
+            .client
+            .put_bucket_versioning()
+            .bucket(&self.name)
+            .versioning_configuration(conf)
+            .send();
+        self.call(&format!("enabling versioning on {}", self.name), req)
             .map(|_| ())
-            .map_err(|e| self.explain(&format!("enabling versioning on {}", self.name), e))
     }
 
     /// Every version and delete marker under `prefix`, all pages; with `exact`, only
@@ -353,24 +378,15 @@ impl Bucket {
             let keep = |k: Option<&str>| !exact || k == Some(prefix);
             for v in r.versions().iter().filter(|v| keep(v.key())) {
                 out.push(Entry {
-                    key: v.key().unwrap_or_default().to_string(),
-                    version_id: v.version_id().unwrap_or("null").to_string(),
-                    is_latest: v.is_latest().unwrap_or(false),
-                    delete_marker: false,
-                    last_modified: v.last_modified().map(|t| t.secs()),
                     size: v.size().and_then(|s| u64::try_from(s).ok()),
                     etag: v.e_tag().map(|e| e.trim_matches('"').to_string()),
+                    ..Entry::of(v.key(), v.version_id(), v.is_latest(), v.last_modified())
                 });
             }
             for m in r.delete_markers().iter().filter(|m| keep(m.key())) {
                 out.push(Entry {
-                    key: m.key().unwrap_or_default().to_string(),
-                    version_id: m.version_id().unwrap_or("null").to_string(),
-                    is_latest: m.is_latest().unwrap_or(false),
                     delete_marker: true,
-                    last_modified: m.last_modified().map(|t| t.secs()),
-                    size: None,
-                    etag: None,
+                    ..Entry::of(m.key(), m.version_id(), m.is_latest(), m.last_modified())
                 });
             }
             km = r.next_key_marker().map(String::from);
@@ -400,17 +416,14 @@ impl Bucket {
         let mut token: Option<String> = None;
         let mut pages = Pages::new(format!("listing {}", self.url(prefix)));
         loop {
-            let r = self
-                .rt
-                .block_on(
-                    self.client
-                        .list_objects_v2()
-                        .bucket(&self.name)
-                        .prefix(prefix)
-                        .set_continuation_token(token.clone())
-                        .send(),
-                )
-                .map_err(|e| self.explain(&format!("listing {}", self.url(prefix)), e))?;
+            let req = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.name)
+                .prefix(prefix)
+                .set_continuation_token(token.clone())
+                .send();
+            let r = self.call(&format!("listing {}", self.url(prefix)), req)?;
             for o in r.contents() {
                 let size = o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
                 out.push((o.key().unwrap_or_default().to_string(), size));
@@ -555,17 +568,15 @@ impl Bucket {
 
     /// Deletes a key (a delete marker on a versioned bucket) or exactly one version.
     pub fn delete(&self, key: &str, version: Option<&str>) -> Result<()> {
-        self.rt
-            .block_on(
-                self.client
-                    .delete_object()
-                    .bucket(&self.name)
-                    .key(key)
-                    .set_version_id(version.map(String::from))
-                    .send(),
-            )
+        let req = self
+            .client
+            .delete_object()
+            .bucket(&self.name)
+            .key(key)
+            .set_version_id(version.map(String::from))
+            .send();
+        self.call(&format!("deleting {}", self.url(key)), req)
             .map(|_| ())
-            .map_err(|e| self.explain(&format!("deleting {}", self.url(key)), e))
     }
 
     /// Server-side copy of `from` (a version of it) to `to` in the same bucket.
@@ -574,17 +585,15 @@ impl Bucket {
         if let Some(v) = version {
             src.push_str(&format!("?versionId={}", urlencode_key(v)));
         }
-        self.rt
-            .block_on(
-                self.client
-                    .copy_object()
-                    .bucket(&self.name)
-                    .key(to)
-                    .copy_source(src)
-                    .send(),
-            )
+        let req = self
+            .client
+            .copy_object()
+            .bucket(&self.name)
+            .key(to)
+            .copy_source(src)
+            .send();
+        self.call(&format!("copying {} to {to}", self.url(from)), req)
             .map(|r| r.version_id().unwrap_or("null").to_string())
-            .map_err(|e| self.explain(&format!("copying {} to {to}", self.url(from)), e))
     }
 }
 

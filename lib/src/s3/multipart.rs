@@ -58,12 +58,10 @@ impl Bucket {
         for (k, v) in metadata {
             req = req.metadata(*k, *v);
         }
-        let r = self
-            .rt
-            .block_on(req.send())
-            .map_err(|e| self.explain(&format!("starting an upload of {}", self.url(key)), e))?;
+        let what = format!("starting an upload of {}", self.url(key));
+        let r = self.call(&what, req.send())?;
         r.upload_id().map(String::from).ok_or_else(|| Error::S3 {
-            what: format!("starting an upload of {}", self.url(key)),
+            what,
             code: None,
             status: None,
             message: "the server returned no upload id".into(),
@@ -113,32 +111,28 @@ impl Bucket {
                     .collect(),
             ))
             .build();
-        self.rt
-            .block_on(
-                self.client
-                    .complete_multipart_upload()
-                    .bucket(&self.name)
-                    .key(key)
-                    .upload_id(upload_id)
-                    .multipart_upload(done)
-                    .send(),
-            )
+        let req = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.name)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(done)
+            .send();
+        self.call(&format!("completing the upload of {}", self.url(key)), req)
             .map(|r| r.version_id().unwrap_or("null").to_string())
-            .map_err(|e| self.explain(&format!("completing the upload of {}", self.url(key)), e))
     }
 
     pub fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
-        self.rt
-            .block_on(
-                self.client
-                    .abort_multipart_upload()
-                    .bucket(&self.name)
-                    .key(key)
-                    .upload_id(upload_id)
-                    .send(),
-            )
+        let req = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.name)
+            .key(key)
+            .upload_id(upload_id)
+            .send();
+        self.call(&format!("aborting the upload of {}", self.url(key)), req)
             .map(|_| ())
-            .map_err(|e| self.explain(&format!("aborting the upload of {}", self.url(key)), e))
     }
 
     /// `aws s3api abort-multipart-upload …` to paste, every value quoted, the endpoint
@@ -170,16 +164,13 @@ impl Bucket {
 
     /// Uploads not completed nor aborted under `prefix` (one page: enough to clean up).
     pub fn list_uploads(&self, prefix: &str) -> Result<Vec<Upload>> {
-        let r = self
-            .rt
-            .block_on(
-                self.client
-                    .list_multipart_uploads()
-                    .bucket(&self.name)
-                    .prefix(prefix)
-                    .send(),
-            )
-            .map_err(|e| self.explain(&format!("listing uploads under {}", self.url(prefix)), e))?;
+        let req = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.name)
+            .prefix(prefix)
+            .send();
+        let r = self.call(&format!("listing uploads under {}", self.url(prefix)), req)?;
         Ok(r.uploads()
             .iter()
             .map(|u| Upload {

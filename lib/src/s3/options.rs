@@ -93,10 +93,9 @@ impl Bucket {
                     .is_some()
                     .then_some(aws_sdk_s3::types::ChecksumAlgorithm::Sha256),
             );
-        self.rt
-            .block_on(req.customize().config_override(conf).send())
+        let req = req.customize().config_override(conf).send();
+        self.call(&format!("writing {}", self.url(key)), req)
             .map(|r| r.version_id().unwrap_or("null").to_string())
-            .map_err(|e| self.explain(&format!("writing {}", self.url(key)), e))
     }
 
     /// Sets the retention of one version (servers that ignore the lock headers of a
@@ -110,18 +109,16 @@ impl Bucket {
             .mode(mode)
             .retain_until_date(DateTime::from_secs(lock.until))
             .build();
-        self.rt
-            .block_on(
-                self.client
-                    .put_object_retention()
-                    .bucket(&self.name)
-                    .key(key)
-                    .set_version_id(version.map(String::from))
-                    .retention(r)
-                    .send(),
-            )
+        let req = self
+            .client
+            .put_object_retention()
+            .bucket(&self.name)
+            .key(key)
+            .set_version_id(version.map(String::from))
+            .retention(r)
+            .send();
+        self.call(&format!("locking {}", self.url(key)), req)
             .map(|_| ())
-            .map_err(|e| self.explain(&format!("locking {}", self.url(key)), e))
     }
 
     /// The retention of one version, from its HEAD (which every S3 with Object Lock

@@ -20,14 +20,7 @@ pub fn check_part(what: &str, s: &str) -> Result<()> {
         && s.len() <= 255
         && !s.contains('/')
         && !s.chars().any(char::is_control);
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
-            "invalid {what} '{}'",
-            s.escape_debug()
-        )))
-    }
+    pvedr::validate::require(ok, what, s, "")
 }
 
 impl Location {

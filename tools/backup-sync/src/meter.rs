@@ -35,11 +35,7 @@ impl Throttle {
             let due = Duration::from_secs_f64(s.1 as f64 / self.rate as f64);
             due.saturating_sub(s.0.elapsed())
         };
-        // Sleep in short steps so that an interrupt is seen quickly.
-        let end = Instant::now() + wait;
-        while Instant::now() < end && !pvedr::interrupt::requested() {
-            std::thread::sleep((end - Instant::now()).min(Duration::from_millis(100)));
-        }
+        pvedr::interrupt::sleep(wait);
     }
 }
 

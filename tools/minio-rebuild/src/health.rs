@@ -110,7 +110,7 @@ fn wait(ctx: &mut Ctx, target: &str) -> Result<bool> {
             d.as_secs_f64(),
             (deadline - now).as_secs()
         ));
-        sleep_unless_interrupted(d);
+        pvedr::interrupt::sleep(d);
     }
     if pvedr::interrupt::requested() {
         let m = format!(
@@ -132,18 +132,6 @@ fn wait(ctx: &mut Ctx, target: &str) -> Result<bool> {
     );
     ctx.emit(step("wait", target, StepStatus::Failed, m, t0))?;
     Ok(false)
-}
-
-/// Sleeps `d` in short slices, so that Ctrl-C ends a long delay at once.
-fn sleep_unless_interrupted(d: Duration) {
-    let end = Instant::now() + d;
-    while !pvedr::interrupt::requested() {
-        let now = Instant::now();
-        if now >= end {
-            break;
-        }
-        std::thread::sleep((end - now).min(Duration::from_millis(200)));
-    }
 }
 
 /// The record of a Terraform command that failed or was stopped.

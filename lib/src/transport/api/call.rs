@@ -170,45 +170,31 @@ fn pvesh(method: &str, path: &str, rest: &[&str]) -> Option<Call> {
 /// `qm|pct VERB VMID …` on the guest's node.
 fn guest(kind: &str, verb: &str, vmid: u64, rest: &[&str], node: &str) -> Option<Call> {
     let base = format!("/nodes/{node}/{kind}/{vmid}");
-    let power = &["VM.PowerMgmt"];
+    // Each change on the guest needs one of `privs` on it.
+    let on_vm = |method, path: &str, params, privs: &'static [&'static str]| {
+        worker(method, path, params, vec![Need::vm(vmid, privs)])
+    };
     let snap = &["VM.Snapshot"];
     // A snapshot name is one path segment: no `/`, no `..`.
     let named = |name: &str| validate::snapshot_name(name).is_ok();
     match (verb, rest) {
-        ("set", opts) => Some(Call {
-            method: Method::Put,
-            path: api_path(&format!("{base}/config"))?,
-            params: options(opts)?,
-            render: Render::Json,
-            needs: vec![Need::vm(vmid, &["VM.Config.Options"])],
-        }),
+        ("set", opts) => {
+            let path = format!("{base}/config");
+            on_vm(Method::Put, &path, options(opts)?, &["VM.Config.Options"])
+        }
         (action @ ("start" | "stop" | "shutdown" | "reboot" | "suspend" | "resume"), opts) => {
             let path = format!("{base}/status/{action}");
-            worker(
-                Method::Post,
-                &path,
-                options(opts)?,
-                vec![Need::vm(vmid, power)],
-            )
+            on_vm(Method::Post, &path, options(opts)?, &["VM.PowerMgmt"])
         }
-        ("destroy", opts) => {
-            let needs = vec![Need::vm(vmid, &["VM.Allocate"])];
-            worker(Method::Delete, &base, options(opts)?, needs)
-        }
+        ("destroy", opts) => on_vm(Method::Delete, &base, options(opts)?, &["VM.Allocate"]),
         ("snapshot", [name, opts @ ..]) => {
             let mut params = vec![kv("snapname", name)];
             params.extend(options(opts)?);
-            let path = format!("{base}/snapshot");
-            worker(Method::Post, &path, params, vec![Need::vm(vmid, snap)])
+            on_vm(Method::Post, &format!("{base}/snapshot"), params, snap)
         }
         ("delsnapshot", [name, opts @ ..]) if named(name) => {
             let path = format!("{base}/snapshot/{name}");
-            worker(
-                Method::Delete,
-                &path,
-                options(opts)?,
-                vec![Need::vm(vmid, snap)],
-            )
+            on_vm(Method::Delete, &path, options(opts)?, snap)
         }
         ("rollback", [name, opts @ ..]) if named(name) => {
             let path = format!("{base}/snapshot/{name}/rollback");

@@ -106,20 +106,8 @@ fn poll(api: &Api, base: &str, limit: Duration) -> std::result::Result<String, E
         if start.elapsed() >= limit {
             return Err(Ended::Left(Left::TimedOut(limit.as_secs())));
         }
-        sleep_unless_interrupted(delay);
+        crate::interrupt::sleep(delay);
         delay = (delay * 2).min(Duration::from_secs(2));
-    }
-}
-
-/// Sleeps `d`, waking early when an interrupt arrives.
-fn sleep_unless_interrupted(d: Duration) {
-    let end = Instant::now() + d;
-    while !crate::interrupt::requested() {
-        let now = Instant::now();
-        if now >= end {
-            return;
-        }
-        std::thread::sleep((end - now).min(Duration::from_millis(50)));
     }
 }
 
