@@ -133,6 +133,32 @@ pub fn interrupt(child: std::process::Child) -> std::process::Output {
     child.wait_with_output().expect("wait")
 }
 
+/// [`interrupt`], and the tool must end as interrupted (exit 130); all it wrote.
+pub fn interrupted(child: std::process::Child) -> std::process::Output {
+    let out = interrupt(child);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Once the reader of a child's stdout has hung up (`| head`): the rest of its stderr and
+/// how it ended.
+pub fn rest_of(mut child: std::process::Child) -> (String, std::process::ExitStatus) {
+    use std::io::Read;
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read");
+    (err, child.wait().expect("wait"))
+}
+
 /// Runs a command that must succeed; shows its stderr when it does not.
 pub fn run_ok(cmd: impl std::borrow::BorrowMut<assert_cmd::Command>) -> std::process::Output {
     run_code(cmd, 0)

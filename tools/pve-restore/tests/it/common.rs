@@ -3,7 +3,7 @@
 use std::process::{Child, Command, Stdio};
 
 use pvedr::s3::{Bucket, Endpoint, Secret};
-use pvedr_testkit::Sshd;
+use pvedr_testkit::{Backup, SimNode, Sshd};
 use serde_json::{Value, json};
 
 pub const VM_BACKUP: &str = "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
@@ -52,6 +52,11 @@ pub fn spawn_overwrite_vm(sshd: &Sshd) -> Child {
 /// Puts `body` at `key` in the bucket `offsite` of the S3 server at `url` (moto's
 /// credentials).
 pub fn put(url: &str, key: &str, body: Vec<u8>) {
+    offsite(url).put(key, body).expect("put");
+}
+
+/// The bucket `offsite` of the S3 server at `url`, with moto's credentials.
+pub fn offsite(url: &str) -> Bucket {
     let ep = Endpoint {
         url: Some(url.to_string()),
         region: "us-east-1".into(),
@@ -62,10 +67,14 @@ pub fn put(url: &str, key: &str, body: Vec<u8>) {
         sk: "testtest".into(),
         token: None,
     };
-    Bucket::connect_with(&ep, "offsite", s)
-        .expect("bucket")
-        .put(key, body)
-        .expect("put");
+    Bucket::connect_with(&ep, "offsite", s).expect("bucket")
+}
+
+/// A backup of `vmid` on `local` taken at `epoch` and holding `config`: its file name.
+pub fn backup_holding(sim: &SimNode, kind: &str, vmid: u64, epoch: i64, config: &str) -> String {
+    let path = sim.add_backup(&Backup::new("local", kind, vmid, epoch).holding(config));
+    let name = path.file_name().expect("file name");
+    name.to_string_lossy().into_owned()
 }
 
 /// The step `name` of a restore record.

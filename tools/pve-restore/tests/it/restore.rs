@@ -422,13 +422,7 @@ fn ctrl_c_stops_at_a_safe_point_and_exits_130() {
     let child = spawn_overwrite_vm(&sshd);
     // Wait until the safety point is being made, then interrupt.
     sim.wait_for("vzdump", |c| c["cmd"] == "vzdump");
-    let out = pvedr_testkit::interrupt(child);
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = pvedr_testkit::interrupted(child);
     let recs = json_lines(&out.stdout);
     let rec = recs
         .iter()
