@@ -70,6 +70,22 @@ pub fn demo_over_ssh_in(tz: &str) -> (SimNode, Sshd) {
     (sim, sshd)
 }
 
+/// 2024-01-15 00:30 in Paris, 2024-01-14 23:30 UTC: a time whose day depends on the zone.
+pub const PARIS_JUST_AFTER_MIDNIGHT: i64 = 1_705_275_000;
+
+/// The demo cluster in Europe/Paris and an sshd in front of it, with a backup of VM 100 on
+/// `local` taken at [`PARIS_JUST_AFTER_MIDNIGHT`].
+pub fn demo_in_paris_after_midnight() -> (SimNode, Sshd) {
+    let (sim, sshd) = demo_over_ssh_in("Europe/Paris");
+    sim.add_backup(&Backup::new(
+        "local",
+        "qemu",
+        100,
+        PARIS_JUST_AFTER_MIDNIGHT,
+    ));
+    (sim, sshd)
+}
+
 /// Asserts that `rec[field]` is a string that contains `needle`; shows `rec` when not.
 pub fn assert_says(rec: &serde_json::Value, field: &str, needle: &str) {
     let text = rec[field].as_str().unwrap_or("");

@@ -178,22 +178,17 @@ impl SimNode {
 
     /// Creates a real archive (and its log, notes, protection) and returns its path.
     pub fn add_backup(&self, b: &Backup) -> PathBuf {
-        let mut args: Vec<String> = vec![
-            "add-backup".into(),
-            self.root_str(),
-            "--storage".into(),
-            b.storage.clone(),
-            "--type".into(),
-            b.guest_type.clone(),
-            "--vmid".into(),
-            b.vmid.to_string(),
-            "--epoch".into(),
-            b.epoch.to_string(),
-            "--compress".into(),
-            b.compress.clone(),
-            "--log".into(),
-            b.log.clone(),
-        ];
+        let mut args: Vec<String> = vec!["add-backup".into(), self.root_str()];
+        for (flag, value) in [
+            ("--storage", b.storage.clone()),
+            ("--type", b.guest_type.clone()),
+            ("--vmid", b.vmid.to_string()),
+            ("--epoch", b.epoch.to_string()),
+            ("--compress", b.compress.clone()),
+            ("--log", b.log.clone()),
+        ] {
+            args.extend([flag.into(), value]);
+        }
         if let Some(n) = &b.name {
             args.extend(["--name".into(), n.clone()]);
         }
