@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use pvedr_testkit::{bin, demo_over_ssh};
+use pvedr_testkit::demo_over_ssh;
 
 use crate::{of, on, snap, snap_cmd, snap_ok};
 
