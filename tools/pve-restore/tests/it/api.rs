@@ -44,6 +44,36 @@ fn restore_vm_to_9100(front: &ApiFront, token: &str) -> (Value, i32, String) {
 
 /// What restoring needs as `docs/api-tokens.md` lists it, but `VM.Allocate` when `allocate`
 /// is false.
+/// Restores `volid` to the new guest `target` over `front`, as the token dr@pve!restore,
+/// with no archive test: (record, exit code, stderr).
+fn restore_as_dr(front: &ApiFront, volid: &str, target: &str) -> (Value, i32, String) {
+    let args = [
+        "--volid",
+        volid,
+        "--target-id",
+        target,
+        "--no-archive-test",
+        "--yes",
+    ];
+    restore(front, "dr@pve!restore", &args)
+}
+
+/// Overwrites guest 102 (on pve2) with its latest backup over `front`, as a token with
+/// [`restore_role`], its safety point on `nas`: (record, exit code, stderr).
+fn overwrite_102(front: &ApiFront) -> (Value, i32, String) {
+    front.add_token("dr@pve!restore", SECRET, restore_role(true));
+    let args = [
+        "--vmid",
+        "102",
+        "--force",
+        "--yes",
+        "--safety-storage",
+        "nas",
+        "--no-archive-test",
+    ];
+    restore(front, "dr@pve!restore", &args)
+}
+
 fn restore_role(allocate: bool) -> Value {
     let mut vm = vec!["VM.Audit", "VM.Backup", "VM.PowerMgmt", "VM.Config.Network"];
     if allocate {
@@ -180,20 +210,7 @@ fn an_https_probe_checks_the_certificate_and_the_status() {
 fn an_overwrite_on_another_node_takes_its_safety_point_there_over_the_api() {
     // Connected to pve1; guest 102 lives on pve2: stop, vzdump and restore go to /nodes/pve2.
     let (sim, front) = demo_over_api();
-    front.add_token("dr@pve!restore", SECRET, restore_role(true));
-    let (rec, code, err) = restore(
-        &front,
-        "dr@pve!restore",
-        &[
-            "--vmid",
-            "102",
-            "--force",
-            "--yes",
-            "--safety-storage",
-            "nas",
-            "--no-archive-test",
-        ],
-    );
+    let (rec, code, err) = overwrite_102(&front);
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored", "{rec}");
     assert_eq!(rec["node"], "pve2");
@@ -404,18 +421,7 @@ fn a_bind_mount_a_token_may_not_restore_is_refused_before_any_change() {
     front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
     let volid = ct_backup_with(&sim, "mp0: /srv/data,mp=/data\n");
     sim.clear_commands();
-    let (rec, code, err) = restore(
-        &front,
-        "dr@pve!restore",
-        &[
-            "--volid",
-            &volid,
-            "--target-id",
-            "9104",
-            "--no-archive-test",
-            "--yes",
-        ],
-    );
+    let (rec, code, err) = restore_as_dr(&front, &volid, "9104");
     assert_eq!(code, 1, "{err}");
     assert_eq!(rec["status"], "refused", "{rec}");
     assert!(rec["error"].as_str().unwrap_or("").contains("mp0"), "{rec}");
@@ -429,18 +435,7 @@ fn raw_lxc_keys_a_token_restore_drops_are_named_and_the_task_warnings_recorded()
     let (sim, front) = demo_over_api();
     front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
     let volid = ct_backup_with(&sim, "lxc.apparmor.profile: unconfined\n");
-    let (rec, code, err) = restore(
-        &front,
-        "dr@pve!restore",
-        &[
-            "--volid",
-            &volid,
-            "--target-id",
-            "9104",
-            "--no-archive-test",
-            "--yes",
-        ],
-    );
+    let (rec, code, err) = restore_as_dr(&front, &volid, "9104");
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored", "{rec}");
     assert_eq!(
@@ -477,18 +472,7 @@ fn a_passed_through_host_device_a_token_may_not_restore_is_refused_before_any_ch
     assert!(made.status.success(), "{made:?}");
     sim.clear_commands();
     let volid = format!("local:backup/{name}");
-    let (rec, code, err) = restore(
-        &front,
-        "dr@pve!restore",
-        &[
-            "--volid",
-            &volid,
-            "--target-id",
-            "9104",
-            "--no-archive-test",
-            "--yes",
-        ],
-    );
+    let (rec, code, err) = restore_as_dr(&front, &volid, "9104");
     assert_eq!(code, 1, "{err}");
     assert_eq!(rec["status"], "refused", "{rec}");
     assert!(
@@ -504,20 +488,7 @@ fn a_safety_point_whose_task_log_cannot_be_read_is_unknown_and_nothing_is_overwr
     // (pve-common Tools.pm dump_logfile): no archive name, and the reason said.
     let sim = SimNode::demo();
     let front = ApiFront::start_with(&sim, &[("PVESIM_API_LOSE_LOG", "vzdump")]);
-    front.add_token("dr@pve!restore", SECRET, restore_role(true));
-    let (rec, code, err) = restore(
-        &front,
-        "dr@pve!restore",
-        &[
-            "--vmid",
-            "102",
-            "--force",
-            "--yes",
-            "--safety-storage",
-            "nas",
-            "--no-archive-test",
-        ],
-    );
+    let (rec, code, err) = overwrite_102(&front);
     assert_eq!(code, 1, "{err}");
     assert_eq!(rec["status"], "failed", "{rec}");
     let m = step(&rec, "safety-point")["message"].as_str().unwrap_or("");

@@ -38,6 +38,22 @@ pub fn overwrite_vm(sshd: &Sshd) -> (Value, i32, String) {
     restore(sshd, &["--volid", VM_BACKUP, "--force", "--yes"])
 }
 
+/// [`overwrite_vm`], which must restore it (exit 0): the record and stderr.
+pub fn overwritten(sshd: &Sshd) -> (Value, String) {
+    let (rec, code, err) = overwrite_vm(sshd);
+    assert_eq!(code, 0, "{err}\n{rec}");
+    assert_eq!(rec["status"], "restored", "{rec}");
+    (rec, err)
+}
+
+/// [`overwrite_vm`], which must be refused (exit 1): the record and stderr.
+pub fn overwrite_refused(sshd: &Sshd) -> (Value, String) {
+    let (rec, code, err) = overwrite_vm(sshd);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused", "{rec}");
+    (rec, err)
+}
+
 /// [`overwrite_vm`] as a child to signal, its stdout and stderr piped.
 pub fn spawn_overwrite_vm(sshd: &Sshd) -> Child {
     Command::new(assert_cmd::cargo::cargo_bin("pve-restore"))
@@ -68,6 +84,20 @@ pub fn offsite(url: &str) -> Bucket {
         token: None,
     };
     Bucket::connect_with(&ep, "offsite", s).expect("bucket")
+}
+
+/// The demo cluster reinstalled: its storages are `local` (backups only) and those
+/// `others` gives for the simulation's root directory.
+pub fn reinstalled(others: impl FnOnce(&str) -> Vec<Value>) -> SimNode {
+    let sim = SimNode::demo();
+    let root = sim.root().display().to_string();
+    let mut storages = vec![json!(
+        {"storage": "local", "type": "dir", "path": format!("{root}/local"),
+         "content": "backup,iso,vztmpl", "shared": 0}
+    )];
+    storages.extend(others(&root));
+    sim.write_json("storage.json", &Value::Array(storages));
+    sim
 }
 
 /// A backup of `vmid` on `local` taken at `epoch` and holding `config`: its file name.

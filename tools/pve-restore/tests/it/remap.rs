@@ -1,7 +1,7 @@
 //! Restoring onto a replacement node with other storages and bridges (issue 26): maps,
 //! every check before any change, each disk and NIC where the map says.
 
-use crate::common::backup_holding;
+use crate::common::{backup_holding, reinstalled};
 use pvedr_testkit::{ApiFront, SimNode, Sshd, assert_says, json_lines};
 use serde_json::{Value, json};
 
@@ -28,20 +28,15 @@ const CT: &str = "arch: amd64\nhostname: files\nmemory: 512\nostype: debian\nunp
 /// The demo cluster with pve1 reinstalled: only `local` (no images), `nvme` (lvmthin) and
 /// `bulk` (dir, `bulk_free` bytes free); bridges vmbr0 and vmbr9.
 fn replacement_node(bulk_free: u64) -> SimNode {
-    let sim = SimNode::demo();
-    let root = sim.root().display().to_string();
-    sim.write_json(
-        "storage.json",
-        &json!([
-            {"storage": "local", "type": "dir", "path": format!("{root}/local"),
-             "content": "backup,iso,vztmpl", "shared": 0},
-            {"storage": "nvme", "type": "lvmthin", "content": "images,rootdir", "shared": 0,
-             "status": {"total": 500 * G, "used": 100 * G, "avail": 400 * G}},
-            {"storage": "bulk", "type": "dir", "path": format!("{root}/bulk"),
-             "content": "images,rootdir", "shared": 0,
-             "status": {"total": bulk_free + 750 * G, "used": 750 * G, "avail": bulk_free}},
-        ]),
-    );
+    let sim = reinstalled(|root| {
+        vec![
+            json!({"storage": "nvme", "type": "lvmthin", "content": "images,rootdir", "shared": 0,
+                   "status": {"total": 500 * G, "used": 100 * G, "avail": 400 * G}}),
+            json!({"storage": "bulk", "type": "dir", "path": format!("{root}/bulk"),
+                   "content": "images,rootdir", "shared": 0,
+                   "status": {"total": bulk_free + 750 * G, "used": 750 * G, "avail": bulk_free}}),
+        ]
+    });
     sim.write_json(
         "network.json",
         &json!({"pve1": [{"iface": "vmbr0", "type": "bridge"}, {"iface": "vmbr9", "type": "bridge"},

@@ -4,7 +4,10 @@ use pvedr_testkit::{SimNode, Sshd, assert_says, bin, demo_over_ssh, json_lines};
 
 use serde_json::{Value, json};
 
-use crate::common::{CT_BACKUP, VM_BACKUP, overwrite_vm, restore, spawn_overwrite_vm, step};
+use crate::common::{
+    CT_BACKUP, VM_BACKUP, overwrite_refused, overwrite_vm, overwritten, restore,
+    spawn_overwrite_vm, step,
+};
 
 /// The demo's rollback of VM 100 to `before-upgrade`, its safety point on `local`.
 fn rollback() -> Vec<&'static str> {
@@ -88,9 +91,7 @@ fn restore_to_a_new_vmid() {
 #[test]
 fn overwrite_takes_a_safety_point_first() {
     let (sim, sshd) = demo_over_ssh();
-    let (rec, code, err) = overwrite_vm(&sshd);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(rec["status"], "restored");
+    let (rec, _) = overwritten(&sshd);
     let safety = rec["safety_point"]["volid"]
         .as_str()
         .expect("safety point")
@@ -242,9 +243,7 @@ fn a_corrupt_archive_is_refused_before_anything_changes() {
         .join("vzdump-qemu-100-2024_01_14-02_00_02.vma.zst");
     let bytes = std::fs::read(&f).expect("read");
     std::fs::write(&f, &bytes[..bytes.len() / 2]).expect("write");
-    let (rec, code, _) = overwrite_vm(&sshd);
-    assert_eq!(code, 1);
-    assert_eq!(rec["status"], "refused");
+    let (rec, _) = overwrite_refused(&sshd);
     assert!(rec["error"].as_str().unwrap_or("").contains("damaged"));
     assert_eq!(sim.mutations(), Vec::<String>::new());
     assert_eq!(guest(&sim, 100)["status"], "running");
@@ -547,9 +546,7 @@ fn a_protected_guest_is_refused_with_nothing_stopped() {
     sim.edit_guest(100, |g| {
         g["config"]["protection"] = json!("1");
     });
-    let (rec, code, err) = overwrite_vm(&sshd);
-    assert_eq!(code, 1, "{err}");
-    assert_eq!(rec["status"], "refused");
+    let (rec, _) = overwrite_refused(&sshd);
     assert!(
         rec["error"].as_str().unwrap_or("").contains("protection"),
         "{rec}"
@@ -630,9 +627,7 @@ fn an_ha_managed_guest_is_refused_with_the_ha_command() {
     sim.edit_guest(100, |g| {
         g["hastate"] = json!("started");
     });
-    let (rec, code, err) = overwrite_vm(&sshd);
-    assert_eq!(code, 1, "{err}");
-    assert_eq!(rec["status"], "refused");
+    let (rec, _) = overwrite_refused(&sshd);
     let msg = rec["error"].as_str().unwrap_or("");
     assert!(
         msg.contains("ha-manager set vm:100 --state stopped")
@@ -716,13 +711,7 @@ fn an_archive_of_unknown_type_is_refused_not_guessed() {
 #[test]
 fn date_is_a_day_in_the_nodes_time_zone() {
     // 2024-01-15 00:30 in Paris is 2024-01-14 23:30 UTC: not a backup of the 14th there.
-    let (sim, sshd) = pvedr_testkit::demo_over_ssh_in("Europe/Paris");
-    sim.add_backup(&pvedr_testkit::Backup::new(
-        "local",
-        "qemu",
-        100,
-        1_705_275_000,
-    ));
+    let (_sim, sshd) = pvedr_testkit::demo_in_paris_after_midnight();
     let out = pvedr_testkit::run_code(
         bin("pve-restore").env("TZ", "UTC").args(sshd.args()).args([
             "--vmid",
@@ -1011,9 +1000,7 @@ fn vzdump_running(sim: &SimNode) {
 fn a_running_vzdump_on_the_node_refuses_the_overwrite_before_the_stop() {
     let (sim, sshd) = demo_over_ssh();
     vzdump_running(&sim);
-    let (rec, code, err) = overwrite_vm(&sshd);
-    assert_eq!(code, 1, "{err}");
-    assert_eq!(rec["status"], "refused");
+    let (rec, _) = overwrite_refused(&sshd);
     assert_says(&rec, "error", "a vzdump is running on pve1");
     assert_eq!(sim.mutations(), Vec::<String>::new(), "not stopped");
     assert_eq!(guest(&sim, 100)["status"], "running");
@@ -1401,9 +1388,7 @@ fn an_ha_guest_requested_stopped_is_overwritten() {
         g["ha_request"] = json!("stopped");
         g["status"] = json!("stopped");
     });
-    let (rec, code, err) = overwrite_vm(&sshd);
-    assert_eq!(code, 0, "{err}\n{rec}");
-    assert_eq!(rec["status"], "restored");
+    overwritten(&sshd);
 }
 
 #[test]

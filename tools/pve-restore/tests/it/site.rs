@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::{backup_holding, offsite};
+use crate::common::{backup_holding, offsite, reinstalled};
 use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
 use serde_json::{Value, json};
 
@@ -50,18 +50,13 @@ const BOOT_ORDER: [u64; 6] = [301, 304, 300, 303, 302, 305];
 /// The demo cluster reinstalled with one `bulk` storage (`free` bytes free) for every
 /// disk; the site's archives on `local`, their backup records (1000 bytes each, said).
 fn site(free: u64) -> (SimNode, String) {
-    let sim = SimNode::demo();
-    let root = sim.root().display().to_string();
-    sim.write_json(
-        "storage.json",
-        &json!([
-            {"storage": "local", "type": "dir", "path": format!("{root}/local"),
-             "content": "backup,iso,vztmpl", "shared": 0},
-            {"storage": "bulk", "type": "dir", "path": format!("{root}/bulk"),
-             "content": "images,rootdir", "shared": 0,
-             "status": {"total": 100 * G, "used": 100 * G - free, "avail": free}},
-        ]),
-    );
+    let sim = reinstalled(|root| {
+        vec![
+            json!({"storage": "bulk", "type": "dir", "path": format!("{root}/bulk"),
+                    "content": "images,rootdir", "shared": 0,
+                    "status": {"total": 100 * G, "used": 100 * G - free, "avail": free}}),
+        ]
+    });
     let mut input = String::new();
     for (kind, vmid, config) in SITE {
         let name = backup_holding(&sim, kind, vmid, 1705197602, config);
