@@ -129,7 +129,7 @@ fn apply_dry_run_shows_the_deletions_and_deletes_nothing() {
 #[test]
 fn apply_removes_exactly_the_remove_set() {
     let (sim, sshd) = demo_over_ssh();
-    let (before, marked, steps, err) = pruned(&sim, &sshd, &["--apply", "--yes"], 0);
+    let (before, marked, steps, _) = pruned(&sim, &sshd, &["--apply", "--yes"], 0);
     let remove = volids_marked(&marked, "remove");
     let protected = volids_marked(&marked, "protected");
     let renamed = volids_marked(&marked, "renamed");

@@ -308,7 +308,7 @@ fn a_plain_push_over_an_encrypted_copy_is_refused_without_force() {
 fn a_flipped_byte_in_an_encrypted_copy_fails_pull_and_verify_with_nothing_written() {
     // Small: the object goes back through a boto3 command line.
     let size = 30 * 1024;
-    let (s3, keys, k1, dir) = pushed_encrypted(size);
+    let (s3, keys, k1, _dir) = pushed_encrypted(size);
     let mut object = s3.object(KEY);
     // In the payload: age's tag of its chunk no longer matches.
     let at = object.len() - 100;
