@@ -107,6 +107,13 @@ pub fn backup_holding(sim: &SimNode, kind: &str, vmid: u64, epoch: i64, config: 
     name.to_string_lossy().into_owned()
 }
 
+/// `rec` is a refusal whose error says `why`, and the node saw no change.
+pub fn refused_untouched(rec: &Value, sim: &SimNode, why: &str) {
+    assert_eq!(rec["status"], "refused", "{rec}");
+    assert!(rec["error"].as_str().unwrap_or("").contains(why), "{rec}");
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
 /// The step `name` of a restore record.
 pub fn step<'a>(rec: &'a Value, name: &str) -> &'a Value {
     rec["steps"]
