@@ -6,7 +6,7 @@ use pvedr_testkit::{
 
 use serde_json::{Value, json};
 
-use crate::common::{CT_BACKUP, VM_BACKUP, refused_untouched, step};
+use crate::common::{CT_BACKUP, VM_BACKUP, crafted_backup, refused_untouched, step};
 
 const SECRET: &str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
 
@@ -394,23 +394,14 @@ fn an_ha_guest_requested_stopped_is_overwritten_over_the_api() {
 
 /// A container backup of CT 104 on `local` whose config ends with `extra`.
 fn ct_backup_with(sim: &SimNode, extra: &str) -> String {
-    let name = "vzdump-lxc-104-2024_01_14-03_00_00.tar.zst";
-    let path = sim.dump_dir("local").join(name);
-    let code = format!(
-        "import sys; sys.path.insert(0, {:?})\nfrom pvesim import archives\n\
-         conf = archives.lxc_config(104, 'ct104') + {:?}\n\
-         raw = archives.lxc_tar_bytes(conf, hostname='ct104', seed=1)\n\
-         open({:?}, 'wb').write(archives.compress(raw, 'zstd'))\n",
-        pvedr_testkit::sim_dir().display().to_string(),
-        extra,
-        path.display().to_string()
-    );
-    let made = std::process::Command::new("python3")
-        .args(["-c", &code])
-        .output()
-        .expect("python3");
-    assert!(made.status.success(), "{made:?}");
-    format!("local:backup/{name}")
+    crafted_backup(
+        sim,
+        "vzdump-lxc-104-2024_01_14-03_00_00.tar.zst",
+        &format!(
+            "conf = archives.lxc_config(104, 'ct104') + {extra:?}\n\
+             raw = archives.lxc_tar_bytes(conf, hostname='ct104', seed=1)\n"
+        ),
+    )
 }
 
 #[test]
@@ -454,22 +445,13 @@ fn a_passed_through_host_device_a_token_may_not_restore_is_refused_before_any_ch
     // root can set 'hostpci0' config for non-mapped devices", inside the restore task.
     let (sim, front) = demo_over_api();
     front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
-    let name = "vzdump-qemu-104-2024_01_14-03_00_00.vma.zst";
-    let code = format!(
-        "import sys; sys.path.insert(0, {:?})\nfrom pvesim import archives\n\
-         conf = archives.qemu_config(104, 'vm104') + 'hostpci0: 0000:01:00.0,pcie=1\\n'\n\
-         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n\
-         open({:?}, 'wb').write(archives.compress(raw, 'zstd'))\n",
-        pvedr_testkit::sim_dir().display().to_string(),
-        sim.dump_dir("local").join(name).display().to_string()
+    let volid = crafted_backup(
+        &sim,
+        "vzdump-qemu-104-2024_01_14-03_00_00.vma.zst",
+        "conf = archives.qemu_config(104, 'vm104') + 'hostpci0: 0000:01:00.0,pcie=1\\n'\n\
+         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n",
     );
-    let made = std::process::Command::new("python3")
-        .args(["-c", &code])
-        .output()
-        .expect("python3");
-    assert!(made.status.success(), "{made:?}");
     sim.clear_commands();
-    let volid = format!("local:backup/{name}");
     let (rec, code, err) = restore_as_dr(&front, &volid, "9104");
     assert_eq!(code, 1, "{err}");
     refused_untouched(&rec, &sim, "hostpci0");

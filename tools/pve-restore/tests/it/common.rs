@@ -114,6 +114,24 @@ pub fn refused_untouched(rec: &Value, sim: &SimNode, why: &str) {
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
 }
 
+/// Writes the zstd archive `name` on the demo's `local` and gives its volid: `make` is
+/// Python that sets `raw`, the uncompressed archive, with the simulator's `archives`.
+pub fn crafted_backup(sim: &SimNode, name: &str, make: &str) -> String {
+    let path = sim.dump_dir("local").join(name);
+    let code = format!(
+        "import sys; sys.path.insert(0, {:?})\nfrom pvesim import archives\n{make}\
+         open({:?}, 'wb').write(archives.compress(raw, 'zstd'))\n",
+        pvedr_testkit::sim_dir().display().to_string(),
+        path.display().to_string()
+    );
+    let made = Command::new("python3")
+        .args(["-c", &code])
+        .output()
+        .expect("python3");
+    assert!(made.status.success(), "{made:?}");
+    format!("local:backup/{name}")
+}
+
 /// The step `name` of a restore record.
 pub fn step<'a>(rec: &'a Value, name: &str) -> &'a Value {
     rec["steps"]

@@ -5,8 +5,8 @@ use pvedr_testkit::{SimNode, Sshd, assert_says, bin, demo_over_ssh, json_lines};
 use serde_json::{Value, json};
 
 use crate::common::{
-    CT_BACKUP, VM_BACKUP, overwrite_refused, overwrite_vm, overwritten, refused_untouched, restore,
-    spawn_overwrite_vm, step,
+    CT_BACKUP, VM_BACKUP, crafted_backup, overwrite_refused, overwrite_vm, overwritten,
+    refused_untouched, restore, spawn_overwrite_vm, step,
 };
 
 /// The demo's rollback of VM 100 to `before-upgrade`, its safety point on `local`.
@@ -1085,22 +1085,12 @@ fn the_drill_sets_link_down_on_a_link_that_says_link_down_0() {
     // `…,link_down=0,link_down=1` is refused by Proxmox (duplicate key): the drill's copy
     // would stay connected to production's network, or the drill fail.
     let (sim, sshd) = demo_over_ssh();
-    let name = "vzdump-qemu-100-2024_01_14-05_00_00.vma.zst";
-    let path = sim.dump_dir("local").join(name);
-    let code = format!(
-        "import sys; sys.path.insert(0, {:?})\nfrom pvesim import archives\n\
-         conf = archives.qemu_config(100, 'web01').replace(',bridge=vmbr0', ',link_down=0,bridge=vmbr0')\n\
-         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n\
-         open({:?}, 'wb').write(archives.compress(raw, 'zstd'))\n",
-        pvedr_testkit::sim_dir().display().to_string(),
-        path.display().to_string()
+    let volid = crafted_backup(
+        &sim,
+        "vzdump-qemu-100-2024_01_14-05_00_00.vma.zst",
+        "conf = archives.qemu_config(100, 'web01').replace(',bridge=vmbr0', ',link_down=0,bridge=vmbr0')\n\
+         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n",
     );
-    let made = std::process::Command::new("python3")
-        .args(["-c", &code])
-        .output()
-        .expect("python3");
-    assert!(made.status.success(), "{made:?}");
-    let volid = format!("local:backup/{name}");
     let (rec, code, err) = restore(&sshd, &["--volid", &volid, "--test", "--yes"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(step(&rec, "isolate")["status"], "changed", "{rec}");
@@ -1159,22 +1149,12 @@ fn a_template_backup_is_restored_and_not_started() {
     // Proxmox restores a template's backup as a template and refuses to start it: the
     // restore is good, the start and the probes do not apply.
     let (sim, sshd) = demo_over_ssh();
-    let name = "vzdump-qemu-9000-2024_01_14-05_00_00.vma.zst";
-    let path = sim.dump_dir("local").join(name);
-    let code = format!(
-        "import sys; sys.path.insert(0, {:?})\nfrom pvesim import archives\n\
-         conf = archives.qemu_config(9000, 'tmpl') + 'template: 1\\n'\n\
-         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n\
-         open({:?}, 'wb').write(archives.compress(raw, 'zstd'))\n",
-        pvedr_testkit::sim_dir().display().to_string(),
-        path.display().to_string()
+    let volid = crafted_backup(
+        &sim,
+        "vzdump-qemu-9000-2024_01_14-05_00_00.vma.zst",
+        "conf = archives.qemu_config(9000, 'tmpl') + 'template: 1\\n'\n\
+         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n",
     );
-    let made = std::process::Command::new("python3")
-        .args(["-c", &code])
-        .output()
-        .expect("python3");
-    assert!(made.status.success(), "{made:?}");
-    let volid = format!("local:backup/{name}");
     let (rec, code, err) = restore(
         &sshd,
         &[
