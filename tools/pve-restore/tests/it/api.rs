@@ -445,12 +445,10 @@ fn a_passed_through_host_device_a_token_may_not_restore_is_refused_before_any_ch
     // root can set 'hostpci0' config for non-mapped devices", inside the restore task.
     let (sim, front) = demo_over_api();
     front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
-    let volid = crafted_backup(
-        &sim,
-        "vzdump-qemu-104-2024_01_14-03_00_00.vma.zst",
-        "conf = archives.qemu_config(104, 'vm104') + 'hostpci0: 0000:01:00.0,pcie=1\\n'\n\
-         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n",
-    );
+    let name = "vzdump-qemu-104-2024_01_14-03_00_00.vma.zst";
+    let make = "conf = archives.qemu_config(104, 'vm104') + 'hostpci0: 0000:01:00.0,pcie=1\\n'\n\
+         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n";
+    let volid = crafted_backup(&sim, name, make);
     sim.clear_commands();
     let (rec, code, err) = restore_as_dr(&front, &volid, "9104");
     assert_eq!(code, 1, "{err}");

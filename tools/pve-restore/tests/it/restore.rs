@@ -1085,12 +1085,10 @@ fn the_drill_sets_link_down_on_a_link_that_says_link_down_0() {
     // `…,link_down=0,link_down=1` is refused by Proxmox (duplicate key): the drill's copy
     // would stay connected to production's network, or the drill fail.
     let (sim, sshd) = demo_over_ssh();
-    let volid = crafted_backup(
-        &sim,
-        "vzdump-qemu-100-2024_01_14-05_00_00.vma.zst",
-        "conf = archives.qemu_config(100, 'web01').replace(',bridge=vmbr0', ',link_down=0,bridge=vmbr0')\n\
-         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n",
-    );
+    let name = "vzdump-qemu-100-2024_01_14-05_00_00.vma.zst";
+    let make = "conf = archives.qemu_config(100, 'web01').replace(',bridge=vmbr0', ',link_down=0,bridge=vmbr0')\n\
+         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n";
+    let volid = crafted_backup(&sim, name, make);
     let (rec, code, err) = restore(&sshd, &["--volid", &volid, "--test", "--yes"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(step(&rec, "isolate")["status"], "changed", "{rec}");
@@ -1149,12 +1147,10 @@ fn a_template_backup_is_restored_and_not_started() {
     // Proxmox restores a template's backup as a template and refuses to start it: the
     // restore is good, the start and the probes do not apply.
     let (sim, sshd) = demo_over_ssh();
-    let volid = crafted_backup(
-        &sim,
-        "vzdump-qemu-9000-2024_01_14-05_00_00.vma.zst",
-        "conf = archives.qemu_config(9000, 'tmpl') + 'template: 1\\n'\n\
-         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n",
-    );
+    let name = "vzdump-qemu-9000-2024_01_14-05_00_00.vma.zst";
+    let make = "conf = archives.qemu_config(9000, 'tmpl') + 'template: 1\\n'\n\
+         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n";
+    let volid = crafted_backup(&sim, name, make);
     let (rec, code, err) = restore(
         &sshd,
         &[
