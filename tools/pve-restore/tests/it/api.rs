@@ -6,7 +6,7 @@ use pvedr_testkit::{
 
 use serde_json::{Value, json};
 
-use crate::common::{CT_BACKUP, VM_BACKUP, crafted_backup, refused_untouched, step};
+use crate::common::{CT_BACKUP, OVERWRITE_102, VM_BACKUP, crafted_backup, refused_untouched, step};
 
 const SECRET: &str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
 
@@ -62,15 +62,7 @@ fn restore_as_dr(front: &ApiFront, volid: &str, target: &str) -> (Value, i32, St
 /// [`restore_role`], its safety point on `nas`: (record, exit code, stderr).
 fn overwrite_102(front: &ApiFront) -> (Value, i32, String) {
     front.add_token("dr@pve!restore", SECRET, restore_role(true));
-    let args = [
-        "--vmid",
-        "102",
-        "--force",
-        "--yes",
-        "--safety-storage",
-        "nas",
-        "--no-archive-test",
-    ];
+    let args = [&OVERWRITE_102[..], &["--no-archive-test"]].concat();
     restore(front, "dr@pve!restore", &args)
 }
 

@@ -8,6 +8,17 @@ use serde_json::{Value, json};
 
 pub const VM_BACKUP: &str = "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
 
+/// pve-restore's arguments that overwrite the demo's guest 102 (on pve2) with its newest
+/// backup, the safety point on `nas` (`--force --yes`).
+pub const OVERWRITE_102: [&str; 6] = [
+    "--vmid",
+    "102",
+    "--force",
+    "--yes",
+    "--safety-storage",
+    "nas",
+];
+
 pub const CT_BACKUP: &str = "local:backup/vzdump-lxc-101-2024_01_14-02_01_07.tar.gz";
 
 /// pve-restore over `sshd`: (the `restore` record or null, exit code, stderr). Whatever it

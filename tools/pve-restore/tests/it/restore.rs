@@ -5,8 +5,8 @@ use pvedr_testkit::{SimNode, Sshd, assert_says, bin, demo_over_ssh, json_lines};
 use serde_json::{Value, json};
 
 use crate::common::{
-    CT_BACKUP, VM_BACKUP, crafted_backup, overwrite_refused, overwrite_vm, overwritten,
-    refused_untouched, restore, spawn_overwrite_vm, step,
+    CT_BACKUP, OVERWRITE_102, VM_BACKUP, crafted_backup, overwrite_refused, overwrite_vm,
+    overwritten, refused_untouched, restore, spawn_overwrite_vm, step,
 };
 
 /// The demo's rollback of VM 100 to `before-upgrade`, its safety point on `local`.
@@ -641,17 +641,7 @@ fn an_ha_managed_guest_is_refused_with_the_ha_command() {
 fn a_guest_on_another_node_is_restored_on_that_node() {
     // Connected to pve1; guest 102 lives on pve2: qm, vzdump and qmrestore must run there.
     let (sim, sshd) = demo_over_ssh();
-    let (rec, code, err) = restore(
-        &sshd,
-        &[
-            "--vmid",
-            "102",
-            "--force",
-            "--yes",
-            "--safety-storage",
-            "nas",
-        ],
-    );
+    let (rec, code, err) = restore(&sshd, &OVERWRITE_102);
     assert_eq!(code, 0, "{err}");
     let backup = rec["volid"].as_str().expect("volid").to_string();
     assert_eq!(rec["status"], "restored");
