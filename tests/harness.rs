@@ -18,21 +18,27 @@ fn pvesh_local(sim: &SimNode, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `pvesh get /nodes/pve1/storage/STORAGE/content --content backup` as JSON, which must
+/// succeed: its stdout.
+fn backups_on(sim: &SimNode, storage: &str) -> String {
+    let path = format!("/nodes/pve1/storage/{storage}/content");
+    let args = [
+        "get",
+        &path,
+        "--content",
+        "backup",
+        "--output-format",
+        "json",
+    ];
+    let (code, out, err) = pvesh_local(sim, &args);
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
 #[test]
 fn content_listing_matches_proxmox_fields() {
     let sim = SimNode::demo();
-    let (code, out, err) = pvesh_local(
-        &sim,
-        &[
-            "get",
-            "/nodes/pve1/storage/local/content",
-            "--content",
-            "backup",
-            "--output-format",
-            "json",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    let out = backups_on(&sim, "local");
     assert_eq!(out.lines().count(), 1, "one line of JSON");
     let v: Vec<Value> = serde_json::from_str(&out).expect("json");
     // Keys are sorted, as Perl's canonical JSON prints them.
@@ -77,18 +83,7 @@ fn content_listing_matches_proxmox_fields() {
 #[test]
 fn pbs_entries() {
     let sim = SimNode::demo();
-    let (code, out, _) = pvesh_local(
-        &sim,
-        &[
-            "get",
-            "/nodes/pve1/storage/pbs/content",
-            "--content",
-            "backup",
-            "--output-format",
-            "json",
-        ],
-    );
-    assert_eq!(code, 0);
+    let out = backups_on(&sim, "pbs");
     let v: Vec<Value> = serde_json::from_str(&out).expect("json");
     let vm = v.iter().find(|e| e["vmid"] == 100).expect("vm 100");
     assert_eq!(vm["format"], "pbs-vm");

@@ -814,17 +814,8 @@ fn write_failure_in_backup_check_metrics_file() {
     std::fs::write(&prom, "# the previous metrics\n").unwrap();
     let old = snapshot(dir.path());
     let mut c = cmd_fsize("backup-check", 200);
-    c.arg("--dir")
-        .arg(sim.dump_dir("local"))
-        .args([
-            "--storage",
-            "local",
-            "--node",
-            "pve1",
-            "--timezone",
-            "UTC",
-            "--prom",
-        ])
+    c.args(sim.dir_args("local"))
+        .args(["--timezone", "UTC", "--prom"])
         .arg(&prom);
     let r = run(c);
     assert_documented("backup-check", &r);

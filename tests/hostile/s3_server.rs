@@ -31,6 +31,14 @@ fn env() -> Vec<(String, OsString)> {
     .collect()
 }
 
+/// `backup-sync ls --from FROM` on `moto`.
+fn sync_ls(moto: &Moto, from: &str) -> assert_cmd::Command {
+    let mut c = bin("backup-sync");
+    c.envs(env())
+        .args(["ls", "--endpoint", &moto.endpoint(), "--from", from]);
+    c
+}
+
 fn record(name: &str) -> Vec<u8> {
     format!(
         "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"volid\":\"local:backup/{name}\",\"vmid\":100,\"subtype\":\"qemu\",\"ctime\":1705284002,\"format\":\"vma.zst\"}}\n"
@@ -86,15 +94,7 @@ fn hostile_s3_server_never_answers() {
         .write_stdin([record(NAME), record(&older)].concat())
         .timeout(Duration::from_secs(30));
     assert!(push.output().unwrap().status.success());
-    let ls = bin("backup-sync")
-        .envs(env())
-        .args([
-            "ls",
-            "--endpoint",
-            &moto.endpoint(),
-            "--from",
-            "s3://off/pv",
-        ])
+    let ls = sync_ls(&moto, "s3://off/pv")
         .timeout(Duration::from_secs(30))
         .output()
         .unwrap()
@@ -413,15 +413,7 @@ s3.put_object(Bucket=B, Key=old + ".manifest.json", Body=manifest(old, 170519760
         )
     };
     let before = count();
-    let ls = bin("backup-sync")
-        .envs(env())
-        .args([
-            "ls",
-            "--endpoint",
-            &moto.endpoint(),
-            "--from",
-            "s3://off/pr",
-        ])
+    let ls = sync_ls(&moto, "s3://off/pr")
         .timeout(Duration::from_secs(30))
         .output()
         .unwrap()

@@ -70,6 +70,22 @@ pub fn demo_over_ssh_in(tz: &str) -> (SimNode, Sshd) {
     (sim, sshd)
 }
 
+/// 2024-01-15 00:30 in Paris, 2024-01-14 23:30 UTC: a time whose day depends on the zone.
+pub const PARIS_JUST_AFTER_MIDNIGHT: i64 = 1_705_275_000;
+
+/// The demo cluster in Europe/Paris and an sshd in front of it, with a backup of VM 100 on
+/// `local` taken at [`PARIS_JUST_AFTER_MIDNIGHT`].
+pub fn demo_in_paris_after_midnight() -> (SimNode, Sshd) {
+    let (sim, sshd) = demo_over_ssh_in("Europe/Paris");
+    sim.add_backup(&Backup::new(
+        "local",
+        "qemu",
+        100,
+        PARIS_JUST_AFTER_MIDNIGHT,
+    ));
+    (sim, sshd)
+}
+
 /// Asserts that `rec[field]` is a string that contains `needle`; shows `rec` when not.
 pub fn assert_says(rec: &serde_json::Value, field: &str, needle: &str) {
     let text = rec[field].as_str().unwrap_or("");
@@ -131,6 +147,32 @@ pub fn interrupt(child: std::process::Child) -> std::process::Output {
         .args(["-INT", &child.id().to_string()])
         .status();
     child.wait_with_output().expect("wait")
+}
+
+/// [`interrupt`], and the tool must end as interrupted (exit 130); all it wrote.
+pub fn interrupted(child: std::process::Child) -> std::process::Output {
+    let out = interrupt(child);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Once the reader of a child's stdout has hung up (`| head`): the rest of its stderr and
+/// how it ended.
+pub fn rest_of(mut child: std::process::Child) -> (String, std::process::ExitStatus) {
+    use std::io::Read;
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read");
+    (err, child.wait().expect("wait"))
 }
 
 /// Runs a command that must succeed; shows its stderr when it does not.

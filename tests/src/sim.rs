@@ -39,6 +39,8 @@ pub struct Backup {
     pub notes: Option<String>,
     pub protected: bool,
     pub log: String,
+    /// The guest config the archive holds (the demo's when `None`).
+    pub config: Option<String>,
 }
 
 impl Backup {
@@ -53,7 +55,14 @@ impl Backup {
             notes: None,
             protected: false,
             log: "ok".into(),
+            config: None,
         }
+    }
+
+    /// This backup, holding `config` as its guest config.
+    pub fn holding(mut self, config: &str) -> Self {
+        self.config = Some(config.into());
+        self
     }
 }
 
@@ -154,24 +163,32 @@ impl SimNode {
         PathBuf::from(path).join("dump")
     }
 
+    /// The arguments that read the dump directory of `storage` offline, as this node's
+    /// (`--dir PATH --storage STORAGE --node NODE`).
+    pub fn dir_args(&self, storage: &str) -> Vec<String> {
+        vec![
+            "--dir".into(),
+            self.dump_dir(storage).display().to_string(),
+            "--storage".into(),
+            storage.into(),
+            "--node".into(),
+            self.node.clone(),
+        ]
+    }
+
     /// Creates a real archive (and its log, notes, protection) and returns its path.
     pub fn add_backup(&self, b: &Backup) -> PathBuf {
-        let mut args: Vec<String> = vec![
-            "add-backup".into(),
-            self.root_str(),
-            "--storage".into(),
-            b.storage.clone(),
-            "--type".into(),
-            b.guest_type.clone(),
-            "--vmid".into(),
-            b.vmid.to_string(),
-            "--epoch".into(),
-            b.epoch.to_string(),
-            "--compress".into(),
-            b.compress.clone(),
-            "--log".into(),
-            b.log.clone(),
-        ];
+        let mut args: Vec<String> = vec!["add-backup".into(), self.root_str()];
+        for (flag, value) in [
+            ("--storage", b.storage.clone()),
+            ("--type", b.guest_type.clone()),
+            ("--vmid", b.vmid.to_string()),
+            ("--epoch", b.epoch.to_string()),
+            ("--compress", b.compress.clone()),
+            ("--log", b.log.clone()),
+        ] {
+            args.extend([flag.into(), value]);
+        }
         if let Some(n) = &b.name {
             args.extend(["--name".into(), n.clone()]);
         }
@@ -180,6 +197,11 @@ impl SimNode {
         }
         if b.protected {
             args.push("--protected".into());
+        }
+        if let Some(config) = &b.config {
+            let file = self.root().join(format!("conf-{}-{}", b.vmid, b.epoch));
+            std::fs::write(&file, config).unwrap();
+            args.extend(["--config".into(), file.display().to_string()]);
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         PathBuf::from(self.admin(&refs))

@@ -67,6 +67,33 @@ fn fed(
     pipeline::feed(t, &RemoteCommand::write(argv.iter().copied()), s).unwrap()
 }
 
+/// What an object of exactly `b` is expected to be.
+fn expect_of(b: &[u8]) -> Expect {
+    Expect {
+        size: b.len() as u64,
+        sha256: sha(b),
+    }
+}
+
+impl Setup {
+    /// Puts `stored` at `key` in `offsite`, then streams it, expected to be `original`,
+    /// into `argv` on the node.
+    fn restream(
+        &self,
+        key: &str,
+        stored: Vec<u8>,
+        original: &[u8],
+        c: Compression,
+        argv: &[&str],
+    ) -> pipeline::Fed {
+        let url = self.moto.endpoint();
+        bucket_at(url.clone(), "offsite").put(key, stored).unwrap();
+        fed(url, key, expect_of(original), c, &self.t, argv, |r| {
+            Box::new(r)
+        })
+    }
+}
+
 fn volume(sim: &SimNode, vol: &str) -> String {
     std::fs::read_to_string(sim.root().join("volumes/local-lvm").join(vol)).unwrap_or_default()
 }
@@ -76,20 +103,12 @@ fn a_vma_zst_streamed_from_s3_restores_the_guest_a_file_restore_gives() {
     let s = setup();
     let zst = archive(&s.sim, "qemu", "zstd");
     let plain = zstd::decode_all(&zst[..]).unwrap();
-    let b = bucket_at(s.moto.endpoint(), "offsite");
-    b.put("pve1/100/a.vma.zst", zst.clone()).unwrap();
-    let expect = Expect {
-        size: zst.len() as u64,
-        sha256: sha(&zst),
-    };
-    let r = fed(
-        s.moto.endpoint(),
+    let r = s.restream(
         "pve1/100/a.vma.zst",
-        expect,
+        zst.clone(),
+        &zst,
         Compression::Zstd,
-        &s.t,
         &["qmrestore", "-", "150"],
-        |r| Box::new(r),
     );
     assert!(r.out.success(), "{}", r.out.stderr);
     assert_eq!(r.failed, None);
@@ -126,17 +145,11 @@ fn a_vma_zst_streamed_from_s3_restores_the_guest_a_file_restore_gives() {
 fn a_ct_tar_gz_streams_into_pct_restore_with_its_rootfs_given() {
     let s = setup();
     let gz = archive(&s.sim, "lxc", "gzip");
-    let b = bucket_at(s.moto.endpoint(), "offsite");
-    b.put("pve1/101/a.tar.gz", gz.clone()).unwrap();
-    let r = fed(
-        s.moto.endpoint(),
+    let r = s.restream(
         "pve1/101/a.tar.gz",
-        Expect {
-            size: gz.len() as u64,
-            sha256: sha(&gz),
-        },
+        gz.clone(),
+        &gz,
         Compression::Gzip,
-        &s.t,
         &[
             "pct",
             "restore",
@@ -147,7 +160,6 @@ fn a_ct_tar_gz_streams_into_pct_restore_with_its_rootfs_given() {
             "--unprivileged",
             "1",
         ],
-        |r| Box::new(r),
     );
     assert!(r.out.success(), "{}", r.out.stderr);
     assert_eq!(r.failed, None);
@@ -168,20 +180,12 @@ fn a_flipped_byte_in_a_plain_vma_restores_but_fails_the_sha256() {
     // A block's data, past the header: VMA checksums do not cover it.
     let at = bad.len() - 100;
     bad[at] ^= 0x01;
-    bucket_at(s.moto.endpoint(), "offsite")
-        .put("k.vma", bad)
-        .unwrap();
-    let r = fed(
-        s.moto.endpoint(),
+    let r = s.restream(
         "k.vma",
-        Expect {
-            size: plain.len() as u64,
-            sha256: sha(&plain),
-        },
+        bad,
+        &plain,
         Compression::None,
-        &s.t,
         &["qmrestore", "-", "152"],
-        |r| Box::new(r),
     );
     assert!(r.out.success(), "qmrestore cannot see it: {}", r.out.stderr);
     assert!(
@@ -196,20 +200,12 @@ fn a_truncated_object_is_typed_and_the_restore_fails_on_the_node() {
     let s = setup();
     let zst = archive(&s.sim, "qemu", "zstd");
     let cut = zst[..zst.len() / 2].to_vec();
-    bucket_at(s.moto.endpoint(), "offsite")
-        .put("k.vma.zst", cut)
-        .unwrap();
-    let r = fed(
-        s.moto.endpoint(),
+    let r = s.restream(
         "k.vma.zst",
-        Expect {
-            size: zst.len() as u64,
-            sha256: sha(&zst),
-        },
+        cut,
+        &zst,
         Compression::Zstd,
-        &s.t,
         &["qmrestore", "-", "153"],
-        |r| Box::new(r),
     );
     assert!(!r.out.success());
     assert!(
@@ -251,10 +247,7 @@ fn an_s3_server_stopped_mid_stream_is_a_typed_failure() {
     let r = fed(
         front.endpoint(),
         "k.vma",
-        Expect {
-            size: big.len() as u64,
-            sha256: sha(&big),
-        },
+        expect_of(&big),
         Compression::None,
         &s.t,
         &["qmrestore", "-", "154"],

@@ -8,7 +8,7 @@ import sys
 import time
 
 from . import names, snapshots
-from .state import SimError
+from .state import SimError, options
 
 METHODS = ("get", "ls", "create", "set", "delete", "usage")
 
@@ -20,22 +20,9 @@ def parse_args(argv):
     if len(argv) < 2:
         raise SimError("400 not enough arguments\npvesh %s <api_path> [OPTIONS] [FORMAT_OPTIONS]" % method)
     path = argv[1]
-    opts = {}
-    i = 2
-    while i < len(argv):
-        a = argv[i]
-        if not a.startswith("--"):
-            raise SimError("400 too many arguments")
-        key = a[2:]
-        if "=" in key:
-            key, val = key.split("=", 1)
-        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-            val = argv[i + 1]
-            i += 1
-        else:
-            val = "1"
-        opts[key] = val
-        i += 1
+    pos, opts = options(argv[2:])
+    if pos:
+        raise SimError("400 too many arguments")
     return method, path, opts
 
 

@@ -66,6 +66,18 @@ fn a_token_with_the_listing_role_checks_like_root() {
     assert_eq!(root_code, token_code, "{err}");
 }
 
+/// The checks whose `key` is `value`, one of which must be UNKNOWN with a message saying
+/// each of `says`.
+fn unknown_among<'a>(checks: &'a [Value], key: &str, value: &str, says: &[&str]) -> Vec<&'a Value> {
+    let among: Vec<&Value> = checks.iter().filter(|c| c[key] == value).collect();
+    let unknown = |c: &Value| {
+        let m = c["message"].as_str().unwrap_or("");
+        c["status"] == "unknown" && says.iter().all(|s| m.contains(s))
+    };
+    assert!(among.iter().copied().any(unknown), "{among:?}");
+    among
+}
+
 #[test]
 fn an_audit_only_token_gets_unknown_with_the_missing_privileges_not_critical() {
     let (_sim, front) = demo_over_api();
@@ -81,21 +93,11 @@ fn an_audit_only_token_gets_unknown_with_the_missing_privileges_not_critical() {
         "an incomplete listing is not 'no backup': {critical:?}"
     );
     assert_eq!(code, 3, "UNKNOWN: {err}");
-    let source: Vec<&Value> = checks
-        .iter()
-        .filter(|c| c["component"] == "source")
-        .collect();
-    assert!(
-        source.iter().any(|c| c["status"] == "unknown"
-            && c["message"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("Datastore.Allocate on /storage/")
-            && c["message"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("VM.Backup on /vms")),
-        "{source:?}"
+    unknown_among(
+        &checks,
+        "component",
+        "source",
+        &["Datastore.Allocate on /storage/", "VM.Backup on /vms"],
     );
     let guests = checks
         .iter()
@@ -140,15 +142,7 @@ fn deep_over_the_api_says_the_archives_were_not_read() {
         .env("PVEDR_TOKEN_SECRET", SECRET));
     // The demo has real CRITICALs (a failed PBS verification, a guest never backed up).
     assert_eq!(code, 2, "{err}");
-    let integrity: Vec<&Value> = checks
-        .iter()
-        .filter(|c| c["check"] == "integrity")
-        .collect();
-    assert!(
-        integrity.iter().any(|c| c["status"] == "unknown"
-            && c["message"].as_str().unwrap_or("").contains("over the API")),
-        "{integrity:?}"
-    );
+    let integrity = unknown_among(&checks, "check", "integrity", &["over the API"]);
     assert!(
         !integrity.iter().any(|c| c["status"] == "critical"),
         "{integrity:?}"

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use pvedr_testkit::{assert_says, bin, demo_over_ssh, json_lines, outcome};
+use pvedr_testkit::{Sshd, assert_says, bin, demo_over_ssh, json_lines, outcome};
 use serde_json::{Value, json};
 
 use crate::common::{NOW, backup};
@@ -28,6 +28,14 @@ fn find<'a>(checks: &'a [Value], component: &str, check: &str) -> &'a Value {
         .iter()
         .find(|c| c["component"] == component && c["check"] == check)
         .unwrap_or_else(|| panic!("no {component} {check} in {checks:?}"))
+}
+
+/// Each (component, check, status): the check of that component has that status.
+fn assert_statuses(checks: &[Value], want: &[(&str, &str, &str)]) {
+    for (component, check, status) in want {
+        let c = find(checks, component, check);
+        assert_eq!(c["status"], *status, "{component} {check}: {c}");
+    }
 }
 
 #[test]
@@ -121,15 +129,14 @@ fn shrink_count_and_storage() {
     ];
     let (checks, code, _) = check_stdin(&recs, &["--min-count", "3", "--storage-warn", "80%"]);
     assert_eq!(code, 2);
-    assert_eq!(find(&checks, "guest/100", "size")["status"], "warning");
-    assert_eq!(find(&checks, "guest/100", "count")["status"], "warning");
-    assert_eq!(
-        find(&checks, "storage/pve1/nas", "space")["status"],
-        "warning"
-    );
-    assert_eq!(
-        find(&checks, "storage/pve1/big", "space")["status"],
-        "critical"
+    assert_statuses(
+        &checks,
+        &[
+            ("guest/100", "size", "warning"),
+            ("guest/100", "count", "warning"),
+            ("storage/pve1/nas", "space", "warning"),
+            ("storage/pve1/big", "space", "critical"),
+        ],
     );
 }
 
@@ -276,20 +283,16 @@ fn the_cluster_over_ssh_with_alerts_and_metrics() {
         2,
     );
     let checks = json_lines(&out.stdout);
-    assert_eq!(find(&checks, "guest/103", "coverage")["status"], "critical");
-    assert_eq!(
-        find(&checks, "job/backup-8c5b1a3e-4f2d", "last-run")["status"],
-        "critical"
+    assert_statuses(
+        &checks,
+        &[
+            ("guest/103", "coverage", "critical"),
+            ("job/backup-8c5b1a3e-4f2d", "last-run", "critical"),
+            ("storage/pve1/nas", "space", "warning"),
+            ("guest/101", "verification", "critical"),
+            ("guest/100", "freshness", "ok"),
+        ],
     );
-    assert_eq!(
-        find(&checks, "storage/pve1/nas", "space")["status"],
-        "warning"
-    );
-    assert_eq!(
-        find(&checks, "guest/101", "verification")["status"],
-        "critical"
-    );
-    assert_eq!(find(&checks, "guest/100", "freshness")["status"], "ok");
     // The failed run of 102 is read from the task log on pve2.
     let run = find(&checks, "guest/102", "last-run");
     assert_eq!(run["status"], "critical");
@@ -345,6 +348,26 @@ fn the_cluster_over_ssh_with_alerts_and_metrics() {
     assert!(line.contains(" | 'guest_100_age'="), "{line}");
 }
 
+/// backup-check `--deep` over `sshd` on the backups of `storage` on `node`: its checks.
+fn deep_over(sshd: &Sshd, node: &str, storage: &str) -> Vec<Value> {
+    let now = NOW.to_string();
+    let out = sshd
+        .bin("backup-check")
+        .args(["--node", node, "--storage", storage, "--deep"])
+        .args(["--timezone", "UTC", "--now", &now])
+        .output()
+        .expect("run");
+    json_lines(&out.stdout)
+}
+
+/// The integrity checks that found an archive damaged (CRITICAL).
+fn damaged(checks: &[Value]) -> Vec<&Value> {
+    checks
+        .iter()
+        .filter(|c| c["check"] == "integrity" && c["status"] == "critical")
+        .collect()
+}
+
 #[test]
 fn deep_over_ssh_uses_the_nodes_own_tools() {
     let (sim, sshd) = demo_over_ssh();
@@ -352,26 +375,8 @@ fn deep_over_ssh_uses_the_nodes_own_tools() {
     let victim = dump.join("vzdump-qemu-100-2024_01_14-02_00_02.vma.zst");
     let bytes = std::fs::read(&victim).expect("read");
     std::fs::write(&victim, &bytes[..bytes.len() / 2]).expect("truncate");
-    let out = sshd
-        .bin("backup-check")
-        .args([
-            "--node",
-            "pve1",
-            "--storage",
-            "local",
-            "--deep",
-            "--timezone",
-            "UTC",
-            "--now",
-            &NOW.to_string(),
-        ])
-        .output()
-        .expect("run");
-    let checks = json_lines(&out.stdout);
-    let bad: Vec<&Value> = checks
-        .iter()
-        .filter(|c| c["check"] == "integrity" && c["status"] == "critical")
-        .collect();
+    let checks = deep_over(&sshd, "pve1", "local");
+    let bad = damaged(&checks);
     assert_eq!(bad.len(), 1, "{checks:?}");
     assert_says(bad[0], "message", "2024_01_14");
     assert!(sim.commands().iter().any(|c| {
@@ -547,24 +552,9 @@ fn deep_over_ssh_verifies_a_plain_vma_with_the_nodes_vma_tool() {
     let p = sim.add_backup(&cut);
     let bytes = std::fs::read(&p).expect("read");
     std::fs::write(&p, &bytes[..bytes.len() - 4096]).expect("truncate");
-    let out = sshd
-        .bin("backup-check")
-        .args([
-            "--node",
-            "pve1",
-            "--storage",
-            "local",
-            "--deep",
-            "--timezone",
-            "UTC",
-        ])
-        .args(["--now", &NOW.to_string()])
-        .output()
-        .expect("run");
-    let checks = json_lines(&out.stdout);
-    let bad: Vec<&str> = checks
-        .iter()
-        .filter(|c| c["check"] == "integrity" && c["status"] == "critical")
+    let checks = deep_over(&sshd, "pve1", "local");
+    let bad: Vec<&str> = damaged(&checks)
+        .into_iter()
         .filter_map(|c| c["message"].as_str())
         .collect();
     let name = p.file_name().and_then(|n| n.to_str()).expect("name");
@@ -637,21 +627,7 @@ fn deep_tests_each_nodes_local_archives_on_that_node() {
     let mut b = pvedr_testkit::Backup::new("local2", "qemu", 102, NOW - 3000);
     b.compress = "none".into();
     sim.add_backup(&b);
-    let out = sshd
-        .bin("backup-check")
-        .args([
-            "--node",
-            "pve2",
-            "--storage",
-            "local2",
-            "--deep",
-            "--timezone",
-            "UTC",
-        ])
-        .args(["--now", &NOW.to_string()])
-        .output()
-        .expect("run");
-    let checks = json_lines(&out.stdout);
+    let checks = deep_over(&sshd, "pve2", "local2");
     let c = find(&checks, "guest/102", "integrity");
     assert_eq!(c["status"], "ok", "{checks:?}");
     let cmds = sim.commands();

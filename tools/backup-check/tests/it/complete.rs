@@ -44,6 +44,15 @@ fn last(out: &std::process::Output) -> Value {
     json_lines(&out.stdout).pop().expect("a record")
 }
 
+/// The Nagios line for `input` is UNKNOWN (exit 3) and gives `why`.
+fn nagios_unknown(input: &[u8], why: &str) {
+    let (out, _) = check(input, &["--nagios"]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("BACKUP UNKNOWN"), "{text}");
+    assert!(text.contains(why), "{text}");
+}
+
 #[test]
 fn empty_input_is_unknown_not_ok() {
     let (out, checks) = check(b"", &[]);
@@ -54,11 +63,7 @@ fn empty_input_is_unknown_not_ok() {
         "{why:?}"
     );
 
-    let (out, _) = check(b"", &["--nagios"]);
-    assert_eq!(out.status.code(), Some(3));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("BACKUP UNKNOWN"), "{text}");
-    assert!(text.contains("no records on input"), "{text}");
+    nagios_unknown(b"", "no records on input");
 }
 
 #[test]
@@ -76,11 +81,7 @@ fn an_unreachable_node_through_the_pipe_is_unknown_with_the_reason() {
         "{end}"
     );
 
-    let (out, _) = check(&listed.stdout, &["--nagios"]);
-    assert_eq!(out.status.code(), Some(3));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("BACKUP UNKNOWN"), "{text}");
-    assert!(text.contains("the listing failed"), "{text}");
+    nagios_unknown(&listed.stdout, "the listing failed");
 }
 
 #[test]

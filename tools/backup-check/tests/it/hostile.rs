@@ -124,15 +124,26 @@ fn damaged_reason(dir: &Path) -> String {
     bad[0]["message"].as_str().unwrap_or("").to_string()
 }
 
+const VMA: &str = "vzdump-qemu-100-2024_01_15-02_00_00.vma";
+const TAR: &str = "vzdump-lxc-101-2024_01_15-02_00_00.tar";
+
+/// A temporary dump directory holding `files` (name, bytes).
+fn dump_of(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for (name, bytes) in files {
+        std::fs::write(tmp.path().join(name), bytes).expect("write");
+    }
+    tmp
+}
+
+/// [`damaged_reason`] of a dump directory holding only `name` with `bytes`.
+fn reason_for(name: &str, bytes: Vec<u8>) -> String {
+    damaged_reason(dump_of(&[(name, bytes)]).path())
+}
+
 #[test]
 fn vma_device_of_2_pow_62_bytes_is_damaged_not_an_abort() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    std::fs::write(
-        tmp.path().join("vzdump-qemu-100-2024_01_15-02_00_00.vma"),
-        vma(1 << 62),
-    )
-    .expect("write");
-    let why = damaged_reason(tmp.path());
+    let why = reason_for(VMA, vma(1 << 62));
     assert!(why.contains("device 1"), "{why}");
     assert!(why.contains(&(1u64 << 62).to_string()), "{why}");
 }
@@ -140,58 +151,34 @@ fn vma_device_of_2_pow_62_bytes_is_damaged_not_an_abort() {
 #[test]
 fn vma_devices_beyond_the_tracking_bound_are_damaged() {
     // 2^47 bytes fits VMA's 32-bit cluster numbers, but is more than --deep tracks.
-    let tmp = tempfile::tempdir().expect("tmp");
-    std::fs::write(
-        tmp.path().join("vzdump-qemu-100-2024_01_15-02_00_00.vma"),
-        vma(1 << 47),
-    )
-    .expect("write");
-    let why = damaged_reason(tmp.path());
+    let why = reason_for(VMA, vma(1 << 47));
     assert!(why.contains("device 1"), "{why}");
     assert!(why.contains(&(1u64 << 47).to_string()), "{why}");
 }
 
 #[test]
 fn tar_long_name_of_2_pow_44_bytes_is_damaged_not_an_abort() {
-    let tmp = tempfile::tempdir().expect("tmp");
     let long = tar_header("././@LongLink", b'L', base256_size(1 << 44));
-    std::fs::write(
-        tmp.path().join("vzdump-lxc-101-2024_01_15-02_00_00.tar"),
-        tar_with(&long),
-    )
-    .expect("write");
-    let why = damaged_reason(tmp.path());
+    let why = reason_for(TAR, tar_with(&long));
     assert!(why.contains("long name"), "{why}");
 }
 
 #[test]
 fn tar_member_of_2_pow_64_minus_1_bytes_is_damaged() {
     // The padded size wraps to 0 in unchecked arithmetic, and the member "fits".
-    let tmp = tempfile::tempdir().expect("tmp");
     let huge = tar_header("./big", b'0', base256_size(u64::MAX));
-    std::fs::write(
-        tmp.path().join("vzdump-lxc-101-2024_01_15-02_00_00.tar"),
-        tar_with(&huge),
-    )
-    .expect("write");
-    let why = damaged_reason(tmp.path());
+    let why = reason_for(TAR, tar_with(&huge));
     assert!(why.contains("./big"), "{why}");
 }
 
 #[test]
 fn tar_base256_size_beyond_64_bits_is_damaged() {
     // 2^64 + 512: shifting out the top bits would read 512 and skip one block.
-    let tmp = tempfile::tempdir().expect("tmp");
     let mut size = base256_size(512);
     size[3] = 1;
     let mut member = tar_header("./big", b'0', size).to_vec();
     member.extend([0u8; 512]);
-    std::fs::write(
-        tmp.path().join("vzdump-lxc-101-2024_01_15-02_00_00.tar"),
-        tar_with(&member),
-    )
-    .expect("write");
-    let why = damaged_reason(tmp.path());
+    let why = reason_for(TAR, tar_with(&member));
     assert!(why.contains("size"), "{why}");
 }
 
@@ -199,20 +186,10 @@ fn tar_base256_size_beyond_64_bits_is_damaged() {
 fn well_formed_hostile_helpers_pass() {
     // The helpers themselves make archives the checker accepts: the failures above are the
     // numbers, not the framing.
-    let tmp = tempfile::tempdir().expect("tmp");
     let mut member = tar_header("./small", b'0', base256_size(3)).to_vec();
     member.extend(b"abc");
     member.resize(1024, 0);
-    std::fs::write(
-        tmp.path().join("vzdump-lxc-101-2024_01_15-02_00_00.tar"),
-        tar_with(&member),
-    )
-    .expect("write");
-    std::fs::write(
-        tmp.path().join("vzdump-qemu-100-2024_01_15-02_00_00.vma"),
-        vma(0),
-    )
-    .expect("write");
+    let tmp = dump_of(&[(TAR, tar_with(&member)), (VMA, vma(0))]);
     let (checks, code, stderr) = deep(tmp.path());
     assert_eq!(code, 0, "{checks:?} {stderr}");
 }

@@ -131,6 +131,12 @@ fn good_archives_pass() {
     assert_eq!(whole, 8);
 }
 
+/// The file name of an archive written by [`archive`].
+fn name_of(p: &std::path::Path) -> String {
+    let name = p.file_name().and_then(|n| n.to_str());
+    name.unwrap_or("").to_string()
+}
+
 #[test]
 fn every_corruption_is_found() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -145,12 +151,7 @@ fn every_corruption_is_found() {
                 } else {
                     corrupt(&p, mode);
                 }
-                expected.push(
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or("")
-                        .to_string(),
-                );
+                expected.push(name_of(&p));
                 vmid += 1;
             }
         }
@@ -158,12 +159,7 @@ fn every_corruption_is_found() {
         for mode in ["truncate", "empty"] {
             let p = archive(tmp.path(), gtype, vmid, "none", 0);
             corrupt(&p, mode);
-            expected.push(
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("")
-                    .to_string(),
-            );
+            expected.push(name_of(&p));
             vmid += 1;
         }
         let p = archive(tmp.path(), gtype, vmid, "none", 0);
@@ -171,12 +167,7 @@ fn every_corruption_is_found() {
         let at = if gtype == "qemu" { 100 } else { 130 }; // VMA header; tar header of pct.conf
         bytes[at] ^= 0x20;
         std::fs::write(&p, bytes).expect("write");
-        expected.push(
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .to_string(),
-        );
+        expected.push(name_of(&p));
         vmid += 1;
     }
     // One good archive among them.

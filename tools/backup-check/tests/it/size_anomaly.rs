@@ -29,6 +29,13 @@ fn history(storage: &str, format: &str) -> Vec<Value> {
         .collect()
 }
 
+/// [`history`], then the newest backup of `newest` GiB on `local` in vma.zst.
+fn series(storage: &str, format: &str, newest: f64) -> Vec<Value> {
+    let mut recs = history(storage, format);
+    recs.push(backup("local", "vma.zst", 0, gib(newest)));
+    recs
+}
+
 fn run(records: &[Value], args: &[&str]) -> (Vec<Value>, i32, String) {
     let out = on_records(records, args);
     (
@@ -44,11 +51,10 @@ fn size_of(checks: &[Value]) -> Value {
     found[0].clone()
 }
 
-#[test]
-fn a_tripled_backup_warns_with_the_figures() {
-    let mut recs = history("local", "vma.zst");
-    recs.push(backup("local", "vma.zst", 0, gib(30.1)));
-    let (checks, code, err) = run(&recs, &[]);
+/// A newest backup of `newest` GiB after [`history`] warns (exit 1), its `size` finding
+/// beginning with `says`: that finding.
+fn warns(newest: f64, says: &str) -> Value {
+    let (checks, code, err) = run(&series("local", "vma.zst", newest), &[]);
     let s = size_of(&checks);
     assert_eq!(
         (code, s["status"].as_str()),
@@ -56,9 +62,15 @@ fn a_tripled_backup_warns_with_the_figures() {
         "{s} {err}"
     );
     let msg = s["message"].as_str().expect("message");
-    assert!(
-        msg.starts_with("the backup tripled: 30.1 GiB against a median of 9.8 GiB over 7 backups"),
-        "{msg}"
+    assert!(msg.starts_with(says), "{msg}");
+    s
+}
+
+#[test]
+fn a_tripled_backup_warns_with_the_figures() {
+    let s = warns(
+        30.1,
+        "the backup tripled: 30.1 GiB against a median of 9.8 GiB over 7 backups",
     );
     assert_eq!(s["value"], gib(30.1));
     assert_eq!(s["median"], gib(9.8));
@@ -68,17 +80,9 @@ fn a_tripled_backup_warns_with_the_figures() {
 
 #[test]
 fn a_tiny_backup_warns_and_a_steady_series_is_ok() {
-    let mut recs = history("local", "vma.zst");
-    recs.push(backup("local", "vma.zst", 0, gib(1.2)));
-    let (checks, code, _) = run(&recs, &[]);
-    let s = size_of(&checks);
-    assert_eq!((code, s["status"].as_str()), (1, Some("warning")), "{s}");
-    assert!(
-        s["message"]
-            .as_str()
-            .expect("message")
-            .starts_with("suspiciously small: 1.2 GiB against a median of 9.8 GiB over 7 backups"),
-        "{s}"
+    let s = warns(
+        1.2,
+        "suspiciously small: 1.2 GiB against a median of 9.8 GiB over 7 backups",
     );
     // The previous backup's rule (--shrink-warn) fired too: said in the same finding.
     assert!(
@@ -86,8 +90,7 @@ fn a_tiny_backup_warns_and_a_steady_series_is_ok() {
         "{s}"
     );
 
-    let mut steady = history("local", "vma.zst");
-    steady.push(backup("local", "vma.zst", 0, gib(10.4)));
+    let steady = series("local", "vma.zst", 10.4);
     let (checks, code, _) = run(&steady, &[]);
     assert_eq!((code, size_of(&checks)["status"].as_str()), (0, Some("ok")));
 }
@@ -103,8 +106,7 @@ fn too_few_backups_or_other_series_give_no_verdict() {
     // Like with like: the history on another storage, or in another compression, is not
     // this series.
     for (storage, format) in [("nas", "vma.zst"), ("local", "vma.gz")] {
-        let mut recs = history(storage, format);
-        recs.push(backup("local", "vma.zst", 0, gib(30.1)));
+        let recs = series(storage, format, 30.1);
         let (checks, code, _) = run(&recs, &[]);
         assert_eq!(
             (code, size_of(&checks)["status"].as_str()),
@@ -113,8 +115,7 @@ fn too_few_backups_or_other_series_give_no_verdict() {
         );
     }
     // Turned off.
-    let mut recs = history("local", "vma.zst");
-    recs.push(backup("local", "vma.zst", 0, gib(30.1)));
+    let recs = series("local", "vma.zst", 30.1);
     let (_, code, _) = run(&recs, &["--size-window", "0"]);
     assert_eq!(code, 0);
 }
@@ -136,8 +137,7 @@ fn pbs_snapshots_are_compared_by_their_logical_sizes() {
 
 #[test]
 fn the_window_and_factors_are_flags() {
-    let mut recs = history("local", "vma.zst");
-    recs.push(backup("local", "vma.zst", 0, gib(15.0)));
+    let recs = series("local", "vma.zst", 15.0);
     let (checks, code, _) = run(&recs, &["--size-grow", "1.5", "--size-window", "3"]);
     let s = size_of(&checks);
     assert_eq!(code, 1, "{s}");

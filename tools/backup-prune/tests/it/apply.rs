@@ -27,6 +27,20 @@ fn prune(sim: &SimNode, sshd: &Sshd, extra: &[&str]) -> (Vec<Value>, Vec<Value>,
     )
 }
 
+/// The demo's files, then a [`prune`] with `extra` that must exit `code`: the files before,
+/// the marks, the steps and stderr.
+fn pruned(
+    sim: &SimNode,
+    sshd: &Sshd,
+    extra: &[&str],
+    code: i32,
+) -> (BTreeSet<String>, Vec<Value>, Vec<Value>, String) {
+    let before = files(sim);
+    let (marked, steps, got, err) = prune(sim, sshd, extra);
+    assert_eq!(got, code, "{err}");
+    (before, marked, steps, err)
+}
+
 fn files(sim: &SimNode) -> BTreeSet<String> {
     std::fs::read_dir(sim.dump_dir("local"))
         .expect("dump")
@@ -75,9 +89,7 @@ fn file_of(volid: &str) -> String {
 #[test]
 fn without_apply_nothing_is_deleted() {
     let (sim, sshd) = demo_over_ssh();
-    let before = files(&sim);
-    let (marked, steps, code, _) = prune(&sim, &sshd, &[]);
-    assert_eq!(code, 0);
+    let (before, marked, steps, _) = pruned(&sim, &sshd, &[], 0);
     assert!(steps.is_empty());
     assert!(!volids_marked(&marked, "remove").is_empty());
     assert_nothing_deleted(&sim, &before);
@@ -86,9 +98,7 @@ fn without_apply_nothing_is_deleted() {
 #[test]
 fn apply_without_a_terminal_or_yes_refuses_after_the_preview_and_deletes_nothing() {
     let (sim, sshd) = demo_over_ssh();
-    let before = files(&sim);
-    let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply"]);
-    assert_eq!(code, 2, "{err}");
+    let (before, marked, steps, err) = pruned(&sim, &sshd, &["--apply"], 2);
     assert!(err.contains("rerun with --yes"), "{err}");
     assert!(steps.is_empty());
     // The preview on stderr names what --apply would delete, before the refusal.
@@ -107,9 +117,7 @@ fn apply_without_a_terminal_or_yes_refuses_after_the_preview_and_deletes_nothing
 #[test]
 fn apply_dry_run_shows_the_deletions_and_deletes_nothing() {
     let (sim, sshd) = demo_over_ssh();
-    let before = files(&sim);
-    let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply", "--dry-run"]);
-    assert_eq!(code, 0, "{err}");
+    let (before, marked, steps, err) = pruned(&sim, &sshd, &["--apply", "--dry-run"], 0);
     assert!(steps.is_empty());
     assert!(err.contains("dry run"), "{err}");
     for v in &volids_marked(&marked, "remove") {
@@ -121,9 +129,7 @@ fn apply_dry_run_shows_the_deletions_and_deletes_nothing() {
 #[test]
 fn apply_removes_exactly_the_remove_set() {
     let (sim, sshd) = demo_over_ssh();
-    let before = files(&sim);
-    let (marked, steps, code, err) = prune(&sim, &sshd, &["--apply", "--yes"]);
-    assert_eq!(code, 0, "{err}");
+    let (before, marked, steps, _) = pruned(&sim, &sshd, &["--apply", "--yes"], 0);
     let remove = volids_marked(&marked, "remove");
     let protected = volids_marked(&marked, "protected");
     let renamed = volids_marked(&marked, "renamed");

@@ -17,6 +17,12 @@ fn stream(values: &[Value]) -> String {
     values.iter().map(|v| format!("{v}\n")).collect()
 }
 
+/// The run's stderr says `needle`.
+fn stderr_says(out: &std::process::Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(needle), "{err}");
+}
+
 #[test]
 fn policy_errors_are_proxmox_errors_and_usage_errors() {
     for (args, msg) in [
@@ -92,11 +98,7 @@ fn policy_strings_pvedr_refuses() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("keep-last: 23 digits is more than a count can be"),
-        "{err}"
-    );
+    stderr_says(&out, "keep-last: 23 digits is more than a count can be");
 }
 
 #[test]
@@ -211,11 +213,7 @@ fn from_job_uses_the_covering_jobs_retention() {
     assert_eq!((kept(100), kept(101), kept(102)), (2, 2, 3));
     let r102: Vec<&Value> = recs.iter().filter(|r| r["vmid"] == 102).collect();
     assert!(r102.iter().all(|r| r["reason"] == "no-job"));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("qemu/102: no backup job covers this guest"),
-        "{err}"
-    );
+    stderr_says(&out, "qemu/102: no backup job covers this guest");
 }
 
 #[test]

@@ -10,6 +10,14 @@ use serde_json::Value;
 pub const BUCKET: &str = "offsite";
 pub const TO: &str = "s3://offsite/pve";
 
+/// The run (its stdout) did one thing: it changed `name`.
+pub fn assert_changed(stdout: &[u8], name: &str) {
+    assert_eq!(
+        statuses(stdout),
+        [(name.to_string(), "changed".to_string())]
+    );
+}
+
 pub struct Offsite {
     pub moto: Moto,
 }
@@ -44,6 +52,37 @@ impl Offsite {
         let mut c = self.tool("backup-sync");
         c.args(["push", "--yes", "--to", TO, "--dir"]).arg(dir);
         c
+    }
+
+    /// `backup-sync push --yes --to TO --part-size 5M` as a process to watch while it runs
+    /// (its records go on its stdin).
+    pub fn push_process(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("backup-sync"));
+        c.args(["push", "--yes", "--to", TO, "--part-size", "5M"])
+            .envs(s3_env())
+            .env("AWS_ENDPOINT_URL", self.moto.endpoint());
+        c
+    }
+
+    /// `backup-sync pull --yes --to-dir DIR`: what to pull (a volid, a URL, records on stdin)
+    /// and other flags follow.
+    pub fn pull_to(&self, dir: &Path) -> assert_cmd::Command {
+        let mut c = self.tool("backup-sync");
+        c.args(["pull", "--yes", "--to-dir"]).arg(dir);
+        c
+    }
+
+    /// Rewrites the manifest of the copy at `key`: `edit` is Python that changes the dict `m`.
+    pub fn edit_manifest(&self, key: &str, edit: &str) {
+        self.moto.boto(
+            BUCKET,
+            &format!(
+                "k = {key:?} + \".manifest.json\"\n\
+                 m = json.loads(s3.get_object(Bucket=B, Key=k)[\"Body\"].read())\n\
+                 {edit}\n\
+                 s3.put_object(Bucket=B, Key=k, Body=json.dumps(m).encode())\n"
+            ),
+        );
     }
 
     /// Pushes every backup of the simulator's `local` dump directory, which must succeed.

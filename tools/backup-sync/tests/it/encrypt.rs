@@ -10,7 +10,7 @@ use pvedr_testkit::{assert_says, json_lines, run_code, run_ok};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::common::{BUCKET, Offsite, TO, list_dir, noise, of_kind, record, statuses};
+use crate::common::{BUCKET, Offsite, TO, assert_changed, list_dir, noise, of_kind, record};
 
 pub const NAME: &str = "vzdump-qemu-100-2024_01_16-02_00_02.vma.zst";
 const LOG: &str = "vzdump-qemu-100-2024_01_16-02_00_02.log";
@@ -78,6 +78,26 @@ fn dump(size: usize) -> (tempfile::TempDir, Vec<u8>) {
     std::fs::write(dir.path().join(format!("{NAME}.notes")), NOTES).expect("notes");
     std::fs::write(dir.path().join(LOG), "INFO: starting\n").expect("log");
     (dir, data)
+}
+
+/// `backup-sync pull` of the copy at `KEY` into `to`, with `key` as the age identity.
+fn pull_with(s3: &Offsite, to: &Path, key: &AgeKey) -> assert_cmd::Command {
+    let mut c = s3.pull_to(to);
+    c.arg("--age-identity")
+        .arg(&key.file)
+        .arg(format!("s3://{BUCKET}/{KEY}"));
+    c
+}
+
+/// A backup of `size` bytes pushed encrypted to a new key: the bucket, the key's directory,
+/// the key and the dump directory.
+fn pushed_encrypted(size: usize) -> (Offsite, tempfile::TempDir, AgeKey, tempfile::TempDir) {
+    let s3 = Offsite::new();
+    let keys = tempfile::tempdir().expect("tmp");
+    let k1 = keygen(keys.path(), "k1");
+    let (dir, _) = dump(size);
+    push(&s3, dir.path(), size, &["--encrypt-to", &k1.public]);
+    (s3, keys, k1, dir)
 }
 
 fn push(s3: &Offsite, dir: &Path, size: usize, args: &[&str]) -> std::process::Output {
@@ -152,19 +172,9 @@ fn an_encrypted_multipart_push_is_decrypted_by_age_and_by_pull_byte_identical() 
     assert_eq!(b["size"], size);
 
     let to = tempfile::tempdir().expect("tmp");
-    let pulled = run_ok(
-        s3.tool("backup-sync")
-            .args(["pull", "--yes", "--age-identity"])
-            .arg(&k1.file)
-            .arg("--to-dir")
-            .arg(to.path())
-            .arg(format!("s3://{BUCKET}/{KEY}")),
-    );
+    let pulled = run_ok(pull_with(&s3, to.path(), &k1));
     no_secret(&pulled, &k1);
-    assert_eq!(
-        statuses(&pulled.stdout),
-        [(NAME.to_string(), "changed".to_string())]
-    );
+    assert_changed(&pulled.stdout, NAME);
     assert_eq!(std::fs::read(to.path().join(NAME)).expect("pulled"), data);
     let n = std::fs::read_to_string(to.path().join(format!("{NAME}.notes"))).expect("notes");
     assert_eq!(n, NOTES);
@@ -182,9 +192,7 @@ fn a_wrong_missing_or_exposed_identity_is_refused_and_no_secret_is_printed() {
     let to = tempfile::tempdir().expect("tmp");
     let pull = |extra: &[&std::ffi::OsStr], code: i32| {
         run_code(
-            s3.tool("backup-sync")
-                .args(["pull", "--yes", "--to-dir"])
-                .arg(to.path())
+            s3.pull_to(to.path())
                 .args(extra)
                 .arg(format!("s3://{BUCKET}/{KEY}")),
             code,
@@ -234,17 +242,8 @@ fn verify_reads_an_encrypted_copy_only_with_an_identity_that_opens_it() {
     let name = "vzdump-lxc-100-2024_01_15-02_00_02.tar.zst";
     crate::verify::archive(dir.path(), name, 3);
     run_ok(
-        s3.tool("backup-sync")
-            .args([
-                "push",
-                "--yes",
-                "--to",
-                TO,
-                "--encrypt-to",
-                &k1.public,
-                "--dir",
-            ])
-            .arg(dir.path())
+        s3.push_from(dir.path())
+            .args(["--encrypt-to", &k1.public])
             .write_stdin(list_dir(dir.path(), "local")),
     );
     let key = format!("pve/pve1/100/{name}");
@@ -289,12 +288,8 @@ fn verify_reads_an_encrypted_copy_only_with_an_identity_that_opens_it() {
 
 #[test]
 fn a_plain_push_over_an_encrypted_copy_is_refused_without_force() {
-    let s3 = Offsite::new();
-    let keys = tempfile::tempdir().expect("tmp");
-    let k1 = keygen(keys.path(), "k1");
     let size = 100 * 1024;
-    let (dir, _) = dump(size);
-    push(&s3, dir.path(), size, &["--encrypt-to", &k1.public]);
+    let (s3, _keys, _k1, dir) = pushed_encrypted(size);
     let out = run_code(
         s3.push_from(dir.path())
             .write_stdin(record(NAME, size as u64)),
@@ -311,13 +306,9 @@ fn a_plain_push_over_an_encrypted_copy_is_refused_without_force() {
 
 #[test]
 fn a_flipped_byte_in_an_encrypted_copy_fails_pull_and_verify_with_nothing_written() {
-    let s3 = Offsite::new();
-    let keys = tempfile::tempdir().expect("tmp");
-    let k1 = keygen(keys.path(), "k1");
     // Small: the object goes back through a boto3 command line.
     let size = 30 * 1024;
-    let (dir, _) = dump(size);
-    push(&s3, dir.path(), size, &["--encrypt-to", &k1.public]);
+    let (s3, keys, k1, _dir) = pushed_encrypted(size);
     let mut object = s3.object(KEY);
     // In the payload: age's tag of its chunk no longer matches.
     let at = object.len() - 100;
@@ -328,15 +319,7 @@ fn a_flipped_byte_in_an_encrypted_copy_fails_pull_and_verify_with_nothing_writte
         &format!("s3.put_object(Bucket=B, Key={KEY:?}, Body=bytes.fromhex('{hex}'))"),
     );
     let to = tempfile::tempdir().expect("tmp");
-    let out = run_code(
-        s3.tool("backup-sync")
-            .args(["pull", "--yes", "--age-identity"])
-            .arg(&k1.file)
-            .arg("--to-dir")
-            .arg(to.path())
-            .arg(format!("s3://{BUCKET}/{KEY}")),
-        1,
-    );
+    let out = run_code(pull_with(&s3, to.path(), &k1), 1);
     let msg = of_kind(&out.stdout, "step")[0]["message"].clone();
     assert!(
         msg.as_str().unwrap_or("").contains("not a whole age file"),

@@ -2,7 +2,9 @@
 //! gives exactly that) can make a pull or a push do: side files named after other files,
 //! a planted symlink at the temporary name, a copy whose archive object is gone.
 
-use pvedr_testkit::{assert_says, demo_over_ssh, run_code, run_ok};
+use std::path::PathBuf;
+
+use pvedr_testkit::{SimNode, Sshd, assert_says, demo_over_ssh, run_code, run_ok};
 
 use crate::common::{BUCKET, Offsite, TO, demo_offsite, failed_steps, list_dir, of_kind, statuses};
 
@@ -45,12 +47,7 @@ fn pull_to_dir_never_lets_a_side_file_replace_another_file() {
         for f in [B.to_string(), format!("{B}.notes")] {
             std::fs::write(to.path().join(f), b"mine").expect("write");
         }
-        let out = run_code(
-            s3.tool("backup-sync")
-                .args(["pull", "--yes", &volid, "--force", "--to-dir"])
-                .arg(to.path()),
-            1,
-        );
+        let out = run_code(s3.pull_to(to.path()).args([&volid, "--force"]), 1);
         assert_eq!(
             statuses(&out.stdout),
             [(A.to_string(), "failed".to_string())],
@@ -80,36 +77,34 @@ fn pull_to_dir_keeps_an_existing_side_file_that_differs() {
     let notes = to.path().join(format!("{A}.notes"));
     std::fs::write(&notes, b"my notes").expect("write");
     let volid = format!("offsite:backup/{}", key(101, A));
-    let out = run_code(
-        s3.tool("backup-sync")
-            .args(["pull", "--yes", &volid, "--to-dir"])
-            .arg(to.path()),
-        1,
-    );
+    let out = run_code(s3.pull_to(to.path()).arg(&volid), 1);
     let step = &of_kind(&out.stdout, "step")[0];
     assert_eq!(step["status"], "failed");
     assert_says(step, "message", "--force");
     assert_eq!(std::fs::read(&notes).expect("kept"), b"my notes");
     assert!(!to.path().join(A).exists(), "nothing written: {step}");
     // --force replaces it with the copy's.
-    run_ok(
-        s3.tool("backup-sync")
-            .args(["pull", "--yes", &volid, "--force", "--to-dir"])
-            .arg(to.path()),
-    );
+    run_ok(s3.pull_to(to.path()).args([&volid, "--force"]));
     assert_eq!(
         std::fs::read(&notes).expect("pulled"),
         std::fs::read(sim.dump_dir("local").join(format!("{A}.notes"))).expect("original")
     );
 }
 
-#[test]
-fn pull_to_node_never_lets_a_side_file_replace_a_backup() {
+/// The demo over sshd with its backups pushed, then `A` lost from the node's `local`: the
+/// simulator, the sshd, the bucket and the dump directory.
+fn a_lost() -> (SimNode, Sshd, Offsite, PathBuf) {
     let (sim, sshd) = demo_over_ssh();
     let s3 = Offsite::new();
     s3.push_local(&sim);
     let dump = sim.dump_dir("local");
     std::fs::remove_file(dump.join(A)).expect("rm");
+    (sim, sshd, s3, dump)
+}
+
+#[test]
+fn pull_to_node_never_lets_a_side_file_replace_a_backup() {
+    let (_sim, sshd, s3, dump) = a_lost();
     let before = std::fs::read(dump.join(B)).expect("B");
     hostile_side_file(&s3, B);
     let volid = format!("offsite:backup/{}", key(101, A));
@@ -139,11 +134,7 @@ fn pull_to_node_never_lets_a_side_file_replace_a_backup() {
 
 #[test]
 fn pull_to_node_does_not_write_through_a_planted_symlink() {
-    let (sim, sshd) = demo_over_ssh();
-    let s3 = Offsite::new();
-    s3.push_local(&sim);
-    let dump = sim.dump_dir("local");
-    std::fs::remove_file(dump.join(A)).expect("rm");
+    let (_sim, sshd, s3, dump) = a_lost();
     let outside = tempfile::tempdir().expect("tmp");
     let victim = outside.path().join("victim");
     std::fs::write(&victim, b"keep").expect("write");
@@ -236,19 +227,11 @@ fn push_from_dir_aborts_an_archive_whose_size_is_not_the_records() {
 fn ls_table_and_csv_escape_control_characters_from_manifests() {
     let (sim, s3) = demo_offsite();
     s3.push_local(&sim);
-    s3.moto.boto(
-        BUCKET,
-        &format!(
-            r#"
-k = {:?} + ".manifest.json"
-m = json.loads(s3.get_object(Bucket=B, Key=k)["Body"].read())
-m["notes"] = "\x1b]0;owned\x07\x1b[2Jnotes\rover"
+    s3.edit_manifest(
+        &key(101, A),
+        r#"m["notes"] = "\x1b]0;owned\x07\x1b[2Jnotes\rover"
 m["node"] = "pve1\x1b[31m"
-m["source_volid"] = "local:backup/a\nb"
-s3.put_object(Bucket=B, Key=k, Body=json.dumps(m).encode())
-"#,
-            key(101, A)
-        ),
+m["source_volid"] = "local:backup/a\nb""#,
     );
     for format in ["table", "csv"] {
         let out = run_ok(
@@ -273,18 +256,7 @@ s3.put_object(Bucket=B, Key=k, Body=json.dumps(m).encode())
 fn ls_reports_a_copy_whose_size_lies_as_damaged() {
     let (sim, s3) = demo_offsite();
     s3.push_local(&sim);
-    s3.moto.boto(
-        BUCKET,
-        &format!(
-            r#"
-k = {:?} + ".manifest.json"
-m = json.loads(s3.get_object(Bucket=B, Key=k)["Body"].read())
-m["size"] = 18446744073709551615
-s3.put_object(Bucket=B, Key=k, Body=json.dumps(m).encode())
-"#,
-            key(101, A)
-        ),
-    );
+    s3.edit_manifest(&key(101, A), r#"m["size"] = 18446744073709551615"#);
     let ls = run_ok(s3.tool("backup-sync").args(["ls", "--from", TO])).stdout;
     let damaged = of_kind(&ls, "offsite_damaged");
     assert_eq!(damaged.len(), 1, "{}", String::from_utf8_lossy(&ls));

@@ -1,15 +1,14 @@
 //! An upload killed midway (SIGTERM, SIGINT) is aborted: no object, no pending upload;
 //! the exit status is 130 and a rerun completes.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use pvedr_testkit::s3::s3_env;
 use pvedr_testkit::{assert_says, run_ok};
 
-use crate::common::{Offsite, TO, noise, of_kind, record, statuses};
+use crate::common::{Offsite, assert_changed, noise, of_kind, record};
 
 const NAME: &str = "vzdump-qemu-100-2024_01_16-02_00_02.vma.zst";
 
@@ -23,22 +22,10 @@ fn interrupted_upload_leaves_nothing(signal: Signal, extra: &[&str]) -> (Vec<u8>
     let rec = record(NAME, size as u64);
     // Slowed down so that the signal lands while parts are being uploaded.
     let mut child = pvedr_testkit::spawn_fed(
-        Command::new(assert_cmd::cargo::cargo_bin("backup-sync"))
-            .args([
-                "push",
-                "--yes",
-                "--to",
-                TO,
-                "--part-size",
-                "5M",
-                "--bwlimit",
-                "2M",
-                "--dir",
-            ])
+        s3.push_process()
+            .args(["--bwlimit", "2M", "--dir"])
             .arg(dir.path())
             .args(extra)
-            .envs(s3_env())
-            .env("AWS_ENDPOINT_URL", s3.moto.endpoint())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
         rec.as_bytes(),
@@ -82,16 +69,12 @@ fn interrupted_upload_leaves_nothing(signal: Signal, extra: &[&str]) -> (Vec<u8>
     assert_eq!(s3.uploads(), 0, "the upload was aborted");
 
     let again = run_ok(
-        s3.tool("backup-sync")
-            .args(["push", "--yes", "--to", TO, "--part-size", "5M", "--dir"])
-            .arg(dir.path())
+        s3.push_from(dir.path())
+            .args(["--part-size", "5M"])
             .args(extra)
             .write_stdin(rec),
     );
-    assert_eq!(
-        statuses(&again.stdout),
-        [(NAME.to_string(), "changed".to_string())]
-    );
+    assert_changed(&again.stdout, NAME);
     let key = format!("pve/pve1/100/{NAME}");
     assert!(s3.keys().contains(&key));
     assert_eq!(s3.uploads(), 0);

@@ -1,13 +1,12 @@
 //! Memory stays bounded by the part size, whatever the archive's size: an archive of 17
 //! parts streams over SSH with a peak RSS within 4 x part size x jobs + 64 MiB.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use pvedr_testkit::demo_over_ssh;
-use pvedr_testkit::s3::s3_env;
 
-use crate::common::{Offsite, TO, noise, of_kind, record};
+use crate::common::{Offsite, noise, of_kind, record};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -28,20 +27,9 @@ fn peak_memory_is_bounded_by_the_part_size() {
     let size = 17 * part + 12345;
     std::fs::write(sim.dump_dir("local").join(name), noise(size as usize, 3)).expect("archive");
     let mut child = pvedr_testkit::spawn_fed(
-        Command::new(assert_cmd::cargo::cargo_bin("backup-sync"))
-            .args([
-                "push",
-                "--yes",
-                "--to",
-                TO,
-                "--part-size",
-                "5M",
-                "--jobs",
-                "1",
-            ])
+        s3.push_process()
+            .args(["--jobs", "1"])
             .args(sshd.args())
-            .envs(s3_env())
-            .env("AWS_ENDPOINT_URL", s3.moto.endpoint())
             .stdout(Stdio::piped())
             .stderr(Stdio::null()),
         record(name, size).as_bytes(),

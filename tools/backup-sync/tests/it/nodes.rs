@@ -2,11 +2,11 @@
 //! files on each node. push reads an archive on the node its record names, pull --to-node
 //! writes on the node named, both through the node the connection lands on.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use pvedr_testkit::{SimNode, Sshd, run_ok};
 
-use crate::common::{BUCKET, Offsite, TO, noise, statuses};
+use crate::common::{BUCKET, Offsite, TO, assert_changed, noise};
 
 const NAME: &str = "vzdump-qemu-102-2024_01_15-02_00_02.vma.zst";
 
@@ -28,6 +28,13 @@ fn two_locals(sim: &SimNode) -> PathBuf {
     d
 }
 
+/// Writes the archive `NAME` of `size` bytes of noise (`seed`) in pve2's dump directory.
+fn on_pve2(pve2: &Path, size: usize, seed: u64) -> Vec<u8> {
+    let theirs = noise(size, seed);
+    std::fs::write(pve2.join(NAME), &theirs).expect("pve2 archive");
+    theirs
+}
+
 fn record(size: usize) -> String {
     format!(
         "{{\"kind\":\"backup\",\"node\":\"pve2\",\"storage\":\"local\",\"volid\":\"local:backup/{NAME}\",\"vmid\":102,\"subtype\":\"qemu\",\"ctime\":1705284002,\"time\":\"2024-01-15T02:00:02Z\",\"size\":{size},\"format\":\"vma.zst\"}}\n"
@@ -37,8 +44,7 @@ fn record(size: usize) -> String {
 #[test]
 fn push_reads_the_archive_on_the_node_of_its_record() {
     let (sim, pve2, sshd, s3) = two_nodes();
-    let theirs = noise(300_000, 2);
-    std::fs::write(pve2.join(NAME), &theirs).expect("pve2 archive");
+    let theirs = on_pve2(&pve2, 300_000, 2);
     // pve1 has a file of that name too, other bytes: the one the wrong node would give.
     std::fs::write(sim.dump_dir("local").join(NAME), noise(300_000, 1)).expect("pve1 file");
     let out = run_ok(
@@ -47,10 +53,7 @@ fn push_reads_the_archive_on_the_node_of_its_record() {
             .args(sshd.args())
             .write_stdin(record(theirs.len())),
     );
-    assert_eq!(
-        statuses(&out.stdout),
-        [(NAME.to_string(), "changed".to_string())]
-    );
+    assert_changed(&out.stdout, NAME);
     assert!(
         s3.object(&format!("pve/pve2/102/{NAME}")) == theirs,
         "the offsite copy is not pve2's archive"
@@ -60,16 +63,12 @@ fn push_reads_the_archive_on_the_node_of_its_record() {
 #[test]
 fn pull_to_node_writes_on_the_node_named() {
     let (sim, pve2, sshd, s3) = two_nodes();
-    let theirs = noise(200_000, 3);
-    std::fs::write(pve2.join(NAME), &theirs).expect("pve2 archive");
+    let theirs = on_pve2(&pve2, 200_000, 3);
     run_ok(s3.push_from(&pve2).write_stdin(record(theirs.len())));
     std::fs::remove_file(pve2.join(NAME)).expect("pve2 lost it");
     let volid = format!("{BUCKET}:backup/pve/pve2/102/{NAME}");
     let out = run_ok(s3.pull_to_node(&volid, "pve2", &sshd));
-    assert_eq!(
-        statuses(&out.stdout),
-        [(NAME.to_string(), "changed".to_string())]
-    );
+    assert_changed(&out.stdout, NAME);
     assert!(
         !sim.dump_dir("local").join(NAME).exists(),
         "written on pve1, the node connected to"
@@ -88,20 +87,10 @@ fn pull_to_node_decrypts_an_encrypted_copy() {
     let (_sim, pve2, sshd, s3) = two_nodes();
     let keys = tempfile::tempdir().expect("tmp");
     let key = crate::encrypt::keygen(keys.path(), "key.txt");
-    let theirs = noise(200_000, 4);
-    std::fs::write(pve2.join(NAME), &theirs).expect("pve2 archive");
+    let theirs = on_pve2(&pve2, 200_000, 4);
     run_ok(
-        s3.tool("backup-sync")
-            .args([
-                "push",
-                "--yes",
-                "--to",
-                TO,
-                "--encrypt-to",
-                &key.public,
-                "--dir",
-            ])
-            .arg(&pve2)
+        s3.push_from(&pve2)
+            .args(["--encrypt-to", &key.public])
             .write_stdin(record(theirs.len())),
     );
     assert!(

@@ -2,7 +2,7 @@
 
 use pvedr_testkit::{assert_says, run_code, run_ok};
 
-use crate::common::{Offsite, TO, demo_offsite, of_kind, statuses};
+use crate::common::{Offsite, TO, assert_changed, demo_offsite, of_kind, statuses};
 
 fn files(d: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(d)
@@ -25,12 +25,7 @@ fn pull_gives_byte_identical_files_with_their_side_files() {
         .filter(|l| l.contains("\"vmid\":101"))
         .flat_map(|l| format!("{l}\n").into_bytes())
         .collect();
-    let out = run_ok(
-        s3.tool("backup-sync")
-            .args(["pull", "--yes", "--to-dir"])
-            .arg(to.path())
-            .write_stdin(picked),
-    );
+    let out = run_ok(s3.pull_to(to.path()).write_stdin(picked));
     let st = statuses(&out.stdout);
     assert_eq!(st.len(), 3, "{st:?}");
     assert!(st.iter().all(|(_, s)| s == "changed"));
@@ -49,11 +44,7 @@ fn pull_gives_byte_identical_files_with_their_side_files() {
     }
     // Again: already there, skipped.
     let volid = "offsite:backup/pve/pve1/101/vzdump-lxc-101-2024_01_15-02_01_07.tar.zst";
-    let again = run_ok(
-        s3.tool("backup-sync")
-            .args(["pull", "--yes", volid, "--to-dir"])
-            .arg(to.path()),
-    );
+    let again = run_ok(s3.pull_to(to.path()).arg(volid));
     assert_eq!(statuses(&again.stdout)[0].1, "skipped");
 }
 
@@ -70,14 +61,7 @@ fn a_corrupted_copy_is_not_written() {
     );
     let to = tempfile::tempdir().expect("tmp");
     let out = run_code(
-        s3.tool("backup-sync")
-            .args([
-                "pull",
-                "--yes",
-                &format!("offsite:backup/{key}"),
-                "--to-dir",
-            ])
-            .arg(to.path()),
+        s3.pull_to(to.path()).arg(format!("offsite:backup/{key}")),
         1,
     );
     let step = &of_kind(&out.stdout, "step")[0];
@@ -90,14 +74,7 @@ fn a_corrupted_copy_is_not_written() {
     // An existing different file is kept without --force.
     std::fs::write(to.path().join(name), b"mine").expect("write");
     let out = run_code(
-        s3.tool("backup-sync")
-            .args([
-                "pull",
-                "--yes",
-                &format!("offsite:backup/{key}"),
-                "--to-dir",
-            ])
-            .arg(to.path()),
+        s3.pull_to(to.path()).arg(format!("offsite:backup/{key}")),
         1,
     );
     assert_eq!(of_kind(&out.stdout, "step")[0]["status"], "failed");
@@ -126,10 +103,7 @@ fn pull_to_node_puts_the_archive_back_on_the_storage_over_ssh() {
     }
     let volid = format!("offsite:backup/pve/pve1/101/{name}");
     let out = run_ok(s3.pull_to_node(&volid, "pve1", &sshd));
-    assert_eq!(
-        statuses(&out.stdout),
-        [(name.to_string(), "changed".to_string())]
-    );
+    assert_changed(&out.stdout, name);
     let back: Vec<Vec<u8>> = std::iter::once(name.to_string())
         .chain(side.iter().cloned())
         .map(|f| std::fs::read(dump.join(f)).expect("pulled back"))

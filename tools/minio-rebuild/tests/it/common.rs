@@ -88,6 +88,21 @@ pub fn export(moto: &Moto, envs: &[&str], dir: &Path) {
     run(&mut c, 0);
 }
 
+/// The environment `prod` ([`environment`]) exported into a new directory: its Terraform
+/// directory and the export.
+pub fn exported_prod(moto: &Moto) -> (Tf, tempfile::TempDir) {
+    let tf = environment(moto, "prod");
+    let dir = tempfile::tempdir().expect("tmp");
+    export(moto, &["prod"], dir.path());
+    (tf, dir)
+}
+
+/// The step named `name` of a run's steps.
+pub fn step<'a>(steps: &'a [Value], name: &str) -> &'a Value {
+    let found = steps.iter().find(|r| r["step"] == name);
+    found.unwrap_or_else(|| panic!("no step {name}: {steps:?}"))
+}
+
 /// Empties the server, as a lost container would.
 pub fn wipe(moto: &Moto) {
     moto.boto(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pvedr_testkit::s3::Moto;
 
-use crate::common::{env, environment, export, run, steps, tool, wipe};
+use crate::common::{env, exported_prod, run, steps, tool, wipe};
 
 /// A loopback endpoint that counts the connections made to it.
 struct Silent(TcpListener);
@@ -52,9 +52,7 @@ fn an_env_or_bucket_that_names_no_valid_bucket_is_a_usage_error_before_any_conta
 #[test]
 fn a_fifo_or_device_beside_an_export_is_refused_before_any_upload() {
     let moto = Moto::start();
-    let _prod = environment(&moto, "prod");
-    let dir = tempfile::tempdir().expect("tmp");
-    export(&moto, &["prod"], dir.path());
+    let (_prod, dir) = exported_prod(&moto);
     for (name, how) in [
         ("prod.tfstate.sha256", "fifo"),
         ("prod.tfstate.sha256", "zero"),
@@ -115,9 +113,7 @@ fn a_fifo_or_device_beside_an_export_is_refused_before_any_upload() {
 #[test]
 fn text_from_s3_or_files_cannot_drive_the_terminal_or_forge_a_line() {
     let moto = Moto::start();
-    let _prod = environment(&moto, "prod");
-    let dir = tempfile::tempdir().expect("tmp");
-    export(&moto, &["prod"], dir.path());
+    let (_prod, dir) = exported_prod(&moto);
     moto.boto(
         "tfstate-prod",
         r#"s3.put_object(Bucket=B, Key="terraform.tfstate", Body=json.dumps({"version": 4, "serial": 99, "lineage": "\u001b[2J\nminio-rebuild: forged", "resources": []}).encode())"#,

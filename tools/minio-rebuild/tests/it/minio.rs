@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pvedr_testkit::s3::Moto;
 
 use crate::common::{run, statuses, steps, tool};
+use serde_json::Value;
 
 /// The fake MinIO front: its endpoint, and whether `/minio/health/ready` says 503.
 struct FakeMinio {
@@ -78,17 +79,24 @@ fn serve(mut conn: TcpStream, moto_port: u16, not_ready: &AtomicBool) {
     pvedr_testkit::s3::relay(conn, upstream, &head);
 }
 
+/// The run's steps, the first the `health` step with `status`, its message saying `says`.
+fn health(out: &std::process::Output, status: &str, says: &str) -> Vec<Value> {
+    let s = steps(out);
+    assert_eq!(statuses(&s, "health"), [status]);
+    let m = s[0]["message"].as_str().unwrap_or("");
+    assert!(m.contains(says), "{m}");
+    s
+}
+
 #[test]
 fn minio_is_checked_on_its_health_endpoints() {
     let moto = Moto::start();
     let fake = start(moto.port);
     let out = run(tool(&fake.endpoint).args(["--env", "prod", "--yes"]), 0);
-    let s = steps(&out);
-    assert_eq!(statuses(&s, "health"), ["ok"]);
-    let m = s[0]["message"].as_str().unwrap_or("");
-    assert!(
-        m.contains("MinIO /minio/health/live and /minio/health/ready: HTTP 200"),
-        "{m}"
+    let s = health(
+        &out,
+        "ok",
+        "MinIO /minio/health/live and /minio/health/ready: HTTP 200",
     );
     assert_eq!(
         statuses(&s, "buckets"),
@@ -101,12 +109,10 @@ fn minio_is_checked_on_its_health_endpoints() {
         tool(&fake.endpoint).args(["--env", "prod", "--wait", "2s", "--yes"]),
         1,
     );
-    let s = steps(&out);
-    assert_eq!(statuses(&s, "health"), ["skipped"]);
-    let m = s[0]["message"].as_str().unwrap_or("");
-    assert!(
-        m.contains("MinIO is live but /minio/health/ready: HTTP 503"),
-        "{m}"
+    let s = health(
+        &out,
+        "skipped",
+        "MinIO is live but /minio/health/ready: HTTP 503",
     );
     let w = s[1]["message"].as_str().unwrap_or("");
     assert!(

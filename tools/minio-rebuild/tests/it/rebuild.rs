@@ -4,7 +4,9 @@ use pvedr_testkit::assert_says;
 use pvedr_testkit::s3::Moto;
 use serde_json::Value;
 
-use crate::common::{entries, environment, export, run, statuses, steps, tool, wipe};
+use crate::common::{
+    entries, environment, export, exported_prod, run, statuses, step, steps, tool, wipe,
+};
 
 #[test]
 fn an_empty_server_is_rebuilt_and_a_second_run_changes_nothing() {
@@ -111,9 +113,7 @@ fn an_empty_server_is_rebuilt_and_a_second_run_changes_nothing() {
 #[test]
 fn a_newer_state_in_the_bucket_is_left_untouched_unless_forced() {
     let moto = Moto::start();
-    let tf = environment(&moto, "prod");
-    let dir = tempfile::tempdir().expect("tmp");
-    export(&moto, &["prod"], dir.path());
+    let (tf, dir) = exported_prod(&moto);
     tf.apply("two");
     let before = moto.version_count("tfstate-prod", "terraform.tfstate");
     let rebuild = |extra: &[&str]| {
@@ -123,10 +123,14 @@ fn a_newer_state_in_the_bucket_is_left_untouched_unless_forced() {
             .args(extra);
         c
     };
-    let out = run(&mut rebuild(&["--yes"]), 0);
-    let s = steps(&out);
-    let r = s.iter().find(|r| r["step"] == "reseed").expect("reseed");
-    assert_eq!(r["status"], "skipped");
+    // The reseed step of a run with `extra`, which has `status`; all the run wrote.
+    let reseed = |extra: &[&str], status: &str| {
+        let out = run(&mut rebuild(extra), 0);
+        let r = step(&steps(&out), "reseed").clone();
+        assert_eq!(r["status"], status, "{r}");
+        (r, out)
+    };
+    let (r, _) = reseed(&["--yes"], "skipped");
     let m = r["message"].as_str().unwrap_or("");
     assert!(
         m.contains("newer state (serial 2 > the export's 1)") && m.contains("--force"),
@@ -146,10 +150,7 @@ fn a_newer_state_in_the_bucket_is_left_untouched_unless_forced() {
         before
     );
     // --force puts the export back; the newer one stays in the history, with the way back.
-    let out = run(&mut rebuild(&["--force", "--yes"]), 0);
-    let s = steps(&out);
-    let r = s.iter().find(|r| r["step"] == "reseed").expect("reseed");
-    assert_eq!(r["status"], "changed");
+    let (r, out) = reseed(&["--force", "--yes"], "changed");
     let back = r["way_back"].as_str().unwrap_or("");
     assert!(
         back.starts_with("tfstate-versions --endpoint") && back.contains(" restore "),
@@ -167,9 +168,7 @@ fn a_newer_state_in_the_bucket_is_left_untouched_unless_forced() {
 #[test]
 fn a_damaged_export_is_refused_and_nothing_is_uploaded() {
     let moto = Moto::start();
-    let _tf = environment(&moto, "prod");
-    let dir = tempfile::tempdir().expect("tmp");
-    export(&moto, &["prod"], dir.path());
+    let (_tf, dir) = exported_prod(&moto);
     wipe(&moto);
     let f = dir.path().join("prod.tfstate");
     let text = std::fs::read_to_string(&f)
@@ -248,10 +247,7 @@ fn drift_in_an_environment_is_reported_with_its_count_and_changes_nothing() {
             0,
         );
         let s = steps(&out);
-        let v = s
-            .iter()
-            .find(|r| r["step"] == "verify-backends")
-            .expect("verify");
+        let v = step(&s, "verify-backends");
         assert_eq!(v["status"], "ok", "{pass} run: {v}");
         assert_eq!(v["changes"], 1);
         assert!(v["message"].as_str().unwrap_or("").contains("drift"));
@@ -277,10 +273,7 @@ fn drift_in_an_environment_is_reported_with_its_count_and_changes_nothing() {
         1,
     );
     let s = steps(&out);
-    let v = s
-        .iter()
-        .find(|r| r["step"] == "verify-backends")
-        .expect("verify");
+    let v = step(&s, "verify-backends");
     assert_eq!(v["status"], "failed");
     assert_says(v, "message", "check the backend block");
 }

@@ -138,27 +138,44 @@ fn reprovision_failed(out: &std::process::Output) -> String {
     r["message"].as_str().unwrap_or("").to_string()
 }
 
-#[test]
-fn a_signal_stops_a_hung_terraform_and_says_what_it_left() {
-    let tf = HungTerraform::new(&["init"], false);
-    let child = hung_rebuild(&tf, &[]);
-    let (tool, hung) = (child.id(), tf.started());
-    signal(tool, "-TERM");
+/// The rebuild `child` ends with `code` (within 30 s), having asked the hung Terraform
+/// (`hung`) to stop with SIGINT, and Terraform is gone: the failed reprovision's message
+/// and stderr.
+fn stopped(
+    tf: &HungTerraform,
+    child: std::process::Child,
+    hung: u32,
+    code: i32,
+) -> (String, String) {
     let out = wait_bounded(child, Duration::from_secs(30));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{err}");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{err}");
     assert!(tf.got_sigint(), "terraform was not asked to stop (SIGINT)");
     assert!(!still_running(hung), "terraform outlived the tool");
-    let m = reprovision_failed(&out);
+    (reprovision_failed(&out), err)
+}
+
+/// A rebuild whose `terraform init` hangs (ignoring SIGINT when `deaf`), once it hangs:
+/// the Terraform, the tool's process and the pids of both.
+fn hung_init(deaf: bool) -> (HungTerraform, std::process::Child, u32, u32) {
+    let tf = HungTerraform::new(&["init"], deaf);
+    let child = hung_rebuild(&tf, &[]);
+    let (tool, hung) = (child.id(), tf.started());
+    (tf, child, tool, hung)
+}
+
+#[test]
+fn a_signal_stops_a_hung_terraform_and_says_what_it_left() {
+    let (tf, child, tool, hung) = hung_init(false);
+    signal(tool, "-TERM");
+    let (m, err) = stopped(&tf, child, hung, 130);
     assert!(m.contains("interrupted") && m.contains("lock"), "{m}");
     assert!(err.contains("asked to stop (SIGINT), it stopped"), "{err}");
 }
 
 #[test]
 fn a_second_signal_kills_a_terraform_that_ignores_the_first() {
-    let tf = HungTerraform::new(&["init"], true);
-    let child = hung_rebuild(&tf, &[]);
-    let (tool, hung) = (child.id(), tf.started());
+    let (tf, child, tool, hung) = hung_init(true);
     signal(tool, "-INT");
     // Forwarded, and ignored: the tool waits out its grace; a second signal ends it now.
     tf.wait_sigint();
@@ -178,11 +195,6 @@ fn a_terraform_past_its_timeout_is_stopped() {
     let tf = HungTerraform::new(&["init"], false);
     let child = hung_rebuild(&tf, &["--terraform-timeout", "1s"]);
     let hung = tf.started();
-    let out = wait_bounded(child, Duration::from_secs(30));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(tf.got_sigint(), "terraform was not asked to stop");
-    assert!(!still_running(hung), "terraform outlived the tool");
-    let m = reprovision_failed(&out);
+    let (m, _) = stopped(&tf, child, hung, 1);
     assert!(m.contains("did not finish within 1s"), "{m}");
 }

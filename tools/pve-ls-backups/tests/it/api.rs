@@ -9,6 +9,18 @@ fn api(front: &ApiFront, token: &str) -> assert_cmd::Command {
     front.bin("pve-ls-backups", token, SECRET)
 }
 
+/// pve-ls-backups on `front` as root@pam!pvedr without its CA: the certificate is trusted
+/// only when it has the `--fingerprint` `fp` (none when empty).
+fn pinned(front: &ApiFront, fp: &str) -> assert_cmd::Command {
+    let mut c = bin("pve-ls-backups");
+    c.args(["--api", &front.url(), "--token", "root@pam!pvedr"])
+        .env("PVEDR_TOKEN_SECRET", SECRET);
+    if !fp.is_empty() {
+        c.args(["--fingerprint", fp]);
+    }
+    c
+}
+
 fn sorted(mut v: Vec<Value>) -> Vec<Value> {
     v.sort_by_key(|r| r["volid"].as_str().unwrap_or_default().to_string());
     v
@@ -36,13 +48,7 @@ fn a_pinned_fingerprint_is_checked_before_any_request() {
     let (sim, front) = demo_over_api();
     front.add_token("root@pam!pvedr", SECRET, Value::Null);
     let good = front.fingerprint();
-    let ok = run_code(
-        bin("pve-ls-backups")
-            .args(["--api", &front.url(), "--token", "root@pam!pvedr"])
-            .args(["--fingerprint", &good])
-            .env("PVEDR_TOKEN_SECRET", SECRET),
-        0,
-    );
+    let ok = run_code(pinned(&front, &good), 0);
     assert!(!json_lines(&ok.stdout).is_empty());
     sim.clear_commands();
     let wrong: String = good
@@ -62,13 +68,7 @@ fn a_pinned_fingerprint_is_checked_before_any_request() {
     } else {
         wrong
     };
-    let out = run_code(
-        bin("pve-ls-backups")
-            .args(["--api", &front.url(), "--token", "root@pam!pvedr"])
-            .args(["--fingerprint", &wrong])
-            .env("PVEDR_TOKEN_SECRET", SECRET),
-        1,
-    );
+    let out = run_code(pinned(&front, &wrong), 1);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not the pinned"), "{err}");
     // A refused certificate (a typed TLS error, not its wording) is not tried again.
@@ -88,12 +88,7 @@ fn without_a_trusted_certificate_nothing_is_sent() {
     let (sim, front) = demo_over_api();
     front.add_token("root@pam!pvedr", SECRET, Value::Null);
     sim.clear_commands();
-    let out = run_code(
-        bin("pve-ls-backups")
-            .args(["--api", &front.url(), "--token", "root@pam!pvedr"])
-            .env("PVEDR_TOKEN_SECRET", SECRET),
-        1,
-    );
+    let out = run_code(pinned(&front, ""), 1);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not trusted"), "{err}");
     assert!(!err.contains("retrying"), "{err}");
@@ -190,12 +185,7 @@ fn a_hung_answer_is_given_up_after_the_command_timeout_retries_included() {
 fn a_stock_node_certificate_says_to_pass_the_cluster_ca_or_its_fingerprint() {
     let (_sim, front) = demo_over_api();
     front.add_token("root@pam!pvedr", SECRET, Value::Null);
-    let out = run_code(
-        bin("pve-ls-backups")
-            .args(["--api", &front.url(), "--token", "root@pam!pvedr"])
-            .env("PVEDR_TOKEN_SECRET", SECRET),
-        1,
-    );
+    let out = run_code(pinned(&front, ""), 1);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("UnknownIssuer"), "{err}");
     assert!(
@@ -207,13 +197,7 @@ fn a_stock_node_certificate_says_to_pass_the_cluster_ca_or_its_fingerprint() {
     );
     // A pinned fingerprint that does not match is not told to pin one.
     let wrong = "AA:".repeat(31) + "AA";
-    let out = run_code(
-        bin("pve-ls-backups")
-            .args(["--api", &front.url(), "--token", "root@pam!pvedr"])
-            .args(["--fingerprint", &wrong])
-            .env("PVEDR_TOKEN_SECRET", SECRET),
-        1,
-    );
+    let out = run_code(pinned(&front, &wrong), 1);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not the pinned"), "{err}");
     assert!(!err.contains("pve-root-ca.pem"), "{err}");

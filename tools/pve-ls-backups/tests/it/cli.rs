@@ -19,6 +19,20 @@ fn lines(out: &[u8]) -> Vec<Value> {
     pvedr_testkit::listed(out).0
 }
 
+/// A temporary dump directory with the cases Proxmox distinguishes ([`dump_dir`]).
+fn dump() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tmp");
+    dump_dir(tmp.path());
+    tmp
+}
+
+/// pve-ls-backups reading `dir` as a node in UTC would.
+fn in_utc(dir: &Path) -> Command {
+    let mut c = tool();
+    c.arg("--dir").arg(dir).args(["--timezone", "UTC"]);
+    c
+}
+
 /// A dump directory with the cases Proxmox distinguishes.
 fn dump_dir(dir: &Path) {
     let w = |name: &str, data: &[u8]| fs::write(dir.join(name), data).expect("write");
@@ -45,8 +59,7 @@ fn dump_dir(dir: &Path) {
 
 #[test]
 fn offline_listing_reads_names_in_the_node_zone() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    dump_dir(tmp.path());
+    let tmp = dump();
     let out = pvedr_testkit::run_ok(tool().args(["--dir"]).arg(tmp.path()).args([
         "--storage",
         "nas",
@@ -101,12 +114,9 @@ fn offline_listing_reads_names_in_the_node_zone() {
 
 #[test]
 fn failures_become_records_on_request() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    dump_dir(tmp.path());
-    let out = tool()
-        .arg("--dir")
-        .arg(tmp.path())
-        .args(["--with-failures", "--timezone", "UTC", "--vmid", "102"])
+    let tmp = dump();
+    let out = in_utc(tmp.path())
+        .args(["--with-failures", "--vmid", "102"])
         .output()
         .expect("run");
     assert!(out.status.success());
@@ -123,16 +133,9 @@ fn failures_become_records_on_request() {
 
 #[test]
 fn filters() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    dump_dir(tmp.path());
+    let tmp = dump();
     let run = |args: &[&str]| -> Vec<Value> {
-        let out = pvedr_testkit::run_ok(
-            tool()
-                .arg("--dir")
-                .arg(tmp.path())
-                .args(["--timezone", "UTC"])
-                .args(args),
-        );
+        let out = pvedr_testkit::run_ok(in_utc(tmp.path()).args(args));
         lines(&out.stdout)
     };
     assert_eq!(run(&["--type", "lxc"]).len(), 1);
@@ -174,12 +177,9 @@ fn bad_values_are_usage_errors() {
 
 #[test]
 fn csv_has_a_header_row_and_table_is_aligned() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    dump_dir(tmp.path());
-    let out = tool()
-        .arg("--dir")
-        .arg(tmp.path())
-        .args(["--format", "csv", "--timezone", "UTC"])
+    let tmp = dump();
+    let out = in_utc(tmp.path())
+        .args(["--format", "csv"])
         .output()
         .expect("run");
     let text = String::from_utf8(out.stdout).expect("utf8");
@@ -188,10 +188,8 @@ fn csv_has_a_header_row_and_table_is_aligned() {
     assert_eq!(&headers[0], "node");
     assert!(headers.iter().any(|h| h == "volid"));
     assert_eq!(rdr.records().count(), 3);
-    let out = tool()
-        .arg("--dir")
-        .arg(tmp.path())
-        .args(["--format", "table", "--timezone", "UTC"])
+    let out = in_utc(tmp.path())
+        .args(["--format", "table"])
         .output()
         .expect("run");
     let text = String::from_utf8(out.stdout).expect("utf8");
@@ -227,14 +225,7 @@ fn closed_stdout_exits_quietly() {
     let mut first = [0u8; 16];
     stdout.read_exact(&mut first).expect("read");
     drop(stdout); // like `| head -c 16`
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut err)
-        .expect("read");
-    let status = child.wait().expect("wait");
+    let (err, status) = pvedr_testkit::rest_of(child);
     assert_eq!(status.code(), Some(0));
     assert_eq!(err, "");
 }
@@ -265,8 +256,7 @@ fn on_a_terminal(args: &str) -> String {
 
 #[test]
 fn a_terminal_gets_a_table_and_a_pipe_json_lines() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    dump_dir(tmp.path());
+    let tmp = dump();
     let dir = tmp.path().display();
     let people = on_a_terminal(&format!("--dir {dir} --timezone UTC"));
     let header = people.lines().next().unwrap_or("");
@@ -283,8 +273,7 @@ fn a_terminal_gets_a_table_and_a_pipe_json_lines() {
 #[test]
 fn dry_run_and_yes_are_accepted_and_change_nothing_in_the_listing() {
     // One vocabulary for every tool (a wrapper may pass --yes to all): a reader ignores them.
-    let tmp = tempfile::tempdir().expect("tmp");
-    dump_dir(tmp.path());
+    let tmp = dump();
     let run = |extra: &[&str]| {
         pvedr_testkit::run_ok(
             tool()

@@ -32,6 +32,11 @@ fn backup(recs: &[Value]) -> &Value {
         .expect("the archive is listed")
 }
 
+/// stderr names `file` and says `why` it was skipped.
+fn says(err: &str, file: &str, why: &str) {
+    assert!(err.contains(file) && err.contains(why), "{err}");
+}
+
 #[test]
 fn fifo_notes_is_skipped_with_a_warning() {
     let tmp = with_archive();
@@ -39,10 +44,7 @@ fn fifo_notes_is_skipped_with_a_warning() {
     let (recs, err) = list(tmp.path());
     assert!(backup(&recs).get("notes").is_none(), "{recs:?}");
     assert!(err.contains("pve-ls-backups: "), "{err}");
-    assert!(
-        err.contains(&format!("{ARCHIVE}.notes")) && err.contains("not a regular file"),
-        "{err}"
-    );
+    says(&err, &format!("{ARCHIVE}.notes"), "not a regular file");
 }
 
 #[test]
@@ -51,10 +53,7 @@ fn fifo_log_beside_an_archive_is_skipped_with_a_warning() {
     mkfifo(&tmp.path().join(LOG));
     let (recs, err) = list(tmp.path());
     assert!(backup(&recs).get("log_status").is_none(), "{recs:?}");
-    assert!(
-        err.contains(LOG) && err.contains("not a regular file"),
-        "{err}"
-    );
+    says(&err, LOG, "not a regular file");
 }
 
 #[test]
@@ -66,10 +65,7 @@ fn fifo_log_alone_is_skipped_with_a_warning() {
         !recs.iter().any(|r| r["kind"] == "backup_failure"),
         "{recs:?}"
     );
-    assert!(
-        err.contains(LOG) && err.contains("not a regular file"),
-        "{err}"
-    );
+    says(&err, LOG, "not a regular file");
 }
 
 #[test]
@@ -79,10 +75,7 @@ fn fifo_protected_counts_as_protected_with_a_warning() {
     mkfifo(&tmp.path().join(format!("{ARCHIVE}.protected")));
     let (recs, err) = list(tmp.path());
     assert_eq!(backup(&recs)["protected"], true);
-    assert!(
-        err.contains(&format!("{ARCHIVE}.protected")) && err.contains("not a regular file"),
-        "{err}"
-    );
+    says(&err, &format!("{ARCHIVE}.protected"), "not a regular file");
 }
 
 #[test]
@@ -93,10 +86,7 @@ fn unreadable_notes_are_reported() {
     std::os::unix::fs::symlink(&notes, &notes).expect("symlink");
     let (recs, err) = list(tmp.path());
     assert!(backup(&recs).get("notes").is_none(), "{recs:?}");
-    assert!(
-        err.contains(&format!("{ARCHIVE}.notes")) && err.contains("cannot read"),
-        "{err}"
-    );
+    says(&err, &format!("{ARCHIVE}.notes"), "cannot read");
 }
 
 #[test]

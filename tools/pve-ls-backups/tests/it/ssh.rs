@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::process::{Command as StdCommand, Stdio};
 
-use pvedr_testkit::{Sshd, bin, demo_over_ssh, json_lines};
+use pvedr_testkit::{PARIS_JUST_AFTER_MIDNIGHT, Sshd, bin, demo_over_ssh, json_lines};
 use serde_json::Value;
 
 fn strip_offline_fields(mut v: Vec<Value>) -> Vec<Value> {
@@ -214,14 +214,7 @@ fn head_closes_the_pipe_quietly() {
         line.push(byte[0]);
     }
     drop(stdout);
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut err)
-        .expect("read");
-    let status = child.wait().expect("wait");
+    let (err, status) = pvedr_testkit::rest_of(child);
     assert!(serde_json::from_slice::<Value>(&line).is_ok());
     // The offline node is reported before the records; nothing about the closed pipe.
     assert!(
@@ -409,18 +402,9 @@ fn names_proxmox_cannot_date_are_listed_as_unknown_with_the_files_ctime() {
     }
 }
 
-/// 2024-01-15 00:30 in Paris: still 2024-01-14 in UTC.
-const PARIS_JUST_AFTER_MIDNIGHT: i64 = 1_705_275_000;
-
 #[test]
 fn dates_are_days_in_the_nodes_time_zone_not_the_callers() {
-    let (sim, sshd) = pvedr_testkit::demo_over_ssh_in("Europe/Paris");
-    sim.add_backup(&pvedr_testkit::Backup::new(
-        "local",
-        "qemu",
-        100,
-        PARIS_JUST_AFTER_MIDNIGHT,
-    ));
+    let (sim, sshd) = pvedr_testkit::demo_in_paris_after_midnight();
     let since = |extra: &[&str]| -> Vec<i64> {
         let out = pvedr_testkit::run_code(
             bin("pve-ls-backups")
@@ -469,16 +453,8 @@ fn the_repeated_hour_in_autumn_is_its_earlier_instant() {
     let remote =
         pvedr_testkit::run_code(sshd.bin("pve-ls-backups").args(["--storage", "local"]), 0);
     let offline = bin("pve-ls-backups")
-        .arg("--dir")
-        .arg(sim.dump_dir("local"))
-        .args([
-            "--storage",
-            "local",
-            "--node",
-            "pve1",
-            "--timezone",
-            "Europe/Paris",
-        ])
+        .args(sim.dir_args("local"))
+        .args(["--timezone", "Europe/Paris"])
         .output()
         .expect("run");
     // 02:30 CEST = 00:30 UTC, not 02:30 CET = 01:30 UTC.
@@ -595,22 +571,27 @@ fn a_node_name_the_cluster_sends_that_is_invalid_is_skipped_and_said() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// pve-ls-backups with `args` is an error (exit 1) whose message says each of `says`, and
+/// lists nothing but the failed listing.
+fn nothing_listed(sshd: &Sshd, args: &[&str], says: &[&str]) {
+    let out = pvedr_testkit::run_code(sshd.bin("pve-ls-backups").args(args), 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    for s in says {
+        assert!(err.contains(s), "{s}: {err}");
+    }
+    assert!(pvedr_testkit::only_failed_listing(&out.stdout));
+}
+
 #[test]
 fn a_mistyped_node_is_an_error_naming_the_nodes_there() {
     // The cluster does not have it: an error, exit 1, as for a storage; not "partial"
     // with Proxmox's hostname lookup failure.
     let (_sim, sshd) = demo_over_ssh();
-    let out = pvedr_testkit::run_code(
-        sshd.bin("pve-ls-backups")
-            .args(["--node", "pve1", "--node", "pve9"]),
-        1,
+    nothing_listed(
+        &sshd,
+        &["--node", "pve1", "--node", "pve9"],
+        &["no node 'pve9'", "nodes there: pve1, pve2, pve3"],
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("no node 'pve9'") && err.contains("nodes there: pve1, pve2, pve3"),
-        "{err}"
-    );
-    assert!(pvedr_testkit::only_failed_listing(&out.stdout));
 }
 
 #[test]
@@ -618,17 +599,11 @@ fn a_mistyped_storage_is_an_error_naming_the_storages_there() {
     // Nothing of what was asked exists where every node answered: not "partial", and not
     // an empty listing a pipe would take for "no backups".
     let (_sim, sshd) = demo_over_ssh();
-    let out = pvedr_testkit::run_code(
-        sshd.bin("pve-ls-backups")
-            .args(["--node", "pve1", "--storage", "nsa"]),
-        1,
+    nothing_listed(
+        &sshd,
+        &["--node", "pve1", "--storage", "nsa"],
+        &["'nsa'", "backup storages there: local, nas"],
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("'nsa'") && err.contains("backup storages there: local, nas"),
-        "{err}"
-    );
-    assert!(pvedr_testkit::only_failed_listing(&out.stdout));
     // One of two found: the listing is partial, and says which storages exist.
     let out = pvedr_testkit::run_code(
         sshd.bin("pve-ls-backups").args([
@@ -757,13 +732,7 @@ fn a_failed_tasks_log_that_cannot_be_read_is_unknown_not_clean() {
 /// archive name and Proxmox's GUI show it; JSON keeps UTC.
 #[test]
 fn tables_show_times_in_the_nodes_zone() {
-    let (sim, sshd) = pvedr_testkit::demo_over_ssh_in("Europe/Paris");
-    sim.add_backup(&pvedr_testkit::Backup::new(
-        "local",
-        "qemu",
-        100,
-        PARIS_JUST_AFTER_MIDNIGHT,
-    ));
+    let (_sim, sshd) = pvedr_testkit::demo_in_paris_after_midnight();
     let run = |format: &str| {
         let out = pvedr_testkit::run_code(
             bin("pve-ls-backups")

@@ -3,10 +3,21 @@
 use std::process::{Child, Command, Stdio};
 
 use pvedr::s3::{Bucket, Endpoint, Secret};
-use pvedr_testkit::Sshd;
+use pvedr_testkit::{Backup, SimNode, Sshd};
 use serde_json::{Value, json};
 
 pub const VM_BACKUP: &str = "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
+
+/// pve-restore's arguments that overwrite the demo's guest 102 (on pve2) with its newest
+/// backup, the safety point on `nas` (`--force --yes`).
+pub const OVERWRITE_102: [&str; 6] = [
+    "--vmid",
+    "102",
+    "--force",
+    "--yes",
+    "--safety-storage",
+    "nas",
+];
 
 pub const CT_BACKUP: &str = "local:backup/vzdump-lxc-101-2024_01_14-02_01_07.tar.gz";
 
@@ -38,6 +49,22 @@ pub fn overwrite_vm(sshd: &Sshd) -> (Value, i32, String) {
     restore(sshd, &["--volid", VM_BACKUP, "--force", "--yes"])
 }
 
+/// [`overwrite_vm`], which must restore it (exit 0): the record and stderr.
+pub fn overwritten(sshd: &Sshd) -> (Value, String) {
+    let (rec, code, err) = overwrite_vm(sshd);
+    assert_eq!(code, 0, "{err}\n{rec}");
+    assert_eq!(rec["status"], "restored", "{rec}");
+    (rec, err)
+}
+
+/// [`overwrite_vm`], which must be refused (exit 1): the record and stderr.
+pub fn overwrite_refused(sshd: &Sshd) -> (Value, String) {
+    let (rec, code, err) = overwrite_vm(sshd);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused", "{rec}");
+    (rec, err)
+}
+
 /// [`overwrite_vm`] as a child to signal, its stdout and stderr piped.
 pub fn spawn_overwrite_vm(sshd: &Sshd) -> Child {
     Command::new(assert_cmd::cargo::cargo_bin("pve-restore"))
@@ -52,6 +79,11 @@ pub fn spawn_overwrite_vm(sshd: &Sshd) -> Child {
 /// Puts `body` at `key` in the bucket `offsite` of the S3 server at `url` (moto's
 /// credentials).
 pub fn put(url: &str, key: &str, body: Vec<u8>) {
+    offsite(url).put(key, body).expect("put");
+}
+
+/// The bucket `offsite` of the S3 server at `url`, with moto's credentials.
+pub fn offsite(url: &str) -> Bucket {
     let ep = Endpoint {
         url: Some(url.to_string()),
         region: "us-east-1".into(),
@@ -62,10 +94,53 @@ pub fn put(url: &str, key: &str, body: Vec<u8>) {
         sk: "testtest".into(),
         token: None,
     };
-    Bucket::connect_with(&ep, "offsite", s)
-        .expect("bucket")
-        .put(key, body)
-        .expect("put");
+    Bucket::connect_with(&ep, "offsite", s).expect("bucket")
+}
+
+/// The demo cluster reinstalled: its storages are `local` (backups only) and those
+/// `others` gives for the simulation's root directory.
+pub fn reinstalled(others: impl FnOnce(&str) -> Vec<Value>) -> SimNode {
+    let sim = SimNode::demo();
+    let root = sim.root().display().to_string();
+    let mut storages = vec![json!(
+        {"storage": "local", "type": "dir", "path": format!("{root}/local"),
+         "content": "backup,iso,vztmpl", "shared": 0}
+    )];
+    storages.extend(others(&root));
+    sim.write_json("storage.json", &Value::Array(storages));
+    sim
+}
+
+/// A backup of `vmid` on `local` taken at `epoch` and holding `config`: its file name.
+pub fn backup_holding(sim: &SimNode, kind: &str, vmid: u64, epoch: i64, config: &str) -> String {
+    let path = sim.add_backup(&Backup::new("local", kind, vmid, epoch).holding(config));
+    let name = path.file_name().expect("file name");
+    name.to_string_lossy().into_owned()
+}
+
+/// `rec` is a refusal whose error says `why`, and the node saw no change.
+pub fn refused_untouched(rec: &Value, sim: &SimNode, why: &str) {
+    assert_eq!(rec["status"], "refused", "{rec}");
+    assert!(rec["error"].as_str().unwrap_or("").contains(why), "{rec}");
+    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+}
+
+/// Writes the zstd archive `name` on the demo's `local` and gives its volid: `make` is
+/// Python that sets `raw`, the uncompressed archive, with the simulator's `archives`.
+pub fn crafted_backup(sim: &SimNode, name: &str, make: &str) -> String {
+    let path = sim.dump_dir("local").join(name);
+    let code = format!(
+        "import sys; sys.path.insert(0, {:?})\nfrom pvesim import archives\n{make}\
+         open({:?}, 'wb').write(archives.compress(raw, 'zstd'))\n",
+        pvedr_testkit::sim_dir().display().to_string(),
+        path.display().to_string()
+    );
+    let made = Command::new("python3")
+        .args(["-c", &code])
+        .output()
+        .expect("python3");
+    assert!(made.status.success(), "{made:?}");
+    format!("local:backup/{name}")
 }
 
 /// The step `name` of a restore record.

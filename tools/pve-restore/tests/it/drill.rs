@@ -282,16 +282,22 @@ fn a_drill_takes_the_next_scratch_vmid_when_another_restore_holds_one() {
     assert_eq!(recs[0]["status"], "verified");
 }
 
+/// A drill history `h.jsonl` in `dir` holding `recs`: its path.
+fn history_file(dir: &Path, recs: &[Value]) -> String {
+    let file = dir.join("h.jsonl");
+    let lines: String = recs.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(&file, lines).expect("write");
+    file.to_str().expect("utf-8").to_string()
+}
+
 #[test]
 fn sample_all_lists_the_cluster_and_drills_the_newest_backup() {
     let (sim, sshd) = demo_over_ssh();
     let locks = tempfile::tempdir().expect("tmp");
-    let file = locks.path().join("h.jsonl");
-    let f = file.to_str().expect("utf-8");
     // 100 drilled last week: 101 (never drilled) comes first.
     let old = json!({"kind": "restore", "vmid": 100, "status": "verified", "dry_run": false,
                      "drill": true, "started": days_ago(7)});
-    std::fs::write(&file, format!("{old}\n")).expect("write");
+    let f = &history_file(locks.path(), &[old]);
     let recs = [sample_one(&sshd, locks.path(), f)];
     assert_eq!(recs[0]["vmid"], 101, "{}", recs[0]);
     assert_eq!(
@@ -427,13 +433,11 @@ fn a_drill_in_the_history_is_evidence_backup_check_reads() {
 fn sample_reads_the_history_as_backup_check_does() {
     let (_sim, sshd) = demo_over_ssh();
     let locks = tempfile::tempdir().expect("tmp");
-    let file = locks.path().join("h.jsonl");
-    let f = file.to_str().expect("utf-8");
     let marked = json!({"kind": "restore", "vmid": 100, "status": "verified", "dry_run": false,
                         "test": true, "started": days_ago(7)});
     let dry = json!({"kind": "restore", "vmid": 101, "status": "verified", "dry_run": true,
                      "drill": true, "started": days_ago(1)});
-    std::fs::write(&file, format!("{marked}\n{dry}\n")).expect("write");
+    let f = &history_file(locks.path(), &[marked, dry]);
     let rec = sample_one(&sshd, locks.path(), f);
     assert_eq!(rec["vmid"], 101, "never really drilled: {rec}");
     let verdicts = drill_verdicts(&sshd, f);

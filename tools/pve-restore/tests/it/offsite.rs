@@ -63,6 +63,19 @@ fn restore(s: &Site, endpoint: &str, input: &str, args: &[&str]) -> (Value, i32)
     rec_of(&out)
 }
 
+/// [`restore`] at the site's S3.
+fn at_site(s: &Site, input: &str, args: &[&str]) -> (Value, i32) {
+    restore(s, &s.moto.endpoint(), input, args)
+}
+
+/// [`restore`] at the site's S3, which must end with `code` and the record's `status`:
+/// that record.
+fn ends(s: &Site, input: &str, args: &[&str], code: i32, status: &str) -> Value {
+    let (rec, got) = at_site(s, input, args);
+    assert_eq!((got, rec["status"].clone()), (code, json!(status)), "{rec}");
+    rec
+}
+
 fn rec_of(out: &std::process::Output) -> (Value, i32) {
     let rec = json_lines(&out.stdout)
         .into_iter()
@@ -111,12 +124,7 @@ fn compare(s: &Site, kind: &str, compress: &str, format: &str, streamed: u64, fi
     let before = storage_files(&s.sim);
     let input = record(&key, 100, kind, format, bytes.len() as u64, &sha(&bytes));
     let t = streamed.to_string();
-    let (rec, code) = restore(s, &s.moto.endpoint(), &input, &["--target-vmid", &t]);
-    assert_eq!(
-        (code, rec["status"].clone()),
-        (0, json!("restored")),
-        "{rec}"
-    );
+    let rec = ends(s, &input, &["--target-vmid", &t], 0, "restored");
     assert_eq!(
         storage_files(&s.sim),
         before,
@@ -131,7 +139,7 @@ fn compare(s: &Site, kind: &str, compress: &str, format: &str, streamed: u64, fi
     if kind == "lxc" {
         args.extend(["--storage", storage]);
     }
-    let (rec, code) = restore(s, &s.moto.endpoint(), "", &args);
+    let (rec, code) = at_site(s, "", &args);
     assert_eq!(code, 0, "{rec}");
     let a = s.sim.read_json(&format!("guests/{streamed}.json"));
     let b = s.sim.read_json(&format!("guests/{filed}.json"));
@@ -156,20 +164,26 @@ fn a_streamed_ct_restore_gives_the_guest_the_file_gives() {
     compare(&s, "lxc", "zstd", "tar.zst", 160, 161);
 }
 
-/// A byte flipped in a block's data (VMA checksums do not cover it): qmrestore succeeds,
-/// the sha256 at the end fails, and the guest just restored is removed.
-#[test]
-fn a_flipped_byte_fails_the_sha256_and_removes_the_new_guest() {
-    let s = site();
+/// A plain VMA of the simulator's put offsite with a byte flipped in a block's data (VMA
+/// checksums do not cover it): the archive it should be, and its key.
+fn flipped_copy(s: &Site) -> (Vec<u8>, &'static str) {
     let good = archive(&s.sim, "qemu", "none");
     let mut bad = good.clone();
     let at = bad.len() - 100;
     bad[at] ^= 1;
     let key = "pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma";
     put(&s.moto.endpoint(), key, bad);
+    (good, key)
+}
+
+/// A byte flipped in a block's data (VMA checksums do not cover it): qmrestore succeeds,
+/// the sha256 at the end fails, and the guest just restored is removed.
+#[test]
+fn a_flipped_byte_fails_the_sha256_and_removes_the_new_guest() {
+    let s = site();
+    let (good, key) = flipped_copy(&s);
     let input = record(key, 100, "qemu", "vma", good.len() as u64, &sha(&good));
-    let (rec, code) = restore(&s, &s.moto.endpoint(), &input, &["--target-vmid", "152"]);
-    assert_eq!((code, rec["status"].clone()), (1, json!("failed")), "{rec}");
+    let rec = ends(&s, &input, &["--target-vmid", "152"], 1, "failed");
     assert!(rec["error"].as_str().unwrap().contains("sha256"), "{rec}");
     assert_eq!(rec["leftover"], "removed", "{rec}");
     assert!(s.sim.read_json("guests/152.json").is_null(), "nothing left");
@@ -184,12 +198,7 @@ fn a_truncated_object_is_refused_before_anything_changes() {
     let key = "pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst";
     put(&s.moto.endpoint(), key, good[..good.len() / 2].to_vec());
     let input = record(key, 100, "qemu", "vma.zst", good.len() as u64, &sha(&good));
-    let (rec, code) = restore(&s, &s.moto.endpoint(), &input, &["--target-vmid", "153"]);
-    assert_eq!(
-        (code, rec["status"].clone()),
-        (1, json!("refused")),
-        "{rec}"
-    );
+    let rec = ends(&s, &input, &["--target-vmid", "153"], 1, "refused");
     assert!(
         rec["error"].as_str().unwrap().contains("truncated"),
         "{rec}"
@@ -266,7 +275,7 @@ fn an_encrypted_copy_streams_decrypted_with_its_identity_and_is_refused_without(
     let (key, public) = age_key(keys.path(), "key.txt");
     let (other, _) = age_key(keys.path(), "other.txt");
     let (plain, input) = put_encrypted_ct(&s, &public);
-    let (out, code) = restore(&s, &s.moto.endpoint(), &input, &["--target-vmid", "157"]);
+    let (out, code) = at_site(&s, &input, &["--target-vmid", "157"]);
     assert_eq!(
         (code, out["status"].clone()),
         (1, json!("refused")),
@@ -274,9 +283,8 @@ fn an_encrypted_copy_streams_decrypted_with_its_identity_and_is_refused_without(
     );
     assert_says(&out, "error", "--age-identity");
     let wrong = other.to_str().expect("utf-8");
-    let (out, code) = restore(
+    let (out, code) = at_site(
         &s,
-        &s.moto.endpoint(),
         &input,
         &["--target-vmid", "157", "--age-identity", wrong],
     );
@@ -290,9 +298,8 @@ fn an_encrypted_copy_streams_decrypted_with_its_identity_and_is_refused_without(
         .expect("secret");
     assert!(!out.to_string().contains(secret), "the secret was printed");
     let good = key.to_str().expect("utf-8");
-    let (out, code) = restore(
+    let (out, code) = at_site(
         &s,
-        &s.moto.endpoint(),
         &input,
         &["--target-vmid", "158", "--age-identity", good],
     );
@@ -313,7 +320,7 @@ fn an_encrypted_copy_streams_decrypted_with_its_identity_and_is_refused_without(
         plain.len() as u64,
         &sha(&plain),
     );
-    let (out, code) = restore(&s, &s.moto.endpoint(), &input, &["--target-vmid", "159"]);
+    let (out, code) = at_site(&s, &input, &["--target-vmid", "159"]);
     assert_eq!(code, 0, "{out}");
     let a = s.sim.read_json("guests/158.json");
     let b = s.sim.read_json("guests/159.json");
@@ -413,30 +420,21 @@ fn over_the_api_a_streamed_restore_is_refused_naming_ssh() {
 #[test]
 fn an_overwrite_whose_stream_fails_its_sha256_rolls_back_to_the_safety_point() {
     let s = site();
-    let good = archive(&s.sim, "qemu", "none");
-    let mut bad = good.clone();
-    let at = bad.len() - 100;
-    bad[at] ^= 1;
-    let key = "pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma";
-    put(&s.moto.endpoint(), key, bad);
+    let (good, key) = flipped_copy(&s);
     let before = s.sim.read_json("guests/100.json")["config"]["name"].clone();
     let input = record(key, 100, "qemu", "vma", good.len() as u64, &sha(&good));
-    let (rec, code) = restore(&s, &s.moto.endpoint(), &input, &["--force"]);
+    let (rec, code) = at_site(&s, &input, &["--force"]);
     assert_eq!(code, 1, "{rec}");
     assert!(
         rec["error"].as_str().unwrap().contains("--safety-storage"),
         "{rec}"
     );
-    let (rec, code) = restore(
+    let rec = ends(
         &s,
-        &s.moto.endpoint(),
         &input,
         &["--force", "--safety-storage", "local"],
-    );
-    assert_eq!(
-        (code, rec["status"].clone()),
-        (1, json!("rolled-back")),
-        "{rec}"
+        1,
+        "rolled-back",
     );
     assert!(rec["error"].as_str().unwrap().contains("sha256"), "{rec}");
     let g = s.sim.read_json("guests/100.json");
@@ -460,16 +458,12 @@ fn dry_run_and_drill_work_on_an_offsite_record() {
     put(&s.moto.endpoint(), key, bytes.clone());
     let input = record(key, 101, "lxc", "tar.gz", bytes.len() as u64, &sha(&bytes));
     s.sim.clear_commands();
-    let (rec, code) = restore(
+    let rec = ends(
         &s,
-        &s.moto.endpoint(),
         &input,
         &["--dry-run", "--target-vmid", "170"],
-    );
-    assert_eq!(
-        (code, rec["status"].clone()),
-        (0, json!("planned")),
-        "{rec}"
+        0,
+        "planned",
     );
     let cmd = rec["steps"]
         .as_array()
@@ -485,7 +479,7 @@ fn dry_run_and_drill_work_on_an_offsite_record() {
     );
     let log = std::fs::read_to_string(s.sim.root().join("commands.log")).unwrap_or_default();
     assert!(!log.contains("\"restore\""), "{log}");
-    let (rec, code) = restore(&s, &s.moto.endpoint(), &input, &["--test"]);
+    let (rec, code) = at_site(&s, &input, &["--test"]);
     assert_eq!(code, 0, "{rec}");
     let target = rec["target_vmid"].as_u64().unwrap();
     assert!(

@@ -1,6 +1,7 @@
 //! Restoring onto a replacement node with other storages and bridges (issue 26): maps,
 //! every check before any change, each disk and NIC where the map says.
 
+use crate::common::{backup_holding, reinstalled};
 use pvedr_testkit::{ApiFront, SimNode, Sshd, assert_says, json_lines};
 use serde_json::{Value, json};
 
@@ -27,20 +28,15 @@ const CT: &str = "arch: amd64\nhostname: files\nmemory: 512\nostype: debian\nunp
 /// The demo cluster with pve1 reinstalled: only `local` (no images), `nvme` (lvmthin) and
 /// `bulk` (dir, `bulk_free` bytes free); bridges vmbr0 and vmbr9.
 fn replacement_node(bulk_free: u64) -> SimNode {
-    let sim = SimNode::demo();
-    let root = sim.root().display().to_string();
-    sim.write_json(
-        "storage.json",
-        &json!([
-            {"storage": "local", "type": "dir", "path": format!("{root}/local"),
-             "content": "backup,iso,vztmpl", "shared": 0},
-            {"storage": "nvme", "type": "lvmthin", "content": "images,rootdir", "shared": 0,
-             "status": {"total": 500 * G, "used": 100 * G, "avail": 400 * G}},
-            {"storage": "bulk", "type": "dir", "path": format!("{root}/bulk"),
-             "content": "images,rootdir", "shared": 0,
-             "status": {"total": bulk_free + 750 * G, "used": 750 * G, "avail": bulk_free}},
-        ]),
-    );
+    let sim = reinstalled(|root| {
+        vec![
+            json!({"storage": "nvme", "type": "lvmthin", "content": "images,rootdir", "shared": 0,
+                   "status": {"total": 500 * G, "used": 100 * G, "avail": 400 * G}}),
+            json!({"storage": "bulk", "type": "dir", "path": format!("{root}/bulk"),
+                   "content": "images,rootdir", "shared": 0,
+                   "status": {"total": bulk_free + 750 * G, "used": 750 * G, "avail": bulk_free}}),
+        ]
+    });
     sim.write_json(
         "network.json",
         &json!({"pve1": [{"iface": "vmbr0", "type": "bridge"}, {"iface": "vmbr9", "type": "bridge"},
@@ -51,23 +47,7 @@ fn replacement_node(bulk_free: u64) -> SimNode {
 
 /// A backup of `vmid` on `local` holding `config`; its volid.
 fn backup(sim: &SimNode, kind: &str, vmid: u64, config: &str) -> String {
-    let file = sim.root().join(format!("conf-{vmid}"));
-    std::fs::write(&file, config).expect("config");
-    let path = sim.admin(&[
-        "add-backup",
-        &sim.root().display().to_string(),
-        "--storage",
-        "local",
-        "--type",
-        kind,
-        "--vmid",
-        &vmid.to_string(),
-        "--epoch",
-        "1705197602",
-        "--config",
-        &file.display().to_string(),
-    ]);
-    let name = path.rsplit('/').next().expect("file name");
+    let name = backup_holding(sim, kind, vmid, 1705197602, config);
     format!("local:backup/{name}")
 }
 
@@ -660,26 +640,10 @@ fn twenty_guests_planned_in_one_run_read_the_node_once_and_are_refused_as_alone(
 fn a_restore_reads_the_cluster_again_after_each_guest_it_changed() {
     let sim = replacement_node(SITE_ROOM);
     let sshd = Sshd::start(&sim);
-    let file = sim.root().join("conf-300");
-    std::fs::write(&file, VM).expect("config");
     // Two backups of one guest: once the first is restored, the second would overwrite it.
     let backups: Vec<(u64, String)> = [1705197602, 1705111202]
         .map(|epoch| {
-            let path = sim.admin(&[
-                "add-backup",
-                &sim.root().display().to_string(),
-                "--storage",
-                "local",
-                "--type",
-                "qemu",
-                "--vmid",
-                "300",
-                "--epoch",
-                &epoch.to_string(),
-                "--config",
-                &file.display().to_string(),
-            ]);
-            let name = path.rsplit('/').next().expect("file name");
+            let name = backup_holding(&sim, "qemu", 300, epoch, VM);
             (300, format!("local:backup/{name}"))
         })
         .to_vec();

@@ -4,7 +4,10 @@ use pvedr_testkit::{SimNode, Sshd, assert_says, bin, demo_over_ssh, json_lines};
 
 use serde_json::{Value, json};
 
-use crate::common::{CT_BACKUP, VM_BACKUP, overwrite_vm, restore, spawn_overwrite_vm, step};
+use crate::common::{
+    CT_BACKUP, OVERWRITE_102, VM_BACKUP, crafted_backup, overwrite_refused, overwrite_vm,
+    overwritten, refused_untouched, restore, spawn_overwrite_vm, step,
+};
 
 /// The demo's rollback of VM 100 to `before-upgrade`, its safety point on `local`.
 fn rollback() -> Vec<&'static str> {
@@ -88,9 +91,7 @@ fn restore_to_a_new_vmid() {
 #[test]
 fn overwrite_takes_a_safety_point_first() {
     let (sim, sshd) = demo_over_ssh();
-    let (rec, code, err) = overwrite_vm(&sshd);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(rec["status"], "restored");
+    let (rec, _) = overwritten(&sshd);
     let safety = rec["safety_point"]["volid"]
         .as_str()
         .expect("safety point")
@@ -242,9 +243,7 @@ fn a_corrupt_archive_is_refused_before_anything_changes() {
         .join("vzdump-qemu-100-2024_01_14-02_00_02.vma.zst");
     let bytes = std::fs::read(&f).expect("read");
     std::fs::write(&f, &bytes[..bytes.len() / 2]).expect("write");
-    let (rec, code, _) = overwrite_vm(&sshd);
-    assert_eq!(code, 1);
-    assert_eq!(rec["status"], "refused");
+    let (rec, _) = overwrite_refused(&sshd);
     assert!(rec["error"].as_str().unwrap_or("").contains("damaged"));
     assert_eq!(sim.mutations(), Vec::<String>::new());
     assert_eq!(guest(&sim, 100)["status"], "running");
@@ -422,13 +421,7 @@ fn ctrl_c_stops_at_a_safe_point_and_exits_130() {
     let child = spawn_overwrite_vm(&sshd);
     // Wait until the safety point is being made, then interrupt.
     sim.wait_for("vzdump", |c| c["cmd"] == "vzdump");
-    let out = pvedr_testkit::interrupt(child);
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = pvedr_testkit::interrupted(child);
     let recs = json_lines(&out.stdout);
     let rec = recs
         .iter()
@@ -553,9 +546,7 @@ fn a_protected_guest_is_refused_with_nothing_stopped() {
     sim.edit_guest(100, |g| {
         g["config"]["protection"] = json!("1");
     });
-    let (rec, code, err) = overwrite_vm(&sshd);
-    assert_eq!(code, 1, "{err}");
-    assert_eq!(rec["status"], "refused");
+    let (rec, _) = overwrite_refused(&sshd);
     assert!(
         rec["error"].as_str().unwrap_or("").contains("protection"),
         "{rec}"
@@ -636,9 +627,7 @@ fn an_ha_managed_guest_is_refused_with_the_ha_command() {
     sim.edit_guest(100, |g| {
         g["hastate"] = json!("started");
     });
-    let (rec, code, err) = overwrite_vm(&sshd);
-    assert_eq!(code, 1, "{err}");
-    assert_eq!(rec["status"], "refused");
+    let (rec, _) = overwrite_refused(&sshd);
     let msg = rec["error"].as_str().unwrap_or("");
     assert!(
         msg.contains("ha-manager set vm:100 --state stopped")
@@ -652,17 +641,7 @@ fn an_ha_managed_guest_is_refused_with_the_ha_command() {
 fn a_guest_on_another_node_is_restored_on_that_node() {
     // Connected to pve1; guest 102 lives on pve2: qm, vzdump and qmrestore must run there.
     let (sim, sshd) = demo_over_ssh();
-    let (rec, code, err) = restore(
-        &sshd,
-        &[
-            "--vmid",
-            "102",
-            "--force",
-            "--yes",
-            "--safety-storage",
-            "nas",
-        ],
-    );
+    let (rec, code, err) = restore(&sshd, &OVERWRITE_102);
     assert_eq!(code, 0, "{err}");
     let backup = rec["volid"].as_str().expect("volid").to_string();
     assert_eq!(rec["status"], "restored");
@@ -722,13 +701,7 @@ fn an_archive_of_unknown_type_is_refused_not_guessed() {
 #[test]
 fn date_is_a_day_in_the_nodes_time_zone() {
     // 2024-01-15 00:30 in Paris is 2024-01-14 23:30 UTC: not a backup of the 14th there.
-    let (sim, sshd) = pvedr_testkit::demo_over_ssh_in("Europe/Paris");
-    sim.add_backup(&pvedr_testkit::Backup::new(
-        "local",
-        "qemu",
-        100,
-        1_705_275_000,
-    ));
+    let (_sim, sshd) = pvedr_testkit::demo_in_paris_after_midnight();
     let out = pvedr_testkit::run_code(
         bin("pve-restore").env("TZ", "UTC").args(sshd.args()).args([
             "--vmid",
@@ -768,12 +741,7 @@ fn a_record_with_an_impossible_vmid_is_refused() {
         .iter()
         .find(|r| r["kind"] == "restore")
         .expect("record");
-    assert_eq!(r["status"], "refused", "{r}");
-    assert!(
-        r["error"].as_str().unwrap_or("").contains("invalid VMID"),
-        "{r}"
-    );
-    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+    refused_untouched(r, &sim, "invalid VMID");
 }
 
 #[test]
@@ -800,9 +768,7 @@ fn a_record_claiming_pbs_for_a_local_archive_is_still_tested() {
         .iter()
         .find(|r| r["kind"] == "restore")
         .expect("record");
-    assert_eq!(r["status"], "refused", "{r}");
-    assert!(r["error"].as_str().unwrap_or("").contains("damaged"), "{r}");
-    assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
+    refused_untouched(r, &sim, "damaged");
 }
 
 #[test]
@@ -1017,9 +983,7 @@ fn vzdump_running(sim: &SimNode) {
 fn a_running_vzdump_on_the_node_refuses_the_overwrite_before_the_stop() {
     let (sim, sshd) = demo_over_ssh();
     vzdump_running(&sim);
-    let (rec, code, err) = overwrite_vm(&sshd);
-    assert_eq!(code, 1, "{err}");
-    assert_eq!(rec["status"], "refused");
+    let (rec, _) = overwrite_refused(&sshd);
     assert_says(&rec, "error", "a vzdump is running on pve1");
     assert_eq!(sim.mutations(), Vec::<String>::new(), "not stopped");
     assert_eq!(guest(&sim, 100)["status"], "running");
@@ -1112,21 +1076,9 @@ fn the_drill_sets_link_down_on_a_link_that_says_link_down_0() {
     // would stay connected to production's network, or the drill fail.
     let (sim, sshd) = demo_over_ssh();
     let name = "vzdump-qemu-100-2024_01_14-05_00_00.vma.zst";
-    let path = sim.dump_dir("local").join(name);
-    let code = format!(
-        "import sys; sys.path.insert(0, {:?})\nfrom pvesim import archives\n\
-         conf = archives.qemu_config(100, 'web01').replace(',bridge=vmbr0', ',link_down=0,bridge=vmbr0')\n\
-         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n\
-         open({:?}, 'wb').write(archives.compress(raw, 'zstd'))\n",
-        pvedr_testkit::sim_dir().display().to_string(),
-        path.display().to_string()
-    );
-    let made = std::process::Command::new("python3")
-        .args(["-c", &code])
-        .output()
-        .expect("python3");
-    assert!(made.status.success(), "{made:?}");
-    let volid = format!("local:backup/{name}");
+    let make = "conf = archives.qemu_config(100, 'web01').replace(',bridge=vmbr0', ',link_down=0,bridge=vmbr0')\n\
+         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n";
+    let volid = crafted_backup(&sim, name, make);
     let (rec, code, err) = restore(&sshd, &["--volid", &volid, "--test", "--yes"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(step(&rec, "isolate")["status"], "changed", "{rec}");
@@ -1186,21 +1138,9 @@ fn a_template_backup_is_restored_and_not_started() {
     // restore is good, the start and the probes do not apply.
     let (sim, sshd) = demo_over_ssh();
     let name = "vzdump-qemu-9000-2024_01_14-05_00_00.vma.zst";
-    let path = sim.dump_dir("local").join(name);
-    let code = format!(
-        "import sys; sys.path.insert(0, {:?})\nfrom pvesim import archives\n\
-         conf = archives.qemu_config(9000, 'tmpl') + 'template: 1\\n'\n\
-         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n\
-         open({:?}, 'wb').write(archives.compress(raw, 'zstd'))\n",
-        pvedr_testkit::sim_dir().display().to_string(),
-        path.display().to_string()
-    );
-    let made = std::process::Command::new("python3")
-        .args(["-c", &code])
-        .output()
-        .expect("python3");
-    assert!(made.status.success(), "{made:?}");
-    let volid = format!("local:backup/{name}");
+    let make = "conf = archives.qemu_config(9000, 'tmpl') + 'template: 1\\n'\n\
+         raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n";
+    let volid = crafted_backup(&sim, name, make);
     let (rec, code, err) = restore(
         &sshd,
         &[
@@ -1407,9 +1347,7 @@ fn an_ha_guest_requested_stopped_is_overwritten() {
         g["ha_request"] = json!("stopped");
         g["status"] = json!("stopped");
     });
-    let (rec, code, err) = overwrite_vm(&sshd);
-    assert_eq!(code, 0, "{err}\n{rec}");
-    assert_eq!(rec["status"], "restored");
+    overwritten(&sshd);
 }
 
 #[test]

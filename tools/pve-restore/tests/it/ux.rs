@@ -6,7 +6,7 @@
 use pvedr_testkit::{SimNode, Sshd, demo_over_ssh, json_lines};
 use serde_json::{Value, json};
 
-use crate::common::{VM_BACKUP, overwrite_vm, restore, spawn_overwrite_vm};
+use crate::common::{VM_BACKUP, overwrite_vm, overwritten, restore, spawn_overwrite_vm};
 
 fn error(rec: &Value) -> &str {
     rec["error"].as_str().unwrap_or("")
@@ -122,9 +122,7 @@ fn a_dry_run_of_an_overwrite_without_force_shows_the_plan_and_says_it_needs_forc
 #[test]
 fn an_overwrite_that_stopped_the_guest_says_how_to_start_it() {
     let (sim, sshd) = demo_over_ssh();
-    let (rec, code, err) = overwrite_vm(&sshd);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(rec["status"], "restored");
+    let (_, err) = overwritten(&sshd);
     assert_eq!(sim.read_json("guests/100.json")["status"], "stopped");
     assert!(
         err.contains("VM 100 was stopped for the restore and is still stopped; to start it, on node pve1: qm start 100"),

@@ -2,22 +2,13 @@
 
 use pvedr_testkit::{bin, demo_over_ssh};
 
-use crate::snap_ok;
+use crate::{on, snap_cmd, snap_ok};
 
 #[test]
 fn csv_has_the_documented_columns() {
     let (_sim, sshd) = demo_over_ssh();
-    snap_ok(
-        &sshd,
-        "create",
-        &["--yes", "--vmid", "100", "--vmid", "101"],
-    );
-    let out = pvedr_testkit::run_ok(
-        bin("pve-snapshot")
-            .arg("ls")
-            .args(sshd.args())
-            .args(["--format", "csv"]),
-    );
+    snap_ok(&sshd, "create", &on(&["100", "101"], &[]));
+    let out = pvedr_testkit::run_ok(snap_cmd(&sshd, "ls").args(["--format", "csv"]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.starts_with("node,vmid,type,name,label,time,parent,vmstate,description"),

@@ -3,7 +3,7 @@
 use pvedr_testkit::{assert_says, demo_over_ssh};
 use serde_json::json;
 
-use crate::{edit_guest, guest, names, next_second, of, snap, snap_ok};
+use crate::{edit_guest, guest, names, next_second, of, on, snap, snap_ok};
 
 fn stamp_ok(name: &str) -> bool {
     let Some(rest) = name.strip_prefix("daily-") else {
@@ -20,11 +20,7 @@ fn stamp_ok(name: &str) -> bool {
 #[test]
 fn three_guests_across_two_nodes_each_on_its_own_node() {
     let (sim, sshd) = demo_over_ssh();
-    let recs = snap_ok(
-        &sshd,
-        "create",
-        &["--yes", "--vmid", "100", "--vmid", "101", "--vmid", "102"],
-    );
+    let recs = snap_ok(&sshd, "create", &on(&["100", "101", "102"], &[]));
     for (vmid, node) in [(100, "pve1"), (101, "pve1"), (102, "pve2")] {
         let r = &of(&recs, vmid)[0];
         assert_eq!(r["status"], "created", "{r}");
@@ -94,17 +90,7 @@ fn a_locked_guest_and_a_storage_without_snapshots_are_reported_with_proxmox_reas
     let (recs, code, err) = snap(
         &sshd,
         "create",
-        &[
-            "--yes",
-            "--vmid",
-            "100",
-            "--vmid",
-            "101",
-            "--vmid",
-            "102",
-            "--wait-lock",
-            "1s",
-        ],
+        &on(&["100", "101", "102"], &["--wait-lock", "1s"]),
     );
     assert_eq!(code, 3, "partial: {err}");
     let (r100, r101, r102) = (&of(&recs, 100)[0], &of(&recs, 101)[0], &of(&recs, 102)[0]);
@@ -162,18 +148,10 @@ fn vmstate_is_saved_for_a_running_vm_only() {
     let recs = snap_ok(
         &sshd,
         "create",
-        &[
-            "--yes",
-            "--vmid",
-            "100",
-            "--vmid",
-            "101",
-            "--vmid",
-            "102",
-            "--vmstate",
-            "--label",
-            "pre-upgrade",
-        ],
+        &on(
+            &["100", "101", "102"],
+            &["--vmstate", "--label", "pre-upgrade"],
+        ),
     );
     assert_eq!(of(&recs, 102)[0]["vmstate"], true);
     let r100 = &of(&recs, 100)[0];

@@ -3,24 +3,15 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use pvedr_testkit::{bin, demo_over_ssh};
+use pvedr_testkit::demo_over_ssh;
 
-use crate::{of, snap, snap_ok};
+use crate::{of, on, snap, snap_cmd, snap_ok};
 
 #[test]
 fn ls_records_go_through_jq() {
     let (_sim, sshd) = demo_over_ssh();
-    snap_ok(
-        &sshd,
-        "create",
-        &["--yes", "--vmid", "101", "--vmid", "102"],
-    );
-    let listing = pvedr_testkit::run_ok(
-        bin("pve-snapshot")
-            .arg("ls")
-            .args(sshd.args())
-            .args(["--label", "daily"]),
-    );
+    snap_ok(&sshd, "create", &on(&["101", "102"], &[]));
+    let listing = pvedr_testkit::run_ok(snap_cmd(&sshd, "ls").args(["--label", "daily"]));
     let mut jq = Command::new("jq")
         .args(["-r", r#"select(.kind=="snapshot" and .node=="pve2") | "\(.vmid) \(.type) \(.label) \(.name|startswith("daily-"))""#])
         .stdin(Stdio::piped())

@@ -12,9 +12,26 @@ mod rollback;
 use pvedr_testkit::{SimNode, Sshd, bin, outcome};
 use serde_json::{Value, json};
 
+/// `pve-snapshot SUB <ssh flags>`.
+pub fn snap_cmd(sshd: &Sshd, sub: &str) -> assert_cmd::Command {
+    let mut c = bin("pve-snapshot");
+    c.arg(sub).args(sshd.args());
+    c
+}
+
 /// Runs `pve-snapshot SUB <ssh flags> ARGS`: (records, exit code, stderr).
 pub fn snap(sshd: &Sshd, sub: &str, args: &[&str]) -> (Vec<Value>, i32, String) {
-    outcome(bin("pve-snapshot").arg(sub).args(sshd.args()).args(args))
+    outcome(snap_cmd(sshd, sub).args(args))
+}
+
+/// `--yes`, `--vmid V` for each of `vmids`, then `extra`: a change of those guests.
+pub fn on<'a>(vmids: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--yes"];
+    for v in vmids {
+        args.extend(["--vmid", v]);
+    }
+    args.extend(extra);
+    args
 }
 
 /// [`snap`], which must succeed: its records.

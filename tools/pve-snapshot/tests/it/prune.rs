@@ -188,13 +188,7 @@ fn ctrl_c_finishes_the_running_removal_writes_the_records_and_exits_130() {
         .spawn()
         .expect("spawn");
     sim.wait_for("delsnapshot", |c| c["argv"][0] == "delsnapshot");
-    let out = pvedr_testkit::interrupt(child);
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = pvedr_testkit::interrupted(child);
     let recs = pvedr_testkit::json_lines(&out.stdout);
     let status = |n: &str| {
         of(&recs, 101)

@@ -18,6 +18,32 @@ fn three_applies(moto: &Moto, bucket: &str) -> Tf {
     tf
 }
 
+/// `terraform plan` with `v` finds nothing to change: the state holds `v`.
+fn plans_no_change(tf: &Tf, v: &str) {
+    let var = format!("v={v}");
+    let plan = tf.run(&[
+        "plan",
+        "-detailed-exitcode",
+        "-input=false",
+        "-no-color",
+        "-var",
+        &var,
+    ]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "the state matches {var}: {}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+}
+
+/// [`three_applies`], and the version id of its first state (serial 1).
+fn first_of_three(moto: &Moto, bucket: &str) -> (Tf, String) {
+    let tf = three_applies(moto, bucket);
+    let first = version_of_serial(&list(moto, bucket), 1);
+    (tf, first)
+}
+
 #[test]
 fn list_inspect_shows_every_serial_and_ignores_the_lock_object() {
     let moto = Moto::start();
@@ -53,9 +79,7 @@ fn list_inspect_shows_every_serial_and_ignores_the_lock_object() {
 #[test]
 fn restore_makes_terraform_see_the_old_content_with_a_higher_serial() {
     let moto = Moto::start();
-    let tf = three_applies(&moto, "tfstate-restore");
-    let recs = list(&moto, "tfstate-restore");
-    let first = version_of_serial(&recs, 1);
+    let (tf, first) = first_of_three(&moto, "tfstate-restore");
     let before = moto.version_count("tfstate-restore", "terraform.tfstate");
     // Without --yes and without a terminal: refused, nothing written.
     pvedr_testkit::run_code(tool(&moto, "tfstate-restore").args(["restore", &first]), 2);
@@ -104,20 +128,7 @@ fn restore_makes_terraform_see_the_old_content_with_a_higher_serial() {
     let pulled: Value = serde_json::from_str(&tf.ok(&["state", "pull"])).expect("state");
     assert_eq!(pulled["serial"], 4);
     assert_eq!(pulled["outputs"]["v"]["value"], "one");
-    let plan = tf.run(&[
-        "plan",
-        "-detailed-exitcode",
-        "-input=false",
-        "-no-color",
-        "-var",
-        "v=one",
-    ]);
-    assert_eq!(
-        plan.status.code(),
-        Some(0),
-        "the state matches v=one: {}",
-        String::from_utf8_lossy(&plan.stdout)
-    );
+    plans_no_change(&tf, "one");
     // No lock left behind.
     assert_eq!(moto.boto("tfstate-restore", "print(len(s3.list_objects_v2(Bucket=B, Prefix='terraform.tfstate.tflock').get('Contents', [])))"), "0");
 }
@@ -125,9 +136,7 @@ fn restore_makes_terraform_see_the_old_content_with_a_higher_serial() {
 #[test]
 fn a_held_lock_blocks_restore() {
     let moto = Moto::start();
-    let _tf = three_applies(&moto, "tfstate-lock");
-    let recs = list(&moto, "tfstate-lock");
-    let first = version_of_serial(&recs, 1);
+    let (_tf, first) = first_of_three(&moto, "tfstate-lock");
     moto.boto(
         "tfstate-lock",
         "s3.put_object(Bucket=B, Key='terraform.tfstate.tflock', Body=b'{\"ID\":\"someone\"}')",
@@ -340,15 +349,7 @@ fn fallback_and_return_lose_no_state() {
         })
         .unwrap_or(false)
     }));
-    let plan = tf.run(&[
-        "plan",
-        "-detailed-exitcode",
-        "-input=false",
-        "-no-color",
-        "-var",
-        "v=four",
-    ]);
-    assert_eq!(plan.status.code(), Some(0));
+    plans_no_change(&tf, "four");
 }
 
 /// fallback and return keep the change contract: the plan first; `--dry-run` changes
