@@ -65,7 +65,9 @@ RECORDS:
   site, predicted_s (seconds), predicted_from (history | history-site | probe), order (its
   startup order; absent: none), lane and rpo_s (the copy's age, seconds); then a
   `summary`, for a site with predicted_rto_s, rpo_s (the oldest copy's age), rto_target_s
-  and, once restored, rto_s (wall clock) and prediction_error_pct.
+  and, once restored, rto_s (wall clock), prediction_error_pct and, when
+  --stop-on-failure held later waves back, stopped (which guest failed, how many were not
+  started).
 
 SITE:
   Several records (--all), not drills, are a site: one plan for all of them before any
@@ -81,7 +83,9 @@ SITE:
   a ranged GET of 8 MiB of its S3 copy and 8 MiB through the node's connection (the slower
   rate); the plan says which. The RTO is the makespan of the --jobs lanes, the RPO the
   oldest copy's age. Each lane has its own connection; Ctrl-C lets every lane finish its
-  guest.
+  guest. A guest not restored does not stop the site by default (Proxmox's startall goes
+  on past a guest that fails to start); with --stop-on-failure its own order finishes
+  and no later order starts: each guest held back is recorded `refused`, naming it.
   Progress goes to stderr: the plan, each changing step as it starts (`[7/9] restore 100
   (started 12:03:04)`), every 30 s while it runs (`still running, 4m30s`), and how it
   ended. After an overwrite that stopped the guest and did not start it, how to start it
@@ -356,6 +360,13 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", help_heading = "Site", hide_short_help = true,
           value_parser = pvedr::cli::values::duration)]
     pub rto_target: Option<std::time::Duration>,
+
+    /// With several records: a guest that is not restored (failed, rolled back, refused)
+    /// holds back every later startup order: the guests of its own order go on, those of
+    /// later orders are not started, each recorded `refused` naming the guest that failed,
+    /// and the summary's `stopped` says why. Default: go on, as Proxmox's startall does.
+    #[arg(long, help_heading = "Site", hide_short_help = true)]
+    pub stop_on_failure: bool,
 
     #[command(flatten)]
     pub write: WriteArgs,

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{SimNode, Sshd, assert_says, bin, json_lines};
 use serde_json::{Value, json};
 
 const G: u64 = 1 << 30;
@@ -432,4 +432,60 @@ fn ctrl_c_lets_every_lane_finish_its_guest_starts_no_other_and_exits_130() {
             "guest {later} was started after the interrupt"
         );
     }
+}
+
+/// Each restore record's status by VMID.
+fn statuses(recs: &[Value]) -> std::collections::BTreeMap<u64, String> {
+    recs.iter()
+        .filter_map(|r| Some((r["vmid"].as_u64()?, r["status"].as_str()?.to_string())))
+        .collect()
+}
+
+/// Whether a restore command (qmrestore, pct restore) of `vmid` ran.
+fn restore_ran(sim: &SimNode, vmid: u64) -> bool {
+    sim.commands().iter().any(|c| {
+        let first = c["argv"][0].as_str().unwrap_or("");
+        (c["cmd"] == "qmrestore" || (c["cmd"] == "pct" && first == "restore")) && about(c, vmid)
+    })
+}
+
+#[test]
+fn stop_on_failure_holds_back_the_later_waves_of_a_guest_not_restored() {
+    // Guest 301 (order 1) fails its restore: its wave (304) goes on, the later ones do not
+    // start, each refused naming 301.
+    let fail_301 = json!([{"match": "pct restore 301", "exit": 255, "stderr": "disk on fire"}]);
+    let (sim, input) = site(50 * G);
+    let sshd = Sshd::start(&sim);
+    let tmp = tempfile::tempdir().expect("tmp");
+    sim.set_faults(fail_301.clone());
+    sim.clear_commands();
+    let args = ["--jobs", "2", "--yes", "--stop-on-failure"];
+    let (recs, summary, code, err) = run(&sshd, &input, tmp.path(), &args);
+    assert_eq!(code, 3, "{err}");
+    let st = statuses(&recs);
+    assert_eq!(st[&301], "failed", "{err}");
+    assert_eq!(st[&304], "restored", "{err}");
+    for later in [300, 302, 303, 305] {
+        assert_eq!(st[&later], "refused", "{err}");
+        let r = recs.iter().find(|r| r["vmid"] == later).expect("record");
+        assert_says(r, "error", "guest 301 (order 1) was not restored");
+        assert_says(r, "error", "--stop-on-failure");
+        assert!(!restore_ran(&sim, later), "guest {later} was started");
+        assert!(sim.read_json(&format!("guests/{later}.json")).is_null());
+    }
+    assert_says(&summary, "stopped", "guest 301 (order 1) was not restored");
+    assert_says(&summary, "stopped", "4 guest(s)");
+    assert_eq!(summary["counts"]["refused"], 4, "{summary}");
+    // The default, as Proxmox's startall: the later waves go on.
+    let (sim, input) = site(50 * G);
+    let sshd = Sshd::start(&sim);
+    sim.set_faults(fail_301);
+    let (recs, summary, code, err) = run(&sshd, &input, tmp.path(), &["--yes"]);
+    assert_eq!(code, 3, "{err}");
+    let st = statuses(&recs);
+    assert_eq!(st[&301], "failed", "{err}");
+    for other in [300, 302, 303, 304, 305] {
+        assert_eq!(st[&other], "restored", "{err}");
+    }
+    assert!(summary.get("stopped").is_none(), "{summary}");
 }
