@@ -89,7 +89,9 @@ SITE:
   Progress goes to stderr: the plan, each changing step as it starts (`[7/9] restore 100
   (started 12:03:04)`), every 30 s while it runs (`still running, 4m30s`), and how it
   ended. After an overwrite that stopped the guest and did not start it, how to start it
-  (`qm start N` / `pct start N`, on its node).
+  (`qm start N` / `pct start N`, on its node). With --jobs above 1 every line of a lane
+  names it and its guest (`pve-restore: [lane 2 VM 300] [5/9] restore 300 …`), each line
+  written whole, so the lanes' interleaved lines stay readable.
 
 SAFETY:
   Every run builds the plan first and prints it; --dry-run stops there and runs only

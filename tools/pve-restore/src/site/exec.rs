@@ -3,6 +3,7 @@
 //! not `Send`: every lane opens its own), take guests wave after wave: a guest starts only
 //! once every guest of a lower startup order has finished. Each record goes to the caller
 //! as its guest ends; an interrupt lets every lane finish its guest and start no other.
+//! Every stderr line of a lane names it and its guest (`[lane 2 VM 300]`).
 //! With `--stop-on-failure` a guest not restored lets its own wave finish and holds back
 //! every later one (Proxmox's startall goes on: that stays the default).
 
@@ -246,6 +247,7 @@ fn in_lanes<'p>(
                 };
                 while let Some(i) = shared.take() {
                     let g = &shared.plan.guests[i];
+                    pvedr::msg::set_scope(Some(g.scope(lane)));
                     let r = restore_guest(&lctx, g.b.clone(), default_node).map(|mut rec| {
                         g.stamp(&mut rec, lane);
                         rec

@@ -310,6 +310,37 @@ fn a_site_is_restored_in_two_lanes_in_boot_order() {
         "{summary}"
     );
     assert_eq!(summary["predicted_rto_s"], 18.0);
+    lanes_name_their_guests(&recs, &err);
+}
+
+/// Every stderr line of a lane run is the tool's and names, once the lanes run, the lane
+/// and guest it is about: its plan's lines, its steps (`[5/9] restore 301 (started …)`).
+fn lanes_name_their_guests(recs: &[Value], err: &str) {
+    for l in err.lines() {
+        assert!(
+            l.starts_with("pve-restore: "),
+            "a line not the tool's: {l:?}\n{err}"
+        );
+    }
+    for r in recs {
+        let (vmid, lane) = (&r["vmid"], &r["lane"]);
+        let kind = if [301, 303, 305].contains(&vmid.as_u64().unwrap_or(0)) {
+            "CT"
+        } else {
+            "VM"
+        };
+        let tag = format!("pve-restore: [lane {lane} {kind} {vmid}] ");
+        let step = err
+            .lines()
+            .find(|l| l.contains(&format!("] restore {vmid} (started")))
+            .unwrap_or_else(|| panic!("no restore step of {vmid}: {err}"));
+        assert!(step.starts_with(&tag), "{step:?} does not start {tag:?}");
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with(&tag) && l.contains("1. ")),
+            "its plan's lines name lane and guest {tag:?}: {err}"
+        );
+    }
 }
 
 #[test]
