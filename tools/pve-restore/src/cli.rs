@@ -128,7 +128,8 @@ EXIT STATUS:
   0    success (restored, verified when asked)
   1    failed or refused (the record says which steps ran and the way back)
   2    usage error, a map the target node does not fit, or a change without --yes and
-       without a terminal; nothing was done
+       without a terminal; nothing was done (among several records a guest the maps
+       cannot place is refused on its own, the others go on: 1 or 3)
   3    partial: with --all, some guests restored and some failed
   4    a site's RTO exceeds --rto-target: the plan's predicted one (also with --dry-run) or
        the measured one; nothing failed

@@ -16,7 +16,7 @@ use pvedr::records::{Restore, RestoreStatus};
 
 use super::{Plan, Planned};
 use crate::cli::Cli;
-use crate::each::{now_rfc3339, restore_guest, stamped};
+use crate::each::{node_of, now_rfc3339, restore_among, stamped};
 use crate::restore::Ctx;
 
 /// How often a lane waiting for its wave looks at the interrupt flag.
@@ -79,7 +79,7 @@ fn in_order<'p>(
         if let Some(f) = failed.filter(|f| g.rank > f.rank) {
             return Ok(Some((i, f)));
         }
-        let mut rec = restore_guest(ctx, g.b.clone(), default_node)?;
+        let mut rec = restore_among(ctx, g.b.clone(), default_node)?;
         g.stamp(&mut rec, if dry { g.lane } else { 1 });
         let stop = rec.status == RestoreStatus::Interrupted;
         if failed.is_none() && holds(ctx.cli, &rec) {
@@ -110,15 +110,10 @@ fn hold_back(
         .map_or("no startup order".into(), |o| format!("order {o}"));
     let why = format!("guest {} ({order}) was not restored", by.vmid);
     for g in rest {
-        let node = match (&ctx.o.node, crate::offsite::of(&g.b)) {
-            (Some(n), _) => n.clone(),
-            (None, None) => g.b.node.clone().unwrap_or_else(|| default_node.into()),
-            (None, Some(_)) => default_node.to_string(),
-        };
         let rec = Restore {
             vmid: g.b.vmid,
             volid: Some(g.b.volid.clone()),
-            node: Some(node),
+            node: Some(node_of(ctx, &g.b, default_node)),
             ..Default::default()
         };
         let msg = format!(
@@ -248,7 +243,7 @@ fn in_lanes<'p>(
                 while let Some(i) = shared.take() {
                     let g = &shared.plan.guests[i];
                     pvedr::msg::set_scope(Some(g.scope(lane)));
-                    let r = restore_guest(&lctx, g.b.clone(), default_node).map(|mut rec| {
+                    let r = restore_among(&lctx, g.b.clone(), default_node).map(|mut rec| {
                         g.stamp(&mut rec, lane);
                         rec
                     });
