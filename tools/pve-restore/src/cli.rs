@@ -77,8 +77,9 @@ SITE:
   from the archive's config) onto the storages they go to (--target-storage, --storage, or
   their own), first fit in that order: the guests that do not fit are named in one
   refusal, exit 2, nothing done (a thin pool's overcommit is a warning; an overwrite is not
-  counted). Duration per guest: its last restore in --history (or --drill-history) scaled
-  to the archive's size, without the steps this run does not take (a drill's isolate,
+  counted; a VM mapped onto several storages needs room for all its disks on one of
+  them, which qmrestore fills before the others are moved). Duration per guest: its last
+  restore in --history (or --drill-history) scaled to the archive's size, without the steps this run does not take (a drill's isolate,
   probe, cleanup; the archive test, which a streamed restore replaces by a HEAD), else the history's bytes per second, else for an offsite record
   a ranged GET of 8 MiB of its S3 copy and 8 MiB through the node's connection (the slower
   rate); the plan says which. The RTO is the makespan of the --jobs lanes, the RPO the

@@ -264,6 +264,8 @@ impl Reader<'_> {
         };
         let mut n = pack::Need {
             vmid,
+            // With maps a VM goes onto one storage first (`pack`'s module comment).
+            staged: !lxc && self.ctx.o.maps.any(),
             ..Default::default()
         };
         let content = if lxc { "rootdir" } else { "images" };

@@ -520,3 +520,73 @@ fn stop_on_failure_holds_back_the_later_waves_of_a_guest_not_restored() {
     }
     assert!(summary.get("stopped").is_none(), "{summary}");
 }
+
+#[test]
+fn a_vm_mapped_onto_two_storages_needs_room_for_both_disks_on_one_of_them() {
+    // Each disk fits its own storage (4 GiB on 6), but qmrestore puts both on one storage
+    // before one moves: neither has 8 GiB.
+    let sim = SimNode::demo();
+    let root = sim.root().display().to_string();
+    let dir = |id: &str| {
+        json!({"storage": id, "type": "dir", "path": format!("{root}/{id}"),
+               "content": "images,rootdir", "shared": 0,
+               "status": {"total": 100 * G, "used": 94 * G, "avail": 6 * G}})
+    };
+    sim.write_json(
+        "storage.json",
+        &json!([{"storage": "local", "type": "dir", "path": format!("{root}/local"),
+                 "content": "backup", "shared": 0}, dir("bulk"), dir("fast")]),
+    );
+    let vm = "memory: 512\nname: db\nscsi0: local-lvm:vm-400-disk-0,size=4G\nscsi1: nas:vm-400-disk-1,size=4G\n";
+    let ct =
+        "arch: amd64\nhostname: dns\nostype: debian\nrootfs: local-lvm:vm-401-disk-0,size=1G\n";
+    let mut input = String::new();
+    for (kind, vmid, config) in [("qemu", 400, vm), ("lxc", 401, ct)] {
+        let file = sim.root().join(format!("conf-{vmid}"));
+        std::fs::write(&file, config).expect("config");
+        let vmid_s = vmid.to_string();
+        let path = sim.admin(&[
+            "add-backup",
+            &root,
+            "--storage",
+            "local",
+            "--type",
+            kind,
+            "--vmid",
+            &vmid_s,
+            "--epoch",
+            "1705197602",
+            "--config",
+            &file.display().to_string(),
+        ]);
+        let name = path.rsplit('/').next().expect("file name");
+        let rec = json!({"kind": "backup", "node": "pve1", "storage": "local",
+            "volid": format!("local:backup/{name}"), "vmid": vmid, "subtype": kind,
+            "ctime": 1705197602, "size": 1000});
+        input.push_str(&format!("{rec}\n"));
+    }
+    let sshd = Sshd::start(&sim);
+    let tmp = tempfile::tempdir().expect("tmp");
+    sim.clear_commands();
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args([
+            "--all",
+            "--dry-run",
+            "--target-storage",
+            "local-lvm:bulk,nas:fast",
+        ])
+        .env("XDG_RUNTIME_DIR", tmp.path())
+        .write_stdin(input)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the site does not fit"), "{err}");
+    assert!(
+        err.contains("guest 400 needs 8.0 GiB on one of pve1/bulk, pve1/fast at once"),
+        "{err}"
+    );
+    assert!(!err.contains("guest 401 needs"), "{err}");
+    assert_eq!(sim.mutations(), Vec::<String>::new());
+}
