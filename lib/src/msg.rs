@@ -3,11 +3,34 @@
 //! read from a node or an archive cannot drive the terminal.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt::Display;
 use std::io::Write;
 use std::sync::OnceLock;
 
 static TOOL: OnceLock<String> = OnceLock::new();
+
+thread_local! {
+    /// What this thread's lines are about (`lane 2 VM 300`), when threads work side by side.
+    static SCOPE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Names what the calling thread's lines are about from now on (`None`: nothing): each of
+/// its lines then says so after the tool's name, so the lines of threads working side by
+/// side (pve-restore's lanes) stay readable once interleaved.
+pub fn set_scope(scope: Option<String>) {
+    SCOPE.with(|s| *s.borrow_mut() = scope.map(|t| one_line(&t)));
+}
+
+/// The calling thread's scope, to hand to a thread it starts.
+pub fn scope() -> Option<String> {
+    SCOPE.with(|s| s.borrow().clone())
+}
+
+/// `[scope] ` or nothing.
+fn scope_tag() -> String {
+    scope().map_or(String::new(), |s| format!("[{s}] "))
+}
 
 /// Names the running tool (the first call wins).
 pub fn set_tool(name: &str) {
@@ -69,28 +92,48 @@ pub fn escaped(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// `<tool>: <message>`.
+/// `<tool>: <message>` (`<tool>: [scope] <message>` in a scope).
 pub fn say(message: impl Display) {
-    line(format_args!(
-        "{}: {}",
+    write_line(&format!(
+        "{}: {}{}",
         tool(),
+        scope_tag(),
         printable(&message.to_string())
     ));
 }
 
-/// One line on stderr as given (no prefix); a closed or full stderr loses the message,
-/// never the run (`eprintln!` would panic).
+/// One line on stderr as given (no prefix; in a scope, `<tool>: [scope] ` before it); a
+/// closed or full stderr loses the message, never the run (`eprintln!` would panic).
 pub fn line(text: impl Display) {
-    let _ = writeln!(std::io::stderr().lock(), "{text}");
+    match scope() {
+        Some(_) => write_line(&format!("{}: {}{text}", tool(), scope_tag())),
+        None => write_line(&text.to_string()),
+    }
 }
 
-/// `<tool>: warning: <message>`.
+/// `<tool>: warning: <message>` (`<tool>: [scope] warning: …` in a scope).
 pub fn warn(message: impl Display) {
-    line(format_args!(
-        "{}: warning: {}",
+    write_line(&format!(
+        "{}: {}warning: {}",
         tool(),
+        scope_tag(),
         printable(&message.to_string())
     ));
+}
+
+/// `text` and its newline on stderr.
+fn write_line(text: &str) {
+    let _ = put_line(&mut std::io::stderr().lock(), text);
+}
+
+/// `text` and its newline in one write: stderr is unbuffered, and `writeln!` writes each
+/// piece of its format apart, which another process on the same stderr (a second run
+/// from cron, a lane's node command) could tear.
+fn put_line(w: &mut impl Write, text: &str) -> std::io::Result<()> {
+    let mut buf = String::with_capacity(text.len() + 1);
+    buf.push_str(text);
+    buf.push('\n');
+    w.write_all(buf.as_bytes())
 }
 
 #[cfg(test)]
@@ -101,6 +144,42 @@ mod tests {
     fn escapes_reach_the_terminal_visibly() {
         assert_eq!(visible("a\u{1b}[31mb\nc"), "a\\u{1b}[31mb\nc");
         assert_eq!(visible("plain"), "plain");
+    }
+
+    /// Counts the writes it is given.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_is_one_write() {
+        let mut w = Writes::default();
+        put_line(&mut w, "pve-restore: [lane 2 VM 300] [3/7] restore 300").expect("write");
+        assert_eq!(
+            w.0,
+            [b"pve-restore: [lane 2 VM 300] [3/7] restore 300\n".to_vec()]
+        );
+    }
+
+    #[test]
+    fn a_scope_names_the_threads_lines_and_stays_on_one_line() {
+        assert_eq!(scope_tag(), "");
+        set_scope(Some("lane 2\nVM 300".into()));
+        assert_eq!(scope_tag(), "[lane 2\\nVM 300] ");
+        std::thread::spawn(|| assert_eq!(scope(), None))
+            .join()
+            .expect("thread");
+        set_scope(None);
+        assert_eq!(scope(), None);
     }
 
     #[test]

@@ -633,6 +633,10 @@ pub struct Summary {
     /// `--rto-target`, in seconds, when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rto_target_s: Option<f64>,
+    /// A site restored with `--stop-on-failure` that did not start its later waves: which
+    /// guest was not restored, and how many were held back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -67,12 +67,7 @@ impl Storage {
         Storage {
             storage,
             storage_type: pvesh::str_of(m, "type").unwrap_or_default(),
-            content: pvesh::str_of(m, "content")
-                .unwrap_or_default()
-                .split(',')
-                .filter(|c| !c.is_empty())
-                .map(str::to_string)
-                .collect(),
+            content: content_list(&pvesh::str_of(m, "content").unwrap_or_default()),
             shared: pvesh::bool_of(m, "shared") == Some(true),
             enabled: pvesh::bool_of(m, "enabled") == Some(true),
             active: pvesh::bool_of(m, "active") == Some(true),
@@ -87,7 +82,8 @@ impl Storage {
         self.enabled && self.active
     }
 
-    /// Whether it may hold `content` (`images`, `rootdir`, `backup`…).
+    /// Whether it may hold `content` (`images`, `rootdir`, `backup`…): a whole entry of
+    /// its content list.
     pub fn allows(&self, content: &str) -> bool {
         self.content.contains(content)
     }
@@ -95,6 +91,17 @@ impl Storage {
     pub fn provisioning(&self) -> Provisioning {
         Provisioning::of(&self.storage_type)
     }
+}
+
+/// A storage's `content` entries, split as Proxmox splits a `-list` format (pve-common
+/// `src/PVE/ParseUtils.pm` `split_list`: commas, semicolons and white space; pve-storage
+/// `src/PVE/Storage/Plugin.pm` `decode_value` reads `content` so, and
+/// `content_hash_to_string` gives the API's answer joined by commas).
+fn content_list(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| c == ',' || c == ';' || c == '\0' || c.is_whitespace())
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// A bridge a guest's `bridge=` may name on a node: a Linux or OVS bridge, or an SDN vnet
@@ -355,6 +362,22 @@ impl Part {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_is_a_list_of_whole_entries() {
+        let m = |content: &str| {
+            let v = serde_json::json!({"storage": "s", "content": content});
+            Storage::from_json(v.as_object().expect("object")).expect("storage")
+        };
+        let s = m("rootdir,backup; iso  images");
+        for c in ["rootdir", "backup", "iso", "images"] {
+            assert!(s.allows(c), "{c}: {:?}", s.content);
+        }
+        for c in ["root", "image", "", "backup; iso", "vztmpl"] {
+            assert!(!s.allows(c), "{c:?}: {:?}", s.content);
+        }
+        assert!(m("").content.is_empty());
+    }
 
     #[test]
     fn a_storage_of_other_nodes_is_listed_but_not_usable() {

@@ -65,7 +65,9 @@ RECORDS:
   site, predicted_s (seconds), predicted_from (history | history-site | probe), order (its
   startup order; absent: none), lane and rpo_s (the copy's age, seconds); then a
   `summary`, for a site with predicted_rto_s, rpo_s (the oldest copy's age), rto_target_s
-  and, once restored, rto_s (wall clock) and prediction_error_pct.
+  and, once restored, rto_s (wall clock), prediction_error_pct and, when
+  --stop-on-failure held later waves back, stopped (which guest failed, how many were not
+  started).
 
 SITE:
   Several records (--all), not drills, are a site: one plan for all of them before any
@@ -75,17 +77,22 @@ SITE:
   from the archive's config) onto the storages they go to (--target-storage, --storage, or
   their own), first fit in that order: the guests that do not fit are named in one
   refusal, exit 2, nothing done (a thin pool's overcommit is a warning; an overwrite is not
-  counted). Duration per guest: its last restore in --history (or --drill-history) scaled
-  to the archive's size, without the steps this run does not take (a drill's isolate,
+  counted; a VM mapped onto several storages needs room for all its disks on one of
+  them, which qmrestore fills before the others are moved). Duration per guest: its last
+  restore in --history (or --drill-history) scaled to the archive's size, without the steps this run does not take (a drill's isolate,
   probe, cleanup; the archive test, which a streamed restore replaces by a HEAD), else the history's bytes per second, else for an offsite record
   a ranged GET of 8 MiB of its S3 copy and 8 MiB through the node's connection (the slower
   rate); the plan says which. The RTO is the makespan of the --jobs lanes, the RPO the
   oldest copy's age. Each lane has its own connection; Ctrl-C lets every lane finish its
-  guest.
+  guest. A guest not restored does not stop the site by default (Proxmox's startall goes
+  on past a guest that fails to start); with --stop-on-failure its own order finishes
+  and no later order starts: each guest held back is recorded `refused`, naming it.
   Progress goes to stderr: the plan, each changing step as it starts (`[7/9] restore 100
   (started 12:03:04)`), every 30 s while it runs (`still running, 4m30s`), and how it
   ended. After an overwrite that stopped the guest and did not start it, how to start it
-  (`qm start N` / `pct start N`, on its node).
+  (`qm start N` / `pct start N`, on its node). With --jobs above 1 every line of a lane
+  names it and its guest (`pve-restore: [lane 2 VM 300] [5/9] restore 300 …`), each line
+  written whole, so the lanes' interleaved lines stay readable.
 
 SAFETY:
   Every run builds the plan first and prints it; --dry-run stops there and runs only
@@ -122,7 +129,8 @@ EXIT STATUS:
   0    success (restored, verified when asked)
   1    failed or refused (the record says which steps ran and the way back)
   2    usage error, a map the target node does not fit, or a change without --yes and
-       without a terminal; nothing was done
+       without a terminal; nothing was done (among several records a guest the maps
+       cannot place is refused on its own, the others go on: 1 or 3)
   3    partial: with --all, some guests restored and some failed
   4    a site's RTO exceeds --rto-target: the plan's predicted one (also with --dry-run) or
        the measured one; nothing failed
@@ -356,6 +364,13 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", help_heading = "Site", hide_short_help = true,
           value_parser = pvedr::cli::values::duration)]
     pub rto_target: Option<std::time::Duration>,
+
+    /// With several records: a guest that is not restored (failed, rolled back, refused)
+    /// holds back every later startup order: the guests of its own order go on, those of
+    /// later orders are not started, each recorded `refused` naming the guest that failed,
+    /// and the summary's `stopped` says why. Default: go on, as Proxmox's startall does.
+    #[arg(long, help_heading = "Site", hide_short_help = true)]
+    pub stop_on_failure: bool,
 
     #[command(flatten)]
     pub write: WriteArgs,

@@ -1,6 +1,8 @@
 //! One guest's restore as the run does it: stamped with when it started, whether it was a
 //! drill and the archive's size; a drill on a scratch VMID only this run holds.
 
+use std::time::Instant;
+
 use pvedr::error::Result;
 use pvedr::records::{Backup, Restore, RestoreStatus};
 use pvedr::time;
@@ -30,8 +32,12 @@ pub fn restore_all(
     default_node: &str,
     put: &mut dyn FnMut(Restore) -> Result<()>,
 ) -> Result<()> {
+    let several = backups.len() > 1;
     for b in backups {
-        let rec = restore_guest(ctx, b, default_node)?;
+        let rec = match several {
+            true => restore_among(ctx, b, default_node)?,
+            false => restore_guest(ctx, b, default_node)?,
+        };
         let stop = rec.status == RestoreStatus::Interrupted;
         put(rec)?;
         if stop {
@@ -39,6 +45,39 @@ pub fn restore_all(
         }
     }
     Ok(())
+}
+
+/// One guest of several records: what refuses this guest alone (a map that cannot place
+/// it, a choice of node only --node can make; a usage error, exit 2, for one record) is
+/// its own refusal, and the other guests go on.
+pub fn restore_among(ctx: &Ctx, b: Backup, default_node: &str) -> Result<Restore> {
+    let node = node_of(ctx, &b, default_node);
+    let started = now_rfc3339();
+    let (vmid, volid, size) = (b.vmid, b.volid.clone(), b.size);
+    match restore_guest(ctx, b, default_node) {
+        Err(pvedr::Error::Usage(msg)) => {
+            let rec = Restore {
+                vmid,
+                volid: Some(volid),
+                node: Some(node),
+                dry_run: ctx.cli.write.dry_run,
+                ..Default::default()
+            };
+            let rec = crate::restore::refused(rec, Default::default(), msg, Instant::now());
+            Ok(stamped(rec, started, ctx.cli, size))
+        }
+        r => r,
+    }
+}
+
+/// The node a backup is restored on as far as the flags and its record say (an offsite
+/// copy goes to --node or this node).
+pub fn node_of(ctx: &Ctx, b: &Backup, default_node: &str) -> String {
+    match (&ctx.o.node, crate::offsite::of(b)) {
+        (Some(n), _) => n.clone(),
+        (None, None) => b.node.clone().unwrap_or_else(|| default_node.into()),
+        (None, Some(_)) => default_node.to_string(),
+    }
 }
 
 /// One guest's restore; a drill without --target-vmid on a scratch VMID only this run holds.

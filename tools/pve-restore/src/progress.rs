@@ -87,9 +87,14 @@ pub fn start(plan: &Plan, i: StepId, answer: &Answer) -> Running {
     pvedr::interrupt::set_answer(Some(answer.during()));
     let done = Arc::new((Mutex::new(false), Condvar::new()));
     let flag = Arc::clone(&done);
+    // Its lines name the lane and guest as the step's own do.
+    let scope = pvedr::msg::scope();
     let beat = std::thread::Builder::new()
         .name("heartbeat".into())
-        .spawn(move || heartbeat(&flag, &label))
+        .spawn(move || {
+            pvedr::msg::set_scope(scope);
+            heartbeat(&flag, &label)
+        })
         .ok();
     Running {
         done,

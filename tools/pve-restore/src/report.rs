@@ -19,6 +19,8 @@ pub struct SiteFigures {
     pub rto_s: Option<f64>,
     pub rpo_s: Option<f64>,
     pub rto_target: Option<Duration>,
+    /// Why later waves were not started (`--stop-on-failure`).
+    pub stopped: Option<String>,
 }
 
 impl SiteFigures {
@@ -36,6 +38,7 @@ impl SiteFigures {
         s.rto_s = self.rto_s.map(round);
         s.rpo_s = self.rpo_s.map(round);
         s.rto_target_s = self.rto_target.map(|t| t.as_secs_f64());
+        s.stopped = self.stopped.clone();
         s.prediction_error_pct = match self.rto_s {
             Some(r) if self.predicted_rto_s > 0.0 => Some(round(
                 (r - self.predicted_rto_s) / self.predicted_rto_s * 100.0,

@@ -121,7 +121,7 @@ fn restore_site(
         predicted_rto_s: plan.predicted_rto_s,
         rpo_s: plan.rpo_s,
         rto_target: cli.rto_target,
-        rto_s: None,
+        ..Default::default()
     };
     if f.missed() {
         pvedr::msg::warn(format!(
@@ -129,8 +129,9 @@ fn restore_site(
             crate::site::human(cli.rto_target.unwrap_or_default().as_secs_f64())
         ));
     }
-    let wall = crate::site::run(ctx, &plan, default_node, &mut |r| w.put(r))?;
-    f.rto_s = (!cli.write.dry_run).then_some(wall);
+    let ran = crate::site::run(ctx, &plan, default_node, &mut |r| w.put(r))?;
+    f.rto_s = (!cli.write.dry_run).then_some(ran.wall_s);
+    f.stopped = ran.stopped;
     Ok(f)
 }
 

@@ -3,6 +3,9 @@
 //! not `Send`: every lane opens its own), take guests wave after wave: a guest starts only
 //! once every guest of a lower startup order has finished. Each record goes to the caller
 //! as its guest ends; an interrupt lets every lane finish its guest and start no other.
+//! Every stderr line of a lane names it and its guest (`[lane 2 VM 300]`).
+//! With `--stop-on-failure` a guest not restored lets its own wave finish and holds back
+//! every later one (Proxmox's startall goes on: that stays the default).
 
 use std::sync::mpsc;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -11,46 +14,122 @@ use std::time::{Duration, Instant};
 use pvedr::error::Result;
 use pvedr::records::{Restore, RestoreStatus};
 
-use super::Plan;
-use crate::each::restore_guest;
+use super::{Plan, Planned};
+use crate::cli::Cli;
+use crate::each::{node_of, now_rfc3339, restore_among, stamped};
 use crate::restore::Ctx;
 
 /// How often a lane waiting for its wave looks at the interrupt flag.
 const WAIT_TICK: Duration = Duration::from_millis(500);
 
-/// Runs `plan`, handing each record to `sink`; the site's wall clock, in seconds.
+/// How the plan ran.
+#[derive(Debug, Clone, Default)]
+pub struct Ran {
+    /// The site's wall clock, in seconds.
+    pub wall_s: f64,
+    /// Why later waves were not started (`--stop-on-failure`), for the summary.
+    pub stopped: Option<String>,
+}
+
+/// Runs `plan`, handing each record to `sink`.
 pub fn run(
     ctx: &Ctx,
     plan: &Plan,
     default_node: &str,
     sink: &mut dyn FnMut(Restore) -> Result<()>,
-) -> Result<f64> {
+) -> Result<Ran> {
     let t0 = Instant::now();
-    if ctx.cli.write.dry_run || plan.jobs <= 1 {
-        in_order(ctx, plan, default_node, sink)?;
+    let held = if ctx.cli.write.dry_run || plan.jobs <= 1 {
+        in_order(ctx, plan, default_node, sink)?
     } else {
-        in_lanes(ctx, plan, default_node, sink)?;
-    }
-    Ok(t0.elapsed().as_secs_f64())
+        in_lanes(ctx, plan, default_node, sink)?
+    };
+    let stopped = match held {
+        Some((from, by)) => hold_back(ctx, &plan.guests[from..], by, default_node, sink)?,
+        None => None,
+    };
+    Ok(Ran {
+        wall_s: t0.elapsed().as_secs_f64(),
+        stopped,
+    })
 }
 
-fn in_order(
+/// Where the run stopped for `--stop-on-failure`: the first guest not started, and the
+/// guest that failed.
+type Held<'a> = Option<(usize, &'a Planned)>;
+
+/// Whether `rec` holds back the later waves: a real run's guest not restored (an
+/// interrupt stops the run its own way).
+fn holds(cli: &Cli, rec: &Restore) -> bool {
+    cli.stop_on_failure
+        && !cli.write.dry_run
+        && rec.outcome() == Some(false)
+        && rec.status != RestoreStatus::Interrupted
+}
+
+fn in_order<'p>(
     ctx: &Ctx,
-    plan: &Plan,
+    plan: &'p Plan,
     default_node: &str,
     sink: &mut dyn FnMut(Restore) -> Result<()>,
-) -> Result<()> {
+) -> Result<Held<'p>> {
     let dry = ctx.cli.write.dry_run;
-    for g in &plan.guests {
-        let mut rec = restore_guest(ctx, g.b.clone(), default_node)?;
+    let mut failed: Option<&Planned> = None;
+    for (i, g) in plan.guests.iter().enumerate() {
+        if let Some(f) = failed.filter(|f| g.rank > f.rank) {
+            return Ok(Some((i, f)));
+        }
+        let mut rec = restore_among(ctx, g.b.clone(), default_node)?;
         g.stamp(&mut rec, if dry { g.lane } else { 1 });
         let stop = rec.status == RestoreStatus::Interrupted;
+        if failed.is_none() && holds(ctx.cli, &rec) {
+            failed = Some(g);
+        }
         sink(rec)?;
         if stop {
             break;
         }
     }
-    Ok(())
+    Ok(None)
+}
+
+/// The records of the guests `--stop-on-failure` did not start (refused, naming the guest
+/// that failed); the summary's sentence.
+fn hold_back(
+    ctx: &Ctx,
+    rest: &[Planned],
+    by: &Planned,
+    default_node: &str,
+    sink: &mut dyn FnMut(Restore) -> Result<()>,
+) -> Result<Option<String>> {
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let order = by
+        .order
+        .map_or("no startup order".into(), |o| format!("order {o}"));
+    let why = format!("guest {} ({order}) was not restored", by.vmid);
+    for g in rest {
+        let rec = Restore {
+            vmid: g.b.vmid,
+            volid: Some(g.b.volid.clone()),
+            node: Some(node_of(ctx, &g.b, default_node)),
+            ..Default::default()
+        };
+        let msg = format!(
+            "not started: {why}, and --stop-on-failure holds back every later startup order; nothing was changed"
+        );
+        let started = now_rfc3339();
+        let rec = crate::restore::refused(rec, Default::default(), msg, Instant::now());
+        let mut rec = stamped(rec, started, ctx.cli, g.b.size);
+        g.stamp(&mut rec, g.lane);
+        rec.lane = None;
+        sink(rec)?;
+    }
+    Ok(Some(format!(
+        "{why}: --stop-on-failure did not start the {} guest(s) of later startup orders",
+        rest.len()
+    )))
 }
 
 /// Where the lanes are in the plan.
@@ -59,6 +138,8 @@ struct Queue {
     next: usize,
     running: usize,
     stop: bool,
+    /// The first guest not restored, under `--stop-on-failure`: no later wave starts.
+    failed: Option<usize>,
 }
 
 struct Shared<'a> {
@@ -94,15 +175,19 @@ impl Shared<'_> {
                     .0;
                 continue;
             }
+            if q.failed.is_some() {
+                return None;
+            }
             q.wave += 1;
             q.next = self.plan.waves.get(q.wave)?.start;
         }
     }
 
-    fn done(&self, halt: bool) {
+    fn done(&self, halt: bool, failed: Option<usize>) {
         let mut q = self.lock();
         q.running -= 1;
         q.stop |= halt;
+        q.failed = q.failed.or(failed);
         self.cv.notify_all();
     }
 
@@ -112,12 +197,12 @@ impl Shared<'_> {
     }
 }
 
-fn in_lanes(
+fn in_lanes<'p>(
     ctx: &Ctx,
-    plan: &Plan,
+    plan: &'p Plan,
     default_node: &str,
     sink: &mut dyn FnMut(Restore) -> Result<()>,
-) -> Result<()> {
+) -> Result<Held<'p>> {
     let shared = Shared {
         plan,
         q: Mutex::new(Queue {
@@ -125,6 +210,7 @@ fn in_lanes(
             next: 0,
             running: 0,
             stop: false,
+            failed: None,
         }),
         cv: Condvar::new(),
     };
@@ -156,15 +242,17 @@ fn in_lanes(
                 };
                 while let Some(i) = shared.take() {
                     let g = &shared.plan.guests[i];
-                    let r = restore_guest(&lctx, g.b.clone(), default_node).map(|mut rec| {
+                    pvedr::msg::set_scope(Some(g.scope(lane)));
+                    let r = restore_among(&lctx, g.b.clone(), default_node).map(|mut rec| {
                         g.stamp(&mut rec, lane);
                         rec
                     });
                     let halt = r
                         .as_ref()
                         .map_or(true, |rec| rec.status == RestoreStatus::Interrupted);
+                    let failed = r.as_ref().is_ok_and(|rec| holds(cli, rec)).then_some(i);
                     let _ = tx.send(r);
-                    shared.done(halt);
+                    shared.done(halt, failed);
                 }
             });
         }
@@ -178,5 +266,10 @@ fn in_lanes(
             }
         }
         first_err.map_or(Ok(()), Err)
+    })?;
+    let q = shared.lock();
+    Ok(match (q.failed, q.stop || pvedr::interrupt::requested()) {
+        (Some(f), false) => Some((q.next, &plan.guests[f])),
+        _ => None,
     })
 }

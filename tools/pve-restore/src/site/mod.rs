@@ -43,6 +43,12 @@ pub struct Plan {
 }
 
 impl Planned {
+    /// What a lane's stderr lines say they are about: `lane 2 VM 300`.
+    pub fn scope(&self, lane: u32) -> String {
+        let kind = if self.b.subtype == "lxc" { "CT" } else { "VM" };
+        format!("lane {lane} {kind} {}", self.vmid)
+    }
+
     /// The record with the plan's fields; `lane` is the lane that ran it.
     pub fn stamp(&self, rec: &mut Restore, lane: u32) {
         rec.order = self.order;

@@ -1,6 +1,16 @@
 //! Whether the site fits: every guest's disks onto the storages they are mapped to, first
 //! fit in restore order (the first guests to come back get the room first), each storage's
 //! free space as the node reports it. Every guest that does not fit is named at once.
+//!
+//! A restore needs no room beyond its disks: qemu-server `src/PVE/QemuServer.pm`
+//! `restore_vma_archive` runs `vma extract -r FIFO` into `/var/tmp/vzdumptmp<pid>` for the
+//! config files only, and `$restore_allocate_devices` allocates each disk on its storage,
+//! which vma writes straight into (a compressed file is decompressed in a pipe, a stream
+//! comes on stdin); pve-container `src/PVE/LXC/Create.pm` `restore_tar_archive` extracts
+//! into the volumes `create_disks` made. What does take more is pvedr's own way with a VM
+//! mapped onto several storages: `qmrestore --storage` puts every disk on that one storage
+//! (`$parse_backup_hints`: `--storage` overrides each disk's), then `qm disk move --delete
+//! 1` takes each other disk to its own; so that storage must hold all of them at once.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +28,29 @@ pub struct Room {
 pub struct Need {
     pub vmid: u64,
     pub bytes: BTreeMap<String, u64>,
+    /// A VM restored onto one storage first, its other disks moved after (with maps:
+    /// `Remap::vm_storage`, the first target by name with room for every disk).
+    pub staged: bool,
+}
+
+impl Need {
+    /// When staged onto several storages and none has room for every disk at once: why.
+    fn unstageable(&self, left: &BTreeMap<&str, u64>) -> Option<String> {
+        if !self.staged || self.bytes.len() < 2 {
+            return None;
+        }
+        let total: u64 = self.bytes.values().sum();
+        let room = |sid: &String| left.get(sid.as_str()).is_some_and(|l| *l >= total);
+        if self.bytes.keys().any(room) {
+            return None;
+        }
+        let sids: Vec<&str> = self.bytes.keys().map(String::as_str).collect();
+        Some(format!(
+            "{} on one of {} at once (qmrestore puts every disk on one storage before they are moved)",
+            gib(total),
+            sids.join(", ")
+        ))
+    }
 }
 
 /// The outcome: the guests that do not fit (one sentence each) and the warnings.
@@ -55,6 +88,9 @@ pub fn pack(needs: &[Need], rooms: &BTreeMap<String, Room>) -> Packed {
             }
         }
         if short.is_empty() {
+            short.extend(n.unstageable(&left));
+        }
+        if short.is_empty() {
             for (sid, b) in &n.bytes {
                 if let Some(l) = left.get_mut(sid.as_str()) {
                     *l = l.saturating_sub(*b);
@@ -78,7 +114,41 @@ mod tests {
         Need {
             vmid,
             bytes: bytes.iter().map(|(s, b)| (s.to_string(), *b)).collect(),
+            staged: false,
         }
+    }
+
+    #[test]
+    fn a_vm_staged_onto_one_storage_needs_room_for_every_disk_there_then_only_its_own() {
+        let staged = |vmid, bytes: &[(&str, u64)]| Need {
+            staged: true,
+            ..need(vmid, bytes)
+        };
+        // 4 + 4 GiB first on a (9 left), then one moves to b: a keeps 4, 5 left for 2.
+        let r = rooms(&[("a", 9 * G, false), ("b", 6 * G, false)]);
+        let p = pack(
+            &[
+                staged(1, &[("a", 4 * G), ("b", 4 * G)]),
+                need(2, &[("a", 5 * G)]),
+            ],
+            &r,
+        );
+        assert!(p.misfits.is_empty(), "{:?}", p.misfits);
+        // Each disk fits its own storage, but neither holds both.
+        let r = rooms(&[("a", 6 * G, false), ("b", 6 * G, true)]);
+        let p = pack(&[staged(1, &[("a", 4 * G), ("b", 4 * G)])], &r);
+        assert_eq!(
+            p.misfits,
+            [
+                "guest 1 needs 8.0 GiB on one of a, b at once (qmrestore puts every disk on one storage before they are moved)"
+            ]
+        );
+        // Not staged (each disk restored onto its own storage): it fits.
+        assert!(
+            pack(&[need(1, &[("a", 4 * G), ("b", 4 * G)])], &r)
+                .misfits
+                .is_empty()
+        );
     }
 
     fn rooms(r: &[(&str, u64, bool)]) -> BTreeMap<String, Room> {

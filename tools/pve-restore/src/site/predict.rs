@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 
-use pvedr::records::{PredictedFrom, RestoreStatus};
-use serde_json::Value;
+use pvedr::records::{PredictedFrom, Restore, Step};
 
 /// A past restore that counts: restored (or verified), not a dry run, with a size and a
 /// duration.
@@ -28,48 +27,37 @@ pub struct Rates {
     seconds: f64,
 }
 
-/// The [`Past`] in a history line, when it counts, without the time of its steps named in
-/// `skip`: the steps this run will not take (a drill's isolate, probes and clean-up before
-/// a restore that has none).
-pub fn past(v: &Value, skip: &[&str]) -> Option<Past> {
-    if v.get("kind")?.as_str()? != "restore" || v.get("dry_run")?.as_bool()? {
+/// The [`Past`] in a history's restore record, when it counts (lib's [`Restore::outcome`]:
+/// restored or verified, not a dry run), without the time of its steps named in `skip`:
+/// the steps this run will not take (a drill's isolate, probes and clean-up before a
+/// restore that has none).
+pub fn past(r: &Restore, skip: &[&str]) -> Option<Past> {
+    if r.outcome() != Some(true) {
         return None;
     }
-    let status = serde_json::from_value::<RestoreStatus>(v.get("status")?.clone()).ok()?;
-    if !matches!(status, RestoreStatus::Restored | RestoreStatus::Verified) {
-        return None;
-    }
-    let skipped = steps_time(v, skip);
-    let test_s = match v.get("offsite") {
+    // A streamed restore's record carries `offsite`; it tested no archive on the node.
+    let test_s = match r.extra.get("offsite") {
         Some(_) => 0.0,
-        None => steps_time(v, &["check-archive"]),
+        None => steps_time(&r.steps, &["check-archive"]),
     };
-    let seconds = v
-        .get("duration_s")?
-        .as_f64()
-        .map(|s| s - skipped)
+    let seconds = r
+        .duration_s
+        .map(|s| s - steps_time(&r.steps, skip))
         .filter(|s| *s > 0.0)?;
-    let bytes = v.get("size")?.as_u64().filter(|b| *b > 0)?;
     Some(Past {
-        vmid: v.get("vmid")?.as_u64()?,
-        bytes,
+        vmid: r.vmid?,
+        bytes: r.size.filter(|b| *b > 0)?,
         seconds,
         test_s,
     })
 }
 
-/// Seconds of the record's steps named in `names`.
-fn steps_time(v: &Value, names: &[&str]) -> f64 {
-    v.get("steps")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|st| {
-            st.get("step")
-                .and_then(Value::as_str)
-                .is_some_and(|n| names.contains(&n))
-        })
-        .filter_map(|st| st.get("duration_s").and_then(Value::as_f64))
+/// Seconds of the steps named in `names`.
+fn steps_time(steps: &[Step], names: &[&str]) -> f64 {
+    steps
+        .iter()
+        .filter(|st| names.contains(&st.step.as_str()))
+        .filter_map(|st| st.duration_s)
         .sum()
 }
 
@@ -121,7 +109,12 @@ pub fn from_probe(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    /// The typed record of a history line, as the site reads it.
+    fn typed(v: Value) -> Restore {
+        crate::history::restore_in(v).expect("a restore record")
+    }
 
     fn rec(vmid: u64, status: &str, size: u64, d: f64) -> Value {
         json!({"kind": "restore", "vmid": vmid, "status": status, "dry_run": false,
@@ -138,7 +131,7 @@ mod tests {
             rec(102, "failed", 10, 1000.0),
             json!({"kind": "restore", "vmid": 103, "status": "planned", "dry_run": true, "size": 1, "duration_s": 1.0}),
         ] {
-            if let Some(p) = past(&v, &[]) {
+            if let Some(p) = past(&typed(v), &[]) {
                 r.add(p);
             }
         }
@@ -163,12 +156,13 @@ mod tests {
     fn the_steps_this_run_will_not_take_are_left_out() {
         let v = json!({"kind": "restore", "vmid": 100, "status": "verified", "dry_run": false,
             "size": 10, "duration_s": 30.0, "steps": [
-                {"step": "restore", "duration_s": 12.0}, {"step": "isolate", "duration_s": 5.0},
-                {"step": "probe", "duration_s": 3.0}, {"step": "cleanup", "duration_s": 4.0}]});
-        let p = past(&v, &["isolate", "probe", "cleanup"]).expect("counts");
+                {"step": "restore", "status": "ok", "duration_s": 12.0}, {"step": "isolate", "status": "ok", "duration_s": 5.0},
+                {"step": "probe", "status": "ok", "duration_s": 3.0}, {"step": "cleanup", "status": "ok", "duration_s": 4.0}]});
+        let p = past(&typed(v), &["isolate", "probe", "cleanup"]).expect("counts");
         assert_eq!(p.seconds, 18.0);
         let v = json!({"kind": "restore", "vmid": 100, "status": "restored", "dry_run": false,
-            "size": 10, "duration_s": 30.0, "steps": [{"step": "check-archive", "duration_s": 10.0}]});
+            "size": 10, "duration_s": 30.0, "steps": [{"step": "check-archive", "status": "ok", "duration_s": 10.0}]});
+        let v = typed(v);
         let mut r = Rates::default();
         r.add(past(&v, &[]).expect("counts"));
         assert_eq!(

@@ -12,7 +12,6 @@ use pvedr::pve::maps::{IdKind, IdMap};
 use pvedr::pve::{GuestConfig, Kind, Provisioning};
 use pvedr::records::{Backup, PredictedFrom};
 use pvedr::transport::{RemoteCommand, Transport};
-use serde_json::Value;
 
 use super::{Plan, Planned, lanes, order, pack, predict};
 use crate::history::{self, Line};
@@ -124,10 +123,11 @@ fn rates(path: Option<&Path>, skip: &[&str]) -> Result<predict::Rates> {
     for line in history::lines(file) {
         let line = line.map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
         let Line::Whole(b) = line else { continue };
-        if let Some(p) = serde_json::from_slice::<Value>(&b)
+        // lib's typed record, as the drill's `--sample` reads the same file.
+        if let Some(p) = serde_json::from_slice(&b)
             .ok()
-            .as_ref()
-            .and_then(|v| predict::past(v, skip))
+            .and_then(history::restore_in)
+            .and_then(|r| predict::past(&r, skip))
         {
             rates.add(p);
         }
@@ -264,6 +264,8 @@ impl Reader<'_> {
         };
         let mut n = pack::Need {
             vmid,
+            // With maps a VM goes onto one storage first (`pack`'s module comment).
+            staged: !lxc && self.ctx.o.maps.any(),
             ..Default::default()
         };
         let content = if lxc { "rootdir" } else { "images" };

@@ -604,17 +604,25 @@ fn twenty_guests_planned_in_one_run_read_the_node_once_and_are_refused_as_alone(
         .output()
         .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    let planned: Vec<Value> = json_lines(&out.stdout)
-        .into_iter()
-        .filter(|r| r["kind"] == "restore" && r["status"] == "planned")
-        .collect();
-    assert_eq!(planned.len(), 19, "{err}");
+    // Among several records the guest is refused alone, the others planned.
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let lines = json_lines(&out.stdout);
+    let planned = lines
+        .iter()
+        .filter(|r| r["kind"] == "restore" && r["status"] == "planned");
+    assert_eq!(planned.count(), 19, "{err}");
     let refused = format!(
-        "{} cannot be restored on node pve1 as mapped; nothing was changed:\n  storage local (scsi1) does not allow content images\n",
+        "{} cannot be restored on node pve1 as mapped; nothing was changed:\n  storage local (scsi1) does not allow content images",
         backups[19].1
     );
     assert!(err.contains(&refused), "{err}");
+    let last = lines
+        .iter()
+        .find(|r| r["vmid"] == 319)
+        .expect("319's record");
+    assert_eq!(last["status"], "refused", "{last}");
+    assert_says(last, "error", &refused);
+    assert_eq!(lines.last().expect("summary")["kind"], "summary");
     // Once per node per run, not once per guest; each archive's config once.
     assert_eq!(pvesh_gets(&sim, "/nodes/pve1/storage"), 1);
     assert_eq!(pvesh_gets(&sim, "/nodes/pve1/network"), 1);
@@ -682,4 +690,54 @@ fn a_restore_reads_the_cluster_again_after_each_guest_it_changed() {
             .count(),
         1
     );
+}
+
+#[test]
+fn drills_of_all_records_refuse_a_guest_the_maps_cannot_place_and_go_on_to_the_summary() {
+    let sim = replacement_node(SITE_ROOM);
+    let sshd = Sshd::start(&sim);
+    // The first has a disk on `tank`, which the map sends to `local` (no images).
+    let backups = vec![
+        (
+            300,
+            backup(
+                &sim,
+                "qemu",
+                300,
+                &VM.replace("scsi1: local-lvm:", "scsi1: tank:"),
+            ),
+        ),
+        (301, backup(&sim, "qemu", 301, VM)),
+    ];
+    let locks = tempfile::tempdir().expect("locks");
+    sim.clear_commands();
+    let out = sshd
+        .bin("pve-restore")
+        .args(["--all", "--test", "--dry-run"])
+        .args(["--target-storage", "local-lvm:nvme,nas:bulk,tank:local"])
+        .args(["--target-bridge", "vmbr1:vmbr9,vmbr2:vmbr9"])
+        .env("XDG_RUNTIME_DIR", locks.path())
+        .write_stdin(records(&backups))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let lines = json_lines(&out.stdout);
+    let recs: Vec<&Value> = lines.iter().filter(|r| r["kind"] == "restore").collect();
+    assert_eq!(recs.len(), 2, "{err}");
+    assert_eq!(recs[0]["vmid"], 300);
+    assert_eq!(recs[0]["status"], "refused", "{}", recs[0]);
+    assert_eq!(recs[0]["drill"], true);
+    assert_says(
+        recs[0],
+        "error",
+        "storage local (scsi1) does not allow content images",
+    );
+    assert_eq!(recs[1]["vmid"], 301);
+    assert_eq!(recs[1]["status"], "planned", "{}", recs[1]);
+    let summary = lines.last().expect("summary");
+    assert_eq!(summary["kind"], "summary", "{err}");
+    assert_eq!(summary["exit_code"], 3);
+    assert_eq!(summary["counts"]["refused"], 1, "{summary}");
+    assert_eq!(sim.mutations(), Vec::<String>::new());
 }

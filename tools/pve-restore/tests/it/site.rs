@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::common::{backup_holding, offsite, reinstalled};
-use pvedr_testkit::{SimNode, Sshd, bin, json_lines};
+use pvedr_testkit::{SimNode, Sshd, assert_says, bin, json_lines};
 use serde_json::{Value, json};
 
 const G: u64 = 1 << 30;
@@ -290,6 +290,37 @@ fn a_site_is_restored_in_two_lanes_in_boot_order() {
         "{summary}"
     );
     assert_eq!(summary["predicted_rto_s"], 18.0);
+    lanes_name_their_guests(&recs, &err);
+}
+
+/// Every stderr line of a lane run is the tool's and names, once the lanes run, the lane
+/// and guest it is about: its plan's lines, its steps (`[5/9] restore 301 (started …)`).
+fn lanes_name_their_guests(recs: &[Value], err: &str) {
+    for l in err.lines() {
+        assert!(
+            l.starts_with("pve-restore: "),
+            "a line not the tool's: {l:?}\n{err}"
+        );
+    }
+    for r in recs {
+        let (vmid, lane) = (&r["vmid"], &r["lane"]);
+        let kind = if [301, 303, 305].contains(&vmid.as_u64().unwrap_or(0)) {
+            "CT"
+        } else {
+            "VM"
+        };
+        let tag = format!("pve-restore: [lane {lane} {kind} {vmid}] ");
+        let step = err
+            .lines()
+            .find(|l| l.contains(&format!("] restore {vmid} (started")))
+            .unwrap_or_else(|| panic!("no restore step of {vmid}: {err}"));
+        assert!(step.starts_with(&tag), "{step:?} does not start {tag:?}");
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with(&tag) && l.contains("1. ")),
+            "its plan's lines name lane and guest {tag:?}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -400,4 +431,130 @@ fn ctrl_c_lets_every_lane_finish_its_guest_starts_no_other_and_exits_130() {
             "guest {later} was started after the interrupt"
         );
     }
+}
+
+/// Each restore record's status by VMID.
+fn statuses(recs: &[Value]) -> std::collections::BTreeMap<u64, String> {
+    recs.iter()
+        .filter_map(|r| Some((r["vmid"].as_u64()?, r["status"].as_str()?.to_string())))
+        .collect()
+}
+
+/// Whether a restore command (qmrestore, pct restore) of `vmid` ran.
+fn restore_ran(sim: &SimNode, vmid: u64) -> bool {
+    sim.commands().iter().any(|c| {
+        let first = c["argv"][0].as_str().unwrap_or("");
+        (c["cmd"] == "qmrestore" || (c["cmd"] == "pct" && first == "restore")) && about(c, vmid)
+    })
+}
+
+#[test]
+fn stop_on_failure_holds_back_the_later_waves_of_a_guest_not_restored() {
+    // Guest 301 (order 1) fails its restore: its wave (304) goes on, the later ones do not
+    // start, each refused naming 301.
+    let fail_301 = json!([{"match": "pct restore 301", "exit": 255, "stderr": "disk on fire"}]);
+    let (sim, input) = site(50 * G);
+    let sshd = Sshd::start(&sim);
+    let tmp = tempfile::tempdir().expect("tmp");
+    sim.set_faults(fail_301.clone());
+    sim.clear_commands();
+    let args = ["--jobs", "2", "--yes", "--stop-on-failure"];
+    let (recs, summary, code, err) = run(&sshd, &input, tmp.path(), &args);
+    assert_eq!(code, 3, "{err}");
+    let st = statuses(&recs);
+    assert_eq!(st[&301], "failed", "{err}");
+    assert_eq!(st[&304], "restored", "{err}");
+    for later in [300, 302, 303, 305] {
+        assert_eq!(st[&later], "refused", "{err}");
+        let r = recs.iter().find(|r| r["vmid"] == later).expect("record");
+        assert_says(r, "error", "guest 301 (order 1) was not restored");
+        assert_says(r, "error", "--stop-on-failure");
+        assert!(!restore_ran(&sim, later), "guest {later} was started");
+        assert!(sim.read_json(&format!("guests/{later}.json")).is_null());
+    }
+    assert_says(&summary, "stopped", "guest 301 (order 1) was not restored");
+    assert_says(&summary, "stopped", "4 guest(s)");
+    assert_eq!(summary["counts"]["refused"], 4, "{summary}");
+    // The default, as Proxmox's startall: the later waves go on.
+    let (sim, input) = site(50 * G);
+    let sshd = Sshd::start(&sim);
+    sim.set_faults(fail_301);
+    let (recs, summary, code, err) = run(&sshd, &input, tmp.path(), &["--yes"]);
+    assert_eq!(code, 3, "{err}");
+    let st = statuses(&recs);
+    assert_eq!(st[&301], "failed", "{err}");
+    for other in [300, 302, 303, 304, 305] {
+        assert_eq!(st[&other], "restored", "{err}");
+    }
+    assert!(summary.get("stopped").is_none(), "{summary}");
+}
+
+#[test]
+fn a_vm_mapped_onto_two_storages_needs_room_for_both_disks_on_one_of_them() {
+    // Each disk fits its own storage (4 GiB on 6), but qmrestore puts both on one storage
+    // before one moves: neither has 8 GiB.
+    let sim = SimNode::demo();
+    let root = sim.root().display().to_string();
+    let dir = |id: &str| {
+        json!({"storage": id, "type": "dir", "path": format!("{root}/{id}"),
+               "content": "images,rootdir", "shared": 0,
+               "status": {"total": 100 * G, "used": 94 * G, "avail": 6 * G}})
+    };
+    sim.write_json(
+        "storage.json",
+        &json!([{"storage": "local", "type": "dir", "path": format!("{root}/local"),
+                 "content": "backup", "shared": 0}, dir("bulk"), dir("fast")]),
+    );
+    let vm = "memory: 512\nname: db\nscsi0: local-lvm:vm-400-disk-0,size=4G\nscsi1: nas:vm-400-disk-1,size=4G\n";
+    let ct =
+        "arch: amd64\nhostname: dns\nostype: debian\nrootfs: local-lvm:vm-401-disk-0,size=1G\n";
+    let mut input = String::new();
+    for (kind, vmid, config) in [("qemu", 400, vm), ("lxc", 401, ct)] {
+        let file = sim.root().join(format!("conf-{vmid}"));
+        std::fs::write(&file, config).expect("config");
+        let vmid_s = vmid.to_string();
+        let path = sim.admin(&[
+            "add-backup",
+            &root,
+            "--storage",
+            "local",
+            "--type",
+            kind,
+            "--vmid",
+            &vmid_s,
+            "--epoch",
+            "1705197602",
+            "--config",
+            &file.display().to_string(),
+        ]);
+        let name = path.rsplit('/').next().expect("file name");
+        let rec = json!({"kind": "backup", "node": "pve1", "storage": "local",
+            "volid": format!("local:backup/{name}"), "vmid": vmid, "subtype": kind,
+            "ctime": 1705197602, "size": 1000});
+        input.push_str(&format!("{rec}\n"));
+    }
+    let sshd = Sshd::start(&sim);
+    let tmp = tempfile::tempdir().expect("tmp");
+    sim.clear_commands();
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args([
+            "--all",
+            "--dry-run",
+            "--target-storage",
+            "local-lvm:bulk,nas:fast",
+        ])
+        .env("XDG_RUNTIME_DIR", tmp.path())
+        .write_stdin(input)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the site does not fit"), "{err}");
+    assert!(
+        err.contains("guest 400 needs 8.0 GiB on one of pve1/bulk, pve1/fast at once"),
+        "{err}"
+    );
+    assert!(!err.contains("guest 401 needs"), "{err}");
+    assert_eq!(sim.mutations(), Vec::<String>::new());
 }
