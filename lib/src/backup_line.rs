@@ -11,6 +11,8 @@ use serde_json::{Map, Value};
 
 use crate::records::{Backup, Fields};
 
+mod written;
+
 /// The fields of a backup record by name, `kind` included (it must stay `backup`).
 const NAMES: [&str; 20] = [
     "kind",
@@ -148,7 +150,11 @@ impl BackupRef<'_> {
 /// The line as a [`BackupRef`] when it has the typical shape (and `kind` is `backup`);
 /// `None`: read it with [`parse`] (or as any record), which gives its value or its error.
 pub fn typical(line: &str) -> Option<BackupRef<'_>> {
-    finish(serde_json::from_str(line).ok()?)
+    let t = match written::read(line) {
+        Some(t) => t,
+        None => serde_json::from_str(line).ok()?,
+    };
+    finish(t)
 }
 
 /// The reading rules of the typed fields: what [`Backup::from_fields`] makes of them.
