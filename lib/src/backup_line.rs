@@ -11,6 +11,8 @@ use serde_json::{Map, Value};
 
 use crate::records::{Backup, Fields};
 
+mod written;
+
 /// The fields of a backup record by name, `kind` included (it must stay `backup`).
 const NAMES: [&str; 20] = [
     "kind",
@@ -63,7 +65,7 @@ pub fn looks_like_backup(line: &str) -> bool {
 /// the caller reads it the general way.
 pub fn parse(line: &str) -> serde_json::Result<Option<Result<Backup, String>>> {
     if let Some(b) = typical(line) {
-        return Ok(Some(Ok(b)));
+        return Ok(Some(Ok(b.to_backup())));
     }
     let mut de = serde_json::Deserializer::from_str(line);
     let mut slots = Slots::default();
@@ -76,41 +78,98 @@ pub fn parse(line: &str) -> serde_json::Result<Option<Result<Backup, String>>> {
     Ok(Some(Backup::from_fields(&mut slots)))
 }
 
-/// The shape pve-ls-backups writes, each field of its one type, read straight into a
-/// [`Backup`] without the slots' `Value`s (most of a parse). Anything else (another field,
-/// type or sign, a field missing, twice) fails here and is read by the slots, with their
-/// rules and their errors.
+/// A string of a line, borrowed from it when it holds no escape.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// The shape pve-ls-backups writes, each field of its one type, read without the slots'
+/// `Value`s (most of a parse). Anything else (another field, type or sign, a field
+/// missing, twice) fails here and is read by the slots, with their rules and their errors.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Typical<'a> {
     #[serde(borrow)]
     kind: Cow<'a, str>,
-    node: Option<String>,
-    storage: String,
-    volid: String,
+    #[serde(borrow)]
+    node: Option<Text<'a>>,
+    #[serde(borrow)]
+    storage: Cow<'a, str>,
+    #[serde(borrow)]
+    volid: Cow<'a, str>,
     vmid: i64,
-    subtype: String,
+    #[serde(borrow)]
+    subtype: Cow<'a, str>,
     ctime: i64,
-    time: String,
+    #[serde(borrow)]
+    time: Cow<'a, str>,
     size: Option<i64>,
-    format: String,
+    #[serde(borrow)]
+    format: Cow<'a, str>,
     #[serde(default)]
     protected: bool,
 }
 
-fn typical(line: &str) -> Option<Backup> {
-    let t: Typical = serde_json::from_str(line).ok()?;
+/// A backup line of the typical shape, its strings borrowed from the line: what
+/// [`parse`] would read into a [`Backup`] (these fields, the others empty), for a reader
+/// that needs no owned record (backup-check folds a million of them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupRef<'a> {
+    pub node: Option<Cow<'a, str>>,
+    pub storage: Cow<'a, str>,
+    pub volid: Cow<'a, str>,
+    pub vmid: u64,
+    pub subtype: Cow<'a, str>,
+    pub ctime: i64,
+    pub time: Cow<'a, str>,
+    /// `None` for an unfinished PBS snapshot, as in [`Backup`].
+    pub size: Option<u64>,
+    pub format: Cow<'a, str>,
+    pub protected: bool,
+    pub unfinished: bool,
+}
+
+impl BackupRef<'_> {
+    pub fn to_backup(&self) -> Backup {
+        Backup {
+            node: self.node.as_deref().map(String::from),
+            storage: Some(self.storage.to_string()),
+            volid: self.volid.to_string(),
+            vmid: Some(self.vmid),
+            subtype: self.subtype.to_string(),
+            ctime: self.ctime,
+            time: self.time.to_string(),
+            size: self.size,
+            format: self.format.to_string(),
+            protected: self.protected,
+            unfinished: self.unfinished,
+            ..Backup::default()
+        }
+    }
+}
+
+/// The line as a [`BackupRef`] when it has the typical shape (and `kind` is `backup`);
+/// `None`: read it with [`parse`] (or as any record), which gives its value or its error.
+pub fn typical(line: &str) -> Option<BackupRef<'_>> {
+    let t = match written::read(line) {
+        Some(t) => t,
+        None => serde_json::from_str(line).ok()?,
+    };
+    finish(t)
+}
+
+/// The reading rules of the typed fields: what [`Backup::from_fields`] makes of them.
+fn finish(t: Typical<'_>) -> Option<BackupRef<'_>> {
     let vmid = u64::try_from(t.vmid).ok()?;
     let size = t.size.map(u64::try_from).transpose().ok()?;
     if t.kind != "backup" {
         return None;
     }
     let unfinished = crate::records::pbs_unfinished(&t.format, size);
-    Some(Backup {
-        node: t.node,
-        storage: Some(t.storage),
+    Some(BackupRef {
+        node: t.node.map(|n| n.0),
+        storage: t.storage,
         volid: t.volid,
-        vmid: Some(vmid),
+        vmid,
         subtype: t.subtype,
         ctime: t.ctime,
         time: t.time,
@@ -118,7 +177,6 @@ fn typical(line: &str) -> Option<Backup> {
         format: t.format,
         protected: t.protected,
         unfinished,
-        ..Backup::default()
     })
 }
 
@@ -165,7 +223,7 @@ mod typical_tests {
             r#"{"kind":"backup","storage":"pbs","volid":"pbs:backup/vm/100/2024-01-15T02:00:00Z","vmid":100,"subtype":"qemu","ctime":1705284000,"time":"","size":1,"format":"pbs-vm"}"#,
             r#"{"kind":"backup","node":null,"storage":"s\u0041","volid":"v","vmid":7,"subtype":"lxc","ctime":-5,"time":"t","size":null,"format":"tar.zst","protected":true}"#,
         ] {
-            let fast = typical(line).expect("typical");
+            let fast = typical(line).expect("typical").to_backup();
             let mut de = serde_json::Deserializer::from_str(line);
             let mut slots = Slots::default();
             assert!(de.deserialize_map(SlotsVisitor(&mut slots)).expect("map"));

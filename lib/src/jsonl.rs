@@ -114,10 +114,11 @@ impl<R: BufRead> RecordReader<R> {
     }
 }
 
-impl<R: BufRead> Iterator for RecordReader<R> {
-    type Item = Result<Record>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<R: BufRead> RecordReader<R> {
+    /// The next record, each line offered first to `take`: a line it takes (returns
+    /// `true`) is not read again, so a tool with a faster reading of some lines (a
+    /// borrowed one) reads them once. Bad lines are errors as with [`Iterator::next`].
+    pub fn next_unless(&mut self, take: &mut impl FnMut(&str) -> bool) -> Option<Result<Record>> {
         let typed = self.typed;
         let backups_typed = typed.is_none_or(|t| t.contains(&"backup"));
         loop {
@@ -126,7 +127,7 @@ impl<R: BufRead> Iterator for RecordReader<R> {
                 Ok(Some(Ok(text))) => text.trim(),
                 Ok(Some(Err(e))) | Err(e) => return Some(Err(e)),
             };
-            if text.is_empty() {
+            if text.is_empty() || take(text) {
                 continue;
             }
             if backups_typed && crate::backup_line::looks_like_backup(text) {
@@ -147,6 +148,14 @@ impl<R: BufRead> Iterator for RecordReader<R> {
             };
             return Some(Record::from_value_of(value, typed).map_err(|m| self.error(m)));
         }
+    }
+}
+
+impl<R: BufRead> Iterator for RecordReader<R> {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_unless(&mut |_| false)
     }
 }
 

@@ -76,10 +76,15 @@ pub struct Backup {
 /// Whether a backup has a standard name (Proxmox prunes only those): PBS snapshots
 /// always; files when the name carries the time.
 pub fn is_std_backup(b: &Backup) -> bool {
-    if b.format.starts_with("pbs-") {
+    is_std_volume(&b.format, &b.volid)
+}
+
+/// [`is_std_backup`] of a backup's `format` and `volid` (a reader that holds no [`Backup`]).
+pub fn is_std_volume(format: &str, volid: &str) -> bool {
+    if format.starts_with("pbs-") {
         return true;
     }
-    let file = b.volid.rsplit('/').next().unwrap_or(&b.volid);
+    let file = volid.rsplit('/').next().unwrap_or(volid);
     crate::archive::is_std_file(file)
 }
 

@@ -26,6 +26,12 @@ impl Completeness {
         }
     }
 
+    /// A `backup` record read straight from its typical line (it has no `url`: a listing's).
+    pub fn see_backup_line(&mut self) {
+        self.records += 1;
+        self.listed = true;
+    }
+
     /// Why backups may be missing though every source answered (privileges).
     pub fn blind(&self) -> bool {
         self.listings.iter().any(|l| !l.blind.is_empty())

@@ -3,13 +3,14 @@
 //! remove: protected and renamed ones are never kept nor removed, so they only widen the
 //! span the schedule should have filled.
 
-use pvedr::records::{Backup, Check, Job};
+use pvedr::records::{Check, Job};
 use pvedr::retention::{Entry, KeepOptions, Mark, mark_group};
 use pvedr::time::Zone;
 use serde_json::json;
 
 use crate::keyed::Keyed;
 use crate::status::{Status, check};
+use crate::summary::Seen;
 
 /// The backup times one guest keeps for retention (8 bytes each); past it, its retention
 /// is UNKNOWN rather than memory without bound.
@@ -32,8 +33,8 @@ struct Group {
 }
 
 impl Groups {
-    pub fn see(&mut self, b: &Backup, std_name: bool) {
-        let g = self.groups.slot(b.storage.as_deref(), &b.subtype);
+    pub fn see(&mut self, b: &Seen, std_name: bool) {
+        let g = self.groups.slot(b.storage, b.subtype);
         g.oldest = Some(g.oldest.map_or(b.ctime, |o| o.min(b.ctime)));
         g.newest = Some(g.newest.map_or(b.ctime, |n| n.max(b.ctime)));
         if !std_name || b.protected {

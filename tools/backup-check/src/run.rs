@@ -1,17 +1,17 @@
 use std::time::{Duration, Instant};
 
 use pvedr::error::{Error, Result};
-use pvedr::jsonl;
 use pvedr::listing::{self, Extras};
 use pvedr::output::Format;
 use pvedr::records::{Backup, CheckStatus, Record};
 use pvedr::time::{Zone, format_duration};
+use pvedr::{backup_line, jsonl};
 
 use crate::checks::{Thresholds, run_checks};
 use crate::cli::Cli;
 use crate::completeness::Completeness;
 use crate::inputs::Inputs;
-use crate::summary::{Context, Summaries};
+use crate::summary::{Context, Seen, Summaries};
 use crate::{deep, report};
 
 fn thresholds(cli: &Cli) -> Result<Thresholds> {
@@ -47,7 +47,7 @@ fn split(r: Record, inputs: &mut Inputs, held: Option<&mut Vec<Backup>>) {
         Record::Backup(b) => match held {
             Some(h) if !b.unfinished => h.push(b),
             Some(_) => {}
-            None => inputs.backups.fold(&b),
+            None => inputs.backups.fold(&Seen::from(&b)),
         },
         Record::Guest(g) => inputs.guests.push(g),
         Record::Storage(s) => inputs.storages.push(s),
@@ -67,6 +67,42 @@ fn split(r: Record, inputs: &mut Inputs, held: Option<&mut Vec<Backup>>) {
         }
         _ => {}
     }
+}
+
+/// Reads FILEs (standard input by default) into `inputs`; `--deep` holds the backups in
+/// `held` for their archives to be read first.
+fn read_files(
+    cli: &Cli,
+    seen: &mut Completeness,
+    inputs: &mut Inputs,
+    held: &mut Vec<Backup>,
+) -> Result<()> {
+    let fast = !cli.deep;
+    for p in &cli.input.files {
+        let mut reader = jsonl::open(p)?;
+        loop {
+            let next = reader.next_unless(&mut |line| fast && fold_line(line, seen, inputs));
+            let Some(r) = next else { break };
+            let r = r?;
+            seen.see(&r);
+            split(r, inputs, cli.deep.then_some(&mut *held));
+        }
+    }
+    Ok(())
+}
+
+/// Folds a backup line of the typical shape straight from the line, borrowed: no record
+/// built for most lines of a listing. `false`: the line is read as any record.
+fn fold_line(line: &str, seen: &mut Completeness, inputs: &mut Inputs) -> bool {
+    if !backup_line::looks_like_backup(line) {
+        return false;
+    }
+    let Some(b) = backup_line::typical(line) else {
+        return false;
+    };
+    seen.see_backup_line();
+    inputs.backups.fold(&Seen::from(&b));
+    true
 }
 
 /// One source of records: `--local`, a node (`--host`, `--tfvars`, `--api`), `--dir`, or
@@ -206,10 +242,7 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
         transport = Some(conn.transport);
     } else {
         let mut seen = Completeness::default();
-        jsonl::for_each(&cli.input.files, |r| {
-            seen.see(&r);
-            split(r, &mut inputs, cli.deep.then_some(&mut held))
-        })?;
+        read_files(cli, &mut seen, &mut inputs, &mut held)?;
         if seen.blind() {
             blind.push("the listing may leave backups out".into());
         }
@@ -225,7 +258,7 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
         deep_check(cli, &held, transport.as_deref(), &mut inputs)?;
     }
     for b in &held {
-        inputs.backups.fold(b);
+        inputs.backups.fold(&Seen::from(b));
     }
     drop(held);
 

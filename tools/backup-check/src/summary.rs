@@ -5,7 +5,8 @@
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
-use pvedr::records::{Backup, Verification, is_std_backup};
+use pvedr::backup_line::BackupRef;
+use pvedr::records::{Backup, Verification, is_std_volume};
 
 use crate::keyed::Keyed;
 use crate::retention::Groups;
@@ -31,21 +32,74 @@ pub struct Lite {
 }
 
 impl Lite {
-    fn of(b: &Backup) -> Lite {
+    fn of(b: &Seen) -> Lite {
         Lite {
-            volid: b.volid.clone(),
+            volid: b.volid.to_string(),
             ctime: b.ctime,
-            time: b.time.clone(),
+            time: b.time.to_string(),
             size: b.size,
-            storage: b.storage.clone(),
-            format: b.format.clone(),
-            subtype: b.subtype.clone(),
+            storage: b.storage.map(String::from),
+            format: b.format.to_string(),
+            subtype: b.subtype.to_string(),
+        }
+    }
+}
+
+/// What the fold reads of a backup, borrowed: from a [`Backup`], or from its line (no
+/// record built, nothing allocated, for most lines of a listing).
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    pub volid: &'a str,
+    pub ctime: i64,
+    pub time: &'a str,
+    pub size: Option<u64>,
+    pub storage: Option<&'a str>,
+    pub format: &'a str,
+    pub subtype: &'a str,
+    pub vmid: Option<u64>,
+    pub protected: bool,
+    pub unfinished: bool,
+    pub verification: Option<&'a Verification>,
+}
+
+impl<'a> From<&'a Backup> for Seen<'a> {
+    fn from(b: &'a Backup) -> Seen<'a> {
+        Seen {
+            volid: &b.volid,
+            ctime: b.ctime,
+            time: &b.time,
+            size: b.size,
+            storage: b.storage.as_deref(),
+            format: &b.format,
+            subtype: &b.subtype,
+            vmid: b.vmid,
+            protected: b.protected,
+            unfinished: b.unfinished,
+            verification: b.verification.as_ref(),
+        }
+    }
+}
+
+impl<'a> From<&'a BackupRef<'_>> for Seen<'a> {
+    fn from(b: &'a BackupRef<'_>) -> Seen<'a> {
+        Seen {
+            volid: &b.volid,
+            ctime: b.ctime,
+            time: &b.time,
+            size: b.size,
+            storage: Some(&b.storage),
+            format: &b.format,
+            subtype: &b.subtype,
+            vmid: Some(b.vmid),
+            protected: b.protected,
+            unfinished: b.unfinished,
+            verification: None,
         }
     }
 }
 
 /// `slot` becomes `b` when `b` is at least as new: of equal times the last read wins.
-fn newer(slot: &mut Option<Lite>, b: &Backup) {
+fn newer(slot: &mut Option<Lite>, b: &Seen) {
     if slot.as_ref().is_none_or(|l| l.ctime <= b.ctime) {
         *slot = Some(Lite::of(b));
     }
@@ -150,7 +204,7 @@ pub struct Context {
 }
 
 impl GuestBackups {
-    pub fn fold(&mut self, b: &Backup, cx: &Context) {
+    pub fn fold(&mut self, b: &Seen, cx: &Context) {
         self.all += 1;
         newer(&mut self.newest_any, b);
         self.remember(b);
@@ -163,12 +217,12 @@ impl GuestBackups {
         if cx.deep {
             self.integrity(b, cx);
         }
-        if cx.damaged.contains_key(&b.volid) {
+        if cx.damaged.contains_key(b.volid) {
             return;
         }
         self.good += 1;
         newer(&mut self.latest, b);
-        self.retention.see(b, is_std_backup(b));
+        self.retention.see(b, is_std_volume(b.format, b.volid));
         if b.ctime > cx.now.saturating_add(MAX_SKEW) {
             return;
         }
@@ -176,26 +230,26 @@ impl GuestBackups {
         if problem.is_none() {
             newer(&mut self.newest, b);
         }
-        let storage = b.storage.as_deref();
+        let storage = b.storage;
         if !b.format.starts_with("pbs-") {
             self.prev.slot(storage, "").see(b.ctime, b.size);
         }
         if let (Some(size), true) = (b.size, cx.window > 0) {
-            let series = self.series.slot(storage, &b.format);
+            let series = self.series.slot(storage, b.format);
             keep_newest(series, b.ctime, size, cx.window + 1);
         }
     }
 
-    fn verification(&mut self, b: &Backup) {
+    fn verification(&mut self, b: &Seen) {
         if b.format.starts_with("pbs-")
             && self
                 .newest_pbs
                 .as_ref()
                 .is_none_or(|(l, _)| l.ctime <= b.ctime)
         {
-            self.newest_pbs = Some((Lite::of(b), b.verification.clone()));
+            self.newest_pbs = Some((Lite::of(b), b.verification.cloned()));
         }
-        let Some(v) = &b.verification else { return };
+        let Some(v) = b.verification else { return };
         match v.state.as_str() {
             "ok" => {}
             "failed" => self.verifications.push(
@@ -213,19 +267,19 @@ impl GuestBackups {
         }
     }
 
-    fn integrity(&mut self, b: &Backup, cx: &Context) {
-        if let Some(why) = cx.damaged.get(&b.volid) {
+    fn integrity(&mut self, b: &Seen, cx: &Context) {
+        if let Some(why) = cx.damaged.get(b.volid) {
             let msg = format!("{} is damaged: {why}", b.volid);
             self.integrity.push(Status::Critical, msg);
         }
-        if let Some(why) = cx.untested.get(&b.volid) {
+        if let Some(why) = cx.untested.get(b.volid) {
             let msg = format!("{} could not be tested: {why}", b.volid);
             self.integrity.push(Status::Unknown, msg);
         }
     }
 
     /// The newest few backups by volid, for a drill's size.
-    fn remember(&mut self, b: &Backup) {
+    fn remember(&mut self, b: &Seen) {
         if self.recent.len() == RECENT {
             match self.recent.iter().enumerate().min_by_key(|(_, r)| r.0) {
                 Some((i, r)) if r.0 < b.ctime => {
@@ -234,7 +288,7 @@ impl GuestBackups {
                 _ => return,
             }
         }
-        self.recent.push((b.ctime, b.volid.clone(), b.size));
+        self.recent.push((b.ctime, b.volid.to_string(), b.size));
     }
 
     /// The size of a recent backup by its volid.
@@ -281,12 +335,12 @@ impl Summaries {
 
     /// Folds one backup in; an unfinished PBS snapshot (a backup being written) is no
     /// backup yet: not fresh, not counted, not in the metrics.
-    pub fn fold(&mut self, b: &Backup) {
+    pub fn fold(&mut self, b: &Seen) {
         if b.unfinished {
             return;
         }
         if !self.wanted.is_empty()
-            && let Some(slot @ None) = self.wanted.get_mut(&b.volid)
+            && let Some(slot @ None) = self.wanted.get_mut(b.volid)
         {
             *slot = Some(b.size);
         }
