@@ -305,14 +305,26 @@ impl Ssh {
     /// up to [`MAX_STDERR`], then the exit status. stderr stays small for the commands pvedr
     /// runs (the batch script files it away); libssh2 queues it while stdout is read.
     fn finish_channel(
-        mut ch: ssh2::Channel,
+        ch: ssh2::Channel,
         max_out: usize,
         bound: Duration,
     ) -> std::result::Result<CommandOutput, Failure> {
-        let mut stdout = Vec::new();
+        Self::finish_from(ch, Output::default(), max_out, bound)
+    }
+
+    /// [`Ssh::finish_channel`] after `got`, what was read of the output before.
+    fn finish_from(
+        mut ch: ssh2::Channel,
+        got: Output,
+        max_out: usize,
+        bound: Duration,
+    ) -> std::result::Result<CommandOutput, Failure> {
+        let Output {
+            mut stdout,
+            mut stderr,
+        } = got;
         copy_bounded(&mut Patient::new(&mut ch, bound), &mut stdout, max_out)
             .map_err(Failure::from)?;
-        let mut stderr = Vec::new();
         copy_bounded(
             &mut Patient::new(ch.stderr(), bound),
             &mut stderr,
@@ -486,23 +498,98 @@ fn copy_bounded(r: &mut dyn Read, out: &mut Vec<u8>, max: usize) -> std::io::Res
     }
 }
 
+/// What a command printed while its input was being sent.
+#[derive(Default)]
+struct Output {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// How sending a command's input ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    /// All of it: the command gets its EOF.
+    All,
+    /// The command ended before it read all of it (a restore or a decompressor that
+    /// failed): its status says why, not the write.
+    Ended,
+}
+
+/// How long a write waits for window space before [`send`] looks whether the command
+/// has ended.
+const SEND_ROUND: Duration = Duration::from_secs(2);
+
 /// Bytes of a command's input read and written at a time. libssh2 sends one packet per
 /// write, of at most 32,700 bytes: `std::io::copy`'s 8 KiB buffer sent 8 KiB packets, four
 /// times the packets, MACs and system calls (measured: docs/benchmarks.md).
 const STDIN_CHUNK: usize = 256 * 1024;
 
-/// Copies `input` into the channel in [`STDIN_CHUNK`]s.
-fn copy_in(input: &mut dyn Read, ch: &mut ssh2::Channel) -> std::io::Result<()> {
+/// Copies `input` into the channel in [`STDIN_CHUNK`]s, with [`send`]'s rules.
+fn copy_in(
+    sess: &Session,
+    input: &mut dyn Read,
+    ch: &mut ssh2::Channel,
+    bound: Duration,
+    got: &mut Output,
+) -> std::io::Result<Sent> {
     let mut buf = vec![0u8; STDIN_CHUNK];
     loop {
         let n = match input.read(&mut buf) {
-            Ok(0) => return Ok(()),
+            Ok(0) => return Ok(Sent::All),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        ch.write_all(&buf[..n])?;
+        if send(sess, ch, &buf[..n], bound, got)? == Sent::Ended {
+            return Ok(Sent::Ended);
+        }
     }
+}
+
+/// Writes `buf` into the channel. A command that stops reading its input leaves the write
+/// waiting for window space that never comes (sshd sends no close while input is
+/// pending): each wait that times out (a keepalive round, see [`patiently`]) looks whether
+/// the command has ended, and only `bound` without progress is a timeout. A command
+/// that is slow to read (a restore allocating its disks) is waited for so.
+fn send(
+    sess: &Session,
+    ch: &mut ssh2::Channel,
+    mut buf: &[u8],
+    bound: Duration,
+    got: &mut Output,
+) -> std::io::Result<Sent> {
+    let mut t0 = Instant::now();
+    while !buf.is_empty() {
+        let round = Instant::now();
+        match ch.write(buf) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                t0 = Instant::now();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                if ended(sess, ch, got) {
+                    return Ok(Sent::Ended);
+                }
+                if e.kind() != std::io::ErrorKind::TimedOut || t0.elapsed() >= bound {
+                    return Err(e);
+                }
+                pause_after(round);
+            }
+        }
+    }
+    Ok(Sent::All)
+}
+
+/// Whether the command has ended (sent its EOF). libssh2 reports EOF only once the output
+/// queued before it is read: that output is read into `got` without waiting.
+fn ended(sess: &Session, ch: &mut ssh2::Channel, got: &mut Output) -> bool {
+    sess.set_blocking(false);
+    let _ = copy_bounded(ch, &mut got.stdout, MAX_STDIN_REPLY);
+    let _ = copy_bounded(&mut ch.stderr(), &mut got.stderr, MAX_STDERR);
+    sess.set_blocking(true);
+    ch.eof()
 }
 
 /// A directory for known_hosts, created as OpenSSH creates `~/.ssh`: readable by its owner
@@ -620,13 +707,21 @@ impl Transport for Ssh {
 
     fn exec_with_stdin(&self, cmd: &RemoteCommand, input: &mut dyn Read) -> Result<CommandOutput> {
         let (line, mut ch) = self.open(cmd, "with stdin")?;
+        let sess = self.session()?;
+        let bound = self.opts.timeouts.of(cmd);
         // The remote command reads its input before it answers (cat > FILE, pvesm import):
         // its stdout is read after the input is sent.
-        copy_in(input, &mut ch).map_err(|e| self.failure(cmd, &line, e.into()))?;
-        ch.send_eof()
-            .map_err(|e| self.failure(cmd, &line, e.into()))?;
-        Self::finish_channel(ch, MAX_STDIN_REPLY, self.opts.timeouts.of(cmd))
-            .map_err(|f| self.failure(cmd, &line, f))
+        let mut got = Output::default();
+        // Short waits while sending: a command that ended is seen within a round.
+        sess.set_timeout(u32::try_from(SEND_ROUND.min(bound).as_millis()).unwrap_or(u32::MAX));
+        let sent = copy_in(&sess, input, &mut ch, bound, &mut got);
+        self.bound(&sess, cmd);
+        let sent = sent.map_err(|e| self.failure(cmd, &line, e.into()))?;
+        if sent == Sent::All {
+            ch.send_eof()
+                .map_err(|e| self.failure(cmd, &line, e.into()))?;
+        }
+        Self::finish_from(ch, got, MAX_STDIN_REPLY, bound).map_err(|f| self.failure(cmd, &line, f))
     }
 }
 
