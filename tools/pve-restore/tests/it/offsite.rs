@@ -190,6 +190,40 @@ fn a_flipped_byte_fails_the_sha256_and_removes_the_new_guest() {
     assert!(volume(&s.sim, "vm-152-disk-0").is_empty());
 }
 
+/// A restore that fails before it reads its stream (here at once): the node stops reading,
+/// the writes find no room, and pvedr sees the command ended and takes its status; it
+/// neither waits for the stream's end nor calls the node's state unknown. The stream
+/// (a 24 MiB disk, a third of it random) outgrows what SSH and the pipe buffer.
+#[test]
+fn a_restore_that_stops_reading_its_stream_fails_with_its_own_error() {
+    let s = site();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a");
+    let p = p.to_str().unwrap();
+    s.sim.admin(&[
+        "archive",
+        p,
+        "--type",
+        "qemu",
+        "--compress",
+        "none",
+        "--size-kib",
+        "24576",
+        "--content",
+        "disk",
+    ]);
+    let bytes = std::fs::read(p).unwrap();
+    let key = "pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma";
+    put(&s.moto.endpoint(), key, bytes.clone());
+    s.sim
+        .fail_when("qmrestore - 155", "no space left for the restore", 255);
+    let input = record(key, 100, "qemu", "vma", bytes.len() as u64, &sha(&bytes));
+    let (rec, code) = restore(&s, &s.moto.endpoint(), &input, &["--target-vmid", "155"]);
+    assert_eq!((code, rec["status"].clone()), (1, json!("failed")), "{rec}");
+    assert_says(&rec, "error", "no space left for the restore");
+    assert!(s.sim.read_json("guests/155.json").is_null(), "nothing left");
+}
+
 /// An object shorter than its manifest: refused at the check, nothing run on the node.
 #[test]
 fn a_truncated_object_is_refused_before_anything_changes() {
