@@ -3,6 +3,7 @@
 use std::process::{Child, Command, Stdio};
 
 use pvedr::s3::{Bucket, Endpoint, Secret};
+use pvedr_testkit::s3::Moto;
 use pvedr_testkit::{Backup, SimNode, Sshd};
 use serde_json::{Value, json};
 
@@ -74,6 +75,13 @@ pub fn spawn_overwrite_vm(sshd: &Sshd) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn")
+}
+
+/// moto with the versioned bucket `offsite`, as backup-sync's offsite copies live in.
+pub fn offsite_moto() -> Moto {
+    let moto = Moto::start();
+    moto.create_versioned_bucket("offsite");
+    moto
 }
 
 /// Puts `body` at `key` in the bucket `offsite` of the S3 server at `url` (moto's

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::common::put;
+use crate::common::{offsite_moto, put};
 use pvedr_testkit::s3::{Moto, S3Front, s3_env};
 use pvedr_testkit::{SimNode, Sshd, assert_says, bin, demo_over_ssh, json_lines};
 use serde_json::{Value, json};
@@ -44,9 +44,8 @@ struct Site {
 }
 
 fn site() -> Site {
-    let moto = Moto::start();
-    moto.create_versioned_bucket("offsite");
     let (sim, sshd) = demo_over_ssh();
+    let moto = offsite_moto();
     Site { moto, sim, sshd }
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::{backup_holding, offsite, reinstalled};
+use crate::common::{backup_holding, offsite, offsite_moto, reinstalled};
 use pvedr_testkit::{SimNode, Sshd, assert_says, bin, json_lines};
 use serde_json::{Value, json};
 
@@ -71,27 +71,23 @@ fn site(free: u64) -> (SimNode, String) {
 
 /// pve-restore on the site's records: its records, summary, exit and stderr.
 fn run(sshd: &Sshd, input: &str, locks: &Path, args: &[&str]) -> (Vec<Value>, Value, i32, String) {
-    let out = bin("pve-restore")
-        .args(sshd.args())
+    let mut cmd = bin("pve-restore");
+    cmd.args(sshd.args())
         .args(["--all", "--target-storage", "bulk"])
         .args(args)
         .env("XDG_RUNTIME_DIR", locks)
-        .write_stdin(input.to_string())
-        .output()
-        .expect("run");
-    let lines = json_lines(&out.stdout);
-    let recs = lines
-        .iter()
-        .filter(|r| r["kind"] == "restore")
-        .cloned()
-        .collect();
-    let summary = lines
-        .iter()
-        .find(|r| r["kind"] == "summary")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    (recs, summary, out.status.code().unwrap_or(-1), err)
+        .write_stdin(input.to_string());
+    let (lines, code, err) = pvedr_testkit::outcome(cmd);
+    let of_kind = |kind: &'static str| lines.iter().filter(move |r| r["kind"] == kind).cloned();
+    let summary = of_kind("summary").next().unwrap_or(Value::Null);
+    (of_kind("restore").collect(), summary, code, err)
+}
+
+/// [`site`] over sshd, and a directory for the runs' locks (`XDG_RUNTIME_DIR`).
+fn site_over_ssh(free: u64) -> (SimNode, String, Sshd, tempfile::TempDir) {
+    let (sim, input) = site(free);
+    let sshd = Sshd::start(&sim);
+    (sim, input, sshd, tempfile::tempdir().expect("tmp"))
 }
 
 fn vmids(recs: &[Value]) -> Vec<u64> {
@@ -113,9 +109,7 @@ fn history(dir: &Path) -> String {
 
 #[test]
 fn a_site_is_planned_in_boot_order_with_its_predicted_rto_and_rpo() {
-    let (sim, input) = site(50 * G);
-    let sshd = Sshd::start(&sim);
-    let tmp = tempfile::tempdir().expect("tmp");
+    let (sim, input, sshd, tmp) = site_over_ssh(50 * G);
     let h = history(tmp.path());
     sim.clear_commands();
     let args = [
@@ -170,9 +164,7 @@ fn a_site_is_planned_in_boot_order_with_its_predicted_rto_and_rpo() {
 
 #[test]
 fn a_plan_over_its_rto_target_exits_4() {
-    let (sim, input) = site(50 * G);
-    let sshd = Sshd::start(&sim);
-    let tmp = tempfile::tempdir().expect("tmp");
+    let (_sim, input, sshd, tmp) = site_over_ssh(50 * G);
     let h = history(tmp.path());
     // One lane: 8 + 14 + 8 = 30 s.
     let args = ["--dry-run", "--history", &h, "--rto-target", "25s"];
@@ -189,9 +181,7 @@ fn a_plan_over_its_rto_target_exits_4() {
 fn a_site_that_does_not_fit_is_refused_naming_every_guest_left_out_and_nothing_changes() {
     // 18 GiB of disks on 13 GiB: in boot order 301, 304, 300 and 303 take 12 GiB; 302
     // (4 GiB) and 305 (2 GiB) do not fit in the last one.
-    let (sim, input) = site(13 * G);
-    let sshd = Sshd::start(&sim);
-    let tmp = tempfile::tempdir().expect("tmp");
+    let (sim, input, sshd, tmp) = site_over_ssh(13 * G);
     sim.clear_commands();
     let (recs, _, code, err) = run(&sshd, &input, tmp.path(), &["--yes"]);
     assert_eq!(code, 2, "{err}");
@@ -233,9 +223,7 @@ fn restore_time(cmds: &[Value], vmid: u64) -> f64 {
 
 #[test]
 fn a_site_is_restored_in_two_lanes_in_boot_order() {
-    let (sim, input) = site(50 * G);
-    let sshd = Sshd::start(&sim);
-    let tmp = tempfile::tempdir().expect("tmp");
+    let (sim, input, sshd, tmp) = site_over_ssh(50 * G);
     let h = history(tmp.path());
     // The first guest's restore is slow, so the other lane takes the second guest.
     sim.write_json(
@@ -325,10 +313,9 @@ fn lanes_name_their_guests(recs: &[Value], err: &str) {
 
 #[test]
 fn an_offsite_site_without_history_is_predicted_from_probes_and_changes_nothing() {
-    use pvedr_testkit::s3::{Moto, s3_env};
+    use pvedr_testkit::s3::s3_env;
     use sha2::{Digest, Sha256};
-    let moto = Moto::start();
-    moto.create_versioned_bucket("offsite");
+    let moto = offsite_moto();
     let sim = SimNode::demo();
     let sshd = Sshd::start(&sim);
     let bucket = offsite(&moto.endpoint());
@@ -385,9 +372,7 @@ fn an_offsite_site_without_history_is_predicted_from_probes_and_changes_nothing(
 
 #[test]
 fn ctrl_c_lets_every_lane_finish_its_guest_starts_no_other_and_exits_130() {
-    let (sim, input) = site(50 * G);
-    let sshd = Sshd::start(&sim);
-    let tmp = tempfile::tempdir().expect("tmp");
+    let (sim, input, sshd, tmp) = site_over_ssh(50 * G);
     sim.write_json(
         "faults.json",
         &json!([{"match": "pct restore 301", "sleep": 4}]),
@@ -453,9 +438,7 @@ fn stop_on_failure_holds_back_the_later_waves_of_a_guest_not_restored() {
     // Guest 301 (order 1) fails its restore: its wave (304) goes on, the later ones do not
     // start, each refused naming 301.
     let fail_301 = json!([{"match": "pct restore 301", "exit": 255, "stderr": "disk on fire"}]);
-    let (sim, input) = site(50 * G);
-    let sshd = Sshd::start(&sim);
-    let tmp = tempfile::tempdir().expect("tmp");
+    let (sim, input, sshd, tmp) = site_over_ssh(50 * G);
     sim.set_faults(fail_301.clone());
     sim.clear_commands();
     let args = ["--jobs", "2", "--yes", "--stop-on-failure"];
