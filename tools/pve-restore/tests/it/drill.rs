@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use pvedr_testkit::{Sshd, demo_over_ssh, json_lines};
+use pvedr_testkit::{SimNode, Sshd, demo_over_ssh, json_lines};
 use serde_json::{Value, json};
 
 use crate::common::VM_BACKUP;
@@ -25,6 +25,12 @@ fn run(sshd: &Sshd, locks: &Path, args: &[&str]) -> (Vec<Value>, i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into(),
     )
+}
+
+/// The demo over sshd, and a directory for the drills' locks and histories.
+fn drilling() -> (SimNode, Sshd, tempfile::TempDir) {
+    let (sim, sshd) = demo_over_ssh();
+    (sim, sshd, tempfile::tempdir().expect("tmp"))
 }
 
 fn history(path: &Path) -> Vec<Value> {
@@ -90,8 +96,7 @@ fn drill_verdicts(sshd: &Sshd, f: &str) -> Vec<(u64, String)> {
 
 #[test]
 fn drill_records_say_when_they_ran_that_they_were_drills_and_the_size() {
-    let (sim, sshd) = demo_over_ssh();
-    let locks = tempfile::tempdir().expect("tmp");
+    let (sim, sshd, locks) = drilling();
     let before = chrono::Utc::now().timestamp();
     let (recs, code, err) = run(&sshd, locks.path(), &["--vmid", "100", "--test", "--yes"]);
     assert_eq!(code, 0, "{err}");
@@ -124,8 +129,7 @@ fn drill_records_say_when_they_ran_that_they_were_drills_and_the_size() {
 
 #[test]
 fn sample_needs_test() {
-    let (sim, sshd) = demo_over_ssh();
-    let locks = tempfile::tempdir().expect("tmp");
+    let (sim, sshd, locks) = drilling();
     let (_, code, err) = run(&sshd, locks.path(), &["--sample", "1", "--all", "--yes"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--test"), "{err}");
@@ -134,8 +138,7 @@ fn sample_needs_test() {
 
 #[test]
 fn two_sample_runs_drill_each_guest_once_and_the_history_holds_both() {
-    let (_sim, sshd) = demo_over_ssh();
-    let locks = tempfile::tempdir().expect("tmp");
+    let (_sim, sshd, locks) = drilling();
     let file = locks.path().join("drill-history.jsonl");
     let f = file.to_str().expect("utf-8");
     // Records on input, two guests: the newest backup of each is the one drilled.
@@ -186,8 +189,7 @@ fn two_sample_runs_drill_each_guest_once_and_the_history_holds_both() {
 
 #[test]
 fn concurrent_runs_append_whole_lines() {
-    let (_sim, sshd) = demo_over_ssh();
-    let locks = tempfile::tempdir().expect("tmp");
+    let (_sim, sshd, locks) = drilling();
     let file = locks.path().join("h.jsonl");
     let runs: Vec<_> = (0..6)
         .map(|i| {
@@ -214,8 +216,7 @@ fn concurrent_runs_append_whole_lines() {
 
 #[test]
 fn trimming_keeps_recent_records_and_what_it_cannot_date() {
-    let (_sim, sshd) = demo_over_ssh();
-    let locks = tempfile::tempdir().expect("tmp");
+    let (_sim, sshd, locks) = drilling();
     let file = locks.path().join("h.jsonl");
     let now = chrono::Utc::now();
     let at = |days: i64| {
@@ -260,8 +261,7 @@ fn trimming_keeps_recent_records_and_what_it_cannot_date() {
 
 #[test]
 fn a_drill_takes_the_next_scratch_vmid_when_another_restore_holds_one() {
-    let (_sim, sshd) = demo_over_ssh();
-    let locks = tempfile::tempdir().expect("tmp");
+    let (_sim, sshd, locks) = drilling();
     // What a concurrent drill holds while it restores to 9900.
     let held = std::fs::File::create(
         locks
@@ -292,8 +292,7 @@ fn history_file(dir: &Path, recs: &[Value]) -> String {
 
 #[test]
 fn sample_all_lists_the_cluster_and_drills_the_newest_backup() {
-    let (sim, sshd) = demo_over_ssh();
-    let locks = tempfile::tempdir().expect("tmp");
+    let (sim, sshd, locks) = drilling();
     // 100 drilled last week: 101 (never drilled) comes first.
     let old = json!({"kind": "restore", "vmid": 100, "status": "verified", "dry_run": false,
                      "drill": true, "started": days_ago(7)});
@@ -313,11 +312,10 @@ fn sample_all_lists_the_cluster_and_drills_the_newest_backup() {
 /// never in the sample: the next guest is drilled instead.
 #[test]
 fn sample_all_leaves_out_guests_tagged_nodrill() {
-    let (sim, sshd) = demo_over_ssh();
+    let (sim, sshd, locks) = drilling();
     sim.edit_guest(101, |g| {
         g["tags"] = json!("db;PVEDR-NODRILL");
     });
-    let locks = tempfile::tempdir().expect("tmp");
     let args = ["--sample", "1", "--all", "--test", "--dry-run"];
     let (recs, code, err) = run(&sshd, locks.path(), &args);
     assert_eq!(code, 0, "{err}");
@@ -334,8 +332,7 @@ fn sample_all_leaves_out_guests_tagged_nodrill() {
 
 #[test]
 fn a_history_that_is_not_a_file_is_refused_before_anything_runs() {
-    let (sim, sshd) = demo_over_ssh();
-    let locks = tempfile::tempdir().expect("tmp");
+    let (sim, sshd, locks) = drilling();
     let fifo = locks.path().join("fifo");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -376,8 +373,7 @@ fn a_history_that_is_not_a_file_is_refused_before_anything_runs() {
 
 #[test]
 fn a_scratch_vmid_another_machine_takes_meanwhile_is_left_alone_and_another_drilled_on() {
-    let (sim, sshd) = demo_over_ssh();
-    let locks = tempfile::tempdir().expect("tmp");
+    let (sim, sshd, locks) = drilling();
     // What qmrestore says when another machine's drill created 9900 after this one chose it
     // (pve-cluster check_vmid_unused, under qemu-server create_vm's prefix).
     sim.set_faults(json!([{"match": format!("qmrestore {VM_BACKUP} 9900"), "times": 1, "exit": 255,
@@ -410,8 +406,7 @@ fn a_scratch_vmid_another_machine_takes_meanwhile_is_left_alone_and_another_dril
 /// tools' records met only in their own tests before, and a drill went unseen.
 #[test]
 fn a_drill_in_the_history_is_evidence_backup_check_reads() {
-    let (_sim, sshd) = demo_over_ssh();
-    let locks = tempfile::tempdir().expect("tmp");
+    let (_sim, sshd, locks) = drilling();
     let file = locks.path().join("drills.jsonl");
     let f = file.to_str().expect("utf-8");
     let (_, code, err) = run(
@@ -431,8 +426,7 @@ fn a_drill_in_the_history_is_evidence_backup_check_reads() {
 /// and 101 (a dry run only) for drilled, so 100 was drilled again.
 #[test]
 fn sample_reads_the_history_as_backup_check_does() {
-    let (_sim, sshd) = demo_over_ssh();
-    let locks = tempfile::tempdir().expect("tmp");
+    let (_sim, sshd, locks) = drilling();
     let marked = json!({"kind": "restore", "vmid": 100, "status": "verified", "dry_run": false,
                         "test": true, "started": days_ago(7)});
     let dry = json!({"kind": "restore", "vmid": 101, "status": "verified", "dry_run": true,
