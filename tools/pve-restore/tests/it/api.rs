@@ -6,7 +6,9 @@ use pvedr_testkit::{
 
 use serde_json::{Value, json};
 
-use crate::common::{CT_BACKUP, OVERWRITE_102, VM_BACKUP, crafted_backup, refused_untouched, step};
+use crate::common::{
+    CT_BACKUP, OVERWRITE_102, VM_BACKUP, crafted_backup, refused_untouched, says_not, step,
+};
 
 const SECRET: &str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
 
@@ -78,6 +80,31 @@ fn restore_role(allocate: bool) -> Value {
     ])
 }
 
+/// The requests sent to the API other than reads (GETs).
+fn writes(sim: &SimNode) -> Vec<Value> {
+    sim.commands()
+        .into_iter()
+        .filter(|c| c["via"] == "api" && c["method"] != "GET")
+        .collect()
+}
+
+fn assert_only_reads_sent(sim: &SimNode) {
+    let sent = writes(sim);
+    assert!(sent.is_empty(), "nothing but reads was sent: {sent:?}");
+}
+
+/// Restores the backup `volid_of` writes to the new guest 9104 as a token with the
+/// [`documented_role`]: refused naming `why` before any change.
+fn refused_as_dr(volid_of: impl FnOnce(&SimNode) -> String, why: &str) {
+    let (sim, front) = demo_over_api();
+    front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
+    let volid = volid_of(&sim);
+    sim.clear_commands();
+    let (rec, code, err) = restore_as_dr(&front, &volid, "9104");
+    assert_eq!(code, 1, "{err}");
+    refused_untouched(&rec, &sim, why);
+}
+
 #[test]
 fn a_token_without_vm_allocate_is_refused_with_the_privilege_named_and_nothing_changed() {
     let (sim, front) = demo_over_api();
@@ -92,12 +119,7 @@ fn a_token_without_vm_allocate_is_refused_with_the_privilege_named_and_nothing_c
         .unwrap_or_default();
     assert!(msg.contains("VM.Allocate on /vms/9100"), "{rec}");
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
-    let posts: Vec<Value> = sim
-        .commands()
-        .into_iter()
-        .filter(|c| c["via"] == "api" && c["method"] != "GET")
-        .collect();
-    assert!(posts.is_empty(), "nothing but reads was sent: {posts:?}");
+    assert_only_reads_sent(&sim);
 }
 
 #[test]
@@ -212,10 +234,8 @@ fn an_overwrite_on_another_node_takes_its_safety_point_there_over_the_api() {
             .is_some_and(|v| v.starts_with("nas:backup/")),
         "{rec}"
     );
-    let writes: Vec<String> = sim
-        .commands()
+    let writes: Vec<String> = writes(&sim)
         .into_iter()
-        .filter(|c| c["via"] == "api" && c["method"] != "GET")
         .map(|c| {
             format!(
                 "{} {}",
@@ -335,12 +355,7 @@ fn privileges_are_asked_for_the_exact_path_so_no_access_on_the_target_is_seen() 
         rec.to_string().contains("VM.Allocate on /vms/9100"),
         "{rec}"
     );
-    let sent: Vec<Value> = sim
-        .commands()
-        .into_iter()
-        .filter(|c| c["via"] == "api" && c["method"] != "GET")
-        .collect();
-    assert!(sent.is_empty(), "nothing but reads was sent: {sent:?}");
+    assert_only_reads_sent(&sim);
 }
 
 #[test]
@@ -400,13 +415,10 @@ fn ct_backup_with(sim: &SimNode, extra: &str) -> String {
 fn a_bind_mount_a_token_may_not_restore_is_refused_before_any_change() {
     // pve-container API2/LXC.pm create_vm: "restoring 'mp0' to bind mount is only possible
     // for root", inside the task; a token is never root@pam.
-    let (sim, front) = demo_over_api();
-    front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
-    let volid = ct_backup_with(&sim, "mp0: /srv/data,mp=/data\n");
-    sim.clear_commands();
-    let (rec, code, err) = restore_as_dr(&front, &volid, "9104");
-    assert_eq!(code, 1, "{err}");
-    refused_untouched(&rec, &sim, "mp0");
+    refused_as_dr(
+        |sim| ct_backup_with(sim, "mp0: /srv/data,mp=/data\n"),
+        "mp0",
+    );
 }
 
 #[test]
@@ -435,16 +447,10 @@ fn raw_lxc_keys_a_token_restore_drops_are_named_and_the_task_warnings_recorded()
 fn a_passed_through_host_device_a_token_may_not_restore_is_refused_before_any_change() {
     // qemu-server QemuServer.pm check_restore_permissions → check_mapping_access: "only
     // root can set 'hostpci0' config for non-mapped devices", inside the restore task.
-    let (sim, front) = demo_over_api();
-    front.add_token("dr@pve!restore", SECRET, documented_role(&[]));
     let name = "vzdump-qemu-104-2024_01_14-03_00_00.vma.zst";
     let make = "conf = archives.qemu_config(104, 'vm104') + 'hostpci0: 0000:01:00.0,pcie=1\\n'\n\
          raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n";
-    let volid = crafted_backup(&sim, name, make);
-    sim.clear_commands();
-    let (rec, code, err) = restore_as_dr(&front, &volid, "9104");
-    assert_eq!(code, 1, "{err}");
-    refused_untouched(&rec, &sim, "hostpci0");
+    refused_as_dr(|sim| crafted_backup(sim, name, make), "hostpci0");
 }
 
 #[test]
@@ -488,11 +494,9 @@ fn a_first_ctrl_c_over_the_api_says_the_task_goes_on_without_a_wait() {
     });
     let out = pvedr_testkit::interrupted(child);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("pve-restore: interrupt: leaving the wait for the restore task, which goes on on the node"),
-        "{err}"
-    );
-    assert!(!err.contains("finishing the restore"), "{err}");
+    let answer =
+        "pve-restore: interrupt: leaving the wait for the restore task, which goes on on the node";
+    says_not(&err, answer, "finishing the restore");
 }
 
 #[test]

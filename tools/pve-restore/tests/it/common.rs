@@ -151,6 +151,11 @@ pub fn crafted_backup(sim: &SimNode, name: &str, make: &str) -> String {
     format!("local:backup/{name}")
 }
 
+/// `err` (a tool's stderr) says `said` and not `unsaid`.
+pub fn says_not(err: &str, said: &str, unsaid: &str) {
+    assert!(err.contains(said) && !err.contains(unsaid), "{err}");
+}
+
 /// The step `name` of a restore record.
 pub fn step<'a>(rec: &'a Value, name: &str) -> &'a Value {
     rec["steps"]
