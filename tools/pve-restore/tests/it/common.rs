@@ -25,29 +25,50 @@ pub const CT_BACKUP: &str = "local:backup/vzdump-lxc-101-2024_01_14-02_01_07.tar
 /// pve-restore over `sshd`: (the `restore` record or null, exit code, stderr). Whatever it
 /// printed ends with the `summary` record.
 pub fn restore(sshd: &Sshd, args: &[&str]) -> (Value, i32, String) {
-    let out = sshd.bin("pve-restore").args(args).output().expect("run");
-    let recs = pvedr_testkit::json_lines(&out.stdout);
-    let rec = recs
-        .iter()
-        .find(|r| r["kind"] == "restore")
-        .cloned()
-        .unwrap_or(Value::Null);
+    finished(sshd.bin("pve-restore").args(args))
+}
+
+/// [`restore`] with `input` (records) on stdin.
+pub fn restore_fed(sshd: &Sshd, args: &[&str], input: impl Into<Vec<u8>>) -> (Value, i32, String) {
+    finished(sshd.bin("pve-restore").args(args).write_stdin(input))
+}
+
+fn finished(cmd: &mut assert_cmd::Command) -> (Value, i32, String) {
+    let (recs, code, err) = pvedr_testkit::outcome(cmd);
+    let rec = recs.iter().find(|r| r["kind"] == "restore").cloned();
     if !recs.is_empty() {
         assert_eq!(
             recs.last().map(|r| r["kind"].clone()),
             Some(json!("summary"))
         );
     }
-    (
-        rec,
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    (rec.unwrap_or(Value::Null), code, err)
+}
+
+/// The arguments of a command line as typed (none holds a space).
+pub fn argv(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+/// pve-restore's arguments that restore `volid` to the new guest `target` (`--yes`), then
+/// `more`.
+pub fn new_guest<'a>(volid: &'a str, target: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    [
+        &["--volid", volid, "--target-id", target, "--yes"][..],
+        more,
+    ]
+    .concat()
+}
+
+/// pve-restore's arguments that overwrite the guest `volid` holds (`--force --yes`), then
+/// `more`.
+pub fn overwrite<'a>(volid: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    [&["--volid", volid, "--force", "--yes"][..], more].concat()
 }
 
 /// Overwrites VM 100 with its demo backup (`--force --yes`).
 pub fn overwrite_vm(sshd: &Sshd) -> (Value, i32, String) {
-    restore(sshd, &["--volid", VM_BACKUP, "--force", "--yes"])
+    restore(sshd, &overwrite(VM_BACKUP, &[]))
 }
 
 /// [`overwrite_vm`], which must restore it (exit 0): the record and stderr.
@@ -154,6 +175,27 @@ pub fn crafted_backup(sim: &SimNode, name: &str, make: &str) -> String {
 /// `err` (a tool's stderr) says `said` and not `unsaid`.
 pub fn says_not(err: &str, said: &str, unsaid: &str) {
     assert!(err.contains(said) && !err.contains(unsaid), "{err}");
+}
+
+/// The field `key` of each object in the array `list`.
+pub fn strs<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
+    let items = list.as_array().unwrap_or_else(|| panic!("no list: {list}"));
+    items.iter().filter_map(|v| v[key].as_str()).collect()
+}
+
+/// Runs `check` on every case to its end, even after one failed (each failure's message is
+/// printed as it happens), then fails naming the cases that failed.
+pub fn each_case<C>(cases: &[C], name: impl Fn(&C) -> &str, check: impl Fn(&C)) {
+    let failed: Vec<&str> = cases
+        .iter()
+        .filter(|c| {
+            eprintln!("case: {}", name(c));
+            // Each case sets up its own node: nothing a failed one leaves is read again.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(c))).is_err()
+        })
+        .map(&name)
+        .collect();
+    assert!(failed.is_empty(), "failed cases: {failed:?}");
 }
 
 /// The step `name` of a restore record.

@@ -5,8 +5,9 @@ use pvedr_testkit::{SimNode, Sshd, assert_says, bin, demo_over_ssh, json_lines};
 use serde_json::{Value, json};
 
 use crate::common::{
-    CT_BACKUP, OVERWRITE_102, VM_BACKUP, crafted_backup, overwrite_refused, overwrite_vm,
-    overwritten, refused_untouched, restore, spawn_overwrite_vm, step,
+    CT_BACKUP, OVERWRITE_102, VM_BACKUP, argv, crafted_backup, each_case, new_guest, overwrite,
+    overwrite_refused, overwrite_vm, overwritten, refused_untouched, restore, restore_fed,
+    spawn_overwrite_vm, step, strs,
 };
 
 /// The demo's rollback of VM 100 to `before-upgrade`, its safety point on `local`.
@@ -18,8 +19,40 @@ fn rollback() -> Vec<&'static str> {
     .concat()
 }
 
+/// A rollback of `vmid` to `snapshot`, its safety point on `local`.
+fn rollback_to<'a>(vmid: &'a str, snapshot: &'a str) -> Vec<&'a str> {
+    let safety = ["--safety-storage", "local"];
+    [
+        &["--vmid", vmid, "--snapshot", snapshot, "--force", "--yes"][..],
+        &safety,
+    ]
+    .concat()
+}
+
 fn guest(sim: &SimNode, vmid: u64) -> Value {
     sim.read_json(&format!("guests/{vmid}.json"))
+}
+
+/// The demo over sshd, guest 100 changed by `edit` first.
+fn demo_with_100(edit: impl FnOnce(&mut Value)) -> (SimNode, Sshd) {
+    let (sim, sshd) = demo_over_ssh();
+    sim.edit_guest(100, edit);
+    (sim, sshd)
+}
+
+/// Cuts VM 100's demo backup on `local` in half.
+fn damage_vm_backup(sim: &SimNode) {
+    let f = sim
+        .dump_dir("local")
+        .join("vzdump-qemu-100-2024_01_14-02_00_02.vma.zst");
+    let bytes = std::fs::read(&f).expect("read");
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).expect("write");
+}
+
+/// pve-ls-backups's records over `sshd` with `args`.
+fn listing(sshd: &Sshd, args: &[&str]) -> Vec<u8> {
+    let out = sshd.bin("pve-ls-backups").args(args).output();
+    out.expect("list").stdout
 }
 
 /// Overwrites guest 100 with the connection cut at the first command matching `at`: the run
@@ -27,9 +60,7 @@ fn guest(sim: &SimNode, vmid: u64) -> Value {
 fn cut_at(at: &str, args: &[&str]) -> (SimNode, Value, String) {
     let (sim, sshd) = demo_over_ssh();
     sim.set_faults(json!([{"match": at, "action": "disconnect", "stderr": "", "exit": 255}]));
-    let mut a = vec!["--volid", VM_BACKUP, "--force", "--yes"];
-    a.extend_from_slice(args);
-    let (rec, code, err) = restore(&sshd, &a);
+    let (rec, code, err) = restore(&sshd, &overwrite(VM_BACKUP, args));
     assert_eq!(code, 1, "{err}");
     assert_eq!(rec["status"], "failed");
     (sim, rec, err)
@@ -56,19 +87,8 @@ fn assert_lost(s: &Value) {
 #[test]
 fn restore_to_a_new_vmid() {
     let (sim, sshd) = demo_over_ssh();
-    let (rec, code, err) = restore(
-        &sshd,
-        &[
-            "--volid",
-            VM_BACKUP,
-            "--target-id",
-            "9100",
-            "--yes",
-            "--start",
-            "--probe",
-            "agent",
-        ],
-    );
+    let args = new_guest(VM_BACKUP, "9100", &["--start", "--probe", "agent"]);
+    let (rec, code, err) = restore(&sshd, &args);
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "verified");
     assert_eq!(rec["target_vmid"], 9100);
@@ -119,10 +139,7 @@ fn overwrite_takes_a_safety_point_first() {
 #[test]
 fn containers_use_pct_restore_with_the_vmid_first() {
     let (sim, sshd) = demo_over_ssh();
-    let (rec, code, err) = restore(
-        &sshd,
-        &["--volid", CT_BACKUP, "--target-id", "9101", "--yes"],
-    );
+    let (rec, code, err) = restore(&sshd, &new_guest(CT_BACKUP, "9101", &[]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored");
     assert!(
@@ -163,19 +180,8 @@ fn a_failure_after_the_safety_point_puts_the_original_back() {
 fn a_failed_verification_rolls_back_too() {
     let (sim, sshd) = demo_over_ssh();
     sim.fail_when("guest cmd 100 ping", "QEMU guest agent is not running", 255);
-    let (rec, code, _) = restore(
-        &sshd,
-        &[
-            "--volid",
-            VM_BACKUP,
-            "--force",
-            "--yes",
-            "--probe",
-            "agent",
-            "--probe-retries",
-            "2",
-        ],
-    );
+    let args = overwrite(VM_BACKUP, &["--probe", "agent", "--probe-retries", "2"]);
+    let (rec, code, _) = restore(&sshd, &args);
     assert_eq!(code, 1);
     assert_eq!(rec["status"], "rolled-back");
     assert_eq!(rec["verify"][0]["status"], "failed");
@@ -189,29 +195,13 @@ fn a_failed_verification_rolls_back_too() {
 #[test]
 fn dry_run_runs_no_mutating_command() {
     let (sim, sshd) = demo_over_ssh();
-    let (rec, code, _) = restore(
-        &sshd,
-        &[
-            "--volid",
-            VM_BACKUP,
-            "--force",
-            "--dry-run",
-            "--start",
-            "--probe",
-            "agent",
-        ],
-    );
+    let args = format!("--volid {VM_BACKUP} --force --dry-run --start --probe agent");
+    let (rec, code, _) = restore(&sshd, &argv(&args));
     assert_eq!(code, 0);
     assert_eq!(rec["dry_run"], true);
     assert_eq!(rec["status"], "planned");
-    let names: Vec<&str> = rec["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .filter_map(|s| s["step"].as_str())
-        .collect();
     assert_eq!(
-        names,
+        strs(&rec["steps"], "step"),
         [
             "check-archive",
             "check-lock",
@@ -238,11 +228,7 @@ fn dry_run_runs_no_mutating_command() {
 #[test]
 fn a_corrupt_archive_is_refused_before_anything_changes() {
     let (sim, sshd) = demo_over_ssh();
-    let f = sim
-        .dump_dir("local")
-        .join("vzdump-qemu-100-2024_01_14-02_00_02.vma.zst");
-    let bytes = std::fs::read(&f).expect("read");
-    std::fs::write(&f, &bytes[..bytes.len() / 2]).expect("write");
+    damage_vm_backup(&sim);
     let (rec, _) = overwrite_refused(&sshd);
     assert!(rec["error"].as_str().unwrap_or("").contains("damaged"));
     assert_eq!(sim.mutations(), Vec::<String>::new());
@@ -257,17 +243,7 @@ fn an_existing_guest_needs_force() {
     assert_eq!(rec["status"], "refused");
     assert!(rec["error"].as_str().unwrap_or("").contains("--force"));
     // Another existing VMID is never a target.
-    let (rec, code, _) = restore(
-        &sshd,
-        &[
-            "--volid",
-            VM_BACKUP,
-            "--target-id",
-            "101",
-            "--yes",
-            "--force",
-        ],
-    );
+    let (rec, code, _) = restore(&sshd, &new_guest(VM_BACKUP, "101", &["--force"]));
     assert_eq!(code, 1);
     assert_says(&rec, "error", "free cluster-wide");
     assert_eq!(sim.mutations(), Vec::<String>::new());
@@ -284,23 +260,85 @@ fn no_terminal_and_no_yes_is_refused() {
 
 #[test]
 fn a_locked_guest_is_not_touched() {
-    let (sim, sshd) = demo_over_ssh();
-    sim.edit_guest(100, |g| {
-        g["lock"] = json!("backup");
-    });
+    let (sim, sshd) = demo_with_100(|g| g["lock"] = json!("backup"));
     let (rec, code, _) = overwrite_vm(&sshd);
     assert_eq!(code, 1);
     assert_says(&rec, "error", "locked (backup)");
     assert_eq!(sim.mutations(), Vec::<String>::new());
 }
 
+/// Where a connection is cut, and what the record says then.
+struct Cut {
+    name: &'static str,
+    /// The first command the connection dies on.
+    at: String,
+    args: &'static [&'static str],
+    /// Each step's status; `lost`: failed, the connection lost.
+    steps: &'static [(&'static str, &'static str)],
+    /// The way back when nothing was overwritten (it is then said); else the safety point's.
+    start_again: Option<&'static str>,
+}
+
 #[test]
 fn a_cut_connection_says_which_steps_ran_and_the_way_back() {
-    let (_sim, rec, err) = cut_at(&format!("qmrestore {VM_BACKUP}"), &[]);
-    assert_eq!(step(&rec, "stop")["status"], "changed");
-    assert_eq!(step(&rec, "safety-point")["status"], "changed");
-    assert_lost(step(&rec, "restore"));
-    assert_way_back_to_the_safety_point(&rec, &err);
+    let cases = [
+        Cut {
+            name: "during the restore",
+            at: format!("qmrestore {VM_BACKUP}"),
+            args: &[],
+            steps: &[
+                ("stop", "changed"),
+                ("safety-point", "changed"),
+                ("restore", "lost"),
+            ],
+            start_again: None,
+        },
+        // `qm stop 100` is the first change; the connection dies on the safety point.
+        Cut {
+            name: "after the first change",
+            at: "vzdump 100".into(),
+            args: &[],
+            steps: &[
+                ("stop", "changed"),
+                ("safety-point", "lost"),
+                ("restore", "skipped"),
+            ],
+            start_again: Some("qm start 100"),
+        },
+        // The restore and `qm start` go through; the connection dies while waiting for it to
+        // run: the record and the way back are still given.
+        Cut {
+            name: "during verification",
+            at: "pvesh get /nodes/pve1/qemu/100/status/current".into(),
+            args: &["--start"],
+            steps: &[("restore", "changed"), ("start", "lost")],
+            start_again: None,
+        },
+    ];
+    each_case(
+        &cases,
+        |c| c.name,
+        |c| {
+            let (sim, rec, err) = cut_at(&c.at, c.args);
+            for &(name, status) in c.steps {
+                match status {
+                    "lost" => assert_lost(step(&rec, name)),
+                    _ => assert_eq!(step(&rec, name)["status"], status, "{name}"),
+                }
+            }
+            match c.start_again {
+                None => assert_way_back_to_the_safety_point(&rec, &err),
+                Some(way_back) => {
+                    let overwritten = sim.mutations().iter().any(|m| m.starts_with("qmrestore"));
+                    assert_eq!(
+                        rec["way_back"], way_back,
+                        "nothing was overwritten: start it again"
+                    );
+                    assert!(!overwritten);
+                }
+            }
+        },
+    );
 }
 
 #[test]
@@ -332,50 +370,24 @@ fn restore_drill_on_a_scratch_vmid() {
 #[test]
 fn newest_backup_of_a_vmid_from_stdin_or_listing() {
     let (sim, sshd) = demo_over_ssh();
-    let listing = sshd
-        .bin("pve-ls-backups")
-        .args(["--storage", "local", "--vmid", "101", "--latest"])
-        .output()
-        .expect("list");
-    pvedr_testkit::run_code(
-        sshd.bin("pve-restore")
-            .args(["--target-id", "9201", "--yes"])
-            .write_stdin(listing.stdout),
-        0,
-    );
+    let latest = listing(&sshd, &["--storage", "local", "--vmid", "101", "--latest"]);
+    let (_, code, err) = restore_fed(&sshd, &["--target-id", "9201", "--yes"], latest);
+    assert_eq!(code, 0, "{err}");
     assert_eq!(
         guest(&sim, 9201)["restored_from"],
         "local:backup/vzdump-lxc-101-2024_01_15-02_01_07.tar.zst"
     );
-    let (rec, code, _) = restore(
-        &sshd,
-        &[
-            "--vmid",
-            "101",
-            "--date",
-            "2024-01-13",
-            "--target-id",
-            "9202",
-            "--yes",
-        ],
-    );
+    let args = argv("--vmid 101 --date 2024-01-13 --target-id 9202 --yes");
+    let (rec, code, _) = restore(&sshd, &args);
     assert_eq!(code, 0);
     assert_eq!(
         rec["volid"],
         "local:backup/vzdump-lxc-101-2024_01_13-02_01_07.tar.gz"
     );
     // Several records need --all.
-    let listing = sshd
-        .bin("pve-ls-backups")
-        .args(["--storage", "local", "--vmid", "101"])
-        .output()
-        .expect("list");
-    pvedr_testkit::run_code(
-        sshd.bin("pve-restore")
-            .arg("--yes")
-            .write_stdin(listing.stdout),
-        2,
-    );
+    let all = listing(&sshd, &["--storage", "local", "--vmid", "101"]);
+    let (_, code, err) = restore_fed(&sshd, &["--yes"], all);
+    assert_eq!(code, 2, "{err}");
 }
 
 #[test]
@@ -441,32 +453,6 @@ fn ctrl_c_stops_at_a_safe_point_and_exits_130() {
 }
 
 #[test]
-fn a_cut_after_the_first_change_says_what_ran_and_the_way_back() {
-    // `qm stop 100` is the first change; the connection dies on the safety point.
-    let (sim, rec, _) = cut_at("vzdump 100", &[]);
-    assert_eq!(step(&rec, "stop")["status"], "changed");
-    assert_lost(step(&rec, "safety-point"));
-    assert_eq!(step(&rec, "restore")["status"], "skipped");
-    assert_eq!(
-        rec["way_back"], "qm start 100",
-        "nothing was overwritten: start it again"
-    );
-    assert!(!sim.mutations().iter().any(|m| m.starts_with("qmrestore")));
-}
-
-#[test]
-fn a_cut_during_verification_still_gives_a_record_and_the_way_back() {
-    // The restore and `qm start` go through; the connection dies while waiting for it to run.
-    let (_sim, rec, err) = cut_at(
-        "pvesh get /nodes/pve1/qemu/100/status/current",
-        &["--start"],
-    );
-    assert_eq!(step(&rec, "restore")["status"], "changed");
-    assert_lost(step(&rec, "start"));
-    assert_way_back_to_the_safety_point(&rec, &err);
-}
-
-#[test]
 fn each_guest_record_is_written_when_that_guest_is_done() {
     use std::io::BufRead;
     use std::time::{Duration, Instant};
@@ -513,17 +499,7 @@ fn each_guest_record_is_written_when_that_guest_is_done() {
 fn a_pbs_safety_point_is_found() {
     // vzdump to a PBS storage names the snapshot it makes differently from a file archive.
     let (sim, sshd) = demo_over_ssh();
-    let (rec, code, err) = restore(
-        &sshd,
-        &[
-            "--volid",
-            VM_BACKUP,
-            "--force",
-            "--yes",
-            "--safety-storage",
-            "pbs",
-        ],
-    );
+    let (rec, code, err) = restore(&sshd, &overwrite(VM_BACKUP, &["--safety-storage", "pbs"]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored");
     let safety = rec["safety_point"]["volid"]
@@ -542,10 +518,7 @@ fn a_pbs_safety_point_is_found() {
 
 #[test]
 fn a_protected_guest_is_refused_with_nothing_stopped() {
-    let (sim, sshd) = demo_over_ssh();
-    sim.edit_guest(100, |g| {
-        g["config"]["protection"] = json!("1");
-    });
+    let (sim, sshd) = demo_with_100(|g| g["config"]["protection"] = json!("1"));
     let (rec, _) = overwrite_refused(&sshd);
     assert!(
         rec["error"].as_str().unwrap_or("").contains("protection"),
@@ -563,7 +536,7 @@ fn a_protected_guest_is_refused_with_nothing_stopped() {
 fn a_container_goes_back_to_its_own_storage_not_local() {
     // `local` cannot hold containers in the demo (no rootdir); the CT lives on local-lvm.
     let (sim, sshd) = demo_over_ssh();
-    let (rec, code, err) = restore(&sshd, &["--volid", CT_BACKUP, "--force", "--yes"]);
+    let (rec, code, err) = restore(&sshd, &overwrite(CT_BACKUP, &[]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored");
     let m = sim.mutations();
@@ -585,10 +558,7 @@ fn a_container_goes_back_to_its_own_storage_not_local() {
         format!("pct restore 101 {safety} --force 1 --storage local-lvm")
     );
     // A new VMID: the storage the archive's own config names (pvesm extractconfig).
-    let (rec, code, err) = restore(
-        &sshd,
-        &["--volid", CT_BACKUP, "--target-id", "9102", "--yes"],
-    );
+    let (rec, code, err) = restore(&sshd, &new_guest(CT_BACKUP, "9102", &[]));
     assert_eq!(code, 0, "{err}");
     assert!(
         sim.mutations()
@@ -607,7 +577,7 @@ fn a_container_whose_rootfs_spells_out_volume_goes_back_to_its_storage() {
         let rootfs = g["config"]["rootfs"].as_str().expect("rootfs").to_string();
         g["config"]["rootfs"] = json!(format!("volume={rootfs}"));
     });
-    let (rec, code, err) = restore(&sshd, &["--volid", CT_BACKUP, "--force", "--yes"]);
+    let (rec, code, err) = restore(&sshd, &overwrite(CT_BACKUP, &[]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored", "{rec}");
     assert!(
@@ -623,10 +593,7 @@ fn a_container_whose_rootfs_spells_out_volume_goes_back_to_its_storage() {
 fn an_ha_managed_guest_is_refused_with_the_ha_command() {
     // `qm stop` of an HA-managed guest only files a request, and vzdump's stop mode refuses
     // it: stop it through HA first.
-    let (sim, sshd) = demo_over_ssh();
-    sim.edit_guest(100, |g| {
-        g["hastate"] = json!("started");
-    });
+    let (sim, sshd) = demo_with_100(|g| g["hastate"] = json!("started"));
     let (rec, _) = overwrite_refused(&sshd);
     let msg = rec["error"].as_str().unwrap_or("");
     assert!(
@@ -691,7 +658,7 @@ fn an_archive_of_unknown_type_is_refused_not_guessed() {
     )
     .expect("copy");
     let volid = format!("local:backup/{name}");
-    let (rec, code, err) = restore(&sshd, &["--volid", &volid, "--target-id", "9101", "--yes"]);
+    let (rec, code, err) = restore(&sshd, &new_guest(&volid, "9101", &[]));
     assert_eq!(code, 1, "{err}");
     assert_eq!(rec["status"], "refused", "{rec}");
     assert_says(&rec, "error", "subtype unknown");
@@ -730,18 +697,8 @@ fn a_record_with_an_impossible_vmid_is_refused() {
     let rec = format!(
         "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"vmid\":5,\"subtype\":\"qemu\",\"ctime\":1705197602,\"format\":\"vma.zst\",\"volid\":\"{VM_BACKUP}\"}}\n"
     );
-    let out = sshd
-        .bin("pve-restore")
-        .args(["--yes", "--force"])
-        .write_stdin(rec)
-        .output()
-        .expect("run");
-    let recs = json_lines(&out.stdout);
-    let r = recs
-        .iter()
-        .find(|r| r["kind"] == "restore")
-        .expect("record");
-    refused_untouched(r, &sim, "invalid VMID");
+    let (r, _, _) = restore_fed(&sshd, &["--yes", "--force"], rec);
+    refused_untouched(&r, &sim, "invalid VMID");
 }
 
 #[test]
@@ -749,26 +706,12 @@ fn a_record_claiming_pbs_for_a_local_archive_is_still_tested() {
     // Whether a backup is PBS (and skips the archive test) is the node's storage type, not
     // what a record says.
     let (sim, sshd) = demo_over_ssh();
-    let f = sim
-        .dump_dir("local")
-        .join("vzdump-qemu-100-2024_01_14-02_00_02.vma.zst");
-    let bytes = std::fs::read(&f).expect("read");
-    std::fs::write(&f, &bytes[..bytes.len() / 2]).expect("write");
+    damage_vm_backup(&sim);
     let rec = format!(
         "{{\"kind\":\"backup\",\"node\":\"pve1\",\"storage\":\"local\",\"vmid\":100,\"subtype\":\"qemu\",\"ctime\":1705197602,\"format\":\"pbs-vm\",\"volid\":\"{VM_BACKUP}\"}}\n"
     );
-    let out = sshd
-        .bin("pve-restore")
-        .args(["--target-id", "9100", "--yes"])
-        .write_stdin(rec)
-        .output()
-        .expect("run");
-    let recs = json_lines(&out.stdout);
-    let r = recs
-        .iter()
-        .find(|r| r["kind"] == "restore")
-        .expect("record");
-    refused_untouched(r, &sim, "damaged");
+    let (r, _, _) = restore_fed(&sshd, &["--target-id", "9100", "--yes"], rec);
+    refused_untouched(&r, &sim, "damaged");
 }
 
 #[test]
@@ -789,17 +732,7 @@ fn a_failed_safety_point_says_vzdumps_error_not_job_errors() {
 fn verify_only_starts_a_stopped_guest_on_its_node_and_probes_it_without_restoring() {
     // A guest rebuilt by Terraform (no backup to restore): prove it works as it is.
     let (sim, sshd) = demo_over_ssh();
-    let (rec, code, err) = restore(
-        &sshd,
-        &[
-            "--vmid",
-            "103",
-            "--verify-only",
-            "--probe",
-            "agent",
-            "--yes",
-        ],
-    );
+    let (rec, code, err) = restore(&sshd, &argv("--vmid 103 --verify-only --probe agent --yes"));
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "verified", "{rec}");
     assert_eq!(rec["node"], "pve2");
@@ -862,7 +795,7 @@ fn a_container_overwrite_that_erases_volumes_not_in_the_backup_is_refused() {
     // frees every volume of the old config: mp0 (no backup=1) and unused0 would be gone.
     let (sim, sshd) = demo_over_ssh();
     let kept = ct_with_unbacked_volumes(&sim);
-    let (rec, code, err) = restore(&sshd, &["--volid", CT_BACKUP, "--force", "--yes"]);
+    let (rec, code, err) = restore(&sshd, &overwrite(CT_BACKUP, &[]));
     assert_eq!(code, 1, "{err}");
     assert_eq!(rec["status"], "refused");
     let msg = rec["error"].as_str().unwrap_or("");
@@ -880,29 +813,15 @@ fn a_container_overwrite_that_erases_volumes_not_in_the_backup_is_refused() {
     for p in &kept {
         assert!(p.exists(), "{} kept", p.display());
     }
-    let erased: Vec<&str> = rec["erased_volumes"]
-        .as_array()
-        .expect("erased_volumes")
-        .iter()
-        .filter_map(|v| v["key"].as_str())
-        .collect();
-    assert_eq!(erased, ["mp0", "unused0"]);
+    assert_eq!(strs(&rec["erased_volumes"], "key"), ["mp0", "unused0"]);
 }
 
 #[test]
 fn erase_unbacked_volumes_accepts_the_loss_and_the_record_names_it() {
     let (sim, sshd) = demo_over_ssh();
     let lost = ct_with_unbacked_volumes(&sim);
-    let (rec, code, err) = restore(
-        &sshd,
-        &[
-            "--volid",
-            CT_BACKUP,
-            "--force",
-            "--yes",
-            "--erase-unbacked-volumes",
-        ],
-    );
+    let args = overwrite(CT_BACKUP, &["--erase-unbacked-volumes"]);
+    let (rec, code, err) = restore(&sshd, &args);
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored");
     assert_eq!(
@@ -950,10 +869,7 @@ fn a_vm_overwrite_says_its_backup_0_disks_come_back_detached() {
 fn an_overwrite_names_the_snapshots_it_deletes() {
     // VM 100 has the snapshot before-upgrade; a restore over it drops every snapshot.
     let (sim, sshd) = demo_over_ssh();
-    let (rec, code, err) = restore(
-        &sshd,
-        &["--volid", VM_BACKUP, "--force", "--yes", "--dry-run"],
-    );
+    let (rec, code, err) = restore(&sshd, &overwrite(VM_BACKUP, &["--dry-run"]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["deleted_snapshots"], json!(["before-upgrade"]));
     assert_says(
@@ -1008,10 +924,7 @@ fn a_failed_restore_to_a_new_vmid_removes_qmrestores_empty_config() {
         "command 'set -o pipefail && vma extract -v -r /var/tmp/vzdumptmp1.fifo - /var/tmp/vzdumptmp1' failed: exit code 133",
         255,
     );
-    let (rec, code, err) = restore(
-        &sshd,
-        &["--volid", VM_BACKUP, "--target-id", "9100", "--yes"],
-    );
+    let (rec, code, err) = restore(&sshd, &new_guest(VM_BACKUP, "9100", &[]));
     assert_eq!(code, 1, "{err}");
     assert_eq!(rec["status"], "failed");
     assert_eq!(rec["leftover"], "removed", "{rec}");
@@ -1028,19 +941,7 @@ fn a_containers_snapshot_way_back_names_its_storage_and_works() {
     sim.edit_guest(101, |g| {
         g["snapshots"] = json!({"before-upgrade": g["config"].clone()});
     });
-    let (rec, code, err) = restore(
-        &sshd,
-        &[
-            "--vmid",
-            "101",
-            "--snapshot",
-            "before-upgrade",
-            "--force",
-            "--yes",
-            "--safety-storage",
-            "local",
-        ],
-    );
+    let (rec, code, err) = restore(&sshd, &rollback_to("101", "before-upgrade"));
     assert_eq!(code, 0, "{err}");
     let safety = rec["safety_point"]["volid"].as_str().expect("safety");
     let way_back = rec["way_back"].as_str().expect("way back");
@@ -1048,25 +949,11 @@ fn a_containers_snapshot_way_back_names_its_storage_and_works() {
         way_back,
         format!("pct stop 101 && pct restore 101 {safety} --force 1 --storage local-lvm")
     );
-    let bin = pvedr_testkit::sim_dir().join("bin");
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = std::process::Command::new("sh")
-        .args(["-c", way_back])
-        .env("PATH", path)
-        .env("PVESIM_ROOT", sim.root())
-        .env("PVESIM_NODE", "pve1")
-        .env("TZ", "UTC")
-        .output()
-        .expect("sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Pasted on pve1, the simulator's commands first in PATH.
+    let mut sh = assert_cmd::Command::new("sh");
+    sh.args(["-c", way_back]);
+    sim.apply_env(&mut sh);
+    pvedr_testkit::run_ok(sh);
     assert_eq!(guest(&sim, 101)["restored_from"], safety);
 }
 
@@ -1097,36 +984,16 @@ fn the_drill_sets_link_down_on_a_link_that_says_link_down_0() {
 fn a_rollback_to_a_snapshot_the_guest_does_not_have_is_refused_before_the_safety_point() {
     let (sim, sshd) = demo_over_ssh();
     // `current` is no snapshot either: a name Proxmox reserves, refused as a usage error.
-    let (_, code, err) = restore(
-        &sshd,
-        &["--vmid", "100", "--snapshot", "current", "--force", "--yes"],
-    );
+    let to = |snapshot| ["--vmid", "100", "--snapshot", snapshot, "--force", "--yes"];
+    let (_, code, err) = restore(&sshd, &to("current"));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("reserved"), "{err}");
-    {
-        let name = "no-such";
-        let (rec, code, err) = restore(
-            &sshd,
-            &[
-                "--vmid",
-                "100",
-                "--snapshot",
-                name,
-                "--force",
-                "--yes",
-                "--safety-storage",
-                "local",
-            ],
-        );
-        assert_eq!(code, 1, "{err}");
-        assert_eq!(rec["status"], "refused", "{rec}");
-        assert_says(&rec, "error", "(it has: before-upgrade)");
-    }
+    let (rec, code, err) = restore(&sshd, &rollback_to("100", "no-such"));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(rec["status"], "refused", "{rec}");
+    assert_says(&rec, "error", "(it has: before-upgrade)");
     // One character is no pve-configid: a usage error before connecting.
-    let (_, code, err) = restore(
-        &sshd,
-        &["--vmid", "100", "--snapshot", "a", "--force", "--yes"],
-    );
+    let (_, code, err) = restore(&sshd, &to("a"));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("invalid snapshot name 'a'"), "{err}");
     assert_eq!(sim.mutations(), Vec::<String>::new(), "no safety point");
@@ -1141,18 +1008,7 @@ fn a_template_backup_is_restored_and_not_started() {
     let make = "conf = archives.qemu_config(9000, 'tmpl') + 'template: 1\\n'\n\
          raw = archives.vma_bytes(conf, [('drive-scsi0', 65536)], seed=1)\n";
     let volid = crafted_backup(&sim, name, make);
-    let (rec, code, err) = restore(
-        &sshd,
-        &[
-            "--volid",
-            &volid,
-            "--target-id",
-            "9001",
-            "--yes",
-            "--probe",
-            "agent",
-        ],
-    );
+    let (rec, code, err) = restore(&sshd, &new_guest(&volid, "9001", &["--probe", "agent"]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(rec["status"], "restored", "{rec}");
     assert_eq!(step(&rec, "start")["status"], "skipped");
@@ -1161,16 +1017,20 @@ fn a_template_backup_is_restored_and_not_started() {
     assert!(!sim.mutations().iter().any(|m| m.starts_with("qm start")));
 }
 
+/// The dry run of a restore of `vmid`'s newest backup to 9100, which must succeed: the
+/// record and stderr.
+fn planned_newest(sshd: &Sshd, vmid: &str) -> (Value, String) {
+    let (rec, code, err) = restore(sshd, &["--vmid", vmid, "--target-id", "9100", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    (rec, err)
+}
+
 #[test]
 fn vmid_restores_the_newest_scheduled_backup_and_the_plan_says_which() {
     // The demo's manual copy of 100 is the newest file; --vmid takes the newest backup
     // vzdump made on schedule, and the plan shows its date, age and size.
     let (_sim, sshd) = demo_over_ssh();
-    let (rec, code, err) = restore(
-        &sshd,
-        &["--vmid", "100", "--target-id", "9100", "--dry-run"],
-    );
-    assert_eq!(code, 0, "{err}");
+    let (rec, err) = planned_newest(&sshd, "100");
     assert_eq!(
         rec["volid"], "local:backup/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst",
         "{err}"
@@ -1199,39 +1059,23 @@ fn the_newest_backup_is_never_an_unfinished_pbs_snapshot() {
     // (size 1). The newest complete backup is the one to restore.
     let (sim, sshd) = demo_over_ssh();
     sim.add_unfinished_pbs("ct", 101);
-    let (rec, code, err) = restore(
-        &sshd,
-        &["--vmid", "101", "--target-id", "9100", "--dry-run"],
-    );
-    assert_eq!(code, 0, "{err}");
+    let (rec, _) = planned_newest(&sshd, "101");
     assert_eq!(
         rec["volid"], "local:backup/vzdump-lxc-101-2024_01_15-02_01_07.tar.zst",
         "{rec}"
     );
     // Piped in, it is refused, not restored.
-    let listing = sshd
-        .bin("pve-ls-backups")
-        .args(["--storage", "pbs", "--vmid", "101"])
-        .output()
-        .expect("list");
-    let unfinished: String = String::from_utf8_lossy(&listing.stdout)
+    let listed = listing(&sshd, &["--storage", "pbs", "--vmid", "101"]);
+    let unfinished: String = String::from_utf8_lossy(&listed)
         .lines()
         .filter(|l| l.contains(&format!("/{}Z", "2024-01-15T06:25:40")))
         .map(|l| format!("{l}\n"))
         .collect();
-    assert_eq!(unfinished.lines().count(), 1, "{listing:?}");
-    let out = sshd
-        .bin("pve-restore")
-        .args(["--target-id", "9100", "--dry-run"])
-        .write_stdin(unfinished)
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("unfinished"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = String::from_utf8_lossy(&listed);
+    assert_eq!(unfinished.lines().count(), 1, "{text}");
+    let (_, code, err) = restore_fed(&sshd, &["--target-id", "9100", "--dry-run"], unfinished);
+    assert_eq!(code, 2);
+    assert!(err.contains("unfinished"), "{err}");
 }
 
 #[test]
@@ -1271,32 +1115,25 @@ fn local_on(sim: &SimNode, nodes: &[&str]) {
 fn a_volid_on_a_storage_of_another_node_is_restored_there() {
     // Connected to pve1; `local` is enabled on pve2 only: qmrestore on pve1 is refused
     // ("storage 'local' is not available on node 'pve1'"), so the restore runs on pve2.
-    let (sim, sshd) = demo_over_ssh();
-    local_on(&sim, &["pve2"]);
-    let (rec, code, err) = restore(
-        &sshd,
-        &["--volid", VM_BACKUP, "--target-id", "9100", "--yes"],
+    // Shared too: `/nodes/pve1/storage` still lists a storage whose storage.cfg `nodes`
+    // leaves pve1 out, with `enabled: 0` (pve-storage `Storage.pm` `storage_info`): listed
+    // is not available, and this node's is not taken.
+    let cases = [("a node's own storage", false), ("a shared storage", true)];
+    each_case(
+        &cases,
+        |c| c.0,
+        |&(_, shared)| {
+            let (sim, sshd) = demo_over_ssh();
+            local_on(&sim, &["pve2"]);
+            if shared {
+                sim.edit_storage("local", |st| st["shared"] = json!(1));
+            }
+            let (rec, code, err) = restore(&sshd, &new_guest(VM_BACKUP, "9100", &[]));
+            assert_eq!(code, 0, "{err}\n{rec}");
+            assert_eq!(rec["node"], "pve2");
+            assert_eq!(guest(&sim, 9100)["node"], "pve2");
+        },
     );
-    assert_eq!(code, 0, "{err}\n{rec}");
-    assert_eq!(rec["node"], "pve2");
-    assert_eq!(guest(&sim, 9100)["node"], "pve2");
-}
-
-#[test]
-fn a_shared_storage_that_storage_cfg_limits_to_another_node_is_not_taken_for_this_one() {
-    // `/nodes/pve1/storage` still lists a storage whose storage.cfg `nodes` leaves pve1
-    // out, with `enabled: 0` (pve-storage `Storage.pm` `storage_info`): listed is not
-    // available. Shared and enabled on pve2 only, the restore goes to pve2.
-    let (sim, sshd) = demo_over_ssh();
-    local_on(&sim, &["pve2"]);
-    sim.edit_storage("local", |st| st["shared"] = json!(1));
-    let (rec, code, err) = restore(
-        &sshd,
-        &["--volid", VM_BACKUP, "--target-id", "9100", "--yes"],
-    );
-    assert_eq!(code, 0, "{err}\n{rec}");
-    assert_eq!(rec["node"], "pve2");
-    assert_eq!(guest(&sim, 9100)["node"], "pve2");
 }
 
 #[test]
@@ -1321,18 +1158,7 @@ fn a_volid_on_several_nodes_asks_for_node() {
     );
     assert_eq!(sim.mutations(), Vec::<String>::new());
     // With --node it goes there.
-    let (rec, code, err) = restore(
-        &sshd,
-        &[
-            "--volid",
-            VM_BACKUP,
-            "--target-id",
-            "9100",
-            "--yes",
-            "--node",
-            "pve2",
-        ],
-    );
+    let (rec, code, err) = restore(&sshd, &new_guest(VM_BACKUP, "9100", &["--node", "pve2"]));
     assert_eq!(code, 0, "{err}\n{rec}");
     assert_eq!(guest(&sim, 9100)["node"], "pve2");
 }
@@ -1352,10 +1178,7 @@ fn an_ha_guest_requested_stopped_is_overwritten() {
 
 #[test]
 fn an_overwrite_keeps_the_guest_in_its_pool_and_the_plan_says_so() {
-    let (sim, sshd) = demo_over_ssh();
-    sim.edit_guest(100, |g| {
-        g["pool"] = json!("prod");
-    });
+    let (sim, sshd) = demo_with_100(|g| g["pool"] = json!("prod"));
     let (rec, code, err) = overwrite_vm(&sshd);
     assert_eq!(code, 0, "{err}\n{rec}");
     assert_eq!(guest(&sim, 100)["pool"], "prod");
