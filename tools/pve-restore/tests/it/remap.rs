@@ -1,8 +1,8 @@
 //! Restoring onto a replacement node with other storages and bridges (issue 26): maps,
 //! every check before any change, each disk and NIC where the map says.
 
-use crate::common::{backup_holding, reinstalled};
-use pvedr_testkit::{ApiFront, SimNode, Sshd, assert_says, json_lines};
+use crate::common::{argv, backup_holding, offsite_moto, reinstalled};
+use pvedr_testkit::{ApiFront, SimNode, Sshd, assert_says, json_lines, outcome};
 use serde_json::{Value, json};
 
 const G: u64 = 1 << 30;
@@ -16,6 +16,9 @@ const VM: &str = "boot: order=scsi0\ncores: 2\nmemory: 2048\nname: app\n\
     net2: e1000=BC:24:11:00:02:02,bridge=vmbr2\n\
     scsi0: local-lvm:vm-200-disk-0,size=32G\nscsi1: local-lvm:vm-200-disk-1,size=64G\n\
     scsi2: nas:200/vm-200-disk-2.qcow2,size=200G\nscsihw: virtio-scsi-single\n";
+
+/// Storage and bridge maps that place every disk and NIC of [`VM`] on the replacement node.
+const VM_ONTO: (&str, &str) = ("local-lvm:nvme,nas:bulk", "vmbr1:vmbr9,vmbr2:vmbr9");
 
 const PCI_VM: &str = "memory: 1024\nname: gpu\nnet0: virtio=BC:24:11:00:02:10,bridge=vmbr0\n\
     scsi0: local-lvm:vm-201-disk-0,size=8G\nhostpci0: 0000:01:00.0,pcie=1\n";
@@ -51,6 +54,56 @@ fn backup(sim: &SimNode, kind: &str, vmid: u64, config: &str) -> String {
     format!("local:backup/{name}")
 }
 
+/// [`replacement_node`] over sshd.
+fn replacement(bulk_free: u64) -> (SimNode, Sshd) {
+    let sim = replacement_node(bulk_free);
+    let sshd = Sshd::start(&sim);
+    (sim, sshd)
+}
+
+/// [`replacement`] with room on `bulk` for one guest, and a backup of `vmid` holding
+/// `config` on `local`: its volid.
+fn replacement_with(kind: &str, vmid: u64, config: &str) -> (SimNode, Sshd, String) {
+    let (sim, sshd) = replacement(250 * G);
+    let volid = backup(&sim, kind, vmid, config);
+    (sim, sshd, volid)
+}
+
+/// The storage and bridge maps `--target-storage storage --target-bridge bridge`.
+fn maps<'a>(storage: &'a str, bridge: &'a str) -> [&'a str; 4] {
+    ["--target-storage", storage, "--target-bridge", bridge]
+}
+
+/// The arguments that restore `volid` with [`maps`] (`--yes`).
+fn mapped<'a>(volid: &'a str, storage: &'a str, bridge: &'a str) -> Vec<&'a str> {
+    [&["--volid", volid][..], &maps(storage, bridge), &["--yes"]].concat()
+}
+
+/// The arguments that restore `volid` with its disks on `storage` (`--yes`).
+fn onto<'a>(volid: &'a str, storage: &'a str) -> [&'a str; 5] {
+    ["--volid", volid, "--target-storage", storage, "--yes"]
+}
+
+/// The config of [`VM`] restored as 200 with [`VM_ONTO`]: each disk and NIC where mapped.
+fn vm_where_mapped(sim: &SimNode) -> Value {
+    let c = config(sim, 200);
+    // qmrestore puts all on nvme (the target with room for all), scsi2 then moves.
+    assert_eq!(
+        ["scsi0", "scsi1", "scsi2"].map(|k| storage_of(&c[k])),
+        ["nvme", "nvme", "bulk"],
+        "{c}"
+    );
+    assert_eq!(c["net2"], "e1000=BC:24:11:00:02:02,bridge=vmbr9");
+    c
+}
+
+/// pve-restore with `--all` on the backup records of `backups`, then `args`.
+fn all(sshd: &Sshd, backups: &[(u64, String)], args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = sshd.bin("pve-restore");
+    cmd.arg("--all").args(args).write_stdin(records(backups));
+    cmd
+}
+
 fn restore(sshd: &Sshd, args: &[&str]) -> (Option<Value>, i32, String) {
     let out = sshd.bin("pve-restore").args(args).output().expect("run");
     let rec = json_lines(&out.stdout)
@@ -70,19 +123,9 @@ fn storage_of(v: &Value) -> &str {
 
 #[test]
 fn every_mismatch_of_the_replacement_node_in_one_refusal_and_nothing_changed() {
-    let sim = replacement_node(250 * G);
-    let sshd = Sshd::start(&sim);
-    let volid = backup(&sim, "qemu", 200, VM);
+    let (sim, sshd, volid) = replacement_with("qemu", 200, VM);
     sim.clear_commands();
-    let args = [
-        "--volid",
-        &volid,
-        "--target-storage",
-        "local-lvm:nvme,nas:local",
-        "--target-bridge",
-        "vmbr1:vmbr9",
-        "--yes",
-    ];
+    let args = mapped(&volid, "local-lvm:nvme,nas:local", "vmbr1:vmbr9");
     let (_, code, err) = restore(&sshd, &args);
     assert_eq!(code, 2, "{err}");
     assert!(
@@ -97,9 +140,7 @@ fn every_mismatch_of_the_replacement_node_in_one_refusal_and_nothing_changed() {
 
 #[test]
 fn without_maps_a_backup_the_replacement_node_cannot_take_is_refused_naming_what_is_missing() {
-    let sim = replacement_node(250 * G);
-    let sshd = Sshd::start(&sim);
-    let volid = backup(&sim, "qemu", 200, VM);
+    let (sim, sshd, volid) = replacement_with("qemu", 200, VM);
     sim.clear_commands();
     let (_, code, err) = restore(&sshd, &["--volid", &volid, "--yes"]);
     assert_eq!(code, 2, "{err}");
@@ -117,31 +158,15 @@ fn without_maps_a_backup_the_replacement_node_cannot_take_is_refused_naming_what
 
 #[test]
 fn a_map_that_overflows_a_storage_and_a_host_device_are_refused() {
-    let sim = replacement_node(250 * G);
-    let sshd = Sshd::start(&sim);
-    let volid = backup(&sim, "qemu", 200, VM);
-    let (_, code, err) = restore(
-        &sshd,
-        &[
-            "--volid",
-            &volid,
-            "--target-storage",
-            "bulk",
-            "--target-bridge",
-            "vmbr9",
-            "--yes",
-        ],
-    );
+    let (sim, sshd, volid) = replacement_with("qemu", 200, VM);
+    let (_, code, err) = restore(&sshd, &mapped(&volid, "bulk", "vmbr9"));
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("storage bulk (scsi0, scsi1, scsi2) has 250.0 GiB free for 296.0 GiB"),
         "{err}"
     );
     let pci = backup(&sim, "qemu", 201, PCI_VM);
-    let (_, code, err) = restore(
-        &sshd,
-        &["--volid", &pci, "--target-storage", "nvme", "--yes"],
-    );
+    let (_, code, err) = restore(&sshd, &onto(&pci, "nvme"));
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("hostpci0 passes host device 0000:01:00.0"),
@@ -151,19 +176,8 @@ fn a_map_that_overflows_a_storage_and_a_host_device_are_refused() {
     assert_eq!(sim.mutations(), Vec::<String>::new());
     // Dropped when asked, and the record says so; --storage with a bridge map is the
     // storage map's one target.
-    let (rec, code, err) = restore(
-        &sshd,
-        &[
-            "--volid",
-            &pci,
-            "--storage",
-            "nvme",
-            "--target-bridge",
-            "1",
-            "--drop-passthrough",
-            "--yes",
-        ],
-    );
+    let args = argv("--storage nvme --target-bridge 1 --drop-passthrough --yes");
+    let (rec, code, err) = restore(&sshd, &[&["--volid", &pci][..], &args].concat());
     assert_eq!(code, 0, "{err}");
     let rec = rec.expect("record");
     assert_eq!(rec["dropped"], json!(["hostpci0"]));
@@ -174,28 +188,11 @@ fn a_map_that_overflows_a_storage_and_a_host_device_are_refused() {
 
 #[test]
 fn a_vm_comes_back_with_each_disk_and_nic_where_mapped_and_stopped() {
-    let sim = replacement_node(250 * G);
-    let sshd = Sshd::start(&sim);
-    let volid = backup(&sim, "qemu", 200, VM);
-    let args = [
-        "--volid",
-        &volid,
-        "--target-storage",
-        "local-lvm:nvme,nas:bulk",
-        "--target-bridge",
-        "vmbr1:vmbr9,vmbr2:vmbr9",
-        "--yes",
-    ];
-    let (rec, code, err) = restore(&sshd, &args);
+    let (sim, sshd, volid) = replacement_with("qemu", 200, VM);
+    let (rec, code, err) = restore(&sshd, &mapped(&volid, VM_ONTO.0, VM_ONTO.1));
     assert_eq!(code, 0, "{err}");
     let rec = rec.expect("record");
-    let c = config(&sim, 200);
-    // qmrestore puts all on nvme (the target with room for all), scsi2 then moves.
-    assert_eq!(
-        ["scsi0", "scsi1", "scsi2"].map(|k| storage_of(&c[k])),
-        ["nvme", "nvme", "bulk"],
-        "{c}"
-    );
+    let c = vm_where_mapped(&sim);
     assert!(
         c.as_object()
             .expect("config")
@@ -208,7 +205,6 @@ fn a_vm_comes_back_with_each_disk_and_nic_where_mapped_and_stopped() {
         "virtio=BC:24:11:00:02:00,bridge=vmbr0,firewall=1"
     );
     assert_eq!(c["net1"], "virtio=BC:24:11:00:02:01,bridge=vmbr9,tag=20");
-    assert_eq!(c["net2"], "e1000=BC:24:11:00:02:02,bridge=vmbr9");
     assert_eq!(sim.read_json("guests/200.json")["status"], "stopped");
     assert_eq!(
         rec["disks"][2],
@@ -229,15 +225,11 @@ fn a_vm_comes_back_with_each_disk_and_nic_where_mapped_and_stopped() {
 
 #[test]
 fn a_cpu_type_or_machine_the_node_does_not_offer_is_warned_and_the_restore_goes_on() {
-    let sim = replacement_node(250 * G);
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = replacement(250 * G);
     let text = format!("{PCI_VM}cpu: x86-64-v5,flags=+aes\nmachine: pc-q35-10.1+pve1\n")
         .replace("hostpci0: 0000:01:00.0,pcie=1\n", "");
     let volid = backup(&sim, "qemu", 201, &text);
-    let (_, code, err) = restore(
-        &sshd,
-        &["--volid", &volid, "--target-storage", "nvme", "--yes"],
-    );
+    let (_, code, err) = restore(&sshd, &onto(&volid, "nvme"));
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains("cpu x86-64-v5 is not one node pve1 offers"),
@@ -252,8 +244,7 @@ fn a_cpu_type_or_machine_the_node_does_not_offer_is_warned_and_the_restore_goes_
 
 #[test]
 fn a_mapped_device_needs_an_entry_for_the_target_node() {
-    let sim = replacement_node(250 * G);
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = replacement(250 * G);
     let text = PCI_VM.replace(
         "hostpci0: 0000:01:00.0,pcie=1",
         "hostpci0: mapping=gpu,pcie=1",
@@ -261,13 +252,7 @@ fn a_mapped_device_needs_an_entry_for_the_target_node() {
     let volid = backup(&sim, "qemu", 201, &text);
     let gpu = |node: &str| json!({"pci": [{"id": "gpu", "map": [format!("node={node},path=0000:01:00.0,id=10de:2204")]}]});
     sim.write_json("mapping.json", &gpu("pve2"));
-    let args = [
-        "--volid",
-        volid.as_str(),
-        "--target-storage",
-        "nvme",
-        "--yes",
-    ];
+    let args = onto(&volid, "nvme");
     let (_, code, err) = restore(&sshd, &args);
     assert_eq!(code, 2, "{err}");
     assert!(
@@ -283,19 +268,9 @@ fn a_mapped_device_needs_an_entry_for_the_target_node() {
 
 #[test]
 fn a_failed_disk_move_leaves_the_new_guest_and_names_its_destroy() {
-    let sim = replacement_node(250 * G);
-    let sshd = Sshd::start(&sim);
-    let volid = backup(&sim, "qemu", 200, VM);
+    let (sim, sshd, volid) = replacement_with("qemu", 200, VM);
     sim.set_faults(json!([{"match": "qm disk move 200 scsi2", "stderr": "storage migration failed: copy interrupted"}]));
-    let args = [
-        "--volid",
-        &volid,
-        "--target-storage",
-        "local-lvm:nvme,nas:bulk",
-        "--target-bridge",
-        "vmbr9",
-        "--yes",
-    ];
+    let args = mapped(&volid, VM_ONTO.0, "vmbr9");
     let (rec, code, err) = restore(&sshd, &args);
     assert_eq!(code, 1, "{err}");
     let rec = rec.expect("record");
@@ -314,18 +289,8 @@ fn a_failed_disk_move_leaves_the_new_guest_and_names_its_destroy() {
 
 #[test]
 fn a_container_gets_each_volume_with_its_options_and_its_nic_on_the_mapped_bridge() {
-    let sim = replacement_node(250 * G);
-    let sshd = Sshd::start(&sim);
-    let volid = backup(&sim, "lxc", 202, CT);
-    let args = [
-        "--volid",
-        &volid,
-        "--target-storage",
-        "local-lvm:nvme,nas:bulk",
-        "--target-bridge",
-        "vmbr1:vmbr9",
-        "--yes",
-    ];
+    let (sim, sshd, volid) = replacement_with("lxc", 202, CT);
+    let args = mapped(&volid, VM_ONTO.0, "vmbr1:vmbr9");
     let (rec, code, err) = restore(&sshd, &args);
     assert_eq!(code, 0, "{err}");
     let restore = sim
@@ -356,18 +321,9 @@ fn a_container_gets_each_volume_with_its_options_and_its_nic_on_the_mapped_bridg
 
 #[test]
 fn a_bad_map_is_a_usage_error_before_any_connection() {
-    let sim = replacement_node(250 * G);
-    let sshd = Sshd::start(&sim);
-    let (_, code, err) = restore(
-        &sshd,
-        &[
-            "--vmid",
-            "100",
-            "--target-storage",
-            "local-lvm:nvme,local-lvm:bulk",
-            "--yes",
-        ],
-    );
+    let (sim, sshd) = replacement(250 * G);
+    let args = argv("--vmid 100 --target-storage local-lvm:nvme,local-lvm:bulk --yes");
+    let (_, code, err) = restore(&sshd, &args);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("duplicate mapping for source 'local-lvm'"),
@@ -398,13 +354,10 @@ fn over_the_api_the_same_maps_end_the_same_and_a_bridge_the_token_cannot_see_is_
     let front = ApiFront::start(&sim);
     let volid = backup(&sim, "qemu", 200, VM);
     let maps = [
-        "--volid",
-        volid.as_str(),
-        "--target-storage",
-        "local-lvm:nvme,nas:bulk",
-        "--target-bridge",
-        "vmbr1:vmbr9,vmbr2:vmbr9",
-    ];
+        &["--volid", volid.as_str()][..],
+        &maps(VM_ONTO.0, VM_ONTO.1),
+    ]
+    .concat();
     // Everything but SDN: Proxmox lists no bridge such a token may not use.
     let no_sdn = json!([
         {"path": "/", "roles": ["PVEVMAdmin", "PVEDatastoreAdmin", "PVESysAdmin"], "propagate": true},
@@ -424,13 +377,7 @@ fn over_the_api_the_same_maps_end_the_same_and_a_bridge_the_token_cannot_see_is_
     );
     let (rec, code, err) = over_api(&front, "dr@pve!admin", &maps);
     assert_eq!(code, 0, "{err}\n{}", front.server_log());
-    let c = config(&sim, 200);
-    assert_eq!(
-        ["scsi0", "scsi1", "scsi2"].map(|k| storage_of(&c[k])),
-        ["nvme", "nvme", "bulk"],
-        "{c}"
-    );
-    assert_eq!(c["net2"], "e1000=BC:24:11:00:02:02,bridge=vmbr9");
+    vm_where_mapped(&sim);
     assert_eq!(rec.expect("record")["nets"][2]["target_bridge"], "vmbr9");
 }
 
@@ -445,8 +392,7 @@ fn restore_streamed(
     args: &[&str],
 ) -> (Value, bool) {
     use sha2::{Digest, Sha256};
-    let moto = pvedr_testkit::s3::Moto::start();
-    moto.create_versioned_bucket("offsite");
+    let moto = offsite_moto();
     let name = volid.rsplit('/').next().expect("name").to_string();
     let file = sim.root().join("local/dump").join(&name);
     let bytes = std::fs::read(&file).expect("archive");
@@ -498,10 +444,8 @@ fn restore_streamed(
 /// the object.
 #[test]
 fn a_container_streamed_from_its_offsite_copy_lands_where_mapped() {
-    let sim = replacement_node(250 * G);
-    let sshd = Sshd::start(&sim);
-    let volid = backup(&sim, "lxc", 202, CT);
-    let maps = ["--target-storage", "nvme", "--target-bridge", "vmbr9"];
+    let (sim, sshd, volid) = replacement_with("lxc", 202, CT);
+    let maps = maps("nvme", "vmbr9");
     let (rec, on_disk) = restore_streamed(&sim, &sshd, &volid, "lxc", &maps);
     assert_eq!(rec["status"], "restored", "{rec}");
     assert!(!on_disk, "an archive was written on the node");
@@ -526,26 +470,13 @@ fn a_container_streamed_from_its_offsite_copy_lands_where_mapped() {
 /// mapped storage with room for all, then moved where its map says; NICs rebridged.
 #[test]
 fn a_vm_streamed_from_its_offsite_copy_lands_where_mapped() {
-    let sim = replacement_node(250 * G);
-    let sshd = Sshd::start(&sim);
-    let volid = backup(&sim, "qemu", 200, VM);
-    let maps = [
-        "--target-storage",
-        "local-lvm:nvme,nas:bulk",
-        "--target-bridge",
-        "vmbr1:vmbr9,vmbr2:vmbr9",
-    ];
+    let (sim, sshd, volid) = replacement_with("qemu", 200, VM);
+    let maps = maps(VM_ONTO.0, VM_ONTO.1);
     let (rec, on_disk) = restore_streamed(&sim, &sshd, &volid, "qemu", &maps);
     assert_eq!(rec["status"], "restored", "{rec}");
     assert!(!on_disk, "an archive was written on the node");
-    let c = config(&sim, 200);
-    assert_eq!(
-        ["scsi0", "scsi1", "scsi2"].map(|k| storage_of(&c[k])),
-        ["nvme", "nvme", "bulk"],
-        "{c}"
-    );
+    let c = vm_where_mapped(&sim);
     assert_eq!(c["net1"], "virtio=BC:24:11:00:02:01,bridge=vmbr9,tag=20");
-    assert_eq!(c["net2"], "e1000=BC:24:11:00:02:02,bridge=vmbr9");
 }
 
 /// Backup records of `volids` (VMs on `local` of pve1), as pve-ls-backups prints them.
@@ -578,8 +509,7 @@ fn pvesh_gets(sim: &SimNode, path: &str) -> usize {
 
 #[test]
 fn twenty_guests_planned_in_one_run_read_the_node_once_and_are_refused_as_alone() {
-    let sim = replacement_node(SITE_ROOM);
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = replacement(SITE_ROOM);
     // The last one has a disk on `tank`, which the map sends to `local` (no images).
     let backups: Vec<(u64, String)> = (300..320)
         .map(|v| {
@@ -591,22 +521,10 @@ fn twenty_guests_planned_in_one_run_read_the_node_once_and_are_refused_as_alone(
         })
         .collect();
     sim.clear_commands();
-    let out = sshd
-        .bin("pve-restore")
-        .args([
-            "--all",
-            "--dry-run",
-            "--target-storage",
-            "local-lvm:nvme,nas:bulk,tank:local",
-        ])
-        .args(["--target-bridge", "vmbr1:vmbr9,vmbr2:vmbr9"])
-        .write_stdin(records(&backups))
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let onto = maps("local-lvm:nvme,nas:bulk,tank:local", VM_ONTO.1);
+    let (lines, code, err) = outcome(all(&sshd, &backups, &[&["--dry-run"][..], &onto].concat()));
     // Among several records the guest is refused alone, the others planned.
-    assert_eq!(out.status.code(), Some(3), "{err}");
-    let lines = json_lines(&out.stdout);
+    assert_eq!(code, 3, "{err}");
     let planned = lines
         .iter()
         .filter(|r| r["kind"] == "restore" && r["status"] == "planned");
@@ -630,24 +548,15 @@ fn twenty_guests_planned_in_one_run_read_the_node_once_and_are_refused_as_alone(
     assert_eq!(calls(&sim, "pvesm", "extractconfig"), 20);
     assert_eq!(sim.mutations(), Vec::<String>::new());
     // The same verdict for that guest alone.
-    let (_, code, alone) = restore(
-        &sshd,
-        &[
-            "--volid",
-            &backups[19].1,
-            "--dry-run",
-            "--target-storage",
-            "local-lvm:nvme,nas:bulk,tank:local",
-        ],
-    );
+    let args = [&["--volid", &backups[19].1, "--dry-run"][..], &onto[..2]].concat();
+    let (_, code, alone) = restore(&sshd, &args);
     assert_eq!(code, 2, "{alone}");
     assert!(alone.contains(&refused), "{alone}");
 }
 
 #[test]
 fn a_restore_reads_the_cluster_again_after_each_guest_it_changed() {
-    let sim = replacement_node(SITE_ROOM);
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = replacement(SITE_ROOM);
     // Two backups of one guest: once the first is restored, the second would overwrite it.
     let backups: Vec<(u64, String)> = [1705197602, 1705111202]
         .map(|epoch| {
@@ -655,20 +564,9 @@ fn a_restore_reads_the_cluster_again_after_each_guest_it_changed() {
             (300, format!("local:backup/{name}"))
         })
         .to_vec();
-    let out = sshd
-        .bin("pve-restore")
-        .args([
-            "--all",
-            "--yes",
-            "--target-storage",
-            "local-lvm:nvme,nas:bulk",
-        ])
-        .args(["--target-bridge", "vmbr9"])
-        .write_stdin(records(&backups))
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&out.stderr);
-    let recs: Vec<Value> = json_lines(&out.stdout)
+    let onto = maps(VM_ONTO.0, "vmbr9");
+    let (lines, _, err) = outcome(all(&sshd, &backups, &[&["--yes"][..], &onto].concat()));
+    let recs: Vec<Value> = lines
         .into_iter()
         .filter(|r| r["kind"] == "restore")
         .collect();
@@ -694,8 +592,7 @@ fn a_restore_reads_the_cluster_again_after_each_guest_it_changed() {
 
 #[test]
 fn drills_of_all_records_refuse_a_guest_the_maps_cannot_place_and_go_on_to_the_summary() {
-    let sim = replacement_node(SITE_ROOM);
-    let sshd = Sshd::start(&sim);
+    let (sim, sshd) = replacement(SITE_ROOM);
     // The first has a disk on `tank`, which the map sends to `local` (no images).
     let backups = vec![
         (
@@ -711,18 +608,14 @@ fn drills_of_all_records_refuse_a_guest_the_maps_cannot_place_and_go_on_to_the_s
     ];
     let locks = tempfile::tempdir().expect("locks");
     sim.clear_commands();
-    let out = sshd
-        .bin("pve-restore")
-        .args(["--all", "--test", "--dry-run"])
-        .args(["--target-storage", "local-lvm:nvme,nas:bulk,tank:local"])
-        .args(["--target-bridge", "vmbr1:vmbr9,vmbr2:vmbr9"])
-        .env("XDG_RUNTIME_DIR", locks.path())
-        .write_stdin(records(&backups))
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
-    let lines = json_lines(&out.stdout);
+    let onto = maps("local-lvm:nvme,nas:bulk,tank:local", VM_ONTO.1);
+    let mut cmd = all(
+        &sshd,
+        &backups,
+        &[&["--test", "--dry-run"][..], &onto].concat(),
+    );
+    let (lines, code, err) = outcome(cmd.env("XDG_RUNTIME_DIR", locks.path()));
+    assert_eq!(code, 3, "{err}");
     let recs: Vec<&Value> = lines.iter().filter(|r| r["kind"] == "restore").collect();
     assert_eq!(recs.len(), 2, "{err}");
     assert_eq!(recs[0]["vmid"], 300);
