@@ -66,7 +66,7 @@ RECORDS:
   startup order; absent: none), lane and rpo_s (the copy's age, seconds); then a
   `summary`, for a site with predicted_rto_s, rpo_s (the oldest copy's age), rto_target_s
   and, once restored, rto_s (wall clock), prediction_error_pct and, when
-  --stop-on-failure held later waves back, stopped (which guest failed, how many were not
+  --stop-on-failure held guests back, stopped (which guest failed, how many were not
   started).
 
 SITE:
@@ -85,8 +85,9 @@ SITE:
   rate); the plan says which. The RTO is the makespan of the --jobs lanes, the RPO the
   oldest copy's age. Each lane has its own connection; Ctrl-C lets every lane finish its
   guest. A guest not restored does not stop the site by default (Proxmox's startall goes
-  on past a guest that fails to start); with --stop-on-failure its own order finishes
-  and no later order starts: each guest held back is recorded `refused`, naming it.
+  on past a guest that fails to start); with --stop-on-failure the guests running in
+  other lanes finish and no other guest starts, in one lane not even the rest of its
+  order: each guest held back is recorded `refused`, naming it.
   Progress goes to stderr: the plan, each changing step as it starts (`[7/9] restore 100
   (started 12:03:04)`), every 30 s while it runs (`still running, 4m30s`), and how it
   ended. After an overwrite that stopped the guest and did not start it, how to start it
@@ -366,9 +367,10 @@ pub struct Cli {
     pub rto_target: Option<std::time::Duration>,
 
     /// With several records: a guest that is not restored (failed, rolled back, refused)
-    /// holds back every later startup order: the guests of its own order go on, those of
-    /// later orders are not started, each recorded `refused` naming the guest that failed,
-    /// and the summary's `stopped` says why. Default: go on, as Proxmox's startall does.
+    /// starts no other: the guests running in other lanes finish, the rest (in one lane
+    /// the rest of its own startup order too) are not started, each recorded `refused`
+    /// naming the guest that failed, and the summary's `stopped` says why. Default: go
+    /// on, as Proxmox's startall does.
     #[arg(long, help_heading = "Site", hide_short_help = true)]
     pub stop_on_failure: bool,
 

@@ -558,3 +558,29 @@ fn a_vm_mapped_onto_two_storages_needs_room_for_both_disks_on_one_of_them() {
     assert!(!err.contains("guest 401 needs"), "{err}");
     assert_eq!(sim.mutations(), Vec::<String>::new());
 }
+
+#[test]
+fn stop_on_failure_in_one_lane_starts_no_guest_after_the_failed_one_not_even_of_its_wave() {
+    // One lane runs wave 1 (301, 304) in series: 301 fails, so 304 is held back with the
+    // later waves, as in lanes no guest starts after a failure.
+    let (sim, input) = site(50 * G);
+    let sshd = Sshd::start(&sim);
+    let tmp = tempfile::tempdir().expect("tmp");
+    sim.set_faults(json!([{"match": "pct restore 301", "exit": 255, "stderr": "disk on fire"}]));
+    sim.clear_commands();
+    let args = ["--jobs", "1", "--yes", "--stop-on-failure"];
+    let (recs, summary, code, err) = run(&sshd, &input, tmp.path(), &args);
+    // Nothing restored: exit 1, not partial.
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(vmids(&recs), BOOT_ORDER, "{err}");
+    let st = statuses(&recs);
+    assert_eq!(st[&301], "failed", "{err}");
+    for later in [304, 300, 303, 302, 305] {
+        assert_eq!(st[&later], "refused", "guest {later}: {err}");
+        let r = recs.iter().find(|r| r["vmid"] == later).expect("record");
+        assert_says(r, "error", "guest 301 (order 1) was not restored");
+        assert!(!restore_ran(&sim, later), "guest {later} was started");
+    }
+    assert_says(&summary, "stopped", "5 guest(s)");
+    assert_eq!(summary["counts"]["refused"], 5, "{summary}");
+}
