@@ -84,7 +84,7 @@ SITE:
   a ranged GET of 8 MiB of its S3 copy and 8 MiB through the node's connection (the slower
   rate); the plan says which. The RTO is the makespan of the --jobs lanes, the RPO the
   oldest copy's age. Each lane has its own connection; Ctrl-C lets every lane finish its
-  guest. A guest not restored does not stop the site by default (Proxmox's startall goes
+  guest, each lane with a step running saying at once which and how, on its own line. A guest not restored does not stop the site by default (Proxmox's startall goes
   on past a guest that fails to start); with --stop-on-failure the guests running in
   other lanes finish and no other guest starts, in one lane not even the rest of its
   order: each guest held back is recorded `refused`, naming it.

@@ -2,7 +2,8 @@
 //! connection. Else `--jobs` lanes, each a thread with its own connection (a Transport is
 //! not `Send`: every lane opens its own), take guests wave after wave: a guest starts only
 //! once every guest of a lower startup order has finished. Each record goes to the caller
-//! as its guest ends; an interrupt lets every lane finish its guest and start no other.
+//! as its guest ends; an interrupt lets every lane finish its guest and start no other, and
+//! each lane with a step running answers the first Ctrl-C on its own line.
 //! Every stderr line of a lane names it and its guest (`[lane 2 VM 300]`).
 //! With `--stop-on-failure` a guest not restored lets the guests already running finish
 //! and starts no other, in one lane as in several: in one lane the rest of its own wave
@@ -247,6 +248,8 @@ fn in_lanes<'p>(
                         g.stamp(&mut rec, lane);
                         rec
                     });
+                    // Its guest is done: a Ctrl-C from now on has nothing of it to finish.
+                    pvedr::interrupt::set_answer(None);
                     let halt = r
                         .as_ref()
                         .map_or(true, |rec| rec.status == RestoreStatus::Interrupted);

@@ -431,6 +431,18 @@ fn ctrl_c_lets_every_lane_finish_its_guest_starts_no_other_and_exits_130() {
             "guest {later} was started after the interrupt"
         );
     }
+    // The first Ctrl-C is answered by the lane that finishes its guest, named as its other
+    // lines are; no answer without a lane.
+    let answers: Vec<&str> = err.lines().filter(|l| l.contains("interrupt:")).collect();
+    assert!(
+        answers.iter().any(|l| l.starts_with("pve-restore: [lane ")
+            && l.contains(" CT 301] interrupt: finishing the restore, then ")),
+        "{err}"
+    );
+    assert!(
+        answers.iter().all(|l| l.starts_with("pve-restore: [lane ")),
+        "{err}"
+    );
 }
 
 /// Each restore record's status by VMID.
