@@ -78,16 +78,21 @@ SITE:
   their own), first fit in that order: the guests that do not fit are named in one
   refusal, exit 2, nothing done (a thin pool's overcommit is a warning; an overwrite is not
   counted; a VM mapped onto several storages needs room for all its disks on one of
-  them, which qmrestore fills before the others are moved). Duration per guest: its last
-  restore in --history (or --drill-history) scaled to the archive's size, without the steps this run does not take (a drill's isolate,
-  probe, cleanup; the archive test, which a streamed restore replaces by a HEAD), else the history's bytes per second, else for an offsite record
-  a ranged GET of 8 MiB of its S3 copy and 8 MiB through the node's connection (the slower
-  rate); the plan says which. The RTO is the makespan of the --jobs lanes, the RPO the
-  oldest copy's age. Each lane has its own connection; Ctrl-C lets every lane finish its
-  guest, each lane with a step running saying at once which and how, on its own line. A guest not restored does not stop the site by default (Proxmox's startall goes
-  on past a guest that fails to start); with --stop-on-failure the guests running in
-  other lanes finish and no other guest starts, in one lane not even the rest of its
-  order: each guest held back is recorded `refused`, naming it.
+  them, which qmrestore fills before the others are moved). In lanes a guest whose disks,
+  next to what the others of its wave hold staged at the same time, would overfill a
+  storage waits for them (the plan says so; restored in series, not refused).
+  Duration per guest: its last restore in --history (or --drill-history) scaled to the
+  archive's size, without the steps this run does not take (a drill's isolate, probe,
+  cleanup; the archive test, which a streamed restore replaces by a HEAD), else the
+  history's bytes per second, else for an offsite record a ranged GET of 8 MiB of its S3
+  copy and 8 MiB through the node's connection (the slower rate); the plan says which.
+  The RTO is the makespan of the --jobs lanes, the RPO the oldest copy's age. Each lane
+  has its own connection; Ctrl-C lets every lane finish its guest, each lane with a step
+  running saying at once which and how, on its own line. A guest not restored does not
+  stop the site by default (Proxmox's startall goes on past a guest that fails to start);
+  with --stop-on-failure the guests running in other lanes finish and no other guest
+  starts, in one lane not even the rest of its order: each guest held back is recorded
+  `refused`, naming it.
   Progress goes to stderr: the plan, each changing step as it starts (`[7/9] restore 100
   (started 12:03:04)`), every 30 s while it runs (`still running, 4m30s`), and how it
   ended. After an overwrite that stopped the guest and did not start it, how to start it
