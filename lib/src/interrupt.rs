@@ -6,9 +6,12 @@
 //! left (a read-only listing or check has nothing else to finish). Before a change a tool
 //! calls [`install`]: from then on the step that runs is finished (a half-done remote
 //! command is worse than a finished one), the run stops at the next safe point and exits
-//! 130; a second signal ends it at once. Before any immediate exit the process groups of
-//! the children that must not outlive the tool ([`track_group`]: Terraform) are killed.
+//! 130; a second signal ends it at once. The first is answered at once with what the
+//! running step leads to ([`set_answer`]), one line per thread scope that has a step.
+//! Before any immediate exit the process groups of the children that must not outlive the
+//! tool ([`track_group`]: Terraform) are killed.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -25,8 +28,9 @@ static TEMP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 /// The watcher thread runs (started once, by [`default_exit`] or [`install`]).
 static WATCHING: OnceLock<()> = OnceLock::new();
-/// What the first signal after [`install`] is answered with at once (see [`set_answer`]).
-static ANSWER: Mutex<Option<String>> = Mutex::new(None);
+/// What the first signal after [`install`] is answered with at once, by the scope of the
+/// thread that set it (see [`set_answer`]).
+static ANSWERS: Mutex<BTreeMap<Option<String>, String>> = Mutex::new(BTreeMap::new());
 /// The code of an immediate exit in the default mode.
 static EXIT_CODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(130);
 
@@ -150,25 +154,38 @@ pub fn install() {
 /// What the first signal after [`install`] is answered with on stderr, at once: what the
 /// tool will do before it ends (the step that runs decides), ending with how to stop now.
 /// `None`: a general answer, true for every tool (some finish the running step, some undo
-/// it: an upload is aborted, Terraform asked to stop).
+/// it: an upload is aborted, Terraform asked to stop). Each answer belongs to the calling
+/// thread's scope ([`crate::msg::set_scope`]): threads working side by side (pve-restore's
+/// lanes) each answer for their own step, on their own line.
 pub fn set_answer(answer: Option<String>) {
-    *answer_slot() = answer;
+    let scope = crate::msg::scope();
+    let mut answers = answers();
+    match answer {
+        Some(a) => answers.insert(scope, a),
+        None => answers.remove(&scope),
+    };
 }
 
-fn answer_slot() -> MutexGuard<'static, Option<String>> {
-    match ANSWER.lock() {
+fn answers() -> MutexGuard<'static, BTreeMap<Option<String>, String>> {
+    match ANSWERS.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     }
 }
 
 /// The first signal is answered at once: the run may go on for minutes (a restore) and a
-/// silent terminal invites a second Ctrl-C that stops at once.
+/// silent terminal invites a second Ctrl-C that stops at once. One line per scope with an
+/// answer, each named as that scope's other lines are.
 fn say_answer() {
-    let answer = answer_slot().clone().unwrap_or_else(|| {
-        "interrupt: stopping at the next safe point (what runs is finished or undone, the records are written); press Ctrl-C again to stop now".into()
-    });
-    crate::msg::say(answer);
+    let answers = answers().clone();
+    if answers.is_empty() {
+        crate::msg::say(
+            "interrupt: stopping at the next safe point (what runs is finished or undone, the records are written); press Ctrl-C again to stop now",
+        );
+    }
+    for (scope, answer) in answers {
+        crate::msg::say_in(scope.as_deref(), answer);
+    }
 }
 
 /// Whether an interrupt arrived.

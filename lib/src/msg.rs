@@ -29,7 +29,11 @@ pub fn scope() -> Option<String> {
 
 /// `[scope] ` or nothing.
 fn scope_tag() -> String {
-    scope().map_or(String::new(), |s| format!("[{s}] "))
+    tag(scope().as_deref())
+}
+
+fn tag(scope: Option<&str>) -> String {
+    scope.map_or(String::new(), |s| format!("[{s}] "))
 }
 
 /// Names the running tool (the first call wins).
@@ -98,6 +102,17 @@ pub fn say(message: impl Display) {
         "{}: {}{}",
         tool(),
         scope_tag(),
+        printable(&message.to_string())
+    ));
+}
+
+/// [`say`] on behalf of `scope` (a scope another thread set, as [`scope`] gave it): the
+/// interrupt watcher answers for each lane.
+pub fn say_in(scope: Option<&str>, message: impl Display) {
+    write_line(&format!(
+        "{}: {}{}",
+        tool(),
+        tag(scope.map(one_line).as_deref()),
         printable(&message.to_string())
     ));
 }

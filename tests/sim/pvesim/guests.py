@@ -248,6 +248,7 @@ def disk_move(state, rest):
     old, rest_opts = str(conf[pos[1]]).split(",")[0], str(conf[pos[1]]).split(",")[1:]
     new = volumes.alloc(state, pos[2], pos[0], {old})
     volumes.write(state, new, volumes.read(state, old) or "")
+    volumes.set_size(state, new, volumes.size_of(state, old))
     conf[pos[1]] = ",".join([new] + rest_opts)
     if kv.get("delete") == "1":
         volumes.free(state, old)
@@ -702,7 +703,9 @@ def qemu_storage_fault(state, vmid, old, conf, storage):
     new VM's config already written): each disk's storage (`--storage` or its own) must be in
     storage.cfg (`storage_config`: `storage 'X' does not exist`) and allow `images`; then
     `restore_vma_archive` writes the disks, and a storage without room for them fails the
-    write halfway (Proxmox does not check space first on thin or file storages)."""
+    write halfway (Proxmox does not check space first on thin or file storages). The room is
+    the storage's written `avail` less what restores and moves allocated on it since
+    (`volumes.taken`): two restores staged on one storage at once overfill it together."""
     need = {}
     for k, vol, kv in volumes.qemu_drives(conf):
         if "backup" in kv and not volumes.truthy(kv["backup"]):
@@ -717,17 +720,12 @@ def qemu_storage_fault(state, vmid, old, conf, storage):
         need[sid] = need.get(sid, 0) + size_bytes(kv.get("size", "0"))
     for sid, n in sorted(need.items()):
         avail = ((state.storage(sid) or {}).get("status") or {}).get("avail")
-        if avail is not None and n > int(avail):
+        if avail is not None and n > int(avail) - volumes.taken(state, sid):
             qemu_data_failed(state, vmid, old, conf,
                              "vma: restore failed - write to storage '%s' failed: No space left on device" % sid)
 
 
-def size_bytes(s):
-    """pve-common `JSONSchema.pm` `parse_size`: a number with K, M, G or T."""
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)", str(s))
-    if not m:
-        return 0
-    return int(float(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[m.group(2)])
+size_bytes = volumes.size_bytes
 
 
 def qemu_data_failed(state, vmid, old, conf, message, status=255):

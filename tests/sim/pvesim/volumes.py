@@ -65,10 +65,56 @@ def write(state, volid, data):
 
 def free(state, volid):
     """pve-storage `vdisk_free`."""
+    for p in (path(state, volid), size_path(state, volid)):
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+
+
+def size_path(state, volid):
+    """Where the size of a volume a restore or a move allocated is kept (`volsizes/`, apart
+    from `volumes/`, which `on_storage` walks)."""
+    sid, volname = volid.split(":", 1)
+    return state.path("volsizes", sid, volname)
+
+
+def set_size(state, volid, n):
+    """Counts `n` bytes of `volid` against its storage's room (see `taken`)."""
+    p = size_path(state, volid)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    with open(p, "w", encoding="utf-8") as f:
+        f.write(str(int(n)))
+
+
+def size_of(state, volid):
     try:
-        os.unlink(path(state, volid))
-    except FileNotFoundError:
-        pass
+        with open(size_path(state, volid), encoding="utf-8") as f:
+            return int(f.read() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def taken(state, sid):
+    """Bytes of the volumes allocated on `sid` since its `status` was written: a storage
+    with a written status has that much less room for a restore's writes."""
+    root = state.path("volsizes", sid)
+    n = 0
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            volid = "%s:%s" % (sid, os.path.relpath(os.path.join(dirpath, f), root))
+            # Only a volume still there: one removed another way took its room with it.
+            if os.path.exists(path(state, volid)):
+                n += size_of(state, volid)
+    return n
+
+
+def size_bytes(s):
+    """pve-common `JSONSchema.pm` `parse_size`: a number with K, M, G or T."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)", str(s))
+    if not m:
+        return 0
+    return int(float(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[m.group(2)])
 
 
 def alloc(state, sid, vmid, taken):
@@ -129,6 +175,7 @@ def ct_restore(state, vmid, old, conf, sid, label):
         taken.add(new)
         data = "restored %s (%s)\n" % (label, k) if ct_backed_up(k, kv) else ""
         write(state, new, data)
+        set_size(state, new, size_bytes(kv.get("size", "0")))
         conf[k] = ",".join([new] + str(conf[k]).split(",")[1:])
     for k in [k for k in conf if k.startswith("unused")]:
         del conf[k]
@@ -175,6 +222,7 @@ def qemu_restore(state, vmid, old, conf, storage, label):
         new = alloc(state, storage or vol.split(":", 1)[0], vmid, taken)
         taken.add(new)
         write(state, new, "restored %s (%s)\n" % (label, k))
+        set_size(state, new, size_bytes(options(str(conf[k]))[1].get("size", "0")))
         conf[k] = ",".join([new] + str(conf[k]).split(",")[1:])
     rescan(state, vmid, conf)
 

@@ -66,7 +66,7 @@ RECORDS:
   startup order; absent: none), lane and rpo_s (the copy's age, seconds); then a
   `summary`, for a site with predicted_rto_s, rpo_s (the oldest copy's age), rto_target_s
   and, once restored, rto_s (wall clock), prediction_error_pct and, when
-  --stop-on-failure held later waves back, stopped (which guest failed, how many were not
+  --stop-on-failure held guests back, stopped (which guest failed, how many were not
   started).
 
 SITE:
@@ -78,15 +78,21 @@ SITE:
   their own), first fit in that order: the guests that do not fit are named in one
   refusal, exit 2, nothing done (a thin pool's overcommit is a warning; an overwrite is not
   counted; a VM mapped onto several storages needs room for all its disks on one of
-  them, which qmrestore fills before the others are moved). Duration per guest: its last
-  restore in --history (or --drill-history) scaled to the archive's size, without the steps this run does not take (a drill's isolate,
-  probe, cleanup; the archive test, which a streamed restore replaces by a HEAD), else the history's bytes per second, else for an offsite record
-  a ranged GET of 8 MiB of its S3 copy and 8 MiB through the node's connection (the slower
-  rate); the plan says which. The RTO is the makespan of the --jobs lanes, the RPO the
-  oldest copy's age. Each lane has its own connection; Ctrl-C lets every lane finish its
-  guest. A guest not restored does not stop the site by default (Proxmox's startall goes
-  on past a guest that fails to start); with --stop-on-failure its own order finishes
-  and no later order starts: each guest held back is recorded `refused`, naming it.
+  them, which qmrestore fills before the others are moved). In lanes a guest whose disks,
+  next to what the others of its wave hold staged at the same time, would overfill a
+  storage waits for them (the plan says so; restored in series, not refused).
+  Duration per guest: its last restore in --history (or --drill-history) scaled to the
+  archive's size, without the steps this run does not take (a drill's isolate, probe,
+  cleanup; the archive test, which a streamed restore replaces by a HEAD), else the
+  history's bytes per second, else for an offsite record a ranged GET of 8 MiB of its S3
+  copy and 8 MiB through the node's connection (the slower rate); the plan says which.
+  The RTO is the makespan of the --jobs lanes, the RPO the oldest copy's age. Each lane
+  has its own connection; Ctrl-C lets every lane finish its guest, each lane with a step
+  running saying at once which and how, on its own line. A guest not restored does not
+  stop the site by default (Proxmox's startall goes on past a guest that fails to start);
+  with --stop-on-failure the guests running in other lanes finish and no other guest
+  starts, in one lane not even the rest of its order: each guest held back is recorded
+  `refused`, naming it.
   Progress goes to stderr: the plan, each changing step as it starts (`[7/9] restore 100
   (started 12:03:04)`), every 30 s while it runs (`still running, 4m30s`), and how it
   ended. After an overwrite that stopped the guest and did not start it, how to start it
@@ -366,9 +372,10 @@ pub struct Cli {
     pub rto_target: Option<std::time::Duration>,
 
     /// With several records: a guest that is not restored (failed, rolled back, refused)
-    /// holds back every later startup order: the guests of its own order go on, those of
-    /// later orders are not started, each recorded `refused` naming the guest that failed,
-    /// and the summary's `stopped` says why. Default: go on, as Proxmox's startall does.
+    /// starts no other: the guests running in other lanes finish, the rest (in one lane
+    /// the rest of its own startup order too) are not started, each recorded `refused`
+    /// naming the guest that failed, and the summary's `stopped` says why. Default: go
+    /// on, as Proxmox's startall does.
     #[arg(long, help_heading = "Site", hide_short_help = true)]
     pub stop_on_failure: bool,
 

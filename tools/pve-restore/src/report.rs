@@ -19,7 +19,7 @@ pub struct SiteFigures {
     pub rto_s: Option<f64>,
     pub rpo_s: Option<f64>,
     pub rto_target: Option<Duration>,
-    /// Why later waves were not started (`--stop-on-failure`).
+    /// Why the guests after a failed one were not started (`--stop-on-failure`).
     pub stopped: Option<String>,
 }
 

@@ -2,10 +2,12 @@
 //! connection. Else `--jobs` lanes, each a thread with its own connection (a Transport is
 //! not `Send`: every lane opens its own), take guests wave after wave: a guest starts only
 //! once every guest of a lower startup order has finished. Each record goes to the caller
-//! as its guest ends; an interrupt lets every lane finish its guest and start no other.
+//! as its guest ends; an interrupt lets every lane finish its guest and start no other, and
+//! each lane with a step running answers the first Ctrl-C on its own line.
 //! Every stderr line of a lane names it and its guest (`[lane 2 VM 300]`).
-//! With `--stop-on-failure` a guest not restored lets its own wave finish and holds back
-//! every later one (Proxmox's startall goes on: that stays the default).
+//! With `--stop-on-failure` a guest not restored lets the guests already running finish
+//! and starts no other, in one lane as in several: in one lane the rest of its own wave
+//! too (Proxmox's startall goes on: that stays the default).
 
 use std::sync::mpsc;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -27,7 +29,8 @@ const WAIT_TICK: Duration = Duration::from_millis(500);
 pub struct Ran {
     /// The site's wall clock, in seconds.
     pub wall_s: f64,
-    /// Why later waves were not started (`--stop-on-failure`), for the summary.
+    /// Why the guests after a failed one were not started (`--stop-on-failure`), for the
+    /// summary.
     pub stopped: Option<String>,
 }
 
@@ -58,8 +61,8 @@ pub fn run(
 /// guest that failed.
 type Held<'a> = Option<(usize, &'a Planned)>;
 
-/// Whether `rec` holds back the later waves: a real run's guest not restored (an
-/// interrupt stops the run its own way).
+/// Whether `rec` holds back the guests not started yet: a real run's guest not restored
+/// (an interrupt stops the run its own way).
 fn holds(cli: &Cli, rec: &Restore) -> bool {
     cli.stop_on_failure
         && !cli.write.dry_run
@@ -76,7 +79,8 @@ fn in_order<'p>(
     let dry = ctx.cli.write.dry_run;
     let mut failed: Option<&Planned> = None;
     for (i, g) in plan.guests.iter().enumerate() {
-        if let Some(f) = failed.filter(|f| g.rank > f.rank) {
+        // One lane runs its wave in series: the rest of it is held back too.
+        if let Some(f) = failed {
             return Ok(Some((i, f)));
         }
         let mut rec = restore_among(ctx, g.b.clone(), default_node)?;
@@ -117,7 +121,7 @@ fn hold_back(
             ..Default::default()
         };
         let msg = format!(
-            "not started: {why}, and --stop-on-failure holds back every later startup order; nothing was changed"
+            "not started: {why}, and --stop-on-failure starts no guest after it; nothing was changed"
         );
         let started = now_rfc3339();
         let rec = crate::restore::refused(rec, Default::default(), msg, Instant::now());
@@ -127,7 +131,7 @@ fn hold_back(
         sink(rec)?;
     }
     Ok(Some(format!(
-        "{why}: --stop-on-failure did not start the {} guest(s) of later startup orders",
+        "{why}: --stop-on-failure did not start the {} guest(s) after it",
         rest.len()
     )))
 }
@@ -138,7 +142,7 @@ struct Queue {
     next: usize,
     running: usize,
     stop: bool,
-    /// The first guest not restored, under `--stop-on-failure`: no later wave starts.
+    /// The first guest not restored, under `--stop-on-failure`: no other guest starts.
     failed: Option<usize>,
 }
 
@@ -158,7 +162,7 @@ impl Shared<'_> {
     fn take(&self) -> Option<usize> {
         let mut q = self.lock();
         loop {
-            if q.stop || pvedr::interrupt::requested() {
+            if q.stop || q.failed.is_some() || pvedr::interrupt::requested() {
                 return None;
             }
             let w = self.plan.waves.get(q.wave)?;
@@ -174,9 +178,6 @@ impl Shared<'_> {
                     .unwrap_or_else(|p| p.into_inner())
                     .0;
                 continue;
-            }
-            if q.failed.is_some() {
-                return None;
             }
             q.wave += 1;
             q.next = self.plan.waves.get(q.wave)?.start;
@@ -247,6 +248,8 @@ fn in_lanes<'p>(
                         g.stamp(&mut rec, lane);
                         rec
                     });
+                    // Its guest is done: a Ctrl-C from now on has nothing of it to finish.
+                    pvedr::interrupt::set_answer(None);
                     let halt = r
                         .as_ref()
                         .map_or(true, |rec| rec.status == RestoreStatus::Interrupted);

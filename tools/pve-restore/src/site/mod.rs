@@ -36,10 +36,13 @@ pub struct Planned {
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     pub guests: Vec<Planned>,
+    /// Its startup orders, in lanes cut before each guest that must wait (`pack`).
     pub waves: Vec<Range<usize>>,
     pub jobs: usize,
     pub predicted_rto_s: f64,
     pub rpo_s: Option<f64>,
+    /// Why a guest waits for those before it of its wave (in lanes: `pack`).
+    pub waits: Vec<String>,
 }
 
 impl Planned {
@@ -100,6 +103,9 @@ impl Plan {
                 "  {order}: {} → lane {}: {pred}, {age}",
                 g.b.volid, g.lane
             ));
+        }
+        for w in &self.waits {
+            pvedr::msg::say(format!("  {w}"));
         }
     }
 }

@@ -40,6 +40,20 @@ pub fn waves(ranks: &[u64]) -> Vec<Range<usize>> {
     out
 }
 
+/// `waves` each cut before every position of `at` inside it.
+pub fn cut(waves: Vec<Range<usize>>, at: &[usize]) -> Vec<Range<usize>> {
+    let mut out = Vec::with_capacity(waves.len() + at.len());
+    for w in waves {
+        let mut start = w.start;
+        for &p in at.iter().filter(|&&p| p > w.start && p < w.end) {
+            out.push(start..p);
+            start = p;
+        }
+        out.push(start..w.end);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +88,14 @@ mod tests {
         assert_eq!(order_of(Some("order=three")), None);
         assert_eq!(order_of(None), None);
         assert!(waves(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_wave_cut_before_a_guest_that_must_wait() {
+        assert_eq!(
+            cut(vec![0..1, 1..4, 4..5], &[2, 4]),
+            [0..1, 1..2, 2..4, 4..5]
+        );
+        assert_eq!(cut(vec![0..3, 3..4], &[]), [0..3, 3..4]);
     }
 }

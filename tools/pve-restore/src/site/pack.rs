@@ -11,6 +11,12 @@
 //! mapped onto several storages: `qmrestore --storage` puts every disk on that one storage
 //! (`$parse_backup_hints`: `--storage` overrides each disk's), then `qm disk move --delete
 //! 1` takes each other disk to its own; so that storage must hold all of them at once.
+//!
+//! In lanes the guests of one startup order may restore at the same time: what each holds
+//! staged then adds up on its storage, next to the others' disks (a CT's rootfs and mount
+//! points too). A guest that would overfill a storage so, though it fits once those before
+//! it are done, waits for them: its wave is cut before it (`Packed::waits`). The site is
+//! restored more slowly, never refused for it (one lane would restore it).
 
 use std::collections::BTreeMap;
 
@@ -27,6 +33,9 @@ pub struct Room {
 #[derive(Debug, Clone, Default)]
 pub struct Need {
     pub vmid: u64,
+    /// Its place in restore order and its startup order's rank (`site::Planned`).
+    pub pos: usize,
+    pub rank: u64,
     pub bytes: BTreeMap<String, u64>,
     /// A VM restored onto one storage first, its other disks moved after (with maps:
     /// `Remap::vm_storage`, the first target by name with room for every disk).
@@ -51,13 +60,73 @@ impl Need {
             sids.join(", ")
         ))
     }
+
+    /// The storage qmrestore puts every disk on first, as `Remap::vm_storage` picks it (the
+    /// first by name with room for all), and the bytes it holds there beyond its own.
+    fn staging(&self, left: &BTreeMap<&str, u64>) -> Option<(&str, u64)> {
+        if !self.staged || self.bytes.len() < 2 {
+            return None;
+        }
+        let total: u64 = self.bytes.values().sum();
+        self.bytes
+            .iter()
+            .find(|(sid, _)| left.get(sid.as_str()).is_some_and(|l| *l >= total))
+            .map(|(sid, own)| (sid.as_str(), total - own))
+    }
 }
 
-/// The outcome: the guests that do not fit (one sentence each) and the warnings.
+/// The outcome: the guests that do not fit (one sentence each), the warnings, and the
+/// guests that must wait for those before them in their wave (position, why).
 #[derive(Debug, Default)]
 pub struct Packed {
     pub misfits: Vec<String>,
     pub warnings: Vec<String>,
+    pub waits: Vec<(usize, String)>,
+}
+
+/// The guests of a wave that may be restoring at once: bytes held staged per storage.
+#[derive(Default)]
+struct Together<'a> {
+    rank: Option<u64>,
+    staged: BTreeMap<&'a str, u64>,
+}
+
+impl<'a> Together<'a> {
+    /// Takes `n` in (its `left` not yet taken); why it must wait when, next to what the
+    /// others hold staged, it would overfill a storage: then it starts a new group.
+    fn join(&mut self, n: &'a Need, left: &BTreeMap<&str, u64>) -> Option<String> {
+        let extra = n.staging(left);
+        let mut need: BTreeMap<&str, u64> = n.bytes.iter().map(|(s, b)| (s.as_str(), *b)).collect();
+        if let Some((sid, x)) = extra {
+            *need.entry(sid).or_default() += x;
+        }
+        let short = need.iter().find_map(|(sid, b)| {
+            let held = self.staged.get(sid).copied().unwrap_or(0);
+            let room = left.get(sid).copied().unwrap_or(0).saturating_sub(held);
+            (held > 0 && *b > room).then(|| (*sid, b + held))
+        });
+        let why = match (self.rank == Some(n.rank), short) {
+            (true, Some((sid, total))) => {
+                self.staged.clear();
+                Some(format!(
+                    "guest {} waits for the guests before it of its startup order: restored at the same time they would need {} on {sid}, {} left (qmrestore puts every disk of a VM on one storage before moving them)",
+                    n.vmid,
+                    gib(total),
+                    gib(left.get(sid).copied().unwrap_or(0))
+                ))
+            }
+            (true, None) => None,
+            (false, _) => {
+                self.staged.clear();
+                None
+            }
+        };
+        self.rank = Some(n.rank);
+        if let Some((sid, x)) = extra {
+            *self.staged.entry(sid).or_default() += x;
+        }
+        why
+    }
 }
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -70,6 +139,7 @@ fn gib(b: u64) -> String {
 pub fn pack(needs: &[Need], rooms: &BTreeMap<String, Room>) -> Packed {
     let mut left: BTreeMap<&str, u64> = rooms.iter().map(|(k, r)| (k.as_str(), r.avail)).collect();
     let mut p = Packed::default();
+    let mut together = Together::default();
     for n in needs {
         let mut short = Vec::new();
         for (sid, &b) in &n.bytes {
@@ -91,6 +161,9 @@ pub fn pack(needs: &[Need], rooms: &BTreeMap<String, Room>) -> Packed {
             short.extend(n.unstageable(&left));
         }
         if short.is_empty() {
+            if let Some(why) = together.join(n, &left) {
+                p.waits.push((n.pos, why));
+            }
             for (sid, b) in &n.bytes {
                 if let Some(l) = left.get_mut(sid.as_str()) {
                     *l = l.saturating_sub(*b);
@@ -110,12 +183,53 @@ mod tests {
 
     const G: u64 = 1 << 30;
 
+    /// A guest alone in its wave (its own rank).
     fn need(vmid: u64, bytes: &[(&str, u64)]) -> Need {
         Need {
             vmid,
+            pos: vmid as usize,
+            rank: vmid,
             bytes: bytes.iter().map(|(s, b)| (s.to_string(), *b)).collect(),
             staged: false,
         }
+    }
+
+    #[test]
+    fn guests_of_one_wave_wait_when_what_they_hold_staged_at_once_overfills_a_storage() {
+        let wave = |n: Need, staged| Need {
+            rank: 0,
+            staged,
+            ..n
+        };
+        let vm = |vmid| wave(need(vmid, &[("a", 4 * G), ("b", 4 * G)]), true);
+        let r = rooms(&[("a", 12 * G, false), ("b", 12 * G, false)]);
+        // Either alone stages 8 GiB on a; both at once 16 on 12: the second waits.
+        let p = pack(&[vm(1), vm(2)], &r);
+        assert!(p.misfits.is_empty(), "{:?}", p.misfits);
+        assert_eq!(p.waits.len(), 1, "{:?}", p.waits);
+        assert_eq!(p.waits[0].0, 2);
+        assert!(
+            p.waits[0]
+                .1
+                .starts_with("guest 2 waits for the guests before it")
+        );
+        assert!(
+            p.waits[0].1.contains("12.0 GiB on a, 8.0 GiB left"),
+            "{:?}",
+            p.waits
+        );
+        // A CT's rootfs next to a VM staged on the same storage: it waits too.
+        let ct = wave(need(3, &[("a", 6 * G)]), false);
+        let p = pack(&[vm(1), ct], &r);
+        assert_eq!(p.waits.iter().map(|w| w.0).collect::<Vec<_>>(), [3]);
+        // In two waves, or with room for both at once: nobody waits.
+        assert!(
+            pack(&[need(1, &[("a", 4 * G), ("b", 4 * G)]), vm(2)], &r)
+                .waits
+                .is_empty()
+        );
+        let big = rooms(&[("a", 16 * G, false), ("b", 12 * G, false)]);
+        assert!(pack(&[vm(1), vm(2)], &big).waits.is_empty());
     }
 
     #[test]

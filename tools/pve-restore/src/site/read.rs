@@ -56,7 +56,12 @@ pub fn build(
         })
         .collect();
     let sorted = order::sorted(&keys);
-    let needs: Vec<pack::Need> = sorted.iter().filter_map(|&i| needs[i].clone()).collect();
+    let needs: Vec<pack::Need> = (sorted.iter().enumerate())
+        .filter_map(|(pos, &i)| {
+            let rank = guests[i].rank;
+            needs[i].clone().map(|n| pack::Need { pos, rank, ..n })
+        })
+        .collect();
     let packed = pack::pack(&needs, &r.rooms);
     for w in &packed.warnings {
         pvedr::msg::warn(w);
@@ -68,15 +73,20 @@ pub fn build(
         )));
     }
     let guests: Vec<Planned> = sorted.iter().map(|&i| guests[i].clone()).collect();
-    Ok(plan(guests, jobs))
+    Ok(plan(guests, jobs, packed.waits))
 }
 
-/// Waves, lanes and the site's figures of `guests` in restore order.
-fn plan(mut guests: Vec<Planned>, jobs: usize) -> Plan {
+/// Waves, lanes and the site's figures of `guests` in restore order; in lanes a wave is
+/// cut before each guest of `waits` (`pack`'s module comment).
+fn plan(mut guests: Vec<Planned>, jobs: usize, waits: Vec<(usize, String)>) -> Plan {
     // No more lanes (each a connection) than guests.
     let jobs = jobs.clamp(1, guests.len().max(1));
     let ranks: Vec<u64> = guests.iter().map(|g| g.rank).collect();
-    let waves = order::waves(&ranks);
+    let (cuts, waits): (Vec<usize>, Vec<String>) = match jobs {
+        1 => Default::default(),
+        _ => waits.into_iter().unzip(),
+    };
+    let waves = order::cut(order::waves(&ranks), &cuts);
     let secs: Vec<f64> = guests
         .iter()
         .map(|g| g.predicted.map_or(0.0, |p| p.0))
@@ -92,6 +102,7 @@ fn plan(mut guests: Vec<Planned>, jobs: usize) -> Plan {
         jobs,
         predicted_rto_s: rto,
         rpo_s,
+        waits,
     }
 }
 

@@ -416,6 +416,18 @@ fn ctrl_c_lets_every_lane_finish_its_guest_starts_no_other_and_exits_130() {
             "guest {later} was started after the interrupt"
         );
     }
+    // The first Ctrl-C is answered by the lane that finishes its guest, named as its other
+    // lines are; no answer without a lane.
+    let answers: Vec<&str> = err.lines().filter(|l| l.contains("interrupt:")).collect();
+    assert!(
+        answers.iter().any(|l| l.starts_with("pve-restore: [lane ")
+            && l.contains(" CT 301] interrupt: finishing the restore, then ")),
+        "{err}"
+    );
+    assert!(
+        answers.iter().all(|l| l.starts_with("pve-restore: [lane ")),
+        "{err}"
+    );
 }
 
 /// Each restore record's status by VMID.
@@ -540,4 +552,94 @@ fn a_vm_mapped_onto_two_storages_needs_room_for_both_disks_on_one_of_them() {
     );
     assert!(!err.contains("guest 401 needs"), "{err}");
     assert_eq!(sim.mutations(), Vec::<String>::new());
+}
+
+#[test]
+fn stop_on_failure_in_one_lane_starts_no_guest_after_the_failed_one_not_even_of_its_wave() {
+    // One lane runs wave 1 (301, 304) in series: 301 fails, so 304 is held back with the
+    // later waves, as in lanes no guest starts after a failure.
+    let (sim, input) = site(50 * G);
+    let sshd = Sshd::start(&sim);
+    let tmp = tempfile::tempdir().expect("tmp");
+    sim.set_faults(json!([{"match": "pct restore 301", "exit": 255, "stderr": "disk on fire"}]));
+    sim.clear_commands();
+    let args = ["--jobs", "1", "--yes", "--stop-on-failure"];
+    let (recs, summary, code, err) = run(&sshd, &input, tmp.path(), &args);
+    // Nothing restored: exit 1, not partial.
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(vmids(&recs), BOOT_ORDER, "{err}");
+    let st = statuses(&recs);
+    assert_eq!(st[&301], "failed", "{err}");
+    for later in [304, 300, 303, 302, 305] {
+        assert_eq!(st[&later], "refused", "guest {later}: {err}");
+        let r = recs.iter().find(|r| r["vmid"] == later).expect("record");
+        assert_says(r, "error", "guest 301 (order 1) was not restored");
+        assert!(!restore_ran(&sim, later), "guest {later} was started");
+    }
+    assert_says(&summary, "stopped", "5 guest(s)");
+    assert_eq!(summary["counts"]["refused"], 5, "{summary}");
+}
+
+/// Two VMs of no startup order (one wave), each with a 4 GiB disk from `local-lvm` and one
+/// from `nas`, and storages `bulk` and `fast` with 12 GiB free each: staged on `bulk`
+/// (qmrestore puts both disks there before one moves to `fast`), either fits alone, both at
+/// once need 16 GiB there. The simulator, its records.
+fn two_staged_vms() -> (SimNode, String) {
+    let sim = SimNode::demo();
+    let root = sim.root().display().to_string();
+    let dir = |id: &str| {
+        json!({"storage": id, "type": "dir", "path": format!("{root}/{id}"),
+               "content": "images,rootdir", "shared": 0,
+               "status": {"total": 100 * G, "used": 88 * G, "avail": 12 * G}})
+    };
+    sim.write_json(
+        "storage.json",
+        &json!([{"storage": "local", "type": "dir", "path": format!("{root}/local"),
+                 "content": "backup", "shared": 0}, dir("bulk"), dir("fast")]),
+    );
+    let mut input = String::new();
+    for vmid in [410u64, 411] {
+        let config = format!(
+            "memory: 512\nname: vm{vmid}\nscsi0: local-lvm:vm-{vmid}-disk-0,size=4G\nscsi1: nas:vm-{vmid}-disk-1,size=4G\n"
+        );
+        let name = backup_holding(&sim, "qemu", vmid, 1705197602, &config);
+        let rec = json!({"kind": "backup", "node": "pve1", "storage": "local",
+            "volid": format!("local:backup/{name}"), "vmid": vmid, "subtype": "qemu",
+            "ctime": 1705197602, "size": 1000});
+        input.push_str(&format!("{rec}\n"));
+    }
+    (sim, input)
+}
+
+#[test]
+fn two_vms_of_one_wave_staged_on_one_storage_that_holds_either_alone_restore_in_series() {
+    let (sim, input) = two_staged_vms();
+    let sshd = Sshd::start(&sim);
+    let tmp = tempfile::tempdir().expect("tmp");
+    // Each VM's disks stay staged on bulk a while before one moves: in two lanes at once
+    // both would be there together.
+    sim.set_faults(json!([{"match": "qm disk move", "sleep": 2}]));
+    sim.clear_commands();
+    let out = bin("pve-restore")
+        .args(sshd.args())
+        .args(["--all", "--yes", "--jobs", "2"])
+        .args(["--target-storage", "local-lvm:bulk,nas:fast"])
+        .env("XDG_RUNTIME_DIR", tmp.path())
+        .write_stdin(input)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let recs: Vec<Value> = json_lines(&out.stdout)
+        .into_iter()
+        .filter(|r| r["kind"] == "restore")
+        .collect();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let st = statuses(&recs);
+    assert_eq!(st[&410], "restored", "{err}");
+    assert_eq!(st[&411], "restored", "{err}");
+    assert!(
+        err.contains("guest 411 waits for the guests before it") && err.contains("pve1/bulk"),
+        "{err}"
+    );
+    assert!(err.contains("2 waves"), "{err}");
 }
