@@ -447,9 +447,11 @@ fn restore_ran(sim: &SimNode, vmid: u64) -> bool {
 
 #[test]
 fn stop_on_failure_holds_back_the_later_waves_of_a_guest_not_restored() {
-    // Guest 301 (order 1) fails its restore: its wave (304) goes on, the later ones do not
-    // start, each refused naming 301.
-    let fail_301 = json!([{"match": "pct restore 301", "exit": 255, "stderr": "disk on fire"}]);
+    // Guest 301 (order 1) fails its restore: 304, started in the other lane with it, goes
+    // on, the later waves do not start, each refused naming 301. 301 fails after a second, so
+    // that lane 2 has surely taken 304 by then (no guest starts after a failure).
+    let fail_301 =
+        json!([{"match": "pct restore 301", "sleep": 1, "exit": 255, "stderr": "disk on fire"}]);
     let (sim, input, sshd, tmp) = site_over_ssh(50 * G);
     sim.set_faults(fail_301.clone());
     sim.clear_commands();
