@@ -254,6 +254,14 @@ pub fn assert_man_page_names(tool: &str, cmd: clap::Command, words: &[&str]) {
     }
 }
 
+/// [`assert_man_page_names`] for the tool `C` defines (clap's name for it is the tool's):
+/// the test each tool's `man.rs` runs.
+pub fn assert_man_page_of<C: clap::CommandFactory>(words: &[&str]) {
+    let cmd = C::command();
+    let tool = cmd.get_name().to_string();
+    assert_man_page_names(&tool, cmd, words);
+}
+
 /// The `listing` record that ends a whole pve-ls-backups listing of `records` records
 /// (records.md), as a line: hand-made inputs end with it as real listings do.
 pub fn listing_end(records: usize) -> String {
