@@ -40,13 +40,18 @@ pub fn sim_dir() -> PathBuf {
 /// A command for one of the workspace's binaries (built by `cargo build --workspace --bins`;
 /// `make test` does).
 pub fn bin(name: &str) -> assert_cmd::Command {
+    assert_cmd::Command::new(bin_path(name))
+}
+
+/// The path of one of the workspace's binaries, which must be built.
+pub fn bin_path(name: &str) -> PathBuf {
     let path = assert_cmd::cargo::cargo_bin(name);
     assert!(
         path.exists(),
         "{} is missing: run `cargo build --workspace --bins` first (make test does)",
         path.display()
     );
-    assert_cmd::Command::new(path)
+    path
 }
 
 /// The demo cluster and an sshd in front of it: the set-up most tests start from.
@@ -126,6 +131,15 @@ pub fn outcome(
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into(),
     )
+}
+
+/// The workspace binary `name` as a plain command, its stdout and stderr piped: for a test
+/// that spawns it to read part of its output, hang up or signal it.
+pub fn piped(name: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(bin_path(name));
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c
 }
 
 /// Spawns `cmd` with `input` on its stdin, then closes it (the end of the records); stdout
