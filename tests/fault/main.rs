@@ -19,12 +19,12 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pvedr_testkit::s3::{Moto, S3Front, Tf, s3_env, venv_bin};
-use pvedr_testkit::{SimNode, Sshd, demo_over_ssh, json_lines};
+use pvedr_testkit::{SimNode, Sshd, bin_path, demo_over_ssh, json_lines};
 use serde_json::{Value, json};
 
 const VM_BACKUP: &str = "local:backup/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst";
@@ -33,18 +33,8 @@ const WAIT: Duration = Duration::from_secs(30);
 
 // --- helpers -------------------------------------------------------------------------------
 
-fn tool_path(name: &str) -> PathBuf {
-    let p = assert_cmd::cargo::cargo_bin(name);
-    assert!(
-        p.exists(),
-        "{} is missing: cargo build --workspace --bins",
-        p.display()
-    );
-    p
-}
-
 fn cmd(name: &str) -> Command {
-    let mut c = Command::new(tool_path(name));
+    let mut c = Command::new(bin_path(name));
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -58,7 +48,7 @@ fn cmd_fsize(name: &str, bytes: u64) -> Command {
     c.arg("-c")
         .arg("trap '' XFSZ; exec prlimit --fsize=\"$0\" -- \"$@\"")
         .arg(bytes.to_string())
-        .arg(tool_path(name))
+        .arg(bin_path(name))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -345,6 +335,62 @@ fn s3_tool_fsize(name: &str, endpoint: &str, bytes: u64) -> Command {
     c
 }
 
+/// `backup-sync push --yes --to s3://offsite/pve ARGS` against `endpoint`.
+fn push(endpoint: &str, args: &[&str]) -> Command {
+    let mut c = s3_tool("backup-sync", endpoint);
+    c.args(["push", "--yes", "--to", "s3://offsite/pve"])
+        .args(args);
+    c
+}
+
+/// A push that failed: a documented code, 1 or 3, its one step failed.
+fn assert_push_failed(r: &Run) {
+    assert_documented("backup-sync", r);
+    assert!(matches!(r.code, Some(1 | 3)), "{:?} {}", r.code, r.stderr);
+    let steps = r.of_kind("step");
+    assert_eq!(steps.len(), 1, "{:?}", r.recs);
+    assert_eq!(steps[0]["status"], "failed");
+}
+
+/// moto with an `offsite` bucket, and a directory holding [`BIG`]: `size` bytes of noise.
+fn offsite_and_big(size: usize) -> (Moto, tempfile::TempDir) {
+    let moto = Moto::start();
+    moto.boto("offsite", "s3.create_bucket(Bucket=B)");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(BIG), noise(size, 3)).unwrap();
+    (moto, dir)
+}
+
+/// Once `child` sends the PUT of `bucket`'s state (held by `front`), S3 stops: the run that
+/// ends, with a documented code and 1.
+fn stopped_at_state_put(front: &S3Front, child: Running, bucket: &str, tool: &str) -> Run {
+    let put = format!("PUT /{bucket}/terraform.tfstate");
+    wait_until(&put, || {
+        front.seen(&format!("{put} ")) || front.seen(&format!("{put}?"))
+    });
+    front.stop();
+    let r = finish(child);
+    assert_documented(tool, &r);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    r
+}
+
+/// `tfstate-versions BUCKET_ARGS export --to DIR` on `moto`, which must succeed.
+fn export_ok(moto: &Moto, bucket_args: &[&str], dir: &Path) {
+    let mut c = s3_tool("tfstate-versions", &moto.endpoint());
+    c.args(bucket_args).args(["export", "--to"]).arg(dir);
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+}
+
+/// A Terraform root whose module `minio` is in `./minio`.
+fn minio_module_root() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = "module \"minio\" {\n  source = \"./minio\"\n}\n";
+    std::fs::write(dir.path().join("main.tf"), root).unwrap();
+    dir
+}
+
 /// A versioned bucket with a state of two versions (serials 1 and 2).
 fn two_versions(moto: &Moto, bucket: &str) -> Tf {
     let tf = Tf::initialised(moto, bucket);
@@ -485,29 +531,15 @@ fn sshd_cut_mid_push() {
     big_archive(&sim, 32 << 20);
     let input = only_big(&listing_of(&sshd, "100"));
     assert!(!input.is_empty());
-    let mut c = s3_tool("backup-sync", &moto.endpoint());
-    c.args([
-        "push",
-        "--yes",
-        "--to",
-        "s3://offsite/pve",
-        "--part-size",
-        "5M",
-        "--bwlimit",
-        "2M",
-    ])
-    .args(sshd.args());
+    let mut c = push(&moto.endpoint(), &["--part-size", "5M", "--bwlimit", "2M"]);
+    c.args(sshd.args());
     let child = spawn(c, Some(input));
     wait_until("the upload is under way", || {
         pending_uploads(&moto, "offsite") == 1
     });
     sshd.cut();
     let r = finish(child);
-    assert_documented("backup-sync", &r);
-    assert!(matches!(r.code, Some(1 | 3)), "{:?} {}", r.code, r.stderr);
-    let steps = r.of_kind("step");
-    assert_eq!(steps.len(), 1, "{:?}", r.recs);
-    assert_eq!(steps[0]["status"], "failed");
+    assert_push_failed(&r);
     assert_eq!(r.of_kind("summary").len(), 1);
     assert_no_copy_without_manifest(&moto, "offsite");
     assert_eq!(
@@ -531,14 +563,7 @@ fn moto_stopped_mid_tfstate_restore() {
     let mut c = s3_tool("tfstate-versions", &front.endpoint());
     c.args(["--bucket", "tfstate-stop", "restore", &first, "--yes"]);
     let child = spawn(c, None);
-    wait_until("the state PUT", || {
-        front.seen("PUT /tfstate-stop/terraform.tfstate ")
-            || front.seen("PUT /tfstate-stop/terraform.tfstate?")
-    });
-    front.stop();
-    let r = finish(child);
-    assert_documented("tfstate-versions", &r);
-    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let r = stopped_at_state_put(&front, child, "tfstate-stop", "tfstate-versions");
     let after = moto.version_count("tfstate-stop", "terraform.tfstate");
     assert!(
         after >= before,
@@ -575,13 +600,7 @@ fn moto_stopped_mid_reseed() {
     let tf = Tf::initialised(&moto, "tfstate-prod");
     tf.apply("one");
     let export = tempfile::tempdir().unwrap();
-    let r = run({
-        let mut c = s3_tool("tfstate-versions", &moto.endpoint());
-        c.args(["--env", "prod", "export", "--to"])
-            .arg(export.path());
-        c
-    });
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    export_ok(&moto, &["--env", "prod"], export.path());
     let exported = snapshot(export.path());
     // The state is lost (deleted with all its versions): the re-seed must put it back.
     moto.boto(
@@ -603,14 +622,7 @@ fn moto_stopped_mid_reseed() {
     .arg(export.path())
     .arg("--yes");
     let child = spawn(c, None);
-    wait_until("the re-seed PUT", || {
-        front.seen("PUT /tfstate-prod/terraform.tfstate ")
-            || front.seen("PUT /tfstate-prod/terraform.tfstate?")
-    });
-    front.stop();
-    let r = finish(child);
-    assert_documented("minio-rebuild", &r);
-    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let r = stopped_at_state_put(&front, child, "tfstate-prod", "minio-rebuild");
     assert_eq!(snapshot(export.path()), exported, "the export is untouched");
     // Nothing reached S3 (the PUT was held when it stopped), and nothing was removed.
     assert_eq!(moto.version_count("tfstate-prod", "terraform.tfstate"), 0);
@@ -624,32 +636,16 @@ fn moto_stopped_mid_reseed() {
 
 #[test]
 fn moto_stopped_mid_push() {
-    let moto = Moto::start();
-    moto.boto("offsite", "s3.create_bucket(Bucket=B)");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(BIG), noise(12 << 20, 3)).unwrap();
+    let (moto, dir) = offsite_and_big(12 << 20);
     let front = S3Front::start(&moto);
     front.hold("partNumber=2", "");
-    let mut c = s3_tool("backup-sync", &front.endpoint());
-    c.args([
-        "push",
-        "--yes",
-        "--to",
-        "s3://offsite/pve",
-        "--part-size",
-        "5M",
-        "--dir",
-    ])
-    .arg(dir.path());
+    let mut c = push(&front.endpoint(), &["--part-size", "5M", "--dir"]);
+    c.arg(dir.path());
     let child = spawn(c, Some(backup_record(BIG, 12 << 20).into_bytes()));
     wait_until("the second part", || front.seen("partNumber=2"));
     front.stop();
     let r = finish(child);
-    assert_documented("backup-sync", &r);
-    assert!(matches!(r.code, Some(1 | 3)), "{:?} {}", r.code, r.stderr);
-    let steps = r.of_kind("step");
-    assert_eq!(steps.len(), 1, "{:?}", r.recs);
-    assert_eq!(steps[0]["status"], "failed");
+    assert_push_failed(&r);
     assert_no_copy_without_manifest(&moto, "offsite");
     assert_says(&r, &[BIG]);
 }
@@ -692,12 +688,7 @@ fn reprovision_fails(dir: &std::path::Path, terraform: &std::path::Path) -> Run 
 
 #[test]
 fn terraform_failing_in_reprovision() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("main.tf"),
-        "module \"minio\" {\n  source = \"./minio\"\n}\n",
-    )
-    .unwrap();
+    let dir = minio_module_root();
     let fake = dir.path().join("terraform-broken");
     std::fs::write(
         &fake,
@@ -724,12 +715,7 @@ fn terraform_failing_in_reprovision() {
 
 #[test]
 fn terraform_broken_module_in_reprovision() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("main.tf"),
-        "module \"minio\" {\n  source = \"./minio\"\n}\n",
-    )
-    .unwrap();
+    let dir = minio_module_root();
     std::fs::create_dir_all(dir.path().join("minio")).unwrap();
     std::fs::write(
         dir.path().join("minio/main.tf"),
@@ -746,13 +732,7 @@ fn write_failure_in_tfstate_export() {
     let moto = Moto::start();
     let tf = two_versions(&moto, "tfstate-full");
     let dir = tempfile::tempdir().unwrap();
-    let r = run({
-        let mut c = s3_tool("tfstate-versions", &moto.endpoint());
-        c.args(["--bucket", "tfstate-full", "export", "--to"])
-            .arg(dir.path());
-        c
-    });
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    export_ok(&moto, &["--bucket", "tfstate-full"], dir.path());
     let old = snapshot(dir.path());
     assert!(!old.is_empty());
     tf.apply(&"three".repeat(200));
@@ -775,13 +755,9 @@ fn write_failure_in_tfstate_export() {
 
 #[test]
 fn write_failure_in_backup_sync_pull() {
-    let moto = Moto::start();
-    moto.boto("offsite", "s3.create_bucket(Bucket=B)");
-    let src = tempfile::tempdir().unwrap();
-    std::fs::write(src.path().join(BIG), noise(256 << 10, 5)).unwrap();
-    let mut c = s3_tool("backup-sync", &moto.endpoint());
-    c.args(["push", "--yes", "--to", "s3://offsite/pve", "--dir"])
-        .arg(src.path());
+    let (moto, src) = offsite_and_big(256 << 10);
+    let mut c = push(&moto.endpoint(), &["--dir"]);
+    c.arg(src.path());
     let r = finish(spawn(c, Some(backup_record(BIG, 256 << 10).into_bytes())));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let to = tempfile::tempdir().unwrap();
@@ -837,13 +813,8 @@ fn interrupt_listing(sig: &str) {
     sim.set_faults(json!([{"match": "storage/nas/content", "sleep": 20}]));
     let mut c = cmd("pve-ls-backups");
     c.args(sshd.args()).arg("--all-nodes");
-    let r = signalled_when(
-        c,
-        &sim,
-        ("the nas listing", "storage/nas/content"),
-        sig,
-        "pve-ls-backups",
-    );
+    let at = ("the nas listing", "storage/nas/content");
+    let r = signalled_when(c, &sim, at, sig, "pve-ls-backups");
     assert_eq!(r.code, Some(130), "{}", r.stderr);
     assert_says(&r, &["pve-ls-backups:", "interrupted"]);
 }
@@ -859,13 +830,8 @@ fn interrupt_check(sig: &str) {
         .arg("--all-nodes")
         .arg("--prom")
         .arg(&prom);
-    let r = signalled_when(
-        c,
-        &sim,
-        ("the nas listing", "storage/nas/content"),
-        sig,
-        "backup-check",
-    );
+    let at = ("the nas listing", "storage/nas/content");
+    let r = signalled_when(c, &sim, at, sig, "backup-check");
     assert_eq!(r.code, Some(3), "UNKNOWN: {}", r.stderr);
     assert_says(&r, &["backup-check:", "interrupted"]);
     assert_no_stray(dir.path());
@@ -1102,23 +1068,10 @@ fn interrupt_prune(sig: &str) {
 
 /// backup-sync push: a slow upload (S3 holds the second part).
 fn interrupt_push(sig: &str) {
-    let moto = Moto::start();
-    moto.boto("offsite", "s3.create_bucket(Bucket=B)");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(BIG), noise(12 << 20, 3)).unwrap();
-    let mut c = s3_tool("backup-sync", &moto.endpoint());
-    c.args([
-        "push",
-        "--yes",
-        "--to",
-        "s3://offsite/pve",
-        "--part-size",
-        "5M",
-        "--bwlimit",
-        "4M",
-        "--dir",
-    ])
-    .arg(dir.path());
+    let (moto, dir) = offsite_and_big(12 << 20);
+    let slow = ["--part-size", "5M", "--bwlimit", "4M", "--dir"];
+    let mut c = push(&moto.endpoint(), &slow);
+    c.arg(dir.path());
     let child = spawn(c, Some(backup_record(BIG, 12 << 20).into_bytes()));
     wait_until("the upload", || pending_uploads(&moto, "offsite") == 1);
     signal(&child, sig);
@@ -1134,16 +1087,12 @@ fn interrupt_push(sig: &str) {
 /// SIGINT: the run does not wait the hour out; the upload is aborted, exit 130.
 #[test]
 fn sigint_push_with_s3_not_answering() {
-    let moto = Moto::start();
-    moto.boto("offsite", "s3.create_bucket(Bucket=B)");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(BIG), noise(64 << 10, 3)).unwrap();
+    let (moto, dir) = offsite_and_big(64 << 10);
     let front = S3Front::start(&moto);
     front.hold("partNumber=1", "");
-    let mut c = s3_tool("backup-sync", &front.endpoint());
+    let mut c = push(&front.endpoint(), &["--dir"]);
     c.env("PVEDR_S3_READ_TIMEOUT", "1h")
         .env("PVEDR_S3_TIMEOUT", "1h")
-        .args(["push", "--yes", "--to", "s3://offsite/pve", "--dir"])
         .arg(dir.path());
     let child = spawn(c, Some(backup_record(BIG, 64 << 10).into_bytes()));
     wait_until("the part", || front.seen("partNumber=1"));
@@ -1165,13 +1114,8 @@ fn interrupt_snapshot(sig: &str) {
     c.arg("create")
         .args(sshd.args())
         .args(["--yes", "--vmid", "100", "--vmid", "101"]);
-    let r = signalled_when(
-        c,
-        &sim,
-        ("qm snapshot", "qm snapshot 100"),
-        sig,
-        "pve-snapshot",
-    );
+    let at = ("qm snapshot", "qm snapshot 100");
+    let r = signalled_when(c, &sim, at, sig, "pve-snapshot");
     assert_eq!(r.code, Some(130), "{}", r.stderr);
     let snaps = r.of_kind("snapshot");
     assert!(
@@ -1245,13 +1189,8 @@ fn interrupt_snapshot_rollback(sig: &str) {
     c.args(sshd.args())
         .args(pvedr_testkit::DEMO_ROLLBACK)
         .args(["--safety-storage", "local"]);
-    let r = signalled_when(
-        c,
-        &sim,
-        ("the safety point's vzdump", "vzdump 100"),
-        sig,
-        "pve-restore",
-    );
+    let at = ("the safety point's vzdump", "vzdump 100");
+    let r = signalled_when(c, &sim, at, sig, "pve-restore");
     assert_eq!(r.code, Some(130), "{}", r.stderr);
     let rec = restore_record(&r);
     assert_eq!(rec["status"], "interrupted", "{rec}");

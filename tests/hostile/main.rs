@@ -168,6 +168,26 @@ fn ssh_args(sshd: &Sshd) -> Vec<OsString> {
     sshd.args().into_iter().map(OsString::from).collect()
 }
 
+/// `tool PRE` over `sshd`, fed `stdin`: a case that may end with any documented code.
+fn fed_over_ssh(
+    sshd: &Sshd,
+    tool: &'static str,
+    pre: &[&str],
+    stdin: Vec<u8>,
+    label: String,
+) -> Case {
+    let mut args = ssh_args(sshd);
+    args.extend(pre.iter().map(|s| os(s)));
+    Case {
+        tool,
+        args,
+        stdin: Some(stdin),
+        env: vec![],
+        want: None,
+        label,
+    }
+}
+
 /// A real `backup` record from the simulator, as a JSON object.
 fn a_backup_record(sshd: &Sshd) -> serde_json::Value {
     let out = sshd
@@ -184,6 +204,7 @@ fn a_backup_record(sshd: &Sshd) -> serde_json::Value {
 }
 
 /// Argv places that reach a node, per tool (a value × every place).
+#[rustfmt::skip]
 fn argv_places() -> Vec<(&'static str, Vec<&'static str>, &'static str, Option<i32>)> {
     // (tool, fixed args before, flag, expected code); expected None = any documented one.
     vec![
@@ -201,66 +222,16 @@ fn argv_places() -> Vec<(&'static str, Vec<&'static str>, &'static str, Option<i
         ("backup-check", vec![], "--size-window", Some(3)),
         ("backup-check", vec![], "--size-shrink", Some(3)),
         ("pve-restore", vec!["--dry-run"], "--vmid", Some(2)),
-        (
-            "pve-restore",
-            vec!["--dry-run", "--vmid", "100"],
-            "--volid",
-            None,
-        ),
-        (
-            "pve-restore",
-            vec!["--dry-run", "--vmid", "100"],
-            "--node",
-            None,
-        ),
-        (
-            "pve-restore",
-            vec!["--dry-run", "--vmid", "100"],
-            "--storage",
-            None,
-        ),
-        (
-            "pve-restore",
-            vec!["--dry-run", "--vmid", "100"],
-            "--date",
-            Some(2),
-        ),
-        (
-            "pve-restore",
-            vec!["--dry-run", "--vmid", "100", "--target-vmid", "9100"],
-            "--target-storage",
-            None,
-        ),
-        (
-            "pve-restore",
-            vec!["--dry-run", "--vmid", "100", "--target-vmid", "9100"],
-            "--target-bridge",
-            None,
-        ),
-        (
-            "pve-restore",
-            vec!["--dry-run", "--vmid", "100"],
-            "--snapshot",
-            None,
-        ),
-        (
-            "pve-restore",
-            vec!["--dry-run", "--vmid", "100", "--start"],
-            "--probe",
-            Some(2),
-        ),
-        (
-            "pve-snapshot",
-            vec!["create", "--dry-run"],
-            "--vmid",
-            Some(2),
-        ),
-        (
-            "pve-snapshot",
-            vec!["create", "--dry-run", "--vmid", "100"],
-            "--label",
-            Some(2),
-        ),
+        ("pve-restore", vec!["--dry-run", "--vmid", "100"], "--volid", None),
+        ("pve-restore", vec!["--dry-run", "--vmid", "100"], "--node", None),
+        ("pve-restore", vec!["--dry-run", "--vmid", "100"], "--storage", None),
+        ("pve-restore", vec!["--dry-run", "--vmid", "100"], "--date", Some(2)),
+        ("pve-restore", vec!["--dry-run", "--vmid", "100", "--target-vmid", "9100"], "--target-storage", None),
+        ("pve-restore", vec!["--dry-run", "--vmid", "100", "--target-vmid", "9100"], "--target-bridge", None),
+        ("pve-restore", vec!["--dry-run", "--vmid", "100"], "--snapshot", None),
+        ("pve-restore", vec!["--dry-run", "--vmid", "100", "--start"], "--probe", Some(2)),
+        ("pve-snapshot", vec!["create", "--dry-run"], "--vmid", Some(2)),
+        ("pve-snapshot", vec!["create", "--dry-run", "--vmid", "100"], "--label", Some(2)),
         ("pve-snapshot", vec!["create", "--dry-run"], "--pool", None),
         ("pve-snapshot", vec!["create", "--dry-run"], "--tag", None),
         ("pve-snapshot", vec!["ls"], "--vmid", Some(2)),
@@ -336,52 +307,16 @@ fn s3_values() {
         ("AWS_MAX_ATTEMPTS".to_string(), os("1")),
     ];
     let mut cases = Vec::new();
+    #[rustfmt::skip]
     let places: Vec<(&str, Vec<&str>, &str)> = vec![
-        (
-            "tfstate-versions",
-            vec!["list", "--endpoint", ep, "--env", "prod"],
-            "--bucket",
-        ),
-        (
-            "tfstate-versions",
-            vec!["list", "--endpoint", ep, "--bucket", "b"],
-            "--env",
-        ),
-        (
-            "tfstate-versions",
-            vec!["list", "--endpoint", ep, "--bucket", "b", "--env", "prod"],
-            "--key",
-        ),
-        (
-            "tfstate-versions",
-            vec!["list", "--endpoint", ep, "--bucket", "b", "--env", "prod"],
-            "--workspace",
-        ),
-        (
-            "tfstate-versions",
-            vec![
-                "show",
-                "--endpoint",
-                ep,
-                "--bucket",
-                "b",
-                "--env",
-                "prod",
-                "--",
-            ],
-            "",
-        ),
+        ("tfstate-versions", vec!["list", "--endpoint", ep, "--env", "prod"], "--bucket"),
+        ("tfstate-versions", vec!["list", "--endpoint", ep, "--bucket", "b"], "--env"),
+        ("tfstate-versions", vec!["list", "--endpoint", ep, "--bucket", "b", "--env", "prod"], "--key"),
+        ("tfstate-versions", vec!["list", "--endpoint", ep, "--bucket", "b", "--env", "prod"], "--workspace"),
+        ("tfstate-versions", vec!["show", "--endpoint", ep, "--bucket", "b", "--env", "prod", "--"], ""),
         ("backup-sync", vec!["ls", "--endpoint", ep], "--to"),
-        (
-            "minio-rebuild",
-            vec!["--dry-run", "--endpoint", ep, "--bucket", "b"],
-            "--env",
-        ),
-        (
-            "minio-rebuild",
-            vec!["--dry-run", "--endpoint", ep, "--env", "prod"],
-            "--bucket",
-        ),
+        ("minio-rebuild", vec!["--dry-run", "--endpoint", ep, "--bucket", "b"], "--env"),
+        ("minio-rebuild", vec!["--dry-run", "--endpoint", ep, "--env", "prod"], "--bucket"),
     ];
     for (tool, pre, flag) in places {
         for v in argv_values() {
@@ -390,13 +325,14 @@ fn s3_values() {
                 args.push(os(flag));
             }
             args.push(v);
+            let label = format!("s3 {flag}");
             cases.push(Case {
                 tool,
                 args,
                 stdin: None,
                 env: env.clone(),
                 want: None,
-                label: format!("s3 {flag}"),
+                label,
             });
         }
     }
@@ -425,24 +361,15 @@ fn hostile_record_fields() {
             let mut r = base.clone();
             r[field] = v.clone();
             let line = format!("{}\n", r).into_bytes();
-            for (tool, pre) in [
-                (
-                    "backup-prune",
-                    vec!["--keep-last", "0", "--apply", "--yes", "--force"],
-                ),
-                ("pve-restore", vec!["--dry-run"]),
-                ("backup-check", vec![]),
-            ] {
-                let mut args = ssh_args(&sshd);
-                args.extend(pre.iter().map(|s| os(s)));
-                cases.push(Case {
-                    tool,
-                    args,
-                    stdin: Some(line.clone()),
-                    env: vec![],
-                    want: None,
-                    label: format!("record {field}={v}"),
-                });
+            #[rustfmt::skip]
+            let readers: [(&str, &[&str]); 3] = [
+                ("backup-prune", &["--keep-last", "0", "--apply", "--yes", "--force"]),
+                ("pve-restore", &["--dry-run"]),
+                ("backup-check", &[]),
+            ];
+            for (tool, pre) in readers {
+                let label = format!("record {field}={v}");
+                cases.push(fed_over_ssh(&sshd, tool, pre, line.clone(), label));
             }
             let mut args = vec![os("push"), os("--yes")];
             args.extend(ssh_args(&sshd));
@@ -509,25 +436,16 @@ fn malformed_json_lines() {
     ];
     let mut cases = Vec::new();
     for (name, data) in &inputs {
-        for (tool, pre) in [
-            (
-                "backup-prune",
-                vec!["--keep-last", "1", "--apply", "--yes", "--force"],
-            ),
-            ("backup-prune", vec!["--keep-last", "1"]),
-            ("pve-restore", vec!["--dry-run"]),
-            ("backup-check", vec![]),
-        ] {
-            let mut args = ssh_args(&sshd);
-            args.extend(pre.iter().map(|s| os(s)));
-            cases.push(Case {
-                tool,
-                args,
-                stdin: Some(data.clone()),
-                env: vec![],
-                want: None,
-                label: format!("stdin {name}"),
-            });
+        #[rustfmt::skip]
+        let readers: [(&str, &[&str]); 4] = [
+            ("backup-prune", &["--keep-last", "1", "--apply", "--yes", "--force"]),
+            ("backup-prune", &["--keep-last", "1"]),
+            ("pve-restore", &["--dry-run"]),
+            ("backup-check", &[]),
+        ];
+        for (tool, pre) in readers {
+            let label = format!("stdin {name}");
+            cases.push(fed_over_ssh(&sshd, tool, pre, data.clone(), label));
         }
     }
     let (h, s) = run_all(&sim, &cases);
@@ -1100,31 +1018,20 @@ fn hostile_state_store_inputs() {
         want,
         label: label.into(),
     };
+    // A name that makes no valid bucket: a usage error.
+    let usage = |tool, args: &[&str], label| {
+        case(tool, args.iter().map(|s| os(s)).collect(), Some(2), label)
+    };
     let mut cases = Vec::new();
     for bad in ["..", "a..b", "prod-", ".prod", "prod."] {
         let rebuild = ["--endpoint", "http://127.0.0.1:9", "--yes", "--env", bad];
-        cases.push(case(
-            "minio-rebuild",
-            rebuild.iter().map(|s| os(s)).collect(),
-            Some(2),
-            "env name",
-        ));
+        cases.push(usage("minio-rebuild", &rebuild, "env name"));
         let list = ["--endpoint", "http://127.0.0.1:9", "--env", bad, "list"];
-        cases.push(case(
-            "tfstate-versions",
-            list.iter().map(|s| os(s)).collect(),
-            Some(2),
-            "env name",
-        ));
+        cases.push(usage("tfstate-versions", &list, "env name"));
     }
     for bad in ["10.0.0.1", "-tfstate", "a.-b"] {
         let rebuild = ["--endpoint", "http://127.0.0.1:9", "--yes", "--bucket", bad];
-        cases.push(case(
-            "minio-rebuild",
-            rebuild.iter().map(|s| os(s)).collect(),
-            Some(2),
-            "bucket name",
-        ));
+        cases.push(usage("minio-rebuild", &rebuild, "bucket name"));
     }
     // One export per hostile file: prod.tfstate with its sha256, then one file replaced.
     let state = r#"{"version":4,"serial":1,"lineage":"l","resources":[]}"#;
@@ -1141,11 +1048,7 @@ fn hostile_state_store_inputs() {
         let d = exports.path().join(i.to_string());
         std::fs::create_dir(&d).expect("dir");
         std::fs::write(d.join("prod.tfstate"), state).expect("state");
-        let sum = std::process::Command::new("sha256sum")
-            .arg(d.join("prod.tfstate"))
-            .output()
-            .expect("sha256sum");
-        std::fs::write(d.join("prod.tfstate.sha256"), sum.stdout).expect("sum");
+        write_sha256(&d);
         std::fs::write(d.join("prod.tfstate.version"), "v1\n").expect("version");
         let p = d.join(format!("prod.tfstate.{name}"));
         std::fs::remove_file(&p).expect("rm");
@@ -1200,11 +1103,7 @@ fn hostile_state_store_inputs() {
     );
     let d = exports.path().join("0");
     std::fs::remove_file(d.join("prod.tfstate.sha256")).expect("rm");
-    let sum = std::process::Command::new("sha256sum")
-        .arg(d.join("prod.tfstate"))
-        .output()
-        .expect("sha256sum");
-    std::fs::write(d.join("prod.tfstate.sha256"), sum.stdout).expect("sum");
+    write_sha256(&d);
     std::fs::write(d.join("x\u{1b}[31m\nminio-rebuild: forged.tfstate"), "{}").expect("write");
     for format in ["table", "jsonl"] {
         let out = bin("minio-rebuild")
@@ -1237,20 +1136,30 @@ fn hostile_state_store_inputs() {
     report("hostile_state_store_inputs", cases.len() + 2, &h, &s);
 }
 
-/// `pve-snapshot SUB <ssh flags> ARGS` under a bound: (exit code, stdout, stderr).
-fn snapshot_run(sshd: &Sshd, sub: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = bin("pve-snapshot")
-        .arg(sub)
-        .args(sshd.args())
-        .args(args)
-        .timeout(Duration::from_secs(30))
+/// `prod.tfstate.sha256` beside the export `dir`'s `prod.tfstate`, as `sha256sum` writes it.
+fn write_sha256(dir: &std::path::Path) {
+    let sum = std::process::Command::new("sha256sum")
+        .arg(dir.join("prod.tfstate"))
         .output()
-        .unwrap();
+        .expect("sha256sum");
+    std::fs::write(dir.join("prod.tfstate.sha256"), sum.stdout).expect("sum");
+}
+
+/// Runs `cmd`, killed after `within`: (exit code, none when killed; stdout; stderr).
+fn ended(cmd: &mut assert_cmd::Command, within: Duration) -> (Option<i32>, String, String) {
+    let out = cmd.timeout(within).output().unwrap();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `pve-snapshot SUB <ssh flags> ARGS` under a bound: (exit code, stdout, stderr).
+fn snapshot_run(sshd: &Sshd, sub: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut snapshot = bin("pve-snapshot");
+    snapshot.arg(sub).args(sshd.args()).args(args);
+    ended(&mut snapshot, Duration::from_secs(30))
 }
 
 const OURS: &str =
@@ -1423,7 +1332,8 @@ fn snapshot_failures_are_said() {
         secret,
         serde_json::json!([{"path": "/", "roles": ["Administrator"], "propagate": true}]),
     );
-    let out = bin("pve-snapshot")
+    let mut over_api = bin("pve-snapshot");
+    over_api
         .args([
             "create",
             "--api",
@@ -1434,15 +1344,8 @@ fn snapshot_failures_are_said() {
         ])
         .arg(front.ca_path())
         .env("PVEDR_TOKEN_SECRET", secret)
-        .args(create)
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
-    let r = (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
+        .args(create);
+    let r = ended(&mut over_api, Duration::from_secs(30));
     check("malformed UPID over the API", r, "pve1");
     report("snapshot_failures_are_said", 5, &hard, &[]);
 }
@@ -1623,19 +1526,10 @@ fn nagios_plugins_end_within_their_timeout() {
     sim.set_faults(serde_json::json!([{"match": "storage/nas/content", "sleep": 120}, {"match": "qemu/100/snapshot", "sleep": 120}]));
     let plugin = |tool: &str, args: &[&str]| {
         let started = std::time::Instant::now();
-        let out = bin(tool)
-            .args(args)
-            .args(sshd.args())
-            .args(["--timeout", "6s"])
-            .timeout(Duration::from_secs(40))
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-            started.elapsed(),
-        )
+        let mut c = bin(tool);
+        c.args(args).args(sshd.args()).args(["--timeout", "6s"]);
+        let (code, out, err) = ended(&mut c, Duration::from_secs(40));
+        (code, out, err, started.elapsed())
     };
     // Only the hung storage: nothing else can be judged; UNKNOWN, named.
     let (code, out, err, took) = plugin("backup-check", &["--nagios", "--storage", "nas"]);
@@ -1768,177 +1662,34 @@ fn bad_durations_and_sizes_are_usage_errors_naming_the_flag() {
     let sim = SimNode::demo();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().display().to_string();
+    #[rustfmt::skip]
     let cases: Vec<FlagCase> = vec![
-        (
-            "backup-sync",
-            vec!["push", "--to", "s3://bucket/p", "--part-size", "8X"],
-            None,
-            "--part-size <SIZE>",
-            2,
-        ),
-        (
-            "backup-sync",
-            vec!["push", "--to", "s3://bucket/p", "--bwlimit", "fast"],
-            None,
-            "--bwlimit <RATE>",
-            2,
-        ),
-        (
-            "backup-sync",
-            vec!["verify", "--from", "s3://bucket/p", "--max-egress", "10Q"],
-            None,
-            "--max-egress <SIZE>",
-            3,
-        ),
-        (
-            "backup-sync",
-            vec!["ls", "--from", "s3://bucket/p"],
-            Some(("PVEDR_S3_TIMEOUT", "soon")),
-            "--s3-timeout <DURATION>",
-            2,
-        ),
-        (
-            "tfstate-versions",
-            vec!["--env", "x", "list", "--s3-read-timeout", "2d"],
-            None,
-            "--s3-read-timeout <DURATION>",
-            2,
-        ),
-        (
-            "backup-prune",
-            vec!["--keep-last", "1", "--s3-connect-timeout", "0s"],
-            None,
-            "--s3-connect-timeout <DURATION>",
-            2,
-        ),
-        (
-            "minio-rebuild",
-            vec!["--env", "x", "--wait", "5x"],
-            None,
-            "--wait <DURATION>",
-            2,
-        ),
-        (
-            "minio-rebuild",
-            vec!["--env", "x", "--terraform-timeout", "10M"],
-            None,
-            "--terraform-timeout <DURATION>",
-            2,
-        ),
-        (
-            "tfstate-versions",
-            vec!["fallback", "--dir", &dir, "--terraform-timeout", "0s"],
-            None,
-            "--terraform-timeout <DURATION>",
-            2,
-        ),
-        (
-            "pve-snapshot",
-            vec!["create", "--vmid", "100", "--wait-lock", "1y2"],
-            None,
-            "--wait-lock <DURATION>",
-            2,
-        ),
-        (
-            "pve-snapshot",
-            vec!["ls", "--max-age", "2x"],
-            None,
-            "--max-age <DURATION>",
-            3,
-        ),
-        (
-            "pve-snapshot",
-            vec!["ls", "--timeout", "0s"],
-            None,
-            "--timeout <DURATION>",
-            2,
-        ),
-        (
-            "pve-ls-backups",
-            vec!["--command-timeout", "10M"],
-            None,
-            "--command-timeout <DURATION>",
-            2,
-        ),
+        ("backup-sync", vec!["push", "--to", "s3://bucket/p", "--part-size", "8X"], None, "--part-size <SIZE>", 2),
+        ("backup-sync", vec!["push", "--to", "s3://bucket/p", "--bwlimit", "fast"], None, "--bwlimit <RATE>", 2),
+        ("backup-sync", vec!["verify", "--from", "s3://bucket/p", "--max-egress", "10Q"], None, "--max-egress <SIZE>", 3),
+        ("backup-sync", vec!["ls", "--from", "s3://bucket/p"], Some(("PVEDR_S3_TIMEOUT", "soon")), "--s3-timeout <DURATION>", 2),
+        ("tfstate-versions", vec!["--env", "x", "list", "--s3-read-timeout", "2d"], None, "--s3-read-timeout <DURATION>", 2),
+        ("backup-prune", vec!["--keep-last", "1", "--s3-connect-timeout", "0s"], None, "--s3-connect-timeout <DURATION>", 2),
+        ("minio-rebuild", vec!["--env", "x", "--wait", "5x"], None, "--wait <DURATION>", 2),
+        ("minio-rebuild", vec!["--env", "x", "--terraform-timeout", "10M"], None, "--terraform-timeout <DURATION>", 2),
+        ("tfstate-versions", vec!["fallback", "--dir", &dir, "--terraform-timeout", "0s"], None, "--terraform-timeout <DURATION>", 2),
+        ("pve-snapshot", vec!["create", "--vmid", "100", "--wait-lock", "1y2"], None, "--wait-lock <DURATION>", 2),
+        ("pve-snapshot", vec!["ls", "--max-age", "2x"], None, "--max-age <DURATION>", 3),
+        ("pve-snapshot", vec!["ls", "--timeout", "0s"], None, "--timeout <DURATION>", 2),
+        ("pve-ls-backups", vec!["--command-timeout", "10M"], None, "--command-timeout <DURATION>", 2),
         // backup-check and pve-restore took these as strings, parsed after the records were
         // read (or the node reached): now clap's usage error, as above.
-        (
-            "backup-check",
-            vec!["--max-age", "2x"],
-            None,
-            "--max-age <DURATION>",
-            3,
-        ),
-        (
-            "backup-check",
-            vec!["--grace", "soon"],
-            None,
-            "--grace <DURATION>",
-            3,
-        ),
-        (
-            "backup-check",
-            vec!["--max-drill-age", "monthly"],
-            None,
-            "--max-drill-age <DURATION>",
-            3,
-        ),
-        (
-            "backup-check",
-            vec!["--timeout", "1M"],
-            None,
-            "--timeout <DURATION>",
-            3,
-        ),
-        (
-            "backup-check",
-            vec!["--storage-warn", "eighty"],
-            None,
-            "--storage-warn <PERCENT>",
-            3,
-        ),
-        (
-            "backup-check",
-            vec!["--size-window", "2"],
-            None,
-            "--size-window <N>",
-            3,
-        ),
-        (
-            "backup-check",
-            vec!["--size-shrink", "2"],
-            None,
-            "--size-shrink <FACTOR>",
-            3,
-        ),
-        (
-            "pve-restore",
-            vec!["--dry-run", "--vmid", "100", "--probe-timeout", "1x"],
-            None,
-            "--probe-timeout <DURATION>",
-            2,
-        ),
-        (
-            "pve-restore",
-            vec!["--dry-run", "--vmid", "100", "--wait-lock", "later"],
-            None,
-            "--wait-lock <DURATION>",
-            2,
-        ),
-        (
-            "pve-restore",
-            vec!["--dry-run", "--vmid", "100", "--drill-history-keep", "0"],
-            None,
-            "--drill-history-keep <DURATION|N>",
-            2,
-        ),
-        (
-            "pve-restore",
-            vec!["--all", "--rto-target", "4 hours-ish"],
-            None,
-            "--rto-target <DURATION>",
-            2,
-        ),
+        ("backup-check", vec!["--max-age", "2x"], None, "--max-age <DURATION>", 3),
+        ("backup-check", vec!["--grace", "soon"], None, "--grace <DURATION>", 3),
+        ("backup-check", vec!["--max-drill-age", "monthly"], None, "--max-drill-age <DURATION>", 3),
+        ("backup-check", vec!["--timeout", "1M"], None, "--timeout <DURATION>", 3),
+        ("backup-check", vec!["--storage-warn", "eighty"], None, "--storage-warn <PERCENT>", 3),
+        ("backup-check", vec!["--size-window", "2"], None, "--size-window <N>", 3),
+        ("backup-check", vec!["--size-shrink", "2"], None, "--size-shrink <FACTOR>", 3),
+        ("pve-restore", vec!["--dry-run", "--vmid", "100", "--probe-timeout", "1x"], None, "--probe-timeout <DURATION>", 2),
+        ("pve-restore", vec!["--dry-run", "--vmid", "100", "--wait-lock", "later"], None, "--wait-lock <DURATION>", 2),
+        ("pve-restore", vec!["--dry-run", "--vmid", "100", "--drill-history-keep", "0"], None, "--drill-history-keep <DURATION|N>", 2),
+        ("pve-restore", vec!["--all", "--rto-target", "4 hours-ish"], None, "--rto-target <DURATION>", 2),
     ];
     let cases: Vec<Refused> = cases
         .into_iter()

@@ -365,47 +365,22 @@ fn s3_header_values() {
             os("--sse-kms-key-id"),
             v.clone(),
         ]);
-        cases.push(Case {
-            tool: "backup-sync",
-            args,
-            stdin: Some(record(NAME)),
-            env: env(),
-            want,
-            label: "--sse-kms-key-id".into(),
-        });
+        let push = case("backup-sync", &[], Some(record(NAME)), "--sse-kms-key-id");
+        cases.push(Case { args, want, ..push });
     }
     let (h, s) = run_all(&sim, &cases);
     report("s3_header_values", cases.len(), &h, &s);
 }
 
-/// A copy marked remove whose manifest names the kept copy's archive, manifest and notes as
-/// side files, into `backup-sync ls | backup-prune --keep-last 1 --apply`: only the removed
+/// A copy marked remove whose manifest names the kept copy's archive, manifest and notes
+/// (and a key outside its folder) as side files, into `backup-sync ls | backup-prune --keep-last 1 --apply`: only the removed
 /// copy's own keys go; every version of the kept copy stays.
 #[test]
 fn hostile_manifest_into_offsite_prune() {
     let sim = SimNode::empty();
     let moto = Moto::start();
     moto.create_versioned_bucket("off");
-    moto.boto(
-        "off",
-        r#"
-old = "pr/pve1/100/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst"
-new = "pr/pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst"
-def manifest(key, ctime, side):
-    name = key.rsplit("/", 1)[1]
-    return json.dumps({"manifest": 1, "archive": name, "key": key, "size": 3, "sha256": "0" * 64,
-        "node": "pve1", "vmid": 100, "subtype": "qemu", "format": "vma.zst", "ctime": ctime,
-        "source_volid": "local:backup/" + name, "pushed": "2024-01-15T03:00:00Z", "side_files": side}).encode()
-for body in [b"one", b"two"]:
-    s3.put_object(Bucket=B, Key=new, Body=body)
-s3.put_object(Bucket=B, Key=new + ".notes", Body=b"n")
-s3.put_object(Bucket=B, Key=new + ".manifest.json", Body=manifest(new, 1705284002, []))
-s3.put_object(Bucket=B, Key=old, Body=b"old")
-side = [{"name": "x.notes", "key": k, "size": 1, "sha256": "0" * 64}
-        for k in [new, new + ".manifest.json", new + ".notes", "pr/pve1/100/../../x"]]
-s3.put_object(Bucket=B, Key=old + ".manifest.json", Body=manifest(old, 1705197602, side))
-"#,
-    );
+    moto.put_hostile_side_files("off", "pr");
     let count = || {
         moto.boto(
             "off",
@@ -434,7 +409,8 @@ s3.put_object(Bucket=B, Key=old + ".manifest.json", Body=manifest(old, 170519760
     c.want = Some(0);
     let (mut h, s) = run_all(&sim, &[c]);
     let after = count();
-    if after != before || before != "4" {
+    // The kept copy's archive (two versions), notes, log and manifest.
+    if after != before || before != "5" {
         h.push(format!(
             "the kept copy lost versions: {before} before, {after} after"
         ));
@@ -456,11 +432,9 @@ s3.put_object(Bucket=B, Key=old + ".manifest.json", Body=manifest(old, 170519760
 #[test]
 fn hostile_s3_server_truncates_without_a_token() {
     let moto = Moto::start();
-    let front = listing_front(
-        &moto,
-        r#"<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>off</Name><Prefix>pv/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated></ListBucketResult>"#,
-        r#"<?xml version="1.0" encoding="UTF-8"?><ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>off</Name><Prefix>terraform.tfstate</Prefix><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated></ListVersionsResult>"#,
-    );
+    let objects = r#"<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>off</Name><Prefix>pv/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated></ListBucketResult>"#;
+    let versions = r#"<?xml version="1.0" encoding="UTF-8"?><ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>off</Name><Prefix>terraform.tfstate</Prefix><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated></ListVersionsResult>"#;
+    let front = listing_front(&moto, objects, versions);
     let ep = front.endpoint();
     let runs: [(&str, Vec<&str>); 2] = [
         (

@@ -40,13 +40,18 @@ pub fn sim_dir() -> PathBuf {
 /// A command for one of the workspace's binaries (built by `cargo build --workspace --bins`;
 /// `make test` does).
 pub fn bin(name: &str) -> assert_cmd::Command {
+    assert_cmd::Command::new(bin_path(name))
+}
+
+/// The path of one of the workspace's binaries, which must be built.
+pub fn bin_path(name: &str) -> PathBuf {
     let path = assert_cmd::cargo::cargo_bin(name);
     assert!(
         path.exists(),
         "{} is missing: run `cargo build --workspace --bins` first (make test does)",
         path.display()
     );
-    assert_cmd::Command::new(path)
+    path
 }
 
 /// The demo cluster and an sshd in front of it: the set-up most tests start from.
@@ -126,6 +131,15 @@ pub fn outcome(
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into(),
     )
+}
+
+/// The workspace binary `name` as a plain command, its stdout and stderr piped: for a test
+/// that spawns it to read part of its output, hang up or signal it.
+pub fn piped(name: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(bin_path(name));
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c
 }
 
 /// Spawns `cmd` with `input` on its stdin, then closes it (the end of the records); stdout
@@ -252,6 +266,14 @@ pub fn assert_man_page_names(tool: &str, cmd: clap::Command, words: &[&str]) {
             path.display()
         );
     }
+}
+
+/// [`assert_man_page_names`] for the tool `C` defines (clap's name for it is the tool's):
+/// the test each tool's `man.rs` runs.
+pub fn assert_man_page_of<C: clap::CommandFactory>(words: &[&str]) {
+    let cmd = C::command();
+    let tool = cmd.get_name().to_string();
+    assert_man_page_names(&tool, cmd, words);
 }
 
 /// The `listing` record that ends a whole pve-ls-backups listing of `records` records

@@ -85,6 +85,41 @@ impl Moto {
     }
 }
 
+/// Two offsite copies of guest 100 under `PREFIX/pve1/100/`: the kept one of 15 January
+/// (two versions of its archive, its notes, log and manifest) and the one of 14 January,
+/// whose manifest names as its side files the kept copy's archive, manifest and notes, and
+/// a key outside its folder.
+const HOSTILE_SIDE_FILES: &str = r#"
+at = "PREFIX/pve1/100/"
+old = at + "vzdump-qemu-100-2024_01_14-02_00_02.vma.zst"
+new = at + "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst"
+def manifest(key, ctime, side):
+    name = key.rsplit("/", 1)[1]
+    return json.dumps({"manifest": 1, "archive": name, "key": key, "size": 3, "sha256": "0" * 64,
+        "node": "pve1", "storage": "local", "vmid": 100, "subtype": "qemu", "format": "vma.zst",
+        "ctime": ctime, "source_volid": "local:backup/" + name, "pushed": "2024-01-15T03:00:00Z",
+        "side_files": side}).encode()
+for body in [b"one", b"two"]:
+    s3.put_object(Bucket=B, Key=new, Body=body)
+s3.put_object(Bucket=B, Key=new + ".notes", Body=b"web01")
+s3.put_object(Bucket=B, Key=new.replace(".vma.zst", ".log"), Body=b"log")
+s3.put_object(Bucket=B, Key=new + ".manifest.json", Body=manifest(new, 1705284002, []))
+s3.put_object(Bucket=B, Key=old, Body=b"old")
+s3.put_object(Bucket=B, Key=old + ".notes", Body=b"old notes")
+named = [("a.notes", new), ("b.notes", new + ".manifest.json"), ("c.notes", new + ".notes"),
+         ("d.notes", at + "../../x")]
+hostile = [{"name": n, "key": k, "size": 3, "sha256": "0" * 64} for n, k in named]
+s3.put_object(Bucket=B, Key=old + ".manifest.json", Body=manifest(old, 1705197602, hostile))
+"#;
+
+impl Moto {
+    /// Puts [`HOSTILE_SIDE_FILES`] under `prefix` in `bucket` (versioned): a prune that
+    /// removes the older copy must delete only the keys its own archive's name gives.
+    pub fn put_hostile_side_files(&self, bucket: &str, prefix: &str) {
+        self.boto(bucket, &HOSTILE_SIDE_FILES.replace("PREFIX", prefix));
+    }
+}
+
 impl Moto {
     /// Stops the server for good (moto keeps its data in memory: it is gone too). To stop
     /// S3 mid-run and still read what it holds afterwards, put an [`S3Front`] in front.

@@ -199,10 +199,10 @@ fn a_flipped_byte_in_a_plain_vma_restores_but_fails_the_sha256() {
 fn a_truncated_object_is_typed_and_the_restore_fails_on_the_node() {
     let s = setup();
     let zst = archive(&s.sim, "qemu", "zstd");
-    let cut = zst[..zst.len() / 2].to_vec();
+    let half = zst.len() / 2;
     let r = s.restream(
         "k.vma.zst",
-        cut,
+        zst[..half].to_vec(),
         &zst,
         Compression::Zstd,
         &["qmrestore", "-", "153"],

@@ -1,13 +1,12 @@
 //! backup-check on records (stdin) and against the simulated cluster over a real sshd:
 //! each check, the Nagios exit codes 0/1/2/3, the Nagios line and the Prometheus textfile.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use pvedr_testkit::{Sshd, assert_says, bin, demo_over_ssh, json_lines, outcome};
 use serde_json::{Value, json};
 
-use crate::common::{NOW, backup};
+use crate::common::{NOW, backup, find, over_ssh};
 
 fn check_stdin(records: &[Value], args: &[&str]) -> (Vec<Value>, i32, String) {
     let mut input: String = records.iter().map(|r| format!("{r}\n")).collect();
@@ -21,13 +20,6 @@ fn check_stdin(records: &[Value], args: &[&str]) -> (Vec<Value>, i32, String) {
             .args(args)
             .write_stdin(input),
     )
-}
-
-fn find<'a>(checks: &'a [Value], component: &str, check: &str) -> &'a Value {
-    checks
-        .iter()
-        .find(|c| c["component"] == component && c["check"] == check)
-        .unwrap_or_else(|| panic!("no {component} {check} in {checks:?}"))
 }
 
 /// Each (component, check, status): the check of that component has that status.
@@ -267,32 +259,21 @@ fn the_cluster_over_ssh_with_alerts_and_metrics() {
     let dir = tempfile::tempdir().expect("tmp");
     let prom = dir.path().join("pvedr.prom");
     let out = pvedr_testkit::run_code(
-        sshd.bin("backup-check")
-            .args([
-                "--node",
-                "pve1",
-                "--node",
-                "pve2",
-                "--timezone",
-                "UTC",
-                "--now",
-                &NOW.to_string(),
-            ])
+        over_ssh(&sshd, &["--node", "pve1", "--node", "pve2"])
             .arg("--prom")
             .arg(&prom),
         2,
     );
     let checks = json_lines(&out.stdout);
-    assert_statuses(
-        &checks,
-        &[
-            ("guest/103", "coverage", "critical"),
-            ("job/backup-8c5b1a3e-4f2d", "last-run", "critical"),
-            ("storage/pve1/nas", "space", "warning"),
-            ("guest/101", "verification", "critical"),
-            ("guest/100", "freshness", "ok"),
-        ],
-    );
+    // What the demo cluster pages for, and a guest that is fine.
+    let paged = [
+        ("guest/103", "coverage", "critical"),
+        ("job/backup-8c5b1a3e-4f2d", "last-run", "critical"),
+        ("storage/pve1/nas", "space", "warning"),
+        ("guest/101", "verification", "critical"),
+        ("guest/100", "freshness", "ok"),
+    ];
+    assert_statuses(&checks, &paged);
     // The failed run of 102 is read from the task log on pve2.
     let run = find(&checks, "guest/102", "last-run");
     assert_eq!(run["status"], "critical");
@@ -301,19 +282,15 @@ fn the_cluster_over_ssh_with_alerts_and_metrics() {
     let text = std::fs::read_to_string(&prom).expect("prom file");
     assert!(text.contains("pvedr_backup_storage_used_ratio{node=\"pve1\",storage=\"nas\"} 0.85"));
     assert!(text.contains("pvedr_backup_check_last_run_timestamp_seconds 1705300000"));
-    let mut lint = Command::new("promtool")
+    // promtool: apt-get install prometheus (.ci/run does).
+    let mut promtool = Command::new("promtool");
+    promtool
         .args(["check", "metrics"])
-        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (apt-get install prometheus; .ci/run does)");
-    lint.stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let res = lint.wait_with_output().expect("promtool");
+        .stderr(Stdio::piped());
+    let res = pvedr_testkit::spawn_fed(&mut promtool, text.as_bytes())
+        .wait_with_output()
+        .expect("promtool");
     assert!(
         res.status.success(),
         "{}{}",
@@ -329,17 +306,7 @@ fn the_cluster_over_ssh_with_alerts_and_metrics() {
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
 
     // The Nagios line.
-    let out = sshd
-        .bin("backup-check")
-        .args([
-            "--node",
-            "pve1",
-            "--timezone",
-            "UTC",
-            "--now",
-            &NOW.to_string(),
-            "--nagios",
-        ])
+    let out = over_ssh(&sshd, &["--node", "pve1", "--nagios"])
         .output()
         .expect("run");
     let line = String::from_utf8_lossy(&out.stdout);
@@ -687,18 +654,7 @@ fn a_failed_runs_log_that_cannot_be_read_is_unknown() {
     for e in std::fs::read_dir(sim.root().join("tasks").join("pve2")).expect("logs") {
         std::fs::remove_file(e.expect("entry").path()).expect("rm");
     }
-    let out = sshd
-        .bin("backup-check")
-        .args([
-            "--node",
-            "pve2",
-            "--timezone",
-            "UTC",
-            "--now",
-            &NOW.to_string(),
-        ])
-        .output()
-        .expect("run");
+    let out = over_ssh(&sshd, &["--node", "pve2"]).output().expect("run");
     let checks = json_lines(&out.stdout);
     let read = find(&checks, "source", "read");
     assert_eq!(read["status"], "unknown", "{checks:?}");

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use pvedr_testkit::bin;
+use pvedr_testkit::{Sshd, bin};
 use serde_json::{Value, json};
 
 pub const NOW: i64 = 1_705_300_000; // 2024-01-15 06:26:40 UTC
@@ -28,6 +28,23 @@ pub fn on_records(records: &[Value], args: &[&str]) -> std::process::Output {
         .write_stdin(input)
         .output()
         .expect("run")
+}
+
+/// backup-check at [`NOW`] in UTC over `sshd`, on the nodes `nodes` names (`--node N`,
+/// `--all-nodes`).
+pub fn over_ssh(sshd: &Sshd, nodes: &[&str]) -> assert_cmd::Command {
+    let mut c = sshd.bin("backup-check");
+    c.args(["--timezone", "UTC", "--now", &NOW.to_string()])
+        .args(nodes);
+    c
+}
+
+/// The check `check` of `component`; there must be one.
+pub fn find<'a>(checks: &'a [Value], component: &str, check: &str) -> &'a Value {
+    checks
+        .iter()
+        .find(|c| c["component"] == component && c["check"] == check)
+        .unwrap_or_else(|| panic!("no {component} {check} in {checks:?}"))
 }
 
 /// backup-check at [`NOW`] in UTC on the dump directory `dir`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pvedr_testkit::json_lines;
 
-use crate::common::on_dir;
+use crate::common::{find, on_dir};
 const ARCHIVE: &str = "vzdump-qemu-100-2024_01_15-02_00_02.vma.zst";
 
 fn mkfifo(p: &Path) {
@@ -36,12 +36,8 @@ fn fifo_side_files_do_not_hang_the_check() {
         out.status
     );
     let checks = json_lines(&out.stdout);
-    assert!(
-        checks
-            .iter()
-            .any(|c| c["component"] == "guest/100" && c["check"] == "freshness"),
-        "{checks:?}"
-    );
+    // Guest 100 was checked all the same.
+    find(&checks, "guest/100", "freshness");
     for side in [
         format!("{ARCHIVE}.notes"),
         format!("{ARCHIVE}.protected"),

@@ -56,16 +56,13 @@ fn records_are_folded_not_held() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     let checks = json_lines(&out.stdout);
-    let fresh = checks
-        .iter()
-        .filter(|c| c["check"] == "freshness" && c["status"] == "ok")
-        .count();
-    assert_eq!(fresh, 20, "{err}");
-    let counted = checks
-        .iter()
-        .filter(|c| c["check"] == "count" && c["value"] == 300)
-        .count();
-    assert_eq!(counted, 20);
+    // The checks `check` whose `field` is `value`: one for each of the 20 guests.
+    let said = |check: &str, field: &str, value: serde_json::Value| {
+        let of = |c: &&serde_json::Value| c["check"] == check && c[field] == value;
+        checks.iter().filter(of).count()
+    };
+    assert_eq!(said("freshness", "status", "ok".into()), 20, "{err}");
+    assert_eq!(said("count", "value", 300.into()), 20);
 }
 
 /// The run's output without its time: the same input gives the same bytes.

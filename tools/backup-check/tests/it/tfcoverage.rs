@@ -10,6 +10,8 @@ use pvedr_testkit::s3::{Moto, Tf, s3_env};
 use pvedr_testkit::{assert_says, bin, demo_over_ssh, json_lines};
 use serde_json::{Value, json};
 
+use crate::common::over_ssh;
+
 const NOW: i64 = 1_705_300_000;
 
 fn fixture() -> PathBuf {
@@ -298,14 +300,7 @@ fn against_the_simulated_cluster_a_missing_guest_pages_and_the_rest_is_unmanaged
     std::fs::write(&state, body.to_string()).expect("state");
     let prom = dir.path().join("pvedr.prom");
     let out = pvedr_testkit::run_code(
-        sshd.bin("backup-check")
-            .args([
-                "--all-nodes",
-                "--timezone",
-                "UTC",
-                "--now",
-                &NOW.to_string(),
-            ])
+        over_ssh(&sshd, &["--all-nodes"])
             .arg("--tfstate")
             .arg(&state)
             .arg("--prom")

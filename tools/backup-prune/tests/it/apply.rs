@@ -5,15 +5,20 @@ use std::collections::BTreeSet;
 use pvedr_testkit::{Backup, SimNode, Sshd, assert_says, bin, demo_over_ssh, json_lines};
 use serde_json::Value;
 
+/// What `pve-ls-backups ARGS` lists over `sshd` (it must succeed).
+fn listed(sshd: &Sshd, args: &[&str]) -> Vec<u8> {
+    pvedr_testkit::run_ok(sshd.bin("pve-ls-backups").args(args)).stdout
+}
+
 /// pve-ls-backups | backup-prune --keep-daily 3 [--apply]: returns (marked records, steps, exit code).
 fn prune(sim: &SimNode, sshd: &Sshd, extra: &[&str]) -> (Vec<Value>, Vec<Value>, i32, String) {
-    let listing = pvedr_testkit::run_ok(sshd.bin("pve-ls-backups").args(["--storage", "local"]));
+    let listing = listed(sshd, &["--storage", "local"]);
     let _ = sim;
     let out = bin("backup-prune")
         .args(["--keep-daily", "3", "--timezone", "UTC"])
         .args(sshd.args())
         .args(extra)
-        .write_stdin(listing.stdout)
+        .write_stdin(listing)
         .output()
         .expect("prune");
     let recs = json_lines(&out.stdout);
@@ -358,17 +363,12 @@ fn deletions_on_another_node_are_read_as_pvesh_prints_them() {
     // Connected to pve1, the records name pve2: pvesh proxies the delete there and prints
     // the worker's line and the JSON UPID run together (`Removed volume 'X'"UPID:…"`).
     let (sim, sshd) = demo_over_ssh();
-    let listing = pvedr_testkit::run_ok(sshd.bin("pve-ls-backups").args([
-        "--node",
-        "pve2",
-        "--storage",
-        "nas",
-    ]));
+    let listing = listed(&sshd, &["--node", "pve2", "--storage", "nas"]);
     let before: BTreeSet<String> = std::fs::read_dir(sim.dump_dir("nas"))
         .expect("dump")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
-    let out = apply(&sshd, &["--keep-last", "1"], listing.stdout);
+    let out = apply(&sshd, &["--keep-last", "1"], listing);
     let err = String::from_utf8_lossy(&out.stderr);
     let recs = json_lines(&out.stdout);
     let remove = volids_marked(&recs, "remove");
@@ -393,8 +393,8 @@ fn an_unfinished_pbs_snapshot_takes_no_keep_slot_and_is_never_removed() {
     // complete snapshot out of --keep-last 1.
     let (sim, sshd) = demo_over_ssh();
     sim.add_unfinished_pbs("vm", 100);
-    let listing = pvedr_testkit::run_ok(sshd.bin("pve-ls-backups").args(["--storage", "pbs"]));
-    let out = apply(&sshd, &["--keep-last", "1"], listing.stdout);
+    let listing = listed(&sshd, &["--storage", "pbs"]);
+    let out = apply(&sshd, &["--keep-last", "1"], listing);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     let recs = json_lines(&out.stdout);

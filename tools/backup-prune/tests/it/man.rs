@@ -1,12 +1,12 @@
 //! The man page is current and complete.
 
-use clap::CommandFactory;
-
 #[test]
 fn man_page_is_current_and_complete() {
-    pvedr_testkit::assert_man_page_names(
-        "backup-prune",
-        backup_prune::Cli::command(),
-        &["mark", "reason", "renamed", "SAFETY", "keep\\-weekly"],
-    );
+    pvedr_testkit::assert_man_page_of::<backup_prune::Cli>(&[
+        "mark",
+        "reason",
+        "renamed",
+        "SAFETY",
+        "keep\\-weekly",
+    ]);
 }

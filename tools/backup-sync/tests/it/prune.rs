@@ -82,36 +82,14 @@ fn versions(moto: &pvedr_testkit::s3::Moto) -> std::collections::BTreeMap<String
     serde_json::from_str(&out).expect("versions")
 }
 
-/// A copy marked remove whose manifest names the kept copy's archive, manifest and notes as
-/// its side files: the prune deletes only what the removed archive's own name gives, and
+/// A copy marked remove whose manifest names the kept copy's archive, manifest and notes
+/// (and a key outside its folder) as its side files: the prune deletes only what the removed archive's own name gives, and
 /// every version of the kept copy stays.
 #[test]
 fn a_hostile_manifest_cannot_delete_a_kept_copy() {
     let moto = pvedr_testkit::s3::Moto::start();
     moto.create_versioned_bucket("offsite");
-    moto.boto(
-        "offsite",
-        r#"
-old = "pve/pve1/100/vzdump-qemu-100-2024_01_14-02_00_02.vma.zst"
-new = "pve/pve1/100/vzdump-qemu-100-2024_01_15-02_00_02.vma.zst"
-def manifest(key, ctime, side):
-    name = key.rsplit("/", 1)[1]
-    return json.dumps({"manifest": 1, "archive": name, "key": key, "size": 3, "sha256": "0" * 64,
-        "node": "pve1", "storage": "local", "vmid": 100, "subtype": "qemu", "format": "vma.zst",
-        "ctime": ctime, "source_volid": "local:backup/" + name, "pushed": "2024-01-15T03:00:00Z",
-        "side_files": side}).encode()
-for body in [b"one", b"two"]:
-    s3.put_object(Bucket=B, Key=new, Body=body)
-s3.put_object(Bucket=B, Key=new + ".notes", Body=b"web01")
-s3.put_object(Bucket=B, Key=new.replace(".vma.zst", ".log"), Body=b"log")
-s3.put_object(Bucket=B, Key=new + ".manifest.json", Body=manifest(new, 1705284002, []))
-s3.put_object(Bucket=B, Key=old, Body=b"old")
-s3.put_object(Bucket=B, Key=old + ".notes", Body=b"old notes")
-hostile = [{"name": n, "key": k, "size": 3, "sha256": "0" * 64}
-           for n, k in [("a.notes", new), ("b.notes", new + ".manifest.json"), ("c.notes", new + ".notes")]]
-s3.put_object(Bucket=B, Key=old + ".manifest.json", Body=manifest(old, 1705197602, hostile))
-"#,
-    );
+    moto.put_hostile_side_files("offsite", "pve");
     let before = versions(&moto);
     let tool = |name: &str| {
         let mut c = pvedr_testkit::bin(name);

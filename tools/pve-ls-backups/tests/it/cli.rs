@@ -4,7 +4,6 @@
 use std::fs;
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command as StdCommand, Stdio};
 
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -213,12 +212,9 @@ fn closed_stdout_exits_quietly() {
         )
         .expect("write");
     }
-    let bin = assert_cmd::cargo::cargo_bin("pve-ls-backups");
-    let mut child = StdCommand::new(bin)
+    let mut child = pvedr_testkit::piped("pve-ls-backups")
         .arg("--dir")
         .arg(tmp.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     let mut stdout = child.stdout.take().expect("stdout");

@@ -1,10 +1,10 @@
 //! pve-ls-backups against the simulated node over a real sshd, and locally.
 
 use std::io::Read;
-use std::process::{Command as StdCommand, Stdio};
+use std::process::Command as StdCommand;
 
 use pvedr_testkit::{PARIS_JUST_AFTER_MIDNIGHT, Sshd, bin, demo_over_ssh, json_lines};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn strip_offline_fields(mut v: Vec<Value>) -> Vec<Value> {
     for r in &mut v {
@@ -15,6 +15,17 @@ fn strip_offline_fields(mut v: Vec<Value>) -> Vec<Value> {
         }
     }
     v
+}
+
+/// `pve-ls-backups ARGS` over `sshd` (ARGS: words split at spaces), which must exit `code`.
+fn ls(sshd: &Sshd, args: &str, code: i32) -> std::process::Output {
+    pvedr_testkit::run_code(sshd.bin("pve-ls-backups").args(args.split(' ')), code)
+}
+
+/// The stderr of `pve-ls-backups ARGS` run with `home` as HOME, which must exit `code`.
+fn stderr_in_home(home: &std::path::Path, args: &[&str], code: i32) -> String {
+    let out = pvedr_testkit::run_code(in_home(home, "pve-ls-backups").args(args), code);
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
@@ -148,14 +159,8 @@ fn cluster_wide_listing_reports_offline_nodes_and_lists_shared_storage_once() {
 fn changed_host_key_is_refused() {
     let (sim, sshd) = demo_over_ssh();
     sshd.forge_known_host_key();
-    let out = pvedr_testkit::run_code(sshd.bin("pve-ls-backups"), 1);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!("[127.0.0.1]:{}", sshd.port())),
-        "{err}"
-    );
-    assert!(err.contains("CHANGED"), "{err}");
-    assert!(pvedr_testkit::only_failed_listing(&out.stdout));
+    let address = format!("[127.0.0.1]:{}", sshd.port());
+    nothing_listed(&sshd, &[], &[&address, "CHANGED"]);
     assert!(sim.commands().is_empty(), "nothing ran on the node");
     // Even --accept-new-host-key does not accept a changed key.
     pvedr_testkit::run_code(sshd.bin("pve-ls-backups").arg("--accept-new-host-key"), 1);
@@ -199,11 +204,9 @@ fn injected_vmid_exits_2_and_runs_nothing_remote() {
 #[test]
 fn head_closes_the_pipe_quietly() {
     let (_sim, sshd) = demo_over_ssh();
-    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("pve-ls-backups"))
+    let mut child = pvedr_testkit::piped("pve-ls-backups")
         .args(sshd.args())
         .arg("--all-nodes")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     // `| head -1`: read one line, close.
@@ -320,30 +323,17 @@ fn a_cluster_listing_takes_three_round_trips() {
 #[test]
 fn failed_runs_come_from_the_task_logs_on_a_node() {
     let (_sim, sshd) = demo_over_ssh();
-    let out = pvedr_testkit::run_code(
-        sshd.bin("pve-ls-backups").args([
-            "--node",
-            "pve1",
-            "--node",
-            "pve2",
-            "--with-failures",
-            "--vmid",
-            "102",
-        ]),
-        0,
-    );
+    let failures_of_102 = "--node pve1 --node pve2 --with-failures --vmid 102";
+    let out = ls(&sshd, failures_of_102, 0);
     let recs = json_lines(&out.stdout);
     let f = recs
         .iter()
         .find(|r| r["kind"] == "backup_failure")
         .expect("a failure");
-    assert_eq!(f["vmid"], 102);
-    assert_eq!(f["subtype"], "qemu");
-    assert_eq!(f["node"], "pve2");
-    assert_eq!(
-        f["error"],
-        "Backup of VM 102 failed - no space left on device"
-    );
+    let error = "Backup of VM 102 failed - no space left on device";
+    let fields = [&f["vmid"], &f["subtype"], &f["node"], &f["error"]];
+    let want = [json!(102), json!("qemu"), json!("pve2"), json!(error)];
+    assert_eq!(fields, want.each_ref(), "vmid, subtype, node, error");
     assert!(f["log"].as_str().unwrap_or("").starts_with("UPID:pve2:"));
 }
 
@@ -528,13 +518,11 @@ fn a_single_command_that_never_answers_ends_the_wait() {
     // session's own timeout (no batch script to stop it on the node).
     let (sim, sshd) = demo_over_ssh();
     sim.set_faults(serde_json::json!([{"match": "storage/local/content", "sleep": 60}]));
-    let out = pvedr_testkit::run_code(
-        sshd.bin("pve-ls-backups")
-            .args(["--node", "pve1", "--storage", "local", "--timezone", "UTC"])
-            .args(["--command-timeout", "2s"])
-            .timeout(std::time::Duration::from_secs(50)),
-        1,
-    );
+    let mut one = sshd.bin("pve-ls-backups");
+    one.args(["--node", "pve1", "--storage", "local", "--timezone", "UTC"])
+        .args(["--command-timeout", "2s"])
+        .timeout(std::time::Duration::from_secs(50));
+    let out = pvedr_testkit::run_code(one, 1);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no answer for 2s"), "{err}");
 }
@@ -587,11 +575,8 @@ fn a_mistyped_node_is_an_error_naming_the_nodes_there() {
     // The cluster does not have it: an error, exit 1, as for a storage; not "partial"
     // with Proxmox's hostname lookup failure.
     let (_sim, sshd) = demo_over_ssh();
-    nothing_listed(
-        &sshd,
-        &["--node", "pve1", "--node", "pve9"],
-        &["no node 'pve9'", "nodes there: pve1, pve2, pve3"],
-    );
+    let says = ["no node 'pve9'", "nodes there: pve1, pve2, pve3"];
+    nothing_listed(&sshd, &["--node", "pve1", "--node", "pve9"], &says);
 }
 
 #[test]
@@ -605,17 +590,7 @@ fn a_mistyped_storage_is_an_error_naming_the_storages_there() {
         &["'nsa'", "backup storages there: local, nas"],
     );
     // One of two found: the listing is partial, and says which storages exist.
-    let out = pvedr_testkit::run_code(
-        sshd.bin("pve-ls-backups").args([
-            "--node",
-            "pve1",
-            "--storage",
-            "nsa",
-            "--storage",
-            "local",
-        ]),
-        3,
-    );
+    let out = ls(&sshd, "--node pve1 --storage nsa --storage local", 3);
     let (recs, end) = pvedr_testkit::listed(&out.stdout);
     assert!(!recs.is_empty());
     assert_eq!(end["complete"], false);
@@ -643,27 +618,12 @@ fn latest_is_a_scheduled_backup_not_a_copy_or_a_safety_point() {
         "pvedr safety point before restoring local:backup/x",
     )
     .expect("notes");
-    let out = pvedr_testkit::run_ok(sshd.bin("pve-ls-backups").args([
-        "--node",
-        "pve1",
-        "--storage",
-        "local",
-        "--vmid",
-        "100",
-        "--latest",
-    ]));
+    let out = ls(&sshd, "--node pve1 --storage local --vmid 100 --latest", 0);
     let (recs, _) = pvedr_testkit::listed(&out.stdout);
     assert_eq!(recs.len(), 1, "{recs:?}");
     assert_eq!(recs[0]["volid"], format!("local:backup/{scheduled}"));
     // Still listed, told apart by its notes.
-    let out = pvedr_testkit::run_ok(sshd.bin("pve-ls-backups").args([
-        "--node",
-        "pve1",
-        "--storage",
-        "local",
-        "--vmid",
-        "100",
-    ]));
+    let out = ls(&sshd, "--node pve1 --storage local --vmid 100", 0);
     let (all, _) = pvedr_testkit::listed(&out.stdout);
     assert!(all.iter().any(|r| {
         r["notes"]
@@ -815,48 +775,26 @@ fn flags_win_over_the_ssh_config() {
             .args(["--host", "lab", "--port", &port, "--user", "root"]),
         0,
     );
-    let out = pvedr_testkit::run_code(
-        in_home(home.path(), "pve-ls-backups").args(["--host", "lab", "--user", "root"]),
-        1,
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr_in_home(home.path(), &["--host", "lab", "--user", "root"], 1);
     assert!(err.contains("port 1"), "{err}");
 }
 
 #[test]
 fn ssh_config_jump_hosts_and_bad_files_are_clear_usage_errors() {
     let (sim, sshd) = demo_over_ssh();
-    let home = home_with_ssh_config(
-        &sshd,
-        "Host lab\n  HostName 127.0.0.1\n  Port PORT\n  ProxyJump bastion\n",
-    );
-    let out = pvedr_testkit::run_code(
-        in_home(home.path(), "pve-ls-backups").args(["--host", "lab"]),
-        2,
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let jump = "Host lab\n  HostName 127.0.0.1\n  Port PORT\n  ProxyJump bastion\n";
+    let home = home_with_ssh_config(&sshd, jump);
+    let err = stderr_in_home(home.path(), &["--host", "lab"], 2);
     assert!(
         err.contains("ProxyJump bastion") && err.contains("--port"),
         "{err}"
     );
     assert!(sim.commands().is_empty(), "nothing ran on the node");
     std::fs::write(home.path().join(".ssh/config"), "Host lab\n  Port many\n").expect("write");
-    let out = pvedr_testkit::run_code(
-        in_home(home.path(), "pve-ls-backups").args(["--host", "lab"]),
-        2,
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr_in_home(home.path(), &["--host", "lab"], 2);
     assert!(err.contains(".ssh/config"), "{err}");
-    let out = pvedr_testkit::run_code(
-        in_home(home.path(), "pve-ls-backups").args([
-            "--host",
-            "lab",
-            "--ssh-config",
-            "/nonexistent/config",
-        ]),
-        2,
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let nonexistent = ["--host", "lab", "--ssh-config", "/nonexistent/config"];
+    let err = stderr_in_home(home.path(), &nonexistent, 2);
     assert!(err.contains("/nonexistent/config"), "{err}");
 }
 

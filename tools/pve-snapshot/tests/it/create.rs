@@ -107,11 +107,8 @@ fn a_locked_guest_and_a_storage_without_snapshots_are_reported_with_proxmox_reas
 #[test]
 fn templates_are_reported_and_a_dry_run_changes_nothing() {
     let (sim, sshd) = demo_over_ssh();
-    let recs = snap_ok(
-        &sshd,
-        "create",
-        &["--yes", "--all", "--exclude", "103", "--dry-run"],
-    );
+    let dry_run_of_all_but_103 = ["--yes", "--all", "--exclude", "103", "--dry-run"];
+    let recs = snap_ok(&sshd, "create", &dry_run_of_all_but_103);
     assert!(sim.mutations().is_empty(), "{:?}", sim.mutations());
     let t = &of(&recs, 9000)[0];
     assert_eq!(t["status"], "planned");

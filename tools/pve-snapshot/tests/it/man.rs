@@ -1,23 +1,17 @@
 //! The man page is current and complete.
 
-use clap::CommandFactory;
-
 #[test]
 fn man_page_is_current_and_says_snapshots_are_not_backups() {
-    pvedr_testkit::assert_man_page_names(
-        "pve-snapshot",
-        pve_snapshot::Cli::command(),
-        &[
-            "SNAPSHOTS ARE NOT BACKUPS",
-            "snaptime",
-            "vmstate",
-            "parent",
-            "label",
-            "way_back",
-            "mark",
-            "reason",
-        ],
-    );
+    pvedr_testkit::assert_man_page_of::<pve_snapshot::Cli>(&[
+        "SNAPSHOTS ARE NOT BACKUPS",
+        "snaptime",
+        "vmstate",
+        "parent",
+        "label",
+        "way_back",
+        "mark",
+        "reason",
+    ]);
 }
 
 #[test]

@@ -44,7 +44,6 @@ fn a_signal_during_restore_finishes_the_write_and_releases_the_lock() {
         .spawn()
         .expect("spawn");
     // The lock is taken, then the state's PUT is held: the signal lands mid-write.
-    // The lock is taken, then the state's PUT is held: the signal lands mid-write.
     let mid_write = (0..300).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
         front.seen("PUT /tfstate-sig/terraform.tfstate ")
@@ -77,11 +76,8 @@ fn a_signal_during_restore_finishes_the_write_and_releases_the_lock() {
 #[test]
 fn a_signal_during_fallback_stops_terraform_and_puts_the_directory_back() {
     let dir = tempfile::tempdir().expect("tmp");
-    std::fs::write(
-        dir.path().join("main.tf"),
-        "terraform {\n  backend \"s3\" {\n    bucket = \"tfstate-fb\"\n    key = \"terraform.tfstate\"\n  }\n}\n",
-    )
-    .expect("main.tf");
+    let backend = "terraform {\n  backend \"s3\" {\n    bucket = \"tfstate-fb\"\n    key = \"terraform.tfstate\"\n  }\n}\n";
+    std::fs::write(dir.path().join("main.tf"), backend).expect("main.tf");
     let tf = HungTerraform::new(&[], false);
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tfstate-versions"))
         .envs(s3_env())
