@@ -17,6 +17,7 @@ mod prom;
 mod report;
 mod retention;
 mod run;
+mod seen;
 mod size_anomaly;
 mod status;
 mod summary;

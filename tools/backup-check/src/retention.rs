@@ -9,8 +9,8 @@ use pvedr::time::Zone;
 use serde_json::json;
 
 use crate::keyed::Keyed;
+use crate::seen::Seen;
 use crate::status::{Status, check};
-use crate::summary::Seen;
 
 /// The backup times one guest keeps for retention (8 bytes each); past it, its retention
 /// is UNKNOWN rather than memory without bound.

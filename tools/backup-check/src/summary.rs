@@ -5,11 +5,11 @@
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
-use pvedr::backup_line::BackupRef;
-use pvedr::records::{Backup, Verification, is_std_volume};
+use pvedr::records::{Verification, is_std_volume};
 
 use crate::keyed::Keyed;
 use crate::retention::Groups;
+pub use crate::seen::Seen;
 use crate::status::Status;
 use crate::time_check::{MAX_SKEW, time_problem};
 
@@ -41,59 +41,6 @@ impl Lite {
             storage: b.storage.map(String::from),
             format: b.format.to_string(),
             subtype: b.subtype.to_string(),
-        }
-    }
-}
-
-/// What the fold reads of a backup, borrowed: from a [`Backup`], or from its line (no
-/// record built, nothing allocated, for most lines of a listing).
-#[derive(Debug, Clone, Copy)]
-pub struct Seen<'a> {
-    pub volid: &'a str,
-    pub ctime: i64,
-    pub time: &'a str,
-    pub size: Option<u64>,
-    pub storage: Option<&'a str>,
-    pub format: &'a str,
-    pub subtype: &'a str,
-    pub vmid: Option<u64>,
-    pub protected: bool,
-    pub unfinished: bool,
-    pub verification: Option<&'a Verification>,
-}
-
-impl<'a> From<&'a Backup> for Seen<'a> {
-    fn from(b: &'a Backup) -> Seen<'a> {
-        Seen {
-            volid: &b.volid,
-            ctime: b.ctime,
-            time: &b.time,
-            size: b.size,
-            storage: b.storage.as_deref(),
-            format: &b.format,
-            subtype: &b.subtype,
-            vmid: b.vmid,
-            protected: b.protected,
-            unfinished: b.unfinished,
-            verification: b.verification.as_ref(),
-        }
-    }
-}
-
-impl<'a> From<&'a BackupRef<'_>> for Seen<'a> {
-    fn from(b: &'a BackupRef<'_>) -> Seen<'a> {
-        Seen {
-            volid: &b.volid,
-            ctime: b.ctime,
-            time: &b.time,
-            size: b.size,
-            storage: Some(&b.storage),
-            format: &b.format,
-            subtype: &b.subtype,
-            vmid: Some(b.vmid),
-            protected: b.protected,
-            unfinished: b.unfinished,
-            verification: None,
         }
     }
 }
