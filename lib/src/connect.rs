@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::values;
+use crate::cli::{NoChangeArgs, values};
 use crate::error::{Error, Result};
 use crate::http::{self, TlsArgs};
 use crate::listing::{self, Extras, Gathered, SelectArgs};
@@ -132,6 +132,21 @@ pub struct ConnectArgs {
     /// How the API's certificate is trusted (its own heading, "TLS").
     #[command(flatten)]
     pub tls: TlsArgs,
+}
+
+/// What a listing of backups is read with: pve-ls-backups's flags, which backup-check
+/// takes to gather the same records itself.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ListingArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// `--dry-run`, `--yes`: accepted (the vocabulary of every tool), ignored here.
+    #[command(flatten)]
+    pub no_change: NoChangeArgs,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
 }
 
 /// A transport and what the connection flags said about the node.

@@ -165,9 +165,36 @@ where
     m
 }
 
+/// A `summary` record's `counts` with a key for each status of `each`, in that order, 0 for
+/// one not found: the keys a dashboard or a Nagios line expects whatever the run found.
+pub fn counts_each<S: PartialEq>(
+    found: &[S],
+    each: &[S],
+    key: impl Fn(&S) -> String,
+) -> serde_json::Map<String, serde_json::Value> {
+    each.iter()
+        .map(|s| {
+            let n = found.iter().filter(|f| *f == s).count();
+            (key(s), serde_json::Value::from(n))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_each_has_every_status_in_order() {
+        let m = counts_each(
+            &["warning", "ok", "warning"],
+            &["ok", "critical", "warning"],
+            |s| s.to_string(),
+        );
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["ok", "critical", "warning"]);
+        let n: Vec<u64> = m.values().filter_map(serde_json::Value::as_u64).collect();
+        assert_eq!(n, [1, 0, 2]);
+    }
 
     /// The strings of `records.md` and `docs/records.md`, in their order.
     fn documented<T: Serialize + for<'de> Deserialize<'de> + PartialEq + fmt::Debug>(

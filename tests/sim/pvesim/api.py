@@ -522,21 +522,23 @@ class Front:
             return self.auth.check_any(user, path, privs)
         return self.auth.check(user, path, privs)
 
+    def audited_get(self, user, params, privs, allowed, path):
+        """A cluster-wide read: `privs` on `/`, only the `allowed` parameters."""
+        self.perm(user, "/", privs)
+        check_params(params, allowed)
+        return self.pvesh_get(path, params)
+
     def node_of(self, node):
         return self.cluster.route_node(node)
 
     # --- /cluster, /nodes ------------------------------------------------------------
     def get_cluster_status(self, user, params):
         # pve-manager PVE/API2/Cluster.pm get_status: check perm / Sys.Audit.
-        self.perm(user, "/", ["Sys.Audit"])
-        check_params(params, ())
-        return self.pvesh_get("/cluster/status", params)
+        return self.audited_get(user, params, ["Sys.Audit"], (), "/cluster/status")
 
     def get_ha_resources(self, user, params):
         # pve-ha-manager src/PVE/API2/HA/Resources.pm index: check perm / Sys.Audit.
-        self.perm(user, "/", ["Sys.Audit"])
-        check_params(params, ("type",))
-        return self.pvesh_get("/cluster/ha/resources", params)
+        return self.audited_get(user, params, ["Sys.Audit"], ("type",), "/cluster/ha/resources")
 
     def get_resources(self, user, params):
         # Cluster.pm resources: user => 'all'; guests need VM.Audit, storages Datastore.Audit,
@@ -567,9 +569,7 @@ class Front:
 
     def get_backup_jobs(self, user, params):
         # pve-manager PVE/API2/Backup.pm index: check perm / Sys.Audit.
-        self.perm(user, "/", ["Sys.Audit"])
-        check_params(params, ())
-        return self.pvesh_get("/cluster/backup", params)
+        return self.audited_get(user, params, ["Sys.Audit"], (), "/cluster/backup")
 
     def get_not_backed_up(self, user, params):
         # pve-manager PVE/API2/Cluster/BackupInfo.pm get_guests_not_in_backup: check perm /
@@ -756,13 +756,17 @@ class Front:
         return Envelope(data, total=total)
 
     # --- guests -----------------------------------------------------------------------
-    def get_guest_status(self, user, params, node, gtype, vmid):
-        # qemu-server API2/Qemu.pm vm_status, pve-container API2/LXC/Status.pm vm_status:
-        # check perm /vms/{vmid} VM.Audit.
+    def audited_guest_get(self, user, params, node, gtype, vmid, sub):
+        """A guest read without parameters that needs VM.Audit on /vms/{vmid}."""
         self.perm(user, "/vms/" + vmid, ["VM.Audit"])
         node = self.node_of(node)
         check_params(params, ())
-        return self.pvesh_get("/nodes/%s/%s/%s/status/current" % (node, gtype, vmid), params)
+        return self.pvesh_get("/nodes/%s/%s/%s/%s" % (node, gtype, vmid, sub), params)
+
+    def get_guest_status(self, user, params, node, gtype, vmid):
+        # qemu-server API2/Qemu.pm vm_status, pve-container API2/LXC/Status.pm vm_status:
+        # check perm /vms/{vmid} VM.Audit.
+        return self.audited_guest_get(user, params, node, gtype, vmid, "status/current")
 
     def get_guest_config(self, user, params, node, gtype, vmid):
         # Qemu.pm vm_config, LXC/Config.pm vm_config: check perm /vms/{vmid} VM.Audit.
@@ -835,10 +839,7 @@ class Front:
 
     def get_snapshots(self, user, params, node, gtype, vmid):
         # Qemu.pm snapshot_list, LXC/Snapshot.pm list: check perm /vms/{vmid} VM.Audit.
-        self.perm(user, "/vms/" + vmid, ["VM.Audit"])
-        node = self.node_of(node)
-        check_params(params, ())
-        return self.pvesh_get("/nodes/%s/%s/%s/snapshot" % (node, gtype, vmid), params)
+        return self.audited_guest_get(user, params, node, gtype, vmid, "snapshot")
 
     def post_snapshot(self, user, params, node, gtype, vmid):
         # Qemu.pm snapshot, LXC/Snapshot.pm snapshot: check perm /vms/{vmid} VM.Snapshot.

@@ -311,15 +311,22 @@ def common(state, gtype, cmd, rest):
     return 0
 
 
-def archive_path(state, archive):
-    if archive.startswith("/"):
-        return names.node_path(state, archive, state.local_node)
-    if ":" not in archive:
-        raise SimError("unable to parse volume ID '%s'" % archive)
-    sid, volname = archive.split(":", 1)
+def volid_storage(state, volid):
+    """A volume ID's storage id, volume name and storage (pve-storage `Storage.pm`
+    `parse_volume_id`, then `storage_config`), refused as Proxmox words it."""
+    if ":" not in volid:
+        raise SimError("unable to parse volume ID '%s'" % volid)
+    sid, volname = volid.split(":", 1)
     s = state.storage(sid)
     if s is None:
         raise SimError("storage '%s' does not exist" % sid)
+    return sid, volname, s
+
+
+def archive_path(state, archive):
+    if archive.startswith("/"):
+        return names.node_path(state, archive, state.local_node)
+    sid, volname, s = volid_storage(state, archive)
     # qemu-server `API2/Qemu.pm` `$classify_restore_archive` (and pve-container's restore)
     # take the archive's path through pve-storage `Storage.pm` `abs_filesystem_path` ->
     # `activate_volumes` -> `activate_storage` -> `storage_check_enabled` /
@@ -388,19 +395,9 @@ def config_text(raw, gtype, path):
         return tf.extractfile("./etc/vzdump/pct.conf").read().decode()
 
 
-def parse_config(text):
-    conf = {}
-    for line in text.splitlines():
-        if line.startswith("#") or ":" not in line:
-            continue
-        k, v = line.split(":", 1)
-        conf[k.strip()] = v.strip()
-    return conf
-
-
 def archive_config(path, gtype):
     """The guest config inside a real archive, as a dict."""
-    return parse_config(archive_config_text(path, gtype))
+    return pipe.parse_conf(archive_config_text(path, gtype))
 
 
 def archive_config_and_id(path, gtype):
@@ -427,12 +424,7 @@ def pvesm_path(state, volid):
     """`pvesm path VOLID` (pve-storage src/PVE/CLI/pvesm.pm `path` -> PVE::Storage::path ->
     Plugin.pm `filesystem_path`: the storage's backup subdir plus the name; the file need
     not exist)."""
-    if ":" not in volid:
-        raise SimError("unable to parse volume ID '%s'" % volid)
-    sid, volname = volid.split(":", 1)
-    s = state.storage(sid)
-    if s is None:
-        raise SimError("storage '%s' does not exist" % sid)
+    _, volname, s = volid_storage(state, volid)
     if s["type"] != "dir" or not volname.startswith("backup/") or "/" in volname[len("backup/"):]:
         raise SimError("unable to parse directory volume name '%s'" % volname)
     sys.stdout.write(os.path.join(names.dump_dir(s), volname[len("backup/"):]) + "\n")
@@ -580,7 +572,7 @@ def restore(state, gtype, vmid, archive, kv):
 def file_restore(state, gtype, vmid, existing, old, archive, kv):
     path = archive_path(state, archive)
     text, digest = archive_config_and_id(path, gtype)
-    conf = parse_config(text)
+    conf = pipe.parse_conf(text)
     label = "data " + digest
     if gtype == "lxc" and ct_volumes_given(kv):
         ct_restore_mapped(state, vmid, old, conf, kv, label)

@@ -265,13 +265,8 @@ fn freshness(th: &Thresholds, policy: &Policy, now: i64, g: &GuestView, out: &mu
     match &g.backups.newest {
         Some(b) => {
             let age = now.saturating_sub(b.ctime);
-            let status = if age > crit as i64 {
-                Status::Critical
-            } else if age > warn as i64 {
-                Status::Warning
-            } else {
-                Status::Ok
-            };
+            // A backup dated in the future is as fresh as one of now here (`time` reports it).
+            let status = Status::past(age.max(0) as u64, warn, Some(crit));
             let msg = format!(
                 "newest backup is {} old ({}; limits from {basis})",
                 age_text(age),

@@ -2,8 +2,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use pvedr::cli::{InputArgs, OutputArgs, values};
-use pvedr::connect::ConnectArgs;
-use pvedr::listing::SelectArgs;
+use pvedr::connect::ListingArgs;
 
 const AFTER: &str = "EXAMPLES:
   pve-ls-backups --host pve1 --all-nodes --with-guests --with-storage --with-jobs | backup-check
@@ -137,14 +136,7 @@ pub struct Cli {
     pub local: bool,
 
     #[command(flatten)]
-    pub connect: ConnectArgs,
-
-    /// `--dry-run`, `--yes`: accepted (the vocabulary of every tool), ignored here.
-    #[command(flatten)]
-    pub no_change: pvedr::cli::NoChangeArgs,
-
-    #[command(flatten)]
-    pub select: SelectArgs,
+    pub listing: ListingArgs,
 
     /// Newest backup older than this is WARNING (30m, 26h, 2d, …).
     #[arg(

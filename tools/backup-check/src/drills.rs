@@ -191,11 +191,7 @@ impl Drills {
             );
         };
         let a = age(ok).unsigned_abs();
-        let status = if a > max_age {
-            Status::Warning
-        } else {
-            Status::Ok
-        };
+        let status = Status::past(a, max_age, None);
         let msg = format!(
             "last successful restore drill {} ago (limit {}, --max-drill-age)",
             format_duration(a),

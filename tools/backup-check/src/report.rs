@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use pvedr::records::{Check, CheckStatus, Summary};
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use crate::inputs::Inputs;
 use crate::prom::gauge;
@@ -23,17 +23,15 @@ pub fn worst(checks: &[Check]) -> Status {
 }
 
 pub fn summary(checks: &[Check], duration_s: f64) -> Summary {
-    let mut counts = Map::new();
-    for s in [
+    let found: Vec<Status> = checks.iter().map(|c| Status::of(&c.status)).collect();
+    let each = [
         Status::Ok,
         Status::Warning,
         Status::Critical,
         Status::Unknown,
         Status::Orphan,
-    ] {
-        let n = checks.iter().filter(|c| Status::of(&c.status) == s).count();
-        counts.insert(s.as_str().into(), Value::from(n));
-    }
+    ];
+    let counts = pvedr::status::counts_each(&found, &each, |s| s.as_str().into());
     Summary {
         tool: Some("backup-check".into()),
         counts,

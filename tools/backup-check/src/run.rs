@@ -113,10 +113,10 @@ fn one_source(cli: &Cli) -> Result<()> {
     let given: Vec<&str> = [
         (cli.local, "--local"),
         (
-            cli.connect.names_a_node(),
+            cli.listing.connect.names_a_node(),
             "--host/--tfvars/--api (or PVEDR_API)",
         ),
-        (cli.select.dir.is_some(), "--dir"),
+        (cli.listing.select.dir.is_some(), "--dir"),
         (files, "FILE"),
     ]
     .into_iter()
@@ -189,9 +189,10 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
     let mut th = thresholds(cli)?;
     let tfstates = crate::tfcoverage::Sources::parse(&cli.tfstate)?;
     bound_the_run(cli, started)?;
-    let mut zone = Zone::from_arg(cli.select.timezone.as_deref())?;
+    let mut zone = Zone::from_arg(cli.listing.select.timezone.as_deref())?;
     let now = cli.now.unwrap_or_else(pvedr::time::now);
-    let gather = cli.local || cli.connect.names_a_node() || cli.select.dir.is_some();
+    let gather =
+        cli.local || cli.listing.connect.names_a_node() || cli.listing.select.dir.is_some();
     let extras = Extras {
         guests: true,
         storage: true,
@@ -219,9 +220,9 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
     let mut unread: Vec<pvedr::records::Check> = Vec::new();
     // Backups held for --deep (or gathered whole); folded once it has read them.
     let mut held: Vec<Backup> = Vec::new();
-    if cli.select.dir.is_some() {
+    if cli.listing.select.dir.is_some() {
         let g = listing::gather_dir(
-            &cli.select,
+            &cli.listing.select,
             zone,
             Extras {
                 guests: false,
@@ -231,13 +232,13 @@ fn check(cli: &Cli, started: Instant) -> Result<u8> {
         )?;
         held = split_gathered(g, &mut inputs);
     } else if gather {
-        let conn = cli.connect.connect()?;
-        let g = conn.gather(&cli.select, extras)?;
+        let conn = cli.listing.connect.connect()?;
+        let g = conn.gather(&cli.listing.select, extras)?;
         // Each problem was said on stderr as it was found; the checks report them.
         problems = g.problems.clone();
         blind = g.blind.clone();
         // Periods and schedules are the node's.
-        zone = g.zone(&cli.select)?;
+        zone = g.zone(&cli.listing.select)?;
         held = split_gathered(g, &mut inputs);
         transport = Some(conn.transport);
     } else {

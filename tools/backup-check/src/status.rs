@@ -46,6 +46,18 @@ impl Status {
         }
     }
 
+    /// A value against its limits, each exclusive: past `critical` CRITICAL, past `warning`
+    /// WARNING, else OK.
+    pub fn past(value: u64, warning: u64, critical: Option<u64>) -> Status {
+        if critical.is_some_and(|c| value > c) {
+            Status::Critical
+        } else if value > warning {
+            Status::Warning
+        } else {
+            Status::Ok
+        }
+    }
+
     /// The Nagios plugin exit code.
     pub fn nagios_code(self) -> u8 {
         match self {

@@ -75,24 +75,9 @@ pub struct Cli {
     #[command(flatten)]
     pub input: InputArgs,
 
-    /// Keep the N newest backups.
-    #[arg(long, value_name = "N", help_heading = "Retention")]
-    pub keep_last: Option<u64>,
-    /// Keep the newest backup of each of the last N hours that have one.
-    #[arg(long, value_name = "N", help_heading = "Retention")]
-    pub keep_hourly: Option<u64>,
-    /// Keep the newest backup of each of the last N days that have one.
-    #[arg(long, value_name = "N", help_heading = "Retention")]
-    pub keep_daily: Option<u64>,
-    /// Keep the newest backup of each of the last N ISO weeks that have one.
-    #[arg(long, value_name = "N", help_heading = "Retention")]
-    pub keep_weekly: Option<u64>,
-    /// Keep the newest backup of each of the last N months that have one.
-    #[arg(long, value_name = "N", help_heading = "Retention")]
-    pub keep_monthly: Option<u64>,
-    /// Keep the newest backup of each of the last N years that have one.
-    #[arg(long, value_name = "N", help_heading = "Retention")]
-    pub keep_yearly: Option<u64>,
+    #[command(flatten)]
+    pub keep: KeepFlags,
+
     /// Keep everything.
     #[arg(long, help_heading = "Retention")]
     pub keep_all: bool,
@@ -140,4 +125,79 @@ pub struct Cli {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Proxmox's prune-backups keys with a count, one flag each (`--keep-last N` …): the flag
+/// and its help, in Proxmox's order.
+const KEEP: [(&str, &str); 6] = [
+    ("keep-last", "Keep the N newest backups"),
+    (
+        "keep-hourly",
+        "Keep the newest backup of each of the last N hours that have one",
+    ),
+    (
+        "keep-daily",
+        "Keep the newest backup of each of the last N days that have one",
+    ),
+    (
+        "keep-weekly",
+        "Keep the newest backup of each of the last N ISO weeks that have one",
+    ),
+    (
+        "keep-monthly",
+        "Keep the newest backup of each of the last N months that have one",
+    ),
+    (
+        "keep-yearly",
+        "Keep the newest backup of each of the last N years that have one",
+    ),
+];
+
+/// `--keep-last` … `--keep-yearly`, in the order of [`KEEP`]; built from that table rather
+/// than six fields declared alike.
+#[derive(Debug, Clone, Default)]
+pub struct KeepFlags(pub [Option<u64>; 6]);
+
+/// The flags' ids, as clap derives them from field names: `conflicts_with_all` names these.
+const KEEP_IDS: [&str; 6] = [
+    "keep_last",
+    "keep_hourly",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+    "keep_yearly",
+];
+
+impl clap::FromArgMatches for KeepFlags {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Ok(KeepFlags(KEEP_IDS.map(|id| m.get_one::<u64>(id).copied())))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for KeepFlags {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        KEEP_IDS
+            .iter()
+            .zip(KEEP)
+            .fold(cmd, |cmd, (id, (flag, help))| {
+                cmd.arg(
+                    clap::Arg::new(id)
+                        .long(flag)
+                        .value_name("N")
+                        .value_parser(clap::value_parser!(u64))
+                        .action(clap::ArgAction::Set)
+                        .help(help)
+                        .help_heading("Retention"),
+                )
+            })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }

@@ -20,14 +20,7 @@ fn policy_source(cli: &Cli) -> Result<PolicySource> {
             .map_err(|e| Error::usage(format!("--prune-backups '{s}': {e}")))?;
         return Ok(PolicySource::Fixed(o));
     }
-    let flags = [
-        cli.keep_last,
-        cli.keep_hourly,
-        cli.keep_daily,
-        cli.keep_weekly,
-        cli.keep_monthly,
-        cli.keep_yearly,
-    ];
+    let flags = cli.keep.0;
     if flags.iter().all(Option::is_none) && !cli.keep_all {
         return Err(Error::usage(
             "no retention given: use --keep-last/--keep-daily/… , --keep-all, --prune-backups or --from-job",

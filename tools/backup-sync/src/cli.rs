@@ -195,46 +195,8 @@ pub struct PushArgs {
     #[arg(long, help_heading = "Transfer")]
     pub force: bool,
 
-    /// Server-side encryption of every object written.
-    #[arg(long, value_name = "ALGORITHM", help_heading = "Protection")]
-    pub sse: Option<SseArg>,
-
-    /// KMS key id for --sse aws:kms (default: the server's key).
-    #[arg(
-        long,
-        value_name = "ID",
-        requires = "sse",
-        help_heading = "Protection",
-        hide_short_help = true
-    )]
-    pub sse_kms_key_id: Option<String>,
-
-    /// Object Lock retention of each object written, in days (the bucket must have been
-    /// created with Object Lock). Offsite prune cannot delete them before.
-    #[arg(long, value_name = "N", help_heading = "Protection")]
-    pub object_lock_days: Option<u32>,
-
-    /// Object Lock mode: governance (lifted by a user allowed to bypass it) or compliance
-    /// (by no one, not even the account's root).
-    #[arg(
-        long,
-        value_enum,
-        default_value = "governance",
-        requires = "object_lock_days",
-        help_heading = "Protection",
-        hide_short_help = true
-    )]
-    pub object_lock_mode: LockModeArg,
-
-    /// Encrypt each archive and its side files to this age recipient (age1…, a public key
-    /// from age-keygen), as they stream; repeatable. Decrypted by pull --age-identity or by
-    /// `age -d -i KEY`.
-    #[arg(long, value_name = "RECIPIENT", help_heading = "Protection")]
-    pub encrypt_to: Vec<String>,
-
-    /// Encrypt to the recipients of this file (one age1… a line, # comments); repeatable.
-    #[arg(long, value_name = "FILE", help_heading = "Protection")]
-    pub encrypt_to_file: Vec<PathBuf>,
+    #[command(flatten)]
+    pub protection: ProtectionArgs,
 
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -276,6 +238,45 @@ pub struct PullArgs {
 
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+/// How push protects what it writes: server-side encryption, Object Lock, age encryption.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Protection")]
+pub struct ProtectionArgs {
+    /// Server-side encryption of every object written.
+    #[arg(long, value_name = "ALGORITHM")]
+    pub sse: Option<SseArg>,
+
+    /// KMS key id for --sse aws:kms (default: the server's key).
+    #[arg(long, value_name = "ID", requires = "sse", hide_short_help = true)]
+    pub sse_kms_key_id: Option<String>,
+
+    /// Object Lock retention of each object written, in days (the bucket must have been
+    /// created with Object Lock). Offsite prune cannot delete them before.
+    #[arg(long, value_name = "N")]
+    pub object_lock_days: Option<u32>,
+
+    /// Object Lock mode: governance (lifted by a user allowed to bypass it) or compliance
+    /// (by no one, not even the account's root).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "governance",
+        requires = "object_lock_days",
+        hide_short_help = true
+    )]
+    pub object_lock_mode: LockModeArg,
+
+    /// Encrypt each archive and its side files to this age recipient (age1…, a public key
+    /// from age-keygen), as they stream; repeatable. Decrypted by pull --age-identity or by
+    /// `age -d -i KEY`.
+    #[arg(long, value_name = "RECIPIENT")]
+    pub encrypt_to: Vec<String>,
+
+    /// Encrypt to the recipients of this file (one age1… a line, # comments); repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_to_file: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

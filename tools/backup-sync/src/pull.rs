@@ -17,8 +17,7 @@ use pvedr::s3::{Bucket, Endpoint};
 
 use crate::cli::PullArgs;
 use crate::location::{check_part, parse_volid};
-use crate::manifest::Manifest;
-use crate::meter::{Meter, add, hex};
+use crate::meter::{Meter, add};
 use crate::run::manifest_of;
 use crate::side;
 
@@ -168,7 +167,7 @@ fn pull_one(
         }
     }
     // Side files are checked before anything is written: a forged one stops the pull.
-    let sides = side_files_to_write(bucket, key, &m, dir, force, ids)?;
+    let sides = side::to_write(bucket, key, &m, ids, force, |f, sha| held_in(dir, f, sha))?;
     let f = AtomicFile::create(&target)?;
     let mut meter = Meter::new(f, &m.archive, Some(m.size), None);
     // The meter sees the plaintext: its size and sha256 are the manifest's.
@@ -206,31 +205,16 @@ fn pull_one(
     Ok(st)
 }
 
-/// The verified side files that are not in `dir` yet; one there with other contents
-/// stops the pull unless --force.
-fn side_files_to_write(
-    bucket: &Bucket,
-    key: &str,
-    m: &Manifest,
-    dir: &Path,
-    force: bool,
-    ids: Option<&Identities>,
-) -> Result<Vec<side::Fetched>> {
-    let mut out = Vec::new();
-    for s in side::fetch_all(bucket, key, m, ids)? {
-        let target = dir.join(&s.name);
-        if std::fs::symlink_metadata(&target).is_ok() {
-            let sha = hex(&<sha2::Sha256 as sha2::Digest>::digest(&s.data));
-            if same_file(&target, s.data.len() as u64, &sha)? {
-                continue;
-            }
-            if !force {
-                return Err(side::exists_refusal(&target.display().to_string()));
-            }
-        }
-        out.push(s);
-    }
-    Ok(out)
+/// What `dir` holds where a side file goes.
+fn held_in(dir: &Path, s: &side::Fetched, sha: &str) -> Result<side::Held> {
+    let target = dir.join(&s.name);
+    Ok(if std::fs::symlink_metadata(&target).is_err() {
+        side::Held::Nothing
+    } else if same_file(&target, s.data.len() as u64, sha)? {
+        side::Held::Same
+    } else {
+        side::Held::Other(target.display().to_string())
+    })
 }
 
 fn same_file(p: &Path, size: u64, sha256: &str) -> Result<bool> {

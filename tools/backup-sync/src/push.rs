@@ -56,21 +56,21 @@ pub fn plan(a: &PushArgs, endpoint: Endpoint) -> Result<Plan> {
     if let Some(s) = &a.storage {
         pvedr::validate::storage_id(s)?;
     }
-    if let Some(k) = &a.sse_kms_key_id {
+    if let Some(k) = &a.protection.sse_kms_key_id {
         pvedr::s3::check_header_value("--sse-kms-key-id", k)?;
     }
-    let recipients = Recipients::parse(&a.encrypt_to, &a.encrypt_to_file)
+    let recipients = Recipients::parse(&a.protection.encrypt_to, &a.protection.encrypt_to_file)
         .map_err(|e| Error::usage(e.to_string()))?;
-    let sse = a.sse.map(|s| match s {
+    let sse = a.protection.sse.map(|s| match s {
         SseArg::Aes256 => Sse::Aes256,
-        SseArg::Kms => Sse::Kms(a.sse_kms_key_id.clone()),
+        SseArg::Kms => Sse::Kms(a.protection.sse_kms_key_id.clone()),
     });
-    let lock = match a.object_lock_days {
+    let lock = match a.protection.object_lock_days {
         Some(0) | Some(36501..) => {
             return Err(Error::usage("--object-lock-days must be 1 to 36500"));
         }
         Some(d) => Some(Lock {
-            mode: match a.object_lock_mode {
+            mode: match a.protection.object_lock_mode {
                 LockModeArg::Governance => LockMode::Governance,
                 LockModeArg::Compliance => LockMode::Compliance,
             },

@@ -111,6 +111,38 @@ pub fn identities_for<'a>(
     }
 }
 
+/// What a side file's target holds.
+pub enum Held {
+    Nothing,
+    /// These very bytes (same size and sha256): nothing to write.
+    Same,
+    /// Other contents, at this place (named in the refusal).
+    Other(String),
+}
+
+/// The verified side files of `m` not at their targets yet; one there with other contents
+/// stops the pull unless `force`. `held` says what a file's target holds, given the file
+/// and its sha256.
+pub fn to_write(
+    bucket: &Bucket,
+    key: &str,
+    m: &Manifest,
+    ids: Option<&Identities>,
+    force: bool,
+    held: impl Fn(&Fetched, &str) -> Result<Held>,
+) -> Result<Vec<Fetched>> {
+    let mut out = Vec::new();
+    for s in fetch_all(bucket, key, m, ids)? {
+        let sha = hex(&<sha2::Sha256 as sha2::Digest>::digest(&s.data));
+        match held(&s, &sha)? {
+            Held::Same => continue,
+            Held::Other(target) if !force => return Err(exists_refusal(&target)),
+            Held::Other(_) | Held::Nothing => out.push(s),
+        }
+    }
+    Ok(out)
+}
+
 /// The refusal for a side file already there with other contents (without --force).
 pub fn exists_refusal(target: &str) -> Error {
     Error::Refused(format!(

@@ -18,8 +18,7 @@ use pvedr::transport::{RemoteCommand, Transport, check};
 use pvedr::validate;
 
 use crate::location::check_part;
-use crate::manifest::Manifest;
-use crate::meter::{Meter, hex};
+use crate::meter::Meter;
 use crate::run::manifest_of;
 use crate::side;
 use crate::source::remote_sha256;
@@ -138,32 +137,16 @@ fn put_file(t: &dyn Transport, dir: &str, name: &str, data: &[u8]) -> Result<()>
     done
 }
 
-/// The verified side files not on the node yet; one there with other contents stops the
-/// pull unless --force.
-fn side_files_to_write(
-    bucket: &Bucket,
-    key: &str,
-    m: &Manifest,
-    t: &dyn Transport,
-    dir: &str,
-    force: bool,
-    ids: Option<&Identities>,
-) -> Result<Vec<side::Fetched>> {
-    let mut out = Vec::new();
-    for s in side::fetch_all(bucket, key, m, ids)? {
-        let target = format!("{dir}/{}", s.name);
-        if exists(t, &target)? {
-            let sha = hex(&<sha2::Sha256 as sha2::Digest>::digest(&s.data));
-            if remote_sha256(t, &target).ok().as_deref() == Some(sha.as_str()) {
-                continue;
-            }
-            if !force {
-                return Err(side::exists_refusal(&format!("{}:{target}", t.host())));
-            }
-        }
-        out.push(s);
-    }
-    Ok(out)
+/// What the node holds in `dir` where a side file goes.
+fn held_on(t: &dyn Transport, dir: &str, s: &side::Fetched, sha: &str) -> Result<side::Held> {
+    let target = format!("{dir}/{}", s.name);
+    Ok(if !exists(t, &target)? {
+        side::Held::Nothing
+    } else if remote_sha256(t, &target).ok().as_deref() == Some(sha) {
+        side::Held::Same
+    } else {
+        side::Held::Other(format!("{}:{target}", t.host()))
+    })
 }
 
 /// What to stream and how: the object, the archive's name and plaintext size, and the
@@ -244,7 +227,9 @@ pub fn pull_one(
     }
     let dir = target.rsplit_once('/').map_or("", |(d, _)| d).to_string();
     // Side files are checked before anything is written: a forged one stops the pull.
-    let sides = side_files_to_write(bucket, key, &m, t, &dir, force, ids)?;
+    let sides = side::to_write(bucket, key, &m, ids, force, |f, sha| {
+        held_on(t, &dir, f, sha)
+    })?;
     let tmp = temp_name(&dir, &m.archive);
     let src = Source {
         endpoint,

@@ -752,16 +752,14 @@ impl Run<'_> {
 /// The exit code (the worst status's) and the count of each status.
 fn tally(checks: &[Check]) -> (u8, Map<String, Value>) {
     let worst = checks.iter().map(|c| rank(&c.status)).max().unwrap_or(0);
-    let mut counts = Map::new();
-    for s in [
+    let found: Vec<CheckStatus> = checks.iter().map(|c| c.status.clone()).collect();
+    let each = [
         CheckStatus::Ok,
         CheckStatus::Warning,
         CheckStatus::Critical,
         CheckStatus::Unknown,
-    ] {
-        let n = checks.iter().filter(|c| c.status == s).count();
-        counts.insert(s.to_string(), json!(n));
-    }
+    ];
+    let counts = pvedr::status::counts_each(&found, &each, |s| s.to_string());
     ([0, 3, 1, 2][worst], counts)
 }
 

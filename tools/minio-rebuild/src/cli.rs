@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser};
 use pvedr::cli::{OutputArgs, WriteArgs, values};
 
 const AFTER: &str = "EXAMPLES:
@@ -99,47 +99,11 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = values::duration)]
     pub wait: Duration,
 
-    /// Terraform directory that deploys the store: when it is unhealthy, plan and apply its
-    /// --module (a local backend there: the store it deploys cannot hold its own state).
-    #[arg(long, value_name = "DIR", help_heading = "Terraform")]
-    pub terraform_dir: Option<PathBuf>,
-
-    /// The address applied in --terraform-dir.
-    #[arg(
-        long,
-        value_name = "ADDR",
-        default_value = "module.minio",
-        help_heading = "Terraform"
-    )]
-    pub module: String,
-
-    /// The Terraform (or OpenTofu) command.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "terraform",
-        help_heading = "Terraform"
-    )]
-    pub terraform_bin: String,
-
-    /// The bound of each Terraform command (30s, 10m, 1h). At it, and on Ctrl-C or SIGTERM,
-    /// Terraform is asked to stop (SIGINT to its process group; SIGTERM after 10 s, SIGKILL
-    /// after 10 s more) and what it may have left (a lock) is said.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "10m",
-        value_parser = values::bound,
-        help_heading = "Terraform"
-    )]
-    pub terraform_timeout: Duration,
-
-    /// Check this environment's backend: terraform init -reconfigure and plan (repeatable).
-    #[arg(long, value_name = "ENVDIR", help_heading = "Terraform")]
-    pub verify_dir: Vec<PathBuf>,
+    #[command(flatten)]
+    pub terraform: TerraformArgs,
 
     /// Add a lifecycle rule that expires noncurrent state versions after N days.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=36500))]
+    #[arg(long, value_name = "N", help_heading = "S3", value_parser = clap::value_parser!(i32).range(1..=36500))]
     pub noncurrent_days: Option<i32>,
 
     /// A `tfstate-versions export` directory to put the states back from.
@@ -165,4 +129,37 @@ pub struct Cli {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// The Terraform that deploys the store and the backends verified (its own heading).
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Terraform")]
+pub struct TerraformArgs {
+    /// Terraform directory that deploys the store: when it is unhealthy, plan and apply its
+    /// --module (a local backend there: the store it deploys cannot hold its own state).
+    #[arg(long, value_name = "DIR")]
+    pub terraform_dir: Option<PathBuf>,
+
+    /// The address applied in --terraform-dir.
+    #[arg(long, value_name = "ADDR", default_value = "module.minio")]
+    pub module: String,
+
+    /// The Terraform (or OpenTofu) command.
+    #[arg(long, value_name = "PATH", default_value = "terraform")]
+    pub terraform_bin: String,
+
+    /// The bound of each Terraform command (30s, 10m, 1h). At it, and on Ctrl-C or SIGTERM,
+    /// Terraform is asked to stop (SIGINT to its process group; SIGTERM after 10 s, SIGKILL
+    /// after 10 s more) and what it may have left (a lock) is said.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10m",
+        value_parser = values::bound
+    )]
+    pub terraform_timeout: Duration,
+
+    /// Check this environment's backend: terraform init -reconfigure and plan (repeatable).
+    #[arg(long, value_name = "ENVDIR")]
+    pub verify_dir: Vec<PathBuf>,
 }

@@ -64,7 +64,8 @@ impl Ctx<'_> {
 
     /// Terraform in `dir`, bounded by `--terraform-timeout`.
     pub fn terraform(&self, dir: &std::path::Path) -> pvedr::terraform::Terraform {
-        pvedr::terraform::Terraform::new(&self.cli.terraform_bin, dir).with_timeout(self.tf_timeout)
+        pvedr::terraform::Terraform::new(&self.cli.terraform.terraform_bin, dir)
+            .with_timeout(self.tf_timeout)
     }
 
     /// The endpoint as it may be printed.
@@ -103,7 +104,7 @@ fn check_flags(cli: &Cli) -> Result<()> {
             k.chars().take(80).collect::<String>().escape_debug()
         )));
     }
-    let m = &cli.module;
+    let m = &cli.terraform.module;
     if m.is_empty() || m.len() > 256 || m.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::usage(format!(
             "invalid --module '{}': a Terraform address such as module.minio",
@@ -111,9 +112,10 @@ fn check_flags(cli: &Cli) -> Result<()> {
         )));
     }
     for d in cli
+        .terraform
         .verify_dir
         .iter()
-        .chain(&cli.terraform_dir)
+        .chain(&cli.terraform.terraform_dir)
         .chain(&cli.from)
     {
         if !d.is_dir() {
@@ -138,7 +140,7 @@ pub(crate) fn context(cli: &Cli) -> Result<Ctx<'_>> {
         endpoint,
         buckets: buckets(cli)?,
         wait: cli.wait,
-        tf_timeout: cli.terraform_timeout,
+        tf_timeout: cli.terraform.terraform_timeout,
         dry_run: cli.write.dry_run,
         store_unread: false,
         missing: Vec::new(),

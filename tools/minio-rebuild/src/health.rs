@@ -35,7 +35,7 @@ pub fn bring_up(ctx: &mut Ctx) -> Result<bool> {
     let h = check(ctx)?;
     if h.healthy {
         ctx.emit(step("health", &target, StepStatus::Ok, &h.message, t0))?;
-        if let Some(d) = &ctx.cli.terraform_dir {
+        if let Some(d) = &ctx.cli.terraform.terraform_dir {
             let d = d.display().to_string();
             let s = step(
                 "reprovision",
@@ -54,7 +54,7 @@ pub fn bring_up(ctx: &mut Ctx) -> Result<bool> {
     }
     let why = format!("unhealthy: {}", h.message);
     ctx.emit(step("health", &target, StepStatus::Skipped, why, t0))?;
-    if ctx.cli.terraform_dir.is_some() && !reprovision(ctx)? {
+    if ctx.cli.terraform.terraform_dir.is_some() && !reprovision(ctx)? {
         return Ok(false);
     }
     wait(ctx, &target)
@@ -146,11 +146,11 @@ pub fn tf_failed(e: &Error, tf: &Terraform, then: &str) -> String {
 /// `terraform init`, `plan -target`, then `apply -target` (not in a dry run).
 fn reprovision(ctx: &mut Ctx) -> Result<bool> {
     let t0 = Instant::now();
-    let Some(dir) = ctx.cli.terraform_dir.clone() else {
+    let Some(dir) = ctx.cli.terraform.terraform_dir.clone() else {
         return Ok(true);
     };
     let target = dir.display().to_string();
-    let module = ctx.cli.module.clone();
+    let module = ctx.cli.terraform.module.clone();
     let tf = ctx.terraform(&dir);
     let tgt = format!("-target={module}");
     let planned = tf.init(&[]).and_then(|_| {

@@ -15,7 +15,7 @@ use pvedr::change::step;
 
 pub fn verify_backends(ctx: &mut Ctx) -> Result<bool> {
     let mut all_ok = true;
-    for dir in ctx.cli.verify_dir.clone() {
+    for dir in ctx.cli.terraform.verify_dir.clone() {
         if pvedr::interrupt::requested() {
             return Ok(false);
         }

@@ -1,7 +1,7 @@
 use clap::Parser;
 use pvedr::cli::OutputArgs;
-use pvedr::connect::ConnectArgs;
-use pvedr::listing::{FilterArgs, SelectArgs};
+use pvedr::connect::ListingArgs;
+use pvedr::listing::FilterArgs;
 
 const AFTER: &str = concat!(
     "EXAMPLES:
@@ -62,14 +62,7 @@ RECORDS:
 #[command(name = "pve-ls-backups", version, after_long_help = AFTER)]
 pub struct Cli {
     #[command(flatten)]
-    pub connect: ConnectArgs,
-
-    /// `--dry-run`, `--yes`: accepted (the vocabulary of every tool), ignored here.
-    #[command(flatten)]
-    pub no_change: pvedr::cli::NoChangeArgs,
-
-    #[command(flatten)]
-    pub select: SelectArgs,
+    pub listing: ListingArgs,
 
     #[command(flatten)]
     pub filter: FilterArgs,

@@ -31,7 +31,7 @@ pub fn run(cli: Cli) -> Result<u8> {
 }
 
 fn list(cli: &Cli) -> Result<u8> {
-    let zone = Zone::from_arg(cli.select.timezone.as_deref())?;
+    let zone = Zone::from_arg(cli.listing.select.timezone.as_deref())?;
     // Every value is checked before anything runs on a node.
     let mut filter = cli.filter.parse(zone)?;
     let extras = Extras {
@@ -40,12 +40,16 @@ fn list(cli: &Cli) -> Result<u8> {
         jobs: cli.with_jobs,
         failures: cli.with_failures,
     };
-    let gathered = if cli.select.dir.is_some() {
-        listing::gather_dir(&cli.select, zone, extras)?
+    let gathered = if cli.listing.select.dir.is_some() {
+        listing::gather_dir(&cli.listing.select, zone, extras)?
     } else {
-        let g = cli.connect.connect()?.gather(&cli.select, extras)?;
+        let g = cli
+            .listing
+            .connect
+            .connect()?
+            .gather(&cli.listing.select, extras)?;
         // Dates are the node's days: checked above, read again in its zone.
-        filter = cli.filter.parse(g.zone(&cli.select)?)?;
+        filter = cli.filter.parse(g.zone(&cli.listing.select)?)?;
         g
     };
     emit(cli, &filter, gathered)

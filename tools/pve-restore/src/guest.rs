@@ -425,20 +425,33 @@ mod tests {
 
     #[test]
     fn safety_point_from_vzdump_output() {
-        let out = "INFO: starting new backup job\nINFO: creating vzdump archive '/var/lib/vz/dump/vzdump-qemu-100-2024_01_15-03_00_00.vma.zst'\n";
-        assert_eq!(
-            safety_point_volid(out, "local").as_deref(),
-            Some("local:backup/vzdump-qemu-100-2024_01_15-03_00_00.vma.zst")
-        );
-        let evil = "INFO: creating vzdump archive '/x/vzdump-qemu-100-2024_01_15-03_00_00.vma.zst;rm -rf /'\n";
-        assert_eq!(safety_point_volid(evil, "local"), None);
-        let pbs = "INFO: creating Proxmox Backup Server archive 'vm/100/2026-12-01T02:00:02Z'\n";
-        assert_eq!(
-            safety_point_volid(pbs, "pbs").as_deref(),
-            Some("pbs:backup/vm/100/2026-12-01T02:00:02Z")
-        );
-        let bad = "INFO: creating Proxmox Backup Server archive 'vm/100/$(reboot)'\n";
-        assert_eq!(safety_point_volid(bad, "pbs"), None);
+        // (vzdump's output, the storage, the safety point's volid): a path or PBS name
+        // that is not a plain one gives none.
+        let cases = [
+            (
+                "INFO: starting new backup job\nINFO: creating vzdump archive '/var/lib/vz/dump/vzdump-qemu-100-2024_01_15-03_00_00.vma.zst'\n",
+                "local",
+                Some("local:backup/vzdump-qemu-100-2024_01_15-03_00_00.vma.zst"),
+            ),
+            (
+                "INFO: creating vzdump archive '/x/vzdump-qemu-100-2024_01_15-03_00_00.vma.zst;rm -rf /'\n",
+                "local",
+                None,
+            ),
+            (
+                "INFO: creating Proxmox Backup Server archive 'vm/100/2026-12-01T02:00:02Z'\n",
+                "pbs",
+                Some("pbs:backup/vm/100/2026-12-01T02:00:02Z"),
+            ),
+            (
+                "INFO: creating Proxmox Backup Server archive 'vm/100/$(reboot)'\n",
+                "pbs",
+                None,
+            ),
+        ];
+        for (out, storage, want) in cases {
+            assert_eq!(safety_point_volid(out, storage).as_deref(), want, "{out}");
+        }
     }
 
     #[test]

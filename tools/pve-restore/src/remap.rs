@@ -116,18 +116,11 @@ pub fn plan(config: &GuestConfig, lxc: bool, maps: &Maps) -> Remap {
         }
     }
     r.nets = config.nets.iter().map(|n| net_move(n, maps)).collect();
-    r.passthrough = config
-        .devices
-        .iter()
-        .filter(|d| d.host.is_some())
-        .cloned()
-        .collect();
-    r.mapped = config
-        .devices
-        .iter()
-        .filter(|d| d.mapping.is_some())
-        .cloned()
-        .collect();
+    let devices = |with: fn(&Device) -> bool| -> Vec<Device> {
+        config.devices.iter().filter(|d| with(d)).cloned().collect()
+    };
+    r.passthrough = devices(|d| d.host.is_some());
+    r.mapped = devices(|d| d.mapping.is_some());
     r
 }
 

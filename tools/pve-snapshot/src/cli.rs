@@ -112,6 +112,16 @@ pub struct Changing {
     pub label: String,
 }
 
+/// How create and prune are confirmed (`--dry-run`, `--yes`) and what they write.
+#[derive(Args, Debug)]
+pub struct Changes {
+    #[command(flatten)]
+    pub write: WriteArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
 #[derive(Args, Debug)]
 pub struct CreateArgs {
     #[command(flatten)]
@@ -128,10 +138,7 @@ pub struct CreateArgs {
     pub wait_lock: Option<Duration>,
 
     #[command(flatten)]
-    pub write: WriteArgs,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub changes: Changes,
 }
 
 #[derive(Args, Debug)]
@@ -148,10 +155,7 @@ pub struct PruneArgs {
     pub wait_lock: Option<Duration>,
 
     #[command(flatten)]
-    pub write: WriteArgs,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub changes: Changes,
 }
 
 #[derive(Args, Debug)]

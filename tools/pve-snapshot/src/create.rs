@@ -25,7 +25,7 @@ pub fn run(a: &CreateArgs) -> Result<u8> {
     if !ctx.guests.is_empty() {
         // A dry run goes on: each guest's record says what would be done.
         pvedr::change::approve(
-            &a.write,
+            &a.changes.write,
             &format!(
                 "taking a '{label}' snapshot of {} guest(s) (each record's way_back removes it)",
                 ctx.guests.len()
@@ -45,7 +45,7 @@ pub fn run(a: &CreateArgs) -> Result<u8> {
             ctx: &ctx,
             label: &label,
             vmstate: a.vmstate,
-            dry_run: a.write.dry_run,
+            dry_run: a.changes.write.dry_run,
             wait,
         };
         recs.push(job.one(g, &mut stamps));
@@ -53,7 +53,7 @@ pub fn run(a: &CreateArgs) -> Result<u8> {
     // A wait on a task ended by Ctrl-C fails that guest's record; the run was interrupted.
     interrupted |= interrupt::requested();
     refresh(&ctx, &mut recs);
-    let mut out = a.output.output();
+    let mut out = a.changes.output.output();
     for r in &recs {
         out.write(&Record::Snapshot(r.clone()))?;
     }

@@ -39,7 +39,7 @@ pub fn run(a: &PruneArgs) -> Result<u8> {
     let what = format!(
         "removing {doomed} '{label}' snapshot(s) (a removed snapshot cannot come back; backups stay)"
     );
-    if doomed > 0 && pvedr::change::approve(&a.write, &what)? == Approval::Go {
+    if doomed > 0 && pvedr::change::approve(&a.changes.write, &what)? == Approval::Go {
         interrupt::install();
         interrupted = remove_all(&ctx, &mut recs, wait);
     } else {
@@ -47,7 +47,7 @@ pub fn run(a: &PruneArgs) -> Result<u8> {
             mark_status(r, SnapshotStatus::Planned, None);
         }
     }
-    let mut out = a.output.output();
+    let mut out = a.changes.output.output();
     for r in &recs {
         out.write(&Record::Snapshot(r.clone()))?;
     }

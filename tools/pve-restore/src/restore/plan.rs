@@ -2,6 +2,10 @@
 
 use super::*;
 
+const WHY_LOCK: &str = "a locked guest (backup, snapshot, migration) must not be touched";
+const WHY_VZDUMP: &str = "no vzdump may be running on the node: the safety point would wait for its lock (up to 3 h by default) with the guest stopped";
+const WHY_LOSS: &str = "what the overwrite deletes that the backup and the safety point cannot bring back: snapshots, volumes not in the backup";
+
 impl Job<'_> {
     pub(super) fn build_plan(&mut self) {
         let (tool, id, cli) = (self.tool(), self.id(), self.ctx.cli);
@@ -16,24 +20,15 @@ impl Job<'_> {
         if self.overwrite {
             let node = self.rec.node.clone().unwrap_or_default();
             let at = guest::at(&node, self.lxc, self.target);
-            self.s.lock = Some(p.read(
-                "check-lock",
-                &id,
-                "a locked guest (backup, snapshot, migration) must not be touched",
-                Some(at.config_cmd().argv),
-            ));
-            self.s.vzdump = Some(p.read(
-                "check-vzdump",
-                &node,
-                "no vzdump may be running on the node: the safety point would wait for its lock (up to 3 h by default) with the guest stopped",
-                Some(pvedr::pve::active_tasks_cmd(&node, "vzdump").argv),
-            ));
-            self.s.loss = Some(p.read(
-                "check-loss",
-                &id,
-                "what the overwrite deletes that the backup and the safety point cannot bring back: snapshots, volumes not in the backup",
-                Some(at.snapshots_cmd().argv),
-            ));
+            let vzdumps = pvedr::pve::active_tasks_cmd(&node, "vzdump");
+            // The checks an overwrite adds: (step, on, why, command).
+            let [lock, vzdump, loss] = [
+                ("check-lock", &id, WHY_LOCK, at.config_cmd()),
+                ("check-vzdump", &node, WHY_VZDUMP, vzdumps),
+                ("check-loss", &id, WHY_LOSS, at.snapshots_cmd()),
+            ]
+            .map(|(step, on, why, cmd)| Some(p.read(step, on, why, Some(cmd.argv))));
+            (self.s.lock, self.s.vzdump, self.s.loss) = (lock, vzdump, loss);
             self.s.stop = Some(p.change(
                 "stop",
                 &id,
@@ -65,35 +60,26 @@ impl Job<'_> {
         } else {
             "restore to a VMID that is free cluster-wide"
         };
-        let cmd = match &self.streamed {
-            Some(s) => {
-                let mut cmd = s.restore_cmd(
-                    self.lxc,
-                    self.target,
-                    self.overwrite,
-                    self.target_storage.as_deref(),
-                    cli.unique,
-                );
-                if let (Some(r), true) = (&self.remap, self.lxc) {
-                    cmd.extend(crate::remap::ct_args(r));
-                }
-                cmd
-            }
-            None => {
-                let mut cmd = restore_cmd(
-                    self.lxc,
-                    &self.b.volid,
-                    self.target,
-                    self.overwrite,
-                    self.target_storage.as_deref(),
-                    cli.unique,
-                );
-                if let (Some(r), true) = (&self.remap, self.lxc) {
-                    cmd.extend(crate::remap::ct_args(r));
-                }
-                cmd
-            }
+        let mut cmd = match &self.streamed {
+            Some(s) => s.restore_cmd(
+                self.lxc,
+                self.target,
+                self.overwrite,
+                self.target_storage.as_deref(),
+                cli.unique,
+            ),
+            None => restore_cmd(
+                self.lxc,
+                &self.b.volid,
+                self.target,
+                self.overwrite,
+                self.target_storage.as_deref(),
+                cli.unique,
+            ),
         };
+        if let (Some(r), true) = (&self.remap, self.lxc) {
+            cmd.extend(crate::remap::ct_args(r));
+        }
         let mut why = match &self.target_storage {
             Some(s) => format!("{why}; every volume on storage {s}"),
             None => format!(
