@@ -11,6 +11,7 @@
 # Also pvedr's peak RSS and the archive bytes on the node's storages during (a), and the
 # SSH data path alone: pvedr's transport (lib/examples/ssh_pipe.rs) against OpenSSH piping
 # the same bytes into `cat > /dev/null` on the node, with the ciphers each negotiated.
+# The restore's parts timed apart (S3 alone, S3 into SSH): lib/examples/s3_pipe.rs.
 # BENCH_STREAM_MIB (default 1024) sets the disk's size, BENCH_SSH_MIB (default 256) the data path's bytes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
