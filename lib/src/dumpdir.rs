@@ -131,6 +131,84 @@ fn read_notes(path: &Path) -> Option<String> {
     }
 }
 
+/// The directory's file names; one that is not UTF-8 is skipped with a warning.
+fn utf8_names(dir: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    let entries =
+        fs::read_dir(dir).map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
+    for e in entries {
+        let e = e.map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
+        match e.file_name().to_str() {
+            Some(n) => names.push(n.to_string()),
+            None => warn(&format!(
+                "skipped {}: the file name is not UTF-8",
+                e.path().display()
+            )),
+        }
+    }
+    Ok(names)
+}
+
+/// An archive's metadata; `None` (warned) for what is not a regular file (a directory named
+/// like an archive). stat only: the archive itself is opened by whoever reads it.
+fn archive_metadata(p: &Path) -> Option<fs::Metadata> {
+    match fs::metadata(p) {
+        Ok(m) if m.is_file() => Some(m),
+        Ok(m) => {
+            warn(&format!(
+                "skipped {}: not a regular file ({})",
+                p.display(),
+                kind_of(m.file_type())
+            ));
+            None
+        }
+        Err(e) => {
+            warn(&format!("skipped {}: cannot read: {e}", p.display()));
+            None
+        }
+    }
+}
+
+/// The archive's vzdump log (a standard name's `<stem>.log`, when present): its path and
+/// outcome; `(None, None)` (warned when unreadable) without one.
+fn read_log(
+    dir: &Path,
+    a: &archive::ArchiveName,
+    present: &HashSet<&str>,
+) -> (Option<String>, Option<&'static str>) {
+    if !(a.is_std_name() && present.contains(format!("{}.log", a.stem).as_str())) {
+        return (None, None);
+    }
+    let lp = dir.join(format!("{}.log", a.stem));
+    match read_tail(&lp, MAX_LOG_TAIL) {
+        Ok(b) => (
+            Some(lp.display().to_string()),
+            Some(log_outcome(&String::from_utf8_lossy(&b))),
+        ),
+        Err(e) => {
+            warn(&format!("skipped {}: {e}", lp.display()));
+            (None, None)
+        }
+    }
+}
+
+/// Whether `<name>.protected` is present.
+fn is_protected(dir: &Path, name: &str, present: &HashSet<&str>) -> bool {
+    let protected = present.contains(format!("{name}.protected").as_str());
+    if protected {
+        // Proxmox only tests that it exists (`-e`): never opened, and it counts.
+        let pp = dir.join(format!("{name}.protected"));
+        if let Some(m) = fs::metadata(&pp).ok().filter(|m| !m.is_file()) {
+            warn(&format!(
+                "{}: not a regular file ({}); the archive counts as protected, as in Proxmox",
+                pp.display(),
+                kind_of(m.file_type())
+            ));
+        }
+    }
+    protected
+}
+
 /// Where and how to read.
 #[derive(Debug, Clone)]
 pub struct DumpDir {
@@ -170,19 +248,7 @@ impl DumpDir {
     pub fn list(&self) -> Result<Listing> {
         let dir = DumpDir::resolve(&self.path)?;
         let dir = fs::canonicalize(&dir).unwrap_or(dir);
-        let mut names: Vec<String> = Vec::new();
-        let entries = fs::read_dir(&dir)
-            .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
-        for e in entries {
-            let e = e.map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
-            match e.file_name().to_str() {
-                Some(n) => names.push(n.to_string()),
-                None => warn(&format!(
-                    "skipped {}: the file name is not UTF-8",
-                    e.path().display()
-                )),
-            }
-        }
+        let names = utf8_names(&dir)?;
         let present: HashSet<&str> = names.iter().map(String::as_str).collect();
         let mut out = Listing::default();
         let mut stems: HashSet<String> = HashSet::new();
@@ -191,119 +257,100 @@ impl DumpDir {
             let Some(a) = archive::parse(name).filter(|_| !name.starts_with('.')) else {
                 continue;
             };
-            let p = dir.join(name);
-            // Skip what is not a regular file (a directory named like an archive). stat only:
-            // the archive itself is opened by whoever reads it.
-            let meta = match fs::metadata(&p) {
-                Ok(m) if m.is_file() => m,
-                Ok(m) => {
-                    warn(&format!(
-                        "skipped {}: not a regular file ({})",
-                        p.display(),
-                        kind_of(m.file_type())
-                    ));
-                    continue;
-                }
-                Err(e) => {
-                    warn(&format!("skipped {}: cannot read: {e}", p.display()));
-                    continue;
-                }
-            };
-            stems.insert(a.stem.clone());
-            let ctime = match a.local_time.and_then(|t| self.zone.to_epoch(t)) {
-                Some(t) => t,
-                None => meta.ctime(),
-            };
-            let notes = read_notes(&dir.join(format!("{name}.notes")));
-            let (log, log_status) =
-                if a.is_std_name() && present.contains(format!("{}.log", a.stem).as_str()) {
-                    let lp = dir.join(format!("{}.log", a.stem));
-                    match read_tail(&lp, MAX_LOG_TAIL) {
-                        Ok(b) => (
-                            Some(lp.display().to_string()),
-                            Some(log_outcome(&String::from_utf8_lossy(&b))),
-                        ),
-                        Err(e) => {
-                            warn(&format!("skipped {}: {e}", lp.display()));
-                            (None, None)
-                        }
-                    }
-                } else {
-                    (None, None)
-                };
-            let protected = present.contains(format!("{name}.protected").as_str());
-            if protected {
-                // Proxmox only tests that it exists (`-e`): never opened, and it counts.
-                let pp = dir.join(format!("{name}.protected"));
-                if let Some(m) = fs::metadata(&pp).ok().filter(|m| !m.is_file()) {
-                    warn(&format!(
-                        "{}: not a regular file ({}); the archive counts as protected, as in Proxmox",
-                        pp.display(),
-                        kind_of(m.file_type())
-                    ));
-                }
+            if let Some(b) = self.backup(&dir, name, &a, &present) {
+                stems.insert(a.stem);
+                out.backups.push(b);
             }
-            out.backups.push(Backup {
-                node: self.node.clone(),
-                storage: Some(self.storage.clone()),
-                volid: format!("{}:backup/{name}", self.storage),
-                vmid: a.vmid,
-                subtype: a.subtype.clone(),
-                ctime,
-                time: records::rfc3339(ctime),
-                size: Some(meta.len()),
-                format: a.format.clone(),
-                notes,
-                protected,
-                path: Some(p.display().to_string()),
-                log,
-                log_status: log_status.map(String::from),
-                ..Default::default()
-            });
         }
         // Proxmox sorts the listing by lower-cased volid.
         out.backups.sort_by_key(|b| b.volid.to_lowercase());
-
-        for name in &names {
-            let Some((subtype, vmid, t)) = archive::parse_log_name(name) else {
-                continue;
-            };
-            let stem = name.trim_end_matches(".log");
-            // A log with an archive is a finished backup; with a .dat beside it, one in progress.
-            if stems.contains(stem)
-                || names
-                    .iter()
-                    .any(|n| n.starts_with(stem) && n.ends_with(".dat"))
-            {
-                continue;
-            }
-            let lp = dir.join(name);
-            let text = match read_tail(&lp, MAX_LOG_TAIL) {
-                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-                Err(e @ Skip::NotRegular(_)) => {
-                    warn(&format!("skipped {}: {e}", lp.display()));
-                    continue;
-                }
-                Err(e) => {
-                    warn(&format!("{}: {e}", lp.display()));
-                    String::new()
-                }
-            };
-            let ctime = self.zone.to_epoch(t).unwrap_or(0);
-            out.failures.push(BackupFailure {
-                node: self.node.clone(),
-                storage: Some(self.storage.clone()),
-                vmid,
-                subtype,
-                ctime,
-                time: records::rfc3339(ctime),
-                log: lp.display().to_string(),
-                error: last_error(&text),
-                extra: Default::default(),
-            });
-        }
+        out.failures = names
+            .iter()
+            .filter_map(|name| self.failure(&dir, name, &names, &stems))
+            .collect();
         out.failures.sort_by(|a, b| a.log.cmp(&b.log));
         Ok(out)
+    }
+
+    /// The `backup` record of archive `name`; `None` (warned) when it is not a regular file.
+    fn backup(
+        &self,
+        dir: &Path,
+        name: &str,
+        a: &archive::ArchiveName,
+        present: &HashSet<&str>,
+    ) -> Option<Backup> {
+        let p = dir.join(name);
+        let meta = archive_metadata(&p)?;
+        let ctime = match a.local_time.and_then(|t| self.zone.to_epoch(t)) {
+            Some(t) => t,
+            None => meta.ctime(),
+        };
+        let notes = read_notes(&dir.join(format!("{name}.notes")));
+        let (log, log_status) = read_log(dir, a, present);
+        let protected = is_protected(dir, name, present);
+        Some(Backup {
+            node: self.node.clone(),
+            storage: Some(self.storage.clone()),
+            volid: format!("{}:backup/{name}", self.storage),
+            vmid: a.vmid,
+            subtype: a.subtype.clone(),
+            ctime,
+            time: records::rfc3339(ctime),
+            size: Some(meta.len()),
+            format: a.format.clone(),
+            notes,
+            protected,
+            path: Some(p.display().to_string()),
+            log,
+            log_status: log_status.map(String::from),
+            ..Default::default()
+        })
+    }
+
+    /// The `backup-failure` record of vzdump log `name` left without an archive; `None` for
+    /// another file, a finished or running backup's log, or a log that is not a regular file.
+    fn failure(
+        &self,
+        dir: &Path,
+        name: &str,
+        names: &[String],
+        stems: &HashSet<String>,
+    ) -> Option<BackupFailure> {
+        let (subtype, vmid, t) = archive::parse_log_name(name)?;
+        let stem = name.trim_end_matches(".log");
+        // A log with an archive is a finished backup; with a .dat beside it, one in progress.
+        if stems.contains(stem)
+            || names
+                .iter()
+                .any(|n| n.starts_with(stem) && n.ends_with(".dat"))
+        {
+            return None;
+        }
+        let lp = dir.join(name);
+        let text = match read_tail(&lp, MAX_LOG_TAIL) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e @ Skip::NotRegular(_)) => {
+                warn(&format!("skipped {}: {e}", lp.display()));
+                return None;
+            }
+            Err(e) => {
+                warn(&format!("{}: {e}", lp.display()));
+                String::new()
+            }
+        };
+        let ctime = self.zone.to_epoch(t).unwrap_or(0);
+        Some(BackupFailure {
+            node: self.node.clone(),
+            storage: Some(self.storage.clone()),
+            vmid,
+            subtype,
+            ctime,
+            time: records::rfc3339(ctime),
+            log: lp.display().to_string(),
+            error: last_error(&text),
+            extra: Default::default(),
+        })
     }
 
     /// The file system holding the directory, as a `storage` record.

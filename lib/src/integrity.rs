@@ -237,7 +237,20 @@ fn cstr(b: &[u8]) -> Result<String, String> {
     }
 }
 
+/// A VMA's devices by id (1-255): the size and which clusters were seen.
+type VmaDevices = Vec<Option<(u64, Seen)>>;
+
 fn check_vma(r: &mut dyn Read) -> Result<(), String> {
+    let header = read_vma_header(r)?;
+    let blobs = vma_blob_buffer(&header)?;
+    check_vma_configs(&header, blobs)?;
+    let mut devices = vma_devices(&header, blobs)?;
+    check_vma_extents(r, &header[8..24], &mut devices)?;
+    check_vma_clusters(&devices)
+}
+
+/// The whole header, its magic, version, size and MD5 checked.
+fn read_vma_header(r: &mut dyn Read) -> Result<Vec<u8>, String> {
     let mut header = vec![0u8; VMA_HEADER_BASE];
     r.read_exact(&mut header)
         .map_err(|e| format!("VMA header: {}", explain(e)))?;
@@ -259,40 +272,53 @@ fn check_vma(r: &mut dyn Read) -> Result<(), String> {
     if Md5::digest(&zeroed).as_slice() != &header[32..48] {
         return Err("VMA header checksum (MD5) mismatch".into());
     }
-    let uuid = header[8..24].to_vec();
-    let buf_off = be32(&header, 48) as usize;
-    let buf_size = be32(&header, 52) as usize;
+    Ok(header)
+}
+
+/// The header's blob buffer (offset, size), checked to lie inside the header.
+fn vma_blob_buffer(header: &[u8]) -> Result<(usize, usize), String> {
+    let buf_off = be32(header, 48) as usize;
+    let buf_size = be32(header, 52) as usize;
     if buf_off
         .checked_add(buf_size)
-        .is_none_or(|end| end > header_size)
+        .is_none_or(|end| end > header.len())
     {
         return Err("VMA blob buffer lies outside the header".into());
     }
+    Ok((buf_off, buf_size))
+}
+
+/// The config blobs (name and data each in the blob buffer); one must be qemu-server.conf.
+fn check_vma_configs(header: &[u8], (buf_off, buf_size): (usize, usize)) -> Result<(), String> {
     let mut configs = Vec::new();
     for i in 0..256 {
-        let name_p = be32(&header, 2044 + 4 * i) as usize;
-        let data_p = be32(&header, 3068 + 4 * i) as usize;
+        let name_p = be32(header, 2044 + 4 * i) as usize;
+        let data_p = be32(header, 3068 + 4 * i) as usize;
         if name_p == 0 {
             continue;
         }
-        let name = cstr(blob(&header, buf_off, buf_size, name_p)?)?;
-        blob(&header, buf_off, buf_size, data_p)?;
+        let name = cstr(blob(header, buf_off, buf_size, name_p)?)?;
+        blob(header, buf_off, buf_size, data_p)?;
         configs.push(name);
     }
     if !configs.iter().any(|c| c == "qemu-server.conf") {
         return Err("VMA holds no qemu-server.conf".into());
     }
-    // Devices: dev_id → (size, clusters seen).
-    let mut devices: Vec<Option<(u64, Seen)>> = vec![None; 256];
+    Ok(())
+}
+
+/// The device table: each named device's size, bounded by the format and by what we track.
+fn vma_devices(header: &[u8], (buf_off, buf_size): (usize, usize)) -> Result<VmaDevices, String> {
+    let mut devices: VmaDevices = vec![None; 256];
     let mut tracked = 0u64;
     for (id, dev) in devices.iter_mut().enumerate().skip(1) {
         let base = 4096 + 32 * id;
-        let name_p = be32(&header, base) as usize;
+        let name_p = be32(header, base) as usize;
         if name_p == 0 {
             continue;
         }
-        cstr(blob(&header, buf_off, buf_size, name_p)?)?;
-        let size = be64(&header, base + 8);
+        cstr(blob(header, buf_off, buf_size, name_p)?)?;
+        let size = be64(header, base + 8);
         if size > VMA_MAX_DEVICE {
             return Err(format!(
                 "VMA device {id} has an impossible size of {size} bytes (the format addresses {VMA_MAX_DEVICE} at most)"
@@ -308,63 +334,29 @@ fn check_vma(r: &mut dyn Read) -> Result<(), String> {
         }
         *dev = Some((size, Seen::new(clusters)));
     }
+    Ok(devices)
+}
+
+/// Every extent to the end of the archive: its header, its block map and its data's length.
+fn check_vma_extents(
+    r: &mut dyn Read,
+    uuid: &[u8],
+    devices: &mut VmaDevices,
+) -> Result<(), String> {
     let mut eh = [0u8; 512];
     let mut n_extent = 0u64;
     loop {
         // End of the archive exactly at an extent boundary.
         let got = read_full(r, &mut eh).map_err(explain)?;
         if got == 0 {
-            break;
+            return Ok(());
         }
         if got < 512 {
             return Err(format!("truncated in extent {n_extent} header"));
         }
-        if &eh[0..4] != b"VMAE" {
-            return Err(format!("extent {n_extent}: bad magic"));
-        }
-        if eh[4] != 0 || eh[5] != 0 {
-            return Err(format!("extent {n_extent}: reserved field set"));
-        }
-        if eh[8..24] != uuid[..] {
-            return Err(format!("extent {n_extent}: wrong UUID"));
-        }
-        let mut z = eh;
-        z[24..40].fill(0);
-        if Md5::digest(z).as_slice() != &eh[24..40] {
-            return Err(format!("extent {n_extent}: header checksum (MD5) mismatch"));
-        }
+        check_extent_header(&eh, uuid, n_extent)?;
         let block_count = u64::from(u16::from_be_bytes([eh[6], eh[7]]));
-        let mut bytes = 0u64;
-        for j in 0..59 {
-            let bi = be64(&eh, 40 + 8 * j);
-            let dev_id = ((bi >> 32) & 0xff) as usize;
-            if dev_id == 0 {
-                continue;
-            }
-            let mask = (bi >> 48) as u16;
-            let cluster = bi & 0xffff_ffff;
-            bytes += if mask == 0xffff {
-                CLUSTER
-            } else {
-                u64::from(mask.count_ones()) * 4096
-            };
-            let Some((_, seen)) = devices[dev_id].as_mut() else {
-                return Err(format!("extent {n_extent}: unknown device {dev_id}"));
-            };
-            match seen.set(cluster) {
-                None => {
-                    return Err(format!(
-                        "extent {n_extent}: cluster {cluster} beyond device {dev_id}"
-                    ));
-                }
-                Some(true) => {
-                    return Err(format!(
-                        "found duplicated cluster {cluster} of device {dev_id}"
-                    ));
-                }
-                Some(false) => {}
-            }
-        }
+        let bytes = mark_extent_clusters(&eh, devices, n_extent)?;
         if bytes != block_count * 4096 {
             return Err(format!(
                 "vma extent error - missing blocks (extent {n_extent})"
@@ -376,6 +368,70 @@ fn check_vma(r: &mut dyn Read) -> Result<(), String> {
         }
         n_extent += 1;
     }
+}
+
+/// An extent header's magic, reserved field, UUID (the archive's) and MD5.
+fn check_extent_header(eh: &[u8; 512], uuid: &[u8], n_extent: u64) -> Result<(), String> {
+    if &eh[0..4] != b"VMAE" {
+        return Err(format!("extent {n_extent}: bad magic"));
+    }
+    if eh[4] != 0 || eh[5] != 0 {
+        return Err(format!("extent {n_extent}: reserved field set"));
+    }
+    if eh[8..24] != uuid[..] {
+        return Err(format!("extent {n_extent}: wrong UUID"));
+    }
+    let mut z = *eh;
+    z[24..40].fill(0);
+    if Md5::digest(z).as_slice() != &eh[24..40] {
+        return Err(format!("extent {n_extent}: header checksum (MD5) mismatch"));
+    }
+    Ok(())
+}
+
+/// Marks the clusters of an extent's block map as seen (each once, within its device) and
+/// returns the bytes of data they say follow.
+fn mark_extent_clusters(
+    eh: &[u8; 512],
+    devices: &mut VmaDevices,
+    n_extent: u64,
+) -> Result<u64, String> {
+    let mut bytes = 0u64;
+    for j in 0..59 {
+        let bi = be64(eh, 40 + 8 * j);
+        let dev_id = ((bi >> 32) & 0xff) as usize;
+        if dev_id == 0 {
+            continue;
+        }
+        let mask = (bi >> 48) as u16;
+        let cluster = bi & 0xffff_ffff;
+        bytes += if mask == 0xffff {
+            CLUSTER
+        } else {
+            u64::from(mask.count_ones()) * 4096
+        };
+        let Some((_, seen)) = devices[dev_id].as_mut() else {
+            return Err(format!("extent {n_extent}: unknown device {dev_id}"));
+        };
+        match seen.set(cluster) {
+            None => {
+                return Err(format!(
+                    "extent {n_extent}: cluster {cluster} beyond device {dev_id}"
+                ));
+            }
+            Some(true) => {
+                return Err(format!(
+                    "found duplicated cluster {cluster} of device {dev_id}"
+                ));
+            }
+            Some(false) => {}
+        }
+    }
+    Ok(bytes)
+}
+
+/// Every cluster of every device was in some extent.
+fn check_vma_clusters(devices: &VmaDevices) -> Result<(), String> {
     for (id, dev) in devices.iter().enumerate() {
         if let Some((_, seen)) = dev
             && let Some(missing) = seen.first_missing()

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use pvedr::error::Result;
 use pvedr::plan::{Plan, StepId};
-use pvedr::pve::{GuestConfig, Kind};
+use pvedr::pve::{GuestConfig, Kind, Resource};
 use pvedr::records::{Restore, RestoreStatus, StepStatus, seconds_since};
 use pvedr::shell;
 use pvedr::transport::{RemoteCommand, Transport};
@@ -26,63 +26,12 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
     };
     rec.extra.insert("snapshot".into(), Value::from(snap));
     let mut plan = Plan::default();
-    let present = match guest::resources(ctx.t) {
-        Ok(p) => p,
-        Err(e) => {
-            return Ok(refused(
-                rec,
-                plan,
-                format!("{e}; nothing was changed"),
-                started,
-            ));
-        }
-    };
-    let Some(e) = present.get(&vmid).cloned() else {
-        return Ok(refused(
-            rec,
-            plan,
-            format!("guest {vmid} does not exist"),
-            started,
-        ));
+    let (e, storage) = match guest_to_roll_back(ctx, vmid, snap, &mut rec) {
+        Ok(g) => g,
+        Err(msg) => return Ok(refused(rec, plan, msg, started)),
     };
     let (lxc, node) = (e.r#type == Kind::Lxc, node_of(&e));
-    let (tool, id) = (tool_of(lxc), vmid.to_string());
-    rec.node = Some(node.into());
-    if let Some(msg) = missing_snapshot(ctx.t, node, lxc, vmid, snap) {
-        return Ok(refused(rec, plan, msg, started));
-    }
-    // A dry run shows the whole plan first, then says it needs --force.
-    if !ctx.cli.force && !ctx.cli.write.dry_run {
-        return Ok(refused(rec, plan, needs_force(vmid, snap), started));
-    }
-    let storage = match ctx.o.safety_storage.clone() {
-        Some(s) => s,
-        None => match crate::safety::storage_for(ctx.t, vmid, &e) {
-            Ok(s) => s,
-            Err(msg) => return Ok(refused(rec, plan, msg, started)),
-        },
-    };
-    let i_lock = plan.read(
-        "check-lock",
-        &id,
-        "a locked guest must not be touched",
-        Some(guest::at(node, lxc, vmid).config_cmd().argv),
-    );
-    let note = format!("pvedr safety point before rollback to {snap}");
-    let i_safety = plan.change(
-        "safety-point",
-        &id,
-        "a vzdump of the current state to come back to",
-        Some(guest::safety_point_cmd(&id, &storage, "snapshot", &note, 1)),
-    );
-    // A rollback stops the guest (pve-guest-common `AbstractConfig.pm` `snapshot_rollback`);
-    // `--start 1` brings a running one back up (qemu-server `API2/Qemu.pm`, pve-container
-    // `API2/LXC/Snapshot.pm` `rollback`).
-    let mut rb = argv(&[tool, "rollback", &id, snap]);
-    if e.running() {
-        rb.extend(argv(&["--start", "1"]));
-    }
-    let i_rb = plan.change("rollback", &id, "back to the snapshot", Some(rb));
+    let (i_lock, i_safety, i_rb) = plan_rollback(&mut plan, &e, snap, &storage);
     let t0 = Instant::now();
     let hop = match ctx.cluster.route(ctx.t, node) {
         Ok(h) => h,
@@ -92,31 +41,9 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         Some(h) => h.as_ref(),
         None => ctx.t,
     };
-    // A container's way back needs its storage: `pct restore` alone puts it on `local`.
-    let config = match guest::config(t, node, lxc, vmid) {
-        Ok(Ok(c)) => c,
-        Ok(Err(m)) => return Ok(refused(rec, plan, m, started)),
-        Err(e) => return Ok(refused(rec, plan, e.to_string(), started)),
-    };
-    let lock = config.lock.clone();
-    let ct_storage = config.rootfs_storage().filter(|_| lxc).map(str::to_string);
-    if let Some(l) = lock {
-        plan.finish(i_lock, StepStatus::Failed, format!("locked ({l})"), t0);
-        plan.skip_rest("refused");
-        return Ok(refused(
-            rec,
-            plan,
-            format!("guest {vmid} is locked ({l})"),
-            started,
-        ));
-    }
-    plan.finish(i_lock, StepStatus::Ok, "not locked", t0);
-    let target = match rollback_possible(ctx.t, node, lxc, vmid, snap, &config) {
-        Ok(s) => s,
-        Err(msg) => {
-            plan.skip_rest("refused");
-            return Ok(refused(rec, plan, msg, started));
-        }
+    let (ct_storage, target) = match check_guest(ctx, t, &mut plan, &e, snap, (i_lock, t0)) {
+        Ok(c) => c,
+        Err(msg) => return Ok(refused(rec, plan, msg, started)),
     };
     plan.print(&format!(
         "plan for rolling {vmid} back to '{snap}' on {node}:"
@@ -147,6 +74,100 @@ pub fn rollback(ctx: &Ctx, vmid: u64, snap: &str, node: &str) -> Result<Restore>
         running: e.running() || (!lxc && target.vmstate),
     };
     Ok(execute(t, rec, plan, &ids, started))
+}
+
+/// The guest (it exists, has the snapshot, --force is given) and the safety point's
+/// storage; `Err` is the refusal. `rec` gets the guest's node.
+fn guest_to_roll_back(
+    ctx: &Ctx,
+    vmid: u64,
+    snap: &str,
+    rec: &mut Restore,
+) -> std::result::Result<(Resource, String), String> {
+    let present = guest::resources(ctx.t).map_err(|e| format!("{e}; nothing was changed"))?;
+    let Some(e) = present.get(&vmid).cloned() else {
+        return Err(format!("guest {vmid} does not exist"));
+    };
+    let (lxc, node) = (e.r#type == Kind::Lxc, node_of(&e));
+    rec.node = Some(node.into());
+    if let Some(msg) = missing_snapshot(ctx.t, node, lxc, vmid, snap) {
+        return Err(msg);
+    }
+    // A dry run shows the whole plan first, then says it needs --force.
+    if !ctx.cli.force && !ctx.cli.write.dry_run {
+        return Err(needs_force(vmid, snap));
+    }
+    let storage = match ctx.o.safety_storage.clone() {
+        Some(s) => s,
+        None => crate::safety::storage_for(ctx.t, vmid, &e)?,
+    };
+    Ok((e, storage))
+}
+
+/// The steps: the lock check, the safety point, the rollback (their ids, in that order).
+fn plan_rollback(
+    plan: &mut Plan,
+    e: &Resource,
+    snap: &str,
+    storage: &str,
+) -> (StepId, StepId, StepId) {
+    let (lxc, node, vmid) = (e.r#type == Kind::Lxc, node_of(e), e.vmid);
+    let (tool, id) = (tool_of(lxc), vmid.to_string());
+    let i_lock = plan.read(
+        "check-lock",
+        &id,
+        "a locked guest must not be touched",
+        Some(guest::at(node, lxc, vmid).config_cmd().argv),
+    );
+    let note = format!("pvedr safety point before rollback to {snap}");
+    let i_safety = plan.change(
+        "safety-point",
+        &id,
+        "a vzdump of the current state to come back to",
+        Some(guest::safety_point_cmd(&id, storage, "snapshot", &note, 1)),
+    );
+    // A rollback stops the guest (pve-guest-common `AbstractConfig.pm` `snapshot_rollback`);
+    // `--start 1` brings a running one back up (qemu-server `API2/Qemu.pm`, pve-container
+    // `API2/LXC/Snapshot.pm` `rollback`).
+    let mut rb = argv(&[tool, "rollback", &id, snap]);
+    if e.running() {
+        rb.extend(argv(&["--start", "1"]));
+    }
+    let i_rb = plan.change("rollback", &id, "back to the snapshot", Some(rb));
+    (i_lock, i_safety, i_rb)
+}
+
+/// The lock check (step `i_lock`, begun at `t0`) and whether Proxmox would roll back:
+/// a container's storage for the way back and the snapshot; `Err` is the refusal.
+fn check_guest(
+    ctx: &Ctx,
+    t: &dyn Transport,
+    plan: &mut Plan,
+    e: &Resource,
+    snap: &str,
+    (i_lock, t0): (StepId, Instant),
+) -> std::result::Result<(Option<String>, guest::Snap), String> {
+    let (lxc, node, vmid) = (e.r#type == Kind::Lxc, node_of(e), e.vmid);
+    // A container's way back needs its storage: `pct restore` alone puts it on `local`.
+    let config = match guest::config(t, node, lxc, vmid) {
+        Ok(Ok(c)) => c,
+        Ok(Err(m)) => return Err(m),
+        Err(e) => return Err(e.to_string()),
+    };
+    let ct_storage = config.rootfs_storage().filter(|_| lxc).map(str::to_string);
+    if let Some(l) = config.lock.clone() {
+        plan.finish(i_lock, StepStatus::Failed, format!("locked ({l})"), t0);
+        plan.skip_rest("refused");
+        return Err(format!("guest {vmid} is locked ({l})"));
+    }
+    plan.finish(i_lock, StepStatus::Ok, "not locked", t0);
+    match rollback_possible(ctx.t, node, lxc, vmid, snap, &config) {
+        Ok(target) => Ok((ct_storage, target)),
+        Err(msg) => {
+            plan.skip_rest("refused");
+            Err(msg)
+        }
+    }
 }
 
 /// The snapshot, or why the rollback cannot be done, before the safety point: the snapshot

@@ -129,17 +129,7 @@ struct Job<'a> {
 /// everything else, connection failures included, ends up in the record.
 pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Restore> {
     let started = Instant::now();
-    // A file's format is its name's (what the archive test and qmrestore go by), whatever
-    // the record says; whether it is on PBS is the node's storage type (check_archive).
-    let file = b.volid.rsplit('/').next().unwrap_or_default();
-    if let Some(a) = pvedr::archive::parse(file) {
-        b.format = a.format;
-    }
-    // An offsite copy goes to --node or this node, not to the node it was taken on.
-    let offsite = crate::offsite::of(&b);
-    if offsite.is_some() {
-        b.node = None;
-    }
+    let offsite = from_name_and_place(&mut b);
     let node = ctx
         .o
         .node
@@ -154,100 +144,30 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         status: RestoreStatus::Planned,
         ..Default::default()
     };
-    let plan = Plan::default();
-    // A record's VMID is checked like a flag's (`"vmid": 5` must never reach qmrestore).
-    let vmid_ok = b.vmid.map_or(Ok(0), |v| validate::vmid(&v.to_string()));
-    if let Err(e) = vmid_ok
-        .and_then(|_| validate::node(&node))
-        .and_then(|_| validate::volid(&b.volid))
-        .and_then(|_| validate::storage_id(b.storage.as_deref().unwrap_or_default()))
-    {
-        return Ok(refused(rec, plan, e.to_string(), started));
-    }
-    if b.subtype != "qemu" && b.subtype != "lxc" {
-        // `unknown`: Proxmox could not type or date the name; qmrestore or pct is a guess.
-        let msg = format!(
-            "cannot restore a backup of subtype {}: Proxmox cannot tell a VM from a container by this name; rename it to vzdump-qemu-… or vzdump-lxc-… (with a valid date) first",
-            b.subtype
-        );
-        return Ok(refused(rec, plan, msg, started));
-    }
-    let present = match ctx.cache.guests(ctx.t) {
-        Ok(p) => p,
-        Err(e) => return Ok(failed_early(rec, plan, e, started)),
+    let chosen = match choose(ctx, &b, offsite, &node, &mut rec) {
+        Ok(c) => c,
+        Err(early) => return early.end(rec, started),
     };
-    let target = match select_target(ctx, &b, &present) {
-        Ok(t) => t,
-        Err(msg) => return Ok(refused(rec, plan, msg, started)),
-    };
-    rec.target_vmid = Some(target);
-    let existing = present.get(&target).cloned();
-    if let Some(e) = &existing {
-        rec.node = Some(node_of(e).into());
-        if let Err(msg) = check_overwrite(ctx, &b, target, e) {
-            return Ok(refused(rec, plan, msg, started));
-        }
-    }
-    let lxc = b.subtype == "lxc";
-    let streamed = match stream::prepare(ctx, offsite, lxc, existing.is_some()) {
-        Ok(s) => s,
-        Err(msg) => return Ok(refused(rec, plan, msg, started)),
-    };
-    if existing.is_none() && ctx.o.node.is_none() && b.node.is_none() && streamed.is_none() {
-        match choose_node(ctx, &b, &node) {
-            Ok(Ok(n)) => rec.node = Some(n),
-            Ok(Err(msg)) => return Ok(refused(rec, plan, msg, started)),
-            Err(e @ pvedr::Error::Usage(_)) => return Err(e),
-            Err(e) => return Ok(failed_early(rec, plan, e, started)),
-        }
-    }
     let on = rec.node.clone().unwrap_or(node);
     let hop = match ctx.cluster.route(ctx.t, &on) {
         Ok(h) => h,
-        Err(e) => return Ok(refused(rec, plan, e.to_string(), started)),
+        Err(e) => return Early::Refused(e.to_string()).end(rec, started),
     };
     let t: &dyn Transport = match &hop {
         Some(h) => h.as_ref(),
         None => ctx.t,
     };
-    let head = streamed.as_ref().and_then(|s| s.config.as_ref());
-    let remap = match remap_of(ctx, t, &b, &on, lxc, existing.is_some(), head) {
-        Ok(r) => r,
-        Err(e @ pvedr::Error::Usage(_)) => return Err(e),
-        Err(e) => return Ok(failed_early(rec, plan, e, started)),
+    let (target_storage, remap) = match placement(ctx, t, &b, &on, &chosen) {
+        Ok(p) => p,
+        Err(early) => return early.end(rec, started),
     };
-    let (target_storage, remap) = match remap {
-        Some((r, storages)) => (mapped_storage(&r, &storages)?, Some(r)),
-        None => (None, None),
-    };
-    let target_storage = match (&ctx.o.storage, lxc) {
-        _ if remap.is_some() => target_storage,
-        (Some(s), _) => Some(s.clone()),
-        (None, false) => None,
-        (None, true) => match (&streamed, existing.is_some()) {
-            (Some(s), false) => s.rootfs_storage.clone(),
-            _ => match ct_storage(ctx, t, &b, guest::at(&on, true, target), existing.is_some()) {
-                Ok(s) => Some(s),
-                Err(msg) => return Ok(refused(rec, plan, msg, started)),
-            },
-        },
-    };
-    if remap.is_none() && existing.is_none() && streamed.is_none() {
-        let checked = ctx
-            .cache
-            .archive_config(t, &on, &b.volid, lxc)
-            .and_then(|config| {
-                let (c, facts) = (pvedr::pve::Client::new(t), ctx.cache.facts(&on));
-                let default = target_storage.as_deref();
-                crate::remap::check_unmapped(&c, &facts, &b.volid, config, lxc, default)
-            });
-        match checked {
-            Ok(()) => {}
-            Err(e @ pvedr::Error::Usage(_)) => return Err(e),
-            Err(e) => return Ok(failed_early(rec, plan, e, started)),
-        }
-    }
     let storage = b.storage.clone().unwrap_or_default();
+    let Chosen {
+        target,
+        existing,
+        streamed,
+        lxc,
+    } = chosen;
     let mut job = Job {
         target_storage,
         remap,
@@ -256,7 +176,6 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         was_running: existing.as_ref().is_some_and(Resource::running),
         pool: existing.as_ref().and_then(|e| e.pool.clone()),
         streamed,
-        plan,
         ..Job::new(ctx, t, b, rec, started, lxc, target)
     };
     job.build_plan();
@@ -266,6 +185,25 @@ pub fn restore_one(ctx: &Ctx, mut b: Backup, default_node: &str) -> Result<Resto
         }
     }
     job.run()
+}
+
+/// The backup's format from its file's name, and its offsite origin (whose node is not
+/// where it goes).
+fn from_name_and_place(
+    b: &mut Backup,
+) -> Option<std::result::Result<crate::offsite::Offsite, String>> {
+    // A file's format is its name's (what the archive test and qmrestore go by), whatever
+    // the record says; whether it is on PBS is the node's storage type (check_archive).
+    let file = b.volid.rsplit('/').next().unwrap_or_default();
+    if let Some(a) = pvedr::archive::parse(file) {
+        b.format = a.format;
+    }
+    // An offsite copy goes to --node or this node, not to the node it was taken on.
+    let offsite = crate::offsite::of(b);
+    if offsite.is_some() {
+        b.node = None;
+    }
+    offsite
 }
 
 /// `--verify-only`: no restore. The guest as it is gets the verify phase alone: started

@@ -8,65 +8,88 @@ const WHY_LOSS: &str = "what the overwrite deletes that the backup and the safet
 
 impl Job<'_> {
     pub(super) fn build_plan(&mut self) {
-        let (tool, id, cli) = (self.tool(), self.id(), self.ctx.cli);
-        let back_cmd = self.back_cmd("<safety point>");
-        let p = &mut self.plan;
-        self.s.check = p.read(
+        self.s.check = self.plan.read(
             "check-archive",
             &self.b.volid,
             "test the archive on the node before anything changes",
             Some(pvedr::archive::test_command("<path>", &self.b.format)),
         );
         if self.overwrite {
-            let node = self.rec.node.clone().unwrap_or_default();
-            let at = guest::at(&node, self.lxc, self.target);
-            let vzdumps = pvedr::pve::active_tasks_cmd(&node, "vzdump");
-            // The checks an overwrite adds: (step, on, why, command).
-            let [lock, vzdump, loss] = [
-                ("check-lock", &id, WHY_LOCK, at.config_cmd()),
-                ("check-vzdump", &node, WHY_VZDUMP, vzdumps),
-                ("check-loss", &id, WHY_LOSS, at.snapshots_cmd()),
-            ]
-            .map(|(step, on, why, cmd)| Some(p.read(step, on, why, Some(cmd.argv))));
-            (self.s.lock, self.s.vzdump, self.s.loss) = (lock, vzdump, loss);
-            self.s.stop = Some(p.change(
+            self.plan_overwrite();
+        }
+        self.plan_restore();
+        self.plan_streamed();
+        self.plan_remap();
+        self.plan_after_restore();
+    }
+
+    /// What an overwrite adds before the restore: its checks, the stop, the safety point.
+    fn plan_overwrite(&mut self) {
+        let (tool, id) = (self.tool(), self.id());
+        let p = &mut self.plan;
+        let node = self.rec.node.clone().unwrap_or_default();
+        let at = guest::at(&node, self.lxc, self.target);
+        let vzdumps = pvedr::pve::active_tasks_cmd(&node, "vzdump");
+        // The checks an overwrite adds: (step, on, why, command).
+        let [lock, vzdump, loss] = [
+            ("check-lock", &id, WHY_LOCK, at.config_cmd()),
+            ("check-vzdump", &node, WHY_VZDUMP, vzdumps),
+            ("check-loss", &id, WHY_LOSS, at.snapshots_cmd()),
+        ]
+        .map(|(step, on, why, cmd)| Some(p.read(step, on, why, Some(cmd.argv))));
+        (self.s.lock, self.s.vzdump, self.s.loss) = (lock, vzdump, loss);
+        self.s.stop = Some(p.change(
+            "stop",
+            &id,
+            "stop the guest, only if it runs",
+            Some(argv(&[tool, "stop", &id])),
+        ));
+        let note = format!("pvedr safety point before restoring {}", self.b.volid);
+        let storage = self
+            .ctx
+            .o
+            .safety_storage
+            .clone()
+            .unwrap_or_else(|| self.storage.clone());
+        self.s.safety = Some(p.change(
+            "safety-point",
+            &id,
+            "a vzdump of the current guest to come back to; keep-all=1 so no retention deletes old archives (maybe the one being restored)",
+            Some(guest::safety_point_cmd(
+                &id,
+                &storage,
                 "stop",
+                &note,
+                SAFETY_LOCKWAIT_MIN,
+            )),
+        ));
+    }
+
+    /// The restore itself, and to a new VMID qmrestore's leftover should it fail.
+    fn plan_restore(&mut self) {
+        let id = self.id();
+        let (why, cmd) = (self.restore_why(), self.restore_argv());
+        self.s.restore = self.plan.change("restore", &id, &why, Some(cmd));
+        if !self.overwrite && !self.lxc && self.streamed.is_none() {
+            self.s.leftover = Some(self.plan.change(
+                "remove-leftover",
                 &id,
-                "stop the guest, only if it runs",
-                Some(argv(&[tool, "stop", &id])),
-            ));
-            let note = format!("pvedr safety point before restoring {}", self.b.volid);
-            let storage = self
-                .ctx
-                .o
-                .safety_storage
-                .clone()
-                .unwrap_or_else(|| self.storage.clone());
-            self.s.safety = Some(p.change(
-                "safety-point",
-                &id,
-                "a vzdump of the current guest to come back to; keep-all=1 so no retention deletes old archives (maybe the one being restored)",
-                Some(guest::safety_point_cmd(
-                    &id,
-                    &storage,
-                    "stop",
-                    &note,
-                    SAFETY_LOCKWAIT_MIN,
-                )),
+                "only if qmrestore fails: it leaves the new VM's config behind (pct restore cleans up); removed when it holds no volume",
+                Some(argv(&["qm", "destroy", &id])),
             ));
         }
-        let why = if self.overwrite {
-            "overwrite with the restore command's own --force (destroy --purge would silently drop the guest from backup jobs)"
-        } else {
-            "restore to a VMID that is free cluster-wide"
-        };
+    }
+
+    /// The restore command: from the archive or from the stream, a container's maps added.
+    fn restore_argv(&self) -> Vec<String> {
+        let unique = self.ctx.cli.unique;
         let mut cmd = match &self.streamed {
             Some(s) => s.restore_cmd(
                 self.lxc,
                 self.target,
                 self.overwrite,
                 self.target_storage.as_deref(),
-                cli.unique,
+                unique,
             ),
             None => restore_cmd(
                 self.lxc,
@@ -74,12 +97,23 @@ impl Job<'_> {
                 self.target,
                 self.overwrite,
                 self.target_storage.as_deref(),
-                cli.unique,
+                unique,
             ),
         };
         if let (Some(r), true) = (&self.remap, self.lxc) {
             cmd.extend(crate::remap::ct_args(r));
         }
+        cmd
+    }
+
+    /// Why the restore step does what it does: over the guest or to a free VMID, onto which
+    /// storage, in which pool.
+    fn restore_why(&self) -> String {
+        let why = if self.overwrite {
+            "overwrite with the restore command's own --force (destroy --purge would silently drop the guest from backup jobs)"
+        } else {
+            "restore to a VMID that is free cluster-wide"
+        };
         let mut why = match &self.target_storage {
             Some(s) => format!("{why}; every volume on storage {s}"),
             None => format!(
@@ -94,17 +128,14 @@ impl Job<'_> {
                 pvedr::msg::visible(pool)
             ));
         }
-        self.s.restore = p.change("restore", &id, &why, Some(cmd));
-        if !self.overwrite && !self.lxc && self.streamed.is_none() {
-            self.s.leftover = Some(p.change(
-                "remove-leftover",
-                &id,
-                "only if qmrestore fails: it leaves the new VM's config behind (pct restore cleans up); removed when it holds no volume",
-                Some(argv(&["qm", "destroy", &id])),
-            ));
-        }
-        self.plan_streamed();
-        self.plan_remap();
+        why
+    }
+
+    /// After the restore: a drill's isolation, the start, the probes, a drill's clean-up,
+    /// and an overwrite's rollback should any of it fail.
+    fn plan_after_restore(&mut self) {
+        let (tool, id, cli) = (self.tool(), self.id(), self.ctx.cli);
+        let back_cmd = self.back_cmd("<safety point>");
         let p = &mut self.plan;
         if cli.test {
             self.s.isolate = Some(p.change(

@@ -213,3 +213,146 @@ pub(super) fn mapped_storage(
         )),
     }
 }
+
+/// How a restore ends before its plan: refused or failed (both in the record), or a usage
+/// error that stops the whole run.
+pub(super) enum Early {
+    Refused(String),
+    Failed(pvedr::Error),
+    Stop(pvedr::Error),
+}
+
+impl Early {
+    /// A usage error stops the run; any other failure is the record's.
+    fn stop_on_usage(e: pvedr::Error) -> Self {
+        match e {
+            e @ pvedr::Error::Usage(_) => Early::Stop(e),
+            e => Early::Failed(e),
+        }
+    }
+
+    /// The record (nothing planned, nothing changed), or the error that stops the run.
+    pub(super) fn end(self, rec: Restore, started: Instant) -> Result<Restore> {
+        let plan = Plan::default();
+        match self {
+            Early::Refused(msg) => Ok(refused(rec, plan, msg, started)),
+            Early::Failed(e) => Ok(failed_early(rec, plan, e, started)),
+            Early::Stop(e) => Err(e),
+        }
+    }
+}
+
+/// What [`choose`] settled: the target VMID, the guest there, whether the archive streams.
+pub(super) struct Chosen {
+    pub(super) target: u64,
+    pub(super) existing: Option<Resource>,
+    pub(super) streamed: Option<stream::Streamed>,
+    pub(super) lxc: bool,
+}
+
+/// The record checked, the target chosen (with the refusals for it), the stream prepared
+/// and, for a new guest on no named node, the node: `rec` gets the target and the node.
+pub(super) fn choose(
+    ctx: &Ctx,
+    b: &Backup,
+    offsite: Option<std::result::Result<crate::offsite::Offsite, String>>,
+    node: &str,
+    rec: &mut Restore,
+) -> std::result::Result<Chosen, Early> {
+    check_record(b, node).map_err(Early::Refused)?;
+    let present = ctx.cache.guests(ctx.t).map_err(Early::Failed)?;
+    let target = select_target(ctx, b, &present).map_err(Early::Refused)?;
+    rec.target_vmid = Some(target);
+    let existing = present.get(&target).cloned();
+    if let Some(e) = &existing {
+        rec.node = Some(node_of(e).into());
+        check_overwrite(ctx, b, target, e).map_err(Early::Refused)?;
+    }
+    let lxc = b.subtype == "lxc";
+    let streamed =
+        stream::prepare(ctx, offsite, lxc, existing.is_some()).map_err(Early::Refused)?;
+    if existing.is_none() && ctx.o.node.is_none() && b.node.is_none() && streamed.is_none() {
+        match choose_node(ctx, b, node) {
+            Ok(Ok(n)) => rec.node = Some(n),
+            Ok(Err(msg)) => return Err(Early::Refused(msg)),
+            Err(e) => return Err(Early::stop_on_usage(e)),
+        }
+    }
+    Ok(Chosen {
+        target,
+        existing,
+        streamed,
+        lxc,
+    })
+}
+
+/// The record's values checked like flags, and a subtype Proxmox can restore.
+fn check_record(b: &Backup, node: &str) -> std::result::Result<(), String> {
+    // A record's VMID is checked like a flag's (`"vmid": 5` must never reach qmrestore).
+    let vmid_ok = b.vmid.map_or(Ok(0), |v| validate::vmid(&v.to_string()));
+    vmid_ok
+        .and_then(|_| validate::node(node))
+        .and_then(|_| validate::volid(&b.volid))
+        .and_then(|_| validate::storage_id(b.storage.as_deref().unwrap_or_default()))
+        .map_err(|e| e.to_string())?;
+    if b.subtype != "qemu" && b.subtype != "lxc" {
+        // `unknown`: Proxmox could not type or date the name; qmrestore or pct is a guess.
+        return Err(format!(
+            "cannot restore a backup of subtype {}: Proxmox cannot tell a VM from a container by this name; rename it to vzdump-qemu-… or vzdump-lxc-… (with a valid date) first",
+            b.subtype
+        ));
+    }
+    Ok(())
+}
+
+/// Where the volumes go (`target_storage`) and the maps placed on node `on`: the mapped
+/// storages, else `--storage`, else for a container where its root file system is or was.
+pub(super) fn placement(
+    ctx: &Ctx,
+    t: &dyn Transport,
+    b: &Backup,
+    on: &str,
+    c: &Chosen,
+) -> std::result::Result<(Option<String>, Option<Remap>), Early> {
+    let overwrite = c.existing.is_some();
+    let head = c.streamed.as_ref().and_then(|s| s.config.as_ref());
+    let remap = remap_of(ctx, t, b, on, c.lxc, overwrite, head).map_err(Early::stop_on_usage)?;
+    let (target_storage, remap) = match remap {
+        Some((r, storages)) => (mapped_storage(&r, &storages).map_err(Early::Stop)?, Some(r)),
+        None => (None, None),
+    };
+    let target_storage = match (&ctx.o.storage, c.lxc) {
+        _ if remap.is_some() => target_storage,
+        (Some(s), _) => Some(s.clone()),
+        (None, false) => None,
+        (None, true) => match (&c.streamed, overwrite) {
+            (Some(s), false) => s.rootfs_storage.clone(),
+            _ => Some(
+                ct_storage(ctx, t, b, guest::at(on, true, c.target), overwrite)
+                    .map_err(Early::Refused)?,
+            ),
+        },
+    };
+    if remap.is_none() && !overwrite && c.streamed.is_none() {
+        check_unmapped(ctx, t, b, on, c.lxc, target_storage.as_deref())
+            .map_err(Early::stop_on_usage)?;
+    }
+    Ok((target_storage, remap))
+}
+
+/// Without maps, a new guest's disks and NICs checked against node `on` before any change.
+fn check_unmapped(
+    ctx: &Ctx,
+    t: &dyn Transport,
+    b: &Backup,
+    on: &str,
+    lxc: bool,
+    default: Option<&str>,
+) -> Result<()> {
+    ctx.cache
+        .archive_config(t, on, &b.volid, lxc)
+        .and_then(|config| {
+            let (c, facts) = (pvedr::pve::Client::new(t), ctx.cache.facts(on));
+            crate::remap::check_unmapped(&c, &facts, &b.volid, config, lxc, default)
+        })
+}
